@@ -1,0 +1,31 @@
+"""AdvertiseX: an ad-event data platform.
+
+Takes ad impressions (JSON), clicks and conversions (CSV) and real-time-bidding bid
+requests (Avro), lands them durably, turns them into clean, deduplicated Iceberg
+tables, and answers questions over them with DuckDB.
+
+The Python API is the facade the CLI is built on::
+
+    import advertisex
+    ax = advertisex.open()            # reads advertisex.toml / ADVERTISEX_* variables
+    ax.ingest(["partner-drop/"])      # copy files into the landing zone
+    ax.process()                      # landing -> curated tables
+    ax.query("select count(*) from curated.impressions")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from advertisex.api import AdvertiseX
+
+
+def open(**overrides: Any) -> AdvertiseX:  # noqa: A001 - mirrors the usual `open()` facade idiom
+    """Open the platform with the configuration in force (toml, environment, overrides)."""
+    from advertisex.api import AdvertiseX
+    from advertisex.config import load_settings
+
+    return AdvertiseX(load_settings(**overrides))

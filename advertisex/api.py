@@ -1,0 +1,70 @@
+"""The Python API: one object that the CLI (and any embedding program) drives.
+
+    >>> import advertisex
+    >>> ax = advertisex.open(data_dir="/tmp/adx")      # doctest: +SKIP
+    >>> ax.ingest(["drop/"]); ax.process()             # doctest: +SKIP
+    >>> ax.query("select count(*) n from curated.impressions").to_pylist()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+
+from advertisex.config import Settings
+from advertisex.landing.zone import IngestResult, LandingZone, expand_paths
+from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
+
+
+class AdvertiseX:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def landing(self) -> LandingZone:
+        return LandingZone(self.settings.landing_dir)
+
+    @cached_property
+    def lake(self):  # type: ignore[no-untyped-def]
+        from advertisex.lake.tables import Lake
+
+        return Lake(self.settings)
+
+    @property
+    def runner(self) -> EmbeddedRunner:
+        return EmbeddedRunner(self.settings, self.lake, self.landing)
+
+    # ------------------------------------------------------------------ verbs
+    def ingest(
+        self, paths: Iterable[str], source: str | None = None, progress: Progress | None = None
+    ) -> list[IngestResult]:
+        """Copy files (folders, globs) into the landing zone; already-landed bytes are no-ops."""
+        files = expand_paths(paths)
+        results = []
+        for i, path in enumerate(files, start=1):
+            results.append(self.landing.ingest_file(path, source))
+            if progress:
+                progress("ingest", i, len(files))
+        return results
+
+    def process(self, progress: Progress | None = None) -> ProcessReport:
+        """Process every pending landing segment into the curated tables."""
+        return self.runner.process(progress)
+
+    def query(self, sql: str) -> pa.Table:
+        """Read-only SQL over the tables (DuckDB dialect)."""
+        from advertisex.lake.query import QueryEngine
+
+        return QueryEngine(self.lake).query(sql)
+
+    def report_campaigns(self, start: date | None = None, end: date | None = None) -> pa.Table:
+        from advertisex.reports import campaigns
+
+        return campaigns.campaign_days(self, start, end)
+
+    def data_location(self) -> Path:
+        return self.settings.data_dir.resolve()

@@ -1,0 +1,54 @@
+"""The ``advertisex`` console script: a thin Typer app over the Python API.
+
+Each verb group lives in its own module with a ``register(app)`` function; heavy
+libraries are imported inside commands so ``advertisex --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from advertisex.errors import AdvertiseXError
+
+app = typer.Typer(
+    name="advertisex",
+    help="AdvertiseX: ad-event intake, clean tables, reports and monitors on one machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Verb modules, in the order they appear in --help. Each defines register(app).
+VERB_MODULES = [
+    "advertisex.cli.generate",
+    "advertisex.cli.pipeline",
+    "advertisex.cli.query",
+    "advertisex.cli.demo",
+]
+
+for _name in VERB_MODULES:
+    try:
+        importlib.import_module(_name).register(app)
+    except ModuleNotFoundError as _missing:  # a verb module still being written
+        if _missing.name != _name:
+            raise
+
+
+def main() -> None:
+    """Entry point: run the app, turning our own errors into a message and exit code 2."""
+    try:
+        app()
+    except AdvertiseXError as error:
+        from advertisex.cli.output import console
+
+        console(stderr=True).print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Bits every CLI verb shares: opening the platform, the --format option, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+
+from advertisex.cli.output import Format
+
+FormatOption = typer.Option(Format.table, "--format", "-f", help="Output: table (human), json or csv.")
+
+
+def open_platform() -> Any:
+    import advertisex
+
+    return advertisex.open()
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields a ``(stage, done, total)`` callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advertisex.cli.output import console
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {stage}", completed=done, total=total)
+
+        yield update

@@ -1,0 +1,106 @@
+"""Verbs that move data: ``ingest``, ``process``, ``report``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import typer
+
+from advertisex.cli.common import FormatOption, open_platform, progress_bar
+from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+from advertisex.errors import UserInputError
+
+SOURCE_HELP = "Force the source (impressions, clicks or bids) instead of detecting it."
+
+report_app = typer.Typer(help="Campaign and pipeline reports.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(process)
+    app.add_typer(report_app, name="report")
+
+
+def ingest(
+    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or quoted globs."),
+    source: str | None = typer.Option(None, "--source", "-s", help=SOURCE_HELP),
+    fmt: Format = FormatOption,
+) -> None:
+    """Copy event files into the landing zone. The same bytes twice land once."""
+    if source is not None and source not in ("impressions", "clicks", "bids"):
+        raise UserInputError(f"unknown source {source!r}", hint="use --source impressions, clicks or bids")
+    ax = open_platform()
+    with progress_bar(fmt is Format.table, "ingest") as progress:
+        results = ax.ingest(paths, source, progress)
+    rows = [
+        {"path": r.path, "status": r.status, "source": r.source, "segment": r.segment,
+         "bytes": r.bytes, "detail": r.detail}
+        for r in results
+    ]
+    if fmt is not Format.table:
+        print_rows(rows, fmt)
+        return
+    print_rows(rows, fmt, title="ingest", columns=["path", "status", "source", "bytes", "detail"])
+    counts = {s: sum(r.status == s for r in results) for s in ("landed", "already", "skipped")}
+    print_message(
+        f"{counts['landed']} landed, {counts['already']} already ingested (no-op), "
+        f"{counts['skipped']} skipped. Next: [bold]advertisex process[/]"
+    )
+
+
+def process(fmt: Format = FormatOption) -> None:
+    """Process every pending landing file into the curated tables."""
+    ax = open_platform()
+    with progress_bar(fmt is Format.table, "process") as progress:
+        report = ax.process(progress)
+    print_accounting(report, fmt)
+
+
+def print_accounting(report: Any, fmt: Format) -> None:
+    rows = [
+        {
+            "source": a.source, "files": a.files, "records_in": a.records_in, "accepted": a.accepted,
+            "quarantined": a.quarantined, "filtered": a.filtered, "duplicates": a.duplicates,
+            "conflicts": a.conflicts, "balanced": a.balanced,
+        }
+        for a in report.accounts.values()
+    ]
+    if fmt is Format.json:
+        tables: dict[str, int] = {}
+        for a in report.accounts.values():
+            tables.update(a.by_table)
+        print_json({"batches": report.batches, "segments": report.segments,
+                    "seconds": round(report.seconds, 3), "sources": rows, "tables": tables})
+        return
+    if not rows:
+        if fmt is Format.table:
+            print_message("nothing pending: every landed file is already processed.")
+        else:
+            print_rows([], fmt, columns=["source"])
+        return
+    print_rows(rows, fmt, title=f"processed {report.segments} files in {report.seconds:.1f} s")
+    if fmt is Format.table:
+        rate = report.records_in / report.seconds if report.seconds else 0
+        print_message(f"{report.records_in:,} records, {rate:,.0f} records/s; every record accounted for.")
+
+
+@report_app.command("campaigns")
+def report_campaigns(
+    start: str | None = typer.Option(None, "--from", help="First day (YYYY-MM-DD), inclusive."),
+    end: str | None = typer.Option(None, "--to", help="Last day (YYYY-MM-DD), inclusive."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Per campaign and day: impressions, unique users, clicks, conversions, CTR, CR, spend."""
+    ax = open_platform()
+    table = ax.report_campaigns(_day(start, "--from"), _day(end, "--to"))
+    print_rows(table_rows(table), fmt, title="campaigns by day", columns=table.column_names)
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise UserInputError(f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20") from e

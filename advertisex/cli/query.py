@@ -1,0 +1,22 @@
+"""``advertisex query "SQL"``: read-only DuckDB SQL over the tables."""
+
+from __future__ import annotations
+
+import typer
+
+from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.output import Format, print_rows, table_rows
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(query)
+
+
+def query(
+    sql: str = typer.Argument(..., help="SQL (DuckDB dialect), e.g. \"select count(*) from curated.impressions\"."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Run read-only SQL over curated.*, ops.* tables. Statements that write are refused."""
+    ax = open_platform()
+    table = ax.query(sql)
+    print_rows(table_rows(table), fmt, columns=table.column_names)

@@ -1,0 +1,56 @@
+"""One error hierarchy. Each class says whether retrying the same thing can help.
+
+Messages are written for the person who hit the error: what was wrong, where, and
+what to do about it. The CLI prints ``str(error)`` and exits non-zero; the HTTP layer
+maps ``code`` and ``http_status`` onto its JSON error body.
+"""
+
+from __future__ import annotations
+
+
+class AdvertiseXError(Exception):
+    """Base class. ``retryable`` tells callers whether trying again may succeed."""
+
+    code = "error"
+    retryable = False
+    http_status = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  → {self.hint}" if self.hint else self.message
+
+
+class UserInputError(AdvertiseXError):
+    """The request, file, argument or SQL is wrong; the same input will fail again."""
+
+    code = "bad_input"
+    http_status = 400
+
+
+class ConfigError(UserInputError):
+    code = "bad_config"
+
+
+class ReadOnlyQueryError(UserInputError):
+    code = "read_only"
+
+
+class NotFoundError(UserInputError):
+    code = "not_found"
+    http_status = 404
+
+
+class TransientError(AdvertiseXError):
+    """I/O hiccup, a catalog commit that lost a race, a full queue: retry with backoff."""
+
+    code = "unavailable"
+    retryable = True
+    http_status = 503
+
+
+class CommitConflictError(TransientError):
+    code = "commit_conflict"

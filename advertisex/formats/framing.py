@@ -1,0 +1,28 @@
+"""Shared shape of a framed landing file: one row per record, its raw text and position.
+
+Decoders (bytes → Arrow) all return a table with at least these columns, so kernels
+can treat every source alike when they quarantine: the raw text and the position are
+what a person needs to find and fix the record.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+RAW = "raw"
+POSITION = "source_position"
+# Set by a decoder when it could not frame a record at all (e.g. corrupt Avro tail);
+# null for records that framed. Kernels turn it into a quarantine reason.
+FRAME_ERROR = "frame_error"
+
+BOM = b"\xef\xbb\xbf"
+
+
+def empty_frame(extra: dict[str, pa.DataType] | None = None) -> pa.Table:
+    fields = [pa.field(RAW, pa.string()), pa.field(POSITION, pa.int64()), pa.field(FRAME_ERROR, pa.string())]
+    fields += [pa.field(name, t) for name, t in (extra or {}).items()]
+    return pa.schema(fields).empty_table()
+
+
+def strip_bom(data: bytes) -> bytes:
+    return data[3:] if data.startswith(BOM) else data

@@ -1,0 +1,285 @@
+"""Standardize + validate: framed records → canonical columns, each with all its reasons.
+
+Pure: Arrow in, Arrow out (DuckDB as the vectorized engine). Every input row comes
+out exactly once, carrying ``reasons`` (empty when the record is good) so the caller
+can split accepted from quarantined without losing any. Ids: a record without its
+source's event id gets ``fp-`` + MD5 of its normalized payload, so the same event
+sent twice — even with a different timestamp spelling — gets the same id.
+``payload_hash`` distinguishes a retry (same hash) from a conflicting repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+from advertisex.formats.jsonfmt import expand_concatenated
+from advertisex.kernels import engine
+from advertisex.kernels.timestamps import checks_sql, parse_text_sql
+from advertisex.model.contracts import (
+    BID_REQUIRED,
+    CLICK_REQUIRED,
+    EVENT_TYPES,
+    IMPRESSION_FIELDS,
+    IMPRESSION_REQUIRED,
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The validation settings a batch is checked against, fixed for the whole batch."""
+
+    now: datetime
+    future_skew: timedelta = timedelta(minutes=5)
+    max_age: timedelta | None = None
+
+    def params(self) -> dict[str, object]:
+        return {
+            "future_limit": self.now + self.future_skew,
+            "oldest": (self.now - self.max_age) if self.max_age else None,
+        }
+
+
+# Normalized text of the event time, part of every payload hash.
+_TIME_TEXT = "epoch_us(event_time)"
+
+
+def _reasons(conditions: list[tuple[str, str]]) -> str:
+    """SQL building the list of reasons whose condition holds."""
+    items = ", ".join(f"CASE WHEN {cond} THEN '{code}' END" for cond, code in conditions)
+    return f"list_filter([{items}], lambda r: r IS NOT NULL)"
+
+
+def _missing(fields: tuple[str, ...], guard: str) -> list[tuple[str, str]]:
+    return [(f"{guard} AND {f} IS NULL", f"required_missing:{f}") for f in fields if f != "timestamp"] + [
+        (f"{guard} AND ts_text IS NULL", "required_missing:timestamp")
+    ]
+
+
+def _payload(columns: list[str]) -> str:
+    return "concat_ws('\x1f', " + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\x00')" for c in columns) + ")"
+
+
+def _text(expr: str) -> str:
+    return f"nullif(trim({expr}), '')"
+
+
+# ---------------------------------------------------------------- impressions
+
+_IMP_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in IMPRESSION_FIELDS) + "}"
+_IMP_NULL_PATCH = "{" + ", ".join(f'"{f}": null' for f in IMPRESSION_FIELDS) + "}"
+_IMP_PAYLOAD = [
+    "event_time_text", "ad_creative_id", "campaign_id", "user_id", "website", "placement",
+    "device_type", "user_agent", "ip", "country", "cost", "auction_id", "extras",
+]
+
+
+def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
+    """Framed JSON records (raw, source_file, source_position, frame_error) → canonical rows.
+
+    >>> import pyarrow as pa
+    >>> from datetime import datetime, UTC
+    >>> rows = standardize_impressions(pa.table({"raw": ['{"timestamp": 0}'], "source_file": ["f"],
+    ...     "source_position": [1], "frame_error": pa.nulls(1, pa.string())}), Rules(datetime.now(UTC)))
+    >>> rows.column("reasons").to_pylist()[0][:1]
+    ['required_missing:ad_creative_id']
+    """
+    frame = _expand_concatenated_if_any(frame)
+    is_obj = "is_obj"
+    typed_strings = ["given_id", "ad_creative_id", "campaign_id", "user_id", "website"]
+    reasons = (
+        "list_concat("
+        "CASE WHEN frame_error IS NOT NULL THEN [split_part(frame_error, ':', 1)] ELSE [] END, "
+        + _reasons(
+            [
+                ("frame_error IS NULL AND NOT is_json", "json_invalid"),
+                ("is_json AND NOT is_obj", "json_not_object"),
+                *_missing(IMPRESSION_REQUIRED, is_obj),
+                *[(f"{is_obj} AND (starts_with({f}, '{{') OR starts_with({f}, '['))", f"type_invalid:{f.replace('given_id', 'impression_id')}")
+                  for f in typed_strings],
+                ("cost_text IS NOT NULL AND cost IS NULL", "number_invalid:cost"),
+                ("cost < 0", "negative_value:cost"),
+                *checks_sql("event_time", "ts_text IS NOT NULL"),
+            ]
+        )
+        + ")"
+    )
+    known_count = " + ".join(f"(j.{f} IS NOT NULL)::INT" for f in IMPRESSION_FIELDS)
+    query = f"""
+    WITH f AS (
+      SELECT *, json_valid(raw) AS is_json FROM frame
+    ), o AS (
+      SELECT *, coalesce(CASE WHEN is_json THEN json_type(raw) = 'OBJECT' END, false) AS is_obj FROM f
+    ), j AS (
+      SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
+    ), s AS (
+      SELECT source_file, source_position, raw, frame_error, is_json, is_obj,
+        {_text('j.impression_id')} AS given_id,
+        {_text('j.timestamp')} AS ts_text,
+        {_text('j.ad_creative_id')} AS ad_creative_id,
+        {_text('j.campaign_id')} AS campaign_id,
+        {_text('j.user_id')} AS user_id,
+        {_text('j.website')} AS website,
+        lower({_text('j.placement')}) AS placement,
+        lower({_text('j.device_type')}) AS device_type,
+        {_text('j.user_agent')} AS user_agent,
+        {_text('j.ip')} AS ip,
+        upper({_text('j.country')}) AS country,
+        {_text('j.cost')} AS cost_text,
+        try_cast({_text('j.cost')} AS DOUBLE) AS cost,
+        {_text('j.auction_id')} AS auction_id,
+        CASE WHEN is_obj AND len(json_keys(raw)) > ({known_count})
+             THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
+      FROM j
+    ), t AS (
+      SELECT *, {parse_text_sql('ts_text')}::TIMESTAMPTZ AS event_time FROM s
+    ), r AS (
+      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
+    )
+    SELECT
+      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_IMP_PAYLOAD)}) END) AS impression_id,
+      event_time, ad_creative_id, campaign_id, user_id, website, placement, device_type,
+      user_agent, ip, country, cost, auction_id, extras,
+      left(md5({_payload(['given_id', *_IMP_PAYLOAD])}), 16) AS payload_hash,
+      source_file, source_position, raw, frame_error, reasons
+    FROM r
+    """
+    return engine.run(query, rules.params(), frame=frame)
+
+
+def _expand_concatenated_if_any(frame: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    invalid = pc.invert(pc.fill_null(_json_valid(frame), False))
+    if not pc.any(invalid).as_py():
+        return frame
+    bad = frame.filter(invalid)
+    expanded = expand_concatenated(bad.select(["raw", "source_position", "frame_error"]))
+    if expanded.num_rows == bad.num_rows:
+        return frame
+    # Re-attach the source file (the only other column a frame carries) and keep order.
+    files = dict(zip(bad.column("source_position").to_pylist(), bad.column("source_file").to_pylist(), strict=False))
+    expanded = expanded.append_column(
+        "source_file", pa.array([files[p] for p in expanded.column("source_position").to_pylist()], pa.string())
+    )
+    good = frame.filter(pc.invert(invalid)).select(expanded.column_names)
+    merged = pa.concat_tables([good, expanded.cast(good.schema)])
+    return merged.sort_by([("source_file", "ascending"), ("source_position", "ascending")])
+
+
+def _json_valid(frame: pa.Table) -> pa.ChunkedArray:
+    return engine.run("SELECT json_valid(raw) AS ok FROM frame", frame=frame.select(["raw"])).column("ok")
+
+
+# ---------------------------------------------------------------- clicks & conversions
+
+_CLICK_PAYLOAD = [
+    "event_time_text", "user_id", "campaign_id", "event_type", "impression_id", "ad_creative_id",
+    "conversion_type", "conversion_value", "currency", "extras",
+]
+
+
+def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
+    """Framed CSV rows (text columns per field) → canonical click/conversion rows with reasons."""
+    ok = "frame_error IS NULL"
+    reasons = (
+        "list_concat("
+        "CASE WHEN frame_error IS NOT NULL THEN [split_part(frame_error, ':', 1)] ELSE [] END, "
+        + _reasons(
+            [
+                *_missing(CLICK_REQUIRED, ok),
+                (f"{ok} AND event_type IS NOT NULL AND event_type NOT IN {tuple(EVENT_TYPES)}",
+                 "event_type_invalid"),
+                ("value_text IS NOT NULL AND conversion_value IS NULL", "number_invalid:conversion_value"),
+                ("conversion_value < 0", "negative_value:conversion_value"),
+                *checks_sql("event_time", "ts_text IS NOT NULL"),
+            ]
+        )
+        + ")"
+    )
+    query = f"""
+    WITH s AS (
+      SELECT source_file, source_position, raw, frame_error, extras,
+        event_id AS given_id, timestamp AS ts_text, user_id, campaign_id,
+        lower(event_type) AS event_type, impression_id, ad_creative_id,
+        lower(conversion_type) AS conversion_type,
+        conversion_value AS value_text, try_cast(conversion_value AS DOUBLE) AS conversion_value,
+        upper(currency) AS currency
+      FROM frame
+    ), t AS (
+      SELECT *, {parse_text_sql('ts_text')}::TIMESTAMPTZ AS event_time FROM s
+    ), r AS (
+      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
+    )
+    SELECT
+      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_CLICK_PAYLOAD)}) END) AS event_id,
+      event_type, event_time, user_id, campaign_id, ad_creative_id, impression_id,
+      conversion_type, conversion_value, currency, extras,
+      left(md5({_payload(['given_id', *_CLICK_PAYLOAD])}), 16) AS payload_hash,
+      source_file, source_position, raw, frame_error, reasons
+    FROM r
+    """
+    return engine.run(query, rules.params(), frame=frame)
+
+
+# ---------------------------------------------------------------- bid requests
+
+_BID_PAYLOAD = [
+    "exchange", "event_time_text", "user_id", "site_domain", "device_type", "country",
+    "floor_price", "targeting_text", "bid_price", "campaign_id", "ad_creative_id", "extras",
+]
+
+
+def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
+    """Decoded Avro columns → canonical bid-request rows with reasons.
+
+    Bids always carry ``auction_id`` (required), so no fingerprint ids here; the raw
+    text of a rejected record is its JSON rendering, built only for rejected rows.
+    """
+    ts_type = frame.schema.field("timestamp").type
+    event_time = (
+        "timestamp::TIMESTAMPTZ" if pa.types.is_timestamp(ts_type) else parse_text_sql("timestamp")
+    )
+    ts_text = "CAST(timestamp AS VARCHAR)"
+    ok = "frame_error IS NULL"
+    reasons = (
+        "list_concat("
+        "CASE WHEN frame_error IS NOT NULL THEN [split_part(frame_error, ':', 1)] ELSE [] END, "
+        + _reasons(
+            [
+                *_missing(BID_REQUIRED, ok),
+                ("floor_price < 0", "negative_value:floor_price"),
+                ("bid_price < 0", "negative_value:bid_price"),
+                *checks_sql("event_time", "ts_text IS NOT NULL"),
+            ]
+        )
+        + ")"
+    )
+    record_json = (
+        "to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
+        "device_type, country, floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id))"
+    )
+    query = f"""
+    WITH s AS (
+      SELECT source_file, source_position, raw, frame_error, extras,
+        {_text('auction_id')} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
+        {_text('user_id')} AS user_id, lower({_text('exchange')}) AS exchange,
+        lower({_text('site_domain')}) AS site_domain, lower({_text('device_type')}) AS device_type,
+        upper({_text('country')}) AS country, floor_price, ad_targeting, bid_price,
+        {_text('campaign_id')} AS campaign_id, {_text('ad_creative_id')} AS ad_creative_id
+      FROM frame
+    ), r AS (
+      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text,
+        CAST(ad_targeting AS VARCHAR) AS targeting_text FROM s
+    )
+    SELECT auction_id, exchange, event_time, user_id, site_domain, device_type, country,
+      floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id, extras,
+      left(md5({_payload(['auction_id', *_BID_PAYLOAD])}), 16) AS payload_hash,
+      source_file, source_position,
+      CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw,
+      frame_error, reasons
+    FROM r
+    """
+    return engine.run(query, rules.params(), frame=frame)

@@ -1,0 +1,37 @@
+"""SQL for turning any accepted timestamp form into UTC ``timestamp[us]``.
+
+Accepted: ISO-8601 with or without offset (without means UTC — the connection's time
+zone is UTC), and epoch seconds, milliseconds or microseconds, told apart by
+magnitude (the same instant in 2001–2286 is 10 digits in s, 13 in ms, 16 in µs).
+"""
+
+from __future__ import annotations
+
+# Magnitude bounds: below 1e11 is seconds (up to year 5138), below 1e14 milliseconds,
+# below 1e17 microseconds; anything larger is read as nanoseconds.
+_EPOCH = """CASE
+      WHEN abs({n}) < 1e11 THEN to_timestamp({n})
+      WHEN abs({n}) < 1e14 THEN to_timestamp({n} / 1e3)
+      WHEN abs({n}) < 1e17 THEN to_timestamp({n} / 1e6)
+      ELSE to_timestamp({n} / 1e9) END"""
+
+
+def parse_text_sql(column: str) -> str:
+    """SQL expression: text column → TIMESTAMPTZ, NULL when it is no timestamp."""
+    number = f"try_cast({column} AS DOUBLE)"
+    return (
+        f"CASE WHEN {number} IS NOT NULL THEN try({_EPOCH.format(n=number)}) "
+        f"ELSE try_cast({column} AS TIMESTAMPTZ) END"
+    )
+
+
+def checks_sql(event_time: str, raw_present: str) -> list[tuple[str, str]]:
+    """(condition, reason) pairs for timestamp validation; ``$now``-relative bounds are params.
+
+    The query binds ``$future_limit`` and ``$oldest`` (NULL disables the age check).
+    """
+    return [
+        (f"{raw_present} AND {event_time} IS NULL", "timestamp_invalid"),
+        (f"{event_time} > $future_limit", "timestamp_in_future"),
+        (f"$oldest IS NOT NULL AND {event_time} < $oldest", "timestamp_too_old"),
+    ]

@@ -1,0 +1,136 @@
+"""The Iceberg catalog, with one extra power: commit several tables as one transaction.
+
+pyiceberg's SQL catalog commits one table at a time. A batch writes up to six tables
+(curated tables, quarantine, ops.batches) and marks its landing segments done, and
+DESIGN.md promises that all of it happens or none of it does. ``AtomicSqlCatalog``
+stages each table's new metadata file exactly as pyiceberg does, but defers the
+pointer swap; at the end of the group every swap and the segment checkpoint rows are
+written in one SQL transaction (SQLite here, PostgreSQL at scale). A crash before
+that transaction leaves only unreferenced metadata files behind; a crash after it
+leaves a complete batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.table import CommitTableResponse, Table
+from sqlalchemy import Column, Integer, MetaData, String, Table as SqlTable, insert, select, update
+from sqlalchemy.orm import Session
+
+from advertisex.errors import CommitConflictError
+
+# Landing segments already committed, with the batch that committed them. Lives in the
+# catalog database so that marking a segment done shares the batch's transaction.
+_meta = MetaData()
+SEGMENTS = SqlTable(
+    "advertisex_segments",
+    _meta,
+    Column("segment", String(1024), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("committed_at", String(40), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    segment: str
+    source: str
+    batch_id: str
+    records: int
+    bytes: int
+    committed_at: str
+
+
+@dataclass
+class _Staged:
+    namespace: str
+    table_name: str
+    previous: str
+    new: str
+
+
+class AtomicSqlCatalog(SqlCatalog):
+    """A SqlCatalog whose commits can be grouped into one catalog transaction."""
+
+    def __init__(self, name: str, **properties: Any) -> None:
+        super().__init__(name, **properties)
+        _meta.create_all(self.engine)
+        self._group: list[_Staged] | None = None
+
+    @contextlib.contextmanager
+    def atomic(self, segments: list[SegmentDone]) -> Iterator[None]:
+        """Stage every table commit made inside; publish them and ``segments`` together."""
+        if self._group is not None:
+            raise RuntimeError("atomic groups do not nest")
+        self._group = []
+        try:
+            yield
+            staged, self._group = self._group, None
+            self._publish(staged, segments)
+        finally:
+            self._group = None
+
+    def _publish(self, staged: list[_Staged], segments: list[SegmentDone]) -> None:
+        with Session(self.engine) as session, session.begin():
+            for s in staged:
+                result = session.execute(
+                    update(IcebergTables)
+                    .where(
+                        IcebergTables.catalog_name == self.name,
+                        IcebergTables.table_namespace == s.namespace,
+                        IcebergTables.table_name == s.table_name,
+                        IcebergTables.metadata_location == s.previous,
+                    )
+                    .values(metadata_location=s.new, previous_metadata_location=s.previous)
+                )
+                if result.rowcount < 1:
+                    raise CommitConflictError(
+                        f"table {s.namespace}.{s.table_name} was changed by another process",
+                        hint="another processor is running on the same data; run one at a time",
+                    )
+            if segments:
+                session.execute(insert(SEGMENTS), [s.__dict__ for s in segments])
+
+    def commit_table(self, table: Table, requirements: Any, updates: Any) -> CommitTableResponse:
+        if self._group is None:
+            return super().commit_table(table, requirements, updates)
+        identifier = table.name()
+        namespace = Catalog.namespace_to_string(Catalog.namespace_from(identifier))
+        table_name = Catalog.table_name_from(identifier)
+        if any(s.namespace == namespace and s.table_name == table_name for s in self._group):
+            raise RuntimeError(f"{namespace}.{table_name} committed twice in one atomic group")
+        try:
+            current = self.load_table(identifier)
+        except NoSuchTableError as e:
+            raise CommitFailedException(f"table {namespace}.{table_name} does not exist") from e
+        staged = self._update_and_stage_table(current, identifier, requirements, updates)
+        self._write_metadata(
+            metadata=staged.metadata, io=staged.io, metadata_path=staged.metadata_location
+        )
+        self._group.append(_Staged(namespace, table_name, current.metadata_location, staged.metadata_location))
+        return CommitTableResponse(metadata=staged.metadata, metadata_location=staged.metadata_location)
+
+    def done_segments(self, source: str | None = None) -> set[str]:
+        query = select(SEGMENTS.c.segment)
+        if source:
+            query = query.where(SEGMENTS.c.source == source)
+        with Session(self.engine) as session:
+            return {row[0] for row in session.execute(query)}
+
+    def forget_segments(self, segments: list[str]) -> None:
+        """Mark segments pending again (used by ``replay`` after it empties the tables)."""
+        from sqlalchemy import delete
+
+        with Session(self.engine) as session, session.begin():
+            for chunk in range(0, len(segments), 500):
+                session.execute(delete(SEGMENTS).where(SEGMENTS.c.segment.in_(segments[chunk : chunk + 500])))

@@ -1,0 +1,148 @@
+"""The lake: AdvertiseX's Iceberg tables on the configured catalog and warehouse.
+
+Creates the tables on first use (partitioned by event day, sorted by campaign and
+time), appends Arrow data in atomic multi-table batches, and lists the data files a
+query engine needs to read a table's current snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+from advertisex.model.schemas import TABLES, TableSpec
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from advertisex.config import Settings
+
+
+class Lake:
+    """Tables by qualified name (``curated.impressions``), created on first open."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.catalog_uri.startswith("sqlite:///"):
+            Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if settings.warehouse_uri.startswith("file://"):
+            Path(settings.warehouse_uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        self.catalog = AtomicSqlCatalog(
+            settings.lake.catalog_name,
+            uri=settings.catalog_uri,
+            warehouse=settings.warehouse_uri,
+        )
+        self._tables: dict[str, Table] = {}
+
+    # ------------------------------------------------------------------ tables
+    def table(self, name: str) -> Table:
+        """The Iceberg table ``name``, created with its spec if it does not exist yet."""
+        cached = self._tables.get(name)
+        if cached is not None:
+            return cached
+        spec = TABLES[name]
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+
+        try:
+            table = self.catalog.load_table(name)
+        except NoSuchTableError:
+            with contextlib.suppress(NamespaceAlreadyExistsError):
+                self.catalog.create_namespace(spec.namespace)
+            table = self._create(spec)
+        self._tables[name] = table
+        return table
+
+    def _create(self, spec: TableSpec) -> Table:
+        from pyiceberg.exceptions import TableAlreadyExistsError
+        from pyiceberg.transforms import DayTransform
+
+        try:
+            table = self.catalog.create_table(
+                spec.qualified,
+                schema=spec.schema,
+                properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
+            )
+        except TableAlreadyExistsError:  # another process created it first
+            return self.catalog.load_table(spec.qualified)
+        if spec.partition_by_day:
+            with table.update_spec() as update:
+                update.add_field(spec.partition_by_day, DayTransform(), f"{spec.partition_by_day}_day")
+        if spec.sort_by:
+            with table.update_sort_order() as order:
+                for column in spec.sort_by:
+                    order.asc(column, _identity())
+        return table
+
+    def refresh(self) -> None:
+        self._tables.clear()
+
+    def ensure_all(self) -> None:
+        for name in TABLES:
+            self.table(name)
+
+    # ------------------------------------------------------------------ writes
+    def commit_batch(
+        self,
+        appends: Mapping[str, pa.Table],
+        segments: list[SegmentDone],
+        properties: dict[str, str],
+    ) -> None:
+        """Append every non-empty table and mark ``segments`` done, all or nothing."""
+        tables = {name: self.table(name) for name, data in appends.items() if data.num_rows}
+        with self.catalog.atomic(segments):
+            for name, table in tables.items():
+                data = _conform(appends[name], TABLES[name].schema)
+                table.append(data, snapshot_properties=properties)
+        self.refresh()
+
+    # ------------------------------------------------------------------ reads
+    def data_files(self, name: str) -> list[str]:
+        """Local paths (or URLs) of the Parquet files making up the current snapshot."""
+        table = self.table(name)
+        if table.current_snapshot() is None:
+            return []
+        files = []
+        for task in table.scan().plan_files():
+            if task.delete_files:
+                raise RuntimeError(f"{name} has delete files; read it through pyiceberg instead")
+            files.append(_local(task.file.file_path))
+        return files
+
+    def read(self, name: str, row_filter: Any = None, fields: tuple[str, ...] = ("*",)) -> pa.Table:
+        """Read (part of) a table into Arrow through pyiceberg's scan."""
+        from pyiceberg.expressions import AlwaysTrue
+
+        table = self.table(name)
+        if table.current_snapshot() is None:
+            schema = TABLES[name].schema
+            if fields != ("*",):
+                schema = pa.schema([schema.field(f) for f in fields])
+            return schema.empty_table()
+        return table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields).to_arrow()
+
+    def done_segments(self, source: str | None = None) -> set[str]:
+        return self.catalog.done_segments(source)
+
+    def snapshots(self, name: str) -> Iterator[Any]:
+        yield from self.table(name).snapshots()
+
+
+def _identity() -> Any:
+    from pyiceberg.transforms import IdentityTransform
+
+    return IdentityTransform()
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and order columns as the table schema has them (types cast where they differ)."""
+    data = data.select(schema.names)
+    return data.cast(schema) if data.schema != schema else data
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://") if path.startswith("file://") else path

@@ -1,0 +1,46 @@
+"""Tell which source a file belongs to, from its name and first bytes.
+
+Extensions decide when they are unambiguous; otherwise the content does: an Avro
+container's magic bytes, a JSON object or array with impression fields, a CSV header
+naming event fields. Files that look like none of them (the generator's truth.json,
+a dimension CSV) are not events and are reported as skipped, never guessed.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from advertisex.formats.framing import strip_bom
+
+SOURCES = ("impressions", "clicks", "bids")
+_IMPRESSION_HINTS = (b'"ad_creative_id"', b'"impression_id"', b'"website"')
+_CLICK_HINTS = ("event_type",)
+
+
+def detect_source(path: Path, head: bytes) -> str | None:
+    """The source of a file whose first bytes are ``head``; None if it is not an event file."""
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            head = gzip.decompress(head)
+        except (OSError, EOFError):
+            head = _partial_gunzip(head)
+    head = strip_bom(head)
+    if head.startswith(b"Obj\x01"):
+        return "bids"
+    stripped = head.lstrip()
+    if stripped.startswith((b"{", b"[")):
+        return "impressions" if any(h in head for h in _IMPRESSION_HINTS) else None
+    first_line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace").lower()
+    if any(h in first_line for h in _CLICK_HINTS) and "user_id" in first_line:
+        return "clicks"
+    return None
+
+
+def _partial_gunzip(data: bytes) -> bytes:
+    import zlib
+
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+    except zlib.error:
+        return b""

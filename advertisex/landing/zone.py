@@ -1,0 +1,158 @@
+"""The landing zone: immutable segment files per source, the processor's only input.
+
+Layout: ``<landing>/<source>/<YYYY-MM-DD>/<HH>/<segment>``. A segment name starts with
+its UTC landing time, so name order is arrival order. Segments are written to a
+temporary name, fsync'd, then renamed into place: a visible segment is complete
+(sealed). Batch-ingested files are also indexed by content hash, so ingesting the
+same bytes twice lands them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from advertisex.errors import UserInputError
+from advertisex.landing.detect import SOURCES, detect_source
+from advertisex.util.timeutil import utcnow
+
+_EXTENSIONS = {"impressions": ".ndjson", "clicks": ".csv", "bids": ".avro"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    source: str
+    name: str  # path relative to the landing root, with forward slashes
+    size: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    path: str
+    status: str  # landed | already | skipped
+    source: str | None = None
+    segment: str | None = None
+    detail: str | None = None
+    bytes: int = 0
+
+
+class LandingZone:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # ------------------------------------------------------------------ writing
+    def write_segment(
+        self,
+        source: str,
+        data: bytes,
+        *,
+        label: str = "",
+        at: datetime | None = None,
+        fsync: bool = True,
+    ) -> Segment:
+        """Write ``data`` as a new sealed segment of ``source`` and return it."""
+        if source not in SOURCES:
+            raise UserInputError(f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}")
+        at = at or utcnow()
+        stamp = at.strftime("%Y%m%dT%H%M%S%fZ")
+        label = label or secrets.token_hex(6)
+        relative = f"{source}/{at:%Y-%m-%d}/{at:%H}/{stamp}-{label}{_EXTENSIONS[source]}"
+        final = self.root / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name("." + final.name + ".tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        if fsync:
+            _fsync_dir(final.parent)
+        return Segment(source, relative, len(data))
+
+    def ingest_file(self, path: Path, source: str | None = None) -> IngestResult:
+        """Copy one file into the landing zone (no-op when the same bytes landed before)."""
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        if not data.strip():
+            return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
+        detected = source or detect_source(path, data[:65536])
+        if detected is None:
+            return IngestResult(
+                str(path), "skipped",
+                detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
+                "pass --source if it is one",
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        marker = self.root / "_index" / digest[:2] / digest
+        if marker.exists():
+            return IngestResult(str(path), "already", detected, marker.read_text().strip(), bytes=len(data))
+        segment = self.write_segment(detected, data, label=f"file-{digest[:16]}")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(segment.name + "\n")
+        return IngestResult(str(path), "landed", detected, segment.name, bytes=len(data))
+
+    # ------------------------------------------------------------------ reading
+    def segments(self, sources: Iterable[str] = SOURCES) -> list[Segment]:
+        """Every sealed segment of the given sources, in arrival order."""
+        found: list[Segment] = []
+        for source in sources:
+            base = self.root / source
+            if not base.is_dir():
+                continue
+            for directory, _, files in os.walk(base):
+                for name in files:
+                    if name.startswith("."):
+                        continue  # a segment still being written
+                    full = Path(directory) / name
+                    relative = full.relative_to(self.root).as_posix()
+                    found.append(Segment(source, relative, full.stat().st_size))
+        return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
+
+    def read(self, segment: Segment) -> bytes:
+        return (self.root / segment.name).read_bytes()
+
+    def quarantine_file(self, segment: Segment, reason: str) -> Path:
+        """Move an unreadable segment aside (kept, never deleted) so it blocks nothing."""
+        target = self.root / "_unreadable" / segment.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.root / segment.name, target)
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
+        return target
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    """Files named directly, every file under a folder (recursively), or a glob's matches."""
+    import glob
+
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(raw, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise UserInputError(
+                    f"no such file, folder or matching glob: {raw}",
+                    hint="check the path; quote globs so the shell passes them through",
+                )
+            files.extend(matches)
+    return files
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

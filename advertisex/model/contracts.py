@@ -1,0 +1,31 @@
+"""Source contracts: which input fields each source knows, their aliases, and required ones.
+
+The decoders and the standardize kernels read these; nothing else hard-codes field names.
+"""
+
+from __future__ import annotations
+
+IMPRESSION_FIELDS = (
+    "impression_id", "timestamp", "ad_creative_id", "campaign_id", "user_id", "website",
+    "placement", "device_type", "user_agent", "ip", "country", "cost", "auction_id",
+)
+IMPRESSION_REQUIRED = ("timestamp", "ad_creative_id", "user_id", "website")
+
+CLICK_FIELDS = (
+    "event_id", "timestamp", "user_id", "campaign_id", "event_type", "impression_id",
+    "ad_creative_id", "conversion_type", "conversion_value", "currency",
+)
+CLICK_REQUIRED = ("timestamp", "user_id", "campaign_id", "event_type")
+CLICK_ALIASES = {
+    "event_timestamp": "timestamp",
+    "ad_campaign_id": "campaign_id",
+    "click_id": "event_id",
+    "conversion_id": "event_id",
+}
+EVENT_TYPES = ("click", "conversion")
+
+BID_FIELDS = (
+    "auction_id", "timestamp", "user_id", "exchange", "site_domain", "device_type", "country",
+    "floor_price", "ad_targeting", "bid_price", "campaign_id", "ad_creative_id",
+)
+BID_REQUIRED = ("auction_id", "timestamp", "user_id")

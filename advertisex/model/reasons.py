@@ -1,0 +1,82 @@
+"""The catalogue of quarantine reason codes. Stable strings: dashboards and replays key on them.
+
+A reason is written ``code`` or ``code:field`` (e.g. ``required_missing:user_id``), so a
+record that fails several rules carries all of them. ``docs/reasons.md`` is generated
+from this catalogue (``python -m advertisex.model.reasons``) so it cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    sources: tuple[str, ...]
+    meaning: str
+    fix: str
+
+
+_ALL = ("impressions", "clicks", "bids")
+
+CATALOGUE: dict[str, Reason] = {
+    r.code: r
+    for r in [
+        Reason("json_invalid", ("impressions",), "The record is not valid JSON.",
+               "Fix the producer's serializer; one JSON object per line (NDJSON) or a JSON array."),
+        Reason("json_not_object", ("impressions",), "The record is valid JSON but not an object.",
+               "Send one JSON object per impression."),
+        Reason("csv_column_count", ("clicks",), "The CSV row has more or fewer fields than the header.",
+               "Quote fields that contain the delimiter; keep every row as wide as the header."),
+        Reason("csv_header_missing", ("clicks",), "The CSV file has no recognisable header row.",
+               "Start the file with a header naming the columns (timestamp,user_id,campaign_id,event_type,…)."),
+        Reason("avro_unreadable", ("bids",), "Bytes could not be decoded as Avro (truncated or corrupt block).",
+               "Re-send the file; the records before the damage were kept."),
+        Reason("encoding_invalid", _ALL, "The bytes are not valid UTF-8.",
+               "Write UTF-8 text."),
+        Reason("required_missing", _ALL, "A required field is absent or empty (the field is named).",
+               "Always send the field named after the colon."),
+        Reason("type_invalid", _ALL, "A field has the wrong type, e.g. an object where text is expected.",
+               "Send the field as the type the source contract gives."),
+        Reason("number_invalid", _ALL, "A numeric field is not a number.",
+               "Send prices and values as numbers (a dot as decimal separator)."),
+        Reason("negative_value", _ALL, "A price or value is negative.",
+               "Prices, costs and conversion values are never negative."),
+        Reason("timestamp_invalid", _ALL,
+               "The timestamp is neither ISO-8601 nor epoch seconds/milliseconds/microseconds.",
+               "Send ISO-8601 (e.g. 2026-11-20T13:04:05.123Z) or epoch milliseconds."),
+        Reason("timestamp_in_future", _ALL,
+               "The event time is further in the future than the allowed clock skew.",
+               "Check the producer's clock and time zone; times without an offset are read as UTC."),
+        Reason("timestamp_too_old", _ALL, "The event time is older than the configured maximum age.",
+               "Raise processor.max_event_age_days if this backfill is intended."),
+        Reason("event_type_invalid", ("clicks",), "event_type is neither 'click' nor 'conversion'.",
+               "Use event_type click or conversion."),
+    ]
+}
+
+
+def reason(code: str, field: str | None = None) -> str:
+    """Build a reason string, checking the code is catalogued (a typo must fail loudly)."""
+    if code not in CATALOGUE:
+        raise KeyError(f"unknown reason code {code!r}")
+    return f"{code}:{field}" if field else code
+
+
+def markdown() -> str:
+    lines = [
+        "# Quarantine reason codes",
+        "",
+        "Generated from `advertisex/model/reasons.py` by `python -m advertisex.model.reasons`; do not edit.",
+        "",
+        "| code | sources | meaning | what to do |",
+        "|---|---|---|---|",
+    ]
+    for r in CATALOGUE.values():
+        lines.append(f"| `{r.code}` | {', '.join(r.sources)} | {r.meaning} | {r.fix} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,163 @@
+"""Canonical Arrow schemas of every table AdvertiseX writes, and the sources feeding them.
+
+One definition serves the kernels (which produce these columns), the lake (which
+creates Iceberg tables from them) and the docs. Times are UTC microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+# Lineage columns every curated row carries: when and from where it entered.
+LINEAGE = [
+    pa.field("ingest_time", TS, nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_position", pa.int64(), nullable=False),
+    pa.field("batch_id", pa.string(), nullable=False),
+]
+
+# Unknown producer fields are kept as a JSON object text, never dropped.
+EXTRAS = pa.field("extras", pa.string())
+# Hash of the normalized payload: equal for a retry, different for a conflicting repeat.
+PAYLOAD_HASH = pa.field("payload_hash", pa.string(), nullable=False)
+
+IMPRESSIONS = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("ad_creative_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string()),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("website", pa.string(), nullable=False),
+        pa.field("placement", pa.string()),
+        pa.field("device_type", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("ip", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("auction_id", pa.string()),
+        EXTRAS,
+        PAYLOAD_HASH,
+        *LINEAGE,
+    ]
+)
+
+CLICKS = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("ad_creative_id", pa.string()),
+        pa.field("impression_id", pa.string()),
+        EXTRAS,
+        PAYLOAD_HASH,
+        *LINEAGE,
+    ]
+)
+
+CONVERSIONS = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("ad_creative_id", pa.string()),
+        pa.field("impression_id", pa.string()),
+        pa.field("conversion_type", pa.string()),
+        pa.field("conversion_value", pa.float64()),
+        pa.field("currency", pa.string()),
+        EXTRAS,
+        PAYLOAD_HASH,
+        *LINEAGE,
+    ]
+)
+
+BID_REQUESTS = pa.schema(
+    [
+        pa.field("auction_id", pa.string(), nullable=False),
+        pa.field("exchange", pa.string()),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("site_domain", pa.string()),
+        pa.field("device_type", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("floor_price", pa.float64()),
+        pa.field("ad_targeting", pa.map_(pa.string(), pa.string())),
+        pa.field("bid_price", pa.float64()),
+        pa.field("campaign_id", pa.string()),
+        pa.field("ad_creative_id", pa.string()),
+        EXTRAS,
+        PAYLOAD_HASH,
+        *LINEAGE,
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("reasons", pa.list_(pa.string()), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("event_time", TS),
+        *LINEAGE,
+    ]
+)
+
+BATCHES = pa.schema(
+    [
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("started_at", TS, nullable=False),
+        pa.field("committed_at", TS, nullable=False),
+        pa.field("files", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("records_in", pa.int64(), nullable=False),
+        pa.field("accepted", pa.int64(), nullable=False),
+        pa.field("quarantined", pa.int64(), nullable=False),
+        pa.field("filtered", pa.int64(), nullable=False),
+        pa.field("duplicates", pa.int64(), nullable=False),
+        pa.field("conflicts", pa.int64(), nullable=False),
+        pa.field("segments", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table AdvertiseX owns: its name, schema, id column and how it is laid out."""
+
+    namespace: str
+    name: str
+    schema: pa.Schema
+    id_column: str | None = None
+    partition_by_day: str | None = "event_time"
+    sort_by: tuple[str, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.qualified: spec
+    for spec in [
+        TableSpec("curated", "impressions", IMPRESSIONS, "impression_id", sort_by=("campaign_id", "event_time")),
+        TableSpec("curated", "clicks", CLICKS, "event_id", sort_by=("campaign_id", "event_time")),
+        TableSpec("curated", "conversions", CONVERSIONS, "event_id", sort_by=("campaign_id", "event_time")),
+        TableSpec("curated", "bid_requests", BID_REQUESTS, "auction_id", sort_by=("campaign_id", "event_time")),
+        TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
+        TableSpec("ops", "batches", BATCHES, None, partition_by_day=None),
+    ]
+}
+
+# Landing sources (what arrives) → curated tables each one feeds.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "impressions": ("curated.impressions",),
+    "clicks": ("curated.clicks", "curated.conversions"),
+    "bids": ("curated.bid_requests",),
+}

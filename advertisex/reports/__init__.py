@@ -1,0 +1,1 @@
+"""Reports: named questions over the tables, answered with DuckDB."""

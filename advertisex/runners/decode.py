@@ -1,0 +1,60 @@
+"""Read landing segments and frame them with the decoder of their source.
+
+This is the I/O edge in front of the kernels: bytes come off the landing zone, are
+un-gzipped when needed, framed to Arrow, and tagged with where they came from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from advertisex.formats.avrofmt import frame_avro
+from advertisex.formats.csvfmt import frame_csv
+from advertisex.formats.jsonfmt import frame_json
+from advertisex.landing.zone import Segment
+
+DECODERS: dict[str, Callable[[bytes], pa.Table]] = {
+    "impressions": frame_json,
+    "clicks": frame_csv,
+    "bids": frame_avro,
+}
+
+
+def segment_time(segment: Segment) -> datetime:
+    """The landing time encoded at the start of a segment's file name."""
+    stamp = segment.name.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
+    """Decompressed bytes (or the input), plus an error text for a broken gzip stream."""
+    if not data.startswith(b"\x1f\x8b"):
+        return data, None
+    try:
+        return gzip.decompress(data), None
+    except (OSError, EOFError, zlib.error) as error:
+        partial = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            salvaged = partial.decompress(data)
+        except zlib.error:
+            salvaged = b""
+        return salvaged, f"gzip stream damaged ({error}); decoded the readable part"
+
+
+def frame_segment(segment: Segment, data: bytes) -> pa.Table:
+    """Frame one segment's bytes and add its lineage (file name, landing time)."""
+    data, _ = gunzip_if_needed(data)
+    frame = DECODERS[segment.source](data)
+    n = frame.num_rows
+    frame = frame.append_column("source_file", pa.array([segment.name] * n, pa.string()))
+    return frame.append_column(
+        "ingest_time", pa.array([segment_time(segment)] * n, pa.timestamp("us", tz="UTC"))
+    )

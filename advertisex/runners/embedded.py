@@ -1,0 +1,188 @@
+"""The embedded runner: pending landing segments → kernels in-process → one atomic commit.
+
+Batches are cut from pending segments in arrival order, bounded by bytes and record
+estimates; each batch's id is derived from its segments, so a batch re-run after a
+crash is the same batch. The batch's tables, its ``ops.batches`` rows and the
+"segment done" marks are committed in one catalog transaction (see lake.catalog):
+killing the process at any instant leaves either the whole batch or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+from advertisex.config import Settings
+from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.kernels.standardize import Rules
+from advertisex.lake.catalog import SegmentDone
+from advertisex.lake.tables import Lake
+from advertisex.landing.zone import LandingZone, Segment
+from advertisex.model.schemas import BATCHES
+from advertisex.runners.batch import SourceAccount, process_source
+from advertisex.runners.decode import frame_segment
+from advertisex.util.timeutil import utcnow
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class ProcessReport:
+    batches: list[str] = field(default_factory=list)
+    accounts: dict[str, SourceAccount] = field(default_factory=dict)
+    segments: int = 0
+    seconds: float = 0.0
+
+    def add(self, account: SourceAccount) -> None:
+        total = self.accounts.setdefault(account.source, SourceAccount(account.source))
+        for name in ("files", "bytes", "records_in", "accepted", "quarantined", "filtered", "duplicates", "conflicts"):
+            setattr(total, name, getattr(total, name) + getattr(account, name))
+        for table, n in account.by_table.items():
+            total.by_table[table] = total.by_table.get(table, 0) + n
+
+    @property
+    def records_in(self) -> int:
+        return sum(a.records_in for a in self.accounts.values())
+
+
+class EmbeddedRunner:
+    def __init__(self, settings: Settings, lake: Lake, landing: LandingZone) -> None:
+        self.settings = settings
+        self.lake = lake
+        self.landing = landing
+
+    def pending(self) -> list[Segment]:
+        done = self.lake.done_segments()
+        return [s for s in self.landing.segments() if s.name not in done]
+
+    def plan(self, pending: list[Segment]) -> list[list[Segment]]:
+        """Cut pending segments into batches of at most ``batch_max_bytes``."""
+        limit = self.settings.processor.batch_max_bytes
+        batches: list[list[Segment]] = []
+        current: list[Segment] = []
+        size = 0
+        for segment in pending:
+            if current and size + segment.size > limit:
+                batches.append(current)
+                current, size = [], 0
+            current.append(segment)
+            size += segment.size
+        if current:
+            batches.append(current)
+        return batches
+
+    def process(self, progress: Progress | None = None, now: datetime | None = None) -> ProcessReport:
+        """Process everything pending now; returns the accounting of what happened."""
+        started = time.perf_counter()
+        report = ProcessReport()
+        pending = self.pending()
+        for batch in self.plan(pending):
+            accounts, batch_id = self.run_batch(batch, progress, now)
+            report.batches.append(batch_id)
+            report.segments += len(batch)
+            for account in accounts.values():
+                report.add(account)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def run_batch(
+        self, segments: list[Segment], progress: Progress | None = None, now: datetime | None = None
+    ) -> tuple[dict[str, SourceAccount], str]:
+        started_at = utcnow()
+        batch_id = batch_id_for(segments)
+        rules = Rules(
+            now=now or started_at,
+            future_skew=timedelta(seconds=self.settings.processor.future_skew_seconds),
+            max_age=timedelta(days=d) if (d := self.settings.processor.max_event_age_days) else None,
+        )
+        appends: dict[str, list[pa.Table]] = {}
+        accounts: dict[str, SourceAccount] = {}
+        by_source: dict[str, list[Segment]] = {}
+        for segment in segments:
+            by_source.setdefault(segment.source, []).append(segment)
+        done = 0
+        records: dict[str, int] = {}
+        for source, group in by_source.items():
+            frames = []
+            for segment in group:
+                frames.append(frame_segment(segment, self.landing.read(segment)))
+                records[segment.name] = frames[-1].num_rows
+                done += 1
+                if progress:
+                    progress("read", done, len(segments))
+            frame = pa.concat_tables(frames, promote_options="permissive")
+            tables, account = process_source(source, frame, rules, batch_id, self._seen)
+            account.files = len(group)
+            account.bytes = sum(s.size for s in group)
+            accounts[source] = account
+            for name, table in tables.items():
+                appends.setdefault(name, []).append(table)
+        committed_at = utcnow()
+        merged = {name: pa.concat_tables(parts) for name, parts in appends.items()}
+        merged["ops.batches"] = _batch_rows(batch_id, accounts, by_source, started_at, committed_at)
+        marks = [
+            SegmentDone(s.name, s.source, batch_id, records[s.name], s.size, committed_at.isoformat())
+            for s in segments
+        ]
+        if progress:
+            progress("commit", done, len(segments))
+        self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
+        return accounts, batch_id
+
+    def _seen(self, table_name: str, candidates: pa.Table) -> pa.Table | None:
+        """Committed keys whose event time lies within the dedupe horizon of the candidates."""
+        if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
+            return None
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+        import pyarrow.compute as pc
+
+        horizon = timedelta(days=self.settings.processor.dedupe_horizon_days)
+        bounds = pc.min_max(candidates.column("event_time")).as_py()
+        low, high = bounds["min"] - horizon, bounds["max"] + horizon
+        row_filter = And(
+            GreaterThanOrEqual("event_time", low.isoformat()),
+            LessThanOrEqual("event_time", high.isoformat()),
+        )
+        seen = self.lake.read(table_name, row_filter, SEEN_COLUMNS[table_name])
+        return seen if seen.num_rows else None
+
+
+def batch_id_for(segments: list[Segment]) -> str:
+    """Deterministic: the same segments make the same batch id, before and after a crash."""
+    digest = hashlib.sha256("\n".join(s.name for s in segments).encode()).hexdigest()[:12]
+    first = segments[0].name.rsplit("/", 1)[-1].split("-", 1)[0]
+    return f"{first}-{digest}"
+
+
+def _batch_rows(
+    batch_id: str,
+    accounts: dict[str, SourceAccount],
+    segments: dict[str, list[Segment]],
+    started_at: datetime,
+    committed_at: datetime,
+) -> pa.Table:
+    rows = [
+        {
+            "batch_id": batch_id,
+            "source": a.source,
+            "started_at": started_at,
+            "committed_at": committed_at,
+            "files": a.files,
+            "bytes": a.bytes,
+            "records_in": a.records_in,
+            "accepted": a.accepted,
+            "quarantined": a.quarantined,
+            "filtered": a.filtered,
+            "duplicates": a.duplicates,
+            "conflicts": a.conflicts,
+            "segments": [s.name for s in segments[a.source]],
+        }
+        for a in accounts.values()
+    ]
+    return pa.Table.from_pylist(rows, schema=BATCHES)

@@ -1,0 +1,216 @@
+"""The synthetic world: campaigns with creatives and budgets, websites, users and bots.
+
+Everything is drawn once from the seeded generator and kept as numpy index arrays plus
+small string vocabularies; events later pick indices and gather strings in bulk.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from advertisex.synth import catalog as cat
+from advertisex.synth.clock import Window
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+N_CAMPAIGNS = 20
+N_BOT_USERS = 8
+BOT_CTR = 0.03  # click-spam crawlers "click" more often than people do
+
+
+@dataclass(frozen=True)
+class World:
+    """Index arrays describing who and what can appear in events."""
+
+    campaigns: pl.DataFrame  # dims/campaigns.csv
+    creatives: pl.DataFrame  # dims/creatives.csv
+    campaign_weight: np.ndarray  # share of traffic per campaign
+    campaign_cpm: np.ndarray  # typical clearing CPM per campaign
+    campaign_cvr: np.ndarray  # conversions per click
+    campaign_goal: np.ndarray  # index into CONVERSION_TYPES
+    campaign_currency: np.ndarray  # index into CURRENCIES
+    creative_campaign: np.ndarray  # campaign index per creative
+    creative_weight: np.ndarray  # share of its campaign's traffic
+    creative_ctr: np.ndarray  # click-through rate per creative
+    creative_format: np.ndarray  # index into FORMATS
+    site_hosts: list[str]
+    site_paths: list[str]
+    site_weight: np.ndarray
+    user_weight: np.ndarray  # heavy-tailed activity, sums to 1
+    user_device: np.ndarray
+    user_agent: np.ndarray  # index into the flattened agent list (agents())
+    user_country: np.ndarray
+    user_octets: np.ndarray  # (n, 4) IPv4 octets
+    user_age: np.ndarray
+    user_gender: np.ndarray
+    user_interests: np.ndarray  # index into interest_combos()
+    bot_agent: np.ndarray  # index into BOT_USER_AGENTS per bot user
+    bot_octets: np.ndarray  # (N_BOT_USERS, 4)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_weight)
+
+    @property
+    def campaign_ids(self) -> list[str]:
+        return self.campaigns["campaign_id"].to_list()
+
+    @property
+    def creative_ids(self) -> list[str]:
+        return self.creatives["ad_creative_id"].to_list()
+
+    def user_ids(self, index: np.ndarray) -> pl.Series:
+        """``u-0000123`` for user indices; bot users come right after the human ones."""
+        import polars as pl
+
+        return "u-" + pl.Series(index, dtype=pl.Int64).cast(pl.String).str.zfill(7)
+
+    def bot_user_ids(self) -> list[str]:
+        import numpy as np
+
+        return self.user_ids(np.arange(self.n_users, self.n_users + N_BOT_USERS)).to_list()
+
+
+def agents() -> list[str]:
+    """All human user agents, flattened in device order (``World.user_agent`` indexes it)."""
+    return [ua for pool in cat.USER_AGENTS for ua in pool]
+
+
+def interest_combos() -> list[str]:
+    """Every set of one to three interests, as the ``sports,tech`` strings bidders see."""
+    return [
+        ",".join(combo)
+        for size in (1, 2, 3)
+        for combo in itertools.combinations(cat.INTERESTS, size)
+    ]
+
+
+def build_world(rng: np.random.Generator, window: Window, n_users: int) -> World:
+    """Draw campaigns, creatives, sites and users for one generation run."""
+    import numpy as np
+    import polars as pl
+
+    # Campaigns: traffic share, price level, response rates, goal and currency.
+    campaign_weight = rng.lognormal(0.0, 0.8, N_CAMPAIGNS)
+    campaign_weight /= campaign_weight.sum()
+    campaign_cpm = rng.uniform(0.8, 6.0, N_CAMPAIGNS)
+    campaign_ctr = np.exp(rng.uniform(np.log(0.003), np.log(0.016), N_CAMPAIGNS))
+    campaign_cvr = rng.uniform(0.02, 0.06, N_CAMPAIGNS)
+    advertiser = rng.integers(0, len(cat.ADVERTISERS), N_CAMPAIGNS)
+    theme = rng.integers(0, len(cat.THEMES), N_CAMPAIGNS)
+    goal = np.array([cat.CONVERSION_TYPES.index(cat.THEMES[t][1]) for t in theme])
+    currency = rng.choice(len(cat.CURRENCIES), N_CAMPAIGNS, p=cat.CURRENCY_SHARE)
+    starts_before = rng.integers(0, 31, N_CAMPAIGNS)
+    ends_after = rng.integers(0, 61, N_CAMPAIGNS)
+    last_day = window.start + timedelta(days=window.days - 1)
+    campaigns = pl.DataFrame(
+        {
+            "campaign_id": [f"cmp-{i + 1:03d}" for i in range(N_CAMPAIGNS)],
+            "advertiser": [cat.ADVERTISERS[a] for a in advertiser],
+            "campaign_name": [
+                f"{cat.ADVERTISERS[a]} - {cat.THEMES[t][0]}" for a, t in zip(advertiser, theme)
+            ],
+            "budget": np.round(rng.uniform(5_000, 100_000, N_CAMPAIGNS), -2),
+            "currency": [cat.CURRENCIES[c] for c in currency],
+            "start_date": [window.start - timedelta(days=int(d)) for d in starts_before],
+            "end_date": [last_day + timedelta(days=int(d)) for d in ends_after],
+        }
+    )
+
+    # Creatives: 3–6 per campaign, each with its own format and click-through rate.
+    per_campaign = rng.integers(3, 7, N_CAMPAIGNS)
+    creative_campaign = np.repeat(np.arange(N_CAMPAIGNS), per_campaign)
+    n_creatives = len(creative_campaign)
+    creative_format = rng.choice(len(cat.FORMATS), n_creatives, p=cat.FORMAT_SHARE)
+    raw_weight = rng.uniform(0.3, 1.0, n_creatives)
+    campaign_total = np.bincount(creative_campaign, weights=raw_weight)
+    creative_weight = raw_weight / campaign_total[creative_campaign]
+    creative_ctr = np.clip(
+        campaign_ctr[creative_campaign] * rng.uniform(0.75, 1.25, n_creatives), 0.0012, 0.0195
+    )
+    sizes = [
+        cat.FORMAT_SIZES[cat.FORMATS[f]][int(rng.integers(0, len(cat.FORMAT_SIZES[cat.FORMATS[f]])))]
+        for f in creative_format
+    ]
+    creatives = pl.DataFrame(
+        {
+            "ad_creative_id": [f"cr-{i + 1:04d}" for i in range(n_creatives)],
+            "campaign_id": [f"cmp-{c + 1:03d}" for c in creative_campaign],
+            "format": [cat.FORMATS[f] for f in creative_format],
+            "size": sizes,
+        }
+    )
+
+    # Websites: a Zipf-ish popularity so a few sites carry most of the traffic.
+    site_hosts = [
+        f"www.{stem}-{k}.com" for stem, _ in cat.SITE_CATEGORIES
+        for k in range(1, cat.SITES_PER_CATEGORY + 1)
+    ]
+    site_paths = [path for _, path in cat.SITE_CATEGORIES for _ in range(cat.SITES_PER_CATEGORY)]
+    site_weight = 1.0 / np.arange(1, len(site_hosts) + 1) ** 0.9
+    site_weight = rng.permutation(site_weight / site_weight.sum())
+
+    # Users: heavy-tailed activity (a few users see very many ads), stable device,
+    # browser, address, country and targeting profile each.
+    user_weight = 1.0 / np.arange(1, n_users + 1) ** 1.05
+    user_weight = rng.permutation(user_weight / user_weight.sum())
+    user_device = rng.choice(len(cat.DEVICE_TYPES), n_users, p=cat.DEVICE_SHARE)
+    pool_sizes = np.array([len(pool) for pool in cat.USER_AGENTS])
+    pool_offsets = np.concatenate([[0], np.cumsum(pool_sizes)[:-1]])
+    user_agent = pool_offsets[user_device] + rng.integers(0, pool_sizes[user_device])
+    user_octets = np.column_stack(
+        [
+            rng.choice(cat.PUBLIC_FIRST_OCTETS, n_users),
+            rng.integers(0, 256, n_users),
+            rng.integers(0, 256, n_users),
+            rng.integers(1, 255, n_users),
+        ]
+    )
+
+    # Bots: a few dedicated users, each with one crawler agent; Googlebot crawls from
+    # Google's 66.249.64.0/19, the others from assorted hosting ranges.
+    bot_agent = np.arange(N_BOT_USERS) % len(cat.BOT_USER_AGENTS)
+    bot_octets = np.column_stack(
+        [
+            rng.choice(cat.PUBLIC_FIRST_OCTETS, N_BOT_USERS),
+            rng.integers(0, 256, N_BOT_USERS),
+            rng.integers(0, 256, N_BOT_USERS),
+            rng.integers(1, 255, N_BOT_USERS),
+        ]
+    )
+    googlebot = bot_agent == cat.GOOGLEBOT_UA_INDEX
+    bot_octets[googlebot, 0] = 66
+    bot_octets[googlebot, 1] = 249
+    bot_octets[googlebot, 2] = rng.integers(64, 96, int(googlebot.sum()))
+
+    return World(
+        campaigns=campaigns,
+        creatives=creatives,
+        campaign_weight=campaign_weight,
+        campaign_cpm=campaign_cpm,
+        campaign_cvr=campaign_cvr,
+        campaign_goal=goal,
+        campaign_currency=currency,
+        creative_campaign=creative_campaign,
+        creative_weight=creative_weight,
+        creative_ctr=creative_ctr,
+        creative_format=creative_format,
+        site_hosts=site_hosts,
+        site_paths=site_paths,
+        site_weight=site_weight,
+        user_weight=user_weight,
+        user_device=user_device,
+        user_agent=user_agent,
+        user_country=rng.choice(len(cat.COUNTRIES), n_users, p=cat.COUNTRY_SHARE),
+        user_octets=user_octets,
+        user_age=rng.choice(len(cat.AGE_BANDS), n_users, p=cat.AGE_SHARE),
+        user_gender=rng.choice(len(cat.GENDERS), n_users, p=cat.GENDER_SHARE),
+        user_interests=rng.integers(0, len(interest_combos()), n_users),
+        bot_agent=bot_agent,
+        bot_octets=bot_octets,
+    )

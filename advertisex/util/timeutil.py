@@ -1,0 +1,47 @@
+"""The one time module: everything is UTC, always timezone-aware at the edges.
+
+Inside Arrow tables times are ``timestamp[us, tz=UTC]``; in Python they are aware
+``datetime`` objects in UTC. Nothing here reads the local time zone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def parse_date(text: str) -> date:
+    """Parse ``YYYY-MM-DD`` (or a full ISO timestamp, keeping its date) as a UTC date."""
+    text = text.strip()
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError as e:
+        raise ValueError(f"not a date: {text!r} (expected YYYY-MM-DD)") from e
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO-8601 instant; without an offset it is UTC."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
