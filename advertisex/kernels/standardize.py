@@ -202,11 +202,13 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
     query = f"""
     WITH s AS (
       SELECT source_file, source_position, raw, frame_error, extras,
-        event_id AS given_id, timestamp AS ts_text, user_id, campaign_id,
-        lower(event_type) AS event_type, impression_id, ad_creative_id,
-        lower(conversion_type) AS conversion_type,
-        conversion_value AS value_text, try_cast(conversion_value AS DOUBLE) AS conversion_value,
-        upper(currency) AS currency
+        {_text('event_id')} AS given_id, {_text('timestamp')} AS ts_text,
+        {_text('user_id')} AS user_id, {_text('campaign_id')} AS campaign_id,
+        lower({_text('event_type')}) AS event_type, {_text('impression_id')} AS impression_id,
+        {_text('ad_creative_id')} AS ad_creative_id, lower({_text('conversion_type')}) AS conversion_type,
+        {_text('conversion_value')} AS value_text,
+        try_cast({_text('conversion_value')} AS DOUBLE) AS conversion_value,
+        upper({_text('currency')}) AS currency
       FROM frame
     ), t AS (
       SELECT *, {parse_text_sql('ts_text')}::TIMESTAMPTZ AS event_time FROM s

@@ -21,7 +21,10 @@ from advertisex.errors import UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
 from advertisex.util.timeutil import utcnow
 
+# Default container format per source; any source may also land NDJSON (the collector
+# and the Firehose API write JSON objects for all three).
 _EXTENSIONS = {"impressions": ".ndjson", "clicks": ".csv", "bids": ".avro"}
+FORMATS = {"ndjson": ".ndjson", "csv": ".csv", "avro": ".avro"}
 
 
 @dataclass(frozen=True)
@@ -46,33 +49,50 @@ class LandingZone:
         self.root = root
 
     # ------------------------------------------------------------------ writing
-    def write_segment(
-        self,
-        source: str,
-        data: bytes,
-        *,
-        label: str = "",
-        at: datetime | None = None,
-        fsync: bool = True,
-    ) -> Segment:
-        """Write ``data`` as a new sealed segment of ``source`` and return it."""
+    def new_segment_path(
+        self, source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
+    ) -> tuple[str, Path, Path]:
+        """(relative name, final path, temporary path) for a new segment of ``source``.
+
+        Writers fill the temporary path (invisible to the processor: it starts with a
+        dot), fsync it, then call :meth:`seal`. ``label`` must make names unique among
+        concurrent writers (collector id + sequence number, or a content hash).
+        """
         if source not in SOURCES:
             raise UserInputError(f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}")
         at = at or utcnow()
         stamp = at.strftime("%Y%m%dT%H%M%S%fZ")
         label = label or secrets.token_hex(6)
-        relative = f"{source}/{at:%Y-%m-%d}/{at:%H}/{stamp}-{label}{_EXTENSIONS[source]}"
+        extension = FORMATS[fmt] if fmt else _EXTENSIONS[source]
+        relative = f"{source}/{at:%Y-%m-%d}/{at:%H}/{stamp}-{label}{extension}"
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name("." + final.name + ".tmp")
+        return relative, final, final.with_name("." + final.name + ".tmp")
+
+    def seal(self, temporary: Path, final: Path, *, fsync: bool = True) -> None:
+        """Publish a fully written (and fsync'd) temporary segment under its final name."""
+        os.replace(temporary, final)
+        if fsync:
+            _fsync_dir(final.parent)
+
+    def write_segment(
+        self,
+        source: str,
+        data: bytes,
+        *,
+        fmt: str | None = None,
+        label: str = "",
+        at: datetime | None = None,
+        fsync: bool = True,
+    ) -> Segment:
+        """Write ``data`` as a new sealed segment of ``source`` and return it."""
+        relative, final, temporary = self.new_segment_path(source, fmt=fmt, label=label, at=at)
         with open(temporary, "wb") as handle:
             handle.write(data)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(temporary, final)
-        if fsync:
-            _fsync_dir(final.parent)
+        self.seal(temporary, final, fsync=fsync)
         return Segment(source, relative, len(data))
 
     def ingest_file(self, path: Path, source: str | None = None) -> IngestResult:

@@ -23,9 +23,9 @@ _ALL = ("impressions", "clicks", "bids")
 CATALOGUE: dict[str, Reason] = {
     r.code: r
     for r in [
-        Reason("json_invalid", ("impressions",), "The record is not valid JSON.",
+        Reason("json_invalid", _ALL, "The record is not valid JSON.",
                "Fix the producer's serializer; one JSON object per line (NDJSON) or a JSON array."),
-        Reason("json_not_object", ("impressions",), "The record is valid JSON but not an object.",
+        Reason("json_not_object", _ALL, "The record is valid JSON but not an object.",
                "Send one JSON object per impression."),
         Reason("csv_column_count", ("clicks",), "The CSV row has more or fewer fields than the header.",
                "Quote fields that contain the delimiter; keep every row as wide as the header."),

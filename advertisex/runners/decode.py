@@ -16,13 +16,26 @@ import pyarrow as pa
 from advertisex.formats.avrofmt import frame_avro
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.jsonfmt import frame_json
+from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
 from advertisex.landing.zone import Segment
 
-DECODERS: dict[str, Callable[[bytes], pa.Table]] = {
-    "impressions": frame_json,
-    "clicks": frame_csv,
-    "bids": frame_avro,
+# (source, container format) → decoder. The format comes from the segment's extension;
+# every source may arrive as JSON objects (the Firehose API sends nothing else).
+DECODERS: dict[tuple[str, str], Callable[[bytes], pa.Table]] = {
+    ("impressions", "json"): frame_json,
+    ("clicks", "csv"): frame_csv,
+    ("clicks", "json"): frame_json_clicks,
+    ("bids", "avro"): frame_avro,
+    ("bids", "json"): frame_json_bids,
 }
+_FORMAT_BY_EXTENSION = {"ndjson": "json", "json": "json", "jsonl": "json", "csv": "csv", "tsv": "csv", "avro": "avro"}
+_DEFAULT_FORMAT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
+
+
+def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
+    extension = segment.name.rsplit(".", 1)[-1].lower() if "." in segment.name.rsplit("/", 1)[-1] else ""
+    fmt = _FORMAT_BY_EXTENSION.get(extension, _DEFAULT_FORMAT[segment.source])
+    return DECODERS.get((segment.source, fmt), DECODERS[(segment.source, _DEFAULT_FORMAT[segment.source])])
 
 
 def segment_time(segment: Segment) -> datetime:
@@ -52,7 +65,7 @@ def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
 def frame_segment(segment: Segment, data: bytes) -> pa.Table:
     """Frame one segment's bytes and add its lineage (file name, landing time)."""
     data, _ = gunzip_if_needed(data)
-    frame = DECODERS[segment.source](data)
+    frame = decoder_for(segment)(data)
     n = frame.num_rows
     frame = frame.append_column("source_file", pa.array([segment.name] * n, pa.string()))
     return frame.append_column(

@@ -60,7 +60,7 @@ def make_bids(
     """Mark ~40 % of ``n_bids`` worth of human impressions programmatic; build all bids.
 
     Returns the impressions with ``auction_id`` set on programmatic ones, and ``n_bids``
-    unique valid bid requests sorted by time.
+    unique valid bid requests (won ones first; files are ordered later, by arrival).
     """
     import numpy as np
     import polars as pl
@@ -126,7 +126,6 @@ def make_bids(
     bids = (
         pl.concat([won_bids, lost_bids], how="diagonal_relaxed")
         .select(*BID_COLUMNS, "_campaign")
-        .sort("event_ms", maintain_order=True)
         .with_columns(is_bot=pl.lit(False), table=pl.lit("bid_requests"))
     )
     return impressions, bids

@@ -106,9 +106,7 @@ def generate(
     imp_records, imp_bad = land(impressions, 4, ndjson_out.conflicting_impressions, "impression_id")
     imp_lines = pl.concat(
         [
-            imp_records.select(positions).with_columns(
-                line=ndjson_out.render_impressions(imp_records)
-            ),
+            ndjson_out.render_impressions(imp_records, positions),
             imp_bad.select(positions).with_columns(
                 line=ndjson_out.malformed_impressions(streams[7], imp_bad)
             ),

@@ -31,31 +31,39 @@ def _fields(timestamp: pl.Expr, *, without: str | None = None) -> list[pl.Expr]:
     ]
 
 
-def render_impressions(frame: pl.DataFrame) -> pl.Series:
-    """One JSON object per row, in the frame's order.
+def render_impressions(frame: pl.DataFrame, keep: list[str]) -> pl.DataFrame:
+    """One JSON object per row in column ``line``, next to the ``keep`` columns.
 
     ``auction_id`` appears only on programmatic impressions (the key is omitted, not
     null, otherwise), and the timestamp is text or epoch milliseconds by ``ts_kind``;
-    JSON columns can't change type, so each combination is encoded separately.
+    JSON columns can't change type, so each combination is encoded separately. Rows come
+    back grouped by combination: callers order them by their ``keep`` columns.
     """
     import polars as pl
 
-    frame = frame.with_columns(
-        _row=pl.int_range(pl.len()),
+    slim = frame.select(
+        *keep,
+        *(name for name in IMPRESSION_FIELDS if name != "timestamp"),
+        "event_ms",
+        "auction_id",
         _text=iso_by_kind(pl.col("event_ms"), pl.col("ts_kind")),
+        _epoch=pl.col("ts_kind") == TS_EPOCH_MS,
+        _programmatic=pl.col("auction_id").is_not_null(),
     )
+    groups = slim.partition_by("_programmatic", "_epoch", as_dict=True, include_key=False)
     parts = []
     for programmatic in (False, True):
         for epoch in (False, True):
-            subset = frame.filter(
-                (pl.col("auction_id").is_not_null() == programmatic)
-                & ((pl.col("ts_kind") == TS_EPOCH_MS) == epoch)
-            )
+            group = groups.get((programmatic, epoch))
+            if group is None:
+                continue
             fields = _fields(pl.col("event_ms") if epoch else pl.col("_text"))
             if programmatic:
                 fields.append(pl.col("auction_id"))
-            parts.append(subset.select("_row", line=pl.struct(fields).struct.json_encode()))
-    return pl.concat(parts).sort("_row")["line"]
+            parts.append(group.select(*keep, line=pl.struct(fields).struct.json_encode()))
+    if not parts:  # no impressions at all
+        return slim.select(*keep, line=pl.lit("", dtype=pl.String))
+    return pl.concat(parts)
 
 
 def conflicting_impressions(rng: np.random.Generator, frame: pl.DataFrame) -> pl.DataFrame:
