@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
 
 
-def open(**overrides: Any) -> AdvertiseX:  # noqa: A001 - mirrors the usual `open()` facade idiom
+def open(**overrides: Any) -> AdvertiseX:
     """Open the platform with the configuration in force (toml, environment, overrides)."""
     from advertisex.api import AdvertiseX
     from advertisex.config import load_settings

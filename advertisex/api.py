@@ -1,9 +1,9 @@
 """The Python API: one object that the CLI (and any embedding program) drives.
 
-    >>> import advertisex
-    >>> ax = advertisex.open(data_dir="/tmp/adx")      # doctest: +SKIP
-    >>> ax.ingest(["drop/"]); ax.process()             # doctest: +SKIP
-    >>> ax.query("select count(*) n from curated.impressions").to_pylist()  # doctest: +SKIP
+>>> import advertisex
+>>> ax = advertisex.open(data_dir="/tmp/adx")      # doctest: +SKIP
+>>> ax.ingest(["drop/"]); ax.process()             # doctest: +SKIP
+>>> ax.query("select count(*) n from curated.impressions").to_pylist()  # doctest: +SKIP
 """
 
 from __future__ import annotations

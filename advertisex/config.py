@@ -35,7 +35,9 @@ class LakeSettings(_Section):
         description="SQLAlchemy URL of the Iceberg SQL catalog; default: a SQLite file "
         "under the data directory. A PostgreSQL URL gives a shared catalog.",
     )
-    catalog_name: str = Field("advertisex", description="Name of the catalog inside the SQL catalog DB.")
+    catalog_name: str = Field(
+        "advertisex", description="Name of the catalog inside the SQL catalog DB."
+    )
     warehouse: str | None = Field(
         None, description="Root folder or URL of table data; default: <data_dir>/warehouse."
     )
@@ -57,7 +59,8 @@ class ProcessorSettings(_Section):
         300, description="Event times further than this in the future are quarantined."
     )
     max_event_age_days: int | None = Field(
-        None, description="Quarantine events older than this many days; off by default (backfills are normal)."
+        None,
+        description="Quarantine events older than this many days; off by default (backfills are normal).",
     )
 
 
@@ -71,7 +74,9 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    data_dir: Path = Field(Path("advertisex-data"), description="Root of landing zone, warehouse and catalog.")
+    data_dir: Path = Field(
+        Path("advertisex-data"), description="Root of landing zone, warehouse and catalog."
+    )
     lake: LakeSettings = LakeSettings()
     processor: ProcessorSettings = ProcessorSettings()
 

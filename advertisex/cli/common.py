@@ -10,7 +10,9 @@ import typer
 
 from advertisex.cli.output import Format
 
-FormatOption = typer.Option(Format.table, "--format", "-f", help="Output: table (human), json or csv.")
+FormatOption = typer.Option(
+    Format.table, "--format", "-f", help="Output: table (human), json or csv."
+)
 
 
 def open_platform() -> Any:

@@ -56,7 +56,9 @@ def demo(
 
     t = time.perf_counter()
     with progress_bar(human, "ingest") as progress:
-        ingested = ax.ingest([str(source_dir / s) for s in ("impressions", "clicks", "bids")], None, progress)
+        ingested = ax.ingest(
+            [str(source_dir / s) for s in ("impressions", "clicks", "bids")], None, progress
+        )
     timings["ingest"] = time.perf_counter() - t
     t = time.perf_counter()
     with progress_bar(human, "process") as progress:
@@ -67,20 +69,34 @@ def demo(
 
     check = _check_against_truth(ax, truth)
     if not human:
-        print_json({"timings_s": {k: round(v, 2) for k, v in timings.items()},
-                    "landed": sum(r.status == "landed" for r in ingested),
-                    "truth_check": check, "data_dir": str(data_dir)})
+        print_json(
+            {
+                "timings_s": {k: round(v, 2) for k, v in timings.items()},
+                "landed": sum(r.status == "landed" for r in ingested),
+                "truth_check": check,
+                "data_dir": str(data_dir),
+            }
+        )
         return
     from advertisex.cli.pipeline import print_accounting
 
-    print_rows(table_rows(campaigns)[:15], fmt, title="campaigns by day (first 15 rows)",
-               columns=campaigns.column_names)
+    print_rows(
+        table_rows(campaigns)[:15],
+        fmt,
+        title="campaigns by day (first 15 rows)",
+        columns=campaigns.column_names,
+    )
     print_accounting(report, fmt)
     print_rows(check, fmt, title="curated tables against the generator's truth.json")
     ok = all(row["match"] for row in check)
     print_message(
-        ("[bold green]every table matches truth.json[/]" if ok else "[bold red]MISMATCH against truth.json[/]")
-        + "  ·  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        (
+            "[bold green]every table matches truth.json[/]"
+            if ok
+            else "[bold red]MISMATCH against truth.json[/]"
+        )
+        + "  ·  "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     )
     print_message(_next_steps(data_dir, Path(source_dir)))
     if not ok:
@@ -92,10 +108,23 @@ def _check_against_truth(ax: object, truth: dict) -> list[dict]:
     for table, expected in truth["tables"].items():
         name = f"curated.{table}"
         got = ax.query(f"select count(*) as n from {name}").column("n")[0].as_py()  # type: ignore[attr-defined]
-        rows.append({"table": name, "expected": expected["unique"], "actual": got, "match": got == expected["unique"]})
+        rows.append(
+            {
+                "table": name,
+                "expected": expected["unique"],
+                "actual": got,
+                "match": got == expected["unique"],
+            }
+        )
     got = ax.query("select count(*) as n from curated.quarantine").column("n")[0].as_py()  # type: ignore[attr-defined]
-    rows.append({"table": "curated.quarantine", "expected": truth["quarantine"], "actual": got,
-                 "match": got == truth["quarantine"]})
+    rows.append(
+        {
+            "table": "curated.quarantine",
+            "expected": truth["quarantine"],
+            "actual": got,
+            "match": got == truth["quarantine"],
+        }
+    )
     return rows
 
 
@@ -106,6 +135,6 @@ the generated input files are in {source_dir}. Try:
   advertisex query "select device_type, count(*) from curated.impressions group by all"
   advertisex query "select reasons, raw from curated.quarantine limit 5"
   advertisex query "select * from ops.batches" --format json
-  advertisex report campaigns --from {time.strftime('%Y-%m-%d')} --format csv
+  advertisex report campaigns --from {time.strftime("%Y-%m-%d")} --format csv
   advertisex ingest {source_dir}/impressions   # again: a no-op, same bytes
 """

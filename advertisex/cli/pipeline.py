@@ -29,13 +29,21 @@ def ingest(
 ) -> None:
     """Copy event files into the landing zone. The same bytes twice land once."""
     if source is not None and source not in ("impressions", "clicks", "bids"):
-        raise UserInputError(f"unknown source {source!r}", hint="use --source impressions, clicks or bids")
+        raise UserInputError(
+            f"unknown source {source!r}", hint="use --source impressions, clicks or bids"
+        )
     ax = open_platform()
     with progress_bar(fmt is Format.table, "ingest") as progress:
         results = ax.ingest(paths, source, progress)
     rows = [
-        {"path": r.path, "status": r.status, "source": r.source, "segment": r.segment,
-         "bytes": r.bytes, "detail": r.detail}
+        {
+            "path": r.path,
+            "status": r.status,
+            "source": r.source,
+            "segment": r.segment,
+            "bytes": r.bytes,
+            "detail": r.detail,
+        }
         for r in results
     ]
     if fmt is not Format.table:
@@ -60,9 +68,15 @@ def process(fmt: Format = FormatOption) -> None:
 def print_accounting(report: Any, fmt: Format) -> None:
     rows = [
         {
-            "source": a.source, "files": a.files, "records_in": a.records_in, "accepted": a.accepted,
-            "quarantined": a.quarantined, "filtered": a.filtered, "duplicates": a.duplicates,
-            "conflicts": a.conflicts, "balanced": a.balanced,
+            "source": a.source,
+            "files": a.files,
+            "records_in": a.records_in,
+            "accepted": a.accepted,
+            "quarantined": a.quarantined,
+            "filtered": a.filtered,
+            "duplicates": a.duplicates,
+            "conflicts": a.conflicts,
+            "balanced": a.balanced,
         }
         for a in report.accounts.values()
     ]
@@ -70,8 +84,15 @@ def print_accounting(report: Any, fmt: Format) -> None:
         tables: dict[str, int] = {}
         for a in report.accounts.values():
             tables.update(a.by_table)
-        print_json({"batches": report.batches, "segments": report.segments,
-                    "seconds": round(report.seconds, 3), "sources": rows, "tables": tables})
+        print_json(
+            {
+                "batches": report.batches,
+                "segments": report.segments,
+                "seconds": round(report.seconds, 3),
+                "sources": rows,
+                "tables": tables,
+            }
+        )
         return
     if not rows:
         if fmt is Format.table:
@@ -82,7 +103,9 @@ def print_accounting(report: Any, fmt: Format) -> None:
     print_rows(rows, fmt, title=f"processed {report.segments} files in {report.seconds:.1f} s")
     if fmt is Format.table:
         rate = report.records_in / report.seconds if report.seconds else 0
-        print_message(f"{report.records_in:,} records, {rate:,.0f} records/s; every record accounted for.")
+        print_message(
+            f"{report.records_in:,} records, {rate:,.0f} records/s; every record accounted for."
+        )
 
 
 @report_app.command("campaigns")
@@ -103,4 +126,6 @@ def _day(value: str | None, flag: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError as e:
-        raise UserInputError(f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20") from e
+        raise UserInputError(
+            f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20"
+        ) from e

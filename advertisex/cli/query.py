@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
 
 
 def query(
-    sql: str = typer.Argument(..., help="SQL (DuckDB dialect), e.g. \"select count(*) from curated.impressions\"."),
+    sql: str = typer.Argument(
+        ..., help='SQL (DuckDB dialect), e.g. "select count(*) from curated.impressions".'
+    ),
     fmt: Format = FormatOption,
 ) -> None:
     """Run read-only SQL over curated.*, ops.* tables. Statements that write are refused."""

@@ -36,7 +36,9 @@ def frame_avro(data: bytes) -> pa.Table:
     text (writer used strings, as the AWS reference does); the kernel handles both.
     """
     if not data.startswith(MAGIC):
-        return _error_table(data, 0, "avro_unreadable: not an Avro object container (no 'Obj\\x01' header)")
+        return _error_table(
+            data, 0, "avro_unreadable: not an Avro object container (no 'Obj\\x01' header)"
+        )
     try:
         return _fast(data)
     except BaseException as error:  # polars-avro panics surface as pyo3 PanicException
@@ -63,8 +65,10 @@ def _fast(data: bytes) -> pa.Table:
         else:
             columns[name] = pa.nulls(table.num_rows, _default_type(name))
     unknown = [n for n in table.column_names if n not in BID_FIELDS]
-    columns[EXTRAS] = _extras_from_columns(table.select(unknown)) if unknown else pa.nulls(
-        table.num_rows, pa.string()
+    columns[EXTRAS] = (
+        _extras_from_columns(table.select(unknown))
+        if unknown
+        else pa.nulls(table.num_rows, pa.string())
     )
     n = table.num_rows
     columns[RAW] = pa.nulls(n, pa.string())
@@ -124,7 +128,7 @@ def _slow(data: bytes) -> pa.Table:
             except Exception as error:  # corrupt block, truncated file, bad schema
                 failure = (offset, f"avro_unreadable: {type(error).__name__}: {error}")
                 break
-            rows.append(record)
+            rows.append(record)  # type: ignore[arg-type]
     except Exception as error:  # the header itself is unreadable
         return _error_table(data, 0, f"avro_unreadable: {type(error).__name__}: {error}")
 

@@ -38,7 +38,9 @@ def frame_csv(data: bytes) -> pa.Table:
     if header_index is None:
         return _table(columns, raws, positions, errors, extras)
     delimiter = _sniff_delimiter(lines[header_index])
-    header = [_canonical(name) for name in next(csv.reader([lines[header_index]], delimiter=delimiter))]
+    header = [
+        _canonical(name) for name in next(csv.reader([lines[header_index]], delimiter=delimiter))
+    ]
     has_header = sum(name in CLICK_REQUIRED for name in header) >= 2
 
     reader = csv.reader(

@@ -19,7 +19,11 @@ BOM = b"\xef\xbb\xbf"
 
 
 def empty_frame(extra: dict[str, pa.DataType] | None = None) -> pa.Table:
-    fields = [pa.field(RAW, pa.string()), pa.field(POSITION, pa.int64()), pa.field(FRAME_ERROR, pa.string())]
+    fields = [
+        pa.field(RAW, pa.string()),
+        pa.field(POSITION, pa.int64()),
+        pa.field(FRAME_ERROR, pa.string()),
+    ]
     fields += [pa.field(name, t) for name, t in (extra or {}).items()]
     return pa.schema(fields).empty_table()
 

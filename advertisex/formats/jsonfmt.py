@@ -66,7 +66,9 @@ def _frame_lines(data: bytes) -> pa.Table:
 
 def _frame_lines_slow(data: bytes) -> pa.Table:
     """Line framing for files that are not valid UTF-8: bad lines carry an encoding error."""
-    raws, positions, errors = [], [], []
+    raws: list[str] = []
+    positions: list[int] = []
+    errors: list[str | None] = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -134,7 +136,9 @@ def _objects_in(text: str, decoder: json.JSONDecoder) -> list[str] | None:
     return parts if len(parts) > 1 else None
 
 
-def _table(raws: list[str], positions: list[int], errors: list[str | None] | None = None) -> pa.Table:
+def _table(
+    raws: list[str], positions: list[int], errors: list[str | None] | None = None
+) -> pa.Table:
     return pa.table(
         {
             RAW: pa.array(raws, pa.string()),

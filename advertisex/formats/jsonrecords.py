@@ -31,7 +31,9 @@ def _column_sql(field: str, aliases: dict[str, str]) -> str:
     return f'coalesce({options}, NULL) AS "{field}"'
 
 
-def _frame_objects(data: bytes, fields: tuple[str, ...], types: dict[str, str], aliases: dict[str, str]) -> pa.Table:
+def _frame_objects(
+    data: bytes, fields: tuple[str, ...], types: dict[str, str], aliases: dict[str, str]
+) -> pa.Table:
     frame = frame_json(data)
     known = list(fields) + list(aliases)
     struct = _struct(tuple(known), types)
@@ -60,6 +62,10 @@ def frame_json_clicks(data: bytes) -> pa.Table:
 
 def frame_json_bids(data: bytes) -> pa.Table:
     """JSON bid-request objects → the columns :func:`frame_avro` produces (timestamp as text)."""
-    types = {"floor_price": "DOUBLE", "bid_price": "DOUBLE", "ad_targeting": "MAP(VARCHAR, VARCHAR)"}
+    types = {
+        "floor_price": "DOUBLE",
+        "bid_price": "DOUBLE",
+        "ad_targeting": "MAP(VARCHAR, VARCHAR)",
+    }
     table = _frame_objects(data, BID_FIELDS, types, {})
     return table.select([*BID_FIELDS, "extras", RAW, POSITION, FRAME_ERROR])

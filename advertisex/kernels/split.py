@@ -5,6 +5,8 @@ Every input row goes to exactly one side, which is what keeps batch accounting e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,7 +23,7 @@ def split_rejected(standardized: pa.Table) -> tuple[pa.Table, pa.Table]:
     return standardized.filter(pc.invert(rejected)), standardized.filter(rejected)
 
 
-def to_quarantine(rejected: pa.Table, source: str, lineage: dict[str, pa.Scalar | object]) -> pa.Table:
+def to_quarantine(rejected: pa.Table, source: str, lineage: Mapping[str, object]) -> pa.Table:
     """Rejected standardized rows → ``curated.quarantine`` rows with their raw text and reasons."""
     n = rejected.num_rows
     raw = pc.utf8_rtrim(pc.fill_null(rejected.column("raw"), ""), characters="\r\n")
@@ -39,7 +41,7 @@ def to_quarantine(rejected: pa.Table, source: str, lineage: dict[str, pa.Scalar 
     return with_lineage(table, lineage).select(QUARANTINE.names).cast(QUARANTINE)
 
 
-def with_lineage(table: pa.Table, constants: dict[str, object]) -> pa.Table:
+def with_lineage(table: pa.Table, constants: Mapping[str, object]) -> pa.Table:
     """Add constant columns (ingest_time, batch_id) to every row."""
     for name, value in constants.items():
         scalar = value if isinstance(value, pa.Scalar) else pa.scalar(value)

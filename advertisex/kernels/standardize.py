@@ -53,13 +53,17 @@ def _reasons(conditions: list[tuple[str, str]]) -> str:
 
 
 def _missing(fields: tuple[str, ...], guard: str) -> list[tuple[str, str]]:
-    return [(f"{guard} AND {f} IS NULL", f"required_missing:{f}") for f in fields if f != "timestamp"] + [
-        (f"{guard} AND ts_text IS NULL", "required_missing:timestamp")
-    ]
+    return [
+        (f"{guard} AND {f} IS NULL", f"required_missing:{f}") for f in fields if f != "timestamp"
+    ] + [(f"{guard} AND ts_text IS NULL", "required_missing:timestamp")]
 
 
 def _payload(columns: list[str]) -> str:
-    return "concat_ws('\x1f', " + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\x00')" for c in columns) + ")"
+    return (
+        "concat_ws('\x1f', "
+        + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\x00')" for c in columns)
+        + ")"
+    )
 
 
 def _text(expr: str) -> str:
@@ -71,8 +75,19 @@ def _text(expr: str) -> str:
 _IMP_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in IMPRESSION_FIELDS) + "}"
 _IMP_NULL_PATCH = "{" + ", ".join(f'"{f}": null' for f in IMPRESSION_FIELDS) + "}"
 _IMP_PAYLOAD = [
-    "event_time_text", "ad_creative_id", "campaign_id", "user_id", "website", "placement",
-    "device_type", "user_agent", "ip", "country", "cost", "auction_id", "extras",
+    "event_time_text",
+    "ad_creative_id",
+    "campaign_id",
+    "user_id",
+    "website",
+    "placement",
+    "device_type",
+    "user_agent",
+    "ip",
+    "country",
+    "cost",
+    "auction_id",
+    "extras",
 ]
 
 
@@ -97,8 +112,13 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
                 ("frame_error IS NULL AND NOT is_json", "json_invalid"),
                 ("is_json AND NOT is_obj", "json_not_object"),
                 *_missing(IMPRESSION_REQUIRED, is_obj),
-                *[(f"{is_obj} AND (starts_with({f}, '{{') OR starts_with({f}, '['))", f"type_invalid:{f.replace('given_id', 'impression_id')}")
-                  for f in typed_strings],
+                *[
+                    (
+                        f"{is_obj} AND (starts_with({f}, '{{') OR starts_with({f}, '['))",
+                        f"type_invalid:{f.replace('given_id', 'impression_id')}",
+                    )
+                    for f in typed_strings
+                ],
                 ("cost_text IS NOT NULL AND cost IS NULL", "number_invalid:cost"),
                 ("cost < 0", "negative_value:cost"),
                 *checks_sql("event_time", "ts_text IS NOT NULL"),
@@ -116,25 +136,25 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
       SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
     ), s AS (
       SELECT source_file, source_position, raw, frame_error, is_json, is_obj,
-        {_text('j.impression_id')} AS given_id,
-        {_text('j.timestamp')} AS ts_text,
-        {_text('j.ad_creative_id')} AS ad_creative_id,
-        {_text('j.campaign_id')} AS campaign_id,
-        {_text('j.user_id')} AS user_id,
-        {_text('j.website')} AS website,
-        lower({_text('j.placement')}) AS placement,
-        lower({_text('j.device_type')}) AS device_type,
-        {_text('j.user_agent')} AS user_agent,
-        {_text('j.ip')} AS ip,
-        upper({_text('j.country')}) AS country,
-        {_text('j.cost')} AS cost_text,
-        try_cast({_text('j.cost')} AS DOUBLE) AS cost,
-        {_text('j.auction_id')} AS auction_id,
+        {_text("j.impression_id")} AS given_id,
+        {_text("j.timestamp")} AS ts_text,
+        {_text("j.ad_creative_id")} AS ad_creative_id,
+        {_text("j.campaign_id")} AS campaign_id,
+        {_text("j.user_id")} AS user_id,
+        {_text("j.website")} AS website,
+        lower({_text("j.placement")}) AS placement,
+        lower({_text("j.device_type")}) AS device_type,
+        {_text("j.user_agent")} AS user_agent,
+        {_text("j.ip")} AS ip,
+        upper({_text("j.country")}) AS country,
+        {_text("j.cost")} AS cost_text,
+        try_cast({_text("j.cost")} AS DOUBLE) AS cost,
+        {_text("j.auction_id")} AS auction_id,
         CASE WHEN is_obj AND len(json_keys(raw)) > ({known_count})
              THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
       FROM j
     ), t AS (
-      SELECT *, {parse_text_sql('ts_text')}::TIMESTAMPTZ AS event_time FROM s
+      SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
     ), r AS (
       SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
     )
@@ -142,7 +162,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
       coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_IMP_PAYLOAD)}) END) AS impression_id,
       event_time, ad_creative_id, campaign_id, user_id, website, placement, device_type,
       user_agent, ip, country, cost, auction_id, extras,
-      left(md5({_payload(['given_id', *_IMP_PAYLOAD])}), 16) AS payload_hash,
+      left(md5({_payload(["given_id", *_IMP_PAYLOAD])}), 16) AS payload_hash,
       source_file, source_position, raw, frame_error, reasons
     FROM r
     """
@@ -160,9 +180,16 @@ def _expand_concatenated_if_any(frame: pa.Table) -> pa.Table:
     if expanded.num_rows == bad.num_rows:
         return frame
     # Re-attach the source file (the only other column a frame carries) and keep order.
-    files = dict(zip(bad.column("source_position").to_pylist(), bad.column("source_file").to_pylist(), strict=False))
+    files = dict(
+        zip(
+            bad.column("source_position").to_pylist(),
+            bad.column("source_file").to_pylist(),
+            strict=False,
+        )
+    )
     expanded = expanded.append_column(
-        "source_file", pa.array([files[p] for p in expanded.column("source_position").to_pylist()], pa.string())
+        "source_file",
+        pa.array([files[p] for p in expanded.column("source_position").to_pylist()], pa.string()),
     )
     good = frame.filter(pc.invert(invalid)).select(expanded.column_names)
     merged = pa.concat_tables([good, expanded.cast(good.schema)])
@@ -170,14 +197,24 @@ def _expand_concatenated_if_any(frame: pa.Table) -> pa.Table:
 
 
 def _json_valid(frame: pa.Table) -> pa.ChunkedArray:
-    return engine.run("SELECT json_valid(raw) AS ok FROM frame", frame=frame.select(["raw"])).column("ok")
+    return engine.run(
+        "SELECT json_valid(raw) AS ok FROM frame", frame=frame.select(["raw"])
+    ).column("ok")
 
 
 # ---------------------------------------------------------------- clicks & conversions
 
 _CLICK_PAYLOAD = [
-    "event_time_text", "user_id", "campaign_id", "event_type", "impression_id", "ad_creative_id",
-    "conversion_type", "conversion_value", "currency", "extras",
+    "event_time_text",
+    "user_id",
+    "campaign_id",
+    "event_type",
+    "impression_id",
+    "ad_creative_id",
+    "conversion_type",
+    "conversion_value",
+    "currency",
+    "extras",
 ]
 
 
@@ -190,9 +227,14 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
         + _reasons(
             [
                 *_missing(CLICK_REQUIRED, ok),
-                (f"{ok} AND event_type IS NOT NULL AND event_type NOT IN {tuple(EVENT_TYPES)}",
-                 "event_type_invalid"),
-                ("value_text IS NOT NULL AND conversion_value IS NULL", "number_invalid:conversion_value"),
+                (
+                    f"{ok} AND event_type IS NOT NULL AND event_type NOT IN {tuple(EVENT_TYPES)}",
+                    "event_type_invalid",
+                ),
+                (
+                    "value_text IS NOT NULL AND conversion_value IS NULL",
+                    "number_invalid:conversion_value",
+                ),
                 ("conversion_value < 0", "negative_value:conversion_value"),
                 *checks_sql("event_time", "ts_text IS NOT NULL"),
             ]
@@ -202,16 +244,16 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
     query = f"""
     WITH s AS (
       SELECT source_file, source_position, raw, frame_error, extras,
-        {_text('event_id')} AS given_id, {_text('timestamp')} AS ts_text,
-        {_text('user_id')} AS user_id, {_text('campaign_id')} AS campaign_id,
-        lower({_text('event_type')}) AS event_type, {_text('impression_id')} AS impression_id,
-        {_text('ad_creative_id')} AS ad_creative_id, lower({_text('conversion_type')}) AS conversion_type,
-        {_text('conversion_value')} AS value_text,
-        try_cast({_text('conversion_value')} AS DOUBLE) AS conversion_value,
-        upper({_text('currency')}) AS currency
+        {_text("event_id")} AS given_id, {_text("timestamp")} AS ts_text,
+        {_text("user_id")} AS user_id, {_text("campaign_id")} AS campaign_id,
+        lower({_text("event_type")}) AS event_type, {_text("impression_id")} AS impression_id,
+        {_text("ad_creative_id")} AS ad_creative_id, lower({_text("conversion_type")}) AS conversion_type,
+        {_text("conversion_value")} AS value_text,
+        try_cast({_text("conversion_value")} AS DOUBLE) AS conversion_value,
+        upper({_text("currency")}) AS currency
       FROM frame
     ), t AS (
-      SELECT *, {parse_text_sql('ts_text')}::TIMESTAMPTZ AS event_time FROM s
+      SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
     ), r AS (
       SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
     )
@@ -219,7 +261,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
       coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_CLICK_PAYLOAD)}) END) AS event_id,
       event_type, event_time, user_id, campaign_id, ad_creative_id, impression_id,
       conversion_type, conversion_value, currency, extras,
-      left(md5({_payload(['given_id', *_CLICK_PAYLOAD])}), 16) AS payload_hash,
+      left(md5({_payload(["given_id", *_CLICK_PAYLOAD])}), 16) AS payload_hash,
       source_file, source_position, raw, frame_error, reasons
     FROM r
     """
@@ -229,8 +271,18 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
 # ---------------------------------------------------------------- bid requests
 
 _BID_PAYLOAD = [
-    "exchange", "event_time_text", "user_id", "site_domain", "device_type", "country",
-    "floor_price", "targeting_text", "bid_price", "campaign_id", "ad_creative_id", "extras",
+    "exchange",
+    "event_time_text",
+    "user_id",
+    "site_domain",
+    "device_type",
+    "country",
+    "floor_price",
+    "targeting_text",
+    "bid_price",
+    "campaign_id",
+    "ad_creative_id",
+    "extras",
 ]
 
 
@@ -266,11 +318,11 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     query = f"""
     WITH s AS (
       SELECT source_file, source_position, raw, frame_error, extras,
-        {_text('auction_id')} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
-        {_text('user_id')} AS user_id, lower({_text('exchange')}) AS exchange,
-        lower({_text('site_domain')}) AS site_domain, lower({_text('device_type')}) AS device_type,
-        upper({_text('country')}) AS country, floor_price, ad_targeting, bid_price,
-        {_text('campaign_id')} AS campaign_id, {_text('ad_creative_id')} AS ad_creative_id
+        {_text("auction_id")} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
+        {_text("user_id")} AS user_id, lower({_text("exchange")}) AS exchange,
+        lower({_text("site_domain")}) AS site_domain, lower({_text("device_type")}) AS device_type,
+        upper({_text("country")}) AS country, floor_price, ad_targeting, bid_price,
+        {_text("campaign_id")} AS campaign_id, {_text("ad_creative_id")} AS ad_creative_id
       FROM frame
     ), r AS (
       SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text,
@@ -278,7 +330,7 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     SELECT auction_id, exchange, event_time, user_id, site_domain, device_type, country,
       floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id, extras,
-      left(md5({_payload(['auction_id', *_BID_PAYLOAD])}), 16) AS payload_hash,
+      left(md5({_payload(["auction_id", *_BID_PAYLOAD])}), 16) AS payload_hash,
       source_file, source_position,
       CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw,
       frame_error, reasons

@@ -21,7 +21,8 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import CommitTableResponse, Table
-from sqlalchemy import Column, Integer, MetaData, String, Table as SqlTable, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, insert, select, update
+from sqlalchemy import Table as SqlTable
 from sqlalchemy.orm import Session
 
 from advertisex.errors import CommitConflictError
@@ -93,7 +94,7 @@ class AtomicSqlCatalog(SqlCatalog):
                     )
                     .values(metadata_location=s.new, previous_metadata_location=s.previous)
                 )
-                if result.rowcount < 1:
+                if result.rowcount < 1:  # type: ignore[attr-defined]
                     raise CommitConflictError(
                         f"table {s.namespace}.{s.table_name} was changed by another process",
                         hint="another processor is running on the same data; run one at a time",
@@ -117,8 +118,12 @@ class AtomicSqlCatalog(SqlCatalog):
         self._write_metadata(
             metadata=staged.metadata, io=staged.io, metadata_path=staged.metadata_location
         )
-        self._group.append(_Staged(namespace, table_name, current.metadata_location, staged.metadata_location))
-        return CommitTableResponse(metadata=staged.metadata, metadata_location=staged.metadata_location)
+        self._group.append(
+            _Staged(namespace, table_name, current.metadata_location, staged.metadata_location)
+        )
+        return CommitTableResponse(  # type: ignore[call-arg]
+            metadata=staged.metadata, metadata_location=staged.metadata_location
+        )
 
     def done_segments(self, source: str | None = None) -> set[str]:
         query = select(SEGMENTS.c.segment)
@@ -133,4 +138,6 @@ class AtomicSqlCatalog(SqlCatalog):
 
         with Session(self.engine) as session, session.begin():
             for chunk in range(0, len(segments), 500):
-                session.execute(delete(SEGMENTS).where(SEGMENTS.c.segment.in_(segments[chunk : chunk + 500])))
+                session.execute(
+                    delete(SEGMENTS).where(SEGMENTS.c.segment.in_(segments[chunk : chunk + 500]))
+                )

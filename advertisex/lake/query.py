@@ -53,12 +53,18 @@ class QueryEngine:
         try:
             statements = self.con.extract_statements(sql)
         except duckdb.Error as error:
-            raise UserInputError(f"SQL does not parse: {_first_line(error)}", hint="check the SQL syntax") from error
+            raise UserInputError(
+                f"SQL does not parse: {_first_line(error)}", hint="check the SQL syntax"
+            ) from error
         if not statements:
             raise UserInputError("no SQL statement given", hint='try: advertisex query "select 1"')
         for statement in statements:
             kind = str(statement.type).rsplit(".", 1)[-1].upper()
-            kind = "EXPLAIN ANALYZE" if kind == "EXPLAIN" and "ANALYZE" in statement.query.upper().split()[:3] else kind
+            kind = (
+                "EXPLAIN ANALYZE"
+                if kind == "EXPLAIN" and "ANALYZE" in statement.query.upper().split()[:3]
+                else kind
+            )
             if kind not in _READ_ONLY:
                 raise ReadOnlyQueryError(
                     f"refused: a {kind} statement would change data; queries are read-only",
@@ -73,7 +79,9 @@ class QueryEngine:
                 return pa.table({})
             return result.to_arrow_table()
         except duckdb.Error as error:
-            raise UserInputError(f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(TABLES)) from error
+            raise UserInputError(
+                f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(TABLES)
+            ) from error
 
 
 def _first_line(error: Exception) -> str:

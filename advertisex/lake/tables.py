@@ -29,7 +29,9 @@ class Lake:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.catalog_uri.startswith("sqlite:///"):
-            Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
         if settings.warehouse_uri.startswith("file://"):
             Path(settings.warehouse_uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         self.catalog = AtomicSqlCatalog(
@@ -71,7 +73,9 @@ class Lake:
             return self.catalog.load_table(spec.qualified)
         if spec.partition_by_day:
             with table.update_spec() as update:
-                update.add_field(spec.partition_by_day, DayTransform(), f"{spec.partition_by_day}_day")
+                update.add_field(
+                    spec.partition_by_day, DayTransform(), f"{spec.partition_by_day}_day"
+                )
         if spec.sort_by:
             with table.update_sort_order() as order:
                 for column in spec.sort_by:

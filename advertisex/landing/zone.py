@@ -59,7 +59,9 @@ class LandingZone:
         concurrent writers (collector id + sequence number, or a content hash).
         """
         if source not in SOURCES:
-            raise UserInputError(f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}")
+            raise UserInputError(
+                f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}"
+            )
         at = at or utcnow()
         stamp = at.strftime("%Y%m%dT%H%M%S%fZ")
         label = label or secrets.token_hex(6)
@@ -106,14 +108,17 @@ class LandingZone:
         detected = source or detect_source(path, data[:65536])
         if detected is None:
             return IngestResult(
-                str(path), "skipped",
+                str(path),
+                "skipped",
                 detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
                 "pass --source if it is one",
             )
         digest = hashlib.sha256(data).hexdigest()
         marker = self.root / "_index" / digest[:2] / digest
         if marker.exists():
-            return IngestResult(str(path), "already", detected, marker.read_text().strip(), bytes=len(data))
+            return IngestResult(
+                str(path), "already", detected, marker.read_text().strip(), bytes=len(data)
+            )
         segment = self.write_segment(detected, data, label=f"file-{digest[:16]}")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(segment.name + "\n")
@@ -156,7 +161,9 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            )
         elif path.is_file():
             files.append(path)
         else:

@@ -6,14 +6,33 @@ The decoders and the standardize kernels read these; nothing else hard-codes fie
 from __future__ import annotations
 
 IMPRESSION_FIELDS = (
-    "impression_id", "timestamp", "ad_creative_id", "campaign_id", "user_id", "website",
-    "placement", "device_type", "user_agent", "ip", "country", "cost", "auction_id",
+    "impression_id",
+    "timestamp",
+    "ad_creative_id",
+    "campaign_id",
+    "user_id",
+    "website",
+    "placement",
+    "device_type",
+    "user_agent",
+    "ip",
+    "country",
+    "cost",
+    "auction_id",
 )
 IMPRESSION_REQUIRED = ("timestamp", "ad_creative_id", "user_id", "website")
 
 CLICK_FIELDS = (
-    "event_id", "timestamp", "user_id", "campaign_id", "event_type", "impression_id",
-    "ad_creative_id", "conversion_type", "conversion_value", "currency",
+    "event_id",
+    "timestamp",
+    "user_id",
+    "campaign_id",
+    "event_type",
+    "impression_id",
+    "ad_creative_id",
+    "conversion_type",
+    "conversion_value",
+    "currency",
 )
 CLICK_REQUIRED = ("timestamp", "user_id", "campaign_id", "event_type")
 CLICK_ALIASES = {
@@ -25,7 +44,17 @@ CLICK_ALIASES = {
 EVENT_TYPES = ("click", "conversion")
 
 BID_FIELDS = (
-    "auction_id", "timestamp", "user_id", "exchange", "site_domain", "device_type", "country",
-    "floor_price", "ad_targeting", "bid_price", "campaign_id", "ad_creative_id",
+    "auction_id",
+    "timestamp",
+    "user_id",
+    "exchange",
+    "site_domain",
+    "device_type",
+    "country",
+    "floor_price",
+    "ad_targeting",
+    "bid_price",
+    "campaign_id",
+    "ad_creative_id",
 )
 BID_REQUIRED = ("auction_id", "timestamp", "user_id")

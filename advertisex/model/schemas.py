@@ -146,10 +146,24 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     spec.qualified: spec
     for spec in [
-        TableSpec("curated", "impressions", IMPRESSIONS, "impression_id", sort_by=("campaign_id", "event_time")),
+        TableSpec(
+            "curated",
+            "impressions",
+            IMPRESSIONS,
+            "impression_id",
+            sort_by=("campaign_id", "event_time"),
+        ),
         TableSpec("curated", "clicks", CLICKS, "event_id", sort_by=("campaign_id", "event_time")),
-        TableSpec("curated", "conversions", CONVERSIONS, "event_id", sort_by=("campaign_id", "event_time")),
-        TableSpec("curated", "bid_requests", BID_REQUESTS, "auction_id", sort_by=("campaign_id", "event_time")),
+        TableSpec(
+            "curated", "conversions", CONVERSIONS, "event_id", sort_by=("campaign_id", "event_time")
+        ),
+        TableSpec(
+            "curated",
+            "bid_requests",
+            BID_REQUESTS,
+            "auction_id",
+            sort_by=("campaign_id", "event_time"),
+        ),
         TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
         TableSpec("ops", "batches", BATCHES, None, partition_by_day=None),
     ]

@@ -78,9 +78,7 @@ def process_source(
     good, rejected = split_rejected(standardized)
     # ingest_time travels with each row from its segment; add it to the standardized rows.
     appends: dict[str, pa.Table] = {}
-    quarantine = to_quarantine(
-        _attach_ingest_time(rejected, frame), source, constants
-    )
+    quarantine = to_quarantine(_attach_ingest_time(rejected, frame), source, constants)
     account.quarantined = quarantine.num_rows
     appends["curated.quarantine"] = quarantine
     good = _attach_ingest_time(good, frame)
@@ -102,10 +100,18 @@ def _attach_ingest_time(rows: pa.Table, frame: pa.Table) -> pa.Table:
     """Look up each row's ingest_time by its source file (constant per segment)."""
     if "ingest_time" in rows.column_names:
         return rows
-    files = frame.select(["source_file", "ingest_time"]).group_by("source_file").aggregate(
-        [("ingest_time", "min")]
+    files = (
+        frame.select(["source_file", "ingest_time"])
+        .group_by("source_file")
+        .aggregate([("ingest_time", "min")])
     )
-    lookup = dict(zip(files.column("source_file").to_pylist(), files.column("ingest_time_min").to_pylist(), strict=True))
+    lookup = dict(
+        zip(
+            files.column("source_file").to_pylist(),
+            files.column("ingest_time_min").to_pylist(),
+            strict=True,
+        )
+    )
     types = pa.timestamp("us", tz="UTC")
     keys = pa.array(list(lookup), pa.string())
     index = pc.index_in(rows.column("source_file"), value_set=keys)

@@ -28,14 +28,25 @@ DECODERS: dict[tuple[str, str], Callable[[bytes], pa.Table]] = {
     ("bids", "avro"): frame_avro,
     ("bids", "json"): frame_json_bids,
 }
-_FORMAT_BY_EXTENSION = {"ndjson": "json", "json": "json", "jsonl": "json", "csv": "csv", "tsv": "csv", "avro": "avro"}
+_FORMAT_BY_EXTENSION = {
+    "ndjson": "json",
+    "json": "json",
+    "jsonl": "json",
+    "csv": "csv",
+    "tsv": "csv",
+    "avro": "avro",
+}
 _DEFAULT_FORMAT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
 
 
 def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
-    extension = segment.name.rsplit(".", 1)[-1].lower() if "." in segment.name.rsplit("/", 1)[-1] else ""
+    extension = (
+        segment.name.rsplit(".", 1)[-1].lower() if "." in segment.name.rsplit("/", 1)[-1] else ""
+    )
     fmt = _FORMAT_BY_EXTENSION.get(extension, _DEFAULT_FORMAT[segment.source])
-    return DECODERS.get((segment.source, fmt), DECODERS[(segment.source, _DEFAULT_FORMAT[segment.source])])
+    return DECODERS.get(
+        (segment.source, fmt), DECODERS[(segment.source, _DEFAULT_FORMAT[segment.source])]
+    )
 
 
 def segment_time(segment: Segment) -> datetime:

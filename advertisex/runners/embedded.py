@@ -40,7 +40,16 @@ class ProcessReport:
 
     def add(self, account: SourceAccount) -> None:
         total = self.accounts.setdefault(account.source, SourceAccount(account.source))
-        for name in ("files", "bytes", "records_in", "accepted", "quarantined", "filtered", "duplicates", "conflicts"):
+        for name in (
+            "files",
+            "bytes",
+            "records_in",
+            "accepted",
+            "quarantined",
+            "filtered",
+            "duplicates",
+            "conflicts",
+        ):
             setattr(total, name, getattr(total, name) + getattr(account, name))
         for table, n in account.by_table.items():
             total.by_table[table] = total.by_table.get(table, 0) + n
@@ -76,7 +85,9 @@ class EmbeddedRunner:
             batches.append(current)
         return batches
 
-    def process(self, progress: Progress | None = None, now: datetime | None = None) -> ProcessReport:
+    def process(
+        self, progress: Progress | None = None, now: datetime | None = None
+    ) -> ProcessReport:
         """Process everything pending now; returns the accounting of what happened."""
         started = time.perf_counter()
         report = ProcessReport()
@@ -98,7 +109,9 @@ class EmbeddedRunner:
         rules = Rules(
             now=now or started_at,
             future_skew=timedelta(seconds=self.settings.processor.future_skew_seconds),
-            max_age=timedelta(days=d) if (d := self.settings.processor.max_event_age_days) else None,
+            max_age=timedelta(days=d)
+            if (d := self.settings.processor.max_event_age_days)
+            else None,
         )
         appends: dict[str, list[pa.Table]] = {}
         accounts: dict[str, SourceAccount] = {}
@@ -126,7 +139,9 @@ class EmbeddedRunner:
         merged = {name: pa.concat_tables(parts) for name, parts in appends.items()}
         merged["ops.batches"] = _batch_rows(batch_id, accounts, by_source, started_at, committed_at)
         marks = [
-            SegmentDone(s.name, s.source, batch_id, records[s.name], s.size, committed_at.isoformat())
+            SegmentDone(
+                s.name, s.source, batch_id, records[s.name], s.size, committed_at.isoformat()
+            )
             for s in segments
         ]
         if progress:
@@ -138,16 +153,15 @@ class EmbeddedRunner:
         """Committed keys whose event time lies within the dedupe horizon of the candidates."""
         if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
             return None
-        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
-
         import pyarrow.compute as pc
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 
         horizon = timedelta(days=self.settings.processor.dedupe_horizon_days)
         bounds = pc.min_max(candidates.column("event_time")).as_py()
         low, high = bounds["min"] - horizon, bounds["max"] + horizon
         row_filter = And(
-            GreaterThanOrEqual("event_time", low.isoformat()),
-            LessThanOrEqual("event_time", high.isoformat()),
+            GreaterThanOrEqual("event_time", low.isoformat()),  # type: ignore[call-arg,misc]
+            LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
         )
         seen = self.lake.read(table_name, row_filter, SEEN_COLUMNS[table_name])
         return seen if seen.num_rows else None

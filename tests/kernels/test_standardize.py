@@ -1,0 +1,157 @@
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advertisex.formats.csvfmt import frame_csv
+from advertisex.formats.jsonfmt import frame_json
+from advertisex.kernels.standardize import Rules, standardize_clicks, standardize_impressions
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _frame(framed: pa.Table) -> pa.Table:
+    return framed.append_column("source_file", pa.array(["f"] * framed.num_rows, pa.string()))
+
+
+def _impressions(*lines: str) -> list[dict]:
+    data = "\n".join(lines).encode()
+    return standardize_impressions(_frame(frame_json(data)), Rules(NOW)).to_pylist()
+
+
+GOOD = '{"impression_id":"i1","timestamp":"%s","ad_creative_id":"cr","user_id":"u","website":"w","cost":0.002}'
+
+
+def test_every_timestamp_form_becomes_the_same_utc_instant():
+    forms = [
+        "2026-11-20T13:04:05.123Z",
+        "2026-11-20T13:04:05.123+00:00",
+        "2026-11-20T15:04:05.123+02:00",
+        "2026-11-20T13:04:05.123",
+    ]
+    rows = _impressions(*[GOOD % f for f in forms])
+    rows += _impressions(GOOD.replace('"%s"', "1795179845123"))  # epoch ms
+    rows += _impressions(GOOD.replace('"%s"', "1795179845.123"))  # epoch s
+    rows += _impressions(GOOD.replace('"%s"', "1795179845123000"))  # epoch µs
+    expected = datetime(2026, 11, 20, 13, 4, 5, 123000, tzinfo=UTC)
+    assert [r["event_time"] for r in rows] == [expected] * 7
+    assert all(r["reasons"] == [] for r in rows)
+
+
+def test_a_record_gets_all_its_reasons():
+    [row] = _impressions(
+        '{"timestamp":"3000-01-01T00:00:00Z","user_id":{"a":1},"website":"w","cost":-1}'
+    )
+    assert set(row["reasons"]) == {
+        "required_missing:ad_creative_id",
+        "type_invalid:user_id",
+        "negative_value:cost",
+        "timestamp_in_future",
+    }
+
+
+def test_malformed_lines_get_reasons_and_keep_their_raw_text():
+    rows = _impressions(
+        "{not json",
+        "[1,2]",
+        '{"timestamp":"soon","ad_creative_id":"c","user_id":"u","website":"w"}',
+    )
+    assert [r["reasons"] for r in rows] == [
+        ["json_invalid"],
+        ["json_not_object"],
+        ["timestamp_invalid"],
+    ]
+    assert rows[0]["raw"].startswith("{not json")
+
+
+def test_unknown_fields_are_kept_as_extras():
+    [row] = _impressions(
+        '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w","x":[1]}'
+    )
+    assert row["extras"] == '{"x":[1]}'
+
+
+def test_missing_id_gets_a_fingerprint_that_ignores_timestamp_spelling():
+    a = _impressions(
+        '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}'
+    )
+    b = _impressions(
+        '{"timestamp":"2026-01-01T01:00:00+01:00","ad_creative_id":"c","user_id":"u","website":"w"}'
+    )
+    assert a[0]["impression_id"].startswith("fp-")
+    assert a[0]["impression_id"] == b[0]["impression_id"]
+    assert a[0]["payload_hash"] == b[0]["payload_hash"]
+
+
+def test_max_age_rule_is_off_by_default_and_on_when_configured():
+    old = GOOD % "2020-01-01T00:00:00Z"
+    assert _impressions(old)[0]["reasons"] == []
+    frame = _frame(frame_json(old.encode()))
+    rows = standardize_impressions(frame, Rules(NOW, max_age=timedelta(days=30))).to_pylist()
+    assert rows[0]["reasons"] == ["timestamp_too_old"]
+
+
+def test_clicks_event_type_and_values():
+    data = (
+        b"timestamp,user_id,campaign_id,event_type,conversion_value\n"
+        b"2026-01-01T00:00:00Z,u,c,CLICK,\n2026-01-01T00:00:00Z,u,c,bogus,\n"
+        b"2026-01-01T00:00:00Z,u,c,conversion,abc\n,u,c,click,\n"
+    )
+    rows = standardize_clicks(_frame(frame_csv(data)), Rules(NOW)).to_pylist()
+    assert [r["reasons"] for r in rows] == [
+        [],
+        ["event_type_invalid"],
+        ["number_invalid:conversion_value"],
+        ["required_missing:timestamp"],
+    ]
+    assert rows[0]["event_type"] == "click"
+
+
+record = st.fixed_dictionaries(
+    {
+        "timestamp": st.one_of(
+            st.integers(0, 2_000_000_000_000).map(int),
+            st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1)).map(
+                lambda d: d.isoformat()
+            ),
+            st.text(max_size=5),
+        ),
+        "ad_creative_id": st.one_of(st.none(), st.text(max_size=4)),
+        "user_id": st.one_of(st.none(), st.text(max_size=4), st.integers(-(2**62), 2**62)),
+        "website": st.text(max_size=6),
+        "cost": st.one_of(
+            st.none(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3)
+        ),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(record, min_size=1, max_size=30))
+def test_standardize_is_idempotent_and_loses_no_row(records):
+    import orjson
+
+    data = b"\n".join(orjson.dumps(r) for r in records)
+    first = standardize_impressions(_frame(frame_json(data)), Rules(NOW))
+    assert first.num_rows == len(records)
+    good = first.filter(pa.compute.equal(pa.compute.list_value_length(first.column("reasons")), 0))
+    # Re-serialize the standardized good rows and standardize again: nothing changes.
+    again_lines = [
+        orjson.dumps(
+            {
+                "impression_id": r["impression_id"],
+                "timestamp": r["event_time"].isoformat(),
+                "ad_creative_id": r["ad_creative_id"],
+                "user_id": r["user_id"],
+                "website": r["website"],
+                **({"cost": r["cost"]} if r["cost"] is not None else {}),
+            }
+        )
+        for r in good.to_pylist()
+    ]
+    if not again_lines:
+        return
+    second = standardize_impressions(_frame(frame_json(b"\n".join(again_lines))), Rules(NOW))
+    cols = ["impression_id", "event_time", "ad_creative_id", "user_id", "website", "cost"]
+    assert second.select(cols).to_pylist() == good.select(cols).to_pylist()

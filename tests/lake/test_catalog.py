@@ -1,0 +1,112 @@
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from advertisex.config import load_settings
+from advertisex.errors import CommitConflictError
+from advertisex.lake.catalog import SegmentDone
+from advertisex.lake.tables import Lake
+from advertisex.model.schemas import BATCHES, CLICKS
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def _click(event_id: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "event_id": event_id,
+                "event_time": NOW,
+                "user_id": "u",
+                "campaign_id": "c",
+                "payload_hash": "h",
+                "ingest_time": NOW,
+                "source_file": "f",
+                "source_position": 1,
+                "batch_id": "b",
+            }
+        ],
+        schema=CLICKS,
+    )
+
+
+def _batch_row(batch_id: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "batch_id": batch_id,
+                "source": "clicks",
+                "started_at": NOW,
+                "committed_at": NOW,
+                "files": 1,
+                "bytes": 1,
+                "records_in": 1,
+                "accepted": 1,
+                "quarantined": 0,
+                "filtered": 0,
+                "duplicates": 0,
+                "conflicts": 0,
+                "segments": ["s"],
+            }
+        ],
+        schema=BATCHES,
+    )
+
+
+def _mark(segment: str) -> SegmentDone:
+    return SegmentDone(segment, "clicks", "b", 1, 1, NOW.isoformat())
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(load_settings(data_dir=tmp_path))
+
+
+def test_tables_and_segment_marks_commit_together(lake):
+    lake.commit_batch(
+        {"curated.clicks": _click("e1"), "ops.batches": _batch_row("b1")}, [_mark("s1")], {}
+    )
+    assert lake.read("curated.clicks").num_rows == 1
+    assert lake.read("ops.batches").num_rows == 1
+    assert lake.done_segments() == {"s1"}
+    assert lake.table("curated.clicks").spec().fields[0].name == "event_time_day"
+
+
+def test_a_failed_publish_leaves_no_table_changed_and_no_segment_done(lake, monkeypatch):
+    lake.commit_batch({"curated.clicks": _click("e1")}, [_mark("s1")], {})
+    # Simulate a crash between staging and publishing: the catalog transaction fails.
+    original = lake.catalog._publish
+
+    def crash(staged, segments):
+        raise OSError("disk vanished")
+
+    monkeypatch.setattr(lake.catalog, "_publish", crash)
+    with pytest.raises(OSError):
+        lake.commit_batch(
+            {"curated.clicks": _click("e2"), "ops.batches": _batch_row("b2")}, [_mark("s2")], {}
+        )
+    monkeypatch.setattr(lake.catalog, "_publish", original)
+    lake.refresh()
+    assert lake.read("curated.clicks").column("event_id").to_pylist() == ["e1"]
+    assert lake.read("ops.batches").num_rows == 0
+    assert lake.done_segments() == {"s1"}
+
+
+def test_a_writer_that_publishes_in_between_makes_the_whole_group_fail(lake, tmp_path, monkeypatch):
+    other = Lake(load_settings(data_dir=tmp_path))
+    original = lake.catalog._publish
+
+    def publish_after_someone_else(staged, segments):
+        other.commit_batch({"curated.clicks": _click("e1")}, [_mark("s1")], {})
+        original(staged, segments)
+
+    monkeypatch.setattr(lake.catalog, "_publish", publish_after_someone_else)
+    with pytest.raises(CommitConflictError):
+        lake.commit_batch(
+            {"curated.clicks": _click("e2"), "ops.batches": _batch_row("b2")}, [_mark("s2")], {}
+        )
+    lake.refresh()
+    assert lake.read("curated.clicks").column("event_id").to_pylist() == ["e1"]
+    assert lake.read("ops.batches").num_rows == 0
+    assert lake.done_segments() == {"s1"}

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from advertisex.errors import UserInputError
+from advertisex.landing.zone import LandingZone, expand_paths
+
+
+def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
+    zone = LandingZone(tmp_path / "landing")
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(b'{"ad_creative_id":"c","user_id":"u","timestamp":"2026-01-01","website":"w"}\n')
+    first = zone.ingest_file(f)
+    again = zone.ingest_file(f)
+    assert (first.status, first.source) == ("landed", "impressions")
+    assert again.status == "already" and again.segment == first.segment
+    assert [s.name for s in zone.segments()] == [first.segment]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "source"),
+    [
+        (b"", "skipped", None),
+        (b"   \n", "skipped", None),
+        (b'{"seed": 1, "events": 2}', "skipped", None),
+        (b"campaign_id,advertiser\nc,a\n", "skipped", None),
+        (b"timestamp,user_id,campaign_id,event_type\n", "landed", "clicks"),
+        (b"Obj\x01rest", "landed", "bids"),
+    ],
+)
+def test_source_detection_and_skips(
+    tmp_path: Path, content: bytes, status: str, source: str | None
+):
+    f = tmp_path / "file.dat"
+    f.write_bytes(content)
+    result = LandingZone(tmp_path / "landing").ingest_file(f)
+    assert (result.status, result.source) == (status, source)
+    if status == "skipped":
+        assert result.detail
+
+
+def test_segments_are_listed_in_arrival_order_and_partial_writes_are_invisible(tmp_path: Path):
+    zone = LandingZone(tmp_path)
+    a = zone.write_segment("impressions", b"{}\n", label="a")
+    b = zone.write_segment("clicks", b"x\n", label="b")
+    _, _, temporary = zone.new_segment_path("impressions", label="c")
+    temporary.write_bytes(b"half")
+    assert [s.name for s in zone.segments()] == [a.name, b.name]
+
+
+def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
+    with pytest.raises(UserInputError) as error:
+        expand_paths([str(tmp_path / "nope*.json")])
+    assert error.value.hint
