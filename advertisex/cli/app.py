@@ -26,6 +26,7 @@ VERB_MODULES = [
     "advertisex.cli.generate",
     "advertisex.cli.pipeline",
     "advertisex.cli.query",
+    "advertisex.cli.report",
     "advertisex.cli.demo",
 ]
 
