@@ -27,8 +27,14 @@ if TYPE_CHECKING:
 
 MALFORMED_KINDS = ["null_user_id", "null_auction_id", "null_timestamp"]
 STRING_FIELDS = [
-    "auction_id", "user_id", "exchange", "site_domain", "device_type", "country",
-    "campaign_id", "ad_creative_id",
+    "auction_id",
+    "user_id",
+    "exchange",
+    "site_domain",
+    "device_type",
+    "country",
+    "campaign_id",
+    "ad_creative_id",
 ]
 
 
@@ -71,18 +77,22 @@ def malformed_bids(rng: np.random.Generator, templates: pl.DataFrame) -> pl.Data
 def to_arrow(frame: pl.DataFrame) -> pa.Table:
     """Arrow table with the writer schema's field order and types."""
     import numpy as np
-    import polars as pl
     import pyarrow as pa
 
     n = len(frame)
-    # Targeting map with non-nullable values, so the Avro type is {"map": "string"}.
+    # Targeting map with non-nullable values, so the Avro type is {"map": "string"}:
+    # entries interleave age, gender, interests of row 0, then row 1, and so on.
     map_type = pa.map_(pa.string(), pa.field("value", pa.string(), nullable=False))
-    keys = pl.Series(["age", "gender", "interests"]).gather(np.tile(np.arange(3), n))
-    values = frame.select(v=pl.concat_list("age", "gender", "interests")).explode("v")["v"]
+    entry_keys = ["age", "gender", "interests"]
+    keys = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(3, dtype=np.int8), n)), pa.array(entry_keys)
+    ).cast(pa.string())
+    stacked = pa.concat_arrays([frame[key].to_arrow().cast(pa.string()) for key in entry_keys])
+    interleave = (np.arange(3)[None, :] * n + np.arange(n)[:, None]).reshape(-1)
     targeting = pa.MapArray.from_arrays(
         pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
-        keys.to_arrow().cast(pa.string()),
-        values.to_arrow().cast(pa.string()),
+        keys,
+        stacked.take(pa.array(interleave)),
         type=map_type,
     )
     columns = {name: frame[name].to_arrow().cast(pa.string()) for name in STRING_FIELDS}
@@ -110,7 +120,9 @@ def write_avro_file(path: Path, table: pa.Table, sync_marker: bytes) -> None:
     sink.close()
     encoded.seek(0)
     blocks = fastavro.block_reader(encoded)
-    _check_same_layout(blocks.writer_schema)
+    encoded_schema = blocks.writer_schema
+    assert isinstance(encoded_schema, dict)  # a record schema, as polars-avro writes
+    _check_same_layout(encoded_schema)
     with path.open("wb") as out:
         # Level 1: 2.5x faster than the default for ~20 % larger files; these are test data.
         writer = Writer(
@@ -126,8 +138,7 @@ def _check_same_layout(encoded_schema: dict[str, Any]) -> None:
 
     def layout(schema: dict[str, Any]) -> list[tuple[str, str]]:
         return [
-            (field["name"], json.dumps(field["type"], sort_keys=True))
-            for field in schema["fields"]
+            (field["name"], json.dumps(field["type"], sort_keys=True)) for field in schema["fields"]
         ]
 
     if layout(encoded_schema) != layout(writer_schema()):

@@ -22,8 +22,20 @@ if TYPE_CHECKING:
 NO_BID_SHARE = 0.45  # of lost requests, those the bidder passed on (bid_price null)
 
 BID_COLUMNS = [
-    "auction_id", "event_ms", "user_id", "exchange", "site_domain", "device_type", "country",
-    "floor_price", "age", "gender", "interests", "bid_price", "campaign_id", "ad_creative_id",
+    "auction_id",
+    "event_ms",
+    "user_id",
+    "exchange",
+    "site_domain",
+    "device_type",
+    "country",
+    "floor_price",
+    "age",
+    "gender",
+    "interests",
+    "bid_price",
+    "campaign_id",
+    "ad_creative_id",
 ]
 
 

@@ -70,10 +70,12 @@ COUNTRIES = ["US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "ES", "IT", "
 COUNTRY_SHARE = [0.35, 0.08, 0.08, 0.06, 0.12, 0.07, 0.06, 0.05, 0.04, 0.04, 0.03, 0.02]
 
 # First octets of publicly routed IPv4 space, so generated addresses look like real clients.
+# fmt: off
 PUBLIC_FIRST_OCTETS = [
     23, 24, 31, 37, 45, 50, 62, 68, 73, 78, 81, 86, 92, 98, 103, 110, 122, 151, 176, 185, 188,
     193, 201, 212, 217,
 ]
+# fmt: on
 
 # (host stem, URL path segment) per site category; five sites each make ~50 websites.
 SITE_CATEGORIES = [
@@ -108,17 +110,21 @@ AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 AGE_SHARE = [0.16, 0.27, 0.22, 0.16, 0.11, 0.08]
 GENDERS = ["female", "male", "unknown"]
 GENDER_SHARE = [0.47, 0.46, 0.07]
+# fmt: off
 INTERESTS = [
     "sports", "tech", "travel", "finance", "food", "fashion",
     "gaming", "auto", "health", "music", "news", "parenting",
 ]
+# fmt: on
 
+# fmt: off
 ADVERTISERS = [
     "Acme Outdoor", "Northwind Travel", "Blue Harbor Bank", "Lumen Phones",
     "Fresh Basket Groceries", "Kestrel Motors", "Pixel Forge Games", "Evergreen Insurance",
     "Solace Sleep", "Brightpath Learning", "Urban Thread Apparel", "Helio Energy",
     "Nimbus Cloud", "Cedar and Sage Home",
 ]
+# fmt: on
 # Campaign themes and the conversion each one mostly drives.
 THEMES = [
     ("Spring Sale", "purchase"),

@@ -20,10 +20,12 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
 # Relative traffic by UTC hour of day: trough at 04:00, slow climb, peak at 19:00.
+# fmt: off
 DIURNAL = [
     0.55, 0.45, 0.38, 0.33, 0.30, 0.32, 0.38, 0.48, 0.58, 0.66, 0.72, 0.77,
     0.80, 0.82, 0.84, 0.86, 0.89, 0.93, 0.98, 1.00, 0.97, 0.88, 0.76, 0.65,
 ]
+# fmt: on
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,16 @@ if TYPE_CHECKING:
     import polars as pl
 
 CLICK_HEADER = [
-    "event_id", "timestamp", "user_id", "campaign_id", "ad_creative_id", "impression_id",
-    "event_type", "conversion_type", "conversion_value", "currency",
+    "event_id",
+    "timestamp",
+    "user_id",
+    "campaign_id",
+    "ad_creative_id",
+    "impression_id",
+    "event_type",
+    "conversion_type",
+    "conversion_value",
+    "currency",
 ]
 MALFORMED_KINDS = ["too_few_columns", "bogus_event_type", "empty_timestamp", "empty_user_id"]
 

@@ -9,20 +9,50 @@ hourly files → ``truth.json``.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
 from advertisex.synth.clock import Window
 from advertisex.synth.config import FaultConfig
 
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from advertisex.synth.schedule import Mutate
+    from advertisex.synth.world import World
+
 IMPRESSION_SHARE = 0.55  # of valid records; bid requests take ~43 %, responses the rest
 MIN_USERS = 1000
 EVENTS_PER_USER = 20
 GENERATION_STEPS = 4  # progress units before the first file is written
+POSITIONS = ["_hour", "_arrival", "_seq"]
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Unique valid events of one run, before faults and files."""
+
+    world: World
+    impressions: pl.DataFrame
+    responses: pl.DataFrame  # clicks and conversions
+    bids: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class Landed:
+    """One source as written: scheduled valid records, malformed count, file names."""
+
+    records: pl.DataFrame
+    malformed: int
+    files: list[str]
 
 
 def generate(
@@ -44,139 +74,212 @@ def generate(
         truth["tables"]["impressions"]["unique"]
     """
     import numpy as np
-    import polars as pl
 
-    from advertisex.synth import bids as bid_stage
-    from advertisex.synth import csv_out, ndjson_out, truth
-    from advertisex.synth.avro_out import conflicting_bids, malformed_bids
-    from advertisex.synth.impressions import make_impressions
-    from advertisex.synth.landing import remove_stale_files, write_bid_source, write_text_source
-    from advertisex.synth.responses import make_responses
-    from advertisex.synth.schedule import malformed_templates, schedule
-    from advertisex.synth.world import build_world
+    from advertisex.synth import truth
+    from advertisex.synth.landing import remove_stale_files
     from advertisex.util import jsonutil
 
-    _check_arguments(events, seed, days)
+    check_arguments(events, seed, days)
     out_dir = _prepare(Path(out_dir))
     window = Window(start, days)
-    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(10)]
-    total_steps = GENERATION_STEPS + 3 * window.hours + 3
-    done = 0
+    seeds = np.random.SeedSequence(seed).spawn(10)
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
+    step = _stepper(progress, GENERATION_STEPS + 3 * window.hours + 3)
 
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total_steps)
+    traffic = _simulate(streams[:4], window, events, faults, step)
+    for name, frame in (
+        ("campaigns", traffic.world.campaigns),
+        ("creatives", traffic.world.creatives),
+    ):
+        frame.write_csv(out_dir / "dims" / f"{name}.csv", line_terminator="\n")
+        step()
+    # Bid files (Rust encoding, zlib) and impression files (polars, disk writes) spend
+    # most of their time outside the GIL, so writing them side by side uses both cores.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        bids = pool.submit(
+            _land_bids, streams[6], streams[9], traffic, window, faults, out_dir, seed, step
+        )
+        landed = {
+            "impressions": _land_impressions(
+                streams[4], streams[7], traffic, window, faults, out_dir, step
+            ),
+            "clicks": _land_responses(
+                streams[5], streams[8], traffic, window, faults, out_dir, step
+            ),
+            "bids": bids.result(),
+        }
+    remove_stale_files(out_dir, {name for source in landed.values() for name in source.files})
 
-    if progress is not None:
-        progress(0, total_steps)
+    result = truth.build(
+        run={
+            "seed": seed,
+            "events": events,
+            "start": start.isoformat(),
+            "days": days,
+            "faults": faults.to_dict(),
+        },
+        window=window,
+        world=traffic.world,
+        landed={name: (s.records, s.malformed, s.files) for name, s in landed.items()},
+    )
+    (out_dir / "truth.json").write_bytes(
+        jsonutil.dumps(result, indent=True, sort_keys=True) + b"\n"
+    )
+    step()
+    return result
+
+
+def _simulate(
+    streams: list[np.random.Generator],
+    window: Window,
+    events: int,
+    faults: FaultConfig,
+    step: Callable[[], None],
+) -> Traffic:
+    """Draw the world and its unique valid events, sized so files hold ~``events`` records."""
+    from advertisex.synth.bids import make_bids
+    from advertisex.synth.impressions import make_impressions
+    from advertisex.synth.responses import make_responses
+    from advertisex.synth.world import build_world
 
     # Valid records leave room for the repeats and junk the faults add on top.
     extra = faults.duplicate_rate + faults.conflict_rate + faults.malformed_rate
     n_valid = round(events / (1.0 + extra))
     world = build_world(streams[0], window, max(MIN_USERS, events // EVENTS_PER_USER))
     step()
-    impressions = make_impressions(
-        streams[1], world, window, round(IMPRESSION_SHARE * n_valid), faults.bot_rate
-    )
+    n_impressions = round(IMPRESSION_SHARE * n_valid)
+    impressions = make_impressions(streams[1], world, window, n_impressions, faults.bot_rate)
     step()
     responses = make_responses(streams[2], world, window, impressions)
     step()
+    # Bid requests fill the rest exactly, so valid records add up to n_valid.
     n_bids = max(0, n_valid - len(impressions) - len(responses))
-    impressions, bids = bid_stage.make_bids(streams[3], world, window, impressions, n_bids)
+    impressions, bids = make_bids(streams[3], world, window, impressions, n_bids)
     step()
+    return Traffic(world, impressions, responses, bids)
 
-    dims = out_dir / "dims"
-    world.campaigns.write_csv(dims / "campaigns.csv", line_terminator="\n")
-    step()
-    world.creatives.write_csv(dims / "creatives.csv", line_terminator="\n")
-    step()
 
-    def land(valid: pl.DataFrame, stream: int, mutate: Any, id_column: str) -> tuple[
-        pl.DataFrame, pl.DataFrame
-    ]:
-        rng = streams[stream]
-        records = schedule(rng, valid, window, faults, mutate)
-        n_bad = round(faults.malformed_rate * len(valid))
-        bad = malformed_templates(rng, valid, window, n_bad, id_column, len(records))
-        return records, bad
+def _schedule_with_junk(
+    rng: np.random.Generator,
+    valid: pl.DataFrame,
+    window: Window,
+    faults: FaultConfig,
+    mutate: Mutate,
+    id_column: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Scheduled valid records, and templates for this source's malformed records."""
+    from advertisex.synth.schedule import malformed_templates, schedule
 
-    positions = ["_hour", "_arrival", "_seq"]
-    imp_records, imp_bad = land(impressions, 4, ndjson_out.conflicting_impressions, "impression_id")
-    imp_lines = pl.concat(
+    records = schedule(rng, valid, window, faults, mutate)
+    n_bad = round(faults.malformed_rate * len(valid))
+    bad = malformed_templates(rng, valid, window, n_bad, id_column, len(records))
+    return records, bad
+
+
+def _land_impressions(
+    rng: np.random.Generator,
+    junk_rng: np.random.Generator,
+    traffic: Traffic,
+    window: Window,
+    faults: FaultConfig,
+    out_dir: Path,
+    step: Callable[[], None],
+) -> Landed:
+    import polars as pl
+
+    from advertisex.synth import ndjson_out
+    from advertisex.synth.landing import write_text_source
+
+    records, bad = _schedule_with_junk(
+        rng,
+        traffic.impressions,
+        window,
+        faults,
+        ndjson_out.conflicting_impressions,
+        "impression_id",
+    )
+    lines = pl.concat(
         [
-            ndjson_out.render_impressions(imp_records, positions),
-            imp_bad.select(positions).with_columns(
-                line=ndjson_out.malformed_impressions(streams[7], imp_bad)
+            ndjson_out.render_impressions(records, POSITIONS),
+            bad.select(POSITIONS).with_columns(
+                line=ndjson_out.malformed_impressions(junk_rng, bad)
             ),
         ]
     )
-    imp_files = write_text_source(out_dir, "impressions", window, imp_lines, None, step)
+    files = write_text_source(out_dir, "impressions", window, lines, None, step)
+    return Landed(records, len(bad), files)
 
-    resp_records, resp_bad = land(responses, 5, csv_out.conflicting_responses, "event_id")
-    resp_lines = pl.concat(
+
+def _land_responses(
+    rng: np.random.Generator,
+    junk_rng: np.random.Generator,
+    traffic: Traffic,
+    window: Window,
+    faults: FaultConfig,
+    out_dir: Path,
+    step: Callable[[], None],
+) -> Landed:
+    import polars as pl
+
+    from advertisex.synth import csv_out
+    from advertisex.synth.landing import write_text_source
+
+    records, bad = _schedule_with_junk(
+        rng, traffic.responses, window, faults, csv_out.conflicting_responses, "event_id"
+    )
+    lines = pl.concat(
         [
-            resp_records.select(positions).with_columns(
-                line=csv_out.render_responses(resp_records)
-            ),
-            resp_bad.select(positions).with_columns(
-                line=csv_out.malformed_responses(streams[8], resp_bad)
-            ),
+            records.select(POSITIONS).with_columns(line=csv_out.render_responses(records)),
+            bad.select(POSITIONS).with_columns(line=csv_out.malformed_responses(junk_rng, bad)),
         ]
     )
     header = csv_out.header_line()
-    resp_files = write_text_source(out_dir, "clicks", window, resp_lines, header, step)
+    files = write_text_source(out_dir, "clicks", window, lines, header, step)
+    return Landed(records, len(bad), files)
 
-    bid_records, bid_bad = land(bids, 6, conflicting_bids, "auction_id")
-    bid_landed = pl.concat(
-        [bid_records, malformed_bids(streams[9], bid_bad)], how="diagonal_relaxed"
+
+def _land_bids(
+    rng: np.random.Generator,
+    junk_rng: np.random.Generator,
+    traffic: Traffic,
+    window: Window,
+    faults: FaultConfig,
+    out_dir: Path,
+    seed: int,
+    step: Callable[[], None],
+) -> Landed:
+    import polars as pl
+
+    from advertisex.synth.avro_out import conflicting_bids, malformed_bids
+    from advertisex.synth.landing import write_bid_source
+
+    records, bad = _schedule_with_junk(
+        rng, traffic.bids, window, faults, conflicting_bids, "auction_id"
     )
-    bid_files = write_bid_source(out_dir, window, bid_landed, seed, step)
-    remove_stale_files(out_dir, set(imp_files + resp_files + bid_files))
-
-    sources = {
-        "impressions": truth.source_summary(imp_records, len(imp_bad), imp_files),
-        "clicks": truth.source_summary(resp_records, len(resp_bad), resp_files),
-        "bids": truth.source_summary(bid_records, len(bid_bad), bid_files),
-    }
-    result: dict[str, Any] = {
-        "seed": seed,
-        "events": events,
-        "start": start.isoformat(),
-        "days": days,
-        "faults": faults.to_dict(),
-        "sources": sources,
-        "tables": {
-            "impressions": truth.table_summary(imp_records, "impressions"),
-            "clicks": truth.table_summary(resp_records, "clicks"),
-            "conversions": truth.table_summary(resp_records, "conversions"),
-            "bid_requests": truth.table_summary(bid_records, "bid_requests"),
-        },
-        "quarantine": sum(source["malformed"] for source in sources.values()),
-        "ground_truth": {
-            "records_total": sum(source["records"] for source in sources.values()),
-            "window": {
-                "start": dt.datetime.fromtimestamp(window.start_ms / 1000, dt.UTC).isoformat(),
-                "end": dt.datetime.fromtimestamp(window.end_ms / 1000, dt.UTC).isoformat(),
-                "hours": window.hours,
-            },
-            "dims": {
-                "files": ["dims/campaigns.csv", "dims/creatives.csv"],
-                "campaigns": len(world.campaigns),
-                "creatives": len(world.creatives),
-            },
-            "bot_user_ids": world.bot_user_ids(),
-            "campaign_days": truth.campaign_days(imp_records, resp_records),
-            **truth.extras(imp_records, resp_records, bid_records),
-        },
-    }
-    (out_dir / "truth.json").write_bytes(jsonutil.dumps(result, indent=True, sort_keys=True) + b"\n")
-    step()
-    return result
+    rows = pl.concat([records, malformed_bids(junk_rng, bad)], how="diagonal_relaxed")
+    files = write_bid_source(out_dir, window, rows, seed, step)
+    return Landed(records, len(bad), files)
 
 
-def _check_arguments(events: int, seed: int, days: int) -> None:
+def _stepper(progress: Progress | None, total: int) -> Callable[[], None]:
+    """A callback advancing ``progress`` by one unit of ``total`` per call."""
+    done = 0
+    lock = threading.Lock()  # steps come from two threads while files are written
+    if progress is not None:
+        progress(0, total)
+
+    def step() -> None:
+        nonlocal done
+        with lock:
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+    return step
+
+
+def check_arguments(events: int, seed: int, days: int) -> None:
+    """Raise UserInputError, saying what to pass instead, for unusable arguments."""
     if isinstance(events, bool) or not isinstance(events, int) or events < 0:
         raise UserInputError(
             f"events must be a whole number of records, 0 or more; got {events!r}",
@@ -187,9 +290,7 @@ def _check_arguments(events: int, seed: int, days: int) -> None:
             f"seed must be a non-negative whole number; got {seed!r}", hint="pass e.g. --seed 42"
         )
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise UserInputError(
-            f"days must be at least 1; got {days!r}", hint="pass e.g. --days 1"
-        )
+        raise UserInputError(f"days must be at least 1; got {days!r}", hint="pass e.g. --days 1")
 
 
 def _prepare(out_dir: Path) -> Path:

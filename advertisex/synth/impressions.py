@@ -52,9 +52,7 @@ def ip_strings(octets: np.ndarray) -> pl.Series:
     import polars as pl
 
     frame = pl.DataFrame({str(i): octets[:, i] for i in range(4)})
-    return frame.select(ip=pl.concat_str([pl.col(str(i)) for i in range(4)], separator="."))[
-        "ip"
-    ]
+    return frame.select(ip=pl.concat_str([pl.col(str(i)) for i in range(4)], separator="."))["ip"]
 
 
 def make_impressions(

@@ -6,7 +6,7 @@ Python dict per row for orjson costs ~20 µs a row on this class of machine, pol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from advertisex.synth.clock import TS_EPOCH_MS, iso_by_kind, iso_z
 
@@ -15,8 +15,18 @@ if TYPE_CHECKING:
     import polars as pl
 
 IMPRESSION_FIELDS = [
-    "impression_id", "timestamp", "ad_creative_id", "campaign_id", "user_id", "website",
-    "placement", "device_type", "user_agent", "ip", "country", "cost",
+    "impression_id",
+    "timestamp",
+    "ad_creative_id",
+    "campaign_id",
+    "user_id",
+    "website",
+    "placement",
+    "device_type",
+    "user_agent",
+    "ip",
+    "country",
+    "cost",
 ]
 MALFORMED_KINDS = ["cut_line", "array", "number", "no_user_id", "not_a_time", "year_3000"]
 
@@ -97,7 +107,7 @@ def malformed_impressions(rng: np.random.Generator, templates: pl.DataFrame) -> 
     not_a_time = pl.struct(_fields(pl.lit("not-a-time"))).struct.json_encode()
     year_3000 = pl.struct(_fields(pl.lit("3000") + stamp.str.slice(4))).struct.json_encode()
     variants = [cut, array, number, no_user, not_a_time, year_3000]
-    expr = pl.when(pl.col("_bad") == 0).then(variants[0])
+    expr: Any = pl.when(pl.col("_bad") == 0).then(variants[0])
     for index, variant in enumerate(variants[1:], start=1):
         expr = expr.when(pl.col("_bad") == index).then(variant)
     return templates.with_columns(_bad=kind).select(line=expr)["line"]

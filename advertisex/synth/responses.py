@@ -23,9 +23,19 @@ UNLINKED_CLICK_SHARE = 0.30  # clicks without impression_id exercise user+campai
 GOAL_SHARE = 0.7  # conversions of a campaign's own goal type; the rest are other kinds
 
 RESPONSE_COLUMNS = [
-    "event_id", "event_ms", "user_id", "campaign_id", "ad_creative_id", "impression_id",
-    "event_type", "conversion_type", "conversion_value", "currency",
-    "is_bot", "table", "_campaign",
+    "event_id",
+    "event_ms",
+    "user_id",
+    "campaign_id",
+    "ad_creative_id",
+    "impression_id",
+    "event_type",
+    "conversion_type",
+    "conversion_value",
+    "currency",
+    "is_bot",
+    "table",
+    "_campaign",
 ]
 
 
@@ -49,7 +59,6 @@ def make_clicks(
         source.with_columns(
             event_ms=pl.Series(event_ms),
             impression_id=pl.when(pl.Series(linked)).then("impression_id"),
-            _impression=pl.col("impression_id"),
         )
         .filter(pl.Series(keep))
         .with_columns(
@@ -79,9 +88,7 @@ def make_conversions(
     event_ms = source["event_ms"].to_numpy() + delay.astype(np.int64)
 
     goal = world.campaign_goal[source["_campaign"].to_numpy()]
-    kind = np.where(
-        rng.random(n) < GOAL_SHARE, goal, rng.integers(0, len(cat.CONVERSION_TYPES), n)
-    )
+    kind = np.where(rng.random(n) < GOAL_SHARE, goal, rng.integers(0, len(cat.CONVERSION_TYPES), n))
     purchase = cat.CONVERSION_TYPES.index("purchase")
     lead = cat.CONVERSION_TYPES.index("lead")
     value = np.where(
@@ -92,18 +99,15 @@ def make_conversions(
     )
     currency = world.campaign_currency[source["_campaign"].to_numpy()]
     keep = event_ms < window.end_ms
-    return (
-        source.with_columns(
-            event_ms=pl.Series(event_ms),
-            impression_id=pl.lit(None, dtype=pl.String),
-            event_type=pl.lit("conversion"),
-            conversion_type=pl.Series(cat.CONVERSION_TYPES).gather(kind),
-            conversion_value=money(pl.Series(np.round(value * 100).astype(np.int64))),
-            currency=pl.Series(cat.CURRENCIES).gather(currency),
-            table=pl.lit("conversions"),
-        )
-        .filter(pl.Series(keep))
-    )
+    return source.with_columns(
+        event_ms=pl.Series(event_ms),
+        impression_id=pl.lit(None, dtype=pl.String),
+        event_type=pl.lit("conversion"),
+        conversion_type=pl.Series(cat.CONVERSION_TYPES).gather(kind),
+        conversion_value=money(pl.Series(np.round(value * 100).astype(np.int64))),
+        currency=pl.Series(cat.CURRENCIES).gather(currency),
+        table=pl.lit("conversions"),
+    ).filter(pl.Series(keep))
 
 
 def make_responses(
@@ -115,8 +119,10 @@ def make_responses(
     clicks = make_clicks(rng, world, window, impressions)
     conversions = make_conversions(rng, world, window, clicks)
     both = pl.concat(
-        [clicks.select(*RESPONSE_COLUMNS, "_impression"),
-         conversions.select(*RESPONSE_COLUMNS, "_impression")]
+        [
+            clicks.select(RESPONSE_COLUMNS),
+            conversions.select(RESPONSE_COLUMNS),
+        ]
     ).sort("event_ms", maintain_order=True)
     # One draw of hex digits for both kinds keeps every id distinct; the prefix says which.
     digits = hex_ids(rng, len(both), "")

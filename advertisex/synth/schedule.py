@@ -53,9 +53,7 @@ def schedule(
     room = window.hours - 1 - hour[chosen]
     delay_hours = np.minimum(rng.integers(1, 7, n_late), room)
     arrival[chosen] = (
-        window.start_ms
-        + (hour[chosen] + delay_hours) * HOUR_MS
-        + rng.integers(0, HOUR_MS, n_late)
+        window.start_ms + (hour[chosen] + delay_hours) * HOUR_MS + rng.integers(0, HOUR_MS, n_late)
     )
     late[chosen] = True
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from advertisex.synth.clock import Window
 from advertisex.synth.schedule import KIND_CONFLICT, KIND_DUPLICATE, KIND_ORIGINAL
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from advertisex.synth.world import World
 
 # Which curated tables each landing source feeds.
 SOURCE_TABLES = {
@@ -56,9 +59,7 @@ def _day(column: str = "event_ms") -> pl.Expr:
     return pl.from_epoch(column, time_unit="ms").dt.date().cast(pl.String).alias("day")
 
 
-def campaign_days(
-    impressions: pl.DataFrame, responses: pl.DataFrame
-) -> list[dict[str, Any]]:
+def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[dict[str, Any]]:
     """Per campaign and UTC day of the event: unique valid impressions (incl. bots), their
     distinct users and spend, clicks and conversions by their own event day."""
     import polars as pl
@@ -73,11 +74,13 @@ def campaign_days(
         spend_micros=(pl.col("cost") * 1e6).round().cast(pl.Int64).sum(),
     )
     answered = responses.filter(pl.col("_kind") == KIND_ORIGINAL).with_columns(_day())
-    clicked = answered.filter(pl.col("table") == "clicks").group_by(keys).agg(
-        clicks=pl.len(), bot_clicks=pl.col("is_bot").sum().cast(pl.Int64)
+    clicked = (
+        answered.filter(pl.col("table") == "clicks")
+        .group_by(keys)
+        .agg(clicks=pl.len(), bot_clicks=pl.col("is_bot").sum().cast(pl.Int64))
     )
-    converted = answered.filter(pl.col("table") == "conversions").group_by(keys).agg(
-        conversions=pl.len()
+    converted = (
+        answered.filter(pl.col("table") == "conversions").group_by(keys).agg(conversions=pl.len())
     )
     rows = (
         shown.join(clicked, on=keys, how="full", coalesce=True)
@@ -118,5 +121,50 @@ def extras(
         },
         "conversion_value": {
             row["currency"]: round(row["cents"] / 100, 2) for row in value.to_dicts()
+        },
+    }
+
+
+def build(
+    *,
+    run: dict[str, Any],
+    window: Window,
+    world: World,
+    landed: dict[str, tuple[pl.DataFrame, int, list[str]]],
+) -> dict[str, Any]:
+    """The whole truth document. ``landed`` maps each source to (scheduled records,
+    malformed count, relative file paths); ``run`` holds the generator's arguments."""
+    from datetime import UTC, datetime
+
+    sources = {
+        name: source_summary(records, malformed, files)
+        for name, (records, malformed, files) in landed.items()
+    }
+    impressions, responses, bids = (landed[name][0] for name in ("impressions", "clicks", "bids"))
+    return {
+        **run,
+        "sources": sources,
+        "tables": {
+            "impressions": table_summary(impressions, "impressions"),
+            "clicks": table_summary(responses, "clicks"),
+            "conversions": table_summary(responses, "conversions"),
+            "bid_requests": table_summary(bids, "bid_requests"),
+        },
+        "quarantine": sum(source["malformed"] for source in sources.values()),
+        "ground_truth": {
+            "records_total": sum(source["records"] for source in sources.values()),
+            "window": {
+                "start": datetime.fromtimestamp(window.start_ms / 1000, UTC).isoformat(),
+                "end": datetime.fromtimestamp(window.end_ms / 1000, UTC).isoformat(),
+                "hours": window.hours,
+            },
+            "dims": {
+                "files": ["dims/campaigns.csv", "dims/creatives.csv"],
+                "campaigns": len(world.campaigns),
+                "creatives": len(world.creatives),
+            },
+            "bot_user_ids": world.bot_user_ids(),
+            "campaign_days": campaign_days(impressions, responses),
+            **extras(impressions, responses, bids),
         },
     }

@@ -113,7 +113,8 @@ def build_world(rng: np.random.Generator, window: Window, n_users: int) -> World
             "campaign_id": [f"cmp-{i + 1:03d}" for i in range(N_CAMPAIGNS)],
             "advertiser": [cat.ADVERTISERS[a] for a in advertiser],
             "campaign_name": [
-                f"{cat.ADVERTISERS[a]} - {cat.THEMES[t][0]}" for a, t in zip(advertiser, theme)
+                f"{cat.ADVERTISERS[a]} - {cat.THEMES[t][0]}"
+                for a, t in zip(advertiser, theme, strict=True)
             ],
             "budget": np.round(rng.uniform(5_000, 100_000, N_CAMPAIGNS), -2),
             "currency": [cat.CURRENCIES[c] for c in currency],
@@ -134,7 +135,9 @@ def build_world(rng: np.random.Generator, window: Window, n_users: int) -> World
         campaign_ctr[creative_campaign] * rng.uniform(0.75, 1.25, n_creatives), 0.0012, 0.0195
     )
     sizes = [
-        cat.FORMAT_SIZES[cat.FORMATS[f]][int(rng.integers(0, len(cat.FORMAT_SIZES[cat.FORMATS[f]])))]
+        cat.FORMAT_SIZES[cat.FORMATS[f]][
+            int(rng.integers(0, len(cat.FORMAT_SIZES[cat.FORMATS[f]])))
+        ]
         for f in creative_format
     ]
     creatives = pl.DataFrame(
@@ -148,7 +151,8 @@ def build_world(rng: np.random.Generator, window: Window, n_users: int) -> World
 
     # Websites: a Zipf-ish popularity so a few sites carry most of the traffic.
     site_hosts = [
-        f"www.{stem}-{k}.com" for stem, _ in cat.SITE_CATEGORIES
+        f"www.{stem}-{k}.com"
+        for stem, _ in cat.SITE_CATEGORIES
         for k in range(1, cat.SITES_PER_CATEGORY + 1)
     ]
     site_paths = [path for _, path in cat.SITE_CATEGORIES for _ in range(cat.SITES_PER_CATEGORY)]

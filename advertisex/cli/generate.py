@@ -1,0 +1,103 @@
+"""``advertisex generate``: write synthetic ad traffic with ground truth (see advertisex.synth)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from advertisex.cli.output import Format, print_json, print_message, print_rows
+from advertisex.errors import UserInputError
+
+if TYPE_CHECKING:
+    from advertisex.synth.config import FaultConfig
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``generate`` command to ``app``."""
+    app.command("generate")(generate_command)
+
+
+def generate_command(
+    out: Path = typer.Option(..., "--out", help="Directory to write into (created if missing)."),
+    events: int = typer.Option(..., "--events", help="Total records across all four kinds."),
+    seed: int = typer.Option(..., "--seed", help="Same seed and options, same bytes."),
+    start: str | None = typer.Option(
+        None, "--start", help="First UTC day, YYYY-MM-DD. Default: yesterday (UTC)."
+    ),
+    days: int = typer.Option(1, "--days", help="Number of days of traffic."),
+    duplicate_rate: float = typer.Option(0.0, help="Fraction re-sent byte-identical."),
+    malformed_rate: float = typer.Option(0.0, help="Fraction of records a validator rejects."),
+    late_rate: float = typer.Option(0.0, help="Fraction landing 1-6 hours late."),
+    bot_rate: float = typer.Option(0.0, help="Fraction of impressions from crawlers."),
+    conflict_rate: float = typer.Option(0.0, help="Fraction re-using an id, other payload."),
+    demo_faults: bool = typer.Option(
+        False, "--demo-faults", help="Realistic sprinkle: 0.5% dup, 0.1% bad, 2% late, 1% bots."
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, or json (truth.json)."),
+    # Streaming options (--to URL --rate R --duration S) will join these; keep names free.
+) -> None:
+    """Write synthetic impressions, clicks/conversions and bid requests plus truth.json."""
+    from advertisex.synth import FaultConfig
+    from advertisex.synth.generator import check_arguments
+    from advertisex.util.timeutil import parse_date, utcnow
+
+    check_arguments(events, seed, days)  # before the progress bar takes the terminal
+
+    try:
+        first_day = parse_date(start) if start else utcnow().date() - timedelta(days=1)
+    except ValueError as error:
+        raise UserInputError(str(error), hint="pass --start like 2026-11-20") from error
+    faults = (
+        FaultConfig.demo()
+        if demo_faults
+        else FaultConfig(
+            duplicate_rate=duplicate_rate,
+            malformed_rate=malformed_rate,
+            late_rate=late_rate,
+            bot_rate=bot_rate,
+            conflict_rate=conflict_rate,
+        )
+    )
+    truth = _run_with_progress(out, events, seed, first_day, days, faults)
+    if fmt is Format.json:
+        print_json(truth)
+        return
+    rows = [
+        {
+            "source": name,
+            "files": len(summary["files"]),
+            "records": summary["records"],
+            "malformed": summary["malformed"],
+            "duplicates": summary["duplicates"],
+            "conflicts": summary["conflicts"],
+        }
+        for name, summary in truth["sources"].items()
+    ]
+    print_rows(rows, fmt, title=f"Generated into {out}")
+    print_message(f"Ground truth: {out / 'truth.json'}")
+
+
+def _run_with_progress(
+    out: Path, events: int, seed: int, start: date, days: int, faults: FaultConfig
+) -> dict[str, Any]:
+    """Run the generator behind a progress bar on stderr (stdout stays parseable)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advertisex.cli.output import console
+    from advertisex.synth import generate
+
+    columns = (TextColumn("generating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(
+        *columns, TimeElapsedColumn(), console=console(stderr=True), transient=True
+    ) as bar:
+        task = bar.add_task("generate", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return generate(
+            out, events=events, seed=seed, start=start, days=days, faults=faults, progress=update
+        )
