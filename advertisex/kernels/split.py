@@ -20,6 +20,8 @@ def has_reasons(standardized: pa.Table) -> pa.ChunkedArray:
 def split_rejected(standardized: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(good rows, rejected rows), both still in the standardized shape."""
     rejected = has_reasons(standardized)
+    if not pc.any(rejected).as_py():
+        return standardized, standardized.schema.empty_table()
     return standardized.filter(pc.invert(rejected)), standardized.filter(rejected)
 
 

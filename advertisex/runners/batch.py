@@ -81,7 +81,8 @@ def process_source(
     quarantine = to_quarantine(_attach_ingest_time(rejected, frame), source, constants)
     account.quarantined = quarantine.num_rows
     appends["curated.quarantine"] = quarantine
-    good = _attach_ingest_time(good, frame)
+    # Accepted rows no longer need their raw text; dropping it keeps later steps light.
+    good = _attach_ingest_time(good.drop_columns(["raw", "frame_error", "reasons"]), frame)
     for table_name in SOURCES[source]:
         candidates = table_rows(table_name, good)
         result = dedupe(table_name, candidates, seen(table_name, candidates))
