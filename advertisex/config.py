@@ -64,6 +64,79 @@ class ProcessorSettings(_Section):
     )
 
 
+class ApiKey(_Section):
+    """One collector API key: only its SHA-256 is stored, with the sources it may send."""
+
+    name: str = Field(
+        ..., description="Who holds the key (shown in logs and metrics, never the key)."
+    )
+    sha256: str = Field(
+        ...,
+        description="Hex SHA-256 of the key; `advertisex keygen` prints a new key and its hash.",
+    )
+    sources: tuple[str, ...] = Field(
+        ("impressions", "clicks", "bids"), description="Sources this key may send."
+    )
+
+
+class CollectorSettings(_Section):
+    """The HTTP collector (``advertisex serve``): limits, durability, access."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; non-loopback requires API keys.")
+    port: int = Field(8080, description="TCP port to listen on.")
+    collector_id: str | None = Field(
+        None,
+        description="Names this collector's segments and lets it recover its own unsealed files "
+        "after a crash; default <hostname>-<port>. Must differ between collectors sharing a "
+        "landing zone.",
+    )
+    api_keys: tuple[ApiKey, ...] = Field(
+        (), description="Accepted API keys; when empty, the collector only binds to loopback."
+    )
+    max_body_bytes: int = Field(4 << 20, description="Largest request body on the wire (413).")
+    max_decoded_bytes: int = Field(
+        32 << 20, description="Largest body after gzip decoding (413); bounds zip bombs."
+    )
+    max_records: int = Field(10_000, description="Most records in one /v1 request (413).")
+    max_firehose_records: int = Field(
+        500, description="Most records in one PutRecordBatch, as in Firehose."
+    )
+    segment_max_bytes: int = Field(64 << 20, description="Seal an open segment at this size.")
+    segment_max_age_seconds: float = Field(
+        1.0, description="Seal an open segment this long after its first byte (freshness)."
+    )
+    fsync: bool = Field(
+        True, description="fsync before acknowledging; off only for throwaway benchmarks."
+    )
+    max_pending_bytes: int = Field(
+        256 << 20, description="Bytes received but not yet on disk before answering 503."
+    )
+    max_backlog_bytes: int = Field(
+        8 << 30, description="Sealed but unprocessed landing bytes before answering 503."
+    )
+    min_free_bytes: int = Field(
+        1 << 30, description="Free disk space under the landing zone below which to answer 503."
+    )
+    retry_after_seconds: int = Field(2, description="Retry-After sent with every 503.")
+    idempotency_ttl_seconds: float = Field(
+        3600.0, description="How long a response is remembered for its Idempotency-Key."
+    )
+    idempotency_max_keys: int = Field(
+        100_000, description="Most Idempotency-Keys remembered (least recently used go first)."
+    )
+    firehose_streams: dict[str, str] = Field(
+        {
+            "AdvertiseX-dev-impressions": "impressions",
+            "AdvertiseX-dev-clicks": "clicks",
+            "AdvertiseX-dev-bid_requests": "bids",
+        },
+        description="Firehose delivery stream name → source it lands in.",
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+
+
 class Settings(BaseSettings):
     """Everything AdvertiseX reads from its environment, one section per stage."""
 
@@ -79,6 +152,7 @@ class Settings(BaseSettings):
     )
     lake: LakeSettings = LakeSettings()
     processor: ProcessorSettings = ProcessorSettings()
+    collector: CollectorSettings = CollectorSettings()
 
     @classmethod
     def settings_customise_sources(

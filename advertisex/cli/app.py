@@ -25,6 +25,7 @@ app = typer.Typer(
 VERB_MODULES = [
     "advertisex.cli.generate",
     "advertisex.cli.pipeline",
+    "advertisex.cli.serve",
     "advertisex.cli.query",
     "advertisex.cli.report",
     "advertisex.cli.demo",

@@ -53,8 +53,19 @@ def ingest(
     )
 
 
-def process(fmt: Format = FormatOption) -> None:
+def process(
+    fmt: Format = FormatOption,
+    follow: bool = typer.Option(
+        False, "--follow", help="Keep processing new landing segments until Ctrl-C / SIGTERM."
+    ),
+    interval: float = typer.Option(0.5, "--interval", help="With --follow: seconds between looks."),
+) -> None:
     """Process every pending landing file into the curated tables."""
+    if follow:
+        from advertisex.cli.serve import follow_landing
+
+        follow_landing(interval, fmt)
+        return
     ax = open_platform()
     with progress_bar(fmt is Format.table, "process") as progress:
         report = ax.process(progress)

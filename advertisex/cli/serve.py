@@ -1,0 +1,194 @@
+"""Real-time verbs: ``serve`` (the collector), ``up`` (collector + continuous processing),
+``keygen`` (a new collector API key). ``process --follow`` prints through :func:`follow_landing`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import typer
+
+from advertisex.cli.output import Format, print_message
+
+HOST_HELP = "Interface to listen on; anything but loopback requires API keys."
+PORT_HELP = "TCP port to listen on."
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(up)
+    app.command()(keygen)
+
+
+def _settings(host: str | None, port: int | None) -> Any:
+    from advertisex.config import load_settings
+
+    settings = load_settings()
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    return settings.model_copy(update={"collector": settings.collector.model_copy(update=update)})
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " [default: 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " [default: 8080]"),
+) -> None:
+    """Run the HTTP collector: events are fsync'd before they are acknowledged."""
+    from advertisex.collector.server import serve as run
+
+    settings = _settings(host, port)
+
+    def ready(url: str) -> None:
+        print_message(
+            f"collector listening on [bold]{url}[/] → {settings.landing_dir} "
+            f"(docs {url}/docs, metrics {url}/metrics; Ctrl-C or SIGTERM to stop)"
+        )
+
+    run(settings, on_ready=ready)
+
+
+def up(
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " [default: 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " [default: 8080]"),
+    interval: float = typer.Option(
+        0.5, "--interval", help="Seconds between looks for new segments."
+    ),
+) -> None:
+    """Run the collector and continuous processing together: events become queryable in seconds."""
+    from advertisex.collector.server import check_binding
+
+    settings = _settings(host, port)
+    check_binding(settings)  # fail here, in one place, before anything starts
+    c = settings.collector
+    base = [sys.executable, "-m", "advertisex.cli.app"]
+    # Own sessions: a terminal Ctrl-C reaches only this process, which stops the children in
+    # order — the collector first (it seals its segments), then the processor.
+    collector = subprocess.Popen(
+        [*base, "serve", "--host", c.host, "--port", str(c.port)], start_new_session=True
+    )
+    processor = subprocess.Popen(
+        [*base, "process", "--follow", "--interval", str(interval)],
+        start_new_session=True,
+        preexec_fn=lambda: os.nice(10),  # on a small machine, intake latency comes first
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stopping.is_set() and collector.poll() is None and processor.poll() is None:
+        stopping.wait(0.2)
+    failed = [name for name, p in (("collector", collector), ("processor", processor)) if p.poll()]
+    for child in (collector, processor):  # in this order: no segment is left open
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(c.shutdown_grace_seconds + 20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    if failed:
+        print_message(f"[bold red]stopped:[/] the {' and '.join(failed)} exited unexpectedly")
+        raise typer.Exit(1)
+
+
+def keygen(
+    name: str = typer.Option(
+        ..., "--name", help="Who will hold the key (e.g. the ad server's name)."
+    ),
+    sources: str = typer.Option(
+        "impressions,clicks,bids", "--sources", help="Comma-separated sources it may send."
+    ),
+) -> None:
+    """Print a new collector API key and the advertisex.toml entry that stores its hash."""
+    from advertisex.collector.access import new_key
+    from advertisex.errors import UserInputError
+    from advertisex.landing.detect import SOURCES
+
+    allowed = [s.strip() for s in sources.split(",") if s.strip()]
+    unknown = [s for s in allowed if s not in SOURCES]
+    if unknown or not allowed:
+        raise UserInputError(
+            f"unknown sources: {', '.join(unknown) or '(none)'}", hint=f"use {', '.join(SOURCES)}"
+        )
+    key, digest = new_key()
+    sys.stdout.write(f"{key}\n")
+    sys.stdout.flush()
+    entry = "\n".join(
+        [
+            "[[collector.api_keys]]",
+            f'name = "{name}"',
+            f'sha256 = "{digest}"',
+            "sources = [" + ", ".join(f'"{s}"' for s in allowed) + "]",
+        ]
+    )
+    sys.stderr.write(
+        "Give the key above to the sender; it is not stored anywhere. "
+        f"Add this to advertisex.toml:\n\n{entry}\n"
+    )
+
+
+# ---------------------------------------------------------------------- process --follow
+def follow_landing(interval: float, fmt: Format) -> None:
+    """Body of ``advertisex process --follow``: one line per committed batch until a signal."""
+    from advertisex.cli.common import open_platform
+    from advertisex.runners.follow import Follower
+
+    ax = open_platform()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # second signal: leave now (the commit is atomic anyway)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if fmt is Format.table:
+        print_message(f"following {ax.settings.landing_dir} every {interval:g} s; Ctrl-C to stop")
+    follower = Follower(ax.runner, interval=interval, stop=stop)
+    follower.run(lambda batch: _print_batch(batch, fmt), _print_retry)
+
+
+def _print_batch(batch: Any, fmt: Format) -> None:
+    if fmt is not Format.table:
+        print_json_line(
+            {
+                "batch_id": batch.batch_id,
+                "segments": batch.segments,
+                "records_in": batch.records_in,
+                "accepted": batch.total("accepted"),
+                "quarantined": batch.total("quarantined"),
+                "filtered": batch.total("filtered"),
+                "duplicates": batch.total("duplicates"),
+                "seconds": round(batch.seconds, 3),
+                "lag_seconds": round(batch.lag_seconds, 3),
+            }
+        )
+        return
+    sys.stdout.write(
+        f"{time.strftime('%H:%M:%S')} batch {batch.batch_id}: {batch.segments} segments, "
+        f"{batch.records_in:,} records → {batch.total('accepted'):,} accepted, "
+        f"{batch.total('quarantined'):,} quarantined, {batch.total('filtered'):,} filtered, "
+        f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s (lag {batch.lag_seconds:.1f} s)\n"
+    )
+    sys.stdout.flush()
+
+
+def print_json_line(data: dict[str, Any]) -> None:
+    from advertisex.util import jsonutil
+
+    sys.stdout.write(jsonutil.dumps_str(data) + "\n")
+    sys.stdout.flush()
+
+
+def _print_retry(error: Exception, backoff: float) -> None:
+    print_message(f"[yellow]retrying in {backoff:.0f} s:[/] {error}")

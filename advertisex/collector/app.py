@@ -1,0 +1,227 @@
+"""The collector's ASGI app: intake endpoints, Firehose API, health, metrics, docs.
+
+Starlette routes requests; the hot path per request is: authorize → check the content
+type → check capacity → read the body (bounded) → un-gzip → frame (all or nothing) →
+hand the bytes to the source's writer and await their fsync → answer. Framing runs on
+the event loop (orjson, ~1 µs a line); only file I/O leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from advertisex.collector import firehose, openapi
+from advertisex.collector.framing import (
+    Framed,
+    FramingError,
+    decode_body,
+    frame_avro,
+    frame_csv_clicks,
+    frame_ndjson,
+)
+from advertisex.collector.idempotency import KeyReused, Stored
+from advertisex.collector.responses import JSON, ApiError, json_response, media_type, read_body
+from advertisex.collector.service import Collector
+from advertisex.config import Settings
+
+log = logging.getLogger("advertisex.collector")
+
+Framer = Callable[[bytes], Framed]
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+AVRO_TYPES = frozenset({"application/avro", "avro/binary", "application/vnd.apache.avro+binary"})
+ACCEPTED_TYPES = {
+    "impressions": "application/x-ndjson or application/json",
+    "clicks": "text/csv, application/x-ndjson or application/json",
+    "bids": "application/avro, application/x-ndjson or application/json",
+}
+
+
+def pick_framer(source: str, mtype: str) -> tuple[Framer, str]:
+    """(framer, segment format) for a body of ``mtype`` sent to ``source``; 415 otherwise."""
+    if mtype in NDJSON_TYPES:
+        return frame_ndjson, "ndjson"
+    if mtype == "application/json":
+        return partial(frame_ndjson, lenient_json=True), "ndjson"
+    if source == "clicks" and mtype in CSV_TYPES:
+        return frame_csv_clicks, "ndjson"  # rows become JSON objects: one segment, many requests
+    if source == "bids" and mtype in AVRO_TYPES:
+        return frame_avro, "avro"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {mtype or '(none)'!r} is not accepted for {source}; "
+        f"send {ACCEPTED_TYPES[source]}",
+    )
+
+
+def intake(source: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        collector: Collector = request.app.state.collector
+        received = 0
+        try:
+            principal = collector.authorize(request.headers, source)
+            framer, fmt = pick_framer(source, media_type(request))
+            collector.check_capacity()
+            body = await read_body(request, collector.config.max_body_bytes)
+            received = len(body)
+            encoding = request.headers.get("content-encoding")
+
+            def work() -> Awaitable[Stored]:
+                return _accept(collector, source, framer, fmt, body, encoding)
+
+            key = request.headers.get("idempotency-key")
+            if key:
+                fingerprint = hashlib.sha256(body).digest()
+                stored, replayed = await collector.idempotency.run(
+                    (principal.name, source, key), fingerprint, work
+                )
+            else:
+                stored, replayed = await work(), False
+        except KeyReused:
+            error = ApiError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different body; use a new key per batch",
+            )
+            collector.count(source, error.code, 0, received)
+            return error.response()
+        except ApiError as error:
+            collector.count(source, error.code, 0, received)
+            return error.response()
+        headers = dict(stored.headers or {})
+        if replayed:
+            collector.metrics.replays.inc()
+            collector.count(source, "replayed", 0, received)
+            headers["Idempotent-Replayed"] = "true"
+        elif 200 <= stored.status < 300:
+            collector.metrics.ack_latency.labels(source).observe(time.perf_counter() - started)
+        return Response(stored.body, stored.status, headers=headers, media_type=stored.media_type)
+
+    endpoint.__name__ = f"post_{source}"
+    return endpoint
+
+
+async def _accept(
+    collector: Collector, source: str, framer: Framer, fmt: str, body: bytes, encoding: str | None
+) -> Stored:
+    """Frame and store one body; every refusal becomes a stored JSON error answer."""
+    try:
+        try:
+            framed = framer(decode_body(body, encoding, collector.config.max_decoded_bytes))
+        except FramingError as error:
+            raise ApiError(error.status, error.code, error.message) from None
+        limit = collector.config.max_records
+        if framed.records > limit:
+            raise ApiError(
+                413,
+                "too_many_records",
+                f"{framed.records} records in one request, more than the limit of {limit}; "
+                "split the batch",
+            )
+        await collector.store(source, fmt, framed.data)
+    except ApiError as error:
+        collector.count(source, error.code, 0, len(body))
+        return Stored(error.status, error.body(), JSON, error.headers)
+    collector.count(source, "accepted", framed.records, len(body))
+    return Stored(200, b'{"accepted":%d,"source":"%s"}' % (framed.records, source.encode()), JSON)
+
+
+# ---------------------------------------------------------------------- operations
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    collector: Collector = request.app.state.collector
+    try:
+        collector.check_capacity()
+    except ApiError as error:
+        return error.response()
+    return json_response(
+        {
+            "status": "ready",
+            "collector_id": collector.collector_id,
+            "backlog_bytes": collector.capacity.backlog_bytes,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    collector: Collector = request.app.state.collector
+    return Response(
+        collector.metrics.render(), headers={"Content-Type": collector.metrics.content_type}
+    )
+
+
+async def openapi_json(request: Request) -> Response:
+    return json_response(openapi.SPEC)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(openapi.html_page())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    message = {
+        "not_found": f"no endpoint at {request.url.path}; see /docs",
+        "method_not_allowed": f"{request.method} is not allowed on {request.url.path}; see /docs",
+    }.get(code, str(exc.detail))
+    return ApiError(exc.status_code, code, message, dict(exc.headers or {})).response()
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return ApiError(
+        500, "internal", "the collector failed unexpectedly; nothing was stored"
+    ).response()
+
+
+def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:
+    """The ASGI app; its lifespan starts the writers and, on shutdown, seals every segment."""
+    collector = collector or Collector(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(collector.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(collector.stop)
+
+    routes = [
+        Route("/v1/impressions", intake("impressions"), methods=["POST"]),
+        Route("/v1/clicks", intake("clicks"), methods=["POST"]),
+        Route("/v1/bids", intake("bids"), methods=["POST"]),
+        Route("/", firehose.endpoint, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    app.state.collector = collector
+    return app

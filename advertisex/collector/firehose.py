@@ -1,0 +1,184 @@
+"""Kinesis Data Firehose's ``PutRecord`` / ``PutRecordBatch``, so boto3 producers need no change.
+
+AWS JSON 1.1 protocol: ``POST /`` with ``X-Amz-Target: Firehose_20150804.<Operation>``,
+a JSON body whose record ``Data`` is base64, answers with Firehose's own shapes
+(``RecordId``, ``FailedPutCount``, per-record ``ErrorCode``) and errors as
+``{"__type": ..., "message": ...}`` — the fields botocore reads.
+
+Each record's Data must hold JSON objects (one, newline-terminated, or several back to
+back, as the AWS reference's producers send them). Records that hold none fail
+individually with ``InvalidArgumentException`` while the rest of the batch is stored,
+which is how Firehose itself reports partial failure; the good records of a batch are
+written and fsync'd together before the answer.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from advertisex.collector.framing import FramingError, split_objects
+from advertisex.collector.responses import ApiError, read_body
+from advertisex.collector.service import Collector
+
+PREFIX = "Firehose_20150804."
+AMZ_JSON = "application/x-amz-json-1.1"
+_ACCOUNT = "000000000000"
+
+
+class AwsError(Exception):
+    def __init__(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
+
+
+def _answer(
+    data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
+    return Response(orjson.dumps(data), status, headers=headers, media_type=AMZ_JSON)
+
+
+# ApiError codes of the shared checks → the exception names Firehose uses for them.
+_AWS_KINDS = {
+    401: "UnrecognizedClientException",
+    403: "AccessDeniedException",
+    413: "ValidationException",
+    503: "ServiceUnavailableException",
+}
+
+
+async def endpoint(request: Request) -> Response:
+    started = time.perf_counter()
+    collector: Collector = request.app.state.collector
+    source = "unknown"
+    try:
+        target = request.headers.get("x-amz-target", "")
+        operation = target.removeprefix(PREFIX) if target.startswith(PREFIX) else ""
+        if operation not in ("PutRecord", "PutRecordBatch"):
+            raise AwsError(
+                400,
+                "UnknownOperationException",
+                f"operation {target or '(no X-Amz-Target)'} is not supported; "
+                f"use {PREFIX}PutRecord or {PREFIX}PutRecordBatch",
+            )
+        try:
+            body = await read_body(request, collector.config.max_body_bytes)
+            payload = _payload(body)
+            source = _source(collector, payload)
+            collector.authorize(request.headers, source)
+            collector.check_capacity()
+            records = _records(collector, operation, payload)
+            lines, failures = _frame(records)
+            failed = [f for f in failures if f is not None]
+            if operation == "PutRecord" and failed:
+                raise AwsError(400, "InvalidArgumentException", failed[0]["ErrorMessage"])
+            if lines:
+                await collector.store(source, "ndjson", b"".join(lines))
+        except ApiError as error:
+            raise AwsError(
+                error.status,
+                _AWS_KINDS.get(error.status, "InvalidArgumentException"),
+                error.message,
+                error.headers,
+            ) from None
+    except AwsError as error:
+        collector.count(source, error.kind, 0, 0)
+        return _answer(
+            {"__type": error.kind, "message": error.message}, error.status, error.headers
+        )
+
+    collector.count(source, "accepted", len(lines), len(body))
+    if failed:
+        collector.metrics.events.labels(source, "InvalidArgumentException").inc(len(failed))
+    collector.metrics.ack_latency.labels(source).observe(time.perf_counter() - started)
+    token = secrets.token_hex(12)  # RecordIds are opaque: a per-request token plus the index
+    if operation == "PutRecord":
+        return _answer({"RecordId": f"{token}{0:08x}", "Encrypted": False})
+    responses = [f or {"RecordId": f"{token}{i:08x}"} for i, f in enumerate(failures)]
+    return _answer(
+        {"FailedPutCount": len(failed), "Encrypted": False, "RequestResponses": responses}
+    )
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise AwsError(
+            400, "SerializationException", f"request body is not JSON ({error.msg})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise AwsError(400, "SerializationException", "request body must be a JSON object")
+    return payload
+
+
+def _source(collector: Collector, payload: dict[str, Any]) -> str:
+    stream = payload.get("DeliveryStreamName")
+    if not isinstance(stream, str) or not stream:
+        raise AwsError(400, "ValidationException", "DeliveryStreamName is required")
+    source = collector.config.firehose_streams.get(stream)
+    if source is None:
+        raise AwsError(
+            400,
+            "ResourceNotFoundException",
+            f"Firehose {stream} under account {_ACCOUNT} not found.",
+        )
+    return source
+
+
+def _records(collector: Collector, operation: str, payload: dict[str, Any]) -> list[Any]:
+    if operation == "PutRecord":
+        return [payload.get("Record")]
+    records = payload.get("Records")
+    if not isinstance(records, list) or not records:
+        raise AwsError(400, "ValidationException", "Records must be a non-empty list")
+    limit = collector.config.max_firehose_records
+    if len(records) > limit:
+        raise AwsError(
+            413,
+            "ValidationException",
+            f"1 validation error detected: Value at 'records' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {limit} (got {len(records)})",
+        )
+    return records
+
+
+def _frame(records: list[Any]) -> tuple[list[bytes], list[dict[str, str] | None]]:
+    """NDJSON lines of every good record, and per record its failure (None when it framed)."""
+    lines: list[bytes] = []
+    failures: list[dict[str, str] | None] = []
+    for index, record in enumerate(records):
+        data = record.get("Data") if isinstance(record, dict) else None
+        if not isinstance(data, str):
+            raise AwsError(
+                400, "SerializationException", f"record {index}: Data (base64) is required"
+            )
+        try:
+            raw = binascii.a2b_base64(data, strict_mode=True)
+        except binascii.Error as error:
+            raise AwsError(
+                400, "SerializationException", f"record {index}: Data is not base64 ({error})"
+            ) from None
+        try:
+            objects = split_objects(raw)
+        except FramingError as error:
+            failures.append(
+                {
+                    "ErrorCode": "InvalidArgumentException",
+                    "ErrorMessage": f"record {index}: {error.message}",
+                }
+            )
+            continue
+        failures.append(None)
+        lines.extend(obj + b"\n" for obj in objects)
+    return lines, failures

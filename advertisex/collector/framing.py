@@ -1,0 +1,260 @@
+"""Turn a request body into landing bytes, or refuse it whole: the collector's pure core.
+
+Every framer takes the (decoded) body and returns :class:`Framed` — the exact bytes to
+append to a landing segment and how many records they hold — or raises
+:class:`FramingError` naming the first line, item or byte offset it could not frame.
+Nothing here does I/O, so a request is either entirely framed or entirely refused
+before a byte of it reaches the disk.
+
+Framing is deliberately shallow: each NDJSON line must be one JSON object, each CSV row
+must fit its header, an Avro container must read block by block. Whether an object
+carries a ``user_id`` is validation, done by the processor, which quarantines what
+fails — exactly as for batch files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from dataclasses import dataclass
+
+import orjson
+
+from advertisex.formats.csvfmt import DELIMITERS
+from advertisex.formats.framing import BOM
+from advertisex.model.contracts import CLICK_ALIASES, CLICK_REQUIRED
+
+
+class FramingError(Exception):
+    """A body that cannot be framed: ``code`` is stable, ``message`` says where and what."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Framed:
+    data: bytes  # what is appended to the segment, ends with a newline for NDJSON
+    records: int
+
+
+def decode_body(body: bytes, encoding: str | None, max_decoded: int) -> bytes:
+    """Undo ``Content-Encoding`` (identity or gzip); a truncated or oversize stream is refused."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise FramingError(
+            "unsupported_encoding",
+            f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
+            status=415,
+        )
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        # max_length bounds memory: a zip bomb stops at the limit instead of exhausting RAM.
+        out = inflater.decompress(body, max_decoded + 1)
+    except zlib.error as error:
+        raise FramingError("gzip_invalid", f"gzip body is corrupt: {error}") from error
+    if len(out) > max_decoded:
+        raise FramingError(
+            "body_too_large",
+            f"body inflates to more than {max_decoded} bytes; send smaller requests",
+            status=413,
+        )
+    if not inflater.eof:
+        raise FramingError(
+            "gzip_invalid", f"gzip body is truncated after {len(body)} bytes (no end of stream)"
+        )
+    if inflater.unused_data.strip(b"\x00"):
+        raise FramingError("gzip_invalid", "bytes follow the end of the gzip stream")
+    return out
+
+
+def frame_ndjson(body: bytes, *, lenient_json: bool = False) -> Framed:
+    """One JSON object per line; blank lines are ignored. The body is stored as sent.
+
+    ``lenient_json`` (``application/json``) also takes a JSON array or a single,
+    possibly pretty-printed, object.
+    """
+    body = body[3:] if body.startswith(BOM) else body
+    if lenient_json and body.lstrip()[:1] == b"[":
+        return frame_json_array(body)
+    records = 0
+    loads = orjson.loads
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError as error:
+            if not line.strip():
+                continue  # blank line: not a record
+            if lenient_json and records == 0:
+                return _single_object(body, f"line {number}: not valid JSON ({error.msg})")
+            raise FramingError(
+                "json_invalid", f"line {number}: not valid JSON ({error.msg}){_array_hint(line)}"
+            ) from None
+        if type(value) is not dict:
+            if lenient_json and records == 0:
+                return _single_object(body, f"line {number}: a JSON {_kind(value)}")
+            raise FramingError(
+                "json_not_object",
+                f"line {number}: a JSON {_kind(value)}, expected one object per line",
+            )
+        records += 1
+    if not records:
+        raise FramingError("empty_body", "the body holds no records")
+    return Framed(body if body.endswith(b"\n") else body + b"\n", records)
+
+
+def frame_json_array(body: bytes) -> Framed:
+    """A JSON array of objects, re-encoded one object per line."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise FramingError(
+            "json_invalid", f"byte {error.pos}: not a valid JSON array ({error.msg})"
+        ) from None
+    if not isinstance(items, list):
+        raise FramingError(
+            "json_not_object", f"a JSON {_kind(items)}, expected an array of objects"
+        )
+    for index, item in enumerate(items, start=1):
+        if type(item) is not dict:
+            raise FramingError(
+                "json_not_object", f"item {index}: a JSON {_kind(item)}, expected an object"
+            )
+    if not items:
+        raise FramingError("empty_body", "the array holds no records")
+    return Framed(b"".join(orjson.dumps(item) + b"\n" for item in items), len(items))
+
+
+def _single_object(body: bytes, line_error: str) -> Framed:
+    """``application/json`` holding one (pretty-printed) object; else the line error stands."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise FramingError("json_invalid", line_error) from None
+    if type(value) is not dict:
+        raise FramingError("json_not_object", f"{line_error}, expected JSON objects")
+    return Framed(orjson.dumps(value) + b"\n", 1)
+
+
+def split_objects(data: bytes) -> list[bytes]:
+    """JSON objects in a Firehose record: one, newline-terminated, or several back to back.
+
+    orjson reports where trailing content starts, which is where the next object begins,
+    so concatenated objects are split without a hand-written scanner.
+    """
+    objects: list[bytes] = []
+    rest = data.strip()
+    while rest:
+        try:
+            value = orjson.loads(rest)
+            end = len(rest)
+        except orjson.JSONDecodeError as error:
+            if not error.msg.startswith("unexpected content after document") or not error.pos:
+                raise FramingError("json_invalid", f"not valid JSON ({error.msg})") from None
+            end = error.pos
+            value = orjson.loads(rest[:end])
+        if type(value) is not dict:
+            raise FramingError("json_not_object", f"a JSON {_kind(value)}, expected an object")
+        piece = rest[:end].strip()
+        # A pretty-printed object would span lines of the NDJSON segment: re-encode it.
+        objects.append(orjson.dumps(value) if b"\n" in piece or b"\r" in piece else piece)
+        rest = rest[end:].lstrip()
+    if not objects:
+        raise FramingError("empty_body", "the record holds no JSON object")
+    return objects
+
+
+def frame_csv_clicks(body: bytes) -> Framed:
+    """Click/conversion CSV with a header → one JSON object per row, keyed by canonical names.
+
+    Empty cells are left out (the CSV decoder reads them as null too); a row whose field
+    count differs from the header's is refused, as it cannot be keyed.
+    """
+    body = body[3:] if body.startswith(BOM) else body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = body.count(b"\n", 0, error.start) + 1
+        raise FramingError("encoding_invalid", f"line {line}: not UTF-8 ({error.reason})") from None
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if start is None:
+        raise FramingError("empty_body", "the body holds no CSV header and no rows")
+    counts = {d: lines[start].count(d) for d in DELIMITERS}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    reader = csv.reader(io.StringIO("\n".join(lines[start:])), delimiter=delimiter, strict=True)
+    try:
+        header = [_column_name(name) for name in next(reader)]
+        if sum(name in CLICK_REQUIRED for name in header) < 2:
+            raise FramingError(
+                "csv_header_missing",
+                f"line {start + 1}: no header row; the first line must name the columns "
+                f"(e.g. {','.join(CLICK_REQUIRED)})",
+            )
+        out: list[bytes] = []
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                raise FramingError(
+                    "csv_column_count",
+                    f"line {start + reader.line_num}: {len(fields)} fields, the header has "
+                    f"{len(header)}",
+                )
+            row = {k: v.strip() for k, v in zip(header, fields, strict=True) if k and v.strip()}
+            out.append(orjson.dumps(row) + b"\n")
+    except csv.Error as error:
+        raise FramingError("csv_invalid", f"line {start + reader.line_num}: {error}") from None
+    if not out:
+        raise FramingError("empty_body", "the CSV has a header but no rows")
+    return Framed(b"".join(out), len(out))
+
+
+def frame_avro(body: bytes) -> Framed:
+    """An Avro object container, checked block by block (framing and sync markers).
+
+    Records are not decoded here: fastavro's block reader checks a 500-record body in
+    about 0.05 ms where decoding it costs 7-15 ms of CPU the event loop cannot spare.
+    Records that frame but do not decode are salvaged and quarantined by the processor,
+    and since each body lands as its own segment, damage cannot spill into another's.
+    """
+    import fastavro
+
+    if not body.startswith(b"Obj\x01"):
+        raise FramingError(
+            "avro_invalid", "byte 0: not an Avro object container (no 'Obj\\x01' header)"
+        )
+    stream = io.BytesIO(body)
+    records = offset = 0
+    try:
+        reader = fastavro.block_reader(stream)
+        offset = stream.tell()  # where the first block starts; then each following one
+        for block in reader:
+            records += block.num_records
+            offset = stream.tell()
+    except Exception as error:  # fastavro raises ValueError, EOFError, zlib.error, KeyError …
+        raise FramingError("avro_invalid", f"byte {offset}: unreadable Avro ({error})") from None
+    if not records:
+        raise FramingError("empty_body", "the Avro container holds no records")
+    return Framed(body, records)
+
+
+def _column_name(name: str) -> str:
+    name = name.strip().strip('"').strip().lower()
+    return CLICK_ALIASES.get(name, name)
+
+
+def _array_hint(line: bytes) -> str:
+    return " (a JSON array must be sent as application/json)" if line.lstrip()[:1] == b"[" else ""
+
+
+def _kind(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )

@@ -1,0 +1,331 @@
+"""Durable segment writers with group commit: nothing is acknowledged before it is fsync'd.
+
+Each source has one writer thread that owns one open (temporary, dot-named) segment.
+Requests hand it their framed bytes and await a future; the thread takes everything
+queued at that moment, appends it, and one ``fdatasync`` covers the whole group — so a
+burst of concurrent requests costs one disk flush, and throughput survives fsync. The
+blocking file I/O runs off the event loop; the futures are settled back on it.
+
+A segment is sealed (renamed into view for the processor) by size or by age. Names carry
+``<collector id>.<boot>.<sequence>`` so collectors can share a landing zone, and a
+restarted collector recognises and seals the unsealed files of its previous life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from advertisex.landing.zone import LandingZone
+
+log = logging.getLogger("advertisex.collector")
+
+Sealed = Callable[[str, int], None]  # (segment name, bytes)
+Observe = Callable[[str, float, int], None]  # (source, fsync seconds, requests in the group)
+
+
+class StorageError(Exception):
+    """Appending or flushing failed; the requests of that group were not stored."""
+
+
+@dataclass
+class _Pending:
+    data: bytes
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+class SegmentWriter:
+    """Appends requests to the current open segment of one source, one fsync per group."""
+
+    def __init__(
+        self,
+        zone: LandingZone,
+        source: str,
+        fmt: str,
+        label: Callable[[], str],
+        *,
+        max_bytes: int,
+        max_age: float,
+        fsync: bool = True,
+        on_sealed: Sealed | None = None,
+        observe: Observe | None = None,
+    ) -> None:
+        self.zone, self.source, self.fmt = zone, source, fmt
+        self._label, self._max_bytes, self._max_age, self._fsync = label, max_bytes, max_age, fsync
+        self._on_sealed, self._observe = on_sealed, observe
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._closing = False
+        self.pending_bytes = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"writer-{source}-{fmt}", daemon=True
+        )
+        # The open segment, touched only by the writer thread.
+        self._fd: int | None = None
+        self._paths: tuple[str, Path, Path] | None = None
+        self._size = 0
+        self._opened = 0.0
+        self._dir_synced = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def append(self, data: bytes) -> None:
+        """Return once ``data`` is on disk (fsync'd); raise :class:`StorageError` otherwise."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._cond:
+            if self._closing:
+                raise StorageError("the collector is shutting down")
+            self._queue.append(_Pending(data, future, loop))
+            self.pending_bytes += len(data)
+            self._cond.notify()
+        await asyncio.shield(future)  # a client hang-up must not un-queue bytes being written
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, fsync, seal the open segment and stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    wait = self._seal_in()
+                    if wait is not None and wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                batch, self._queue = self._queue, []
+                closing = self._closing
+            if batch:
+                self._commit(batch)
+                with self._cond:
+                    self.pending_bytes -= sum(len(p.data) for p in batch)
+            if self._fd is not None and (
+                closing or self._size >= self._max_bytes or (self._seal_in() or 0) <= 0
+            ):
+                self._seal()
+            if closing and not batch:
+                return
+
+    def _seal_in(self) -> float | None:
+        """Seconds until the open segment is due for sealing by age; None without one."""
+        if self._fd is None:
+            return None
+        return self._opened + self._max_age - time.monotonic()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            if self._fd is None:
+                self._open()
+            assert self._fd is not None and self._paths is not None
+            directory = self._paths[2].parent
+            data = b"".join(p.data for p in batch)
+            start = self._size
+            try:
+                _write_all(self._fd, data)
+                if self._fsync:
+                    os.fdatasync(self._fd)
+                    if not self._dir_synced:  # the new file's name must survive a power cut too
+                        _fsync_dir(directory)
+                        self._dir_synced = True
+                self._size += len(data)
+            except OSError as e:
+                error = StorageError(f"cannot write segment: {e.strerror or e}")
+                self._undo(start)
+        except OSError as e:  # opening the segment failed (disk full, permissions)
+            error = StorageError(f"cannot open a segment: {e.strerror or e}")
+        if self._observe and error is None:
+            self._observe(self.source, time.perf_counter() - started, len(batch))
+        _settle(batch, error)
+
+    def _open(self) -> None:
+        self._paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label())
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self._paths[2], flags, 0o644)
+        self._size, self._opened, self._dir_synced = 0, time.monotonic(), False
+
+    def _undo(self, start: int) -> None:
+        """Cut a failed group's partial bytes off, so the segment holds only acknowledged data."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, start)
+            os.fsync(self._fd)
+        except OSError:
+            # Cannot trust the file's tail any more: publish it as it is (what was
+            # acknowledged must not be lost; a torn tail line is quarantined downstream).
+            log.exception("cannot truncate %s after a failed write; sealing it", self._paths)
+            self._seal()
+
+    def _seal(self) -> None:
+        assert self._fd is not None and self._paths is not None
+        fd, (name, final, temporary), size = self._fd, self._paths, self._size
+        self._fd, self._paths = None, None
+        try:
+            os.close(fd)
+            if size:
+                self.zone.seal(temporary, final, fsync=self._fsync)
+            else:
+                temporary.unlink(missing_ok=True)
+        except OSError:
+            log.exception("cannot seal %s; it is recovered at the next start", temporary)
+            return
+        if size and self._on_sealed:
+            self._on_sealed(name, size)
+
+
+class FilePerRequestWriter(SegmentWriter):
+    """Each request becomes its own sealed segment (Avro containers cannot be appended).
+
+    The group still shares work: every file of the group is written and flushed, then the
+    renames are made durable by one directory fsync.
+    """
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        made: list[tuple[str, Path, Path, int]] = []
+        error: BaseException | None = None
+        try:
+            for pending in batch:
+                name, final, temporary = self.zone.new_segment_path(
+                    self.source, fmt=self.fmt, label=self._label()
+                )
+                with open(temporary, "xb") as handle:
+                    handle.write(pending.data)
+                    handle.flush()
+                    if self._fsync:
+                        os.fdatasync(handle.fileno())
+                made.append((name, final, temporary, len(pending.data)))
+            for _, final, temporary, _ in made:
+                os.replace(temporary, final)
+            if self._fsync:
+                for directory in {final.parent for _, final, _, _ in made}:
+                    _fsync_dir(directory)
+        except OSError as e:
+            error = StorageError(f"cannot write segment: {e.strerror or e}")
+            for _, final, temporary, _ in made:  # none of the group was acknowledged
+                temporary.unlink(missing_ok=True)
+                final.unlink(missing_ok=True)
+            made = []
+        if error is None:
+            if self._observe:
+                self._observe(self.source, time.perf_counter() - started, len(batch))
+            for name, _, _, size in made:
+                if self._on_sealed:
+                    self._on_sealed(name, size)
+        _settle(batch, error)
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    """Resolve the group's futures on their event loop (the only thread allowed to)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        by_loop.setdefault(pending.loop, []).append(pending.future)
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, futures, error)
+        except RuntimeError:  # the loop is gone (shutdown): nobody is waiting any more
+            pass
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------- names, recovery
+_ID_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_collector_id(raw: str) -> str:
+    """Letters, digits, ``_`` and ``-`` only: a dot separates the id from the rest of a label."""
+    return _ID_SAFE.sub("_", raw).strip("_") or "collector"
+
+
+class Labels:
+    """Segment labels ``<id>.<boot>.<sequence>``, unique across writers and restarts."""
+
+    def __init__(self, collector_id: str) -> None:
+        self.collector_id = collector_id
+        self.boot = secrets.token_hex(3)
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            n = next(self._sequence)
+        return f"{self.collector_id}.{self.boot}.{n:06d}"
+
+
+def recover(zone: LandingZone, collector_id: str, on_sealed: Sealed | None = None) -> list[str]:
+    """Seal the unsealed NDJSON segments a previous run of this collector left behind.
+
+    Their bytes include every acknowledged request (each was fsync'd before its answer);
+    a torn last line — possible only after a power cut — is cut off. Leftover per-request
+    Avro files were never acknowledged (the answer waits for the rename) and are removed.
+    """
+    pattern = re.compile(
+        r"^\.\d{8}T\d{6}\d*Z-" + re.escape(collector_id) + r"\.[0-9a-f]+\.\d+\.(\w+)\.tmp$"
+    )
+    recovered: list[str] = []
+    if not zone.root.is_dir():
+        return recovered
+    for temporary in sorted(zone.root.glob("*/*/*/.*.tmp")):
+        match = pattern.match(temporary.name)
+        if not match:
+            continue  # another collector's, or a batch ingest's, file: not ours to touch
+        final = temporary.with_name(temporary.name[1:-4])
+        if match.group(1) != "ndjson":
+            temporary.unlink(missing_ok=True)
+            continue
+        data = temporary.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]
+        if not keep:
+            temporary.unlink(missing_ok=True)
+            continue
+        if len(keep) != len(data):
+            with open(temporary, "r+b") as handle:
+                handle.truncate(len(keep))
+                os.fsync(handle.fileno())
+        zone.seal(temporary, final)
+        name = final.relative_to(zone.root).as_posix()
+        recovered.append(name)
+        if on_sealed:
+            on_sealed(name, len(keep))
+    return recovered

@@ -1,0 +1,95 @@
+"""Continuous processing: pick up newly sealed landing segments until told to stop.
+
+The follower is the embedded runner in a loop. Each pass cuts whatever is pending into
+batches and commits them one by one (each atomically, with its segment checkpoint), so
+stopping between batches — or being killed inside one — loses nothing and repeats
+nothing. When nothing is pending it sleeps ``interval`` seconds; while there is work it
+goes straight on, so a burst drains at full speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from advertisex.errors import TransientError
+from advertisex.runners.batch import SourceAccount
+from advertisex.runners.decode import segment_time
+from advertisex.runners.embedded import EmbeddedRunner
+from advertisex.util.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """One committed batch, as the follow loop reports it."""
+
+    batch_id: str
+    segments: int
+    accounts: dict[str, SourceAccount]
+    seconds: float  # processing time of this batch
+    lag_seconds: float  # from the oldest segment's landing to this batch's commit
+
+    @property
+    def records_in(self) -> int:
+        return sum(a.records_in for a in self.accounts.values())
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(a, name)) for a in self.accounts.values())
+
+
+class Follower:
+    """Runs batches as segments arrive; ``stop`` (a threading.Event) ends it between batches."""
+
+    def __init__(
+        self,
+        runner: EmbeddedRunner,
+        *,
+        interval: float = 0.5,
+        stop: threading.Event | None = None,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.runner = runner
+        self.interval = interval
+        self.stop = stop or threading.Event()
+        self.max_backoff = max_backoff
+
+    def run(
+        self,
+        on_batch: Callable[[BatchDone], None],
+        on_retry: Callable[[TransientError, float], None] | None = None,
+    ) -> int:
+        """Loop until ``stop`` is set; returns the number of batches committed."""
+        committed = 0
+        backoff = self.interval
+        while not self.stop.is_set():
+            try:
+                done = self.run_pending(on_batch)
+            except TransientError as error:  # e.g. a commit that lost a race: try again later
+                backoff = min(backoff * 2, self.max_backoff)
+                if on_retry:
+                    on_retry(error, backoff)
+                self.stop.wait(backoff)
+                continue
+            backoff = self.interval
+            committed += done
+            if not done:
+                self.stop.wait(self.interval)
+        return committed
+
+    def run_pending(self, on_batch: Callable[[BatchDone], None]) -> int:
+        """Commit every batch pending now (stopping early if asked); returns how many."""
+        pending = self.runner.pending()
+        done = 0
+        for segments in self.runner.plan(pending):
+            if self.stop.is_set():
+                break
+            started = time.perf_counter()
+            accounts, batch_id = self.runner.run_batch(segments)
+            seconds = time.perf_counter() - started
+            oldest = min(segment_time(s) for s in segments)
+            lag = (utcnow() - oldest).total_seconds()
+            on_batch(BatchDone(batch_id, len(segments), accounts, seconds, lag))
+            done += 1
+        return done
