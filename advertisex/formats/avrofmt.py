@@ -86,10 +86,10 @@ def _normalize(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if name == "ad_targeting":
         return column.cast(_TARGETING)
     if name in ("floor_price", "bid_price"):
-        return column.cast(pa.float64())
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return column.cast(pa.string())
-    return column if pa.types.is_string(t) else column.cast(pa.string())
+        return column if t == pa.float64() else column.cast(pa.float64())
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return column  # any string layout will do: the kernel reads it in place, no copy
+    return column.cast(pa.string())
 
 
 def _default_type(name: str) -> pa.DataType:

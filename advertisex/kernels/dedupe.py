@@ -37,10 +37,19 @@ def key_column(table_name: str, rows: pa.Table) -> pa.ChunkedArray | pa.Array:
 
 
 @dataclass(frozen=True)
-class DedupeResult:
-    unique: pa.Table
-    duplicates: int
-    conflicts: int
+class Duplicates:
+    """Per candidate row: is it a repeat of an earlier or committed key, and is it a conflict."""
+
+    is_duplicate: np.ndarray
+    is_conflict: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.is_duplicate.sum())
+
+    @property
+    def conflicts(self) -> int:
+        return int((self.is_duplicate & self.is_conflict).sum())
 
 
 _QUERY = """
@@ -56,34 +65,29 @@ LEFT JOIN (SELECT k, any_value(h) AS seen_h FROM seen GROUP BY k) s USING (k)
 """
 
 
-def dedupe(table_name: str, candidates: pa.Table, seen: pa.Table | None = None) -> DedupeResult:
-    """Keep the first row per key not already in ``seen``; count the rest.
+def find_duplicates(
+    keys: pa.Array | pa.ChunkedArray,
+    hashes: pa.Array | pa.ChunkedArray,
+    seen_keys: pa.Array | pa.ChunkedArray | None = None,
+    seen_hashes: pa.Array | pa.ChunkedArray | None = None,
+) -> Duplicates:
+    """Mark repeats among ``keys`` (in arrival order) and of keys already committed.
 
-    >>> t = pa.table({"impression_id": ["a", "a", "b"], "payload_hash": ["x", "y", "z"]})
-    >>> r = dedupe("curated.impressions", t)
-    >>> (r.unique.num_rows, r.duplicates, r.conflicts)
-    (2, 1, 1)
+    >>> d = find_duplicates(pa.array(["a", "a", "b"]), pa.array(["x", "y", "z"]))
+    >>> d.is_duplicate.tolist(), d.count, d.conflicts
+    ([False, True, False], 1, 1)
     """
-    n = candidates.num_rows
+    n = len(keys)
     if n == 0:
-        return DedupeResult(candidates, 0, 0)
-    keyed = pa.table(
-        {
-            "k": key_column(table_name, candidates),
-            "h": candidates.column("payload_hash"),
-            "i": pa.array(np.arange(n, dtype=np.int64)),
-        }
-    )
-    if seen is None or seen.num_rows == 0:
-        seen_keys = pa.table({"k": pa.array([], pa.string()), "h": pa.array([], pa.string())})
-    else:
-        seen_keys = pa.table({"k": key_column(table_name, seen), "h": seen.column("payload_hash")})
-    marked = engine.run(_QUERY, keyed=keyed, seen=seen_keys)
+        return Duplicates(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+    keyed = pa.table({"k": keys, "h": hashes, "i": pa.array(np.arange(n, dtype=np.int64))})
+    if seen_keys is None or seen_hashes is None:
+        seen_keys, seen_hashes = pa.array([], pa.string()), pa.array([], pa.string())
+    seen = pa.table({"k": seen_keys, "h": seen_hashes})
+    marked = engine.run(_QUERY, keyed=keyed, seen=seen)
     index = marked.column("i").to_numpy()
     is_dup = np.zeros(n, dtype=bool)
     is_dup[index] = marked.column("is_dup").to_numpy(zero_copy_only=False)
-    conflict = np.zeros(n, dtype=bool)
-    conflict[index] = pc.fill_null(marked.column("differs"), False).to_numpy(zero_copy_only=False)
-    conflicts = int((is_dup & conflict).sum())
-    unique = candidates.filter(pa.array(~is_dup)) if is_dup.any() else candidates
-    return DedupeResult(unique, int(is_dup.sum()), conflicts)
+    differs = np.zeros(n, dtype=bool)
+    differs[index] = pc.fill_null(marked.column("differs"), False).to_numpy(zero_copy_only=False)
+    return Duplicates(is_dup, differs)

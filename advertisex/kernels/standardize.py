@@ -92,11 +92,11 @@ _IMP_PAYLOAD = [
 
 
 def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
-    """Framed JSON records (raw, source_file, source_position, frame_error) → canonical rows.
+    """Framed JSON records (raw, segment, source_position, frame_error) → canonical rows.
 
     >>> import pyarrow as pa
     >>> from datetime import datetime, UTC
-    >>> rows = standardize_impressions(pa.table({"raw": ['{"timestamp": 0}'], "source_file": ["f"],
+    >>> rows = standardize_impressions(pa.table({"raw": ['{"timestamp": 0}'], "segment": [0],
     ...     "source_position": [1], "frame_error": pa.nulls(1, pa.string())}), Rules(datetime.now(UTC)))
     >>> rows.column("reasons").to_pylist()[0][:1]
     ['required_missing:ad_creative_id']
@@ -135,7 +135,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     ), j AS (
       SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
     ), s AS (
-      SELECT source_file, source_position, raw, frame_error, is_json, is_obj,
+      SELECT segment, source_position, raw, frame_error, is_json, is_obj,
         {_text("j.impression_id")} AS given_id,
         {_text("j.timestamp")} AS ts_text,
         {_text("j.ad_creative_id")} AS ad_creative_id,
@@ -163,37 +163,33 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
       event_time, ad_creative_id, campaign_id, user_id, website, placement, device_type,
       user_agent, ip, country, cost, auction_id, extras,
       left(md5({_payload(["given_id", *_IMP_PAYLOAD])}), 16) AS payload_hash,
-      source_file, source_position, raw, frame_error, reasons
+      segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """
     return engine.run(query, rules.params(), frame=frame)
 
 
 def _expand_concatenated_if_any(frame: pa.Table) -> pa.Table:
+    """Split lines holding several JSON objects; only invalid lines are even looked at."""
     import pyarrow.compute as pc
 
     invalid = pc.invert(pc.fill_null(_json_valid(frame), False))
     if not pc.any(invalid).as_py():
         return frame
     bad = frame.filter(invalid)
-    expanded = expand_concatenated(bad.select(["raw", "source_position", "frame_error"]))
+    parts = []
+    for segment in sorted(set(bad.column("segment").to_pylist())):
+        rows = bad.filter(pc.equal(bad.column("segment"), segment))
+        expanded = expand_concatenated(rows.select(["raw", "source_position", "frame_error"]))
+        parts.append(
+            expanded.append_column("segment", pa.array([segment] * expanded.num_rows, pa.int32()))
+        )
+    expanded = pa.concat_tables(parts)
     if expanded.num_rows == bad.num_rows:
         return frame
-    # Re-attach the source file (the only other column a frame carries) and keep order.
-    files = dict(
-        zip(
-            bad.column("source_position").to_pylist(),
-            bad.column("source_file").to_pylist(),
-            strict=False,
-        )
-    )
-    expanded = expanded.append_column(
-        "source_file",
-        pa.array([files[p] for p in expanded.column("source_position").to_pylist()], pa.string()),
-    )
     good = frame.filter(pc.invert(invalid)).select(expanded.column_names)
     merged = pa.concat_tables([good, expanded.cast(good.schema)])
-    return merged.sort_by([("source_file", "ascending"), ("source_position", "ascending")])
+    return merged.sort_by([("segment", "ascending"), ("source_position", "ascending")])
 
 
 def _json_valid(frame: pa.Table) -> pa.ChunkedArray:
@@ -243,7 +239,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     query = f"""
     WITH s AS (
-      SELECT source_file, source_position, raw, frame_error, extras,
+      SELECT segment, source_position, raw, frame_error, extras,
         {_text("event_id")} AS given_id, {_text("timestamp")} AS ts_text,
         {_text("user_id")} AS user_id, {_text("campaign_id")} AS campaign_id,
         lower({_text("event_type")}) AS event_type, {_text("impression_id")} AS impression_id,
@@ -262,7 +258,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
       event_type, event_time, user_id, campaign_id, ad_creative_id, impression_id,
       conversion_type, conversion_value, currency, extras,
       left(md5({_payload(["given_id", *_CLICK_PAYLOAD])}), 16) AS payload_hash,
-      source_file, source_position, raw, frame_error, reasons
+      segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """
     return engine.run(query, rules.params(), frame=frame)
@@ -317,7 +313,7 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     query = f"""
     WITH s AS (
-      SELECT source_file, source_position, raw, frame_error, extras,
+      SELECT segment, source_position, raw, frame_error, extras,
         {_text("auction_id")} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
         {_text("user_id")} AS user_id, lower({_text("exchange")}) AS exchange,
         lower({_text("site_domain")}) AS site_domain, lower({_text("device_type")}) AS device_type,
@@ -331,7 +327,7 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     SELECT auction_id, exchange, event_time, user_id, site_domain, device_type, country,
       floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id, extras,
       left(md5({_payload(["auction_id", *_BID_PAYLOAD])}), 16) AS payload_hash,
-      source_file, source_position,
+      segment, source_position,
       CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw,
       frame_error, reasons
     FROM r

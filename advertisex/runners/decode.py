@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 
 from advertisex.formats.avrofmt import frame_avro
@@ -73,12 +74,25 @@ def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
         return salvaged, f"gzip stream damaged ({error}); decoded the readable part"
 
 
-def frame_segment(segment: Segment, data: bytes) -> pa.Table:
-    """Frame one segment's bytes and add its lineage (file name, landing time)."""
+def frame_segment(index: int, segment: Segment, data: bytes) -> pa.Table:
+    """Frame one segment's bytes; ``segment`` (its index in the batch) tags every row.
+
+    Rows carry the small integer, not the file name: lineage columns are joined on
+    once, at the end, for the rows that are kept.
+    """
     data, _ = gunzip_if_needed(data)
     frame = decoder_for(segment)(data)
-    n = frame.num_rows
-    frame = frame.append_column("source_file", pa.array([segment.name] * n, pa.string()))
-    return frame.append_column(
-        "ingest_time", pa.array([segment_time(segment)] * n, pa.timestamp("us", tz="UTC"))
+    return frame.append_column("segment", pa.array(np.full(frame.num_rows, index, dtype=np.int32)))
+
+
+def lineage_table(segments: list[Segment]) -> pa.Table:
+    """segment index → source_file, ingest_time: the lookup the final select joins."""
+    return pa.table(
+        {
+            "segment": pa.array(range(len(segments)), pa.int32()),
+            "source_file": pa.array([s.name for s in segments], pa.string()),
+            "ingest_time": pa.array(
+                [segment_time(s) for s in segments], pa.timestamp("us", tz="UTC")
+            ),
+        }
     )

@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from advertisex.config import Settings
-from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
 from advertisex.model.schemas import BATCHES
 from advertisex.runners.batch import SourceAccount, process_source
-from advertisex.runners.decode import frame_segment
+from advertisex.runners.decode import frame_segment, lineage_table
 from advertisex.util.timeutil import utcnow
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -115,26 +115,20 @@ class EmbeddedRunner:
         )
         appends: dict[str, list[pa.Table]] = {}
         accounts: dict[str, SourceAccount] = {}
-        by_source: dict[str, list[Segment]] = {}
-        for segment in segments:
-            by_source.setdefault(segment.source, []).append(segment)
-        done = 0
-        records: dict[str, int] = {}
-        for source, group in by_source.items():
-            frames = []
-            for segment in group:
-                frames.append(frame_segment(segment, self.landing.read(segment)))
-                records[segment.name] = frames[-1].num_rows
-                done += 1
-                if progress:
-                    progress("read", done, len(segments))
-            frame = pa.concat_tables(frames, promote_options="permissive")
-            tables, account = process_source(source, frame, rules, batch_id, self._seen)
-            account.files = len(group)
-            account.bytes = sum(s.size for s in group)
+        lineage = lineage_table(segments)
+        frames = self._frame_all(segments, progress)
+        records = {s.name: f.num_rows for s, f in zip(segments, frames, strict=True)}
+        for source in dict.fromkeys(s.source for s in segments):
+            indices = [i for i, s in enumerate(segments) if s.source == source]
+            frame = pa.concat_tables([frames[i] for i in indices], promote_options="permissive")
+            tables, account = process_source(source, frame, lineage, rules, batch_id, self._seen)
+            account.files = len(indices)
+            account.bytes = sum(segments[i].size for i in indices)
             accounts[source] = account
             for name, table in tables.items():
                 appends.setdefault(name, []).append(table)
+        by_source = {source: [s for s in segments if s.source == source] for source in accounts}
+        done = len(segments)
         committed_at = utcnow()
         merged = {name: pa.concat_tables(parts) for name, parts in appends.items()}
         merged["ops.batches"] = _batch_rows(batch_id, accounts, by_source, started_at, committed_at)
@@ -149,7 +143,23 @@ class EmbeddedRunner:
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
         return accounts, batch_id
 
-    def _seen(self, table_name: str, candidates: pa.Table) -> pa.Table | None:
+    def _frame_all(self, segments: list[Segment], progress: Progress | None) -> list[pa.Table]:
+        """Read and frame segments on two threads: the decoders spend their time in native code."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def work(item: tuple[int, Segment]) -> pa.Table:
+            index, segment = item
+            return frame_segment(index, segment, self.landing.read(segment))
+
+        frames: list[pa.Table] = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for frame in pool.map(work, enumerate(segments)):
+                frames.append(frame)
+                if progress:
+                    progress("read", len(frames), len(segments))
+        return frames
+
+    def _seen(self, table_name: str, candidates: pa.Table) -> tuple[pa.Array, pa.Array] | None:
         """Committed keys whose event time lies within the dedupe horizon of the candidates."""
         if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
             return None
@@ -164,7 +174,9 @@ class EmbeddedRunner:
             LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
         )
         seen = self.lake.read(table_name, row_filter, SEEN_COLUMNS[table_name])
-        return seen if seen.num_rows else None
+        if not seen.num_rows:
+            return None
+        return key_column(table_name, seen), seen.column("payload_hash")
 
 
 def batch_id_for(segments: list[Segment]) -> str:

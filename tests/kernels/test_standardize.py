@@ -12,7 +12,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def _frame(framed: pa.Table) -> pa.Table:
-    return framed.append_column("source_file", pa.array(["f"] * framed.num_rows, pa.string()))
+    return framed.append_column("segment", pa.array([0] * framed.num_rows, pa.int32()))
 
 
 def _impressions(*lines: str) -> list[dict]:

@@ -1,0 +1,95 @@
+"""Batch pipeline throughput: generate N mixed events once, then time ingest + process.
+
+Prints AdvertiseX's events/s and peak memory beside a straightforward pandas
+implementation of the same steps (bench/pandas_baseline.py) and, when asked, the
+reference ceilings of ../shared/reference-bench (bare DuckDB / Polars jobs on
+impressions alone), all run in this session on this machine.
+
+    python bench/process.py [--events 2000000] [--reference]
+
+Each measured job runs in its own process so peak memory (max RSS) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
+PY = sys.executable
+
+
+def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024, result.stdout
+
+
+def _dataset(events: int) -> Path:
+    target = OUT / f"input-{events}"
+    if not (target / "truth.json").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        print(f"generating {events:,} events into {target} (once) …", flush=True)
+        subprocess.run(
+            [PY, "-m", "advertisex.cli.app", "generate", "--out", str(target), "--events", str(events),
+             "--seed", "1", "--start", "2026-11-20", "--demo-faults", "--format", "json"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--reference", action="store_true", help="also run ../shared/reference-bench jobs")
+    parser.add_argument("--skip-pandas", action="store_true")
+    args = parser.parse_args()
+    source = _dataset(args.events)
+    records = sum(1 for _ in source.rglob("*") if _.is_file())
+    del records
+
+    work = Path(tempfile.mkdtemp(prefix="adx-bench-"))
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(work / "data"))
+    ingest_s, ingest_mb, _ = _timed([PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"], env=env)
+    process_s, process_mb, out = _timed([PY, "-m", "advertisex.cli.app", "process", "--format", "json"], env=env)
+    import json
+
+    report = json.loads(out)
+    n = sum(s["records_in"] for s in report["sources"])
+    total = ingest_s + process_s
+    print(f"\nAdvertiseX  {n:,} records  ingest {ingest_s:.2f} s + process {process_s:.2f} s = {total:.2f} s"
+          f"  → {n / total:,.0f} events/s   (process alone {n / process_s:,.0f}/s)   peak RSS {process_mb:,.0f} MiB")
+
+    if not args.skip_pandas:
+        pandas_s, pandas_mb, _ = _timed([PY, str(HERE / "pandas_baseline.py"), str(source), str(work / "pandas")])
+        print(f"pandas      {n:,} records  {pandas_s:.2f} s  → {n / pandas_s:,.0f} events/s   peak RSS {pandas_mb:,.0f} MiB")
+        print(f"ratio       AdvertiseX is {pandas_s / total:.1f}× the pandas baseline's throughput")
+
+    if args.reference:
+        ref_input = OUT / "reference-impressions-2000000.ndjson"
+        if not ref_input.exists():
+            _timed([PY, str(REFERENCE / "make_impressions.py"), "2000000", str(ref_input)])
+        for script in ("batch_duckdb.py", "batch_polars.py"):
+            seconds, mb, _ = _timed([PY, str(REFERENCE / script), str(ref_input), str(work / script)])
+            print(f"reference   {script:<16} 2,000,000 impressions  {seconds:.2f} s  → {2e6 / seconds:,.0f} events/s"
+                  f"   peak RSS {mb:,.0f} MiB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
