@@ -8,6 +8,7 @@ lifespan shutdown, which writes, fsyncs and seals every open segment.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from collections.abc import Callable
 
@@ -70,6 +71,9 @@ def serve(settings: Settings, on_ready: Callable[[str], None] | None = None) -> 
     server = uvicorn.Server(server_config)
     if on_ready is not None:
         _announce_when_started(server, on_ready, f"http://{_url_host(config.host)}:{config.port}")
+    # uvicorn re-raises the signal it caught once it has shut down; with this handler in
+    # place a SIGTERM that was handled gracefully ends the process with status 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run(sockets=[sock])
 
 

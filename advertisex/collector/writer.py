@@ -157,7 +157,8 @@ class SegmentWriter:
 
     def _open(self) -> None:
         self._paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label())
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        # O_APPEND: after a failed group is truncated away, the next write lands at the new end.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self._paths[2], flags, 0o644)
         self._size, self._opened, self._dir_synced = 0, time.monotonic(), False
 

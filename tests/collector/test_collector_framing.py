@@ -1,0 +1,158 @@
+"""Framing is all or nothing: a body either frames completely or names its first bad spot."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import fastavro
+import orjson
+import pytest
+
+from advertisex.collector.framing import (
+    FramingError,
+    decode_body,
+    frame_avro,
+    frame_csv_clicks,
+    frame_json_array,
+    frame_ndjson,
+    split_objects,
+)
+from advertisex.formats.jsonrecords import frame_json_clicks
+from advertisex.runners.decode import DECODERS
+
+BID_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Bid",
+        "fields": [
+            {"name": "auction_id", "type": "string"},
+            {"name": "timestamp", "type": "string"},
+            {"name": "user_id", "type": "string"},
+        ],
+    }
+)
+
+
+def avro_body(n: int, codec: str = "null") -> bytes:
+    buffer = io.BytesIO()
+    records = [
+        {"auction_id": f"a{i}", "timestamp": "2026-11-27T10:00:00Z", "user_id": "u"}
+        for i in range(n)
+    ]
+    fastavro.writer(buffer, BID_SCHEMA, records, codec=codec, sync_interval=200)
+    return buffer.getvalue()
+
+
+def code_of(call, *args, **kwargs) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(FramingError) as caught:
+        call(*args, **kwargs)
+    return caught.value.code, caught.value.message
+
+
+def test_ndjson_is_stored_as_sent_and_counted() -> None:
+    body = b'{"a":1}\n\n{"b":2}\r\n{"c":3}'
+    framed = frame_ndjson(body)
+    assert framed.records == 3
+    assert framed.data == body + b"\n"  # a missing final newline is added, nothing else changes
+
+
+def test_ndjson_names_the_first_bad_line() -> None:
+    code, message = code_of(frame_ndjson, b'{"a":1}\n{"a":2}\n{"a":\n{"a":4}\n')
+    assert code == "json_invalid" and message.startswith("line 3:")
+    code, message = code_of(frame_ndjson, b'{"a":1}\n[1,2]\n')
+    assert code == "json_not_object" and message.startswith("line 2:")
+    assert code_of(frame_ndjson, b"\n \n")[0] == "empty_body"
+    assert code_of(frame_ndjson, b'{"a":1}{"b":2}\n')[0] == "json_invalid"
+
+
+def test_ndjson_array_hint_and_lenient_json() -> None:
+    _, message = code_of(frame_ndjson, b'[{"a":1},\n{"a":2}]')
+    assert "application/json" in message
+    array = frame_ndjson(b'[{"a":1}, {"b":2}]', lenient_json=True)
+    assert (array.records, array.data) == (2, b'{"a":1}\n{"b":2}\n')
+    pretty = frame_ndjson(b'{\n  "a": 1\n}\n', lenient_json=True)
+    assert (pretty.records, pretty.data) == (1, b'{"a":1}\n')
+    assert code_of(frame_ndjson, b'{"a":1}\n{"a"', lenient_json=True)[1].startswith("line 2:")
+
+
+def test_json_array_errors_name_offset_or_item() -> None:
+    code, message = code_of(frame_json_array, b'[{"a":1}, {"b":')
+    assert code == "json_invalid" and message.startswith("byte ")
+    code, message = code_of(frame_json_array, b'[{"a":1}, 7]')
+    assert code == "json_not_object" and message.startswith("item 2:")
+
+
+def test_gzip_decoding_refuses_truncated_and_oversize_streams() -> None:
+    raw = b'{"a":1}\n' * 1000
+    packed = gzip.compress(raw)
+    assert decode_body(packed, "gzip", 1 << 20) == raw
+    assert decode_body(raw, None, 10) == raw  # identity is not bounded here (the wire limit is)
+    assert code_of(decode_body, packed[: len(packed) // 2], "gzip", 1 << 20)[0] == "gzip_invalid"
+    assert code_of(decode_body, b"not gzip at all", "gzip", 1 << 20)[0] == "gzip_invalid"
+    with pytest.raises(FramingError) as caught:
+        decode_body(packed, "gzip", 100)
+    assert (caught.value.code, caught.value.status) == ("body_too_large", 413)
+    with pytest.raises(FramingError) as caught:
+        decode_body(raw, "br", 100)
+    assert (caught.value.code, caught.value.status) == ("unsupported_encoding", 415)
+
+
+def test_csv_rows_become_json_objects_the_clicks_decoder_takes() -> None:
+    body = (
+        b"\xef\xbb\xbfTimestamp;user_id;ad_campaign_id;event_type;click_id;note\r\n"
+        b"2026-11-27T10:00:00Z;u1;c1;click;k1;\r\n"
+        b'2026-11-27T10:00:05Z;u2;c1;conversion;k2;"semi;colon"\r\n'
+    )
+    framed = frame_csv_clicks(body)
+    assert framed.records == 2
+    rows = [orjson.loads(line) for line in framed.data.splitlines()]
+    assert rows[0] == {
+        "timestamp": "2026-11-27T10:00:00Z",
+        "user_id": "u1",
+        "campaign_id": "c1",
+        "event_type": "click",
+        "event_id": "k1",
+    }
+    assert rows[1]["note"] == "semi;colon"
+    decoded = frame_json_clicks(framed.data)
+    assert decoded.column("campaign_id").to_pylist() == ["c1", "c1"]
+    assert decoded.column("frame_error").null_count == 2
+    assert DECODERS[("clicks", "json")] is frame_json_clicks
+
+
+def test_csv_errors() -> None:
+    code, message = code_of(frame_csv_clicks, b"2026-11-27T10:00:00Z,u1,c1,click\n")
+    assert code == "csv_header_missing" and message.startswith("line 1:")
+    code, message = code_of(
+        frame_csv_clicks, b"timestamp,user_id,campaign_id,event_type\nx,u,c,click\nx,u\n"
+    )
+    assert code == "csv_column_count" and message.startswith("line 3:")
+    code, message = code_of(
+        frame_csv_clicks, b"timestamp,user_id,campaign_id,event_type\nx,u,c,cl\xffck\n"
+    )
+    assert code == "encoding_invalid" and message.startswith("line 2:")
+    assert (
+        code_of(frame_csv_clicks, b"timestamp,user_id,campaign_id,event_type\n")[0] == "empty_body"
+    )
+
+
+@pytest.mark.parametrize("codec", ["null", "deflate"])
+def test_avro_containers_are_checked_block_by_block(codec: str) -> None:
+    body = avro_body(300, codec)
+    framed = frame_avro(body)
+    assert (framed.records, framed.data) == (300, body)
+    assert code_of(frame_avro, body[:-7])[0] == "avro_invalid"
+    assert code_of(frame_avro, body[: len(body) // 2])[0] == "avro_invalid"
+    code, message = code_of(frame_avro, b"PK\x03\x04 a zip file")
+    assert code == "avro_invalid" and message.startswith("byte 0:")
+
+
+def test_firehose_records_split_into_objects() -> None:
+    assert split_objects(b'{"a":1}') == [b'{"a":1}']
+    assert split_objects(b'{"a":1}\n') == [b'{"a":1}']
+    assert split_objects(b'{"a":1}{"b":"}{"}\n {"c":3}') == [b'{"a":1}', b'{"b":"}{"}', b'{"c":3}']
+    assert split_objects(b'{\n "a": 1\n}') == [b'{"a":1}']  # a segment line may not span lines
+    assert code_of(split_objects, b'{"a":1} 7')[0] == "json_not_object"
+    assert code_of(split_objects, b'{"a":1} {"b"')[0] == "json_invalid"
+    assert code_of(split_objects, b"  ")[0] == "empty_body"

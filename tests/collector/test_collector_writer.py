@@ -1,0 +1,186 @@
+"""Segment writers: acknowledged only after fsync, group commit, sealing, failure and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from advertisex.collector import writer as writer_module
+from advertisex.collector.writer import (
+    FilePerRequestWriter,
+    Labels,
+    SegmentWriter,
+    StorageError,
+    recover,
+)
+from advertisex.landing.zone import LandingZone
+
+
+def make_writer(
+    tmp_path: Path, kind: type[SegmentWriter] = SegmentWriter, **options: float
+) -> SegmentWriter:
+    zone = LandingZone(tmp_path / "landing")
+    settings = {"max_bytes": 1 << 20, "max_age": 3600.0, **options}
+    fmt = "avro" if kind is FilePerRequestWriter else "ndjson"
+    source = "bids" if kind is FilePerRequestWriter else "impressions"
+    writer = kind(zone, source, fmt, Labels("test-1"), **settings)  # type: ignore[arg-type]
+    writer.start()
+    return writer
+
+
+def sealed_bytes(tmp_path: Path) -> list[bytes]:
+    zone = LandingZone(tmp_path / "landing")
+    return [zone.read(s) for s in zone.segments()]
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_request_is_answered_only_after_the_fsync_that_covers_it(tmp_path, monkeypatch) -> None:
+    release = threading.Event()
+    flushing = threading.Event()
+    real = os.fdatasync
+
+    def held_fdatasync(fd: int) -> None:
+        flushing.set()
+        release.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(writer_module.os, "fdatasync", held_fdatasync)
+    writer = make_writer(tmp_path)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(writer.append(b'{"a":1}\n'))
+        await asyncio.to_thread(flushing.wait, 10)  # the bytes are written, the flush is pending
+        await asyncio.sleep(0.05)
+        assert not task.done(), "acknowledged before its fsync finished"
+        release.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    writer.close()
+    assert sealed_bytes(tmp_path) == [b'{"a":1}\n']
+
+
+def test_concurrent_requests_share_fsyncs_and_stay_contiguous(tmp_path, monkeypatch) -> None:
+    calls = []
+    real = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        calls.append(fd)
+        time.sleep(0.02)  # a slow disk: requests pile up behind the flush in progress
+        real(fd)
+
+    monkeypatch.setattr(writer_module.os, "fdatasync", slow_fdatasync)
+    writer = make_writer(tmp_path)
+    bodies = [b"".join(b'{"r":%d,"i":%d}\n' % (r, i) for i in range(20)) for r in range(60)]
+
+    async def scenario() -> None:
+        await asyncio.gather(*(writer.append(body) for body in bodies))
+
+    asyncio.run(scenario())
+    writer.close()
+    (segment,) = sealed_bytes(tmp_path)
+    assert len(calls) < len(bodies) / 2, f"{len(calls)} fsyncs for {len(bodies)} requests"
+    assert sorted(segment.split(b"\n")) == sorted(b"".join(bodies).split(b"\n"))
+    for body in bodies:
+        assert body in segment  # each request's bytes are one contiguous run
+    assert writer.pending_bytes == 0
+
+
+def test_segments_seal_by_size_and_by_age(tmp_path) -> None:
+    writer = make_writer(tmp_path, max_bytes=100)
+
+    async def scenario() -> None:
+        for i in range(5):
+            await writer.append(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 120))
+
+    asyncio.run(scenario())
+    wait_for(lambda: len(sealed_bytes(tmp_path)) == 5)  # every append crossed the size bound
+    writer.close()
+
+    aged = make_writer(tmp_path / "aged", max_age=0.05)
+    asyncio.run(aged.append(b'{"a":1}\n'))
+    wait_for(lambda: sealed_bytes(tmp_path / "aged") == [b'{"a":1}\n'])  # no close needed
+    aged.close()
+
+
+def test_a_failed_write_stores_nothing_of_that_request(tmp_path, monkeypatch) -> None:
+    real_write = os.write
+    state = {"failures": 1}
+
+    def flaky_write(fd: int, data) -> int:  # type: ignore[no-untyped-def]
+        if state["failures"] and len(data) > 8:
+            state["failures"] -= 1
+            real_write(fd, bytes(data[:5]))  # a torn write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    writer = make_writer(tmp_path)
+
+    async def scenario() -> None:
+        await writer.append(b'{"a":1}\n')
+        monkeypatch.setattr(writer_module.os, "write", flaky_write)
+        with pytest.raises(StorageError, match="No space left"):
+            await writer.append(b'{"b":2,"lost":true}\n')
+        await writer.append(b'{"c":3}\n')
+
+    asyncio.run(scenario())
+    writer.close()
+    assert sealed_bytes(tmp_path) == [b'{"a":1}\n{"c":3}\n']
+
+
+def test_avro_bodies_become_one_segment_each(tmp_path) -> None:
+    writer = make_writer(tmp_path, FilePerRequestWriter)
+    bodies = [b"Obj\x01 body %d" % i for i in range(4)]
+
+    async def scenario() -> None:
+        await asyncio.gather(*(writer.append(b) for b in bodies))
+
+    asyncio.run(scenario())
+    writer.close()
+    zone = LandingZone(tmp_path / "landing")
+    segments = zone.segments()
+    assert sorted(zone.read(s) for s in segments) == bodies
+    assert all(s.name.endswith(".avro") for s in segments)
+
+
+def test_closing_seals_and_refuses_new_data(tmp_path) -> None:
+    writer = make_writer(tmp_path)
+    asyncio.run(writer.append(b'{"a":1}\n'))
+    assert sealed_bytes(tmp_path) == []  # open segment: invisible to the processor
+    writer.close()
+    assert sealed_bytes(tmp_path) == [b'{"a":1}\n']
+    with pytest.raises(StorageError):
+        asyncio.run(writer.append(b'{"b":2}\n'))
+
+
+def test_recovery_seals_only_this_collectors_files_and_cuts_a_torn_tail(tmp_path) -> None:
+    zone = LandingZone(tmp_path / "landing")
+    ours_torn = zone.new_segment_path("impressions", fmt="ndjson", label="host-80.abc123.000001")
+    ours_empty = zone.new_segment_path("clicks", fmt="ndjson", label="host-80.abc123.000002")
+    ours_avro = zone.new_segment_path("bids", fmt="avro", label="host-80.abc123.000003")
+    theirs = zone.new_segment_path("impressions", fmt="ndjson", label="host-8080.abc123.000001")
+    ours_torn[2].write_bytes(b'{"a":1}\n{"b":2}\n{"c":')
+    ours_empty[2].write_bytes(b'{"partial')
+    ours_avro[2].write_bytes(b"Obj\x01 never acknowledged")
+    theirs[2].write_bytes(b'{"live":1}\n')
+
+    sealed: list[tuple[str, int]] = []
+    names = recover(zone, "host-80", lambda name, size: sealed.append((name, size)))
+
+    assert names == [ours_torn[0]] and sealed == [(ours_torn[0], 16)]
+    assert ours_torn[1].read_bytes() == b'{"a":1}\n{"b":2}\n'
+    assert not ours_empty[2].exists() and not ours_empty[1].exists()
+    assert not ours_avro[2].exists() and not ours_avro[1].exists()
+    assert theirs[2].read_bytes() == b'{"live":1}\n'  # another collector's open file: untouched
