@@ -308,8 +308,8 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
         + ")"
     )
     record_json = (
-        "to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
-        "device_type, country, floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id))"
+        "CAST(to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
+        "device_type, country, floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id)) AS VARCHAR)"
     )
     query = f"""
     WITH s AS (

@@ -1,0 +1,137 @@
+"""Conversion attribution: which clicks (or views) earned each conversion, under three models.
+
+Partitionable by ``user_id``. For a conversion of user U in campaign C at time t:
+
+* the *touches* are U's clicks in C within the click-through window before t
+  (``attribution = 'click'``); when there is none, U's impressions of C within the
+  view-through window (``'view'``, view-through); when there is none either, the
+  conversion is unattributed (``'none'``);
+* the touch path lists every touch in time order (ties by id), each with its credit
+  under every model: *last-touch* (all credit to the last touch, the default),
+  *first-touch* (to the first), *linear* (1/n to each of n touches).
+
+Windows are inclusive (``t - window <= touch time <= t``) and may differ per campaign.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from advertisex.kernels import engine
+from advertisex.kernels.correlate import used_params, window_expr
+from advertisex.kernels.windows import Windows, campaign_table
+from advertisex.model.schemas import TS
+
+TOUCH = pa.struct(
+    [
+        pa.field("touch_id", pa.string()),
+        pa.field("touch_time", TS),
+        pa.field("credit_last", pa.float64()),
+        pa.field("credit_first", pa.float64()),
+        pa.field("credit_linear", pa.float64()),
+    ]
+)
+
+ATTRIBUTED_CONVERSIONS = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("ad_creative_id", pa.string()),
+        pa.field("conversion_type", pa.string()),
+        pa.field("conversion_value", pa.float64()),
+        pa.field("currency", pa.string()),
+        pa.field("attribution", pa.string(), nullable=False),  # click | view | none
+        pa.field("touches", pa.int32(), nullable=False),
+        pa.field("first_touch_id", pa.string()),
+        pa.field("first_touch_time", TS),
+        pa.field("last_touch_id", pa.string()),
+        pa.field("last_touch_time", TS),
+        pa.field("seconds_to_convert", pa.float64()),  # from the last touch
+        pa.field("touch_path", pa.list_(TOUCH)),
+    ]
+)
+
+CONVERSION_COLUMNS = (
+    "event_id",
+    "event_time",
+    "user_id",
+    "campaign_id",
+    "ad_creative_id",
+    "conversion_type",
+    "conversion_value",
+    "currency",
+)
+
+
+def attribute_conversions(
+    impressions: pa.Table,
+    clicks: pa.Table,
+    conversions: pa.Table,
+    windows: Windows = Windows(),
+    campaigns: pa.Table | None = None,
+) -> pa.Table:
+    """One row per conversion with its attribution, touch path and per-model credit.
+
+    ``impressions`` needs impression_id, event_time, user_id, campaign_id; ``clicks``
+    event_id, event_time, user_id, campaign_id; ``conversions`` CONVERSION_COLUMNS.
+    """
+    per_campaign = campaign_table(campaigns)
+    has = per_campaign.num_rows > 0
+    ct, vt = window_expr("w", "ct_us", has), window_expr("w", "vt_us", has)
+    imp_vt = window_expr("iw", "vt_us", has)
+    query = f"""
+    WITH v AS (
+      SELECT x.*, {ct} AS ct_us, {vt} AS vt_us
+      FROM conversions x LEFT JOIN windows w ON w.campaign_id = x.campaign_id
+    ), by_click AS (
+      SELECT v.event_id, k.event_id AS touch_id, k.event_time AS touch_time
+      FROM v JOIN clicks k ON k.user_id = v.user_id AND k.campaign_id = v.campaign_id
+      WHERE k.event_time <= v.event_time
+        AND epoch_us(k.event_time) >= epoch_us(v.event_time) - v.ct_us
+    ), unclicked AS (
+      SELECT v.*, epoch_us(v.event_time) // v.vt_us - b.k AS bucket
+      FROM v ANTI JOIN (SELECT DISTINCT event_id FROM by_click) c ON c.event_id = v.event_id,
+           (VALUES (0), (1)) b(k)
+    ), imp AS (
+      SELECT i.impression_id, i.event_time, i.user_id, i.campaign_id,
+             epoch_us(i.event_time) // {imp_vt} AS bucket
+      FROM impressions i LEFT JOIN windows iw ON iw.campaign_id = i.campaign_id
+    ), by_view AS (
+      SELECT u.event_id, i.impression_id AS touch_id, i.event_time AS touch_time
+      FROM unclicked u JOIN imp i
+        ON i.user_id = u.user_id AND i.campaign_id = u.campaign_id AND i.bucket = u.bucket
+      WHERE i.event_time <= u.event_time
+        AND epoch_us(i.event_time) >= epoch_us(u.event_time) - u.vt_us
+    ), paths AS (
+      SELECT event_id, any_value(kind) AS attribution,
+        list({{'touch_id': touch_id, 'touch_time': touch_time}} ORDER BY touch_time, touch_id)
+          AS path
+      FROM (SELECT *, 'click' AS kind FROM by_click UNION ALL SELECT *, 'view' FROM by_view)
+      GROUP BY event_id
+    )
+    SELECT v.event_id, v.event_time, v.user_id, v.campaign_id, v.ad_creative_id,
+      v.conversion_type, v.conversion_value, v.currency,
+      coalesce(p.attribution, 'none') AS attribution,
+      coalesce(len(p.path), 0)::INTEGER AS touches,
+      p.path[1].touch_id AS first_touch_id, p.path[1].touch_time AS first_touch_time,
+      p.path[-1].touch_id AS last_touch_id, p.path[-1].touch_time AS last_touch_time,
+      (epoch_us(v.event_time) - epoch_us(p.path[-1].touch_time)) / 1e6 AS seconds_to_convert,
+      list_transform(p.path, lambda t, i: {{
+        'touch_id': t.touch_id, 'touch_time': t.touch_time,
+        'credit_last': CASE WHEN i = len(p.path) THEN 1.0 ELSE 0.0 END,
+        'credit_first': CASE WHEN i = 1 THEN 1.0 ELSE 0.0 END,
+        'credit_linear': 1.0 / len(p.path)}}) AS touch_path
+    FROM v LEFT JOIN paths p ON p.event_id = v.event_id
+    ORDER BY v.campaign_id, v.event_time, v.event_id
+    """
+    result = engine.run(
+        query,
+        used_params(query, windows.params()),
+        impressions=impressions,
+        clicks=clicks,
+        conversions=conversions,
+        windows=per_campaign,
+    )
+    return result.cast(ATTRIBUTED_CONVERSIONS)

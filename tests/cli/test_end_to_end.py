@@ -1,0 +1,202 @@
+"""The CLI end to end on generated data with every fault knob on, checked against truth.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run(args: list[str], data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir), COLUMNS="200")
+    result = subprocess.run(
+        [sys.executable, "-m", "advertisex.cli.app", *args], capture_output=True, text=True, env=env
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"advertisex {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def query(sql: str, data_dir: Path) -> list[dict]:
+    return json.loads(run(["query", sql, "--format", "json"], data_dir).stdout)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    base = tmp_path_factory.mktemp("e2e")
+    source, data = base / "input", base / "data"
+    run(
+        [
+            "generate",
+            "--out",
+            str(source),
+            "--events",
+            "40000",
+            "--seed",
+            "11",
+            "--start",
+            "2026-11-01",
+            "--days",
+            "2",
+            "--duplicate-rate",
+            "0.02",
+            "--malformed-rate",
+            "0.01",
+            "--late-rate",
+            "0.05",
+            "--bot-rate",
+            "0.02",
+            "--conflict-rate",
+            "0.005",
+            "--format",
+            "json",
+        ],
+        data,
+    )
+    truth = json.loads((source / "truth.json").read_text())
+    run(["ingest", str(source / "impressions"), str(source / "clicks"), str(source / "bids")], data)
+    run(["process"], data)
+    return source, data, truth
+
+
+def test_every_curated_table_holds_exactly_the_unique_valid_events(pipeline):
+    _, data, truth = pipeline
+    for table, expected in truth["tables"].items():
+        [row] = query(
+            f"select count(*) as n, count(distinct {_id(table)}) as d from curated.{table}", data
+        )
+        assert row["n"] == expected["unique"], table
+        assert row["d"] == row["n"], f"{table} holds a duplicate id"
+    [row] = query("select count(*) as n from curated.quarantine", data)
+    assert row["n"] == truth["quarantine"]
+
+
+def test_batch_accounting_balances_and_matches_truth_per_source(pipeline):
+    _, data, truth = pipeline
+    rows = query(
+        "select source, sum(records_in) records_in, sum(accepted) accepted, sum(quarantined) quarantined,"
+        " sum(filtered) filtered, sum(duplicates) duplicates, sum(conflicts) conflicts"
+        " from ops.batches group by source",
+        data,
+    )
+    for row in rows:
+        expected = truth["sources"][row["source"]]
+        assert row["records_in"] == expected["records"]
+        assert row["quarantined"] == expected["malformed"]
+        assert row["duplicates"] == expected["duplicates"] + expected["conflicts"]
+        assert row["conflicts"] == expected["conflicts"]
+        assert (
+            row["records_in"]
+            == row["accepted"] + row["quarantined"] + row["filtered"] + row["duplicates"]
+        )
+    assert {r["source"] for r in rows} == {"impressions", "clicks", "bids"}
+
+
+def test_quarantine_rows_keep_raw_text_reasons_and_position(pipeline):
+    _, data, _ = pipeline
+    rows = query("select reasons, raw, source_file, source_position from curated.quarantine", data)
+    assert rows
+    assert all(
+        r["reasons"] and r["raw"] and r["source_file"] and r["source_position"] >= 1 for r in rows
+    )
+
+
+def test_second_ingest_and_process_change_nothing(pipeline):
+    source, data, truth = pipeline
+    again = json.loads(
+        run(["ingest", str(source / "impressions"), "--format", "json"], data).stdout
+    )
+    assert {r["status"] for r in again} == {"already"}
+    report = json.loads(run(["process", "--format", "json"], data).stdout)
+    assert report["segments"] == 0
+    [row] = query("select count(*) n from curated.impressions", data)
+    assert row["n"] == truth["tables"]["impressions"]["unique"]
+
+
+def test_report_campaigns_matches_ground_truth(pipeline):
+    _, data, truth = pipeline
+    report = json.loads(run(["report", "campaigns", "--format", "json"], data).stdout)
+    got = {(r["campaign_id"], str(r["day"])): r for r in report}
+    for expected in truth["ground_truth"]["campaign_days"]:
+        row = got[(expected["campaign_id"], expected["day"])]
+        assert row["impressions"] == expected["impressions"]
+        assert row["clicks"] == expected["clicks"]
+        assert row["conversions"] == expected["conversions"]
+        assert row["unique_users"] == expected["users"]
+        assert row["spend"] == pytest.approx(expected["spend"], abs=1e-6)
+
+
+def test_write_statements_are_refused_with_a_message(pipeline):
+    _, data, _ = pipeline
+    result = run(["query", "drop table curated.impressions"], data, check=False)
+    assert result.returncode == 2
+    assert "read-only" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ingest", "/definitely/not/here.json"], "no such file"),
+        (["ingest", "--source", "videos", "x"], "unknown source"),
+        (["report", "campaigns", "--from", "yesterday"], "not a date"),
+        (["query", "selec 1"], "does not parse"),
+    ],
+)
+def test_cli_errors_say_what_to_do_without_a_traceback(tmp_path, args, needle):
+    result = run(args, tmp_path, check=False)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_input_files_each_get_a_message_or_a_quarantine_row(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "empty.ndjson").write_bytes(b"")
+    (drop / "notes.txt").write_text("hello\n")
+    (drop / "imps.ndjson").write_bytes(
+        b'{"timestamp":"3000-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+        b'"just a string"\n{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    )
+    (drop / "clicks.csv").write_bytes(
+        b"\xef\xbb\xbftimestamp,user_id,campaign_id,event_type\r\n2026-01-01,u\r\n"
+    )
+    (drop / "bids.avro").write_bytes(b"Obj\x01\x00truncated")
+    data = tmp_path / "data"
+    landed = json.loads(run(["ingest", str(drop), "--format", "json"], data).stdout)
+    status = {Path(r["path"]).name: r["status"] for r in landed}
+    assert status == {
+        "empty.ndjson": "skipped",
+        "notes.txt": "skipped",
+        "imps.ndjson": "landed",
+        "clicks.csv": "landed",
+        "bids.avro": "landed",
+    }
+    run(["process"], data)
+    rows = query(
+        "select source, reasons from curated.quarantine order by source, source_position", data
+    )
+    reasons = [(r["source"], r["reasons"][0]) for r in rows]
+    assert reasons == [
+        ("bids", "avro_unreadable"),
+        ("clicks", "csv_column_count"),
+        ("impressions", "timestamp_in_future"),
+        ("impressions", "json_not_object"),
+    ]
+    [row] = query("select count(*) n from curated.impressions", data)
+    assert row["n"] == 1
+
+
+def _id(table: str) -> str:
+    return {
+        "impressions": "impression_id",
+        "bid_requests": "coalesce(exchange,'')||auction_id",
+    }.get(table, "event_id")
