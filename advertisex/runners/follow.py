@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from advertisex.errors import TransientError
+from advertisex.errors import AdvertiseXError
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.decode import segment_time
 from advertisex.runners.embedded import EmbeddedRunner
@@ -58,7 +58,7 @@ class Follower:
     def run(
         self,
         on_batch: Callable[[BatchDone], None],
-        on_retry: Callable[[TransientError, float], None] | None = None,
+        on_retry: Callable[[Exception, float], None] | None = None,
     ) -> int:
         """Loop until ``stop`` is set; returns the number of batches committed."""
         committed = 0
@@ -66,17 +66,30 @@ class Follower:
         while not self.stop.is_set():
             try:
                 done = self.run_pending(on_batch)
-            except TransientError as error:  # e.g. a commit that lost a race: try again later
-                backoff = min(backoff * 2, self.max_backoff)
-                if on_retry:
-                    on_retry(error, backoff)
-                self.stop.wait(backoff)
+            except AdvertiseXError as error:
+                if not error.retryable:
+                    raise  # bad configuration or input: retrying cannot help
+                backoff = self._back_off(error, backoff, on_retry)
+                continue
+            except Exception as error:  # a daemon outlives one bad pass
+                # A batch is committed atomically or not at all, so trying it again is safe;
+                # e.g. two processes creating the same table at once lose a race here.
+                backoff = self._back_off(error, backoff, on_retry)
                 continue
             backoff = self.interval
             committed += done
             if not done:
                 self.stop.wait(self.interval)
         return committed
+
+    def _back_off(
+        self, error: Exception, backoff: float, on_retry: Callable[[Exception, float], None] | None
+    ) -> float:
+        backoff = min(max(backoff, self.interval) * 2, self.max_backoff)
+        if on_retry:
+            on_retry(error, backoff)
+        self.stop.wait(backoff)
+        return backoff
 
     def run_pending(self, on_batch: Callable[[BatchDone], None]) -> int:
         """Commit every batch pending now (stopping early if asked); returns how many."""

@@ -20,7 +20,7 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     ) -> ServerProcess:
         server = ServerProcess(data_dir or tmp_path / "data", verb=verb, **env)
         started.append(server)
-        return server.start() if start else server
+        return server.start()
 
     yield make
     for server in started:
