@@ -31,6 +31,7 @@ test: lint typecheck unit
 
 docs: install
 	$(BIN)/python -m advertisex.model.reasons > docs/reasons.md
+	$(BIN)/python -m advertisex.config > docs/configuration.md
 
 bench: install
 	$(BIN)/python bench/process.py

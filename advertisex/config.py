@@ -137,6 +137,38 @@ class CollectorSettings(_Section):
     )
 
 
+class CorrelationSettings(_Section):
+    """How clicks, conversions and bids are tied to impressions, and the marts kept from them."""
+
+    click_window_seconds: int = Field(
+        3600,
+        description="A click without a usable impression_id matches the latest impression "
+        "of the same user and campaign at most this long before it.",
+    )
+    impression_id_horizon_seconds: int = Field(
+        86400,
+        description="How far before a click the impression it names may lie to match exactly.",
+    )
+    click_through_window_seconds: int = Field(
+        7 * 86400, description="A conversion is credited to clicks at most this long before it."
+    )
+    view_through_window_seconds: int = Field(
+        86400,
+        description="Without clicks, to impressions at most this long before it (view-through).",
+    )
+    auction_window_seconds: int = Field(
+        3600, description="An impression wins the bid request with its auction_id within this time."
+    )
+    campaigns_file: Path | None = Field(
+        None,
+        description="CSV of per-campaign windows: campaign_id plus any of click_window_seconds, "
+        "impression_id_horizon_seconds, click_through_window_seconds, view_through_window_seconds.",
+    )
+    update_marts: bool = Field(
+        True, description="Bring the marts up to date after every processing run."
+    )
+
+
 class Settings(BaseSettings):
     """Everything AdvertiseX reads from its environment, one section per stage."""
 
@@ -153,6 +185,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     processor: ProcessorSettings = ProcessorSettings()
     collector: CollectorSettings = CollectorSettings()
+    correlation: CorrelationSettings = CorrelationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -204,3 +237,37 @@ def load_settings(**overrides: Any) -> Settings:
             f"cannot read configuration: {error}",
             hint="fix advertisex.toml (TOML syntax) or unset ADVERTISEX_CONFIG",
         ) from error
+
+
+def markdown() -> str:
+    """Every setting with its default, environment variable and description (docs/configuration.md)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `advertisex/config.py` by `python -m advertisex.config`; do not edit.",
+        "",
+        "Settings come from `advertisex.toml` in the working directory (or the file named by",
+        "`ADVERTISEX_CONFIG`), overridden by environment variables. Sections are TOML tables",
+        "(`[processor]`); nested variables join names with `__`.",
+        "",
+        "| setting | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+
+    def rows(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, _Section):
+                rows(annotation, f"{prefix}{name}.")
+                continue
+            key = f"{prefix}{name}"
+            env = "ADVERTISEX_" + key.replace(".", "__").upper()
+            default = "" if info.default is None else f"`{info.default}`"
+            lines.append(f"| `{key}` | `{env}` | {default} | {info.description or ''} |")
+
+    rows(Settings, "")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

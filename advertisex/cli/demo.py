@@ -98,7 +98,7 @@ def demo(
         + "  ·  "
         + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     )
-    print_message(_next_steps(data_dir, Path(source_dir)))
+    print_message(_next_steps(data_dir, Path(source_dir), truth["start"]))
     if not ok:
         raise typer.Exit(1)
 
@@ -128,13 +128,13 @@ def _check_against_truth(ax: object, truth: dict) -> list[dict]:
     return rows
 
 
-def _next_steps(data_dir: Path, source_dir: Path) -> str:
+def _next_steps(data_dir: Path, source_dir: Path, day: str) -> str:
     return f"""
 Data is under [bold]{data_dir}[/] (landing zone, Iceberg warehouse, SQLite catalog);
 the generated input files are in {source_dir}. Try:
   advertisex query "select device_type, count(*) from curated.impressions group by all"
   advertisex query "select reasons, raw from curated.quarantine limit 5"
   advertisex query "select * from ops.batches" --format json
-  advertisex report campaigns --from {time.strftime("%Y-%m-%d")} --format csv
+  advertisex report campaigns --from {day} --format csv
   advertisex ingest {source_dir}/impressions   # again: a no-op, same bytes
 """
