@@ -18,14 +18,8 @@ from advertisex.collector.capacity import Capacity
 from advertisex.collector.idempotency import IdempotencyCache
 from advertisex.collector.metrics import CollectorMetrics
 from advertisex.collector.responses import ApiError, unavailable
-from advertisex.collector.writer import (
-    FilePerRequestWriter,
-    Labels,
-    SegmentWriter,
-    StorageError,
-    recover,
-    safe_collector_id,
-)
+from advertisex.collector.segments import Labels, recover, safe_collector_id
+from advertisex.collector.writer import FilePerRequestWriter, SegmentWriter, StorageError
 from advertisex.config import Settings
 from advertisex.errors import UserInputError
 from advertisex.landing.detect import SOURCES

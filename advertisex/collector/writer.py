@@ -7,18 +7,16 @@ burst of concurrent requests costs one disk flush, and throughput survives fsync
 blocking file I/O runs off the event loop; the futures are settled back on it.
 
 A segment is sealed (renamed into view for the processor) by size or by age. Names carry
-``<collector id>.<boot>.<sequence>`` so collectors can share a landing zone, and a
-restarted collector recognises and seals the unsealed files of its previous life.
+``<collector id>.<boot>.<sequence>`` (see :mod:`advertisex.collector.segments`) so
+collectors can share a landing zone, and a restarted collector recognises and seals the
+unsealed files of its previous life.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -268,65 +266,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# ---------------------------------------------------------------------- names, recovery
-_ID_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def safe_collector_id(raw: str) -> str:
-    """Letters, digits, ``_`` and ``-`` only: a dot separates the id from the rest of a label."""
-    return _ID_SAFE.sub("_", raw).strip("_") or "collector"
-
-
-class Labels:
-    """Segment labels ``<id>.<boot>.<sequence>``, unique across writers and restarts."""
-
-    def __init__(self, collector_id: str) -> None:
-        self.collector_id = collector_id
-        self.boot = secrets.token_hex(3)
-        self._sequence = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:
-            n = next(self._sequence)
-        return f"{self.collector_id}.{self.boot}.{n:06d}"
-
-
-def recover(zone: LandingZone, collector_id: str, on_sealed: Sealed | None = None) -> list[str]:
-    """Seal the unsealed NDJSON segments a previous run of this collector left behind.
-
-    Their bytes include every acknowledged request (each was fsync'd before its answer);
-    a torn last line — possible only after a power cut — is cut off. Leftover per-request
-    Avro files were never acknowledged (the answer waits for the rename) and are removed.
-    """
-    pattern = re.compile(
-        r"^\.\d{8}T\d{6}\d*Z-" + re.escape(collector_id) + r"\.[0-9a-f]+\.\d+\.(\w+)\.tmp$"
-    )
-    recovered: list[str] = []
-    if not zone.root.is_dir():
-        return recovered
-    for temporary in sorted(zone.root.glob("*/*/*/.*.tmp")):
-        match = pattern.match(temporary.name)
-        if not match:
-            continue  # another collector's, or a batch ingest's, file: not ours to touch
-        final = temporary.with_name(temporary.name[1:-4])
-        if match.group(1) != "ndjson":
-            temporary.unlink(missing_ok=True)
-            continue
-        data = temporary.read_bytes()
-        keep = data[: data.rfind(b"\n") + 1]
-        if not keep:
-            temporary.unlink(missing_ok=True)
-            continue
-        if len(keep) != len(data):
-            with open(temporary, "r+b") as handle:
-                handle.truncate(len(keep))
-                os.fsync(handle.fileno())
-        zone.seal(temporary, final)
-        name = final.relative_to(zone.root).as_posix()
-        recovered.append(name)
-        if on_sealed:
-            on_sealed(name, len(keep))
-    return recovered

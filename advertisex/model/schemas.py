@@ -97,6 +97,20 @@ BID_REQUESTS = pa.schema(
     ]
 )
 
+# Invalid traffic: disclosed, not deleted — each row with the rules that caught it.
+FILTERED = pa.schema(
+    [
+        pa.field("event_table", pa.string(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_time", TS, nullable=False),
+        pa.field("user_id", pa.string()),
+        pa.field("campaign_id", pa.string()),
+        pa.field("rules", pa.list_(pa.string()), nullable=False),
+        pa.field("record", pa.string(), nullable=False),
+        *LINEAGE,
+    ]
+)
+
 QUARANTINE = pa.schema(
     [
         pa.field("source", pa.string(), nullable=False),
@@ -165,6 +179,7 @@ TABLES: dict[str, TableSpec] = {
             sort_by=("campaign_id", "event_time"),
         ),
         TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
+        TableSpec("curated", "filtered", FILTERED, None, sort_by=("event_table", "event_time")),
         TableSpec("ops", "batches", BATCHES, None, partition_by_day=None),
     ]
 }

@@ -12,13 +12,8 @@ from pathlib import Path
 import pytest
 
 from advertisex.collector import writer as writer_module
-from advertisex.collector.writer import (
-    FilePerRequestWriter,
-    Labels,
-    SegmentWriter,
-    StorageError,
-    recover,
-)
+from advertisex.collector.segments import Labels, recover
+from advertisex.collector.writer import FilePerRequestWriter, SegmentWriter, StorageError
 from advertisex.landing.zone import LandingZone
 
 
