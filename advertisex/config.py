@@ -62,6 +62,19 @@ class ProcessorSettings(_Section):
         None,
         description="Quarantine events older than this many days; off by default (backfills are normal).",
     )
+    ivt_filter: bool = Field(
+        True,
+        description="Move general invalid traffic (known crawlers, listed IP ranges, test traffic) "
+        "to curated.filtered instead of the event tables.",
+    )
+    ivt_ip_ranges: tuple[str, ...] = Field(
+        ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15"),
+        description="CIDR ranges whose traffic is invalid (data centres, internal test "
+        "addresses); default: the IANA documentation and benchmarking networks.",
+    )
+    ivt_test_flags: tuple[str, ...] = Field(
+        ("is_test", "test"), description="Record fields that mark test traffic when true."
+    )
 
 
 class ApiKey(_Section):

@@ -111,11 +111,16 @@ def _check_against_truth(ax: object, truth: dict) -> list[dict]:
         rows.append(
             {
                 "table": name,
-                "expected": expected["unique"],
+                "expected": expected["unique_human"],
                 "actual": got,
-                "match": got == expected["unique"],
+                "match": got == expected["unique_human"],
             }
         )
+    bots = sum(t["bots"] for t in truth["tables"].values())
+    got = ax.query("select count(*) as n from curated.filtered").column("n")[0].as_py()  # type: ignore[attr-defined]
+    rows.append(
+        {"table": "curated.filtered", "expected": bots, "actual": got, "match": got == bots}
+    )
     got = ax.query("select count(*) as n from curated.quarantine").column("n")[0].as_py()  # type: ignore[attr-defined]
     rows.append(
         {

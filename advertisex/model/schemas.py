@@ -190,3 +190,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "clicks": ("curated.clicks", "curated.conversions"),
     "bids": ("curated.bid_requests",),
 }
+
+# The monitor's alert history (ops.alerts) is defined next to the monitors.
+from advertisex.monitor.schemas import MONITOR_TABLES  # noqa: E402
+
+TABLES.update({f"{t['namespace']}.{t['name']}": TableSpec(**t) for t in MONITOR_TABLES})

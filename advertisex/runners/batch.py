@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from advertisex.kernels import engine
 from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import find_duplicates, key_column
-from advertisex.model.schemas import QUARANTINE, SOURCES, TABLES
+from advertisex.kernels.ivt import IvtRules, classify
+from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 
 STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
     "impressions": std.standardize_impressions,
@@ -49,6 +50,8 @@ class SourceAccount:
     duplicates: int = 0
     conflicts: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
+    # Users whose events were invalid traffic: their later clicks and conversions are too.
+    ivt_users: set[str] = field(default_factory=set)
 
     @property
     def balanced(self) -> bool:
@@ -62,12 +65,14 @@ def process_source(
     rules: std.Rules,
     batch_id: str,
     seen: Seen,
+    ivt: IvtRules | None = None,
 ) -> tuple[dict[str, pa.Table], SourceAccount]:
     """Standardize, validate, dedupe one source's framed records into table appends.
 
     ``lineage`` maps the frame's ``segment`` index to source_file and ingest_time;
     ``seen(table_name, candidate_rows)`` returns committed (keys, hashes) that could
-    collide with the candidates, or None.
+    collide with the candidates, or None. Unique rows that ``ivt`` classifies as invalid
+    traffic go to ``curated.filtered`` instead of their table.
     """
     standardized = STANDARDIZERS[source](frame, rules)
     account = SourceAccount(source, records_in=standardized.num_rows)
@@ -96,6 +101,14 @@ def process_source(
         )
         keep = np.zeros(standardized.num_rows, dtype=bool)
         keep[index[~found.is_duplicate]] = True
+        if ivt is not None and table_name in IVT_TABLES:
+            flagged, filtered = filter_invalid_traffic(
+                table_name, standardized, keep, ivt, lineage, batch_id
+            )
+            keep &= ~flagged
+            appends["curated.filtered"] = _concat(appends.get("curated.filtered"), filtered)
+            account.filtered += filtered.num_rows
+            account.ivt_users |= set(filtered.column("user_id").drop_null().to_pylist())
         rows = accepted_rows(table_name, standardized, keep, lineage, batch_id)
         appends[table_name] = rows
         account.accepted += rows.num_rows
@@ -103,6 +116,59 @@ def process_source(
         account.conflicts += found.conflicts
         account.by_table[table_name] = rows.num_rows
     return appends, account
+
+
+def filter_invalid_traffic(
+    table_name: str,
+    standardized: pa.Table,
+    keep: np.ndarray,
+    ivt: IvtRules,
+    lineage: pa.Table,
+    batch_id: str,
+) -> tuple[np.ndarray, pa.Table]:
+    """(mask of kept rows that are invalid traffic, their ``curated.filtered`` rows)."""
+    index = np.flatnonzero(keep)
+    columns = [
+        c for c in ("user_agent", "ip", "extras", "user_id") if c in standardized.column_names
+    ]
+    verdicts = classify(standardized.select(columns).take(pa.array(index)), ivt)
+    hit = pc.greater(pc.list_value_length(verdicts), 0).to_numpy(zero_copy_only=False)
+    flagged = np.zeros(standardized.num_rows, dtype=bool)
+    flagged[index[hit]] = True
+    rules = pa.chunked_array([pa.array([[]] * standardized.num_rows, pa.list_(pa.string()))])
+    if hit.any():
+        full = np.empty(standardized.num_rows, dtype=object)
+        full[index[hit]] = verdicts.filter(pa.array(hit)).to_pylist()
+        rules = pa.chunked_array([pa.array(full.tolist(), pa.list_(pa.string()))])
+    spec = TABLES[table_name]
+    record = ", ".join(f'"{c}"' for c in spec.schema.names if c in standardized.column_names)
+    query = f"""
+    SELECT $table AS event_table, {_ID[table_name]} AS event_id, event_time, user_id, campaign_id,
+      ivt_rules AS rules, CAST(to_json(struct_pack({record})) AS VARCHAR) AS record,
+      lineage.ingest_time, lineage.source_file, source_position, $batch_id AS batch_id
+    FROM rows JOIN lineage USING (segment)
+    WHERE rows.flagged
+    ORDER BY segment, source_position
+    """
+    rows = standardized.append_column("flagged", pa.array(flagged)).append_column(
+        "ivt_rules", rules
+    )
+    result = engine.run(
+        query, {"table": table_name, "batch_id": batch_id}, rows=rows, lineage=lineage
+    )
+    return flagged, result.select(FILTERED.names).cast(FILTERED)
+
+
+_ID = {
+    "curated.impressions": "impression_id",
+    "curated.clicks": "event_id",
+    "curated.conversions": "event_id",
+}
+IVT_TABLES = tuple(_ID)
+
+
+def _concat(first: pa.Table | None, second: pa.Table) -> pa.Table:
+    return second if first is None else pa.concat_tables([first, second])
 
 
 def _key_columns(table_name: str) -> list[str]:
@@ -118,12 +184,7 @@ def accepted_rows(
 ) -> pa.Table:
     """The kept rows in the table's schema, with lineage, sorted as the table is."""
     spec = TABLES[table_name]
-    columns = ", ".join(
-        f'lineage."{c}"'
-        if c in ("source_file", "ingest_time")
-        else ("$batch_id AS batch_id" if c == "batch_id" else f'rows."{c}"')
-        for c in spec.schema.names
-    )
+    columns = ", ".join(_output_column(c, standardized.column_names) for c in spec.schema.names)
     order = ", ".join(f'rows."{c}"' for c in spec.sort_by)
     query = f"""
     SELECT {columns}
@@ -138,6 +199,16 @@ def accepted_rows(
         lineage=lineage,
     )
     return result.cast(spec.schema)
+
+
+def _output_column(name: str, produced: list[str]) -> str:
+    """SQL for one table column: lineage, the batch id, a produced column, or NULL for a
+    column this source never produces (optional fields added by later schema versions)."""
+    if name in ("source_file", "ingest_time"):
+        return f'lineage."{name}"'
+    if name == "batch_id":
+        return "$batch_id AS batch_id"
+    return f'rows."{name}"' if name in produced else f'NULL AS "{name}"'
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
+from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
@@ -118,10 +119,17 @@ class EmbeddedRunner:
         lineage = lineage_table(segments)
         frames = self._frame_all(segments, progress)
         records = {s.name: f.num_rows for s, f in zip(segments, frames, strict=True)}
-        for source in dict.fromkeys(s.source for s in segments):
+        ivt = self._ivt_rules(segments)
+        # Impressions first: users they expose as invalid traffic taint their clicks too.
+        present = {s.source for s in segments}
+        for source in [s for s in ("impressions", "bids", "clicks") if s in present]:
             indices = [i for i, s in enumerate(segments) if s.source == source]
             frame = pa.concat_tables([frames[i] for i in indices], promote_options="permissive")
-            tables, account = process_source(source, frame, lineage, rules, batch_id, self._seen)
+            tables, account = process_source(
+                source, frame, lineage, rules, batch_id, self._seen, ivt
+            )
+            if ivt is not None and account.ivt_users:
+                ivt = ivt.with_users(account.ivt_users)
             account.files = len(indices)
             account.bytes = sum(segments[i].size for i in indices)
             accounts[source] = account
@@ -142,6 +150,30 @@ class EmbeddedRunner:
             progress("commit", done, len(segments))
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
         return accounts, batch_id
+
+    def _ivt_rules(self, segments: list[Segment]) -> IvtRules | None:
+        """The batch's invalid-traffic rules, with users already caught in committed batches."""
+        settings = self.settings.processor
+        if not settings.ivt_filter:
+            return None
+        users: set[str] = set()
+        if any(s.source == "clicks" for s in segments):
+            table = self.lake.table("curated.filtered")
+            if table.current_snapshot() is not None:
+                from pyiceberg.expressions import In
+
+                filtered = self.lake.read(
+                    "curated.filtered",
+                    In("event_table", ["curated.impressions"]),  # type: ignore[call-arg,misc]
+                    ("user_id",),
+                )
+                users = set(filtered.column("user_id").drop_null().unique().to_pylist())
+        return IvtRules(
+            crawler_user_agents=True,
+            ip_ranges=settings.ivt_ip_ranges,
+            test_flags=settings.ivt_test_flags,
+            ivt_users=frozenset(users),
+        )
 
     def _frame_all(self, segments: list[Segment], progress: Progress | None) -> list[pa.Table]:
         """Read and frame segments on two threads: the decoders spend their time in native code."""

@@ -61,7 +61,8 @@ def _day(column: str = "event_ms") -> pl.Expr:
 
 def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[dict[str, Any]]:
     """Per campaign and UTC day of the event: unique valid impressions (incl. bots), their
-    distinct users and spend, clicks and conversions by their own event day."""
+    distinct users and spend, clicks and conversions by their own event day; the ``human_*``
+    figures leave invalid (bot) traffic out, as reports do by default."""
     import polars as pl
 
     keys = ["campaign_id", "day"]
@@ -72,6 +73,12 @@ def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[di
         bot_impressions=pl.col("is_bot").sum().cast(pl.Int64),
         users=pl.col("user_id").n_unique().cast(pl.Int64),
         spend_micros=(pl.col("cost") * 1e6).round().cast(pl.Int64).sum(),
+        human_users=pl.col("user_id").filter(~pl.col("is_bot")).n_unique().cast(pl.Int64),
+        human_spend_micros=(pl.col("cost") * 1e6)
+        .round()
+        .cast(pl.Int64)
+        .filter(~pl.col("is_bot"))
+        .sum(),
     )
     answered = responses.filter(pl.col("_kind") == KIND_ORIGINAL).with_columns(_day())
     clicked = (
@@ -86,8 +93,11 @@ def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[di
         shown.join(clicked, on=keys, how="full", coalesce=True)
         .join(converted, on=keys, how="full", coalesce=True)
         .with_columns(pl.exclude(keys).fill_null(0).cast(pl.Int64))
-        .with_columns(spend=(pl.col("spend_micros") / 1e6).round(6))
-        .drop("spend_micros")
+        .with_columns(
+            spend=(pl.col("spend_micros") / 1e6).round(6),
+            human_spend=(pl.col("human_spend_micros") / 1e6).round(6),
+        )
+        .drop("spend_micros", "human_spend_micros")
         .sort(keys)
     )
     return rows.to_dicts()

@@ -67,14 +67,21 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     return source, data, truth
 
 
-def test_every_curated_table_holds_exactly_the_unique_valid_events(pipeline):
+def test_every_curated_table_holds_exactly_the_unique_valid_human_events(pipeline):
     _, data, truth = pipeline
     for table, expected in truth["tables"].items():
         [row] = query(
             f"select count(*) as n, count(distinct {_id(table)}) as d from curated.{table}", data
         )
-        assert row["n"] == expected["unique"], table
+        assert row["n"] == expected["unique_human"], table
         assert row["d"] == row["n"], f"{table} holds a duplicate id"
+        [ivt] = query(
+            f"select count(*) as n from curated.filtered where event_table = 'curated.{table}'",
+            data,
+        )
+        assert ivt["n"] == expected["bots"], (
+            f"{table}: invalid traffic is disclosed in curated.filtered"
+        )
     [row] = query("select count(*) as n from curated.quarantine", data)
     assert row["n"] == truth["quarantine"]
 
@@ -97,6 +104,12 @@ def test_batch_accounting_balances_and_matches_truth_per_source(pipeline):
             row["records_in"]
             == row["accepted"] + row["quarantined"] + row["filtered"] + row["duplicates"]
         )
+        fed = {
+            "impressions": ["impressions"],
+            "clicks": ["clicks", "conversions"],
+            "bids": ["bid_requests"],
+        }
+        assert row["filtered"] == sum(truth["tables"][t]["bots"] for t in fed[row["source"]])
     assert {r["source"] for r in rows} == {"impressions", "clicks", "bids"}
 
 
@@ -118,7 +131,7 @@ def test_second_ingest_and_process_change_nothing(pipeline):
     report = json.loads(run(["process", "--format", "json"], data).stdout)
     assert report["segments"] == 0
     [row] = query("select count(*) n from curated.impressions", data)
-    assert row["n"] == truth["tables"]["impressions"]["unique"]
+    assert row["n"] == truth["tables"]["impressions"]["unique_human"]
 
 
 def test_report_campaigns_matches_ground_truth(pipeline):
@@ -127,11 +140,11 @@ def test_report_campaigns_matches_ground_truth(pipeline):
     got = {(r["campaign_id"], str(r["day"])): r for r in report}
     for expected in truth["ground_truth"]["campaign_days"]:
         row = got[(expected["campaign_id"], expected["day"])]
-        assert row["impressions"] == expected["impressions"]
-        assert row["clicks"] == expected["clicks"]
+        assert row["impressions"] == expected["impressions"] - expected["bot_impressions"]
+        assert row["clicks"] == expected["clicks"] - expected["bot_clicks"]
         assert row["conversions"] == expected["conversions"]
-        assert row["unique_users"] == expected["users"]
-        assert row["spend"] == pytest.approx(expected["spend"], abs=1e-6)
+        assert row["unique_users"] == expected["human_users"]
+        assert row["spend"] == pytest.approx(expected["human_spend"], abs=1e-6)
 
 
 def test_write_statements_are_refused_with_a_message(pipeline):

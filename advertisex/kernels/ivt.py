@@ -1,0 +1,162 @@
+"""General invalid traffic (GIVT, per the MRC definition): crawlers, listed IP ranges, test traffic.
+
+Pure: Arrow rows in, one list of rule names per row out (empty = valid traffic).
+
+- Known crawlers and bots by user agent come from the ``crawler-user-agents`` package
+  (the community-maintained list, regularly released on PyPI) — no hand-written regex.
+  Matching costs ~0.5 ms per user agent, so only *distinct* agents are checked, and
+  verdicts are cached for the life of the process (a day of traffic has few of them).
+- IP ranges (data centres, internal test addresses) are CIDRs from configuration;
+  IPv4 is range-checked in the engine, IPv6 per distinct address in Python.
+- Test traffic: a record flagged ``is_test`` / ``test`` true (kept in ``extras``).
+- Clicks and conversions of a user whose impressions were invalid traffic are invalid
+  too (MRC: activity stemming from IVT is IVT); the runner passes those user ids.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.kernels import engine
+
+CRAWLER = "known_crawler_ua"
+TEST_TRAFFIC = "test_traffic"
+IVT_USER = "ivt_user"
+
+
+@dataclass(frozen=True)
+class IvtRules:
+    """What counts as invalid traffic for a batch."""
+
+    crawler_user_agents: bool = True
+    ip_ranges: tuple[str, ...] = ()
+    test_flags: tuple[str, ...] = ("is_test", "test")
+    ivt_users: frozenset[str] = field(default_factory=frozenset)
+
+    def with_users(self, users: Iterable[str]) -> IvtRules:
+        return IvtRules(
+            self.crawler_user_agents, self.ip_ranges, self.test_flags, self.ivt_users | set(users)
+        )
+
+
+@lru_cache(maxsize=200_000)
+def is_crawler(user_agent: str) -> bool:
+    import crawleruseragents
+
+    return bool(crawleruseragents.is_crawler(user_agent))
+
+
+def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
+    """One ``list<string>`` of IVT rules per row, in row order; columns used when present:
+    ``user_agent``, ``ip``, ``extras``, ``user_id``.
+
+    Verdicts are built column by column with vectorized lookups (no joins, which would
+    not keep row order) and assembled into lists in one projection.
+    """
+    n = rows.num_rows
+    names = set(rows.column_names)
+    verdicts: dict[str, pa.Array] = {}
+    if rules.crawler_user_agents and "user_agent" in names:
+        agents = rows.column("user_agent")
+        bots = [
+            ua
+            for ua in pc.unique(agents.combine_chunks()).drop_null().to_pylist()
+            if is_crawler(ua)
+        ]
+        hit = pc.fill_null(pc.is_in(agents, value_set=pa.array(bots, pa.string())), False)
+        verdicts["crawler"] = pc.if_else(hit, CRAWLER, None)
+    if rules.ip_ranges and "ip" in names:
+        verdicts["ip_range"] = _ip_verdicts(rows.column("ip"), rules.ip_ranges)
+    if rules.test_flags and "extras" in names:
+        flags = " OR ".join(
+            f"lower(CAST(json_extract(extras, '$.{flag}') AS VARCHAR)) IN ('true', '1', '\"true\"')"
+            for flag in rules.test_flags
+        )
+        test = engine.run(
+            f"SELECT coalesce(extras IS NOT NULL AND ({flags}), false) AS t FROM rows",
+            rows=rows.select(["extras"]),
+        ).column("t")
+        verdicts["test"] = pc.if_else(test, TEST_TRAFFIC, None)
+    if rules.ivt_users and "user_id" in names:
+        users = pa.array(sorted(rules.ivt_users), pa.string())
+        hit = pc.fill_null(pc.is_in(rows.column("user_id"), value_set=users), False)
+        verdicts["user"] = pc.if_else(hit, IVT_USER, None)
+    if not verdicts or n == 0:
+        return pa.chunked_array([pa.array([[]] * n, pa.list_(pa.string()))], pa.list_(pa.string()))
+    table = pa.table(
+        {k: pa.chunked_array([v]) if isinstance(v, pa.Array) else v for k, v in verdicts.items()}
+    )
+    columns = ", ".join(f'"{k}"' for k in verdicts)
+    return engine.run(
+        f"SELECT list_filter([{columns}], lambda r: r IS NOT NULL) AS ivt FROM v", v=table
+    ).column("ivt")
+
+
+def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.Array:
+    """The first listed range each address falls in (IPv4 vectorized, IPv6 per distinct address)."""
+    import numpy as np
+
+    v4, v6 = _networks(ranges)
+    numbers = engine.run(
+        f"SELECT {_ipv4_number('ip')} AS n FROM ips", ips=pa.table({"ip": ips})
+    ).column("n")
+    values = pc.fill_null(numbers, -1).to_numpy()
+    labels = np.full(len(values), None, dtype=object)
+    for net, text in reversed(v4):  # reversed: the first listed range wins
+        inside = (values >= int(net.network_address)) & (values <= int(net.broadcast_address))
+        labels[inside] = f"ip_range:{text}"
+    if v6:
+        matches = _v6_matches(ips, v6)
+        lookup = dict(
+            zip(matches.column("ip").to_pylist(), matches.column("rule").to_pylist(), strict=True)
+        )
+        if lookup:
+            for i, ip in enumerate(ips.to_pylist()):
+                if ip in lookup:
+                    labels[i] = lookup[ip]
+    return pa.array(labels.tolist(), pa.string())
+
+
+Network = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]
+
+
+def _networks(ranges: tuple[str, ...]) -> tuple[list[Network], list[Network]]:
+    v4: list[Network] = []
+    v6: list[Network] = []
+    for text in ranges:
+        net = ipaddress.ip_network(text, strict=False)
+        (v4 if net.version == 4 else v6).append((net, text))
+    return v4, v6
+
+
+def _ipv4_number(column: str) -> str:
+    octet = [f"try_cast(split_part({column}, '.', {i}) AS BIGINT)" for i in range(1, 5)]
+    return f"({octet[0]} * 16777216 + {octet[1]} * 65536 + {octet[2]} * 256 + {octet[3]})"
+
+
+def _v6_matches(ips: pa.ChunkedArray, networks: list) -> pa.Table:
+    """Distinct IPv6 addresses that fall in a listed IPv6 range (rare: done in Python)."""
+    hits: list[tuple[str, str]] = []
+    if networks:
+        for text in pc.unique(ips.combine_chunks()).drop_null().to_pylist():
+            if ":" not in text:
+                continue
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                continue
+            rule = next((f"ip_range:{label}" for net, label in networks if address in net), None)
+            if rule:
+                hits.append((text, rule))
+    return pa.table(
+        {
+            "ip": pa.array([h[0] for h in hits], pa.string()),
+            "rule": pa.array([h[1] for h in hits], pa.string()),
+        }
+    )

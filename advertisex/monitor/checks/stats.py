@@ -1,0 +1,125 @@
+"""Robust statistics the monitors share: seasonal baselines, median and MAD, proportion tests.
+
+Inputs are small (a few days of hourly aggregates), so plain Python over dicts reads
+better than vectorised code and costs microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from advertisex.monitor.model import HOUR, floor_hour
+
+MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+def sums_by(
+    table: pa.Table, keys: Iterable[str], values: Iterable[str], *, hourly: str | None = None
+) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Sum ``values`` per ``keys``; with ``hourly``, that time column is floored to the hour.
+
+    >>> t = pa.table({"s": ["a", "a"], "n": [1, 2]})
+    >>> sums_by(t, ["s"], ["n"])
+    {('a',): {'n': 3.0}}
+    """
+    keys, values = list(keys), list(values)
+    out: dict[tuple[Any, ...], dict[str, float]] = defaultdict(lambda: dict.fromkeys(values, 0.0))
+    columns = {c: table.column(c).to_pylist() for c in [*keys, *values]}
+    for i in range(table.num_rows):
+        key = tuple(
+            floor_hour(columns[k][i]) if k == hourly and columns[k][i] else columns[k][i]
+            for k in keys
+        )
+        slot = out[key]
+        for v in values:
+            slot[v] += columns[v][i] or 0
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class Seasonal:
+    """A value against the same hour on previous days."""
+
+    value: float
+    history: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.history) if self.history else 0.0
+
+    @property
+    def scale(self) -> float:
+        """Robust spread: 1.4826·MAD, never below Poisson noise (√median) or 1."""
+        med = self.median
+        mad = statistics.median(abs(x - med) for x in self.history) if self.history else 0.0
+        return max(MAD_TO_SIGMA * mad, math.sqrt(max(med, 0.0)), 1.0)
+
+    @property
+    def z(self) -> float:
+        return (self.value - self.median) / self.scale
+
+    @property
+    def change(self) -> float:
+        """Relative change from the median (−0.5 = half of the usual)."""
+        med = self.median
+        return (self.value - med) / med if med else (math.inf if self.value else 0.0)
+
+
+def seasonal(
+    series: Mapping[tuple[Any, ...], float],
+    key: tuple[Any, ...],
+    hour: datetime,
+    days: int,
+    first_seen: datetime | None,
+    missing: float | None = 0.0,
+) -> Seasonal:
+    """``series[(*key, hour)]`` against the same hour on up to ``days`` previous days.
+
+    Days before ``first_seen`` (before the source existed or monitoring began) are not
+    history; a missing hour after it counts as ``missing`` (zero for counts; None skips
+    it, for ratios that are unknown rather than zero).
+    """
+    history = []
+    for d in range(1, days + 1):
+        past = hour - timedelta(days=d)
+        if first_seen is None or past < floor_hour(first_seen):
+            break
+        value = series.get((*key, past), missing)
+        if value is not None:
+            history.append(value)
+    return Seasonal(series.get((*key, hour), 0.0), history)
+
+
+def proportion_z(successes: float, trials: float, p0: float) -> float:
+    """z-score of ``successes / trials`` under a baseline proportion ``p0`` (binomial)."""
+    if trials <= 0 or not 0 < p0 < 1:
+        return 0.0
+    return (successes - trials * p0) / math.sqrt(trials * p0 * (1 - p0))
+
+
+def hours_back(end: datetime, count: int) -> list[datetime]:
+    """The ``count`` whole hours ending at ``end`` (exclusive), oldest first."""
+    return [end - HOUR * i for i in range(count, 0, -1)]
+
+
+def first_time(
+    table: pa.Table, column: str, where: dict[str, str] | None = None
+) -> datetime | None:
+    """Earliest non-null ``column`` value (optionally among rows matching ``where``)."""
+    import pyarrow.compute as pc
+
+    if where:
+        for name, value in where.items():
+            table = table.filter(pc.equal(table.column(name), value))
+    if table.num_rows == 0:
+        return None
+    result: datetime | None = pc.min(table.column(column)).as_py()
+    return result

@@ -1,0 +1,200 @@
+"""The monitor's I/O edge: read the landing zone, the catalog and the lake into Observations.
+
+Everything is aggregated before the monitors see it (per source and 5-minute bucket,
+per table or campaign and hour), so monitors stay cheap and pure. Aggregates of hours
+that can no longer change — the hour is past ``settle_seconds`` and nothing landed in
+it is still pending — are kept in memory, so after the first evaluation (which reads
+the whole lookback) each evaluation reads only the last hour or two. DuckDB prunes the
+rest through the Parquet row-group statistics on ``ingest_time``: every batch writes its
+own files, whose ingest times span only that batch.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.config import Settings
+from advertisex.lake.tables import Lake
+from advertisex.landing.zone import Segment
+from advertisex.monitor import queries
+from advertisex.monitor.model import ARRIVALS, BATCHES, CAMPAIGNS, HOUR, Observations, floor_hour
+from advertisex.runners.decode import segment_time
+from advertisex.util.timeutil import Clock, utcnow
+
+SOURCES = ("impressions", "clicks", "bids")
+
+
+class Gatherer:
+    """Builds :class:`Observations` from a platform's data; keeps final hours cached."""
+
+    def __init__(self, settings: Settings, lake: Lake, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.cfg = settings.monitor
+        self.lake = lake
+        self.clock = clock
+        self._arrivals: dict[tuple[str, datetime], pa.Table] = {}  # final (source, hour)
+        self._hourly: dict[tuple[str, datetime], pa.Table] = {}  # final (aggregate, hour)
+
+    def observe(self) -> Observations:
+        now = self.clock()
+        since = floor_hour(now) - timedelta(days=self.cfg.lookback_days)
+        arrivals = self._arrivals_since(since, now)
+        pending = pc.min(arrivals.column("oldest_pending_at")).as_py()
+        final_until = min(
+            floor_hour(now - timedelta(seconds=self.cfg.settle_seconds)), pending or now
+        )
+        hourly = self._hourly_since(since, now, final_until)
+        return Observations(
+            now=now,
+            arrivals=arrivals,
+            batches=self._batches_since(since, now),
+            tables=hourly["tables"],
+            campaigns=hourly["campaigns"],
+            links=hourly["links"],
+            fields=hourly["fields"],
+            dims=self._dims(),
+            sources=SOURCES,
+            settled_until=pending,
+        )
+
+    # ------------------------------------------------------------ landing + catalog
+    def _arrivals_since(self, since: datetime, now: datetime) -> pa.Table:
+        parts = []
+        settle = timedelta(seconds=self.cfg.settle_seconds)
+        hour = since
+        while hour <= now:
+            for source in SOURCES:
+                cached = self._arrivals.get((source, hour))
+                if cached is not None:
+                    parts.append(cached)
+                    continue
+                table = self._arrivals_hour(source, hour, now)
+                if hour + HOUR + settle <= now and not pc.sum(table.column("pending")).as_py():
+                    self._arrivals[(source, hour)] = table
+                parts.append(table)
+            hour += HOUR
+        self._arrivals = {k: v for k, v in self._arrivals.items() if k[1] >= since}
+        return pa.concat_tables(parts) if parts else ARRIVALS.empty_table()
+
+    def _arrivals_hour(self, source: str, hour: datetime, now: datetime) -> pa.Table:
+        """One source's landing hour: listed segments joined with their commit records."""
+        prefix = f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
+        done = _done_segments(self.lake, prefix)
+        folder = self.settings.landing_dir / prefix
+        rows: dict[str, dict[str, object]] = {}
+        for name, size in _listing(folder, prefix):
+            rows[name] = {"name": name, "bytes": size, "records": None, "committed_at": None}
+        for name, (records, size, committed) in done.items():
+            rows[name] = {
+                "name": name,
+                "bytes": size,
+                "records": records,
+                "committed_at": committed,
+            }
+        if not rows:
+            return ARRIVALS.empty_table()
+        landed = {n: segment_time(Segment(source, n, 0)) for n in rows}
+        table = pa.table(
+            {
+                "source": [source] * len(rows),
+                "landed_at": pa.array([landed[n] for n in rows], pa.timestamp("us", tz="UTC")),
+                "bytes": [r["bytes"] for r in rows.values()],
+                "records": pa.array([r["records"] for r in rows.values()], pa.int64()),
+                "committed_at": pa.array(
+                    [r["committed_at"] for r in rows.values()], pa.timestamp("us", tz="UTC")
+                ),
+            }
+        )
+        return queries.arrivals(table)
+
+    def _batches_since(self, since: datetime, now: datetime) -> pa.Table:
+        from pyiceberg.expressions import GreaterThanOrEqual
+
+        rows = self.lake.read(
+            "ops.batches",
+            GreaterThanOrEqual("committed_at", since.isoformat()),  # type: ignore[call-arg,misc]
+            tuple(["source", "committed_at", *BATCHES.names[2:]]),
+        )
+        return queries.batches(rows)
+
+    # ------------------------------------------------------------ curated aggregates
+    def _hourly_since(
+        self, since: datetime, now: datetime, final_until: datetime
+    ) -> dict[str, pa.Table]:
+        hours = []
+        hour = since
+        while hour <= now:
+            hours.append(hour)
+            hour += HOUR
+        missing = [h for h in hours if ("tables", h) not in self._hourly]
+        results: dict[str, list[pa.Table]] = {name: [] for name in queries.HOURLY}
+        if missing:
+            start = missing[0]
+            fresh = queries.hourly(self.lake, start, self.settings)
+            for name, table in fresh.items():
+                for h in hours[hours.index(start) :]:
+                    part = table.filter(pc.equal(table.column("hour"), h))
+                    if h + HOUR <= final_until:
+                        self._hourly[(name, h)] = part
+                    results[name].append(part)
+        for (name, h), part in self._hourly.items():
+            if h < (missing[0] if missing else now) and h >= since:
+                results[name].append(part)
+        self._hourly = {k: v for k, v in self._hourly.items() if k[1] >= since}
+        return {
+            name: pa.concat_tables(parts) if parts else queries.HOURLY[name].empty_table()
+            for name, parts in results.items()
+        }
+
+    def _dims(self) -> pa.Table | None:
+        """Current campaign budgets, or None while no ``dims.campaigns`` table exists."""
+        from advertisex.model.schemas import TABLES
+
+        if "dims.campaigns" not in TABLES:
+            return None
+        table = self.lake.table("dims.campaigns")
+        if table.current_snapshot() is None:
+            return None
+        from pyiceberg.expressions import IsNull
+
+        rows = self.lake.read(
+            "dims.campaigns",
+            IsNull("valid_to"),  # type: ignore[call-arg,misc]
+            tuple(CAMPAIGNS.names),
+        )
+        return rows.cast(CAMPAIGNS)
+
+
+def _listing(folder: Path, prefix: str) -> list[tuple[str, int]]:
+    """Sealed segments in one landing hour folder (dot-files are still being written)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return [
+        (prefix + e.name, e.stat().st_size)
+        for e in entries
+        if e.is_file() and not e.name.startswith(".")
+    ]
+
+
+def _done_segments(lake: Lake, prefix: str) -> dict[str, tuple[int, int, datetime]]:
+    """Committed segments whose name starts with ``prefix`` (a primary-key range scan)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from advertisex.lake.catalog import SEGMENTS
+
+    query = select(
+        SEGMENTS.c.segment, SEGMENTS.c.records, SEGMENTS.c.bytes, SEGMENTS.c.committed_at
+    ).where(SEGMENTS.c.segment >= prefix, SEGMENTS.c.segment < prefix + "\uffff")
+    with Session(lake.catalog.engine) as session:
+        return {
+            row[0]: (row[1], row[2], datetime.fromisoformat(row[3]))
+            for row in session.execute(query)
+        }

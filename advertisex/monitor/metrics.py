@@ -1,0 +1,232 @@
+"""Prometheus metrics of the processor and the monitor (prometheus-client).
+
+Processor metrics are recorded by :func:`record_batch`, which the embedded runner calls
+after each committed batch. The processor has no HTTP server of its own (it is a loop
+over the landing zone), so after each batch its registry is also written, in the text
+exposition format, to ``<data_dir>/monitor/processor.prom`` — the node_exporter
+textfile convention. ``advertisex monitor --metrics-port`` serves the monitor's gauges
+together with that file, so one scrape target covers processing and data quality.
+
+Names follow Prometheus conventions: base units, ``_total`` counters, ``source`` and
+``outcome`` labels only (no per-user or per-campaign labels: unbounded cardinality).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+from prometheus_client.registry import Collector
+
+from advertisex.util.timeutil import utcnow
+
+log = logging.getLogger("advertisex.monitor")
+
+PROCESSOR = CollectorRegistry(auto_describe=True)
+MONITOR = CollectorRegistry(auto_describe=True)
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_DELAY_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+_newest: dict[str, float] = {}  # newest event time seen per source (late rows can't lower it)
+# Curated table → the landing source that feeds it.
+TABLE_SOURCE = {
+    "curated.impressions": "impressions",
+    "curated.clicks": "clicks",
+    "curated.conversions": "clicks",
+    "curated.bid_requests": "bids",
+}
+
+ROWS = Counter(
+    "advertisex_processor_rows",
+    "Records processed, by source and outcome (accepted, quarantined, filtered, duplicate).",
+    ["source", "outcome"],
+    registry=PROCESSOR,
+)
+CONFLICTS = Counter(
+    "advertisex_processor_conflicts",
+    "Duplicates whose payload differed from the first (a subset of outcome=duplicate).",
+    ["source"],
+    registry=PROCESSOR,
+)
+BATCHES = Counter("advertisex_processor_batches", "Batches committed.", registry=PROCESSOR)
+BATCH_SECONDS = Histogram(
+    "advertisex_processor_batch_duration_seconds",
+    "Time to process and commit one batch.",
+    buckets=_DURATION_BUCKETS,
+    registry=PROCESSOR,
+)
+INGEST_DELAY = Histogram(
+    "advertisex_processor_ingest_delay_seconds",
+    "From a batch's oldest landing segment to its commit (ingest to queryable).",
+    ["source"],
+    buckets=_DELAY_BUCKETS,
+    registry=PROCESSOR,
+)
+EVENT_LAG = Gauge(
+    "advertisex_processor_event_lag_seconds",
+    "At the last commit: commit time minus the newest event time committed.",
+    ["source"],
+    registry=PROCESSOR,
+)
+LAST_EVENT = Gauge(
+    "advertisex_processor_last_event_timestamp_seconds",
+    "Newest event time committed, per source (alert on time() minus this).",
+    ["source"],
+    registry=PROCESSOR,
+)
+LAST_COMMIT = Gauge(
+    "advertisex_processor_last_commit_timestamp_seconds",
+    "When the last batch with rows of this source was committed.",
+    ["source"],
+    registry=PROCESSOR,
+)
+
+FRESHNESS = Gauge(
+    "advertisex_source_freshness_seconds",
+    "Seconds since the source last landed a segment.",
+    ["source"],
+    registry=MONITOR,
+)
+BACKLOG = Gauge(
+    "advertisex_landing_backlog_segments",
+    "Sealed landing segments not yet processed.",
+    ["source"],
+    registry=MONITOR,
+)
+BACKLOG_BYTES = Gauge(
+    "advertisex_landing_backlog_bytes",
+    "Bytes of sealed landing segments not yet processed.",
+    ["source"],
+    registry=MONITOR,
+)
+ALERTS = Gauge(
+    "advertisex_alerts",
+    "Alerts by state (pending, firing) and severity.",
+    ["state", "severity"],
+    registry=MONITOR,
+)
+EVALUATIONS = Counter("advertisex_monitor_evaluations", "Monitor evaluations.", registry=MONITOR)
+LAST_EVALUATION = Gauge(
+    "advertisex_monitor_last_evaluation_timestamp_seconds",
+    "When the monitors last ran.",
+    registry=MONITOR,
+)
+
+
+def record_batch(
+    accounts: dict[str, Any],
+    seconds: float,
+    segments: Iterable[Any] = (),
+    tables: dict[str, pa.Table] | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Count one committed batch: rows by outcome, duration, ingest delay, event-time lag.
+
+    Never raises: metrics must not fail a batch that is already committed.
+    """
+    try:
+        _record_batch(accounts, seconds, list(segments), tables or {})
+        if data_dir is not None:
+            path = Path(data_dir) / "monitor" / "processor.prom"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(path), PROCESSOR)
+    except Exception:
+        log.exception("could not record processor metrics")
+
+
+def _record_batch(
+    accounts: dict[str, Any], seconds: float, segments: list[Any], tables: dict[str, pa.Table]
+) -> None:
+    import pyarrow.compute as pc
+
+    from advertisex.runners.decode import segment_time
+
+    now = utcnow()
+    BATCHES.inc()
+    BATCH_SECONDS.observe(seconds)
+    for source, a in accounts.items():
+        for outcome, count in (
+            ("accepted", a.accepted),
+            ("quarantined", a.quarantined),
+            ("filtered", a.filtered),
+            ("duplicate", a.duplicates),
+        ):
+            ROWS.labels(source, outcome).inc(count)
+        CONFLICTS.labels(source).inc(a.conflicts)
+        LAST_COMMIT.labels(source).set(now.timestamp())
+        landed = [segment_time(s) for s in segments if s.source == source]
+        if landed:
+            INGEST_DELAY.labels(source).observe((now - min(landed)).total_seconds())
+    for name, table in tables.items():
+        fed = TABLE_SOURCE.get(name)
+        if fed is None or table.num_rows == 0 or "event_time" not in table.column_names:
+            continue
+        newest: datetime | None = pc.max(table.column("event_time")).as_py()
+        if newest is not None and newest.timestamp() > _newest.get(fed, 0.0):
+            _newest[fed] = newest.timestamp()
+            LAST_EVENT.labels(fed).set(newest.timestamp())
+            EVENT_LAG.labels(fed).set((now - newest).total_seconds())
+
+
+def record_observations(obs: Any, alerts: list[dict[str, Any]]) -> None:
+    """Set the monitor's gauges from one evaluation's observations and current alerts."""
+    import pyarrow.compute as pc
+
+    EVALUATIONS.inc()
+    LAST_EVALUATION.set(obs.now.timestamp())
+    arrivals = obs.arrivals
+    for source in obs.sources:
+        rows = arrivals.filter(pc.equal(arrivals.column("source"), source))
+        last = pc.max(rows.column("last_landed_at")).as_py() if rows.num_rows else None
+        if last is not None:
+            FRESHNESS.labels(source).set((obs.now - last).total_seconds())
+        BACKLOG.labels(source).set(pc.sum(rows.column("pending")).as_py() or 0)
+        BACKLOG_BYTES.labels(source).set(pc.sum(rows.column("pending_bytes")).as_py() or 0)
+    for state in ("pending", "firing"):
+        for severity in ("critical", "warning", "info"):
+            n = sum(a["state"] == state and a.get("severity") == severity for a in alerts)
+            ALERTS.labels(state, severity).set(n)
+
+
+class _TextfileCollector(Collector):
+    """Re-exposes metric families written to a textfile by another process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return
+        yield from text_string_to_metric_families(text)
+
+
+def exposition_registry(data_dir: Path) -> CollectorRegistry:
+    """The monitor's gauges plus the processor's textfile, as one registry to serve."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Union(MONITOR))
+    registry.register(_TextfileCollector(Path(data_dir) / "monitor" / "processor.prom"))
+    return registry
+
+
+class _Union(Collector):
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self.inner = inner
+
+    def collect(self) -> Iterator[Any]:
+        yield from self.inner.collect()
+
+
+def serve(port: int, data_dir: Path, addr: str = "127.0.0.1") -> Any:
+    """Serve ``/metrics`` on ``addr:port`` in a daemon thread; returns the server."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=addr, registry=exposition_registry(data_dir))
+    return server

@@ -1,0 +1,1 @@
+"""Notification channels (log, webhook, Slack, email, SNS) and the retrying outbox."""

@@ -1,0 +1,232 @@
+"""The SQL behind the observations: DuckDB over Arrow rows and over the lake's tables.
+
+``arrivals`` and ``batches`` fold per-segment and per-batch rows into 5-minute buckets;
+``hourly`` reads the curated tables from ``start`` on and returns per-hour aggregates
+(rows and event-time lag per table, counts per campaign, cross-source links, fields
+seen). All times are UTC; the hour of a row is the hour of its ``ingest_time``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from advertisex.monitor.model import ARRIVALS, BATCHES, CAMPAIGN_HOURS, FIELDS, LINKS, TABLE_HOURS
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+
+HOURLY: dict[str, pa.Schema] = {
+    "tables": TABLE_HOURS,
+    "campaigns": CAMPAIGN_HOURS,
+    "links": LINKS,
+    "fields": FIELDS,
+}
+CURATED = ("curated.impressions", "curated.clicks", "curated.conversions", "curated.bid_requests")
+# Optional columns whose filling the schema-drift check follows (required ones never drift).
+OPTIONAL = {
+    "curated.impressions": (
+        "campaign_id",
+        "placement",
+        "device_type",
+        "user_agent",
+        "ip",
+        "country",
+        "cost",
+        "auction_id",
+    ),
+    "curated.clicks": ("ad_creative_id", "impression_id"),
+    "curated.conversions": ("ad_creative_id", "conversion_type", "conversion_value", "currency"),
+    "curated.bid_requests": (
+        "exchange",
+        "site_domain",
+        "device_type",
+        "country",
+        "floor_price",
+        "bid_price",
+        "campaign_id",
+    ),
+}
+
+
+def _run(sql: str, params: dict[str, object] | None = None, **tables: pa.Table) -> pa.Table:
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for name, table in tables.items():
+        con.register(name, table)
+    return con.sql(sql, params=params or {}).to_arrow_table()
+
+
+def arrivals(segments: pa.Table) -> pa.Table:
+    """Per-segment rows (source, landed_at, bytes, records, committed_at) → ARRIVALS."""
+    sql = """
+    SELECT source, time_bucket(INTERVAL 5 MINUTE, landed_at) AS bucket,
+      count(*) AS segments, sum(bytes) AS bytes, sum(records) AS records,
+      count(*) FILTER (WHERE committed_at IS NULL) AS pending,
+      coalesce(sum(bytes) FILTER (WHERE committed_at IS NULL), 0) AS pending_bytes,
+      max(landed_at) AS last_landed_at,
+      min(landed_at) FILTER (WHERE committed_at IS NULL) AS oldest_pending_at,
+      max(epoch(committed_at) - epoch(landed_at)) AS delay_max_s
+    FROM segments GROUP BY ALL ORDER BY bucket
+    """
+    return _run(sql, segments=segments).cast(ARRIVALS)
+
+
+def batches(rows: pa.Table) -> pa.Table:
+    """``ops.batches`` rows → BATCHES (sums per source and 5-minute bucket of commit time)."""
+    sums = ", ".join(f"sum({c}) AS {c}" for c in BATCHES.names[2:])
+    sql = f"""
+    SELECT source, time_bucket(INTERVAL 5 MINUTE, committed_at) AS bucket, {sums}
+    FROM rows GROUP BY ALL ORDER BY bucket
+    """
+    return _run(sql, rows=rows).cast(BATCHES)
+
+
+def hourly(lake: Lake, start: datetime, settings: Settings) -> dict[str, pa.Table]:
+    """Per-hour aggregates of the curated tables for rows ingested from ``start`` on."""
+    from advertisex.lake.query import QueryEngine
+
+    engine = QueryEngine(lake, tables=CURATED)
+    corr = settings.correlation
+    params = {
+        "start": start,
+        "click_window": corr.click_window_seconds,
+        "id_horizon": corr.impression_id_horizon_seconds,
+        "click_through": corr.click_through_window_seconds,
+        "view_through": corr.view_through_window_seconds,
+        "auction_window": corr.auction_window_seconds,
+    }
+    con = engine.con
+    out = {}
+    for name, sql in (
+        ("tables", _TABLES_SQL),
+        ("campaigns", _CAMPAIGNS_SQL),
+        ("links", _LINKS_SQL),
+        ("fields", _fields_sql()),
+    ):
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        out[name] = con.sql(sql, params=used).to_arrow_table().cast(HOURLY[name])
+    return out
+
+
+def _hour(alias: str = "") -> str:
+    return f"date_trunc('hour', {alias}ingest_time)"
+
+
+_TABLES_SQL = " UNION ALL ".join(
+    f"""SELECT '{t}' AS "table", {_hour()} AS hour, count(*) AS rows,
+      quantile_cont(epoch(ingest_time) - epoch(event_time), 0.95) AS lag_p95_s
+    FROM {t} WHERE ingest_time >= $start GROUP BY ALL"""
+    for t in CURATED
+)
+
+_CAMPAIGNS_SQL = f"""
+SELECT campaign_id, hour, sum(impressions) AS impressions, sum(clicks) AS clicks,
+  sum(conversions) AS conversions, sum(spend) AS spend
+FROM (
+  SELECT campaign_id, {_hour()} AS hour, count(*) AS impressions, 0 AS clicks,
+    0 AS conversions, sum(cost) AS spend
+  FROM curated.impressions WHERE ingest_time >= $start GROUP BY ALL
+  UNION ALL
+  SELECT campaign_id, {_hour()}, 0, count(*), 0, 0 FROM curated.clicks
+  WHERE ingest_time >= $start GROUP BY ALL
+  UNION ALL
+  SELECT campaign_id, {_hour()}, 0, 0, count(*), 0 FROM curated.conversions
+  WHERE ingest_time >= $start GROUP BY ALL
+) GROUP BY ALL
+"""
+
+# Impressions and clicks are narrowed to the users (or ids) of the checked rows before any
+# join, so checking an hour of clicks reads a day of impressions' key columns only once.
+_LINKS_SQL = f"""
+WITH c AS (
+  SELECT {_hour()} AS hour, user_id, campaign_id, impression_id, event_time
+  FROM curated.clicks WHERE ingest_time >= $start
+), v AS (
+  SELECT {_hour()} AS hour, user_id, campaign_id, event_time
+  FROM curated.conversions WHERE ingest_time >= $start
+), i AS (
+  SELECT impression_id, user_id, campaign_id, event_time FROM curated.impressions
+  WHERE event_time >= $start - to_seconds($id_horizon + $click_through)
+    AND (user_id IN (SELECT user_id FROM c UNION SELECT user_id FROM v)
+         OR impression_id IN (SELECT impression_id FROM c))
+), k AS (
+  SELECT user_id, campaign_id, event_time FROM curated.clicks
+  WHERE event_time >= $start - to_seconds($click_through)
+    AND user_id IN (SELECT user_id FROM v)
+), p AS (
+  SELECT {_hour()} AS hour, auction_id, event_time FROM curated.impressions
+  WHERE ingest_time >= $start AND auction_id IS NOT NULL
+), b AS (
+  SELECT {_hour()} AS hour, auction_id, event_time,
+    coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
+      OR json_extract(extras, '$.win_price') IS NOT NULL AS won
+  FROM curated.bid_requests WHERE event_time >= $start - to_seconds($auction_window + $id_horizon)
+), orphans AS (
+  SELECT hour, count(*) AS clicks, count(*) FILTER (WHERE NOT (
+      EXISTS (SELECT 1 FROM i WHERE i.impression_id = c.impression_id)
+      OR EXISTS (SELECT 1 FROM i WHERE i.user_id = c.user_id AND i.campaign_id = c.campaign_id
+                 AND i.event_time BETWEEN c.event_time - to_seconds($click_window) AND c.event_time)
+  )) AS orphan_clicks
+  FROM c GROUP BY hour
+), unattributed AS (
+  SELECT hour, count(*) AS conversions, count(*) FILTER (WHERE NOT (
+      EXISTS (SELECT 1 FROM k WHERE k.user_id = v.user_id AND k.campaign_id = v.campaign_id
+              AND k.event_time BETWEEN v.event_time - to_seconds($click_through) AND v.event_time)
+      OR EXISTS (SELECT 1 FROM i WHERE i.user_id = v.user_id AND i.campaign_id = v.campaign_id
+              AND i.event_time BETWEEN v.event_time - to_seconds($view_through) AND v.event_time)
+  )) AS unattributed_conversions
+  FROM v GROUP BY hour
+), unbid AS (
+  SELECT hour, count(*) AS programmatic_impressions, count(*) FILTER (
+    WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.auction_id = p.auction_id)
+  ) AS impressions_without_bid
+  FROM p GROUP BY hour
+), unwon AS (
+  SELECT hour, count(*) AS won_bids, count(*) FILTER (
+    WHERE NOT EXISTS (SELECT 1 FROM curated.impressions m
+                      WHERE m.auction_id = b.auction_id AND m.event_time >= $start - INTERVAL 1 DAY)
+  ) AS won_bids_without_impression
+  FROM b WHERE won AND event_time >= $start GROUP BY hour
+), hours AS (
+  SELECT hour FROM orphans UNION SELECT hour FROM unattributed
+  UNION SELECT hour FROM unbid UNION SELECT hour FROM unwon
+)
+SELECT hours.hour, coalesce(clicks, 0) AS clicks, coalesce(orphan_clicks, 0) AS orphan_clicks,
+  coalesce(conversions, 0) AS conversions,
+  coalesce(unattributed_conversions, 0) AS unattributed_conversions,
+  coalesce(programmatic_impressions, 0) AS programmatic_impressions,
+  coalesce(impressions_without_bid, 0) AS impressions_without_bid,
+  coalesce(won_bids, 0) AS won_bids,
+  coalesce(won_bids_without_impression, 0) AS won_bids_without_impression
+FROM hours LEFT JOIN orphans USING (hour) LEFT JOIN unattributed USING (hour)
+  LEFT JOIN unbid USING (hour) LEFT JOIN unwon USING (hour)
+"""
+
+
+def _fields_sql() -> str:
+    parts = []
+    for table, columns in OPTIONAL.items():
+        counts = ", ".join(f"count({c}) AS {c}" for c in columns)
+        parts.append(
+            f"""SELECT '{table}' AS "table", hour, field, 'column' AS type, rows FROM (
+              UNPIVOT (SELECT {_hour()} AS hour, {counts} FROM {table}
+                       WHERE ingest_time >= $start GROUP BY ALL)
+              ON {", ".join(columns)} INTO NAME field VALUE rows) WHERE rows > 0"""
+        )
+        parts.append(
+            f"""SELECT '{table}' AS "table", hour, key AS field,
+              CASE WHEN jt IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN 'number' ELSE lower(jt) END
+                AS type, count(*) AS rows
+            FROM (SELECT hour, key, json_type(extras, '$."' || key || '"') AS jt
+                  FROM (SELECT {_hour()} AS hour, extras, unnest(json_keys(extras)) AS key
+                        FROM {table} WHERE ingest_time >= $start AND extras IS NOT NULL
+                          AND extras <> '{{}}'))
+            GROUP BY ALL"""
+        )
+    return " UNION ALL ".join(parts)

@@ -1,0 +1,38 @@
+import pyarrow as pa
+
+from advertisex.kernels.ivt import IvtRules, classify
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+
+
+def test_each_rule_names_itself_and_rows_keep_their_order():
+    rows = pa.table(
+        {
+            "user_agent": [CHROME, GOOGLEBOT, "python-requests/2.31", CHROME, CHROME, None],
+            "ip": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "198.51.100.7", "2001:db8::1", "not-an-ip"],
+            "extras": [None, None, None, None, '{"is_test": true}', '{"is_test": false}'],
+            "user_id": ["u1", "u2", "u3", "u4", "u5", "bot-9"],
+        }
+    )
+    rules = IvtRules(ip_ranges=("198.51.100.0/24", "2001:db8::/32"), ivt_users=frozenset({"bot-9"}))
+    assert classify(rows, rules).to_pylist() == [
+        [],
+        ["known_crawler_ua"],
+        ["known_crawler_ua"],
+        ["ip_range:198.51.100.0/24"],
+        ["ip_range:2001:db8::/32", "test_traffic"],
+        ["ivt_user"],
+    ]
+
+
+def test_human_browsers_are_not_flagged_in_any_order():
+    agents = [CHROME.replace("124.0", f"12{i}.0") for i in range(50)] + [GOOGLEBOT]
+    rows = pa.table({"user_agent": list(reversed(agents))})
+    verdicts = classify(rows, IvtRules()).to_pylist()
+    assert verdicts[0] == ["known_crawler_ua"]
+    assert all(v == [] for v in verdicts[1:])
+
+
+def test_no_columns_no_verdicts():
+    assert classify(pa.table({"other": [1, 2]}), IvtRules()).to_pylist() == [[], []]
