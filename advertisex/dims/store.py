@@ -92,8 +92,12 @@ def _overwrite(lake: Lake, name: str, data: pa.Table, source: str) -> None:
     from pyiceberg.exceptions import CommitFailedException
 
     table = lake.table(name)
+    properties = {"advertisex.dims-file": source}
     try:
-        table.overwrite(data, snapshot_properties={"advertisex.dims-file": source})
+        if table.current_snapshot() is None:
+            table.append(data, snapshot_properties=properties)
+        else:
+            table.overwrite(data, snapshot_properties=properties)
     except CommitFailedException as error:
         raise CommitConflictError(
             f"{name} was changed by another load while this one ran",
