@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -182,6 +182,125 @@ class CorrelationSettings(_Section):
     )
 
 
+class ChannelSettings(_Section):
+    """One alert channel: where notifications of the severities routed to it go."""
+
+    kind: str = Field("log", description="log, webhook (Alertmanager JSON), slack, email or sns.")
+    url: SecretStr | None = Field(
+        None, description="webhook / slack: the URL to POST to (a secret: it often holds a token)."
+    )
+    headers: dict[str, str] = Field({}, description="webhook: extra HTTP headers.")
+    smtp_host: str = Field("localhost", description="email: SMTP server.")
+    smtp_port: int = Field(25, description="email: SMTP port.")
+    smtp_starttls: bool = Field(False, description="email: upgrade the connection with STARTTLS.")
+    smtp_user: str | None = Field(None, description="email: login user, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="email: login password.")
+    mail_from: str = Field("advertisex@localhost", description="email: From address.")
+    mail_to: tuple[str, ...] = Field((), description="email: recipients.")
+    topic_arn: str | None = Field(None, description="sns: topic to publish to (extra `aws`).")
+    region: str | None = Field(None, description="sns: AWS region; default from the environment.")
+    timeout_seconds: float = Field(10.0, description="Give up one delivery attempt after this.")
+
+
+class MonitorSettings(_Section):
+    """Monitors, alert lifecycle and notification channels (``advertisex monitor``)."""
+
+    interval_seconds: float = Field(60.0, description="Seconds between evaluations.")
+    disabled: tuple[str, ...] = Field(
+        (),
+        description="Monitors to skip: freshness, delay, volume, rates, business, "
+        "discrepancy, schema.",
+    )
+    lookback_days: int = Field(8, description="History read for baselines (days).")
+    settle_seconds: int = Field(
+        900, description="Event-level checks judge an hour this long after it ended (late data)."
+    )
+    freshness_seconds: dict[str, int] = Field(
+        {"impressions": 900, "clicks": 1800, "bids": 900},
+        description="Expected longest gap between two landings, per source.",
+    )
+    delay_max_seconds: int = Field(
+        900, description="Bound on ingest-to-queryable time (landing to committed), per source."
+    )
+    event_lag_max_seconds: int = Field(
+        4 * 3600, description="Bound on the hourly p95 of ingest time minus event time."
+    )
+    volume_sensitivity: float = Field(
+        5.0,
+        description="Robust z (deviation / 1.4826·MAD, at least Poisson noise) that is anomalous.",
+    )
+    volume_min_change: float = Field(
+        0.3, description="…and the relative change from the seasonal median must exceed this."
+    )
+    volume_min_history_days: int = Field(
+        3, description="Previous days with the same hour needed before volume is judged."
+    )
+    volume_min_expected: int = Field(
+        200, description="Judge volume only where the seasonal median has this many records."
+    )
+    volume_top_campaigns: int = Field(10, description="Largest campaigns watched one by one.")
+    rate_window_seconds: int = Field(900, description="Window of batches the rate checks sum.")
+    rate_min_records: int = Field(500, description="Judge rates only over this many records.")
+    rate_max: dict[str, float] = Field(
+        {"quarantine": 0.02, "duplicate": 0.05, "conflict": 0.01, "filtered": 0.15},
+        description="Upper bound of each rate (share of records in).",
+    )
+    rate_jump_factor: float = Field(
+        4.0, description="A rate this many times its median over the previous day is a jump…"
+    )
+    rate_jump_min: float = Field(0.01, description="…when it also rose by this much (absolute).")
+    business_window_hours: int = Field(6, description="Hours of CTR / conversion rate compared.")
+    business_min_change: float = Field(
+        0.4, description="Relative change in CTR or conversion rate that is a shift."
+    )
+    business_z: float = Field(5.0, description="…and its z-score against the baseline.")
+    business_min_events: int = Field(
+        1000, description="Impressions (CTR) or clicks (CVR) needed in the window."
+    )
+    pacing_bounds: tuple[float, float] = Field(
+        (0.5, 1.5), description="Spend today / expected by now outside this is off pace."
+    )
+    discrepancy_max: dict[str, float] = Field(
+        {
+            "orphan_clicks": 0.05,
+            "unattributed_conversions": 0.25,
+            "impressions_without_bid": 0.05,
+            "won_bids_without_impression": 0.05,
+            "source_ratio": 0.5,
+        },
+        description="Bounds of each discrepancy share (source_ratio: relative change of "
+        "bids and clicks per impression against the seasonal median).",
+    )
+    discrepancy_min_events: int = Field(200, description="Judge a share over this many events.")
+    schema_min_rows: int = Field(500, description="Rows of an hour needed to call a field missing.")
+    for_seconds: dict[str, int] = Field(
+        {}, description="Override how long an alert stays pending before firing, by alertname."
+    )
+    severity: dict[str, str] = Field({}, description="Override severities, by alertname.")
+    group_by: tuple[str, ...] = Field(
+        ("source",), description="Alerts sharing these labels are one incident, one message."
+    )
+    repeat_interval_seconds: int = Field(
+        4 * 3600, description="Re-send a still-firing incident this often."
+    )
+    send_resolved: bool = Field(True, description="Tell channels when an incident is resolved.")
+    routes: dict[str, tuple[str, ...]] = Field(
+        {"critical": ("log",), "warning": ("log",), "info": ("log",)},
+        description="Severity → channel names.",
+    )
+    channels: dict[str, ChannelSettings] = Field(
+        {"log": ChannelSettings()}, description="Channel name → where and how to send."
+    )
+    retry_base_seconds: float = Field(2.0, description="First retry delay of a failed delivery.")
+    retry_max_seconds: float = Field(300.0, description="Longest delay between retries.")
+    retry_max_age_seconds: float = Field(
+        86400.0, description="Give up on a message this old (it is kept, marked failed)."
+    )
+    metrics_port: int | None = Field(
+        None, description="Serve monitor and processor metrics on this port (Prometheus)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything AdvertiseX reads from its environment, one section per stage."""
 
@@ -199,6 +318,7 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = ProcessorSettings()
     collector: CollectorSettings = CollectorSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @classmethod
     def settings_customise_sources(
