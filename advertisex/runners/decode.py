@@ -96,3 +96,44 @@ def lineage_table(segments: list[Segment]) -> pa.Table:
             ),
         }
     )
+
+
+def concat_frames(frames: list[pa.Table]) -> pa.Table:
+    """Concatenate framed segments of one source, reconciling column types that differ.
+
+    Segments of one source can come from different decoders — bids as Avro with a
+    timestamp-millis ``timestamp`` beside bids sent as JSON with text timestamps — so a
+    column whose type differs between frames is turned into text everywhere (every
+    accepted timestamp form is parsed from text by the standardize kernel).
+    """
+    import pyarrow.compute as pc
+
+    if len(frames) == 1:
+        return frames[0]
+    types: dict[str, set[pa.DataType]] = {}
+    for frame in frames:
+        for f in frame.schema:
+            types.setdefault(f.name, set()).add(f.type)
+    mixed = {name for name, seen in types.items() if len(seen) > 1 and not _all_text(seen)}
+    if mixed:
+        aligned = []
+        for frame in frames:
+            for name in mixed & set(frame.column_names):
+                column = frame.column(name)
+                if pa.types.is_timestamp(column.type):
+                    text = pc.strftime(
+                        column, format="%Y-%m-%dT%H:%M:%SZ"
+                    )  # %S carries the fraction
+                else:
+                    text = column.cast(pa.string())
+                frame = frame.set_column(frame.schema.get_field_index(name), name, text)
+            aligned.append(frame)
+        frames = aligned
+    return pa.concat_tables(frames, promote_options="permissive")
+
+
+def _all_text(types: set[pa.DataType]) -> bool:
+    return all(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+        for t in types
+    )

@@ -26,7 +26,7 @@ from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
 from advertisex.model.schemas import BATCHES
 from advertisex.runners.batch import SourceAccount, process_source
-from advertisex.runners.decode import frame_segment, lineage_table
+from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
 from advertisex.util.timeutil import utcnow
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -124,7 +124,7 @@ class EmbeddedRunner:
         present = {s.source for s in segments}
         for source in [s for s in ("impressions", "bids", "clicks") if s in present]:
             indices = [i for i, s in enumerate(segments) if s.source == source]
-            frame = pa.concat_tables([frames[i] for i in indices], promote_options="permissive")
+            frame = concat_frames([frames[i] for i in indices])
             tables, account = process_source(
                 source, frame, lineage, rules, batch_id, self._seen, ivt
             )
