@@ -24,6 +24,13 @@ LINEAGE = [
 EXTRAS = pa.field("extras", pa.string())
 # Hash of the normalized payload: equal for a retry, different for a conflicting repeat.
 PAYLOAD_HASH = pa.field("payload_hash", pa.string(), nullable=False)
+# Filled by the enrichment kernel (advertisex/kernels/enrich.py) on every curated event.
+EVENT_DAY_HOUR = [
+    pa.field("event_date", pa.date32()),
+    pa.field("event_hour", pa.int8()),
+]
+# The campaign's advertiser, from the dimension version true at the event's time.
+ADVERTISER = pa.field("advertiser", pa.string())
 
 IMPRESSIONS = pa.schema(
     [
@@ -40,6 +47,11 @@ IMPRESSIONS = pa.schema(
         pa.field("country", pa.string()),
         pa.field("cost", pa.float64()),
         pa.field("auction_id", pa.string()),
+        pa.field("site_host", pa.string()),  # website's host: lower-case, no www., no port
+        pa.field("os", pa.string()),  # from user_agent
+        pa.field("browser", pa.string()),  # from user_agent
+        ADVERTISER,
+        *EVENT_DAY_HOUR,
         EXTRAS,
         PAYLOAD_HASH,
         *LINEAGE,
@@ -54,6 +66,8 @@ CLICKS = pa.schema(
         pa.field("campaign_id", pa.string(), nullable=False),
         pa.field("ad_creative_id", pa.string()),
         pa.field("impression_id", pa.string()),
+        ADVERTISER,
+        *EVENT_DAY_HOUR,
         EXTRAS,
         PAYLOAD_HASH,
         *LINEAGE,
@@ -71,6 +85,8 @@ CONVERSIONS = pa.schema(
         pa.field("conversion_type", pa.string()),
         pa.field("conversion_value", pa.float64()),
         pa.field("currency", pa.string()),
+        ADVERTISER,
+        *EVENT_DAY_HOUR,
         EXTRAS,
         PAYLOAD_HASH,
         *LINEAGE,
@@ -91,6 +107,7 @@ BID_REQUESTS = pa.schema(
         pa.field("bid_price", pa.float64()),
         pa.field("campaign_id", pa.string()),
         pa.field("ad_creative_id", pa.string()),
+        *EVENT_DAY_HOUR,
         EXTRAS,
         PAYLOAD_HASH,
         *LINEAGE,
@@ -190,6 +207,11 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "clicks": ("curated.clicks", "curated.conversions"),
     "bids": ("curated.bid_requests",),
 }
+
+# Campaign and creative dimensions (SCD type 2) live in their own package; register them too.
+from advertisex.dims.schemas import DIM_TABLES  # noqa: E402
+
+TABLES.update({f"dims.{t['name']}": TableSpec("dims", **t) for t in DIM_TABLES})
 
 # The monitor's alert history (ops.alerts) is defined next to the monitors.
 from advertisex.monitor.schemas import MONITOR_TABLES  # noqa: E402

@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 
 from advertisex.kernels import engine
 from advertisex.kernels import standardize as std
+from advertisex.dims.snapshot import Dimensions
 from advertisex.kernels.dedupe import find_duplicates, key_column
+from advertisex.kernels.enrich import enrich
 from advertisex.kernels.ivt import IvtRules, classify
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 
@@ -66,6 +68,7 @@ def process_source(
     batch_id: str,
     seen: Seen,
     ivt: IvtRules | None = None,
+    dims: Dimensions | None = None,
 ) -> tuple[dict[str, pa.Table], SourceAccount]:
     """Standardize, validate, dedupe one source's framed records into table appends.
 
@@ -75,6 +78,8 @@ def process_source(
     traffic go to ``curated.filtered`` instead of their table.
     """
     standardized = STANDARDIZERS[source](frame, rules)
+    # Enrichment (kernels/enrich.py): user agent, host, day/hour, dimensions as of event time.
+    standardized = enrich(source, standardized, dims)
     account = SourceAccount(source, records_in=standardized.num_rows)
     rejected = pc.greater(pc.list_value_length(standardized.column("reasons")), 0).to_numpy(
         zero_copy_only=False

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from advertisex.config import Settings
+from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
@@ -120,13 +121,14 @@ class EmbeddedRunner:
         frames = self._frame_all(segments, progress)
         records = {s.name: f.num_rows for s, f in zip(segments, frames, strict=True)}
         ivt = self._ivt_rules(segments)
+        dims = dimension_snapshot(self.lake)  # campaign/creative versions for enrichment
         # Impressions first: users they expose as invalid traffic taint their clicks too.
         present = {s.source for s in segments}
         for source in [s for s in ("impressions", "bids", "clicks") if s in present]:
             indices = [i for i, s in enumerate(segments) if s.source == source]
             frame = concat_frames([frames[i] for i in indices])
             tables, account = process_source(
-                source, frame, lineage, rules, batch_id, self._seen, ivt
+                source, frame, lineage, rules, batch_id, self._seen, ivt, dims
             )
             if ivt is not None and account.ivt_users:
                 ivt = ivt.with_users(account.ivt_users)
