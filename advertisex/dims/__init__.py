@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from advertisex.dims.snapshot import Dimensions
+    from advertisex.dims.model import Dimensions
     from advertisex.dims.store import LoadReport
     from advertisex.lake.tables import Lake
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from advertisex.dims.read import read_dim_file
 from advertisex.dims.scd import as_of, merge
 from advertisex.dims.schemas import KINDS
-from advertisex.dims.snapshot import Dimensions
+from advertisex.dims.model import Dimensions
 from advertisex.errors import CommitConflictError
 from advertisex.util.timeutil import utcnow
 

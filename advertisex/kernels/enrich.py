@@ -1,6 +1,6 @@
 """Enrich curated events: user agent → device, OS, browser; URL → host; day and hour; dimensions.
 
-Pure: Arrow rows and a :class:`~advertisex.dims.snapshot.Dimensions` snapshot in, the
+Pure: Arrow rows and a :class:`~advertisex.dims.model.Dimensions` snapshot in, the
 same rows (same count, same order) with enrichment columns out.
 
 - ``device_type`` (only where the record lacks one), ``os`` and ``browser`` come from
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    from advertisex.dims.snapshot import Dimensions
+    from advertisex.dims.model import Dimensions
 
 # Enrichment columns each source's standardized rows gain.
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from advertisex.kernels import engine
 from advertisex.kernels import standardize as std
-from advertisex.dims.snapshot import Dimensions
+from advertisex.dims.model import Dimensions
 from advertisex.kernels.dedupe import find_duplicates, key_column
 from advertisex.kernels.enrich import enrich
 from advertisex.kernels.ivt import IvtRules, classify
