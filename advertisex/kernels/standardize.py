@@ -18,6 +18,7 @@ import pyarrow as pa
 from advertisex.formats.jsonfmt import expand_concatenated
 from advertisex.kernels import engine
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
+from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
     BID_REQUIRED,
     CLICK_REQUIRED,
@@ -34,6 +35,8 @@ class Rules:
     now: datetime
     future_skew: timedelta = timedelta(minutes=5)
     max_age: timedelta | None = None
+    # Known campaign / creative ids once dimensions are loaded (see kernels.validate).
+    domains: Domains | None = None
 
     def params(self) -> dict[str, object]:
         return {

@@ -102,6 +102,43 @@ CATALOGUE: dict[str, Reason] = {
             "event_type is neither 'click' nor 'conversion'.",
             "Use event_type click or conversion.",
         ),
+        Reason(
+            "enum_invalid",
+            ("impressions", "clicks", "bids"),
+            "A field outside its enumeration (conversion_type: signup, purchase, install, lead, other; "
+            "device_type: desktop, mobile, tablet, ctv, other).",
+            "Send one of the listed values (case does not matter).",
+        ),
+        Reason(
+            "country_invalid",
+            ("impressions", "bids"),
+            "country is not an ISO-3166 alpha-2 code.",
+            "Send two-letter country codes such as US, DE, IN.",
+        ),
+        Reason(
+            "currency_invalid",
+            ("clicks",),
+            "currency is not an ISO-4217 code.",
+            "Send three-letter currency codes such as USD, EUR.",
+        ),
+        Reason(
+            "id_invalid",
+            _ALL,
+            "An id contains whitespace or control characters, or is over 128 characters.",
+            "Ids are opaque tokens: no spaces, no line breaks, at most 128 characters.",
+        ),
+        Reason(
+            "unknown_campaign",
+            ("impressions", "clicks", "bids"),
+            "campaign_id is not in the loaded campaign dimension.",
+            "Load the campaign (advertisex dims load), then advertisex quarantine replay.",
+        ),
+        Reason(
+            "unknown_creative",
+            ("impressions", "clicks", "bids"),
+            "ad_creative_id is not in the loaded creative dimension.",
+            "Load the creative (advertisex dims load), then advertisex quarantine replay.",
+        ),
     ]
 }
 

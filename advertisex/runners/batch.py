@@ -18,12 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.dims.model import Dimensions
 from advertisex.kernels import engine
 from advertisex.kernels import standardize as std
-from advertisex.dims.model import Dimensions
 from advertisex.kernels.dedupe import find_duplicates, key_column
 from advertisex.kernels.enrich import enrich
 from advertisex.kernels.ivt import IvtRules, classify
+from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 
 STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
@@ -77,7 +78,11 @@ def process_source(
     collide with the candidates, or None. Unique rows that ``ivt`` classifies as invalid
     traffic go to ``curated.filtered`` instead of their table.
     """
-    standardized = STANDARDIZERS[source](frame, rules)
+    # Domain rules (ISO codes, enumerations, id formats, known dimensions) add their reasons;
+    # rows they reject get their raw text back from the frame.
+    standardized = fill_missing_raw(
+        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
+    )
     # Enrichment (kernels/enrich.py): user agent, host, day/hour, dimensions as of event time.
     standardized = enrich(source, standardized, dims)
     account = SourceAccount(source, records_in=standardized.num_rows)

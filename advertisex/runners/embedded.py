@@ -18,10 +18,12 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from advertisex.config import Settings
+from advertisex.dims import known_ids as known_dimension_ids
 from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
+from advertisex.kernels.validate import Domains
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
@@ -114,6 +116,7 @@ class EmbeddedRunner:
             max_age=timedelta(days=d)
             if (d := self.settings.processor.max_event_age_days)
             else None,
+            domains=self._domains(),
         )
         appends: dict[str, list[pa.Table]] = {}
         accounts: dict[str, SourceAccount] = {}
@@ -152,6 +155,13 @@ class EmbeddedRunner:
             progress("commit", done, len(segments))
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
         return accounts, batch_id
+
+    def _domains(self) -> Domains | None:
+        """Known campaign and creative ids, once dimensions are loaded (else no such check)."""
+        known = known_dimension_ids(self.lake)
+        if known is None:
+            return None
+        return Domains(campaigns=known.get("campaign_id"), creatives=known.get("ad_creative_id"))
 
     def _ivt_rules(self, segments: list[Segment]) -> IvtRules | None:
         """The batch's invalid-traffic rules, with users already caught in committed batches."""

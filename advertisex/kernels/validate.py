@@ -1,0 +1,138 @@
+"""Domain rules on standardized rows: enumerations, ISO codes, id formats, known dimensions.
+
+Runs after the per-source standardize kernels and appends reasons to each row's list,
+so a record still carries *all* its reasons. Membership tests are hash lookups
+(``pyarrow.compute.is_in``) rather than joins, which keeps row order and stays fast
+with thousands of known campaigns or creatives.
+
+ISO-3166 country and ISO-4217 currency codes come from ``pycountry`` (the maintained
+ISO database packaged for Python), not a hand-written list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.kernels import engine
+
+CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "other")
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "other")
+ID_FIELDS = ("impression_id", "event_id", "auction_id", "user_id", "campaign_id", "ad_creative_id")
+# Ids are opaque, but never contain whitespace or control characters, nor run past 128 chars.
+_BAD_ID = r"[\s\x00-\x1f\x7f]"
+MAX_ID_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Domains:
+    """Known dimension ids; ``None`` means "no dimension loaded, don't check"."""
+
+    campaigns: pa.Array | None = None
+    creatives: pa.Array | None = None
+
+
+@lru_cache(maxsize=1)
+def countries() -> pa.Array:
+    import pycountry
+
+    return pa.array(sorted(c.alpha_2 for c in pycountry.countries), pa.string())
+
+
+@lru_cache(maxsize=1)
+def currencies() -> pa.Array:
+    import pycountry
+
+    return pa.array(sorted(c.alpha_3 for c in pycountry.currencies), pa.string())
+
+
+def check_domains(rows: pa.Table, domains: Domains | None = None) -> pa.Table:
+    """``rows`` with ``reasons`` extended by every domain rule that fails.
+
+    >>> t = pa.table({"country": ["US", "XX", None], "reasons": [[], [], ["x"]]})
+    >>> check_domains(t).column("reasons").to_pylist()
+    [[], ['country_invalid'], ['x']]
+    """
+    names = set(rows.column_names)
+    flags: dict[str, pa.ChunkedArray | pa.Array] = {}
+
+    def outside(column: str, allowed: pa.Array) -> pa.ChunkedArray | pa.Array:
+        values = rows.column(column)
+        return pc.and_(
+            pc.is_valid(values), pc.invert(pc.fill_null(pc.is_in(values, value_set=allowed), False))
+        )
+
+    if "country" in names:
+        flags["country_invalid"] = outside("country", countries())
+    if "currency" in names:
+        flags["currency_invalid"] = outside("currency", currencies())
+    if "conversion_type" in names:
+        flags["enum_invalid:conversion_type"] = outside(
+            "conversion_type", pa.array(CONVERSION_TYPES)
+        )
+    if "device_type" in names:
+        flags["enum_invalid:device_type"] = outside("device_type", pa.array(DEVICE_TYPES))
+    for field in ID_FIELDS:
+        if field in names:
+            values = rows.column(field)
+            bad = pc.or_(
+                pc.match_substring_regex(values, _BAD_ID),
+                pc.greater(pc.utf8_length(values), MAX_ID_LENGTH),
+            )
+            flags[f"id_invalid:{field}"] = pc.fill_null(bad, False)
+    if domains is not None:
+        if domains.campaigns is not None and "campaign_id" in names:
+            flags["unknown_campaign"] = outside("campaign_id", domains.campaigns)
+        if domains.creatives is not None and "ad_creative_id" in names:
+            flags["unknown_creative"] = outside("ad_creative_id", domains.creatives)
+    if not flags:
+        return rows
+    columns = {f"f{i}": pc.fill_null(flag, False) for i, flag in enumerate(flags.values())}
+    items = ", ".join(f"CASE WHEN f{i} THEN '{code}' END" for i, code in enumerate(flags))
+    extended = engine.run(
+        f"SELECT list_concat(reasons, list_filter([{items}], lambda r: r IS NOT NULL)) AS reasons FROM f",
+        f=pa.table({"reasons": rows.column("reasons"), **columns}),
+    ).column("reasons")
+    return rows.set_column(rows.schema.get_field_index("reasons"), "reasons", extended)
+
+
+def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
+    """Give rejected rows without raw text (rejected after standardize) their raw text back.
+
+    Standardize keeps raw text only for rows it rejects; rows a later rule rejects get
+    it from the framed records by (segment, position), or — for decoded binary records
+    (Avro) that have no text — as the JSON rendering of their fields.
+    """
+    rejected = pc.greater(pc.list_value_length(rows.column("reasons")), 0)
+    missing = pc.and_(rejected, pc.is_null(rows.column("raw")))
+    if not pc.any(missing).as_py():
+        return rows
+    import numpy as np
+
+    def keys(table: pa.Table) -> np.ndarray:
+        segment = table.column("segment").to_numpy().astype(np.int64)
+        return (segment << 40) | table.column("source_position").to_numpy().astype(np.int64)
+
+    index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    wanted = pa.array(keys(rows.take(pa.array(index))))
+    found = pc.index_in(wanted, value_set=pa.array(keys(frame)))
+    raw = pc.take(frame.column("raw"), found)
+    if pc.any(pc.is_null(raw)).as_py():
+        fields = [
+            c for c in rows.column_names if c not in ("raw", "reasons", "frame_error", "segment")
+        ]
+        packed = ", ".join(f'"{c}"' for c in fields)
+        rendered = engine.run(
+            f"SELECT CAST(to_json(struct_pack({packed})) AS VARCHAR) AS j FROM r",
+            r=rows.select(fields).take(pa.array(index)),
+        ).column("j")
+        raw = pc.coalesce(raw, rendered)
+    existing = rows.column("raw")
+    positions = np.full(rows.num_rows, -1, dtype=np.int64)
+    positions[index] = np.arange(len(index))
+    taken = pc.take(raw, pa.array(np.where(positions >= 0, positions, 0)))
+    merged = pc.if_else(pa.array(positions >= 0), taken, existing)
+    return rows.set_column(rows.schema.get_field_index("raw"), "raw", merged)

@@ -1,0 +1,42 @@
+"""Domain rules run inside the processor: unknown dimensions only once dims are loaded."""
+
+import pytest
+
+from advertisex import dims
+
+pytestmark = pytest.mark.integration
+
+CLICKS = (
+    b"event_id,timestamp,user_id,campaign_id,event_type,currency,conversion_value,conversion_type\n"
+    b"e1,2026-01-01T00:00:00Z,u1,cmp-known,click,,,\n"
+    b"e2,2026-01-01T00:00:00Z,u1,cmp-other,click,,,\n"
+    b"e3,2026-01-01T00:00:00Z,u1,cmp-known,conversion,XYZ,5,gift\n"
+)
+
+
+def test_unknown_campaign_and_bad_codes_are_quarantined_with_raw_text(ax, tmp_path):
+    (tmp_path / "campaigns.csv").write_text(
+        "campaign_id,advertiser,campaign_name,budget,currency,start_date,end_date\n"
+        "cmp-known,Acme,Spring,1000,USD,2025-01-01,2027-01-01\n"
+    )
+    dims.load_file(ax.lake, tmp_path / "campaigns.csv")
+    (tmp_path / "clicks.csv").write_bytes(CLICKS)
+    ax.ingest([str(tmp_path / "clicks.csv")])
+    report = ax.process()
+    assert report.accounts["clicks"].accepted == 1
+    rows = ax.query(
+        "select reasons, raw from curated.quarantine order by source_position"
+    ).to_pylist()
+    assert rows == [
+        {"reasons": ["unknown_campaign"], "raw": "e2,2026-01-01T00:00:00Z,u1,cmp-other,click,,,"},
+        {
+            "reasons": ["currency_invalid", "enum_invalid:conversion_type"],
+            "raw": "e3,2026-01-01T00:00:00Z,u1,cmp-known,conversion,XYZ,5,gift",
+        },
+    ]
+
+
+def test_without_dimensions_any_campaign_is_accepted(ax, tmp_path):
+    (tmp_path / "clicks.csv").write_bytes(CLICKS.rsplit(b"\n", 2)[0] + b"\n")
+    ax.ingest([str(tmp_path / "clicks.csv")])
+    assert ax.process().accounts["clicks"].accepted == 2
