@@ -21,9 +21,13 @@ def register(app: typer.Typer) -> None:
 
 
 def generate_command(
-    out: Path = typer.Option(..., "--out", help="Directory to write into (created if missing)."),
-    events: int = typer.Option(..., "--events", help="Total records across all four kinds."),
-    seed: int = typer.Option(..., "--seed", help="Same seed and options, same bytes."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory to write into (created if missing). Not with --to."
+    ),
+    events: int | None = typer.Option(
+        None, "--events", help="Total records across all four kinds. Not with --to."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Same seed and options, same bytes."),
     start: str | None = typer.Option(
         None, "--start", help="First UTC day, YYYY-MM-DD. Default: yesterday (UTC)."
     ),
@@ -37,9 +41,37 @@ def generate_command(
         False, "--demo-faults", help="Realistic sprinkle: 0.5% dup, 0.1% bad, 2% late, 1% bots."
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, or json (truth.json)."),
-    # Streaming options (--to URL --rate R --duration S) will join these; keep names free.
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Stream live traffic to a collector at this URL instead of writing files.",
+    ),
+    rate: float = typer.Option(10_000, "--rate", help="With --to: events per second."),
+    duration: float = typer.Option(60, "--duration", help="With --to: seconds to stream."),
+    via: str = typer.Option(
+        "http",
+        "--via",
+        help="With --to: http (native endpoints) or firehose (boto3 PutRecordBatch).",
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="ADVERTISEX_API_KEY", help="With --to: the collector API key."
+    ),
 ) -> None:
-    """Write synthetic impressions, clicks/conversions and bid requests plus truth.json."""
+    """Write synthetic impressions, clicks/conversions and bid requests plus truth.json.
+
+    With --to URL, stream them to a running collector in real time instead.
+    """
+    if to is not None:
+        from advertisex.cli.serve import stream_to
+
+        stream_to(to, rate=rate, duration=duration, via=via, api_key=api_key, seed=seed, fmt=fmt)
+        return
+    if out is None or events is None or seed is None:
+        raise UserInputError(
+            "--out, --events and --seed are required to write files",
+            hint="e.g. advertisex generate --out data/raw --events 100000 --seed 7, "
+            "or stream with --to http://127.0.0.1:8080",
+        )
     from advertisex.synth import FaultConfig
     from advertisex.synth.generator import check_arguments
     from advertisex.util.timeutil import parse_date, utcnow

@@ -192,3 +192,67 @@ def print_json_line(data: dict[str, Any]) -> None:
 
 def _print_retry(error: Exception, backoff: float) -> None:
     print_message(f"[yellow]retrying in {backoff:.0f} s:[/] {error}")
+
+
+# ---------------------------------------------------------------------- generate --to
+def stream_to(
+    url: str,
+    *,
+    rate: float,
+    duration: float,
+    via: str,
+    api_key: str | None,
+    seed: int | None,
+    fmt: Format,
+) -> None:
+    """Body of ``advertisex generate --to URL``: live traffic with a live rate display."""
+    from advertisex.errors import UserInputError
+
+    if via not in ("http", "firehose"):
+        raise UserInputError(f"unknown --via {via!r}", hint="use --via http or --via firehose")
+    if rate <= 0 or duration <= 0:
+        raise UserInputError(
+            "--rate and --duration must be positive", hint="e.g. --rate 10000 --duration 60"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise UserInputError(
+            f"--to {url!r} is not an http(s) URL", hint="e.g. --to http://127.0.0.1:8080"
+        )
+    from rich.live import Live
+    from rich.text import Text
+
+    from advertisex.cli.output import console
+    from advertisex.synth.stream import StreamStats, stream
+
+    def status(stats: StreamStats) -> Text:
+        return Text(
+            f"→ {url} via {via}: {stats.rate:,.0f} events/s (target {rate:,.0f}), {stats.events:,} sent "
+            f"in {stats.requests:,} requests, {stats.retries} retries, {stats.failed} failed"
+            + (f" — last error: {stats.last_error}" if stats.last_error else "")
+        )
+
+    stop = threading.Event()
+    with Live(
+        Text("starting…"), console=console(stderr=True), refresh_per_second=4, transient=True
+    ) as live:
+        try:
+            stats = stream(
+                url, rate=rate, duration=duration, via=via, api_key=api_key, seed=seed or 1,
+                on_progress=lambda s: live.update(status(s)), stop=stop,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    console(stderr=True).print(status(stats))
+    summary = {
+        "url": url, "via": via, "events": stats.events, "requests": stats.requests,
+        "events_per_s": round(stats.rate, 1), "retries": stats.retries, "failed": stats.failed,
+        "last_error": stats.last_error,
+    }  # fmt: skip
+    if fmt is Format.json:
+        print_json_line(summary)
+    if stats.failed and not stats.events:
+        raise UserInputError(
+            f"nothing was accepted by {url}: {stats.last_error}",
+            hint="is `advertisex serve` running there? does it need --api-key?",
+        )

@@ -470,11 +470,6 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    reason="processor: a batch mixing Avro bids with timestamp-millis and JSON bids (string "
-    "timestamps) fails in pa.concat_tables (runners/embedded.py, formats/avrofmt.py)",
-    strict=False,
-)
 def test_avro_bids_with_timestamp_millis_and_firehose_bids_process_together(server_factory) -> None:
     import datetime as dt
 
