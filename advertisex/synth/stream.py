@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import functools
 import io
 import random
 import secrets
@@ -265,7 +266,7 @@ class HttpSender:
             work.append(("/v1/bids", "application/avro", bids_avro, tick.bids[i : i + BATCH]))
         if tick.clicks:
             work.append(("/v1/clicks", "text/csv", clicks_csv, tick.clicks))
-        return [lambda w=w: self._post(*w) for w in work]
+        return [functools.partial(self._post, *w) for w in work]
 
     def _post(
         self, path: str, content_type: str, encode: Callable[[list[dict[str, Any]]], bytes], records: list[dict[str, Any]]
@@ -322,7 +323,7 @@ class FirehoseSender:
         ):
             for i in range(0, len(records), BATCH):
                 work.append((STREAMS[source], records[i : i + BATCH]))
-        return [lambda w=w: self._put(*w) for w in work]
+        return [functools.partial(self._put, *w) for w in work]
 
     def _put(self, stream_name: str, records: list[dict[str, Any]]) -> None:
         entries = [{"Data": jsonutil.dumps(r)} for r in records]
