@@ -70,12 +70,14 @@ def up(
     # Own sessions: a terminal Ctrl-C reaches only this process, which stops the children in
     # order — the collector first (it seals its segments), then the processor.
     collector = subprocess.Popen(
-        [*base, "serve", "--host", c.host, "--port", str(c.port)], start_new_session=True
+        [*base, "serve", "--host", c.host, "--port", str(c.port)],
+        start_new_session=True,
+        preexec_fn=_child_setup(nice=0),
     )
     processor = subprocess.Popen(
         [*base, "process", "--follow", "--interval", str(interval)],
         start_new_session=True,
-        preexec_fn=lambda: os.nice(10),  # on a small machine, intake latency comes first
+        preexec_fn=_child_setup(nice=10),  # on a small machine, intake latency comes first
     )
     stopping = threading.Event()
 
@@ -98,6 +100,27 @@ def up(
     if failed:
         print_message(f"[bold red]stopped:[/] the {' and '.join(failed)} exited unexpectedly")
         raise typer.Exit(1)
+
+
+def _child_setup(nice: int) -> Any:
+    """Runs in each child before exec: lower its priority, and die with ``up``.
+
+    PR_SET_PDEATHSIG (Linux) sends the child SIGTERM if ``up`` itself is killed, so a
+    SIGKILL'd ``up`` leaves no collector holding the port; the child still shuts down
+    gracefully on that SIGTERM.
+    """
+
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # not Linux: children outlive a killed parent
+            pass
+
+    return setup
 
 
 def keygen(
