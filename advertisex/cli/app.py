@@ -25,6 +25,8 @@ app = typer.Typer(
 VERB_MODULES = [
     "advertisex.cli.generate",
     "advertisex.cli.pipeline",
+    "advertisex.cli.quarantine",
+    "advertisex.cli.dims",
     "advertisex.cli.serve",
     "advertisex.cli.query",
     "advertisex.cli.report",

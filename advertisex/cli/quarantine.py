@@ -1,0 +1,163 @@
+"""``advertisex quarantine list|show|replay``: what was rejected, why, and replay after a fix."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.output import (
+    Format,
+    console,
+    print_json,
+    print_message,
+    print_rows,
+    table_rows,
+)
+from advertisex.errors import UserInputError
+
+quarantine_app = typer.Typer(
+    help="Rejected records: counts by reason, the records themselves, replay after a fix.",
+    no_args_is_help=True,
+)
+SourceOption = typer.Option(
+    None, "--source", "-s", help="Only this source: impressions, clicks or bids."
+)
+ReasonOption = typer.Option(
+    None,
+    "--reason",
+    "-r",
+    help="Only records with this reason: a code (required_missing) or code:field.",
+)
+SinceOption = typer.Option(
+    None, "--since", help="Only records landed at or after this ISO-8601 instant or date."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def list_reasons(
+    source: str | None = SourceOption,
+    reason: str | None = ReasonOption,
+    since: str | None = SinceOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Quarantined records grouped by source and reason, with counts."""
+    from advertisex.quarantine import selection
+
+    table = selection.summary(open_platform().lake, _selection(source, reason, since))
+    print_rows(table_rows(table), fmt, title="quarantine by reason", columns=table.column_names)
+    if fmt is Format.table:
+        if table.num_rows:
+            print_message(
+                "A record counts under each of its reasons. See them: "
+                "[bold]advertisex quarantine show --reason REASON[/]"
+            )
+        else:
+            print_message("the quarantine is empty for this selection.")
+
+
+@quarantine_app.command("show")
+def show(
+    source: str | None = SourceOption,
+    reason: str | None = ReasonOption,
+    since: str | None = SinceOption,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many records."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Quarantined records: their reasons, landing file and position, and raw text."""
+    from advertisex.quarantine import selection
+
+    table = selection.records(open_platform().lake, _selection(source, reason, since), limit=limit)
+    rows = table_rows(table)
+    if fmt is not Format.table:
+        print_rows(rows, fmt, columns=table.column_names)
+        return
+    out = console()
+    for row in rows:
+        out.print(
+            f"[bold]{row['source']}[/] {row['source_file']}:{row['source_position']}  "
+            f"landed {row['ingest_time']:%Y-%m-%d %H:%M:%S}  batch {row['batch_id']}",
+            markup=True,
+            highlight=False,
+        )
+        out.print("  reasons: " + ", ".join(row["reasons"]), markup=False, highlight=False)
+        if row["detail"]:
+            out.print(f"  detail:  {row['detail']}", markup=False, highlight=False)
+        out.print(f"  raw:     {row['raw']}", markup=False, highlight=False, soft_wrap=True)
+    if not rows:
+        print_message("no quarantined records match.")
+    elif len(rows) == limit:
+        print_message(f"showing the first {limit}; use --limit for more.")
+
+
+@quarantine_app.command("replay")
+def replay(
+    source: str | None = SourceOption,
+    reason: str | None = ReasonOption,
+    since: str | None = SinceOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Re-run quarantined records through the current pipeline; those that pass leave it."""
+    from advertisex.quarantine.replay import replay as run_replay
+
+    ax = open_platform()
+    report = run_replay(ax.settings, ax.lake, ax.landing, _selection(source, reason, since))
+    rows = [_source_row(s) for s in report.sources.values()]
+    if fmt is Format.json:
+        print_json({"batch_id": report.batch_id, "sources": rows, "tables": report.by_table})
+        return
+    print_rows(rows, fmt, title="quarantine replay", columns=list(_source_row(None)))
+    if fmt is Format.table:
+        if not rows:
+            print_message("nothing to replay: no quarantined records match.")
+        elif report.changed:
+            moved = sum(r["left_quarantine"] for r in rows)
+            print_message(
+                f"{moved:,} records left the quarantine (batch {report.batch_id}, "
+                f"recorded in ops.batches as replay:<source>)."
+            )
+        else:
+            print_message("no change: every selected record still fails for the same reasons.")
+
+
+def _source_row(stats: Any) -> dict[str, Any]:
+    names = (
+        "source",
+        "selected",
+        "not_replayable",
+        "replayed",
+        "accepted",
+        "filtered",
+        "duplicates",
+        "still_quarantined",
+        "reasons_updated",
+    )
+    row = {name: getattr(stats, name, None) for name in names}
+    row["left_quarantine"] = stats.left_quarantine if stats is not None else None
+    return row
+
+
+def _selection(source: str | None, reason: str | None, since: str | None) -> Any:
+    from advertisex.quarantine.selection import Selection
+
+    return Selection(source=source, reason=reason, since=_instant(since))
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    from advertisex.util.timeutil import parse_instant
+
+    try:
+        return parse_instant(value)
+    except ValueError as error:
+        raise UserInputError(
+            f"--since {value!r} is not an ISO-8601 instant or date",
+            hint="write e.g. --since 2026-11-20 or --since 2026-11-20T06:00:00Z",
+        ) from error

@@ -1,0 +1,449 @@
+"""Replay quarantined records through the current pipeline, after a fix.
+
+A quarantined record keeps its raw text: the JSON line of an impression, the CSV row
+of a click (its header is read again from the landing segment named in
+``source_file``), or the JSON rendering of a bid request. Replay frames that text
+with the source's decoder, tags each record with its original landing file and
+position, and hands it to :func:`advertisex.runners.batch.process_source` — the same
+standardize, validate, invalid-traffic, dedupe (against committed rows) and enrich
+steps as a landing batch, with the settings and dimensions in force now.
+
+One atomic catalog commit then appends the records that pass to their tables (or to
+``curated.filtered``), removes every record that left from ``curated.quarantine``
+(copy-on-write: affected data files are rewritten, no delete files), rewrites those
+still failing for other reasons than before, and adds one ``ops.batches`` row per
+source (``source = replay:<source>``, balanced like any batch). A record that passes
+leaves the quarantine exactly once; a replay that changes nothing commits nothing.
+
+Records whose raw text cannot stand for the record (``avro_unreadable``: the text is
+the undecodable bytes; ``encoding_invalid``: the text had bytes replaced) are never
+replayed: they stay for a person to look at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.errors import CommitConflictError
+from advertisex.formats.framing import strip_bom
+from advertisex.landing.zone import Segment
+from advertisex.model.schemas import BATCHES, QUARANTINE, TABLES
+from advertisex.quarantine.selection import TABLE, Selection, read
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+    from advertisex.landing.zone import LandingZone
+
+NOT_REPLAYABLE = frozenset({"avro_unreadable", "encoding_invalid"})
+_KEY = ("source_file", "source_position", "raw")
+
+
+@dataclass
+class SourceReplay:
+    """What replaying one source's selected records did."""
+
+    source: str
+    selected: int = 0
+    not_replayable: int = 0  # left untouched: their raw text cannot be decoded again
+    replayed: int = 0
+    accepted: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    still_quarantined: int = 0
+    reasons_updated: int = 0  # still failing, for other reasons than before
+    bytes: int = 0  # raw text replayed
+    files: set[str] = field(default_factory=set)
+
+    @property
+    def left_quarantine(self) -> int:
+        return self.accepted + self.filtered + self.duplicates
+
+
+@dataclass
+class ReplayReport:
+    batch_id: str | None  # None when nothing changed (nothing was committed)
+    sources: dict[str, SourceReplay] = field(default_factory=dict)
+    by_table: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.batch_id is not None
+
+
+def replay(
+    settings: Settings,
+    lake: Lake,
+    landing: LandingZone,
+    selection: Selection | None = None,
+    now: datetime | None = None,
+) -> ReplayReport:
+    """Re-run the selected quarantined records; commit what now passes in one transaction."""
+    from advertisex.runners.batch import process_source
+    from advertisex.runners.embedded import EmbeddedRunner
+
+    selection = selection or Selection()
+    started_at = utcnow()
+    now = now or started_at
+    selected = read(lake, selection)
+    runner = EmbeddedRunner(settings, lake, landing)
+    dims = _dimensions(lake)
+    report = ReplayReport(batch_id=None)
+    batch_id = _batch_id(selected, started_at)
+    appends: dict[str, list[pa.Table]] = {}
+    leaving: list[pa.Table] = []  # original quarantine rows to delete
+    rewritten: list[pa.Table] = []  # still failing with new reasons (replace the originals)
+    for source in sorted(set(selected.column("source").to_pylist())):
+        rows = selected.filter(pc.equal(selected.column("source"), source))
+        stats = report.sources.setdefault(source, SourceReplay(source, selected=rows.num_rows))
+        replayable = _replayable(rows)
+        stats.not_replayable = rows.num_rows - int(replayable.sum())
+        rows = rows.filter(pa.array(replayable))
+        frame, lineage, unframed = build_frame(source, rows, landing)
+        stats.not_replayable += unframed.num_rows
+        rows = _without(rows, unframed)
+        if not rows.num_rows:
+            continue
+        stats.replayed = rows.num_rows
+        stats.bytes = int(pc.sum(pc.binary_length(rows.column("raw"))).as_py() or 0)
+        stats.files = set(rows.column("source_file").to_pylist())
+        tables, account = process_source(
+            source,
+            frame,
+            lineage,
+            _rules(settings, lake, now),
+            batch_id,
+            runner._seen,
+            ivt=_ivt(runner, source),
+            dims=dims,
+        )
+        stats.accepted, stats.filtered = account.accepted, account.filtered
+        stats.duplicates = account.duplicates
+        failing = tables.pop("curated.quarantine")
+        stats.still_quarantined = failing.num_rows
+        gone, changed = _outcome(rows, failing)
+        stats.reasons_updated = changed.num_rows
+        leaving.append(gone)
+        rewritten.append(changed)
+        for name, table in tables.items():
+            if table.num_rows:
+                appends.setdefault(name, []).append(table)
+                report.by_table[name] = report.by_table.get(name, 0) + table.num_rows
+    removed = _concat(leaving, QUARANTINE)
+    updated = _concat(rewritten, QUARANTINE)
+    if removed.num_rows == 0 and updated.num_rows == 0:
+        return report
+    _commit(
+        lake,
+        {name: pa.concat_tables(parts) for name, parts in appends.items()},
+        removed,
+        updated,
+        _batch_rows(batch_id, report, started_at),
+        batch_id,
+    )
+    report.batch_id = batch_id
+    return report
+
+
+# ---------------------------------------------------------------- framing again
+
+
+def build_frame(
+    source: str, rows: pa.Table, landing: LandingZone
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(framed records, lineage, rows that could not be framed again) for quarantine ``rows``.
+
+    Records are framed per landing file with that file's decoder, then carry their
+    original position; ``segment`` indexes the returned lineage (source_file, ingest_time).
+    """
+    from advertisex.runners.decode import decoder_for
+
+    frames: list[pa.Table] = []
+    lineage: list[dict[str, Any]] = []
+    unframed: list[pa.Table] = []
+    files = list(dict.fromkeys(rows.column("source_file").to_pylist()))
+    for index, name in enumerate(files):
+        part = rows.filter(pc.equal(rows.column("source_file"), name))
+        decoder = _decoder(source, name, decoder_for)
+        prefix = b""
+        if decoder.__name__ == "frame_csv":
+            header = _csv_header(landing, name)
+            if header is None:
+                unframed.append(part)
+                continue
+            prefix = header + b"\n"
+        frame = _frame_records(decoder, prefix, part.column("raw").to_pylist())
+        if frame is None:
+            unframed.append(part)
+            continue
+        frame = frame.set_column(
+            frame.column_names.index("source_position"),
+            "source_position",
+            part.column("source_position"),
+        )
+        frames.append(
+            frame.append_column("segment", pa.array(np.full(part.num_rows, index, np.int32)))
+        )
+        lineage.append(
+            {
+                "segment": index,
+                "source_file": name,
+                "ingest_time": pc.min(part.column("ingest_time")).as_py(),
+            }
+        )
+    lineage_schema = pa.schema(
+        [
+            pa.field("segment", pa.int32()),
+            pa.field("source_file", pa.string()),
+            pa.field("ingest_time", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    frame = (
+        pa.concat_tables(frames, promote_options="permissive") if frames else _empty_frame(source)
+    )
+    return (
+        frame,
+        pa.Table.from_pylist(lineage, schema=lineage_schema),
+        pa.concat_tables(unframed) if unframed else rows.schema.empty_table(),
+    )
+
+
+def _decoder(source: str, name: str, decoder_for: Any) -> Any:
+    from advertisex.formats.jsonrecords import frame_json_bids
+
+    if source == "bids":  # Avro records are quarantined as their JSON rendering
+        return frame_json_bids
+    return decoder_for(Segment(source, name, 0))
+
+
+def _frame_records(decoder: Any, prefix: bytes, raws: list[str]) -> pa.Table | None:
+    """Frame all records at once; one by one if that does not give one row per record."""
+    frame = decoder(prefix + "\n".join(raws).encode())
+    if frame.num_rows == len(raws):
+        return frame
+    parts = [decoder(prefix + raw.encode()) for raw in raws]
+    if any(p.num_rows != 1 for p in parts):
+        return None
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _csv_header(landing: LandingZone, name: str) -> bytes | None:
+    """The header line of the landing CSV file ``name`` (None if it is gone or empty)."""
+    from advertisex.runners.decode import gunzip_if_needed
+
+    path = landing.root / name
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    data, _ = gunzip_if_needed(data)
+    for line in strip_bom(data).split(b"\n"):
+        if line.strip():
+            return line.rstrip(b"\r")
+    return None
+
+
+def _empty_frame(source: str) -> pa.Table:
+    from advertisex.runners.decode import DECODERS
+
+    fmt = {"impressions": "json", "clicks": "csv", "bids": "json"}[source]
+    frame = DECODERS[(source, fmt)](b"")
+    return frame.append_column("segment", pa.array([], pa.int32()))
+
+
+# ---------------------------------------------------------------- outcome
+
+
+def _replayable(rows: pa.Table) -> np.ndarray:
+    """False for records with a reason whose raw text cannot be decoded again."""
+    reasons = rows.column("reasons").combine_chunks()
+    codes = pc.list_element(pc.split_pattern(pc.list_flatten(reasons), ":", max_splits=1), 0)
+    blocked = pc.is_in(codes, pa.array(sorted(NOT_REPLAYABLE))).to_numpy(zero_copy_only=False)
+    ok = np.ones(rows.num_rows, dtype=bool)
+    ok[pc.list_parent_indices(reasons).to_numpy(zero_copy_only=False)[blocked]] = False
+    return ok
+
+
+def _keys(table: pa.Table) -> list[tuple[Any, ...]]:
+    columns = [table.column(c).to_pylist() for c in _KEY]
+    return list(zip(*columns, strict=True))
+
+
+def _without(rows: pa.Table, drop: pa.Table) -> pa.Table:
+    if not drop.num_rows:
+        return rows
+    dropped = Counter(_keys(drop))
+    keep = []
+    for key in _keys(rows):
+        if dropped[key]:
+            dropped[key] -= 1
+            keep.append(False)
+        else:
+            keep.append(True)
+    return rows.filter(pa.array(keep))
+
+
+def _outcome(original: pa.Table, failing: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(original rows that left the quarantine, failing rows whose reasons changed).
+
+    Replayed records are matched to their new quarantine rows by landing file,
+    position and raw text; a changed row keeps its original batch id.
+    """
+    still: dict[tuple[Any, ...], list[list[str]]] = {}
+    for key, reasons in zip(_keys(failing), failing.column("reasons").to_pylist(), strict=True):
+        still.setdefault(key, []).append(reasons)
+    gone, changed_index, changed_reasons = [], [], []
+    originals = original.column("reasons").to_pylist()
+    for i, key in enumerate(_keys(original)):
+        candidates = still.get(key)
+        if not candidates:
+            gone.append(i)
+            continue
+        reasons = candidates.pop(0)
+        if sorted(reasons) != sorted(originals[i]):
+            changed_index.append(i)
+            changed_reasons.append(reasons)
+    changed = original.take(pa.array(changed_index, pa.int64()))
+    changed = changed.set_column(
+        changed.column_names.index("reasons"),
+        "reasons",
+        pa.array(changed_reasons, pa.list_(pa.string())),
+    )
+    return (
+        original.take(pa.array(gone, pa.int64())).select(QUARANTINE.names).cast(QUARANTINE),
+        changed.select(QUARANTINE.names).cast(QUARANTINE),
+    )
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    parts = [p for p in parts if p.num_rows]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+# ---------------------------------------------------------------- commit
+
+
+def _commit(
+    lake: Lake,
+    appends: dict[str, pa.Table],
+    removed: pa.Table,
+    updated: pa.Table,
+    batch_rows: pa.Table,
+    batch_id: str,
+) -> None:
+    """Appends, the quarantine rewrite and the ops rows: one catalog transaction."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    properties = {"advertisex.batch-id": batch_id, "advertisex.replay": "true"}
+    tables = {name: lake.table(name) for name in [*appends, TABLE, "ops.batches"]}
+    try:
+        with lake.catalog.atomic([]):
+            for name, data in appends.items():
+                tables[name].append(_conform(data, name), snapshot_properties=properties)
+            with tables[TABLE].transaction() as tx:
+                tx.delete(_delete_filter(pa.concat_tables([removed, updated])), properties)
+                if updated.num_rows:
+                    tx.append(updated, snapshot_properties=properties)
+            tables["ops.batches"].append(batch_rows, snapshot_properties=properties)
+    except CommitFailedException as error:
+        raise CommitConflictError(
+            f"quarantine replay lost a race: {error}",
+            hint="another process changed the tables meanwhile; run the replay again",
+        ) from error
+    finally:
+        lake.refresh()
+
+
+def _delete_filter(rows: pa.Table) -> Any:
+    """Rows of these (landing file, position) pairs: one ``In`` per landing file."""
+    from pyiceberg.expressions import And, EqualTo, In, Or
+
+    by_file: dict[str, set[int]] = {}
+    for name, position in zip(
+        rows.column("source_file").to_pylist(),
+        rows.column("source_position").to_pylist(),
+        strict=True,
+    ):
+        by_file.setdefault(name, set()).add(position)
+    terms = [
+        And(EqualTo("source_file", name), In("source_position", sorted(positions)))
+        for name, positions in by_file.items()
+    ]
+    expression = terms[0]
+    for term in terms[1:]:
+        expression = Or(expression, term)
+    return expression
+
+
+def _conform(data: pa.Table, name: str) -> pa.Table:
+    schema = TABLES[name].schema
+    return data.select(schema.names).cast(schema)
+
+
+def _batch_rows(batch_id: str, report: ReplayReport, started_at: datetime) -> pa.Table:
+    committed_at = utcnow()
+    rows = [
+        {
+            "batch_id": batch_id,
+            "source": f"replay:{s.source}",
+            "started_at": started_at,
+            "committed_at": committed_at,
+            "files": len(s.files),
+            "bytes": s.bytes,
+            "records_in": s.replayed,
+            "accepted": s.accepted,
+            "quarantined": s.still_quarantined,
+            "filtered": s.filtered,
+            "duplicates": s.duplicates,
+            "conflicts": 0,
+            "segments": sorted(s.files),
+        }
+        for s in report.sources.values()
+        if s.replayed
+    ]
+    return pa.Table.from_pylist(rows, schema=BATCHES)
+
+
+def _batch_id(selected: pa.Table, started_at: datetime) -> str:
+    digest = hashlib.sha256()
+    for key in _keys(selected):
+        digest.update(repr(key[:2]).encode())
+    return f"replay-{started_at:%Y%m%dT%H%M%S}-{digest.hexdigest()[:12]}"
+
+
+# ---------------------------------------------------------------- settings in force
+
+
+def _rules(settings: Settings, lake: Lake, now: datetime) -> Any:
+    """The validation rules a landing batch would get now (same settings, same dimensions)."""
+    from advertisex.kernels.standardize import Rules
+
+    processor = settings.processor
+    return Rules(
+        now=now,
+        future_skew=timedelta(seconds=processor.future_skew_seconds),
+        max_age=timedelta(days=processor.max_event_age_days)
+        if processor.max_event_age_days
+        else None,
+    )
+
+
+def _ivt(runner: Any, source: str) -> Any:
+    """The runner's invalid-traffic rules for a batch of ``source`` (None when switched off)."""
+    make = getattr(runner, "_ivt_rules", None)
+    return make([Segment(source, f"replay:{source}", 0)]) if make else None
+
+
+def _dimensions(lake: Lake) -> Any:
+    from advertisex.dims import snapshot
+
+    return snapshot(lake)

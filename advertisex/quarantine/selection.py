@@ -1,0 +1,117 @@
+"""Pick quarantined records by source, reason and time; count them; read them.
+
+The quarantine table is read through pyiceberg with the source and time filters
+pushed down; reasons are a list column, so the reason filter runs on the Arrow rows.
+A reason filter matches a whole code (``required_missing``) or one field of it
+(``required_missing:user_id``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.errors import UserInputError
+from advertisex.kernels import engine
+from advertisex.model.schemas import SOURCES
+
+if TYPE_CHECKING:
+    from advertisex.lake.tables import Lake
+
+TABLE = "curated.quarantine"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which quarantined records: all by default, narrowed by each given filter."""
+
+    source: str | None = None
+    reason: str | None = None
+    since: datetime | None = None  # landed at or after (ingest_time)
+
+    def __post_init__(self) -> None:
+        if self.source is not None and self.source not in SOURCES:
+            raise UserInputError(
+                f"unknown source {self.source!r}", hint=f"use one of {', '.join(SOURCES)}"
+            )
+
+    def row_filter(self) -> Any:
+        from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual
+
+        expression: Any = AlwaysTrue()
+        if self.source:
+            expression = And(expression, EqualTo("source", self.source))
+        if self.since:
+            expression = And(expression, GreaterThanOrEqual("ingest_time", self.since.isoformat()))
+        return expression
+
+
+def read(lake: Lake, selection: Selection) -> pa.Table:
+    """Every quarantined record the selection picks, oldest landing first."""
+    rows = lake.read(TABLE, selection.row_filter())
+    if selection.reason and rows.num_rows:
+        rows = rows.filter(reason_mask(rows.column("reasons"), selection.reason))
+    return rows.sort_by(
+        [
+            ("ingest_time", "ascending"),
+            ("source_file", "ascending"),
+            ("source_position", "ascending"),
+        ]
+    )
+
+
+def reason_mask(reasons: pa.ChunkedArray | pa.Array, reason: str) -> pa.Array:
+    """Rows having ``reason`` itself, or (for a bare code) any ``code:field`` of it.
+
+    >>> reason_mask(pa.array([["a:x", "b"], ["ab"], []]), "a").to_pylist()
+    [True, False, False]
+    """
+    lists = reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    hit = pc.or_(pc.equal(flat, reason), pc.starts_with(flat, reason + ":"))
+    mask = np.zeros(len(lists), dtype=bool)
+    mask[parents[hit.to_numpy(zero_copy_only=False)]] = True
+    return pa.array(mask)
+
+
+def summary(lake: Lake, selection: Selection) -> pa.Table:
+    """Per source and reason: records, landing files, first and last landing time.
+
+    A record with several reasons counts once under each of them.
+    """
+    rows = read(lake, selection).select(["source", "reasons", "source_file", "ingest_time"])
+    query = """
+    SELECT source, reason, count(*) AS records, count(DISTINCT source_file) AS files,
+      min(ingest_time) AS first_landed, max(ingest_time) AS last_landed
+    FROM (SELECT source, unnest(reasons) AS reason, source_file, ingest_time FROM rows)
+    WHERE $reason IS NULL OR reason = $reason OR starts_with(reason, $reason || ':')
+    GROUP BY source, reason
+    ORDER BY source, records DESC, reason
+    """
+    return engine.run(query, {"reason": selection.reason}, rows=rows)
+
+
+def records(lake: Lake, selection: Selection, limit: int | None = None) -> pa.Table:
+    """The selected records for a person to read: reasons, where from, and the raw text."""
+    rows = read(lake, selection)
+    if limit is not None:
+        rows = rows.slice(0, limit)
+    return rows.select(
+        [
+            "source",
+            "reasons",
+            "source_file",
+            "source_position",
+            "ingest_time",
+            "event_time",
+            "batch_id",
+            "detail",
+            "raw",
+        ]
+    )
