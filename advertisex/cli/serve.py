@@ -36,8 +36,8 @@ def _settings(host: str | None, port: int | None) -> Any:
 
 
 def serve(
-    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " [default: 127.0.0.1]"),
-    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " [default: 8080]"),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " (default 8080)"),
 ) -> None:
     """Run the HTTP collector: events are fsync'd before they are acknowledged."""
     from advertisex.collector.server import serve as run
@@ -54,8 +54,8 @@ def serve(
 
 
 def up(
-    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " [default: 127.0.0.1]"),
-    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " [default: 8080]"),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP + " (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " (default 8080)"),
     interval: float = typer.Option(
         0.5, "--interval", help="Seconds between looks for new segments."
     ),
