@@ -20,38 +20,7 @@ import pyarrow as pa
 from advertisex.kernels import engine
 from advertisex.kernels.correlate import used_params, window_expr
 from advertisex.kernels.windows import Windows, campaign_table
-from advertisex.model.schemas import TS
-
-TOUCH = pa.struct(
-    [
-        pa.field("touch_id", pa.string()),
-        pa.field("touch_time", TS),
-        pa.field("credit_last", pa.float64()),
-        pa.field("credit_first", pa.float64()),
-        pa.field("credit_linear", pa.float64()),
-    ]
-)
-
-ATTRIBUTED_CONVERSIONS = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("event_time", TS, nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("campaign_id", pa.string(), nullable=False),
-        pa.field("ad_creative_id", pa.string()),
-        pa.field("conversion_type", pa.string()),
-        pa.field("conversion_value", pa.float64()),
-        pa.field("currency", pa.string()),
-        pa.field("attribution", pa.string(), nullable=False),  # click | view | none
-        pa.field("touches", pa.int32(), nullable=False),
-        pa.field("first_touch_id", pa.string()),
-        pa.field("first_touch_time", TS),
-        pa.field("last_touch_id", pa.string()),
-        pa.field("last_touch_time", TS),
-        pa.field("seconds_to_convert", pa.float64()),  # from the last touch
-        pa.field("touch_path", pa.list_(TOUCH)),
-    ]
-)
+from advertisex.marts.schemas import ATTRIBUTED_CONVERSIONS
 
 CONVERSION_COLUMNS = (
     "event_id",

@@ -25,24 +25,7 @@ import pyarrow as pa
 
 from advertisex.kernels import engine
 from advertisex.kernels.windows import Windows, campaign_table
-from advertisex.model.schemas import TS
-
-ATTRIBUTED_CLICKS = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("event_time", TS, nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("campaign_id", pa.string(), nullable=False),
-        pa.field("ad_creative_id", pa.string()),
-        pa.field("match", pa.string(), nullable=False),  # exact | window | orphan
-        pa.field("impression_id", pa.string()),
-        pa.field("impression_time", TS),
-        pa.field("seconds_to_click", pa.float64()),
-        pa.field("country", pa.string()),
-        pa.field("device_type", pa.string()),
-        pa.field("website", pa.string()),
-    ]
-)
+from advertisex.marts.schemas import ATTRIBUTED_CLICKS, TS
 
 MATCHED_BIDS = pa.schema(
     [

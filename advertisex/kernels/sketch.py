@@ -94,12 +94,13 @@ def _encode(
     """Sketches for ``n_groups`` groups from sorted (group, value) pairs plus known registers."""
     counts = np.bincount(groups, minlength=n_groups).astype(np.int64)
     dense = counts > EXACT_LIMIT
-    for g in registers:
-        dense[g] = True
-    for g in np.flatnonzero(dense):
+    for known in registers:
+        dense[known] = True
+    for index in np.flatnonzero(dense):
+        g = int(index)
         lo, hi = np.searchsorted(groups, [g, g + 1])
         regs = _registers(values[lo:hi])
-        registers[int(g)] = np.maximum(registers[int(g)], regs) if int(g) in registers else regs
+        registers[g] = np.maximum(registers[g], regs) if g in registers else regs
     words_per_group = np.where(dense, 1 + M // 8, 1 + counts)
     out_offsets = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(words_per_group, out=out_offsets[1:])

@@ -208,6 +208,11 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bids": ("curated.bid_requests",),
 }
 
+# The marts (correlated and rolled-up tables) live in their own package; register them too.
+from advertisex.marts.schemas import MART_TABLES  # noqa: E402
+
+TABLES.update({f"marts.{t['name']}": TableSpec("marts", **t) for t in MART_TABLES})
+
 # Campaign and creative dimensions (SCD type 2) live in their own package; register them too.
 from advertisex.dims.schemas import DIM_TABLES  # noqa: E402
 

@@ -102,6 +102,10 @@ class EmbeddedRunner:
             report.segments += len(batch)
             for account in accounts.values():
                 report.add(account)
+        if report.batches:
+            from advertisex.marts.iceberg import update_marts  # kernels load on first use
+
+            update_marts(self.lake, self.settings, report)
         report.seconds = time.perf_counter() - started
         return report
 

@@ -1,0 +1,215 @@
+"""The mart maintenance interfaces on the lake's Iceberg tables, and the runner's entry point.
+
+* Positions are snapshot ids. The rows appended since one are read from the data files
+  the current snapshot has and that one had not (curated tables only ever grow by
+  appends; if a file disappeared — a replay rewrote the table — the marts are rebuilt).
+* A slice replacement is pyiceberg's ``overwrite`` with the slice as row filter (a
+  delete and an append in one transaction, copy-on-write); the replacements of all
+  marts and the new ``marts.state`` rows commit in one catalog transaction.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.marts import maintain
+from advertisex.marts.schemas import STATE, STATE_TABLE
+from advertisex.marts.store import Slice
+from advertisex.model.schemas import TABLES
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+
+
+def update_marts(lake: Lake, settings: Settings, _report: Any = None) -> maintain.MartUpdate | None:
+    """Bring the marts up to date with the curated tables (the runner calls this after a run)."""
+    if not settings.correlation.update_marts:
+        return None
+    return maintain.update(IcebergCurated(lake), IcebergMarts(lake), rules_for(lake, settings))
+
+
+def rebuild_marts(lake: Lake, settings: Settings) -> maintain.MartUpdate:
+    """Recompute every mart from the curated tables."""
+    return maintain.rebuild(IcebergCurated(lake), IcebergMarts(lake), rules_for(lake, settings))
+
+
+def rules_for(lake: Lake, settings: Settings) -> maintain.Rules:
+    """Windows from the settings; per-campaign ones from ``dims.campaigns`` (current versions)
+    and the configured campaigns file, the file winning."""
+    from advertisex.kernels.windows import OVERRIDE_COLUMNS, Windows
+
+    c = settings.correlation
+    windows = Windows.from_seconds(
+        click=c.click_window_seconds,
+        impression_id=c.impression_id_horizon_seconds,
+        click_through=c.click_through_window_seconds,
+        view_through=c.view_through_window_seconds,
+        auction=c.auction_window_seconds,
+    )
+    parts = []
+    if "dims.campaigns" in TABLES:
+        dims = lake.read("dims.campaigns")
+        if "valid_to" in dims.column_names:
+            dims = dims.filter(pc.is_null(dims.column("valid_to")))
+        parts.append(dims)
+    if c.campaigns_file is not None:
+        from pyarrow import csv
+
+        parts.append(csv.read_csv(c.campaigns_file))
+    wanted = ["campaign_id", *OVERRIDE_COLUMNS]
+    tables = [
+        p.select([n for n in wanted if n in p.column_names]).cast(
+            pa.schema(
+                [
+                    (n, pa.string() if n == "campaign_id" else pa.float64())
+                    for n in wanted
+                    if n in p.column_names
+                ]
+            )
+        )
+        for p in parts
+        if p.num_rows and "campaign_id" in p.column_names
+    ]
+    if not tables:
+        return maintain.Rules(windows)
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    # Last occurrence of a campaign wins (the file comes after the dimension table).
+    keep = pa.table(
+        {"campaign_id": merged.column("campaign_id"), "i": pa.array(range(merged.num_rows))}
+    )
+    last = keep.group_by("campaign_id").aggregate([("i", "max")]).column("i_max")
+    return maintain.Rules(windows, merged.take(last))
+
+
+class IcebergCurated:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def positions(self) -> dict[str, int | None]:
+        positions = {}
+        for name in maintain.NEW_COLUMNS:
+            snapshot = self.lake.table(name).current_snapshot()
+            positions[name] = snapshot.snapshot_id if snapshot else None
+        return positions
+
+    def added(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> pa.Table | None:
+        schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
+        if until is None or since == until:
+            return schema.empty_table()
+        iceberg = self.lake.table(table)
+        try:
+            now = _files(iceberg, until)
+            before = _files(iceberg, since) if since is not None else set()
+        except (ValueError, LookupError):  # an expired or unknown snapshot
+            return None
+        if now is None or before is None or not before <= now:
+            return None
+        import pyarrow.parquet as pq
+
+        parts = [
+            pq.read_table(_local(path), columns=list(columns)) for path in sorted(now - before)
+        ]
+        return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+
+    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+        rows = self.lake.read(table, expression(where, with_users=False), columns)
+        schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
+        rows = rows.select(list(columns)).cast(schema)
+        return rows.filter(where.mask(rows)) if where.users is not None else rows
+
+
+class IcebergMarts:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def state(self) -> dict[str, str]:
+        rows = self.lake.read(STATE_TABLE)
+        return dict(
+            zip(rows.column("key").to_pylist(), rows.column("value").to_pylist(), strict=True)
+        )
+
+    def read(self, table: str, where: Slice) -> pa.Table:
+        schema = TABLES[table].schema
+        rows = self.lake.read(table, expression(where, with_users=False))
+        rows = rows.select(schema.names).cast(schema)
+        return rows.filter(where.mask(rows)) if where.users is not None else rows
+
+    def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
+        now = utcnow()
+        state_rows = pa.table(
+            {"key": list(state), "value": list(state.values()), "updated_at": [now] * len(state)},
+            schema=STATE,
+        )
+        tables = {name: self.lake.table(name) for name in [*changes, STATE_TABLE]}
+        with self.lake.catalog.atomic([]), warnings.catch_warnings():
+            # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            for name, (where, rows) in changes.items():
+                data = rows.select(TABLES[name].schema.names).cast(TABLES[name].schema)
+                if where.is_everything:
+                    tables[name].overwrite(data)
+                elif not where.is_empty or data.num_rows:
+                    tables[name].overwrite(data, overwrite_filter=expression(where))
+            tables[STATE_TABLE].overwrite(state_rows)
+        self.lake.refresh()
+
+
+def expression(where: Slice, with_users: bool = True) -> Any:
+    """The pyiceberg row filter selecting the rows of ``where``."""
+    from pyiceberg.expressions import (
+        AlwaysFalse,
+        AlwaysTrue,
+        And,
+        GreaterThanOrEqual,
+        In,
+        LessThan,
+        Or,
+    )
+
+    if where.is_everything:
+        return AlwaysTrue()
+    if where.is_empty:
+        return AlwaysFalse()
+    column = where.column
+    ranges = [
+        And(
+            GreaterThanOrEqual(column, lo.isoformat()),  # type: ignore[call-arg,misc]
+            LessThan(column, hi.isoformat()),  # type: ignore[call-arg,misc]
+        )
+        for lo, hi in where.ranges
+    ]
+    combined = _balanced(ranges, Or) if ranges else AlwaysFalse()
+    if with_users and where.users is not None:
+        combined = And(combined, In("user_id", sorted(where.users)))  # type: ignore[call-arg,misc]
+    return combined
+
+
+def _balanced(parts: list[Any], join: Any) -> Any:
+    """``join`` over ``parts`` as a balanced tree (a long chain would recurse deeply)."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    return join(_balanced(parts[:middle], join), _balanced(parts[middle:], join))
+
+
+def _files(table: Any, snapshot_id: int) -> set[str] | None:
+    """Data files of a snapshot; None when any carries delete files (rows were rewritten)."""
+    files = set()
+    for task in table.scan(snapshot_id=snapshot_id).plan_files():
+        if task.delete_files:
+            return None
+        files.add(task.file.file_path)
+    return files
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://")

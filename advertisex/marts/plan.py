@@ -1,0 +1,148 @@
+"""Which slices of the marts new curated rows can change — pure functions of those rows.
+
+Let A be the earliest new event (impression, click or conversion) and U the users with
+new events. W, X, CT, VT are the widest click window, impression-id horizon,
+click-through and view-through windows over all campaigns. Because every rule compares
+a user's own events, and every window looks backwards from the later event:
+
+* a click at t depends on the user's impressions in [t - max(W, X), t], so the clicks
+  to recompute are U's clicks in [A, max(new impression + max(W, X), new click)];
+* a conversion at t depends on the user's clicks in [t - CT, t] and impressions in
+  [t - VT, t]: recompute U's conversions in
+  [A, max(new impression + VT, new click + CT, new conversion)];
+* everything outside those slices sees exactly the inputs it saw before.
+
+Rollup rows are per hour; an hour changes when it holds a new impression or bid request,
+a click or conversion whose attributed row changed, or a touch (old or new) of such a
+conversion; bids within the auction window of a new programmatic impression too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.kernels import engine
+from advertisex.kernels.windows import Windows
+from advertisex.marts.store import Range, Slice, merge_ranges
+
+HOUR = timedelta(hours=1)
+TICK = timedelta(microseconds=1)  # turns an inclusive end into a half-open one
+
+
+@dataclass(frozen=True)
+class AttributionPlan:
+    """Slices to recompute (``clicks``, ``conversions``) and the inputs that needs."""
+
+    clicks: Slice
+    conversions: Slice
+    impression_context: Slice
+    click_context: Slice
+
+
+def attribution_plan(
+    impressions: pa.Table, clicks: pa.Table, conversions: pa.Table, widest: Windows
+) -> AttributionPlan | None:
+    """The attribution slices new rows (each with user_id and event_time) touch; None: none."""
+    users = set()
+    for rows in (impressions, clicks, conversions):
+        users.update(pc.unique(rows.column("user_id")).to_pylist())
+    if not users:
+        return None
+    span = {
+        name: _span(rows) for name, rows in (("i", impressions), ("c", clicks), ("v", conversions))
+    }
+    start = min(lo for lo, _ in span.values() if lo is not None)
+    us = timedelta(microseconds=1)
+    click_reach = us * max(widest.click_us, widest.impression_id_us)
+    click_end = _latest(_shift(span["i"][1], click_reach), span["c"][1])
+    conversion_end = _latest(
+        _shift(span["i"][1], us * widest.view_through_us),
+        _shift(span["c"][1], us * widest.click_through_us),
+        span["v"][1],
+    )
+    end = _latest(click_end, conversion_end)
+    assert end is not None
+    who = frozenset(users)
+    look_back = us * max(widest.click_us, widest.impression_id_us, widest.view_through_us)
+    return AttributionPlan(
+        clicks=Slice("event_time", _range(start, click_end), who),
+        conversions=Slice("event_time", _range(start, conversion_end), who),
+        impression_context=Slice("event_time", ((start - look_back, end + TICK),), who),
+        click_context=Slice(
+            "event_time", ((start - us * widest.click_through_us, end + TICK),), who
+        ),
+    )
+
+
+def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:
+    """The UTC hours (as their first instant) that ``times`` fall in."""
+    if len(times) == 0:
+        return set()
+    floored = pc.floor_temporal(times, unit="hour")
+    return {t for t in pc.unique(floored).to_pylist() if t is not None}
+
+
+def hours_around(times: pa.Array | pa.ChunkedArray, reach: timedelta) -> set[datetime]:
+    """Every hour within ``reach`` of any of ``times``."""
+    steps = -(-reach // HOUR)
+    return {h + k * HOUR for h in hours_of(times) for k in range(-steps, steps + 1)}
+
+
+def hour_ranges(hours: set[datetime]) -> tuple[Range, ...]:
+    return merge_ranges((h, h + HOUR) for h in hours)
+
+
+def day_ranges(hours: set[datetime]) -> tuple[Range, ...]:
+    """The UTC days of ``hours`` as [midnight, next midnight) ranges."""
+    days = {h.replace(hour=0, minute=0, second=0, microsecond=0) for h in hours}
+    return merge_ranges((d, d + timedelta(days=1)) for d in days)
+
+
+def reaching_forward(ranges: tuple[Range, ...], reach: timedelta) -> tuple[Range, ...]:
+    """``ranges`` with each end pushed ``reach`` later (events that may look back into them)."""
+    return merge_ranges((lo, hi + reach) for lo, hi in ranges)
+
+
+def widened(ranges: tuple[Range, ...], reach: timedelta) -> tuple[Range, ...]:
+    return merge_ranges((lo - reach, hi + reach) for lo, hi in ranges)
+
+
+def changed_hours(old: pa.Table, new: pa.Table, with_touches: bool = False) -> set[datetime]:
+    """Hours of rows that differ between ``old`` and ``new`` (and of their touches)."""
+    if old.num_rows == 0 and new.num_rows == 0:
+        return set()
+    touches = "UNION ALL SELECT unnest(touch_path).touch_time FROM diff" if with_touches else ""
+    query = f"""
+    WITH diff AS (
+      (SELECT * FROM new EXCEPT ALL SELECT * FROM old)
+      UNION ALL (SELECT * FROM old EXCEPT ALL SELECT * FROM new)
+    )
+    SELECT DISTINCT date_trunc('hour', t) AS hour
+    FROM (SELECT event_time AS t FROM diff {touches})
+    """
+    hours = engine.run(query, old=old.cast(new.schema), new=new)
+    return hours_of(hours.column("hour"))
+
+
+def _span(rows: pa.Table) -> tuple[datetime | None, datetime | None]:
+    if rows.num_rows == 0:
+        return None, None
+    bounds = pc.min_max(rows.column("event_time")).as_py()
+    return bounds["min"], bounds["max"]
+
+
+def _shift(t: datetime | None, by: timedelta) -> datetime | None:
+    return None if t is None else t + by
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def _range(start: datetime, end: datetime | None) -> tuple[Range, ...]:
+    return () if end is None or end < start else ((start, end + TICK),)

@@ -1,0 +1,167 @@
+"""What mart maintenance reads and writes through: two small interfaces, and in-memory fakes.
+
+* :class:`Curated` — the curated tables: where each stands now, the rows appended
+  since a remembered position, and rows of a time range (optionally of some users).
+* :class:`Marts` — the marts: their state, rows of a slice, and an atomic replacement
+  of slices in several marts together with the new state.
+
+A :class:`Slice` names the rows a replacement covers: time ranges (half-open) of one
+column, optionally only of some users. It evaluates as an Arrow mask here and as a
+pyiceberg row filter in ``advertisex.marts.iceberg``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.model.schemas import TABLES
+
+Bound = datetime | date
+Range = tuple[Bound, Bound]  # [lo, hi)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Rows of ``column`` within any of ``ranges``, and of ``users`` when given.
+
+    ``Slice.everything()`` covers a whole table.
+
+    >>> from datetime import UTC
+    >>> s = Slice("t", ((datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)),))
+    >>> s.mask(pa.table({"t": [datetime(2026, 1, 1, 5, tzinfo=UTC)]})).to_pylist()
+    [True]
+    """
+
+    column: str | None
+    ranges: tuple[Range, ...] = ()
+    users: frozenset[str] | None = None
+
+    @classmethod
+    def everything(cls) -> Slice:
+        return cls(None)
+
+    @property
+    def is_everything(self) -> bool:
+        return self.column is None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.is_everything and (not self.ranges or self.users == frozenset())
+
+    def mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
+        """True for the rows of ``table`` inside the slice."""
+        if self.is_everything:
+            return pa.array([True] * table.num_rows, pa.bool_())
+        assert self.column is not None
+        column = table.column(self.column)
+        inside = pa.array([False] * table.num_rows, pa.bool_())
+        for lo, hi in self.ranges:
+            within = pc.and_(
+                pc.greater_equal(column, pa.scalar(lo, column.type)),
+                pc.less(column, pa.scalar(hi, column.type)),
+            )
+            inside = pc.or_(inside, within)
+        if self.users is not None:
+            wanted = pa.array(sorted(self.users), pa.string())
+            inside = pc.and_(inside, pc.is_in(table.column("user_id"), value_set=wanted))
+        return pc.fill_null(inside, False)
+
+    def bounds(self) -> Range | None:
+        if not self.ranges:
+            return None
+        return min(lo for lo, _ in self.ranges), max(hi for _, hi in self.ranges)
+
+
+def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
+    """Sorted, with overlapping or touching ranges joined."""
+    merged: list[list[Bound]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in merged)
+
+
+class Curated(Protocol):
+    def positions(self) -> dict[str, int | None]:
+        """Current position of each curated table (None: still empty)."""
+        ...
+
+    def added(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> pa.Table | None:
+        """Rows appended after ``since`` up to ``until``; None when rows were rewritten."""
+        ...
+
+    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+        """Rows of ``table`` inside ``where``."""
+        ...
+
+
+class Marts(Protocol):
+    def state(self) -> dict[str, str]: ...
+
+    def read(self, table: str, where: Slice) -> pa.Table: ...
+
+    def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
+        """In every named mart swap the rows of the slice for the new rows; save ``state``.
+        All of it or nothing."""
+        ...
+
+
+@dataclass
+class MemoryCurated:
+    """Curated tables as lists of appended Arrow batches; the position is the batch count."""
+
+    batches: dict[str, list[pa.Table]] = field(default_factory=dict)
+
+    def append(self, appends: Mapping[str, pa.Table]) -> None:
+        for name, rows in appends.items():
+            self.batches.setdefault(name, []).append(rows)
+
+    def positions(self) -> dict[str, int | None]:
+        return {name: len(parts) or None for name, parts in self.batches.items()}
+
+    def added(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> pa.Table | None:
+        parts = self.batches.get(table, [])[since or 0 : until or 0]
+        return _concat(parts, table).select(list(columns))
+
+    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+        rows = _concat(self.batches.get(table, []), table)
+        return rows.filter(where.mask(rows)).select(list(columns))
+
+
+@dataclass
+class MemoryMarts:
+    """Marts as whole Arrow tables in a dict."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    saved_state: dict[str, str] = field(default_factory=dict)
+
+    def state(self) -> dict[str, str]:
+        return dict(self.saved_state)
+
+    def read(self, table: str, where: Slice) -> pa.Table:
+        rows = self.tables.get(table, TABLES[table].schema.empty_table())
+        return rows.filter(where.mask(rows))
+
+    def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
+        for name, (where, rows) in changes.items():
+            current = self.tables.get(name, TABLES[name].schema.empty_table())
+            kept = current.filter(pc.invert(where.mask(current)))
+            self.tables[name] = pa.concat_tables([kept, rows.cast(kept.schema)])
+        self.saved_state = dict(state)
+
+
+def _concat(parts: list[pa.Table], table: str) -> pa.Table:
+    schema = TABLES[table].schema
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
