@@ -18,13 +18,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from advertisex.config import MonitorSettings
 from advertisex.monitor.alerts import AlertEngine, Transition
-from advertisex.monitor.checks import evaluate
+from advertisex.monitor.checks import HOURLY, MONITORS, evaluate
 from advertisex.monitor.model import Finding, Observations
 from advertisex.monitor.notify.base import Notifier, make_notifier
 from advertisex.monitor.notify.delivery import Delivery
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
 
 log = logging.getLogger("advertisex.monitor")
+CONTINUOUS = frozenset(MONITORS) - HOURLY
 History = Callable[[list[Transition]], None]
 
 
@@ -70,6 +72,8 @@ class Monitor:
             notifiers = {name: make_notifier(name, ch) for name, ch in cfg.channels.items()}
         self.delivery = Delivery(self.store, notifiers, cfg, clock)
         self.history = history or (lambda transitions: None)
+        # Hourly monitors judge complete hours: run them once per newly settled hour.
+        self._hourly: tuple[datetime, list[Finding], dict[str, str]] | None = None
 
     @classmethod
     def open(cls, ax: AdvertiseX, clock: Clock = utcnow) -> Monitor:
@@ -91,7 +95,12 @@ class Monitor:
         from advertisex.monitor import metrics
 
         obs = self.observe()
-        findings, errors = evaluate(obs, self.cfg)
+        findings, errors = evaluate(obs, self.cfg, CONTINUOUS)
+        settled = obs.settled(timedelta(seconds=self.cfg.settle_seconds))
+        if self._hourly is None or self._hourly[0] != settled:
+            self._hourly = (settled, *evaluate(obs, self.cfg, HOURLY))
+        findings = findings + self._hourly[1]
+        errors = {**errors, **self._hourly[2]}
         findings += [
             Finding(
                 "MonitorFailed",
@@ -139,8 +148,6 @@ class Monitor:
 
 def transitions_table(transitions: list[Transition]) -> pa.Table:
     """State changes as ``ops.alerts`` rows."""
-    from datetime import datetime
-
     rows = [
         {
             "at": t.at,

@@ -145,11 +145,14 @@ class StateStore:
         """Every message with its delivery status (for ``status`` and tests)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, channel, created_at, attempts, delivered_at, failed_at, last_error "
-                "FROM outbox ORDER BY id"
+                "SELECT id, channel, created_at, attempts, delivered_at, failed_at, last_error, "
+                "payload FROM outbox ORDER BY id"
             ).fetchall()
         names = ["id", "channel", "created_at", "attempts", "delivered_at", "failed_at", "error"]
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        return [
+            {**dict(zip(names, r[:-1], strict=True)), "payload": jsonutil.loads(r[-1])}
+            for r in rows
+        ]
 
     def close(self) -> None:
         with self._lock:

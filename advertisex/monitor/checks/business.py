@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pyarrow as pa
+
 from advertisex.config import MonitorSettings
 from advertisex.monitor.checks.stats import hours_back, proportion_z, sums_by
-from advertisex.monitor.model import HOUR, Finding, Observations
+from advertisex.monitor.model import Finding, Observations
 
 # (alertname, numerator, denominator, what)
 _RATIOS = [
@@ -24,23 +26,16 @@ _RATIOS = [
 def business(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
     """CTR and conversion-rate shifts of each campaign; spend off pace when budgets are known."""
     end = obs.settled(timedelta(seconds=cfg.settle_seconds))
-    window = set(hours_back(end, cfg.business_window_hours))
-    sums = sums_by(
-        obs.campaigns, ["campaign_id", "hour"], ["impressions", "clicks", "conversions", "spend"]
-    )
+    window = hours_back(end, cfg.business_window_hours)
     days = cfg.lookback_days - 1
-    baseline_hours = {h - timedelta(days=d) for h in window for d in range(1, days + 1)}
-    now: dict[str, dict[str, float]] = {}
-    base: dict[str, dict[str, float]] = {}
-    for (campaign, hour), values in sums.items():
-        target = now if hour in window else base if hour in baseline_hours else None
-        if target is None or campaign is None:
-            continue
-        slot = target.setdefault(campaign, {"impressions": 0.0, "clicks": 0.0, "conversions": 0.0})
-        for k in slot:
-            slot[k] += values[k]
-    findings = []
-    for campaign in sorted(now):
+    baseline = [h - timedelta(days=d) for h in window for d in range(1, days + 1)]
+    values = ["impressions", "clicks", "conversions"]
+    now = _by_campaign(obs.campaigns, window, values)
+    base = _by_campaign(obs.campaigns, baseline, values)
+    findings: list[Finding] = []
+    if _gap(obs, window):
+        now = {}  # a source was silent in the window: the ratios would only echo that
+    for campaign in sorted(c for c in now if c is not None):
         for alertname, num, den, what in _RATIOS:
             n, x = now[campaign][den], now[campaign][num]
             b = base.get(campaign)
@@ -62,16 +57,35 @@ def business(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                         p0,
                     )
                 )
-    findings.extend(pacing(obs, cfg, sums, end))
+    findings.extend(pacing(obs, cfg, end))
     return findings
 
 
-def pacing(
-    obs: Observations,
-    cfg: MonitorSettings,
-    sums: dict[tuple[object, ...], dict[str, float]],
-    end: datetime,
-) -> list[Finding]:
+def _gap(obs: Observations, window: list[datetime]) -> bool:
+    """Whether impressions or clicks landed nothing in one of the window's hours.
+
+    That incident is the freshness and volume monitors' to report; a CTR computed over
+    it would raise a second, misleading alert for every campaign.
+    """
+    landed = sums_by(obs.arrivals, ["source", "bucket"], ["records"], hourly="bucket")
+    return any(
+        landed.get((source, hour), {"records": 0.0})["records"] == 0
+        for source in ("impressions", "clicks")
+        for hour in window
+    )
+
+
+def _by_campaign(
+    campaigns: pa.Table, hours: list[datetime], values: list[str]
+) -> dict[str, dict[str, float]]:
+    import pyarrow.compute as pc
+
+    wanted = pa.array(hours, pa.timestamp("us", tz="UTC"))
+    rows = campaigns.filter(pc.is_in(campaigns.column("hour"), wanted))
+    return {k[0]: v for k, v in sums_by(rows, ["campaign_id"], values).items()}
+
+
+def pacing(obs: Observations, cfg: MonitorSettings, end: datetime) -> list[Finding]:
     """Spend today against the daily share of the budget expected by ``end``.
 
     The expected share of a day's spend by a given hour follows the campaign's own
@@ -79,8 +93,19 @@ def pacing(
     """
     if obs.dims is None or end.hour < 6:
         return []  # no budgets known, or too early in the day to judge pace
+    import pyarrow.compute as pc
+
     today = end.date()
     day_start = end.replace(hour=0)
+    hours = obs.campaigns.column("hour")
+    spent = sums_by(
+        obs.campaigns.filter(pc.and_(pc.greater_equal(hours, day_start), pc.less(hours, end))),
+        ["campaign_id"],
+        ["spend"],
+    )
+    past = obs.campaigns.filter(pc.less(hours, day_start))
+    early = pc.if_else(pc.less(pc.hour(past.column("hour")), end.hour), past.column("spend"), 0.0)
+    curve = sums_by(past.append_column("early", early), ["campaign_id"], ["spend", "early"])
     low, high = cfg.pacing_bounds
     findings = []
     for row in obs.dims.to_pylist():
@@ -90,21 +115,20 @@ def pacing(
             continue
         flight_days = (stop - start).days + 1 if start and stop else 30
         daily = budget / flight_days
-        spent = sum(
-            sums.get((campaign, day_start + HOUR * h), {}).get("spend", 0.0)
-            for h in range(end.hour)
-        )
-        expected = daily * _share_by(sums, campaign, end, cfg.lookback_days - 1)
+        usual = curve.get((campaign,), {"spend": 0.0, "early": 0.0})
+        share = usual["early"] / usual["spend"] if usual["spend"] > 0 else end.hour / 24
+        expected = daily * share
         if expected <= 0:
             continue
-        ratio = spent / expected
+        done = spent.get((campaign,), {"spend": 0.0})["spend"]
+        ratio = done / expected
         if not low <= ratio <= high:
             findings.append(
                 Finding(
                     "SpendOffPace",
                     {"source": "impressions", "campaign": campaign},
                     "warning",
-                    f"campaign {campaign}: spent {spent:,.2f} today by {end:%H}:00, expected "
+                    f"campaign {campaign}: spent {done:,.2f} today by {end:%H}:00, expected "
                     f"about {expected:,.2f} of its {daily:,.2f} daily budget ({ratio:.0%} of pace)",
                     ratio,
                     high if ratio > high else low,
@@ -115,17 +139,3 @@ def pacing(
 
 def _running(today: date, start: date | None, stop: date | None) -> bool:
     return (start is None or start <= today) and (stop is None or today <= stop)
-
-
-def _share_by(
-    sums: dict[tuple[object, ...], dict[str, float]], campaign: str, end: datetime, days: int
-) -> float:
-    """Share of a day's spend the campaign usually has by ``end``'s hour."""
-    before = total = 0.0
-    for d in range(1, days + 1):
-        day = end.replace(hour=0) - timedelta(days=d)
-        for h in range(24):
-            spend = sums.get((campaign, day + HOUR * h), {}).get("spend", 0.0)
-            total += spend
-            before += spend if h < end.hour else 0.0
-    return before / total if total > 0 else end.hour / 24

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from advertisex.config import MonitorSettings
-from advertisex.monitor.checks.stats import Seasonal, first_time, seasonal, sums_by
+from advertisex.monitor.checks.stats import Seasonal, at_hours_of_day, seasonal, sums_by
 from advertisex.monitor.model import HOUR, Finding, Observations
 
 # (alertname, setting key, missing column, total column, source label, what)
@@ -81,7 +81,8 @@ def discrepancy(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
 
 
 def _ratios(obs: Observations, cfg: MonitorSettings, hour: datetime) -> list[Finding]:
-    per_source = sums_by(obs.arrivals, ["source", "bucket"], ["records"], hourly="bucket")
+    arrivals = at_hours_of_day(obs.arrivals, "bucket", [hour.hour])
+    per_source = sums_by(arrivals, ["source", "bucket"], ["records"], hourly="bucket")
     bound = cfg.discrepancy_max.get("source_ratio", 0.5)
     findings = []
     for numerator, denominator in _PAIRS:
@@ -92,17 +93,19 @@ def _ratios(obs: Observations, cfg: MonitorSettings, hour: datetime) -> list[Fin
             below = per_source.get((denominator, at), {}).get("records", 0.0)
             if below >= cfg.discrepancy_min_events:
                 ratios[("ratio", at)] = values["records"] / below
-        first = first_time(obs.arrivals, "bucket", {"source": numerator})
+        first = min((at for s, at in per_source if s == numerator), default=None)
         s = seasonal(ratios, ("ratio",), hour, cfg.lookback_days - 1, first, None)
         if ("ratio", hour) not in ratios or not _off(s, cfg, bound):
             continue
+        # The ratio rises when the denominator is short, falls when the numerator is.
+        short, other = (denominator, numerator) if s.value > s.median else (numerator, denominator)
         findings.append(
             Finding(
                 "SourceCountsDisagree",
-                {"source": numerator, "versus": denominator},
+                {"source": short, "versus": other},
                 "warning",
                 f"{numerator} per {denominator[:-1]} was {s.value:.3f} at {hour:%H}:00 UTC, "
-                f"usually {s.median:.3f} ({s.change:+.0%}): one of the two sources is short",
+                f"usually {s.median:.3f} ({s.change:+.0%}): {short} look short",
                 s.value,
                 s.median,
             )

@@ -14,9 +14,10 @@ from collections import defaultdict
 from datetime import timedelta
 
 from advertisex.config import MonitorSettings
-from advertisex.monitor.checks.stats import sums_by
+from advertisex.monitor.checks.stats import split_sums
 from advertisex.monitor.model import HOUR, Finding, Observations
 
+FIELD_KEYS = ["table", "field", "type"]
 # Source label per curated table (for grouping alerts with their source's other alerts).
 _SOURCE = {
     "curated.impressions": "impressions",
@@ -28,23 +29,20 @@ _SOURCE = {
 
 def schema(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
     hour = obs.settled(timedelta(seconds=cfg.settle_seconds)) - HOUR
-    table_rows = sums_by(obs.tables, ["table", "hour"], ["rows"])
-    seen_rows: dict[str, float] = defaultdict(float)  # per table, rows over past hours
-    for (table, at), v in table_rows.items():
-        if at < hour:
-            seen_rows[table] += v["rows"]
+    past_rows, hour_rows = split_sums(obs.tables, "hour", hour, ["table"], ["rows"])
+    seen_rows = {t: v["rows"] for (t,), v in past_rows.items()}  # per table, earlier hours
     before: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     now: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for row in obs.fields.to_pylist():
-        target = now if row["hour"] == hour else before if row["hour"] < hour else None
-        if target is not None:
-            target[(row["table"], row["field"])][row["type"]] += row["rows"]
+    past_fields, hour_fields = split_sums(obs.fields, "hour", hour, FIELD_KEYS, ["rows"])
+    for sums, target in ((past_fields, before), (hour_fields, now)):
+        for (table, name, kind), v in sums.items():
+            target[(table, name)][kind] += v["rows"]
     findings = []
     for (table, name), types in sorted(now.items()):
         labels = {"source": _SOURCE.get(table, table), "table": table, "field": name}
         past = before.get((table, name))
         if past is None:
-            if seen_rows[table] > 0:
+            if seen_rows.get(table, 0) > 0:
                 findings.append(
                     Finding(
                         "SchemaNewField",
@@ -68,8 +66,8 @@ def schema(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                 )
             )
     for (table, name), types in sorted(before.items()):
-        rows_now = table_rows.get((table, hour), {}).get("rows", 0.0)
-        share = sum(types.values()) / seen_rows[table] if seen_rows[table] else 0.0
+        rows_now = hour_rows.get((table,), {}).get("rows", 0.0)
+        share = sum(types.values()) / seen_rows[table] if seen_rows.get(table) else 0.0
         if rows_now >= cfg.schema_min_rows and share >= 0.5 and (table, name) not in now:
             findings.append(
                 Finding(

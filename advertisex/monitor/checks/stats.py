@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,18 +29,45 @@ def sums_by(
     >>> sums_by(t, ["s"], ["n"])
     {('a',): {'n': 3.0}}
     """
+    import pyarrow.compute as pc
+
     keys, values = list(keys), list(values)
-    out: dict[tuple[Any, ...], dict[str, float]] = defaultdict(lambda: dict.fromkeys(values, 0.0))
-    columns = {c: table.column(c).to_pylist() for c in [*keys, *values]}
-    for i in range(table.num_rows):
-        key = tuple(
-            floor_hour(columns[k][i]) if k == hourly and columns[k][i] else columns[k][i]
-            for k in keys
-        )
-        slot = out[key]
-        for v in values:
-            slot[v] += columns[v][i] or 0
-    return dict(out)
+    table = table.select([*keys, *values])
+    if hourly is not None:
+        index = table.column_names.index(hourly)
+        floored = pc.floor_temporal(table.column(hourly), unit="hour")
+        table = table.set_column(index, hourly, floored)
+    grouped = table.group_by(keys, use_threads=False).aggregate([(v, "sum") for v in values])
+    columns = {c: _pylist(grouped.column(c)) for c in grouped.column_names}
+    return {
+        tuple(columns[k][i] for k in keys): {v: float(columns[f"{v}_sum"][i] or 0) for v in values}
+        for i in range(grouped.num_rows)
+    }
+
+
+def split_sums(
+    table: pa.Table, column: str, at: datetime, keys: Iterable[str], values: Iterable[str]
+) -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[tuple[Any, ...], dict[str, float]]]:
+    """Sums per ``keys`` over rows before ``at``, and over rows exactly at ``at``."""
+    import pyarrow.compute as pc
+
+    times = table.column(column)
+    return (
+        sums_by(table.filter(pc.less(times, at)), keys, values),
+        sums_by(table.filter(pc.equal(times, at)), keys, values),
+    )
+
+
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """``to_pylist``, but building each distinct timestamp once (hours repeat a lot)."""
+    if not pa.types.is_timestamp(column.type) or column.null_count:
+        return column.to_pylist()
+    import numpy as np
+
+    micros = column.cast(pa.int64()).to_numpy()
+    values, inverse = np.unique(micros, return_inverse=True)
+    times = pa.array(values, pa.int64()).cast(column.type).to_pylist()
+    return [times[i] for i in inverse]
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,18 @@ def seasonal(
         if value is not None:
             history.append(value)
     return Seasonal(series.get((*key, hour), 0.0), history)
+
+
+def at_hours_of_day(table: pa.Table, column: str, hours: Iterable[int]) -> pa.Table:
+    """Rows whose ``column`` falls in one of the given UTC hours of the day.
+
+    Seasonal comparisons only look at the same hours on other days, so they can drop
+    the rest before aggregating (24 times fewer rows for a single hour).
+    """
+    import pyarrow.compute as pc
+
+    wanted = pa.array(sorted(set(hours)), pa.int64())
+    return table.filter(pc.is_in(pc.hour(table.column(column)), wanted))
 
 
 def proportion_z(successes: float, trials: float, p0: float) -> float:

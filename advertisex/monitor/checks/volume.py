@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from advertisex.config import MonitorSettings
-from advertisex.monitor.checks.stats import Seasonal, first_time, seasonal, sums_by
+from advertisex.monitor.checks.stats import Seasonal, at_hours_of_day, seasonal, sums_by
 from advertisex.monitor.model import HOUR, Finding, Observations
 
 
@@ -21,20 +21,27 @@ def volume(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
     hour = obs.settled(timedelta(seconds=cfg.settle_seconds)) - HOUR
     days = cfg.lookback_days - 1
     findings = []
-    per_source = sums_by(obs.arrivals, ["source", "bucket"], ["records"], hourly="bucket")
+    arrivals = at_hours_of_day(obs.arrivals, "bucket", [hour.hour])
+    per_source = sums_by(arrivals, ["source", "bucket"], ["records"], hourly="bucket")
     series = {k: v["records"] for k, v in per_source.items()}
     for source in obs.sources:
-        first = first_time(obs.arrivals, "bucket", {"source": source})
+        first = min((at for s, at in series if s == source), default=None)
         s = seasonal(series, (source,), hour, days, first)
         if _anomalous(s, cfg):
             findings.append(
                 _finding("VolumeAnomaly", {"source": source}, f"{source} records", s, hour)
             )
-    per_campaign = sums_by(obs.campaigns, ["campaign_id", "hour"], ["impressions"])
+    per_campaign = sums_by(
+        at_hours_of_day(obs.campaigns, "hour", [hour.hour]),
+        ["campaign_id", "hour"],
+        ["impressions"],
+    )
     counts = {k: v["impressions"] for k, v in per_campaign.items()}
+    first_seen: dict[str, datetime] = {}
+    for campaign, at in counts:
+        first_seen[campaign] = min(at, first_seen.get(campaign, at))
     for campaign in top_campaigns(counts, hour, cfg.volume_top_campaigns):
-        first = first_time(obs.campaigns, "hour", {"campaign_id": campaign})
-        s = seasonal(counts, (campaign,), hour, days, first)
+        s = seasonal(counts, (campaign,), hour, days, first_seen.get(campaign))
         if _anomalous(s, cfg):
             findings.append(
                 _finding(
@@ -49,7 +56,7 @@ def volume(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
 
 
 def top_campaigns(counts: dict[tuple[str, datetime], float], hour: datetime, n: int) -> list[str]:
-    """The ``n`` campaigns with the most impressions over the baseline days before ``hour``."""
+    """The ``n`` campaigns with the most impressions at this hour on the days before ``hour``."""
     totals: dict[str, float] = {}
     for (campaign, at), value in counts.items():
         if at < hour and campaign is not None:
