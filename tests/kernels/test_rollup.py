@@ -1,0 +1,116 @@
+"""Hourly rollups and reach: exact integer sums, credits that add up, sketches that merge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_correlate import CLK, IMP, click, imp, rows
+from test_correlate_attribution import CNV, conv
+
+from advertisex.kernels import sketch
+from advertisex.kernels.attribute import attribute_conversions
+from advertisex.kernels.correlate import match_bids, match_clicks
+from advertisex.kernels.rollup import campaign_daily, campaign_hourly
+from advertisex.kernels.windows import Windows
+
+BID = pa.schema(
+    [
+        ("auction_id", pa.string()),
+        ("exchange", pa.string()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("campaign_id", pa.string()),
+        ("ad_creative_id", pa.string()),
+        ("country", pa.string()),
+        ("device_type", pa.string()),
+        ("floor_price", pa.float64()),
+        ("bid_price", pa.float64()),
+    ]
+)
+
+
+def rollup(imps: list, clicks: list, convs: list, hours: list | None = None) -> pa.Table:
+    i, k, v = rows(IMP, imps), rows(CLK, clicks), rows(CNV, convs)
+    matched = match_clicks(i, k, Windows())
+    attributed = attribute_conversions(i, k, v, Windows())
+    bids = match_bids(rows(BID, []), i, Windows())
+    return campaign_hourly(i, matched, attributed, bids, None if hours is None else pa.array(hours))
+
+
+def test_measures_land_in_the_hour_and_dimensions_they_belong_to() -> None:
+    imps = [
+        imp("i1", 0, cost=0.0015, country="US", device_type="mobile"),
+        imp("i2", 70, creative="b", cost=0.002, country="DE", device_type="tv"),
+    ]
+    clicks = [click("k1", 75), click("k2", 76, user="x")]  # k2 is an orphan
+    out = rollup(imps, clicks, [conv("v", 130)])
+    by = {(r["hour"].hour, r["ad_creative_id"], r["country"]): r for r in out.to_pylist()}
+    assert by[(0, "a", "US")]["impressions"] == 1 and by[(0, "a", "US")]["spend_micros"] == 1500
+    assert by[(1, "b", "DE")]["clicks"] == 1 and by[(1, "b", "DE")]["conv_last"] == 1_000_000
+    assert by[(1, None, None)]["orphan_clicks"] == 1
+    assert by[(2, None, None)]["conversions"] == 1
+    assert by[(2, None, None)]["conversion_value_micros"] == 10_000_000
+
+
+def test_linear_credit_of_one_conversion_adds_up_to_exactly_one() -> None:
+    clicks = [click(f"k{n}", n) for n in range(7)]
+    out = rollup([], clicks, [conv("v", 30)])
+    assert sum(out.column("conv_linear").to_pylist()) == 1_000_000
+    assert sum(out.column("value_linear").to_pylist()) == 10_000_000
+
+
+def test_hours_argument_restricts_the_output_to_those_hours() -> None:
+    imps = [imp("i1", 0), imp("i2", 70), imp("i3", 130)]
+    hour = datetime(2026, 11, 20, 1, tzinfo=UTC)
+    out = rollup(imps, [], [], hours=[hour])
+    assert out.column("hour").to_pylist() == [hour]
+
+
+def test_daily_reach_is_the_union_of_hourly_users_not_their_sum() -> None:
+    imps = [imp(f"i{n}", 40 * n, user=f"u{n % 3}") for n in range(12)]  # 3 users over 8 hours
+    hourly = rollup(imps, [], [])
+    daily = campaign_daily(hourly)
+    assert sum(hourly.column("unique_users").to_pylist()) > 3
+    assert daily.column("unique_users").to_pylist() == [3]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 3000), max_size=300), min_size=1, max_size=6))
+def test_sketch_merge_is_exact_below_the_limit_and_order_free(groups: list[list[int]]) -> None:
+    lists = pa.array(
+        [sorted({sketch.hash_user(f"u{n}") for n in g}) for g in groups], pa.list_(pa.uint64())
+    )
+    parts = sketch.from_lists(lists)
+    everyone = {n for g in groups for n in g}
+    merged = sketch.union(parts)
+    reordered = sketch.union(parts.take(pa.array(list(range(len(groups)))[::-1])))
+    assert merged == reordered
+    (count,) = sketch.estimate(pa.array([merged], pa.large_binary()))
+    if len(everyone) <= sketch.EXACT_LIMIT:
+        assert count == len(everyone)
+
+
+def test_large_sets_switch_to_hyperloglog_within_two_percent() -> None:
+    rng = np.random.default_rng(3)
+    hashes = np.unique(rng.integers(0, 2**64, 50_000, dtype=np.uint64))
+    halves = pa.array([hashes[::2], hashes[1::2]], pa.list_(pa.uint64()))
+    parts = sketch.from_lists(halves)
+    assert all(len(p.as_py()) == 8 + sketch.M for p in parts)  # header + registers
+    (count,) = sketch.estimate(pa.array([sketch.union(parts)], pa.large_binary()))
+    assert abs(count - len(hashes)) / len(hashes) < 0.02
+
+
+def test_duckdb_and_python_hash_users_alike() -> None:
+    from advertisex.kernels import engine
+
+    got = engine.run("SELECT " + sketch.HASH_SQL.format(column="'u-0000042'") + " AS h")
+    assert got.column("h").to_pylist() == [sketch.hash_user("u-0000042")]
+
+
+def test_days_split_at_utc_midnight() -> None:
+    late, early = imp("late", 23 * 60 + 59), imp("early", 24 * 60 + 1, user="v")
+    daily = campaign_daily(rollup([late, early], [], []))
+    assert [(d["day"].day, d["unique_users"]) for d in daily.to_pylist()] == [(20, 1), (21, 1)]
