@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from receivers import HttpReceiver, smtp_server  # noqa: E402
+from receivers import HttpReceiver, smtp_server
 
 
 @pytest.fixture
