@@ -28,6 +28,7 @@ from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
 from advertisex.model.schemas import BATCHES
+from advertisex.monitor.metrics import record_batch
 from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
 from advertisex.util.timeutil import utcnow
@@ -158,6 +159,13 @@ class EmbeddedRunner:
         if progress:
             progress("commit", done, len(segments))
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
+        record_batch(
+            accounts,
+            (utcnow() - started_at).total_seconds(),
+            segments,
+            merged,
+            self.settings.data_dir,
+        )
         return accounts, batch_id
 
     def _domains(self) -> Domains | None:
