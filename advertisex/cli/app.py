@@ -30,6 +30,7 @@ VERB_MODULES = [
     "advertisex.cli.serve",
     "advertisex.cli.query",
     "advertisex.cli.report",
+    "advertisex.cli.monitor",
     "advertisex.cli.demo",
 ]
 

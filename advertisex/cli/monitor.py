@@ -1,0 +1,156 @@
+"""Monitoring verbs: ``monitor`` (run the monitors), ``alerts`` (history), ``status`` (at a glance)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import typer
+
+from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+
+FINDING_COLUMNS = ["alertname", "severity", "labels", "summary"]
+ALERT_COLUMNS = ["alertname", "state", "severity", "labels", "since", "summary"]
+HISTORY_COLUMNS = ["at", "alertname", "state", "severity", "source", "summary"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(monitor)
+    app.command()(alerts)
+    app.command()(status)
+
+
+def monitor(
+    once: bool = typer.Option(False, "--once", help="Evaluate once, print, deliver, exit."),
+    interval: float | None = typer.Option(
+        None, "--interval", help="Seconds between evaluations [default: monitor.interval_seconds]."
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus /metrics on this port (127.0.0.1)."
+    ),
+    fmt: Format = FormatOption,
+) -> None:
+    """Run the monitors and send alert notifications; Ctrl-C / SIGTERM to stop."""
+    from advertisex.monitor.service import Monitor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ax = open_platform()
+    mon = Monitor.open(ax)
+    if once:
+        result = mon.evaluate()
+        mon.delivery.drain()
+        rows = [
+            {
+                "alertname": f.alertname,
+                "severity": f.severity,
+                "labels": ", ".join(f"{k}={v}" for k, v in sorted(f.labels.items())),
+                "summary": f.summary,
+            }
+            for f in result.findings
+        ]
+        if fmt is Format.table and not rows:
+            print_message("all monitors pass: nothing to report.")
+            return
+        print_rows(rows, fmt, title="findings", columns=FINDING_COLUMNS)
+        return
+    port = metrics_port if metrics_port is not None else ax.settings.monitor.metrics_port
+    if port:
+        from advertisex.monitor import metrics
+
+        metrics.serve(port, ax.settings.data_dir)
+        print_message(f"metrics on [bold]http://127.0.0.1:{port}/metrics[/]")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    every = interval or ax.settings.monitor.interval_seconds
+    print_message(f"monitoring {ax.settings.data_dir} every {every:g} s; Ctrl-C to stop")
+    mon.run(stop, every, lambda result: _print_evaluation(result, fmt))
+
+
+def _print_evaluation(result: Any, fmt: Format) -> None:
+    firing = sum(t.state == "firing" for t in result.transitions)
+    resolved = sum(t.state == "resolved" for t in result.transitions)
+    line = {
+        "at": result.observations.now.isoformat(timespec="seconds"),
+        "findings": len(result.findings),
+        "fired": firing,
+        "resolved": resolved,
+        "messages": len(result.messages),
+        "errors": result.errors,
+    }
+    if fmt is Format.table:
+        sys.stdout.write(
+            f"{line['at']} {line['findings']} findings, {firing} fired, {resolved} resolved, "
+            f"{line['messages']} messages\n"
+        )
+    else:
+        from advertisex.util import jsonutil
+
+        sys.stdout.write(jsonutil.dumps_str(line) + "\n")
+    sys.stdout.flush()
+
+
+def alerts(
+    firing: bool = typer.Option(False, "--firing", help="Only the alerts firing now."),
+    since: str | None = typer.Option(
+        None, "--since", help="History from this ISO-8601 time on (e.g. 2026-11-20T00:00Z)."
+    ),
+    fmt: Format = FormatOption,
+) -> None:
+    """Alert history from ops.alerts, or with --firing the alerts firing now."""
+    from advertisex.errors import UserInputError
+    from advertisex.monitor.state import StateStore
+    from advertisex.monitor.status import alert_rows
+    from advertisex.util.timeutil import parse_instant
+
+    ax = open_platform()
+    if firing:
+        store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
+        rows = alert_rows(list(store.load("alerts").values()), firing_only=True)
+        print_rows(rows, fmt, title="firing alerts", columns=ALERT_COLUMNS)
+        return
+    where = ""
+    if since:
+        try:
+            where = f"WHERE \"at\" >= TIMESTAMPTZ '{parse_instant(since).isoformat()}'"
+        except ValueError as error:
+            raise UserInputError(
+                f"--since is not an ISO-8601 time: {since!r}", hint="e.g. --since 2026-11-20T06:00Z"
+            ) from error
+    table = ax.query(
+        'SELECT "at", alertname, state, severity, source, labels, value, threshold, summary '
+        f'FROM ops.alerts {where} ORDER BY "at", alertname'
+    )
+    columns = table.column_names if fmt is not Format.table else HISTORY_COLUMNS
+    print_rows(table_rows(table), fmt, title="alert history", columns=columns)
+
+
+def status(fmt: Format = FormatOption) -> None:
+    """The pipeline at a glance: sources, freshness, backlog, rates, firing alerts."""
+    from advertisex.monitor.gather import Gatherer
+    from advertisex.monitor.state import StateStore
+    from advertisex.monitor.status import alert_rows, source_rows
+
+    ax = open_platform()
+    obs = Gatherer(ax.settings, ax.lake).observe()
+    sources = source_rows(obs)
+    store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
+    current = alert_rows(list(store.load("alerts").values()), firing_only=True)
+    if fmt is Format.json:
+        print_json({"at": obs.now.isoformat(), "sources": sources, "firing": current})
+        return
+    print_rows(sources, fmt, title=f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC")
+    if fmt is Format.table:
+        if current:
+            print_rows(current, fmt, title="firing alerts", columns=ALERT_COLUMNS)
+        else:
+            print_message("no alert firing (as of the monitor's last evaluation).")
