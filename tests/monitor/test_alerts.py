@@ -1,0 +1,98 @@
+"""Alert lifecycle (pending → firing → resolved), grouping, repeats, routing, persistence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from advertisex.config import MonitorSettings
+from advertisex.monitor.alerts import AlertEngine
+from advertisex.monitor.model import Finding
+from advertisex.monitor.state import StateStore
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def stale(source: str = "impressions", severity: str = "critical") -> Finding:
+    return Finding("SourceStale", {"source": source}, severity, f"no {source}", 1200.0, 900.0)
+
+
+def engine(**overrides: object) -> AlertEngine:
+    cfg = MonitorSettings(
+        routes={"critical": ("pager", "chat"), "warning": ("chat",), "info": ("log",)},
+        **overrides,  # type: ignore[arg-type]
+    )
+    return AlertEngine(cfg, StateStore(None))
+
+
+def test_pending_for_its_duration_then_firing_then_resolved() -> None:
+    e = engine(for_seconds={"SourceStale": 300})
+    changes, messages = e.update([stale()], T0)
+    assert [c.state for c in changes] == ["pending"] and messages == []
+    changes, messages = e.update([stale()], T0 + 4 * MIN)
+    assert changes == [] and messages == []
+    changes, messages = e.update([stale()], T0 + 5 * MIN)
+    assert [c.state for c in changes] == ["firing"]
+    (message,) = messages
+    assert message["status"] == "firing" and message["channels"] == ["pager", "chat"]
+    assert message["alerts"][0]["startsAt"] == T0.isoformat()
+    changes, messages = e.update([], T0 + 9 * MIN)
+    assert [c.state for c in changes] == ["resolved"]
+    assert messages[0]["status"] == "resolved"
+    assert messages[0]["alerts"][0]["endsAt"] == (T0 + 9 * MIN).isoformat()
+    assert e.store.load("alerts") == {} and e.store.load("groups") == {}
+
+
+def test_a_pending_alert_that_clears_is_dropped_silently() -> None:
+    e = engine(for_seconds={"SourceStale": 300})
+    e.update([stale()], T0)
+    changes, messages = e.update([], T0 + MIN)
+    assert changes == [] and messages == []
+    assert e.store.load("alerts") == {}
+
+
+def test_one_incident_one_message_and_a_repeat_while_it_lasts() -> None:
+    e = engine(repeat_interval_seconds=3600)
+    other = Finding("VolumeAnomaly", {"source": "impressions"}, "warning", "dropped")
+    _, messages = e.update([stale(), other], T0)
+    (message,) = messages  # both alerts share source=impressions: one message
+    assert message["groupLabels"] == {"source": "impressions"}
+    assert {a["labels"]["alertname"] for a in message["alerts"]} == {"SourceStale", "VolumeAnomaly"}
+    assert message["receiver"] == "critical"  # routed by the most severe alert in it
+    assert e.update([stale(), other], T0 + 30 * MIN)[1] == []  # nothing new: silence
+    repeat = e.update([stale(), other], T0 + 60 * MIN)[1]
+    assert len(repeat) == 1 and repeat[0]["status"] == "firing"
+    # A different source is another incident.
+    _, messages = e.update([stale(), other, stale("bids")], T0 + 61 * MIN)
+    assert [m["groupKey"] for m in messages] == ["source=bids"]
+
+
+def test_an_alert_joining_an_incident_and_one_leaving_it_are_told() -> None:
+    e = engine()
+    e.update([stale()], T0)
+    joined = Finding("VolumeAnomaly", {"source": "impressions"}, "warning", "dropped")
+    _, messages = e.update([stale(), joined], T0 + MIN)
+    assert len(messages) == 1 and len(messages[0]["alerts"]) == 2
+    _, messages = e.update([stale()], T0 + 2 * MIN)
+    (message,) = messages  # still firing, with the resolved member marked so
+    assert message["status"] == "firing"
+    assert {a["status"] for a in message["alerts"]} == {"firing", "resolved"}
+
+
+def test_duplicate_findings_are_one_alert_and_severity_can_be_overridden() -> None:
+    e = engine(severity={"SourceStale": "info"})
+    changes, messages = e.update([stale(), stale()], T0)
+    assert [c.state for c in changes] == ["pending", "firing"]
+    assert messages[0]["channels"] == ["log"] and messages[0]["receiver"] == "info"
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    cfg = MonitorSettings()
+    path = tmp_path / "state.db"
+    AlertEngine(cfg, StateStore(path)).update([stale()], T0)
+    again = AlertEngine(cfg, StateStore(path))
+    changes, messages = again.update([stale()], T0 + MIN)
+    assert changes == [] and messages == []  # already firing and told: no second message
+    changes, messages = again.update([], T0 + 2 * MIN)
+    assert [c.state for c in changes] == ["resolved"] and len(messages) == 1
