@@ -113,7 +113,7 @@ def test_business_flags_a_ctr_shift_and_skips_pacing_without_budgets() -> None:
     after = T + timedelta(minutes=20)
     assert MONITORS["business"](sim.observe(after), CFG) == []
     window = range(
-        int(((T - START) / timedelta(minutes=5))) - 72, int((T - START) / timedelta(minutes=5))
+        int((T - START) / timedelta(minutes=5)) - 72, int((T - START) / timedelta(minutes=5))
     )
     sim.clicks[list(window), 0] *= 3  # campaign 0 gets three times its clicks for 6 hours
     sim._cache = None
