@@ -54,12 +54,17 @@ def load(
     if fmt is Format.json:
         print_json(row)
         return
-    print_rows([row], fmt, title=f"dims.{report.kind}")
-    if fmt is Format.table:
-        if report.is_noop:
-            print_message(f"no change: every row of {path.name} is already current (no-op).")
-        if report.ignored_columns:
-            print_message("ignored columns: " + ", ".join(report.ignored_columns))
+    if fmt is Format.csv:
+        print_rows([row], fmt)
+        return
+    columns = ["file", "kind", "format", "rows", "added", "changed", "unchanged", "versions"]
+    print_rows([{**row, "file": path.name}], fmt, title=f"dims.{report.kind}", columns=columns)
+    if report.is_noop:
+        print_message(f"no change: every row of {path.name} is already current (no-op).")
+    elif report.changed:
+        print_message(f"changed rows hold from {report.effective_from.isoformat()}.")
+    if report.ignored_columns:
+        print_message("ignored columns: " + ", ".join(report.ignored_columns))
 
 
 @dims_app.command("list")

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from advertisex.dims.model import Dimensions
 from advertisex.dims.read import read_dim_file
 from advertisex.dims.scd import as_of, merge
 from advertisex.dims.schemas import KINDS
-from advertisex.dims.model import Dimensions
 from advertisex.errors import CommitConflictError
 from advertisex.util.timeutil import utcnow
 
@@ -61,6 +61,7 @@ def load_file(
     """Load a campaigns or creatives file; changed rows become new versions from ``effective_from``."""
     parsed = read_dim_file(path, kind)
     spec = parsed.kind
+    lake.refresh()  # merge into the versions as they are now, not as this process last saw them
     loaded_at = now or utcnow()
     effective = effective_from or loaded_at
     before = versions(lake, spec.kind)
@@ -121,12 +122,21 @@ _cache: dict[tuple[str, ...], Dimensions] = {}
 
 def snapshot(lake: Lake) -> Dimensions | None:
     """Every version of both kinds as Arrow, for the enrichment kernel; None when none loaded."""
-    tables = {kind: lake.table(spec.table) for kind, spec in KINDS.items()}
-    key = (str(lake.settings.catalog_uri), *(t.metadata_location for t in tables.values()))
+    # Never create the tables here: a lake without dimensions stays without them.
+    tables = {
+        kind: lake.table(spec.table) if lake.catalog.table_exists(spec.table) else None
+        for kind, spec in KINDS.items()
+    }
+    key = (
+        str(lake.settings.catalog_uri),
+        *(t.metadata_location if t is not None else "" for t in tables.values()),
+    )
     cached = _cache.get(key)
     if cached is None:
         loaded = {
-            kind: versions(lake, kind) if table.current_snapshot() is not None else None
+            kind: versions(lake, kind)
+            if table is not None and table.current_snapshot() is not None
+            else None
             for kind, table in tables.items()
         }
         cached = Dimensions(campaigns=loaded["campaigns"], creatives=loaded["creatives"])

@@ -93,6 +93,7 @@ def replay(
 
     selection = selection or Selection()
     started_at = utcnow()
+    lake.refresh()  # read and commit against the tables as they are now
     now = now or started_at
     selected = read(lake, selection)
     runner = EmbeddedRunner(settings, lake, landing)
@@ -341,7 +342,7 @@ def _commit(
     batch_id: str,
 ) -> None:
     """Appends, the quarantine rewrite and the ops rows: one catalog transaction."""
-    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     properties = {"advertisex.batch-id": batch_id, "advertisex.replay": "true"}
     tables = {name: lake.table(name) for name in [*appends, TABLE, "ops.batches"]}
@@ -354,7 +355,7 @@ def _commit(
                 if updated.num_rows:
                     tx.append(updated, snapshot_properties=properties)
             tables["ops.batches"].append(batch_rows, snapshot_properties=properties)
-    except CommitFailedException as error:
+    except (CommitFailedException, ValidationException) as error:
         raise CommitConflictError(
             f"quarantine replay lost a race: {error}",
             hint="another process changed the tables meanwhile; run the replay again",
@@ -375,10 +376,13 @@ def _delete_filter(rows: pa.Table) -> Any:
     ):
         by_file.setdefault(name, set()).add(position)
     terms = [
-        And(EqualTo("source_file", name), In("source_position", sorted(positions)))
+        And(
+            EqualTo("source_file", name),  # type: ignore[call-arg,misc]
+            In("source_position", sorted(positions)),  # type: ignore[call-arg,misc]
+        )
         for name, positions in by_file.items()
     ]
-    expression = terms[0]
+    expression: Any = terms[0]
     for term in terms[1:]:
         expression = Or(expression, term)
     return expression

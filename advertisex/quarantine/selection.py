@@ -45,9 +45,10 @@ class Selection:
 
         expression: Any = AlwaysTrue()
         if self.source:
-            expression = And(expression, EqualTo("source", self.source))
+            expression = And(expression, EqualTo("source", self.source))  # type: ignore[call-arg,misc]
         if self.since:
-            expression = And(expression, GreaterThanOrEqual("ingest_time", self.since.isoformat()))
+            since = self.since.isoformat()
+            expression = And(expression, GreaterThanOrEqual("ingest_time", since))  # type: ignore[call-arg,misc]
         return expression
 
 

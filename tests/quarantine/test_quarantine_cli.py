@@ -1,0 +1,54 @@
+"""``advertisex quarantine list|show|replay``: a real subprocess for the entry point, the rest in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_list_show_replay_with_a_changed_setting(tmp_path, cli, run_subprocess, open_lake):
+    data = tmp_path / "data"
+    events = tmp_path / "imps.ndjson"
+    events.write_text(
+        '{"impression_id":"far","timestamp":"2099-01-01T00:00:00Z","ad_creative_id":"c",'
+        '"user_id":"u","website":"w"}\n'
+        '{"impression_id":"bad","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    )
+    ax = open_lake(data)
+    ax.ingest([str(events)])
+    ax.runner.process()
+
+    code, out, err = run_subprocess(data, "quarantine", "list", "--format", "json")
+    assert code == 0, err
+    assert {r["reason"]: r["records"] for r in json.loads(out)} == {
+        "timestamp_in_future": 1,
+        "required_missing:timestamp": 1,
+    }
+    _, out, _ = cli(data, "quarantine", "list")
+    assert "timestamp_in_future" in out
+    _, out, _ = cli(data, "quarantine", "show", "--reason", "timestamp_in_future")
+    assert "timestamp_in_future" in out and '"far"' in out
+    assert ".ndjson:1" in out  # landing file:position
+
+    code, _, err = cli(data, "quarantine", "replay")
+    assert code == 0 and "no change" in err
+
+    # A far wider future skew (a changed setting) lets the record through on replay.
+    skew = str(100 * 365 * 86400)
+    code, out, err = cli(
+        data, "quarantine", "replay", "-f", "json", ADVERTISEX_PROCESSOR__FUTURE_SKEW_SECONDS=skew
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["batch_id"].startswith("replay-")
+    assert report["tables"] == {"curated.impressions": 1}
+    _, out, _ = cli(data, "quarantine", "list", "--format", "json")
+    assert [r["reason"] for r in json.loads(out)] == ["required_missing:timestamp"]
+
+    code, _, err = run_subprocess(data, "quarantine", "list", "--source", "clickz")
+    assert code == 2 and "unknown source 'clickz'" in err and "Traceback" not in err
+    code, _, err = cli(data, "quarantine", "show", "--since", "yesterday")
+    assert code == 2 and "--since 'yesterday'" in err
