@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -61,10 +62,29 @@ class AdvertiseX:
 
         return QueryEngine(self.lake).query(sql)
 
-    def report_campaigns(self, start: date | None = None, end: date | None = None) -> pa.Table:
+    def report_campaigns(
+        self, start: date | None = None, end: date | None = None, **options: Any
+    ) -> pa.Table:
         from advertisex.reports import campaigns
 
-        return campaigns.campaign_days(self, start, end)
+        return campaigns.campaign_days(self, start, end, **options)
+
+    def report(self, name: str, options: Any = None) -> Any:
+        """A named report (``advertisex.reports.REPORTS``) with ``ReportOptions``."""
+        import importlib
+
+        from advertisex.reports import REPORTS
+        from advertisex.reports.common import ReportOptions
+
+        return importlib.import_module(REPORTS[name]).report(self, options or ReportOptions())
+
+    def refresh_marts(self, rebuild: bool = False) -> Any:
+        """Bring the marts up to date with the curated tables (or recompute them)."""
+        from advertisex.marts.iceberg import rebuild_marts, update_marts
+
+        if rebuild:
+            return rebuild_marts(self.lake, self.settings)
+        return update_marts(self.lake, self.settings)
 
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()

@@ -1,16 +1,24 @@
-"""``advertisex report …``: named questions over the tables."""
+"""``advertisex report …``: named questions over the marts, and keeping the marts current."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_rows, table_rows
+from advertisex.cli.output import Format, print_json, print_rows, table_rows
 from advertisex.errors import UserInputError
 
-report_app = typer.Typer(help="Campaign and pipeline reports.", no_args_is_help=True)
+report_app = typer.Typer(help="Campaign, funnel, user and auction reports.", no_args_is_help=True)
+
+FromOption = typer.Option(None, "--from", help="First day (YYYY-MM-DD, UTC), inclusive.")
+ToOption = typer.Option(None, "--to", help="Last day (YYYY-MM-DD, UTC), inclusive.")
+CampaignOption = typer.Option(None, "--campaign", help="Only this campaign id.")
+ModelOption = typer.Option(
+    "last", "--model", help="Attribution model for conversions: last, first or linear."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,14 +27,98 @@ def register(app: typer.Typer) -> None:
 
 @report_app.command("campaigns")
 def report_campaigns(
-    start: str | None = typer.Option(None, "--from", help="First day (YYYY-MM-DD), inclusive."),
-    end: str | None = typer.Option(None, "--to", help="Last day (YYYY-MM-DD), inclusive."),
+    start: str | None = FromOption,
+    end: str | None = ToOption,
+    campaign: str | None = CampaignOption,
+    model: str = ModelOption,
     fmt: Format = FormatOption,
 ) -> None:
-    """Per campaign and day: impressions, unique users, clicks, conversions, CTR, CR, spend."""
-    ax = open_platform()
-    table = ax.report_campaigns(_day(start, "--from"), _day(end, "--to"))
-    print_rows(table_rows(table), fmt, title="campaigns by day", columns=table.column_names)
+    """Per campaign and day: impressions, unique users, clicks, conversions, CTR, spend, CPA, ROAS, eCPM, win rate."""
+    _show("campaigns", "campaigns by day", start, end, campaign, model, fmt)
+
+
+@report_app.command("funnel")
+def report_funnel(
+    start: str | None = FromOption,
+    end: str | None = ToOption,
+    campaign: str | None = CampaignOption,
+    model: str = ModelOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Bid request → bid → win → impression → click → conversion, per campaign and in all."""
+    _show("funnel", "funnel", start, end, campaign, model, fmt)
+
+
+@report_app.command("users")
+def report_users(
+    start: str | None = FromOption,
+    end: str | None = ToOption,
+    campaign: str | None = CampaignOption,
+    model: str = ModelOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Frequency, reach, time to click and time to convert."""
+    _show("users", "users", start, end, campaign, model, fmt)
+
+
+@report_app.command("bids")
+def report_bids(
+    start: str | None = FromOption,
+    end: str | None = ToOption,
+    campaign: str | None = CampaignOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Per campaign and day: requests, bids, wins, win rate, bid / floor / clearing CPM."""
+    _show("bids", "auctions by day", start, end, campaign, "last", fmt)
+
+
+@report_app.command("refresh")
+def refresh(
+    rebuild: bool = typer.Option(False, "--rebuild", help="Recompute the marts from scratch."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Bring the marts up to date with the curated tables (processing does this by itself)."""
+    done = open_platform().refresh_marts(rebuild)
+    row: dict[str, Any] = {"mode": "disabled"}
+    if done is not None:
+        row = dict(done.__dict__)
+        row["new_rows"] = sum(done.new_rows.values())
+        row["seconds"] = round(done.seconds, 3)
+    print_rows([row], fmt, title="marts", columns=list(row))
+
+
+def _show(
+    name: str,
+    title: str,
+    start: str | None,
+    end: str | None,
+    campaign: str | None,
+    model: str,
+    fmt: Format,
+) -> None:
+    from advertisex.reports.common import ReportOptions
+
+    options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model)
+    result = open_platform().report(name, options)
+    if isinstance(result, dict):  # several sections
+        _print_sections(result, fmt)
+    else:
+        print_rows(table_rows(result), fmt, title=title, columns=result.column_names)
+
+
+def _print_sections(sections: dict[str, Any], fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json({name: table_rows(table) for name, table in sections.items()})
+        return
+    if fmt is Format.csv:
+        rows, columns = [], ["section"]
+        for name, table in sections.items():
+            rows += [{"section": name, **r} for r in table_rows(table)]
+            columns += [c for c in table.column_names if c not in columns]
+        print_rows(rows, fmt, columns=columns)
+        return
+    for name, table in sections.items():
+        print_rows(table_rows(table), fmt, title=name.replace("_", " "), columns=table.column_names)
 
 
 def _day(value: str | None, flag: str) -> date | None:

@@ -64,7 +64,7 @@ WITH imp AS (
 ), bid AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
     device_type, count(*) AS bid_requests, count(bid_price) AS bids,
-    count(*) FILTER (won) AS wins,
+    count(floor_price) AS floors, count(*) FILTER (won) AS wins,
     sum(CAST(round(bid_price * 1e6) AS BIGINT)) AS bid_micros,
     sum(CAST(round(floor_price * 1e6) AS BIGINT)) AS floor_micros,
     sum(CAST(round(bid_price * 1e6) AS BIGINT)) FILTER (won) AS won_bid_micros,

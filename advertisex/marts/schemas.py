@@ -78,6 +78,7 @@ MEASURES = (
     "value_linear",
     "bid_requests",
     "bids",
+    "floors",
     "wins",
     "bid_micros",
     "floor_micros",

@@ -1,7 +1,10 @@
-"""``report campaigns``: per campaign and day — impressions, reach, clicks, conversions, spend.
+"""``report campaigns``: per campaign and day — delivery, response, money and auctions.
 
-Plain attribution: a click or conversion counts for the campaign it names. Proper
-correlation (which impression earned which click) is the correlator's job.
+Read from ``marts.campaign_hourly`` (summed over the day's hours) and
+``marts.campaign_daily`` (unique users: the day's merged user sketch). ``clicks`` and
+``conversions`` count events on their own day; ``attributed_conversions`` and
+``attributed_value`` are what the day's ads earned under the chosen model, and
+``cpa`` = spend / attributed conversions, ``roas`` = attributed value / spend.
 """
 
 from __future__ import annotations
@@ -11,45 +14,54 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from advertisex.reports.common import ReportOptions, run
+
 if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
 
 SQL = """
-WITH imp AS (
-  SELECT campaign_id, CAST(event_time AS DATE) AS day,
-         count(*) AS impressions, count(DISTINCT user_id) AS unique_users, sum(cost) AS spend
-  FROM curated.impressions
-  WHERE event_time >= $start AND event_time < $end
+WITH h AS (
+  SELECT campaign_id, CAST(hour AS DATE) AS day,
+    CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
+    CAST(sum(conversions) AS BIGINT) AS conversions,
+    CAST(sum(spend_micros) AS BIGINT) AS spend_micros,
+    CAST(sum(conversion_value_micros) AS BIGINT) AS value_micros,
+    CAST(sum(CREDIT) AS BIGINT) AS credit, CAST(sum(VALUE) AS BIGINT) AS credit_value,
+    CAST(sum(bids) AS BIGINT) AS bids, CAST(sum(wins) AS BIGINT) AS wins
+  FROM marts.campaign_hourly
+  WHERE WHERE_HOURLY
   GROUP BY ALL
-), clk AS (
-  SELECT campaign_id, CAST(event_time AS DATE) AS day, count(*) AS clicks
-  FROM curated.clicks WHERE event_time >= $start AND event_time < $end GROUP BY ALL
-), cnv AS (
-  SELECT campaign_id, CAST(event_time AS DATE) AS day, count(*) AS conversions,
-         sum(conversion_value) AS conversion_value
-  FROM curated.conversions WHERE event_time >= $start AND event_time < $end GROUP BY ALL
 )
-SELECT coalesce(imp.campaign_id, clk.campaign_id, cnv.campaign_id) AS campaign_id,
-       coalesce(imp.day, clk.day, cnv.day) AS day,
-       coalesce(impressions, 0) AS impressions,
-       coalesce(unique_users, 0) AS unique_users,
-       coalesce(clicks, 0) AS clicks,
-       coalesce(conversions, 0) AS conversions,
-       round(coalesce(clicks, 0) / nullif(impressions, 0), 6) AS ctr,
-       round(coalesce(conversions, 0) / nullif(clicks, 0), 6) AS conversion_rate,
-       round(coalesce(spend, 0), 6) AS spend,
-       round(coalesce(conversion_value, 0), 2) AS conversion_value
-FROM imp
-FULL JOIN clk USING (campaign_id, day)
-FULL JOIN cnv USING (campaign_id, day)
-ORDER BY day, campaign_id NULLS LAST
+SELECT h.campaign_id, h.day, impressions, coalesce(d.unique_users, 0) AS unique_users,
+  clicks, conversions,
+  round(clicks / nullif(impressions, 0), 6) AS ctr,
+  round(conversions / nullif(clicks, 0), 6) AS conversion_rate,
+  round(spend_micros / 1e6, 6) AS spend,
+  round(value_micros / 1e6, 2) AS conversion_value,
+  round(credit / 1e6, 4) AS attributed_conversions,
+  round(credit_value / 1e6, 2) AS attributed_value,
+  round(spend_micros / nullif(credit, 0), 4) AS cpa,
+  round(credit_value / nullif(spend_micros, 0), 4) AS roas,
+  round(spend_micros / 1e3 / nullif(impressions, 0), 4) AS ecpm,
+  bids, wins, round(wins / nullif(bids, 0), 6) AS win_rate
+FROM h LEFT JOIN marts.campaign_daily d
+  ON d.campaign_id IS NOT DISTINCT FROM h.campaign_id AND d.day = h.day
+WHERE h.campaign_id IS NOT NULL OR impressions + clicks + conversions > 0
+ORDER BY h.day, h.campaign_id NULLS LAST
 """
 
 
-def campaign_days(ax: AdvertiseX, start: date | None, end: date | None) -> pa.Table:
-    from advertisex.lake.query import QueryEngine
+def campaign_days(
+    ax: AdvertiseX, start: date | None = None, end: date | None = None, **options: object
+) -> pa.Table:
+    """The report's rows; ``options`` are ReportOptions fields (campaign, model)."""
+    return report(ax, ReportOptions(start, end, **options))  # type: ignore[arg-type]
 
-    engine = QueryEngine(ax.lake, ("curated.impressions", "curated.clicks", "curated.conversions"))
-    low = start.isoformat() if start else "0001-01-01"
-    high = (date.fromordinal(end.toordinal() + 1)).isoformat() if end else "9999-12-31"
-    return engine.con.sql(SQL, params={"start": low, "end": high}).to_arrow_table()
+
+def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+    sql = (
+        SQL.replace("CREDIT", options.credit)
+        .replace("VALUE", options.value)
+        .replace("WHERE_HOURLY", options.where("hour"))
+    )
+    return run(ax, sql, ("marts.campaign_hourly", "marts.campaign_daily"), options)

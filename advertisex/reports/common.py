@@ -1,0 +1,87 @@
+"""What every report shares: its options, the models, and running SQL over the marts.
+
+Reports are named questions answered with DuckDB over the Iceberg tables (marts first:
+they are small and pre-correlated; curated tables only where a question needs single
+events, such as impressions per user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from advertisex.errors import UserInputError
+from advertisex.util.timeutil import day_start
+
+if TYPE_CHECKING:
+    from advertisex.api import AdvertiseX
+
+# Model → (credit column, value column) of marts.campaign_hourly.
+MODELS = {
+    "last": ("conv_last", "value_last"),
+    "first": ("conv_first", "value_first"),
+    "linear": ("conv_linear", "value_linear"),
+}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Days ``start``..``end`` (inclusive, UTC), one campaign or all, an attribution model."""
+
+    start: date | None = None
+    end: date | None = None
+    campaign: str | None = None
+    model: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise UserInputError(
+                f"unknown attribution model {self.model!r}",
+                hint="use --model last, first or linear",
+            )
+        if self.start and self.end and self.end < self.start:
+            raise UserInputError(
+                f"--to {self.end} is before --from {self.start}", hint="swap the two dates"
+            )
+
+    @property
+    def low(self) -> datetime:
+        return day_start(self.start) if self.start else datetime(1, 1, 2, tzinfo=UTC)
+
+    @property
+    def high(self) -> datetime:
+        """Exclusive end: midnight after ``end``."""
+        if self.end is None:
+            return datetime(9999, 12, 30, tzinfo=UTC)
+        return day_start(self.end) + timedelta(days=1)
+
+    @property
+    def credit(self) -> str:
+        return MODELS[self.model][0]
+
+    @property
+    def value(self) -> str:
+        return MODELS[self.model][1]
+
+    def where(self, time_column: str, campaign_column: str = "campaign_id") -> str:
+        """SQL condition for the date range (``$low``/``$high``) and the campaign."""
+        condition = f"{time_column} >= $low AND {time_column} < $high"
+        return condition + (f" AND {campaign_column} = $campaign" if self.campaign else "")
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.campaign:
+            params["campaign"] = self.campaign
+        return params
+
+
+def run(ax: AdvertiseX, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
+    """Run report SQL with the options' parameters over views of ``tables``."""
+    from advertisex.lake.query import QueryEngine
+
+    engine = QueryEngine(ax.lake, tables)
+    params = {k: v for k, v in options.params().items() if f"${k}" in sql}
+    return engine.con.sql(sql, params=params).to_arrow_table()
