@@ -99,7 +99,6 @@ def hourly(lake: Lake, start: datetime, settings: Settings) -> dict[str, pa.Tabl
         "id_horizon": corr.impression_id_horizon_seconds,
         "click_through": corr.click_through_window_seconds,
         "view_through": corr.view_through_window_seconds,
-        "auction_window": corr.auction_window_seconds,
     }
     con = engine.con
     out = {}
@@ -152,21 +151,28 @@ WITH c AS (
   FROM curated.conversions WHERE ingest_time >= $start
 ), i AS (
   SELECT impression_id, user_id, campaign_id, event_time FROM curated.impressions
-  WHERE event_time >= $start - to_seconds($id_horizon + $click_through)
+  WHERE event_time >= (SELECT min(event_time) FROM (FROM c SELECT event_time UNION ALL
+                                                      FROM v SELECT event_time))
+                      - to_seconds(greatest($id_horizon, $view_through))
     AND (user_id IN (SELECT user_id FROM c UNION SELECT user_id FROM v)
          OR impression_id IN (SELECT impression_id FROM c))
 ), k AS (
   SELECT user_id, campaign_id, event_time FROM curated.clicks
-  WHERE event_time >= $start - to_seconds($click_through)
+  WHERE event_time >= (SELECT min(event_time) FROM v) - to_seconds($click_through)
     AND user_id IN (SELECT user_id FROM v)
 ), p AS (
-  SELECT {_hour()} AS hour, auction_id, event_time FROM curated.impressions
+  SELECT {_hour()} AS hour, auction_id FROM curated.impressions
   WHERE ingest_time >= $start AND auction_id IS NOT NULL
+), bid AS (
+  SELECT DISTINCT auction_id FROM curated.bid_requests
+  WHERE auction_id IN (SELECT auction_id FROM p)
 ), b AS (
-  SELECT {_hour()} AS hour, auction_id, event_time,
-    coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
-      OR json_extract(extras, '$.win_price') IS NOT NULL AS won
-  FROM curated.bid_requests WHERE event_time >= $start - to_seconds($auction_window + $id_horizon)
+  SELECT {_hour()} AS hour, auction_id FROM curated.bid_requests
+  WHERE ingest_time >= $start
+    AND (coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
+         OR json_extract(extras, '$.win_price') IS NOT NULL)
+), shown AS (
+  SELECT DISTINCT auction_id FROM curated.impressions WHERE auction_id IN (SELECT auction_id FROM b)
 ), orphans AS (
   SELECT hour, count(*) AS clicks, count(*) FILTER (WHERE NOT (
       EXISTS (SELECT 1 FROM i WHERE i.impression_id = c.impression_id)
@@ -183,16 +189,14 @@ WITH c AS (
   )) AS unattributed_conversions
   FROM v GROUP BY hour
 ), unbid AS (
-  SELECT hour, count(*) AS programmatic_impressions, count(*) FILTER (
-    WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.auction_id = p.auction_id)
-  ) AS impressions_without_bid
+  SELECT hour, count(*) AS programmatic_impressions,
+    count(*) FILTER (WHERE auction_id NOT IN (SELECT auction_id FROM bid)) AS impressions_without_bid
   FROM p GROUP BY hour
 ), unwon AS (
-  SELECT hour, count(*) AS won_bids, count(*) FILTER (
-    WHERE NOT EXISTS (SELECT 1 FROM curated.impressions m
-                      WHERE m.auction_id = b.auction_id AND m.event_time >= $start - INTERVAL 1 DAY)
-  ) AS won_bids_without_impression
-  FROM b WHERE won AND event_time >= $start GROUP BY hour
+  SELECT hour, count(*) AS won_bids,
+    count(*) FILTER (WHERE auction_id NOT IN (SELECT auction_id FROM shown))
+      AS won_bids_without_impression
+  FROM b GROUP BY hour
 ), hours AS (
   SELECT hour FROM orphans UNION SELECT hour FROM unattributed
   UNION SELECT hour FROM unbid UNION SELECT hour FROM unwon
