@@ -98,6 +98,7 @@ def replay(
     selected = read(lake, selection)
     runner = EmbeddedRunner(settings, lake, landing)
     dims = _dimensions(lake)
+    rules = _rules(settings, runner, now)
     report = ReplayReport(batch_id=None)
     batch_id = _batch_id(selected, started_at)
     appends: dict[str, list[pa.Table]] = {}
@@ -121,7 +122,7 @@ def replay(
             source,
             frame,
             lineage,
-            _rules(settings, lake, now),
+            rules,
             batch_id,
             runner._seen,
             ivt=_ivt(runner, source),
@@ -427,17 +428,19 @@ def _batch_id(selected: pa.Table, started_at: datetime) -> str:
 # ---------------------------------------------------------------- settings in force
 
 
-def _rules(settings: Settings, lake: Lake, now: datetime) -> Any:
-    """The validation rules a landing batch would get now (same settings, same dimensions)."""
+def _rules(settings: Settings, runner: Any, now: datetime) -> Any:
+    """The validation rules a landing batch would get now: same settings, same dimensions."""
     from advertisex.kernels.standardize import Rules
 
     processor = settings.processor
+    domains = runner._domains() if hasattr(runner, "_domains") else None
     return Rules(
         now=now,
         future_skew=timedelta(seconds=processor.future_skew_seconds),
         max_age=timedelta(days=processor.max_event_age_days)
         if processor.max_event_age_days
         else None,
+        domains=domains,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from advertisex import dims
 from advertisex.quarantine.replay import replay
 from advertisex.quarantine.selection import Selection, records, summary
 
@@ -60,17 +61,20 @@ def lake_dir(tmp_path_factory: pytest.TempPathFactory, open_lake) -> Path:
         "event_timestamp;user_id;ad_campaign_id;event_type;click_id\r\n"
         "2026-11-27T11:00:00Z;u1;cmp-1;click;k-ok\r\n"
         f"{FUTURE};u1;cmp-1;click;k-future\r\n"
+        "2026-11-27T11:00:00Z;u1;cmp-2;click;k-unknown\r\n"  # cmp-2 is not loaded yet
     )
     good = {"auction_id": "a-ok", "timestamp": 1795777200000, "user_id": "u1", "exchange": "x"}
     late = {"auction_id": "a-future", "timestamp": 1795791600000, "user_id": "u1", "exchange": "x"}
     (drop / "bids.avro").write_bytes(_avro_bids([good, late]))
     (drop / "broken.avro").write_bytes(b"Obj\x01 this is not really avro")
     ax = open_lake(base / "data")
+    (base / "campaigns.csv").write_text("campaign_id,advertiser\ncmp-1,Acme\n")
+    dims.load_file(ax.lake, base / "campaigns.csv")
     ax.ingest([str(drop)])
     report = ax.runner.process(now=NOW)
     assert {s: a.quarantined for s, a in report.accounts.items()} == {
         "impressions": 5,
-        "clicks": 1,
+        "clicks": 2,
         "bids": 2,
     }
     retry = base / "retry.ndjson"
@@ -87,6 +91,7 @@ def test_list_groups_by_source_and_reason(lake_dir, open_lake):
     assert counts[("impressions", "timestamp_in_future")] == 3
     assert counts[("impressions", "json_invalid")] == 1
     assert counts[("clicks", "timestamp_in_future")] == 1
+    assert counts[("clicks", "unknown_campaign")] == 1
     assert counts[("bids", "avro_unreadable")] == 1
     only = summary(lake, Selection(source="clicks")).to_pylist()
     assert {r["source"] for r in only} == {"clicks"}
@@ -116,6 +121,15 @@ def test_replay_moves_what_now_passes_exactly_once(lake_dir, open_lake):
         tolerant.settings, tolerant.lake, tolerant.landing, Selection(source="clicks"), now=NOW
     )
     assert clicks.changed and clicks.by_table == {"curated.clicks": 1}
+    assert clicks.sources["clicks"].still_quarantined == 1  # k-unknown: cmp-2 still unknown
+
+    # The fix for an unknown campaign: load it, then replay that reason.
+    (lake_dir / "more.csv").write_text("campaign_id,advertiser\ncmp-2,Bolt\n")
+    dims.load_file(ax.lake, lake_dir / "more.csv")
+    known = replay(ax.settings, ax.lake, ax.landing, Selection(reason="unknown_campaign"), now=NOW)
+    assert known.by_table == {"curated.clicks": 1}
+    advertiser = ax.query("select advertiser from curated.clicks where event_id = 'k-unknown'")
+    assert advertiser.to_pylist() == [{"advertiser": "Bolt"}]  # enriched on the way in
 
     report = replay(
         ax.settings, ax.lake, ax.landing, Selection(reason="timestamp_in_future"), now=LATER
@@ -146,7 +160,7 @@ def test_replay_moves_what_now_passes_exactly_once(lake_dir, open_lake):
     filtered = ax.query("select event_id from curated.filtered").to_pylist()
     assert filtered == [{"event_id": "future-2"}]
     clicks_table = ax.query("select event_id from curated.clicks order by 1").to_pylist()
-    assert clicks_table == [{"event_id": "k-future"}, {"event_id": "k-ok"}]
+    assert clicks_table == [{"event_id": e} for e in ("k-future", "k-ok", "k-unknown")]
     bid_ids = ax.query("select auction_id from curated.bid_requests order by 1").to_pylist()
     assert bid_ids == [{"auction_id": "a-future"}, {"auction_id": "a-ok"}]
     left = ax.query("select source, reasons from curated.quarantine order by 1, 2").to_pylist()
@@ -161,7 +175,12 @@ def test_replay_moves_what_now_passes_exactly_once(lake_dir, open_lake):
         "select source, records_in, accepted, quarantined, filtered, duplicates "
         "from ops.batches where source like 'replay:%' order by source"
     ).to_pylist()
-    assert [b["source"] for b in batches] == ["replay:bids", "replay:clicks", "replay:impressions"]
+    assert [b["source"] for b in batches] == [
+        "replay:bids",
+        "replay:clicks",
+        "replay:clicks",
+        "replay:impressions",
+    ]
     for b in batches:
         assert b["records_in"] == b["accepted"] + b["quarantined"] + b["filtered"] + b["duplicates"]
     assert ax.lake.data_files("curated.quarantine")
