@@ -28,6 +28,10 @@ class QueryEngine:
         self.con.execute("SET TimeZone = 'UTC'")
         for name in tables or tuple(TABLES):
             self._register(lake, name)
+        if tables is None:  # a general query also sees unprocessed landing files as raw.*
+            from advertisex.lake.raw import register_raw_views
+
+            register_raw_views(self.con, lake)
 
     def _register(self, lake: Lake, name: str) -> None:
         namespace, table = name.split(".")

@@ -1,0 +1,94 @@
+"""``raw.impressions``, ``raw.clicks``, ``raw.bid_requests``: landing files not yet processed.
+
+What Redshift Spectrum and Athena do over S3 in the AWS reference: look at data where
+it landed, before any processing. Each view covers the landing segments of its source
+that no batch has committed yet, read straight from their files — JSON with DuckDB's
+``read_json``, CSV with ``read_csv`` (all columns as text: files may disagree on
+types), Avro decoded by the project's own decoder (DuckDB's avro extension would have
+to be downloaded) and registered as Arrow. Records DuckDB cannot parse are skipped
+here; processing quarantines them with a reason. ``filename`` says which file a row
+came from. With no pending file a view is empty but has its source contract's fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from advertisex.lake.tables import Lake
+
+# Landing source → view name in the ``raw`` schema.
+RAW_VIEWS = {"impressions": "impressions", "clicks": "clicks", "bids": "bid_requests"}
+_FORMATS = {"ndjson": "json", "json": "json", "jsonl": "json", "csv": "csv", "tsv": "csv"}
+_FORMATS["avro"] = "avro"
+_DEFAULT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
+
+
+def register_raw_views(con: Any, lake: Lake) -> None:
+    """Create the ``raw`` views on ``con`` over the pending segments of ``lake``'s landing zone."""
+    from advertisex.landing.zone import LandingZone
+
+    landing = LandingZone(lake.settings.landing_dir)
+    done = lake.done_segments()
+    pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
+    con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
+    for source, view in RAW_VIEWS.items():
+        groups: dict[tuple[str, bool], list[Path]] = {}
+        for segment in pending:
+            if segment.source == source:
+                path = landing.root / segment.name
+                groups.setdefault((_format(source, path), _gzipped(path)), []).append(path)
+        parts = [_part(con, source, fmt, gz, paths) for (fmt, gz), paths in sorted(groups.items())]
+        body = " UNION ALL BY NAME ".join(parts) or _empty(source)
+        con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {body}')
+
+
+def _empty(source: str) -> str:
+    """No pending file: the source contract's fields, no rows (queries still bind)."""
+    from advertisex.model.contracts import BID_FIELDS, CLICK_FIELDS, IMPRESSION_FIELDS
+
+    fields = {"impressions": IMPRESSION_FIELDS, "clicks": CLICK_FIELDS, "bids": BID_FIELDS}
+    columns = ", ".join(f'NULL::VARCHAR AS "{f}"' for f in (*fields[source], "filename"))
+    return f"SELECT {columns} WHERE false"
+
+
+def _part(con: Any, source: str, fmt: str, gzipped: bool, paths: list[Path]) -> str:
+    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    compression = ", compression = 'gzip'" if gzipped else ""
+    if fmt == "json":
+        return (
+            f"SELECT * FROM read_json({listing}, format = 'auto', union_by_name = true, "
+            f"filename = true, ignore_errors = true{compression})"
+        )
+    if fmt == "csv":
+        return (
+            f"SELECT * FROM read_csv({listing}, union_by_name = true, filename = true, "
+            f"all_varchar = true, ignore_errors = true{compression})"
+        )
+    name = f"__raw_{source}_{len(paths)}_{int(gzipped)}"
+    con.register(name, _avro(paths))
+    return f'SELECT * FROM "{name}"'
+
+
+def _avro(paths: list[Path]) -> pa.Table:
+    from advertisex.formats.avrofmt import frame_avro
+    from advertisex.runners.decode import gunzip_if_needed
+
+    frames = []
+    for path in paths:
+        frame = frame_avro(gunzip_if_needed(path.read_bytes())[0])
+        frames.append(frame.append_column("filename", pa.array([str(path)] * frame.num_rows)))
+    return pa.concat_tables(frames, promote_options="permissive")
+
+
+def _format(source: str, path: Path) -> str:
+    suffix = path.suffix.lstrip(".").lower()
+    return _FORMATS.get(suffix, _DEFAULT[source])
+
+
+def _gzipped(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"

@@ -1,0 +1,58 @@
+"""raw.* views: unprocessed landing files, queryable before processing, gone after it."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from typing import Any
+
+import fastavro
+
+
+def _avro(rows: list[dict[str, Any]]) -> bytes:
+    schema = {
+        "type": "record",
+        "name": "BidRequest",
+        "fields": [
+            {"name": "auction_id", "type": "string"},
+            {"name": "timestamp", "type": "string"},
+            {"name": "user_id", "type": "string"},
+            {"name": "bid_price", "type": ["null", "double"], "default": None},
+        ],
+    }
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), rows)
+    return out.getvalue()
+
+
+def test_raw_views_show_pending_landing_files_until_processed(ax: Any) -> None:
+    line = '{"timestamp": "2026-11-20T10:00:00Z", "ad_creative_id": "cr-1", "user_id": "u%d", "website": "w"}'
+    ax.landing.write_segment(
+        "impressions", ("\n".join(line % i for i in range(2)) + "\n").encode(), fsync=False
+    )
+    ax.landing.write_segment("impressions", gzip.compress((line % 9).encode()), fsync=False)
+    clicks = "timestamp;user_id;campaign_id;event_type\n2026-11-20T10:01:00Z;u1;c1;click\n2026-11-20T10:02:00Z;u2;c1;conversion\n"
+    ax.landing.write_segment("clicks", clicks.encode(), fsync=False)
+    bids = [
+        {
+            "auction_id": f"a{i}",
+            "timestamp": "2026-11-20T09:59:59Z",
+            "user_id": "u1",
+            "bid_price": 1.5,
+        }
+        for i in range(3)
+    ]
+    ax.landing.write_segment("bids", _avro(bids), fsync=False)
+
+    def counts() -> dict[str, Any]:
+        sql = """select (select count(*) from raw.impressions) i,
+                        (select count(distinct filename) from raw.impressions) files,
+                        (select count(*) from raw.clicks where campaign_id = 'c1') c,
+                        (select sum(bid_price::DOUBLE) from raw.bid_requests) b"""
+        return ax.query(sql).to_pylist()[0]
+
+    assert counts() == {"i": 3, "files": 2, "c": 2, "b": 4.5}
+    users = ax.query("select user_id from raw.impressions order by 1").column("user_id").to_pylist()
+    assert users == ["u0", "u1", "u9"]
+    ax.process()
+    assert counts() == {"i": 0, "files": 0, "c": 0, "b": None}
