@@ -1,0 +1,91 @@
+"""Processor and monitor metrics, their /metrics endpoint, and deploy/prometheus/ against them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from advertisex.collector.metrics import CollectorMetrics
+from advertisex.landing.zone import Segment
+from advertisex.monitor import metrics
+from advertisex.monitor.sim import Simulation
+from advertisex.runners.batch import SourceAccount
+from advertisex.util.timeutil import utcnow
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+RULES = DEPLOY / "advertisex-rules.yml"
+
+
+def exported_names() -> set[str]:
+    """Every sample name the collector, processor and monitor registries can expose."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+    names = set()
+    for registry in (CollectorMetrics().registry, metrics.PROCESSOR, metrics.MONITOR):
+        for family in registry.collect():
+            names.update(family.name + s for s in suffixes.get(family.type, [""]))
+    return names
+
+
+def test_record_batch_counts_rows_and_writes_the_textfile(tmp_path: Path) -> None:
+    account = SourceAccount(
+        "bids", records_in=100, accepted=80, quarantined=10, filtered=5, duplicates=5, conflicts=1
+    )
+    landed = utcnow() - timedelta(seconds=30)
+    segment = Segment("bids", f"bids/x/{landed:%Y%m%dT%H%M%S%fZ}-a.avro", 10)
+    newest = datetime(2030, 1, 1, tzinfo=UTC)
+    table = pa.table({"event_time": pa.array([newest], pa.timestamp("us", tz="UTC"))})
+    before = metrics.ROWS.labels("bids", "quarantined")._value.get()
+    metrics.record_batch(
+        {"bids": account}, 1.5, [segment], {"curated.bid_requests": table}, tmp_path
+    )
+    assert metrics.ROWS.labels("bids", "quarantined")._value.get() == before + 10
+    assert metrics.LAST_EVENT.labels("bids")._value.get() == newest.timestamp()
+    text = (tmp_path / "monitor" / "processor.prom").read_text()
+    assert 'advertisex_processor_rows_total{outcome="accepted",source="bids"}' in text
+    assert "advertisex_processor_ingest_delay_seconds_bucket" in text
+    metrics.record_batch({"bids": object()}, 1.0)  # broken input: logged, never raised
+
+
+def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path: Path) -> None:
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    sim = Simulation(datetime(2026, 11, 1, tzinfo=UTC), days=2, seed=1)
+    obs = sim.observe(datetime(2026, 11, 2, 12, 3, tzinfo=UTC))
+    alert = {"state": "firing", "severity": "critical"}
+    metrics.record_observations(obs, [alert])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = metrics.serve(port, tmp_path)
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        server.shutdown()
+    assert 'advertisex_alerts{severity="critical",state="firing"} 1.0' in body
+    assert 'advertisex_source_freshness_seconds{source="bids"} 120.0' in body
+    assert "advertisex_processor_batches_total" in body  # from the processor's textfile
+
+
+def test_rules_and_dashboard_only_use_metrics_that_exist() -> None:
+    names = exported_names()
+    recorded = set(re.findall(r"record: (\S+)", RULES.read_text()))
+    for path in (RULES, DEPLOY / "grafana-dashboard.json"):
+        used = set(re.findall(r"\badvertisex_[a-z_]+", path.read_text()))
+        missing = {n for n in used if n not in names} - recorded
+        assert not missing, f"{path.name} uses metrics nobody exports: {sorted(missing)}"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_checks_and_unit_tests_the_rules() -> None:
+    for args in (["check", "rules", RULES.name], ["test", "rules", "advertisex-rules.test.yml"]):
+        done = subprocess.run(
+            ["promtool", *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
