@@ -98,25 +98,24 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
 
     rng = random.Random(1234)
     kills = 0
-    for _ in range(40):
+    for _ in range(8):  # kill at random instants: during start-up, framing, kernels or a commit
         process = subprocess.Popen(
             [sys.executable, "-m", "advertisex.cli.app", "process", "--format", "json"],
             env=_env(crashed),
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + rng.uniform(1.0, 4.0)
+        deadline = time.monotonic() + rng.uniform(1.5, 5.0)
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
-            process.wait()
             kills += 1
-            continue
-        out, err = process.communicate()
-        assert process.returncode == 0, err
-        if json.loads(out)["segments"] == 0 and kills >= 3:
-            break
+        _, err = process.communicate()
+        assert process.returncode in (0, -signal.SIGKILL), err
     assert kills >= 3, "the processor was never killed mid-run; raise the kill window"
+    # Then a restart that is left to finish.
+    final = _cli(["process", "--format", "json"], crashed)
+    assert final.returncode == 0, final.stderr
     assert _snapshot(crashed) == _snapshot(clean)
