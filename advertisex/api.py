@@ -56,6 +56,13 @@ class AdvertiseX:
         """Process every pending landing segment into the curated tables."""
         return self.runner.process(progress)
 
+    def replay(self, start: date | None = None, end: date | None = None) -> Any:
+        """Rebuild the tables from the landing zone for batches that consumed segments
+        landed between ``start`` and ``end`` (all of them when both are None)."""
+        from advertisex.runners.replay import replay
+
+        return replay(self.runner, start, end)
+
     def query(self, sql: str) -> pa.Table:
         """Read-only SQL over the tables (DuckDB dialect)."""
         from advertisex.lake.query import QueryEngine

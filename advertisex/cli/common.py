@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import typer
 
 from advertisex.cli.output import Format
+from advertisex.errors import UserInputError
 
 FormatOption = typer.Option(
     Format.table, "--format", "-f", help="Output: table (human), json or csv."
@@ -45,3 +47,15 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
             bar.update(task, description=f"{description}: {stage}", completed=done, total=total)
 
         yield update
+
+
+def parse_day(value: str | None, flag: str) -> date | None:
+    """A ``--from``/``--to`` option value as a date, or a user error that shows the format."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise UserInputError(
+            f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20"
+        ) from e

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.common import FormatOption, open_platform, progress_bar
+from advertisex.cli.common import FormatOption, open_platform, parse_day, progress_bar
 from advertisex.cli.output import Format, print_json, print_message, print_rows
 from advertisex.errors import UserInputError
 
@@ -16,6 +16,7 @@ SOURCE_HELP = "Force the source (impressions, clicks or bids) instead of detecti
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
     app.command()(process)
+    app.command()(replay)
 
 
 def ingest(
@@ -113,3 +114,28 @@ def print_accounting(report: Any, fmt: Format) -> None:
         print_message(
             f"{report.records_in:,} records, {rate:,.0f} records/s; every record accounted for."
         )
+
+
+def replay(
+    start: str | None = typer.Option(
+        None, "--from", help="First landing day (YYYY-MM-DD), inclusive."
+    ),
+    end: str | None = typer.Option(None, "--to", help="Last landing day (YYYY-MM-DD), inclusive."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Rebuild curated tables from the landing zone (whole batches), then process them again."""
+    ax = open_platform()
+    result = ax.replay(parse_day(start, "--from"), parse_day(end, "--to"))
+    if result.process is None:
+        if fmt is Format.json:
+            print_json({"batches": [], "segments": 0})
+        else:
+            print_message(
+                "nothing to replay: no processed batch consumed a segment landed in that range."
+            )
+        return
+    if fmt is Format.table:
+        print_message(
+            f"replaying {len(result.batches)} batches ({result.segments} landing files) …"
+        )
+    print_accounting(result.process, fmt)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.common import parse_day as _day
 from advertisex.cli.output import Format, print_json, print_rows, table_rows
-from advertisex.errors import UserInputError
 
 report_app = typer.Typer(help="Campaign, funnel, user and auction reports.", no_args_is_help=True)
 
@@ -119,14 +118,3 @@ def _print_sections(sections: dict[str, Any], fmt: Format) -> None:
         return
     for name, table in sections.items():
         print_rows(table_rows(table), fmt, title=name.replace("_", " "), columns=table.column_names)
-
-
-def _day(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as e:
-        raise UserInputError(
-            f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20"
-        ) from e

@@ -21,7 +21,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import CommitTableResponse, Table
-from sqlalchemy import Column, Integer, MetaData, String, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, delete, insert, select, update
 from sqlalchemy import Table as SqlTable
 from sqlalchemy.orm import Session
 
@@ -69,19 +69,24 @@ class AtomicSqlCatalog(SqlCatalog):
         self._group: list[_Staged] | None = None
 
     @contextlib.contextmanager
-    def atomic(self, segments: list[SegmentDone]) -> Iterator[None]:
-        """Stage every table commit made inside; publish them and ``segments`` together."""
+    def atomic(
+        self, segments: list[SegmentDone], forget: list[str] | None = None
+    ) -> Iterator[None]:
+        """Stage every table commit made inside; publish them, ``segments`` done and
+        ``forget`` pending again, together."""
         if self._group is not None:
             raise RuntimeError("atomic groups do not nest")
         self._group = []
         try:
             yield
             staged, self._group = self._group, None
-            self._publish(staged, segments)
+            self._publish(staged, segments, forget or [])
         finally:
             self._group = None
 
-    def _publish(self, staged: list[_Staged], segments: list[SegmentDone]) -> None:
+    def _publish(
+        self, staged: list[_Staged], segments: list[SegmentDone], forget: list[str] | None = None
+    ) -> None:
         with Session(self.engine) as session, session.begin():
             for s in staged:
                 result = session.execute(
@@ -99,6 +104,12 @@ class AtomicSqlCatalog(SqlCatalog):
                         f"table {s.namespace}.{s.table_name} was changed by another process",
                         hint="another processor is running on the same data; run one at a time",
                     )
+            for chunk in range(0, len(forget or []), 500):
+                session.execute(
+                    delete(SEGMENTS).where(
+                        SEGMENTS.c.segment.in_((forget or [])[chunk : chunk + 500])
+                    )
+                )
             if segments:
                 session.execute(insert(SEGMENTS), [s.__dict__ for s in segments])
 
@@ -131,13 +142,3 @@ class AtomicSqlCatalog(SqlCatalog):
             query = query.where(SEGMENTS.c.source == source)
         with Session(self.engine) as session:
             return {row[0] for row in session.execute(query)}
-
-    def forget_segments(self, segments: list[str]) -> None:
-        """Mark segments pending again (used by ``replay`` after it empties the tables)."""
-        from sqlalchemy import delete
-
-        with Session(self.engine) as session, session.begin():
-            for chunk in range(0, len(segments), 500):
-                session.execute(
-                    delete(SEGMENTS).where(SEGMENTS.c.segment.in_(segments[chunk : chunk + 500]))
-                )

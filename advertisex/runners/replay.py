@@ -1,0 +1,83 @@
+"""``advertisex replay``: rebuild curated tables from the landing zone.
+
+The landing zone is the source of truth (immutable segments), so any stretch of the
+tables can be recomputed: the batches that consumed the selected segments are
+removed from every table they wrote (by ``batch_id``) and their segments are marked
+pending again — in one catalog transaction — and then processed as usual. Whole
+batches are replayed (a batch's segments stand or fall together), so accounting in
+``ops.batches`` stays exact. Processing is deterministic in segment order, so a replay
+yields the same tables again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from advertisex.lake.catalog import SEGMENTS
+from advertisex.model.schemas import TABLES
+
+if TYPE_CHECKING:
+    from advertisex.lake.tables import Lake
+    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport
+
+# Tables whose rows carry the batch that wrote them.
+_BATCH_TABLES = [name for name, spec in TABLES.items() if "batch_id" in spec.schema.names]
+
+
+@dataclass
+class ReplayReport:
+    batches: list[str]
+    segments: int
+    process: ProcessReport | None
+
+
+def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str, list[str]]:
+    """batch id → its segments, for batches that consumed a segment landed in [start, end]."""
+    with Session(lake.catalog.engine) as session:
+        rows = session.execute(select(SEGMENTS.c.segment, SEGMENTS.c.batch_id)).all()
+    by_batch: dict[str, list[str]] = {}
+    for segment, batch_id in rows:
+        by_batch.setdefault(batch_id, []).append(segment)
+    chosen = {}
+    for batch_id, segments in by_batch.items():
+        days = {_landing_day(s) for s in segments}
+        if any((start is None or d >= start) and (end is None or d <= end) for d in days if d):
+            chosen[batch_id] = segments
+    return chosen
+
+
+def replay(
+    runner: EmbeddedRunner, start: date | None = None, end: date | None = None
+) -> ReplayReport:
+    """Remove the selected batches' rows, mark their segments pending, process again."""
+    from pyiceberg.expressions import In
+
+    lake = runner.lake
+    chosen = select_batches(lake, start, end)
+    if not chosen:
+        return ReplayReport([], 0, None)
+    batch_ids = sorted(chosen)
+    segments = [s for ids in chosen.values() for s in ids]
+    tables = {
+        name: lake.table(name) for name in _BATCH_TABLES if lake.table(name).current_snapshot()
+    }
+    properties = {"advertisex.replay": "true"}
+    with lake.catalog.atomic([], forget=segments):
+        for table in tables.values():
+            table.delete(In("batch_id", batch_ids), snapshot_properties=properties)  # type: ignore[call-arg,misc]
+    lake.refresh()
+    return ReplayReport(batch_ids, len(segments), runner.process())
+
+
+def _landing_day(segment: str) -> date | None:
+    """The landing date folder of a segment name (``<source>/<YYYY-MM-DD>/<HH>/…``)."""
+    parts = segment.split("/")
+    try:
+        return date.fromisoformat(parts[1])
+    except (IndexError, ValueError):
+        return None
