@@ -96,6 +96,9 @@ def print_accounting(report: Any, fmt: Format) -> None:
             {
                 "batches": report.batches,
                 "segments": report.segments,
+                "unreadable": [
+                    {"segment": u.segment.name, "reason": u.reason} for u in report.unreadable
+                ],
                 "seconds": round(report.seconds, 3),
                 "sources": rows,
                 "tables": tables,
@@ -108,6 +111,11 @@ def print_accounting(report: Any, fmt: Format) -> None:
         else:
             print_rows([], fmt, columns=["source"])
         return
+    for item in report.unreadable:
+        print_message(
+            f"[yellow]moved aside[/] {item.segment.name}: {item.reason} "
+            "(kept under landing/_unreadable; fix or re-send it, then ingest again)"
+        )
     print_rows(rows, fmt, title=f"processed {report.segments} files in {report.seconds:.1f} s")
     if fmt is Format.table:
         rate = report.records_in / report.seconds if report.seconds else 0

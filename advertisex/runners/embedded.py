@@ -9,17 +9,22 @@ killing the process at any instant leaves either the whole batch or none of it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import pyarrow as pa
+from sqlalchemy.exc import OperationalError  # "database is locked": another writer holds SQLite
 
 from advertisex.config import Settings
 from advertisex.dims import known_ids as known_dimension_ids
 from advertisex.dims import snapshot as dimension_snapshot
+from advertisex.errors import TransientError
 from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
@@ -31,14 +36,27 @@ from advertisex.model.schemas import BATCHES
 from advertisex.monitor.metrics import record_batch
 from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
+from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
+T = TypeVar("T")
+
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A landing segment that could not be read or decoded at all, and why."""
+
+    segment: Segment
+    reason: str
 
 
 @dataclass
 class ProcessReport:
     batches: list[str] = field(default_factory=list)
+    # Segments moved aside to landing/_unreadable (kept, never deleted) with their reason.
+    unreadable: list[Unreadable] = field(default_factory=list)
     accounts: dict[str, SourceAccount] = field(default_factory=dict)
     segments: int = 0
     seconds: float = 0.0
@@ -98,7 +116,11 @@ class EmbeddedRunner:
         report = ProcessReport()
         pending = self.pending()
         for batch in self.plan(pending):
-            accounts, batch_id = self.run_batch(batch, progress, now)
+            accounts, batch_id = retrying(
+                functools.partial(self._fresh, self.run_batch, batch, progress, now, report),
+                retry_on=(TransientError, OperationalError),
+                what="batch",
+            )
             report.batches.append(batch_id)
             report.segments += len(batch)
             for account in accounts.values():
@@ -110,8 +132,17 @@ class EmbeddedRunner:
         report.seconds = time.perf_counter() - started
         return report
 
+    def _fresh(self, action: Callable[..., T], *args: Any) -> T:
+        """Run ``action`` on freshly loaded table metadata (a retry after a lost race must)."""
+        self.lake.refresh()
+        return action(*args)
+
     def run_batch(
-        self, segments: list[Segment], progress: Progress | None = None, now: datetime | None = None
+        self,
+        segments: list[Segment],
+        progress: Progress | None = None,
+        now: datetime | None = None,
+        report: ProcessReport | None = None,
     ) -> tuple[dict[str, SourceAccount], str]:
         started_at = utcnow()
         batch_id = batch_id_for(segments)
@@ -126,8 +157,22 @@ class EmbeddedRunner:
         appends: dict[str, list[pa.Table]] = {}
         accounts: dict[str, SourceAccount] = {}
         lineage = lineage_table(segments)
-        frames = self._frame_all(segments, progress)
-        records = {s.name: f.num_rows for s, f in zip(segments, frames, strict=True)}
+        framed = self._frame_all(segments, progress)
+        unreadable = [f for f in framed if isinstance(f, Unreadable)]
+        for item in unreadable:
+            with contextlib.suppress(FileNotFoundError):
+                self.landing.quarantine_file(item.segment, item.reason)
+            if report is not None:
+                report.unreadable.append(item)
+        # Frames keep their segment index (lineage); unreadable segments simply have none.
+        kept = [
+            (s, f) for s, f in zip(segments, framed, strict=True) if not isinstance(f, Unreadable)
+        ]
+        segments = [s for s, _ in kept]
+        frames = [f for _, f in kept]
+        if not segments:
+            return {}, batch_id
+        records = {s.name: f.num_rows for s, f in kept}
         ivt = self._ivt_rules(segments)
         dims = dimension_snapshot(self.lake)  # campaign/creative versions for enrichment
         # Impressions first: users they expose as invalid traffic taint their clicks too.
@@ -199,15 +244,21 @@ class EmbeddedRunner:
             ivt_users=frozenset(users),
         )
 
-    def _frame_all(self, segments: list[Segment], progress: Progress | None) -> list[pa.Table]:
+    def _frame_all(
+        self, segments: list[Segment], progress: Progress | None
+    ) -> list[pa.Table | Unreadable]:
         """Read and frame segments on two threads: the decoders spend their time in native code."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def work(item: tuple[int, Segment]) -> pa.Table:
+        def work(item: tuple[int, Segment]) -> pa.Table | Unreadable:
             index, segment = item
-            return frame_segment(index, segment, self.landing.read(segment))
+            try:
+                data = retrying(lambda: self.landing.read(segment), what=f"reading {segment.name}")
+                return frame_segment(index, segment, data)
+            except Exception as error:  # a file that cannot be read at all must not block the rest
+                return Unreadable(segment, f"{type(error).__name__}: {error}")
 
-        frames: list[pa.Table] = []
+        frames: list[pa.Table | Unreadable] = []
         with ThreadPoolExecutor(max_workers=2) as pool:
             for frame in pool.map(work, enumerate(segments)):
                 frames.append(frame)

@@ -1,0 +1,50 @@
+"""Errors handle themselves where they can: retries for transient failures, and a landing
+file that cannot be read at all is moved aside without blocking the files behind it."""
+
+from __future__ import annotations
+
+import pytest
+
+from advertisex.errors import CommitConflictError
+from advertisex.runners.decode import DECODERS
+
+pytestmark = pytest.mark.integration
+
+GOOD = b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+
+
+def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(ax, tmp_path, monkeypatch):
+    ax.landing.write_segment("impressions", GOOD, label="good")
+    bad = ax.landing.write_segment(
+        "clicks", b"timestamp,user_id,campaign_id,event_type\n", label="bad"
+    )
+
+    def exploding_decoder(data: bytes):
+        raise MemoryError("decoder blew up")
+
+    monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding_decoder)
+    report = ax.process()
+    assert [u.segment.name for u in report.unreadable] == [bad.name]
+    assert "MemoryError" in report.unreadable[0].reason
+    assert report.accounts["impressions"].accepted == 1
+    moved = ax.settings.landing_dir / "_unreadable" / bad.name
+    assert moved.exists() and moved.with_name(moved.name + ".reason.txt").exists()
+    assert ax.process().segments == 0  # nothing left pending, nothing blocked
+
+
+def test_a_lost_commit_race_is_retried_on_fresh_metadata(ax, monkeypatch):
+    ax.landing.write_segment("impressions", GOOD, label="one")
+    original = ax.lake.commit_batch
+    calls = []
+
+    def flaky_commit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CommitConflictError("table moved")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ax.lake, "commit_batch", flaky_commit)
+    report = ax.process()
+    assert len(calls) == 2
+    assert report.accounts["impressions"].accepted == 1
+    assert ax.query("select count(*) n from curated.impressions").column("n")[0].as_py() == 1
