@@ -61,7 +61,7 @@ SELECT keyed.i,
   keyed.h <> coalesce(s.seen_h, firsts.first_h) AS differs
 FROM keyed
 JOIN firsts USING (k)
-LEFT JOIN (SELECT k, any_value(h) AS seen_h FROM seen GROUP BY k) s USING (k)
+LEFT JOIN (SELECT k, h AS seen_h FROM seen) s USING (k)
 """
 
 
@@ -72,6 +72,10 @@ def find_duplicates(
     seen_hashes: pa.Array | pa.ChunkedArray | None = None,
 ) -> Duplicates:
     """Mark repeats among ``keys`` (in arrival order) and of keys already committed.
+
+    ``seen_keys`` are committed rows, hence unique; the engine joins the batch's keys
+    against them (hash table on the batch side, one probe per committed key), so the
+    only state is the committed keys of the dedupe horizon, read per batch.
 
     >>> d = find_duplicates(pa.array(["a", "a", "b"]), pa.array(["x", "y", "z"]))
     >>> d.is_duplicate.tolist(), d.count, d.conflicts
