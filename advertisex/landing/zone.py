@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from advertisex.errors import UserInputError
@@ -125,21 +125,39 @@ class LandingZone:
         return IngestResult(str(path), "landed", detected, segment.name, bytes=len(data))
 
     # ------------------------------------------------------------------ reading
-    def segments(self, sources: Iterable[str] = SOURCES) -> list[Segment]:
-        """Every sealed segment of the given sources, in arrival order."""
+    def segments(
+        self, sources: Iterable[str] = SOURCES, since: date | None = None
+    ) -> list[Segment]:
+        """Every sealed segment of the given sources, in arrival order.
+
+        ``since`` skips landing-day folders before that day: new segments always land
+        in the current day's folder, so a follower need not list all of history.
+        """
         found: list[Segment] = []
         for source in sources:
             base = self.root / source
             if not base.is_dir():
                 continue
-            for directory, _, files in os.walk(base):
-                for name in files:
-                    if name.startswith("."):
-                        continue  # a segment still being written
-                    full = Path(directory) / name
-                    relative = full.relative_to(self.root).as_posix()
-                    found.append(Segment(source, relative, full.stat().st_size))
+            for entry in os.scandir(base):
+                day = _day(entry.name)
+                if since is not None and day is not None and day < since:
+                    continue
+                if entry.is_dir():
+                    found.extend(self._walk(source, Path(entry.path)))
+                elif not entry.name.startswith("."):
+                    found.append(self._segment(source, Path(entry.path)))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
+
+    def _walk(self, source: str, base: Path) -> list[Segment]:
+        found: list[Segment] = []
+        for directory, _, files in os.walk(base):
+            for name in files:
+                if not name.startswith("."):  # dot-names are segments still being written
+                    found.append(self._segment(source, Path(directory) / name))
+        return found
+
+    def _segment(self, source: str, path: Path) -> Segment:
+        return Segment(source, path.relative_to(self.root).as_posix(), path.stat().st_size)
 
     def read(self, segment: Segment) -> bytes:
         return (self.root / segment.name).read_bytes()
@@ -175,6 +193,20 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
                 )
             files.extend(matches)
     return files
+
+
+def _day(folder: str) -> date | None:
+    try:
+        return date.fromisoformat(folder)
+    except ValueError:
+        return None
+
+
+def landing_day(segment: Segment | str) -> date | None:
+    """The landing day of a segment, from its ``<source>/<YYYY-MM-DD>/<HH>/…`` name."""
+    name = segment.name if isinstance(segment, Segment) else segment
+    parts = name.split("/")
+    return _day(parts[1]) if len(parts) > 1 else None
 
 
 def _fsync_dir(directory: Path) -> None:

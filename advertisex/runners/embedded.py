@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ from advertisex.kernels.standardize import Rules
 from advertisex.kernels.validate import Domains
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, Segment
+from advertisex.landing.zone import LandingZone, Segment, landing_day
 from advertisex.model.schemas import BATCHES
 from advertisex.monitor.metrics import record_batch
 from advertisex.runners.batch import SourceAccount, process_source
@@ -87,10 +87,23 @@ class EmbeddedRunner:
         self.settings = settings
         self.lake = lake
         self.landing = landing
+        self._done: set[str] | None = None  # committed segment names, once read
+        self._scan_from: date | None = None  # landing days before this are all done
 
     def pending(self) -> list[Segment]:
-        done = self.lake.done_segments()
-        return [s for s in self.landing.segments() if s.name not in done]
+        """Sealed segments not yet committed, in arrival order.
+
+        The first call reads the whole landing zone and every done mark; later calls (a
+        follower's passes) keep the done marks in memory and list only landing days from
+        the earliest one still pending (at least yesterday — new segments land today).
+        """
+        if self._done is None:
+            self._done = self.lake.done_segments()
+        listed = self.landing.segments(since=self._scan_from)
+        pending = [s for s in listed if s.name not in self._done]
+        floor = utcnow().date() - timedelta(days=1)
+        self._scan_from = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])
+        return pending
 
     def plan(self, pending: list[Segment]) -> list[list[Segment]]:
         """Cut pending segments into batches of at most ``batch_max_bytes``."""
@@ -204,6 +217,8 @@ class EmbeddedRunner:
         if progress:
             progress("commit", done, len(segments))
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
+        if self._done is not None:
+            self._done.update(m.segment for m in marks)
         record_batch(
             accounts,
             (utcnow() - started_at).total_seconds(),

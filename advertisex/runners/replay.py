@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from advertisex.lake.catalog import SEGMENTS
+from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str
         by_batch.setdefault(batch_id, []).append(segment)
     chosen = {}
     for batch_id, segments in by_batch.items():
-        days = {_landing_day(s) for s in segments}
+        days = {landing_day(s) for s in segments}
         if any((start is None or d >= start) and (end is None or d <= end) for d in days if d):
             chosen[batch_id] = segments
     return chosen
@@ -72,12 +73,3 @@ def replay(
             table.delete(In("batch_id", batch_ids), snapshot_properties=properties)  # type: ignore[call-arg,misc]
     lake.refresh()
     return ReplayReport(batch_ids, len(segments), runner.process())
-
-
-def _landing_day(segment: str) -> date | None:
-    """The landing date folder of a segment name (``<source>/<YYYY-MM-DD>/<HH>/…``)."""
-    parts = segment.split("/")
-    try:
-        return date.fromisoformat(parts[1])
-    except (IndexError, ValueError):
-        return None

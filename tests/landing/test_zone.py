@@ -52,3 +52,13 @@ def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
     with pytest.raises(UserInputError) as error:
         expand_paths([str(tmp_path / "nope*.json")])
     assert error.value.hint
+
+
+def test_listing_since_a_day_skips_older_landing_days(tmp_path: Path):
+    from datetime import UTC, date, datetime
+
+    zone = LandingZone(tmp_path)
+    old = zone.write_segment("impressions", b"{}\n", at=datetime(2026, 1, 1, tzinfo=UTC))
+    new = zone.write_segment("impressions", b"{}\n", at=datetime(2026, 1, 3, tzinfo=UTC))
+    assert [s.name for s in zone.segments()] == [old.name, new.name]
+    assert [s.name for s in zone.segments(since=date(2026, 1, 2))] == [new.name]

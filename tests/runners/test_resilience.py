@@ -48,3 +48,14 @@ def test_a_lost_commit_race_is_retried_on_fresh_metadata(ax, monkeypatch):
     assert len(calls) == 2
     assert report.accounts["impressions"].accepted == 1
     assert ax.query("select count(*) n from curated.impressions").column("n")[0].as_py() == 1
+
+
+def test_a_follower_sees_segments_landed_after_its_first_pass(ax):
+    runner = ax.runner
+    ax.landing.write_segment("impressions", GOOD, label="first")
+    assert len(runner.pending()) == 1
+    runner.run_batch(runner.pending())
+    assert runner.pending() == []
+    ax.landing.write_segment("impressions", GOOD.replace(b'"u"', b'"u2"'), label="second")
+    [late] = runner.pending()
+    assert late.name.endswith("second.ndjson")
