@@ -111,6 +111,12 @@ def print_accounting(report: Any, fmt: Format) -> None:
         else:
             print_rows([], fmt, columns=["source"])
         return
+    for account in report.accounts.values():
+        if account.new_fields and fmt is Format.table:
+            print_message(
+                f"[yellow]schema change[/] {account.source} records carry fields the contract does not "
+                f"know: {', '.join(sorted(account.new_fields))} (kept in the extras column)"
+            )
     for item in report.unreadable:
         print_message(
             f"[yellow]moved aside[/] {item.segment.name}: {item.reason} "

@@ -154,6 +154,9 @@ BATCHES = pa.schema(
         pa.field("duplicates", pa.int64(), nullable=False),
         pa.field("conflicts", pa.int64(), nullable=False),
         pa.field("segments", pa.list_(pa.string()), nullable=False),
+        # Fields producers sent that the contract does not know (kept in ``extras``):
+        # how a schema change shows up.
+        pa.field("new_fields", pa.list_(pa.string())),
     ]
 )
 

@@ -52,6 +52,7 @@ class SourceAccount:
     filtered: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    new_fields: set[str] = field(default_factory=set)
     by_table: dict[str, int] = field(default_factory=dict)
     # Users whose events were invalid traffic: their later clicks and conversions are too.
     ivt_users: set[str] = field(default_factory=set)
@@ -95,6 +96,7 @@ def process_source(
         )
     }
     account.quarantined = int(rejected.sum())
+    account.new_fields = extra_fields(standardized)
     for table_name in SOURCES[source]:
         candidate = ~rejected
         if table_name in _EVENT_TYPE:
@@ -126,6 +128,21 @@ def process_source(
         account.conflicts += found.conflicts
         account.by_table[table_name] = rows.num_rows
     return appends, account
+
+
+def extra_fields(rows: pa.Table) -> set[str]:
+    """Names of the unknown fields producers sent in this batch (from distinct ``extras``)."""
+    if "extras" not in rows.column_names:
+        return set()
+    from advertisex.util import jsonutil
+
+    names: set[str] = set()
+    for text in pc.unique(rows.column("extras").combine_chunks()).drop_null().to_pylist():
+        try:
+            names.update(jsonutil.loads(text))
+        except (jsonutil.JSONDecodeError, TypeError):
+            continue
+    return names
 
 
 def filter_invalid_traffic(

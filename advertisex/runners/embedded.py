@@ -74,6 +74,7 @@ class ProcessReport:
             "conflicts",
         ):
             setattr(total, name, getattr(total, name) + getattr(account, name))
+        total.new_fields |= account.new_fields
         for table, n in account.by_table.items():
             total.by_table[table] = total.by_table.get(table, 0) + n
 
@@ -330,6 +331,7 @@ def _batch_rows(
             "duplicates": a.duplicates,
             "conflicts": a.conflicts,
             "segments": [s.name for s in segments[a.source]],
+            "new_fields": sorted(a.new_fields),
         }
         for a in accounts.values()
     ]

@@ -40,3 +40,49 @@ def test_without_dimensions_any_campaign_is_accepted(ax, tmp_path):
     (tmp_path / "clicks.csv").write_bytes(CLICKS.rsplit(b"\n", 2)[0] + b"\n")
     ax.ingest([str(tmp_path / "clicks.csv")])
     assert ax.process().accounts["clicks"].accepted == 2
+
+
+def test_added_and_reordered_fields_are_kept_and_reported(ax, tmp_path):
+    import io
+
+    import fastavro
+
+    schema = {
+        "type": "record",
+        "name": "BidRequestV2",
+        "fields": [  # reordered, plus a field the contract does not know
+            {"name": "user_id", "type": "string"},
+            {"name": "deal_id", "type": "string"},
+            {"name": "timestamp", "type": "string"},
+            {"name": "auction_id", "type": "string"},
+        ],
+    }
+    buffer = io.BytesIO()
+    fastavro.writer(
+        buffer,
+        fastavro.parse_schema(schema),
+        [
+            {
+                "user_id": "u",
+                "deal_id": "d-7",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "auction_id": "a1",
+            }
+        ],
+    )
+    (tmp_path / "bids.avro").write_bytes(buffer.getvalue())
+    (tmp_path / "imps.ndjson").write_bytes(
+        b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w","viewability":0.7}\n'
+    )
+    ax.ingest([str(tmp_path)])
+    report = ax.process()
+    assert report.accounts["bids"].new_fields == {"deal_id"}
+    assert report.accounts["impressions"].new_fields == {"viewability"}
+    assert ax.query("select extras from curated.bid_requests").to_pylist() == [
+        {"extras": '{"deal_id":"d-7"}'}
+    ]
+    rows = ax.query("select source, new_fields from ops.batches order by source").to_pylist()
+    assert rows == [
+        {"source": "bids", "new_fields": ["deal_id"]},
+        {"source": "impressions", "new_fields": ["viewability"]},
+    ]
