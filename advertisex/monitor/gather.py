@@ -22,7 +22,8 @@ from advertisex.config import Settings
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import Segment
 from advertisex.monitor import queries
-from advertisex.monitor.model import ARRIVALS, BATCHES, CAMPAIGNS, HOUR, Observations, floor_hour
+from advertisex.monitor.files import FileIndex
+from advertisex.monitor.model import ARRIVALS, CAMPAIGNS, HOUR, Observations, floor_hour
 from advertisex.runners.decode import segment_time
 from advertisex.util.timeutil import Clock, utcnow
 
@@ -39,6 +40,7 @@ class Gatherer:
         self.clock = clock
         self._arrivals: dict[tuple[str, datetime], pa.Table] = {}  # final (source, hour)
         self._hourly: dict[tuple[str, datetime], pa.Table] = {}  # final (aggregate, hour)
+        self.files = FileIndex(lake)
 
     def observe(self) -> Observations:
         now = self.clock()
@@ -64,24 +66,34 @@ class Gatherer:
 
     # ------------------------------------------------------------ landing + catalog
     def _arrivals_since(self, since: datetime, now: datetime) -> pa.Table:
-        parts = []
-        settle = timedelta(seconds=self.cfg.settle_seconds)
+        parts, missing = [], []
         hour = since
         while hour <= now:
             for source in SOURCES:
                 cached = self._arrivals.get((source, hour))
                 if cached is not None:
                     parts.append(cached)
-                    continue
-                table = self._arrivals_hour(source, hour, now)
-                if hour + HOUR + settle <= now and not pc.sum(table.column("pending")).as_py():
-                    self._arrivals[(source, hour)] = table
-                parts.append(table)
+                else:
+                    missing.append((source, hour))
             hour += HOUR
+        segments = [self._segments(source, hour) for source, hour in missing]
+        fresh = queries.arrivals(pa.concat_tables(segments)) if segments else None
+        settle = timedelta(seconds=self.cfg.settle_seconds)
+        for source, hour in missing:
+            assert fresh is not None
+            mine = fresh.filter(
+                pc.and_(
+                    pc.equal(fresh.column("source"), source),
+                    pc.equal(pc.floor_temporal(fresh.column("bucket"), unit="hour"), hour),
+                )
+            )
+            if hour + HOUR + settle <= now and not pc.sum(mine.column("pending")).as_py():
+                self._arrivals[(source, hour)] = mine
+            parts.append(mine)
         self._arrivals = {k: v for k, v in self._arrivals.items() if k[1] >= since}
         return pa.concat_tables(parts) if parts else ARRIVALS.empty_table()
 
-    def _arrivals_hour(self, source: str, hour: datetime, now: datetime) -> pa.Table:
+    def _segments(self, source: str, hour: datetime) -> pa.Table:
         """One source's landing hour: listed segments joined with their commit records."""
         prefix = f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
         done = _done_segments(self.lake, prefix)
@@ -96,31 +108,22 @@ class Gatherer:
                 "records": records,
                 "committed_at": committed,
             }
-        if not rows:
-            return ARRIVALS.empty_table()
         landed = {n: segment_time(Segment(source, n, 0)) for n in rows}
-        table = pa.table(
+        return pa.table(
             {
-                "source": [source] * len(rows),
+                "source": pa.array([source] * len(rows), pa.string()),
                 "landed_at": pa.array([landed[n] for n in rows], pa.timestamp("us", tz="UTC")),
-                "bytes": [r["bytes"] for r in rows.values()],
+                "bytes": pa.array([r["bytes"] for r in rows.values()], pa.int64()),
                 "records": pa.array([r["records"] for r in rows.values()], pa.int64()),
                 "committed_at": pa.array(
                     [r["committed_at"] for r in rows.values()], pa.timestamp("us", tz="UTC")
                 ),
             }
         )
-        return queries.arrivals(table)
 
     def _batches_since(self, since: datetime, now: datetime) -> pa.Table:
-        from pyiceberg.expressions import GreaterThanOrEqual
-
-        rows = self.lake.read(
-            "ops.batches",
-            GreaterThanOrEqual("committed_at", since.isoformat()),  # type: ignore[call-arg,misc]
-            tuple(["source", "committed_at", *BATCHES.names[2:]]),
-        )
-        return queries.batches(rows)
+        paths = [f.path for f in self.files.files("ops.batches")]
+        return queries.batches(paths, since)
 
     # ------------------------------------------------------------ curated aggregates
     def _hourly_since(
@@ -135,7 +138,7 @@ class Gatherer:
         results: dict[str, list[pa.Table]] = {name: [] for name in queries.HOURLY}
         if missing:
             start = missing[0]
-            fresh = queries.hourly(self.lake, start, self.settings)
+            fresh = queries.hourly(self.lake, start, self.settings, self.files)
             for name, table in fresh.items():
                 for h in hours[hours.index(start) :]:
                     part = table.filter(pc.equal(table.column("hour"), h))

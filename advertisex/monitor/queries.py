@@ -8,8 +8,8 @@ seen). All times are UTC; the hour of a row is the hour of its ``ingest_time``.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -18,6 +18,7 @@ from advertisex.monitor.model import ARRIVALS, BATCHES, CAMPAIGN_HOURS, FIELDS, 
 if TYPE_CHECKING:
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
+    from advertisex.monitor.files import FileIndex
 
 HOURLY: dict[str, pa.Schema] = {
     "tables": TABLE_HOURS,
@@ -77,22 +78,59 @@ def arrivals(segments: pa.Table) -> pa.Table:
     return _run(sql, segments=segments).cast(ARRIVALS)
 
 
-def batches(rows: pa.Table) -> pa.Table:
-    """``ops.batches`` rows → BATCHES (sums per source and 5-minute bucket of commit time)."""
+def batches(paths: list[str], since: datetime) -> pa.Table:
+    """``ops.batches`` data files → BATCHES (sums per source and 5-minute bucket of commit
+    time, from ``since`` on; Parquet statistics skip the older files' rows)."""
+    if not paths:
+        return BATCHES.empty_table()
     sums = ", ".join(f"sum({c}) AS {c}" for c in BATCHES.names[2:])
+    listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
     sql = f"""
     SELECT source, time_bucket(INTERVAL 5 MINUTE, committed_at) AS bucket, {sums}
-    FROM rows GROUP BY ALL ORDER BY bucket
+    FROM read_parquet([{listing}], union_by_name = true) WHERE committed_at >= $since
+    GROUP BY ALL ORDER BY bucket
     """
-    return _run(sql, rows=rows).cast(BATCHES)
+    return _run(sql, {"since": since}).cast(BATCHES)
 
 
-def hourly(lake: Lake, start: datetime, settings: Settings) -> dict[str, pa.Table]:
-    """Per-hour aggregates of the curated tables for rows ingested from ``start`` on."""
-    from advertisex.lake.query import QueryEngine
+def hourly(
+    lake: Lake, start: datetime, settings: Settings, index: FileIndex | None = None
+) -> dict[str, pa.Table]:
+    """Per-hour aggregates of the curated tables for rows ingested from ``start`` on.
 
-    engine = QueryEngine(lake, tables=CURATED)
+    Rows checked are read from ``recent.<table>`` (files that can hold rows ingested
+    since ``start``); the rows they are matched against, from ``curated.<table>``
+    (files whose event times reach back as far as the matching windows need).
+    """
+    import duckdb
+
+    from advertisex.monitor.files import FileIndex
+
+    index = index or FileIndex(lake)
     corr = settings.correlation
+    reach = {
+        "curated.impressions": max(
+            corr.impression_id_horizon_seconds,
+            corr.view_through_window_seconds,
+            corr.auction_window_seconds,
+        ),
+        "curated.clicks": corr.click_through_window_seconds,
+        "curated.conversions": 0,
+        "curated.bid_requests": corr.auction_window_seconds,
+    }
+    files = {t: index.files(t) for t in CURATED}
+    recent = {
+        t: [f for f in fs if f.ingest_max is None or f.ingest_max >= start]
+        for t, fs in files.items()
+    }
+    oldest = min((f.event_min for fs in recent.values() for f in fs if f.event_min), default=start)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for table, table_files in files.items():
+        since = oldest - timedelta(seconds=reach[table])
+        lookup = [f for f in table_files if f.event_max is None or f.event_max >= since]
+        _view(con, "curated", table, [f.path for f in lookup])
+        _view(con, "recent", table, [f.path for f in recent[table]])
     params = {
         "start": start,
         "click_window": corr.click_window_seconds,
@@ -100,7 +138,6 @@ def hourly(lake: Lake, start: datetime, settings: Settings) -> dict[str, pa.Tabl
         "click_through": corr.click_through_window_seconds,
         "view_through": corr.view_through_window_seconds,
     }
-    con = engine.con
     out = {}
     for name, sql in (
         ("tables", _TABLES_SQL),
@@ -113,6 +150,22 @@ def hourly(lake: Lake, start: datetime, settings: Settings) -> dict[str, pa.Tabl
     return out
 
 
+def _view(con: Any, schema: str, table: str, paths: list[str]) -> None:
+    """``schema.<name>``: a view over ``paths`` (or an empty table of the right shape)."""
+    from advertisex.model.schemas import TABLES
+
+    name = table.split(".")[1]
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    if paths:
+        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
+    else:
+        empty = f"__empty_{schema}_{name}"
+        con.register(empty, TABLES[table].schema.empty_table())
+        source = f'"{empty}"'
+    con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{name}" AS SELECT * FROM {source}')
+
+
 def _hour(alias: str = "") -> str:
     return f"date_trunc('hour', {alias}ingest_time)"
 
@@ -120,7 +173,7 @@ def _hour(alias: str = "") -> str:
 _TABLES_SQL = " UNION ALL ".join(
     f"""SELECT '{t}' AS "table", {_hour()} AS hour, count(*) AS rows,
       quantile_cont(epoch(ingest_time) - epoch(event_time), 0.95) AS lag_p95_s
-    FROM {t} WHERE ingest_time >= $start GROUP BY ALL"""
+    FROM recent.{t.split(".")[1]} WHERE ingest_time >= $start GROUP BY ALL"""
     for t in CURATED
 )
 
@@ -130,12 +183,12 @@ SELECT campaign_id, hour, sum(impressions) AS impressions, sum(clicks) AS clicks
 FROM (
   SELECT campaign_id, {_hour()} AS hour, count(*) AS impressions, 0 AS clicks,
     0 AS conversions, sum(cost) AS spend
-  FROM curated.impressions WHERE ingest_time >= $start GROUP BY ALL
+  FROM recent.impressions WHERE ingest_time >= $start GROUP BY ALL
   UNION ALL
-  SELECT campaign_id, {_hour()}, 0, count(*), 0, 0 FROM curated.clicks
+  SELECT campaign_id, {_hour()}, 0, count(*), 0, 0 FROM recent.clicks
   WHERE ingest_time >= $start GROUP BY ALL
   UNION ALL
-  SELECT campaign_id, {_hour()}, 0, 0, count(*), 0 FROM curated.conversions
+  SELECT campaign_id, {_hour()}, 0, 0, count(*), 0 FROM recent.conversions
   WHERE ingest_time >= $start GROUP BY ALL
 ) GROUP BY ALL
 """
@@ -145,10 +198,10 @@ FROM (
 _LINKS_SQL = f"""
 WITH c AS (
   SELECT {_hour()} AS hour, user_id, campaign_id, impression_id, event_time
-  FROM curated.clicks WHERE ingest_time >= $start
+  FROM recent.clicks WHERE ingest_time >= $start
 ), v AS (
   SELECT {_hour()} AS hour, user_id, campaign_id, event_time
-  FROM curated.conversions WHERE ingest_time >= $start
+  FROM recent.conversions WHERE ingest_time >= $start
 ), i AS (
   SELECT impression_id, user_id, campaign_id, event_time FROM curated.impressions
   WHERE event_time >= (SELECT min(event_time) FROM (FROM c SELECT event_time UNION ALL
@@ -161,13 +214,13 @@ WITH c AS (
   WHERE event_time >= (SELECT min(event_time) FROM v) - to_seconds($click_through)
     AND user_id IN (SELECT user_id FROM v)
 ), p AS (
-  SELECT {_hour()} AS hour, auction_id FROM curated.impressions
+  SELECT {_hour()} AS hour, auction_id FROM recent.impressions
   WHERE ingest_time >= $start AND auction_id IS NOT NULL
 ), bid AS (
   SELECT DISTINCT auction_id FROM curated.bid_requests
   WHERE auction_id IN (SELECT auction_id FROM p)
 ), b AS (
-  SELECT {_hour()} AS hour, auction_id FROM curated.bid_requests
+  SELECT {_hour()} AS hour, auction_id FROM recent.bid_requests
   WHERE ingest_time >= $start
     AND (coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
          OR json_extract(extras, '$.win_price') IS NOT NULL)
@@ -216,10 +269,11 @@ FROM hours LEFT JOIN orphans USING (hour) LEFT JOIN unattributed USING (hour)
 def _fields_sql() -> str:
     parts = []
     for table, columns in OPTIONAL.items():
+        short = table.split(".")[1]
         counts = ", ".join(f"count({c}) AS {c}" for c in columns)
         parts.append(
             f"""SELECT '{table}' AS "table", hour, field, 'column' AS type, rows FROM (
-              UNPIVOT (SELECT {_hour()} AS hour, {counts} FROM {table}
+              UNPIVOT (SELECT {_hour()} AS hour, {counts} FROM recent.{short}
                        WHERE ingest_time >= $start GROUP BY ALL)
               ON {", ".join(columns)} INTO NAME field VALUE rows) WHERE rows > 0"""
         )
@@ -229,7 +283,7 @@ def _fields_sql() -> str:
                 AS type, count(*) AS rows
             FROM (SELECT hour, key, json_type(extras, '$."' || key || '"') AS jt
                   FROM (SELECT {_hour()} AS hour, extras, unnest(json_keys(extras)) AS key
-                        FROM {table} WHERE ingest_time >= $start AND extras IS NOT NULL
+                        FROM recent.{short} WHERE ingest_time >= $start AND extras IS NOT NULL
                           AND extras <> '{{}}'))
             GROUP BY ALL"""
         )

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from advertisex.cli.app import app
 from advertisex.monitor.gather import Gatherer
+from advertisex.monitor.model import floor_hour
 from advertisex.monitor.notify.simple import MemoryNotifier
 from advertisex.monitor.service import Monitor, lake_history
 from advertisex.monitor.sim import SimClock
@@ -97,8 +98,8 @@ def test_observations_match_the_accounting_and_faults_raise_alerts(
     rows = {r["table"]: r["rows"] for r in obs.tables.to_pylist()}
     assert rows == {t: n for t, n in platform["processed"]["tables"].items() if t in rows and n}
     assert {f.alertname for f in first.findings} >= {"QuarantineRateHigh"}
-    # Two hours later the ingest hour is settled: the orphan clicks are judged.
-    clock.advance(timedelta(hours=2))
+    # Once the ingest hour is over and settled, the orphan clicks are judged.
+    clock.now = floor_hour(clock.now) + timedelta(hours=1, seconds=mon.cfg.settle_seconds + 60)
     later = mon.evaluate()
     links = later.observations.links.to_pylist()
     assert links and 0 < links[0]["orphan_clicks"] < links[0]["clicks"]
