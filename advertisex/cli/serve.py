@@ -60,7 +60,7 @@ def up(
         0.5, "--interval", help="Seconds between looks for new segments."
     ),
 ) -> None:
-    """Run the collector and continuous processing together: events become queryable in seconds."""
+    """Run the collector, continuous processing and the monitors: events queryable in seconds."""
     from advertisex.collector.server import check_binding
 
     settings = _settings(host, port)
@@ -79,6 +79,10 @@ def up(
         start_new_session=True,
         preexec_fn=_child_setup(nice=10),  # on a small machine, intake latency comes first
     )
+    # The monitors and alerting; if they fail, intake and processing go on regardless.
+    monitor = subprocess.Popen(
+        [*base, "monitor"], start_new_session=True, preexec_fn=_child_setup(nice=10)
+    )
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -89,7 +93,7 @@ def up(
     while not stopping.is_set() and collector.poll() is None and processor.poll() is None:
         stopping.wait(0.2)
     failed = [name for name, p in (("collector", collector), ("processor", processor)) if p.poll()]
-    for child in (collector, processor):  # in this order: no segment is left open
+    for child in (collector, processor, monitor):  # in this order: no segment is left open
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
             try:
