@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -301,6 +301,46 @@ class MonitorSettings(_Section):
     )
 
 
+class ScaleSettings(_Section):
+    """Past one machine: the Spark engine, object storage for the landing zone and lake.
+
+    Object-store URLs (``s3://bucket/prefix``, ``gs://…``, ``abfs://…``) go in
+    ``scale.landing`` and ``lake.warehouse``. S3 credentials come from the standard AWS
+    chain (environment, profile, instance role) unless given here.
+    """
+
+    engine: Literal["embedded", "spark"] = Field(
+        "embedded", description="Processing engine: embedded (in-process) or spark (PySpark)."
+    )
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master URL for --engine spark: local[N], spark://host:7077, yarn, "
+        "k8s://…; ignored when the processor is started by spark-submit.",
+    )
+    spark_conf: dict[str, str] = Field(
+        {}, description="Extra Spark properties (spark.executor.memory, …) for --engine spark."
+    )
+    landing: str | None = Field(
+        None,
+        description="Landing zone as a URL (s3://bucket/landing) or folder; "
+        "default: <data_dir>/landing.",
+    )
+    s3_endpoint: str | None = Field(
+        None,
+        description="S3-compatible endpoint URL (MinIO, Ceph, a test server); default: AWS.",
+    )
+    s3_region: str | None = Field(None, description="S3 region; default from the AWS chain.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key id; default from the AWS chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key; default from the AWS chain."
+    )
+    s3_session_token: SecretStr | None = Field(
+        None, description="S3 session token for temporary credentials."
+    )
+
+
 class Settings(BaseSettings):
     """Everything AdvertiseX reads from its environment, one section per stage."""
 
@@ -319,6 +359,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     monitor: MonitorSettings = MonitorSettings()
+    scale: ScaleSettings = ScaleSettings()
 
     @classmethod
     def settings_customise_sources(
