@@ -383,10 +383,14 @@ def _delete_filter(rows: pa.Table) -> Any:
         )
         for name, positions in by_file.items()
     ]
-    expression: Any = terms[0]
-    for term in terms[1:]:
-        expression = Or(expression, term)
-    return expression
+    # Combine pairwise: a balanced tree stays shallow for thousands of landing files.
+    level: list[Any] = terms
+    while len(level) > 1:
+        level = [
+            Or(*level[i : i + 2]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    return level[0]
 
 
 def _conform(data: pa.Table, name: str) -> pa.Table:

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advertisex.dims.model import Dimensions
 from advertisex.dims.scd import BEGINNING
@@ -213,3 +215,15 @@ def test_empty_input():
     out = enrich("impressions", _impressions(0), DIMS)
     assert out.num_rows == 0
     assert set(COLUMNS["impressions"]) <= set(out.column_names)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=30))
+def test_site_host_takes_any_text_and_keeps_the_row_count(websites):
+    hosts = site_host(pa.chunked_array([pa.array(websites, pa.string())])).to_pylist()
+    assert len(hosts) == len(websites)
+    for website, host in zip(websites, hosts, strict=True):
+        if website is None:
+            assert host is None
+        elif host is not None:
+            assert host == host.lower() and not host.startswith("www.")
