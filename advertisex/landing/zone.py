@@ -16,10 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
 from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
 
 # Default container format per source; any source may also land NDJSON (the collector
 # and the Firehose API write JSON objects for all three).
@@ -58,15 +62,7 @@ class LandingZone:
         dot), fsync it, then call :meth:`seal`. ``label`` must make names unique among
         concurrent writers (collector id + sequence number, or a content hash).
         """
-        if source not in SOURCES:
-            raise UserInputError(
-                f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}"
-            )
-        at = at or utcnow()
-        stamp = at.strftime("%Y%m%dT%H%M%S%fZ")
-        label = label or secrets.token_hex(6)
-        extension = FORMATS[fmt] if fmt else _EXTENSIONS[source]
-        relative = f"{source}/{at:%Y-%m-%d}/{at:%H}/{stamp}-{label}{extension}"
+        relative = segment_name(source, fmt=fmt, label=label, at=at)
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
         return relative, final, final.with_name("." + final.name + ".tmp")
@@ -114,15 +110,22 @@ class LandingZone:
                 "pass --source if it is one",
             )
         digest = hashlib.sha256(data).hexdigest()
-        marker = self.root / "_index" / digest[:2] / digest
-        if marker.exists():
-            return IngestResult(
-                str(path), "already", detected, marker.read_text().strip(), bytes=len(data)
-            )
+        landed = self._indexed(digest)
+        if landed is not None:
+            return IngestResult(str(path), "already", detected, landed, bytes=len(data))
         segment = self.write_segment(detected, data, label=f"file-{digest[:16]}")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(segment.name + "\n")
+        self._index(digest, segment.name)
         return IngestResult(str(path), "landed", detected, segment.name, bytes=len(data))
+
+    def _indexed(self, digest: str) -> str | None:
+        """The segment that the file with this content hash landed as, if it did."""
+        marker = self.root / "_index" / digest[:2] / digest
+        return marker.read_text().strip() if marker.exists() else None
+
+    def _index(self, digest: str, name: str) -> None:
+        marker = self.root / "_index" / digest[:2] / digest
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(name + "\n")
 
     # ------------------------------------------------------------------ reading
     def segments(
@@ -169,6 +172,117 @@ class LandingZone:
         os.replace(self.root / segment.name, target)
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
         return target
+
+
+def segment_name(
+    source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
+) -> str:
+    """``<source>/<YYYY-MM-DD>/<HH>/<stamp>-<label><ext>``: a new segment's name."""
+    if source not in SOURCES:
+        raise UserInputError(f"unknown source {source!r}", hint=f"use one of {', '.join(SOURCES)}")
+    at = at or utcnow()
+    stamp = at.strftime("%Y%m%dT%H%M%S%fZ")
+    label = label or secrets.token_hex(6)
+    extension = FORMATS[fmt] if fmt else _EXTENSIONS[source]
+    return f"{source}/{at:%Y-%m-%d}/{at:%H}/{stamp}-{label}{extension}"
+
+
+class ObjectStoreLandingZone(LandingZone):
+    """The same layout on object storage (S3, GCS, Azure) through a PyArrow filesystem.
+
+    An object appears only once its upload completes, so a listed segment is sealed
+    without the local temporary-name-and-rename dance. Collectors keep writing to a
+    local folder (they fsync before acknowledging); batch ingest and the processor
+    work here directly.
+    """
+
+    def __init__(self, url: str, filesystem: Any, base: str) -> None:
+        super().__init__(Path(base))
+        self.url, self.fs, self.base = url, filesystem, base.rstrip("/")
+
+    def new_segment_path(
+        self, source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
+    ) -> tuple[str, Path, Path]:
+        raise UserInputError(
+            f"collectors write to a local landing folder, not to {self.url}",
+            hint="run collectors on a local or shared folder (scale.landing unset) and copy "
+            "sealed segments to the bucket: they are immutable and uniquely named "
+            "(docs/deployment.md)",
+        )
+
+    def write_segment(
+        self,
+        source: str,
+        data: bytes,
+        *,
+        fmt: str | None = None,
+        label: str = "",
+        at: datetime | None = None,
+        fsync: bool = True,
+    ) -> Segment:
+        relative = segment_name(source, fmt=fmt, label=label, at=at)
+        with self.fs.open_output_stream(f"{self.base}/{relative}") as out:
+            out.write(data)
+        return Segment(source, relative, len(data))
+
+    def _indexed(self, digest: str) -> str | None:
+        try:
+            with self.fs.open_input_stream(f"{self.base}/_index/{digest[:2]}/{digest}") as f:
+                return bytes(f.readall()).decode().strip()
+        except FileNotFoundError:
+            return None
+
+    def _index(self, digest: str, name: str) -> None:
+        with self.fs.open_output_stream(f"{self.base}/_index/{digest[:2]}/{digest}") as out:
+            out.write((name + "\n").encode())
+
+    def segments(
+        self, sources: Iterable[str] = SOURCES, since: date | None = None
+    ) -> list[Segment]:
+        import pyarrow.fs as pafs
+
+        found: list[Segment] = []
+        for source in sources:
+            selector = pafs.FileSelector(
+                f"{self.base}/{source}", recursive=True, allow_not_found=True
+            )
+            for info in self.fs.get_file_info(selector):
+                relative = info.path[len(self.base) + 1 :]
+                if info.type != pafs.FileType.File or info.base_name.startswith("."):
+                    continue
+                day = landing_day(relative)
+                if since is not None and day is not None and day < since:
+                    continue
+                found.append(Segment(source, relative, info.size))
+        return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
+
+    def read(self, segment: Segment) -> bytes:
+        with self.fs.open_input_stream(f"{self.base}/{segment.name}") as f:
+            return bytes(f.readall())
+
+    def quarantine_file(self, segment: Segment, reason: str) -> Path:
+        target = f"{self.base}/_unreadable/{segment.name}"
+        self.fs.move(f"{self.base}/{segment.name}", target)
+        with self.fs.open_output_stream(target + ".reason.txt") as out:
+            out.write((reason + "\n").encode())
+        return Path(target)
+
+
+def open_landing(settings: Settings) -> LandingZone:
+    """The configured landing zone: ``<data_dir>/landing``, or ``scale.landing`` on object
+    storage (``s3://bucket/landing``)."""
+    location = settings.scale.landing
+    if location is None:
+        return LandingZone(settings.landing_dir)
+    from advertisex.lake.storage import is_remote, resolve
+
+    if not is_remote(location):
+        raise UserInputError(
+            f"scale.landing must be an object-store URL, not {location!r}",
+            hint="a local landing zone is <data_dir>/landing: set data_dir instead",
+        )
+    filesystem, base = resolve(location, settings.scale)
+    return ObjectStoreLandingZone(location, filesystem, base)
 
 
 def expand_paths(paths: Iterable[str]) -> list[Path]:

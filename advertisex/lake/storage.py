@@ -1,0 +1,130 @@
+"""Where bytes live: a local folder or an object store, behind PyArrow's filesystems.
+
+The landing zone and the warehouse are each named by one location — a folder path,
+a ``file://`` URL, or an object-store URL (``s3://bucket/prefix``, ``gs://bucket/…``,
+``abfs://container@account.dfs.core.windows.net/…``). :func:`resolve` turns it into
+a PyArrow filesystem plus the path inside it; :func:`iceberg_properties` gives
+pyiceberg's FileIO the same S3 settings, so table data and landing segments are read
+with one set of credentials. PyArrow's S3 client is the real AWS SDK: an
+S3-compatible server (MinIO, Ceph, a test server) only changes ``endpoint_override``.
+
+Credentials: ``scale.s3_*`` settings when given (secrets), else the standard AWS
+chain (environment variables, shared profile, instance or pod role).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+    from advertisex.config import ScaleSettings
+
+_S3 = ("s3", "s3a", "s3n")
+_GCS = ("gs", "gcs")
+_AZURE = ("abfs", "abfss", "az")
+REMOTE_SCHEMES = frozenset((*_S3, *_GCS, *_AZURE))
+
+
+def scheme(location: str) -> str:
+    """The URL scheme of ``location`` ('' for a plain path)."""
+    head, sep, _ = location.partition("://")
+    return head.lower() if sep else ""
+
+
+def is_remote(location: str) -> bool:
+    """True for object-store URLs, False for folders and ``file://`` URLs."""
+    return scheme(location) in REMOTE_SCHEMES
+
+
+def join(location: str, *parts: str) -> str:
+    """``location`` with ``parts`` appended by ``/`` (URLs and POSIX paths alike)."""
+    return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+def resolve(location: str, settings: ScaleSettings | None = None) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a folder or object-store URL.
+
+    >>> fs, path = resolve("/tmp/adx/landing")
+    >>> type(fs).__name__, path
+    ('LocalFileSystem', '/tmp/adx/landing')
+    """
+    kind = scheme(location)
+    if kind in ("", "file"):
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem(), location.removeprefix("file://")
+    parts = urlsplit(location)
+    if kind in _S3:
+        return _s3(_s3_key(settings)), f"{parts.netloc}{parts.path}".rstrip("/")
+    if kind in _GCS:
+        return _gcs(), f"{parts.netloc}{parts.path}".rstrip("/")
+    if kind in _AZURE:  # container@account.dfs.core.windows.net/path
+        container, _, host = parts.netloc.partition("@")
+        return _azure(host.split(".", 1)[0]), f"{container}{parts.path}".rstrip("/")
+    raise ValueError(
+        f"unsupported storage URL {location!r}: use a folder, file://, s3://, gs:// or abfs://"
+    )
+
+
+def iceberg_properties(settings: ScaleSettings) -> dict[str, str]:
+    """pyiceberg FileIO properties carrying the configured S3 endpoint and credentials."""
+    properties = {
+        "s3.endpoint": settings.s3_endpoint,
+        "s3.region": settings.s3_region,
+        "s3.access-key-id": _reveal(settings.s3_access_key_id),
+        "s3.secret-access-key": _reveal(settings.s3_secret_access_key),
+        "s3.session-token": _reveal(settings.s3_session_token),
+    }
+    return {k: v for k, v in properties.items() if v}
+
+
+def _reveal(secret: Any) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _s3_key(settings: ScaleSettings | None) -> tuple[str | None, ...]:
+    if settings is None:
+        return (None,) * 5
+    return (
+        settings.s3_endpoint,
+        settings.s3_region,
+        _reveal(settings.s3_access_key_id),
+        _reveal(settings.s3_secret_access_key),
+        _reveal(settings.s3_session_token),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _s3(key: tuple[str | None, ...]) -> pafs.FileSystem:
+    """One S3 client per distinct configuration (clients are thread-safe and costly to make)."""
+    import pyarrow.fs as pafs
+
+    endpoint, region, access_key, secret_key, token = key
+    options: dict[str, Any] = {}
+    if endpoint:
+        split = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options["endpoint_override"] = split.netloc
+        options["scheme"] = split.scheme
+    if region:
+        options["region"] = region
+    if access_key and secret_key:
+        options.update(access_key=access_key, secret_key=secret_key, session_token=token)
+    return pafs.S3FileSystem(**options)
+
+
+@functools.lru_cache(maxsize=2)
+def _gcs() -> pafs.FileSystem:
+    import pyarrow.fs as pafs
+
+    return pafs.GcsFileSystem()  # application-default credentials
+
+
+@functools.lru_cache(maxsize=4)
+def _azure(account: str) -> pafs.FileSystem:
+    import pyarrow.fs as pafs
+
+    return pafs.AzureFileSystem(account_name=account)  # DefaultAzureCredential
