@@ -33,7 +33,9 @@ def child(committed: int, batch: int) -> None:
     seen_hashes = pc.utf8_slice_codeunits(seen_keys, 4, 20)
     # A batch with 0.5 % repeats of committed events, the rest new.
     repeats = int(batch * 0.005)
-    batch_keys = pa.concat_arrays([keys(committed - repeats, repeats), keys(committed, batch - repeats)])
+    batch_keys = pa.concat_arrays(
+        [keys(committed - repeats, repeats), keys(committed, batch - repeats)]
+    )
     batch_hashes = pc.utf8_slice_codeunits(batch_keys, 4, 20)
     state_mb = (seen_keys.nbytes + seen_hashes.nbytes) / 2**20
     started = time.perf_counter()
@@ -41,8 +43,10 @@ def child(committed: int, batch: int) -> None:
     seconds = time.perf_counter() - started
     assert found.count == repeats, (found.count, repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{committed:>11,} committed  batch {batch:,}: {seconds:.2f} s, state {state_mb:,.0f} MiB in Arrow, "
-          f"peak RSS {peak:,.0f} MiB, duplicates found {found.count:,}")
+    print(
+        f"{committed:>11,} committed  batch {batch:,}: {seconds:.2f} s, state {state_mb:,.0f} MiB in Arrow, "
+        f"peak RSS {peak:,.0f} MiB, duplicates found {found.count:,}"
+    )
 
 
 def main() -> None:
@@ -55,8 +59,18 @@ def main() -> None:
         child(args.committed[0], args.batch)
         return
     for committed in args.committed:
-        subprocess.run([sys.executable, __file__, "--child", "--committed", str(committed), "--batch", str(args.batch)],
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--committed",
+                str(committed),
+                "--batch",
+                str(args.batch),
+            ],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

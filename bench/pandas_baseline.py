@@ -22,7 +22,9 @@ import pandas as pd
 def _timestamps(series: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(series, errors="coerce")
     as_ms = pd.to_datetime(numeric, unit="ms", utc=True, errors="coerce")
-    as_text = pd.to_datetime(series.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
+    as_text = pd.to_datetime(
+        series.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601"
+    )
     return as_ms.fillna(as_text)
 
 
@@ -70,7 +72,9 @@ def run(source: Path, out: Path) -> int:
         bids.append(pd.DataFrame(records))
     bd = pd.concat(bids, ignore_index=True)
     bd["event_time"] = pd.to_datetime(bd["timestamp"], utc=True)
-    bd = bd.dropna(subset=["auction_id", "user_id", "event_time"]).drop_duplicates(["exchange", "auction_id"])
+    bd = bd.dropna(subset=["auction_id", "user_id", "event_time"]).drop_duplicates(
+        ["exchange", "auction_id"]
+    )
     bd["ad_targeting"] = bd["ad_targeting"].map(lambda m: m if isinstance(m, dict) else {})
     _write(bd.drop(columns=["timestamp", "ad_targeting"]), out, "bid_requests")
     return total

@@ -28,7 +28,9 @@ REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
 PY = sys.executable
 
 
-def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+def _timed(
+    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """(seconds, peak RSS in MiB, stdout) of a child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
@@ -46,9 +48,25 @@ def _dataset(events: int) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         print(f"generating {events:,} events into {target} (once) …", flush=True)
         subprocess.run(
-            [PY, "-m", "advertisex.cli.app", "generate", "--out", str(target), "--events", str(events),
-             "--seed", "1", "--start", "2026-11-20", "--demo-faults", "--format", "json"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                PY,
+                "-m",
+                "advertisex.cli.app",
+                "generate",
+                "--out",
+                str(target),
+                "--events",
+                str(events),
+                "--seed",
+                "1",
+                "--start",
+                "2026-11-20",
+                "--demo-faults",
+                "--format",
+                "json",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return target
 
@@ -56,28 +74,37 @@ def _dataset(events: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--reference", action="store_true", help="also run ../shared/reference-bench jobs")
+    parser.add_argument(
+        "--reference", action="store_true", help="also run ../shared/reference-bench jobs"
+    )
     parser.add_argument("--skip-pandas", action="store_true")
     args = parser.parse_args()
     source = _dataset(args.events)
-    records = sum(1 for _ in source.rglob("*") if _.is_file())
-    del records
-
     work = Path(tempfile.mkdtemp(prefix="adx-bench-"))
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(work / "data"))
-    ingest_s, ingest_mb, _ = _timed([PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"], env=env)
-    process_s, process_mb, out = _timed([PY, "-m", "advertisex.cli.app", "process", "--format", "json"], env=env)
+    ingest_s, _, _ = _timed(
+        [PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"], env=env
+    )
+    process_s, process_mb, out = _timed(
+        [PY, "-m", "advertisex.cli.app", "process", "--format", "json"], env=env
+    )
     import json
 
     report = json.loads(out)
     n = sum(s["records_in"] for s in report["sources"])
     total = ingest_s + process_s
-    print(f"\nAdvertiseX  {n:,} records  ingest {ingest_s:.2f} s + process {process_s:.2f} s = {total:.2f} s"
-          f"  → {n / total:,.0f} events/s   (process alone {n / process_s:,.0f}/s)   peak RSS {process_mb:,.0f} MiB")
+    print(
+        f"\nAdvertiseX  {n:,} records  ingest {ingest_s:.2f} s + process {process_s:.2f} s = {total:.2f} s"
+        f"  → {n / total:,.0f} events/s   (process alone {n / process_s:,.0f}/s)   peak RSS {process_mb:,.0f} MiB"
+    )
 
     if not args.skip_pandas:
-        pandas_s, pandas_mb, _ = _timed([PY, str(HERE / "pandas_baseline.py"), str(source), str(work / "pandas")])
-        print(f"pandas      {n:,} records  {pandas_s:.2f} s  → {n / pandas_s:,.0f} events/s   peak RSS {pandas_mb:,.0f} MiB")
+        pandas_s, pandas_mb, _ = _timed(
+            [PY, str(HERE / "pandas_baseline.py"), str(source), str(work / "pandas")]
+        )
+        print(
+            f"pandas      {n:,} records  {pandas_s:.2f} s  → {n / pandas_s:,.0f} events/s   peak RSS {pandas_mb:,.0f} MiB"
+        )
         print(f"ratio       AdvertiseX is {pandas_s / total:.1f}× the pandas baseline's throughput")
 
     if args.reference:
@@ -85,9 +112,13 @@ def main() -> None:
         if not ref_input.exists():
             _timed([PY, str(REFERENCE / "make_impressions.py"), "2000000", str(ref_input)])
         for script in ("batch_duckdb.py", "batch_polars.py"):
-            seconds, mb, _ = _timed([PY, str(REFERENCE / script), str(ref_input), str(work / script)])
-            print(f"reference   {script:<16} 2,000,000 impressions  {seconds:.2f} s  → {2e6 / seconds:,.0f} events/s"
-                  f"   peak RSS {mb:,.0f} MiB")
+            seconds, mb, _ = _timed(
+                [PY, str(REFERENCE / script), str(ref_input), str(work / script)]
+            )
+            print(
+                f"reference   {script:<16} 2,000,000 impressions  {seconds:.2f} s  → {2e6 / seconds:,.0f} events/s"
+                f"   peak RSS {mb:,.0f} MiB"
+            )
     shutil.rmtree(work, ignore_errors=True)
 
 
