@@ -98,29 +98,30 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
     ).column("ivt")
 
 
-def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.Array:
+def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
     """The first listed range each address falls in (IPv4 vectorized, IPv6 per distinct address)."""
-    import numpy as np
-
     v4, v6 = _networks(ranges)
     numbers = engine.run(
         f"SELECT {_ipv4_number('ip')} AS n FROM ips", ips=pa.table({"ip": ips})
     ).column("n")
-    values = pc.fill_null(numbers, -1).to_numpy()
-    labels = np.full(len(values), None, dtype=object)
+    labels: pa.ChunkedArray | pa.Array = pa.nulls(len(ips), pa.string())
     for net, text in reversed(v4):  # reversed: the first listed range wins
-        inside = (values >= int(net.network_address)) & (values <= int(net.broadcast_address))
-        labels[inside] = f"ip_range:{text}"
+        inside = pc.fill_null(
+            pc.and_(
+                pc.greater_equal(numbers, int(net.network_address)),
+                pc.less_equal(numbers, int(net.broadcast_address)),
+            ),
+            False,
+        )
+        labels = pc.if_else(inside, f"ip_range:{text}", labels)
     if v6:
         matches = _v6_matches(ips, v6)
-        lookup = dict(
-            zip(matches.column("ip").to_pylist(), matches.column("rule").to_pylist(), strict=True)
-        )
-        if lookup:
-            for i, ip in enumerate(ips.to_pylist()):
-                if ip in lookup:
-                    labels[i] = lookup[ip]
-    return pa.array(labels.tolist(), pa.string())
+        if matches.num_rows:
+            found = pc.take(
+                matches.column("rule"), pc.index_in(ips, value_set=matches.column("ip"))
+            )
+            labels = pc.coalesce(labels, found)
+    return labels
 
 
 Network = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]
