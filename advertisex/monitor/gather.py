@@ -76,7 +76,13 @@ class Gatherer:
                 else:
                     missing.append((source, hour))
             hour += HOUR
-        segments = [self._segments(source, hour) for source, hour in missing]
+        done: dict[str, dict[str, tuple[int, int, datetime]]] = {}
+        for source in SOURCES:
+            hours = [h for s, h in missing if s == source]
+            if hours:
+                first, last = _prefix(source, hours[0]), _prefix(source, hours[-1])
+                done[source] = _done_segments(self.lake, first, last + "\uffff")
+        segments = [self._segments(source, hour, done[source]) for source, hour in missing]
         fresh = queries.arrivals(pa.concat_tables(segments)) if segments else None
         settle = timedelta(seconds=self.cfg.settle_seconds)
         for source, hour in missing:
@@ -93,20 +99,22 @@ class Gatherer:
         self._arrivals = {k: v for k, v in self._arrivals.items() if k[1] >= since}
         return pa.concat_tables(parts) if parts else ARRIVALS.empty_table()
 
-    def _segments(self, source: str, hour: datetime) -> pa.Table:
+    def _segments(
+        self, source: str, hour: datetime, committed: dict[str, tuple[int, int, datetime]]
+    ) -> pa.Table:
         """One source's landing hour: listed segments joined with their commit records."""
-        prefix = f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
-        done = _done_segments(self.lake, prefix)
+        prefix = _prefix(source, hour)
+        done = {k: v for k, v in committed.items() if k.startswith(prefix)}
         folder = self.settings.landing_dir / prefix
         rows: dict[str, dict[str, object]] = {}
         for name, size in _listing(folder, prefix):
             rows[name] = {"name": name, "bytes": size, "records": None, "committed_at": None}
-        for name, (records, size, committed) in done.items():
+        for name, (records, size, committed_at) in done.items():
             rows[name] = {
                 "name": name,
                 "bytes": size,
                 "records": records,
-                "committed_at": committed,
+                "committed_at": committed_at,
             }
         landed = {n: segment_time(Segment(source, n, 0)) for n in rows}
         return pa.table(
@@ -160,7 +168,12 @@ class Gatherer:
 
         if "dims.campaigns" not in TABLES:
             return None
-        table = self.lake.table("dims.campaigns")
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            table = self.lake.catalog.load_table("dims.campaigns")
+        except NoSuchTableError:
+            return None  # never loaded: the monitor does not create it
         if table.current_snapshot() is None:
             return None
         from pyiceberg.expressions import IsNull
@@ -186,8 +199,12 @@ def _listing(folder: Path, prefix: str) -> list[tuple[str, int]]:
     ]
 
 
-def _done_segments(lake: Lake, prefix: str) -> dict[str, tuple[int, int, datetime]]:
-    """Committed segments whose name starts with ``prefix`` (a primary-key range scan)."""
+def _prefix(source: str, hour: datetime) -> str:
+    return f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
+
+
+def _done_segments(lake: Lake, low: str, high: str) -> dict[str, tuple[int, int, datetime]]:
+    """Committed segments with names in [low, high) (a primary-key range scan)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -195,7 +212,7 @@ def _done_segments(lake: Lake, prefix: str) -> dict[str, tuple[int, int, datetim
 
     query = select(
         SEGMENTS.c.segment, SEGMENTS.c.records, SEGMENTS.c.bytes, SEGMENTS.c.committed_at
-    ).where(SEGMENTS.c.segment >= prefix, SEGMENTS.c.segment < prefix + "\uffff")
+    ).where(SEGMENTS.c.segment >= low, SEGMENTS.c.segment < high)
     with Session(lake.catalog.engine) as session:
         return {
             row[0]: (row[1], row[2], datetime.fromisoformat(row[3]))

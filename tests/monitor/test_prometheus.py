@@ -18,6 +18,7 @@ from advertisex.landing.zone import Segment
 from advertisex.monitor import metrics
 from advertisex.monitor.sim import Simulation
 from advertisex.runners.batch import SourceAccount
+from advertisex.util import jsonutil
 from advertisex.util.timeutil import utcnow
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -89,3 +90,40 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
             ["promtool", *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_monitor_runs_until_sigterm_and_serves_metrics(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ADVERTISEX_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "advertisex.cli.app", "monitor", "--interval", "0.2"]
+    child = subprocess.Popen(
+        [*command, "--metrics-port", str(port), "--format", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = ""
+        for _ in range(300):  # until the first evaluation is exported, at most ~30 s
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                body = ""
+            if "advertisex_monitor_evaluations_total 1" in body or "evaluations_total 2" in body:
+                break
+            time.sleep(0.1)
+        assert "advertisex_monitor_last_evaluation_timestamp_seconds" in body
+    finally:
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    first = jsonutil.loads(out.splitlines()[0])
+    assert first["findings"] == 0 and first["errors"] == {}  # an empty platform is healthy
