@@ -20,6 +20,7 @@ from advertisex.lake.tables import Lake
 @dataclass(frozen=True)
 class DataFile:
     path: str
+    ingest_min: datetime | None
     ingest_max: datetime | None
     event_min: datetime | None
     event_max: datetime | None
@@ -101,6 +102,7 @@ def _stats(table: Any, data_file: Any) -> DataFile:
     path = data_file.file_path
     return DataFile(
         path.removeprefix("file://"),
+        bound(data_file.lower_bounds, "ingest_time"),
         bound(data_file.upper_bounds, "ingest_time"),
         bound(data_file.lower_bounds, "event_time"),
         bound(data_file.upper_bounds, "event_time"),

@@ -137,29 +137,32 @@ class Gatherer:
     def _hourly_since(
         self, since: datetime, now: datetime, final_until: datetime
     ) -> dict[str, pa.Table]:
+        """Aggregates of the complete hours since ``since``, each computed once.
+
+        Only the hourly monitors read these, and they judge complete hours only; so an
+        hour is aggregated once, at the first evaluation after it is complete, and the
+        evaluations in between read nothing from the curated tables.
+        """
         hours = []
         hour = since
-        while hour <= now:
+        while hour + HOUR <= final_until:
             hours.append(hour)
             hour += HOUR
         missing = [h for h in hours if ("tables", h) not in self._hourly]
-        results: dict[str, list[pa.Table]] = {name: [] for name in queries.HOURLY}
         if missing:
-            start = missing[0]
-            fresh = queries.hourly(self.lake, start, self.settings, self.files)
+            fresh = queries.hourly(
+                self.lake, missing[0], self.settings, self.files, until=missing[-1] + HOUR
+            )
             for name, table in fresh.items():
-                for h in hours[hours.index(start) :]:
-                    part = table.filter(pc.equal(table.column("hour"), h))
-                    if h + HOUR <= final_until:
-                        self._hourly[(name, h)] = part
-                    results[name].append(part)
-        for (name, h), part in self._hourly.items():
-            if h < (missing[0] if missing else now) and h >= since:
-                results[name].append(part)
+                hour_column = table.column("hour")
+                for h in missing:
+                    self._hourly[(name, h)] = table.filter(pc.equal(hour_column, h))
         self._hourly = {k: v for k, v in self._hourly.items() if k[1] >= since}
         return {
-            name: pa.concat_tables(parts) if parts else queries.HOURLY[name].empty_table()
-            for name, parts in results.items()
+            name: pa.concat_tables([self._hourly[(name, h)] for h in hours])
+            if hours
+            else schema.empty_table()
+            for name, schema in queries.HOURLY.items()
         }
 
     def _dims(self) -> pa.Table | None:

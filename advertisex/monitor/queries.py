@@ -94,9 +94,13 @@ def batches(paths: list[str], since: datetime) -> pa.Table:
 
 
 def hourly(
-    lake: Lake, start: datetime, settings: Settings, index: FileIndex | None = None
+    lake: Lake,
+    start: datetime,
+    settings: Settings,
+    index: FileIndex | None = None,
+    until: datetime | None = None,
 ) -> dict[str, pa.Table]:
-    """Per-hour aggregates of the curated tables for rows ingested from ``start`` on.
+    """Per-hour aggregates of the curated tables for rows ingested in [start, until).
 
     Rows checked are read from ``recent.<table>`` (files that can hold rows ingested
     since ``start``); the rows they are matched against, from ``curated.<table>``
@@ -119,8 +123,9 @@ def hourly(
         "curated.bid_requests": corr.auction_window_seconds,
     }
     files = {t: index.files(t) for t in CURATED}
+    end = until or datetime(9999, 1, 1, tzinfo=start.tzinfo)
     recent = {
-        t: [f for f in fs if f.ingest_max is None or f.ingest_max >= start]
+        t: [f for f in fs if _overlaps(f.ingest_min, f.ingest_max, start, end)]
         for t, fs in files.items()
     }
     oldest = min((f.event_min for fs in recent.values() for f in fs if f.event_min), default=start)
@@ -133,6 +138,7 @@ def hourly(
         _view(con, "recent", table, [f.path for f in recent[table]])
     params = {
         "start": start,
+        "until": end,
         "click_window": corr.click_window_seconds,
         "id_horizon": corr.impression_id_horizon_seconds,
         "click_through": corr.click_through_window_seconds,
@@ -148,6 +154,11 @@ def hourly(
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         out[name] = con.sql(sql, params=used).to_arrow_table().cast(HOURLY[name])
     return out
+
+
+def _overlaps(low: datetime | None, high: datetime | None, start: datetime, end: datetime) -> bool:
+    """Whether a file whose rows span [low, high] can hold rows in [start, end)."""
+    return (high is None or high >= start) and (low is None or low < end)
 
 
 def _view(con: Any, schema: str, table: str, paths: list[str]) -> None:
@@ -173,7 +184,7 @@ def _hour(alias: str = "") -> str:
 _TABLES_SQL = " UNION ALL ".join(
     f"""SELECT '{t}' AS "table", {_hour()} AS hour, count(*) AS rows,
       quantile_cont(epoch(ingest_time) - epoch(event_time), 0.95) AS lag_p95_s
-    FROM recent.{t.split(".")[1]} WHERE ingest_time >= $start GROUP BY ALL"""
+    FROM recent.{t.split(".")[1]} WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL"""
     for t in CURATED
 )
 
@@ -183,13 +194,13 @@ SELECT campaign_id, hour, sum(impressions) AS impressions, sum(clicks) AS clicks
 FROM (
   SELECT campaign_id, {_hour()} AS hour, count(*) AS impressions, 0 AS clicks,
     0 AS conversions, sum(cost) AS spend
-  FROM recent.impressions WHERE ingest_time >= $start GROUP BY ALL
+  FROM recent.impressions WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL
   UNION ALL
   SELECT campaign_id, {_hour()}, 0, count(*), 0, 0 FROM recent.clicks
-  WHERE ingest_time >= $start GROUP BY ALL
+  WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL
   UNION ALL
   SELECT campaign_id, {_hour()}, 0, 0, count(*), 0 FROM recent.conversions
-  WHERE ingest_time >= $start GROUP BY ALL
+  WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL
 ) GROUP BY ALL
 """
 
@@ -198,10 +209,10 @@ FROM (
 _LINKS_SQL = f"""
 WITH c AS (
   SELECT {_hour()} AS hour, user_id, campaign_id, impression_id, event_time
-  FROM recent.clicks WHERE ingest_time >= $start
+  FROM recent.clicks WHERE ingest_time >= $start AND ingest_time < $until
 ), v AS (
   SELECT {_hour()} AS hour, user_id, campaign_id, event_time
-  FROM recent.conversions WHERE ingest_time >= $start
+  FROM recent.conversions WHERE ingest_time >= $start AND ingest_time < $until
 ), i AS (
   SELECT impression_id, user_id, campaign_id, event_time FROM curated.impressions
   WHERE event_time >= (SELECT min(event_time) FROM (FROM c SELECT event_time UNION ALL
@@ -215,13 +226,13 @@ WITH c AS (
     AND user_id IN (SELECT user_id FROM v)
 ), p AS (
   SELECT {_hour()} AS hour, auction_id FROM recent.impressions
-  WHERE ingest_time >= $start AND auction_id IS NOT NULL
+  WHERE ingest_time >= $start AND ingest_time < $until AND auction_id IS NOT NULL
 ), bid AS (
   SELECT DISTINCT auction_id FROM curated.bid_requests
   WHERE auction_id IN (SELECT auction_id FROM p)
 ), b AS (
   SELECT {_hour()} AS hour, auction_id FROM recent.bid_requests
-  WHERE ingest_time >= $start
+  WHERE ingest_time >= $start AND ingest_time < $until
     AND (coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
          OR json_extract(extras, '$.win_price') IS NOT NULL)
 ), shown AS (
@@ -274,7 +285,7 @@ def _fields_sql() -> str:
         parts.append(
             f"""SELECT '{table}' AS "table", hour, field, 'column' AS type, rows FROM (
               UNPIVOT (SELECT {_hour()} AS hour, {counts} FROM recent.{short}
-                       WHERE ingest_time >= $start GROUP BY ALL)
+                       WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL)
               ON {", ".join(columns)} INTO NAME field VALUE rows) WHERE rows > 0"""
         )
         parts.append(
@@ -283,7 +294,7 @@ def _fields_sql() -> str:
                 AS type, count(*) AS rows
             FROM (SELECT hour, key, json_type(extras, '$."' || key || '"') AS jt
                   FROM (SELECT {_hour()} AS hour, extras, unnest(json_keys(extras)) AS key
-                        FROM recent.{short} WHERE ingest_time >= $start AND extras IS NOT NULL
+                        FROM recent.{short} WHERE ingest_time >= $start AND ingest_time < $until AND extras IS NOT NULL
                           AND extras <> '{{}}'))
             GROUP BY ALL"""
         )
