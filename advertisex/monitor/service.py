@@ -171,6 +171,7 @@ def lake_history(lake: Any) -> History:
     """Append state changes to ``ops.alerts`` (one small Iceberg commit per evaluation)."""
 
     def write(transitions: list[Transition]) -> None:
+        lake.refresh()  # another process (a `monitor --once`) may have appended meanwhile
         lake.commit_batch({ALERTS_TABLE: transitions_table(transitions)}, [], {})
 
     return write
