@@ -21,6 +21,7 @@ from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
     BID_REQUIRED,
+    CLICK_FIELDS,
     CLICK_REQUIRED,
     EVENT_TYPES,
     IMPRESSION_FIELDS,
@@ -77,19 +78,10 @@ def _text(expr: str) -> str:
 
 _IMP_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in IMPRESSION_FIELDS) + "}"
 _IMP_NULL_PATCH = "{" + ", ".join(f'"{f}": null' for f in IMPRESSION_FIELDS) + "}"
+# The normalized payload: every contract field but the id, time as normalized text.
 _IMP_PAYLOAD = [
     "event_time_text",
-    "ad_creative_id",
-    "campaign_id",
-    "user_id",
-    "website",
-    "placement",
-    "device_type",
-    "user_agent",
-    "ip",
-    "country",
-    "cost",
-    "auction_id",
+    *(f for f in IMPRESSION_FIELDS if f not in ("impression_id", "timestamp")),
     "extras",
 ]
 
@@ -205,14 +197,7 @@ def _json_valid(frame: pa.Table) -> pa.ChunkedArray:
 
 _CLICK_PAYLOAD = [
     "event_time_text",
-    "user_id",
-    "campaign_id",
-    "event_type",
-    "impression_id",
-    "ad_creative_id",
-    "conversion_type",
-    "conversion_value",
-    "currency",
+    *(f for f in CLICK_FIELDS if f not in ("event_id", "timestamp")),
     "extras",
 ]
 
