@@ -120,7 +120,14 @@ def campaign_hourly(
 
 
 def campaign_daily(hourly: pa.Table) -> pa.Table:
-    """Reach per campaign and UTC day: the union of that day's hourly user sketches."""
+    """Reach per campaign and UTC day: the union of that day's hourly user sketches.
+
+    Only rows with impressions count (users are the people who saw ads), so a day's
+    reach depends on that day's impressions alone.
+    """
+    import pyarrow.compute as pc
+
+    hourly = hourly.filter(pc.greater(hourly.column("impressions"), 0))
     if hourly.num_rows == 0:
         return CAMPAIGN_DAILY.empty_table()
     keyed = hourly.select(["campaign_id", "hour"]).append_column(

@@ -42,7 +42,7 @@ from advertisex.marts.schemas import (
 from advertisex.marts.schemas import (
     CAMPAIGN_HOURLY_TABLE as HOURLY_MART,
 )
-from advertisex.marts.store import Curated, Marts, Slice
+from advertisex.marts.store import Curated, Marts, Range, Slice
 
 IMPRESSIONS, CLICKS = "curated.impressions", "curated.clicks"
 CONVERSIONS, BIDS = "curated.conversions", "curated.bid_requests"
@@ -135,9 +135,11 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
         report.users = len(todo.clicks.users or ())
         report.clicks, report.conversions = matched.num_rows, attributed.num_rows
     if hours:
-        changes |= _rollups(curated, marts, rules, hours, changes)
+        # Reach per day only depends on the day's impressions.
+        days = plan.day_ranges(plan.hours_of(new[IMPRESSIONS].column("event_time")))
+        changes |= _rollups(curated, marts, rules, hours, days, changes)
         report.hours = len(hours)
-        report.days = len(plan.day_ranges(hours))
+        report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
     marts.replace(changes, _state(positions, rules))
     report.seconds = time.perf_counter() - started
     return report
@@ -185,9 +187,10 @@ def _rollups(
     marts: Marts,
     rules: Rules,
     hours: set[datetime],
+    days: tuple[Range, ...],
     changes: dict[str, tuple[Slice, pa.Table]],
 ) -> dict[str, tuple[Slice, pa.Table]]:
-    """Recomputed ``campaign_hourly`` rows of ``hours`` and ``campaign_daily`` rows of their days.
+    """Recomputed ``campaign_hourly`` rows of ``hours`` and ``campaign_daily`` rows of ``days``.
 
     Attributed rows are read as they will be after ``changes`` are applied.
     """
@@ -209,11 +212,13 @@ def _rollups(
     )
     hourly = campaign_hourly(impressions, clicks, conversions, bids, pa.array(sorted(hours)))
     hour_slice = Slice("hour", in_hours)
-    days = plan.day_ranges(hours)
+    if not days:
+        return {HOURLY_MART: (hour_slice, hourly)}
     same_days = marts.read(HOURLY_MART, Slice("hour", days))
     same_days = same_days.filter(pc.invert(hour_slice.mask(same_days)))
     daily = campaign_daily(pa.concat_tables([same_days.cast(hourly.schema), hourly]))
     day_slice = Slice("day", tuple((_date(lo), _date(hi)) for lo, hi in days))
+    daily = daily.filter(day_slice.mask(daily))  # hours of other days rolled up too
     return {HOURLY_MART: (hour_slice, hourly), DAILY_MART: (day_slice, daily)}
 
 
