@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench docs clean promtool
+.PHONY: install demo test lint typecheck unit bench docs clean promtool services apt
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install promtool
+unit: install promtool services
 	$(BIN)/python -m pytest -q
 
 # promtool (Debian's prometheus package, ~20 s) lets the tests check deploy/prometheus/.
@@ -35,6 +35,19 @@ promtool:
 	    { apt-get update -qq >/dev/null 2>&1 && \
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; }; }; } || \
 	  echo "promtool not available: the Prometheus rules check will be skipped"
+
+# Java (PySpark's JVM) and PostgreSQL (the shared-catalog tests start their own server)
+# come from Debian when missing; CI runs as root on a clean machine.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+services:
+	@command -v java >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PACKAGES=openjdk-17-jre-headless
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PACKAGES=postgresql
+
+apt:
+	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || \
+	  { echo "need root and apt-get to install $(PACKAGES); their tests will be skipped"; exit 0; }; \
+	  $(APT_INSTALL) $(PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $(PACKAGES) >/dev/null; }
 
 test: lint typecheck unit
 

@@ -60,16 +60,36 @@ def process(
         False, "--follow", help="Keep processing new landing segments until Ctrl-C / SIGTERM."
     ),
     interval: float = typer.Option(0.5, "--interval", help="With --follow: seconds between looks."),
+    engine: str | None = typer.Option(
+        None, "--engine", help="embedded (in-process) or spark (PySpark); default scale.engine."
+    ),
+    master: str | None = typer.Option(
+        None,
+        "--master",
+        help="With --engine spark: local[N], spark://host:7077, yarn, k8s://…; "
+        "default scale.spark_master.",
+    ),
 ) -> None:
     """Process every pending landing file into the curated tables."""
+    if engine not in (None, "embedded", "spark"):
+        raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
     if follow:
+        if engine == "spark":
+            raise UserInputError(
+                "--follow runs the embedded engine", hint="run --engine spark without --follow"
+            )
         from advertisex.cli.serve import follow_landing
 
         follow_landing(interval, fmt)
         return
     ax = open_platform()
     with progress_bar(fmt is Format.table, "process") as progress:
-        report = ax.process(progress)
+        if (engine or ax.settings.scale.engine) == "spark":
+            from advertisex.runners.spark import process_on_spark
+
+            report = process_on_spark(ax, master or ax.settings.scale.spark_master, progress)
+        else:
+            report = ax.process(progress)
     print_accounting(report, fmt)
 
 

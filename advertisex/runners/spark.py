@@ -1,0 +1,420 @@
+"""The Spark runner: the embedded runner's batches, with the kernels spread over Spark.
+
+``advertisex process --engine spark --master local[2]`` (or ``spark://…``, ``yarn``,
+``k8s://…``, or no master under ``spark-submit``). Batches, batch ids, the
+exactly-once checkpoint and ``ops.batches`` are the embedded runner's (this class is
+one); only :meth:`SparkRunner.run_batch` differs:
+
+    segments ──mapInArrow: read, frame, standardize, enrich──► blobs (persisted) + key rows
+    key rows ∪ committed keys ──repartition(table, key)──mapInArrow: find_duplicates──► duplicates → driver
+    blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted rows──► Parquet files
+    driver: add_files for every table + ops.batches + segment marks, one catalog transaction
+
+Wide rows are never shuffled: only (table, key, payload hash, position) crosses the
+network, as in the embedded dedupe. Executors write the data files into the tables'
+locations; a crash before the driver's transaction leaves only unreferenced files,
+and the batch is redone from the landing zone with the same id. Correlation and the
+marts still run on the driver after the batches (``update_marts``).
+
+Executors need this package and its dependencies installed (the same wheel as the
+driver); see docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from advertisex.config import Settings
+from advertisex.dims import snapshot as dimension_snapshot
+from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.kernels.standardize import Rules
+from advertisex.lake.catalog import SegmentDone
+from advertisex.lake.tables import Lake
+from advertisex.landing.zone import LandingZone, Segment
+from advertisex.model.schemas import SOURCES, TABLES
+from advertisex.monitor.metrics import record_batch
+from advertisex.runners import spark_tasks as tasks
+from advertisex.runners.batch import SourceAccount
+from advertisex.runners.decode import lineage_table
+from advertisex.runners.embedded import (
+    EmbeddedRunner,
+    ProcessReport,
+    Progress,
+    Unreadable,
+    _batch_rows,
+    batch_id_for,
+)
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+# Spark properties the runner sets unless the configuration (scale.spark_conf) does.
+DEFAULT_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "65536",
+    "spark.driver.memory": "2g",
+}
+
+
+def spark_session(settings: Settings, master: str | None) -> SparkSession:
+    """A Spark session for the processor; ``master=None`` keeps spark-submit's master."""
+    from pyspark.sql import SparkSession
+
+    # Local masters start Python workers with this interpreter (and so this package).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("advertisex-process")
+    if master:
+        builder = builder.master(master)
+    for key, value in {**DEFAULT_CONF, **settings.scale.spark_conf}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkRunner(EmbeddedRunner):
+    """EmbeddedRunner whose batches run on Spark (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        lake: Lake,
+        landing: LandingZone,
+        master: str | None = None,
+        session: SparkSession | None = None,
+    ) -> None:
+        super().__init__(settings, lake, landing)
+        self.master = master
+        self._session = session
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._session is None:
+            self._session = spark_session(self.settings, self.master)
+        return self._session
+
+    def stop(self) -> None:
+        """Stop the Spark session this runner started (not one it was handed)."""
+        if self._session is not None and self.master is not None:
+            self._session.stop()
+        self._session = None
+
+    @property
+    def parallelism(self) -> int:
+        return max(1, self.spark.sparkContext.defaultParallelism)
+
+    def run_batch(
+        self,
+        segments: list[Segment],
+        progress: Progress | None = None,
+        now: datetime | None = None,
+        report: ProcessReport | None = None,
+    ) -> tuple[dict[str, SourceAccount], str]:
+        started_at = utcnow()
+        batch_id = batch_id_for(segments)
+        rules = Rules(
+            now=now or started_at,
+            future_skew=timedelta(seconds=self.settings.processor.future_skew_seconds),
+            max_age=timedelta(days=d)
+            if (d := self.settings.processor.max_event_age_days)
+            else None,
+            domains=self._domains(),
+        )
+        lineage = lineage_table(segments)  # before unreadable ones drop out: indices stay
+        prepared = self._prepare(segments, rules)
+        try:
+            records, unreadable = self._segment_records(prepared)
+            for index, reason in sorted(unreadable.items()):
+                item = Unreadable(segments[index], reason)
+                with contextlib.suppress(FileNotFoundError):
+                    self.landing.quarantine_file(item.segment, item.reason)
+                if report is not None:
+                    report.unreadable.append(item)
+            if progress:
+                progress("read", len(segments), len(segments))
+            kept = [(i, s) for i, s in enumerate(segments) if i in records]
+            if not kept:
+                return {}, batch_id
+            duplicates = self._duplicates(prepared)
+            if progress:
+                progress("dedupe", len(segments), len(segments))
+            finished = self._finish(prepared, [s for _, s in kept], duplicates, lineage, batch_id)
+        finally:
+            prepared.unpersist()
+        segments = [s for _, s in kept]
+        accounts = _accounts(finished, duplicates, segments)
+        files = _files(finished)
+        by_source = {source: [s for s in segments if s.source == source] for source in accounts}
+        committed_at = utcnow()
+        marks = [
+            SegmentDone(s.name, s.source, batch_id, records[i], s.size, committed_at.isoformat())
+            for i, s in kept
+        ]
+        if progress:
+            progress("commit", len(segments), len(segments))
+        self._commit(
+            files,
+            _batch_rows(batch_id, accounts, by_source, started_at, committed_at),
+            marks,
+            {"advertisex.batch-id": batch_id},
+        )
+        if self._done is not None:
+            self._done.update(m.segment for m in marks)
+        record_batch(
+            accounts,
+            (utcnow() - started_at).total_seconds(),
+            segments,
+            _newest_events(finished),
+            self.settings.data_dir,
+        )
+        return accounts, batch_id
+
+    # ------------------------------------------------------------------ stages
+    def _prepare(self, segments: list[Segment], rules: Rules) -> DataFrame:
+        """Stage 1 over the batch's segments, persisted: stages 2 and 3 both read it."""
+        rows = [(i, s.source, s.name, s.size) for i, s in enumerate(segments)]
+        slices = min(len(rows), 2 * self.parallelism)
+        listing = self.spark.createDataFrame(
+            rows, "segment int, source string, name string, size long"
+        ).repartition(slices)
+        job = tasks.PrepareJob(self.settings, rules, dimension_snapshot(self.lake))
+        prepared = listing.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
+        return prepared.persist()
+
+    def _segment_records(self, prepared: DataFrame) -> tuple[dict[int, int], dict[int, str]]:
+        """(segment index → records framed, segment index → why it could not be read)."""
+        from pyspark.sql import functions as F
+
+        listed = _arrow(
+            prepared.filter(F.col("kind").isin("rows", "unreadable")).select(
+                "kind", "segment", "n", "k"
+            )
+        )
+        records, unreadable = {}, {}
+        for row in listed.to_pylist():
+            if row["kind"] == "rows":
+                records[row["segment"]] = row["n"]
+            else:
+                unreadable[row["segment"]] = row["k"]
+        return records, unreadable
+
+    def _duplicates(self, prepared: DataFrame) -> pa.Table:
+        """Stage 2: every repeat in the batch, by (table, segment, row), with conflicts."""
+        from pyspark.sql import functions as F
+
+        keys = prepared.filter(F.col("kind") == "key")
+        bounds = keys.groupBy("tbl").agg(F.min("t").alias("low"), F.max("t").alias("high"))
+        committed = self._committed_keys(_arrow(bounds).to_pylist())
+        candidates = keys.select("tbl", "k", "h", "segment", "r")
+        if committed is not None:
+            candidates = candidates.unionByName(committed)
+        marked = candidates.repartition(2 * self.parallelism, "tbl", "k").mapInArrow(
+            tasks.dedupe, tasks.DUPLICATES
+        )
+        return _arrow(marked, tasks._DUPLICATES)
+
+    def _committed_keys(self, bounds: list[dict[str, Any]]) -> DataFrame | None:
+        """Committed keys within the dedupe horizon of each table's candidates, read by the
+        executors from the data files pyiceberg plans (the embedded runner's ``_seen``)."""
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+        horizon = timedelta(days=self.settings.processor.dedupe_horizon_days)
+        files = []
+        for bound in bounds:
+            table = self.lake.table(bound["tbl"])
+            if table.current_snapshot() is None:
+                continue
+            low, high = _utc(bound["low"]) - horizon, _utc(bound["high"]) + horizon
+            row_filter = And(
+                GreaterThanOrEqual("event_time", low.isoformat()),  # type: ignore[call-arg,misc]
+                LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
+            )
+            fields = (*SEEN_COLUMNS[bound["tbl"]], "event_time")
+            for task in table.scan(row_filter=row_filter, selected_fields=fields).plan_files():
+                if task.delete_files:
+                    raise RuntimeError(
+                        f"{bound['tbl']} has delete files, which the Spark runner does not read"
+                    )
+                files.append((bound["tbl"], task.file.file_path, _micros(low), _micros(high)))
+        if not files:
+            return None
+        listing = self.spark.createDataFrame(files, tasks.COMMITTED)
+        return listing.repartition(min(len(files), 2 * self.parallelism)).mapInArrow(
+            functools.partial(tasks.read_committed, settings=self.settings), tasks.KEYS
+        )
+
+    def _finish(
+        self,
+        prepared: DataFrame,
+        segments: list[Segment],
+        duplicates: pa.Table,
+        lineage: pa.Table,
+        batch_id: str,
+    ) -> pa.Table:
+        """Stage 3, impressions and bids first: users they expose as invalid traffic taint
+        the same batch's clicks and conversions (as in the embedded runner)."""
+        from pyspark.sql import functions as F
+
+        present = {s.source for s in segments}
+        repeats: dict[tuple[str, int], Any] = {}
+        for (table_name, segment), group in _group_rows(duplicates).items():
+            repeats[(table_name, segment)] = group
+        shared = self.spark.sparkContext.broadcast(repeats)
+        locations = {name: self.lake.table(name).location() for name in _written_tables(present)}
+        ivt = self._ivt_rules(segments)
+        results = []
+        try:
+            for wave in (("impressions", "bids"), ("clicks",)):
+                sources = [s for s in wave if s in present]
+                if not sources:
+                    continue
+                job = tasks.FinishJob(self.settings, batch_id, lineage, ivt, locations, shared)
+                blobs = prepared.filter(
+                    (F.col("kind") == "rows") & F.col("source").isin(*sources)
+                ).select("segment", "source", "blob")
+                result = _arrow(
+                    blobs.mapInArrow(functools.partial(tasks.finish, job=job), tasks.FINISHED),
+                    tasks._FINISHED,
+                )
+                results.append(result)
+                users = result.filter(pa.compute.equal(result.column("kind"), "ivt_user"))
+                if ivt is not None and users.num_rows:
+                    ivt = ivt.with_users(users.column("text").to_pylist())
+        finally:
+            shared.unpersist()
+        return pa.concat_tables(results)
+
+    def _commit(
+        self,
+        files: dict[str, list[str]],
+        batches: pa.Table,
+        marks: list[SegmentDone],
+        properties: dict[str, str],
+    ) -> None:
+        """Register the executors' data files, append ``ops.batches`` and mark the segments
+        done: one catalog transaction, as ``Lake.commit_batch`` does for the embedded runner."""
+        tables = {name: self.lake.table(name) for name in files}
+        batch_table = self.lake.table("ops.batches")
+        with self.lake.catalog.atomic(marks):
+            for name, table in tables.items():
+                table.add_files(sorted(files[name]), snapshot_properties=properties)
+            batch_table.append(batches.select(TABLES["ops.batches"].schema.names), properties)
+        self.lake.refresh()
+
+
+def process_on_spark(
+    ax: Any, master: str | None, progress: Progress | None = None
+) -> ProcessReport:
+    """Process everything pending of platform ``ax`` on Spark (``master=None`` under
+    spark-submit), then stop the session this started."""
+    runner = SparkRunner(ax.settings, ax.lake, ax.landing, master=master)
+    try:
+        return runner.process(progress)
+    finally:
+        runner.stop()
+
+
+def _arrow(frame: DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """Collect a (small) DataFrame to the driver as Arrow."""
+    batches = frame._collect_as_arrow()
+    if not batches:
+        if schema is None:
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            schema = to_arrow_schema(frame.schema)
+        return schema.empty_table()
+    return pa.Table.from_batches(batches)
+
+
+def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:
+    """(table, segment) → row numbers of its duplicates, as numpy arrays."""
+    import numpy as np
+
+    groups: dict[tuple[str, int], list[int]] = {}
+    for table_name, segment, r in zip(
+        duplicates.column("tbl").to_pylist(),
+        duplicates.column("segment").to_pylist(),
+        duplicates.column("r").to_pylist(),
+        strict=True,
+    ):
+        groups.setdefault((table_name, segment), []).append(r)
+    return {key: np.asarray(rows, dtype=np.int64) for key, rows in groups.items()}
+
+
+def _written_tables(sources: set[str]) -> list[str]:
+    names = ["curated.quarantine", "curated.filtered"]
+    for source in sources:
+        names.extend(SOURCES[source])
+    return names
+
+
+def _accounts(
+    finished: pa.Table, duplicates: pa.Table, segments: list[Segment]
+) -> dict[str, SourceAccount]:
+    """Per-source accounting from the executors' counts and the driver's duplicates."""
+    present = {s.source for s in segments}
+    accounts: dict[str, SourceAccount] = {
+        source: SourceAccount(
+            source,
+            files=sum(1 for s in segments if s.source == source),
+            bytes=sum(s.size for s in segments if s.source == source),
+        )
+        for source in ("impressions", "bids", "clicks")
+        if source in present
+    }
+    for row in finished.to_pylist():
+        account = accounts[row["source"]]
+        if row["kind"] == "count" and row["tbl"]:
+            account.by_table[row["tbl"]] = account.by_table.get(row["tbl"], 0) + row["n"]
+            account.accepted += row["n"]
+        elif row["kind"] == "count":
+            setattr(account, row["text"], getattr(account, row["text"]) + row["n"])
+        elif row["kind"] == "ivt_user":
+            account.ivt_users.add(row["text"])
+        elif row["kind"] == "new_field":
+            account.new_fields.add(row["text"])
+    source_of = {table: source for source, tables in SOURCES.items() for table in tables}
+    for row in duplicates.to_pylist():
+        account = accounts[source_of[row["tbl"]]]
+        account.duplicates += 1
+        account.conflicts += int(row["conflict"])
+    for account in accounts.values():
+        for table_name in SOURCES[account.source]:
+            account.by_table.setdefault(table_name, 0)
+    return accounts
+
+
+def _files(finished: pa.Table) -> dict[str, list[str]]:
+    files: dict[str, list[str]] = {}
+    for row in finished.filter(pa.compute.equal(finished.column("kind"), "file")).to_pylist():
+        files.setdefault(row["tbl"], []).append(row["text"])
+    return files
+
+
+def _newest_events(finished: pa.Table) -> dict[str, pa.Table]:
+    """table → its newest event time in this batch, the shape ``record_batch`` reads."""
+    newest: dict[str, int] = {}
+    for row in finished.filter(pa.compute.equal(finished.column("kind"), "file")).to_pylist():
+        if row["t"] is not None:
+            newest[row["tbl"]] = max(newest.get(row["tbl"], row["t"]), row["t"])
+    return {
+        name: pa.table({"event_time": pa.array([_utc(us)], pa.timestamp("us", "UTC"))})
+        for name, us in newest.items()
+    }
+
+
+def _utc(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

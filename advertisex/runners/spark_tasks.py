@@ -1,0 +1,387 @@
+"""What Spark's Python workers run: the batch kernels over ``mapInArrow`` partitions.
+
+Three stages, each a function from Arrow record batches to Arrow record batches that
+Spark ships (with a small picklable job description) to its executors:
+
+1. :func:`prepare` — per landing segment: read, frame, standardize, validate, enrich
+   (the row-local half of ``process_source``). It yields the segment's standardized
+   rows once, as an Arrow IPC blob that stays on its executor (persisted, never
+   shuffled), and one narrow *key row* (table, key, payload hash, event time, position)
+   per candidate event.
+2. :func:`dedupe` — per hash partition of the key rows (``repartition(table, key)``):
+   every occurrence of a key, and its committed twin if any, is in one partition, so
+   ``find_duplicates`` on the partition's rows in (segment, row) order gives exactly
+   the embedded runner's verdict. Only the duplicates come back to the driver.
+3. :func:`finish` — per partition of blobs: drop the duplicates, split off quarantine
+   and invalid traffic, shape each table's rows (``accepted_rows``, ``quarantine_rows``,
+   ``filter_invalid_traffic``) and write them as Parquet data files, one per table and
+   event day, into the table's location. The driver registers those files in one
+   atomic catalog transaction with the batch's checkpoint.
+
+:func:`read_committed` feeds stage 2 the committed keys of the dedupe horizon, read
+straight from the tables' data files by the executors.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.config import Settings
+from advertisex.dims.model import Dimensions
+from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
+from advertisex.kernels.enrich import enrich
+from advertisex.kernels.ivt import IvtRules
+from advertisex.kernels.standardize import Rules
+from advertisex.kernels.validate import check_domains, fill_missing_raw
+from advertisex.lake import storage
+from advertisex.landing.zone import Segment, open_landing
+from advertisex.model.schemas import SOURCES, TABLES
+from advertisex.runners.batch import (
+    _EVENT_TYPE,
+    IVT_TABLES,
+    STANDARDIZERS,
+    accepted_rows,
+    extra_fields,
+    filter_invalid_traffic,
+    quarantine_rows,
+)
+from advertisex.runners.decode import frame_segment
+from advertisex.util.retry import retrying
+
+# Spark DDL of each stage's output and the Arrow schema the workers build it with.
+PREPARED = (
+    "kind string, segment int, source string, tbl string, k string, h string, "
+    "t long, r long, n long, blob binary"
+)
+_PREPARED = pa.schema(
+    [
+        ("kind", pa.string()),  # rows | key | unreadable
+        ("segment", pa.int32()),
+        ("source", pa.string()),
+        ("tbl", pa.string()),
+        ("k", pa.string()),  # event key | why the segment is unreadable
+        ("h", pa.string()),
+        ("t", pa.int64()),  # event time, µs since the epoch
+        ("r", pa.int64()),  # row number in the segment's standardized rows
+        ("n", pa.int64()),  # records framed from the segment
+        ("blob", pa.binary()),  # the segment's standardized rows, Arrow IPC
+    ]
+)
+KEYS = "tbl string, k string, h string, segment int, r long"
+_KEYS = pa.schema(
+    [
+        ("tbl", pa.string()),
+        ("k", pa.string()),
+        ("h", pa.string()),
+        ("segment", pa.int32()),  # -1: a committed key
+        ("r", pa.int64()),
+    ]
+)
+DUPLICATES = "tbl string, segment int, r long, conflict boolean"
+_DUPLICATES = pa.schema(
+    [("tbl", pa.string()), ("segment", pa.int32()), ("r", pa.int64()), ("conflict", pa.bool_())]
+)
+FINISHED = "kind string, source string, tbl string, text string, n long, t long"
+_FINISHED = pa.schema(
+    [
+        ("kind", pa.string()),  # file | count | ivt_user | new_field
+        ("source", pa.string()),
+        ("tbl", pa.string()),
+        ("text", pa.string()),  # file path | counter name | user id | field name
+        ("n", pa.int64()),  # rows in the file | count
+        ("t", pa.int64()),  # newest event time in the file, µs since the epoch
+    ]
+)
+COMMITTED = "tbl string, path string, low long, high long"
+
+
+@dataclass(frozen=True)
+class PrepareJob:
+    settings: Settings
+    rules: Rules
+    dims: Dimensions | None
+
+
+@dataclass(frozen=True)
+class FinishJob:
+    settings: Settings
+    batch_id: str
+    lineage: pa.Table
+    ivt: IvtRules | None
+    locations: dict[str, str]  # table → its location (where data files go)
+    duplicates: object  # Broadcast of {(table, segment): int64 array of row numbers}
+
+
+def standardize_segment(
+    source: str, frame: pa.Table, rules: Rules, dims: Dimensions | None
+) -> pa.Table:
+    """The row-local half of ``process_source``: standardize, check domains, enrich."""
+    rows = fill_missing_raw(
+        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
+    )
+    return enrich(source, rows, dims)
+
+
+def candidates(table_name: str, rows: pa.Table, rejected: np.ndarray) -> np.ndarray:
+    """Mask of the rows that may go to ``table_name``: accepted, of its event type."""
+    mask = ~rejected
+    if table_name in _EVENT_TYPE:
+        mask &= pc.fill_null(
+            pc.equal(rows.column("event_type"), _EVENT_TYPE[table_name]), False
+        ).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def rejected_mask(rows: pa.Table) -> np.ndarray:
+    return pc.greater(pc.list_value_length(rows.column("reasons")), 0).to_numpy(
+        zero_copy_only=False
+    )
+
+
+# ---------------------------------------------------------------- stage 1: prepare
+
+
+def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.RecordBatch]:
+    """Landing segments (segment, source, name, size) → standardized blobs and key rows."""
+    zone = open_landing(job.settings)
+    for batch in batches:
+        for item in batch.to_pylist():
+            segment = Segment(item["source"], item["name"], item["size"])
+            index = item["segment"]
+            try:
+                data = retrying(
+                    functools.partial(zone.read, segment), what=f"reading {segment.name}"
+                )
+                frame = frame_segment(index, segment, data)
+            except Exception as error:  # unreadable: the driver moves it aside
+                reason = f"{type(error).__name__}: {error}"
+                yield _prepared(1, kind=["unreadable"], segment=[index], k=[reason])
+                continue
+            rows = standardize_segment(segment.source, frame, job.rules, job.dims)
+            rows = rows.append_column("r", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+            yield _prepared(
+                1,
+                kind=["rows"],
+                segment=[index],
+                source=[segment.source],
+                n=[frame.num_rows],
+                blob=[_to_ipc(rows)],
+            )
+            rejected = rejected_mask(rows)
+            for table_name in SOURCES[segment.source]:
+                chosen = rows.filter(pa.array(candidates(table_name, rows, rejected)))
+                if chosen.num_rows:
+                    yield _key_rows(table_name, index, chosen)
+
+
+def _key_rows(table_name: str, index: int, rows: pa.Table) -> pa.RecordBatch:
+    n = rows.num_rows
+    return _prepared(
+        n,
+        kind=["key"] * n,
+        segment=np.full(n, index, dtype=np.int32),
+        tbl=[table_name] * n,
+        k=key_column(table_name, rows),
+        h=rows.column("payload_hash"),
+        t=rows.column("event_time").cast(pa.int64()),
+        r=rows.column("r"),
+    )
+
+
+def _prepared(length: int, **columns: object) -> pa.RecordBatch:
+    """One output batch of :func:`prepare`; columns not given are null."""
+    arrays = []
+    for f in _PREPARED:
+        value = columns.get(f.name)
+        if value is None:
+            arrays.append(pa.nulls(length, f.type))
+        elif isinstance(value, pa.ChunkedArray):
+            arrays.append(value.combine_chunks().cast(f.type))
+        elif isinstance(value, pa.Array):
+            arrays.append(value.cast(f.type))
+        else:
+            arrays.append(pa.array(value, f.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=_PREPARED)
+
+
+# ---------------------------------------------------------------- stage 2: dedupe
+
+
+def dedupe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Key rows of one hash partition (committed keys have segment -1) → the duplicates."""
+    rows = pa.Table.from_batches(list(batches), schema=_KEYS)
+    if rows.num_rows == 0:
+        return
+    for table_name in pc.unique(rows.column("tbl")).to_pylist():
+        mine = rows.filter(pc.equal(rows.column("tbl"), table_name))
+        committed = pc.less(mine.column("segment"), 0)
+        batch = mine.filter(pc.invert(committed)).sort_by(
+            [("segment", "ascending"), ("r", "ascending")]
+        )
+        seen = mine.filter(committed)
+        found = find_duplicates(
+            batch.column("k"),
+            batch.column("h"),
+            *((seen.column("k"), seen.column("h")) if seen.num_rows else (None, None)),
+        )
+        hit = pa.array(found.is_duplicate)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array([table_name] * found.count, pa.string()),
+                batch.column("segment").filter(hit).combine_chunks(),
+                batch.column("r").filter(hit).combine_chunks(),
+                pa.array(found.is_conflict[found.is_duplicate]),
+            ],
+            schema=_DUPLICATES,
+        )
+
+
+def read_committed(
+    batches: Iterator[pa.RecordBatch], settings: Settings
+) -> Iterator[pa.RecordBatch]:
+    """Data files of committed rows (table, path, event-time bounds in µs) → their keys."""
+    import pyarrow.parquet as pq
+
+    for batch in batches:
+        for item in batch.to_pylist():
+            table_name = item["tbl"]
+            filesystem, path = storage.resolve(item["path"], settings.scale)
+            columns = [*SEEN_COLUMNS[table_name], "event_time"]
+            data = pq.read_table(path, columns=columns, filesystem=filesystem)
+            when = data.column("event_time").cast(pa.int64())
+            inside = pc.and_(pc.greater_equal(when, item["low"]), pc.less_equal(when, item["high"]))
+            data = data.filter(inside)
+            n = data.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array([table_name] * n, pa.string()),
+                    pa.chunked_array(key_column(table_name, data)).combine_chunks(),
+                    data.column("payload_hash").combine_chunks(),
+                    pa.array(np.full(n, -1, dtype=np.int32)),
+                    pa.array(np.full(n, -1, dtype=np.int64)),
+                ],
+                schema=_KEYS,
+            )
+
+
+# ---------------------------------------------------------------- stage 3: finish
+
+
+def finish(batches: Iterator[pa.RecordBatch], job: FinishJob) -> Iterator[pa.RecordBatch]:
+    """Standardized blobs (segment, source, blob) → Parquet data files and their accounting."""
+    by_source: dict[str, list[tuple[int, pa.Table]]] = {}
+    for batch in batches:
+        for segment, source, blob in zip(
+            batch.column("segment").to_pylist(),
+            batch.column("source").to_pylist(),
+            batch.column("blob").to_pylist(),
+            strict=True,
+        ):
+            by_source.setdefault(source, []).append((segment, _from_ipc(blob)))
+    for source, parts in by_source.items():
+        parts.sort(key=lambda p: p[0])
+        yield from _finish_source(source, parts, job)
+
+
+def _finish_source(
+    source: str, parts: list[tuple[int, pa.Table]], job: FinishJob
+) -> Iterator[pa.RecordBatch]:
+    rows = pa.concat_tables([t for _, t in parts], promote_options="permissive")
+    offsets = np.cumsum([0] + [t.num_rows for _, t in parts])
+    rejected = rejected_mask(rows)
+    appends = {
+        "curated.quarantine": quarantine_rows(
+            rows.filter(pa.array(rejected)), source, job.lineage, job.batch_id
+        )
+    }
+    counts = {"records_in": rows.num_rows, "quarantined": int(rejected.sum())}
+    ivt_users: set[str] = set()
+    duplicates = job.duplicates.value  # type: ignore[attr-defined]
+    for table_name in SOURCES[source]:
+        keep = candidates(table_name, rows, rejected)
+        for (segment, _), offset in zip(parts, offsets, strict=False):
+            repeated = duplicates.get((table_name, segment))
+            if repeated is not None:
+                keep[offset + repeated] = False
+        if job.ivt is not None and table_name in IVT_TABLES:
+            flagged, filtered = filter_invalid_traffic(
+                table_name, rows, keep, job.ivt, job.lineage, job.batch_id
+            )
+            keep &= ~flagged
+            previous = appends.get("curated.filtered")
+            appends["curated.filtered"] = (
+                filtered if previous is None else pa.concat_tables([previous, filtered])
+            )
+            counts["filtered"] = counts.get("filtered", 0) + filtered.num_rows
+            ivt_users |= set(filtered.column("user_id").drop_null().to_pylist())
+        appends[table_name] = accepted_rows(table_name, rows, keep, job.lineage, job.batch_id)
+    out: list[dict[str, object]] = []
+    for table_name, data in appends.items():
+        if table_name in SOURCES[source]:
+            out.append(_row("count", source, table_name, "accepted", data.num_rows))
+        for path, written, newest in write_data_files(table_name, data, job):
+            out.append(_row("file", source, table_name, path, written, newest))
+    out += [_row("count", source, "", name, n) for name, n in counts.items()]
+    out += [_row("ivt_user", source, "", user, 0) for user in sorted(ivt_users)]
+    out += [_row("new_field", source, "", name, 0) for name in sorted(extra_fields(rows))]
+    yield pa.RecordBatch.from_pylist(out, schema=_FINISHED)
+
+
+def _row(
+    kind: str, source: str, table: str, text: str, n: int, newest: int | None = None
+) -> dict[str, object]:
+    return {"kind": kind, "source": source, "tbl": table, "text": text, "n": n, "t": newest}
+
+
+def write_data_files(
+    table_name: str, data: pa.Table, job: FinishJob
+) -> Iterator[tuple[str, int, int | None]]:
+    """Write ``data`` as Parquet into the table's location, one file per partition day.
+
+    Files carry no Iceberg field ids: the driver adds them with pyiceberg's ``add_files``,
+    which maps columns by name and reads each file's partition from its statistics.
+    """
+    import pyarrow.parquet as pq
+
+    if data.num_rows == 0:
+        return
+    spec = TABLES[table_name]
+    column = spec.partition_by_day
+    days = (
+        pc.cast(data.column(column), pa.date32())
+        if column
+        else pa.nulls(data.num_rows, pa.date32())
+    )
+    for day in pc.unique(days).to_pylist():
+        part = data.filter(pc.is_null(days) if day is None else pc.equal(days, day))
+        folder = f"{column}_day={day}" if column else ""
+        name = f"{job.batch_id}-{uuid.uuid4().hex[:16]}.parquet"
+        url = storage.join(job.locations[table_name], "data", folder, name)
+        filesystem, path = storage.resolve(url, job.settings.scale)
+        if not storage.is_remote(url):
+            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+        newest = (
+            pc.max(part.column("event_time").cast(pa.int64())).as_py()
+            if "event_time" in part.column_names
+            else None
+        )
+        yield url, part.num_rows, newest
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()

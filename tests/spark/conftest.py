@@ -1,0 +1,33 @@
+"""A Spark session for the Spark runner's tests: local[2], started once per module."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+def spark_unavailable() -> str | None:
+    """Why Spark cannot run here, or None. `make install` brings PySpark and Java."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark is not installed (pip install -e '.[spark]')"
+    if shutil.which("java") is None:
+        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    reason = spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from advertisex.config import load_settings
+    from advertisex.runners.spark import spark_session
+
+    session = spark_session(load_settings(), "local[2]")
+    yield session
+    session.stop()

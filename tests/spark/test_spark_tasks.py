@@ -1,0 +1,67 @@
+"""The Spark runner's executor functions, called directly on Arrow (no JVM needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from advertisex.config import load_settings
+from advertisex.kernels.standardize import Rules
+from advertisex.runners import spark_tasks as tasks
+from advertisex.runners.decode import DECODERS
+
+
+def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
+    tbl, k, h, segment, r = zip(*rows, strict=True)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(tbl),
+            pa.array(k),
+            pa.array(h),
+            pa.array(segment, pa.int32()),
+            pa.array(r, pa.int64()),
+        ],
+        schema=tasks._KEYS,
+    )
+
+
+def _duplicates(*batches: pa.RecordBatch) -> set[tuple[str, int, int, bool]]:
+    out = pa.Table.from_batches(list(tasks.dedupe(iter(batches))), schema=tasks._DUPLICATES)
+    return {(r["tbl"], r["segment"], r["r"], r["conflict"]) for r in out.to_pylist()}
+
+
+def test_dedupe_keeps_the_first_by_segment_and_row_whatever_the_arrival_order() -> None:
+    t = "curated.impressions"
+    # Shuffled on purpose: a partition's batches come in no particular order.
+    rows = [(t, "a", "x", 2, 0), (t, "a", "y", 0, 5), (t, "a", "y", 0, 1), (t, "b", "z", 1, 0)]
+    assert _duplicates(_keys(rows[:2]), _keys(rows[2:])) == {
+        (t, 0, 5, False),  # same payload as the kept (0, 1): a retry
+        (t, 2, 0, True),  # different payload: a conflict
+    }
+
+
+def test_dedupe_against_committed_keys_and_per_table() -> None:
+    imp, bid = "curated.impressions", "curated.bid_requests"
+    rows = [(imp, "a", "x", -1, -1), (imp, "a", "x", 0, 0), (bid, "a", "q", 0, 1)]
+    assert _duplicates(_keys(rows)) == {(imp, 0, 0, False)}
+    assert _duplicates() == set()
+
+
+def test_prepare_reports_an_unreadable_segment_instead_of_failing(tmp_path, monkeypatch) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    from advertisex.landing.zone import open_landing
+
+    segment = open_landing(settings).write_segment("clicks", b"timestamp,user_id\n", label="bad")
+
+    def exploding(data: bytes) -> pa.Table:
+        raise MemoryError("decoder blew up")
+
+    monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding)
+    listing = pa.RecordBatch.from_pylist(
+        [{"segment": 3, "source": "clicks", "name": segment.name, "size": segment.size}]
+    )
+    job = tasks.PrepareJob(settings, Rules(now=datetime(2026, 1, 1, tzinfo=UTC)), None)
+    out = pa.Table.from_batches(list(tasks.prepare(iter([listing]), job))).to_pylist()
+    assert [(r["kind"], r["segment"]) for r in out] == [("unreadable", 3)]
+    assert "MemoryError: decoder blew up" in out[0]["k"]
