@@ -32,10 +32,25 @@ def dataset(events: int) -> Path:
     if not (target / "truth.json").exists():
         print(f"generating {events:,} events into {target} (once) …", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "advertisex.cli.app", "generate", "--out", str(target),
-             "--events", str(events), "--seed", "1", "--start", "2026-11-20", "--demo-faults",
-             "--format", "json"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "advertisex.cli.app",
+                "generate",
+                "--out",
+                str(target),
+                "--events",
+                str(events),
+                "--seed",
+                "1",
+                "--start",
+                "2026-11-20",
+                "--demo-faults",
+                "--format",
+                "json",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return target
 
@@ -47,8 +62,12 @@ def standardized_impressions(folder: Path) -> pa.Table:
     frames = []
     for index, path in enumerate(sorted((folder / "impressions").iterdir())):
         frame = frame_json(path.read_bytes())
-        frames.append(frame.append_column("segment", pa.array([index] * frame.num_rows, pa.int32())))
-    rows = standardize_impressions(pa.concat_tables(frames), Rules(datetime(2100, 1, 1, tzinfo=UTC)))
+        frames.append(
+            frame.append_column("segment", pa.array([index] * frame.num_rows, pa.int32()))
+        )
+    rows = standardize_impressions(
+        pa.concat_tables(frames), Rules(datetime(2100, 1, 1, tzinfo=UTC))
+    )
     return rows.filter(pc.equal(pc.list_value_length(rows.column("reasons")), 0))
 
 
@@ -61,8 +80,14 @@ def dimensions(folder: Path):  # type: ignore[no-untyped-def]
     versions = {}
     for kind in ("campaigns", "creatives"):
         parsed = read_dim_file(folder / "dims" / f"{kind}.csv")
-        result = merge(parsed.kind, parsed.kind.schema.empty_table(), parsed.rows,
-                       effective_from=now, loaded_at=now, source_file=f"{kind}.csv")
+        result = merge(
+            parsed.kind,
+            parsed.kind.schema.empty_table(),
+            parsed.rows,
+            effective_from=now,
+            loaded_at=now,
+            source_file=f"{kind}.csv",
+        )
         versions[kind] = result.versions
     return Dimensions(**versions)
 
@@ -99,20 +124,31 @@ def main() -> None:
     parts = {
         "enrich, with dimensions": lambda: kernel.enrich("impressions", rows, dims),
         "enrich, no dimensions loaded": lambda: kernel.enrich("impressions", rows, None),
-        "enrich, campaign_id from creative": lambda: kernel.enrich("impressions", without_campaign, dims),
-        "  user agents (distinct, cached)": lambda: kernel.parse_user_agents(rows.column("user_agent")),
+        "enrich, campaign_id from creative": lambda: kernel.enrich(
+            "impressions", without_campaign, dims
+        ),
+        "  user agents (distinct, cached)": lambda: kernel.parse_user_agents(
+            rows.column("user_agent")
+        ),
         "  site host": lambda: kernel.site_host(rows.column("website")),
         "  event date and hour": lambda: kernel.day_and_hour(rows.column("event_time")),
         "  campaign + advertiser as of time": lambda: kernel.resolve_campaigns(
-            rows.column("event_time"), without_campaign.column("campaign_id"),
-            rows.column("ad_creative_id"), dims),
+            rows.column("event_time"),
+            without_campaign.column("campaign_id"),
+            rows.column("ad_creative_id"),
+            dims,
+        ),
     }
     distinct_agents = len(pc.unique(rows.column("user_agent")))
     distinct_sites = len(pc.unique(rows.column("website")))
-    print(f"impressions: {n:,} (from {folder.name}); distinct user agents: {distinct_agents}; "
-          f"distinct website URLs: {distinct_sites:,}")
-    print(f"first call, ua-parser cold (rules compiled, every agent parsed): "
-          f"{cold * per_million:.3f} s per million")
+    print(
+        f"impressions: {n:,} (from {folder.name}); distinct user agents: {distinct_agents}; "
+        f"distinct website URLs: {distinct_sites:,}"
+    )
+    print(
+        f"first call, ua-parser cold (rules compiled, every agent parsed): "
+        f"{cold * per_million:.3f} s per million"
+    )
     budget = 1_000_000 / BUDGET_EVENTS_PER_S
     print(f"{'step':38s} {'s per 1M impressions':>22s} {'of the 300k ev/s budget':>24s}")
     for label, function in parts.items():
