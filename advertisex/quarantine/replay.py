@@ -59,6 +59,7 @@ class SourceReplay:
     accepted: int = 0
     filtered: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # duplicates whose payload differed from the committed row
     still_quarantined: int = 0
     reasons_updated: int = 0  # still failing, for other reasons than before
     bytes: int = 0  # raw text replayed
@@ -129,7 +130,7 @@ def replay(
             dims=dims,
         )
         stats.accepted, stats.filtered = account.accepted, account.filtered
-        stats.duplicates = account.duplicates
+        stats.duplicates, stats.conflicts = account.duplicates, account.conflicts
         failing = tables.pop("curated.quarantine")
         stats.still_quarantined = failing.num_rows
         gone, changed = _outcome(rows, failing)
@@ -413,7 +414,7 @@ def _batch_rows(batch_id: str, report: ReplayReport, started_at: datetime) -> pa
             "quarantined": s.still_quarantined,
             "filtered": s.filtered,
             "duplicates": s.duplicates,
-            "conflicts": 0,
+            "conflicts": s.conflicts,
             "segments": sorted(s.files),
         }
         for s in report.sources.values()

@@ -139,7 +139,7 @@ def test_replay_moves_what_now_passes_exactly_once(lake_dir, open_lake):
     # future-2 comes from curl: valid now, but invalid traffic (curated.filtered); "dup"
     # was accepted meanwhile from its corrected retry, so it leaves as a duplicate.
     assert (impressions.replayed, impressions.accepted) == (3, 1)
-    assert (impressions.filtered, impressions.duplicates) == (1, 1)
+    assert (impressions.filtered, impressions.duplicates, impressions.conflicts) == (1, 1, 1)
     assert (bids.replayed, bids.accepted) == (1, 1)
     assert report.by_table == {
         "curated.impressions": 1,
