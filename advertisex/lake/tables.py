@@ -56,6 +56,7 @@ class Lake:
             with contextlib.suppress(NamespaceAlreadyExistsError):
                 self.catalog.create_namespace(spec.namespace)
             table = self._create(spec)
+        table = _evolve(table, spec)
         self._tables[name] = table
         return table
 
@@ -134,6 +135,21 @@ class Lake:
 
     def snapshots(self, name: str) -> Iterator[Any]:
         yield from self.table(name).snapshots()
+
+
+def _evolve(table: Table, spec: TableSpec) -> Table:
+    """Add columns a newer AdvertiseX defines to a table an older one created.
+
+    Iceberg schema evolution by name: existing data files read the new columns as null,
+    so a lake created before (say) enrichment columns existed keeps taking appends.
+    """
+    have = {field.name for field in table.schema().fields}
+    missing = [f for f in spec.schema if f.name not in have]
+    if not missing:
+        return table
+    with table.update_schema() as update:
+        update.union_by_name(pa.schema([f.with_nullable(True) for f in missing]))
+    return table
 
 
 def _identity() -> Any:

@@ -110,3 +110,26 @@ def test_a_writer_that_publishes_in_between_makes_the_whole_group_fail(lake, tmp
     assert lake.read("curated.clicks").column("event_id").to_pylist() == ["e1"]
     assert lake.read("ops.batches").num_rows == 0
     assert lake.done_segments() == {"s1"}
+
+
+def test_a_table_created_by_an_older_schema_gains_the_new_columns(lake, tmp_path, monkeypatch):
+    from advertisex.model import schemas
+
+    spec = schemas.TABLES["curated.clicks"]
+    old = schemas.TableSpec(
+        spec.namespace,
+        spec.name,
+        pa.schema([f for f in spec.schema if f.name != "extras"]),
+        spec.id_column,
+        spec.partition_by_day,
+        spec.sort_by,
+    )
+    monkeypatch.setitem(schemas.TABLES, "curated.clicks", old)
+    lake.commit_batch({"curated.clicks": _click("e1").drop_columns(["extras"])}, [_mark("s1")], {})
+    monkeypatch.setitem(schemas.TABLES, "curated.clicks", spec)
+    newer = Lake(load_settings(data_dir=tmp_path))
+    newer.commit_batch({"curated.clicks": _click("e2")}, [_mark("s2")], {})
+    rows = (
+        newer.read("curated.clicks").sort_by("event_id").select(["event_id", "extras"]).to_pylist()
+    )
+    assert rows == [{"event_id": "e1", "extras": None}, {"event_id": "e2", "extras": None}]
