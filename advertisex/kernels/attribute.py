@@ -50,6 +50,7 @@ def attribute_conversions(
     has = per_campaign.num_rows > 0
     ct, vt = window_expr("w", "ct_us", has), window_expr("w", "vt_us", has)
     imp_vt = window_expr("iw", "vt_us", has)
+    imp_join = "LEFT JOIN windows iw ON iw.campaign_id = i.campaign_id" if has else ""
     query = f"""
     WITH v AS (
       SELECT x.*, {ct} AS ct_us, {vt} AS vt_us
@@ -66,7 +67,7 @@ def attribute_conversions(
     ), imp AS (
       SELECT i.impression_id, i.event_time, i.user_id, i.campaign_id,
              epoch_us(i.event_time) // {imp_vt} AS bucket
-      FROM impressions i LEFT JOIN windows iw ON iw.campaign_id = i.campaign_id
+      FROM impressions i {imp_join}
     ), by_view AS (
       SELECT u.event_id, i.impression_id AS touch_id, i.event_time AS touch_time
       FROM unclicked u JOIN imp i

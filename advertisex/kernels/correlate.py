@@ -121,6 +121,7 @@ def match_clicks(
     win = window_expr("w", "click_us", has)
     idh = window_expr("w", "idh_us", has)
     imp_win = window_expr("iw", "click_us", has)
+    imp_join = "LEFT JOIN windows iw ON iw.campaign_id = i.campaign_id" if has else ""
     query = f"""
     WITH c AS (
       SELECT k.event_id, k.event_time, k.user_id, k.campaign_id, k.ad_creative_id,
@@ -137,7 +138,7 @@ def match_clicks(
       FROM c ANTI JOIN exact e ON e.event_id = c.event_id, (VALUES (0), (1)) b(k)
     ), imp AS (
       SELECT i.*, epoch_us(i.event_time) // {imp_win} AS bucket
-      FROM impressions i LEFT JOIN windows iw ON iw.campaign_id = i.campaign_id
+      FROM impressions i {imp_join}
     ), fuzzy AS (
       SELECT f.event_id, max({_PICK}) AS m
       FROM wanted f JOIN imp i
