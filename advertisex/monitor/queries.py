@@ -8,7 +8,7 @@ seen). All times are UTC; the hour of a row is the hour of its ``ingest_time``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -102,57 +102,33 @@ def hourly(
 ) -> dict[str, pa.Table]:
     """Per-hour aggregates of the curated tables for rows ingested in [start, until).
 
-    Rows checked are read from ``recent.<table>`` (files that can hold rows ingested
-    since ``start``); the rows they are matched against, from ``curated.<table>``
-    (files whose event times reach back as far as the matching windows need).
+    Rows are read from ``recent.<table>``: the files whose ingest times overlap the
+    range (each batch writes its own files, so an hour is a handful of files). Links
+    between sources look further back, as far as each rule needs (see ``links``).
     """
     import duckdb
 
     from advertisex.monitor.files import FileIndex
+    from advertisex.monitor.links import links
 
     index = index or FileIndex(lake)
-    corr = settings.correlation
-    reach = {
-        "curated.impressions": max(
-            corr.impression_id_horizon_seconds,
-            corr.view_through_window_seconds,
-            corr.auction_window_seconds,
-        ),
-        "curated.clicks": corr.click_through_window_seconds,
-        "curated.conversions": 0,
-        "curated.bid_requests": corr.auction_window_seconds,
-    }
     files = {t: index.files(t) for t in CURATED}
     end = until or datetime(9999, 1, 1, tzinfo=start.tzinfo)
-    recent = {
-        t: [f for f in fs if _overlaps(f.ingest_min, f.ingest_max, start, end)]
-        for t, fs in files.items()
-    }
-    oldest = min((f.event_min for fs in recent.values() for f in fs if f.event_min), default=start)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     for table, table_files in files.items():
-        since = oldest - timedelta(seconds=reach[table])
-        lookup = [f for f in table_files if f.event_max is None or f.event_max >= since]
-        _view(con, "curated", table, [f.path for f in lookup])
-        _view(con, "recent", table, [f.path for f in recent[table]])
-    params = {
-        "start": start,
-        "until": end,
-        "click_window": corr.click_window_seconds,
-        "id_horizon": corr.impression_id_horizon_seconds,
-        "click_through": corr.click_through_window_seconds,
-        "view_through": corr.view_through_window_seconds,
+        recent = [f.path for f in table_files if _overlaps(f.ingest_min, f.ingest_max, start, end)]
+        _view(con, "recent", table, recent)
+    params = {"start": start, "until": end}
+    out = {
+        name: con.sql(sql, params=params).to_arrow_table().cast(HOURLY[name])
+        for name, sql in (
+            ("tables", _TABLES_SQL),
+            ("campaigns", _CAMPAIGNS_SQL),
+            ("fields", _fields_sql()),
+        )
     }
-    out = {}
-    for name, sql in (
-        ("tables", _TABLES_SQL),
-        ("campaigns", _CAMPAIGNS_SQL),
-        ("links", _LINKS_SQL),
-        ("fields", _fields_sql()),
-    ):
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        out[name] = con.sql(sql, params=used).to_arrow_table().cast(HOURLY[name])
+    out["links"] = links(con, files, start, end, settings.correlation, _view)
     return out
 
 
@@ -202,78 +178,6 @@ FROM (
   SELECT campaign_id, {_hour()}, 0, 0, count(*), 0 FROM recent.conversions
   WHERE ingest_time >= $start AND ingest_time < $until GROUP BY ALL
 ) GROUP BY ALL
-"""
-
-# Impressions and clicks are narrowed to the users (or ids) of the checked rows before any
-# join, so checking an hour of clicks reads a day of impressions' key columns only once.
-_LINKS_SQL = f"""
-WITH c AS (
-  SELECT {_hour()} AS hour, user_id, campaign_id, impression_id, event_time
-  FROM recent.clicks WHERE ingest_time >= $start AND ingest_time < $until
-), v AS (
-  SELECT {_hour()} AS hour, user_id, campaign_id, event_time
-  FROM recent.conversions WHERE ingest_time >= $start AND ingest_time < $until
-), i AS (
-  SELECT impression_id, user_id, campaign_id, event_time FROM curated.impressions
-  WHERE event_time >= (SELECT min(event_time) FROM (FROM c SELECT event_time UNION ALL
-                                                      FROM v SELECT event_time))
-                      - to_seconds(greatest($id_horizon, $view_through))
-    AND (user_id IN (SELECT user_id FROM c UNION SELECT user_id FROM v)
-         OR impression_id IN (SELECT impression_id FROM c))
-), k AS (
-  SELECT user_id, campaign_id, event_time FROM curated.clicks
-  WHERE event_time >= (SELECT min(event_time) FROM v) - to_seconds($click_through)
-    AND user_id IN (SELECT user_id FROM v)
-), p AS (
-  SELECT {_hour()} AS hour, auction_id FROM recent.impressions
-  WHERE ingest_time >= $start AND ingest_time < $until AND auction_id IS NOT NULL
-), bid AS (
-  SELECT DISTINCT auction_id FROM curated.bid_requests
-  WHERE auction_id IN (SELECT auction_id FROM p)
-), b AS (
-  SELECT {_hour()} AS hour, auction_id FROM recent.bid_requests
-  WHERE ingest_time >= $start AND ingest_time < $until
-    AND (coalesce(json_extract_string(extras, '$.won') IN ('true', '1'), false)
-         OR json_extract(extras, '$.win_price') IS NOT NULL)
-), shown AS (
-  SELECT DISTINCT auction_id FROM curated.impressions WHERE auction_id IN (SELECT auction_id FROM b)
-), orphans AS (
-  SELECT hour, count(*) AS clicks, count(*) FILTER (WHERE NOT (
-      EXISTS (SELECT 1 FROM i WHERE i.impression_id = c.impression_id)
-      OR EXISTS (SELECT 1 FROM i WHERE i.user_id = c.user_id AND i.campaign_id = c.campaign_id
-                 AND i.event_time BETWEEN c.event_time - to_seconds($click_window) AND c.event_time)
-  )) AS orphan_clicks
-  FROM c GROUP BY hour
-), unattributed AS (
-  SELECT hour, count(*) AS conversions, count(*) FILTER (WHERE NOT (
-      EXISTS (SELECT 1 FROM k WHERE k.user_id = v.user_id AND k.campaign_id = v.campaign_id
-              AND k.event_time BETWEEN v.event_time - to_seconds($click_through) AND v.event_time)
-      OR EXISTS (SELECT 1 FROM i WHERE i.user_id = v.user_id AND i.campaign_id = v.campaign_id
-              AND i.event_time BETWEEN v.event_time - to_seconds($view_through) AND v.event_time)
-  )) AS unattributed_conversions
-  FROM v GROUP BY hour
-), unbid AS (
-  SELECT hour, count(*) AS programmatic_impressions,
-    count(*) FILTER (WHERE auction_id NOT IN (SELECT auction_id FROM bid)) AS impressions_without_bid
-  FROM p GROUP BY hour
-), unwon AS (
-  SELECT hour, count(*) AS won_bids,
-    count(*) FILTER (WHERE auction_id NOT IN (SELECT auction_id FROM shown))
-      AS won_bids_without_impression
-  FROM b GROUP BY hour
-), hours AS (
-  SELECT hour FROM orphans UNION SELECT hour FROM unattributed
-  UNION SELECT hour FROM unbid UNION SELECT hour FROM unwon
-)
-SELECT hours.hour, coalesce(clicks, 0) AS clicks, coalesce(orphan_clicks, 0) AS orphan_clicks,
-  coalesce(conversions, 0) AS conversions,
-  coalesce(unattributed_conversions, 0) AS unattributed_conversions,
-  coalesce(programmatic_impressions, 0) AS programmatic_impressions,
-  coalesce(impressions_without_bid, 0) AS impressions_without_bid,
-  coalesce(won_bids, 0) AS won_bids,
-  coalesce(won_bids_without_impression, 0) AS won_bids_without_impression
-FROM hours LEFT JOIN orphans USING (hour) LEFT JOIN unattributed USING (hour)
-  LEFT JOIN unbid USING (hour) LEFT JOIN unwon USING (hour)
 """
 
 
