@@ -79,9 +79,30 @@ class ReportOptions:
 
 
 def run(ax: AdvertiseX, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
-    """Run report SQL with the options' parameters over views of ``tables``."""
-    from advertisex.lake.query import QueryEngine
+    """Run report SQL with the options' parameters over views of ``tables``.
 
-    engine = QueryEngine(ax.lake, tables)
+    Uses the per-thread DuckDB connection of the kernels (opening a DuckDB database
+    costs more than a report query) with one view per table over its current files.
+    """
+    from advertisex.kernels import engine
+
+    con = engine.connection()
+    for name in tables:
+        _view(con, ax, name)
     params = {k: v for k, v in options.params().items() if f"${k}" in sql}
-    return engine.con.sql(sql, params=params).to_arrow_table()
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def _view(con: Any, ax: AdvertiseX, name: str) -> None:
+    from advertisex.model.schemas import TABLES
+
+    namespace, table = name.split(".")
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
+    files = ax.lake.data_files(name)
+    if files:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
+    else:
+        source = f'"__empty_{namespace}_{table}"'
+        con.register(source.strip('"'), TABLES[name].schema.empty_table())
+    con.execute(f'CREATE OR REPLACE VIEW "{namespace}"."{table}" AS SELECT * FROM {source}')
