@@ -1,0 +1,222 @@
+"""Bench: ``report campaigns`` over 30 days of marts (100 M impressions' worth) vs curated tables.
+
+    .venv/bin/python bench/report.py                       # 100 M impressions, 30 days
+    .venv/bin/python bench/report.py --impressions 10000000
+
+Mart rows are synthesized directly (no correlation run): ``marts.campaign_hourly`` with
+20 campaigns × 5 creatives × 8 countries × 3 devices × 24 hours × 30 days (1.7 M rows
+whose impressions add up to the total) and ``marts.campaign_daily`` (600 rows with
+HyperLogLog user sketches), appended day by day into real Iceberg tables. The hourly
+rows carry small user sketches: the report never reads them (reach per day comes from
+the daily sketches), so their size would only slow the set-up.
+
+The same question from curated tables: the pre-marts ``report campaigns`` SQL (count,
+count distinct users and spend per campaign and day, joined with clicks and
+conversions) over Parquet files of the same 100 M impressions, read by DuckDB exactly as
+``advertisex query`` reads the lake. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+START = date(2026, 10, 1)
+CAMPAIGNS, CREATIVES, COUNTRIES, DEVICES = 20, 5, 8, 3
+
+CURATED_SQL = """
+WITH imp AS (
+  SELECT campaign_id, CAST(event_time AS DATE) AS day,
+         count(*) AS impressions, count(DISTINCT user_id) AS unique_users, sum(cost) AS spend
+  FROM impressions WHERE event_time >= $low AND event_time < $high GROUP BY ALL
+), clk AS (
+  SELECT campaign_id, CAST(event_time AS DATE) AS day, count(*) AS clicks
+  FROM clicks WHERE event_time >= $low AND event_time < $high GROUP BY ALL
+), cnv AS (
+  SELECT campaign_id, CAST(event_time AS DATE) AS day, count(*) AS conversions
+  FROM conversions WHERE event_time >= $low AND event_time < $high GROUP BY ALL
+)
+SELECT coalesce(imp.campaign_id, clk.campaign_id, cnv.campaign_id) AS campaign_id,
+       coalesce(imp.day, clk.day, cnv.day) AS day, impressions, unique_users,
+       clicks, conversions, clicks / nullif(impressions, 0) AS ctr, spend
+FROM imp FULL JOIN clk USING (campaign_id, day) FULL JOIN cnv USING (campaign_id, day)
+ORDER BY day, campaign_id
+"""
+
+
+def hourly_day(rng: np.random.Generator, day: date, per_day: int) -> pa.Table:
+    from advertisex.kernels import sketch
+    from advertisex.marts.schemas import CAMPAIGN_HOURLY, MEASURES
+
+    keys = np.array(
+        np.meshgrid(
+            np.arange(CAMPAIGNS),
+            np.arange(CREATIVES),
+            np.arange(24),
+            np.arange(COUNTRIES),
+            np.arange(DEVICES),
+            indexing="ij",
+        )
+    ).reshape(5, -1)
+    n = keys.shape[1]
+    share = rng.dirichlet(np.ones(n) * 2.0)
+    impressions = rng.multinomial(per_day, share)
+    clicks = rng.binomial(impressions, 0.008)
+    conversions = rng.binomial(clicks, 0.04)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    columns: dict[str, object] = {
+        "campaign_id": [f"cmp-{c:03d}" for c in keys[0]],
+        "ad_creative_id": [
+            f"cr-{c * CREATIVES + k:04d}" for c, k in zip(keys[0], keys[1], strict=True)
+        ],
+        "hour": [midnight + timedelta(hours=int(h)) for h in keys[2]],
+        "country": [f"C{c}" for c in keys[3]],
+        "device_type": [f"d{d}" for d in keys[4]],
+    }
+    values = {m: np.zeros(n, np.int64) for m in MEASURES}
+    values["impressions"] = impressions
+    values["spend_micros"] = impressions * rng.integers(1000, 5000, n)
+    values["clicks"] = clicks
+    values["conversions"] = conversions
+    values["conv_last"] = values["conv_first"] = values["conv_linear"] = conversions * 1_000_000
+    values["value_last"] = values["value_first"] = values["value_linear"] = conversions * 45_000_000
+    values["bids"] = values["bid_requests"] = (impressions * 1.8).astype(np.int64)
+    values["wins"] = impressions
+    columns |= values
+    columns["unique_users"] = np.minimum(impressions, 8)
+    sizes = np.minimum(impressions, 8)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    hashes = pa.array(rng.integers(0, 2**64, int(offsets[-1]), dtype=np.uint64))
+    few = pa.ListArray.from_arrays(pa.array(offsets), hashes)
+    columns["users"] = sketch.from_lists(few)
+    return pa.table(columns).cast(CAMPAIGN_HOURLY)
+
+
+def daily_rows(rng: np.random.Generator, days: list[date]) -> pa.Table:
+    from advertisex.kernels import sketch
+    from advertisex.marts.schemas import CAMPAIGN_DAILY
+
+    lists = [
+        np.unique(rng.integers(0, 2**64, 20_000, dtype=np.uint64))
+        for _ in days
+        for _ in range(CAMPAIGNS)
+    ]
+    users = sketch.from_lists(pa.array(lists, pa.list_(pa.uint64())))
+    return pa.table(
+        {
+            "campaign_id": [f"cmp-{c:03d}" for _ in days for c in range(CAMPAIGNS)],
+            "day": [d for d in days for _ in range(CAMPAIGNS)],
+            "unique_users": sketch.estimate(users),
+            "users": users,
+        }
+    ).cast(CAMPAIGN_DAILY)
+
+
+def curated_day(rng: np.random.Generator, day: date, per_day: int, out: Path) -> None:
+    midnight = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1e6)
+    at = pa.array(midnight + rng.integers(0, 86_400_000_000, per_day), pa.timestamp("us", tz="UTC"))
+    campaign = pa.DictionaryArray.from_arrays(
+        pa.array(rng.integers(0, CAMPAIGNS, per_day), pa.int32()),
+        pa.array([f"cmp-{c:03d}" for c in range(CAMPAIGNS)]),
+    )
+    users = pa.array(np.char.add("u-", rng.integers(0, 3_000_000, per_day).astype("U7")))
+    table = pa.table(
+        {
+            "event_time": at,
+            "campaign_id": campaign.cast(pa.string()),
+            "user_id": users,
+            "cost": rng.uniform(0.0005, 0.006, per_day),
+        }
+    )
+    pq.write_table(table, out / f"impressions-{day}.parquet", compression="zstd")
+    clicks = table.take(pa.array(rng.choice(per_day, per_day // 125, replace=False)))
+    pq.write_table(clicks, out / f"clicks-{day}.parquet", compression="zstd")
+    pq.write_table(clicks.slice(0, clicks.num_rows // 25), out / f"conversions-{day}.parquet")
+
+
+def timed(run: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impressions", type=int, default=100_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    import duckdb
+
+    import advertisex
+    from advertisex.reports.campaigns import report
+    from advertisex.reports.common import ReportOptions
+
+    per_day = args.impressions // args.days
+    days = [START + timedelta(days=i) for i in range(args.days)]
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        ax = advertisex.open(data_dir=Path(tmp) / "data")
+        started = time.perf_counter()
+        hourly_table = ax.lake.table("marts.campaign_hourly")
+        rows = 0
+        for day in days:
+            part = hourly_day(rng, day, per_day)
+            hourly_table.append(part)
+            rows += part.num_rows
+        ax.lake.table("marts.campaign_daily").append(daily_rows(rng, days))
+        ax.lake.refresh()
+        print(
+            f"marts: {rows:,} hourly rows for {per_day * args.days:,} impressions over "
+            f"{args.days} days, written in {time.perf_counter() - started:.0f} s"
+        )
+
+        options = ReportOptions(days[0], days[-1])
+        result = report(ax, options)
+        marts_s = timed(lambda: report(ax, options), args.repeat)
+        print(
+            f"report campaigns from marts: {marts_s * 1000:.0f} ms median of {args.repeat} "
+            f"({result.num_rows} rows; target < 200 ms)"
+        )
+
+        out = Path(tmp) / "curated"
+        out.mkdir()
+        started = time.perf_counter()
+        for day in days:
+            curated_day(rng, day, per_day, out)
+        print(
+            f"curated: {per_day * args.days:,} impressions as Parquet in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        for name in ("impressions", "clicks", "conversions"):
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{out}/{name}-*.parquet')"
+            )
+        low, high = options.low, options.high
+
+        def from_curated() -> None:
+            con.sql(CURATED_SQL, params={"low": low, "high": high}).to_arrow_table()
+
+        curated_s = timed(from_curated, max(1, args.repeat // 2))
+        print(
+            f"same question from curated tables: {curated_s * 1000:.0f} ms → marts are "
+            f"{curated_s / marts_s:.0f}× faster"
+        )
+
+
+if __name__ == "__main__":
+    main()
