@@ -35,11 +35,7 @@ VERB_MODULES = [
 ]
 
 for _name in VERB_MODULES:
-    try:
-        importlib.import_module(_name).register(app)
-    except ModuleNotFoundError as _missing:  # a verb module still being written
-        if _missing.name != _name:
-            raise
+    importlib.import_module(_name).register(app)
 
 
 def main() -> None:
