@@ -24,6 +24,7 @@ from advertisex.landing.zone import Segment
 from advertisex.monitor import queries
 from advertisex.monitor.files import FileIndex
 from advertisex.monitor.model import ARRIVALS, CAMPAIGNS, HOUR, Observations, floor_hour
+from advertisex.monitor.state import StateStore
 from advertisex.runners.decode import segment_time
 from advertisex.util.timeutil import Clock, utcnow
 
@@ -33,7 +34,9 @@ SOURCES = ("impressions", "clicks", "bids")
 class Gatherer:
     """Builds :class:`Observations` from a platform's data; keeps final hours cached."""
 
-    def __init__(self, settings: Settings, lake: Lake, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, settings: Settings, lake: Lake, clock: Clock = utcnow, store: StateStore | None = None
+    ) -> None:
         self.settings = settings
         self.cfg = settings.monitor
         self.lake = lake
@@ -41,6 +44,7 @@ class Gatherer:
         self._arrivals: dict[tuple[str, datetime], pa.Table] = {}  # final (source, hour)
         self._hourly: dict[tuple[str, datetime], pa.Table] = {}  # final (aggregate, hour)
         self.files = FileIndex(lake)
+        self.store = store  # where complete hours' aggregates outlive a restart
 
     def observe(self) -> Observations:
         now = self.clock()
@@ -149,6 +153,9 @@ class Gatherer:
             hours.append(hour)
             hour += HOUR
         missing = [h for h in hours if ("tables", h) not in self._hourly]
+        if missing and self.store is not None:
+            self._hourly.update(self.store.load_aggregates(missing))
+            missing = [h for h in hours if ("tables", h) not in self._hourly]
         if missing:
             fresh = queries.hourly(
                 self.lake, missing[0], self.settings, self.files, until=missing[-1] + HOUR
@@ -157,6 +164,9 @@ class Gatherer:
                 hour_column = table.column("hour")
                 for h in missing:
                     self._hourly[(name, h)] = table.filter(pc.equal(hour_column, h))
+            if self.store is not None:
+                done = {(n, h): self._hourly[(n, h)] for n in queries.HOURLY for h in missing}
+                self.store.save_aggregates(done, since)
         self._hourly = {k: v for k, v in self._hourly.items() if k[1] >= since}
         return {
             name: pa.concat_tables([self._hourly[(name, h)] for h in hours])

@@ -81,11 +81,12 @@ class Monitor:
         from advertisex.monitor.gather import Gatherer
 
         settings = ax.settings
-        gatherer = Gatherer(settings, ax.lake, clock)
+        store = StateStore(settings.data_dir / "monitor" / "state.db")
+        gatherer = Gatherer(settings, ax.lake, clock, store)
         return cls(
             settings.monitor,
             gatherer.observe,
-            store=StateStore(settings.data_dir / "monitor" / "state.db"),
+            store=store,
             history=lake_history(ax.lake),
             clock=clock,
         )

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from advertisex.util import jsonutil
 
 _SCHEMA = """
@@ -37,6 +39,9 @@ CREATE TABLE IF NOT EXISTS outbox (
   last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, failed_at, next_at);
+CREATE TABLE IF NOT EXISTS aggregates (
+  name TEXT NOT NULL, hour TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (name, hour)
+);
 """
 
 
@@ -91,6 +96,37 @@ class StateStore:
                 f"INSERT INTO {kind} ({column}, data) VALUES (?, ?)",
                 [(k, jsonutil.dumps_str(v)) for k, v in documents.items()],
             )
+
+    # ------------------------------------------------------------ aggregates
+    def load_aggregates(self, hours: list[datetime]) -> dict[tuple[str, datetime], pa.Table]:
+        """Hourly aggregates of complete hours kept by an earlier run (Arrow IPC)."""
+        import pyarrow.ipc as ipc
+
+        wanted = {h.isoformat(): h for h in hours}
+        with self._lock:
+            rows = self._db.execute("SELECT name, hour, data FROM aggregates").fetchall()
+        return {
+            (name, wanted[hour]): ipc.open_stream(data).read_all()
+            for name, hour, data in rows
+            if hour in wanted
+        }
+
+    def save_aggregates(self, parts: dict[tuple[str, datetime], pa.Table], since: datetime) -> None:
+        """Keep ``parts`` (complete hours never change) and forget hours before ``since``."""
+        import pyarrow.ipc as ipc
+
+        def encode(table: pa.Table) -> bytes:
+            sink = pa.BufferOutputStream()
+            with ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            return bytes(sink.getvalue().to_pybytes())
+
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO aggregates (name, hour, data) VALUES (?, ?, ?)",
+                [(name, hour.isoformat(), encode(t)) for (name, hour), t in parts.items()],
+            )
+            self._db.execute("DELETE FROM aggregates WHERE hour < ?", (since.isoformat(),))
 
     # ------------------------------------------------------------ outbox
     def enqueue(self, channel: str, payload: dict[str, Any], at: datetime) -> None:
