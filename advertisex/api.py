@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from advertisex.config import Settings
-from advertisex.landing.zone import IngestResult, LandingZone, expand_paths
+from advertisex.landing.zone import IngestResult, LandingZone, expand_paths, open_landing
 from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
 
 
@@ -27,7 +27,7 @@ class AdvertiseX:
 
     @cached_property
     def landing(self) -> LandingZone:
-        return LandingZone(self.settings.landing_dir)
+        return open_landing(self.settings)  # <data_dir>/landing, or scale.landing on S3 …
 
     @cached_property
     def lake(self):  # type: ignore[no-untyped-def]

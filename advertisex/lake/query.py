@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
+from advertisex.lake.storage import is_remote
 from advertisex.lake.tables import Lake
 from advertisex.model.schemas import TABLES
 
@@ -37,7 +38,13 @@ class QueryEngine:
         namespace, table = name.split(".")
         self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         files = lake.data_files(name)
-        if files:
+        if any(is_remote(f) for f in files):
+            # No httpfs extension here: object-store tables come through pyiceberg as Arrow.
+            self.con.register(f"__arrow_{namespace}_{table}", lake.read(name))
+            self.con.execute(
+                f'CREATE VIEW "{namespace}"."{table}" AS SELECT * FROM "__arrow_{namespace}_{table}"'
+            )
+        elif files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             self.con.execute(
                 f'CREATE VIEW "{namespace}"."{table}" AS '

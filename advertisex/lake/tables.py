@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+from advertisex.lake.storage import iceberg_properties
 from advertisex.model.schemas import TABLES, TableSpec
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Lake:
             settings.lake.catalog_name,
             uri=settings.catalog_uri,
             warehouse=settings.warehouse_uri,
+            **iceberg_properties(settings.scale),  # object-store endpoint and credentials
         )
         self._tables: dict[str, Table] = {}
 

@@ -115,9 +115,10 @@ class IcebergCurated:
             return None
         import pyarrow.parquet as pq
 
-        parts = [
-            pq.read_table(_local(path), columns=list(columns)) for path in sorted(now - before)
-        ]
+        from advertisex.lake.storage import resolve  # local folder or object store
+
+        located = (resolve(path, self.lake.settings.scale) for path in sorted(now - before))
+        parts = [pq.read_table(p, columns=list(columns), filesystem=fs) for fs, p in located]
         return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
@@ -209,7 +210,3 @@ def _files(table: Any, snapshot_id: int) -> set[str] | None:
             return None
         files.add(task.file.file_path)
     return files
-
-
-def _local(path: str) -> str:
-    return path.removeprefix("file://")
