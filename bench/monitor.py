@@ -301,6 +301,9 @@ def _minutes(delay: timedelta | None) -> str:
 
 
 def main() -> None:
+    import logging
+
+    logging.getLogger("advertisex.monitor").setLevel(logging.ERROR)  # retries are expected here
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--impressions", type=int, default=100_000_000)
     parser.add_argument("--weeks", type=int, default=3)
