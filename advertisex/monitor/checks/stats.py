@@ -146,18 +146,3 @@ def proportion_z(successes: float, trials: float, p0: float) -> float:
 def hours_back(end: datetime, count: int) -> list[datetime]:
     """The ``count`` whole hours ending at ``end`` (exclusive), oldest first."""
     return [end - HOUR * i for i in range(count, 0, -1)]
-
-
-def first_time(
-    table: pa.Table, column: str, where: dict[str, str] | None = None
-) -> datetime | None:
-    """Earliest non-null ``column`` value (optionally among rows matching ``where``)."""
-    import pyarrow.compute as pc
-
-    if where:
-        for name, value in where.items():
-            table = table.filter(pc.equal(table.column(name), value))
-    if table.num_rows == 0:
-        return None
-    result: datetime | None = pc.min(table.column(column)).as_py()
-    return result

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from advertisex.config import MonitorSettings
@@ -74,7 +74,9 @@ class Delivery:
                 delivered += 1
             return delivered
 
-    def _retry_later(self, row_id: int, attempts: int, created: Any, now: Any, error: str) -> None:
+    def _retry_later(
+        self, row_id: int, attempts: int, created: datetime, now: datetime, error: str
+    ) -> None:
         if (now - created).total_seconds() > self.cfg.retry_max_age_seconds:
             log.error("giving up on a notification after %d attempts: %s", attempts + 1, error)
             self.store.mark(row_id, failed_at=now, error=error)
