@@ -108,6 +108,9 @@ def test_observations_match_the_accounting_and_faults_raise_alerts(
     assert links[0]["impressions_without_bid"] == 0  # every won auction has its request
     assert "OrphanClicks" in {f.alertname for f in later.findings}
     assert later.observations.dims is None  # no dims.campaigns loaded: pacing skipped
+    seen = {(r["table"], r["field"], r["type"]) for r in later.observations.fields.to_pylist()}
+    assert ("curated.impressions", "auction_id", "column") in seen
+    assert ("curated.clicks", "impression_id", "column") in seen
     # A restarted monitor finds complete hours' aggregates in its state, not in the lake.
     from advertisex.monitor import queries
 
