@@ -1,6 +1,7 @@
 """Monitor figures: detection delay per fault, false positives over clean weeks, cost at scale.
 
-    python bench/monitor.py [--impressions 100000000] [--weeks 3] [--step-minutes 1] [--keep DIR]
+    python bench/monitor.py [--impressions 100000000] [--hours 24] [--weeks 3]
+                            [--step-minutes 1] [--keep DIR] [--skip-drills] [--skip-scale]
 
 1. Detection delay: each scenario of ``advertisex.monitor.drill`` injects its fault at T
    (after a week of clean simulated history) and evaluates every ``--step-minutes``;
@@ -102,13 +103,14 @@ def false_positives(weeks: int) -> None:
     )
 
 
-def scale_cost(impressions: int, keep: Path | None = None) -> None:
+def scale_cost(impressions: int, keep: Path | None = None, hours: int = 24) -> None:
     import advertisex
     from advertisex.monitor.checks import evaluate
     from advertisex.monitor.gather import Gatherer
     from advertisex.monitor.sim import SimClock
 
-    print(f"\n## Cost per evaluation on a day of {impressions:,} impressions")
+    part = "" if hours == 24 else f" (its last {hours} hours written)"
+    print(f"\n## Cost per evaluation on a day of {impressions:,} impressions{part}")
     day = datetime(2026, 11, 20, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="adx-monitor-bench-") as tmp:
         data = keep or Path(tmp) / "data"
@@ -116,14 +118,14 @@ def scale_cost(impressions: int, keep: Path | None = None) -> None:
         ax = advertisex.open(data_dir=data)
         if fresh:
             started = time.perf_counter()
-            rows = write_day(ax.lake, day, impressions)
+            rows = write_day(ax.lake, day, impressions, hours)
             seconds = time.perf_counter() - started
             print(f"wrote {rows:,} curated rows through the lake in {seconds:.0f} s")
         clock = SimClock(day + timedelta(days=1, minutes=5))
         gatherer = Gatherer(ax.settings, ax.lake, clock)
         cfg = ax.settings.monitor
         steps = [
-            ("first evaluation (aggregates hours 0-22)", timedelta(0)),
+            (f"first evaluation (aggregates hours {24 - hours}-22)", timedelta(0)),
             ("a minute later (landing, catalog, ops.batches)", timedelta(minutes=1)),
             ("hour 23 complete (aggregates that hour once)", timedelta(minutes=10)),
             ("a minute later", timedelta(minutes=1)),
@@ -141,8 +143,9 @@ def scale_cost(impressions: int, keep: Path | None = None) -> None:
             )
 
 
-def write_day(lake: object, day: datetime, impressions: int) -> int:
-    """A day of curated rows, committed as 96 quarter-hour batches with their accounting."""
+def write_day(lake: object, day: datetime, impressions: int, hours: int = 24) -> int:
+    """A day of curated rows, committed as 96 quarter-hour batches with their accounting;
+    with ``hours`` < 24 only the day's last hours are written (at the same rate)."""
     from advertisex.lake.catalog import SegmentDone
     from advertisex.model.schemas import BATCHES, TABLES
 
@@ -151,7 +154,7 @@ def write_day(lake: object, day: datetime, impressions: int) -> int:
     written = 0
     weights = 1 / np.arange(1, 51) ** 0.8
     weights /= weights.sum()
-    for b in range(96):
+    for b in range(96 - 4 * hours, 96):
         at = day + timedelta(minutes=15 * b)
         batch_id = f"bench-{b:03d}"
         imp = _impressions(rng, at, per_batch, b * per_batch, weights)
@@ -204,7 +207,7 @@ def write_day(lake: object, day: datetime, impressions: int) -> int:
         ]
         lake.commit_batch(appends, marks, {"advertisex.batch-id": batch_id})  # type: ignore[attr-defined]
         written += sum(t.num_rows for t in tables.values())
-        if b % 24 == 23:
+        if b % 12 == 11:
             print(f"  {b + 1}/96 batches", file=sys.stderr)
     return written
 
@@ -309,12 +312,15 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=3)
     parser.add_argument("--step-minutes", type=float, default=1.0)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-drills", action="store_true", help="only the cost at scale")
     parser.add_argument("--keep", type=Path, help="write the scale data here (reused if present)")
+    parser.add_argument("--hours", type=int, default=24, help="write only the day's last hours")
     args = parser.parse_args()
-    detection_delays(timedelta(minutes=args.step_minutes))
-    false_positives(args.weeks)
+    if not args.skip_drills:
+        detection_delays(timedelta(minutes=args.step_minutes))
+        false_positives(args.weeks)
     if not args.skip_scale:
-        scale_cost(args.impressions, args.keep)
+        scale_cost(args.impressions, args.keep, args.hours)
 
 
 if __name__ == "__main__":
