@@ -8,6 +8,7 @@ catalog: segments, the content-hash index, table metadata and data files are obj
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -89,37 +90,61 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
     ]
 
 
-def test_spark_executors_read_and_write_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> None:
-    """The Spark runner's executors read segments from and write data files to the bucket."""
+def test_spark_submit_on_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> None:
+    """The processor as a Spark application (spark-submit, configured by environment): its
+    executors read segments from the bucket and write the tables' data files into it."""
+    import json
     import shutil
+    import subprocess
+    import sys
 
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless)")
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install -e '.[spark]')")
+    submit = Path(sys.executable).with_name("spark-submit")
+    if shutil.which("java") is None or not submit.exists():
+        pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless) or spark-submit")
     import advertisex
-    from advertisex.runners.spark import process_on_spark
+    import advertisex.runners.spark_submit as application
     from advertisex.synth.generator import generate
 
-    client = bucket
     generate(tmp_path / "input", events=1500, seed=9, start=date(2026, 11, 10))
+    env = {
+        **os.environ,
+        "ADVERTISEX_CONFIG": str(tmp_path / "none.toml"),
+        "ADVERTISEX_DATA_DIR": str(tmp_path / "data"),
+        "ADVERTISEX_LAKE__WAREHOUSE": f"s3://{BUCKET}/spark-warehouse",
+        "ADVERTISEX_SCALE__LANDING": f"s3://{BUCKET}/spark-landing",
+        "ADVERTISEX_SCALE__S3_ENDPOINT": s3_endpoint,
+        "ADVERTISEX_SCALE__S3_REGION": "us-east-1",
+        "ADVERTISEX_SCALE__S3_ACCESS_KEY_ID": "testing",
+        "ADVERTISEX_SCALE__S3_SECRET_ACCESS_KEY": "testing",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+    inputs = [str(tmp_path / "input" / s) for s in ("impressions", "bids")]
+    cli = [sys.executable, "-m", "advertisex.cli.app"]
+    subprocess.run(
+        [*cli, "ingest", *inputs, "-f", "json"], env=env, check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [str(submit), "--master", "local[2]", application.__file__],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    bids = report["tables"]["curated.bid_requests"]
+    assert bids > 0 and all(s["balanced"] for s in report["sources"])
+
     ax = advertisex.open(
         data_dir=tmp_path / "data",
         lake={"warehouse": f"s3://{BUCKET}/spark-warehouse"},
-        scale={
-            "landing": f"s3://{BUCKET}/spark-landing",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
+        scale={"s3_endpoint": s3_endpoint, "s3_region": "us-east-1", **KEYS},
     )
-    ax.ingest([str(tmp_path / "input" / s) for s in ("impressions", "bids")])
-    report = process_on_spark(ax, "local[2]")
-    bids = report.accounts["bids"].accepted
-    assert bids > 0 and all(a.balanced for a in report.accounts.values())
     files = ax.lake.data_files("curated.bid_requests")
     assert files and all(f.startswith(f"s3://{BUCKET}/spark-warehouse/") for f in files)
     assert {f.removeprefix(f"s3://{BUCKET}/") for f in files} <= set(
-        _keys(client, "spark-warehouse/")
+        _keys(bucket, "spark-warehouse/")
     )
     assert ax.query("select count(*) n from curated.bid_requests").to_pylist() == [{"n": bids}]
 
