@@ -1,0 +1,145 @@
+"""Spark runner vs. embedded runner on the same 2 M events; 1 → 2 core scaling; cluster size.
+
+    python bench/spark.py [--events 2000000] [--runs embedded,local[1],local[2]]
+
+The dataset is bench/process.py's (bench/out/input-<events>, generated once). It is
+ingested once; every run gets its own catalog and warehouse over that same landing
+zone (a symlink), so each processes exactly the same segments in the same batches.
+Each run is its own process. The marts are off in every run (they run on the driver
+in both engines): what is timed is landing → curated tables, committed.
+
+For Spark, session start-up (JVM, executors) is timed apart from processing:
+per-core throughput is processing alone, the figure a long-running cluster sees.
+The estimate for 1 M events/s divides the target rate by the measured per-core rate
+of local[2] and adds nothing for the driver, the catalog commit or network shuffle:
+read it as a lower bound on cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+sys.path.insert(0, str(HERE))
+
+TARGET = 1_000_000  # events/s
+SPARK_CONF = {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8"}
+
+
+def run_one(engine: str, data: Path) -> None:
+    """In a child process: process ``data`` with one engine, print timings as JSON."""
+    import advertisex
+
+    ax = advertisex.open(
+        data_dir=data, correlation={"update_marts": False}, scale={"spark_conf": SPARK_CONF}
+    )
+    started = time.perf_counter()
+    startup = 0.0
+    if engine == "embedded":
+        report = ax.process()
+    else:
+        from advertisex.runners.spark import SparkRunner, spark_session
+
+        session = spark_session(ax.settings, engine)
+        session.range(1).count()  # executors up
+        startup = time.perf_counter() - started
+        runner = SparkRunner(ax.settings, ax.lake, ax.landing, session=session)
+        report = runner.process()
+        session.stop()
+    total = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "records": report.records_in,
+                "batches": len(report.batches),
+                "startup": startup,
+                "process": total - startup,
+                "accepted": sum(a.accepted for a in report.accounts.values()),
+                "duplicates": sum(a.duplicates for a in report.accounts.values()),
+            }
+        )
+    )
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--runs", default="embedded,local[1],local[2]")
+    parser.add_argument("--one", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one[0], Path(args.one[1]))
+        return
+    from process import _dataset  # bench/process.py's generated input
+
+    source = _dataset(args.events)
+    work = Path(tempfile.mkdtemp(prefix="adx-bench-spark-"))
+    env = dict(os.environ, ADVERTISEX_CONFIG=str(work / "none.toml"), PYSPARK_PYTHON=PY)
+    base = work / "base"
+    subprocess.run(
+        [PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"],
+        env=dict(env, ADVERTISEX_DATA_DIR=str(base)),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    results = {}
+    for engine in args.runs.split(","):
+        data = work / engine.replace("[", "-").replace("]", "")
+        data.mkdir()
+        (data / "landing").symlink_to(base / "landing")
+        out = _run([PY, __file__, "--one", engine, str(data)], env)
+        results[engine] = out
+        rate = out["records"] / out["process"]
+        print(
+            f"{engine:<9} {out['records']:>10,.0f} records in {out['batches']:.0f} batch(es): "
+            f"start-up {out['startup']:6.1f} s, process {out['process']:7.1f} s "
+            f"→ {rate:>9,.0f} events/s",
+            flush=True,
+        )
+    _summary(results)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _summary(results: dict[str, dict[str, float]]) -> None:
+    def rate(engine: str) -> float:
+        return results[engine]["records"] / results[engine]["process"]
+
+    if "embedded" in results and "local[2]" in results:
+        print(
+            f"ratio     Spark local[2] / embedded throughput: {rate('local[2]') / rate('embedded'):.2f}"
+        )
+    if "local[1]" in results and "local[2]" in results:
+        speedup = rate("local[2]") / rate("local[1]")
+        print(f"scaling   local[1] → local[2]: {speedup:.2f}× (ideal 2.00×)")
+    cores_from = "local[2]" if "local[2]" in results else "local[1]"
+    if cores_from in results:
+        per_core = rate(cores_from) / (2 if cores_from == "local[2]" else 1)
+        cores = math.ceil(TARGET / per_core)
+        print(
+            f"estimate  {per_core:,.0f} events/s per core on {cores_from} → 1,000,000 events/s needs "
+            f"≥ {cores:,} executor cores (e.g. {math.ceil(cores / 16)} executors × 16 cores), "
+            "before driver, commit and network costs"
+        )
+
+
+if __name__ == "__main__":
+    main()
