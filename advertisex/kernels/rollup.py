@@ -59,7 +59,7 @@ WITH imp AS (
     sum(value // n + CASE WHEN i <= value % n THEN 1 ELSE 0 END) AS value_linear
   FROM touch t
   LEFT JOIN clicks k ON t.attribution = 'click' AND k.event_id = t.touch_id
-  LEFT JOIN impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
+  LEFT JOIN touch_impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
 ), bid AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
@@ -90,12 +90,15 @@ def campaign_hourly(
     conversions: pa.Table,
     bids: pa.Table,
     hours: pa.Array | None = None,
+    touch_impressions: pa.Table | None = None,
 ) -> pa.Table:
     """The ``campaign_hourly`` rows of ``hours`` (all hours present when None).
 
     ``impressions``: curated columns incl. user_id and cost; ``clicks``: attributed
     clicks; ``conversions``: attributed conversions (their touch paths may reach into
     other hours: only credit landing in ``hours`` is counted); ``bids``: matched bids.
+    ``touch_impressions`` (default: ``impressions``) are where view-through touches
+    find their creative, country and device.
     """
     sums = ", ".join(f"CAST(coalesce(sum({m}), 0) AS BIGINT) AS {m}" for m in MEASURES)
     hour_filter = "hour IN (SELECT hour FROM hours)" if hours is not None else "true"
@@ -106,6 +109,7 @@ def campaign_hourly(
     )
     tables = {
         "impressions": impressions,
+        "touch_impressions": impressions if touch_impressions is None else touch_impressions,
         "clicks": clicks,
         "conversions": conversions,
         "bids": bids,
@@ -117,6 +121,34 @@ def campaign_hourly(
     result = result.drop_columns(["user_hashes"])
     result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
     return result.append_column("users", users).cast(CAMPAIGN_HOURLY)
+
+
+# Columns that only impressions feed; the rest of a row comes from responses and bids.
+IMPRESSION_MEASURES = ("impressions", "spend_micros", "unique_users", "users")
+
+
+def with_impression_part(responses: pa.Table, shown: pa.Table) -> pa.Table:
+    """Rows whose impression columns come from ``shown`` (existing rows of the same hours)
+    and every other measure from ``responses`` (rows computed without impressions).
+
+    Equal to recomputing the hours from scratch when their impressions did not change.
+    """
+    keys = ("campaign_id", "ad_creative_id", "hour", "country", "device_type")
+    on = " AND ".join(f"r.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
+    picks = [f"coalesce(r.{k}, s.{k}) AS {k}" for k in keys]
+    for m in MEASURES:
+        side = "s" if m in IMPRESSION_MEASURES else "r"
+        picks.append(f"coalesce({side}.{m}, 0) AS {m}")
+    picks += ["coalesce(s.unique_users, 0) AS unique_users", "coalesce(s.users, $empty) AS users"]
+    query = f"""
+    SELECT {", ".join(picks)}
+    FROM responses r FULL JOIN (SELECT * FROM shown WHERE impressions > 0) s ON {on}
+    ORDER BY campaign_id NULLS LAST, hour, ad_creative_id NULLS LAST, country NULLS LAST,
+      device_type NULLS LAST
+    """
+    empty = sketch.EXACT.to_bytes(8, "little")
+    merged = engine.run(query, {"empty": empty}, responses=responses, shown=shown)
+    return merged.cast(CAMPAIGN_HOURLY)
 
 
 def campaign_daily(hourly: pa.Table) -> pa.Table:

@@ -27,7 +27,7 @@ from advertisex.kernels.correlate import (
     match_bids,
     match_clicks,
 )
-from advertisex.kernels.rollup import campaign_daily, campaign_hourly
+from advertisex.kernels.rollup import campaign_daily, campaign_hourly, with_impression_part
 from advertisex.kernels.windows import Windows, campaign_table, fingerprint, widest
 from advertisex.marts import plan
 from advertisex.marts.schemas import (
@@ -42,6 +42,7 @@ from advertisex.marts.schemas import (
 from advertisex.marts.schemas import (
     CAMPAIGN_HOURLY_TABLE as HOURLY_MART,
 )
+from advertisex.marts.schemas import TS
 from advertisex.marts.store import Curated, Marts, Range, Slice
 
 IMPRESSIONS, CLICKS = "curated.impressions", "curated.clicks"
@@ -135,9 +136,11 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
         report.users = len(todo.clicks.users or ())
         report.clicks, report.conversions = matched.num_rows, attributed.num_rows
     if hours:
-        # Reach per day only depends on the day's impressions.
-        days = plan.day_ranges(plan.hours_of(new[IMPRESSIONS].column("event_time")))
-        changes |= _rollups(curated, marts, rules, hours, days, changes)
+        # Only hours with new impressions need their impression measures recounted, and
+        # reach per day only depends on the day's impressions.
+        shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
+        days = plan.day_ranges(shown)
+        changes |= _rollups(curated, marts, rules, hours, shown, days, changes)
         report.hours = len(hours)
         report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
     marts.replace(changes, _state(positions, rules))
@@ -187,12 +190,15 @@ def _rollups(
     marts: Marts,
     rules: Rules,
     hours: set[datetime],
+    shown: set[datetime],
     days: tuple[Range, ...],
     changes: dict[str, tuple[Slice, pa.Table]],
 ) -> dict[str, tuple[Slice, pa.Table]]:
     """Recomputed ``campaign_hourly`` rows of ``hours`` and ``campaign_daily`` rows of ``days``.
 
-    Attributed rows are read as they will be after ``changes`` are applied.
+    Hours in ``shown`` (new impressions) are recomputed whole; in the others only clicks,
+    conversions, credit and bids are, the impression measures being kept. Attributed
+    rows are read as they will be after ``changes`` are applied.
     """
     in_hours = plan.hour_ranges(hours)
     at = Slice("event_time", in_hours)
@@ -210,7 +216,22 @@ def _rollups(
         CONVERSIONS_MART,
         Slice("event_time", plan.reaching_forward(in_hours, reach)),
     )
-    hourly = campaign_hourly(impressions, clicks, conversions, bids, pa.array(sorted(hours)))
+    whole = Slice("event_time", plan.hour_ranges(shown))
+    hourly = campaign_hourly(
+        impressions.filter(whole.mask(impressions)),
+        clicks,
+        conversions,
+        bids,
+        pa.array(sorted(shown), TS),
+        touch_impressions=impressions,
+    )
+    if hours - shown:
+        rest = sorted(hours - shown)
+        responses = campaign_hourly(
+            impressions.slice(0, 0), clicks, conversions, bids, pa.array(rest, TS), impressions
+        )
+        kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(set(rest))))
+        hourly = pa.concat_tables([hourly, with_impression_part(responses, kept)])
     hour_slice = Slice("hour", in_hours)
     if not days:
         return {HOURLY_MART: (hour_slice, hourly)}

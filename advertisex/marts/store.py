@@ -121,10 +121,12 @@ class MemoryCurated:
     """Curated tables as lists of appended Arrow batches; the position is the batch count."""
 
     batches: dict[str, list[pa.Table]] = field(default_factory=dict)
+    _whole: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     def append(self, appends: Mapping[str, pa.Table]) -> None:
         for name, rows in appends.items():
             self.batches.setdefault(name, []).append(rows)
+            self._whole.pop(name, None)
 
     def positions(self) -> dict[str, int | None]:
         return {name: len(parts) or None for name, parts in self.batches.items()}
@@ -136,8 +138,10 @@ class MemoryCurated:
         return _concat(parts, table).select(list(columns))
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
-        rows = _concat(self.batches.get(table, []), table)
-        return rows.filter(where.mask(rows)).select(list(columns))
+        if table not in self._whole:
+            self._whole[table] = _concat(self.batches.get(table, []), table)
+        rows = self._whole[table].select(list(columns))
+        return rows.filter(where.mask(rows))
 
 
 @dataclass
