@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.config import Settings
 from advertisex.dims import snapshot as dimension_snapshot
@@ -95,6 +96,7 @@ class SparkRunner(EmbeddedRunner):
         super().__init__(settings, lake, landing)
         self.master = master
         self._session = session
+        self._owns_session = session is None
 
     @property
     def spark(self) -> SparkSession:
@@ -103,8 +105,9 @@ class SparkRunner(EmbeddedRunner):
         return self._session
 
     def stop(self) -> None:
-        """Stop the Spark session this runner started (not one it was handed)."""
-        if self._session is not None and self.master is not None:
+        """Stop the Spark session this runner started (not one it was handed, nor
+        spark-submit's, which ends with the application)."""
+        if self._session is not None and self._owns_session and self.master is not None:
             self._session.stop()
         self._session = None
 
@@ -286,7 +289,7 @@ class SparkRunner(EmbeddedRunner):
                     tasks._FINISHED,
                 )
                 results.append(result)
-                users = result.filter(pa.compute.equal(result.column("kind"), "ivt_user"))
+                users = result.filter(pc.equal(result.column("kind"), "ivt_user"))
                 if ivt is not None and users.num_rows:
                     ivt = ivt.with_users(users.column("text").to_pylist())
         finally:
@@ -395,7 +398,7 @@ def _accounts(
 
 def _files(finished: pa.Table) -> dict[str, list[str]]:
     files: dict[str, list[str]] = {}
-    for row in finished.filter(pa.compute.equal(finished.column("kind"), "file")).to_pylist():
+    for row in finished.filter(pc.equal(finished.column("kind"), "file")).to_pylist():
         files.setdefault(row["tbl"], []).append(row["text"])
     return files
 
@@ -403,7 +406,7 @@ def _files(finished: pa.Table) -> dict[str, list[str]]:
 def _newest_events(finished: pa.Table) -> dict[str, pa.Table]:
     """table → its newest event time in this batch, the shape ``record_batch`` reads."""
     newest: dict[str, int] = {}
-    for row in finished.filter(pa.compute.equal(finished.column("kind"), "file")).to_pylist():
+    for row in finished.filter(pc.equal(finished.column("kind"), "file")).to_pylist():
         if row["t"] is not None:
             newest[row["tbl"]] = max(newest.get(row["tbl"], row["t"]), row["t"])
     return {
