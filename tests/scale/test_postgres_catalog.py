@@ -19,7 +19,7 @@ from advertisex.errors import CommitConflictError
 from advertisex.lake.catalog import SegmentDone
 from advertisex.model.schemas import TABLES
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 IMPRESSIONS = b"".join(
     b'{"timestamp":"2026-11-10T10:00:%02dZ","ad_creative_id":"cr-1","user_id":"u%d",'
