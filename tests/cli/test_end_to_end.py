@@ -13,8 +13,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def run(args: list[str], data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir), COLUMNS="200")
+def run(
+    args: list[str], data_dir: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir), COLUMNS="200", **(env or {}))
     result = subprocess.run(
         [sys.executable, "-m", "advertisex.cli.app", *args], capture_output=True, text=True, env=env
     )
@@ -63,7 +65,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     )
     truth = json.loads((source / "truth.json").read_text())
     run(["ingest", str(source / "impressions"), str(source / "clicks"), str(source / "bids")], data)
-    run(["process"], data)
+    # Small batches, so accounting is checked on many batch rows, not one.
+    run(["process"], data, env={"ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES": "3000000"})
     return source, data, truth
 
 
@@ -111,6 +114,16 @@ def test_batch_accounting_balances_and_matches_truth_per_source(pipeline):
         }
         assert row["filtered"] == sum(truth["tables"][t]["bots"] for t in fed[row["source"]])
     assert {r["source"] for r in rows} == {"impressions", "clicks", "bids"}
+
+
+def test_every_batch_row_balances(pipeline):
+    _, data, _ = pipeline
+    rows = query("select * from ops.batches", data)
+    assert len(rows) >= 3
+    for row in rows:
+        parts = row["accepted"] + row["quarantined"] + row["filtered"] + row["duplicates"]
+        assert row["records_in"] == parts, row["batch_id"]
+        assert 0 <= row["conflicts"] <= row["duplicates"]
 
 
 def test_quarantine_rows_keep_raw_text_reasons_and_position(pipeline):
