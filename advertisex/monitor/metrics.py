@@ -53,6 +53,12 @@ CONFLICTS = Counter(
     registry=PROCESSOR,
 )
 BATCHES = Counter("advertisex_processor_batches", "Batches committed.", registry=PROCESSOR)
+UNREADABLE = Counter(
+    "advertisex_processor_unreadable_files",
+    "Landing files that could not be read at all and were moved aside, by source.",
+    ["source"],
+    registry=PROCESSOR,
+)
 BATCH_SECONDS = Histogram(
     "advertisex_processor_batch_duration_seconds",
     "Time to process and commit one batch.",
@@ -130,6 +136,18 @@ def record_batch(
     """
     try:
         _record_batch(accounts, seconds, list(segments), tables or {})
+        if data_dir is not None:
+            path = Path(data_dir) / "monitor" / "processor.prom"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(path), PROCESSOR)
+    except Exception:
+        log.exception("could not record processor metrics")
+
+
+def record_unreadable(source: str, data_dir: Path | None = None) -> None:
+    """Count a landing file moved aside as unreadable (alerting rules watch the counter)."""
+    try:
+        UNREADABLE.labels(source=source).inc()
         if data_dir is not None:
             path = Path(data_dir) / "monitor" / "processor.prom"
             path.parent.mkdir(parents=True, exist_ok=True)

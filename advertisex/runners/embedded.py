@@ -33,7 +33,7 @@ from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment, landing_day
 from advertisex.model.schemas import BATCHES
-from advertisex.monitor.metrics import record_batch
+from advertisex.monitor.metrics import record_batch, record_unreadable
 from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
 from advertisex.util.retry import retrying
@@ -176,6 +176,7 @@ class EmbeddedRunner:
         for item in unreadable:
             with contextlib.suppress(FileNotFoundError):
                 self.landing.quarantine_file(item.segment, item.reason)
+            record_unreadable(item.segment.source, self.settings.data_dir)
             if report is not None:
                 report.unreadable.append(item)
         # Frames keep their segment index (lineage); unreadable segments simply have none.

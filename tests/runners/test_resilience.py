@@ -30,6 +30,8 @@ def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(ax, tmp_
     moved = ax.settings.landing_dir / "_unreadable" / bad.name
     assert moved.exists() and moved.with_name(moved.name + ".reason.txt").exists()
     assert ax.process().segments == 0  # nothing left pending, nothing blocked
+    metrics = (ax.settings.data_dir / "monitor" / "processor.prom").read_text()
+    assert 'advertisex_processor_unreadable_files_total{source="clicks"}' in metrics
 
 
 def test_a_lost_commit_race_is_retried_on_fresh_metadata(ax, monkeypatch):
