@@ -152,34 +152,26 @@ def with_impression_part(responses: pa.Table, shown: pa.Table) -> pa.Table:
 
 
 def campaign_daily(hourly: pa.Table) -> pa.Table:
-    """Reach per campaign and UTC day: the union of that day's hourly user sketches.
-
-    Only rows with impressions count (users are the people who saw ads), so a day's
-    reach depends on that day's impressions alone.
-    """
-    import pyarrow.compute as pc
-
-    hourly = hourly.filter(pc.greater(hourly.column("impressions"), 0))
+    """Per campaign and UTC day: the hourly measures summed, and reach — the union of the
+    day's hourly user sketches (distinct users do not add up; sketches merge)."""
     if hourly.num_rows == 0:
         return CAMPAIGN_DAILY.empty_table()
-    keyed = hourly.select(["campaign_id", "hour"]).append_column(
+    keyed = hourly.drop_columns(["users", "unique_users"]).append_column(
         "row", pa.array(np.arange(hourly.num_rows), pa.int64())
     )
+    order = "ORDER BY campaign_id NULLS LAST, day"
     groups = engine.run(
-        """
-        SELECT row, dense_rank() OVER (ORDER BY campaign_id NULLS LAST, day) - 1 AS g,
-               campaign_id, day
-        FROM (SELECT *, CAST(hour AS DATE) AS day FROM keyed)
-        ORDER BY row
-        """,
+        f"""SELECT row, dense_rank() OVER ({order}) - 1 AS g
+            FROM (SELECT row, campaign_id, CAST(hour AS DATE) AS day FROM keyed) ORDER BY row""",
+        keyed=keyed,
+    )
+    sums = ", ".join(f"CAST(sum({m}) AS BIGINT) AS {m}" for m in MEASURES)
+    daily = engine.run(
+        f"""SELECT campaign_id, CAST(hour AS DATE) AS day, {sums}
+            FROM keyed GROUP BY ALL {order}""",
         keyed=keyed,
     )
     group_of_row = np.asarray(groups.column("g"), dtype=np.int64)
-    n_groups = int(group_of_row.max()) + 1
-    first_row = np.full(n_groups, -1, dtype=np.int64)
-    first_row[group_of_row[::-1]] = np.arange(len(group_of_row))[::-1]
-    users = sketch.merge(group_of_row, hourly.column("users"), n_groups)
-    keys = groups.select(["campaign_id", "day"]).take(pa.array(first_row))
-    daily = keys.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
-    daily = daily.append_column("users", users).cast(CAMPAIGN_DAILY)
-    return daily.sort_by([("campaign_id", "ascending"), ("day", "ascending")])
+    users = sketch.merge(group_of_row, hourly.column("users"), daily.num_rows)
+    daily = daily.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
+    return daily.append_column("users", users).cast(CAMPAIGN_DAILY)

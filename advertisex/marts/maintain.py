@@ -136,10 +136,9 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
         report.users = len(todo.clicks.users or ())
         report.clicks, report.conversions = matched.num_rows, attributed.num_rows
     if hours:
-        # Only hours with new impressions need their impression measures recounted, and
-        # reach per day only depends on the day's impressions.
+        # Only hours with new impressions need their impression measures recounted.
         shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
-        days = plan.day_ranges(shown)
+        days = plan.day_ranges(hours)
         changes |= _rollups(curated, marts, rules, hours, shown, days, changes)
         report.hours = len(hours)
         report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
@@ -233,8 +232,6 @@ def _rollups(
         kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(set(rest))))
         hourly = pa.concat_tables([hourly, with_impression_part(responses, kept)])
     hour_slice = Slice("hour", in_hours)
-    if not days:
-        return {HOURLY_MART: (hour_slice, hourly)}
     same_days = marts.read(HOURLY_MART, Slice("hour", days))
     same_days = same_days.filter(pc.invert(hour_slice.mask(same_days)))
     daily = campaign_daily(pa.concat_tables([same_days.cast(hourly.schema), hourly]))

@@ -101,6 +101,7 @@ CAMPAIGN_DAILY = pa.schema(
     [
         pa.field("campaign_id", pa.string()),
         pa.field("day", pa.date32(), nullable=False),
+        *[pa.field(m, pa.int64(), nullable=False) for m in MEASURES],
         pa.field("unique_users", pa.int64(), nullable=False),
         pa.field("users", pa.large_binary()),
     ]

@@ -1,6 +1,6 @@
 """``report bids``: per campaign and day — requests, bids, wins, and prices (CPM).
 
-From ``marts.campaign_hourly``: a request is *won* when an impression carries its
+From ``marts.campaign_daily``: a request is *won* when an impression carries its
 auction id. ``avg_clearing_cpm`` is what won impressions cost (per thousand);
 ``shading`` = 1 - clearing / bid over won auctions: how far below its bid the bidder paid.
 Requests the bidder passed on have no campaign and show as a campaign-less row.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
 
 SQL = """
-SELECT campaign_id, CAST(hour AS DATE) AS day,
+SELECT campaign_id, day,
   CAST(sum(bid_requests) AS BIGINT) AS bid_requests, CAST(sum(bids) AS BIGINT) AS bids,
   CAST(sum(bid_requests) - sum(bids) AS BIGINT) AS no_bids, CAST(sum(wins) AS BIGINT) AS wins,
   round(sum(wins) / nullif(sum(bids), 0), 6) AS win_rate,
@@ -27,8 +27,8 @@ SELECT campaign_id, CAST(hour AS DATE) AS day,
   round(sum(won_bid_micros) / 1e6 / nullif(sum(wins), 0), 4) AS avg_won_bid_cpm,
   round(sum(clearing_micros) / 1e6 / nullif(sum(wins), 0), 4) AS avg_clearing_cpm,
   round(1 - sum(clearing_micros) / nullif(sum(won_bid_micros), 0), 4) AS shading
-FROM marts.campaign_hourly
-WHERE WHERE_HOURLY
+FROM marts.campaign_daily
+WHERE WHERE_DAILY
 GROUP BY ALL
 HAVING sum(bid_requests) > 0
 ORDER BY day, campaign_id NULLS LAST
@@ -36,5 +36,5 @@ ORDER BY day, campaign_id NULLS LAST
 
 
 def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
-    sql = SQL.replace("WHERE_HOURLY", options.where("hour"))
-    return run(ax, sql, ("marts.campaign_hourly",), options)
+    sql = SQL.replace("WHERE_DAILY", options.where("day"))
+    return run(ax, sql, ("marts.campaign_daily",), options)

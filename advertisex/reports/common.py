@@ -19,7 +19,7 @@ from advertisex.util.timeutil import day_start
 if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
 
-# Model → (credit column, value column) of marts.campaign_hourly.
+# Model → (credit column, value column) of marts.campaign_hourly and marts.campaign_daily.
 MODELS = {
     "last": ("conv_last", "value_last"),
     "first": ("conv_first", "value_first"),

@@ -24,8 +24,8 @@ WITH steps AS (
     CAST(sum(wins) AS BIGINT) AS wins,
     CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
     round(sum(CREDIT) / 1e6, 4) AS conversions
-  FROM marts.campaign_hourly
-  WHERE WHERE_HOURLY
+  FROM marts.campaign_daily
+  WHERE WHERE_DAILY
   GROUP BY GROUPING SETS ((campaign_id), ())
 )
 SELECT campaign_id, bid_requests, bids, wins, impressions, clicks, conversions,
@@ -39,5 +39,5 @@ ORDER BY total, campaign_id NULLS LAST
 
 
 def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
-    sql = SQL.replace("CREDIT", options.credit).replace("WHERE_HOURLY", options.where("hour"))
-    return run(ax, sql, ("marts.campaign_hourly",), options)
+    sql = SQL.replace("CREDIT", options.credit).replace("WHERE_DAILY", options.where("day"))
+    return run(ax, sql, ("marts.campaign_daily",), options)

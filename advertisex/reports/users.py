@@ -90,15 +90,16 @@ def reach(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
     days = run(
         ax,
         f"""SELECT campaign_id, users FROM marts.campaign_daily
-            WHERE {options.where("day")} AND campaign_id IS NOT NULL ORDER BY campaign_id""",
+            WHERE {options.where("day")} AND campaign_id IS NOT NULL AND impressions > 0
+            ORDER BY campaign_id""",
         ("marts.campaign_daily",),
         options,
     )
     shown = run(
         ax,
-        f"""SELECT campaign_id, CAST(sum(impressions) AS BIGINT) AS impressions FROM marts.campaign_hourly
-            WHERE {options.where("hour")} AND campaign_id IS NOT NULL GROUP BY ALL""",
-        ("marts.campaign_hourly",),
+        f"""SELECT campaign_id, CAST(sum(impressions) AS BIGINT) AS impressions FROM marts.campaign_daily
+            WHERE {options.where("day")} AND campaign_id IS NOT NULL GROUP BY ALL""",
+        ("marts.campaign_daily",),
         options,
     )
     campaigns = days.column("campaign_id").to_pylist()
