@@ -29,6 +29,8 @@ _DEFAULT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
 
 def register_raw_views(con: Any, lake: Lake) -> None:
     """Create the ``raw`` views on ``con`` over the pending segments of ``lake``'s landing zone."""
+    import duckdb
+
     from advertisex.landing.zone import LandingZone
 
     landing = LandingZone(lake.settings.landing_dir)
@@ -43,7 +45,10 @@ def register_raw_views(con: Any, lake: Lake) -> None:
                 groups.setdefault((_format(source, path), _gzipped(path)), []).append(path)
         parts = [_part(con, source, fmt, gz, paths) for (fmt, gz), paths in sorted(groups.items())]
         body = " UNION ALL BY NAME ".join(parts) or _empty(source)
-        con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {body}')
+        try:
+            con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {body}')
+        except duckdb.Error:  # files DuckDB cannot even sniff must not break every query
+            con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {_empty(source)}')
 
 
 def _empty(source: str) -> str:

@@ -56,3 +56,12 @@ def test_raw_views_show_pending_landing_files_until_processed(ax: Any) -> None:
     assert users == ["u0", "u1", "u9"]
     ax.process()
     assert counts() == {"i": 0, "files": 0, "c": 0, "b": None}
+
+
+def test_garbage_in_the_landing_zone_does_not_break_queries(ax: Any) -> None:
+    ax.landing.write_segment("impressions", b"\x00\x01 not json at all", fsync=False)
+    ax.landing.write_segment("clicks", b"\xff\xfe\x00", fsync=False)
+    ax.landing.write_segment("bids", b"Obj\x01 truncated", fsync=False)
+    rows = ax.query("select (select count(*) from raw.clicks) c, 1 AS ok").to_pylist()
+    assert rows[0]["ok"] == 1
+    assert ax.query("select count(*) n from curated.impressions").to_pylist() == [{"n": 0}]
