@@ -3,7 +3,7 @@
 One generated dataset (with duplicates, conflicts, invalid traffic and malformed
 records) is landed once; the landing folder is copied so
 both runners see the same segment names. The embedded runner processes one copy in
-process, the Spark runner (local[2]) the other, in several batches so that the dedupe
+process, the Spark runner (local[2]) the other, in two batches so that the dedupe
 against committed keys runs on the executors too. Every curated table and
 ``ops.batches`` must be equal, except the wall-clock columns.
 """
@@ -32,11 +32,10 @@ TABLES = [
 ]
 
 
-def _open(data: Path) -> Any:
+def _open(data: Path, batch_max_bytes: int = 1 << 30) -> Any:
     import advertisex
 
-    # Small batches: three or four of them, so later ones dedupe against committed keys.
-    return advertisex.open(data_dir=data, processor={"batch_max_bytes": 700_000})
+    return advertisex.open(data_dir=data, processor={"batch_max_bytes": batch_max_bytes})
 
 
 def _tables(ax: Any) -> dict[str, list[dict[str, Any]]]:
@@ -49,8 +48,9 @@ def _tables(ax: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two data folders holding the same landing zone, nothing processed yet."""
+def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """Two data folders holding the same landing zone, nothing processed yet, and a batch
+    size that cuts it in two batches (the second dedupes against committed keys)."""
     from advertisex.synth.config import FaultConfig
     from advertisex.synth.generator import generate
 
@@ -62,22 +62,23 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ax = _open(embedded)
     ax.ingest([str(root / "input" / s) for s in ("impressions", "clicks", "bids")])
     shutil.copytree(embedded / "landing", root / "spark" / "landing")
-    return embedded, root / "spark"
+    total = sum(s.size for s in ax.landing.segments())
+    return embedded, root / "spark", total // 2 + 1
 
 
 def test_spark_runner_equals_embedded_runner_row_for_row(
-    spark: Any, landed: tuple[Path, Path]
+    spark: Any, landed: tuple[Path, Path, int]
 ) -> None:
     from advertisex.runners.embedded import EmbeddedRunner
     from advertisex.runners.spark import SparkRunner
 
-    embedded_dir, spark_dir = landed
-    embedded, on_spark = _open(embedded_dir), _open(spark_dir)
+    embedded_dir, spark_dir, batch_max_bytes = landed
+    embedded, on_spark = _open(embedded_dir, batch_max_bytes), _open(spark_dir, batch_max_bytes)
     expected = EmbeddedRunner(embedded.settings, embedded.lake, embedded.landing).process(now=NOW)
     runner = SparkRunner(on_spark.settings, on_spark.lake, on_spark.landing, session=spark)
     report = runner.process(now=NOW)
 
-    assert len(report.batches) >= 3
+    assert len(report.batches) >= 2
     assert report.batches == expected.batches  # same batches, same ids
     for source, account in expected.accounts.items():
         assert report.accounts[source] == account, source
