@@ -159,3 +159,28 @@ def _same(ax: Any) -> dict[str, Any]:
             **KEYS,
         },
     }
+
+
+def test_an_unreadable_segment_is_moved_aside_on_s3(
+    tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    import advertisex
+
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        scale={
+            "landing": f"s3://{BUCKET}/aside",
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            **KEYS,
+        },
+    )
+    segment = ax.landing.write_segment("clicks", b"timestamp,user_id\n", label="bad")
+    assert ax.landing.segments() == [segment]
+    ax.landing.quarantine_file(segment, "decoder blew up")
+    assert ax.landing.segments() == []
+    objects = {k for k in _keys(bucket, "aside/") if not k.endswith("/")}  # not dir markers
+    assert objects == {
+        f"aside/_unreadable/{segment.name}",
+        f"aside/_unreadable/{segment.name}.reason.txt",
+    }
