@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,18 +27,17 @@ REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
 PY = sys.executable
 
 
-def _timed(
-    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MiB, stdout) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024, result.stdout
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of a command run in a child process of its own."""
+    with tempfile.NamedTemporaryFile(suffix=".peak") as peak_file:
+        wrapped = [cmd[0], str(HERE / "_peak.py"), peak_file.name, *cmd[1:]]
+        started = time.perf_counter()
+        result = subprocess.run(wrapped, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+        peak = float(Path(peak_file.name).read_text() or 0)
+    return seconds, peak, result.stdout
 
 
 def _dataset(events: int) -> Path:
@@ -78,10 +76,20 @@ def main() -> None:
         "--reference", action="store_true", help="also run ../shared/reference-bench jobs"
     )
     parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument(
+        "--with-marts",
+        action="store_true",
+        help="also bring the correlation marts up to date (issue 5)",
+    )
+    parser.add_argument(
+        "--no-ivt", action="store_true", help="turn the invalid-traffic filter off (its cost)"
+    )
     args = parser.parse_args()
     source = _dataset(args.events)
     work = Path(tempfile.mkdtemp(prefix="adx-bench-"))
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(work / "data"))
+    env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "true" if args.with_marts else "false"
+    env["ADVERTISEX_PROCESSOR__IVT_FILTER"] = "false" if args.no_ivt else "true"
     ingest_s, _, _ = _timed(
         [PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"], env=env
     )

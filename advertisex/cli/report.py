@@ -30,10 +30,15 @@ def report_campaigns(
     end: str | None = ToOption,
     campaign: str | None = CampaignOption,
     model: str = ModelOption,
+    include_ivt: bool = typer.Option(
+        False,
+        "--include-ivt",
+        help="Also count invalid traffic (curated.filtered), in columns of its own.",
+    ),
     fmt: Format = FormatOption,
 ) -> None:
     """Per campaign and day: impressions, unique users, clicks, conversions, CTR, spend, CPA, ROAS, eCPM, win rate."""
-    _show("campaigns", "campaigns by day", start, end, campaign, model, fmt)
+    _show("campaigns", "campaigns by day", start, end, campaign, model, fmt, include_ivt)
 
 
 @report_app.command("funnel")
@@ -94,10 +99,11 @@ def _show(
     campaign: str | None,
     model: str,
     fmt: Format,
+    include_ivt: bool = False,
 ) -> None:
     from advertisex.reports.common import ReportOptions
 
-    options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model)
+    options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model, include_ivt)
     result = open_platform().report(name, options)
     if isinstance(result, dict):  # several sections
         _print_sections(result, fmt)

@@ -50,4 +50,39 @@ def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
         .replace("VALUE", options.value)
         .replace("WHERE_DAILY", options.where("day"))
     )
-    return run(ax, sql, ("marts.campaign_daily",), options)
+    rows = run(ax, sql, ("marts.campaign_daily",), options)
+    return with_invalid_traffic(ax, rows, options) if options.include_ivt else rows
+
+
+IVT_SQL = """
+SELECT campaign_id, CAST(event_time AS DATE) AS day,
+  count(*) FILTER (WHERE event_table = 'curated.impressions') AS ivt_impressions,
+  count(*) FILTER (WHERE event_table = 'curated.clicks') AS ivt_clicks,
+  count(*) FILTER (WHERE event_table = 'curated.conversions') AS ivt_conversions
+FROM curated.filtered
+WHERE WHERE_FILTERED
+GROUP BY ALL
+"""
+
+
+def with_invalid_traffic(ax: AdvertiseX, rows: pa.Table, options: ReportOptions) -> pa.Table:
+    """The report with invalid traffic (``curated.filtered``) counted beside each row."""
+    from advertisex.kernels import engine
+
+    ivt = run(
+        ax,
+        IVT_SQL.replace("WHERE_FILTERED", options.where("event_time")),
+        ("curated.filtered",),
+        options,
+    )
+    return engine.run(
+        """
+        SELECT coalesce(r.campaign_id, i.campaign_id) AS campaign_id, coalesce(r.day, i.day) AS day,
+          r.* EXCLUDE (campaign_id, day), coalesce(i.ivt_impressions, 0) AS ivt_impressions,
+          coalesce(i.ivt_clicks, 0) AS ivt_clicks, coalesce(i.ivt_conversions, 0) AS ivt_conversions
+        FROM r FULL JOIN i ON r.campaign_id IS NOT DISTINCT FROM i.campaign_id AND r.day = i.day
+        ORDER BY coalesce(r.day, i.day), coalesce(r.campaign_id, i.campaign_id) NULLS LAST
+        """,
+        r=rows,
+        i=ivt,
+    )

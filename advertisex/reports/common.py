@@ -35,6 +35,8 @@ class ReportOptions:
     end: date | None = None
     campaign: str | None = None
     model: str = "last"
+    # Invalid traffic is excluded from every figure; True adds it beside them, disclosed.
+    include_ivt: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

@@ -160,6 +160,21 @@ def test_report_campaigns_matches_ground_truth(pipeline):
         assert row["spend"] == pytest.approx(expected["human_spend"], abs=1e-6)
 
 
+def test_report_campaigns_discloses_invalid_traffic_on_request(pipeline):
+    _, data, truth = pipeline
+    plain = json.loads(run(["report", "campaigns", "--format", "json"], data).stdout)
+    assert "ivt_impressions" not in plain[0]
+    report = json.loads(
+        run(["report", "campaigns", "--include-ivt", "--format", "json"], data).stdout
+    )
+    got = {(r["campaign_id"], str(r["day"])): r for r in report}
+    for expected in truth["ground_truth"]["campaign_days"]:
+        row = got[(expected["campaign_id"], expected["day"])]
+        assert row["ivt_impressions"] == expected["bot_impressions"]
+        assert row["ivt_clicks"] == expected["bot_clicks"]
+        assert row["impressions"] == expected["impressions"] - expected["bot_impressions"]
+
+
 def test_write_statements_are_refused_with_a_message(pipeline):
     _, data, _ = pipeline
     result = run(["query", "drop table curated.impressions"], data, check=False)
