@@ -1,0 +1,77 @@
+"""Run CLI verbs in-process (fast) or as a real subprocess (the console entry point)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Result = tuple[int, str, str]  # exit code, stdout, stderr
+# Marts are another stage's business; keeping them out makes these tests several times faster.
+NO_MARTS = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "false"}
+
+
+@pytest.fixture(scope="session")
+def open_lake() -> Callable[..., Any]:
+    """``open_lake(data_dir, **overrides)``: a platform that leaves the marts alone."""
+
+    def open_platform(data_dir: Path, **overrides: Any) -> Any:
+        import advertisex
+
+        return advertisex.open(data_dir=data_dir, correlation={"update_marts": False}, **overrides)
+
+    return open_platform
+
+
+@pytest.fixture
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Result]:
+    """``cli(data_dir, *args, **env)``: ``advertisex ARGS`` in this process, via ``main()``."""
+
+    def invoke(data_dir: Path, *args: str, **env: str) -> Result:
+        from advertisex.cli.app import main
+
+        monkeypatch.setenv("ADVERTISEX_DATA_DIR", str(data_dir))
+        for name, value in NO_MARTS.items():
+            monkeypatch.setenv(name, value)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "argv", ["advertisex", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            for name in env:
+                monkeypatch.delenv(name)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+@pytest.fixture
+def run_subprocess() -> Callable[..., Result]:
+    """``run_subprocess(data_dir, *args, **env)``: ``advertisex ARGS`` as its own process."""
+    return _run_subprocess
+
+
+def _run_subprocess(data_dir: Path, *args: str, **env: str) -> Result:
+    environment = dict(
+        os.environ, ADVERTISEX_DATA_DIR=str(data_dir), COLUMNS="200", **NO_MARTS, **env
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "advertisex.cli.app", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    return result.returncode, result.stdout, result.stderr
