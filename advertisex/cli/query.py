@@ -18,7 +18,7 @@ def query(
     ),
     fmt: Format = FormatOption,
 ) -> None:
-    """Run read-only SQL over curated.*, ops.* tables. Statements that write are refused."""
+    """Run read-only SQL over curated.*, marts.*, dims.*, ops.* tables and raw.* landing views; writes are refused."""
     ax = open_platform()
     table = ax.query(sql)
     print_rows(table_rows(table), fmt, columns=table.column_names)
