@@ -12,8 +12,6 @@ beside the cost.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,38 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from process import _dataset  # bench/ is on sys.path when this script runs
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
 BUDGET_EVENTS_PER_S = 300_000  # issue 4's end-to-end target
-
-
-def dataset(events: int) -> Path:
-    target = OUT / f"input-{events}"
-    if not (target / "truth.json").exists():
-        print(f"generating {events:,} events into {target} (once) …", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "advertisex.cli.app",
-                "generate",
-                "--out",
-                str(target),
-                "--events",
-                str(events),
-                "--seed",
-                "1",
-                "--start",
-                "2026-11-20",
-                "--demo-faults",
-                "--format",
-                "json",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return target
 
 
 def standardized_impressions(folder: Path) -> pa.Table:
@@ -109,7 +78,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    folder = dataset(args.events)
+    folder = _dataset(args.events)  # the same cached dataset bench/process.py uses
     rows = standardized_impressions(folder)
     dims = dimensions(folder)
     n = rows.num_rows
