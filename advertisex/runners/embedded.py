@@ -160,14 +160,7 @@ class EmbeddedRunner:
     ) -> tuple[dict[str, SourceAccount], str]:
         started_at = utcnow()
         batch_id = batch_id_for(segments)
-        rules = Rules(
-            now=now or started_at,
-            future_skew=timedelta(seconds=self.settings.processor.future_skew_seconds),
-            max_age=timedelta(days=d)
-            if (d := self.settings.processor.max_event_age_days)
-            else None,
-            domains=self._domains(),
-        )
+        rules = self.rules(now or started_at)
         appends: dict[str, list[pa.Table]] = {}
         accounts: dict[str, SourceAccount] = {}
         lineage = lineage_table(segments)
@@ -229,6 +222,16 @@ class EmbeddedRunner:
             self.settings.data_dir,
         )
         return accounts, batch_id
+
+    def rules(self, now: datetime) -> Rules:
+        """The validation rules a batch starting ``now`` is checked against."""
+        processor = self.settings.processor
+        return Rules(
+            now=now,
+            future_skew=timedelta(seconds=processor.future_skew_seconds),
+            max_age=timedelta(days=d) if (d := processor.max_event_age_days) else None,
+            domains=self._domains(),
+        )
 
     def _domains(self) -> Domains | None:
         """Known campaign and creative ids, once dimensions are loaded (else no such check)."""

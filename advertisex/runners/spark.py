@@ -124,14 +124,7 @@ class SparkRunner(EmbeddedRunner):
     ) -> tuple[dict[str, SourceAccount], str]:
         started_at = utcnow()
         batch_id = batch_id_for(segments)
-        rules = Rules(
-            now=now or started_at,
-            future_skew=timedelta(seconds=self.settings.processor.future_skew_seconds),
-            max_age=timedelta(days=d)
-            if (d := self.settings.processor.max_event_age_days)
-            else None,
-            domains=self._domains(),
-        )
+        rules = self.rules(now or started_at)
         lineage = lineage_table(segments)  # before unreadable ones drop out: indices stay
         prepared = self._prepare(segments, rules)
         try:

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from advertisex.model import contracts
 from advertisex.synth.clock import TS_EPOCH_MS, iso_by_kind, iso_z
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-IMPRESSION_FIELDS = [
-    "impression_id",
-    "timestamp",
-    "ad_creative_id",
-    "campaign_id",
-    "user_id",
-    "website",
-    "placement",
-    "device_type",
-    "user_agent",
-    "ip",
-    "country",
-    "cost",
-]
+# The contract's fields in its order; auction_id is written only for programmatic impressions.
+IMPRESSION_FIELDS = [f for f in contracts.IMPRESSION_FIELDS if f != "auction_id"]
 MALFORMED_KINDS = ["cut_line", "array", "number", "no_user_id", "not_a_time", "year_3000"]
 
 
