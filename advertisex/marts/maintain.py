@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +45,15 @@ from advertisex.marts.schemas import (
 )
 from advertisex.marts.schemas import TS
 from advertisex.marts.store import Curated, Marts, Range, Slice
+
+# How a partition's output is ordered: each kernel's own ORDER BY (nulls last), so that
+# outputs computed per partition and concatenated read the same as one computed whole.
+ORDER = {
+    "matched": ("campaign_id", "event_time", "event_id"),
+    "attributed": ("campaign_id", "event_time", "event_id"),
+    "bids": ("event_time", "auction_id", "exchange"),
+    "hourly": ("campaign_id", "hour", "ad_creative_id", "country", "device_type"),
+}
 
 IMPRESSIONS, CLICKS = "curated.impressions", "curated.clicks"
 CONVERSIONS, BIDS = "curated.conversions", "curated.bid_requests"
@@ -91,19 +101,137 @@ class MartUpdate:
     seconds: float = 0.0
 
 
-def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
+@dataclass(frozen=True)
+class Rows:
+    """The rows of a curated table inside a slice, read wherever the kernel runs."""
+
+    table: str
+    where: Slice
+    columns: tuple[str, ...]
+
+
+class Kernels(Protocol):
+    """Where the mart kernels run. Each step is partitionable by a key — every rule
+    compares events that share it — so an engine may split the rows by that key, run
+    the step on each part and concatenate (sorted by :data:`ORDER`):
+
+    * ``correlate`` by ``user_id``: clicks → impressions, conversions → touches;
+    * ``bids`` by ``auction_id``: bid requests → the impression that won them;
+    * ``hourly`` by ``campaign_id``: the rollup rows (view touches and matched
+      clicks are always of the conversion's own campaign).
+
+    :class:`LocalKernels` runs them in this process; ``advertisex.marts.spark`` on Spark.
+    """
+
+    def correlate(
+        self, impressions: Rows, clicks: Rows, conversions: Rows, recheck: Slice, rules: Rules
+    ) -> tuple[pa.Table, pa.Table]:
+        """(attributed clicks of the clicks inside ``recheck``, attributed conversions)."""
+        ...
+
+    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table: ...
+
+    def hourly(
+        self,
+        impressions: Rows,
+        counted: Slice,
+        clicks: pa.Table,
+        conversions: pa.Table,
+        bids: pa.Table,
+        hours: list[datetime] | None,
+    ) -> pa.Table:
+        """``campaign_hourly`` of ``hours`` (None: all) counting the impressions inside
+        ``counted``; all of ``impressions`` are where view-through touches are found."""
+        ...
+
+
+def correlate_part(
+    tables: dict[str, pa.Table], recheck: Slice, windows: Windows, campaigns: pa.Table | None
+) -> dict[str, pa.Table]:
+    """``Kernels.correlate`` on one part (every row of its users): tables i, c, v."""
+    impressions, clicks, conversions = tables["i"], tables["c"], tables["v"]
+    return {
+        "matched": match_clicks(
+            impressions, clicks.filter(recheck.mask(clicks)), windows, campaigns
+        ),
+        "attributed": attribute_conversions(impressions, clicks, conversions, windows, campaigns),
+    }
+
+
+def bids_part(tables: dict[str, pa.Table], windows: Windows) -> dict[str, pa.Table]:
+    """``Kernels.bids`` on one part (every row of its auctions): tables b, i."""
+    auctions = tables["i"].filter(pc.is_valid(tables["i"].column("auction_id")))
+    return {"bids": match_bids(tables["b"], auctions, windows)}
+
+
+def hourly_part(
+    tables: dict[str, pa.Table], counted: Slice, hours: list[datetime] | None
+) -> dict[str, pa.Table]:
+    """``Kernels.hourly`` on one part (every row of its campaigns): tables i, c, v, b."""
+    impressions = tables["i"]
+    return {
+        "hourly": campaign_hourly(
+            impressions.filter(counted.mask(impressions)),
+            tables["c"],
+            tables["v"],
+            tables["b"],
+            None if hours is None else pa.array(hours, TS),
+            touch_impressions=impressions,
+        )
+    }
+
+
+class LocalKernels:
+    """The kernels in this process, on rows read through ``curated`` (each request once)."""
+
+    def __init__(self, curated: Curated) -> None:
+        self.curated = curated
+        self._read: dict[Rows, pa.Table] = {}
+
+    def rows(self, request: Rows) -> pa.Table:
+        if request not in self._read:
+            self._read[request] = self.curated.read(request.table, request.where, request.columns)
+        return self._read[request]
+
+    def correlate(
+        self, impressions: Rows, clicks: Rows, conversions: Rows, recheck: Slice, rules: Rules
+    ) -> tuple[pa.Table, pa.Table]:
+        tables = {"i": self.rows(impressions), "c": self.rows(clicks), "v": self.rows(conversions)}
+        out = correlate_part(tables, recheck, rules.windows, rules.campaigns)
+        return out["matched"], out["attributed"]
+
+    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
+        return bids_part({"b": self.rows(bids), "i": self.rows(auctions)}, windows)["bids"]
+
+    def hourly(
+        self,
+        impressions: Rows,
+        counted: Slice,
+        clicks: pa.Table,
+        conversions: pa.Table,
+        bids: pa.Table,
+        hours: list[datetime] | None,
+    ) -> pa.Table:
+        tables = {"i": self.rows(impressions), "c": clicks, "v": conversions, "b": bids}
+        return hourly_part(tables, counted, hours)["hourly"]
+
+
+def update(
+    curated: Curated, marts: Marts, rules: Rules, kernels: Kernels | None = None
+) -> MartUpdate:
     """Fold the curated rows appended since the last run into the marts."""
     started = time.perf_counter()
+    kernels = kernels or LocalKernels(curated)
     state = marts.state()
     positions = curated.positions()
     if state.get(FINGERPRINT) != rules.fingerprint:
-        return rebuild(curated, marts, rules)
+        return rebuild(curated, marts, rules, kernels)
     new: dict[str, pa.Table] = {}
     for table, columns in NEW_COLUMNS.items():
         since = _position(state.get(f"position:{table}"))
         rows = curated.added(table, since, positions.get(table), columns)
         if rows is None:
-            return rebuild(curated, marts, rules)
+            return rebuild(curated, marts, rules, kernels)
         new[table] = rows
     report = MartUpdate("incremental", {t: rows.num_rows for t, rows in new.items()})
     if not any(rows.num_rows for rows in new.values()):
@@ -119,13 +247,12 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
     hours |= plan.hours_around(programmatic.column("event_time"), _us(rules.windows.auction_us))
     todo = plan.attribution_plan(new[IMPRESSIONS], new[CLICKS], new[CONVERSIONS], rules.widest)
     if todo is not None:
-        impressions = curated.read(IMPRESSIONS, todo.impression_context, IMPRESSION_COLUMNS)
-        clicks = curated.read(CLICKS, todo.click_context, CLICK_COLUMNS)
-        conversions = curated.read(CONVERSIONS, todo.conversions, CONVERSION_COLUMNS)
-        recheck = clicks.filter(todo.clicks.mask(clicks))
-        matched = match_clicks(impressions, recheck, rules.windows, rules.campaigns)
-        attributed = attribute_conversions(
-            impressions, clicks, conversions, rules.windows, rules.campaigns
+        matched, attributed = kernels.correlate(
+            Rows(IMPRESSIONS, todo.impression_context, IMPRESSION_COLUMNS),
+            Rows(CLICKS, todo.click_context, CLICK_COLUMNS),
+            Rows(CONVERSIONS, todo.conversions, CONVERSION_COLUMNS),
+            todo.clicks,
+            rules,
         )
         hours |= plan.changed_hours(marts.read(CLICKS_MART, todo.clicks), matched)
         hours |= plan.changed_hours(
@@ -139,7 +266,7 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
         # Only hours with new impressions need their impression measures recounted.
         shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
         days = plan.day_ranges(hours)
-        changes |= _rollups(curated, marts, rules, hours, shown, days, changes)
+        changes |= _rollups(kernels, marts, rules, hours, shown, days, changes)
         report.hours = len(hours)
         report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
     marts.replace(changes, _state(positions, rules))
@@ -147,22 +274,24 @@ def update(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
     return report
 
 
-def rebuild(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
+def rebuild(
+    curated: Curated, marts: Marts, rules: Rules, kernels: Kernels | None = None
+) -> MartUpdate:
     """Recompute every mart from all curated rows."""
     started = time.perf_counter()
+    kernels = kernels or LocalKernels(curated)
     positions = curated.positions()
     everything = Slice.everything()
-    impressions = curated.read(IMPRESSIONS, everything, IMPRESSION_COLUMNS)
-    clicks = curated.read(CLICKS, everything, CLICK_COLUMNS)
-    conversions = curated.read(CONVERSIONS, everything, CONVERSION_COLUMNS)
-    bids = curated.read(BIDS, everything, BID_COLUMNS)
-    matched = match_clicks(impressions, clicks, rules.windows, rules.campaigns)
-    attributed = attribute_conversions(
-        impressions, clicks, conversions, rules.windows, rules.campaigns
+    impressions = Rows(IMPRESSIONS, everything, IMPRESSION_COLUMNS)
+    matched, attributed = kernels.correlate(
+        impressions,
+        Rows(CLICKS, everything, CLICK_COLUMNS),
+        Rows(CONVERSIONS, everything, CONVERSION_COLUMNS),
+        everything,
+        rules,
     )
-    hourly = campaign_hourly(
-        impressions, matched, attributed, match_bids(bids, impressions, rules.windows)
-    )
+    bids = kernels.bids(Rows(BIDS, everything, BID_COLUMNS), impressions, rules.windows)
+    hourly = kernels.hourly(impressions, everything, matched, attributed, bids, None)
     daily = campaign_daily(hourly)
     marts.replace(
         {
@@ -175,7 +304,10 @@ def rebuild(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
     )
     return MartUpdate(
         "rebuild",
-        {IMPRESSIONS: impressions.num_rows, CLICKS: clicks.num_rows},
+        {
+            IMPRESSIONS: int(pc.sum(hourly.column("impressions")).as_py() or 0),
+            CLICKS: matched.num_rows,
+        },
         clicks=matched.num_rows,
         conversions=attributed.num_rows,
         hours=hourly.num_rows,
@@ -185,7 +317,7 @@ def rebuild(curated: Curated, marts: Marts, rules: Rules) -> MartUpdate:
 
 
 def _rollups(
-    curated: Curated,
+    kernels: Kernels,
     marts: Marts,
     rules: Rules,
     hours: set[datetime],
@@ -201,11 +333,11 @@ def _rollups(
     """
     in_hours = plan.hour_ranges(hours)
     at = Slice("event_time", in_hours)
-    impressions = curated.read(IMPRESSIONS, at, IMPRESSION_COLUMNS)
+    impressions = Rows(IMPRESSIONS, at, IMPRESSION_COLUMNS)
     near = Slice("event_time", plan.widened(in_hours, _us(rules.windows.auction_us)))
-    auctions = curated.read(IMPRESSIONS, near, IMPRESSION_COLUMNS)
-    auctions = auctions.filter(pc.is_valid(auctions.column("auction_id")))
-    bids = match_bids(curated.read(BIDS, at, BID_COLUMNS), auctions, rules.windows)
+    bids = kernels.bids(
+        Rows(BIDS, at, BID_COLUMNS), Rows(IMPRESSIONS, near, IMPRESSION_COLUMNS), rules.windows
+    )
     clicks = _after(marts, changes, CLICKS_MART, at)
     # Conversions up to the click-through window after an hour may hold touches in it.
     reach = _us(max(rules.widest.click_through_us, rules.widest.view_through_us))
@@ -216,19 +348,11 @@ def _rollups(
         Slice("event_time", plan.reaching_forward(in_hours, reach)),
     )
     whole = Slice("event_time", plan.hour_ranges(shown))
-    hourly = campaign_hourly(
-        impressions.filter(whole.mask(impressions)),
-        clicks,
-        conversions,
-        bids,
-        pa.array(sorted(shown), TS),
-        touch_impressions=impressions,
-    )
+    hourly = kernels.hourly(impressions, whole, clicks, conversions, bids, sorted(shown))
     if hours - shown:
         rest = sorted(hours - shown)
-        responses = campaign_hourly(
-            impressions.slice(0, 0), clicks, conversions, bids, pa.array(rest, TS), impressions
-        )
+        nothing = Slice("event_time", ())  # measures of responses only
+        responses = kernels.hourly(impressions, nothing, clicks, conversions, bids, rest)
         kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(set(rest))))
         hourly = pa.concat_tables([hourly, with_impression_part(responses, kept)])
     hour_slice = Slice("hour", in_hours)
