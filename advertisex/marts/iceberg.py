@@ -28,16 +28,23 @@ if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
 
 
-def update_marts(lake: Lake, settings: Settings, _report: Any = None) -> maintain.MartUpdate | None:
-    """Bring the marts up to date with the curated tables (the runner calls this after a run)."""
+def update_marts(
+    lake: Lake, settings: Settings, kernels: maintain.Kernels | None = None
+) -> maintain.MartUpdate | None:
+    """Bring the marts up to date with the curated tables (the runner calls this after a
+    run); ``kernels`` says where the kernels run (default: in this process)."""
     if not settings.correlation.update_marts:
         return None
-    return maintain.update(IcebergCurated(lake), IcebergMarts(lake), rules_for(lake, settings))
+    curated = IcebergCurated(lake)
+    return maintain.update(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
 
 
-def rebuild_marts(lake: Lake, settings: Settings) -> maintain.MartUpdate:
+def rebuild_marts(
+    lake: Lake, settings: Settings, kernels: maintain.Kernels | None = None
+) -> maintain.MartUpdate:
     """Recompute every mart from the curated tables."""
-    return maintain.rebuild(IcebergCurated(lake), IcebergMarts(lake), rules_for(lake, settings))
+    curated = IcebergCurated(lake)
+    return maintain.rebuild(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
 
 
 def rules_for(lake: Lake, settings: Settings) -> maintain.Rules:

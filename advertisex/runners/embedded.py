@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy.exc import OperationalError  # "database is locked": another writer holds SQLite
@@ -38,6 +38,9 @@ from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.marts.maintain import Kernels
 
 T = TypeVar("T")
 
@@ -142,9 +145,13 @@ class EmbeddedRunner:
         if report.batches:
             from advertisex.marts.iceberg import update_marts  # kernels load on first use
 
-            update_marts(self.lake, self.settings, report)
+            update_marts(self.lake, self.settings, self.mart_kernels())
         report.seconds = time.perf_counter() - started
         return report
+
+    def mart_kernels(self) -> Kernels | None:
+        """Where mart maintenance runs its kernels after a run: here, in this process."""
+        return None
 
     def _fresh(self, action: Callable[..., T], *args: Any) -> T:
         """Run ``action`` on freshly loaded table metadata (a retry after a lost race must)."""

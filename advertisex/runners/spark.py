@@ -13,8 +13,9 @@ one); only :meth:`SparkRunner.run_batch` differs:
 Wide rows are never shuffled: only (table, key, payload hash, position) crosses the
 network, as in the embedded dedupe. Executors write the data files into the tables'
 locations; a crash before the driver's transaction leaves only unreferenced files,
-and the batch is redone from the landing zone with the same id. Correlation and the
-marts still run on the driver after the batches (``update_marts``).
+and the batch is redone from the landing zone with the same id. After the batches,
+mart maintenance runs its correlation and rollup kernels on the same session
+(``advertisex.marts.spark``: parts by user, auction and campaign).
 
 Executors need this package and its dependencies installed (the same wheel as the
 driver); see docs/deployment.md.
@@ -52,10 +53,13 @@ from advertisex.runners.embedded import (
     _batch_rows,
     batch_id_for,
 )
+from advertisex.runners.spark_arrow import collect_arrow
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from advertisex.marts.maintain import Kernels
 
 # Spark properties the runner sets unless the configuration (scale.spark_conf) does.
 DEFAULT_CONF = {
@@ -110,6 +114,12 @@ class SparkRunner(EmbeddedRunner):
         if self._session is not None and self._owns_session and self.master is not None:
             self._session.stop()
         self._session = None
+
+    def mart_kernels(self) -> Kernels:
+        """Mart maintenance after a run: correlation and rollups on this Spark session."""
+        from advertisex.marts.spark import SparkKernels
+
+        return SparkKernels(self.spark, self.lake, self.settings)
 
     @property
     def parallelism(self) -> int:
@@ -190,7 +200,7 @@ class SparkRunner(EmbeddedRunner):
         """(segment index → records framed, segment index → why it could not be read)."""
         from pyspark.sql import functions as F
 
-        listed = _arrow(
+        listed = collect_arrow(
             prepared.filter(F.col("kind").isin("rows", "unreadable")).select(
                 "kind", "segment", "n", "k"
             )
@@ -209,14 +219,14 @@ class SparkRunner(EmbeddedRunner):
 
         keys = prepared.filter(F.col("kind") == "key")
         bounds = keys.groupBy("tbl").agg(F.min("t").alias("low"), F.max("t").alias("high"))
-        committed = self._committed_keys(_arrow(bounds).to_pylist())
+        committed = self._committed_keys(collect_arrow(bounds).to_pylist())
         candidates = keys.select("tbl", "k", "h", "segment", "r")
         if committed is not None:
             candidates = candidates.unionByName(committed)
         marked = candidates.repartition(2 * self.parallelism, "tbl", "k").mapInArrow(
             tasks.dedupe, tasks.DUPLICATES
         )
-        return _arrow(marked, tasks._DUPLICATES)
+        return collect_arrow(marked, tasks._DUPLICATES)
 
     def _committed_keys(self, bounds: list[dict[str, Any]]) -> DataFrame | None:
         """Committed keys within the dedupe horizon of each table's candidates, read by the
@@ -277,7 +287,7 @@ class SparkRunner(EmbeddedRunner):
                 blobs = prepared.filter(
                     (F.col("kind") == "rows") & F.col("source").isin(*sources)
                 ).select("segment", "source", "blob")
-                result = _arrow(
+                result = collect_arrow(
                     blobs.mapInArrow(functools.partial(tasks.finish, job=job), tasks.FINISHED),
                     tasks._FINISHED,
                 )
@@ -317,18 +327,6 @@ def process_on_spark(
         return runner.process(progress)
     finally:
         runner.stop()
-
-
-def _arrow(frame: DataFrame, schema: pa.Schema | None = None) -> pa.Table:
-    """Collect a (small) DataFrame to the driver as Arrow."""
-    batches = frame._collect_as_arrow()
-    if not batches:
-        if schema is None:
-            from pyspark.sql.pandas.types import to_arrow_schema
-
-            schema = to_arrow_schema(frame.schema)
-        return schema.empty_table()
-    return pa.Table.from_batches(batches)
 
 
 def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:

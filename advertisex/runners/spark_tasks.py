@@ -53,6 +53,7 @@ from advertisex.runners.batch import (
     quarantine_rows,
 )
 from advertisex.runners.decode import frame_segment
+from advertisex.runners.spark_arrow import from_ipc, to_ipc
 from advertisex.util.retry import retrying
 
 # Spark DDL of each stage's output and the Arrow schema the workers build it with.
@@ -172,7 +173,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
                 segment=[index],
                 source=[segment.source],
                 n=[frame.num_rows],
-                blob=[_to_ipc(rows)],
+                blob=[to_ipc(rows)],
             )
             rejected = rejected_mask(rows)
             for table_name in SOURCES[segment.source]:
@@ -284,7 +285,7 @@ def finish(batches: Iterator[pa.RecordBatch], job: FinishJob) -> Iterator[pa.Rec
             batch.column("blob").to_pylist(),
             strict=True,
         ):
-            by_source.setdefault(source, []).append((segment, _from_ipc(blob)))
+            by_source.setdefault(source, []).append((segment, from_ipc(blob)))
     for source, parts in by_source.items():
         parts.sort(key=lambda p: p[0])
         yield from _finish_source(source, parts, job)
@@ -374,14 +375,3 @@ def write_data_files(
             else None
         )
         yield url, part.num_rows, newest
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_ipc(blob: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
