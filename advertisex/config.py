@@ -180,6 +180,12 @@ class CorrelationSettings(_Section):
     update_marts: bool = Field(
         True, description="Bring the marts up to date after every processing run."
     )
+    follow_marts_every_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="process --follow: bring the marts up to date at most this often "
+        "(0: after every pass that committed batches).",
+    )
 
 
 class ChannelSettings(_Section):

@@ -74,13 +74,9 @@ def process(
     if engine not in (None, "embedded", "spark"):
         raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
     if follow:
-        if engine == "spark":
-            raise UserInputError(
-                "--follow runs the embedded engine", hint="run --engine spark without --follow"
-            )
         from advertisex.cli.serve import follow_landing
 
-        follow_landing(interval, fmt)
+        follow_landing(interval, fmt, engine, master)
         return
     ax = open_platform()
     with progress_bar(fmt is Format.table, "process") as progress:

@@ -164,12 +164,21 @@ def keygen(
 
 
 # ---------------------------------------------------------------------- process --follow
-def follow_landing(interval: float, fmt: Format) -> None:
+def follow_landing(
+    interval: float, fmt: Format, engine: str | None = None, master: str | None = None
+) -> None:
     """Body of ``advertisex process --follow``: one line per committed batch until a signal."""
     from advertisex.cli.common import open_platform
     from advertisex.runners.follow import Follower
 
     ax = open_platform()
+    runner = ax.runner
+    if (engine or ax.settings.scale.engine) == "spark":
+        from advertisex.runners.spark import SparkRunner
+
+        runner = SparkRunner(
+            ax.settings, ax.lake, ax.landing, master=master or ax.settings.scale.spark_master
+        )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -181,8 +190,23 @@ def follow_landing(interval: float, fmt: Format) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     if fmt is Format.table:
         print_message(f"following {ax.settings.landing_dir} every {interval:g} s; Ctrl-C to stop")
-    follower = Follower(ax.runner, interval=interval, stop=stop)
-    follower.run(lambda batch: _print_batch(batch, fmt), _print_retry)
+    marts = ax.settings.correlation
+    follower = Follower(
+        runner,
+        interval=interval,
+        stop=stop,
+        marts_every=marts.follow_marts_every_seconds if marts.update_marts else None,
+    )
+    try:
+        follower.run(
+            lambda batch: _print_batch(batch, fmt),
+            _print_retry,
+            lambda done: _print_marts(done, fmt),
+        )
+    finally:
+        stop_session = getattr(runner, "stop", None)  # the Spark runner's session
+        if stop_session is not None:
+            stop_session()
 
 
 def _print_batch(batch: Any, fmt: Format) -> None:
@@ -206,6 +230,25 @@ def _print_batch(batch: Any, fmt: Format) -> None:
         f"{batch.records_in:,} records → {batch.total('accepted'):,} accepted, "
         f"{batch.total('quarantined'):,} quarantined, {batch.total('filtered'):,} filtered, "
         f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s (lag {batch.lag_seconds:.1f} s)\n"
+    )
+    sys.stdout.flush()
+
+
+def _print_marts(done: Any, fmt: Format) -> None:
+    if fmt is not Format.table:
+        print_json_line(
+            {
+                "marts": done.mode,
+                "clicks": done.clicks,
+                "conversions": done.conversions,
+                "hours": done.hours,
+                "seconds": round(done.seconds, 3),
+            }
+        )
+        return
+    sys.stdout.write(
+        f"{time.strftime('%H:%M:%S')} marts {done.mode}: {done.clicks:,} clicks, "
+        f"{done.conversions:,} conversions, {done.hours:,} hours in {done.seconds:.2f} s\n"
     )
     sys.stdout.flush()
 

@@ -40,7 +40,7 @@ from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from advertisex.marts.maintain import Kernels
+    from advertisex.marts.maintain import Kernels, MartUpdate
 
 T = TypeVar("T")
 
@@ -143,11 +143,15 @@ class EmbeddedRunner:
             for account in accounts.values():
                 report.add(account)
         if report.batches:
-            from advertisex.marts.iceberg import update_marts  # kernels load on first use
-
-            update_marts(self.lake, self.settings, self.mart_kernels())
+            self.update_marts()
         report.seconds = time.perf_counter() - started
         return report
+
+    def update_marts(self) -> MartUpdate | None:
+        """Fold what the batches committed into the marts (when ``correlation.update_marts``)."""
+        from advertisex.marts.iceberg import update_marts  # kernels load on first use
+
+        return update_marts(self.lake, self.settings, self.mart_kernels())
 
     def mart_kernels(self) -> Kernels | None:
         """Where mart maintenance runs its kernels after a run: here, in this process."""

@@ -1,10 +1,14 @@
 """Continuous processing: pick up newly sealed landing segments until told to stop.
 
-The follower is the embedded runner in a loop. Each pass cuts whatever is pending into
-batches and commits them one by one (each atomically, with its segment checkpoint), so
-stopping between batches — or being killed inside one — loses nothing and repeats
-nothing. When nothing is pending it sleeps ``interval`` seconds; while there is work it
-goes straight on, so a burst drains at full speed.
+The follower is a runner (embedded or Spark) in a loop. Each pass cuts whatever is
+pending into batches and commits them one by one (each atomically, with its segment
+checkpoint), so stopping between batches — or being killed inside one — loses nothing
+and repeats nothing. When nothing is pending it sleeps ``interval`` seconds; while there
+is work it goes straight on, so a burst drains at full speed.
+
+The marts follow too: at most every ``marts_every`` seconds, after a pass that
+committed something, the runner folds the new rows into them (incrementally, in one
+atomic commit), so reports stay minutes fresh without slowing every micro-batch.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from advertisex.errors import AdvertiseXError
 from advertisex.runners.batch import SourceAccount
@@ -49,16 +54,23 @@ class Follower:
         interval: float = 0.5,
         stop: threading.Event | None = None,
         max_backoff: float = 30.0,
+        marts_every: float | None = None,
     ) -> None:
         self.runner = runner
         self.interval = interval
         self.stop = stop or threading.Event()
         self.max_backoff = max_backoff
+        self.marts_every = marts_every  # None: leave the marts alone
+        self._marts_due = 0.0  # monotonic time the marts may be updated again
+        # Batches were committed since the marts were last updated (by this follower; at
+        # start, an earlier one may have stopped before its turn came).
+        self._marts_behind = True
 
     def run(
         self,
         on_batch: Callable[[BatchDone], None],
         on_retry: Callable[[Exception, float], None] | None = None,
+        on_marts: Callable[[Any], None] | None = None,
     ) -> int:
         """Loop until ``stop`` is set; returns the number of batches committed."""
         committed = 0
@@ -66,6 +78,8 @@ class Follower:
         while not self.stop.is_set():
             try:
                 done = self.run_pending(on_batch)
+                self._marts_behind |= done > 0
+                self._keep_marts(on_marts)
             except AdvertiseXError as error:
                 if not error.retryable:
                     raise  # bad configuration or input: retrying cannot help
@@ -81,6 +95,17 @@ class Follower:
             if not done:
                 self.stop.wait(self.interval)
         return committed
+
+    def _keep_marts(self, on_marts: Callable[[Any], None] | None) -> None:
+        if self.marts_every is None or not self._marts_behind:
+            return
+        if time.monotonic() < self._marts_due:
+            return
+        done = self.runner.update_marts()
+        self._marts_behind = False
+        self._marts_due = time.monotonic() + self.marts_every
+        if on_marts and done is not None:
+            on_marts(done)
 
     def _back_off(
         self, error: Exception, backoff: float, on_retry: Callable[[Exception, float], None] | None

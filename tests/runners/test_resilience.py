@@ -61,3 +61,38 @@ def test_a_follower_sees_segments_landed_after_its_first_pass(ax):
     ax.landing.write_segment("impressions", GOOD.replace(b'"u"', b'"u2"'), label="second")
     [late] = runner.pending()
     assert late.name.endswith("second.ndjson")
+
+
+def _impression(user: str) -> bytes:
+    return GOOD.replace(b'"u"', f'"{user}"'.encode())
+
+
+def test_a_follower_keeps_the_marts_current_at_most_every_marts_every_seconds(ax):
+    from advertisex.runners.follow import Follower
+
+    ax.landing.write_segment("impressions", _impression("u1"), label="a")
+    updates, batches = [], []
+
+    def on_batch(batch):
+        batches.append(batch)
+        if len(batches) == 1:  # lands during the first pass: committed by the second
+            ax.landing.write_segment("impressions", _impression("u2"), label="b")
+        else:
+            follower.stop.set()
+
+    follower = Follower(ax.runner, interval=0.01, marts_every=3600)
+    follower.run(on_batch, on_marts=updates.append)
+    # One update after the first pass; the second pass came before marts_every elapsed.
+    assert len(batches) == 2 and [u.mode for u in updates] == ["rebuild"]
+    assert ax.query("select count(*) as n from curated.impressions").to_pylist() == [{"n": 2}]
+    assert ax.query("select sum(impressions) as n from marts.campaign_hourly").to_pylist() == [
+        {"n": 1}
+    ]
+
+    eager = Follower(ax.runner, interval=0.01, marts_every=0)
+    eager.run(lambda batch: None, on_marts=lambda done: (updates.append(done), eager.stop.set()))
+    # Nothing was pending, but a follower starts by folding in what its predecessor left.
+    assert [u.mode for u in updates] == ["rebuild", "incremental"]
+    assert ax.query("select sum(impressions) as n from marts.campaign_hourly").to_pylist() == [
+        {"n": 2}
+    ]

@@ -20,6 +20,14 @@ def spark_unavailable() -> str | None:
     return None
 
 
+@pytest.fixture
+def spark_available() -> None:
+    """Skip unless PySpark and Java are here (for tests that start their own Spark)."""
+    reason = spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     reason = spark_unavailable()
