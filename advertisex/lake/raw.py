@@ -8,17 +8,21 @@ types), Avro decoded by the project's own decoder (DuckDB's avro extension would
 to be downloaded) and registered as Arrow. Records DuckDB cannot parse are skipped
 here; processing quarantines them with a reason. ``filename`` says which file a row
 came from. With no pending file a view is empty but has its source contract's fields.
+
+A landing zone on object storage (``scale.landing = "s3://…"``) is read the same way:
+its PyArrow filesystem — the client the processor uses, with the same credentials — is
+lent to DuckDB through fsspec's ``ArrowFSWrapper``, so no DuckDB extension is needed.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
+    from advertisex.landing.zone import LandingZone, Segment
 
 # Landing source → view name in the ``raw`` schema.
 RAW_VIEWS = {"impressions": "impressions", "clicks": "clicks", "bids": "bid_requests"}
@@ -31,19 +35,23 @@ def register_raw_views(con: Any, lake: Lake) -> None:
     """Create the ``raw`` views on ``con`` over the pending segments of ``lake``'s landing zone."""
     import duckdb
 
-    from advertisex.landing.zone import LandingZone
+    from advertisex.landing.zone import open_landing
 
-    landing = LandingZone(lake.settings.landing_dir)
+    landing = open_landing(lake.settings)
+    where = _locator(con, landing)
     done = lake.done_segments()
     pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
     con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
     for source, view in RAW_VIEWS.items():
-        groups: dict[tuple[str, bool], list[Path]] = {}
+        groups: dict[tuple[str, bool], list[Segment]] = {}
         for segment in pending:
             if segment.source == source:
-                path = landing.root / segment.name
-                groups.setdefault((_format(source, path), _gzipped(path)), []).append(path)
-        parts = [_part(con, source, fmt, gz, paths) for (fmt, gz), paths in sorted(groups.items())]
+                key = (_format(source, segment.name), _gzipped(landing, segment))
+                groups.setdefault(key, []).append(segment)
+        parts = [
+            _part(con, landing, where, source, fmt, gz, segments)
+            for (fmt, gz), segments in sorted(groups.items())
+        ]
         body = " UNION ALL BY NAME ".join(parts) or _empty(source)
         try:
             con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {body}')
@@ -60,8 +68,33 @@ def _empty(source: str) -> str:
     return f"SELECT {columns} WHERE false"
 
 
-def _part(con: Any, source: str, fmt: str, gzipped: bool, paths: list[Path]) -> str:
-    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+def _locator(con: Any, landing: LandingZone) -> Any:
+    """segment → where DuckDB finds its file: a local path, or a URL of the object store
+    whose filesystem this registers on ``con``."""
+    from advertisex.landing.zone import ObjectStoreLandingZone
+
+    if not isinstance(landing, ObjectStoreLandingZone):
+        return lambda segment: str(landing.root / segment.name)
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    wrapped = ArrowFSWrapper(landing.fs)
+    protocol = wrapped.protocol if isinstance(wrapped.protocol, str) else wrapped.protocol[0]
+    if not con.filesystem_is_registered(protocol):
+        con.register_filesystem(wrapped)
+    return lambda segment: f"{protocol}://{landing.base}/{segment.name}"
+
+
+def _part(
+    con: Any,
+    landing: LandingZone,
+    where: Any,
+    source: str,
+    fmt: str,
+    gzipped: bool,
+    segments: list[Segment],
+) -> str:
+    paths = [where(s) for s in segments]
+    listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     compression = ", compression = 'gzip'" if gzipped else ""
     if fmt == "json":
         return (
@@ -74,26 +107,25 @@ def _part(con: Any, source: str, fmt: str, gzipped: bool, paths: list[Path]) -> 
             f"all_varchar = true, ignore_errors = true{compression})"
         )
     name = f"__raw_{source}_{len(paths)}_{int(gzipped)}"
-    con.register(name, _avro(paths))
+    con.register(name, _avro(landing, segments, paths))
     return f'SELECT * FROM "{name}"'
 
 
-def _avro(paths: list[Path]) -> pa.Table:
+def _avro(landing: LandingZone, segments: list[Segment], paths: list[str]) -> pa.Table:
     from advertisex.formats.avrofmt import frame_avro
     from advertisex.runners.decode import gunzip_if_needed
 
     frames = []
-    for path in paths:
-        frame = frame_avro(gunzip_if_needed(path.read_bytes())[0])
-        frames.append(frame.append_column("filename", pa.array([str(path)] * frame.num_rows)))
+    for segment, path in zip(segments, paths, strict=True):
+        frame = frame_avro(gunzip_if_needed(landing.read(segment))[0])
+        frames.append(frame.append_column("filename", pa.array([path] * frame.num_rows)))
     return pa.concat_tables(frames, promote_options="permissive")
 
 
-def _format(source: str, path: Path) -> str:
-    suffix = path.suffix.lstrip(".").lower()
+def _format(source: str, name: str) -> str:
+    suffix = name.rsplit("/", 1)[-1].rpartition(".")[2].lower()
     return _FORMATS.get(suffix, _DEFAULT[source])
 
 
-def _gzipped(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+def _gzipped(landing: LandingZone, segment: Segment) -> bool:
+    return landing.head(segment, 2) == b"\x1f\x8b"

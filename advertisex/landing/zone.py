@@ -165,6 +165,11 @@ class LandingZone:
     def read(self, segment: Segment) -> bytes:
         return (self.root / segment.name).read_bytes()
 
+    def head(self, segment: Segment, size: int) -> bytes:
+        """The first ``size`` bytes of a segment (to sniff its compression)."""
+        with open(self.root / segment.name, "rb") as handle:
+            return handle.read(size)
+
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
         """Move an unreadable segment aside (kept, never deleted) so it blocks nothing."""
         target = self.root / "_unreadable" / segment.name
@@ -259,6 +264,10 @@ class ObjectStoreLandingZone(LandingZone):
     def read(self, segment: Segment) -> bytes:
         with self.fs.open_input_stream(f"{self.base}/{segment.name}") as f:
             return bytes(f.readall())
+
+    def head(self, segment: Segment, size: int) -> bytes:
+        with self.fs.open_input_file(f"{self.base}/{segment.name}") as f:
+            return bytes(f.read(size))
 
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
         target = f"{self.base}/_unreadable/{segment.name}"

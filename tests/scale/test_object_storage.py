@@ -68,8 +68,15 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
     assert len(segments) == sum(r.source == "impressions" and r.status == "landed" for r in landed)
     assert not (tmp_path / "data" / "landing").exists()
 
+    # Analysts see what landed before it is processed: raw.* views read the bucket.
+    raw = "select count(*) n, min(filename) f from raw.impressions"
+    [pending] = ax.query(raw).to_pylist()
+    assert pending["n"] > 0 and pending["f"].startswith(f"s3://{BUCKET}/landing/impressions/")
+
     report = ax.process()
     accepted = report.accounts["impressions"].accepted
+    assert pending["n"] == report.accounts["impressions"].records_in
+    assert ax.query(raw).to_pylist() == [{"n": 0, "f": None}]  # processed: no longer raw
     assert accepted > 0 and all(a.balanced for a in report.accounts.values())
     files = ax.lake.data_files("curated.impressions")
     assert files and all(f.startswith(f"s3://{BUCKET}/warehouse/") for f in files)
@@ -83,7 +90,9 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
 
     # A later batch lands on top (the marts catch up incrementally from the new files).
     ax.ingest([str(tmp_path / "input" / "bids")])
+    [raw_bids] = ax.query("select count(*) n from raw.bid_requests").to_pylist()  # Avro
     later = ax.process()
+    assert raw_bids["n"] == later.accounts["bids"].records_in > 0
     assert later.accounts["bids"].accepted > 0
     assert ax.query("select count(*) n from curated.bid_requests").to_pylist() == [
         {"n": later.accounts["bids"].accepted}
