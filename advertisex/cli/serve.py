@@ -210,46 +210,48 @@ def follow_landing(
 
 
 def _print_batch(batch: Any, fmt: Format) -> None:
-    if fmt is not Format.table:
-        print_json_line(
-            {
-                "batch_id": batch.batch_id,
-                "segments": batch.segments,
-                "records_in": batch.records_in,
-                "accepted": batch.total("accepted"),
-                "quarantined": batch.total("quarantined"),
-                "filtered": batch.total("filtered"),
-                "duplicates": batch.total("duplicates"),
-                "seconds": round(batch.seconds, 3),
-                "lag_seconds": round(batch.lag_seconds, 3),
-            }
-        )
-        return
-    sys.stdout.write(
-        f"{time.strftime('%H:%M:%S')} batch {batch.batch_id}: {batch.segments} segments, "
+    _progress_line(
+        fmt,
+        {
+            "batch_id": batch.batch_id,
+            "segments": batch.segments,
+            "records_in": batch.records_in,
+            "accepted": batch.total("accepted"),
+            "quarantined": batch.total("quarantined"),
+            "filtered": batch.total("filtered"),
+            "duplicates": batch.total("duplicates"),
+            "seconds": round(batch.seconds, 3),
+            "lag_seconds": round(batch.lag_seconds, 3),
+        },
+        f"batch {batch.batch_id}: {batch.segments} segments, "
         f"{batch.records_in:,} records → {batch.total('accepted'):,} accepted, "
         f"{batch.total('quarantined'):,} quarantined, {batch.total('filtered'):,} filtered, "
-        f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s (lag {batch.lag_seconds:.1f} s)\n"
+        f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s "
+        f"(lag {batch.lag_seconds:.1f} s)",
     )
-    sys.stdout.flush()
 
 
 def _print_marts(done: Any, fmt: Format) -> None:
-    if fmt is not Format.table:
-        print_json_line(
-            {
-                "marts": done.mode,
-                "clicks": done.clicks,
-                "conversions": done.conversions,
-                "hours": done.hours,
-                "seconds": round(done.seconds, 3),
-            }
-        )
-        return
-    sys.stdout.write(
-        f"{time.strftime('%H:%M:%S')} marts {done.mode}: {done.clicks:,} clicks, "
-        f"{done.conversions:,} conversions, {done.hours:,} hours in {done.seconds:.2f} s\n"
+    _progress_line(
+        fmt,
+        {
+            "marts": done.mode,
+            "clicks": done.clicks,
+            "conversions": done.conversions,
+            "hours": done.hours,
+            "seconds": round(done.seconds, 3),
+        },
+        f"marts {done.mode}: {done.clicks:,} clicks, {done.conversions:,} conversions, "
+        f"{done.hours:,} hours in {done.seconds:.2f} s",
     )
+
+
+def _progress_line(fmt: Format, data: dict[str, Any], text: str) -> None:
+    """One line of the follow loop: JSON for machines, a timestamped sentence for people."""
+    if fmt is not Format.table:
+        print_json_line(data)
+        return
+    sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
     sys.stdout.flush()
 
 
