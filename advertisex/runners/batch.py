@@ -62,6 +62,11 @@ class SourceAccount:
         return self.records_in == self.accepted + self.quarantined + self.filtered + self.duplicates
 
 
+# What a dedupe step says of one table's candidate rows: (mask over all the source's rows
+# of those that repeat an earlier event, how many, how many of them conflict).
+Repeats = Callable[[str, np.ndarray], tuple[np.ndarray, int, int]]
+
+
 def process_source(
     source: str,
     frame: pa.Table,
@@ -79,30 +84,9 @@ def process_source(
     collide with the candidates, or None. Unique rows that ``ivt`` classifies as invalid
     traffic go to ``curated.filtered`` instead of their table.
     """
-    # Domain rules (ISO codes, enumerations, id formats, known dimensions) add their reasons;
-    # rows they reject get their raw text back from the frame.
-    standardized = fill_missing_raw(
-        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
-    )
-    # Enrichment (kernels/enrich.py): user agent, host, day/hour, dimensions as of event time.
-    standardized = enrich(source, standardized, dims)
-    account = SourceAccount(source, records_in=standardized.num_rows)
-    rejected = pc.greater(pc.list_value_length(standardized.column("reasons")), 0).to_numpy(
-        zero_copy_only=False
-    )
-    appends = {
-        "curated.quarantine": quarantine_rows(
-            standardized.filter(pa.array(rejected)), source, lineage, batch_id
-        )
-    }
-    account.quarantined = int(rejected.sum())
-    account.new_fields = extra_fields(standardized)
-    for table_name in SOURCES[source]:
-        candidate = ~rejected
-        if table_name in _EVENT_TYPE:
-            candidate &= pc.fill_null(
-                pc.equal(standardized.column("event_type"), _EVENT_TYPE[table_name]), False
-            ).to_numpy(zero_copy_only=False)
+    standardized = standardize_source(source, frame, rules, dims)
+
+    def repeats(table_name: str, candidate: np.ndarray) -> tuple[np.ndarray, int, int]:
         index = np.flatnonzero(candidate)
         candidates = standardized.select(_key_columns(table_name)).take(pa.array(index))
         committed = seen(table_name, candidates)
@@ -111,8 +95,49 @@ def process_source(
             candidates.column("payload_hash"),
             *(committed or (None, None)),
         )
-        keep = np.zeros(standardized.num_rows, dtype=bool)
-        keep[index[~found.is_duplicate]] = True
+        repeated = np.zeros(standardized.num_rows, dtype=bool)
+        repeated[index[found.is_duplicate]] = True
+        return repeated, found.count, found.conflicts
+
+    return finish_source(source, standardized, lineage, batch_id, repeats, ivt)
+
+
+def standardize_source(
+    source: str, frame: pa.Table, rules: std.Rules, dims: Dimensions | None
+) -> pa.Table:
+    """The row-local half of processing (any slice of the records gives the same rows):
+    standardize, domain rules (ISO codes, enumerations, id formats, known dimensions —
+    rows they reject get their raw text back from the frame), enrichment (user agent,
+    host, day/hour, dimensions as of event time)."""
+    standardized = fill_missing_raw(
+        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
+    )
+    return enrich(source, standardized, dims)
+
+
+def finish_source(
+    source: str,
+    standardized: pa.Table,
+    lineage: pa.Table,
+    batch_id: str,
+    repeats: Repeats,
+    ivt: IvtRules | None = None,
+) -> tuple[dict[str, pa.Table], SourceAccount]:
+    """Standardized rows → quarantine, repeats dropped (as ``repeats`` says), invalid
+    traffic split off, each table's rows in its schema; and the accounting."""
+    account = SourceAccount(source, records_in=standardized.num_rows)
+    rejected = rejected_mask(standardized)
+    appends = {
+        "curated.quarantine": quarantine_rows(
+            standardized.filter(pa.array(rejected)), source, lineage, batch_id
+        )
+    }
+    account.quarantined = int(rejected.sum())
+    account.new_fields = extra_fields(standardized)
+    for table_name in SOURCES[source]:
+        candidate = candidates_mask(table_name, standardized, rejected)
+        repeated, count, conflicts = repeats(table_name, candidate)
+        keep = candidate & ~repeated
         if ivt is not None and table_name in IVT_TABLES:
             flagged, filtered = filter_invalid_traffic(
                 table_name, standardized, keep, ivt, lineage, batch_id
@@ -124,10 +149,27 @@ def process_source(
         rows = accepted_rows(table_name, standardized, keep, lineage, batch_id)
         appends[table_name] = rows
         account.accepted += rows.num_rows
-        account.duplicates += found.count
-        account.conflicts += found.conflicts
+        account.duplicates += count
+        account.conflicts += conflicts
         account.by_table[table_name] = rows.num_rows
     return appends, account
+
+
+def rejected_mask(rows: pa.Table) -> np.ndarray:
+    """Rows with at least one reason: they go to quarantine."""
+    return pc.greater(pc.list_value_length(rows.column("reasons")), 0).to_numpy(
+        zero_copy_only=False
+    )
+
+
+def candidates_mask(table_name: str, rows: pa.Table, rejected: np.ndarray) -> np.ndarray:
+    """Rows that may go to ``table_name``: accepted, and of its event type."""
+    mask = ~rejected
+    if table_name in _EVENT_TYPE:
+        mask &= pc.fill_null(
+            pc.equal(rows.column("event_type"), _EVENT_TYPE[table_name]), False
+        ).to_numpy(zero_copy_only=False)
+    return mask
 
 
 def extra_fields(rows: pa.Table) -> set[str]:

@@ -4,7 +4,7 @@ Three stages, each a function from Arrow record batches to Arrow record batches 
 Spark ships (with a small picklable job description) to its executors:
 
 1. :func:`prepare` — per landing segment: read, frame, standardize, validate, enrich
-   (the row-local half of ``process_source``). It yields the segment's standardized
+   (``batch.standardize_source``, as the embedded runner does). It yields the segment's standardized
    rows once, as an Arrow IPC blob that stays on its executor (persisted, never
    shuffled), and one narrow *key row* (table, key, payload hash, event time, position)
    per candidate event.
@@ -13,8 +13,8 @@ Spark ships (with a small picklable job description) to its executors:
    ``find_duplicates`` on the partition's rows in (segment, row) order gives exactly
    the embedded runner's verdict. Only the duplicates come back to the driver.
 3. :func:`finish` — per partition of blobs: drop the duplicates, split off quarantine
-   and invalid traffic, shape each table's rows (``accepted_rows``, ``quarantine_rows``,
-   ``filter_invalid_traffic``) and write them as Parquet data files, one per table and
+   and invalid traffic, shape each table's rows (``batch.finish_source``, told the
+   repeats by stage 2) and write them as Parquet data files, one per table and
    event day, into the table's location. The driver registers those files in one
    atomic catalog transaction with the batch's checkpoint.
 
@@ -36,21 +36,16 @@ import pyarrow.compute as pc
 from advertisex.config import Settings
 from advertisex.dims.model import Dimensions
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
-from advertisex.kernels.enrich import enrich
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
-from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.lake import storage
 from advertisex.landing.zone import Segment, open_landing
 from advertisex.model.schemas import SOURCES, TABLES
 from advertisex.runners.batch import (
-    _EVENT_TYPE,
-    IVT_TABLES,
-    STANDARDIZERS,
-    accepted_rows,
-    extra_fields,
-    filter_invalid_traffic,
-    quarantine_rows,
+    candidates_mask,
+    finish_source,
+    rejected_mask,
+    standardize_source,
 )
 from advertisex.runners.decode import frame_segment
 from advertisex.runners.spark_arrow import from_ipc, to_ipc
@@ -120,32 +115,6 @@ class FinishJob:
     duplicates: object  # Broadcast of {(table, segment): int64 array of row numbers}
 
 
-def standardize_segment(
-    source: str, frame: pa.Table, rules: Rules, dims: Dimensions | None
-) -> pa.Table:
-    """The row-local half of ``process_source``: standardize, check domains, enrich."""
-    rows = fill_missing_raw(
-        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
-    )
-    return enrich(source, rows, dims)
-
-
-def candidates(table_name: str, rows: pa.Table, rejected: np.ndarray) -> np.ndarray:
-    """Mask of the rows that may go to ``table_name``: accepted, of its event type."""
-    mask = ~rejected
-    if table_name in _EVENT_TYPE:
-        mask &= pc.fill_null(
-            pc.equal(rows.column("event_type"), _EVENT_TYPE[table_name]), False
-        ).to_numpy(zero_copy_only=False)
-    return mask
-
-
-def rejected_mask(rows: pa.Table) -> np.ndarray:
-    return pc.greater(pc.list_value_length(rows.column("reasons")), 0).to_numpy(
-        zero_copy_only=False
-    )
-
-
 # ---------------------------------------------------------------- stage 1: prepare
 
 
@@ -165,7 +134,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
                 reason = f"{type(error).__name__}: {error}"
                 yield _prepared(1, kind=["unreadable"], segment=[index], k=[reason])
                 continue
-            rows = standardize_segment(segment.source, frame, job.rules, job.dims)
+            rows = standardize_source(segment.source, frame, job.rules, job.dims)
             rows = rows.append_column("r", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
             yield _prepared(
                 1,
@@ -177,7 +146,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
             )
             rejected = rejected_mask(rows)
             for table_name in SOURCES[segment.source]:
-                chosen = rows.filter(pa.array(candidates(table_name, rows, rejected)))
+                chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))
                 if chosen.num_rows:
                     yield _key_rows(table_name, index, chosen)
 
@@ -296,42 +265,32 @@ def _finish_source(
 ) -> Iterator[pa.RecordBatch]:
     rows = pa.concat_tables([t for _, t in parts], promote_options="permissive")
     offsets = np.cumsum([0] + [t.num_rows for _, t in parts])
-    rejected = rejected_mask(rows)
-    appends = {
-        "curated.quarantine": quarantine_rows(
-            rows.filter(pa.array(rejected)), source, job.lineage, job.batch_id
-        )
-    }
-    counts = {"records_in": rows.num_rows, "quarantined": int(rejected.sum())}
-    ivt_users: set[str] = set()
     duplicates = job.duplicates.value  # type: ignore[attr-defined]
-    for table_name in SOURCES[source]:
-        keep = candidates(table_name, rows, rejected)
+
+    def repeats(table_name: str, candidate: np.ndarray) -> tuple[np.ndarray, int, int]:
+        # Found by stage 2 across the whole batch; conflicts are counted on the driver.
+        repeated = np.zeros(rows.num_rows, dtype=bool)
         for (segment, _), offset in zip(parts, offsets, strict=False):
-            repeated = duplicates.get((table_name, segment))
-            if repeated is not None:
-                keep[offset + repeated] = False
-        if job.ivt is not None and table_name in IVT_TABLES:
-            flagged, filtered = filter_invalid_traffic(
-                table_name, rows, keep, job.ivt, job.lineage, job.batch_id
-            )
-            keep &= ~flagged
-            previous = appends.get("curated.filtered")
-            appends["curated.filtered"] = (
-                filtered if previous is None else pa.concat_tables([previous, filtered])
-            )
-            counts["filtered"] = counts.get("filtered", 0) + filtered.num_rows
-            ivt_users |= set(filtered.column("user_id").drop_null().to_pylist())
-        appends[table_name] = accepted_rows(table_name, rows, keep, job.lineage, job.batch_id)
+            found = duplicates.get((table_name, segment))
+            if found is not None:
+                repeated[offset + found] = True
+        return repeated, int(repeated.sum()), 0
+
+    appends, account = finish_source(source, rows, job.lineage, job.batch_id, repeats, job.ivt)
     out: list[dict[str, object]] = []
     for table_name, data in appends.items():
         if table_name in SOURCES[source]:
             out.append(_row("count", source, table_name, "accepted", data.num_rows))
         for path, written, newest in write_data_files(table_name, data, job):
             out.append(_row("file", source, table_name, path, written, newest))
+    counts = {
+        "records_in": account.records_in,
+        "quarantined": account.quarantined,
+        "filtered": account.filtered,
+    }
     out += [_row("count", source, "", name, n) for name, n in counts.items()]
-    out += [_row("ivt_user", source, "", user, 0) for user in sorted(ivt_users)]
-    out += [_row("new_field", source, "", name, 0) for name in sorted(extra_fields(rows))]
+    out += [_row("ivt_user", source, "", user, 0) for user in sorted(account.ivt_users)]
+    out += [_row("new_field", source, "", name, 0) for name in sorted(account.new_fields)]
     yield pa.RecordBatch.from_pylist(out, schema=_FINISHED)
 
 
