@@ -5,8 +5,10 @@
 The dataset is bench/process.py's (bench/out/input-<events>, generated once). It is
 ingested once; every run gets its own catalog and warehouse over that same landing
 zone (a symlink), so each processes exactly the same segments in the same batches.
-Each run is its own process. The marts are off in every run (they run on the driver
-in both engines): what is timed is landing → curated tables, committed.
+Each run is its own process. Processing (landing → curated tables, committed) is
+timed with the marts off; then the marts are rebuilt from those curated tables, timed
+apart — correlation by user, bids by auction, rollups by campaign, on the same engine
+(``--no-marts`` skips it).
 
 For Spark, session start-up (JVM, executors) is timed apart from processing:
 per-core throughput is processing alone, the figure a long-running cluster sees.
@@ -36,17 +38,19 @@ TARGET = 1_000_000  # events/s
 SPARK_CONF = {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8"}
 
 
-def run_one(engine: str, data: Path) -> None:
+def run_one(engine: str, data: Path, marts: bool) -> None:
     """In a child process: process ``data`` with one engine, print timings as JSON."""
     import advertisex
 
     ax = advertisex.open(
         data_dir=data, correlation={"update_marts": False}, scale={"spark_conf": SPARK_CONF}
     )
+    from advertisex.marts.iceberg import rebuild_marts
+
     started = time.perf_counter()
     startup = 0.0
     if engine == "embedded":
-        report = ax.process()
+        runner = ax.runner
     else:
         from advertisex.runners.spark import SparkRunner, spark_session
 
@@ -54,9 +58,15 @@ def run_one(engine: str, data: Path) -> None:
         session.range(1).count()  # executors up
         startup = time.perf_counter() - started
         runner = SparkRunner(ax.settings, ax.lake, ax.landing, session=session)
-        report = runner.process()
-        session.stop()
+    report = runner.process()
     total = time.perf_counter() - started
+    mart_seconds, attributed = 0.0, 0
+    if marts:
+        begun = time.perf_counter()
+        done = rebuild_marts(ax.lake, ax.settings, runner.mart_kernels())
+        mart_seconds, attributed = time.perf_counter() - begun, done.clicks + done.conversions
+    if engine != "embedded":
+        session.stop()
     print(
         json.dumps(
             {
@@ -67,6 +77,8 @@ def run_one(engine: str, data: Path) -> None:
                 "process": total - startup,
                 "accepted": sum(a.accepted for a in report.accounts.values()),
                 "duplicates": sum(a.duplicates for a in report.accounts.values()),
+                "marts": mart_seconds,
+                "attributed": attributed,
             }
         )
     )
@@ -83,10 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--runs", default="embedded,local[1],local[2]")
+    parser.add_argument("--no-marts", action="store_true", help="skip the mart rebuild")
     parser.add_argument("--one", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one[0], Path(args.one[1]))
+        run_one(args.one[0], Path(args.one[1]), not args.no_marts)
         return
     from process import _dataset  # bench/process.py's generated input
 
@@ -106,13 +119,20 @@ def main() -> None:
         data = work / engine.replace("[", "-").replace("]", "")
         data.mkdir()
         (data / "landing").symlink_to(base / "landing")
-        out = _run([PY, __file__, "--one", engine, str(data)], env)
+        marts = ["--no-marts"] if args.no_marts else []
+        out = _run([PY, __file__, "--one", engine, str(data), *marts], env)
         results[engine] = out
         rate = out["records"] / out["process"]
         print(
             f"{engine:<9} {out['records']:>10,.0f} records in {out['batches']:.0f} batch(es): "
             f"start-up {out['startup']:6.1f} s, process {out['process']:7.1f} s "
-            f"→ {rate:>9,.0f} events/s",
+            f"→ {rate:>9,.0f} events/s"
+            + (
+                f"; marts rebuild {out['marts']:6.1f} s ({out['attributed']:,.0f} clicks and "
+                "conversions attributed)"
+                if out["marts"]
+                else ""
+            ),
             flush=True,
         )
     _summary(results)
