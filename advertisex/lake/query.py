@@ -2,7 +2,8 @@
 
 DuckDB's own Iceberg extension downloads at run time, which this project cannot rely
 on, so pyiceberg plans each table's current snapshot and DuckDB reads the listed
-Parquet files directly. Tables appear under their usual names (``curated.impressions``,
+Parquet files directly — on object storage too, through PyArrow's filesystem
+(``storage.duckdb_location``). Tables appear under their usual names (``curated.impressions``,
 ``ops.batches``): each namespace is a DuckDB schema holding one view per table.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
-from advertisex.lake.storage import is_remote
+from advertisex.lake.storage import duckdb_location
 from advertisex.lake.tables import Lake
 from advertisex.model.schemas import TABLES
 
@@ -37,14 +38,9 @@ class QueryEngine:
     def _register(self, lake: Lake, name: str) -> None:
         namespace, table = name.split(".")
         self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
-        files = lake.data_files(name)
-        if any(is_remote(f) for f in files):
-            # No httpfs extension here: object-store tables come through pyiceberg as Arrow.
-            self.con.register(f"__arrow_{namespace}_{table}", lake.read(name))
-            self.con.execute(
-                f'CREATE VIEW "{namespace}"."{table}" AS SELECT * FROM "__arrow_{namespace}_{table}"'
-            )
-        elif files:
+        # Local paths, or object-store URLs DuckDB reads through PyArrow's filesystem.
+        files = [duckdb_location(self.con, f, lake.settings.scale) for f in lake.data_files(name)]
+        if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             self.con.execute(
                 f'CREATE VIEW "{namespace}"."{table}" AS '

@@ -38,7 +38,7 @@ def register_raw_views(con: Any, lake: Lake) -> None:
     from advertisex.landing.zone import open_landing
 
     landing = open_landing(lake.settings)
-    where = _locator(con, landing)
+    where = _locator(con, landing, lake)
     done = lake.done_segments()
     pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
     con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
@@ -68,20 +68,15 @@ def _empty(source: str) -> str:
     return f"SELECT {columns} WHERE false"
 
 
-def _locator(con: Any, landing: LandingZone) -> Any:
-    """segment → where DuckDB finds its file: a local path, or a URL of the object store
-    whose filesystem this registers on ``con``."""
+def _locator(con: Any, landing: LandingZone, lake: Lake) -> Any:
+    """segment → where DuckDB on ``con`` finds its file (see ``storage.duckdb_location``)."""
+    from advertisex.lake.storage import duckdb_location
     from advertisex.landing.zone import ObjectStoreLandingZone
 
     if not isinstance(landing, ObjectStoreLandingZone):
         return lambda segment: str(landing.root / segment.name)
-    from fsspec.implementations.arrow import ArrowFSWrapper
-
-    wrapped = ArrowFSWrapper(landing.fs)
-    protocol = wrapped.protocol if isinstance(wrapped.protocol, str) else wrapped.protocol[0]
-    if not con.filesystem_is_registered(protocol):
-        con.register_filesystem(wrapped)
-    return lambda segment: f"{protocol}://{landing.base}/{segment.name}"
+    base = landing.url.rstrip("/")
+    return lambda segment: duckdb_location(con, f"{base}/{segment.name}", lake.settings.scale)
 
 
 def _part(

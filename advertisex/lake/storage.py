@@ -70,6 +70,26 @@ def resolve(location: str, settings: ScaleSettings | None = None) -> tuple[pafs.
     )
 
 
+def duckdb_location(con: Any, location: str, settings: ScaleSettings | None = None) -> str:
+    """Where DuckDB connection ``con`` finds ``location``.
+
+    A local path as it is. An object-store URL through the PyArrow filesystem
+    :func:`resolve` gives (the client and credentials everything else uses), lent to
+    DuckDB with fsspec's ``ArrowFSWrapper`` — DuckDB's own httpfs extension would have to
+    be downloaded at run time, which this project cannot rely on.
+    """
+    if not is_remote(location):
+        return location.removeprefix("file://")
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    filesystem, path = resolve(location, settings)
+    wrapped = ArrowFSWrapper(filesystem)
+    protocol = wrapped.protocol if isinstance(wrapped.protocol, str) else wrapped.protocol[0]
+    if not con.filesystem_is_registered(protocol):
+        con.register_filesystem(wrapped)
+    return f"{protocol}://{path}"
+
+
 def iceberg_properties(settings: ScaleSettings) -> dict[str, str]:
     """pyiceberg FileIO properties carrying the configured S3 endpoint and credentials."""
     properties = {

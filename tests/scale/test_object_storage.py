@@ -85,6 +85,16 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
 
     count = "select count(*) n from curated.impressions"
     assert ax.query(count).to_pylist() == [{"n": accepted}]
+    # DuckDB scans the Parquet objects in place (through PyArrow's S3 client), nothing is
+    # copied into memory first.
+    from advertisex.lake.query import QueryEngine
+
+    views = (
+        QueryEngine(ax.lake, ("curated.impressions",))
+        .con.sql("select sql from duckdb_views() where view_name = 'impressions'")
+        .fetchall()
+    )
+    assert f"read_parquet(list_value('s3://{BUCKET}/warehouse/" in views[0][0]
     assert advertisex.open(**_same(ax)).query(count).to_pylist() == [{"n": accepted}]
     assert ax.process().batches == []  # the checkpoint holds: nothing pending
 
