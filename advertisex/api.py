@@ -85,13 +85,14 @@ class AdvertiseX:
 
         return importlib.import_module(REPORTS[name]).report(self, options or ReportOptions())
 
-    def refresh_marts(self, rebuild: bool = False) -> Any:
-        """Bring the marts up to date with the curated tables (or recompute them)."""
+    def refresh_marts(self, rebuild: bool = False, kernels: Any = None) -> Any:
+        """Bring the marts up to date with the curated tables (or recompute them);
+        ``kernels`` says where their kernels run (default: here; see marts/spark.py)."""
         from advertisex.marts.iceberg import rebuild_marts, update_marts
 
         if rebuild:
-            return rebuild_marts(self.lake, self.settings)
-        return update_marts(self.lake, self.settings)
+            return rebuild_marts(self.lake, self.settings, kernels)
+        return update_marts(self.lake, self.settings, kernels)
 
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()

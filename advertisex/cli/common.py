@@ -17,10 +17,35 @@ FormatOption = typer.Option(
 )
 
 
+EngineOption = typer.Option(
+    None, "--engine", help="embedded (in-process) or spark (PySpark); default scale.engine."
+)
+MasterOption = typer.Option(
+    None,
+    "--master",
+    help="With --engine spark: local[N], spark://host:7077, yarn, k8s://…; "
+    "default scale.spark_master.",
+)
+
+
 def open_platform() -> Any:
     import advertisex
 
     return advertisex.open()
+
+
+def open_runner(ax: Any, engine: str | None, master: str | None) -> Any:
+    """The runner ``--engine`` / ``--master`` choose for platform ``ax``: its embedded
+    runner, or a Spark runner. Call ``stop()`` on it when done (it ends a Spark session
+    the runner started)."""
+    if engine not in (None, "embedded", "spark"):
+        raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
+    if (engine or ax.settings.scale.engine) != "spark":
+        return ax.runner
+    from advertisex.runners.spark import SparkRunner
+
+    chosen = master or ax.settings.scale.spark_master
+    return SparkRunner(ax.settings, ax.lake, ax.landing, master=chosen)
 
 
 @contextlib.contextmanager

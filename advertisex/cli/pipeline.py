@@ -6,7 +6,15 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.common import FormatOption, open_platform, parse_day, progress_bar
+from advertisex.cli.common import (
+    EngineOption,
+    FormatOption,
+    MasterOption,
+    open_platform,
+    open_runner,
+    parse_day,
+    progress_bar,
+)
 from advertisex.cli.output import Format, print_json, print_message, print_rows
 from advertisex.errors import UserInputError
 
@@ -60,32 +68,21 @@ def process(
         False, "--follow", help="Keep processing new landing segments until Ctrl-C / SIGTERM."
     ),
     interval: float = typer.Option(0.5, "--interval", help="With --follow: seconds between looks."),
-    engine: str | None = typer.Option(
-        None, "--engine", help="embedded (in-process) or spark (PySpark); default scale.engine."
-    ),
-    master: str | None = typer.Option(
-        None,
-        "--master",
-        help="With --engine spark: local[N], spark://host:7077, yarn, k8s://…; "
-        "default scale.spark_master.",
-    ),
+    engine: str | None = EngineOption,
+    master: str | None = MasterOption,
 ) -> None:
     """Process every pending landing file into the curated tables."""
-    if engine not in (None, "embedded", "spark"):
-        raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
     if follow:
         from advertisex.cli.serve import follow_landing
 
         follow_landing(interval, fmt, engine, master)
         return
-    ax = open_platform()
-    with progress_bar(fmt is Format.table, "process") as progress:
-        if (engine or ax.settings.scale.engine) == "spark":
-            from advertisex.runners.spark import process_on_spark
-
-            report = process_on_spark(ax, master or ax.settings.scale.spark_master, progress)
-        else:
-            report = ax.process(progress)
+    runner = open_runner(open_platform(), engine, master)
+    try:
+        with progress_bar(fmt is Format.table, "process") as progress:
+            report = runner.process(progress)
+    finally:
+        runner.stop()
     print_accounting(report, fmt)
 
 

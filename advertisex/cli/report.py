@@ -6,7 +6,13 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.common import (
+    EngineOption,
+    FormatOption,
+    MasterOption,
+    open_platform,
+    open_runner,
+)
 from advertisex.cli.common import parse_day as _day
 from advertisex.cli.output import Format, print_json, print_rows, table_rows
 
@@ -79,10 +85,17 @@ def report_bids(
 @report_app.command("refresh")
 def refresh(
     rebuild: bool = typer.Option(False, "--rebuild", help="Recompute the marts from scratch."),
+    engine: str | None = EngineOption,
+    master: str | None = MasterOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Bring the marts up to date with the curated tables (processing does this by itself)."""
-    done = open_platform().refresh_marts(rebuild)
+    ax = open_platform()
+    runner = open_runner(ax, engine, master)
+    try:
+        done = ax.refresh_marts(rebuild, runner.mart_kernels())
+    finally:
+        runner.stop()
     row: dict[str, Any] = {"mode": "disabled"}
     if done is not None:
         row = dict(done.__dict__)

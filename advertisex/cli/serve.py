@@ -168,17 +168,11 @@ def follow_landing(
     interval: float, fmt: Format, engine: str | None = None, master: str | None = None
 ) -> None:
     """Body of ``advertisex process --follow``: one line per committed batch until a signal."""
-    from advertisex.cli.common import open_platform
+    from advertisex.cli.common import open_platform, open_runner
     from advertisex.runners.follow import Follower
 
     ax = open_platform()
-    runner = ax.runner
-    if (engine or ax.settings.scale.engine) == "spark":
-        from advertisex.runners.spark import SparkRunner
-
-        runner = SparkRunner(
-            ax.settings, ax.lake, ax.landing, master=master or ax.settings.scale.spark_master
-        )
+    runner = open_runner(ax, engine, master)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -204,9 +198,7 @@ def follow_landing(
             lambda done: _print_marts(done, fmt),
         )
     finally:
-        stop_session = getattr(runner, "stop", None)  # the Spark runner's session
-        if stop_session is not None:
-            stop_session()
+        runner.stop()
 
 
 def _print_batch(batch: Any, fmt: Format) -> None:

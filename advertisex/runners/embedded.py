@@ -153,6 +153,9 @@ class EmbeddedRunner:
 
         return update_marts(self.lake, self.settings, self.mart_kernels())
 
+    def stop(self) -> None:
+        """Release what the runner holds (nothing here; the Spark runner's session)."""
+
     def mart_kernels(self) -> Kernels | None:
         """Where mart maintenance runs its kernels after a run: here, in this process."""
         return None
