@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+from advertisex.lake.datafiles import add_files, write_data_files
 from advertisex.lake.storage import iceberg_properties
 from advertisex.model.schemas import TABLES, TableSpec
 
@@ -99,12 +100,27 @@ class Lake:
         segments: list[SegmentDone],
         properties: dict[str, str],
     ) -> None:
-        """Append every non-empty table and mark ``segments`` done, all or nothing."""
+        """Append every non-empty table and mark ``segments`` done, all or nothing.
+
+        The rows are written as data files first (``lake.datafiles``: several tables at
+        once), then registered with the segment marks in one catalog transaction.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         tables = {name: self.table(name) for name, data in appends.items() if data.num_rows}
+        prefix = properties.get("advertisex.batch-id", "commit")
+
+        def write(name: str) -> list[str]:
+            data = _conform(appends[name], TABLES[name].schema)
+            location = tables[name].location()
+            files = write_data_files(name, data, location, prefix, self.settings.scale)
+            return [url for url, _, _ in files]
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            written = dict(zip(tables, pool.map(write, tables), strict=True))
         with self.catalog.atomic(segments):
             for name, table in tables.items():
-                data = _conform(appends[name], TABLES[name].schema)
-                table.append(data, snapshot_properties=properties)
+                add_files(table, written[name], properties)
         self.refresh()
 
     # ------------------------------------------------------------------ reads

@@ -38,6 +38,7 @@ from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.kernels.dedupe import SEEN_COLUMNS
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.catalog import SegmentDone
+from advertisex.lake.datafiles import add_files
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
 from advertisex.model.schemas import SOURCES, TABLES
@@ -312,7 +313,7 @@ class SparkRunner(EmbeddedRunner):
         batch_table = self.lake.table("ops.batches")
         with self.lake.catalog.atomic(marks):
             for name, table in tables.items():
-                table.add_files(sorted(files[name]), snapshot_properties=properties)
+                add_files(table, files[name], properties)
             batch_table.append(batches.select(TABLES["ops.batches"].schema.names), properties)
         self.lake.refresh()
 

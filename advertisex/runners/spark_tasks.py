@@ -25,7 +25,6 @@ straight from the tables' data files by the executors.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -39,8 +38,9 @@ from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.lake import storage
+from advertisex.lake.datafiles import write_data_files
 from advertisex.landing.zone import Segment, open_landing
-from advertisex.model.schemas import SOURCES, TABLES
+from advertisex.model.schemas import SOURCES
 from advertisex.runners.batch import (
     candidates_mask,
     finish_source,
@@ -281,7 +281,11 @@ def _finish_source(
     for table_name, data in appends.items():
         if table_name in SOURCES[source]:
             out.append(_row("count", source, table_name, "accepted", data.num_rows))
-        for path, written, newest in write_data_files(table_name, data, job):
+        location = job.locations[table_name]
+        written_files = write_data_files(
+            table_name, data, location, job.batch_id, job.settings.scale
+        )
+        for path, written, newest in written_files:
             out.append(_row("file", source, table_name, path, written, newest))
     counts = {
         "records_in": account.records_in,
@@ -298,39 +302,3 @@ def _row(
     kind: str, source: str, table: str, text: str, n: int, newest: int | None = None
 ) -> dict[str, object]:
     return {"kind": kind, "source": source, "tbl": table, "text": text, "n": n, "t": newest}
-
-
-def write_data_files(
-    table_name: str, data: pa.Table, job: FinishJob
-) -> Iterator[tuple[str, int, int | None]]:
-    """Write ``data`` as Parquet into the table's location, one file per partition day.
-
-    Files carry no Iceberg field ids: the driver adds them with pyiceberg's ``add_files``,
-    which maps columns by name and reads each file's partition from its statistics.
-    """
-    import pyarrow.parquet as pq
-
-    if data.num_rows == 0:
-        return
-    spec = TABLES[table_name]
-    column = spec.partition_by_day
-    days = (
-        pc.cast(data.column(column), pa.date32())
-        if column
-        else pa.nulls(data.num_rows, pa.date32())
-    )
-    for day in pc.unique(days).to_pylist():
-        part = data.filter(pc.is_null(days) if day is None else pc.equal(days, day))
-        folder = f"{column}_day={day}" if column else ""
-        name = f"{job.batch_id}-{uuid.uuid4().hex[:16]}.parquet"
-        url = storage.join(job.locations[table_name], "data", folder, name)
-        filesystem, path = storage.resolve(url, job.settings.scale)
-        if not storage.is_remote(url):
-            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(part, path, filesystem=filesystem, compression="zstd")
-        newest = (
-            pc.max(part.column("event_time").cast(pa.int64())).as_py()
-            if "event_time" in part.column_names
-            else None
-        )
-        yield url, part.num_rows, newest
