@@ -135,13 +135,12 @@ class Kernels(Protocol):
         self,
         impressions: Rows,
         counted: Slice,
-        clicks: pa.Table,
-        conversions: pa.Table,
-        bids: pa.Table,
+        given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
         """``campaign_hourly`` of ``hours`` (None: all) counting the impressions inside
-        ``counted``; all of ``impressions`` are where view-through touches are found."""
+        ``counted``; all of ``impressions`` are where view-through touches are found;
+        ``given`` holds the other inputs (:func:`responses`)."""
         ...
 
 
@@ -162,6 +161,12 @@ def bids_part(tables: dict[str, pa.Table], windows: Windows) -> dict[str, pa.Tab
     """``Kernels.bids`` on one part (every row of its auctions): tables b, i."""
     auctions = tables["i"].filter(pc.is_valid(tables["i"].column("auction_id")))
     return {"bids": match_bids(tables["b"], auctions, windows)}
+
+
+def responses(clicks: pa.Table, conversions: pa.Table, bids: pa.Table) -> dict[str, pa.Table]:
+    """The rollup's inputs besides impressions — attributed clicks and conversions,
+    matched bids — tagged as :func:`hourly_part` reads them."""
+    return {"c": clicks, "v": conversions, "b": bids}
 
 
 def hourly_part(
@@ -207,13 +212,10 @@ class LocalKernels:
         self,
         impressions: Rows,
         counted: Slice,
-        clicks: pa.Table,
-        conversions: pa.Table,
-        bids: pa.Table,
+        given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
-        tables = {"i": self.rows(impressions), "c": clicks, "v": conversions, "b": bids}
-        return hourly_part(tables, counted, hours)["hourly"]
+        return hourly_part({"i": self.rows(impressions), **given}, counted, hours)["hourly"]
 
 
 def update(
@@ -291,7 +293,7 @@ def rebuild(
         rules,
     )
     bids = kernels.bids(Rows(BIDS, everything, BID_COLUMNS), impressions, rules.windows)
-    hourly = kernels.hourly(impressions, everything, matched, attributed, bids, None)
+    hourly = kernels.hourly(impressions, everything, responses(matched, attributed, bids), None)
     daily = campaign_daily(hourly)
     marts.replace(
         {
@@ -348,13 +350,14 @@ def _rollups(
         Slice("event_time", plan.reaching_forward(in_hours, reach)),
     )
     whole = Slice("event_time", plan.hour_ranges(shown))
-    hourly = kernels.hourly(impressions, whole, clicks, conversions, bids, sorted(shown))
+    given = responses(clicks, conversions, bids)
+    hourly = kernels.hourly(impressions, whole, given, sorted(shown))
     if hours - shown:
         rest = sorted(hours - shown)
         nothing = Slice("event_time", ())  # measures of responses only
-        responses = kernels.hourly(impressions, nothing, clicks, conversions, bids, rest)
+        answered = kernels.hourly(impressions, nothing, given, rest)
         kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(set(rest))))
-        hourly = pa.concat_tables([hourly, with_impression_part(responses, kept)])
+        hourly = pa.concat_tables([hourly, with_impression_part(answered, kept)])
     hour_slice = Slice("hour", in_hours)
     same_days = marts.read(HOURLY_MART, Slice("hour", days))
     same_days = same_days.filter(pc.invert(hour_slice.mask(same_days)))

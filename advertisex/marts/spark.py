@@ -100,13 +100,10 @@ class SparkKernels:
         self,
         impressions: maintain.Rows,
         counted: Slice,
-        clicks: pa.Table,
-        conversions: pa.Table,
-        bids: pa.Table,
+        given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
         kernel = functools.partial(maintain.hourly_part, counted=counted, hours=hours)
-        given = {"c": clicks, "v": conversions, "b": bids}
         return self.run({"i": impressions}, given, "campaign_id", kernel, ("hourly",))["hourly"]
 
     def run(
