@@ -25,7 +25,7 @@ from advertisex.config import Settings
 from advertisex.dims import known_ids as known_dimension_ids
 from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.errors import TransientError
-from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
+from advertisex.kernels.dedupe import key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.kernels.validate import Domains
@@ -35,6 +35,7 @@ from advertisex.landing.zone import LandingZone, Segment, landing_day
 from advertisex.model.schemas import BATCHES
 from advertisex.monitor.metrics import record_batch, record_unreadable
 from advertisex.runners.batch import SourceAccount, process_source
+from advertisex.runners.committed import CommittedKeys
 from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
@@ -93,6 +94,7 @@ class EmbeddedRunner:
         self.landing = landing
         self._done: set[str] | None = None  # committed segment names, once read
         self._scan_from: date | None = None  # landing days before this are all done
+        self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
 
     def pending(self) -> list[Segment]:
         """Sealed segments not yet committed, in arrival order.
@@ -305,17 +307,11 @@ class EmbeddedRunner:
         if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
             return None
         import pyarrow.compute as pc
-        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 
         horizon = timedelta(days=self.settings.processor.dedupe_horizon_days)
         bounds = pc.min_max(candidates.column("event_time")).as_py()
-        low, high = bounds["min"] - horizon, bounds["max"] + horizon
-        row_filter = And(
-            GreaterThanOrEqual("event_time", low.isoformat()),  # type: ignore[call-arg,misc]
-            LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
-        )
-        seen = self.lake.read(table_name, row_filter, SEEN_COLUMNS[table_name])
-        if not seen.num_rows:
+        seen = self._committed.lookup(table_name, bounds["min"] - horizon, bounds["max"] + horizon)
+        if seen is None:
             return None
         return key_column(table_name, seen), seen.column("payload_hash")
 

@@ -1,0 +1,150 @@
+"""The committed dedupe keys of the lake, kept in memory between a runner's batches.
+
+Every batch dedupes against the keys committed within the horizon of its events
+(``processor.dedupe_horizon_days``, 7 by default). Reading them from the tables for
+every batch costs the whole horizon each time — under ``process --follow`` that is per
+micro-batch, and it grows with the lake. :class:`CommittedKeys` reads each event day
+once and then follows the tables by their data files:
+
+* the cache always mirrors a table's *current* snapshot: at each lookup the data files
+  added since the snapshot it last saw are read (a batch's own files, a few MB) and
+  their rows join the days already held; a file that disappeared (a replay rewrote the
+  table) or delete files drop the cache, which then reloads from the tables;
+* days a lookup needs and the cache lacks are read from the current snapshot, by day;
+* days before the oldest a lookup needed are let go (a late batch reads them again).
+
+So a lookup returns exactly the rows a scan of the current snapshot with the same
+event-time bounds would: the cache changes the cost, never the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.model.schemas import TABLES
+
+if TYPE_CHECKING:
+    from advertisex.lake.tables import Lake
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class _TableKeys:
+    snapshot_id: int | None = None
+    files: frozenset[str] = frozenset()
+    days: dict[date, pa.Table] = field(default_factory=dict)
+
+
+class CommittedKeys:
+    """Committed (key columns, payload_hash, event_time) rows per table and event day."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self._tables: dict[str, _TableKeys] = {}
+
+    def lookup(self, table_name: str, low: datetime, high: datetime) -> pa.Table | None:
+        """Committed rows of ``table_name`` with ``low <= event_time <= high``; None if none."""
+        table = self.lake.table(table_name)
+        snapshot = table.current_snapshot()
+        if snapshot is None:
+            self._tables.pop(table_name, None)
+            return None
+        state = self._follow(table_name, table, snapshot.snapshot_id)
+        wanted = [low.astimezone(UTC).date() + k * DAY for k in range(_days(low, high))]
+        missing = [day for day in wanted if day not in state.days]
+        if missing:
+            self._load(table_name, state, missing)
+        for day in [d for d in state.days if d < wanted[0]]:
+            del state.days[day]  # older than any batch needs now
+        rows = pa.concat_tables([state.days[day] for day in wanted])
+        when = rows.column("event_time")
+        inside = pc.and_(
+            pc.greater_equal(when, pa.scalar(low, when.type)),
+            pc.less_equal(when, pa.scalar(high, when.type)),
+        )
+        rows = rows.filter(inside)
+        return rows if rows.num_rows else None
+
+    def _follow(self, table_name: str, table: Any, snapshot_id: int) -> _TableKeys:
+        """The table's cache brought to ``snapshot_id``: rows of files added since joined."""
+        state = self._tables.get(table_name)
+        if state is not None and state.snapshot_id == snapshot_id:
+            return state
+        files, rewritten = _data_files(table, snapshot_id)
+        if state is None or rewritten or not state.files <= files:
+            state = _TableKeys()  # first use, or rows rewritten: start over
+        elif state.days:
+            added = self._read_files(table_name, sorted(files - state.files))
+            for day, rows in _by_day(added).items():
+                if day in state.days:  # days not held are read whole when first needed
+                    state.days[day] = pa.concat_tables([state.days[day], rows])
+        state.snapshot_id, state.files = snapshot_id, files
+        self._tables[table_name] = state
+        return state
+
+    def _load(self, table_name: str, state: _TableKeys, days: list[date]) -> None:
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+        start = datetime.combine(days[0], time(), UTC)
+        end = datetime.combine(days[-1], time(), UTC) + DAY
+        row_filter = And(
+            GreaterThanOrEqual("event_time", start.isoformat()),  # type: ignore[call-arg,misc]
+            LessThan("event_time", end.isoformat()),  # type: ignore[call-arg,misc]
+        )
+        schema = _schema(table_name)
+        rows = self.lake.read(table_name, row_filter, tuple(schema.names))
+        grouped = _by_day(rows.select(schema.names).cast(schema))
+        empty = schema.empty_table()
+        for day in days:
+            state.days[day] = grouped.get(day, empty)
+
+    def _read_files(self, table_name: str, paths: list[str]) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        from advertisex.lake.storage import resolve
+
+        schema = _schema(table_name)
+        parts = []
+        for path in paths:
+            filesystem, located = resolve(path, self.lake.settings.scale)
+            data = pq.read_table(located, columns=schema.names, filesystem=filesystem)
+            parts.append(data.select(schema.names).cast(schema))
+        return pa.concat_tables(parts) if parts else None
+
+
+def _days(low: datetime, high: datetime) -> int:
+    return (high.astimezone(UTC).date() - low.astimezone(UTC).date()).days + 1
+
+
+def _schema(table_name: str) -> pa.Schema:
+    """What the cache holds of a table: its dedupe key columns and the event time."""
+    spec = TABLES[table_name].schema
+    return pa.schema([spec.field(c) for c in (*SEEN_COLUMNS[table_name], "event_time")])
+
+
+def _by_day(rows: pa.Table | None) -> dict[date, pa.Table]:
+    """Rows split by UTC event day."""
+    if rows is None or rows.num_rows == 0:
+        return {}
+    days = pc.cast(rows.column("event_time"), pa.date32())
+    return {
+        day: rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+        for day in pc.unique(days).to_pylist()
+        if day is not None
+    }
+
+
+def _data_files(table: Any, snapshot_id: int) -> tuple[frozenset[str], bool]:
+    """(data files of the snapshot, whether any carries delete files)."""
+    files, rewritten = set(), False
+    for task in table.scan(snapshot_id=snapshot_id).plan_files():
+        rewritten |= bool(task.delete_files)
+        files.add(task.file.file_path)
+    return frozenset(files), rewritten

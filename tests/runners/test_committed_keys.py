@@ -1,0 +1,115 @@
+"""The committed-key cache answers exactly what a scan of the current snapshot would,
+whatever was committed, looked up, evicted or rewritten in between."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from advertisex.config import load_settings
+from advertisex.lake.tables import Lake
+from advertisex.model.schemas import CLICKS
+from advertisex.runners.committed import CommittedKeys
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+TABLE = "curated.clicks"
+
+
+def _clicks(rows: list[tuple[str, int]]) -> pa.Table:
+    """Clicks (id, hours after T0)."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "event_id": event_id,
+                "event_time": T0 + timedelta(hours=hours),
+                "user_id": "u",
+                "campaign_id": "c",
+                "payload_hash": f"h-{event_id}",
+                "ingest_time": T0,
+                "source_file": "f",
+                "source_position": i,
+                "batch_id": "b",
+            }
+            for i, (event_id, hours) in enumerate(rows)
+        ],
+        schema=CLICKS,
+    )
+
+
+def _scanned(lake: Lake, low: datetime, high: datetime) -> set[tuple[str, str]]:
+    """What the runner used to read: a scan of the current snapshot, inclusive bounds."""
+    rows = lake.read(TABLE).to_pylist()
+    return {(r["event_id"], r["payload_hash"]) for r in rows if low <= r["event_time"] <= high}
+
+
+def _cached(keys: CommittedKeys, low: datetime, high: datetime) -> set[tuple[str, str]]:
+    rows = keys.lookup(TABLE, low, high)
+    pairs = [] if rows is None else rows.select(["event_id", "payload_hash"]).to_pylist()
+    assert len(pairs) == len({(p["event_id"], p["payload_hash"]) for p in pairs})  # no twice
+    return {(p["event_id"], p["payload_hash"]) for p in pairs}
+
+
+step = st.one_of(
+    st.tuples(st.just("commit"), st.lists(st.integers(0, 24 * 6), min_size=1, max_size=6)),
+    st.tuples(st.just("lookup"), st.tuples(st.integers(0, 24 * 6), st.integers(0, 24 * 3))),
+    st.tuples(st.just("rewrite"), st.just(None)),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(step, min_size=1, max_size=12))
+def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: list) -> None:
+    data = tmp_path / f"lake-{len(list(tmp_path.iterdir()))}"
+    lake = Lake(load_settings(data_dir=data))
+    keys = CommittedKeys(lake)
+    made = 0
+    for kind, arg in steps:
+        if kind == "commit":
+            rows = [(f"e{made + i}", hours) for i, hours in enumerate(arg)]
+            made += len(rows)
+            lake.commit_batch({TABLE: _clicks(rows)}, [], {})
+        elif kind == "rewrite":  # a replay: the table's files replaced by new ones
+            table = lake.table(TABLE)
+            if table.current_snapshot() is not None:
+                table.overwrite(lake.read(TABLE))
+                lake.refresh()
+        else:
+            start, span = arg
+            low = T0 + timedelta(hours=start, minutes=30)
+            high = low + timedelta(hours=span)
+            assert _cached(keys, low, high) == _scanned(lake, low, high)
+    low, high = T0, T0 + timedelta(days=30)
+    assert _cached(keys, low, high) == _scanned(lake, low, high)
+
+
+def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
+    lake = Lake(load_settings(data_dir=tmp_path / "data"))
+    keys = CommittedKeys(lake)
+    day = timedelta(days=1)
+    lake.commit_batch({TABLE: _clicks([("a", 5), ("b", 30)])}, [], {})
+    first = (T0, T0 + day)
+    assert _cached(keys, *first) == {("a", "h-a")}
+    # A later batch adds rows to a day the cache holds: its new file is joined in.
+    lake.commit_batch({TABLE: _clicks([("c", 6), ("d", 80)])}, [], {})
+    assert _cached(keys, *first) == _scanned(lake, *first) == {("a", "h-a"), ("c", "h-c")}
+    # Days it never held are read whole (with every file, old and new).
+    later = (T0 + day, T0 + 4 * day)
+    assert _cached(keys, *later) == _scanned(lake, *later) == {("b", "h-b"), ("d", "h-d")}
+    assert T0.date() not in keys._tables[TABLE].days  # before the oldest needed: let go
+    assert _cached(keys, *first) == _scanned(lake, *first)  # …and read again when needed
+    # A rewrite (a replay) replaces the files: the cache starts over from the tables.
+    table = lake.table(TABLE)
+    table.overwrite(lake.read(TABLE).filter(pa.array([True, False, True, False])))
+    lake.refresh()
+    everything = (T0, T0 + 5 * day)
+    assert _cached(keys, *everything) == _scanned(lake, *everything)
+    assert len(_cached(keys, *everything)) == 2
