@@ -136,10 +136,7 @@ def record_batch(
     """
     try:
         _record_batch(accounts, seconds, list(segments), tables or {})
-        if data_dir is not None:
-            path = Path(data_dir) / "monitor" / "processor.prom"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_to_textfile(str(path), PROCESSOR)
+        _export(data_dir)
     except Exception:
         log.exception("could not record processor metrics")
 
@@ -148,12 +145,17 @@ def record_unreadable(source: str, data_dir: Path | None = None) -> None:
     """Count a landing file moved aside as unreadable (alerting rules watch the counter)."""
     try:
         UNREADABLE.labels(source=source).inc()
-        if data_dir is not None:
-            path = Path(data_dir) / "monitor" / "processor.prom"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_to_textfile(str(path), PROCESSOR)
+        _export(data_dir)
     except Exception:
         log.exception("could not record processor metrics")
+
+
+def _export(data_dir: Path | None) -> None:
+    """Write the processor's metrics where the collector's /metrics picks them up."""
+    if data_dir is not None:
+        path = Path(data_dir) / "monitor" / "processor.prom"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), PROCESSOR)
 
 
 def _record_batch(

@@ -215,29 +215,30 @@ class EmbeddedRunner:
             for name, table in tables.items():
                 appends.setdefault(name, []).append(table)
         by_source = {source: [s for s in segments if s.source == source] for source in accounts}
-        done = len(segments)
         committed_at = utcnow()
         merged = {name: pa.concat_tables(parts) for name, parts in appends.items()}
         merged["ops.batches"] = _batch_rows(batch_id, accounts, by_source, started_at, committed_at)
-        marks = [
-            SegmentDone(
-                s.name, s.source, batch_id, records[s.name], s.size, committed_at.isoformat()
-            )
-            for s in segments
-        ]
+        marks = done_marks(segments, records, batch_id, committed_at)
         if progress:
-            progress("commit", done, len(segments))
+            progress("commit", len(segments), len(segments))
         self.lake.commit_batch(merged, marks, {"advertisex.batch-id": batch_id})
+        self._committed_batch(marks, accounts, started_at, segments, merged)
+        return accounts, batch_id
+
+    def _committed_batch(
+        self,
+        marks: list[SegmentDone],
+        accounts: dict[str, SourceAccount],
+        started_at: datetime,
+        segments: list[Segment],
+        newest: dict[str, pa.Table],
+    ) -> None:
+        """After a batch's commit: remember its segments as done, record its metrics
+        (``newest``: per table, rows whose ``event_time`` says how fresh it is)."""
         if self._done is not None:
             self._done.update(m.segment for m in marks)
-        record_batch(
-            accounts,
-            (utcnow() - started_at).total_seconds(),
-            segments,
-            merged,
-            self.settings.data_dir,
-        )
-        return accounts, batch_id
+        seconds = (utcnow() - started_at).total_seconds()
+        record_batch(accounts, seconds, segments, newest, self.settings.data_dir)
 
     def rules(self, now: datetime) -> Rules:
         """The validation rules a batch starting ``now`` is checked against."""
@@ -314,6 +315,14 @@ class EmbeddedRunner:
         if seen is None:
             return None
         return key_column(table_name, seen), seen.column("payload_hash")
+
+
+def done_marks(
+    segments: list[Segment], records: dict[str, int], batch_id: str, committed_at: datetime
+) -> list[SegmentDone]:
+    """The "segment done" marks a batch commits: records framed from each segment by name."""
+    at = committed_at.isoformat()
+    return [SegmentDone(s.name, s.source, batch_id, records[s.name], s.size, at) for s in segments]
 
 
 def batch_id_for(segments: list[Segment]) -> str:

@@ -42,7 +42,6 @@ from advertisex.lake.datafiles import add_files
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment
 from advertisex.model.schemas import SOURCES, TABLES
-from advertisex.monitor.metrics import record_batch
 from advertisex.runners import spark_tasks as tasks
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.decode import lineage_table
@@ -53,6 +52,7 @@ from advertisex.runners.embedded import (
     Unreadable,
     _batch_rows,
     batch_id_for,
+    done_marks,
 )
 from advertisex.runners.spark_arrow import collect_arrow
 from advertisex.util.timeutil import utcnow
@@ -162,10 +162,8 @@ class SparkRunner(EmbeddedRunner):
         files = _files(finished)
         by_source = {source: [s for s in segments if s.source == source] for source in accounts}
         committed_at = utcnow()
-        marks = [
-            SegmentDone(s.name, s.source, batch_id, records[i], s.size, committed_at.isoformat())
-            for i, s in kept
-        ]
+        framed = {s.name: records[i] for i, s in kept}
+        marks = done_marks(segments, framed, batch_id, committed_at)
         if progress:
             progress("commit", len(segments), len(segments))
         self._commit(
@@ -174,15 +172,7 @@ class SparkRunner(EmbeddedRunner):
             marks,
             {"advertisex.batch-id": batch_id},
         )
-        if self._done is not None:
-            self._done.update(m.segment for m in marks)
-        record_batch(
-            accounts,
-            (utcnow() - started_at).total_seconds(),
-            segments,
-            _newest_events(finished),
-            self.settings.data_dir,
-        )
+        self._committed_batch(marks, accounts, started_at, segments, _newest_events(finished))
         return accounts, batch_id
 
     # ------------------------------------------------------------------ stages

@@ -18,19 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.table_snapshots import CURATED, snapshot
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Columns that record when something ran, not what was computed.
-WALL_CLOCK = {"ops.batches": ("started_at", "committed_at")}
-TABLES = [
-    "curated.impressions",
-    "curated.clicks",
-    "curated.conversions",
-    "curated.bid_requests",
-    "curated.quarantine",
-    "curated.filtered",
-    "ops.batches",
-]
+TABLES = [*CURATED, "ops.batches"]
 
 
 def _env(data: Path) -> dict[str, str]:
@@ -52,13 +44,7 @@ def _cli(args: list[str], data: Path) -> subprocess.CompletedProcess[str]:
 def _snapshot(data: Path) -> dict[str, list]:
     import advertisex
 
-    ax = advertisex.open(data_dir=data)
-    tables = {}
-    for name in TABLES:
-        skip = ", ".join(WALL_CLOCK.get(name, ())) or None
-        select = f"* EXCLUDE ({skip})" if skip else "*"
-        tables[name] = ax.query(f"select {select} from {name} order by all").to_pylist()
-    return tables
+    return snapshot(advertisex.open(data_dir=data), TABLES)
 
 
 def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from advertisex import synth
 from advertisex.util.timeutil import parse_date
+from tests.table_snapshots import snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -19,11 +20,7 @@ TABLES = [
 
 
 def _snapshot(ax) -> dict[str, list]:
-    tables = {n: ax.query(f"select * from {n} order by all").to_pylist() for n in TABLES}
-    tables["ops.batches"] = ax.query(
-        "select * exclude (started_at, committed_at) from ops.batches order by all"
-    ).to_pylist()
-    return tables
+    return snapshot(ax, [*TABLES, "ops.batches"])
 
 
 def test_replay_all_and_a_day_range_give_the_same_tables(ax, tmp_path):

@@ -19,26 +19,18 @@ from typing import Any
 
 import pytest
 
+from tests.table_snapshots import CURATED, snapshot
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOW = datetime(2026, 11, 12, 0, 0, tzinfo=UTC)
-WALL_CLOCK = {"ops.batches": ("started_at", "committed_at")}
 MARTS = [
     "marts.attributed_clicks",
     "marts.attributed_conversions",
     "marts.campaign_hourly",
     "marts.campaign_daily",
 ]
-TABLES = [
-    "curated.impressions",
-    "curated.clicks",
-    "curated.conversions",
-    "curated.bid_requests",
-    "curated.quarantine",
-    "curated.filtered",
-    "ops.batches",
-    *MARTS,
-]
+TABLES = [*CURATED, "ops.batches", *MARTS]
 
 
 def _open(data: Path, batch_max_bytes: int = 1 << 30, update_marts: bool = True) -> Any:
@@ -52,12 +44,7 @@ def _open(data: Path, batch_max_bytes: int = 1 << 30, update_marts: bool = True)
 
 
 def _tables(ax: Any) -> dict[str, list[dict[str, Any]]]:
-    tables = {}
-    for name in TABLES:
-        skip = ", ".join(WALL_CLOCK.get(name, ()))
-        select = f"* EXCLUDE ({skip})" if skip else "*"
-        tables[name] = ax.query(f"select {select} from {name} order by all").to_pylist()
-    return tables
+    return snapshot(ax, TABLES)
 
 
 @pytest.fixture(scope="module")
