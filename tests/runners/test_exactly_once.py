@@ -78,9 +78,18 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
     # The same landing zone (same segment names) for both runs.
     shutil.copytree(clean / "landing", crashed / "landing")
 
+    started = time.monotonic()
     done = _cli(["process", "--format", "json"], clean)
+    clean_seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["batches"], "the run must be several batches"
+    # Kill instants are chosen relative to this machine's own speed: start-up alone (a run with
+    # nothing pending) and the work of the clean run. Fixed instants missed every run on a fast
+    # machine, which finished before the first kill.
+    started = time.monotonic()
+    assert _cli(["process", "--format", "json"], clean).returncode == 0
+    startup_seconds = time.monotonic() - started
+    work_seconds = max(clean_seconds - startup_seconds, 0.5)
 
     rng = random.Random(1234)
     kills = 0
@@ -92,7 +101,9 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + rng.uniform(1.5, 5.0)
+        deadline = time.monotonic() + rng.uniform(
+            0.5 * startup_seconds, startup_seconds + work_seconds / 3
+        )
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         if process.poll() is None:
