@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench docs clean promtool services apt
+.PHONY: install demo test lint typecheck unit bench docs clean promtool services apt install-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ apt:
 	  { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $(PACKAGES) >/dev/null; }
 
 test: lint typecheck unit
+
+# `pip install .` without extras into a clean venv, resolved from the package index (network),
+# then ingest → process → query on the reference samples. `make test` runs the offline variant.
+install-check: install
+	ADVERTISEX_INSTALL_FROM_INDEX=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_install.py
 
 docs: install
 	$(BIN)/python -m advertisex.model.reasons > docs/reasons.md

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-SEED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "seed-samples"
+
+def _seed_samples() -> Path:
+    """``shared/seed-samples`` beside the checkout (or above a worktree), or $ADVERTISEX_SEED_SAMPLES."""
+    if os.environ.get("ADVERTISEX_SEED_SAMPLES"):
+        return Path(os.environ["ADVERTISEX_SEED_SAMPLES"])
+    here = Path(__file__).resolve()
+    for parent in here.parents[1:]:
+        if (parent / "shared" / "seed-samples").is_dir():
+            return parent / "shared" / "seed-samples"
+    return here.parents[2] / "shared" / "seed-samples"
+
+
+SEED_SAMPLES = _seed_samples()
 
 
 @pytest.fixture
