@@ -17,9 +17,27 @@ app = typer.Typer(
     name="advertisex",
     help="AdvertiseX: ad-event intake, clean tables, reports and monitors on one machine.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from advertisex import __version__
+
+        typer.echo(f"advertisex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """AdvertiseX: ad-event intake, clean tables, reports and monitors on one machine."""
+
 
 # Verb modules, in the order they appear in --help. Each defines register(app).
 VERB_MODULES = [
@@ -41,7 +59,8 @@ for _name in VERB_MODULES:
 def main() -> None:
     """Entry point: run the app, turning our own errors into a message and exit code 2."""
     try:
-        app()
+        # The name completion scripts and usage lines use, however the script was started.
+        app(prog_name="advertisex")
     except AdvertiseXError as error:
         from advertisex.cli.output import console
 
