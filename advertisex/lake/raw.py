@@ -31,8 +31,11 @@ _FORMATS["avro"] = "avro"
 _DEFAULT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
 
 
-def register_raw_views(con: Any, lake: Lake) -> None:
-    """Create the ``raw`` views on ``con`` over the pending segments of ``lake``'s landing zone."""
+def register_raw_views(con: Any, lake: Lake) -> list[str]:
+    """Create the ``raw`` views on ``con`` over the pending segments of ``lake``'s landing zone.
+
+    Returns the files (paths or URLs) the views read, for the query sandbox to allow.
+    """
     import duckdb
 
     from advertisex.landing.zone import open_landing
@@ -42,6 +45,7 @@ def register_raw_views(con: Any, lake: Lake) -> None:
     done = lake.done_segments()
     pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
     con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
+    read: list[str] = []
     for source, view in RAW_VIEWS.items():
         groups: dict[tuple[str, bool], list[Segment]] = {}
         for segment in pending:
@@ -52,11 +56,14 @@ def register_raw_views(con: Any, lake: Lake) -> None:
             _part(con, landing, where, source, fmt, gz, segments)
             for (fmt, gz), segments in sorted(groups.items())
         ]
-        body = " UNION ALL BY NAME ".join(parts) or _empty(source)
+        body = " UNION ALL BY NAME ".join(sql for sql, _ in parts) or _empty(source)
         try:
             con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {body}')
         except duckdb.Error:  # files DuckDB cannot even sniff must not break every query
             con.execute(f'CREATE OR REPLACE VIEW "raw"."{view}" AS {_empty(source)}')
+        else:
+            read.extend(path for _, paths in parts for path in paths)
+    return read
 
 
 def _empty(source: str) -> str:
@@ -87,7 +94,8 @@ def _part(
     fmt: str,
     gzipped: bool,
     segments: list[Segment],
-) -> str:
+) -> tuple[str, list[str]]:
+    """(the SQL of one part of a view, the files DuckDB reads for it)."""
     paths = [where(s) for s in segments]
     listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     compression = ", compression = 'gzip'" if gzipped else ""
@@ -95,15 +103,15 @@ def _part(
         return (
             f"SELECT * FROM read_json({listing}, format = 'auto', union_by_name = true, "
             f"filename = true, ignore_errors = true{compression})"
-        )
+        ), paths
     if fmt == "csv":
         return (
             f"SELECT * FROM read_csv({listing}, union_by_name = true, filename = true, "
             f"all_varchar = true, ignore_errors = true{compression})"
-        )
+        ), paths
     name = f"__raw_{source}_{len(paths)}_{int(gzipped)}"
-    con.register(name, _avro(landing, segments, paths))
-    return f'SELECT * FROM "{name}"'
+    con.register(name, _avro(landing, segments, paths))  # decoded here: DuckDB reads no file
+    return f'SELECT * FROM "{name}"', []
 
 
 def _avro(landing: LandingZone, segments: list[Segment], paths: list[str]) -> pa.Table:
