@@ -19,6 +19,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.landing.zone import IngestResult, LandingZone, expand_paths, open_landing
 from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
+from advertisex.runners.hooks import CommitHook
 
 
 class AdvertiseX:
@@ -35,9 +36,16 @@ class AdvertiseX:
 
         return Lake(self.settings)
 
+    @cached_property
+    def commit_hooks(self) -> list[CommitHook]:
+        """Who hears of every batch a runner commits: the monitor's processor metrics."""
+        from advertisex.monitor.metrics import ProcessorMetrics
+
+        return [ProcessorMetrics(self.settings.data_dir)]
+
     @property
     def runner(self) -> EmbeddedRunner:
-        return EmbeddedRunner(self.settings, self.lake, self.landing)
+        return EmbeddedRunner(self.settings, self.lake, self.landing, self.commit_hooks)
 
     # ------------------------------------------------------------------ verbs
     def ingest(

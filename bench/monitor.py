@@ -3,7 +3,7 @@
     python bench/monitor.py [--impressions 100000000] [--hours 24] [--weeks 3]
                             [--step-minutes 1] [--keep DIR] [--skip-drills] [--skip-scale]
 
-1. Detection delay: each scenario of ``advertisex.monitor.drill`` injects its fault at T
+1. Detection delay: each scenario of ``advertisex.synth.drill`` injects its fault at T
    (after a week of clean simulated history) and evaluates every ``--step-minutes``;
    the delay is T → first delivered notification of the expected alert, in simulated
    time (plus one run with the webhook channel down for 45 minutes).
@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import ChannelSettings, MonitorSettings
-from advertisex.monitor.drill import SCENARIOS, drill, inject
 from advertisex.monitor.model import HOUR
 from advertisex.monitor.notify.simple import MemoryNotifier
-from advertisex.monitor.sim import Simulation
+from advertisex.synth.drill import SCENARIOS, drill, inject
+from advertisex.synth.monitor_sim import Simulation
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 T = START + timedelta(days=8, hours=10)
@@ -107,7 +107,7 @@ def scale_cost(impressions: int, keep: Path | None = None, hours: int = 24) -> N
     import advertisex
     from advertisex.monitor.checks import evaluate
     from advertisex.monitor.gather import Gatherer
-    from advertisex.monitor.sim import SimClock
+    from advertisex.synth.monitor_sim import SimClock
 
     part = "" if hours == 24 else f" (its last {hours} hours written)"
     print(f"\n## Cost per evaluation on a day of {impressions:,} impressions{part}")

@@ -54,7 +54,7 @@ ORDER BY day, campaign_id
 
 def hourly_day(rng: np.random.Generator, day: date, per_day: int) -> pa.Table:
     from advertisex.kernels import sketch
-    from advertisex.marts.schemas import CAMPAIGN_HOURLY, MEASURES
+    from advertisex.model.marts import CAMPAIGN_HOURLY, MEASURES
 
     keys = np.array(
         np.meshgrid(
@@ -104,7 +104,7 @@ def daily_rows(rng: np.random.Generator, hourly: pa.Table) -> pa.Table:
     """The day's ``campaign_daily`` rows, with a realistic reach sketch (HyperLogLog) each."""
     from advertisex.kernels import sketch
     from advertisex.kernels.rollup import campaign_daily
-    from advertisex.marts.schemas import CAMPAIGN_DAILY
+    from advertisex.model.marts import CAMPAIGN_DAILY
 
     daily = campaign_daily(hourly).drop_columns(["unique_users", "users"])
     lists = [

@@ -45,7 +45,7 @@ def open_runner(ax: Any, engine: str | None, master: str | None) -> Any:
     from advertisex.runners.spark import SparkRunner
 
     chosen = master or ax.settings.scale.spark_master
-    return SparkRunner(ax.settings, ax.lake, ax.landing, master=chosen)
+    return SparkRunner(ax.settings, ax.lake, ax.landing, master=chosen, hooks=ax.commit_hooks)
 
 
 @contextlib.contextmanager

@@ -78,7 +78,7 @@ def list_versions(
 ) -> None:
     """List campaigns or creatives as they are now, as they were at --as-of, or all versions."""
     from advertisex.dims import store
-    from advertisex.dims.schemas import KINDS
+    from advertisex.model.dims import KINDS
 
     if kind not in KINDS:
         raise UserInputError(f"unknown dimension kind {kind!r}", hint="use campaigns or creatives")

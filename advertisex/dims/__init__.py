@@ -10,7 +10,8 @@
 20
 >>> dims.known_ids(ax.lake)["campaign_id"][:2]                   # doctest: +SKIP
 
-Imports are deferred so that the table registry can import ``dims.schemas`` early.
+The tables' schemas live in :mod:`advertisex.model.dims`; imports here are deferred so
+that importing the package stays cheap.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from advertisex.dims.schemas import KINDS, DimKind
 from advertisex.errors import UserInputError
+from advertisex.model.dims import KINDS, DimKind
 from advertisex.util import jsonutil
 
 MAX_PROBLEMS = 5  # listed in one error; a file with more usually has one systematic fault

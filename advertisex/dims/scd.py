@@ -20,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from advertisex.dims.schemas import DimKind
 from advertisex.errors import UserInputError
+from advertisex.model.dims import DimKind
 from advertisex.util import jsonutil
 
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)

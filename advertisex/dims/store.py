@@ -17,8 +17,8 @@ import pyarrow as pa
 from advertisex.dims.model import Dimensions
 from advertisex.dims.read import read_dim_file
 from advertisex.dims.scd import as_of, merge
-from advertisex.dims.schemas import KINDS
 from advertisex.errors import CommitConflictError
+from advertisex.model.dims import KINDS
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import pyarrow as pa
 
 from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
 from advertisex.formats.jsonfmt import frame_json
-from advertisex.kernels import engine
 from advertisex.model.contracts import BID_FIELDS, CLICK_ALIASES, CLICK_FIELDS
+from advertisex.util import engine
 
 
 def _struct(fields: tuple[str, ...], types: dict[str, str]) -> str:

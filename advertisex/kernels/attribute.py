@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from advertisex.kernels import engine
 from advertisex.kernels.correlate import used_params, window_expr
 from advertisex.kernels.windows import Windows, campaign_table
-from advertisex.marts.schemas import ATTRIBUTED_CONVERSIONS
+from advertisex.model.marts import ATTRIBUTED_CONVERSIONS
+from advertisex.util import engine
 
 CONVERSION_COLUMNS = (
     "event_id",

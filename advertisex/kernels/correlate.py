@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from advertisex.kernels import engine
 from advertisex.kernels.windows import Windows, campaign_table
-from advertisex.marts.schemas import ATTRIBUTED_CLICKS, TS
+from advertisex.model.columns import TS
+from advertisex.model.marts import ATTRIBUTED_CLICKS
+from advertisex.util import engine
 
 MATCHED_BIDS = pa.schema(
     [

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import engine
+from advertisex.util import engine
 
 # Columns a dedupe needs from already-committed rows, per curated table.
 SEEN_COLUMNS = {

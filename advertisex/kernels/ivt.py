@@ -23,7 +23,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import engine
+from advertisex.util import engine
 
 CRAWLER = "known_crawler_ua"
 TEST_TRAFFIC = "test_traffic"

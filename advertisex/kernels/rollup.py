@@ -23,8 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from advertisex.kernels import engine, sketch
-from advertisex.marts.schemas import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, MEASURES, TS
+from advertisex.kernels import sketch
+from advertisex.model.columns import TS
+from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, MEASURES
+from advertisex.util import engine
 
 _SQL = """
 WITH imp AS (

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from advertisex.formats.jsonfmt import expand_concatenated
-from advertisex.kernels import engine
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -27,6 +26,7 @@ from advertisex.model.contracts import (
     IMPRESSION_FIELDS,
     IMPRESSION_REQUIRED,
 )
+from advertisex.util import engine
 
 
 @dataclass(frozen=True)

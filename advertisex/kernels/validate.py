@@ -17,7 +17,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import engine
+from advertisex.util import engine
 
 CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "other")
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "other")

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import ScaleSettings
-from advertisex.lake import storage
 from advertisex.model.schemas import TABLES
+from advertisex.util import storage
 
 
 def write_data_files(

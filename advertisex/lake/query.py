@@ -27,9 +27,9 @@ from typing import Any
 import pyarrow as pa
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
-from advertisex.lake.storage import duckdb_location
 from advertisex.lake.tables import Lake
 from advertisex.model.schemas import TABLES
+from advertisex.util.storage import duckdb_location
 
 # What makes the connection a sandbox, applied in this order; lock_configuration last,
 # so that no later statement can set any of them back.

@@ -77,8 +77,8 @@ def _empty(source: str) -> str:
 
 def _locator(con: Any, landing: LandingZone, lake: Lake) -> Any:
     """segment → where DuckDB on ``con`` finds its file (see ``storage.duckdb_location``)."""
-    from advertisex.lake.storage import duckdb_location
     from advertisex.landing.zone import ObjectStoreLandingZone
+    from advertisex.util.storage import duckdb_location
 
     if not isinstance(landing, ObjectStoreLandingZone):
         return lambda segment: str(landing.root / segment.name)
@@ -116,7 +116,7 @@ def _part(
 
 def _avro(landing: LandingZone, segments: list[Segment], paths: list[str]) -> pa.Table:
     from advertisex.formats.avrofmt import frame_avro
-    from advertisex.runners.decode import gunzip_if_needed
+    from advertisex.formats.decode import gunzip_if_needed
 
     frames = []
     for segment, path in zip(segments, paths, strict=True):

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
 from advertisex.lake.datafiles import add_files, write_data_files
-from advertisex.lake.storage import iceberg_properties
 from advertisex.model.schemas import TABLES, TableSpec
+from advertisex.util.storage import iceberg_properties
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table

@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,8 @@ from advertisex.landing.detect import SOURCES, detect_source
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from advertisex.config import Settings
 
 # Default container format per source; any source may also land NDJSON (the collector
@@ -283,7 +285,7 @@ def open_landing(settings: Settings) -> LandingZone:
     location = settings.scale.landing
     if location is None:
         return LandingZone(settings.landing_dir)
-    from advertisex.lake.storage import is_remote, resolve
+    from advertisex.util.storage import is_remote, resolve
 
     if not is_remote(location):
         raise UserInputError(
@@ -330,6 +332,30 @@ def landing_day(segment: Segment | str) -> date | None:
     name = segment.name if isinstance(segment, Segment) else segment
     parts = name.split("/")
     return _day(parts[1]) if len(parts) > 1 else None
+
+
+def segment_time(segment: Segment) -> datetime:
+    """The landing time encoded at the start of a segment's file name."""
+    stamp = segment.name.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def lineage_table(segments: list[Segment]) -> pa.Table:
+    """segment index → source_file, ingest_time: the lookup the final select joins."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "segment": pa.array(range(len(segments)), pa.int32()),
+            "source_file": pa.array([s.name for s in segments], pa.string()),
+            "ingest_time": pa.array(
+                [segment_time(s) for s in segments], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.marts import maintain
-from advertisex.marts.schemas import STATE, STATE_TABLE
 from advertisex.marts.store import Slice
+from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
 
@@ -122,7 +122,7 @@ class IcebergCurated:
             return None
         import pyarrow.parquet as pq
 
-        from advertisex.lake.storage import resolve  # local folder or object store
+        from advertisex.util.storage import resolve  # local folder or object store
 
         located = (resolve(path, self.lake.settings.scale) for path in sorted(now - before))
         parts = [pq.read_table(p, columns=list(columns), filesystem=fs) for fs, p in located]

@@ -31,20 +31,20 @@ from advertisex.kernels.correlate import (
 from advertisex.kernels.rollup import campaign_daily, campaign_hourly, with_impression_part
 from advertisex.kernels.windows import Windows, campaign_table, fingerprint, widest
 from advertisex.marts import plan
-from advertisex.marts.schemas import (
+from advertisex.marts.store import Curated, Marts, Range, Slice
+from advertisex.model.columns import TS
+from advertisex.model.marts import (
     ATTRIBUTED_CLICKS_TABLE as CLICKS_MART,
 )
-from advertisex.marts.schemas import (
+from advertisex.model.marts import (
     ATTRIBUTED_CONVERSIONS_TABLE as CONVERSIONS_MART,
 )
-from advertisex.marts.schemas import (
+from advertisex.model.marts import (
     CAMPAIGN_DAILY_TABLE as DAILY_MART,
 )
-from advertisex.marts.schemas import (
+from advertisex.model.marts import (
     CAMPAIGN_HOURLY_TABLE as HOURLY_MART,
 )
-from advertisex.marts.schemas import TS
-from advertisex.marts.store import Curated, Marts, Range, Slice
 
 # How a partition's output is ordered: each kernel's own ORDER BY (nulls last), so that
 # outputs computed per partition and concatenated read the same as one computed whole.

@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import engine
 from advertisex.kernels.windows import Windows
 from advertisex.marts.store import Range, Slice, merge_ranges
+from advertisex.util import engine
 
 HOUR = timedelta(hours=1)
 TICK = timedelta(microseconds=1)  # turns an inclusive end into a half-open one

@@ -28,15 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import engine
 from advertisex.kernels.correlate import MATCHED_BIDS
-from advertisex.lake import storage
 from advertisex.marts import maintain
 from advertisex.marts.iceberg import expression
-from advertisex.marts.schemas import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
 from advertisex.marts.store import Slice
+from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
 from advertisex.model.schemas import TABLES
-from advertisex.runners.spark_arrow import collect_arrow, from_ipc, to_ipc
+from advertisex.util import engine, storage
+from advertisex.util.spark_arrow import collect_arrow, from_ipc, to_ipc
 
 if TYPE_CHECKING:
     from datetime import datetime

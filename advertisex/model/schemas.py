@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from advertisex.model.alerts import MONITOR_TABLES
+from advertisex.model.columns import TS
+from advertisex.model.dims import DIM_TABLES
+from advertisex.model.marts import MART_TABLES
 
 # Lineage columns every curated row carries: when and from where it entered.
 LINEAGE = [
@@ -211,17 +214,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bids": ("curated.bid_requests",),
 }
 
-# The marts (correlated and rolled-up tables) live in their own package; register them too.
-from advertisex.marts.schemas import MART_TABLES  # noqa: E402
-
+# The marts, the dimensions (SCD type 2) and the monitor's alert history (ops.alerts):
+# their schemas live beside this module; register them too.
 TABLES.update({f"marts.{t['name']}": TableSpec("marts", **t) for t in MART_TABLES})
-
-# Campaign and creative dimensions (SCD type 2) live in their own package; register them too.
-from advertisex.dims.schemas import DIM_TABLES  # noqa: E402
-
 TABLES.update({f"dims.{t['name']}": TableSpec("dims", **t) for t in DIM_TABLES})
-
-# The monitor's alert history (ops.alerts) is defined next to the monitors.
-from advertisex.monitor.schemas import MONITOR_TABLES  # noqa: E402
-
 TABLES.update({f"{t['namespace']}.{t['name']}": TableSpec(**t) for t in MONITOR_TABLES})

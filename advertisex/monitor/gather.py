@@ -20,12 +20,11 @@ import pyarrow.compute as pc
 
 from advertisex.config import Settings
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import Segment
+from advertisex.landing.zone import Segment, segment_time
 from advertisex.monitor import queries
 from advertisex.monitor.files import FileIndex
 from advertisex.monitor.model import ARRIVALS, CAMPAIGNS, HOUR, Observations, floor_hour
 from advertisex.monitor.state import StateStore
-from advertisex.runners.decode import segment_time
 from advertisex.util.timeutil import Clock, utcnow
 
 SOURCES = ("impressions", "clicks", "bids")

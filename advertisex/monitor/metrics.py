@@ -1,7 +1,8 @@
 """Prometheus metrics of the processor and the monitor (prometheus-client).
 
-Processor metrics are recorded by :func:`record_batch`, which the embedded runner calls
-after each committed batch. The processor has no HTTP server of its own (it is a loop
+Processor metrics are recorded by :func:`record_batch` after each committed batch: the
+runners call their post-commit hooks, and :class:`ProcessorMetrics` is the one
+``advertisex.api`` hands them. The processor has no HTTP server of its own (it is a loop
 over the landing zone), so after each batch its registry is also written, in the text
 exposition format, to ``<data_dir>/monitor/processor.prom`` — the node_exporter
 textfile convention. ``advertisex monitor --metrics-port`` serves the monitor's gauges
@@ -14,7 +15,7 @@ Names follow Prometheus conventions: base units, ``_total`` counters, ``source``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,26 @@ def record_batch(
         log.exception("could not record processor metrics")
 
 
+class ProcessorMetrics:
+    """The runner's post-commit hook (:class:`advertisex.runners.hooks.CommitHook`): counts
+    each committed batch and unreadable file, and writes the textfile under ``data_dir``."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+
+    def batch_committed(
+        self,
+        accounts: Mapping[str, Any],
+        seconds: float,
+        segments: Sequence[Any],
+        newest: Mapping[str, pa.Table],
+    ) -> None:
+        record_batch(dict(accounts), seconds, segments, dict(newest), self.data_dir)
+
+    def segment_unreadable(self, segment: Any, reason: str) -> None:
+        record_unreadable(segment.source, self.data_dir)
+
+
 def record_unreadable(source: str, data_dir: Path | None = None) -> None:
     """Count a landing file moved aside as unreadable (alerting rules watch the counter)."""
     try:
@@ -163,7 +184,7 @@ def _record_batch(
 ) -> None:
     import pyarrow.compute as pc
 
-    from advertisex.runners.decode import segment_time
+    from advertisex.landing.zone import segment_time
 
     now = utcnow()
     BATCHES.inc()

@@ -3,7 +3,7 @@
 Monitors are pure functions ``(Observations, MonitorSettings) -> list[Finding]``. The
 observations are small Arrow tables of aggregates (per source and 5-minute or hourly
 bucket), assembled either from the lake (:mod:`advertisex.monitor.gather`) or by a
-simulation (:mod:`advertisex.monitor.sim`), plus the evaluation time ``now`` — the only
+simulation (:mod:`advertisex.synth.monitor_sim`), plus the evaluation time ``now`` — the only
 clock a monitor ever reads. A monitor reports only conditions that hold now; an alert
 whose condition is no longer reported resolves.
 """
@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from advertisex.model.columns import TS
+
 BUCKET = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
 

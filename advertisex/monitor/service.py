@@ -19,27 +19,37 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from advertisex.config import MonitorSettings
+from advertisex.model.alerts import ALERTS, ALERTS_TABLE
 from advertisex.monitor.alerts import AlertEngine, Transition
 from advertisex.monitor.checks import HOURLY, MONITORS, evaluate
 from advertisex.monitor.model import Finding, Observations
 from advertisex.monitor.notify.base import Notifier, make_notifier
 from advertisex.monitor.notify.delivery import Delivery
-from advertisex.monitor.schemas import ALERTS, ALERTS_TABLE
 from advertisex.monitor.state import StateStore
 from advertisex.util import jsonutil
 from advertisex.util.timeutil import Clock, utcnow
 
 if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
 
 log = logging.getLogger("advertisex.monitor")
 CONTINUOUS = frozenset(MONITORS) - HOURLY
 History = Callable[[list[Transition]], None]
+
+
+class Platform(Protocol):
+    """What the monitor watches: settings and lake (``advertisex.api.AdvertiseX`` is one)."""
+
+    settings: Settings
+
+    @property
+    def lake(self) -> Lake: ...
 
 
 @dataclass
@@ -76,7 +86,7 @@ class Monitor:
         self._hourly: tuple[datetime, list[Finding], dict[str, str]] | None = None
 
     @classmethod
-    def open(cls, ax: AdvertiseX, clock: Clock = utcnow) -> Monitor:
+    def open(cls, ax: Platform, clock: Clock = utcnow) -> Monitor:
         """The monitor of a platform: lake observations, state under the data directory."""
         from advertisex.monitor.gather import Gatherer
 

@@ -168,7 +168,7 @@ def build_frame(
     Records are framed per landing file with that file's decoder, then carry their
     original position; ``segment`` indexes the returned lineage (source_file, ingest_time).
     """
-    from advertisex.runners.decode import decoder_for
+    from advertisex.formats.decode import decoder_for
 
     frames: list[pa.Table] = []
     lineage: list[dict[str, Any]] = []
@@ -241,7 +241,7 @@ def _frame_records(decoder: Any, prefix: bytes, raws: list[str]) -> pa.Table | N
 
 def _csv_header(landing: LandingZone, name: str) -> bytes | None:
     """The header line of the landing CSV file ``name`` (None if it is gone or empty)."""
-    from advertisex.runners.decode import gunzip_if_needed
+    from advertisex.formats.decode import gunzip_if_needed
 
     path = landing.root / name
     try:
@@ -256,7 +256,7 @@ def _csv_header(landing: LandingZone, name: str) -> bytes | None:
 
 
 def _empty_frame(source: str) -> pa.Table:
-    from advertisex.runners.decode import DECODERS
+    from advertisex.formats.decode import DECODERS
 
     fmt = {"impressions": "json", "clicks": "csv", "bids": "json"}[source]
     frame = DECODERS[(source, fmt)](b"")

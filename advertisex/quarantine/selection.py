@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.errors import UserInputError
-from advertisex.kernels import engine
 from advertisex.model.schemas import SOURCES
+from advertisex.util import engine
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake

@@ -8,14 +8,9 @@ Requests the bidder passed on have no campaign and show as a campaign-less row.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pyarrow as pa
 
-from advertisex.reports.common import ReportOptions, run
-
-if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+from advertisex.reports.common import Platform, ReportOptions, run
 
 SQL = """
 SELECT campaign_id, day,
@@ -35,6 +30,6 @@ ORDER BY day, campaign_id NULLS LAST
 """
 
 
-def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+def report(ax: Platform, options: ReportOptions) -> pa.Table:
     sql = SQL.replace("WHERE_DAILY", options.where("day"))
     return run(ax, sql, ("marts.campaign_daily",), options)

@@ -10,14 +10,10 @@ from the day's merged user sketch. ``clicks`` and
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from advertisex.reports.common import ReportOptions, run
-
-if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+from advertisex.reports.common import Platform, ReportOptions, run
 
 SQL = """
 SELECT campaign_id, day, impressions, unique_users, clicks, conversions,
@@ -38,13 +34,13 @@ ORDER BY day, campaign_id NULLS LAST
 
 
 def campaign_days(
-    ax: AdvertiseX, start: date | None = None, end: date | None = None, **options: object
+    ax: Platform, start: date | None = None, end: date | None = None, **options: object
 ) -> pa.Table:
     """The report's rows; ``options`` are ReportOptions fields (campaign, model)."""
     return report(ax, ReportOptions(start, end, **options))  # type: ignore[arg-type]
 
 
-def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+def report(ax: Platform, options: ReportOptions) -> pa.Table:
     sql = (
         SQL.replace("CREDIT", options.credit)
         .replace("VALUE", options.value)
@@ -65,9 +61,9 @@ GROUP BY ALL
 """
 
 
-def with_invalid_traffic(ax: AdvertiseX, rows: pa.Table, options: ReportOptions) -> pa.Table:
+def with_invalid_traffic(ax: Platform, rows: pa.Table, options: ReportOptions) -> pa.Table:
     """The report with invalid traffic (``curated.filtered``) counted beside each row."""
-    from advertisex.kernels import engine
+    from advertisex.util import engine
 
     ivt = run(
         ax,

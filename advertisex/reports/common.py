@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -17,7 +17,15 @@ from advertisex.errors import UserInputError
 from advertisex.util.timeutil import day_start
 
 if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+    from advertisex.lake.tables import Lake
+
+
+class Platform(Protocol):
+    """What a report reads: the lake (``advertisex.api.Platform`` is one)."""
+
+    @property
+    def lake(self) -> Lake: ...
+
 
 # Model → (credit column, value column) of marts.campaign_hourly and marts.campaign_daily.
 MODELS = {
@@ -80,13 +88,13 @@ class ReportOptions:
         return params
 
 
-def run(ax: AdvertiseX, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
+def run(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
     """Run report SQL with the options' parameters over views of ``tables``.
 
     Uses the per-thread DuckDB connection of the kernels (opening a DuckDB database
     costs more than a report query) with one view per table over its current files.
     """
-    from advertisex.kernels import engine
+    from advertisex.util import engine
 
     con = engine.connection()
     for name in tables:
@@ -95,7 +103,7 @@ def run(ax: AdvertiseX, sql: str, tables: tuple[str, ...], options: ReportOption
     return con.sql(sql, params=params).to_arrow_table()
 
 
-def _view(con: Any, ax: AdvertiseX, name: str) -> None:
+def _view(con: Any, ax: Platform, name: str) -> None:
     from advertisex.model.schemas import TABLES
 
     namespace, table = name.split(".")

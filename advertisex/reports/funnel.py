@@ -7,14 +7,9 @@ chosen model (credited to the campaign whose ads earned them). The last row, cam
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pyarrow as pa
 
-from advertisex.reports.common import ReportOptions, run
-
-if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+from advertisex.reports.common import Platform, ReportOptions, run
 
 SQL = """
 WITH steps AS (
@@ -38,6 +33,6 @@ ORDER BY total, campaign_id NULLS LAST
 """
 
 
-def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+def report(ax: Platform, options: ReportOptions) -> pa.Table:
     sql = SQL.replace("CREDIT", options.credit).replace("WHERE_DAILY", options.where("day"))
     return run(ax, sql, ("marts.campaign_daily",), options)

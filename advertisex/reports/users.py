@@ -15,16 +15,12 @@ Sections (each a table):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from advertisex.kernels import sketch
-from advertisex.reports.common import ReportOptions, run
-
-if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+from advertisex.reports.common import Platform, ReportOptions, run
 
 
 def _buckets(value: str, edges: Sequence[tuple[float, str]], last: str) -> str:
@@ -47,7 +43,7 @@ CONVERT_EDGES = [(600, "<10m"), (3600, "10-60m"), (6 * 3600, "1-6h"), (86400, "6
 CONVERT_EDGES += [(3 * 86400, "1-3d"), (7 * 86400, "3-7d")]
 
 
-def report(ax: AdvertiseX, options: ReportOptions) -> dict[str, pa.Table]:
+def report(ax: Platform, options: ReportOptions) -> dict[str, pa.Table]:
     impressions = f"""(SELECT campaign_id, user_id, count(*) AS n FROM curated.impressions
                       WHERE {options.where("event_time")} GROUP BY ALL)"""
     clicks = f"""(SELECT seconds_to_click FROM marts.attributed_clicks
@@ -85,7 +81,7 @@ def report(ax: AdvertiseX, options: ReportOptions) -> dict[str, pa.Table]:
     }
 
 
-def reach(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+def reach(ax: Platform, options: ReportOptions) -> pa.Table:
     """Distinct users per campaign over the range: the union of the days' sketches."""
     days = run(
         ax,

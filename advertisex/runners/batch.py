@@ -19,13 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.dims.model import Dimensions
-from advertisex.kernels import engine
 from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import find_duplicates, key_column
 from advertisex.kernels.enrich import enrich
 from advertisex.kernels.ivt import IvtRules, classify
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
+from advertisex.util import engine
 
 STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
     "impressions": std.standardize_impressions,

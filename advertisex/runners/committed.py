@@ -108,7 +108,7 @@ class CommittedKeys:
     def _read_files(self, table_name: str, paths: list[str]) -> pa.Table | None:
         import pyarrow.parquet as pq
 
-        from advertisex.lake.storage import resolve
+        from advertisex.util.storage import resolve
 
         schema = _schema(table_name)
         parts = []

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,18 +25,18 @@ from advertisex.config import Settings
 from advertisex.dims import known_ids as known_dimension_ids
 from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.errors import TransientError
+from advertisex.formats.decode import concat_frames, frame_segment
 from advertisex.kernels.dedupe import key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.kernels.validate import Domains
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, Segment, landing_day
+from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table
 from advertisex.model.schemas import BATCHES
-from advertisex.monitor.metrics import record_batch, record_unreadable
 from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.committed import CommittedKeys
-from advertisex.runners.decode import concat_frames, frame_segment, lineage_table
+from advertisex.runners.hooks import CommitHook
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
@@ -88,10 +88,17 @@ class ProcessReport:
 
 
 class EmbeddedRunner:
-    def __init__(self, settings: Settings, lake: Lake, landing: LandingZone) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        lake: Lake,
+        landing: LandingZone,
+        hooks: Sequence[CommitHook] = (),
+    ) -> None:
         self.settings = settings
         self.lake = lake
         self.landing = landing
+        self.hooks = tuple(hooks)  # told of every commit (the monitor's metrics, …)
         self._done: set[str] | None = None  # committed segment names, once read
         self._scan_from: date | None = None  # landing days before this are all done
         self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
@@ -185,7 +192,8 @@ class EmbeddedRunner:
         for item in unreadable:
             with contextlib.suppress(FileNotFoundError):
                 self.landing.quarantine_file(item.segment, item.reason)
-            record_unreadable(item.segment.source, self.settings.data_dir)
+            for hook in self.hooks:
+                hook.segment_unreadable(item.segment, item.reason)
             if report is not None:
                 report.unreadable.append(item)
         # Frames keep their segment index (lineage); unreadable segments simply have none.
@@ -233,12 +241,13 @@ class EmbeddedRunner:
         segments: list[Segment],
         newest: dict[str, pa.Table],
     ) -> None:
-        """After a batch's commit: remember its segments as done, record its metrics
+        """After a batch's commit: remember its segments as done, tell the hooks
         (``newest``: per table, rows whose ``event_time`` says how fresh it is)."""
         if self._done is not None:
             self._done.update(m.segment for m in marks)
         seconds = (utcnow() - started_at).total_seconds()
-        record_batch(accounts, seconds, segments, newest, self.settings.data_dir)
+        for hook in self.hooks:
+            hook.batch_committed(accounts, seconds, segments, newest)
 
     def rules(self, now: datetime) -> Rules:
         """The validation rules a batch starting ``now`` is checked against."""

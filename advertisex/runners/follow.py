@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from advertisex.errors import AdvertiseXError
+from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
-from advertisex.runners.decode import segment_time
 from advertisex.runners.embedded import EmbeddedRunner
 from advertisex.util.timeutil import utcnow
 

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,10 @@ from advertisex.kernels.standardize import Rules
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import add_files
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, Segment
+from advertisex.landing.zone import LandingZone, Segment, lineage_table
 from advertisex.model.schemas import SOURCES, TABLES
 from advertisex.runners import spark_tasks as tasks
 from advertisex.runners.batch import SourceAccount
-from advertisex.runners.decode import lineage_table
 from advertisex.runners.embedded import (
     EmbeddedRunner,
     ProcessReport,
@@ -54,7 +54,8 @@ from advertisex.runners.embedded import (
     batch_id_for,
     done_marks,
 )
-from advertisex.runners.spark_arrow import collect_arrow
+from advertisex.runners.hooks import CommitHook
+from advertisex.util.spark_arrow import collect_arrow
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -97,8 +98,9 @@ class SparkRunner(EmbeddedRunner):
         landing: LandingZone,
         master: str | None = None,
         session: SparkSession | None = None,
+        hooks: Sequence[CommitHook] = (),
     ) -> None:
-        super().__init__(settings, lake, landing)
+        super().__init__(settings, lake, landing, hooks)
         self.master = master
         self._session = session
         self._owns_session = session is None
@@ -313,7 +315,7 @@ def process_on_spark(
 ) -> ProcessReport:
     """Process everything pending of platform ``ax`` on Spark (``master=None`` under
     spark-submit), then stop the session this started."""
-    runner = SparkRunner(ax.settings, ax.lake, ax.landing, master=master)
+    runner = SparkRunner(ax.settings, ax.lake, ax.landing, master=master, hooks=ax.commit_hooks)
     try:
         return runner.process(progress)
     finally:

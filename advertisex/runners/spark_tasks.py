@@ -34,10 +34,10 @@ import pyarrow.compute as pc
 
 from advertisex.config import Settings
 from advertisex.dims.model import Dimensions
+from advertisex.formats.decode import frame_segment
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
-from advertisex.lake import storage
 from advertisex.lake.datafiles import write_data_files
 from advertisex.landing.zone import Segment, open_landing
 from advertisex.model.schemas import SOURCES
@@ -47,9 +47,9 @@ from advertisex.runners.batch import (
     rejected_mask,
     standardize_source,
 )
-from advertisex.runners.decode import frame_segment
-from advertisex.runners.spark_arrow import from_ipc, to_ipc
+from advertisex.util import storage
 from advertisex.util.retry import retrying
+from advertisex.util.spark_arrow import from_ipc, to_ipc
 
 # Spark DDL of each stage's output and the Arrow schema the workers build it with.
 PREPARED = (

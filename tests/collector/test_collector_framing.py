@@ -18,8 +18,8 @@ from advertisex.collector.framing import (
     frame_ndjson,
     split_objects,
 )
+from advertisex.formats.decode import DECODERS
 from advertisex.formats.jsonrecords import frame_json_clicks
-from advertisex.runners.decode import DECODERS
 
 BID_SCHEMA = fastavro.parse_schema(
     {

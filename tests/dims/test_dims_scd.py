@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from advertisex.dims.scd import BEGINNING, as_of, merge
-from advertisex.dims.schemas import CAMPAIGNS
 from advertisex.errors import UserInputError
+from advertisex.model.dims import CAMPAIGNS
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 T2 = datetime(2026, 11, 10, tzinfo=UTC)

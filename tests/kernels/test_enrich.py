@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from advertisex.dims.model import Dimensions
 from advertisex.dims.scd import BEGINNING
-from advertisex.dims.schemas import CAMPAIGNS, CREATIVES
 from advertisex.kernels.enrich import COLUMNS, describe_user_agent, enrich, site_host
+from advertisex.model.dims import CAMPAIGNS, CREATIVES
 from advertisex.synth import catalog
 
 TS = pa.timestamp("us", tz="UTC")

@@ -104,7 +104,7 @@ def test_large_sets_switch_to_hyperloglog_within_two_percent() -> None:
 
 
 def test_duckdb_and_python_hash_users_alike() -> None:
-    from advertisex.kernels import engine
+    from advertisex.util import engine
 
     got = engine.run("SELECT " + sketch.HASH_SQL.format(column="'u-0000042'") + " AS h")
     assert got.column("h").to_pylist() == [sketch.hash_user("u-0000042")]

@@ -11,7 +11,7 @@ from advertisex.config import MonitorSettings
 from advertisex.monitor.checks import MONITORS, evaluate
 from advertisex.monitor.checks.stats import Seasonal, proportion_z, seasonal
 from advertisex.monitor.model import BATCHES, CAMPAIGNS, FIELDS, TABLE_HOURS, Observations
-from advertisex.monitor.sim import Fault, Simulation
+from advertisex.synth.monitor_sim import Fault, Simulation
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 T = START + timedelta(days=8, hours=10)

@@ -20,10 +20,10 @@ from advertisex.monitor.gather import Gatherer
 from advertisex.monitor.model import floor_hour
 from advertisex.monitor.notify.simple import MemoryNotifier
 from advertisex.monitor.service import Monitor, lake_history
-from advertisex.monitor.sim import SimClock
 from advertisex.monitor.state import StateStore
 from advertisex.synth.config import FaultConfig
 from advertisex.synth.generator import generate
+from advertisex.synth.monitor_sim import SimClock
 from advertisex.util import jsonutil
 from advertisex.util.timeutil import utcnow
 

@@ -16,8 +16,8 @@ from advertisex.monitor.notify.base import make_notifier, text, title
 from advertisex.monitor.notify.delivery import Delivery
 from advertisex.monitor.notify.simple import MemoryNotifier
 from advertisex.monitor.notify.sns import SnsNotifier
-from advertisex.monitor.sim import SimClock
 from advertisex.monitor.state import StateStore
+from advertisex.synth.monitor_sim import SimClock
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

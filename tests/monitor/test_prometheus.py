@@ -16,8 +16,8 @@ import pytest
 from advertisex.collector.metrics import CollectorMetrics
 from advertisex.landing.zone import Segment
 from advertisex.monitor import metrics
-from advertisex.monitor.sim import Simulation
 from advertisex.runners.batch import SourceAccount
+from advertisex.synth.monitor_sim import Simulation
 from advertisex.util import jsonutil
 from advertisex.util.timeutil import utcnow
 

@@ -15,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from advertisex.config import ChannelSettings, MonitorSettings
-from advertisex.monitor.drill import drill, inject
 from advertisex.monitor.model import HOUR
 from advertisex.monitor.notify.base import make_notifier
 from advertisex.monitor.notify.simple import MemoryNotifier
-from advertisex.monitor.sim import Simulation
+from advertisex.synth.drill import drill, inject
+from advertisex.synth.monitor_sim import Simulation
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 T = START + timedelta(days=8, hours=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from advertisex.errors import CommitConflictError
-from advertisex.runners.decode import DECODERS
+from advertisex.formats.decode import DECODERS
 
 pytestmark = pytest.mark.integration
 

@@ -122,7 +122,7 @@ def test_spark_submit_on_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> No
     if shutil.which("java") is None or not submit.exists():
         pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless) or spark-submit")
     import advertisex
-    import advertisex.runners.spark_submit as application
+    import advertisex.cli.spark_submit as application
     from advertisex.synth.generator import generate
 
     generate(tmp_path / "input", events=1500, seed=9, start=date(2026, 11, 10))

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from advertisex.config import load_settings
+from advertisex.formats.decode import DECODERS
 from advertisex.kernels.standardize import Rules
 from advertisex.runners import spark_tasks as tasks
-from advertisex.runners.decode import DECODERS
 
 
 def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
@@ -72,7 +72,7 @@ def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -
     the kernel gives on everything — the property Spark mart maintenance rests on."""
     from advertisex.marts import maintain
     from advertisex.marts import spark as mart_spark
-    from advertisex.runners.spark_arrow import from_ipc
+    from advertisex.util.spark_arrow import from_ipc
 
     users = ["u1", "u2", None, "u3", "u1", "u4", None, "u2"]
     rows = pa.table({"user_id": users, "n": list(range(len(users)))})

@@ -1,8 +1,9 @@
 """DuckDB as an in-process vectorized engine over Arrow: tables in, a table out.
 
-Kernels express their column work as SQL run here. No files, no catalogs: the
-connection is in-memory and only sees the Arrow tables passed in, so a kernel stays
-a pure function and runs the same inside a Spark executor.
+Kernels (and the JSON decoders in ``formats``) express their column work as SQL run
+here. No files, no catalogs: the connection is in-memory and only sees the Arrow
+tables passed in, so a kernel stays a pure function and runs the same inside a Spark
+executor.
 """
 
 from __future__ import annotations

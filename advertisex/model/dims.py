@@ -1,7 +1,7 @@
 """Dimension tables (namespace ``dims``): campaigns and creatives, kept as SCD type 2.
 
-A leaf module (only pyarrow) so the table registry in ``advertisex.model.schemas``, the
-enrichment kernel and the loader can all import it. Each row is one *version* of a
+Below everything that uses them (every table schema lives in ``model``): the table registry
+in ``advertisex.model.schemas``, the enrichment kernel, the loader. Each row is one *version* of a
 campaign or creative, true from ``valid_from`` (inclusive) to ``valid_to`` (exclusive;
 null for the current version). ``row_hash`` fingerprints the attributes, so a reload
 can tell a changed row from an unchanged one without comparing column by column.
@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from advertisex.model.columns import TS
 
 # Bookkeeping columns of every version.
 VERSION_FIELDS = [

@@ -1,7 +1,9 @@
-"""Read landing segments and frame them with the decoder of their source.
+"""Frame landing segments' bytes with the decoder of their source.
 
-This is the I/O edge in front of the kernels: bytes come off the landing zone, are
-un-gzipped when needed, framed to Arrow, and tagged with where they came from.
+Bytes come off the landing zone, are un-gzipped when needed, framed to Arrow, and
+tagged with the segment they came from. A segment is anything with a ``source`` and a
+landing-relative ``name`` (:class:`advertisex.landing.zone.Segment` is one): decoders
+know formats, not where files live.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +20,17 @@ from advertisex.formats.avrofmt import frame_avro
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
-from advertisex.landing.zone import Segment
+
+
+class Segment(Protocol):
+    """What a decoder needs to know of a landing segment."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
 
 # (source, container format) → decoder. The format comes from the segment's extension;
 # every source may arrive as JSON objects (the Firehose API sends nothing else).
@@ -50,15 +62,6 @@ def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
     )
 
 
-def segment_time(segment: Segment) -> datetime:
-    """The landing time encoded at the start of a segment's file name."""
-    stamp = segment.name.rsplit("/", 1)[-1].split("-", 1)[0]
-    try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
     """Decompressed bytes (or the input), plus an error text for a broken gzip stream."""
     if not data.startswith(b"\x1f\x8b"):
@@ -83,19 +86,6 @@ def frame_segment(index: int, segment: Segment, data: bytes) -> pa.Table:
     data, _ = gunzip_if_needed(data)
     frame = decoder_for(segment)(data)
     return frame.append_column("segment", pa.array(np.full(frame.num_rows, index, dtype=np.int32)))
-
-
-def lineage_table(segments: list[Segment]) -> pa.Table:
-    """segment index → source_file, ingest_time: the lookup the final select joins."""
-    return pa.table(
-        {
-            "segment": pa.array(range(len(segments)), pa.int32()),
-            "source_file": pa.array([s.name for s in segments], pa.string()),
-            "ingest_time": pa.array(
-                [segment_time(s) for s in segments], pa.timestamp("us", tz="UTC")
-            ),
-        }
-    )
 
 
 def concat_frames(frames: list[pa.Table]) -> pa.Table:

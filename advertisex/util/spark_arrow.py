@@ -1,7 +1,7 @@
 """Arrow across Spark: tables as IPC blobs in a binary column, small results to the driver.
 
-Shared by the processing tasks (``spark_tasks``) and mart maintenance
-(``advertisex.marts.spark``); nothing here imports PySpark at module level, so
+Shared by the processing tasks (``advertisex.runners.spark_tasks``) and mart maintenance
+(``advertisex.marts.spark``), so it lives below both; nothing here imports PySpark at module level, so
 executors and tests without a JVM can use it.
 """
 

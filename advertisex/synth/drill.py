@@ -16,7 +16,7 @@ from advertisex.config import MonitorSettings
 from advertisex.monitor.model import HOUR
 from advertisex.monitor.notify.base import Notifier
 from advertisex.monitor.service import Monitor
-from advertisex.monitor.sim import Fault, SimClock, Simulation
+from advertisex.synth.monitor_sim import Fault, SimClock, Simulation
 
 # name → (faults relative to the fault time T, the alert that must catch it)
 SCENARIOS: dict[str, tuple[list[tuple[str, str, timedelta, float]], str]] = {

@@ -2,7 +2,7 @@
 
     spark-submit --master yarn --deploy-mode client \\
       --conf spark.executor.instances=8 --conf spark.executor.cores=4 \\
-      "$(python -c 'import advertisex.runners.spark_submit as m; print(m.__file__)')"
+      "$(python -c 'import advertisex.cli.spark_submit as m; print(m.__file__)')"
 
 Configuration comes from ``advertisex.toml`` / ``ADVERTISEX_*`` as for the CLI (catalog
 URI, warehouse and landing URLs, S3 settings); the master and executor sizing come

@@ -1,7 +1,7 @@
 """The monitor's table: ``ops.alerts``, one row per alert state change.
 
-A leaf module (only pyarrow) so the table registry in ``advertisex.model.schemas`` can
-import it early. Rows are transitions (``pending``, ``firing``, ``resolved``), written
+Every table schema lives in ``model``; the registry in ``advertisex.model.schemas``
+registers this one too. Rows are transitions (``pending``, ``firing``, ``resolved``), written
 when they happen; the live state of each alert is kept in the monitor's state file
 (see :mod:`advertisex.monitor.state`), which is rewritten every evaluation.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from advertisex.model.columns import TS
 
 ALERTS = pa.schema(
     [

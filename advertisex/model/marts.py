@@ -1,7 +1,7 @@
 """The mart tables: Arrow schemas and table specs (namespace ``marts``).
 
-A leaf module (only pyarrow) so that the kernels producing these tables and the table
-registry in ``advertisex.model.schemas`` can both import it. ``marts.state`` remembers
+Below the kernels that produce these tables (every table schema lives in ``model``); the
+registry in ``advertisex.model.schemas`` turns them into table specs. ``marts.state`` remembers
 what the marts are built from: per curated table the position (Iceberg snapshot id)
 last folded in, and the fingerprint of the matching rules.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from advertisex.model.columns import TS
 
 ATTRIBUTED_CLICKS = pa.schema(
     [
