@@ -20,6 +20,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check advertisex tests bench
 	$(BIN)/ruff format --check advertisex tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
