@@ -8,13 +8,19 @@ environment variables (nested with ``__``, e.g. ``ADVERTISEX_PROCESSOR__BATCH_MA
 
 from __future__ import annotations
 
+import difflib
 import os
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -47,19 +53,25 @@ class ProcessorSettings(_Section):
     """How landing segments become curated rows."""
 
     batch_max_records: int = Field(
-        5_000_000, description="Upper bound of records decoded into one batch (bounds memory)."
+        5_000_000,
+        ge=1,
+        description="Upper bound of records decoded into one batch (bounds memory).",
     )
     batch_max_bytes: int = Field(
-        1 << 30, description="Upper bound of landing bytes read into one batch."
+        1 << 30, ge=1, description="Upper bound of landing bytes read into one batch."
     )
     dedupe_horizon_days: int = Field(
-        7, description="How far back (by event day) a repeat of an event id is recognised."
+        7,
+        ge=0,
+        le=3650,
+        description="How far back (by event day) a repeat of an event id is recognised.",
     )
     future_skew_seconds: int = Field(
-        300, description="Event times further than this in the future are quarantined."
+        300, ge=0, description="Event times further than this in the future are quarantined."
     )
     max_event_age_days: int | None = Field(
         None,
+        ge=1,
         description="Quarantine events older than this many days; off by default (backfills are normal).",
     )
     ivt_filter: bool = Field(
@@ -96,7 +108,7 @@ class CollectorSettings(_Section):
     """The HTTP collector (``advertisex serve``): limits, durability, access."""
 
     host: str = Field("127.0.0.1", description="Interface to bind; non-loopback requires API keys.")
-    port: int = Field(8080, description="TCP port to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
     collector_id: str | None = Field(
         None,
         description="Names this collector's segments and lets it recover its own unsealed files "
@@ -106,36 +118,42 @@ class CollectorSettings(_Section):
     api_keys: tuple[ApiKey, ...] = Field(
         (), description="Accepted API keys; when empty, the collector only binds to loopback."
     )
-    max_body_bytes: int = Field(4 << 20, description="Largest request body on the wire (413).")
+    max_body_bytes: int = Field(
+        4 << 20, ge=1, description="Largest request body on the wire (413)."
+    )
     max_decoded_bytes: int = Field(
-        32 << 20, description="Largest body after gzip decoding (413); bounds zip bombs."
+        32 << 20, ge=1, description="Largest body after gzip decoding (413); bounds zip bombs."
     )
-    max_records: int = Field(10_000, description="Most records in one /v1 request (413).")
+    max_records: int = Field(10_000, ge=1, description="Most records in one /v1 request (413).")
     max_firehose_records: int = Field(
-        500, description="Most records in one PutRecordBatch, as in Firehose."
+        500, ge=1, description="Most records in one PutRecordBatch, as in Firehose."
     )
-    segment_max_bytes: int = Field(64 << 20, description="Seal an open segment at this size.")
+    segment_max_bytes: int = Field(64 << 20, ge=1, description="Seal an open segment at this size.")
     segment_max_age_seconds: float = Field(
-        1.0, description="Seal an open segment this long after its first byte (freshness)."
+        1.0, gt=0, description="Seal an open segment this long after its first byte (freshness)."
     )
     fsync: bool = Field(
         True, description="fsync before acknowledging; off only for throwaway benchmarks."
     )
     max_pending_bytes: int = Field(
-        256 << 20, description="Bytes received but not yet on disk before answering 503."
+        256 << 20, ge=1, description="Bytes received but not yet on disk before answering 503."
     )
     max_backlog_bytes: int = Field(
-        8 << 30, description="Sealed but unprocessed landing bytes before answering 503."
+        8 << 30, ge=1, description="Sealed but unprocessed landing bytes before answering 503."
     )
     min_free_bytes: int = Field(
-        1 << 30, description="Free disk space under the landing zone below which to answer 503."
+        1 << 30,
+        ge=0,
+        description="Free disk space under the landing zone below which to answer 503.",
     )
-    retry_after_seconds: int = Field(2, description="Retry-After sent with every 503.")
+    retry_after_seconds: int = Field(2, ge=0, description="Retry-After sent with every 503.")
     idempotency_ttl_seconds: float = Field(
-        3600.0, description="How long a response is remembered for its Idempotency-Key."
+        3600.0, ge=0, description="How long a response is remembered for its Idempotency-Key."
     )
     idempotency_max_keys: int = Field(
-        100_000, description="Most Idempotency-Keys remembered (least recently used go first)."
+        100_000,
+        ge=0,
+        description="Most Idempotency-Keys remembered (least recently used go first).",
     )
     firehose_streams: dict[str, str] = Field(
         {
@@ -146,7 +164,7 @@ class CollectorSettings(_Section):
         description="Firehose delivery stream name → source it lands in.",
     )
     shutdown_grace_seconds: float = Field(
-        10.0, description="On SIGTERM, how long in-flight requests may take to finish."
+        10.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
 
 
@@ -155,22 +173,29 @@ class CorrelationSettings(_Section):
 
     click_window_seconds: int = Field(
         3600,
+        ge=0,
         description="A click without a usable impression_id matches the latest impression "
         "of the same user and campaign at most this long before it.",
     )
     impression_id_horizon_seconds: int = Field(
         86400,
+        ge=0,
         description="How far before a click the impression it names may lie to match exactly.",
     )
     click_through_window_seconds: int = Field(
-        7 * 86400, description="A conversion is credited to clicks at most this long before it."
+        7 * 86400,
+        ge=0,
+        description="A conversion is credited to clicks at most this long before it.",
     )
     view_through_window_seconds: int = Field(
         86400,
+        ge=0,
         description="Without clicks, to impressions at most this long before it (view-through).",
     )
     auction_window_seconds: int = Field(
-        3600, description="An impression wins the bid request with its auction_id within this time."
+        3600,
+        ge=0,
+        description="An impression wins the bid request with its auction_id within this time.",
     )
     campaigns_file: Path | None = Field(
         None,
@@ -197,7 +222,7 @@ class ChannelSettings(_Section):
     )
     headers: dict[str, str] = Field({}, description="webhook: extra HTTP headers.")
     smtp_host: str = Field("localhost", description="email: SMTP server.")
-    smtp_port: int = Field(25, description="email: SMTP port.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP port.")
     smtp_starttls: bool = Field(False, description="email: upgrade the connection with STARTTLS.")
     smtp_user: str | None = Field(None, description="email: login user, if the server wants one.")
     smtp_password: SecretStr | None = Field(None, description="email: login password.")
@@ -205,68 +230,81 @@ class ChannelSettings(_Section):
     mail_to: tuple[str, ...] = Field((), description="email: recipients.")
     topic_arn: str | None = Field(None, description="sns: topic to publish to (extra `aws`).")
     region: str | None = Field(None, description="sns: AWS region; default from the environment.")
-    timeout_seconds: float = Field(10.0, description="Give up one delivery attempt after this.")
+    timeout_seconds: float = Field(
+        10.0, gt=0, description="Give up one delivery attempt after this."
+    )
 
 
 class MonitorSettings(_Section):
     """Monitors, alert lifecycle and notification channels (``advertisex monitor``)."""
 
-    interval_seconds: float = Field(60.0, description="Seconds between evaluations.")
+    interval_seconds: float = Field(60.0, gt=0, description="Seconds between evaluations.")
     disabled: tuple[str, ...] = Field(
         (),
         description="Monitors to skip: freshness, delay, volume, rates, business, "
         "discrepancy, schema.",
     )
-    lookback_days: int = Field(8, description="History read for baselines (days).")
+    lookback_days: int = Field(8, ge=1, description="History read for baselines (days).")
     settle_seconds: int = Field(
-        900, description="Event-level checks judge an hour this long after it ended (late data)."
+        900,
+        ge=0,
+        description="Event-level checks judge an hour this long after it ended (late data).",
     )
-    freshness_seconds: dict[str, int] = Field(
+    freshness_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
         {"impressions": 900, "clicks": 1800, "bids": 900},
         description="Expected longest gap between two landings, per source.",
     )
     delay_max_seconds: int = Field(
-        900, description="Bound on ingest-to-queryable time (landing to committed), per source."
+        900,
+        ge=1,
+        description="Bound on ingest-to-queryable time (landing to committed), per source.",
     )
     event_lag_max_seconds: int = Field(
-        4 * 3600, description="Bound on the hourly p95 of ingest time minus event time."
+        4 * 3600, ge=1, description="Bound on the hourly p95 of ingest time minus event time."
     )
     volume_sensitivity: float = Field(
         5.0,
+        gt=0,
         description="Robust z (deviation / 1.4826·MAD, at least Poisson noise) that is anomalous.",
     )
     volume_min_change: float = Field(
-        0.3, description="…and the relative change from the seasonal median must exceed this."
+        0.3, ge=0, description="…and the relative change from the seasonal median must exceed this."
     )
     volume_min_history_days: int = Field(
-        3, description="Previous days with the same hour needed before volume is judged."
+        3, ge=1, description="Previous days with the same hour needed before volume is judged."
     )
     volume_min_expected: int = Field(
-        200, description="Judge volume only where the seasonal median has this many records."
+        200, ge=0, description="Judge volume only where the seasonal median has this many records."
     )
-    volume_top_campaigns: int = Field(10, description="Largest campaigns watched one by one.")
-    rate_window_seconds: int = Field(900, description="Window of batches the rate checks sum.")
-    rate_min_records: int = Field(500, description="Judge rates only over this many records.")
-    rate_max: dict[str, float] = Field(
+    volume_top_campaigns: int = Field(10, ge=0, description="Largest campaigns watched one by one.")
+    rate_window_seconds: int = Field(
+        900, ge=1, description="Window of batches the rate checks sum."
+    )
+    rate_min_records: int = Field(500, ge=0, description="Judge rates only over this many records.")
+    rate_max: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         {"quarantine": 0.02, "duplicate": 0.05, "conflict": 0.01, "filtered": 0.15},
         description="Upper bound of each rate (share of records in).",
     )
     rate_jump_factor: float = Field(
-        4.0, description="A rate this many times its median over the previous day is a jump…"
+        4.0, ge=1, description="A rate this many times its median over the previous day is a jump…"
     )
-    rate_jump_min: float = Field(0.01, description="…when it also rose by this much (absolute).")
-    business_window_hours: int = Field(6, description="Hours of CTR / conversion rate compared.")
+    rate_jump_min: float = Field(
+        0.01, ge=0, le=1, description="…when it also rose by this much (absolute)."
+    )
+    business_window_hours: int = Field(
+        6, ge=1, description="Hours of CTR / conversion rate compared."
+    )
     business_min_change: float = Field(
-        0.4, description="Relative change in CTR or conversion rate that is a shift."
+        0.4, ge=0, description="Relative change in CTR or conversion rate that is a shift."
     )
-    business_z: float = Field(5.0, description="…and its z-score against the baseline.")
+    business_z: float = Field(5.0, gt=0, description="…and its z-score against the baseline.")
     business_min_events: int = Field(
-        1000, description="Impressions (CTR) or clicks (CVR) needed in the window."
+        1000, ge=0, description="Impressions (CTR) or clicks (CVR) needed in the window."
     )
-    pacing_bounds: tuple[float, float] = Field(
+    pacing_bounds: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] = Field(
         (0.5, 1.5), description="Spend today / expected by now outside this is off pace."
     )
-    discrepancy_max: dict[str, float] = Field(
+    discrepancy_max: dict[str, Annotated[float, Field(ge=0)]] = Field(
         {
             "orphan_clicks": 0.05,
             "unattributed_conversions": 0.25,
@@ -277,17 +315,23 @@ class MonitorSettings(_Section):
         description="Bounds of each discrepancy share (source_ratio: relative change of "
         "bids and clicks per impression against the seasonal median).",
     )
-    discrepancy_min_events: int = Field(200, description="Judge a share over this many events.")
-    schema_min_rows: int = Field(500, description="Rows of an hour needed to call a field missing.")
-    for_seconds: dict[str, int] = Field(
+    discrepancy_min_events: int = Field(
+        200, ge=0, description="Judge a share over this many events."
+    )
+    schema_min_rows: int = Field(
+        500, ge=0, description="Rows of an hour needed to call a field missing."
+    )
+    for_seconds: dict[str, Annotated[int, Field(ge=0)]] = Field(
         {}, description="Override how long an alert stays pending before firing, by alertname."
     )
-    severity: dict[str, str] = Field({}, description="Override severities, by alertname.")
+    severity: dict[str, Literal["critical", "warning", "info"]] = Field(
+        {}, description="Override severities, by alertname: critical, warning or info."
+    )
     group_by: tuple[str, ...] = Field(
         ("source",), description="Alerts sharing these labels are one incident, one message."
     )
     repeat_interval_seconds: int = Field(
-        4 * 3600, description="Re-send a still-firing incident this often."
+        4 * 3600, ge=1, description="Re-send a still-firing incident this often."
     )
     send_resolved: bool = Field(True, description="Tell channels when an incident is resolved.")
     routes: dict[str, tuple[str, ...]] = Field(
@@ -297,14 +341,26 @@ class MonitorSettings(_Section):
     channels: dict[str, ChannelSettings] = Field(
         {"log": ChannelSettings()}, description="Channel name → where and how to send."
     )
-    retry_base_seconds: float = Field(2.0, description="First retry delay of a failed delivery.")
-    retry_max_seconds: float = Field(300.0, description="Longest delay between retries.")
+    retry_base_seconds: float = Field(
+        2.0, gt=0, description="First retry delay of a failed delivery."
+    )
+    retry_max_seconds: float = Field(300.0, gt=0, description="Longest delay between retries.")
     retry_max_age_seconds: float = Field(
-        86400.0, description="Give up on a message this old (it is kept, marked failed)."
+        86400.0, gt=0, description="Give up on a message this old (it is kept, marked failed)."
     )
     metrics_port: int | None = Field(
-        None, description="Serve monitor and processor metrics on this port (Prometheus)."
+        None,
+        ge=1,
+        le=65535,
+        description="Serve monitor and processor metrics on this port (Prometheus).",
     )
+
+    @field_validator("pacing_bounds")
+    @classmethod
+    def _pacing_bounds_in_order(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        if bounds[0] > bounds[1]:
+            raise ValueError("the lower bound is above the upper")
+        return bounds
 
 
 class ScaleSettings(_Section):
@@ -376,11 +432,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("ADVERTISEX_CONFIG", "advertisex.toml"))
+        # Keys no setting has are left out here; load_settings warns about them instead.
         return (
             init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+            _KnownKeys(env_settings),
+            _KnownKeys(TomlConfigSettingsSource(settings_cls, toml_file=config_file())),
         )
 
     # Derived locations: one place decides the layout under data_dir.
@@ -400,23 +456,302 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Load settings; a bad file or variable becomes a :class:`ConfigError` that says where."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+    """Load settings; a bad file or variable becomes a :class:`ConfigError` that says where.
+
+    Unknown ``ADVERTISEX_*`` variables and unknown keys in the file are ignored with a
+    :class:`ConfigWarning` that names the closest known setting.
+    """
+    path = config_file()
+    if "ADVERTISEX_CONFIG" in os.environ and not path.is_file():
+        raise ConfigError(
+            f"ADVERTISEX_CONFIG names {str(path)!r}, which is not a file",
+            hint="point ADVERTISEX_CONFIG at your advertisex.toml, or unset it to read "
+            "./advertisex.toml",
         )
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(_problem(e) for e in error.errors())
         raise ConfigError(
             f"invalid configuration: {problems}",
-            hint="check advertisex.toml and ADVERTISEX_* environment variables "
-            "(`advertisex config` shows what is in force)",
+            hint=f"fix {path} or the environment variable "
+            "(`advertisex config` shows every setting in force and where it comes from)",
         ) from error
     except Exception as error:  # e.g. a TOML syntax error
         raise ConfigError(
-            f"cannot read configuration: {error}",
-            hint="fix advertisex.toml (TOML syntax) or unset ADVERTISEX_CONFIG",
+            f"cannot read configuration {path}: {error}",
+            hint="fix the TOML syntax of that file, or unset ADVERTISEX_CONFIG",
         ) from error
+    for message in unknown_settings():
+        warnings.warn(message, ConfigWarning, stacklevel=2)
+    return settings
+
+
+# ---------------------------------------------------------------------- where settings come from
+class ConfigWarning(UserWarning):
+    """A setting that is ignored: an unknown ``ADVERTISEX_*`` variable or key in the file."""
+
+
+# Environment variables with the prefix that are not settings.
+OTHER_VARIABLES = {
+    "ADVERTISEX_CONFIG": "the configuration file to read instead of ./advertisex.toml",
+    "ADVERTISEX_API_KEY": "generate --to: the collector API key to send",
+}
+
+
+def config_file() -> Path:
+    """The configuration file: ``$ADVERTISEX_CONFIG``, else ``advertisex.toml`` here."""
+    return Path(os.environ.get("ADVERTISEX_CONFIG", "advertisex.toml"))
+
+
+def env_name(path: list[str]) -> str:
+    """``["processor", "batch_max_bytes"]`` → ``ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES``."""
+    return "ADVERTISEX_" + "__".join(path).upper()
+
+
+class _KnownKeys(PydanticBaseSettingsSource):
+    """Another source's values without the keys no setting has."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        return _split_known(self._inner(), Settings, [])[0]
+
+
+def _nested_model(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """How a field holds sections: ``("section", M)``, ``("mapping", M)`` for dict[str, M],
+    ``("sequence", M)`` for tuple[M, ...]; None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section", annotation
+    args = get_args(annotation)
+    if get_origin(annotation) is dict and len(args) == 2 and _nested_model(args[1]):
+        return "mapping", args[1]
+    if get_origin(annotation) is tuple and args and _nested_model(args[0]):
+        return "sequence", args[0]
+    return None
+
+
+def _split_known(
+    data: dict[str, Any], model: type[BaseModel], path: list[str]
+) -> tuple[dict[str, Any], list[tuple[list[str], str | None]]]:
+    """``data`` without unknown keys, and each unknown key's path with the closest known one."""
+    kept: dict[str, Any] = {}
+    unknown: list[tuple[list[str], str | None]] = []
+    for key, value in data.items():
+        info = model.model_fields.get(key)
+        if info is None:
+            unknown.append(([*path, key], _closest(key, model, path)))
+            continue
+        nested = _nested_model(info.annotation)
+        if nested and nested[0] == "section" and isinstance(value, dict):
+            value, more = _split_known(value, nested[1], [*path, key])
+            unknown += more
+        elif nested and nested[0] == "mapping" and isinstance(value, dict):
+            items = {
+                k: _split_known(v, nested[1], [*path, key, k]) if isinstance(v, dict) else (v, [])
+                for k, v in value.items()
+            }
+            value = {k: v for k, (v, _) in items.items()}
+            unknown += [u for _, more in items.values() for u in more]
+        elif nested and nested[0] == "sequence" and isinstance(value, list | tuple):
+            listed = [
+                _split_known(v, nested[1], [*path, key, str(i)]) if isinstance(v, dict) else (v, [])
+                for i, v in enumerate(value)
+            ]
+            value = [v for v, _ in listed]
+            unknown += [u for _, more in listed for u in more]
+        kept[key] = value
+    return kept, unknown
+
+
+def _closest(key: str, model: type[BaseModel], path: list[str]) -> str | None:
+    """The known setting ``key`` most likely meant: a near name beside it, else the same
+    name in another section, else a near name anywhere."""
+    near = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+    if near:
+        return ".".join([*path, near[0]])
+    everything = [name for name, _ in _leaves(Settings, [])]
+    same = [name for name in everything if name.rsplit(".", 1)[-1] == key]
+    if same:
+        return same[0]
+    near = difflib.get_close_matches(".".join([*path, key]), everything, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _leaves(model: type[BaseModel], path: list[str]) -> Iterator[tuple[str, FieldInfo]]:
+    """Every setting that holds a value (sections flattened), as dotted names."""
+    for name, info in model.model_fields.items():
+        nested = _nested_model(info.annotation)
+        if nested and nested[0] == "section":
+            yield from _leaves(nested[1], [*path, name])
+        else:
+            yield ".".join([*path, name]), info
+
+
+def _known_env_path(parts: list[str], model: type[BaseModel]) -> bool:
+    info = model.model_fields.get(parts[0])
+    if info is None:
+        return False
+    if len(parts) == 1:
+        return True
+    nested = _nested_model(info.annotation)
+    if nested and nested[0] == "section":
+        return _known_env_path(parts[1:], nested[1])
+    if nested and nested[0] == "mapping":
+        return len(parts) == 2 or _known_env_path(parts[2:], nested[1])
+    return get_origin(info.annotation) is dict and len(parts) == 2  # one key of a mapping
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per unknown ``ADVERTISEX_*`` variable and unknown key in the file."""
+    environ = os.environ if environ is None else environ
+    messages = []
+    for name in sorted(environ):
+        if not name.upper().startswith("ADVERTISEX_") or name.upper() in OTHER_VARIABLES:
+            continue
+        parts = name[len("ADVERTISEX_") :].lower().split("__")
+        if _known_env_path(parts, Settings):
+            continue
+        key = parts[-1]
+        model: type[BaseModel] = Settings
+        for part in parts[:-1]:  # the deepest known section, for a near name beside it
+            nested = _nested_model(getattr(model.model_fields.get(part), "annotation", None))
+            if not nested or nested[0] != "section":
+                break
+            model = nested[1]
+        guess = _closest(key, model, parts[: len(parts) - 1] if model is not Settings else [])
+        hint = f"; did you mean {env_name(guess.split('.'))}?" if guess else ""
+        messages.append(f"unknown environment variable {name} is ignored{hint}")
+    path = config_file()
+    if path.is_file():
+        try:
+            data = TomlConfigSettingsSource(Settings, toml_file=path)()
+        except Exception:  # a syntax error: Settings() has already said so
+            data = {}
+        for parts, guess in _split_known(data, Settings, [])[1]:
+            hint = f"; did you mean {guess}?" if guess else ""
+            messages.append(f"unknown key {'.'.join(parts)} in {path} is ignored{hint}")
+    return messages
+
+
+@dataclass(frozen=True)
+class SettingInForce:
+    """One setting as ``advertisex config`` shows it (secrets masked)."""
+
+    name: str
+    value: Any
+    origin: str  # default, file, environment or argument
+    source: str  # where exactly: the file's path or the variable's name
+
+
+def settings_in_force(settings: Settings, **overrides: Any) -> list[SettingInForce]:
+    """Every setting of ``settings`` with the source that decided its value."""
+    env = _KnownKeys(
+        EnvSettingsSource(Settings, env_prefix="ADVERTISEX_", env_nested_delimiter="__")
+    )()
+    path = config_file()
+    toml = (
+        _KnownKeys(TomlConfigSettingsSource(Settings, toml_file=path))() if path.is_file() else {}
+    )
+    values = settings.model_dump(mode="json")  # SecretStr → "**********"
+    rows = []
+    for name, _ in _leaves(Settings, []):
+        parts = name.split(".")
+        if _holds(overrides, parts):
+            origin, source = "argument", "advertisex.open(…)"
+        elif _holds(env, parts):
+            origin, source = "environment", env_name(parts)
+        elif _holds(toml, parts):
+            origin, source = "file", str(path)
+        else:
+            origin, source = "default", ""
+        value: Any = values
+        for part in parts:
+            value = value[part]
+        rows.append(SettingInForce(name, value, origin, source))
+    return rows
+
+
+def _holds(data: Mapping[str, Any], parts: list[str]) -> bool:
+    for part in parts:
+        if not isinstance(data, Mapping) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+# ---------------------------------------------------------------------- error messages
+def _problem(error: Any) -> str:
+    """One validation error as the setting, its variable, the value and what is allowed."""
+    loc = [str(p) for p in error["loc"]]
+    names = [p for p in loc if not p.isdigit()]  # tuple positions have no variable of their own
+    allowed = _allowed(loc)
+    got = error.get("input")
+    shown = f" = {got}" if isinstance(got, str | int | float) and not isinstance(got, bool) else ""
+    if allowed and error["type"] in RANGE_ERRORS:
+        what = f"{'.'.join(loc)}{shown} is out of range; allowed: {allowed}"
+    else:
+        what = f"{'.'.join(loc) or 'settings'}{shown}: {error['msg']}"
+    return f"{what} (environment variable {env_name(names)})" if names else what
+
+
+RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _allowed(loc: list[str]) -> str | None:
+    """The range a setting allows, in words (``0 to 3650``, ``at least 1``), from its Field."""
+    model: Any = Settings
+    metadata: list[Any] = []
+    annotation: Any = None
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            info = model.model_fields.get(part)
+            if info is None:
+                return None
+            metadata, annotation = list(info.metadata), info.annotation
+        else:
+            args = get_args(annotation)
+            if get_origin(annotation) is dict and len(args) == 2:
+                annotation = args[1]
+            elif get_origin(annotation) is tuple and part.isdigit() and int(part) < len(args):
+                annotation = args[int(part)]
+            else:
+                return None
+            metadata = [
+                m
+                for arg in getattr(annotation, "__metadata__", ())
+                for m in getattr(arg, "metadata", [arg])
+            ]
+        nested = _nested_model(annotation)
+        model = nested[1] if nested and nested[0] == "section" else annotation
+    bounds = {
+        k: getattr(m, k)
+        for m in metadata
+        for k in ("ge", "gt", "le", "lt")
+        if getattr(m, k, None) is not None
+    }
+    low = (
+        f"{bounds['ge']}"
+        if "ge" in bounds
+        else (f"more than {bounds['gt']}" if "gt" in bounds else None)
+    )
+    high = (
+        f"{bounds['le']}"
+        if "le" in bounds
+        else (f"less than {bounds['lt']}" if "lt" in bounds else None)
+    )
+    if low and high:
+        return f"{low} to {high}"
+    if low:
+        return f"at least {low}" if "ge" in bounds else low
+    if high:
+        return f"at most {high}" if "le" in bounds else high
+    return None
 
 
 def markdown() -> str:
@@ -427,11 +762,15 @@ def markdown() -> str:
         "Generated from `advertisex/config.py` by `python -m advertisex.config`; do not edit.",
         "",
         "Settings come from `advertisex.toml` in the working directory (or the file named by",
-        "`ADVERTISEX_CONFIG`), overridden by environment variables. Sections are TOML tables",
-        "(`[processor]`); nested variables join names with `__`.",
+        "`ADVERTISEX_CONFIG`, which must exist), overridden by environment variables. Sections",
+        "are TOML tables (`[processor]`); nested variables join names with `__`. A value out of",
+        "its allowed range stops every command with a message naming the setting and its",
+        "variable; an unknown `ADVERTISEX_*` variable or file key is ignored with a warning",
+        "that names the closest known setting. `advertisex config` prints every setting in",
+        "force and where its value came from (default, file or environment), secrets masked.",
         "",
-        "| setting | environment variable | default | meaning |",
-        "|---|---|---|---|",
+        "| setting | environment variable | default | allowed | meaning |",
+        "|---|---|---|---|---|",
     ]
 
     def rows(model: type[BaseModel], prefix: str) -> None:
@@ -443,7 +782,10 @@ def markdown() -> str:
             key = f"{prefix}{name}"
             env = "ADVERTISEX_" + key.replace(".", "__").upper()
             default = "" if info.default is None else f"`{info.default}`"
-            lines.append(f"| `{key}` | `{env}` | {default} | {info.description or ''} |")
+            allowed = _allowed(key.split(".")) or ""
+            lines.append(
+                f"| `{key}` | `{env}` | {default} | {allowed} | {info.description or ''} |"
+            )
 
     rows(Settings, "")
     return "\n".join(lines) + "\n"

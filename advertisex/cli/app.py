@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+from typing import Any
 
 import typer
 
@@ -50,6 +52,7 @@ VERB_MODULES = [
     "advertisex.cli.report",
     "advertisex.cli.monitor",
     "advertisex.cli.demo",
+    "advertisex.cli.config",
 ]
 
 for _name in VERB_MODULES:
@@ -58,6 +61,7 @@ for _name in VERB_MODULES:
 
 def main() -> None:
     """Entry point: run the app, turning our own errors into a message and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         # The name completion scripts and usage lines use, however the script was started.
         app(prog_name="advertisex")
@@ -69,6 +73,18 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
 
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    """Our own warnings (an ignored setting …) as one ``warning:`` line; others as Python does."""
+    if not category.__module__.startswith("advertisex"):
+        _python_show_warning(message, category, *args, **kw)
+        return
+    from advertisex.cli.output import console
+
+    console(stderr=True).print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+
+
+_python_show_warning = warnings.showwarning
 
 if __name__ == "__main__":
     main()

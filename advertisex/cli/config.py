@@ -1,0 +1,43 @@
+"""``advertisex config``: every setting in force and where its value comes from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from advertisex.cli.common import FormatOption
+from advertisex.cli.output import Format, print_json, print_message, print_rows
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(show_config)
+
+
+def show_config(fmt: Format = FormatOption) -> None:
+    """Every setting in force, with its origin (default, file or environment); secrets masked."""
+    from advertisex.config import config_file, load_settings, settings_in_force
+    from advertisex.util import jsonutil
+
+    rows = [
+        {"setting": s.name, "value": s.value, "origin": s.origin, "source": s.source}
+        for s in settings_in_force(load_settings())
+    ]
+    if fmt is Format.json:
+        print_json(rows)
+        return
+    if fmt is Format.table:
+        for row in rows:
+            row["origin"] = f"{row['origin']} {row.pop('source')}".strip()
+            row["value"] = _text(row["value"], jsonutil)
+    print_rows(rows, fmt, title="settings in force", columns=list(rows[0]))
+    if fmt is Format.table:
+        path = config_file()
+        found = "read" if path.is_file() else "not found, defaults and environment only"
+        print_message(f"configuration file {path.resolve()}: {found}")
+
+
+def _text(value: Any, jsonutil: Any) -> str:
+    if isinstance(value, dict | list):
+        return jsonutil.dumps_str(value)
+    return "∅" if value is None else str(value)

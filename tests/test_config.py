@@ -1,0 +1,138 @@
+"""Settings: ranges checked where they are set, unknown names caught, and what is in force shown."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any, get_args
+
+import pytest
+
+from advertisex.config import (
+    ConfigWarning,
+    Settings,
+    _allowed,
+    _leaves,
+    load_settings,
+    settings_in_force,
+)
+from advertisex.errors import ConfigError
+from tests.cli_fixtures import cli
+
+__all__ = ["cli"]
+
+
+@pytest.fixture(autouse=True)
+def no_stray_config(monkeypatch, tmp_path):
+    """Each test starts in an empty folder with no ADVERTISEX_* variable set."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith("ADVERTISEX_"):
+            monkeypatch.delenv(name)
+
+
+def test_an_out_of_range_value_names_the_setting_its_variable_and_the_range(monkeypatch):
+    monkeypatch.setenv("ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS", "-5")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "processor.dedupe_horizon_days = -5" in message
+    assert "ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS" in message
+    assert "allowed: 0 to 3650" in message
+
+
+def test_values_inside_mappings_and_pairs_are_checked_too(monkeypatch):
+    monkeypatch.setenv("ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE", "3")
+    with pytest.raises(
+        ConfigError, match=r"rate_max.quarantine = 3 is out of range; allowed: 0 to 1"
+    ):
+        load_settings()
+    monkeypatch.delenv("ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE")
+    with pytest.raises(ConfigError, match="lower bound is above the upper"):
+        load_settings(monitor={"pacing_bounds": (2.0, 1.0)})
+
+
+def _numeric(annotation: Any) -> bool:
+    return annotation in (int, float) or (
+        set(get_args(annotation)) - {type(None)} <= {int, float} and bool(get_args(annotation))
+    )
+
+
+def test_every_numeric_setting_has_an_allowed_range():
+    unbounded = [
+        name
+        for name, info in _leaves(Settings, [])
+        if _numeric(info.annotation) and _allowed(name.split(".")) is None
+    ]
+    assert unbounded == []
+
+
+def test_a_missing_config_file_named_by_the_variable_is_an_error(monkeypatch):
+    monkeypatch.setenv("ADVERTISEX_CONFIG", "missing.toml")
+    with pytest.raises(ConfigError, match=r"ADVERTISEX_CONFIG names 'missing\.toml'"):
+        load_settings()
+
+
+def test_unknown_variables_and_keys_warn_with_the_closest_setting(monkeypatch, tmp_path):
+    (tmp_path / "advertisex.toml").write_text(
+        "[processor]\ndedupe_horizon_days = 3\nbatch_max_record = 5\n[monitr]\nx = 1\n"
+    )
+    monkeypatch.setenv("ADVERTISEX_PROCESOR__BATCH_MAX_BYTES", "10")
+    monkeypatch.setenv("ADVERTISEX_COLLECTOR__DEDUPE_HORIZON_DAYS", "2")
+    monkeypatch.setenv("ADVERTISEX_DATADIR", "elsewhere")
+    monkeypatch.setenv("ADVERTISEX_API_KEY", "not a setting, but known")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        settings = load_settings()
+    messages = sorted(str(w.message) for w in seen if w.category is ConfigWarning)
+    assert settings.processor.dedupe_horizon_days == 3  # the rest of the file still counts
+    assert messages == [
+        "unknown environment variable ADVERTISEX_COLLECTOR__DEDUPE_HORIZON_DAYS is ignored; "
+        "did you mean ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS?",
+        "unknown environment variable ADVERTISEX_DATADIR is ignored; did you mean ADVERTISEX_DATA_DIR?",
+        "unknown environment variable ADVERTISEX_PROCESOR__BATCH_MAX_BYTES is ignored; "
+        "did you mean ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES?",
+        "unknown key monitr in advertisex.toml is ignored; did you mean monitor?",
+        "unknown key processor.batch_max_record in advertisex.toml is ignored; "
+        "did you mean processor.batch_max_records?",
+    ]
+
+
+def test_settings_in_force_say_where_each_value_comes_from(monkeypatch, tmp_path):
+    (tmp_path / "advertisex.toml").write_text(
+        '[processor]\ndedupe_horizon_days = 3\n[monitor.channels.ops]\nkind = "slack"\n'
+        'url = "https://hooks.example/T0/secret-token"\n'
+    )
+    monkeypatch.setenv("ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES", "1000")
+    rows = {r.name: r for r in settings_in_force(load_settings())}
+    assert (
+        rows["processor.dedupe_horizon_days"].value,
+        rows["processor.dedupe_horizon_days"].origin,
+    ) == (3, "file")
+    assert rows["processor.batch_max_bytes"].origin == "environment"
+    assert rows["processor.batch_max_bytes"].source == "ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES"
+    assert rows["collector.port"].origin == "default"
+    assert rows["monitor.channels"].value["ops"]["url"] == "**********"
+    assert "secret-token" not in json.dumps([r.value for r in rows.values()])
+
+
+def test_config_verb_prints_every_setting_with_its_origin(cli, tmp_path):
+    code, out, _ = cli(
+        tmp_path / "data", "config", "--format", "json", ADVERTISEX_COLLECTOR__PORT="9999"
+    )
+    rows = {r["setting"]: r for r in json.loads(out)}
+    assert code == 0 and len(rows) == len(list(_leaves(Settings, [])))
+    assert rows["collector.port"] == {
+        "setting": "collector.port",
+        "value": 9999,
+        "origin": "environment",
+        "source": "ADVERTISEX_COLLECTOR__PORT",
+    }
+    code, out, _ = cli(tmp_path / "data", "config", ADVERTISEX_COLLECTOR__PORT="9999")
+    assert code == 0 and "environment ADVERTISEX_COLLECTOR__PORT" in out
+
+
+def test_a_bad_setting_ends_the_command_with_one_message(cli, tmp_path):
+    code, _, err = cli(tmp_path / "data", "status", ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS="-5")
+    assert code == 2 and "Traceback" not in err
+    assert "ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS" in err and "0 to 3650" in err
