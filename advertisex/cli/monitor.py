@@ -12,7 +12,14 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+from advertisex.cli.output import (
+    Format,
+    print_json,
+    print_message,
+    print_rows,
+    short_time,
+    table_rows,
+)
 
 FINDING_COLUMNS = ["alertname", "severity", "labels", "summary"]
 ALERT_COLUMNS = ["alertname", "state", "severity", "labels", "since", "summary"]
@@ -39,7 +46,7 @@ def monitor(
     from advertisex.monitor.service import Monitor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    ax = open_platform()
+    ax = open_platform(create=True)
     mon = Monitor.open(ax)
     if once:
         result = mon.evaluate()
@@ -148,6 +155,11 @@ def status(fmt: Format = FormatOption) -> None:
     if fmt is Format.json:
         print_json({"at": obs.now.isoformat(), "sources": sources, "firing": current})
         return
+    if fmt is Format.table:
+        for row in sources:
+            row["last_landed"] = short_time(row["last_landed"], obs.now)
+        for row in current:
+            row["since"] = short_time(row["since"], obs.now)
     print_rows(sources, fmt, title=f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC")
     if fmt is Format.table:
         if current:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +28,7 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     out = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if not out.is_terminal:
+    if not out.is_terminal and "COLUMNS" not in os.environ:
         # Piped or captured output: don't squeeze tables into 80 columns.
         out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=max(out.width, 160))
     return out
@@ -60,15 +62,116 @@ def print_rows(
             writer.writerow([_csv_cell(r.get(c)) for c in columns])
         sys.stdout.write(buffer.getvalue())
     else:
-        from rich.table import Table
+        print_table(rows, columns, title)
 
-        table = Table(title=title, show_lines=False)
-        for c in columns:
-            numeric = any(isinstance(r.get(c), int | float) for r in rows[:50])
-            table.add_column(c, justify="right" if numeric else "left")
-        for r in rows:
-            table.add_row(*[_cell(r.get(c)) for c in columns])
-        console().print(table)
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None) -> None:
+    """A table that never cuts a value: as wide as its cells when that fits the terminal,
+    else with long headers and free text wrapped, else one record per block (as DuckDB's
+    ``.mode line``), so that ids and numbers are always printed whole."""
+    from rich.cells import cell_len
+
+    out = console()
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [
+        max([cell_len(line) for row in cells for line in row[i].splitlines()] or [1])
+        for i in range(len(columns))
+    ]
+    prose = [_is_prose(row[i] for row in cells) for i in range(len(columns))]
+    borders = 3 * len(columns) + 1
+    full = [max(w, cell_len(c)) for w, c in zip(widths, columns, strict=True)]
+    if sum(full) + borders <= out.width:
+        _grid(out, rows, columns, cells, title, full, list(columns), prose)
+        return
+    headers = [_wrap_header(c, w) for c, w in zip(columns, widths, strict=True)]
+    narrow = [
+        max(PROSE_MIN_WIDTH if p else w, *(cell_len(line) for line in h.splitlines()))
+        if p
+        else max(w, *(cell_len(line) for line in h.splitlines()))
+        for w, h, p in zip(widths, headers, prose, strict=True)
+    ]
+    if sum(narrow) + borders <= out.width:
+        _grid(out, rows, columns, cells, title, narrow, headers, prose)
+        return
+    _blocks(out, columns, cells, title)
+
+
+PROSE_MIN_WIDTH = 24  # free text (summaries, raw records) may wrap down to this width
+
+
+def _is_prose(values: Iterable[str]) -> bool:
+    """Text that may wrap between words: any cell with a space in it and over 24 cells long."""
+    return any(" " in v and len(v) > PROSE_MIN_WIDTH for v in values)
+
+
+def _wrap_header(name: str, width: int) -> str:
+    """``unique_users`` over a 5-wide column → ``unique_`` / ``users``: break after ``_``."""
+    if len(name) <= width:
+        return name
+    pieces = [p + "_" for p in name.split("_")]
+    pieces[-1] = pieces[-1][:-1]
+    lines, line = [], ""
+    for piece in pieces:
+        if line and len(line) + len(piece) > max(width, max(len(p) for p in pieces)):
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
+
+
+def _grid(
+    out: Any,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    cells: list[list[str]],
+    title: str | None,
+    widths: list[int],
+    headers: list[str],
+    prose: list[bool],
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for i, c in enumerate(columns):
+        numeric = any(_is_number(r.get(c)) for r in rows[:50])
+        table.add_column(
+            headers[i],
+            justify="right" if numeric else "left",
+            no_wrap=not prose[i],
+            overflow="fold",  # never "…": a value too long for its column continues below
+            min_width=widths[i] if not prose[i] else PROSE_MIN_WIDTH,
+            max_width=None if prose[i] else widths[i],
+        )
+    for row in cells:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _blocks(out: Any, columns: Sequence[str], cells: list[list[str]], title: str | None) -> None:
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    if title:
+        out.print(
+            Text(f"{title} (one record per block: too wide for {out.width} columns)", style="bold")
+        )
+    label = max(len(c) for c in columns)
+    for n, row in enumerate(cells, start=1):
+        out.print(
+            Text(f"── {n} " + "─" * max(0, min(out.width, 40) - len(str(n)) - 4), style="dim")
+        )
+        for name, value in zip(columns, row, strict=True):
+            line = Text(f"{name:<{label}}", style="bold")
+            if label + 2 + max(cell_len(v) for v in value.splitlines() or [""]) <= out.width:
+                line.append("  " + value.replace("\n", "\n" + " " * (label + 2)))
+            else:  # the value on lines of its own, so that it is cut only if it is wider than all
+                line = Text(name, style="bold")
+                line.append("\n  " + value.replace("\n", "\n  "))
+            out.print(line, overflow="fold", no_wrap=False)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -86,7 +189,19 @@ def _cell(value: Any) -> str:
         return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:,.2f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, datetime):  # all times are UTC: the offset is noise, the digits are not
+        return value.isoformat(sep=" ").removesuffix("+00:00")
     return str(value)
+
+
+def short_time(value: datetime | str | None, now: datetime) -> str | None:
+    """An instant for a glance: ``17:11:59`` on ``now``'s day (UTC), else ``2026-11-20 17:11``."""
+    if value is None:
+        return None
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if instant.date() == now.date():
+        return f"{instant:%H:%M:%S}"
+    return f"{instant:%Y-%m-%d %H:%M}"
 
 
 def print_message(text: str) -> None:

@@ -1,0 +1,60 @@
+"""Human tables never cut an id or a number, whatever the terminal's width."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from advertisex.cli.output import Format, print_rows, short_time
+
+ROWS = [
+    {
+        "campaign_id": f"cmp-{i:03d}-holiday-promo-northern-europe",
+        "day": "2026-11-20",
+        "impressions": 1_234_567 * i,
+        "unique_users": 98_765 * i,
+        "conversion_rate": 0.012345,
+        "attributed_conversion_value": 123_456.78 * i,
+        "summary": "spend is off pace: 1,234.56 spent today by 15:00 against 4,000.00 expected",
+    }
+    for i in range(1, 4)
+]
+
+
+def render(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], width: int) -> str:
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    print_rows(ROWS, Format.table, title="campaigns")
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("width", [400, 200, 120, 80, 40])
+def test_no_id_or_number_is_cut_at_any_width(monkeypatch, capsys, width):
+    out = render(monkeypatch, capsys, width)
+    assert "…" not in out
+    lines = out.splitlines()
+    for row in ROWS:
+        for value in (row["campaign_id"], f"{row['impressions']:,}", f"{row['unique_users']:,}"):
+            assert any(value in line for line in lines), (width, value)
+        assert any(f"{row['attributed_conversion_value']:,.2f}" in line for line in lines)
+    assert max(len(line) for line in lines) <= width
+
+
+def test_a_table_that_fits_keeps_one_line_per_row_and_whole_headers(monkeypatch, capsys):
+    out = render(monkeypatch, capsys, 400)
+    assert "attributed_conversion_value" in out
+    assert sum("cmp-" in line for line in out.splitlines()) == len(ROWS)
+
+
+def test_a_table_too_wide_for_the_terminal_becomes_one_record_per_block(monkeypatch, capsys):
+    out = render(monkeypatch, capsys, 80)
+    assert "one record per block" in out
+    assert sum(line.startswith("campaign_id ") for line in out.splitlines()) == len(ROWS)
+
+
+def test_short_times_drop_the_date_on_the_same_day():
+    now = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    assert short_time("2026-11-27T09:05:01+00:00", now) == "09:05:01"
+    assert short_time(datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC), now) == "2026-11-20 23:59"
+    assert short_time(None, now) is None
