@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from advertisex.config import Settings
+from advertisex.errors import ConfigError
 from advertisex.landing.zone import IngestResult, LandingZone, expand_paths, open_landing
 from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
 from advertisex.runners.hooks import CommitHook
@@ -28,12 +29,14 @@ class AdvertiseX:
 
     @cached_property
     def landing(self) -> LandingZone:
+        self.create_data_dir()
         return open_landing(self.settings)  # <data_dir>/landing, or scale.landing on S3 …
 
     @cached_property
     def lake(self):  # type: ignore[no-untyped-def]
         from advertisex.lake.tables import Lake
 
+        self.create_data_dir()
         return Lake(self.settings)
 
     @cached_property
@@ -42,6 +45,26 @@ class AdvertiseX:
         from advertisex.monitor.metrics import ProcessorMetrics
 
         return [ProcessorMetrics(self.settings.data_dir)]
+
+    def lake_exists(self) -> bool:
+        """Whether a lake was made here before: its data directory exists. A shared catalog
+        (``lake.catalog_uri``) is made and kept elsewhere, so it counts as existing."""
+        return bool(self.settings.lake.catalog_uri) or self.settings.data_dir.is_dir()
+
+    def create_data_dir(self) -> bool:
+        """Make the data directory if it is missing; True when this call made it."""
+        path = self.settings.data_dir
+        if path.is_dir():
+            return False
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            if path.is_dir():  # another process made it in between
+                return False
+            raise _cannot_create(path, "a file of that name is in the way") from None
+        except OSError as error:
+            raise _cannot_create(path, error.strerror or str(error)) from None
+        return True
 
     @property
     def runner(self) -> EmbeddedRunner:
@@ -104,3 +127,10 @@ class AdvertiseX:
 
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()
+
+
+def _cannot_create(path: Path, reason: str) -> ConfigError:
+    return ConfigError(
+        f"cannot create the data directory {path.absolute()}: {reason}",
+        hint="set data_dir in advertisex.toml or ADVERTISEX_DATA_DIR to a folder you can write",
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from advertisex.cli.output import Format
-from advertisex.errors import UserInputError
+from advertisex.errors import NotFoundError, UserInputError
 
 FormatOption = typer.Option(
     Format.table, "--format", "-f", help="Output: table (human), json or csv."
@@ -28,10 +28,30 @@ MasterOption = typer.Option(
 )
 
 
-def open_platform() -> Any:
+def open_platform(create: bool = False) -> Any:
+    """The platform with the configuration in force. Verbs that store data pass
+    ``create=True`` and make the lake if there is none (saying so, once); the others stop
+    with a message instead of making an empty lake wherever they were run."""
     import advertisex
 
-    return advertisex.open()
+    ax = advertisex.open()
+    if create:
+        announce_new_lake(ax)
+    elif not ax.lake_exists():
+        raise NotFoundError(
+            f"there is no lake at {ax.settings.data_dir.absolute()}",
+            hint="run this where your data is, set data_dir (ADVERTISEX_DATA_DIR), or make "
+            "one: advertisex ingest FILES, or advertisex demo",
+        )
+    return ax
+
+
+def announce_new_lake(ax: Any) -> None:
+    """Make ``ax``'s data directory when it is missing, and tell the user where it went."""
+    from advertisex.cli.output import print_message
+
+    if ax.create_data_dir():
+        print_message(f"created a new lake at [bold]{ax.settings.data_dir.absolute()}[/]")
 
 
 def open_runner(ax: Any, engine: str | None, master: str | None) -> Any:

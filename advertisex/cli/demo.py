@@ -28,7 +28,7 @@ def demo(
     from advertisex.util import jsonutil
     from advertisex.util.timeutil import utcnow
 
-    ax = open_platform()
+    ax = open_platform(create=True)
     data_dir = ax.data_location()
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)

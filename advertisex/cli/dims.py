@@ -37,7 +37,9 @@ def load(
     from advertisex import dims
 
     effective = _instant(effective_from, "--effective-from")
-    report = dims.load_file(open_platform().lake, path, kind=kind, effective_from=effective)
+    report = dims.load_file(
+        open_platform(create=True).lake, path, kind=kind, effective_from=effective
+    )
     row = {
         "file": report.path,
         "kind": report.kind,

@@ -37,7 +37,7 @@ def ingest(
         raise UserInputError(
             f"unknown source {source!r}", hint="use --source impressions, clicks or bids"
         )
-    ax = open_platform()
+    ax = open_platform(create=True)
     with progress_bar(fmt is Format.table, "ingest") as progress:
         results = ax.ingest(paths, source, progress)
     rows = [
@@ -77,7 +77,7 @@ def process(
 
         follow_landing(interval, fmt, engine, master)
         return
-    runner = open_runner(open_platform(), engine, master)
+    runner = open_runner(open_platform(create=True), engine, master)
     try:
         with progress_bar(fmt is Format.table, "process") as progress:
             report = runner.process(progress)

@@ -28,11 +28,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _settings(host: str | None, port: int | None) -> Any:
+    """Settings with --host / --port over the configured ones (checked like them), and the
+    lake made if there is none yet."""
+    from advertisex.api import AdvertiseX
+    from advertisex.cli.common import announce_new_lake
     from advertisex.config import load_settings
 
-    settings = load_settings()
-    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    return settings.model_copy(update={"collector": settings.collector.model_copy(update=update)})
+    given = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = load_settings(**({"collector": given} if given else {}))
+    announce_new_lake(AdvertiseX(settings))
+    return settings
 
 
 def serve(
@@ -171,7 +176,7 @@ def follow_landing(
     from advertisex.cli.common import open_platform, open_runner
     from advertisex.runners.follow import Follower
 
-    ax = open_platform()
+    ax = open_platform(create=True)
     runner = open_runner(ax, engine, master)
     stop = threading.Event()
 

@@ -187,7 +187,7 @@ def test_write_statements_are_refused_with_a_message(pipeline):
     [
         (["ingest", "/definitely/not/here.json"], "no such file"),
         (["ingest", "--source", "videos", "x"], "unknown source"),
-        (["report", "campaigns", "--from", "yesterday"], "not a date"),
+        (["report", "campaigns", "--from", "someday"], "not a date"),
         (["query", "selec 1"], "does not parse"),
     ],
 )
