@@ -54,3 +54,9 @@ class TransientError(AdvertiseXError):
 
 class CommitConflictError(TransientError):
     code = "commit_conflict"
+
+
+class ProcessorBusyError(TransientError):
+    """Another processor holds the lake (``runners.lock``): one runs at a time."""
+
+    code = "processor_busy"

@@ -75,3 +75,30 @@ def _run_subprocess(data_dir: Path, *args: str, **env: str) -> Result:
         env=environment,
     )
     return result.returncode, result.stdout, result.stderr
+
+
+HOLD_LOCK = (
+    "import sys, time; from pathlib import Path; from advertisex.runners.lock import processor_lock\n"
+    "with processor_lock(Path(sys.argv[1])):\n"
+    "    print('held', flush=True); time.sleep(60)\n"
+)
+
+
+@pytest.fixture
+def lock_holder() -> Any:
+    """``lock_holder(data_dir)``: another process holding the lake's processor lock (its
+    Popen); killed at the end of the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def hold(data_dir: Path) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(data_dir)], stdout=subprocess.PIPE, text=True
+        )
+        started.append(process)
+        assert process.stdout is not None and process.stdout.readline().strip() == "held"
+        return process
+
+    yield hold
+    for process in started:
+        process.kill()
+        process.wait()

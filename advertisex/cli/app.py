@@ -7,12 +7,14 @@ libraries are imported inside commands so ``advertisex --help`` starts fast.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import warnings
 from typing import Any
 
 import typer
 
+from advertisex.cli.common import INTERRUPTED, on_interrupt
 from advertisex.errors import AdvertiseXError
 
 app = typer.Typer(
@@ -62,16 +64,28 @@ for _name in VERB_MODULES:
 def main() -> None:
     """Entry point: run the app, turning our own errors into a message and exit code 2."""
     warnings.showwarning = _show_warning
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    INTERRUPTED.clear()
     try:
         # The name completion scripts and usage lines use, however the script was started.
         app(prog_name="advertisex")
     except AdvertiseXError as error:
+        if INTERRUPTED.is_set():
+            sys.exit(130)
         from advertisex.cli.output import console
 
         console(stderr=True).print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before a verb could say what was left undone
+        sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except SystemExit as stop:
+        # Click turns an interrupt it sees into "Aborted!" and exit 1; the shell's code is 130.
+        if INTERRUPTED.is_set() and stop.code not in (0, None):
+            sys.exit(130)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -104,3 +106,30 @@ def parse_day(value: str | None, flag: str) -> date | None:
         raise UserInputError(
             f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20"
         ) from e
+
+
+# ---------------------------------------------------------------------- Ctrl-C
+INTERRUPTED = threading.Event()  # set by the first SIGINT; read by main() and interruptible()
+
+
+def on_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT: remember it, then interrupt as Python does (KeyboardInterrupt)."""
+    INTERRUPTED.set()
+    signal.default_int_handler(signum, frame)
+
+
+@contextlib.contextmanager
+def interruptible(describe: Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command with ``describe()``'s line and exit 130,
+    whatever a library turned the interrupt into on its way out (DuckDB's "Query
+    interrupted", Py4J's errors …)."""
+    try:
+        yield
+    except BaseException as error:
+        if not isinstance(error, KeyboardInterrupt) and not INTERRUPTED.is_set():
+            raise
+        from advertisex.cli.output import print_message
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message
+        print_message(describe())
+        raise typer.Exit(130) from None

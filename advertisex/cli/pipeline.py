@@ -10,6 +10,7 @@ from advertisex.cli.common import (
     EngineOption,
     FormatOption,
     MasterOption,
+    interruptible,
     open_platform,
     open_runner,
     parse_day,
@@ -79,11 +80,38 @@ def process(
         return
     runner = open_runner(open_platform(create=True), engine, master)
     try:
-        with progress_bar(fmt is Format.table, "process") as progress:
+        with (
+            interruptible(lambda: not_committed(runner)),
+            progress_bar(fmt is Format.table, "process") as progress,
+        ):
             report = runner.process(progress)
     finally:
         runner.stop()
     print_accounting(report, fmt)
+
+
+def not_committed(runner: Any) -> str:
+    """What an interrupted run left: the batch that was not committed (batch ids follow
+    from their segments, so the next run makes the same batch), or only the marts."""
+    from advertisex.runners.embedded import batch_id_for
+
+    try:
+        done = runner.lake.done_segments()
+        left = runner.plan([s for s in runner.landing.segments() if s.name not in done])
+    except Exception:  # the catalog is what was interrupted: say less, but say it
+        return (
+            "interrupted: the batch in progress was not committed; run `advertisex process` again"
+        )
+    if not left:
+        return (
+            "interrupted after the last batch was committed; the marts catch up on the next "
+            "run (or `advertisex report refresh`)"
+        )
+    segments = sum(len(b) for b in left)
+    return (
+        f"interrupted: batch {batch_id_for(left[0])} not committed ({segments:,} landing files "
+        "still pending); run `advertisex process` again"
+    )
 
 
 def print_accounting(report: Any, fmt: Format) -> None:

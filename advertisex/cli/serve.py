@@ -201,6 +201,9 @@ def follow_landing(
             lambda batch: _print_batch(batch, fmt),
             _print_retry,
             lambda done: _print_marts(done, fmt),
+            lambda holder: print_message(
+                f"[yellow]another processor is running[/] ({holder}); waiting for it to stop …"
+            ),
         )
     finally:
         runner.stop()

@@ -23,6 +23,7 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import CommitTableResponse, Table
 from sqlalchemy import Column, Integer, MetaData, String, delete, insert, select, update
 from sqlalchemy import Table as SqlTable
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from advertisex.errors import CommitConflictError
@@ -111,7 +112,14 @@ class AtomicSqlCatalog(SqlCatalog):
                     )
                 )
             if segments:
-                session.execute(insert(SEGMENTS), [s.__dict__ for s in segments])
+                try:
+                    session.execute(insert(SEGMENTS), [s.__dict__ for s in segments])
+                except IntegrityError as error:  # the whole transaction rolls back
+                    raise CommitConflictError(
+                        "these landing segments were committed by another processor meanwhile; "
+                        "nothing of this batch was published",
+                        hint="run one processor per lake; run process again to pick up the rest",
+                    ) from error
 
     def commit_table(self, table: Table, requirements: Any, updates: Any) -> CommitTableResponse:
         if self._group is None:

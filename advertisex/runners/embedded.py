@@ -37,6 +37,7 @@ from advertisex.model.schemas import BATCHES
 from advertisex.runners.batch import SourceAccount, process_source
 from advertisex.runners.committed import CommittedKeys
 from advertisex.runners.hooks import CommitHook
+from advertisex.runners.lock import processor_lock
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
@@ -137,22 +138,24 @@ class EmbeddedRunner:
     def process(
         self, progress: Progress | None = None, now: datetime | None = None
     ) -> ProcessReport:
-        """Process everything pending now; returns the accounting of what happened."""
+        """Process everything pending now; returns the accounting of what happened.
+        Refuses (:class:`ProcessorBusyError`) while another processor runs on this lake."""
         started = time.perf_counter()
         report = ProcessReport()
-        pending = self.pending()
-        for batch in self.plan(pending):
-            accounts, batch_id = retrying(
-                functools.partial(self._fresh, self.run_batch, batch, progress, now, report),
-                retry_on=(TransientError, OperationalError),
-                what="batch",
-            )
-            report.batches.append(batch_id)
-            report.segments += len(batch)
-            for account in accounts.values():
-                report.add(account)
-        if report.batches:
-            self.update_marts()
+        with processor_lock(self.settings.data_dir):
+            pending = self.pending()
+            for batch in self.plan(pending):
+                accounts, batch_id = retrying(
+                    functools.partial(self._fresh, self.run_batch, batch, progress, now, report),
+                    retry_on=(TransientError, OperationalError),
+                    what="batch",
+                )
+                report.batches.append(batch_id)
+                report.segments += len(batch)
+                for account in accounts.values():
+                    report.add(account)
+            if report.batches:
+                self.update_marts()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -23,6 +23,7 @@ from advertisex.errors import AdvertiseXError
 from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.embedded import EmbeddedRunner
+from advertisex.runners.lock import processor_lock
 from advertisex.util.timeutil import utcnow
 
 
@@ -71,8 +72,22 @@ class Follower:
         on_batch: Callable[[BatchDone], None],
         on_retry: Callable[[Exception, float], None] | None = None,
         on_marts: Callable[[Any], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> int:
-        """Loop until ``stop`` is set; returns the number of batches committed."""
+        """Loop until ``stop`` is set; returns the number of batches committed. While
+        another processor runs on the lake, wait for it (``on_wait`` is told who it is)."""
+        lock = processor_lock(
+            self.runner.settings.data_dir, on_wait=on_wait or (lambda holder: None), stop=self.stop
+        )
+        with lock as held:
+            return self._loop(on_batch, on_retry, on_marts) if held else 0
+
+    def _loop(
+        self,
+        on_batch: Callable[[BatchDone], None],
+        on_retry: Callable[[Exception, float], None] | None,
+        on_marts: Callable[[Any], None] | None,
+    ) -> int:
         committed = 0
         backoff = self.interval
         while not self.stop.is_set():

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from advertisex.lake.catalog import SEGMENTS
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
+from advertisex.runners.lock import processor_lock
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -56,6 +57,11 @@ def replay(
     runner: EmbeddedRunner, start: date | None = None, end: date | None = None
 ) -> ReplayReport:
     """Remove the selected batches' rows, mark their segments pending, process again."""
+    with processor_lock(runner.settings.data_dir):  # a processor must not run in between
+        return _replay(runner, start, end)
+
+
+def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> ReplayReport:
     from pyiceberg.expressions import In
 
     lake = runner.lake

@@ -133,3 +133,17 @@ def test_a_table_created_by_an_older_schema_gains_the_new_columns(lake, tmp_path
         newer.read("curated.clicks").sort_by("event_id").select(["event_id", "extras"]).to_pylist()
     )
     assert rows == [{"event_id": "e1", "extras": None}, {"event_id": "e2", "extras": None}]
+
+
+def test_segments_another_processor_committed_first_are_a_commit_conflict(lake, tmp_path):
+    """Two processors on one shared catalog (the lock keeps local ones apart): the second
+    commit of the same segments fails whole, as commit_conflict, and changes nothing."""
+    other = Lake(load_settings(data_dir=tmp_path))
+    other.commit_batch({"curated.clicks": _click("e1")}, [_mark("s1")], {})
+    with pytest.raises(CommitConflictError, match="committed by another processor"):
+        lake.commit_batch(
+            {"curated.clicks": _click("e1"), "ops.batches": _batch_row("b1")}, [_mark("s1")], {}
+        )
+    lake.refresh()
+    assert lake.read("curated.clicks").num_rows == 1
+    assert lake.read("ops.batches").num_rows == 0

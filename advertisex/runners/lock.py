@@ -1,0 +1,117 @@
+"""One processor per lake at a time.
+
+Two processors on one lake would both work through the same pending segments; the
+catalog's segment marks stop the second from committing them again, but only after all
+its work, as a ``commit_conflict``. So a processor (``process``, ``process --follow``,
+``replay``, on either engine) holds an exclusive lock on ``<data_dir>/processor.lock``
+while it runs: an advisory ``flock``, which the operating system releases when the holder
+exits, however it exits, so a killed processor never leaves a stale lock behind. The file
+says who holds it, for the message the next one prints. Processors on other machines that
+share a catalog are kept apart by the catalog transaction alone (lake.catalog).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from advertisex.errors import ProcessorBusyError
+from advertisex.util.timeutil import utcnow
+
+LOCK_FILE = "processor.lock"
+
+_held: dict[Path, tuple[int, int]] = {}  # lock path → (fd, depth) held by this process
+_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def processor_lock(
+    data_dir: Path,
+    *,
+    on_wait: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+    poll_seconds: float = 0.5,
+) -> Iterator[bool]:
+    """Hold the lake's processor lock inside the block (re-entrant within one process).
+
+    When another process holds it: without ``on_wait``, raise :class:`ProcessorBusyError`
+    naming the holder; with ``on_wait``, call it once with the holder and wait until the
+    lock is free or ``stop`` is set. Yields False if it gave up because of ``stop``.
+    """
+    path = (data_dir / LOCK_FILE).absolute()
+    with _guard:
+        if path in _held:
+            fd, depth = _held[path]
+            _held[path] = (fd, depth + 1)
+            acquired = True
+        else:
+            acquired = False
+    if not acquired:
+        opened = _acquire(path, on_wait, stop, poll_seconds)
+        if opened is None:
+            yield False
+            return
+        with _guard:
+            _held[path] = (opened, 1)
+    try:
+        yield True
+    finally:
+        with _guard:
+            fd, depth = _held[path]
+            if depth > 1:
+                _held[path] = (fd, depth - 1)
+            else:
+                del _held[path]
+                os.close(fd)  # closing the descriptor releases the flock
+
+
+def _acquire(
+    path: Path,
+    on_wait: Callable[[str], None] | None,
+    stop: threading.Event | None,
+    poll_seconds: float,
+) -> int | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = _holder(path)
+            if on_wait is None:
+                os.close(fd)
+                raise ProcessorBusyError(
+                    f"another processor is running ({holder})",
+                    hint="one processor per lake: wait for it to finish, or stop it first",
+                ) from None
+            if not told:
+                on_wait(holder)
+                told = True
+            if stop is not None and stop.wait(poll_seconds):
+                os.close(fd)
+                return None
+            if stop is None:
+                threading.Event().wait(poll_seconds)
+    os.ftruncate(fd, 0)
+    os.pwrite(
+        fd,
+        f"pid {os.getpid()} on {socket.gethostname()} since {utcnow():%Y-%m-%d %H:%M:%S} UTC\n".encode(),
+        0,
+    )
+    return fd
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as its file says (``pid 123 on host since …``)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "pid unknown"

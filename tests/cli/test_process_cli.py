@@ -1,0 +1,104 @@
+"""``advertisex process`` beside another processor, and interrupted: one line, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from advertisex.runners.embedded import EmbeddedRunner, batch_id_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def landed(tmp_path: Path, open_lake) -> Path:
+    """A data dir whose landing zone holds a small generated day, not processed yet."""
+    from advertisex import synth
+
+    drop, data = tmp_path / "drop", tmp_path / "data"
+    synth.generate(drop, events=3000, seed=5, start=date(2026, 11, 20), days=1)
+    open_lake(data).ingest([str(drop / s) for s in ("impressions", "clicks", "bids")])
+    return data
+
+
+def counts(data: Path, open_lake) -> dict[str, int]:
+    ax = open_lake(data)
+    row = ax.query(
+        "select (select count(*) from curated.impressions) i, (select count(*) from curated.bid_requests) b,"
+        " (select sum(records_in) from ops.batches) r"
+    ).to_pylist()[0]
+    return row
+
+
+def test_process_beside_a_running_processor_is_refused_naming_it(cli, landed, lock_holder):
+    holder = lock_holder(landed)
+    code, _, err = cli(landed, "process")
+    assert code == 2 and "Traceback" not in err
+    assert f"another processor is running (pid {holder.pid} " in err
+
+
+@pytest.mark.slow
+def test_two_processes_at_once_commit_every_record_once(landed, open_lake):
+    env = dict(
+        os.environ, ADVERTISEX_DATA_DIR=str(landed), ADVERTISEX_CORRELATION__UPDATE_MARTS="false"
+    )
+    command = [sys.executable, "-m", "advertisex.cli.app", "process", "--format", "json"]
+    both = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(120), *p.communicate()) for p in both]
+    for code, _, err in results:
+        assert "Traceback" not in err
+        assert code == 0 or (code == 2 and "another processor is running (pid" in err), err
+    records = sum(
+        sum(s["records_in"] for s in json.loads(out)["sources"])
+        for code, out, _ in results
+        if code == 0
+    )
+    assert records == 3000
+    assert counts(landed, open_lake)["r"] == 3000
+
+
+@pytest.mark.parametrize(
+    "duckdb_style", [False, True], ids=["KeyboardInterrupt", "Query interrupted"]
+)
+def test_ctrl_c_names_the_batch_left_uncommitted_and_exits_130(
+    cli, landed, open_lake, monkeypatch, duckdb_style
+):
+    original = EmbeddedRunner.run_batch
+    calls: list[list] = []
+
+    def second_batch_interrupted(self, segments, *args, **kwargs):
+        calls.append(segments)
+        if len(calls) == 1:
+            return original(self, segments, *args, **kwargs)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)  # the interrupt arrives here
+        except KeyboardInterrupt:
+            if duckdb_style:  # what DuckDB makes of it inside a query
+                raise RuntimeError("Query interrupted") from None
+            raise
+        raise AssertionError("no interrupt")
+
+    monkeypatch.setattr(EmbeddedRunner, "run_batch", second_batch_interrupted)
+    code, _, err = cli(landed, "process", ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES="200000")
+    assert code == 130 and "Traceback" not in err
+    assert f"interrupted: batch {batch_id_for(calls[1])} not committed" in err
+    assert "run `advertisex process` again" in err
+    done = open_lake(landed).lake.done_segments()
+    assert done == {s.name for s in calls[0]}  # the first batch, whole; nothing of the second
+    monkeypatch.setattr(EmbeddedRunner, "run_batch", original)
+    code, _, _ = cli(landed, "process")
+    assert code == 0 and counts(landed, open_lake)["r"] == 3000
