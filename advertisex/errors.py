@@ -31,6 +31,20 @@ class UserInputError(AdvertiseXError):
     http_status = 400
 
 
+class FramingError(UserInputError):
+    """Bytes that cannot be split into records (a request body, a Firehose record):
+    ``code`` says what (``json_invalid``, ``empty_body`` …), the message says where."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = status
+
+    @property
+    def status(self) -> int:
+        return self.http_status
+
+
 class ConfigError(UserInputError):
     code = "bad_config"
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
+from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
@@ -44,7 +44,7 @@ def impression_bodies(count: int, seed: int = 1) -> list[bytes]:
     bodies = []
     for b in range(count):
         lines = [
-            orjson.dumps(
+            jsonutil.dumps(
                 {
                     "impression_id": f"imp-{b:05d}-{i:04d}-{rnd.getrandbits(32):08x}",
                     "ad_creative_id": f"cr-{rnd.randrange(5000)}",
@@ -175,7 +175,7 @@ def measure(url: str, path: str, pid: int, seconds: float, connections: int) -> 
         check=True,
     )
     after = sum(sum(p.cpu_times()[:2]) for p in [server, *children])
-    figures: dict[str, Any] = orjson.loads(result.stdout.splitlines()[-1])
+    figures: dict[str, Any] = jsonutil.loads(result.stdout.splitlines()[-1])
     # Server CPU over warm-up plus measurement, against the same span of wall time.
     figures["server_cores"] = (after - before) / (figures["seconds"] + 2.0)
     figures["events_per_core_s"] = figures["events_per_s"] / max(figures["server_cores"], 1e-9)
@@ -322,7 +322,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.load:  # child: the load generator
         figures = asyncio.run(_load(args.load, args.path, args.seconds, args.connections, 2.0))
-        sys.stdout.write(orjson.dumps(figures).decode() + "\n")
+        sys.stdout.write(jsonutil.dumps(figures).decode() + "\n")
         return
 
     print(

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
+from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -44,7 +44,7 @@ def send(url: str, rate: int, seconds: float) -> None:
         for n in range(int(seconds * per_second)):
             due = started + n * interval
             time.sleep(max(0.0, due - time.perf_counter()))
-            marker = orjson.dumps(
+            marker = jsonutil.dumps(
                 {
                     "impression_id": f"marker-{n:06d}",
                     "ad_creative_id": "cr-1",
@@ -63,7 +63,7 @@ def send(url: str, rate: int, seconds: float) -> None:
             )
             if answer.status_code == 200:
                 sys.stdout.write(
-                    orjson.dumps({"marker": f"marker-{n:06d}", "acked": time.time()}).decode()
+                    jsonutil.dumps({"marker": f"marker-{n:06d}", "acked": time.time()}).decode()
                     + "\n"
                 )
                 sys.stdout.flush()
@@ -121,7 +121,7 @@ def main() -> None:
                 buffered += chunk
                 *lines, buffered = buffered.split(b"\n")
                 for raw in lines:
-                    record = orjson.loads(raw)
+                    record = jsonutil.loads(raw)
                     acked[record["marker"]] = record["acked"]
                 if sender.poll() is not None and deadline is None:
                     deadline = time.time() + 60  # then wait for the stragglers

@@ -96,9 +96,9 @@ def main() -> None:
     process_s, process_mb, out = _timed(
         [PY, "-m", "advertisex.cli.app", "process", "--format", "json"], env=env
     )
-    import json
+    from advertisex.util import jsonutil
 
-    report = json.loads(out)
+    report = jsonutil.loads(out)
     n = sum(s["records_in"] for s in report["sources"])
     total = ingest_s + process_s
     print(

@@ -20,7 +20,6 @@ read it as a lower bound on cores.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -68,7 +69,7 @@ def run_one(engine: str, data: Path, marts: bool) -> None:
     if engine != "embedded":
         session.stop()
     print(
-        json.dumps(
+        jsonutil.dumps_str(
             {
                 "engine": engine,
                 "records": report.records_in,
@@ -88,7 +89,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return jsonutil.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

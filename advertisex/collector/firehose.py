@@ -20,13 +20,14 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from advertisex.collector.framing import FramingError, split_objects
 from advertisex.collector.responses import ApiError, read_body
 from advertisex.collector.service import Collector
+from advertisex.errors import FramingError
+from advertisex.formats.jsonfmt import split_objects
+from advertisex.util import jsonutil
 
 PREFIX = "Firehose_20150804."
 AMZ_JSON = "application/x-amz-json-1.1"
@@ -45,7 +46,7 @@ def _answer(
     data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
-    return Response(orjson.dumps(data), status, headers=headers, media_type=AMZ_JSON)
+    return Response(jsonutil.dumps(data), status, headers=headers, media_type=AMZ_JSON)
 
 
 # ApiError codes of the shared checks → the exception names Firehose uses for them.
@@ -112,8 +113,8 @@ async def endpoint(request: Request) -> Response:
 
 def _payload(body: bytes) -> dict[str, Any]:
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        payload = jsonutil.loads(body)
+    except jsonutil.JSONDecodeError as error:
         raise AwsError(
             400, "SerializationException", f"request body is not JSON ({error.msg})"
         ) from None

@@ -19,21 +19,12 @@ import io
 import zlib
 from dataclasses import dataclass
 
-import orjson
-
+from advertisex.errors import FramingError
 from advertisex.formats.csvfmt import DELIMITERS
 from advertisex.formats.framing import BOM
+from advertisex.formats.jsonfmt import json_kind
 from advertisex.model.contracts import CLICK_ALIASES, CLICK_REQUIRED
-
-
-class FramingError(Exception):
-    """A body that cannot be framed: ``code`` is stable, ``message`` says where and what."""
-
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+from advertisex.util import jsonutil
 
 
 @dataclass(frozen=True)
@@ -84,11 +75,11 @@ def frame_ndjson(body: bytes, *, lenient_json: bool = False) -> Framed:
     if lenient_json and body.lstrip()[:1] == b"[":
         return frame_json_array(body)
     records = 0
-    loads = orjson.loads
+    loads = jsonutil.loads
     for number, line in enumerate(body.split(b"\n"), start=1):
         try:
             value = loads(line)
-        except orjson.JSONDecodeError as error:
+        except jsonutil.JSONDecodeError as error:
             if not line.strip():
                 continue  # blank line: not a record
             if lenient_json and records == 0:
@@ -98,10 +89,10 @@ def frame_ndjson(body: bytes, *, lenient_json: bool = False) -> Framed:
             ) from None
         if type(value) is not dict:
             if lenient_json and records == 0:
-                return _single_object(body, f"line {number}: a JSON {_kind(value)}")
+                return _single_object(body, f"line {number}: a JSON {json_kind(value)}")
             raise FramingError(
                 "json_not_object",
-                f"line {number}: a JSON {_kind(value)}, expected one object per line",
+                f"line {number}: a JSON {json_kind(value)}, expected one object per line",
             )
         records += 1
     if not records:
@@ -112,62 +103,34 @@ def frame_ndjson(body: bytes, *, lenient_json: bool = False) -> Framed:
 def frame_json_array(body: bytes) -> Framed:
     """A JSON array of objects, re-encoded one object per line."""
     try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        items = jsonutil.loads(body)
+    except jsonutil.JSONDecodeError as error:
         raise FramingError(
             "json_invalid", f"byte {error.pos}: not a valid JSON array ({error.msg})"
         ) from None
     if not isinstance(items, list):
         raise FramingError(
-            "json_not_object", f"a JSON {_kind(items)}, expected an array of objects"
+            "json_not_object", f"a JSON {json_kind(items)}, expected an array of objects"
         )
     for index, item in enumerate(items, start=1):
         if type(item) is not dict:
             raise FramingError(
-                "json_not_object", f"item {index}: a JSON {_kind(item)}, expected an object"
+                "json_not_object", f"item {index}: a JSON {json_kind(item)}, expected an object"
             )
     if not items:
         raise FramingError("empty_body", "the array holds no records")
-    return Framed(b"".join(orjson.dumps(item) + b"\n" for item in items), len(items))
+    return Framed(b"".join(jsonutil.dumps(item) + b"\n" for item in items), len(items))
 
 
 def _single_object(body: bytes, line_error: str) -> Framed:
     """``application/json`` holding one (pretty-printed) object; else the line error stands."""
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        value = jsonutil.loads(body)
+    except jsonutil.JSONDecodeError:
         raise FramingError("json_invalid", line_error) from None
     if type(value) is not dict:
         raise FramingError("json_not_object", f"{line_error}, expected JSON objects")
-    return Framed(orjson.dumps(value) + b"\n", 1)
-
-
-def split_objects(data: bytes) -> list[bytes]:
-    """JSON objects in a Firehose record: one, newline-terminated, or several back to back.
-
-    orjson reports where trailing content starts, which is where the next object begins,
-    so concatenated objects are split without a hand-written scanner.
-    """
-    objects: list[bytes] = []
-    rest = data.strip()
-    while rest:
-        try:
-            value = orjson.loads(rest)
-            end = len(rest)
-        except orjson.JSONDecodeError as error:
-            if not error.msg.startswith("unexpected content after document") or not error.pos:
-                raise FramingError("json_invalid", f"not valid JSON ({error.msg})") from None
-            end = error.pos
-            value = orjson.loads(rest[:end])
-        if type(value) is not dict:
-            raise FramingError("json_not_object", f"a JSON {_kind(value)}, expected an object")
-        piece = rest[:end].strip()
-        # A pretty-printed object would span lines of the NDJSON segment: re-encode it.
-        objects.append(orjson.dumps(value) if b"\n" in piece or b"\r" in piece else piece)
-        rest = rest[end:].lstrip()
-    if not objects:
-        raise FramingError("empty_body", "the record holds no JSON object")
-    return objects
+    return Framed(jsonutil.dumps(value) + b"\n", 1)
 
 
 def frame_csv_clicks(body: bytes) -> Framed:
@@ -208,7 +171,7 @@ def frame_csv_clicks(body: bytes) -> Framed:
                     f"{len(header)}",
                 )
             row = {k: v.strip() for k, v in zip(header, fields, strict=True) if k and v.strip()}
-            out.append(orjson.dumps(row) + b"\n")
+            out.append(jsonutil.dumps(row) + b"\n")
     except csv.Error as error:
         raise FramingError("csv_invalid", f"line {start + reader.line_num}: {error}") from None
     if not out:
@@ -252,9 +215,3 @@ def _column_name(name: str) -> str:
 
 def _array_hint(line: bytes) -> str:
     return " (a JSON array must be sent as application/json)" if line.lstrip()[:1] == b"[" else ""
-
-
-def _kind(value: object) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number"
-    )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from advertisex.util import jsonutil
 
 JSON = "application/json"
 
@@ -33,7 +34,7 @@ class ApiError(Exception):
         self.extra = extra
 
     def body(self) -> bytes:
-        return orjson.dumps({"code": self.code, "message": self.message, **self.extra})
+        return jsonutil.dumps({"code": self.code, "message": self.message, **self.extra})
 
     def response(self) -> Response:
         return Response(self.body(), self.status, headers=self.headers, media_type=JSON)
@@ -44,7 +45,7 @@ def unavailable(code: str, message: str, retry_after: int) -> ApiError:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status, headers=headers, media_type=JSON)
+    return Response(jsonutil.dumps(data), status, headers=headers, media_type=JSON)
 
 
 def media_type(request: Request) -> str:

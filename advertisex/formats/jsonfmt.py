@@ -1,21 +1,32 @@
-"""Frame JSON impressions: NDJSON, a JSON array, or concatenated objects (Firehose style).
+"""Frame JSON records: NDJSON, a JSON array, or concatenated objects (Firehose style).
 
 Framing only splits records and keeps their text; parsing the fields is the
 standardize kernel's job (DuckDB's JSON reader, vectorized). NDJSON — the bulk
 path — is framed without a Python loop: newline offsets found with NumPy become
 the offsets buffer of an Arrow string array over the file's own bytes.
+
+:func:`split_objects` is the one splitter of JSON objects written back to back (with or
+without whitespace or newlines between them, pretty-printed or not): the collector
+frames every Firehose record with it, and :func:`frame_json` uses it on the lines of a
+file that are not one JSON value, so a stream of objects yields the same records
+whether it arrived over HTTP or as a file.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.errors import FramingError
 from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, strip_bom
-from advertisex.util import jsonutil
+from advertisex.util import engine, jsonutil
+
+_SPACE = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
+_TRAILING = "unexpected content after document"  # orjson: where the next document starts
 
 
 def frame_json(data: bytes) -> pa.Table:
@@ -23,12 +34,104 @@ def frame_json(data: bytes) -> pa.Table:
 
     >>> frame_json(b'{"a":1}\\n\\n{"a":2}\\n').column("source_position").to_pylist()
     [1, 3]
+    >>> frame_json(b'{"a":1} {"b":2}{"c":3}').column("raw").to_pylist()
+    ['{"a":1}', '{"b":2}', '{"c":3}']
     """
     data = strip_bom(data)
     head = data[:64].lstrip()
     if head.startswith(b"["):
         return _frame_array(data)
-    return _frame_lines(data)
+    return _split_concatenated(data, _frame_lines(data))
+
+
+def split_objects(data: bytes) -> list[bytes]:
+    """The JSON objects in ``data``, written back to back: one compact line each.
+
+    One object, newline-terminated or not, or several with or without whitespace or
+    newlines between them; a pretty-printed object is re-encoded on one line. Raises
+    :class:`~advertisex.errors.FramingError` (``json_invalid``, ``json_not_object``,
+    ``empty_body``) for anything else.
+
+    >>> split_objects(b'{"a":1} {"b":"}{"}\\n{\\n "c": 3\\n}')
+    [b'{"a":1}', b'{"b":"}{"}', b'{"c":3}']
+    """
+    objects = [piece for _, piece in _objects(data)]
+    if not objects:
+        raise FramingError("empty_body", "the record holds no JSON object")
+    return objects
+
+
+def _objects(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, object text) of each object back to back in ``data``.
+
+    orjson reports where content after a document starts, which is where the next object
+    begins, so objects are split without a hand-written scanner. Slices are views (no
+    copy of the rest per object) and orjson's position, counted in characters, becomes a
+    byte offset.
+    """
+    view = memoryview(data)
+    ascii_only = data.isascii()
+    start = _SPACE.match(data, 0).end()  # type: ignore[union-attr]
+    while start < len(data):
+        try:
+            value = jsonutil.loads(view[start:])
+            end = len(data)
+        except jsonutil.JSONDecodeError as error:
+            if not error.msg.startswith(_TRAILING) or not error.pos:
+                raise FramingError("json_invalid", f"not valid JSON ({error.msg})") from None
+            end = start + (error.pos if ascii_only else _bytes_of(view[start:], error.pos))
+            value = jsonutil.loads(view[start:end])
+        if type(value) is not dict:
+            raise FramingError("json_not_object", f"a JSON {json_kind(value)}, expected an object")
+        piece = bytes(view[start:end]).strip()
+        # A pretty-printed object would span lines of an NDJSON segment: re-encode it.
+        yield start, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
+        start = _SPACE.match(data, end).end()  # type: ignore[union-attr]
+
+
+def _bytes_of(view: memoryview, characters: int) -> int:
+    """How many bytes the first ``characters`` characters of UTF-8 ``view`` take."""
+    prefix = bytes(view[: 4 * characters]).decode("utf-8", errors="ignore")
+    return len(prefix[:characters].encode())
+
+
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, in JSON's words (``array``, ``string``, ``number`` …)."""
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _split_concatenated(data: bytes, lines: pa.Table) -> pa.Table:
+    """Lines that are not one JSON value may hold objects back to back: split them.
+
+    Only files with such lines pay for it. The whole file is tried first as one stream of
+    objects (pretty-printed objects span lines), each object keeping the number of the
+    line it starts on; when it is not, each bad line is split on its own and what does
+    not split stays one record, to be quarantined with its text.
+    """
+    if lines.num_rows == 0:
+        return lines
+    valid = engine.run("SELECT json_valid(raw) AS ok FROM lines", lines=lines.select([RAW]))
+    invalid = pc.invert(pc.fill_null(valid.column("ok"), False))
+    if not pc.any(invalid).as_py():
+        return lines
+    try:
+        found = list(_objects(data))
+    except FramingError:
+        found = []
+    if found:
+        starts = np.array([offset for offset, _ in found], dtype=np.int64)
+        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        numbers = np.searchsorted(newlines, starts) + 1
+        return _table([piece.decode() for _, piece in found], numbers.tolist())
+    bad = lines.filter(invalid)
+    expanded = expand_concatenated(bad)
+    if expanded.num_rows == bad.num_rows:
+        return lines
+    good = lines.filter(pc.invert(invalid))
+    merged = pa.concat_tables([good, expanded.cast(good.schema)])
+    return merged.sort_by([(POSITION, "ascending")])
 
 
 def _frame_lines(data: bytes) -> pa.Table:
@@ -94,46 +197,41 @@ def _frame_array(data: bytes) -> pa.Table:
 
 
 def expand_concatenated(table: pa.Table) -> pa.Table:
-    """Expand records holding several objects back to back (``{..}{..}``), as Firehose writes them.
+    """Expand records holding several objects back to back (``{..} {..}``) into one each.
 
-    Called by the standardize kernel on the few records that failed to parse, so the
-    bulk path never pays for the search.
+    A record that is valid JSON as a whole stays as it is (``"}{"`` inside a string); one
+    that does not split into objects stays too, for the standardize kernel to quarantine.
     """
-    lines = table.column(RAW)
-    suspects = pc.match_substring(lines, "}{")
-    if not pc.any(suspects).as_py():
-        return table
-    decoder = json.JSONDecoder()
     raws: list[str] = []
     positions: list[int] = []
-    for raw, position, suspect in zip(
-        lines.to_pylist(), table.column(POSITION).to_pylist(), suspects.to_pylist(), strict=True
+    errors: list[str | None] = []
+    for raw, position, error in zip(
+        table.column(RAW).to_pylist(),
+        table.column(POSITION).to_pylist(),
+        table.column(FRAME_ERROR).to_pylist(),
+        strict=True,
     ):
-        parts = _objects_in(raw, decoder) if suspect else None
+        parts = _objects_in(raw) if error is None else None
         for part in parts or [raw]:
             raws.append(part)
             positions.append(position)
-    return _table(raws, positions)
+            errors.append(error)
+    return _table(raws, positions, errors)
 
 
-def _objects_in(text: str, decoder: json.JSONDecoder) -> list[str] | None:
-    """The objects of ``text`` if it is two or more JSON values back to back, else None."""
+def _objects_in(text: str) -> list[str] | None:
+    """The objects of ``text`` if it is two or more JSON objects back to back, else None."""
+    data = text.encode()
     try:
-        jsonutil.loads(text)
-        return None  # valid as a whole: "}{" was inside a string
+        jsonutil.loads(data)
+        return None  # valid as a whole
     except jsonutil.JSONDecodeError:
         pass
-    parts, index, text = [], 0, text.strip()
-    while index < len(text):
-        try:
-            _, end = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            return None
-        parts.append(text[index:end])
-        while end < len(text) and text[end].isspace():
-            end += 1
-        index = end
-    return parts if len(parts) > 1 else None
+    try:
+        parts = split_objects(data)
+    except FramingError:
+        return None
+    return [part.decode() for part in parts] if len(parts) > 1 else None
 
 
 def _table(

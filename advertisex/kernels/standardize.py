@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from advertisex.formats.jsonfmt import expand_concatenated
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -96,7 +95,6 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     >>> rows.column("reasons").to_pylist()[0][:1]
     ['required_missing:ad_creative_id']
     """
-    frame = _expand_concatenated_if_any(frame)
     is_obj = "is_obj"
     typed_strings = ["given_id", "ad_creative_id", "campaign_id", "user_id", "website"]
     reasons = (
@@ -162,35 +160,6 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     FROM r
     """
     return engine.run(query, rules.params(), frame=frame)
-
-
-def _expand_concatenated_if_any(frame: pa.Table) -> pa.Table:
-    """Split lines holding several JSON objects; only invalid lines are even looked at."""
-    import pyarrow.compute as pc
-
-    invalid = pc.invert(pc.fill_null(_json_valid(frame), False))
-    if not pc.any(invalid).as_py():
-        return frame
-    bad = frame.filter(invalid)
-    parts = []
-    for segment in sorted(set(bad.column("segment").to_pylist())):
-        rows = bad.filter(pc.equal(bad.column("segment"), segment))
-        expanded = expand_concatenated(rows.select(["raw", "source_position", "frame_error"]))
-        parts.append(
-            expanded.append_column("segment", pa.array([segment] * expanded.num_rows, pa.int32()))
-        )
-    expanded = pa.concat_tables(parts)
-    if expanded.num_rows == bad.num_rows:
-        return frame
-    good = frame.filter(pc.invert(invalid)).select(expanded.column_names)
-    merged = pa.concat_tables([good, expanded.cast(good.schema)])
-    return merged.sort_by([("segment", "ascending"), ("source_position", "ascending")])
-
-
-def _json_valid(frame: pa.Table) -> pa.ChunkedArray:
-    return engine.run(
-        "SELECT json_valid(raw) AS ok FROM frame", frame=frame.select(["raw"])
-    ).column("ok")
 
 
 # ---------------------------------------------------------------- clicks & conversions

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from advertisex.util import jsonutil
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,7 +46,7 @@ def writer_schema() -> dict[str, Any]:
     polars-avro (the pipeline's fast reader) can't read the canonical 3-way union.
     """
     text = resources.files("advertisex.model").joinpath("bid_request.avsc").read_text()
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = jsonutil.loads(text)
     for field in schema["fields"]:
         if field["name"] == "timestamp":
             field["type"] = ["null", {"type": "long", "logicalType": "timestamp-millis"}]
@@ -138,7 +139,8 @@ def _check_same_layout(encoded_schema: dict[str, Any]) -> None:
 
     def layout(schema: dict[str, Any]) -> list[tuple[str, str]]:
         return [
-            (field["name"], json.dumps(field["type"], sort_keys=True)) for field in schema["fields"]
+            (field["name"], jsonutil.dumps_str(field["type"], sort_keys=True))
+            for field in schema["fields"]
         ]
 
     if layout(encoded_schema) != layout(writer_schema()):

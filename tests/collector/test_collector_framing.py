@@ -16,9 +16,9 @@ from advertisex.collector.framing import (
     frame_csv_clicks,
     frame_json_array,
     frame_ndjson,
-    split_objects,
 )
 from advertisex.formats.decode import DECODERS
+from advertisex.formats.jsonfmt import split_objects
 from advertisex.formats.jsonrecords import frame_json_clicks
 
 BID_SCHEMA = fastavro.parse_schema(
