@@ -125,6 +125,28 @@ class AdvertiseX:
             return rebuild_marts(self.lake, self.settings, kernels)
         return update_marts(self.lake, self.settings, kernels)
 
+    def maintain(
+        self,
+        tables: list[str] | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        trigger: str = "command",
+    ) -> Any:
+        """Compact, expire snapshots, remove unreferenced files and apply retention
+        (``tables``: those only; default every table and the landing zone)."""
+        from advertisex.lake.upkeep import maintain
+        from advertisex.marts.iceberg import positions
+
+        return maintain(
+            self.lake,
+            self.landing,
+            tables,
+            dry_run=dry_run,
+            trigger=trigger,
+            progress=progress,
+            keep=positions(self.lake),
+        )
+
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -210,6 +218,102 @@ class CorrelationSettings(_Section):
         ge=0,
         description="process --follow: bring the marts up to date at most this often "
         "(0: after every pass that committed batches).",
+    )
+
+
+class MaintenanceSettings(_Section):
+    """Lake upkeep: manifests merged as batches commit, and the maintenance task that
+    compacts small files, expires snapshots and removes files no snapshot needs
+    (``advertisex maintain``; ``up`` and ``process --follow`` run it on a schedule)."""
+
+    schedule: bool = Field(
+        True, description="Run maintenance from `up` and `process --follow` every `every_seconds`."
+    )
+    every_seconds: float = Field(
+        600.0,
+        ge=60,
+        le=7 * 86400,
+        description="Seconds between scheduled maintenance runs (the first one runs this long "
+        "after the follower starts).",
+    )
+    manifest_merge: bool = Field(
+        True,
+        description="Merge manifests as commits append (Iceberg `commit.manifest-merge.enabled`), "
+        "so planning a scan reads a bounded number of manifests however many batches came before.",
+    )
+    manifest_min_count_to_merge: int = Field(
+        100,
+        ge=2,
+        le=10_000,
+        description="Merge once this many small manifests have piled up "
+        "(Iceberg `commit.manifest.min-count-to-merge`).",
+    )
+    manifest_target_bytes: int = Field(
+        8 << 20,
+        ge=64 << 10,
+        le=1 << 30,
+        description="Size merged manifests aim for (Iceberg `commit.manifest.target-size-bytes`).",
+    )
+    target_file_bytes: int = Field(
+        128 << 20,
+        ge=1 << 20,
+        le=4 << 30,
+        description="Compaction rewrites a partition's small data files into files near this size.",
+    )
+    min_input_files: int = Field(
+        5,
+        ge=2,
+        le=100_000,
+        description="Compact a partition once it has at least this many small files "
+        "(files under 3/4 of target_file_bytes).",
+    )
+    snapshot_max_age_hours: float = Field(
+        24.0,
+        ge=0,
+        le=24 * 3650,
+        description="Time travel kept: snapshots older than this are expired (and the files only "
+        "they referenced deleted)…",
+    )
+    min_snapshots: int = Field(
+        10, ge=1, le=100_000, description="…but each table keeps at least its last this many."
+    )
+    metadata_versions: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="Previous metadata.json versions kept per table (older ones are deleted as "
+        "tables commit; Iceberg `write.metadata.previous-versions-max`).",
+    )
+    orphan_min_age_minutes: float = Field(
+        1440.0,
+        ge=10,
+        le=525_600,
+        description="Files under a table that no snapshot references are deleted only once "
+        "older than this, so a commit still in flight (a Spark batch) is never robbed.",
+    )
+
+
+class RetentionSettings(_Section):
+    """How long data is kept; enforced by maintenance (scheduled and `advertisex maintain`).
+    Nothing expires unless configured here."""
+
+    days: dict[str, int] = Field(
+        {},
+        description="Table or namespace → days kept, by the table's day partition (event day; "
+        'ingest day for curated.quarantine), e.g. {curated = 400, "curated.quarantine" = 30, '
+        "marts = 800}; the most specific name wins. Whole days older than that are deleted. "
+        "ops.batches, ops.erasures, marts.state and dims.* are always kept.",
+    )
+    landing_days: int | None = Field(
+        None,
+        ge=1,
+        description="Processed landing segments older than this many landing days are deleted "
+        "(after archiving, when `archive` is set); pending ones are never touched.",
+    )
+    archive: str | None = Field(
+        None,
+        description="Folder or URL (s3://bucket/prefix, gs://…, abfs://…) that expiring "
+        "partitions and landing segments are copied to before deletion — the Glacier step.",
     )
 
 
@@ -422,6 +526,13 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     monitor: MonitorSettings = MonitorSettings()
     scale: ScaleSettings = ScaleSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
+    retention: RetentionSettings = RetentionSettings()
+
+    @model_validator(mode="after")
+    def _retention_keeps_what_dedupe_and_attribution_need(self) -> Settings:
+        _check_retention(self)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -453,6 +564,70 @@ class Settings(BaseSettings):
         if self.lake.catalog_uri:
             return self.lake.catalog_uri
         return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+
+# Tables whose rows are kept whatever retention says: accounting, audit, state, dimensions.
+KEPT_TABLES = ("ops.batches", "ops.erasures", "ops.maintenance", "marts.state")
+# Tables that dedupe and attribution look back into: their retention has a floor.
+_LOOKED_BACK = ("curated.", "marts.attributed_", "marts.campaign_")
+
+
+def retention_days(settings: Settings, table: str) -> int | None:
+    """Days of ``table`` kept (None: forever): its own entry, else its namespace's."""
+    if table in KEPT_TABLES or table.startswith("dims."):
+        return None
+    days = settings.retention.days
+    return days.get(table, days.get(table.split(".", 1)[0]))
+
+
+def retention_floor_days(settings: Settings) -> tuple[int, str]:
+    """The shortest retention dedupe and attribution allow, in days, and what sets it."""
+    c = settings.correlation
+    windows = {
+        "the dedupe horizon (processor.dedupe_horizon_days)": settings.processor.dedupe_horizon_days,
+        "the click-through window (correlation.click_through_window_seconds)": -(
+            -c.click_through_window_seconds // 86400
+        ),
+        "the view-through window (correlation.view_through_window_seconds)": -(
+            -c.view_through_window_seconds // 86400
+        ),
+        "the click window (correlation.click_window_seconds)": -(-c.click_window_seconds // 86400),
+    }
+    what = max(windows, key=lambda k: windows[k])
+    return windows[what], what
+
+
+def _check_retention(settings: Settings) -> None:
+    """Refuse retention that would break dedupe or attribution, or name unknown tables."""
+    from advertisex.model.schemas import TABLES
+
+    floor, what = retention_floor_days(settings)
+    namespaces = {name.split(".", 1)[0] for name in TABLES}
+    for name, days in settings.retention.days.items():
+        if name not in TABLES and name not in namespaces:
+            raise ValueError(
+                f"retention.days names {name!r}, which is no table or namespace "
+                f"(tables: {', '.join(sorted(TABLES))})"
+            )
+        if name in KEPT_TABLES or name.startswith("dims") or name == "marts.state":
+            raise ValueError(f"retention.days: {name} is always kept (accounting, audit or state)")
+        if name in TABLES and TABLES[name].partition_by_day is None:
+            raise ValueError(f"retention.days: {name} has no day partition to expire by")
+        if days < 1:
+            raise ValueError(f"retention.days: {name} = {days}; keep at least 1 day")
+        looked_back = name.startswith(_LOOKED_BACK) or name in ("curated", "marts")
+        if looked_back and name != "curated.quarantine" and days < floor:
+            raise ValueError(
+                f"retention.days: {name} = {days} days is shorter than {what}, {floor} days: "
+                "it would break dedupe or attribution; keep at least that long"
+            )
+    landing = settings.retention.landing_days
+    if landing is not None and landing < settings.processor.dedupe_horizon_days:
+        raise ValueError(
+            f"retention.landing_days = {landing} is shorter than the dedupe horizon "
+            f"(processor.dedupe_horizon_days = {settings.processor.dedupe_horizon_days}): a "
+            "replay within the horizon needs its segments; keep at least that long"
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -689,6 +864,8 @@ def _holds(data: Mapping[str, Any], parts: list[str]) -> bool:
 def _problem(error: Any) -> str:
     """One validation error as the setting, its variable, the value and what is allowed."""
     loc = [str(p) for p in error["loc"]]
+    if not loc:  # a check across sections (a model validator) says it all itself
+        return str(error["msg"]).removeprefix("Value error, ")
     names = [p for p in loc if not p.isdigit()]  # tuple positions have no variable of their own
     allowed = _allowed(loc)
     got = error.get("input")

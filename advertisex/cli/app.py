@@ -53,6 +53,7 @@ VERB_MODULES = [
     "advertisex.cli.query",
     "advertisex.cli.report",
     "advertisex.cli.monitor",
+    "advertisex.cli.upkeep",
     "advertisex.cli.demo",
     "advertisex.cli.config",
 ]

@@ -204,6 +204,22 @@ def short_time(value: datetime | str | None, now: datetime) -> str | None:
     return f"{instant:%Y-%m-%d %H:%M}"
 
 
+def human_bytes(size: int) -> str:
+    """``1536`` → ``1.5 KiB``: a size as people read it.
+
+    >>> human_bytes(0), human_bytes(1536), human_bytes(3 << 30)
+    ('0 B', '1.5 KiB', '3.0 GiB')
+    """
+    if abs(size) < 1024:
+        return f"{size:,} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
+
+
 def print_message(text: str) -> None:
     """Human-only chatter (hints, next steps) goes to stderr so stdout stays parseable."""
     console(stderr=True).print(text)

@@ -189,12 +189,13 @@ def follow_landing(
     signal.signal(signal.SIGTERM, on_signal)
     if fmt is Format.table:
         print_message(f"following {ax.settings.landing_dir} every {interval:g} s; Ctrl-C to stop")
-    marts = ax.settings.correlation
+    marts, upkeep = ax.settings.correlation, ax.settings.maintenance
     follower = Follower(
         runner,
         interval=interval,
         stop=stop,
         marts_every=marts.follow_marts_every_seconds if marts.update_marts else None,
+        maintain_every=upkeep.every_seconds if upkeep.schedule else None,
     )
     try:
         follower.run(
@@ -204,6 +205,7 @@ def follow_landing(
             lambda holder: print_message(
                 f"[yellow]another processor is running[/] ({holder}); waiting for it to stop …"
             ),
+            on_maintain=lambda report: _print_maintenance(report, fmt),
         )
     finally:
         runner.stop()
@@ -243,6 +245,25 @@ def _print_marts(done: Any, fmt: Format) -> None:
         },
         f"marts {done.mode}: {done.clicks:,} clicks, {done.conversions:,} conversions, "
         f"{done.hours:,} hours in {done.seconds:.2f} s",
+    )
+
+
+def _print_maintenance(report: Any, fmt: Format) -> None:
+    compacted, deleted = report.total("files_compacted"), report.total("files_deleted")
+    expired, errors = report.total("snapshots_expired"), [t.table for t in report.tables if t.error]
+    _progress_line(
+        fmt,
+        {
+            "maintenance": report.run_id,
+            "files_compacted": compacted,
+            "snapshots_expired": expired,
+            "files_deleted": deleted,
+            "skipped": errors,
+            "seconds": round(report.seconds, 3),
+        },
+        f"maintenance: {compacted:,} small files compacted, {expired:,} snapshots expired, "
+        f"{deleted:,} files deleted in {report.seconds:.2f} s"
+        + (f" (skipped, retried next time: {', '.join(errors)})" if errors else ""),
     )
 
 

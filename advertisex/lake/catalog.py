@@ -19,7 +19,7 @@ from typing import Any
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.table import CommitTableResponse, Table
 from sqlalchemy import Column, Integer, MetaData, String, delete, insert, select, update
 from sqlalchemy import Table as SqlTable
@@ -69,6 +69,11 @@ class AtomicSqlCatalog(SqlCatalog):
         _meta.create_all(self.engine)
         self._group: list[_Staged] | None = None
 
+    @property
+    def in_group(self) -> bool:
+        """Whether commits are being gathered into an atomic group right now."""
+        return self._group is not None
+
     @contextlib.contextmanager
     def atomic(
         self, segments: list[SegmentDone], forget: list[str] | None = None
@@ -82,6 +87,14 @@ class AtomicSqlCatalog(SqlCatalog):
             yield
             staged, self._group = self._group, None
             self._publish(staged, segments, forget or [])
+        except (FileNotFoundError, ValidationException, CommitFailedException) as error:
+            # Lost races that outlived pyiceberg's own retries, e.g. the commit started from
+            # a snapshot maintenance has since expired (its manifest list deleted). Nothing
+            # was published: the caller retries it whole on fresh metadata.
+            raise CommitConflictError(
+                f"table metadata moved on while the commit was prepared ({error})",
+                hint="retried on fresh metadata; nothing was committed",
+            ) from error
         finally:
             self._group = None
 

@@ -60,6 +60,8 @@ class Lake:
                 self.catalog.create_namespace(spec.namespace)
             table = self._create(spec)
         table = _evolve(table, spec)
+        if not self.catalog.in_group:  # a property change must not join a batch's group
+            table = _with_properties(table, upkeep_properties(self.settings))
         self._tables[name] = table
         return table
 
@@ -71,7 +73,11 @@ class Lake:
             table = self.catalog.create_table(
                 spec.qualified,
                 schema=spec.schema,
-                properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
+                properties={
+                    "write.parquet.compression-codec": "zstd",
+                    "format-version": "2",
+                    **upkeep_properties(self.settings),
+                },
             )
         except TableAlreadyExistsError:  # another process created it first
             return self.catalog.load_table(spec.qualified)
@@ -167,6 +173,37 @@ def _evolve(table: Table, spec: TableSpec) -> Table:
         return table
     with table.update_schema() as update:
         update.union_by_name(pa.schema([f.with_nullable(True) for f in missing]))
+    return table
+
+
+def upkeep_properties(settings: Settings) -> dict[str, str]:
+    """Iceberg table properties that keep commits cheap however many came before:
+    merge-append of manifests, and old metadata versions deleted as tables commit."""
+    upkeep = settings.maintenance
+    return {
+        "commit.manifest-merge.enabled": str(upkeep.manifest_merge).lower(),
+        "commit.manifest.min-count-to-merge": str(upkeep.manifest_min_count_to_merge),
+        "commit.manifest.target-size-bytes": str(upkeep.manifest_target_bytes),
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": str(upkeep.metadata_versions),
+        "write.target-file-size-bytes": str(upkeep.target_file_bytes),
+        # Maintenance and the processor commit side by side: a lost race is retried on
+        # fresh metadata (pyiceberg rebuilds the snapshot) rather than failed.
+        "commit.retry.num-retries": "10",
+    }
+
+
+def _with_properties(table: Table, wanted: dict[str, str]) -> Table:
+    """``table`` with ``wanted`` properties set (a table created by an older AdvertiseX)."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    if all(table.properties.get(k) == v for k, v in wanted.items()):
+        return table
+    try:
+        with table.transaction() as tx:
+            tx.set_properties(properties=dict(wanted))
+    except CommitFailedException:  # another process changed it first; next open tries again
+        pass
     return table
 
 

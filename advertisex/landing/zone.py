@@ -172,6 +172,16 @@ class LandingZone:
         with open(self.root / segment.name, "rb") as handle:
             return handle.read(size)
 
+    def remove(self, segment: Segment) -> None:
+        """Delete a processed segment (retention); emptied hour and day folders go too."""
+        path = self.root / segment.name
+        path.unlink(missing_ok=True)
+        for folder in (path.parent, path.parent.parent):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty
+                break
+
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
         """Move an unreadable segment aside (kept, never deleted) so it blocks nothing."""
         target = self.root / "_unreadable" / segment.name
@@ -270,6 +280,12 @@ class ObjectStoreLandingZone(LandingZone):
     def head(self, segment: Segment, size: int) -> bytes:
         with self.fs.open_input_file(f"{self.base}/{segment.name}") as f:
             return bytes(f.read(size))
+
+    def remove(self, segment: Segment) -> None:
+        try:
+            self.fs.delete_file(f"{self.base}/{segment.name}")
+        except FileNotFoundError:
+            pass
 
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
         target = f"{self.base}/_unreadable/{segment.name}"

@@ -1,8 +1,9 @@
 """The mart maintenance interfaces on the lake's Iceberg tables, and the runner's entry point.
 
 * Positions are snapshot ids. The rows appended since one are read from the data files
-  the current snapshot has and that one had not (curated tables only ever grow by
-  appends; if a file disappeared — a replay rewrote the table — the marts are rebuilt).
+  the appends after it added. Upkeep snapshots are stepped over: a compaction keeps the
+  rows, retention drops days older than any window reaches, and an erasure updates the
+  marts in its own transaction. Any other rewrite (a replay) rebuilds the marts.
 * A slice replacement is pyiceberg's ``overwrite`` with the slice as row filter (a
   delete and an append in one transaction, copy-on-write); the replacements of all
   marts and the new ``marts.state`` rows commit in one catalog transaction.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.marts import maintain
 from advertisex.marts.store import Slice
 from advertisex.model.marts import STATE, STATE_TABLE
@@ -26,6 +28,9 @@ from advertisex.util.timeutil import utcnow
 if TYPE_CHECKING:
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
+
+# Snapshots the marts need nothing from (see the module docstring).
+_STEP_OVER = (COMPACTION, RETENTION, ERASURE)
 
 
 def update_marts(
@@ -45,6 +50,18 @@ def rebuild_marts(
     """Recompute every mart from the curated tables."""
     curated = IcebergCurated(lake)
     return maintain.rebuild(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
+
+
+def positions(lake: Lake) -> dict[str, frozenset[int]]:
+    """The curated snapshots the marts will next read from: maintenance keeps them."""
+    if lake.table(STATE_TABLE).current_snapshot() is None:
+        return {}
+    state = IcebergMarts(lake).state()
+    return {
+        table: frozenset({int(position)})
+        for table in maintain.NEW_COLUMNS
+        if (position := state.get(f"position:{table}"))
+    }
 
 
 def rules_for(lake: Lake, settings: Settings) -> maintain.Rules:
@@ -113,19 +130,22 @@ class IcebergCurated:
         if until is None or since == until:
             return schema.empty_table()
         iceberg = self.lake.table(table)
-        try:
-            now = _files(iceberg, until)
-            before = _files(iceberg, since) if since is not None else set()
-        except (ValueError, LookupError):  # an expired or unknown snapshot
-            return None
-        if now is None or before is None or not before <= now:
+        if since is None:
+            paths = _files(iceberg, until)
+        else:
+            appended = appended_since(iceberg, since, until, _STEP_OVER)
+            paths = None if appended is None else {f.file_path for f in appended}
+        if paths is None:
             return None
         import pyarrow.parquet as pq
 
         from advertisex.util.storage import resolve  # local folder or object store
 
-        located = (resolve(path, self.lake.settings.scale) for path in sorted(now - before))
-        parts = [pq.read_table(p, columns=list(columns), filesystem=fs) for fs, p in located]
+        located = (resolve(path, self.lake.settings.scale) for path in sorted(paths))
+        try:
+            parts = [pq.read_table(p, columns=list(columns), filesystem=fs) for fs, p in located]
+        except FileNotFoundError:  # appended, compacted, and deleted since: start over
+            return None
         return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:

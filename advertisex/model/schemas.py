@@ -163,6 +163,44 @@ BATCHES = pa.schema(
     ]
 )
 
+# One row per table (and the landing zone) per maintenance run: what upkeep did and what
+# the table looked like before and after. ``advertisex status`` and the console read it.
+MAINTENANCE = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("trigger", pa.string(), nullable=False),  # schedule | command | forget
+        pa.field("started_at", TS, nullable=False),
+        pa.field("finished_at", TS, nullable=False),
+        pa.field("table", pa.string(), nullable=False),  # a table name, or "landing"
+        pa.field("data_files_before", pa.int64(), nullable=False),
+        pa.field("data_files_after", pa.int64(), nullable=False),
+        pa.field("bytes_before", pa.int64(), nullable=False),
+        pa.field("bytes_after", pa.int64(), nullable=False),
+        pa.field("files_compacted", pa.int64(), nullable=False),  # small files rewritten
+        pa.field("files_written", pa.int64(), nullable=False),  # compacted files written
+        pa.field("snapshots_expired", pa.int64(), nullable=False),
+        pa.field("files_deleted", pa.int64(), nullable=False),  # no longer referenced
+        pa.field("orphans_deleted", pa.int64(), nullable=False),  # never referenced
+        pa.field("partitions_expired", pa.int64(), nullable=False),  # retention
+        pa.field("rows_expired", pa.int64(), nullable=False),
+        pa.field("archived", pa.int64(), nullable=False),  # files copied to the archive
+        pa.field("seconds", pa.float64(), nullable=False),
+        pa.field("error", pa.string()),  # why this table was skipped, when it was
+    ]
+)
+
+# One row per forgotten user and table: the audit trail of erasures. The user is named by
+# the SHA-256 of their id only, so the trail itself keeps no trace of them.
+ERASURES = pa.schema(
+    [
+        pa.field("erasure_id", pa.string(), nullable=False),
+        pa.field("at", TS, nullable=False),
+        pa.field("user_hash", pa.string(), nullable=False),
+        pa.field("table", pa.string(), nullable=False),  # a table name, or "landing"
+        pa.field("rows_removed", pa.int64(), nullable=False),
+    ]
+)
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -204,6 +242,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
         TableSpec("curated", "filtered", FILTERED, None, sort_by=("event_table", "event_time")),
         TableSpec("ops", "batches", BATCHES, None, partition_by_day=None),
+        TableSpec("ops", "maintenance", MAINTENANCE, None, partition_by_day="started_at"),
+        TableSpec("ops", "erasures", ERASURES, None, partition_by_day="at"),
     ]
 }
 

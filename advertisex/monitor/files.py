@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from advertisex.lake.history import appended_since
 from advertisex.lake.tables import Lake
 
 
@@ -45,7 +46,7 @@ class FileIndex:
         known = self._snapshot.get(name, -1)
         if current == known:
             return self._files[name]
-        added = _appended_since(table, known) if known not in (-1, None) else None
+        added = appended_since(table, known) if known not in (-1, None) else None
         if snapshot is None:
             self._files[name] = []
         elif added is not None:
@@ -54,31 +55,6 @@ class FileIndex:
             self._files[name] = [_stats(table, t.file) for t in table.scan().plan_files()]
         self._snapshot[name] = current
         return self._files[name]
-
-
-def _appended_since(table: Any, known: int) -> list[Any] | None:
-    """Data files added by the appends after snapshot ``known``; None if anything else happened."""
-    from pyiceberg.manifest import ManifestContent, ManifestEntryStatus
-
-    newer: set[int] = set()
-    snapshot = table.current_snapshot()
-    while snapshot is not None and snapshot.snapshot_id != known:
-        operation = snapshot.summary.operation.value if snapshot.summary else None
-        if operation != "append":
-            return None
-        newer.add(snapshot.snapshot_id)
-        parent = snapshot.parent_snapshot_id
-        snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    if snapshot is None:
-        return None  # ``known`` is no longer an ancestor (expired, rolled back)
-    files = []
-    for manifest in table.current_snapshot().manifests(table.io):
-        if manifest.content != ManifestContent.DATA or manifest.added_snapshot_id not in newer:
-            continue
-        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-            if entry.status == ManifestEntryStatus.ADDED:
-                files.append(entry.data_file)
-    return files
 
 
 def _stats(table: Any, data_file: Any) -> DataFile:

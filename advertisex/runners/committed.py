@@ -7,9 +7,10 @@ micro-batch, and it grows with the lake. :class:`CommittedKeys` reads each event
 once and then follows the tables by their data files:
 
 * the cache always mirrors a table's *current* snapshot: at each lookup the data files
-  added since the snapshot it last saw are read (a batch's own files, a few MB) and
-  their rows join the days already held; a file that disappeared (a replay rewrote the
-  table) or delete files drop the cache, which then reloads from the tables;
+  appended since the snapshot it last saw are read (a batch's own files, a few MB) and
+  their rows join the days already held. A compaction changes files, not rows, and is
+  stepped over; any other rewrite (a replay, retention, an erasure) drops the cache,
+  which then reloads from the tables;
 * days a lookup needs and the cache lacks are read from the current snapshot, by day;
 * days before the oldest a lookup needed are let go (a late batch reads them again).
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
 
 if TYPE_CHECKING:
@@ -38,7 +40,6 @@ DAY = timedelta(days=1)
 @dataclass
 class _TableKeys:
     snapshot_id: int | None = None
-    files: frozenset[str] = frozenset()
     days: dict[date, pa.Table] = field(default_factory=dict)
 
 
@@ -77,15 +78,22 @@ class CommittedKeys:
         state = self._tables.get(table_name)
         if state is not None and state.snapshot_id == snapshot_id:
             return state
-        files, rewritten = _data_files(table, snapshot_id)
-        if state is None or rewritten or not state.files <= files:
+        appended = None
+        if state is not None and state.snapshot_id is not None:
+            appended = appended_since(table, state.snapshot_id, snapshot_id, (COMPACTION,))
+        added = None
+        if appended and state is not None and state.days:
+            try:
+                added = self._read_files(table_name, sorted(f.file_path for f in appended))
+            except FileNotFoundError:  # an appended file compacted and deleted since
+                appended = None
+        if state is None or appended is None:
             state = _TableKeys()  # first use, or rows rewritten: start over
-        elif state.days:
-            added = self._read_files(table_name, sorted(files - state.files))
+        else:
             for day, rows in _by_day(added).items():
                 if day in state.days:  # days not held are read whole when first needed
                     state.days[day] = pa.concat_tables([state.days[day], rows])
-        state.snapshot_id, state.files = snapshot_id, files
+        state.snapshot_id = snapshot_id
         self._tables[table_name] = state
         return state
 
@@ -139,12 +147,3 @@ def _by_day(rows: pa.Table | None) -> dict[date, pa.Table]:
         for day in pc.unique(days).to_pylist()
         if day is not None
     }
-
-
-def _data_files(table: Any, snapshot_id: int) -> tuple[frozenset[str], bool]:
-    """(data files of the snapshot, whether any carries delete files)."""
-    files, rewritten = set(), False
-    for task in table.scan(snapshot_id=snapshot_id).plan_files():
-        rewritten |= bool(task.delete_files)
-        files.add(task.file.file_path)
-    return frozenset(files), rewritten

@@ -9,6 +9,10 @@ is work it goes straight on, so a burst drains at full speed.
 The marts follow too: at most every ``marts_every`` seconds, after a pass that
 committed something, the runner folds the new rows into them (incrementally, in one
 atomic commit), so reports stay minutes fresh without slowing every micro-batch.
+
+And the lake is kept in shape: every ``maintain_every`` seconds (counted from the last
+maintenance run ``ops.maintenance`` records, so a restart does not reset the clock) the
+follower runs maintenance between two batches (``advertisex.lake.upkeep``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Follower:
         stop: threading.Event | None = None,
         max_backoff: float = 30.0,
         marts_every: float | None = None,
+        maintain_every: float | None = None,
     ) -> None:
         self.runner = runner
         self.interval = interval
@@ -66,6 +71,8 @@ class Follower:
         # Batches were committed since the marts were last updated (by this follower; at
         # start, an earlier one may have stopped before its turn came).
         self._marts_behind = True
+        self.maintain_every = maintain_every  # None: no scheduled maintenance
+        self._maintain_due: float | None = None  # monotonic time of the next run
 
     def run(
         self,
@@ -73,6 +80,7 @@ class Follower:
         on_retry: Callable[[Exception, float], None] | None = None,
         on_marts: Callable[[Any], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
+        on_maintain: Callable[[Any], None] | None = None,
     ) -> int:
         """Loop until ``stop`` is set; returns the number of batches committed. While
         another processor runs on the lake, wait for it (``on_wait`` is told who it is)."""
@@ -80,13 +88,14 @@ class Follower:
             self.runner.settings.data_dir, on_wait=on_wait or (lambda holder: None), stop=self.stop
         )
         with lock as held:
-            return self._loop(on_batch, on_retry, on_marts) if held else 0
+            return self._loop(on_batch, on_retry, on_marts, on_maintain) if held else 0
 
     def _loop(
         self,
         on_batch: Callable[[BatchDone], None],
         on_retry: Callable[[Exception, float], None] | None,
         on_marts: Callable[[Any], None] | None,
+        on_maintain: Callable[[Any], None] | None,
     ) -> int:
         committed = 0
         backoff = self.interval
@@ -95,6 +104,7 @@ class Follower:
                 done = self.run_pending(on_batch)
                 self._marts_behind |= done > 0
                 self._keep_marts(on_marts)
+                self._keep_lake(on_maintain)
             except AdvertiseXError as error:
                 if not error.retryable:
                     raise  # bad configuration or input: retrying cannot help
@@ -121,6 +131,33 @@ class Follower:
         self._marts_due = time.monotonic() + self.marts_every
         if on_marts and done is not None:
             on_marts(done)
+
+    def _keep_lake(self, on_maintain: Callable[[Any], None] | None) -> None:
+        if self.maintain_every is None:
+            return
+        if self._maintain_due is None:
+            self._maintain_due = time.monotonic() + self._first_wait(self.maintain_every)
+        if time.monotonic() < self._maintain_due:
+            return
+        from advertisex.lake.upkeep import maintain
+        from advertisex.marts.iceberg import positions
+
+        # Due again a period from now even if this run fails: a failing maintenance
+        # must not stall the batches between its attempts.
+        self._maintain_due = time.monotonic() + self.maintain_every
+        lake = self.runner.lake
+        report = maintain(lake, self.runner.landing, trigger="schedule", keep=positions(lake))
+        if on_maintain:
+            on_maintain(report)
+
+    def _first_wait(self, every: float) -> float:
+        """Seconds until the first run: what is left of the period since the last one."""
+        from advertisex.lake.upkeep import last_finished
+
+        last = last_finished(self.runner.lake)
+        if last is None:
+            return every
+        return max(0.0, every - (utcnow() - last).total_seconds())
 
     def _back_off(
         self, error: Exception, backoff: float, on_retry: Callable[[Exception, float], None] | None

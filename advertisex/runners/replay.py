@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from advertisex.errors import UserInputError
 from advertisex.lake.catalog import SEGMENTS
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
@@ -70,6 +71,15 @@ def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> Rep
         return ReplayReport([], 0, None)
     batch_ids = sorted(chosen)
     segments = [s for ids in chosen.values() for s in ids]
+    landed = {s.name for s in runner.landing.segments()}
+    gone = sorted(s for s in segments if s not in landed)
+    if gone:  # replaying would delete rows that could not be processed again
+        raise UserInputError(
+            f"{len(gone)} landing segments of the batches to replay no longer exist "
+            f"(first: {gone[0]}); landing retention deleted them",
+            hint="copy them back from retention.archive into the landing zone, or replay "
+            "a later --from",
+        )
     tables = {
         name: lake.table(name) for name in _BATCH_TABLES if lake.table(name).current_snapshot()
     }

@@ -43,6 +43,15 @@ def _clicks(rows: list[tuple[str, int]]) -> pa.Table:
     )
 
 
+def _compact(lake: Lake) -> None:
+    from advertisex.lake.compaction import compact, plan
+
+    lake.refresh()
+    table = lake.table(TABLE)
+    compact(table, TABLE, plan(table, lake.settings), lake.settings)
+    lake.refresh()
+
+
 def _scanned(lake: Lake, low: datetime, high: datetime) -> set[tuple[str, str]]:
     """What the runner used to read: a scan of the current snapshot, inclusive bounds."""
     rows = lake.read(TABLE).to_pylist()
@@ -60,6 +69,7 @@ step = st.one_of(
     st.tuples(st.just("commit"), st.lists(st.integers(0, 24 * 6), min_size=1, max_size=6)),
     st.tuples(st.just("lookup"), st.tuples(st.integers(0, 24 * 6), st.integers(0, 24 * 3))),
     st.tuples(st.just("rewrite"), st.just(None)),
+    st.tuples(st.just("compact"), st.just(None)),
 )
 
 
@@ -69,7 +79,7 @@ step = st.one_of(
 @given(steps=st.lists(step, min_size=1, max_size=12))
 def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: list) -> None:
     data = tmp_path / f"lake-{len(list(tmp_path.iterdir()))}"
-    lake = Lake(load_settings(data_dir=data))
+    lake = Lake(load_settings(data_dir=data, maintenance={"min_input_files": 2}))
     keys = CommittedKeys(lake)
     made = 0
     for kind, arg in steps:
@@ -77,6 +87,8 @@ def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: l
             rows = [(f"e{made + i}", hours) for i, hours in enumerate(arg)]
             made += len(rows)
             lake.commit_batch({TABLE: _clicks(rows)}, [], {})
+        elif kind == "compact":  # maintenance: the same rows in fewer files
+            _compact(lake)
         elif kind == "rewrite":  # a replay: the table's files replaced by new ones
             table = lake.table(TABLE)
             if table.current_snapshot() is not None:
@@ -92,7 +104,7 @@ def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: l
 
 
 def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
-    lake = Lake(load_settings(data_dir=tmp_path / "data"))
+    lake = Lake(load_settings(data_dir=tmp_path / "data", maintenance={"min_input_files": 2}))
     keys = CommittedKeys(lake)
     day = timedelta(days=1)
     lake.commit_batch({TABLE: _clicks([("a", 5), ("b", 30)])}, [], {})
@@ -106,6 +118,12 @@ def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
     assert _cached(keys, *later) == _scanned(lake, *later) == {("b", "h-b"), ("d", "h-d")}
     assert T0.date() not in keys._tables[TABLE].days  # before the oldest needed: let go
     assert _cached(keys, *first) == _scanned(lake, *first)  # …and read again when needed
+    # A compaction changes files, not rows: the cache keeps what it holds.
+    held = keys._tables[TABLE]
+    _compact(lake)
+    assert lake.table(TABLE).current_snapshot().summary["advertisex.upkeep"] == "compaction"
+    assert _cached(keys, *later) == _scanned(lake, *later)
+    assert keys._tables[TABLE] is held and held.days
     # A rewrite (a replay) replaces the files: the cache starts over from the tables.
     table = lake.table(TABLE)
     table.overwrite(lake.read(TABLE).filter(pa.array([True, False, True, False])))

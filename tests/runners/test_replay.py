@@ -46,3 +46,17 @@ def test_replay_all_and_a_day_range_give_the_same_tables(ax, tmp_path):
     assert some.batches and some.process.records_in > 0
     assert _snapshot(ax) == before
     assert ax.replay(parse_date("1999-01-01"), parse_date("1999-01-02")).process is None
+
+
+def test_replay_refuses_batches_whose_segments_retention_deleted(ax):
+    from advertisex.errors import UserInputError
+
+    good = (
+        b'{"timestamp":"2026-11-02T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    )
+    segment = ax.landing.write_segment("impressions", good, label="one")
+    ax.process()
+    ax.landing.remove(segment)  # as landing retention does
+    with pytest.raises(UserInputError, match="landing retention deleted them"):
+        ax.replay()
+    assert ax.query("select count(*) n from curated.impressions").to_pylist() == [{"n": 1}]

@@ -96,3 +96,23 @@ def test_a_follower_keeps_the_marts_current_at_most_every_marts_every_seconds(ax
     assert ax.query("select sum(impressions) as n from marts.campaign_hourly").to_pylist() == [
         {"n": 2}
     ]
+
+
+def test_a_follower_maintains_the_lake_on_its_schedule(ax):
+    import threading
+
+    from advertisex.runners.follow import Follower
+
+    ax.landing.write_segment("impressions", _impression("u1"), label="a")
+    quiet = Follower(ax.runner, interval=0.01)  # no schedule: never maintains
+    threading.Timer(0.5, quiet.stop.set).start()
+    quiet.run(lambda batch: None, on_maintain=lambda report: pytest.fail("not scheduled"))
+
+    runs = []
+    follower = Follower(ax.runner, interval=0.01, maintain_every=0.05)
+    follower.run(lambda batch: None, on_maintain=lambda r: (runs.append(r), follower.stop.set()))
+    assert [r.trigger for r in runs] == ["schedule"]
+    rows = ax.query("select distinct trigger, run_id from ops.maintenance").to_pylist()
+    assert rows == [{"trigger": "schedule", "run_id": runs[0].run_id}]
+    # A follower started now waits what is left of the period since that run.
+    assert 3500 < Follower(ax.runner)._first_wait(3600) <= 3600

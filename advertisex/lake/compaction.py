@@ -1,0 +1,82 @@
+"""Compaction: a partition's small data files rewritten into few files near the target size.
+
+Every micro-batch adds one small file per table and day. Once a partition holds
+``maintenance.min_input_files`` files smaller than 3/4 of ``maintenance.target_file_bytes``,
+they are packed into groups of about the target size; each group is read, sorted as the
+table's sort order says, and written as one file, and all of a table's groups are
+swapped in by one ``replace`` snapshot (``lake.rewrite``): readers see the old files or
+the new ones, never both, and a processor commit racing it is kept.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from advertisex.lake.history import COMPACTION, live_files
+from advertisex.lake.rewrite import commit_swap, read_files, sort_keys, write_sorted
+from advertisex.model.schemas import TABLES
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+
+SMALL = 0.75  # a file under this share of the target size is small (Iceberg's default)
+
+
+@dataclass
+class CompactionPlan:
+    """Groups of small files to rewrite, each into one file."""
+
+    groups: list[list[Any]] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.file_size_in_bytes for g in self.groups for f in g)
+
+
+def plan(table: Any, settings: Settings) -> CompactionPlan:
+    """Which small files of ``table`` to rewrite, grouped by partition and packed by size."""
+    upkeep = settings.maintenance
+    target = upkeep.target_file_bytes
+    by_partition: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for data_file in live_files(table):
+        if data_file.file_size_in_bytes < SMALL * target:
+            by_partition[(data_file.spec_id, repr(data_file.partition))].append(data_file)
+    chosen = CompactionPlan()
+    for files in by_partition.values():
+        if len(files) < upkeep.min_input_files:
+            continue
+        files.sort(key=lambda f: f.file_path)  # names start with the batch: arrival order
+        group: list[Any] = []
+        size = 0
+        for data_file in files:
+            if group and size + data_file.file_size_in_bytes > target:
+                chosen.groups.append(group)
+                group, size = [], 0
+            group.append(data_file)
+            size += data_file.file_size_in_bytes
+        chosen.groups.append(group)
+    chosen.groups = [g for g in chosen.groups if len(g) > 1]
+    return chosen
+
+
+def compact(table: Any, name: str, work: CompactionPlan, settings: Settings) -> int:
+    """Rewrite each group of ``work`` into one sorted file and swap them in; returns the
+    number of files written."""
+    if not work.groups:
+        return 0
+    schema = TABLES[name].schema
+    keys = sort_keys(table)
+    written: list[str] = []
+    for group in work.groups:
+        rows = read_files([f.file_path for f in group], settings.scale, schema)
+        folder = group[0].file_path.rsplit("/", 1)[0]
+        written.extend(write_sorted(rows, folder, "compacted", keys, rows.num_rows, settings.scale))
+    removed = [f for g in work.groups for f in g]
+    commit_swap(table, removed, written, COMPACTION)
+    return len(written)

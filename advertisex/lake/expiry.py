@@ -1,0 +1,198 @@
+"""Snapshot expiry, and deleting the files no snapshot needs any more.
+
+* Snapshots are expired with pyiceberg's own ``expire_snapshots`` (time travel kept for
+  ``maintenance.snapshot_max_age_hours``, at least ``maintenance.min_snapshots`` of
+  them). pyiceberg 0.12 only drops them from the metadata; deleting the files that only
+  expired snapshots referenced is done here the way Iceberg's reachable-file cleanup
+  does it: the files referenced before, minus those referenced after.
+* Old ``metadata.json`` versions: tables are created with Iceberg's
+  ``write.metadata.delete-after-commit.enabled``, so each commit deletes the version that
+  falls off the log; versions older than the log left from before are deleted here.
+* Orphans — files under the table's folder that no metadata references (a crash between
+  writing a batch's files and its commit, a commit that lost a race) — are deleted only
+  once older than ``maintenance.orphan_min_age_minutes``, so a commit in flight keeps
+  its files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from advertisex.lake import storage
+from advertisex.lake.history import Referenced, referenced
+
+if TYPE_CHECKING:
+    from advertisex.config import ScaleSettings, Settings
+
+
+@dataclass
+class Expiry:
+    snapshots: list[int]  # ids expired (or to expire)
+    files: list[str]  # files only they referenced, deleted (or to delete)
+    bytes: int
+
+
+def expire(
+    table: Any,
+    settings: Settings,
+    now: datetime,
+    *,
+    keep: frozenset[int] = frozenset(),
+    keep_only_current: bool = False,
+    dry_run: bool = False,
+) -> Expiry:
+    """Expire old snapshots of ``table`` and delete the files only they referenced.
+
+    ``keep``: snapshots a reader still follows from (the marts' positions): they and every
+    snapshot after them are kept whatever their age. ``keep_only_current`` expires every snapshot but the current one (an
+    erasure: time travel must not bring a forgotten user back).
+    """
+    doomed = expired_snapshots(table, settings, now, keep, keep_only_current)
+    if not doomed:
+        return Expiry([], [], 0)
+    before = referenced(table)
+    if dry_run:
+        kept = [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id not in doomed]
+        after = referenced(table, kept)
+    else:
+        table.maintenance.expire_snapshots().by_ids(doomed).commit()
+        table.refresh()
+        after = referenced(table)
+    gone = _unreferenced(before, after)
+    size = sum(before.data.get(path, 0) for path in gone)
+    if not dry_run:
+        delete_files(gone, settings.scale)
+    return Expiry(doomed, gone, size)
+
+
+def expired_snapshots(
+    table: Any,
+    settings: Settings,
+    now: datetime,
+    keep: frozenset[int] = frozenset(),
+    keep_only_current: bool = False,
+) -> list[int]:
+    """Snapshot ids to expire: older than the age limit and not among the newest kept."""
+    current = table.current_snapshot()
+    if current is None:
+        return []
+    snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True)
+    if keep_only_current:
+        return [s.snapshot_id for s in snapshots if s.snapshot_id != current.snapshot_id]
+    upkeep = settings.maintenance
+    oldest_kept = (now - timedelta(hours=upkeep.snapshot_max_age_hours)).timestamp() * 1000
+    newest = {s.snapshot_id for s in snapshots[: upkeep.min_snapshots]}
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()} | {current.snapshot_id}
+    protected |= _followed(table, current, keep)
+    return [
+        s.snapshot_id
+        for s in snapshots
+        if s.timestamp_ms < oldest_kept and s.snapshot_id not in newest | protected
+    ]
+
+
+def _followed(table: Any, current: Any, keep: frozenset[int]) -> set[int]:
+    """Snapshots from each of ``keep`` to the current one: a reader following the table
+    from there walks them all."""
+    chain: list[int] = []
+    protected: set[int] = set()
+    snapshot = current
+    while snapshot is not None and keep - protected:
+        chain.append(snapshot.snapshot_id)
+        if snapshot.snapshot_id in keep:
+            protected.update(chain)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.metadata.snapshot_by_id(parent) if parent is not None else None
+    return protected
+
+
+def _unreferenced(before: Referenced, after: Referenced) -> list[str]:
+    still = after.all()
+    return sorted(
+        path
+        for path in set(before.data) | before.manifests | before.manifest_lists
+        if path not in still
+    )
+
+
+@dataclass
+class Orphans:
+    files: list[str]
+    bytes: int
+
+
+_VERSION = re.compile(r"^(\d+)-[0-9a-f-]+\.metadata\.json$")
+
+
+def orphans(
+    table: Any,
+    settings: Settings,
+    now: datetime,
+    *,
+    min_age: timedelta | None = None,
+    dry_run: bool = False,
+) -> Orphans:
+    """Delete files under the table's folder that no metadata references (see module doc).
+
+    Metadata versions older than the current one are deleted whatever their age: no
+    commit in flight can still publish them.
+    """
+    margin = (
+        min_age
+        if min_age is not None
+        else timedelta(minutes=settings.maintenance.orphan_min_age_minutes)
+    )
+    known = {_key(p) for p in referenced(table).all()}
+    current = _version(table.metadata_location.rsplit("/", 1)[-1])
+    filesystem, base = storage.resolve(table.location(), settings.scale)
+    doomed, size = [], 0
+    for info in _listing(filesystem, base):
+        if _key(info.path) in known:
+            continue
+        version = _version(info.base_name)
+        old_version = version is not None and current is not None and version < current
+        modified = datetime.fromtimestamp((info.mtime_ns or 0) / 1e9, UTC)
+        if not old_version and now - modified < margin:
+            continue
+        doomed.append(info.path)
+        size += info.size or 0
+    if not dry_run:
+        for path in doomed:
+            _delete(filesystem, path)
+    return Orphans(doomed, size)
+
+
+def _listing(filesystem: Any, base: str) -> list[Any]:
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    return [i for i in filesystem.get_file_info(selector) if i.type == pafs.FileType.File]
+
+
+def _version(name: str) -> int | None:
+    match = _VERSION.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _key(path: str) -> str:
+    """A file's path with any URL scheme and host-less ``file://`` prefix dropped, so
+    metadata URLs and filesystem listings compare equal."""
+    _head, sep, rest = path.partition("://")
+    return rest if sep else path
+
+
+def delete_files(paths: list[str], scale: ScaleSettings | None) -> None:
+    """Delete files by URL; one already gone is fine (another cleanup got there first)."""
+    for url in paths:
+        filesystem, path = storage.resolve(url, scale)
+        _delete(filesystem, path)
+
+
+def _delete(filesystem: Any, path: str) -> None:
+    try:
+        filesystem.delete_file(path)
+    except FileNotFoundError:
+        pass

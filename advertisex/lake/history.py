@@ -1,0 +1,137 @@
+"""What a table's snapshots say happened, and which files they still need.
+
+Readers that follow a table incrementally (the committed-key cache, the marts, the
+monitor's file index) ask "which rows were appended since snapshot S?". Upkeep adds
+snapshots that are not appends — a compaction rewrites files without changing rows, a
+retention run drops old days, an erasure removes a user — and each reader decides which
+of those it may step over (:data:`UPKEEP`, :func:`kind`).
+
+Expiry and orphan removal ask the other question: which files does any snapshot still
+reference (:func:`referenced`)?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Snapshot summary property naming the upkeep operation that wrote a snapshot.
+UPKEEP = "advertisex.upkeep"
+COMPACTION, RETENTION, ERASURE, MANIFESTS = "compaction", "retention", "erasure", "manifests"
+
+
+def kind(snapshot: Any) -> str:
+    """``append``, an upkeep kind (``compaction``, ``retention``, ``erasure``), or the
+    Iceberg operation of anything else (``overwrite``, ``delete``, ``replace``)."""
+    summary = snapshot.summary
+    if summary is None:
+        return "unknown"
+    marked = summary[UPKEEP]
+    if marked:
+        return str(marked)
+    return str(summary.operation.value)
+
+
+def appended_since(
+    table: Any, since: int, until: int | None = None, step_over: Iterable[str] = ()
+) -> list[Any] | None:
+    """Data files appended after snapshot ``since`` up to ``until`` (default: current).
+
+    Snapshots of a kind in ``step_over`` are stepped over (a reader that knows their rows
+    need nothing from it); any other non-append snapshot, or ``since`` no longer being an
+    ancestor (expired, rolled back), returns None: the caller must start over. Files an
+    append added and a later compaction replaced are still returned (they exist until
+    the snapshots that referenced them expire; reading one that is gone raises
+    ``FileNotFoundError``, which also means: start over).
+    """
+    from pyiceberg.manifest import ManifestContent, ManifestEntryStatus
+
+    stepped = set(step_over)
+    metadata = table.metadata
+    head = metadata.snapshot_by_id(until) if until is not None else table.current_snapshot()
+    appends: list[int] = []
+    crossed = False
+    snapshot = head
+    while snapshot is not None and snapshot.snapshot_id != since:
+        what = kind(snapshot)
+        if what == "append":
+            appends.append(snapshot.snapshot_id)
+        elif what in stepped:
+            crossed = True
+        else:
+            return None
+        parent = snapshot.parent_snapshot_id
+        snapshot = metadata.snapshot_by_id(parent) if parent is not None else None
+    if snapshot is None:
+        return None
+    if not appends:
+        return []
+    newer = set(appends)
+    # Without an upkeep snapshot in between, the head still lists every appended file:
+    # one manifest list read. Merged manifests keep a file's adding snapshot id, so
+    # entries are picked by it (their status may have become EXISTING).
+    sources = [head] if not crossed else [metadata.snapshot_by_id(s) for s in appends]
+    files: dict[str, Any] = {}
+    for source in sources:
+        owners = newer if not crossed else {source.snapshot_id}
+        for manifest in source.manifests(table.io):
+            if manifest.content != ManifestContent.DATA or manifest.added_snapshot_id not in newer:
+                continue
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                if entry.status != ManifestEntryStatus.DELETED and entry.snapshot_id in owners:
+                    files[entry.data_file.file_path] = entry.data_file
+    return list(files.values())
+
+
+@dataclass
+class Referenced:
+    """Every file the table's metadata still points at, as full URLs."""
+
+    data: dict[str, int] = field(default_factory=dict)  # data and delete files → size
+    manifests: set[str] = field(default_factory=set)
+    manifest_lists: set[str] = field(default_factory=set)
+    metadata: set[str] = field(default_factory=set)  # metadata.json versions, statistics
+
+    def all(self) -> set[str]:
+        return set(self.data) | self.manifests | self.manifest_lists | self.metadata
+
+
+def referenced(table: Any, snapshot_ids: Iterable[int] | None = None) -> Referenced:
+    """Files referenced by the given snapshots (default: every snapshot the table keeps),
+    plus the current metadata file, its log of previous versions and statistics files."""
+    from pyiceberg.manifest import ManifestEntryStatus
+
+    metadata = table.metadata
+    wanted = set(snapshot_ids) if snapshot_ids is not None else None
+    found = Referenced()
+    for snapshot in metadata.snapshots:
+        if wanted is not None and snapshot.snapshot_id not in wanted:
+            continue
+        found.manifest_lists.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            if manifest.manifest_path in found.manifests:
+                continue
+            found.manifests.add(manifest.manifest_path)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                if entry.status != ManifestEntryStatus.DELETED:
+                    found.data[entry.data_file.file_path] = entry.data_file.file_size_in_bytes
+    found.metadata.add(table.metadata_location)
+    found.metadata.update(entry.metadata_file for entry in metadata.metadata_log)
+    found.metadata.update(s.statistics_path for s in metadata.statistics)
+    found.metadata.update(s.statistics_path for s in metadata.partition_statistics)
+    return found
+
+
+def live_files(table: Any) -> list[Any]:
+    """The data files of the current snapshot (manifest entries' ``DataFile``s)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return []
+    from pyiceberg.manifest import ManifestContent
+
+    files: list[Any] = []
+    for manifest in snapshot.manifests(table.io):
+        if manifest.content == ManifestContent.DATA:
+            files.extend(e.data_file for e in manifest.fetch_manifest_entry(table.io))
+    return files

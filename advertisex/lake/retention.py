@@ -1,0 +1,133 @@
+"""Retention: whole days past their keep-by date leave the tables and the landing zone.
+
+A table's retention (``retention.days``) counts days of its day partition (the event day
+for events and marts, the ingest day for quarantine). Every data file of a partition
+older than the cut-off is removed by one ``delete`` snapshot per table — a
+partition-level delete: no file is rewritten — after being copied to
+``retention.archive`` when one is configured. The files themselves go when that
+snapshot's predecessors expire (time travel still reaches them until then).
+
+The landing zone keeps processed segments ``retention.landing_days`` landing days;
+older ones are archived (if configured) and deleted. A segment not yet processed is
+never touched, nor anything under ``_unreadable``. Their done marks stay in the catalog,
+so a replay knows the segments are gone.
+
+``ops.batches`` is never expired: its accounting rows outlive the rows they counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from advertisex.config import retention_days
+from advertisex.lake import storage
+from advertisex.lake.history import RETENTION, live_files
+from advertisex.lake.rewrite import commit_swap
+from advertisex.landing.zone import landing_day
+from advertisex.model.schemas import TABLES
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.landing.zone import LandingZone
+
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass
+class Expired:
+    partitions: list[date]
+    files: list[Any]  # DataFiles (tables) or Segments (landing)
+    rows: int
+    bytes: int
+    archived: int = 0
+
+
+def cutoff(days: int, now: datetime) -> date:
+    """The oldest day kept when ``days`` days are kept, today included."""
+    return now.date() - timedelta(days=days - 1)
+
+
+def expire_partitions(
+    table: Any, name: str, settings: Settings, now: datetime, *, dry_run: bool = False
+) -> Expired:
+    """Remove (archive first, if configured) the partitions of ``name`` older than its
+    retention; nothing when the table has none."""
+    days = retention_days(settings, name)
+    if days is None or TABLES[name].partition_by_day is None:
+        return Expired([], [], 0, 0)
+    oldest = (cutoff(days, now) - EPOCH).days
+    doomed = [
+        f
+        for f in live_files(table)
+        if f.partition is not None and f.partition[0] is not None and f.partition[0] < oldest
+    ]
+    result = Expired(
+        sorted({EPOCH + timedelta(days=f.partition[0]) for f in doomed}),
+        doomed,
+        sum(f.record_count for f in doomed),
+        sum(f.file_size_in_bytes for f in doomed),
+    )
+    if dry_run or not doomed:
+        return result
+    archive = settings.retention.archive
+    if archive:
+        namespace, table_name = name.split(".", 1)
+        for data_file in doomed:
+            folder, file_name = data_file.file_path.rsplit("/", 2)[-2:]
+            target = storage.join(archive, namespace, table_name, folder, file_name)
+            copy(data_file.file_path, target, settings)
+            result.archived += 1
+    commit_swap(table, doomed, [], RETENTION)
+    return result
+
+
+def expire_landing(
+    landing: LandingZone,
+    done: set[str],
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> Expired:
+    """Delete (archive first, if configured) processed segments past ``retention.landing_days``."""
+    days = settings.retention.landing_days
+    if days is None:
+        return Expired([], [], 0, 0)
+    oldest = cutoff(days, now)
+    doomed = [
+        s
+        for s in landing.segments()
+        if s.name in done and (day := landing_day(s)) is not None and day < oldest
+    ]
+    result = Expired(
+        sorted({d for s in doomed if (d := landing_day(s)) is not None}),
+        doomed,
+        0,
+        sum(s.size for s in doomed),
+    )
+    if dry_run:
+        return result
+    archive = settings.retention.archive
+    for segment in doomed:
+        if archive:
+            write(storage.join(archive, "landing", segment.name), landing.read(segment), settings)
+            result.archived += 1
+        landing.remove(segment)
+    return result
+
+
+def copy(source: str, target: str, settings: Settings) -> None:
+    """Copy one file between any two locations (folder or object store)."""
+    filesystem, path = storage.resolve(source, settings.scale)
+    with filesystem.open_input_stream(path) as stream:
+        write(target, bytes(stream.readall()), settings)
+
+
+def write(target: str, data: bytes, settings: Settings) -> None:
+    filesystem, path = storage.resolve(target, settings.scale)
+    if not storage.is_remote(target):
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with filesystem.open_output_stream(path) as out:
+        out.write(data)

@@ -1,0 +1,246 @@
+"""Lake upkeep: merged manifests, compaction, snapshot expiry, orphans, retention.
+
+Whatever maintenance does, every table reads the same rows as a copy of it that was
+never maintained; and no file a snapshot still references is ever deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from advertisex.config import load_settings
+from advertisex.lake.expiry import _key
+from advertisex.lake.history import live_files, referenced
+from advertisex.lake.tables import Lake
+from advertisex.lake.upkeep import maintain
+from advertisex.model.schemas import CLICKS, QUARANTINE
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 12, 12, tzinfo=UTC)
+EAGER = {"min_input_files": 2, "snapshot_max_age_hours": 0, "min_snapshots": 1}
+
+
+def _lake(data: Path, **sections: Any) -> Lake:
+    return Lake(load_settings(data_dir=data, correlation={"update_marts": False}, **sections))
+
+
+def _batch(first: int, hours: list[int]) -> dict[str, pa.Table]:
+    """Clicks (and a quarantined record for each) at ``hours`` after T0."""
+    clicks = [
+        {
+            "event_id": f"e{first + i}",
+            "event_time": T0 + timedelta(hours=h),
+            "user_id": f"u{(first + i) % 5}",
+            "campaign_id": f"c{h % 3}",
+            "payload_hash": f"h{first + i}",
+            "ingest_time": T0 + timedelta(hours=h),
+            "source_file": "f",
+            "source_position": i,
+            "batch_id": f"b{first}",
+        }
+        for i, h in enumerate(hours)
+    ]
+    rejects = [
+        {
+            "source": "clicks",
+            "reasons": ["bad"],
+            "raw": f"raw {c['event_id']}",
+            "ingest_time": c["ingest_time"],
+            "source_file": "f",
+            "source_position": 0,
+            "batch_id": c["batch_id"],
+        }
+        for c in clicks
+    ]
+    return {
+        "curated.clicks": pa.Table.from_pylist(clicks, schema=CLICKS),
+        "curated.quarantine": pa.Table.from_pylist(rejects, schema=QUARANTINE),
+    }
+
+
+def _rows(lake: Lake, name: str) -> list[str]:
+    lake.refresh()
+    return sorted(map(repr, lake.read(name).to_pylist()))
+
+
+def _dangling(lake: Lake) -> list[str]:
+    """Files some snapshot references that are not on disk (must always be none)."""
+    lake.refresh()
+    missing = []
+    for name in ("curated.clicks", "curated.quarantine"):
+        for url in referenced(lake.table(name)).all():
+            if not Path(_key(url)).exists():
+                missing.append(url)
+    return missing
+
+
+def test_merged_manifests_stay_few_however_many_commits(tmp_path: Path) -> None:
+    counts = {}
+    for merge in (True, False):
+        upkeep = {"manifest_merge": merge, "manifest_min_count_to_merge": 3}
+        lake = _lake(tmp_path / str(merge), maintenance=upkeep)
+        for b in range(8):
+            lake.commit_batch({"curated.clicks": _batch(b * 10, [b])["curated.clicks"]}, [], {})
+        table = lake.table("curated.clicks")
+        counts[merge] = len(table.current_snapshot().manifests(table.io))
+        assert lake.read("curated.clicks").num_rows == 8
+    assert counts[False] == 8
+    assert counts[True] <= 3
+
+
+step = st.one_of(
+    st.tuples(st.just("batch"), st.lists(st.integers(0, 24 * 4), min_size=1, max_size=8)),
+    st.tuples(st.just("maintain"), st.booleans()),
+)
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(step, min_size=2, max_size=7))
+def test_compaction_and_expiry_never_change_the_rows(tmp_path: Path, steps: list) -> None:
+    run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+    kept, plain = _lake(run / "kept", maintenance=EAGER), _lake(run / "plain")
+    made = 0
+    for kind, arg in steps:
+        if kind == "batch":
+            kept.commit_batch(_batch(made, arg), [], {})
+            plain.commit_batch(_batch(made, arg), [], {})
+            made += len(arg)
+        else:  # arg: run maintenance "days later" (every snapshot old) or now
+            later = datetime.now(UTC) + timedelta(days=2) if arg else None
+            report = maintain(kept, now=later)
+            assert [t.error for t in report.tables if t.error] == []
+            assert _dangling(kept) == []
+    for name in ("curated.clicks", "curated.quarantine"):
+        assert _rows(kept, name) == _rows(plain, name)
+
+
+def test_a_compacted_partition_is_one_sorted_file_and_old_files_go_with_their_snapshots(
+    tmp_path: Path,
+) -> None:
+    lake = _lake(tmp_path / "data", maintenance=EAGER)
+    for b in range(6):
+        lake.commit_batch(_batch(b * 10, [1, 30, 2, 5]), [], {})
+    clicks = lake.table("curated.clicks")
+    small = {f.file_path for f in live_files(clicks)}
+    assert len(small) == 12  # 6 batches × 2 event days
+
+    report = maintain(lake, tables=["curated.clicks"], now=datetime.now(UTC) + timedelta(days=2))
+    (done,) = report.tables
+    assert (done.files_compacted, done.files_written) == (12, 2)
+    assert (done.data_files_before, done.data_files_after) == (12, 2)
+    assert done.snapshots_expired == 6 and done.files_deleted >= 12
+    lake.refresh()
+    clicks = lake.table("curated.clicks")
+    assert len(clicks.metadata.snapshots) == 1
+    assert not any(Path(_key(p)).exists() for p in small)  # replaced, then expired
+    for data_file in live_files(clicks):
+        rows = pq.read_table(_key(data_file.file_path)).select(["campaign_id", "event_time"])
+        ordered = rows.sort_by([("campaign_id", "ascending"), ("event_time", "ascending")])
+        assert rows.equals(ordered)  # the table's sort order
+    assert lake.read("curated.clicks").num_rows == 24
+
+
+def test_time_travel_is_kept_for_the_configured_age_and_count(tmp_path: Path) -> None:
+    lake = _lake(tmp_path / "data", maintenance={"min_snapshots": 3, "min_input_files": 99})
+    for b in range(5):
+        lake.commit_batch(_batch(b * 10, [b]), [], {})
+    assert maintain(lake, tables=["curated.clicks"]).tables[0].snapshots_expired == 0  # < 24 h
+    later = maintain(lake, tables=["curated.clicks"], now=datetime.now(UTC) + timedelta(days=2))
+    assert later.tables[0].snapshots_expired == 2
+    lake.refresh()
+    assert len(lake.table("curated.clicks").metadata.snapshots) == 3
+    assert _dangling(lake) == []
+
+
+def test_orphans_are_deleted_only_past_the_safety_margin(tmp_path: Path) -> None:
+    lake = _lake(tmp_path / "data")
+    lake.commit_batch(_batch(0, [1, 2]), [], {})
+    folder = Path(_key(lake.table("curated.clicks").location())) / "data" / "event_time_day=x"
+    folder.mkdir(parents=True)
+    old, fresh = folder / "crashed-batch.parquet", folder / "in-flight.parquet"
+    for path in (old, fresh):
+        pq.write_table(pa.table({"a": [1]}), path)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+
+    dry = maintain(lake, tables=["curated.clicks"], dry_run=True)
+    assert dry.tables[0].orphans_deleted == 1 and old.exists()
+    report = maintain(lake, tables=["curated.clicks"])
+    assert report.tables[0].orphans_deleted == 1
+    assert not old.exists() and fresh.exists()
+    assert _dangling(lake) == [] and lake.read("curated.clicks").num_rows == 2
+
+
+def test_retention_deletes_exactly_the_expired_partitions(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    retention = {"days": {"curated.clicks": 8}, "archive": str(archive)}
+    lake = _lake(tmp_path / "data", retention=retention)
+    hours = [24 * day + 3 for day in range(12)]  # one click a day, 2026-11-01 … 11-12
+    lake.commit_batch(_batch(0, hours), [], {})
+    report = maintain(lake, tables=["curated.clicks", "curated.quarantine"], now=NOW)
+    clicks, quarantine = report.tables
+    assert (clicks.partitions_expired, clicks.rows_expired, clicks.archived) == (4, 4, 4)
+    assert quarantine.partitions_expired == 0  # no retention configured for it
+
+    days = {r["event_time"].date() for r in lake.read("curated.clicks").to_pylist()}
+    assert sorted(days) == [(NOW - timedelta(days=k)).date() for k in range(7, -1, -1)]
+    assert lake.read("curated.quarantine").num_rows == 12
+    archived = pa.concat_tables(
+        [pq.read_table(p) for p in sorted(archive.rglob("*.parquet"))]
+    ).to_pylist()
+    assert sorted(r["event_id"] for r in archived) == ["e0", "e1", "e2", "e3"]
+    assert sorted(p.parent.name for p in archive.rglob("*.parquet"))[0] == (
+        "event_time_day=2026-11-01"
+    )
+    # The accounting stays: retention never touches ops.batches.
+    assert maintain(lake, now=NOW).total("rows_expired") == 0
+
+
+def test_landing_retention_keeps_pending_segments(tmp_path: Path) -> None:
+    from advertisex.lake.catalog import SegmentDone
+    from advertisex.landing.zone import LandingZone
+
+    archive = tmp_path / "archive"
+    lake = _lake(tmp_path / "data", retention={"landing_days": 10, "archive": str(archive)})
+    landing = LandingZone(tmp_path / "data" / "landing")
+    old_done = landing.write_segment("clicks", b"a\n", at=NOW - timedelta(days=20))
+    old_pending = landing.write_segment("clicks", b"b\n", at=NOW - timedelta(days=20))
+    new_done = landing.write_segment("clicks", b"c\n", at=NOW - timedelta(days=2))
+    marks = [SegmentDone(s.name, "clicks", "b", 1, 2, "t") for s in (old_done, new_done)]
+    lake.commit_batch({}, marks, {})
+
+    report = maintain(lake, landing, now=NOW)
+    (row,) = [t for t in report.tables if t.table == "landing"]
+    assert (row.files_deleted, row.archived) == (1, 1)
+    assert {s.name for s in landing.segments()} == {old_pending.name, new_done.name}
+    assert (archive / "landing" / old_done.name).read_bytes() == b"a\n"
+
+
+def test_every_run_is_recorded(tmp_path: Path) -> None:
+    from advertisex.lake.upkeep import last_finished, last_runs
+
+    lake = _lake(tmp_path / "data")
+    lake.commit_batch(_batch(0, [1]), [], {})
+    assert last_finished(lake) is None
+    maintain(lake, dry_run=True)
+    assert last_finished(lake) is None  # a dry run changes nothing, not even the record
+    report = maintain(lake, trigger="schedule")
+    rows = last_runs(lake).to_pylist()
+    assert {r["table"] for r in rows} == {"curated.clicks", "curated.quarantine", "ops.maintenance"}
+    assert {r["run_id"] for r in rows} == {report.run_id}
+    assert {r["trigger"] for r in rows} == {"schedule"}
+    assert last_finished(lake) == report.finished_at
