@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from advertisex.lake import storage
 from advertisex.lake.history import Referenced, referenced
+from advertisex.util import storage
 
 if TYPE_CHECKING:
     from advertisex.config import ScaleSettings, Settings

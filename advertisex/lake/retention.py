@@ -22,11 +22,11 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from advertisex.config import retention_days
-from advertisex.lake import storage
 from advertisex.lake.history import RETENTION, live_files
 from advertisex.lake.rewrite import commit_swap
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
+from advertisex.util import storage
 
 if TYPE_CHECKING:
     from advertisex.config import Settings

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.lake import storage
 from advertisex.lake.history import COMPACTION, ERASURE, UPKEEP
+from advertisex.util import storage
 
 if TYPE_CHECKING:
     from advertisex.config import ScaleSettings
