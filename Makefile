@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench docs clean promtool services apt install-check
+.PHONY: install demo test lint typecheck unit bench bench-wire docs clean promtool services apt install-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ docs: install
 
 bench: install
 	$(BIN)/python bench/process.py
+
+# Pixel and click redirect under wrk (Debian's wrk package) beside a bare ASGI responder.
+bench-wire: install
+	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PACKAGES=wrk
+	$(BIN)/python bench/wire.py
 
 clean:
 	rm -rf $(VENV) advertisex-data .pytest_cache .mypy_cache .ruff_cache

@@ -94,6 +94,16 @@ class AdvertiseX:
 
         return replay(self.runner, start, end)
 
+    def click_url(self, to: str, campaign_id: str, **params: str) -> str:
+        """A signed tracking link: clicks land through the collector, then go on to ``to``.
+
+        >>> ax.click_url("https://shop.example/sale", "cmp-1", ad_creative_id="cr-9")  # doctest: +SKIP
+        'http://127.0.0.1:8080/v1/c?campaign_id=cmp-1&ad_creative_id=cr-9&to=https%3A…&sig=…'
+        """
+        from advertisex.collector.tracking.links import click_url
+
+        return click_url(self.settings, to, campaign_id, params)
+
     def query(self, sql: str) -> pa.Table:
         """Read-only SQL over the tables (DuckDB dialect)."""
         from advertisex.lake.query import QueryEngine

@@ -108,7 +108,65 @@ class ApiKey(_Section):
         description="Hex SHA-256 of the key; `advertisex keygen` prints a new key and its hash.",
     )
     sources: tuple[str, ...] = Field(
-        ("impressions", "clicks", "bids"), description="Sources this key may send."
+        ("impressions", "clicks", "bids"),
+        description="Sources this key may send; 'postback' lets it send conversion postbacks.",
+    )
+
+
+class TrackingSettings(_Section):
+    """The collector's tracking endpoints: impression pixel, click redirect, conversion postback."""
+
+    max_query_bytes: int = Field(
+        4096,
+        ge=64,
+        description="Longest query string (414; a pixel still answers its GIF and quarantines "
+        "a record).",
+    )
+    max_parameters: int = Field(
+        64, ge=1, description="Most query (or form) parameters in one request."
+    )
+    ip_privacy: Literal["truncate", "hash", "keep"] = Field(
+        "truncate",
+        description="What is stored of the client IP: truncate (IPv4 /24, IPv6 /48), hash "
+        "(HMAC-SHA256 with ip_hash_key) or keep (the full address).",
+    )
+    ip_hash_key: SecretStr | None = Field(
+        None, description="Key of the IP hash (ip_privacy = hash); keep it stable to keep hashes."
+    )
+    cookie_name: str = Field(
+        "adx_uid",
+        description="First-party cookie naming the user when a pixel or link carries no user_id.",
+    )
+    set_cookie: bool = Field(
+        True, description="Give a browser without that cookie a new random user id cookie."
+    )
+    cookie_max_age_days: int = Field(395, ge=0, description="Lifetime of that cookie.")
+    click_secret: SecretStr | None = Field(
+        None,
+        description="Global HMAC-SHA256 key that signs click links (/v1/c); without it and "
+        "without campaign_secrets no link verifies.",
+    )
+    campaign_secrets: dict[str, SecretStr] = Field(
+        {}, description="campaign_id → its own link-signing key (wins over click_secret)."
+    )
+    redirect_allow: tuple[str, ...] = Field(
+        (),
+        description="Hosts a click may redirect to: 'shop.example' (that host) or "
+        "'*.example.com' (its subdomains and itself); empty: any host of a validly signed link.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL at which browsers reach the collector (e.g. "
+        "https://track.example.com), used by sign-url; default http://<host>:<port>.",
+    )
+    click_id_param: str = Field(
+        "adx_click_id",
+        description="Query parameter that hands the click id to the landing page.",
+    )
+    postback_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key postback senders may sign with instead of sending an API "
+        "key (a key needs 'postback' among its sources).",
     )
 
 
@@ -163,6 +221,12 @@ class CollectorSettings(_Section):
         ge=0,
         description="Most Idempotency-Keys remembered (least recently used go first).",
     )
+    max_delivery_bytes: int = Field(
+        64 << 20,
+        ge=1,
+        description="Largest Firehose HTTP endpoint delivery (/v1/firehose), before and after "
+        "gzip; Firehose's own buffer maximum is 64 MiB.",
+    )
     firehose_streams: dict[str, str] = Field(
         {
             "AdvertiseX-dev-impressions": "impressions",
@@ -174,6 +238,7 @@ class CollectorSettings(_Section):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+    tracking: TrackingSettings = TrackingSettings()
 
 
 class CorrelationSettings(_Section):

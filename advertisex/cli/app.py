@@ -50,6 +50,7 @@ VERB_MODULES = [
     "advertisex.cli.quarantine",
     "advertisex.cli.dims",
     "advertisex.cli.serve",
+    "advertisex.cli.tracking",
     "advertisex.cli.query",
     "advertisex.cli.report",
     "advertisex.cli.monitor",

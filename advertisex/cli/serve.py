@@ -137,19 +137,20 @@ def keygen(
         ..., "--name", help="Who will hold the key (e.g. the ad server's name)."
     ),
     sources: str = typer.Option(
-        "impressions,clicks,bids", "--sources", help="Comma-separated sources it may send."
+        "impressions,clicks,bids",
+        "--sources",
+        help="Comma-separated sources it may send; add 'postback' for conversion postbacks.",
     ),
 ) -> None:
     """Print a new collector API key and the advertisex.toml entry that stores its hash."""
-    from advertisex.collector.access import new_key
+    from advertisex.collector.access import SCOPES, new_key
     from advertisex.errors import UserInputError
-    from advertisex.landing.detect import SOURCES
 
     allowed = [s.strip() for s in sources.split(",") if s.strip()]
-    unknown = [s for s in allowed if s not in SOURCES]
+    unknown = [s for s in allowed if s not in SCOPES]
     if unknown or not allowed:
         raise UserInputError(
-            f"unknown sources: {', '.join(unknown) or '(none)'}", hint=f"use {', '.join(SOURCES)}"
+            f"unknown sources: {', '.join(unknown) or '(none)'}", hint=f"use {', '.join(SCOPES)}"
         )
     key, digest = new_key()
     sys.stdout.write(f"{key}\n")

@@ -32,7 +32,10 @@ class Principal:
     sources: frozenset[str]
 
 
-ANONYMOUS = Principal("anonymous", frozenset({"impressions", "clicks", "bids"}))
+# Beside the sources: the permission to send conversion postbacks (/v1/postback).
+POSTBACK = "postback"
+SCOPES = ("impressions", "clicks", "bids", POSTBACK)
+ANONYMOUS = Principal("anonymous", frozenset(SCOPES))
 
 
 class KeyRing:

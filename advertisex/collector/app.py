@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from advertisex.collector import firehose, openapi
+from advertisex.collector import firehose, firehose_http, openapi
 from advertisex.collector.framing import (
     Framed,
     FramingError,
@@ -34,6 +34,8 @@ from advertisex.collector.framing import (
 from advertisex.collector.idempotency import KeyReused, Stored
 from advertisex.collector.responses import JSON, ApiError, json_response, media_type, read_body
 from advertisex.collector.service import Collector
+from advertisex.collector.tracking import routes as tracking_routes
+from advertisex.collector.tracking.service import Tracking
 from advertisex.config import Settings
 
 log = logging.getLogger("advertisex.collector")
@@ -212,6 +214,8 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         Route("/v1/clicks", intake("clicks"), methods=["POST"]),
         Route("/v1/bids", intake("bids"), methods=["POST"]),
         Route("/", firehose.endpoint, methods=["POST"]),
+        *tracking_routes(),
+        Route("/v1/firehose", firehose_http.endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -224,4 +228,5 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.collector = collector
+    app.state.tracking = Tracking(collector)
     return app

@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from advertisex import __version__
+from advertisex.collector.tracking import spec as tracking
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ACCEPTED = {"$ref": "#/components/schemas/Accepted"}
@@ -133,6 +134,7 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        **tracking.PATHS,
         "/healthz": {
             "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
         },
@@ -160,6 +162,7 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "properties": {"accepted": {"type": "integer"}, "source": {"type": "string"}},
             },
+            **tracking.SCHEMAS,
         }
     },
 }

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from advertisex.errors import FramingError
 from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, strip_bom
+from advertisex.model.contracts import INTAKE_ERROR
 from advertisex.util import engine, jsonutil
 
 _SPACE = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
@@ -41,7 +42,27 @@ def frame_json(data: bytes) -> pa.Table:
     head = data[:64].lstrip()
     if head.startswith(b"["):
         return _frame_array(data)
-    return _split_concatenated(data, _frame_lines(data))
+    return _intake_errors(_split_concatenated(data, _frame_lines(data)))
+
+
+_INTAKE_MARK = '{"' + INTAKE_ERROR + '":'
+
+
+def _intake_errors(table: pa.Table) -> pa.Table:
+    """Records the collector could not read carry their reason as first key: make it the
+    record's framing error (one vectorized prefix test; only marked lines are parsed)."""
+    marked = pc.starts_with(table.column(RAW), _INTAKE_MARK)
+    if not pc.any(marked).as_py():
+        return table
+    errors = table.column(FRAME_ERROR).to_pylist()
+    raws = table.column(RAW)
+    for i in np.flatnonzero(marked.to_numpy(zero_copy_only=False)):
+        try:
+            errors[i] = str(jsonutil.loads(raws[int(i)].as_py())[INTAKE_ERROR])
+        except (jsonutil.JSONDecodeError, TypeError, KeyError):
+            continue  # not the collector's marker after all: the line is judged as it is
+    index = table.schema.get_field_index(FRAME_ERROR)
+    return table.set_column(index, FRAME_ERROR, pa.array(errors, pa.string()))
 
 
 def split_objects(data: bytes) -> list[bytes]:

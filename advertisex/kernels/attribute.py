@@ -2,10 +2,13 @@
 
 Partitionable by ``user_id``. For a conversion of user U in campaign C at time t:
 
-* the *touches* are U's clicks in C within the click-through window before t
-  (``attribution = 'click'``); when there is none, U's impressions of C within the
-  view-through window (``'view'``, view-through); when there is none either, the
-  conversion is unattributed (``'none'``);
+* when it names its click (``click_ref``, the click id a postback carried) and U has
+  that click within the click-through window before t, that click is its only touch
+  (``attribution = 'click_id'``) — an exact match wins over every window rule;
+* otherwise the *touches* are U's clicks in C within the click-through window before t
+  (``'click'``); when there is none, U's impressions of C within the view-through
+  window (``'view'``, view-through); when there is none either, the conversion is
+  unattributed (``'none'``);
 * the touch path lists every touch in time order (ties by id), each with its credit
   under every model: *last-touch* (all credit to the last touch, the default),
   *first-touch* (to the first), *linear* (1/n to each of n touches).
@@ -31,6 +34,7 @@ CONVERSION_COLUMNS = (
     "conversion_type",
     "conversion_value",
     "currency",
+    "click_ref",
 )
 
 
@@ -44,8 +48,13 @@ def attribute_conversions(
     """One row per conversion with its attribution, touch path and per-model credit.
 
     ``impressions`` needs impression_id, event_time, user_id, campaign_id; ``clicks``
-    event_id, event_time, user_id, campaign_id; ``conversions`` CONVERSION_COLUMNS.
+    event_id, event_time, user_id, campaign_id; ``conversions`` CONVERSION_COLUMNS
+    (``click_ref`` may be absent: no conversion then names its click).
     """
+    if "click_ref" not in conversions.column_names:
+        conversions = conversions.append_column(
+            "click_ref", pa.nulls(conversions.num_rows, pa.string())
+        )
     per_campaign = campaign_table(campaigns)
     has = per_campaign.num_rows > 0
     ct, vt = window_expr("w", "ct_us", has), window_expr("w", "vt_us", has)
@@ -55,15 +64,21 @@ def attribute_conversions(
     WITH v AS (
       SELECT x.*, {ct} AS ct_us, {vt} AS vt_us
       FROM conversions x LEFT JOIN windows w ON w.campaign_id = x.campaign_id
-    ), by_click AS (
+    ), by_ref AS (
       SELECT v.event_id, k.event_id AS touch_id, k.event_time AS touch_time
-      FROM v JOIN clicks k ON k.user_id = v.user_id AND k.campaign_id = v.campaign_id
+      FROM v JOIN clicks k ON k.event_id = v.click_ref AND k.user_id = v.user_id
       WHERE k.event_time <= v.event_time
         AND epoch_us(k.event_time) >= epoch_us(v.event_time) - v.ct_us
+    ), by_click AS (
+      SELECT w.event_id, k.event_id AS touch_id, k.event_time AS touch_time
+      FROM (SELECT * FROM v ANTI JOIN by_ref r ON r.event_id = v.event_id) w
+        JOIN clicks k ON k.user_id = w.user_id AND k.campaign_id = w.campaign_id
+      WHERE k.event_time <= w.event_time
+        AND epoch_us(k.event_time) >= epoch_us(w.event_time) - w.ct_us
     ), unclicked AS (
       SELECT v.*, epoch_us(v.event_time) // v.vt_us - b.k AS bucket
-      FROM v ANTI JOIN (SELECT DISTINCT event_id FROM by_click) c ON c.event_id = v.event_id,
-           (VALUES (0), (1)) b(k)
+      FROM v ANTI JOIN (SELECT event_id FROM by_click UNION SELECT event_id FROM by_ref) c
+        ON c.event_id = v.event_id, (VALUES (0), (1)) b(k)
     ), imp AS (
       SELECT i.impression_id, i.event_time, i.user_id, i.campaign_id,
              epoch_us(i.event_time) // {imp_vt} AS bucket
@@ -78,7 +93,8 @@ def attribute_conversions(
       SELECT event_id, any_value(kind) AS attribution,
         list({{'touch_id': touch_id, 'touch_time': touch_time}} ORDER BY touch_time, touch_id)
           AS path
-      FROM (SELECT *, 'click' AS kind FROM by_click UNION ALL SELECT *, 'view' FROM by_view)
+      FROM (SELECT *, 'click_id' AS kind FROM by_ref UNION ALL SELECT *, 'click' FROM by_click
+            UNION ALL SELECT *, 'view' FROM by_view)
       GROUP BY event_id
     )
     SELECT v.event_id, v.event_time, v.user_id, v.campaign_id, v.ad_creative_id,

@@ -11,6 +11,12 @@ Pure: Arrow rows in, one list of rule names per row out (empty = valid traffic).
 - Test traffic: a record flagged ``is_test`` / ``test`` true (kept in ``extras``).
 - Clicks and conversions of a user whose impressions were invalid traffic are invalid
   too (MRC: activity stemming from IVT is IVT); the runner passes those user ids.
+- Records from the collector's tracking endpoints carry the request's user agent and
+  IP; clicks and conversions have no such columns, so they are read from ``extras``.
+  Their IP is stored truncated (as a network, ``a.b.c.0/24``) or hashed, which no range
+  check can judge, so the collector checks the ranges on the whole address and marks a
+  hit as ``ivt_ip_range`` (in ``extras``): the same rule, applied before the address
+  was made private.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pyarrow.compute as pc
 from advertisex.util import engine
 
 CRAWLER = "known_crawler_ua"
+IVT_IP_RANGE = "ivt_ip_range"
 TEST_TRAFFIC = "test_traffic"
 IVT_USER = "ivt_user"
 
@@ -59,6 +66,7 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
     Verdicts are built column by column with vectorized lookups (no joins, which would
     not keep row order) and assembled into lists in one projection.
     """
+    rows = _request_fields(rows)
     n = rows.num_rows
     names = set(rows.column_names)
     verdicts: dict[str, pa.Array] = {}
@@ -73,6 +81,12 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
         verdicts["crawler"] = pc.if_else(hit, CRAWLER, None)
     if rules.ip_ranges and "ip" in names:
         verdicts["ip_range"] = _ip_verdicts(rows.column("ip"), rules.ip_ranges)
+    if rules.ip_ranges and IVT_IP_RANGE in names:
+        mark = rows.column(IVT_IP_RANGE).combine_chunks()
+        listed = pc.is_in(mark, value_set=pa.array(rules.ip_ranges, pa.string()))
+        marked = pc.if_else(listed, pc.binary_join_element_wise("ip_range:", mark, ""), None)
+        found = verdicts.get("ip_range")
+        verdicts["ip_range"] = marked if found is None else pc.coalesce(_array(found), marked)
     if rules.test_flags and "extras" in names:
         flags = " OR ".join(
             f"lower(CAST(json_extract(extras, '$.{flag}') AS VARCHAR)) IN ('true', '1', '\"true\"')"
@@ -96,6 +110,25 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
     return engine.run(
         f"SELECT list_filter([{columns}], lambda r: r IS NOT NULL) AS ivt FROM v", v=table
     ).column("ivt")
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _request_fields(rows: pa.Table) -> pa.Table:
+    """``user_agent`` and ``ip`` from ``extras`` where the table has no such columns (clicks,
+    conversions), and the collector's ``ivt_ip_range`` mark; only columns found are added."""
+    if "extras" not in rows.column_names or rows.num_rows == 0:
+        return rows
+    wanted = [f for f in ("user_agent", "ip") if f not in rows.column_names] + [IVT_IP_RANGE]
+    picks = ", ".join(f"json_extract_string(extras, '$.{f}') AS {f}" for f in wanted)
+    found = engine.run(f"SELECT {picks} FROM rows", rows=rows.select(["extras"]))
+    for name in wanted:
+        column = found.column(name)
+        if column.null_count < len(column):
+            rows = rows.append_column(name, column)
+    return rows
 
 
 def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:

@@ -60,7 +60,7 @@ WITH imp AS (
     sum(CASE WHEN i = 1 THEN value ELSE 0 END) AS value_first,
     sum(value // n + CASE WHEN i <= value % n THEN 1 ELSE 0 END) AS value_linear
   FROM touch t
-  LEFT JOIN clicks k ON t.attribution = 'click' AND k.event_id = t.touch_id
+  LEFT JOIN clicks k ON t.attribution IN ('click_id', 'click') AND k.event_id = t.touch_id
   LEFT JOIN touch_impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
 ), bid AS (

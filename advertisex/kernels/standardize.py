@@ -166,9 +166,15 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
 
 _CLICK_PAYLOAD = [
     "event_time_text",
-    *(f for f in CLICK_FIELDS if f not in ("event_id", "timestamp")),
+    *(f for f in CLICK_FIELDS if f not in ("event_id", "timestamp", "click_ref")),
     "extras",
 ]
+
+
+def _click_payload(columns: list[str]) -> str:
+    """The payload text of a click row; ``click_ref`` (added later to the contract) joins it
+    only when present, so rows without one keep the ids and hashes they always had."""
+    return f"concat_ws('\x1f', {_payload(columns)}, click_ref)"
 
 
 def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
@@ -203,7 +209,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
         {_text("ad_creative_id")} AS ad_creative_id, lower({_text("conversion_type")}) AS conversion_type,
         {_text("conversion_value")} AS value_text,
         try_cast({_text("conversion_value")} AS DOUBLE) AS conversion_value,
-        upper({_text("currency")}) AS currency
+        upper({_text("currency")}) AS currency, {_text("click_ref")} AS click_ref
       FROM frame
     ), t AS (
       SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
@@ -211,10 +217,10 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
       SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
     )
     SELECT
-      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_CLICK_PAYLOAD)}) END) AS event_id,
+      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_click_payload(_CLICK_PAYLOAD)}) END) AS event_id,
       event_type, event_time, user_id, campaign_id, ad_creative_id, impression_id,
-      conversion_type, conversion_value, currency, extras,
-      left(md5({_payload(["given_id", *_CLICK_PAYLOAD])}), 16) AS payload_hash,
+      conversion_type, conversion_value, currency, click_ref, extras,
+      left(md5({_click_payload(["given_id", *_CLICK_PAYLOAD])}), 16) AS payload_hash,
       segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """

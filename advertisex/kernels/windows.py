@@ -88,8 +88,13 @@ def widest(windows: Windows, campaigns: pa.Table) -> Windows:
     return replace(windows, **wider)
 
 
+# Bumped when a matching rule itself changes (2: a conversion's click_ref matches first),
+# so marts built under the old rules are rebuilt once.
+RULES_VERSION = 2
+
+
 def fingerprint(windows: Windows, campaigns: pa.Table) -> str:
     """Changes whenever any rule input changes; marts built under another one are rebuilt."""
     rows = sorted(campaigns.to_pylist(), key=lambda r: str(r["campaign_id"]))
-    text = repr((windows, rows))
+    text = repr((RULES_VERSION, windows, rows))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -33,6 +33,7 @@ CLICK_FIELDS = (
     "conversion_type",
     "conversion_value",
     "currency",
+    "click_ref",  # a conversion's click: the click id its postback carried (exact attribution)
 )
 CLICK_REQUIRED = ("timestamp", "user_id", "campaign_id", "event_type")
 CLICK_ALIASES = {
@@ -58,3 +59,8 @@ BID_FIELDS = (
     "ad_creative_id",
 )
 BID_REQUIRED = ("auction_id", "timestamp", "user_id")
+
+# First key of a record the collector could not read (a tracking request with a broken
+# query string): the JSON framer makes its value the record's framing error, so the
+# processor quarantines the record with that reason code and its raw text.
+INTAKE_ERROR = "_intake_error"

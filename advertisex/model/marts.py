@@ -51,7 +51,7 @@ ATTRIBUTED_CONVERSIONS = pa.schema(
         pa.field("conversion_type", pa.string()),
         pa.field("conversion_value", pa.float64()),
         pa.field("currency", pa.string()),
-        pa.field("attribution", pa.string(), nullable=False),  # click | view | none
+        pa.field("attribution", pa.string(), nullable=False),  # click_id | click | view | none
         pa.field("touches", pa.int32(), nullable=False),
         pa.field("first_touch_id", pa.string()),
         pa.field("first_touch_time", TS),

@@ -55,6 +55,31 @@ CATALOGUE: dict[str, Reason] = {
         ),
         Reason("encoding_invalid", _ALL, "The bytes are not valid UTF-8.", "Write UTF-8 text."),
         Reason(
+            "query_too_long",
+            ("impressions",),
+            "A pixel's query string was longer than collector.tracking.max_query_bytes "
+            "(the raw query is kept).",
+            "Shorten the pixel URL (fewer or shorter parameters), or raise the limit.",
+        ),
+        Reason(
+            "query_invalid_utf8",
+            ("impressions",),
+            "A pixel's query string (raw or percent-escaped) is not UTF-8.",
+            "Percent-encode the UTF-8 bytes of every value in the ad markup.",
+        ),
+        Reason(
+            "query_duplicate_parameter",
+            ("impressions",),
+            "A pixel named a parameter twice, so no value can be trusted.",
+            "Fix the ad markup (often a macro appended to a URL that already had it).",
+        ),
+        Reason(
+            "query_too_many_parameters",
+            ("impressions",),
+            "A pixel carried more parameters than collector.tracking.max_parameters.",
+            "Send only the parameters the impression needs.",
+        ),
+        Reason(
             "required_missing",
             _ALL,
             "A required field is absent or empty (the field is named).",

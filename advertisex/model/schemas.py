@@ -89,6 +89,8 @@ CONVERSIONS = pa.schema(
         pa.field("conversion_value", pa.float64()),
         pa.field("currency", pa.string()),
         ADVERTISER,
+        # The click id a conversion postback carried: attributed to exactly that click.
+        pa.field("click_ref", pa.string()),
         *EVENT_DAY_HOUR,
         EXTRAS,
         PAYLOAD_HASH,

@@ -34,6 +34,9 @@ class InProcess:
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         return self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
 
+    def request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, url, headers=headers))
+
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
         self.collector.stop()

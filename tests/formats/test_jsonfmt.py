@@ -48,3 +48,16 @@ def test_concatenated_objects_are_split_only_when_the_line_is_not_json():
 
 def test_empty_input_is_no_records():
     assert frame_json(b"").num_rows == 0
+
+
+def test_a_record_the_collector_could_not_read_carries_its_reason_as_framing_error():
+    from advertisex.model.contracts import INTAKE_ERROR
+
+    data = (
+        b'{"a": 1}\n'
+        + orjson.dumps({INTAKE_ERROR: "query_too_long: 9000 bytes", "query": "x=1"})
+        + b'\n{"note": "{\\"_intake_error\\": 1}"}\n'
+    )
+    table = frame_json(data)
+    assert table.column("frame_error").to_pylist() == [None, "query_too_long: 9000 bytes", None]
+    assert table.column("raw").to_pylist()[1].startswith('{"_intake_error"')

@@ -21,18 +21,22 @@ CNV = pa.schema(
         ("conversion_type", pa.string()),
         ("conversion_value", pa.float64()),
         ("currency", pa.string()),
+        ("click_ref", pa.string()),
     ]
 )
 W = Windows.from_seconds(click_through=3600, view_through=600)
 
 
-def conv(e: str, m: int, user: str = "u", campaign: str = "c") -> dict[str, Any]:
+def conv(
+    e: str, m: int, user: str = "u", campaign: str = "c", click_ref: str | None = None
+) -> dict[str, Any]:
     return {
         "event_id": e,
         "event_time": at(m),
         "user_id": user,
         "campaign_id": campaign,
         "conversion_value": 10.0,
+        "click_ref": click_ref,
     }
 
 
@@ -79,3 +83,34 @@ def test_per_campaign_click_through_window() -> None:
     overrides = pa.table({"campaign_id": ["c"], "click_through_window_seconds": [86400]})
     got = attribute([], [click("k", 0)], [conv("v", 600)], campaigns=overrides)
     assert got["v"]["last_touch_id"] == "k"
+
+
+def test_a_conversion_naming_its_click_goes_to_that_click_before_any_window_rule() -> None:
+    clicks = [click("k-named", 10), click("k-later", 50), click("k-other-user", 5, user="w")]
+    got = attribute([imp("i", 55)], clicks, [conv("v", 60, click_ref="k-named")])["v"]
+    # The window rule would give the last click (k-later) the credit; the id decides.
+    assert (got["attribution"], got["touches"], got["last_touch_id"]) == ("click_id", 1, "k-named")
+    assert got["touch_path"][0]["credit_last"] == got["touch_path"][0]["credit_first"] == 1.0
+
+
+def test_a_named_click_the_user_lacks_or_outside_the_window_falls_back_to_the_windows() -> None:
+    clicks = [click("k-old", 0), click("k-w", 30, user="w"), click("k", 40)]
+    convs = [
+        conv("too-old", 70, click_ref="k-old"),  # 70 min after k-old: past the 60 min window
+        conv("not-theirs", 45, click_ref="k-w"),  # another user's click
+        conv("unknown", 50, click_ref="no-such-click"),
+        conv("before", 35, click_ref="k"),  # the named click came after the conversion
+    ]
+    got = attribute([], clicks, convs)
+    assert {e: (r["attribution"], r["last_touch_id"]) for e, r in got.items()} == {
+        "too-old": ("click", "k"),
+        "not-theirs": ("click", "k"),
+        "unknown": ("click", "k"),
+        "before": ("click", "k-old"),
+    }
+
+
+def test_conversions_without_a_click_ref_column_are_attributed_as_before() -> None:
+    table = rows(CNV, [conv("v", 20)]).drop_columns(["click_ref"])
+    out = attribute_conversions(rows(IMP, []), rows(CLK, [click("k", 10)]), table, W)
+    assert out.to_pylist()[0]["attribution"] == "click"

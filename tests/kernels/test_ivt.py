@@ -1,3 +1,4 @@
+import orjson
 import pyarrow as pa
 
 from advertisex.kernels.ivt import IvtRules, classify
@@ -36,3 +37,36 @@ def test_human_browsers_are_not_flagged_in_any_order():
 
 def test_no_columns_no_verdicts():
     assert classify(pa.table({"other": [1, 2]}), IvtRules()).to_pylist() == [[], []]
+
+
+def test_clicks_are_judged_by_the_user_agent_and_ip_range_mark_in_their_extras():
+    """Tracking-endpoint clicks carry the request's agent in extras (clicks have no such
+    column) and, when the collector found the whole address in a listed range before
+    truncating it, an ``ivt_ip_range`` mark; a mark of a range no longer listed is ignored."""
+    rows = pa.table(
+        {
+            "extras": [
+                orjson.dumps(e).decode() if e else None
+                for e in [
+                    {"user_agent": GOOGLEBOT, "ip": "10.1.2.0/24"},
+                    {
+                        "user_agent": CHROME,
+                        "ip": "198.51.100.0/24",
+                        "ivt_ip_range": "198.51.100.0/24",
+                    },
+                    {"user_agent": CHROME, "ivt_ip_range": "192.0.2.0/24"},
+                    {"user_agent": CHROME, "ip": "198.51.100.0/24"},
+                    None,
+                ]
+            ],
+            "user_id": ["u1", "u2", "u3", "u4", "u5"],
+        }
+    )
+    rules = IvtRules(ip_ranges=("198.51.100.0/24",))
+    assert classify(rows, rules).to_pylist() == [
+        ["known_crawler_ua"],
+        ["ip_range:198.51.100.0/24"],
+        [],  # marked with a range that is not (or no longer) listed
+        [],  # a truncated address written as a network is never range-checked itself
+        [],
+    ]

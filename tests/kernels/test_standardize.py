@@ -108,6 +108,27 @@ def test_clicks_event_type_and_values():
     assert rows[0]["event_type"] == "click"
 
 
+def test_click_ref_is_kept_and_rows_without_it_keep_their_ids_and_hashes():
+    """``click_ref`` joined the contract later: a row without one must keep the fingerprint
+    id and payload hash it had before (so a re-sent old file dedupes as a retry), while a
+    conversion that names its click is a different payload."""
+    header = b"timestamp,user_id,campaign_id,event_type,conversion_value,note\n"
+    row = b"2026-01-01T00:00:00Z,u1,c1,conversion,3.5,x"
+    plain, named = standardize_clicks(
+        _frame(
+            frame_csv(header.replace(b",note", b",note,click_ref") + row + b",\n" + row + b",k-1\n")
+        ),
+        Rules(NOW),
+    ).to_pylist()
+    # Pinned from the code before click_ref existed.
+    assert (plain["event_id"], plain["payload_hash"]) == (
+        "fp-5d074b767d3e20ec21934fe307dc52a7",
+        "edbd32f96e3a8a1e",
+    )
+    assert (plain["click_ref"], named["click_ref"]) == (None, "k-1")
+    assert named["event_id"] != plain["event_id"]
+
+
 record = st.fixed_dictionaries(
     {
         "timestamp": st.one_of(

@@ -59,7 +59,7 @@ def datasets(draw: Any) -> list[tuple[str, dict[str, Any]]]:
             )
         )
     impressions = [row for _, row in events]
-    delay = st.sampled_from([0, 10, 20, 30, 40, 120, 600, 1440]).map(timedelta_minutes)
+    delay = st.sampled_from([0, 10, 20, 30, 40, 120, 600, 1440, 1450]).map(timedelta_minutes)
     for k in range(draw(st.integers(0, 12))):
         if impressions and draw(st.booleans()):  # a click on a shown ad, a little later
             seen = draw(st.sampled_from(impressions))
@@ -83,11 +83,18 @@ def datasets(draw: Any) -> list[tuple[str, dict[str, Any]]]:
             )
         )
     touched = [row for _, row in events]
+    # A postback's click id: the click it follows, any other click (perhaps of another
+    # user, or after the conversion) or one that never arrived.
+    click_ids = [row["event_id"] for name, row in events if name == "curated.clicks"]
+    named_click = st.none() | st.sampled_from([*click_ids, "clk-missing"])
     for k in range(draw(st.integers(0, 8))):
+        click_ref = draw(named_click)
         if touched and draw(st.booleans()):  # a conversion after a click or a view
             seen = draw(st.sampled_from(touched))
             user, campaign, at = seen["user_id"], seen["campaign_id"], seen["event_time"]
             at += draw(delay)
+            if seen.get("event_id", "").startswith("clk-") and draw(st.booleans()):
+                click_ref = seen["event_id"]  # the postback names the click it followed
         else:
             user, campaign = draw(st.sampled_from(USERS)), draw(st.sampled_from(sorted(CAMPAIGNS)))
             at = draw(TIME)
@@ -102,6 +109,7 @@ def datasets(draw: Any) -> list[tuple[str, dict[str, Any]]]:
                     "conversion_value": draw(
                         st.none() | st.integers(0, 10_000).map(lambda c: c / 100)
                     ),
+                    "click_ref": click_ref,
                 },
             )
         )
@@ -153,3 +161,30 @@ def test_incremental_equals_full_recompute(events: Any, order: Any, cuts: int) -
     everything.append(_curated(events))
     maintain.rebuild(everything, full, RULES)
     assert canonical(incremental) == canonical(full)
+
+
+def test_a_click_arriving_after_the_conversion_that_names_it() -> None:
+    """A postback can beat its click to the lake; the click's arrival re-attributes the
+    conversion exactly when it lies inside the click-through window (else the windows
+    rule, as in a full recompute)."""
+    click = {"event_id": "clk-0", "event_time": minutes(0), "user_id": "u0", "campaign_id": "c0"}
+    conversions = [
+        {"event_id": "in", "event_time": minutes(60), "click_ref": "clk-0"},
+        {"event_id": "past", "event_time": minutes(24 * 60 + 10), "click_ref": "clk-0"},
+    ]
+    events = [("curated.clicks", click)] + [
+        ("curated.conversions", {"user_id": "u0", "campaign_id": "c0", **c}) for c in conversions
+    ]
+    curated, incremental = MemoryCurated(), MemoryMarts()
+    for batch in (events[1:], events[:1]):
+        curated.append(_curated(batch))
+        maintain.update(curated, incremental, RULES)
+    everything, full = MemoryCurated(), MemoryMarts()
+    everything.append(_curated(events))
+    maintain.rebuild(everything, full, RULES)
+    assert canonical(incremental) == canonical(full)
+    kinds = {
+        r["event_id"]: r["attribution"]
+        for r in full.tables["marts.attributed_conversions"].to_pylist()
+    }
+    assert kinds == {"in": "click_id", "past": "none"}

@@ -1,0 +1,88 @@
+"""Strict parameters for the tracking endpoints: bounded, UTF-8, one value per name.
+
+A tracking URL is built by an ad server's macros and pasted into markup by hand, so it
+is checked before any value is used: a query string over the limit, bytes that are not
+UTF-8 (raw or percent-escaped), a parameter given twice (which value would be the real
+one?) or too many parameters are refused with a stable code. The standard library's
+``parse_qsl`` does the decoding (``+`` and percent-escapes); this module only adds the
+refusals it does not make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl
+
+from advertisex.collector.responses import ApiError
+
+
+class ParamError(ApiError):
+    """A refused parameter set: ``code`` is stable; a pixel quarantines it instead of answering."""
+
+
+def parse_query(raw: bytes, *, max_bytes: int, max_parameters: int) -> dict[str, str]:
+    """The parameters of a raw (still percent-encoded) query string.
+
+    >>> parse_query(b"campaign_id=c%201&to=https%3A%2F%2Fshop.example", max_bytes=99,
+    ...             max_parameters=9)
+    {'campaign_id': 'c 1', 'to': 'https://shop.example'}
+    """
+    if len(raw) > max_bytes:
+        raise ParamError(
+            414,
+            "query_too_long",
+            f"the query string has {len(raw)} bytes, more than the limit of {max_bytes}; "
+            "shorten the link (collector.tracking.max_query_bytes)",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ParamError(
+            400,
+            "query_invalid_utf8",
+            f"byte {error.start} of the query string is not UTF-8; percent-encode UTF-8 text",
+        ) from None
+    return parse_pairs(text, max_parameters=max_parameters, where="query string")
+
+
+def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]:
+    """``name=value&…`` (a query string or a form body) as a dict, refusing repeats."""
+    try:
+        pairs = parse_qsl(
+            text, keep_blank_values=True, errors="strict", max_num_fields=max_parameters
+        )
+    except UnicodeDecodeError as error:
+        raise ParamError(
+            400,
+            "query_invalid_utf8",
+            f"a percent-escape in the {where} decodes to bytes that are not UTF-8 ({error.reason})",
+        ) from None
+    except ValueError:
+        raise ParamError(
+            400,
+            "query_too_many_parameters",
+            f"the {where} has more than {max_parameters} parameters",
+        ) from None
+    return unique(pairs, where)
+
+
+def unique(pairs: Iterable[tuple[str, str]], where: str = "query string") -> dict[str, str]:
+    """Pairs as a dict; a name given twice is refused (never silently first- or last-wins)."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ParamError(
+                400,
+                "query_duplicate_parameter",
+                f"parameter {name!r} appears more than once in the {where}; send it once",
+            )
+        out[name] = value
+    return out
+
+
+def required(params: Mapping[str, str], name: str, why: str) -> str:
+    """The non-blank value of ``name``, or a ``parameter_missing`` refusal saying ``why``."""
+    value = params.get(name, "").strip()
+    if not value:
+        raise ParamError(400, "parameter_missing", f"parameter {name!r} is required: {why}")
+    return value

@@ -1,0 +1,106 @@
+"""``GET /v1/i``: the impression pixel — a 43-byte transparent GIF that lands an impression.
+
+``<img src="https://collector.example/v1/i?campaign_id=…&ad_creative_id=…&impression_id=…">``
+in ad markup (works in ``<noscript>``: no script is involved). Parameters are the
+impression contract's field names (``cpm`` for a price macro in CPM); the user is the
+``user_id`` parameter, else the first-party cookie, else a new id set as that cookie.
+
+The answer is always the GIF, never cacheable, so a page never shows a broken image:
+
+* a readable request lands one impression, durable before the answer;
+* a reload with the same ``impression_id`` and query within the collector's
+  idempotency memory is answered without landing again (and any later repeat is
+  dropped by the processor's dedupe) — one impression either way;
+* an unreadable request (query too long, not UTF-8, a parameter twice) lands an
+  ``_intake_error`` record, which the processor quarantines with that reason;
+* ``HEAD`` and browser prefetches land nothing (a speculative load is not an ad
+  view: the MRC counts prefetch as general invalid traffic); ``/metrics`` counts them;
+* if the collector cannot store (disk nearly full, shutting down) the GIF is still
+  sent; the loss is counted in ``/metrics`` under the refusal's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from advertisex.collector.idempotency import KeyReused, Stored
+from advertisex.collector.responses import ApiError
+from advertisex.collector.tracking import records
+from advertisex.collector.tracking.params import ParamError, parse_query
+from advertisex.collector.tracking.service import Tracking
+from advertisex.collector.tracking.visitor import is_prefetch, user_of
+
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+ENDPOINT = "pixel"
+SOURCE = "impressions"
+
+
+def gif(cookie: str | None = None) -> Response:
+    headers = dict(NO_CACHE)
+    if cookie:
+        headers["Set-Cookie"] = cookie
+    return Response(GIF, 200, headers=headers, media_type="image/gif")
+
+
+async def endpoint(request: Request) -> Response:
+    started = time.perf_counter()
+    tracking: Tracking = request.app.state.tracking
+    if request.method == "HEAD":
+        tracking.count(ENDPOINT, "head")
+        return gif()
+    if is_prefetch(request.headers):
+        tracking.count(ENDPOINT, "prefetch")
+        return gif()
+    visitor = tracking.visitors.read(request)
+    raw = request.scope.get("query_string", b"")
+    cookie = None
+    try:
+        params = parse_query(
+            raw, max_bytes=tracking.config.max_query_bytes,
+            max_parameters=tracking.config.max_parameters,
+        )  # fmt: skip
+    except ParamError as error:
+        record = records.rejected(error.code, error.message, raw, visitor)
+        outcome, impression_id = error.code, None
+    else:
+        user_id, fresh = user_of(params, visitor, tracking.visitors)
+        record = records.impression(params, visitor, user_id)
+        outcome, impression_id = "accepted", params.get("impression_id", "").strip()
+        if fresh:
+            cookie = tracking.visitors.cookie_header(fresh, request.url.scheme == "https")
+
+    async def land() -> Stored:
+        await tracking.land(SOURCE, record)
+        return Stored(200, GIF, "image/gif")
+
+    try:
+        if impression_id:
+            fingerprint = hashlib.sha256(raw).digest()
+            try:
+                _, replayed = await tracking.collector.idempotency.run(
+                    (ENDPOINT, impression_id), fingerprint, land
+                )
+            except KeyReused:  # same id, other parameters: land it, dedupe decides
+                await land()
+                replayed = False
+            outcome = "replayed" if replayed else outcome
+        else:
+            await land()
+    except ApiError as error:
+        tracking.refused(ENDPOINT, SOURCE, error)
+        return gif(cookie)
+    tracking.count(ENDPOINT, outcome, started)
+    return gif(cookie)
