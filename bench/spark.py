@@ -106,6 +106,7 @@ def main() -> None:
 
     source = _dataset(args.events)
     work = Path(tempfile.mkdtemp(prefix="adx-bench-spark-"))
+    (work / "none.toml").touch()  # an empty config file: nothing from the working directory
     env = dict(os.environ, ADVERTISEX_CONFIG=str(work / "none.toml"), PYSPARK_PYTHON=PY)
     base = work / "base"
     subprocess.run(

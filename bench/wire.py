@@ -109,6 +109,8 @@ def run_wrk(
 
 def start_collector(data: Path, fsync: bool) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    data.mkdir(parents=True)
+    (data / "none.toml").touch()  # an empty config file: nothing from the working directory
     env = {
         **os.environ,
         "ADVERTISEX_DATA_DIR": str(data),

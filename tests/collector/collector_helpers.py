@@ -38,10 +38,14 @@ class ServerProcess:
         self.data_dir = data_dir
         self.verb = verb
         self.port = port or free_port()
+        # An empty config file: nothing from the working directory's advertisex.toml.
+        config = data_dir.parent / "empty-advertisex.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.touch()
         self.env = {
             **os.environ,
             "ADVERTISEX_DATA_DIR": str(data_dir),
-            "ADVERTISEX_CONFIG": str(data_dir / "no-such-advertisex.toml"),
+            "ADVERTISEX_CONFIG": str(config),
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             **env,

@@ -42,6 +42,8 @@ def _start(args: list[str], data: Path, log: Path, **env: str) -> subprocess.Pop
         "ADVERTISEX_CONFIG": str(data / "no-such-advertisex.toml"),
         **env,
     }
+    data.mkdir(parents=True, exist_ok=True)
+    Path(environment["ADVERTISEX_CONFIG"]).touch()  # empty: nothing from the working directory
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "advertisex.cli.app", *args],

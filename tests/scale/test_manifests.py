@@ -29,7 +29,7 @@ def _env(node: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_manifest_parses_and_names_real_settings(path: Path, monkeypatch) -> None:
+def test_manifest_parses_and_names_real_settings(path: Path, monkeypatch, tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")
     from advertisex.config import Settings, load_settings
 
@@ -44,5 +44,7 @@ def test_manifest_parses_and_names_real_settings(path: Path, monkeypatch) -> Non
             model = model.model_fields[part].annotation
         if value:  # literal values must load (secrets from secretKeyRef have none here)
             monkeypatch.setenv(name, str(value))
-    monkeypatch.setenv("ADVERTISEX_CONFIG", str(path.with_suffix(".no-such.toml")))
+    empty = tmp_path / "empty.toml"
+    empty.touch()  # a config file naming nothing: only the variables above count
+    monkeypatch.setenv("ADVERTISEX_CONFIG", str(empty))
     load_settings()

@@ -126,9 +126,10 @@ def test_spark_submit_on_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> No
     from advertisex.synth.generator import generate
 
     generate(tmp_path / "input", events=1500, seed=9, start=date(2026, 11, 10))
+    (tmp_path / "empty.toml").touch()  # a config file naming nothing
     env = {
         **os.environ,
-        "ADVERTISEX_CONFIG": str(tmp_path / "none.toml"),
+        "ADVERTISEX_CONFIG": str(tmp_path / "empty.toml"),
         "ADVERTISEX_DATA_DIR": str(tmp_path / "data"),
         "ADVERTISEX_LAKE__WAREHOUSE": f"s3://{BUCKET}/spark-warehouse",
         "ADVERTISEX_SCALE__LANDING": f"s3://{BUCKET}/spark-landing",

@@ -54,10 +54,11 @@ def test_process_follow_on_spark_commits_new_segments_and_keeps_the_marts(
     ax = advertisex.open(data_dir=data)
     ax.landing.write_segment("impressions", IMPRESSION.format(n=1).encode(), label="first")
     log = tmp_path / "follow.log"
+    (tmp_path / "empty.toml").touch()  # a config file naming nothing
     env = {
         **os.environ,
         "ADVERTISEX_DATA_DIR": str(data),
-        "ADVERTISEX_CONFIG": str(tmp_path / "no-such-advertisex.toml"),
+        "ADVERTISEX_CONFIG": str(tmp_path / "empty.toml"),
         "ADVERTISEX_CORRELATION__FOLLOW_MARTS_EVERY_SECONDS": "0",
     }
     with open(log, "wb") as out:
