@@ -26,7 +26,6 @@ was measured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -41,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from collector import free_port, wait_ready  # noqa: E402
+
+from advertisex.util import jsonutil  # noqa: E402
 
 SECRET = "bench-secret"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -102,7 +103,7 @@ def run_wrk(
         ).stdout
     finally:
         os.unlink(handle.name)
-    result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    result = jsonutil.loads(next(line for line in out.splitlines() if line.startswith("{")))
     result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
