@@ -52,15 +52,23 @@ def ingest(
         }
         for r in results
     ]
+    counts = {s: sum(r.status == s for r in results) for s in ("landed", "already", "skipped")}
     if fmt is not Format.table:
         print_rows(rows, fmt)
-        return
-    print_rows(rows, fmt, title="ingest", columns=["path", "status", "source", "bytes", "detail"])
-    counts = {s: sum(r.status == s for r in results) for s in ("landed", "already", "skipped")}
-    print_message(
-        f"{counts['landed']} landed, {counts['already']} already ingested (no-op), "
-        f"{counts['skipped']} skipped. Next: [bold]advertisex process[/]"
-    )
+    else:
+        columns = ["path", "status", "source", "bytes", "detail"]
+        print_rows(rows, fmt, title="ingest", columns=columns)
+        print_message(
+            f"{counts['landed']} landed, {counts['already']} already ingested (no-op), "
+            f"{counts['skipped']} skipped."
+            + (" Next: [bold]advertisex process[/]" if counts["landed"] else "")
+        )
+    if results and counts["skipped"] == len(results):
+        raise UserInputError(
+            f"nothing landed: {'the file was' if len(results) == 1 else f'all {len(results)} files were'} skipped",
+            hint="see each file's detail above; --source impressions|clicks|bids names the "
+            "source of a file that is not recognised",
+        )
 
 
 def process(
@@ -157,6 +165,13 @@ def print_accounting(report: Any, fmt: Format) -> None:
             print_message(
                 f"[yellow]schema change[/] {account.source} records carry fields the contract does not "
                 f"know: {', '.join(sorted(account.new_fields))} (kept in the extras column)"
+            )
+    for account in report.accounts.values():
+        if account.records_in and account.quarantined == account.records_in and fmt is Format.table:
+            print_message(
+                f"[yellow]warning:[/] every one of the {account.records_in:,} {account.source} "
+                f"records was quarantined: see [bold]advertisex quarantine list --source "
+                f"{account.source}[/]"
             )
     for item in report.unreadable:
         print_message(

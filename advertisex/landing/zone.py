@@ -108,6 +108,7 @@ class LandingZone:
             return IngestResult(
                 str(path),
                 "skipped",
+                bytes=len(data),
                 detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
                 "pass --source if it is one",
             )
