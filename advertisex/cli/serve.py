@@ -316,7 +316,14 @@ def stream_to(
     from rich.text import Text
 
     from advertisex.cli.output import console
-    from advertisex.synth.stream import StreamStats, stream
+    from advertisex.synth.stream import StreamStats, stream, unreachable
+
+    why = unreachable(url)
+    if why is not None:
+        raise UserInputError(
+            f"cannot reach a collector at {url}: {why}",
+            hint="is `advertisex serve` running there? does it need --api-key?",
+        )
 
     def status(stats: StreamStats) -> Text:
         return Text(

@@ -235,6 +235,19 @@ def stream(
     return stats
 
 
+def unreachable(to: str, timeout: float = 3.0) -> str | None:
+    """Why nothing at ``to`` answers HTTP (refused, timed out, unknown host), or None when
+    something does: the check before streaming, so a wrong URL fails in seconds instead of
+    after every request's retries."""
+    import httpx
+
+    try:
+        httpx.get(to.rstrip("/") + "/healthz", timeout=timeout)
+    except httpx.TransportError as e:
+        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return None
+
+
 def _backoff(attempt: int) -> float:
     return min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
 

@@ -83,3 +83,32 @@ def test_streamed_traffic_lands_in_the_tables(server_factory) -> None:
     report = advertisex.open(data_dir=server.data_dir).process()
     assert report.records_in == http.events + firehose.events + summary["events"]
     assert all(a.balanced and a.quarantined == 0 for a in report.accounts.values())
+
+
+def test_streaming_to_a_dead_port_fails_at_once_with_the_hint(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import socket
+
+    from advertisex.cli.app import main
+
+    with socket.socket() as probe:  # a port nothing listens on once this socket is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def never(*args, **kwargs):
+        raise AssertionError("streamed to a dead port (each request retried for seconds)")
+
+    monkeypatch.setattr("advertisex.synth.stream.stream", never)
+    monkeypatch.setenv("ADVERTISEX_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["advertisex", "generate", "--to", f"http://127.0.0.1:{port}", "--duration", "3"],
+    )
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert f"cannot reach a collector at http://127.0.0.1:{port}" in err
+    assert "is `advertisex serve` running there?" in err
