@@ -702,11 +702,11 @@ def load_settings(**overrides: Any) -> Settings:
     :class:`ConfigWarning` that names the closest known setting.
     """
     path = config_file()
-    if "ADVERTISEX_CONFIG" in os.environ and not path.is_file():
+    if path is not None and "ADVERTISEX_CONFIG" in os.environ and not path.is_file():
         raise ConfigError(
             f"ADVERTISEX_CONFIG names {str(path)!r}, which is not a file",
-            hint="point ADVERTISEX_CONFIG at your advertisex.toml, or unset it to read "
-            "./advertisex.toml",
+            hint="point ADVERTISEX_CONFIG at your advertisex.toml, unset it to read "
+            "./advertisex.toml, or set it empty to read no file",
         )
     try:
         settings = Settings(**overrides)
@@ -714,12 +714,12 @@ def load_settings(**overrides: Any) -> Settings:
         problems = "; ".join(_problem(e) for e in error.errors())
         raise ConfigError(
             f"invalid configuration: {problems}",
-            hint=f"fix {path} or the environment variable "
+            hint=f"fix {path or 'the setting'} or the environment variable "
             "(`advertisex config` shows every setting in force and where it comes from)",
         ) from error
     except Exception as error:  # e.g. a TOML syntax error
         raise ConfigError(
-            f"cannot read configuration {path}: {error}",
+            f"cannot read configuration {path or ''}: {error}",
             hint="fix the TOML syntax of that file, or unset ADVERTISEX_CONFIG",
         ) from error
     for message in unknown_settings():
@@ -734,14 +734,16 @@ class ConfigWarning(UserWarning):
 
 # Environment variables with the prefix that are not settings.
 OTHER_VARIABLES = {
-    "ADVERTISEX_CONFIG": "the configuration file to read instead of ./advertisex.toml",
+    "ADVERTISEX_CONFIG": "the configuration file to read instead of ./advertisex.toml (empty: none)",
     "ADVERTISEX_API_KEY": "generate --to: the collector API key to send",
 }
 
 
-def config_file() -> Path:
-    """The configuration file: ``$ADVERTISEX_CONFIG``, else ``advertisex.toml`` here."""
-    return Path(os.environ.get("ADVERTISEX_CONFIG", "advertisex.toml"))
+def config_file() -> Path | None:
+    """The configuration file: ``$ADVERTISEX_CONFIG``, else ``advertisex.toml`` here; None
+    when the variable is set but empty (settings from defaults and the environment only)."""
+    named = os.environ.get("ADVERTISEX_CONFIG", "advertisex.toml")
+    return Path(named) if named else None
 
 
 def env_name(path: list[str]) -> str:
@@ -868,7 +870,7 @@ def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
         hint = f"; did you mean {env_name(guess.split('.'))}?" if guess else ""
         messages.append(f"unknown environment variable {name} is ignored{hint}")
     path = config_file()
-    if path.is_file():
+    if path is not None and path.is_file():
         try:
             data = TomlConfigSettingsSource(Settings, toml_file=path)()
         except Exception:  # a syntax error: Settings() has already said so
@@ -896,7 +898,9 @@ def settings_in_force(settings: Settings, **overrides: Any) -> list[SettingInFor
     )()
     path = config_file()
     toml = (
-        _KnownKeys(TomlConfigSettingsSource(Settings, toml_file=path))() if path.is_file() else {}
+        _KnownKeys(TomlConfigSettingsSource(Settings, toml_file=path))()
+        if path is not None and path.is_file()
+        else {}
     )
     values = settings.model_dump(mode="json")  # SecretStr → "**********"
     rows = []

@@ -136,3 +136,9 @@ def test_a_bad_setting_ends_the_command_with_one_message(cli, tmp_path):
     code, _, err = cli(tmp_path / "data", "status", ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS="-5")
     assert code == 2 and "Traceback" not in err
     assert "ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS" in err and "0 to 3650" in err
+
+
+def test_an_empty_config_variable_reads_no_file(monkeypatch, tmp_path):
+    (tmp_path / "advertisex.toml").write_text("[processor]\ndedupe_horizon_days = 3\n")
+    monkeypatch.setenv("ADVERTISEX_CONFIG", "")
+    assert load_settings().processor.dedupe_horizon_days == 7

@@ -33,8 +33,11 @@ def show_config(fmt: Format = FormatOption) -> None:
     print_rows(rows, fmt, title="settings in force", columns=list(rows[0]))
     if fmt is Format.table:
         path = config_file()
-        found = "read" if path.is_file() else "not found, defaults and environment only"
-        print_message(f"configuration file {path.resolve()}: {found}")
+        if path is None:
+            print_message("no configuration file (ADVERTISEX_CONFIG is empty)")
+        else:
+            found = "read" if path.is_file() else "not found, defaults and environment only"
+            print_message(f"configuration file {path.resolve()}: {found}")
 
 
 def _text(value: Any, jsonutil: Any) -> str:

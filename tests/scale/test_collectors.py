@@ -39,7 +39,7 @@ def _start(args: list[str], data: Path, log: Path, **env: str) -> subprocess.Pop
     environment = {
         **os.environ,
         "ADVERTISEX_DATA_DIR": str(data),
-        "ADVERTISEX_CONFIG": str(data / "no-such-advertisex.toml"),
+        "ADVERTISEX_CONFIG": "",  # no configuration file
         **env,
     }
     data.mkdir(parents=True, exist_ok=True)
