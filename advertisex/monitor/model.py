@@ -92,13 +92,15 @@ FIELDS = pa.schema(
         pa.field("rows", pa.int64()),
     ]
 )
-# Current campaign dimension rows (dims.campaigns), when loaded.
+# Current campaign dimension rows (dims.campaigns), when loaded; ``valid_from`` is when
+# this version (its budget) came into force.
 CAMPAIGNS = pa.schema(
     [
         pa.field("campaign_id", pa.string()),
         pa.field("budget", pa.float64()),
         pa.field("start_date", pa.date32()),
         pa.field("end_date", pa.date32()),
+        pa.field("valid_from", pa.timestamp("us", tz="UTC")),
     ]
 )
 

@@ -315,6 +315,7 @@ class Simulation:
                 "budget": budget,
                 "start_date": [first] * len(budget),
                 "end_date": [first + timedelta(days=29)] * len(budget),
+                "valid_from": [self.start - timedelta(days=1)] * len(budget),
             },
             schema=CAMPAIGNS,
         )

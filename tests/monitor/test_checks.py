@@ -127,18 +127,48 @@ def test_pacing_against_dims_campaign_budgets() -> None:
     sim = Simulation(START, days=10, seed=3)
     obs = sim.observe(T + timedelta(hours=4, minutes=20))
     assert MONITORS["business"](obs, CFG) == []  # budgets match the simulated spend
-    tight = pa.table(
-        {
-            "campaign_id": ["cmp-001"],
-            "budget": [1.0],
-            "start_date": [date(2026, 10, 1)],
-            "end_date": [date(2026, 12, 31)],
-        },
-        schema=CAMPAIGNS,
-    )
+    tight = budgets(["cmp-001"], in_force=datetime(2026, 10, 1, tzinfo=UTC))
     obs = Observations(obs.now, arrivals=obs.arrivals, campaigns=obs.campaigns, dims=tight)
     (finding,) = MONITORS["business"](obs, CFG)
     assert finding.alertname == "SpendOffPace" and finding.value > 1.5
+
+
+def budgets(campaigns: list[str], in_force: datetime) -> pa.Table:
+    """A budget of 1.0 for each campaign (far below its spend), in force from ``in_force``."""
+    n = len(campaigns)
+    return pa.table(
+        {
+            "campaign_id": campaigns,
+            "budget": [1.0] * n,
+            "start_date": [date(2026, 10, 1)] * n,
+            "end_date": [date(2026, 12, 31)] * n,
+            "valid_from": [in_force] * n,
+        },
+        schema=CAMPAIGNS,
+    )
+
+
+def test_pacing_waits_for_a_day_the_budget_held_from_its_start() -> None:
+    sim = Simulation(START, days=10, seed=3)
+    now = T + timedelta(hours=4, minutes=20)
+    obs = sim.observe(now)
+    loaded_today = budgets(["cmp-001"], in_force=now - timedelta(hours=1))
+    today = Observations(now, arrivals=obs.arrivals, campaigns=obs.campaigns, dims=loaded_today)
+    assert MONITORS["business"](today, CFG) == []
+    tomorrow = now + timedelta(days=1)
+    later = sim.observe(tomorrow)
+    judged = Observations(
+        tomorrow, arrivals=later.arrivals, campaigns=later.campaigns, dims=loaded_today
+    )
+    assert names(MONITORS["business"](judged, CFG)) == {"SpendOffPace"}
+
+
+def test_pacing_skips_a_campaign_without_any_spend_data() -> None:
+    sim = Simulation(START, days=10, seed=3)
+    obs = sim.observe(T + timedelta(hours=4, minutes=20))
+    unseen = budgets(["cmp-new"], in_force=datetime(2026, 10, 1, tzinfo=UTC))
+    obs = Observations(obs.now, arrivals=obs.arrivals, campaigns=obs.campaigns, dims=unseen)
+    assert MONITORS["business"](obs, CFG) == []
 
 
 def test_discrepancy_orphan_clicks_and_source_ratio() -> None:

@@ -89,7 +89,9 @@ def pacing(obs: Observations, cfg: MonitorSettings, end: datetime) -> list[Findi
     """Spend today against the daily share of the budget expected by ``end``.
 
     The expected share of a day's spend by a given hour follows the campaign's own
-    traffic curve on previous days (linear when there is no history yet).
+    traffic curve on previous days (linear when there is no history yet). A campaign is
+    judged only on a day its budget was in force from the start of (a budget loaded at
+    15:00 says nothing about the spend before it), and once it has any spend data at all.
     """
     if obs.dims is None or end.hour < 6:
         return []  # no budgets known, or too early in the day to judge pace
@@ -108,11 +110,15 @@ def pacing(obs: Observations, cfg: MonitorSettings, end: datetime) -> list[Findi
     curve = sums_by(past.append_column("early", early), ["campaign_id"], ["spend", "early"])
     low, high = cfg.pacing_bounds
     findings = []
+    seen = set(obs.campaigns.column("campaign_id").to_pylist())
     for row in obs.dims.to_pylist():
         campaign, budget = row["campaign_id"], row["budget"]
         start, stop = row["start_date"], row["end_date"]
-        if not budget or not _running(today, start, stop):
+        if not budget or not _running(today, start, stop) or campaign not in seen:
             continue
+        in_force = row.get("valid_from")
+        if in_force is not None and in_force > day_start:
+            continue  # loaded during the day being judged: tomorrow is its first full day
         flight_days = (stop - start).days + 1 if start and stop else 30
         daily = budget / flight_days
         usual = curve.get((campaign,), {"spend": 0.0, "early": 0.0})
