@@ -39,7 +39,7 @@ def _start(args: list[str], data: Path, log: Path, **env: str) -> subprocess.Pop
     environment = {
         **os.environ,
         "ADVERTISEX_DATA_DIR": str(data),
-        "ADVERTISEX_CONFIG": "",  # no configuration file
+        "ADVERTISEX_CONFIG": str(data / "no-such-advertisex.toml"),
         **env,
     }
     data.mkdir(parents=True, exist_ok=True)
