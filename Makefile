@@ -37,12 +37,15 @@ promtool:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; }; }; } || \
 	  echo "promtool not available: the Prometheus rules check will be skipped"
 
-# Java (PySpark's JVM) and PostgreSQL (the shared-catalog tests start their own server)
-# come from Debian when missing; CI runs as root on a clean machine.
+# Java (PySpark's JVM), PostgreSQL (the shared-catalog tests start their own server) and
+# chromium with chromium-driver (the console's browser tests) come from Debian when
+# missing; CI runs as root on a clean machine.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 services:
 	@command -v java >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PACKAGES=openjdk-17-jre-headless
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PACKAGES=postgresql
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
+	  $(MAKE) --no-print-directory apt PACKAGES="chromium chromium-driver"
 
 apt:
 	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || \

@@ -117,14 +117,54 @@ class AdvertiseX:
 
         return campaigns.campaign_days(self, start, end, **options)
 
-    def report(self, name: str, options: Any = None) -> Any:
-        """A named report (``advertisex.reports.REPORTS``) with ``ReportOptions``."""
+    def report(self, name: str, options: Any = None, **fields: Any) -> Any:
+        """A named report (``advertisex.reports.REPORTS``) with ``ReportOptions``, or with
+        its fields as keywords: ``ax.report("funnel", start=date(2026, 11, 20), model="first")``."""
         import importlib
 
+        from advertisex.errors import NotFoundError
         from advertisex.reports import REPORTS
         from advertisex.reports.common import ReportOptions
 
-        return importlib.import_module(REPORTS[name]).report(self, options or ReportOptions())
+        if name not in REPORTS:
+            raise NotFoundError(f"no report named {name!r}", hint="reports: " + ", ".join(REPORTS))
+        return importlib.import_module(REPORTS[name]).report(
+            self, options or ReportOptions(**fields)
+        )
+
+    # ------------------------------------------------------------------ quarantine
+    # ``selection`` keywords: source, reason, since, until (see quarantine.selection.Selection).
+    def quarantine_summary(self, **selection: Any) -> pa.Table:
+        """Quarantined records per source and reason: counts, files, first and last landing."""
+        from advertisex.quarantine.selection import Selection, summary
+
+        return summary(self.lake, Selection(**selection))
+
+    def quarantine_timeline(self, **selection: Any) -> pa.Table:
+        """Quarantined records per hour of landing, source and reason."""
+        from advertisex.quarantine.selection import Selection, timeline
+
+        return timeline(self.lake, Selection(**selection))
+
+    def quarantine_records(self, limit: int | None = None, **selection: Any) -> pa.Table:
+        """The selected records with their reasons, landing file, position and raw text."""
+        from advertisex.quarantine.selection import Selection, records
+
+        return records(self.lake, Selection(**selection), limit=limit)
+
+    def replay_preview(self, **selection: Any) -> dict[str, int]:
+        """How many records a replay would take (``selected``, ``not_replayable``)."""
+        from advertisex.quarantine.replay import preview
+        from advertisex.quarantine.selection import Selection
+
+        return preview(self.lake, Selection(**selection))
+
+    def replay_quarantine(self, **selection: Any) -> Any:
+        """Re-run the selected quarantined records; those that pass leave the quarantine."""
+        from advertisex.quarantine.replay import replay
+        from advertisex.quarantine.selection import Selection
+
+        return replay(self.settings, self.lake, self.landing, Selection(**selection))
 
     def refresh_marts(self, rebuild: bool = False, kernels: Any = None) -> Any:
         """Bring the marts up to date with the curated tables (or recompute them);

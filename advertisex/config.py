@@ -241,6 +241,51 @@ class CollectorSettings(_Section):
     tracking: TrackingSettings = TrackingSettings()
 
 
+class ConsoleKey(_Section):
+    """One console / read-API key: only its SHA-256 is stored, with what it may do."""
+
+    name: str = Field(..., description="Who holds the key (shown in the console, never the key).")
+    sha256: str = Field(
+        ...,
+        pattern=r"^\s*[0-9a-fA-F]{64}\s*$",
+        description="Hex SHA-256 of the key; `advertisex keygen --scope read` prints a new key "
+        "and its hash.",
+    )
+    scope: Literal["read", "admin"] = Field(
+        "read", description="read: every page and GET; admin: also quarantine replay."
+    )
+
+
+class ConsoleSettings(_Section):
+    """The web console at ``/`` and the JSON read API at ``/api/v1`` (docs/console.md)."""
+
+    enabled: bool = Field(
+        True, description="Serve the console and read API beside the collector (`serve`, `up`)."
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="`advertisex console`: interface to bind; non-loopback requires console keys.",
+    )
+    port: int = Field(
+        8081, ge=0, le=65535, description="`advertisex console`: TCP port to listen on."
+    )
+    keys: tuple[ConsoleKey, ...] = Field(
+        (),
+        description="Keys for the console and read API, separate from the ingest keys; needed "
+        "whenever it listens beyond loopback.",
+    )
+    query_max_rows: int = Field(
+        5_000, ge=1, description="Most rows a console or API query returns (the rest is cut)."
+    )
+    query_timeout_seconds: float = Field(
+        30.0, gt=0, description="A console or API query running longer is stopped."
+    )
+    refresh_seconds: int = Field(
+        30, ge=1, description="How often the overview page reloads itself."
+    )
+    session_hours: float = Field(12.0, gt=0, description="A console sign-in lasts this long.")
+
+
 class CorrelationSettings(_Section):
     """How clicks, conversions and bids are tied to impressions, and the marts kept from them."""
 
@@ -589,6 +634,7 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = ProcessorSettings()
     collector: CollectorSettings = CollectorSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    console: ConsoleSettings = ConsoleSettings()
     monitor: MonitorSettings = MonitorSettings()
     scale: ScaleSettings = ScaleSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()

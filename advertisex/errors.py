@@ -53,6 +53,12 @@ class ReadOnlyQueryError(UserInputError):
     code = "read_only"
 
 
+class QueryTimeoutError(UserInputError):
+    """A query ran past its time limit and was stopped."""
+
+    code = "query_timeout"
+
+
 class NotFoundError(UserInputError):
     code = "not_found"
     http_status = 404

@@ -51,6 +51,7 @@ VERB_MODULES = [
     "advertisex.cli.dims",
     "advertisex.cli.serve",
     "advertisex.cli.tracking",
+    "advertisex.cli.console",
     "advertisex.cli.query",
     "advertisex.cli.report",
     "advertisex.cli.monitor",

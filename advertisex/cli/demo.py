@@ -99,6 +99,11 @@ def demo(
         + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     )
     print_message(_next_steps(data_dir, Path(source_dir), truth["start"]))
+    console = ax.settings.console
+    print_message(
+        f"See it in a browser: run [bold]advertisex console[/] and open "
+        f"[bold]http://{console.host}:{console.port}/[/] (or `advertisex up`: the collector's port)"
+    )
     if not ok:
         raise typer.Exit(1)
 

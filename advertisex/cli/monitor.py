@@ -148,7 +148,7 @@ def status(fmt: Format = FormatOption) -> None:
     from advertisex.monitor.status import alert_rows, source_rows
 
     ax = open_platform()
-    obs = Gatherer(ax.settings, ax.lake).observe()
+    obs = Gatherer(ax.settings, ax.lake).observe(hourly=False)
     sources = source_rows(obs)
     store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
     current = alert_rows(list(store.load("alerts").values()), firing_only=True)

@@ -34,6 +34,9 @@ ReasonOption = typer.Option(
 SinceOption = typer.Option(
     None, "--since", help="Only records landed at or after this ISO-8601 instant or date."
 )
+UntilOption = typer.Option(
+    None, "--until", help="Only records landed before this ISO-8601 instant or date."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,12 +48,11 @@ def list_reasons(
     source: str | None = SourceOption,
     reason: str | None = ReasonOption,
     since: str | None = SinceOption,
+    until: str | None = UntilOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Quarantined records grouped by source and reason, with counts."""
-    from advertisex.quarantine import selection
-
-    table = selection.summary(open_platform().lake, _selection(source, reason, since))
+    table = open_platform().quarantine_summary(**_selection(source, reason, since, until))
     print_rows(table_rows(table), fmt, title="quarantine by reason", columns=table.column_names)
     if fmt is Format.table:
         if table.num_rows:
@@ -67,13 +69,13 @@ def show(
     source: str | None = SourceOption,
     reason: str | None = ReasonOption,
     since: str | None = SinceOption,
+    until: str | None = UntilOption,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many records."),
     fmt: Format = FormatOption,
 ) -> None:
     """Quarantined records: their reasons, landing file and position, and raw text."""
-    from advertisex.quarantine import selection
-
-    table = selection.records(open_platform().lake, _selection(source, reason, since), limit=limit)
+    selection = _selection(source, reason, since, until)
+    table = open_platform().quarantine_records(limit=limit, **selection)
     rows = table_rows(table)
     if fmt is not Format.table:
         print_rows(rows, fmt, columns=table.column_names)
@@ -101,13 +103,11 @@ def replay(
     source: str | None = SourceOption,
     reason: str | None = ReasonOption,
     since: str | None = SinceOption,
+    until: str | None = UntilOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Re-run quarantined records through the current pipeline; those that pass leave it."""
-    from advertisex.quarantine.replay import replay as run_replay
-
-    ax = open_platform()
-    report = run_replay(ax.settings, ax.lake, ax.landing, _selection(source, reason, since))
+    report = open_platform().replay_quarantine(**_selection(source, reason, since, until))
     rows = [_source_row(s) for s in report.sources.values()]
     if fmt is Format.json:
         print_json({"batch_id": report.batch_id, "sources": rows, "tables": report.by_table})
@@ -143,13 +143,18 @@ def _source_row(stats: Any) -> dict[str, Any]:
     return row
 
 
-def _selection(source: str | None, reason: str | None, since: str | None) -> Any:
-    from advertisex.quarantine.selection import Selection
+def _selection(
+    source: str | None, reason: str | None, since: str | None, until: str | None
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "reason": reason,
+        "since": _instant(since, "--since"),
+        "until": _instant(until, "--until"),
+    }
 
-    return Selection(source=source, reason=reason, since=_instant(since))
 
-
-def _instant(value: str | None) -> datetime | None:
+def _instant(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
     from advertisex.util.timeutil import parse_instant
@@ -158,6 +163,6 @@ def _instant(value: str | None) -> datetime | None:
         return parse_instant(value)
     except ValueError as error:
         raise UserInputError(
-            f"--since {value!r} is not an ISO-8601 instant or date",
-            hint="write e.g. --since 2026-11-20 or --since 2026-11-20T06:00:00Z",
+            f"{flag} {value!r} is not an ISO-8601 instant or date",
+            hint=f"write e.g. {flag} 2026-11-20 or {flag} 2026-11-20T06:00:00Z",
         ) from error

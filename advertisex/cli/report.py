@@ -82,6 +82,18 @@ def report_bids(
     _show("bids", "auctions by day", start, end, campaign, "last", fmt)
 
 
+@report_app.command("hourly")
+def report_hourly(
+    start: str | None = FromOption,
+    end: str | None = ToOption,
+    campaign: str | None = CampaignOption,
+    model: str = ModelOption,
+    fmt: Format = FormatOption,
+) -> None:
+    """Per campaign and hour: impressions, clicks, conversions, CTR, spend, attributed conversions."""
+    _show("hourly", "campaigns by hour", start, end, campaign, model, fmt)
+
+
 @report_app.command("refresh")
 def refresh(
     rebuild: bool = typer.Option(False, "--rebuild", help="Recompute the marts from scratch."),

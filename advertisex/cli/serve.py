@@ -44,18 +44,22 @@ def serve(
     host: str | None = typer.Option(None, "--host", help=HOST_HELP + " (default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " (default 8080)"),
 ) -> None:
-    """Run the HTTP collector: events are fsync'd before they are acknowledged."""
+    """Run the HTTP collector (and the web console at /): events are fsync'd before they are acknowledged."""
+    from advertisex.cli.console import beside_collector
     from advertisex.collector.server import serve as run
 
     settings = _settings(host, port)
+    wrap = beside_collector(settings)
 
     def ready(url: str) -> None:
         print_message(
             f"collector listening on [bold]{url}[/] → {settings.landing_dir} "
             f"(docs {url}/docs, metrics {url}/metrics; Ctrl-C or SIGTERM to stop)"
         )
+        if wrap is not None:
+            print_message(f"console on [bold]{url}/[/] (read API {url}/api/v1)")
 
-    run(settings, on_ready=ready)
+    run(settings, on_ready=ready, wrap=wrap)
 
 
 def up(
@@ -65,7 +69,7 @@ def up(
         0.5, "--interval", help="Seconds between looks for new segments."
     ),
 ) -> None:
-    """Run the collector, continuous processing and the monitors: events queryable in seconds."""
+    """Run the collector, continuous processing, the monitors and the web console at /."""
     from advertisex.collector.server import check_binding
 
     settings = _settings(host, port)
@@ -141,10 +145,27 @@ def keygen(
         "--sources",
         help="Comma-separated sources it may send; add 'postback' for conversion postbacks.",
     ),
+    scope: str | None = typer.Option(
+        None,
+        "--scope",
+        help="Make a console / read-API key instead: read (pages, GETs, queries) or admin "
+        "(also quarantine replay).",
+    ),
 ) -> None:
-    """Print a new collector API key and the advertisex.toml entry that stores its hash."""
+    """Print a new collector API key (or console key) and the advertisex.toml entry that stores its hash."""
     from advertisex.collector.access import SCOPES, new_key
     from advertisex.errors import UserInputError
+
+    if scope is not None:
+        if scope not in ("read", "admin"):
+            raise UserInputError(f"unknown scope {scope!r}", hint="use --scope read or admin")
+        key, digest = new_key()
+        _print_key(
+            key,
+            f'[[console.keys]]\nname = "{name}"\nsha256 = "{digest}"\nscope = "{scope}"',
+            "Give the key above to its holder",
+        )
+        return
 
     allowed = [s.strip() for s in sources.split(",") if s.strip()]
     unknown = [s for s in allowed if s not in SCOPES]
@@ -153,8 +174,6 @@ def keygen(
             f"unknown sources: {', '.join(unknown) or '(none)'}", hint=f"use {', '.join(SCOPES)}"
         )
     key, digest = new_key()
-    sys.stdout.write(f"{key}\n")
-    sys.stdout.flush()
     entry = "\n".join(
         [
             "[[collector.api_keys]]",
@@ -163,10 +182,13 @@ def keygen(
             "sources = [" + ", ".join(f'"{s}"' for s in allowed) + "]",
         ]
     )
-    sys.stderr.write(
-        "Give the key above to the sender; it is not stored anywhere. "
-        f"Add this to advertisex.toml:\n\n{entry}\n"
-    )
+    _print_key(key, entry, "Give the key above to the sender")
+
+
+def _print_key(key: str, entry: str, who: str) -> None:
+    sys.stdout.write(f"{key}\n")
+    sys.stdout.flush()
+    sys.stderr.write(f"{who}; it is not stored anywhere. Add this to advertisex.toml:\n\n{entry}\n")
 
 
 # ---------------------------------------------------------------------- process --follow

@@ -11,6 +11,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from advertisex.collector.access import is_loopback
 from advertisex.config import Settings
@@ -28,8 +29,16 @@ def check_binding(settings: Settings) -> None:
         )
 
 
-def serve(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
-    """Block serving the collector until SIGTERM/SIGINT; segments are sealed on the way out."""
+def serve(
+    settings: Settings,
+    on_ready: Callable[[str], None] | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+) -> None:
+    """Block serving the collector until SIGTERM/SIGINT; segments are sealed on the way out.
+
+    ``wrap`` puts another ASGI app in front of the collector's on the same port (the web
+    console: ``advertisex serve`` and ``up`` pass it); it must hand the lifespan through.
+    """
     import uvicorn
 
     from advertisex.collector.app import create_app
@@ -55,8 +64,9 @@ def serve(settings: Settings, on_ready: Callable[[str], None] | None = None) -> 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    app = create_app(settings, collector)
     server_config = uvicorn.Config(
-        create_app(settings, collector),
+        wrap(app) if wrap is not None else app,
         host=config.host,
         port=config.port,
         loop="uvloop",

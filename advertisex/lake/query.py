@@ -51,6 +51,7 @@ class QueryEngine:
 
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")  # servers log stdout
         readable: list[str] = []
         for name in tables or tuple(TABLES):
             readable += self._register(lake, name)
@@ -80,8 +81,15 @@ class QueryEngine:
             )
         return files
 
-    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run read-only SQL; the last statement's rows are the answer.
+    def interrupt(self) -> None:
+        """Stop the statement running on this engine (from another thread); it fails."""
+        self.con.interrupt()
+
+    def query(
+        self, sql: str, params: list[Any] | None = None, *, limit: int | None = None
+    ) -> pa.Table:
+        """Run read-only SQL; the last statement's rows are the answer (at most ``limit``
+        of them: the rest is never read).
 
         >>> engine.query("select 1 as a; select 2 as b").to_pylist()  # doctest: +SKIP
         [{'b': 2}]
@@ -96,7 +104,7 @@ class QueryEngine:
             result = self.con.sql(statements[-1].query, params=params)
             if result is None:
                 return pa.table({})
-            return result.to_arrow_table()
+            return result.to_arrow_table() if limit is None else _first_rows(result, limit)
         except duckdb.PermissionException as error:
             raise ReadOnlyQueryError(
                 f"refused: {_first_line(error)}",
@@ -106,6 +114,21 @@ class QueryEngine:
             raise UserInputError(
                 f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(TABLES)
             ) from error
+
+
+def _first_rows(result: Any, limit: int) -> pa.Table:
+    """At most ``limit`` rows of a DuckDB relation, fetched batch by batch."""
+    reader = result.to_arrow_reader(min(max(limit, 1), 100_000))
+    batches, rows = [], 0
+    try:
+        for batch in reader:
+            batches.append(batch.slice(0, limit - rows))
+            rows += batches[-1].num_rows
+            if rows >= limit:
+                break
+    finally:
+        reader.close()
+    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def sandbox(con: Any, readable: list[str]) -> None:

@@ -45,7 +45,10 @@ class Gatherer:
         self.files = FileIndex(lake)
         self.store = store  # where complete hours' aggregates outlive a restart
 
-    def observe(self) -> Observations:
+    def observe(self, hourly: bool = True) -> Observations:
+        """What the monitors read, as of now. ``hourly=False`` leaves out the hourly
+        aggregates of the curated tables (empty): landing and batches only, which is all
+        ``status`` and the console's overview show."""
         now = self.clock()
         since = floor_hour(now) - timedelta(days=self.cfg.lookback_days)
         arrivals = self._arrivals_since(since, now)
@@ -53,16 +56,20 @@ class Gatherer:
         final_until = min(
             floor_hour(now - timedelta(seconds=self.cfg.settle_seconds)), pending or now
         )
-        hourly = self._hourly_since(since, now, final_until)
+        aggregates = (
+            self._hourly_since(since, now, final_until)
+            if hourly
+            else {name: schema.empty_table() for name, schema in queries.HOURLY.items()}
+        )
         return Observations(
             now=now,
             arrivals=arrivals,
             batches=self._batches_since(since, now),
-            tables=hourly["tables"],
-            campaigns=hourly["campaigns"],
-            links=hourly["links"],
-            fields=hourly["fields"],
-            dims=self._dims(),
+            tables=aggregates["tables"],
+            campaigns=aggregates["campaigns"],
+            links=aggregates["links"],
+            fields=aggregates["fields"],
+            dims=self._dims() if hourly else None,
             sources=SOURCES,
             settled_until=pending,
         )

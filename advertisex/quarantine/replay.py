@@ -157,6 +157,15 @@ def replay(
     return report
 
 
+def preview(lake: Lake, selection: Selection) -> dict[str, int]:
+    """What a replay of ``selection`` would take, before running it: the records selected
+    and, of those, how many cannot be replayed (their raw text cannot stand for them)."""
+    lake.refresh()
+    rows = read(lake, selection, ("source",))
+    replayable = int(_replayable(rows).sum()) if rows.num_rows else 0
+    return {"selected": rows.num_rows, "not_replayable": rows.num_rows - replayable}
+
+
 # ---------------------------------------------------------------- framing again
 
 

@@ -33,15 +33,21 @@ class Selection:
     source: str | None = None
     reason: str | None = None
     since: datetime | None = None  # landed at or after (ingest_time)
+    until: datetime | None = None  # landed before (ingest_time)
 
     def __post_init__(self) -> None:
         if self.source is not None and self.source not in SOURCES:
             raise UserInputError(
                 f"unknown source {self.source!r}", hint=f"use one of {', '.join(SOURCES)}"
             )
+        if self.since and self.until and self.until <= self.since:
+            raise UserInputError(
+                f"until {self.until.isoformat()} is not after since {self.since.isoformat()}",
+                hint="swap the two instants",
+            )
 
     def row_filter(self) -> Any:
-        from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual
+        from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual, LessThan
 
         expression: Any = AlwaysTrue()
         if self.source:
@@ -49,21 +55,24 @@ class Selection:
         if self.since:
             since = self.since.isoformat()
             expression = And(expression, GreaterThanOrEqual("ingest_time", since))  # type: ignore[call-arg,misc]
+        if self.until:
+            until = self.until.isoformat()
+            expression = And(expression, LessThan("ingest_time", until))  # type: ignore[call-arg,misc]
         return expression
 
 
-def read(lake: Lake, selection: Selection) -> pa.Table:
-    """Every quarantined record the selection picks, oldest landing first."""
-    rows = lake.read(TABLE, selection.row_filter())
+def read(lake: Lake, selection: Selection, fields: tuple[str, ...] = ("*",)) -> pa.Table:
+    """Every quarantined record the selection picks, oldest landing first (``fields``
+    narrows the columns read; the ordering ones are always read)."""
+    if fields != ("*",):
+        fields = tuple(dict.fromkeys((*fields, "reasons", *_ORDER)))
+    rows = lake.read(TABLE, selection.row_filter(), fields)
     if selection.reason and rows.num_rows:
         rows = rows.filter(reason_mask(rows.column("reasons"), selection.reason))
-    return rows.sort_by(
-        [
-            ("ingest_time", "ascending"),
-            ("source_file", "ascending"),
-            ("source_position", "ascending"),
-        ]
-    )
+    return rows.sort_by([(column, "ascending") for column in _ORDER])
+
+
+_ORDER = ("ingest_time", "source_file", "source_position")
 
 
 def reason_mask(reasons: pa.ChunkedArray | pa.Array, reason: str) -> pa.Array:
@@ -86,7 +95,8 @@ def summary(lake: Lake, selection: Selection) -> pa.Table:
 
     A record with several reasons counts once under each of them.
     """
-    rows = read(lake, selection).select(["source", "reasons", "source_file", "ingest_time"])
+    columns = ("source", "reasons", "source_file", "ingest_time")
+    rows = read(lake, selection, columns).select(list(columns))
     query = """
     SELECT source, reason, count(*) AS records, count(DISTINCT source_file) AS files,
       min(ingest_time) AS first_landed, max(ingest_time) AS last_landed
@@ -94,6 +104,21 @@ def summary(lake: Lake, selection: Selection) -> pa.Table:
     WHERE $reason IS NULL OR reason = $reason OR starts_with(reason, $reason || ':')
     GROUP BY source, reason
     ORDER BY source, records DESC, reason
+    """
+    return engine.run(query, {"reason": selection.reason}, rows=rows)
+
+
+def timeline(lake: Lake, selection: Selection) -> pa.Table:
+    """Per hour of landing, source and reason: quarantined records (each under every one of
+    its reasons, as in :func:`summary`)."""
+    columns = ("source", "reasons", "ingest_time")
+    rows = read(lake, selection, columns).select(list(columns))
+    query = """
+    SELECT date_trunc('hour', ingest_time) AS hour, source, reason, count(*) AS records
+    FROM (SELECT source, unnest(reasons) AS reason, ingest_time FROM rows)
+    WHERE $reason IS NULL OR reason = $reason OR starts_with(reason, $reason || ':')
+    GROUP BY ALL
+    ORDER BY hour, source, reason
     """
     return engine.run(query, {"reason": selection.reason}, rows=rows)
 

@@ -9,4 +9,5 @@ REPORTS = {
     "funnel": "advertisex.reports.funnel",
     "users": "advertisex.reports.users",
     "bids": "advertisex.reports.bids",
+    "hourly": "advertisex.reports.hourly",
 }

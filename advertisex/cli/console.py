@@ -1,0 +1,65 @@
+"""``advertisex console``: the web console and read API alone (no collector)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from advertisex.cli.output import print_message
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(console)
+
+
+def console(
+    host: str | None = typer.Option(
+        None,
+        "--host",
+        help="Interface to listen on (default 127.0.0.1); beyond loopback needs console keys.",
+    ),
+    port: int | None = typer.Option(None, "--port", "-p", help="TCP port (default 8081)."),
+) -> None:
+    """Serve the web console at / and the JSON read API at /api/v1 over this lake."""
+    from advertisex.config import load_settings
+    from advertisex.console.server import serve
+
+    settings = load_settings()
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings.model_copy(update={"console": settings.console.model_copy(update=update)})
+
+    def ready(url: str) -> None:
+        print_message(
+            f"console on [bold]{url}/[/] over {settings.data_dir} "
+            f"(API {url}/api/v1, docs {url}/docs; Ctrl-C to stop)"
+        )
+
+    serve(settings, platform_opener(settings), on_ready=ready)
+
+
+def platform_opener(settings: Any) -> Any:
+    """What the console calls to open the platform, on its first request."""
+
+    def open_platform() -> Any:
+        from advertisex.api import AdvertiseX
+
+        return AdvertiseX(settings)
+
+    return open_platform
+
+
+def beside_collector(settings: Any) -> Any:
+    """For ``serve``/``up``: a wrapper putting the console in front of the collector app."""
+    if not settings.console.enabled:
+        return None
+    from advertisex.collector.openapi import SPEC
+    from advertisex.console.app import combine, create_app
+
+    def wrap(collector_app: Any) -> Any:
+        console_app = create_app(
+            platform_opener(settings), settings, settings.collector.host, base_spec=SPEC
+        )
+        return combine(collector_app, console_app)
+
+    return wrap

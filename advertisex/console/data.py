@@ -1,0 +1,256 @@
+"""What the console shows, as plain data: the same dicts feed the pages and ``/api/v1``.
+
+Every number comes from the code the CLI prints it with — ``report …`` through the
+platform facade, ``status`` through the monitor's gatherer, ``quarantine …`` and
+``alerts`` through the same readers — so a page, its API twin and ``advertisex … --format
+json`` agree for the same inputs. Calls block (DuckDB, pyiceberg); the web layer runs
+them in worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from advertisex.config import Settings
+from advertisex.console.platform import Platform
+from advertisex.console.query import QueryResult, run_query
+from advertisex.util.timeutil import utcnow
+
+BUCKET = timedelta(minutes=5)
+ALERT_HISTORY_ROWS = 500
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist(maps_as_pydicts="lossy")
+
+
+class Reader:
+    """The console's read side over one platform, opened on first use."""
+
+    def __init__(self, open_platform: Callable[[], Platform], settings: Settings) -> None:
+        self.settings = settings
+        self._open = open_platform
+        self._platform: Platform | None = None
+        self._lock = threading.Lock()
+        self._gatherer: Any = None
+        self._gather_lock = threading.Lock()
+
+    @property
+    def platform(self) -> Platform:
+        with self._lock:
+            if self._platform is None:
+                self._platform = self._open()
+            return self._platform
+
+    def fresh(self) -> Platform:
+        """The platform, its tables reloaded: other processes commit all the time."""
+        platform = self.platform
+        platform.lake.refresh()
+        return platform
+
+    # ------------------------------------------------------------------ overview
+    def status(self, hours: int = 6) -> dict[str, Any]:
+        """``advertisex status --format json`` plus events per minute per source for the
+        last ``hours`` (5-minute buckets of commit time, from ``ops.batches``)."""
+        from advertisex.monitor.state import StateStore
+        from advertisex.monitor.status import alert_rows, source_rows
+
+        platform = self.fresh()
+        with self._gather_lock:  # the gatherer caches complete hours; not thread-safe
+            if self._gatherer is None:
+                from advertisex.monitor.gather import Gatherer
+
+                self._gatherer = Gatherer(self.settings, platform.lake)
+            obs = self._gatherer.observe(hourly=False)
+        store = StateStore(self.settings.data_dir / "monitor" / "state.db")
+        try:
+            firing = alert_rows(list(store.load("alerts").values()), firing_only=True)
+        finally:
+            store.close()
+        return {
+            "at": obs.now.isoformat(),
+            "sources": source_rows(obs),
+            "firing": firing,
+            "events_per_minute": _per_minute(obs.batches, obs.sources, obs.now, hours),
+        }
+
+    # ------------------------------------------------------------------ reports
+    def report(self, name: str, **options: Any) -> Any:
+        """A named report's rows (``users``: its sections), as ``report NAME --format json``."""
+        result = self.fresh().report(name, **options)
+        if isinstance(result, dict):
+            return {section: rows(table) for section, table in result.items()}
+        return rows(result)
+
+    def default_range(self) -> tuple[date, date]:
+        """The 30 days up to the last day the marts have (today while they are empty)."""
+        platform = self.fresh()
+        days = platform.lake.read("marts.campaign_daily", fields=("day",)).column("day")
+        import pyarrow.compute as pc
+
+        last = pc.max(days).as_py() if len(days) else None
+        end = last or utcnow().date()
+        return end - timedelta(days=29), end
+
+    def campaigns(self, start: date, end: date, model: str) -> dict[str, Any]:
+        """The campaigns page: ``report campaigns``, ``funnel`` and ``bids`` for the range."""
+        options = {"start": start, "end": end, "model": model}
+        return {
+            "campaigns": self.report("campaigns", **options),
+            "funnel": self.report("funnel", **options),
+            "bids": self.report("bids", start=start, end=end),
+        }
+
+    def campaign(self, campaign_id: str, start: date, end: date, model: str) -> dict[str, Any]:
+        """One campaign: its hours (``report hourly``), days, funnel and bid landscape."""
+        options = {"start": start, "end": end, "model": model, "campaign": campaign_id}
+        return {
+            "hourly": self.report("hourly", **options),
+            "campaigns": self.report("campaigns", **options),
+            "funnel": self.report("funnel", **options),
+            "bids": self.report("bids", start=start, end=end, campaign=campaign_id),
+        }
+
+    # ------------------------------------------------------------------ quarantine
+    def quarantine(self, selection: dict[str, Any]) -> dict[str, Any]:
+        platform = self.fresh()
+        return {
+            "summary": rows(platform.quarantine_summary(**selection)),
+            "timeline": rows(platform.quarantine_timeline(**selection)),
+        }
+
+    def quarantine_records(self, selection: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return rows(self.fresh().quarantine_records(limit=limit, **selection))
+
+    def replay_preview(self, selection: dict[str, Any]) -> dict[str, int]:
+        return self.fresh().replay_preview(**selection)
+
+    def replay(self, selection: dict[str, Any]) -> dict[str, Any]:
+        """Replay, and what it did: the same fields as ``quarantine replay --format json``."""
+        report = self.fresh().replay_quarantine(**selection)
+        sources = []
+        for stats in report.sources.values():
+            sources.append(
+                {
+                    name: getattr(stats, name)
+                    for name in (
+                        "source",
+                        "selected",
+                        "not_replayable",
+                        "replayed",
+                        "accepted",
+                        "filtered",
+                        "duplicates",
+                        "still_quarantined",
+                        "reasons_updated",
+                        "left_quarantine",
+                    )
+                }
+            )
+        return {"batch_id": report.batch_id, "sources": sources, "tables": report.by_table}
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, since: datetime | None = None) -> dict[str, Any]:
+        """Firing now (the monitor's state) and the newest history rows of ``ops.alerts``."""
+        from advertisex.lake.query import QueryEngine
+        from advertisex.monitor.state import StateStore
+        from advertisex.monitor.status import alert_rows
+
+        store = StateStore(self.settings.data_dir / "monitor" / "state.db")
+        try:
+            firing = alert_rows(list(store.load("alerts").values()), firing_only=True)
+        finally:
+            store.close()
+        platform = self.fresh()
+        history = QueryEngine(platform.lake, ("ops.alerts",)).query(
+            'SELECT "at", alertname, state, severity, source, labels, value, threshold, summary '
+            'FROM ops.alerts WHERE "at" >= $1 ORDER BY "at" DESC, alertname LIMIT $2',
+            [since or datetime(1970, 1, 1, tzinfo=UTC), ALERT_HISTORY_ROWS],
+        )
+        return {"firing": firing, "history": rows(history)}
+
+    # ------------------------------------------------------------------ SQL
+    def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
+        config = self.settings.console
+        cap = min(max_rows or config.query_max_rows, config.query_max_rows)
+        return run_query(self.fresh().lake, sql, max_rows=cap, timeout=config.query_timeout_seconds)
+
+    # ------------------------------------------------------------------ lake
+    def lake(self) -> list[dict[str, Any]]:
+        """Per table: rows, data files, bytes, snapshots, last commit, last maintenance."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        from advertisex.model.schemas import TABLES
+
+        catalog = self.fresh().lake.catalog
+        out = []
+        for name in TABLES:
+            row: dict[str, Any] = {"table": name, "exists": False}
+            try:
+                table = catalog.load_table(name)
+            except NoSuchTableError:
+                out.append(row)
+                continue
+            row.update(_table_health(table))
+            out.append(row)
+        return out
+
+
+def _table_health(table: Any) -> dict[str, Any]:
+    snapshots = list(table.metadata.snapshots)
+    current = table.current_snapshot()
+    summary = current.summary if current is not None else None
+
+    def total(key: str) -> int:
+        return int(summary.get(key, 0) or 0) if summary is not None else 0
+
+    maintained = [s for s in snapshots if _is_maintenance(s)]
+    return {
+        "exists": True,
+        "rows": total("total-records"),
+        "data_files": total("total-data-files"),
+        "bytes": total("total-files-size"),
+        "delete_files": total("total-delete-files"),
+        "snapshots": len(snapshots),
+        "last_commit": _ms(current.timestamp_ms) if current is not None else None,
+        "last_maintenance": _ms(max(s.timestamp_ms for s in maintained)) if maintained else None,
+    }
+
+
+def _is_maintenance(snapshot: Any) -> bool:
+    """A snapshot that rewrote files without new data (compaction) or was made by upkeep."""
+    summary = snapshot.summary
+    if summary is None:
+        return False
+    operation = str(getattr(summary.operation, "value", summary.operation))
+    marked = any(str(k).startswith("advertisex.maint") for k in summary.additional_properties)
+    return operation == "replace" or marked
+
+
+def _ms(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _per_minute(
+    batches: pa.Table, sources: tuple[str, ...], now: datetime, hours: int
+) -> dict[str, Any]:
+    """Records in per minute, per source and 5-minute bucket, zeros where nothing came."""
+    first = (now - timedelta(hours=hours)).replace(second=0, microsecond=0)
+    first -= timedelta(minutes=first.minute % 5)
+    buckets = []
+    at = first
+    while at <= now:
+        buckets.append(at)
+        at += BUCKET
+    index = {b: i for i, b in enumerate(buckets)}
+    series = {source: [0.0] * len(buckets) for source in sources}
+    for row in batches.select(["source", "bucket", "records_in"]).to_pylist():
+        i = index.get(row["bucket"])
+        if i is not None and row["source"] in series:
+            series[row["source"]][i] += row["records_in"] / 5
+    return {"buckets": [b.isoformat() for b in buckets], "sources": series}

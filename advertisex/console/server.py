@@ -1,0 +1,77 @@
+"""``advertisex console``: the console and read API on their own port, no collector.
+
+For a lake whose collector runs elsewhere (another machine writing the same landing
+zone and catalog, or ``serve`` without the console). uvicorn serves it; SIGTERM or
+Ctrl-C stops it after in-flight requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+
+from advertisex.collector.access import is_loopback
+from advertisex.config import Settings
+from advertisex.console.platform import Platform
+from advertisex.errors import UserInputError
+
+
+def check_binding(settings: Settings, host: str) -> None:
+    """Refuse to show the lake beyond loopback without console keys."""
+    if not settings.console.keys and not is_loopback(host):
+        raise UserInputError(
+            f"refusing to serve the console on {host} without console keys",
+            hint="create one with `advertisex keygen --name YOU --scope read` and add the "
+            "[[console.keys]] entry it prints to advertisex.toml, or bind to 127.0.0.1",
+        )
+
+
+def serve(
+    settings: Settings,
+    open_platform: Callable[[], Platform],
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Block serving the console on ``console.host:console.port`` until a signal."""
+    import uvicorn
+
+    from advertisex.console.app import create_app
+
+    config = settings.console
+    check_binding(settings, config.host)
+    try:
+        sock = socket.create_server(
+            (config.host, config.port),
+            family=socket.AF_INET6 if ":" in config.host else socket.AF_INET,
+        )
+    except OSError as error:
+        raise UserInputError(
+            f"cannot listen on {config.host}:{config.port}: {error.strerror or error}",
+            hint="is the port already in use? pick another --port",
+        ) from None
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(open_platform, settings, config.host)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    if on_ready is not None:
+        original = server.startup
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        port = sock.getsockname()[1]
+
+        async def startup(sockets: object = None) -> None:
+            await original(sockets=sockets)  # type: ignore[arg-type]
+            if server.started:
+                on_ready(f"http://{host}:{port}")
+
+        server.startup = startup  # type: ignore[method-assign]
+    server.run(sockets=[sock])

@@ -1,0 +1,198 @@
+"""The console's pages and read API over a generated lake, in-process (Starlette TestClient).
+
+Numbers are compared with the CLI's ``--format json`` for the same inputs; quarantined
+attacker text must come out escaped; headers, CSRF and replay are checked as a browser
+would meet them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import BIDI, BREAKOUT, FUTURE_ID, SCRIPT
+
+pytestmark = pytest.mark.integration
+
+PAGES = ["/", "/campaigns", "/campaigns/cmp-001", "/quarantine", "/alerts", "/sql", "/lake"]
+RANGE = "from=2026-11-20&to=2026-11-21"
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+
+
+@pytest.fixture
+def client(lake_template: Path, make_client: Callable[..., Any]) -> Any:
+    return make_client(lake_template)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_a_strict_policy_and_no_inline_script(
+    client: Any, path: str
+) -> None:
+    response = client.get(path, headers={"accept": "text/html"})
+    assert response.status_code == 200, response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert "access-control-allow-origin" not in response.headers
+    assert not INLINE_SCRIPT.search(response.text), "an inline <script> is on the page"
+
+
+def test_quarantined_attacker_text_renders_as_text(client: Any) -> None:
+    html = client.get("/quarantine?limit=200").text
+    assert SCRIPT not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert BIDI in html  # bidi and zero-width characters kept, shown in an isolated block
+    assert 'class="raw" dir="ltr"' in html
+    records = client.get("/api/v1/quarantine/records?limit=1000").json()
+    raws = [r["raw"] for r in records]
+    assert SCRIPT in raws and any(BREAKOUT in r for r in raws) and any(BIDI in r for r in raws)
+
+
+def test_report_numbers_equal_the_cli_json(client: Any, lake_template: Path, cli: Any) -> None:
+    for name, extra in (("campaigns", "model=first"), ("funnel", "model=linear"), ("bids", "")):
+        api = client.get(f"/api/v1/reports/{name}?{RANGE}&{extra}").json()
+        model = extra.split("=")[1] if extra else "last"
+        args = ["report", name, "--from", "2026-11-20", "--to", "2026-11-21", "--format", "json"]
+        if name != "bids":
+            args += ["--model", model]
+        code, out, err = cli(lake_template, *args, ADVERTISEX_CORRELATION__UPDATE_MARTS="true")
+        assert code == 0, err
+        assert api == json.loads(out) and api, name
+
+
+def test_campaigns_page_shows_the_report_sorted(client: Any) -> None:
+    rows = client.get(f"/api/v1/reports/campaigns?{RANGE}").json()
+    html = client.get(f"/campaigns?{RANGE}&sort=impressions&dir=desc").text
+    table = html.split('id="campaigns"')[1].split("</table>")[0]
+    shown = [
+        int(v.replace(",", "")) for v in re.findall(r'data-col="impressions"[^>]*>([\d,]+)<', table)
+    ]
+    assert shown == sorted((r["impressions"] for r in rows), reverse=True)
+    assert len(shown) == len(rows) > 0
+
+
+def test_campaign_page_charts_its_hours(client: Any) -> None:
+    hourly = client.get(f"/api/v1/reports/hourly?{RANGE}&campaign=cmp-001").json()
+    assert hourly and {r["campaign_id"] for r in hourly} == {"cmp-001"}
+    html = client.get(f"/campaigns/cmp-001?{RANGE}").text
+    charts = [
+        json.loads(c.replace("&#39;", "'")) for c in re.findall(r"data-chart='([^']*)'", html)
+    ]
+    titles = [c["title"] for c in charts]
+    assert titles == ["impressions", "clicks", "conversions", "CTR", "spend"]
+    assert charts[0]["series"][0]["values"] == [r["impressions"] for r in hourly]
+
+
+def test_overview_and_status_agree_with_the_cli(client: Any, lake_template: Path, cli: Any) -> None:
+    status = client.get("/api/v1/status").json()
+    code, out, err = cli(lake_template, "status", "--format", "json")
+    assert code == 0, err
+    expected = json.loads(out)
+    drop = ("freshness_s",)  # seconds since the last landing: moves between the two calls
+    assert [{k: v for k, v in s.items() if k not in drop} for s in status["sources"]] == [
+        {k: v for k, v in s.items() if k not in drop} for s in expected["sources"]
+    ]
+    assert set(status["events_per_minute"]["sources"]) == {"impressions", "clicks", "bids"}
+    html = client.get("/").text
+    assert '<meta http-equiv="refresh" content="30">' in html
+
+
+def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    client = make_client(lake_template, console={"query_timeout_seconds": 0.5})
+    ok = client.post(
+        "/api/v1/query",
+        json={"sql": "select impression_id from curated.impressions order by 1", "max_rows": 3},
+    )
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert (
+        body["row_count"] == 3
+        and body["truncated"] is True
+        and body["columns"] == ["impression_id"]
+    )
+    assert ok.headers["x-truncated"] == "true"
+    csv = client.post("/api/v1/query?format=csv", json={"sql": "select 1 as a, '=cmd' as b"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text == "a,b\n1,'=cmd\n"
+    refused = client.post("/api/v1/query", json={"sql": "create table curated.x (a int)"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "read_only")
+    slow = client.post("/api/v1/query", json={"sql": "select count(*) from range(100000000000)"})
+    assert (slow.status_code, slow.json()["code"]) == (400, "query_timeout"), slow.text
+    plain = client.post("/api/v1/query", content=b'{"sql": "select 1"}')
+    assert (plain.status_code, plain.json()["code"]) == (415, "unsupported_media_type")
+
+
+def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) -> None:
+    form = client.get("/sql").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    sql = "select campaign_id, count(*) as n from curated.impressions group by all order by n desc"
+    page = client.post("/sql", data={"csrf": token, "sql": sql})
+    assert page.status_code == 200 and 'id="result"' in page.text
+    download = client.post("/sql", data={"csrf": token, "sql": sql, "download": "csv"})
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.text.startswith("campaign_id,n\n")
+    assert client.post("/sql", data={"sql": sql}).status_code == 403  # no token
+    foreign = client.post(
+        "/sql", data={"csrf": token, "sql": sql}, headers={"origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403
+
+
+def test_replay_asks_for_confirmation_then_moves_the_records(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any]
+) -> None:
+    # After the "fix" (a far wider future-skew bound) the future-stamped records pass.
+    client = make_client(lake_copy(), processor={"future_skew_seconds": 10**10})
+    before = client.get("/api/v1/quarantine?reason=timestamp_in_future").json()["summary"]
+    selected = sum(r["records"] for r in before)
+    assert selected > 0
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/quarantine").text).group(1)  # type: ignore[union-attr]
+    form = {"csrf": token, "reason": "timestamp_in_future", "source": "", "since": "", "until": ""}
+    preview = client.post("/quarantine/replay", data=form)
+    assert f'data-selected="{selected}"' in preview.text and 'id="confirm"' in preview.text
+    assert client.get("/api/v1/quarantine?reason=timestamp_in_future").json()["summary"] == before
+    done = client.post("/quarantine/replay", data={**form, "confirm": "yes"})
+    assert done.status_code == 200 and "Done: batch" in done.text, done.text
+    assert client.get("/api/v1/quarantine?reason=timestamp_in_future").json()["summary"] == []
+    sql = f"select count(*) as n from curated.impressions where impression_id = '{FUTURE_ID}'"
+    assert client.post("/api/v1/query", json={"sql": sql}).json()["rows"] == [{"n": 1}]
+
+
+def test_lake_and_alerts_pages_list_what_exists(client: Any) -> None:
+    tables = {t["table"]: t for t in client.get("/api/v1/lake").json()}
+    impressions = tables["curated.impressions"]
+    assert impressions["rows"] > 1000 and impressions["data_files"] >= 1
+    assert impressions["snapshots"] >= 1 and impressions["last_commit"]
+    alerts = client.get("/api/v1/alerts").json()
+    assert alerts == {"firing": [], "history": []}
+
+
+def test_bad_parameters_are_clear_json_errors(client: Any) -> None:
+    for path, code in (
+        ("/api/v1/reports/nope", "not_found"),
+        ("/api/v1/reports/campaigns?from=yesterday", "bad_input"),
+        ("/api/v1/reports/campaigns?model=middle", "bad_input"),
+        ("/api/v1/quarantine?source=pixels", "bad_input"),
+        ("/api/v1/status?hours=999", "bad_input"),
+        ("/api/v1/nothing", "not_found"),
+    ):
+        response = client.get(path)
+        assert response.status_code in (400, 404) and response.json()["code"] == code, path
+        assert response.json()["message"]
+    page = client.get("/campaigns?from=2026-13-01", headers={"accept": "text/html"})
+    assert page.status_code == 400 and 'id="error"' in page.text
+
+
+def test_dns_rebinding_is_refused_on_loopback(client: Any) -> None:
+    response = client.get("/", headers={"host": "evil.example:8080"})
+    assert response.status_code == 421

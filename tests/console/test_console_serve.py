@@ -1,0 +1,78 @@
+"""The console on real servers: beside the collector (``serve``) and alone (``console``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.collector.collector_helpers import ServerProcess, free_port, impressions, ndjson
+
+pytestmark = pytest.mark.integration
+
+
+def test_serve_puts_the_console_beside_the_collector(lake_copy: Callable[[], Path]) -> None:
+    server = ServerProcess(lake_copy(), verb="serve").start()
+    try:
+        page = httpx.get(server.url + "/")
+        assert page.status_code == 200 and "Overview" in page.text
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        spec = httpx.get(server.url + "/openapi.json").json()
+        assert {"/v1/impressions", "/api/v1/query", "/api/v1/status", "/campaigns"} <= set(
+            spec["paths"]
+        )
+        assert set(spec["paths"]["/"]) == {"get", "post"}  # console page and Firehose API
+        sent = httpx.post(
+            server.url + "/v1/impressions",
+            content=ndjson(impressions(2, "beside-console")),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert sent.status_code == 200 and sent.json()["accepted"] == 2
+        wrong = httpx.get(server.url + "/v1/impressions")
+        assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+        status = httpx.get(server.url + "/api/v1/status").json()
+        assert [s["source"] for s in status["sources"]] == ["impressions", "clicks", "bids"]
+        assert server.stop() == 0
+    finally:
+        if server.process and server.process.poll() is None:
+            server.process.kill()
+
+
+def test_console_alone_refuses_a_public_bind_without_keys(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "advertisex.cli.app",
+            "console",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env={"ADVERTISEX_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "without console keys" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keygen_prints_a_console_key_entry(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "advertisex.cli.app", "keygen", "--name", "ana", "--scope", "admin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    from advertisex.collector.access import hash_key
+
+    assert "[[console.keys]]" in result.stderr and 'scope = "admin"' in result.stderr
+    assert hash_key(key) in result.stderr
