@@ -7,14 +7,9 @@ own hour; ``attributed_conversions`` is what the hour's ads earned under the mod
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pyarrow as pa
 
-from advertisex.reports.common import ReportOptions, run
-
-if TYPE_CHECKING:
-    from advertisex.api import AdvertiseX
+from advertisex.reports.common import Platform, ReportOptions, run
 
 SQL = """
 SELECT campaign_id, hour,
@@ -30,6 +25,6 @@ ORDER BY hour, campaign_id NULLS LAST
 """
 
 
-def report(ax: AdvertiseX, options: ReportOptions) -> pa.Table:
+def report(ax: Platform, options: ReportOptions) -> pa.Table:
     sql = SQL.replace("CREDIT", options.credit).replace("WHERE_HOURLY", options.where("hour"))
     return run(ax, sql, ("marts.campaign_hourly",), options)

@@ -80,7 +80,9 @@ def test_every_page_in_a_browser(
             )
         except Exception:
             browser.save_screenshot(str(shots / f"failed-waiting-for-{element_id}.png"))
-            raise AssertionError(f"no #{element_id} on {browser.current_url}:\n{browser.page_source}") from None
+            raise AssertionError(
+                f"no #{element_id} on {browser.current_url}:\n{browser.page_source}"
+            ) from None
 
     data_dir = lake_copy()
     # The "fix" that lets the future-stamped record through replay: a wider skew bound.
