@@ -1,8 +1,12 @@
 """One error hierarchy. Each class says whether retrying the same thing can help.
 
 Messages are written for the person who hit the error: what was wrong, where, and
-what to do about it. The CLI prints ``str(error)`` and exits non-zero; the HTTP layer
-maps ``code`` and ``http_status`` onto its JSON error body.
+what to do about it. Each layer maps the family in one place: the CLI prints
+``str(error)`` and exits non-zero (``advertisex.cli.app.main``); the HTTP layer answers
+``http_status`` with ``{"code", "message"}`` (``advertisex.collector.responses.error_response``,
+and Firehose's own shape in ``advertisex.collector.firehose``). Driver errors never
+escape the lake untranslated: a busy or unreachable catalog database is a
+:class:`CatalogUnavailableError`.
 """
 
 from __future__ import annotations
@@ -74,6 +78,19 @@ class TransientError(AdvertiseXError):
 
 class CommitConflictError(TransientError):
     code = "commit_conflict"
+
+
+class CatalogUnavailableError(TransientError):
+    """The catalog database is locked by another writer or cannot be reached (the driver's
+    operational errors, translated in ``lake.catalog``)."""
+
+    code = "catalog_unavailable"
+
+
+class LakeError(AdvertiseXError):
+    """The lake was used in a way it does not support (a bug in the caller, not the data)."""
+
+    code = "lake_error"
 
 
 class ProcessorBusyError(TransientError):

@@ -16,14 +16,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from advertisex.config import ApiKey
+from advertisex.errors import AdvertiseXError
 
 
-class AccessDenied(Exception):
-    """``status`` 401 (no or unknown key) or 403 (key not allowed this source)."""
+class AccessDenied(AdvertiseXError):
+    """``http_status`` 401 (no or unknown key) or 403 (key not allowed this source)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.http_status, self.code = status, code
+
+    @property
+    def status(self) -> int:
+        return self.http_status
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,27 @@ from starlette.routing import Route
 from advertisex.collector import firehose, firehose_http, openapi
 from advertisex.collector.framing import (
     Framed,
-    FramingError,
     decode_body,
     frame_avro,
     frame_csv_clicks,
     frame_ndjson,
 )
-from advertisex.collector.idempotency import KeyReused, Stored
-from advertisex.collector.responses import JSON, ApiError, json_response, media_type, read_body
+from advertisex.collector.idempotency import Stored
+from advertisex.collector.responses import (
+    JSON,
+    ApiError,
+    error_body,
+    error_headers,
+    error_response,
+    json_response,
+    media_type,
+    read_body,
+)
 from advertisex.collector.service import Collector
 from advertisex.collector.tracking import routes as tracking_routes
 from advertisex.collector.tracking.service import Tracking
 from advertisex.config import Settings
+from advertisex.errors import AdvertiseXError
 
 log = logging.getLogger("advertisex.collector")
 
@@ -95,17 +104,9 @@ def intake(source: str) -> Callable[[Request], Awaitable[Response]]:
                 )
             else:
                 stored, replayed = await work(), False
-        except KeyReused:
-            error = ApiError(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different body; use a new key per batch",
-            )
+        except AdvertiseXError as error:  # a refusal, an unknown key, a reused one …
             collector.count(source, error.code, 0, received)
-            return error.response()
-        except ApiError as error:
-            collector.count(source, error.code, 0, received)
-            return error.response()
+            return error_response(error)
         headers = dict(stored.headers or {})
         if replayed:
             collector.metrics.replays.inc()
@@ -124,10 +125,7 @@ async def _accept(
 ) -> Stored:
     """Frame and store one body; every refusal becomes a stored JSON error answer."""
     try:
-        try:
-            framed = framer(decode_body(body, encoding, collector.config.max_decoded_bytes))
-        except FramingError as error:
-            raise ApiError(error.status, error.code, error.message) from None
+        framed = framer(decode_body(body, encoding, collector.config.max_decoded_bytes))
         limit = collector.config.max_records
         if framed.records > limit:
             raise ApiError(
@@ -137,9 +135,9 @@ async def _accept(
                 "split the batch",
             )
         await collector.store(source, fmt, framed.data)
-    except ApiError as error:
+    except AdvertiseXError as error:  # FramingError, a limit, storage unavailable …
         collector.count(source, error.code, 0, len(body))
-        return Stored(error.status, error.body(), JSON, error.headers)
+        return Stored(error.http_status, error_body(error), JSON, error_headers(error))
     collector.count(source, "accepted", framed.records, len(body))
     return Stored(200, b'{"accepted":%d,"source":"%s"}' % (framed.records, source.encode()), JSON)
 
@@ -153,8 +151,8 @@ async def readyz(request: Request) -> Response:
     collector: Collector = request.app.state.collector
     try:
         collector.check_capacity()
-    except ApiError as error:
-        return error.response()
+    except AdvertiseXError as error:
+        return error_response(error)
     return json_response(
         {
             "status": "ready",
@@ -187,14 +185,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         "not_found": f"no endpoint at {request.url.path}; see /docs",
         "method_not_allowed": f"{request.method} is not allowed on {request.url.path}; see /docs",
     }.get(code, str(exc.detail))
-    return ApiError(exc.status_code, code, message, dict(exc.headers or {})).response()
+    return error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return ApiError(
-        500, "internal", "the collector failed unexpectedly; nothing was stored"
-    ).response()
+    return error_response(
+        ApiError(500, "internal", "the collector failed unexpectedly; nothing was stored")
+    )
 
 
 def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:

@@ -5,7 +5,7 @@ and catalog queries in the hot path; a background thread refreshes the figures t
 second and a request only reads two numbers. Backlog means sealed landing bytes the
 processor has not committed yet: measured once over the whole landing zone at start,
 then kept current from this collector's own seals and the processor's checkpoint rows
-(the ``advertisex_segments`` table in the catalog database).
+(read through the lake's :class:`~advertisex.lake.catalog.SegmentLedger`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from advertisex.errors import AdvertiseXError
+from advertisex.lake.catalog import SegmentLedger
 from advertisex.landing.zone import LandingZone
 
 log = logging.getLogger("advertisex.collector")
-_CHUNK = 500  # segment names per catalog query
+_CHUNK = 500  # outstanding segment names looked up at a time
 
 
 class Capacity:
@@ -48,7 +49,7 @@ class Capacity:
         ] = {}  # sealed, not yet known to be processed; oldest first
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._engine: Any = None
+        self._ledger: SegmentLedger | None = None
         self.backlog_bytes = 0
         self.disk_free_bytes = shutil.disk_usage(self._existing(zone.root)).free
         self._thread = threading.Thread(target=self._run, name="collector-capacity", daemon=True)
@@ -138,31 +139,14 @@ class Capacity:
                 self.backlog_bytes -= self._outstanding.pop(name, 0)
 
     def _done_among(self, names: list[str]) -> set[str]:
-        engine = self._catalog()
-        if engine is None:
-            return set()
-        from sqlalchemy import select
-
-        from advertisex.lake.catalog import SEGMENTS
-
+        if self._ledger is None:
+            self._ledger = SegmentLedger.open(self.catalog_uri)
+            if self._ledger is None:
+                return set()  # nothing processed yet; the catalog is not even created
         try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    select(SEGMENTS.c.segment).where(SEGMENTS.c.segment.in_(names))
-                )
-                return {row[0] for row in rows}
-        except Exception:  # no table yet (nothing processed), or the database is busy
+            return self._ledger.names(among=names)
+        except AdvertiseXError:  # the database is busy: ask again at the next tick
             return set()
-
-    def _catalog(self) -> Any:
-        if self._engine is None:
-            sqlite_file = self.catalog_uri.removeprefix("sqlite:///")
-            if sqlite_file != self.catalog_uri and not Path(sqlite_file).exists():
-                return None  # nothing processed yet; don't create the file
-            from sqlalchemy import create_engine
-
-            self._engine = create_engine(self.catalog_uri)
-        return self._engine
 
     @staticmethod
     def _existing(path: Path) -> Path:

@@ -23,9 +23,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from advertisex.collector.responses import ApiError, read_body
+from advertisex.collector.responses import error_headers, read_body
 from advertisex.collector.service import Collector
-from advertisex.errors import FramingError
+from advertisex.errors import AdvertiseXError, FramingError
 from advertisex.formats.jsonfmt import split_objects
 from advertisex.util import jsonutil
 
@@ -34,12 +34,14 @@ AMZ_JSON = "application/x-amz-json-1.1"
 _ACCOUNT = "000000000000"
 
 
-class AwsError(Exception):
+class AwsError(AdvertiseXError):
+    """A refusal in Firehose's own shape: ``kind`` is the exception name botocore reads."""
+
     def __init__(
         self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(message)
-        self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
+        self.http_status, self.code, self.kind, self.headers = status, kind, kind, headers or {}
 
 
 def _answer(
@@ -49,7 +51,7 @@ def _answer(
     return Response(jsonutil.dumps(data), status, headers=headers, media_type=AMZ_JSON)
 
 
-# ApiError codes of the shared checks → the exception names Firehose uses for them.
+# HTTP statuses of the family's errors → the exception names Firehose uses for them.
 _AWS_KINDS = {
     401: "UnrecognizedClientException",
     403: "AccessDeniedException",
@@ -85,17 +87,19 @@ async def endpoint(request: Request) -> Response:
                 raise AwsError(400, "InvalidArgumentException", failed[0]["ErrorMessage"])
             if lines:
                 await collector.store(source, "ndjson", b"".join(lines))
-        except ApiError as error:
+        except AwsError:
+            raise
+        except AdvertiseXError as error:  # the family, in Firehose's words
             raise AwsError(
-                error.status,
-                _AWS_KINDS.get(error.status, "InvalidArgumentException"),
+                error.http_status,
+                _AWS_KINDS.get(error.http_status, "InvalidArgumentException"),
                 error.message,
-                error.headers,
+                error_headers(error),
             ) from None
     except AwsError as error:
         collector.count(source, error.kind, 0, 0)
         return _answer(
-            {"__type": error.kind, "message": error.message}, error.status, error.headers
+            {"__type": error.kind, "message": error.message}, error.http_status, error.headers
         )
 
     collector.count(source, "accepted", len(lines), len(body))

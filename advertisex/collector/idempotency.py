@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from advertisex.errors import UserInputError
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -24,8 +26,17 @@ class Stored:
     headers: dict[str, str] | None = None
 
 
-class KeyReused(Exception):
+class KeyReused(UserInputError):
     """The same key came with a different body: most likely a client bug, never a retry."""
+
+    code = "idempotency_key_reused"
+    http_status = 422
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "this Idempotency-Key was used for a different body; use a new key per batch"
+        )
+        self.key = key
 
 
 @dataclass

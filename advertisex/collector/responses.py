@@ -1,7 +1,9 @@
 """HTTP plumbing shared by the endpoints: JSON errors with stable codes, bounded body reads.
 
 Every refusal is ``{"code": ..., "message": ...}`` with the right status; a 503 always
-carries ``Retry-After``. Firehose endpoints speak AWS's own error shape instead
+carries ``Retry-After``. :func:`error_response` is the one place an error of the family
+(:class:`advertisex.errors.AdvertiseXError`) becomes an answer: its ``code``, ``message``
+and ``http_status``. Firehose endpoints speak AWS's own error shape instead
 (``__type`` + ``message``), built in :mod:`advertisex.collector.firehose`.
 """
 
@@ -12,13 +14,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from advertisex.errors import AdvertiseXError
 from advertisex.util import jsonutil
 
 JSON = "application/json"
 
 
-class ApiError(Exception):
-    """A refusal that becomes a JSON error response; never a stack trace."""
+class ApiError(AdvertiseXError):
+    """A refusal the HTTP layer decides itself (a limit, a media type): status and code given."""
 
     def __init__(
         self,
@@ -29,19 +32,47 @@ class ApiError(Exception):
         **extra: Any,
     ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.http_status, self.code = status, code
         self.headers = headers or {}
         self.extra = extra
 
+    @property
+    def status(self) -> int:
+        return self.http_status
+
     def body(self) -> bytes:
-        return jsonutil.dumps({"code": self.code, "message": self.message, **self.extra})
+        return error_body(self)
 
     def response(self) -> Response:
-        return Response(self.body(), self.status, headers=self.headers, media_type=JSON)
+        return error_response(self)
+
+
+def error_body(error: AdvertiseXError) -> bytes:
+    """``{"code", "message"}`` (and an :class:`ApiError`'s extra fields) as JSON."""
+    return jsonutil.dumps(
+        {"code": error.code, "message": error.message, **getattr(error, "extra", {})}
+    )
+
+
+def error_headers(error: AdvertiseXError, retry_after: int = 1) -> dict[str, str]:
+    """The error's own headers; a retryable refusal always says when to come back."""
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.retryable:
+        headers.setdefault("Retry-After", str(retry_after))
+    return headers
+
+
+def error_response(error: AdvertiseXError) -> Response:
+    """The one mapping of the error family onto HTTP: ``http_status`` and the JSON body."""
+    return Response(
+        error_body(error), error.http_status, headers=error_headers(error), media_type=JSON
+    )
 
 
 def unavailable(code: str, message: str, retry_after: int) -> ApiError:
-    return ApiError(503, code, message, {"Retry-After": str(retry_after)})
+    error = ApiError(503, code, message, {"Retry-After": str(retry_after)})
+    error.retryable = True
+    return error
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -13,11 +13,11 @@ import os
 import socket
 from collections.abc import Mapping
 
-from advertisex.collector.access import AccessDenied, KeyRing, Principal, presented_key
+from advertisex.collector.access import KeyRing, Principal, presented_key
 from advertisex.collector.capacity import Capacity
 from advertisex.collector.idempotency import IdempotencyCache
 from advertisex.collector.metrics import CollectorMetrics
-from advertisex.collector.responses import ApiError, unavailable
+from advertisex.collector.responses import unavailable
 from advertisex.collector.segments import Labels, recover, safe_collector_id
 from advertisex.collector.writer import FilePerRequestWriter, SegmentWriter, StorageError
 from advertisex.config import Settings
@@ -123,10 +123,7 @@ class Collector:
 
     # ------------------------------------------------------------------ requests
     def authorize(self, headers: Mapping[str, str], source: str) -> Principal:
-        try:
-            return self.keys.authorize(presented_key(headers), source)
-        except AccessDenied as denied:
-            raise ApiError(denied.status, denied.code, denied.message) from None
+        return self.keys.authorize(presented_key(headers), source)  # or AccessDenied
 
     def check_capacity(self) -> None:
         if not self.ready:

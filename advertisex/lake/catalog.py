@@ -13,7 +13,8 @@ leaves a complete batch.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,25 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.table import CommitTableResponse, Table
-from sqlalchemy import Column, Integer, MetaData, String, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy import Table as SqlTable
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from advertisex.errors import CommitConflictError
+from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
 
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.
@@ -53,6 +67,98 @@ class SegmentDone:
     committed_at: str
 
 
+# Names per ``IN (…)`` query: well under every database's bound parameter limit.
+_CHUNK = 500
+
+
+class SegmentLedger:
+    """The checkpoint rows, read: which landing segments are committed, by which batch,
+    with how many records and bytes, and when.
+
+    The one way to them for the runner's pending list, the monitor, the collector's
+    backlog and replay: the table is the catalog's own business. ``between`` is a
+    half-open range of segment names (``("clicks/2026-01-01/07/", "clicks/2026-01-01/08/")``,
+    a primary-key range scan); ``among`` a collection of names.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, catalog_uri: str) -> SegmentLedger | None:
+        """The ledger of the catalog at ``catalog_uri``, read-only and creating nothing;
+        None while there is none yet (no SQLite file, or nothing ever committed)."""
+        sqlite_file = catalog_uri.removeprefix("sqlite:///")
+        if sqlite_file != catalog_uri and not os.path.exists(sqlite_file):
+            return None
+        engine = create_engine(catalog_uri)
+        translate_driver_errors(engine)
+        if not inspect(engine).has_table(SEGMENTS.name):
+            engine.dispose()
+            return None
+        return cls(engine)
+
+    def names(
+        self,
+        source: str | None = None,
+        *,
+        between: tuple[str, str] | None = None,
+        among: Collection[str] | None = None,
+    ) -> set[str]:
+        """Names of the committed segments (of ``source``, in ``between``, ``among``)."""
+        return {row[0] for row in self._rows([SEGMENTS.c.segment], source, between, among)}
+
+    def marks(
+        self,
+        source: str | None = None,
+        *,
+        between: tuple[str, str] | None = None,
+        among: Collection[str] | None = None,
+    ) -> dict[str, SegmentDone]:
+        """segment name → its checkpoint row."""
+        rows = self._rows(list(SEGMENTS.c), source, between, among)
+        return {row.segment: SegmentDone(**row._asdict()) for row in rows}
+
+    def _rows(
+        self,
+        columns: list[Any],
+        source: str | None,
+        between: tuple[str, str] | None,
+        among: Collection[str] | None,
+    ) -> list[Any]:
+        query = select(*columns)
+        if source:
+            query = query.where(SEGMENTS.c.source == source)
+        if between:
+            query = query.where(SEGMENTS.c.segment >= between[0], SEGMENTS.c.segment < between[1])
+        with Session(self.engine) as session:
+            if among is None:
+                return list(session.execute(query))
+            names = list(among)
+            return [
+                row
+                for i in range(0, len(names), _CHUNK)
+                for row in session.execute(
+                    query.where(SEGMENTS.c.segment.in_(names[i : i + _CHUNK]))
+                )
+            ]
+
+
+def translate_driver_errors(engine: Engine) -> None:
+    """Turn the database driver's operational errors (a locked SQLite file, a lost
+    PostgreSQL connection) into :class:`CatalogUnavailableError`, which is transient:
+    callers retry it without knowing which driver is underneath."""
+
+    @event.listens_for(engine, "handle_error")
+    def _transient(context: Any) -> None:
+        error = context.sqlalchemy_exception
+        if isinstance(error, OperationalError):
+            raise CatalogUnavailableError(
+                f"the catalog database is busy or unreachable ({error.orig})",
+                hint="another process holds it, or the database server is down; retry",
+            ) from error
+
+
 @dataclass
 class _Staged:
     namespace: str
@@ -67,6 +173,8 @@ class AtomicSqlCatalog(SqlCatalog):
     def __init__(self, name: str, **properties: Any) -> None:
         super().__init__(name, **properties)
         _meta.create_all(self.engine)
+        translate_driver_errors(self.engine)
+        self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
 
     @property
@@ -81,7 +189,7 @@ class AtomicSqlCatalog(SqlCatalog):
         """Stage every table commit made inside; publish them, ``segments`` done and
         ``forget`` pending again, together."""
         if self._group is not None:
-            raise RuntimeError("atomic groups do not nest")
+            raise LakeError("atomic groups do not nest")
         self._group = []
         try:
             yield
@@ -141,7 +249,7 @@ class AtomicSqlCatalog(SqlCatalog):
         namespace = Catalog.namespace_to_string(Catalog.namespace_from(identifier))
         table_name = Catalog.table_name_from(identifier)
         if any(s.namespace == namespace and s.table_name == table_name for s in self._group):
-            raise RuntimeError(f"{namespace}.{table_name} committed twice in one atomic group")
+            raise LakeError(f"{namespace}.{table_name} committed twice in one atomic group")
         try:
             current = self.load_table(identifier)
         except NoSuchTableError as e:
@@ -156,10 +264,3 @@ class AtomicSqlCatalog(SqlCatalog):
         return CommitTableResponse(  # type: ignore[call-arg]
             metadata=staged.metadata, metadata_location=staged.metadata_location
         )
-
-    def done_segments(self, source: str | None = None) -> set[str]:
-        query = select(SEGMENTS.c.segment)
-        if source:
-            query = query.where(SEGMENTS.c.source == source)
-        with Session(self.engine) as session:
-            return {row[0] for row in session.execute(query)}

@@ -8,12 +8,13 @@ query engine needs to read a table's current snapshot.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from advertisex.errors import LakeError
 from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
 from advertisex.lake.datafiles import add_files, write_data_files
 from advertisex.model.schemas import TABLES, TableSpec
@@ -138,7 +139,7 @@ class Lake:
         files = []
         for task in table.scan().plan_files():
             if task.delete_files:
-                raise RuntimeError(f"{name} has delete files; read it through pyiceberg instead")
+                raise LakeError(f"{name} has delete files; read it through pyiceberg instead")
             files.append(_local(task.file.file_path))
         return files
 
@@ -154,8 +155,22 @@ class Lake:
             return schema.empty_table()
         return table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields).to_arrow()
 
-    def done_segments(self, source: str | None = None) -> set[str]:
-        return self.catalog.done_segments(source)
+    def done_segments(
+        self,
+        source: str | None = None,
+        *,
+        between: tuple[str, str] | None = None,
+        among: Collection[str] | None = None,
+    ) -> set[str]:
+        """Names of the committed landing segments (of ``source``, with names in the
+        half-open range ``between``, or ``among`` the given names)."""
+        return self.catalog.ledger.names(source, between=between, among=among)
+
+    def segment_marks(
+        self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None
+    ) -> dict[str, SegmentDone]:
+        """Committed segment → its checkpoint row (batch, records, bytes, commit time)."""
+        return self.catalog.ledger.marks(between=between, among=among)
 
     def snapshots(self, name: str) -> Iterator[Any]:
         yield from self.table(name).snapshots()

@@ -132,15 +132,22 @@ class LandingZone:
 
     # ------------------------------------------------------------------ reading
     def segments(
-        self, sources: Iterable[str] = SOURCES, since: date | None = None
+        self,
+        sources: str | Iterable[str] = SOURCES,
+        since: date | None = None,
+        hour: datetime | None = None,
     ) -> list[Segment]:
-        """Every sealed segment of the given sources, in arrival order.
+        """Every sealed segment of the given source(s), in arrival order.
 
         ``since`` skips landing-day folders before that day: new segments always land
         in the current day's folder, so a follower need not list all of history.
+        ``hour`` lists only the segments that landed in that UTC hour (one folder).
         """
         found: list[Segment] = []
-        for source in sources:
+        for source in _sources(sources):
+            if hour is not None:
+                found.extend(self._walk(source, self.root / hour_prefix(source, hour)))
+                continue
             base = self.root / source
             if not base.is_dir():
                 continue
@@ -155,6 +162,7 @@ class LandingZone:
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
     def _walk(self, source: str, base: Path) -> list[Segment]:
+        """Sealed segments under ``base`` (none when it does not exist)."""
         found: list[Segment] = []
         for directory, _, files in os.walk(base):
             for name in files:
@@ -255,14 +263,18 @@ class ObjectStoreLandingZone(LandingZone):
             out.write((name + "\n").encode())
 
     def segments(
-        self, sources: Iterable[str] = SOURCES, since: date | None = None
+        self,
+        sources: str | Iterable[str] = SOURCES,
+        since: date | None = None,
+        hour: datetime | None = None,
     ) -> list[Segment]:
         import pyarrow.fs as pafs
 
         found: list[Segment] = []
-        for source in sources:
+        for source in _sources(sources):
+            folder = hour_prefix(source, hour).rstrip("/") if hour is not None else source
             selector = pafs.FileSelector(
-                f"{self.base}/{source}", recursive=True, allow_not_found=True
+                f"{self.base}/{folder}", recursive=True, allow_not_found=True
             )
             for info in self.fs.get_file_info(selector):
                 relative = info.path[len(self.base) + 1 :]
@@ -337,6 +349,15 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
     return files
 
 
+def hour_prefix(source: str, hour: datetime) -> str:
+    """``<source>/<YYYY-MM-DD>/<HH>/``: where the segments landed in ``hour`` live."""
+    return f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
+
+
+def _sources(sources: str | Iterable[str]) -> Iterable[str]:
+    return (sources,) if isinstance(sources, str) else sources
+
+
 def _day(folder: str) -> date | None:
     try:
         return date.fromisoformat(folder)
@@ -351,9 +372,10 @@ def landing_day(segment: Segment | str) -> date | None:
     return _day(parts[1]) if len(parts) > 1 else None
 
 
-def segment_time(segment: Segment) -> datetime:
+def segment_time(segment: Segment | str) -> datetime:
     """The landing time encoded at the start of a segment's file name."""
-    stamp = segment.name.rsplit("/", 1)[-1].split("-", 1)[0]
+    name = segment.name if isinstance(segment, Segment) else segment
+    stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
     try:
         return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
     except ValueError:

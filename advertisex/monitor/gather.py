@@ -1,5 +1,8 @@
 """The monitor's I/O edge: read the landing zone, the catalog and the lake into Observations.
 
+Pending segments come from the landing zone's own listing (a folder or object storage)
+and committed ones from the lake's checkpoint rows: the monitor knows neither layout.
+
 Everything is aggregated before the monitors see it (per source and 5-minute bucket,
 per table or campaign and hour), so monitors stay cheap and pure. Aggregates of hours
 that can no longer change — the hour is past ``settle_seconds`` and nothing landed in
@@ -11,16 +14,15 @@ own files, whose ingest times span only that batch.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import Settings
+from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import Segment, segment_time
+from advertisex.landing.zone import hour_prefix, open_landing, segment_time
 from advertisex.monitor import queries
 from advertisex.monitor.files import FileIndex
 from advertisex.monitor.model import ARRIVALS, CAMPAIGNS, HOUR, Observations, floor_hour
@@ -39,6 +41,7 @@ class Gatherer:
         self.settings = settings
         self.cfg = settings.monitor
         self.lake = lake
+        self.landing = open_landing(settings)  # a folder, or object storage
         self.clock = clock
         self._arrivals: dict[tuple[str, datetime], pa.Table] = {}  # final (source, hour)
         self._hourly: dict[tuple[str, datetime], pa.Table] = {}  # final (aggregate, hour)
@@ -86,12 +89,13 @@ class Gatherer:
                 else:
                     missing.append((source, hour))
             hour += HOUR
-        done: dict[str, dict[str, tuple[int, int, datetime]]] = {}
+        done: dict[str, dict[str, SegmentDone]] = {}
         for source in SOURCES:
             hours = [h for s, h in missing if s == source]
             if hours:
-                first, last = _prefix(source, hours[0]), _prefix(source, hours[-1])
-                done[source] = _done_segments(self.lake, first, last + "\uffff")
+                first = hour_prefix(source, hours[0])
+                last = hour_prefix(source, hours[-1]) + "\uffff"
+                done[source] = self.lake.segment_marks(between=(first, last))
         segments = [self._segments(source, hour, done[source]) for source, hour in missing]
         fresh = queries.arrivals(pa.concat_tables(segments)) if segments else None
         settle = timedelta(seconds=self.cfg.settle_seconds)
@@ -109,24 +113,20 @@ class Gatherer:
         self._arrivals = {k: v for k, v in self._arrivals.items() if k[1] >= since}
         return pa.concat_tables(parts) if parts else ARRIVALS.empty_table()
 
-    def _segments(
-        self, source: str, hour: datetime, committed: dict[str, tuple[int, int, datetime]]
-    ) -> pa.Table:
+    def _segments(self, source: str, hour: datetime, committed: dict[str, SegmentDone]) -> pa.Table:
         """One source's landing hour: listed segments joined with their commit records."""
-        prefix = _prefix(source, hour)
-        done = {k: v for k, v in committed.items() if k.startswith(prefix)}
-        folder = self.settings.landing_dir / prefix
+        prefix = hour_prefix(source, hour)
         rows: dict[str, dict[str, object]] = {}
-        for name, size in _listing(folder, prefix):
-            rows[name] = {"name": name, "bytes": size, "records": None, "committed_at": None}
-        for name, (records, size, committed_at) in done.items():
-            rows[name] = {
-                "name": name,
-                "bytes": size,
-                "records": records,
-                "committed_at": committed_at,
-            }
-        landed = {n: segment_time(Segment(source, n, 0)) for n in rows}
+        for segment in self.landing.segments(source, hour=hour):
+            rows[segment.name] = {"bytes": segment.size, "records": None, "committed_at": None}
+        for name, mark in committed.items():
+            if name.startswith(prefix):
+                rows[name] = {
+                    "bytes": mark.bytes,
+                    "records": mark.records,
+                    "committed_at": datetime.fromisoformat(mark.committed_at),
+                }
+        landed = {n: segment_time(n) for n in rows}
         return pa.table(
             {
                 "source": pa.array([source] * len(rows), pa.string()),
@@ -203,37 +203,3 @@ class Gatherer:
             tuple(CAMPAIGNS.names),
         )
         return rows.cast(CAMPAIGNS)
-
-
-def _listing(folder: Path, prefix: str) -> list[tuple[str, int]]:
-    """Sealed segments in one landing hour folder (dot-files are still being written)."""
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return []
-    return [
-        (prefix + e.name, e.stat().st_size)
-        for e in entries
-        if e.is_file() and not e.name.startswith(".")
-    ]
-
-
-def _prefix(source: str, hour: datetime) -> str:
-    return f"{source}/{hour:%Y-%m-%d}/{hour:%H}/"
-
-
-def _done_segments(lake: Lake, low: str, high: str) -> dict[str, tuple[int, int, datetime]]:
-    """Committed segments with names in [low, high) (a primary-key range scan)."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from advertisex.lake.catalog import SEGMENTS
-
-    query = select(
-        SEGMENTS.c.segment, SEGMENTS.c.records, SEGMENTS.c.bytes, SEGMENTS.c.committed_at
-    ).where(SEGMENTS.c.segment >= low, SEGMENTS.c.segment < high)
-    with Session(lake.catalog.engine) as session:
-        return {
-            row[0]: (row[1], row[2], datetime.fromisoformat(row[3]))
-            for row in session.execute(query)
-        }

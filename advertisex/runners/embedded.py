@@ -19,7 +19,6 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
-from sqlalchemy.exc import OperationalError  # "database is locked": another writer holds SQLite
 
 from advertisex.config import Settings
 from advertisex.dims import known_ids as known_dimension_ids
@@ -147,7 +146,7 @@ class EmbeddedRunner:
             for batch in self.plan(pending):
                 accounts, batch_id = retrying(
                     functools.partial(self._fresh, self.run_batch, batch, progress, now, report),
-                    retry_on=(TransientError, OperationalError),
+                    retry_on=(TransientError,),  # the lake translates driver errors
                     what="batch",
                 )
                 report.batches.append(batch_id)

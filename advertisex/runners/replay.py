@@ -15,11 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from advertisex.errors import UserInputError
-from advertisex.lake.catalog import SEGMENTS
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
 from advertisex.runners.lock import processor_lock
@@ -41,11 +37,9 @@ class ReplayReport:
 
 def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str, list[str]]:
     """batch id → its segments, for batches that consumed a segment landed in [start, end]."""
-    with Session(lake.catalog.engine) as session:
-        rows = session.execute(select(SEGMENTS.c.segment, SEGMENTS.c.batch_id)).all()
     by_batch: dict[str, list[str]] = {}
-    for segment, batch_id in rows:
-        by_batch.setdefault(batch_id, []).append(segment)
+    for segment, mark in lake.segment_marks().items():
+        by_batch.setdefault(mark.batch_id, []).append(segment)
     chosen = {}
     for batch_id, segments in by_batch.items():
         days = {landing_day(s) for s in segments}

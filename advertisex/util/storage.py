@@ -18,6 +18,8 @@ import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from advertisex.errors import ConfigError
+
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
@@ -65,8 +67,9 @@ def resolve(location: str, settings: ScaleSettings | None = None) -> tuple[pafs.
     if kind in _AZURE:  # container@account.dfs.core.windows.net/path
         container, _, host = parts.netloc.partition("@")
         return _azure(host.split(".", 1)[0]), f"{container}{parts.path}".rstrip("/")
-    raise ValueError(
-        f"unsupported storage URL {location!r}: use a folder, file://, s3://, gs:// or abfs://"
+    raise ConfigError(
+        f"unsupported storage URL {location!r}",
+        hint="use a folder, file://, s3://, gs:// or abfs://",
     )
 
 

@@ -147,3 +147,27 @@ def test_segments_another_processor_committed_first_are_a_commit_conflict(lake, 
     lake.refresh()
     assert lake.read("curated.clicks").num_rows == 1
     assert lake.read("ops.batches").num_rows == 0
+
+
+def test_committed_segments_by_name_range_and_among_names(lake):
+    marks = [_mark("clicks/2026-01-01/07/a"), _mark("clicks/2026-01-01/08/b")]
+    lake.commit_batch({"ops.batches": _batch_row("b1")}, marks, {})
+    hour = ("clicks/2026-01-01/07/", "clicks/2026-01-01/08/")
+    assert lake.done_segments(between=hour) == {"clicks/2026-01-01/07/a"}
+    assert lake.done_segments(among=["x", "clicks/2026-01-01/08/b"]) == {"clicks/2026-01-01/08/b"}
+    [(name, mark)] = lake.segment_marks(between=hour).items()
+    assert (name, mark.batch_id, mark.records) == ("clicks/2026-01-01/07/a", "b", 1)
+
+
+def test_driver_errors_become_a_transient_error(tmp_path):
+    from sqlalchemy import create_engine
+
+    from advertisex.errors import CatalogUnavailableError, TransientError
+    from advertisex.lake.catalog import SegmentLedger, translate_driver_errors
+
+    engine = create_engine(f"sqlite:///{tmp_path}/no/such/folder/catalog.db")
+    translate_driver_errors(engine)
+    with pytest.raises(CatalogUnavailableError) as caught:
+        SegmentLedger(engine).names()
+    assert isinstance(caught.value, TransientError) and caught.value.retryable
+    assert SegmentLedger.open(f"sqlite:///{tmp_path}/never-made.db") is None

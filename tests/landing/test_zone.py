@@ -62,3 +62,18 @@ def test_listing_since_a_day_skips_older_landing_days(tmp_path: Path):
     new = zone.write_segment("impressions", b"{}\n", at=datetime(2026, 1, 3, tzinfo=UTC))
     assert [s.name for s in zone.segments()] == [old.name, new.name]
     assert [s.name for s in zone.segments(since=date(2026, 1, 2))] == [new.name]
+
+
+def test_segments_of_one_source_and_hour(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    zone = LandingZone(tmp_path / "landing")
+    seven = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)
+    eight = datetime(2026, 1, 1, 8, 5, tzinfo=UTC)
+    a = zone.write_segment("impressions", b"{}\n", at=seven, fsync=False)
+    zone.write_segment("impressions", b"{}\n", at=eight, fsync=False)
+    zone.write_segment("clicks", b"x\n", at=seven, fsync=False)
+    hour = datetime(2026, 1, 1, 7, tzinfo=UTC)
+    assert zone.segments("impressions", hour=hour) == [a]
+    assert zone.segments("impressions", hour=datetime(2026, 1, 2, 7, tzinfo=UTC)) == []
+    assert len(zone.segments("impressions")) == 2  # a source's name, not its letters

@@ -204,3 +204,36 @@ def test_an_unreadable_segment_is_moved_aside_on_s3(
         f"aside/_unreadable/{segment.name}",
         f"aside/_unreadable/{segment.name}.reason.txt",
     }
+
+
+def test_the_monitor_sees_pending_segments_on_object_storage(
+    tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    import pyarrow.compute as pc
+
+    import advertisex
+    from advertisex.monitor.gather import Gatherer
+
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        scale={
+            "landing": f"s3://{BUCKET}/monitored",
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            **KEYS,
+        },
+    )
+    line = (
+        b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    )
+    for n in range(3):
+        ax.landing.write_segment("impressions", line, label=f"s{n}")
+
+    def pending(source: str) -> int:
+        arrivals = Gatherer(ax.settings, ax.lake).observe().arrivals
+        mine = arrivals.filter(pc.equal(arrivals.column("source"), source))
+        return int(pc.sum(mine.column("pending")).as_py() or 0)
+
+    assert pending("impressions") == 3  # listed on the bucket, not in a local folder
+    ax.process()
+    assert pending("impressions") == 0  # committed: the lake's checkpoint rows say so
