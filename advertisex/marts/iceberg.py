@@ -64,7 +64,7 @@ def positions(lake: Lake) -> dict[str, frozenset[int]]:
     }
 
 
-def rules_for(lake: Lake, settings: Settings) -> maintain.Rules:
+def rules_for(lake: Lake, settings: Settings) -> maintain.MatchingRules:
     """Windows from the settings; per-campaign ones from ``dims.campaigns`` (current versions)
     and the configured campaigns file, the file winning."""
     from advertisex.kernels.windows import OVERRIDE_COLUMNS, Windows
@@ -102,14 +102,14 @@ def rules_for(lake: Lake, settings: Settings) -> maintain.Rules:
         if p.num_rows and "campaign_id" in p.column_names
     ]
     if not tables:
-        return maintain.Rules(windows)
+        return maintain.MatchingRules(windows)
     merged = pa.concat_tables(tables, promote_options="permissive")
     # Last occurrence of a campaign wins (the file comes after the dimension table).
     keep = pa.table(
         {"campaign_id": merged.column("campaign_id"), "i": pa.array(range(merged.num_rows))}
     )
     last = keep.group_by("campaign_id").aggregate([("i", "max")]).column("i_max")
-    return maintain.Rules(windows, merged.take(last))
+    return maintain.MatchingRules(windows, merged.take(last))
 
 
 class IcebergCurated:

@@ -68,7 +68,7 @@ FINGERPRINT = "fingerprint"
 
 
 @dataclass(frozen=True)
-class Rules:
+class MatchingRules:
     """The matching rules: default windows and per-campaign overrides (campaign_id + seconds)."""
 
     windows: Windows = field(default_factory=Windows)
@@ -124,7 +124,12 @@ class Kernels(Protocol):
     """
 
     def correlate(
-        self, impressions: Rows, clicks: Rows, conversions: Rows, recheck: Slice, rules: Rules
+        self,
+        impressions: Rows,
+        clicks: Rows,
+        conversions: Rows,
+        recheck: Slice,
+        rules: MatchingRules,
     ) -> tuple[pa.Table, pa.Table]:
         """(attributed clicks of the clicks inside ``recheck``, attributed conversions)."""
         ...
@@ -147,8 +152,12 @@ class Kernels(Protocol):
 def correlate_part(
     tables: dict[str, pa.Table], recheck: Slice, windows: Windows, campaigns: pa.Table | None
 ) -> dict[str, pa.Table]:
-    """``Kernels.correlate`` on one part (every row of its users): tables i, c, v."""
-    impressions, clicks, conversions = tables["i"], tables["c"], tables["v"]
+    """``Kernels.correlate`` on one part (every row of its users): impressions, clicks, conversions."""
+    impressions, clicks, conversions = (
+        tables["impressions"],
+        tables["clicks"],
+        tables["conversions"],
+    )
     return {
         "matched": match_clicks(
             impressions, clicks.filter(recheck.mask(clicks)), windows, campaigns
@@ -158,28 +167,28 @@ def correlate_part(
 
 
 def bids_part(tables: dict[str, pa.Table], windows: Windows) -> dict[str, pa.Table]:
-    """``Kernels.bids`` on one part (every row of its auctions): tables b, i."""
-    auctions = tables["i"].filter(pc.is_valid(tables["i"].column("auction_id")))
-    return {"bids": match_bids(tables["b"], auctions, windows)}
+    """``Kernels.bids`` on one part (every row of its auctions): bids, impressions."""
+    auctions = tables["impressions"].filter(pc.is_valid(tables["impressions"].column("auction_id")))
+    return {"bids": match_bids(tables["bids"], auctions, windows)}
 
 
 def responses(clicks: pa.Table, conversions: pa.Table, bids: pa.Table) -> dict[str, pa.Table]:
     """The rollup's inputs besides impressions — attributed clicks and conversions,
-    matched bids — tagged as :func:`hourly_part` reads them."""
-    return {"c": clicks, "v": conversions, "b": bids}
+    matched bids — named as :func:`hourly_part` reads them."""
+    return {"clicks": clicks, "conversions": conversions, "bids": bids}
 
 
 def hourly_part(
     tables: dict[str, pa.Table], counted: Slice, hours: list[datetime] | None
 ) -> dict[str, pa.Table]:
-    """``Kernels.hourly`` on one part (every row of its campaigns): tables i, c, v, b."""
-    impressions = tables["i"]
+    """``Kernels.hourly`` on one part (every row of its campaigns): impressions and the :func:`responses`."""
+    impressions = tables["impressions"]
     return {
         "hourly": campaign_hourly(
             impressions.filter(counted.mask(impressions)),
-            tables["c"],
-            tables["v"],
-            tables["b"],
+            tables["clicks"],
+            tables["conversions"],
+            tables["bids"],
             None if hours is None else pa.array(hours, TS),
             touch_impressions=impressions,
         )
@@ -199,14 +208,25 @@ class LocalKernels:
         return self._read[request]
 
     def correlate(
-        self, impressions: Rows, clicks: Rows, conversions: Rows, recheck: Slice, rules: Rules
+        self,
+        impressions: Rows,
+        clicks: Rows,
+        conversions: Rows,
+        recheck: Slice,
+        rules: MatchingRules,
     ) -> tuple[pa.Table, pa.Table]:
-        tables = {"i": self.rows(impressions), "c": self.rows(clicks), "v": self.rows(conversions)}
+        tables = {
+            "impressions": self.rows(impressions),
+            "clicks": self.rows(clicks),
+            "conversions": self.rows(conversions),
+        }
         out = correlate_part(tables, recheck, rules.windows, rules.campaigns)
         return out["matched"], out["attributed"]
 
     def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
-        return bids_part({"b": self.rows(bids), "i": self.rows(auctions)}, windows)["bids"]
+        return bids_part({"bids": self.rows(bids), "impressions": self.rows(auctions)}, windows)[
+            "bids"
+        ]
 
     def hourly(
         self,
@@ -215,11 +235,13 @@ class LocalKernels:
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
-        return hourly_part({"i": self.rows(impressions), **given}, counted, hours)["hourly"]
+        return hourly_part({"impressions": self.rows(impressions), **given}, counted, hours)[
+            "hourly"
+        ]
 
 
 def update(
-    curated: Curated, marts: Marts, rules: Rules, kernels: Kernels | None = None
+    curated: Curated, marts: Marts, rules: MatchingRules, kernels: Kernels | None = None
 ) -> MartUpdate:
     """Fold the curated rows appended since the last run into the marts."""
     started = time.perf_counter()
@@ -277,7 +299,7 @@ def update(
 
 
 def rebuild(
-    curated: Curated, marts: Marts, rules: Rules, kernels: Kernels | None = None
+    curated: Curated, marts: Marts, rules: MatchingRules, kernels: Kernels | None = None
 ) -> MartUpdate:
     """Recompute every mart from all curated rows."""
     started = time.perf_counter()
@@ -321,7 +343,7 @@ def rebuild(
 def _rollups(
     kernels: Kernels,
     marts: Marts,
-    rules: Rules,
+    rules: MatchingRules,
     hours: set[datetime],
     shown: set[datetime],
     days: tuple[Range, ...],
@@ -379,7 +401,7 @@ def _after(
     return pa.concat_tables([kept.cast(fresh.schema), fresh.filter(where.mask(fresh))])
 
 
-def _state(positions: dict[str, int | None], rules: Rules) -> dict[str, str]:
+def _state(positions: dict[str, int | None], rules: MatchingRules) -> dict[str, str]:
     state = {FINGERPRINT: rules.fingerprint}
     for table in NEW_COLUMNS:
         if positions.get(table) is not None:

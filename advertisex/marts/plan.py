@@ -53,16 +53,21 @@ def attribution_plan(
     if not users:
         return None
     span = {
-        name: _span(rows) for name, rows in (("i", impressions), ("c", clicks), ("v", conversions))
+        name: _span(rows)
+        for name, rows in (
+            ("impressions", impressions),
+            ("clicks", clicks),
+            ("conversions", conversions),
+        )
     }
     start = min(lo for lo, _ in span.values() if lo is not None)
     us = timedelta(microseconds=1)
     click_reach = us * max(widest.click_us, widest.impression_id_us)
-    click_end = _latest(_shift(span["i"][1], click_reach), span["c"][1])
+    click_end = _latest(_shift(span["impressions"][1], click_reach), span["clicks"][1])
     conversion_end = _latest(
-        _shift(span["i"][1], us * widest.view_through_us),
-        _shift(span["c"][1], us * widest.click_through_us),
-        span["v"][1],
+        _shift(span["impressions"][1], us * widest.view_through_us),
+        _shift(span["clicks"][1], us * widest.click_through_us),
+        span["conversions"][1],
     )
     end = _latest(click_end, conversion_end)
     assert end is not None

@@ -79,7 +79,7 @@ class SparkKernels:
         clicks: maintain.Rows,
         conversions: maintain.Rows,
         recheck: Slice,
-        rules: maintain.Rules,
+        rules: maintain.MatchingRules,
     ) -> tuple[pa.Table, pa.Table]:
         kernel = functools.partial(
             maintain.correlate_part,
@@ -87,13 +87,15 @@ class SparkKernels:
             windows=rules.windows,
             campaigns=rules.campaigns,
         )
-        reads = {"i": impressions, "c": clicks, "v": conversions}
+        reads = {"impressions": impressions, "clicks": clicks, "conversions": conversions}
         out = self.run(reads, {}, "user_id", kernel, ("matched", "attributed"))
         return out["matched"], out["attributed"]
 
     def bids(self, bids: maintain.Rows, auctions: maintain.Rows, windows: Windows) -> pa.Table:
         kernel = functools.partial(maintain.bids_part, windows=windows)
-        return self.run({"b": bids, "i": auctions}, {}, "auction_id", kernel, ("bids",))["bids"]
+        return self.run(
+            {"bids": bids, "impressions": auctions}, {}, "auction_id", kernel, ("bids",)
+        )["bids"]
 
     def hourly(
         self,
@@ -103,7 +105,9 @@ class SparkKernels:
         hours: list[datetime] | None,
     ) -> pa.Table:
         kernel = functools.partial(maintain.hourly_part, counted=counted, hours=hours)
-        return self.run({"i": impressions}, given, "campaign_id", kernel, ("hourly",))["hourly"]
+        return self.run({"impressions": impressions}, given, "campaign_id", kernel, ("hourly",))[
+            "hourly"
+        ]
 
     def run(
         self,
@@ -196,11 +200,11 @@ def bucketed(rows: pa.Table, key: str, buckets: int) -> Iterator[tuple[int, byte
     keys = rows.column(key)
     distinct = pc.unique(keys)
     hashed = engine.run(
-        "SELECT (hash(k) % $n)::INTEGER AS b FROM d ORDER BY i",
+        "SELECT (hash(key) % $n)::INTEGER AS bucket FROM keys ORDER BY position",
         {"n": buckets},
-        d=pa.table({"k": distinct, "i": pa.array(np.arange(len(distinct)))}),
+        keys=pa.table({"key": distinct, "position": pa.array(np.arange(len(distinct)))}),
     )
-    of_distinct = hashed.column("b").to_numpy()
+    of_distinct = hashed.column("bucket").to_numpy()
     position = pc.index_in(keys, value_set=distinct, skip_nulls=False).to_numpy(
         zero_copy_only=False
     )

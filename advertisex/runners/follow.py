@@ -28,6 +28,7 @@ from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.embedded import EmbeddedRunner
 from advertisex.runners.lock import processor_lock
+from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
 
 
@@ -98,7 +99,7 @@ class Follower:
         on_maintain: Callable[[Any], None] | None,
     ) -> int:
         committed = 0
-        backoff = self.interval
+        failures = 0  # passes failed in a row
         while not self.stop.is_set():
             try:
                 done = self.run_pending(on_batch)
@@ -108,14 +109,14 @@ class Follower:
             except AdvertiseXError as error:
                 if not error.retryable:
                     raise  # bad configuration or input: retrying cannot help
-                backoff = self._back_off(error, backoff, on_retry)
+                failures = self._back_off(error, failures, on_retry)
                 continue
             except Exception as error:  # a daemon outlives one bad pass
                 # A batch is committed atomically or not at all, so trying it again is safe;
                 # e.g. two processes creating the same table at once lose a race here.
-                backoff = self._back_off(error, backoff, on_retry)
+                failures = self._back_off(error, failures, on_retry)
                 continue
-            backoff = self.interval
+            failures = 0
             committed += done
             if not done:
                 self.stop.wait(self.interval)
@@ -160,13 +161,15 @@ class Follower:
         return max(0.0, every - (utcnow() - last).total_seconds())
 
     def _back_off(
-        self, error: Exception, backoff: float, on_retry: Callable[[Exception, float], None] | None
-    ) -> float:
-        backoff = min(max(backoff, self.interval) * 2, self.max_backoff)
+        self, error: Exception, failures: int, on_retry: Callable[[Exception, float], None] | None
+    ) -> int:
+        """Wait as the retry policy says after ``failures + 1`` failed passes in a row."""
+        failures += 1
+        wait = delay(backoff(2 * self.interval, self.max_backoff), failures)
         if on_retry:
-            on_retry(error, backoff)
-        self.stop.wait(backoff)
-        return backoff
+            on_retry(error, wait)
+        self.stop.wait(wait)
+        return failures
 
     def run_pending(self, on_batch: Callable[[BatchDone], None]) -> int:
         """Commit every batch pending now (stopping early if asked); returns how many."""

@@ -29,7 +29,7 @@ _BATCH_TABLES = [name for name, spec in TABLES.items() if "batch_id" in spec.sch
 
 
 @dataclass
-class ReplayReport:
+class LandingReplayReport:
     batches: list[str]
     segments: int
     process: ProcessReport | None
@@ -50,19 +50,19 @@ def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str
 
 def replay(
     runner: EmbeddedRunner, start: date | None = None, end: date | None = None
-) -> ReplayReport:
+) -> LandingReplayReport:
     """Remove the selected batches' rows, mark their segments pending, process again."""
     with processor_lock(runner.settings.data_dir):  # a processor must not run in between
         return _replay(runner, start, end)
 
 
-def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> ReplayReport:
+def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> LandingReplayReport:
     from pyiceberg.expressions import In
 
     lake = runner.lake
     chosen = select_batches(lake, start, end)
     if not chosen:
-        return ReplayReport([], 0, None)
+        return LandingReplayReport([], 0, None)
     batch_ids = sorted(chosen)
     segments = [s for ids in chosen.values() for s in ids]
     landed = {s.name for s in runner.landing.segments()}
@@ -82,4 +82,4 @@ def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> Rep
         for table in tables.values():
             table.delete(In("batch_id", batch_ids), snapshot_properties=properties)  # type: ignore[call-arg,misc]
     lake.refresh()
-    return ReplayReport(batch_ids, len(segments), runner.process())
+    return LandingReplayReport(batch_ids, len(segments), runner.process())

@@ -29,9 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import tenacity
+
 from advertisex.model.contracts import CLICK_FIELDS
 from advertisex.synth import catalog as cat
 from advertisex.util import jsonutil
+from advertisex.util.retry import backoff, delay
 
 BATCH = 500  # records per request, as Firehose's PutRecordBatch allows
 PROGRAMMATIC_SHARE = 0.6
@@ -248,8 +251,26 @@ def unreachable(to: str, timeout: float = 3.0) -> str | None:
     return None
 
 
-def _backoff(attempt: int) -> float:
-    return min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+# The project's retry policy (util.retry), jittered: many senders must not retry in step.
+ATTEMPTS = 8
+WAIT = backoff(0.1, maximum=5.0, jitter=True)
+
+
+class _Refused(Exception):
+    """An answer worth retrying (429, 5xx); it may say when (``Retry-After``)."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__(f"{answer.status_code} {answer.text[:200]}")
+        after = answer.headers.get("retry-after", "")
+        self.retry_after = float(after) if after.isdigit() else None
+
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    """The server's ``Retry-After`` when it gave one, else the policy's wait."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, _Refused) and error.retry_after is not None:
+        return error.retry_after
+    return WAIT(state)
 
 
 class HttpSender:
@@ -291,23 +312,31 @@ class HttpSender:
             "content-type": content_type,
             "idempotency-key": uuid.uuid4().hex,
         }  # retries are safe
-        error = ""
-        for attempt in range(8):
-            try:
-                answer = self.client.post(path, content=body, headers=headers)
-            except httpx.TransportError as e:
-                error, wait = f"{type(e).__name__}: {e}", _backoff(attempt)
-            else:
-                if answer.status_code < 300:
-                    self.stats.add(events=len(records), requests=1, retries=attempt)
-                    return
-                error = f"{answer.status_code} {answer.text[:200]}"
-                if answer.status_code not in self.RETRY:
-                    break
-                after = answer.headers.get("retry-after", "")
-                wait = float(after) if after.isdigit() else _backoff(attempt)
-            time.sleep(wait)
-        self.stats.add(failed=1, retries=attempt, error=error)
+
+        def send() -> Any:
+            answer = self.client.post(path, content=body, headers=headers)
+            if answer.status_code in self.RETRY:
+                raise _Refused(answer)
+            return answer
+
+        policy = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(ATTEMPTS),
+            wait=_wait,
+            retry=tenacity.retry_if_exception_type((httpx.TransportError, _Refused)),
+            reraise=True,
+        )
+        try:
+            answer = policy(send)
+        except (httpx.TransportError, _Refused) as e:
+            error = str(e) if isinstance(e, _Refused) else f"{type(e).__name__}: {e}"
+            self.stats.add(failed=1, retries=ATTEMPTS - 1, error=error)
+            return
+        retries = policy.statistics.get("attempt_number", 1) - 1
+        if answer.status_code < 300:
+            self.stats.add(events=len(records), requests=1, retries=retries)
+        else:
+            error = f"{answer.status_code} {answer.text[:200]}"
+            self.stats.add(failed=1, retries=retries, error=error)
 
     def close(self) -> None:
         self.client.close()
@@ -364,7 +393,7 @@ class FirehoseSender:
             if not retry:
                 return
             entries = retry
-            time.sleep(_backoff(attempt))
+            time.sleep(delay(WAIT, attempt + 1))
         self.stats.add(failed=len(entries), error="ServiceUnavailableException after 8 attempts")
 
     def close(self) -> None:

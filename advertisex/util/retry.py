@@ -1,8 +1,13 @@
-"""Retry with exponential backoff, for failures that trying again can fix.
+"""One retry policy, on tenacity: wait a first delay, double it up to a cap, try again.
 
-What counts as transient is the caller's choice (``retry_on``); by default that is
-:class:`advertisex.errors.TransientError` and OS-level I/O errors. Anything else is
+Only failures that trying again can fix are retried — by default
+:class:`advertisex.errors.TransientError` and OS-level I/O errors; anything else is
 raised at once: retrying a bug only hides it.
+
+- :func:`retrying` runs an action under the policy (tenacity's ``Retrying``);
+- :func:`backoff` is the policy's wait strategy, for loops that wait between passes (the
+  follower), honour a server's ``Retry-After`` (the traffic streamer) or schedule the next
+  try instead of sleeping (the notification outbox), with :func:`delay` to read it.
 """
 
 from __future__ import annotations
@@ -12,10 +17,35 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import tenacity
+
 from advertisex.errors import TransientError
 
 T = TypeVar("T")
 log = logging.getLogger("advertisex.retry")
+
+
+def backoff(
+    first: float, maximum: float = 60.0, *, jitter: bool = False
+) -> tenacity.wait.wait_base:
+    """Wait ``first``, then twice as long each time, never more than ``maximum``; with
+    ``jitter`` a random wait up to that (so many clients do not retry in step).
+
+    >>> [delay(backoff(0.2), n) for n in (1, 2, 3)]
+    [0.2, 0.4, 0.8]
+    >>> delay(backoff(1, maximum=30), 10)
+    30.0
+    """
+    if jitter:
+        return tenacity.wait_random_exponential(multiplier=first, max=maximum)
+    return tenacity.wait_exponential(multiplier=first, max=maximum)
+
+
+def delay(wait: tenacity.wait.wait_base, retry: int) -> float:
+    """How long ``wait`` waits before retry number ``retry`` (1 = the first retry)."""
+    state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+    state.attempt_number = retry
+    return wait(state)
 
 
 def retrying(
@@ -38,16 +68,24 @@ def retrying(
     >>> retrying(flaky, sleep=lambda s: None), len(calls)
     ('done', 3)
     """
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except retry_on as error:
-            if attempt == attempts:
-                raise
-            log.warning(
-                "%s failed (%s); retry %d/%d in %.1f s", what, error, attempt, attempts - 1, delay
-            )
-            sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        log.warning(
+            "%s failed (%s); retry %d/%d in %.1f s",
+            what,
+            state.outcome.exception(),
+            state.attempt_number,
+            attempts - 1,
+            state.next_action.sleep,
+        )
+
+    policy = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=backoff(first_delay),
+        retry=tenacity.retry_if_exception_type(retry_on),
+        before_sleep=warn,
+        sleep=sleep,
+        reraise=True,
+    )
+    return policy(action)

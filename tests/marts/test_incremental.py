@@ -15,7 +15,7 @@ from advertisex.marts import maintain
 from advertisex.marts.store import MemoryCurated, MemoryMarts
 
 # Small windows so that a few days of events cross every boundary; campaign c1 overrides.
-RULES = maintain.Rules(
+RULES = maintain.MatchingRules(
     Windows.from_seconds(
         click=30 * 60,
         impression_id=2 * 3600,

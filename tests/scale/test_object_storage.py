@@ -181,20 +181,18 @@ def _same(ax: Any) -> dict[str, Any]:
     }
 
 
+def _landing_on_s3(tmp_path: Path, s3_endpoint: str, prefix: str) -> Any:
+    """A platform whose landing zone is ``s3://<bucket>/<prefix>`` (tables stay local)."""
+    import advertisex
+
+    scale = {"landing": f"s3://{BUCKET}/{prefix}", "s3_endpoint": s3_endpoint, **KEYS}
+    return advertisex.open(data_dir=tmp_path / "data", scale={**scale, "s3_region": "us-east-1"})
+
+
 def test_an_unreadable_segment_is_moved_aside_on_s3(
     tmp_path: Path, s3_endpoint: str, bucket: Any
 ) -> None:
-    import advertisex
-
-    ax = advertisex.open(
-        data_dir=tmp_path / "data",
-        scale={
-            "landing": f"s3://{BUCKET}/aside",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
-    )
+    ax = _landing_on_s3(tmp_path, s3_endpoint, "aside")
     segment = ax.landing.write_segment("clicks", b"timestamp,user_id\n", label="bad")
     assert ax.landing.segments() == [segment]
     ax.landing.quarantine_file(segment, "decoder blew up")
@@ -211,18 +209,9 @@ def test_the_monitor_sees_pending_segments_on_object_storage(
 ) -> None:
     import pyarrow.compute as pc
 
-    import advertisex
     from advertisex.monitor.gather import Gatherer
 
-    ax = advertisex.open(
-        data_dir=tmp_path / "data",
-        scale={
-            "landing": f"s3://{BUCKET}/monitored",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
-    )
+    ax = _landing_on_s3(tmp_path, s3_endpoint, "monitored")
     line = (
         b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
     )

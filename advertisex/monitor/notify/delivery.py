@@ -19,6 +19,7 @@ from typing import Any
 from advertisex.config import MonitorSettings
 from advertisex.monitor.notify.base import Notifier
 from advertisex.monitor.state import StateStore
+from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import Clock, utcnow
 
 log = logging.getLogger("advertisex.monitor")
@@ -81,7 +82,7 @@ class Delivery:
             log.error("giving up on a notification after %d attempts: %s", attempts + 1, error)
             self.store.mark(row_id, failed_at=now, error=error)
             return
-        wait = min(self.cfg.retry_base_seconds * 2**attempts, self.cfg.retry_max_seconds)
+        wait = delay(backoff(self.cfg.retry_base_seconds, self.cfg.retry_max_seconds), attempts + 1)
         log.warning("notification not delivered (%s); retrying in %.0f s", error, wait)
         self.store.mark(row_id, retry_at=now + timedelta(seconds=wait), error=error)
 
