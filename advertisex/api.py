@@ -197,6 +197,12 @@ class AdvertiseX:
             keep=positions(self.lake),
         )
 
+    def forget(self, user_ids: list[str], progress: Progress | None = None) -> Any:
+        """Erase every trace of these users: landing files, tables, marts, history."""
+        from advertisex.runners.forget import forget
+
+        return forget(self.lake, self.landing, user_ids, progress)
+
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()
 

@@ -143,6 +143,7 @@ def alerts(
 
 def status(fmt: Format = FormatOption) -> None:
     """The pipeline at a glance: sources, freshness, backlog, rates, firing alerts."""
+    from advertisex.lake.upkeep import health
     from advertisex.monitor.gather import Gatherer
     from advertisex.monitor.state import StateStore
     from advertisex.monitor.status import alert_rows, source_rows
@@ -152,8 +153,12 @@ def status(fmt: Format = FormatOption) -> None:
     sources = source_rows(obs)
     store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
     current = alert_rows(list(store.load("alerts").values()), firing_only=True)
+    lake = health(ax.lake)
     if fmt is Format.json:
-        print_json({"at": obs.now.isoformat(), "sources": sources, "firing": current})
+        for row in lake:
+            at = row["last_maintenance"]
+            row["last_maintenance"] = at.isoformat() if at else None
+        print_json({"at": obs.now.isoformat(), "sources": sources, "firing": current, "lake": lake})
         return
     if fmt is Format.table:
         for row in sources:
@@ -166,3 +171,23 @@ def status(fmt: Format = FormatOption) -> None:
             print_rows(current, fmt, title="firing alerts", columns=ALERT_COLUMNS)
         else:
             print_message("no alert firing (as of the monitor's last evaluation).")
+        print_rows(_lake_rows(lake, obs.now), fmt, title="lake health")
+
+
+def _lake_rows(lake: list[dict[str, Any]], now: Any) -> list[dict[str, Any]]:
+    """Lake health for people: sizes in KiB/MiB, times short."""
+    from advertisex.cli.output import human_bytes
+
+    return [
+        {
+            "table": r["table"],
+            "data_files": r["data_files"],
+            "avg_file": human_bytes(r["avg_file_bytes"]),
+            "size": human_bytes(r["bytes"]),
+            "small_files": r["small_files"],
+            "snapshots": r["snapshots"],
+            "manifests": r["manifests"],
+            "last_maintenance": short_time(r["last_maintenance"], now) or "never",
+        }
+        for r in lake
+    ]

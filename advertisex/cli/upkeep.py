@@ -3,6 +3,7 @@ unreferenced files, retention) and ``forget`` (erasure of users)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -26,6 +27,7 @@ COLUMNS = [
 
 def register(app: typer.Typer) -> None:
     app.command()(maintain)
+    app.command()(forget)
 
 
 def maintain(
@@ -83,3 +85,66 @@ def print_upkeep(report: Any, fmt: Format) -> None:
             f"[yellow]skipped[/] {', '.join(failed)}: changed by another writer meanwhile; "
             "the next run tries again"
         )
+
+
+def forget(
+    user_id: list[str] | None = typer.Option(
+        None, "--user-id", "-u", help="A user to forget (repeatable)."
+    ),
+    from_file: Path | None = typer.Option(
+        None, "--from-file", help="A file of user ids, one per line (# starts a comment)."
+    ),
+    fmt: Format = FormatOption,
+) -> None:
+    """Erase users everywhere: landing files, tables, marts and their history (GDPR art. 17)."""
+    from advertisex.errors import UserInputError
+
+    ids = list(user_id or []) + (_ids_in(from_file) if from_file else [])
+    if not ids:
+        raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
+    ax = open_platform()
+    with progress_bar(fmt is Format.table, "forget") as progress:
+        report = ax.forget(ids, progress)
+    rows = [{"table": name, "rows_removed": n} for name, n in sorted(report.rows.items())]
+    if fmt is Format.json:
+        print_json(
+            {
+                "erasure_id": None if report.nothing else report.erasure_id,
+                "users": report.users,
+                "found": len(report.found),
+                "rows_removed": dict(sorted(report.rows.items())),
+                "landing_files_rewritten": report.segments,
+                "snapshots_expired": report.snapshots_expired,
+                "files_deleted": report.files_deleted,
+                "seconds": round(report.seconds, 3),
+            }
+        )
+        return
+    if report.nothing:
+        print_message(f"nothing to forget: no trace of {_users(report.users)} in this lake.")
+        return
+    print_rows(rows, fmt, title=f"forgot {_users(len(report.found))} in {report.seconds:.1f} s")
+    print_message(
+        f"{report.segments:,} landing files rewritten, {report.snapshots_expired:,} snapshots "
+        f"and {report.files_deleted:,} old files deleted; audit: ops.erasures "
+        f"(erasure {report.erasure_id}, users named by SHA-256 only)"
+    )
+
+
+def _ids_in(path: Path) -> list[str]:
+    from advertisex.errors import UserInputError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserInputError(
+            f"cannot read {path}: {error.strerror or error}",
+            hint="--from-file takes a text file of user ids, one per line",
+        ) from error
+    return [
+        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
+    ]
+
+
+def _users(n: int) -> str:
+    return f"{n:,} user" + ("" if n == 1 else "s")

@@ -52,11 +52,16 @@ _FORMAT_BY_EXTENSION = {
 _DEFAULT_FORMAT = {"impressions": "json", "clicks": "csv", "bids": "avro"}
 
 
+def container_format(segment: Segment) -> str:
+    """``json``, ``csv`` or ``avro``: how a segment's records are written (its extension,
+    else its source's usual format)."""
+    base = segment.name.rsplit("/", 1)[-1]
+    extension = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    return _FORMAT_BY_EXTENSION.get(extension, _DEFAULT_FORMAT[segment.source])
+
+
 def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
-    extension = (
-        segment.name.rsplit(".", 1)[-1].lower() if "." in segment.name.rsplit("/", 1)[-1] else ""
-    )
-    fmt = _FORMAT_BY_EXTENSION.get(extension, _DEFAULT_FORMAT[segment.source])
+    fmt = container_format(segment)
     return DECODERS.get(
         (segment.source, fmt), DECODERS[(segment.source, _DEFAULT_FORMAT[segment.source])]
     )

@@ -206,6 +206,15 @@ class AtomicSqlCatalog(SqlCatalog):
         finally:
             self._group = None
 
+    @contextlib.contextmanager
+    def joined(self) -> Iterator[None]:
+        """Commit inside the atomic group open now, or in a group of their own."""
+        if self._group is not None:
+            yield
+            return
+        with self.atomic([]):
+            yield
+
     def _publish(
         self, staged: list[_Staged], segments: list[SegmentDone], forget: list[str] | None = None
     ) -> None:

@@ -41,16 +41,17 @@ def expire(
     now: datetime,
     *,
     keep: frozenset[int] = frozenset(),
-    keep_only_current: bool = False,
+    history_from: int | None = None,
     dry_run: bool = False,
 ) -> Expiry:
     """Expire old snapshots of ``table`` and delete the files only they referenced.
 
     ``keep``: snapshots a reader still follows from (the marts' positions): they and every
-    snapshot after them are kept whatever their age. ``keep_only_current`` expires every snapshot but the current one (an
-    erasure: time travel must not bring a forgotten user back).
+    snapshot after them are kept whatever their age. ``history_from``: expire every
+    snapshot before this one, however young or few (an erasure: time travel must not
+    bring a forgotten user back).
     """
-    doomed = expired_snapshots(table, settings, now, keep, keep_only_current)
+    doomed = expired_snapshots(table, settings, now, keep, history_from)
     if not doomed:
         return Expiry([], [], 0)
     before = referenced(table)
@@ -73,15 +74,17 @@ def expired_snapshots(
     settings: Settings,
     now: datetime,
     keep: frozenset[int] = frozenset(),
-    keep_only_current: bool = False,
+    history_from: int | None = None,
 ) -> list[int]:
-    """Snapshot ids to expire: older than the age limit and not among the newest kept."""
+    """Snapshot ids to expire: older than the age limit and not among the newest kept
+    (with ``history_from``: every one before that snapshot)."""
     current = table.current_snapshot()
     if current is None:
         return []
     snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True)
-    if keep_only_current:
-        return [s.snapshot_id for s in snapshots if s.snapshot_id != current.snapshot_id]
+    if history_from is not None:
+        after = _followed(table, current, frozenset({history_from}))
+        return [s.snapshot_id for s in snapshots if s.snapshot_id not in after]
     upkeep = settings.maintenance
     oldest_kept = (now - timedelta(hours=upkeep.snapshot_max_age_hours)).timestamp() * 1000
     newest = {s.snapshot_id for s in snapshots[: upkeep.min_snapshots]}

@@ -241,3 +241,32 @@ def last_runs(lake: Lake) -> pa.Table:
     )
     latest = rows.join(keys, ["table", "finished_at"], join_type="inner")
     return latest.sort_by([("table", "ascending")]).filter(pc.is_valid(latest.column("table")))
+
+
+def health(lake: Lake) -> list[dict[str, Any]]:
+    """Per table: data files, their average size, bytes, small files awaiting compaction,
+    snapshots and manifests kept, and when maintenance last ran on it."""
+    from advertisex.lake.compaction import SMALL
+
+    small_below = SMALL * lake.settings.maintenance.target_file_bytes
+    last = {r["table"]: r for r in last_runs(lake).to_pylist()}
+    rows = []
+    for name in existing_tables(lake):
+        table = lake.table(name)
+        files = live_files(table)
+        size = sum(f.file_size_in_bytes for f in files)
+        current = table.current_snapshot()
+        run = last.get(name)
+        rows.append(
+            {
+                "table": name,
+                "data_files": len(files),
+                "avg_file_bytes": size // len(files) if files else 0,
+                "bytes": size,
+                "small_files": sum(f.file_size_in_bytes < small_below for f in files),
+                "snapshots": len(table.metadata.snapshots),
+                "manifests": len(current.manifests(table.io)) if current else 0,
+                "last_maintenance": run["finished_at"] if run else None,
+            }
+        )
+    return rows

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from advertisex.config import Settings
 
+UNREADABLE = "_unreadable"  # where segments that cannot be read at all are moved aside
 # Default container format per source; any source may also land NDJSON (the collector
 # and the Firehose API write JSON objects for all three).
 _EXTENSIONS = {"impressions": ".ndjson", "clicks": ".csv", "bids": ".avro"}
@@ -191,9 +192,43 @@ class LandingZone:
             except OSError:  # not empty
                 break
 
+    def rewrite(self, segment: Segment, data: bytes) -> Segment:
+        """Replace a segment's bytes in place (erasure of a user): written aside, fsync'd,
+        renamed over the old file. The new content is indexed by its hash too, so neither
+        the original file nor the rewritten one is ingested again."""
+        final = self.root / segment.name
+        temporary = final.with_name("." + final.name + ".rewrite")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.seal(temporary, final)
+        self._indexed_as(segment, data)
+        return Segment(segment.source, segment.name, len(data))
+
+    def _indexed_as(self, segment: Segment, data: bytes) -> None:
+        if not segment.name.startswith(UNREADABLE):
+            self._index(hashlib.sha256(data).hexdigest(), segment.name)
+
+    def unreadable(self) -> list[Segment]:
+        """Files moved aside as unreadable, and their reason notes, named from the root
+        (``_unreadable/<source>/…``) so :meth:`read` and :meth:`rewrite` take them."""
+        base = self.root / UNREADABLE
+        if not base.is_dir():
+            return []
+        return [
+            Segment(
+                _source_of(p.relative_to(self.root).as_posix()),
+                p.relative_to(self.root).as_posix(),
+                p.stat().st_size,
+            )
+            for p in sorted(base.rglob("*"))
+            if p.is_file()
+        ]
+
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
         """Move an unreadable segment aside (kept, never deleted) so it blocks nothing."""
-        target = self.root / "_unreadable" / segment.name
+        target = self.root / UNREADABLE / segment.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.root / segment.name, target)
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
@@ -300,8 +335,27 @@ class ObjectStoreLandingZone(LandingZone):
         except FileNotFoundError:
             pass
 
+    def rewrite(self, segment: Segment, data: bytes) -> Segment:
+        with self.fs.open_output_stream(f"{self.base}/{segment.name}") as out:
+            out.write(data)  # an object is replaced whole, at once
+        self._indexed_as(segment, data)
+        return Segment(segment.source, segment.name, len(data))
+
+    def unreadable(self) -> list[Segment]:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(
+            f"{self.base}/{UNREADABLE}", recursive=True, allow_not_found=True
+        )
+        found = []
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.File:
+                name = info.path[len(self.base) + 1 :]
+                found.append(Segment(_source_of(name), name, info.size))
+        return sorted(found, key=lambda s: s.name)
+
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
-        target = f"{self.base}/_unreadable/{segment.name}"
+        target = f"{self.base}/{UNREADABLE}/{segment.name}"
         self.fs.move(f"{self.base}/{segment.name}", target)
         with self.fs.open_output_stream(target + ".reason.txt") as out:
             out.write((reason + "\n").encode())
@@ -363,6 +417,12 @@ def _day(folder: str) -> date | None:
         return date.fromisoformat(folder)
     except ValueError:
         return None
+
+
+def _source_of(name: str) -> str:
+    """The source of a file named ``_unreadable/<source>/…`` (impressions when unsure)."""
+    parts = name.split("/")
+    return parts[1] if len(parts) > 2 and parts[1] in SOURCES else "impressions"
 
 
 def landing_day(segment: Segment | str) -> date | None:

@@ -52,9 +52,20 @@ def rebuild_marts(
     return maintain.rebuild(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
 
 
+def marts_built(lake: Lake) -> bool:
+    """Whether the marts were ever computed here."""
+    return lake.table(STATE_TABLE).current_snapshot() is not None
+
+
+def catch_up_marts(lake: Lake, settings: Settings) -> maintain.MartUpdate:
+    """Bring the marts up to date now, whatever ``correlation.update_marts`` says (an
+    erasure must leave them consistent)."""
+    return maintain.update(IcebergCurated(lake), IcebergMarts(lake), rules_for(lake, settings))
+
+
 def positions(lake: Lake) -> dict[str, frozenset[int]]:
     """The curated snapshots the marts will next read from: maintenance keeps them."""
-    if lake.table(STATE_TABLE).current_snapshot() is None:
+    if not marts_built(lake):
         return {}
     state = IcebergMarts(lake).state()
     return {
@@ -62,6 +73,49 @@ def positions(lake: Lake) -> dict[str, frozenset[int]]:
         for table in maintain.NEW_COLUMNS
         if (position := state.get(f"position:{table}"))
     }
+
+
+def erase_from_marts(
+    lake: Lake, rules: maintain.MatchingRules, removed: dict[str, pa.Table]
+) -> maintain.MartUpdate:
+    """Recompute the marts' slices that ``removed`` curated rows touched, reading the
+    curated tables as if those rows were gone (an erasure computes this before it swaps
+    the curated files, then commits both in one transaction: open the mart tables and
+    get ``rules`` before it starts)."""
+    curated = WithoutRows(IcebergCurated(lake), removed)
+    return maintain.update(curated, IcebergMarts(lake), rules, None, removed)
+
+
+class WithoutRows:
+    """Curated tables read without some rows (matched by their dedupe key)."""
+
+    def __init__(self, inner: IcebergCurated, removed: dict[str, pa.Table]) -> None:
+        from advertisex.kernels.dedupe import key_column
+
+        self.inner = inner
+        self.keys = {
+            name: key_column(name, rows).unique()
+            for name, rows in removed.items()
+            if name in maintain.NEW_COLUMNS and rows.num_rows
+        }
+
+    def positions(self) -> dict[str, int | None]:
+        return self.inner.positions()
+
+    def added(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> pa.Table | None:
+        return self.inner.added(table, since, until, columns)  # planning only: rows may stay
+
+    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+        from advertisex.kernels.dedupe import key_column
+
+        rows = self.inner.read(table, where, columns)
+        keys = self.keys.get(table)
+        if keys is None or rows.num_rows == 0:
+            return rows
+        gone = pc.fill_null(pc.is_in(key_column(table, rows), value_set=keys), False)
+        return rows.filter(pc.invert(gone))
 
 
 def rules_for(lake: Lake, settings: Settings) -> maintain.MatchingRules:
@@ -178,7 +232,8 @@ class IcebergMarts:
             schema=STATE,
         )
         tables = {name: self.lake.table(name) for name in [*changes, STATE_TABLE]}
-        with self.lake.catalog.atomic([]), warnings.catch_warnings():
+        joining = self.lake.catalog.in_group  # an erasure's transaction: commit in it
+        with self.lake.catalog.joined(), warnings.catch_warnings():
             # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             for name, (where, rows) in changes.items():
@@ -188,7 +243,8 @@ class IcebergMarts:
                 elif not where.is_empty or data.num_rows:
                     tables[name].overwrite(data, overwrite_filter=expression(where))
             tables[STATE_TABLE].overwrite(state_rows)
-        self.lake.refresh()
+        if not joining:
+            self.lake.refresh()
 
 
 def expression(where: Slice, with_users: bool = True) -> Any:

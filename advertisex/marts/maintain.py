@@ -241,9 +241,17 @@ class LocalKernels:
 
 
 def update(
-    curated: Curated, marts: Marts, rules: MatchingRules, kernels: Kernels | None = None
+    curated: Curated,
+    marts: Marts,
+    rules: MatchingRules,
+    kernels: Kernels | None = None,
+    removed: dict[str, pa.Table] | None = None,
 ) -> MartUpdate:
-    """Fold the curated rows appended since the last run into the marts."""
+    """Fold the curated rows appended since the last run into the marts.
+
+    ``removed``: rows taken out of the curated tables (an erasure; ``curated`` reads as if
+    they were gone). Their slices are recomputed like those of new rows.
+    """
     started = time.perf_counter()
     kernels = kernels or LocalKernels(curated)
     state = marts.state()
@@ -256,6 +264,9 @@ def update(
         rows = curated.added(table, since, positions.get(table), columns)
         if rows is None:
             return rebuild(curated, marts, rules, kernels)
+        gone = (removed or {}).get(table)
+        if gone is not None and gone.num_rows:
+            rows = pa.concat_tables([rows, gone.select(list(columns)).cast(rows.schema)])
         new[table] = rows
     report = MartUpdate("incremental", {t: rows.num_rows for t, rows in new.items()})
     if not any(rows.num_rows for rows in new.values()):

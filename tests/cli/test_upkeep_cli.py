@@ -47,6 +47,13 @@ def test_maintain_dry_run_then_for_real(cli, lake_dir: Path) -> None:
         lake_dir, "query", "select distinct trigger from ops.maintenance", "-f", "json"
     )
     assert json.loads(out) == [{"trigger": "command"}]
+    code, out, _ = cli(lake_dir, "status", "--format", "json")
+    lake = {row["table"]: row for row in json.loads(out)["lake"]}
+    assert lake["curated.impressions"]["data_files"] == 1
+    assert lake["curated.impressions"]["last_maintenance"] is not None
+    assert (
+        lake["ops.batches"]["data_files"] == 4 and lake["ops.batches"]["last_maintenance"] is None
+    )
 
 
 def test_maintain_refuses_an_unknown_table_and_short_retention(cli, lake_dir: Path) -> None:
@@ -63,3 +70,24 @@ def test_maintain_refuses_an_unknown_table_and_short_retention(cli, lake_dir: Pa
     }
     code, _, err = cli(lake_dir, "maintain", **attribution)
     assert code == 2 and "shorter than the click-through window" in err
+
+
+def test_forget_from_the_command_line(cli, lake_dir: Path, tmp_path: Path) -> None:
+    code, _, err = cli(lake_dir, "forget", "--user-id", "never-seen")
+    assert code == 0 and "nothing to forget" in err
+    code, _, err = cli(lake_dir, "forget")
+    assert code == 2 and "no user id to forget" in err and "Traceback" not in err
+    code, _, err = cli(lake_dir, "forget", "--from-file", str(tmp_path / "missing.txt"))
+    assert code == 2 and "cannot read" in err
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# requests of 2026-11-21\nu1-0\n\nu2-3  # by email\n")
+    code, out, err = cli(lake_dir, "forget", "--from-file", str(ids), "--format", "json")
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["found"] == 2 and done["rows_removed"]["curated.impressions"] == 2
+    assert done["rows_removed"]["landing"] == 2
+    code, out, _ = cli(
+        lake_dir, "query", "select count(*) n from curated.impressions", "-f", "json"
+    )
+    assert json.loads(out) == [{"n": 18}]

@@ -1,0 +1,153 @@
+"""Remove every record that mentions some ids from a file's bytes, in its own format.
+
+This is how a user's erasure reaches the landing zone: a segment is framed with the
+same decoders the processor uses (JSON objects, CSV rows), the records naming a
+forgotten id are dropped, and the rest is written back in the same container — NDJSON,
+CSV with its header, Avro with its writer schema and codec, gzip again if it was gzip.
+
+A record *mentions* an id when the id appears in its text as a whole value: bounded
+by quotes, delimiters or the ends of the text, not inside a longer word — so erasing
+``u1`` leaves ``u12`` alone. :func:`mention_pattern` is the one definition, used for
+raw text in the tables too (quarantine records, invalid-traffic records).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.formats.csvfmt import frame_csv
+from advertisex.formats.framing import BOM, RAW
+from advertisex.formats.jsonfmt import frame_json
+
+# Characters that continue a word around an id (so "u1" is not found inside "u12").
+_WORD = r"A-Za-z0-9_.@\-"
+
+
+def mention_pattern(ids: Iterable[str]) -> str:
+    """A regular expression (RE2 and Python alike) matching text that mentions an id.
+
+    >>> import re
+    >>> p = mention_pattern(["u1"])
+    >>> [bool(re.search(p, t)) for t in ('{"user_id":"u1"}', "x,u1,y", "u12", "au1")]
+    [True, True, False, False]
+    """
+    alternatives = "|".join(re.escape(i) for i in sorted(set(ids), key=len, reverse=True))
+    return f"(?:^|[^{_WORD}])(?:{alternatives})(?:$|[^{_WORD}])"
+
+
+def mentioned(text: str, ids: Iterable[str]) -> list[str]:
+    """The ids ``text`` mentions."""
+    return [i for i in ids if re.search(mention_pattern([i]), text)]
+
+
+def mentions(column: pa.ChunkedArray | pa.Array, ids: Iterable[str]) -> pa.ChunkedArray:
+    """Per row of a text column: whether it mentions any of ``ids`` (null text: no)."""
+    found = pc.match_substring_regex(column, mention_pattern(ids))
+    return pc.fill_null(found, False)
+
+
+@dataclass
+class Scrubbed:
+    """A file's bytes without the records that mention the ids."""
+
+    data: bytes
+    removed: int = 0
+    by_id: Counter[str] = field(default_factory=Counter)
+
+
+def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
+    """``data`` (a ``json``, ``csv`` or ``avro`` container, gzip'd or not) without the
+    records that mention any of ``ids``; the same bytes back when none does."""
+    packed = data.startswith(b"\x1f\x8b")
+    plain = gzip.decompress(data) if packed else data
+    if container == "avro":
+        result = _scrub_avro(plain, ids)
+    elif container == "csv":
+        result = _scrub_text(plain, ids, header=True)
+    else:
+        result = _scrub_text(plain, ids, header=False)
+    if not result.removed:
+        return Scrubbed(data)
+    if packed:
+        result.data = gzip.compress(result.data, mtime=0)
+    return result
+
+
+def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
+    """Any bytes, line by line: the lines mentioning an id dropped (files that could not
+    be framed at all, such as segments moved aside as unreadable)."""
+    kept, result = [], Scrubbed(b"")
+    pattern = re.compile(mention_pattern(ids).encode())
+    for line in data.splitlines(keepends=True):
+        if pattern.search(line):
+            result.removed += 1
+            result.by_id.update(mentioned(line.decode("utf-8", "replace"), ids))
+        else:
+            kept.append(line)
+    result.data = b"".join(kept) if result.removed else data
+    return result
+
+
+def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
+    frame = frame_csv(data) if header else frame_json(data)
+    raw = frame.column(RAW)
+    hit = mentions(raw, ids)
+    removed = int(pc.sum(hit).as_py() or 0)
+    result = Scrubbed(data, removed)
+    if not removed:
+        return result
+    for text in raw.filter(hit).to_pylist():
+        result.by_id.update(mentioned(text, ids))
+    kept = [r.rstrip("\n").rstrip("\r") for r in raw.filter(pc.invert(hit)).to_pylist()]
+    lines = ([_header_line(data)] if header else []) + kept
+    result.data = (BOM if data.startswith(BOM) else b"") + "".join(
+        line + "\n" for line in lines
+    ).encode()
+    return result
+
+
+def _header_line(data: bytes) -> str:
+    text = data.removeprefix(BOM).decode("utf-8", "replace")
+    return next((line.rstrip("\r") for line in text.split("\n") if line.strip()), "")
+
+
+def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
+    import fastavro
+
+    reader = fastavro.reader(io.BytesIO(data))
+    schema, codec = reader.writer_schema, reader.codec
+    wanted = set(ids)
+    kept: list[Any] = []
+    result = Scrubbed(data)
+    for record in reader:
+        named = _values(record) & wanted
+        if named:
+            result.removed += 1
+            result.by_id.update(named)
+        else:
+            kept.append(record)
+    if result.removed:
+        out = io.BytesIO()
+        fastavro.writer(out, fastavro.parse_schema(schema), kept, codec=codec)
+        result.data = out.getvalue()
+    return result
+
+
+def _values(value: Any) -> set[str]:
+    """Every string inside an Avro record (nested records, maps and arrays included)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*(_values(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_values(v) for v in value)) if value else set()
+    return set()

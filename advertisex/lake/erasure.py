@@ -1,0 +1,172 @@
+"""Erasure of users from the tables: every data file holding them rewritten without them.
+
+A row belongs to a forgotten user when its ``user_id`` is one of theirs, or when its raw
+text (a quarantined record, an invalid-traffic record, the unknown fields kept in
+``extras``) mentions their id (``formats.scrub.mention_pattern``). :func:`plan` reads
+only those columns of each live data file, and rewrites the files that hold such rows —
+the same rows minus theirs, in the same order and folder. The caller swaps them in with
+one ``erasure`` snapshot per table (``lake.rewrite``, which writes clean manifests), in
+one catalog transaction with the marts and the audit rows, and then expires the history
+that still reaches the old files (:func:`erase_history`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.formats.scrub import mentioned, mentions
+from advertisex.lake import expiry
+from advertisex.lake.history import ERASURE, live_files
+from advertisex.lake.rewrite import commit_swap, read_files, write_sorted
+from advertisex.model.schemas import TABLES
+from advertisex.util import storage
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+
+USER = "user_id"
+TEXTS = ("raw", "record", "extras", "detail")  # free text that may mention a user id
+ERASURE_ID = "advertisex.erasure-id"  # snapshot property: which erasure wrote it
+
+
+def erasable(name: str) -> bool:
+    """Whether rows of table ``name`` can name a user (a user column or raw text)."""
+    names = TABLES[name].schema.names
+    return USER in names or any(t in names for t in TEXTS)
+
+
+@dataclass
+class TableErasure:
+    """What erasing some users from one table takes: files out, files in, rows removed."""
+
+    table: str
+    files: list[Any] = field(default_factory=list)  # DataFiles to remove
+    written: list[str] = field(default_factory=list)  # their replacements
+    removed: list[pa.Table] = field(default_factory=list)
+    by_user: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.num_rows for t in self.removed)
+
+    def removed_rows(self) -> pa.Table:
+        schema = TABLES[self.table].schema
+        return pa.concat_tables(self.removed) if self.removed else schema.empty_table()
+
+
+def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
+    """Rewrite (as new files, not yet committed) every file of ``name`` holding ``ids``."""
+    import pyarrow.parquet as pq
+
+    table = lake.table(name)
+    schema = TABLES[name].schema
+    scale = lake.settings.scale
+    checked = [c for c in (USER, *TEXTS) if c in schema.names]
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    result = TableErasure(name)
+    for data_file in live_files(table):
+        filesystem, path = storage.resolve(data_file.file_path, scale)
+        present = set(pq.read_schema(path, filesystem=filesystem).names)
+        columns = pq.read_table(
+            path, columns=[c for c in checked if c in present], filesystem=filesystem
+        )
+        hit = _hits(columns, ids, wanted)
+        if hit is None:
+            continue
+        rows = read_files([data_file.file_path], scale, schema)
+        gone = rows.filter(hit)
+        result.files.append(data_file)
+        result.removed.append(gone)
+        result.by_user.update(_owners(gone, ids))
+        kept = rows.filter(pc.invert(hit))
+        if kept.num_rows:
+            folder = data_file.file_path.rsplit("/", 1)[0]
+            result.written.extend(write_sorted(kept, folder, "erased", [], kept.num_rows, scale))
+    return result
+
+
+def commit(lake: Lake, erasure: TableErasure, erasure_id: str) -> None:
+    """Swap the rewritten files in (inside the caller's atomic group, if one is open)."""
+    table = lake.table(erasure.table)
+    commit_swap(table, erasure.files, erasure.written, ERASURE, {ERASURE_ID: erasure_id})
+
+
+def erase_history(lake: Lake, name: str, now: datetime, since: int | None = None) -> expiry.Expiry:
+    """Expire every snapshot of ``name`` before ``since`` (default: the current one),
+    however young, and delete the files only they referenced: the old files holding the
+    users, and the manifests whose statistics still bounded their values. ``since`` must
+    come after the erasure (a reader's position the caller keeps)."""
+    lake.refresh()
+    table = lake.table(name)
+    current = table.current_snapshot()
+    if current is None:
+        return expiry.Expiry([], [], 0)
+    first = since if since is not None else current.snapshot_id
+    return expiry.expire(table, lake.settings, now, history_from=first)
+
+
+def stray_files(lake: Lake, name: str, ids: list[str], settings: Settings) -> list[str]:
+    """Unreferenced data files under ``name`` that hold the users (left by a crash or a
+    lost race): deleted now, whatever their age."""
+    import pyarrow.parquet as pq
+
+    table = lake.table(name)
+    strays = expiry.orphans(table, settings, utcnow(), min_age=timedelta(0), dry_run=True)
+    schema = TABLES[name].schema
+    checked = [c for c in (USER, *TEXTS) if c in schema.names]
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    doomed = []
+    for path in strays.files:
+        if not path.endswith(".parquet"):
+            continue
+        filesystem, located = storage.resolve(path, settings.scale)
+        try:
+            present = set(pq.read_schema(located, filesystem=filesystem).names)
+            columns = pq.read_table(
+                located, columns=[c for c in checked if c in present], filesystem=filesystem
+            )
+        except (OSError, pa.ArrowInvalid):  # half written: cannot be read, but may hold them
+            doomed.append(path)
+            continue
+        if _hits(columns, ids, wanted) is not None:
+            doomed.append(path)
+    expiry.delete_files(doomed, settings.scale)
+    return doomed
+
+
+def _hits(columns: pa.Table, ids: list[str], wanted: pa.Array) -> pa.ChunkedArray | None:
+    """Rows that belong to or mention the users; None when there are none."""
+    if columns.num_rows == 0 or not columns.column_names:
+        return None
+    hit = pa.chunked_array([pa.array([False] * columns.num_rows, pa.bool_())])
+    for name in columns.column_names:
+        values = columns.column(name)
+        if name == USER:
+            found = pc.fill_null(pc.is_in(values, value_set=wanted), False)
+        else:
+            found = mentions(values, ids)
+        hit = pc.or_(hit, found)
+    return hit if pc.any(hit).as_py() else None
+
+
+def _owners(rows: pa.Table, ids: list[str]) -> Counter[str]:
+    """Rows removed per user id (a row naming two forgotten users counts for each)."""
+    owners: Counter[str] = Counter()
+    wanted = set(ids)
+    users = rows.column(USER).to_pylist() if USER in rows.column_names else [None] * rows.num_rows
+    texts = [rows.column(t).to_pylist() for t in TEXTS if t in rows.column_names]
+    for index, user in enumerate(users):
+        named = {user} & wanted
+        for column in texts:
+            if column[index]:
+                named.update(mentioned(column[index], ids))
+        owners.update(named)
+    return owners

@@ -1,0 +1,227 @@
+"""``advertisex forget``: erase users from everything AdvertiseX keeps (GDPR art. 17, CCPA).
+
+In this order, so that a crash at any point leaves a state that running ``forget``
+again completes:
+
+1. **Landing zone** — every segment (and every file moved aside as unreadable) that
+   mentions a user is rewritten in its own format without their records
+   (``formats.scrub``); the new content hash is indexed beside the old one, so neither
+   version is ingested again.
+2. **Tables, marts and audit, in one transaction** — each curated file holding them is
+   rewritten without them (``lake.erasure``); the marts' slices those rows touched are
+   recomputed from the curated tables as they will be; ``ops.erasures`` gets one row per
+   user and table, naming the user by the SHA-256 of their id only. A batch that raced
+   in with more of their rows (it read a segment before step 1) is caught by looking
+   again after the commit.
+3. **History** — every snapshot before the erasure is expired, whatever its age, and the
+   files only those snapshots referenced are deleted: the old data files, and the
+   manifests whose column statistics could still hold an id. Unreferenced files that
+   hold the users are deleted too.
+
+Afterwards no file under the data directory contains the ids. A forgotten user whose
+events arrive again later is processed like any new user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from advertisex.errors import CommitConflictError, UserInputError
+from advertisex.formats.decode import container_format
+from advertisex.formats.scrub import Scrubbed, scrub, scrub_lines
+from advertisex.lake import erasure
+from advertisex.lake.upkeep import existing_tables
+from advertisex.model.schemas import ERASURES, TABLES
+from advertisex.util.retry import retrying
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+    from advertisex.landing.zone import LandingZone, Segment
+
+ERASURES_TABLE = "ops.erasures"
+LANDING = "landing"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ForgetReport:
+    erasure_id: str
+    users: int  # ids asked for
+    rows: Counter[str] = field(default_factory=Counter)  # table (or "landing") → rows removed
+    found: set[str] = field(default_factory=set)  # ids that had any trace
+    segments: int = 0  # landing files rewritten
+    snapshots_expired: int = 0
+    files_deleted: int = 0
+    seconds: float = 0.0
+
+    @property
+    def nothing(self) -> bool:
+        return not self.found
+
+
+def user_hash(user_id: str) -> str:
+    """How ``ops.erasures`` names a user: the SHA-256 of the id, never the id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+def forget(
+    lake: Lake,
+    landing: LandingZone,
+    ids: Iterable[str],
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> ForgetReport:
+    """Erase every trace of the users ``ids`` (see the module docstring)."""
+    started = time.perf_counter()
+    wanted = sorted({i.strip() for i in ids if i and i.strip()})
+    if not wanted:
+        raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
+    report = ForgetReport(uuid.uuid4().hex[:12], len(wanted))
+    audit: Counter[tuple[str, str]] = Counter()
+    for user, removed in scrub_landing(landing, wanted, report, progress).items():
+        audit[(user, LANDING)] += removed
+    touched: set[str] = set()
+    for _ in range(3):  # again while a batch that raced the landing rewrite brought more
+        if progress:
+            progress("tables", 0, 1)
+        found = retrying(
+            lambda: _erase_tables(lake, wanted, report.erasure_id, audit, now),
+            retry_on=(CommitConflictError,),
+            what="erasure",
+        )
+        for plan in found:
+            report.rows[plan.table] += plan.rows
+            report.found.update(plan.by_user)
+            touched.add(plan.table)
+        audit.clear()
+        if not found:
+            break
+    if touched:
+        _erase_history(lake, touched, wanted, report, now or utcnow(), progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def scrub_landing(
+    landing: LandingZone, ids: list[str], report: ForgetReport, progress: Progress | None
+) -> Counter[str]:
+    """Rewrite every landing file that mentions the users; records removed per user."""
+    files = [*landing.segments(), *landing.unreadable()]
+    removed: Counter[str] = Counter()
+    needles = [i.encode() for i in ids]
+    for done, segment in enumerate(files, start=1):
+        if progress and (done % 50 == 0 or done == len(files)):
+            progress("landing", done, len(files))
+        data = landing.read(segment)
+        result = _scrub_segment(segment, data, ids, needles)
+        if result is None or not result.removed:
+            continue
+        landing.rewrite(segment, result.data)
+        report.segments += 1
+        report.rows[LANDING] += result.removed
+        report.found.update(result.by_id)
+        removed.update(result.by_id)
+    return removed
+
+
+def _scrub_segment(
+    segment: Segment, data: bytes, ids: list[str], needles: list[bytes]
+) -> Scrubbed | None:
+    """The segment without the users' records; None when it cannot mention them."""
+    from advertisex.landing.zone import UNREADABLE
+
+    visible = not data.startswith(b"\x1f\x8b")  # the cheap test first: plain bytes
+    if segment.name.startswith(UNREADABLE):
+        return scrub_lines(data, ids) if any(n in data for n in needles) else None
+    container = container_format(segment)
+    if container != "avro" and visible and not any(n in data for n in needles):
+        return None
+    try:
+        return scrub(data, container, ids)
+    except Exception:  # a file its own decoder cannot read: line by line
+        return scrub_lines(data, ids)
+
+
+def _erase_tables(
+    lake: Lake,
+    ids: list[str],
+    erasure_id: str,
+    landing: Counter[tuple[str, str]],
+    now: datetime | None,
+) -> list[erasure.TableErasure]:
+    """One transaction: the users' rows out of every table, the marts recomputed where
+    those rows counted, the audit rows in. Returns what was erased (empty: nothing)."""
+    from advertisex.marts.iceberg import erase_from_marts, marts_built, rules_for
+
+    lake.refresh()
+    names = [n for n in existing_tables(lake) if erasure.erasable(n)]
+    plans = [p for p in (erasure.plan(lake, n, ids) for n in names) if p.files]
+    audit = Counter(landing)
+    for plan in plans:
+        for user, rows in plan.by_user.items():
+            audit[(user, plan.table)] += rows
+    if not audit:
+        return []
+    curated = {p.table: p.removed_rows() for p in plans if p.table.startswith("curated.")}
+    with_marts = bool(curated) and marts_built(lake)
+    rules = rules_for(lake, lake.settings) if with_marts else None
+    for name in [ERASURES_TABLE, *(n for n in TABLES if with_marts and n.startswith("marts."))]:
+        lake.table(name)  # opened (created if need be) before the transaction
+    at = now or utcnow()
+    rows = pa.Table.from_pylist(
+        [
+            {"erasure_id": erasure_id, "at": at, "user_hash": user_hash(user), "table": table,
+             "rows_removed": count}
+            for (user, table), count in sorted(audit.items())
+        ],
+        schema=ERASURES,
+    )  # fmt: skip
+    with lake.catalog.atomic([]):
+        if rules is not None:  # computed first: the curated swaps stay close to the publish
+            erase_from_marts(lake, rules, curated)
+        for plan in plans:
+            if not (with_marts and plan.table.startswith("marts.")):
+                erasure.commit(lake, plan, erasure_id)
+        lake.table(ERASURES_TABLE).append(rows)
+    lake.refresh()
+    return plans
+
+
+def _erase_history(
+    lake: Lake,
+    touched: set[str],
+    ids: list[str],
+    report: ForgetReport,
+    now: datetime,
+    progress: Progress | None,
+) -> None:
+    """Bring the marts' positions past the erasure, then expire every snapshot before it."""
+    from advertisex.marts.iceberg import catch_up_marts, marts_built, positions
+
+    settings: Settings = lake.settings
+    followed: dict[str, frozenset[int]] = {}
+    if marts_built(lake):
+        catch_up_marts(lake, settings)  # their positions now come after the erasure
+        touched |= {name for name in TABLES if name.startswith("marts.")}
+        followed = positions(lake)
+    lake.refresh()
+    names = sorted(name for name in touched if name in existing_tables(lake))
+    for done, name in enumerate(names, start=1):
+        if progress:
+            progress("history", done, len(names))
+        since = min(followed[name]) if name in followed else None
+        gone = erasure.erase_history(lake, name, now, since)
+        report.snapshots_expired += len(gone.snapshots)
+        report.files_deleted += len(gone.files)
+        report.files_deleted += len(erasure.stray_files(lake, name, ids, settings))

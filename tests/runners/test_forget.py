@@ -1,0 +1,126 @@
+"""``forget`` erases a user: no byte of their id anywhere under the data directory, and
+tables, marts and reports equal to a run that never saw them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advertisex import synth
+from advertisex.util.timeutil import parse_date
+from tests.table_snapshots import CURATED
+
+pytestmark = pytest.mark.integration
+
+LINEAGE = ("ingest_time", "source_file", "source_position", "batch_id")
+MARTS = [
+    "marts.attributed_clicks",
+    "marts.attributed_conversions",
+    "marts.campaign_hourly",
+    "marts.campaign_daily",
+]
+
+
+def _without(source: Path, target: Path, user: str) -> None:
+    """A copy of the generated files without ``user``'s records (an independent filter)."""
+    import fastavro
+
+    for path in source.rglob("*"):
+        if not path.is_file():
+            continue
+        out = target / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".ndjson":
+            lines = path.read_text().splitlines(keepends=True)
+            out.write_text("".join(x for x in lines if json.loads(x).get("user_id") != user))
+        elif path.suffix == ".csv" and path.parent.name == "clicks":
+            rows = list(csv.reader(io.StringIO(path.read_text(), newline="")))
+            user_at = rows[0].index("user_id")
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(
+                [rows[0], *(r for r in rows[1:] if r[user_at] != user)]
+            )
+            out.write_text(buffer.getvalue())
+        elif path.suffix == ".avro":
+            with path.open("rb") as handle:
+                reader = fastavro.reader(handle)
+                schema, records = reader.writer_schema, [r for r in reader if r["user_id"] != user]
+            with out.open("wb") as handle:
+                fastavro.writer(handle, fastavro.parse_schema(schema), records, codec="deflate")
+        else:
+            shutil.copy(path, out)
+
+
+def _tables(ax: Any) -> dict[str, list[Any]]:
+    """Every curated table (without lineage: other files, other batches) and mart, sorted."""
+    found = {}
+    for name in [*CURATED, *MARTS]:
+        rows = ax.lake.read(name)
+        rows = rows.drop_columns([c for c in LINEAGE if c in rows.column_names])
+        found[name] = sorted(map(repr, rows.to_pylist()))
+    return found
+
+
+def _files_holding(root: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_forget_leaves_no_byte_and_equals_a_run_that_never_saw_the_user(tmp_path: Path) -> None:
+    import advertisex
+
+    source = tmp_path / "input"
+    synth.generate(source, events=3000, seed=4, start=parse_date("2026-11-05"))
+    seen = advertisex.open(data_dir=tmp_path / "seen")
+    seen.ingest([str(source / s) for s in ("impressions", "clicks", "bids")])
+    seen.process()
+    user = (
+        seen.query(
+            "select user_id from curated.clicks group by 1 order by "
+            "user_id in (select user_id from curated.conversions) desc, count(*) desc, 1 limit 1"
+        )
+        .column("user_id")[0]
+        .as_py()
+    )
+    # Rejected records keep their raw text: one of theirs waits in the quarantine.
+    broken = json.dumps({"timestamp": "not a time", "user_id": user, "website": "w"})
+    seen.landing.write_segment("impressions", (broken + "\n").encode(), label="broken")
+    seen.process()
+    assert seen.query("select count(*) n from curated.quarantine").column("n")[0].as_py() > 0
+    assert _files_holding(seen.settings.data_dir, user.encode())
+
+    report = seen.forget([user])
+    assert report.found == {user} and report.segments > 0
+    assert report.rows["curated.impressions"] and report.rows["curated.quarantine"] == 1
+
+    never = advertisex.open(data_dir=tmp_path / "never")
+    _without(source, tmp_path / "input-without", user)
+    never.ingest([str(tmp_path / "input-without" / s) for s in ("impressions", "clicks", "bids")])
+    never.process()
+    assert _tables(seen) == _tables(never)
+    assert seen.report_campaigns().to_pylist() == never.report_campaigns().to_pylist()
+    # Data pages, Parquet statistics, manifest bounds, landing segments, the catalog.
+    assert _files_holding(seen.settings.data_dir, user.encode()) == []
+
+    audit = seen.query('select user_hash, "table", rows_removed from ops.erasures').to_pylist()
+    from advertisex.runners.forget import user_hash
+
+    assert {a["user_hash"] for a in audit} == {user_hash(user)}
+    assert {a["table"] for a in audit} >= {"landing", "curated.impressions", "curated.quarantine"}
+
+    again = seen.forget([user])  # a second time: nothing left, nothing written
+    assert again.nothing and again.segments == 0
+    assert seen.query("select count(*) n from ops.erasures").column("n")[0].as_py() == len(audit)
+
+    # A forgotten user who comes back is a new user: nothing remembers them as seen.
+    seen.ingest([str(source / "impressions")])  # the same bytes as before: already landed
+    assert seen.process().records_in == 0
+    first = next(iter(sorted((source / "impressions").iterdir())))
+    back = [x for x in first.read_text().splitlines() if json.loads(x)["user_id"] == user]
+    seen.landing.write_segment("impressions", (back[0] + "\n").encode(), label="back")
+    assert seen.process().accounts["impressions"].accepted == 1
