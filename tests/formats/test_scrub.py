@@ -1,0 +1,75 @@
+"""Records that mention a forgotten id leave a file; the rest stays, in the same format."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import fastavro
+
+from advertisex.formats.decode import DECODERS
+from advertisex.formats.scrub import mention_pattern, mentions, scrub, scrub_lines
+
+
+def test_a_mention_is_a_whole_value_not_part_of_a_longer_one() -> None:
+    import pyarrow as pa
+
+    texts = pa.array(['{"user_id":"u1"}', "2026,u1,c", "u12", "xu1", None, "u1"])
+    assert mentions(texts, ["u1"]).to_pylist() == [True, True, False, False, False, True]
+    assert "u\\.1" in mention_pattern(["u.1"])  # ids are literal text, not patterns
+
+
+def test_json_lines_arrays_and_concatenated_objects() -> None:
+    data = b'{"user_id":"u1","n":1}\n{"user_id":"u12"}\r\n\n{"user_id":"u2"}{"user_id":"u1"}\n'
+    done = scrub(data, "json", ["u1"])
+    assert done.removed == 2 and done.by_id == {"u1": 2}
+    assert done.data == b'{"user_id":"u12"}\n{"user_id":"u2"}\n'
+    array = scrub(b'[{"user_id":"u1"},{"user_id":"u3"}]', "json", ["u1"])
+    assert array.data == b'{"user_id":"u3"}\n'
+    untouched = scrub(data, "json", ["nobody"])
+    assert untouched.removed == 0 and untouched.data is data
+
+
+def test_csv_keeps_its_header_bom_and_quoted_newlines() -> None:
+    data = (
+        b"\xef\xbb\xbftimestamp;user_id;campaign_id;event_type\r\n"
+        b'1;u1;c;click\r\n2;"u2\nstill u2";c;click\r\n3;u3;c;conversion\r\n'
+    )
+    done = scrub(data, "csv", ["u1", "u3"])
+    assert done.by_id == {"u1": 1, "u3": 1}
+    assert (
+        done.data
+        == b'\xef\xbb\xbftimestamp;user_id;campaign_id;event_type\n2;"u2\nstill u2";c;click\n'
+    )
+    frame = DECODERS[("clicks", "csv")](done.data)
+    assert frame.column("user_id").to_pylist() == ["u2\nstill u2"]
+
+
+def test_avro_keeps_its_schema_and_codec_and_gzip_stays_gzip() -> None:
+    schema = fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": "Bid",
+            "fields": [
+                {"name": "auction_id", "type": "string"},
+                {"name": "user_id", "type": "string"},
+                {"name": "targeting", "type": {"type": "map", "values": "string"}},
+            ],
+        }
+    )
+    records = [
+        {"auction_id": "a1", "user_id": "u1", "targeting": {}},
+        {"auction_id": "a2", "user_id": "u2", "targeting": {"ref": "u1"}},
+        {"auction_id": "a3", "user_id": "u3", "targeting": {}},
+    ]
+    out = io.BytesIO()
+    fastavro.writer(out, schema, records, codec="deflate")
+    done = scrub(gzip.compress(out.getvalue()), "avro", ["u1"])
+    assert done.removed == 2
+    reader = fastavro.reader(io.BytesIO(gzip.decompress(done.data)))
+    assert reader.codec == "deflate" and [r["auction_id"] for r in reader] == ["a3"]
+
+
+def test_unframeable_bytes_lose_the_lines_that_mention_the_id() -> None:
+    done = scrub_lines(b"garbage u1 here\nother\n\x00u1\x00\n", ["u1"])
+    assert done.data == b"other\n" and done.removed == 2
