@@ -181,24 +181,28 @@ class Reader:
         return run_query(self.fresh().lake, sql, max_rows=cap, timeout=config.query_timeout_seconds)
 
     # ------------------------------------------------------------------ lake
-    def lake(self) -> list[dict[str, Any]]:
-        """Per table: rows, data files, bytes, snapshots, last commit, last maintenance."""
+    def lake(self) -> dict[str, Any]:
+        """Per table: rows, data files, bytes, snapshots, last commit; and per table (and
+        the landing zone) the last maintenance run from ``ops.maintenance``."""
         from pyiceberg.exceptions import NoSuchTableError
 
+        from advertisex.lake.upkeep import last_runs
         from advertisex.model.schemas import TABLES
 
-        catalog = self.fresh().lake.catalog
-        out = []
+        lake = self.fresh().lake
+        maintained = {row["table"]: row for row in rows(last_runs(lake))}
+        tables = []
         for name in TABLES:
             row: dict[str, Any] = {"table": name, "exists": False}
             try:
-                table = catalog.load_table(name)
+                row.update(_table_health(lake.catalog.load_table(name)))
             except NoSuchTableError:
-                out.append(row)
-                continue
-            row.update(_table_health(table))
-            out.append(row)
-        return out
+                pass
+            run = maintained.get(name)
+            row["last_maintenance"] = run["finished_at"] if run else None
+            row["maintenance_error"] = run["error"] if run else None
+            tables.append(row)
+        return {"tables": tables, "maintenance": list(maintained.values())}
 
 
 def _table_health(table: Any) -> dict[str, Any]:
@@ -209,7 +213,6 @@ def _table_health(table: Any) -> dict[str, Any]:
     def total(key: str) -> int:
         return int(summary.get(key, 0) or 0) if summary is not None else 0
 
-    maintained = [s for s in snapshots if _is_maintenance(s)]
     return {
         "exists": True,
         "rows": total("total-records"),
@@ -218,18 +221,7 @@ def _table_health(table: Any) -> dict[str, Any]:
         "delete_files": total("total-delete-files"),
         "snapshots": len(snapshots),
         "last_commit": _ms(current.timestamp_ms) if current is not None else None,
-        "last_maintenance": _ms(max(s.timestamp_ms for s in maintained)) if maintained else None,
     }
-
-
-def _is_maintenance(snapshot: Any) -> bool:
-    """A snapshot that rewrote files without new data (compaction) or was made by upkeep."""
-    summary = snapshot.summary
-    if summary is None:
-        return False
-    operation = str(getattr(summary.operation, "value", summary.operation))
-    marked = any(str(k).startswith("advertisex.maint") for k in summary.additional_properties)
-    return operation == "replace" or marked
 
 
 def _ms(timestamp_ms: int) -> str:

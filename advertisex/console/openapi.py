@@ -206,9 +206,10 @@ PATHS: dict[str, Any] = {
         }
     },
     "/api/v1/lake": _get(
-        "Per table: rows, data files, bytes, snapshots, last commit, last maintenance",
+        "Per table: rows, data files, bytes, snapshots, last commit, last maintenance; "
+        "each table's last ops.maintenance row",
         [],
-        _ROWS,
+        {"type": "object", "properties": {"tables": _ROWS, "maintenance": _ROWS}},
     ),
     "/": _page("Console: overview"),
     "/campaigns": _page("Console: campaigns"),

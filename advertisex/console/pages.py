@@ -273,8 +273,8 @@ async def alerts(request: Request) -> Response:
 
 
 async def lake(request: Request) -> Response:
-    tables = await run_in_threadpool(reader(request).lake)
-    return render(request, "lake.html", tables=tables)
+    lake = await run_in_threadpool(reader(request).lake)
+    return render(request, "lake.html", lake=lake)
 
 
 # ---------------------------------------------------------------------- SQL

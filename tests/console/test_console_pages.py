@@ -168,13 +168,77 @@ def test_replay_asks_for_confirmation_then_moves_the_records(
     assert client.post("/api/v1/query", json={"sql": sql}).json()["rows"] == [{"n": 1}]
 
 
-def test_lake_and_alerts_pages_list_what_exists(client: Any) -> None:
-    tables = {t["table"]: t for t in client.get("/api/v1/lake").json()}
+def test_lake_page_lists_tables_and_their_last_maintenance(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any]
+) -> None:
+    import advertisex
+
+    data_dir = lake_copy()
+    client = make_client(data_dir)
+    lake = client.get("/api/v1/lake").json()
+    tables = {t["table"]: t for t in lake["tables"]}
     impressions = tables["curated.impressions"]
     assert impressions["rows"] > 1000 and impressions["data_files"] >= 1
     assert impressions["snapshots"] >= 1 and impressions["last_commit"]
+    assert impressions["last_maintenance"] is None and lake["maintenance"] == []
+    advertisex.open(data_dir=data_dir).maintain(["curated.impressions"])
+    lake = client.get("/api/v1/lake").json()
+    (run,) = [r for r in lake["maintenance"] if r["table"] == "curated.impressions"]
+    assert run["trigger"] == "command" and run["data_files_after"] >= 1
+    tables = {t["table"]: t for t in lake["tables"]}
+    assert tables["curated.impressions"]["last_maintenance"] == run["finished_at"]
+    html = client.get("/lake").text
+    assert 'id="maintenance"' in html and "curated.impressions" in html
+
+
+def test_alerts_page_shows_firing_and_history(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any]
+) -> None:
+    """An alert as the monitor leaves it: its live state, and its transitions in ops.alerts."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    import advertisex
+    from advertisex.model.alerts import ALERTS
+    from advertisex.monitor.state import StateStore
+
+    data_dir = lake_copy()
+    at = datetime(2026, 11, 21, 6, tzinfo=UTC)
+    summary = f"campaign {SCRIPT} stopped spending"  # labels can carry producer text
+    store = StateStore(data_dir / "monitor" / "state.db")
+    store.save(
+        "alerts",
+        {
+            "fp1": {
+                "alertname": "SpendStopped",
+                "state": "firing",
+                "severity": "critical",
+                "labels": {"alertname": "SpendStopped", "campaign_id": "cmp-001"},
+                "active_since": at.isoformat(),
+                "summary": summary,
+            }
+        },
+    )
+    store.close()
+    row = {
+        "at": at, "alertname": "SpendStopped", "state": "firing", "severity": "critical",
+        "source": None, "labels": '{"campaign_id": "cmp-001"}', "fingerprint": "fp1",
+        "active_since": at, "value": 0.0, "threshold": 1.0, "summary": summary,
+    }  # fmt: skip
+    lake = advertisex.open(data_dir=data_dir).lake
+    lake.commit_batch({"ops.alerts": pa.Table.from_pylist([row], schema=ALERTS)}, [], {})
+    client = make_client(data_dir)
     alerts = client.get("/api/v1/alerts").json()
-    assert alerts == {"firing": [], "history": []}
+    assert [a["alertname"] for a in alerts["firing"]] == ["SpendStopped"]
+    assert [(a["alertname"], a["state"], a["summary"]) for a in alerts["history"]] == [
+        ("SpendStopped", "firing", summary)
+    ]
+    assert client.get("/api/v1/alerts?since=2026-11-22").json()["history"] == []
+    html = client.get("/alerts").text
+    assert html.count("SpendStopped") >= 2 and SCRIPT not in html
+    overview = client.get("/").text
+    assert "SpendStopped" in overview and SCRIPT not in overview
 
 
 def test_bad_parameters_are_clear_json_errors(client: Any) -> None:
