@@ -118,26 +118,28 @@ def main() -> None:
         print(f"reference: report campaigns in-process {reference:.0f} ms (median of 5)")
 
         port = free_port()
-        env = dict(
-            os.environ,
-            ADVERTISEX_DATA_DIR=str(data_dir),
-            ADVERTISEX_CONFIG=str(Path(tmp) / "none.toml"),
-        )
+        config = Path(tmp) / "advertisex.toml"  # empty: nothing from the working directory
+        config.touch()
+        env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir), ADVERTISEX_CONFIG=str(config))
+        log = open(Path(tmp) / "up.log", "wb")  # noqa: SIM115 (closed with the process)
         up = subprocess.Popen(
             [sys.executable, "-m", "advertisex.cli.app", "up", "--port", str(port)],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         try:
             client = httpx.Client(base_url=url, timeout=60)
-            for _ in range(600):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and up.poll() is None:
                 try:
                     if client.get("/readyz").status_code == 200:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            else:
+                raise SystemExit("up did not start:\n" + (Path(tmp) / "up.log").read_text())
             for path in pages.values():  # warm: first visits open the lake, plan scans
                 client.get(path).raise_for_status()
 
@@ -173,6 +175,7 @@ def main() -> None:
         finally:
             up.send_signal(signal.SIGTERM)
             up.wait(120)
+            log.close()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ class Reader:
             if self._gatherer is None:
                 from advertisex.monitor.gather import Gatherer
 
-                self._gatherer = Gatherer(self.settings, platform.lake)
+                # A day back is all the overview shows (the monitors read more).
+                monitor = self.settings.monitor.model_copy(update={"lookback_days": 1})
+                settings = self.settings.model_copy(update={"monitor": monitor})
+                self._gatherer = Gatherer(settings, platform.lake)
             obs = self._gatherer.observe(hourly=False)
         store = StateStore(self.settings.data_dir / "monitor" / "state.db")
         try:
@@ -82,38 +85,42 @@ class Reader:
     # ------------------------------------------------------------------ reports
     def report(self, name: str, **options: Any) -> Any:
         """A named report's rows (``users``: its sections), as ``report NAME --format json``."""
-        result = self.fresh().report(name, **options)
-        if isinstance(result, dict):
-            return {section: rows(table) for section, table in result.items()}
-        return rows(result)
+        return _report(self.fresh(), name, **options)
 
     def default_range(self) -> tuple[date, date]:
         """The 30 days up to the last day the marts have (today while they are empty)."""
-        platform = self.fresh()
-        days = platform.lake.read("marts.campaign_daily", fields=("day",)).column("day")
-        import pyarrow.compute as pc
+        from advertisex.util import engine
 
-        last = pc.max(days).as_py() if len(days) else None
+        files = self.fresh().lake.data_files("marts.campaign_daily")
+        last = None
+        if files:  # the Parquet statistics answer this without reading the rows
+            last = (
+                engine.connection()
+                .sql("SELECT max(day) FROM read_parquet($files)", params={"files": files})
+                .fetchall()[0][0]
+            )
         end = last or utcnow().date()
         return end - timedelta(days=29), end
 
     def campaigns(self, start: date, end: date, model: str) -> dict[str, Any]:
         """The campaigns page: ``report campaigns``, ``funnel`` and ``bids`` for the range."""
+        platform = self.fresh()
         options = {"start": start, "end": end, "model": model}
         return {
-            "campaigns": self.report("campaigns", **options),
-            "funnel": self.report("funnel", **options),
-            "bids": self.report("bids", start=start, end=end),
+            "campaigns": _report(platform, "campaigns", **options),
+            "funnel": _report(platform, "funnel", **options),
+            "bids": _report(platform, "bids", start=start, end=end),
         }
 
     def campaign(self, campaign_id: str, start: date, end: date, model: str) -> dict[str, Any]:
         """One campaign: its hours (``report hourly``), days, funnel and bid landscape."""
+        platform = self.fresh()
         options = {"start": start, "end": end, "model": model, "campaign": campaign_id}
         return {
-            "hourly": self.report("hourly", **options),
-            "campaigns": self.report("campaigns", **options),
-            "funnel": self.report("funnel", **options),
-            "bids": self.report("bids", start=start, end=end, campaign=campaign_id),
+            "hourly": _report(platform, "hourly", **options),
+            "campaigns": _report(platform, "campaigns", **options),
+            "funnel": _report(platform, "funnel", **options),
+            "bids": _report(platform, "bids", start=start, end=end, campaign=campaign_id),
         }
 
     # ------------------------------------------------------------------ quarantine
@@ -203,6 +210,13 @@ class Reader:
             row["maintenance_error"] = run["error"] if run else None
             tables.append(row)
         return {"tables": tables, "maintenance": list(maintained.values())}
+
+
+def _report(platform: Platform, name: str, **options: Any) -> Any:
+    result = platform.report(name, **options)
+    if isinstance(result, dict):
+        return {section: rows(table) for section, table in result.items()}
+    return rows(result)
 
 
 def _table_health(table: Any) -> dict[str, Any]:

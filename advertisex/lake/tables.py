@@ -44,6 +44,9 @@ class Lake:
             **iceberg_properties(settings.scale),  # object-store endpoint and credentials
         )
         self._tables: dict[str, Table] = {}
+        # Planned listings by table version (metadata file): a refresh that finds a table
+        # unchanged does not read its manifests again.
+        self._files: dict[str, tuple[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str) -> Table:
@@ -132,16 +135,21 @@ class Lake:
 
     # ------------------------------------------------------------------ reads
     def data_files(self, name: str) -> list[str]:
-        """Local paths (or URLs) of the Parquet files making up the current snapshot."""
+        """Local paths (or URLs) of the Parquet files making up the current snapshot
+        (planned once per version of the table)."""
         table = self.table(name)
         if table.current_snapshot() is None:
             return []
+        known = self._files.get(name)
+        if known is not None and known[0] == table.metadata_location:
+            return list(known[1])
         files = []
         for task in table.scan().plan_files():
             if task.delete_files:
                 raise LakeError(f"{name} has delete files; read it through pyiceberg instead")
             files.append(_local(task.file.file_path))
-        return files
+        self._files[name] = (table.metadata_location, files)
+        return list(files)
 
     def read(self, name: str, row_filter: Any = None, fields: tuple[str, ...] = ("*",)) -> pa.Table:
         """Read (part of) a table into Arrow through pyiceberg's scan."""
