@@ -18,14 +18,16 @@ stopped and the landed records are counted against wrk's answered requests. Also
 
     python bench/wire.py [--seconds 10] [--rate 10000] [--no-fsync]
 
-Prints one line per (server, endpoint, mode), the ratio to the ceiling, the machine's
-load average and the fsync latency of its disk, so a figure can be judged where it
-was measured.
+Prints one line per (server, endpoint, mode) with the server's CPU time per request
+(all threads; on a shared machine req/s and tails mostly measure the neighbours, CPU
+per request does not), the ratios to the ceiling, the machine's load average and the
+fsync latency of its disk, so a figure can be judged where it was measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
@@ -44,6 +46,7 @@ from collector import free_port, wait_ready  # noqa: E402
 from advertisex.util import jsonutil  # noqa: E402
 
 SECRET = "bench-secret"
+_RUNS = itertools.count(1)
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 LUA = """
 local counter = 0
@@ -86,6 +89,8 @@ def run_wrk(
     url: str, path: str, unique: bool, seconds: float, connections: int, delay_ms: int | None
 ) -> dict[str, Any]:
     delay = f"delay = function() return {delay_ms} end" if delay_ms else ""
+    if unique:  # impression ids unique across runs too: none is answered from reload memory
+        path += f"{next(_RUNS)}-"
     script = LUA % {
         "path": path,
         "unique": "true" if unique else "false",
@@ -176,16 +181,22 @@ def fsync_latency_ms(directory: Path, rounds: int = 100) -> tuple[float, float]:
 
 def line(server: str, endpoint: str, mode: str, r: dict[str, Any]) -> str:
     return (
-        f"{server:<24} {endpoint:<6} {mode:<12} {r['rate']:>9,.0f} req/s   "
+        f"{server:<24} {endpoint:<6} {mode:<12} {r['rate']:>7,.0f} req/s  "
         f"p50 {r['p50'] / 1000:6.2f} ms  p90 {r['p90'] / 1000:6.2f} ms  "
-        f"p99 {r['p99'] / 1000:7.2f} ms  max {r['max'] / 1000:7.1f} ms  "
-        f"errors {r['errors']} bad status {r['bad_status']}"
+        f"p99 {r['p99'] / 1000:7.2f} ms  max {r['max'] / 1000:6.1f} ms  "
+        f"server CPU {r['cpu_us']:5.0f} µs/req ({r['share']:.0%} of a core)  "
+        f"errors {r['errors'] + r['bad_status']}"
     )
 
 
 def measure(
-    name: str, url: str, seconds: float, rate: int, connections: int
+    name: str, url: str, pid: int, seconds: float, rate: int, connections: int
 ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each endpoint paced and flat out; with the server's own CPU time per request (all its
+    threads), which — unlike req/s on a shared machine — does not depend on what else runs."""
+    import psutil
+
+    server = psutil.Process(pid)
     results = {}
     delay_ms = max(1, round(connections * 1000 / rate) - 1)  # -1: about a request's own time
     for endpoint, (path, unique) in paths().items():
@@ -194,7 +205,11 @@ def measure(
             (f"paced {rate // 1000}k/s", connections, delay_ms),
             ("max c16", 16, None),
         ):
+            before = sum(server.cpu_times()[:2])
             result = run_wrk(url, path, unique, seconds, conns, delay)
+            cpu = sum(server.cpu_times()[:2]) - before
+            result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
+            result["share"] = cpu / (result["duration_us"] / 1e6)
             results[(endpoint, mode)] = result
             print(line(name, endpoint, mode, result), flush=True)
     return results
@@ -229,7 +244,12 @@ def main() -> None:
         ceiling, ceiling_url = start_ceiling()
         try:
             bare = measure(
-                "bare ASGI responder", ceiling_url, args.seconds, args.rate, args.connections
+                "bare ASGI responder",
+                ceiling_url,
+                ceiling.pid,
+                args.seconds,
+                args.rate,
+                args.connections,
             )
         finally:
             stop(ceiling)
@@ -240,7 +260,7 @@ def main() -> None:
             data = root / ("fsync" if fsync else "nofsync")
             process, url = start_collector(data, fsync)
             try:
-                ours = measure(name, url, args.seconds, args.rate, args.connections)
+                ours = measure(name, url, process.pid, args.seconds, args.rate, args.connections)
             finally:
                 stop(process)
             answered = {
@@ -250,15 +270,18 @@ def main() -> None:
             found = landed(data)
             print(
                 f"  landed (warm-ups included): {found['impressions']:,} impressions, "
-                f"{found['clicks']:,} clicks for {answered['impressions']:,} and "
-                f"{answered['clicks']:,} answered in the measured runs"
+                f"{found['clicks']:,} clicks; answered in the measured runs alone: "
+                f"{answered['impressions']:,} and {answered['clicks']:,}"
             )
             for key, result in ours.items():
                 base = bare[key]
                 print(
-                    f"  {key[0]:<6} {key[1]:<12} ratio to the bare responder: "
+                    f"  {key[0]:<6} {key[1]:<12} against the bare responder: "
                     f"{result['rate'] / base['rate']:.2f}× the req/s, "
-                    f"{result['p99'] / max(base['p99'], 1):.1f}× the p99"
+                    f"{result['p99'] / max(base['p99'], 1):.1f}× the p99, "
+                    f"{result['cpu_us'] / max(base['cpu_us'], 1):.1f}× the CPU per request "
+                    f"(one core: ≈{1e6 / result['cpu_us']:,.0f} req/s against "
+                    f"≈{1e6 / base['cpu_us']:,.0f})"
                 )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

@@ -42,6 +42,7 @@ from advertisex.collector.responses import (
     read_body,
 )
 from advertisex.collector.service import Collector
+from advertisex.collector.tracking import TrackingApp
 from advertisex.collector.tracking import routes as tracking_routes
 from advertisex.collector.tracking.service import Tracking
 from advertisex.config import Settings
@@ -220,7 +221,7 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
     ]
-    app = Starlette(
+    app = TrackingApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

@@ -96,3 +96,24 @@ def test_firehose_delivery_garbage_is_answered_in_firehose_shape(
     answer = response.json()
     assert {"requestId", "timestamp"} <= set(answer)
     assert ("errorMessage" in answer) == (response.status_code != 200)
+
+
+def test_a_bug_behind_the_fast_path_still_answers_in_the_endpoints_shape(
+    app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.collector.tracking import pixel, redirect
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pixel.records, "impression", broken)
+    monkeypatch.setattr(redirect, "new_click_id", broken)
+    gif = app.request("GET", "/v1/i?ad_creative_id=x", {})
+    assert (gif.status_code, gif.content[:6]) == (200, b"GIF89a")
+    from advertisex.collector.tracking.signing import sign_url
+
+    link = sign_url("/v1/c", {"campaign_id": "c", "to": "https://shop.example/"}, "k")
+    click = app.request("GET", link, {})
+    assert (click.status_code, click.json()["code"]) == (500, "internal")
+    assert "location" not in click.headers
+    assert app.request("POST", "/v1/i", {}).json()["code"] == "method_not_allowed"

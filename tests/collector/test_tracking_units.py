@@ -47,6 +47,11 @@ def test_unreadable_queries_are_refused_with_stable_codes(
 
 def test_queries_decode_plus_and_percent_escapes_and_keep_blank_values() -> None:
     assert parse(b"a=caf%C3%A9+au+lait&b=&c=%E2%82%AC") == {"a": "café au lait", "b": "", "c": "€"}
+    assert parse(b"flag&&x=1%2B1=2&y") == {"flag": "", "x": "1+1=2", "y": ""}
+    from urllib.parse import parse_qsl
+
+    query = "a=1&b=%20x+y&c&d=%3D%26&e=&&f=%F0%9F%99%82"
+    assert parse(query.encode(), max_parameters=9) == dict(parse_qsl(query, keep_blank_values=True))
 
 
 def test_a_signature_covers_every_parameter_whatever_their_order_or_escaping() -> None:
@@ -146,10 +151,11 @@ def settings(**tracking: Any) -> Settings:
 
 
 class FakeRequest:
-    def __init__(self, host: str, headers: dict[str, str], cookies: dict[str, str] | None = None):
-        self.client = type("Client", (), {"host": host})()
-        self.headers = headers
-        self.cookies = cookies or {}
+    """What the visitor reader looks at: the ASGI scope's client and raw headers."""
+
+    def __init__(self, host: str, headers: dict[str, str]):
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.scope = {"client": (host, 5000), "headers": raw}
 
 
 def test_ip_privacy_modes_and_the_ivt_range_checked_on_the_whole_address() -> None:
@@ -167,11 +173,18 @@ def test_ip_privacy_modes_and_the_ivt_range_checked_on_the_whole_address() -> No
         Visitors(settings(ip_privacy="hash"))
 
 
-def test_prefetch_headers() -> None:
-    assert is_prefetch({"sec-purpose": "prefetch;prerender"})
-    assert is_prefetch({"purpose": "prefetch"}) and is_prefetch({"x-moz": "prefetch"})
-    assert is_prefetch({"x-purpose": "preview"})
-    assert not is_prefetch({"user-agent": "Mozilla/5.0"})
+def test_prefetch_headers_and_the_user_cookie() -> None:
+    def prefetch(**headers: str) -> bool:
+        return is_prefetch(FakeRequest("10.0.0.1", headers))  # type: ignore[arg-type]
+
+    assert prefetch(**{"Sec-Purpose": "prefetch;prerender"})
+    assert prefetch(purpose="prefetch") and prefetch(**{"X-Moz": "prefetch"})
+    assert prefetch(**{"X-Purpose": "preview"})
+    assert not prefetch(**{"User-Agent": "Mozilla/5.0"})
+    visitors = Visitors(settings())
+    cookies = FakeRequest("10.0.0.1", {"Cookie": 'a=1; adx_uid="u-42"; adx_uidx=no'})
+    assert visitors.read(cookies).cookie_user == "u-42"  # type: ignore[arg-type]
+    assert visitors.read(FakeRequest("10.0.0.1", {"Cookie": "adx_uidx=no"})).cookie_user is None  # type: ignore[arg-type]
 
 
 VISITOR = Visitor(

@@ -38,21 +38,34 @@ GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
-NO_CACHE = {
-    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
-    "Pragma": "no-cache",
-    "Expires": "0",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-}
+_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"content-length", b"43"),
+    (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0, private"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"0"),
+    (b"cross-origin-resource-policy", b"cross-origin"),
+]
 ENDPOINT = "pixel"
 SOURCE = "impressions"
 
 
+class Gif(Response):
+    """The GIF with headers built once (Starlette would rebuild them on every answer)."""
+
+    media_type = "image/gif"
+
+    def __init__(self, cookie: str | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = GIF
+        self.raw_headers = (
+            [*_HEADERS, (b"set-cookie", cookie.encode("latin-1"))] if cookie else _HEADERS
+        )
+
+
 def gif(cookie: str | None = None) -> Response:
-    headers = dict(NO_CACHE)
-    if cookie:
-        headers["Set-Cookie"] = cookie
-    return Response(GIF, 200, headers=headers, media_type="image/gif")
+    return Gif(cookie)
 
 
 async def endpoint(request: Request) -> Response:
@@ -61,7 +74,7 @@ async def endpoint(request: Request) -> Response:
     if request.method == "HEAD":
         tracking.count(ENDPOINT, "head")
         return gif()
-    if is_prefetch(request.headers):
+    if is_prefetch(request):
         tracking.count(ENDPOINT, "prefetch")
         return gif()
     visitor = tracking.visitors.read(request)

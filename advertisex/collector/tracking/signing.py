@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -115,5 +116,8 @@ class Keys:
             )
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
+
+
 def _escape(text: str) -> str:
-    return quote(text, safe="-_.~")
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="-_.~")

@@ -13,21 +13,22 @@ listed in ``FORWARDED_ALLOW_IPS``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 
+from advertisex.collector.tracking.clickids import unique_token
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 
 # Headers with which browsers mark speculative loads (Chrome, Safari, Firefox, link previews).
-_PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
+_PREFETCH_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})
 _PREFETCH_WORDS = ("prefetch", "preview", "prerender")
 
 
@@ -53,7 +54,12 @@ class Visitor:
 
 
 class Visitors:
-    """Reads :class:`Visitor` s from requests under the configured privacy rules."""
+    """Reads :class:`Visitor` s from requests under the configured privacy rules.
+
+    On the hot path of every pixel and click: the request's headers are read in one pass
+    over the raw list, and what an address becomes (private form, IVT range) is cached
+    per address, since a visitor's requests come in bursts.
+    """
 
     def __init__(self, settings: Settings) -> None:
         t = settings.collector.tracking
@@ -70,38 +76,56 @@ class Visitors:
             for text in settings.processor.ivt_ip_ranges
         ]
         self.cookie_name = t.cookie_name
+        self._cookie_prefix = t.cookie_name + "="
         self.set_cookie = t.set_cookie
         self.cookie_max_age = t.cookie_max_age_days * 86400
+        self.describe = functools.lru_cache(maxsize=1 << 16)(self._describe)
 
     @staticmethod
     def now() -> str:
         return datetime.now(UTC).isoformat(timespec="microseconds")
 
     def read(self, request: Request) -> Visitor:
-        headers = request.headers
-        address = request.client.host if request.client else None
-        parsed = _address(address)
+        agent = referrer = cookie = None
+        for name, value in request.scope["headers"]:
+            if name == b"user-agent":
+                agent = value.decode("latin-1")
+            elif name == b"referer":
+                referrer = value.decode("latin-1")
+            elif name == b"cookie":
+                cookie = value.decode("latin-1")
+        client = request.scope.get("client")
+        ip, ivt_range = self.describe(client[0]) if client else (None, None)
         return Visitor(
             received=self.now(),
-            user_agent=headers.get("user-agent") or None,
-            ip=self._private(parsed) if parsed else address,
-            ivt_ip_range=self._ivt_range(parsed) if parsed and self.mode != "keep" else None,
-            referrer=headers.get("referer") or None,
-            cookie_user=request.cookies.get(self.cookie_name) or None,
+            user_agent=agent or None,
+            ip=ip,
+            ivt_ip_range=ivt_range,
+            referrer=referrer or None,
+            cookie_user=self._cookie_value(cookie) if cookie else None,
         )
 
-    def _private(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    def _cookie_value(self, header: str) -> str | None:
+        for part in header.split(";"):
+            part = part.strip()
+            if part.startswith(self._cookie_prefix):
+                return part[len(self._cookie_prefix) :].strip('"') or None
+        return None
+
+    def _describe(self, text: str) -> tuple[str | None, str | None]:
+        """(stored form, IVT range of the whole address) of a client address."""
+        address = _address(text)
+        if address is None:
+            return text, None
         if self.mode == "keep":
-            return str(address)
+            return str(address), None  # whole: the processor checks the ranges itself
+        ivt_range = next((label for net, label in self._ranges if address in net), None)
         if self.mode == "hash":
             digest = hmac.new(self._hash_key, address.packed, hashlib.sha256).hexdigest()
-            return "h-" + digest[:32]
+            return "h-" + digest[:32], ivt_range
         prefix = 24 if address.version == 4 else 48
         # Written as a network (a.b.c.0/24): no one mistakes it for the visitor's address.
-        return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-
-    def _ivt_range(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-        return next((text for net, text in self._ranges if address in net), None)
+        return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False)), ivt_range
 
     def cookie_header(self, user_id: str, secure: bool) -> str:
         """``Set-Cookie`` value giving a new visitor its id (SameSite=None needs https)."""
@@ -122,15 +146,17 @@ def user_of(
         return visitor.cookie_user, None
     if not visitors.set_cookie:
         return None, None
-    fresh = "u-" + secrets.token_urlsafe(12)
+    fresh = "u-" + unique_token(12)
     return fresh, fresh
 
 
-def is_prefetch(headers: Mapping[str, str]) -> bool:
-    for name in _PREFETCH_HEADERS:
-        value = headers.get(name)
-        if value and any(word in value.lower() for word in _PREFETCH_WORDS):
-            return True
+def is_prefetch(request: Request) -> bool:
+    """Whether a browser only prefetches or previews (one pass over the raw headers)."""
+    for name, value in request.scope["headers"]:
+        if name in _PREFETCH_HEADERS:
+            text = value.decode("latin-1").lower()
+            if any(word in text for word in _PREFETCH_WORDS):
+                return True
     return False
 
 
