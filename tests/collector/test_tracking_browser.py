@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import html
 import http.server
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -22,9 +19,9 @@ from collector_helpers import ServerProcess
 
 import advertisex
 from advertisex.collector.tracking.signing import sign_url
+from tests.chromium import chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # Headless chromium says "HeadlessChrome", which the invalid-traffic list rightly calls a
 # bot; the visitor here plays a person, with the agent a desktop chromium sends.
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -32,26 +29,8 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(DRIVER, os.X_OK)):
-        pytest.skip("chromium and chromium-driver are not installed (make services installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(dir=tmp_path)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", f"--user-data-dir={profile}",
-                 f"--user-agent={AGENT}"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(tmp_path, f"--user-agent={AGENT}") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
