@@ -97,14 +97,18 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
 
 
 def parse_day(value: str | None, flag: str) -> date | None:
-    """A ``--from``/``--to`` option value as a date, or a user error that shows the format."""
+    """A ``--from``/``--to`` option value as a date (``2026-11-20``, ``today``,
+    ``yesterday``, ``today-7``), or a user error that shows the forms."""
     if value is None:
         return None
+    from advertisex.util.timeutil import parse_date
+
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError as e:
         raise UserInputError(
-            f"{flag} {value!r} is not a date", hint=f"write {flag} 2026-11-20"
+            f"{flag} {value!r} is not a date",
+            hint=f"write {flag} 2026-11-20, {flag} today, {flag} yesterday or {flag} today-7",
         ) from e
 
 

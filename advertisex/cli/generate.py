@@ -29,7 +29,9 @@ def generate_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Same seed and options, same bytes."),
     start: str | None = typer.Option(
-        None, "--start", help="First UTC day, YYYY-MM-DD. Default: yesterday (UTC)."
+        None,
+        "--start",
+        help="First UTC day: YYYY-MM-DD, today, yesterday or today-N. Default: yesterday.",
     ),
     days: int = typer.Option(1, "--days", help="Number of days of traffic."),
     duplicate_rate: float = typer.Option(0.0, help="Fraction re-sent byte-identical."),
@@ -38,7 +40,10 @@ def generate_command(
     bot_rate: float = typer.Option(0.0, help="Fraction of impressions from crawlers."),
     conflict_rate: float = typer.Option(0.0, help="Fraction re-using an id, other payload."),
     demo_faults: bool = typer.Option(
-        False, "--demo-faults", help="Realistic sprinkle: 0.5% dup, 0.1% bad, 2% late, 1% bots."
+        False,
+        "--demo-faults",
+        help="Realistic sprinkle: 0.5% dup, 0.1% bad, 2% late, 1% bots, and a campaign "
+        "launched after the dims export (dims/campaigns-new.csv).",
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, or json (truth.json)."),
     to: str | None = typer.Option(
@@ -81,9 +86,11 @@ def generate_command(
     try:
         first_day = parse_date(start) if start else utcnow().date() - timedelta(days=1)
     except ValueError as error:
-        raise UserInputError(str(error), hint="pass --start like 2026-11-20") from error
+        raise UserInputError(
+            str(error), hint="pass --start like 2026-11-20 or yesterday"
+        ) from error
     faults = (
-        FaultConfig.demo()
+        FaultConfig.demo(new_campaign=True)
         if demo_faults
         else FaultConfig(
             duplicate_rate=duplicate_rate,

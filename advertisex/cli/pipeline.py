@@ -188,9 +188,13 @@ def print_accounting(report: Any, fmt: Format) -> None:
 
 def replay(
     start: str | None = typer.Option(
-        None, "--from", help="First landing day (YYYY-MM-DD), inclusive."
+        None,
+        "--from",
+        help="First landing day, inclusive: YYYY-MM-DD, today, yesterday or today-N.",
     ),
-    end: str | None = typer.Option(None, "--to", help="Last landing day (YYYY-MM-DD), inclusive."),
+    end: str | None = typer.Option(
+        None, "--to", help="Last landing day, inclusive: YYYY-MM-DD, today, yesterday or today-N."
+    ),
     fmt: Format = FormatOption,
 ) -> None:
     """Rebuild curated tables from the landing zone (whole batches), then process them again."""

@@ -18,8 +18,12 @@ from advertisex.cli.output import Format, print_json, print_rows, table_rows
 
 report_app = typer.Typer(help="Campaign, funnel, user and auction reports.", no_args_is_help=True)
 
-FromOption = typer.Option(None, "--from", help="First day (YYYY-MM-DD, UTC), inclusive.")
-ToOption = typer.Option(None, "--to", help="Last day (YYYY-MM-DD, UTC), inclusive.")
+FromOption = typer.Option(
+    None, "--from", help="First day (UTC), inclusive: YYYY-MM-DD, today, yesterday or today-N."
+)
+ToOption = typer.Option(
+    None, "--to", help="Last day (UTC), inclusive: YYYY-MM-DD, today, yesterday or today-N."
+)
 CampaignOption = typer.Option(None, "--campaign", help="Only this campaign id.")
 ModelOption = typer.Option(
     "last", "--model", help="Attribution model for conversions: last, first or linear."

@@ -6,6 +6,7 @@ Inside Arrow tables times are ``timestamp[us, tz=UTC]``; in Python they are awar
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -21,13 +22,25 @@ def monotonic() -> float:
     return time.monotonic()
 
 
-def parse_date(text: str) -> date:
-    """Parse ``YYYY-MM-DD`` (or a full ISO timestamp, keeping its date) as a UTC date."""
+def parse_date(text: str, today: date | None = None) -> date:
+    """Parse ``YYYY-MM-DD`` (or a full ISO timestamp, keeping its date) as a UTC date, or a
+    day relative to ``today`` (UTC): ``today``, ``yesterday``, ``today-7``.
+
+    >>> parse_date("2026-11-20"), parse_date("today-2", today=date(2026, 11, 27))
+    (datetime.date(2026, 11, 20), datetime.date(2026, 11, 25))
+    """
     text = text.strip()
+    word = text.lower()
+    if word in ("today", "yesterday") or re.fullmatch(r"today-\d{1,5}", word):
+        base = today or utcnow().date()
+        back = 1 if word == "yesterday" else int(word.partition("-")[2] or 0)
+        return base - timedelta(days=back)
     try:
         return date.fromisoformat(text[:10])
     except ValueError as e:
-        raise ValueError(f"not a date: {text!r} (expected YYYY-MM-DD)") from e
+        raise ValueError(
+            f"not a date: {text!r} (expected YYYY-MM-DD, today, yesterday or today-N)"
+        ) from e
 
 
 def parse_instant(text: str) -> datetime:
