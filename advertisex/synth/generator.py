@@ -44,6 +44,8 @@ class Traffic:
     impressions: pl.DataFrame
     responses: pl.DataFrame  # clicks and conversions
     bids: pl.DataFrame
+    # dims files by name (campaigns, creatives, and campaigns-new with FaultConfig.new_campaign)
+    dims: dict[str, pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,11 @@ def generate(
     step = _stepper(progress, GENERATION_STEPS + 3 * window.hours + 3)
 
     traffic = _simulate(streams[:4], window, events, faults, step)
-    for name, frame in (
-        ("campaigns", traffic.world.campaigns),
-        ("creatives", traffic.world.creatives),
-    ):
+    (out_dir / "dims" / "campaigns-new.csv").unlink(missing_ok=True)  # from an earlier run
+    for name, frame in traffic.dims.items():
         frame.write_csv(out_dir / "dims" / f"{name}.csv", line_terminator="\n")
-        step()
+    step()
+    step()
     # Bid files (Rust encoding, zlib) and impression files (polars, disk writes) spend
     # most of their time outside the GIL, so writing them side by side uses both cores.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -121,6 +122,7 @@ def generate(
         window=window,
         world=traffic.world,
         landed={name: (s.records, s.malformed, s.files) for name, s in landed.items()},
+        dims_files=sorted(f"dims/{name}.csv" for name in traffic.dims),
     )
     (out_dir / "truth.json").write_bytes(
         jsonutil.dumps(result, indent=True, sort_keys=True) + b"\n"
@@ -140,12 +142,16 @@ def _simulate(
     from advertisex.synth.bids import make_bids
     from advertisex.synth.impressions import make_impressions
     from advertisex.synth.responses import make_responses
-    from advertisex.synth.world import build_world
+    from advertisex.synth.world import build_world, launch_campaign
 
     # Valid records leave room for the repeats and junk the faults add on top.
     extra = faults.duplicate_rate + faults.conflict_rate + faults.malformed_rate
     n_valid = round(events / (1.0 + extra))
     world = build_world(streams[0], window, max(MIN_USERS, events // EVENTS_PER_USER))
+    dims = {"campaigns": world.campaigns, "creatives": world.creatives}
+    if faults.new_campaign:
+        world, dims["campaigns"], dims["campaigns-new"] = launch_campaign(world, window.start)
+        dims["creatives"] = world.creatives
     step()
     n_impressions = round(IMPRESSION_SHARE * n_valid)
     impressions = make_impressions(streams[1], world, window, n_impressions, faults.bot_rate)
@@ -156,7 +162,7 @@ def _simulate(
     n_bids = max(0, n_valid - len(impressions) - len(responses))
     impressions, bids = make_bids(streams[3], world, window, impressions, n_bids)
     step()
-    return Traffic(world, impressions, responses, bids)
+    return Traffic(world, impressions, responses, bids, dims)
 
 
 def _schedule_with_junk(

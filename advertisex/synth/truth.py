@@ -141,10 +141,15 @@ def build(
     window: Window,
     world: World,
     landed: dict[str, tuple[pl.DataFrame, int, list[str]]],
+    dims_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """The whole truth document. ``landed`` maps each source to (scheduled records,
     malformed count, relative file paths); ``run`` holds the generator's arguments."""
     from datetime import UTC, datetime
+
+    import polars as pl
+
+    from advertisex.synth.world import NEW_CAMPAIGN_ID
 
     sources = {
         name: source_summary(records, malformed, files)
@@ -169,10 +174,20 @@ def build(
                 "hours": window.hours,
             },
             "dims": {
-                "files": ["dims/campaigns.csv", "dims/creatives.csv"],
+                "files": dims_files or ["dims/campaigns.csv", "dims/creatives.csv"],
                 "campaigns": len(world.campaigns),
                 "creatives": len(world.creatives),
             },
+            # Records (valid ones, repeats included) of the campaign campaigns.csv lacks.
+            "new_campaign": {
+                "campaign_id": NEW_CAMPAIGN_ID,
+                "records": {
+                    name: records.filter(pl.col("campaign_id") == NEW_CAMPAIGN_ID).height
+                    for name, (records, _, _) in landed.items()
+                },
+            }
+            if NEW_CAMPAIGN_ID in world.campaign_ids
+            else None,
             "bot_user_ids": world.bot_user_ids(),
             "campaign_days": campaign_days(impressions, responses),
             **extras(impressions, responses, bids),

@@ -6,9 +6,10 @@ small string vocabularies; events later pick indices and gather strings in bulk.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from advertisex.synth import catalog as cat
@@ -218,3 +219,29 @@ def build_world(rng: np.random.Generator, window: Window, n_users: int) -> World
         bot_agent=bot_agent,
         bot_octets=bot_octets,
     )
+
+
+NEW_CAMPAIGN_ID = f"cmp-{N_CAMPAIGNS + 1:03d}"
+
+
+def launch_campaign(world: World, first_day: date) -> tuple[World, pl.DataFrame, pl.DataFrame]:
+    """The world with its smallest campaign relaunched under a new id (``cmp-021``), from
+    ``first_day``; also the campaigns export from before the launch (the old id, which
+    then has no traffic) and the export's one new row. Draws nothing: every event stays
+    as it was but for its campaign id."""
+    import numpy as np
+    import polars as pl
+
+    old = world.campaign_ids[int(np.argmin(world.campaign_weight))]
+    renamed = pl.when(pl.col("campaign_id") == old).then(pl.lit(NEW_CAMPAIGN_ID))
+    campaigns = world.campaigns.with_columns(
+        renamed.otherwise(pl.col("campaign_id")).alias("campaign_id")
+    )
+    creatives = world.creatives.with_columns(
+        renamed.otherwise(pl.col("campaign_id")).alias("campaign_id")
+    )
+    added = campaigns.filter(pl.col("campaign_id") == NEW_CAMPAIGN_ID).with_columns(
+        start_date=pl.lit(first_day)
+    )
+    launched = dataclasses.replace(world, campaigns=campaigns, creatives=creatives)
+    return launched, world.campaigns, added

@@ -21,6 +21,7 @@ def test_demo_sprinkle() -> None:
         "late_rate": 0.02,
         "bot_rate": 0.01,
         "conflict_rate": 0.0,
+        "new_campaign": False,
     }
 
 

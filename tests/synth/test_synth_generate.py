@@ -173,3 +173,26 @@ def test_unwritable_output_is_a_user_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(UserInputError, match="cannot write"):
         generate(blocker / "out", events=10, seed=1, start=START)
+
+
+def test_a_campaign_launched_after_the_dims_export(tmp_path: Path) -> None:
+    import polars as pl
+
+    truth = generate(
+        tmp_path, events=5000, seed=3, start=START, faults=FaultConfig(new_campaign=True)
+    )
+    exported = pl.read_csv(tmp_path / "dims" / "campaigns.csv")
+    added = pl.read_csv(tmp_path / "dims" / "campaigns-new.csv")
+    assert "cmp-021" not in exported["campaign_id"].to_list() and exported.height == 20
+    assert added["campaign_id"].to_list() == ["cmp-021"]
+    landed = pl.concat(
+        [pl.read_ndjson(f) for f in sorted((tmp_path / "impressions").glob("*.ndjson"))],
+        how="diagonal_relaxed",
+    )
+    launched = truth["ground_truth"]["new_campaign"]
+    assert launched["campaign_id"] == "cmp-021" and launched["records"]["impressions"] > 0
+    assert (landed["campaign_id"] == "cmp-021").sum() == launched["records"]["impressions"]
+    # Without the fault: the same run has no such campaign, and no stale file is left.
+    truth = generate(tmp_path, events=5000, seed=3, start=START)
+    assert truth["ground_truth"]["new_campaign"] is None
+    assert not (tmp_path / "dims" / "campaigns-new.csv").exists()
