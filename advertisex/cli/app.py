@@ -75,9 +75,14 @@ def main() -> None:
     except AdvertiseXError as error:
         if INTERRUPTED.is_set():
             sys.exit(130)
+        from rich.markup import escape
+
         from advertisex.cli.output import console
 
-        console(stderr=True).print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        # Whole lines (the terminal wraps them), and the text as it is: never markup.
+        console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:  # before a verb could say what was left undone
         sys.stderr.write("interrupted\n")
@@ -96,9 +101,13 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
     if not category.__module__.startswith("advertisex"):
         _python_show_warning(message, category, *args, **kw)
         return
+    from rich.markup import escape
+
     from advertisex.cli.output import console
 
-    console(stderr=True).print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    console(stderr=True).print(
+        f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
 
 
 _python_show_warning = warnings.showwarning

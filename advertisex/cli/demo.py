@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sysconfig
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform, progress_bar
 from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+from advertisex.errors import UserInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +34,10 @@ def demo(
 
     ax = open_platform(create=True)
     data_dir = ax.data_location()
-    if fresh and data_dir.exists():
-        shutil.rmtree(data_dir)
     source_dir = data_dir / "demo-input"
+    if fresh:
+        _start_over(ax, data_dir, source_dir)
+        ax = open_platform(create=True)  # on the emptied folder, nothing cached from before
     human = fmt is Format.table
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -60,14 +65,18 @@ def demo(
             [str(source_dir / s) for s in ("impressions", "clicks", "bids")], None, progress
         )
     timings["ingest"] = time.perf_counter() - t
+    # The demo's own landing files: what it checks, and what --fresh may delete.
+    segments = sorted({r.segment for r in ingested if r.segment})
+    (source_dir / SEGMENTS_FILE).write_bytes(jsonutil.dumps(segments, indent=True))
     t = time.perf_counter()
     with progress_bar(human, "process") as progress:
         report = ax.process(progress)
     timings["process"] = time.perf_counter() - t
-    campaigns = ax.report_campaigns()
+    day = date.fromisoformat(truth["start"])
+    campaigns = ax.report_campaigns(day, day)
     timings["total"] = time.perf_counter() - started
 
-    check = _check_against_truth(ax, truth)
+    check = _check_against_truth(ax, truth, segments)
     if not human:
         print_json(
             {
@@ -87,7 +96,7 @@ def demo(
         columns=campaigns.column_names,
     )
     print_accounting(report, fmt)
-    print_rows(check, fmt, title="curated tables against the generator's truth.json")
+    print_rows(check, fmt, title="the demo's rows against the generator's truth.json")
     ok = all(row["match"] for row in check)
     print_message(
         (
@@ -99,6 +108,7 @@ def demo(
         + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     )
     print_message(_next_steps(data_dir, Path(source_dir), truth["start"]))
+    print_message(_how_to_run())
     console = ax.settings.console
     print_message(
         f"See it in a browser: run [bold]advertisex console[/] and open "
@@ -108,34 +118,93 @@ def demo(
         raise typer.Exit(1)
 
 
-def _check_against_truth(ax: object, truth: dict) -> list[dict]:
+def _check_against_truth(ax: Any, truth: dict, segments: list[str]) -> list[dict]:
+    """Rows that came from the demo's own landing files against truth.json, table by table
+    (whatever else the lake holds: the tour's data, live traffic …)."""
+    mine = "(" + ", ".join(_sql_text(s) for s in segments) + ")" if segments else "(NULL)"
+
+    def count(table: str) -> int:
+        sql = f"select count(*) as n from {table} where source_file in {mine}"
+        return int(ax.query(sql).column("n")[0].as_py())
+
+    expected = {f"curated.{t}": e["unique_human"] for t, e in truth["tables"].items()}
+    expected["curated.filtered"] = sum(t["bots"] for t in truth["tables"].values())
+    expected["curated.quarantine"] = truth["quarantine"]
     rows = []
-    for table, expected in truth["tables"].items():
-        name = f"curated.{table}"
-        got = ax.query(f"select count(*) as n from {name}").column("n")[0].as_py()  # type: ignore[attr-defined]
-        rows.append(
-            {
-                "table": name,
-                "expected": expected["unique_human"],
-                "actual": got,
-                "match": got == expected["unique_human"],
-            }
-        )
-    bots = sum(t["bots"] for t in truth["tables"].values())
-    got = ax.query("select count(*) as n from curated.filtered").column("n")[0].as_py()  # type: ignore[attr-defined]
-    rows.append(
-        {"table": "curated.filtered", "expected": bots, "actual": got, "match": got == bots}
-    )
-    got = ax.query("select count(*) as n from curated.quarantine").column("n")[0].as_py()  # type: ignore[attr-defined]
-    rows.append(
-        {
-            "table": "curated.quarantine",
-            "expected": truth["quarantine"],
-            "actual": got,
-            "match": got == truth["quarantine"],
-        }
-    )
+    for table, want in expected.items():
+        got = count(table)
+        rows.append({"table": table, "expected": want, "actual": got, "match": got == want})
     return rows
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _start_over(ax: Any, data_dir: Path, source_dir: Path) -> None:
+    """--fresh: delete the lake when all it holds is the demo's; else refuse and say why."""
+    if not any(data_dir.iterdir()):
+        return
+    others = _not_the_demos(ax, data_dir, source_dir)
+    if others:
+        raise UserInputError(
+            f"--fresh would delete {data_dir}, which holds more than the demo made: {others}",
+            hint="run the demo on a lake of its own (ADVERTISEX_DATA_DIR=demo-data advertisex "
+            "demo --fresh), or delete that folder yourself if nothing in it matters",
+        )
+    shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+
+
+def _not_the_demos(ax: Any, data_dir: Path, source_dir: Path) -> str | None:
+    """What in ``data_dir`` the demo did not make, in words; None when there is nothing."""
+    from advertisex.util import jsonutil
+
+    if ax.settings.lake.catalog_uri or ax.settings.scale.landing or ax.settings.lake.warehouse:
+        return (
+            "a catalog, warehouse or landing zone configured elsewhere, which --fresh cannot clear"
+        )
+    strangers = sorted(p.name for p in data_dir.iterdir() if p.name not in LAKE_ENTRIES)
+    if strangers:
+        return "files it did not make (" + ", ".join(strangers[:5]) + ")"
+    listed = source_dir / SEGMENTS_FILE
+    mine = set(jsonutil.loads(listed.read_bytes())) if listed.exists() else set()
+    landed = [s.name for s in ax.landing.segments()]
+    foreign = [name for name in landed if name not in mine]
+    if foreign:
+        return f"{len(foreign):,} landing files that did not come from the demo"
+    dims = [t for t in ("dims.campaigns", "dims.creatives") if _has_rows(ax, t)]
+    if dims:
+        return "dimensions loaded by hand (" + ", ".join(dims) + ")"
+    return None
+
+
+def _has_rows(ax: Any, table: str) -> bool:
+    return bool(ax.query(f"select count(*) as n from {table}").column("n")[0].as_py())
+
+
+# What a lake's data directory holds (config.Settings' layout, the monitor's state, the
+# processor lock) besides the demo's input folder.
+LAKE_ENTRIES = {"catalog.db", "landing", "warehouse", "monitor", "processor.lock", "demo-input"}
+SEGMENTS_FILE = "segments.json"
+
+
+def _how_to_run() -> str:
+    """How to run the commands above from this shell: advertisex may not be on PATH (a
+    virtualenv that is not activated, as after `make demo`)."""
+    here = Path(sysconfig.get_path("scripts")).resolve()  # where the console script is
+    found = shutil.which("advertisex")
+    if found and Path(found).resolve().parent == here:
+        return ""
+    bin_dir = os.path.relpath(here)
+    if bin_dir.startswith(".."):
+        bin_dir = str(here)
+    if (here / "activate").exists():
+        return (
+            f"advertisex is not on your PATH in this shell: run [bold]source "
+            f"{bin_dir}/activate[/] first (or call {bin_dir}/advertisex …)"
+        )
+    return f"advertisex is not on your PATH in this shell: call {bin_dir}/advertisex …"
 
 
 def _next_steps(data_dir: Path, source_dir: Path, day: str) -> str:

@@ -222,7 +222,7 @@ def human_bytes(size: int) -> str:
 
 def print_message(text: str) -> None:
     """Human-only chatter (hints, next steps) goes to stderr so stdout stays parseable."""
-    console(stderr=True).print(text)
+    console(stderr=True).print(text, soft_wrap=True)  # whole lines: the terminal wraps them
 
 
 def rows_from_lines(lines: Iterable[str]) -> list[dict[str, Any]]:
