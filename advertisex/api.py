@@ -87,12 +87,14 @@ class AdvertiseX:
         """Process every pending landing segment into the curated tables."""
         return self.runner.process(progress)
 
-    def replay(self, start: date | None = None, end: date | None = None) -> Any:
+    def replay(
+        self, start: date | None = None, end: date | None = None, progress: Progress | None = None
+    ) -> Any:
         """Rebuild the tables from the landing zone for batches that consumed segments
         landed between ``start`` and ``end`` (all of them when both are None)."""
         from advertisex.runners.replay import replay
 
-        return replay(self.runner, start, end)
+        return replay(self.runner, start, end, progress)
 
     def click_url(self, to: str, campaign_id: str, **params: str) -> str:
         """A signed tracking link: clicks land through the collector, then go on to ``to``.
@@ -166,14 +168,16 @@ class AdvertiseX:
 
         return replay(self.settings, self.lake, self.landing, Selection(**selection))
 
-    def refresh_marts(self, rebuild: bool = False, kernels: Any = None) -> Any:
+    def refresh_marts(
+        self, rebuild: bool = False, kernels: Any = None, progress: Progress | None = None
+    ) -> Any:
         """Bring the marts up to date with the curated tables (or recompute them);
         ``kernels`` says where their kernels run (default: here; see marts/spark.py)."""
         from advertisex.marts.iceberg import rebuild_marts, update_marts
 
         if rebuild:
-            return rebuild_marts(self.lake, self.settings, kernels)
-        return update_marts(self.lake, self.settings, kernels)
+            return rebuild_marts(self.lake, self.settings, kernels, progress)
+        return update_marts(self.lake, self.settings, kernels, progress)
 
     def maintain(
         self,

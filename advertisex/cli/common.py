@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from advertisex.cli.output import Format
+from advertisex.cli.progress import progress_bar as progress_bar  # where the verbs find it
 from advertisex.errors import NotFoundError, UserInputError
 
 FormatOption = typer.Option(
@@ -68,32 +69,6 @@ def open_runner(ax: Any, engine: str | None, master: str | None) -> Any:
 
     chosen = master or ax.settings.scale.spark_master
     return SparkRunner(ax.settings, ax.lake, ax.landing, master=chosen, hooks=ax.commit_hooks)
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool, description: str) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields a ``(stage, done, total)`` callback."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from advertisex.cli.output import console
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{description}: {stage}", completed=done, total=total)
-
-        yield update
 
 
 def parse_day(value: str | None, flag: str) -> date | None:

@@ -14,6 +14,7 @@ import typer
 
 from advertisex.cli.common import FormatOption, open_platform, progress_bar
 from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+from advertisex.cli.progress import across_batches
 from advertisex.errors import UserInputError
 
 
@@ -47,7 +48,7 @@ def demo(
     if truth is None or truth.get("seed") != seed or truth.get("events") != events:
         shutil.rmtree(source_dir, ignore_errors=True)
         t = time.perf_counter()
-        with progress_bar(human, "generate") as progress:
+        with progress_bar(human, "generate", unit="steps") as progress:
             truth = synth.generate(
                 source_dir,
                 events=events,
@@ -70,7 +71,8 @@ def demo(
     (source_dir / SEGMENTS_FILE).write_bytes(jsonutil.dumps(segments, indent=True))
     t = time.perf_counter()
     with progress_bar(human, "process") as progress:
-        report = ax.process(progress)
+        runner = ax.runner
+        report = runner.process(across_batches(progress, len(runner.pending())))
     timings["process"] = time.perf_counter() - t
     day = date.fromisoformat(truth["start"])
     campaigns = ax.report_campaigns(day, day)

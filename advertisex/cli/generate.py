@@ -123,20 +123,11 @@ def _run_with_progress(
     out: Path, events: int, seed: int, start: date, days: int, faults: FaultConfig
 ) -> dict[str, Any]:
     """Run the generator behind a progress bar on stderr (stdout stays parseable)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from advertisex.cli.output import console
+    from advertisex.cli.progress import progress_bar
     from advertisex.synth import generate
 
-    columns = (TextColumn("generating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
-    with Progress(
-        *columns, TimeElapsedColumn(), console=console(stderr=True), transient=True
-    ) as bar:
-        task = bar.add_task("generate", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(True, "generate", unit="steps") as bar:
         return generate(
-            out, events=events, seed=seed, start=start, days=days, faults=faults, progress=update
-        )
+            out, events=events, seed=seed, start=start, days=days, faults=faults,
+            progress=lambda done, total: bar("write", done, total),
+        )  # fmt: skip

@@ -17,6 +17,7 @@ from advertisex.cli.common import (
     progress_bar,
 )
 from advertisex.cli.output import Format, print_json, print_message, print_rows
+from advertisex.cli.progress import across_batches
 from advertisex.errors import UserInputError
 
 SOURCE_HELP = "Force the source (impressions, clicks or bids) instead of detecting it."
@@ -92,7 +93,7 @@ def process(
             interruptible(lambda: not_committed(runner)),
             progress_bar(fmt is Format.table, "process") as progress,
         ):
-            report = runner.process(progress)
+            report = runner.process(across_batches(progress, len(runner.pending())))
     finally:
         runner.stop()
     print_accounting(report, fmt)
@@ -199,7 +200,9 @@ def replay(
 ) -> None:
     """Rebuild curated tables from the landing zone (whole batches), then process them again."""
     ax = open_platform()
-    result = ax.replay(parse_day(start, "--from"), parse_day(end, "--to"))
+    first, last = parse_day(start, "--from"), parse_day(end, "--to")
+    with progress_bar(fmt is Format.table, "replay") as progress:
+        result = ax.replay(first, last, progress)
     if result.process is None:
         if fmt is Format.json:
             print_json({"batches": [], "segments": 0})

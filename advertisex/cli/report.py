@@ -12,6 +12,7 @@ from advertisex.cli.common import (
     MasterOption,
     open_platform,
     open_runner,
+    progress_bar,
 )
 from advertisex.cli.common import parse_day as _day
 from advertisex.cli.output import Format, print_json, print_rows, table_rows
@@ -109,7 +110,8 @@ def refresh(
     ax = open_platform()
     runner = open_runner(ax, engine, master)
     try:
-        done = ax.refresh_marts(rebuild, runner.mart_kernels())
+        with progress_bar(fmt is Format.table, "marts", unit="steps") as progress:
+            done = ax.refresh_marts(rebuild, runner.mart_kernels(), progress)
     finally:
         runner.stop()
     row: dict[str, Any] = {"mode": "disabled"}

@@ -34,22 +34,30 @@ _STEP_OVER = (COMPACTION, RETENTION, ERASURE)
 
 
 def update_marts(
-    lake: Lake, settings: Settings, kernels: maintain.Kernels | None = None
+    lake: Lake,
+    settings: Settings,
+    kernels: maintain.Kernels | None = None,
+    progress: maintain.Progress | None = None,
 ) -> maintain.MartUpdate | None:
     """Bring the marts up to date with the curated tables (the runner calls this after a
     run); ``kernels`` says where the kernels run (default: in this process)."""
     if not settings.correlation.update_marts:
         return None
     curated = IcebergCurated(lake)
-    return maintain.update(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
+    rules = rules_for(lake, settings)
+    return maintain.update(curated, IcebergMarts(lake), rules, kernels, progress=progress)
 
 
 def rebuild_marts(
-    lake: Lake, settings: Settings, kernels: maintain.Kernels | None = None
+    lake: Lake,
+    settings: Settings,
+    kernels: maintain.Kernels | None = None,
+    progress: maintain.Progress | None = None,
 ) -> maintain.MartUpdate:
     """Recompute every mart from the curated tables."""
     curated = IcebergCurated(lake)
-    return maintain.rebuild(curated, IcebergMarts(lake), rules_for(lake, settings), kernels)
+    rules = rules_for(lake, settings)
+    return maintain.rebuild(curated, IcebergMarts(lake), rules, kernels, progress)
 
 
 def marts_built(lake: Lake) -> bool:

@@ -12,6 +12,7 @@ when curated rows were rewritten rather than appended).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -246,29 +247,33 @@ def update(
     rules: MatchingRules,
     kernels: Kernels | None = None,
     removed: dict[str, pa.Table] | None = None,
+    progress: Progress | None = None,
 ) -> MartUpdate:
     """Fold the curated rows appended since the last run into the marts.
 
     ``removed``: rows taken out of the curated tables (an erasure; ``curated`` reads as if
-    they were gone). Their slices are recomputed like those of new rows.
+    they were gone). Their slices are recomputed like those of new rows. ``progress`` is
+    told of each of the four steps (``marts: new rows`` … ``marts: commit``).
     """
     started = time.perf_counter()
     kernels = kernels or LocalKernels(curated)
     state = marts.state()
     positions = curated.positions()
     if state.get(FINGERPRINT) != rules.fingerprint:
-        return rebuild(curated, marts, rules, kernels)
+        return rebuild(curated, marts, rules, kernels, progress)
+    step = _steps(progress, ("new rows", "attribution", "rollups", "commit"))
     new: dict[str, pa.Table] = {}
     for table, columns in NEW_COLUMNS.items():
         since = _position(state.get(f"position:{table}"))
         rows = curated.added(table, since, positions.get(table), columns)
         if rows is None:
-            return rebuild(curated, marts, rules, kernels)
+            return rebuild(curated, marts, rules, kernels, progress)
         gone = (removed or {}).get(table)
         if gone is not None and gone.num_rows:
             rows = pa.concat_tables([rows, gone.select(list(columns)).cast(rows.schema)])
         new[table] = rows
     report = MartUpdate("incremental", {t: rows.num_rows for t, rows in new.items()})
+    step("new rows")
     if not any(rows.num_rows for rows in new.values()):
         report.mode = "unchanged"
         if _state(positions, rules) != state:
@@ -297,6 +302,7 @@ def update(
         changes[CONVERSIONS_MART] = (todo.conversions, attributed)
         report.users = len(todo.clicks.users or ())
         report.clicks, report.conversions = matched.num_rows, attributed.num_rows
+    step("attribution")
     if hours:
         # Only hours with new impressions need their impression measures recounted.
         shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
@@ -304,17 +310,24 @@ def update(
         changes |= _rollups(kernels, marts, rules, hours, shown, days, changes)
         report.hours = len(hours)
         report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
+    step("rollups")
     marts.replace(changes, _state(positions, rules))
+    step("commit")
     report.seconds = time.perf_counter() - started
     return report
 
 
 def rebuild(
-    curated: Curated, marts: Marts, rules: MatchingRules, kernels: Kernels | None = None
+    curated: Curated,
+    marts: Marts,
+    rules: MatchingRules,
+    kernels: Kernels | None = None,
+    progress: Progress | None = None,
 ) -> MartUpdate:
-    """Recompute every mart from all curated rows."""
+    """Recompute every mart from all curated rows (``progress``: told of each step)."""
     started = time.perf_counter()
     kernels = kernels or LocalKernels(curated)
+    step = _steps(progress, ("attribution", "auctions", "rollups", "commit"))
     positions = curated.positions()
     everything = Slice.everything()
     impressions = Rows(IMPRESSIONS, everything, IMPRESSION_COLUMNS)
@@ -325,9 +338,12 @@ def rebuild(
         everything,
         rules,
     )
+    step("attribution")
     bids = kernels.bids(Rows(BIDS, everything, BID_COLUMNS), impressions, rules.windows)
+    step("auctions")
     hourly = kernels.hourly(impressions, everything, responses(matched, attributed, bids), None)
     daily = campaign_daily(hourly)
+    step("rollups")
     marts.replace(
         {
             CLICKS_MART: (everything, matched),
@@ -337,6 +353,7 @@ def rebuild(
         },
         _state(positions, rules),
     )
+    step("commit")
     return MartUpdate(
         "rebuild",
         {
@@ -398,6 +415,19 @@ def _rollups(
     day_slice = Slice("day", tuple((_date(lo), _date(hi)) for lo, hi in days))
     daily = daily.filter(day_slice.mask(daily))  # hours of other days rolled up too
     return {HOURLY_MART: (hour_slice, hourly), DAILY_MART: (day_slice, daily)}
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total), as the runners report
+
+
+def _steps(progress: Progress | None, names: tuple[str, ...]) -> Callable[[str], None]:
+    """``step(name)``: tell ``progress`` that step ``name`` of ``names`` is done."""
+
+    def step(name: str) -> None:
+        if progress is not None:
+            progress(f"marts: {name}", names.index(name) + 1, len(names))
+
+    return step
 
 
 def _after(

@@ -154,15 +154,15 @@ class EmbeddedRunner:
                 for account in accounts.values():
                     report.add(account)
             if report.batches:
-                self.update_marts()
+                self.update_marts(progress)
         report.seconds = time.perf_counter() - started
         return report
 
-    def update_marts(self) -> MartUpdate | None:
+    def update_marts(self, progress: Progress | None = None) -> MartUpdate | None:
         """Fold what the batches committed into the marts (when ``correlation.update_marts``)."""
         from advertisex.marts.iceberg import update_marts  # kernels load on first use
 
-        return update_marts(self.lake, self.settings, self.mart_kernels())
+        return update_marts(self.lake, self.settings, self.mart_kernels(), progress)
 
     def stop(self) -> None:
         """Release what the runner holds (nothing here; the Spark runner's session)."""

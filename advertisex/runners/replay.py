@@ -22,7 +22,7 @@ from advertisex.runners.lock import processor_lock
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
-    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport
+    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
 
 # Tables whose rows carry the batch that wrote them.
 _BATCH_TABLES = [name for name, spec in TABLES.items() if "batch_id" in spec.schema.names]
@@ -49,14 +49,19 @@ def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str
 
 
 def replay(
-    runner: EmbeddedRunner, start: date | None = None, end: date | None = None
+    runner: EmbeddedRunner,
+    start: date | None = None,
+    end: date | None = None,
+    progress: Progress | None = None,
 ) -> LandingReplayReport:
     """Remove the selected batches' rows, mark their segments pending, process again."""
     with processor_lock(runner.settings.data_dir):  # a processor must not run in between
-        return _replay(runner, start, end)
+        return _replay(runner, start, end, progress)
 
 
-def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> LandingReplayReport:
+def _replay(
+    runner: EmbeddedRunner, start: date | None, end: date | None, progress: Progress | None
+) -> LandingReplayReport:
     from pyiceberg.expressions import In
 
     lake = runner.lake
@@ -82,4 +87,4 @@ def _replay(runner: EmbeddedRunner, start: date | None, end: date | None) -> Lan
         for table in tables.values():
             table.delete(In("batch_id", batch_ids), snapshot_properties=properties)  # type: ignore[call-arg,misc]
     lake.refresh()
-    return LandingReplayReport(batch_ids, len(segments), runner.process())
+    return LandingReplayReport(batch_ids, len(segments), runner.process(progress))
