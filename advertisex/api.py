@@ -12,15 +12,18 @@ from collections.abc import Iterable
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.landing.zone import IngestResult, LandingZone, expand_paths, open_landing
-from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
-from advertisex.runners.hooks import CommitHook
+
+if TYPE_CHECKING:  # the heavy layers load with the verb that needs them (CLI start-up)
+    import pyarrow as pa
+
+    from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
+    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
+    from advertisex.runners.hooks import CommitHook
 
 
 class AdvertiseX:
@@ -33,7 +36,7 @@ class AdvertiseX:
         return open_landing(self.settings)  # <data_dir>/landing, or scale.landing on S3 …
 
     @cached_property
-    def lake(self):  # type: ignore[no-untyped-def]
+    def lake(self) -> Lake:
         from advertisex.lake.tables import Lake
 
         self.create_data_dir()
@@ -68,6 +71,8 @@ class AdvertiseX:
 
     @property
     def runner(self) -> EmbeddedRunner:
+        from advertisex.runners.embedded import EmbeddedRunner
+
         return EmbeddedRunner(self.settings, self.lake, self.landing, self.commit_hooks)
 
     # ------------------------------------------------------------------ verbs
@@ -111,6 +116,12 @@ class AdvertiseX:
         from advertisex.lake.query import QueryEngine
 
         return QueryEngine(self.lake).query(sql)
+
+    def query_rows(self, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """:meth:`query` as (column names, row dicts), without loading Arrow."""
+        from advertisex.lake.query import QueryEngine
+
+        return QueryEngine(self.lake).rows(sql)
 
     def report_campaigns(
         self, start: date | None = None, end: date | None = None, **options: Any

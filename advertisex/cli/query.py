@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_rows, table_rows
+from advertisex.cli.output import Format, print_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +19,5 @@ def query(
     fmt: Format = FormatOption,
 ) -> None:
     """Run read-only SQL over curated.*, marts.*, dims.*, ops.* tables and raw.* landing views; writes are refused."""
-    ax = open_platform()
-    table = ax.query(sql)
-    print_rows(table_rows(table), fmt, columns=table.column_names)
+    columns, rows = open_platform().query_rows(sql)
+    print_rows(rows, fmt, columns=columns)

@@ -7,7 +7,10 @@ what a person needs to find and fix the record.
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # landing's source detection uses strip_bom: keep the CLI's start light
+    import pyarrow as pa
 
 RAW = "raw"
 POSITION = "source_position"
@@ -19,6 +22,8 @@ BOM = b"\xef\xbb\xbf"
 
 
 def empty_frame(extra: dict[str, pa.DataType] | None = None) -> pa.Table:
+    import pyarrow as pa
+
     fields = [
         pa.field(RAW, pa.string()),
         pa.field(POSITION, pa.int64()),

@@ -1,10 +1,14 @@
 """Read-only SQL over the lake with DuckDB, confined to the lake's own files.
 
 DuckDB's own Iceberg extension downloads at run time, which this project cannot rely
-on, so pyiceberg plans each table's current snapshot and DuckDB reads the listed
-Parquet files directly — on object storage too, through PyArrow's filesystem
+on, so each table's current snapshot is listed (``Lake.data_files_of``: ``lake.listing``
+on a local SQLite lake, pyiceberg's plan elsewhere) and DuckDB reads the listed Parquet
+files directly — on object storage too, through PyArrow's filesystem
 (``storage.duckdb_location``). Tables appear under their usual names (``curated.impressions``,
-``ops.batches``): each namespace is a DuckDB schema holding one view per table.
+``ops.batches``): each namespace is a DuckDB schema holding one view per table. Only the
+tables a statement names get a view (``select 1`` lists no table, a question about one
+mart lists that mart's files however large the lake is); a statement whose tables
+DuckDB cannot tell without running it sees every table.
 
 A query is text from whoever can reach the CLI or an HTTP query path, so two locks
 hold it inside the lake, each enough on its own for most tricks:
@@ -22,14 +26,16 @@ hold it inside the lake, each enough on its own for most tricks:
 
 from __future__ import annotations
 
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
-from advertisex.lake.tables import Lake
-from advertisex.model.schemas import TABLES
 from advertisex.util.storage import duckdb_location
+
+if TYPE_CHECKING:  # Arrow and the schemas load only when a statement needs them
+    import pyarrow as pa
+
+    from advertisex.config import ScaleSettings
+    from advertisex.lake.tables import Lake
 
 # What makes the connection a sandbox, applied in this order; lock_configuration last,
 # so that no later statement can set any of them back.
@@ -46,44 +52,79 @@ _EXPLAIN_OPTIONS = {"ANALYZE", "ANALYSE", "VERBOSE"}
 
 
 class QueryEngine:
+    """Read-only SQL over ``lake``: views of the tables each statement names (or of
+    ``tables`` only, when given) on a sandboxed in-memory DuckDB connection."""
+
     def __init__(self, lake: Lake, tables: tuple[str, ...] | None = None) -> None:
+        self.lake = lake
+        self.tables = tables
+        self._con: Any = None
+        self._opened: frozenset[str] = frozenset()
+        self._interrupted = False
+
+    def connection(self, names: list[str]) -> Any:
+        """A sandboxed connection with views of at least ``names`` (``raw`` for the raw.*
+        views). Views must exist before the sandbox locks, so a statement naming a table
+        the current connection lacks gets a new connection with every view so far."""
+        wanted = frozenset(names) | self._opened
+        if self._con is None or wanted != self._opened:
+            import duckdb
+
+            con = duckdb.connect(":memory:")
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # servers log stdout
+            readable: list[str] = []
+            tables = sorted(wanted - {"raw"})
+            for name, files in self.lake.data_files_of(tables).items():
+                readable += register_view(con, name, files, self.lake.settings.scale)
+            if "raw" in wanted:  # unprocessed landing files as raw.*
+                from advertisex.lake.raw import register_raw_views
+
+                readable += register_raw_views(con, self.lake)
+            sandbox(con, readable)
+            self._con, self._opened = con, wanted
+        return self._con
+
+    @property
+    def con(self) -> Any:
+        """The connection as it stands: views of ``tables`` and of every table named so far."""
+        return self.connection(list(self.tables or ()))
+
+    def named_tables(self, sql: str) -> list[str]:
+        """The lake tables ``sql`` reads (``raw`` for any raw.* view), by DuckDB's parser on a
+        connection that can reach nothing; every table when it cannot tell without
+        running part of the statement (a table function over a file, say)."""
         import duckdb
 
-        self.con = duckdb.connect(":memory:")
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute("SET enable_progress_bar = false")  # servers log stdout
-        readable: list[str] = []
-        for name in tables or tuple(TABLES):
-            readable += self._register(lake, name)
-        if tables is None:  # a general query also sees unprocessed landing files as raw.*
-            from advertisex.lake.raw import register_raw_views
+        if self.tables is not None:
+            return list(self.tables)
+        probe = duckdb.connect(":memory:")
+        try:
+            probe.execute("SET enable_external_access = false")
+            names = probe.get_table_names(sql, qualified=True)
+        except duckdb.Error:
+            return [*_table_names(), "raw"]
+        finally:
+            probe.close()
+        if not names:
+            return []
+        from advertisex.model.schemas import TABLES
 
-            readable += register_raw_views(self.con, lake)
-        sandbox(self.con, readable)
-
-    def _register(self, lake: Lake, name: str) -> list[str]:
-        """One view over table ``name``'s current data files; returns those files."""
-        namespace, table = name.split(".")
-        self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
-        # Local paths, or object-store URLs DuckDB reads through PyArrow's filesystem.
-        files = [duckdb_location(self.con, f, lake.settings.scale) for f in lake.data_files(name)]
-        if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            self.con.execute(
-                f'CREATE VIEW "{namespace}"."{table}" AS '
-                f"SELECT * FROM read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
-            )
-        else:
-            empty = TABLES[name].schema.empty_table()
-            self.con.register(f"__empty_{namespace}_{table}", empty)
-            self.con.execute(
-                f'CREATE VIEW "{namespace}"."{table}" AS SELECT * FROM "__empty_{namespace}_{table}"'
-            )
-        return files
+        found = []
+        for name in names:
+            parts = [p.strip('"').lower() for p in name.split(" AS ")[0].split(".")]
+            if ".".join(parts[-2:]) in TABLES:
+                found.append(".".join(parts[-2:]))
+            elif len(parts) >= 2 and parts[-2] == "raw":
+                found.append("raw")
+        return found
 
     def interrupt(self) -> None:
-        """Stop the statement running on this engine (from another thread); it fails."""
-        self.con.interrupt()
+        """Stop the statement running on this engine (from another thread); it fails, and
+        so does one that had not started yet."""
+        self._interrupted = True
+        if self._con is not None:
+            self._con.interrupt()
 
     def query(
         self, sql: str, params: list[Any] | None = None, *, limit: int | None = None
@@ -94,30 +135,89 @@ class QueryEngine:
         >>> engine.query("select 1 as a; select 2 as b").to_pylist()  # doctest: +SKIP
         [{'b': 2}]
         """
+        import pyarrow as pa
+
+        result = self._run(sql, params)
+        if result is None:
+            return pa.table({})
+        if limit is None:
+            return _answered(result.to_arrow_table)
+        return _answered(lambda: _first_rows(result, limit))
+
+    def rows(self, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """:meth:`query` as (column names, row dicts) straight from DuckDB, without Arrow:
+        the CLI's path, where one question should not pay for loading more than it uses."""
+        result = self._run(sql, None)
+        if result is None:
+            return [], []
+        columns = list(result.columns)
+        fetched = _answered(result.fetchall)
+        return columns, [dict(zip(columns, row, strict=True)) for row in fetched]
+
+    def _run(self, sql: str, params: list[Any] | None) -> Any:
+        """The relation of the last statement of read-only ``sql`` (None if it has none)."""
         import duckdb
 
-        statements = read_only_statements(self.con, sql)
-        try:
-            for statement in statements[:-1]:  # run for their errors; their rows are not kept
-                self.con.execute(statement.query)
-                self.con.complete()
-            result = self.con.sql(statements[-1].query, params=params)
-            if result is None:
-                return pa.table({})
-            return result.to_arrow_table() if limit is None else _first_rows(result, limit)
-        except duckdb.PermissionException as error:
-            raise ReadOnlyQueryError(
-                f"refused: {_first_line(error)}",
-                hint="queries read the lake's tables only: " + ", ".join(TABLES),
-            ) from error
-        except duckdb.Error as error:
-            raise UserInputError(
-                f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(TABLES)
-            ) from error
+        statements = read_only_statements(self._con or duckdb.connect(":memory:"), sql)
+        con = self.connection(self.named_tables(sql))
+        if self._interrupted:
+            raise UserInputError("query failed: interrupted", hint="the query was stopped")
+        return _answered(lambda: _execute(con, statements, params))
+
+
+def _execute(con: Any, statements: list[Any], params: list[Any] | None) -> Any:
+    for statement in statements[:-1]:  # run for their errors; their rows are not kept
+        con.execute(statement.query)
+        con.complete()
+    return con.sql(statements[-1].query, params=params)
+
+
+def _answered(action: Any) -> Any:
+    """``action()``, DuckDB's errors turned into ours (a refusal or a bad query)."""
+    import duckdb
+
+    try:
+        return action()
+    except duckdb.PermissionException as error:
+        raise ReadOnlyQueryError(
+            f"refused: {_first_line(error)}",
+            hint="queries read the lake's tables only: " + ", ".join(_table_names()),
+        ) from error
+    except duckdb.Error as error:
+        raise UserInputError(
+            f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(_table_names())
+        ) from error
+
+
+def register_view(con: Any, name: str, files: list[str], scale: ScaleSettings) -> list[str]:
+    """View ``name`` (``namespace.table``) on ``con`` over a table's data ``files`` (local
+    paths or object-store URLs), or an empty view of its schema; returns the files read."""
+    namespace, table = name.split(".")
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
+    # Local paths, or object-store URLs DuckDB reads through PyArrow's filesystem.
+    located = [duckdb_location(con, f, scale) for f in files]
+    if located:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in located)
+        source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
+    else:
+        from advertisex.model.schemas import TABLES
+
+        source = f'"__empty_{namespace}_{table}"'
+        con.register(source.strip('"'), TABLES[name].schema.empty_table())
+    con.execute(f'CREATE OR REPLACE VIEW "{namespace}"."{table}" AS SELECT * FROM {source}')
+    return located
+
+
+def _table_names() -> list[str]:
+    from advertisex.model.schemas import TABLES
+
+    return list(TABLES)
 
 
 def _first_rows(result: Any, limit: int) -> pa.Table:
     """At most ``limit`` rows of a DuckDB relation, fetched batch by batch."""
+    import pyarrow as pa
+
     reader = result.to_arrow_reader(min(max(limit, 1), 100_000))
     batches, rows = [], 0
     try:
@@ -156,7 +256,7 @@ def read_only_statements(con: Any, sql: str) -> list[Any]:
         if kind != "SELECT":
             raise ReadOnlyQueryError(
                 f"refused: {_article(kind)} {kind} statement; queries are read-only",
-                hint="use SELECT (tables: " + ", ".join(TABLES) + ")",
+                hint="use SELECT (tables: " + ", ".join(_table_names()) + ")",
             )
     return statements
 

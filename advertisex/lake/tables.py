@@ -9,44 +9,55 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from advertisex.errors import LakeError
-from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
-from advertisex.lake.datafiles import add_files, write_data_files
-from advertisex.model.schemas import TABLES, TableSpec
-from advertisex.util.storage import iceberg_properties
+from advertisex.lake.listing import current_files
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
+    import pyarrow as pa
     from pyiceberg.table import Table
 
     from advertisex.config import Settings
+    from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+    from advertisex.model.schemas import TableSpec
 
 
 class Lake:
-    """Tables by qualified name (``curated.impressions``), created on first open."""
+    """Tables by qualified name (``curated.impressions``), created on first open.
+
+    Opening a Lake is cheap: the Iceberg catalog (pyiceberg, SQLAlchemy) and Arrow load on
+    first use, and listing a table's files for a query (:meth:`data_files_of`) needs
+    neither on the default lake — that is what lets ``advertisex query`` answer at once.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._tables: dict[str, Table] = {}
+        # Planned listings by table version (metadata file): a refresh that finds a table
+        # unchanged does not read its manifests again.
+        self._files: dict[str, tuple[str, list[str]]] = {}
+
+    @cached_property
+    def catalog(self) -> AtomicSqlCatalog:
+        from advertisex.lake.catalog import AtomicSqlCatalog
+        from advertisex.util.storage import iceberg_properties
+
+        settings = self.settings
         if settings.catalog_uri.startswith("sqlite:///"):
             Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
         if settings.warehouse_uri.startswith("file://"):
             Path(settings.warehouse_uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        self.catalog = AtomicSqlCatalog(
+        return AtomicSqlCatalog(
             settings.lake.catalog_name,
             uri=settings.catalog_uri,
             warehouse=settings.warehouse_uri,
             **iceberg_properties(settings.scale),  # object-store endpoint and credentials
         )
-        self._tables: dict[str, Table] = {}
-        # Planned listings by table version (metadata file): a refresh that finds a table
-        # unchanged does not read its manifests again.
-        self._files: dict[str, tuple[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str) -> Table:
@@ -54,6 +65,8 @@ class Lake:
         cached = self._tables.get(name)
         if cached is not None:
             return cached
+        from advertisex.model.schemas import TABLES
+
         spec = TABLES[name]
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 
@@ -100,6 +113,8 @@ class Lake:
         self._tables.clear()
 
     def ensure_all(self) -> None:
+        from advertisex.model.schemas import TABLES
+
         for name in TABLES:
             self.table(name)
 
@@ -116,6 +131,9 @@ class Lake:
         once), then registered with the segment marks in one catalog transaction.
         """
         from concurrent.futures import ThreadPoolExecutor
+
+        from advertisex.lake.datafiles import add_files, write_data_files
+        from advertisex.model.schemas import TABLES
 
         tables = {name: self.table(name) for name, data in appends.items() if data.num_rows}
         prefix = properties.get("advertisex.batch-id", "commit")
@@ -135,7 +153,19 @@ class Lake:
 
     # ------------------------------------------------------------------ reads
     def data_files(self, name: str) -> list[str]:
-        """Local paths (or URLs) of the Parquet files making up the current snapshot
+        """Local paths (or URLs) of the Parquet files making up the current snapshot."""
+        return self.data_files_of([name])[name]
+
+    def data_files_of(self, names: list[str]) -> dict[str, list[str]]:
+        """:meth:`data_files` of several tables, as of one committed state where the
+        catalog allows (``lake.listing``: a SQLite catalog over a local warehouse)."""
+        listed = current_files(self.settings.catalog_uri, self.settings.lake.catalog_name, names)
+        if listed is not None:
+            return listed
+        return {name: self._planned_files(name) for name in names}
+
+    def _planned_files(self, name: str) -> list[str]:
+        """The current snapshot's files as pyiceberg plans them, on any catalog and storage
         (planned once per version of the table)."""
         table = self.table(name)
         if table.current_snapshot() is None:
@@ -153,7 +183,10 @@ class Lake:
 
     def read(self, name: str, row_filter: Any = None, fields: tuple[str, ...] = ("*",)) -> pa.Table:
         """Read (part of) a table into Arrow through pyiceberg's scan."""
+        import pyarrow as pa
         from pyiceberg.expressions import AlwaysTrue
+
+        from advertisex.model.schemas import TABLES
 
         table = self.table(name)
         if table.current_snapshot() is None:
@@ -194,6 +227,8 @@ def _evolve(table: Table, spec: TableSpec) -> Table:
     missing = [f for f in spec.schema if f.name not in have]
     if not missing:
         return table
+    import pyarrow as pa
+
     with table.update_schema() as update:
         update.union_by_name(pa.schema([f.with_nullable(True) for f in missing]))
     return table

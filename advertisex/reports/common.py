@@ -94,25 +94,11 @@ def run(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions)
     Uses the per-thread DuckDB connection of the kernels (opening a DuckDB database
     costs more than a report query) with one view per table over its current files.
     """
+    from advertisex.lake.query import register_view
     from advertisex.util import engine
 
     con = engine.connection()
-    for name in tables:
-        _view(con, ax, name)
+    for name, files in ax.lake.data_files_of(list(tables)).items():
+        register_view(con, name, files, ax.lake.settings.scale)
     params = {k: v for k, v in options.params().items() if f"${k}" in sql}
     return con.sql(sql, params=params).to_arrow_table()
-
-
-def _view(con: Any, ax: Platform, name: str) -> None:
-    from advertisex.model.schemas import TABLES
-
-    namespace, table = name.split(".")
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
-    files = ax.lake.data_files(name)
-    if files:
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
-    else:
-        source = f'"__empty_{namespace}_{table}"'
-        con.register(source.strip('"'), TABLES[name].schema.empty_table())
-    con.execute(f'CREATE OR REPLACE VIEW "{namespace}"."{table}" AS SELECT * FROM {source}')

@@ -1,0 +1,60 @@
+"""The CLI starts light: heavy libraries load inside the verbs that need them.
+
+These check imports, not time (timings live in bench/cli.py): a module-level
+``import pyarrow`` (or pyiceberg, SQLAlchemy …) creeping back into the CLI's import
+path, or a query that opens every table, fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.lake.test_listing import batch_rows
+
+HEAVY = ("pyarrow", "duckdb", "pyiceberg", "sqlalchemy", "polars", "pandas", "numpy", "fastavro")
+
+_PROBE = """
+import atexit, json, sys
+heavy = {heavy!r}
+atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(sorted(m for m in heavy if m in sys.modules)) + "\\n"))
+sys.argv = ["advertisex", *{args!r}]
+from advertisex.cli.app import main
+main()
+"""
+
+
+def loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
+    """(heavy modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter."""
+    code = _PROBE.format(heavy=HEAVY, args=args)
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    line = [x for x in result.stderr.splitlines() if x.startswith("LOADED ")][-1]
+    return set(json.loads(line.removeprefix("LOADED "))), result.stdout
+
+
+def test_help_loads_no_heavy_library(tmp_path):
+    loaded, out = loaded_by(["--help"], tmp_path)
+    assert loaded == set()
+    assert "query" in out
+
+
+def test_select_1_loads_duckdb_alone(tmp_path):
+    loaded, out = loaded_by(["query", "select 41 + 1 as answer", "--format", "json"], tmp_path)
+    assert json.loads(out) == [{"answer": 42}]
+    assert loaded <= {"duckdb", "numpy"}  # DuckDB's Python module imports NumPy itself
+
+
+def test_a_query_lists_only_the_tables_it_names_without_pyiceberg(ax, tmp_path):
+    ax.lake.table("ops.batches").append(batch_rows(["b1"]))
+    loaded, out = loaded_by(
+        ["query", "select batch_id from ops.batches", "--format", "json"], ax.settings.data_dir
+    )
+    assert json.loads(out) == [{"batch_id": "b1"}]
+    assert not loaded & {"pyiceberg", "sqlalchemy"}
