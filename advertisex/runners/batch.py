@@ -5,8 +5,9 @@ and a way to look up keys already committed, and returns what to commit. The
 embedded runner (and later the Spark runner) does the reading and committing.
 
 Wide data crosses the engine as few times as possible: standardize once; find
-duplicates on (key, hash) only; then one select per table keeps the surviving rows,
-joins their lineage and sorts them by campaign and time for the data files.
+duplicates on (key, hash) only; then per table the surviving rows' sort keys are
+ordered (campaign and time, for the data files) and the wide columns gathered once in
+that order, lineage looked up by segment index.
 """
 
 from __future__ import annotations
@@ -251,33 +252,35 @@ def _key_columns(table_name: str) -> list[str]:
 def accepted_rows(
     table_name: str, standardized: pa.Table, keep: np.ndarray, lineage: pa.Table, batch_id: str
 ) -> pa.Table:
-    """The kept rows in the table's schema, with lineage, sorted as the table is."""
-    spec = TABLES[table_name]
-    columns = ", ".join(_output_column(c, standardized.column_names) for c in spec.schema.names)
-    order = ", ".join(f'rows."{c}"' for c in spec.sort_by)
-    query = f"""
-    SELECT {columns}
-    FROM rows JOIN lineage USING (segment)
-    WHERE rows.keep
-    ORDER BY {order}
+    """The kept rows in the table's schema, with lineage, sorted as the table is.
+
+    Only the sort keys go through the sort (the engine orders row numbers by them); the
+    wide columns — user agents, extras, ids — are gathered once in that order, and the
+    lineage columns are looked up by segment index instead of joined.
     """
-    result = engine.run(
-        query,
-        {"batch_id": batch_id},
-        rows=standardized.append_column("keep", pa.array(keep)),
-        lineage=lineage,
+    spec = TABLES[table_name]
+    kept = np.flatnonzero(keep)
+    keys = standardized.select(list(spec.sort_by)).take(pa.array(kept))
+    order = ", ".join(f'"{c}"' for c in spec.sort_by)
+    ranked = engine.run(
+        f"SELECT i FROM keys ORDER BY {order}, i",
+        keys=keys.append_column("i", pa.array(np.arange(len(kept), dtype=np.int64))),
     )
-    return result.cast(spec.schema)
-
-
-def _output_column(name: str, produced: list[str]) -> str:
-    """SQL for one table column: lineage, the batch id, a produced column, or NULL for a
-    column this source never produces (optional fields added by later schema versions)."""
-    if name in ("source_file", "ingest_time"):
-        return f'lineage."{name}"'
-    if name == "batch_id":
-        return "$batch_id AS batch_id"
-    return f'rows."{name}"' if name in produced else f'NULL AS "{name}"'
+    rows = pa.array(kept[ranked.column("i").to_numpy()])
+    # Where each row's segment sits in the lineage table (segment is a key, not a position).
+    origin = pc.index_in(standardized.column("segment").take(rows), lineage.column("segment"))
+    columns = []
+    for target in spec.schema:
+        if target.name in ("source_file", "ingest_time"):
+            column = lineage.column(target.name).take(origin)
+        elif target.name == "batch_id":
+            column = pa.repeat(pa.scalar(batch_id, target.type), len(rows))
+        elif target.name in standardized.column_names:
+            column = standardized.column(target.name).take(rows)
+        else:  # a column this source never produces (optional fields of later schema versions)
+            column = pa.nulls(len(rows), target.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.schema)
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:
