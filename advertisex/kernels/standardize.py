@@ -76,6 +76,8 @@ def _text(expr: str) -> str:
 # ---------------------------------------------------------------- impressions
 
 _IMP_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in IMPRESSION_FIELDS) + "}"
+# Whitespace JSON allows before a value (RFC 8259): space, tab, line feed, carriage return.
+_JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"
 _IMP_NULL_PATCH = "{" + ", ".join(f'"{f}": null' for f in IMPRESSION_FIELDS) + "}"
 # The normalized payload: every contract field but the id, time as normalized text.
 _IMP_PAYLOAD = [
@@ -120,11 +122,14 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
         + ")"
     )
     known_count = " + ".join(f"(j.{f} IS NOT NULL)::INT" for f in IMPRESSION_FIELDS)
+    # Each record's text is parsed as few times as DuckDB allows: validated once, then
+    # transformed once into the contract's fields (objects only: a valid JSON text that
+    # starts with "{" is an object), and its keys listed once to find unknown fields.
     query = f"""
     WITH f AS (
       SELECT *, json_valid(raw) AS is_json FROM frame
     ), o AS (
-      SELECT *, coalesce(CASE WHEN is_json THEN json_type(raw) = 'OBJECT' END, false) AS is_obj FROM f
+      SELECT *, is_json AND starts_with(ltrim(raw, {_JSON_SPACE}), '{{') AS is_obj FROM f
     ), j AS (
       SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
     ), s AS (
