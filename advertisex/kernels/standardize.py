@@ -5,7 +5,9 @@ out exactly once, carrying ``reasons`` (empty when the record is good) so the ca
 can split accepted from quarantined without losing any. Ids: a record without its
 source's event id gets ``fp-`` + MD5 of its normalized payload, so the same event
 sent twice — even with a different timestamp spelling — gets the same id.
-``payload_hash`` distinguishes a retry (same hash) from a conflicting repeat.
+``payload_hash`` distinguishes a retry (same hash) from a conflicting repeat; it and
+the ``payload`` text it hashes are kernels.fingerprint's (versioned: lakes written with
+the earlier MD5 hashes keep deduping).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+from advertisex.kernels.fingerprint import payload_hash, payload_sql
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -61,12 +64,13 @@ def _missing(fields: tuple[str, ...], guard: str) -> list[tuple[str, str]]:
     ] + [(f"{guard} AND ts_text IS NULL", "required_missing:timestamp")]
 
 
-def _payload(columns: list[str]) -> str:
-    return (
-        "concat_ws('\x1f', "
-        + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\x00')" for c in columns)
-        + ")"
-    )
+def _hashed(query: str, params: dict[str, object], frame: pa.Table) -> pa.Table:
+    """Run a standardize query whose ``payload`` column is the normalized payload text;
+    ``payload_hash`` (kernels.fingerprint, version 2) is added from it. The text stays on
+    the rows until dedupe, which needs it for rows committed under version 1."""
+    rows = engine.run(query, params, frame=frame)
+    position = rows.schema.get_field_index("payload")
+    return rows.add_column(position, "payload_hash", payload_hash(rows.column("payload")))
 
 
 def _text(expr: str) -> str:
@@ -157,14 +161,14 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
       SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
     )
     SELECT
-      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_payload(_IMP_PAYLOAD)}) END) AS impression_id,
+      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({payload_sql(_IMP_PAYLOAD)}) END) AS impression_id,
       event_time, ad_creative_id, campaign_id, user_id, website, placement, device_type,
       user_agent, ip, country, cost, auction_id, extras,
-      left(md5({_payload(["given_id", *_IMP_PAYLOAD])}), 16) AS payload_hash,
+      {payload_sql(["given_id", *_IMP_PAYLOAD])} AS payload,
       segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """
-    return engine.run(query, rules.params(), frame=frame)
+    return _hashed(query, rules.params(), frame)
 
 
 # ---------------------------------------------------------------- clicks & conversions
@@ -179,7 +183,7 @@ _CLICK_PAYLOAD = [
 def _click_payload(columns: list[str]) -> str:
     """The payload text of a click row; ``click_ref`` (added later to the contract) joins it
     only when present, so rows without one keep the ids and hashes they always had."""
-    return f"concat_ws('\x1f', {_payload(columns)}, click_ref)"
+    return f"concat_ws('\x1f', {payload_sql(columns)}, click_ref)"
 
 
 def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
@@ -225,11 +229,11 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
       coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({_click_payload(_CLICK_PAYLOAD)}) END) AS event_id,
       event_type, event_time, user_id, campaign_id, ad_creative_id, impression_id,
       conversion_type, conversion_value, currency, click_ref, extras,
-      left(md5({_click_payload(["given_id", *_CLICK_PAYLOAD])}), 16) AS payload_hash,
+      {_click_payload(["given_id", *_CLICK_PAYLOAD])} AS payload,
       segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """
-    return engine.run(query, rules.params(), frame=frame)
+    return _hashed(query, rules.params(), frame)
 
 
 # ---------------------------------------------------------------- bid requests
@@ -294,10 +298,10 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     SELECT auction_id, exchange, event_time, user_id, site_domain, device_type, country,
       floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id, extras,
-      left(md5({_payload(["auction_id", *_BID_PAYLOAD])}), 16) AS payload_hash,
+      {payload_sql(["auction_id", *_BID_PAYLOAD])} AS payload,
       segment, source_position,
       CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw,
       frame_error, reasons
     FROM r
     """
-    return engine.run(query, rules.params(), frame=frame)
+    return _hashed(query, rules.params(), frame)

@@ -122,7 +122,9 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
     raw = pc.take(frame.column("raw"), found)
     if pc.any(pc.is_null(raw)).as_py():
         fields = [
-            c for c in rows.column_names if c not in ("raw", "reasons", "frame_error", "segment")
+            c
+            for c in rows.column_names
+            if c not in ("raw", "reasons", "frame_error", "segment", "payload")
         ]
         packed = ", ".join(f'"{c}"' for c in fields)
         rendered = engine.run(

@@ -23,6 +23,7 @@ from advertisex.dims.model import Dimensions
 from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import find_duplicates, key_column
 from advertisex.kernels.enrich import enrich
+from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules, classify
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
@@ -91,11 +92,15 @@ def process_source(
         index = np.flatnonzero(candidate)
         candidates = standardized.select(_key_columns(table_name)).take(pa.array(index))
         committed = seen(table_name, candidates)
-        found = find_duplicates(
-            key_column(table_name, candidates),
+        keys = key_column(table_name, candidates)
+        # Keys committed under an earlier hash version compare by that version's hash.
+        hashes = align(
+            keys,
             candidates.column("payload_hash"),
+            lambda rows: standardized.column("payload").take(pa.array(index[rows])),
             *(committed or (None, None)),
         )
+        found = find_duplicates(keys, hashes, *(committed or (None, None)))
         repeated = np.zeros(standardized.num_rows, dtype=bool)
         repeated[index[found.is_duplicate]] = True
         return repeated, found.count, found.conflicts

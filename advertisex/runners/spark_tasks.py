@@ -135,6 +135,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
                 yield _prepared(1, kind=["unreadable"], segment=[index], k=[reason])
                 continue
             rows = standardize_source(segment.source, frame, job.rules, job.dims)
+            rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
             rows = rows.append_column("r", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
             yield _prepared(
                 1,

@@ -1,0 +1,118 @@
+"""Payload hashes: what tells a retry (same payload) from a conflicting repeat of an id.
+
+Every standardized record carries its *payload*: the normalized text of its fields
+(:func:`payload_sql`, the time as epoch microseconds, nulls as ``\\x00``, fields joined
+by ``\\x1f``), and ``payload_hash``, a hash of it. Dedupe compares the hashes of rows
+with the same key: equal is a retry, different is a conflict.
+
+The hash is *versioned*, and the version is visible in the value itself:
+
+* version 2 (written now): ``x`` + 16 hex digits of XXH3-64 (a fast non-cryptographic
+  hash — nothing here needs to resist an attacker: a collision can only make a
+  conflicting repeat count as a retry, and both are dropped);
+* version 1 (lakes written before it): 16 hex digits, the first half of the MD5.
+
+Rows committed under version 1 keep deduping: a candidate whose key was committed with
+a version-1 hash is compared by its version-1 hash (:func:`align`), computed for those
+few rows only. Keys never change: ids of id-less records stay ``fp-`` + MD5 of the
+payload without id (computed only for the records that need one), so a retry of one
+is found whichever version committed it.
+
+XXH3 comes from polars-hash (stable, vectorized hashes for Polars; the engine's own
+``hash()`` may change between DuckDB versions, which a stored hash must not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.util import engine
+
+SEPARATOR = "\x1f"
+NULL = "\x00"
+VERSION_2 = "x"  # first character of a version-2 hash; version-1 hashes are hex digits
+
+
+def payload_sql(columns: list[str]) -> str:
+    """SQL for the normalized payload text of ``columns`` (every value as text, nulls marked).
+
+    >>> payload_sql(["a", "b"]) == "concat_ws('\\x1f', coalesce(CAST(a AS VARCHAR), '\\x00'), coalesce(CAST(b AS VARCHAR), '\\x00'))"
+    True
+    """
+    return (
+        f"concat_ws('{SEPARATOR}', "
+        + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '{NULL}')" for c in columns)
+        + ")"
+    )
+
+
+def payload_hash(payload: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Version-2 hash of each payload text: ``x`` + 16 hex digits of XXH3-64.
+
+    >>> payload_hash(pa.array(["abc"])).to_pylist()
+    ['x78af5f94892f3950']
+    """
+    import polars as pl
+    import polars_hash as plh
+
+    hashed = pl.DataFrame({"p": pl.from_arrow(payload)}).select(
+        plh.col("p").nchash.xxh3_64().alias("h")
+    )
+    digits = engine.run(
+        f"SELECT '{VERSION_2}' || printf('%016x', h) AS h FROM hashed", hashed=hashed.to_arrow()
+    )
+    return digits.column("h").combine_chunks()
+
+
+def legacy_hash(payload: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Version-1 hash of each payload text: the first 16 hex digits of its MD5.
+
+    >>> legacy_hash(pa.array(["abc"])).to_pylist()
+    ['900150983cd24fb0']
+    """
+    digits = engine.run("SELECT left(md5(p), 16) AS h FROM t", t=pa.table({"p": payload}))
+    return digits.column("h").combine_chunks()
+
+
+def is_legacy(hashes: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Which hashes are version 1 (written before version 2 existed)."""
+    return pc.invert(pc.starts_with(hashes, VERSION_2))
+
+
+def align(
+    keys: pa.Array | pa.ChunkedArray,
+    hashes: pa.Array | pa.ChunkedArray,
+    payloads: Callable[[np.ndarray], pa.Array | pa.ChunkedArray],
+    seen_keys: pa.Array | pa.ChunkedArray | None,
+    seen_hashes: pa.Array | pa.ChunkedArray | None,
+) -> pa.Array | pa.ChunkedArray:
+    """Candidate hashes comparable with the committed ones: a candidate whose key was
+    committed with a version-1 hash gets its own version-1 hash (so do the batch's other
+    rows of that key, which are compared with each other too); every other row keeps
+    its version-2 hash. ``payloads(positions)`` gives the payload texts of those
+    candidates, asked for only when some committed hash is version 1.
+
+    >>> texts = pa.array(["abc", "d"])
+    >>> align(pa.array(["k", "j"]), pa.array(["x1", "x2"]), lambda i: texts.take(pa.array(i)),
+    ...       pa.array(["k"]), pa.array(["900150983cd24fb0"])).to_pylist()
+    ['900150983cd24fb0', 'x2']
+    """
+    if seen_keys is None or seen_hashes is None or len(seen_hashes) == 0:
+        return hashes
+    old = is_legacy(seen_hashes)
+    if not pc.any(old).as_py():
+        return hashes
+    legacy_keys = pc.filter(seen_keys, old)
+    mask = pc.fill_null(pc.is_in(keys, value_set=pc.unique(legacy_keys)), False)
+    if not pc.any(mask).as_py():
+        return hashes
+    index = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    legacy = legacy_hash(payloads(index))
+    position = np.full(len(hashes), -1, dtype=np.int64)
+    position[index] = np.arange(len(index))
+    taken = pc.take(legacy, pa.array(np.maximum(position, 0)))
+    return pc.if_else(pa.array(position >= 0), taken, hashes)
