@@ -210,11 +210,10 @@ def filter_invalid_traffic(
     hit = pc.greater(pc.list_value_length(verdicts), 0).to_numpy(zero_copy_only=False)
     flagged = np.zeros(standardized.num_rows, dtype=bool)
     flagged[index[hit]] = True
-    rules = pa.chunked_array([pa.array([[]] * standardized.num_rows, pa.list_(pa.string()))])
-    if hit.any():
-        full = np.empty(standardized.num_rows, dtype=object)
-        full[index[hit]] = verdicts.filter(pa.array(hit)).to_pylist()
-        rules = pa.chunked_array([pa.array(full.tolist(), pa.list_(pa.string()))])
+    # Only the flagged rows (a few percent) go on: their verdicts beside them, JSON-packed.
+    rows = standardized.take(pa.array(index[hit])).append_column(
+        "ivt_rules", verdicts.filter(pa.array(hit))
+    )
     spec = TABLES[table_name]
     record = ", ".join(f'"{c}"' for c in spec.schema.names if c in standardized.column_names)
     query = f"""
@@ -222,12 +221,8 @@ def filter_invalid_traffic(
       ivt_rules AS rules, CAST(to_json(struct_pack({record})) AS VARCHAR) AS record,
       lineage.ingest_time, lineage.source_file, source_position, $batch_id AS batch_id
     FROM rows JOIN lineage USING (segment)
-    WHERE rows.flagged
     ORDER BY segment, source_position
     """
-    rows = standardized.append_column("flagged", pa.array(flagged)).append_column(
-        "ivt_rules", rules
-    )
     result = engine.run(
         query, {"table": table_name, "batch_id": batch_id}, rows=rows, lineage=lineage
     )
