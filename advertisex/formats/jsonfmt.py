@@ -94,20 +94,36 @@ def _objects(data: bytes) -> Iterator[tuple[int, bytes]]:
     ascii_only = data.isascii()
     start = _SPACE.match(data, 0).end()  # type: ignore[union-attr]
     while start < len(data):
-        try:
-            value = jsonutil.loads(view[start:])
-            end = len(data)
-        except jsonutil.JSONDecodeError as error:
-            if not error.msg.startswith(_TRAILING) or not error.pos:
-                raise FramingError("json_invalid", f"not valid JSON ({error.msg})") from None
-            end = start + (error.pos if ascii_only else _bytes_of(view[start:], error.pos))
-            value = jsonutil.loads(view[start:end])
+        # Most objects end on their own line: try that line alone first, so a long stream
+        # costs one pass (parsing to the end of the data for every object is quadratic).
+        line_end = data.find(b"\n", start)
+        found = _object_at(view, start, line_end, ascii_only) if line_end > 0 else None
+        if found is None:
+            found = _object_at(view, start, len(data), ascii_only, last=True)
+        value, end = found or (None, 0)  # last=True answers or raises
         if type(value) is not dict:
             raise FramingError("json_not_object", f"a JSON {json_kind(value)}, expected an object")
         piece = bytes(view[start:end]).strip()
         # A pretty-printed object would span lines of an NDJSON segment: re-encode it.
         yield start, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
         start = _SPACE.match(data, end).end()  # type: ignore[union-attr]
+
+
+def _object_at(
+    view: memoryview, start: int, stop: int, ascii_only: bool, last: bool = False
+) -> tuple[object, int] | None:
+    """(value, end) of the JSON document starting at ``start`` within ``view[start:stop]``;
+    ``None`` when it does not end there (try a longer span), unless ``last``: then not
+    valid JSON is a :class:`FramingError`."""
+    try:
+        return jsonutil.loads(view[start:stop]), stop
+    except jsonutil.JSONDecodeError as error:
+        if not error.msg.startswith(_TRAILING) or not error.pos:
+            if not last:
+                return None
+            raise FramingError("json_invalid", f"not valid JSON ({error.msg})") from None
+        end = start + (error.pos if ascii_only else _bytes_of(view[start:stop], error.pos))
+        return jsonutil.loads(view[start:end]), end
 
 
 def _bytes_of(view: memoryview, characters: int) -> int:

@@ -17,10 +17,11 @@ the files belong to one committed state of the lake even while a batch commits.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from advertisex.util import jsonutil
 
 # Iceberg manifest entry status and manifest content values (table spec, "Manifests").
 _DELETED = 2
@@ -110,9 +111,9 @@ def _read_metadata(path: str) -> dict[str, Any]:
         import gzip
 
         with gzip.open(path, "rb") as handle:
-            return json.loads(handle.read())
+            return jsonutil.loads(handle.read())  # type: ignore[no-any-return]
     with open(path, "rb") as handle:
-        return json.loads(handle.read())
+        return jsonutil.loads(handle.read())  # type: ignore[no-any-return]
 
 
 def _avro_records(path: str) -> list[dict[str, Any]]:
