@@ -710,10 +710,11 @@ def retention_floor_days(settings: Settings) -> tuple[int, str]:
 
 def _check_retention(settings: Settings) -> None:
     """Refuse retention that would break dedupe or attribution, or name unknown tables."""
-    from advertisex.model.schemas import TABLES
-
     floor, what = retention_floor_days(settings)
-    namespaces = {name.split(".", 1)[0] for name in TABLES}
+    if settings.retention.days:  # the schemas (and Arrow) load only when there is any to check
+        from advertisex.model.schemas import TABLES
+
+        namespaces = {name.split(".", 1)[0] for name in TABLES}
     for name, days in settings.retention.days.items():
         if name not in TABLES and name not in namespaces:
             raise ValueError(
