@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from datetime import UTC, datetime
 
@@ -29,6 +30,12 @@ T0 = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp() * 1_000_000)
 SPAN = 30 * 86_400 * 1_000_000
 TS = pa.timestamp("us", tz="UTC")
 TARGET_S = 5.0  # clicks → impressions + conversions → touches at the default sizes (issue 14)
+
+
+def _cpu() -> float:
+    """CPU seconds this process used so far (user + system, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ids(prefix: str, numbers: np.ndarray) -> pa.Array:
@@ -161,12 +168,13 @@ def main() -> None:
         f"{args.conversions:,} conversions in {time.perf_counter() - started:.1f} s"
     )
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     matched = match_clicks(data["impressions"], data["clicks"], Windows())
     clicks_s = time.perf_counter() - started
     started = time.perf_counter()
     attributed = attribute_conversions(data["impressions"], data["clicks"], data["conversions"])
     conversions_s = time.perf_counter() - started
+    cpu = _cpu() - cpu
     kinds = ", ".join(
         f"{k['values']} {k['counts']:,}" for k in pc.value_counts(matched["match"]).to_pylist()
     )
@@ -174,8 +182,8 @@ def main() -> None:
         f"correlate: clicks → impressions {clicks_s:.2f} s "
         f"({kinds}); "
         f"conversions → touches {conversions_s:.2f} s; total {clicks_s + conversions_s:.2f} s "
-        f"(target ≤ {TARGET_S:.0f} s → {(clicks_s + conversions_s) / TARGET_S:.2f}× the target; "
-        f"load average {os.getloadavg()[0]:.2f})"
+        f"(target ≤ {TARGET_S:.0f} s → {(clicks_s + conversions_s) / TARGET_S:.2f}× the target); "
+        f"CPU {cpu:.2f} s over both cores; load average {os.getloadavg()[0]:.2f}"
     )
     del attributed, matched
 
