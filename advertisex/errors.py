@@ -97,3 +97,9 @@ class ProcessorBusyError(TransientError):
     """Another processor holds the lake (``runners.lock``): one runs at a time."""
 
     code = "processor_busy"
+
+
+class SparkUnavailableError(TransientError):
+    """The Spark master does not answer, or Spark failed under the processor."""
+
+    code = "spark_unavailable"

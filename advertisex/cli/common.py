@@ -26,8 +26,15 @@ EngineOption = typer.Option(
 MasterOption = typer.Option(
     None,
     "--master",
-    help="With --engine spark: local[N], spark://host:7077, yarn, k8s://…; "
+    help="With --engine spark: local[N], spark://HOST:7077, yarn, k8s://…; "
     "default scale.spark_master.",
+)
+VerboseOption = typer.Option(
+    False,
+    "--verbose",
+    "-v",
+    help="With --engine spark: show Spark's own log here (else it goes to "
+    "<data_dir>/logs/spark.log).",
 )
 
 
@@ -57,18 +64,40 @@ def announce_new_lake(ax: Any) -> None:
         print_message(f"created a new lake at [bold]{ax.settings.data_dir.absolute()}[/]")
 
 
-def open_runner(ax: Any, engine: str | None, master: str | None) -> Any:
+def open_runner(ax: Any, engine: str | None, master: str | None, verbose: bool = False) -> Any:
     """The runner ``--engine`` / ``--master`` choose for platform ``ax``: its embedded
-    runner, or a Spark runner. Call ``stop()`` on it when done (it ends a Spark session
-    the runner started)."""
+    runner, or a Spark runner (whose master must answer now: see ``check_master``). Call
+    ``stop()`` on it when done (it ends a Spark session the runner started)."""
     if engine not in (None, "embedded", "spark"):
         raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
     if (engine or ax.settings.scale.engine) != "spark":
         return ax.runner
-    from advertisex.runners.spark import SparkRunner
+    from advertisex.runners.spark import SparkRunner, check_master
 
     chosen = master or ax.settings.scale.spark_master
-    return SparkRunner(ax.settings, ax.lake, ax.landing, master=chosen, hooks=ax.commit_hooks)
+    check_master(chosen)
+    return SparkRunner(
+        ax.settings, ax.lake, ax.landing, master=chosen, hooks=ax.commit_hooks, verbose=verbose
+    )
+
+
+@contextlib.contextmanager
+def engine_failures(ax: Any) -> Iterator[None]:
+    """Spark's own exceptions (Py4J's, PySpark's) raised inside, as one line that says
+    where Spark's log is, instead of a Java stack trace."""
+    try:
+        yield
+    except Exception as error:
+        if not type(error).__module__.startswith(("py4j", "pyspark")):
+            raise
+        from advertisex.errors import SparkUnavailableError
+        from advertisex.runners.spark import spark_log
+
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise SparkUnavailableError(
+            f"Spark failed: {lines[0][:300] if lines else type(error).__name__}",
+            hint=f"Spark's own log: {spark_log(ax.settings)} (or run again with --verbose)",
+        ) from None
 
 
 def parse_day(value: str | None, flag: str) -> date | None:

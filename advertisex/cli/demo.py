@@ -187,7 +187,10 @@ def _has_rows(ax: Any, table: str) -> bool:
 
 # What a lake's data directory holds (config.Settings' layout, the monitor's state, the
 # processor lock) besides the demo's input folder.
-LAKE_ENTRIES = {"catalog.db", "landing", "warehouse", "monitor", "processor.lock", "demo-input"}
+LAKE_ENTRIES = {
+    "catalog.db", "catalog.db-journal", "catalog.db-wal", "catalog.db-shm", "landing",
+    "warehouse", "monitor", "logs", "processor.lock", "demo-input",
+}  # fmt: skip
 SEGMENTS_FILE = "segments.json"
 
 

@@ -10,6 +10,8 @@ from advertisex.cli.common import (
     EngineOption,
     FormatOption,
     MasterOption,
+    VerboseOption,
+    engine_failures,
     interruptible,
     open_platform,
     open_runner,
@@ -80,17 +82,20 @@ def process(
     interval: float = typer.Option(0.5, "--interval", help="With --follow: seconds between looks."),
     engine: str | None = EngineOption,
     master: str | None = MasterOption,
+    verbose: bool = VerboseOption,
 ) -> None:
     """Process every pending landing file into the curated tables."""
     if follow:
         from advertisex.cli.serve import follow_landing
 
-        follow_landing(interval, fmt, engine, master)
+        follow_landing(interval, fmt, engine, master, verbose)
         return
-    runner = open_runner(open_platform(create=True), engine, master)
+    ax = open_platform(create=True)
+    runner = open_runner(ax, engine, master, verbose)
     try:
         with (
             interruptible(lambda: not_committed(runner)),
+            engine_failures(ax),
             progress_bar(fmt is Format.table, "process") as progress,
         ):
             report = runner.process(across_batches(progress, len(runner.pending())))

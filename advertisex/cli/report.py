@@ -10,6 +10,8 @@ from advertisex.cli.common import (
     EngineOption,
     FormatOption,
     MasterOption,
+    VerboseOption,
+    engine_failures,
     open_platform,
     open_runner,
     progress_bar,
@@ -104,13 +106,17 @@ def refresh(
     rebuild: bool = typer.Option(False, "--rebuild", help="Recompute the marts from scratch."),
     engine: str | None = EngineOption,
     master: str | None = MasterOption,
+    verbose: bool = VerboseOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Bring the marts up to date with the curated tables (processing does this by itself)."""
     ax = open_platform()
-    runner = open_runner(ax, engine, master)
+    runner = open_runner(ax, engine, master, verbose)
     try:
-        with progress_bar(fmt is Format.table, "marts", unit="steps") as progress:
+        with (
+            engine_failures(ax),
+            progress_bar(fmt is Format.table, "marts", unit="steps") as progress,
+        ):
             done = ax.refresh_marts(rebuild, runner.mart_kernels(), progress)
     finally:
         runner.stop()

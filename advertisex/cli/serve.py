@@ -193,14 +193,18 @@ def _print_key(key: str, entry: str, who: str) -> None:
 
 # ---------------------------------------------------------------------- process --follow
 def follow_landing(
-    interval: float, fmt: Format, engine: str | None = None, master: str | None = None
+    interval: float,
+    fmt: Format,
+    engine: str | None = None,
+    master: str | None = None,
+    verbose: bool = False,
 ) -> None:
     """Body of ``advertisex process --follow``: one line per committed batch until a signal."""
     from advertisex.cli.common import open_platform, open_runner
     from advertisex.runners.follow import Follower
 
     ax = open_platform(create=True)
-    runner = open_runner(ax, engine, master)
+    runner = open_runner(ax, engine, master, verbose)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

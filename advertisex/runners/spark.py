@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -36,6 +38,7 @@ import pyarrow.compute as pc
 
 from advertisex.config import Settings
 from advertisex.dims import snapshot as dimension_snapshot
+from advertisex.errors import SparkUnavailableError
 from advertisex.kernels.dedupe import SEEN_COLUMNS
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.catalog import SegmentDone
@@ -72,10 +75,16 @@ DEFAULT_CONF = {
 }
 
 
-def spark_session(settings: Settings, master: str | None) -> SparkSession:
-    """A Spark session for the processor; ``master=None`` keeps spark-submit's master."""
+def spark_session(settings: Settings, master: str | None, verbose: bool = False) -> SparkSession:
+    """A Spark session for the processor; ``master=None`` keeps spark-submit's master.
+
+    A ``spark://`` master that does not answer fails at once (Spark itself retries for a
+    minute, then leaves a stopped context behind). Unless ``verbose``, what the JVM prints
+    goes to :func:`spark_log` instead of the terminal.
+    """
     from pyspark.sql import SparkSession
 
+    check_master(master)
     # Local masters start Python workers with this interpreter (and so this package).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("advertisex-process")
@@ -83,9 +92,60 @@ def spark_session(settings: Settings, master: str | None) -> SparkSession:
         builder = builder.master(master)
     for key, value in {**DEFAULT_CONF, **settings.scale.spark_conf}.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    quiet = contextlib.nullcontext() if verbose else _jvm_output_to(spark_log(settings))
+    with quiet:
+        session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
     return session
+
+
+def spark_log(settings: Settings) -> Path:
+    """Where the Spark driver's own output goes unless ``--verbose``."""
+    return settings.data_dir.absolute() / "logs" / "spark.log"
+
+
+def check_master(master: str | None, timeout: float = 5.0) -> None:
+    """Raise :class:`SparkUnavailableError` naming the master when no address of a
+    ``spark://host:port[,host:port]`` master accepts a connection (other masters —
+    ``local[N]``, ``yarn``, ``k8s://`` — are not probed)."""
+    if not master or not master.startswith("spark://"):
+        return
+    reasons = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or address, int(port or 7077)), timeout).close()
+            return
+        except (OSError, ValueError) as error:
+            reasons.append(getattr(error, "strerror", None) or str(error) or type(error).__name__)
+    raise SparkUnavailableError(
+        f"cannot reach the Spark master {master}: {'; '.join(reasons)}",
+        hint="check --master (spark://HOST:7077) and that the master runs; "
+        "--master local[2] runs Spark inside this process",
+    )
+
+
+@contextlib.contextmanager
+def _jvm_output_to(path: Path) -> Iterator[None]:
+    """Whatever the JVM started inside the block prints (log4j warnings, Java stack
+    traces) goes to ``path``: it inherits this process's stdout and stderr, which point
+    there while it starts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log):
+            os.close(fd)
 
 
 class SparkRunner(EmbeddedRunner):
@@ -99,16 +159,18 @@ class SparkRunner(EmbeddedRunner):
         master: str | None = None,
         session: SparkSession | None = None,
         hooks: Sequence[CommitHook] = (),
+        verbose: bool = False,
     ) -> None:
         super().__init__(settings, lake, landing, hooks)
         self.master = master
+        self.verbose = verbose  # Spark's own output on the terminal (else in spark_log)
         self._session = session
         self._owns_session = session is None
 
     @property
     def spark(self) -> SparkSession:
         if self._session is None:
-            self._session = spark_session(self.settings, self.master)
+            self._session = spark_session(self.settings, self.master, self.verbose)
         return self._session
 
     def stop(self) -> None:

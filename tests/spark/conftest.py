@@ -29,13 +29,15 @@ def spark_available() -> None:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     reason = spark_unavailable()
     if reason:
         pytest.skip(reason)
     from advertisex.config import load_settings
     from advertisex.runners.spark import spark_session
 
-    session = spark_session(load_settings(), "local[2]")
+    # Spark's own output goes to <data_dir>/logs/spark.log: a temporary one, not ./
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("spark"))
+    session = spark_session(settings, "local[2]")
     yield session
     session.stop()
