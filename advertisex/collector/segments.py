@@ -50,9 +50,7 @@ def recover(zone: LandingZone, collector_id: str, on_sealed: Sealed | None = Non
         r"^\.\d{8}T\d{6}\d*Z-" + re.escape(collector_id) + r"\.[0-9a-f]+\.\d+\.(\w+)\.tmp$"
     )
     recovered: list[str] = []
-    if not zone.root.is_dir():
-        return recovered
-    for temporary in sorted(zone.root.glob("*/*/*/.*.tmp")):
+    for temporary in zone.unsealed():
         match = pattern.match(temporary.name)
         if not match:
             continue  # another collector's, or a batch ingest's, file: not ours to touch

@@ -70,6 +70,13 @@ class LandingZone:
         final.parent.mkdir(parents=True, exist_ok=True)
         return relative, final, final.with_name("." + final.name + ".tmp")
 
+    def unsealed(self) -> list[Path]:
+        """Temporary files of segments still being written (or left by a crash), in name
+        order: the :meth:`new_segment_path` names that were never sealed."""
+        if not self.root.is_dir():
+            return []
+        return sorted(self.root.glob("*/*/*/.*.tmp"))
+
     def seal(self, temporary: Path, final: Path, *, fsync: bool = True) -> None:
         """Publish a fully written (and fsync'd) temporary segment under its final name."""
         os.replace(temporary, final)
