@@ -48,10 +48,10 @@ class ApiError(AdvertiseXError):
 
 
 def error_body(error: AdvertiseXError) -> bytes:
-    """``{"code", "message"}`` (and an :class:`ApiError`'s extra fields) as JSON."""
-    return jsonutil.dumps(
-        {"code": error.code, "message": error.message, **getattr(error, "extra", {})}
-    )
+    """``{"code", "message"}`` (and an :class:`ApiError`'s extra fields) as JSON; the
+    message carries the error's hint, what to do about it."""
+    message = f"{error.message} ({error.hint})" if error.hint else error.message
+    return jsonutil.dumps({"code": error.code, "message": message, **getattr(error, "extra", {})})
 
 
 def error_headers(error: AdvertiseXError, retry_after: int = 1) -> dict[str, str]:
@@ -62,11 +62,11 @@ def error_headers(error: AdvertiseXError, retry_after: int = 1) -> dict[str, str
     return headers
 
 
-def error_response(error: AdvertiseXError) -> Response:
-    """The one mapping of the error family onto HTTP: ``http_status`` and the JSON body."""
-    return Response(
-        error_body(error), error.http_status, headers=error_headers(error), media_type=JSON
-    )
+def error_response(error: AdvertiseXError, retry_after: int = 1) -> Response:
+    """The one mapping of the error family onto HTTP (the collector's and the console's):
+    ``http_status`` and the JSON body."""
+    headers = error_headers(error, retry_after)
+    return Response(error_body(error), error.http_status, headers=headers, media_type=JSON)
 
 
 def unavailable(code: str, message: str, retry_after: int) -> ApiError:

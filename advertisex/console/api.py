@@ -17,7 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from advertisex.collector.responses import ApiError, json_response, media_type, read_body
+from advertisex.collector.responses import (
+    ApiError,
+    error_response,
+    json_response,
+    media_type,
+    read_body,
+)
 from advertisex.console import params
 from advertisex.console.data import Reader
 from advertisex.errors import AdvertiseXError, UserInputError
@@ -44,10 +50,8 @@ def api(endpoint: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except ApiError as error:
-            return error.response()
         except AdvertiseXError as error:
-            return error_response(error)
+            return error_response(error, retry_after=2)
         except Exception:
             log.exception("console API failed on %s %s", request.method, request.url.path)
             return ApiError(
@@ -56,12 +60,6 @@ def api(endpoint: Endpoint) -> Endpoint:
 
     wrapped.__name__ = endpoint.__name__
     return wrapped
-
-
-def error_response(error: AdvertiseXError) -> Response:
-    message = f"{error.message} ({error.hint})" if error.hint else error.message
-    headers = {"Retry-After": "2"} if error.retryable else None
-    return ApiError(error.http_status, error.code, message, headers).response()
 
 
 def dumps(data: Any) -> Response:

@@ -34,7 +34,7 @@ def test_refusals_are_retried_with_the_same_idempotency_key(monkeypatch) -> None
             return httpx.Response(503, headers={"retry-after": "0"}, json={"code": "backlog_full"})
         return httpx.Response(200, json={"accepted": 3})
 
-    monkeypatch.setattr("advertisex.synth.stream._backoff", lambda attempt: 0.0)
+    monkeypatch.setattr("advertisex.synth.stream.WAIT", lambda state: 0.0)
     stats = StreamStats()
     sender = HttpSender("http://collector", stats, None)
     sender.client = httpx.Client(
