@@ -387,6 +387,15 @@ class MaintenanceSettings(_Section):
     min_snapshots: int = Field(
         10, ge=1, le=100_000, description="…but each table keeps at least its last this many."
     )
+    time_travel_step_minutes: float = Field(
+        5.0,
+        ge=0,
+        le=1440,
+        description="Within that age, snapshots older than this are thinned to the newest of "
+        "each step (time travel to any instant, to within a step); newer ones are all kept. "
+        "Bounds the snapshots a table keeps (and its metadata.json) at about "
+        "age/step + commits per step, however often batches commit; 0 keeps every one.",
+    )
     metadata_versions: int = Field(
         20,
         ge=1,

@@ -13,6 +13,7 @@ that still reaches the old files (:func:`erase_history`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,20 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     return result
 
 
+def in_history(lake: Lake, name: str, ids: list[str]) -> Counter[str]:
+    """Rows per user in files only older snapshots still reference (time travel): their
+    history must be expired even when the current rows hold none of them."""
+    from advertisex.lake.history import referenced
+
+    table = lake.table(name)
+    live = {f.file_path for f in live_files(table)}
+    old = [path for path in referenced(table).data if path not in live]
+    found: Counter[str] = Counter()
+    for _, rows in _holding(old, name, ids, lake.settings.scale):
+        found.update(_owners(rows, ids))
+    return found
+
+
 def commit(lake: Lake, erasure: TableErasure, erasure_id: str) -> None:
     """Swap the rewritten files in (inside the caller's atomic group, if one is open)."""
     table = lake.table(erasure.table)
@@ -140,6 +155,56 @@ def stray_files(lake: Lake, name: str, ids: list[str], settings: Settings) -> li
             doomed.append(path)
     expiry.delete_files(doomed, settings.scale)
     return doomed
+
+
+def scrub_archive(settings: Settings, ids: list[str]) -> Counter[tuple[str, str]]:
+    """Rows removed per (archived table, user) from ``retention.archive``: every archived
+    Parquet file holding the users is rewritten in place without them, or deleted if
+    nothing is left. Archived landing segments are the caller's (they need decoders)."""
+    import pyarrow.parquet as pq
+
+    removed: Counter[tuple[str, str]] = Counter()
+    archive = settings.retention.archive
+    if not archive:
+        return removed
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    filesystem, base = storage.resolve(archive, settings.scale)
+    for info in expiry.listing(filesystem, base):
+        if not info.path.endswith(".parquet"):
+            continue
+        parts = info.path[len(base) :].strip("/").split("/")
+        rows = pq.read_table(info.path, filesystem=filesystem)
+        hit = _hits(rows.select([c for c in (USER, *TEXTS) if c in rows.column_names]), ids, wanted)
+        if hit is None:
+            continue
+        for user, count in _owners(rows.filter(hit), ids).items():
+            removed[(".".join(parts[:2]), user)] += count
+        kept = rows.filter(pc.invert(hit))
+        if kept.num_rows:
+            pq.write_table(kept, info.path, filesystem=filesystem, compression="zstd")
+        else:
+            filesystem.delete_file(info.path)
+    return removed
+
+
+def _holding(
+    paths: list[str], name: str, ids: list[str], scale: Any
+) -> Iterator[tuple[str, pa.Table]]:
+    """(path, the users' rows) for each data file of table ``name`` that holds them."""
+    import pyarrow.parquet as pq
+
+    schema = TABLES[name].schema
+    checked = [c for c in (USER, *TEXTS) if c in schema.names]
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    for path in paths:
+        filesystem, located = storage.resolve(path, scale)
+        present = set(pq.read_schema(located, filesystem=filesystem).names)
+        columns = pq.read_table(
+            located, columns=[c for c in checked if c in present], filesystem=filesystem
+        )
+        hit = _hits(columns, ids, wanted)
+        if hit is not None:
+            yield path, columns.filter(hit)
 
 
 def _hits(columns: pa.Table, ids: list[str], wanted: pa.Array) -> pa.ChunkedArray | None:

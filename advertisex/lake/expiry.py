@@ -1,10 +1,14 @@
 """Snapshot expiry, and deleting the files no snapshot needs any more.
 
-* Snapshots are expired with pyiceberg's own ``expire_snapshots`` (time travel kept for
-  ``maintenance.snapshot_max_age_hours``, at least ``maintenance.min_snapshots`` of
-  them). pyiceberg 0.12 only drops them from the metadata; deleting the files that only
-  expired snapshots referenced is done here the way Iceberg's reachable-file cleanup
-  does it: the files referenced before, minus those referenced after.
+* Snapshots are expired with pyiceberg's own ``expire_snapshots``: time travel is kept
+  for ``maintenance.snapshot_max_age_hours`` (at least ``maintenance.min_snapshots``
+  snapshots), thinned past the last ``maintenance.time_travel_step_minutes`` to the
+  newest snapshot of each step. A micro-batch a second would otherwise keep 86,400
+  snapshots a day in every table's metadata.json, which each commit rewrites; thinned,
+  a table keeps about age/step + commits per step. pyiceberg 0.12 only drops expired
+  snapshots from the metadata; deleting the files that only they referenced is done
+  here the way Iceberg's reachable-file cleanup does it: the files referenced before,
+  minus those referenced after.
 * Old ``metadata.json`` versions: tables are created with Iceberg's
   ``write.metadata.delete-after-commit.enabled``, so each commit deletes the version that
   falls off the log; versions older than the log left from before are deleted here.
@@ -86,15 +90,24 @@ def expired_snapshots(
         after = _followed(table, current, frozenset({history_from}))
         return [s.snapshot_id for s in snapshots if s.snapshot_id not in after]
     upkeep = settings.maintenance
-    oldest_kept = (now - timedelta(hours=upkeep.snapshot_max_age_hours)).timestamp() * 1000
-    newest = {s.snapshot_id for s in snapshots[: upkeep.min_snapshots]}
+    now_ms = now.timestamp() * 1000
+    oldest_kept = now_ms - upkeep.snapshot_max_age_hours * 3_600_000
+    step = upkeep.time_travel_step_minutes * 60_000
     protected = {ref.snapshot_id for ref in table.metadata.refs.values()} | {current.snapshot_id}
+    protected |= {s.snapshot_id for s in snapshots[: upkeep.min_snapshots]}
     protected |= _followed(table, current, keep)
-    return [
-        s.snapshot_id
-        for s in snapshots
-        if s.timestamp_ms < oldest_kept and s.snapshot_id not in newest | protected
-    ]
+    doomed, steps = [], set()
+    for snapshot in snapshots:  # newest first: the first of a step is its newest
+        if snapshot.snapshot_id in protected:
+            continue
+        if snapshot.timestamp_ms < oldest_kept:
+            doomed.append(snapshot.snapshot_id)
+        elif step and now_ms - snapshot.timestamp_ms >= step:
+            bucket = snapshot.timestamp_ms // step
+            if bucket in steps:  # thinned: a newer snapshot of the same step stands for it
+                doomed.append(snapshot.snapshot_id)
+            steps.add(bucket)
+    return doomed
 
 
 def _followed(table: Any, current: Any, keep: frozenset[int]) -> set[int]:
@@ -152,7 +165,7 @@ def orphans(
     current = _version(table.metadata_location.rsplit("/", 1)[-1])
     filesystem, base = storage.resolve(table.location(), settings.scale)
     doomed, size = [], 0
-    for info in _listing(filesystem, base):
+    for info in listing(filesystem, base):
         if _key(info.path) in known:
             continue
         version = _version(info.base_name)
@@ -168,7 +181,8 @@ def orphans(
     return Orphans(doomed, size)
 
 
-def _listing(filesystem: Any, base: str) -> list[Any]:
+def listing(filesystem: Any, base: str) -> list[Any]:
+    """Every file under ``base`` (PyArrow FileInfo, with size and modification time)."""
     import pyarrow.fs as pafs
 
     selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)

@@ -225,7 +225,7 @@ class LandingZone:
             return []
         return [
             Segment(
-                _source_of(p.relative_to(self.root).as_posix()),
+                landing_source(p.relative_to(self.root).as_posix()),
                 p.relative_to(self.root).as_posix(),
                 p.stat().st_size,
             )
@@ -358,7 +358,7 @@ class ObjectStoreLandingZone(LandingZone):
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.File:
                 name = info.path[len(self.base) + 1 :]
-                found.append(Segment(_source_of(name), name, info.size))
+                found.append(Segment(landing_source(name), name, info.size))
         return sorted(found, key=lambda s: s.name)
 
     def quarantine_file(self, segment: Segment, reason: str) -> Path:
@@ -426,10 +426,13 @@ def _day(folder: str) -> date | None:
         return None
 
 
-def _source_of(name: str) -> str:
-    """The source of a file named ``_unreadable/<source>/…`` (impressions when unsure)."""
+def landing_source(name: str) -> str:
+    """The source of a landing file named ``<source>/…`` or ``_unreadable/<source>/…``
+    (impressions when the name does not say)."""
     parts = name.split("/")
-    return parts[1] if len(parts) > 2 and parts[1] in SOURCES else "impressions"
+    if parts[0] == UNREADABLE:
+        parts = parts[1:]
+    return parts[0] if len(parts) > 1 and parts[0] in SOURCES else "impressions"
 
 
 def landing_day(segment: Segment | str) -> date | None:

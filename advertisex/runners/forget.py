@@ -41,6 +41,7 @@ from advertisex.formats.scrub import Scrubbed, scrub, scrub_lines
 from advertisex.lake import erasure
 from advertisex.lake.upkeep import existing_tables
 from advertisex.model.schemas import ERASURES, TABLES
+from advertisex.util import storage
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from advertisex.landing.zone import LandingZone, Segment
 
 ERASURES_TABLE = "ops.erasures"
-LANDING = "landing"
+LANDING, ARCHIVE = "landing", "archive"
 Progress = Callable[[str, int, int], None]
 
 
@@ -91,7 +92,13 @@ def forget(
     audit: Counter[tuple[str, str]] = Counter()
     for user, removed in scrub_landing(landing, wanted, report, progress).items():
         audit[(user, LANDING)] += removed
-    touched: set[str] = set()
+    for user, removed in scrub_archived_segments(lake.settings, wanted, report).items():
+        audit[(user, f"{ARCHIVE}/{LANDING}")] += removed
+    for (table, user), removed in erasure.scrub_archive(lake.settings, wanted).items():
+        report.rows[f"{ARCHIVE}/{table}"] += removed
+        report.found.add(user)
+        audit[(user, f"{ARCHIVE}/{table}")] += removed
+    audited: set[tuple[str, str]] = set()
     for _ in range(3):  # again while a batch that raced the landing rewrite brought more
         if progress:
             progress("tables", 0, 1)
@@ -103,14 +110,54 @@ def forget(
         for plan in found:
             report.rows[plan.table] += plan.rows
             report.found.update(plan.by_user)
-            touched.add(plan.table)
+            audited |= {(user, plan.table) for user in plan.by_user}
         audit.clear()
         if not found:
             break
+    touched = {table for _, table in audited}
+    touched |= _time_travel(lake, wanted, report, audited, now)
     if touched:
         _erase_history(lake, touched, wanted, report, now or utcnow(), progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _time_travel(
+    lake: Lake,
+    ids: list[str],
+    report: ForgetReport,
+    audited: set[tuple[str, str]],
+    now: datetime | None,
+) -> set[str]:
+    """Tables whose older snapshots still reach the users (all the more those just
+    erased); rows found only there are audited as ``<table> (time travel)``."""
+    reached: set[str] = set()
+    audit: Counter[tuple[str, str]] = Counter()
+    for name in (n for n in existing_tables(lake) if erasure.erasable(n)):
+        past = erasure.in_history(lake, name, ids)
+        if not past:
+            continue
+        reached.add(name)
+        report.found.update(past)
+        for user, rows in past.items():
+            if (user, name) not in audited:
+                audit[(user, f"{name} (time travel)")] += rows
+                report.rows[f"{name} (time travel)"] += rows
+    if audit:
+        lake.commit_batch({ERASURES_TABLE: _audit_rows(report.erasure_id, audit, now)}, [], {})
+    return reached
+
+
+def _audit_rows(erasure_id: str, audit: Counter[tuple[str, str]], now: datetime | None) -> pa.Table:
+    at = now or utcnow()
+    return pa.Table.from_pylist(
+        [
+            {"erasure_id": erasure_id, "at": at, "user_hash": user_hash(user), "table": table,
+             "rows_removed": count}
+            for (user, table), count in sorted(audit.items())
+        ],
+        schema=ERASURES,
+    )  # fmt: skip
 
 
 def scrub_landing(
@@ -130,6 +177,35 @@ def scrub_landing(
         landing.rewrite(segment, result.data)
         report.segments += 1
         report.rows[LANDING] += result.removed
+        report.found.update(result.by_id)
+        removed.update(result.by_id)
+    return removed
+
+
+def scrub_archived_segments(
+    settings: Settings, ids: list[str], report: ForgetReport
+) -> Counter[str]:
+    """The same for landing segments copied to ``retention.archive`` before retention."""
+    from advertisex.lake.expiry import listing
+    from advertisex.landing.zone import Segment, landing_source
+
+    removed: Counter[str] = Counter()
+    if not settings.retention.archive:
+        return removed
+    filesystem, base = storage.resolve(
+        storage.join(settings.retention.archive, LANDING), settings.scale
+    )
+    needles = [i.encode() for i in ids]
+    for info in listing(filesystem, base):
+        name = info.path[len(base) :].strip("/")
+        with filesystem.open_input_stream(info.path) as stream:
+            data = bytes(stream.readall())
+        result = _scrub_segment(Segment(landing_source(name), name, len(data)), data, ids, needles)
+        if result is None or not result.removed:
+            continue
+        with filesystem.open_output_stream(info.path) as out:
+            out.write(result.data)
+        report.rows[f"{ARCHIVE}/{LANDING}"] += result.removed
         report.found.update(result.by_id)
         removed.update(result.by_id)
     return removed
@@ -178,15 +254,7 @@ def _erase_tables(
     rules = rules_for(lake, lake.settings) if with_marts else None
     for name in [ERASURES_TABLE, *(n for n in TABLES if with_marts and n.startswith("marts."))]:
         lake.table(name)  # opened (created if need be) before the transaction
-    at = now or utcnow()
-    rows = pa.Table.from_pylist(
-        [
-            {"erasure_id": erasure_id, "at": at, "user_hash": user_hash(user), "table": table,
-             "rows_removed": count}
-            for (user, table), count in sorted(audit.items())
-        ],
-        schema=ERASURES,
-    )  # fmt: skip
+    rows = _audit_rows(erasure_id, audit, now)
     with lake.catalog.atomic([]):
         if rules is not None:  # computed first: the curated swaps stay close to the publish
             erase_from_marts(lake, rules, curated)

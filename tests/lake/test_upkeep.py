@@ -244,3 +244,42 @@ def test_every_run_is_recorded(tmp_path: Path) -> None:
     assert {r["run_id"] for r in rows} == {report.run_id}
     assert {r["trigger"] for r in rows} == {"schedule"}
     assert last_finished(lake) == report.finished_at
+
+
+class _Snapshots:
+    """A table's snapshot list, for the expiry rules alone (one a minute, parent-linked)."""
+
+    def __init__(self, minutes: int, now: datetime) -> None:
+        from types import SimpleNamespace
+
+        self.list = [
+            SimpleNamespace(
+                snapshot_id=k,
+                parent_snapshot_id=k - 1 if k else None,
+                timestamp_ms=int((now - timedelta(minutes=minutes - k)).timestamp() * 1000),
+            )
+            for k in range(minutes + 1)
+        ]
+        by_id = {s.snapshot_id: s for s in self.list}
+        self.metadata = SimpleNamespace(snapshots=self.list, refs={}, snapshot_by_id=by_id.get)
+
+    def current_snapshot(self) -> Any:
+        return self.list[-1]
+
+
+def test_time_travel_reaches_every_instant_of_the_window_to_within_a_step() -> None:
+    from advertisex.lake.expiry import expired_snapshots
+
+    settings = load_settings(maintenance={"time_travel_step_minutes": 5})
+    table = _Snapshots(30 * 60, NOW)  # 30 hours of a commit a minute
+    doomed = set(expired_snapshots(table, settings, NOW))
+    kept = [s for s in table.list if s.snapshot_id not in doomed]
+    assert 24 * 60 // 5 <= len(kept) <= 24 * 60 // 5 + 12  # not 1,441: bounded by the step
+    stamps = [s.timestamp_ms for s in kept]
+    for minutes_ago in range(24 * 60 - 5):  # AS OF any instant: a snapshot at most a step older
+        at = int((NOW - timedelta(minutes=minutes_ago)).timestamp() * 1000)
+        assert at - max(t for t in stamps if t <= at) <= 5 * 60_000
+    assert all(s.snapshot_id not in doomed for s in table.list[-5:])  # the last step: all
+    # A reader following the table from snapshot 1,700 (the marts) keeps its chain whole.
+    followed = set(expired_snapshots(table, settings, NOW, keep=frozenset({1700})))
+    assert not followed & set(range(1700, 30 * 60 + 1)) and followed < doomed

@@ -124,3 +124,37 @@ def test_forget_leaves_no_byte_and_equals_a_run_that_never_saw_the_user(tmp_path
     back = [x for x in first.read_text().splitlines() if json.loads(x)["user_id"] == user]
     seen.landing.write_segment("impressions", (back[0] + "\n").encode(), label="back")
     assert seen.process().accounts["impressions"].accepted == 1
+
+
+def test_forget_reaches_archived_copies_and_time_travel(tmp_path: Path) -> None:
+    """Rows retention moved to the archive, and rows only older snapshots still hold."""
+    from datetime import UTC, datetime
+
+    import advertisex
+    import pyarrow.parquet as pq
+
+    from advertisex.lake.upkeep import maintain
+
+    archive = tmp_path / "archive"
+    retention = {"days": {"curated.clicks": 8}, "landing_days": 8, "archive": str(archive)}
+    ax = advertisex.open(
+        data_dir=tmp_path / "data", retention=retention, correlation={"update_marts": False}
+    )
+    old = datetime(2026, 10, 1, tzinfo=UTC)
+    clicks = "timestamp,user_id,campaign_id,event_type\n"
+    clicks += "2026-10-01T00:00:00Z,gone-user,c,click\n2026-10-01T00:00:01Z,stay-user,c,click\n"
+    ax.landing.write_segment("clicks", clicks.encode(), at=old)
+    ax.process()
+    maintain(ax.lake, ax.landing, now=datetime(2026, 11, 1, tzinfo=UTC))
+    assert ax.lake.read("curated.clicks").num_rows == 0  # expired, and archived
+    assert len(_files_holding(archive, b"gone-user")) == 2  # the segment, the Parquet file
+    assert _files_holding(tmp_path / "data", b"gone-user")  # time travel still reaches it
+
+    report = ax.forget(["gone-user"])
+    assert report.found == {"gone-user"}
+    assert report.rows["archive/landing"] == 1 and report.rows["archive/curated.clicks"] == 1
+    assert report.rows["curated.clicks (time travel)"] == 1
+    assert _files_holding(archive, b"gone-user") == []
+    assert _files_holding(tmp_path / "data", b"gone-user") == []
+    (kept,) = archive.rglob("*.parquet")
+    assert pq.read_table(kept).column("user_id").to_pylist() == ["stay-user"]

@@ -1,0 +1,148 @@
+"""Soak: a long run simulated quickly — thousands of micro-batch commits, maintenance on/off.
+
+Each commit is what ``process --follow`` does with one collector flush: a tick of live
+synthetic traffic (about ``--events-per-commit`` impressions, bid requests, clicks and
+conversions, stamped now) lands as three segments and the embedded runner processes
+them. With maintenance *on*, manifests merge as commits append and maintenance runs
+every ``--maintain-every`` commits (as the follower's schedule would); *off* is how the
+lake behaved before (fast appends, nothing ever cleaned up).
+
+At every checkpoint it prints: commit time p50/p99 of the commits since the previous
+checkpoint, the latency of a count over curated.impressions and of ``report campaigns``
+(each through a freshly opened platform, as a CLI call would, minus Python start-up),
+data files, manifests and metadata bytes over all tables. Last, the ratio of the last
+checkpoint to the first — the goal with maintenance on is ≤ 1.5× for commit p99 and
+query latency, with data files bounded.
+
+    python bench/soak.py [--commits 20000] [--checkpoints 100,1000,10000,20000]
+                         [--events-per-commit 500] [--maintain-every 300] [--mode both]
+
+Smaller runs work the same (``--commits 1000 --checkpoints 100,500,1000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _timed(action: Any) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _shape(data: Path) -> dict[str, int]:
+    """Data files and manifests of every table's current snapshot, bytes of metadata."""
+    import advertisex
+    from advertisex.lake.history import live_files
+    from advertisex.lake.upkeep import existing_tables
+
+    lake = advertisex.open(data_dir=data).lake
+    files = manifests = 0
+    for name in existing_tables(lake):
+        table = lake.table(name)
+        current = table.current_snapshot()
+        files += len(live_files(table))
+        manifests += len(current.manifests(table.io)) if current else 0
+    metadata = sum(
+        p.stat().st_size for p in (data / "warehouse").rglob("*") if p.parent.name == "metadata"
+    )
+    return {"data_files": files, "manifests": manifests, "metadata_bytes": metadata}
+
+
+def soak(
+    mode: str, commits: int, checkpoints: list[int], per_commit: int, maintain_every: int
+) -> list[dict[str, Any]]:
+    import advertisex
+    from advertisex.synth.stream import LiveTraffic, bids_avro, clicks_csv, ndjson
+
+    data = Path(tempfile.mkdtemp(prefix=f"soak-{mode}-")) / "data"
+    on = mode == "on"
+    settings = {
+        "correlation": {"update_marts": False},  # the marts are refreshed at checkpoints
+        "maintenance": {"manifest_merge": on, "schedule": False},
+    }
+    ax = advertisex.open(data_dir=data, **settings)
+    ax.create_data_dir()
+    runner, landing = ax.runner, ax.landing
+    traffic = LiveTraffic(seed=7)
+    impressions = max(1, round(per_commit / 1.9))  # + bids, lost auctions, responses
+    rows, times, events = [], [], 0
+    for n in range(1, commits + 1):
+        tick = traffic.tick(impressions)
+        events += tick.events
+        landing.write_segment("impressions", ndjson(tick.impressions), fsync=False)
+        if tick.clicks:
+            landing.write_segment("clicks", clicks_csv(tick.clicks), fsync=False)
+        landing.write_segment("bids", bids_avro(tick.bids), fsync=False)
+        times.append(_timed(runner.process))
+        if on and n % maintain_every == 0:
+            ax.maintain(trigger="schedule")
+        if n in checkpoints:
+            fresh = advertisex.open(data_dir=data, **settings)
+            fresh.refresh_marts()
+            count = _timed(
+                lambda: advertisex.open(data_dir=data, **settings).query(
+                    "select count(*) from curated.impressions"
+                )
+            )
+            report = _timed(lambda: advertisex.open(data_dir=data, **settings).report_campaigns())
+            row = {
+                "mode": mode,
+                "commits": n,
+                "events": events,
+                "commit_p50_s": round(statistics.median(times), 3),
+                "commit_p99_s": round(_percentile(times, 0.99), 3),
+                "count_s": round(count, 3),
+                "report_s": round(report, 3),
+                **_shape(data),
+            }
+            rows.append(row)
+            print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            times = []
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--commits", type=int, default=20_000)
+    parser.add_argument("--checkpoints", default="100,1000,10000,20000")
+    parser.add_argument("--events-per-commit", type=int, default=500)
+    parser.add_argument("--maintain-every", type=int, default=300)
+    parser.add_argument("--mode", choices=("on", "off", "both"), default="both")
+    args = parser.parse_args()
+    checkpoints = sorted(c for c in map(int, args.checkpoints.split(",")) if c <= args.commits)
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} cores)")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for mode in ("on", "off") if args.mode == "both" else (args.mode,):
+        print(f"maintenance {mode}:")
+        results[mode] = soak(
+            mode, args.commits, checkpoints, args.events_per_commit, args.maintain_every
+        )
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    for mode, rows in results.items():
+        first, last = rows[0], rows[-1]
+        ratios = {
+            k: round(last[k] / first[k], 2) if first[k] else None
+            for k in ("commit_p99_s", "count_s", "report_s", "data_files")
+        }
+        print(
+            f"maintenance {mode}: {last['commits']:,} vs {first['commits']:,} commits: "
+            + ", ".join(f"{k} ×{v}" for k, v in ratios.items())
+            + " (goal with maintenance on: commit p99 and queries ≤ ×1.5, files bounded)"
+        )
+
+
+if __name__ == "__main__":
+    main()
