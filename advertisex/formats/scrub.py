@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.framing import BOM, RAW
 from advertisex.formats.jsonfmt import frame_json
+from advertisex.util import jsonutil
 
 # Characters that continue a word around an id (so "u1" is not found inside "u12").
 _WORD = r"A-Za-z0-9_.@\-"
@@ -98,6 +99,38 @@ def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
 
 
 def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
+    if header or data.lstrip(BOM).lstrip()[:1] == b"[":  # CSV, or a JSON array: whole
+        return _scrub_framed(data, ids, header=header)
+    # JSON lines: only the lines that mention an id are framed (one may hold several
+    # objects back to back); every other line is kept as it is, cheaply.
+    pattern = re.compile(mention_pattern(ids).encode())
+    kept, result = [], Scrubbed(data)
+    for line in data.splitlines(keepends=True):
+        if not pattern.search(line):
+            kept.append(line)
+            continue
+        if _one_object(line):  # the usual line: one record, theirs
+            result.removed += 1
+            result.by_id.update(mentioned(line.decode("utf-8", "replace"), ids))
+            continue
+        part = _scrub_framed(line, ids, header=False)  # objects back to back, or junk
+        result.removed += part.removed
+        result.by_id.update(part.by_id)
+        kept.append(part.data if part.removed else line)
+    if result.removed:
+        result.data = b"".join(kept)
+    return result
+
+
+def _one_object(line: bytes) -> bool:
+    try:
+        return type(jsonutil.loads(line)) is dict
+    except jsonutil.JSONDecodeError:
+        return False
+
+
+def _scrub_framed(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
+    """Frame ``data`` as the processor does and keep the records that mention no id."""
     frame = frame_csv(data) if header else frame_json(data)
     raw = frame.column(RAW)
     hit = mentions(raw, ids)
@@ -121,33 +154,49 @@ def _header_line(data: bytes) -> str:
 
 
 def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
+    """Blocks whose (decompressed) bytes hold no id are copied as they are; the others
+    are decoded and written again without the records naming one."""
     import fastavro
+    from fastavro.write import Writer
 
-    reader = fastavro.reader(io.BytesIO(data))
-    schema, codec = reader.writer_schema, reader.codec
-    wanted = set(ids)
-    kept: list[Any] = []
+    needles = [i.encode() for i in ids]
+    blocks: list[Any] = list(fastavro.block_reader(io.BytesIO(data)))
+    touched = [any(n in b.bytes_.getvalue() for n in needles) for b in blocks]
     result = Scrubbed(data)
-    for record in reader:
-        named = _values(record) & wanted
-        if named:
-            result.removed += 1
-            result.by_id.update(named)
-        else:
-            kept.append(record)
+    if not any(touched):
+        return result
+    wanted = set(ids)
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(blocks[0].writer_schema)
+    writer = Writer(out, schema, codec=blocks[0].codec)
+    for block, hit in zip(blocks, touched, strict=True):
+        if not hit:
+            writer.write_block(block)
+            continue
+        for record in block:
+            named = _named(record, wanted)
+            if named:
+                result.removed += 1
+                result.by_id.update(named)
+            else:
+                writer.write(record)
+    writer.flush()
     if result.removed:
-        out = io.BytesIO()
-        fastavro.writer(out, fastavro.parse_schema(schema), kept, codec=codec)
         result.data = out.getvalue()
     return result
 
 
-def _values(value: Any) -> set[str]:
-    """Every string inside an Avro record (nested records, maps and arrays included)."""
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, dict):
-        return set().union(*(_values(v) for v in value.values())) if value else set()
-    if isinstance(value, list | tuple):
-        return set().union(*(_values(v) for v in value)) if value else set()
-    return set()
+def _named(record: Any, wanted: set[str]) -> set[str]:
+    """The ``wanted`` strings inside an Avro record (nested records, maps, arrays too)."""
+    found: set[str] = set()
+    stack = [record]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value in wanted:
+                found.add(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return found

@@ -23,7 +23,7 @@ def test_json_lines_arrays_and_concatenated_objects() -> None:
     data = b'{"user_id":"u1","n":1}\n{"user_id":"u12"}\r\n\n{"user_id":"u2"}{"user_id":"u1"}\n'
     done = scrub(data, "json", ["u1"])
     assert done.removed == 2 and done.by_id == {"u1": 2}
-    assert done.data == b'{"user_id":"u12"}\n{"user_id":"u2"}\n'
+    assert done.data == b'{"user_id":"u12"}\r\n\n{"user_id":"u2"}\n'  # the rest as it was
     array = scrub(b'[{"user_id":"u1"},{"user_id":"u3"}]', "json", ["u1"])
     assert array.data == b'{"user_id":"u3"}\n'
     untouched = scrub(data, "json", ["nobody"])

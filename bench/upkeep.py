@@ -1,0 +1,116 @@
+"""``maintain`` and ``forget`` on a big lake: how long the upkeep of a large day takes.
+
+Builds a lake of ``--events`` mixed events — the dataset of bench/process.py (generated
+once, cached under bench/out), processed in ``--batches`` batches so each table holds the
+small files a day of batches leaves — then times, in child processes of their own (peak
+memory is theirs):
+
+* ``advertisex maintain`` — compaction of every partition, snapshot expiry, orphans;
+* ``advertisex forget --user-id U`` for the user with the most events.
+
+    python bench/upkeep.py [--events 10000000] [--batches 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from process import OUT, PY, _dataset, _timed  # noqa: E402
+
+from advertisex.util import jsonutil  # noqa: E402
+
+
+def _cli(data: Path, *args: str) -> list[str]:
+    return [PY, "-m", "advertisex.cli.app", *args]
+
+
+def _env(data: Path, **extra: str) -> dict[str, str]:
+    return dict(os.environ, ADVERTISEX_DATA_DIR=str(data), COLUMNS="200", **extra)
+
+
+def _lake(data: Path, events: int, batches: int) -> None:
+    """Ingest the dataset and process it in ``batches`` batches (an Iceberg lake names its
+    files by absolute path, so it is built where it is measured, not copied)."""
+    source = _dataset(events)
+    print(f"building a lake of {events:,} events in {batches} batches …", flush=True)
+    subprocess.run(
+        _cli(data, "ingest", *(str(source / s) for s in ("impressions", "clicks", "bids"))),
+        env=_env(data),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    landed = sum(p.stat().st_size for p in (data / "landing").rglob("*") if p.is_file())
+    subprocess.run(
+        _cli(data, "process", "--format", "json"),
+        env=_env(
+            data,
+            ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES=str(max(1, landed // batches)),
+            ADVERTISEX_MAINTENANCE__SCHEDULE="false",
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--batches", type=int, default=100)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="upkeep-bench-", dir=OUT))
+    try:
+        data = work / "data"
+        _lake(data, args.events, args.batches)
+        load = os.getloadavg()[0]
+        seconds, peak, out = _timed(_cli(data, "maintain", "--format", "json"), _env(data))
+        report = jsonutil.loads(out)
+        before = sum(t["data_files_before"] for t in report["tables"])
+        after = sum(t["data_files_after"] for t in report["tables"])
+        print(
+            f"maintain, {args.events:,} events in {args.batches} batches: {seconds:.1f} s, "
+            f"peak {peak:,.0f} MiB; data files {before:,} → {after:,}, "
+            f"{sum(t['files_compacted'] for t in report['tables']):,} compacted, "
+            f"{sum(t['snapshots_expired'] for t in report['tables']):,} snapshots expired "
+            f"(load {load:.2f} before, {os.getloadavg()[0]:.2f} after)"
+        )
+        heaviest = subprocess.run(
+            _cli(
+                data,
+                "query",
+                "select user_id from curated.impressions group by 1 order by count(*) desc limit 1",
+                "--format",
+                "json",
+            ),
+            env=_env(data),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        user = jsonutil.loads(heaviest.stdout)[0]["user_id"]
+        load = os.getloadavg()[0]
+        seconds, peak, out = _timed(
+            _cli(data, "forget", "--user-id", user, "--format", "json"), _env(data)
+        )
+        done = jsonutil.loads(out)
+        print(
+            f"forget {user} ({sum(done['rows_removed'].values()):,} rows and records, "
+            f"{done['landing_files_rewritten']:,} landing files rewritten): {seconds:.1f} s, "
+            f"peak {peak:,.0f} MiB (load {load:.2f} before, {os.getloadavg()[0]:.2f} after)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
