@@ -130,9 +130,9 @@ def test_forget_reaches_archived_copies_and_time_travel(tmp_path: Path) -> None:
     """Rows retention moved to the archive, and rows only older snapshots still hold."""
     from datetime import UTC, datetime
 
-    import advertisex
     import pyarrow.parquet as pq
 
+    import advertisex
     from advertisex.lake.upkeep import maintain
 
     archive = tmp_path / "archive"
