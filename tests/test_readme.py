@@ -65,7 +65,7 @@ def test_the_tour_reads_as_commands():
         "report",
         "quarantine",
     } <= verbs
-    assert {"dims", "status", "monitor", "config"} <= verbs
+    assert {"dims", "status", "monitor", "config", "maintain", "forget"} <= verbs
 
 
 class Tour:
@@ -188,6 +188,8 @@ def test_the_readme_tour_works_as_written_on_the_demos_lake(tmp_path, monkeypatc
         v for k, v in said.items() if "quarantine replay --reason unknown_campaign" in k
     )
     assert re.search(r"[1-9][\d,]* records left the quarantine", replayed), replayed
+    forgot = next(v for k, v in said.items() if k.startswith("advertisex forget --from-file"))
+    assert "forgot 2 users" in forgot, forgot  # the users of examples/imps.ndjson, sent by curl
     monitored = next(v for k, v in said.items() if k.startswith("advertisex monitor --once"))
     assert "SpendOffPace" not in monitored  # budgets loaded today are judged from tomorrow
 
