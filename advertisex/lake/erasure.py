@@ -65,31 +65,20 @@ class TableErasure:
 
 def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     """Rewrite (as new files, not yet committed) every file of ``name`` holding ``ids``."""
-    import pyarrow.parquet as pq
-
     table = lake.table(name)
     schema = TABLES[name].schema
     scale = lake.settings.scale
-    checked = [c for c in (USER, *TEXTS) if c in schema.names]
-    wanted = pa.array(sorted(set(ids)), pa.string())
+    files = {f.file_path: f for f in live_files(table)}
     result = TableErasure(name)
-    for data_file in live_files(table):
-        filesystem, path = storage.resolve(data_file.file_path, scale)
-        present = set(pq.read_schema(path, filesystem=filesystem).names)
-        columns = pq.read_table(
-            path, columns=[c for c in checked if c in present], filesystem=filesystem
-        )
-        hit = _hits(columns, ids, wanted)
-        if hit is None:
-            continue
-        rows = read_files([data_file.file_path], scale, schema)
+    for path, hit, _ in _holding(list(files), name, ids, scale):
+        rows = read_files([path], scale, schema)
         gone = rows.filter(hit)
-        result.files.append(data_file)
+        result.files.append(files[path])
         result.removed.append(gone)
         result.by_user.update(_owners(gone, ids))
         kept = rows.filter(pc.invert(hit))
         if kept.num_rows:
-            folder = data_file.file_path.rsplit("/", 1)[0]
+            folder = path.rsplit("/", 1)[0]
             result.written.extend(write_sorted(kept, folder, "erased", [], kept.num_rows, scale))
     return result
 
@@ -103,8 +92,8 @@ def in_history(lake: Lake, name: str, ids: list[str]) -> Counter[str]:
     live = {f.file_path for f in live_files(table)}
     old = [path for path in referenced(table).data if path not in live]
     found: Counter[str] = Counter()
-    for _, rows in _holding(old, name, ids, lake.settings.scale):
-        found.update(_owners(rows, ids))
+    for _, hit, columns in _holding(old, name, ids, lake.settings.scale):
+        found.update(_owners(columns.filter(hit), ids))
     return found
 
 
@@ -130,31 +119,15 @@ def erase_history(lake: Lake, name: str, now: datetime, since: int | None = None
 
 def stray_files(lake: Lake, name: str, ids: list[str], settings: Settings) -> list[str]:
     """Unreferenced data files under ``name`` that hold the users (left by a crash or a
-    lost race): deleted now, whatever their age."""
-    import pyarrow.parquet as pq
-
+    lost race): deleted now, whatever their age — half-written ones too (they cannot be
+    read, but may hold them)."""
     table = lake.table(name)
     strays = expiry.orphans(table, settings, utcnow(), min_age=timedelta(0), dry_run=True)
-    schema = TABLES[name].schema
-    checked = [c for c in (USER, *TEXTS) if c in schema.names]
-    wanted = pa.array(sorted(set(ids)), pa.string())
-    doomed = []
-    for path in strays.files:
-        if not path.endswith(".parquet"):
-            continue
-        filesystem, located = storage.resolve(path, settings.scale)
-        try:
-            present = set(pq.read_schema(located, filesystem=filesystem).names)
-            columns = pq.read_table(
-                located, columns=[c for c in checked if c in present], filesystem=filesystem
-            )
-        except (OSError, pa.ArrowInvalid):  # half written: cannot be read, but may hold them
-            doomed.append(path)
-            continue
-        if _hits(columns, ids, wanted) is not None:
-            doomed.append(path)
-    expiry.delete_files(doomed, settings.scale)
-    return doomed
+    parquet = [path for path in strays.files if path.endswith(".parquet")]
+    broken: list[str] = []
+    doomed = [path for path, _, _ in _holding(parquet, name, ids, settings.scale, broken)]
+    expiry.delete_files([*doomed, *broken], settings.scale)
+    return [*doomed, *broken]
 
 
 def scrub_archive(settings: Settings, ids: list[str]) -> Counter[tuple[str, str]]:
@@ -188,9 +161,11 @@ def scrub_archive(settings: Settings, ids: list[str]) -> Counter[tuple[str, str]
 
 
 def _holding(
-    paths: list[str], name: str, ids: list[str], scale: Any
-) -> Iterator[tuple[str, pa.Table]]:
-    """(path, the users' rows) for each data file of table ``name`` that holds them."""
+    paths: list[str], name: str, ids: list[str], scale: Any, broken: list[str] | None = None
+) -> Iterator[tuple[str, pa.ChunkedArray, pa.Table]]:
+    """(path, which rows are the users', the user and free-text columns it was told by)
+    for each data file of ``name`` that holds them, reading only those columns. A file
+    that cannot be read raises, or is put in ``broken`` when given."""
     import pyarrow.parquet as pq
 
     schema = TABLES[name].schema
@@ -198,13 +173,19 @@ def _holding(
     wanted = pa.array(sorted(set(ids)), pa.string())
     for path in paths:
         filesystem, located = storage.resolve(path, scale)
-        present = set(pq.read_schema(located, filesystem=filesystem).names)
-        columns = pq.read_table(
-            located, columns=[c for c in checked if c in present], filesystem=filesystem
-        )
+        try:
+            present = set(pq.read_schema(located, filesystem=filesystem).names)
+            columns = pq.read_table(
+                located, columns=[c for c in checked if c in present], filesystem=filesystem
+            )
+        except (OSError, pa.ArrowInvalid):
+            if broken is None:
+                raise
+            broken.append(path)
+            continue
         hit = _hits(columns, ids, wanted)
         if hit is not None:
-            yield path, columns.filter(hit)
+            yield path, hit, columns
 
 
 def _hits(columns: pa.Table, ids: list[str], wanted: pa.Array) -> pa.ChunkedArray | None:
