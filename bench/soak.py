@@ -10,7 +10,8 @@ lake behaved before (fast appends, nothing ever cleaned up).
 At every checkpoint it prints: commit time p50/p99 of the commits since the previous
 checkpoint, the latency of a count over curated.impressions and of ``report campaigns``
 (each through a freshly opened platform, as a CLI call would, minus Python start-up),
-data files, manifests and metadata bytes over all tables. Last, the ratio of the last
+the longest maintenance run (a follower pauses its batches that long), data files,
+manifests and metadata bytes over all tables. Last, the ratio of the last
 checkpoint to the first — the goal with maintenance on is ≤ 1.5× for commit p99 and
 query latency, with data files bounded.
 
@@ -78,7 +79,7 @@ def soak(
     runner, landing = ax.runner, ax.landing
     traffic = LiveTraffic(seed=7)
     impressions = max(1, round(per_commit / 1.9))  # + bids, lost auctions, responses
-    rows, times, events = [], [], 0
+    rows, times, upkeep, events = [], [], [0.0], 0
     for n in range(1, commits + 1):
         tick = traffic.tick(impressions)
         events += tick.events
@@ -87,8 +88,8 @@ def soak(
             landing.write_segment("clicks", clicks_csv(tick.clicks), fsync=False)
         landing.write_segment("bids", bids_avro(tick.bids), fsync=False)
         times.append(_timed(runner.process))
-        if on and n % maintain_every == 0:
-            ax.maintain(trigger="schedule")
+        if on and n % maintain_every == 0:  # the follower would stall this long
+            upkeep.append(_timed(lambda: ax.maintain(trigger="schedule")))
         if n in checkpoints:
             fresh = advertisex.open(data_dir=data, **settings)
             fresh.refresh_marts()
@@ -106,11 +107,12 @@ def soak(
                 "commit_p99_s": round(_percentile(times, 0.99), 3),
                 "count_s": round(count, 3),
                 "report_s": round(report, 3),
+                "maintain_max_s": round(max(upkeep), 3),
                 **_shape(data),
             }
             rows.append(row)
             print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            times = []
+            times, upkeep = [], [0.0]
     return rows
 
 

@@ -14,6 +14,7 @@ and after): the durable record ``advertisex status`` and the console read.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -86,12 +87,14 @@ def maintain(
     progress: Progress | None = None,
     now: datetime | None = None,
     keep: Mapping[str, frozenset[int]] | None = None,
+    stop: threading.Event | None = None,
 ) -> UpkeepReport:
     """Maintain ``tables`` (default: every table that exists) and the landing zone (when
     given and no table is named); with ``dry_run`` only say what would be done.
 
     ``keep``: per table, snapshots a reader still follows from (the marts' positions):
-    never expired, so that reader goes on incrementally.
+    never expired, so that reader goes on incrementally. ``stop``: when set, the run ends
+    after the table it is on (the tables not reached wait for the next run).
     """
     from advertisex.errors import NotFoundError
 
@@ -104,11 +107,13 @@ def maintain(
     names = tables or existing_tables(lake)
     report = UpkeepReport(uuid.uuid4().hex[:12], trigger, now, dry_run)
     for done, name in enumerate(names):
+        if stop is not None and stop.is_set():
+            break
         if progress:
             progress(name, done, len(names))
         kept = (keep or {}).get(name, frozenset())
         report.tables.append(_maintain_table(lake, name, now, dry_run, kept))
-    if landing is not None and not tables:
+    if landing is not None and not tables and not (stop is not None and stop.is_set()):
         report.tables.append(_maintain_landing(lake, landing, now, dry_run))
     if progress:
         progress("done", len(names), len(names))

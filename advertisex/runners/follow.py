@@ -12,7 +12,8 @@ atomic commit), so reports stay minutes fresh without slowing every micro-batch.
 
 And the lake is kept in shape: every ``maintain_every`` seconds (counted from the last
 maintenance run ``ops.maintenance`` records, so a restart does not reset the clock) the
-follower runs maintenance between two batches (``advertisex.lake.upkeep``).
+follower starts a maintenance run (``advertisex.lake.upkeep``) in a thread beside its
+batches; when told to stop, it waits for that run to finish the table it is on.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Follower:
         self._marts_behind = True
         self.maintain_every = maintain_every  # None: no scheduled maintenance
         self._maintain_due: float | None = None  # monotonic time of the next run
+        self._upkeep: threading.Thread | None = None  # the maintenance run under way
 
     def run(
         self,
@@ -105,7 +107,7 @@ class Follower:
                 done = self.run_pending(on_batch)
                 self._marts_behind |= done > 0
                 self._keep_marts(on_marts)
-                self._keep_lake(on_maintain)
+                self._keep_lake(on_maintain, on_retry)
             except AdvertiseXError as error:
                 if not error.retryable:
                     raise  # bad configuration or input: retrying cannot help
@@ -120,6 +122,8 @@ class Follower:
             committed += done
             if not done:
                 self.stop.wait(self.interval)
+        if self._upkeep is not None:  # it stops after the table it is on
+            self._upkeep.join()
         return committed
 
     def _keep_marts(self, on_marts: Callable[[Any], None] | None) -> None:
@@ -133,21 +137,48 @@ class Follower:
         if on_marts and done is not None:
             on_marts(done)
 
-    def _keep_lake(self, on_maintain: Callable[[Any], None] | None) -> None:
+    def _keep_lake(
+        self,
+        on_maintain: Callable[[Any], None] | None,
+        on_retry: Callable[[Exception, float], None] | None,
+    ) -> None:
+        """Start a maintenance run when one is due, beside the batches (not between them:
+        a run over every table takes seconds, which freshness would pay)."""
         if self.maintain_every is None:
             return
         if self._maintain_due is None:
             self._maintain_due = time.monotonic() + self._first_wait(self.maintain_every)
-        if time.monotonic() < self._maintain_due:
+        running = self._upkeep is not None and self._upkeep.is_alive()
+        if running or time.monotonic() < self._maintain_due:
             return
+        # Due again a period from now even if this run fails: a failing maintenance must
+        # not stall the batches, nor start again at once.
+        self._maintain_due = time.monotonic() + self.maintain_every
+        self._upkeep = threading.Thread(
+            target=self._maintain, args=(on_maintain, on_retry), name="maintenance", daemon=True
+        )
+        self._upkeep.start()
+
+    def _maintain(
+        self,
+        on_maintain: Callable[[Any], None] | None,
+        on_retry: Callable[[Exception, float], None] | None,
+    ) -> None:
+        """One maintenance run on a lake of its own (a writer like the processor: each
+        table change atomic, a race with a batch retried on fresh metadata)."""
+        from advertisex.lake.tables import Lake
         from advertisex.lake.upkeep import maintain
         from advertisex.marts.iceberg import positions
 
-        # Due again a period from now even if this run fails: a failing maintenance
-        # must not stall the batches between its attempts.
-        self._maintain_due = time.monotonic() + self.maintain_every
-        lake = self.runner.lake
-        report = maintain(lake, self.runner.landing, trigger="schedule", keep=positions(lake))
+        try:
+            lake = Lake(self.runner.settings)
+            report = maintain(
+                lake, self.runner.landing, trigger="schedule", keep=positions(lake), stop=self.stop
+            )
+        except Exception as error:  # reported, and tried again next period
+            if on_retry and self.maintain_every is not None:
+                on_retry(error, self.maintain_every)
+            return
         if on_maintain:
             on_maintain(report)
 

@@ -7,6 +7,7 @@ never maintained; and no file a snapshot still references is ever deleted.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,6 +245,9 @@ def test_every_run_is_recorded(tmp_path: Path) -> None:
     assert {r["run_id"] for r in rows} == {report.run_id}
     assert {r["trigger"] for r in rows} == {"schedule"}
     assert last_finished(lake) == report.finished_at
+    stopping = threading.Event()
+    stopping.set()  # a follower told to stop: the run ends before the next table
+    assert maintain(lake, stop=stopping).tables == []
 
 
 class _Snapshots:

@@ -112,6 +112,7 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     follower = Follower(ax.runner, interval=0.01, maintain_every=0.05)
     follower.run(lambda batch: None, on_maintain=lambda r: (runs.append(r), follower.stop.set()))
     assert [r.trigger for r in runs] == ["schedule"]
+    assert follower._upkeep is not None and follower._upkeep.name == "maintenance"  # beside
     rows = ax.query("select distinct trigger, run_id from ops.maintenance").to_pylist()
     assert rows == [{"trigger": "schedule", "run_id": runs[0].run_id}]
     # A follower started now waits what is left of the period since that run.
