@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # the heavy layers load with the verb that needs them (CLI st
 
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
-    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
+    from advertisex.runners.embedded import EmbeddedRunner
     from advertisex.runners.hooks import CommitHook
+    from advertisex.runners.runner import ProcessReport, Progress
 
 
 class AdvertiseX:

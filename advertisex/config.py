@@ -2,7 +2,7 @@
 
 Sources, lowest to highest precedence: defaults here → ``advertisex.toml`` in the
 working directory (or the file named by ``ADVERTISEX_CONFIG``) → ``ADVERTISEX_*``
-environment variables (nested with ``__``, e.g. ``ADVERTISEX_PROCESSOR__BATCH_MAX_RECORDS``)
+environment variables (nested with ``__``, e.g. ``ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES``)
 → keyword overrides passed to :func:`load_settings`.
 """
 
@@ -60,13 +60,11 @@ class LakeSettings(_Section):
 class ProcessorSettings(_Section):
     """How landing segments become curated rows."""
 
-    batch_max_records: int = Field(
-        5_000_000,
-        ge=1,
-        description="Upper bound of records decoded into one batch (bounds memory).",
-    )
     batch_max_bytes: int = Field(
-        1 << 30, ge=1, description="Upper bound of landing bytes read into one batch."
+        1 << 30,
+        ge=1,
+        description="Upper bound of landing bytes read into one batch; a larger segment "
+        "is a batch of its own (segments are never split).",
     )
     dedupe_horizon_days: int = Field(
         7,

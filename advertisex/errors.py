@@ -93,6 +93,12 @@ class LakeError(AdvertiseXError):
     code = "lake_error"
 
 
+class AccountingError(AdvertiseXError):
+    """A batch's accounting does not add up (a bug in an engine): nothing was committed."""
+
+    code = "accounting"
+
+
 class ProcessorBusyError(TransientError):
     """Another processor holds the lake (``runners.lock``): one runs at a time."""
 

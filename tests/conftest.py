@@ -1,10 +1,18 @@
-"""Shared fixtures: a platform on a temporary data directory, the AWS reference samples."""
+"""Shared fixtures: a platform on a temporary data directory, the AWS reference samples,
+and one Spark session for every test that needs one.
+
+Tests that use the ``spark`` fixture are marked ``spark`` at collection, so ``make unit``
+(``-m "not slow and not spark"``) never starts a JVM.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +49,37 @@ def seed_samples() -> Path:
 @pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def spark_unavailable() -> str | None:
+    """Why Spark cannot run here, or None. `make install` brings PySpark and Java."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark is not installed (pip install -e '.[spark]')"
+    if shutil.which("java") is None:
+        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local[2] Spark session for the whole run: a JVM takes seconds to start, and
+    every Spark test can share it (runners are handed it, so they never stop it)."""
+    reason = spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from advertisex.config import load_settings
+    from advertisex.runners.spark import spark_session
+
+    # Spark's own output goes to <data_dir>/logs/spark.log: a temporary one, not ./
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("spark"))
+    session = spark_session(settings, "local[2]")
+    yield session
+    session.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)

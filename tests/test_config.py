@@ -75,7 +75,7 @@ def test_a_missing_config_file_named_by_the_variable_is_an_error(monkeypatch):
 
 def test_unknown_variables_and_keys_warn_with_the_closest_setting(monkeypatch, tmp_path):
     (tmp_path / "advertisex.toml").write_text(
-        "[processor]\ndedupe_horizon_days = 3\nbatch_max_record = 5\n[monitr]\nx = 1\n"
+        "[processor]\ndedupe_horizon_days = 3\nbatch_max_byte = 5\n[monitr]\nx = 1\n"
     )
     monkeypatch.setenv("ADVERTISEX_PROCESOR__BATCH_MAX_BYTES", "10")
     monkeypatch.setenv("ADVERTISEX_COLLECTOR__DEDUPE_HORIZON_DAYS", "2")
@@ -93,8 +93,8 @@ def test_unknown_variables_and_keys_warn_with_the_closest_setting(monkeypatch, t
         "unknown environment variable ADVERTISEX_PROCESOR__BATCH_MAX_BYTES is ignored; "
         "did you mean ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES?",
         "unknown key monitr in advertisex.toml is ignored; did you mean monitor?",
-        "unknown key processor.batch_max_record in advertisex.toml is ignored; "
-        "did you mean processor.batch_max_records?",
+        "unknown key processor.batch_max_byte in advertisex.toml is ignored; "
+        "did you mean processor.batch_max_bytes?",
     ]
 
 

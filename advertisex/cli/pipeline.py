@@ -107,7 +107,7 @@ def process(
 def not_committed(runner: Any) -> str:
     """What an interrupted run left: the batch that was not committed (batch ids follow
     from their segments, so the next run makes the same batch), or only the marts."""
-    from advertisex.runners.embedded import batch_id_for
+    from advertisex.runners.runner import batch_id_for
 
     try:
         done = runner.lake.done_segments()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,11 +28,18 @@ from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 
 
+class WrittenFile(NamedTuple):
+    """One data file written for a table, not yet registered in it."""
+
+    url: str
+    rows: int
+    newest: int | None  # newest event time in the file, µs since the epoch (None: no such column)
+
+
 def write_data_files(
     table_name: str, data: pa.Table, location: str, prefix: str, scale: ScaleSettings | None
-) -> Iterator[tuple[str, int, int | None]]:
-    """Write ``data`` under ``location``/data, one file per partition day; yields (file URL,
-    rows, newest event time in µs since the epoch or None) per file."""
+) -> Iterator[WrittenFile]:
+    """Write ``data`` under ``location``/data, one file per partition day."""
     import pyarrow.parquet as pq
 
     if data.num_rows == 0:
@@ -57,7 +65,7 @@ def write_data_files(
             if "event_time" in part.column_names
             else None
         )
-        yield url, part.num_rows, newest
+        yield WrittenFile(url, part.num_rows, newest)
 
 
 def add_files(table: object, paths: list[str], properties: dict[str, str]) -> None:

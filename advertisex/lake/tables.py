@@ -8,7 +8,7 @@ query engine needs to read a table's current snapshot.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
 
     from advertisex.config import Settings
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+    from advertisex.lake.datafiles import WrittenFile
     from advertisex.model.schemas import TableSpec
 
 
@@ -127,28 +128,53 @@ class Lake:
     ) -> None:
         """Append every non-empty table and mark ``segments`` done, all or nothing.
 
-        The rows are written as data files first (``lake.datafiles``: several tables at
-        once), then registered with the segment marks in one catalog transaction.
+        The rows are written as data files first (:meth:`write_files`), then registered
+        with the segment marks in one catalog transaction (:meth:`commit_files`).
         """
+        written = self.write_files(appends, properties.get("advertisex.batch-id", "commit"))
+        self.commit_files(
+            {name: [f.url for f in files] for name, files in written.items()},
+            segments,
+            properties,
+        )
+
+    def write_files(
+        self, appends: Mapping[str, pa.Table], prefix: str
+    ) -> dict[str, list[WrittenFile]]:
+        """Write each non-empty table's rows as data files in its location (several tables
+        at once; ``lake.datafiles``), named ``prefix``-…; nothing is committed yet."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from advertisex.lake.datafiles import add_files, write_data_files
+        from advertisex.lake.datafiles import write_data_files
         from advertisex.model.schemas import TABLES
 
-        tables = {name: self.table(name) for name, data in appends.items() if data.num_rows}
-        prefix = properties.get("advertisex.batch-id", "commit")
+        # Tables are opened (and created) here, one by one: not in the writer threads.
+        locations = {
+            name: self.table(name).location() for name, data in appends.items() if data.num_rows
+        }
 
-        def write(name: str) -> list[str]:
+        def write(name: str) -> list[WrittenFile]:
             data = _conform(appends[name], TABLES[name].schema)
-            location = tables[name].location()
-            files = write_data_files(name, data, location, prefix, self.settings.scale)
-            return [url for url, _, _ in files]
+            files = write_data_files(name, data, locations[name], prefix, self.settings.scale)
+            return list(files)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            written = dict(zip(tables, pool.map(write, tables), strict=True))
+            return dict(zip(locations, pool.map(write, locations), strict=True))
+
+    def commit_files(
+        self,
+        files: Mapping[str, Sequence[str]],
+        segments: list[SegmentDone],
+        properties: dict[str, str],
+    ) -> None:
+        """Register written data files in their tables and mark ``segments`` done: one
+        catalog transaction, all or nothing."""
+        from advertisex.lake.datafiles import add_files
+
+        tables = {name: self.table(name) for name, paths in files.items() if paths}
         with self.catalog.atomic(segments):
             for name, table in tables.items():
-                add_files(table, written[name], properties)
+                add_files(table, list(files[name]), properties)
         self.refresh()
 
     # ------------------------------------------------------------------ reads

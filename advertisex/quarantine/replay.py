@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,22 +90,22 @@ def replay(
 ) -> ReplayReport:
     """Re-run the selected quarantined records; commit what now passes in one transaction."""
     from advertisex.runners.batch import process_source
-    from advertisex.runners.embedded import EmbeddedRunner
+    from advertisex.runners.rules import BatchRules
 
     selection = selection or Selection()
     started_at = utcnow()
     lake.refresh()  # read and commit against the tables as they are now
     now = now or started_at
     selected = read(lake, selection)
-    runner = EmbeddedRunner(settings, lake, landing)
-    dims = _dimensions(lake)
-    rules = _rules(settings, runner, now)
+    sources = sorted(set(selected.column("source").to_pylist()))
+    # What a landing batch of these sources starting now would be judged against.
+    rules = BatchRules.build(settings, lake, now, sources)
     report = ReplayReport(batch_id=None)
     batch_id = _batch_id(selected, started_at)
     appends: dict[str, list[pa.Table]] = {}
     leaving: list[pa.Table] = []  # original quarantine rows to delete
     rewritten: list[pa.Table] = []  # still failing with new reasons (replace the originals)
-    for source in sorted(set(selected.column("source").to_pylist())):
+    for source in sources:
         rows = selected.filter(pc.equal(selected.column("source"), source))
         stats = report.sources.setdefault(source, SourceReplay(source, selected=rows.num_rows))
         replayable = _replayable(rows)
@@ -119,16 +119,7 @@ def replay(
         stats.replayed = rows.num_rows
         stats.bytes = int(pc.sum(pc.binary_length(rows.column("raw"))).as_py() or 0)
         stats.files = set(rows.column("source_file").to_pylist())
-        tables, account = process_source(
-            source,
-            frame,
-            lineage,
-            rules,
-            batch_id,
-            runner._seen,
-            ivt=_ivt(runner, source),
-            dims=dims,
-        )
+        tables, account = process_source(source, frame, lineage, batch_id, rules)
         stats.accepted, stats.filtered = account.accepted, account.filtered
         stats.duplicates, stats.conflicts = account.duplicates, account.conflicts
         failing = tables.pop("curated.quarantine")
@@ -437,34 +428,3 @@ def _batch_id(selected: pa.Table, started_at: datetime) -> str:
     for key in _keys(selected):
         digest.update(repr(key[:2]).encode())
     return f"replay-{started_at:%Y%m%dT%H%M%S}-{digest.hexdigest()[:12]}"
-
-
-# ---------------------------------------------------------------- settings in force
-
-
-def _rules(settings: Settings, runner: Any, now: datetime) -> Any:
-    """The validation rules a landing batch would get now: same settings, same dimensions."""
-    from advertisex.kernels.standardize import Rules
-
-    processor = settings.processor
-    domains = runner._domains() if hasattr(runner, "_domains") else None
-    return Rules(
-        now=now,
-        future_skew=timedelta(seconds=processor.future_skew_seconds),
-        max_age=timedelta(days=processor.max_event_age_days)
-        if processor.max_event_age_days
-        else None,
-        domains=domains,
-    )
-
-
-def _ivt(runner: Any, source: str) -> Any:
-    """The runner's invalid-traffic rules for a batch of ``source`` (None when switched off)."""
-    make = getattr(runner, "_ivt_rules", None)
-    return make([Segment(source, f"replay:{source}", 0)]) if make else None
-
-
-def _dimensions(lake: Lake) -> Any:
-    from advertisex.dims import snapshot
-
-    return snapshot(lake)

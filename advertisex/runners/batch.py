@@ -1,8 +1,10 @@
 """One source of one batch: framed records in, per-table appends and accounting out.
 
 Pure with respect to storage: it is handed the framed records, the segment lineage
-and a way to look up keys already committed, and returns what to commit. The
-embedded runner (and later the Spark runner) does the reading and committing.
+and the batch's rules (with a way to look up keys already committed), and returns
+what to commit. The runners (and quarantine replay) do the reading and committing;
+the Spark runner calls the two halves, :func:`standardize_source` and
+:func:`finish_source`, on its executors.
 
 Wide data crosses the engine as few times as possible: standardize once; find
 duplicates on (key, hash) only; then per table the surviving rows' sort keys are
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +32,9 @@ from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
 
+if TYPE_CHECKING:
+    from advertisex.runners.rules import BatchRules
+
 STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
     "impressions": std.standardize_impressions,
     "clicks": std.standardize_clicks,
@@ -37,8 +43,6 @@ STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
 
 # Which standardized click rows feed which table.
 _EVENT_TYPE = {"curated.clicks": "click", "curated.conversions": "conversion"}
-
-Seen = Callable[[str, pa.Table], tuple[pa.Array, pa.Array] | None]
 
 
 @dataclass
@@ -70,28 +74,21 @@ Repeats = Callable[[str, np.ndarray], tuple[np.ndarray, int, int]]
 
 
 def process_source(
-    source: str,
-    frame: pa.Table,
-    lineage: pa.Table,
-    rules: std.Rules,
-    batch_id: str,
-    seen: Seen,
-    ivt: IvtRules | None = None,
-    dims: Dimensions | None = None,
+    source: str, frame: pa.Table, lineage: pa.Table, batch_id: str, rules: BatchRules
 ) -> tuple[dict[str, pa.Table], SourceAccount]:
     """Standardize, validate, dedupe one source's framed records into table appends.
 
     ``lineage`` maps the frame's ``segment`` index to source_file and ingest_time;
-    ``seen(table_name, candidate_rows)`` returns committed (keys, hashes) that could
-    collide with the candidates, or None. Unique rows that ``ivt`` classifies as invalid
-    traffic go to ``curated.filtered`` instead of their table.
+    ``rules`` is what the batch is judged against: validation, dimensions, the committed
+    keys a candidate may repeat (``rules.dedupe``) and the invalid-traffic rules (unique
+    rows they catch go to ``curated.filtered`` instead of their table).
     """
-    standardized = standardize_source(source, frame, rules, dims)
+    standardized = standardize_source(source, frame, rules.validation, rules.dims)
 
     def repeats(table_name: str, candidate: np.ndarray) -> tuple[np.ndarray, int, int]:
         index = np.flatnonzero(candidate)
         candidates = standardized.select(_key_columns(table_name)).take(pa.array(index))
-        committed = seen(table_name, candidates)
+        committed = rules.dedupe(table_name, candidates)
         keys = key_column(table_name, candidates)
         # Keys committed under an earlier hash version compare by that version's hash.
         hashes = align(
@@ -105,7 +102,7 @@ def process_source(
         repeated[index[found.is_duplicate]] = True
         return repeated, found.count, found.conflicts
 
-    return finish_source(source, standardized, lineage, batch_id, repeats, ivt)
+    return finish_source(source, standardized, lineage, batch_id, repeats, rules.ivt)
 
 
 def standardize_source(

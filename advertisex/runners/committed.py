@@ -16,6 +16,10 @@ once and then follows the tables by their data files:
 
 So a lookup returns exactly the rows a scan of the current snapshot with the same
 event-time bounds would: the cache changes the cost, never the answer.
+
+:class:`DedupeLookup` is what a batch asks: the committed keys its candidates could
+repeat, within the dedupe horizon of their event times — from the cache for an
+in-process dedupe, or as the data files to read for an engine whose workers read them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels.dedupe import SEEN_COLUMNS
+from advertisex.errors import LakeError
+from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
 from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
 
@@ -125,6 +130,58 @@ class CommittedKeys:
             data = pq.read_table(located, columns=schema.names, filesystem=filesystem)
             parts.append(data.select(schema.names).cast(schema))
         return pa.concat_tables(parts) if parts else None
+
+
+class DedupeLookup:
+    """The committed events a batch's candidates may repeat: keys committed within the
+    dedupe horizon (``processor.dedupe_horizon_days``) of the candidates' event times.
+
+    Called as ``lookup(table_name, candidates)`` it is the in-process dedupe's question
+    (:func:`advertisex.runners.batch.process_source`): (key column, payload hashes) of
+    those committed rows, or None. :meth:`data_files` names the files that hold them.
+    """
+
+    def __init__(self, lake: Lake, horizon: timedelta, keys: CommittedKeys | None = None) -> None:
+        self.lake = lake
+        self.horizon = horizon
+        self.keys = keys or CommittedKeys(lake)
+
+    def window(self, low: datetime, high: datetime) -> tuple[datetime, datetime]:
+        """Event times a repeat of candidates timed between ``low`` and ``high`` may have."""
+        return low - self.horizon, high + self.horizon
+
+    def __call__(
+        self, table_name: str, candidates: pa.Table
+    ) -> tuple[pa.Array | pa.ChunkedArray, pa.ChunkedArray] | None:
+        if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
+            return None
+        bounds = pc.min_max(candidates.column("event_time")).as_py()
+        seen = self.keys.lookup(table_name, *self.window(bounds["min"], bounds["max"]))
+        if seen is None:
+            return None
+        return key_column(table_name, seen), seen.column("payload_hash")
+
+    def data_files(self, table_name: str, low: datetime, high: datetime) -> list[str]:
+        """Data files of ``table_name`` that may hold committed rows with event times in
+        [``low``, ``high``] (a :meth:`window`); their rows still need that filter."""
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+        table = self.lake.table(table_name)
+        if table.current_snapshot() is None:
+            return []
+        row_filter = And(
+            GreaterThanOrEqual("event_time", low.isoformat()),  # type: ignore[call-arg,misc]
+            LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
+        )
+        fields = (*SEEN_COLUMNS[table_name], "event_time")
+        files = []
+        for task in table.scan(row_filter=row_filter, selected_fields=fields).plan_files():
+            if task.delete_files:
+                raise LakeError(
+                    f"{table_name} has delete files, which a data-file read of its keys misses"
+                )
+            files.append(task.file.file_path)
+        return files
 
 
 def _days(low: datetime, high: datetime) -> int:

@@ -27,8 +27,8 @@ from typing import Any
 from advertisex.errors import AdvertiseXError
 from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
-from advertisex.runners.embedded import EmbeddedRunner
 from advertisex.runners.lock import processor_lock
+from advertisex.runners.runner import Runner
 from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
 
@@ -56,7 +56,7 @@ class Follower:
 
     def __init__(
         self,
-        runner: EmbeddedRunner,
+        runner: Runner[Any],
         *,
         interval: float = 0.5,
         stop: threading.Event | None = None,

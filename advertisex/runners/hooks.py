@@ -3,8 +3,7 @@
 A runner calls each of its hooks after every batch it committed and for every landing
 file it moved aside as unreadable. The monitor's processor metrics are one such hook
 (:class:`advertisex.monitor.metrics.ProcessorMetrics`); the runner never imports the
-monitor — whoever builds a runner (``advertisex.api``, the CLI, quarantine replay)
-hands it its hooks. A hook must not raise: the batch it hears of is already committed.
+monitor — whoever builds a runner (``advertisex.api``, the CLI) hands it its hooks. A hook must not raise: the batch it hears of is already committed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
 from advertisex.landing.zone import landing_day
@@ -22,7 +22,7 @@ from advertisex.runners.lock import processor_lock
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
-    from advertisex.runners.embedded import EmbeddedRunner, ProcessReport, Progress
+    from advertisex.runners.runner import ProcessReport, Progress, Runner
 
 # Tables whose rows carry the batch that wrote them.
 _BATCH_TABLES = [name for name, spec in TABLES.items() if "batch_id" in spec.schema.names]
@@ -49,7 +49,7 @@ def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str
 
 
 def replay(
-    runner: EmbeddedRunner,
+    runner: Runner[Any],
     start: date | None = None,
     end: date | None = None,
     progress: Progress | None = None,
@@ -60,7 +60,7 @@ def replay(
 
 
 def _replay(
-    runner: EmbeddedRunner, start: date | None, end: date | None, progress: Progress | None
+    runner: Runner[Any], start: date | None, end: date | None, progress: Progress | None
 ) -> LandingReplayReport:
     from pyiceberg.expressions import In
 

@@ -1,14 +1,15 @@
-"""The Spark runner: the embedded runner's batches, with the kernels spread over Spark.
+"""The Spark runner: the runner template's two engine steps, spread over Spark.
 
 ``advertisex process --engine spark --master local[2]`` (or ``spark://…``, ``yarn``,
-``k8s://…``, or no master under ``spark-submit``). Batches, batch ids, the
-exactly-once checkpoint and ``ops.batches`` are the embedded runner's (this class is
-one); only :meth:`SparkRunner.run_batch` differs:
+``k8s://…``, or no master under ``spark-submit``). Batches, batch ids, the rules,
+unreadable segments, the accounting, ``ops.batches`` and the exactly-once commit are the
+template's (:mod:`advertisex.runners.runner`), as for the embedded runner; this class
+reads and transforms:
 
-    segments ──mapInArrow: read, frame, standardize, enrich──► blobs (persisted) + key rows
-    key rows ∪ committed keys ──repartition(table, key)──mapInArrow: find_duplicates──► duplicates → driver
-    blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted rows──► Parquet files
-    driver: add_files for every table + ops.batches + segment marks, one catalog transaction
+    read:      segments ──mapInArrow: read, frame, standardize, enrich──► blobs (persisted) + key rows
+    transform: key rows ∪ committed keys ──repartition(table, key)──mapInArrow: find_duplicates──► duplicates → driver
+               blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted rows──► Parquet files
+    template:  driver: add_files for every table + ops.batches + segment marks, one catalog transaction
 
 Wide rows are never shuffled: only (table, key, payload hash, position) crosses the
 network, as in the embedded dedupe. Executors write the data files into the tables'
@@ -29,6 +30,8 @@ import os
 import socket
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,29 +40,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import Settings
-from advertisex.dims import snapshot as dimension_snapshot
 from advertisex.errors import SparkUnavailableError
-from advertisex.kernels.dedupe import SEEN_COLUMNS
-from advertisex.kernels.standardize import Rules
-from advertisex.lake.catalog import SegmentDone
-from advertisex.lake.datafiles import add_files
+from advertisex.lake.datafiles import WrittenFile
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, Segment, lineage_table
-from advertisex.model.schemas import SOURCES, TABLES
+from advertisex.landing.zone import LandingZone, Segment
+from advertisex.model.schemas import SOURCES
 from advertisex.runners import spark_tasks as tasks
 from advertisex.runners.batch import SourceAccount
-from advertisex.runners.embedded import (
-    EmbeddedRunner,
-    ProcessReport,
-    Progress,
-    Unreadable,
-    _batch_rows,
-    batch_id_for,
-    done_marks,
-)
+from advertisex.runners.committed import DedupeLookup
 from advertisex.runners.hooks import CommitHook
+from advertisex.runners.rules import SOURCE_WAVES, BatchRules
+from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
 from advertisex.util.spark_arrow import collect_arrow
-from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -148,8 +140,15 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
-class SparkRunner(EmbeddedRunner):
-    """EmbeddedRunner whose batches run on Spark (see the module docstring)."""
+@dataclass
+class Prepared(Framed):
+    """Stage 1's output (persisted): standardized blobs and key rows of every segment."""
+
+    rows: DataFrame
+
+
+class SparkRunner(Runner[Prepared]):
+    """A runner whose batches run on a Spark session (see the module docstring)."""
 
     def __init__(
         self,
@@ -190,64 +189,37 @@ class SparkRunner(EmbeddedRunner):
     def parallelism(self) -> int:
         return max(1, self.spark.sparkContext.defaultParallelism)
 
-    def run_batch(
-        self,
-        segments: list[Segment],
-        progress: Progress | None = None,
-        now: datetime | None = None,
-        report: ProcessReport | None = None,
-    ) -> tuple[dict[str, SourceAccount], str]:
-        started_at = utcnow()
-        batch_id = batch_id_for(segments)
-        rules = self.rules(now or started_at)
-        lineage = lineage_table(segments)  # before unreadable ones drop out: indices stay
-        prepared = self._prepare(segments, rules)
+    # ------------------------------------------------------------------ the engine's steps
+    @contextmanager
+    def read(self, batch: Batch) -> Iterator[Prepared]:
+        """Stage 1 on the executors, persisted until the batch is done (stages 2 and 3
+        read it); the driver learns each segment's record count or why it is unreadable."""
+        prepared = self._prepare(batch.segments, batch.rules)
         try:
             records, unreadable = self._segment_records(prepared)
-            for index, reason in sorted(unreadable.items()):
-                item = Unreadable(segments[index], reason)
-                with contextlib.suppress(FileNotFoundError):
-                    self.landing.quarantine_file(item.segment, item.reason)
-                if report is not None:
-                    report.unreadable.append(item)
-            if progress:
-                progress("read", len(segments), len(segments))
-            kept = [(i, s) for i, s in enumerate(segments) if i in records]
-            if not kept:
-                return {}, batch_id
-            duplicates = self._duplicates(prepared)
-            if progress:
-                progress("dedupe", len(segments), len(segments))
-            finished = self._finish(prepared, [s for _, s in kept], duplicates, lineage, batch_id)
+            batch.report("read")
+            yield Prepared(records, unreadable, prepared)
         finally:
             prepared.unpersist()
-        segments = [s for _, s in kept]
-        accounts = _accounts(finished, duplicates, segments)
-        files = _files(finished)
-        by_source = {source: [s for s in segments if s.source == source] for source in accounts}
-        committed_at = utcnow()
-        framed = {s.name: records[i] for i, s in kept}
-        marks = done_marks(segments, framed, batch_id, committed_at)
-        if progress:
-            progress("commit", len(segments), len(segments))
-        self._commit(
-            files,
-            _batch_rows(batch_id, accounts, by_source, started_at, committed_at),
-            marks,
-            {"advertisex.batch-id": batch_id},
-        )
-        self._committed_batch(marks, accounts, started_at, segments, _newest_events(finished))
-        return accounts, batch_id
+
+    def transform(self, batch: Batch, framed: Prepared) -> Transformed:
+        """Stages 2 (dedupe across the batch and the committed keys) and 3 (finish and
+        write data files), then the accounts from the executors' counts."""
+        duplicates = self._duplicates(framed.rows, batch.rules.dedupe)
+        batch.report("dedupe")
+        sources = {batch.segments[i].source for i in framed.records}
+        finished = self._finish(framed.rows, sources, duplicates, batch)
+        return Transformed(_files(finished), _accounts(finished, duplicates))
 
     # ------------------------------------------------------------------ stages
-    def _prepare(self, segments: list[Segment], rules: Rules) -> DataFrame:
+    def _prepare(self, segments: list[Segment], rules: BatchRules) -> DataFrame:
         """Stage 1 over the batch's segments, persisted: stages 2 and 3 both read it."""
         rows = [(i, s.source, s.name, s.size) for i, s in enumerate(segments)]
         slices = min(len(rows), 2 * self.parallelism)
         listing = self.spark.createDataFrame(
             rows, "segment int, source string, name string, size long"
         ).repartition(slices)
-        job = tasks.PrepareJob(self.settings, rules, dimension_snapshot(self.lake))
+        job = tasks.PrepareJob(self.settings, rules.validation, rules.dims)
         prepared = listing.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
         return prepared.persist()
 
@@ -268,13 +240,13 @@ class SparkRunner(EmbeddedRunner):
                 unreadable[row["segment"]] = row["k"]
         return records, unreadable
 
-    def _duplicates(self, prepared: DataFrame) -> pa.Table:
+    def _duplicates(self, prepared: DataFrame, lookup: DedupeLookup) -> pa.Table:
         """Stage 2: every repeat in the batch, by (table, segment, row), with conflicts."""
         from pyspark.sql import functions as F
 
         keys = prepared.filter(F.col("kind") == "key")
         bounds = keys.groupBy("tbl").agg(F.min("t").alias("low"), F.max("t").alias("high"))
-        committed = self._committed_keys(collect_arrow(bounds).to_pylist())
+        committed = self._committed_keys(collect_arrow(bounds).to_pylist(), lookup)
         candidates = keys.select("tbl", "k", "h", "segment", "r")
         if committed is not None:
             candidates = candidates.unionByName(committed)
@@ -283,29 +255,16 @@ class SparkRunner(EmbeddedRunner):
         )
         return collect_arrow(marked, tasks._DUPLICATES)
 
-    def _committed_keys(self, bounds: list[dict[str, Any]]) -> DataFrame | None:
+    def _committed_keys(
+        self, bounds: list[dict[str, Any]], lookup: DedupeLookup
+    ) -> DataFrame | None:
         """Committed keys within the dedupe horizon of each table's candidates, read by the
-        executors from the data files pyiceberg plans (the embedded runner's ``_seen``)."""
-        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
-
-        horizon = timedelta(days=self.settings.processor.dedupe_horizon_days)
+        executors from the data files ``lookup`` names."""
         files = []
         for bound in bounds:
-            table = self.lake.table(bound["tbl"])
-            if table.current_snapshot() is None:
-                continue
-            low, high = _utc(bound["low"]) - horizon, _utc(bound["high"]) + horizon
-            row_filter = And(
-                GreaterThanOrEqual("event_time", low.isoformat()),  # type: ignore[call-arg,misc]
-                LessThanOrEqual("event_time", high.isoformat()),  # type: ignore[call-arg,misc]
-            )
-            fields = (*SEEN_COLUMNS[bound["tbl"]], "event_time")
-            for task in table.scan(row_filter=row_filter, selected_fields=fields).plan_files():
-                if task.delete_files:
-                    raise RuntimeError(
-                        f"{bound['tbl']} has delete files, which the Spark runner does not read"
-                    )
-                files.append((bound["tbl"], task.file.file_path, _micros(low), _micros(high)))
+            low, high = lookup.window(_utc(bound["low"]), _utc(bound["high"]))
+            for path in lookup.data_files(bound["tbl"], low, high):
+                files.append((bound["tbl"], path, _micros(low), _micros(high)))
         if not files:
             return None
         listing = self.spark.createDataFrame(files, tasks.COMMITTED)
@@ -314,31 +273,24 @@ class SparkRunner(EmbeddedRunner):
         )
 
     def _finish(
-        self,
-        prepared: DataFrame,
-        segments: list[Segment],
-        duplicates: pa.Table,
-        lineage: pa.Table,
-        batch_id: str,
+        self, prepared: DataFrame, present: set[str], duplicates: pa.Table, batch: Batch
     ) -> pa.Table:
-        """Stage 3, impressions and bids first: users they expose as invalid traffic taint
-        the same batch's clicks and conversions (as in the embedded runner)."""
+        """Stage 3, wave by wave (``SOURCE_WAVES``): users that impressions expose as
+        invalid traffic taint the same batch's clicks and conversions."""
         from pyspark.sql import functions as F
 
-        present = {s.source for s in segments}
-        repeats: dict[tuple[str, int], Any] = {}
-        for (table_name, segment), group in _group_rows(duplicates).items():
-            repeats[(table_name, segment)] = group
-        shared = self.spark.sparkContext.broadcast(repeats)
+        shared = self.spark.sparkContext.broadcast(_group_rows(duplicates))
         locations = {name: self.lake.table(name).location() for name in _written_tables(present)}
-        ivt = self._ivt_rules(segments)
+        rules = batch.rules
         results = []
         try:
-            for wave in (("impressions", "bids"), ("clicks",)):
+            for wave in SOURCE_WAVES:
                 sources = [s for s in wave if s in present]
                 if not sources:
                     continue
-                job = tasks.FinishJob(self.settings, batch_id, lineage, ivt, locations, shared)
+                job = tasks.FinishJob(
+                    self.settings, batch.id, batch.lineage, rules.ivt, locations, shared
+                )
                 blobs = prepared.filter(
                     (F.col("kind") == "rows") & F.col("source").isin(*sources)
                 ).select("segment", "source", "blob")
@@ -348,28 +300,10 @@ class SparkRunner(EmbeddedRunner):
                 )
                 results.append(result)
                 users = result.filter(pc.equal(result.column("kind"), "ivt_user"))
-                if ivt is not None and users.num_rows:
-                    ivt = ivt.with_users(users.column("text").to_pylist())
+                rules = rules.with_ivt_users(users.column("text").to_pylist())
         finally:
             shared.unpersist()
         return pa.concat_tables(results)
-
-    def _commit(
-        self,
-        files: dict[str, list[str]],
-        batches: pa.Table,
-        marks: list[SegmentDone],
-        properties: dict[str, str],
-    ) -> None:
-        """Register the executors' data files, append ``ops.batches`` and mark the segments
-        done: one catalog transaction, as ``Lake.commit_batch`` does for the embedded runner."""
-        tables = {name: self.lake.table(name) for name in files}
-        batch_table = self.lake.table("ops.batches")
-        with self.lake.catalog.atomic(marks):
-            for name, table in tables.items():
-                add_files(table, files[name], properties)
-            batch_table.append(batches.select(TABLES["ops.batches"].schema.names), properties)
-        self.lake.refresh()
 
 
 def process_on_spark(
@@ -406,22 +340,11 @@ def _written_tables(sources: set[str]) -> list[str]:
     return names
 
 
-def _accounts(
-    finished: pa.Table, duplicates: pa.Table, segments: list[Segment]
-) -> dict[str, SourceAccount]:
+def _accounts(finished: pa.Table, duplicates: pa.Table) -> dict[str, SourceAccount]:
     """Per-source accounting from the executors' counts and the driver's duplicates."""
-    present = {s.source for s in segments}
-    accounts: dict[str, SourceAccount] = {
-        source: SourceAccount(
-            source,
-            files=sum(1 for s in segments if s.source == source),
-            bytes=sum(s.size for s in segments if s.source == source),
-        )
-        for source in ("impressions", "bids", "clicks")
-        if source in present
-    }
+    accounts: dict[str, SourceAccount] = {}
     for row in finished.to_pylist():
-        account = accounts[row["source"]]
+        account = accounts.setdefault(row["source"], SourceAccount(row["source"]))
         if row["kind"] == "count" and row["tbl"]:
             account.by_table[row["tbl"]] = account.by_table.get(row["tbl"], 0) + row["n"]
             account.accepted += row["n"]
@@ -433,32 +356,19 @@ def _accounts(
             account.new_fields.add(row["text"])
     source_of = {table: source for source, tables in SOURCES.items() for table in tables}
     for row in duplicates.to_pylist():
-        account = accounts[source_of[row["tbl"]]]
+        source = source_of[row["tbl"]]
+        account = accounts.setdefault(source, SourceAccount(source))
         account.duplicates += 1
         account.conflicts += int(row["conflict"])
-    for account in accounts.values():
-        for table_name in SOURCES[account.source]:
-            account.by_table.setdefault(table_name, 0)
     return accounts
 
 
-def _files(finished: pa.Table) -> dict[str, list[str]]:
-    files: dict[str, list[str]] = {}
+def _files(finished: pa.Table) -> dict[str, list[WrittenFile]]:
+    """The data files the executors wrote, per table."""
+    files: dict[str, list[WrittenFile]] = {}
     for row in finished.filter(pc.equal(finished.column("kind"), "file")).to_pylist():
-        files.setdefault(row["tbl"], []).append(row["text"])
+        files.setdefault(row["tbl"], []).append(WrittenFile(row["text"], row["n"], row["t"]))
     return files
-
-
-def _newest_events(finished: pa.Table) -> dict[str, pa.Table]:
-    """table → its newest event time in this batch, the shape ``record_batch`` reads."""
-    newest: dict[str, int] = {}
-    for row in finished.filter(pc.equal(finished.column("kind"), "file")).to_pylist():
-        if row["t"] is not None:
-            newest[row["tbl"]] = max(newest.get(row["tbl"], row["t"]), row["t"])
-    return {
-        name: pa.table({"event_time": pa.array([_utc(us)], pa.timestamp("us", "UTC"))})
-        for name, us in newest.items()
-    }
 
 
 def _utc(micros: int) -> datetime:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from advertisex.runners.embedded import EmbeddedRunner, batch_id_for
+from advertisex.runners.embedded import EmbeddedRunner
+from advertisex.runners.runner import batch_id_for
 
 pytestmark = pytest.mark.integration
 

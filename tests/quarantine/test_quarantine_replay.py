@@ -184,3 +184,40 @@ def test_replay_moves_what_now_passes_exactly_once(lake_dir, open_lake):
     for b in batches:
         assert b["records_in"] == b["accepted"] + b["quarantined"] + b["filtered"] + b["duplicates"]
     assert ax.lake.data_files("curated.quarantine")
+
+
+def test_replay_judges_as_a_landing_batch_domains_and_invalid_traffic_users(tmp_path, open_lake):
+    """Replayed records meet the rules a landing batch meets now (one ``BatchRules``):
+    dimension domains, and the users committed batches caught as invalid traffic."""
+    ax = open_lake(tmp_path / "data")
+    (tmp_path / "campaigns.csv").write_text("campaign_id,advertiser\ncmp-1,Acme\n")
+    dims.load_file(ax.lake, tmp_path / "campaigns.csv")
+    bot = "Googlebot/2.1 (+http://www.google.com/bot.html)"
+    crawler = _impression("crawled", "2026-11-27T11:00:00Z", user_id="bot", user_agent=bot)
+    ax.landing.write_segment("impressions", (crawler + "\n").encode(), label="imps")
+    ax.landing.write_segment(
+        "clicks",
+        (
+            "timestamp,user_id,campaign_id,event_type,event_id\n"
+            f"{FUTURE},bot,cmp-1,click,k-bot\n"  # its user is invalid traffic
+            f"{FUTURE},u1,cmp-9,click,k-unknown\n"  # cmp-9 is no known campaign
+            f"{FUTURE},u1,cmp-1,click,k-good\n"
+        ).encode(),
+        label="clicks",
+    )
+    first = ax.runner.process(now=NOW)
+    assert first.accounts["impressions"].filtered == 1
+    assert first.accounts["clicks"].quarantined == 3  # all three in the future at NOW
+
+    report = replay(ax.settings, ax.lake, ax.landing, Selection(source="clicks"), now=LATER)
+    clicks = report.sources["clicks"]
+    assert (clicks.accepted, clicks.filtered, clicks.still_quarantined) == (1, 1, 1)
+    filtered = ax.query("select event_id, rules from curated.filtered order by 1").to_pylist()
+    assert filtered == [
+        {"event_id": "crawled", "rules": ["known_crawler_ua"]},
+        {"event_id": "k-bot", "rules": ["ivt_user"]},
+    ]
+    left = ax.query("select reasons from curated.quarantine").to_pylist()
+    assert left == [{"reasons": ["unknown_campaign"]}]
+    accepted = ax.query("select event_id from curated.clicks").to_pylist()
+    assert accepted == [{"event_id": "k-good"}]

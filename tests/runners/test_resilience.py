@@ -34,9 +34,54 @@ def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(ax, tmp_
     assert 'advertisex_processor_unreadable_files_total{source="clicks"}' in metrics
 
 
+CLICKS = b"timestamp,user_id,campaign_id,event_type\n2026-01-01T00:00:00Z,u,c,click\n"
+
+
+@pytest.fixture(params=["embedded", pytest.param("spark", marks=pytest.mark.spark)])
+def runner_of(request):
+    """A function making the runner of the engine under test for a platform."""
+    if request.param == "embedded":
+        return lambda ax: ax.runner
+    from advertisex.runners.spark import SparkRunner
+
+    session = request.getfixturevalue("spark")
+    return lambda ax: SparkRunner(
+        ax.settings, ax.lake, ax.landing, session=session, hooks=ax.commit_hooks
+    )
+
+
+def test_a_segment_gone_before_its_batch_is_set_aside_and_counted_on_every_engine(ax, runner_of):
+    """The runner template handles unreadable segments for every engine (the Spark
+    runner once skipped the metric: advertisex_processor_unreadable_files stayed 0)."""
+    from advertisex.monitor.metrics import PROCESSOR
+    from advertisex.runners.runner import ProcessReport
+
+    ax.landing.write_segment("impressions", GOOD, label="good")
+    gone = ax.landing.write_segment("clicks", CLICKS, label="gone")
+    runner = runner_of(ax)
+    pending = runner.pending()
+    (ax.settings.landing_dir / gone.name).unlink()  # listed, then removed: cannot be read
+    counted = {"source": "clicks"}
+    before = PROCESSOR.get_sample_value("advertisex_processor_unreadable_files_total", counted)
+    report = ProcessReport()
+    accounts, _ = runner.run_batch(pending, report=report)
+    assert [u.segment.name for u in report.unreadable] == [gone.name]
+    assert "FileNotFoundError" in report.unreadable[0].reason
+    assert list(accounts) == ["impressions"] and accounts["impressions"].accepted == 1
+    after = PROCESSOR.get_sample_value("advertisex_processor_unreadable_files_total", counted)
+    assert after == (before or 0) + 1
+    metrics = (ax.settings.data_dir / "monitor" / "processor.prom").read_text()
+    assert 'advertisex_processor_unreadable_files_total{source="clicks"} ' in metrics
+    assert runner.pending() == []
+    batches = ax.query("select source, files, records_in, segments from ops.batches")
+    assert batches.to_pylist() == [
+        {"source": "impressions", "files": 1, "records_in": 1, "segments": [pending[0].name]}
+    ]
+
+
 def test_a_lost_commit_race_is_retried_on_fresh_metadata(ax, monkeypatch):
     ax.landing.write_segment("impressions", GOOD, label="one")
-    original = ax.lake.commit_batch
+    original = ax.lake.commit_files
     calls = []
 
     def flaky_commit(*args, **kwargs):
@@ -45,7 +90,7 @@ def test_a_lost_commit_race_is_retried_on_fresh_metadata(ax, monkeypatch):
             raise CommitConflictError("table moved")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(ax.lake, "commit_batch", flaky_commit)
+    monkeypatch.setattr(ax.lake, "commit_files", flaky_commit)
     report = ax.process()
     assert len(calls) == 2
     assert report.accounts["impressions"].accepted == 1

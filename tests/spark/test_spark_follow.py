@@ -1,25 +1,21 @@
-"""``advertisex process --follow --engine spark``: the continuous processor on Spark.
+"""``process --follow --engine spark``: the follow loop on a Spark runner.
 
-A real CLI process on ``local[1]`` follows a landing zone: segments landed while it runs
-are committed batch by batch, the marts follow (correlation and rollups on the same
-Spark session), and SIGTERM stops it cleanly between batches. ``report refresh
---rebuild --engine spark`` then recomputes the same marts on Spark.
+The CLI wiring of ``--follow`` (marts that follow, SIGTERM, ``report refresh``) is tested
+on the embedded engine (tests/runners/test_follow_cli.py); ``--engine spark`` only picks
+the runner, checked here without starting anything. The follower then runs in-process on
+the shared session: segments landed while it runs are committed batch by batch. Marts on
+Spark (rebuilt and incremental) are compared with the embedded ones in
+test_spark_runner.py.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from advertisex.util import jsonutil
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 IMPRESSION = (
     '{{"impression_id":"imp-{n}","timestamp":"2026-11-20T10:0{n}:00Z","ad_creative_id":"cr-1",'
@@ -27,101 +23,38 @@ IMPRESSION = (
 )
 
 
-def _lines(log: Path) -> list[dict]:
-    out = []
-    for line in log.read_text().splitlines():
-        if line.startswith("{"):
-            out.append(jsonutil.loads(line))
-    return out
-
-
-def _wait_for(log: Path, process: subprocess.Popen, predicate, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate(_lines(log)):
-            return
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting:\n{log.read_text()}")
-
-
-def test_process_follow_on_spark_commits_new_segments_and_keeps_the_marts(
-    spark_available: None, tmp_path: Path
-) -> None:
+def test_engine_spark_picks_a_spark_runner_on_the_chosen_master(tmp_path: Path) -> None:
     import advertisex
+    from advertisex.cli.common import open_runner
+    from advertisex.runners.spark import SparkRunner
 
-    data = tmp_path / "data"
-    ax = advertisex.open(data_dir=data)
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    runner = open_runner(ax, "spark", "local[1]")
+    assert isinstance(runner, SparkRunner) and runner.master == "local[1]"
+    assert runner._session is None  # nothing started until a batch needs it
+    assert not isinstance(open_runner(ax, None, None), SparkRunner)
+
+
+def test_follow_on_spark_commits_segments_landed_while_it_runs(spark: Any, tmp_path: Path) -> None:
+    import advertisex
+    from advertisex.runners.follow import Follower
+    from advertisex.runners.spark import SparkRunner
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
     ax.landing.write_segment("impressions", IMPRESSION.format(n=1).encode(), label="first")
-    log = tmp_path / "follow.log"
-    (tmp_path / "empty.toml").touch()  # a config file naming nothing
-    env = {
-        **os.environ,
-        "ADVERTISEX_DATA_DIR": str(data),
-        "ADVERTISEX_CONFIG": str(tmp_path / "empty.toml"),
-        "ADVERTISEX_CORRELATION__FOLLOW_MARTS_EVERY_SECONDS": "0",
-    }
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "advertisex.cli.app",
-                "process",
-                "--follow",
-                "--engine",
-                "spark",
-                "--master",
-                "local[1]",
-                "--interval",
-                "0.2",
-                "--format",
-                "json",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for(log, process, lambda lines: any("marts" in line for line in lines))
-        ax.landing.write_segment("impressions", IMPRESSION.format(n=2).encode(), label="second")
-        _wait_for(log, process, lambda lines: sum("marts" in line for line in lines) >= 2)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    batches = [line for line in _lines(log) if "batch_id" in line]
-    assert [b["accepted"] for b in batches] == [1, 1]
-    assert ax.query("select count(*) as n from curated.impressions").to_pylist() == [{"n": 2}]
-    hourly = "select sum(impressions) as n from marts.campaign_hourly"
-    assert ax.query(hourly).to_pylist() == [{"n": 2}]
+    runner = SparkRunner(ax.settings, ax.lake, ax.landing, session=spark)
+    batches = []
 
-    # And a full recompute of the marts on Spark from the CLI gives the same marts.
-    before = ax.query("select * exclude (users) from marts.campaign_hourly order by all")
-    refresh = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "advertisex.cli.app",
-            "report",
-            "refresh",
-            "--rebuild",
-            "--engine",
-            "spark",
-            "--master",
-            "local[1]",
-            "--format",
-            "json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert refresh.returncode == 0, refresh.stderr
-    assert jsonutil.loads(refresh.stdout)[0]["mode"] == "rebuild"
-    after = ax.query("select * exclude (users) from marts.campaign_hourly order by all")
-    assert after == before and after.num_rows > 0
+    def on_batch(batch: Any) -> None:
+        batches.append(batch)
+        if len(batches) == 1:  # lands while the follower runs
+            ax.landing.write_segment("impressions", IMPRESSION.format(n=2).encode(), label="2nd")
+        else:
+            follower.stop.set()
+
+    follower = Follower(runner, interval=0.05)
+    assert follower.run(on_batch) == 2
+    assert [(b.segments, b.total("accepted")) for b in batches] == [(1, 1), (1, 1)]
+    impressions = ax.query("select impression_id from curated.impressions order by 1")
+    assert impressions.to_pylist() == [{"impression_id": "imp-1"}, {"impression_id": "imp-2"}]
+    assert runner._session is spark  # handed a session: the runner never started its own

@@ -1,0 +1,404 @@
+"""The runner template: pending landing segments → batches → an engine → one atomic commit.
+
+Everything a batch does apart from the work on its records happens here, once, for every
+engine: the batch plan, the batch id, the rules (:class:`~advertisex.runners.rules.BatchRules`),
+unreadable segments set aside, the accounting and its checks, the ``ops.batches`` rows,
+the commit with the segments' "done" marks, and what follows a commit (the done-mark
+cache, the post-commit hooks: :mod:`advertisex.runners.hooks`). An engine supplies two steps (:class:`Runner` subclasses):
+
+* :meth:`Runner.read` — read and frame the batch's segments: how many records each
+  gave, or why it could not be read (a context manager: what it holds is released after
+  the batch);
+* :meth:`Runner.transform` — the readable segments' records through the kernels into
+  data files written in the tables' locations, and one :class:`SourceAccount` per source.
+
+``EmbeddedRunner`` does both in this process; ``SparkRunner`` on a Spark session.
+
+Batches are cut from pending segments in arrival order, at most
+``processor.batch_max_bytes`` each (at least one segment); each batch's id is derived
+from its segments, so a batch re-run after a crash is the same batch. The data files,
+the ``ops.batches`` rows and the "segment done" marks are committed in one catalog
+transaction (see lake.catalog): killing the process at any instant leaves either the
+whole batch or none of it, and files of a batch that never committed are unreferenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import pyarrow as pa
+
+from advertisex.config import Settings
+from advertisex.errors import AccountingError, TransientError
+from advertisex.lake.catalog import SegmentDone
+from advertisex.lake.datafiles import WrittenFile
+from advertisex.lake.tables import Lake
+from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table
+from advertisex.model.schemas import BATCHES, SOURCES
+from advertisex.runners.batch import SourceAccount
+from advertisex.runners.committed import CommittedKeys
+from advertisex.runners.hooks import CommitHook
+from advertisex.runners.lock import processor_lock
+from advertisex.runners.rules import SOURCE_ORDER, BatchRules
+from advertisex.util.retry import retrying
+from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.marts.maintain import Kernels, MartUpdate
+
+T = TypeVar("T")
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A landing segment that could not be read or decoded at all, and why."""
+
+    segment: Segment
+    reason: str
+
+
+@dataclass
+class ProcessReport:
+    batches: list[str] = field(default_factory=list)
+    # Segments moved aside to landing/_unreadable (kept, never deleted) with their reason.
+    unreadable: list[Unreadable] = field(default_factory=list)
+    accounts: dict[str, SourceAccount] = field(default_factory=dict)
+    segments: int = 0
+    seconds: float = 0.0
+
+    def add(self, account: SourceAccount) -> None:
+        total = self.accounts.setdefault(account.source, SourceAccount(account.source))
+        for name in (
+            "files",
+            "bytes",
+            "records_in",
+            "accepted",
+            "quarantined",
+            "filtered",
+            "duplicates",
+            "conflicts",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(account, name))
+        total.new_fields |= account.new_fields
+        for table, n in account.by_table.items():
+            total.by_table[table] = total.by_table.get(table, 0) + n
+
+    @property
+    def records_in(self) -> int:
+        return sum(a.records_in for a in self.accounts.values())
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch as the template hands it to an engine."""
+
+    id: str
+    segments: list[Segment]  # as planned; a segment's index here is its lineage ``segment``
+    lineage: pa.Table  # segment index → source_file, ingest_time
+    rules: BatchRules
+    progress: Progress | None = None
+
+    def report(self, stage: str) -> None:
+        """Tell the progress callback that ``stage`` is done for the whole batch."""
+        if self.progress:
+            self.progress(stage, len(self.segments), len(self.segments))
+
+
+@dataclass
+class Framed:
+    """What reading a batch's segments gave; an engine adds what it keeps for its transform."""
+
+    records: dict[int, int]  # segment index → records framed
+    unreadable: dict[int, str]  # segment index → why not
+
+
+@dataclass
+class Transformed:
+    """What an engine made of a batch's readable segments: data files written (not yet
+    committed) per table, and what happened to every record, per source."""
+
+    files: dict[str, list[WrittenFile]]
+    accounts: dict[str, SourceAccount]
+
+
+ReadT = TypeVar("ReadT", bound=Framed)
+
+
+class Runner(ABC, Generic[ReadT]):
+    """Processes pending landing segments batch by batch; an engine subclass supplies
+    :meth:`read` and :meth:`transform` (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        lake: Lake,
+        landing: LandingZone,
+        hooks: Sequence[CommitHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.lake = lake
+        self.landing = landing
+        self.hooks = tuple(hooks)  # told of every commit (the monitor's metrics, …)
+        self._done: set[str] | None = None  # committed segment names, once read
+        self._scan_from: date | None = None  # landing days before this are all done
+        self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
+
+    # ------------------------------------------------------------------ the engine's steps
+    @abstractmethod
+    def read(self, batch: Batch) -> AbstractContextManager[ReadT]:
+        """Read and frame ``batch.segments``: records framed per segment index, or why a
+        segment could not be read. What it holds for :meth:`transform` lives as long as
+        the context."""
+
+    @abstractmethod
+    def transform(self, batch: Batch, framed: ReadT) -> Transformed:
+        """The readable segments' records (``framed.records``) → data files and accounts:
+        standardize, validate, filter invalid traffic (sources in ``SOURCE_WAVES`` order),
+        dedupe against the batch and ``batch.rules.dedupe``, enrich, write."""
+
+    # ------------------------------------------------------------------ planning
+    def pending(self) -> list[Segment]:
+        """Sealed segments not yet committed, in arrival order.
+
+        The first call reads the whole landing zone and every done mark; later calls (a
+        follower's passes) keep the done marks in memory and list only landing days from
+        the earliest one still pending (at least yesterday — new segments land today).
+        """
+        if self._done is None:
+            self._done = self.lake.done_segments()
+        listed = self.landing.segments(since=self._scan_from)
+        pending = [s for s in listed if s.name not in self._done]
+        floor = utcnow().date() - timedelta(days=1)
+        self._scan_from = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])
+        return pending
+
+    def plan(self, pending: list[Segment]) -> list[list[Segment]]:
+        """Cut pending segments into batches of at most ``batch_max_bytes``."""
+        limit = self.settings.processor.batch_max_bytes
+        batches: list[list[Segment]] = []
+        current: list[Segment] = []
+        size = 0
+        for segment in pending:
+            if current and size + segment.size > limit:
+                batches.append(current)
+                current, size = [], 0
+            current.append(segment)
+            size += segment.size
+        if current:
+            batches.append(current)
+        return batches
+
+    def rules(self, now: datetime, segments: list[Segment]) -> BatchRules:
+        """What a batch of ``segments`` starting ``now`` is judged against."""
+        sources = {s.source for s in segments}
+        return BatchRules.build(self.settings, self.lake, now, sources, self._committed)
+
+    # ------------------------------------------------------------------ running
+    def process(
+        self, progress: Progress | None = None, now: datetime | None = None
+    ) -> ProcessReport:
+        """Process everything pending now; returns the accounting of what happened.
+        Refuses (:class:`ProcessorBusyError`) while another processor runs on this lake."""
+        started = time.perf_counter()
+        report = ProcessReport()
+        with processor_lock(self.settings.data_dir):
+            for batch in self.plan(self.pending()):
+                accounts, batch_id = retrying(
+                    functools.partial(self._fresh, self.run_batch, batch, progress, now, report),
+                    retry_on=(TransientError,),  # the lake translates driver errors
+                    what="batch",
+                )
+                report.batches.append(batch_id)
+                report.segments += len(batch)
+                for account in accounts.values():
+                    report.add(account)
+            if report.batches:
+                self.update_marts(progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def run_batch(
+        self,
+        segments: list[Segment],
+        progress: Progress | None = None,
+        now: datetime | None = None,
+        report: ProcessReport | None = None,
+    ) -> tuple[dict[str, SourceAccount], str]:
+        """Run one batch of ``segments`` and commit it; (accounts per source, batch id)."""
+        started_at = utcnow()
+        batch = Batch(
+            id=batch_id_for(segments),
+            segments=segments,
+            lineage=lineage_table(segments),
+            rules=self.rules(now or started_at, segments),
+            progress=progress,
+        )
+        with self.read(batch) as framed:
+            kept = [s for i, s in enumerate(segments) if i in framed.records]
+            transformed = self.transform(batch, framed) if kept else None
+        unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]
+        if transformed is None:
+            self._set_aside(unreadable, report)
+            return {}, batch.id
+        accounts = _checked_accounts(transformed.accounts, kept, framed.records, segments)
+        committed_at = utcnow()
+        rows = batch_rows(batch.id, accounts, kept, started_at, committed_at)
+        files = {name: [f.url for f in written] for name, written in transformed.files.items()}
+        for name, written in self.lake.write_files({"ops.batches": rows}, batch.id).items():
+            files.setdefault(name, []).extend(f.url for f in written)
+        indices = {s.name: i for i, s in enumerate(segments)}
+        records = {s.name: framed.records[indices[s.name]] for s in kept}
+        marks = done_marks(kept, records, batch.id, committed_at)
+        batch.report("commit")
+        self.lake.commit_files(files, marks, {"advertisex.batch-id": batch.id})
+        self._set_aside(unreadable, report)
+        self._committed_batch(marks, accounts, started_at, kept, transformed.files)
+        return accounts, batch.id
+
+    def _set_aside(self, unreadable: list[Unreadable], report: ProcessReport | None) -> None:
+        """Move segments that could not be read to landing/_unreadable (never deleted), once
+        their batch is decided; tell the hooks."""
+        for item in unreadable:
+            with contextlib.suppress(FileNotFoundError):
+                self.landing.quarantine_file(item.segment, item.reason)
+            for hook in self.hooks:
+                hook.segment_unreadable(item.segment, item.reason)
+            if report is not None:
+                report.unreadable.append(item)
+
+    def _committed_batch(
+        self,
+        marks: list[SegmentDone],
+        accounts: dict[str, SourceAccount],
+        started_at: datetime,
+        segments: list[Segment],
+        files: dict[str, list[WrittenFile]],
+    ) -> None:
+        """After a batch's commit: remember its segments as done, tell the hooks."""
+        if self._done is not None:
+            self._done.update(m.segment for m in marks)
+        seconds = (utcnow() - started_at).total_seconds()
+        newest = _newest_events(files)
+        for hook in self.hooks:
+            hook.batch_committed(accounts, seconds, segments, newest)
+
+    def _fresh(self, action: Callable[..., T], *args: Any) -> T:
+        """Run ``action`` on freshly loaded table metadata (a retry after a lost race must)."""
+        self.lake.refresh()
+        return action(*args)
+
+    # ------------------------------------------------------------------ after the batches
+    def update_marts(self, progress: Progress | None = None) -> MartUpdate | None:
+        """Fold what the batches committed into the marts (when ``correlation.update_marts``)."""
+        from advertisex.marts.iceberg import update_marts  # kernels load on first use
+
+        return update_marts(self.lake, self.settings, self.mart_kernels(), progress)
+
+    def mart_kernels(self) -> Kernels | None:
+        """Where mart maintenance runs its kernels after a run (None: in this process)."""
+        return None
+
+    def stop(self) -> None:
+        """Release what the runner holds (an engine's session, say)."""
+
+
+def _checked_accounts(
+    accounts: dict[str, SourceAccount],
+    kept: list[Segment],
+    records: dict[int, int],
+    segments: list[Segment],
+) -> dict[str, SourceAccount]:
+    """The engine's accounts, in source order, with each source's files and bytes; every
+    record framed from the source's segments must be accounted for exactly once."""
+    indices = {s.name: i for i, s in enumerate(segments)}
+    checked = {}
+    for source in [s for s in SOURCE_ORDER if any(k.source == s for k in kept)]:
+        mine = [s for s in kept if s.source == source]
+        account = accounts.get(source) or SourceAccount(source)
+        account.files, account.bytes = len(mine), sum(s.size for s in mine)
+        for table_name in SOURCES[source]:
+            account.by_table.setdefault(table_name, 0)
+        framed = sum(records[indices[s.name]] for s in mine)
+        if account.records_in != framed or not account.balanced:
+            raise AccountingError(
+                f"batch accounting of {source} does not add up: {framed} records framed, "
+                f"{account.records_in} in = {account.accepted} accepted + "
+                f"{account.quarantined} quarantined + {account.filtered} filtered + "
+                f"{account.duplicates} duplicates",
+                hint="nothing of this batch was committed; please report this as a bug",
+            )
+        checked[source] = account
+    return checked
+
+
+def done_marks(
+    segments: list[Segment], records: dict[str, int], batch_id: str, committed_at: datetime
+) -> list[SegmentDone]:
+    """The "segment done" marks a batch commits: records framed from each segment by name."""
+    at = committed_at.isoformat()
+    return [SegmentDone(s.name, s.source, batch_id, records[s.name], s.size, at) for s in segments]
+
+
+def batch_id_for(segments: list[Segment]) -> str:
+    """Deterministic: the same segments make the same batch id, before and after a crash."""
+    digest = hashlib.sha256("\n".join(s.name for s in segments).encode()).hexdigest()[:12]
+    first = segments[0].name.rsplit("/", 1)[-1].split("-", 1)[0]
+    return f"{first}-{digest}"
+
+
+def batch_rows(
+    batch_id: str,
+    accounts: dict[str, SourceAccount],
+    segments: list[Segment],
+    started_at: datetime,
+    committed_at: datetime,
+) -> pa.Table:
+    """The batch's ``ops.batches`` rows: one per source, with the segments it consumed."""
+    rows = [
+        {
+            "batch_id": batch_id,
+            "source": a.source,
+            "started_at": started_at,
+            "committed_at": committed_at,
+            "files": a.files,
+            "bytes": a.bytes,
+            "records_in": a.records_in,
+            "accepted": a.accepted,
+            "quarantined": a.quarantined,
+            "filtered": a.filtered,
+            "duplicates": a.duplicates,
+            "conflicts": a.conflicts,
+            "segments": [s.name for s in segments if s.source == a.source],
+            "new_fields": sorted(a.new_fields),
+        }
+        for a in accounts.values()
+    ]
+    return pa.Table.from_pylist(rows, schema=BATCHES)
+
+
+def _newest_events(files: dict[str, list[WrittenFile]]) -> dict[str, pa.Table]:
+    """table → its newest event time in this batch, the shape the hooks are told."""
+    newest = {
+        name: max(stamps)
+        for name, written in files.items()
+        if (stamps := [f.newest for f in written if f.newest is not None])
+    }
+    return {
+        name: pa.table({"event_time": pa.array([_utc(us)], pa.timestamp("us", "UTC"))})
+        for name, us in newest.items()
+    }
+
+
+def _utc(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
