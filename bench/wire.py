@@ -200,7 +200,8 @@ def measure(
     results = {}
     delay_ms = max(1, round(connections * 1000 / rate) - 1)  # -1: about a request's own time
     for endpoint, (path, unique) in paths().items():
-        run_wrk(url, path, unique, 2, 16, None)  # warm-up
+        warm = run_wrk(url, path, unique, 2, 16, None)
+        results[(endpoint, "warm-up")] = warm
         for mode, conns, delay in (
             (f"paced {rate // 1000}k/s", connections, delay_ms),
             ("max c16", 16, None),
@@ -269,11 +270,13 @@ def main() -> None:
             }
             found = landed(data)
             print(
-                f"  landed (warm-ups included): {found['impressions']:,} impressions, "
-                f"{found['clicks']:,} clicks; answered in the measured runs alone: "
-                f"{answered['impressions']:,} and {answered['clicks']:,}"
+                f"  landed {found['impressions']:,} impressions and {found['clicks']:,} clicks "
+                f"for {answered['impressions']:,} and {answered['clicks']:,} answered by wrk "
+                "(more can land: requests in flight when wrk stops are not counted by it)"
             )
             for key, result in ours.items():
+                if key[1] == "warm-up":
+                    continue
                 base = bare[key]
                 print(
                     f"  {key[0]:<6} {key[1]:<12} against the bare responder: "
