@@ -23,13 +23,14 @@ from collector_helpers import ServerProcess, impressions
 
 import advertisex
 from advertisex.collector.access import hash_key
-from advertisex.collector.tracking.signing import sign_url
+from advertisex.collector.tracking.signing import sign_url, signature
 
 pytestmark = pytest.mark.integration
 
 SECRET = "link-secret"
 PARTNER_KEY = "adx_partner_key"
 AWS_KEY = "adx_firehose_key"
+POSTBACK_SECRET = "postback-secret"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 STREAM_ARN = "arn:aws:firehose:us-east-1:123456789012:deliverystream/AdvertiseX-dev-impressions"
@@ -106,6 +107,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ADVERTISEX_COLLECTOR__TRACKING__CLICK_SECRET=SECRET,
         ADVERTISEX_COLLECTOR__TRACKING__REDIRECT_ALLOW='["shop.example", "*.brand.example"]',
         ADVERTISEX_COLLECTOR__TRACKING__MAX_QUERY_BYTES="1024",
+        ADVERTISEX_COLLECTOR__TRACKING__POSTBACK_SECRET=POSTBACK_SECRET,
     ).start()
     got: dict[str, Any] = {"server": server}
     try:
@@ -163,6 +165,13 @@ def _partners(http: httpx.Client, got: dict[str, Any]) -> None:
         headers={"Authorization": f"Bearer {PARTNER_KEY}"},
     )
     got["postback_unauthenticated"] = http.get("/v1/postback", params={**postback, "txn": "o-2"})
+    signed = {"click_id": second, "type": "signup", "txn": "signup-7"}
+    got["postback_signed"] = http.get(
+        "/v1/postback", params={**signed, "sig": signature(signed, POSTBACK_SECRET)}
+    )
+    got["postback_forged"] = http.get(
+        "/v1/postback", params={**signed, "txn": "signup-8", "sig": signature(signed, "guess")}
+    )
     got["postback_foreign_click"] = http.get(
         "/v1/postback", params={"click_id": "their-click-9", "txn": "o-3", "key": PARTNER_KEY}
     )
@@ -272,18 +281,25 @@ def test_a_postback_attributes_to_its_click_even_where_the_window_rule_would_pic
     retry = day["postback_retry"]
     assert retry.status_code == 200 and retry.headers["idempotent-replayed"] == "true"
     assert day["postback_unauthenticated"].json()["code"] == "api_key_missing"
+    assert day["postback_signed"].json()["event_id"] == "signup-7"
+    forged = day["postback_forged"]
+    assert (forged.status_code, forged.json()["code"]) == (403, "signature_invalid")
     foreign = day["postback_foreign_click"]
     assert (foreign.status_code, foreign.json()["code"]) == (400, "click_id_unknown")
 
     ax = day["ax"]
     first, second = day["click_ids"]
-    [conversion] = rows(ax, "select * from curated.conversions")
+    conversion, signup = rows(ax, "select * from curated.conversions order by event_id")
     assert (conversion["event_id"], conversion["click_ref"]) == ("order-1", first)
     assert (conversion["conversion_value"], conversion["currency"]) == (49.9, "EUR")
-    [attributed] = rows(ax, "select * from marts.attributed_conversions")
+    assert (signup["event_id"], signup["click_ref"]) == ("signup-7", second)
+    attributed = {r["event_id"]: r for r in rows(ax, "select * from marts.attributed_conversions")}
     # Last touch by the window rule would be the later click (second); the id decides.
-    assert (attributed["attribution"], attributed["last_touch_id"]) == ("click_id", first)
-    assert second != first
+    assert (attributed["order-1"]["attribution"], attributed["order-1"]["last_touch_id"]) == (
+        "click_id",
+        first,
+    )
+    assert attributed["signup-7"]["last_touch_id"] == second != first
 
 
 # ----------------------------------------------------------------------------- Firehose
@@ -349,6 +365,7 @@ def test_metrics_per_endpoint_openapi_and_status(day) -> None:
         ("postback", "accepted"),
         ("postback", "replayed"),
         ("firehose_http", "accepted"),
+        ("firehose_http", "replayed"),  # the retry of req-2: stored once
         ("firehose_http", "api_key_invalid"),
     ]:
         line = f'advertisex_collector_endpoint_requests_total{{endpoint="{endpoint}",outcome="{outcome}"}}'

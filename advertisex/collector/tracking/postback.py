@@ -149,10 +149,10 @@ def _authenticate(request: Request, params: Mapping[str, str], tracking: Trackin
         except AccessDenied as denied:
             raise ApiError(denied.status, denied.code, denied.message) from None
         return
-    if params.get(SIGNATURE) or tracking.postback_keys.configured:
+    if params.get(SIGNATURE):
         tracking.postback_keys.check(params, None, UNSIGNED)
         return
-    if collector.keys.enabled:
+    if collector.keys.enabled or tracking.postback_keys.configured:
         raise ApiError(
             401,
             "api_key_missing",
