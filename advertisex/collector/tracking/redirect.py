@@ -42,8 +42,9 @@ from advertisex.collector.tracking.service import Tracking
 from advertisex.collector.tracking.visitor import is_prefetch, user_of
 
 ENDPOINT = "click"
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 SOURCE = "clicks"
+# Control characters (CR/LF would inject headers), space and backslash: never in a target.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 async def endpoint(request: Request) -> Response:
