@@ -1,9 +1,12 @@
-"""The collector's ASGI app: intake endpoints, Firehose API, health, metrics, docs.
+"""The collector's ASGI app: intake endpoints, Firehose API, tracking endpoints (pixel,
+click redirect, postback — :mod:`advertisex.collector.tracking`), Firehose HTTP endpoint
+delivery, health, metrics, docs.
 
-Starlette routes requests; the hot path per request is: authorize → check the content
-type → check capacity → read the body (bounded) → un-gzip → frame (all or nothing) →
-hand the bytes to the source's writer and await their fsync → answer. Framing runs on
-the event loop (orjson, ~1 µs a line); only file I/O leaves it.
+Starlette routes requests (the pixel and the redirect go straight to their endpoints, see
+:class:`~advertisex.collector.tracking.TrackingApp`); the batch hot path per request is:
+authorize → check the content type → check capacity → read the body (bounded) → un-gzip
+→ frame (all or nothing) → hand the bytes to the source's writer and await their fsync →
+answer. Framing runs on the event loop (orjson, ~1 µs a line); only file I/O leaves it.
 """
 
 from __future__ import annotations
