@@ -22,10 +22,10 @@ def console(
     port: int | None = typer.Option(None, "--port", "-p", help="TCP port (default 8081)."),
 ) -> None:
     """Serve the web console at / and the JSON read API at /api/v1 over this lake."""
-    from advertisex.config import load_settings
+    from advertisex.cli.common import open_platform
     from advertisex.console.server import serve
 
-    settings = load_settings()
+    settings = open_platform().settings  # stops with a message where there is no lake
     update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings.model_copy(update={"console": settings.console.model_copy(update=update)})
 

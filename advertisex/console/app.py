@@ -51,7 +51,9 @@ def create_app(
     async def docs(request: Request) -> Response:
         from advertisex.collector.openapi import html_page
 
-        return HTMLResponse(html_page(spec))
+        # The page styles itself inline and runs nothing: no script may run on it at all.
+        policy = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        return HTMLResponse(html_page(spec), headers={"Content-Security-Policy": policy})
 
     static = resources.files("advertisex.console") / "static"
     routes = [

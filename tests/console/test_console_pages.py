@@ -257,6 +257,19 @@ def test_bad_parameters_are_clear_json_errors(client: Any) -> None:
     assert page.status_code == 400 and 'id="error"' in page.text
 
 
+def test_no_cross_origin_access_is_granted(client: Any) -> None:
+    preflight = client.options(
+        "/api/v1/query",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    answer = client.get("/api/v1/status", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in answer.headers
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/api/v1/query" in docs.text
+    assert "script-src" not in docs.headers["content-security-policy"]  # default-src 'none'
+
+
 def test_dns_rebinding_is_refused_on_loopback(client: Any) -> None:
     response = client.get("/", headers={"host": "evil.example:8080"})
     assert response.status_code == 421

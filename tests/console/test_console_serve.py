@@ -42,7 +42,7 @@ def test_serve_puts_the_console_beside_the_collector(lake_copy: Callable[[], Pat
             server.process.kill()
 
 
-def test_console_alone_refuses_a_public_bind_without_keys(tmp_path: Path) -> None:
+def test_console_alone_refuses_a_public_bind_without_keys(lake_template: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -56,11 +56,23 @@ def test_console_alone_refuses_a_public_bind_without_keys(tmp_path: Path) -> Non
         ],
         capture_output=True,
         text=True,
-        env={"ADVERTISEX_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"},
+        env={"ADVERTISEX_DATA_DIR": str(lake_template), "PATH": "/usr/bin:/bin"},
         timeout=60,
     )
     assert result.returncode == 2
     assert "without console keys" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_alone_needs_a_lake(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "advertisex.cli.app", "console", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env={"ADVERTISEX_DATA_DIR": str(tmp_path / "nothing"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode == 2 and "there is no lake at" in result.stderr
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_keygen_prints_a_console_key_entry(tmp_path: Path) -> None:
