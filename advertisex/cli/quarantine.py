@@ -108,11 +108,14 @@ def replay(
 ) -> None:
     """Re-run quarantined records through the current pipeline; those that pass leave it."""
     report = open_platform().replay_quarantine(**_selection(source, reason, since, until))
-    rows = [_source_row(s) for s in report.sources.values()]
+    from advertisex.quarantine.replay import SOURCE_FIELDS
+
+    summary = report.summary()
+    rows = summary["sources"]
     if fmt is Format.json:
-        print_json({"batch_id": report.batch_id, "sources": rows, "tables": report.by_table})
+        print_json(summary)
         return
-    print_rows(rows, fmt, title="quarantine replay", columns=list(_source_row(None)))
+    print_rows(rows, fmt, title="quarantine replay", columns=list(SOURCE_FIELDS))
     if fmt is Format.table:
         if not rows:
             print_message("nothing to replay: no quarantined records match.")
@@ -124,23 +127,6 @@ def replay(
             )
         else:
             print_message("no change: every selected record still fails for the same reasons.")
-
-
-def _source_row(stats: Any) -> dict[str, Any]:
-    names = (
-        "source",
-        "selected",
-        "not_replayable",
-        "replayed",
-        "accepted",
-        "filtered",
-        "duplicates",
-        "still_quarantined",
-        "reasons_updated",
-    )
-    row = {name: getattr(stats, name, None) for name in names}
-    row["left_quarantine"] = stats.left_quarantine if stats is not None else None
-    return row
 
 
 def _selection(

@@ -48,19 +48,9 @@ def serve(
     config = settings.collector
     collector = Collector(settings)
     collector.acquire()  # before anything touches the landing zone
-    try:
-        # Bind before the app starts: a second collector on a taken port must fail
-        # without running recovery or opening segments.
-        sock = socket.create_server(
-            (config.host, config.port),
-            family=socket.AF_INET6 if ":" in config.host else socket.AF_INET,
-            backlog=4096,
-        )
-    except OSError as error:
-        raise UserInputError(
-            f"cannot listen on {config.host}:{config.port}: {error.strerror or error}",
-            hint="is the port already in use? pick another --port, or stop the process using it",
-        ) from None
+    # Bind before the app starts: a second collector on a taken port must fail without
+    # running recovery or opening segments.
+    sock = listen(config.host, config.port)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -85,6 +75,19 @@ def serve(
     # place a SIGTERM that was handled gracefully ends the process with status 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, or one clear error (the port is taken …)."""
+    try:
+        return socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=4096
+        )
+    except OSError as error:
+        raise UserInputError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}",
+            hint="is the port already in use? pick another --port, or stop the process using it",
+        ) from None
 
 
 def _announce_when_started(server: object, on_ready: Callable[[str], None], url: str) -> None:

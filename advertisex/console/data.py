@@ -139,27 +139,7 @@ class Reader:
 
     def replay(self, selection: dict[str, Any]) -> dict[str, Any]:
         """Replay, and what it did: the same fields as ``quarantine replay --format json``."""
-        report = self.fresh().replay_quarantine(**selection)
-        sources = []
-        for stats in report.sources.values():
-            sources.append(
-                {
-                    name: getattr(stats, name)
-                    for name in (
-                        "source",
-                        "selected",
-                        "not_replayable",
-                        "replayed",
-                        "accepted",
-                        "filtered",
-                        "duplicates",
-                        "still_quarantined",
-                        "reasons_updated",
-                        "left_quarantine",
-                    )
-                }
-            )
-        return {"batch_id": report.batch_id, "sources": sources, "tables": report.by_table}
+        return self.fresh().replay_quarantine(**selection).summary()  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, since: datetime | None = None) -> dict[str, Any]:

@@ -241,9 +241,7 @@ async def quarantine(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Step 1 (no ``confirm``): how many records a replay takes; step 2: replay them."""
-    form = await request.form()
-    access: Access = request.app.state.access
-    access.check_form(request, _field(form, "csrf"))
+    form = await _checked_form(request)
     principal = request.state.principal
     if not principal.may("admin"):
         raise ApiError(403, "forbidden", "replay needs a console key with the admin scope")
@@ -253,11 +251,21 @@ async def replay(request: Request) -> Response:
         preview = await run_in_threadpool(reader(request).replay_preview, selection)
         return render(request, "replay.html", selection=values, preview=preview, result=None)
     result = await run_in_threadpool(reader(request).replay, selection)
-    return render(request, "replay.html", selection=values, preview=None, result=result)
+    columns = list(result["sources"][0]) if result["sources"] else []
+    return render(
+        request, "replay.html", selection=values, preview=None, result=result, columns=columns
+    )
 
 
 def _form_values(query: Any) -> dict[str, str]:
     return {k: query.get(k, "") for k in ("source", "reason", "since", "until")}
+
+
+async def _checked_form(request: Request) -> Any:
+    """The POSTed form, once its CSRF token and origin pass (403 otherwise)."""
+    form = await request.form()
+    request.app.state.access.check_form(request, _field(form, "csrf"))
+    return form
 
 
 def _field(form: Any, name: str) -> str | None:
@@ -286,8 +294,7 @@ async def sql_form(request: Request) -> Response:
 
 
 async def sql_run(request: Request) -> Response:
-    form = await request.form()
-    request.app.state.access.check_form(request, _field(form, "csrf"))
+    form = await _checked_form(request)
     sql = _field(form, "sql") or ""
     try:
         result = await run_in_threadpool(reader(request).query, sql)
@@ -316,9 +323,8 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    form = await request.form()
+    form = await _checked_form(request)
     access: Access = request.app.state.access
-    access.check_form(request, _field(form, "csrf"))
     target = safe_next(_field(form, "next"))
     principal = access.key_principal(_field(form, "key") or "")
     if principal is None:
@@ -336,9 +342,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    form = await request.form()
+    await _checked_form(request)
     access: Access = request.app.state.access
-    access.check_form(request, _field(form, "csrf"))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(access.session_cookie, path="/", secure=access.required)
     return response

@@ -8,10 +8,10 @@ Ctrl-C stops it after in-flight requests.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 
 from advertisex.collector.access import is_loopback
+from advertisex.collector.server import listen
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
 from advertisex.errors import UserInputError
@@ -39,16 +39,7 @@ def serve(
 
     config = settings.console
     check_binding(settings, config.host)
-    try:
-        sock = socket.create_server(
-            (config.host, config.port),
-            family=socket.AF_INET6 if ":" in config.host else socket.AF_INET,
-        )
-    except OSError as error:
-        raise UserInputError(
-            f"cannot listen on {config.host}:{config.port}: {error.strerror or error}",
-            hint="is the port already in use? pick another --port",
-        ) from None
+    sock = listen(config.host, config.port)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

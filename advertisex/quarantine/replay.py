@@ -69,12 +69,38 @@ class SourceReplay:
     def left_quarantine(self) -> int:
         return self.accepted + self.filtered + self.duplicates
 
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SOURCE_FIELDS}
+
+
+# What a replay reports per source (``quarantine replay``, the console, the read API).
+SOURCE_FIELDS = (
+    "source",
+    "selected",
+    "not_replayable",
+    "replayed",
+    "accepted",
+    "filtered",
+    "duplicates",
+    "still_quarantined",
+    "reasons_updated",
+    "left_quarantine",
+)
+
 
 @dataclass
 class ReplayReport:
     batch_id: str | None  # None when nothing changed (nothing was committed)
     sources: dict[str, SourceReplay] = field(default_factory=dict)
     by_table: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What the replay did, as ``quarantine replay --format json`` prints it."""
+        return {
+            "batch_id": self.batch_id,
+            "sources": [s.row() for s in self.sources.values()],
+            "tables": self.by_table,
+        }
 
     @property
     def changed(self) -> bool:
