@@ -91,6 +91,13 @@ _IMP_PAYLOAD = [
 ]
 
 
+def _finite_number(text: str) -> str:
+    """SQL: the text as a DOUBLE, NULL unless it is a finite number. "INF", "-Infinity" and
+    "NaN" cast to a double, but no price or value is infinite: they are quarantined as
+    ``number_invalid`` like any other text that is not a number."""
+    return f"CASE WHEN isfinite(try_cast({text} AS DOUBLE)) THEN try_cast({text} AS DOUBLE) END"
+
+
 def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     """Framed JSON records (raw, segment, source_position, frame_error) → canonical rows.
 
@@ -150,7 +157,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
         {_text("j.ip")} AS ip,
         upper({_text("j.country")}) AS country,
         {_text("j.cost")} AS cost_text,
-        try_cast({_text("j.cost")} AS DOUBLE) AS cost,
+        {_finite_number(_text("j.cost"))} AS cost,
         {_text("j.auction_id")} AS auction_id,
         CASE WHEN is_obj AND len(json_keys(raw)) > ({known_count})
              THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
@@ -217,7 +224,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
         lower({_text("event_type")}) AS event_type, {_text("impression_id")} AS impression_id,
         {_text("ad_creative_id")} AS ad_creative_id, lower({_text("conversion_type")}) AS conversion_type,
         {_text("conversion_value")} AS value_text,
-        try_cast({_text("conversion_value")} AS DOUBLE) AS conversion_value,
+        {_finite_number(_text("conversion_value"))} AS conversion_value,
         upper({_text("currency")}) AS currency, {_text("click_ref")} AS click_ref
       FROM frame
     ), t AS (
@@ -272,6 +279,8 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
         + _reasons(
             [
                 *_missing(BID_REQUIRED, ok),
+                ("NOT isfinite(floor_price)", "number_invalid:floor_price"),
+                ("NOT isfinite(bid_price)", "number_invalid:bid_price"),
                 ("floor_price < 0", "negative_value:floor_price"),
                 ("bid_price < 0", "negative_value:bid_price"),
                 *checks_sql("event_time", "ts_text IS NOT NULL"),
