@@ -23,7 +23,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-REFERENCE = HERE.parent.parent / "shared" / "reference-bench"
+# ../shared/reference-bench beside the checkout, or above it for a worktree of it.
+REFERENCE = next(
+    (
+        p / "shared" / "reference-bench"
+        for p in HERE.parents
+        if (p / "shared" / "reference-bench").is_dir()
+    ),
+    HERE.parent.parent / "shared" / "reference-bench",
+)
 PY = sys.executable
 TARGET_RATE = 300_000  # events/s, ingest + process (issue 14)
 TARGET_PEAK_MIB = 1536  # peak RSS of the process run
