@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.common import INTERRUPTED, on_interrupt
+from advertisex.cli.common import INTERRUPTED, Interrupted, on_interrupt
 from advertisex.errors import AdvertiseXError
 
 app = typer.Typer(
@@ -84,7 +84,7 @@ def main() -> None:
             f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
-    except KeyboardInterrupt:  # before a verb could say what was left undone
+    except (KeyboardInterrupt, Interrupted):  # no verb said what was left undone
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except SystemExit as stop:
@@ -92,8 +92,37 @@ def main() -> None:
         if INTERRUPTED.is_set() and stop.code not in (0, None):
             sys.exit(130)
         raise
+    except Exception as error:  # a bug, or a failure no layer put into words
+        if INTERRUPTED.is_set():
+            sys.exit(130)
+        _report_unexpected(error)
+        sys.exit(1)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _report_unexpected(error: Exception) -> None:
+    """One line on the terminal; the traceback in a file, for the bug report."""
+    import tempfile
+    import traceback
+
+    from rich.markup import escape
+
+    from advertisex.cli.output import console
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="advertisex-error-", suffix=".txt", delete=False
+    ) as details:
+        details.write(f"advertisex {' '.join(sys.argv[1:])}\n\n")
+        traceback.print_exception(error, file=details)
+    text = str(error).strip().splitlines()
+    console(stderr=True).print(
+        f"[bold red]error:[/] {escape(type(error).__name__)}: {escape(text[0] if text else '')}"
+        f"\n  → this is a bug in advertisex, not in what you did: please report it with "
+        f"{details.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:

@@ -47,13 +47,19 @@ def open_platform(create: bool = False) -> Any:
     ax = advertisex.open()
     if create:
         announce_new_lake(ax)
-    elif not ax.lake_exists():
+    else:
+        require_lake(ax)
+    return ax
+
+
+def require_lake(ax: Any) -> None:
+    """Stop with a message (instead of making an empty lake) when ``ax`` has none."""
+    if not ax.lake_exists():
         raise NotFoundError(
             f"there is no lake at {ax.settings.data_dir.absolute()}",
             hint="run this where your data is, set data_dir (ADVERTISEX_DATA_DIR), or make "
             "one: advertisex ingest FILES, or advertisex demo",
         )
-    return ax
 
 
 def announce_new_lake(ax: Any) -> None:
@@ -120,10 +126,15 @@ def parse_day(value: str | None, flag: str) -> date | None:
 INTERRUPTED = threading.Event()  # set by the first SIGINT; read by main() and interruptible()
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, as :func:`on_interrupt` raises it: not a KeyboardInterrupt, which Click
+    would turn into "Aborted!" and exit code 1."""
+
+
 def on_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT: remember it, then interrupt as Python does (KeyboardInterrupt)."""
+    """SIGINT: remember it, then interrupt whatever runs."""
     INTERRUPTED.set()
-    signal.default_int_handler(signum, frame)
+    raise Interrupted
 
 
 @contextlib.contextmanager
@@ -134,7 +145,7 @@ def interruptible(describe: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except BaseException as error:
-        if not isinstance(error, KeyboardInterrupt) and not INTERRUPTED.is_set():
+        if not isinstance(error, KeyboardInterrupt | Interrupted) and not INTERRUPTED.is_set():
             raise
         from advertisex.cli.output import print_message
 

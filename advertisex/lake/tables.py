@@ -47,18 +47,25 @@ class Lake:
         from advertisex.util.storage import iceberg_properties
 
         settings = self.settings
-        if settings.catalog_uri.startswith("sqlite:///"):
-            Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
+        try:
+            if settings.catalog_uri.startswith("sqlite:///"):
+                Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
+                    parents=True, exist_ok=True
+                )
+            if settings.warehouse_uri.startswith("file://"):
+                warehouse = Path(settings.warehouse_uri.removeprefix("file://"))
+                warehouse.mkdir(parents=True, exist_ok=True)
+            return AtomicSqlCatalog(
+                settings.lake.catalog_name,
+                uri=settings.catalog_uri,
+                warehouse=settings.warehouse_uri,
+                **iceberg_properties(settings.scale),  # object-store endpoint and credentials
             )
-        if settings.warehouse_uri.startswith("file://"):
-            Path(settings.warehouse_uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        return AtomicSqlCatalog(
-            settings.lake.catalog_name,
-            uri=settings.catalog_uri,
-            warehouse=settings.warehouse_uri,
-            **iceberg_properties(settings.scale),  # object-store endpoint and credentials
-        )
+        except Exception as error:
+            translated = _catalog_unavailable(settings.catalog_uri, error)
+            if translated is error:
+                raise
+            raise translated from error
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str) -> Table:
@@ -305,3 +312,26 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _local(path: str) -> str:
     return path.removeprefix("file://") if path.startswith("file://") else path
+
+
+def _catalog_unavailable(uri: str, error: Exception) -> Exception:
+    """Opening the catalog failed: a one-line TransientError naming it (password hidden)
+    for the database or file system refusing; anything else is raised as it was."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from advertisex.errors import TransientError
+
+    if not isinstance(error, DBAPIError | ArgumentError | OSError):
+        return error
+    try:
+        shown = make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = uri.split("@")[-1]
+    reason = getattr(error, "orig", None) or error
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return TransientError(
+        f"cannot open the Iceberg catalog {shown}: {first}",
+        hint="check lake.catalog_uri (`advertisex config` shows it) and that its database "
+        "is running and reachable",
+    )

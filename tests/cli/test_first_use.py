@@ -11,6 +11,7 @@ READ_VERBS = [
     ["quarantine", "list"],
     ["dims", "list"],
     ["alerts"],
+    ["console", "--port", "0"],
 ]
 
 

@@ -1,0 +1,189 @@
+"""No stack trace reaches a user: every verb, fed what goes wrong in the first hour.
+
+Each leaf command of the app (found by walking it, so a new verb is swept too) runs with
+a misspelt option, an out-of-range setting, a configuration file that is not there, a
+data directory that cannot be made, and an interrupt; then the services a verb may
+reach are made unreachable (collector, Spark master, catalog database, alert webhook).
+stderr must never hold a traceback nor the catch-all's "this is a bug" line, a failed
+command exits non-zero with an ``error:`` line, and an interrupt exits 130.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import typer
+
+from advertisex.cli.app import app
+
+BUG = "this is a bug in advertisex"
+
+
+def leaf_commands() -> list[tuple[str, ...]]:
+    def walk(command: object, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        children = getattr(command, "commands", None)
+        if children is None:
+            return [path]
+        return [leaf for name, sub in children.items() for leaf in walk(sub, (*path, name))]
+
+    return walk(typer.main.get_command(app), ())
+
+
+VERBS = leaf_commands()
+
+
+def dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def arguments(verb: tuple[str, ...], tmp: Path) -> list[str]:
+    """Arguments a user could well pass to ``verb``: enough to get past parsing."""
+    port = str(dead_port())
+    return {
+        ("generate",): ["--out", str(tmp / "gen"), "--events", "50", "--seed", "1"],
+        ("ingest",): [str(tmp / "drop.ndjson")],
+        ("serve",): ["--port", port],
+        ("up",): ["--port", port],
+        ("console",): ["--port", port],
+        ("keygen",): ["--name", "ana"],
+        ("sign-url",): ["--to", "https://shop.example/", "--campaign-id", "cmp-1"],
+        ("query",): ["select count(*) from curated.impressions"],
+        ("monitor",): ["--once"],
+        ("forget",): ["--user-id", "u-1"],
+        ("demo",): ["--events", "50"],
+        ("dims", "load"): [str(tmp / "campaigns.csv")],
+    }.get(verb, [])
+
+
+# Verbs that read no configuration and no lake: they may well succeed in every case.
+SELF_CONTAINED = {("generate",), ("keygen",)}
+
+
+def check(code: int, err: str, *, failed_with: str | None = None) -> None:
+    assert "Traceback" not in err and BUG not in err, err
+    if code != 0:
+        assert "error:" in err or "Usage:" in err or "interrupted" in err, err
+    if failed_with is not None:
+        assert code != 0 and failed_with in err, err
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    (tmp_path / "drop.ndjson").write_text(
+        '{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"cr-1","user_id":"u-1","website":"w"}\n'
+    )
+    (tmp_path / "campaigns.csv").write_text("campaign_id,budget\ncmp-1,100\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_a_misspelt_option_is_a_usage_error(cli, tmp_path, verb):
+    code, _, err = cli(tmp_path / "data", *verb, "--no-such-option")
+    check(code, err, failed_with="No such option")
+    assert code == 2
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_an_out_of_range_setting_stops_the_verb_with_one_message(cli, drop, verb):
+    code, _, err = cli(
+        drop / "data", *verb, *arguments(verb, drop), ADVERTISEX_MONITOR__LOOKBACK_DAYS="0"
+    )
+    check(
+        code,
+        err,
+        failed_with=None if verb in SELF_CONTAINED else "ADVERTISEX_MONITOR__LOOKBACK_DAYS",
+    )
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_a_missing_config_file_stops_the_verb(cli, drop, verb):
+    code, _, err = cli(
+        drop / "data", *verb, *arguments(verb, drop), ADVERTISEX_CONFIG=str(drop / "nope.toml")
+    )
+    check(code, err, failed_with=None if verb in SELF_CONTAINED else "ADVERTISEX_CONFIG names")
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_a_data_directory_that_cannot_be_made(cli, drop, verb):
+    code, _, err = cli(Path("/proc/advertisex-sweep/data"), *verb, *arguments(verb, drop))
+    check(code, err)
+    if verb not in SELF_CONTAINED | {("config",), ("sign-url",)}:
+        assert code == 2, err
+        assert "cannot create the data directory" in err or "there is no lake" in err, err
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_an_interrupt_exits_130_with_one_line(cli, drop, verb, monkeypatch):
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the terminal sends it
+        time.sleep(5)
+
+    monkeypatch.setattr("advertisex.config.load_settings", interrupted)
+    code, _, err = cli(drop / "data", *verb, *arguments(verb, drop))
+    check(code, err)
+    if verb not in SELF_CONTAINED:
+        assert code == 130, err
+
+
+def test_missing_input_paths(cli, tmp_path):
+    data = tmp_path / "data"
+    code, _, err = cli(data, "ingest", str(tmp_path / "no-such-dir"))
+    check(code, err, failed_with="no such file")
+    code, _, err = cli(data, "dims", "load", str(tmp_path / "no-such.csv"))
+    check(code, err, failed_with="error:")
+    code, _, err = cli(
+        data, "generate", "--out", "/proc/advertisex-sweep", "--events", "5", "--seed", "1"
+    )
+    check(code, err, failed_with="cannot write generated files")
+
+
+UNREACHABLE_CATALOG = {
+    "ADVERTISEX_LAKE__CATALOG_URI": "postgresql+psycopg2://ana:pw@127.0.0.1:{port}/lake"
+}
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [("status",), ("process",), ("quarantine", "list"), ("dims", "list"), ("report", "campaigns"),
+     ("alerts",), ("maintain",)],
+    ids=" ".join,
+)  # fmt: skip
+def test_an_unreachable_catalog_database_is_one_line(cli, tmp_path, verb):
+    env = {k: v.format(port=dead_port()) for k, v in UNREACHABLE_CATALOG.items()}
+    code, _, err = cli(tmp_path / "data", *verb, **env)
+    check(code, err, failed_with="cannot open the Iceberg catalog postgresql+psycopg2://ana:***@")
+    assert "pw@" not in err
+
+
+def test_unreachable_collector_and_spark_master(cli, tmp_path):
+    data = tmp_path / "data"
+    code, _, err = cli(
+        data, "generate", "--to", f"http://127.0.0.1:{dead_port()}", "--duration", "2"
+    )
+    check(code, err, failed_with="cannot reach a collector")
+    master = f"spark://127.0.0.1:{dead_port()}"
+    for verb in (["process"], ["report", "refresh"]):
+        code, _, err = cli(data, *verb, "--engine", "spark", "--master", master)
+        check(code, err, failed_with=f"cannot reach the Spark master {master}")
+
+
+def test_an_unreachable_alert_webhook_does_not_stop_the_monitor(cli, tmp_path, seed_samples):
+    data = tmp_path / "data"
+    assert cli(data, "ingest", str(seed_samples))[0] == 0
+    webhook = {
+        "ADVERTISEX_MONITOR__CHANNELS__HOOK__KIND": "webhook",
+        "ADVERTISEX_MONITOR__CHANNELS__HOOK__URL": f"http://127.0.0.1:{dead_port()}/alerts",
+        "ADVERTISEX_MONITOR__CHANNELS__HOOK__TIMEOUT_SECONDS": "1",
+        "ADVERTISEX_MONITOR__ROUTES__WARNING": '["hook"]',
+        "ADVERTISEX_MONITOR__ROUTES__CRITICAL": '["hook"]',
+    }
+    code, _, err = cli(data, "monitor", "--once", **webhook)
+    check(code, err)
+    assert code == 0, err
