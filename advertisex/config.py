@@ -93,6 +93,27 @@ class ProcessorSettings(_Section):
     ivt_test_flags: tuple[str, ...] = Field(
         ("is_test", "test"), description="Record fields that mark test traffic when true."
     )
+    decode_isolated: bool = Field(
+        True,
+        description="Decode landing segments in worker processes under the time and memory "
+        "budgets below, so a hostile file cannot hang or exhaust the processor (off: decode "
+        "in-process, unbounded).",
+    )
+    decode_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Time one segment's decoding may take (plus decode_seconds_per_mib); past "
+        "it the segment is set aside with a reason and the rest of the batch commits.",
+    )
+    decode_seconds_per_mib: float = Field(
+        2.0, ge=0, description="…plus this many seconds per MiB of the segment."
+    )
+    decode_memory_bytes: int = Field(
+        4 << 30,
+        gt=0,
+        description="Memory (resident) one segment's decoder may use before it is stopped and "
+        "the segment set aside.",
+    )
 
 
 class ApiKey(_Section):
@@ -189,6 +210,18 @@ class CollectorSettings(_Section):
         32 << 20, ge=1, description="Largest body after gzip decoding (413); bounds zip bombs."
     )
     max_records: int = Field(10_000, ge=1, description="Most records in one /v1 request (413).")
+    avro_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Time reading one Avro body in full before acknowledging it may take (in a "
+        "decoder worker, off the event loop); past it the body is refused with 400.",
+    )
+    avro_check_memory_bytes: int = Field(
+        1 << 30,
+        gt=0,
+        description="Memory the decoder worker reading one Avro body may use before the body "
+        "is refused.",
+    )
     max_firehose_records: int = Field(
         500, ge=1, description="Most records in one PutRecordBatch, as in Firehose."
     )

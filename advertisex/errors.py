@@ -11,6 +11,8 @@ escape the lake untranslated: a busy or unreachable catalog database is a
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AdvertiseXError(Exception):
     """Base class. ``retryable`` tells callers whether trying again may succeed."""
@@ -47,6 +49,13 @@ class FramingError(UserInputError):
     @property
     def status(self) -> int:
         return self.http_status
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a decoder worker, re-raised here
+        return (_framing_error, (self.code, self.message, self.http_status))
+
+
+def _framing_error(code: str, message: str, status: int) -> FramingError:
+    return FramingError(code, message, status=status)
 
 
 class ConfigError(UserInputError):

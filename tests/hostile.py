@@ -141,3 +141,154 @@ def assert_confined(answer: str, places: EscapePlaces) -> None:
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- hostile bodies and files
+
+BID_SCHEMA = {
+    "type": "record",
+    "name": "BidRequest",
+    "fields": [
+        {"name": "auction_id", "type": "string"},
+        {"name": "timestamp", "type": "string"},
+        {"name": "user_id", "type": "string"},
+        {"name": "floor_price", "type": ["null", "double", "string"], "default": None},
+    ],
+}
+
+
+_PRICE = {"name": "floor_price", "type": ["null", "double"], "default": None}
+
+
+def bid(i: int, **fields: object) -> dict[str, object]:
+    return {
+        "auction_id": f"a{i}",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "user_id": f"u{i}",
+        "floor_price": 0.5,
+        **fields,
+    }
+
+
+def avro_file(records: list, schema: object = BID_SCHEMA, codec: str = "null") -> bytes:
+    import io
+
+    import fastavro
+
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records, codec=codec)
+    return out.getvalue()
+
+
+def poison_avro() -> bytes:
+    """One well-formed record, then a stray byte inside its block (the block's size says so).
+
+    Framing checks pass (sync markers in place); polars-avro spins on it at 100 % CPU.
+    """
+    plain = {**BID_SCHEMA, "fields": [*BID_SCHEMA["fields"][:3], _PRICE]}  # polars-avro reads it
+    data = avro_file([bid(1000)], schema=plain)
+    header_end = _first_block(data)
+    _, after_count = _varint(data, header_end)
+    size, body = _varint(data, after_count)
+    return (
+        data[:after_count]
+        + _zigzag(size + 1)
+        + data[body : body + size]
+        + b"\x00"
+        + data[body + size :]
+    )
+
+
+def bad_typed_avro(n: int = 10, bad: int = 3) -> bytes:
+    """``n`` bid requests, of which record ``bad`` has ``floor_price = "abc"``."""
+    return avro_file([bid(i, floor_price="abc" if i == bad else 1.5) for i in range(n)])
+
+
+def not_a_record_avro() -> bytes:
+    """A valid container whose writer schema is a string, not a record."""
+    return avro_file(["not", "a", "record"], schema="string")
+
+
+def avro_deflate_bomb(inflated: int) -> bytes:
+    """A small deflate-coded container whose one block inflates to about ``inflated`` bytes.
+
+    Built by hand around a real header (writing the record with fastavro would first make
+    the whole string in memory): one bid request whose ``auction_id`` is ``inflated`` bytes.
+    """
+    template = avro_file([bid(1)], codec="deflate")
+    start = _first_block(template)
+    sync = template[start - 16 : start]
+    rest = avro_file([bid(1)], codec="null")  # the record's other fields, uncompressed
+    record_start = _varint(rest, _varint(rest, _first_block(rest))[1])[1]
+    first_len, after = _varint(rest, record_start)
+    tail = rest[after + first_len : len(rest) - 16]  # fields after auction_id
+    size = _chunks(inflated) * _CHUNK
+    block = _deflated([_zigzag(size), b"a" * _CHUNK, tail], repeat_middle=size // _CHUNK)
+    return template[:start] + _zigzag(1) + _zigzag(len(block)) + block + sync
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """One gzip member of about ``inflated`` zero bytes."""
+    import struct
+    import zlib
+
+    count = _chunks(inflated)
+    zeros = bytes(_CHUNK)
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    body = _deflated([b"", zeros, b""], repeat_middle=count)
+    return header + body + struct.pack("<II", crc, (count * _CHUNK) & 0xFFFFFFFF)
+
+
+_CHUNK = 16 << 20
+
+
+def _chunks(inflated: int) -> int:
+    return max(1, inflated // _CHUNK)
+
+
+def _deflated(parts: list[bytes], repeat_middle: int) -> bytes:
+    """Raw deflate of ``head + middle * repeat_middle + tail`` without compressing every copy:
+    after a full flush the compressor starts afresh, so the copies compress alike."""
+    import zlib
+
+    head, middle, tail = parts
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = [deflater.compress(head) + deflater.flush(zlib.Z_FULL_FLUSH)]
+    once = deflater.compress(middle) + deflater.flush(zlib.Z_FULL_FLUSH)
+    out.append(once * repeat_middle)
+    out.append(deflater.compress(tail) + deflater.flush())
+    return b"".join(out)
+
+
+def _first_block(data: bytes) -> int:
+    import io
+
+    import fastavro
+
+    stream = io.BytesIO(data)
+    fastavro.reader(stream)
+    return stream.tell()
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1), offset
+        shift += 7
+
+
+def _zigzag(value: int) -> bytes:
+    encoded = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while encoded & ~0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)

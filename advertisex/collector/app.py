@@ -6,7 +6,10 @@ Starlette routes requests (the pixel and the redirect go straight to their endpo
 :class:`~advertisex.collector.tracking.TrackingApp`); the batch hot path per request is:
 authorize → check the content type → check capacity → read the body (bounded) → un-gzip
 → frame (all or nothing) → hand the bytes to the source's writer and await their fsync →
-answer. Framing runs on the event loop (orjson, ~1 µs a line); only file I/O leaves it.
+answer. Plain NDJSON and CSV are framed on the event loop (orjson, ~1 µs a line);
+inflating gzip runs on a thread, and an Avro body is read in full by a decoder worker
+process under a time and memory budget (see ``Collector.frame``), so no body can stall
+the loop.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from starlette.routing import Route
 from advertisex.collector import firehose, firehose_http, openapi
 from advertisex.collector.framing import (
     Framed,
-    decode_body,
     frame_avro,
     frame_csv_clicks,
     frame_ndjson,
@@ -129,7 +131,7 @@ async def _accept(
 ) -> Stored:
     """Frame and store one body; every refusal becomes a stored JSON error answer."""
     try:
-        framed = framer(decode_body(body, encoding, collector.config.max_decoded_bytes))
+        framed = await collector.frame(framer, fmt, body, encoding)
         limit = collector.config.max_records
         if framed.records > limit:
             raise ApiError(
@@ -194,9 +196,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(
-        ApiError(500, "internal", "the collector failed unexpectedly; nothing was stored")
-    )
+    message = "the collector failed unexpectedly; nothing was stored"
+    if request.url.path == "/":  # the Firehose API: even a bug answers in AWS's shape
+        return firehose.aws_error(500, "InternalFailure", message)
+    return error_response(ApiError(500, "internal", message))
 
 
 def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:

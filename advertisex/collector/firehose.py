@@ -51,6 +51,13 @@ def _answer(
     return Response(jsonutil.dumps(data), status, headers=headers, media_type=AMZ_JSON)
 
 
+def aws_error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An error as botocore reads it: ``{"__type": kind, "message": …}``."""
+    return _answer({"__type": kind, "message": message}, status, headers)
+
+
 # HTTP statuses of the family's errors → the exception names Firehose uses for them.
 _AWS_KINDS = {
     401: "UnrecognizedClientException",
@@ -98,9 +105,7 @@ async def endpoint(request: Request) -> Response:
             ) from None
     except AwsError as error:
         collector.count(source, error.kind, 0, 0)
-        return _answer(
-            {"__type": error.kind, "message": error.message}, error.http_status, error.headers
-        )
+        return aws_error(error.http_status, error.kind, error.message, error.headers)
 
     collector.count(source, "accepted", len(lines), len(body))
     if failed:
@@ -170,7 +175,7 @@ def _frame(records: list[Any]) -> tuple[list[bytes], list[dict[str, str] | None]
             )
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
-        except binascii.Error as error:
+        except ValueError as error:  # binascii.Error, or a non-ASCII character in the text
             raise AwsError(
                 400, "SerializationException", f"record {index}: Data is not base64 ({error})"
             ) from None

@@ -7,23 +7,27 @@ only asks it to authorize, to check capacity and to store framed bytes.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from advertisex.collector.access import KeyRing, Principal, presented_key
 from advertisex.collector.capacity import Capacity
+from advertisex.collector.framing import Framed, decode_body, frame_gzipped_avro
 from advertisex.collector.idempotency import IdempotencyCache
 from advertisex.collector.metrics import CollectorMetrics
 from advertisex.collector.responses import unavailable
 from advertisex.collector.segments import Labels, recover, safe_collector_id
 from advertisex.collector.writer import FilePerRequestWriter, SegmentWriter, StorageError
 from advertisex.config import Settings
-from advertisex.errors import UserInputError
+from advertisex.errors import FramingError, UserInputError
+from advertisex.formats.bounded import decode_pool
 from advertisex.landing.detect import SOURCES
 from advertisex.landing.zone import LandingZone
+from advertisex.util.isolate import Budget, BudgetExceeded
 
 log = logging.getLogger("advertisex.collector")
 
@@ -109,6 +113,7 @@ class Collector:
         for writer in self.writers.values():
             writer.start()
         self.capacity.start()
+        decode_pool().warm()  # Avro bodies are read in full by a decoder worker
         self.ready = True
 
     def stop(self) -> None:
@@ -131,6 +136,36 @@ class Collector:
         refusal = self.capacity.refusal()
         if refusal:
             raise unavailable(*refusal, self.config.retry_after_seconds)
+
+    async def frame(
+        self, framer: Callable[[bytes], Framed], fmt: str, body: bytes, encoding: str | None
+    ) -> Framed:
+        """Frame ``body`` (after undoing ``encoding``) without stalling the event loop.
+
+        Avro is read in full by a decoder worker process, under a time and memory budget;
+        inflating gzip happens on a thread; plain NDJSON and CSV are framed in place
+        (about a microsecond a line). Raises :class:`FramingError`.
+        """
+        limit = self.config.max_decoded_bytes
+        if fmt == "avro":
+            return await asyncio.to_thread(self._frame_avro, body, encoding)
+        if (encoding or "identity").strip().lower() not in ("identity", ""):
+            return await asyncio.to_thread(lambda: framer(decode_body(body, encoding, limit)))
+        return framer(body)
+
+    def _frame_avro(self, body: bytes, encoding: str | None) -> Framed:
+        config = self.config
+        budget = Budget(config.avro_check_seconds, config.avro_check_memory_bytes)
+        try:
+            return decode_pool().run(
+                budget, frame_gzipped_avro, body, encoding, config.max_decoded_bytes
+            )
+        except BudgetExceeded as breach:
+            raise FramingError(
+                "avro_invalid",
+                f"the Avro body could not be read within the collector's budget ({breach.message}); "
+                "nothing was stored",
+            ) from None
 
     async def store(self, source: str, fmt: str, data: bytes) -> None:
         """Return once ``data`` is durable in a landing segment of ``source``."""

@@ -208,12 +208,13 @@ class FilePerRequestWriter(SegmentWriter):
                 name, final, temporary = self.zone.new_segment_path(
                     self.source, fmt=self.fmt, label=self._label()
                 )
+                # Listed before the first byte: a write that fails (disk full) is cleaned up too.
+                made.append((name, final, temporary, len(pending.data)))
                 with open(temporary, "xb") as handle:
                     handle.write(pending.data)
                     handle.flush()
                     if self._fsync:
                         os.fdatasync(handle.fileno())
-                made.append((name, final, temporary, len(pending.data)))
             for _, final, temporary, _ in made:
                 os.replace(temporary, final)
             if self._fsync:

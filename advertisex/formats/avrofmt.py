@@ -8,15 +8,25 @@ kept for the ``extras`` column.
 
 Fallback: fastavro, record by record, for what the fast path cannot take — a truncated
 or corrupt file (records before the damage are kept and the rest becomes one
-``avro_unreadable`` record holding the undecoded bytes), or writer schemas it does not
+``avro_unreadable`` record holding the undecoded bytes), writer schemas it does not
 support (unions of several non-null types, such as the canonical reader schema's own
-``timestamp``).
+``timestamp``), or records that do not fit the bid-request layout: a record that is not
+a record, or whose ``ad_targeting`` is not a map, becomes a ``type_invalid`` row of its
+own with its JSON rendering as raw text, and a price that is not a number stays text for
+the standardize kernel to quarantine (``number_invalid``) — its neighbours are kept.
+
+:func:`check_avro` is the strict reading the collector applies before it acknowledges a
+body: every block's records must decode to exactly the block's bytes, and blocks are
+inflated against a byte budget (fastavro inflates a block whole, however large it says
+it is, so the container is walked here and only the records are left to fastavro).
 """
 
 from __future__ import annotations
 
 import base64
+import bz2
 import io
+import zlib
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +55,13 @@ def frame_avro(data: bytes) -> pa.Table:
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise
         return _slow(data)
+
+
+def salvage_avro(data: bytes) -> pa.Table:
+    """:func:`frame_avro` without its fast path: record by record, whatever the container."""
+    if not data.startswith(MAGIC):
+        return frame_avro(data)
+    return _slow(data)
 
 
 def _fast(data: bytes) -> pa.Table:
@@ -86,7 +103,9 @@ def _normalize(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if name == "ad_targeting":
         return column.cast(_TARGETING)
     if name in ("floor_price", "bid_price"):
-        return column if t == pa.float64() else column.cast(pa.float64())
+        if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+            return column if t == pa.float64() else column.cast(pa.float64())
+        return column.cast(pa.string())  # not a number: the kernel quarantines the record
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return column  # any string layout will do: the kernel reads it in place, no copy
     return column.cast(pa.string())
@@ -111,10 +130,8 @@ def _slow(data: bytes) -> pa.Table:
     """Record-by-record decoding that salvages everything before a damaged block."""
     import fastavro
 
-    from advertisex.util import jsonutil
-
     stream = io.BytesIO(data)
-    rows: list[dict[str, Any]] = []
+    rows: list[Any] = []
     failure: tuple[int, str] | None = None
     try:
         reader = fastavro.reader(stream)
@@ -128,39 +145,83 @@ def _slow(data: bytes) -> pa.Table:
             except Exception as error:  # corrupt block, truncated file, bad schema
                 failure = (offset, f"avro_unreadable: {type(error).__name__}: {error}")
                 break
-            rows.append(record)  # type: ignore[arg-type]
+            rows.append(record)
     except Exception as error:  # the header itself is unreadable
         return _error_table(data, 0, f"avro_unreadable: {type(error).__name__}: {error}")
 
+    laid_out = [_layout(record) for record in rows]
     out: dict[str, list[Any]] = {name: [] for name in BID_FIELDS}
     extras: list[str | None] = []
-    for record in rows:
+    raws: list[str | None] = []
+    errors: list[str | None] = []
+    for record, (values, misfit) in zip(rows, laid_out, strict=True):
         for name in BID_FIELDS:
-            value = record.get(name)
-            if name == "timestamp" and value is not None and not isinstance(value, str):
-                value = value.isoformat() if hasattr(value, "isoformat") else str(value)
-            elif name == "ad_targeting" and isinstance(value, dict):
-                value = [(str(k), None if v is None else str(v)) for k, v in value.items()]
-            elif name not in ("floor_price", "bid_price", "ad_targeting") and value is not None:
-                value = str(value)
-            out[name].append(value)
-        unknown = {k: v for k, v in record.items() if k not in out}
-        extras.append(jsonutil.dumps_str(unknown) if unknown else None)
+            out[name].append(values.get(name))
+        unknown = {k: v for k, v in record.items() if k not in out} if not misfit else {}
+        extras.append(_json(unknown) if unknown else None)
+        raws.append(_json(record) if misfit else None)
+        errors.append(misfit)
     n = len(rows)
     table = pa.table(
         {
-            **{name: pa.array(values, _default_type(name)) for name, values in out.items()},
+            **{name: _column(name, values) for name, values in out.items()},
             EXTRAS: pa.array(extras, pa.string()),
-            RAW: pa.nulls(n, pa.string()),
+            RAW: pa.array(raws, pa.string()),
             POSITION: pa.array(range(1, n + 1), pa.int64()),
-            FRAME_ERROR: pa.nulls(n, pa.string()),
+            FRAME_ERROR: pa.array(errors, pa.string()),
         }
     )
     if failure is not None:
         offset, message = failure
         tail = _error_table(data[offset:], n + 1, message)
-        table = pa.concat_tables([table, tail.cast(table.schema)])
+        table = pa.concat_tables([table, tail.cast(table.schema)])  # the tail's columns are null
     return table
+
+
+def _layout(record: Any) -> tuple[dict[str, Any], str | None]:
+    """One decoded record's canonical values, or (nothing, why it is not a bid request)."""
+    if not isinstance(record, dict):
+        kind = type(record).__name__
+        return {}, f"type_invalid: an Avro {kind} value, not a bid-request record"
+    values: dict[str, Any] = {}
+    for name in BID_FIELDS:
+        value = record.get(name)
+        if value is None:
+            values[name] = None
+        elif name == "timestamp" and not isinstance(value, str):
+            values[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        elif name == "ad_targeting":
+            if not isinstance(value, dict) or not all(_scalar(v) for v in value.values()):
+                return {}, "type_invalid: ad_targeting is not a map of strings"
+            values[name] = [(str(k), None if v is None else str(v)) for k, v in value.items()]
+        elif name in ("floor_price", "bid_price"):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            values[name] = float(value) if number else str(value)
+        elif not _scalar(value):
+            return {}, f"type_invalid: {name} is a {type(value).__name__}, not text"
+        else:
+            values[name] = str(value)
+    return values, None
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _column(name: str, values: list[Any]) -> pa.Array:
+    """A canonical column; a price column with any non-number in it stays text."""
+    if name in ("floor_price", "bid_price") and any(isinstance(v, str) for v in values):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.array(values, _default_type(name))
+
+
+def _json(value: Any) -> str:
+    from advertisex.util import jsonutil
+
+    try:
+        return jsonutil.dumps_str(value)
+    except TypeError:
+        return jsonutil.dumps_str(repr(value))
 
 
 def _error_table(data: bytes, position: int, message: str) -> pa.Table:
@@ -171,3 +232,112 @@ def _error_table(data: bytes, position: int, message: str) -> pa.Table:
     columns[POSITION] = pa.array([max(position, 1)], pa.int64())
     columns[FRAME_ERROR] = pa.array([message], pa.string())
     return pa.table(columns)
+
+
+# ------------------------------------------------------------------ strict check
+
+
+class AvroInvalid(ValueError):
+    """The container is not a well-formed file of bid-request records; says where and why."""
+
+
+def check_avro(data: bytes, max_decoded: int) -> int:
+    """Records in ``data`` if it is a well-formed container of records; else :class:`AvroInvalid`.
+
+    Well-formed: the header reads, the writer schema is a record, every block ends with the
+    file's sync marker, inflates to at most ``max_decoded`` bytes in all (``null``,
+    ``deflate`` and ``bzip2`` codecs) and holds exactly its declared records — no byte
+    missing, none left over.
+    """
+    import fastavro
+
+    if not data.startswith(MAGIC):
+        raise AvroInvalid("byte 0: not an Avro object container (no 'Obj\\x01' header)")
+    stream = io.BytesIO(data)
+    try:
+        reader = fastavro.reader(stream)  # reads the header only
+    except Exception as error:
+        raise AvroInvalid(f"byte 0: unreadable Avro header ({error})") from None
+    schema = reader.writer_schema
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        kind = schema.get("type") if isinstance(schema, dict) else schema
+        raise AvroInvalid(f"the writer schema is {kind!r}, not a record of bid-request fields")
+    inflate = _INFLATE.get(reader.codec)
+    if inflate is None:
+        accepted = ", ".join(_INFLATE)
+        raise AvroInvalid(f"codec {reader.codec!r} is not accepted; write with {accepted}")
+    parsed = fastavro.parse_schema(schema)
+    offset = stream.tell()
+    sync = data[offset - 16 : offset]
+    records = decoded = 0
+    while offset < len(data):
+        start = offset
+        count, offset = _varint(data, offset)
+        size, offset = _varint(data, offset)
+        if count < 0 or size < 0 or offset + size + 16 > len(data):
+            raise AvroInvalid(f"byte {start}: block is truncated or its header is corrupt")
+        block, offset = data[offset : offset + size], offset + size
+        if data[offset : offset + 16] != sync:
+            raise AvroInvalid(f"byte {offset}: the block's sync marker is missing")
+        offset += 16
+        raw = inflate(block, max_decoded - decoded, start)
+        decoded += len(raw)
+        if count > len(raw):  # every bid-request record takes at least one byte
+            raise AvroInvalid(f"byte {start}: {count} records declared in {len(raw)} bytes")
+        body = io.BytesIO(raw)
+        try:
+            for _ in range(count):
+                fastavro.schemaless_reader(body, parsed)
+        except Exception as error:
+            raise AvroInvalid(f"byte {start}: a record does not decode ({error})") from None
+        if body.tell() != len(raw):
+            left = len(raw) - body.tell()
+            raise AvroInvalid(
+                f"byte {start}: {left} byte(s) left after the block's {count} records"
+            )
+        records += count
+    return records
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int]:
+    """A zig-zag varint ``long`` at ``offset`` (Avro's block header fields) and the offset after it."""
+    value = shift = 0
+    for index in range(offset, min(offset + 10, len(data))):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1), index + 1
+        shift += 7
+    raise AvroInvalid(f"byte {offset}: block header is truncated or corrupt")
+
+
+def _inflate_null(block: bytes, budget: int, start: int) -> bytes:
+    return _within(block, budget, start)
+
+
+def _inflate_deflate(block: bytes, budget: int, start: int) -> bytes:
+    inflater = zlib.decompressobj(-15)
+    try:
+        return _within(inflater.decompress(block, max(budget, 0) + 1), budget, start)
+    except zlib.error as error:
+        raise AvroInvalid(f"byte {start}: deflate block is corrupt ({error})") from None
+
+
+def _inflate_bzip2(block: bytes, budget: int, start: int) -> bytes:
+    try:
+        return _within(bz2.BZ2Decompressor().decompress(block, max(budget, 0) + 1), budget, start)
+    except (OSError, EOFError) as error:
+        raise AvroInvalid(f"byte {start}: bzip2 block is corrupt ({error})") from None
+
+
+def _within(raw: bytes, budget: int, start: int) -> bytes:
+    if len(raw) > budget:
+        raise AvroTooLarge(f"byte {start}: blocks inflate to more than the decoded-size limit")
+    return raw
+
+
+class AvroTooLarge(AvroInvalid):
+    """The blocks inflate past the byte budget (a decompression bomb, or just too much)."""
+
+
+_INFLATE = {"null": _inflate_null, "deflate": _inflate_deflate, "bzip2": _inflate_bzip2}

@@ -8,8 +8,6 @@ know formats, not where files live.
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from advertisex.formats.avrofmt import frame_avro
+from advertisex.formats.bounded import DecodeLimits, decode_bounded
+from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
@@ -67,29 +67,17 @@ def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
     )
 
 
-def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
-    """Decompressed bytes (or the input), plus an error text for a broken gzip stream."""
-    if not data.startswith(b"\x1f\x8b"):
-        return data, None
-    try:
-        return gzip.decompress(data), None
-    except (OSError, EOFError, zlib.error) as error:
-        partial = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            salvaged = partial.decompress(data)
-        except zlib.error:
-            salvaged = b""
-        return salvaged, f"gzip stream damaged ({error}); decoded the readable part"
-
-
-def frame_segment(index: int, segment: Segment, data: bytes) -> pa.Table:
+def frame_segment(
+    index: int, segment: Segment, data: bytes, limits: DecodeLimits | None = None
+) -> pa.Table:
     """Frame one segment's bytes; ``segment`` (its index in the batch) tags every row.
 
+    With ``limits``, decoding runs in a worker under its time and memory budget, and a
+    segment that overruns raises :class:`~advertisex.formats.bounded.DecodeRefused`.
     Rows carry the small integer, not the file name: lineage columns are joined on
     once, at the end, for the rows that are kept.
     """
-    data, _ = gunzip_if_needed(data)
-    frame = decoder_for(segment)(data)
+    frame = decode_bounded(decoder_for(segment), data, limits)
     return frame.append_column("segment", pa.array(np.full(frame.num_rows, index, dtype=np.int32)))
 
 

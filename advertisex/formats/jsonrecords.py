@@ -62,10 +62,8 @@ def frame_json_clicks(data: bytes) -> pa.Table:
 
 def frame_json_bids(data: bytes) -> pa.Table:
     """JSON bid-request objects → the columns :func:`frame_avro` produces (timestamp as text)."""
-    types = {
-        "floor_price": "DOUBLE",
-        "bid_price": "DOUBLE",
-        "ad_targeting": "MAP(VARCHAR, VARCHAR)",
-    }
+    # Prices stay text here: the standardize kernel reads the numbers in it and quarantines
+    # the rest (number_invalid), where typing them DOUBLE would turn "abc" into a silent null.
+    types = {"ad_targeting": "MAP(VARCHAR, VARCHAR)"}
     table = _frame_objects(data, BID_FIELDS, types, {})
     return table.select([*BID_FIELDS, "extras", RAW, POSITION, FRAME_ERROR])

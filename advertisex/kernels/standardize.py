@@ -261,6 +261,16 @@ _BID_PAYLOAD = [
 ]
 
 
+_PRICES = ("floor_price", "bid_price")
+
+
+def _price_sql(column_type: pa.DataType, name: str) -> tuple[str, str]:
+    """(the price as DOUBLE, its text when that text is what arrived) for a frame column."""
+    if pa.types.is_floating(column_type) or pa.types.is_integer(column_type):
+        return f"CAST({name} AS DOUBLE)", "NULL::VARCHAR"
+    return f"TRY_CAST(trim({name}) AS DOUBLE)", _text(f"CAST({name} AS VARCHAR)")
+
+
 def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     """Decoded Avro columns → canonical bid-request rows with reasons.
 
@@ -273,12 +283,19 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     ts_text = "CAST(timestamp AS VARCHAR)"
     ok = "frame_error IS NULL"
+    # A price the producer typed as text (Avro string, JSON "1.5") arrives as text: numbers
+    # in it are read, anything else quarantines its record alone (number_invalid).
+    prices = {name: _price_sql(frame.schema.field(name).type, name) for name in _PRICES}
     reasons = (
         "list_concat("
         "CASE WHEN frame_error IS NOT NULL THEN [split_part(frame_error, ':', 1)] ELSE [] END, "
         + _reasons(
             [
                 *_missing(BID_REQUIRED, ok),
+                *[
+                    (f"{name}_text IS NOT NULL AND {name} IS NULL", f"number_invalid:{name}")
+                    for name in _PRICES
+                ],
                 ("NOT isfinite(floor_price)", "number_invalid:floor_price"),
                 ("NOT isfinite(bid_price)", "number_invalid:bid_price"),
                 ("floor_price < 0", "negative_value:floor_price"),
@@ -290,7 +307,9 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     )
     record_json = (
         "CAST(to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
-        "device_type, country, floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id)) AS VARCHAR)"
+        "device_type, country, floor_price := coalesce(to_json(floor_price), to_json(floor_price_text)), "
+        "ad_targeting, bid_price := coalesce(to_json(bid_price), to_json(bid_price_text)), "
+        "campaign_id, ad_creative_id)) AS VARCHAR)"
     )
     query = f"""
     WITH s AS (
@@ -298,7 +317,9 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
         {_text("auction_id")} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
         {_text("user_id")} AS user_id, lower({_text("exchange")}) AS exchange,
         lower({_text("site_domain")}) AS site_domain, lower({_text("device_type")}) AS device_type,
-        upper({_text("country")}) AS country, floor_price, ad_targeting, bid_price,
+        upper({_text("country")}) AS country, ad_targeting,
+        {prices["floor_price"][0]} AS floor_price, {prices["floor_price"][1]} AS floor_price_text,
+        {prices["bid_price"][0]} AS bid_price, {prices["bid_price"][1]} AS bid_price_text,
         {_text("campaign_id")} AS campaign_id, {_text("ad_creative_id")} AS ad_creative_id
       FROM frame
     ), r AS (

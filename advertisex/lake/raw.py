@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from advertisex.formats.bounded import DecodeLimits
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone, Segment
 
@@ -38,9 +39,11 @@ def register_raw_views(con: Any, lake: Lake) -> list[str]:
     """
     import duckdb
 
+    from advertisex.formats.bounded import DecodeLimits
     from advertisex.landing.zone import open_landing
 
     landing = open_landing(lake.settings)
+    limits = DecodeLimits.of(lake.settings.processor)
     where = _locator(con, landing, lake)
     done = lake.done_segments()
     pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
@@ -53,7 +56,7 @@ def register_raw_views(con: Any, lake: Lake) -> list[str]:
                 key = (_format(source, segment.name), _gzipped(landing, segment))
                 groups.setdefault(key, []).append(segment)
         parts = [
-            _part(con, landing, where, source, fmt, gz, segments)
+            _part(con, landing, where, source, fmt, gz, segments, limits)
             for (fmt, gz), segments in sorted(groups.items())
         ]
         body = " UNION ALL BY NAME ".join(sql for sql, _ in parts) or _empty(source)
@@ -94,6 +97,7 @@ def _part(
     fmt: str,
     gzipped: bool,
     segments: list[Segment],
+    limits: DecodeLimits,
 ) -> tuple[str, list[str]]:
     """(the SQL of one part of a view, the files DuckDB reads for it)."""
     paths = [where(s) for s in segments]
@@ -110,18 +114,27 @@ def _part(
             f"all_varchar = true, ignore_errors = true{compression})"
         ), paths
     name = f"__raw_{source}_{len(paths)}_{int(gzipped)}"
-    con.register(name, _avro(landing, segments, paths))  # decoded here: DuckDB reads no file
+    con.register(name, _avro(landing, segments, paths, limits))  # decoded here: no file read
     return f'SELECT * FROM "{name}"', []
 
 
-def _avro(landing: LandingZone, segments: list[Segment], paths: list[str]) -> pa.Table:
+def _avro(
+    landing: LandingZone, segments: list[Segment], paths: list[str], limits: DecodeLimits
+) -> pa.Table:
+    """Pending Avro segments decoded (under the processor's decode budget: a file that
+    cannot be read within it is left out here and set aside by processing)."""
     from advertisex.formats.avrofmt import frame_avro
-    from advertisex.formats.decode import gunzip_if_needed
+    from advertisex.formats.bounded import DecodeRefused, decode_bounded
 
     frames = []
     for segment, path in zip(segments, paths, strict=True):
-        frame = frame_avro(gunzip_if_needed(landing.read(segment))[0])
+        try:
+            frame = decode_bounded(frame_avro, landing.read(segment), limits)
+        except DecodeRefused:
+            continue
         frames.append(frame.append_column("filename", pa.array([path] * frame.num_rows)))
+    if not frames:
+        return pa.table({"filename": pa.array([], pa.string())})
     return pa.concat_tables(frames, promote_options="permissive")
 
 

@@ -1,7 +1,7 @@
 """The embedded runner: the runner template's two engine steps, in this process.
 
-Reading frames the batch's segments on two threads (the decoders spend their time in
-native code); the transform runs each source's records through
+Reading frames the batch's segments on two threads, each decoding in a worker process
+under the segment's time and memory budget (``formats.bounded``); the transform runs each source's records through
 :func:`advertisex.runners.batch.process_source` (DuckDB, PyArrow and Polars kernels),
 sources in ``SOURCE_WAVES`` order, and writes the rows as data files. Planning, the
 commit and everything around it are the template's (:mod:`advertisex.runners.runner`).
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from advertisex.formats.bounded import DecodeLimits, DecodeRefused
+from advertisex.formats.bounded import warm as warm_decoders
 from advertisex.formats.decode import concat_frames, frame_segment
 from advertisex.landing.zone import Segment
 from advertisex.runners.batch import process_source
@@ -37,11 +39,17 @@ class EmbeddedRunner(Runner[Frames]):
     def read(self, batch: Batch) -> Iterator[Frames]:
         from concurrent.futures import ThreadPoolExecutor
 
+        limits = DecodeLimits.of(self.settings.processor)  # each segment's decode budget
+        if limits.isolated:
+            warm_decoders()  # the workers start while the first segments are read
+
         def work(item: tuple[int, Segment]) -> pa.Table | str:
             index, segment = item
             try:
                 data = retrying(lambda: self.landing.read(segment), what=f"reading {segment.name}")
-                return frame_segment(index, segment, data)
+                return frame_segment(index, segment, data, limits)
+            except DecodeRefused as refused:  # over its time or memory budget, or crashed
+                return str(refused)
             except Exception as error:  # a file that cannot be read at all must not block the rest
                 return f"{type(error).__name__}: {error}"
 

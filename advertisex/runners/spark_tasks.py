@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from advertisex.config import Settings
 from advertisex.dims.model import Dimensions
+from advertisex.formats.bounded import DecodeLimits
 from advertisex.formats.decode import frame_segment
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.ivt import IvtRules
@@ -121,6 +122,7 @@ class FinishJob:
 def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.RecordBatch]:
     """Landing segments (segment, source, name, size) → standardized blobs and key rows."""
     zone = open_landing(job.settings)
+    limits = DecodeLimits.of(job.settings.processor)  # a hostile segment cannot stall the task
     for batch in batches:
         for item in batch.to_pylist():
             segment = Segment(item["source"], item["name"], item["size"])
@@ -129,7 +131,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
                 data = retrying(
                     functools.partial(zone.read, segment), what=f"reading {segment.name}"
                 )
-                frame = frame_segment(index, segment, data)
+                frame = frame_segment(index, segment, data, limits)
             except Exception as error:  # unreadable: the driver moves it aside
                 reason = f"{type(error).__name__}: {error}"
                 yield _prepared(1, kind=["unreadable"], segment=[index], k=[reason])

@@ -7,6 +7,7 @@ and stops it with a real signal, so the tests cover start-up, recovery and shutd
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -20,6 +21,9 @@ from typing import Any
 
 import httpx
 
+from advertisex.collector.app import create_app
+from advertisex.collector.service import Collector
+from advertisex.config import load_settings
 from advertisex.util import jsonutil
 
 
@@ -115,3 +119,26 @@ def impressions(n: int, prefix: str, **fields: Any) -> list[dict[str, Any]]:
 
 def ndjson(records: list[dict[str, Any]]) -> bytes:
     return b"".join(jsonutil.dumps(r) + b"\n" for r in records)
+
+
+class InProcess:
+    """The app on its own event loop, driven synchronously (hypothesis tests are sync)."""
+
+    def __init__(self, data_dir: Path, **collector: Any) -> None:
+        self.settings = load_settings(data_dir=data_dir, collector=collector)
+        self.collector = Collector(self.settings)
+        self.loop = asyncio.new_event_loop()
+        self.collector.start()
+        transport = httpx.ASGITransport(app=create_app(self.settings, self.collector))
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://collector")
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
+
+    def request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, url, headers=headers))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.collector.stop()
+        self.loop.close()

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import pytest
+from collector_helpers import InProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from advertisex.collector.app import create_app
-from advertisex.collector.service import Collector
-from advertisex.config import load_settings
-
-
-class InProcess:
-    """The app on its own event loop, driven synchronously (hypothesis tests are sync)."""
-
-    def __init__(self, data_dir: Path, **collector: Any) -> None:
-        self.settings = load_settings(data_dir=data_dir, collector=collector)
-        self.collector = Collector(self.settings)
-        self.loop = asyncio.new_event_loop()
-        self.collector.start()
-        transport = httpx.ASGITransport(app=create_app(self.settings, self.collector))
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://collector")
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
-
-    def request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, url, headers=headers))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.collector.stop()
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")

@@ -150,6 +150,25 @@ def test_avro_bodies_become_one_segment_each(tmp_path) -> None:
     assert all(s.name.endswith(".avro") for s in segments)
 
 
+def test_an_avro_body_refused_by_a_full_disk_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+) -> None:
+    writer = make_writer(tmp_path, FilePerRequestWriter, fsync=True)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.os, "fdatasync", full)
+
+    async def scenario() -> None:
+        with pytest.raises(StorageError, match="No space left"):
+            await writer.append(b"Obj\x01 refused")
+
+    asyncio.run(scenario())
+    writer.close()
+    assert [p.name for p in (tmp_path / "landing").rglob("*") if p.is_file()] == []
+
+
 def test_closing_seals_and_refuses_new_data(tmp_path) -> None:
     writer = make_writer(tmp_path)
     asyncio.run(writer.append(b'{"a":1}\n'))

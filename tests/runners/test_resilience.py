@@ -13,7 +13,11 @@ pytestmark = pytest.mark.integration
 GOOD = b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
 
 
-def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(ax, tmp_path, monkeypatch):
+def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(tmp_path, monkeypatch):
+    import advertisex
+
+    # In-process decoding, so that the patched decoder below is the one that runs.
+    ax = advertisex.open(data_dir=tmp_path / "data", processor={"decode_isolated": False})
     ax.landing.write_segment("impressions", GOOD, label="good")
     bad = ax.landing.write_segment(
         "clicks", b"timestamp,user_id,campaign_id,event_type\n", label="bad"

@@ -1,0 +1,131 @@
+"""Decode a landing segment under a time and a memory budget, so no input can stall a batch.
+
+Every decoder is native code reading bytes that a producer chose. One may spin forever
+(polars-avro on an Avro block with a stray byte after its records) or inflate a small file
+into gigabytes (a gzip or deflate bomb); neither can be interrupted inside the process it
+runs in. So segments are decoded in worker processes (:mod:`advertisex.util.isolate`):
+a decoder that overruns its time, outgrows its memory or crashes is stopped, and the
+segment is refused with :class:`DecodeRefused` — the caller sets it aside with that
+reason while the rest of the batch goes on.
+
+Avro gets a second chance before that: the fast path (polars-avro) is given a fifth of
+the time budget, and if it overruns, the record-by-record salvage path (fastavro) reads
+the same bytes in a fresh worker with the whole budget, so a container that trips one
+library loses nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool
+
+if TYPE_CHECKING:
+    from advertisex.config import ProcessorSettings
+
+Decoder = Callable[[bytes], pa.Table]
+
+# What the workers import once, in the forkserver, so that each job starts warm.
+_PRELOAD = (
+    "pyarrow",
+    "advertisex.formats.avrofmt",
+    "advertisex.formats.csvfmt",
+    "advertisex.formats.jsonfmt",
+    "advertisex.formats.jsonrecords",
+)
+_FAST_SHARE = 0.2  # of the time budget, for the Avro fast path before the salvage path
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """How long and how much memory decoding one segment may take (``processor.decode_*``)."""
+
+    seconds: float = 30.0
+    seconds_per_mib: float = 2.0
+    memory_bytes: int = 4 << 30
+    isolated: bool = True  # False: decode in this process, unbounded (no worker start-up)
+
+    @classmethod
+    def of(cls, processor: ProcessorSettings) -> DecodeLimits:
+        return cls(
+            seconds=processor.decode_seconds,
+            seconds_per_mib=processor.decode_seconds_per_mib,
+            memory_bytes=processor.decode_memory_bytes,
+            isolated=processor.decode_isolated,
+        )
+
+    def budget(self, size: int, share: float = 1.0) -> Budget:
+        seconds = (self.seconds + self.seconds_per_mib * size / (1 << 20)) * share
+        return Budget(seconds=seconds, memory_bytes=self.memory_bytes)
+
+
+class DecodeRefused(Exception):
+    """A segment the decoders could not read within their budget: ``code`` says how.
+
+    ``decode_timeout``, ``decode_memory`` or ``decoder_crashed``; ``message`` is for people.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+_CODES = {"time": "decode_timeout", "memory": "decode_memory", "crash": "decoder_crashed"}
+
+
+def decode_bounded(decoder: Decoder, data: bytes, limits: DecodeLimits | None) -> pa.Table:
+    """``decoder`` over ``data`` (un-gzipped first when it is gzip), within ``limits``.
+
+    ``decoder`` must be a module-level function (workers import it by name).
+    """
+    if limits is None or not limits.isolated:
+        return gunzip_and_decode(decoder, data)
+    from advertisex.formats.avrofmt import frame_avro, salvage_avro
+
+    pool = decode_pool()
+    fallback = salvage_avro if decoder is frame_avro else None
+    try:
+        share = _FAST_SHARE if fallback else 1.0
+        return pool.run(limits.budget(len(data), share), gunzip_and_decode, decoder, data)
+    except BudgetExceeded as breach:
+        if fallback is None or breach.kind == "memory":
+            raise DecodeRefused(_CODES[breach.kind], breach.message) from None
+    try:
+        return pool.run(limits.budget(len(data)), gunzip_and_decode, fallback, data)
+    except BudgetExceeded as breach:
+        raise DecodeRefused(_CODES[breach.kind], breach.message) from None
+
+
+def decode_pool() -> WorkerPool:
+    """The process's pool of decoder workers (two: this machine's cores), started on first use."""
+    return shared_pool(2, _PRELOAD)
+
+
+def warm() -> None:
+    """Start the decoder workers now, in the background, so the first batch does not wait."""
+    decode_pool().warm()
+
+
+def gunzip_and_decode(decoder: Decoder, data: bytes) -> pa.Table:
+    return decoder(gunzip_if_needed(data)[0])
+
+
+def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
+    """Decompressed bytes (or the input), plus an error text for a broken gzip stream."""
+    if not data.startswith(b"\x1f\x8b"):
+        return data, None
+    try:
+        return gzip.decompress(data), None
+    except (OSError, EOFError, zlib.error) as error:
+        partial = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            salvaged = partial.decompress(data)
+        except zlib.error:
+            salvaged = b""
+        return salvaged, f"gzip stream damaged ({error}); decoded the readable part"

@@ -1,0 +1,219 @@
+"""Run a function in a worker process under a time and a memory budget.
+
+Decoders are native code fed with strangers' bytes: one can loop forever (polars-avro on
+an Avro block with a stray byte) or inflate a small body into gigabytes, and neither can
+be stopped from inside the process it runs in. A worker process can: the caller waits at
+most the time budget while watching the worker's resident memory, and kills it on either
+breach; a fresh worker takes the next job. Workers come from a forkserver that has already
+imported the modules named in ``preload``, so a replacement costs milliseconds, not an
+interpreter start, and every worker dies with the process that started it.
+
+>>> pool = WorkerPool(size=1)                        # doctest: +SKIP
+>>> pool.run(Budget(seconds=5, memory_bytes=1 << 30), len, b"abc")  # doctest: +SKIP
+3
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_POLL_SECONDS = 0.02  # how often the caller looks at the worker's clock and memory
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one job may spend: wall-clock seconds and resident memory of its worker."""
+
+    seconds: float
+    memory_bytes: int
+
+
+class BudgetExceeded(Exception):
+    """The job was stopped: ``kind`` is ``time``, ``memory`` or ``crash`` (the worker died)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+class _Worker:
+    def __init__(self, context: Any) -> None:
+        parent, child = context.Pipe()
+        self.conn = parent
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class WorkerPool:
+    """Up to ``size`` worker processes, each running one job at a time (thread-safe)."""
+
+    def __init__(self, size: int = 2, preload: Iterable[str] = ()) -> None:
+        import multiprocessing
+
+        self.size = size
+        self._context = multiprocessing.get_context(
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        if self._context.get_start_method() == "forkserver":
+            self._context.set_forkserver_preload([__name__, *preload])
+        self._idle: list[_Worker] = []
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._warming = False
+
+    def run(self, budget: Budget, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker; its exception is re-raised here, a breach raises
+        :class:`BudgetExceeded`. ``fn`` must be importable (a module-level function)."""
+        with self._slots:
+            worker = self._checkout()
+            try:
+                result = self._run(worker, budget, fn, args)
+            except BudgetExceeded:
+                worker.kill()
+                raise
+            except BaseException:
+                worker.kill()  # interrupted while it ran: its state is unknown
+                raise
+            self._checkin(worker)
+        status, value = result
+        if status == "error":
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def warm(self) -> None:
+        """Start one worker in the background (the forkserver's imports take a moment)."""
+
+        def start() -> None:
+            try:
+                worker = _Worker(self._context)
+            except Exception:  # a failure here shows again, with its cause, on first use
+                return
+            self._checkin(worker)
+
+        with self._lock:
+            if self._idle or self._warming:
+                return
+            self._warming = True
+        threading.Thread(target=start, name="worker-pool-warm", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
+    def _checkout(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker pool is closed")
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.process.is_alive():
+                    return worker
+                worker.kill()
+        return _Worker(self._context)
+
+    def _checkin(self, worker: _Worker) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(worker)
+                return
+        worker.kill()
+
+    def _run(self, worker: _Worker, budget: Budget, fn: Callable[..., T], args: Any) -> Any:
+        try:
+            worker.conn.send((fn, args))
+        except (BrokenPipeError, OSError):
+            raise BudgetExceeded("crash", "the decoder's worker process was gone") from None
+        deadline = time.monotonic() + budget.seconds
+        peak = 0
+        while not worker.conn.poll(_POLL_SECONDS):
+            peak = max(peak, _resident_bytes(worker.process.pid))
+            if peak > budget.memory_bytes:
+                raise BudgetExceeded(
+                    "memory",
+                    f"stopped after using {peak >> 20} MiB, over the budget of "
+                    f"{budget.memory_bytes >> 20} MiB",
+                )
+            if time.monotonic() > deadline:
+                raise BudgetExceeded("time", f"stopped after {budget.seconds:g} s, the time budget")
+            if not worker.process.is_alive():
+                break
+        try:
+            return worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(1)
+            code = worker.process.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise BudgetExceeded("crash", f"the decoder's worker process died ({how})") from None
+
+
+def _resident_bytes(pid: int | None) -> int:
+    """Anonymous resident memory of ``pid``: what it allocated, not the shared libraries it
+    mapped (Linux /proc; 0 where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            fields = handle.read().split()
+        return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _serve(conn: Any) -> None:
+    """A worker's life: run jobs until the pipe closes; die with the parent."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", fn(*args))
+        except Exception as error:
+            answer = ("error", error)
+        try:
+            conn.send(answer)
+        except Exception as error:  # an exception (or result) that does not pickle
+            conn.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+_SHARED: dict[tuple[str, ...], WorkerPool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool(size: int, preload: tuple[str, ...]) -> WorkerPool:
+    """One pool per (size, preload) for the whole process, closed when it exits."""
+    key = (str(size), *preload)
+    with _SHARED_LOCK:
+        pool = _SHARED.get(key)
+        if pool is None:
+            pool = _SHARED[key] = WorkerPool(size, preload)
+            atexit.register(pool.close)
+        return pool

@@ -1,0 +1,149 @@
+"""The regression corpus against the collector: garbage is refused before it is acknowledged,
+bombs cost neither memory nor the event loop, and what is acknowledged the processor reads."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from collector_helpers import InProcess
+
+from tests.hostile import (
+    avro_deflate_bomb,
+    bad_typed_avro,
+    gzip_bomb,
+    not_a_record_avro,
+    poison_avro,
+)
+
+AVRO = {"content-type": "application/avro"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    running = InProcess(tmp_path_factory.mktemp("hostile") / "data", segment_max_age_seconds=0.2)
+    yield running
+    running.close()
+
+
+def _landed(app: InProcess) -> list[Path]:
+    return [p for p in app.settings.landing_dir.rglob("bids/**/*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "words"),
+    [
+        (poison_avro(), 400, "avro_invalid", "left after the block's 1 records"),
+        (not_a_record_avro(), 400, "avro_invalid", "not a record"),
+        (avro_deflate_bomb(64 << 20), 413, "body_too_large", "inflate to more than"),
+        (b"Obj\x01" + b"\x00" * 64, 400, "avro_invalid", "byte 0"),
+    ],
+    ids=["poison", "not-a-record", "deflate-bomb", "garbage"],
+)
+def test_hostile_avro_is_refused_before_it_is_acknowledged(
+    app: InProcess, body: bytes, status: int, code: str, words: str
+) -> None:
+    before = _landed(app)
+    response = app.post("/v1/bids", body, AVRO)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert words in response.json()["message"]
+    assert _landed(app) == before  # nothing stored, no temporary file left behind
+
+
+def test_a_gzip_bomb_is_refused_at_the_decoded_size_limit(app: InProcess) -> None:
+    bomb = gzip_bomb(256 << 20)
+    for path, headers in [
+        ("/v1/impressions", {"content-type": "application/x-ndjson"}),
+        ("/v1/bids", AVRO),
+    ]:
+        response = app.post(path, bomb, {**headers, "content-encoding": "gzip"})
+        assert (response.status_code, response.json()["code"]) == (413, "body_too_large")
+
+
+def test_a_bad_typed_record_is_valid_avro_and_is_acknowledged(app: InProcess) -> None:
+    response = app.post("/v1/bids", bad_typed_avro(), AVRO)
+    assert response.status_code == 200 and response.json()["accepted"] == 10
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["é", "\u00e9\u00e9==", "{}\u2028", "e30=\u00a0"],
+    ids=["e-acute", "padded", "line-separator", "nbsp"],
+)
+def test_non_ascii_firehose_data_is_an_aws_error_not_a_500(app: InProcess, data: str) -> None:
+    for operation, payload in [
+        ("PutRecordBatch", {"Records": [{"Data": data}]}),
+        ("PutRecord", {"Record": {"Data": data}}),
+    ]:
+        body = orjson.dumps({"DeliveryStreamName": "AdvertiseX-dev-impressions", **payload})
+        response = app.post(
+            "/",
+            body,
+            {
+                "x-amz-target": f"Firehose_20150804.{operation}",
+                "content-type": "application/x-amz-json-1.1",
+            },
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["__type"] == "SerializationException"
+        assert set(response.json()) == {"__type", "message"}
+
+
+def test_concatenated_firehose_objects_with_non_ascii_text_are_split(app: InProcess) -> None:
+    objects = '{"user_id":"é","timestamp":1}{"user_id":"ü","timestamp":2}'
+    body = orjson.dumps(
+        {
+            "DeliveryStreamName": "AdvertiseX-dev-impressions",
+            "Records": [{"Data": base64.b64encode(objects.encode()).decode()}],
+        }
+    )
+    response = app.post(
+        "/",
+        body,
+        {
+            "x-amz-target": "Firehose_20150804.PutRecordBatch",
+            "content-type": "application/x-amz-json-1.1",
+        },
+    )
+    assert response.status_code == 200 and response.json()["FailedPutCount"] == 0
+
+
+@pytest.mark.integration
+def test_a_bomb_costs_the_collector_no_memory_and_health_stays_answered(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """A 1 MB request that inflates to 1 GiB: refused, while /healthz keeps answering, and
+    the collector process itself never holds more than a fraction of the bomb."""
+    server = server_factory()
+    bomb = avro_deflate_bomb(1 << 30)
+    assert len(bomb) < 2 << 20
+    answers: list[int] = []
+
+    def probe() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(20):
+                answers.append(client.get("/healthz").status_code)
+
+    prober = threading.Thread(target=probe)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        prober.start()
+        response = client.post("/v1/bids", content=bomb, headers=AVRO)
+        prober.join(60)
+    assert response.status_code == 413 and response.json()["code"] == "body_too_large"
+    assert answers == [200] * 20
+    peak = _peak_rss(server.process.pid)
+    assert peak < 512 << 20, f"collector peaked at {peak >> 20} MiB"
+    assert not [p for p in (tmp_path / "data" / "landing").rglob("*.tmp")]
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -1,0 +1,68 @@
+"""Decoders run under a time and a memory budget: hostile bytes cannot hang or exhaust us."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pyarrow as pa
+import pytest
+
+from advertisex.formats.avrofmt import frame_avro
+from advertisex.formats.bounded import DecodeLimits, DecodeRefused, decode_bounded
+from advertisex.formats.jsonfmt import frame_json
+from tests.hostile import gzip_bomb, poison_avro
+
+TIGHT = DecodeLimits(seconds=3.0, seconds_per_mib=0.0, memory_bytes=256 << 20)
+
+
+def spinning_decoder(data: bytes) -> pa.Table:
+    while True:
+        time.sleep(0.01)
+
+
+def crashing_decoder(data: bytes) -> pa.Table:
+    os.abort()
+
+
+def failing_decoder(data: bytes) -> pa.Table:
+    raise ValueError("not this one")
+
+
+def test_the_poison_avro_is_read_by_the_salvage_path_once_the_fast_path_overruns() -> None:
+    frame = decode_bounded(frame_avro, poison_avro(), TIGHT)
+    assert frame.column("auction_id").to_pylist() == ["a1000"]
+    assert frame.column("frame_error").to_pylist() == [None]
+
+
+def test_a_decoder_over_its_time_budget_is_stopped() -> None:
+    with pytest.raises(DecodeRefused) as refused:
+        decode_bounded(spinning_decoder, b"x", DecodeLimits(seconds=0.5, memory_bytes=1 << 30))
+    assert refused.value.code == "decode_timeout"
+
+
+def test_a_gzip_bomb_is_stopped_at_the_memory_budget() -> None:
+    bomb = gzip_bomb(1 << 30)
+    assert len(bomb) < 2 << 20
+    with pytest.raises(DecodeRefused) as refused:
+        decode_bounded(frame_json, bomb, TIGHT)
+    assert refused.value.code == "decode_memory"
+    assert "256 MiB" in refused.value.message
+
+
+def test_a_crashing_decoder_is_reported_and_the_next_job_gets_a_fresh_worker() -> None:
+    with pytest.raises(DecodeRefused) as refused:
+        decode_bounded(crashing_decoder, b"x", TIGHT)
+    assert refused.value.code == "decoder_crashed"
+    frame = decode_bounded(frame_json, b'{"a": 1}\n', TIGHT)
+    assert frame.num_rows == 1
+
+
+def test_a_decoder_error_is_raised_as_it_is() -> None:
+    with pytest.raises(ValueError, match="not this one"):
+        decode_bounded(failing_decoder, b"x", TIGHT)
+
+
+def test_in_process_decoding_when_isolation_is_off() -> None:
+    frame = decode_bounded(frame_json, b'{"a": 1}\n', DecodeLimits(isolated=False))
+    assert frame.column("raw").to_pylist() == ['{"a": 1}\n']
