@@ -28,13 +28,14 @@ class Recorder:
         self.unreadable.append((segment.name, reason))
 
 
+def exploding_decoder(data: bytes):  # type: ignore[no-untyped-def]
+    """Module-level: decoder workers import it by name."""
+    raise ValueError("no")
+
+
 def test_a_runner_tells_its_hooks_of_commits_and_unreadable_files(ax, monkeypatch) -> None:
     good = ax.landing.write_segment("impressions", GOOD, label="good")
     bad = ax.landing.write_segment("clicks", b"timestamp,user_id\n", label="bad")
-
-    def exploding_decoder(data: bytes):  # type: ignore[no-untyped-def]
-        raise ValueError("no")
-
     monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding_decoder)
     recorder = Recorder()
     EmbeddedRunner(ax.settings, ax.lake, ax.landing, hooks=[recorder]).process()
