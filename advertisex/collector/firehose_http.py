@@ -165,7 +165,7 @@ def frame_delivery(body: bytes, encoding: str | None, limit: int) -> tuple[bytes
             raise ApiError(400, "record_invalid", f"record {index}: 'data' (base64) is required")
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
-        except binascii.Error as error:
+        except ValueError as error:  # binascii.Error, or a non-ASCII character in the text
             raise ApiError(
                 400, "record_invalid", f"record {index}: 'data' is not base64 ({error})"
             ) from None

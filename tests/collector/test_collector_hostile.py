@@ -95,6 +95,16 @@ def test_non_ascii_firehose_data_is_an_aws_error_not_a_500(app: InProcess, data:
         assert set(response.json()) == {"__type", "message"}
 
 
+def test_non_ascii_data_to_the_http_endpoint_delivery_is_a_400(app: InProcess) -> None:
+    body = orjson.dumps({"requestId": "r-1", "timestamp": 1, "records": [{"data": "é"}]})
+    response = app.post(
+        "/v1/firehose?source=impressions",
+        body,
+        {"content-type": "application/json", "x-amz-firehose-request-id": "r-1"},
+    )
+    assert response.status_code == 400, response.text
+
+
 def test_concatenated_firehose_objects_with_non_ascii_text_are_split(app: InProcess) -> None:
     objects = '{"user_id":"é","timestamp":1}{"user_id":"ü","timestamp":2}'
     body = orjson.dumps(
