@@ -269,6 +269,22 @@ class CollectorSettings(_Section):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's headers must arrive within this time of its first byte (408).",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A request's body must arrive within this time of its headers (408).",
+    )
+    max_unfinished_requests: int = Field(
+        256,
+        ge=1,
+        description="Connections still sending a request's headers or body at once; one more "
+        "is answered 503 and closed (bounds slow clients).",
+    )
     tracking: TrackingSettings = TrackingSettings()
 
 

@@ -96,6 +96,13 @@ class CatalogUnavailableError(TransientError):
     code = "catalog_unavailable"
 
 
+class StorageError(TransientError):
+    """Files could not be written or read: a full disk, a lost mount, an object store that
+    refuses. Nothing half-done is published; the same command resumes once it is fixed."""
+
+    code = "storage_error"
+
+
 class LakeError(AdvertiseXError):
     """The lake was used in a way it does not support (a bug in the caller, not the data)."""
 

@@ -156,6 +156,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     collector: Collector = request.app.state.collector
     try:
+        collector.authorize_operations(request.headers, _client(request))
         collector.check_capacity()
     except AdvertiseXError as error:
         return error_response(error)
@@ -170,17 +171,27 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     collector: Collector = request.app.state.collector
+    try:
+        collector.authorize_operations(request.headers, _client(request))
+    except AdvertiseXError as error:
+        return error_response(error)
     return Response(
         collector.metrics.render(), headers={"Content-Type": collector.metrics.content_type}
     )
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 async def openapi_json(request: Request) -> Response:
-    return json_response(openapi.SPEC)
+    collector: Collector = request.app.state.collector
+    return json_response(openapi.build_spec(collector.config))
 
 
 async def docs(request: Request) -> Response:
-    return HTMLResponse(openapi.html_page())
+    collector: Collector = request.app.state.collector
+    return HTMLResponse(openapi.html_page(openapi.build_spec(collector.config)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

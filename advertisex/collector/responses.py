@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from advertisex.errors import AdvertiseXError
@@ -90,11 +90,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off for sending too slowly (collector.connections)
+        raise ApiError(
+            408, "body_timeout", "the client went away before the body arrived; nothing stored"
+        ) from None
     return b"".join(chunks)
 
 

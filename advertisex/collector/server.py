@@ -42,6 +42,7 @@ def serve(
     import uvicorn
 
     from advertisex.collector.app import create_app
+    from advertisex.collector.connections import guarded_protocol
     from advertisex.collector.service import Collector
 
     check_binding(settings)
@@ -60,7 +61,12 @@ def serve(
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with header and body read deadlines and a cap on unfinished requests
+        http=guarded_protocol(
+            config.header_timeout_seconds,
+            config.body_timeout_seconds,
+            config.max_unfinished_requests,
+        ),
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 
-from advertisex.collector.access import KeyRing, Principal, presented_key
+from advertisex.collector.access import KeyRing, Principal, is_loopback, presented_key
 from advertisex.collector.capacity import Capacity
 from advertisex.collector.framing import Framed, decode_body, frame_gzipped_avro
 from advertisex.collector.idempotency import IdempotencyCache
@@ -129,6 +129,13 @@ class Collector:
     # ------------------------------------------------------------------ requests
     def authorize(self, headers: Mapping[str, str], source: str) -> Principal:
         return self.keys.authorize(presented_key(headers), source)  # or AccessDenied
+
+    def authorize_operations(self, headers: Mapping[str, str], client: str | None) -> None:
+        """``/metrics`` and ``/readyz`` tell how the collector is doing: open on a loopback
+        bind or to a loopback client, otherwise any valid API key (401 without one)."""
+        if is_loopback(self.config.host) or (client is not None and is_loopback(client)):
+            return
+        self.keys.principal(presented_key(headers))  # serving off loopback needs keys
 
     def check_capacity(self) -> None:
         if not self.ready:

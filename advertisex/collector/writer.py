@@ -23,19 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from advertisex.errors import TransientError
+from advertisex.errors import StorageError
 from advertisex.landing.zone import LandingZone
 
 log = logging.getLogger("advertisex.collector")
 
 Sealed = Callable[[str, int], None]  # (segment name, bytes)
 Observe = Callable[[str, float, int], None]  # (source, fsync seconds, requests in the group)
-
-
-class StorageError(TransientError):
-    """Appending or flushing failed; the requests of that group were not stored."""
-
-    code = "storage_error"
 
 
 @dataclass

@@ -17,14 +17,12 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.model.contracts import CONVERSION_TYPES, DEVICE_TYPES, MAX_ID_LENGTH
 from advertisex.util import engine
 
-CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "other")
-DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "other")
 ID_FIELDS = ("impression_id", "event_id", "auction_id", "user_id", "campaign_id", "ad_creative_id")
 # Ids are opaque, but never contain whitespace or control characters, nor run past 128 chars.
 _BAD_ID = r"[\s\x00-\x1f\x7f]"
-MAX_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)

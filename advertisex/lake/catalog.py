@@ -153,10 +153,15 @@ def translate_driver_errors(engine: Engine) -> None:
     def _transient(context: Any) -> None:
         error = context.sqlalchemy_exception
         if isinstance(error, OperationalError):
-            raise CatalogUnavailableError(
-                f"the catalog database is busy or unreachable ({error.orig})",
-                hint="another process holds it, or the database server is down; retry",
-            ) from error
+            raise catalog_unavailable(error) from error
+
+
+def catalog_unavailable(error: OperationalError) -> CatalogUnavailableError:
+    return CatalogUnavailableError(
+        f"the catalog database failed: {error.orig}",
+        hint="another process may hold it, its disk be full or its server down; fix that "
+        "and run the same command again (nothing was committed half-way)",
+    )
 
 
 @dataclass
@@ -171,9 +176,12 @@ class AtomicSqlCatalog(SqlCatalog):
     """A SqlCatalog whose commits can be grouped into one catalog transaction."""
 
     def __init__(self, name: str, **properties: Any) -> None:
-        super().__init__(name, **properties)
-        _meta.create_all(self.engine)
+        try:  # pyiceberg creates its tables here, before our translation can be attached
+            super().__init__(name, **properties)
+        except OperationalError as error:
+            raise catalog_unavailable(error) from error
         translate_driver_errors(self.engine)
+        _meta.create_all(self.engine)
         self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
 

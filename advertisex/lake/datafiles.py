@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import ScaleSettings
+from advertisex.errors import StorageError
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 
@@ -57,9 +58,18 @@ def write_data_files(
         name = f"{prefix}-{uuid.uuid4().hex[:16]}.parquet"
         url = storage.join(location, "data", folder, name)
         filesystem, path = storage.resolve(url, scale)
-        if not storage.is_remote(url):
-            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+        try:
+            if not storage.is_remote(url):
+                filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+        except OSError as error:  # a full disk, a lost mount, a refusing object store
+            remove_files([url], scale)  # the torn file is nobody's
+            raise StorageError(
+                f"cannot write {table_name} data under {location}: {os_reason(error)}; "
+                "nothing of this batch was committed",
+                hint="free space or fix the storage, then run the same command again: "
+                "it resumes with what is pending",
+            ) from error
         newest = (
             pc.max(part.column("event_time").cast(pa.int64())).as_py()
             if "event_time" in part.column_names
@@ -73,3 +83,25 @@ def add_files(table: object, paths: list[str], properties: dict[str, str]) -> No
     table.add_files(  # type: ignore[attr-defined]
         sorted(paths), snapshot_properties=properties, check_duplicate_files=False
     )
+
+
+def remove_files(urls: list[str], scale: ScaleSettings | None) -> None:
+    """Delete data files no snapshot references (best effort: what is left, maintenance
+    removes as orphans)."""
+    for url in urls:
+        filesystem, path = storage.resolve(url, scale)
+        try:
+            filesystem.delete_file(path)
+        except OSError:
+            pass
+
+
+def os_reason(error: OSError) -> str:
+    """The operating system's words for ``error`` (PyArrow puts the errno in its text)."""
+    import os
+    import re
+
+    number = error.errno or next(
+        (int(m.group(1)) for m in [re.search(r"\[errno (\d+)\]", str(error))] if m), None
+    )
+    return os.strerror(number) if number else str(error)

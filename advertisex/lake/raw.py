@@ -125,6 +125,7 @@ def _avro(
     cannot be read within it is left out here and set aside by processing)."""
     from advertisex.formats.avrofmt import frame_avro
     from advertisex.formats.bounded import DecodeRefused, decode_bounded
+    from advertisex.formats.decode import concat_frames
 
     frames = []
     for segment, path in zip(segments, paths, strict=True):
@@ -135,7 +136,7 @@ def _avro(
         frames.append(frame.append_column("filename", pa.array([path] * frame.num_rows)))
     if not frames:
         return pa.table({"filename": pa.array([], pa.string())})
-    return pa.concat_tables(frames, promote_options="permissive")
+    return concat_frames(frames)  # a column typed differently by two files becomes text
 
 
 def _format(source: str, name: str) -> str:

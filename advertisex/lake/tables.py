@@ -149,24 +149,49 @@ class Lake:
         self, appends: Mapping[str, pa.Table], prefix: str
     ) -> dict[str, list[WrittenFile]]:
         """Write each non-empty table's rows as data files in its location (several tables
-        at once; ``lake.datafiles``), named ``prefix``-…; nothing is committed yet."""
+        at once; ``lake.datafiles``), named ``prefix``-…; nothing is committed yet.
+
+        All or none: if one fails (a full disk: :class:`~advertisex.errors.StorageError`),
+        the files this call wrote are removed — no snapshot references them.
+        """
         from concurrent.futures import ThreadPoolExecutor
 
-        from advertisex.lake.datafiles import write_data_files
+        from advertisex.lake.datafiles import remove_files, write_data_files
         from advertisex.model.schemas import TABLES
 
-        # Tables are opened (and created) here, one by one: not in the writer threads.
-        locations = {
-            name: self.table(name).location() for name, data in appends.items() if data.num_rows
-        }
+        with _storage_errors(self.settings.warehouse_uri):
+            # Tables are opened (and created) here, one by one: not in the writer threads.
+            locations = {
+                name: self.table(name).location() for name, data in appends.items() if data.num_rows
+            }
 
         def write(name: str) -> list[WrittenFile]:
             data = _conform(appends[name], TABLES[name].schema)
-            files = write_data_files(name, data, locations[name], prefix, self.settings.scale)
-            return list(files)
+            written: list[WrittenFile] = []
+            try:
+                for file in write_data_files(
+                    name, data, locations[name], prefix, self.settings.scale
+                ):
+                    written.append(file)
+            except BaseException:
+                remove_files([f.url for f in written], self.settings.scale)  # days so far
+                raise
+            return written
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            return dict(zip(locations, pool.map(write, locations), strict=True))
+            futures = {name: pool.submit(write, name) for name in locations}
+        failed = [f.exception() for f in futures.values() if f.exception() is not None]
+        if failed:  # the other tables' files are nobody's either
+            done = [f.result() for f in futures.values() if f.exception() is None]
+            remove_files([file.url for files in done for file in files], self.settings.scale)
+            raise failed[0]  # type: ignore[misc]
+        return {name: future.result() for name, future in futures.items()}
+
+    def remove_files(self, files: Mapping[str, Sequence[str]]) -> None:
+        """Delete written data files that will not be committed (best effort)."""
+        from advertisex.lake.datafiles import remove_files
+
+        remove_files([url for urls in files.values() for url in urls], self.settings.scale)
 
     def commit_files(
         self,
@@ -175,13 +200,15 @@ class Lake:
         properties: dict[str, str],
     ) -> None:
         """Register written data files in their tables and mark ``segments`` done: one
-        catalog transaction, all or nothing."""
+        catalog transaction, all or nothing. Storage that fails before the transaction
+        (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`."""
         from advertisex.lake.datafiles import add_files
 
-        tables = {name: self.table(name) for name, paths in files.items() if paths}
-        with self.catalog.atomic(segments):
-            for name, table in tables.items():
-                add_files(table, list(files[name]), properties)
+        with _storage_errors(self.settings.warehouse_uri):
+            tables = {name: self.table(name) for name, paths in files.items() if paths}
+            with self.catalog.atomic(segments):
+                for name, table in tables.items():
+                    add_files(table, list(files[name]), properties)
         self.refresh()
 
     # ------------------------------------------------------------------ reads
@@ -335,3 +362,20 @@ def _catalog_unavailable(uri: str, error: Exception) -> Exception:
         hint="check lake.catalog_uri (`advertisex config` shows it) and that its database "
         "is running and reachable",
     )
+
+
+@contextlib.contextmanager
+def _storage_errors(where: str) -> Iterator[None]:
+    """OS errors of the lake's storage as the one-line :class:`StorageError`."""
+    from advertisex.errors import StorageError
+    from advertisex.lake.datafiles import os_reason
+
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(
+            f"cannot write the lake under {where}: {os_reason(error)}; "
+            "nothing of this batch was committed",
+            hint="free space or fix the storage, then run the same command again: "
+            "it resumes with what is pending",
+        ) from error

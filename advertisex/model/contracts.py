@@ -43,6 +43,9 @@ CLICK_ALIASES = {
     "conversion_id": "event_id",
 }
 EVENT_TYPES = ("click", "conversion")
+CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "other")
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "other")
+MAX_ID_LENGTH = 128  # ids are opaque tokens: no whitespace or control characters either
 
 BID_FIELDS = (
     "auction_id",

@@ -157,3 +157,43 @@ def _peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/readyz"])
+def test_operations_endpoints_need_a_key_off_loopback(tmp_path: Path, path: str) -> None:
+    import asyncio
+
+    from advertisex.collector.access import hash_key
+    from advertisex.collector.app import create_app
+    from advertisex.collector.service import Collector
+    from advertisex.config import load_settings
+
+    keys = [{"name": "scraper", "sha256": hash_key("ops-key"), "sources": ["impressions"]}]
+    settings = load_settings(
+        data_dir=tmp_path / "data", collector={"host": "0.0.0.0", "api_keys": keys}
+    )
+    collector = Collector(settings)
+    collector.start()
+    app = create_app(settings, collector)
+
+    async def get(client_host: str, **headers: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client_host, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+            return await client.get(path, headers=headers)
+
+    try:
+        outside = asyncio.run(get("203.0.113.9"))
+        assert (outside.status_code, outside.json()["code"]) == (401, "api_key_missing")
+        assert asyncio.run(get("203.0.113.9", authorization="Bearer nope")).status_code == 401
+        assert asyncio.run(get("203.0.113.9", authorization="Bearer ops-key")).status_code == 200
+        assert asyncio.run(get("127.0.0.1")).status_code == 200  # a local probe needs none
+        health = asyncio.run(_get(app, "/healthz"))
+        assert health.status_code == 200  # liveness says nothing, so it stays open
+    finally:
+        collector.stop()
+
+
+async def _get(app: Any, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+        return await client.get(path)

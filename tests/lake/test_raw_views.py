@@ -65,3 +65,13 @@ def test_garbage_in_the_landing_zone_does_not_break_queries(ax: Any) -> None:
     rows = ax.query("select (select count(*) from raw.clicks) c, 1 AS ok").to_pylist()
     assert rows[0]["ok"] == 1
     assert ax.query("select count(*) n from curated.impressions").to_pylist() == [{"n": 0}]
+
+
+def test_avro_files_that_type_a_field_differently_share_the_raw_view(ax: Any) -> None:
+    from tests.hostile import avro_file, bad_typed_avro, bid
+
+    ax.landing.write_segment("bids", avro_file([bid(1)]), fsync=False)  # floor_price: double
+    ax.landing.write_segment("bids", bad_typed_avro(n=2, bad=1), fsync=False)  # and text
+    rows = ax.query("select auction_id, floor_price from raw.bid_requests order by 1, 2")
+    assert rows.num_rows == 3
+    assert "abc" in rows.column("floor_price").to_pylist()

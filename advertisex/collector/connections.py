@@ -1,0 +1,126 @@
+"""Bounded connections: a client must finish its request in time, and slow ones are capped.
+
+uvicorn times out idle keep-alive connections but not a request that is still arriving:
+a client sending its headers a byte a minute (slowloris) holds a connection, a file
+descriptor and a parser forever, and fifty of them hold fifty. This is uvicorn's httptools
+protocol with three guards added where the protocol sees bytes arrive:
+
+- headers must be complete ``header_timeout`` seconds after the request's first byte (or
+  the connection's opening), else ``408 header_timeout`` and the connection is closed;
+- the body must be complete ``body_timeout`` seconds after the headers, else
+  ``408 body_timeout`` (the endpoint waiting for it sees the client gone and stores nothing);
+- at most ``max_unfinished`` connections may be mid-request at once; one more is answered
+  ``503 too_many_connections`` with ``Retry-After`` and closed at once.
+
+The answers are the collector's JSON errors, written straight to the socket: no endpoint
+has seen the request yet (or it never will see the rest of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from advertisex.util import jsonutil
+
+
+def guarded_protocol(
+    header_timeout: float, body_timeout: float, max_unfinished: int
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with these limits, for ``uvicorn.Config(http=…)``."""
+
+    class Guarded(_GuardedProtocol):
+        pass
+
+    Guarded.header_timeout = header_timeout
+    Guarded.body_timeout = body_timeout
+    Guarded.max_unfinished = max_unfinished
+    Guarded.unfinished = set()
+    return Guarded
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    header_timeout: float
+    body_timeout: float
+    max_unfinished: int
+    unfinished: set[_GuardedProtocol]  # connections mid-request, shared by the server's
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.unfinished) >= self.max_unfinished:
+            self._refuse(
+                503,
+                "too_many_connections",
+                f"more than {self.max_unfinished} connections are sending requests; retry later",
+                retry_after=1,
+            )
+            return
+        self._expect("header_timeout", self.header_timeout)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._timer is None:  # the next request on a kept-alive connection
+            self._expect("header_timeout", self.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._done()
+        super().on_headers_complete()
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self._expect("body_timeout", self.body_timeout)
+
+    def on_message_complete(self) -> None:
+        self._done()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+        super().connection_lost(exc)
+
+    # ------------------------------------------------------------------ guards
+    def _expect(self, code: str, seconds: float) -> None:
+        """Start the clock: the current part of the request must arrive within ``seconds``."""
+        self._done()
+        self.unfinished.add(self)
+        self._timer = self.loop.call_later(seconds, self._expired, code, seconds)
+
+    def _done(self) -> None:
+        self.unfinished.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self, code: str, seconds: float) -> None:
+        self._timer = None
+        part = "headers" if code == "header_timeout" else "body"
+        self._refuse(
+            408, code, f"the request's {part} did not arrive within {seconds:g} s; nothing stored"
+        )
+
+    def _refuse(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
+        """Answer ``status`` (unless an answer has begun) and close the connection."""
+        self._done()
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            body = jsonutil.dumps({"code": code, "message": message})
+            reason = {408: b"Request Timeout", 503: b"Service Unavailable"}[status]
+            head = [
+                b"HTTP/1.1 %d %s\r\n" % (status, reason),
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"connection: close\r\n",
+            ]
+            if retry_after:
+                head.append(b"retry-after: %d\r\n" % retry_after)
+            self.transport.write(b"".join([*head, b"\r\n", body]))
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the endpoint reading the body sees the client gone
+            cycle.message_event.set()
+        self.transport.close()

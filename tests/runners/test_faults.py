@@ -1,0 +1,125 @@
+"""A full disk under the lake, and a catalog that cannot write: ``process`` stops with one
+line saying what to do (no traceback), commits nothing half-way, and the rerun after the
+fault is fixed accounts for every landed record exactly once.
+
+Real faults need a small tmpfs, so these run as root (CI does) and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_fixtures import cli, open_lake  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+
+IMPRESSION = (
+    '{"timestamp":"2026-11-20T10:%02d:00Z","ad_creative_id":"c","user_id":"u%d",'
+    '"website":"w","impression_id":"i%d"}'
+)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a small tmpfs needs root")
+    path.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path, leave: int) -> Path:
+    """Take all free space under ``path`` but ``leave`` bytes."""
+    free = shutil.disk_usage(path).free
+    filler = path / "filler"
+    with open(filler, "wb") as handle:
+        os.posix_fallocate(handle.fileno(), 0, max(free - leave, 1))
+    return filler
+
+
+def land(ax: Any, segments: int, per_segment: int) -> int:
+    for s in range(segments):
+        lines = [
+            IMPRESSION % (s, s * per_segment + i, s * per_segment + i) for i in range(per_segment)
+        ]
+        ax.landing.write_segment("impressions", ("\n".join(lines) + "\n").encode(), fsync=False)
+    return segments * per_segment
+
+
+def accounted(ax: Any) -> tuple[int, int]:
+    """(rows in curated.impressions, distinct impression ids among them)."""
+    [row] = ax.query(
+        "select count(*) n, count(distinct impression_id) ids from curated.impressions"
+    ).to_pylist()
+    return row["n"], row["ids"]
+
+
+def test_a_full_disk_stops_process_cleanly_and_the_rerun_loses_nothing(
+    tmp_path: Path,
+    cli: Any,  # noqa: F811
+    open_lake: Any,  # noqa: F811
+) -> None:
+    """The warehouse (and landing zone) on a full disk; the catalog elsewhere."""
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        data = disk / "data"
+        uri = f"sqlite:///{tmp_path / 'catalog.db'}"
+        env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
+        ax = open_lake(data, lake={"catalog_uri": uri})
+        landed = land(ax, segments=4, per_segment=500)
+        ax.query("select 1")  # every table made while there is room
+        filler = fill(disk, leave=16 << 10)
+
+        code, out, err = cli(data, "process", **env)
+        err = " ".join(err.split())  # as one line, whatever the terminal width
+        assert code == 2, out + err
+        assert "Traceback" not in err
+        assert "No space left on device" in err and "run the same command again" in err
+        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (0, 0)  # nothing half-way
+        assert not list((data / "warehouse").rglob("*.parquet"))  # and no torn file left
+
+        filler.unlink()
+        assert cli(data, "process", **env)[0] == 0
+        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
+        assert cli(data, "process", **env)[0] == 0  # nothing pending: nothing doubled
+        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
+
+
+def test_a_catalog_that_cannot_write_stops_process_cleanly_and_the_rerun_loses_nothing(
+    tmp_path: Path,
+    cli: Any,  # noqa: F811
+    open_lake: Any,  # noqa: F811
+) -> None:
+    """The catalog database on a full disk; the warehouse elsewhere."""
+    with tmpfs(tmp_path / "catalog", "1m") as disk:
+        data = tmp_path / "data"
+        uri = f"sqlite:///{disk / 'catalog.db'}"
+        env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
+        ax = open_lake(data, lake={"catalog_uri": uri})
+        landed = land(ax, segments=3, per_segment=400)
+        ax.query("select 1")
+        filler = fill(disk, leave=0)
+
+        code, out, err = cli(data, "process", **env)
+        err = " ".join(err.split())
+        assert code == 2, out + err
+        assert "Traceback" not in err
+        assert "the catalog database failed: database or disk is full" in err
+        filler.unlink()
+
+        assert cli(data, "process", **env)[0] == 0
+        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
