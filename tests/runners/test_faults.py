@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from advertisex.model.schemas import TABLES
 from tests.cli_fixtures import cli, open_lake  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -52,8 +53,8 @@ def fill(path: Path, leave: int) -> Path:
     return filler
 
 
-def land(ax: Any, segments: int, per_segment: int) -> int:
-    for s in range(segments):
+def land(ax: Any, segments: int, per_segment: int, first: int = 0) -> int:
+    for s in range(first, first + segments):
         lines = [
             IMPRESSION % (s, s * per_segment + i, s * per_segment + i) for i in range(per_segment)
         ]
@@ -80,8 +81,9 @@ def test_a_full_disk_stops_process_cleanly_and_the_rerun_loses_nothing(
         uri = f"sqlite:///{tmp_path / 'catalog.db'}"
         env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
         ax = open_lake(data, lake={"catalog_uri": uri})
-        landed = land(ax, segments=4, per_segment=500)
-        ax.query("select 1")  # every table made while there is room
+        landed = land(ax, segments=1, per_segment=10)
+        assert cli(data, "process", **env)[0] == 0  # the tables exist; then the disk fills
+        landed += land(ax, segments=4, per_segment=500, first=1)
         filler = fill(disk, leave=16 << 10)
 
         code, out, err = cli(data, "process", **env)
@@ -89,8 +91,12 @@ def test_a_full_disk_stops_process_cleanly_and_the_rerun_loses_nothing(
         assert code == 2, out + err
         assert "Traceback" not in err
         assert "No space left on device" in err and "run the same command again" in err
-        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (0, 0)  # nothing half-way
-        assert not list((data / "warehouse").rglob("*.parquet"))  # and no torn file left
+        lake = open_lake(data, lake={"catalog_uri": uri})
+        assert accounted(lake) == (10, 10)  # nothing half-way
+        listed = lake.lake.data_files_of(list(TABLES))
+        referenced = {f.removeprefix("file://") for files in listed.values() for f in files}
+        on_disk = {str(p) for p in (data / "warehouse").rglob("*.parquet")}
+        assert on_disk == referenced  # and no torn file left
 
         filler.unlink()
         assert cli(data, "process", **env)[0] == 0
@@ -110,8 +116,9 @@ def test_a_catalog_that_cannot_write_stops_process_cleanly_and_the_rerun_loses_n
         uri = f"sqlite:///{disk / 'catalog.db'}"
         env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
         ax = open_lake(data, lake={"catalog_uri": uri})
-        landed = land(ax, segments=3, per_segment=400)
-        ax.query("select 1")
+        landed = land(ax, segments=1, per_segment=10)
+        assert cli(data, "process", **env)[0] == 0
+        landed += land(ax, segments=3, per_segment=400, first=1)
         filler = fill(disk, leave=0)
 
         code, out, err = cli(data, "process", **env)
