@@ -251,12 +251,16 @@ class Runner(ABC, Generic[ReadT]):
         if transformed is None:
             self._set_aside(unreadable, report)
             return {}, batch.id
-        accounts = _checked_accounts(transformed.accounts, kept, framed.records, segments)
-        committed_at = utcnow()
-        rows = batch_rows(batch.id, accounts, kept, started_at, committed_at)
         files = {name: [f.url for f in written] for name, written in transformed.files.items()}
-        for name, written in self.lake.write_files({"ops.batches": rows}, batch.id).items():
-            files.setdefault(name, []).extend(f.url for f in written)
+        try:
+            accounts = _checked_accounts(transformed.accounts, kept, framed.records, segments)
+            committed_at = utcnow()
+            rows = batch_rows(batch.id, accounts, kept, started_at, committed_at)
+            for name, written in self.lake.write_files({"ops.batches": rows}, batch.id).items():
+                files.setdefault(name, []).extend(f.url for f in written)
+        except BaseException:
+            self.lake.remove_files(files)  # never to be committed: nobody's files
+            raise
         indices = {s.name: i for i, s in enumerate(segments)}
         records = {s.name: framed.records[indices[s.name]] for s in kept}
         marks = done_marks(kept, records, batch.id, committed_at)
