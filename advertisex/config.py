@@ -511,7 +511,7 @@ class MonitorSettings(_Section):
     interval_seconds: float = Field(60.0, gt=0, description="Seconds between evaluations.")
     disabled: tuple[str, ...] = Field(
         (),
-        description="Monitors to skip: freshness, delay, volume, rates, business, "
+        description="Monitors to skip: freshness, delay, volume, rates, set_aside, business, "
         "discrepancy, schema.",
     )
     lookback_days: int = Field(8, ge=1, description="History read for baselines (days).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from advertisex.cli.common import (
     EngineOption,
@@ -181,8 +182,9 @@ def print_accounting(report: Any, fmt: Format) -> None:
             )
     for item in report.unreadable:
         print_message(
-            f"[yellow]moved aside[/] {item.segment.name}: {item.reason} "
-            "(kept under landing/_unreadable; fix or re-send it, then ingest again)"
+            f"[yellow]set aside[/] {escape(item.segment.name)}: {escape(item.reason)} — "
+            "quarantined whole (the file stays where it landed); once fixed: "
+            "[bold]advertisex quarantine replay --reason segment_unreadable[/]"
         )
     print_rows(rows, fmt, title=f"processed {report.segments} files in {report.seconds:.1f} s")
     if fmt is Format.table:

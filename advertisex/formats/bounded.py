@@ -77,6 +77,7 @@ class DecodeRefused(Exception):
 
 
 _CODES = {"time": "decode_timeout", "memory": "decode_memory", "crash": "decoder_crashed"}
+DECODE_REFUSALS = frozenset(_CODES.values())
 
 
 def decode_bounded(decoder: Decoder, data: bytes, limits: DecodeLimits | None) -> pa.Table:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
     from advertisex.config import Settings
 
-UNREADABLE = "_unreadable"  # where segments that cannot be read at all are moved aside
+# Where earlier versions moved segments they could not read (now a segment set aside stays
+# in place as a quarantine entry); still listed, so forget and retention see those files.
+UNREADABLE = "_unreadable"
 # Default container format per source; any source may also land NDJSON (the collector
 # and the Firehose API write JSON objects for all three).
 _EXTENSIONS = {"impressions": ".ndjson", "clicks": ".csv", "bids": ".avro"}
@@ -233,14 +235,6 @@ class LandingZone:
             if p.is_file()
         ]
 
-    def quarantine_file(self, segment: Segment, reason: str) -> Path:
-        """Move an unreadable segment aside (kept, never deleted) so it blocks nothing."""
-        target = self.root / UNREADABLE / segment.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.root / segment.name, target)
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
-        return target
-
 
 def segment_name(
     source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
@@ -360,13 +354,6 @@ class ObjectStoreLandingZone(LandingZone):
                 name = info.path[len(self.base) + 1 :]
                 found.append(Segment(landing_source(name), name, info.size))
         return sorted(found, key=lambda s: s.name)
-
-    def quarantine_file(self, segment: Segment, reason: str) -> Path:
-        target = f"{self.base}/{UNREADABLE}/{segment.name}"
-        self.fs.move(f"{self.base}/{segment.name}", target)
-        with self.fs.open_output_stream(target + ".reason.txt") as out:
-            out.write((reason + "\n").encode())
-        return Path(target)
 
 
 def open_landing(settings: Settings) -> LandingZone:

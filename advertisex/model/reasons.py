@@ -53,6 +53,18 @@ CATALOGUE: dict[str, Reason] = {
             "Bytes could not be decoded as Avro (truncated or corrupt block).",
             "Re-send the file; the records before the damage were kept.",
         ),
+        Reason(
+            "segment_unreadable",
+            _ALL,
+            "A whole landing file was set aside: its decoder overran its time budget "
+            "(decode_timeout) or memory budget (decode_memory), crashed (decoder_crashed), or "
+            "the file could not be read or decoded at all (decode_failed). The file stays where "
+            "it landed; none of its records is in a table yet. The entry's raw text says which "
+            "file and its size, its detail why.",
+            "Fix the file or the cause (a larger processor.decode_* budget, a fixed decoder), "
+            "then `advertisex quarantine replay --reason segment_unreadable`: the file is decoded "
+            "again and each of its records passes exactly once.",
+        ),
         Reason("encoding_invalid", _ALL, "The bytes are not valid UTF-8.", "Write UTF-8 text."),
         Reason(
             "query_too_long",
@@ -166,6 +178,9 @@ CATALOGUE: dict[str, Reason] = {
         ),
     ]
 }
+
+
+SEGMENT_UNREADABLE = "segment_unreadable"
 
 
 def reason(code: str, field: str | None = None) -> str:

@@ -73,6 +73,9 @@ class Gatherer:
             links=aggregates["links"],
             fields=aggregates["fields"],
             dims=self._dims() if hourly else None,
+            set_aside=queries.set_aside(
+                [f.path for f in self.files.files("curated.quarantine")], since
+            ),
             sources=SOURCES,
             settled_until=pending,
         )

@@ -49,6 +49,16 @@ BATCHES = pa.schema(
     ]
 )
 # Curated rows per table and hour of ingest time, with event-time lag.
+# Landing files set aside whole and still in quarantine (segment_unreadable entries).
+SET_ASIDE = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("files", pa.int64()),
+        pa.field("oldest", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
 TABLE_HOURS = pa.schema(
     [
         pa.field("table", pa.string()),
@@ -117,6 +127,7 @@ class Observations:
     links: pa.Table = field(default_factory=LINKS.empty_table)
     fields: pa.Table = field(default_factory=FIELDS.empty_table)
     dims: pa.Table | None = None  # None: no dims.campaigns table, pacing is skipped
+    set_aside: pa.Table = field(default_factory=SET_ASIDE.empty_table)
     sources: tuple[str, ...] = ("impressions", "clicks", "bids")
     settled_until: datetime | None = None  # hours ending before this are complete
 

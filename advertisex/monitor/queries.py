@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from advertisex.monitor.model import ARRIVALS, BATCHES, CAMPAIGN_HOURS, FIELDS, LINKS, TABLE_HOURS
+from advertisex.monitor.model import (
+    ARRIVALS,
+    BATCHES,
+    CAMPAIGN_HOURS,
+    FIELDS,
+    LINKS,
+    SET_ASIDE,
+    TABLE_HOURS,
+)
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
@@ -91,6 +99,22 @@ def batches(paths: list[str], since: datetime) -> pa.Table:
     GROUP BY ALL ORDER BY bucket
     """
     return _run(sql, {"since": since}).cast(BATCHES)
+
+
+def set_aside(paths: list[str], since: datetime) -> pa.Table:
+    """``curated.quarantine`` data files → SET_ASIDE: per source and reason, the landing
+    files set aside whole (``segment_unreadable``) that are still in quarantine."""
+    if not paths:
+        return SET_ASIDE.empty_table()
+    listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    sql = f"""
+    SELECT source, reason, count(DISTINCT source_file) AS files, min(ingest_time) AS oldest
+    FROM (SELECT source, unnest(reasons) AS reason, source_file, ingest_time
+          FROM read_parquet([{listing}], union_by_name = true) WHERE ingest_time >= $since)
+    WHERE starts_with(reason, 'segment_unreadable')
+    GROUP BY ALL ORDER BY source, reason
+    """
+    return _run(sql, {"since": since}).cast(SET_ASIDE)
 
 
 def hourly(

@@ -18,6 +18,11 @@ leaves the quarantine exactly once; a replay that changes nothing commits nothin
 Records whose raw text cannot stand for the record (``avro_unreadable``: the text is
 the undecodable bytes; ``encoding_invalid``: the text had bytes replaced) are never
 replayed: they stay for a person to look at.
+
+An entry that stands for a whole landing file set aside by the processor
+(``segment_unreadable``) is replayed by decoding that file again, under the processor's
+decode budget: its records go through the same steps (those that fail become quarantine
+entries of their own) and the entry leaves. A file that still cannot be decoded stays.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import pyarrow.compute as pc
 
 from advertisex.errors import CommitConflictError
 from advertisex.formats.framing import strip_bom
-from advertisex.landing.zone import Segment
+from advertisex.landing.zone import Segment, segment_time
+from advertisex.model.reasons import SEGMENT_UNREADABLE
 from advertisex.model.schemas import BATCHES, QUARANTINE, TABLES
 from advertisex.quarantine.selection import TABLE, Selection, read
 from advertisex.util.timeutil import utcnow
@@ -131,42 +137,52 @@ def replay(
     appends: dict[str, list[pa.Table]] = {}
     leaving: list[pa.Table] = []  # original quarantine rows to delete
     rewritten: list[pa.Table] = []  # still failing with new reasons (replace the originals)
+    added: list[pa.Table] = []  # new entries: failing records of a file decoded again
     for source in sources:
         rows = selected.filter(pc.equal(selected.column("source"), source))
         stats = report.sources.setdefault(source, SourceReplay(source, selected=rows.num_rows))
         replayable = _replayable(rows)
         stats.not_replayable = rows.num_rows - int(replayable.sum())
         rows = rows.filter(pa.array(replayable))
+        files, rows = _split_files(rows)
         frame, lineage, unframed = build_frame(source, rows, landing)
-        stats.not_replayable += unframed.num_rows
+        frame, lineage, undecoded, read_bytes = decode_files(
+            source, files, landing, settings, frame, lineage
+        )
+        stats.not_replayable += unframed.num_rows + undecoded.num_rows
         rows = _without(rows, unframed)
-        if not rows.num_rows:
+        files = _without(files, undecoded)
+        if not rows.num_rows and not files.num_rows:
             continue
-        stats.replayed = rows.num_rows
-        stats.bytes = int(pc.sum(pc.binary_length(rows.column("raw"))).as_py() or 0)
-        stats.files = set(rows.column("source_file").to_pylist())
+        stats.replayed = frame.num_rows
+        stats.bytes = int(pc.sum(pc.binary_length(rows.column("raw"))).as_py() or 0) + read_bytes
+        stats.files = set(rows.column("source_file").to_pylist()) | set(
+            files.column("source_file").to_pylist()
+        )
         tables, account = process_source(source, frame, lineage, batch_id, rules)
         stats.accepted, stats.filtered = account.accepted, account.filtered
         stats.duplicates, stats.conflicts = account.duplicates, account.conflicts
         failing = tables.pop("curated.quarantine")
         stats.still_quarantined = failing.num_rows
-        gone, changed = _outcome(rows, failing)
+        gone, changed, new = _outcome(pa.concat_tables([rows, files]), failing)
         stats.reasons_updated = changed.num_rows
         leaving.append(gone)
         rewritten.append(changed)
+        added.append(new)  # records of a decoded file that fail: entries of their own
         for name, table in tables.items():
             if table.num_rows:
                 appends.setdefault(name, []).append(table)
                 report.by_table[name] = report.by_table.get(name, 0) + table.num_rows
     removed = _concat(leaving, QUARANTINE)
     updated = _concat(rewritten, QUARANTINE)
+    new = _concat(added, QUARANTINE)
     if removed.num_rows == 0 and updated.num_rows == 0:
         return report
     _commit(
         lake,
         {name: pa.concat_tables(parts) for name, parts in appends.items()},
         removed,
-        updated,
+        pa.concat_tables([updated, new]),
         _batch_rows(batch_id, report, started_at),
         batch_id,
     )
@@ -246,6 +262,60 @@ def build_frame(
     )
 
 
+def _split_files(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(entries standing for whole landing files set aside, entries of single records)."""
+    reasons = rows.column("reasons").to_pylist()
+    whole = [any(r.startswith(SEGMENT_UNREADABLE) for r in rs) for rs in reasons]
+    mask = pa.array(whole, pa.bool_())
+    return rows.filter(mask), rows.filter(pc.invert(mask))
+
+
+def decode_files(
+    source: str,
+    files: pa.Table,
+    landing: LandingZone,
+    settings: Settings,
+    frame: pa.Table,
+    lineage: pa.Table,
+) -> tuple[pa.Table, pa.Table, pa.Table, int]:
+    """``frame`` and ``lineage`` with the records of each set-aside landing file in
+    ``files``, decoded again under the processor's decode budget; the entries of files that
+    still cannot be read (they stay in quarantine); and the bytes read."""
+    from advertisex.formats.bounded import DecodeLimits
+    from advertisex.formats.decode import concat_frames, frame_segment
+
+    limits = DecodeLimits.of(settings.processor)
+    frames, extra, failed, read_bytes = [frame], [lineage], [], 0
+    index = lineage.num_rows
+    for i, name in enumerate(files.column("source_file").to_pylist()):
+        segment = Segment(source, name, 0)
+        try:
+            data = landing.read(segment)
+            decoded = frame_segment(index, segment, data, limits)
+        except Exception:  # still undecodable (or gone): the entry stays
+            failed.append(i)
+            continue
+        read_bytes += len(data)
+        frames.append(decoded)
+        extra.append(
+            pa.table(
+                {
+                    "segment": pa.array([index], pa.int32()),
+                    "source_file": pa.array([name], pa.string()),
+                    "ingest_time": pa.array([segment_time(name)], pa.timestamp("us", tz="UTC")),
+                }
+            )
+        )
+        index += 1
+    filled = [f for f in frames if f.num_rows]
+    return (
+        concat_frames(filled) if filled else frame,
+        pa.concat_tables(extra),
+        files.take(pa.array(failed, pa.int64())),
+        read_bytes,
+    )
+
+
 def _decoder(source: str, name: str, decoder_for: Any) -> Any:
     from advertisex.formats.jsonrecords import frame_json_bids
 
@@ -321,8 +391,9 @@ def _without(rows: pa.Table, drop: pa.Table) -> pa.Table:
     return rows.filter(pa.array(keep))
 
 
-def _outcome(original: pa.Table, failing: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(original rows that left the quarantine, failing rows whose reasons changed).
+def _outcome(original: pa.Table, failing: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(original rows that left the quarantine, failing rows whose reasons changed, failing
+    rows that match no original — records of a landing file decoded again).
 
     Replayed records are matched to their new quarantine rows by landing file,
     position and raw text; a changed row keeps its original batch id.
@@ -330,6 +401,14 @@ def _outcome(original: pa.Table, failing: pa.Table) -> tuple[pa.Table, pa.Table]
     still: dict[tuple[Any, ...], list[list[str]]] = {}
     for key, reasons in zip(_keys(failing), failing.column("reasons").to_pylist(), strict=True):
         still.setdefault(key, []).append(reasons)
+    originals_keys = Counter(_keys(original))
+    fresh = []
+    for i, key in enumerate(_keys(failing)):
+        if originals_keys[key]:
+            originals_keys[key] -= 1
+        else:
+            fresh.append(i)
+    new = failing.take(pa.array(fresh, pa.int64())).select(QUARANTINE.names).cast(QUARANTINE)
     gone, changed_index, changed_reasons = [], [], []
     originals = original.column("reasons").to_pylist()
     for i, key in enumerate(_keys(original)):
@@ -350,6 +429,7 @@ def _outcome(original: pa.Table, failing: pa.Table) -> tuple[pa.Table, pa.Table]
     return (
         original.take(pa.array(gone, pa.int64())).select(QUARANTINE.names).cast(QUARANTINE),
         changed.select(QUARANTINE.names).cast(QUARANTINE),
+        new,
     )
 
 

@@ -24,7 +24,6 @@ whole batch or none of it, and files of a batch that never committed are unrefer
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import time
@@ -39,11 +38,13 @@ import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.errors import AccountingError, TransientError
+from advertisex.formats.bounded import DECODE_REFUSALS
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import WrittenFile
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table
-from advertisex.model.schemas import BATCHES, SOURCES
+from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table, segment_time
+from advertisex.model.reasons import SEGMENT_UNREADABLE
+from advertisex.model.schemas import BATCHES, QUARANTINE, SOURCES
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.committed import CommittedKeys
 from advertisex.runners.hooks import CommitHook
@@ -71,7 +72,8 @@ class Unreadable:
 @dataclass
 class ProcessReport:
     batches: list[str] = field(default_factory=list)
-    # Segments moved aside to landing/_unreadable (kept, never deleted) with their reason.
+    # Segments set aside whole: each a curated.quarantine entry (segment_unreadable), the
+    # file left where it landed for `quarantine replay`.
     unreadable: list[Unreadable] = field(default_factory=list)
     accounts: dict[str, SourceAccount] = field(default_factory=dict)
     segments: int = 0
@@ -246,36 +248,36 @@ class Runner(ABC, Generic[ReadT]):
         )
         with self.read(batch) as framed:
             kept = [s for i, s in enumerate(segments) if i in framed.records]
-            transformed = self.transform(batch, framed) if kept else None
+            transformed = self.transform(batch, framed) if kept else Transformed({}, {})
         unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]
-        if transformed is None:
-            self._set_aside(unreadable, report)
-            return {}, batch.id
         files = {name: [f.url for f in written] for name, written in transformed.files.items()}
         try:
             accounts = _checked_accounts(transformed.accounts, kept, framed.records, segments)
+            accounts = set_aside(accounts, unreadable)
             committed_at = utcnow()
-            rows = batch_rows(batch.id, accounts, kept, started_at, committed_at)
-            for name, written in self.lake.write_files({"ops.batches": rows}, batch.id).items():
+            consumed = [s for s in segments if s in kept or s in {u.segment for u in unreadable}]
+            rows = {
+                "ops.batches": batch_rows(batch.id, accounts, consumed, started_at, committed_at),
+                "curated.quarantine": set_aside_rows(batch.id, unreadable),
+            }
+            for name, written in self.lake.write_files(rows, batch.id).items():
                 files.setdefault(name, []).extend(f.url for f in written)
         except BaseException:
             self.lake.remove_files(files)  # never to be committed: nobody's files
             raise
         indices = {s.name: i for i, s in enumerate(segments)}
-        records = {s.name: framed.records[indices[s.name]] for s in kept}
-        marks = done_marks(kept, records, batch.id, committed_at)
+        records = {s.name: framed.records.get(indices[s.name], 0) for s in consumed}
+        marks = done_marks(consumed, records, batch.id, committed_at)
         batch.report("commit")
         self.lake.commit_files(files, marks, {"advertisex.batch-id": batch.id})
-        self._set_aside(unreadable, report)
+        self._told_set_aside(unreadable, report)
         self._committed_batch(marks, accounts, started_at, kept, transformed.files)
         return accounts, batch.id
 
-    def _set_aside(self, unreadable: list[Unreadable], report: ProcessReport | None) -> None:
-        """Move segments that could not be read to landing/_unreadable (never deleted), once
-        their batch is decided; tell the hooks."""
+    def _told_set_aside(self, unreadable: list[Unreadable], report: ProcessReport | None) -> None:
+        """Segments set aside whole, now committed as quarantine entries: tell the hooks
+        (a counter alerting rules watch) and the report."""
         for item in unreadable:
-            with contextlib.suppress(FileNotFoundError):
-                self.landing.quarantine_file(item.segment, item.reason)
             for hook in self.hooks:
                 hook.segment_unreadable(item.segment, item.reason)
             if report is not None:
@@ -344,6 +346,52 @@ def _checked_accounts(
             )
         checked[source] = account
     return checked
+
+
+def set_aside(
+    accounts: dict[str, SourceAccount], unreadable: list[Unreadable]
+) -> dict[str, SourceAccount]:
+    """``accounts`` with each segment set aside whole counted in its source: one file, its
+    bytes, and one record in that is one quarantined entry (its records are unknown until
+    a replay decodes it), so ``ops.batches`` still balances."""
+    for item in unreadable:
+        source = item.segment.source
+        account = accounts.setdefault(source, SourceAccount(source))
+        account.files += 1
+        account.bytes += item.segment.size
+        account.records_in += 1
+        account.quarantined += 1
+        account.by_table["curated.quarantine"] = account.by_table.get("curated.quarantine", 0) + 1
+    return {s: accounts[s] for s in SOURCE_ORDER if s in accounts}
+
+
+def set_aside_rows(batch_id: str, unreadable: list[Unreadable]) -> pa.Table:
+    """One ``curated.quarantine`` entry per segment set aside whole: the reason
+    ``segment_unreadable:<cause>``, where the file is and how big, and why in ``detail``.
+    The file stays where it landed, for ``quarantine replay`` to decode again."""
+    rows = [
+        {
+            "source": item.segment.source,
+            "reasons": [f"{SEGMENT_UNREADABLE}:{unreadable_cause(item.reason)}"],
+            "raw": f"landing file {item.segment.name} ({item.segment.size:,} bytes), "
+            "set aside whole: its records were not decoded",
+            "detail": item.reason,
+            "event_time": None,
+            "ingest_time": segment_time(item.segment),
+            "source_file": item.segment.name,
+            "source_position": 0,
+            "batch_id": batch_id,
+        }
+        for item in unreadable
+    ]
+    return pa.Table.from_pylist(rows, schema=QUARANTINE)
+
+
+def unreadable_cause(reason: str) -> str:
+    """``decode_timeout``, ``decode_memory`` or ``decoder_crashed`` (the budgets), else
+    ``decode_failed`` (the file could not be read, or its decoder raised)."""
+    code = reason.split(":", 1)[0]
+    return code if code in DECODE_REFUSALS else "decode_failed"
 
 
 def done_marks(

@@ -95,6 +95,31 @@ def test_rates_fire_above_a_bound_and_on_a_jump() -> None:
     assert MONITORS["rates"](small, CFG) == []
 
 
+def test_a_landing_file_set_aside_whole_is_critical_until_replayed() -> None:
+    from advertisex.monitor.model import SET_ASIDE
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    entries = pa.Table.from_pylist(
+        [
+            {
+                "source": "bids",
+                "reason": "segment_unreadable:decode_timeout",
+                "files": 2,
+                "oldest": now,
+            }
+        ],
+        schema=SET_ASIDE,
+    )
+    [finding] = MONITORS["set_aside"](Observations(now, set_aside=entries), MonitorSettings())
+    assert (finding.alertname, finding.labels, finding.severity) == (
+        "LandingFilesSetAside",
+        {"source": "bids"},
+        "critical",
+    )
+    assert "decode_timeout ×2" in finding.summary and finding.value == 2
+    assert MONITORS["set_aside"](Observations(now), MonitorSettings()) == []
+
+
 def test_volume_compares_with_the_same_hour_on_previous_days() -> None:
     sim = Simulation(START, days=10, seed=2)
     after = T + timedelta(hours=1, minutes=20)

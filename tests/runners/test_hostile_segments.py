@@ -39,6 +39,18 @@ def test_hostile_segments_cannot_stop_the_batch_around_them(ax: Any) -> None:
     assert [(u.segment.name, u.reason.split(":")[0]) for u in report.unreadable] == [
         (bomb.name, "decode_memory")
     ]
+    # The bomb is a quarantine entry of its own, counted in its batch; its file stays.
+    [entry] = ax.query(
+        "select reasons, raw, source_file from curated.quarantine where source = 'impressions'"
+    ).to_pylist()
+    assert entry["reasons"] == ["segment_unreadable:decode_memory"]
+    assert entry["source_file"] == bomb.name and bomb.name in entry["raw"]
+    [row] = ax.query(
+        "select files, records_in, accepted, quarantined from ops.batches "
+        "where source = 'impressions'"
+    ).to_pylist()
+    assert row == {"files": 2, "records_in": 2, "accepted": 1, "quarantined": 1}
+    assert ax.landing.head(bomb, 2) == b"\x1f\x8b"
     bids = report.accounts["bids"]
     assert (bids.records_in, bids.accepted, bids.quarantined) == (1 + 10 + 3, 1 + 9, 1 + 3)
     rows = ax.query(
@@ -52,3 +64,58 @@ def test_hostile_segments_cannot_stop_the_batch_around_them(ax: Any) -> None:
     accepted = ax.query("select auction_id from curated.bid_requests order by 1").to_pylist()
     expected = ["a0", "a1", "a1000", "a2", *[f"a{i}" for i in range(4, 10)]]
     assert [r["auction_id"] for r in accepted] == expected
+
+
+def aborting_decoder(data: bytes) -> Any:
+    """Module-level: decoder workers import it by name."""
+    import os
+
+    os.abort()
+
+
+CLICKS = (
+    b"timestamp,user_id,campaign_id,event_type\n"
+    b"2026-11-20T10:00:00Z,u1,c1,click\n2026-11-20T10:00:01Z,u2,c1,click\n"
+    b"2026-11-20T10:00:02Z,u3,c1,view\n"
+)
+
+
+def test_a_file_set_aside_whole_is_never_hidden_and_replays_exactly_once(
+    ax: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.formats.decode import DECODERS
+
+    ax.landing.write_segment("impressions", GOOD, label="good")
+    bad = ax.landing.write_segment("clicks", CLICKS, label="crashes")
+    with monkeypatch.context() as patch:
+        patch.setitem(DECODERS, ("clicks", "csv"), aborting_decoder)
+        report = ax.process()
+    assert [u.reason.split(":")[0] for u in report.unreadable] == ["decoder_crashed"]
+    assert report.accounts["clicks"].quarantined == 1 and report.accounts["clicks"].balanced
+    assert ax.process().batches == []  # decided: not pending again, not hidden either
+    [entry] = ax.quarantine_records(reason="segment_unreadable").to_pylist()
+    assert (entry["source_file"], entry["source_position"]) == (bad.name, 0)
+    assert "LandingFilesSetAside" in _alerts(ax)  # and the monitor says so
+
+    replayed = ax.replay_quarantine(reason="segment_unreadable")  # the decoder works again
+    clicks = replayed.sources["clicks"]
+    assert (clicks.replayed, clicks.accepted, clicks.still_quarantined) == (3, 2, 1)
+    assert ax.query("select count(*) n from curated.clicks").to_pylist() == [{"n": 2}]
+    left = ax.query(
+        "select reasons, source_position from curated.quarantine where source = 'clicks'"
+    ).to_pylist()
+    assert left == [{"reasons": ["event_type_invalid"], "source_position": 4}]
+    assert ax.replay_quarantine(reason="segment_unreadable").batch_id is None  # once only
+    assert ax.query("select count(*) n from curated.clicks").to_pylist() == [{"n": 2}]
+    assert "LandingFilesSetAside" not in _alerts(ax)
+
+
+def _alerts(ax: Any) -> set[str]:
+    """The alert names the monitors would raise now (one evaluation, no notification)."""
+    from advertisex.monitor.checks import evaluate
+    from advertisex.monitor.gather import Gatherer
+    from advertisex.util.timeutil import utcnow
+
+    observations = Gatherer(ax.settings, ax.lake, utcnow).observe(hourly=False)
+    findings, _ = evaluate(observations, ax.settings.monitor, only=frozenset({"set_aside"}))
+    return {f.alertname for f in findings}

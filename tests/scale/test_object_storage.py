@@ -189,21 +189,6 @@ def _landing_on_s3(tmp_path: Path, s3_endpoint: str, prefix: str) -> Any:
     return advertisex.open(data_dir=tmp_path / "data", scale={**scale, "s3_region": "us-east-1"})
 
 
-def test_an_unreadable_segment_is_moved_aside_on_s3(
-    tmp_path: Path, s3_endpoint: str, bucket: Any
-) -> None:
-    ax = _landing_on_s3(tmp_path, s3_endpoint, "aside")
-    segment = ax.landing.write_segment("clicks", b"timestamp,user_id\n", label="bad")
-    assert ax.landing.segments() == [segment]
-    ax.landing.quarantine_file(segment, "decoder blew up")
-    assert ax.landing.segments() == []
-    objects = {k for k in _keys(bucket, "aside/") if not k.endswith("/")}  # not dir markers
-    assert objects == {
-        f"aside/_unreadable/{segment.name}",
-        f"aside/_unreadable/{segment.name}.reason.txt",
-    }
-
-
 def test_the_monitor_sees_pending_segments_on_object_storage(
     tmp_path: Path, s3_endpoint: str, bucket: Any
 ) -> None:

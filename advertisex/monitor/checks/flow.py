@@ -154,3 +154,28 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def set_aside(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
+    """Landing files the processor set aside whole: their records are in no table until
+    the cause is fixed and they are replayed (the entry leaves the quarantine then)."""
+    findings = []
+    for source in obs.sources:
+        rows = obs.set_aside.filter(pc.equal(obs.set_aside.column("source"), source))
+        files = int(pc.sum(rows.column("files")).as_py() or 0)
+        if not files:
+            continue
+        causes = ", ".join(f"{r['reason']} ×{r['files']}" for r in rows.to_pylist())
+        findings.append(
+            Finding(
+                "LandingFilesSetAside",
+                {"source": source},
+                "critical",
+                f"{files} {source} landing file(s) set aside whole ({causes}): their records "
+                "are in no table; fix the cause, then advertisex quarantine replay --reason "
+                "segment_unreadable",
+                float(files),
+                0.0,
+            )
+        )
+    return findings
