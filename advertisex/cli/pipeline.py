@@ -156,6 +156,7 @@ def print_accounting(report: Any, fmt: Format) -> None:
                     {"segment": u.segment.name, "reason": u.reason} for u in report.unreadable
                 ],
                 "seconds": round(report.seconds, 3),
+                "marts": report.marts.mode if report.marts is not None else None,
                 "sources": rows,
                 "tables": tables,
             }
@@ -164,6 +165,11 @@ def print_accounting(report: Any, fmt: Format) -> None:
     if not rows:
         if fmt is Format.table:
             print_message("nothing pending: every landed file is already processed.")
+            if report.marts is not None and report.marts.mode != "unchanged":
+                print_message(
+                    "the marts were behind the committed batches (a run stopped before "
+                    f"updating them) and are up to date now ({report.marts.mode})."
+                )
         else:
             print_rows([], fmt, columns=["source"])
         return

@@ -78,6 +78,7 @@ class ProcessReport:
     accounts: dict[str, SourceAccount] = field(default_factory=dict)
     segments: int = 0
     seconds: float = 0.0
+    marts: MartUpdate | None = None  # what bringing the marts up to date did (None: off)
 
     def add(self, account: SourceAccount) -> None:
         total = self.accounts.setdefault(account.source, SourceAccount(account.source))
@@ -225,8 +226,11 @@ class Runner(ABC, Generic[ReadT]):
                 report.segments += len(batch)
                 for account in accounts.values():
                     report.add(account)
-            if report.batches:
-                self.update_marts(progress)
+            if report.batches or self._done:
+                # Every run, not only one that committed: a run killed between its last
+                # commit and this line left the marts behind, and "nothing pending" must
+                # not leave them there (the marts know the snapshots they reflect).
+                report.marts = self.update_marts(progress)
         report.seconds = time.perf_counter() - started
         return report
 
