@@ -103,6 +103,13 @@ class StorageError(TransientError):
     code = "storage_error"
 
 
+class BatchCancelled(AdvertiseXError):
+    """A batch given up before its commit because the processor was told to stop: nothing
+    of it was committed, and the next run makes the same batch again."""
+
+    code = "cancelled"
+
+
 class LakeError(AdvertiseXError):
     """The lake was used in a way it does not support (a bug in the caller, not the data)."""
 

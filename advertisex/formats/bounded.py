@@ -17,6 +17,7 @@ library loses nothing.
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from advertisex.errors import BatchCancelled
 from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool
 
 if TYPE_CHECKING:
@@ -80,8 +82,14 @@ _CODES = {"time": "decode_timeout", "memory": "decode_memory", "crash": "decoder
 DECODE_REFUSALS = frozenset(_CODES.values())
 
 
-def decode_bounded(decoder: Decoder, data: bytes, limits: DecodeLimits | None) -> pa.Table:
-    """``decoder`` over ``data`` (un-gzipped first when it is gzip), within ``limits``.
+def decode_bounded(
+    decoder: Decoder,
+    data: bytes,
+    limits: DecodeLimits | None,
+    cancel: threading.Event | None = None,
+) -> pa.Table:
+    """``decoder`` over ``data`` (un-gzipped first when it is gzip), within ``limits``;
+    ``cancel`` being set stops it at once (:class:`~advertisex.errors.BatchCancelled`).
 
     ``decoder`` must be a module-level function (workers import it by name).
     """
@@ -92,15 +100,22 @@ def decode_bounded(decoder: Decoder, data: bytes, limits: DecodeLimits | None) -
     pool = decode_pool()
     fallback = salvage_avro if decoder is frame_avro else None
     try:
-        share = _FAST_SHARE if fallback else 1.0
-        return pool.run(limits.budget(len(data), share), gunzip_and_decode, decoder, data)
+        budget = limits.budget(len(data), _FAST_SHARE if fallback else 1.0)
+        return pool.run(budget, gunzip_and_decode, decoder, data, cancel=cancel)
     except BudgetExceeded as breach:
-        if fallback is None or breach.kind == "memory":
-            raise DecodeRefused(_CODES[breach.kind], breach.message) from None
+        if fallback is None or breach.kind in ("memory", "cancelled"):
+            raise _refused(breach) from None
     try:
-        return pool.run(limits.budget(len(data)), gunzip_and_decode, fallback, data)
+        budget = limits.budget(len(data))
+        return pool.run(budget, gunzip_and_decode, fallback, data, cancel=cancel)
     except BudgetExceeded as breach:
-        raise DecodeRefused(_CODES[breach.kind], breach.message) from None
+        raise _refused(breach) from None
+
+
+def _refused(breach: BudgetExceeded) -> Exception:
+    if breach.kind == "cancelled":
+        return BatchCancelled("the batch was stopped while decoding; nothing was committed")
+    return DecodeRefused(_CODES[breach.kind], breach.message)
 
 
 def decode_pool() -> WorkerPool:

@@ -8,6 +8,7 @@ know formats, not where files live.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -68,7 +69,11 @@ def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
 
 
 def frame_segment(
-    index: int, segment: Segment, data: bytes, limits: DecodeLimits | None = None
+    index: int,
+    segment: Segment,
+    data: bytes,
+    limits: DecodeLimits | None = None,
+    cancel: threading.Event | None = None,
 ) -> pa.Table:
     """Frame one segment's bytes; ``segment`` (its index in the batch) tags every row.
 
@@ -77,7 +82,7 @@ def frame_segment(
     Rows carry the small integer, not the file name: lineage columns are joined on
     once, at the end, for the rows that are kept.
     """
-    frame = decode_bounded(decoder_for(segment), data, limits)
+    frame = decode_bounded(decoder_for(segment), data, limits, cancel)
     return frame.append_column("segment", pa.array(np.full(frame.num_rows, index, dtype=np.int32)))
 
 

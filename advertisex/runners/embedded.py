@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from advertisex.errors import BatchCancelled
 from advertisex.formats.bounded import DecodeLimits, DecodeRefused
 from advertisex.formats.bounded import warm as warm_decoders
 from advertisex.formats.decode import concat_frames, frame_segment
@@ -47,9 +48,11 @@ class EmbeddedRunner(Runner[Frames]):
             index, segment = item
             try:
                 data = retrying(lambda: self.landing.read(segment), what=f"reading {segment.name}")
-                return frame_segment(index, segment, data, limits)
+                return frame_segment(index, segment, data, limits, self.cancel)
             except DecodeRefused as refused:  # over its time or memory budget, or crashed
                 return str(refused)
+            except BatchCancelled:
+                raise
             except Exception as error:  # a file that cannot be read at all must not block the rest
                 return f"{type(error).__name__}: {error}"
 
@@ -74,6 +77,7 @@ class EmbeddedRunner(Runner[Frames]):
             indices = [i for i in framed.tables if batch.segments[i].source == source]
             if not indices:
                 continue
+            self.check_cancel()  # between sources: each is seconds of kernels at most
             frame = concat_frames([framed.tables[i] for i in indices])
             tables, account = process_source(source, frame, batch.lineage, batch.id, rules)
             rules = rules.with_ivt_users(account.ivt_users)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from advertisex.errors import AdvertiseXError
+from advertisex.errors import AdvertiseXError, BatchCancelled
 from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.lock import processor_lock
@@ -67,6 +67,7 @@ class Follower:
         self.runner = runner
         self.interval = interval
         self.stop = stop or threading.Event()
+        runner.cancel = self.stop  # told to stop, the batch in progress is given up at once
         self.max_backoff = max_backoff
         self.marts_every = marts_every  # None: leave the marts alone
         self._marts_due = 0.0  # monotonic time the marts may be updated again
@@ -106,8 +107,12 @@ class Follower:
             try:
                 done = self.run_pending(on_batch)
                 self._marts_behind |= done > 0
+                if self.stop.is_set():
+                    break  # the marts catch up at the next start; stop means now
                 self._keep_marts(on_marts)
                 self._keep_lake(on_maintain, on_retry)
+            except BatchCancelled:
+                break  # told to stop mid-batch: nothing of it committed, redone next time
             except AdvertiseXError as error:
                 if not error.retryable:
                     raise  # bad configuration or input: retrying cannot help

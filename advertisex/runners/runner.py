@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import pyarrow as pa
 
 from advertisex.config import Settings
-from advertisex.errors import AccountingError, TransientError
+from advertisex.errors import AccountingError, BatchCancelled, TransientError
 from advertisex.formats.bounded import DECODE_REFUSALS
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import WrittenFile
@@ -153,6 +154,9 @@ class Runner(ABC, Generic[ReadT]):
         self.lake = lake
         self.landing = landing
         self.hooks = tuple(hooks)  # told of every commit (the monitor's metrics, …)
+        # Set (by a follower told to stop): the batch in progress is given up at its next
+        # step — a decode is stopped at once — and nothing of it is committed.
+        self.cancel: threading.Event | None = None
         self._done: set[str] | None = None  # committed segment names, once read
         self._scan_from: date | None = None  # landing days before this are all done
         self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
@@ -252,10 +256,12 @@ class Runner(ABC, Generic[ReadT]):
         )
         with self.read(batch) as framed:
             kept = [s for i, s in enumerate(segments) if i in framed.records]
+            self.check_cancel()
             transformed = self.transform(batch, framed) if kept else Transformed({}, {})
         unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]
         files = {name: [f.url for f in written] for name, written in transformed.files.items()}
         try:
+            self.check_cancel()
             accounts = _checked_accounts(transformed.accounts, kept, framed.records, segments)
             accounts = set_aside(accounts, unreadable)
             committed_at = utcnow()
@@ -277,6 +283,14 @@ class Runner(ABC, Generic[ReadT]):
         self._told_set_aside(unreadable, report)
         self._committed_batch(marks, accounts, started_at, kept, transformed.files)
         return accounts, batch.id
+
+    def check_cancel(self) -> None:
+        """Give up the batch in progress (nothing committed) if told to stop."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise BatchCancelled(
+                "stopped before the batch's commit; nothing of it was committed",
+                hint="the next run makes the same batch again",
+            )
 
     def _told_set_aside(self, unreadable: list[Unreadable], report: ProcessReport | None) -> None:
         """Segments set aside whole, now committed as quarantine entries: tell the hooks

@@ -39,7 +39,8 @@ class Budget:
 
 
 class BudgetExceeded(Exception):
-    """The job was stopped: ``kind`` is ``time``, ``memory`` or ``crash`` (the worker died)."""
+    """The job was stopped: ``kind`` is ``time``, ``memory``, ``crash`` (the worker died) or
+    ``cancelled`` (its caller was told to stop)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -79,13 +80,20 @@ class WorkerPool:
         self._closed = False
         self._warming = False
 
-    def run(self, budget: Budget, fn: Callable[..., T], *args: Any) -> T:
+    def run(
+        self,
+        budget: Budget,
+        fn: Callable[..., T],
+        *args: Any,
+        cancel: threading.Event | None = None,
+    ) -> T:
         """``fn(*args)`` in a worker; its exception is re-raised here, a breach raises
-        :class:`BudgetExceeded`. ``fn`` must be importable (a module-level function)."""
+        :class:`BudgetExceeded`, and ``cancel`` being set stops the job at once (kind
+        ``cancelled``). ``fn`` must be importable (a module-level function)."""
         with self._slots:
             worker = self._checkout()
             try:
-                result = self._run(worker, budget, fn, args)
+                result = self._run(worker, budget, fn, args, cancel)
             except BudgetExceeded:
                 worker.kill()
                 raise
@@ -139,7 +147,14 @@ class WorkerPool:
                 return
         worker.kill()
 
-    def _run(self, worker: _Worker, budget: Budget, fn: Callable[..., T], args: Any) -> Any:
+    def _run(
+        self,
+        worker: _Worker,
+        budget: Budget,
+        fn: Callable[..., T],
+        args: Any,
+        cancel: threading.Event | None = None,
+    ) -> Any:
         try:
             worker.conn.send((fn, args))
         except (BrokenPipeError, OSError):
@@ -156,6 +171,8 @@ class WorkerPool:
                 )
             if time.monotonic() > deadline:
                 raise BudgetExceeded("time", f"stopped after {budget.seconds:g} s, the time budget")
+            if cancel is not None and cancel.is_set():
+                raise BudgetExceeded("cancelled", "stopped: the process was told to stop")
             if not worker.process.is_alive():
                 break
         try:
