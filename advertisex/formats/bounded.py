@@ -16,12 +16,11 @@ library loses nothing.
 
 from __future__ import annotations
 
-import gzip
 import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -42,6 +41,13 @@ _PRELOAD = (
     "advertisex.formats.jsonrecords",
 )
 _FAST_SHARE = 0.2  # of the time budget, for the Avro fast path before the salvage path
+# Decoding may take this many times a segment's size in memory (at least the floor): far
+# above real data (Arrow holds JSON in about 2-3× its text, gzip shrinks it 5-15×).
+_MEMORY_PER_BYTE = 64
+_MEMORY_FLOOR = 1 << 30
+# A gzip'd segment may inflate to this many times its size (at least the floor).
+_MAX_INFLATION = 200
+_INFLATE_FLOOR = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,13 @@ class DecodeLimits:
         )
 
     def budget(self, size: int, share: float = 1.0) -> Budget:
+        """A segment of ``size`` bytes: its share of the time budget, and memory up to
+        ``_MEMORY_PER_BYTE`` times its size (at least ``_MEMORY_FLOOR``), never more than
+        ``memory_bytes`` — so a small file that swells a thousandfold (a decompression bomb)
+        is stopped at a gigabyte, not at the whole budget."""
         seconds = (self.seconds + self.seconds_per_mib * size / (1 << 20)) * share
-        return Budget(seconds=seconds, memory_bytes=self.memory_bytes)
+        memory = min(self.memory_bytes, max(_MEMORY_FLOOR, _MEMORY_PER_BYTE * size))
+        return Budget(seconds=seconds, memory_bytes=memory)
 
 
 class DecodeRefused(Exception):
@@ -76,6 +87,9 @@ class DecodeRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message = code, message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a decoder worker, re-raised here
+        return (DecodeRefused, (self.code, self.message))
 
 
 _CODES = {"time": "decode_timeout", "memory": "decode_memory", "crash": "decoder_crashed"}
@@ -129,19 +143,33 @@ def warm() -> None:
 
 
 def gunzip_and_decode(decoder: Decoder, data: bytes) -> pa.Table:
-    return decoder(gunzip_if_needed(data)[0])
+    limit = max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
+    return decoder(gunzip_if_needed(data, limit)[0])
 
 
-def gunzip_if_needed(data: bytes) -> tuple[bytes, str | None]:
-    """Decompressed bytes (or the input), plus an error text for a broken gzip stream."""
+def gunzip_if_needed(data: bytes, limit: int | None = None) -> tuple[bytes, str | None]:
+    """Decompressed bytes (or the input), plus an error text for a broken gzip stream;
+    more than ``limit`` bytes inflated is refused (``decode_memory``), never allocated."""
     if not data.startswith(b"\x1f\x8b"):
         return data, None
-    try:
-        return gzip.decompress(data), None
-    except (OSError, EOFError, zlib.error) as error:
-        partial = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size, rest = 0, data
+    while rest.startswith(b"\x1f\x8b"):  # one gzip member after another, as gzip allows
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        room = limit - size + 1 if limit is not None else 0
         try:
-            salvaged = partial.decompress(data)
-        except zlib.error:
-            salvaged = b""
-        return salvaged, f"gzip stream damaged ({error}); decoded the readable part"
+            part = inflater.decompress(rest, room)
+        except zlib.error as error:
+            return b"".join(out), f"gzip stream damaged ({error}); decoded the readable part"
+        size += len(part)
+        out.append(part)
+        if limit is not None and (size > limit or inflater.unconsumed_tail):
+            raise DecodeRefused(
+                "decode_memory",
+                f"the gzip stream inflates past {limit:,} bytes, {_MAX_INFLATION} times its "
+                f"{len(data):,}: a decompression bomb, or a file to split",
+            )
+        if not inflater.eof:
+            return b"".join(out), "gzip stream damaged (truncated); decoded the readable part"
+        rest = inflater.unused_data
+    return b"".join(out), None

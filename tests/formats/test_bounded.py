@@ -41,13 +41,32 @@ def test_a_decoder_over_its_time_budget_is_stopped() -> None:
     assert refused.value.code == "decode_timeout"
 
 
-def test_a_gzip_bomb_is_stopped_at_the_memory_budget() -> None:
-    bomb = gzip_bomb(1 << 30)
-    assert len(bomb) < 2 << 20
+def hungry_decoder(data: bytes) -> pa.Table:
+    hoard = [bytearray(16 << 20) for _ in range(128)]  # 2 GiB, touched
+    raise AssertionError(len(hoard))
+
+
+def test_a_decoder_over_its_memory_budget_is_stopped() -> None:
     with pytest.raises(DecodeRefused) as refused:
-        decode_bounded(frame_json, bomb, TIGHT)
+        decode_bounded(hungry_decoder, b"x", TIGHT)
     assert refused.value.code == "decode_memory"
     assert "256 MiB" in refused.value.message
+
+
+def test_a_gzip_bomb_is_refused_before_it_inflates() -> None:
+    bomb = gzip_bomb(1 << 30)
+    assert len(bomb) < 2 << 20
+    with pytest.raises(DecodeRefused) as refused:  # 200× its size, not a gigabyte
+        decode_bounded(frame_json, bomb, DecodeLimits(seconds=10, memory_bytes=1 << 30))
+    assert refused.value.code == "decode_memory"
+    assert "inflates past" in refused.value.message
+
+
+def test_a_small_file_may_not_swell_to_the_whole_memory_budget() -> None:
+    roomy = DecodeLimits(memory_bytes=8 << 30)
+    assert roomy.budget(1 << 20).memory_bytes == 1 << 30  # 1 MiB: a gigabyte, not eight
+    assert roomy.budget(100 << 20).memory_bytes == 6400 << 20
+    assert roomy.budget(1 << 30).memory_bytes == 8 << 30
 
 
 def test_a_crashing_decoder_is_reported_and_the_next_job_gets_a_fresh_worker() -> None:
