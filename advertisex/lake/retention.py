@@ -9,7 +9,8 @@ snapshot's predecessors expire (time travel still reaches them until then).
 
 The landing zone keeps processed segments ``retention.landing_days`` landing days;
 older ones are archived (if configured) and deleted. A segment not yet processed is
-never touched, nor anything under ``_unreadable``. Their done marks stay in the catalog,
+never touched, nor anything under ``_unreadable``, nor a file set aside whole that is still
+in quarantine (``segment_unreadable``: kept for its replay). Their done marks stay in the catalog,
 so a replay knows the segments are gone.
 
 ``ops.batches`` is never expired: its accounting rows outlive the rows they counted.
@@ -30,6 +31,7 @@ from advertisex.util import storage
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
+    from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
 
 EPOCH = date(1970, 1, 1)
@@ -81,6 +83,27 @@ def expire_partitions(
             result.archived += 1
     commit_swap(table, doomed, [], RETENTION)
     return result
+
+
+def set_aside_files(lake: Lake) -> set[str]:
+    """Landing files set aside whole and still in quarantine (``segment_unreadable``
+    entries, at position 0): retention keeps them, for a replay to decode."""
+    from pyiceberg.expressions import EqualTo
+
+    from advertisex.model.reasons import SEGMENT_UNREADABLE
+
+    rows = lake.read(
+        "curated.quarantine",
+        EqualTo("source_position", 0),  # type: ignore[call-arg,misc]
+        ("source_file", "reasons"),
+    )
+    return {
+        name
+        for name, reasons in zip(
+            rows.column("source_file").to_pylist(), rows.column("reasons").to_pylist(), strict=True
+        )
+        if any(r.startswith(SEGMENT_UNREADABLE) for r in reasons or ())
+    }
 
 
 def expire_landing(

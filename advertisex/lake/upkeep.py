@@ -193,7 +193,11 @@ def _maintain_landing(
     result = TableUpkeep(LANDING)
     try:
         expired = retention.expire_landing(
-            landing, lake.done_segments(), lake.settings, now, dry_run=dry_run
+            landing,
+            lake.done_segments() - retention.set_aside_files(lake),  # those wait for replay
+            lake.settings,
+            now,
+            dry_run=dry_run,
         )
         result.partitions_expired = len(expired.partitions)
         result.files_deleted, result.archived = len(expired.files), expired.archived

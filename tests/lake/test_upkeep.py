@@ -231,6 +231,23 @@ def test_landing_retention_keeps_pending_segments(tmp_path: Path) -> None:
     assert (archive / "landing" / old_done.name).read_bytes() == b"a\n"
 
 
+def test_landing_retention_keeps_a_file_set_aside_until_it_is_replayed(tmp_path: Path) -> None:
+    from advertisex.lake.catalog import SegmentDone
+    from advertisex.landing.zone import LandingZone
+    from advertisex.runners.runner import Unreadable, set_aside_rows
+
+    lake = _lake(tmp_path / "data", retention={"landing_days": 10})
+    landing = LandingZone(tmp_path / "data" / "landing")
+    old = landing.write_segment("clicks", b"a\n", at=NOW - timedelta(days=20))
+    aside = landing.write_segment("clicks", b"b\n", at=NOW - timedelta(days=20))
+    marks = [SegmentDone(s.name, "clicks", "b", 1, 2, "t") for s in (old, aside)]
+    entry = set_aside_rows("b", [Unreadable(aside, "decode_timeout: stopped after 30 s")])
+    lake.commit_batch({"curated.quarantine": entry}, marks, {})
+
+    maintain(lake, landing, now=NOW)
+    assert {s.name for s in landing.segments()} == {aside.name}  # kept for its replay
+
+
 def test_every_run_is_recorded(tmp_path: Path) -> None:
     from advertisex.lake.upkeep import last_finished, last_runs
 
