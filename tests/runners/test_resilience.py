@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 GOOD = b'{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
 
 
-def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(tmp_path, monkeypatch):
+def test_an_unreadable_segment_is_set_aside_and_the_rest_is_processed(tmp_path, monkeypatch):
     import advertisex
 
     # In-process decoding, so that the patched decoder below is the one that runs.
@@ -31,8 +31,11 @@ def test_an_unreadable_segment_is_moved_aside_and_the_rest_is_processed(tmp_path
     assert [u.segment.name for u in report.unreadable] == [bad.name]
     assert "MemoryError" in report.unreadable[0].reason
     assert report.accounts["impressions"].accepted == 1
-    moved = ax.settings.landing_dir / "_unreadable" / bad.name
-    assert moved.exists() and moved.with_name(moved.name + ".reason.txt").exists()
+    # A quarantine entry of its own; the file stays where it landed, for a replay.
+    [entry] = ax.quarantine_records(reason="segment_unreadable").to_pylist()
+    assert entry["reasons"] == ["segment_unreadable:decode_failed"]
+    assert "MemoryError: decoder blew up" in entry["detail"]
+    assert (ax.settings.landing_dir / bad.name).exists()
     assert ax.process().segments == 0  # nothing left pending, nothing blocked
     metrics = (ax.settings.data_dir / "monitor" / "processor.prom").read_text()
     assert 'advertisex_processor_unreadable_files_total{source="clicks"}' in metrics
@@ -71,15 +74,17 @@ def test_a_segment_gone_before_its_batch_is_set_aside_and_counted_on_every_engin
     accounts, _ = runner.run_batch(pending, report=report)
     assert [u.segment.name for u in report.unreadable] == [gone.name]
     assert "FileNotFoundError" in report.unreadable[0].reason
-    assert list(accounts) == ["impressions"] and accounts["impressions"].accepted == 1
+    assert list(accounts) == ["impressions", "clicks"] and accounts["impressions"].accepted == 1
+    assert (accounts["clicks"].records_in, accounts["clicks"].quarantined) == (1, 1)
     after = PROCESSOR.get_sample_value("advertisex_processor_unreadable_files_total", counted)
     assert after == (before or 0) + 1
     metrics = (ax.settings.data_dir / "monitor" / "processor.prom").read_text()
     assert 'advertisex_processor_unreadable_files_total{source="clicks"} ' in metrics
     assert runner.pending() == []
-    batches = ax.query("select source, files, records_in, segments from ops.batches")
+    batches = ax.query("select source, files, records_in, segments from ops.batches order by 1")
     assert batches.to_pylist() == [
-        {"source": "impressions", "files": 1, "records_in": 1, "segments": [pending[0].name]}
+        {"source": "clicks", "files": 1, "records_in": 1, "segments": [gone.name]},
+        {"source": "impressions", "files": 1, "records_in": 1, "segments": [pending[0].name]},
     ]
 
 
