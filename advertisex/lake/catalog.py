@@ -176,10 +176,7 @@ class AtomicSqlCatalog(SqlCatalog):
     """A SqlCatalog whose commits can be grouped into one catalog transaction."""
 
     def __init__(self, name: str, **properties: Any) -> None:
-        try:  # pyiceberg creates its tables here, before our translation can be attached
-            super().__init__(name, **properties)
-        except OperationalError as error:
-            raise catalog_unavailable(error) from error
+        super().__init__(name, **properties)  # a failure here: see tables._catalog_unavailable
         translate_driver_errors(self.engine)
         _meta.create_all(self.engine)
         self.ledger = SegmentLedger(self.engine)

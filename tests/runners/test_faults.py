@@ -70,6 +70,35 @@ def accounted(ax: Any) -> tuple[int, int]:
     return row["n"], row["ids"]
 
 
+def _fault(run: Any, opener: Any, data: Path, uri: str, disk: Path, leave: int) -> tuple:
+    """A first batch while there is room (the tables exist), then more landed and ``disk``
+    filled but ``leave`` bytes: (records landed, the failed run's stderr as one line, the
+    filler to remove, a function opening the lake)."""
+    env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
+
+    def lake() -> Any:
+        return opener(data, lake={"catalog_uri": uri})
+
+    landed = land(lake(), segments=1, per_segment=10)
+    assert run(data, "process", **env)[0] == 0
+    landed += land(lake(), segments=4, per_segment=400, first=1)
+    filler = fill(disk, leave=leave)
+    code, out, err = run(data, "process", **env)
+    err = " ".join(err.split())  # as one line, whatever the terminal width
+    assert code == 2, out + err
+    assert "Traceback" not in err and "run the same command again" in err
+    assert accounted(lake()) == (10, 10)  # nothing half-way
+    return landed, err, filler, lake
+
+
+def _resumed(run: Any, data: Path, uri: str, filler: Path, lake: Any, landed: int) -> None:
+    """Space again: the rerun commits every landed record once, and a second run nothing."""
+    filler.unlink()
+    for _ in range(2):
+        assert run(data, "process", ADVERTISEX_LAKE__CATALOG_URI=uri)[0] == 0
+        assert accounted(lake()) == (landed, landed)
+
+
 def test_a_full_disk_stops_process_cleanly_and_the_rerun_loses_nothing(
     tmp_path: Path,
     cli: Any,  # noqa: F811
@@ -77,32 +106,14 @@ def test_a_full_disk_stops_process_cleanly_and_the_rerun_loses_nothing(
 ) -> None:
     """The warehouse (and landing zone) on a full disk; the catalog elsewhere."""
     with tmpfs(tmp_path / "disk", "8m") as disk:
-        data = disk / "data"
-        uri = f"sqlite:///{tmp_path / 'catalog.db'}"
-        env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
-        ax = open_lake(data, lake={"catalog_uri": uri})
-        landed = land(ax, segments=1, per_segment=10)
-        assert cli(data, "process", **env)[0] == 0  # the tables exist; then the disk fills
-        landed += land(ax, segments=4, per_segment=500, first=1)
-        filler = fill(disk, leave=16 << 10)
-
-        code, out, err = cli(data, "process", **env)
-        err = " ".join(err.split())  # as one line, whatever the terminal width
-        assert code == 2, out + err
-        assert "Traceback" not in err
-        assert "No space left on device" in err and "run the same command again" in err
-        lake = open_lake(data, lake={"catalog_uri": uri})
-        assert accounted(lake) == (10, 10)  # nothing half-way
-        listed = lake.lake.data_files_of(list(TABLES))
+        data, uri = disk / "data", f"sqlite:///{tmp_path / 'catalog.db'}"
+        landed, err, filler, lake = _fault(cli, open_lake, data, uri, disk, leave=16 << 10)
+        assert "No space left on device" in err
+        listed = lake().lake.data_files_of(list(TABLES))
         referenced = {f.removeprefix("file://") for files in listed.values() for f in files}
         on_disk = {str(p) for p in (data / "warehouse").rglob("*.parquet")}
-        assert on_disk == referenced  # and no torn file left
-
-        filler.unlink()
-        assert cli(data, "process", **env)[0] == 0
-        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
-        assert cli(data, "process", **env)[0] == 0  # nothing pending: nothing doubled
-        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
+        assert on_disk == referenced  # no torn or unreferenced file left
+        _resumed(cli, data, uri, filler, lake, landed)
 
 
 def test_a_catalog_that_cannot_write_stops_process_cleanly_and_the_rerun_loses_nothing(
@@ -112,21 +123,7 @@ def test_a_catalog_that_cannot_write_stops_process_cleanly_and_the_rerun_loses_n
 ) -> None:
     """The catalog database on a full disk; the warehouse elsewhere."""
     with tmpfs(tmp_path / "catalog", "1m") as disk:
-        data = tmp_path / "data"
-        uri = f"sqlite:///{disk / 'catalog.db'}"
-        env = {"ADVERTISEX_LAKE__CATALOG_URI": uri}
-        ax = open_lake(data, lake={"catalog_uri": uri})
-        landed = land(ax, segments=1, per_segment=10)
-        assert cli(data, "process", **env)[0] == 0
-        landed += land(ax, segments=3, per_segment=400, first=1)
-        filler = fill(disk, leave=0)
-
-        code, out, err = cli(data, "process", **env)
-        err = " ".join(err.split())
-        assert code == 2, out + err
-        assert "Traceback" not in err
-        assert "the catalog database failed: database or disk is full" in err
-        filler.unlink()
-
-        assert cli(data, "process", **env)[0] == 0
-        assert accounted(open_lake(data, lake={"catalog_uri": uri})) == (landed, landed)
+        data, uri = tmp_path / "data", f"sqlite:///{disk / 'catalog.db'}"
+        landed, err, filler, lake = _fault(cli, open_lake, data, uri, disk, leave=0)
+        assert "catalog" in err and "database or disk is full" in err
+        _resumed(cli, data, uri, filler, lake, landed)
