@@ -106,6 +106,7 @@ class Follower:
         while not self.stop.is_set():
             try:
                 done = self.run_pending(on_batch)
+                committed += done  # counted before a stop can end the loop
                 self._marts_behind |= done > 0
                 if self.stop.is_set():
                     break  # the marts catch up at the next start; stop means now
@@ -124,7 +125,6 @@ class Follower:
                 failures = self._back_off(error, failures, on_retry)
                 continue
             failures = 0
-            committed += done
             if not done:
                 self.stop.wait(self.interval)
         if self._upkeep is not None:  # it stops after the table it is on

@@ -48,15 +48,16 @@ def test_dedupe_against_committed_keys_and_per_table() -> None:
     assert _duplicates() == set()
 
 
+def exploding(data: bytes) -> pa.Table:
+    """Module-level: decoder workers import it by name."""
+    raise MemoryError("decoder blew up")
+
+
 def test_prepare_reports_an_unreadable_segment_instead_of_failing(tmp_path, monkeypatch) -> None:
     settings = load_settings(data_dir=tmp_path)
     from advertisex.landing.zone import open_landing
 
     segment = open_landing(settings).write_segment("clicks", b"timestamp,user_id\n", label="bad")
-
-    def exploding(data: bytes) -> pa.Table:
-        raise MemoryError("decoder blew up")
-
     monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding)
     listing = pa.RecordBatch.from_pylist(
         [{"segment": 3, "source": "clicks", "name": segment.name, "size": segment.size}]
