@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -113,6 +114,7 @@ def soak(
             rows.append(row)
             print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
             times, upkeep = [], [0.0]
+    shutil.rmtree(data.parent, ignore_errors=True)
     return rows
 
 

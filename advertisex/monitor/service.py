@@ -182,7 +182,12 @@ def lake_history(lake: Any) -> History:
     """Append state changes to ``ops.alerts`` (one small Iceberg commit per evaluation)."""
 
     def write(transitions: list[Transition]) -> None:
-        lake.refresh()  # another process (a `monitor --once`) may have appended meanwhile
-        lake.commit_batch({ALERTS_TABLE: transitions_table(transitions)}, [], {})
+        from advertisex.util.retry import retrying
+
+        def append() -> None:
+            lake.refresh()  # another writer (a `monitor --once`, maintenance) may have committed
+            lake.commit_batch({ALERTS_TABLE: transitions_table(transitions)}, [], {})
+
+        retrying(append, what="writing ops.alerts")  # a lost race is retried, not dropped
 
     return write
