@@ -16,7 +16,7 @@ from advertisex import synth
 from advertisex.util.timeutil import parse_date
 from tests.table_snapshots import CURATED
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two lakes processed, marts on
 
 LINEAGE = ("ingest_time", "source_file", "source_position", "batch_id")
 MARTS = [
