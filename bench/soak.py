@@ -8,7 +8,8 @@ every ``--maintain-every`` commits (as the follower's schedule would); *off* is 
 lake behaved before (fast appends, nothing ever cleaned up).
 
 At every checkpoint it prints: commit time p50/p99 of the commits since the previous
-checkpoint, the latency of a count over curated.impressions and of ``report campaigns``
+checkpoint (wall clock, and CPU time of the process — what the commit costs, whatever
+else shares the machine), the latency of a count over curated.impressions and of ``report campaigns``
 (each through a freshly opened platform, as a CLI call would, minus Python start-up),
 the longest maintenance run (a follower pauses its batches that long), data files,
 manifests and metadata bytes over all tables. Last, the ratio of the last
@@ -42,6 +43,14 @@ def _timed(action: Any) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def _costs(action: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``action``: on a shared machine the
+    CPU time says what the work costs, the wall time what it waited too."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _shape(data: Path) -> dict[str, int]:
@@ -80,7 +89,7 @@ def soak(
     runner, landing = ax.runner, ax.landing
     traffic = LiveTraffic(seed=7)
     impressions = max(1, round(per_commit / 1.9))  # + bids, lost auctions, responses
-    rows, times, upkeep, events = [], [], [0.0], 0
+    rows, times, cpus, upkeep, events = [], [], [], [0.0], 0
     for n in range(1, commits + 1):
         tick = traffic.tick(impressions)
         events += tick.events
@@ -88,7 +97,9 @@ def soak(
         if tick.clicks:
             landing.write_segment("clicks", clicks_csv(tick.clicks), fsync=False)
         landing.write_segment("bids", bids_avro(tick.bids), fsync=False)
-        times.append(_timed(runner.process))
+        wall, cpu = _costs(runner.process)
+        times.append(wall)
+        cpus.append(cpu)
         if on and n % maintain_every == 0:  # the follower would stall this long
             upkeep.append(_timed(lambda: ax.maintain(trigger="schedule")))
         if n in checkpoints:
@@ -106,6 +117,8 @@ def soak(
                 "events": events,
                 "commit_p50_s": round(statistics.median(times), 3),
                 "commit_p99_s": round(_percentile(times, 0.99), 3),
+                "commit_cpu_p50_s": round(statistics.median(cpus), 3),
+                "commit_cpu_p99_s": round(_percentile(cpus, 0.99), 3),
                 "count_s": round(count, 3),
                 "report_s": round(report, 3),
                 "maintain_max_s": round(max(upkeep), 3),
@@ -113,7 +126,7 @@ def soak(
             }
             rows.append(row)
             print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            times, upkeep = [], [0.0]
+            times, cpus, upkeep = [], [], [0.0]
     shutil.rmtree(data.parent, ignore_errors=True)
     return rows
 
@@ -139,7 +152,7 @@ def main() -> None:
         first, last = rows[0], rows[-1]
         ratios = {
             k: round(last[k] / first[k], 2) if first[k] else None
-            for k in ("commit_p99_s", "count_s", "report_s", "data_files")
+            for k in ("commit_p99_s", "commit_cpu_p99_s", "count_s", "report_s", "data_files")
         }
         print(
             f"maintenance {mode}: {last['commits']:,} vs {first['commits']:,} commits: "
