@@ -3,10 +3,10 @@
 In this order, so that a crash at any point leaves a state that running ``forget``
 again completes:
 
-1. **Landing zone** — every segment (and every file moved aside as unreadable) that
-   mentions a user is rewritten in its own format without their records
-   (``formats.scrub``); the new content hash is indexed beside the old one, so neither
-   version is ingested again.
+1. **Landing zone** — every segment (every file moved aside as unreadable, every copy in
+   the retention archive) that mentions a user is rewritten in its own format without
+   their records (``formats.scrub``); the new content hash is indexed beside the old
+   one, so neither version is ingested again. Archived Parquet files too.
 2. **Tables, marts and audit, in one transaction** — each curated file holding them is
    rewritten without them (``lake.erasure``); the marts' slices those rows touched are
    recomputed from the curated tables as they will be; ``ops.erasures`` gets one row per
@@ -16,7 +16,8 @@ again completes:
 3. **History** — every snapshot before the erasure is expired, whatever its age, and the
    files only those snapshots referenced are deleted: the old data files, and the
    manifests whose column statistics could still hold an id. Unreferenced files that
-   hold the users are deleted too.
+   hold the users are deleted too, and so is the history of a table whose only trace of
+   them is time travel (retention had already removed their rows).
 
 Afterwards no file under the data directory contains the ids. A forgotten user whose
 events arrive again later is processed like any new user.
