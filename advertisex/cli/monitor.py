@@ -149,9 +149,9 @@ def status(fmt: Format = FormatOption) -> None:
     from advertisex.monitor.status import alert_rows, source_rows
 
     ax = open_platform()
-    obs = Gatherer(ax.settings, ax.lake).observe(hourly=False)
+    store = StateStore(ax.settings.data_dir / "monitor" / "state.db")  # final hours kept there
+    obs = Gatherer(ax.settings, ax.lake, store=store).observe(hourly=False)
     sources = source_rows(obs)
-    store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
     current = alert_rows(list(store.load("alerts").values()), firing_only=True)
     lake = health(ax.lake)
     if fmt is Format.json:

@@ -38,6 +38,7 @@ class Reader:
         self._platform: Platform | None = None
         self._lock = threading.Lock()
         self._gatherer: Any = None
+        self._store: Any = None
         self._gather_lock = threading.Lock()
 
     @property
@@ -61,20 +62,16 @@ class Reader:
         from advertisex.monitor.status import alert_rows, source_rows
 
         platform = self.fresh()
-        with self._gather_lock:  # the gatherer caches complete hours; not thread-safe
+        with self._gather_lock:  # the gatherer follows the landing zone; not thread-safe
             if self._gatherer is None:
                 from advertisex.monitor.gather import Gatherer
 
-                # A day back is all the overview shows (the monitors read more).
-                monitor = self.settings.monitor.model_copy(update={"lookback_days": 1})
-                settings = self.settings.model_copy(update={"monitor": monitor})
-                self._gatherer = Gatherer(settings, platform.lake)
+                # The monitor's state store: final hours the monitor (or status) read
+                # already are not read again, and the backlog counts what status counts.
+                self._store = StateStore(self.settings.data_dir / "monitor" / "state.db")
+                self._gatherer = Gatherer(self.settings, platform.lake, store=self._store)
             obs = self._gatherer.observe(hourly=False)
-        store = StateStore(self.settings.data_dir / "monitor" / "state.db")
-        try:
-            firing = alert_rows(list(store.load("alerts").values()), firing_only=True)
-        finally:
-            store.close()
+            firing = alert_rows(list(self._store.load("alerts").values()), firing_only=True)
         return {
             "at": obs.now.isoformat(),
             "sources": source_rows(obs),

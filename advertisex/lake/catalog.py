@@ -16,7 +16,7 @@ import contextlib
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -39,6 +40,9 @@ from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
 
@@ -54,6 +58,15 @@ SEGMENTS = SqlTable(
     Column("records", Integer, nullable=False),
     Column("bytes", Integer, nullable=False),
     Column("committed_at", String(40), nullable=False),
+)
+# The ledger's epoch: raised in the transaction that withdraws committed marks (a replay
+# marks segments pending again), so a reader that remembers marks knows to read afresh.
+# Marks are otherwise only ever added.
+EPOCH = SqlTable(
+    "advertisex_segment_epoch",
+    _meta,
+    Column("name", String(64), primary_key=True),
+    Column("epoch", Integer, nullable=False),
 )
 
 
@@ -83,6 +96,7 @@ class SegmentLedger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._epoch_table = False
 
     @classmethod
     def open(cls, catalog_uri: str) -> SegmentLedger | None:
@@ -119,6 +133,50 @@ class SegmentLedger:
         rows = self._rows(list(SEGMENTS.c), source, between, among)
         return {row.segment: SegmentDone(**row._asdict()) for row in rows}
 
+    def table(
+        self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None
+    ) -> pa.Table:
+        """The checkpoint rows as Arrow columns (segment, records, bytes, committed_at):
+        thousands at once, without an object per row."""
+        import pyarrow as pa
+
+        columns = [
+            SEGMENTS.c.segment,
+            SEGMENTS.c.records,
+            SEGMENTS.c.bytes,
+            SEGMENTS.c.committed_at,
+        ]
+        rows = self._rows(columns, None, between, among)
+        segment, records, size, committed = zip(*rows, strict=True) if rows else ((), (), (), ())
+        return pa.table(
+            {
+                "segment": pa.array(segment, pa.string()),
+                "records": pa.array(records, pa.int64()),
+                "bytes": pa.array(size, pa.int64()),
+                "committed_at": pa.array(committed, pa.string()).cast(
+                    pa.timestamp("us", tz="UTC")  # ISO-8601 with its offset
+                ),
+            }
+        )
+
+    def count(self, between: tuple[str, str]) -> int:
+        """How many segments in the half-open name range ``between`` are committed."""
+        query = select(func.count()).where(
+            SEGMENTS.c.segment >= between[0], SEGMENTS.c.segment < between[1]
+        )
+        with Session(self.engine) as session:
+            return int(session.execute(query).scalar_one())
+
+    def epoch(self) -> int:
+        """Raised whenever committed marks are withdrawn (0 before the first time)."""
+        if not self._epoch_table:
+            self._epoch_table = inspect(self.engine).has_table(EPOCH.name)
+            if not self._epoch_table:
+                return 0  # a catalog no writer of this version has opened yet
+        with Session(self.engine) as session:
+            found = session.execute(select(EPOCH.c.epoch).where(EPOCH.c.name == "ledger"))
+            return int(found.scalar_one_or_none() or 0)
+
     def _rows(
         self,
         columns: list[Any],
@@ -142,6 +200,14 @@ class SegmentLedger:
                     query.where(SEGMENTS.c.segment.in_(names[i : i + _CHUNK]))
                 )
             ]
+
+
+def _raise_epoch(session: Session) -> None:
+    raised = session.execute(
+        update(EPOCH).where(EPOCH.c.name == "ledger").values(epoch=EPOCH.c.epoch + 1)
+    )
+    if raised.rowcount < 1:  # type: ignore[attr-defined]
+        session.execute(insert(EPOCH).values(name="ledger", epoch=1))
 
 
 def translate_driver_errors(engine: Engine) -> None:
@@ -246,6 +312,8 @@ class AtomicSqlCatalog(SqlCatalog):
                         SEGMENTS.c.segment.in_((forget or [])[chunk : chunk + 500])
                     )
                 )
+            if forget:
+                _raise_epoch(session)
             if segments:
                 try:
                     session.execute(insert(SEGMENTS), [s.__dict__ for s in segments])

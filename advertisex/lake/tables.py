@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     from pyiceberg.table import Table
 
     from advertisex.config import Settings
-    from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone
+    from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
     from advertisex.lake.datafiles import WrittenFile
     from advertisex.model.schemas import TableSpec
 
@@ -272,6 +272,12 @@ class Lake:
     ) -> dict[str, SegmentDone]:
         """Committed segment → its checkpoint row (batch, records, bytes, commit time)."""
         return self.catalog.ledger.marks(between=between, among=among)
+
+    @property
+    def ledger(self) -> SegmentLedger:
+        """The committed-segment marks, for readers that need more than names or a few
+        marks: Arrow columns, counts per range, the epoch that says marks were withdrawn."""
+        return self.catalog.ledger
 
     def snapshots(self, name: str) -> Iterator[Any]:
         yield from self.table(name).snapshots()

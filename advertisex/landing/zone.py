@@ -9,8 +9,10 @@ same bytes twice lands them once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -171,6 +173,36 @@ class LandingZone:
                     found.append(self._segment(source, Path(entry.path)))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
+    def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
+        """The sealed segments that landed in ``hour``: name → size where the listing
+        carries it (object storage), None where each would cost a ``stat`` (a folder:
+        ask :meth:`sizes` for the ones that matter). One directory read, no ``stat``:
+        what the monitor re-reads of an hour that is still filling."""
+        found: dict[str, int | None] = {}
+        folders = [hour_prefix(source, hour)]
+        while folders:
+            relative = folders.pop()
+            try:
+                entries = list(os.scandir(self.root / relative))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(f"{relative}{entry.name}/")
+                elif not entry.name.startswith("."):  # dot-names are still being written
+                    found[relative + entry.name] = None
+        return found
+
+    def sizes(self, names: Iterable[str]) -> dict[str, int]:
+        """The current size of each named segment that still exists."""
+        found = {}
+        for name in names:
+            try:
+                found[name] = os.stat(self.root / name).st_size
+            except FileNotFoundError:
+                continue
+        return found
+
     def _walk(self, source: str, base: Path) -> list[Segment]:
         """Sealed segments under ``base`` (none when it does not exist)."""
         found: list[Segment] = []
@@ -322,6 +354,20 @@ class ObjectStoreLandingZone(LandingZone):
                 found.append(Segment(source, relative, info.size))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
+    def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
+        return {s.name: s.size for s in self.segments(source, hour=hour)}  # sizes come free
+
+    def sizes(self, names: Iterable[str]) -> dict[str, int]:
+        import pyarrow.fs as pafs
+
+        names = list(names)
+        infos = self.fs.get_file_info([f"{self.base}/{n}" for n in names]) if names else []
+        return {
+            name: info.size
+            for name, info in zip(names, infos, strict=True)
+            if info.type == pafs.FileType.File
+        }
+
     def read(self, segment: Segment) -> bytes:
         with self.fs.open_input_stream(f"{self.base}/{segment.name}") as f:
             return bytes(f.readall())
@@ -429,10 +475,22 @@ def landing_day(segment: Segment | str) -> date | None:
     return _day(parts[1]) if len(parts) > 1 else None
 
 
+_STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{1,6})Z")
+
+
 def segment_time(segment: Segment | str) -> datetime:
-    """The landing time encoded at the start of a segment's file name."""
+    """The landing time encoded at the start of a segment's file name (1970 when the
+    name does not start with one)."""
     name = segment.name if isinstance(segment, Segment) else segment
     stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+    fixed = _STAMP.fullmatch(stamp)  # the names segment_name makes: 3× faster than strptime
+    if fixed:
+        year, month, day, hour, minute, second, fraction = fixed.groups()
+        with contextlib.suppress(ValueError):
+            return datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second),
+                int(fraction.ljust(6, "0")), tzinfo=UTC,
+            )  # fmt: skip
     try:
         return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
     except ValueError:

@@ -6,10 +6,15 @@ and committed ones from the lake's checkpoint rows: the monitor knows neither la
 Everything is aggregated before the monitors see it (per source and 5-minute bucket,
 per table or campaign and hour), so monitors stay cheap and pure. Aggregates of hours
 that can no longer change — the hour is past ``settle_seconds`` and nothing landed in
-it is still pending — are kept in memory, so after the first evaluation (which reads
-the whole lookback) each evaluation reads only the last hour or two. DuckDB prunes the
-rest through the Parquet row-group statistics on ``ingest_time``: every batch writes its
-own files, whose ingest times span only that batch.
+it is still pending — are kept in memory (and in the state store, when given, so a
+restarted monitor or a one-shot ``status`` does not read them again). Hours still
+filling are followed incrementally by :class:`~advertisex.monitor.arrivals.LandingView`
+(only new segments cost anything), ``ops.batches`` by
+:class:`~advertisex.monitor.batches.BatchTotals` (each data file summed once). A replay,
+which withdraws committed marks, raises the ledger's epoch: then everything is read
+afresh. The curated tables' hourly aggregates are read once per complete hour; DuckDB
+prunes the rest through the Parquet row-group statistics on ``ingest_time``: every
+batch writes its own files, whose ingest times span only that batch.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import Settings
-from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import hour_prefix, open_landing, segment_time
+from advertisex.landing.zone import open_landing
 from advertisex.monitor import queries
+from advertisex.monitor.arrivals import Key, LandingView
+from advertisex.monitor.batches import BatchTotals
 from advertisex.monitor.files import FileIndex
-from advertisex.monitor.model import ARRIVALS, CAMPAIGNS, HOUR, Observations, floor_hour
+from advertisex.monitor.model import CAMPAIGNS, HOUR, Observations, floor_hour
 from advertisex.monitor.state import StateStore
 from advertisex.util.timeutil import Clock, utcnow
 
@@ -43,9 +49,12 @@ class Gatherer:
         self.lake = lake
         self.landing = open_landing(settings)  # a folder, or object storage
         self.clock = clock
-        self._arrivals: dict[tuple[str, datetime], pa.Table] = {}  # final (source, hour)
+        self._arrivals: dict[Key, pa.Table] = {}  # final (source, hour)
         self._hourly: dict[tuple[str, datetime], pa.Table] = {}  # final (aggregate, hour)
+        self._epoch: int | None = None  # of the ledger, when the final hours were read
         self.files = FileIndex(lake)
+        self.view = LandingView(self.landing, lake)  # hours still filling
+        self.batch_totals = BatchTotals(self.files)
         self.store = store  # where complete hours' aggregates outlive a restart
 
     def observe(self, hourly: bool = True) -> Observations:
@@ -82,69 +91,37 @@ class Gatherer:
 
     # ------------------------------------------------------------ landing + catalog
     def _arrivals_since(self, since: datetime, now: datetime) -> pa.Table:
-        parts, missing = [], []
+        epoch = self.lake.ledger.epoch()
+        if epoch != self._epoch:  # marks were withdrawn (a replay): read everything again
+            self._arrivals.clear()
+            self.view.clear()
+            self._epoch = epoch
+        keys = []
         hour = since
         while hour <= now:
-            for source in SOURCES:
-                cached = self._arrivals.get((source, hour))
-                if cached is not None:
-                    parts.append(cached)
-                else:
-                    missing.append((source, hour))
+            keys += [(source, hour) for source in SOURCES]
             hour += HOUR
-        done: dict[str, dict[str, SegmentDone]] = {}
-        for source in SOURCES:
-            hours = [h for s, h in missing if s == source]
-            if hours:
-                first = hour_prefix(source, hours[0])
-                last = hour_prefix(source, hours[-1]) + "\uffff"
-                done[source] = self.lake.segment_marks(between=(first, last))
-        segments = [self._segments(source, hour, done[source]) for source, hour in missing]
-        fresh = queries.arrivals(pa.concat_tables(segments)) if segments else None
-        settle = timedelta(seconds=self.cfg.settle_seconds)
-        for source, hour in missing:
-            assert fresh is not None
-            mine = fresh.filter(
-                pc.and_(
-                    pc.equal(fresh.column("source"), source),
-                    pc.equal(pc.floor_temporal(fresh.column("bucket"), unit="hour"), hour),
-                )
-            )
-            if hour + HOUR + settle <= now and not pc.sum(mine.column("pending")).as_py():
-                self._arrivals[(source, hour)] = mine
-            parts.append(mine)
         self._arrivals = {k: v for k, v in self._arrivals.items() if k[1] >= since}
-        return pa.concat_tables(parts) if parts else ARRIVALS.empty_table()
-
-    def _segments(self, source: str, hour: datetime, committed: dict[str, SegmentDone]) -> pa.Table:
-        """One source's landing hour: listed segments joined with their commit records."""
-        prefix = hour_prefix(source, hour)
-        rows: dict[str, dict[str, object]] = {}
-        for segment in self.landing.segments(source, hour=hour):
-            rows[segment.name] = {"bytes": segment.size, "records": None, "committed_at": None}
-        for name, mark in committed.items():
-            if name.startswith(prefix):
-                rows[name] = {
-                    "bytes": mark.bytes,
-                    "records": mark.records,
-                    "committed_at": datetime.fromisoformat(mark.committed_at),
-                }
-        landed = {n: segment_time(n) for n in rows}
-        return pa.table(
-            {
-                "source": pa.array([source] * len(rows), pa.string()),
-                "landed_at": pa.array([landed[n] for n in rows], pa.timestamp("us", tz="UTC")),
-                "bytes": pa.array([r["bytes"] for r in rows.values()], pa.int64()),
-                "records": pa.array([r["records"] for r in rows.values()], pa.int64()),
-                "committed_at": pa.array(
-                    [r["committed_at"] for r in rows.values()], pa.timestamp("us", tz="UTC")
-                ),
-            }
+        missing = [k for k in keys if k not in self._arrivals and not self.view.follows(k)]
+        if missing and self.store is not None:
+            self._arrivals.update(self.store.load_arrivals(missing, epoch))
+        following = [k for k in keys if k not in self._arrivals]
+        fresh = self.view.arrivals(following)
+        settle = timedelta(seconds=self.cfg.settle_seconds)
+        final = {}
+        for (source, hour), table in fresh.items():
+            if hour + HOUR + settle <= now and not pc.sum(table.column("pending")).as_py():
+                final[(source, hour)] = table
+                self.view.forget((source, hour))
+        self._arrivals.update(final)
+        if final and self.store is not None:
+            self.store.save_arrivals(final, epoch, since)
+        return pa.concat_tables(
+            [self._arrivals[k] if k in self._arrivals else fresh[k] for k in keys]
         )
 
     def _batches_since(self, since: datetime, now: datetime) -> pa.Table:
-        paths = [f.path for f in self.files.files("ops.batches")]
-        return queries.batches(paths, since)
+        return self.batch_totals.since(since)
 
     # ------------------------------------------------------------ curated aggregates
     def _hourly_since(
@@ -163,7 +140,7 @@ class Gatherer:
             hour += HOUR
         missing = [h for h in hours if ("tables", h) not in self._hourly]
         if missing and self.store is not None:
-            self._hourly.update(self.store.load_aggregates(missing))
+            self._hourly.update(self.store.load_aggregates(missing, list(queries.HOURLY)))
             missing = [h for h in hours if ("tables", h) not in self._hourly]
         if missing:
             fresh = queries.hourly(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS aggregates (
   name TEXT NOT NULL, hour TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (name, hour)
 );
 """
+
+
+def _arrivals_name(source: str, epoch: int) -> str:
+    return f"arrivals:{source}:{epoch}"
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,18 @@ class StateStore:
             )
 
     # ------------------------------------------------------------ aggregates
-    def load_aggregates(self, hours: list[datetime]) -> dict[tuple[str, datetime], pa.Table]:
-        """Hourly aggregates of complete hours kept by an earlier run (Arrow IPC)."""
+    def load_aggregates(
+        self, hours: list[datetime], names: Collection[str]
+    ) -> dict[tuple[str, datetime], pa.Table]:
+        """Aggregates (``names``) of complete hours kept by an earlier run (Arrow IPC)."""
         import pyarrow.ipc as ipc
 
         wanted = {h.isoformat(): h for h in hours}
+        marks = ", ".join("?" * len(names))
         with self._lock:
-            rows = self._db.execute("SELECT name, hour, data FROM aggregates").fetchall()
+            rows = self._db.execute(
+                f"SELECT name, hour, data FROM aggregates WHERE name IN ({marks})", list(names)
+            ).fetchall()
         return {
             (name, wanted[hour]): ipc.open_stream(data).read_all()
             for name, hour, data in rows
@@ -127,6 +136,24 @@ class StateStore:
                 [(name, hour.isoformat(), encode(t)) for (name, hour), t in parts.items()],
             )
             self._db.execute("DELETE FROM aggregates WHERE hour < ?", (since.isoformat(),))
+
+    def load_arrivals(
+        self, keys: list[tuple[str, datetime]], epoch: int
+    ) -> dict[tuple[str, datetime], pa.Table]:
+        """Arrivals of final (source, hour)s kept by an earlier run as of the ledger's
+        ``epoch`` (those of an earlier epoch are stale: a replay re-committed segments)."""
+        names = {_arrivals_name(source, epoch): source for source, _ in keys}
+        found = self.load_aggregates([hour for _, hour in keys], names)
+        wanted = set(keys)
+        found_keys = {(names[name], hour): table for (name, hour), table in found.items()}
+        return {key: table for key, table in found_keys.items() if key in wanted}
+
+    def save_arrivals(
+        self, parts: dict[tuple[str, datetime], pa.Table], epoch: int, since: datetime
+    ) -> None:
+        """Keep final hours' arrivals, read at the ledger's ``epoch``."""
+        named = {(_arrivals_name(source, epoch), hour): t for (source, hour), t in parts.items()}
+        self.save_aggregates(named, since)
 
     # ------------------------------------------------------------ outbox
     def enqueue(self, channel: str, payload: dict[str, Any], at: datetime) -> None:

@@ -1,9 +1,12 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from advertisex.errors import UserInputError
-from advertisex.landing.zone import LandingZone, expand_paths
+from advertisex.landing.zone import LandingZone, expand_paths, segment_time
 
 
 def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
@@ -77,3 +80,27 @@ def test_segments_of_one_source_and_hour(tmp_path: Path):
     assert zone.segments("impressions", hour=hour) == [a]
     assert zone.segments("impressions", hour=datetime(2026, 1, 2, 7, tzinfo=UTC)) == []
     assert len(zone.segments("impressions")) == 2  # a source's name, not its letters
+    # What the monitor re-reads of an hour: names without a stat each, sized on request.
+    (tmp_path / "landing" / a.name).with_name(".being-written.tmp").write_bytes(b"{")
+    assert zone.listing("impressions", hour) == {a.name: None}
+    assert zone.listing("clicks", datetime(2026, 1, 1, 9, tzinfo=UTC)) == {}
+    assert zone.sizes([a.name, "impressions/gone"]) == {a.name: 3}
+
+
+@given(
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.integers(0, 7),  # digits of the fraction
+    st.text("0123456789TZ-", max_size=6),
+)
+def test_segment_times_read_as_strptime_reads_them(at: datetime, digits: int, noise: str):
+    def slow(name: str) -> datetime:
+        stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+        try:
+            return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            return datetime(1970, 1, 1, tzinfo=UTC)
+
+    stamp = at.strftime("%Y%m%dT%H%M%S") + f"{at.microsecond:06d}7"[:digits] + "Z"
+    for variant in (stamp, stamp[:-1] + noise, noise + stamp, stamp[:8] + noise + stamp[8:]):
+        name = f"impressions/2026-01-01/07/{variant}-label.ndjson"
+        assert segment_time(name) == slow(name)

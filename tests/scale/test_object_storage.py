@@ -202,12 +202,22 @@ def test_the_monitor_sees_pending_segments_on_object_storage(
     )
     for n in range(3):
         ax.landing.write_segment("impressions", line, label=f"s{n}")
+    following = Gatherer(ax.settings, ax.lake)  # reads the open hour once, then increments
 
     def pending(source: str) -> int:
+        seen = following.observe().arrivals
         arrivals = Gatherer(ax.settings, ax.lake).observe().arrivals
+        assert seen.sort_by([("source", "ascending"), ("bucket", "ascending")]).equals(
+            arrivals.sort_by([("source", "ascending"), ("bucket", "ascending")])
+        )  # the incremental view equals a full listing
         mine = arrivals.filter(pc.equal(arrivals.column("source"), source))
         return int(pc.sum(mine.column("pending")).as_py() or 0)
 
     assert pending("impressions") == 3  # listed on the bucket, not in a local folder
+    late = ax.landing.write_segment("impressions", line * 2, label="s3")
+    assert pending("impressions") == 4  # only the new object is looked up
+    assert ax.landing.sizes([late.name, "impressions/none"]) == {late.name: len(line) * 2}
     ax.process()
     assert pending("impressions") == 0  # committed: the lake's checkpoint rows say so
+    ax.landing.write_segment("impressions", line, label="s4")
+    assert pending("impressions") == 1
