@@ -2,7 +2,7 @@
 
 Hypothesis interleaves what happens to a landing zone — segments landing out of order
 in the current and the previous hour, batches committing some, unreadable ones set
-aside, an erasure rewriting a pending one, a segment landed, committed and moved away
+aside (committed with no records, left in place), an erasure rewriting a pending one, a segment landed, committed and moved away
 between two looks, a replay withdrawing marks, a restart on the state store, time
 passing — with observations; every observation of the long-lived gatherer must equal a
 fresh gatherer's and a plain full listing's (every segment listed, every mark read).
@@ -68,10 +68,17 @@ class Zone:
         self.pending.append(segment.name)
         return str(segment.name)
 
-    def commit(self, names: list[str]) -> None:
+    def commit(self, names: list[str], *, records: int | None = None) -> None:
         at = self.clock.now.isoformat()
         marks = [
-            SegmentDone(n, n.split("/")[0], f"b{self.sequence}", 1 + len(n) % 7, self._size(n), at)
+            SegmentDone(
+                n,
+                n.split("/")[0],
+                f"b{self.sequence}",
+                1 + len(n) % 7 if records is None else records,
+                self._size(n),
+                at,
+            )
             for n in names
         ]
         with self.ax.lake.catalog.atomic(marks):
@@ -92,11 +99,10 @@ class Zone:
             self.commit(chosen)
         elif kind in ("aside", "rewrite") and self.pending:
             name = self.pending[op[1] % len(self.pending)]
-            segment = next(s for s in self.ax.landing.segments() if s.name == name)
-            if kind == "aside":  # unreadable: moved away, never marked
-                self.ax.landing.quarantine_file(segment, "not readable")
-                self.pending.remove(name)
+            if kind == "aside":  # unreadable: committed with no records, the file stays
+                self.commit([name], records=0)
             else:  # an erasure rewrote it
+                segment = next(s for s in self.ax.landing.segments() if s.name == name)
                 self.ax.landing.rewrite(segment, LINE * 5)
         elif kind == "sneak":  # landed, committed and gone between two looks
             name = self.land(op[1], 0, 1)
