@@ -128,8 +128,16 @@ def test_config_verb_prints_every_setting_with_its_origin(cli, tmp_path):
         "origin": "environment",
         "source": "ADVERTISEX_COLLECTOR__PORT",
     }
-    code, out, _ = cli(tmp_path / "data", "config", ADVERTISEX_COLLECTOR__PORT="9999")
-    assert code == 0 and "environment ADVERTISEX_COLLECTOR__PORT" in out
+    code, out, _ = cli(
+        tmp_path / "data", "config", ADVERTISEX_COLLECTOR__PORT="9999", COLUMNS="160"
+    )
+    assert code == 0 and "one record per block" not in out
+    # One row per setting: a long mapping is indented JSON in its cell, not a reason to print
+    # every setting as a block of its own.
+    (port,) = [line for line in out.splitlines() if " collector.port " in line]
+    assert "9999" in port and "environment ADVERTISEX_COLLECTOR__PORT" in port
+    cells = [line.split("│") for line in out.splitlines() if line.startswith("│")]
+    assert ['"smtp_port": 25,', ""] in [[c.strip() for c in row[2:4]] for row in cells]
 
 
 def test_a_bad_setting_ends_the_command_with_one_message(cli, tmp_path):

@@ -41,6 +41,13 @@ def show_config(fmt: Format = FormatOption) -> None:
 
 
 def _text(value: Any, jsonutil: Any) -> str:
+    """A value for the table: a mapping or list too long for one line is indented JSON over
+    several lines, so that the table keeps one row per setting instead of turning into
+    one block per setting."""
     if isinstance(value, dict | list):
-        return jsonutil.dumps_str(value)
+        text = jsonutil.dumps_str(value)
+        return text if len(text) <= ONE_LINE_JSON else jsonutil.dumps_str(value, indent=True)
     return "∅" if value is None else str(value)
+
+
+ONE_LINE_JSON = 48  # a setting, its value and its origin side by side in 160 columns
