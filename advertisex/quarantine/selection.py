@@ -40,6 +40,8 @@ class Selection:
             raise UserInputError(
                 f"unknown source {self.source!r}", hint=f"use one of {', '.join(SOURCES)}"
             )
+        if self.reason is not None:
+            _check_reason(self.reason)
         if self.since and self.until and self.until <= self.since:
             raise UserInputError(
                 f"until {self.until.isoformat()} is not after since {self.since.isoformat()}",
@@ -59,6 +61,23 @@ class Selection:
             until = self.until.isoformat()
             expression = And(expression, LessThan("ingest_time", until))  # type: ignore[call-arg,misc]
         return expression
+
+
+def _check_reason(reason: str) -> None:
+    """A reason no record can have is a typo to point out, not an empty answer."""
+    import difflib
+
+    from advertisex.model.reasons import CATALOGUE
+
+    code = reason.split(":", 1)[0]
+    if code in CATALOGUE:
+        return
+    near = difflib.get_close_matches(code.replace("-", "_"), list(CATALOGUE), n=1, cutoff=0.6)
+    raise UserInputError(
+        f"unknown reason {reason!r}" + (f"; did you mean {near[0]}?" if near else ""),
+        hint="a reason is a code or code:field of docs/reasons.md; "
+        "advertisex quarantine list shows those in the quarantine",
+    )
 
 
 def read(lake: Lake, selection: Selection, fields: tuple[str, ...] = ("*",)) -> pa.Table:

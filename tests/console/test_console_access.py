@@ -48,8 +48,11 @@ def test_a_read_key_reads_but_cannot_replay(remote: Any) -> None:
     assert query.json()["rows"] == [{"a": 1}]
     replay = remote.post("/api/v1/quarantine/replay", json={"reason": "x"}, headers=_bearer(READ))
     assert (replay.status_code, replay.json()["code"]) == (403, "forbidden")
-    allowed = remote.post("/api/v1/quarantine/replay", json={"reason": "x"}, headers=_bearer(ADMIN))
+    body = {"reason": "unknown_creative"}
+    allowed = remote.post("/api/v1/quarantine/replay", json=body, headers=_bearer(ADMIN))
     assert allowed.status_code == 200 and allowed.json()["batch_id"] is None
+    typo = remote.post("/api/v1/quarantine/replay", json={"reason": "x"}, headers=_bearer(ADMIN))
+    assert typo.status_code == 400 and "unknown reason 'x'" in typo.json()["message"]
 
 
 def test_sign_in_sets_a_secure_session_cookie(remote: Any) -> None:
