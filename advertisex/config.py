@@ -66,6 +66,20 @@ class ProcessorSettings(_Section):
         description="Upper bound of landing bytes read into one batch; a larger segment "
         "is a batch of its own (segments are never split).",
     )
+    piece_bytes: int = Field(
+        48 << 20,
+        ge=1,
+        description="Landing bytes the embedded processor transforms at a time: a batch "
+        "streams through pieces of this size (a bigger segment in slices of it), so memory "
+        "is bounded by the pieces in flight, not by the batch.",
+    )
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Pieces the embedded processor transforms at once, on as many threads "
+        "(each adds about ten times piece_bytes to the peak memory).",
+    )
     dedupe_horizon_days: int = Field(
         7,
         ge=0,

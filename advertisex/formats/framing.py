@@ -17,6 +17,9 @@ POSITION = "source_position"
 # Set by a decoder when it could not frame a record at all (e.g. corrupt Avro tail);
 # null for records that framed. Kernels turn it into a quarantine reason.
 FRAME_ERROR = "frame_error"
+# Set by the JSON framer, which checks every line anyway: whether the record's text is
+# valid JSON (null: not checked, the kernel checks), so the text is not validated twice.
+IS_JSON = "is_json"
 
 BOM = b"\xef\xbb\xbf"
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.errors import FramingError
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, strip_bom
+from advertisex.formats.framing import FRAME_ERROR, IS_JSON, POSITION, RAW, strip_bom
 from advertisex.model.contracts import INTAKE_ERROR
 from advertisex.util import engine, jsonutil
 
@@ -90,23 +90,12 @@ def _objects(data: bytes) -> Iterator[tuple[int, bytes]]:
     copy of the rest per object) and orjson's position, counted in characters, becomes a
     byte offset.
     """
-    view = memoryview(data)
-    ascii_only = data.isascii()
-    start = _SPACE.match(data, 0).end()  # type: ignore[union-attr]
+    stream = _ObjectStream(data)
+    start = stream.skip_space(0)
     while start < len(data):
-        # Most objects end on their own line: try that line alone first, so a long stream
-        # costs one pass (parsing to the end of the data for every object is quadratic).
-        line_end = data.find(b"\n", start)
-        found = _object_at(view, start, line_end, ascii_only) if line_end > 0 else None
-        if found is None:
-            found = _object_at(view, start, len(data), ascii_only, last=True)
-        value, end = found or (None, 0)  # last=True answers or raises
-        if type(value) is not dict:
-            raise FramingError("json_not_object", f"a JSON {json_kind(value)}, expected an object")
-        piece = bytes(view[start:end]).strip()
-        # A pretty-printed object would span lines of an NDJSON segment: re-encode it.
-        yield start, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
-        start = _SPACE.match(data, end).end()  # type: ignore[union-attr]
+        end, piece = stream.object_at(start)
+        yield start, piece
+        start = stream.skip_space(end)
 
 
 def _object_at(
@@ -142,33 +131,121 @@ def json_kind(value: object) -> str:
 def _split_concatenated(data: bytes, lines: pa.Table) -> pa.Table:
     """Lines that are not one JSON value may hold objects back to back: split them.
 
-    Only files with such lines pay for it. The whole file is tried first as one stream of
-    objects (pretty-printed objects span lines), each object keeping the number of the
-    line it starts on; when it is not, each bad line is split on its own and what does
-    not split stays one record, to be quarantined with its text.
+    Every line's validity is checked once here and kept (``is_json``) for the kernel.
+    Only files with invalid lines pay for more. The whole file is tried first as one
+    stream of objects (pretty-printed objects span lines), each object keeping the number
+    of the line it starts on; when it is not, each bad line is split on its own and what
+    does not split stays one record, to be quarantined with its text.
     """
+    lines = lines.select([RAW, POSITION, FRAME_ERROR])
     if lines.num_rows == 0:
-        return lines
-    valid = engine.run("SELECT json_valid(raw) AS ok FROM lines", lines=lines.select([RAW]))
-    invalid = pc.invert(pc.fill_null(valid.column("ok"), False))
-    if not pc.any(invalid).as_py():
-        return lines
-    try:
-        found = list(_objects(data))
-    except FramingError:
-        found = []
-    if found:
-        starts = np.array([offset for offset, _ in found], dtype=np.int64)
-        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-        numbers = np.searchsorted(newlines, starts) + 1
-        return _table([piece.decode() for _, piece in found], numbers.tolist())
+        return lines.append_column(IS_JSON, pa.array([], pa.bool_()))
+    checked = engine.run(
+        f"""SELECT coalesce(json_valid(raw), false) AS ok,
+          ok AND CASE WHEN starts_with(raw, '{{') THEN true
+                      ELSE starts_with(ltrim(raw, {_JSON_SPACE}), '{{') END AS object
+        FROM lines""",
+        lines=lines.select([RAW]),
+    )
+    valid = checked.column("ok").to_numpy(zero_copy_only=False)
+    if valid.all():
+        return lines.append_column(IS_JSON, pa.array(valid))
+    objects = checked.column("object").to_numpy(zero_copy_only=False)
+    streamed = _stream_of_objects(data, lines, objects)
+    if streamed is not None:
+        return streamed
+    invalid = pa.array(~valid)
     bad = lines.filter(invalid)
     expanded = expand_concatenated(bad)
     if expanded.num_rows == bad.num_rows:
-        return lines
+        return lines.append_column(IS_JSON, pa.array(valid))
     good = lines.filter(pc.invert(invalid))
+    good = good.append_column(IS_JSON, pa.array(np.ones(good.num_rows, dtype=bool)))
     merged = pa.concat_tables([good, expanded.cast(good.schema)])
     return merged.sort_by([(POSITION, "ascending")])
+
+
+_JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"  # SQL: JSON's whitespace
+
+
+def _stream_of_objects(data: bytes, lines: pa.Table, objects: np.ndarray) -> pa.Table | None:
+    """``data`` read as one stream of JSON objects (:func:`_objects`: each keeps the
+    number of the line it starts on), or None when it is not one.
+
+    Lines known to be one object each (``objects``) are taken as they are — the stream
+    reads them the same way — so orjson reads only from each other line on, until the
+    stream is back at the start of such a line: a long file with a few bad lines costs
+    those lines, not the file.
+    """
+    numbers = lines.column(POSITION).to_numpy()
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    line_starts = np.concatenate(([0], newlines + 1))[numbers - 1]
+    raws = lines.column(RAW)
+    trimmed = pc.utf8_trim(raws, " \t\r\n")
+    indent = pc.subtract(
+        pc.binary_length(raws), pc.binary_length(pc.utf8_ltrim(raws, " \t\r\n"))
+    ).to_numpy(zero_copy_only=False)
+    whole = np.flatnonzero(objects)  # line indices
+    whole_at = (line_starts + indent)[whole]  # where each one's object starts
+    other_at = line_starts[~objects]
+    taken = np.ones(len(whole), dtype=bool)  # not swallowed by an object spanning lines
+    found: list[tuple[int, bytes]] = []
+    stream = _ObjectStream(data)
+    position = 0
+    try:
+        while (k := int(np.searchsorted(other_at, position))) < len(other_at):
+            position = stream.skip_space(int(other_at[k]))
+            while position < len(data):
+                j = int(np.searchsorted(whole_at, position))
+                if j < len(whole_at) and whole_at[j] == position:
+                    break  # back at a line that is one object: taken as it is
+                end, piece = stream.object_at(position)
+                found.append((position, piece))
+                taken[j : int(np.searchsorted(whole_at, end))] = False
+                position = stream.skip_space(end)
+    except FramingError:
+        return None
+    kept = whole[taken]
+    at = np.concatenate((whole_at[taken], np.array([p for p, _ in found], dtype=np.int64)))
+    texts = pa.concat_arrays(
+        [
+            trimmed.take(pa.array(kept)).combine_chunks().cast(pa.string()),
+            pa.array([piece.decode() for _, piece in found], pa.string()),
+        ]
+    )
+    is_json = np.concatenate((np.ones(len(kept), dtype=bool), np.zeros(len(found), dtype=bool)))
+    order = np.argsort(at, kind="stable")
+    table = _table(texts.take(pa.array(order)), (np.searchsorted(newlines, at) + 1)[order])
+    # Objects read by the stream are checked by the kernel (null); the lines were here.
+    marks = pa.array(is_json[order], mask=~is_json[order])
+    return table.set_column(table.schema.get_field_index(IS_JSON), IS_JSON, marks)
+
+
+class _ObjectStream:
+    """Reads JSON objects written back to back in ``data`` (the steps of :func:`_objects`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.view = memoryview(data)
+        self.ascii_only = data.isascii()
+
+    def skip_space(self, position: int) -> int:
+        return _SPACE.match(self.data, position).end()  # type: ignore[union-attr]
+
+    def object_at(self, start: int) -> tuple[int, bytes]:
+        """(end, compact text) of the object starting at ``start``; FramingError if none."""
+        # Most objects end on their own line: try that line alone first, so a long stream
+        # costs one pass (parsing to the end of the data for every object is quadratic).
+        line_end = self.data.find(b"\n", start)
+        found = _object_at(self.view, start, line_end, self.ascii_only) if line_end > 0 else None
+        if found is None:
+            found = _object_at(self.view, start, len(self.data), self.ascii_only, last=True)
+        value, end = found or (None, 0)  # last=True answers or raises
+        if type(value) is not dict:
+            raise FramingError("json_not_object", f"a JSON {json_kind(value)}, expected an object")
+        piece = bytes(self.view[start:end]).strip()
+        # A pretty-printed object would span lines of an NDJSON segment: re-encode it.
+        return end, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
 
 
 def _frame_lines(data: bytes) -> pa.Table:
@@ -272,12 +349,15 @@ def _objects_in(text: str) -> list[str] | None:
 
 
 def _table(
-    raws: list[str], positions: list[int], errors: list[str | None] | None = None
+    raws: list[str] | pa.Array,
+    positions: list[int] | np.ndarray,
+    errors: list[str | None] | None = None,
 ) -> pa.Table:
     return pa.table(
         {
-            RAW: pa.array(raws, pa.string()),
+            RAW: raws if isinstance(raws, pa.Array) else pa.array(raws, pa.string()),
             POSITION: pa.array(positions, pa.int64()),
             FRAME_ERROR: pa.array(errors or [None] * len(raws), pa.string()),
+            IS_JSON: pa.nulls(len(raws), pa.bool_()),
         }
     )

@@ -40,7 +40,7 @@ def _frame_objects(
     columns = ", ".join(_column_sql(f, aliases) for f in fields)
     query = f"""
     WITH f AS (
-      SELECT *, json_valid(raw) AS is_json FROM frame
+      SELECT * REPLACE (coalesce(is_json, json_valid(raw)) AS is_json) FROM frame
     ), o AS (
       SELECT *, coalesce(CASE WHEN is_json THEN json_type(raw) = 'OBJECT' END, false) AS is_obj FROM f
     )

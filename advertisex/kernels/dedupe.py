@@ -7,6 +7,11 @@ different content. It is still dropped (the first is kept) but counted apart.
 
 Only the key and the payload hash go through the engine (a hash aggregate, no sort),
 so wide rows and their raw text are never shuffled; the result is a keep-mask.
+
+The rows a batch could repeat (committed keys of the horizon, keys of the batch's earlier
+pieces) are many more than the batch's candidates: :class:`KeyIndex` keeps their keys'
+64-bit hashes sorted, so only the few rows whose key hash a candidate shares go on to the
+exact comparison (a hash collision only brings a row along that the comparison drops).
 """
 
 from __future__ import annotations
@@ -34,6 +39,77 @@ def key_column(table_name: str, rows: pa.Table) -> pa.ChunkedArray | pa.Array:
         exchange = pc.fill_null(rows.column("exchange"), "")
         return pc.binary_join_element_wise(exchange, rows.column("auction_id"), "|")
     return rows.column(SEEN_COLUMNS[table_name][0])
+
+
+def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash of each key (Polars' own hash: kept in memory only, never stored)."""
+    import polars as pl
+
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    series = pl.from_arrow(keys)
+    assert isinstance(series, pl.Series)
+    return series.hash(seed=0).to_numpy()
+
+
+class KeyIndex:
+    """``rows`` findable by key: the keys' hashes sorted once, so the rows whose key is
+    among a batch's candidates are found by binary search instead of a join of all rows.
+
+    >>> index = KeyIndex(pa.table({"k": ["a", "b", "c"]}), key_hashes(pa.array(["a", "b", "c"])))
+    >>> index.matching(np.unique(key_hashes(pa.array(["c", "x"])))).column("k").to_pylist()
+    ['c']
+    """
+
+    def __init__(self, rows: pa.Table, hashes: np.ndarray) -> None:
+        self.rows = rows
+        self._order = np.argsort(hashes)
+        self._sorted = hashes[self._order]
+
+    def __len__(self) -> int:
+        return self.rows.num_rows
+
+    def positions(self, hashes: np.ndarray) -> np.ndarray:
+        """Row numbers (ascending) whose key hash is one of ``hashes`` (sorted, unique:
+        ``np.unique``)."""
+        if len(self._sorted) == 0 or len(hashes) == 0:
+            return np.zeros(0, dtype=np.int64)
+        low = np.searchsorted(self._sorted, hashes, "left")
+        high = np.searchsorted(self._sorted, hashes, "right")
+        counts = high - low
+        if not counts.any():
+            return np.zeros(0, dtype=np.int64)
+        starts = np.repeat(low, counts)
+        steps = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.sort(self._order[starts + steps])
+
+    def matching(self, hashes: np.ndarray) -> pa.Table:
+        """The rows whose key hash is one of ``hashes`` (sorted, unique: ``np.unique``) — a
+        superset of those whose key is."""
+        return self.rows.take(pa.array(self.positions(hashes)))
+
+    @classmethod
+    def merged(cls, parts: list[KeyIndex]) -> KeyIndex:
+        """One index over the rows of ``parts`` (all of one schema), in their order."""
+        rows = pa.concat_tables([p.rows for p in parts])
+        return cls(rows, np.concatenate([p.hashes() for p in parts]))
+
+    def hashes(self) -> np.ndarray:
+        """The rows' key hashes, in row order."""
+        hashes = np.empty_like(self._sorted)
+        hashes[self._order] = self._sorted
+        return hashes
+
+
+def append_part(parts: list[KeyIndex], part: KeyIndex) -> list[KeyIndex]:
+    """``parts`` with ``part`` after them; the last two merged while the newer one is at
+    least half the older one's size, so rows indexed part by part (batch by batch, piece
+    by piece) stay in a few parts (about log2 of how many came) and each row is
+    re-indexed only a few times."""
+    parts = [*parts, part]
+    while len(parts) > 1 and 2 * len(parts[-1]) >= len(parts[-2]):
+        parts[-2:] = [KeyIndex.merged(parts[-2:])]
+    return parts
 
 
 @dataclass(frozen=True)

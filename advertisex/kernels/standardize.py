@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+from advertisex.formats.framing import IS_JSON
 from advertisex.kernels.fingerprint import payload_hash, payload_sql
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
@@ -71,6 +72,14 @@ def _hashed(query: str, params: dict[str, object], frame: pa.Table) -> pa.Table:
     rows = engine.run(query, params, frame=frame)
     position = rows.schema.get_field_index("payload")
     return rows.add_column(position, "payload_hash", payload_hash(rows.column("payload")))
+
+
+def _validated(frame: pa.Table) -> str:
+    """SQL: the frame with ``is_json`` — as the JSON framer found it where it did
+    (``formats.framing.IS_JSON``), else checked here."""
+    if IS_JSON in frame.column_names:
+        return "SELECT * REPLACE (coalesce(is_json, json_valid(raw)) AS is_json) FROM frame"
+    return "SELECT *, json_valid(raw) AS is_json FROM frame"
 
 
 def _text(expr: str) -> str:
@@ -138,7 +147,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     # starts with "{" is an object), and its keys listed once to find unknown fields.
     query = f"""
     WITH f AS (
-      SELECT *, json_valid(raw) AS is_json FROM frame
+      {_validated(frame)}
     ), o AS (
       SELECT *, is_json AND starts_with(ltrim(raw, {_JSON_SPACE}), '{{') AS is_obj FROM f
     ), j AS (

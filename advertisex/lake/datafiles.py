@@ -47,13 +47,7 @@ def write_data_files(
         return
     spec = TABLES[table_name]
     column = spec.partition_by_day
-    days = (
-        pc.cast(data.column(column), pa.date32())
-        if column
-        else pa.nulls(data.num_rows, pa.date32())
-    )
-    for day in pc.unique(days).to_pylist():
-        part = data.filter(pc.is_null(days) if day is None else pc.equal(days, day))
+    for day, part in _by_day(data, column):
         folder = f"{column}_day={day}" if column else ""
         name = f"{prefix}-{uuid.uuid4().hex[:16]}.parquet"
         url = storage.join(location, "data", folder, name)
@@ -76,6 +70,26 @@ def write_data_files(
             else None
         )
         yield WrittenFile(url, part.num_rows, newest)
+
+
+def _by_day(data: pa.Table, column: str | None) -> Iterator[tuple[object, pa.Table]]:
+    """(day, its rows) per day of ``column``, in the rows' order within a day. Rows already
+    grouped by day (as the runners write them) are sliced, not copied; others are
+    gathered once in day order."""
+    import numpy as np
+
+    if column is None:
+        yield None, data
+        return
+    days = pc.cast(data.column(column), pa.date32())
+    numbers = pc.fill_null(days.cast(pa.int32()), np.iinfo(np.int32).min).to_numpy()
+    if np.any(numbers[1:] < numbers[:-1]):
+        order = np.argsort(numbers, kind="stable")
+        data, numbers, days = data.take(pa.array(order)), numbers[order], days.take(order)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(numbers)) + 1))
+    ends = np.concatenate((starts[1:], [len(numbers)]))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield days[start].as_py(), data.slice(start, end - start)
 
 
 def add_files(table: object, paths: list[str], properties: dict[str, str]) -> None:

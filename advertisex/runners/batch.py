@@ -24,7 +24,13 @@ import pyarrow.compute as pc
 
 from advertisex.dims.model import Dimensions
 from advertisex.kernels import standardize as std
-from advertisex.kernels.dedupe import find_duplicates, key_column
+from advertisex.kernels.dedupe import (
+    KeyIndex,
+    append_part,
+    find_duplicates,
+    key_column,
+    key_hashes,
+)
 from advertisex.kernels.enrich import enrich
 from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules, classify
@@ -33,6 +39,7 @@ from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
 
 if TYPE_CHECKING:
+    from advertisex.runners.committed import DedupeLookup
     from advertisex.runners.rules import BatchRules
 
 STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
@@ -67,10 +74,92 @@ class SourceAccount:
     def balanced(self) -> bool:
         return self.records_in == self.accepted + self.quarantined + self.filtered + self.duplicates
 
+    def add(self, other: SourceAccount) -> None:
+        """Count ``other`` (of the same source: another piece, another batch) in this one."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.new_fields |= other.new_fields
+        self.ivt_users |= other.ivt_users
+        for table, n in other.by_table.items():
+            self.by_table[table] = self.by_table.get(table, 0) + n
+
+
+_COUNTS = (
+    "files",
+    "bytes",
+    "records_in",
+    "accepted",
+    "quarantined",
+    "filtered",
+    "duplicates",
+    "conflicts",
+)
+
 
 # What a dedupe step says of one table's candidate rows: (mask over all the source's rows
 # of those that repeat an earlier event, how many, how many of them conflict).
-Repeats = Callable[[str, np.ndarray], tuple[np.ndarray, int, int]]
+Verdict = tuple[np.ndarray, int, int]
+Repeats = Callable[[str, np.ndarray], Verdict]
+
+
+class BatchDedupe:
+    """Which candidates repeat an earlier event: one committed within the dedupe horizon
+    (``lookup``, the batch rules' :class:`~advertisex.runners.committed.DedupeLookup`),
+    or one of an earlier piece of the same batch.
+
+    A batch may be judged in pieces, in arrival order: each piece's first occurrences are
+    remembered (keys and hashes, indexed by key hash) for the pieces after it, so calling
+    it piece by piece gives exactly the verdicts of one call over the whole batch — the
+    first occurrence wins, a repeat with another payload hash is a conflict.
+    """
+
+    def __init__(self, lookup: DedupeLookup) -> None:
+        self.lookup = lookup
+        self._earlier: dict[str, list[KeyIndex]] = {}
+
+    def __call__(self, table_name: str, rows: pa.Table, candidate: np.ndarray) -> Verdict:
+        """The verdict on ``rows`` (standardized) where ``candidate`` holds, for ``table_name``."""
+        index = np.flatnonzero(candidate)
+        candidates = rows.select(_key_columns(table_name)).take(pa.array(index))
+        keys = key_column(table_name, candidates)
+        hashed = key_hashes(keys)
+        looked_for = np.unique(hashed)
+        seen = [
+            (key_column(table_name, committed), committed.column("payload_hash"))
+            for committed in [self.lookup(table_name, candidates, looked_for)]
+            if committed is not None
+        ] + [
+            (part.column("k"), part.column("h"))
+            for part in (p.matching(looked_for) for p in self._earlier.get(table_name, []))
+            if part.num_rows
+        ]
+        seen_keys = _chunked([k for k, _ in seen]) if seen else None
+        seen_hashes = _chunked([h for _, h in seen]) if seen else None
+        # Keys committed under an earlier hash version compare by that version's hash.
+        hashes = align(
+            keys,
+            candidates.column("payload_hash"),
+            lambda positions: rows.column("payload").take(pa.array(index[positions])),
+            seen_keys,
+            seen_hashes,
+        )
+        found = find_duplicates(keys, hashes, seen_keys, seen_hashes)
+        first = pa.array(~found.is_duplicate)
+        remembered = pa.table({"k": keys, "h": hashes}).filter(first)
+        self._earlier[table_name] = append_part(
+            self._earlier.get(table_name, []), KeyIndex(remembered, hashed[~found.is_duplicate])
+        )
+        repeated = np.zeros(rows.num_rows, dtype=bool)
+        repeated[index[found.is_duplicate]] = True
+        return repeated, found.count, found.conflicts
+
+    def verdicts(self, source: str, rows: pa.Table) -> dict[str, Verdict]:
+        """The verdict on each table of ``source`` for its standardized ``rows``."""
+        rejected = rejected_mask(rows)
+        return {
+            table_name: self(table_name, rows, candidates_mask(table_name, rows, rejected))
+            for table_name in SOURCES[source]
+        }
 
 
 def process_source(
@@ -84,25 +173,10 @@ def process_source(
     rows they catch go to ``curated.filtered`` instead of their table).
     """
     standardized = standardize_source(source, frame, rules.validation, rules.dims)
-
-    def repeats(table_name: str, candidate: np.ndarray) -> tuple[np.ndarray, int, int]:
-        index = np.flatnonzero(candidate)
-        candidates = standardized.select(_key_columns(table_name)).take(pa.array(index))
-        committed = rules.dedupe(table_name, candidates)
-        keys = key_column(table_name, candidates)
-        # Keys committed under an earlier hash version compare by that version's hash.
-        hashes = align(
-            keys,
-            candidates.column("payload_hash"),
-            lambda rows: standardized.column("payload").take(pa.array(index[rows])),
-            *(committed or (None, None)),
-        )
-        found = find_duplicates(keys, hashes, *(committed or (None, None)))
-        repeated = np.zeros(standardized.num_rows, dtype=bool)
-        repeated[index[found.is_duplicate]] = True
-        return repeated, found.count, found.conflicts
-
-    return finish_source(source, standardized, lineage, batch_id, repeats, rules.ivt)
+    found = BatchDedupe(rules.dedupe).verdicts(source, standardized)
+    return finish_source(
+        source, standardized, lineage, batch_id, lambda name, _: found[name], rules.ivt
+    )
 
 
 def standardize_source(
@@ -234,6 +308,12 @@ _ID = {
 IVT_TABLES = tuple(_ID)
 
 
+def _chunked(arrays: list[pa.Array | pa.ChunkedArray]) -> pa.ChunkedArray:
+    """Text arrays as one chunked array (no copy)."""
+    chunks = [c for a in arrays for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+    return pa.chunked_array([c.cast(pa.string()) for c in chunks], pa.string())
+
+
 def _concat(first: pa.Table | None, second: pa.Table) -> pa.Table:
     return second if first is None else pa.concat_tables([first, second])
 
@@ -249,7 +329,8 @@ def _key_columns(table_name: str) -> list[str]:
 def accepted_rows(
     table_name: str, standardized: pa.Table, keep: np.ndarray, lineage: pa.Table, batch_id: str
 ) -> pa.Table:
-    """The kept rows in the table's schema, with lineage, sorted as the table is.
+    """The kept rows in the table's schema, with lineage, sorted as the table is (by
+    partition day first, so each day's data file is a slice: ``lake.datafiles``).
 
     Only the sort keys go through the sort (the engine orders row numbers by them); the
     wide columns — user agents, extras, ids — are gathered once in that order, and the
@@ -257,8 +338,11 @@ def accepted_rows(
     """
     spec = TABLES[table_name]
     kept = np.flatnonzero(keep)
-    keys = standardized.select(list(spec.sort_by)).take(pa.array(kept))
-    order = ", ".join(f'"{c}"' for c in spec.sort_by)
+    day = [spec.partition_by_day] if spec.partition_by_day else []
+    keys = standardized.select(sorted({*spec.sort_by, *day})).take(pa.array(kept))
+    order = ", ".join(
+        [*(f"date_trunc('day', \"{c}\")" for c in day), *(f'"{c}"' for c in spec.sort_by)]
+    )
     ranked = engine.run(
         f"SELECT i FROM keys ORDER BY {order}, i",
         keys=keys.append_column("i", pa.array(np.arange(len(kept), dtype=np.int64))),
@@ -273,11 +357,18 @@ def accepted_rows(
         elif target.name == "batch_id":
             column = pa.repeat(pa.scalar(batch_id, target.type), len(rows))
         elif target.name in standardized.column_names:
-            column = standardized.column(target.name).take(rows)
+            column = gather(standardized.column(target.name), rows)
         else:  # a column this source never produces (optional fields of later schema versions)
             column = pa.nulls(len(rows), target.type)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.schema)
+
+
+def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:
+    """``column.take(rows)``: over one chunk (a take across chunks costs several times more)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.take(rows)
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.errors import LakeError
-from advertisex.kernels.dedupe import SEEN_COLUMNS, key_column
+from advertisex.kernels.dedupe import SEEN_COLUMNS, KeyIndex, append_part, key_column, key_hashes
 from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
 
@@ -45,7 +46,9 @@ DAY = timedelta(days=1)
 @dataclass
 class _TableKeys:
     snapshot_id: int | None = None
-    days: dict[date, pa.Table] = field(default_factory=dict)
+    # Event day → its rows in parts, each indexed by key hash: a day read whole, then
+    # the rows of each later batch (merged as they pile up: kernels.dedupe.append_part).
+    days: dict[date, list[KeyIndex]] = field(default_factory=dict)
 
 
 class CommittedKeys:
@@ -57,6 +60,19 @@ class CommittedKeys:
 
     def lookup(self, table_name: str, low: datetime, high: datetime) -> pa.Table | None:
         """Committed rows of ``table_name`` with ``low <= event_time <= high``; None if none."""
+        return self._rows(table_name, low, high, None)
+
+    def matching(
+        self, table_name: str, hashes: np.ndarray, low: datetime, high: datetime
+    ) -> pa.Table | None:
+        """:meth:`lookup`'s rows whose key hash is one of ``hashes`` (sorted, unique:
+        ``np.unique`` of their :func:`~advertisex.kernels.dedupe.key_hashes`) — what a batch's candidates may repeat,
+        found by binary search in each day's index instead of a join of the whole horizon."""
+        return self._rows(table_name, low, high, hashes)
+
+    def _rows(
+        self, table_name: str, low: datetime, high: datetime, hashes: np.ndarray | None
+    ) -> pa.Table | None:
         table = self.lake.table(table_name)
         snapshot = table.current_snapshot()
         if snapshot is None:
@@ -69,7 +85,10 @@ class CommittedKeys:
             self._load(table_name, state, missing)
         for day in [d for d in state.days if d < wanted[0]]:
             del state.days[day]  # older than any batch needs now
-        rows = pa.concat_tables([state.days[day] for day in wanted])
+        parts = [part for day in wanted for part in state.days[day]]
+        rows = pa.concat_tables(
+            [part.rows if hashes is None else part.matching(hashes) for part in parts]
+        )
         when = rows.column("event_time")
         inside = pc.and_(
             pc.greater_equal(when, pa.scalar(low, when.type)),
@@ -97,7 +116,7 @@ class CommittedKeys:
         else:
             for day, rows in _by_day(added).items():
                 if day in state.days:  # days not held are read whole when first needed
-                    state.days[day] = pa.concat_tables([state.days[day], rows])
+                    state.days[day] = append_part(state.days[day], _indexed(table_name, rows))
         state.snapshot_id = snapshot_id
         self._tables[table_name] = state
         return state
@@ -116,7 +135,7 @@ class CommittedKeys:
         grouped = _by_day(rows.select(schema.names).cast(schema))
         empty = schema.empty_table()
         for day in days:
-            state.days[day] = grouped.get(day, empty)
+            state.days[day] = [_indexed(table_name, grouped.get(day, empty))]
 
     def _read_files(self, table_name: str, paths: list[str]) -> pa.Table | None:
         import pyarrow.parquet as pq
@@ -136,9 +155,9 @@ class DedupeLookup:
     """The committed events a batch's candidates may repeat: keys committed within the
     dedupe horizon (``processor.dedupe_horizon_days``) of the candidates' event times.
 
-    Called as ``lookup(table_name, candidates)`` it is the in-process dedupe's question
-    (:func:`advertisex.runners.batch.process_source`): (key column, payload hashes) of
-    those committed rows, or None. :meth:`data_files` names the files that hold them.
+    Called as ``lookup(table_name, candidates, key_hashes)`` it is the in-process dedupe's
+    question (:class:`advertisex.runners.batch.Repeats`): those committed rows whose key
+    a candidate may share, or None. :meth:`data_files` names the files that hold them.
     """
 
     def __init__(self, lake: Lake, horizon: timedelta, keys: CommittedKeys | None = None) -> None:
@@ -151,15 +170,15 @@ class DedupeLookup:
         return low - self.horizon, high + self.horizon
 
     def __call__(
-        self, table_name: str, candidates: pa.Table
-    ) -> tuple[pa.Array | pa.ChunkedArray, pa.ChunkedArray] | None:
+        self, table_name: str, candidates: pa.Table, hashes: np.ndarray
+    ) -> pa.Table | None:
+        """Committed rows (key columns, ``payload_hash``, ``event_time``) within the horizon
+        of ``candidates``' event times whose key hash is among ``hashes`` (the candidates'
+        :func:`~advertisex.kernels.dedupe.key_hashes`, sorted and unique); None if none."""
         if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
             return None
         bounds = pc.min_max(candidates.column("event_time")).as_py()
-        seen = self.keys.lookup(table_name, *self.window(bounds["min"], bounds["max"]))
-        if seen is None:
-            return None
-        return key_column(table_name, seen), seen.column("payload_hash")
+        return self.keys.matching(table_name, hashes, *self.window(bounds["min"], bounds["max"]))
 
     def data_files(self, table_name: str, low: datetime, high: datetime) -> list[str]:
         """Data files of ``table_name`` that may hold committed rows with event times in
@@ -186,6 +205,10 @@ class DedupeLookup:
 
 def _days(low: datetime, high: datetime) -> int:
     return (high.astimezone(UTC).date() - low.astimezone(UTC).date()).days + 1
+
+
+def _indexed(table_name: str, rows: pa.Table) -> KeyIndex:
+    return KeyIndex(rows, key_hashes(key_column(table_name, rows)))
 
 
 def _schema(table_name: str) -> pa.Schema:

@@ -1,88 +1,254 @@
-"""The embedded runner: the runner template's two engine steps, in this process.
+"""The embedded runner: the runner template's two engine steps, in this process, streamed.
 
-Reading frames the batch's segments on two threads, each decoding in a worker process
-under the segment's time and memory budget (``formats.bounded``); the transform runs each source's records through
-:func:`advertisex.runners.batch.process_source` (DuckDB, PyArrow and Polars kernels),
-sources in ``SOURCE_WAVES`` order, and writes the rows as data files. Planning, the
-commit and everything around it are the template's (:mod:`advertisex.runners.runner`).
+A batch is never held in memory whole. Its segments are cut into *pieces* — consecutive
+segments of one source, at most ``processor.piece_bytes`` of landing bytes (a bigger
+segment is a piece of its own, transformed in slices of about that size) — and
+``processor.workers`` threads take the pieces in arrival order, each through:
+
+1. read and frame the piece's segments (each decoded in a worker process under its
+   time and memory budget, ``formats.bounded``); standardize, validate, enrich (row-local: the
+   workers do this for different pieces at once);
+2. dedupe, one piece after the other in arrival order per source: a
+   :class:`~advertisex.runners.batch.BatchDedupe` remembers each piece's first
+   occurrences for the pieces after it, so the verdicts are those of the whole batch;
+3. quarantine, invalid traffic, each table's rows sorted and written as data files
+   (again at once).
+
+The threads run side by side because DuckDB, Arrow and Parquet work outside the GIL,
+and memory is bounded by the pieces in flight (about one per worker), not by the batch:
+a 10 M-event backlog needs what one piece per worker needs. Sources go in
+``SOURCE_WAVES`` order: a batch's clicks after all its impressions, whose invalid
+traffic they inherit. Planning, the commit and everything around it are the template's
+(:mod:`advertisex.runners.runner`), which reads the records framed per segment after
+:meth:`EmbeddedRunner.transform`.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import pyarrow as pa
 
 from advertisex.errors import BatchCancelled
 from advertisex.formats.bounded import DecodeLimits, DecodeRefused
 from advertisex.formats.bounded import warm as warm_decoders
 from advertisex.formats.decode import concat_frames, frame_segment
+from advertisex.lake.datafiles import WrittenFile
 from advertisex.landing.zone import Segment
-from advertisex.runners.batch import process_source
-from advertisex.runners.rules import SOURCE_ORDER
+from advertisex.model.schemas import SOURCES
+from advertisex.runners.batch import (
+    BatchDedupe,
+    Repeats,
+    SourceAccount,
+    Verdict,
+    finish_source,
+    standardize_source,
+)
+from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, Runner, Transformed
 from advertisex.util.retry import retrying
 
 
-@dataclass
-class Frames(Framed):
-    """The framed records of each readable segment, by segment index."""
+@dataclass(frozen=True)
+class Piece:
+    """Consecutive segments of one source (by batch index), and its place among the
+    source's pieces (``turn``: the order dedupe takes them in)."""
 
-    tables: dict[int, pa.Table]
+    source: str
+    segments: list[tuple[int, Segment]]
+    turn: int
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for _, s in self.segments)
 
 
-class EmbeddedRunner(Runner[Frames]):
-    """Runs the batch kernels in this process."""
+def plan_pieces(segments: list[tuple[int, Segment]], piece_bytes: int) -> list[Piece]:
+    """Cut indexed segments into pieces of one source and at most ``piece_bytes`` each
+    (at least one segment), keeping arrival order within each source."""
+    pieces: list[Piece] = []
+    open_piece: dict[str, list[tuple[int, Segment]]] = {}
+    turns: dict[str, int] = {}
+
+    def close(source: str) -> None:
+        pieces.append(Piece(source, open_piece.pop(source), turns.get(source, 0)))
+        turns[source] = turns.get(source, 0) + 1
+
+    for index, segment in segments:
+        current = open_piece.get(segment.source)
+        if current and sum(s.size for _, s in current) + segment.size > piece_bytes:
+            close(segment.source)
+        open_piece.setdefault(segment.source, []).append((index, segment))
+    for source in list(open_piece):
+        close(source)
+    return sorted(pieces, key=lambda p: p.segments[0][0])
+
+
+class Turns:
+    """Dedupe's order: piece ``turn`` of a source waits until the pieces before it are
+    done. A failure anywhere releases every waiter (they raise instead of waiting)."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._failed = False
+        self._changed = threading.Condition()
 
     @contextmanager
-    def read(self, batch: Batch) -> Iterator[Frames]:
-        from concurrent.futures import ThreadPoolExecutor
+    def of(self, piece: Piece) -> Iterator[None]:
+        with self._changed:
+            while not self._failed and self._next.get(piece.source, 0) != piece.turn:
+                self._changed.wait()
+            if self._failed:
+                raise RuntimeError("an earlier piece of the batch failed")
+        yield
 
-        limits = DecodeLimits.of(self.settings.processor)  # each segment's decode budget
+    def done(self, piece: Piece) -> None:
+        with self._changed:
+            self._next[piece.source] = piece.turn + 1
+            self._changed.notify_all()
+
+    def fail(self) -> None:
+        with self._changed:
+            self._failed = True
+            self._changed.notify_all()
+
+
+class EmbeddedRunner(Runner[Framed]):
+    """Runs the batch kernels in this process, piece by piece on worker threads."""
+
+    @contextmanager
+    def read(self, batch: Batch) -> Iterator[Framed]:
+        # Segments are read piece by piece in transform; what they gave is filled in here.
+        yield Framed(records={}, unreadable={})
+
+    def transform(self, batch: Batch, framed: Framed) -> Transformed:
+        processor = self.settings.processor
+        limits = DecodeLimits.of(processor)  # each segment's decode budget
         if limits.isolated:
             warm_decoders()  # the workers start while the first segments are read
+        present = {s.source for s in batch.segments}
+        for name in _written_tables(present):
+            self.lake.table(name)  # opened (created) here, not in the worker threads
+        run = _Run(batch, framed, limits, BatchDedupe(batch.rules.dedupe))
+        accounts: dict[str, SourceAccount] = {}
+        rules = batch.rules
+        try:
+            with ThreadPoolExecutor(max_workers=processor.workers) as pool:
+                for wave in SOURCE_WAVES:
+                    self.check_cancel()
+                    indexed = [(i, s) for i, s in enumerate(batch.segments) if s.source in wave]
+                    pieces = plan_pieces(indexed, processor.piece_bytes)
+                    futures = [pool.submit(self._piece, run, p, rules) for p in pieces]
+                    users: set[str] = set()
+                    for account in _in_order(futures, run.turns):
+                        accounts.setdefault(account.source, SourceAccount(account.source)).add(
+                            account
+                        )
+                        users |= account.ivt_users
+                    rules = rules.with_ivt_users(users)
+        except BaseException:
+            # Every piece has stopped (the pool waited): what they wrote is nobody's.
+            self.lake.remove_files({n: [f.url for f in w] for n, w in run.files.items()})
+            raise
+        return Transformed(run.files, accounts)
 
-        def work(item: tuple[int, Segment]) -> pa.Table | str:
-            index, segment = item
+    def _piece(self, run: _Run, piece: Piece, rules: BatchRules) -> SourceAccount:
+        """One piece through the three steps (see the module docstring)."""
+        frames = []
+        for index, segment in piece.segments:
+            self.check_cancel()
             try:
-                data = retrying(lambda: self.landing.read(segment), what=f"reading {segment.name}")
-                return frame_segment(index, segment, data, limits, self.cancel)
+                read_segment = functools.partial(self.landing.read, segment)
+                data = retrying(read_segment, what=f"reading {segment.name}")
+                frame = frame_segment(index, segment, data, run.limits, self.cancel)
             except DecodeRefused as refused:  # over its time or memory budget, or crashed
-                return str(refused)
+                run.framed.unreadable[index] = str(refused)
+                continue
             except BatchCancelled:
                 raise
             except Exception as error:  # a file that cannot be read at all must not block the rest
-                return f"{type(error).__name__}: {error}"
-
-        frames = Frames(records={}, unreadable={}, tables={})
-        total = len(batch.segments)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for index, framed in enumerate(pool.map(work, enumerate(batch.segments))):
-                if isinstance(framed, str):
-                    frames.unreadable[index] = framed
-                else:
-                    frames.tables[index] = framed
-                    frames.records[index] = framed.num_rows
-                if batch.progress:
-                    batch.progress("read", index + 1, total)
-        yield frames
-
-    def transform(self, batch: Batch, framed: Frames) -> Transformed:
-        rules = batch.rules
-        appends: dict[str, list[pa.Table]] = {}
-        accounts = {}
-        for source in SOURCE_ORDER:
-            indices = [i for i in framed.tables if batch.segments[i].source == source]
-            if not indices:
+                run.framed.unreadable[index] = f"{type(error).__name__}: {error}"
                 continue
-            self.check_cancel()  # between sources: each is seconds of kernels at most
-            frame = concat_frames([framed.tables[i] for i in indices])
-            tables, account = process_source(source, frame, batch.lineage, batch.id, rules)
-            rules = rules.with_ivt_users(account.ivt_users)
-            accounts[source] = account
-            for name, table in tables.items():
-                appends.setdefault(name, []).append(table)
-        merged = {name: pa.concat_tables(parts) for name, parts in appends.items()}
-        return Transformed(self.lake.write_files(merged, batch.id), accounts)
+            run.framed.records[index] = frame.num_rows
+            frames.append(frame)
+        run.read(len(piece.segments))
+        total = SourceAccount(piece.source)
+        if not frames:
+            with run.turns.of(piece):
+                run.turns.done(piece)
+            return total
+        frame = concat_frames(frames)
+        del frames
+        count = max(1, math.ceil(piece.size / self.settings.processor.piece_bytes))
+        step = math.ceil(frame.num_rows / count) or 1
+        for start in range(0, frame.num_rows, step):
+            self.check_cancel()
+            rows = standardize_source(
+                piece.source, frame.slice(start, step), rules.validation, rules.dims
+            )
+            with run.turns.of(piece):
+                found = run.dedupe.verdicts(piece.source, rows)
+                if start + step >= frame.num_rows:
+                    run.turns.done(piece)
+            appends, account = finish_source(
+                piece.source, rows, run.batch.lineage, run.batch.id, _told(found), rules.ivt
+            )
+            del rows
+            total.add(account)
+            run.wrote(self.lake.write_files(appends, run.batch.id))
+        return total
+
+
+def _told(found: dict[str, Verdict]) -> Repeats:
+    """The dedupe step of ``finish_source``: verdicts already found."""
+    return lambda table_name, _: found[table_name]
+
+
+def _in_order(futures: list[Future[SourceAccount]], turns: Turns) -> Iterator[SourceAccount]:
+    """The pieces' results in order; on the first failure the others are released
+    (they stop at their next dedupe turn) and the failure is raised."""
+    try:
+        for future in futures:
+            yield future.result()
+    except BaseException:
+        turns.fail()
+        for future in futures:
+            future.cancel()
+        raise
+
+
+class _Run:
+    """What the pieces of one batch share: the framed counts, the dedupe state and its
+    turns, the files written so far and the segments read (for the progress callback)."""
+
+    def __init__(
+        self, batch: Batch, framed: Framed, limits: DecodeLimits, dedupe: BatchDedupe
+    ) -> None:
+        self.batch, self.framed, self.limits, self.dedupe = batch, framed, limits, dedupe
+        self.turns = Turns()
+        self.files: dict[str, list[WrittenFile]] = {}
+        self._segments_read = 0
+        self._lock = threading.Lock()
+
+    def read(self, segments: int) -> None:
+        with self._lock:
+            self._segments_read += segments
+            if self.batch.progress:
+                self.batch.progress("read", self._segments_read, len(self.batch.segments))
+
+    def wrote(self, written: dict[str, list[WrittenFile]]) -> None:
+        with self._lock:
+            for name, files in written.items():
+                self.files.setdefault(name, []).extend(files)
+
+
+def _written_tables(sources: set[str]) -> list[str]:
+    """Tables a batch of ``sources`` may write to."""
+    names = ["curated.quarantine", "curated.filtered"]
+    for source in sorted(sources):
+        names.extend(SOURCES[source])
+    return names

@@ -8,9 +8,10 @@ cache, the post-commit hooks: :mod:`advertisex.runners.hooks`). An engine suppli
 
 * :meth:`Runner.read` — read and frame the batch's segments: how many records each
   gave, or why it could not be read (a context manager: what it holds is released after
-  the batch);
+  the batch); an engine that streams the batch fills that in during its transform;
 * :meth:`Runner.transform` — the readable segments' records through the kernels into
-  data files written in the tables' locations, and one :class:`SourceAccount` per source.
+  data files written in the tables' locations, and one :class:`SourceAccount` per source
+  (nothing when no segment was readable).
 
 ``EmbeddedRunner`` does both in this process; ``SparkRunner`` on a Spark session.
 
@@ -82,21 +83,7 @@ class ProcessReport:
     marts: MartUpdate | None = None  # what bringing the marts up to date did (None: off)
 
     def add(self, account: SourceAccount) -> None:
-        total = self.accounts.setdefault(account.source, SourceAccount(account.source))
-        for name in (
-            "files",
-            "bytes",
-            "records_in",
-            "accepted",
-            "quarantined",
-            "filtered",
-            "duplicates",
-            "conflicts",
-        ):
-            setattr(total, name, getattr(total, name) + getattr(account, name))
-        total.new_fields |= account.new_fields
-        for table, n in account.by_table.items():
-            total.by_table[table] = total.by_table.get(table, 0) + n
+        self.accounts.setdefault(account.source, SourceAccount(account.source)).add(account)
 
     @property
     def records_in(self) -> int:
@@ -165,8 +152,8 @@ class Runner(ABC, Generic[ReadT]):
     @abstractmethod
     def read(self, batch: Batch) -> AbstractContextManager[ReadT]:
         """Read and frame ``batch.segments``: records framed per segment index, or why a
-        segment could not be read. What it holds for :meth:`transform` lives as long as
-        the context."""
+        segment could not be read (known after :meth:`transform` at the latest). What it
+        holds for :meth:`transform` lives as long as the context."""
 
     @abstractmethod
     def transform(self, batch: Batch, framed: ReadT) -> Transformed:
@@ -255,9 +242,10 @@ class Runner(ABC, Generic[ReadT]):
             progress=progress,
         )
         with self.read(batch) as framed:
-            kept = [s for i, s in enumerate(segments) if i in framed.records]
             self.check_cancel()
-            transformed = self.transform(batch, framed) if kept else Transformed({}, {})
+            transformed = self.transform(batch, framed)
+        # What each segment gave is known once the engine is done (one may stream them).
+        kept = [s for i, s in enumerate(segments) if i in framed.records]
         unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]
         files = {name: [f.url for f in written] for name, written in transformed.files.items()}
         try:

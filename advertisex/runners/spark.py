@@ -205,6 +205,8 @@ class SparkRunner(Runner[Prepared]):
     def transform(self, batch: Batch, framed: Prepared) -> Transformed:
         """Stages 2 (dedupe across the batch and the committed keys) and 3 (finish and
         write data files), then the accounts from the executors' counts."""
+        if not framed.records:
+            return Transformed({}, {})
         duplicates = self._duplicates(framed.rows, batch.rules.dedupe)
         batch.report("dedupe")
         sources = {batch.segments[i].source for i in framed.records}

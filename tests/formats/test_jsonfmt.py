@@ -1,5 +1,7 @@
 import orjson
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advertisex.formats.jsonfmt import expand_concatenated, frame_json
 
@@ -61,3 +63,60 @@ def test_a_record_the_collector_could_not_read_carries_its_reason_as_framing_err
     table = frame_json(data)
     assert table.column("frame_error").to_pylist() == [None, "query_too_long: 9000 bytes", None]
     assert table.column("raw").to_pylist()[1].startswith('{"_intake_error"')
+
+
+# Lines of a file with bad lines among good ones: one-line objects, pretty-printed
+# objects (some holding one-line objects in an array), two objects on a line, junk.
+_LINE_KINDS = st.sampled_from(["object", "pretty", "nested", "pair", "junk", "truncated", "value"])
+
+
+def _piece(kind: str, n: int) -> str:
+    return {
+        "object": f'{{"n": {n}, "s": "é{n}"}}',
+        "pretty": f'{{\n  "n": {n},\n  "tags": [\n    "a",\n    "b"\n  ]\n}}',
+        "nested": f'{{\n  "items": [\n    {{"a": {n}}},\n    {{"b": {n}}}\n  ],\n  "n": {n}\n}}',
+        "pair": f'{{"n": {n}}} {{"m": {n}}}',
+        "junk": "not json at all",
+        "truncated": f'{{"n": {n}, "s": "cut',
+        "value": f'"v{n}"',
+    }[kind]
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds=st.lists(_LINE_KINDS, min_size=1, max_size=12))
+def test_bad_lines_are_read_as_the_whole_file_would_be(kinds: list[str]) -> None:
+    """Only the lines after a bad one are read by the object stream; what comes out is
+    what reading the whole file as one stream gives, or, when it is not one, each line."""
+    from advertisex.errors import FramingError
+    from advertisex.formats.jsonfmt import _objects
+
+    data = "\n".join(_piece(kind, n) for n, kind in enumerate(kinds)).encode() + b"\n"
+    frame = frame_json(data)
+    try:
+        whole = [(offset, piece.decode()) for offset, piece in _objects(data)]
+    except FramingError:
+        whole = None
+    if all(kind in ("object", "value") for kind in kinds):
+        return  # every line valid JSON: framed as lines, no stream read
+    if whole is not None:
+        numbers = [data[:offset].count(b"\n") + 1 for offset, _ in whole]
+        assert frame.column("raw").to_pylist() == [piece for _, piece in whole]
+        assert frame.column("source_position").to_pylist() == numbers
+    else:  # not one stream: every line a record (pairs split), bad ones kept to quarantine
+        expected = [
+            part
+            for n, kind in enumerate(kinds)
+            for part in (
+                [f'{{"n": {n}}}', f'{{"m": {n}}}'] if kind == "pair" else [_piece(kind, n)]
+            )
+        ]
+        if all(kind not in ("pretty", "nested") for kind in kinds):  # one line each
+            assert [r.strip() for r in frame.column("raw").to_pylist()] == expected
+    valid = frame.column("is_json").to_pylist()
+    for raw, flag in zip(frame.column("raw").to_pylist(), valid, strict=True):
+        if flag is not None:  # where the framer says, it says what JSON says
+            try:
+                orjson.loads(raw)
+                assert flag
+            except orjson.JSONDecodeError:
+                assert not flag
