@@ -64,3 +64,36 @@ def test_splitting_into_two_batches_gives_the_same_unique_rows(items, cut):
         if not dup
     ]
     assert kept_first + kept_second == whole
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    parts=st.lists(st.lists(st.sampled_from("abcdefghij"), max_size=30), min_size=1, max_size=8),
+    wanted=st.lists(st.sampled_from("abcdefghijxyz"), max_size=10),
+)
+def test_key_index_parts_find_exactly_the_rows_with_wanted_keys(
+    parts: list[list[str]], wanted: list[str]
+) -> None:
+    import numpy as np
+
+    from advertisex.kernels.dedupe import KeyIndex, append_part, key_hashes
+
+    indexed: list[KeyIndex] = []
+    for n, keys in enumerate(parts):
+        rows = pa.table(
+            {"k": pa.array(keys, pa.string()), "part": pa.array([n] * len(keys), pa.int64())}
+        )
+        indexed = append_part(indexed, KeyIndex(rows, key_hashes(rows.column("k"))))
+    assert len(indexed) <= len(parts)
+    # Merged as they came: every row still there, in the order they were indexed.
+    everything = [(k, n) for n, keys in enumerate(parts) for k in keys]
+    assert [
+        (k, n) for part in indexed for k, n in zip(*part.rows.to_pydict().values(), strict=True)
+    ] == everything
+    looked_for = np.unique(key_hashes(pa.array(wanted, pa.string())))
+    found = [
+        (k, n)
+        for part in indexed
+        for k, n in zip(*part.matching(looked_for).to_pydict().values(), strict=True)
+    ]
+    assert found == [(k, n) for k, n in everything if k in wanted]

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advertisex.config import load_settings
+from advertisex.kernels.dedupe import key_hashes
 from advertisex.lake.tables import Lake
 from advertisex.model.schemas import CLICKS
 from advertisex.runners.committed import CommittedKeys
@@ -62,7 +64,15 @@ def _cached(keys: CommittedKeys, low: datetime, high: datetime) -> set[tuple[str
     rows = keys.lookup(TABLE, low, high)
     pairs = [] if rows is None else rows.select(["event_id", "payload_hash"]).to_pylist()
     assert len(pairs) == len({(p["event_id"], p["payload_hash"]) for p in pairs})  # no twice
-    return {(p["event_id"], p["payload_hash"]) for p in pairs}
+    found = {(p["event_id"], p["payload_hash"]) for p in pairs}
+    # What a batch asks: only the rows whose key its candidates share, by key hash.
+    wanted = [f"e{i}" for i in range(0, 40, 3)] + ["not-committed"]
+    matched = keys.matching(TABLE, np.unique(key_hashes(pa.array(wanted))), low, high)
+    pairs = [] if matched is None else matched.select(["event_id", "payload_hash"]).to_pylist()
+    assert {(p["event_id"], p["payload_hash"]) for p in pairs} == {
+        pair for pair in found if pair[0] in wanted
+    }
+    return found
 
 
 step = st.one_of(

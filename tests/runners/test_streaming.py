@@ -1,0 +1,170 @@
+"""A batch streamed through many small pieces on two workers equals the same batch in one
+piece: the same rows in every table, the same duplicates and conflicts (across pieces
+too), the same invalid traffic and the same accounts — and it holds no more than a
+piece per worker at a time."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from advertisex.landing.zone import Segment
+from advertisex.runners.embedded import plan_pieces
+from tests.table_snapshots import CURATED, snapshot
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 12, 0, 0, tzinfo=UTC)
+PIECE = 100_000  # bytes: a third of an impression file
+
+
+def _open(data: Path, **processor: Any) -> Any:
+    import advertisex
+
+    return advertisex.open(data_dir=data, processor=processor, correlation={"update_marts": False})
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A landing zone with duplicates, conflicts, invalid traffic and malformed records,
+    and, landing last, re-sent and altered impressions of the first file."""
+    from advertisex.synth.config import FaultConfig
+    from advertisex.synth.generator import generate
+
+    root = tmp_path_factory.mktemp("streaming")
+    generate(
+        root / "input", events=3000, seed=21, start=date(2026, 11, 10), faults=FaultConfig.demo()
+    )
+    # Few segments (each piece costs its own data files): the hourly files joined in
+    # three impression files, one click file, and four bid files.
+    hourly = sorted((root / "input" / "impressions").iterdir())
+    for k in range(3):
+        joined = b"".join(f.read_bytes() for f in hourly[k * 8 : (k + 1) * 8])
+        (root / f"impressions-{k}.ndjson").write_bytes(joined)
+    header, *rows = zip(
+        *(f.read_text().split("\n", 1) for f in sorted((root / "input" / "clicks").iterdir())),
+        strict=True,
+    )
+    (root / "clicks.csv").write_text(header[0] + "\n" + "".join(rows[0]))
+    ax = _open(root / "data")
+    ax.ingest([str(root / f"impressions-{k}.ndjson") for k in range(3)], source="impressions")
+    ax.ingest([str(root / "clicks.csv")], source="clicks")
+    ax.ingest([str(f) for f in sorted((root / "input" / "bids").iterdir())[:4]], source="bids")
+    lines = hourly[0].read_bytes().splitlines(keepends=True)[:40]
+    altered = []
+    for line in lines[:10]:
+        record = orjson.loads(line)
+        record["cost"] = 99.0  # same id, another payload: a conflict
+        altered.append(orjson.dumps(record) + b"\n")
+    (root / "resent.ndjson").write_bytes(b"".join(lines[10:] + altered))
+    ax.ingest([str(root / "resent.ndjson")], source="impressions")
+    # Clicks of a user the impressions expose as invalid traffic (the crawler users of the
+    # demo faults): invalid traffic too, whichever piece caught the user.
+    clicks = "".join(f"2026-11-10T0{h}:30:00Z,u-0001000,cmp-001,click\n" for h in range(3))
+    (root / "ivt.csv").write_text("timestamp,user_id,campaign_id,event_type\n" + clicks)
+    ax.ingest([str(root / "ivt.csv")], source="clicks")
+    return root / "data"
+
+
+def _run(landed: Path, target: Path, **processor: Any) -> tuple[Any, Any]:
+    shutil.copytree(landed / "landing", target / "landing")
+    ax = _open(target, **processor)
+    return ax, ax.runner.process(now=NOW)
+
+
+def test_a_batch_in_small_pieces_on_two_workers_equals_it_in_one(
+    landed: Path, tmp_path: Path
+) -> None:
+    whole_ax, whole = _run(landed, tmp_path / "whole", piece_bytes=1 << 30, workers=1)
+    # Pieces smaller than a segment: segments are sliced too.
+    pieces_ax, pieces = _run(landed, tmp_path / "pieces", piece_bytes=PIECE, workers=2)
+
+    assert pieces.batches == whole.batches == [whole.batches[0]]  # one batch, one commit
+    assert pieces.accounts == whole.accounts
+    impressions = whole.accounts["impressions"]
+    assert impressions.duplicates >= 40 and impressions.conflicts >= 10
+    assert impressions.filtered > 0 and whole.accounts["clicks"].filtered > 0
+    assert sum(a.quarantined for a in whole.accounts.values()) > 0
+    names = [*CURATED, "ops.batches"]
+    skip = {"ops.batches": ["started_at", "committed_at"]}
+    want, got = snapshot(whole_ax, names), snapshot(pieces_ax, names)
+    for name in names:
+        for row in want[name] + got[name]:
+            for column in skip.get(name, []):
+                row.pop(column, None)
+        assert got[name] == want[name], name
+    # Each piece wrote its own files; all of them were committed together.
+    assert len(pieces_ax.lake.data_files("curated.impressions")) > len(
+        whole_ax.lake.data_files("curated.impressions")
+    )
+
+
+def test_no_more_pieces_are_in_flight_than_workers(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.runners.embedded import EmbeddedRunner
+
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    piece = EmbeddedRunner._piece
+
+    def counted(*args: Any) -> Any:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            return piece(*args)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(EmbeddedRunner, "_piece", counted)
+    _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+    assert report.records_in > 0
+    assert most == 2  # both workers busy, never more: memory is a piece per worker
+
+
+def test_a_failing_piece_fails_the_batch_and_commits_nothing(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.runners import embedded
+
+    calls = 0
+    standardize = embedded.standardize_source
+
+    def fails_third(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("a kernel broke")
+        return standardize(*args)
+
+    monkeypatch.setattr(embedded, "standardize_source", fails_third)
+    with pytest.raises(RuntimeError, match="a kernel broke"):
+        _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)  # no deadlock either
+    ax = _open(tmp_path / "run")
+    assert ax.query("select count(*) n from ops.batches").to_pylist() == [{"n": 0}]
+    assert len(ax.runner.pending()) == len(ax.landing.segments())
+
+
+def test_pieces_keep_arrival_order_within_a_source() -> None:
+    segments = [
+        (0, Segment("impressions", "impressions/a", 30)),
+        (1, Segment("bids", "bids/b", 30)),
+        (2, Segment("impressions", "impressions/c", 30)),
+        (3, Segment("impressions", "impressions/d", 100)),
+        (4, Segment("bids", "bids/e", 10)),
+    ]
+    pieces = plan_pieces(segments, 64)
+    assert [(p.source, [i for i, _ in p.segments], p.turn) for p in pieces] == [
+        ("impressions", [0, 2], 0),
+        ("bids", [1, 4], 0),
+        ("impressions", [3], 1),  # bigger than a piece: a piece of its own
+    ]
