@@ -117,12 +117,18 @@ def alerts(
     from advertisex.errors import UserInputError
     from advertisex.monitor.state import StateStore
     from advertisex.monitor.status import alert_rows
-    from advertisex.util.timeutil import parse_instant
+    from advertisex.util.timeutil import parse_instant, utcnow
 
     ax = open_platform()
+    human = fmt is Format.table
     if firing:
         store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
         rows = alert_rows(list(store.load("alerts").values()), firing_only=True)
+        if human and not rows:
+            print_message("no alert firing (as of the monitor's last evaluation).")
+            return
+        for row in rows if human else []:
+            row["since"] = short_time(row["since"], utcnow())
         print_rows(rows, fmt, title="firing alerts", columns=ALERT_COLUMNS)
         return
     where = ""
@@ -137,8 +143,14 @@ def alerts(
         'SELECT "at", alertname, state, severity, source, labels, value, threshold, summary '
         f'FROM ops.alerts {where} ORDER BY "at", alertname'
     )
-    columns = table.column_names if fmt is not Format.table else HISTORY_COLUMNS
-    print_rows(table_rows(table), fmt, title="alert history", columns=columns)
+    if human and not table.num_rows:
+        print_message("no alert " + (f"since {since}" if since else "yet") + " in ops.alerts.")
+        return
+    rows = table_rows(table)
+    for row in rows if human else []:
+        row["at"] = short_time(row["at"], utcnow())
+    columns = table.column_names if not human else HISTORY_COLUMNS
+    print_rows(rows, fmt, title="alert history", columns=columns)
 
 
 def status(fmt: Format = FormatOption) -> None:

@@ -14,6 +14,7 @@ from advertisex.cli.output import (
     print_json,
     print_message,
     print_rows,
+    short_time,
     table_rows,
 )
 from advertisex.errors import UserInputError
@@ -52,8 +53,14 @@ def list_reasons(
     fmt: Format = FormatOption,
 ) -> None:
     """Quarantined records grouped by source and reason, with counts."""
+    from advertisex.util.timeutil import utcnow
+
     table = open_platform().quarantine_summary(**_selection(source, reason, since, until))
-    print_rows(table_rows(table), fmt, title="quarantine by reason", columns=table.column_names)
+    rows = table_rows(table)
+    for row in rows if fmt is Format.table else []:
+        for column in ("first_landed", "last_landed"):
+            row[column] = short_time(row[column], utcnow())
+    print_rows(rows, fmt, title="quarantine by reason", columns=table.column_names)
     if fmt is Format.table:
         if table.num_rows:
             print_message(

@@ -7,6 +7,7 @@ history in Iceberg, the CLI verbs, and the processor metrics the runner records.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,12 @@ def test_cli_monitor_once_alerts_and_status(platform: dict[str, Any], faulty: Pa
     firing = cli(env, "alerts", "--firing", "--format", "json")
     assert {"source=bids", "source=impressions"} <= {r["labels"] for r in firing}
     assert cli(env, "alerts", "--since", "2999-01-01", "--format", "json") == []
+    # For people: times short (no microseconds or offset), and no empty table.
+    for args in (["alerts", "--firing"], ["alerts"]):
+        shown = cli(env, *args).stdout
+        assert "QuarantineRateHigh" in shown and not re.search(r"\d\d:\d\d:\d\d[.+]", shown)
+    none = cli(env, "alerts", "--since", "2999-01-01")
+    assert none.stdout == "" and "no alert since 2999-01-01 in ops.alerts." in none.stderr
     assert RUNNER.invoke(app, ["alerts", "--since", "yesterday"], env=env).exit_code != 0
     after = cli(env, "status", "--format", "json")
     assert {s["backlog_segments"] for s in after["sources"]} == {0}

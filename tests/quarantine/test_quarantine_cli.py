@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -29,6 +30,9 @@ def test_list_show_replay_with_a_changed_setting(tmp_path, cli, run_subprocess, 
     }
     _, out, _ = cli(data, "quarantine", "list")
     assert "timestamp_in_future" in out
+    assert not re.search(r"\d\d:\d\d:\d\d[.+]", out)  # landing times short, as in status
+    code, _, err = cli(data, "quarantine", "show", "--reason", "timestamp-in-future")
+    assert code == 2 and "did you mean timestamp_in_future?" in err
     _, out, _ = cli(data, "quarantine", "show", "--reason", "timestamp_in_future")
     assert "timestamp_in_future" in out and '"far"' in out
     assert ".ndjson:1" in out  # landing file:position
