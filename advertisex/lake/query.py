@@ -26,6 +26,7 @@ hold it inside the lake, each enough on its own for most tricks:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
@@ -94,18 +95,11 @@ class QueryEngine:
         """The lake tables ``sql`` reads (``raw`` for any raw.* view), by DuckDB's parser on a
         connection that can reach nothing; every table when it cannot tell without
         running part of the statement (a table function over a file, say)."""
-        import duckdb
-
         if self.tables is not None:
             return list(self.tables)
-        probe = duckdb.connect(":memory:")
-        try:
-            probe.execute("SET enable_external_access = false")
-            names = probe.get_table_names(sql, qualified=True)
-        except duckdb.Error:
+        names = _written_names(sql)
+        if names is None:
             return [*_table_names(), "raw"]
-        finally:
-            probe.close()
         if not names:
             return []
         from advertisex.model.schemas import TABLES
@@ -162,7 +156,7 @@ class QueryEngine:
         con = self.connection(self.named_tables(sql))
         if self._interrupted:
             raise UserInputError("query failed: interrupted", hint="the query was stopped")
-        return _answered(lambda: _execute(con, statements, params))
+        return _answered(lambda: _execute(con, statements, params), sql)
 
 
 def _execute(con: Any, statements: list[Any], params: list[Any] | None) -> Any:
@@ -172,7 +166,22 @@ def _execute(con: Any, statements: list[Any], params: list[Any] | None) -> Any:
     return con.sql(statements[-1].query, params=params)
 
 
-def _answered(action: Any) -> Any:
+def _written_names(sql: str) -> list[str] | None:
+    """The table names ``sql`` reads, as written (``curated.clicks``, ``raw.bids AS b``), by
+    DuckDB's parser on a connection that can reach nothing; None when it cannot tell."""
+    import duckdb
+
+    probe = duckdb.connect(":memory:")
+    try:
+        probe.execute("SET enable_external_access = false")
+        return list(probe.get_table_names(sql, qualified=True))
+    except duckdb.Error:
+        return None
+    finally:
+        probe.close()
+
+
+def _answered(action: Any, sql: str | None = None) -> Any:
     """``action()``, DuckDB's errors turned into ours (a refusal or a bad query)."""
     import duckdb
 
@@ -184,9 +193,51 @@ def _answered(action: Any) -> Any:
             hint="queries read the lake's tables only: " + ", ".join(_table_names()),
         ) from error
     except duckdb.Error as error:
-        raise UserInputError(
-            f"query failed: {_first_line(error)}", hint="tables: " + ", ".join(_table_names())
-        ) from error
+        raise _failed(error, sql) from error
+
+
+def _failed(error: Exception, sql: str | None) -> UserInputError:
+    """A query's error in words: DuckDB's message with its own suggestion ("Candidate
+    bindings", "Did you mean"), without the echo of the statement; a table the lake does
+    not have is named with the closest one it has (DuckDB's guess can only pick among the
+    views of the tables the statement named)."""
+    first = str(error).strip().split("\n\n")[0].splitlines() or [type(error).__name__]
+    tables = "tables: " + ", ".join(_table_names())
+    missing = re.search(r'Table with name "?([\w.]+?)"? does not exist', first[0])
+    if missing:
+        # DuckDB names the table without its namespace when the namespace exists.
+        name = missing.group(1).lower()
+        for written in _written_names(sql or "") or []:
+            qualified = ".".join(p.strip('"') for p in written.split(" AS ")[0].split("."))
+            if qualified.lower().endswith("." + name):
+                name = qualified
+        near = _closest_table(name)
+        return UserInputError(
+            f"query failed: the lake has no table {name}",
+            hint=(f"did you mean {near}? " if near else "") + tables + ", raw.*",
+        )
+    hint = tables
+    if "Referenced column" in first[0]:
+        hint = 'describe TABLE lists its columns (advertisex query "describe curated.clicks")'
+    return UserInputError("query failed: " + " ".join(line.strip() for line in first), hint=hint)
+
+
+def _closest_table(name: str) -> str | None:
+    """The lake table (or raw.* view) ``name`` most likely meant: the nearest spelling in
+    its namespace (any namespace when it names none or an unknown one; curated first); a
+    source's name stands for its table (``raw.bids`` → ``raw.bid_requests``)."""
+    import difflib
+
+    from advertisex.lake.raw import RAW_VIEWS
+
+    known = [*_table_names(), *(f"raw.{view}" for view in RAW_VIEWS.values())]
+    namespace, _, table = name.lower().rpartition(".")
+    table = RAW_VIEWS.get(table, table)
+    by_table: dict[str, str] = {}
+    for known_name in [t for t in known if t.startswith(namespace + ".")] or known:
+        by_table.setdefault(known_name.split(".", 1)[1], known_name)
+    near = difflib.get_close_matches(table, list(by_table), n=1, cutoff=0.6)
+    return by_table[near[0]] if near else None
 
 
 def register_view(con: Any, name: str, files: list[str], scale: ScaleSettings) -> list[str]:

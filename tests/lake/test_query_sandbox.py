@@ -115,3 +115,26 @@ def test_a_file_outside_the_lake_is_refused_by_the_sandbox_alone(
     with pytest.raises(AdvertiseXError, match="refused: Permission Error"):
         engine.query(f"select * from read_text('{places.secret}')")
     assert Path(places.secret).read_text().strip()  # it exists and is readable by us
+
+
+@pytest.mark.parametrize(
+    ("sql", "said", "meant"),
+    [
+        ("select * from curated.impresions", "no table curated.impresions", "curated.impressions?"),
+        ("select * from Impressions", "no table impressions", "did you mean curated.impressions?"),
+        ("select * from raw.bids", "no table raw.bids", "did you mean raw.bid_requests?"),
+        ("select devce_type from curated.impressions", 'bindings: "device_type"', "describe"),
+    ],
+)
+def test_a_mistaken_name_is_answered_with_the_one_meant(
+    lake: tuple[Any, EscapePlaces], sql: str, said: str, meant: str
+) -> None:
+    """DuckDB's own suggestion is kept; a table the statement misnamed has no view, so the
+    lake names its closest table itself."""
+    from advertisex.errors import UserInputError
+
+    ax, _ = lake
+    with pytest.raises(UserInputError) as failed:
+        ax.query(sql)
+    assert said in failed.value.message and meant in (failed.value.hint or "")
+    assert "LINE 1" not in str(failed.value)  # the statement is not echoed back
