@@ -36,11 +36,11 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 
 
 def test_every_answer_is_documented_and_none_is_a_server_error(collector: ServerProcess) -> None:
-    """Each operation: a dozen generated requests (valid and not), every check must hold.
+    """Each operation: six generated requests (valid and not), every check must hold.
 
     (Driven here rather than with schemathesis's pytest plugin, whose lazy schemas do not
     run on this pytest.)"""
-    report = fuzz(f"{collector.url}/openapi.json", max_examples=12, checks=CHECKS)
+    report = fuzz(f"{collector.url}/openapi.json", max_examples=6, checks=CHECKS)
     assert report.failures == [], "\n\n".join(report.failures[:5])
     assert report.server_errors == 0
     assert len(report.requests) >= 10, report.requests  # every operation was exercised

@@ -71,7 +71,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("marts-kill")
     drop, data = base / "drop", base / "data"
     generated = _cli(
-        data, "generate", "--out", str(drop), "--events", "4000", "--seed", "3",
+        data, "generate", "--out", str(drop), "--events", "2000", "--seed", "3",
         "--start", "2026-11-20", "--days", "1",
     )  # fmt: skip
     assert generated.returncode == 0, generated.stderr
