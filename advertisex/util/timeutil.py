@@ -44,11 +44,18 @@ def parse_date(text: str, today: date | None = None) -> date:
 
 
 def parse_instant(text: str) -> datetime:
-    """Parse an ISO-8601 instant; without an offset it is UTC."""
+    """Parse an ISO-8601 instant; without an offset it is UTC.
+
+    Anything that is not one is a ``ValueError``, including an instant whose offset takes
+    it past year 1 or 9999 in UTC (``0001-01-01T00:06+01:01``).
+    """
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text.strip()!r} is out of range in UTC") from None
 
 
 def day_start(day: date) -> datetime:
