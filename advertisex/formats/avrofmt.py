@@ -70,7 +70,12 @@ def _fast(data: bytes) -> pa.Table:
 
     # polars-avro stops quietly at a truncated block; fastavro's block reader checks every
     # block's framing (cheap: no record decoding), so a short count means "use the slow path".
-    expected = sum(block.num_records for block in fastavro.block_reader(io.BytesIO(data)))
+    blocks = fastavro.block_reader(io.BytesIO(data))
+    if _wide_union(blocks.writer_schema):
+        # polars-avro panics on these, printing the panic and a Python traceback to stderr
+        # (seconds of symbolizing with RUST_BACKTRACE set): ask it nothing it cannot read.
+        raise ValueError("a union of several non-null types: polars-avro cannot read it")
+    expected = sum(block.num_records for block in blocks)
     frame = polars_avro.read_avro(io.BytesIO(data))
     if frame.height != expected:
         raise ValueError(f"polars-avro read {frame.height} of {expected} records")
@@ -92,6 +97,20 @@ def _fast(data: bytes) -> pa.Table:
     columns[POSITION] = pa.array(range(1, n + 1), pa.int64())
     columns[FRAME_ERROR] = pa.nulls(n, pa.string())
     return pa.table(columns)
+
+
+def _wide_union(schema: Any) -> bool:
+    """Whether a union of two or more non-null types appears anywhere in ``schema`` (a
+    parsed writer schema: a name, a union list, or a dict that may nest others)."""
+    if isinstance(schema, list):
+        return sum(branch != "null" for branch in schema) > 1 or any(map(_wide_union, schema))
+    if not isinstance(schema, dict):
+        return False
+    nested = [field["type"] for field in schema.get("fields", ())]
+    nested += [schema[key] for key in ("items", "values") if key in schema]
+    if isinstance(schema.get("type"), list | dict):
+        nested.append(schema["type"])
+    return any(map(_wide_union, nested))
 
 
 def _normalize(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:

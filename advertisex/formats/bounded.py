@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 
 Decoder = Callable[[bytes], pa.Table]
 
-# What the workers import once, in the forkserver, so that each job starts warm.
+# What the workers import once, in the forkserver, so that each job starts warm and its
+# budget pays for decoding only (polars-avro and fastavro take a few hundred ms to import,
+# more than the fast path's share of a small budget on a loaded machine).
 _PRELOAD = (
     "pyarrow",
+    "fastavro",
+    "polars_avro",
     "advertisex.formats.avrofmt",
     "advertisex.formats.csvfmt",
     "advertisex.formats.jsonfmt",

@@ -28,6 +28,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _POLL_SECONDS = 0.02  # how often the caller looks at the worker's clock and memory
+# How long a new worker may take to say it is ready (it imports the parent's main module,
+# as every forkserver child does); a job's budget starts only then.
+_START_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class _Worker:
         self.process = context.Process(target=_serve, args=(child,), daemon=True)
         self.process.start()
         child.close()
+        try:
+            ready = parent.poll(_START_SECONDS) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise BudgetExceeded("crash", "a decoder worker process did not start")
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -199,6 +209,7 @@ def _serve(conn: Any) -> None:
     """A worker's life: run jobs until the pipe closes; die with the parent."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn.send("ready")
     while True:
         try:
             fn, args = conn.recv()

@@ -57,6 +57,28 @@ def test_canonical_schema_with_three_way_union_timestamp_uses_the_fallback():
     assert frame.column("timestamp").to_pylist()[0].startswith("2023-11-14T22:13:20")
 
 
+def test_a_schema_the_fast_path_cannot_read_goes_to_the_fallback_quietly(capfd):
+    """polars-avro panics on a union of several non-null types (even nested in a map),
+    printing the panic and a Python traceback; such files are not given to it at all."""
+    schema = {
+        "type": "record",
+        "name": "BidRequest",
+        "fields": [
+            {"name": "auction_id", "type": "string"},
+            {"name": "timestamp", "type": ["long", "string"]},
+            {"name": "user_id", "type": "string"},
+            {"name": "ad_targeting", "type": {"type": "map", "values": ["null", "long", "string"]}},
+        ],
+    }
+    row = {"auction_id": "a", "timestamp": "2026-11-20T10:00:00Z", "user_id": "u"}
+    data = _fastavro_bytes([{**row, "ad_targeting": {"age": "18-24"}}], schema)
+    frame = frame_avro(data)
+    assert frame.column("auction_id").to_pylist() == ["a"]
+    assert frame.column("ad_targeting").to_pylist() == [[("age", "18-24")]]
+    err = capfd.readouterr().err
+    assert "panicked" not in err and "Traceback" not in err, err
+
+
 def test_truncated_file_keeps_earlier_blocks_and_flags_the_rest():
     schema = {
         "type": "record",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -75,3 +76,16 @@ def test_avro_files_that_type_a_field_differently_share_the_raw_view(ax: Any) ->
     rows = ax.query("select auction_id, floor_price from raw.bid_requests order by 1, 2")
     assert rows.num_rows == 3
     assert "abc" in rows.column("floor_price").to_pylist()
+
+
+def test_a_poison_avro_pending_in_the_landing_zone_cannot_hang_a_query(tmp_path: Path) -> None:
+    """raw.bid_requests decodes pending Avro under the processor's budget: the poison (which
+    spins polars-avro forever) is read by the salvage path once the fast path overruns."""
+    import advertisex
+    from tests.hostile import avro_file, bid, poison_avro
+
+    ax = advertisex.open(data_dir=tmp_path / "data", processor={"decode_seconds": 2.0})
+    ax.landing.write_segment("bids", poison_avro(), fsync=False)
+    ax.landing.write_segment("bids", avro_file([bid(1)]), fsync=False)
+    rows = ax.query("select auction_id from raw.bid_requests order by 1").to_pylist()
+    assert rows == [{"auction_id": "a1"}, {"auction_id": "a1000"}]

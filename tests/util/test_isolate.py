@@ -1,0 +1,29 @@
+"""The worker pool's budgets measure the job, not the start of the worker that runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+# Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
+# which here takes two seconds, twice the job's whole budget.
+PROGRAM = """
+import sys, time
+if __name__ == "__mp_main__":
+    time.sleep(2)
+if __name__ == "__main__":
+    sys.path.insert(0, {root!r})
+    from advertisex.util.isolate import Budget, WorkerPool
+    pool = WorkerPool(size=1)
+    print(pool.run(Budget(seconds=1, memory_bytes=1 << 30), len, b"abc"))
+    pool.close()
+"""
+
+
+def test_a_slow_worker_start_is_not_charged_to_the_job(tmp_path: Path) -> None:
+    program = tmp_path / "main.py"
+    program.write_text(PROGRAM.format(root=str(Path(__file__).resolve().parents[2])))
+    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"
