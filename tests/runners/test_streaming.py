@@ -152,6 +152,8 @@ def test_a_failing_piece_fails_the_batch_and_commits_nothing(
     ax = _open(tmp_path / "run")
     assert ax.query("select count(*) n from ops.batches").to_pylist() == [{"n": 0}]
     assert len(ax.runner.pending()) == len(ax.landing.segments())
+    # The pieces done before (and beside) the failing one wrote files: nobody's, removed.
+    assert not list((tmp_path / "run" / "warehouse").rglob("*.parquet"))
 
 
 def test_pieces_keep_arrival_order_within_a_source() -> None:
