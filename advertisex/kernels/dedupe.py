@@ -52,12 +52,26 @@ def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return series.hash(seed=0).to_numpy()
 
 
+def distinct_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The distinct values of ``hashes``, sorted: what :meth:`KeyIndex.matching` looks for.
+    ``np.unique`` does the same but ~100× slower on 64-bit hashes (NumPy 2.4: 0.5 s for
+    550 k of them, where a sort takes 3 ms).
+
+    >>> distinct_hashes(np.array([3, 1, 3, 2], dtype=np.uint64)).tolist()
+    [1, 2, 3]
+    """
+    ordered = np.sort(hashes)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
 class KeyIndex:
     """``rows`` findable by key: the keys' hashes sorted once, so the rows whose key is
     among a batch's candidates are found by binary search instead of a join of all rows.
 
     >>> index = KeyIndex(pa.table({"k": ["a", "b", "c"]}), key_hashes(pa.array(["a", "b", "c"])))
-    >>> index.matching(np.unique(key_hashes(pa.array(["c", "x"])))).column("k").to_pylist()
+    >>> index.matching(distinct_hashes(key_hashes(pa.array(["c", "x"])))).column("k").to_pylist()
     ['c']
     """
 
@@ -71,7 +85,7 @@ class KeyIndex:
 
     def positions(self, hashes: np.ndarray) -> np.ndarray:
         """Row numbers (ascending) whose key hash is one of ``hashes`` (sorted, unique:
-        ``np.unique``)."""
+        :func:`distinct_hashes`)."""
         if len(self._sorted) == 0 or len(hashes) == 0:
             return np.zeros(0, dtype=np.int64)
         low = np.searchsorted(self._sorted, hashes, "left")
@@ -84,7 +98,7 @@ class KeyIndex:
         return np.sort(self._order[starts + steps])
 
     def matching(self, hashes: np.ndarray) -> pa.Table:
-        """The rows whose key hash is one of ``hashes`` (sorted, unique: ``np.unique``) — a
+        """The rows whose key hash is one of ``hashes`` (sorted, unique: :func:`distinct_hashes`) — a
         superset of those whose key is."""
         return self.rows.take(pa.array(self.positions(hashes)))
 

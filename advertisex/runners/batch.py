@@ -27,6 +27,7 @@ from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import (
     KeyIndex,
     append_part,
+    distinct_hashes,
     find_duplicates,
     key_column,
     key_hashes,
@@ -123,7 +124,7 @@ class BatchDedupe:
         candidates = rows.select(_key_columns(table_name)).take(pa.array(index))
         keys = key_column(table_name, candidates)
         hashed = key_hashes(keys)
-        looked_for = np.unique(hashed)
+        looked_for = distinct_hashes(hashed)
         seen = [
             (key_column(table_name, committed), committed.column("payload_hash"))
             for committed in [self.lookup(table_name, candidates, looked_for)]

@@ -66,7 +66,7 @@ class CommittedKeys:
         self, table_name: str, hashes: np.ndarray, low: datetime, high: datetime
     ) -> pa.Table | None:
         """:meth:`lookup`'s rows whose key hash is one of ``hashes`` (sorted, unique:
-        ``np.unique`` of their :func:`~advertisex.kernels.dedupe.key_hashes`) — what a batch's candidates may repeat,
+        ``distinct_hashes`` of their :func:`~advertisex.kernels.dedupe.key_hashes`) — what a batch's candidates may repeat,
         found by binary search in each day's index instead of a join of the whole horizon."""
         return self._rows(table_name, low, high, hashes)
 

@@ -97,3 +97,14 @@ def test_key_index_parts_find_exactly_the_rows_with_wanted_keys(
         for k, n in zip(*part.matching(looked_for).to_pydict().values(), strict=True)
     ]
     assert found == [(k, n) for k, n in everything if k in wanted]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=40))
+def test_distinct_hashes_are_numpys_unique(values: list[int]) -> None:
+    import numpy as np
+
+    from advertisex.kernels.dedupe import distinct_hashes
+
+    hashes = np.array(values, dtype=np.uint64)
+    assert distinct_hashes(hashes).tolist() == np.unique(hashes).tolist()

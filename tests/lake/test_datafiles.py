@@ -1,0 +1,33 @@
+"""Data files as the runners write them: one per day, ids written plain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from advertisex.lake.datafiles import write_data_files
+
+
+def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
+    tmp_path: Path,
+) -> None:
+    days = [datetime(2026, 11, d, h, tzinfo=UTC) for d in (10, 11) for h in range(3)]
+    rows = pa.table(
+        {
+            "impression_id": [f"i-{n}" for n in range(6)],
+            "event_time": pa.array(days, pa.timestamp("us", tz="UTC")),
+            "campaign_id": ["cmp-1"] * 6,
+        }
+    )
+    written = list(write_data_files("curated.impressions", rows, str(tmp_path), "b", None))
+    assert [f.rows for f in written] == [3, 3]
+    for file in written:
+        column = {
+            c.path_in_schema: c.encodings
+            for c in (pq.ParquetFile(file.url).metadata.row_group(0).column(i) for i in range(3))
+        }
+        assert "RLE_DICTIONARY" not in column["impression_id"]  # unique: a dictionary is waste
+        assert "RLE_DICTIONARY" in column["campaign_id"]
