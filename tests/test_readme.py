@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHEAPER = {"--events": {"200000": "10000"}, "--duration": {"30": "2"}, "--rate": {"10000": "300"}}
 
 
-def tour_blocks() -> list[list[list[str]]]:
-    """The tour section's code blocks, each as its command lines split into words."""
+def tour_blocks(heading: str = "A tour of the CLI") -> list[list[list[str]]]:
+    """A README section's code blocks, each as its command lines split into words."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## A tour of the CLI", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     blocks = []
     for block in re.findall(r"```bash\n(.*?)```", section, re.S):
         commands = []
@@ -74,7 +74,7 @@ class Tour:
 
     def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.ports = {"8080": str(free_port()), "8081": str(free_port())}  # collector, console
         self.monkeypatch = monkeypatch
         for name in [n for n in os.environ if n.startswith("ADVERTISEX_")]:
             monkeypatch.delenv(name)
@@ -88,7 +88,9 @@ class Tour:
         out = []
         for i, word in enumerate(words):
             word = CHEAPER.get(words[i - 1], {}).get(word, word) if i else word
-            out.append(word.replace("8080", str(self.port)))
+            for written, port in self.ports.items():
+                word = word.replace(written, port)
+            out.append(word)
         return out
 
     def run(self, words: list[str]) -> str:
@@ -127,20 +129,26 @@ class Tour:
 
     def blocks(self) -> Iterator[list[list[str]]]:
         yield from tour_blocks()
+        yield from tour_blocks("The web console and read API")
 
-    def up(self, words: list[str]) -> subprocess.Popen[str]:
+    def server(self, words: list[str]) -> subprocess.Popen[str]:
+        """``advertisex up`` or ``advertisex console`` in the background, once it answers."""
+        words = self.words(words)
+        ready = f"http://127.0.0.1:{words[words.index('--port') + 1]}/" + (
+            "readyz" if words[1] == "up" else "api/v1/status"
+        )
         server = subprocess.Popen(
-            self.words(words), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            words, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(ready, timeout=1).status_code == 200:
                     return server
             except httpx.TransportError:
                 time.sleep(0.3)
         server.kill()
-        raise AssertionError(f"up did not start: {server.communicate()[1]}")
+        raise AssertionError(f"{words[1]} did not start: {server.communicate()[1]}")
 
 
 def stop(server: subprocess.Popen[str]) -> None:
@@ -169,8 +177,8 @@ def test_the_readme_tour_works_as_written_on_the_demos_lake(tmp_path, monkeypatc
             for words in block:
                 if tour.placeholder(words):
                     continue
-                if words[:2] == ["advertisex", "up"]:
-                    server = tour.up(words)
+                if words[:2] in (["advertisex", "up"], ["advertisex", "console"]):
+                    server = tour.server(words)
                 else:
                     tour.run(words)
                 ran += 1
@@ -190,6 +198,10 @@ def test_the_readme_tour_works_as_written_on_the_demos_lake(tmp_path, monkeypatc
     assert re.search(r"[1-9][\d,]* records left the quarantine", replayed), replayed
     forgot = next(v for k, v in said.items() if k.startswith("advertisex forget --from-file"))
     assert "forgot 2 users" in forgot, forgot  # the users of examples/imps.ndjson, sent by curl
+    campaigns = next(v for k, v in said.items() if "/api/v1/reports/campaigns?" in k)
+    assert '"campaign_id":"cmp-0' in campaigns.replace(" ", ""), campaigns[:300]
+    counted = next(v for k, v in said.items() if "/api/v1/query" in k)
+    assert re.search(r'"n":\s*[1-9]', counted), counted
     monitored = next(v for k, v in said.items() if k.startswith("advertisex monitor --once"))
     assert "SpendOffPace" not in monitored  # budgets loaded today are judged from tomorrow
 

@@ -76,10 +76,20 @@ def serve(
     )
     server = uvicorn.Server(server_config)
     if on_ready is not None:
-        _announce_when_started(server, on_ready, f"http://{_url_host(config.host)}:{config.port}")
-    # uvicorn re-raises the signal it caught once it has shut down; with this handler in
-    # place a SIGTERM that was handled gracefully ends the process with status 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        announce_when_started(server, on_ready, sock)
+    run_until_stopped(server, sock)
+
+
+def run_until_stopped(server: Any, sock: socket.socket) -> None:
+    """Serve on ``sock`` until SIGTERM or Ctrl-C, then return.
+
+    uvicorn stops gracefully on either, then raises the signal it caught again; with these
+    handlers in place that second time does nothing, so a server stopped the way it says
+    ("Ctrl-C or SIGTERM to stop") ends with status 0, as ``up`` does, not as an
+    interrupted command (130).
+    """
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
     server.run(sockets=[sock])
 
 
@@ -96,11 +106,17 @@ def listen(host: str, port: int) -> socket.socket:
         ) from None
 
 
-def _announce_when_started(server: object, on_ready: Callable[[str], None], url: str) -> None:
+def announce_when_started(
+    server: object, on_ready: Callable[[str], None], sock: socket.socket
+) -> None:
+    """Call ``on_ready(url)`` once ``server`` has started on ``sock`` (the port it really
+    listens on: ``--port 0`` picks one)."""
     import uvicorn
 
     assert isinstance(server, uvicorn.Server)
     original = server.startup
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
     async def startup(sockets: object = None) -> None:
         await original(sockets=sockets)  # type: ignore[arg-type]
@@ -108,7 +124,3 @@ def _announce_when_started(server: object, on_ready: Callable[[str], None], url:
             on_ready(url)
 
     server.startup = startup  # type: ignore[method-assign]
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

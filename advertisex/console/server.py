@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from advertisex.collector.access import is_loopback
-from advertisex.collector.server import listen
+from advertisex.collector.server import announce_when_started, listen, run_until_stopped
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
 from advertisex.errors import UserInputError
@@ -55,14 +55,5 @@ def serve(
         )
     )
     if on_ready is not None:
-        original = server.startup
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        port = sock.getsockname()[1]
-
-        async def startup(sockets: object = None) -> None:
-            await original(sockets=sockets)  # type: ignore[arg-type]
-            if server.started:
-                on_ready(f"http://{host}:{port}")
-
-        server.startup = startup  # type: ignore[method-assign]
-    server.run(sockets=[sock])
+        announce_when_started(server, on_ready, sock)
+    run_until_stopped(server, sock)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,7 +38,8 @@ def test_serve_puts_the_console_beside_the_collector(lake_copy: Callable[[], Pat
         assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
         status = httpx.get(server.url + "/api/v1/status").json()
         assert [s["source"] for s in status["sources"]] == ["impressions", "clicks", "bids"]
-        assert server.stop() == 0
+        assert server.stop(signal.SIGINT) == 0  # Ctrl-C, as it says: a stop, not an interrupt
+        assert "interrupted" not in server.log()
     finally:
         if server.process and server.process.poll() is None:
             server.process.kill()
@@ -88,3 +91,25 @@ def test_keygen_prints_a_console_key_entry(tmp_path: Path) -> None:
 
     assert "[[console.keys]]" in result.stderr and 'scope = "admin"' in result.stderr
     assert hash_key(key) in result.stderr
+
+
+def test_console_on_port_0_says_the_port_it_took_and_ctrl_c_stops_it(lake_template: Path) -> None:
+    console = subprocess.Popen(
+        [sys.executable, "-m", "advertisex.cli.app", "console", "--port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={"ADVERTISEX_DATA_DIR": str(lake_template), "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+    try:
+        assert console.stderr is not None
+        said = console.stderr.readline()
+        url = re.search(r"console on (http://127\.0\.0\.1:(\d+))/", said)
+        assert url and url.group(2) != "0", said
+        assert httpx.get(url.group(1) + "/api/v1/status").status_code == 200
+        console.send_signal(signal.SIGINT)
+        assert console.wait(60) == 0
+        assert "interrupted" not in console.stderr.read()
+    finally:
+        if console.poll() is None:
+            console.kill()
