@@ -159,7 +159,7 @@ class Lake:
         from advertisex.lake.datafiles import remove_files, write_data_files
         from advertisex.model.schemas import TABLES
 
-        with _storage_errors(self.settings.warehouse_uri):
+        with storage_errors(self.settings.warehouse_uri):
             # Tables are opened (and created) here, one by one: not in the writer threads.
             locations = {
                 name: self.table(name).location() for name, data in appends.items() if data.num_rows
@@ -204,7 +204,7 @@ class Lake:
         (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`."""
         from advertisex.lake.datafiles import add_files
 
-        with _storage_errors(self.settings.warehouse_uri):
+        with storage_errors(self.settings.warehouse_uri):
             tables = {name: self.table(name) for name, paths in files.items() if paths}
             with self.catalog.atomic(segments):
                 for name, table in tables.items():
@@ -371,8 +371,14 @@ def _catalog_unavailable(uri: str, error: Exception) -> Exception:
 
 
 @contextlib.contextmanager
-def _storage_errors(where: str) -> Iterator[None]:
-    """OS errors of the lake's storage as the one-line :class:`StorageError`."""
+def storage_errors(
+    where: str,
+    what: str = "the lake",
+    outcome: str = "nothing of this batch was committed",
+    then: str = "it resumes with what is pending",
+) -> Iterator[None]:
+    """OS errors of the lake's storage as the one-line :class:`StorageError`: cannot write
+    ``what`` under ``where`` (the reason); ``outcome``; fix it and rerun: ``then``."""
     from advertisex.errors import StorageError
     from advertisex.lake.datafiles import os_reason
 
@@ -380,8 +386,6 @@ def _storage_errors(where: str) -> Iterator[None]:
         yield
     except OSError as error:
         raise StorageError(
-            f"cannot write the lake under {where}: {os_reason(error)}; "
-            "nothing of this batch was committed",
-            hint="free space or fix the storage, then run the same command again: "
-            "it resumes with what is pending",
+            f"cannot write {what} under {where}: {os_reason(error)}; {outcome}",
+            hint=f"free space or fix the storage, then run the same command again: {then}",
         ) from error

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
+from advertisex.lake.tables import storage_errors
 from advertisex.marts import maintain
 from advertisex.marts.store import Slice
 from advertisex.model.marts import STATE, STATE_TABLE
@@ -241,7 +242,13 @@ class IcebergMarts:
         )
         tables = {name: self.lake.table(name) for name in [*changes, STATE_TABLE]}
         joining = self.lake.catalog.in_group  # an erasure's transaction: commit in it
-        with self.lake.catalog.joined(), warnings.catch_warnings():
+        full = storage_errors(
+            self.lake.settings.warehouse_uri,
+            what="the marts",
+            outcome="they were left as they were (the committed batches are kept)",
+            then="it brings the marts level with the committed batches",
+        )
+        with full, self.lake.catalog.joined(), warnings.catch_warnings():
             # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             for name, (where, rows) in changes.items():

@@ -127,3 +127,51 @@ def test_a_catalog_that_cannot_write_stops_process_cleanly_and_the_rerun_loses_n
         landed, err, filler, lake = _fault(cli, open_lake, data, uri, disk, leave=0)
         assert "catalog" in err and "database or disk is full" in err
         _resumed(cli, data, uri, filler, lake, landed)
+
+
+def test_a_full_disk_during_the_marts_update_is_one_line_and_the_rerun_levels_them(
+    tmp_path: Path,
+    cli: Any,  # noqa: F811
+    open_lake: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills after the batches are committed, as the marts are being updated."""
+    from advertisex.runners.runner import Runner
+
+    marts_on = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        data, uri = disk / "data", f"sqlite:///{tmp_path / 'catalog.db'}"
+        env = {"ADVERTISEX_LAKE__CATALOG_URI": uri, **marts_on}
+
+        def lake() -> Any:
+            return open_lake(data, lake={"catalog_uri": uri})
+
+        landed = land(lake(), segments=1, per_segment=10)
+        assert cli(data, "process", **env)[0] == 0
+        landed += land(lake(), segments=4, per_segment=400, first=1)
+        update = Runner.update_marts
+        fillers: list[Path] = []
+
+        def full_disk_first(self: Any, progress: Any = None) -> Any:
+            fillers.append(fill(disk, leave=16 << 10))
+            return update(self, progress)
+
+        monkeypatch.setattr(Runner, "update_marts", full_disk_first)
+        code, out, err = cli(data, "process", **env)
+        monkeypatch.setattr(Runner, "update_marts", update)
+        err = " ".join(err.split())
+        assert code == 2, out + err
+        assert "Traceback" not in err and "cannot write the marts" in err
+        assert "No space left on device" in err and "run the same command again" in err
+        assert accounted(lake()) == (landed, landed)  # the batches were committed
+        fillers[0].unlink()
+        code, out, err = cli(data, "process", **env)
+        assert code == 0 and "the marts were behind" in " ".join(err.split()), out + err
+        from tests.table_snapshots import snapshot
+
+        marts = sorted(n for n in TABLES if n.startswith("marts.") and n != "marts.state")
+        kept = snapshot(lake(), marts)
+        lake().refresh_marts(rebuild=True)
+        assert kept == snapshot(lake(), marts)
+        [row] = lake().query("select sum(impressions) n from marts.campaign_hourly").to_pylist()
+        assert row["n"] == landed
