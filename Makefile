@@ -25,8 +25,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install promtool services
-	$(BIN)/python -m pytest -q
+# The test pyramid (docs/testing.md), both on PYTEST_WORKERS cores (pytest-xdist):
+#   make unit   the fast layer: no Spark, no JVM, no servers, no big generated data (≤ 2 min)
+#   make test   lint + types + every test and every module's doctests (≤ 10 min on a fresh
+#               clone, install included); the Spark tests are one group on one worker (one JVM)
+PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+
+unit: install
+	$(PYTEST) -m "not slow and not spark"
 
 # promtool (Debian's prometheus package, ~20 s) lets the tests check deploy/prometheus/.
 # Best effort: without root or apt the rules test is skipped, never failed.
@@ -53,7 +60,8 @@ apt:
 	  $(APT_INSTALL) $(PACKAGES) >/dev/null 2>&1 || \
 	  { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $(PACKAGES) >/dev/null; }
 
-test: lint typecheck unit
+test: lint typecheck promtool services
+	$(PYTEST)
 
 # `pip install .` without extras into a clean venv, resolved from the package index (network),
 # then ingest → process → query on the reference samples. `make test` runs the offline variant.

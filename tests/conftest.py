@@ -1,8 +1,8 @@
 """Shared fixtures: a platform on a temporary data directory, the AWS reference samples,
 and one Spark session for every test that needs one.
 
-Tests that use the ``spark`` fixture are marked ``spark`` at collection, so ``make unit``
-(``-m "not slow and not spark"``) never starts a JVM.
+Tests that use the ``spark`` (or ``spark_available``) fixture are marked ``spark`` at
+collection, so the fast layer (``-m "not slow and not spark"``) never starts a JVM.
 """
 
 from __future__ import annotations
@@ -62,6 +62,15 @@ def spark_unavailable() -> str | None:
     return None
 
 
+@pytest.fixture
+def spark_available() -> None:
+    """Skip unless PySpark and Java are here (for a test that starts Spark in a process
+    of its own, as a user's command does)."""
+    reason = spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local[2] Spark session for the whole run: a JVM takes seconds to start, and
@@ -79,7 +88,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.stop()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "spark" in getattr(item, "fixturenames", ()):
+        if {"spark", "spark_available"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.spark)
+            # Under ``-n 2 --dist loadgroup`` every Spark test runs on one worker: one JVM.
+            item.add_marker(pytest.mark.xdist_group("spark"))

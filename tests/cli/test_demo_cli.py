@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_fresh_refuses_to_delete_a_lake_holding_more_than_the_demo(cli, tmp_path, seed_samples):

@@ -71,6 +71,7 @@ def test_two_processes_at_once_commit_every_record_once(landed, open_lake):
     assert counts(landed, open_lake)["r"] == 3000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "duckdb_style", [False, True], ids=["KeyboardInterrupt", "Query interrupted"]
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 from rich.console import Console
 
 from advertisex.cli.progress import across_batches, progress_bar
@@ -38,6 +39,7 @@ def test_the_bar_shows_a_rate_and_an_eta(monkeypatch):
     assert "marts: attribution" in shown
 
 
+@pytest.mark.slow
 def test_processing_reports_each_step_of_marts_maintenance(ax, seed_samples):
     ax.ingest([str(seed_samples)])
     stages: list[tuple[str, int, int]] = []

@@ -29,6 +29,7 @@ def lake_dir(tmp_path: Path, open_lake) -> Path:
     return data
 
 
+@pytest.mark.slow
 def test_maintain_dry_run_then_for_real(cli, lake_dir: Path) -> None:
     code, out, err = cli(lake_dir, "maintain", "--dry-run", "--format", "json", **EAGER)
     assert code == 0, err

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LIMITS = {
     "ADVERTISEX_COLLECTOR__HEADER_TIMEOUT_SECONDS": "1",

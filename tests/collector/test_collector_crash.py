@@ -15,7 +15,7 @@ from collector_helpers import impressions, ndjson
 
 import advertisex
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NDJSON = {"content-type": "application/x-ndjson"}
 SENDERS = 4
 PER_REQUEST = 50

@@ -17,7 +17,7 @@ from schemathesis.checks import (
 
 from tests.collector.fuzzing import fuzz
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
 CHECKS = [
     not_a_server_error,

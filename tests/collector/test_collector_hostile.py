@@ -125,6 +125,7 @@ def test_concatenated_firehose_objects_with_non_ascii_text_are_split(app: InProc
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a real collector process and a 1 GiB bomb
 def test_a_bomb_costs_the_collector_no_memory_and_health_stays_answered(
     server_factory: Any, tmp_path: Path
 ) -> None:

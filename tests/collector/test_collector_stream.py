@@ -64,6 +64,7 @@ def test_client_errors_are_not_retried(monkeypatch) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a real collector process
 def test_streamed_traffic_lands_in_the_tables(server_factory) -> None:
     server = server_factory()
     http = stream(server.url, rate=3000, duration=1, via="http", seed=5)

@@ -11,7 +11,7 @@ from collector_helpers import impressions, ndjson
 
 import advertisex
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_an_accepted_event_becomes_queryable_while_up_runs(server_factory) -> None:

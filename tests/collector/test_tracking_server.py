@@ -25,7 +25,7 @@ import advertisex
 from advertisex.collector.access import hash_key
 from advertisex.collector.tracking.signing import sign_url, signature
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SECRET = "link-secret"
 PARTNER_KEY = "adx_partner_key"

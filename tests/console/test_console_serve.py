@@ -17,6 +17,7 @@ from tests.collector.collector_helpers import ServerProcess, free_port, impressi
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_serve_puts_the_console_beside_the_collector(lake_copy: Callable[[], Path]) -> None:
     server = ServerProcess(lake_copy(), verb="serve").start()
     try:

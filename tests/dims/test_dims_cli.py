@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_load_list_and_errors(tmp_path, cli, run_subprocess):
     data = tmp_path / "data"
     campaigns = tmp_path / "campaigns.csv"

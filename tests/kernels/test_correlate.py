@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,6 +192,7 @@ def scenes(draw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return imps, clicks
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(scenes())
 def test_fast_path_agrees_with_nested_loops_on_every_click(scene: Any) -> None:

@@ -153,6 +153,7 @@ record = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.lists(record, min_size=1, max_size=30))
 def test_standardize_is_idempotent_and_loses_no_row(records):

@@ -85,6 +85,7 @@ def lake(tmp_path: Path) -> Lake:
     return Lake(load_settings(data_dir=tmp_path / "data"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("upkeep", [False, True], ids=["plain", "compacted-between"])
 def test_incremental_commits_equal_rebuild(tmp_path: Path, upkeep: bool) -> None:
     from advertisex.lake.upkeep import maintain as maintain_lake

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mart_events import minutes, table
@@ -143,6 +144,7 @@ def canonical(marts: MemoryMarts) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=datasets(), order=st.randoms(use_true_random=False), cuts=st.integers(1, 4))
 def test_incremental_equals_full_recompute(events: Any, order: Any, cuts: int) -> None:

@@ -28,7 +28,7 @@ from advertisex.synth.monitor_sim import SimClock
 from advertisex.util import jsonutil
 from advertisex.util.timeutil import utcnow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,7 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_monitor_runs_until_sigterm_and_serves_metrics(tmp_path: Path) -> None:
     import os
     import signal

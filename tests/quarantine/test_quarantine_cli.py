@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_list_show_replay_with_a_changed_setting(tmp_path, cli, run_subprocess, open_lake):
     data = tmp_path / "data"
     events = tmp_path / "imps.ndjson"

@@ -19,7 +19,7 @@ import advertisex
 from advertisex.reports.common import ReportOptions
 from advertisex.synth import generate
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 START = date(2026, 11, 1)
 
 

@@ -20,7 +20,7 @@ import pytest
 from advertisex.model.schemas import TABLES
 from tests.cli_fixtures import cli, open_lake  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 IMPRESSION = (
     '{"timestamp":"2026-11-20T10:%02d:00Z","ad_creative_id":"c","user_id":"u%d",'

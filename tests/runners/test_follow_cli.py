@@ -20,7 +20,7 @@ import pytest
 
 from advertisex.util import jsonutil
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 IMPRESSION = (
     '{{"impression_id":"imp-{n}","timestamp":"2026-11-20T10:0{n}:00Z","ad_creative_id":"cr-1",'

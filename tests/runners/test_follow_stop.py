@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'

@@ -71,6 +71,7 @@ def _files_holding(root: Path, needle: bytes) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_forget_leaves_no_byte_and_equals_a_run_that_never_saw_the_user(tmp_path: Path) -> None:
     import advertisex
 

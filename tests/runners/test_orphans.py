@@ -15,7 +15,7 @@ import pytest
 
 from advertisex.model.schemas import TABLES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # `advertisex process`, SIGKILLed by itself as the batch's commit would begin: every data
 # file of the batch is written, none is referenced.

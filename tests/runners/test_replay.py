@@ -23,6 +23,7 @@ def _snapshot(ax) -> dict[str, list]:
     return snapshot(ax, [*TABLES, "ops.batches"])
 
 
+@pytest.mark.slow
 def test_replay_all_and_a_day_range_give_the_same_tables(ax, tmp_path):
     source = tmp_path / "input"
     synth.generate(
