@@ -231,15 +231,15 @@ class SparkRunner(Runner[Prepared]):
 
         listed = collect_arrow(
             prepared.filter(F.col("kind").isin("rows", "unreadable")).select(
-                "kind", "segment", "n", "k"
+                "kind", "segment", "records", "reason"
             )
         )
         records, unreadable = {}, {}
         for row in listed.to_pylist():
             if row["kind"] == "rows":
-                records[row["segment"]] = row["n"]
+                records[row["segment"]] = row["records"]
             else:
-                unreadable[row["segment"]] = row["k"]
+                unreadable[row["segment"]] = row["reason"]
         return records, unreadable
 
     def _duplicates(self, prepared: DataFrame, lookup: DedupeLookup) -> pa.Table:
@@ -247,12 +247,14 @@ class SparkRunner(Runner[Prepared]):
         from pyspark.sql import functions as F
 
         keys = prepared.filter(F.col("kind") == "key")
-        bounds = keys.groupBy("tbl").agg(F.min("t").alias("low"), F.max("t").alias("high"))
+        bounds = keys.groupBy("tbl").agg(
+            F.min("event_time_us").alias("low"), F.max("event_time_us").alias("high")
+        )
         committed = self._committed_keys(collect_arrow(bounds).to_pylist(), lookup)
-        candidates = keys.select("tbl", "k", "h", "segment", "r")
+        candidates = keys.select("tbl", "event_key", "payload_hash", "segment", "row_number")
         if committed is not None:
             candidates = candidates.unionByName(committed)
-        marked = candidates.repartition(2 * self.parallelism, "tbl", "k").mapInArrow(
+        marked = candidates.repartition(2 * self.parallelism, "tbl", "event_key").mapInArrow(
             tasks.dedupe, tasks.DUPLICATES
         )
         return collect_arrow(marked, tasks._DUPLICATES)
@@ -302,7 +304,7 @@ class SparkRunner(Runner[Prepared]):
                 )
                 results.append(result)
                 users = result.filter(pc.equal(result.column("kind"), "ivt_user"))
-                rules = rules.with_ivt_users(users.column("text").to_pylist())
+                rules = rules.with_ivt_users(users.column("name").to_pylist())
         finally:
             shared.unpersist()
         return pa.concat_tables(results)
@@ -328,7 +330,7 @@ def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:
     for table_name, segment, r in zip(
         duplicates.column("tbl").to_pylist(),
         duplicates.column("segment").to_pylist(),
-        duplicates.column("r").to_pylist(),
+        duplicates.column("row_number").to_pylist(),
         strict=True,
     ):
         groups.setdefault((table_name, segment), []).append(r)
@@ -347,15 +349,20 @@ def _accounts(finished: pa.Table, duplicates: pa.Table) -> dict[str, SourceAccou
     accounts: dict[str, SourceAccount] = {}
     for row in finished.to_pylist():
         account = accounts.setdefault(row["source"], SourceAccount(row["source"]))
-        if row["kind"] == "count" and row["tbl"]:
-            account.by_table[row["tbl"]] = account.by_table.get(row["tbl"], 0) + row["n"]
-            account.accepted += row["n"]
-        elif row["kind"] == "count":
-            setattr(account, row["text"], getattr(account, row["text"]) + row["n"])
-        elif row["kind"] == "ivt_user":
-            account.ivt_users.add(row["text"])
-        elif row["kind"] == "new_field":
-            account.new_fields.add(row["text"])
+        kind, count = row["kind"], row["count"]
+        if kind == "accepted":
+            account.by_table[row["tbl"]] = account.by_table.get(row["tbl"], 0) + count
+            account.accepted += count
+        elif kind == "records_in":
+            account.records_in += count
+        elif kind == "quarantined":
+            account.quarantined += count
+        elif kind == "filtered":
+            account.filtered += count
+        elif kind == "ivt_user":
+            account.ivt_users.add(row["name"])
+        elif kind == "new_field":
+            account.new_fields.add(row["name"])
     source_of = {table: source for source, tables in SOURCES.items() for table in tables}
     for row in duplicates.to_pylist():
         source = source_of[row["tbl"]]
@@ -369,7 +376,9 @@ def _files(finished: pa.Table) -> dict[str, list[WrittenFile]]:
     """The data files the executors wrote, per table."""
     files: dict[str, list[WrittenFile]] = {}
     for row in finished.filter(pc.equal(finished.column("kind"), "file")).to_pylist():
-        files.setdefault(row["tbl"], []).append(WrittenFile(row["text"], row["n"], row["t"]))
+        files.setdefault(row["tbl"], []).append(
+            WrittenFile(row["name"], row["count"], row["newest_us"])
+        )
     return files
 
 

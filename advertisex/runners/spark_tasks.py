@@ -54,8 +54,9 @@ from advertisex.util.spark_arrow import from_ipc, to_ipc
 
 # Spark DDL of each stage's output and the Arrow schema the workers build it with.
 PREPARED = (
-    "kind string, segment int, source string, tbl string, k string, h string, "
-    "t long, r long, n long, blob binary"
+    "kind string, segment int, source string, tbl string, event_key string, "
+    "payload_hash string, event_time_us long, row_number long, records long, reason string, "
+    "blob binary"
 )
 _PREPARED = pa.schema(
     [
@@ -63,37 +64,50 @@ _PREPARED = pa.schema(
         ("segment", pa.int32()),
         ("source", pa.string()),
         ("tbl", pa.string()),
-        ("k", pa.string()),  # event key | why the segment is unreadable
-        ("h", pa.string()),
-        ("t", pa.int64()),  # event time, µs since the epoch
-        ("r", pa.int64()),  # row number in the segment's standardized rows
-        ("n", pa.int64()),  # records framed from the segment
-        ("blob", pa.binary()),  # the segment's standardized rows, Arrow IPC
+        ("event_key", pa.string()),  # the dedupe key of the event (kind key)
+        ("payload_hash", pa.string()),
+        ("event_time_us", pa.int64()),  # event time, µs since the epoch
+        ("row_number", pa.int64()),  # row number in the segment's standardized rows
+        ("records", pa.int64()),  # records framed from the segment (kind rows)
+        ("reason", pa.string()),  # why the segment is unreadable (kind unreadable)
+        ("blob", pa.binary()),  # the segment's standardized rows, Arrow IPC (kind rows)
     ]
 )
-KEYS = "tbl string, k string, h string, segment int, r long"
+KEYS = "tbl string, event_key string, payload_hash string, segment int, row_number long"
 _KEYS = pa.schema(
     [
         ("tbl", pa.string()),
-        ("k", pa.string()),
-        ("h", pa.string()),
+        ("event_key", pa.string()),
+        ("payload_hash", pa.string()),
         ("segment", pa.int32()),  # -1: a committed key
-        ("r", pa.int64()),
+        ("row_number", pa.int64()),
     ]
 )
-DUPLICATES = "tbl string, segment int, r long, conflict boolean"
+DUPLICATES = "tbl string, segment int, row_number long, conflict boolean"
 _DUPLICATES = pa.schema(
-    [("tbl", pa.string()), ("segment", pa.int32()), ("r", pa.int64()), ("conflict", pa.bool_())]
+    [
+        ("tbl", pa.string()),
+        ("segment", pa.int32()),
+        ("row_number", pa.int64()),
+        ("conflict", pa.bool_()),
+    ]
 )
-FINISHED = "kind string, source string, tbl string, text string, n long, t long"
+# What the finish stage did, one row per fact: a data file written (name: its path, count:
+# its rows, newest_us: its newest event time), a count of the source's accounting (kind:
+# the counter, tbl set for rows accepted into a table), a user flagged as invalid traffic or
+# a field seen for the first time (name: the user id, the field name).
+FINISHED = "kind string, source string, tbl string, name string, count long, newest_us long"
 _FINISHED = pa.schema(
     [
-        ("kind", pa.string()),  # file | count | ivt_user | new_field
+        (
+            "kind",
+            pa.string(),
+        ),  # file | accepted | records_in | quarantined | filtered | ivt_user | new_field
         ("source", pa.string()),
         ("tbl", pa.string()),
-        ("text", pa.string()),  # file path | counter name | user id | field name
-        ("n", pa.int64()),  # rows in the file | count
-        ("t", pa.int64()),  # newest event time in the file, µs since the epoch
+        ("name", pa.string()),
+        ("count", pa.int64()),
+        ("newest_us", pa.int64()),
     ]
 )
 COMMITTED = "tbl string, path string, low long, high long"
@@ -134,17 +148,19 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
                 frame = frame_segment(index, segment, data, limits)
             except Exception as error:  # unreadable: the driver moves it aside
                 reason = f"{type(error).__name__}: {error}"
-                yield _prepared(1, kind=["unreadable"], segment=[index], k=[reason])
+                yield _prepared(1, kind=["unreadable"], segment=[index], reason=[reason])
                 continue
             rows = standardize_source(segment.source, frame, job.rules, job.dims)
             rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
-            rows = rows.append_column("r", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+            rows = rows.append_column(
+                "row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64))
+            )
             yield _prepared(
                 1,
                 kind=["rows"],
                 segment=[index],
                 source=[segment.source],
-                n=[frame.num_rows],
+                records=[frame.num_rows],
                 blob=[to_ipc(rows)],
             )
             rejected = rejected_mask(rows)
@@ -161,10 +177,10 @@ def _key_rows(table_name: str, index: int, rows: pa.Table) -> pa.RecordBatch:
         kind=["key"] * n,
         segment=np.full(n, index, dtype=np.int32),
         tbl=[table_name] * n,
-        k=key_column(table_name, rows),
-        h=rows.column("payload_hash"),
-        t=rows.column("event_time").cast(pa.int64()),
-        r=rows.column("r"),
+        event_key=key_column(table_name, rows),
+        payload_hash=rows.column("payload_hash"),
+        event_time_us=rows.column("event_time").cast(pa.int64()),
+        row_number=rows.column("row_number"),
     )
 
 
@@ -196,20 +212,24 @@ def dedupe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         mine = rows.filter(pc.equal(rows.column("tbl"), table_name))
         committed = pc.less(mine.column("segment"), 0)
         batch = mine.filter(pc.invert(committed)).sort_by(
-            [("segment", "ascending"), ("r", "ascending")]
+            [("segment", "ascending"), ("row_number", "ascending")]
         )
         seen = mine.filter(committed)
         found = find_duplicates(
-            batch.column("k"),
-            batch.column("h"),
-            *((seen.column("k"), seen.column("h")) if seen.num_rows else (None, None)),
+            batch.column("event_key"),
+            batch.column("payload_hash"),
+            *(
+                (seen.column("event_key"), seen.column("payload_hash"))
+                if seen.num_rows
+                else (None, None)
+            ),
         )
         hit = pa.array(found.is_duplicate)
         yield pa.RecordBatch.from_arrays(
             [
                 pa.array([table_name] * found.count, pa.string()),
                 batch.column("segment").filter(hit).combine_chunks(),
-                batch.column("r").filter(hit).combine_chunks(),
+                batch.column("row_number").filter(hit).combine_chunks(),
                 pa.array(found.is_conflict[found.is_duplicate]),
             ],
             schema=_DUPLICATES,
@@ -283,7 +303,7 @@ def _finish_source(
     out: list[dict[str, object]] = []
     for table_name, data in appends.items():
         if table_name in SOURCES[source]:
-            out.append(_row("count", source, table_name, "accepted", data.num_rows))
+            out.append(_row("accepted", source, table_name, "", data.num_rows))
         location = job.locations[table_name]
         written_files = write_data_files(
             table_name, data, location, job.batch_id, job.settings.scale
@@ -295,13 +315,20 @@ def _finish_source(
         "quarantined": account.quarantined,
         "filtered": account.filtered,
     }
-    out += [_row("count", source, "", name, n) for name, n in counts.items()]
+    out += [_row(counter, source, "", "", n) for counter, n in counts.items()]
     out += [_row("ivt_user", source, "", user, 0) for user in sorted(account.ivt_users)]
     out += [_row("new_field", source, "", name, 0) for name in sorted(account.new_fields)]
     yield pa.RecordBatch.from_pylist(out, schema=_FINISHED)
 
 
 def _row(
-    kind: str, source: str, table: str, text: str, n: int, newest: int | None = None
+    kind: str, source: str, table: str, name: str, count: int, newest_us: int | None = None
 ) -> dict[str, object]:
-    return {"kind": kind, "source": source, "tbl": table, "text": text, "n": n, "t": newest}
+    return {
+        "kind": kind,
+        "source": source,
+        "tbl": table,
+        "name": name,
+        "count": count,
+        "newest_us": newest_us,
+    }

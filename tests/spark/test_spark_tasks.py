@@ -13,14 +13,14 @@ from advertisex.runners import spark_tasks as tasks
 
 
 def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
-    tbl, k, h, segment, r = zip(*rows, strict=True)
+    tbl, key, payload_hash, segment, row_number = zip(*rows, strict=True)
     return pa.RecordBatch.from_arrays(
         [
             pa.array(tbl),
-            pa.array(k),
-            pa.array(h),
+            pa.array(key),
+            pa.array(payload_hash),
             pa.array(segment, pa.int32()),
-            pa.array(r, pa.int64()),
+            pa.array(row_number, pa.int64()),
         ],
         schema=tasks._KEYS,
     )
@@ -28,7 +28,7 @@ def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
 
 def _duplicates(*batches: pa.RecordBatch) -> set[tuple[str, int, int, bool]]:
     out = pa.Table.from_batches(list(tasks.dedupe(iter(batches))), schema=tasks._DUPLICATES)
-    return {(r["tbl"], r["segment"], r["r"], r["conflict"]) for r in out.to_pylist()}
+    return {(r["tbl"], r["segment"], r["row_number"], r["conflict"]) for r in out.to_pylist()}
 
 
 def test_dedupe_keeps_the_first_by_segment_and_row_whatever_the_arrival_order() -> None:
@@ -65,7 +65,7 @@ def test_prepare_reports_an_unreadable_segment_instead_of_failing(tmp_path, monk
     job = tasks.PrepareJob(settings, Rules(now=datetime(2026, 1, 1, tzinfo=UTC)), None)
     out = pa.Table.from_batches(list(tasks.prepare(iter([listing]), job))).to_pylist()
     assert [(r["kind"], r["segment"]) for r in out] == [("unreadable", 3)]
-    assert "MemoryError: decoder blew up" in out[0]["k"]
+    assert "MemoryError: decoder blew up" in out[0]["reason"]
 
 
 def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -> None:
