@@ -67,11 +67,12 @@ class ProcessorSettings(_Section):
         "is a batch of its own (segments are never split).",
     )
     piece_bytes: int = Field(
-        48 << 20,
+        24 << 20,
         ge=1,
         description="Landing bytes the embedded processor transforms at a time: a batch "
         "streams through pieces of this size (a bigger segment in slices of it), so memory "
-        "is bounded by the pieces in flight, not by the batch.",
+        "is bounded by the pieces in flight, not by the batch (24 MiB: 2 M events in 1.4 GiB, "
+        "48 MiB: 1.7 GiB).",
     )
     workers: int = Field(
         2,

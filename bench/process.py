@@ -41,8 +41,8 @@ TARGET_PEAK_MIB = 1536  # peak RSS of the process run
 @dataclass
 class Run:
     """One measured job: wall seconds, its own peak RSS (exact, MiB), the peak RSS of its
-    whole process tree (its decoder workers too) and the CPU seconds of that tree (both
-    sampled every 0.1 s), and what it printed."""
+    whole process tree (its decoder workers too: proportional set sizes, shared pages
+    counted once) and the CPU seconds of that tree (both sampled every 0.1 s), and what it printed."""
 
     seconds: float
     peak_mb: float
@@ -73,7 +73,8 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
                     try:
                         times = proc.cpu_times()
                         cpu[proc.pid] = times.user + times.system
-                        rss += proc.memory_info().rss
+                        # Proportional: libraries the workers share are counted once.
+                        rss += proc.memory_full_info().pss
                     except psutil.Error:
                         pass
                 tree_peak = max(tree_peak, rss)
