@@ -42,9 +42,12 @@ def ingest(
         raise UserInputError(
             f"unknown source {source!r}", hint="use --source impressions, clicks or bids"
         )
+    from advertisex.landing.zone import expand_paths
+
+    files = [str(f) for f in expand_paths(paths)]  # a mistyped path makes no lake
     ax = open_platform(create=True)
     with progress_bar(fmt is Format.table, "ingest") as progress:
-        results = ax.ingest(paths, source, progress)
+        results = ax.ingest(files, source, progress)
     rows = [
         {
             "path": r.path,

@@ -427,9 +427,13 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise UserInputError(
+                    f"the folder {raw} holds no file to ingest",
+                    hint="check the path (hidden files, named .*, are not ingested)",
+                )
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:

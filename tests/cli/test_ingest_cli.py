@@ -30,3 +30,14 @@ def test_a_batch_quarantined_whole_is_a_warning(cli, tmp_path):
     code, _, err = cli(data, "process")
     assert code == 0
     assert "warning: every one of the 2 impressions records was quarantined" in err
+
+
+def test_ingest_of_an_empty_folder_or_a_mistyped_path_fails_and_makes_no_lake(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".hidden").write_text("x")
+    data = tmp_path / "data"
+    code, _, err = cli(data, "ingest", str(tmp_path / "empty"))
+    assert code == 2 and "holds no file to ingest" in err
+    code, _, err = cli(data, "ingest", str(tmp_path / "nope" / "*.csv"))
+    assert code == 2 and "no such file, folder or matching glob" in err
+    assert not data.exists() and "created a new lake" not in err
