@@ -96,3 +96,25 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert changes == [] and messages == []  # already firing and told: no second message
     changes, messages = again.update([], T0 + 2 * MIN)
     assert [c.state for c in changes] == ["resolved"] and len(messages) == 1
+
+
+def test_a_lost_race_on_ops_alerts_is_retried_not_dropped() -> None:
+    """Maintenance is a second writer of ops.alerts: an evaluation's history that loses a
+    commit race is appended again on fresh metadata."""
+    from advertisex.errors import CommitConflictError
+    from advertisex.monitor.service import lake_history
+
+    class Lake:
+        refreshed, committed = 0, 0
+
+        def refresh(self) -> None:
+            self.refreshed += 1
+
+        def commit_batch(self, tables: dict, segments: list, accounts: dict) -> None:
+            if self.refreshed == 1:
+                raise CommitConflictError("table metadata moved on")
+            self.committed += 1
+
+    lake = Lake()
+    lake_history(lake)([])
+    assert (lake.refreshed, lake.committed) == (2, 1)
