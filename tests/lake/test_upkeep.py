@@ -257,9 +257,12 @@ def test_every_run_is_recorded(tmp_path: Path) -> None:
     assert last_finished(lake) is None
     maintain(lake, dry_run=True)
     assert last_finished(lake) is None  # a dry run changes nothing, not even the record
-    report = maintain(lake, trigger="schedule")
+    steps: list[tuple[str, int, int]] = []  # what the progress bar of `maintain` shows
+    report = maintain(lake, trigger="schedule", progress=lambda *step: steps.append(step))
     rows = last_runs(lake).to_pylist()
     assert {r["table"] for r in rows} == {"curated.clicks", "curated.quarantine", "ops.maintenance"}
+    assert sorted(s[0] for s in steps[:-1]) == sorted(r["table"] for r in rows)
+    assert [s[1:] for s in steps] == [(0, 3), (1, 3), (2, 3), (3, 3)] and steps[-1][0] == "done"
     assert {r["run_id"] for r in rows} == {report.run_id}
     assert {r["trigger"] for r in rows} == {"schedule"}
     assert last_finished(lake) == report.finished_at
