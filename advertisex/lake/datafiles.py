@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +27,9 @@ from advertisex.config import ScaleSettings
 from advertisex.errors import StorageError
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 # Columns whose values hardly repeat: a dictionary page would only cost time (a third of
 # the Parquet encoding of curated.impressions) and bytes, so they are written plain.
@@ -113,11 +116,12 @@ def _by_day(data: pa.Table, column: str | None) -> Iterator[tuple[object, pa.Tab
         yield days[start].as_py(), data.slice(start, end - start)
 
 
-def add_files(table: object, paths: list[str], properties: dict[str, str]) -> None:
-    """Register written files in ``table`` (a pyiceberg table or transaction)."""
-    table.add_files(  # type: ignore[attr-defined]
-        sorted(paths), snapshot_properties=properties, check_duplicate_files=False
-    )
+def add_files(table: Table, paths: list[str], properties: dict[str, str]) -> None:
+    """Register written files in ``table`` (a pyiceberg table) in one snapshot."""
+    from advertisex.lake.transaction import transaction
+
+    with transaction(table) as tx:
+        tx.add_files(sorted(paths), snapshot_properties=properties, check_duplicate_files=False)
 
 
 def remove_files(urls: list[str], scale: ScaleSettings | None) -> None:

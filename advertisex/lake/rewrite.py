@@ -45,12 +45,14 @@ def commit_swap(
     from pyiceberg.table import _parquet_files_to_data_files as data_files_of
     from pyiceberg.table.snapshots import Operation
 
+    from advertisex.lake.transaction import transaction
+
     operation = Operation.REPLACE if what == COMPACTION else Operation.DELETE
     summary = {UPKEEP: what, **(properties or {})}
-    with table.transaction() as tx:
+    with transaction(table) as tx:  # one metadata copy, not one per file swapped
         if tx.table_metadata.name_mapping() is None:  # our files carry no field ids
             mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
-            tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING: mapping})
+            tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
         producer = _swap_producer()(
             operation, tx, table.io, snapshot_properties=summary, clean=what == ERASURE
         )

@@ -101,6 +101,26 @@ def test_merged_manifests_stay_few_however_many_commits(tmp_path: Path) -> None:
     assert counts[True] <= 3
 
 
+def test_a_commit_works_out_each_table_metadata_once_per_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyiceberg copies a table's whole metadata — every snapshot time travel keeps — at
+    each look: a commit looks once per change, not some twenty times per table."""
+    import pyiceberg.table as iceberg
+
+    lake = _lake(tmp_path / "data")
+    for b in range(3):
+        lake.commit_batch(_batch(b * 10, [b, b + 30]), [], {})
+    looks: list[int] = []
+    work_out = iceberg.update_table_metadata
+    monkeypatch.setattr(
+        iceberg, "update_table_metadata", lambda *a, **k: looks.append(1) or work_out(*a, **k)
+    )
+    lake.commit_batch(_batch(100, [4, 40]), [], {})  # two tables, two day files each
+    assert 0 < len(looks) <= 2 * 2, len(looks)  # pyiceberg alone: 44
+    assert len(_rows(lake, "curated.clicks")) == 8
+
+
 step = st.one_of(
     st.tuples(st.just("batch"), st.lists(st.integers(0, 24 * 4), min_size=1, max_size=8)),
     st.tuples(st.just("maintain"), st.booleans()),
