@@ -19,6 +19,7 @@ import pytest
 
 from advertisex.model.schemas import TABLES
 from tests.cli_fixtures import cli, open_lake  # noqa: F401 (fixtures)
+from tests.table_snapshots import snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -167,8 +168,6 @@ def test_a_full_disk_during_the_marts_update_is_one_line_and_the_rerun_levels_th
         fillers[0].unlink()
         code, out, err = cli(data, "process", **env)
         assert code == 0 and "the marts were behind" in " ".join(err.split()), out + err
-        from tests.table_snapshots import snapshot
-
         marts = sorted(n for n in TABLES if n.startswith("marts.") and n != "marts.state")
         kept = snapshot(lake(), marts)
         lake().refresh_marts(rebuild=True)
