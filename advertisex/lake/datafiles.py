@@ -83,7 +83,7 @@ def write_data_files(
         except OSError as error:  # a full disk, a lost mount, a refusing object store
             remove_files([url], scale)  # the torn file is nobody's
             raise StorageError(
-                f"cannot write {table_name} data under {location}: {os_reason(error)}; "
+                f"cannot write {table_name} data under {location}: {storage.os_reason(error)}; "
                 "nothing of this batch was committed",
                 hint="free space or fix the storage, then run the same command again: "
                 "it resumes with what is pending",
@@ -133,14 +133,3 @@ def remove_files(urls: list[str], scale: ScaleSettings | None) -> None:
             filesystem.delete_file(path)
         except OSError:
             pass
-
-
-def os_reason(error: OSError) -> str:
-    """The operating system's words for ``error`` (PyArrow puts the errno in its text)."""
-    import os
-    import re
-
-    number = error.errno or next(
-        (int(m.group(1)) for m in [re.search(r"\[errno (\d+)\]", str(error))] if m), None
-    )
-    return os.strerror(number) if number else str(error)

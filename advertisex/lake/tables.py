@@ -380,7 +380,7 @@ def storage_errors(
     """OS errors of the lake's storage as the one-line :class:`StorageError`: cannot write
     ``what`` under ``where`` (the reason); ``outcome``; fix it and rerun: ``then``."""
     from advertisex.errors import StorageError
-    from advertisex.lake.datafiles import os_reason
+    from advertisex.util.storage import os_reason
 
     try:
         yield

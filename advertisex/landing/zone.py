@@ -20,8 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advertisex.errors import UserInputError
+from advertisex.errors import StorageError, UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
+from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -97,14 +98,25 @@ class LandingZone:
         at: datetime | None = None,
         fsync: bool = True,
     ) -> Segment:
-        """Write ``data`` as a new sealed segment of ``source`` and return it."""
+        """Write ``data`` as a new sealed segment of ``source`` and return it; a write that
+        fails (a full disk) is a :class:`~advertisex.errors.StorageError` and leaves nothing,
+        not even the temporary file."""
         relative, final, temporary = self.new_segment_path(source, fmt=fmt, label=label, at=at)
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        self.seal(temporary, final, fsync=fsync)
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                if fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            self.seal(temporary, final, fsync=fsync)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise StorageError(
+                f"cannot write a landing segment under {self.root}: {os_reason(error)}; "
+                "nothing of this file landed",
+                hint="free space or fix the storage, then run the same command again: "
+                "what landed already is skipped",
+            ) from error
         return Segment(source, relative, len(data))
 
     def ingest_file(self, path: Path, source: str | None = None) -> IngestResult:

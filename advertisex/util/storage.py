@@ -151,3 +151,14 @@ def _azure(account: str) -> pafs.FileSystem:
     import pyarrow.fs as pafs
 
     return pafs.AzureFileSystem(account_name=account)  # DefaultAzureCredential
+
+
+def os_reason(error: OSError) -> str:
+    """The operating system's words for ``error`` (PyArrow puts the errno in its text)."""
+    import os
+    import re
+
+    number = error.errno or next(
+        (int(m.group(1)) for m in [re.search(r"\[errno (\d+)\]", str(error))] if m), None
+    )
+    return os.strerror(number) if number else str(error)

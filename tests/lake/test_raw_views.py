@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import pytest
 
 
 def _avro(rows: list[dict[str, Any]]) -> bytes:
@@ -78,6 +79,7 @@ def test_avro_files_that_type_a_field_differently_share_the_raw_view(ax: Any) ->
     assert "abc" in rows.column("floor_price").to_pylist()
 
 
+@pytest.mark.slow  # a decoder worker overruns its share of the budget, then salvages
 def test_a_poison_avro_pending_in_the_landing_zone_cannot_hang_a_query(tmp_path: Path) -> None:
     """raw.bid_requests decodes pending Avro under the processor's budget: the poison (which
     spins polars-avro forever) is read by the salvage path once the fast path overruns."""

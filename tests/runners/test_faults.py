@@ -174,3 +174,28 @@ def test_a_full_disk_during_the_marts_update_is_one_line_and_the_rerun_levels_th
         assert kept == snapshot(lake(), marts)
         [row] = lake().query("select sum(impressions) n from marts.campaign_hourly").to_pylist()
         assert row["n"] == landed
+
+
+def test_ingest_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(
+    tmp_path: Path,
+    cli: Any,  # noqa: F811
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a-small.ndjson").write_text(IMPRESSION % (0, 0, 0) + "\n")
+    lines = [IMPRESSION % (i % 60, i, i) for i in range(1, 20_001)]  # about 2.4 MB
+    (drop / "b-big.ndjson").write_text("\n".join(lines) + "\n")
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        data, uri = disk / "data", f"sqlite:///{tmp_path / 'catalog.db'}"
+        files = [str(drop / "a-small.ndjson"), str(drop / "b-big.ndjson")]
+        code, out, err = cli(data, "ingest", *files, ADVERTISEX_LAKE__CATALOG_URI=uri)
+        err = " ".join(err.split())
+        assert code == 2, out + err
+        assert "Traceback" not in err and "cannot write a landing segment" in err
+        assert "No space left on device" in err and "run the same command again" in err
+        assert not [p for p in (data / "landing").rglob("*") if p.name.endswith(".tmp")]
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        code, out, err = cli(data, "ingest", *files, ADVERTISEX_LAKE__CATALOG_URI=uri)
+        assert code == 0, out + err
+        landed = [p for p in (data / "landing").rglob("*") if p.is_file() and "file-" in p.name]
+        assert len(landed) == 2  # the small file once, the big one now

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
 # which here takes two seconds, twice the job's whole budget.
 PROGRAM = """
@@ -21,6 +23,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # a program of its own whose workers take two seconds to start
 def test_a_slow_worker_start_is_not_charged_to_the_job(tmp_path: Path) -> None:
     program = tmp_path / "main.py"
     program.write_text(PROGRAM.format(root=str(Path(__file__).resolve().parents[2])))
