@@ -189,16 +189,17 @@ class SegmentLedger:
             query = query.where(SEGMENTS.c.source == source)
         if between:
             query = query.where(SEGMENTS.c.segment >= between[0], SEGMENTS.c.segment < between[1])
+        # .all() fetches the cursor's rows at once (iterating fetches them one by one).
         with Session(self.engine) as session:
             if among is None:
-                return list(session.execute(query))
+                return list(session.execute(query).all())
             names = list(among)
             return [
                 row
                 for i in range(0, len(names), _CHUNK)
                 for row in session.execute(
                     query.where(SEGMENTS.c.segment.in_(names[i : i + _CHUNK]))
-                )
+                ).all()
             ]
 
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.lake.tables import Lake
-from advertisex.landing.zone import LandingZone, hour_prefix, segment_time
+from advertisex.landing.zone import LandingZone, hour_prefix, segment_times
 from advertisex.monitor import queries
 from advertisex.monitor.model import HOUR
 
@@ -156,7 +156,7 @@ class LandingView:
             pending = pa.table(
                 {
                     "source": pa.array([source] * len(names), pa.string()),
-                    "landed_at": pa.array([segment_time(n) for n in names], SEGMENT_ROWS[1].type),
+                    "landed_at": segment_times(names),
                     "bytes": pa.array(list(state.pending.values()), pa.int64()),
                     "records": pa.nulls(len(names), pa.int64()),
                     "committed_at": pa.nulls(len(names), SEGMENT_ROWS[4].type),
@@ -173,11 +173,10 @@ class LandingView:
 
 def _committed(source: str, marks: pa.Table) -> pa.Table:
     """SEGMENT_ROWS of committed segments from their ledger marks."""
-    names = marks.column("segment").to_pylist()
     return pa.table(
         {
-            "source": pa.array([source] * len(names), pa.string()),
-            "landed_at": pa.array([segment_time(n) for n in names], SEGMENT_ROWS[1].type),
+            "source": pa.array([source] * marks.num_rows, pa.string()),
+            "landed_at": segment_times(marks.column("segment")),
             "bytes": marks.column("bytes"),
             "records": marks.column("records"),
             "committed_at": marks.column("committed_at"),

@@ -2,11 +2,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advertisex.errors import UserInputError
-from advertisex.landing.zone import LandingZone, expand_paths, segment_time
+from advertisex.landing.zone import (
+    LandingZone,
+    expand_paths,
+    segment_name,
+    segment_time,
+    segment_times,
+)
 
 
 def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
@@ -87,6 +93,7 @@ def test_segments_of_one_source_and_hour(tmp_path: Path):
     assert zone.sizes([a.name, "impressions/gone"]) == {a.name: 3}
 
 
+@settings(deadline=None)  # the first example imports pyarrow.compute
 @given(
     st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
     st.integers(0, 7),  # digits of the fraction
@@ -101,6 +108,40 @@ def test_segment_times_read_as_strptime_reads_them(at: datetime, digits: int, no
             return datetime(1970, 1, 1, tzinfo=UTC)
 
     stamp = at.strftime("%Y%m%dT%H%M%S") + f"{at.microsecond:06d}7"[:digits] + "Z"
+    names = []
     for variant in (stamp, stamp[:-1] + noise, noise + stamp, stamp[:8] + noise + stamp[8:]):
         name = f"impressions/2026-01-01/07/{variant}-label.ndjson"
         assert segment_time(name) == slow(name)
+        names += [name, variant]
+    # Many at once (the monitor reads an hour's names so) reads each as one at a time does.
+    assert segment_times(names).to_pylist() == [slow(n) for n in names]
+
+
+def test_many_segment_times_fall_back_where_arrow_would_read_otherwise() -> None:
+    names = [
+        "clicks/2026-12-01/20/20261201T205958123456Z-a.csv",
+        "20261201T2059581Z",  # a bare stamp, one digit of fraction
+        "a/20261301T000000000001Z-x",  # no 13th month
+        "a/20261201T205960123Z-x",  # no 60th second (Arrow would roll it over)
+        "a/00000101T000000123Z-x",  # no year 0
+        "a/20261201T20595Z-x",  # what only strptime reads
+        "a/b-20261201T205958123456Z",
+        "bad",
+    ]
+    assert segment_times(names).to_pylist() == [segment_time(n) for n in names]
+    assert segment_times([]).to_pylist() == []
+
+
+def test_many_segment_times_of_made_names_are_read_in_arrow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import advertisex.landing.zone as zone
+
+    at = datetime(2026, 12, 1, 20, 59, 58, 123456, tzinfo=UTC)
+    names = [segment_name("bids", at=at), segment_name("clicks", at=at, label="l.0000001")]
+
+    def one_at_a_time(name: object) -> datetime:
+        raise AssertionError(f"{name} read one at a time")
+
+    monkeypatch.setattr(zone, "segment_time", one_at_a_time)
+    assert segment_times(names).to_pylist() == [at, at]
