@@ -90,9 +90,13 @@ def list_versions(
     columns = [c for c in table.column_names if c not in ("row_hash", "loaded_at", "source_file")]
     if fmt is not Format.table:
         columns = table.column_names
-    print_rows(table_rows(table), fmt, title=f"dims.{kind}", columns=columns)
-    if fmt is Format.table and table.num_rows == 0:
-        print_message(f"no {kind} loaded yet. Load some: [bold]advertisex dims load FILE[/]")
+    print_rows(
+        table_rows(table),
+        fmt,
+        title=f"dims.{kind}",
+        columns=columns,
+        empty=f"no {kind} loaded yet. Load some: [bold]advertisex dims load FILE[/]",
+    )
 
 
 def _instant(value: str | None, flag: str) -> datetime | None:

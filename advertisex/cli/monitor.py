@@ -24,6 +24,7 @@ from advertisex.cli.output import (
 FINDING_COLUMNS = ["alertname", "severity", "labels", "summary"]
 ALERT_COLUMNS = ["alertname", "state", "severity", "labels", "since", "summary"]
 HISTORY_COLUMNS = ["at", "alertname", "state", "severity", "source", "summary"]
+NO_ALERT_FIRING = "no alert firing (as of the monitor's last evaluation)."
 
 
 def register(app: typer.Typer) -> None:
@@ -60,10 +61,13 @@ def monitor(
             }
             for f in result.findings
         ]
-        if fmt is Format.table and not rows:
-            print_message("all monitors pass: nothing to report.")
-            return
-        print_rows(rows, fmt, title="findings", columns=FINDING_COLUMNS)
+        print_rows(
+            rows,
+            fmt,
+            title="findings",
+            columns=FINDING_COLUMNS,
+            empty="all monitors pass: nothing to report.",
+        )
         return
     port = metrics_port if metrics_port is not None else ax.settings.monitor.metrics_port
     if port:
@@ -124,12 +128,9 @@ def alerts(
     if firing:
         store = StateStore(ax.settings.data_dir / "monitor" / "state.db")
         rows = alert_rows(list(store.load("alerts").values()), firing_only=True)
-        if human and not rows:
-            print_message("no alert firing (as of the monitor's last evaluation).")
-            return
         for row in rows if human else []:
             row["since"] = short_time(row["since"], utcnow())
-        print_rows(rows, fmt, title="firing alerts", columns=ALERT_COLUMNS)
+        print_rows(rows, fmt, title="firing alerts", columns=ALERT_COLUMNS, empty=NO_ALERT_FIRING)
         return
     where = ""
     if since:
@@ -143,14 +144,12 @@ def alerts(
         'SELECT "at", alertname, state, severity, source, labels, value, threshold, summary '
         f'FROM ops.alerts {where} ORDER BY "at", alertname'
     )
-    if human and not table.num_rows:
-        print_message("no alert " + (f"since {since}" if since else "yet") + " in ops.alerts.")
-        return
     rows = table_rows(table)
     for row in rows if human else []:
         row["at"] = short_time(row["at"], utcnow())
     columns = table.column_names if not human else HISTORY_COLUMNS
-    print_rows(rows, fmt, title="alert history", columns=columns)
+    none = "no alert " + (f"since {since}" if since else "yet") + " in ops.alerts."
+    print_rows(rows, fmt, title="alert history", columns=columns, empty=none)
 
 
 def status(fmt: Format = FormatOption) -> None:
@@ -179,10 +178,9 @@ def status(fmt: Format = FormatOption) -> None:
             row["since"] = short_time(row["since"], obs.now)
     print_rows(sources, fmt, title=f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC")
     if fmt is Format.table:
-        if current:
-            print_rows(current, fmt, title="firing alerts", columns=ALERT_COLUMNS)
-        else:
-            print_message("no alert firing (as of the monitor's last evaluation).")
+        print_rows(
+            current, fmt, title="firing alerts", columns=ALERT_COLUMNS, empty=NO_ALERT_FIRING
+        )
         print_rows(_lake_rows(lake, obs.now), fmt, title="lake health")
 
 

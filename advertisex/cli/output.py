@@ -49,9 +49,14 @@ def print_rows(
     *,
     title: str | None = None,
     columns: Sequence[str] | None = None,
+    empty: str | None = None,
 ) -> None:
-    """Print rows as a rich table, a JSON array of row objects, or CSV with a header."""
+    """Print rows as a rich table, a JSON array of row objects, or CSV with a header;
+    ``empty`` is what a person is told instead of a table when there is no row."""
     columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    if fmt is Format.table and not rows and empty is not None:
+        print_message(empty)
+        return
     if fmt is Format.json:
         print_json([{c: r.get(c) for c in columns} for r in rows])
     elif fmt is Format.csv:
@@ -72,6 +77,10 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     from rich.cells import cell_len
 
     out = console()
+    if not rows:  # a frame of headers (or a title over no blocks) reads as a broken answer
+        said = (f"{title}: " if title else "") + "no rows"
+        out.print(said + (f" (columns: {', '.join(columns)})" if columns else ""), soft_wrap=True)
+        return
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [
         max([cell_len(line) for row in cells for line in row[i].splitlines()] or [1])

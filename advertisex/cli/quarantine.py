@@ -60,15 +60,18 @@ def list_reasons(
     for row in rows if fmt is Format.table else []:
         for column in ("first_landed", "last_landed"):
             row[column] = short_time(row[column], utcnow())
-    print_rows(rows, fmt, title="quarantine by reason", columns=table.column_names)
-    if fmt is Format.table:
-        if table.num_rows:
-            print_message(
-                "A record counts under each of its reasons. See them: "
-                "[bold]advertisex quarantine show --reason REASON[/]"
-            )
-        else:
-            print_message("the quarantine is empty for this selection.")
+    print_rows(
+        rows,
+        fmt,
+        title="quarantine by reason",
+        columns=table.column_names,
+        empty="the quarantine is empty for this selection.",
+    )
+    if fmt is Format.table and rows:
+        print_message(
+            "A record counts under each of its reasons. See them: "
+            "[bold]advertisex quarantine show --reason REASON[/]"
+        )
 
 
 @quarantine_app.command("show")
@@ -122,11 +125,15 @@ def replay(
     if fmt is Format.json:
         print_json(summary)
         return
-    print_rows(rows, fmt, title="quarantine replay", columns=list(SOURCE_FIELDS))
-    if fmt is Format.table:
-        if not rows:
-            print_message("nothing to replay: no quarantined records match.")
-        elif report.changed:
+    print_rows(
+        rows,
+        fmt,
+        title="quarantine replay",
+        columns=list(SOURCE_FIELDS),
+        empty="nothing to replay: no quarantined records match.",
+    )
+    if fmt is Format.table and rows:
+        if report.changed:
             moved = sum(r["left_quarantine"] for r in rows)
             print_message(
                 f"{moved:,} records left the quarantine (batch {report.batch_id}, "

@@ -58,3 +58,16 @@ def test_short_times_drop_the_date_on_the_same_day():
     assert short_time("2026-11-27T09:05:01+00:00", now) == "09:05:01"
     assert short_time(datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC), now) == "2026-11-20 23:59"
     assert short_time(None, now) is None
+
+
+def test_no_rows_is_said_in_words_not_drawn_as_an_empty_frame(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")  # too narrow for the headers: it was a bare title
+    capsys.readouterr()
+    print_rows([], Format.table, title="campaigns", columns=list(ROWS[0]))
+    out = capsys.readouterr().out
+    assert out.startswith("campaigns: no rows (columns: campaign_id, day,") and "┃" not in out
+    print_rows([], Format.table, title="campaigns", columns=["a"], empty="nothing loaded yet")
+    said = capsys.readouterr()
+    assert said.out == "" and said.err.strip() == "nothing loaded yet"
+    print_rows([], Format.json, title="campaigns", columns=["a"], empty="nothing loaded yet")
+    assert capsys.readouterr().out.strip() == "[]"

@@ -34,8 +34,8 @@ def test_load_list_and_errors(tmp_path, cli, run_subprocess):
     assert [r["budget"] for r in json.loads(out)] == [100.0, 5.0]
     _, out, _ = cli(data, "dims", "list", "--history", "--format", "csv")
     assert out.count("cmp-1") == 2
-    _, out, _ = cli(data, "dims", "list", "--kind", "creatives")
-    assert "dims.creatives" in out
+    _, out, err = cli(data, "dims", "list", "--kind", "creatives")
+    assert out == "" and "no creatives loaded yet" in err  # words, not an empty frame
 
     bad = tmp_path / "bad.csv"
     bad.write_text("campaign_id,start_date\ncmp-3,31/12/2026\n")
