@@ -88,10 +88,48 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.stop()
 
 
+SPARK_GROUP = "spark"
+SLOW_GROUP = "slow:"  # prefix of a module's group when one of its tests is slow
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the Spark tests, and group the tests for ``pytest -n 2 --dist loadgroup``:
+    every Spark test in one group (one worker, one JVM), every other test with its
+    module (one worker builds the module's fixtures, a generated lake or a server, once)."""
+    slow_modules = set()
     for item in items:
         if {"spark", "spark_available"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.spark)
-            # Under ``-n 2 --dist loadgroup`` every Spark test runs on one worker: one JVM.
-            item.add_marker(pytest.mark.xdist_group("spark"))
+        if item.get_closest_marker("slow"):
+            slow_modules.add(item.path)
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group(SPARK_GROUP))
+        elif not item.get_closest_marker("xdist_group"):  # a group of its own is kept
+            module = item.nodeid.split("::", 1)[0]
+            slow = SLOW_GROUP if item.path in slow_modules else ""
+            item.add_marker(pytest.mark.xdist_group(f"{slow}{module}"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Longest first: the Spark group (a JVM and the heaviest tests), then the modules
+    with slow tests, then the rest by size, so neither worker is left with a long tail."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class LongestFirst(LoadGroupScheduling):  # type: ignore[misc]
+        def _assign_work_unit(self, node: Any) -> None:
+            if not getattr(self, "_ordered", False):
+                self._ordered = True
+                order = sorted(
+                    self.workqueue,
+                    key=lambda g: (g != SPARK_GROUP, not g.startswith(SLOW_GROUP)),
+                )
+                for group in reversed(order):  # a stable sort: sizes order each rank
+                    self.workqueue.move_to_end(group, last=False)
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log)
