@@ -523,8 +523,8 @@ def segment_times(names: Iterable[str] | pa.Array | pa.ChunkedArray) -> pa.Times
     :func:`segment_name` makes are parsed in Arrow (tens of thousands in milliseconds),
     any other name by :func:`segment_time` itself.
 
-    >>> segment_times(["clicks/2026-12-01/20/20261201T205958123456Z-a.csv"])[0].as_py()
-    datetime.datetime(2026, 12, 1, 20, 59, 58, 123456, tzinfo=datetime.timezone.utc)
+    >>> segment_times(["clicks/2026-12-01/20/20261201T205958123456Z-a.csv"])[0].as_py().isoformat()
+    '2026-12-01T20:59:58.123456+00:00'
     """
     import pyarrow as pa
     import pyarrow.compute as pc
