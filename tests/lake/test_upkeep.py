@@ -109,8 +109,7 @@ def test_a_commit_works_out_each_table_metadata_once_per_change(
     import pyiceberg.table as iceberg
 
     lake = _lake(tmp_path / "data")
-    for b in range(3):
-        lake.commit_batch(_batch(b * 10, [b, b + 30]), [], {})
+    lake.commit_batch(_batch(0, [0, 30]), [], {})
     looks: list[int] = []
     work_out = iceberg.update_table_metadata
     monkeypatch.setattr(
@@ -118,7 +117,7 @@ def test_a_commit_works_out_each_table_metadata_once_per_change(
     )
     lake.commit_batch(_batch(100, [4, 40]), [], {})  # two tables, two day files each
     assert 0 < len(looks) <= 2 * 2, len(looks)  # pyiceberg alone: 44
-    assert len(_rows(lake, "curated.clicks")) == 8
+    assert len(_rows(lake, "curated.clicks")) == 4
 
 
 step = st.one_of(
