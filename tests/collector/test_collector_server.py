@@ -79,7 +79,7 @@ def test_every_format_and_the_firehose_api_reach_the_curated_tables(
     server_factory, tmp_path
 ) -> None:
     server = server_factory()
-    with httpx.Client(base_url=server.url) as http:
+    with httpx.Client(base_url=server.url, timeout=60) as http:  # patient on a loaded machine
         posts = [
             ("/v1/impressions", ndjson(impressions(30, "nd")), NDJSON),
             (
