@@ -61,7 +61,7 @@ apt:
 	  { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $(PACKAGES) >/dev/null; }
 
 test: lint typecheck promtool services
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 # `pip install .` without extras into a clean venv, resolved from the package index (network),
 # then ingest → process → query on the reference samples. `make test` runs the offline variant.

@@ -65,7 +65,7 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
             "--out",
             str(source),
             "--events",
-            "20000",
+            "8000",
             "--seed",
             "5",
             "--start",
