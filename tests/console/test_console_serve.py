@@ -20,30 +20,32 @@ pytestmark = pytest.mark.integration
 @pytest.mark.slow
 def test_serve_puts_the_console_beside_the_collector(lake_copy: Callable[[], Path]) -> None:
     server = ServerProcess(lake_copy(), verb="serve").start()
+    http = httpx.Client(base_url=server.url, timeout=60)  # patient on a loaded machine
     try:
-        page = httpx.get(server.url + "/")
+        page = http.get("/")
         assert page.status_code == 200 and "Overview" in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        spec = httpx.get(server.url + "/openapi.json").json()
+        spec = http.get("/openapi.json").json()
         assert {"/v1/impressions", "/api/v1/query", "/api/v1/status", "/campaigns"} <= set(
             spec["paths"]
         )
         assert set(spec["paths"]["/"]) == {"get", "post"}  # console page and Firehose API
-        sent = httpx.post(
-            server.url + "/v1/impressions",
+        sent = http.post(
+            "/v1/impressions",
             content=ndjson(impressions(2, "beside-console")),
             headers={"content-type": "application/x-ndjson"},
         )
         assert sent.status_code == 200 and sent.json()["accepted"] == 2
-        wrong = httpx.get(server.url + "/v1/impressions")
+        wrong = http.get("/v1/impressions")
         assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
-        status = httpx.get(server.url + "/api/v1/status").json()
+        status = http.get("/api/v1/status").json()
         assert [s["source"] for s in status["sources"]] == ["impressions", "clicks", "bids"]
         assert server.stop(signal.SIGINT) == 0  # Ctrl-C, as it says: a stop, not an interrupt
         assert "interrupted" not in server.log()
     finally:
         if server.process and server.process.poll() is None:
             server.process.kill()
+        http.close()
 
 
 def test_console_alone_refuses_a_public_bind_without_keys(lake_template: Path) -> None:
