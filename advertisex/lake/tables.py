@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advertisex.errors import LakeError
+from advertisex.errors import CommitConflictError, LakeError
 from advertisex.lake.listing import current_files
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
@@ -254,7 +254,16 @@ class Lake:
             if fields != ("*",):
                 schema = pa.schema([schema.field(f) for f in fields])
             return schema.empty_table()
-        return table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields).to_arrow()
+        try:
+            scan = table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields)
+            return scan.to_arrow()
+        except FileNotFoundError as error:
+            # Maintenance (another process) expired the snapshot this metadata names and
+            # deleted its files: fresh metadata reads the same rows from the files now live.
+            raise CommitConflictError(
+                f"{name} changed while it was read (a file of an expired snapshot is gone)",
+                hint="read it again: fresh metadata names the files now live",
+            ) from error
 
     def done_segments(
         self,

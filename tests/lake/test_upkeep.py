@@ -327,3 +327,17 @@ def test_time_travel_reaches_every_instant_of_the_window_to_within_a_step() -> N
     # A reader following the table from snapshot 1,700 (the marts) keeps its chain whole.
     followed = set(expired_snapshots(table, settings, NOW, keep=frozenset({1700})))
     assert not followed & set(range(1700, 30 * 60 + 1)) and followed < doomed
+
+
+def test_a_read_of_a_snapshot_expired_meanwhile_is_a_conflict_to_retry(tmp_path: Path) -> None:
+    """Maintenance in another process deleted the files of the snapshot this lake's
+    metadata still names: the read is retried on fresh metadata, not a crash."""
+    from advertisex.errors import CommitConflictError, TransientError
+
+    lake = _lake(tmp_path / "data")
+    lake.commit_batch(_batch(0, [1, 2]), [], {})
+    stale = lake.table("curated.clicks").current_snapshot()
+    Path(_key(stale.manifest_list)).unlink()  # as expiry does once the snapshot is gone
+    with pytest.raises(CommitConflictError, match="changed while it was read") as raised:
+        lake.read("curated.clicks")
+    assert isinstance(raised.value, TransientError)  # the runner's batch retry takes it
