@@ -104,7 +104,10 @@ class CommittedKeys:
             return state
         appended = None
         if state is not None and state.snapshot_id is not None:
-            appended = appended_since(table, state.snapshot_id, snapshot_id, (COMPACTION,))
+            try:
+                appended = appended_since(table, state.snapshot_id, snapshot_id, (COMPACTION,))
+            except FileNotFoundError:  # a manifest list of snapshots expired meanwhile
+                appended = None
         added = None
         if appended and state is not None and state.days:
             try:

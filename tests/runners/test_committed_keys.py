@@ -142,3 +142,21 @@ def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
     everything = (T0, T0 + 5 * day)
     assert _cached(keys, *everything) == _scanned(lake, *everything)
     assert len(_cached(keys, *everything)) == 2
+
+
+def test_snapshots_expired_under_the_cache_are_a_conflict_to_retry(tmp_path: Path) -> None:
+    """Maintenance in another process expired the snapshots this process's metadata still
+    names (their manifest lists are gone): the lookup is a conflict the runner retries on
+    fresh metadata, never a crash."""
+    from advertisex.errors import CommitConflictError
+
+    lake = Lake(load_settings(data_dir=tmp_path / "data"))
+    keys = CommittedKeys(lake)
+    lake.commit_batch({TABLE: _clicks([("a", 5)])}, [], {})
+    window = (T0, T0 + timedelta(days=1))
+    assert _cached(keys, *window) == {("a", "h-a")}
+    lake.commit_batch({TABLE: _clicks([("b", 6)])}, [], {})
+    gone = lake.table(TABLE).current_snapshot()
+    Path(gone.manifest_list.removeprefix("file://")).unlink()
+    with pytest.raises(CommitConflictError):
+        keys.lookup(TABLE, *window)
