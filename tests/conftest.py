@@ -1,7 +1,7 @@
 """Shared fixtures: a platform on a temporary data directory, the AWS reference samples,
 and one Spark session for every test that needs one.
 
-Tests that use the ``spark`` (or ``spark_available``) fixture are marked ``spark`` at
+Tests that use the ``spark`` fixture are marked ``spark`` at
 collection, so the fast layer (``-m "not slow and not spark"``) never starts a JVM.
 """
 
@@ -62,15 +62,6 @@ def spark_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture
-def spark_available() -> None:
-    """Skip unless PySpark and Java are here (for a test that starts Spark in a process
-    of its own, as a user's command does)."""
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local[2] Spark session for the whole run: a JVM takes seconds to start, and
@@ -99,7 +90,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     module (one worker builds the module's fixtures, a generated lake or a server, once)."""
     slow_modules = set()
     for item in items:
-        if {"spark", "spark_available"} & set(getattr(item, "fixturenames", ())):
+        if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
         if item.get_closest_marker("slow"):
             slow_modules.add(item.path)
