@@ -209,6 +209,13 @@ class CollectorSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Interface to bind; non-loopback requires API keys.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes serving the port (SO_REUSEPORT), each with its own "
+        "segments; default: one per CPU core. `serve --workers N` overrides it.",
+    )
     collector_id: str | None = Field(
         None,
         description="Names this collector's segments and lets it recover its own unsealed files "

@@ -43,23 +43,34 @@ def _settings(host: str | None, port: int | None) -> Any:
 def serve(
     host: str | None = typer.Option(None, "--host", help=HOST_HELP + " (default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", "-p", help=PORT_HELP + " (default 8080)"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        min=1,
+        max=64,
+        help="Processes serving the port (default: collector.workers, else one per CPU core).",
+    ),
 ) -> None:
     """Run the HTTP collector (and the web console at /): events are fsync'd before they are acknowledged."""
     from advertisex.cli.console import beside_collector
     from advertisex.collector.server import serve as run
+    from advertisex.collector.workers import default_workers
 
     settings = _settings(host, port)
     wrap = beside_collector(settings)
+    count = workers or default_workers(settings)
 
     def ready(url: str) -> None:
+        processes = f", {count} workers" if count > 1 else ""
         print_message(
-            f"collector listening on [bold]{url}[/] → {settings.landing_dir} "
+            f"collector listening on [bold]{url}[/] → {settings.landing_dir}{processes} "
             f"(docs {url}/docs, metrics {url}/metrics; Ctrl-C or SIGTERM to stop)"
         )
         if wrap is not None:
             print_message(f"console on [bold]{url}/[/] (read API {url}/api/v1)")
 
-    run(settings, on_ready=ready, wrap=wrap)
+    run(settings, on_ready=ready, wrap=wrap, workers=count)
 
 
 def up(
@@ -123,15 +134,12 @@ def _child_setup(nice: int) -> Any:
     gracefully on that SIGTERM.
     """
 
+    from advertisex.util.isolate import die_with_parent
+
     def setup() -> None:
         if nice:
             os.nice(nice)
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # not Linux: children outlive a killed parent
-            pass
+        die_with_parent(signal.SIGTERM)
 
     return setup
 

@@ -160,13 +160,14 @@ async def readyz(request: Request) -> Response:
         collector.check_capacity()
     except AdvertiseXError as error:
         return error_response(error)
-    return json_response(
-        {
-            "status": "ready",
-            "collector_id": collector.collector_id,
-            "backlog_bytes": collector.capacity.backlog_bytes,
-        }
-    )
+    answer = {
+        "status": "ready",
+        "collector_id": collector.collector_id,
+        "backlog_bytes": collector.capacity.backlog_bytes,
+    }
+    if collector.worker is not None:  # which of `serve --workers N` answered
+        answer["worker"] = collector.worker.index
+    return json_response(answer)
 
 
 async def metrics(request: Request) -> Response:

@@ -3,11 +3,20 @@
 Names follow Prometheus conventions: ``advertisex_collector_`` prefix, base units
 (seconds, bytes), ``_total`` on counters. ``outcome`` is ``accepted`` or the stable
 error code, so an alert on ``outcome!="accepted"`` sees every refusal.
+
+With several worker processes (``serve --workers``) prometheus_client's multiprocess
+mode sums them: each worker's counters and histograms live in memory-mapped files of
+a directory the supervisor owns, and whichever worker is scraped reads them all. The
+live gauges are read when scraped, as in one process: backlog and free disk are the
+landing zone's (the same in every worker); pending bytes are set by each worker's
+capacity probe and summed over the live workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,19 +26,36 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_shared_metrics(directory: Path) -> None:
+    """Make every metric created from now on in this process (a worker) write to
+    ``directory``, where the others' are summed from. Called once, before any metric."""
+    from prometheus_client import values
+
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()
+
+
 class CollectorMetrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Path | None = None) -> None:
+        """``shared``: the multiprocess directory, in a worker (see :func:`use_shared_metrics`)."""
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        ProcessCollector(registry=r)
+        self.shared = shared
+        if not self.shared:
+            ProcessCollector(registry=r)  # one process's figures mean nothing summed
         self.requests = Counter(
             "advertisex_collector_requests",
             "Intake requests by source and outcome.",
@@ -86,19 +112,15 @@ class CollectorMetrics:
             "Requests answered from the Idempotency-Key memory instead of being stored again.",
             registry=r,
         )
-        self.backlog = Gauge(
-            "advertisex_collector_backlog_bytes",
-            "Sealed landing bytes not yet processed.",
-            registry=r,
-        )
         self.pending = Gauge(
             "advertisex_collector_pending_bytes",
             "Bytes received and queued, not yet fsync'd.",
             registry=r,
+            multiprocess_mode="livesum",
         )
-        self.disk_free = Gauge(
-            "advertisex_collector_disk_free_bytes", "Free space under the landing zone.", registry=r
-        )
+        self._live = _LiveGauges()
+        if not self.shared:
+            r.register(self._live)
 
     def observe_commit(self, source: str, seconds: float, requests: int) -> None:
         self.fsync.labels(source).observe(seconds)
@@ -112,10 +134,42 @@ class CollectorMetrics:
     def bind_gauges(
         self, backlog: Callable[[], float], pending: Callable[[], float], free: Callable[[], float]
     ) -> None:
-        """Gauges read the live figures when scraped, never a stale copy."""
-        self.backlog.set_function(backlog)
-        self.pending.set_function(pending)
-        self.disk_free.set_function(free)
+        """Gauges read the live figures when scraped, never a stale copy (a worker's pending
+        bytes are the exception: summed over workers, each sets its own, see ``set_pending``)."""
+        self._live.backlog, self._live.free = backlog, free
+        if not self.shared:
+            self.pending.set_function(pending)
+
+    def set_pending(self, value: float) -> None:
+        if self.shared:
+            self.pending.set(value)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.shared)
+        registry.register(self._live)
+        return generate_latest(registry)
+
+
+class _LiveGauges(Collector):
+    """Backlog and free disk, read from the landing zone's figures when scraped."""
+
+    def __init__(self) -> None:
+        self.backlog: Callable[[], float] = lambda: 0.0
+        self.free: Callable[[], float] = lambda: 0.0
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "advertisex_collector_backlog_bytes",
+            "Sealed landing bytes not yet processed.",
+            value=self.backlog(),
+        )
+        yield GaugeMetricFamily(
+            "advertisex_collector_disk_free_bytes",
+            "Free space under the landing zone.",
+            value=self.free(),
+        )

@@ -27,9 +27,9 @@ def safe_collector_id(raw: str) -> str:
 class Labels:
     """Segment labels ``<id>.<boot>.<sequence>``, unique across writers and restarts."""
 
-    def __init__(self, collector_id: str) -> None:
+    def __init__(self, collector_id: str, boot: str | None = None) -> None:
         self.collector_id = collector_id
-        self.boot = secrets.token_hex(3)
+        self.boot = boot or new_boot()
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -39,15 +39,30 @@ class Labels:
         return f"{self.collector_id}.{self.boot}.{n:06d}"
 
 
-def recover(zone: LandingZone, collector_id: str, on_sealed: Sealed | None = None) -> list[str]:
-    """Seal the unsealed NDJSON segments a previous run of this collector left behind.
+def new_boot() -> str:
+    """A fresh boot token: hex, so a label stays ``<id>.<hex>.<sequence>``."""
+    return secrets.token_hex(4)
+
+
+def recover(
+    zone: LandingZone,
+    collector_id: str,
+    on_sealed: Sealed | None = None,
+    boot: str | None = None,
+) -> list[str]:
+    """Seal the unsealed NDJSON segments a previous run of this collector left behind
+    (with ``boot``: only those of that run, e.g. one worker that died while the others
+    go on).
 
     Their bytes include every acknowledged request (each was fsync'd before its answer);
     a torn last line — possible only after a power cut — is cut off. Leftover per-request
     Avro files were never acknowledged (the answer waits for the rename) and are removed.
     """
     pattern = re.compile(
-        r"^\.\d{8}T\d{6}\d*Z-" + re.escape(collector_id) + r"\.[0-9a-f]+\.\d+\.(\w+)\.tmp$"
+        r"^\.\d{8}T\d{6}\d*Z-"
+        + re.escape(collector_id)
+        + (r"\." + re.escape(boot) if boot else r"\.[0-9a-f]+")
+        + r"\.\d+\.(\w+)\.tmp$"
     )
     recovered: list[str] = []
     for temporary in zone.unsealed():

@@ -11,11 +11,14 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advertisex.collector.access import is_loopback
 from advertisex.config import Settings
 from advertisex.errors import UserInputError
+
+if TYPE_CHECKING:
+    from advertisex.collector.service import Collector, WorkerSlot
 
 
 def check_binding(settings: Settings) -> None:
@@ -33,28 +36,49 @@ def serve(
     settings: Settings,
     on_ready: Callable[[str], None] | None = None,
     wrap: Callable[[Any], Any] | None = None,
+    workers: int = 1,
 ) -> None:
     """Block serving the collector until SIGTERM/SIGINT; segments are sealed on the way out.
 
     ``wrap`` puts another ASGI app in front of the collector's on the same port (the web
     console: ``advertisex serve`` and ``up`` pass it); it must hand the lifespan through.
+    ``workers`` > 1 runs that many processes on the port (:mod:`.workers`).
     """
-    import uvicorn
-
-    from advertisex.collector.app import create_app
-    from advertisex.collector.connections import guarded_protocol
     from advertisex.collector.service import Collector
 
     check_binding(settings)
-    config = settings.collector
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if workers > 1:
+        from advertisex.collector.workers import supervise
+
+        def run_worker(slot: WorkerSlot, sock: socket.socket, ready: Callable[[], None]) -> None:
+            _run(settings, Collector(settings, slot), sock, wrap, lambda url: ready())
+
+        supervise(settings, workers, run_worker, on_ready)
+        return
     collector = Collector(settings)
     collector.acquire()  # before anything touches the landing zone
     # Bind before the app starts: a second collector on a taken port must fail without
     # running recovery or opening segments.
-    sock = listen(config.host, config.port)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    sock = listen(settings.collector.host, settings.collector.port)
+    _run(settings, collector, sock, wrap, on_ready)
+
+
+def _run(
+    settings: Settings,
+    collector: Collector,
+    sock: socket.socket,
+    wrap: Callable[[Any], Any] | None,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    import uvicorn
+
+    from advertisex.collector.app import create_app
+    from advertisex.collector.connections import guarded_protocol
+
+    config = settings.collector
     app = create_app(settings, collector)
     server_config = uvicorn.Config(
         wrap(app) if wrap is not None else app,

@@ -2,7 +2,10 @@
 
 :class:`Collector` owns the segment writers (one per source and container format), the
 capacity probe, the key ring, the idempotency memory and the metrics. The HTTP layer
-only asks it to authorize, to check capacity and to store framed bytes.
+only asks it to authorize, to check capacity and to store framed bytes. In a worker
+process of ``serve --workers`` (a :class:`WorkerSlot`), the supervisor holds the lock and
+recovers segments; the worker names its segments with its own boot token and shares the
+idempotency memory and the metrics with the other workers.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from advertisex.collector.access import KeyRing, Principal, is_loopback, presented_key
 from advertisex.collector.capacity import Capacity
 from advertisex.collector.framing import Framed, decode_body, frame_gzipped_avro
-from advertisex.collector.idempotency import IdempotencyCache
+from advertisex.collector.idempotency import IdempotencyCache, SharedIdempotency
 from advertisex.collector.metrics import CollectorMetrics
 from advertisex.collector.responses import unavailable
 from advertisex.collector.segments import Labels, recover, safe_collector_id
@@ -32,16 +37,64 @@ from advertisex.util.isolate import Budget, BudgetExceeded
 log = logging.getLogger("advertisex.collector")
 
 
+@dataclass(frozen=True)
+class WorkerSlot:
+    """One worker process of ``serve --workers``: its number, the boot token its segment
+    names carry, and the supervisor's directory of shared state (idempotency, metrics)."""
+
+    index: int
+    boot: str
+    shared: Path
+
+    @property
+    def idempotency_path(self) -> Path:
+        return self.shared / "idempotency.sqlite3"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.shared / "metrics"
+
+
+def collector_id(settings: Settings) -> str:
+    c = settings.collector
+    return safe_collector_id(c.collector_id or f"{socket.gethostname()}-{c.port}")
+
+
+def hold_lock(zone: LandingZone, ident: str) -> int:
+    """Take collector ``ident``'s lock on ``zone`` (a file descriptor to close), or refuse."""
+    directory = zone.root / "_collectors"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"{ident}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserInputError(
+            f"another collector with id {ident!r} is running on {zone.root}",
+            hint="stop it first, or give this one its own id (ADVERTISEX_COLLECTOR__COLLECTOR_ID)",
+        ) from None
+    return fd
+
+
 class Collector:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: WorkerSlot | None = None) -> None:
         self.settings = settings
         self.config = c = settings.collector
-        self.collector_id = safe_collector_id(c.collector_id or f"{socket.gethostname()}-{c.port}")
+        self.worker = worker
+        self.collector_id = collector_id(settings)
         self.zone = LandingZone(settings.landing_dir)
-        self.metrics = CollectorMetrics()
+        self.metrics = CollectorMetrics(worker.metrics_dir if worker else None)
         self.keys = KeyRing(c.api_keys)
-        self.idempotency = IdempotencyCache(c.idempotency_ttl_seconds, c.idempotency_max_keys)
-        self.labels = Labels(self.collector_id)
+        ttl, most = c.idempotency_ttl_seconds, c.idempotency_max_keys
+        # Reloads of a pixel: remembered per process, on the hot path (no shared store);
+        # a reload that reaches another worker lands again and the processor's dedupe drops it.
+        self.reloads = IdempotencyCache(ttl, most)
+        self.idempotency: IdempotencyCache | SharedIdempotency = (
+            SharedIdempotency(worker.idempotency_path, ttl, most, owner=worker.boot)
+            if worker
+            else self.reloads
+        )
+        self.labels = Labels(self.collector_id, worker.boot if worker else None)
         self.capacity = Capacity(
             self.zone,
             settings.catalog_uri,
@@ -49,6 +102,7 @@ class Collector:
             max_backlog_bytes=c.max_backlog_bytes,
             max_pending_bytes=c.max_pending_bytes,
             pending_bytes=self.pending_bytes,
+            shared=worker.shared / "outstanding.sqlite3" if worker else None,
         )
         self.writers: dict[tuple[str, str], SegmentWriter] = {}
         for source in SOURCES:
@@ -60,6 +114,8 @@ class Collector:
             self.pending_bytes,
             lambda: self.capacity.disk_free_bytes,
         )
+        if worker:  # summed over workers: each publishes its own twice a second
+            self.capacity.on_tick = lambda: self.metrics.set_pending(self.pending_bytes())
         self.ready = False
         self.recovered: list[str] = []
         self._lock_fd: int | None = None
@@ -89,27 +145,17 @@ class Collector:
         running, it would seal files the first is still appending to. The lock (released
         by the kernel when the process dies, even by SIGKILL) makes that impossible.
         """
-        if self._lock_fd is not None:
-            return
-        directory = self.zone.root / "_collectors"
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / f"{self.collector_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserInputError(
-                f"another collector with id {self.collector_id!r} is running on {self.zone.root}",
-                hint="stop it first, or give this one its own id (ADVERTISEX_COLLECTOR__COLLECTOR_ID)",
-            ) from None
-        self._lock_fd = fd
+        if self._lock_fd is None:
+            self._lock_fd = hold_lock(self.zone, self.collector_id)
 
     def start(self) -> None:
-        """Seal what a previous run of this collector left open, then start writing."""
-        self.acquire()
-        self.recovered = recover(self.zone, self.collector_id, self._sealed)
-        if self.recovered:
-            log.warning("sealed %d segment(s) left open by a previous run", len(self.recovered))
+        """Seal what a previous run of this collector left open, then start writing (a
+        worker's supervisor did the first part, for all of its workers)."""
+        if self.worker is None:
+            self.acquire()
+            self.recovered = recover(self.zone, self.collector_id, self._sealed)
+            if self.recovered:
+                log.warning("sealed %d segment(s) left open by a previous run", len(self.recovered))
         for writer in self.writers.values():
             writer.start()
         self.capacity.start()

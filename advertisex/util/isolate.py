@@ -226,10 +226,19 @@ def _serve(conn: Any) -> None:
 
 
 def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
+    die_with_parent(signal.SIGKILL)
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+def die_with_parent(sig: int) -> None:
+    """Have the kernel send this process ``sig`` when its parent dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing: children outlive a killed parent)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 _SHARED: dict[tuple[str, ...], WorkerPool] = {}

@@ -52,6 +52,7 @@ class ServerProcess:
             "ADVERTISEX_CONFIG": str(config),
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
+            "ADVERTISEX_COLLECTOR__WORKERS": "1",  # one process unless a test asks for more
             **env,
         }
         self.log_path = data_dir.parent / f"{verb}-{self.port}-{uuid.uuid4().hex[:6]}.log"

@@ -103,7 +103,7 @@ async def endpoint(request: Request) -> Response:
         if impression_id:
             fingerprint = hashlib.sha256(raw).digest()
             try:
-                _, replayed = await tracking.collector.idempotency.run(
+                _, replayed = await tracking.collector.reloads.run(
                     (ENDPOINT, impression_id), fingerprint, land
                 )
             except KeyReused:  # same id, other parameters: land it, dedupe decides
