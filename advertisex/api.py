@@ -82,12 +82,8 @@ class AdvertiseX:
     ) -> list[IngestResult]:
         """Copy files (folders, globs) into the landing zone; already-landed bytes are no-ops."""
         files = expand_paths(paths)
-        results = []
-        for i, path in enumerate(files, start=1):
-            results.append(self.landing.ingest_file(path, source))
-            if progress:
-                progress("ingest", i, len(files))
-        return results
+        done = (lambda n: progress("ingest", n, len(files))) if progress else None
+        return self.landing.ingest_files(list(files), source, done)
 
     def process(self, progress: Progress | None = None) -> ProcessReport:
         """Process every pending landing segment into the curated tables."""

@@ -91,13 +91,50 @@ class Lake:
         return table
 
     def _create(self, spec: TableSpec) -> Table:
+        """Create ``spec``'s table with its day partition and sort order in one metadata
+        write (not three: creating the lake's tables is part of every first run)."""
+        from pyiceberg.catalog import Catalog
         from pyiceberg.exceptions import TableAlreadyExistsError
+        from pyiceberg.partitioning import (
+            UNPARTITIONED_PARTITION_SPEC,
+            PartitionField,
+            PartitionSpec,
+        )
+        from pyiceberg.schema import assign_fresh_schema_ids
+        from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, NullOrder, SortField, SortOrder
         from pyiceberg.transforms import DayTransform
 
+        # Field ids first (what pyiceberg gives an Arrow schema), so the partition field
+        # and the sort order can name their source columns.
+        schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema, 2))
+        partitioning = UNPARTITIONED_PARTITION_SPEC
+        if spec.partition_by_day:
+            partitioning = PartitionSpec(
+                PartitionField(
+                    source_id=schema.find_field(spec.partition_by_day).field_id,
+                    field_id=1000,  # Iceberg's first partition field id
+                    transform=DayTransform(),
+                    name=f"{spec.partition_by_day}_day",
+                )
+            )
+        order = UNSORTED_SORT_ORDER
+        if spec.sort_by:
+            order = SortOrder(
+                *(
+                    SortField(
+                        source_id=schema.find_field(c).field_id,
+                        transform=_identity(),
+                        null_order=NullOrder.NULLS_LAST,  # as ``update_sort_order().asc`` has it
+                    )
+                    for c in spec.sort_by
+                )
+            )
         try:
-            table = self.catalog.create_table(
+            return self.catalog.create_table(
                 spec.qualified,
-                schema=spec.schema,
+                schema=schema,
+                partition_spec=partitioning,
+                sort_order=order,
                 properties={
                     "write.parquet.compression-codec": "zstd",
                     "format-version": "2",
@@ -106,16 +143,6 @@ class Lake:
             )
         except TableAlreadyExistsError:  # another process created it first
             return self.catalog.load_table(spec.qualified)
-        if spec.partition_by_day:
-            with table.update_spec() as update:
-                update.add_field(
-                    spec.partition_by_day, DayTransform(), f"{spec.partition_by_day}_day"
-                )
-        if spec.sort_by:
-            with table.update_sort_order() as order:
-                for column in spec.sort_by:
-                    order.asc(column, _identity())
-        return table
 
     def refresh(self) -> None:
         self._tables.clear()

@@ -81,6 +81,14 @@ class ProcessReport:
     segments: int = 0
     seconds: float = 0.0
     marts: MartUpdate | None = None  # what bringing the marts up to date did (None: off)
+    # Seconds spent per phase, over all batches: ``prepare`` (the batch's rules: committed
+    # keys, dimensions), ``transform`` (read, decode, kernels, data files), ``commit``,
+    # ``marts`` (bringing the marts up to date).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, started: float) -> None:
+        """Add the time since ``started`` (``time.perf_counter()``) to ``phase``."""
+        self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
 
     def add(self, account: SourceAccount) -> None:
         self.accounts.setdefault(account.source, SourceAccount(account.source)).add(account)
@@ -221,7 +229,9 @@ class Runner(ABC, Generic[ReadT]):
                 # Every run, not only one that committed: a run killed between its last
                 # commit and this line left the marts behind, and "nothing pending" must
                 # not leave them there (the marts know the snapshots they reflect).
+                marts_started = time.perf_counter()
                 report.marts = self.update_marts(progress)
+                report.timed("marts", marts_started)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -233,7 +243,9 @@ class Runner(ABC, Generic[ReadT]):
         report: ProcessReport | None = None,
     ) -> tuple[dict[str, SourceAccount], str]:
         """Run one batch of ``segments`` and commit it; (accounts per source, batch id)."""
+        report = report if report is not None else ProcessReport()
         started_at = utcnow()
+        phase_started = time.perf_counter()
         batch = Batch(
             id=batch_id_for(segments),
             segments=segments,
@@ -241,9 +253,13 @@ class Runner(ABC, Generic[ReadT]):
             rules=self.rules(now or started_at, segments),
             progress=progress,
         )
+        report.timed("prepare", phase_started)
+        phase_started = time.perf_counter()
         with self.read(batch) as framed:
             self.check_cancel()
             transformed = self.transform(batch, framed)
+        report.timed("transform", phase_started)
+        phase_started = time.perf_counter()
         # What each segment gave is known once the engine is done (one may stream them).
         kept = [s for i, s in enumerate(segments) if i in framed.records]
         unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]
@@ -268,6 +284,7 @@ class Runner(ABC, Generic[ReadT]):
         marks = done_marks(consumed, records, batch.id, committed_at)
         batch.report("commit")
         self.lake.commit_files(files, marks, {"advertisex.batch-id": batch.id})
+        report.timed("commit", phase_started)
         self._told_set_aside(unreadable, report)
         self._committed_batch(marks, accounts, started_at, kept, transformed.files)
         return accounts, batch.id

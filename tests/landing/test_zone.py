@@ -26,6 +26,29 @@ def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
     assert [s.name for s in zone.segments()] == [first.segment]
 
 
+def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_once(
+    tmp_path: Path,
+):
+    zone = LandingZone(tmp_path / "landing")
+    paths = []
+    for i in range(30):
+        f = tmp_path / f"imps-{i:02}.ndjson"
+        # every third file repeats the bytes of the file before it
+        n = i - 1 if i % 3 == 2 else i
+        f.write_bytes(b'{"ad_creative_id":"c","user_id":"u%d","timestamp":"2026-01-01"}\n' % n)
+        paths.append(f)
+    told: list[int] = []
+    results = zone.ingest_files(paths, done=told.append)
+    assert told == list(range(1, 31))
+    assert [r.path for r in results] == [str(p) for p in paths]
+    landed = [r for r in results if r.status == "landed"]
+    assert len(landed) == 20
+    assert all(results[i].status == "already" for i in range(2, 30, 3))
+    assert all(results[i].segment == results[i - 1].segment for i in range(2, 30, 3))
+    # name order (arrival order) is the order the files were given in
+    assert [s.name for s in zone.segments()] == [r.segment for r in landed]
+
+
 @pytest.mark.parametrize(
     ("content", "status", "source"),
     [

@@ -1,0 +1,82 @@
+"""Bench: ``advertisex demo`` as a user runs it, end to end, in an empty folder.
+
+    .venv/bin/python bench/demo.py                    # 1 M events, the issue's figure
+    .venv/bin/python bench/demo.py --events 200000 --repeat 3
+
+Runs the console script ``advertisex demo --format json`` in a new empty folder (install
+excluded, Python's start-up and imports included) and prints the whole command's wall
+time beside the target (≤ 8 s for 1 M events) with the ratio, each phase the demo timed
+(generate, ingest, process and its parts, report, check; start-up is the command's wall
+time less the demo's own total), the CPU time of the command (user + system of the
+processes it waited for), and the load average before and after: the machine is shared,
+and a figure means little without it. Fails when the demo's rows do not match its truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from advertisex.util import jsonutil
+
+TARGET_S = 8.0
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_demo(events: int, folder: Path) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds, the demo's JSON) of one demo run in ``folder``."""
+    script = str(Path(sys.executable).with_name("advertisex"))
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(folder / "advertisex-data"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [script, "demo", "--events", str(events), "--format", "json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"advertisex demo failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, jsonutil.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs, each in a new folder")
+    args = parser.parse_args()
+    for run in range(1, args.repeat + 1):
+        with tempfile.TemporaryDirectory(prefix="advertisex-demo-") as tmp:
+            print(f"run {run}: load average before {load()}", flush=True)
+            wall, cpu, result = run_demo(args.events, Path(tmp))
+            timings, phases = result["timings_s"], result["phases_s"]
+            ok = all(row["match"] for row in result["truth_check"])
+            target = TARGET_S * args.events / 1_000_000
+            print(
+                f"  advertisex demo, {args.events:,} events: {wall:.2f} s wall "
+                f"(target ≤ {target:.1f} s → {wall / target:.2f}× the target), "
+                f"{cpu:.1f} s CPU, truth check {'ok' if ok else 'MISMATCH'}"
+            )
+            shown = {"start-up": wall - timings["total"], **timings, **phases}
+            for name, seconds in shown.items():
+                print(f"    {name:<20} {seconds:6.2f} s")
+            print(f"  load average after {load()}", flush=True)
+            if not ok:
+                sys.exit("the demo's rows do not match its truth.json")
+
+
+if __name__ == "__main__":
+    main()
