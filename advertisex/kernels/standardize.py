@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from advertisex.formats.framing import IS_JSON
-from advertisex.kernels.fingerprint import payload_hash, payload_sql
+from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
+from advertisex.kernels import text
+from advertisex.kernels.fingerprint import payload_hash, payload_sql, payload_text
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -54,9 +57,15 @@ _TIME_TEXT = "epoch_us(event_time)"
 
 
 def _reasons(conditions: list[tuple[str, str]]) -> str:
-    """SQL building the list of reasons whose condition holds."""
+    """SQL building the list of reasons whose condition holds. The list is built only for
+    the rows some condition holds for (most rows have none, and a list per row costs
+    more than all the tests)."""
     items = ", ".join(f"CASE WHEN {cond} THEN '{code}' END" for cond, code in conditions)
-    return f"list_filter([{items}], lambda r: r IS NOT NULL)"
+    any_holds = " OR ".join(f"({cond})" for cond, _ in conditions)
+    return (
+        f"CASE WHEN {any_holds} THEN list_filter([{items}], lambda r: r IS NOT NULL) "
+        "ELSE []::VARCHAR[] END"
+    )
 
 
 def _missing(fields: tuple[str, ...], guard: str) -> list[tuple[str, str]]:
@@ -92,23 +101,25 @@ _IMP_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in IMPRESSION_FIELDS) + 
 # Whitespace JSON allows before a value (RFC 8259): space, tab, line feed, carriage return.
 _JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"
 _IMP_NULL_PATCH = "{" + ", ".join(f'"{f}": null' for f in IMPRESSION_FIELDS) + "}"
-# The normalized payload: every contract field but the id, time as normalized text.
-_IMP_PAYLOAD = [
-    "event_time_text",
-    *(f for f in IMPRESSION_FIELDS if f not in ("impression_id", "timestamp")),
-    "extras",
-]
+# The normalized payload is the id, the time as normalized text, these fields, the extras.
+_IMP_PAYLOAD = [f for f in IMPRESSION_FIELDS if f not in ("impression_id", "timestamp")]
 
 
-def _finite_number(text: str) -> str:
+def _finite_number(value: str) -> str:
     """SQL: the text as a DOUBLE, NULL unless it is a finite number. "INF", "-Infinity" and
     "NaN" cast to a double, but no price or value is infinite: they are quarantined as
     ``number_invalid`` like any other text that is not a number."""
-    return f"CASE WHEN isfinite(try_cast({text} AS DOUBLE)) THEN try_cast({text} AS DOUBLE) END"
+    return f"CASE WHEN isfinite(try_cast({value} AS DOUBLE)) THEN try_cast({value} AS DOUBLE) END"
 
 
 def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     """Framed JSON records (raw, segment, source_position, frame_error) → canonical rows.
+
+    Three steps, each where it is cheapest: the engine parses each record's text once
+    (validated, transformed into the contract's fields, its keys listed to find unknown
+    fields); Arrow's string kernels trim and case-fold the fields (:mod:`.text`) and
+    join the payload; the engine again, over the few narrow columns that need it, reads
+    timestamps and prices and lists the reasons.
 
     >>> import pyarrow as pa
     >>> from datetime import datetime, UTC
@@ -117,6 +128,78 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     >>> rows.column("reasons").to_pylist()[0][:1]
     ['required_missing:ad_creative_id']
     """
+    parsed = _parse_impressions(frame)
+    fields = {name: text.text(parsed.column(name)) for name in IMPRESSION_FIELDS}
+    fields["placement"] = text.lower(fields["placement"])
+    fields["device_type"] = text.lower(fields["device_type"])
+    fields["country"] = text.upper(fields["country"])
+    given_id, extras = fields.pop("impression_id"), parsed.column("extras")
+    checked = _check_impressions(frame, parsed, fields, given_id, rules)
+    event_time_text = checked.column("event_time_text")
+    payload = payload_text(
+        [
+            given_id,
+            event_time_text,
+            *(checked.column("cost_text") if f == "cost" else fields[f] for f in _IMP_PAYLOAD),
+            extras,
+        ]
+    )
+    reasons = checked.column("reasons")
+    columns = {
+        "impression_id": _with_fingerprints(given_id, payload),
+        "event_time": checked.column("event_time"),
+        **{f: checked.column("cost") if f == "cost" else fields[f] for f in _IMP_PAYLOAD},
+        "extras": extras,
+        "payload_hash": payload_hash(payload),
+        "payload": payload,
+        "segment": frame.column("segment"),
+        "source_position": frame.column("source_position"),
+        "raw": pc.if_else(
+            pc.greater(pc.list_value_length(reasons), 0),
+            frame.column(RAW),
+            pa.scalar(None, pa.string()),
+        ),
+        "frame_error": frame.column(FRAME_ERROR),
+        "reasons": reasons,
+    }
+    return pa.table(columns)
+
+
+def _parse_impressions(frame: pa.Table) -> pa.Table:
+    """Each record's contract fields as the JSON gave them (text, untrimmed), whether it is
+    JSON and an object, and its unknown fields as a JSON object (``extras``)."""
+    known_count = " + ".join(f"(j.{f} IS NOT NULL)::INT" for f in IMPRESSION_FIELDS)
+    # Each record's text is parsed as few times as DuckDB allows: validated once (by the
+    # framer when it could), transformed once into the contract's fields (objects only: a
+    # valid JSON text that starts with "{" is an object), its keys listed once.
+    query = f"""
+    WITH f AS (
+      {_validated(frame)}
+    ), o AS (
+      SELECT *, is_json AND starts_with(ltrim(raw, {_JSON_SPACE}), '{{') AS is_obj FROM f
+    ), j AS (
+      SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
+    )
+    SELECT is_json, is_obj, {", ".join(f'j.{f} AS "{f}"' for f in IMPRESSION_FIELDS)},
+      CASE WHEN is_obj AND len(json_keys(raw)) > ({known_count})
+           THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
+    FROM j
+    """
+    return engine.run(query, frame=frame.select([RAW, *_is_json(frame)]))
+
+
+def _is_json(frame: pa.Table) -> list[str]:
+    return [IS_JSON] if IS_JSON in frame.column_names else []
+
+
+def _check_impressions(
+    frame: pa.Table,
+    parsed: pa.Table,
+    fields: dict[str, pa.Array | pa.ChunkedArray],
+    given_id: pa.Array | pa.ChunkedArray,
+    rules: Rules,
+) -> pa.Table:
+    """Event time, cost (and their payload texts) and every reason of each record."""
     is_obj = "is_obj"
     typed_strings = ["given_id", "ad_creative_id", "campaign_id", "user_id", "website"]
     reasons = (
@@ -141,50 +224,45 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
         )
         + ")"
     )
-    known_count = " + ".join(f"(j.{f} IS NOT NULL)::INT" for f in IMPRESSION_FIELDS)
-    # Each record's text is parsed as few times as DuckDB allows: validated once, then
-    # transformed once into the contract's fields (objects only: a valid JSON text that
-    # starts with "{" is an object), and its keys listed once to find unknown fields.
+    narrow = pa.table(
+        {
+            "frame_error": frame.column(FRAME_ERROR),
+            "is_json": parsed.column("is_json"),
+            "is_obj": parsed.column("is_obj"),
+            "given_id": given_id,
+            "ts_text": fields["timestamp"],
+            "cost_text": fields["cost"],
+            **{f: fields[f] for f in typed_strings[1:]},
+        }
+    )
     query = f"""
-    WITH f AS (
-      {_validated(frame)}
-    ), o AS (
-      SELECT *, is_json AND starts_with(ltrim(raw, {_JSON_SPACE}), '{{') AS is_obj FROM f
-    ), j AS (
-      SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{_IMP_STRUCT}') END AS j FROM o
-    ), s AS (
-      SELECT segment, source_position, raw, frame_error, is_json, is_obj,
-        {_text("j.impression_id")} AS given_id,
-        {_text("j.timestamp")} AS ts_text,
-        {_text("j.ad_creative_id")} AS ad_creative_id,
-        {_text("j.campaign_id")} AS campaign_id,
-        {_text("j.user_id")} AS user_id,
-        {_text("j.website")} AS website,
-        lower({_text("j.placement")}) AS placement,
-        lower({_text("j.device_type")}) AS device_type,
-        {_text("j.user_agent")} AS user_agent,
-        {_text("j.ip")} AS ip,
-        upper({_text("j.country")}) AS country,
-        {_text("j.cost")} AS cost_text,
-        {_finite_number(_text("j.cost"))} AS cost,
-        {_text("j.auction_id")} AS auction_id,
-        CASE WHEN is_obj AND len(json_keys(raw)) > ({known_count})
-             THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
-      FROM j
+    WITH s AS (
+      SELECT *, {_finite_number("cost_text")} AS cost FROM narrow
     ), t AS (
       SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
-    ), r AS (
-      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM t
     )
-    SELECT
-      coalesce(given_id, CASE WHEN given_id IS NULL THEN 'fp-' || md5({payload_sql(_IMP_PAYLOAD)}) END) AS impression_id,
-      event_time, ad_creative_id, campaign_id, user_id, website, placement, device_type,
-      user_agent, ip, country, cost, auction_id, extras,
-      {payload_sql(["given_id", *_IMP_PAYLOAD])} AS payload,
-      segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
-    FROM r
+    SELECT event_time, CAST({_TIME_TEXT} AS VARCHAR) AS event_time_text, cost,
+      CAST(cost AS VARCHAR) AS cost_text, {reasons} AS reasons
+    FROM t
     """
-    return _hashed(query, rules.params(), frame)
+    return engine.run(query, rules.params(), narrow=narrow)
+
+
+def _with_fingerprints(
+    given_id: pa.Array | pa.ChunkedArray, payload: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
+    """The given ids, and for records without one ``fp-`` + MD5 of the payload without
+    its id (the payload of such a record starts with the null mark of the missing id)."""
+    missing = pc.is_null(given_id)
+    if not pc.any(missing).as_py():
+        return given_id
+    index = pa.array(np.flatnonzero(missing.to_numpy(zero_copy_only=False)))
+    without_id = pc.utf8_slice_codeunits(payload.take(index), 2)
+    ids = engine.run("SELECT 'fp-' || md5(p) AS id FROM t", t=pa.table({"p": without_id}))
+    position = np.full(len(given_id), -1, dtype=np.int64)
+    position[index.to_numpy()] = np.arange(len(index))
+    taken = pc.take(ids.column("id"), pa.array(np.maximum(position, 0)))
+    return pc.if_else(missing, taken, given_id)
 
 
 # ---------------------------------------------------------------- clicks & conversions

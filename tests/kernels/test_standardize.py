@@ -134,6 +134,29 @@ def test_click_ref_is_kept_and_rows_without_it_keep_their_ids_and_hashes():
     assert named["event_id"] != plain["event_id"]
 
 
+def test_ids_and_hashes_stay_those_of_the_sql_normalization():
+    """Pinned from the kernel that trimmed and case-folded inside its SQL: Arrow's text
+    kernels must give the same ids and payload hashes (no-break and ideographic spaces
+    trimmed, tabs kept, enumerations and countries case-folded, numbers as the engine
+    prints them, unknown fields with their nulls kept)."""
+    rows = _impressions(
+        '{"timestamp":"2026-11-20T13:04:05Z","ad_creative_id":"\\u00a0cr-1\\u3000",'
+        '"user_id":" u\\t","website":"https://Ex.com/ ","placement":" In_Feed ",'
+        '"device_type":"\\u00c9cran","country":"de","cost":1e-05,"note":{"k":[1,null]}}',
+        '{"timestamp":1795179845123,"ad_creative_id":"cr-2","user_id":"u2","website":"w",'
+        '"cost":"0.50","ip":"","x":null}',
+    )
+    assert [(r["impression_id"], r["payload_hash"]) for r in rows] == [
+        ("fp-5a2f701a1a8df82194c6989928b984ab", "xe467fe9465b7b1be"),
+        ("fp-034459e9b201c94e36304ff57afd4cf4", "xde7bb7afe43519d2"),
+    ]
+    assert [(r["placement"], r["device_type"], r["country"]) for r in rows] == [
+        ("in_feed", "écran", "DE"),
+        (None, None, None),
+    ]
+    assert [r["extras"] for r in rows] == ['{"note":{"k":[1,null]}}', '{"x":null}']
+
+
 record = st.fixed_dictionaries(
     {
         "timestamp": st.one_of(

@@ -1,0 +1,48 @@
+"""Arrow's text normalization must give exactly what the SQL it replaced gave: the values
+feed payload hashes and fingerprint ids that lakes have stored."""
+
+import unicodedata
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advertisex.kernels import text
+from advertisex.util import engine
+
+
+def test_trimmed_characters_are_the_unicode_space_separators_duckdb_trims():
+    zs = "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Zs")
+    assert zs == text.SPACE_SEPARATORS
+    every = "\t\n\r\x0b\x0c\x85\u200b\u2028" + zs
+    trimmed = engine.run(
+        "SELECT trim(c) AS c FROM t", t=pa.table({"c": [f"{ch}a{ch}" for ch in every]})
+    )
+    assert (
+        trimmed.column("c").to_pylist()
+        == text.text(pa.array([f"{ch}a{ch}" for ch in every])).to_pylist()
+    )
+
+
+_TEXTS = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(alphabet=st.sampled_from(" \t\u00a0\u3000aZ-ßİéÉ\u0130\u01c5"), max_size=6),
+        st.text(max_size=6),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_TEXTS)
+def test_text_lower_and_upper_equal_duckdb(values):
+    column = pa.array(values, pa.string())
+    sql = engine.run(
+        "SELECT nullif(trim(c), '') AS t, lower(nullif(trim(c), '')) AS l, "
+        "upper(nullif(trim(c), '')) AS u FROM t",
+        t=pa.table({"c": column}),
+    )
+    assert text.text(column).to_pylist() == sql.column("t").to_pylist()
+    assert text.lower(text.text(column)).to_pylist() == sql.column("l").to_pylist()
+    assert text.upper(text.text(column)).to_pylist() == sql.column("u").to_pylist()
