@@ -17,7 +17,7 @@ import gzip
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
     records that mention any of ``ids``; the same bytes back when none does."""
     packed = data.startswith(b"\x1f\x8b")
     plain = gzip.decompress(data) if packed else data
+    if container != "avro" and not any(i.encode() in plain for i in ids):
+        return Scrubbed(data)  # the cheap test first: most files never name them
     if container == "avro":
         result = _scrub_avro(plain, ids)
     elif container == "csv":
@@ -101,14 +103,16 @@ def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
 def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
     if header or data.lstrip(BOM).lstrip()[:1] == b"[":  # CSV, or a JSON array: whole
         return _scrub_framed(data, ids, header=header)
-    # JSON lines: only the lines that mention an id are framed (one may hold several
-    # objects back to back); every other line is kept as it is, cheaply.
+    # JSON lines: only the lines holding an id are looked at (one may hold several
+    # objects back to back); every other byte is kept as it is, cheaply.
     pattern = re.compile(mention_pattern(ids).encode())
-    kept, result = [], Scrubbed(data)
-    for line in data.splitlines(keepends=True):
+    kept, result, last = [], Scrubbed(data), 0
+    for start, end in _lines_holding(data, [i.encode() for i in ids]):
+        line = data[start:end]
         if not pattern.search(line):
-            kept.append(line)
             continue
+        kept.append(data[last:start])
+        last = end
         if _one_object(line):  # the usual line: one record, theirs
             result.removed += 1
             result.by_id.update(mentioned(line.decode("utf-8", "replace"), ids))
@@ -118,8 +122,24 @@ def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
         result.by_id.update(part.by_id)
         kept.append(part.data if part.removed else line)
     if result.removed:
+        kept.append(data[last:])
         result.data = b"".join(kept)
     return result
+
+
+def _lines_holding(data: bytes, needles: list[bytes]) -> list[tuple[int, int]]:
+    """(start, end) of every line of ``data`` that holds a needle, in order, each once
+    (found by ``bytes.find``: a scan of the whole file at memory speed, not line by line)."""
+    spans: set[tuple[int, int]] = set()
+    for needle in needles:
+        at = data.find(needle)
+        while at >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at + len(needle))
+            end = len(data) if end < 0 else end + 1
+            spans.add((start, end))
+            at = data.find(needle, end)
+    return sorted(spans)
 
 
 def _one_object(line: bytes) -> bool:
@@ -166,6 +186,7 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
     if not any(touched):
         return result
     wanted = set(ids)
+    may_name = _screen(ids)
     out = io.BytesIO()
     schema = fastavro.parse_schema(blocks[0].writer_schema)
     writer = Writer(out, schema, codec=blocks[0].codec)
@@ -174,7 +195,7 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
             writer.write_block(block)
             continue
         for record in block:
-            named = _named(record, wanted)
+            named = _named(record, wanted) if may_name(record) else set()
             if named:
                 result.removed += 1
                 result.by_id.update(named)
@@ -184,6 +205,22 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
     if result.removed:
         result.data = out.getvalue()
     return result
+
+
+def _screen(ids: list[str]) -> Callable[[Any], bool]:
+    """A cheap first look at a decoded record: False when it cannot name any of ``ids``.
+
+    A block that holds an id is decoded whole, and walking each of its thousands of
+    records in Python costs ten times the decoding; the record's ``repr`` (built in C)
+    holds every string value as it is, unless the id is one ``repr`` escapes."""
+    if not all(i.isprintable() and not set(i) & set("\\'\"") for i in ids):
+        return lambda record: True
+
+    def may_name(record: Any) -> bool:
+        text = repr(record)
+        return any(i in text for i in ids)
+
+    return may_name
 
 
 def _named(record: Any, wanted: set[str]) -> set[str]:

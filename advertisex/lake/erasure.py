@@ -13,7 +13,7 @@ that still reaches the old files (:func:`erase_history`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from advertisex.formats.scrub import mentioned, mentions
 from advertisex.lake import expiry
-from advertisex.lake.history import ERASURE, live_files
+from advertisex.lake.history import ERASURE, live_files, past_files
 from advertisex.lake.rewrite import commit_swap, read_files, write_sorted
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
@@ -68,7 +68,8 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     table = lake.table(name)
     schema = TABLES[name].schema
     scale = lake.settings.scale
-    files = {f.file_path: f for f in live_files(table)}
+    may_hold = _by_statistics(table, name, ids)
+    files = {f.file_path: f for f in live_files(table) if may_hold(f)}
     result = TableErasure(name)
     for path, hit, _ in _holding(list(files), name, ids, scale):
         rows = read_files([path], scale, schema)
@@ -83,14 +84,31 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     return result
 
 
+def _by_statistics(table: Any, name: str, ids: list[str]) -> Callable[[Any], bool]:
+    """Whether a data file may hold the users, told by its manifest entry alone (no file
+    opened): its ``user_id`` bounds reach one of the ids, or a free-text column has a
+    value. pyiceberg's own scan-planning evaluator, with the user ids and the texts'
+    null counts; a file without statistics may hold anyone."""
+    from pyiceberg.expressions import In, NotNull, Or
+    from pyiceberg.expressions.visitors import _InclusiveMetricsEvaluator
+
+    names = TABLES[name].schema.names
+    terms = [
+        *([In(USER, ids)] if USER in names else []),  # type: ignore[call-arg,misc]
+        *(NotNull(t) for t in TEXTS if t in names),  # type: ignore[call-arg,misc]
+    ]
+    if not terms:
+        return lambda data_file: True
+    either = terms[0] if len(terms) == 1 else Or(*terms)
+    return _InclusiveMetricsEvaluator(table.schema(), either, include_empty_files=True).eval
+
+
 def in_history(lake: Lake, name: str, ids: list[str]) -> Counter[str]:
     """Rows per user in files only older snapshots still reference (time travel): their
     history must be expired even when the current rows hold none of them."""
-    from advertisex.lake.history import referenced
-
     table = lake.table(name)
-    live = {f.file_path for f in live_files(table)}
-    old = [path for path in referenced(table).data if path not in live]
+    may_hold = _by_statistics(table, name, ids)
+    old = [f.file_path for f in past_files(table) if may_hold(f)]
     found: Counter[str] = Counter()
     for _, hit, columns in _holding(old, name, ids, lake.settings.scale):
         found.update(_owners(columns.filter(hit), ids))

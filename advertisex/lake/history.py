@@ -12,7 +12,7 @@ reference (:func:`referenced`)?
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,12 +100,32 @@ class Referenced:
 def referenced(table: Any, snapshot_ids: Iterable[int] | None = None) -> Referenced:
     """Files referenced by the given snapshots (default: every snapshot the table keeps),
     plus the current metadata file, its log of previous versions and statistics files."""
+    metadata = table.metadata
+    found = Referenced()
+    for data_file in _data_files(table, snapshot_ids, found):
+        found.data[data_file.file_path] = data_file.file_size_in_bytes
+    found.metadata.add(table.metadata_location)
+    found.metadata.update(entry.metadata_file for entry in metadata.metadata_log)
+    found.metadata.update(s.statistics_path for s in metadata.statistics)
+    found.metadata.update(s.statistics_path for s in metadata.partition_statistics)
+    return found
+
+
+def past_files(table: Any) -> list[Any]:
+    """The data files (``DataFile``s) that only older snapshots reference: what time
+    travel reaches and the current snapshot does not."""
+    live = {f.file_path for f in live_files(table)}
+    past = {f.file_path: f for f in _data_files(table, None, Referenced())}
+    return [f for path, f in past.items() if path not in live]
+
+
+def _data_files(table: Any, snapshot_ids: Iterable[int] | None, found: Referenced) -> Iterator[Any]:
+    """The live entries' ``DataFile``s of the given snapshots' manifests (each manifest
+    read once; the manifests and lists seen are added to ``found``)."""
     from pyiceberg.manifest import ManifestEntryStatus
 
-    metadata = table.metadata
     wanted = set(snapshot_ids) if snapshot_ids is not None else None
-    found = Referenced()
-    for snapshot in metadata.snapshots:
+    for snapshot in table.metadata.snapshots:
         if wanted is not None and snapshot.snapshot_id not in wanted:
             continue
         found.manifest_lists.add(snapshot.manifest_list)
@@ -115,12 +135,7 @@ def referenced(table: Any, snapshot_ids: Iterable[int] | None = None) -> Referen
             found.manifests.add(manifest.manifest_path)
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
                 if entry.status != ManifestEntryStatus.DELETED:
-                    found.data[entry.data_file.file_path] = entry.data_file.file_size_in_bytes
-    found.metadata.add(table.metadata_location)
-    found.metadata.update(entry.metadata_file for entry in metadata.metadata_log)
-    found.metadata.update(s.statistics_path for s in metadata.statistics)
-    found.metadata.update(s.statistics_path for s in metadata.partition_statistics)
-    return found
+                    yield entry.data_file
 
 
 def live_files(table: Any) -> list[Any]:

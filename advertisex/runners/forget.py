@@ -218,14 +218,10 @@ def _scrub_segment(
     """The segment without the users' records; None when it cannot mention them."""
     from advertisex.landing.zone import UNREADABLE
 
-    visible = not data.startswith(b"\x1f\x8b")  # the cheap test first: plain bytes
     if segment.name.startswith(UNREADABLE):
         return scrub_lines(data, ids) if any(n in data for n in needles) else None
-    container = container_format(segment)
-    if container != "avro" and visible and not any(n in data for n in needles):
-        return None
     try:
-        return scrub(data, container, ids)
+        return scrub(data, container_format(segment), ids)  # the cheap test first
     except Exception:  # a file its own decoder cannot read: line by line
         return scrub_lines(data, ids)
 

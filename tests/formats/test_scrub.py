@@ -73,3 +73,31 @@ def test_avro_keeps_its_schema_and_codec_and_gzip_stays_gzip() -> None:
 def test_unframeable_bytes_lose_the_lines_that_mention_the_id() -> None:
     done = scrub_lines(b"garbage u1 here\nother\n\x00u1\x00\n", ["u1"])
     assert done.data == b"other\n" and done.removed == 2
+
+
+def test_a_gzip_file_that_never_names_the_id_comes_back_as_it_was() -> None:
+    data = gzip.compress(b"timestamp,user_id,campaign_id,event_type\n1,u2,c,click\n")
+    untouched = scrub(data, "csv", ["u1"])
+    assert untouched.removed == 0 and untouched.data is data
+
+
+def test_json_lines_far_apart_in_a_long_file_and_an_id_at_its_very_end() -> None:
+    filler = b"".join(b'{"user_id":"u%d"}\n' % n for n in range(2, 2000))
+    data = b'{"user_id":"u1"}\n' + filler + b'{"ref":"x"}{"user_id":"u1"}\n' + filler + b"u1"
+    done = scrub(data, "json", ["u1"])
+    assert done.removed == 3 and done.by_id == {"u1": 3}
+    assert done.data == filler + b'{"ref":"x"}\n' + filler
+
+
+def test_avro_ids_that_repr_would_escape_are_still_found() -> None:
+    schema = fastavro.parse_schema(
+        {"type": "record", "name": "R", "fields": [{"name": "user_id", "type": "string"}]}
+    )
+    ids = ["it's", 'say "hi"', "back\\slash", "tab\there", "héllo"]
+    records = [{"user_id": i} for i in [*ids, "keep"]]
+    for one in ids:
+        out = io.BytesIO()
+        fastavro.writer(out, schema, records)
+        done = scrub(out.getvalue(), "avro", [one])
+        left = [r["user_id"] for r in fastavro.reader(io.BytesIO(done.data))]
+        assert done.removed == 1 and one not in left and "keep" in left, one

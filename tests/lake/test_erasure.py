@@ -1,0 +1,64 @@
+"""Erasure finds the data files that hold a user by their manifest statistics first, and
+opens only those (the rest of a large lake is never read)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from advertisex.config import load_settings
+from advertisex.lake import erasure
+from advertisex.lake.tables import Lake
+from advertisex.model.schemas import CLICKS
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _clicks(users: list[str], extras: str | None = None) -> pa.Table:
+    rows = [
+        {
+            "event_id": f"e-{user}-{i}",
+            "event_time": T0 + timedelta(minutes=i),
+            "user_id": user,
+            "campaign_id": "c1",
+            "payload_hash": f"h-{user}-{i}",
+            "extras": extras,
+            "ingest_time": T0,
+            "source_file": "f",
+            "source_position": i,
+            "batch_id": "b",
+        }
+        for i, user in enumerate(users)
+    ]
+    return pa.Table.from_pylist(rows, schema=CLICKS)
+
+
+def test_only_files_whose_statistics_reach_the_user_are_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    lake.commit_batch({"curated.clicks": _clicks(["a1", "a2"])}, [], {})  # bounds a1..a2
+    lake.commit_batch({"curated.clicks": _clicks(["m1", "z9"])}, [], {})  # m1..z9: reaches x
+    lake.commit_batch({"curated.clicks": _clicks(["b1"], extras='{"ref":"x"}')}, [], {})
+    opened: list[str] = []
+    holding = erasure._holding
+
+    def spy(paths: list[str], *args: Any, **kwargs: Any) -> Any:
+        opened.extend(paths)
+        return holding(paths, *args, **kwargs)
+
+    monkeypatch.setattr(erasure, "_holding", spy)
+    found = erasure.plan(lake, "curated.clicks", ["x"])
+    # The a-file is skipped unread; the m..z file may hold "x" (it does not); the b-file's
+    # extras are text that may mention it (it does: that row goes).
+    assert len(opened) == 2 and found.rows == 1 and len(found.files) == 1
+    assert found.removed_rows().column("user_id").to_pylist() == ["b1"]
+    opened.clear()
+    assert erasure.plan(lake, "curated.clicks", ["a2"]).rows == 1
+    assert len(opened) == 2  # the a-file, and the b-file for its text
