@@ -42,7 +42,7 @@ def frame_json(data: bytes) -> pa.Table:
     head = data[:64].lstrip()
     if head.startswith(b"["):
         return _frame_array(data)
-    return _intake_errors(_split_concatenated(data, _frame_lines(data)))
+    return _intake_errors(_split_concatenated(data, *_frame_lines(data)))
 
 
 _INTAKE_MARK = '{"' + INTAKE_ERROR + '":'
@@ -128,7 +128,7 @@ def json_kind(value: object) -> str:
     )
 
 
-def _split_concatenated(data: bytes, lines: pa.Table) -> pa.Table:
+def _split_concatenated(data: bytes, lines: pa.Table, line_starts: np.ndarray) -> pa.Table:
     """Lines that are not one JSON value may hold objects back to back: split them.
 
     Every line's validity is checked once here and kept (``is_json``) for the kernel.
@@ -151,7 +151,7 @@ def _split_concatenated(data: bytes, lines: pa.Table) -> pa.Table:
     if valid.all():
         return lines.append_column(IS_JSON, pa.array(valid))
     objects = checked.column("object").to_numpy(zero_copy_only=False)
-    streamed = _stream_of_objects(data, lines, objects)
+    streamed = _stream_of_objects(data, lines, objects, line_starts)
     if streamed is not None:
         return streamed
     invalid = pa.array(~valid)
@@ -168,7 +168,9 @@ def _split_concatenated(data: bytes, lines: pa.Table) -> pa.Table:
 _JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"  # SQL: JSON's whitespace
 
 
-def _stream_of_objects(data: bytes, lines: pa.Table, objects: np.ndarray) -> pa.Table | None:
+def _stream_of_objects(
+    data: bytes, lines: pa.Table, objects: np.ndarray, file_line_starts: np.ndarray
+) -> pa.Table | None:
     """``data`` read as one stream of JSON objects (:func:`_objects`: each keeps the
     number of the line it starts on), or None when it is not one.
 
@@ -178,8 +180,10 @@ def _stream_of_objects(data: bytes, lines: pa.Table, objects: np.ndarray) -> pa.
     those lines, not the file.
     """
     numbers = lines.column(POSITION).to_numpy()
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    line_starts = np.concatenate(([0], newlines + 1))[numbers - 1]
+    line_starts = file_line_starts[numbers - 1]
+    stream = _ObjectStream(data)
+    if not _may_stream(stream, line_starts, file_line_starts, numbers, objects):
+        return None
     raws = lines.column(RAW)
     trimmed = pc.utf8_trim(raws, " \t\r\n")
     indent = pc.subtract(
@@ -190,7 +194,6 @@ def _stream_of_objects(data: bytes, lines: pa.Table, objects: np.ndarray) -> pa.
     other_at = line_starts[~objects]
     taken = np.ones(len(whole), dtype=bool)  # not swallowed by an object spanning lines
     found: list[tuple[int, bytes]] = []
-    stream = _ObjectStream(data)
     position = 0
     try:
         while (k := int(np.searchsorted(other_at, position))) < len(other_at):
@@ -215,10 +218,36 @@ def _stream_of_objects(data: bytes, lines: pa.Table, objects: np.ndarray) -> pa.
     )
     is_json = np.concatenate((np.ones(len(kept), dtype=bool), np.zeros(len(found), dtype=bool)))
     order = np.argsort(at, kind="stable")
-    table = _table(texts.take(pa.array(order)), (np.searchsorted(newlines, at) + 1)[order])
+    line_numbers = np.searchsorted(file_line_starts, at, side="right")
+    table = _table(texts.take(pa.array(order)), line_numbers[order])
     # Objects read by the stream are checked by the kernel (null); the lines were here.
     marks = pa.array(is_json[order], mask=~is_json[order])
     return table.set_column(table.schema.get_field_index(IS_JSON), IS_JSON, marks)
+
+
+def _may_stream(
+    stream: _ObjectStream,
+    line_starts: np.ndarray,
+    file_line_starts: np.ndarray,
+    numbers: np.ndarray,
+    objects: np.ndarray,
+) -> bool:
+    """False when the stream of :func:`_stream_of_objects` is sure to fail: no object
+    starts where its first line that is not one object does (a truncated record, a JSON
+    array …, the usual reason). Tried before the work on every line, which a file with
+    such a line would otherwise pay for nothing."""
+    first = int(np.argmin(objects))  # the first line that is not one object
+    start = stream.skip_space(int(line_starts[first]))
+    line_number = int(numbers[first])
+    ends = len(stream.data)
+    next_line = int(file_line_starts[line_number]) if line_number < len(file_line_starts) else ends
+    if start >= next_line:
+        return True  # only blanks up to the next line: the stream decides there
+    try:
+        stream.object_at(start)
+    except FramingError:
+        return False
+    return True
 
 
 class _ObjectStream:
@@ -248,14 +277,17 @@ class _ObjectStream:
         return end, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
 
 
-def _frame_lines(data: bytes) -> pa.Table:
+def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
+    """The file's records, one per line that is not blank, and where each line of the
+    file starts (line ``n`` at ``starts[n - 1]``)."""
     if not data:
-        return _table([], [])
+        return _table([], []), np.zeros(1, dtype=np.int64)
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     offsets = np.concatenate(([0], newlines + 1))
     if offsets[-1] != len(data):
         offsets = np.concatenate((offsets, [len(data)]))
+    starts = offsets[:-1]
     if len(data) >= 2**31 - 1:
         raise ValueError("a single JSON file over 2 GiB; split it before ingesting")
     lines = pa.StringArray.from_buffers(
@@ -265,7 +297,7 @@ def _frame_lines(data: bytes) -> pa.Table:
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid:
-        return _frame_lines_slow(data)
+        return _frame_lines_slow(data), starts
     # Blank lines are not records: drop them but keep every other line's true number.
     lengths = np.diff(offsets)
     blank = lengths <= 16  # candidates only; confirmed by trimming below
@@ -276,9 +308,10 @@ def _frame_lines(data: bytes) -> pa.Table:
         keep[blank_idx] = False
         lines = lines.filter(pa.array(keep))
         positions = positions[keep]
-    return pa.table(
+    table = pa.table(
         {RAW: lines, POSITION: pa.array(positions), FRAME_ERROR: pa.nulls(len(lines), pa.string())}
     )
+    return table, starts
 
 
 def _frame_lines_slow(data: bytes) -> pa.Table:
