@@ -70,9 +70,12 @@ def main() -> None:
                 f"(target ≤ {target:.1f} s → {wall / target:.2f}× the target), "
                 f"{cpu:.1f} s CPU, truth check {'ok' if ok else 'MISMATCH'}"
             )
+            cpus = result.get("cpu_s", {})
             shown = {"start-up": wall - timings["total"], **timings, **phases}
+            print(f"    {'phase':<20} {'wall':>7}   CPU of the demo's own process")
             for name, seconds in shown.items():
-                print(f"    {name:<20} {seconds:6.2f} s")
+                spent = f"{cpus[name]:6.2f} s" if name in cpus else ""
+                print(f"    {name:<20} {seconds:6.2f} s {spent}")
             print(f"  load average after {load()}", flush=True)
             if not ok:
                 sys.exit("the demo's rows do not match its truth.json")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.lake.datafiles import add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.lake.tables import storage_errors
 from advertisex.marts import maintain
@@ -248,16 +249,30 @@ class IcebergMarts:
             outcome="they were left as they were (the committed batches are kept)",
             then="it brings the marts level with the committed batches",
         )
-        with full, self.lake.catalog.joined(), warnings.catch_warnings():
-            # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            for name, (where, rows) in changes.items():
-                data = rows.select(TABLES[name].schema.names).cast(TABLES[name].schema)
-                if where.is_everything:
-                    tables[name].overwrite(data)
-                elif not where.is_empty or data.num_rows:
-                    tables[name].overwrite(data, overwrite_filter=expression(where))
-            tables[STATE_TABLE].overwrite(state_rows)
+        replaced = {**changes, STATE_TABLE: (Slice.everything(), state_rows)}
+        # A mart never written to (a new lake's first build) has nothing to replace: its
+        # rows are written as a batch's are and appended, with no delete to plan.
+        new = {
+            name: rows
+            for name, (_, rows) in replaced.items()
+            if tables[name].current_snapshot() is None and rows.num_rows
+        }
+        written = self.lake.write_files(new, f"marts-{now:%Y%m%dT%H%M%S}")
+        try:
+            with full, self.lake.catalog.joined(), warnings.catch_warnings():
+                # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                for name, (where, rows) in replaced.items():
+                    data = rows.select(TABLES[name].schema.names).cast(TABLES[name].schema)
+                    if name in new:
+                        add_files(tables[name], [f.url for f in written.get(name, [])], {})
+                    elif where.is_everything:
+                        tables[name].overwrite(data)
+                    elif not where.is_empty or data.num_rows:
+                        tables[name].overwrite(data, overwrite_filter=expression(where))
+        except BaseException:
+            self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
+            raise
         if not joining:
             self.lake.refresh()
 
