@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -101,15 +102,25 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
         users = pa.array(sorted(rules.ivt_users), pa.string())
         hit = pc.fill_null(pc.is_in(rows.column("user_id"), value_set=users), False)
         verdicts["user"] = pc.if_else(hit, IVT_USER, None)
-    if not verdicts or n == 0:
-        return pa.chunked_array([pa.array([[]] * n, pa.list_(pa.string()))], pa.list_(pa.string()))
+    caught = [pc.is_valid(v) for v in verdicts.values()]
+    if n == 0 or not any(pc.any(c).as_py() for c in caught):
+        return pa.chunked_array([_no_rules(n)])
     table = pa.table(
         {k: pa.chunked_array([v]) if isinstance(v, pa.Array) else v for k, v in verdicts.items()}
     )
     columns = ", ".join(f'"{k}"' for k in verdicts)
+    any_caught = " OR ".join(f'"{k}" IS NOT NULL' for k in verdicts)
+    # A list is built only for the rows a rule caught (a few percent); the others get [].
     return engine.run(
-        f"SELECT list_filter([{columns}], lambda r: r IS NOT NULL) AS ivt FROM v", v=table
+        f"SELECT CASE WHEN {any_caught} THEN list_filter([{columns}], lambda r: r IS NOT NULL) "
+        "ELSE []::VARCHAR[] END AS ivt FROM v",
+        v=table,
     ).column("ivt")
+
+
+def _no_rules(n: int) -> pa.Array:
+    """``n`` empty lists of rules."""
+    return pa.ListArray.from_arrays(np.zeros(n + 1, dtype=np.int32), pa.array([], pa.string()))
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

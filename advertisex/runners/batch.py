@@ -274,18 +274,15 @@ def filter_invalid_traffic(
     batch_id: str,
 ) -> tuple[np.ndarray, pa.Table]:
     """(mask of kept rows that are invalid traffic, their ``curated.filtered`` rows)."""
-    index = np.flatnonzero(keep)
     columns = [
         c for c in ("user_agent", "ip", "extras", "user_id") if c in standardized.column_names
     ]
-    verdicts = classify(standardized.select(columns).take(pa.array(index)), ivt)
-    hit = pc.greater(pc.list_value_length(verdicts), 0).to_numpy(zero_copy_only=False)
-    flagged = np.zeros(standardized.num_rows, dtype=bool)
-    flagged[index[hit]] = True
+    # Every row is judged (the rules are row-local), so no kept-rows copy of the columns.
+    verdicts = classify(standardized.select(columns), ivt)
+    flagged = keep & pc.greater(pc.list_value_length(verdicts), 0).to_numpy(zero_copy_only=False)
     # Only the flagged rows (a few percent) go on: their verdicts beside them, JSON-packed.
-    rows = standardized.take(pa.array(index[hit])).append_column(
-        "ivt_rules", verdicts.filter(pa.array(hit))
-    )
+    hit = pa.array(np.flatnonzero(flagged))
+    rows = standardized.take(hit).append_column("ivt_rules", verdicts.take(hit))
     spec = TABLES[table_name]
     record = ", ".join(f'"{c}"' for c in spec.schema.names if c in standardized.column_names)
     query = f"""
