@@ -160,12 +160,16 @@ def find_duplicates(
     hashes: pa.Array | pa.ChunkedArray,
     seen_keys: pa.Array | pa.ChunkedArray | None = None,
     seen_hashes: pa.Array | pa.ChunkedArray | None = None,
+    hashed: np.ndarray | None = None,
 ) -> Duplicates:
     """Mark repeats among ``keys`` (in arrival order) and of keys already committed.
 
     ``seen_keys`` are committed rows, hence unique; the engine joins the batch's keys
     against them (hash table on the batch side, one probe per committed key), so the
-    only state is the committed keys of the dedupe horizon, read per batch.
+    only state is the committed keys of the dedupe horizon, read per batch. With
+    ``hashed`` (the keys' :func:`key_hashes`), only the rows whose key hash another row
+    or a committed key shares go through the engine: a key whose hash is nobody else's
+    repeats nothing (almost every row of a batch).
 
     >>> d = find_duplicates(pa.array(["a", "a", "b"]), pa.array(["x", "y", "z"]))
     >>> d.is_duplicate.tolist(), d.count, d.conflicts
@@ -174,6 +178,8 @@ def find_duplicates(
     n = len(keys)
     if n == 0:
         return Duplicates(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+    if hashed is not None:
+        return _shared_only(keys, hashes, seen_keys, seen_hashes, hashed)
     keyed = pa.table({"k": keys, "h": hashes, "i": pa.array(np.arange(n, dtype=np.int64))})
     if seen_keys is None or seen_hashes is None:
         seen_keys, seen_hashes = pa.array([], pa.string()), pa.array([], pa.string())
@@ -185,3 +191,45 @@ def find_duplicates(
     differs = np.zeros(n, dtype=bool)
     differs[index] = pc.fill_null(marked.column("differs"), False).to_numpy(zero_copy_only=False)
     return Duplicates(is_dup, differs)
+
+
+def _shared_only(
+    keys: pa.Array | pa.ChunkedArray,
+    hashes: pa.Array | pa.ChunkedArray,
+    seen_keys: pa.Array | pa.ChunkedArray | None,
+    seen_hashes: pa.Array | pa.ChunkedArray | None,
+    hashed: np.ndarray,
+) -> Duplicates:
+    """:func:`find_duplicates` asked of the rows whose key hash is shared alone (every row
+    with a given key has its hash, so each key's first occurrence is among them, in
+    the same order); the other rows are first occurrences of keys never seen."""
+    n = len(keys)
+    shared = _repeated(hashed)
+    if seen_keys is not None and len(seen_keys):
+        seen = distinct_hashes(key_hashes(seen_keys))
+        at = np.minimum(np.searchsorted(seen, hashed), len(seen) - 1)
+        shared |= seen[at] == hashed
+    is_dup = np.zeros(n, dtype=bool)
+    differs = np.zeros(n, dtype=bool)
+    if shared.any():
+        rows = np.flatnonzero(shared)
+        index = pa.array(rows)
+        found = find_duplicates(keys.take(index), hashes.take(index), seen_keys, seen_hashes)
+        is_dup[rows] = found.is_duplicate
+        differs[rows] = found.is_conflict
+    return Duplicates(is_dup, differs)
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """Which of ``hashes`` occur more than once.
+
+    >>> _repeated(np.array([5, 1, 5, 2], dtype=np.uint64)).tolist()
+    [True, False, True, False]
+    """
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(hashes), dtype=bool)
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    return repeated

@@ -144,7 +144,7 @@ class BatchDedupe:
             seen_keys,
             seen_hashes,
         )
-        found = find_duplicates(keys, hashes, seen_keys, seen_hashes)
+        found = find_duplicates(keys, hashes, seen_keys, seen_hashes, hashed)
         first = pa.array(~found.is_duplicate)
         remembered = pa.table({"k": keys, "h": hashes}).filter(first)
         self._earlier[table_name] = append_part(

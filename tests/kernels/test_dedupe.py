@@ -1,8 +1,12 @@
+from unittest import mock
+
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advertisex.kernels.dedupe import find_duplicates, key_column
+from advertisex.kernels import dedupe
+from advertisex.kernels.dedupe import find_duplicates, key_column, key_hashes
 
 
 def _find(pairs, seen=None):
@@ -108,3 +112,33 @@ def test_distinct_hashes_are_numpys_unique(values: list[int]) -> None:
 
     hashes = np.array(values, dtype=np.uint64)
     assert distinct_hashes(hashes).tolist() == np.unique(hashes).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=40),
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=6),
+    st.integers(1, 4),
+)
+def test_only_rows_whose_key_hash_is_shared_go_to_the_engine_with_the_same_verdicts(
+    items, committed, buckets
+):
+    """Given the keys' hashes, rows whose hash nobody else has skip the engine: the
+    verdicts are those of the engine over every row, whether the hashes are the real ones
+    or collide on purpose (``buckets`` values for eight keys)."""
+    seen = list({k: h for k, h in committed}.items())  # committed keys are unique
+    keys = pa.array([k for k, _ in items], pa.string())
+    hashes = pa.array([h for _, h in items], pa.string())
+    seen_keys = pa.array([k for k, _ in seen], pa.string())
+    seen_hashes = pa.array([h for _, h in seen], pa.string())
+    every = find_duplicates(keys, hashes, seen_keys, seen_hashes)
+
+    def colliding(values):
+        return np.array([ord(k) % buckets for k in values.to_pylist()], dtype=np.uint64)
+
+    fast = find_duplicates(keys, hashes, seen_keys, seen_hashes, key_hashes(keys))
+    with mock.patch.object(dedupe, "key_hashes", colliding):
+        collided = find_duplicates(keys, hashes, seen_keys, seen_hashes, colliding(keys))
+    for found in (fast, collided):
+        assert found.is_duplicate.tolist() == every.is_duplicate.tolist()
+        assert (found.count, found.conflicts) == (every.count, every.conflicts)
