@@ -254,6 +254,13 @@ class CollectorSettings(_Section):
     fsync: bool = Field(
         True, description="fsync before acknowledging; off only for throwaway benchmarks."
     )
+    group_commit_seconds: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        description="A source's writer starts a group commit (write + fsync) at most this "
+        "often: requests arriving meanwhile share its fsync instead of paying one each.",
+    )
     max_pending_bytes: int = Field(
         256 << 20, ge=1, description="Bytes received but not yet on disk before answering 503."
     )

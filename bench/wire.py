@@ -1,14 +1,19 @@
 """Impression pixel and click redirect under wrk, beside a bare ASGI GIF responder.
 
-Starts ``advertisex serve`` (fsync on, the default: every pixel and click is durable
-before its answer) on a fresh data directory, and the reference ceiling
-(bench/wire_ceiling.py: the GIF or the 302 and nothing else, on the same uvicorn +
-uvloop + httptools stack), then loads each endpoint of each server with wrk (Debian
-package ``wrk``; ``make bench-wire`` installs it) in two ways:
+Starts ``advertisex serve --workers N`` (fsync on, the default: every pixel and click is
+durable before its answer; N defaults to the core count, as ``serve``'s does) on a fresh
+data directory, and the reference ceiling (bench/wire_ceiling.py: the GIF or the 302 and
+nothing else, on the same uvicorn + uvloop + httptools stack, ``uvicorn --workers N``),
+then loads each endpoint of each server with wrk (Debian package ``wrk``; ``make
+bench-wire`` installs it) in two ways:
 
 * **paced** — ``--rate`` requests/s (default 10,000, the target) spread over
   ``--connections`` keep-alive connections with wrk's per-request ``delay()``: latency
-  percentiles at that offered rate (the achieved rate is printed beside them);
+  percentiles at that offered rate (the achieved rate is printed beside them). wrk is
+  not wrk2 (Debian has no wrk2): a connection waits for its answer before its next
+  delay, so a stall delays the requests behind it instead of queueing them, and the
+  percentiles understate a stall's cost (coordinated omission) — read the achieved rate
+  beside them;
 * **max** — 16 connections as fast as the server answers: the throughput ceiling.
 
 Every pixel carries a fresh ``impression_id`` (so none is answered from the reload
@@ -16,12 +21,15 @@ memory: each one lands), every click a valid signature. After the run the collec
 stopped and the landed records are counted against wrk's answered requests. Also with
 ``--no-fsync``: the collector with fsync off, to separate the HTTP path from the disk.
 
-    python bench/wire.py [--seconds 10] [--rate 10000] [--no-fsync]
+    python bench/wire.py [--seconds 10] [--rate 10000] [--workers N] [--no-fsync]
 
 Prints one line per (server, endpoint, mode) with the server's CPU time per request
-(all threads; on a shared machine req/s and tails mostly measure the neighbours, CPU
-per request does not), the ratios to the ceiling, the machine's load average and the
-fsync latency of its disk, so a figure can be judged where it was measured.
+(all processes and threads; on a shared machine req/s and tails mostly measure the
+neighbours, CPU per request does not), the ratios to the ceiling, the machine's load
+average and the fsync latency of its disk alone — a durable answer waits for one
+``fdatasync`` (and, at worst, for the one in progress before it), so the disk's own p99
+bounds the p99 a durable collector can reach, whatever its CPU cost; the run with fsync
+off (``--no-fsync``) shows what the HTTP path reaches without that floor.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from collector import free_port, wait_ready  # noqa: E402
 from advertisex.util import jsonutil  # noqa: E402
 
 SECRET = "bench-secret"
+SERVE = [sys.executable, "-m", "advertisex.cli.app", "serve"]
 _RUNS = itertools.count(1)
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 LUA = """
@@ -113,7 +122,7 @@ def run_wrk(
     return result
 
 
-def start_collector(data: Path, fsync: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_collector(data: Path, fsync: bool, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     data.mkdir(parents=True)
     (data / "none.toml").touch()  # an empty config file: nothing from the working directory
@@ -125,7 +134,7 @@ def start_collector(data: Path, fsync: bool) -> tuple[subprocess.Popen[bytes], s
         "ADVERTISEX_COLLECTOR__FSYNC": "true" if fsync else "false",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "advertisex.cli.app", "serve", "--port", str(port)],
+        [*SERVE, "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -135,13 +144,13 @@ def start_collector(data: Path, fsync: bool) -> tuple[subprocess.Popen[bytes], s
     return process, url
 
 
-def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
+def start_ceiling(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [
             sys.executable, "-m", "uvicorn", "wire_ceiling:app", "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-            "--no-access-log",
+            "--no-access-log", "--workers", str(workers),
         ],
         cwd=HERE,
         stdout=subprocess.DEVNULL,
@@ -196,7 +205,18 @@ def measure(
     threads), which — unlike req/s on a shared machine — does not depend on what else runs."""
     import psutil
 
-    server = psutil.Process(pid)
+    root = psutil.Process(pid)
+    processes = [root, *root.children(recursive=True)]  # the workers (and what they started)
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        for process in processes:
+            try:
+                total += sum(process.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     results = {}
     delay_ms = max(1, round(connections * 1000 / rate) - 1)  # -1: about a request's own time
     for endpoint, (path, unique) in paths().items():
@@ -206,9 +226,9 @@ def measure(
             (f"paced {rate // 1000}k/s", connections, delay_ms),
             ("max c16", 16, None),
         ):
-            before = sum(server.cpu_times()[:2])
+            before = cpu_seconds()
             result = run_wrk(url, path, unique, seconds, conns, delay)
-            cpu = sum(server.cpu_times()[:2]) - before
+            cpu = cpu_seconds() - before
             result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
             result["share"] = cpu / (result["duration_us"] / 1e6)
             results[(endpoint, mode)] = result
@@ -231,6 +251,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="paced offered rate, req/s")
     parser.add_argument("--connections", type=int, default=100, help="for the paced runs")
     parser.add_argument("--no-fsync", action="store_true", help="also the collector, fsync off")
+    parser.add_argument(
+        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes per server"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit(
@@ -240,9 +263,14 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (2-core machine: {os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory(prefix="adx-wire-") as work:
         root = Path(work)
-        p50, p99 = fsync_latency_ms(root)
-        print(f"disk fdatasync of 300 bytes here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-        ceiling, ceiling_url = start_ceiling()
+        p50, p99 = fsync_latency_ms(root, rounds=300)
+        print(
+            f"disk fdatasync of 300 bytes here, alone: p50 {p50:.2f} ms, p99 {p99:.2f} ms — "
+            f"the floor under a durable answer's p99 (target 5 ms: "
+            f"{'within' if p99 <= 5 else 'the disk alone is over it'})"
+        )
+        print(f"{args.workers} worker process(es) per server")
+        ceiling, ceiling_url = start_ceiling(args.workers)
         try:
             bare = measure(
                 "bare ASGI responder",
@@ -259,7 +287,7 @@ def main() -> None:
         )
         for name, fsync in runs:
             data = root / ("fsync" if fsync else "nofsync")
-            process, url = start_collector(data, fsync)
+            process, url = start_collector(data, fsync, args.workers)
             try:
                 ours = measure(name, url, process.pid, args.seconds, args.rate, args.connections)
             finally:
@@ -278,6 +306,14 @@ def main() -> None:
                 if key[1] == "warm-up":
                     continue
                 base = bare[key]
+                if key[1].startswith("paced"):
+                    met = result["p99"] <= 5000 and result["rate"] >= 0.95 * args.rate
+                    print(
+                        f"  {key[0]:<6} {key[1]:<12} target p99 ≤ 5 ms at {args.rate:,}/s: "
+                        f"{'MET' if met else 'not met'} (p99 {result['p99'] / 1000:.2f} ms at "
+                        f"{result['rate']:,.0f}/s; bare responder {base['p99'] / 1000:.2f} ms; "
+                        f"disk fdatasync p99 alone {p99:.2f} ms)"
+                    )
                 print(
                     f"  {key[0]:<6} {key[1]:<12} against the bare responder: "
                     f"{result['rate'] / base['rate']:.2f}× the req/s, "

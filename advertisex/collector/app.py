@@ -176,6 +176,8 @@ async def metrics(request: Request) -> Response:
         collector.authorize_operations(request.headers, _client(request))
     except AdvertiseXError as error:
         return error_response(error)
+    tracking: Tracking = request.app.state.tracking
+    tracking.metrics.flush()  # this process's latest requests, counted so far in plain dicts
     return Response(
         collector.metrics.render(), headers={"Content-Type": collector.metrics.content_type}
     )
@@ -218,13 +220,18 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
     """The ASGI app; its lifespan starts the writers and, on shutdown, seals every segment."""
     collector = collector or Collector(settings)
 
+    tracking = Tracking(collector)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(collector.start)
+        flushing = asyncio.create_task(_flush_every(tracking, 1.0))
         try:
             yield
         finally:
+            flushing.cancel()
             await asyncio.to_thread(collector.stop)
+            tracking.metrics.flush()
 
     routes = [
         Route("/v1/impressions", intake("impressions"), methods=["POST"]),
@@ -245,5 +252,11 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.collector = collector
-    app.state.tracking = Tracking(collector)
+    app.state.tracking = tracking
     return app
+
+
+async def _flush_every(tracking: Tracking, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        tracking.metrics.flush()

@@ -98,6 +98,37 @@ class IdempotencyCache:
         return len(self._entries)
 
 
+class Reloads:
+    """The pixel's reload memory: ids landed lately, with the fingerprint of what landed.
+
+    Lighter than :class:`IdempotencyCache` (no answer to keep, no future to wait on), for
+    the hottest path: a reload seen here is answered without landing again; two copies
+    of one impression in flight at once both land, and the processor's dedupe keeps one.
+
+    >>> memory = Reloads(60, 2)
+    >>> memory.remember("i-1", b"a"); memory.seen("i-1", b"a"), memory.seen("i-1", b"b")
+    (True, False)
+    """
+
+    def __init__(self, ttl_seconds: float, max_keys: int) -> None:
+        self.ttl, self.max_keys = ttl_seconds, max_keys
+        self._landed: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    def seen(self, key: str, fingerprint: bytes) -> bool:
+        found = self._landed.get(key)
+        if found is None or found[0] != fingerprint:
+            return False
+        if found[1] < time.monotonic():
+            del self._landed[key]
+            return False
+        return True
+
+    def remember(self, key: str, fingerprint: bytes) -> None:
+        self._landed[key] = (fingerprint, time.monotonic() + self.ttl)
+        if len(self._landed) > self.max_keys:
+            self._landed.popitem(last=False)
+
+
 class SharedIdempotency:
     """The same memory, shared by the worker processes of one collector (``serve --workers``).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,9 @@ def _run(
     server = uvicorn.Server(server_config)
     if on_ready is not None:
         announce_when_started(server, on_ready, sock)
+    # A writer thread back from its fsync needs the GIL to answer its group; while the
+    # event loop is busy with a burst it would wait the default 5 ms switch interval.
+    sys.setswitchinterval(0.001)
     run_until_stopped(server, sock)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from advertisex.collector.access import KeyRing, Principal, is_loopback, presented_key
 from advertisex.collector.capacity import Capacity
 from advertisex.collector.framing import Framed, decode_body, frame_gzipped_avro
-from advertisex.collector.idempotency import IdempotencyCache, SharedIdempotency
+from advertisex.collector.idempotency import IdempotencyCache, Reloads, SharedIdempotency
 from advertisex.collector.metrics import CollectorMetrics
 from advertisex.collector.responses import unavailable
 from advertisex.collector.segments import Labels, recover, safe_collector_id
@@ -88,11 +88,11 @@ class Collector:
         ttl, most = c.idempotency_ttl_seconds, c.idempotency_max_keys
         # Reloads of a pixel: remembered per process, on the hot path (no shared store);
         # a reload that reaches another worker lands again and the processor's dedupe drops it.
-        self.reloads = IdempotencyCache(ttl, most)
+        self.reloads = Reloads(ttl, most)
         self.idempotency: IdempotencyCache | SharedIdempotency = (
             SharedIdempotency(worker.idempotency_path, ttl, most, owner=worker.boot)
             if worker
-            else self.reloads
+            else IdempotencyCache(ttl, most)
         )
         self.labels = Labels(self.collector_id, worker.boot if worker else None)
         self.capacity = Capacity(
@@ -131,6 +131,8 @@ class Collector:
             fsync=self.config.fsync,
             on_sealed=self._sealed,
             observe=self.metrics.observe_commit,
+            # without fsync a commit is only a write: nothing to spread out
+            commit_interval=self.config.group_commit_seconds if self.config.fsync else 0.0,
         )
 
     def _sealed(self, name: str, size: int) -> None:

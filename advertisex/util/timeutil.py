@@ -18,6 +18,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
+def utcnow_iso() -> str:
+    """Now as ISO-8601 UTC with microseconds, as ``datetime.isoformat`` writes it — formatted
+    once a second, since the tracking endpoints stamp every request with it.
+
+    >>> len(utcnow_iso()), utcnow_iso().endswith("+00:00")
+    (32, True)
+    """
+    micros = time.time_ns() // 1000
+    second, fraction = divmod(micros, 1_000_000)
+    cached = _SECOND[0]
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _SECOND[0] = cached
+    return f"{cached[1]}.{fraction:06d}+00:00"
+
+
 def monotonic() -> float:
     return time.monotonic()
 

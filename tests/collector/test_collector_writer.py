@@ -198,3 +198,25 @@ def test_recovery_seals_only_this_collectors_files_and_cuts_a_torn_tail(tmp_path
     assert not ours_empty[2].exists() and not ours_empty[1].exists()
     assert not ours_avro[2].exists() and not ours_avro[1].exists()
     assert theirs[2].read_bytes() == b'{"live":1}\n'  # another collector's open file: untouched
+
+
+def test_a_stream_of_small_requests_shares_one_fsync_per_commit_interval(tmp_path) -> None:
+    groups: list[int] = []
+    writer = make_writer(
+        tmp_path, commit_interval=0.5, observe=lambda source, seconds, n: groups.append(n)
+    )
+
+    async def scenario() -> None:
+        await writer.append(b'{"first":1}\n')  # an idle writer commits at once
+        # Ten more, one every 20 ms, within the interval: they share the next commit
+        # (without the interval each would have its own).
+        appends = []
+        for i in range(10):
+            appends.append(asyncio.ensure_future(writer.append(b'{"n":%d}\n' % i)))
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*appends)
+
+    asyncio.run(scenario())
+    writer.close()
+    assert groups == [1, 10]
+    assert sealed_bytes(tmp_path)[0].count(b"\n") == 11

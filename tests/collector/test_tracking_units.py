@@ -265,3 +265,25 @@ def test_firehose_delivery_frames_objects_and_keeps_unreadable_records_for_quara
         with pytest.raises(ApiError) as caught:
             frame_delivery(body, None, 1 << 20)
         assert (caught.value.status, caught.value.code) == (400, code)
+
+
+def test_bulk_histogram_updates_equal_one_observe_per_value() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from advertisex.collector.tracking.service import observe_all
+
+    values = [0.0001, 0.0005, 0.0007, 0.001, 0.003, 0.2, 5.0]
+    one, bulk = (
+        Histogram("h", "h", buckets=(0.0005, 0.001, 0.01, 1.0), registry=CollectorRegistry())
+        for _ in range(2)
+    )
+    for value in values:
+        one.observe(value)
+    observe_all(bulk, values)
+
+    def samples(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        family = next(iter(histogram.collect()))
+        return [(s.name, s.labels, s.value) for s in family.samples if s.name != "h_created"]
+
+    assert samples(bulk) == samples(one)
+    assert ("h_bucket", {"le": "0.0005"}, 2.0) in samples(bulk)  # a bound is inclusive

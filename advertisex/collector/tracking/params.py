@@ -13,6 +13,8 @@ from urllib.parse import unquote
 
 from advertisex.collector.responses import ApiError
 
+_EQUALS = ("=",)
+
 
 class ParamError(ApiError):
     """A refused parameter set: ``code`` is stable; a pixel quarantines it instead of answering."""
@@ -58,6 +60,10 @@ def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]
             "query_too_many_parameters",
             f"the {where} has {len(parts)} parameters, more than {max_parameters}",
         )
+    if "%" not in text and "+" not in text:  # the usual case: nothing to decode
+        plain = {name: value for name, _, value in map(str.partition, parts, _EQUALS * len(parts))}
+        if len(plain) == len(parts):
+            return plain  # else a name came twice: refused below, naming it
     try:
         pairs = [tuple(map(_decode, part.partition("=")[::2])) for part in parts]
     except UnicodeDecodeError as error:

@@ -8,9 +8,9 @@ impression contract's field names (``cpm`` for a price macro in CPM); the user i
 The answer is always the GIF, never cacheable, so a page never shows a broken image:
 
 * a readable request lands one impression, durable before the answer;
-* a reload with the same ``impression_id`` and query within the collector's
-  idempotency memory is answered without landing again (and any later repeat is
-  dropped by the processor's dedupe) — one impression either way;
+* a reload with the same ``impression_id`` and query within the collector's reload
+  memory (per worker process) is answered without landing again (and any other
+  repeat is dropped by the processor's dedupe) — one impression either way;
 * an unreadable request (query too long, not UTF-8, a parameter twice) lands an
   ``_intake_error`` record, which the processor quarantines with that reason;
 * ``HEAD`` and browser prefetches land nothing (a speculative load is not an ad
@@ -27,7 +27,6 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from advertisex.collector.idempotency import KeyReused, Stored
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.params import ParamError, parse_query
@@ -95,25 +94,17 @@ async def endpoint(request: Request) -> Response:
         if fresh:
             cookie = tracking.visitors.cookie_header(fresh, request.url.scheme == "https")
 
-    async def land() -> Stored:
-        await tracking.land(SOURCE, record)
-        return Stored(200, GIF, "image/gif")
-
+    reloads = tracking.collector.reloads
+    fingerprint = hashlib.sha256(raw).digest() if impression_id else b""
+    if impression_id and reloads.seen(impression_id, fingerprint):
+        tracking.count(ENDPOINT, "replayed", started)
+        return gif(cookie)
     try:
-        if impression_id:
-            fingerprint = hashlib.sha256(raw).digest()
-            try:
-                _, replayed = await tracking.collector.reloads.run(
-                    (ENDPOINT, impression_id), fingerprint, land
-                )
-            except KeyReused:  # same id, other parameters: land it, dedupe decides
-                await land()
-                replayed = False
-            outcome = "replayed" if replayed else outcome
-        else:
-            await land()
+        await tracking.land(SOURCE, record)
     except ApiError as error:
         tracking.refused(ENDPOINT, SOURCE, error)
         return gif(cookie)
+    if impression_id:  # the same id with other parameters lands again: dedupe decides
+        reloads.remember(impression_id, fingerprint)
     tracking.count(ENDPOINT, outcome, started)
     return gif(cookie)

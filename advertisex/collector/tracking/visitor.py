@@ -19,13 +19,13 @@ import hmac
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 
 from advertisex.collector.tracking.clickids import unique_token
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
+from advertisex.util.timeutil import utcnow_iso
 
 # Headers with which browsers mark speculative loads (Chrome, Safari, Firefox, link previews).
 _PREFETCH_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})
@@ -83,7 +83,7 @@ class Visitors:
 
     @staticmethod
     def now() -> str:
-        return datetime.now(UTC).isoformat(timespec="microseconds")
+        return utcnow_iso()
 
     def read(self, request: Request) -> Visitor:
         agent = referrer = cookie = None
