@@ -63,7 +63,14 @@ def expire(
         kept = [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id not in doomed]
         after = referenced(table, kept)
     else:
-        table.maintenance.expire_snapshots().by_ids(doomed).commit()
+        from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+        from advertisex.lake.transaction import CachedTransaction
+
+        # pyiceberg's expire_snapshots, in a transaction that works out the metadata once
+        # (its own deep-copies every snapshot kept at each of two looks per snapshot).
+        expiring = ExpireSnapshots(transaction=CachedTransaction(table, autocommit=True))
+        expiring.by_ids(doomed).commit()
         table.refresh()
         after = referenced(table)
     gone = _unreferenced(before, after)

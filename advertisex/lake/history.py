@@ -12,7 +12,9 @@ reference (:func:`referenced`)?
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +77,10 @@ def appended_since(
     files: dict[str, Any] = {}
     for source in sources:
         owners = newer if not crossed else {source.snapshot_id}
-        for manifest in source.manifests(table.io):
+        for manifest in manifests_of(source, table.io):
             if manifest.content != ManifestContent.DATA or manifest.added_snapshot_id not in newer:
                 continue
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+            for entry in manifest_entries(manifest, table.io):
                 if entry.status != ManifestEntryStatus.DELETED and entry.snapshot_id in owners:
                     files[entry.data_file.file_path] = entry.data_file
     return list(files.values())
@@ -129,11 +131,11 @@ def _data_files(table: Any, snapshot_ids: Iterable[int] | None, found: Reference
         if wanted is not None and snapshot.snapshot_id not in wanted:
             continue
         found.manifest_lists.add(snapshot.manifest_list)
-        for manifest in snapshot.manifests(table.io):
+        for manifest in manifests_of(snapshot, table.io):
             if manifest.manifest_path in found.manifests:
                 continue
             found.manifests.add(manifest.manifest_path)
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+            for entry in manifest_entries(manifest, table.io):
                 if entry.status != ManifestEntryStatus.DELETED:
                     yield entry.data_file
 
@@ -143,10 +145,61 @@ def live_files(table: Any) -> list[Any]:
     snapshot = table.current_snapshot()
     if snapshot is None:
         return []
-    from pyiceberg.manifest import ManifestContent
+    from pyiceberg.manifest import ManifestContent, ManifestEntryStatus
 
     files: list[Any] = []
-    for manifest in snapshot.manifests(table.io):
+    for manifest in manifests_of(snapshot, table.io):
         if manifest.content == ManifestContent.DATA:
-            files.extend(e.data_file for e in manifest.fetch_manifest_entry(table.io))
+            entries = manifest_entries(manifest, table.io)
+            files.extend(e.data_file for e in entries if e.status != ManifestEntryStatus.DELETED)
     return files
+
+
+# Manifest (or manifest list) path → its entries, while reading once.
+_read: dict[str, list[Any]] | None = None
+_readers = 0
+_lock = threading.Lock()
+
+
+@contextmanager
+def manifests_read_once() -> Iterator[None]:
+    """Inside this block each manifest file is read once: maintenance and erasure look at
+    a table's files many times over (plan, sizes, expiry before and after, orphans), and
+    a manifest never changes once written (a change writes new ones)."""
+    global _read, _readers
+    with _lock:
+        _readers += 1
+        _read = {} if _read is None else _read
+    try:
+        yield
+    finally:
+        with _lock:
+            _readers -= 1
+            if not _readers:
+                _read = None
+
+
+def manifests_of(snapshot: Any, io: Any) -> list[Any]:
+    """The manifests ``snapshot`` lists, from memory inside :func:`manifests_read_once`."""
+    cache = _read
+    if cache is None:
+        return list(snapshot.manifests(io))
+    key = f"list:{snapshot.manifest_list}"
+    manifests = cache.get(key)
+    if manifests is None:
+        manifests = cache[key] = list(snapshot.manifests(io))
+    return manifests
+
+
+def manifest_entries(manifest: Any, io: Any) -> list[Any]:
+    """Every entry of ``manifest`` (deleted ones too), from memory inside
+    :func:`manifests_read_once`."""
+    cache = _read
+    if cache is None:
+        return list(manifest.fetch_manifest_entry(io, discard_deleted=False))
+    entries = cache.get(manifest.manifest_path)
+    if entries is None:
+        entries = cache[manifest.manifest_path] = list(
+            manifest.fetch_manifest_entry(io, discard_deleted=False)
+        )
+    return entries

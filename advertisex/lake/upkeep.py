@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from advertisex.lake import compaction, expiry, retention
-from advertisex.lake.history import live_files
+from advertisex.lake.history import live_files, manifests_read_once
 from advertisex.model.schemas import MAINTENANCE, TABLES
 from advertisex.util.timeutil import utcnow
 
@@ -112,7 +112,8 @@ def maintain(
         if progress:
             progress(name, done, len(names))
         kept = (keep or {}).get(name, frozenset())
-        report.tables.append(_maintain_table(lake, name, now, dry_run, kept))
+        with manifests_read_once():
+            report.tables.append(_maintain_table(lake, name, now, dry_run, kept))
     if landing is not None and not tables and not (stop is not None and stop.is_set()):
         report.tables.append(_maintain_landing(lake, landing, now, dry_run))
     if progress:

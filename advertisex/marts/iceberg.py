@@ -85,6 +85,18 @@ def positions(lake: Lake) -> dict[str, frozenset[int]]:
     }
 
 
+def _overwrite(table: Any, data: pa.Table, where: Any = None) -> None:
+    """pyiceberg's overwrite, in a transaction that works out the table's metadata once
+    (``lake.transaction``: pyiceberg's own deep-copies every snapshot kept at each look)."""
+    from advertisex.lake.transaction import transaction
+
+    with transaction(table) as tx:
+        if where is None:
+            tx.overwrite(data)
+        else:
+            tx.overwrite(data, overwrite_filter=where)
+
+
 def erase_from_marts(
     lake: Lake, rules: maintain.MatchingRules, removed: dict[str, pa.Table]
 ) -> maintain.MartUpdate:
@@ -267,9 +279,9 @@ class IcebergMarts:
                     if name in new:
                         add_files(tables[name], [f.url for f in written.get(name, [])], {})
                     elif where.is_everything:
-                        tables[name].overwrite(data)
+                        _overwrite(tables[name], data)
                     elif not where.is_empty or data.num_rows:
-                        tables[name].overwrite(data, overwrite_filter=expression(where))
+                        _overwrite(tables[name], data, expression(where))
         except BaseException:
             self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
             raise

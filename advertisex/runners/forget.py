@@ -40,6 +40,7 @@ from advertisex.errors import CommitConflictError, UserInputError
 from advertisex.formats.decode import container_format
 from advertisex.formats.scrub import Scrubbed, scrub, scrub_lines
 from advertisex.lake import erasure
+from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
 from advertisex.model.schemas import ERASURES, TABLES
 from advertisex.util import storage
@@ -85,10 +86,21 @@ def forget(
     now: datetime | None = None,
 ) -> ForgetReport:
     """Erase every trace of the users ``ids`` (see the module docstring)."""
-    started = time.perf_counter()
     wanted = sorted({i.strip() for i in ids if i and i.strip()})
     if not wanted:
         raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
+    with manifests_read_once():
+        return _forget(lake, landing, wanted, progress, now)
+
+
+def _forget(
+    lake: Lake,
+    landing: LandingZone,
+    wanted: list[str],
+    progress: Progress | None,
+    now: datetime | None,
+) -> ForgetReport:
+    started = time.perf_counter()
     report = ForgetReport(uuid.uuid4().hex[:12], len(wanted))
     audit: Counter[tuple[str, str]] = Counter()
     for user, removed in scrub_landing(landing, wanted, report, progress).items():

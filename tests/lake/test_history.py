@@ -1,0 +1,41 @@
+"""Inside ``manifests_read_once`` each manifest (and manifest list) is read once, however
+often maintenance or an erasure looks at a table's files; outside it, every look reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from advertisex.config import load_settings
+from advertisex.lake.history import live_files, manifests_read_once, referenced
+from advertisex.lake.tables import Lake
+from tests.lake.test_erasure import _clicks
+
+pytestmark = pytest.mark.integration
+
+
+def test_each_manifest_is_read_once_inside_the_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyiceberg.manifest import ManifestFile
+
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    lake.commit_batch({"curated.clicks": _clicks(["a1"])}, [], {})
+    lake.commit_batch({"curated.clicks": _clicks(["b1"])}, [], {})
+    table = lake.table("curated.clicks")
+    reads: list[str] = []
+    fetch = ManifestFile.fetch_manifest_entry
+
+    def counted(self: ManifestFile, *args: object, **kwargs: object) -> object:
+        reads.append(self.manifest_path)
+        return fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(ManifestFile, "fetch_manifest_entry", counted)
+    with manifests_read_once():
+        files = live_files(table)
+        assert live_files(table) == files and len(files) == 2
+        assert set(referenced(table).data) == {f.file_path for f in files}
+    assert len(reads) == len(set(reads)) == 2  # two manifests, each read once
+    live_files(table)
+    assert len(reads) == 4  # outside the block: read again
