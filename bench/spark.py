@@ -1,6 +1,12 @@
 """Spark runner vs. embedded runner on the same 2 M events; 1 → 2 core scaling; cluster size.
 
-    python bench/spark.py [--events 2000000] [--runs embedded,local[1],local[2]]
+    python bench/spark.py [--events 2000000] [--runs embedded,local[1],local[2]] [--reference]
+
+With ``--reference`` the bare Spark job of ../shared/reference-bench (``batch_spark.py``:
+2 M impressions, NDJSON → epoch-ms timestamp → dedupe by id → day-partitioned Parquet,
+``local[2]``) runs in the same session, and the Spark runner's ``local[2]`` rate is
+printed beside it with the ratio (issue 14's target: ≥ 0.9×). Both rates leave the JVM
+start-up out: the bare job times its job alone, the runner its processing alone.
 
 The dataset is bench/process.py's (bench/out/input-<events>, generated once). It is
 ingested once; every run gets its own catalog and warehouse over that same landing
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,12 +104,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--runs", default="embedded,local[1],local[2]")
     parser.add_argument("--no-marts", action="store_true", help="skip the mart rebuild")
+    parser.add_argument(
+        "--reference", action="store_true", help="also run the bare Spark job (batch_spark.py)"
+    )
     parser.add_argument("--one", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         run_one(args.one[0], Path(args.one[1]), not args.no_marts)
         return
-    from process import _dataset  # bench/process.py's generated input
+    from process import OUT, REFERENCE, _dataset  # bench/process.py's generated input
 
     source = _dataset(args.events)
     work = Path(tempfile.mkdtemp(prefix="adx-bench-spark-"))
@@ -137,8 +147,37 @@ def main() -> None:
             ),
             flush=True,
         )
+    if args.reference:
+        ref_input = OUT / "reference-impressions-2000000.ndjson"
+        if not ref_input.exists():
+            subprocess.run(
+                [PY, str(REFERENCE / "make_impressions.py"), "2000000", str(ref_input)], check=True
+            )
+        results["reference"] = _reference(ref_input, work / "reference", env)
     _summary(results)
+    print(f"machine: load average {os.getloadavg()[0]:.1f} at the end")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _reference(source: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
+    """The bare Spark job on 2 M impressions: (records, job seconds without start-up)."""
+    from process import REFERENCE
+
+    script = REFERENCE / "batch_spark.py"
+    result = subprocess.run(
+        [PY, str(script), str(source), str(out)], env=env, capture_output=True, text=True
+    )
+    timing = re.search(r"spark job ([0-9.]+) s, with start-up ([0-9.]+) s", result.stdout)
+    if result.returncode != 0 or timing is None:
+        sys.exit(f"{script} failed:\n{result.stdout[-1000:]}{result.stderr[-3000:]}")
+    job, whole = float(timing[1]), float(timing[2])
+    rate = 2_000_000 / job
+    print(
+        f"reference {2_000_000:>10,} impressions (batch_spark.py, local[2]): start-up "
+        f"{whole - job:6.1f} s, job {job:7.1f} s → {rate:>9,.0f} events/s",
+        flush=True,
+    )
+    return {"records": 2_000_000, "process": job}
 
 
 def _summary(results: dict[str, dict[str, float]]) -> None:
@@ -148,6 +187,11 @@ def _summary(results: dict[str, dict[str, float]]) -> None:
     if "embedded" in results and "local[2]" in results:
         print(
             f"ratio     Spark local[2] / embedded throughput: {rate('local[2]') / rate('embedded'):.2f}"
+        )
+    if "reference" in results and "local[2]" in results:
+        print(
+            f"ratio     Spark local[2] / bare Spark job: {rate('local[2]') / rate('reference'):.2f}× "
+            "(target ≥ 0.90×)"
         )
     if "local[1]" in results and "local[2]" in results:
         speedup = rate("local[2]") / rate("local[1]")

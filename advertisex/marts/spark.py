@@ -24,9 +24,7 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from advertisex.kernels.correlate import MATCHED_BIDS
 from advertisex.marts import maintain
@@ -34,8 +32,16 @@ from advertisex.marts.iceberg import expression
 from advertisex.marts.store import Slice
 from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
 from advertisex.model.schemas import TABLES
-from advertisex.util import engine, storage
-from advertisex.util.spark_arrow import collect_arrow, from_ipc, to_ipc
+from advertisex.util import storage
+from advertisex.util.spark_arrow import (
+    BLOBS,
+    BLOBS_SCHEMA,
+    blob_batch,
+    bucketed,
+    collect_arrow,
+    from_ipc,
+    to_ipc,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -46,8 +52,6 @@ if TYPE_CHECKING:
     from advertisex.kernels.windows import Windows
     from advertisex.lake.tables import Lake
 
-BLOBS = "bucket int, tag string, blob binary"
-_BLOBS = pa.schema([("bucket", pa.int32()), ("tag", pa.string()), ("blob", pa.binary())])
 FILES = "tag string, path string"
 OUTPUTS = {
     "matched": ATTRIBUTED_CLICKS,
@@ -145,7 +149,7 @@ class SparkKernels:
             blobs = functools.reduce(DataFrame.unionByName, inputs)
             reducer = functools.partial(reduce_part, schemas=schemas, kernel=kernel)
             parts = blobs.repartition(self.tasks, "bucket").mapInArrow(reducer, BLOBS)
-            result = collect_arrow(parts, _BLOBS)
+            result = collect_arrow(parts, BLOBS_SCHEMA)
             for tag, blob in zip(
                 result.column("tag").to_pylist(), result.column("blob").to_pylist(), strict=True
             ):
@@ -189,36 +193,6 @@ def ordered(tag: str, parts: list[pa.Table]) -> pa.Table:
 # ------------------------------------------------------------------ executor functions
 
 
-def bucketed(rows: pa.Table, key: str, buckets: int) -> Iterator[tuple[int, bytes]]:
-    """``rows`` cut by a stable hash of ``key`` into at most ``buckets`` IPC blobs.
-
-    The hash is DuckDB's, computed once per distinct key: the same key lands in the same
-    bucket in every process, which is all partitioning needs.
-    """
-    if rows.num_rows == 0:
-        return
-    keys = rows.column(key)
-    distinct = pc.unique(keys)
-    hashed = engine.run(
-        "SELECT (hash(key) % $n)::INTEGER AS bucket FROM keys ORDER BY position",
-        {"n": buckets},
-        keys=pa.table({"key": distinct, "position": pa.array(np.arange(len(distinct)))}),
-    )
-    of_distinct = hashed.column("bucket").to_numpy()
-    position = pc.index_in(keys, value_set=distinct, skip_nulls=False).to_numpy(
-        zero_copy_only=False
-    )
-    bucket = of_distinct[position.astype(np.int64)]
-    order = np.argsort(bucket, kind="stable")
-    counts = np.bincount(bucket, minlength=buckets)
-    grouped = rows.take(pa.array(order))
-    start = 0
-    for number, count in enumerate(counts):
-        if count:
-            yield number, to_ipc(grouped.slice(start, int(count)))
-        start += int(count)
-
-
 def read_bucketed(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -252,7 +226,7 @@ def read_bucketed(
             if not request.where.is_everything:
                 rows = rows.filter(request.where.mask(rows))
             for bucket, blob in bucketed(rows, key, buckets):
-                yield _blob_batch(bucket, item["tag"], blob)
+                yield blob_batch(bucket, item["tag"], blob)
 
 
 def reduce_part(
@@ -275,11 +249,4 @@ def reduce_part(
     }
     for tag, out in kernel(tables).items():
         for start in range(0, out.num_rows, OUTPUT_ROWS):
-            yield _blob_batch(-1, tag, to_ipc(out.slice(start, OUTPUT_ROWS)))
-
-
-def _blob_batch(bucket: int, tag: str, blob: bytes) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays(
-        [pa.array([bucket], pa.int32()), pa.array([tag]), pa.array([blob], pa.binary())],
-        schema=_BLOBS,
-    )
+            yield blob_batch(-1, tag, to_ipc(out.slice(start, OUTPUT_ROWS)))

@@ -6,13 +6,20 @@ unreadable segments, the accounting, ``ops.batches`` and the exactly-once commit
 template's (:mod:`advertisex.runners.runner`), as for the embedded runner; this class
 reads and transforms:
 
-    read:      segments ──mapInArrow: read, frame, standardize, enrich──► blobs (persisted) + key rows
-    transform: key rows ∪ committed keys ──repartition(table, key)──mapInArrow: find_duplicates──► duplicates → driver
-               blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted rows──► Parquet files
+    read:      task numbers ──mapInArrow: each task's share of the segments: read, frame,
+               standardize, enrich──► segment blobs + key blobs by bucket (persisted)
+    transform: key blobs ∪ committed key blobs ──repartition(bucket)──mapInArrow:
+               find_duplicates──► duplicates → driver
+               segment blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted
+               rows──► Parquet files
     template:  driver: add_files for every table + ops.batches + segment marks, one catalog transaction
 
-Wide rows are never shuffled: only (table, key, payload hash, position) crosses the
-network, as in the embedded dedupe. Executors write the data files into the tables'
+Wide rows are never shuffled: only (key, payload hash, position) crosses the network, as
+in the embedded dedupe, and it travels as a few Arrow blobs per task and key bucket (every
+occurrence of a key lands in one bucket), never as one Spark row per event — Spark would
+convert millions of rows between Arrow and its own format on both sides of the shuffle.
+Each stage-1 task gets its own share of the segments, of about equal bytes, so both cores
+stay busy to the end of the stage. Executors write the data files into the tables'
 locations; a crash before the driver's transaction leaves only unreferenced files,
 and the batch is redone from the landing zone with the same id. After the batches,
 mart maintenance runs its correlation and rollup kernels on the same session
@@ -51,7 +58,7 @@ from advertisex.runners.committed import DedupeLookup
 from advertisex.runners.hooks import CommitHook
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
-from advertisex.util.spark_arrow import collect_arrow
+from advertisex.util.spark_arrow import BLOBS, collect_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -65,6 +72,7 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.maxRecordsPerBatch": "65536",
     "spark.driver.memory": "2g",
 }
+BUCKETS_PER_TASK = 4  # dedupe key buckets per task
 
 
 def spark_session(settings: Settings, master: str | None, verbose: bool = False) -> SparkSession:
@@ -142,9 +150,11 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 
 @dataclass
 class Prepared(Framed):
-    """Stage 1's output (persisted): standardized blobs and key rows of every segment."""
+    """Stage 1's output (persisted): standardized blobs of every segment, key blobs, and
+    the event-time bounds of each table's candidates (µs: the dedupe horizon's window)."""
 
     rows: DataFrame
+    bounds: dict[str, tuple[int, int]]
 
 
 class SparkRunner(Runner[Prepared]):
@@ -196,9 +206,9 @@ class SparkRunner(Runner[Prepared]):
         read it); the driver learns each segment's record count or why it is unreadable."""
         prepared = self._prepare(batch.segments, batch.rules)
         try:
-            records, unreadable = self._segment_records(prepared)
+            records, unreadable, bounds = self._listing(prepared)
             batch.report("read")
-            yield Prepared(records, unreadable, prepared)
+            yield Prepared(records, unreadable, prepared, bounds)
         finally:
             prepared.unpersist()
 
@@ -207,74 +217,83 @@ class SparkRunner(Runner[Prepared]):
         write data files), then the accounts from the executors' counts."""
         if not framed.records:
             return Transformed({}, {})
-        duplicates = self._duplicates(framed.rows, batch.rules.dedupe)
+        duplicates = self._duplicates(framed, batch.rules.dedupe)
         batch.report("dedupe")
         sources = {batch.segments[i].source for i in framed.records}
         finished = self._finish(framed.rows, sources, duplicates, batch)
         return Transformed(_files(finished), _accounts(finished, duplicates))
 
     # ------------------------------------------------------------------ stages
+    @property
+    def buckets(self) -> int:
+        """Dedupe key buckets: more than tasks, to even out Spark's hash of the number."""
+        return BUCKETS_PER_TASK * self.parallelism
+
     def _prepare(self, segments: list[Segment], rules: BatchRules) -> DataFrame:
-        """Stage 1 over the batch's segments, persisted: stages 2 and 3 both read it."""
-        rows = [(i, s.source, s.name, s.size) for i, s in enumerate(segments)]
-        slices = min(len(rows), 2 * self.parallelism)
-        listing = self.spark.createDataFrame(
-            rows, "segment int, source string, name string, size long"
-        ).repartition(slices)
-        job = tasks.PrepareJob(self.settings, rules.validation, rules.dims)
-        prepared = listing.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
+        """Stage 1 over the batch's segments, persisted: stages 2 and 3 both read it. Each
+        task gets its own share of the segments (:func:`slices`); a task's number is its
+        only input row, so Spark cannot put two shares in one task."""
+        shares = slices([s.size for s in segments], 2 * self.parallelism)
+        job = tasks.PrepareJob(
+            self.settings, rules.validation, rules.dims, tuple(segments), shares, self.buckets
+        )
+        numbers = self.spark.range(0, len(shares), 1, numPartitions=len(shares))
+        prepared = numbers.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
         return prepared.persist()
 
-    def _segment_records(self, prepared: DataFrame) -> tuple[dict[int, int], dict[int, str]]:
-        """(segment index → records framed, segment index → why it could not be read)."""
-        from pyspark.sql import functions as F
-
-        listed = collect_arrow(
-            prepared.filter(F.col("kind").isin("rows", "unreadable")).select(
-                "kind", "segment", "records", "reason"
-            )
-        )
-        records, unreadable = {}, {}
+    def _listing(
+        self, prepared: DataFrame
+    ) -> tuple[dict[int, int], dict[int, str], dict[str, tuple[int, int]]]:
+        """(segment index → records framed, segment index → why it could not be read,
+        table → event-time bounds of its candidates): stage 1's rows without their blobs."""
+        listed = collect_arrow(prepared.drop("blob"))
+        records: dict[int, int] = {}
+        unreadable: dict[int, str] = {}
+        bounds: dict[str, tuple[int, int]] = {}
         for row in listed.to_pylist():
             if row["kind"] == "rows":
                 records[row["segment"]] = row["records"]
-            else:
+            elif row["kind"] == "unreadable":
                 unreadable[row["segment"]] = row["reason"]
-        return records, unreadable
+            else:
+                low, high = bounds.get(row["tbl"], (row["low_us"], row["high_us"]))
+                bounds[row["tbl"]] = (min(low, row["low_us"]), max(high, row["high_us"]))
+        return records, unreadable, bounds
 
-    def _duplicates(self, prepared: DataFrame, lookup: DedupeLookup) -> pa.Table:
-        """Stage 2: every repeat in the batch, by (table, segment, row), with conflicts."""
+    def _duplicates(self, prepared: Prepared, lookup: DedupeLookup) -> pa.Table:
+        """Stage 2: every repeat in the batch, by (table, segment, row), with conflicts.
+        Keys travel as blobs by bucket (every occurrence of a key, and its committed twin,
+        in one bucket), so the shuffle moves a few rows per task and bucket."""
         from pyspark.sql import functions as F
 
-        keys = prepared.filter(F.col("kind") == "key")
-        bounds = keys.groupBy("tbl").agg(
-            F.min("event_time_us").alias("low"), F.max("event_time_us").alias("high")
+        keys = prepared.rows.filter(F.col("kind") == "keys").select(
+            "bucket", F.col("tbl").alias("tag"), "blob"
         )
-        committed = self._committed_keys(collect_arrow(bounds).to_pylist(), lookup)
-        candidates = keys.select("tbl", "event_key", "payload_hash", "segment", "row_number")
+        committed = self._committed_keys(prepared.bounds, lookup)
         if committed is not None:
-            candidates = candidates.unionByName(committed)
-        marked = candidates.repartition(2 * self.parallelism, "tbl", "event_key").mapInArrow(
+            keys = keys.unionByName(committed)
+        marked = keys.repartition(self.parallelism, "bucket").mapInArrow(
             tasks.dedupe, tasks.DUPLICATES
         )
         return collect_arrow(marked, tasks._DUPLICATES)
 
     def _committed_keys(
-        self, bounds: list[dict[str, Any]], lookup: DedupeLookup
+        self, bounds: dict[str, tuple[int, int]], lookup: DedupeLookup
     ) -> DataFrame | None:
         """Committed keys within the dedupe horizon of each table's candidates, read by the
         executors from the data files ``lookup`` names."""
         files = []
-        for bound in bounds:
-            low, high = lookup.window(_utc(bound["low"]), _utc(bound["high"]))
-            for path in lookup.data_files(bound["tbl"], low, high):
-                files.append((bound["tbl"], path, _micros(low), _micros(high)))
+        for table_name, (low_us, high_us) in bounds.items():
+            low, high = lookup.window(_utc(low_us), _utc(high_us))
+            for path in lookup.data_files(table_name, low, high):
+                files.append((table_name, path, _micros(low), _micros(high)))
         if not files:
             return None
         listing = self.spark.createDataFrame(files, tasks.COMMITTED)
-        return listing.repartition(min(len(files), 2 * self.parallelism)).mapInArrow(
-            functools.partial(tasks.read_committed, settings=self.settings), tasks.KEYS
+        reader = functools.partial(
+            tasks.read_committed, settings=self.settings, buckets=self.buckets
         )
+        return listing.repartition(min(len(files), 2 * self.parallelism)).mapInArrow(reader, BLOBS)
 
     def _finish(
         self, prepared: DataFrame, present: set[str], duplicates: pa.Table, batch: Batch
@@ -320,6 +339,22 @@ def process_on_spark(
         return runner.process(progress)
     finally:
         runner.stop()
+
+
+def slices(sizes: list[int], count: int) -> tuple[tuple[int, ...], ...]:
+    """Indices of ``sizes`` shared out in at most ``count`` slices of about equal total size
+    (the largest first, each to the lightest slice so far), each in index order.
+
+    >>> slices([5, 1, 1, 3, 2], 2)
+    ((0, 1), (2, 3, 4))
+    """
+    loads = [0] * max(1, min(count, len(sizes)))
+    shares: list[list[int]] = [[] for _ in loads]
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(index)
+        loads[lightest] += sizes[index]
+    return tuple(tuple(sorted(share)) for share in shares if share)
 
 
 def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:

@@ -3,14 +3,14 @@
 Three stages, each a function from Arrow record batches to Arrow record batches that
 Spark ships (with a small picklable job description) to its executors:
 
-1. :func:`prepare` — per landing segment: read, frame, standardize, validate, enrich
-   (``batch.standardize_source``, as the embedded runner does). It yields the segment's standardized
-   rows once, as an Arrow IPC blob that stays on its executor (persisted, never
-   shuffled), and one narrow *key row* (table, key, payload hash, event time, position)
-   per candidate event.
-2. :func:`dedupe` — per hash partition of the key rows (``repartition(table, key)``):
-   every occurrence of a key, and its committed twin if any, is in one partition, so
-   ``find_duplicates`` on the partition's rows in (segment, row) order gives exactly
+1. :func:`prepare` — per task, its share of the batch's landing segments: read, frame,
+   standardize, validate, enrich (``batch.standardize_source``, as the embedded runner
+   does). It yields each segment's standardized rows once, as an Arrow IPC blob that stays
+   on its executor (persisted, never shuffled), and its candidates' keys (key, payload
+   hash, position) as blobs, one per table and key bucket, with their event-time bounds.
+2. :func:`dedupe` — per partition of key blobs (``repartition(bucket)``): every
+   occurrence of a key, and its committed twin if any, is in one bucket, so
+   ``find_duplicates`` on the bucket's rows in (segment, row) order gives exactly
    the embedded runner's verdict. Only the duplicates come back to the driver.
 3. :func:`finish` — per partition of blobs: drop the duplicates, split off quarantine
    and invalid traffic, shape each table's rows (``batch.finish_source``, told the
@@ -19,7 +19,7 @@ Spark ships (with a small picklable job description) to its executors:
    atomic catalog transaction with the batch's checkpoint.
 
 :func:`read_committed` feeds stage 2 the committed keys of the dedupe horizon, read
-straight from the tables' data files by the executors.
+straight from the tables' data files by the executors and bucketed the same way.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.datafiles import write_data_files
-from advertisex.landing.zone import Segment, open_landing
+from advertisex.landing.zone import LandingZone, Segment, open_landing
 from advertisex.model.schemas import SOURCES
 from advertisex.runners.batch import (
     candidates_mask,
@@ -50,36 +50,34 @@ from advertisex.runners.batch import (
 )
 from advertisex.util import storage
 from advertisex.util.retry import retrying
-from advertisex.util.spark_arrow import from_ipc, to_ipc
+from advertisex.util.spark_arrow import blob_batch, bucketed, from_ipc, to_ipc
 
-# Spark DDL of each stage's output and the Arrow schema the workers build it with.
+# Spark DDL of stage 1's output and the Arrow schema the workers build it with.
 PREPARED = (
-    "kind string, segment int, source string, tbl string, event_key string, "
-    "payload_hash string, event_time_us long, row_number long, records long, reason string, "
-    "blob binary"
+    "kind string, segment int, source string, records long, reason string, tbl string, "
+    "bucket int, low_us long, high_us long, blob binary"
 )
 _PREPARED = pa.schema(
     [
-        ("kind", pa.string()),  # rows | key | unreadable
-        ("segment", pa.int32()),
+        ("kind", pa.string()),  # rows | keys | unreadable
+        ("segment", pa.int32()),  # the segment's index in the batch (rows, unreadable)
         ("source", pa.string()),
-        ("tbl", pa.string()),
-        ("event_key", pa.string()),  # the dedupe key of the event (kind key)
-        ("payload_hash", pa.string()),
-        ("event_time_us", pa.int64()),  # event time, µs since the epoch
-        ("row_number", pa.int64()),  # row number in the segment's standardized rows
-        ("records", pa.int64()),  # records framed from the segment (kind rows)
-        ("reason", pa.string()),  # why the segment is unreadable (kind unreadable)
-        ("blob", pa.binary()),  # the segment's standardized rows, Arrow IPC (kind rows)
+        ("records", pa.int64()),  # records framed from the segment (rows)
+        ("reason", pa.string()),  # why the segment is unreadable (unreadable)
+        ("tbl", pa.string()),  # the table whose dedupe keys the blob holds (keys)
+        ("bucket", pa.int32()),  # the keys' bucket (keys)
+        ("low_us", pa.int64()),  # event-time bounds of the task's keys of tbl, µs (keys)
+        ("high_us", pa.int64()),
+        ("blob", pa.binary()),  # Arrow IPC: the segment's standardized rows, or keys
     ]
 )
-KEYS = "tbl string, event_key string, payload_hash string, segment int, row_number long"
+# A dedupe key blob's rows: a candidate of the batch (its segment and row number in that
+# segment's standardized rows), or a committed row (segment -1).
 _KEYS = pa.schema(
     [
-        ("tbl", pa.string()),
         ("event_key", pa.string()),
         ("payload_hash", pa.string()),
-        ("segment", pa.int32()),  # -1: a committed key
+        ("segment", pa.int32()),
         ("row_number", pa.int64()),
     ]
 )
@@ -118,6 +116,9 @@ class PrepareJob:
     settings: Settings
     rules: Rules
     dims: Dimensions | None
+    segments: tuple[Segment, ...]  # the batch's segments, by index
+    slices: tuple[tuple[int, ...], ...]  # segment indices of each task (input: its number)
+    buckets: int  # dedupe key buckets
 
 
 @dataclass(frozen=True)
@@ -134,82 +135,97 @@ class FinishJob:
 
 
 def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.RecordBatch]:
-    """Landing segments (segment, source, name, size) → standardized blobs and key rows."""
+    """Task numbers → their segments' standardized blobs and dedupe key blobs."""
     zone = open_landing(job.settings)
     limits = DecodeLimits.of(job.settings.processor)  # a hostile segment cannot stall the task
     for batch in batches:
-        for item in batch.to_pylist():
-            segment = Segment(item["source"], item["name"], item["size"])
-            index = item["segment"]
-            try:
-                data = retrying(
-                    functools.partial(zone.read, segment), what=f"reading {segment.name}"
-                )
-                frame = frame_segment(index, segment, data, limits)
-            except Exception as error:  # unreadable: the driver moves it aside
-                reason = f"{type(error).__name__}: {error}"
-                yield _prepared(1, kind=["unreadable"], segment=[index], reason=[reason])
-                continue
-            rows = standardize_source(segment.source, frame, job.rules, job.dims)
-            rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
-            rows = rows.append_column(
-                "row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64))
-            )
-            yield _prepared(
-                1,
-                kind=["rows"],
-                segment=[index],
-                source=[segment.source],
-                records=[frame.num_rows],
-                blob=[to_ipc(rows)],
-            )
-            rejected = rejected_mask(rows)
-            for table_name in SOURCES[segment.source]:
-                chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))
-                if chosen.num_rows:
-                    yield _key_rows(table_name, index, chosen)
+        for task in batch.column(0).to_pylist():
+            keys: dict[str, list[pa.Table]] = {}
+            for index in job.slices[task]:
+                yield from _prepare_segment(index, job, zone, limits, keys)
+            for table_name, parts in keys.items():
+                yield from _key_blobs(table_name, pa.concat_tables(parts), job.buckets)
 
 
-def _key_rows(table_name: str, index: int, rows: pa.Table) -> pa.RecordBatch:
-    n = rows.num_rows
-    return _prepared(
-        n,
-        kind=["key"] * n,
-        segment=np.full(n, index, dtype=np.int32),
-        tbl=[table_name] * n,
-        event_key=key_column(table_name, rows),
-        payload_hash=rows.column("payload_hash"),
-        event_time_us=rows.column("event_time").cast(pa.int64()),
-        row_number=rows.column("row_number"),
+def _prepare_segment(
+    index: int,
+    job: PrepareJob,
+    zone: LandingZone,
+    limits: DecodeLimits,
+    keys: dict[str, list[pa.Table]],
+) -> Iterator[pa.RecordBatch]:
+    """One segment's standardized rows as a blob; its candidates' keys added to ``keys``."""
+    segment = job.segments[index]
+    try:
+        data = retrying(functools.partial(zone.read, segment), what=f"reading {segment.name}")
+        frame = frame_segment(index, segment, data, limits)
+    except Exception as error:  # unreadable: the driver moves it aside
+        reason = f"{type(error).__name__}: {error}"
+        yield _prepared(kind="unreadable", segment=index, reason=reason)
+        return
+    rows = standardize_source(segment.source, frame, job.rules, job.dims)
+    rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
+    rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    yield _prepared(
+        kind="rows",
+        segment=index,
+        source=segment.source,
+        records=frame.num_rows,
+        blob=to_ipc(rows),
     )
+    rejected = rejected_mask(rows)
+    for table_name in SOURCES[segment.source]:
+        chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))
+        if chosen.num_rows:
+            keys.setdefault(table_name, []).append(
+                pa.table(
+                    {
+                        "event_key": key_column(table_name, chosen),
+                        "payload_hash": chosen.column("payload_hash"),
+                        "segment": pa.array(np.full(chosen.num_rows, index, dtype=np.int32)),
+                        "row_number": chosen.column("row_number"),
+                        "event_time": chosen.column("event_time"),
+                    }
+                )
+            )
 
 
-def _prepared(length: int, **columns: object) -> pa.RecordBatch:
-    """One output batch of :func:`prepare`; columns not given are null."""
-    arrays = []
-    for f in _PREPARED:
-        value = columns.get(f.name)
-        if value is None:
-            arrays.append(pa.nulls(length, f.type))
-        elif isinstance(value, pa.ChunkedArray):
-            arrays.append(value.combine_chunks().cast(f.type))
-        elif isinstance(value, pa.Array):
-            arrays.append(value.cast(f.type))
-        else:
-            arrays.append(pa.array(value, f.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=_PREPARED)
+def _key_blobs(table_name: str, keys: pa.Table, buckets: int) -> Iterator[pa.RecordBatch]:
+    """A task's candidate keys of ``table_name``, bucketed by key, with their time bounds."""
+    when = keys.column("event_time").cast(pa.int64())
+    bounds = pc.min_max(when)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    for bucket, blob in bucketed(_as_keys(keys), "event_key", buckets):
+        yield _prepared(
+            kind="keys", tbl=table_name, bucket=bucket, low_us=low, high_us=high, blob=blob
+        )
+
+
+def _as_keys(rows: pa.Table) -> pa.Table:
+    return pa.table([rows.column(f.name).cast(f.type) for f in _KEYS], schema=_KEYS)
+
+
+def _prepared(**values: object) -> pa.RecordBatch:
+    """One row of :func:`prepare`'s output; columns not given are null."""
+    return pa.RecordBatch.from_arrays(
+        [pa.array([values.get(f.name)], f.type) for f in _PREPARED], schema=_PREPARED
+    )
 
 
 # ---------------------------------------------------------------- stage 2: dedupe
 
 
 def dedupe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Key rows of one hash partition (committed keys have segment -1) → the duplicates."""
-    rows = pa.Table.from_batches(list(batches), schema=_KEYS)
-    if rows.num_rows == 0:
-        return
-    for table_name in pc.unique(rows.column("tbl")).to_pylist():
-        mine = rows.filter(pc.equal(rows.column("tbl"), table_name))
+    """Key blobs of some buckets (:data:`BLOBS`, tagged by table; committed keys have
+    segment -1) → the duplicates among them."""
+    parts: dict[str, list[pa.Table]] = {}
+    for batch in batches:
+        for table_name, blob in zip(
+            batch.column("tag").to_pylist(), batch.column("blob").to_pylist(), strict=True
+        ):
+            parts.setdefault(table_name, []).append(from_ipc(blob))
+    for table_name, tables in parts.items():
+        mine = pa.concat_tables(tables)
         committed = pc.less(mine.column("segment"), 0)
         batch = mine.filter(pc.invert(committed)).sort_by(
             [("segment", "ascending"), ("row_number", "ascending")]
@@ -237,11 +253,13 @@ def dedupe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def read_committed(
-    batches: Iterator[pa.RecordBatch], settings: Settings
+    batches: Iterator[pa.RecordBatch], settings: Settings, buckets: int
 ) -> Iterator[pa.RecordBatch]:
-    """Data files of committed rows (table, path, event-time bounds in µs) → their keys."""
+    """Data files of committed rows (table, path, event-time bounds in µs) → their keys,
+    as key blobs (:data:`BLOBS`) bucketed as :func:`prepare` buckets the candidates."""
     import pyarrow.parquet as pq
 
+    keys: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for item in batch.to_pylist():
             table_name = item["tbl"]
@@ -252,16 +270,19 @@ def read_committed(
             inside = pc.and_(pc.greater_equal(when, item["low"]), pc.less_equal(when, item["high"]))
             data = data.filter(inside)
             n = data.num_rows
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array([table_name] * n, pa.string()),
-                    pa.chunked_array(key_column(table_name, data)).combine_chunks(),
-                    data.column("payload_hash").combine_chunks(),
-                    pa.array(np.full(n, -1, dtype=np.int32)),
-                    pa.array(np.full(n, -1, dtype=np.int64)),
-                ],
-                schema=_KEYS,
+            keys.setdefault(table_name, []).append(
+                pa.table(
+                    {
+                        "event_key": key_column(table_name, data),
+                        "payload_hash": data.column("payload_hash"),
+                        "segment": pa.array(np.full(n, -1, dtype=np.int32)),
+                        "row_number": pa.array(np.full(n, -1, dtype=np.int64)),
+                    }
+                )
             )
+    for table_name, parts in keys.items():
+        for bucket, blob in bucketed(_as_keys(pa.concat_tables(parts)), "event_key", buckets):
+            yield blob_batch(bucket, table_name, blob)
 
 
 # ---------------------------------------------------------------- stage 3: finish

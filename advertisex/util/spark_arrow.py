@@ -3,16 +3,32 @@
 Shared by the processing tasks (``advertisex.runners.spark_tasks``) and mart maintenance
 (``advertisex.marts.spark``), so it lives below both; nothing here imports PySpark at module level, so
 executors and tests without a JVM can use it.
+
+Rows that must meet by key on one executor (every occurrence of an event id, every event
+of a user) travel as :func:`bucketed` blobs: Spark shuffles a few rows of a few megabytes
+each instead of millions of narrow ones, which it would convert one by one between Arrow
+and its own rows on both sides of the shuffle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.util import engine
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+
+# Spark DDL of bucketed blobs, and the Arrow schema executors build them with: ``tag`` says
+# what the rows are (an input of a mart kernel, a curated table's dedupe keys).
+BLOBS = "bucket int, tag string, blob binary"
+BLOBS_SCHEMA = pa.schema([("bucket", pa.int32()), ("tag", pa.string()), ("blob", pa.binary())])
 
 
 def to_ipc(table: pa.Table) -> bytes:
@@ -37,3 +53,41 @@ def collect_arrow(frame: DataFrame, schema: pa.Schema | None = None) -> pa.Table
             schema = to_arrow_schema(frame.schema)
         return schema.empty_table()
     return pa.Table.from_batches(batches)
+
+
+def bucketed(rows: pa.Table, key: str, buckets: int) -> Iterator[tuple[int, bytes]]:
+    """``rows`` cut by a stable hash of ``key`` into at most ``buckets`` IPC blobs.
+
+    The hash is DuckDB's, computed once per distinct key: the same key lands in the same
+    bucket in every process, which is all partitioning needs.
+    """
+    if rows.num_rows == 0:
+        return
+    keys = rows.column(key)
+    distinct = pc.unique(keys)
+    hashed = engine.run(
+        "SELECT (hash(key) % $n)::INTEGER AS bucket FROM keys ORDER BY position",
+        {"n": buckets},
+        keys=pa.table({"key": distinct, "position": pa.array(np.arange(len(distinct)))}),
+    )
+    of_distinct = hashed.column("bucket").to_numpy()
+    position = pc.index_in(keys, value_set=distinct, skip_nulls=False).to_numpy(
+        zero_copy_only=False
+    )
+    bucket = of_distinct[position.astype(np.int64)]
+    order = np.argsort(bucket, kind="stable")
+    counts = np.bincount(bucket, minlength=buckets)
+    grouped = rows.take(pa.array(order))
+    start = 0
+    for number, count in enumerate(counts):
+        if count:
+            yield number, to_ipc(grouped.slice(start, int(count)))
+        start += int(count)
+
+
+def blob_batch(bucket: int, tag: str, blob: bytes) -> pa.RecordBatch:
+    """One row of :data:`BLOBS`."""
+    return pa.RecordBatch.from_arrays(
+        [pa.array([bucket], pa.int32()), pa.array([tag]), pa.array([blob], pa.binary())],
+        schema=BLOBS_SCHEMA,
+    )

@@ -10,20 +10,21 @@ from advertisex.config import load_settings
 from advertisex.formats.decode import DECODERS
 from advertisex.kernels.standardize import Rules
 from advertisex.runners import spark_tasks as tasks
+from advertisex.util.spark_arrow import BLOBS_SCHEMA, blob_batch, bucketed, to_ipc
 
 
 def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
-    tbl, key, payload_hash, segment, row_number = zip(*rows, strict=True)
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(tbl),
-            pa.array(key),
-            pa.array(payload_hash),
-            pa.array(segment, pa.int32()),
-            pa.array(row_number, pa.int64()),
-        ],
-        schema=tasks._KEYS,
-    )
+    """Key rows as the key blobs a dedupe task gets: one per table (bucket 0)."""
+    blobs = []
+    for table in dict.fromkeys(r[0] for r in rows):
+        mine = [r[1:] for r in rows if r[0] == table]
+        key, payload_hash, segment, row_number = zip(*mine, strict=True)
+        keys = pa.table(
+            [pa.array(key), pa.array(payload_hash), pa.array(segment), pa.array(row_number)],
+            schema=tasks._KEYS,
+        )
+        blobs.append(blob_batch(0, table, to_ipc(keys)))
+    return pa.Table.from_batches(blobs, schema=BLOBS_SCHEMA).combine_chunks().to_batches()[0]
 
 
 def _duplicates(*batches: pa.RecordBatch) -> set[tuple[str, int, int, bool]]:
@@ -59,13 +60,48 @@ def test_prepare_reports_an_unreadable_segment_instead_of_failing(tmp_path, monk
 
     segment = open_landing(settings).write_segment("clicks", b"timestamp,user_id\n", label="bad")
     monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding)
-    listing = pa.RecordBatch.from_pylist(
-        [{"segment": 3, "source": "clicks", "name": segment.name, "size": segment.size}]
-    )
-    job = tasks.PrepareJob(settings, Rules(now=datetime(2026, 1, 1, tzinfo=UTC)), None)
-    out = pa.Table.from_batches(list(tasks.prepare(iter([listing]), job))).to_pylist()
+    rules = Rules(now=datetime(2026, 1, 1, tzinfo=UTC))
+    job = tasks.PrepareJob(settings, rules, None, (segment,) * 4, ((3,),), 4)
+    out = pa.Table.from_batches(list(tasks.prepare(iter([_task(0)]), job))).to_pylist()
     assert [(r["kind"], r["segment"]) for r in out] == [("unreadable", 3)]
     assert "MemoryError: decoder blew up" in out[0]["reason"]
+
+
+def _task(number: int) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict({"id": pa.array([number], pa.int64())})
+
+
+def test_prepared_key_blobs_find_every_repeat_across_tasks_and_buckets(tmp_path) -> None:
+    """Two tasks prepare a segment each; their key blobs, deduplicated bucket by bucket
+    (as Spark's partitions get them), find the repeats of the first segment's clicks in
+    the second: every occurrence of a key is in one bucket, whichever task read it."""
+    from advertisex.landing.zone import open_landing
+
+    settings = load_settings(data_dir=tmp_path)
+    zone = open_landing(settings)
+    header = "event_id,timestamp,user_id,campaign_id,event_type\n"
+    lines = [f"c{i},2026-01-01T00:00:{i % 60:02d}Z,u{i},cmp-1,click\n" for i in range(40)]
+    first = zone.write_segment("clicks", (header + "".join(lines)).encode(), label="a")
+    resent = [*lines[:10], lines[10].replace(",u10,", ",u99,")]  # 10 retries, 1 conflict
+    second = zone.write_segment("clicks", (header + "".join(resent)).encode(), label="b")
+    rules = Rules(now=datetime(2026, 1, 2, tzinfo=UTC))
+    job = tasks.PrepareJob(settings, rules, None, (first, second), ((1,), (0,)), 8)
+    out = pa.Table.from_batches(
+        [b for n in (0, 1) for b in tasks.prepare(iter([_task(n)]), job)]
+    ).to_pylist()
+    assert sorted((r["segment"], r["records"]) for r in out if r["kind"] == "rows") == [
+        (0, 40),
+        (1, 11),
+    ]
+    keys = [r for r in out if r["kind"] == "keys"]
+    assert {r["tbl"] for r in keys} == {"curated.clicks"}
+    assert len({r["bucket"] for r in keys}) > 1  # the keys are spread over buckets
+    assert {(r["low_us"], r["high_us"]) for r in keys} >= {(1767225600000000, 1767225639000000)}
+    found: set[tuple[str, int, int, bool]] = set()
+    for bucket in {r["bucket"] for r in keys}:
+        mine = [blob_batch(bucket, r["tbl"], r["blob"]) for r in keys if r["bucket"] == bucket]
+        found |= _duplicates(*mine)
+    assert found == {("curated.clicks", 1, row, row == 10) for row in range(11)}
 
 
 def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -> None:
@@ -77,8 +113,8 @@ def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -
 
     users = ["u1", "u2", None, "u3", "u1", "u4", None, "u2"]
     rows = pa.table({"user_id": users, "n": list(range(len(users)))})
-    first = list(mart_spark.bucketed(rows, "user_id", 5))
-    assert first == list(mart_spark.bucketed(rows, "user_id", 5))  # stable
+    first = list(bucketed(rows, "user_id", 5))
+    assert first == list(bucketed(rows, "user_id", 5))  # stable
     owner: dict[object, int] = {}
     seen = []
     for bucket, blob in first:
@@ -91,7 +127,7 @@ def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -
     def count_rows(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
         return {"hourly": pa.table({"rows": [tables["x"].num_rows]})}
 
-    blobs = [mart_spark._blob_batch(b, "x", blob) for b, blob in first]
+    blobs = [blob_batch(b, "x", blob) for b, blob in first]
     schemas = {"x": rows.schema}
     outputs = [
         from_ipc(batch.column("blob")[0].as_py())
