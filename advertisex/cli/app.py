@@ -1,7 +1,9 @@
 """The ``advertisex`` console script: a thin Typer app over the Python API.
 
-Each verb group lives in its own module with a ``register(app)`` function; heavy
-libraries are imported inside commands so ``advertisex --help`` starts fast.
+Each verb group lives in its own module with a ``register(app)`` function, imported only
+when one of its verbs is asked for (click's lazily loaded subcommands): ``advertisex
+query …`` builds the ``query`` command alone, not all 29. ``--help`` and shell
+completion list every verb. Heavy libraries are imported inside commands.
 """
 
 from __future__ import annotations
@@ -13,11 +15,59 @@ import warnings
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
+from typer.main import get_group
 
 from advertisex.cli.common import INTERRUPTED, Interrupted, on_interrupt
 from advertisex.errors import AdvertiseXError
 
+# Each verb → the module whose register(app) adds it, in the order --help lists them
+# (plain commands first, then the groups of subcommands).
+VERBS = {
+    "generate": "advertisex.cli.generate",
+    "ingest": "advertisex.cli.pipeline",
+    "process": "advertisex.cli.pipeline",
+    "replay": "advertisex.cli.pipeline",
+    "serve": "advertisex.cli.serve",
+    "up": "advertisex.cli.serve",
+    "keygen": "advertisex.cli.serve",
+    "sign-url": "advertisex.cli.tracking",
+    "console": "advertisex.cli.console",
+    "query": "advertisex.cli.query",
+    "monitor": "advertisex.cli.monitor",
+    "alerts": "advertisex.cli.monitor",
+    "status": "advertisex.cli.monitor",
+    "maintain": "advertisex.cli.upkeep",
+    "forget": "advertisex.cli.upkeep",
+    "demo": "advertisex.cli.demo",
+    "config": "advertisex.cli.config",
+    "quarantine": "advertisex.cli.quarantine",
+    "dims": "advertisex.cli.dims",
+    "report": "advertisex.cli.report",
+}
+
+
+class Verbs(TyperGroup):
+    """The top-level group: lists every verb, builds a verb's command when it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            # An unknown name loads every verb, so that "did you mean …" can find the one meant.
+            for module in [VERBS[cmd_name]] if cmd_name in VERBS else dict.fromkeys(VERBS.values()):
+                self._load(module)
+        return self.commands.get(cmd_name)
+
+    def _load(self, module: str) -> None:
+        verbs = typer.Typer()
+        importlib.import_module(module).register(verbs)
+        self.commands.update(get_group(verbs).commands)
+
+
 app = typer.Typer(
+    cls=Verbs,
     name="advertisex",
     help="AdvertiseX: ad-event intake, clean tables, reports and monitors on one machine.",
     no_args_is_help=True,
@@ -41,27 +91,6 @@ def _options(
     ),
 ) -> None:
     """AdvertiseX: ad-event intake, clean tables, reports and monitors on one machine."""
-
-
-# Verb modules, in the order they appear in --help. Each defines register(app).
-VERB_MODULES = [
-    "advertisex.cli.generate",
-    "advertisex.cli.pipeline",
-    "advertisex.cli.quarantine",
-    "advertisex.cli.dims",
-    "advertisex.cli.serve",
-    "advertisex.cli.tracking",
-    "advertisex.cli.console",
-    "advertisex.cli.query",
-    "advertisex.cli.report",
-    "advertisex.cli.monitor",
-    "advertisex.cli.upkeep",
-    "advertisex.cli.demo",
-    "advertisex.cli.config",
-]
-
-for _name in VERB_MODULES:
-    importlib.import_module(_name).register(app)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import advertisex
 
 
@@ -29,3 +31,24 @@ def test_zsh_and_fish_completion_describe_the_verbs(cli, tmp_path):
         "query",
         "quarantine",
     }
+
+
+def test_every_verb_is_listed_with_the_module_that_registers_it():
+    import pkgutil
+
+    import typer
+    from typer.main import get_group
+
+    import advertisex.cli
+    from advertisex.cli.app import VERBS
+
+    modules = {f"advertisex.cli.{m.name}" for m in pkgutil.iter_modules(advertisex.cli.__path__)}
+    for module in sorted(modules):
+        verbs = typer.Typer()
+        register = getattr(importlib.import_module(module), "register", None)
+        if register is None:
+            continue
+        register(verbs)
+        registered = set(get_group(verbs).commands)
+        assert registered == {v for v, m in VERBS.items() if m == module}, module
+    assert set(VERBS.values()) <= modules

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -25,11 +26,15 @@ BUG = "this is a bug in advertisex"
 
 
 def leaf_commands() -> list[tuple[str, ...]]:
-    def walk(command: object, path: tuple[str, ...]) -> list[tuple[str, ...]]:
-        children = getattr(command, "commands", None)
-        if children is None:
+    def walk(command: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        if not hasattr(command, "list_commands"):
             return [path]
-        return [leaf for name, sub in children.items() for leaf in walk(sub, (*path, name))]
+        context = typer.Context(command)  # the verbs load as they are asked for
+        return [
+            leaf
+            for name in command.list_commands(context)
+            for leaf in walk(command.get_command(context, name), (*path, name))
+        ]
 
     return walk(typer.main.get_command(app), ())
 

@@ -20,7 +20,7 @@ HEAVY = ("pyarrow", "duckdb", "pyiceberg", "sqlalchemy", "polars", "pandas", "nu
 _PROBE = """
 import atexit, json, sys
 heavy = {heavy!r}
-atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(sorted(m for m in heavy if m in sys.modules)) + "\\n"))
+atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(sorted(m for m in sys.modules if m in heavy or m.startswith("advertisex.cli."))) + "\\n"))
 sys.argv = ["advertisex", *{args!r}]
 from advertisex.cli.app import main
 main()
@@ -29,6 +29,22 @@ main()
 
 def loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
     """(heavy modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter."""
+    loaded, out = modules_loaded_by(args, data_dir)
+    return {m for m in loaded if m in HEAVY}, out
+
+
+def verbs_loaded_by(args: list[str], data_dir: Path) -> set[str]:
+    """The verb modules (``advertisex.cli.query`` …) ``advertisex ARGS`` imported."""
+    loaded, _ = modules_loaded_by(args, data_dir)
+    return {m.rsplit(".", 1)[1] for m in loaded if m.startswith("advertisex.cli.")} - SHARED
+
+
+# CLI modules every verb may use: not verbs.
+SHARED = {"app", "common", "output", "progress"}
+
+
+def modules_loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
+    """(heavy and CLI modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter."""
     code = _PROBE.format(heavy=HEAVY, args=args)
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir))
     result = subprocess.run(
@@ -49,6 +65,13 @@ def test_select_1_loads_duckdb_alone(tmp_path):
     loaded, out = loaded_by(["query", "select 41 + 1 as answer", "--format", "json"], tmp_path)
     assert json.loads(out) == [{"answer": 42}]
     assert loaded <= {"duckdb", "numpy"}  # DuckDB's Python module imports NumPy itself
+
+
+def test_a_verb_loads_its_own_module_alone_and_help_loads_them_all(tmp_path):
+    assert verbs_loaded_by(["query", "select 1"], tmp_path) == {"query"}
+    assert verbs_loaded_by(["report", "--help"], tmp_path) == {"report"}
+    everything = verbs_loaded_by(["--help"], tmp_path)
+    assert {"query", "report", "serve", "pipeline", "quarantine"} <= everything
 
 
 def test_a_query_lists_only_the_tables_it_names_without_pyiceberg(ax, tmp_path):
