@@ -33,6 +33,7 @@ def demo(
 ) -> None:
     """Generate a day of traffic, ingest it, process it, report, and check it against truth."""
     from advertisex import synth
+    from advertisex.landing.zone import Ingest, expand_paths
     from advertisex.util import jsonutil
     from advertisex.util.timeutil import utcnow
 
@@ -48,8 +49,10 @@ def demo(
     ready = _get_ready(ax)
     truth_file = source_dir / "truth.json"
     truth = jsonutil.loads(truth_file.read_bytes()) if truth_file.exists() else None
+    early = None  # files ingested as soon as they are generated
     if truth is None or truth.get("seed") != seed or truth.get("events") != events:
         shutil.rmtree(source_dir, ignore_errors=True)
+        early = Ingest(ax.landing)
         with clock("generate"), progress_bar(human, "generate", unit="steps") as progress:
             truth = synth.generate(
                 source_dir,
@@ -59,12 +62,20 @@ def demo(
                 days=1,
                 faults=synth.FaultConfig.demo(),
                 progress=(lambda done, total: progress("write", done, total)) if progress else None,
+                on_file=early.add,
             )
 
     with clock("ingest"), progress_bar(human, "ingest") as progress:
-        ingested = ax.ingest(
-            [str(source_dir / s) for s in ("impressions", "clicks", "bids")], None, progress
-        )
+        folders = [str(source_dir / s) for s in ("impressions", "clicks", "bids")]
+        if early is None:
+            ingested = ax.ingest(folders, None, progress)
+        else:  # what is left to land of the files handed over while they were generated
+            files = expand_paths(folders)
+            told = (lambda n: progress("ingest", n, len(files))) if progress else None
+            ingested = early.results(told)
+            handed = {r.path for r in ingested}
+            rest = [str(p) for p in files if str(p) not in handed]  # none, unless a bug
+            ingested += ax.ingest(rest) if rest else []
     # The demo's own landing files: what it checks, and what --fresh may delete.
     segments = sorted({r.segment for r in ingested if r.segment})
     (source_dir / SEGMENTS_FILE).write_bytes(jsonutil.dumps(segments, indent=True))

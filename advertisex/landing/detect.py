@@ -16,6 +16,7 @@ from advertisex.formats.framing import strip_bom
 SOURCES = ("impressions", "clicks", "bids")
 _IMPRESSION_HINTS = (b'"ad_creative_id"', b'"impression_id"', b'"website"')
 _CLICK_HINTS = ("event_type",)
+_JSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 
 
 def detect_source(path: Path, head: bytes) -> str | None:
@@ -29,6 +30,11 @@ def detect_source(path: Path, head: bytes) -> str | None:
     if head.startswith(b"Obj\x01"):
         return "bids"
     stripped = head.lstrip()
+    if path.suffix.lower() in _JSON_SUFFIXES and not stripped.startswith((b"{", b"[")):
+        # JSON lines whose first record is broken (it is quarantined with its reason, not
+        # a reason to skip the file): judge by the records after it.
+        at = stripped.find(b"\n{")
+        stripped = stripped[at + 1 :] if at >= 0 else stripped
     if stripped.startswith((b"{", b"[")):
         return "impressions" if any(h in head for h in _IMPRESSION_HINTS) else None
     first_line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace").lower()

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -57,6 +56,20 @@ class IngestResult:
     segment: str | None = None
     detail: str | None = None
     bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """A file read for ingest: its bytes, source and content hash."""
+
+    path: Path
+    data: bytes
+    source: str
+    digest: str  # SHA-256, hex
+
+    @property
+    def label(self) -> str:
+        return f"file-{self.digest[:16]}"
 
 
 class LandingZone:
@@ -128,36 +141,26 @@ class LandingZone:
         source: str | None = None,
         done: Callable[[int], None] | None = None,
     ) -> list[IngestResult]:
-        """:meth:`ingest_file` of each path, results in the same order, several at once:
-        reading, hashing and fsync'ing wait on the disk, not on this process's one core
-        of Python. Files land in ``paths`` order all the same (each one's landing time is
-        taken before it is handed out, so name order stays arrival order), and the same
-        bytes given twice land once. ``done(n)`` is told after each of the first ``n``
-        results, in order.
-        """
-        from concurrent.futures import ThreadPoolExecutor
-
-        results: list[IngestResult] = []
-        window = _INGEST_THREADS * 2  # files in flight: memory stays a few files' worth
-        with ThreadPoolExecutor(max_workers=_INGEST_THREADS) as pool:
-            pending: deque[Future[IngestResult]] = deque()
-            for path in paths:
-                if len(pending) >= window:
-                    results.append(pending.popleft().result())
-                    if done:
-                        done(len(results))
-                pending.append(pool.submit(self.ingest_file, path, source, _STAMPS.next()))
-            while pending:
-                results.append(pending.popleft().result())
-                if done:
-                    done(len(results))
-        return results
+        """:meth:`ingest_file` of each path, several at once (:class:`Ingest`), results in
+        the order given; ``done(n)`` is told after each of the first ``n`` results."""
+        ingest = Ingest(self, source)
+        for path in paths:
+            ingest.add(path)
+        return ingest.results(done)
 
     def ingest_file(
         self, path: Path, source: str | None = None, at: datetime | None = None
     ) -> IngestResult:
         """Copy one file into the landing zone (no-op when the same bytes landed before);
         ``at``: its landing time (default now)."""
+        read = self.read_for_ingest(path, source)
+        if isinstance(read, IngestResult):
+            return read
+        return self.already(read) or self.land(read, at)
+
+    def read_for_ingest(self, path: Path, source: str | None = None) -> ReadFile | IngestResult:
+        """``path``'s bytes, source (detected unless given) and content hash; or why it
+        is skipped."""
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -173,14 +176,22 @@ class LandingZone:
                 detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
                 "pass --source if it is one",
             )
-        digest = hashlib.sha256(data).hexdigest()
-        with _DIGEST_LOCKS[int(digest[:4], 16) % len(_DIGEST_LOCKS)]:  # same bytes: land once
-            landed = self._indexed(digest)
-            if landed is not None:
-                return IngestResult(str(path), "already", detected, landed, bytes=len(data))
-            segment = self.write_segment(detected, data, label=f"file-{digest[:16]}", at=at)
-            self._index(digest, segment.name)
-        return IngestResult(str(path), "landed", detected, segment.name, bytes=len(data))
+        return ReadFile(path, data, detected, hashlib.sha256(data).hexdigest())
+
+    def already(self, read: ReadFile) -> IngestResult | None:
+        """The result of a file whose bytes landed before; None when they did not."""
+        landed = self._indexed(read.digest)
+        if landed is None:
+            return None
+        return IngestResult(str(read.path), "already", read.source, landed, bytes=len(read.data))
+
+    def land(self, read: ReadFile, at: datetime | None = None) -> IngestResult:
+        """Write a read file as a new segment landed at ``at`` and index its content hash."""
+        segment = self.write_segment(read.source, read.data, label=read.label, at=at)
+        self._index(read.digest, segment.name)
+        return IngestResult(
+            str(read.path), "landed", read.source, segment.name, bytes=len(read.data)
+        )
 
     def _indexed(self, digest: str) -> str | None:
         """The segment that the file with this content hash landed as, if it did."""
@@ -319,9 +330,6 @@ class LandingZone:
 
 
 _INGEST_THREADS = 4
-# Files with the same content hash are looked up and landed under the same lock (striped:
-# a bounded number of locks, whatever the number of files).
-_DIGEST_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 class _Stamps:
@@ -341,6 +349,72 @@ class _Stamps:
 
 
 _STAMPS = _Stamps()
+
+
+class Ingest:
+    """Files handed in one at a time (:meth:`add`, from any thread), landed several at
+    once: reading, hashing and fsync'ing wait on the disk, not on this process's one core
+    of Python, and a caller may go on producing files meanwhile.
+
+    It is as if they were ingested one by one in the order added: each one's landing time
+    is taken when it is added (name order stays arrival order), and whether a file's bytes
+    landed before is decided in that order too, each file after the one before it (a
+    lookup; the writes still overlap), so of the same bytes added twice the first lands.
+    """
+
+    def __init__(self, zone: LandingZone, source: str | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.zone, self.source = zone, source
+        self._pool = ThreadPoolExecutor(max_workers=_INGEST_THREADS, thread_name_prefix="ingest")
+        self._landing: list[Future[IngestResult]] = []
+        self._lock = threading.Lock()
+        self._decided = threading.Event()  # the last added file's verdict is in
+        self._decided.set()
+        self._claimed: dict[str, str] = {}  # content hash → segment landing it in this run
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            at = _STAMPS.next()
+            before, self._decided = self._decided, threading.Event()
+            task = self._pool.submit(self._ingest, path, at, before, self._decided)
+            self._landing.append(task)
+
+    def _ingest(
+        self, path: Path, at: datetime, before: threading.Event, decided: threading.Event
+    ) -> IngestResult:
+        try:
+            read = self.zone.read_for_ingest(path, self.source)
+            before.wait()  # the files added before this one are decided (tasks start in order)
+            if isinstance(read, IngestResult):
+                return read
+            claimed = self._claimed.get(read.digest)
+            if claimed is not None:
+                return IngestResult(
+                    str(path), "already", read.source, claimed, bytes=len(read.data)
+                )
+            found = self.zone.already(read)
+            if found is not None:
+                return found
+            self._claimed[read.digest] = segment_name(read.source, label=read.label, at=at)
+        finally:
+            decided.set()
+        return self.zone.land(read, at)
+
+    def results(self, done: Callable[[int], None] | None = None) -> list[IngestResult]:
+        """Every added file's result, in the order added (waiting for the last to land);
+        ``done(n)`` is told after each of the first ``n``."""
+        with self._lock:
+            landing = list(self._landing)
+        results = []
+        try:
+            for future in landing:
+                results.append(future.result())
+                if done:
+                    done(len(results))
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+        return results
 
 
 def segment_name(

@@ -66,8 +66,12 @@ def generate(
     days: int = 1,
     faults: FaultConfig = FaultConfig(),
     progress: Progress | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Write ~``events`` records of ad traffic under ``out_dir`` and return ``truth.json``.
+
+    ``on_file`` is told of each traffic file (impressions, clicks, bids) as soon as it is
+    written, from the thread that wrote it: a caller may ingest it while the rest is made.
 
     Same arguments, byte-identical files. Example::
 
@@ -89,6 +93,12 @@ def generate(
     step = _stepper(progress, GENERATION_STEPS + 3 * window.hours + 3)
 
     traffic = _simulate(streams[:4], window, events, faults, step)
+
+    def wrote(path: Path) -> None:
+        step()
+        if on_file is not None:
+            on_file(path)
+
     (out_dir / "dims" / "campaigns-new.csv").unlink(missing_ok=True)  # from an earlier run
     for name, frame in traffic.dims.items():
         frame.write_csv(out_dir / "dims" / f"{name}.csv", line_terminator="\n")
@@ -98,14 +108,14 @@ def generate(
     # most of their time outside the GIL, so writing them side by side uses both cores.
     with ThreadPoolExecutor(max_workers=1) as pool:
         bids = pool.submit(
-            _land_bids, streams[6], streams[9], traffic, window, faults, out_dir, seed, step
+            _land_bids, streams[6], streams[9], traffic, window, faults, out_dir, seed, wrote
         )
         landed = {
             "impressions": _land_impressions(
-                streams[4], streams[7], traffic, window, faults, out_dir, step
+                streams[4], streams[7], traffic, window, faults, out_dir, wrote
             ),
             "clicks": _land_responses(
-                streams[5], streams[8], traffic, window, faults, out_dir, step
+                streams[5], streams[8], traffic, window, faults, out_dir, wrote
             ),
             "bids": bids.result(),
         }
@@ -189,7 +199,7 @@ def _land_impressions(
     window: Window,
     faults: FaultConfig,
     out_dir: Path,
-    step: Callable[[], None],
+    wrote: Callable[[Path], None],
 ) -> Landed:
     import polars as pl
 
@@ -212,7 +222,7 @@ def _land_impressions(
             ),
         ]
     )
-    files = write_text_source(out_dir, "impressions", window, lines, None, step)
+    files = write_text_source(out_dir, "impressions", window, lines, None, wrote)
     return Landed(records, len(bad), files)
 
 
@@ -223,7 +233,7 @@ def _land_responses(
     window: Window,
     faults: FaultConfig,
     out_dir: Path,
-    step: Callable[[], None],
+    wrote: Callable[[Path], None],
 ) -> Landed:
     import polars as pl
 
@@ -240,7 +250,7 @@ def _land_responses(
         ]
     )
     header = csv_out.header_line()
-    files = write_text_source(out_dir, "clicks", window, lines, header, step)
+    files = write_text_source(out_dir, "clicks", window, lines, header, wrote)
     return Landed(records, len(bad), files)
 
 
@@ -252,7 +262,7 @@ def _land_bids(
     faults: FaultConfig,
     out_dir: Path,
     seed: int,
-    step: Callable[[], None],
+    wrote: Callable[[Path], None],
 ) -> Landed:
     import polars as pl
 
@@ -263,7 +273,7 @@ def _land_bids(
         rng, traffic.bids, window, faults, conflicting_bids, "auction_id"
     )
     rows = pl.concat([records, malformed_bids(junk_rng, bad)], how="diagonal_relaxed")
-    files = write_bid_source(out_dir, window, rows, seed, step)
+    files = write_bid_source(out_dir, window, rows, seed, wrote)
     return Landed(records, len(bad), files)
 
 

@@ -39,9 +39,10 @@ def write_text_source(
     window: Window,
     landed: pl.DataFrame,
     header: str | None,
-    on_file: Callable[[], None],
+    on_file: Callable[[Path], None],
 ) -> list[str]:
-    """Write ``landed["line"]`` to hourly text files; returns their relative paths."""
+    """Write ``landed["line"]`` to hourly text files; returns their relative paths.
+    ``on_file`` is told of each file once it is written."""
     ordered = landed.sort(ORDER)
     lines = ordered["line"]
     bounds = _bounds(ordered, window)
@@ -53,7 +54,7 @@ def write_text_source(
         relative = relative_path(source, window, hour)
         (out_dir / relative).write_bytes(text.encode("utf-8"))
         files.append(relative)
-        on_file()
+        on_file(out_dir / relative)
     return files
 
 
@@ -62,7 +63,7 @@ def write_bid_source(
     window: Window,
     landed: pl.DataFrame,
     seed: int,
-    on_file: Callable[[], None],
+    on_file: Callable[[Path], None],
 ) -> list[str]:
     """Write bid requests to hourly Avro container files; returns their relative paths."""
     ordered = landed.sort(ORDER)
@@ -74,7 +75,7 @@ def write_bid_source(
         relative = relative_path("bids", window, hour)
         write_avro_file(out_dir / relative, chunk, sync_marker(seed, hour))
         files.append(relative)
-        on_file()
+        on_file(out_dir / relative)
     return files
 
 

@@ -31,7 +31,7 @@ def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_onc
 ):
     zone = LandingZone(tmp_path / "landing")
     paths = []
-    for i in range(30):
+    for i in range(60):
         f = tmp_path / f"imps-{i:02}.ndjson"
         # every third file repeats the bytes of the file before it
         n = i - 1 if i % 3 == 2 else i
@@ -39,12 +39,12 @@ def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_onc
         paths.append(f)
     told: list[int] = []
     results = zone.ingest_files(paths, done=told.append)
-    assert told == list(range(1, 31))
+    assert told == list(range(1, 61))
     assert [r.path for r in results] == [str(p) for p in paths]
     landed = [r for r in results if r.status == "landed"]
-    assert len(landed) == 20
-    assert all(results[i].status == "already" for i in range(2, 30, 3))
-    assert all(results[i].segment == results[i - 1].segment for i in range(2, 30, 3))
+    assert len(landed) == 40
+    assert all(results[i].status == "already" for i in range(2, 60, 3))
+    assert all(results[i].segment == results[i - 1].segment for i in range(2, 60, 3))
     # name order (arrival order) is the order the files were given in
     assert [s.name for s in zone.segments()] == [r.segment for r in landed]
 
@@ -168,3 +168,14 @@ def test_many_segment_times_of_made_names_are_read_in_arrow(
 
     monkeypatch.setattr(zone, "segment_time", one_at_a_time)
     assert segment_times(names).to_pylist() == [at, at]
+
+
+def test_json_lines_whose_first_record_is_broken_still_land_as_impressions(tmp_path: Path):
+    good = b'{"ad_creative_id":"c","user_id":"u","timestamp":"2026-01-01","website":"w"}\n'
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(b"1796029200860025\n" + good)
+    result = LandingZone(tmp_path / "landing").ingest_file(f)
+    assert (result.status, result.source) == ("landed", "impressions")
+    other = tmp_path / "notes.txt"  # no JSON extension: still judged by its first line
+    other.write_bytes(b"1796029200860025\n" + good)
+    assert LandingZone(tmp_path / "landing").ingest_file(other).status == "skipped"

@@ -157,6 +157,21 @@ def test_zero_events_writes_empty_but_valid_files(tmp_path: Path) -> None:
     assert (tmp_path / "clicks" / "clicks-20261120-00.csv").read_text().count("\n") == 1
 
 
+def test_each_traffic_file_is_told_once_it_is_written(tmp_path: Path) -> None:
+    told: list[tuple[Path, int]] = []
+    truth = generate(
+        tmp_path,
+        events=2_000,
+        seed=1,
+        start=START,
+        faults=FaultConfig.demo(),
+        on_file=lambda path: told.append((path, path.stat().st_size)),
+    )
+    files = [tmp_path / f for s in truth["sources"].values() for f in s["files"]]
+    assert sorted(p for p, _ in told) == sorted(files)  # each once, no dims, no truth.json
+    assert all(size == path.stat().st_size for path, size in told)  # whole when told
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"events": -1}, {"events": 10, "seed": -3}, {"events": 10, "days": 0}],
