@@ -51,7 +51,7 @@ def payload_sql(columns: list[str]) -> str:
 
 
 def payload_text(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array | pa.ChunkedArray:
-    """:func:`payload_sql` over Arrow text columns (in that order): the same text, built by
+    r""":func:`payload_sql` over Arrow text columns (in that order): the same text, built by
     Arrow's kernel without a trip through the engine.
 
     >>> payload_text([pa.array(["a", None]), pa.array(["b", "c"])]).to_pylist()
