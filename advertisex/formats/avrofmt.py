@@ -27,8 +27,10 @@ import base64
 import bz2
 import io
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
@@ -68,14 +70,17 @@ def _fast(data: bytes) -> pa.Table:
     import fastavro
     import polars_avro
 
-    # polars-avro stops quietly at a truncated block; fastavro's block reader checks every
-    # block's framing (cheap: no record decoding), so a short count means "use the slow path".
-    blocks = fastavro.block_reader(io.BytesIO(data))
-    if _wide_union(blocks.writer_schema):
+    # polars-avro stops quietly at a truncated block; the container's block headers say how
+    # many records it holds (checked for framing and sync markers, nothing inflated), so a
+    # short count means "use the slow path".
+    stream = io.BytesIO(data)
+    header = fastavro.block_reader(stream)  # reads the header only
+    if _wide_union(header.writer_schema):
         # polars-avro panics on these, printing the panic and a Python traceback to stderr
         # (seconds of symbolizing with RUST_BACKTRACE set): ask it nothing it cannot read.
         raise ValueError("a union of several non-null types: polars-avro cannot read it")
-    expected = sum(block.num_records for block in blocks)
+    offset = stream.tell()
+    expected = sum(count for _, count, _ in _blocks(data, offset, data[offset - 16 : offset]))
     frame = polars_avro.read_avro(io.BytesIO(data))
     if frame.height != expected:
         raise ValueError(f"polars-avro read {frame.height} of {expected} records")
@@ -94,7 +99,7 @@ def _fast(data: bytes) -> pa.Table:
     )
     n = table.num_rows
     columns[RAW] = pa.nulls(n, pa.string())
-    columns[POSITION] = pa.array(range(1, n + 1), pa.int64())
+    columns[POSITION] = pa.array(np.arange(1, n + 1, dtype=np.int64))
     columns[FRAME_ERROR] = pa.nulls(n, pa.string())
     return pa.table(columns)
 
@@ -289,16 +294,7 @@ def check_avro(data: bytes, max_decoded: int) -> int:
     offset = stream.tell()
     sync = data[offset - 16 : offset]
     records = decoded = 0
-    while offset < len(data):
-        start = offset
-        count, offset = _varint(data, offset)
-        size, offset = _varint(data, offset)
-        if count < 0 or size < 0 or offset + size + 16 > len(data):
-            raise AvroInvalid(f"byte {start}: block is truncated or its header is corrupt")
-        block, offset = data[offset : offset + size], offset + size
-        if data[offset : offset + 16] != sync:
-            raise AvroInvalid(f"byte {offset}: the block's sync marker is missing")
-        offset += 16
+    for start, count, block in _blocks(data, offset, sync):
         raw = inflate(block, max_decoded - decoded, start)
         decoded += len(raw)
         if count > len(raw):  # every bid-request record takes at least one byte
@@ -316,6 +312,22 @@ def check_avro(data: bytes, max_decoded: int) -> int:
             )
         records += count
     return records
+
+
+def _blocks(data: bytes, offset: int, sync: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(byte offset, declared record count, body) of each block from ``offset`` on;
+    :class:`AvroInvalid` for a truncated block, a corrupt header or a missing sync marker."""
+    while offset < len(data):
+        start = offset
+        count, offset = _varint(data, offset)
+        size, offset = _varint(data, offset)
+        if count < 0 or size < 0 or offset + size + 16 > len(data):
+            raise AvroInvalid(f"byte {start}: block is truncated or its header is corrupt")
+        block, offset = data[offset : offset + size], offset + size
+        if data[offset : offset + 16] != sync:
+            raise AvroInvalid(f"byte {offset}: the block's sync marker is missing")
+        offset += 16
+        yield start, count, block
 
 
 def _varint(data: bytes, offset: int) -> tuple[int, int]:
