@@ -86,12 +86,16 @@ def check_domains(rows: pa.Table, domains: Domains | None = None) -> pa.Table:
             flags["unknown_campaign"] = outside("campaign_id", domains.campaigns)
         if domains.creatives is not None and "ad_creative_id" in names:
             flags["unknown_creative"] = outside("ad_creative_id", domains.creatives)
-    if not flags:
-        return rows
     columns = {f"f{i}": pc.fill_null(flag, False) for i, flag in enumerate(flags.values())}
+    failing = [name for name, flag in columns.items() if pc.any(flag).as_py()]
+    if not failing:  # every row passes every rule: the reasons stay as they are
+        return rows
     items = ", ".join(f"CASE WHEN f{i} THEN '{code}' END" for i, code in enumerate(flags))
+    # Lists are rebuilt only for the rows a rule fails (a few); the others keep theirs.
     extended = engine.run(
-        f"SELECT list_concat(reasons, list_filter([{items}], lambda r: r IS NOT NULL)) AS reasons FROM f",
+        f"SELECT CASE WHEN {' OR '.join(failing)} "
+        f"THEN list_concat(reasons, list_filter([{items}], lambda r: r IS NOT NULL)) "
+        "ELSE reasons END AS reasons FROM f",
         f=pa.table({"reasons": rows.column("reasons"), **columns}),
     ).column("reasons")
     return rows.set_column(rows.schema.get_field_index("reasons"), "reasons", extended)
