@@ -108,7 +108,9 @@ def test_overview_and_status_agree_with_the_cli(client: Any, lake_template: Path
 def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
-    client = make_client(lake_template, console={"query_timeout_seconds": 0.5})
+    # The limit covers opening the lake too: 3 s leaves room for that on a loaded machine,
+    # while the slow statement below would run for minutes.
+    client = make_client(lake_template, console={"query_timeout_seconds": 3})
     ok = client.post(
         "/api/v1/query",
         json={"sql": "select impression_id from curated.impressions order by 1", "max_rows": 3},
