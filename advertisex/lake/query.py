@@ -7,8 +7,11 @@ files directly — on object storage too, through PyArrow's filesystem
 (``storage.duckdb_location``). Tables appear under their usual names (``curated.impressions``,
 ``ops.batches``): each namespace is a DuckDB schema holding one view per table. Only the
 tables a statement names get a view (``select 1`` lists no table, a question about one
-mart lists that mart's files however large the lake is); a statement whose tables
-DuckDB cannot tell without running it sees every table.
+mart lists that mart's files however large the lake is), read from DuckDB's parse tree
+(``json_serialize_sql``) on the very connection that then gets the views and the sandbox:
+one DuckDB database per question, since opening one costs more than a small query. A
+statement whose tables the parser cannot tell, or that reads files by name, sees every
+table.
 
 A query is text from whoever can reach the CLI or an HTTP query path, so two locks
 hold it inside the lake, each enough on its own for most tricks:
@@ -27,6 +30,7 @@ hold it inside the lake, each enough on its own for most tricks:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
@@ -48,6 +52,8 @@ _SANDBOX = (
     "SET enable_external_access = false",  # files, ATTACH, COPY, INSTALL/LOAD, secrets
     "SET lock_configuration = true",
 )
+# The parts of a table's name in a serialized parse tree, outermost first.
+_QUALIFIED = ("catalog_name", "schema_name", "table_name")
 # Tokens between EXPLAIN and the statement it explains.
 _EXPLAIN_OPTIONS = {"ANALYZE", "ANALYSE", "VERBOSE"}
 
@@ -63,15 +69,17 @@ class QueryEngine:
         self._opened: frozenset[str] = frozenset()
         self._interrupted = False
 
-    def connection(self, names: list[str]) -> Any:
+    def connection(self, names: list[str], fresh: Any = None) -> Any:
         """A sandboxed connection with views of at least ``names`` (``raw`` for the raw.*
         views). Views must exist before the sandbox locks, so a statement naming a table
-        the current connection lacks gets a new connection with every view so far."""
+        the current connection lacks gets a new connection with every view so far
+        (``fresh``, a connection nothing was set on yet, when given: opening one costs
+        more than a small query)."""
         wanted = frozenset(names) | self._opened
         if self._con is None or wanted != self._opened:
             import duckdb
 
-            con = duckdb.connect(":memory:")
+            con = fresh or duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")  # servers log stdout
             readable: list[str] = []
@@ -91,13 +99,13 @@ class QueryEngine:
         """The connection as it stands: views of ``tables`` and of every table named so far."""
         return self.connection(list(self.tables or ()))
 
-    def named_tables(self, sql: str) -> list[str]:
-        """The lake tables ``sql`` reads (``raw`` for any raw.* view), by DuckDB's parser on a
-        connection that can reach nothing; every table when it cannot tell without
-        running part of the statement (a table function over a file, say)."""
+    def named_tables(self, sql: str, con: Any = None) -> list[str]:
+        """The lake tables ``sql`` reads (``raw`` for any raw.* view), by DuckDB's parser
+        (on ``con`` if given); every table when the parser cannot tell (a statement
+        ``json_serialize_sql`` does not take, such as PIVOT)."""
         if self.tables is not None:
             return list(self.tables)
-        names = _written_names(sql)
+        names = _written_names(sql, con)
         if names is None:
             return [*_table_names(), "raw"]
         if not names:
@@ -106,7 +114,7 @@ class QueryEngine:
 
         found = []
         for name in names:
-            parts = [p.strip('"').lower() for p in name.split(" AS ")[0].split(".")]
+            parts = name.lower().split(".")
             if ".".join(parts[-2:]) in TABLES:
                 found.append(".".join(parts[-2:]))
             elif len(parts) >= 2 and parts[-2] == "raw":
@@ -152,8 +160,12 @@ class QueryEngine:
         """The relation of the last statement of read-only ``sql`` (None if it has none)."""
         import duckdb
 
-        statements = read_only_statements(self._con or duckdb.connect(":memory:"), sql)
-        con = self.connection(self.named_tables(sql))
+        # One connection for all of it on a first statement: parsed on it, then given its
+        # views, then sandboxed (parsing runs nothing of the statement).
+        fresh = None if self._con is not None else duckdb.connect(":memory:")
+        parser = self._con or fresh
+        statements = read_only_statements(parser, sql)
+        con = self.connection(self.named_tables(sql, parser), fresh)
         if self._interrupted:
             raise UserInputError("query failed: interrupted", hint="the query was stopped")
         return _answered(lambda: _execute(con, statements, params), sql)
@@ -166,19 +178,52 @@ def _execute(con: Any, statements: list[Any], params: list[Any] | None) -> Any:
     return con.sql(statements[-1].query, params=params)
 
 
-def _written_names(sql: str) -> list[str] | None:
-    """The table names ``sql`` reads, as written (``curated.clicks``, ``raw.bids AS b``), by
-    DuckDB's parser on a connection that can reach nothing; None when it cannot tell."""
+def _written_names(sql: str, con: Any = None) -> list[str] | None:
+    """The names of the tables ``sql`` reads, as written but without quotes or alias
+    (``curated.clicks``, ``raw.bids``, a CTE's ``recent``), from DuckDB's parse tree
+    (``json_serialize_sql``: the parser alone, nothing of the statement runs, so ``con`` need
+    not be sandboxed); None when the parser cannot tell, or the statement reads files by
+    name (they may be the lake's own). An EXPLAIN names what it explains (of its readings,
+    those that are no statement do not parse; one must)."""
     import duckdb
 
-    probe = duckdb.connect(":memory:")
+    from advertisex.util import jsonutil
+
+    con = con or duckdb.connect(":memory:")
     try:
-        probe.execute("SET enable_external_access = false")
-        return list(probe.get_table_names(sql, qualified=True))
+        statements = con.extract_statements(sql)
+        explains = [s.query for s in statements if _kind_word(s) == "EXPLAIN"]
+        texts = [s.query for s in statements if _kind_word(s) != "EXPLAIN"] if explains else [sql]
+        readings = [text for explain in explains for text in _explained(explain)]
+        trees = [
+            jsonutil.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchall()[0][0])
+            for text in texts + readings
+        ]
     except duckdb.Error:
         return None
-    finally:
-        probe.close()
+    if any(tree.get("error") for tree in trees[: len(texts)]):
+        return None
+    understood = [tree for tree in trees if not tree.get("error")]
+    if explains and len(understood) == len(texts):
+        return None
+    tables = [n for tree in understood for n in _nodes(tree, "BASE_TABLE")]
+    if any(_nodes(understood, "TABLE_FUNCTION")) or any(
+        not t["schema_name"] and ("." in t["table_name"] or "/" in t["table_name"]) for t in tables
+    ):
+        return None  # a file read by name (read_parquet(…), 'x.parquet'): may be a lake file
+    return sorted({".".join(t[k] for k in _QUALIFIED if t.get(k)) for t in tables})
+
+
+def _nodes(node: Any, kind: str) -> Iterator[dict[str, Any]]:
+    """Every node of type ``kind`` (``BASE_TABLE``, ``TABLE_FUNCTION``) in a serialized parse tree."""
+    if isinstance(node, dict):
+        if node.get("type") == kind:
+            yield node
+        for value in node.values():
+            yield from _nodes(value, kind)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value, kind)
 
 
 def _answered(action: Any, sql: str | None = None) -> Any:
@@ -208,9 +253,8 @@ def _failed(error: Exception, sql: str | None) -> UserInputError:
         # DuckDB names the table without its namespace when the namespace exists.
         name = missing.group(1).lower()
         for written in _written_names(sql or "") or []:
-            qualified = ".".join(p.strip('"') for p in written.split(" AS ")[0].split("."))
-            if qualified.lower().endswith("." + name):
-                name = qualified
+            if written.lower().endswith("." + name):
+                name = written
         near = _closest_table(name)
         return UserInputError(
             f"query failed: the lake has no table {name}",
@@ -312,9 +356,14 @@ def read_only_statements(con: Any, sql: str) -> list[Any]:
     return statements
 
 
+def _kind_word(statement: Any) -> str:
+    """A parsed statement's type as one word: ``SELECT``, ``EXPLAIN``, ``COPY`` …"""
+    return str(statement.type).rsplit(".", 1)[-1].upper()
+
+
 def _kind(con: Any, statement: Any) -> str:
     """``SELECT``, or what else the statement is; an EXPLAIN is what it explains."""
-    kind = str(statement.type).rsplit(".", 1)[-1].upper()
+    kind = _kind_word(statement)
     if kind != "EXPLAIN":
         return kind
     # Every reading of what follows EXPLAIN that parses as one statement must be a SELECT;
