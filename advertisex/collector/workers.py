@@ -100,9 +100,8 @@ def supervise(
         sockets = bind(config.host, config.port, count)
         host, port = sockets[0].getsockname()[:2]
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        supervisor = _Supervisor(zone, ident, shared, sockets, run_worker)
-        supervisor.grace = config.shutdown_grace_seconds + 30
-        supervisor.run(count, url, on_ready)
+        grace = config.shutdown_grace_seconds + 30  # for every worker to stop after SIGTERM
+        _Supervisor(zone, ident, shared, sockets, run_worker, grace).run(count, url, on_ready)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
         os.close(lock)
@@ -138,13 +137,13 @@ class _Supervisor:
         shared: Path,
         sockets: list[socket.socket],
         run_worker: Callable[[WorkerSlot, socket.socket, Callable[[], None]], None],
+        grace: float,
     ) -> None:
-        self.zone, self.ident, self.shared = zone, ident, shared
+        self.zone, self.ident, self.shared, self.grace = zone, ident, shared, grace
         self.sockets, self.run_worker = sockets, run_worker
         self.workers: dict[int, _Worker] = {}  # by pid
         self.stopping = threading.Event()
         self.ready_r, self.ready_w = os.pipe()
-        self.grace = 60.0  # for all workers to stop after SIGTERM
 
     def run(self, count: int, url: str, on_ready: Callable[[str], None] | None) -> None:
         previous = {
