@@ -57,6 +57,13 @@ def metric(text: str, name: str, **labels: str) -> float:
     return sum(values)
 
 
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.1)
+
+
 def scrape_until(client: httpx.Client, name: str, wanted: float, **labels: str) -> str:
     deadline = time.monotonic() + 30
     while True:
@@ -90,10 +97,14 @@ def test_two_workers_are_one_collector(server_factory: Any) -> None:
         # Either worker's /metrics counts both workers' requests (the other's within a second).
         text = scrape_until(second, "advertisex_collector_endpoint_requests_total", 2,
                             endpoint="pixel", outcome="accepted")  # fmt: skip
-    accepted = {"source": "impressions", "outcome": "accepted"}
-    assert metric(text, "advertisex_collector_requests_total", **accepted) == 3  # 1 batch, 2 pixels
-    assert metric(text, "advertisex_collector_idempotent_replays_total") == 1
-    assert metric(text, "advertisex_collector_backlog_bytes") >= 0
+        accepted = {"source": "impressions", "outcome": "accepted"}
+        assert metric(text, "advertisex_collector_requests_total", **accepted) == 3  # 1 batch, 2 px
+        assert metric(text, "advertisex_collector_idempotent_replays_total") == 1
+        # The backlog behind the 503 back-pressure counts both workers' sealed segments.
+        wait_for(lambda: not list((server.data_dir / "landing").rglob(".*.tmp")))
+        sealed = sum(f.stat().st_size for f in (server.data_dir / "landing").rglob("*.ndjson"))
+        scrape_until(second, "advertisex_collector_backlog_bytes", sealed)
+        assert metric(second.get("/metrics").text, "advertisex_collector_backlog_bytes") == sealed
 
     pids = [w.pid for w in workers_of(server)]
     assert server.stop(signal.SIGTERM) == 0  # the supervisor stops both workers first
