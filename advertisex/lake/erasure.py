@@ -77,11 +77,26 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
         result.files.append(files[path])
         result.removed.append(gone)
         result.by_user.update(_owners(gone, ids))
-        kept = rows.filter(pc.invert(hit))
+        kept = _without(rows, hit)
         if kept.num_rows:
             folder = path.rsplit("/", 1)[0]
             result.written.extend(write_sorted(kept, folder, "erased", [], kept.num_rows, scale))
     return result
+
+
+def _without(rows: pa.Table, hit: pa.ChunkedArray) -> pa.Table:
+    """``rows`` but the ``hit`` ones. A user is usually a handful of rows in a file of a
+    day: the rows between theirs are kept as zero-copy slices, where a filter would copy
+    every column of the file (as much CPU as writing it again)."""
+    import numpy as np
+
+    at = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+    if len(at) * 64 > rows.num_rows:  # many: one filter is cheaper than many slices
+        return rows.filter(pc.invert(hit))
+    starts, ends = np.concatenate(([0], at + 1)), np.concatenate((at, [rows.num_rows]))
+    spans = zip(starts.tolist(), ends.tolist(), strict=True)
+    pieces = [rows.slice(start, end - start) for start, end in spans if end > start]
+    return pa.concat_tables(pieces) if pieces else rows.slice(0, 0)
 
 
 def _by_statistics(table: Any, name: str, ids: list[str]) -> Callable[[Any], bool]:

@@ -62,3 +62,11 @@ def test_only_files_whose_statistics_reach_the_user_are_opened(
     opened.clear()
     assert erasure.plan(lake, "curated.clicks", ["a2"]).rows == 1
     assert len(opened) == 2  # the a-file, and the b-file for its text
+
+
+def test_the_rows_left_are_the_others_in_order_whether_few_or_many_go() -> None:
+    rows = pa.table({"n": list(range(200))})
+    for gone in ([], [0], [5, 6, 199], list(range(0, 200, 3)), list(range(200))):
+        hit = pa.chunked_array([pa.array([n in gone for n in range(200)])])
+        left = erasure._without(rows, hit)
+        assert left.column("n").to_pylist() == [n for n in range(200) if n not in gone]
