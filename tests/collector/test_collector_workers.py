@@ -18,7 +18,7 @@ import psutil
 import pytest
 from collector_helpers import ServerProcess, impressions, ndjson
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NDJSON = {"content-type": "application/x-ndjson"}
 
 
