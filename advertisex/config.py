@@ -1,20 +1,29 @@
-"""Configuration is data: frozen pydantic-settings models, one section per stage.
+"""Configuration is data: frozen pydantic models, one section per stage.
 
 Sources, lowest to highest precedence: defaults here → ``advertisex.toml`` in the
 working directory (or the file named by ``ADVERTISEX_CONFIG``) → ``ADVERTISEX_*``
-environment variables (nested with ``__``, e.g. ``ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES``)
-→ keyword overrides passed to :func:`load_settings`.
+environment variables (nested with ``__``, e.g. ``ADVERTISEX_PROCESSOR__BATCH_MAX_BYTES``;
+case does not matter; a mapping, list or section given whole is JSON) → keyword
+overrides passed to :func:`load_settings`.
+
+The two sources are read here (``tomllib`` and :func:`environment_values`, the way
+pydantic-settings' TOML and env sources read them) rather than through pydantic-settings:
+importing it costs every command about 60 ms (asyncio, dotenv, argparse and its cloud
+sources load with it), a fifth of what ``advertisex query`` may take from start to answer.
+Validation, ranges and messages stay pydantic's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -26,13 +35,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_core import from_json
 
 from advertisex.errors import ConfigError
 
@@ -702,15 +705,11 @@ class ScaleSettings(_Section):
     )
 
 
-class Settings(BaseSettings):
-    """Everything AdvertiseX reads from its environment, one section per stage."""
+class Settings(BaseModel):
+    """Everything AdvertiseX reads from its environment, one section per stage
+    (:func:`load_settings` reads it)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ADVERTISEX_",
-        env_nested_delimiter="__",
-        frozen=True,
-        extra="forbid",
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     data_dir: Path = Field(
         Path("advertisex-data"), description="Root of landing zone, warehouse and catalog."
@@ -729,22 +728,6 @@ class Settings(BaseSettings):
     def _retention_keeps_what_dedupe_and_attribution_need(self) -> Settings:
         _check_retention(self)
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Keys no setting has are left out here; load_settings warns about them instead.
-        return (
-            init_settings,
-            _KnownKeys(env_settings),
-            _KnownKeys(TomlConfigSettingsSource(settings_cls, toml_file=config_file())),
-        )
 
     # Derived locations: one place decides the layout under data_dir.
     @property
@@ -841,7 +824,10 @@ def load_settings(**overrides: Any) -> Settings:
             "./advertisex.toml, or set it empty to read no file",
         )
     try:
-        settings = Settings(**overrides)
+        # Keys no setting has are left out here; unknown_settings() warns about them instead.
+        file = _split_known(file_values(path), Settings, [])[0]
+        env = _split_known(environment_values(), Settings, [])[0]
+        settings = Settings.model_validate(_merged(_merged(file, env), overrides))
     except ValidationError as error:
         problems = "; ".join(_problem(e) for e in error.errors())
         raise ConfigError(
@@ -883,18 +869,88 @@ def env_name(path: list[str]) -> str:
     return "ADVERTISEX_" + "__".join(path).upper()
 
 
-class _KnownKeys(PydanticBaseSettingsSource):
-    """Another source's values without the keys no setting has."""
+def file_values(path: Path | None) -> dict[str, Any]:
+    """The configuration file's tables and keys as they are written ({} without a file)."""
+    if path is None or not path.is_file():
+        return {}
+    import tomllib
 
-    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
-        super().__init__(inner.settings_cls)
-        self._inner = inner
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # __call__ does the work
 
-    def __call__(self) -> dict[str, Any]:
-        return _split_known(self._inner(), Settings, [])[0]
+def environment_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``ADVERTISEX_*`` variables as nested values: names lower-cased and split at
+    ``__`` (``ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE=0.2`` → monitor.rate_max.quarantine);
+    the value of a setting that holds a mapping, list or section is read as JSON.
+
+    >>> environment_values({"ADVERTISEX_COLLECTOR__PORT": "9000", "ADVERTISEX_SCALE__SPARK_CONF": '{"a": "b"}'})
+    {'collector': {'port': '9000'}, 'scale': {'spark_conf': {'a': 'b'}}}
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith("ADVERTISEX_") or name.upper() in OTHER_VARIABLES:
+            continue
+        parts = name[len("ADVERTISEX_") :].lower().split("__")
+        parsed: Any = value
+        if _is_structured(_annotation_at(parts)):
+            with contextlib.suppress(ValueError):  # not JSON: validation names the variable
+                parsed = from_json(value)
+        values = _merged(values, _nest(parts, parsed))
+    return values
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    for part in reversed(parts):
+        value = {part: value}
+    return value  # type: ignore[no-any-return]
+
+
+def _merged(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """``low`` with ``high``'s values over it, mappings merged key by key."""
+    merged = dict(low)
+    for key, value in high.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def _annotation_at(parts: list[str]) -> Any:
+    """The type a setting path holds (through sections, mapping keys and tuple positions);
+    None for a path no setting has."""
+    annotation: Any = Settings
+    for part in parts:
+        annotation = _unwrapped(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(part)
+            if info is None:
+                return None
+            annotation = info.annotation
+        elif get_origin(annotation) is dict and len(get_args(annotation)) == 2:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    return annotation
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``Annotated[X, …]`` → X, ``X | None`` → X."""
+    if get_origin(annotation) is Annotated:
+        return _unwrapped(get_args(annotation)[0])
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _unwrapped(args[0])
+    return annotation
+
+
+def _is_structured(annotation: Any) -> bool:
+    """Whether a setting holds a mapping, list, tuple or section (given as JSON)."""
+    annotation = _unwrapped(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (dict, list, tuple, set, frozenset)
 
 
 def _nested_model(annotation: Any) -> tuple[str, type[BaseModel]] | None:
@@ -1004,8 +1060,8 @@ def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     path = config_file()
     if path is not None and path.is_file():
         try:
-            data = TomlConfigSettingsSource(Settings, toml_file=path)()
-        except Exception:  # a syntax error: Settings() has already said so
+            data = file_values(path)
+        except Exception:  # a syntax error: load_settings() has already said so
             data = {}
         for parts, guess in _split_known(data, Settings, [])[1]:
             hint = f"; did you mean {guess}?" if guess else ""
@@ -1025,15 +1081,9 @@ class SettingInForce:
 
 def settings_in_force(settings: Settings, **overrides: Any) -> list[SettingInForce]:
     """Every setting of ``settings`` with the source that decided its value."""
-    env = _KnownKeys(
-        EnvSettingsSource(Settings, env_prefix="ADVERTISEX_", env_nested_delimiter="__")
-    )()
+    env = _split_known(environment_values(), Settings, [])[0]
     path = config_file()
-    toml = (
-        _KnownKeys(TomlConfigSettingsSource(Settings, toml_file=path))()
-        if path is not None and path.is_file()
-        else {}
-    )
+    toml = _split_known(file_values(path), Settings, [])[0]
     values = settings.model_dump(mode="json")  # SecretStr → "**********"
     rows = []
     for name, _ in _leaves(Settings, []):

@@ -150,3 +150,33 @@ def test_an_empty_config_variable_reads_no_file(monkeypatch, tmp_path):
     (tmp_path / "advertisex.toml").write_text("[processor]\ndedupe_horizon_days = 3\n")
     monkeypatch.setenv("ADVERTISEX_CONFIG", "")
     assert load_settings().processor.dedupe_horizon_days == 7
+
+
+def test_variables_reach_into_sections_and_mappings_and_take_json_whole(monkeypatch, tmp_path):
+    (tmp_path / "advertisex.toml").write_text(
+        '[monitor.rate_max]\nquarantine = 0.3\n[monitor.channels.ops]\nkind = "slack"\n'
+        'url = "https://hooks.example/a"\n'
+    )
+    for name, value in {
+        "advertisex_collector__port": "9001",  # any case
+        "ADVERTISEX_MONITOR__RATE_MAX__FILTERED": "0.1",  # merged with the file's mapping
+        "ADVERTISEX_MONITOR__CHANNELS__OPS__URL": "https://hooks.example/b",
+        "ADVERTISEX_MONITOR__PACING_BOUNDS": "[0.5, 3]",
+        "ADVERTISEX_SCALE__SPARK_CONF": '{"spark.executor.memory": "2g"}',
+        "ADVERTISEX_PROCESSOR": '{"piece_bytes": 5}',  # a section given whole
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.collector.port == 9001
+    assert settings.monitor.rate_max["quarantine"] == 0.3
+    assert settings.monitor.rate_max["filtered"] == 0.1
+    ops = settings.monitor.channels["ops"]
+    assert (ops.kind, ops.url.get_secret_value()) == ("slack", "https://hooks.example/b")
+    assert settings.monitor.pacing_bounds == (0.5, 3.0)
+    assert settings.scale.spark_conf == {"spark.executor.memory": "2g"}
+    assert settings.processor.piece_bytes == 5
+    monkeypatch.setenv("ADVERTISEX_SCALE__SPARK_CONF", "not json")
+    with pytest.raises(
+        ConfigError, match=r"scale.spark_conf = not json.*ADVERTISEX_SCALE__SPARK_CONF"
+    ):
+        load_settings()
