@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
-from pyiceberg.table import CommitTableResponse, Table
+from pyiceberg.table import CommitTableResponse, StagedTable, Table
+from pyiceberg.table.locations import load_location_provider
 from sqlalchemy import (
     Column,
     Integer,
@@ -41,10 +42,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
+from advertisex.lake.transaction import updated_metadata
+
 if TYPE_CHECKING:
     import pyarrow as pa
-
-from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
+    from pyiceberg.table.metadata import TableMetadata
 
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.
@@ -240,7 +243,16 @@ class _Staged:
 
 
 class AtomicSqlCatalog(SqlCatalog):
-    """A SqlCatalog whose commits can be grouped into one catalog transaction."""
+    """A SqlCatalog whose commits can be grouped into one catalog transaction, and which
+    reads each table's metadata file once.
+
+    Metadata files are immutable and each has a name of its own, so a table's metadata is
+    a function of its metadata location: the newest one read or staged per table is kept,
+    and opening a table whose location has not moved since costs one catalog query, not a
+    parse of a metadata.json that lists every snapshot time travel keeps (a batch opens
+    each of its tables several times). Staging a commit applies the updates without
+    pyiceberg's deep copy of the whole metadata (see ``lake.transaction``).
+    """
 
     def __init__(self, name: str, **properties: Any) -> None:
         super().__init__(name, **properties)  # a failure here: see tables._catalog_unavailable
@@ -248,6 +260,74 @@ class AtomicSqlCatalog(SqlCatalog):
         _meta.create_all(self.engine)
         self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
+        self._known: dict[tuple[str, str], tuple[str, TableMetadata]] = {}  # newest per table
+
+    def load_table(self, identifier: str | tuple[str, ...]) -> Table:
+        """pyiceberg's, through one Core query for the table's row (its ORM query cost more
+        than reading a known table's metadata now does)."""
+        namespace = Catalog.namespace_to_string(Catalog.namespace_from(identifier))
+        table_name = Catalog.table_name_from(identifier)
+        row = IcebergTables
+        query = select(row.table_namespace, row.table_name, row.metadata_location).where(
+            row.catalog_name == self.name,
+            row.table_namespace == namespace,
+            row.table_name == table_name,
+        )
+        if (type_filter := self._iceberg_type_filter()) is not None:
+            query = query.where(type_filter)
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        if found is None:
+            raise NoSuchTableError(f"Table does not exist: {namespace}.{table_name}")
+        return self._convert_orm_to_iceberg(found)  # type: ignore[arg-type]  # same columns
+
+    def _convert_orm_to_iceberg(self, orm_table: IcebergTables) -> Table:
+        key = (str(orm_table.table_namespace), str(orm_table.table_name))
+        location = orm_table.metadata_location
+        known = self._known.get(key)
+        if known is None or known[0] != location:
+            table = super()._convert_orm_to_iceberg(orm_table)
+            self._known[key] = (table.metadata_location, table.metadata)
+            return table
+        metadata = known[1]
+        return Table(
+            identifier=(*Catalog.identifier_to_tuple(key[0]), key[1]),
+            metadata=metadata,
+            metadata_location=known[0],
+            io=self._load_file_io(metadata.properties, known[0]),
+            catalog=self,
+        )
+
+    def _update_and_stage_table(
+        self,
+        current_table: Table | None,
+        table_identifier: Any,
+        requirements: Any,
+        updates: Any,
+    ) -> StagedTable:
+        if current_table is None:  # a table created: pyiceberg's, which validates it whole
+            return super()._update_and_stage_table(
+                current_table, table_identifier, requirements, updates
+            )
+        for requirement in requirements:
+            requirement.validate(current_table.metadata)
+        location = current_table.metadata_location
+        metadata = updated_metadata(current_table.metadata, updates, location)
+        version = self._parse_metadata_version(location) + 1
+        provider = load_location_provider(metadata.location, metadata.properties)
+        new_location = provider.new_table_metadata_file_location(version)
+        namespace = Catalog.namespace_to_string(Catalog.namespace_from(table_identifier))
+        self._known[(namespace, Catalog.table_name_from(table_identifier))] = (
+            new_location,
+            metadata,
+        )
+        return StagedTable(
+            identifier=table_identifier,
+            metadata=metadata,
+            metadata_location=new_location,
+            io=self._load_file_io(properties=metadata.properties, location=new_location),
+            catalog=self,
+        )
 
     @property
     def in_group(self) -> bool:

@@ -105,19 +105,63 @@ def test_a_commit_works_out_each_table_metadata_once_per_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pyiceberg copies a table's whole metadata — every snapshot time travel keeps — at
-    each look: a commit looks once per change, not some twenty times per table."""
+    each look: a commit looks once per change, not some twenty times per table, and
+    never through pyiceberg's deep copy."""
+    import pyiceberg.catalog as iceberg_catalog
     import pyiceberg.table as iceberg
+
+    from advertisex.lake import catalog, transaction
 
     lake = _lake(tmp_path / "data")
     lake.commit_batch(_batch(0, [0, 30]), [], {})
     looks: list[int] = []
-    work_out = iceberg.update_table_metadata
-    monkeypatch.setattr(
-        iceberg, "update_table_metadata", lambda *a, **k: looks.append(1) or work_out(*a, **k)
-    )
+    work_out = transaction.updated_metadata
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        looks.append(1)
+        return work_out(*args, **kwargs)
+
+    def deep_copied(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a commit went through pyiceberg's deep-copying update")
+
+    for module in (transaction, catalog):
+        monkeypatch.setattr(module, "updated_metadata", counted)
+    for module in (iceberg, iceberg_catalog):
+        monkeypatch.setattr(module, "update_table_metadata", deep_copied)
     lake.commit_batch(_batch(100, [4, 40]), [], {})  # two tables, two day files each
-    assert 0 < len(looks) <= 2 * 2, len(looks)  # pyiceberg alone: 44
+    # Per table: the transaction's own view, then the catalog staging the commit.
+    assert 0 < len(looks) <= 2 * 3, len(looks)  # pyiceberg alone: 44
     assert len(_rows(lake, "curated.clicks")) == 4
+
+
+def test_a_table_metadata_file_is_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a table whose metadata location has not moved reuses what was read (or
+    staged) before: parsing a metadata.json that lists every snapshot kept was most of
+    opening a table, which a batch does several times per table."""
+    from pyiceberg.serializers import FromInputFile
+
+    lake = _lake(tmp_path / "data")
+    lake.commit_batch(_batch(0, [0, 30]), [], {})
+    parsed: list[str] = []
+    parse = FromInputFile.table_metadata
+
+    def counted(input_file: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(input_file.location)
+        return parse(input_file, *args, **kwargs)
+
+    monkeypatch.setattr(FromInputFile, "table_metadata", staticmethod(counted))
+    for b in range(1, 4):
+        lake.commit_batch(_batch(b * 10, [b]), [], {})
+        lake.refresh()
+        assert len(_rows(lake, "curated.clicks")) == 2 + b
+    assert parsed == []  # every version was staged here, so known by its location
+    other = _lake(tmp_path / "data")  # another process: reads each version once
+    assert len(_rows(other, "curated.clicks")) == 5
+    other.refresh()
+    assert len(_rows(other, "curated.clicks")) == 5
+    assert len(parsed) == len(set(parsed)) > 0
 
 
 step = st.one_of(
