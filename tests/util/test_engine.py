@@ -1,0 +1,45 @@
+"""The kernels' DuckDB connections outlive the threads that borrow them."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from advertisex.util import engine
+
+
+def test_worker_threads_of_successive_batches_reuse_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runner's worker threads come and go with each batch; opening a DuckDB database
+    (about 20 ms of CPU) once per thread per batch was a good part of a small batch."""
+    opened: list[Any] = []
+    connect = engine._connect
+
+    def counted() -> Any:
+        opened.append(connect())
+        return opened[-1]
+
+    monkeypatch.setattr(engine, "_connect", counted)
+    monkeypatch.setattr(engine, "_idle", [])
+    both_in = threading.Barrier(2)
+
+    def kernel(x: int) -> int:
+        with engine.borrowed() as con:
+            both_in.wait(timeout=10)  # two at once never share a connection
+            rows = con.sql("select $x + 1 as y", params={"x": x}).fetchall()
+        return int(rows[0][0]) + int(engine.run("select max(v) as m from t", t=_t(x))[0][0].as_py())
+
+    for batch in range(3):
+        with ThreadPoolExecutor(max_workers=2) as pool:  # new threads each batch
+            assert list(pool.map(kernel, [batch, batch + 10])) == [2 * batch + 1, 2 * batch + 21]
+    assert len(opened) == 2
+    assert len({id(c) for c in opened}) == 2
+
+
+def _t(x: int) -> pa.Table:
+    return pa.table({"v": [x, x - 1]})
