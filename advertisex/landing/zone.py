@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -209,17 +209,21 @@ class LandingZone:
         sources: str | Iterable[str] = SOURCES,
         since: date | None = None,
         hour: datetime | None = None,
+        skip: Container[str] = frozenset(),
     ) -> list[Segment]:
         """Every sealed segment of the given source(s), in arrival order.
 
         ``since`` skips landing-day folders before that day: new segments always land
         in the current day's folder, so a follower need not list all of history.
         ``hour`` lists only the segments that landed in that UTC hour (one folder).
+        ``skip``: names left out before their size is asked (a follower's committed
+        segments: a day of micro-batches lands tens of thousands, which each pass would
+        otherwise ``stat`` again).
         """
         found: list[Segment] = []
         for source in _sources(sources):
             if hour is not None:
-                found.extend(self._walk(source, self.root / hour_prefix(source, hour)))
+                found.extend(self._walk(source, self.root / hour_prefix(source, hour), skip))
                 continue
             base = self.root / source
             if not base.is_dir():
@@ -229,8 +233,8 @@ class LandingZone:
                 if since is not None and day is not None and day < since:
                     continue
                 if entry.is_dir():
-                    found.extend(self._walk(source, Path(entry.path)))
-                elif not entry.name.startswith("."):
+                    found.extend(self._walk(source, Path(entry.path), skip))
+                elif not entry.name.startswith(".") and f"{source}/{entry.name}" not in skip:
                     found.append(self._segment(source, Path(entry.path)))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
@@ -264,13 +268,17 @@ class LandingZone:
                 continue
         return found
 
-    def _walk(self, source: str, base: Path) -> list[Segment]:
-        """Sealed segments under ``base`` (none when it does not exist)."""
+    def _walk(self, source: str, base: Path, skip: Container[str] = frozenset()) -> list[Segment]:
+        """Sealed segments under ``base`` (none when it does not exist), but those named
+        in ``skip``."""
         found: list[Segment] = []
         for directory, _, files in os.walk(base):
+            folder = Path(directory).relative_to(self.root).as_posix()
             for name in files:
-                if not name.startswith("."):  # dot-names are segments still being written
-                    found.append(self._segment(source, Path(directory) / name))
+                # Dot-names are segments still being written.
+                if not name.startswith(".") and f"{folder}/{name}" not in skip:
+                    path = Path(directory) / name
+                    found.append(Segment(source, f"{folder}/{name}", path.stat().st_size))
         return found
 
     def _segment(self, source: str, path: Path) -> Segment:
@@ -484,6 +492,7 @@ class ObjectStoreLandingZone(LandingZone):
         sources: str | Iterable[str] = SOURCES,
         since: date | None = None,
         hour: datetime | None = None,
+        skip: Container[str] = frozenset(),
     ) -> list[Segment]:
         import pyarrow.fs as pafs
 
@@ -500,7 +509,8 @@ class ObjectStoreLandingZone(LandingZone):
                 day = landing_day(relative)
                 if since is not None and day is not None and day < since:
                     continue
-                found.append(Segment(source, relative, info.size))
+                if relative not in skip:  # the listing carries sizes: nothing to save
+                    found.append(Segment(source, relative, info.size))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
     def listing(self, source: str, hour: datetime) -> dict[str, int | None]:

@@ -179,8 +179,7 @@ class Runner(ABC, Generic[ReadT]):
         """
         if self._done is None:
             self._done = self.lake.done_segments()
-        listed = self.landing.segments(since=self._scan_from)
-        pending = [s for s in listed if s.name not in self._done]
+        pending = self.landing.segments(since=self._scan_from, skip=self._done)
         floor = utcnow().date() - timedelta(days=1)
         self._scan_from = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])
         return pending

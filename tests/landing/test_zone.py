@@ -80,6 +80,29 @@ def test_segments_are_listed_in_arrival_order_and_partial_writes_are_invisible(t
     assert [s.name for s in zone.segments()] == [a.name, b.name]
 
 
+def test_segments_named_in_skip_are_left_out_before_their_size_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A follower passes its committed segments: a day of micro-batches lands tens of
+    thousands, and each pass used to ``stat`` every one of them again."""
+    zone = LandingZone(tmp_path)
+    done = [
+        zone.write_segment("impressions", b"{}\n", label=f"d{k}", fsync=False) for k in range(3)
+    ]
+    new = zone.write_segment("impressions", b"{}\n{}\n", label="new", fsync=False)
+    sized: list[Path] = []
+    stat = Path.stat
+
+    def counted(path: Path, *args, **kwargs):
+        sized.append(path)
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counted)
+    assert zone.segments(skip={s.name for s in done}) == [new]
+    assert [p.name for p in sized if p.suffix] == [Path(new.name).name]  # files, not folders
+    assert zone.segments("impressions", hour=segment_time(new), skip={new.name}) == done
+
+
 def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
     with pytest.raises(UserInputError) as error:
         expand_paths([str(tmp_path / "nope*.json")])
