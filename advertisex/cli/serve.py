@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from advertisex.cli.common import EngineOption, MasterOption
 from advertisex.cli.output import Format, print_message
 
 HOST_HELP = "Interface to listen on; anything but loopback requires API keys."
@@ -79,8 +80,14 @@ def up(
     interval: float = typer.Option(
         0.5, "--interval", help="Seconds between looks for new segments."
     ),
+    engine: str | None = EngineOption,
+    master: str | None = MasterOption,
 ) -> None:
-    """Run the collector, continuous processing, the monitors and the web console at /."""
+    """Run the collector, continuous processing, the monitors and the web console at /.
+
+    The processor is ``process --follow`` (``--engine``/``--master`` passed on): with either
+    engine it runs the scheduled maintenance (``maintenance.schedule``) between batches.
+    """
     from advertisex.collector.server import check_binding
 
     settings = _settings(host, port)
@@ -94,8 +101,12 @@ def up(
         start_new_session=True,
         preexec_fn=_child_setup(nice=0),
     )
+    engine_args = [
+        *(["--engine", engine] if engine else []),
+        *(["--master", master] if master else []),
+    ]
     processor = subprocess.Popen(
-        [*base, "process", "--follow", "--interval", str(interval)],
+        [*base, "process", "--follow", "--interval", str(interval), *engine_args],
         start_new_session=True,
         preexec_fn=_child_setup(nice=10),  # on a small machine, intake latency comes first
     )
