@@ -14,7 +14,8 @@ and not counted), the latency of a count over curated.impressions and of
 ``report campaigns`` (each through a freshly opened platform, as a CLI call would, minus
 Python start-up), the longest maintenance run (here between commits, timed apart from
 them; a follower runs it beside its batches), data files, manifests and metadata bytes
-over all tables. Last, the ratio of the last checkpoint to the first — the goal with
+over all tables, and the most snapshots one table keeps (time travel's window: each
+commit rewrites a metadata.json that lists them). Last, the ratio of the last checkpoint to the first — the goal with
 maintenance on is ≤ 1.5× for commit p99 and query latency, with data files bounded.
 
     python bench/soak.py [--commits 20000] [--checkpoints 100,1000,10000,20000]
@@ -55,22 +56,29 @@ def _costs(action: Any) -> tuple[float, float]:
 
 
 def _shape(data: Path) -> dict[str, int]:
-    """Data files and manifests of every table's current snapshot, bytes of metadata."""
+    """Data files and manifests of every table's current snapshot, the most snapshots a
+    table keeps (what each commit's metadata.json lists), bytes of metadata."""
     import advertisex
     from advertisex.lake.history import live_files
     from advertisex.lake.upkeep import existing_tables
 
     lake = advertisex.open(data_dir=data).lake
-    files = manifests = 0
+    files = manifests = snapshots = 0
     for name in existing_tables(lake):
         table = lake.table(name)
         current = table.current_snapshot()
         files += len(live_files(table))
         manifests += len(current.manifests(table.io)) if current else 0
+        snapshots = max(snapshots, len(table.metadata.snapshots))
     metadata = sum(
         p.stat().st_size for p in (data / "warehouse").rglob("*") if p.parent.name == "metadata"
     )
-    return {"data_files": files, "manifests": manifests, "metadata_bytes": metadata}
+    return {
+        "data_files": files,
+        "manifests": manifests,
+        "snapshots_max": snapshots,
+        "metadata_bytes": metadata,
+    }
 
 
 def soak(
