@@ -114,7 +114,7 @@ def test_distinct_hashes_are_numpys_unique(values: list[int]) -> None:
     assert distinct_hashes(hashes).tolist() == np.unique(hashes).tolist()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=40),
     st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=6),

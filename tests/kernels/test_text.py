@@ -34,7 +34,7 @@ _TEXTS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(_TEXTS)
 def test_text_lower_and_upper_equal_duckdb(values):
     column = pa.array(values, pa.string())
