@@ -20,9 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    ValidationException,
+)
 from pyiceberg.table import CommitTableResponse, StagedTable, Table
 from pyiceberg.table.locations import load_location_provider
+from pyiceberg.typedef import EMPTY_DICT, Properties
 from sqlalchemy import (
     Column,
     Integer,
@@ -261,6 +267,21 @@ class AtomicSqlCatalog(SqlCatalog):
         self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
         self._known: dict[tuple[str, str], tuple[str, TableMetadata]] = {}  # newest per table
+
+    def create_namespace(
+        self, namespace: str | tuple[str, ...], properties: Properties = EMPTY_DICT
+    ) -> None:
+        """pyiceberg's, safe against another process creating the same namespace at once.
+
+        Its check-then-insert lets two first runs on a new lake (a processor and a
+        ``maintain``, say) both pass the check; the loser's insert then fails on the
+        primary key, which is the namespace existing, not an error."""
+        try:
+            super().create_namespace(namespace, properties)
+        except IntegrityError:
+            if not self.namespace_exists(namespace):
+                raise
+            raise NamespaceAlreadyExistsError(f"Namespace {namespace} already exists") from None
 
     def load_table(self, identifier: str | tuple[str, ...]) -> Table:
         """pyiceberg's, through one Core query for the table's row (its ORM query cost more

@@ -171,3 +171,32 @@ def test_driver_errors_become_a_transient_error(tmp_path):
         SegmentLedger(engine).names()
     assert isinstance(caught.value, TransientError) and caught.value.retryable
     assert SegmentLedger.open(f"sqlite:///{tmp_path}/never-made.db") is None
+
+
+def test_two_first_runs_creating_one_namespace_at_once_both_open_the_table(tmp_path, monkeypatch):
+    """A processor and a ``maintain`` started together on a new lake: both found no table
+    and passed pyiceberg's namespace check before either inserted the namespace. The
+    loser's insert fails on the key, which must read as "already exists", not an error."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    first, second = Lake(load_settings(data_dir=tmp_path)), Lake(load_settings(data_dir=tmp_path))
+    first.table("curated.clicks")
+    looked = {"table": False, "namespace": False}
+    load_table, namespace_exists = second.catalog.load_table, second.catalog.namespace_exists
+
+    def first_look_finds_no_table(identifier):
+        if not looked["table"]:
+            looked["table"] = True
+            raise NoSuchTableError(identifier)
+        return load_table(identifier)
+
+    def first_check_finds_no_namespace(namespace):
+        if not looked["namespace"]:
+            looked["namespace"] = True
+            return False
+        return namespace_exists(namespace)
+
+    monkeypatch.setattr(second.catalog, "load_table", first_look_finds_no_table)
+    monkeypatch.setattr(second.catalog, "namespace_exists", first_check_finds_no_namespace)
+    assert second.table("curated.clicks").name() == ("curated", "clicks")
+    assert looked == {"table": True, "namespace": True}
