@@ -51,6 +51,17 @@ def _pending_share(data: Path) -> float:
     return sum(s.size for s in segments if s.name not in done) / sum(s.size for s in segments)
 
 
+def _batch_commits(data: Path) -> int:
+    """The newest metadata version of ``ops.batches`` (one more per batch committed; -1
+    before the table exists), read from the file names, so the running processor's
+    catalog is never touched while it works."""
+    versions = [
+        int(f.name.split("-", 1)[0])
+        for f in (data / "warehouse" / "ops" / "batches" / "metadata").glob("*.metadata.json")
+    ]
+    return max(versions, default=-1)
+
+
 def _snapshot(data: Path) -> dict[str, list]:
     import advertisex
 
@@ -88,24 +99,22 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
     # The same landing zone (same segment names) for both runs.
     shutil.copytree(clean / "landing", crashed / "landing")
 
-    started = time.monotonic()
     done = _cli(["process", "--format", "json"], clean)
-    clean_seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["batches"], "the run must be several batches"
-    # Kill instants follow this machine's own speed: start-up alone (a run with nothing
-    # pending) and the work of the clean run, scaled by the share of it still pending.
-    # Fixed instants missed every kill on a fast machine (the backlog was done before
-    # the first); instants from the whole run's length outlived the shrinking backlog.
+    # Kill instants follow the run itself, not a time estimated beforehand (estimates from
+    # a clean run missed most kills whenever the machine's load changed between the two):
+    # some kills fall in start-up, the rest a random moment after the run's next commit,
+    # inside the batch that follows it (framing, kernels, a commit or the marts).
     started = time.monotonic()
     assert _cli(["process", "--format", "json"], clean).returncode == 0
     startup_seconds = time.monotonic() - started
-    work_seconds = max(clean_seconds - startup_seconds, 0.5)
 
     rng = random.Random(1234)
     kills, interrupted_work = 0, 0
     left = _pending_share(crashed)
-    for _ in range(8):  # kill at random instants: during start-up, framing, kernels or a commit
+    for _ in range(8):
+        committed = _batch_commits(crashed)
         process = subprocess.Popen(
             [sys.executable, "-m", "advertisex.cli.app", "process", "--format", "json"],
             env=_env(crashed),
@@ -113,11 +122,14 @@ def test_sigkill_at_random_points_then_restart_equals_a_clean_run(tmp_path: Path
             stderr=subprocess.PIPE,
             text=True,
         )
-        # Never past half of what is left: the run is still busy when it is killed.
-        deadline = time.monotonic() + rng.uniform(
-            0.5 * startup_seconds, startup_seconds + 0.5 * left * work_seconds
-        )
-        while process.poll() is None and time.monotonic() < deadline:
+        in_start_up = rng.random() < 0.25
+        deadline = time.monotonic() + rng.uniform(0.2, 0.9) * startup_seconds
+        after_commit = rng.uniform(0.0, 0.5)
+        while process.poll() is None:
+            if in_start_up and time.monotonic() >= deadline:
+                break
+            if not in_start_up and _batch_commits(crashed) > max(committed, 0):
+                in_start_up, deadline = True, time.monotonic() + after_commit
             time.sleep(0.02)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
