@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from advertisex.errors import AdvertiseXError
 from advertisex.lake.catalog import SegmentLedger
 from advertisex.landing.zone import LandingZone
+from advertisex.util.sqlite import open_shared
 
 log = logging.getLogger("advertisex.collector")
 _CHUNK = 500  # outstanding segment names looked up at a time
@@ -192,9 +192,7 @@ class SharedOutstanding:
     is a row: about one a second per source and worker, off the request path)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")  # rebuilt from the landing zone at start
+        self._db = open_shared(path)  # not fsync'd: rebuilt from the landing zone at start
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outstanding (seq INTEGER PRIMARY KEY, "
             "name TEXT UNIQUE NOT NULL, size INTEGER NOT NULL)"

@@ -23,6 +23,7 @@ from typing import Any
 
 from advertisex.errors import UserInputError
 from advertisex.util import jsonutil
+from advertisex.util.sqlite import open_shared
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,8 @@ class SharedIdempotency:
 
 def open_store(path: Path) -> sqlite3.Connection:
     """The shared answers table (made on first use)."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db = open_shared(path)
     db.isolation_level = "DEFERRED"  # `with db:` commits one transaction per call
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=OFF")
     db.execute(
         "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, fingerprint BLOB NOT NULL, "
         "expires REAL NOT NULL, owner TEXT NOT NULL, status INTEGER, body BLOB, "
