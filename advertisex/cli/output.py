@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from advertisex.cli import plain
 from advertisex.util import jsonutil
 
 
@@ -73,36 +74,95 @@ def print_rows(
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None) -> None:
     """A table that never cuts a value: as wide as its cells when that fits the terminal,
     else with long headers and free text wrapped, else one record per block (as DuckDB's
-    ``.mode line``), so that ids and numbers are always printed whole."""
-    from rich.cells import cell_len
-
-    out = console()
+    ``.mode line``), so that ids and numbers are always printed whole. Drawn as plain text
+    where Rich would draw the same (``cli.plain``), by Rich otherwise."""
+    screen = output_screen()
     if not rows:  # a frame of headers (or a title over no blocks) reads as a broken answer
         said = (f"{title}: " if title else "") + "no rows"
-        out.print(said + (f" (columns: {', '.join(columns)})" if columns else ""), soft_wrap=True)
+        console().print(
+            said + (f" (columns: {', '.join(columns)})" if columns else ""), soft_wrap=True
+        )
         return
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [
-        max([cell_len(line) for row in cells for line in row[i].splitlines()] or [1])
+        max([_cell_len(line) for row in cells for line in row[i].splitlines()] or [1])
         for i in range(len(columns))
     ]
     prose = [_is_prose(row[i] for row in cells) for i in range(len(columns))]
     borders = 3 * len(columns) + 1
-    full = [max(w, cell_len(c)) for w, c in zip(widths, columns, strict=True)]
-    if sum(full) + borders <= out.width:
-        _grid(out, rows, columns, cells, title, full, list(columns), prose)
+    full = [max(w, _cell_len(c)) for w, c in zip(widths, columns, strict=True)]
+    if sum(full) + borders <= screen.width:
+        right = [any(_is_number(r.get(c)) for r in rows[:50]) for c in columns]
+        drawn = plain.grid(screen, cells, columns, full, right, title)
+        if drawn is None:
+            _grid(console(), rows, columns, cells, title, full, list(columns), prose)
+        else:
+            sys.stdout.write(drawn)
         return
     headers = [_wrap_header(c, w) for c, w in zip(columns, widths, strict=True)]
     narrow = [
-        max(PROSE_MIN_WIDTH if p else w, *(cell_len(line) for line in h.splitlines()))
+        max(PROSE_MIN_WIDTH if p else w, *(_cell_len(line) for line in h.splitlines()))
         if p
-        else max(w, *(cell_len(line) for line in h.splitlines()))
+        else max(w, *(_cell_len(line) for line in h.splitlines()))
         for w, h, p in zip(widths, headers, prose, strict=True)
     ]
-    if sum(narrow) + borders <= out.width:
-        _grid(out, rows, columns, cells, title, narrow, headers, prose)
+    if sum(narrow) + borders <= screen.width:
+        _grid(console(), rows, columns, cells, title, narrow, headers, prose)
         return
-    _blocks(out, columns, cells, title)
+    drawn = plain.blocks(screen, columns, cells, title)
+    if drawn is None:
+        _blocks(console(), columns, cells, title)
+    else:
+        sys.stdout.write(drawn)
+
+
+def output_screen() -> plain.Screen:
+    """The width and styling :func:`console` would give standard output, decided without
+    loading Rich when the output is no terminal and nothing in the environment overrides
+    Rich's detection (``FORCE_COLOR`` …); Rich decides otherwise."""
+    columns = os.environ.get("COLUMNS")
+    if (
+        not _isatty(sys.stdout)
+        and not _RICH_DETECTION.intersection(os.environ)
+        and (columns is None or columns.isdigit())
+        and "IPython" not in sys.modules
+        and not getattr(sys.stdin, "__module__", "").startswith("idlelib")
+    ):
+        if columns is not None:
+            return plain.Screen(int(columns), styled=False)
+        return plain.Screen(max(_terminal_width(), 160), styled=False)
+    out = console()
+    return plain.Screen(out.width, styled=out.color_system is not None)
+
+
+# Variables that change what Rich makes of a non-terminal output.
+_RICH_DETECTION = {"FORCE_COLOR", "TTY_COMPATIBLE", "JUPYTER_COLUMNS", "JUPYTER_LINES"}
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _terminal_width() -> int:
+    """The width of the first standard stream that is a terminal, as Rich reads it; 80 if none."""
+    for descriptor in (0, 1, 2):
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
+
+
+def _cell_len(text: str) -> int:
+    """Cells ``text`` takes on a terminal (Rich's measure; ASCII without loading it)."""
+    if plain.is_plain(text):
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 PROSE_MIN_WIDTH = 24  # free text (summaries, raw records) may wrap down to this width
