@@ -130,17 +130,25 @@ class AdvertiseX:
     def report(self, name: str, options: Any = None, **fields: Any) -> Any:
         """A named report (``advertisex.reports.REPORTS``) with ``ReportOptions``, or with
         its fields as keywords: ``ax.report("funnel", start=date(2026, 11, 20), model="first")``."""
-        import importlib
-
-        from advertisex.errors import NotFoundError
-        from advertisex.reports import REPORTS
         from advertisex.reports.common import ReportOptions
 
-        if name not in REPORTS:
-            raise NotFoundError(f"no report named {name!r}", hint="reports: " + ", ".join(REPORTS))
-        return importlib.import_module(REPORTS[name]).report(
-            self, options or ReportOptions(**fields)
-        )
+        return _report_module(name).report(self, options or ReportOptions(**fields))
+
+    def report_rows(
+        self, name: str, options: Any = None, **fields: Any
+    ) -> tuple[list[str], list[dict[str, Any]]] | None:
+        """:meth:`report` as (column names, row dicts) straight from DuckDB, without
+        loading Arrow; None for a report that is not one SQL question (``users``' sections,
+        ``campaigns`` with invalid traffic): :meth:`report` answers those."""
+        from advertisex.reports.common import ReportOptions, rows
+
+        module = _report_module(name)
+        options = options or ReportOptions(**fields)
+        question = module.question(options) if hasattr(module, "question") else None
+        if question is None:
+            return None
+        sql, tables = question
+        return rows(self, sql, tables, options)
 
     # ------------------------------------------------------------------ quarantine
     # ``selection`` keywords: source, reason, since, until (see quarantine.selection.Selection).
@@ -224,3 +232,15 @@ def _cannot_create(path: Path, reason: str) -> ConfigError:
         f"cannot create the data directory {path.absolute()}: {reason}",
         hint="set data_dir in advertisex.toml or ADVERTISEX_DATA_DIR to a folder you can write",
     )
+
+
+def _report_module(name: str) -> Any:
+    """The module answering report ``name`` (``advertisex.reports.REPORTS``)."""
+    import importlib
+
+    from advertisex.errors import NotFoundError
+    from advertisex.reports import REPORTS
+
+    if name not in REPORTS:
+        raise NotFoundError(f"no report named {name!r}", hint="reports: " + ", ".join(REPORTS))
+    return importlib.import_module(REPORTS[name])

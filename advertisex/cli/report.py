@@ -141,7 +141,13 @@ def _show(
     from advertisex.reports.common import ReportOptions
 
     options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model, include_ivt)
-    result = open_platform().report(name, options)
+    ax = open_platform()
+    answer = ax.report_rows(name, options)  # one question: its rows without Arrow
+    if answer is not None:
+        columns, rows = answer
+        print_rows(rows, fmt, title=title, columns=columns)
+        return
+    result = ax.report(name, options)
     if isinstance(result, dict):  # several sections
         _print_sections(result, fmt)
     else:

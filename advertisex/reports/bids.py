@@ -8,9 +8,12 @@ Requests the bidder passed on have no campaign and show as a campaign-less row.
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from advertisex.reports.common import Platform, ReportOptions, run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SQL = """
 SELECT campaign_id, day,
@@ -30,6 +33,10 @@ ORDER BY day, campaign_id NULLS LAST
 """
 
 
+def question(options: ReportOptions) -> tuple[str, tuple[str, ...]]:
+    """The report as SQL and the tables it reads."""
+    return SQL.replace("WHERE_DAILY", options.where("day")), ("marts.campaign_daily",)
+
+
 def report(ax: Platform, options: ReportOptions) -> pa.Table:
-    sql = SQL.replace("WHERE_DAILY", options.where("day"))
-    return run(ax, sql, ("marts.campaign_daily",), options)
+    return run(ax, *question(options), options)

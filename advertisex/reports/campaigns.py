@@ -10,10 +10,12 @@ from the day's merged user sketch. ``clicks`` and
 from __future__ import annotations
 
 from datetime import date
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from advertisex.reports.common import Platform, ReportOptions, run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SQL = """
 SELECT campaign_id, day, impressions, unique_users, clicks, conversions,
@@ -40,14 +42,23 @@ def campaign_days(
     return report(ax, ReportOptions(start, end, **options))  # type: ignore[arg-type]
 
 
+def question(options: ReportOptions) -> tuple[str, tuple[str, ...]] | None:
+    """The report as SQL and the tables it reads; None with invalid traffic beside it
+    (two questions joined: :func:`report` answers that)."""
+    return None if options.include_ivt else (_sql(options), ("marts.campaign_daily",))
+
+
 def report(ax: Platform, options: ReportOptions) -> pa.Table:
-    sql = (
+    rows = run(ax, _sql(options), ("marts.campaign_daily",), options)
+    return with_invalid_traffic(ax, rows, options) if options.include_ivt else rows
+
+
+def _sql(options: ReportOptions) -> str:
+    return (
         SQL.replace("CREDIT", options.credit)
         .replace("VALUE", options.value)
         .replace("WHERE_DAILY", options.where("day"))
     )
-    rows = run(ax, sql, ("marts.campaign_daily",), options)
-    return with_invalid_traffic(ax, rows, options) if options.include_ivt else rows
 
 
 IVT_SQL = """

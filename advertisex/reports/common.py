@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-
 from advertisex.errors import UserInputError
 from advertisex.util.timeutil import day_start
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from advertisex.lake.tables import Lake
 
 
@@ -89,7 +89,22 @@ class ReportOptions:
 
 
 def run(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
-    """Run report SQL with the options' parameters over views of ``tables``.
+    """Report SQL over views of ``tables`` with the options' parameters, as an Arrow table."""
+    return _relation(ax, sql, tables, options).to_arrow_table()
+
+
+def rows(
+    ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`run` as (column names, row dicts) straight from DuckDB: the CLI's path, which
+    so never loads Arrow (and NumPy with it) to print a few hundred rows."""
+    relation = _relation(ax, sql, tables, options)
+    columns = list(relation.columns)
+    return columns, [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def _relation(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions) -> Any:
+    """Report SQL as a DuckDB relation over views of ``tables``, with the options' parameters.
 
     Uses the per-thread DuckDB connection of the kernels (opening a DuckDB database
     costs more than a report query) with one view per table over its current files.
@@ -101,4 +116,4 @@ def run(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions)
     for name, files in ax.lake.data_files_of(list(tables)).items():
         register_view(con, name, files, ax.lake.settings.scale)
     params = {k: v for k, v in options.params().items() if f"${k}" in sql}
-    return con.sql(sql, params=params).to_arrow_table()
+    return con.sql(sql, params=params)

@@ -7,9 +7,12 @@ chosen model (credited to the campaign whose ads earned them). The last row, cam
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from advertisex.reports.common import Platform, ReportOptions, run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SQL = """
 WITH steps AS (
@@ -33,6 +36,12 @@ ORDER BY total, campaign_id NULLS LAST
 """
 
 
+def question(options: ReportOptions) -> tuple[str, tuple[str, ...]]:
+    """The report as SQL and the tables it reads."""
+    return SQL.replace("CREDIT", options.credit).replace("WHERE_DAILY", options.where("day")), (
+        "marts.campaign_daily",
+    )
+
+
 def report(ax: Platform, options: ReportOptions) -> pa.Table:
-    sql = SQL.replace("CREDIT", options.credit).replace("WHERE_DAILY", options.where("day"))
-    return run(ax, sql, ("marts.campaign_daily",), options)
+    return run(ax, *question(options), options)

@@ -7,9 +7,12 @@ own hour; ``attributed_conversions`` is what the hour's ads earned under the mod
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from advertisex.reports.common import Platform, ReportOptions, run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SQL = """
 SELECT campaign_id, hour,
@@ -25,6 +28,12 @@ ORDER BY hour, campaign_id NULLS LAST
 """
 
 
+def question(options: ReportOptions) -> tuple[str, tuple[str, ...]]:
+    """The report as SQL and the tables it reads."""
+    return SQL.replace("CREDIT", options.credit).replace("WHERE_HOURLY", options.where("hour")), (
+        "marts.campaign_hourly",
+    )
+
+
 def report(ax: Platform, options: ReportOptions) -> pa.Table:
-    sql = SQL.replace("CREDIT", options.credit).replace("WHERE_HOURLY", options.where("hour"))
-    return run(ax, sql, ("marts.campaign_hourly",), options)
+    return run(ax, *question(options), options)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # callers hand Arrow in; a report's rows for the CLI need none
+    import pyarrow as pa
 
 _local = threading.local()
 _idle: list[Any] = []  # pooled connections no thread is using now
@@ -64,6 +65,7 @@ def borrowed() -> Iterator[Any]:
 def run(query: str, params: dict[str, Any] | None = None, **tables: pa.Table) -> pa.Table:
     """Run ``query`` with each keyword table visible under its name; return Arrow.
 
+    >>> import pyarrow as pa
     >>> run("select max(x) as s from t", t=pa.table({"x": [1, 2]})).to_pylist()
     [{'s': 2}]
     """

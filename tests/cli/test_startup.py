@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from tests.lake.test_listing import batch_rows
@@ -20,7 +21,7 @@ HEAVY = ("pyarrow", "duckdb", "pyiceberg", "sqlalchemy", "polars", "pandas", "nu
 _PROBE = """
 import atexit, json, sys
 heavy = {heavy!r}
-atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(sorted(m for m in sys.modules if m in heavy or m.startswith("advertisex.cli."))) + "\\n"))
+atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(sorted(m for m in sys.modules if m in heavy or m.startswith(("advertisex.cli.", "rich")))) + "\\n"))
 sys.argv = ["advertisex", *{args!r}]
 from advertisex.cli.app import main
 main()
@@ -40,7 +41,7 @@ def verbs_loaded_by(args: list[str], data_dir: Path) -> set[str]:
 
 
 # CLI modules every verb may use: not verbs.
-SHARED = {"app", "common", "output", "progress"}
+SHARED = {"app", "common", "output", "plain", "progress"}
 
 
 def modules_loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
@@ -81,3 +82,19 @@ def test_a_query_lists_only_the_tables_it_names_without_pyiceberg(ax, tmp_path):
     )
     assert json.loads(out) == [{"batch_id": "b1"}]
     assert not loaded & {"pyiceberg", "sqlalchemy"}
+
+
+def test_report_campaigns_prints_its_rows_without_arrow_numpy_or_rich(ax, tmp_path):
+    import pyarrow as pa
+
+    from advertisex.model.marts import CAMPAIGN_DAILY
+
+    row: dict[str, object] = {f.name: 0 for f in CAMPAIGN_DAILY}
+    row |= {"campaign_id": "cmp-1", "day": date(2026, 11, 20), "impressions": 4, "users": None}
+    ax.lake.table("marts.campaign_daily").append(pa.Table.from_pylist([row], CAMPAIGN_DAILY))
+    for fmt in ("table", "json"):
+        loaded, out = loaded_by(["report", "campaigns", "--format", fmt], ax.settings.data_dir)
+        assert "cmp-1" in out
+        assert not loaded & {"pyarrow", "numpy", "pyiceberg", "sqlalchemy"}, fmt
+    modules, _ = modules_loaded_by(["report", "campaigns"], ax.settings.data_dir)
+    assert not any(m.startswith("rich") for m in modules)  # drawn as plain text
