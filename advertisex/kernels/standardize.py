@@ -395,7 +395,7 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     record_json = (
         "CAST(to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
         "device_type, country, floor_price := coalesce(to_json(floor_price), to_json(floor_price_text)), "
-        "ad_targeting, bid_price := coalesce(to_json(bid_price), to_json(bid_price_text)), "
+        "ad_targeting := targeting_json::JSON, bid_price := coalesce(to_json(bid_price), to_json(bid_price_text)), "
         "campaign_id, ad_creative_id)) AS VARCHAR)"
     )
     query = f"""
@@ -404,21 +404,79 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
         {_text("auction_id")} AS auction_id, {ts_text} AS ts_text, {event_time}::TIMESTAMPTZ AS event_time,
         {_text("user_id")} AS user_id, lower({_text("exchange")}) AS exchange,
         lower({_text("site_domain")}) AS site_domain, lower({_text("device_type")}) AS device_type,
-        upper({_text("country")}) AS country, ad_targeting,
+        upper({_text("country")}) AS country, targeting_text, targeting_json,
         {prices["floor_price"][0]} AS floor_price, {prices["floor_price"][1]} AS floor_price_text,
         {prices["bid_price"][0]} AS bid_price, {prices["bid_price"][1]} AS bid_price_text,
         {_text("campaign_id")} AS campaign_id, {_text("ad_creative_id")} AS ad_creative_id
       FROM frame
     ), r AS (
-      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text,
-        CAST(ad_targeting AS VARCHAR) AS targeting_text FROM s
+      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM s
     )
     SELECT auction_id, exchange, event_time, user_id, site_domain, device_type, country,
-      floor_price, ad_targeting, bid_price, campaign_id, ad_creative_id, extras,
+      floor_price, bid_price, campaign_id, ad_creative_id, extras,
       {payload_sql(["auction_id", *_BID_PAYLOAD])} AS payload,
       segment, source_position,
       CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw,
       frame_error, reasons
     FROM r
     """
-    return _hashed(query, rules.params(), frame)
+    # The maps never enter the engine: it reads their texts, the rows take them as they are.
+    targeting = frame.column("ad_targeting")
+    text, json = _targeting_texts(targeting)
+    rows = _hashed(
+        query,
+        rules.params(),
+        frame.drop_columns(["ad_targeting"])
+        .append_column("targeting_text", text)
+        .append_column("targeting_json", json),
+    )
+    return rows.add_column(rows.schema.get_field_index("bid_price"), "ad_targeting", targeting)
+
+
+def _targeting_texts(targeting: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """The engine's text of each targeting map (``CAST(ad_targeting AS VARCHAR)``, part of
+    the payload) and its JSON (``to_json``, for a rejected bid's raw record), rendered once
+    per distinct map: a few thousand audiences recur across tens of thousands of bids, and
+    moving a map into the engine and rendering it costs more than a microsecond.
+
+    Maps are told apart exactly without rendering them: each key and value becomes its code
+    in a dictionary of the column's keys (values), and each map the bytes of its codes in
+    order, so two maps have the same bytes exactly when they hold the same entries in the
+    same order.
+
+    >>> m = pa.chunked_array([pa.array([[("a", "1")], None, [("a", "1")], []], pa.map_(pa.string(), pa.string()))])
+    >>> [t.to_pylist() for t in _targeting_texts(m)]
+    [['{a=1}', None, '{a=1}', '{}'], ['{"a":"1"}', None, '{"a":"1"}', '{}']]
+    """
+    maps = targeting.combine_chunks()
+    if not pa.types.is_map(maps.type) or len(maps) == 0:
+        return _rendered(maps)
+    if maps.offset:
+        maps = pa.concat_arrays([maps])  # offsets from zero, so its buffers read as below
+    offsets = np.frombuffer(maps.buffers()[1], dtype=np.int32)[: len(maps) + 1]
+    first_entry, entries = int(offsets[0]), int(offsets[-1] - offsets[0])
+    codes = np.empty((entries, 2), dtype=np.int32)
+    for i, part in enumerate((maps.keys, maps.items)):
+        encoded = pc.dictionary_encode(part.slice(first_entry, entries))
+        codes[:, i] = pc.fill_null(encoded.indices, -1).to_numpy()
+    shapes = pa.Array.from_buffers(
+        pa.binary(),
+        len(maps),
+        [maps.buffers()[0], pa.py_buffer((offsets - offsets[0]) * 8), pa.py_buffer(codes)],
+        null_count=maps.null_count,
+    )
+    distinct = pc.dictionary_encode(shapes)
+    index = pc.fill_null(distinct.indices, -1).to_numpy()
+    valid = np.flatnonzero(index >= 0)
+    first = np.zeros(len(distinct.dictionary), dtype=np.int64)
+    first[index[valid][::-1]] = valid[::-1]  # each distinct map's first row
+    text, json = _rendered(maps.take(pa.array(first)))
+    return pc.take(text, distinct.indices), pc.take(json, distinct.indices)
+
+
+def _rendered(maps: pa.Array) -> tuple[pa.Array, pa.Array]:
+    rows = engine.run(
+        "SELECT CAST(m AS VARCHAR) AS t, CAST(to_json(m) AS VARCHAR) AS j FROM maps",
+        maps=pa.table({"m": maps}),
+    )
+    return rows.column("t").combine_chunks(), rows.column("j").combine_chunks()

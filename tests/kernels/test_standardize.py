@@ -260,3 +260,79 @@ def test_a_bid_price_that_is_not_finite_is_invalid() -> None:
     rows = standardize_bids(frame_segment(0, segment, out.getvalue()), Rules(NOW)).to_pylist()
     assert "number_invalid:floor_price" in rows[0]["reasons"]
     assert rows[1]["reasons"] == []
+
+
+def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() -> None:
+    """The targeting texts are rendered per distinct map and taken for every row: each row
+    gets the engine's own text and JSON of its map (payload, rejected record's raw text),
+    whatever the chunks, slices, nulls, empty maps, null values and entry order."""
+    import io
+
+    import fastavro
+
+    from advertisex.formats.decode import concat_frames, frame_segment
+    from advertisex.kernels.standardize import _targeting_texts, standardize_bids
+    from advertisex.landing.zone import Segment
+    from advertisex.util import engine
+
+    kinds = [
+        {"age": "18-24", "interests": "a,b"},
+        {"interests": "a,b", "age": "18-24"},  # same entries, another order: another text
+        {"q": "{\"=}'", "none": None},
+        {},
+        None,
+    ]
+    schema = fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": "BidRequest",
+            "fields": [
+                {"name": "auction_id", "type": "string"},
+                {"name": "timestamp", "type": "string"},
+                {"name": "user_id", "type": "string"},
+                {"name": "bid_price", "type": ["null", "double"]},
+                {
+                    "name": "ad_targeting",
+                    "type": ["null", {"type": "map", "values": ["null", "string"]}],
+                },
+            ],
+        }
+    )
+    segment = Segment(source="bids", name="bids/x.avro", size=0)
+    frames = []
+    for part in range(2):
+        out = io.BytesIO()
+        records = [
+            {
+                "auction_id": f"a{part}-{i}",
+                "timestamp": "2026-11-10T00:00:00Z",
+                "user_id": "u",
+                "bid_price": -1.0 if i % 4 == 0 else 0.5,  # every fourth bid rejected
+                "ad_targeting": kinds[(i * 3 + part) % len(kinds)],
+            }
+            for i in range(12)
+        ]
+        fastavro.writer(out, schema, records)
+        frames.append(frame_segment(part, segment, out.getvalue()))
+    frame = concat_frames(frames)
+    targeting = pa.chunked_array([c.slice(1) for c in frame.column("ad_targeting").chunks])
+    expected = engine.run(
+        "SELECT CAST(m AS VARCHAR) AS t, CAST(to_json(m) AS VARCHAR) AS j FROM maps",
+        maps=pa.table({"m": targeting.combine_chunks()}),
+    )
+    text, json = _targeting_texts(targeting)
+    assert text.to_pylist() == expected.column("t").to_pylist()
+    assert json.to_pylist() == expected.column("j").to_pylist()
+    rows = standardize_bids(frame, Rules(NOW)).to_pylist()
+    assert [r["ad_targeting"] for r in rows] == frame.column("ad_targeting").to_pylist()
+    whole = engine.run(
+        "SELECT coalesce(CAST(ad_targeting AS VARCHAR), chr(0)) AS t FROM frame", frame=frame
+    )
+    assert [r["payload"].split("\x1f")[8] for r in rows] == whole.column("t").to_pylist()
+    for row, record in zip(rows, [r for _ in range(2) for r in range(12)], strict=True):
+        rejected = record % 4 == 0
+        assert bool(row["reasons"]) == rejected
+        if rejected:
+            targeting_json = orjson.loads(row["raw"])["ad_targeting"]
+            given = row["ad_targeting"]
+            assert targeting_json == (None if given is None else dict(given))
