@@ -75,6 +75,29 @@ def test_unknown_fields_are_kept_as_extras():
     assert row["extras"] == '{"x":[1]}'
 
 
+def test_unknown_fields_are_found_however_the_json_is_spaced_or_nested() -> None:
+    """Only records whose colons after a quote or a space outnumber their known fields are
+    searched for unknown fields: every key counts among those colons, whatever the spacing."""
+    base = '"timestamp":0,"ad_creative_id":"c","user_id":"u","website":"w:x"'
+    rows = _impressions(
+        "{" + base + ',"extra" :1}',
+        "{" + base + ',"extra"\t\r :{"n" : [1]}}',
+        "{" + base + ',"user_agent":"a\\":b"}',  # a colon after a quote inside a value
+        "{" + base + ',"cost":null,"placement" : "p"}',
+        "{" + base.replace(":0", " : 0") + "}",
+        "{" + base + ',"x":null}',
+    )
+    assert [r["extras"] for r in rows] == [
+        '{"extra":1}',
+        '{"extra":{"n":[1]}}',
+        None,
+        None,
+        None,
+        '{"x":null}',
+    ]
+    assert [r["reasons"] for r in rows] == [[]] * 6
+
+
 def test_missing_id_gets_a_fingerprint_that_ignores_timestamp_spelling():
     a = _impressions(
         '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}'
