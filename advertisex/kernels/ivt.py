@@ -89,33 +89,73 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
         found = verdicts.get("ip_range")
         verdicts["ip_range"] = marked if found is None else pc.coalesce(_array(found), marked)
     if rules.test_flags and "extras" in names:
-        flags = " OR ".join(
-            f"lower(CAST(json_extract(extras, '$.{flag}') AS VARCHAR)) IN ('true', '1', '\"true\"')"
-            for flag in rules.test_flags
-        )
-        test = engine.run(
-            f"SELECT coalesce(extras IS NOT NULL AND ({flags}), false) AS t FROM rows",
-            rows=rows.select(["extras"]),
-        ).column("t")
-        verdicts["test"] = pc.if_else(test, TEST_TRAFFIC, None)
+        verdicts["test"] = _test_traffic(rows.column("extras"), rules.test_flags)
     if rules.ivt_users and "user_id" in names:
         users = pa.array(sorted(rules.ivt_users), pa.string())
         hit = pc.fill_null(pc.is_in(rows.column("user_id"), value_set=users), False)
         verdicts["user"] = pc.if_else(hit, IVT_USER, None)
-    caught = [pc.is_valid(v) for v in verdicts.values()]
-    if n == 0 or not any(pc.any(c).as_py() for c in caught):
-        return pa.chunked_array([_no_rules(n)])
-    table = pa.table(
-        {k: pa.chunked_array([v]) if isinstance(v, pa.Array) else v for k, v in verdicts.items()}
+    return pa.chunked_array([_rule_lists(list(verdicts.values()), n)])
+
+
+def _rule_lists(verdicts: list[pa.Array | pa.ChunkedArray], n: int) -> pa.Array:
+    """Per row, the rules (non-null verdicts, in ``verdicts`` order) that caught it; only
+    the caught rows (a few percent) are gathered, the others get [].
+
+    >>> _rule_lists([pa.array([None, "a", "a"]), pa.array(["b", None, "b"])], 3).to_pylist()
+    [['b'], ['a'], ['a', 'b']]
+    """
+    if n == 0 or not verdicts:
+        return _no_rules(n)
+    caught = np.column_stack(
+        [pc.is_valid(v).to_numpy(zero_copy_only=False) for v in verdicts]
+    )  # rows × rules
+    rows = np.flatnonzero(caught.any(axis=1))
+    if len(rows) == 0:
+        return _no_rules(n)
+    index = pa.array(rows)
+    taken = pa.concat_arrays([_array(v.take(index)).cast(pa.string()) for v in verdicts])
+    row, rule = np.nonzero(caught[rows])  # row by row, each row's rules in order
+    counts = np.zeros(n, dtype=np.int32)
+    counts[rows] = caught[rows].sum(axis=1)
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    return pa.ListArray.from_arrays(offsets, taken.take(pa.array(rule * len(rows) + row)))
+
+
+def _test_traffic(extras: pa.ChunkedArray, flags: tuple[str, ...]) -> pa.Array:
+    """TEST_TRAFFIC where a test flag in ``extras`` is true, else null (the engine reads the
+    JSON of the rows that may hold a flag alone)."""
+    tests = " OR ".join(
+        f"lower(CAST(json_extract(extras, '$.{flag}') AS VARCHAR)) IN ('true', '1', '\"true\"')"
+        for flag in flags
     )
-    columns = ", ".join(f'"{k}"' for k in verdicts)
-    any_caught = " OR ".join(f'"{k}" IS NOT NULL' for k in verdicts)
-    # A list is built only for the rows a rule caught (a few percent); the others get [].
-    return engine.run(
-        f"SELECT CASE WHEN {any_caught} THEN list_filter([{columns}], lambda r: r IS NOT NULL) "
-        "ELSE []::VARCHAR[] END AS ivt FROM v",
-        v=table,
-    ).column("ivt")
+    found = _from_json(extras, flags, f"coalesce({tests}, false) AS t")
+    test = pa.array(np.zeros(len(extras), dtype=bool)) if found is None else found.column("t")
+    return pc.if_else(pc.fill_null(test, False), TEST_TRAFFIC, None)
+
+
+def _from_json(
+    extras: pa.ChunkedArray, keys: tuple[str, ...] | list[str], select: str
+) -> pa.Table | None:
+    """``SELECT {select} FROM rows`` over the rows whose ``extras`` may hold one of ``keys``
+    (the key's name is in the text, or an escape, which may spell it), every other row
+    null; None when no row may. Extras are rare, so most pieces skip the engine."""
+    may = pc.is_valid(extras)
+    if pc.any(may).as_py():
+        text = pc.fill_null(extras, "")
+        spelled = pc.match_substring(text, "\\")
+        for key in keys:
+            spelled = pc.or_(spelled, pc.match_substring(text, key))
+        may = pc.and_(may, spelled)
+    rows = np.flatnonzero(may.to_numpy(zero_copy_only=False))
+    if len(rows) == 0:
+        return None
+    found = engine.run(
+        f"SELECT {select} FROM rows", rows=pa.table({"extras": extras.take(pa.array(rows))})
+    )
+    position = np.full(len(extras), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    index = pa.array(position, mask=position < 0)
+    return pa.table({name: found.column(name).take(index) for name in found.column_names})
 
 
 def _no_rules(n: int) -> pa.Array:
@@ -134,7 +174,9 @@ def _request_fields(rows: pa.Table) -> pa.Table:
         return rows
     wanted = [f for f in ("user_agent", "ip") if f not in rows.column_names] + [IVT_IP_RANGE]
     picks = ", ".join(f"json_extract_string(extras, '$.{f}') AS {f}" for f in wanted)
-    found = engine.run(f"SELECT {picks} FROM rows", rows=rows.select(["extras"]))
+    found = _from_json(rows.column("extras"), wanted, picks)
+    if found is None:
+        return rows
     for name in wanted:
         column = found.column(name)
         if column.null_count < len(column):

@@ -70,3 +70,31 @@ def test_clicks_are_judged_by_the_user_agent_and_ip_range_mark_in_their_extras()
         [],  # a truncated address written as a network is never range-checked itself
         [],
     ]
+
+
+def test_flags_and_request_fields_are_found_however_their_keys_are_spelled() -> None:
+    """The engine reads only the extras that name a flag or a request field, or hold an
+    escape: a key spelled with escapes counts, a name found only in a value does not."""
+    rows = pa.table(
+        {
+            "extras": [
+                '{"\\u0074est": "TRUE"}',  # "test", spelled with an escape
+                '{"note": "test"}',  # the name in a value only
+                '{"is_test": 1}',
+                '{"\\u0075ser_agent": "' + GOOGLEBOT + '"}',  # "user_agent", spelled with an escape
+                None,
+                '{"x": "\\\\"}',
+            ],
+            "user_id": ["u1", "u2", "u3", "u4", "u5", "u6"],
+        }
+    )
+    assert classify(rows, IvtRules()).to_pylist() == [
+        ["test_traffic"],
+        [],
+        ["test_traffic"],
+        ["known_crawler_ua"],
+        [],
+        [],
+    ]
+    nothing = pa.table({"extras": pa.nulls(3, pa.string()), "user_id": ["u1", "u2", "u3"]})
+    assert classify(nothing, IvtRules()).to_pylist() == [[], [], []]
