@@ -5,8 +5,8 @@ so "first" is simply the lowest row index — and every later one is a duplicate
 duplicate whose payload hash differs from the kept row's is a *conflict*: same id,
 different content. It is still dropped (the first is kept) but counted apart.
 
-Only the key and the payload hash go through the engine (a hash aggregate, no sort),
-so wide rows and their raw text are never shuffled; the result is a keep-mask.
+Only the key and the payload hash are compared (Arrow's hash kernels group the keys, no
+sort), so wide rows and their raw text are never shuffled; the result is a keep-mask.
 
 The rows a batch could repeat (committed keys of the horizon, keys of the batch's earlier
 pieces) are many more than the batch's candidates: :class:`KeyIndex` keeps their keys'
@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from advertisex.util import engine
 
 # Columns a dedupe needs from already-committed rows, per curated table.
 SEEN_COLUMNS = {
@@ -142,19 +140,6 @@ class Duplicates:
         return int((self.is_duplicate & self.is_conflict).sum())
 
 
-_QUERY = """
-WITH firsts AS (
-  SELECT k, min(i) AS first_i, arg_min(h, i) AS first_h FROM keyed GROUP BY k
-)
-SELECT keyed.i,
-  (keyed.i <> firsts.first_i OR s.seen_h IS NOT NULL) AS is_dup,
-  keyed.h <> coalesce(s.seen_h, firsts.first_h) AS differs
-FROM keyed
-JOIN firsts USING (k)
-LEFT JOIN (SELECT k, h AS seen_h FROM seen) s USING (k)
-"""
-
-
 def find_duplicates(
     keys: pa.Array | pa.ChunkedArray,
     hashes: pa.Array | pa.ChunkedArray,
@@ -164,9 +149,10 @@ def find_duplicates(
 ) -> Duplicates:
     """Mark repeats among ``keys`` (in arrival order) and of keys already committed.
 
-    ``seen_keys`` are committed rows, hence unique; the engine joins the batch's keys
-    against them (hash table on the batch side, one probe per committed key), so the
-    only state is the committed keys of the dedupe horizon, read per batch. With
+    ``seen_keys`` are committed rows, hence unique: each key is looked up among them, so
+    the only state is the committed keys of the dedupe horizon, read per batch. Arrow's
+    hash kernels group the keys (an engine query cost a few milliseconds of planning per
+    call, more than the work on the few rows that usually get here). With
     ``hashed`` (the keys' :func:`key_hashes`), only the rows whose key hash another row
     or a committed key shares go through the engine: a key whose hash is nobody else's
     repeats nothing (almost every row of a batch).
@@ -180,17 +166,50 @@ def find_duplicates(
         return Duplicates(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     if hashed is not None:
         return _shared_only(keys, hashes, seen_keys, seen_hashes, hashed)
-    keyed = pa.table({"k": keys, "h": hashes, "i": pa.array(np.arange(n, dtype=np.int64))})
-    if seen_keys is None or seen_hashes is None:
-        seen_keys, seen_hashes = pa.array([], pa.string()), pa.array([], pa.string())
-    seen = pa.table({"k": seen_keys, "h": seen_hashes})
-    marked = engine.run(_QUERY, keyed=keyed, seen=seen)
-    index = marked.column("i").to_numpy()
-    is_dup = np.zeros(n, dtype=bool)
-    is_dup[index] = marked.column("is_dup").to_numpy(zero_copy_only=False)
-    differs = np.zeros(n, dtype=bool)
-    differs[index] = pc.fill_null(marked.column("differs"), False).to_numpy(zero_copy_only=False)
-    return Duplicates(is_dup, differs)
+    # Each key's first row, and its first row with a payload hash (what the first
+    # occurrence is compared with, unless the key was committed: then the committed hash).
+    encoded = pc.dictionary_encode(_array(keys))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy()
+    keyed = codes >= 0  # a null key repeats nothing and conflicts with nothing
+    if not keyed.any():
+        return Duplicates(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    first = _first_rows(codes, keyed, len(encoded.dictionary))
+    hashes = _array(hashes)
+    hashed_rows = keyed & pc.is_valid(hashes).to_numpy(zero_copy_only=False)
+    first_hashed = _first_rows(codes, hashed_rows, len(encoded.dictionary))
+    reference = hashes.take(_at(first_hashed, codes, keyed))
+    is_dup = keyed & (np.arange(n) != first[np.maximum(codes, 0)])
+    if seen_keys is not None and seen_hashes is not None and len(seen_keys):
+        at_seen = pc.index_in(encoded.dictionary, value_set=_array(seen_keys).cast(keys.type))
+        seen_row = pc.fill_null(at_seen, -1).to_numpy()[np.maximum(codes, 0)]
+        seen_index = pa.array(seen_row, mask=~keyed | (seen_row < 0))
+        seen_hash = _array(seen_hashes).cast(hashes.type).take(seen_index)
+        is_dup |= pc.is_valid(seen_hash).to_numpy(zero_copy_only=False)
+        reference = pc.coalesce(seen_hash, reference)
+    differs = pc.fill_null(pc.not_equal(hashes, reference), False).to_numpy(zero_copy_only=False)
+    return Duplicates(is_dup, differs & keyed)
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _first_rows(codes: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+    """Per code, the first of ``rows`` (a mask) holding it; -1 where none does.
+
+    >>> _first_rows(np.array([1, 0, 1, 0]), np.array([True, False, True, True]), 3).tolist()
+    [3, 0, -1]
+    """
+    first = np.full(count, -1, dtype=np.int64)
+    at = np.flatnonzero(rows)[::-1]  # assigned last to first: the first one stays
+    first[codes[at]] = at
+    return first
+
+
+def _at(first: np.ndarray, codes: np.ndarray, keyed: np.ndarray) -> pa.Array:
+    """``first[code]`` of each row as take indices: null for rows without a key or a row."""
+    index = np.where(keyed, first[np.maximum(codes, 0)], -1)
+    return pa.array(index, mask=index < 0)
 
 
 def _shared_only(

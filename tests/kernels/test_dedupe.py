@@ -142,3 +142,49 @@ def test_only_rows_whose_key_hash_is_shared_go_to_the_engine_with_the_same_verdi
     for found in (fast, collided):
         assert found.is_duplicate.tolist() == every.is_duplicate.tolist()
         assert (found.count, found.conflicts) == (every.count, every.conflicts)
+
+
+# The engine query the verdicts came from before Arrow's hash kernels found them: the spec.
+_ENGINE_VERDICTS = """
+WITH firsts AS (
+  SELECT k, min(i) AS first_i, arg_min(h, i) AS first_h FROM keyed GROUP BY k
+)
+SELECT keyed.i,
+  (keyed.i <> firsts.first_i OR s.seen_h IS NOT NULL) AS is_dup,
+  keyed.h <> coalesce(s.seen_h, firsts.first_h) AS differs
+FROM keyed
+JOIN firsts USING (k)
+LEFT JOIN (SELECT k, h AS seen_h FROM seen) s USING (k)
+"""
+
+_maybe = st.one_of(st.none(), st.sampled_from("abcd"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(_maybe, st.one_of(st.none(), st.sampled_from("xyz"))), max_size=30),
+    st.dictionaries(_maybe, st.one_of(st.none(), st.sampled_from("xyz")), max_size=4),
+    st.integers(0, 3),
+)
+def test_verdicts_are_those_of_the_engine_query_even_with_nulls(items, committed, cut):
+    """Null keys repeat nothing, a row without a hash conflicts with nothing, a committed
+    key without a hash does not make a repeat (what the engine's join and aggregate did)."""
+    from advertisex.util import engine
+
+    keys = pa.array([k for k, _ in items], pa.string())
+    hashes = pa.array([h for _, h in items], pa.string())
+    seen_keys = pa.array(list(committed), pa.string())
+    seen_hashes = pa.array(list(committed.values()), pa.string())
+    keyed = pa.table({"k": keys, "h": hashes, "i": pa.array(np.arange(len(items)))})
+    marked = engine.run(
+        _ENGINE_VERDICTS, keyed=keyed, seen=pa.table({"k": seen_keys, "h": seen_hashes})
+    ).to_pylist()
+    expected_dup = np.zeros(len(items), dtype=bool)
+    expected_differs = np.zeros(len(items), dtype=bool)
+    for row in marked:
+        expected_dup[row["i"]] = row["is_dup"]
+        expected_differs[row["i"]] = bool(row["differs"])
+    chunked = pa.chunked_array([keys.slice(0, cut), keys.slice(cut)])
+    found = find_duplicates(chunked, hashes, seen_keys, seen_hashes)
+    assert found.is_duplicate.tolist() == expected_dup.tolist()
+    assert found.is_conflict.tolist() == expected_differs.tolist()
