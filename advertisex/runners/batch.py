@@ -330,22 +330,15 @@ def accepted_rows(
     """The kept rows in the table's schema, with lineage, sorted as the table is (by
     partition day first, so each day's data file is a slice: ``lake.datafiles``).
 
-    Only the sort keys go through the sort (the engine orders row numbers by them); the
-    wide columns — user agents, extras, ids — are gathered once in that order, and the
+    Only the sort keys go through the sort (row numbers ordered by them); the wide
+    columns — user agents, extras, ids — are gathered once in that order, and the
     lineage columns are looked up by segment index instead of joined.
     """
     spec = TABLES[table_name]
     kept = np.flatnonzero(keep)
     day = [spec.partition_by_day] if spec.partition_by_day else []
     keys = standardized.select(sorted({*spec.sort_by, *day})).take(pa.array(kept))
-    order = ", ".join(
-        [*(f"date_trunc('day', \"{c}\")" for c in day), *(f'"{c}"' for c in spec.sort_by)]
-    )
-    ranked = engine.run(
-        f"SELECT i FROM keys ORDER BY {order}, i",
-        keys=keys.append_column("i", pa.array(np.arange(len(kept), dtype=np.int64))),
-    )
-    rows = pa.array(kept[ranked.column("i").to_numpy()])
+    rows = pa.array(kept[sort_order(keys, day, spec.sort_by)])
     # Where each row's segment sits in the lineage table (segment is a key, not a position).
     origin = pc.index_in(standardized.column("segment").take(rows), lineage.column("segment"))
     columns = []
@@ -362,6 +355,64 @@ def accepted_rows(
     return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.schema)
 
 
+def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.ndarray:
+    """Row numbers of ``keys`` ordered by the day of the ``day`` columns, then ``sort_by``,
+    then row number; nulls last (the engine's ``ORDER BY date_trunc('day', d), c…, i``).
+
+    Each key becomes integers that order as it does (a text its rank among the column's
+    distinct values), so NumPy's lexsort orders the rows; an engine query spent more on
+    planning than on sorting a piece's keys.
+
+    >>> t = pa.table({"c": ["b", None, "a", "b"], "n": [2, 1, None, 1]})
+    >>> sort_order(t, [], ("c", "n")).tolist()
+    [2, 3, 0, 1]
+    """
+    if not all(_rankable(keys.column(name).type) for name in [*day, *sort_by]):
+        return _engine_order(keys, day, sort_by)
+    ranks: list[np.ndarray] = []  # most significant first
+    for name in day:
+        ranks.extend(_nulls_last(pc.cast(keys.column(name), pa.date32()).cast(pa.int32())))
+    for name in sort_by:
+        column = keys.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            encoded = pc.dictionary_encode(column.combine_chunks())
+            rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+            rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+            codes = pc.fill_null(encoded.indices, 0).to_numpy()
+            ranks.append(pc.is_null(encoded.indices).to_numpy(zero_copy_only=False))
+            ranks.append(rank[codes] if len(rank) else codes)
+        else:
+            ranks.extend(_nulls_last(column.cast(pa.int64())))
+    return np.lexsort([np.arange(keys.num_rows), *reversed(ranks)])
+
+
+def _rankable(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_timestamp(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_date(t)
+    )
+
+
+def _engine_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.ndarray:
+    order = ", ".join([*(f"date_trunc('day', \"{c}\")" for c in day), *(f'"{c}"' for c in sort_by)])
+    ranked = engine.run(
+        f"SELECT i FROM keys ORDER BY {order}, i",
+        keys=keys.append_column("i", pa.array(np.arange(keys.num_rows, dtype=np.int64))),
+    )
+    return ranked.column("i").to_numpy()
+
+
+def _nulls_last(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """(is null, value) of an integer column: the two sort keys that put its nulls last."""
+    return [
+        pc.is_null(column).to_numpy(zero_copy_only=False),
+        pc.fill_null(column, 0).to_numpy(),
+    ]
+
+
 def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:
     """``column.take(rows)``: over one chunk (a take across chunks costs several times more)."""
     if isinstance(column, pa.ChunkedArray):
@@ -370,20 +421,26 @@ def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:
-    """Rejected rows → ``curated.quarantine``: raw text, every reason, where it came from."""
-    query = """
-    SELECT $source AS source, reasons, rtrim(coalesce(raw, ''), chr(13) || chr(10)) AS raw,
-      frame_error AS detail, event_time, lineage.ingest_time, lineage.source_file,
-      source_position, $batch_id AS batch_id
-    FROM rejected JOIN lineage USING (segment)
-    ORDER BY segment, source_position
-    """
-    result = engine.run(
-        query,
-        {"source": source, "batch_id": batch_id},
-        rejected=rejected.select(
-            ["reasons", "raw", "frame_error", "event_time", "segment", "source_position"]
-        ),
-        lineage=lineage,
-    )
-    return result.select(QUARANTINE.names).cast(QUARANTINE)
+    """Rejected rows → ``curated.quarantine``: raw text, every reason, where it came from;
+    in (segment, position) order, records that share a position (objects of one line) as
+    they came. Built by Arrow: the few rows a piece rejects never paid an engine query's
+    planning back."""
+    origin = pc.index_in(rejected.column("segment"), value_set=lineage.column("segment"))
+    known = pc.is_valid(origin).to_numpy(zero_copy_only=False)  # a row's segment is in lineage
+    positions = rejected.column("source_position").to_numpy()
+    segments = rejected.column("segment").to_numpy()
+    order = np.flatnonzero(known)
+    order = pa.array(order[np.lexsort((positions[order], segments[order]))])
+    raw = pc.utf8_rtrim(pc.fill_null(rejected.column("raw"), ""), "\r\n")
+    columns = {
+        "source": pa.repeat(pa.scalar(source, pa.string()), len(order)),
+        "reasons": gather(rejected.column("reasons"), order),
+        "raw": gather(raw, order),
+        "detail": gather(rejected.column("frame_error"), order),
+        "event_time": gather(rejected.column("event_time"), order),
+        "ingest_time": lineage.column("ingest_time").take(origin.take(order)),
+        "source_file": lineage.column("source_file").take(origin.take(order)),
+        "source_position": gather(rejected.column("source_position"), order),
+        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), len(order)),
+    }
+    return pa.table(columns).select(QUARANTINE.names).cast(QUARANTINE)
