@@ -240,30 +240,11 @@ def test_a_price_that_is_not_a_finite_number_is_invalid(text: str) -> None:
 
 
 def test_a_bid_price_that_is_not_finite_is_invalid() -> None:
-    import io
-
-    import fastavro
-
-    from advertisex.formats.decode import frame_segment
     from advertisex.kernels.standardize import standardize_bids
-    from advertisex.landing.zone import Segment
 
-    schema = fastavro.parse_schema(
-        {
-            "type": "record",
-            "name": "BidRequest",
-            "fields": [
-                {"name": "auction_id", "type": "string"},
-                {"name": "timestamp", "type": "string"},
-                {"name": "user_id", "type": "string"},
-                {"name": "floor_price", "type": ["null", "double"]},
-            ],
-        }
-    )
-    out = io.BytesIO()
-    fastavro.writer(
-        out,
-        schema,
+    frame = _bid_frame(
+        0,
+        [{"name": "floor_price", "type": ["null", "double"]}],
         [
             {
                 "auction_id": "a1",
@@ -279,8 +260,7 @@ def test_a_bid_price_that_is_not_finite_is_invalid() -> None:
             },
         ],
     )
-    segment = Segment(source="bids", name="bids/x.avro", size=0)
-    rows = standardize_bids(frame_segment(0, segment, out.getvalue()), Rules(NOW)).to_pylist()
+    rows = standardize_bids(frame, Rules(NOW)).to_pylist()
     assert "number_invalid:floor_price" in rows[0]["reasons"]
     assert rows[1]["reasons"] == []
 
@@ -289,13 +269,8 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
     """The targeting texts are rendered per distinct map and taken for every row: each row
     gets the engine's own text and JSON of its map (payload, rejected record's raw text),
     whatever the chunks, slices, nulls, empty maps, null values and entry order."""
-    import io
-
-    import fastavro
-
-    from advertisex.formats.decode import concat_frames, frame_segment
+    from advertisex.formats.decode import concat_frames
     from advertisex.kernels.standardize import _targeting_texts, standardize_bids
-    from advertisex.landing.zone import Segment
     from advertisex.util import engine
 
     kinds = [
@@ -305,26 +280,12 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
         {},
         None,
     ]
-    schema = fastavro.parse_schema(
-        {
-            "type": "record",
-            "name": "BidRequest",
-            "fields": [
-                {"name": "auction_id", "type": "string"},
-                {"name": "timestamp", "type": "string"},
-                {"name": "user_id", "type": "string"},
-                {"name": "bid_price", "type": ["null", "double"]},
-                {
-                    "name": "ad_targeting",
-                    "type": ["null", {"type": "map", "values": ["null", "string"]}],
-                },
-            ],
-        }
-    )
-    segment = Segment(source="bids", name="bids/x.avro", size=0)
+    fields = [
+        {"name": "bid_price", "type": ["null", "double"]},
+        {"name": "ad_targeting", "type": ["null", {"type": "map", "values": ["null", "string"]}]},
+    ]
     frames = []
     for part in range(2):
-        out = io.BytesIO()
         records = [
             {
                 "auction_id": f"a{part}-{i}",
@@ -335,8 +296,7 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
             }
             for i in range(12)
         ]
-        fastavro.writer(out, schema, records)
-        frames.append(frame_segment(part, segment, out.getvalue()))
+        frames.append(_bid_frame(part, fields, records))
     frame = concat_frames(frames)
     targeting = pa.chunked_array([c.slice(1) for c in frame.column("ad_targeting").chunks])
     expected = engine.run(
@@ -359,3 +319,19 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
             targeting_json = orjson.loads(row["raw"])["ad_targeting"]
             given = row["ad_targeting"]
             assert targeting_json == (None if given is None else dict(given))
+
+
+def _bid_frame(index: int, fields: list[dict], records: list[dict]) -> pa.Table:
+    """Bid requests with the required fields and ``fields`` as an Avro segment, framed."""
+    import io
+
+    import fastavro
+
+    from advertisex.formats.decode import frame_segment
+    from advertisex.landing.zone import Segment
+
+    required = [{"name": n, "type": "string"} for n in ("auction_id", "timestamp", "user_id")]
+    schema = {"type": "record", "name": "BidRequest", "fields": [*required, *fields]}
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records)
+    return frame_segment(index, Segment(source="bids", name="bids/x.avro", size=0), out.getvalue())
