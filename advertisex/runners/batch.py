@@ -281,21 +281,33 @@ def filter_invalid_traffic(
     verdicts = classify(standardized.select(columns), ivt)
     flagged = keep & pc.greater(pc.list_value_length(verdicts), 0).to_numpy(zero_copy_only=False)
     # Only the flagged rows (a few percent) go on: their verdicts beside them, JSON-packed.
-    hit = pa.array(np.flatnonzero(flagged))
-    rows = standardized.take(hit).append_column("ivt_rules", verdicts.take(hit))
+    hit = np.flatnonzero(flagged)
+    order, origin = _in_lineage_order(standardized.take(pa.array(hit)), lineage)
+    rows = standardized.take(pa.array(hit[order.to_numpy()]))
     spec = TABLES[table_name]
-    record = ", ".join(f'"{c}"' for c in spec.schema.names if c in standardized.column_names)
-    query = f"""
-    SELECT $table AS event_table, {_ID[table_name]} AS event_id, event_time, user_id, campaign_id,
-      ivt_rules AS rules, CAST(to_json(struct_pack({record})) AS VARCHAR) AS record,
-      lineage.ingest_time, lineage.source_file, source_position, $batch_id AS batch_id
-    FROM rows JOIN lineage USING (segment)
-    ORDER BY segment, source_position
-    """
-    result = engine.run(
-        query, {"table": table_name, "batch_id": batch_id}, rows=rows, lineage=lineage
+    record = [c for c in spec.schema.names if c in standardized.column_names]
+    # Only the record's JSON is the engine's (its to_json is what the table has always held).
+    packed = (
+        engine.run(
+            "SELECT CAST(to_json(struct_pack("
+            + ", ".join(f'"{c}"' for c in record)
+            + ")) AS VARCHAR) AS record FROM rows",
+            rows=rows.select(record),
+        ).column("record")
+        if rows.num_rows
+        else pa.array([], pa.string())
     )
-    return flagged, result.select(FILTERED.names).cast(FILTERED)
+    filtered = {
+        "event_table": pa.repeat(pa.scalar(table_name, pa.string()), rows.num_rows),
+        "event_id": rows.column(_ID[table_name]),
+        "event_time": rows.column("event_time"),
+        "user_id": rows.column("user_id"),
+        "campaign_id": rows.column("campaign_id"),
+        "rules": verdicts.take(pa.array(hit[order.to_numpy()])),
+        "record": packed,
+        **_lineage_columns(lineage, origin, rows, batch_id),
+    }
+    return flagged, pa.table(filtered).select(FILTERED.names).cast(FILTERED)
 
 
 _ID = {
@@ -425,22 +437,37 @@ def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id
     in (segment, position) order, records that share a position (objects of one line) as
     they came. Built by Arrow: the few rows a piece rejects never paid an engine query's
     planning back."""
-    origin = pc.index_in(rejected.column("segment"), value_set=lineage.column("segment"))
-    known = pc.is_valid(origin).to_numpy(zero_copy_only=False)  # a row's segment is in lineage
-    positions = rejected.column("source_position").to_numpy()
-    segments = rejected.column("segment").to_numpy()
-    order = np.flatnonzero(known)
-    order = pa.array(order[np.lexsort((positions[order], segments[order]))])
-    raw = pc.utf8_rtrim(pc.fill_null(rejected.column("raw"), ""), "\r\n")
+    order, origin = _in_lineage_order(rejected, lineage)
+    rows = rejected.take(order)
     columns = {
-        "source": pa.repeat(pa.scalar(source, pa.string()), len(order)),
-        "reasons": gather(rejected.column("reasons"), order),
-        "raw": gather(raw, order),
-        "detail": gather(rejected.column("frame_error"), order),
-        "event_time": gather(rejected.column("event_time"), order),
-        "ingest_time": lineage.column("ingest_time").take(origin.take(order)),
-        "source_file": lineage.column("source_file").take(origin.take(order)),
-        "source_position": gather(rejected.column("source_position"), order),
-        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), len(order)),
+        "source": pa.repeat(pa.scalar(source, pa.string()), rows.num_rows),
+        "reasons": rows.column("reasons"),
+        "raw": pc.utf8_rtrim(pc.fill_null(rows.column("raw"), ""), "\r\n"),
+        "detail": rows.column("frame_error"),
+        "event_time": rows.column("event_time"),
+        **_lineage_columns(lineage, origin, rows, batch_id),
     }
     return pa.table(columns).select(QUARANTINE.names).cast(QUARANTINE)
+
+
+def _in_lineage_order(rows: pa.Table, lineage: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """(the rows whose segment is in ``lineage``, by segment and position — records that
+    share a position, objects of one line, as they came; each one's row in ``lineage``):
+    the engine's ``JOIN lineage USING (segment) ORDER BY segment, source_position``."""
+    origin = pc.index_in(rows.column("segment"), value_set=lineage.column("segment"))
+    known = np.flatnonzero(pc.is_valid(origin).to_numpy(zero_copy_only=False))
+    positions = rows.column("source_position").to_numpy()[known]
+    segments = rows.column("segment").to_numpy()[known]
+    order = pa.array(known[np.lexsort((positions, segments))])
+    return order, origin.take(order)
+
+
+def _lineage_columns(
+    lineage: pa.Table, origin: pa.Array, rows: pa.Table, batch_id: str
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    return {
+        "ingest_time": lineage.column("ingest_time").take(origin),
+        "source_file": lineage.column("source_file").take(origin),
+        "source_position": rows.column("source_position"),
+        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows),
+    }
