@@ -26,6 +26,18 @@ from advertisex.collector.service import Collector
 from advertisex.config import load_settings
 from advertisex.util import jsonutil
 
+# Requests to a test's server wait as long as a loaded machine needs (httpx's default of
+# 5 s was once too short for a collector's first upload at a load of 15).
+PATIENT_SECONDS = 60.0
+
+
+def post(url: str, **options: Any) -> httpx.Response:
+    return httpx.post(url, timeout=PATIENT_SECONDS, **options)
+
+
+def get(url: str, **options: Any) -> httpx.Response:
+    return httpx.get(url, timeout=PATIENT_SECONDS, **options)
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 from botocore.exceptions import ClientError
-from collector_helpers import ServerProcess, impressions, ndjson
+from collector_helpers import ServerProcess, get, impressions, ndjson, post
 
 import advertisex
 from advertisex.collector.access import hash_key
@@ -262,7 +262,7 @@ FRAMING_CASES = [
 
 @pytest.mark.parametrize(("path", "body", "headers", "code", "where"), FRAMING_CASES)
 def test_unframeable_bodies_are_refused_whole(limited, path, body, headers, code, where) -> None:
-    response = httpx.post(limited.url + path, content=body, headers=headers)
+    response = post(limited.url + path, content=body, headers=headers)
     assert response.status_code == 400
     error = response.json()
     assert error["code"] == code and where in error["message"]
@@ -270,16 +270,14 @@ def test_unframeable_bodies_are_refused_whole(limited, path, body, headers, code
 
 def test_refused_bodies_leave_nothing_behind(limited) -> None:
     for path, body, headers, _, _ in FRAMING_CASES:
-        httpx.post(limited.url + path, content=body, headers=headers)
+        post(limited.url + path, content=body, headers=headers)
     assert b"BAD-" not in landed_bytes(limited.data_dir)
 
 
 def test_limits_and_content_types(limited) -> None:
-    big = httpx.post(
-        limited.url + "/v1/impressions", content=b"x" * (64 * 1024 + 1), headers=NDJSON
-    )
+    big = post(limited.url + "/v1/impressions", content=b"x" * (64 * 1024 + 1), headers=NDJSON)
     assert (big.status_code, big.json()["code"]) == (413, "body_too_large")
-    many = httpx.post(
+    many = post(
         limited.url + "/v1/impressions", content=ndjson(impressions(101, "many")), headers=NDJSON
     )
     assert (many.status_code, many.json()["code"]) == (413, "too_many_records")
@@ -288,11 +286,9 @@ def test_limits_and_content_types(limited) -> None:
         ("/v1/impressions", "text/csv"),
         ("/v1/bids", ""),
     ]:
-        wrong = httpx.post(
-            limited.url + path, content=b'{"a":1}', headers={"content-type": content_type}
-        )
+        wrong = post(limited.url + path, content=b'{"a":1}', headers={"content-type": content_type})
         assert (wrong.status_code, wrong.json()["code"]) == (415, "unsupported_media_type")
-    lost = httpx.get(limited.url + "/v1/nothing")
+    lost = get(limited.url + "/v1/nothing")
     assert (lost.status_code, lost.json()["code"]) == (404, "not_found")
     assert b"many-" not in landed_bytes(limited.data_dir)
 
@@ -319,12 +315,12 @@ def test_firehose_errors_come_in_the_aws_shape(limited) -> None:
 def test_idempotency_key_answers_a_retry_without_storing_twice(limited) -> None:
     body = ndjson(impressions(3, "idem-once"))
     headers = {**NDJSON, "idempotency-key": "batch-0001"}
-    first = httpx.post(limited.url + "/v1/impressions", content=body, headers=headers)
-    retry = httpx.post(limited.url + "/v1/impressions", content=body, headers=headers)
+    first = post(limited.url + "/v1/impressions", content=body, headers=headers)
+    retry = post(limited.url + "/v1/impressions", content=body, headers=headers)
     assert first.status_code == retry.status_code == 200
     assert retry.json() == first.json() and retry.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    other = httpx.post(
+    other = post(
         limited.url + "/v1/impressions", content=ndjson(impressions(1, "idem-x")), headers=headers
     )
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
@@ -333,10 +329,8 @@ def test_idempotency_key_answers_a_retry_without_storing_twice(limited) -> None:
 
 
 def test_metrics_are_prometheus_text(limited) -> None:
-    httpx.post(
-        limited.url + "/v1/impressions", content=ndjson(impressions(2, "metric")), headers=NDJSON
-    )
-    text = httpx.get(limited.url + "/metrics").text
+    post(limited.url + "/v1/impressions", content=ndjson(impressions(2, "metric")), headers=NDJSON)
+    text = get(limited.url + "/metrics").text
     assert 'advertisex_collector_requests_total{outcome="accepted",source="impressions"}' in text
     assert 'advertisex_collector_events_total{outcome="accepted",source="impressions"}' in text
     assert "advertisex_collector_ack_latency_seconds_bucket" in text
@@ -353,16 +347,14 @@ def test_api_keys_401_403(server_factory) -> None:
     server = server_factory(ADVERTISEX_COLLECTOR__API_KEYS=orjson.dumps(keys).decode())
     body = ndjson(impressions(1, "keyed"))
     url = server.url + "/v1/impressions"
-    missing = httpx.post(url, content=body, headers=NDJSON)
+    missing = post(url, content=body, headers=NDJSON)
     assert (missing.status_code, missing.json()["code"]) == (401, "api_key_missing")
-    wrong = httpx.post(url, content=body, headers={**NDJSON, "authorization": "Bearer nope"})
+    wrong = post(url, content=body, headers={**NDJSON, "authorization": "Bearer nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "api_key_invalid")
-    forbidden = httpx.post(url, content=body, headers={**NDJSON, "x-api-key": "click-key"})
+    forbidden = post(url, content=body, headers={**NDJSON, "x-api-key": "click-key"})
     assert (forbidden.status_code, forbidden.json()["code"]) == (403, "source_forbidden")
     assert (
-        httpx.post(
-            url, content=body, headers={**NDJSON, "authorization": "Bearer imp-key"}
-        ).status_code
+        post(url, content=body, headers={**NDJSON, "authorization": "Bearer imp-key"}).status_code
         == 200
     )
     record = {"Data": orjson.dumps(impressions(1, "keyed-fh")[0])}
@@ -405,23 +397,14 @@ def test_backlog_over_its_bound_answers_503_until_processed(server_factory) -> N
         ADVERTISEX_COLLECTOR__SEGMENT_MAX_AGE_SECONDS="0.1",
     )
     url = server.url + "/v1/impressions"
-    assert (
-        httpx.post(url, content=ndjson(impressions(2, "backlog")), headers=NDJSON).status_code
-        == 200
-    )
-    wait_until(
-        lambda: httpx.get(server.url + "/readyz").status_code == 503
-    )  # sealed: backlog > 1 byte
-    refused = httpx.post(url, content=ndjson(impressions(2, "refused")), headers=NDJSON)
+    assert post(url, content=ndjson(impressions(2, "backlog")), headers=NDJSON).status_code == 200
+    wait_until(lambda: get(server.url + "/readyz").status_code == 503)  # sealed: backlog > 1 byte
+    refused = post(url, content=ndjson(impressions(2, "refused")), headers=NDJSON)
     assert (refused.status_code, refused.json()["code"]) == (503, "backlog_full")
     assert int(refused.headers["retry-after"]) >= 1
     advertisex.open(data_dir=server.data_dir).process()
-    wait_until(
-        lambda: httpx.get(server.url + "/readyz").status_code == 200
-    )  # the processor caught up
-    assert (
-        httpx.post(url, content=ndjson(impressions(2, "later")), headers=NDJSON).status_code == 200
-    )
+    wait_until(lambda: get(server.url + "/readyz").status_code == 200)  # the processor caught up
+    assert post(url, content=ndjson(impressions(2, "later")), headers=NDJSON).status_code == 200
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -435,9 +418,7 @@ def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-unt
 def test_sigterm_finishes_in_flight_requests_and_seals(server_factory) -> None:
     server = server_factory(ADVERTISEX_COLLECTOR__SEGMENT_MAX_AGE_SECONDS="3600")
     first = ndjson(impressions(3, "before-term"))
-    assert (
-        httpx.post(server.url + "/v1/impressions", content=first, headers=NDJSON).status_code == 200
-    )
+    assert post(server.url + "/v1/impressions", content=first, headers=NDJSON).status_code == 200
     zone = advertisex.open(data_dir=server.data_dir).landing
     assert zone.segments() == []  # open, not sealed: the age bound is an hour
 
@@ -483,7 +464,7 @@ def test_avro_bids_with_timestamp_millis_and_firehose_bids_process_together(serv
         fastavro.parse_schema(writer_schema()),
         [{"auction_id": "millis-1", "timestamp": now, "user_id": "u1", "exchange": "adx"}],
     )
-    answer = httpx.post(
+    answer = post(
         server.url + "/v1/bids",
         content=buffer.getvalue(),
         headers={"content-type": "application/avro"},

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 import pytest
-from collector_helpers import impressions, ndjson
+from collector_helpers import impressions, ndjson, post
 
 import advertisex
 
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_an_accepted_event_becomes_queryable_while_up_runs(server_factory) -> None:
     up = server_factory(verb="up", ADVERTISEX_COLLECTOR__SEGMENT_MAX_AGE_SECONDS="0.2")
     marker = f"fresh-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(
+    response = post(
         up.url + "/v1/impressions",
         content=ndjson(impressions(1, marker)),
         headers={"content-type": "application/x-ndjson"},
