@@ -77,12 +77,28 @@ def _run(
     import uvicorn
 
     from advertisex.collector.app import create_app
+
+    app = create_app(settings, collector)
+    server_config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
+    server = uvicorn.Server(server_config)
+    if on_ready is not None:
+        announce_when_started(server, on_ready, sock)
+    # A writer thread back from its fsync needs the GIL to answer its group; while the
+    # event loop is busy with a burst it would wait the default 5 ms switch interval.
+    sys.setswitchinterval(0.001)
+    run_until_stopped(server, sock)
+
+
+def uvicorn_config(settings: Settings, app: Any) -> Any:
+    """The ``uvicorn.Config`` the collector serves ``app`` with (bench/wire_cpu.py drives
+    its protocol in process, so it measures exactly what ``serve`` runs)."""
+    import uvicorn
+
     from advertisex.collector.connections import guarded_protocol
 
     config = settings.collector
-    app = create_app(settings, collector)
-    server_config = uvicorn.Config(
-        wrap(app) if wrap is not None else app,
+    return uvicorn.Config(
+        app,
         host=config.host,
         port=config.port,
         loop="uvloop",
@@ -99,13 +115,6 @@ def _run(
         timeout_graceful_shutdown=int(config.shutdown_grace_seconds),
         backlog=4096,
     )
-    server = uvicorn.Server(server_config)
-    if on_ready is not None:
-        announce_when_started(server, on_ready, sock)
-    # A writer thread back from its fsync needs the GIL to answer its group; while the
-    # event loop is busy with a burst it would wait the default 5 ms switch interval.
-    sys.setswitchinterval(0.001)
-    run_until_stopped(server, sock)
 
 
 def run_until_stopped(server: Any, sock: socket.socket) -> None:

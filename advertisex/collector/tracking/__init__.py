@@ -8,7 +8,9 @@ landed through the collector's durable writers before it is answered.
 The pixel and the redirect are the hottest paths of the collector — one small request
 per ad view or click — so :class:`TrackingApp` hands them their requests straight from
 the ASGI call, past Starlette's middleware stack and route table, which cost about as
-much CPU as the endpoints' own work. Everything else goes through Starlette as before.
+much CPU as the endpoints' own work, and writes their answers to the socket in one piece
+(:func:`~advertisex.collector.connections.answer_whole`). Everything else goes through
+Starlette as before.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from advertisex.collector.connections import answer_whole
 
 log = logging.getLogger("advertisex.collector")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,4 +64,6 @@ class TrackingApp(Starlette):
         except Exception:  # what Starlette's error middleware would do, in the endpoint's shape
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             response = fallback()
-        await response(scope, receive, send)
+        head = getattr(response, "head", None)  # a GIF or a 302: one write where uvicorn serves
+        if head is None or not answer_whole(send, response.status_code, head, response.body):
+            await response(scope, receive, send)

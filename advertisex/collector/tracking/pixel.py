@@ -27,6 +27,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from advertisex.collector.connections import header_lines
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.params import ParamError, parse_query
@@ -45,12 +46,14 @@ _HEADERS = [
     (b"expires", b"0"),
     (b"cross-origin-resource-policy", b"cross-origin"),
 ]
+_HEAD = header_lines(_HEADERS)
 ENDPOINT = "pixel"
 SOURCE = "impressions"
 
 
 class Gif(Response):
-    """The GIF with headers built once (Starlette would rebuild them on every answer)."""
+    """The GIF with headers built once (Starlette would rebuild them on every answer), and
+    ``head``, their lines for :func:`~advertisex.collector.connections.answer_whole`."""
 
     media_type = "image/gif"
 
@@ -58,9 +61,12 @@ class Gif(Response):
         self.status_code = 200
         self.background = None
         self.body = GIF
-        self.raw_headers = (
-            [*_HEADERS, (b"set-cookie", cookie.encode("latin-1"))] if cookie else _HEADERS
-        )
+        if cookie:
+            set_cookie = (b"set-cookie", cookie.encode("latin-1"))
+            self.raw_headers = [*_HEADERS, set_cookie]
+            self.head = _HEAD + header_lines([set_cookie])
+        else:
+            self.raw_headers, self.head = _HEADERS, _HEAD
 
 
 def gif(cookie: str | None = None) -> Response:

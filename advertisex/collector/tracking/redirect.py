@@ -34,6 +34,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from advertisex.collector.connections import header_lines
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id
@@ -155,7 +156,8 @@ def _ascii(url: str) -> str:
 
 
 class Redirect(Response):
-    """A 302 with its headers built directly (Starlette's generic path costs more)."""
+    """A 302 with its headers built directly (Starlette's generic path costs more), and
+    ``head``, their lines for :func:`~advertisex.collector.connections.answer_whole`."""
 
     def __init__(self, location: str, cookie: str | None = None) -> None:
         self.status_code = 302
@@ -168,6 +170,7 @@ class Redirect(Response):
         ]
         if cookie:
             self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+        self.head = header_lines(self.raw_headers)
 
 
 def failed() -> Response:

@@ -1,0 +1,240 @@
+"""CPU per pixel and per click redirect through the collector's whole Python stack, in process.
+
+bench/wire.py measures a served collector under wrk, where the machine's load moves every
+figure; this drives the very protocol ``advertisex serve`` runs (uvicorn's httptools
+protocol with the collector's guards, uvicorn's proxy-headers middleware, the console
+wrapper, the app, the segment writers with their group commit) over in-memory transports
+on one uvloop loop, and divides the process's CPU time (``time.process_time``: the event
+loop, the writer threads, the kernel's share of their writes and flushes) by the requests
+answered. The sockets' own kernel work (two loopback TCP endpoints) is left out: the same
+for every request whatever the collector does, except that a response written in one
+piece is one segment instead of two.
+
+    python bench/wire_cpu.py [--requests 20000] [--connections 50] [--fsync] [--rounds 3]
+
+``--connections`` keep-alive connections each send their next request as soon as the
+answer to the previous one is complete (a closed loop, like wrk flat out). Pixels carry a
+fresh ``impression_id`` each (every one lands), clicks a valid signature. Prints the best
+of ``--rounds`` for each endpoint (the least disturbed by the machine's other tenants).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SECRET = "bench-secret"
+AGENT = (
+    b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    b"Chrome/126.0 Safari/537.36"
+)
+
+
+def requests(endpoint: str, count: int) -> list[bytes]:
+    """``count`` raw HTTP/1.1 requests as wrk sends them (bench/wire.py's paths)."""
+    from advertisex.collector.tracking.signing import sign_url
+
+    if endpoint == "pixel":
+        base = "/v1/i?campaign_id=cmp-1&ad_creative_id=cr-1&website=news.example&cpm=2.5"
+        run = f"{base}&impression_id=c-{os.getpid()}-{time.time_ns()}-"
+        targets = [f"{run}{i}" for i in range(count)]
+    else:
+        link = sign_url(
+            "/v1/c",
+            {"campaign_id": "cmp-1", "ad_creative_id": "cr-1", "to": "https://shop.example/"},
+            SECRET,
+        )
+        targets = [link] * count
+    head = b"Host: 127.0.0.1\r\nUser-Agent: " + AGENT + b"\r\nCookie: adx_uid=bench-user\r\n\r\n"
+    return [b"GET " + t.encode() + b" HTTP/1.1\r\n" + head for t in targets]
+
+
+class Transport(asyncio.Transport):
+    """A socket's stand-in: takes the response bytes, and once a whole response (headers and
+    ``content-length`` bytes of body) has arrived, hands the connection its next request."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self.client = client
+        self.buffer = b""
+        self.closing = False
+        self.writes = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        self.buffer += bytes(data)
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[: end + 2].lower()
+        at = head.find(b"content-length: ")
+        length = int(head[at + 16 : head.index(b"\r\n", at)]) if at >= 0 else 0
+        if len(self.buffer) >= end + 4 + length:
+            self.client.answered(self.buffer[: end + 4 + length])
+            self.buffer = self.buffer[end + 4 + length :]
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class Client:
+    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop, run: Run) -> None:
+        self.protocol, self.loop, self.run = protocol, loop, run
+        self.transport = Transport(self)
+        protocol.connection_made(self.transport)
+
+    def send_next(self) -> None:
+        request = self.run.next_request()
+        if request is not None:
+            self.protocol.data_received(request)
+
+    def answered(self, response: bytes) -> None:
+        self.run.answered(response)
+        self.loop.call_soon(self.send_next)
+
+
+class Run:
+    def __init__(self, batch: list[bytes]) -> None:
+        self.batch, self.sent, self.done = batch, 0, 0
+        self.statuses: dict[bytes, int] = {}
+        self.finished = asyncio.get_running_loop().create_future()
+
+    def next_request(self) -> bytes | None:
+        if self.sent == len(self.batch):
+            return None
+        self.sent += 1
+        return self.batch[self.sent - 1]
+
+    def answered(self, response: bytes) -> None:
+        self.done += 1
+        status = response[9:12]
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if self.done == len(self.batch) and not self.finished.done():
+            self.finished.set_result(None)
+
+
+async def measure(
+    config: Any, batch: list[bytes], connections: int
+) -> tuple[float, float, Run, int]:
+    from uvicorn.server import ServerState
+
+    loop = asyncio.get_running_loop()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 00:00:00 GMT"), *config.encoded_headers]
+    run = Run(batch)
+    clients = [
+        Client(
+            config.http_protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
+            loop,
+            run,
+        )
+        for _ in range(connections)
+    ]
+    started, loop_started = time.process_time(), time.thread_time()
+    for client in clients:
+        client.send_next()
+    await run.finished
+    cpu, loop_cpu = time.process_time() - started, time.thread_time() - loop_started
+    writes = sum(c.transport.writes for c in clients)
+    for client in clients:
+        client.protocol.connection_lost(None)
+    assert run.done == len(batch)
+    return cpu, loop_cpu, run, writes
+
+
+async def main_async(args: argparse.Namespace, data: Path) -> None:
+    from uvicorn.lifespan.on import LifespanOn
+
+    from advertisex.cli.console import beside_collector
+    from advertisex.collector.app import create_app
+    from advertisex.collector.server import uvicorn_config
+    from advertisex.config import load_settings
+
+    settings = load_settings(
+        data_dir=data,
+        collector={"fsync": args.fsync, "tracking": {"click_secret": SECRET}},
+    )
+    app = create_app(settings)
+    wrap = beside_collector(settings)
+    config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
+    config.load()
+    lifespan = LifespanOn(config)
+    await lifespan.startup()
+    sys.setswitchinterval(0.001)  # as serve() sets it
+    try:
+        for endpoint in ("pixel", "click"):
+            await measure(config, requests(endpoint, 2000), args.connections)  # warm-up
+            best: tuple[float, float, Run, int] | None = None
+            fewest = float("inf")  # the event loop thread's least CPU over the rounds
+            for _ in range(args.rounds):
+                result = await measure(config, requests(endpoint, args.requests), args.connections)
+                if best is None or result[0] < best[0]:
+                    best = result
+                fewest = min(fewest, result[1])
+            assert best is not None
+            cpu, _, run, writes = best
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await measure(config, requests(endpoint, args.requests), args.connections)
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+            statuses = ", ".join(f"{s.decode()}: {n:,}" for s, n in sorted(run.statuses.items()))
+            print(
+                f"{endpoint:<6} {cpu / run.done * 1e6:6.1f} µs CPU per request, "
+                f"{fewest / run.done * 1e6:5.1f} µs the event loop's thread (each the best of "
+                f"{args.rounds}; {run.done:,} requests, {args.connections} connections, "
+                f"fsync {'on' if args.fsync else 'off'}; {writes / run.done:.1f} writes per "
+                f"response; {statuses})",
+                flush=True,
+            )
+    finally:
+        await lifespan.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N",
+        help="then one more round under cProfile (the event loop's thread): its N costliest functions",
+    )  # fmt: skip
+    args = parser.parse_args()
+    print(f"load average: {os.getloadavg()[0]:.2f}")
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="adx-wire-cpu-") as work:
+        uvloop.run(main_async(args, Path(work) / "data"))
+
+
+if __name__ == "__main__":
+    main()
