@@ -185,8 +185,8 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
     await lifespan.startup()
     sys.setswitchinterval(0.001)  # as serve() sets it
     try:
-        for endpoint in ("pixel", "click"):
-            await measure(config, requests(endpoint, 2000), args.connections)  # warm-up
+        for endpoint in args.endpoints.split(","):
+            await measure(config, requests(endpoint, args.warm_up), args.connections)
             best: tuple[float, float, Run, int] | None = None
             fewest = float("inf")  # the event loop thread's least CPU over the rounds
             for _ in range(args.rounds):
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm-up", type=int, default=2000, help="requests before the rounds")
+    parser.add_argument("--endpoints", default="pixel,click")
     parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N",

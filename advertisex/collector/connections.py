@@ -12,6 +12,9 @@ protocol with three guards added where the protocol sees bytes arrive:
 - at most ``max_unfinished`` connections may be mid-request at once; one more is answered
   ``503 too_many_connections`` with ``Retry-After`` and closed at once.
 
+The deadlines are checked by one timer (:class:`Deadlines`), a tenth of the shorter
+timeout apart: a late client is cut off up to that much after its deadline.
+
 The answers are the collector's JSON errors, written straight to the socket: no endpoint
 has seen the request yet (or it never will see the rest of it).
 
@@ -48,19 +51,55 @@ def guarded_protocol(
     Guarded.header_timeout = header_timeout
     Guarded.body_timeout = body_timeout
     Guarded.max_unfinished = max_unfinished
-    Guarded.unfinished = set()
+    Guarded.unfinished = Deadlines(min(1.0, max(0.01, min(header_timeout, body_timeout) / 10)))
     return Guarded
+
+
+class Deadlines:
+    """The connections mid-request, and by when each must have sent the part it is sending.
+
+    One timer looks every ``every`` seconds (a tenth of the shorter timeout, at most one
+    second) and cuts off the late ones, so a connection is cut at most ``every`` after
+    its deadline. A timer per request — armed at its first byte, cancelled at its last
+    header, several microseconds of every pixel — would be exact, and cost more than
+    the rest of the guard.
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.due: dict[_GuardedProtocol, tuple[float, str, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self.due)
+
+    def __contains__(self, protocol: object) -> bool:
+        return protocol in self.due
+
+    def expect(self, protocol: _GuardedProtocol, code: str, seconds: float) -> None:
+        loop = protocol.loop
+        self.due[protocol] = (loop.time() + seconds, code, seconds)
+        if self._timer is None:
+            self._timer = loop.call_later(self.every, self._check, loop)
+
+    def done(self, protocol: _GuardedProtocol) -> None:
+        self.due.pop(protocol, None)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        for protocol, (deadline, code, seconds) in list(self.due.items()):
+            if deadline <= now:
+                protocol._expired(code, seconds)
+        if self.due:
+            self._timer = loop.call_later(self.every, self._check, loop)
 
 
 class _GuardedProtocol(HttpToolsProtocol):
     header_timeout: float
     body_timeout: float
     max_unfinished: int
-    unfinished: set[_GuardedProtocol]  # connections mid-request, shared by the server's
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._timer: asyncio.TimerHandle | None = None
+    unfinished: Deadlines  # connections mid-request, shared by the server's
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,38 +115,29 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._timer is None:  # the next request on a kept-alive connection
+        if self not in self.unfinished:  # the next request on a kept-alive connection
             self._expect("header_timeout", self.header_timeout)
 
     def on_headers_complete(self) -> None:
-        self._done()
+        self.unfinished.done(self)
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
             self._expect("body_timeout", self.body_timeout)
 
     def on_message_complete(self) -> None:
-        self._done()
+        self.unfinished.done(self)
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._done()
+        self.unfinished.done(self)
         super().connection_lost(exc)
 
     # ------------------------------------------------------------------ guards
     def _expect(self, code: str, seconds: float) -> None:
         """Start the clock: the current part of the request must arrive within ``seconds``."""
-        self._done()
-        self.unfinished.add(self)
-        self._timer = self.loop.call_later(seconds, self._expired, code, seconds)
-
-    def _done(self) -> None:
-        self.unfinished.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.unfinished.expect(self, code, seconds)
 
     def _expired(self, code: str, seconds: float) -> None:
-        self._timer = None
         part = "headers" if code == "header_timeout" else "body"
         self._refuse(
             408, code, f"the request's {part} did not arrive within {seconds:g} s; nothing stored"
@@ -115,7 +145,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
         """Answer ``status`` (unless an answer has begun) and close the connection."""
-        self._done()
+        self.unfinished.done(self)
         if self.transport.is_closing():
             return
         cycle = self.cycle

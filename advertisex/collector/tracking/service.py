@@ -37,8 +37,11 @@ class TrackingMetrics:
     def __init__(self, collector: Collector) -> None:
         self._source = collector.metrics
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._counts: dict[Any, float] = {}
-        self._latencies: dict[Any, list[float]] = {}
+        # Since the last flush: requests by (endpoint, outcome), answer times by endpoint,
+        # [records, bytes] landed by source — keyed by plain strings, resolved at flush.
+        self._requests: dict[tuple[str, str], int] = {}
+        self._latencies: dict[str, list[float]] = {}
+        self._landed: dict[str, list[int]] = {}
         registry = collector.metrics.registry
         self.requests = Counter(
             "advertisex_collector_endpoint_requests",
@@ -62,32 +65,40 @@ class TrackingMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def add(self, metric: Any, *labels: str, amount: float = 1.0) -> None:
-        child = self.child(metric, *labels)
-        self._counts[child] = self._counts.get(child, 0.0) + amount
-
-    def observe(self, metric: Any, value: float, *labels: str) -> None:
-        child = self.child(metric, *labels)
-        found = self._latencies.get(child)
-        if found is None:
-            self._latencies[child] = [value]
-        else:
-            found.append(value)
+    def count(self, endpoint: str, outcome: str, seconds: float | None = None) -> None:
+        """One request of ``endpoint`` with ``outcome``, answered in ``seconds`` if given."""
+        key = (endpoint, outcome)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        if seconds is not None:
+            found = self._latencies.get(endpoint)
+            if found is None:
+                self._latencies[endpoint] = [seconds]
+            else:
+                found.append(seconds)
 
     def landed(self, source: str, size: int) -> None:
         """The per-source series the batch endpoints keep: one accepted record of ``size``."""
-        self.add(self._source.requests, source, "accepted")
-        self.add(self._source.events, source, "accepted")
-        self.add(self._source.bytes, source, "accepted", amount=size)
+        found = self._landed.get(source)
+        if found is None:
+            self._landed[source] = [1, size]
+        else:
+            found[0] += 1
+            found[1] += size
 
     def flush(self) -> None:
         """Add what was counted since the last flush to the Prometheus series."""
-        counts, self._counts = self._counts, {}
+        requests, self._requests = self._requests, {}
         latencies, self._latencies = self._latencies, {}
-        for child, amount in counts.items():
-            child.inc(amount)
-        for child, values in latencies.items():
-            observe_all(child, values)
+        landed, self._landed = self._landed, {}
+        for (endpoint, outcome), count in requests.items():
+            self.child(self.requests, endpoint, outcome).inc(count)
+        for endpoint, values in latencies.items():
+            observe_all(self.child(self.latency, endpoint), values)
+        source = self._source
+        for name, (count, size) in landed.items():
+            self.child(source.requests, name, "accepted").inc(count)
+            self.child(source.events, name, "accepted").inc(count)
+            self.child(source.bytes, name, "accepted").inc(size)
 
 
 def observe_all(histogram: Any, values: list[float]) -> None:
@@ -128,10 +139,9 @@ class Tracking:
         self.metrics.landed(source, len(data))
 
     def count(self, endpoint: str, outcome: str, started: float | None = None) -> None:
-        metrics = self.metrics
-        metrics.add(metrics.requests, endpoint, outcome)
-        if started is not None:
-            metrics.observe(metrics.latency, time.perf_counter() - started, endpoint)
+        self.metrics.count(
+            endpoint, outcome, None if started is None else time.perf_counter() - started
+        )
 
     def refused(self, endpoint: str, source: str, error: ApiError) -> None:
         self.count(endpoint, error.code)
