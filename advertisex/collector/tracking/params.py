@@ -8,6 +8,7 @@ one?) or too many parameters are refused with a stable code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
@@ -76,9 +77,14 @@ def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]
 
 
 def _decode(part: str) -> str:
-    if "+" in part:
-        part = part.replace("+", " ")
-    return unquote(part, errors="strict") if "%" in part else part
+    return _unquote(part) if "%" in part or "+" in part else part
+
+
+# An escaped part (a click's destination above all) repeats from link to link: its
+# decoded form is remembered (``unquote`` is pure Python); an invalid one raises each time.
+@functools.lru_cache(maxsize=4096)
+def _unquote(part: str) -> str:
+    return unquote(part.replace("+", " "), errors="strict")
 
 
 def unique(pairs: Iterable[tuple[str, str]], where: str = "query string") -> dict[str, str]:

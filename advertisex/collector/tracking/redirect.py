@@ -27,6 +27,7 @@ loss is counted in ``/metrics`` under the refusal's code.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -90,8 +91,10 @@ async def endpoint(request: Request) -> Response:
     return _redirect(target, cookie=cookie)
 
 
+@functools.lru_cache(maxsize=4096)  # a campaign's destination repeats from click to click
 def check_destination(url: str) -> str:
-    """The host of ``url`` if it is a safe redirect target; ``destination_invalid`` otherwise."""
+    """The host of ``url`` if it is a safe redirect target; ``destination_invalid`` otherwise
+    (a refusal is not cached: it is worked out again each time)."""
 
     def invalid(why: str) -> ParamError:
         return ParamError(403, "destination_invalid", f"the destination {why}")
@@ -143,16 +146,34 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 def with_parameter(url: str, name: str, value: str) -> str:
-    """``url`` with ``name=value`` appended to its query (the rest of it untouched)."""
+    """``url`` with ``name=value`` appended to its query (the rest of it untouched).
+
+    >>> with_parameter("https://shop.example/a?b=1#top", "click id", "c1.x/y")
+    'https://shop.example/a?b=1&click%20id=c1.x%2Fy#top'
+    """
+    before, after = _around_parameter(url, name)
+    return before + quote(value, safe="") + after
+
+
+@functools.lru_cache(maxsize=4096)  # a campaign's destination repeats from click to click
+def _around_parameter(url: str, name: str) -> tuple[str, str]:
+    """What comes before and after the value of ``name`` appended to ``url``'s query."""
     parts = urlsplit(url)
-    pair = f"{quote(name, safe='')}={quote(value, safe='')}"
+    pair = f"{quote(name, safe='')}=\x00"
     query = f"{parts.query}&{pair}" if parts.query else pair
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    before, _, after = urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, query, parts.fragment)
+    ).partition("\x00")
+    return before, after
 
 
 def _ascii(url: str) -> str:
     """Percent-encode the non-ASCII characters of a path or query (a header is ASCII)."""
     return url if url.isascii() else "".join(c if c.isascii() else quote(c, safe="") for c in url)
+
+
+_FIXED = [(b"cache-control", b"no-store"), (b"content-length", b"0")]
+_FIXED_HEAD = header_lines(_FIXED)
 
 
 class Redirect(Response):
@@ -163,14 +184,11 @@ class Redirect(Response):
         self.status_code = 302
         self.background = None
         self.body = b""
-        self.raw_headers = [
-            (b"location", _ascii(location).encode("latin-1")),
-            (b"cache-control", b"no-store"),
-            (b"content-length", b"0"),
-        ]
+        variable = [(b"location", _ascii(location).encode("latin-1"))]
         if cookie:
-            self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
-        self.head = header_lines(self.raw_headers)
+            variable.append((b"set-cookie", cookie.encode("latin-1")))
+        self.raw_headers = [variable[0], *_FIXED, *variable[1:]]
+        self.head = header_lines(variable[:1]) + _FIXED_HEAD + header_lines(variable[1:])
 
 
 def failed() -> Response:
