@@ -177,12 +177,26 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
         data_dir=data,
         collector={"fsync": args.fsync, "tracking": {"click_secret": SECRET}},
     )
-    app = create_app(settings)
-    wrap = beside_collector(settings)
-    config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
+    if args.bare:  # bench/wire_ceiling.py on uvicorn's own httptools protocol, as wire.py runs it
+        import uvicorn
+        from wire_ceiling import app as bare
+
+        config = uvicorn.Config(
+            bare,
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+        )
+    else:
+        app = create_app(settings)
+        wrap = beside_collector(settings)
+        config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
     config.load()
     lifespan = LifespanOn(config)
-    await lifespan.startup()
+    if not args.bare:
+        await lifespan.startup()
     sys.setswitchinterval(0.001)  # as serve() sets it
     try:
         for endpoint in args.endpoints.split(","):
@@ -210,12 +224,14 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
                 f"{endpoint:<6} {cpu / run.done * 1e6:6.1f} µs CPU per request, "
                 f"{fewest / run.done * 1e6:5.1f} µs the event loop's thread (each the best of "
                 f"{args.rounds}; {run.done:,} requests, {args.connections} connections, "
-                f"fsync {'on' if args.fsync else 'off'}; {writes / run.done:.1f} writes per "
+                f"{'bare responder' if args.bare else 'fsync ' + ('on' if args.fsync else 'off')}; "
+                f"{writes / run.done:.1f} writes per "
                 f"response; {statuses})",
                 flush=True,
             )
     finally:
-        await lifespan.shutdown()
+        if not args.bare:
+            await lifespan.shutdown()
 
 
 def main() -> None:
@@ -225,6 +241,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm-up", type=int, default=2000, help="requests before the rounds")
     parser.add_argument("--endpoints", default="pixel,click")
+    parser.add_argument(
+        "--bare", action="store_true", help="the bare ASGI GIF/302 responder instead (the floor)"
+    )
     parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N",

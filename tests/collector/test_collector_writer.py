@@ -220,3 +220,31 @@ def test_a_stream_of_small_requests_shares_one_fsync_per_commit_interval(tmp_pat
     writer.close()
     assert groups == [1, 10]
     assert sealed_bytes(tmp_path)[0].count(b"\n") == 11
+
+
+def test_a_group_not_due_yet_is_woken_by_the_loop_and_not_stranded_when_the_loop_goes(
+    tmp_path: Path,
+) -> None:
+    writer = make_writer(tmp_path, commit_interval=0.2)
+    commits: list[int] = []
+    writer._observe = lambda source, seconds, requests: commits.append(requests)
+
+    async def scenario() -> None:
+        await writer.append(b"1\n")  # an idle writer commits at once
+        started = time.monotonic()
+        await asyncio.gather(writer.append(b"2\n"), writer.append(b"3\n"))  # one group, when due
+        assert time.monotonic() - started >= 0.1
+        fourth = asyncio.ensure_future(writer.append(b"4\n"))  # due in 0.2 s; the loop ends first
+        await asyncio.sleep(0)
+        assert not fourth.done()
+
+    asyncio.run(scenario())
+    time.sleep(0.3)  # the wake-up for 4 is overdue: its loop has gone
+
+    async def later() -> None:  # another loop's request goes through, and takes 4 along
+        await asyncio.wait_for(writer.append(b"5\n"), 2)
+
+    asyncio.run(later())
+    assert commits == [1, 2, 2]
+    writer.close()
+    assert sealed_bytes(tmp_path) == [b"1\n2\n3\n4\n5\n"]
