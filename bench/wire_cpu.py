@@ -55,65 +55,33 @@ def requests(endpoint: str, count: int) -> list[bytes]:
     return [b"GET " + t.encode() + b" HTTP/1.1\r\n" + head for t in targets]
 
 
-class Transport(asyncio.Transport):
-    """A socket's stand-in: takes the response bytes, and once a whole response (headers and
-    ``content-length`` bytes of body) has arrived, hands the connection its next request."""
-
-    def __init__(self, client: Client) -> None:
-        super().__init__()
-        self.client = client
-        self.buffer = b""
-        self.closing = False
-        self.writes = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes += 1
-        self.buffer += bytes(data)
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buffer[: end + 2].lower()
-        at = head.find(b"content-length: ")
-        length = int(head[at + 16 : head.index(b"\r\n", at)]) if at >= 0 else 0
-        if len(self.buffer) >= end + 4 + length:
-            self.client.answered(self.buffer[: end + 4 + length])
-            self.buffer = self.buffer[end + 4 + length :]
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(
-            name, default
-        )
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
 class Client:
-    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop, run: Run) -> None:
-        self.protocol, self.loop, self.run = protocol, loop, run
-        self.transport = Transport(self)
-        protocol.connection_made(self.transport)
+    """One keep-alive connection: sends its next request once the answer to the last one
+    (headers and ``content-length`` bytes of body) is complete."""
+
+    def __init__(self, config: Any, state: Any, run: Run) -> None:
+        from advertisex.collector.inprocess import connect
+
+        self.loop, self.run, self.consumed = asyncio.get_running_loop(), run, 0
+        self.protocol, self.transport = connect(config, state, self.written)
 
     def send_next(self) -> None:
         request = self.run.next_request()
         if request is not None:
             self.protocol.data_received(request)
 
-    def answered(self, response: bytes) -> None:
-        self.run.answered(response)
-        self.loop.call_soon(self.send_next)
+    def written(self, transport: Any) -> None:
+        data = transport.data
+        end = data.find(b"\r\n\r\n", self.consumed)
+        if end < 0:
+            return
+        head = bytes(data[self.consumed : end + 2]).lower()
+        at = head.find(b"content-length: ")
+        length = int(head[at + 16 : head.index(b"\r\n", at)]) if at >= 0 else 0
+        if len(data) >= end + 4 + length:
+            self.run.answered(bytes(data[self.consumed : end + 4 + length]))
+            self.consumed = end + 4 + length
+            self.loop.call_soon(self.send_next)
 
 
 class Run:
@@ -139,20 +107,11 @@ class Run:
 async def measure(
     config: Any, batch: list[bytes], connections: int
 ) -> tuple[float, float, Run, int]:
-    from uvicorn.server import ServerState
+    from advertisex.collector.inprocess import server_state
 
-    loop = asyncio.get_running_loop()
-    state = ServerState()
-    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 00:00:00 GMT"), *config.encoded_headers]
+    state = server_state(config)
     run = Run(batch)
-    clients = [
-        Client(
-            config.http_protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
-            loop,
-            run,
-        )
-        for _ in range(connections)
-    ]
+    clients = [Client(config, state, run) for _ in range(connections)]
     started, loop_started = time.process_time(), time.thread_time()
     for client in clients:
         client.send_next()

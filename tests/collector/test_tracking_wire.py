@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -58,46 +57,16 @@ CASES = {
 }
 
 
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = bytearray()
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        self.data += data
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50123)}.get(
-            name, default
-        )
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
 def _answers(data: bytes) -> int:
     return data.count(b"HTTP/1.1 ")
 
 
 async def _serve(data_dir: Path) -> list[tuple[bytes, bool]]:
     from uvicorn.lifespan.on import LifespanOn
-    from uvicorn.server import ServerState
 
     from advertisex.cli.console import beside_collector
     from advertisex.collector.app import create_app
+    from advertisex.collector.inprocess import connect, server_state
     from advertisex.collector.server import uvicorn_config
     from advertisex.config import load_settings
 
@@ -108,17 +77,11 @@ async def _serve(data_dir: Path) -> list[tuple[bytes, bool]]:
     config.load()
     lifespan = LifespanOn(config)
     await lifespan.startup()
-    state = ServerState()
-    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 03:00:00 GMT"), *config.encoded_headers]
-    loop = asyncio.get_running_loop()
+    state = server_state(config)
     seen = []
     try:
         for raw, answers in CASES.values():
-            protocol = config.http_protocol_class(
-                config=config, server_state=state, app_state={}, _loop=loop
-            )
-            transport = Transport()
-            protocol.connection_made(transport)
+            protocol, transport = connect(config, state)
             protocol.data_received(raw)
             for _ in range(500):
                 if _answers(bytes(transport.data)) >= answers and not state.tasks:
