@@ -18,24 +18,15 @@ timeout apart: a late client is cut off up to that much after its deadline.
 The answers are the collector's JSON errors, written straight to the socket: no endpoint
 has seen the request yet (or it never will see the rest of it).
 
-:func:`answer_whole` is the other way round: a response known whole before its first byte
-(the pixel's GIF, the click's 302) is written in one piece where uvicorn's ASGI ``send``
-would take two messages, two header validations and two socket writes — two TCP segments
-for the client to read.
+:func:`~advertisex.collector.whole.answer_whole` is the other way round: a response known
+whole before its first byte (the pixel's GIF, the click's 302) is written in one piece.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import (
-    HEADER_RE,
-    HEADER_VALUE_RE,
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from advertisex.util import jsonutil
 
@@ -165,53 +156,3 @@ class _GuardedProtocol(HttpToolsProtocol):
             cycle.disconnected = True  # the endpoint reading the body sees the client gone
             cycle.message_event.set()
         self.transport.close()
-
-
-def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """``headers`` as the lines of a response head, each value checked as uvicorn checks it
-    (no CR, LF or other control character: no header injection). ValueError otherwise."""
-    lines: list[bytes] = []
-    for name, value in headers:
-        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-            raise ValueError(f"invalid response header {name!r}: {value!r}")
-        lines += (name.lower(), b": ", value, b"\r\n")
-    return b"".join(lines)
-
-
-def answer_whole(send: Any, status: int, head: bytes, body: bytes | memoryview) -> bool:
-    """Answer with ``status``, the header lines ``head`` (from :func:`header_lines`, with
-    ``content-length``) and ``body`` (left out for ``HEAD``), in one write to the socket.
-
-    Only where ``send`` is uvicorn's httptools cycle and nothing of the answer has gone
-    out; then the bytes and the cycle's state after them are what its ``send`` makes of
-    the two ASGI messages (tests/collector/test_collector_connections.py compares them).
-    False otherwise (another server, a connection paused or gone): the caller sends the
-    ASGI messages as usual.
-    """
-    cycle = getattr(send, "__self__", None)
-    if (
-        type(cycle) is not RequestResponseCycle
-        or cycle.response_started
-        or cycle.disconnected
-        or cycle.access_log
-        or cycle.flow.write_paused
-    ):
-        return False
-    cycle.response_started = cycle.response_complete = True
-    cycle.waiting_for_100_continue = False
-    cycle.chunked_encoding = False
-    parts: list[bytes | memoryview] = [STATUS_LINE[status]]
-    for name, value in cycle.default_headers:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(head)
-    if not cycle.keep_alive:
-        parts.append(b"connection: close\r\n")
-    parts.append(b"\r\n")
-    if cycle.scope["method"] != "HEAD":
-        parts.append(body)
-    cycle.transport.write(b"".join(parts))
-    cycle.message_event.set()
-    if not cycle.keep_alive:
-        cycle.transport.close()
-    cycle.on_response()
-    return True

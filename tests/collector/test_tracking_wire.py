@@ -140,3 +140,16 @@ def test_the_fast_paths_answer_and_land_what_the_asgi_path_does(
     assert sum(b'"intake":"pixel"' in line for line in fast_landed) == 9
     assert sum(b'"intake":"click_redirect"' in line for line in fast_landed) == 3
     assert sum(b"_intake_error" in line for line in fast_landed) == 1
+
+
+def test_answers_written_whole_check_headers_as_uvicorn_does() -> None:
+    from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
+
+    from advertisex.collector import whole
+
+    assert (whole._NAME.pattern, whole._VALUE.pattern) == (
+        HEADER_RE.pattern,
+        HEADER_VALUE_RE.pattern,
+    )
+    with pytest.raises(ValueError):
+        whole.header_lines([(b"location", b"https://shop.example/\r\nset-cookie: x=1")])

@@ -9,7 +9,7 @@ The pixel and the redirect are the hottest paths of the collector — one small 
 per ad view or click — so :class:`TrackingApp` hands them their requests straight from
 the ASGI call, past Starlette's middleware stack and route table, which cost about as
 much CPU as the endpoints' own work, and writes their answers to the socket in one piece
-(:func:`~advertisex.collector.connections.answer_whole`). Everything else goes through
+(:func:`~advertisex.collector.whole.answer_whole`). Everything else goes through
 Starlette as before.
 """
 
@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from advertisex.collector.connections import answer_whole
+from advertisex.collector.whole import answer_whole
 
 log = logging.getLogger("advertisex.collector")
 Endpoint = Callable[[Request], Awaitable[Response]]

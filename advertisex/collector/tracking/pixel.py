@@ -27,12 +27,12 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from advertisex.collector.connections import header_lines
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.params import ParamError, parse_query
 from advertisex.collector.tracking.service import Tracking
 from advertisex.collector.tracking.visitor import is_prefetch, user_of
+from advertisex.collector.whole import header_lines
 
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -53,7 +53,7 @@ SOURCE = "impressions"
 
 class Gif(Response):
     """The GIF with headers built once (Starlette would rebuild them on every answer), and
-    ``head``, their lines for :func:`~advertisex.collector.connections.answer_whole`."""
+    ``head``, their lines for :func:`~advertisex.collector.whole.answer_whole`."""
 
     media_type = "image/gif"
 

@@ -35,13 +35,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from advertisex.collector.connections import header_lines
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id
 from advertisex.collector.tracking.params import ParamError, parse_query, required
 from advertisex.collector.tracking.service import Tracking
 from advertisex.collector.tracking.visitor import is_prefetch, user_of
+from advertisex.collector.whole import header_lines
 
 ENDPOINT = "click"
 SOURCE = "clicks"
@@ -178,7 +178,7 @@ _FIXED_HEAD = header_lines(_FIXED)
 
 class Redirect(Response):
     """A 302 with its headers built directly (Starlette's generic path costs more), and
-    ``head``, their lines for :func:`~advertisex.collector.connections.answer_whole`."""
+    ``head``, their lines for :func:`~advertisex.collector.whole.answer_whole`."""
 
     def __init__(self, location: str, cookie: str | None = None) -> None:
         self.status_code = 302
