@@ -1,0 +1,91 @@
+"""The fixed CPU cost of one micro-batch commit (issue 11): N commits of M live events.
+
+Each commit is what ``process --follow`` does with one collector flush (the loop of
+bench/soak.py, without its checkpoints): a tick of live synthetic traffic lands as three
+segments and the embedded runner processes them, manifests merging as commits append.
+It prints the CPU time of the process per commit, p50 and p99 (the first commit, which
+creates every table and starts the decoder workers, apart and not counted), and with
+``--profile FILE`` writes a cProfile of the counted commits, timed by the CPU clock, so a
+busy machine does not blur where the time goes.
+
+    python bench/commit.py [--commits 200] [--events-per-commit 500] [--profile out.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def commits(count: int, per_commit: int, profile: str | None) -> list[float]:
+    """CPU seconds of each commit after the first."""
+    import advertisex
+    from advertisex.synth.stream import LiveTraffic, bids_avro, clicks_csv, ndjson
+
+    data = Path(tempfile.mkdtemp(prefix="commit-")) / "data"
+    ax = advertisex.open(
+        data_dir=data,
+        correlation={"update_marts": False},
+        maintenance={"manifest_merge": True, "schedule": False},
+    )
+    ax.create_data_dir()
+    runner, landing = ax.runner, ax.landing
+    traffic = LiveTraffic(seed=7)
+    impressions = max(1, round(per_commit / 1.9))  # + bids, lost auctions, responses
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    cpus: list[float] = []
+    try:
+        for n in range(1, count + 1):
+            tick = traffic.tick(impressions)
+            landing.write_segment("impressions", ndjson(tick.impressions), fsync=False)
+            if tick.clicks:
+                landing.write_segment("clicks", clicks_csv(tick.clicks), fsync=False)
+            landing.write_segment("bids", bids_avro(tick.bids), fsync=False)
+            counted = profiler is not None and n > 1
+            started = time.process_time()
+            if counted:
+                profiler.enable()  # type: ignore[union-attr]
+            runner.process()
+            if counted:
+                profiler.disable()  # type: ignore[union-attr]
+            cpu = time.process_time() - started
+            if n == 1:
+                print(f"first commit: {cpu:.3f} s CPU (not counted)", flush=True)
+            else:
+                cpus.append(cpu)
+    finally:
+        shutil.rmtree(data.parent, ignore_errors=True)
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
+    return cpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--commits", type=int, default=200)
+    parser.add_argument("--events-per-commit", type=int, default=500)
+    parser.add_argument("--profile", help="write a CPU-clock cProfile of the counted commits")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    cpus = commits(args.commits, args.events_per_commit, args.profile)
+    print(
+        f"{len(cpus)} commits of ~{args.events_per_commit} events: CPU per commit "
+        f"p50 {statistics.median(cpus) * 1000:.1f} ms, p99 {_percentile(cpus, 0.99) * 1000:.1f} ms, "
+        f"mean {statistics.fmean(cpus) * 1000:.1f} ms "
+        f"(load {load:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)"
+    )
+
+
+if __name__ == "__main__":
+    main()
