@@ -16,6 +16,7 @@ import contextlib
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog
@@ -33,7 +34,9 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Select,
     String,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -288,19 +291,27 @@ class AtomicSqlCatalog(SqlCatalog):
         than reading a known table's metadata now does)."""
         namespace = Catalog.namespace_to_string(Catalog.namespace_from(identifier))
         table_name = Catalog.table_name_from(identifier)
-        row = IcebergTables
-        query = select(row.table_namespace, row.table_name, row.metadata_location).where(
-            row.catalog_name == self.name,
-            row.table_namespace == namespace,
-            row.table_name == table_name,
-        )
-        if (type_filter := self._iceberg_type_filter()) is not None:
-            query = query.where(type_filter)
         with self.engine.connect() as connection:
-            found = connection.execute(query).first()
+            found = connection.execute(
+                self._table_row, {"namespace": namespace, "table_name": table_name}
+            ).first()
         if found is None:
             raise NoSuchTableError(f"Table does not exist: {namespace}.{table_name}")
         return self._convert_orm_to_iceberg(found)  # type: ignore[arg-type]  # same columns
+
+    @cached_property
+    def _table_row(self) -> Select[str, str, str | None]:
+        """The query for one table's row, built once: building a SQLAlchemy statement
+        costs more than running it (a batch opens its tables a dozen times)."""
+        row = IcebergTables
+        query = select(row.table_namespace, row.table_name, row.metadata_location).where(
+            row.catalog_name == self.name,
+            row.table_namespace == bindparam("namespace"),
+            row.table_name == bindparam("table_name"),
+        )
+        if (type_filter := self._iceberg_type_filter()) is not None:
+            query = query.where(type_filter)
+        return query
 
     def _convert_orm_to_iceberg(self, orm_table: IcebergTables) -> Table:
         key = (str(orm_table.table_namespace), str(orm_table.table_name))
