@@ -69,6 +69,10 @@ def appended_since(
         return None
     if not appends:
         return []
+    if not crossed:
+        own = _appended_here(table, appends)
+        if own is not None:
+            return own
     newer = set(appends)
     # Without an upkeep snapshot in between, the head still lists every appended file:
     # one manifest list read. Merged manifests keep a file's adding snapshot id, so
@@ -84,6 +88,39 @@ def appended_since(
                 if entry.status != ManifestEntryStatus.DELETED and entry.snapshot_id in owners:
                     files[entry.data_file.file_path] = entry.data_file
     return list(files.values())
+
+
+# Data files appended by this process's own commits, by (table uuid, snapshot id): a
+# reader that follows a table across the runner's commits (the committed-key cache, the
+# marts) learns what each added without reading the manifest list and manifests back —
+# about as costly as the commit that wrote them. Only the newest few are kept.
+_appended: dict[tuple[str, int], tuple[Any, ...]] = {}
+_APPENDED_KEPT = 256
+_appended_lock = threading.Lock()
+
+
+def remember_appended(table: Any, data_files: Iterable[Any]) -> None:
+    """Note that ``table``'s current snapshot, an append this process just committed,
+    added exactly ``data_files`` (pyiceberg ``DataFile``s)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None or kind(snapshot) != "append":
+        return
+    with _appended_lock:
+        _appended[(str(table.metadata.table_uuid), snapshot.snapshot_id)] = tuple(data_files)
+        while len(_appended) > _APPENDED_KEPT:
+            del _appended[next(iter(_appended))]
+
+
+def _appended_here(table: Any, appends: list[int]) -> list[Any] | None:
+    """The files the ``appends`` snapshots added, when each is one this process
+    committed (:func:`remember_appended`); None when any is not."""
+    uuid = str(table.metadata.table_uuid)
+    with _appended_lock:
+        known = [_appended.get((uuid, snapshot_id)) for snapshot_id in reversed(appends)]
+    if any(files is None for files in known):
+        return None
+    found = {f.file_path: f for files in known for f in files or ()}
+    return list(found.values())
 
 
 @dataclass

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
 
     from advertisex.config import Settings
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
-    from advertisex.lake.datafiles import WrittenFile
+    from advertisex.lake.datafiles import Footer, WrittenFile
     from advertisex.model.schemas import TableSpec
 
 
@@ -40,6 +40,9 @@ class Lake:
         # Planned listings by table version (metadata file): a refresh that finds a table
         # unchanged does not read its manifests again.
         self._files: dict[str, tuple[str, list[str]]] = {}
+        # The writer's footers of data files written here and not committed yet, by URL:
+        # committing them need not read them back (``lake.datafiles.add_files``).
+        self._footers: dict[str, Footer] = {}
 
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
@@ -212,13 +215,31 @@ class Lake:
             done = [f.result() for f in futures.values() if f.exception() is None]
             remove_files([file.url for files in done for file in files], self.settings.scale)
             raise failed[0]  # type: ignore[misc]
-        return {name: future.result() for name, future in futures.items()}
+        written = {name: future.result() for name, future in futures.items()}
+        with self._footers_lock:  # pieces of a batch write side by side
+            for files in written.values():
+                self._footers.update((f.url, f.footer) for f in files if f.footer)
+        return written
+
+    @cached_property
+    def _footers_lock(self) -> Any:
+        import threading
+
+        return threading.Lock()
 
     def remove_files(self, files: Mapping[str, Sequence[str]]) -> None:
         """Delete written data files that will not be committed (best effort)."""
         from advertisex.lake.datafiles import remove_files
 
-        remove_files([url for urls in files.values() for url in urls], self.settings.scale)
+        urls = [url for paths in files.values() for url in paths]
+        self.take_footers(urls)
+        remove_files(urls, self.settings.scale)
+
+    def take_footers(self, urls: Collection[str]) -> dict[str, Footer]:
+        """The writer's footers of ``urls`` (those :meth:`write_files` wrote), handed over
+        to their commit (``lake.datafiles.add_files``) and no longer kept."""
+        with self._footers_lock:
+            return {u: f for u in urls if (f := self._footers.pop(u, None)) is not None}
 
     def commit_files(
         self,
@@ -230,12 +251,17 @@ class Lake:
         catalog transaction, all or nothing. Storage that fails before the transaction
         (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`."""
         from advertisex.lake.datafiles import add_files
+        from advertisex.lake.history import remember_appended
 
+        footers = self.take_footers([url for paths in files.values() for url in paths])
         with storage_errors(self.settings.warehouse_uri):
             tables = {name: self.table(name) for name, paths in files.items() if paths}
+            added = {}
             with self.catalog.atomic(segments):
                 for name, table in tables.items():
-                    add_files(table, list(files[name]), properties)
+                    added[name] = add_files(table, list(files[name]), properties, footers)
+        for name, table in tables.items():  # published: their snapshots are the tables' now
+            remember_appended(table, added[name])
         self.refresh()
 
     # ------------------------------------------------------------------ reads

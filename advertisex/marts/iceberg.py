@@ -277,7 +277,8 @@ class IcebergMarts:
                 for name, (where, rows) in replaced.items():
                     data = rows.select(TABLES[name].schema.names).cast(TABLES[name].schema)
                     if name in new:
-                        add_files(tables[name], [f.url for f in written.get(name, [])], {})
+                        urls = [f.url for f in written.get(name, [])]
+                        add_files(tables[name], urls, {}, self.lake.take_footers(urls))
                     elif where.is_everything:
                         _overwrite(tables[name], data)
                     elif not where.is_empty or data.num_rows:

@@ -31,3 +31,30 @@ def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
         }
         assert "RLE_DICTIONARY" not in column["impression_id"]  # unique: a dictionary is waste
         assert "RLE_DICTIONARY" in column["campaign_id"]
+
+
+def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    """The DataFile made from the writer's own metadata equals pyiceberg's own, made by
+    reading the file's footer back: same partition, sizes, counts and bounds."""
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    from advertisex.config import load_settings
+    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.tables import Lake
+    from tests.lake.test_erasure import _clicks
+
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    table = lake.table("curated.clicks")
+    written = list(
+        write_data_files("curated.clicks", _clicks(["a1", "b2"]), table.location(), "b", None)
+    )
+    assert written and all(f.footer is not None for f in written)
+    for file in written:
+        read_back = parquet_file_to_data_file(table.io, table.metadata, file.url)
+        assert _data_file(table, table.metadata, file.url, file.footer) == read_back
+        assert (
+            file.footer
+            and file.footer.size == Path(file.url.removeprefix("file://")).stat().st_size
+        )

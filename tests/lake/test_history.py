@@ -39,3 +39,35 @@ def test_each_manifest_is_read_once_inside_the_block(
     assert len(reads) == len(set(reads)) == 2  # two manifests, each read once
     live_files(table)
     assert len(reads) == 4  # outside the block: read again
+
+
+def test_files_this_process_appended_are_known_without_reading_manifests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the lake's own commits, ``appended_since`` answers from what they added —
+    the same files the manifests list — and reads the manifests for anyone else's."""
+    from pyiceberg.manifest import ManifestFile
+
+    from advertisex.lake import history
+
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    lake.commit_batch({"curated.clicks": _clicks(["a1"])}, [], {})
+    first = lake.table("curated.clicks").current_snapshot()
+    assert first is not None
+    lake.commit_batch({"curated.clicks": _clicks(["b1"])}, [], {})
+    lake.commit_batch({"curated.clicks": _clicks(["c1"])}, [], {})
+    table = lake.table("curated.clicks")
+    reads: list[str] = []
+    fetch = ManifestFile.fetch_manifest_entry
+
+    def counted(self: ManifestFile, *args: object, **kwargs: object) -> object:
+        reads.append(self.manifest_path)
+        return fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(ManifestFile, "fetch_manifest_entry", counted)
+    known = history.appended_since(table, first.snapshot_id)
+    assert known is not None and len(known) == 2 and not reads
+    monkeypatch.setattr(history, "_appended", {})  # as another process sees the table
+    listed = history.appended_since(table, first.snapshot_id)
+    assert listed is not None and reads
+    assert sorted(known, key=lambda f: f.file_path) == sorted(listed, key=lambda f: f.file_path)

@@ -145,18 +145,26 @@ def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
 
 
 def test_snapshots_expired_under_the_cache_are_a_conflict_to_retry(tmp_path: Path) -> None:
-    """Maintenance in another process expired the snapshots this process's metadata still
-    names (their manifest lists are gone): the lookup is a conflict the runner retries on
-    fresh metadata, never a crash."""
+    """Maintenance in another process compacted the files and expired the snapshots this
+    process's metadata still names (their manifest lists and files are gone): the lookup is
+    a conflict the runner retries on fresh metadata, never a crash. Whether the cache
+    learns the appended files from this process's own commits or from the manifests."""
     from advertisex.errors import CommitConflictError
+    from advertisex.lake import history
 
-    lake = Lake(load_settings(data_dir=tmp_path / "data"))
-    keys = CommittedKeys(lake)
-    lake.commit_batch({TABLE: _clicks([("a", 5)])}, [], {})
-    window = (T0, T0 + timedelta(days=1))
-    assert _cached(keys, *window) == {("a", "h-a")}
-    lake.commit_batch({TABLE: _clicks([("b", 6)])}, [], {})
-    gone = lake.table(TABLE).current_snapshot()
-    Path(gone.manifest_list.removeprefix("file://")).unlink()
-    with pytest.raises(CommitConflictError):
-        keys.lookup(TABLE, *window)
+    for own in (True, False):
+        lake = Lake(load_settings(data_dir=tmp_path / f"data-{own}"))
+        keys = CommittedKeys(lake)
+        lake.commit_batch({TABLE: _clicks([("a", 5)])}, [], {})
+        window = (T0, T0 + timedelta(days=1))
+        assert _cached(keys, *window) == {("a", "h-a")}
+        lake.commit_batch({TABLE: _clicks([("b", 6)])}, [], {})
+        table = lake.table(TABLE)
+        appended = history.appended_since(table, table.current_snapshot().parent_snapshot_id)
+        if not own:
+            history._appended.clear()  # as another process's commits would be
+        Path(table.current_snapshot().manifest_list.removeprefix("file://")).unlink()
+        for data_file in appended or []:
+            Path(data_file.file_path.removeprefix("file://")).unlink()
+        with pytest.raises(CommitConflictError):
+            keys.lookup(TABLE, *window)
