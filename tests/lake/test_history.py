@@ -18,20 +18,11 @@ pytestmark = pytest.mark.integration
 def test_each_manifest_is_read_once_inside_the_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pyiceberg.manifest import ManifestFile
-
     lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
     lake.commit_batch({"curated.clicks": _clicks(["a1"])}, [], {})
     lake.commit_batch({"curated.clicks": _clicks(["b1"])}, [], {})
     table = lake.table("curated.clicks")
-    reads: list[str] = []
-    fetch = ManifestFile.fetch_manifest_entry
-
-    def counted(self: ManifestFile, *args: object, **kwargs: object) -> object:
-        reads.append(self.manifest_path)
-        return fetch(self, *args, **kwargs)
-
-    monkeypatch.setattr(ManifestFile, "fetch_manifest_entry", counted)
+    reads = _manifest_reads(monkeypatch)
     with manifests_read_once():
         files = live_files(table)
         assert live_files(table) == files and len(files) == 2
@@ -46,8 +37,6 @@ def test_files_this_process_appended_are_known_without_reading_manifests(
 ) -> None:
     """After the lake's own commits, ``appended_since`` answers from what they added —
     the same files the manifests list — and reads the manifests for anyone else's."""
-    from pyiceberg.manifest import ManifestFile
-
     from advertisex.lake import history
 
     lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
@@ -57,6 +46,19 @@ def test_files_this_process_appended_are_known_without_reading_manifests(
     lake.commit_batch({"curated.clicks": _clicks(["b1"])}, [], {})
     lake.commit_batch({"curated.clicks": _clicks(["c1"])}, [], {})
     table = lake.table("curated.clicks")
+    reads = _manifest_reads(monkeypatch)
+    known = history.appended_since(table, first.snapshot_id)
+    assert known is not None and len(known) == 2 and not reads
+    monkeypatch.setattr(history, "_appended", {})  # as another process sees the table
+    listed = history.appended_since(table, first.snapshot_id)
+    assert listed is not None and reads
+    assert sorted(known, key=lambda f: f.file_path) == sorted(listed, key=lambda f: f.file_path)
+
+
+def _manifest_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the manifests read from now on, in order."""
+    from pyiceberg.manifest import ManifestFile
+
     reads: list[str] = []
     fetch = ManifestFile.fetch_manifest_entry
 
@@ -65,9 +67,4 @@ def test_files_this_process_appended_are_known_without_reading_manifests(
         return fetch(self, *args, **kwargs)
 
     monkeypatch.setattr(ManifestFile, "fetch_manifest_entry", counted)
-    known = history.appended_since(table, first.snapshot_id)
-    assert known is not None and len(known) == 2 and not reads
-    monkeypatch.setattr(history, "_appended", {})  # as another process sees the table
-    listed = history.appended_since(table, first.snapshot_id)
-    assert listed is not None and reads
-    assert sorted(known, key=lambda f: f.file_path) == sorted(listed, key=lambda f: f.file_path)
+    return reads
