@@ -329,8 +329,8 @@ def _finish_source(
         written_files = write_data_files(
             table_name, data, location, job.batch_id, job.settings.scale
         )
-        for path, written, newest in written_files:
-            out.append(_row("file", source, table_name, path, written, newest))
+        for file in written_files:  # the driver reads each footer when it commits the file
+            out.append(_row("file", source, table_name, file.url, file.rows, file.newest))
     counts = {
         "records_in": account.records_in,
         "quarantined": account.quarantined,
