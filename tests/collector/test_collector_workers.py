@@ -95,11 +95,17 @@ def test_two_workers_are_one_collector(server_factory: Any) -> None:
             second.get("/v1/i?campaign_id=c&ad_creative_id=cr&impression_id=p1").status_code == 200
         )
         # Either worker's /metrics counts both workers' requests (the other's within a second).
-        text = scrape_until(second, "advertisex_collector_endpoint_requests_total", 2,
-                            endpoint="pixel", outcome="accepted")  # fmt: skip
+        # Each worker adds its counts to the shared series once a second, so every series is
+        # waited for: the pixels' worker may have added its counts before the batch's has.
+        scrape_until(second, "advertisex_collector_endpoint_requests_total", 2,
+                     endpoint="pixel", outcome="accepted")  # fmt: skip
         accepted = {"source": "impressions", "outcome": "accepted"}
+        text = scrape_until(second, "advertisex_collector_requests_total", 3, **accepted)
         assert metric(text, "advertisex_collector_requests_total", **accepted) == 3  # 1 batch, 2 px
+        text = scrape_until(second, "advertisex_collector_idempotent_replays_total", 1)
         assert metric(text, "advertisex_collector_idempotent_replays_total") == 1
+        assert metric(text, "advertisex_collector_endpoint_requests_total",
+                      endpoint="pixel", outcome="accepted") == 2  # fmt: skip
         # The backlog behind the 503 back-pressure counts both workers' sealed segments.
         wait_for(lambda: not list((server.data_dir / "landing").rglob(".*.tmp")))
         sealed = sum(f.stat().st_size for f in (server.data_dir / "landing").rglob("*.ndjson"))
