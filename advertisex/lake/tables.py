@@ -8,6 +8,7 @@ query engine needs to read a table's current snapshot.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +44,7 @@ class Lake:
         # The writer's footers of data files written here and not committed yet, by URL:
         # committing them need not read them back (``lake.datafiles.add_files``).
         self._footers: dict[str, Footer] = {}
+        self._footers_lock = threading.Lock()  # pieces of a batch write side by side
 
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
@@ -216,16 +218,10 @@ class Lake:
             remove_files([file.url for files in done for file in files], self.settings.scale)
             raise failed[0]  # type: ignore[misc]
         written = {name: future.result() for name, future in futures.items()}
-        with self._footers_lock:  # pieces of a batch write side by side
+        with self._footers_lock:
             for files in written.values():
                 self._footers.update((f.url, f.footer) for f in files if f.footer)
         return written
-
-    @cached_property
-    def _footers_lock(self) -> Any:
-        import threading
-
-        return threading.Lock()
 
     def remove_files(self, files: Mapping[str, Sequence[str]]) -> None:
         """Delete written data files that will not be committed (best effort)."""
