@@ -81,3 +81,16 @@ def test_this_test_runs_in_its_module_group(request: pytest.FixtureRequest) -> N
     if not getattr(request.config.option, "loadgroup", False):
         pytest.skip("run outside pytest -n --dist loadgroup")
     assert request.node.nodeid.endswith("@tests/test_pyramid.py")
+
+
+def test_installed_libraries_are_imported_as_they_are_not_rewritten_by_pytest() -> None:
+    """Pytest rewrites the asserts of every module of a distribution that declares a pytest
+    plugin, schemathesis's included, even with the plugin disabled; that re-parse hit
+    CPython 3.11.7's AST recursion-depth bug (gh-106905) mid-test once. With entry-point
+    plugins not auto-loaded, only our tests and the plugins we name are rewritten."""
+    import schemathesis.transport.requests as library_module
+
+    loader = type(library_module.__spec__.loader).__name__
+    assert loader != "AssertionRewritingHook", (
+        "schemathesis's modules went through pytest's rewriter"
+    )

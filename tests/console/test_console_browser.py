@@ -62,9 +62,24 @@ def test_every_page_in_a_browser(
     shots = ARTIFACTS / "console"
     shots.mkdir(parents=True, exist_ok=True)
 
+    def shoot(name: str) -> None:
+        """A screenshot for the artifacts, best effort: under load Chromium once answered one
+        with "timeout from aborted by navigation" right after a page had loaded; the page's
+        own assertions say whether it is right, a picture of it is only for people."""
+        from selenium.common.exceptions import WebDriverException
+
+        for _attempt in range(2):
+            try:
+                browser.save_screenshot(str(shots / f"{name}.png"))
+                return
+            except WebDriverException:
+                WebDriverWait(browser, 30).until(
+                    lambda driver: driver.execute_script("return document.readyState") == "complete"
+                )
+
     def visit(path: str, name: str) -> None:
         browser.get(up.url + path)
-        browser.save_screenshot(str(shots / f"{name}.png"))
+        shoot(name)
         problems = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not [p for p in problems if "favicon" not in p], problems  # CSP reports land here
 
@@ -93,7 +108,7 @@ def test_every_page_in_a_browser(
         first = shown[0].find_element(By.CSS_SELECTOR, "td[data-col=campaign_id] a")
         first.click()
         wait_for("campaign-id")
-        browser.save_screenshot(str(shots / "campaign.png"))
+        shoot("campaign")
         assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart[data-drawn=true]")) == 5
 
         visit("/quarantine", "quarantine")
@@ -107,10 +122,10 @@ def test_every_page_in_a_browser(
         browser.find_element(By.ID, "replay").click()
         preview = wait_for("preview")
         assert int(preview.get_attribute("data-selected")) >= 1
-        browser.save_screenshot(str(shots / "replay-confirm.png"))
+        shoot("replay-confirm")
         browser.find_element(By.ID, "confirm").click()
         assert "Done: batch" in wait_for("result").text
-        browser.save_screenshot(str(shots / "replay-done.png"))
+        shoot("replay-done")
 
         visit("/sql", "sql")
         box = browser.find_element(By.ID, "sql")
@@ -118,7 +133,7 @@ def test_every_page_in_a_browser(
         box.send_keys("select campaign_id, count(*) as n from curated.impressions group by all")
         browser.find_element(By.ID, "run").click()
         assert wait_for("result").find_elements(By.CSS_SELECTOR, "tbody tr")
-        browser.save_screenshot(str(shots / "sql-result.png"))
+        shoot("sql-result")
 
         visit("/alerts", "alerts")
         assert browser.find_element(By.ID, "history")
