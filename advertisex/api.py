@@ -41,7 +41,15 @@ class AdvertiseX:
         from advertisex.lake.tables import Lake
 
         self.create_data_dir()
-        return Lake(self.settings)
+        lake = Lake(self.settings)
+
+        def followed() -> dict[str, frozenset[int]]:  # commits thinning snapshots keep these
+            from advertisex.marts.iceberg import positions
+
+            return positions(lake)
+
+        lake.followed = followed
+        return lake
 
     @cached_property
     def commit_hooks(self) -> list[CommitHook]:

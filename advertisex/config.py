@@ -478,10 +478,19 @@ class MaintenanceSettings(_Section):
         5.0,
         ge=0,
         le=1440,
-        description="Within that age, snapshots older than this are thinned to the newest of "
-        "each step (time travel to any instant, to within a step); newer ones are all kept. "
-        "Bounds the snapshots a table keeps (and its metadata.json) at about "
-        "age/step + commits per step, however often batches commit; 0 keeps every one.",
+        description="Within that age, snapshots are thinned to the newest of each step (time "
+        "travel to any instant, to within a step); in the last hour to the newest of each "
+        "minute, in the last minute of each 5 seconds. Bounds the snapshots a table keeps "
+        "(and its metadata.json) at min_snapshots + 72 + age/step, however often batches "
+        "commit; 0 keeps every one.",
+    )
+    expire_every_commits: int = Field(
+        20,
+        ge=0,
+        le=100_000,
+        description="Between maintenance runs, every this many commits of a table thin its "
+        "snapshots as maintenance would (metadata only: files wait for maintenance), so what "
+        "a commit rewrites stays bounded however long maintenance is away; 0: only maintenance.",
     )
     metadata_versions: int = Field(
         20,
@@ -496,6 +505,13 @@ class MaintenanceSettings(_Section):
         le=525_600,
         description="Files under a table that no snapshot references are deleted only once "
         "older than this, so a commit still in flight (a Spark batch) is never robbed.",
+    )
+    orphan_metadata_min_age_minutes: float = Field(
+        10.0,
+        ge=5,
+        le=525_600,
+        description="…except manifests and manifest lists (a commit writes them moments before "
+        "it publishes them): those of snapshots thinned between maintenance runs go this soon.",
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,10 @@ class Lake:
         # committing them need not read them back (``lake.datafiles.add_files``).
         self._footers: dict[str, Footer] = {}
         self._footers_lock = threading.Lock()  # pieces of a batch write side by side
+        # Commits per table since it was last thinned (``lake.expiry.thin``), and who says
+        # which snapshots readers follow from (the marts' positions: the API sets it).
+        self._unthinned: dict[str, int] = {}
+        self.followed: Callable[[], Mapping[str, frozenset[int]]] = lambda: {}
 
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
@@ -259,6 +263,29 @@ class Lake:
         for name, table in tables.items():  # published: their snapshots are the tables' now
             remember_appended(table, added[name])
         self.refresh()
+        self._thin(list(tables))
+
+    def _thin(self, names: list[str]) -> None:
+        """Every ``maintenance.expire_every_commits`` commits of a table, expire (in its
+        metadata) the snapshots maintenance would (``lake.expiry.thin``)."""
+        every = self.settings.maintenance.expire_every_commits
+        if not every:
+            return
+        due = []
+        for name in names:
+            self._unthinned[name] = self._unthinned.get(name, 0) + 1
+            if self._unthinned[name] >= every:
+                due.append(name)
+        if not due:
+            return
+        from advertisex.lake.expiry import thin
+        from advertisex.util.timeutil import utcnow
+
+        followed, now = self.followed(), utcnow()
+        for name in due:
+            self._unthinned[name] = 0
+            if thin(self.table(name), self.settings, now, followed.get(name, frozenset())):
+                self._tables.pop(name, None)
 
     # ------------------------------------------------------------------ reads
     def data_files(self, name: str) -> list[str]:

@@ -224,7 +224,9 @@ def test_time_travel_is_kept_for_the_configured_age_and_count(
 ) -> None:
     import pyiceberg.table as iceberg
 
-    lake = _lake(tmp_path / "data", maintenance={"min_snapshots": 3, "min_input_files": 99})
+    # Without thinning (a step of 0): the age and the count alone.
+    upkeep = {"min_snapshots": 3, "min_input_files": 99, "time_travel_step_minutes": 0}
+    lake = _lake(tmp_path / "data", maintenance=upkeep)
     for b in range(5):
         lake.commit_batch(_batch(b * 10, [b]), [], {})
     assert maintain(lake, tables=["curated.clicks"]).tables[0].snapshots_expired == 0  # < 24 h
@@ -346,18 +348,19 @@ def test_every_run_is_recorded(tmp_path: Path) -> None:
 
 
 class _Snapshots:
-    """A table's snapshot list, for the expiry rules alone (one a minute, parent-linked)."""
+    """A table's snapshot list, for the expiry rules alone (one ``every``, by default a
+    minute, parent-linked)."""
 
-    def __init__(self, minutes: int, now: datetime) -> None:
+    def __init__(self, count: int, now: datetime, every: timedelta = timedelta(minutes=1)) -> None:
         from types import SimpleNamespace
 
         self.list = [
             SimpleNamespace(
                 snapshot_id=k,
                 parent_snapshot_id=k - 1 if k else None,
-                timestamp_ms=int((now - timedelta(minutes=minutes - k)).timestamp() * 1000),
+                timestamp_ms=int((now - every * (count - k)).timestamp() * 1000),
             )
-            for k in range(minutes + 1)
+            for k in range(count + 1)
         ]
         by_id = {s.snapshot_id: s for s in self.list}
         self.metadata = SimpleNamespace(snapshots=self.list, refs={}, snapshot_by_id=by_id.get)
@@ -373,7 +376,8 @@ def test_time_travel_reaches_every_instant_of_the_window_to_within_a_step() -> N
     table = _Snapshots(30 * 60, NOW)  # 30 hours of a commit a minute
     doomed = set(expired_snapshots(table, settings, NOW))
     kept = [s for s in table.list if s.snapshot_id not in doomed]
-    assert 24 * 60 // 5 <= len(kept) <= 24 * 60 // 5 + 12  # not 1,441: bounded by the step
+    # Not 1,441: a step each beyond the last hour, a minute each within it.
+    assert 24 * 60 // 5 <= len(kept) <= 23 * 60 // 5 + 60 + 12
     stamps = [s.timestamp_ms for s in kept]
     for minutes_ago in range(24 * 60 - 5):  # AS OF any instant: a snapshot at most a step older
         at = int((NOW - timedelta(minutes=minutes_ago)).timestamp() * 1000)
@@ -382,6 +386,48 @@ def test_time_travel_reaches_every_instant_of_the_window_to_within_a_step() -> N
     # A reader following the table from snapshot 1,700 (the marts) keeps its chain whole.
     followed = set(expired_snapshots(table, settings, NOW, keep=frozenset({1700})))
     assert not followed & set(range(1700, 30 * 60 + 1)) and followed < doomed
+
+
+@pytest.mark.parametrize("every_ms", [250, 1_000, 7_000, 60_000])
+def test_the_snapshots_kept_are_bounded_however_fast_commits_come(every_ms: int) -> None:
+    """min_snapshots + 12 (5 s each in the last minute) + 60 (a minute each in the last
+    hour) + 23 h / step, at 4 commits a second as at one a minute."""
+    from advertisex.lake.expiry import expired_snapshots
+
+    settings = load_settings(maintenance={"time_travel_step_minutes": 5, "min_snapshots": 10})
+    count = min(30 * 3_600_000 // every_ms, 40_000)  # 30 h, or the last 40,000 commits
+    table = _Snapshots(count, NOW, timedelta(milliseconds=every_ms))
+    doomed = set(expired_snapshots(table, settings, NOW))
+    kept = [s for s in table.list if s.snapshot_id not in doomed]
+    assert len(kept) <= 10 + 12 + 1 + 60 + 1 + 23 * 60 // 5 + 1
+    newest = [s.snapshot_id for s in table.list[-10:]]
+    assert not doomed & set(newest)  # the last 10, whatever their age
+
+
+def test_commits_thin_their_tables_without_robbing_a_reader(tmp_path: Path) -> None:
+    """Every few commits a table is thinned in its metadata (a burst of commits keeps the
+    newest few and one per 5 s): a reader that planned an older snapshot reads it whole,
+    the marts' position stays, and maintenance deletes what thinning left behind."""
+    upkeep = {"expire_every_commits": 4, "min_snapshots": 2, "min_input_files": 99}
+    lake = _lake(tmp_path / "data", maintenance=upkeep)
+    lake.commit_batch(_batch(0, [1]), [], {})
+    followed = lake.table("curated.clicks").current_snapshot().snapshot_id
+    lake.followed = lambda: {"curated.clicks": frozenset({followed})}
+    lake.commit_batch(_batch(10, [2]), [], {})
+    reader = lake.table("curated.quarantine")  # plans its second snapshot, then waits
+    pinned = reader.current_snapshot().snapshot_id
+    for b in range(2, 12):
+        lake.commit_batch(_batch(b * 10, [b]), [], {})
+    lake.refresh()
+    clicks = lake.table("curated.clicks").metadata.snapshots
+    quarantine = lake.table("curated.quarantine").metadata.snapshots
+    assert len(clicks) == 12  # the marts follow clicks from its first: all kept
+    assert len(quarantine) <= 2 + 2 and pinned not in {s.snapshot_id for s in quarantine}
+    assert reader.scan(snapshot_id=pinned).to_arrow().num_rows == 2  # no file of it deleted
+    assert len(_rows(lake, "curated.quarantine")) == 12
+    later = maintain(lake, now=datetime.now(UTC) + timedelta(minutes=11))
+    assert sum(t.orphans_deleted for t in later.tables) >= 8  # thinned snapshots' lists
+    assert _dangling(lake) == [] and len(_rows(lake, "curated.clicks")) == 12
 
 
 def test_a_read_of_a_snapshot_expired_meanwhile_is_a_conflict_to_retry(tmp_path: Path) -> None:
