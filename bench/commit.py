@@ -85,6 +85,11 @@ def main() -> None:
         f"mean {statistics.fmean(cpus) * 1000:.1f} ms "
         f"(load {load:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)"
     )
+    tenth = max(1, len(cpus) // 10)  # does a commit cost more after many came before?
+    print(
+        f"CPU per commit p50: first tenth {statistics.median(cpus[:tenth]) * 1000:.1f} ms, "
+        f"last tenth {statistics.median(cpus[-tenth:]) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ synthetic traffic (about ``--events-per-commit`` impressions, bid requests, clic
 conversions, stamped now) lands as three segments and the embedded runner processes
 them. With maintenance *on*, manifests merge as commits append and maintenance runs
 every ``--maintain-every`` commits (as the follower's schedule would); *off* is how the
-lake behaved before (fast appends, nothing ever cleaned up).
+lake behaved before (fast appends, nothing ever cleaned up, no snapshot thinned as commits
+go). The marts are brought up to date every ``--marts-every`` commits (a follower does it
+every ``correlation.follow_marts_every_seconds``, 60, and maintenance keeps every snapshot
+from their position on), timed apart from the commits.
 
 At every checkpoint it prints: commit time p50/p99 of the commits since the previous
 checkpoint (wall clock, and CPU time of the process — what the commit costs, whatever
@@ -20,6 +23,7 @@ maintenance on is ≤ 1.5× for commit p99 and query latency, with data files bo
 
     python bench/soak.py [--commits 20000] [--checkpoints 100,1000,10000,20000]
                          [--events-per-commit 500] [--maintain-every 300] [--mode both]
+                         [--marts-every 60]
 
 Smaller runs work the same (``--commits 1000 --checkpoints 100,500,1000``).
 """
@@ -82,7 +86,12 @@ def _shape(data: Path) -> dict[str, int]:
 
 
 def soak(
-    mode: str, commits: int, checkpoints: list[int], per_commit: int, maintain_every: int
+    mode: str,
+    commits: int,
+    checkpoints: list[int],
+    per_commit: int,
+    maintain_every: int,
+    marts_every: int = 60,
 ) -> list[dict[str, Any]]:
     import advertisex
     from advertisex.synth.stream import LiveTraffic, bids_avro, clicks_csv, ndjson
@@ -91,7 +100,11 @@ def soak(
     on = mode == "on"
     settings = {
         "correlation": {"update_marts": False},  # the marts are refreshed at checkpoints
-        "maintenance": {"manifest_merge": on, "schedule": False},
+        "maintenance": {
+            "manifest_merge": on,
+            "schedule": False,
+            **({} if on else {"expire_every_commits": 0}),
+        },
     }
     ax = advertisex.open(data_dir=data, **settings)
     ax.create_data_dir()
@@ -113,6 +126,8 @@ def soak(
             else:
                 times.append(wall)
                 cpus.append(cpu)
+            if marts_every and n % marts_every == 0 and n not in checkpoints:
+                ax.refresh_marts()  # as a follower would, apart from the commits
             if on and n % maintain_every == 0:  # timed apart from the commits
                 upkeep.append(_timed(lambda: ax.maintain(trigger="schedule")))
             if n in checkpoints:
@@ -154,6 +169,9 @@ def main() -> None:
     parser.add_argument("--events-per-commit", type=int, default=500)
     parser.add_argument("--maintain-every", type=int, default=300)
     parser.add_argument("--mode", choices=("on", "off", "both"), default="both")
+    parser.add_argument(
+        "--marts-every", type=int, default=60, help="commits between marts updates (0: never)"
+    )
     args = parser.parse_args()
     checkpoints = sorted(c for c in map(int, args.checkpoints.split(",")) if 1 < c <= args.commits)
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} cores)")
@@ -161,7 +179,12 @@ def main() -> None:
     for mode in ("on", "off") if args.mode == "both" else (args.mode,):
         print(f"maintenance {mode}:")
         results[mode] = soak(
-            mode, args.commits, checkpoints, args.events_per_commit, args.maintain_every
+            mode,
+            args.commits,
+            checkpoints,
+            args.events_per_commit,
+            args.maintain_every,
+            args.marts_every,
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
     for mode, rows in results.items():
