@@ -11,11 +11,13 @@ for every request whatever the collector does, except that a response written in
 piece is one segment instead of two.
 
     python bench/wire_cpu.py [--requests 20000] [--connections 50] [--fsync] [--rounds 3]
+                             [--ways protocol,asgi,bare]
 
 ``--connections`` keep-alive connections each send their next request as soon as the
 answer to the previous one is complete (a closed loop, like wrk flat out). Pixels carry a
 fresh ``impression_id`` each (every one lands), clicks a valid signature. Prints the best
-of ``--rounds`` for each endpoint (the least disturbed by the machine's other tenants).
+of ``--rounds`` for each endpoint (the least disturbed by the machine's other tenants);
+with several ``--ways`` they take turns round by round, so an A/B sees the same load.
 """
 
 from __future__ import annotations
@@ -136,61 +138,72 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
         data_dir=data,
         collector={"fsync": args.fsync, "tracking": {"click_secret": SECRET}},
     )
-    if args.bare:  # bench/wire_ceiling.py on uvicorn's own httptools protocol, as wire.py runs it
-        import uvicorn
-        from wire_ceiling import app as bare
+    ways = args.ways.split(",")
+    configs: dict[str, Any] = {}
+    app = create_app(settings)
+    wrap = beside_collector(settings)
+    wrapped = wrap(app) if wrap is not None else app
+    for way in ways:
+        if way == "bare":  # bench/wire_ceiling.py on uvicorn's own httptools protocol
+            import uvicorn
+            from wire_ceiling import app as bare
 
-        config = uvicorn.Config(
-            bare,
-            loop="uvloop",
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
-    else:
-        app = create_app(settings)
-        wrap = beside_collector(settings)
-        config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
-    config.load()
-    lifespan = LifespanOn(config)
-    if not args.bare:
+            configs[way] = uvicorn.Config(
+                bare, loop="uvloop", http="httptools", lifespan="off", access_log=False,
+                log_level="warning",
+            )  # fmt: skip
+        else:  # serve's: the protocol answers the pixel and the redirect, or (asgi) not
+            tracking = app.state.tracking if way == "protocol" else None
+            configs[way] = uvicorn_config(settings, wrapped, tracking)
+        configs[way].load()
+    lifespan = (
+        LifespanOn(configs[next(w for w in ways if w != "bare")]) if ways != ["bare"] else None
+    )
+    if lifespan is not None:
         await lifespan.startup()
     sys.setswitchinterval(0.001)  # as serve() sets it
     try:
         for endpoint in args.endpoints.split(","):
-            await measure(config, requests(endpoint, args.warm_up), args.connections)
-            best: tuple[float, float, Run, int] | None = None
-            fewest = float("inf")  # the event loop thread's least CPU over the rounds
-            for _ in range(args.rounds):
-                result = await measure(config, requests(endpoint, args.requests), args.connections)
-                if best is None or result[0] < best[0]:
-                    best = result
-                fewest = min(fewest, result[1])
-            assert best is not None
-            cpu, _, run, writes = best
-            if args.profile:
-                import cProfile
-                import pstats
+            best: dict[str, tuple[float, float, Run, int]] = {}
+            fewest = dict.fromkeys(ways, float("inf"))  # the event loop thread's least CPU
+            for way in ways:
+                await measure(configs[way], requests(endpoint, args.warm_up), args.connections)
+            for _ in range(args.rounds):  # the ways alternate round by round: same load
+                for way in ways:
+                    result = await measure(
+                        configs[way], requests(endpoint, args.requests), args.connections
+                    )
+                    if way not in best or result[0] < best[way][0]:
+                        best[way] = result
+                    fewest[way] = min(fewest[way], result[1])
+            for way in ways:
+                cpu, _, run, writes = best[way]
+                if args.profile:
+                    import cProfile
+                    import pstats
 
-                profiler = cProfile.Profile()
-                profiler.enable()
-                await measure(config, requests(endpoint, args.requests), args.connections)
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
-            statuses = ", ".join(f"{s.decode()}: {n:,}" for s, n in sorted(run.statuses.items()))
-            print(
-                f"{endpoint:<6} {cpu / run.done * 1e6:6.1f} µs CPU per request, "
-                f"{fewest / run.done * 1e6:5.1f} µs the event loop's thread (each the best of "
-                f"{args.rounds}; {run.done:,} requests, {args.connections} connections, "
-                f"{'bare responder' if args.bare else 'fsync ' + ('on' if args.fsync else 'off')}; "
-                f"{writes / run.done:.1f} writes per "
-                f"response; {statuses})",
-                flush=True,
-            )
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                    await measure(configs[way], requests(endpoint, args.requests), args.connections)
+                    profiler.disable()
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+                statuses = ", ".join(
+                    f"{s.decode()}: {n:,}" for s, n in sorted(run.statuses.items())
+                )
+                print(
+                    f"{endpoint:<6} {WAYS[way]:<16} {cpu / run.done * 1e6:6.1f} µs CPU per request, "
+                    f"{fewest[way] / run.done * 1e6:5.1f} µs the event loop's thread (each the "
+                    f"best of {args.rounds}; {run.done:,} requests, {args.connections} "
+                    f"connections, fsync {'on' if args.fsync else 'off'}; "
+                    f"{writes / run.done:.1f} writes per response; {statuses})",
+                    flush=True,
+                )
     finally:
-        if not args.bare:
+        if lifespan is not None:
             await lifespan.shutdown()
+
+
+WAYS = {"protocol": "serve's protocol", "asgi": "the ASGI way", "bare": "bare responder"}
 
 
 def main() -> None:
@@ -201,14 +214,20 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=2000, help="requests before the rounds")
     parser.add_argument("--endpoints", default="pixel,click")
     parser.add_argument(
-        "--bare", action="store_true", help="the bare ASGI GIF/302 responder instead (the floor)"
-    )
+        "--ways", default="protocol",
+        help="comma-separated, measured round by round in turn: protocol (serve's: the "
+        "protocol answers the pixel and the redirect), asgi (serve's protocol answering "
+        "them the ASGI way), bare (the bare ASGI GIF/302 responder: the floor)",
+    )  # fmt: skip
+    parser.add_argument("--bare", action="store_true", help="= --ways bare")
     parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N",
         help="then one more round under cProfile (the event loop's thread): its N costliest functions",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.bare:
+        args.ways = "bare"
     print(f"load average: {os.getloadavg()[0]:.2f}")
     import uvloop
 

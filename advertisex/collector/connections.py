@@ -18,8 +18,8 @@ timeout apart: a late client is cut off up to that much after its deadline.
 The answers are the collector's JSON errors, written straight to the socket: no endpoint
 has seen the request yet (or it never will see the rest of it).
 
-:func:`~advertisex.collector.whole.answer_whole` is the other way round: a response known
-whole before its first byte (the pixel's GIF, the click's 302) is written in one piece.
+:mod:`advertisex.collector.tracking.protocol` builds on this protocol: it answers the
+pixel and the redirect itself, where the request is parsed.
 """
 
 from __future__ import annotations
@@ -32,11 +32,15 @@ from advertisex.util import jsonutil
 
 
 def guarded_protocol(
-    header_timeout: float, body_timeout: float, max_unfinished: int
+    header_timeout: float,
+    body_timeout: float,
+    max_unfinished: int,
+    base: type[GuardedProtocol] | None = None,
 ) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with these limits, for ``uvicorn.Config(http=…)``."""
+    """uvicorn's httptools protocol with these limits, for ``uvicorn.Config(http=…)``;
+    ``base`` is a subclass of :class:`GuardedProtocol` to give them to."""
 
-    class Guarded(_GuardedProtocol):
+    class Guarded(base or GuardedProtocol):  # type: ignore[misc]
         pass
 
     Guarded.header_timeout = header_timeout
@@ -58,7 +62,7 @@ class Deadlines:
 
     def __init__(self, every: float) -> None:
         self.every = every
-        self.due: dict[_GuardedProtocol, tuple[float, str, float]] = {}
+        self.due: dict[GuardedProtocol, tuple[float, str, float]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
@@ -67,13 +71,13 @@ class Deadlines:
     def __contains__(self, protocol: object) -> bool:
         return protocol in self.due
 
-    def expect(self, protocol: _GuardedProtocol, code: str, seconds: float) -> None:
+    def expect(self, protocol: GuardedProtocol, code: str, seconds: float) -> None:
         loop = protocol.loop
         self.due[protocol] = (loop.time() + seconds, code, seconds)
         if self._timer is None:
             self._timer = loop.call_later(self.every, self._check, loop)
 
-    def done(self, protocol: _GuardedProtocol) -> None:
+    def done(self, protocol: GuardedProtocol) -> None:
         self.due.pop(protocol, None)
 
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -86,7 +90,7 @@ class Deadlines:
             self._timer = loop.call_later(self.every, self._check, loop)
 
 
-class _GuardedProtocol(HttpToolsProtocol):
+class GuardedProtocol(HttpToolsProtocol):
     header_timeout: float
     body_timeout: float
     max_unfinished: int

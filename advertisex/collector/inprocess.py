@@ -18,7 +18,8 @@ OnWrite = Callable[["MemoryTransport"], None]
 
 class MemoryTransport(asyncio.Transport):
     """A connected socket's stand-in: keeps what the server writes (``data``, ``writes``),
-    and calls ``on_write`` after each write."""
+    and calls ``on_write`` after each write. As a socket's transport, it drops what is
+    written once it is closed."""
 
     def __init__(self, on_write: OnWrite | None = None) -> None:
         super().__init__()
@@ -28,6 +29,8 @@ class MemoryTransport(asyncio.Transport):
         self._on_write = on_write
 
     def write(self, data: Any) -> None:
+        if self.closed:
+            return
         self.writes += 1
         self.data += data
         if self._on_write is not None:

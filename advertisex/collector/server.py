@@ -20,6 +20,7 @@ from advertisex.errors import UserInputError
 
 if TYPE_CHECKING:
     from advertisex.collector.service import Collector, WorkerSlot
+    from advertisex.collector.tracking.service import Tracking
 
 
 def check_binding(settings: Settings) -> None:
@@ -79,7 +80,9 @@ def _run(
     from advertisex.collector.app import create_app
 
     app = create_app(settings, collector)
-    server_config = uvicorn_config(settings, wrap(app) if wrap is not None else app)
+    server_config = uvicorn_config(
+        settings, wrap(app) if wrap is not None else app, app.state.tracking
+    )
     server = uvicorn.Server(server_config)
     if on_ready is not None:
         announce_when_started(server, on_ready, sock)
@@ -89,13 +92,24 @@ def _run(
     run_until_stopped(server, sock)
 
 
-def uvicorn_config(settings: Settings, app: Any) -> Any:
+def uvicorn_config(settings: Settings, app: Any, tracking: Tracking | None = None) -> Any:
     """The ``uvicorn.Config`` the collector serves ``app`` with (bench/wire_cpu.py drives
-    its protocol in process, so it measures exactly what ``serve`` runs)."""
+    its protocol in process, so it measures exactly what ``serve`` runs).
+
+    With ``tracking`` (the collector app's), the protocol answers the pixel and the
+    redirect itself (:mod:`advertisex.collector.tracking.protocol`); ``app`` — the
+    collector's, or a wrapper in front of it — must hand ``/v1/i`` and ``/v1/c`` to the
+    collector's app, as the console's wrapper does.
+    """
     import uvicorn
 
     from advertisex.collector.connections import guarded_protocol
 
+    base = None
+    if tracking is not None:
+        from advertisex.collector.tracking.protocol import answering_protocol
+
+        base = answering_protocol(tracking)
     config = settings.collector
     return uvicorn.Config(
         app,
@@ -107,6 +121,7 @@ def uvicorn_config(settings: Settings, app: Any) -> Any:
             config.header_timeout_seconds,
             config.body_timeout_seconds,
             config.max_unfinished_requests,
+            base,
         ),
         lifespan="on",
         access_log=False,

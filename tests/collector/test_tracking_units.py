@@ -18,7 +18,7 @@ from advertisex.collector.tracking.links import click_url
 from advertisex.collector.tracking.params import ParamError, parse_query
 from advertisex.collector.tracking.redirect import check_destination, host_allowed, with_parameter
 from advertisex.collector.tracking.signing import Keys, canonical, sign_url, signature
-from advertisex.collector.tracking.visitor import Visitor, Visitors, is_prefetch
+from advertisex.collector.tracking.visitor import Hit, Visitor, Visitors, is_prefetch
 from advertisex.config import Settings, load_settings
 from advertisex.errors import ConfigError, UserInputError
 
@@ -150,24 +150,22 @@ def settings(**tracking: Any) -> Settings:
     )
 
 
-class FakeRequest:
-    """What the visitor reader looks at: the ASGI scope's client and raw headers."""
-
-    def __init__(self, host: str, headers: dict[str, str]):
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        self.scope = {"client": (host, 5000), "headers": raw}
+def hit_from(host: str, headers: dict[str, str]) -> Hit:
+    """What the visitor reader looks at: the client and the raw headers."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Hit("GET", b"", raw, (host, 5000), "http")
 
 
 def test_ip_privacy_modes_and_the_ivt_range_checked_on_the_whole_address() -> None:
-    request = FakeRequest("198.51.100.77", {"user-agent": "UA", "referer": "https://n.example/a"})
-    truncated = Visitors(settings()).read(request)  # type: ignore[arg-type]
+    request = hit_from("198.51.100.77", {"user-agent": "UA", "referer": "https://n.example/a"})
+    truncated = Visitors(settings()).read(request)
     assert (truncated.ip, truncated.ivt_ip_range) == ("198.51.100.0/24", "198.51.100.0/24")
-    v6 = Visitors(settings()).read(FakeRequest("2001:db8:1:2::5", {}))  # type: ignore[arg-type]
+    v6 = Visitors(settings()).read(hit_from("2001:db8:1:2::5", {}))
     assert v6.ip == "2001:db8:1::/48"
-    hashed = Visitors(settings(ip_privacy="hash", ip_hash_key=SecretStr("s"))).read(request)  # type: ignore[arg-type]
+    hashed = Visitors(settings(ip_privacy="hash", ip_hash_key=SecretStr("s"))).read(request)
     assert hashed.ip is not None and hashed.ip.startswith("h-") and "198" not in hashed.ip
     assert hashed.ivt_ip_range == "198.51.100.0/24"
-    kept = Visitors(settings(ip_privacy="keep")).read(request)  # type: ignore[arg-type]
+    kept = Visitors(settings(ip_privacy="keep")).read(request)
     assert (kept.ip, kept.ivt_ip_range) == ("198.51.100.77", None)  # the processor checks it
     with pytest.raises(ConfigError, match="ip_hash_key"):
         Visitors(settings(ip_privacy="hash"))
@@ -175,16 +173,16 @@ def test_ip_privacy_modes_and_the_ivt_range_checked_on_the_whole_address() -> No
 
 def test_prefetch_headers_and_the_user_cookie() -> None:
     def prefetch(**headers: str) -> bool:
-        return is_prefetch(FakeRequest("10.0.0.1", headers))  # type: ignore[arg-type]
+        return is_prefetch(hit_from("10.0.0.1", headers))
 
     assert prefetch(**{"Sec-Purpose": "prefetch;prerender"})
     assert prefetch(purpose="prefetch") and prefetch(**{"X-Moz": "prefetch"})
     assert prefetch(**{"X-Purpose": "preview"})
     assert not prefetch(**{"User-Agent": "Mozilla/5.0"})
     visitors = Visitors(settings())
-    cookies = FakeRequest("10.0.0.1", {"Cookie": 'a=1; adx_uid="u-42"; adx_uidx=no'})
-    assert visitors.read(cookies).cookie_user == "u-42"  # type: ignore[arg-type]
-    assert visitors.read(FakeRequest("10.0.0.1", {"Cookie": "adx_uidx=no"})).cookie_user is None  # type: ignore[arg-type]
+    cookies = hit_from("10.0.0.1", {"Cookie": 'a=1; adx_uid="u-42"; adx_uidx=no'})
+    assert visitors.read(cookies).cookie_user == "u-42"
+    assert visitors.read(hit_from("10.0.0.1", {"Cookie": "adx_uidx=no"})).cookie_user is None
 
 
 VISITOR = Visitor(

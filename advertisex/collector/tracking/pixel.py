@@ -31,7 +31,7 @@ from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.params import ParamError, parse_query
 from advertisex.collector.tracking.service import Tracking
-from advertisex.collector.tracking.visitor import is_prefetch, user_of
+from advertisex.collector.tracking.visitor import Hit, is_prefetch, user_of
 from advertisex.collector.whole import header_lines
 
 GIF = (
@@ -53,7 +53,8 @@ SOURCE = "impressions"
 
 class Gif(Response):
     """The GIF with headers built once (Starlette would rebuild them on every answer), and
-    ``head``, their lines for :func:`~advertisex.collector.whole.answer_whole`."""
+    ``head``, their lines as the protocol writes them
+    (:mod:`~advertisex.collector.tracking.protocol`)."""
 
     media_type = "image/gif"
 
@@ -74,16 +75,20 @@ def gif(cookie: str | None = None) -> Response:
 
 
 async def endpoint(request: Request) -> Response:
+    return await answer(request.app.state.tracking, Hit.of(request.scope))
+
+
+async def answer(tracking: Tracking, hit: Hit) -> Response:
+    """The pixel's answer to ``hit``, once its impression (if any) is durable."""
     started = time.perf_counter()
-    tracking: Tracking = request.app.state.tracking
-    if request.method == "HEAD":
+    if hit.method == "HEAD":
         tracking.count(ENDPOINT, "head")
         return gif()
-    if is_prefetch(request):
+    if is_prefetch(hit):
         tracking.count(ENDPOINT, "prefetch")
         return gif()
-    visitor = tracking.visitors.read(request)
-    raw = request.scope.get("query_string", b"")
+    visitor = tracking.visitors.read(hit)
+    raw = hit.query
     cookie = None
     try:
         params = parse_query(
@@ -98,7 +103,7 @@ async def endpoint(request: Request) -> Response:
         record = records.impression(params, visitor, user_id)
         outcome, impression_id = "accepted", params.get("impression_id", "").strip()
         if fresh:
-            cookie = tracking.visitors.cookie_header(fresh, request.url.scheme == "https")
+            cookie = tracking.visitors.cookie_header(fresh, hit.scheme == "https")
 
     reloads = tracking.collector.reloads
     fingerprint = hashlib.sha256(raw).digest() if impression_id else b""

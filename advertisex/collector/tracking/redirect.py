@@ -40,7 +40,7 @@ from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id
 from advertisex.collector.tracking.params import ParamError, parse_query, required
 from advertisex.collector.tracking.service import Tracking
-from advertisex.collector.tracking.visitor import is_prefetch, user_of
+from advertisex.collector.tracking.visitor import Hit, is_prefetch, user_of
 from advertisex.collector.whole import header_lines
 
 ENDPOINT = "click"
@@ -50,11 +50,15 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 async def endpoint(request: Request) -> Response:
+    return await answer(request.app.state.tracking, Hit.of(request.scope))
+
+
+async def answer(tracking: Tracking, hit: Hit) -> Response:
+    """The redirect's answer to ``hit``, once its click (if any) is durable."""
     started = time.perf_counter()
-    tracking: Tracking = request.app.state.tracking
     try:
         params = parse_query(
-            request.scope.get("query_string", b""),
+            hit.query,
             max_bytes=tracking.config.max_query_bytes,
             max_parameters=tracking.config.max_parameters,
         )
@@ -72,14 +76,12 @@ async def endpoint(request: Request) -> Response:
         tracking.refused(ENDPOINT, SOURCE, error)
         return error.response()
 
-    if request.method == "HEAD" or is_prefetch(request):
-        tracking.count(ENDPOINT, "head" if request.method == "HEAD" else "prefetch")
+    if hit.method == "HEAD" or is_prefetch(hit):
+        tracking.count(ENDPOINT, "head" if hit.method == "HEAD" else "prefetch")
         return _redirect(destination)
-    visitor = tracking.visitors.read(request)
+    visitor = tracking.visitors.read(hit)
     user_id, fresh = user_of(params, visitor, tracking.visitors)
-    cookie = (
-        tracking.visitors.cookie_header(fresh, request.url.scheme == "https") if fresh else None
-    )
+    cookie = tracking.visitors.cookie_header(fresh, hit.scheme == "https") if fresh else None
     click_id = new_click_id(campaign_id, user_id or "")
     try:
         await tracking.land(SOURCE, records.click(params, visitor, user_id, click_id))
@@ -178,7 +180,8 @@ _FIXED_HEAD = header_lines(_FIXED)
 
 class Redirect(Response):
     """A 302 with its headers built directly (Starlette's generic path costs more), and
-    ``head``, their lines for :func:`~advertisex.collector.whole.answer_whole`."""
+    ``head``, their lines as the protocol writes them
+    (:mod:`~advertisex.collector.tracking.protocol`)."""
 
     def __init__(self, location: str, cookie: str | None = None) -> None:
         self.status_code = 302

@@ -18,9 +18,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Mapping
-from typing import NamedTuple
-
-from starlette.requests import Request
+from typing import Any, NamedTuple
 
 from advertisex.collector.tracking.clickids import unique_token
 from advertisex.config import Settings
@@ -30,6 +28,28 @@ from advertisex.util.timeutil import utcnow_iso
 # Headers with which browsers mark speculative loads (Chrome, Safari, Firefox, link previews).
 _PREFETCH_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})
 _PREFETCH_WORDS = ("prefetch", "preview", "prerender")
+
+
+class Hit(NamedTuple):
+    """What a pixel or a click endpoint reads of its request: the same from an ASGI scope
+    (:meth:`of`) as from the HTTP protocol that answers them itself
+    (:mod:`advertisex.collector.tracking.protocol`)."""
+
+    method: str  # GET or HEAD
+    query: bytes  # the raw query string, still percent-encoded
+    headers: list[tuple[bytes, bytes]]  # names lower-case, as the ASGI scope has them
+    client: tuple[str, int] | None  # after the proxy headers, as uvicorn's middleware sets it
+    scheme: str
+
+    @classmethod
+    def of(cls, scope: Mapping[str, Any]) -> Hit:
+        return cls(
+            scope["method"],
+            scope.get("query_string", b""),
+            scope["headers"],
+            scope.get("client"),
+            scope.get("scheme", "http"),
+        )
 
 
 class Visitor(NamedTuple):
@@ -85,16 +105,16 @@ class Visitors:
     def now() -> str:
         return utcnow_iso()
 
-    def read(self, request: Request) -> Visitor:
+    def read(self, hit: Hit) -> Visitor:
         agent = referrer = cookie = None
-        for name, value in request.scope["headers"]:
+        for name, value in hit.headers:
             if name == b"user-agent":
                 agent = value.decode("latin-1")
             elif name == b"referer":
                 referrer = value.decode("latin-1")
             elif name == b"cookie":
                 cookie = value.decode("latin-1")
-        client = request.scope.get("client")
+        client = hit.client
         ip, ivt_range = self.describe(client[0]) if client else (None, None)
         return Visitor(
             received=self.now(),
@@ -150,9 +170,9 @@ def user_of(
     return fresh, fresh
 
 
-def is_prefetch(request: Request) -> bool:
+def is_prefetch(hit: Hit) -> bool:
     """Whether a browser only prefetches or previews (one pass over the raw headers)."""
-    for name, value in request.scope["headers"]:
+    for name, value in hit.headers:
         if name in _PREFETCH_HEADERS:
             text = value.decode("latin-1").lower()
             if any(word in text for word in _PREFETCH_WORDS):
