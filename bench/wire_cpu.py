@@ -153,8 +153,8 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
                 log_level="warning",
             )  # fmt: skip
         else:  # serve's: the protocol answers the pixel and the redirect, or (asgi) not
-            tracking = app.state.tracking if way == "protocol" else None
-            configs[way] = uvicorn_config(settings, wrapped, tracking)
+            extra = (app.state.tracking,) if way == "protocol" else ()  # (main had no such path)
+            configs[way] = uvicorn_config(settings, wrapped, *extra)
         configs[way].load()
     lifespan = (
         LifespanOn(configs[next(w for w in ways if w != "bare")]) if ways != ["bare"] else None
@@ -170,9 +170,10 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
                 await measure(configs[way], requests(endpoint, args.warm_up), args.connections)
             for _ in range(args.rounds):  # the ways alternate round by round: same load
                 for way in ways:
-                    result = await measure(
-                        configs[way], requests(endpoint, args.requests), args.connections
-                    )
+                    batch = requests(endpoint, args.requests)
+                    callgrind("-i", "on", when=args.callgrind)
+                    result = await measure(configs[way], batch, args.connections)
+                    callgrind("-d", f"{endpoint}-{way}", "-i", "off", when=args.callgrind)
                     if way not in best or result[0] < best[way][0]:
                         best[way] = result
                     fewest[way] = min(fewest[way], result[1])
@@ -203,6 +204,18 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
             await lifespan.shutdown()
 
 
+def callgrind(*command: str, when: bool) -> None:
+    """Tell the valgrind this runs under (``--callgrind``): counters zeroed, instrumentation
+    on or off, a dump named after what was measured."""
+    if when:
+        import subprocess
+
+        pid = str(os.getpid())
+        for at in range(0, len(command), 2):
+            subprocess.run(["callgrind_control", *command[at : at + 2], pid], check=True,
+                           capture_output=True)  # fmt: skip
+
+
 WAYS = {"protocol": "serve's protocol", "asgi": "the ASGI way", "bare": "bare responder"}
 
 
@@ -220,6 +233,11 @@ def main() -> None:
         "them the ASGI way), bare (the bare ASGI GIF/302 responder: the floor)",
     )  # fmt: skip
     parser.add_argument("--bare", action="store_true", help="= --ways bare")
+    parser.add_argument(
+        "--callgrind", action="store_true",
+        help="under `valgrind --tool=callgrind --instr-atstart=no`: instructions counted for "
+        "the measured rounds only, one dump per endpoint and way (CPU time is meaningless then)",
+    )  # fmt: skip
     parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N",

@@ -110,6 +110,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._begun()
+
+    def _begun(self) -> None:
         if self not in self.unfinished:  # the next request on a kept-alive connection
             self._expect("header_timeout", self.header_timeout)
 

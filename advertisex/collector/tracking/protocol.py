@@ -4,8 +4,10 @@ A pixel's own work is a few tens of microseconds; around it uvicorn spent as muc
 on every request: an ASGI scope, a ``RequestResponseCycle`` with its ``asyncio.Event``,
 a task running a chain of coroutines, and two ``send`` messages checked header by
 header. Here ``GET``/``HEAD`` of ``/v1/i`` and ``/v1/c`` are recognised where uvicorn's
-httptools protocol has parsed the request's headers; the endpoint's own coroutine
-(:func:`advertisex.collector.tracking.respond`, the very one the ASGI path awaits) is
+httptools protocol has parsed the request's headers (uvicorn makes its ASGI scope at a
+request's first byte; here only once the headers say it goes the ASGI way); the
+endpoint's own coroutine (:func:`advertisex.collector.tracking.respond`, the very one
+the ASGI path awaits) is
 stepped by the protocol — it awaits only its record's group commit, whose future
 resumes it — and the answer is written to the transport in one piece once the record is
 durable. Every other request, and a tracking request that carries a body, an
@@ -41,7 +43,7 @@ from typing import Any
 import httptools
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from advertisex.collector.connections import GuardedProtocol
 from advertisex.collector.tracking import FastPath, fast_paths, respond
@@ -173,14 +175,26 @@ class AnsweringProtocol(GuardedProtocol):
             taken and not self.access_log and not self.root_path and self.limit_concurrency is None
         )
 
+    def on_message_begin(self) -> None:
+        # uvicorn's per-request state but its ASGI scope, made only for a request that
+        # goes the ASGI way (on_headers_complete)
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self._begun()
+
     def on_headers_complete(self) -> None:
         if self.answers and not self.parser.should_upgrade():
             method = self.parser.get_method()
             if method == b"GET" or method == b"HEAD":
-                url = httptools.parse_url(self.url)
-                found = self.paths.get(url.path)
-                if found is not None and self._take(found, method, url.query or b""):
+                parsed = httptools.parse_url(self.url)
+                found = self.paths.get(parsed.path)
+                if found is not None and self._take(found, method, parsed.query or b""):
                     return
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        HttpToolsProtocol.on_message_begin(self)  # the scope, as uvicorn makes it
+        self.url, self.expect_100_continue = url, expect
+        self.headers = self.scope["headers"] = headers
         super().on_headers_complete()
 
     def _take(self, found: tuple[str, FastPath], method: bytes, query: bytes) -> bool:
