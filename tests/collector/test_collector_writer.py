@@ -225,7 +225,9 @@ def test_a_stream_of_small_requests_shares_one_fsync_per_commit_interval(tmp_pat
 def test_a_group_not_due_yet_is_woken_by_the_loop_and_not_stranded_when_the_loop_goes(
     tmp_path: Path,
 ) -> None:
-    writer = make_writer(tmp_path, commit_interval=0.2)
+    # 1 s apart: 4 must still be not due when it is queued, however loaded the machine
+    # (at 0.2 s, a loop that took that long to hear of 2 and 3 committed 4 alone)
+    writer = make_writer(tmp_path, commit_interval=1.0)
     commits: list[int] = []
     writer._observe = lambda source, seconds, requests: commits.append(requests)
 
@@ -234,15 +236,17 @@ def test_a_group_not_due_yet_is_woken_by_the_loop_and_not_stranded_when_the_loop
         started = time.monotonic()
         await asyncio.gather(writer.append(b"2\n"), writer.append(b"3\n"))  # one group, when due
         assert time.monotonic() - started >= 0.1
-        fourth = writer.append(b"4\n")  # due in 0.2 s, woken by this loop's timer …
+        fourth = writer.append(b"4\n")  # due within 1 s, woken by this loop's timer …
         fourth.send(None)  # … once queued (stepped by hand: no task left for the loop)
+        assert writer._wake_at is not None
         fourth.close()
 
     loop = asyncio.new_event_loop()
     loop.run_until_complete(scenario())
     loop.close()  # … which never fires: the loop is gone (asyncio.run would run it on while
     # shutting down, and on a loaded machine the timer could fire then: 4 committed alone)
-    time.sleep(0.3)  # the wake-up for 4 is overdue: its loop has gone
+    assert writer._wake_at is not None
+    time.sleep(max(0.0, writer._wake_at - time.monotonic()) + 0.1)  # 4's wake-up is overdue
 
     async def later() -> None:  # another loop's request goes through, and takes 4 along
         await asyncio.wait_for(writer.append(b"5\n"), 2)
