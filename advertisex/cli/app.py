@@ -18,8 +18,11 @@ import typer
 from typer.core import TyperGroup
 from typer.main import get_group
 
+from advertisex.cli import coercion
 from advertisex.cli.common import INTERRUPTED, Interrupted, on_interrupt
 from advertisex.errors import AdvertiseXError
+
+coercion.install()  # text, flag and choice parameters parsed without pydantic
 
 # Each verb → the module whose register(app) adds it, in the order --help lists them
 # (plain commands first, then the groups of subcommands).
