@@ -21,11 +21,27 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from advertisex.api import AdvertiseX
+    from advertisex.config import Settings
 
 
-def open(**overrides: Any) -> AdvertiseX:
-    """Open the platform with the configuration in force (toml, environment, overrides)."""
+def open(*, deferred: bool = False, **overrides: Any) -> AdvertiseX:
+    """Open the platform with the configuration in force (toml, environment, overrides).
+
+    ``deferred=True``: when the configuration sets no more than where the data lives, the
+    settings are validated on first use of anything else (``advertisex.lazy_settings``), so
+    a read-only question need not load pydantic.
+    """
     from advertisex.api import AdvertiseX
-    from advertisex.config import load_settings
 
-    return AdvertiseX(load_settings(**overrides))
+    def load() -> Settings:
+        from advertisex.config import load_settings
+
+        return load_settings(**overrides)
+
+    if deferred and not overrides:
+        from advertisex.lazy_settings import deferred as read_deferred
+
+        settings = read_deferred(load)
+        if settings is not None:
+            return AdvertiseX(settings)
+    return AdvertiseX(load())

@@ -38,6 +38,14 @@ from pydantic.fields import FieldInfo
 from pydantic_core import from_json
 
 from advertisex.errors import ConfigError
+from advertisex.lazy_settings import (
+    DEFAULT_CATALOG_NAME,
+    DEFAULT_DATA_DIR,
+    LAKE_DEFAULTS,
+    OTHER_VARIABLES,
+    Layout,
+    config_file,
+)
 
 # Pydantic looks for its plugins (entry points, read from the metadata of every installed
 # distribution) when it builds the first model's validator: ~80 M instructions, a sixth of
@@ -55,16 +63,18 @@ class _Section(BaseModel):
 class LakeSettings(_Section):
     """Where the tables live and which catalog tracks them."""
 
+    # Text only (lazy_settings reads these without pydantic): LAKE_DEFAULTS are their defaults.
     catalog_uri: str | None = Field(
-        None,
+        LAKE_DEFAULTS["catalog_uri"],
         description="SQLAlchemy URL of the Iceberg SQL catalog; default: a SQLite file "
         "under the data directory. A PostgreSQL URL gives a shared catalog.",
     )
     catalog_name: str = Field(
-        "advertisex", description="Name of the catalog inside the SQL catalog DB."
+        DEFAULT_CATALOG_NAME, description="Name of the catalog inside the SQL catalog DB."
     )
     warehouse: str | None = Field(
-        None, description="Root folder or URL of table data; default: <data_dir>/warehouse."
+        LAKE_DEFAULTS["warehouse"],
+        description="Root folder or URL of table data; default: <data_dir>/warehouse.",
     )
 
 
@@ -729,14 +739,14 @@ class ScaleSettings(_Section):
     )
 
 
-class Settings(BaseModel):
+class Settings(Layout, BaseModel):
     """Everything AdvertiseX reads from its environment, one section per stage
-    (:func:`load_settings` reads it)."""
+    (:func:`load_settings` reads it; :class:`Layout` derives the locations under data_dir)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     data_dir: Path = Field(
-        Path("advertisex-data"), description="Root of landing zone, warehouse and catalog."
+        DEFAULT_DATA_DIR, description="Root of landing zone, warehouse and catalog."
     )
     lake: LakeSettings = LakeSettings()
     processor: ProcessorSettings = ProcessorSettings()
@@ -752,21 +762,6 @@ class Settings(BaseModel):
     def _retention_keeps_what_dedupe_and_attribution_need(self) -> Settings:
         _check_retention(self)
         return self
-
-    # Derived locations: one place decides the layout under data_dir.
-    @property
-    def landing_dir(self) -> Path:
-        return self.data_dir / "landing"
-
-    @property
-    def warehouse_uri(self) -> str:
-        return self.lake.warehouse or (self.data_dir / "warehouse").resolve().as_uri()
-
-    @property
-    def catalog_uri(self) -> str:
-        if self.lake.catalog_uri:
-            return self.lake.catalog_uri
-        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
 
 
 if _PLUGINS_SETTING is None:
@@ -878,20 +873,6 @@ def load_settings(**overrides: Any) -> Settings:
 # ---------------------------------------------------------------------- where settings come from
 class ConfigWarning(UserWarning):
     """A setting that is ignored: an unknown ``ADVERTISEX_*`` variable or key in the file."""
-
-
-# Environment variables with the prefix that are not settings.
-OTHER_VARIABLES = {
-    "ADVERTISEX_CONFIG": "the configuration file to read instead of ./advertisex.toml (empty: none)",
-    "ADVERTISEX_API_KEY": "generate --to: the collector API key to send",
-}
-
-
-def config_file() -> Path | None:
-    """The configuration file: ``$ADVERTISEX_CONFIG``, else ``advertisex.toml`` here; None
-    when the variable is set but empty (settings from defaults and the environment only)."""
-    named = os.environ.get("ADVERTISEX_CONFIG", "advertisex.toml")
-    return Path(named) if named else None
 
 
 def env_name(path: list[str]) -> str:

@@ -38,13 +38,15 @@ VerboseOption = typer.Option(
 )
 
 
-def open_platform(create: bool = False) -> Any:
+def open_platform(create: bool = False, deferred: bool = False) -> Any:
     """The platform with the configuration in force. Verbs that store data pass
     ``create=True`` and make the lake if there is none (saying so, once); the others stop
-    with a message instead of making an empty lake wherever they were run."""
+    with a message instead of making an empty lake wherever they were run. ``deferred``
+    (the read-only questions): settings validated only when more than where the data lives
+    is read (``advertisex.lazy_settings``), so a question need not load pydantic."""
     import advertisex
 
-    ax = advertisex.open()
+    ax = advertisex.open(deferred=True) if deferred else advertisex.open()
     if create:
         announce_new_lake(ax)
     else:

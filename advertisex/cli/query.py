@@ -19,5 +19,5 @@ def query(
     fmt: Format = FormatOption,
 ) -> None:
     """Run read-only SQL over curated.*, marts.*, dims.*, ops.* tables and raw.* landing views; writes are refused."""
-    columns, rows = open_platform().query_rows(sql)
+    columns, rows = open_platform(deferred=True).query_rows(sql)
     print_rows(rows, fmt, columns=columns)

@@ -141,7 +141,7 @@ def _show(
     from advertisex.reports.common import ReportOptions
 
     options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model, include_ivt)
-    ax = open_platform()
+    ax = open_platform(deferred=True)
     answer = ax.report_rows(name, options)  # one question: its rows without Arrow
     if answer is not None:
         columns, rows = answer

@@ -16,7 +16,20 @@ from pathlib import Path
 
 from tests.lake.test_listing import batch_rows
 
-HEAVY = ("pyarrow", "duckdb", "pyiceberg", "sqlalchemy", "polars", "pandas", "numpy", "fastavro")
+HEAVY = (
+    "pyarrow",
+    "duckdb",
+    "pyiceberg",
+    "sqlalchemy",
+    "polars",
+    "pandas",
+    "numpy",
+    "fastavro",
+    # Typer 0.29 coerces parameters with pydantic, the settings are pydantic models: a
+    # question needs neither (cli/coercion.py, lazy_settings.py), ≈ 400 M instructions.
+    "pydantic",
+    "advertisex.config",
+)
 
 _PROBE = """
 import atexit, json, sys
@@ -41,7 +54,7 @@ def verbs_loaded_by(args: list[str], data_dir: Path) -> set[str]:
 
 
 # CLI modules every verb may use: not verbs.
-SHARED = {"app", "common", "output", "plain", "progress"}
+SHARED = {"app", "coercion", "common", "output", "plain", "progress"}
 
 
 def modules_loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
@@ -81,7 +94,7 @@ def test_a_query_lists_only_the_tables_it_names_without_pyiceberg(ax, tmp_path):
         ["query", "select batch_id from ops.batches", "--format", "json"], ax.settings.data_dir
     )
     assert json.loads(out) == [{"batch_id": "b1"}]
-    assert not loaded & {"pyiceberg", "sqlalchemy"}
+    assert not loaded & {"pyiceberg", "sqlalchemy", "pydantic", "advertisex.config"}
 
 
 def test_report_campaigns_prints_its_rows_without_arrow_numpy_or_rich(ax, tmp_path):
@@ -95,6 +108,23 @@ def test_report_campaigns_prints_its_rows_without_arrow_numpy_or_rich(ax, tmp_pa
     for fmt in ("table", "json"):
         loaded, out = loaded_by(["report", "campaigns", "--format", fmt], ax.settings.data_dir)
         assert "cmp-1" in out
-        assert not loaded & {"pyarrow", "numpy", "pyiceberg", "sqlalchemy"}, fmt
+        assert not loaded & {"pyarrow", "numpy", "pyiceberg", "sqlalchemy", "pydantic"}, fmt
+        assert "advertisex.config" not in loaded, fmt
     modules, _ = modules_loaded_by(["report", "campaigns"], ax.settings.data_dir)
     assert not any(m.startswith("rich") for m in modules)  # drawn as plain text
+
+
+def test_a_question_validates_settings_that_set_more_than_where_the_data_lives(tmp_path):
+    """A setting beyond data_dir and the lake section: validated (and refused) as before."""
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(tmp_path), ADVERTISEX_PROCESSOR__WORKERS="0")
+    tmp_path.mkdir(exist_ok=True)
+    for args in (["query", "select 1"], ["report", "campaigns"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "advertisex.cli.app", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "processor.workers = 0" in result.stderr
