@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import ConfigError
-from advertisex.landing.zone import IngestResult, LandingZone, expand_paths, open_landing
 
 if TYPE_CHECKING:  # the heavy layers load with the verb that needs them (CLI start-up)
     import pyarrow as pa
 
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
+    from advertisex.landing.zone import IngestResult, LandingZone
     from advertisex.runners.embedded import EmbeddedRunner
     from advertisex.runners.hooks import CommitHook
     from advertisex.runners.runner import ProcessReport, Progress
@@ -33,6 +33,8 @@ class AdvertiseX:
 
     @cached_property
     def landing(self) -> LandingZone:
+        from advertisex.landing.zone import open_landing
+
         self.create_data_dir()
         return open_landing(self.settings)  # <data_dir>/landing, or scale.landing on S3 …
 
@@ -89,6 +91,8 @@ class AdvertiseX:
         self, paths: Iterable[str], source: str | None = None, progress: Progress | None = None
     ) -> list[IngestResult]:
         """Copy files (folders, globs) into the landing zone; already-landed bytes are no-ops."""
+        from advertisex.landing.zone import expand_paths
+
         files = expand_paths(paths)
         done = (lambda n: progress("ingest", n, len(files))) if progress else None
         return self.landing.ingest_files(list(files), source, done)

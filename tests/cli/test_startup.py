@@ -29,6 +29,7 @@ HEAVY = (
     # question needs neither (cli/coercion.py, lazy_settings.py), ≈ 400 M instructions.
     "pydantic",
     "advertisex.config",
+    "advertisex.landing.zone",  # ≈ 30 M: the API's ingest and landing load it
 )
 
 _PROBE = """
