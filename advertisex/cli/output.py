@@ -84,11 +84,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
         )
         return
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [
-        max([_cell_len(line) for row in cells for line in row[i].splitlines()] or [1])
-        for i in range(len(columns))
-    ]
-    prose = [_is_prose(row[i] for row in cells) for i in range(len(columns))]
+    by_column = [[row[i] for row in cells] for i in range(len(columns))]
+    widths = [_width(values) for values in by_column]
+    prose = [_is_prose(values) for values in by_column]
     borders = 3 * len(columns) + 1
     full = [max(w, _cell_len(c)) for w, c in zip(widths, columns, strict=True)]
     if sum(full) + borders <= screen.width:
@@ -156,6 +154,15 @@ def _terminal_width() -> int:
     return 80
 
 
+def _width(values: list[str]) -> int:
+    """Cells the widest line of a column's ``values`` takes (at least 1): their longest
+    length when every character takes one cell (printable ASCII or ∅, no line break)."""
+    joined = "".join(values).replace(plain.NONE_CELL, "")
+    if joined.isascii() and joined.isprintable():
+        return max(1, max(map(len, values), default=0))
+    return max([_cell_len(line) for value in values for line in value.splitlines()] or [1])
+
+
 def _cell_len(text: str) -> int:
     """Cells ``text`` takes on a terminal (Rich's measure; ASCII without loading it)."""
     if plain.is_plain(text):
@@ -168,9 +175,9 @@ def _cell_len(text: str) -> int:
 PROSE_MIN_WIDTH = 24  # free text (summaries, raw records) may wrap down to this width
 
 
-def _is_prose(values: Iterable[str]) -> bool:
+def _is_prose(values: Sequence[str]) -> bool:
     """Text that may wrap between words: any cell with a space in it and over 24 cells long."""
-    return any(" " in v and len(v) > PROSE_MIN_WIDTH for v in values)
+    return " " in "".join(values) and any(" " in v and len(v) > PROSE_MIN_WIDTH for v in values)
 
 
 def _wrap_header(name: str, width: int) -> str:

@@ -87,7 +87,7 @@ def test_grids_and_blocks_drawn_plainly_are_richs(styled, width):
             for i, c in enumerate(columns)
         ]
         right = [any(output._is_number(r.get(c)) for r in rows) for c in columns]
-        prose = [output._is_prose(row[i] for row in cells) for i in range(len(columns))]
+        prose = [output._is_prose([row[i] for row in cells]) for i in range(len(columns))]
         if sum(full) + 3 * len(full) + 1 <= width:
             mine = plain.grid(screen, cells, columns, full, right, title)
             theirs = rich_drawing(
@@ -120,3 +120,15 @@ def test_a_report_prints_without_loading_rich(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert not loaded
     assert out.splitlines()[4] == "│ cmp-0       │           0 │ 0.01 │"
+
+
+def test_a_columns_width_is_richs_measure_of_its_widest_line():
+    from rich.cells import cell_len
+
+    rng = random.Random(5)
+    values = [output._cell(v) for v in PLAIN + ODD] + ["∅x", "a∅", "\n", "x\n\ny"]
+    for _ in range(300):
+        column = rng.sample(values, rng.randint(1, 6))
+        lines = [line for v in column for line in v.splitlines()]
+        assert output._width(column) == max([cell_len(line) for line in lines] or [1]), column
+        assert output._is_prose(column) == any(" " in v and len(v) > 24 for v in column)
