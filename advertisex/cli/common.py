@@ -72,13 +72,20 @@ def announce_new_lake(ax: Any) -> None:
         print_message(f"created a new lake at [bold]{ax.settings.data_dir.absolute()}[/]")
 
 
-def open_runner(ax: Any, engine: str | None, master: str | None, verbose: bool = False) -> Any:
+def open_runner(
+    ax: Any, engine: str | None, master: str | None, verbose: bool = False, decodes: bool = False
+) -> Any:
     """The runner ``--engine`` / ``--master`` choose for platform ``ax``: its embedded
     runner, or a Spark runner (whose master must answer now: see ``check_master``). Call
-    ``stop()`` on it when done (it ends a Spark session the runner started)."""
+    ``stop()`` on it when done (it ends a Spark session the runner started). A caller that
+    ``decodes`` landing segments has the embedded runner's decoder workers started now."""
     if engine not in (None, "embedded", "spark"):
         raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
     if (engine or ax.settings.scale.engine) != "spark":
+        if decodes and ax.settings.processor.decode_isolated:
+            from advertisex.formats.bounded import warm
+
+            warm()  # the decoder workers' forkserver imports while the runner's modules load
         return ax.runner
     from advertisex.runners.spark import SparkRunner, check_master
 

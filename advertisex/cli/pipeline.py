@@ -95,7 +95,7 @@ def process(
         follow_landing(interval, fmt, engine, master, verbose)
         return
     ax = open_platform(create=True)
-    runner = open_runner(ax, engine, master, verbose)
+    runner = open_runner(ax, engine, master, verbose, decodes=True)
     try:
         with (
             interruptible(lambda: not_committed(runner)),

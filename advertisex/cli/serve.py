@@ -223,7 +223,7 @@ def follow_landing(
     from advertisex.runners.follow import Follower
 
     ax = open_platform(create=True)
-    runner = open_runner(ax, engine, master, verbose)
+    runner = open_runner(ax, engine, master, verbose, decodes=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

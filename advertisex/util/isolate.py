@@ -87,8 +87,10 @@ class WorkerPool:
         self._idle: list[_Worker] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a worker came in, or did not start
         self._closed = False
-        self._warming = False
+        self._warming = 0  # workers being started in the background
+        self._busy = 0  # workers checked out
 
     def run(
         self,
@@ -104,11 +106,8 @@ class WorkerPool:
             worker = self._checkout()
             try:
                 result = self._run(worker, budget, fn, args, cancel)
-            except BudgetExceeded:
-                worker.kill()
-                raise
             except BaseException:
-                worker.kill()  # interrupted while it ran: its state is unknown
+                self._discard(worker)  # over its budget, or interrupted: its state is unknown
                 raise
             self._checkin(worker)
         status, value = result
@@ -117,44 +116,74 @@ class WorkerPool:
         return value  # type: ignore[no-any-return]
 
     def warm(self) -> None:
-        """Start one worker in the background (the forkserver's imports take a moment)."""
+        """Start the pool's workers in the background, one after the other: the first
+        starts the forkserver, whose imports take a second or two, the others then take
+        milliseconds. A job that arrives meanwhile waits for one of them instead of
+        starting a worker of its own."""
 
-        def start() -> None:
-            try:
-                worker = _Worker(self._context)
-            except Exception:  # a failure here shows again, with its cause, on first use
-                return
-            self._checkin(worker)
+        def start(count: int) -> None:
+            for left in range(count, 0, -1):
+                try:
+                    worker = _Worker(self._context)
+                except Exception:  # a failure here shows again, with its cause, on first use
+                    with self._changed:
+                        self._warming -= left
+                        self._changed.notify_all()
+                    return
+                self._checkin(worker, warmed=True)
 
         with self._lock:
-            if self._idle or self._warming:
+            count = self.size - len(self._idle) - self._warming - self._busy
+            if count <= 0 or self._closed:
                 return
-            self._warming = True
-        threading.Thread(target=start, name="worker-pool-warm", daemon=True).start()
+            self._warming += count
+        threading.Thread(target=start, args=(count,), name="worker-pool-warm", daemon=True).start()
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._changed.notify_all()
         for worker in idle:
             worker.kill()
 
     def _checkout(self) -> _Worker:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the worker pool is closed")
-            while self._idle:
-                worker = self._idle.pop()
-                if worker.process.is_alive():
-                    return worker
-                worker.kill()
-        return _Worker(self._context)
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the worker pool is closed")
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.process.is_alive():
+                        self._busy += 1
+                        return worker
+                    worker.kill()
+                if not self._warming:
+                    self._busy += 1
+                    break
+                self._changed.wait()  # one being warmed is nearer than a new one
+        try:
+            return _Worker(self._context)
+        except BaseException:
+            with self._changed:
+                self._busy -= 1
+            raise
 
-    def _checkin(self, worker: _Worker) -> None:
-        with self._lock:
+    def _checkin(self, worker: _Worker, warmed: bool = False) -> None:
+        with self._changed:
+            if warmed:
+                self._warming -= 1
+            else:
+                self._busy -= 1
             if not self._closed:
                 self._idle.append(worker)
+                self._changed.notify()
                 return
+        worker.kill()
+
+    def _discard(self, worker: _Worker) -> None:
+        with self._changed:
+            self._busy -= 1
         worker.kill()
 
     def _run(

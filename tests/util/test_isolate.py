@@ -1,12 +1,19 @@
-"""The worker pool's budgets measure the job, not the start of the worker that runs it."""
+"""The worker pool's budgets measure the job, not the start of the worker that runs it;
+a warmed pool starts its workers once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from advertisex.util import isolate
+from advertisex.util.isolate import Budget, WorkerPool
 
 # Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
 # which here takes two seconds, twice the job's whole budget.
@@ -30,3 +37,27 @@ def test_a_slow_worker_start_is_not_charged_to_the_job(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "3"
+
+
+def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[int] = []
+    real = isolate._Worker
+
+    def counted(context: Any) -> Any:
+        started.append(1)
+        return real(context)
+
+    monkeypatch.setattr(isolate, "_Worker", counted)
+    pool = WorkerPool(size=2)
+    try:
+        pool.warm()
+        pool.warm()  # already warming: nothing more
+        budget = Budget(seconds=60, memory_bytes=1 << 30)
+        with ThreadPoolExecutor(max_workers=2) as jobs:
+            pids = set(jobs.map(lambda _: pool.run(budget, os.getpid), range(6)))
+    finally:
+        pool.close()
+    assert len(started) == 2  # the two warmed workers, none started by a waiting job
+    assert len(pids) <= 2 and os.getpid() not in pids
