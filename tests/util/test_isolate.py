@@ -3,9 +3,11 @@ a warmed pool starts its workers once."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from advertisex.util import isolate
-from advertisex.util.isolate import Budget, WorkerPool
+from advertisex.util.isolate import Budget, WorkerPool, receive
 
 # Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
 # which here takes two seconds, twice the job's whole budget.
@@ -23,7 +25,7 @@ if __name__ == "__mp_main__":
     time.sleep(2)
 if __name__ == "__main__":
     sys.path.insert(0, {root!r})
-    from advertisex.util.isolate import Budget, WorkerPool
+    from advertisex.util.isolate import Budget, WorkerPool, receive
     pool = WorkerPool(size=1)
     print(pool.run(Budget(seconds=1, memory_bytes=1 << 30), len, b"abc"))
     pool.close()
@@ -61,3 +63,18 @@ def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
         pool.close()
     assert len(started) == 2  # the two warmed workers, none started by a waiting job
     assert len(pids) <= 2 and os.getpid() not in pids
+
+
+def test_messages_are_received_as_the_connection_sent_them() -> None:
+    ours, theirs = multiprocessing.Pipe()
+    messages = ["ready", b"", (len, (b"y" * 3_000_001,)), {"rows": list(range(50_000))}]
+    sender = threading.Thread(target=lambda: [theirs.send(m) for m in messages])
+    sender.start()  # a message bigger than the pipe's buffer needs a reader meanwhile
+    try:
+        assert [receive(ours) for _ in messages] == messages
+    finally:
+        sender.join()
+    theirs.close()
+    with pytest.raises(EOFError):
+        receive(ours)
+    ours.close()
