@@ -93,7 +93,13 @@ def write_data_files(
                     use_dictionary=[c for c in part.column_names if c not in _NEARLY_UNIQUE],
                     metadata_collector=footer,
                 )
-                writer.write_table(part)
+                try:
+                    writer.write_table(part)
+                except BaseException:
+                    # Torn, and removed below. Left open, its finalizer would close it and
+                    # fail to collect the footer, printing a traceback beside our message.
+                    writer.is_open = False
+                    raise
                 writer.close()  # only once written: a failed write has no metadata to collect
                 size = sink.tell()
         except OSError as error:  # a full disk, a lost mount, a refusing object store

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from advertisex.lake.datafiles import write_data_files
 
@@ -58,3 +60,56 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
             file.footer
             and file.footer.size == Path(file.url.removeprefix("file://")).stat().st_size
         )
+
+
+def test_a_write_that_fails_leaves_no_open_writer_to_fail_again_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk is one StorageError: the torn writer is not left for its finalizer,
+    which would close it, fail to collect a footer and print a traceback at collection."""
+    import errno
+    import gc
+    import io
+    import sys
+
+    from advertisex.errors import StorageError
+    from advertisex.util import storage
+
+    class FullDisk(io.RawIOBase):
+        """Takes the file's first write (Parquet's magic bytes), then is full."""
+
+        written = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            if self.written:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written = len(data)
+            return len(data)
+
+    class Filesystem:
+        def create_dir(self, path: str, recursive: bool = False) -> None:
+            pass
+
+        def open_output_stream(self, path: str) -> Any:
+            return FullDisk()
+
+        def delete_file(self, path: str) -> None:
+            pass
+
+    monkeypatch.setattr(storage, "resolve", lambda url, scale: (Filesystem(), url))
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    at = datetime(2026, 11, 10, tzinfo=UTC)
+    rows = pa.table(
+        {
+            "impression_id": [f"i-{n}" for n in range(1000)],
+            "event_time": pa.array([at] * 1000, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    with pytest.raises(StorageError, match="No space left"):
+        list(write_data_files("curated.impressions", rows, str(tmp_path), "b", None))
+    gc.collect()
+    assert not unraisable, [u.exc_value for u in unraisable]
