@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
+import inspect
 import json
 import os
 import shutil
@@ -70,6 +71,18 @@ def third_party_imports() -> dict[str, set[str]]:
     return modules
 
 
+def providers_of_modules() -> dict[str, list[str]]:
+    """``packages_distributions()``, and a top-level extension module under its own name
+    (Python 3.11 files ``_duckdb.cpython-311-x86_64-linux-gnu.so`` under that whole name)."""
+    providers = {name: list(dists) for name, dists in metadata.packages_distributions().items()}
+    for dist in metadata.distributions():
+        for file in dist.files or ():
+            name = inspect.getmodulename(file.name) if len(file.parts) == 1 else None
+            if name and dist.metadata["Name"] not in providers.setdefault(name, []):
+                providers[name].append(dist.metadata["Name"])
+    return providers
+
+
 def test_every_imported_library_is_declared():
     required = closure(PROJECT["dependencies"])
     optional = {
@@ -77,7 +90,7 @@ def test_every_imported_library_is_declared():
         for extra, requirements in PROJECT["optional-dependencies"].items()
         if extra != "dev"
     }
-    providers = metadata.packages_distributions()
+    providers = providers_of_modules()
     undeclared = {}
     for module, files in third_party_imports().items():
         dists = {canonicalize_name(d) for d in providers.get(module, [module])}

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import ReadOnlyQueryError, UserInputError
+from advertisex.util.engine import engine_module
 from advertisex.util.storage import duckdb_location
 
 if TYPE_CHECKING:  # Arrow and the schemas load only when a statement needs them
@@ -77,9 +78,7 @@ class QueryEngine:
         more than a small query)."""
         wanted = frozenset(names) | self._opened
         if self._con is None or wanted != self._opened:
-            import duckdb
-
-            con = fresh or duckdb.connect(":memory:")
+            con = fresh or engine_module().connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")  # servers log stdout
             readable: list[str] = []
@@ -137,45 +136,42 @@ class QueryEngine:
         >>> engine.query("select 1 as a; select 2 as b").to_pylist()  # doctest: +SKIP
         [{'b': 2}]
         """
-        import pyarrow as pa
+        import duckdb  # noqa: F401  # con.sql: a relation, read as Arrow batch by batch
 
-        result = self._run(sql, params)
-        if result is None:
-            return pa.table({})
+        con, last = self._run(sql, params)
+        result = _answered(lambda: con.sql(last, params=params), sql)
         if limit is None:
             return _answered(result.to_arrow_table)
         return _answered(lambda: _first_rows(result, limit))
 
     def rows(self, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """:meth:`query` as (column names, row dicts) straight from DuckDB, without Arrow:
-        the CLI's path, where one question should not pay for loading more than it uses."""
-        result = self._run(sql, None)
-        if result is None:
-            return [], []
-        columns = list(result.columns)
-        fetched = _answered(result.fetchall)
+        """:meth:`query` as (column names, row dicts) straight from DuckDB: the CLI's path,
+        where one question should not pay for loading more than it uses (no Arrow, no
+        DuckDB relational API: the statement is executed and its rows fetched)."""
+        con, last = self._run(sql, None)
+        fetched = _answered(lambda: con.execute(last).fetchall(), sql)
+        columns = [column[0] for column in con.description]
         return columns, [dict(zip(columns, row, strict=True)) for row in fetched]
 
-    def _run(self, sql: str, params: list[Any] | None) -> Any:
-        """The relation of the last statement of read-only ``sql`` (None if it has none)."""
-        import duckdb
-
+    def _run(self, sql: str, params: list[Any] | None) -> tuple[Any, str]:
+        """(the connection, the last statement) of read-only ``sql``, every statement before
+        the last run for its errors."""
         # One connection for all of it on a first statement: parsed on it, then given its
         # views, then sandboxed (parsing runs nothing of the statement).
-        fresh = None if self._con is not None else duckdb.connect(":memory:")
+        fresh = None if self._con is not None else engine_module().connect(":memory:")
         parser = self._con or fresh
         statements = read_only_statements(parser, sql)
         con = self.connection(self.named_tables(sql, parser), fresh)
         if self._interrupted:
             raise UserInputError("query failed: interrupted", hint="the query was stopped")
-        return _answered(lambda: _execute(con, statements, params), sql)
+        _answered(lambda: _run_before_last(con, statements), sql)
+        return con, statements[-1].query
 
 
-def _execute(con: Any, statements: list[Any], params: list[Any] | None) -> Any:
+def _run_before_last(con: Any, statements: list[Any]) -> None:
     for statement in statements[:-1]:  # run for their errors; their rows are not kept
         con.execute(statement.query)
         con.complete()
-    return con.sql(statements[-1].query, params=params)
 
 
 def _written_names(sql: str, con: Any = None) -> list[str] | None:
@@ -185,10 +181,9 @@ def _written_names(sql: str, con: Any = None) -> list[str] | None:
     not be sandboxed); None when the parser cannot tell, or the statement reads files by
     name (they may be the lake's own). An EXPLAIN names what it explains (of its readings,
     those that are no statement do not parse; one must)."""
-    import duckdb
-
     from advertisex.util import jsonutil
 
+    duckdb = engine_module()
     con = con or duckdb.connect(":memory:")
     try:
         statements = con.extract_statements(sql)
@@ -228,8 +223,7 @@ def _nodes(node: Any, kind: str) -> Iterator[dict[str, Any]]:
 
 def _answered(action: Any, sql: str | None = None) -> Any:
     """``action()``, DuckDB's errors turned into ours (a refusal or a bad query)."""
-    import duckdb
-
+    duckdb = engine_module()
     try:
         return action()
     except duckdb.PermissionException as error:
@@ -295,6 +289,8 @@ def register_view(con: Any, name: str, files: list[str], scale: ScaleSettings) -
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in located)
         source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
     else:
+        import duckdb  # noqa: F401  # Arrow scans: registered by DuckDB's Python layer
+
         from advertisex.model.schemas import TABLES
 
         source = f'"__empty_{namespace}_{table}"'
@@ -336,11 +332,9 @@ def sandbox(con: Any, readable: list[str]) -> None:
 
 def read_only_statements(con: Any, sql: str) -> list[Any]:
     """The statements of ``sql`` as DuckDB parses them; refused unless every one only reads."""
-    import duckdb
-
     try:
         statements = con.extract_statements(sql)
-    except duckdb.Error as error:
+    except engine_module().Error as error:
         raise UserInputError(
             f"SQL does not parse: {_first_line(error)}", hint="check the SQL syntax"
         ) from error
@@ -382,8 +376,7 @@ def _kind(con: Any, statement: Any) -> str:
 def _explained(text: str) -> list[str]:
     """What an ``EXPLAIN [ANALYZE] [(options)] …`` may explain, by DuckDB's tokenizer: the text
     after the options, or from a parenthesised group on (``explain (select 1) union …``)."""
-    import duckdb
-
+    duckdb = engine_module()
     comment, operator, keyword = (
         duckdb.token_type.comment,
         duckdb.token_type.operator,

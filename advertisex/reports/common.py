@@ -90,30 +90,35 @@ class ReportOptions:
 
 def run(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions) -> pa.Table:
     """Report SQL over views of ``tables`` with the options' parameters, as an Arrow table."""
-    return _relation(ax, sql, tables, options).to_arrow_table()
+    con, params = _prepared(ax, sql, tables, options, relational=True)
+    return con.sql(sql, params=params).to_arrow_table()
 
 
 def rows(
     ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """:func:`run` as (column names, row dicts) straight from DuckDB: the CLI's path, which
-    so never loads Arrow (and NumPy with it) to print a few hundred rows."""
-    relation = _relation(ax, sql, tables, options)
-    columns = list(relation.columns)
-    return columns, [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+    so never loads Arrow (and NumPy with it), nor DuckDB's relational API, to print a few
+    hundred rows."""
+    con, params = _prepared(ax, sql, tables, options, relational=False)
+    con.execute(sql, params)
+    columns = [column[0] for column in con.description]
+    return columns, [dict(zip(columns, row, strict=True)) for row in con.fetchall()]
 
 
-def _relation(ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions) -> Any:
-    """Report SQL as a DuckDB relation over views of ``tables``, with the options' parameters.
+def _prepared(
+    ax: Platform, sql: str, tables: tuple[str, ...], options: ReportOptions, relational: bool
+) -> tuple[Any, dict[str, Any]]:
+    """A DuckDB connection with a view per table of ``tables`` over its current files, and
+    the options' parameters ``sql`` names.
 
     Uses the per-thread DuckDB connection of the kernels (opening a DuckDB database
-    costs more than a report query) with one view per table over its current files.
+    costs more than a report query).
     """
     from advertisex.lake.query import register_view
     from advertisex.util import engine
 
-    con = engine.connection()
+    con = engine.connection(relational)
     for name, files in ax.lake.data_files_of(list(tables)).items():
         register_view(con, name, files, ax.lake.settings.scale)
-    params = {k: v for k, v in options.params().items() if f"${k}" in sql}
-    return con.sql(sql, params=params)
+    return con, {k: v for k, v in options.params().items() if f"${k}" in sql}

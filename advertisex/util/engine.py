@@ -8,6 +8,15 @@ executor.
 Opening an in-memory DuckDB database costs about 20 ms of CPU — more than a kernel's
 query over a micro-batch — so :func:`run` borrows one from a pool that outlives the
 threads: a runner's worker threads come and go with each batch, their connections stay.
+
+DuckDB 2's package is two layers: the compiled engine (``_duckdb``: connections, ``execute``,
+``fetchall``, the parser, the errors) and a relational API written in Python over it
+(``con.sql``, relations, expressions), attached to every connection when ``duckdb`` is
+imported. Importing that layer costs ≈ 340 M instructions (≈ 0.1 s of CPU), more than the
+rest of ``advertisex query "select 1"`` together; a caller that only executes statements and
+fetches their rows asks for :func:`engine_module` or ``connection(relational=False)`` and
+never loads it. A connection made without it is the same class: importing ``duckdb`` later
+gives it ``con.sql`` too.
 """
 
 from __future__ import annotations
@@ -26,17 +35,37 @@ _pool_lock = threading.Lock()
 _POOL_MAX = 8  # idle connections kept (about the threads that run kernels at once)
 
 
-def _connect() -> Any:
-    import duckdb
+def engine_module() -> Any:
+    """DuckDB's compiled engine module without the relational API written over it: its
+    ``connect``, ``tokenize``, ``token_type`` and errors are those ``duckdb`` re-exports (the
+    same objects). A DuckDB without that split (1.x) gives its ``duckdb`` module.
 
-    con = duckdb.connect(":memory:")
+    >>> con = engine_module().connect(":memory:")
+    >>> con.execute("select 41 + 1 as answer").fetchall(), con.description[0][0]
+    ([(42,)], 'answer')
+    """
+    try:
+        import _duckdb
+    except ImportError:  # pragma: no cover - DuckDB before the split
+        import duckdb
+
+        return duckdb
+    return _duckdb
+
+
+def _connect() -> Any:
+    con = engine_module().connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def connection() -> Any:
+def connection(relational: bool = True) -> Any:
     """A per-thread in-memory DuckDB connection with UTC as its time zone, for callers
-    that keep state on it (a report's views)."""
+    that keep state on it (a report's views). ``relational=False``: a caller that uses only
+    ``execute``, ``description`` and ``fetchall`` on it, which so does not load DuckDB's
+    Python relational API (``con.sql`` …) for it."""
+    if relational:
+        import duckdb  # noqa: F401  # gives every connection con.sql and relations
     con = getattr(_local, "con", None)
     if con is None:
         con = _local.con = _connect()
@@ -47,6 +76,8 @@ def connection() -> Any:
 def borrowed() -> Iterator[Any]:
     """An in-memory DuckDB connection (UTC) that only this caller uses until it is handed
     back; hand it back as it was (tables registered on it unregistered)."""
+    import duckdb  # noqa: F401  # borrowers use con.sql
+
     with _pool_lock:
         con = _idle.pop() if _idle else None
     if con is None:
