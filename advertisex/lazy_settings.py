@@ -2,15 +2,19 @@
 
 ``advertisex query`` and ``advertisex report`` need the data directory and the lake's
 section to start; importing pydantic and building the settings models (:mod:`advertisex.config`)
-costs them about as much as DuckDB does. :func:`deferred` reads those few settings the way
+costs them more than DuckDB does. :func:`deferred` reads those few settings the way
 :func:`advertisex.config.load_settings` does — file, then ``ADVERTISEX_*`` variables over
-it, then the defaults — but only when they are **all** the configuration says: a file and
-variables that set nothing else (or no file and no variables) cannot fail validation, so
-validating them can wait. Anything else read from the returned settings (another section's
-field, a method of the model) loads the validated settings then, and answers from them. Any
-other configuration — another setting, a value that is not text, an unknown key, a file
-that does not parse — gets ``None``, and the caller loads the settings the usual way, with
-their checks, warnings and messages.
+it, then the defaults — when they are plain text: text cannot fail their validation. The
+other sections (``[processor]``, ``[monitor]`` …, in the file or as variables) are neither
+read nor checked yet: anything read from the returned settings beyond data_dir and the lake
+(another section's field, a method of the model) loads and validates the **whole**
+configuration then, as ``load_settings`` does, and answers from it — so a command that uses
+a section refuses a configuration that validation refuses (a question that reads
+``raw.*`` uses ``[processor]``'s limits), and a question that uses none of them answers
+without loading pydantic whatever those sections say. Any other configuration — an unknown
+key or section, data_dir or a lake setting that is not text, a section that is not a table,
+a file that does not parse — gets ``None``, and the caller loads the settings the usual way,
+with their checks, warnings and messages.
 
 Also here, for :mod:`advertisex.config` to share: which file is read, the variables that are
 not settings, the defaults of the settings read here, and the locations derived from them.
@@ -49,6 +53,9 @@ SECTIONS = (
     "retention",
 )
 
+# The sections read and validated on first use, whatever the file and variables set in them.
+_LATER = frozenset(SECTIONS[1:])
+
 SettingsT = TypeVar("SettingsT")
 
 
@@ -85,7 +92,8 @@ class Layout:
 def deferred(load: Callable[[], SettingsT]) -> SettingsT | None:
     """Settings whose data_dir and lake section are read here, and whose anything else
     comes from ``load()`` (the validated settings) on first use; None when the
-    configuration sets more than those (then call ``load()`` itself)."""
+    configuration sets anything else than the settings' own sections, or data_dir or the
+    lake to anything but text (then call ``load()`` itself)."""
     values = _plain_values()
     if values is None:
         return None
@@ -95,7 +103,8 @@ def deferred(load: Callable[[], SettingsT]) -> SettingsT | None:
 
 def _plain_values() -> tuple[Path, dict[str, str | None]] | None:
     """(data_dir, lake section) as file and variables set them over the defaults; None
-    when they set anything else, or anything that is not text."""
+    when they set anything else than those and the other sections, or any of those to
+    something that is not text."""
     data_dir: Any = None
     lake: dict[str, str | None] = dict(LAKE_DEFAULTS)
     path = config_file()
@@ -109,8 +118,10 @@ def _plain_values() -> tuple[Path, dict[str, str | None]] | None:
             return None  # load_settings says what is wrong with it
         data_dir = file.pop("data_dir", None)
         section = file.pop("lake", {})
-        if file or not isinstance(section, dict) or set(section) - set(lake):
+        if not isinstance(section, dict) or set(section) - set(lake):
             return None
+        if any(name not in _LATER or not isinstance(value, dict) for name, value in file.items()):
+            return None  # an unknown key (load_settings warns) or a section that is no table
         lake.update(section)
         if data_dir is not None and not isinstance(data_dir, str):
             return None
@@ -129,8 +140,8 @@ def _plain_values() -> tuple[Path, dict[str, str | None]] | None:
             data_dir = value
         elif len(parts) == 2 and parts[0] == "lake" and parts[1] in lake:
             lake[parts[1]] = value
-        else:
-            return None
+        elif len(parts) < 2 or parts[0] not in _LATER:
+            return None  # unknown (load_settings warns), or a whole section as JSON
     if any(v is not None and not isinstance(v, str) for v in lake.values()):
         return None
     return (DEFAULT_DATA_DIR if data_dir is None else Path(data_dir)), lake

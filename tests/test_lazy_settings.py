@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advertisex.config import Settings, load_settings
 from advertisex.config import _Section as Section
@@ -66,6 +68,10 @@ def same_place(settings: Any) -> None:
         ('data_dir = "from-file"\n[lake]\nwarehouse = "/w"\ncatalog_name = "c"\n', {}),
         ('data_dir = "from-file"\n', {"ADVERTISEX_DATA_DIR": "from-env"}),
         ('lake = { catalog_uri = "sqlite:////f.db" }\n', {"ADVERTISEX_LAKE__CATALOG_URI": ""}),
+        # Other sections: read and validated when (and if) the command reads them.
+        (None, {"ADVERTISEX_PROCESSOR__WORKERS": "3"}),
+        ("[processor]\nworkers = 3\n[monitor]\nlookback_days = 9\n", {"ADVERTISEX_DATA_DIR": "d"}),
+        ("[collector]\nport = 9000\n", {"ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE": "0.3"}),
     ],
 )
 def test_where_the_data_lives_is_read_as_load_settings_reads_it(monkeypatch, text, variables):
@@ -78,14 +84,17 @@ def test_where_the_data_lives_is_read_as_load_settings_reads_it(monkeypatch, tex
 @pytest.mark.parametrize(
     ("text", "variables"),
     [
-        (None, {"ADVERTISEX_PROCESSOR__WORKERS": "3"}),  # another setting
         (None, {"ADVERTISEX_LAKE": '{"warehouse": "/w"}'}),  # a section given whole
+        (None, {"ADVERTISEX_PROCESSOR": '{"workers": 3}'}),
+        (None, {"ADVERTISEX_PROCESSO__WORKERS": "3"}),  # no such section: load_settings warns
+        ("[procesor]\nworkers = 3\n", {}),
+        ("processor = 3\n", {}),  # a section that is no table
+        ("workers = 3\n", {}),  # a key no setting has
         (None, {"ADVERTISEX_DATA_DIRR": "x"}),  # unknown: load_settings warns
         (None, {"ADVERTISEX_DATA_DIR": "a", "advertisex_data_dir": "b"}),  # twice
         ("data_dir = 3\n", {}),  # not text: load_settings refuses it
         ("[lake]\ncatalog_name = 3\n", {}),
         ("[lake]\nwarehous = '/w'\n", {}),
-        ("[processor]\nworkers = 3\n", {}),
         ("data_dir = \n", {}),  # not TOML
         (None, {"ADVERTISEX_CONFIG": "missing.toml"}),
     ],
@@ -112,10 +121,96 @@ def test_an_empty_config_variable_reads_no_file_here(monkeypatch):
     same_place(settings)
 
 
-def test_a_config_file_that_sets_more_is_validated_and_can_fail():
-    Path("advertisex.toml").write_text("[processor]\nworkers = 0\n")
-    with pytest.raises(ConfigError):
-        deferred(load_settings) or load_settings()
+def test_a_section_is_validated_when_first_read_and_can_fail():
+    Path("advertisex.toml").write_text('data_dir = "d"\n[processor]\nworkers = 0\n')
+    settings = deferred(load_settings)
+    assert settings is not None
+    assert settings.data_dir == Path("d")  # where the data lives: no section read
+    readings = [lambda: settings.processor.workers, lambda: settings.monitor.lookback_days]
+    for read_one in [*readings, lambda: settings.model_dump()]:
+        with pytest.raises(ConfigError, match=r"processor\.workers = 0"):
+            read_one()
+
+
+# Entries of a configuration, valid and not, in the file or as variables, for every kind of
+# setting: where the data lives, other sections, unknown names, values that are no text.
+FILE_ENTRIES = [
+    ("", "data_dir", '"from-file"'),
+    ("", "data_dir", "3"),
+    ("lake", "warehouse", '"/w"'),
+    ("lake", "catalog_name", "7"),
+    ("lake", "warehous", '"/w"'),
+    ("processor", "workers", "3"),
+    ("processor", "workers", "0"),
+    ("processor", "dedupe_horizon_days", "2"),
+    ("monitor", "lookback_days", "0"),
+    ("monitor", "rate_max", "{ quarantine = 0.2 }"),
+    ("collector", "port", '"http"'),
+    ("retention", "days", "{ curated = 1 }"),
+    ("retention", "landing_days", "30"),
+    ("scale", "s3_endpoint", '"http://minio:9000"'),
+    ("procesor", "workers", "3"),
+]
+VARIABLES = [
+    ("ADVERTISEX_DATA_DIR", "from-env"),
+    ("ADVERTISEX_LAKE__CATALOG_URI", "sqlite:////tmp/x.db"),
+    ("ADVERTISEX_PROCESSOR__WORKERS", "2"),
+    ("ADVERTISEX_PROCESSOR__WORKERS", "65"),
+    ("ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE", "nope"),
+    ("ADVERTISEX_CORRELATION__CLICK_WINDOW_SECONDS", "-1"),
+    ("ADVERTISEX_RETENTION__DAYS", '{"marts": 1}'),
+    ("ADVERTISEX_PROCESSOR", '{"workers": 3}'),
+    ("ADVERTISEX_NOPE", "1"),
+]
+
+
+def _toml(entries: list[tuple[str, str, str]]) -> str:
+    """A file of ``entries`` (the last of one key wins, as a second one would not parse)."""
+    sections: dict[str, dict[str, str]] = {}
+    for section, key, value in entries:
+        sections.setdefault(section, {})[key] = value
+    lines = [f"{k} = {v}" for k, v in sections.pop("", {}).items()]
+    for section, keys in sections.items():
+        lines += [f"[{section}]", *(f"{k} = {v}" for k, v in keys.items())]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.lists(st.sampled_from(FILE_ENTRIES), max_size=4),
+    variables=st.lists(st.sampled_from(VARIABLES), max_size=3),
+)
+def test_deferred_settings_never_answer_what_validation_would_refuse(entries, variables):
+    """Over configurations of every kind: deferred settings say where the data lives as
+    load_settings does, and anything else they are asked is load_settings' answer — its
+    values, or its error whenever it refuses the configuration."""
+    import warnings
+
+    saved = dict(os.environ)
+    try:
+        Path("advertisex.toml").write_text(_toml(entries))
+        os.environ.update(dict(variables))
+        settings = deferred(load_settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                validated = load_settings()
+            except ConfigError as error:
+                refused: ConfigError | None = error
+            else:
+                refused = None
+            if settings is None:
+                return  # loaded the usual way, with its checks and warnings
+            if refused is not None:
+                with pytest.raises(ConfigError) as raised:
+                    settings.model_dump()
+                assert str(raised.value) == str(refused)
+                return
+            same_place(settings)
+            assert settings.model_dump() == validated.model_dump()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_the_sections_are_the_settings_sections():

@@ -44,9 +44,12 @@ main()
 """
 
 
-def loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
-    """(heavy modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter."""
-    loaded, out = modules_loaded_by(args, data_dir)
+def loaded_by(
+    args: list[str], data_dir: Path, extra: dict[str, str] | None = None
+) -> tuple[set[str], str]:
+    """(heavy modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter, with
+    ``extra`` environment variables."""
+    loaded, out = modules_loaded_by(args, data_dir, extra)
     return {m for m in loaded if m in HEAVY}, out
 
 
@@ -60,10 +63,12 @@ def verbs_loaded_by(args: list[str], data_dir: Path) -> set[str]:
 SHARED = {"app", "coercion", "common", "output", "plain", "progress"}
 
 
-def modules_loaded_by(args: list[str], data_dir: Path) -> tuple[set[str], str]:
+def modules_loaded_by(
+    args: list[str], data_dir: Path, extra: dict[str, str] | None = None
+) -> tuple[set[str], str]:
     """(heavy and CLI modules loaded, stdout) by ``advertisex ARGS`` in a fresh interpreter."""
     code = _PROBE.format(heavy=HEAVY, args=args)
-    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir))
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(data_dir), **(extra or {}))
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
@@ -118,11 +123,19 @@ def test_report_campaigns_prints_its_rows_without_arrow_numpy_or_rich(ax, tmp_pa
     assert not any(m.startswith("rich") for m in modules)  # drawn as plain text
 
 
-def test_a_question_validates_settings_that_set_more_than_where_the_data_lives(tmp_path):
-    """A setting beyond data_dir and the lake section: validated (and refused) as before."""
-    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(tmp_path), ADVERTISEX_PROCESSOR__WORKERS="0")
-    tmp_path.mkdir(exist_ok=True)
+def test_a_question_validates_the_sections_it_uses_only(ax, tmp_path):
+    """Sections beyond where the data lives are validated when a command reads them: a
+    question that reads none answers without pydantic whatever they say; one that reads
+    raw.* (the processor's decode limits) refuses them as every other command does."""
+    ax.lake.table("ops.batches").append(batch_rows(["b1"]))
+    config = tmp_path / "advertisex.toml"
+    config.write_text("[monitor]\nlookback_days = 9\n[processor]\nworkers = 3\n")
+    extra = {"ADVERTISEX_CONFIG": str(config), "ADVERTISEX_PROCESSOR__WORKERS": "0"}
     for args in (["query", "select 1"], ["report", "campaigns"]):
+        loaded, _ = loaded_by(args, ax.settings.data_dir, extra)
+        assert not loaded & {"pydantic", "advertisex.config"}, args
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(ax.settings.data_dir), **extra)
+    for args in (["query", "select count(*) from raw.impressions"], ["status"]):
         result = subprocess.run(
             [sys.executable, "-m", "advertisex.cli.app", *args],
             capture_output=True,
