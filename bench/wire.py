@@ -1,42 +1,47 @@
-"""Impression pixel and click redirect under wrk, beside a bare ASGI GIF responder.
+"""Impression pixel and click redirect under an open-loop constant rate, beside a bare ASGI
+GIF responder loaded the same way in the same run.
 
-Starts ``advertisex serve --workers N`` (fsync on, the default: every pixel and click is
-durable before its answer; N defaults to the core count, as ``serve``'s does) on a fresh
-data directory, and the reference ceiling (bench/wire_ceiling.py: the GIF or the 302 and
-nothing else, on the same uvicorn + uvloop + httptools stack, ``uvicorn --workers N``),
-then loads each endpoint of each server with wrk (Debian package ``wrk``; ``make
-bench-wire`` installs it) in two ways:
+Starts ``advertisex serve`` (fsync on, the default: every pixel and click is durable
+before its answer) on a fresh data directory, and the reference ceiling
+(bench/wire_ceiling.py: the GIF or the 302 and nothing else, on the same uvicorn + uvloop +
+httptools stack), then loads each endpoint of each server with wrk (Debian package ``wrk``;
+``make bench-wire`` installs it) in two ways:
 
-* **paced** — ``--rate`` requests/s (default 10,000, the target) spread over
-  ``--connections`` keep-alive connections with wrk's per-request ``delay()``: latency
-  percentiles at that offered rate (the achieved rate is printed beside them). wrk is
-  not wrk2 (Debian has no wrk2): a connection waits for its answer before its next
-  delay, so a stall delays the requests behind it instead of queueing them, and the
-  percentiles understate a stall's cost (coordinated omission) — read the achieved rate
-  beside them;
-* **max** — 16 connections as fast as the server answers: the throughput ceiling.
+* **paced**, at each of ``--rates`` (default 2, 4, 6, 8 and 10 thousand requests/s) — an
+  open loop on a fixed schedule (bench/wire_paced.lua): request n goes at t0 + n / rate
+  over ``--connections`` keep-alive connections, one per wrk thread, and its latency runs
+  from its *intended* send time, so a request that waits for a busy connection counts the
+  wait (no coordinated omission: wrk's own ``delay()`` pacing timed each request from
+  when it was written, and a stall hid the requests behind it). wrk's uncorrected p99 is
+  printed beside the corrected one;
+* **max** — 16 connections as fast as the server answers (a closed loop): the ceiling.
 
-Every pixel carries a fresh ``impression_id`` (so none is answered from the reload
-memory: each one lands), every click a valid signature. After the run the collector is
-stopped and the landed records are counted against wrk's answered requests. Also with
-``--no-fsync``: the collector with fsync off, to separate the HTTP path from the disk.
+Placements (``--placements``): ``split`` pins wrk to CPU 0 and the server, one worker, to
+CPU 1 (``taskset``), so the generator does not take the server's core; ``shared`` leaves
+both unpinned on every core with ``--workers`` processes per server (default the core
+count, as ``serve``'s). Every pixel carries a fresh ``impression_id`` (so none is answered
+from the reload memory: each one lands), every click a valid signature. After the run the
+collector is stopped and the landed records are counted against the answered requests.
+``--no-fsync`` adds the collector with fsync off, to separate the HTTP path from the disk.
 
-    python bench/wire.py [--seconds 10] [--rate 10000] [--workers N] [--no-fsync]
+    python bench/wire.py [--seconds 5] [--rates 2000,4000,6000,8000,10000]
+                         [--placements split,shared] [--connections 50] [--no-fsync]
 
-Prints one line per (server, endpoint, mode) with the server's CPU time per request
-(all processes and threads; on a shared machine req/s and tails mostly measure the
-neighbours, CPU per request does not), the ratios to the ceiling, the machine's load
-average and the fsync latency of its disk alone — a durable answer waits for one
+Prints one line per (placement, server, endpoint, rate) with the server's CPU time per
+request (all its processes and threads; on a shared machine req/s and tails mostly measure
+the neighbours, CPU per request does not) and the generator's own CPU share, then per
+placement and endpoint a table of rate → p99 of each server and their ratio, with the
+highest rate at which each kept p99 ≤ 5 ms (the issue's target at 10,000/s), the machine's
+load average and the fsync latency of its disk alone — a durable answer waits for one
 ``fdatasync`` (and, at worst, for the one in progress before it), so the disk's own p99
-bounds the p99 a durable collector can reach, whatever its CPU cost; the run with fsync
-off (``--no-fsync``) shows what the HTTP path reaches without that floor.
+bounds the p99 a durable collector can reach, whatever its CPU cost.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -55,9 +60,9 @@ from advertisex.util import jsonutil  # noqa: E402
 
 SECRET = "bench-secret"
 SERVE = [sys.executable, "-m", "advertisex.cli.app", "serve"]
-_RUNS = itertools.count(1)
+TARGET_P99_US = 5000
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
-LUA = """
+FLAT_OUT = """
 local counter = 0
 local path = "%(path)s"
 local unique = %(unique)s
@@ -68,7 +73,6 @@ request = function()
   if unique then return wrk.format("GET", path .. counter) end
   return wrk.format("GET", path)
 end
-%(delay)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -78,6 +82,22 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 """
+PLACEMENTS = {
+    # name: (CPUs of the generator, CPUs of the server, workers per server or None = --workers)
+    "split": ("0", "1", 1),
+    "shared": (None, None, None),
+}
+
+
+class Ids:
+    """Impression ids unique across every run of the script (none hits the reload memory)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def path(self, path: str, unique: bool) -> str:
+        self.runs += 1
+        return f"{path}{self.runs}-" if unique else path
 
 
 def paths() -> dict[str, tuple[str, bool]]:
@@ -94,35 +114,55 @@ def paths() -> dict[str, tuple[str, bool]]:
     return {"pixel": (pixel, True), "click": (click, False)}
 
 
-def run_wrk(
-    url: str, path: str, unique: bool, seconds: float, connections: int, delay_ms: int | None
-) -> dict[str, Any]:
-    delay = f"delay = function() return {delay_ms} end" if delay_ms else ""
-    if unique:  # impression ids unique across runs too: none is answered from reload memory
-        path += f"{next(_RUNS)}-"
-    script = LUA % {
-        "path": path,
-        "unique": "true" if unique else "false",
-        "agent": CHROME,
-        "delay": delay,
-    }
+def pinned(cpus: str | None, command: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+def run_wrk(command: list[str], seconds: float) -> tuple[dict[str, Any], float]:
+    """wrk's JSON line and the CPU seconds the generator itself used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return jsonutil.loads(next(line for line in out.splitlines() if line.startswith("{"))), cpu
+
+
+def flat_out(url: str, path: str, unique: bool, seconds: float, cpus: str | None) -> dict[str, Any]:
+    script = FLAT_OUT % {"path": path, "unique": "true" if unique else "false", "agent": CHROME}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", handle.name, url],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-        ).stdout
+        command = ["wrk", "-t1", "-c16", f"-d{int(seconds)}s", "-s", handle.name, url]
+        result, cpu = run_wrk(pinned(cpus, command), seconds)
     finally:
         os.unlink(handle.name)
-    result = jsonutil.loads(next(line for line in out.splitlines() if line.startswith("{")))
     result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["gen_cpu"] = cpu
     return result
 
 
-def start_collector(data: Path, fsync: bool, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def paced(
+    url: str, path: str, unique: bool, seconds: float, rate: int, connections: int,
+    cpus: str | None,
+):  # fmt: skip
+    command = [
+        "wrk", f"-t{connections}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s",
+        "-s", str(HERE / "wire_paced.lua"), url, "--",
+        str(rate), path, "true" if unique else "false", CHROME, str(connections),
+    ]  # fmt: skip
+    result, cpu = run_wrk(pinned(cpus, command), seconds)
+    window = result["window_us"] / 1e6
+    result["rate"] = result["requests"] / window
+    result["offered"] = rate
+    result["gen_cpu"] = cpu
+    return result
+
+
+def start_collector(
+    data: Path, fsync: bool, workers: int, cpus: str | None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     data.mkdir(parents=True)
     (data / "none.toml").touch()  # an empty config file: nothing from the working directory
@@ -134,7 +174,7 @@ def start_collector(data: Path, fsync: bool, workers: int) -> tuple[subprocess.P
         "ADVERTISEX_COLLECTOR__FSYNC": "true" if fsync else "false",
     }
     process = subprocess.Popen(
-        [*SERVE, "--port", str(port), "--workers", str(workers)],
+        pinned(cpus, [*SERVE, "--port", str(port), "--workers", str(workers)]),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -144,14 +184,14 @@ def start_collector(data: Path, fsync: bool, workers: int) -> tuple[subprocess.P
     return process, url
 
 
-def start_ceiling(workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_ceiling(workers: int, cpus: str | None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [
+        pinned(cpus, [
             sys.executable, "-m", "uvicorn", "wire_ceiling:app", "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
             "--no-access-log", "--workers", str(workers),
-        ],
+        ]),
         cwd=HERE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -189,48 +229,65 @@ def fsync_latency_ms(directory: Path, rounds: int = 100) -> tuple[float, float]:
 
 
 def line(server: str, endpoint: str, mode: str, r: dict[str, Any]) -> str:
+    corrected = (
+        f"p99.9 {r['p999'] / 1000:6.2f} ms  wrk's own p99 {r['uncorrected_p99'] / 1000:6.2f} ms  "
+        f"sent late {r['late_sends']:,}  "
+        if "p999" in r
+        else ""
+    )
     return (
-        f"{server:<24} {endpoint:<6} {mode:<12} {r['rate']:>7,.0f} req/s  "
+        f"{server:<22} {endpoint:<6} {mode:<11} {r['rate']:>7,.0f} req/s  "
         f"p50 {r['p50'] / 1000:6.2f} ms  p90 {r['p90'] / 1000:6.2f} ms  "
-        f"p99 {r['p99'] / 1000:7.2f} ms  max {r['max'] / 1000:6.1f} ms  "
+        f"p99 {r['p99'] / 1000:7.2f} ms  {corrected}"
         f"server CPU {r['cpu_us']:5.0f} µs/req ({r['share']:.0%} of a core)  "
-        f"errors {r['errors'] + r['bad_status']}"
+        f"wrk {r['gen_share']:.0%} of a core  errors {r['errors'] + r['bad_status']}"
     )
 
 
-def measure(
-    name: str, url: str, pid: int, seconds: float, rate: int, connections: int
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Each endpoint paced and flat out; with the server's own CPU time per request (all its
-    threads), which — unlike req/s on a shared machine — does not depend on what else runs."""
-    import psutil
+class Server:
+    """A started server's processes, for their CPU time (all workers and threads)."""
 
-    root = psutil.Process(pid)
-    processes = [root, *root.children(recursive=True)]  # the workers (and what they started)
+    def __init__(self, pid: int) -> None:
+        import psutil
 
-    def cpu_seconds() -> float:
+        root = psutil.Process(pid)
+        self.processes = [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
         total = 0.0
-        for process in processes:
+        for process in self.processes:
             try:
                 total += sum(process.cpu_times()[:2])
             except psutil.NoSuchProcess:
                 pass
         return total
 
+
+def measure(
+    name: str, url: str, pid: int, args: argparse.Namespace, cpus: str | None, ids: Ids
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each endpoint at each paced rate and flat out, with the server's own CPU per request."""
+    server = Server(pid)
     results = {}
-    delay_ms = max(1, round(connections * 1000 / rate) - 1)  # -1: about a request's own time
     for endpoint, (path, unique) in paths().items():
-        warm = run_wrk(url, path, unique, 2, 16, None)
+        warm = flat_out(url, ids.path(path, unique), unique, 2, cpus)
         results[(endpoint, "warm-up")] = warm
-        for mode, conns, delay in (
-            (f"paced {rate // 1000}k/s", connections, delay_ms),
-            ("max c16", 16, None),
-        ):
-            before = cpu_seconds()
-            result = run_wrk(url, path, unique, seconds, conns, delay)
-            cpu = cpu_seconds() - before
+        runs = [(f"{rate // 1000}k/s", rate) for rate in args.rates] + [("max c16", None)]
+        for mode, rate in runs:
+            before = server.cpu_seconds()
+            if rate is None:
+                result = flat_out(url, ids.path(path, unique), unique, args.seconds, cpus)
+            else:
+                result = paced(
+                    url, ids.path(path, unique), unique, args.seconds, rate, args.connections, cpus
+                )
+            cpu = server.cpu_seconds() - before
+            seconds = result["duration_us"] / 1e6
             result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
-            result["share"] = cpu / (result["duration_us"] / 1e6)
+            result["share"] = cpu / seconds
+            result["gen_share"] = result["gen_cpu"] / seconds
             results[(endpoint, mode)] = result
             print(line(name, endpoint, mode, result), flush=True)
     return results
@@ -245,22 +302,76 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=int, default=10_000, help="paced offered rate, req/s")
-    parser.add_argument("--connections", type=int, default=100, help="for the paced runs")
-    parser.add_argument("--no-fsync", action="store_true", help="also the collector, fsync off")
-    parser.add_argument(
-        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes per server"
-    )
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit(
-            "wrk is not installed: `make bench-wire` installs it (apt-get install wrk)"
+def meets(result: dict[str, Any]) -> bool:
+    """p99 within the target and the offered rate answered (≥ 95 %)."""
+    return result["p99"] <= TARGET_P99_US and result["rate"] >= 0.95 * result["offered"]
+
+
+def table(
+    placement: str,
+    bare: dict[tuple[str, str], dict[str, Any]],
+    ours: dict[tuple[str, str], dict[str, Any]],
+    rates: list[int],
+) -> None:
+    """Rate → p99 of each server and their ratio; the highest rate each keeps p99 ≤ 5 ms."""
+    for endpoint in ("pixel", "click"):
+        print(f"\n{placement}, {endpoint}: offered | bare: answered, p99 | ours: answered, p99, "
+              "CPU | p99 ratio | answered ratio")  # fmt: skip
+        print("|---:|---|---|---:|---:|")
+        best = {"bare": 0, "ours": 0}
+        for rate in rates:
+            b, o = bare[(endpoint, f"{rate // 1000}k/s")], ours[(endpoint, f"{rate // 1000}k/s")]
+            for who, result in (("bare", b), ("ours", o)):
+                if meets(result):
+                    best[who] = max(best[who], rate)
+            mark = {True: " ✓", False: ""}
+            print(
+                f"| {rate:,}/s | {b['rate']:,.0f}/s, {b['p99'] / 1000:.1f} ms{mark[meets(b)]} "
+                f"| {o['rate']:,.0f}/s, {o['p99'] / 1000:.1f} ms{mark[meets(o)]}, "
+                f"{o['cpu_us']:.0f} µs (bare {b['cpu_us']:.0f}) "
+                f"| {o['p99'] / max(b['p99'], 1):.1f}× | {o['rate'] / max(b['rate'], 1):.2f}× |"
+            )
+        b, o = bare[(endpoint, "max c16")], ours[(endpoint, "max c16")]
+        print(
+            f"| flat out (16 connections) | {b['rate']:,.0f}/s, {b['p99'] / 1000:.1f} ms "
+            f"| {o['rate']:,.0f}/s, {o['p99'] / 1000:.1f} ms, {o['cpu_us']:.0f} µs "
+            f"(bare {b['cpu_us']:.0f}) | {o['p99'] / max(b['p99'], 1):.1f}× "
+            f"| {o['rate'] / max(b['rate'], 1):.2f}× |"
+        )
+        print(
+            f"  highest rate with p99 ≤ 5 ms (✓, ≥ 95 % answered): bare responder "
+            f"{best['bare'] or 'none'}, advertisex {best['ours'] or 'none'}; target 10,000/s: "
+            f"{'MET' if best['ours'] >= 10_000 else 'not met'}"
         )
 
-    print(f"load average before: {os.getloadavg()[0]:.2f} (2-core machine: {os.cpu_count()} CPUs)")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(rate) for rate in text.split(",")],
+        default=[2000, 4000, 6000, 8000, 10_000],
+        help="paced offered rates, req/s, comma-separated",
+    )
+    parser.add_argument("--connections", type=int, default=50, help="for the paced runs")
+    parser.add_argument(
+        "--placements",
+        type=lambda text: text.split(","),
+        default=list(PLACEMENTS),
+        help="split (wrk on CPU 0, server on CPU 1) and/or shared (no pinning)",
+    )
+    parser.add_argument("--no-fsync", action="store_true", help="also the collector, fsync off")
+    parser.add_argument(
+        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="shared placement"
+    )
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed: `make bench-wire` installs wrk")
+
+    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    ids = Ids()
     with tempfile.TemporaryDirectory(prefix="adx-wire-") as work:
         root = Path(work)
         p50, p99 = fsync_latency_ms(root, rounds=300)
@@ -269,60 +380,43 @@ def main() -> None:
             f"the floor under a durable answer's p99 (target 5 ms: "
             f"{'within' if p99 <= 5 else 'the disk alone is over it'})"
         )
-        print(f"{args.workers} worker process(es) per server")
-        ceiling, ceiling_url = start_ceiling(args.workers)
-        try:
-            bare = measure(
-                "bare ASGI responder",
-                ceiling_url,
-                ceiling.pid,
-                args.seconds,
-                args.rate,
-                args.connections,
-            )
-        finally:
-            stop(ceiling)
-        runs = [("advertisex serve", True)] + (
-            [("advertisex, fsync off", False)] if args.no_fsync else []
-        )
-        for name, fsync in runs:
-            data = root / ("fsync" if fsync else "nofsync")
-            process, url = start_collector(data, fsync, args.workers)
-            try:
-                ours = measure(name, url, process.pid, args.seconds, args.rate, args.connections)
-            finally:
-                stop(process)
-            answered = {
-                "impressions": sum(r["requests"] for (e, _), r in ours.items() if e == "pixel"),
-                "clicks": sum(r["requests"] for (e, _), r in ours.items() if e == "click"),
-            }
-            found = landed(data)
+        for placement in args.placements:
+            gen_cpus, server_cpus, workers = PLACEMENTS[placement]
+            workers = workers or args.workers
             print(
-                f"  landed {found['impressions']:,} impressions and {found['clicks']:,} clicks "
-                f"for {answered['impressions']:,} and {answered['clicks']:,} answered by wrk "
-                "(more can land: requests in flight when wrk stops are not counted by it)"
+                f"\n== {placement}: wrk on CPU {gen_cpus or 'any'}, each server on CPU "
+                f"{server_cpus or 'any'} with {workers} worker(s); load "
+                f"{os.getloadavg()[0]:.2f}"
             )
-            for key, result in ours.items():
-                if key[1] == "warm-up":
-                    continue
-                base = bare[key]
-                if key[1].startswith("paced"):
-                    met = result["p99"] <= 5000 and result["rate"] >= 0.95 * args.rate
-                    print(
-                        f"  {key[0]:<6} {key[1]:<12} target p99 ≤ 5 ms at {args.rate:,}/s: "
-                        f"{'MET' if met else 'not met'} (p99 {result['p99'] / 1000:.2f} ms at "
-                        f"{result['rate']:,.0f}/s; bare responder {base['p99'] / 1000:.2f} ms; "
-                        f"disk fdatasync p99 alone {p99:.2f} ms)"
-                    )
+            ceiling, ceiling_url = start_ceiling(workers, server_cpus)
+            try:
+                bare = measure("bare ASGI responder", ceiling_url, ceiling.pid, args, gen_cpus, ids)
+            finally:
+                stop(ceiling)
+            runs = [("advertisex serve", True)] + (
+                [("advertisex, fsync off", False)] if args.no_fsync else []
+            )
+            for name, fsync in runs:
+                data = root / f"{placement}-{'fsync' if fsync else 'nofsync'}"
+                process, url = start_collector(data, fsync, workers, server_cpus)
+                try:
+                    ours = measure(name, url, process.pid, args, gen_cpus, ids)
+                finally:
+                    stop(process)
+                answered = {
+                    source: sum(r["requests"] for (e, _), r in ours.items() if e == endpoint)
+                    for source, endpoint in (("impressions", "pixel"), ("clicks", "click"))
+                }
+                found = landed(data)
                 print(
-                    f"  {key[0]:<6} {key[1]:<12} against the bare responder: "
-                    f"{result['rate'] / base['rate']:.2f}× the req/s, "
-                    f"{result['p99'] / max(base['p99'], 1):.1f}× the p99, "
-                    f"{result['cpu_us'] / max(base['cpu_us'], 1):.1f}× the CPU per request "
-                    f"(one core: ≈{1e6 / result['cpu_us']:,.0f} req/s against "
-                    f"≈{1e6 / base['cpu_us']:,.0f})"
+                    f"  landed {found['impressions']:,} impressions and {found['clicks']:,} "
+                    f"clicks for {answered['impressions']:,} and {answered['clicks']:,} answered "
+                    "(more can land: requests in flight when wrk stops are not counted)"
                 )
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+                print(f"\n{name} ({placement}) against the bare responder, load "
+                      f"{os.getloadavg()[0]:.2f}:")  # fmt: skip
+                table(placement, bare, ours, args.rates)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
