@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,9 +113,9 @@ class Reloads:
 
     def __init__(self, ttl_seconds: float, max_keys: int) -> None:
         self.ttl, self.max_keys = ttl_seconds, max_keys
-        self._landed: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._landed: OrderedDict[str, tuple[Hashable, float]] = OrderedDict()
 
-    def seen(self, key: str, fingerprint: bytes) -> bool:
+    def seen(self, key: str, fingerprint: Hashable) -> bool:
         found = self._landed.get(key)
         if found is None or found[0] != fingerprint:
             return False
@@ -124,7 +124,7 @@ class Reloads:
             return False
         return True
 
-    def remember(self, key: str, fingerprint: bytes) -> None:
+    def remember(self, key: str, fingerprint: Hashable) -> None:
         self._landed[key] = (fingerprint, time.monotonic() + self.ttl)
         if len(self._landed) > self.max_keys:
             self._landed.popitem(last=False)

@@ -207,9 +207,17 @@ def test_an_impression_record_takes_contract_fields_and_the_request_facts_win() 
         "user_agent": "UA",
         "ip": "10.0.0.0/24",
         "referrer": "https://news.example/a?b",
-        "ivt_ip_range": None,
         "user_id": "u1",
         "cost": 0.0025,
+        "website": "news.example",
+        "intake": "pixel",
+    }
+    # built without None values (no field, as the line leaves them out), in the same order
+    assert records.impression({"user_id": " "}, VISITOR, None) == {
+        "timestamp": "2026-11-20T10:00:00+00:00",
+        "user_agent": "UA",
+        "ip": "10.0.0.0/24",
+        "referrer": "https://news.example/a?b",
         "website": "news.example",
         "intake": "pixel",
     }

@@ -247,20 +247,38 @@ class AnsweringProtocol(GuardedProtocol):
 
     def encode(self, response: Response, answered: Answered) -> bytes:
         """``response`` as uvicorn's ``send`` writes it (all its bytes, one piece).
-        ValueError for a header uvicorn would refuse."""
+        ValueError for a header uvicorn would refuse.
+
+        The plain GIF (no cookie) is the same bytes from answer to answer until uvicorn
+        changes its default headers (the date, once a second): kept per server state."""
         head = getattr(response, "head", None)  # the GIF's and the 302's, checked once
         if head is None:
             head = header_lines(response.raw_headers)
+        keep_alive, with_body = answered.keep_alive, answered.hit.method != "HEAD"
+        defaults = self.server_state.default_headers
+        key = (response.status_code, head, keep_alive, with_body)
+        if getattr(response, "fixed", False):
+            cached = _ANSWERS.get(key)
+            if cached is not None and cached[0] is defaults:
+                return cached[1]
         parts: list[bytes | memoryview] = [STATUS_LINE[response.status_code]]
-        for name, value in self.server_state.default_headers:
+        for name, value in defaults:
             parts += (name, b": ", value, b"\r\n")
         parts.append(head)
-        if not answered.keep_alive:
+        if not keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
-        if answered.hit.method != "HEAD":
+        if with_body:
             parts.append(response.body)
-        return b"".join(parts)
+        data = b"".join(parts)
+        if getattr(response, "fixed", False):
+            _ANSWERS[key] = (defaults, data)
+        return data
+
+
+# The fixed answers' bytes by (status, head, keep-alive, body), each with the default
+# headers (uvicorn's list, replaced each second) it was made with.
+_ANSWERS: dict[tuple[int, bytes, bool, bool], tuple[object, bytes]] = {}
 
 
 @functools.lru_cache(maxsize=16)

@@ -27,19 +27,25 @@ PLUMBING = frozenset({"sig", "key", "to"})
 _KEPT_QUERY = 16 << 10
 # Fields only the request itself may set.
 _FROM_REQUEST = ("user_agent", "ip", "referrer", "ivt_ip_range")
+# What a parameter may not set: link plumbing, the request's own facts, the error marker.
+_NOT_FIELDS = PLUMBING | frozenset(_FROM_REQUEST) | {INTAKE_ERROR}
 
 
 def impression(params: Mapping[str, str], visitor: Visitor, user_id: str | None) -> dict[str, Any]:
     """The impression a pixel request reports. ``cpm`` (the OpenRTB price macro's unit)
     becomes ``cost`` per impression when ``cost`` is not given; a referrer's host stands in
-    for a missing ``website``."""
+    for a missing ``website``. No value is None (see :func:`line`)."""
     record = _fields(params, visitor)
-    record["user_id"] = user_id
+    _set_user(record, user_id)
     if "cost" not in params and "cpm" in params:
         record.pop("cpm", None)
         record["cost"] = _per_mille(params["cpm"])
     if not params.get("website") and visitor.referrer:
-        record["website"] = _host(visitor.referrer)
+        host = _host(visitor.referrer)
+        if host is None:
+            record.pop("website", None)
+        else:
+            record["website"] = host
     record["intake"] = "pixel"
     return record
 
@@ -47,9 +53,14 @@ def impression(params: Mapping[str, str], visitor: Visitor, user_id: str | None)
 def click(
     params: Mapping[str, str], visitor: Visitor, user_id: str | None, click_id: str
 ) -> dict[str, Any]:
+    """The click a redirect request reports (no value None, see :func:`line`)."""
     record = _fields(params, visitor)
-    record.update(event_id=click_id, event_type="click", user_id=user_id)
-    record["destination"] = params.get("to")
+    record["event_id"] = click_id
+    record["event_type"] = "click"
+    _set_user(record, user_id)
+    destination = params.get("to")
+    if destination is not None:
+        record["destination"] = destination
     record["intake"] = "click_redirect"
     return record
 
@@ -76,17 +87,42 @@ def rejected(code: str, message: str, raw_query: bytes, visitor: Visitor) -> dic
 
 
 def line(record: Mapping[str, Any]) -> bytes:
-    """One NDJSON line; absent (None) fields are left out, as a producer would."""
-    return jsonutil.dumps({k: v for k, v in record.items() if v is not None}) + b"\n"
+    """One NDJSON line; absent (None) fields are left out, as a producer would.
+
+    The pixel's and the click's records have no None to leave out (they are built without,
+    in the order the filtered record would have): one scan finds that, and the record is
+    encoded as it is.
+    """
+    if None in record.values():
+        record = {k: v for k, v in record.items() if v is not None}
+    return jsonutil.dumps_line(record)
 
 
 def _fields(params: Mapping[str, str], visitor: Visitor) -> dict[str, Any]:
+    """The record's timestamp, the parameters that are fields, then the request's own facts
+    that it has (none of them None)."""
     record: dict[str, Any] = {"timestamp": visitor.received}  # a timestamp parameter wins
     for name, value in params.items():
-        if name not in PLUMBING and name not in _FROM_REQUEST and name != INTAKE_ERROR:
+        if name not in _NOT_FIELDS:
             record[name] = value
-    record.update(visitor.fields())
+    # the request's own facts, in Visitor.fields' order, where the request has them
+    if visitor.user_agent is not None:
+        record["user_agent"] = visitor.user_agent
+    if visitor.ip is not None:
+        record["ip"] = visitor.ip
+    if visitor.referrer is not None:
+        record["referrer"] = visitor.referrer
+    if visitor.ivt_ip_range is not None:
+        record["ivt_ip_range"] = visitor.ivt_ip_range
     return record
+
+
+def _set_user(record: dict[str, Any], user_id: str | None) -> None:
+    """``user_id`` in its place (a ``user_id`` parameter's, else last); none: no field."""
+    if user_id is None:
+        record.pop("user_id", None)
+    else:
+        record["user_id"] = user_id
 
 
 def _per_mille(cpm: str) -> float | str:

@@ -28,6 +28,7 @@ from advertisex.util.timeutil import utcnow_iso
 # Headers with which browsers mark speculative loads (Chrome, Safari, Firefox, link previews).
 _PREFETCH_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})
 _PREFETCH_WORDS = ("prefetch", "preview", "prerender")
+_CACHED_COOKIE = 512  # bytes: longer Cookie headers are not kept in the per-header cache
 
 
 class Hit(NamedTuple):
@@ -100,6 +101,7 @@ class Visitors:
         self.set_cookie = t.set_cookie
         self.cookie_max_age = t.cookie_max_age_days * 86400
         self.describe = functools.lru_cache(maxsize=1 << 16)(self._describe)
+        self.cookie_user = functools.lru_cache(maxsize=1 << 13)(self._cookie_value)
 
     @staticmethod
     def now() -> str:
@@ -109,24 +111,34 @@ class Visitors:
         agent = referrer = cookie = None
         for name, value in hit.headers:
             if name == b"user-agent":
-                agent = value.decode("latin-1")
+                agent = value
             elif name == b"referer":
-                referrer = value.decode("latin-1")
+                referrer = value
             elif name == b"cookie":
-                cookie = value.decode("latin-1")
+                cookie = value
         client = hit.client
         ip, ivt_range = self.describe(client[0]) if client else (None, None)
-        return Visitor(
-            received=self.now(),
-            user_agent=agent or None,
-            ip=ip,
-            ivt_ip_range=ivt_range,
-            referrer=referrer or None,
-            cookie_user=self._cookie_value(cookie) if cookie else None,
+        return Visitor(  # positional: a named tuple's keywords cost twice the call
+            self.now(),
+            agent.decode("latin-1") if agent else None,
+            ip,
+            ivt_range,
+            referrer.decode("latin-1") if referrer else None,
+            self._user_in(cookie) if cookie else None,
         )
 
-    def _cookie_value(self, header: str) -> str | None:
-        for part in header.split(";"):
+    def _user_in(self, cookie: bytes) -> str | None:
+        # a long header is worked out each time: a cache of hostile cookies stays small
+        return (
+            self.cookie_user(cookie)
+            if len(cookie) <= _CACHED_COOKIE
+            else self._cookie_value(cookie)
+        )
+
+    def _cookie_value(self, header: bytes) -> str | None:
+        """The user id in a ``Cookie`` header (cached per header by :attr:`cookie_user`:
+        a visitor's requests carry the same one)."""
+        for part in header.decode("latin-1").split(";"):
             part = part.strip()
             if part.startswith(self._cookie_prefix):
                 return part[len(self._cookie_prefix) :].strip('"') or None
