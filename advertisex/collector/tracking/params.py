@@ -14,8 +14,6 @@ from urllib.parse import unquote
 
 from advertisex.collector.responses import ApiError
 
-_EQUALS = ("=",)
-
 
 class ParamError(ApiError):
     """A refused parameter set: ``code`` is stable; a pixel quarantines it instead of answering."""
@@ -54,7 +52,9 @@ def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]
     ``unquote`` for percent-escapes — only where a part has one: this runs for every
     pixel and click, and most parts are plain text.
     """
-    parts = [part for part in text.split("&") if part]
+    parts = text.split("&")
+    if "" in parts:
+        parts = [part for part in parts if part]
     if len(parts) > max_parameters:
         raise ParamError(
             400,
@@ -62,18 +62,24 @@ def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]
             f"the {where} has {len(parts)} parameters, more than {max_parameters}",
         )
     if "%" not in text and "+" not in text:  # the usual case: nothing to decode
-        plain = {name: value for name, _, value in map(str.partition, parts, _EQUALS * len(parts))}
+        plain = {}
+        for part in parts:  # a plain loop: twice as fast here as a comprehension over map()
+            name, _, value = part.partition("=")
+            plain[name] = value
         if len(plain) == len(parts):
             return plain  # else a name came twice: refused below, naming it
     try:
-        pairs = [tuple(map(_decode, part.partition("=")[::2])) for part in parts]
+        pairs = []
+        for part in parts:
+            name, _, value = part.partition("=")
+            pairs.append((_decode(name), _decode(value)))
     except UnicodeDecodeError as error:
         raise ParamError(
             400,
             "query_invalid_utf8",
             f"a percent-escape in the {where} decodes to bytes that are not UTF-8 ({error.reason})",
         ) from None
-    return unique(pairs, where)  # type: ignore[arg-type]
+    return unique(pairs, where)
 
 
 def _decode(part: str) -> str:

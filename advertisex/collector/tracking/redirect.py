@@ -40,6 +40,7 @@ from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id
 from advertisex.collector.tracking.params import ParamError, parse_query, required
 from advertisex.collector.tracking.service import Tracking
+from advertisex.collector.tracking.signing import escape_value
 from advertisex.collector.tracking.visitor import Hit, is_prefetch, user_of
 from advertisex.collector.whole import header_lines
 
@@ -154,7 +155,7 @@ def with_parameter(url: str, name: str, value: str) -> str:
     'https://shop.example/a?b=1&click%20id=c1.x%2Fy#top'
     """
     before, after = _around_parameter(url, name)
-    return before + quote(value, safe="") + after
+    return before + escape_value(value) + after
 
 
 @functools.lru_cache(maxsize=4096)  # a campaign's destination repeats from click to click

@@ -37,8 +37,11 @@ def canonical(
     >>> canonical({"to": "https://shop.example/?a=1", "campaign_id": "c 1", "sig": "x"})
     b'campaign_id=c%201&to=https%3A%2F%2Fshop.example%2F%3Fa%3D1'
     """
-    items = sorted((name, value) for name, value in params.items() if name not in unsigned)
-    return "&".join(f"{_escape(name)}={_escape(value)}" for name, value in items).encode()
+    parts = []
+    for name in sorted(params):  # names are unique: sorting by name sorts the pairs
+        if name not in unsigned:
+            parts.append(_escape(name) + "=" + _escape(params[name]))
+    return "&".join(parts).encode()
 
 
 def signature(
@@ -137,3 +140,13 @@ def _quote(text: str) -> str:
 
 def _escape(text: str) -> str:
     return text if _UNRESERVED.fullmatch(text) else _quote(text)
+
+
+def escape_value(text: str) -> str:
+    """``text`` percent-encoded for a query (``quote(text, safe="")``), at the cost of one
+    check when it needs none — a click id never does.
+
+    >>> escape_value("c1.x_y-z"), escape_value("a/b c")
+    ('c1.x_y-z', 'a%2Fb%20c')
+    """
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
