@@ -188,11 +188,14 @@ class Redirect(Response):
         self.status_code = 302
         self.background = None
         self.body = b""
-        variable = [(b"location", _ascii(location).encode("latin-1"))]
+        located = (b"location", _ascii(location).encode("latin-1"))
         if cookie:
-            variable.append((b"set-cookie", cookie.encode("latin-1")))
-        self.raw_headers = [variable[0], *_FIXED, *variable[1:]]
-        self.head = header_lines(variable[:1]) + _FIXED_HEAD + header_lines(variable[1:])
+            set_cookie = (b"set-cookie", cookie.encode("latin-1"))
+            self.raw_headers = [located, *_FIXED, set_cookie]
+            self.head = header_lines([located]) + _FIXED_HEAD + header_lines([set_cookie])
+        else:
+            self.raw_headers = [located, *_FIXED]
+            self.head = header_lines([located]) + _FIXED_HEAD
 
 
 def failed() -> Response:
