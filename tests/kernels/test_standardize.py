@@ -335,3 +335,36 @@ def _bid_frame(index: int, fields: list[dict], records: list[dict]) -> pa.Table:
     out = io.BytesIO()
     fastavro.writer(out, fastavro.parse_schema(schema), records)
     return frame_segment(index, Segment(source="bids", name="bids/x.avro", size=0), out.getvalue())
+
+
+def test_bid_texts_and_hashes_stay_those_of_the_sql_normalization() -> None:
+    """Pinned from the kernel that trimmed and case-folded the bid's text fields inside its
+    SQL: Arrow's text kernels give the same fields, payload hashes and rejected records
+    (no-break and ideographic spaces trimmed, tabs kept, Unicode case-folded, blanks null)."""
+    from advertisex.kernels.standardize import standardize_bids
+
+    texts = ("exchange", "site_domain", "device_type", "country", "campaign_id")
+    fields = [{"name": n, "type": ["null", "string"]} for n in texts]
+    stamp = "2026-11-10T00:00:00Z"
+    records = [
+        {"auction_id": "\u00a0a1\u3000", "timestamp": stamp, "user_id": " u\t",
+         "exchange": " AdX ", "site_domain": "News.Example\u00a0", "device_type": "\u00c9cran",
+         "country": "de", "campaign_id": "  "},
+        {"auction_id": "a2", "timestamp": stamp, "user_id": "u2", "exchange": None,
+         "site_domain": "", "device_type": "MOBILE", "country": None, "campaign_id": "c-1"},
+        {"auction_id": " a3", "timestamp": stamp, "user_id": "\u3000", "exchange": "X",
+         "site_domain": None, "device_type": None, "country": "fr ", "campaign_id": None},
+    ]  # fmt: skip
+    rows = standardize_bids(_bid_frame(0, fields, records), Rules(NOW)).to_pylist()
+    got = [tuple(r[n] for n in ("auction_id", "user_id", *texts, "payload_hash")) for r in rows]
+    assert got == [
+        ("a1", "u\t", "adx", "news.example", "écran", "DE", None, "x5ec7e77e57d771ae"),
+        ("a2", "u2", None, None, "mobile", None, "c-1", "xbb0a0b6cbcaf3929"),
+        ("a3", None, "x", None, None, "FR", None, "x598689e75886a66d"),
+    ]
+    assert rows[2]["reasons"] == ["required_missing:user_id"]
+    assert rows[2]["raw"] == (
+        '{"auction_id":"a3","timestamp":"2026-11-10T00:00:00Z","user_id":null,"exchange":"x",'
+        '"site_domain":null,"device_type":null,"country":"FR","floor_price":null,'
+        '"ad_targeting":null,"bid_price":null,"campaign_id":null,"ad_creative_id":null}'
+    )
