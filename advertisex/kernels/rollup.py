@@ -33,7 +33,7 @@ WITH imp AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
     device_type, count(*) AS impressions,
     sum(CAST(round(coalesce(cost, 0) * 1e6) AS BIGINT)) AS spend_micros,
-    list_sort(list_distinct(list(HASH))) AS user_hashes
+    list_sort(list_distinct(list(user_hash))) AS user_hashes
   FROM impressions GROUP BY ALL
 ), clk AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
@@ -104,13 +104,10 @@ def campaign_hourly(
     """
     sums = ", ".join(f"CAST(coalesce(sum({m}), 0) AS BIGINT) AS {m}" for m in MEASURES)
     hour_filter = "hour IN (SELECT hour FROM hours)" if hours is not None else "true"
-    query = (
-        _SQL.replace("HASH", sketch.HASH_SQL.format(column="user_id"))
-        .replace("SUMS", sums)
-        .replace("HOUR_FILTER", hour_filter)
-    )
+    query = _SQL.replace("SUMS", sums).replace("HOUR_FILTER", hour_filter)
+    user_hash = sketch.user_hashes(impressions.column("user_id"))
     tables = {
-        "impressions": impressions,
+        "impressions": impressions.append_column("user_hash", user_hash),
         "touch_impressions": impressions if touch_impressions is None else touch_impressions,
         "clicks": clicks,
         "conversions": conversions,

@@ -40,6 +40,27 @@ def hash_user(user_id: str) -> int:
     return int.from_bytes(hashlib.md5(user_id.encode()).digest()[8:], "little")
 
 
+def user_hashes(user_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:data:`HASH_SQL` of each user id, computed once per distinct id (a user has tens of
+    impressions, and the engine's MD5 costs ≈ 0.6 µs a value); null for a null id.
+
+    >>> user_hashes(pa.array(["u1", None, "u1"])).to_pylist() == [hash_user("u1"), None, hash_user("u1")]
+    True
+    """
+    import pyarrow.compute as pc
+
+    from advertisex.util import engine
+
+    if isinstance(user_ids, pa.ChunkedArray):
+        user_ids = user_ids.combine_chunks()
+    encoded = pc.dictionary_encode(user_ids)
+    distinct = engine.run(
+        f"SELECT {HASH_SQL.format(column='u')} AS h FROM d",
+        d=pa.table({"u": encoded.dictionary}),
+    )
+    return pc.take(distinct.column("h").combine_chunks(), encoded.indices)
+
+
 def from_lists(lists: pa.Array | pa.ChunkedArray) -> pa.Array:
     """One sketch per list of uint64 hashes (a null or empty list is the empty set)."""
     import pyarrow.compute as pc
