@@ -126,7 +126,8 @@ def decode_bounded(
     fallback = salvage_avro if decoder is frame_avro else None
     try:
         budget = limits.budget(len(data), _FAST_SHARE if fallback else 1.0)
-        return pool.run(budget, gunzip_and_decode, decoder, data, cancel=cancel)
+        framed = pool.run(budget, decode_for_handoff, decoder, data, cancel=cancel)
+        return framed.over(data) if isinstance(framed, TextViews) else framed
     except BudgetExceeded as breach:
         if fallback is None or breach.kind in ("memory", "cancelled"):
             raise _refused(breach) from None
@@ -151,6 +152,57 @@ def decode_pool() -> WorkerPool:
 def warm() -> None:
     """Start the decoder workers now, in the background, so the first batch does not wait."""
     decode_pool().warm()
+
+
+@dataclass(frozen=True)
+class TextViews:
+    """A frame whose ``raw`` texts are slices of the segment's own bytes, handed back by
+    a decoder worker as those slices' offsets (4 bytes a record) instead of the texts: the
+    caller has the bytes already, and pickling a segment's text back through the pipe cost
+    both processes about as much as framing it. :meth:`over` rebuilds the frame."""
+
+    rest: pa.Table  # the frame without its raw column
+    position: int  # where the raw column was
+    offsets: bytes  # int32 offsets of the texts into the segment's bytes, one more than rows
+
+    @staticmethod
+    def of(frame: pa.Table, data: bytes) -> TextViews | pa.Table:
+        """The views of ``frame`` when its raw texts are slices of ``data`` (the JSON
+        framer's lines are, when no line needed re-framing), else ``frame`` as it is."""
+        import numpy as np
+
+        from advertisex.formats.framing import RAW
+
+        if RAW not in frame.column_names or frame.num_rows == 0:
+            return frame
+        raw = frame.column(RAW)
+        if raw.num_chunks != 1 or raw.type != pa.string() or raw.null_count:
+            return frame
+        chunk = raw.chunk(0)
+        values = chunk.buffers()[2]
+        if values is None or values.address != pa.py_buffer(data).address:
+            return frame
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+        if offsets[-1] > len(data):
+            return frame
+        position = frame.schema.get_field_index(RAW)
+        return TextViews(frame.remove_column(position), position, offsets.tobytes())
+
+    def over(self, data: bytes) -> pa.Table:
+        """The frame, its raw texts sliced from ``data`` (the bytes the worker framed)."""
+        from advertisex.formats.framing import RAW
+
+        rows = self.rest.num_rows
+        raw = pa.StringArray.from_buffers(rows, pa.py_buffer(self.offsets), pa.py_buffer(data))
+        return self.rest.add_column(self.position, RAW, raw)
+
+
+def decode_for_handoff(decoder: Decoder, data: bytes) -> pa.Table | TextViews:
+    """:func:`gunzip_and_decode` in a worker: the frame, or its :class:`TextViews` when its
+    texts are slices of ``data`` as it was sent (not un-gzipped)."""
+    frame = gunzip_and_decode(decoder, data)
+    return TextViews.of(frame, data)
 
 
 def gunzip_and_decode(decoder: Decoder, data: bytes) -> pa.Table:

@@ -304,10 +304,11 @@ def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
     if blank.any():
         stripped = pc.utf8_trim_whitespace(lines.filter(pa.array(blank)))
         blank_idx = np.flatnonzero(blank)[pc.equal(stripped, "").to_numpy(zero_copy_only=False)]
-        keep = np.ones(len(lines), dtype=bool)
-        keep[blank_idx] = False
-        lines = lines.filter(pa.array(keep))
-        positions = positions[keep]
+        if len(blank_idx):  # else the lines stay slices of ``data`` (bounded.TextViews)
+            keep = np.ones(len(lines), dtype=bool)
+            keep[blank_idx] = False
+            lines = lines.filter(pa.array(keep))
+            positions = positions[keep]
     table = pa.table(
         {RAW: lines, POSITION: pa.array(positions), FRAME_ERROR: pa.nulls(len(lines), pa.string())}
     )

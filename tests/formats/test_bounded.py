@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import time
 
@@ -91,3 +92,26 @@ def test_a_decoder_error_is_raised_as_it_is() -> None:
 def test_in_process_decoding_when_isolation_is_off() -> None:
     frame = decode_bounded(frame_json, b'{"a": 1}\n', DecodeLimits(isolated=False))
     assert frame.column("raw").to_pylist() == ['{"a": 1}\n']
+
+
+@pytest.mark.parametrize(
+    ("data", "as_views"),
+    [
+        (b'{"a":1}\n{"a":"\xc3\xa9"}\n{"a":3}', True),  # lines are slices of the bytes
+        (b'{"a":1}\n\n{"cut":\n{"a":2} {"a":3}\n', False),  # blank and re-framed lines
+        (b'\xef\xbb\xbf{"a":1}\n', False),  # the BOM is cut off: another buffer
+        (gzip.compress(b'{"a":1}\n{"a":2}\n'), False),  # framed from the inflated bytes
+    ],
+    ids=["ndjson", "reframed", "bom", "gzip"],
+)
+def test_a_frame_of_slices_comes_back_as_offsets_and_reads_the_same(
+    data: bytes, as_views: bool
+) -> None:
+    """The workers hand a frame whose texts are slices of the segment back as offsets into
+    the caller's bytes; whichever way it travels, it equals the frame made in-process."""
+    from advertisex.formats.bounded import TextViews, decode_for_handoff
+
+    handed = decode_for_handoff(frame_json, data)
+    assert isinstance(handed, TextViews) is as_views
+    expected = frame_json(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    assert decode_bounded(frame_json, data, DecodeLimits()).equals(expected)
