@@ -8,6 +8,8 @@ completion list every verb. Heavy libraries are imported inside commands.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import signal
 import sys
@@ -99,6 +101,11 @@ def _options(
 def main() -> None:
     """Entry point: run the app, turning our own errors into a message and exit code 2."""
     warnings.showwarning = _show_warning
+    # Interpreter shutdown runs the cycle collector over every object the command made and
+    # imported, several times, after the answer is out: 0.5-1.9 s (0.5 s of CPU) after a
+    # batch's imports at load 8-10. Frozen first (this runs after the other exit handlers,
+    # registered after it), the collections skip them; the OS takes the memory back.
+    atexit.register(gc.freeze)
     previous = signal.signal(signal.SIGINT, on_interrupt)
     INTERRUPTED.clear()
     try:
