@@ -496,7 +496,8 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
 
 
 # Each bid text field's normalization: its SQL (the spec) and the same by Arrow (kernels.text).
-_BID_TEXTS = {
+_Fold = Callable[[text.Column], text.Column]
+_BID_TEXTS: dict[str, tuple[str, _Fold | None]] = {
     "auction_id": ("", None),
     "user_id": ("", None),
     "exchange": ("lower", text.lower),
@@ -509,7 +510,7 @@ _BID_TEXTS = {
 
 
 def _normalized_texts(
-    frame: pa.Table, fields: dict[str, tuple[str, Callable[[text.Column], text.Column] | None]]
+    frame: pa.Table, fields: dict[str, tuple[str, _Fold | None]]
 ) -> tuple[pa.Table, dict[str, str]]:
     """The frame with its text ``fields`` trimmed (and case-folded) by Arrow, and the SQL
     each field is then read by: the bare column. A column that is not text (all nulls, say)
