@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Container, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -72,9 +73,32 @@ class ReadFile:
         return f"file-{self.digest[:16]}"
 
 
+# A folder not modified for this long is "settled": its listing is kept and reused while its
+# modification time stays the same. A file renamed into a folder always moves the folder's
+# modification time on — unless it lands in the same tick of the file system's clock as the
+# change before it (a few ms on Linux, 2 s on FAT): a folder changed less than this ago is
+# listed again at every pass, so no such tick is ever trusted.
+SETTLED_AFTER_NS = 5_000_000_000
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One folder's entries when it was listed: segment names (from the landing root, dot
+    names left out: still being written) and subfolders."""
+
+    modified_ns: int
+    files: tuple[str, ...]
+    folders: tuple[str, ...]
+
+
 class LandingZone:
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Listings of settled folders, by path. A follower lists the landing days it has not
+        # finished at every pass; without these, each pass would read every folder of the
+        # day again — the longer the day, the longer the pass (a day of micro-batches lands
+        # tens of thousands of segments). Reused only while the folder's mtime is unchanged.
+        self._listings: dict[str, _Listing] = {}
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(
@@ -270,16 +294,53 @@ class LandingZone:
 
     def _walk(self, source: str, base: Path, skip: Container[str] = frozenset()) -> list[Segment]:
         """Sealed segments under ``base`` (none when it does not exist), but those named
-        in ``skip``."""
+        in ``skip`` (their size is not asked)."""
         found: list[Segment] = []
-        for directory, _, files in os.walk(base):
-            folder = Path(directory).relative_to(self.root).as_posix()
-            for name in files:
-                # Dot-names are segments still being written.
-                if not name.startswith(".") and f"{folder}/{name}" not in skip:
-                    path = Path(directory) / name
-                    found.append(Segment(source, f"{folder}/{name}", path.stat().st_size))
+        folders = [base.relative_to(self.root).as_posix()]
+        while folders:
+            listing = self._listing(folders.pop())
+            if listing is None:
+                continue
+            folders.extend(listing.folders)
+            for name in listing.files:
+                if name not in skip:
+                    try:
+                        size = (self.root / name).stat().st_size
+                    except FileNotFoundError:  # removed since it was listed (retention)
+                        continue
+                    found.append(Segment(source, name, size))
         return found
+
+    def _listing(self, folder: str) -> _Listing | None:
+        """The entries of ``folder`` (relative to the root), from the kept listing while the
+        folder is settled and unchanged (one ``stat``), else read; None if it is not there."""
+        path = self.root / folder
+        try:
+            modified = os.stat(path).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            self._listings.pop(folder, None)
+            return None
+        kept = self._listings.get(folder)
+        if kept is not None and kept.modified_ns == modified:
+            return kept
+        files, folders = [], []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir():
+                        folders.append(f"{folder}/{entry.name}")
+                    elif not entry.name.startswith("."):  # dot-names are still being written
+                        files.append(f"{folder}/{entry.name}")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        listing = _Listing(modified, tuple(files), tuple(folders))
+        # Taken before the listing: a change after it moves the mtime on, once it is
+        # older than a tick of the file system's clock.
+        if time.time_ns() - modified > SETTLED_AFTER_NS:
+            self._listings[folder] = listing
+        else:
+            self._listings.pop(folder, None)
+        return listing
 
     def _segment(self, source: str, path: Path) -> Segment:
         return Segment(source, path.relative_to(self.root).as_posix(), path.stat().st_size)

@@ -103,6 +103,45 @@ def test_segments_named_in_skip_are_left_out_before_their_size_is_read(
     assert zone.segments("impressions", hour=segment_time(new), skip={new.name}) == done
 
 
+def test_a_settled_folder_is_listed_once_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A follower lists the day's folders at every pass: a folder whose mtime is old enough
+    that no change can share its clock tick is read once and then only ``stat``-ed, and a
+    segment sealed into it later (or removed from it) is still seen at the next pass."""
+    import os
+
+    from advertisex.landing import zone as module
+
+    zone = LandingZone(tmp_path)
+    at = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    first = zone.write_segment("impressions", b"{}\n", at=at, fsync=False)
+    folder = (tmp_path / first.name).parent
+    settled = 1_700_000_000_000_000_000  # long ago: the folder is settled
+    os.utime(folder, ns=(settled, settled))
+    read: list[str] = []
+    scandir = os.scandir
+
+    def counted(path):
+        read.append(Path(path).relative_to(tmp_path).as_posix())
+        return scandir(path)
+
+    monkeypatch.setattr(module.os, "scandir", counted)
+    assert zone.segments() == [first]
+    assert zone.segments() == [first]
+    assert read.count("impressions/2026-01-01/10") == 1  # the second pass only stat-ed it
+
+    second = zone.write_segment("impressions", b"{}\n", at=at.replace(minute=5), fsync=False)
+    assert zone.segments() == [first, second]  # the rename moved the folder's mtime on
+    assert zone.segments() == [first, second]
+    assert read.count("impressions/2026-01-01/10") == 3  # changed just now: not kept
+
+    os.utime(folder, ns=(settled + 1, settled + 1))
+    assert zone.segments() == [first, second]
+    zone.remove(first)
+    assert zone.segments() == [second]
+
+
 def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
     with pytest.raises(UserInputError) as error:
         expand_paths([str(tmp_path / "nope*.json")])
