@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from advertisex.lake.datafiles import write_data_files
+from advertisex.lake.datafiles import Footer, write_data_files
 
 
 def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
@@ -60,6 +60,53 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
             file.footer
             and file.footer.size == Path(file.url.removeprefix("file://")).stat().st_size
         )
+
+
+
+def test_the_files_columns_are_checked_against_the_table_once_per_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every micro-batch commits files of the same columns: pyiceberg's check of a file's
+    columns against the table (≈ 15 ms a file) runs once per table schema, again when the
+    schema changes, and a file whose columns do not fit is still refused every time."""
+    import pyiceberg.io.pyarrow as pyiceberg_arrow
+    from pyiceberg.types import StringType
+
+    from advertisex.config import load_settings
+    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.tables import Lake
+    from tests.lake.test_erasure import _clicks
+
+    checked: list[object] = []
+    check = pyiceberg_arrow._check_pyarrow_schema_compatible
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        checked.append(args)
+        check(*args, **kwargs)
+
+    monkeypatch.setattr(pyiceberg_arrow, "_check_pyarrow_schema_compatible", counted)
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    table = lake.table("curated.clicks")
+
+    def commit_files(ids: list[str]) -> None:
+        for file in write_data_files("curated.clicks", _clicks(ids), table.location(), "b", None):
+            _data_file(table, table.metadata, file.url, file.footer)
+
+    commit_files(["a1", "b2"])
+    commit_files(["c3"])
+    assert len(checked) == 1
+    with table.update_schema() as update:
+        update.add_column("note", StringType())
+    table = lake.table("curated.clicks")
+    commit_files(["d4"])
+    assert len(checked) == 2  # a new schema: checked again
+
+    alien = tmp_path / "alien.parquet"
+    pq.write_table(pa.table({"click_id": [1]}), alien)  # an int where the table has a string
+    footer = Footer(pq.ParquetFile(alien).metadata, alien.stat().st_size)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            _data_file(table, table.metadata, str(alien), footer)
 
 
 def test_a_write_that_fails_leaves_no_open_writer_to_fail_again_later(
