@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Container, Iterable
@@ -83,10 +84,12 @@ SETTLED_AFTER_NS = 5_000_000_000
 
 @dataclass(frozen=True)
 class _Listing:
-    """One folder's entries when it was listed: segment names (from the landing root, dot
-    names left out: still being written) and subfolders."""
+    """One folder's entries when it was listed: every name in it, and of those the segments
+    (named from the landing root; dot-names left out: still being written) and subfolders."""
 
     modified_ns: int
+    settled: bool  # unchanged for SETTLED_AFTER_NS when listed: reused while mtime stays
+    names: frozenset[str]
     files: tuple[str, ...]
     folders: tuple[str, ...]
 
@@ -312,8 +315,12 @@ class LandingZone:
         return found
 
     def _listing(self, folder: str) -> _Listing | None:
-        """The entries of ``folder`` (relative to the root), from the kept listing while the
-        folder is settled and unchanged (one ``stat``), else read; None if it is not there."""
+        """The entries of ``folder`` (relative to the root); None if it is not there.
+
+        A settled folder whose mtime has not moved is not read at all (one ``stat``). A
+        changed one is read as names only (``listdir``, no per-entry Python) and compared
+        with its last listing, so only the names that came are looked at: a pass costs
+        about the same however many segments the current hour's folder already holds."""
         path = self.root / folder
         try:
             modified = os.stat(path).st_mtime_ns
@@ -321,26 +328,51 @@ class LandingZone:
             self._listings.pop(folder, None)
             return None
         kept = self._listings.get(folder)
-        if kept is not None and kept.modified_ns == modified:
+        if kept is not None and kept.settled and kept.modified_ns == modified:
             return kept
-        files, folders = [], []
         try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    if entry.is_dir():
-                        folders.append(f"{folder}/{entry.name}")
-                    elif not entry.name.startswith("."):  # dot-names are still being written
-                        files.append(f"{folder}/{entry.name}")
+            if kept is None:
+                listing = self._read_listing(folder, modified)
+            else:
+                listing = self._changed_listing(folder, modified, kept)
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        listing = _Listing(modified, tuple(files), tuple(folders))
-        # Taken before the listing: a change after it moves the mtime on, once it is
-        # older than a tick of the file system's clock.
-        if time.time_ns() - modified > SETTLED_AFTER_NS:
-            self._listings[folder] = listing
-        else:
             self._listings.pop(folder, None)
+            return None
+        self._listings[folder] = listing
         return listing
+
+    def _read_listing(self, folder: str, modified: int) -> _Listing:
+        """``folder`` read whole (its entries' kinds come with them)."""
+        names, files, folders = [], [], []
+        with os.scandir(self.root / folder) as entries:
+            for entry in entries:
+                names.append(entry.name)
+                if entry.is_dir():
+                    folders.append(f"{folder}/{entry.name}")
+                elif not entry.name.startswith("."):  # dot-names are still being written
+                    files.append(f"{folder}/{entry.name}")
+        return _Listing(
+            modified, _settled(modified), frozenset(names), tuple(files), tuple(folders)
+        )
+
+    def _changed_listing(self, folder: str, modified: int, kept: _Listing) -> _Listing:
+        """``folder``'s names read (no per-entry Python) and compared with ``kept``: only
+        the names that came are looked at."""
+        names = frozenset(os.listdir(self.root / folder))
+        files, folders = list(kept.files), list(kept.folders)
+        if not kept.names <= names:  # some went (retention, erasure)
+            prefix = len(folder) + 1
+            files = [f for f in files if f[prefix:] in names]
+            folders = [f for f in folders if f[prefix:] in names]
+        for name in names - kept.names:
+            if name.startswith("."):  # still being written
+                continue
+            try:
+                is_folder = stat.S_ISDIR(os.stat(self.root / folder / name).st_mode)
+            except FileNotFoundError:  # gone since the listing
+                continue
+            (folders if is_folder else files).append(f"{folder}/{name}")
+        return _Listing(modified, _settled(modified), names, tuple(files), tuple(folders))
 
     def _segment(self, source: str, path: Path) -> Segment:
         return Segment(source, path.relative_to(self.root).as_posix(), path.stat().st_size)
@@ -681,6 +713,13 @@ def _day(folder: str) -> date | None:
         return date.fromisoformat(folder)
     except ValueError:
         return None
+
+
+def _settled(modified_ns: int) -> bool:
+    """Whether a folder last modified at ``modified_ns`` (its mtime, taken before it was
+    listed) is settled: any later change moves its mtime on, since the change cannot
+    share the file system clock's tick with this one."""
+    return time.time_ns() - modified_ns > SETTLED_AFTER_NS
 
 
 def landing_source(name: str) -> str:

@@ -120,13 +120,16 @@ def test_a_settled_folder_is_listed_once_until_it_changes(
     settled = 1_700_000_000_000_000_000  # long ago: the folder is settled
     os.utime(folder, ns=(settled, settled))
     read: list[str] = []
-    scandir = os.scandir
 
-    def counted(path):
-        read.append(Path(path).relative_to(tmp_path).as_posix())
-        return scandir(path)
+    def counted(reader):
+        def read_folder(path):
+            read.append(Path(path).relative_to(tmp_path).as_posix())
+            return reader(path)
 
-    monkeypatch.setattr(module.os, "scandir", counted)
+        return read_folder
+
+    monkeypatch.setattr(module.os, "scandir", counted(os.scandir))
+    monkeypatch.setattr(module.os, "listdir", counted(os.listdir))
     assert zone.segments() == [first]
     assert zone.segments() == [first]
     assert read.count("impressions/2026-01-01/10") == 1  # the second pass only stat-ed it
@@ -241,3 +244,40 @@ def test_json_lines_whose_first_record_is_broken_still_land_as_impressions(tmp_p
     other = tmp_path / "notes.txt"  # no JSON extension: still judged by its first line
     other.write_bytes(b"1796029200860025\n" + good)
     assert LandingZone(tmp_path / "landing").ingest_file(other).status == "skipped"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["write", "start", "seal", "remove", "settle"]), st.integers(0, 2)
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_a_kept_listing_always_equals_a_fresh_one(operations: list[tuple[str, int]]) -> None:
+    """Whatever lands, is sealed late, goes or settles between passes, the listing a
+    follower's zone keeps answers exactly what a zone reading every folder answers."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        zone = LandingZone(Path(root))
+        started: list[tuple[Path, Path]] = []
+        for number, (operation, hour) in enumerate(operations):
+            at = datetime(2026, 1, 1, 10 + hour, number, tzinfo=UTC)
+            if operation == "write":
+                zone.write_segment("impressions", b"{}\n", at=at, fsync=False)
+            elif operation == "start":
+                _, final, temporary = zone.new_segment_path("impressions", at=at)
+                temporary.write_bytes(b"{}\n")
+                started.append((temporary, final))
+            elif operation == "seal" and started:
+                zone.seal(*started.pop(0), fsync=False)
+            elif operation == "remove" and (listed := LandingZone(Path(root)).segments()):
+                zone.remove(listed[hour % len(listed)])
+            elif operation == "settle":
+                for folder, _, _ in os.walk(root):
+                    os.utime(folder, ns=(1_700_000_000_000_000_000 + number,) * 2)
+            assert zone.segments() == LandingZone(Path(root)).segments()
