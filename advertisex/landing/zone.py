@@ -90,8 +90,8 @@ class _Listing:
     modified_ns: int
     settled: bool  # unchanged for SETTLED_AFTER_NS when listed: reused while mtime stays
     names: frozenset[str]
-    files: tuple[str, ...]
-    folders: tuple[str, ...]
+    files: frozenset[str]  # sets, so a pass compares them with what it knows in C, not Python
+    folders: frozenset[str]
 
 
 class LandingZone:
@@ -305,13 +305,17 @@ class LandingZone:
             if listing is None:
                 continue
             folders.extend(listing.folders)
-            for name in listing.files:
-                if name not in skip:
-                    try:
-                        size = (self.root / name).stat().st_size
-                    except FileNotFoundError:  # removed since it was listed (retention)
-                        continue
-                    found.append(Segment(source, name, size))
+            unskipped = (
+                listing.files - skip  # in C: a follower's skip holds the day's segments
+                if isinstance(skip, (set, frozenset))
+                else [name for name in listing.files if name not in skip]
+            )
+            for name in unskipped:
+                try:
+                    size = (self.root / name).stat().st_size
+                except FileNotFoundError:  # removed since it was listed (retention)
+                    continue
+                found.append(Segment(source, name, size))
         return found
 
     def _listing(self, folder: str) -> _Listing | None:
@@ -352,18 +356,18 @@ class LandingZone:
                 elif not entry.name.startswith("."):  # dot-names are still being written
                     files.append(f"{folder}/{entry.name}")
         return _Listing(
-            modified, _settled(modified), frozenset(names), tuple(files), tuple(folders)
+            modified, _settled(modified), frozenset(names), frozenset(files), frozenset(folders)
         )
 
     def _changed_listing(self, folder: str, modified: int, kept: _Listing) -> _Listing:
         """``folder``'s names read (no per-entry Python) and compared with ``kept``: only
         the names that came are looked at."""
         names = frozenset(os.listdir(self.root / folder))
-        files, folders = list(kept.files), list(kept.folders)
-        if not kept.names <= names:  # some went (retention, erasure)
-            prefix = len(folder) + 1
-            files = [f for f in files if f[prefix:] in names]
-            folders = [f for f in folders if f[prefix:] in names]
+        files, folders = kept.files, kept.folders
+        if went := kept.names - names:  # retention, erasure
+            gone = {f"{folder}/{name}" for name in went}
+            files, folders = files - gone, folders - gone
+        came_files, came_folders = [], []
         for name in names - kept.names:
             if name.startswith("."):  # still being written
                 continue
@@ -371,8 +375,14 @@ class LandingZone:
                 is_folder = stat.S_ISDIR(os.stat(self.root / folder / name).st_mode)
             except FileNotFoundError:  # gone since the listing
                 continue
-            (folders if is_folder else files).append(f"{folder}/{name}")
-        return _Listing(modified, _settled(modified), names, tuple(files), tuple(folders))
+            (came_folders if is_folder else came_files).append(f"{folder}/{name}")
+        return _Listing(
+            modified,
+            _settled(modified),
+            names,
+            files.union(came_files) if came_files else files,
+            folders.union(came_folders) if came_folders else folders,
+        )
 
     def _segment(self, source: str, path: Path) -> Segment:
         return Segment(source, path.relative_to(self.root).as_posix(), path.stat().st_size)
