@@ -74,7 +74,11 @@ class KeyIndex:
     """
 
     def __init__(self, rows: pa.Table, hashes: np.ndarray) -> None:
-        self.rows = rows
+        # One chunk per column: a take from a table of many chunks (the batches merged
+        # into a part) costs time in proportion to the chunks, even for no rows — a
+        # part of the committed keys grew by a chunk a micro-batch, and so did every
+        # lookup's time (12 ms for a take from 2,000 chunks, 0.01 ms from one).
+        self.rows = rows.combine_chunks()
         self._order = np.argsort(hashes)
         self._sorted = hashes[self._order]
 
@@ -98,7 +102,10 @@ class KeyIndex:
     def matching(self, hashes: np.ndarray) -> pa.Table:
         """The rows whose key hash is one of ``hashes`` (sorted, unique: :func:`distinct_hashes`) — a
         superset of those whose key is."""
-        return self.rows.take(pa.array(self.positions(hashes)))
+        positions = self.positions(hashes)
+        if len(positions) == 0:  # most parts, for most lookups
+            return self.rows.slice(0, 0)
+        return self.rows.take(pa.array(positions))
 
     @classmethod
     def merged(cls, parts: list[KeyIndex]) -> KeyIndex:
