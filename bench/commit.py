@@ -5,8 +5,12 @@ bench/soak.py, without its checkpoints): a tick of live synthetic traffic lands 
 segments and the embedded runner processes them, manifests merging as commits append.
 It prints the CPU time of the process per commit, p50 and p99 (the first commit, which
 creates every table and starts the decoder workers, apart and not counted), and with
-``--profile FILE`` writes a cProfile of the counted commits, timed by the CPU clock, so a
-busy machine does not blur where the time goes.
+``--profile FILE`` writes a cProfile of the counted commits, timed by the CPU clock of
+each thread, so a busy machine does not blur where the time goes: the runner's thread and,
+merged into the same file, the worker threads that standardize and dedupe the pieces (the
+main thread's profile alone once hid a lookup that grew with every commit). cProfile
+inflates deep pure-Python call trees (pyiceberg's schema visitors several times over):
+time a suspect directly before trusting its share.
 
     python bench/commit.py [--commits 200] [--events-per-commit 500] [--profile out.prof]
 """
@@ -21,6 +25,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -43,7 +48,8 @@ def commits(count: int, per_commit: int, profile: str | None) -> list[float]:
     runner, landing = ax.runner, ax.landing
     traffic = LiveTraffic(seed=7)
     impressions = max(1, round(per_commit / 1.9))  # + bids, lost auctions, responses
-    profiler = cProfile.Profile(time.process_time) if profile else None
+    profiler = cProfile.Profile(time.thread_time) if profile else None
+    pieces = _PieceProfiles() if profile else None
     cpus: list[float] = []
     try:
         for n in range(1, count + 1):
@@ -56,9 +62,11 @@ def commits(count: int, per_commit: int, profile: str | None) -> list[float]:
             started = time.process_time()
             if counted:
                 profiler.enable()  # type: ignore[union-attr]
+                pieces.on = True  # type: ignore[union-attr]
             runner.process()
             if counted:
                 profiler.disable()  # type: ignore[union-attr]
+                pieces.on = False  # type: ignore[union-attr]
             cpu = time.process_time() - started
             if n == 1:
                 print(f"first commit: {cpu:.3f} s CPU (not counted)", flush=True)
@@ -66,9 +74,39 @@ def commits(count: int, per_commit: int, profile: str | None) -> list[float]:
                 cpus.append(cpu)
     finally:
         shutil.rmtree(data.parent, ignore_errors=True)
-    if profiler is not None and profile:
-        profiler.dump_stats(profile)
+    if profiler is not None and pieces is not None and profile:
+        import pstats
+
+        pieces.stop()
+        pstats.Stats(profiler, *pieces.profiles).dump_stats(profile)
     return cpus
+
+
+class _PieceProfiles:
+    """cProfiles of the embedded runner's pieces, each on its worker thread while ``on``."""
+
+    def __init__(self) -> None:
+        from advertisex.runners.embedded import EmbeddedRunner
+
+        self.on = False
+        self.profiles: list[cProfile.Profile] = []
+        self._runner, self._piece = EmbeddedRunner, EmbeddedRunner._piece
+
+        def piece(runner: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self.on:
+                return self._piece(runner, *args, **kwargs)
+            profiler = cProfile.Profile(time.thread_time)
+            profiler.enable()
+            try:
+                return self._piece(runner, *args, **kwargs)
+            finally:
+                profiler.disable()
+                self.profiles.append(profiler)
+
+        EmbeddedRunner._piece = piece  # type: ignore[method-assign]
+
+    def stop(self) -> None:
+        self._runner._piece = self._piece  # type: ignore[method-assign]
 
 
 def main() -> None:
