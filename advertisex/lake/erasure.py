@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from advertisex.formats.scrub import mentioned, mentions
 from advertisex.lake import expiry
 from advertisex.lake.history import ERASURE, live_files, past_files
-from advertisex.lake.rewrite import commit_swap, read_files, write_sorted
+from advertisex.lake.rewrite import commit_swap, rewrite_without
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 from advertisex.util.timeutil import utcnow
@@ -72,31 +72,14 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     files = {f.file_path: f for f in live_files(table) if may_hold(f)}
     result = TableErasure(name)
     for path, hit, _ in _holding(list(files), name, ids, scale):
-        rows = read_files([path], scale, schema)
-        gone = rows.filter(hit)
+        # Streamed: a compacted file is up to 128 MiB of Parquet, several GiB in memory.
+        gone, written = rewrite_without(path, hit, schema, "erased", scale)
         result.files.append(files[path])
         result.removed.append(gone)
         result.by_user.update(_owners(gone, ids))
-        kept = _without(rows, hit)
-        if kept.num_rows:
-            folder = path.rsplit("/", 1)[0]
-            result.written.extend(write_sorted(kept, folder, "erased", [], kept.num_rows, scale))
+        if written is not None:
+            result.written.append(written)
     return result
-
-
-def _without(rows: pa.Table, hit: pa.ChunkedArray) -> pa.Table:
-    """``rows`` but the ``hit`` ones. A user is usually a handful of rows in a file of a
-    day: the rows between theirs are kept as zero-copy slices, where a filter would copy
-    every column of the file (as much CPU as writing it again)."""
-    import numpy as np
-
-    at = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
-    if len(at) * 64 > rows.num_rows:  # many: one filter is cheaper than many slices
-        return rows.filter(pc.invert(hit))
-    starts, ends = np.concatenate(([0], at + 1)), np.concatenate((at, [rows.num_rows]))
-    spans = zip(starts.tolist(), ends.tolist(), strict=True)
-    pieces = [rows.slice(start, end - start) for start, end in spans if end > start]
-    return pa.concat_tables(pieces) if pieces else rows.slice(0, 0)
 
 
 def _by_statistics(table: Any, name: str, ids: list[str]) -> Callable[[Any], bool]:

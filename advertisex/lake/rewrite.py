@@ -18,6 +18,7 @@ Two kinds of swap:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -113,15 +114,73 @@ def read_files(paths: list[str], scale: ScaleSettings | None, schema: pa.Schema)
     parts = []
     for url in paths:
         filesystem, path = storage.resolve(url, scale)
-        data = pq.read_table(path, filesystem=filesystem)
-        columns = [
-            data.column(f.name).cast(f.type)
-            if f.name in data.column_names
-            else pa.nulls(data.num_rows, f.type)
-            for f in schema
-        ]
-        parts.append(pa.Table.from_arrays(columns, schema=schema))
+        parts.append(_conformed(pq.read_table(path, filesystem=filesystem), schema))
     return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with ``schema``'s columns, cast; those it predates are null."""
+    columns = [
+        data.column(f.name).cast(f.type)
+        if f.name in data.column_names
+        else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+# Rows read, filtered and written at a time when a file is rewritten without some rows
+# (erasure): what the rewrite holds in memory, whatever the file's size (a compacted file
+# is up to 128 MiB of Parquet, several GiB in memory). DuckDB's row groups are as large.
+STREAM_ROWS = 122_880
+
+
+def rewrite_without(
+    url: str,
+    dropped: pa.ChunkedArray,
+    schema: pa.Schema,
+    prefix: str,
+    scale: ScaleSettings | None,
+) -> tuple[pa.Table, str | None]:
+    """The file at ``url`` written again beside it without the rows where ``dropped`` (one
+    flag a row, in file order) holds, in the same order, :data:`STREAM_ROWS` at a time:
+    (the dropped rows conformed to ``schema``, the new file's URL — None when no row is
+    left). A failed write leaves no new file behind."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = storage.resolve(url, scale)
+    target = storage.join(url.rsplit("/", 1)[0], f"{prefix}-{uuid.uuid4().hex[:16]}.parquet")
+    target_filesystem, target_path = storage.resolve(target, scale)
+    gone: list[pa.Table] = []
+    writer = None
+    offset = 0
+    try:
+        source = pq.ParquetFile(path, filesystem=filesystem)
+        for batch in source.iter_batches(batch_size=STREAM_ROWS, use_threads=False):
+            rows = _conformed(pa.Table.from_batches([batch]), schema)
+            flags = dropped.slice(offset, rows.num_rows)
+            offset += rows.num_rows
+            if pc.any(flags).as_py():
+                gone.append(rows.filter(flags))
+                rows = rows.filter(pc.invert(flags))
+            if rows.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    target_path, schema, filesystem=target_filesystem, compression="zstd"
+                )
+            writer.write_table(rows)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+            with contextlib.suppress(OSError):
+                target_filesystem.delete_file(target_path)
+        raise
+    removed = pa.concat_tables(gone) if gone else schema.empty_table()
+    return removed, target if writer is not None else None
 
 
 _PRODUCER: Any = None

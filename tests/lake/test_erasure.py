@@ -64,9 +64,41 @@ def test_only_files_whose_statistics_reach_the_user_are_opened(
     assert len(opened) == 2  # the a-file, and the b-file for its text
 
 
-def test_the_rows_left_are_the_others_in_order_whether_few_or_many_go() -> None:
-    rows = pa.table({"n": list(range(200))})
+def test_the_rows_left_are_the_others_in_order_streamed_whatever_the_files_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file is rewritten a bounded slice of rows at a time (a compacted file is several
+    GiB in memory): the rows left are the others in file order, and those that went are
+    returned, wherever in the file they are and whether few, many or all go."""
+    import pyarrow.parquet as pq
+
+    from advertisex.lake import rewrite
+
+    monkeypatch.setattr(rewrite, "STREAM_ROWS", 16)
+    read: list[int] = []
+    batches = pq.ParquetFile.iter_batches
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for batch in batches(self, *args, **kwargs):
+            read.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    schema = pa.schema([("n", pa.int64()), ("added_later", pa.string())])
+    source = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"n": list(range(200))}), source, row_group_size=70)
     for gone in ([], [0], [5, 6, 199], list(range(0, 200, 3)), list(range(200))):
-        hit = pa.chunked_array([pa.array([n in gone for n in range(200)])])
-        left = erasure._without(rows, hit)
+        read.clear()
+        flags = pa.chunked_array([pa.array([n in gone for n in range(200)])])
+        removed, written = rewrite.rewrite_without(str(source), flags, schema, "erased", None)
+        assert read and max(read) <= 16 and sum(read) == 200
+        assert removed.schema == schema and removed.column("n").to_pylist() == gone
+        if len(gone) == 200:
+            assert written is None
+            continue
+        assert written is not None
+        left = pq.read_table(written)
+        assert left.schema.names == schema.names
         assert left.column("n").to_pylist() == [n for n in range(200) if n not in gone]
+        assert set(left.column("added_later").to_pylist()) == {None}
+    assert len(list(tmp_path.glob("erased-*.parquet"))) == 4
