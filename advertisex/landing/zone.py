@@ -17,6 +17,7 @@ import secrets
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Container, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -87,11 +88,21 @@ class _Listing:
     """One folder's entries when it was listed: every name in it, and of those the segments
     (named from the landing root; dot-names left out: still being written) and subfolders."""
 
+    folder: str
     modified_ns: int
     settled: bool  # unchanged for SETTLED_AFTER_NS when listed: reused while mtime stays
     names: frozenset[str]
     files: frozenset[str]  # sets, so a pass compares them with what it knows in C, not Python
     folders: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Left:
+    """What of a folder's ``listing`` was not in the ``skip`` set of the last pass."""
+
+    listing: _Listing
+    skip: weakref.ref[Any]  # that very set (a weak reference: a new set is never taken for it)
+    names: frozenset[str]
 
 
 class LandingZone:
@@ -102,6 +113,7 @@ class LandingZone:
         # day again — the longer the day, the longer the pass (a day of micro-batches lands
         # tens of thousands of segments). Reused only while the folder's mtime is unchanged.
         self._listings: dict[str, _Listing] = {}
+        self._left: dict[str, _Left] = {}  # by folder: see _unskipped
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(
@@ -245,7 +257,9 @@ class LandingZone:
         ``hour`` lists only the segments that landed in that UTC hour (one folder).
         ``skip``: names left out before their size is asked (a follower's committed
         segments: a day of micro-batches lands tens of thousands, which each pass would
-        otherwise ``stat`` again).
+        otherwise ``stat`` again). A ``set`` passed again as the same object must only
+        have grown since (a follower's committed names do): an unchanged folder's
+        segments are then checked against it only if they were not in it last time.
         """
         found: list[Segment] = []
         for source in _sources(sources):
@@ -305,18 +319,28 @@ class LandingZone:
             if listing is None:
                 continue
             folders.extend(listing.folders)
-            unskipped = (
-                listing.files - skip  # in C: a follower's skip holds the day's segments
-                if isinstance(skip, (set, frozenset))
-                else [name for name in listing.files if name not in skip]
-            )
-            for name in unskipped:
+            for name in self._unskipped(listing, skip):
                 try:
                     size = (self.root / name).stat().st_size
                 except FileNotFoundError:  # removed since it was listed (retention)
                     continue
                 found.append(Segment(source, name, size))
         return found
+
+    def _unskipped(self, listing: _Listing, skip: Container[str]) -> Iterable[str]:
+        """The segments of ``listing`` not in ``skip``. For a set, what was left last time
+        is kept with the listing: while the folder is unchanged and the same set comes
+        back (grown: a follower's committed names), only those are looked up again — a
+        pass over a day's settled folders costs nothing per segment."""
+        if not isinstance(skip, (set, frozenset)):
+            return [name for name in listing.files if name not in skip]
+        last = self._left.get(listing.folder)
+        if last is not None and last.listing is listing and last.skip() is skip:
+            left = last.names - skip
+        else:
+            left = listing.files - skip  # in C
+        self._left[listing.folder] = _Left(listing, weakref.ref(skip), left)
+        return left
 
     def _listing(self, folder: str) -> _Listing | None:
         """The entries of ``folder`` (relative to the root); None if it is not there.
@@ -356,7 +380,12 @@ class LandingZone:
                 elif not entry.name.startswith("."):  # dot-names are still being written
                     files.append(f"{folder}/{entry.name}")
         return _Listing(
-            modified, _settled(modified), frozenset(names), frozenset(files), frozenset(folders)
+            folder,
+            modified,
+            _settled(modified),
+            frozenset(names),
+            frozenset(files),
+            frozenset(folders),
         )
 
     def _changed_listing(self, folder: str, modified: int, kept: _Listing) -> _Listing:
@@ -377,6 +406,7 @@ class LandingZone:
                 continue
             (came_folders if is_folder else came_files).append(f"{folder}/{name}")
         return _Listing(
+            folder,
             modified,
             _settled(modified),
             names,

@@ -145,6 +145,32 @@ def test_a_settled_folder_is_listed_once_until_it_changes(
     assert zone.segments() == [second]
 
 
+def test_a_followers_committed_segments_of_a_settled_folder_are_not_looked_up_again(
+    tmp_path: Path,
+):
+    """Passed the same growing set of committed names, a pass looks up in it only the
+    segments of an unchanged folder that were not committed the last time; a new set is
+    checked whole."""
+    import os
+
+    zone = LandingZone(tmp_path)
+    at = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    landed = [
+        zone.write_segment("impressions", b"{}\n", at=at.replace(minute=m), fsync=False)
+        for m in range(3)
+    ]
+    folder = landed[0].name.rsplit("/", 1)[0]
+    settled = 1_700_000_000_000_000_000
+    os.utime(tmp_path / folder, ns=(settled, settled))
+    committed = {landed[0].name, landed[1].name}
+    assert zone.segments(skip=committed) == [landed[2]]
+    assert zone._left[folder].names == {landed[2].name}  # what the next pass looks up
+    committed.add(landed[2].name)
+    assert zone.segments(skip=committed) == []
+    assert zone._left[folder].names == frozenset()
+    assert zone.segments(skip=committed - {landed[0].name}) == [landed[0]]  # a new set
+
+
 def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
     with pytest.raises(UserInputError) as error:
         expand_paths([str(tmp_path / "nope*.json")])
@@ -250,21 +276,24 @@ def test_json_lines_whose_first_record_is_broken_still_land_as_impressions(tmp_p
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["write", "start", "seal", "remove", "settle"]), st.integers(0, 2)
+            st.sampled_from(["write", "start", "seal", "remove", "settle", "commit"]),
+            st.integers(0, 2),
         ),
         min_size=1,
         max_size=25,
     )
 )
 def test_a_kept_listing_always_equals_a_fresh_one(operations: list[tuple[str, int]]) -> None:
-    """Whatever lands, is sealed late, goes or settles between passes, the listing a
-    follower's zone keeps answers exactly what a zone reading every folder answers."""
+    """Whatever lands, is sealed late, goes, settles or is committed (a follower's skip set
+    grows) between passes, the listing a follower's zone keeps answers exactly what a zone
+    reading every folder answers."""
     import os
     import tempfile
 
     with tempfile.TemporaryDirectory() as root:
         zone = LandingZone(Path(root))
         started: list[tuple[Path, Path]] = []
+        committed: set[str] = set()  # the same set every pass, growing
         for number, (operation, hour) in enumerate(operations):
             at = datetime(2026, 1, 1, 10 + hour, number, tzinfo=UTC)
             if operation == "write":
@@ -277,7 +306,11 @@ def test_a_kept_listing_always_equals_a_fresh_one(operations: list[tuple[str, in
                 zone.seal(*started.pop(0), fsync=False)
             elif operation == "remove" and (listed := LandingZone(Path(root)).segments()):
                 zone.remove(listed[hour % len(listed)])
+            elif operation == "commit" and (listed := LandingZone(Path(root)).segments()):
+                committed.add(listed[hour % len(listed)].name)
             elif operation == "settle":
                 for folder, _, _ in os.walk(root):
                     os.utime(folder, ns=(1_700_000_000_000_000_000 + number,) * 2)
             assert zone.segments() == LandingZone(Path(root)).segments()
+            fresh = LandingZone(Path(root)).segments(skip=set(committed))
+            assert zone.segments(skip=committed) == fresh
