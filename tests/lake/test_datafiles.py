@@ -62,7 +62,6 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
         )
 
 
-
 def test_the_files_columns_are_checked_against_the_table_once_per_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
