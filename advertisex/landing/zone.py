@@ -396,7 +396,8 @@ class LandingZone:
         if went := kept.names - names:  # retention, erasure
             gone = {f"{folder}/{name}" for name in went}
             files, folders = files - gone, folders - gone
-        came_files, came_folders = [], []
+        came_files: list[str] = []
+        came_folders: list[str] = []
         for name in names - kept.names:
             if name.startswith("."):  # still being written
                 continue
