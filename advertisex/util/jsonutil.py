@@ -8,6 +8,7 @@ which is what landing segments, HTTP bodies and quarantine rows want.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -38,6 +39,28 @@ def dumps_str(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str
     return dumps(obj, indent=indent, sort_keys=sort_keys).decode()
 
 
+def iso_duration(span: timedelta) -> str:
+    """``span`` as an ISO 8601 duration, the way JSON readers parse one.
+
+    >>> iso_duration(timedelta(days=1)), iso_duration(timedelta(hours=-1, seconds=1.5))
+    ('P1D', '-PT59M58.5S')
+    >>> iso_duration(timedelta(0))
+    'PT0S'
+    """
+    sign = "-" if span < timedelta(0) else ""
+    span = abs(span)
+    hours, rest = divmod(span.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    second = f"{seconds}.{span.microseconds:06d}".rstrip("0").rstrip(".")
+    clock = "".join(
+        f"{value}{unit}"
+        for value, unit in ((hours, "H"), (minutes, "M"), (second, "S"))
+        if value not in (0, "0")
+    )
+    text = (f"{span.days}D" if span.days else "") + (f"T{clock}" if clock else "")
+    return f"{sign}P{text or 'T0S'}"
+
+
 def _default(obj: Any) -> Any:
     # Decimals, Paths, sets and similar: render them the way a person reading JSON expects.
     from decimal import Decimal
@@ -51,4 +74,6 @@ def _default(obj: Any) -> Any:
         return sorted(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", errors="replace")
+    if isinstance(obj, timedelta):  # a SQL interval (DuckDB hands them over as these)
+        return iso_duration(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")

@@ -71,3 +71,17 @@ def test_no_rows_is_said_in_words_not_drawn_as_an_empty_frame(monkeypatch, capsy
     assert said.out == "" and said.err.strip() == "nothing loaded yet"
     print_rows([], Format.json, title="campaigns", columns=["a"], empty="nothing loaded yet")
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_an_interval_is_an_iso_8601_duration_in_json(cli, open_lake, tmp_path):
+    """DuckDB hands a SQL interval over as a timedelta, which JSON has no type for: it is
+    written as an ISO 8601 duration (it used to stop ``--format json`` with "this is a
+    bug")."""
+    from advertisex.util import jsonutil
+
+    data = tmp_path / "data"
+    open_lake(data).create_data_dir()
+    sql = "select interval 1 day as d, interval '90 minutes' as m, -interval '1.5 seconds' as s"
+    code, out, err = cli(data, "query", sql, "--format", "json")
+    assert (code, err) == (0, "")
+    assert jsonutil.loads(out) == [{"d": "P1D", "m": "PT1H30M", "s": "-PT1.5S"}]
