@@ -108,10 +108,11 @@ class _Left:
 class LandingZone:
     def __init__(self, root: Path) -> None:
         self.root = root
-        # Listings of settled folders, by path. A follower lists the landing days it has not
-        # finished at every pass; without these, each pass would read every folder of the
-        # day again — the longer the day, the longer the pass (a day of micro-batches lands
-        # tens of thousands of segments). Reused only while the folder's mtime is unchanged.
+        # Folder listings kept by a follower's passes (``segments(since=…)``), by path: without
+        # them each pass would read every folder of the day again — the longer the day, the
+        # longer the pass (a day of micro-batches lands tens of thousands of segments). Only
+        # the days from ``since`` on are kept, so a process that runs for months holds a
+        # day or two of names, not the landing zone's.
         self._listings: dict[str, _Listing] = {}
         self._left: dict[str, _Left] = {}  # by folder: see _unskipped
 
@@ -269,12 +270,14 @@ class LandingZone:
             base = self.root / source
             if not base.is_dir():
                 continue
+            if since is not None:
+                self._let_go_before(source, since)
             for entry in os.scandir(base):
                 day = _day(entry.name)
                 if since is not None and day is not None and day < since:
                     continue
                 if entry.is_dir():
-                    found.extend(self._walk(source, Path(entry.path), skip))
+                    found.extend(self._walk(source, Path(entry.path), skip, keep=since is not None))
                 elif not entry.name.startswith(".") and f"{source}/{entry.name}" not in skip:
                     found.append(self._segment(source, Path(entry.path)))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
@@ -309,23 +312,47 @@ class LandingZone:
                 continue
         return found
 
-    def _walk(self, source: str, base: Path, skip: Container[str] = frozenset()) -> list[Segment]:
+    def _walk(
+        self, source: str, base: Path, skip: Container[str] = frozenset(), keep: bool = False
+    ) -> list[Segment]:
         """Sealed segments under ``base`` (none when it does not exist), but those named
-        in ``skip`` (their size is not asked)."""
+        in ``skip`` (their size is not asked). ``keep``: a follower's pass, whose folder
+        listings are kept for the next one."""
         found: list[Segment] = []
         folders = [base.relative_to(self.root).as_posix()]
         while folders:
-            listing = self._listing(folders.pop())
+            folder = folders.pop()
+            if keep:
+                listing = self._listing(folder)
+            else:
+                try:
+                    listing = self._read_listing(folder, 0)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
             if listing is None:
                 continue
             folders.extend(listing.folders)
-            for name in self._unskipped(listing, skip):
+            unskipped = (
+                self._unskipped(listing, skip)
+                if keep
+                else [name for name in listing.files if name not in skip]
+            )
+            for name in unskipped:
                 try:
                     size = (self.root / name).stat().st_size
                 except FileNotFoundError:  # removed since it was listed (retention)
                     continue
                 found.append(Segment(source, name, size))
         return found
+
+    def _let_go_before(self, source: str, since: date) -> None:
+        """Drop the kept listings of ``source``'s landing days before ``since``."""
+        prefix = f"{source}/"
+        for kept in (self._listings, self._left):
+            for folder in [f for f in kept if f.startswith(prefix)]:
+                day = _day(folder.split("/")[1]) if folder.count("/") else None
+                if day is not None and day < since:
+                    del kept[folder]
 
     def _unskipped(self, listing: _Listing, skip: Container[str]) -> Iterable[str]:
         """The segments of ``listing`` not in ``skip``. For a set, what was left last time

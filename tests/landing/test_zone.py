@@ -14,6 +14,8 @@ from advertisex.landing.zone import (
     segment_times,
 )
 
+DAY = datetime(2026, 1, 1, tzinfo=UTC).date()  # a follower lists from the first day on
+
 
 def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
     zone = LandingZone(tmp_path / "landing")
@@ -130,19 +132,19 @@ def test_a_settled_folder_is_listed_once_until_it_changes(
 
     monkeypatch.setattr(module.os, "scandir", counted(os.scandir))
     monkeypatch.setattr(module.os, "listdir", counted(os.listdir))
-    assert zone.segments() == [first]
-    assert zone.segments() == [first]
+    assert zone.segments(since=DAY) == [first]
+    assert zone.segments(since=DAY) == [first]
     assert read.count("impressions/2026-01-01/10") == 1  # the second pass only stat-ed it
 
     second = zone.write_segment("impressions", b"{}\n", at=at.replace(minute=5), fsync=False)
-    assert zone.segments() == [first, second]  # the rename moved the folder's mtime on
-    assert zone.segments() == [first, second]
+    assert zone.segments(since=DAY) == [first, second]  # the rename moved the folder's mtime on
+    assert zone.segments(since=DAY) == [first, second]
     assert read.count("impressions/2026-01-01/10") == 3  # changed just now: not kept
 
     os.utime(folder, ns=(settled + 1, settled + 1))
-    assert zone.segments() == [first, second]
+    assert zone.segments(since=DAY) == [first, second]
     zone.remove(first)
-    assert zone.segments() == [second]
+    assert zone.segments(since=DAY) == [second]
 
 
 def test_a_followers_committed_segments_of_a_settled_folder_are_not_looked_up_again(
@@ -163,12 +165,12 @@ def test_a_followers_committed_segments_of_a_settled_folder_are_not_looked_up_ag
     settled = 1_700_000_000_000_000_000
     os.utime(tmp_path / folder, ns=(settled, settled))
     committed = {landed[0].name, landed[1].name}
-    assert zone.segments(skip=committed) == [landed[2]]
+    assert zone.segments(since=DAY, skip=committed) == [landed[2]]
     assert zone._left[folder].names == {landed[2].name}  # what the next pass looks up
     committed.add(landed[2].name)
-    assert zone.segments(skip=committed) == []
+    assert zone.segments(since=DAY, skip=committed) == []
     assert zone._left[folder].names == frozenset()
-    assert zone.segments(skip=committed - {landed[0].name}) == [landed[0]]  # a new set
+    assert zone.segments(since=DAY, skip=committed - {landed[0].name}) == [landed[0]]  # a new set
 
 
 def test_missing_path_is_a_user_error_with_a_hint(tmp_path: Path):
@@ -311,6 +313,20 @@ def test_a_kept_listing_always_equals_a_fresh_one(operations: list[tuple[str, in
             elif operation == "settle":
                 for folder, _, _ in os.walk(root):
                     os.utime(folder, ns=(1_700_000_000_000_000_000 + number,) * 2)
-            assert zone.segments() == LandingZone(Path(root)).segments()
+            assert zone.segments(since=DAY) == LandingZone(Path(root)).segments()
             fresh = LandingZone(Path(root)).segments(skip=set(committed))
-            assert zone.segments(skip=committed) == fresh
+            assert zone.segments(since=DAY, skip=committed) == fresh
+
+
+def test_a_follower_keeps_listings_only_of_the_days_it_still_lists(tmp_path: Path):
+    """A process that follows for months must not hold every day's names: listings of
+    days before ``since`` are let go, and a walk without ``since`` keeps none."""
+    zone = LandingZone(tmp_path)
+    for day in (1, 2):
+        zone.write_segment("impressions", b"{}\n", at=datetime(2026, 1, day, tzinfo=UTC))
+    zone.segments()
+    assert zone._listings == {}
+    zone.segments(since=DAY)
+    assert {f.split("/")[1] for f in zone._listings} == {"2026-01-01", "2026-01-02"}
+    zone.segments(since=DAY.replace(day=2))
+    assert {f.split("/")[1] for f in zone._listings} == {"2026-01-02"}
