@@ -90,10 +90,10 @@ class ProcessorSettings(_Section):
     piece_bytes: int = Field(
         24 << 20,
         ge=1,
-        description="Landing bytes the embedded processor transforms at a time: a batch "
-        "streams through pieces of this size (a bigger segment in slices of it), so memory "
-        "is bounded by the pieces in flight, not by the batch (24 MiB: 2 M events in 1.4 GiB, "
-        "48 MiB: 1.7 GiB).",
+        description="Landing bytes the embedded processor transforms at a time, weighed by "
+        "their records (a byte of Avro bids counts 8, of CSV clicks 4, of JSON impressions 1): "
+        "a batch streams through pieces of this size (a bigger segment in slices of it), so "
+        "memory is bounded by the pieces in flight, not by the batch or the backlog.",
     )
     workers: int = Field(
         2,

@@ -159,10 +159,10 @@ def test_a_failing_piece_fails_the_batch_and_commits_nothing(
 def test_pieces_keep_arrival_order_within_a_source() -> None:
     segments = [
         (0, Segment("impressions", "impressions/a", 30)),
-        (1, Segment("bids", "bids/b", 30)),
+        (1, Segment("bids", "bids/b", 4)),  # a bid weighs 8 JSON bytes a byte: 32
         (2, Segment("impressions", "impressions/c", 30)),
         (3, Segment("impressions", "impressions/d", 100)),
-        (4, Segment("bids", "bids/e", 10)),
+        (4, Segment("bids", "bids/e", 3)),
     ]
     pieces = plan_pieces(segments, 64)
     assert [(p.source, [i for i, _ in p.segments], p.turn) for p in pieces] == [
@@ -170,3 +170,33 @@ def test_pieces_keep_arrival_order_within_a_source() -> None:
         ("bids", [1, 4], 0),
         ("impressions", [3], 1),  # bigger than a piece: a piece of its own
     ]
+
+
+def test_a_piece_is_weighed_by_its_records_and_a_backlog_only_adds_pieces() -> None:
+    """What a batch holds at a time is a piece per worker, and a piece's memory follows
+    its records: Avro bids (≈ 50 landing bytes a record) and CSV clicks (≈ 100) weigh as
+    many JSON bytes (≈ 450) as their records would. A backlog ten times bigger plans about
+    ten times the pieces, none heavier (the planned sizes, not a measured RSS)."""
+    from advertisex.runners.embedded import DENSITY, weight
+
+    def backlog(hours: int) -> list[tuple[int, Segment]]:
+        segments = []
+        for hour in range(hours):  # the benchmark's hourly files at 10 M events a day
+            segments.append(Segment("impressions", f"impressions/{hour}", 100 << 20))
+            segments.append(Segment("bids", f"bids/{hour}", 9 << 20))
+            segments.append(Segment("clicks", f"clicks/{hour}", 200 << 10))
+        return list(enumerate(segments))
+
+    piece_bytes = 24 << 20
+    small, big = plan_pieces(backlog(24), piece_bytes), plan_pieces(backlog(240), piece_bytes)
+    assert len(big) > 9 * len(small)
+    assert max(p.size for p in big) == max(p.size for p in small)
+    for pieces in (small, big):
+        for piece in pieces:
+            # A segment over the piece size is a piece of its own, transformed in slices
+            # of the piece size (EmbeddedRunner._piece): no slice weighs more than it.
+            slices = max(1, -(-piece.size // piece_bytes))
+            assert piece.size / slices <= piece_bytes
+        bids = [p for p in pieces if p.source == "bids"]
+        assert all(p.size == 9 * (1 << 20) * DENSITY["bids"] for p in bids)
+    assert weight(Segment("bids", "b", 10)) == 10 * DENSITY["bids"] > 10
