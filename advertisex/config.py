@@ -91,7 +91,7 @@ class ProcessorSettings(_Section):
         24 << 20,
         ge=1,
         description="Landing bytes the embedded processor transforms at a time, weighed by "
-        "their records (a byte of Avro bids counts 8, of CSV clicks 4, of JSON impressions 1): "
+        "their records (a byte of Avro bids or CSV clicks counts 4, of JSON impressions 1): "
         "a batch streams through pieces of this size (a bigger segment in slices of it), so "
         "memory is bounded by the pieces in flight, not by the batch or the backlog.",
     )

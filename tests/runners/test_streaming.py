@@ -159,7 +159,7 @@ def test_a_failing_piece_fails_the_batch_and_commits_nothing(
 def test_pieces_keep_arrival_order_within_a_source() -> None:
     segments = [
         (0, Segment("impressions", "impressions/a", 30)),
-        (1, Segment("bids", "bids/b", 4)),  # a bid weighs 8 JSON bytes a byte: 32
+        (1, Segment("bids", "bids/b", 4)),  # a bid's byte weighs 4 JSON bytes: 16
         (2, Segment("impressions", "impressions/c", 30)),
         (3, Segment("impressions", "impressions/d", 100)),
         (4, Segment("bids", "bids/e", 3)),
@@ -174,8 +174,8 @@ def test_pieces_keep_arrival_order_within_a_source() -> None:
 
 def test_a_piece_is_weighed_by_its_records_and_a_backlog_only_adds_pieces() -> None:
     """What a batch holds at a time is a piece per worker, and a piece's memory follows
-    its records: Avro bids (≈ 50 landing bytes a record) and CSV clicks (≈ 100) weigh as
-    many JSON bytes (≈ 450) as their records would. A backlog ten times bigger plans about
+    its records: Avro bids (≈ 50 landing bytes a record) and CSV clicks (≈ 100) weigh more
+    than their bytes (JSON impressions: ≈ 450 a record). A backlog ten times bigger plans about
     ten times the pieces, none heavier (the planned sizes, not a measured RSS)."""
     from advertisex.runners.embedded import DENSITY, weight
 
