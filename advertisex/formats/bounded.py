@@ -35,17 +35,16 @@ Decoder = Callable[[bytes], pa.Table]
 # What the workers import once, in the forkserver, so that each job starts warm and its
 # budget pays for decoding only (polars-avro and fastavro take a few hundred ms to import,
 # more than the fast path's share of a small budget on a loaded machine). DuckDB (the JSON
-# framer's validity check) and pandas (which Arrow imports on its first conversion of a
-# Python list) load on a worker's first job otherwise: 0.3-0.9 s of each worker's first
-# JSON segment, on the batch's critical path. Neither starts a thread on import (forking
-# a process with a running DuckDB would not be safe).
+# framer's validity check) loads on a worker's first job otherwise: 0.3-0.9 s of each
+# worker's first JSON segment, on the batch's critical path. It starts no thread on import
+# (forking a process with a running DuckDB would not be safe). pandas, which Arrow would
+# import on its first conversion of a Python list, is refused first (``without_pandas``).
 _PRELOAD = (
+    "advertisex.formats.without_pandas",
     "pyarrow",
     "fastavro",
     "polars_avro",
     "duckdb",
-    "pandas",
-    "pyarrow.pandas_compat",
     "advertisex.formats.avrofmt",
     "advertisex.formats.csvfmt",
     "advertisex.formats.jsonfmt",
