@@ -225,6 +225,9 @@ def _by_day(rows: pa.Table | None) -> dict[date, pa.Table]:
     if rows is None or rows.num_rows == 0:
         return {}
     days = pc.cast(rows.column("event_time"), pa.date32())
+    bounds = pc.min_max(days).as_py()
+    if bounds["min"] is not None and bounds["min"] == bounds["max"] and not days.null_count:
+        return {bounds["min"]: rows}  # one day (a batch's usual): no filtered copy of it
     return {
         day: rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
         for day in pc.unique(days).to_pylist()

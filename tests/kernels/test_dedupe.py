@@ -74,9 +74,10 @@ def test_splitting_into_two_batches_gives_the_same_unique_rows(items, cut):
 @given(
     parts=st.lists(st.lists(st.sampled_from("abcdefghij"), max_size=30), min_size=1, max_size=8),
     wanted=st.lists(st.sampled_from("abcdefghijxyz"), max_size=10),
+    merged_max=st.sampled_from([1, 20, 1 << 20]),
 )
 def test_key_index_parts_find_exactly_the_rows_with_wanted_keys(
-    parts: list[list[str]], wanted: list[str]
+    parts: list[list[str]], wanted: list[str], merged_max: int
 ) -> None:
     import numpy as np
 
@@ -87,8 +88,10 @@ def test_key_index_parts_find_exactly_the_rows_with_wanted_keys(
         rows = pa.table(
             {"k": pa.array(keys, pa.string()), "part": pa.array([n] * len(keys), pa.int64())}
         )
-        indexed = append_part(indexed, KeyIndex(rows, key_hashes(rows.column("k"))))
+        indexed = append_part(indexed, KeyIndex(rows, key_hashes(rows.column("k"))), merged_max)
     assert len(indexed) <= len(parts)
+    # No merge made a part of more than merged_max rows (a part may come bigger).
+    assert all(len(p) <= max(merged_max, max(map(len, parts))) for p in indexed)
     # Merged as they came: every row still there, in the order they were indexed.
     everything = [(k, n) for n, keys in enumerate(parts) for k in keys]
     assert [
