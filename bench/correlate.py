@@ -198,7 +198,7 @@ def main() -> None:
             "curated.conversions": curated("curated.conversions", data["conversions"]),
         }
     )
-    rules = maintain.Rules()
+    rules = maintain.MatchingRules()
     full = maintain.rebuild(store, marts, rules)
     print(
         f"full recompute of all marts: {full.seconds:.2f} s "
