@@ -21,7 +21,9 @@ impression's cost (as CPM, like bid and floor).
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.kernels.windows import Windows, campaign_table
 from advertisex.model.columns import TS
@@ -78,12 +80,14 @@ BID_COLUMNS = (
     "bid_price",
 )
 
-# The chosen impression travels as one struct: max() over it picks the latest time,
-# then the greatest id (ids are unique), and brings the impression's other fields along.
-_PICK = (
-    "{'t': i.event_time, 'id': i.impression_id, 'cr': i.ad_creative_id, "
-    "'country': i.country, 'device': i.device_type, 'website': i.website}"
-)
+# The chosen impression travels as one struct: max() over it picks the latest time, then
+# the greatest id (ids are unique), and brings the impression's row number along; its other
+# fields are taken by that number afterwards (Arrow's take of at most one row a click), so
+# the engine's scan and joins over every impression carry only the columns they compare.
+_PICK = "{'t': i.event_time, 'id': i.impression_id, 'row': i.__row}"
+_ROW = "__row"
+# An impression's fields a matched click copies (besides its id and time).
+_COPIED = ("country", "device_type", "website")
 
 
 def used_params(query: str, params: dict[str, int]) -> dict[str, int]:
@@ -155,22 +159,29 @@ def match_clicks(
       FROM c LEFT JOIN exact e ON e.event_id = c.event_id
              LEFT JOIN fuzzy f ON f.event_id = c.event_id
     )
-    SELECT event_id, event_time, user_id, campaign_id,
-      coalesce(ad_creative_id, m.cr) AS ad_creative_id, match,
+    SELECT event_id, event_time, user_id, campaign_id, ad_creative_id, match,
       m.id AS impression_id, m.t AS impression_time,
-      (epoch_us(event_time) - epoch_us(m.t)) / 1e6 AS seconds_to_click,
-      m.country AS country, m.device AS device_type, m.website AS website
+      (epoch_us(event_time) - epoch_us(m.t)) / 1e6 AS seconds_to_click, m.row AS __row
     FROM matched
     ORDER BY campaign_id, event_time, event_id
     """
+    numbered = impressions.append_column(
+        _ROW, pa.array(np.arange(impressions.num_rows, dtype=np.int64))
+    )
     result = engine.run(
         query,
         used_params(query, windows.params()),
-        impressions=impressions,
+        impressions=numbered,
         clicks=clicks,
         windows=per_campaign,
     )
-    return result.cast(ATTRIBUTED_CLICKS)
+    chosen = impressions.select(["ad_creative_id", *_COPIED]).take(result.column(_ROW))
+    columns = {name: result.column(name) for name in result.column_names if name != _ROW}
+    columns["ad_creative_id"] = pc.coalesce(
+        columns["ad_creative_id"], chosen.column("ad_creative_id")
+    )
+    columns |= {name: chosen.column(name) for name in _COPIED}
+    return pa.table(columns).select(ATTRIBUTED_CLICKS.names).cast(ATTRIBUTED_CLICKS)
 
 
 def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows()) -> pa.Table:
