@@ -90,8 +90,10 @@ def attribute_conversions(
       WHERE i.event_time <= u.event_time
         AND epoch_us(i.event_time) >= epoch_us(u.event_time) - u.vt_us
     ), paths AS (
+      -- list_sort of (time, id) structs: the order of ORDER BY touch_time, touch_id (both
+      -- never null) without the engine's sorted aggregate, which sorts each group apart
       SELECT event_id, any_value(kind) AS attribution,
-        list({{'touch_id': touch_id, 'touch_time': touch_time}} ORDER BY touch_time, touch_id)
+        list_sort(list({{'touch_time': touch_time, 'touch_id': touch_id}}))
           AS path
       FROM (SELECT *, 'click_id' AS kind FROM by_ref UNION ALL SELECT *, 'click' FROM by_click
             UNION ALL SELECT *, 'view' FROM by_view)
