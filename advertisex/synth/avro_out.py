@@ -105,8 +105,17 @@ def to_arrow(frame: pl.DataFrame) -> pa.Table:
     return pa.table({name: columns[name] for name in order})
 
 
-def write_avro_file(path: Path, table: pa.Table, sync_marker: bytes) -> None:
-    """One deflate-compressed container holding ``table``'s rows in order."""
+# zlib's level for the bid files' deflate blocks. 1: 2.5x faster than the default for
+# ~20 % larger files (these are test data); 0: stored blocks, still the deflate codec, which
+# writes and inflates ≈ 6x and 3x faster again for files ≈ 3x the size (the demo's choice).
+DEFLATE_LEVEL = 1
+
+
+def write_avro_file(
+    path: Path, table: pa.Table, sync_marker: bytes, level: int = DEFLATE_LEVEL
+) -> None:
+    """One deflate-compressed container holding ``table``'s rows in order (``level``:
+    zlib's, 0 to 9)."""
     import fastavro
     from fastavro.write import Writer
 
@@ -125,9 +134,8 @@ def write_avro_file(path: Path, table: pa.Table, sync_marker: bytes) -> None:
     assert isinstance(encoded_schema, dict)  # a record schema, as polars-avro writes
     _check_same_layout(encoded_schema)
     with path.open("wb") as out:
-        # Level 1: 2.5x faster than the default for ~20 % larger files; these are test data.
         writer = Writer(
-            out, writer_schema(), codec="deflate", sync_marker=sync_marker, compression_level=1
+            out, writer_schema(), codec="deflate", sync_marker=sync_marker, compression_level=level
         )
         for block in blocks:
             writer.write_block(block)

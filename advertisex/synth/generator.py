@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
+from advertisex.synth.avro_out import DEFLATE_LEVEL
 from advertisex.synth.clock import Window
 from advertisex.synth.config import FaultConfig
 
@@ -67,11 +68,14 @@ def generate(
     faults: FaultConfig = FaultConfig(),
     progress: Progress | None = None,
     on_file: Callable[[Path], None] | None = None,
+    avro_level: int = DEFLATE_LEVEL,
 ) -> dict[str, Any]:
     """Write ~``events`` records of ad traffic under ``out_dir`` and return ``truth.json``.
 
     ``on_file`` is told of each traffic file (impressions, clicks, bids) as soon as it is
     written, from the thread that wrote it: a caller may ingest it while the rest is made.
+    ``avro_level``: zlib's level for the bid files' deflate blocks (the records are the
+    same at every level; 0 writes and reads fastest, into files ≈ 3x larger).
 
     Same arguments, byte-identical files. Example::
 
@@ -108,7 +112,16 @@ def generate(
     # most of their time outside the GIL, so writing them side by side uses both cores.
     with ThreadPoolExecutor(max_workers=1) as pool:
         bids = pool.submit(
-            _land_bids, streams[6], streams[9], traffic, window, faults, out_dir, seed, wrote
+            _land_bids,
+            streams[6],
+            streams[9],
+            traffic,
+            window,
+            faults,
+            out_dir,
+            seed,
+            wrote,
+            avro_level,
         )
         landed = {
             "impressions": _land_impressions(
@@ -263,6 +276,7 @@ def _land_bids(
     out_dir: Path,
     seed: int,
     wrote: Callable[[Path], None],
+    avro_level: int,
 ) -> Landed:
     import polars as pl
 
@@ -273,7 +287,7 @@ def _land_bids(
         rng, traffic.bids, window, faults, conflicting_bids, "auction_id"
     )
     rows = pl.concat([records, malformed_bids(junk_rng, bad)], how="diagonal_relaxed")
-    files = write_bid_source(out_dir, window, rows, seed, wrote)
+    files = write_bid_source(out_dir, window, rows, seed, wrote, avro_level)
     return Landed(records, len(bad), files)
 
 

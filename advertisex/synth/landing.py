@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from advertisex.synth.avro_out import sync_marker, to_arrow, write_avro_file
+from advertisex.synth.avro_out import DEFLATE_LEVEL, sync_marker, to_arrow, write_avro_file
 from advertisex.synth.clock import Window
 
 if TYPE_CHECKING:
@@ -64,8 +64,10 @@ def write_bid_source(
     landed: pl.DataFrame,
     seed: int,
     on_file: Callable[[Path], None],
+    level: int = DEFLATE_LEVEL,
 ) -> list[str]:
-    """Write bid requests to hourly Avro container files; returns their relative paths."""
+    """Write bid requests to hourly Avro container files (deflate at zlib's ``level``);
+    returns their relative paths."""
     ordered = landed.sort(ORDER)
     table = to_arrow(ordered)
     bounds = _bounds(ordered, window)
@@ -73,7 +75,7 @@ def write_bid_source(
     for hour in range(window.hours):
         chunk = table.slice(int(bounds[hour]), int(bounds[hour + 1] - bounds[hour]))
         relative = relative_path("bids", window, hour)
-        write_avro_file(out_dir / relative, chunk, sync_marker(seed, hour))
+        write_avro_file(out_dir / relative, chunk, sync_marker(seed, hour), level)
         files.append(relative)
         on_file(out_dir / relative)
     return files
