@@ -202,9 +202,12 @@ def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows
       w.m IS NOT NULL AS won, w.m.id AS impression_id, w.m.cost * 1000 AS clearing_cpm
     FROM bids b LEFT JOIN won w
       ON w.auction_id = b.auction_id AND w.exchange IS NOT DISTINCT FROM b.exchange
-    ORDER BY b.event_time, b.auction_id, b.exchange
     """
     result = engine.run(
         query, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions
     )
-    return result.cast(MATCHED_BIDS)
+    # Ordered by Arrow's sort of the three keys and one take of the rows (as the engine's
+    # ORDER BY b.event_time, b.auction_id, b.exchange orders them: ascending, nulls last),
+    # not by the engine's sort, which moves every column of every row through it.
+    order = [(key, "ascending") for key in ("event_time", "auction_id", "exchange")]
+    return result.sort_by(order).cast(MATCHED_BIDS)
