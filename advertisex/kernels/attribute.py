@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from advertisex.kernels.correlate import used_params, window_expr
+from advertisex.kernels.correlate import sort_keys, used_params, window_expr
 from advertisex.kernels.windows import Windows, campaign_table
 from advertisex.model.marts import ATTRIBUTED_CONVERSIONS
 from advertisex.util import engine
@@ -112,7 +112,6 @@ def attribute_conversions(
         'credit_first': CASE WHEN i = 1 THEN 1.0 ELSE 0.0 END,
         'credit_linear': 1.0 / len(p.path)}}) AS touch_path
     FROM v LEFT JOIN paths p ON p.event_id = v.event_id
-    ORDER BY v.campaign_id, v.event_time, v.event_id
     """
     result = engine.run(
         query,
@@ -122,4 +121,5 @@ def attribute_conversions(
         conversions=conversions,
         windows=per_campaign,
     )
-    return result.cast(ATTRIBUTED_CONVERSIONS)
+    ordered = result.sort_by(sort_keys("campaign_id", "event_time", "event_id"))
+    return ordered.cast(ATTRIBUTED_CONVERSIONS)

