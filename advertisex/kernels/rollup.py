@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from advertisex.kernels import sketch
+from advertisex.kernels.correlate import sort_keys
 from advertisex.model.columns import TS
 from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, MEASURES
 from advertisex.util import engine
@@ -33,7 +34,7 @@ WITH imp AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
     device_type, count(*) AS impressions,
     sum(CAST(round(coalesce(cost, 0) * 1e6) AS BIGINT)) AS spend_micros,
-    list_sort(list_distinct(list(user_hash))) AS user_hashes
+    list(user_hash) AS user_hashes  -- sketch.from_lists sorts and dedupes them
   FROM impressions GROUP BY ALL
 ), clk AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
@@ -81,9 +82,10 @@ SELECT campaign_id, ad_creative_id, hour, country, device_type, SUMS,
 FROM parts
 WHERE HOUR_FILTER
 GROUP BY ALL
-ORDER BY campaign_id NULLS LAST, hour, ad_creative_id NULLS LAST, country NULLS LAST,
-  device_type NULLS LAST
 """
+# The rows' order (the engine's ORDER BY of these, nulls last, by Arrow's sort: see
+# kernels.correlate.sort_keys).
+_ORDER = sort_keys("campaign_id", "hour", "ad_creative_id", "country", "device_type")
 
 
 def campaign_hourly(
@@ -115,7 +117,7 @@ def campaign_hourly(
     }
     if hours is not None:
         tables["hours"] = pa.table({"hour": pa.array(hours).cast(TS)})
-    result = engine.run(query, **tables)
+    result = engine.run(query, **tables).sort_by(_ORDER)
     users = sketch.from_lists(result.column("user_hashes"))
     result = result.drop_columns(["user_hashes"])
     result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
