@@ -83,6 +83,9 @@ def attribute_conversions(
       SELECT i.impression_id, i.event_time, i.user_id, i.campaign_id,
              epoch_us(i.event_time) // {imp_vt} AS bucket
       FROM impressions i {imp_join}
+      -- only users with a conversion no click earned (a few): one key to look up, before
+      -- the bucket and the three-key join are worked out for every impression
+      WHERE i.user_id IN (SELECT user_id FROM unclicked)
     ), by_view AS (
       SELECT u.event_id, i.impression_id AS touch_id, i.event_time AS touch_time
       FROM unclicked u JOIN imp i
