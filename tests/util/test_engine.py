@@ -43,3 +43,13 @@ def test_worker_threads_of_successive_batches_reuse_connections(
 
 def _t(x: int) -> pa.Table:
     return pa.table({"v": [x, x - 1]})
+
+
+def test_no_progress_bar_on_standard_output() -> None:
+    """A statement past DuckDB's 2 s drew its progress bar on stdout, inside the JSON an
+    ``advertisex demo --format json`` (or ``process``) prints."""
+    for con in (engine.connection(relational=False), engine.connection()):
+        setting = con.execute("select current_setting('enable_progress_bar')").fetchall()
+        assert setting == [(False,)]
+    shown = engine.run("select current_setting('enable_progress_bar') as on")
+    assert shown.column("on").to_pylist() == [False]
