@@ -160,9 +160,7 @@ def correlate_part(
         tables["conversions"],
     )
     return {
-        "matched": match_clicks(
-            impressions, clicks.filter(recheck.mask(clicks)), windows, campaigns
-        ),
+        "matched": match_clicks(impressions, recheck.rows_of(clicks), windows, campaigns),
         "attributed": attribute_conversions(impressions, clicks, conversions, windows, campaigns),
     }
 
@@ -186,7 +184,7 @@ def hourly_part(
     impressions = tables["impressions"]
     return {
         "hourly": campaign_hourly(
-            impressions.filter(counted.mask(impressions)),
+            counted.rows_of(impressions),
             tables["clicks"],
             tables["conversions"],
             tables["bids"],

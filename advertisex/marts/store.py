@@ -57,7 +57,7 @@ class Slice:
     def mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """True for the rows of ``table`` inside the slice."""
         if self.is_everything:
-            return pa.array([True] * table.num_rows, pa.bool_())
+            return pa.repeat(True, table.num_rows)
         assert self.column is not None
         column = table.column(self.column)
         inside = pa.array([False] * table.num_rows, pa.bool_())
@@ -71,6 +71,11 @@ class Slice:
             wanted = pa.array(sorted(self.users), pa.string())
             inside = pc.and_(inside, pc.is_in(table.column("user_id"), value_set=wanted))
         return pc.fill_null(inside, False)
+
+    def rows_of(self, table: pa.Table) -> pa.Table:
+        """The rows of ``table`` inside the slice (``table`` itself for everything: no
+        mask built and no copy made of a whole table)."""
+        return table if self.is_everything else table.filter(self.mask(table))
 
     def bounds(self) -> Range | None:
         if not self.ranges:
