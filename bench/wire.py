@@ -145,12 +145,14 @@ def flat_out(url: str, path: str, unique: bool, seconds: float, cpus: str | None
 
 def paced(
     url: str, path: str, unique: bool, seconds: float, rate: int, connections: int,
-    cpus: str | None,
+    cpus: str | None, log: Path | None = None,
 ):  # fmt: skip
+    """One paced run; with ``log``, every answer's times go there (bench/wire_paced.lua)."""
     command = [
         "wrk", f"-t{connections}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s",
         "-s", str(HERE / "wire_paced.lua"), url, "--",
         str(rate), path, "true" if unique else "false", CHROME, str(connections),
+        *([str(log)] if log else []),
     ]  # fmt: skip
     result, cpu = run_wrk(pinned(cpus, command), seconds)
     window = result["window_us"] / 1e6
@@ -161,7 +163,7 @@ def paced(
 
 
 def start_collector(
-    data: Path, fsync: bool, workers: int, cpus: str | None
+    data: Path, fsync: bool, workers: int, cpus: str | None, serve: list[str] = SERVE
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     data.mkdir(parents=True)
@@ -174,7 +176,7 @@ def start_collector(
         "ADVERTISEX_COLLECTOR__FSYNC": "true" if fsync else "false",
     }
     process = subprocess.Popen(
-        pinned(cpus, [*SERVE, "--port", str(port), "--workers", str(workers)]),
+        pinned(cpus, [*serve, "--port", str(port), "--workers", str(workers)]),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,7 +11,12 @@
 -- connection's one request in flight. Times come from CLOCK_MONOTONIC through LuaJIT's
 -- FFI (Debian's wrk is built on LuaJIT).
 --
---   wrk -tN -cN -d5s -s wire_paced.lua URL -- RATE PATH UNIQUE AGENT
+--   wrk -tN -cN -d5s -s wire_paced.lua URL -- RATE PATH UNIQUE AGENT CONNECTIONS [LOG]
+--
+-- With LOG (a file path), every answered request is also written there, one line each:
+-- its number (the counter the unique path ends with), intended send, written and answered
+-- times (µs, CLOCK_MONOTONIC: the server's time.perf_counter() on the same machine), so
+-- bench/wire_stalls.py can put each slow answer beside the server's own timeline.
 --
 -- done() prints one JSON line: answered requests, the corrected percentiles (µs), the
 -- schedule's window (µs, from the first intended send to the end: offered = rate × window),
@@ -40,8 +45,9 @@ end
 
 -- thread states: one connection each
 local rate, path, unique, interval, first, n, counter
-local intended, sent = nil, nil
+local intended, sent, sent_counter = nil, nil, nil
 hist, answered, late = {}, 0, 0
+log, logged = nil, {}
 
 function init(args)
   rate = tonumber(args[1])
@@ -53,6 +59,7 @@ function init(args)
   interval = connections * 1e6 / rate
   first = t0 + id * 1e6 / rate
   n, counter = 0, id * 100000000
+  log = args[6]
 end
 
 function delay()
@@ -67,6 +74,7 @@ end
 
 function request()
   sent = now_us()
+  sent_counter = counter + 1
   if unique then
     counter = counter + 1
     return wrk.format("GET", path .. counter)
@@ -83,7 +91,13 @@ function response(status, headers, body)
   else
     from = sent
   end
-  local us = now_us() - from
+  local finished = now_us()
+  local us = finished - from
+  if log then
+    local at = #logged
+    logged[at + 1], logged[at + 2], logged[at + 3], logged[at + 4] =
+      sent_counter, intended, sent, finished
+  end
   local bucket = us < 10000 and math.floor(us / 10) * 10 or math.floor(us / 100) * 100
   hist[bucket] = (hist[bucket] or 0) + 1
   answered = answered + 1
@@ -91,12 +105,24 @@ end
 
 function done(summary, latency, requests)
   local merged, total, sent_late = {}, 0, 0
+  local out = nil
   for _, thread in ipairs(threads) do
+    local path = thread:get("log")
+    if path then
+      out = out or io.open(path, "w")
+      local rows = thread:get("logged")
+      for i = 1, #rows, 4 do
+        out:write(string.format("%d %.0f %.0f %.0f\n", rows[i], rows[i + 1], rows[i + 2], rows[i + 3]))
+      end
+    end
     for bucket, count in pairs(thread:get("hist")) do
       merged[bucket] = (merged[bucket] or 0) + count
     end
     total = total + thread:get("answered")
     sent_late = sent_late + thread:get("late")
+  end
+  if out then
+    out:close()
   end
   local buckets = {}
   for bucket in pairs(merged) do
