@@ -21,7 +21,16 @@ wakes the thread once, when the group is due (the thread used to wake at once an
 out the remainder). (Opening segments ``O_DSYNC``, to make write and flush one system
 call, measured no different.)
 
-A segment is sealed (renamed into view for the processor) by size or by age. Names carry
+A segment is sealed (renamed into view for the processor) by size or by age — once a
+second per writer by default. Sealing (close, rename, a directory fsync, the capacity's
+bookkeeping) and creating the next segment (its name made durable by another directory
+fsync) are each a journal commit on ext4, which waits for everyone's writeback: done
+between two groups, they held every request queued meanwhile. So a second thread per
+writer, the keeper, seals the segments the writer hands it and keeps the next one ready
+(created, its directory entry flushed); the writer only swaps file descriptors between
+groups. A ready segment is used only within ``2 × max_age`` of its creation and in the
+same UTC hour (its name's time and folder stay those of its data); otherwise the writer
+opens one itself, as before. Names carry
 ``<collector id>.<boot>.<sequence>`` (see :mod:`advertisex.collector.segments`) so
 collectors can share a landing zone, and a restarted collector recognises and seals the
 unsealed files of its previous life.
@@ -32,13 +41,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from advertisex.errors import StorageError
 from advertisex.landing.zone import LandingZone
+from advertisex.util.timeutil import utcnow
 
 log = logging.getLogger("advertisex.collector")
 
@@ -50,6 +62,10 @@ Observe = Callable[[str, float, int], None]  # (source, fsync seconds, requests 
 # One request's bytes, the future it awaits and that future's loop: a plain tuple, made
 # once per pixel and click (a dataclass instance cost several times more).
 _Pending = tuple[bytes, "asyncio.Future[None]", asyncio.AbstractEventLoop]
+_Paths = tuple[str, Path, Path]  # (name, final path, temporary path)
+_Spare = tuple[int, _Paths, datetime]  # a ready segment: its fd, paths and creation time
+_Job = tuple[int, _Paths, int] | None  # for the keeper: a segment to seal, or make a spare
+_STOP = (-1, ("", Path(), Path()), 0)
 
 
 class SegmentWriter:
@@ -84,12 +100,19 @@ class SegmentWriter:
         )
         # The open segment, touched only by the writer thread.
         self._fd: int | None = None
-        self._paths: tuple[str, Path, Path] | None = None
+        self._paths: _Paths | None = None
         self._size = 0
         self._opened = 0.0
         self._dir_synced = False
+        # The keeper: seals handed-off segments and keeps the next one ready (off the path).
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._spare: _Spare | None = None  # under self._lock
+        self._keeper = threading.Thread(
+            target=self._keep, name=f"keeper-{source}-{fmt}", daemon=True
+        )
 
     def start(self) -> None:
+        self._keeper.start()
         self._thread.start()
 
     async def append(self, data: bytes) -> None:
@@ -148,11 +171,15 @@ class SegmentWriter:
                 self._commit(batch)
                 with self._cond:
                     self.pending_bytes -= sum(len(data) for data, _, _ in batch)
-            if self._fd is not None and (
-                closing or self._size >= self._max_bytes or (self._seal_in() or 0) <= 0
-            ):
+            if self._fd is not None and closing:
                 self._seal()
+            elif self._fd is not None and (
+                self._size >= self._max_bytes or (self._seal_in() or 0) <= 0
+            ):
+                self._hand_off()
             if closing and not batch:
+                self._jobs.put(_STOP)
+                self._keeper.join()
                 return
 
     def _seal_in(self) -> float | None:
@@ -189,11 +216,73 @@ class SegmentWriter:
         _settle(batch, error)
 
     def _open(self) -> None:
-        self._paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label())
+        spare = self._take_spare()
+        if spare is None:
+            self._fd, self._paths = self._create()
+            self._dir_synced = False
+        else:  # made by the keeper, its name already durable
+            self._fd, self._paths, _ = spare
+            self._dir_synced = True
+        self._size, self._opened = 0, time.monotonic()
+        self._jobs.put(None)  # the keeper makes the next one ready
+
+    def _create(self, at: datetime | None = None) -> tuple[int, _Paths]:
+        paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label(), at=at)
         # O_APPEND: after a failed group is truncated away, the next write lands at the new end.
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self._paths[2], flags, 0o644)
-        self._size, self._opened, self._dir_synced = 0, time.monotonic(), False
+        return os.open(paths[2], flags, 0o644), paths
+
+    def _take_spare(self) -> _Spare | None:
+        """The keeper's ready segment if it is fresh: made within ``2 × max_age`` and in
+        this UTC hour (its name's time and folder stay close to its data's arrival)."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        now = utcnow()
+        made = spare[2]
+        if now - made < timedelta(seconds=2 * self._max_age) and (
+            (made.date(), made.hour) == (now.date(), now.hour)
+        ):
+            return spare
+        self._jobs.put((spare[0], spare[1], 0))  # stale: the keeper removes it
+        return None
+
+    def _hand_off(self) -> None:
+        """Give the open segment to the keeper to seal; the next group takes a new one."""
+        assert self._fd is not None and self._paths is not None
+        self._jobs.put((self._fd, self._paths, self._size))
+        self._fd, self._paths = None, None
+
+    # ------------------------------------------------------------------ keeper thread
+    def _keep(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                break
+            if job is None:
+                self._make_spare()
+            else:
+                self._seal_segment(*job)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            self._seal_segment(spare[0], spare[1], 0)  # empty: removed
+
+    def _make_spare(self) -> None:
+        with self._lock:
+            if self._spare is not None or self._closing:
+                return
+        at = utcnow()
+        try:
+            fd, paths = self._create(at)
+            if self._fsync:
+                _fsync_dir(paths[2].parent)
+        except OSError:
+            log.warning("cannot make the next %s segment ready; the writer opens it", self.source)
+            return
+        with self._lock:
+            self._spare = (fd, paths, at)
 
     def _undo(self, start: int) -> None:
         """Cut a failed group's partial bytes off, so the segment holds only acknowledged data."""
@@ -209,8 +298,13 @@ class SegmentWriter:
 
     def _seal(self) -> None:
         assert self._fd is not None and self._paths is not None
-        fd, (name, final, temporary), size = self._fd, self._paths, self._size
+        fd, paths, size = self._fd, self._paths, self._size
         self._fd, self._paths = None, None
+        self._seal_segment(fd, paths, size)
+
+    def _seal_segment(self, fd: int, paths: _Paths, size: int) -> None:
+        """Close, rename into view and fsync the folder; an empty segment is removed."""
+        name, final, temporary = paths
         try:
             os.close(fd)
             if size:

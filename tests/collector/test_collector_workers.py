@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,7 +108,7 @@ def test_two_workers_are_one_collector(server_factory: Any) -> None:
         assert metric(text, "advertisex_collector_endpoint_requests_total",
                       endpoint="pixel", outcome="accepted") == 2  # fmt: skip
         # The backlog behind the 503 back-pressure counts both workers' sealed segments.
-        wait_for(lambda: not list((server.data_dir / "landing").rglob(".*.tmp")))
+        wait_for(lambda: not open_segments(server))
         sealed = sum(f.stat().st_size for f in (server.data_dir / "landing").rglob("*.ndjson"))
         scrape_until(second, "advertisex_collector_backlog_bytes", sealed)
         assert metric(second.get("/metrics").text, "advertisex_collector_backlog_bytes") == sealed
@@ -124,6 +125,11 @@ def test_two_workers_are_one_collector(server_factory: Any) -> None:
     assert not list((server.data_dir / "landing" / "_collectors").glob("*.workers"))
 
 
+def open_segments(server: Any) -> list[Path]:
+    """Segments being written, with data (a writer also keeps its next one ready, empty)."""
+    return [p for p in (server.data_dir / "landing").rglob(".*.tmp") if p.stat().st_size]
+
+
 def test_a_dead_worker_is_replaced_and_its_segment_sealed(server_factory: Any) -> None:
     server = server_factory(
         ADVERTISEX_COLLECTOR__WORKERS="2", ADVERTISEX_COLLECTOR__SEGMENT_MAX_AGE_SECONDS="3600"
@@ -131,7 +137,7 @@ def test_a_dead_worker_is_replaced_and_its_segment_sealed(server_factory: Any) -
     with on_worker(server, 1) as client:
         pixel = "/v1/i?campaign_id=c&ad_creative_id=cr&impression_id=dead-1"
         assert client.get(pixel).status_code == 200  # durable, in an open segment
-    open_before = list((server.data_dir / "landing").rglob(".*.tmp"))
+    open_before = open_segments(server)
     assert len(open_before) == 1
     boot = open_before[0].name.split(".")[2]
     victim = next(w for w in workers_of(server) if _writes(w, boot))

@@ -260,3 +260,56 @@ def test_a_group_not_due_yet_is_woken_by_the_loop_and_not_stranded_when_the_loop
     assert commits == [1, 2, 2]
     writer.close()
     assert sealed_bytes(tmp_path) == [b"1\n2\n3\n4\n5\n"]
+
+
+def test_sealing_happens_beside_the_requests_and_the_next_segment_is_ready_made(
+    tmp_path, monkeypatch
+) -> None:
+    # A seal (rename, directory fsync) can wait on the disk's journal: requests arriving
+    # meanwhile are written to the next segment, which the keeper made beforehand.
+    zone_seal = LandingZone.seal
+    sealing, release = threading.Event(), threading.Event()
+    created_by: list[str] = []
+    create = SegmentWriter._create
+
+    def held_seal(self, temporary: Path, final: Path, *, fsync: bool = True) -> None:  # type: ignore[no-untyped-def]
+        sealing.set()
+        release.wait(10)
+        zone_seal(self, temporary, final, fsync=fsync)
+
+    def traced_create(self, at=None):  # type: ignore[no-untyped-def]
+        created_by.append(threading.current_thread().name.split("-")[0])
+        return create(self, at)
+
+    monkeypatch.setattr(LandingZone, "seal", held_seal)
+    monkeypatch.setattr(SegmentWriter, "_create", traced_create)
+    writer = make_writer(tmp_path, max_age=0.05)
+
+    async def scenario() -> None:
+        await writer.append(b"1\n")
+        await asyncio.to_thread(sealing.wait, 10)  # the first segment aged out: sealing, held
+        await asyncio.wait_for(writer.append(b"2\n"), 5)  # answered while the seal waits
+        release.set()
+
+    asyncio.run(scenario())
+    wait_for(lambda: len(sealed_bytes(tmp_path)) == 2)
+    writer.close()
+    assert sealed_bytes(tmp_path) == [b"1\n", b"2\n"]
+    # the first segment opened by the writer; the second (and a spare) by the keeper
+    assert created_by[0] == "writer" and set(created_by[1:]) == {"keeper"}
+    assert LandingZone(tmp_path / "landing").unsealed() == []  # the unused spare is gone
+
+
+def test_a_stale_ready_segment_is_not_used(tmp_path, monkeypatch) -> None:
+    # Its name's time would be far from its data's arrival: the writer opens its own.
+    writer = make_writer(tmp_path, max_age=0.05)
+    asyncio.run(writer.append(b"1\n"))
+    wait_for(lambda: writer._spare is not None and len(sealed_bytes(tmp_path)) == 1)
+    made = writer._spare[2]  # type: ignore[index]
+    monkeypatch.setattr(writer_module, "utcnow", lambda: made + writer_module.timedelta(hours=1))
+    asyncio.run(writer.append(b"2\n"))
+    writer.close()
+    zone = LandingZone(tmp_path / "landing")
+    names = [s.name for s in zone.segments()]
+    assert len(names) == 2 and zone.unsealed() == []
+    assert made.strftime("%Y%m%dT%H%M%S%fZ") not in names[1]
