@@ -7,6 +7,7 @@ lifespan shutdown, which writes, fsyncs and seals every open segment.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -89,7 +90,21 @@ def _run(
     # A writer thread back from its fsync needs the GIL to answer its group; while the
     # event loop is busy with a burst it would wait the default 5 ms switch interval.
     sys.setswitchinterval(0.001)
+    settle_heap()
     run_until_stopped(server, sock)
+
+
+def settle_heap() -> None:
+    """Take what start-up made (modules, settings, the app: ≈ 120 k objects) out of the
+    garbage collector's reach for the life of the process.
+
+    A full collection walks every tracked object: here 40–90 ms with the event loop
+    stopped — a stall of every request in flight, at whatever rate. Frozen, those objects
+    are never walked again (they live as long as the process anyway), and a full
+    collection costs what came after them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def uvicorn_config(settings: Settings, app: Any, tracking: Tracking | None = None) -> Any:
