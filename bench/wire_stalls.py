@@ -62,6 +62,7 @@ def install(directory: Path) -> None:
     from advertisex.collector import app as app_module
     from advertisex.collector import capacity as capacity_module
     from advertisex.collector import writer as writer_module
+    from advertisex.collector.metrics import CollectorMetrics
     from advertisex.collector.service import Collector
     from advertisex.collector.tracking import protocol as protocol_module
     from advertisex.collector.tracking.service import TrackingMetrics
@@ -72,7 +73,7 @@ def install(directory: Path) -> None:
     requests: list[list[Any]] = []  # rx, headers, handed, group, resolved, written, query
     groups: list[list[Any]] = []  # source, requests, taken, written, synced, dir synced, settled
     events: dict[str, list[tuple[Any, ...]]] = {
-        "seal": [], "open": [], "gc": [], "lag": [], "flush": [], "capacity": [],
+        "seal": [], "open": [], "gc": [], "lag": [], "flush": [], "capacity": [], "metrics": [],
     }  # fmt: skip
     by_answer: dict[int, list[Any]] = {}
     by_data: dict[int, list[Any]] = {}
@@ -188,7 +189,10 @@ def install(directory: Path) -> None:
 
     SegmentWriter.append = traced_append  # type: ignore[method-assign]
     SegmentWriter._commit = traced_commit  # type: ignore[method-assign]
-    SegmentWriter._seal = timed("seal", seal)  # type: ignore[method-assign]
+    if hasattr(SegmentWriter, "_seal_segment"):  # sealed by the keeper thread
+        SegmentWriter._seal_segment = timed("seal", SegmentWriter._seal_segment)  # type: ignore[method-assign]
+    else:  # sealed by the writer thread, between groups
+        SegmentWriter._seal = timed("seal", seal)  # type: ignore[method-assign]
     SegmentWriter._open = timed("open", open_)  # type: ignore[method-assign]
     writer_module._write_all = traced_write_all
     writer_module._fsync_dir = traced_fsync_dir
@@ -196,6 +200,9 @@ def install(directory: Path) -> None:
     writer_module._resolve = traced_resolve
     os.fdatasync = traced_fdatasync  # type: ignore[assignment]
     TrackingMetrics.flush = timed("flush", TrackingMetrics.flush)  # type: ignore[method-assign]
+    # a worker's metrics are memory-mapped files: a write can fault (page_mkwrite)
+    for name in ("observe_commit", "observe_sealed", "set_pending"):
+        setattr(CollectorMetrics, name, timed("metrics", getattr(CollectorMetrics, name)))
     shared = capacity_module.SharedOutstanding
     for name in ("add", "total", "drop", "oldest"):
         setattr(shared, name, timed("capacity", getattr(shared, name)))
