@@ -274,13 +274,17 @@ class SegmentWriter:
             if self._spare is not None or self._closing:
                 return
         at = utcnow()
+        made: tuple[int, _Paths] | None = None
         try:
-            fd, paths = self._create(at)
+            made = self._create(at)
             if self._fsync:
-                _fsync_dir(paths[2].parent)
+                _fsync_dir(made[1][2].parent)
         except OSError:
             log.warning("cannot make the next %s segment ready; the writer opens it", self.source)
+            if made is not None:  # its name is not durable: closed and removed, not kept
+                self._seal_segment(*made, 0)
             return
+        fd, paths = made
         with self._lock:
             self._spare = (fd, paths, at)
 

@@ -313,3 +313,28 @@ def test_a_stale_ready_segment_is_not_used(tmp_path, monkeypatch) -> None:
     names = [s.name for s in zone.segments()]
     assert len(names) == 2 and zone.unsealed() == []
     assert made.strftime("%Y%m%dT%H%M%S%fZ") not in names[1]
+
+
+def test_a_ready_segment_whose_name_cannot_be_made_durable_is_dropped(
+    tmp_path, monkeypatch
+) -> None:
+    # The keeper's directory fsync fails: no spare is kept, its file is closed and removed
+    # (not left for a restart to find), and the writer opens its next segment itself.
+    fsync_dir, tried = writer_module._fsync_dir, threading.Event()
+
+    def failing_in_the_keeper(directory: Path) -> None:
+        if threading.current_thread().name.startswith("keeper"):
+            tried.set()
+            raise OSError(errno.EIO, "injected")
+        fsync_dir(directory)
+
+    monkeypatch.setattr(writer_module, "_fsync_dir", failing_in_the_keeper)
+    writer = make_writer(tmp_path, max_age=0.05)
+    asyncio.run(writer.append(b"1\n"))
+    assert tried.wait(5)
+    wait_for(lambda: len(sealed_bytes(tmp_path)) == 1)
+    asyncio.run(writer.append(b"2\n"))
+    writer.close()
+    assert writer._spare is None
+    assert sealed_bytes(tmp_path) == [b"1\n", b"2\n"]
+    assert LandingZone(tmp_path / "landing").unsealed() == []
