@@ -15,7 +15,8 @@ checkpoint (wall clock, and CPU time of the process — what the commit costs, w
 else shares the machine; the first commit, which creates every table, is printed apart
 and not counted), the latency of a count over curated.impressions and of
 ``report campaigns`` (each through a freshly opened platform, as a CLI call would, minus
-Python start-up), the longest maintenance run (here between commits, timed apart from
+Python start-up; the median of ``--query-repeats`` runs), where the checkpoint falls in the
+maintenance cycle (commits since the last run: the data files grow until it), the longest maintenance run (here between commits, timed apart from
 them; a follower runs it beside its batches), data files, manifests and metadata bytes
 over all tables, and the most snapshots one table keeps (time travel's window: each
 commit rewrites a metadata.json that lists them). Last, the ratio of the last checkpoint to the first — the goal with
@@ -23,7 +24,7 @@ maintenance on is ≤ 1.5× for commit p99 and query latency, with data files bo
 
     python bench/soak.py [--commits 20000] [--checkpoints 100,1000,10000,20000]
                          [--events-per-commit 500] [--maintain-every 300] [--mode both]
-                         [--marts-every 60]
+                         [--marts-every 60] [--query-repeats 5]
 
 Smaller runs work the same (``--commits 1000 --checkpoints 100,500,1000``).
 """
@@ -49,6 +50,10 @@ def _timed(action: Any) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def _median_of(times: int, action: Any) -> float:
+    return statistics.median(_timed(action) for _ in range(times))
 
 
 def _costs(action: Any) -> tuple[float, float]:
@@ -92,6 +97,7 @@ def soak(
     per_commit: int,
     maintain_every: int,
     marts_every: int = 60,
+    query_repeats: int = 5,
 ) -> list[dict[str, Any]]:
     import advertisex
     from advertisex.synth.stream import LiveTraffic, bids_avro, clicks_csv, ndjson
@@ -133,13 +139,17 @@ def soak(
             if n in checkpoints:
                 fresh = advertisex.open(data_dir=data, **settings)
                 fresh.refresh_marts()
-                count = _timed(
+                # Each query through a freshly opened platform, the median of a few: one
+                # sample of a 0.1 s query moved by ×1.6 between checkpoints on its own.
+                count = _median_of(
+                    query_repeats,
                     lambda: advertisex.open(data_dir=data, **settings).query(
                         "select count(*) from curated.impressions"
-                    )
+                    ),
                 )
-                report = _timed(
-                    lambda: advertisex.open(data_dir=data, **settings).report_campaigns()
+                report = _median_of(
+                    query_repeats,
+                    lambda: advertisex.open(data_dir=data, **settings).report_campaigns(),
                 )
                 row = {
                     "mode": mode,
@@ -152,6 +162,9 @@ def soak(
                     "count_s": round(count, 3),
                     "report_s": round(report, 3),
                     "maintain_max_s": round(max(upkeep), 3),
+                    # where the checkpoint falls in the maintenance cycle: the data files
+                    # (and a count's latency) grow with the commits since the last run
+                    "since_maintain": n % maintain_every if on else n,
                     **_shape(data),
                 }
                 rows.append(row)
@@ -172,6 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--marts-every", type=int, default=60, help="commits between marts updates (0: never)"
     )
+    parser.add_argument(
+        "--query-repeats", type=int, default=5, help="runs of each query at a checkpoint (median)"
+    )
     args = parser.parse_args()
     checkpoints = sorted(c for c in map(int, args.checkpoints.split(",")) if 1 < c <= args.commits)
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} cores)")
@@ -185,6 +201,7 @@ def main() -> None:
             args.events_per_commit,
             args.maintain_every,
             args.marts_every,
+            args.query_repeats,
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
     for mode, rows in results.items():
