@@ -60,7 +60,7 @@ class Slice:
             return pa.repeat(True, table.num_rows)
         assert self.column is not None
         column = table.column(self.column)
-        inside = pa.array([False] * table.num_rows, pa.bool_())
+        inside = pa.repeat(False, table.num_rows)
         for lo, hi in self.ranges:
             within = pc.and_(
                 pc.greater_equal(column, pa.scalar(lo, column.type)),

@@ -90,17 +90,20 @@ def plan_pieces(segments: list[tuple[int, Segment]], piece_bytes: int) -> list[P
     (at least one segment), keeping arrival order within each source."""
     pieces: list[Piece] = []
     open_piece: dict[str, list[tuple[int, Segment]]] = {}
+    open_weight: dict[str, int] = {}  # the open piece's weight, kept as it grows
     turns: dict[str, int] = {}
 
     def close(source: str) -> None:
         pieces.append(Piece(source, open_piece.pop(source), turns.get(source, 0)))
+        open_weight.pop(source)
         turns[source] = turns.get(source, 0) + 1
 
     for index, segment in segments:
-        current = open_piece.get(segment.source)
-        if current and sum(weight(s) for _, s in current) + weight(segment) > piece_bytes:
-            close(segment.source)
-        open_piece.setdefault(segment.source, []).append((index, segment))
+        source, heavy = segment.source, weight(segment)
+        if source in open_piece and open_weight[source] + heavy > piece_bytes:
+            close(source)
+        open_piece.setdefault(source, []).append((index, segment))
+        open_weight[source] = open_weight.get(source, 0) + heavy
     for source in list(open_piece):
         close(source)
     return sorted(pieces, key=lambda p: p.segments[0][0])
