@@ -34,7 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from advertisex.util import jsonutil
 
@@ -43,6 +45,7 @@ PY = sys.executable
 sys.path.insert(0, str(HERE))
 
 TARGET = 1_000_000  # events/s
+_WORK = ("stage 1", "stage 2", "stage 3", "commit", "job")  # CPU spans of the work itself
 SPARK_CONF = {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8"}
 
 
@@ -53,8 +56,11 @@ def run_one(engine: str, data: Path, marts: bool) -> None:
     ax = advertisex.open(
         data_dir=data, correlation={"update_marts": False}, scale={"spark_conf": SPARK_CONF}
     )
+    from _treecpu import TreeCpu
+
     from advertisex.marts.iceberg import rebuild_marts
 
+    cpu = TreeCpu(os.getpid()).start()
     started = time.perf_counter()
     startup = 0.0
     if engine == "embedded":
@@ -66,8 +72,10 @@ def run_one(engine: str, data: Path, marts: bool) -> None:
         session.range(1).count()  # executors up
         startup = time.perf_counter() - started
         runner = SparkRunner(ax.settings, ax.lake, ax.landing, session=session)
-    report = runner.process()
+    cpu.mark("start-up")
+    report = runner.process(_stage_marks(cpu))
     total = time.perf_counter() - started
+    cpu.mark("commit")
     mart_seconds, attributed = 0.0, 0
     if marts:
         begun = time.perf_counter()
@@ -75,6 +83,7 @@ def run_one(engine: str, data: Path, marts: bool) -> None:
         mart_seconds, attributed = time.perf_counter() - begun, done.clicks + done.conversions
     if engine != "embedded":
         session.stop()
+    cpu.stop()
     print(
         jsonutil.dumps_str(
             {
@@ -87,12 +96,24 @@ def run_one(engine: str, data: Path, marts: bool) -> None:
                 "duplicates": sum(a.duplicates for a in report.accounts.values()),
                 "marts": mart_seconds,
                 "attributed": attributed,
+                "cpu": cpu.spans(),
             }
         )
     )
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+def _stage_marks(cpu: Any) -> Callable[[str, int, int], None]:
+    """A progress callback closing a CPU span as each stage of a batch ends (stage 1 is
+    "read", stage 2 "dedupe", stage 3 ends as the driver starts the "commit")."""
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == total and stage in ("read", "dedupe", "commit"):
+            cpu.mark({"read": "stage 1", "dedupe": "stage 2", "commit": "stage 3"}[stage])
+
+    return progress
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
@@ -147,6 +168,8 @@ def main() -> None:
             ),
             flush=True,
         )
+        for span, kinds in out["cpu"].items():
+            print(f"          {span:<9} {_cpu_text(kinds)}")
     if args.reference:
         ref_input = OUT / "reference-impressions-2000000.ndjson"
         if not ref_input.exists():
@@ -159,30 +182,64 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _reference(source: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
-    """The bare Spark job on 2 M impressions: (records, job seconds without start-up)."""
+def _reference(source: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The bare Spark job on 2 M impressions: records, job seconds without start-up, and
+    the CPU seconds of its process tree over the job (from the printed job time back)."""
+    from _treecpu import TreeCpu
     from process import REFERENCE
 
     script = REFERENCE / "batch_spark.py"
-    result = subprocess.run(
-        [PY, str(script), str(source), str(out)], env=env, capture_output=True, text=True
-    )
-    timing = re.search(r"spark job ([0-9.]+) s, with start-up ([0-9.]+) s", result.stdout)
-    if result.returncode != 0 or timing is None:
-        sys.exit(f"{script} failed:\n{result.stdout[-1000:]}{result.stderr[-3000:]}")
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(
+            [PY, str(script), str(source), str(out)],
+            env=dict(env, PYTHONUNBUFFERED="1"),  # its line as the job ends, not at exit
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        cpu = TreeCpu(child.pid).start()
+        printed, stdout = None, []
+        assert child.stdout is not None
+        for line in child.stdout:
+            stdout.append(line)
+            if printed is None and line.startswith("spark job "):
+                printed = time.monotonic()
+                cpu.mark("job")
+        child.wait()
+        cpu.stop()
+        errors.seek(0)
+        stderr = errors.read()
+    timing = re.search(r"spark job ([0-9.]+) s, with start-up ([0-9.]+) s", "".join(stdout))
+    if child.returncode != 0 or timing is None or printed is None:
+        sys.exit(f"{script} failed:\n{''.join(stdout)[-1000:]}{stderr[-3000:]}")
     job, whole = float(timing[1]), float(timing[2])
+    began, ended = cpu.at(printed - job), cpu.marks[-1][1]
+    job_cpu = {kind: round(ended[kind] - began[kind], 2) for kind in ended}
     rate = 2_000_000 / job
     print(
         f"reference {2_000_000:>10,} impressions (batch_spark.py, local[2]): start-up "
-        f"{whole - job:6.1f} s, job {job:7.1f} s → {rate:>9,.0f} events/s",
+        f"{whole - job:6.1f} s, job {job:7.1f} s → {rate:>9,.0f} events/s; "
+        f"{_cpu_text(job_cpu)}",
         flush=True,
     )
-    return {"records": 2_000_000, "process": job}
+    return {"records": 2_000_000, "process": job, "cpu": {"job": job_cpu}}
 
 
-def _summary(results: dict[str, dict[str, float]]) -> None:
+def _cpu_text(kinds: dict[str, float]) -> str:
+    return (
+        f"CPU {sum(kinds.values()):5.1f} s (JVM {kinds['jvm']:.1f}, Python workers "
+        f"{kinds['workers']:.1f}, driver {kinds['driver']:.1f})"
+    )
+
+
+def _summary(results: dict[str, dict[str, Any]]) -> None:
     def rate(engine: str) -> float:
         return results[engine]["records"] / results[engine]["process"]
+
+    def cpu_per_event(engine: str) -> float:
+        spans = results[engine]["cpu"]
+        seconds = sum(sum(kinds.values()) for span, kinds in spans.items() if span in _WORK)
+        return seconds / results[engine]["records"]
 
     if "embedded" in results and "local[2]" in results:
         print(
@@ -192,6 +249,11 @@ def _summary(results: dict[str, dict[str, float]]) -> None:
         print(
             f"ratio     Spark local[2] / bare Spark job: {rate('local[2]') / rate('reference'):.2f}× "
             "(target ≥ 0.90×)"
+        )
+        print(
+            f"ratio     CPU seconds per event, bare Spark job / Spark local[2]: "
+            f"{cpu_per_event('reference') / cpu_per_event('local[2]'):.2f}× "
+            "(over the work alone: start-up left out)"
         )
     if "local[1]" in results and "local[2]" in results:
         speedup = rate("local[2]") / rate("local[1]")

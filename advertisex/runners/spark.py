@@ -7,23 +7,31 @@ template's (:mod:`advertisex.runners.runner`), as for the embedded runner; this 
 reads and transforms:
 
     read:      task numbers ──mapInArrow: each task's share of the segments: read, frame,
-               standardize, enrich──► segment blobs + key blobs by bucket (persisted)
+               standardize, enrich──► each segment's rows to the batch's scratch folder;
+               key blobs by bucket (persisted)
     transform: key blobs ∪ committed key blobs ──repartition(bucket)──mapInArrow:
                find_duplicates──► duplicates → driver
-               segment blobs + broadcast duplicates ──mapInArrow: quarantine, IVT, accepted
-               rows──► Parquet files
+               wave by wave, task numbers + broadcast duplicates ──mapInArrow: each task's
+               share of the wave's segments, read back from scratch: quarantine, IVT,
+               accepted rows──► Parquet files
     template:  driver: add_files for every table + ops.batches + segment marks, one catalog transaction
 
-Wide rows are never shuffled: only (key, payload hash, position) crosses the network, as
-in the embedded dedupe, and it travels as a few Arrow blobs per task and key bucket (every
-occurrence of a key lands in one bucket), never as one Spark row per event — Spark would
-convert millions of rows between Arrow and its own format on both sides of the shuffle.
-Each stage-1 task gets its own share of the segments, of about equal bytes, so both cores
-stay busy to the end of the stage. Executors write the data files into the tables'
-locations; a crash before the driver's transaction leaves only unreferenced files,
-and the batch is redone from the landing zone with the same id. After the batches,
-mart maintenance runs its correlation and rollup kernels on the same session
-(``advertisex.marts.spark``: parts by user, auction and campaign).
+Wide rows never pass through the JVM: a segment's standardized rows wait for stage 3 as
+an Arrow IPC file in the batch's scratch folder (under the warehouse, which every
+executor reaches: they write the tables' files there too), removed when the batch ends.
+Held in Spark instead (a persisted column of IPC blobs), every blob was copied from Arrow
+into Spark's rows and cache, and back to Arrow for each wave of stage 3 — the clicks'
+wave scanned the impressions' blobs again only to filter them out. Only (key, payload
+hash, position) crosses the shuffle, as in the embedded dedupe, and it travels as a few
+Arrow blobs per task and key bucket (every occurrence of a key lands in one bucket),
+never as one Spark row per event — Spark would convert millions of rows between Arrow
+and its own format on both sides of the shuffle. Each task of stages 1 and 3 gets its
+own share of the segments, of about equal bytes, so both cores stay busy to the end of
+the stage. Executors write the data files into the tables' locations; a crash before
+the driver's transaction leaves only unreferenced files (and a scratch folder, removed
+when the batch is run again), and the batch is redone from the landing zone with the
+same id. After the batches, mart maintenance runs its correlation and rollup kernels
+on the same session (``advertisex.marts.spark``: parts by user, auction and campaign).
 
 Executors need this package and its dependencies installed (the same wheel as the
 driver); see docs/deployment.md.
@@ -58,7 +66,8 @@ from advertisex.runners.committed import DedupeLookup
 from advertisex.runners.hooks import CommitHook
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
-from advertisex.util.spark_arrow import BLOBS, collect_arrow
+from advertisex.util import storage
+from advertisex.util.spark_arrow import BLOBS, collect_arrow, remove_scratch
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -73,6 +82,7 @@ DEFAULT_CONF = {
     "spark.driver.memory": "2g",
 }
 BUCKETS_PER_TASK = 4  # dedupe key buckets per task
+SCRATCH = "_spark_scratch"  # under the warehouse: stage 1's rows for stage 3, per batch
 
 
 def spark_session(settings: Settings, master: str | None, verbose: bool = False) -> SparkSession:
@@ -150,11 +160,13 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 
 @dataclass
 class Prepared(Framed):
-    """Stage 1's output (persisted): standardized blobs of every segment, key blobs, and
-    the event-time bounds of each table's candidates (µs: the dedupe horizon's window)."""
+    """Stage 1's output: its rows (persisted: the records framed per segment, key blobs),
+    the event-time bounds of each table's candidates (µs: the dedupe horizon's window),
+    and the scratch folder holding each segment's standardized rows."""
 
     rows: DataFrame
     bounds: dict[str, tuple[int, int]]
+    scratch: str  # where stage 1 left each segment's standardized rows
 
 
 class SparkRunner(Runner[Prepared]):
@@ -202,15 +214,19 @@ class SparkRunner(Runner[Prepared]):
     # ------------------------------------------------------------------ the engine's steps
     @contextmanager
     def read(self, batch: Batch) -> Iterator[Prepared]:
-        """Stage 1 on the executors, persisted until the batch is done (stages 2 and 3
-        read it); the driver learns each segment's record count or why it is unreadable."""
-        prepared = self._prepare(batch.segments, batch.rules)
+        """Stage 1 on the executors, its rows persisted and its scratch folder kept until
+        the batch is done (stages 2 and 3 read them); the driver learns each segment's
+        record count or why it is unreadable."""
+        scratch = self.scratch(batch.id)
+        remove_scratch(scratch, self.settings.scale)  # a crashed run's, for the same batch
+        prepared = self._prepare(batch.segments, batch.rules, scratch)
         try:
             records, unreadable, bounds = self._listing(prepared)
             batch.report("read")
-            yield Prepared(records, unreadable, prepared, bounds)
+            yield Prepared(records, unreadable, prepared, bounds, scratch)
         finally:
             prepared.unpersist()
+            remove_scratch(scratch, self.settings.scale)
 
     def transform(self, batch: Batch, framed: Prepared) -> Transformed:
         """Stages 2 (dedupe across the batch and the committed keys) and 3 (finish and
@@ -219,8 +235,7 @@ class SparkRunner(Runner[Prepared]):
             return Transformed({}, {})
         duplicates = self._duplicates(framed, batch.rules.dedupe)
         batch.report("dedupe")
-        sources = {batch.segments[i].source for i in framed.records}
-        finished = self._finish(framed.rows, sources, duplicates, batch)
+        finished = self._finish(framed, duplicates, batch)
         return Transformed(_files(finished), _accounts(finished, duplicates))
 
     # ------------------------------------------------------------------ stages
@@ -229,13 +244,24 @@ class SparkRunner(Runner[Prepared]):
         """Dedupe key buckets: more than tasks, to even out Spark's hash of the number."""
         return BUCKETS_PER_TASK * self.parallelism
 
-    def _prepare(self, segments: list[Segment], rules: BatchRules) -> DataFrame:
-        """Stage 1 over the batch's segments, persisted: stages 2 and 3 both read it. Each
-        task gets its own share of the segments (:func:`slices`); a task's number is its
-        only input row, so Spark cannot put two shares in one task."""
+    def scratch(self, batch_id: str) -> str:
+        """The folder where stage 1 leaves a batch's standardized rows for stage 3: under
+        the warehouse, which every executor reaches (they write the tables' files there)."""
+        return storage.join(self.settings.warehouse_uri, SCRATCH, batch_id)
+
+    def _prepare(self, segments: list[Segment], rules: BatchRules, scratch: str) -> DataFrame:
+        """Stage 1 over the batch's segments, persisted: the listing and stage 2 both read
+        it. Each task gets its own share of the segments (:func:`slices`); a task's
+        number is its only input row, so Spark cannot put two shares in one task."""
         shares = slices([s.size for s in segments], 2 * self.parallelism)
         job = tasks.PrepareJob(
-            self.settings, rules.validation, rules.dims, tuple(segments), shares, self.buckets
+            self.settings,
+            rules.validation,
+            rules.dims,
+            tuple(segments),
+            shares,
+            self.buckets,
+            scratch,
         )
         numbers = self.spark.range(0, len(shares), 1, numPartitions=len(shares))
         prepared = numbers.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
@@ -295,30 +321,37 @@ class SparkRunner(Runner[Prepared]):
         )
         return listing.repartition(min(len(files), 2 * self.parallelism)).mapInArrow(reader, BLOBS)
 
-    def _finish(
-        self, prepared: DataFrame, present: set[str], duplicates: pa.Table, batch: Batch
-    ) -> pa.Table:
+    def _finish(self, prepared: Prepared, duplicates: pa.Table, batch: Batch) -> pa.Table:
         """Stage 3, wave by wave (``SOURCE_WAVES``): users that impressions expose as
-        invalid traffic taint the same batch's clicks and conversions."""
-        from pyspark.sql import functions as F
-
+        invalid traffic taint the same batch's clicks and conversions. Each wave's tasks
+        take shares of its segments of about equal bytes and read their standardized rows
+        from the scratch folder."""
         shared = self.spark.sparkContext.broadcast(_group_rows(duplicates))
+        segments = batch.segments
+        present = {segments[i].source for i in prepared.records}
         locations = {name: self.lake.table(name).location() for name in _written_tables(present)}
         rules = batch.rules
         results = []
         try:
             for wave in SOURCE_WAVES:
-                sources = [s for s in wave if s in present]
-                if not sources:
+                indices = [i for i in sorted(prepared.records) if segments[i].source in wave]
+                if not indices:
                     continue
+                shares = slices([segments[i].size for i in indices], 2 * self.parallelism)
                 job = tasks.FinishJob(
-                    self.settings, batch.id, batch.lineage, rules.ivt, locations, shared
+                    self.settings,
+                    batch.id,
+                    batch.lineage,
+                    rules.ivt,
+                    locations,
+                    shared,
+                    tuple(segments),
+                    tuple(tuple(indices[i] for i in share) for share in shares),
+                    prepared.scratch,
                 )
-                blobs = prepared.filter(
-                    (F.col("kind") == "rows") & F.col("source").isin(*sources)
-                ).select("segment", "source", "blob")
+                numbers = self.spark.range(0, len(shares), 1, numPartitions=len(shares))
                 result = collect_arrow(
-                    blobs.mapInArrow(functools.partial(tasks.finish, job=job), tasks.FINISHED),
+                    numbers.mapInArrow(functools.partial(tasks.finish, job=job), tasks.FINISHED),
                     tasks._FINISHED,
                 )
                 results.append(result)

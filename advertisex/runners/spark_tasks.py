@@ -5,17 +5,19 @@ Spark ships (with a small picklable job description) to its executors:
 
 1. :func:`prepare` — per task, its share of the batch's landing segments: read, frame,
    standardize, validate, enrich (``batch.standardize_source``, as the embedded runner
-   does). It yields each segment's standardized rows once, as an Arrow IPC blob that stays
-   on its executor (persisted, never shuffled), and its candidates' keys (key, payload
-   hash, position) as blobs, one per table and key bucket, with their event-time bounds.
+   does). It writes each segment's standardized rows once, as an Arrow IPC file in the
+   batch's scratch folder (never through the JVM), and yields the records it framed and
+   its candidates' keys (key, payload hash, position) as blobs, one per table and key
+   bucket, with their event-time bounds.
 2. :func:`dedupe` — per partition of key blobs (``repartition(bucket)``): every
    occurrence of a key, and its committed twin if any, is in one bucket, so
    ``find_duplicates`` on the bucket's rows in (segment, row) order gives exactly
    the embedded runner's verdict. Only the duplicates come back to the driver.
-3. :func:`finish` — per partition of blobs: drop the duplicates, split off quarantine
-   and invalid traffic, shape each table's rows (``batch.finish_source``, told the
-   repeats by stage 2) and write them as Parquet data files, one per table and
-   event day, into the table's location. The driver registers those files in one
+3. :func:`finish` — per task, its share of a wave's segments, read back from the
+   scratch folder: drop the duplicates, split off quarantine and invalid traffic,
+   shape each table's rows (``batch.finish_source``, told the repeats by stage 2) and
+   write them as Parquet data files, one per table and event day, into the table's
+   location. The driver registers those files in one
    atomic catalog transaction with the batch's checkpoint.
 
 :func:`read_committed` feeds stage 2 the committed keys of the dedupe horizon, read
@@ -50,7 +52,13 @@ from advertisex.runners.batch import (
 )
 from advertisex.util import storage
 from advertisex.util.retry import retrying
-from advertisex.util.spark_arrow import blob_batch, bucketed, from_ipc, to_ipc
+from advertisex.util.spark_arrow import (
+    blob_batch,
+    bucketed,
+    from_ipc,
+    read_scratch,
+    write_scratch,
+)
 
 # Spark DDL of stage 1's output and the Arrow schema the workers build it with.
 PREPARED = (
@@ -68,7 +76,7 @@ _PREPARED = pa.schema(
         ("bucket", pa.int32()),  # the keys' bucket (keys)
         ("low_us", pa.int64()),  # event-time bounds of the task's keys of tbl, µs (keys)
         ("high_us", pa.int64()),
-        ("blob", pa.binary()),  # Arrow IPC: the segment's standardized rows, or keys
+        ("blob", pa.binary()),  # Arrow IPC: the keys (keys)
     ]
 )
 # A dedupe key blob's rows: a candidate of the batch (its segment and row number in that
@@ -119,6 +127,7 @@ class PrepareJob:
     segments: tuple[Segment, ...]  # the batch's segments, by index
     slices: tuple[tuple[int, ...], ...]  # segment indices of each task (input: its number)
     buckets: int  # dedupe key buckets
+    scratch: str  # the batch's scratch folder (standardized rows, one file per segment)
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,14 @@ class FinishJob:
     ivt: IvtRules | None
     locations: dict[str, str]  # table → its location (where data files go)
     duplicates: object  # Broadcast of {(table, segment): int64 array of row numbers}
+    segments: tuple[Segment, ...]  # the batch's segments, by index
+    slices: tuple[tuple[int, ...], ...]  # segment indices of each task (input: its number)
+    scratch: str  # where stage 1 left each segment's standardized rows
+
+
+def scratch_file(scratch: str, index: int) -> str:
+    """Where stage 1 leaves the standardized rows of the batch's segment ``index``."""
+    return storage.join(scratch, f"segment-{index}.arrow")
 
 
 # ---------------------------------------------------------------- stage 1: prepare
@@ -166,13 +183,8 @@ def _prepare_segment(
     rows = standardize_source(segment.source, frame, job.rules, job.dims)
     rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
     rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
-    yield _prepared(
-        kind="rows",
-        segment=index,
-        source=segment.source,
-        records=frame.num_rows,
-        blob=to_ipc(rows),
-    )
+    write_scratch(rows, scratch_file(job.scratch, index), job.settings.scale)
+    yield _prepared(kind="rows", segment=index, source=segment.source, records=frame.num_rows)
     rejected = rejected_mask(rows)
     for table_name in SOURCES[segment.source]:
         chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))
@@ -289,19 +301,16 @@ def read_committed(
 
 
 def finish(batches: Iterator[pa.RecordBatch], job: FinishJob) -> Iterator[pa.RecordBatch]:
-    """Standardized blobs (segment, source, blob) → Parquet data files and their accounting."""
-    by_source: dict[str, list[tuple[int, pa.Table]]] = {}
+    """Task numbers → their segments' standardized rows (from the scratch folder) as
+    Parquet data files, and their accounting."""
     for batch in batches:
-        for segment, source, blob in zip(
-            batch.column("segment").to_pylist(),
-            batch.column("source").to_pylist(),
-            batch.column("blob").to_pylist(),
-            strict=True,
-        ):
-            by_source.setdefault(source, []).append((segment, from_ipc(blob)))
-    for source, parts in by_source.items():
-        parts.sort(key=lambda p: p[0])
-        yield from _finish_source(source, parts, job)
+        for task in batch.column(0).to_pylist():
+            by_source: dict[str, list[tuple[int, pa.Table]]] = {}
+            for index in job.slices[task]:
+                rows = read_scratch(scratch_file(job.scratch, index), job.settings.scale)
+                by_source.setdefault(job.segments[index].source, []).append((index, rows))
+            for source, parts in by_source.items():
+                yield from _finish_source(source, parts, job)
 
 
 def _finish_source(

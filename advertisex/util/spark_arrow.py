@@ -12,6 +12,7 @@ and its own rows on both sides of the shuffle.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -19,10 +20,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.util import engine
+from advertisex.util import engine, storage
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from advertisex.config import ScaleSettings
 
 
 # Spark DDL of bucketed blobs, and the Arrow schema executors build them with: ``tag`` says
@@ -41,6 +44,29 @@ def to_ipc(table: pa.Table) -> bytes:
 
 def from_ipc(blob: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+def write_scratch(table: pa.Table, url: str, scale: ScaleSettings | None) -> None:
+    """``table`` as an Arrow IPC file at ``url`` (a folder path or an object-store URL)."""
+    filesystem, path = storage.resolve(url, scale)
+    if not storage.is_remote(url):
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with filesystem.open_output_stream(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_scratch(url: str, scale: ScaleSettings | None) -> pa.Table:
+    """The table :func:`write_scratch` wrote at ``url``."""
+    filesystem, path = storage.resolve(url, scale)
+    with filesystem.open_input_file(path) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def remove_scratch(url: str, scale: ScaleSettings | None) -> None:
+    """Delete the scratch folder ``url`` and everything in it (nothing if it is not there)."""
+    filesystem, path = storage.resolve(url, scale)
+    with contextlib.suppress(FileNotFoundError):
+        filesystem.delete_dir(path)
 
 
 def collect_arrow(frame: DataFrame, schema: pa.Schema | None = None) -> pa.Table:

@@ -180,3 +180,45 @@ def test_incremental_marts_on_spark_equal_the_embedded_ones_after_late_data(
     want, got = _tables(embedded), _tables(on_spark)
     for name in TABLES:
         assert got[name] == want[name], name
+
+
+def test_stage_one_rows_wait_in_a_scratch_folder_that_goes_with_the_batch(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Stage 1 leaves each segment's standardized rows in the batch's scratch folder under
+    the warehouse (stage 3 reads them there); the folder goes when the batch ends, even
+    one that fails, and a crashed run's leftovers for the same batch go before it starts."""
+    import advertisex
+    from advertisex.runners.runner import Batch, batch_id_for
+    from advertisex.runners.spark import Prepared, SparkRunner
+    from advertisex.runners.spark_tasks import scratch_file
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    line = '{"impression_id":"i-%d","timestamp":"2026-11-11T10:00:00Z","ad_creative_id":"cr-1",'
+    line += '"user_id":"u-1","website":"https://example.com/"}\n'
+    for n in range(2):
+        ax.landing.write_segment("impressions", (line % n).encode(), label=f"s{n}")
+    seen: list[list[str]] = []
+
+    class Failing(SparkRunner):
+        def transform(self, batch: Batch, framed: Prepared) -> Any:
+            files = [scratch_file(framed.scratch, i) for i in sorted(framed.records)]
+            seen.append(sorted(Path(f.removeprefix("file://")).name for f in files))
+            assert all(Path(f.removeprefix("file://")).is_file() for f in files)
+            assert not stale.exists()
+            raise RuntimeError("stage 3 failed")
+
+    runner = Failing(ax.settings, ax.lake, ax.landing, session=spark)
+    (segments,) = runner.plan(runner.pending())
+    scratch = Path(runner.scratch(batch_id_for(segments)).removeprefix("file://"))
+    stale = scratch / "segment-7.arrow"  # left by a run killed in this batch
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"torn")
+    with pytest.raises(RuntimeError, match="stage 3 failed"):
+        runner.process(now=NOW)
+    assert seen == [["segment-0.arrow", "segment-1.arrow"]]
+    assert not scratch.exists()
+    assert ax.lake.read("curated.impressions").num_rows == 0  # nothing committed
+    report = SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
+    assert report.accounts["impressions"].accepted == 2
+    assert list(scratch.parent.iterdir()) == []

@@ -61,7 +61,7 @@ def test_prepare_reports_an_unreadable_segment_instead_of_failing(tmp_path, monk
     segment = open_landing(settings).write_segment("clicks", b"timestamp,user_id\n", label="bad")
     monkeypatch.setitem(DECODERS, ("clicks", "csv"), exploding)
     rules = Rules(now=datetime(2026, 1, 1, tzinfo=UTC))
-    job = tasks.PrepareJob(settings, rules, None, (segment,) * 4, ((3,),), 4)
+    job = tasks.PrepareJob(settings, rules, None, (segment,) * 4, ((3,),), 4, str(tmp_path / "s"))
     out = pa.Table.from_batches(list(tasks.prepare(iter([_task(0)]), job))).to_pylist()
     assert [(r["kind"], r["segment"]) for r in out] == [("unreadable", 3)]
     assert "MemoryError: decoder blew up" in out[0]["reason"]
@@ -85,7 +85,9 @@ def test_prepared_key_blobs_find_every_repeat_across_tasks_and_buckets(tmp_path)
     resent = [*lines[:10], lines[10].replace(",u10,", ",u99,")]  # 10 retries, 1 conflict
     second = zone.write_segment("clicks", (header + "".join(resent)).encode(), label="b")
     rules = Rules(now=datetime(2026, 1, 2, tzinfo=UTC))
-    job = tasks.PrepareJob(settings, rules, None, (first, second), ((1,), (0,)), 8)
+    job = tasks.PrepareJob(
+        settings, rules, None, (first, second), ((1,), (0,)), 8, str(tmp_path / "s")
+    )
     out = pa.Table.from_batches(
         [b for n in (0, 1) for b in tasks.prepare(iter([_task(n)]), job)]
     ).to_pylist()
