@@ -224,13 +224,17 @@ def line(server: str, endpoint: str, mode: str, r: dict[str, Any]) -> str:
         f"{server:<22} {endpoint:<6} {mode:<11} {r['rate']:>7,.0f} req/s  "
         f"p50 {r['p50'] / 1000:6.2f} ms  p90 {r['p90'] / 1000:6.2f} ms  "
         f"p99 {r['p99'] / 1000:7.2f} ms  {corrected}"
-        f"server CPU {r['cpu_us']:5.0f} µs/req ({r['share']:.0%} of a core)  "
+        f"server CPU {r['cpu_us']:5.0f} µs/req ({r['share']:.0%} of a core; the event loops' "
+        f"threads {r['loop_us']:.0f}, the others {r['cpu_us'] - r['loop_us']:.0f})  "
         f"wrk {r['gen_share']:.0%} of a core  errors {r['errors'] + r['bad_status']}"
     )
 
 
 class Server:
-    """A started server's processes, for their CPU time (all workers and threads)."""
+    """A started server's processes, for their CPU time (all workers and threads), and the
+    part of it that their main threads — the event loops — used: the rest is the writer
+    and keeper threads (write, ``fdatasync``, hand-offs), the capacity probe, the
+    supervisor's own threads."""
 
     def __init__(self, pid: int) -> None:
         import psutil
@@ -238,16 +242,22 @@ class Server:
         root = psutil.Process(pid)
         self.processes = [root, *root.children(recursive=True)]
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(CPU seconds of every process and thread, of the processes' main threads)."""
         import psutil
 
-        total = 0.0
+        total = loops = 0.0
         for process in self.processes:
             try:
                 total += sum(process.cpu_times()[:2])
+                loops += sum(
+                    thread.user_time + thread.system_time
+                    for thread in process.threads()
+                    if thread.id == process.pid
+                )
             except psutil.NoSuchProcess:
                 pass
-        return total
+        return total, loops
 
 
 def measure(
@@ -261,16 +271,18 @@ def measure(
         results[(endpoint, "warm-up")] = warm
         runs = [(f"{rate // 1000}k/s", rate) for rate in args.rates] + [("max c16", None)]
         for mode, rate in runs:
-            before = server.cpu_seconds()
+            before, loops_before = server.cpu_seconds()
             if rate is None:
                 result = flat_out(url, ids.path(path, unique), unique, args.seconds, cpus)
             else:
                 result = paced(
                     url, ids.path(path, unique), unique, args.seconds, rate, args.connections, cpus
                 )
-            cpu = server.cpu_seconds() - before
+            after, loops_after = server.cpu_seconds()
+            cpu = after - before
             seconds = result["duration_us"] / 1e6
             result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
+            result["loop_us"] = (loops_after - loops_before) / max(result["requests"], 1) * 1e6
             result["share"] = cpu / seconds
             result["gen_share"] = result["gen_cpu"] / seconds
             results[(endpoint, mode)] = result

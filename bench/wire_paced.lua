@@ -14,8 +14,8 @@
 --   wrk -tN -cN -d5s -s wire_paced.lua URL -- RATE PATH UNIQUE AGENT CONNECTIONS [LOG]
 --
 -- With LOG (a file path), every answered request is also written there, one line each:
--- its number (the counter the unique path ends with), intended send, written and answered
--- times (µs, CLOCK_MONOTONIC: the server's time.perf_counter() on the same machine), so
+-- its number (the counter the unique path ends with, or its X-Bench-Seq header), intended
+-- send, written and answered times (µs, CLOCK_MONOTONIC: the server's time.perf_counter() on the same machine), so
 -- bench/wire_stalls.py can put each slow answer beside the server's own timeline.
 --
 -- done() prints one JSON line: answered requests, the corrected percentiles (µs), the
@@ -74,10 +74,13 @@ end
 
 function request()
   sent = now_us()
-  sent_counter = counter + 1
+  counter = counter + 1
+  sent_counter = counter
   if unique then
-    counter = counter + 1
     return wrk.format("GET", path .. counter)
+  end
+  if log then -- a path that cannot carry the counter (a signed link): a header does
+    return wrk.format("GET", path, {["X-Bench-Seq"] = tostring(counter)})
   end
   return wrk.format("GET", path)
 end

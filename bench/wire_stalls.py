@@ -1,12 +1,13 @@
-"""Where a paced pixel's time goes, request by request: the client's and the collector's
+"""Where a paced pixel's or click's time goes, request by request: the client's and the collector's
 timelines side by side, with the event loop's blocked stretches, GC pauses, segment seals
 and metrics flushes beside them.
 
 Starts ``advertisex serve`` (fsync on, ``--workers``) with instruments patched in (this
-file, run with ``--serve``: nothing in the collector's code changes), loads the pixel at
-``--rate`` with bench/wire_paced.lua logging every answer, stops the server (each worker
-writes its trace) and matches each answer to its server-side timeline by the counter its
-impression id ends with. All times are CLOCK_MONOTONIC, the client's and the server's.
+file, run with ``--serve``: nothing in the collector's code changes), loads the pixel (or,
+``--endpoint click``, the signed click link) at ``--rate`` with bench/wire_paced.lua
+logging every answer, stops the server (each worker writes its trace) and matches each
+answer to its server-side timeline by its number: the counter its impression id ends
+with, or a click's ``X-Bench-Seq`` header. All times are CLOCK_MONOTONIC, the client's and the server's.
 
 A request's time, in order:
 
@@ -29,6 +30,7 @@ Also measured in the same run, before the load: the disk's own ``fdatasync`` flo
 (bench/fsync_floor.py, one every 2 ms for ``--floor-seconds``).
 
     python bench/wire_stalls.py [--rate 2000] [--seconds 20] [--workers 2] [--slowest 12]
+                                [--endpoint pixel|click]
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ PHASES = (
 
 # ---------------------------------------------------------------------------- the server
 def install(directory: Path) -> None:
-    """Patch the collector's pieces to stamp every pixel's way through them, in this
+    """Patch the collector's pieces to stamp every request's way through them, in this
     process and the workers it forks; each worker writes its trace when it stops."""
     import asyncio
     import gc
@@ -93,7 +95,7 @@ def install(directory: Path) -> None:
 
     def answered_init(self: Any, protocol: Any, path: str, hit: Any, *rest: Any) -> None:
         made(self, protocol, path, hit, *rest)
-        by_answer[id(self)] = [protocol._adx_rx, perf(), 0.0, -1, 0.0, 0.0, hit.query]
+        by_answer[id(self)] = [protocol._adx_rx, perf(), 0.0, -1, 0.0, 0.0, _sequence(hit)]
 
     def start(self: Any) -> None:
         current[0] = by_answer.get(id(self))
@@ -247,7 +249,7 @@ def install(directory: Path) -> None:
         stop(self)
         trace = {
             "pid": os.getpid(),
-            "requests": [[*r[:6], _counter(r[6])] for r in requests],
+            "requests": requests,
             "groups": groups,
             "events": events,
         }
@@ -256,10 +258,16 @@ def install(directory: Path) -> None:
     Collector.stop = traced_stop  # type: ignore[method-assign]
 
 
-def _counter(query: bytes) -> int:
-    """The number a paced run's unique impression id ends with (-1 for another query)."""
-    tail = query.rsplit(b"-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
+def _sequence(hit: Any) -> int:
+    """A paced request's number: what its unique impression id ends with (a pixel), else its
+    ``X-Bench-Seq`` header (a click: its signed link cannot carry it); -1 for neither."""
+    tail = hit.query.rsplit(b"-", 1)[-1]
+    if tail.isdigit():
+        return int(tail)
+    for name, value in hit.headers:
+        if name == b"x-bench-seq" and value.isdigit():
+            return int(value)
+    return -1
 
 
 def serve_traced(argv: list[str]) -> None:
@@ -277,7 +285,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def load(traces: Path, client_log: Path) -> tuple[list[dict[str, float]], dict[str, Any]]:
-    """Each answered pixel's phases (ms) matched to the server's timeline, and the events."""
+    """Each answered request's phases (ms) matched to the server's timeline, and the events."""
     from advertisex.util import jsonutil
 
     server: dict[int, tuple[list[Any], list[Any]]] = {}
@@ -429,6 +437,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--slowest", type=int, default=12)
     parser.add_argument("--floor-seconds", type=float, default=10.0)
+    parser.add_argument("--endpoint", choices=("pixel", "click"), default="pixel")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="adx-stalls-") as work:
@@ -444,14 +453,15 @@ def main() -> None:
         process, url = wire.start_collector(root / "data", True, args.workers, None, serve)
         log = root / "client.log"
         try:
-            path, unique = wire.paths()["pixel"]
-            wire.flat_out(url, path + "warm-", unique, 2, None)
+            path, unique = wire.paths()[args.endpoint]
+            wire.flat_out(url, path + "warm-" if unique else path, unique, 2, None)
             result = wire.paced(
-                url, path + "1-", unique, args.seconds, args.rate, args.connections, None, log
-            )
+                url, path + "1-" if unique else path, unique, args.seconds, args.rate,
+                args.connections, None, log,
+            )  # fmt: skip
         finally:
             wire.stop(process)
-        print(f"paced pixel at {args.rate:,}/s, {args.workers} worker(s): answered "
+        print(f"paced {args.endpoint} at {args.rate:,}/s, {args.workers} worker(s): answered "
               f"{result['requests'] / (result['window_us'] / 1e6):,.0f}/s, p99 "
               f"{result['p99'] / 1000:.2f} ms, p99.9 {result['p999'] / 1000:.2f} ms, "
               f"max {result['max'] / 1000:.1f} ms; load {os.getloadavg()[0]:.2f}")  # fmt: skip
