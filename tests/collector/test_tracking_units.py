@@ -276,7 +276,7 @@ def test_firehose_delivery_frames_objects_and_keeps_unreadable_records_for_quara
 def test_bulk_histogram_updates_equal_one_observe_per_value() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from advertisex.collector.tracking.service import observe_all
+    from advertisex.collector.metrics import observe_all
 
     values = [0.0001, 0.0005, 0.0007, 0.001, 0.003, 0.2, 5.0]
     one, bulk = (
@@ -293,3 +293,27 @@ def test_bulk_histogram_updates_equal_one_observe_per_value() -> None:
 
     assert samples(bulk) == samples(one)
     assert ("h_bucket", {"le": "0.0005"}, 2.0) in samples(bulk)  # a bound is inclusive
+
+
+def test_commit_groups_reach_their_histograms_by_a_scrape_or_the_bound(monkeypatch) -> None:
+    from advertisex.collector import metrics as metrics_module
+    from advertisex.collector.metrics import CollectorMetrics
+
+    def count(metrics: CollectorMetrics, name: str) -> float:
+        family = next(iter(getattr(metrics, name).collect()))
+        found = [s.value for s in family.samples if s.name.endswith("_count")]
+        return sum(found)
+
+    metrics = CollectorMetrics()
+    for seconds, requests in ((0.0004, 3), (0.002, 9), (0.03, 1)):
+        metrics.observe_commit("clicks", seconds, requests)
+    assert count(metrics, "fsync") == 0  # queued on the writer's side, not yet added
+    text = metrics.render().decode()
+    assert 'advertisex_collector_fsync_seconds_count{source="clicks"} 3.0' in text
+    assert 'advertisex_collector_commit_group_requests_sum{source="clicks"} 13.0' in text
+    assert 'advertisex_collector_fsync_seconds_bucket{le="0.0005",source="clicks"} 1.0' in text
+
+    monkeypatch.setattr(metrics_module, "_MAX_QUEUED_COMMITS", 2)
+    for _ in range(3):  # with nobody flushing, the queue adds itself once over its bound
+        metrics.observe_commit("impressions", 0.001, 2)
+    assert count(metrics, "group_size") == 3 + 3

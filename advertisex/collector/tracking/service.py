@@ -7,13 +7,13 @@ batch endpoints, awaited before the answer — and one count per endpoint and ou
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from advertisex.collector.metrics import observe_all
 from advertisex.collector.responses import ApiError
 from advertisex.collector.service import Collector
 from advertisex.collector.tracking import records
@@ -86,7 +86,8 @@ class TrackingMetrics:
             found[1] += size
 
     def flush(self) -> None:
-        """Add what was counted since the last flush to the Prometheus series."""
+        """Add what was counted since the last flush to the Prometheus series (and the
+        writers' commit groups queued since, :meth:`CollectorMetrics.flush_commits`)."""
         requests, self._requests = self._requests, {}
         latencies, self._latencies = self._latencies, {}
         landed, self._landed = self._landed, {}
@@ -99,26 +100,7 @@ class TrackingMetrics:
             self.child(source.requests, name, "accepted").inc(count)
             self.child(source.events, name, "accepted").inc(count)
             self.child(source.bytes, name, "accepted").inc(size)
-
-
-def observe_all(histogram: Any, values: list[float]) -> None:
-    """``histogram.observe(v)`` for each value, with one update per bucket and one to the sum
-    (prometheus_client's own fields, as its ``observe`` uses them; plain ``observe`` if
-    they ever move)."""
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None:
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    for value in values:
-        counts[bisect.bisect_left(bounds, value)] += 1
-    total.inc(sum(values))
-    for index, count in enumerate(counts):
-        if count:
-            buckets[index].inc(count)
+        source.flush_commits()
 
 
 class Tracking:
