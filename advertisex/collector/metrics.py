@@ -133,7 +133,7 @@ class CollectorMetrics:
         :class:`~advertisex.collector.tracking.service.TrackingMetrics`).
 
         A group is a few milliseconds apart from the next; updating two labelled
-        histograms in a worker's memory-mapped files cost ≈ 11 µs each time, with the GIL
+        histograms in a worker's memory-mapped files cost 5–11 µs each time, with the GIL
         held by the writer thread while the event loop waited for it. A deque's append and
         popleft are atomic, so the writer and the flush need no lock."""
         self._commits.append((source, seconds, requests))
