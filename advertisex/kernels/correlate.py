@@ -68,6 +68,8 @@ CLICK_COLUMNS = (
     "ad_creative_id",
     "impression_id",
 )
+# The impressions' columns match_bids reads (of IMPRESSION_COLUMNS).
+AUCTION_COLUMNS = ("impression_id", "event_time", "cost", "auction_id")
 BID_COLUMNS = (
     "auction_id",
     "exchange",

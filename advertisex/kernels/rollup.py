@@ -11,7 +11,10 @@ in an hour:
   creative; country and device unknown);
 * model credit (``conv_last`` … ``value_linear``) by *touch* time, on the touch's
   creative, country and device: what that hour's advertising earned;
-* bid requests, bids, wins and prices by request time, on the request's dimensions.
+* bid requests, bids, wins and prices by request time, on the request's dimensions —
+  given as :func:`bid_measures` rows (the matched bids summed per rollup key), which sum
+  again to the same figures: matched bids are one row a bid request, as many as the
+  impressions, and a part of them (a bucket of auctions) need not be kept once summed.
 
 Money and credit are integer micro-units (``spend_micros`` = Σ cost × 10⁶, a credit of
 10⁶ is one whole conversion; linear credit hands out the remainder of 10⁶ / n to the
@@ -26,7 +29,7 @@ import pyarrow as pa
 from advertisex.kernels import sketch
 from advertisex.kernels.correlate import sort_keys
 from advertisex.model.columns import TS
-from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, MEASURES
+from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, KEYS, MEASURES
 from advertisex.util import engine
 
 _SQL = """
@@ -64,18 +67,9 @@ WITH imp AS (
   LEFT JOIN clicks k ON t.attribution IN ('click_id', 'click') AND k.event_id = t.touch_id
   LEFT JOIN touch_impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
-), bid AS (
-  SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
-    device_type, count(*) AS bid_requests, count(bid_price) AS bids,
-    count(floor_price) AS floors, count(*) FILTER (won) AS wins,
-    sum(CAST(round(bid_price * 1e6) AS BIGINT)) AS bid_micros,
-    sum(CAST(round(floor_price * 1e6) AS BIGINT)) AS floor_micros,
-    sum(CAST(round(bid_price * 1e6) AS BIGINT)) FILTER (won) AS won_bid_micros,
-    sum(CAST(round(clearing_cpm * 1e6) AS BIGINT)) FILTER (won) AS clearing_micros
-  FROM bids GROUP BY ALL
 ), parts AS (
   SELECT * FROM imp UNION ALL BY NAME SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv
-  UNION ALL BY NAME SELECT * FROM cred UNION ALL BY NAME SELECT * FROM bid
+  UNION ALL BY NAME SELECT * FROM cred UNION ALL BY NAME SELECT * FROM bids
 )
 SELECT campaign_id, ad_creative_id, hour, country, device_type, SUMS,
   any_value(user_hashes) AS user_hashes
@@ -86,6 +80,60 @@ GROUP BY ALL
 # The rows' order (the engine's ORDER BY of these, nulls last, by Arrow's sort: see
 # kernels.correlate.sort_keys).
 _ORDER = sort_keys("campaign_id", "hour", "ad_creative_id", "country", "device_type")
+
+
+# The impressions' columns campaign_hourly reads (as impressions and as touch impressions).
+ROLLUP_COLUMNS = (
+    "impression_id",
+    "event_time",
+    "user_id",
+    "campaign_id",
+    "ad_creative_id",
+    "country",
+    "device_type",
+    "cost",
+)
+
+
+def _ordered(rows: pa.Table) -> pa.Table:
+    return rows.sort_by(_ORDER)
+
+
+_BID_SQL = """
+SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
+  device_type, count(*) AS bid_requests, count(bid_price) AS bids,
+  count(floor_price) AS floors, count(*) FILTER (won) AS wins,
+  CAST(sum(CAST(round(bid_price * 1e6) AS BIGINT)) AS BIGINT) AS bid_micros,
+  CAST(sum(CAST(round(floor_price * 1e6) AS BIGINT)) AS BIGINT) AS floor_micros,
+  CAST(sum(CAST(round(bid_price * 1e6) AS BIGINT)) FILTER (won) AS BIGINT) AS won_bid_micros,
+  CAST(sum(CAST(round(clearing_cpm * 1e6) AS BIGINT)) FILTER (won) AS BIGINT) AS clearing_micros
+FROM bids GROUP BY ALL
+"""
+BID_MEASURES = pa.schema(
+    [
+        *(CAMPAIGN_HOURLY.field(key) for key in KEYS),
+        *(
+            pa.field(m, pa.int64())
+            for m in (
+                "bid_requests",
+                "bids",
+                "floors",
+                "wins",
+                "bid_micros",
+                "floor_micros",
+                "won_bid_micros",
+                "clearing_micros",
+            )
+        ),
+    ]
+)
+
+
+def bid_measures(matched: pa.Table) -> pa.Table:
+    """Matched bids (``kernels.correlate.match_bids``) summed per rollup key and hour: what
+    :func:`campaign_hourly` takes as its bids. Rows of one key from several parts of the
+    bids add up to the rows of the whole (counts and integer micro-units)."""
+    return _ordered(engine.run(_BID_SQL, bids=matched)).cast(BID_MEASURES)
 
 
 def campaign_hourly(
@@ -100,9 +148,12 @@ def campaign_hourly(
 
     ``impressions``: curated columns incl. user_id and cost; ``clicks``: attributed
     clicks; ``conversions``: attributed conversions (their touch paths may reach into
-    other hours: only credit landing in ``hours`` is counted); ``bids``: matched bids.
-    ``touch_impressions`` (default: ``impressions``) are where view-through touches
-    find their creative, country and device.
+    other hours: only credit landing in ``hours`` is counted); ``bids``: :func:`bid_measures`
+    of the matched bids. ``touch_impressions`` (default: ``impressions``) are where
+    view-through touches find their creative, country and device.
+
+    Rows of the same key computed from parts of the inputs merge into the rows of the
+    whole with :func:`merge_hourly`.
     """
     sums = ", ".join(f"CAST(coalesce(sum({m}), 0) AS BIGINT) AS {m}" for m in MEASURES)
     hour_filter = "hour IN (SELECT hour FROM hours)" if hours is not None else "true"
@@ -117,7 +168,7 @@ def campaign_hourly(
     }
     if hours is not None:
         tables["hours"] = pa.table({"hour": pa.array(hours).cast(TS)})
-    result = engine.run(query, **tables).sort_by(_ORDER)
+    result = _ordered(engine.run(query, **tables))
     users = sketch.from_lists(result.column("user_hashes"))
     result = result.drop_columns(["user_hashes"])
     result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
@@ -157,22 +208,38 @@ def campaign_daily(hourly: pa.Table) -> pa.Table:
     day's hourly user sketches (distinct users do not add up; sketches merge)."""
     if hourly.num_rows == 0:
         return CAMPAIGN_DAILY.empty_table()
-    keyed = hourly.drop_columns(["users", "unique_users"]).append_column(
-        "row", pa.array(np.arange(hourly.num_rows), pa.int64())
+    daily = _summed(hourly, "campaign_id, CAST(hour AS DATE) AS day", "campaign_id NULLS LAST, day")
+    return daily.cast(CAMPAIGN_DAILY)
+
+
+def merge_hourly(parts: list[pa.Table]) -> pa.Table:
+    """``campaign_hourly`` rows computed from parts of the inputs (say, of the impressions
+    a bucket at a time) merged into the rows of the whole: measures summed per key, user
+    sketches united (to the same bytes whatever the parts), in the kernel's row order."""
+    rows = pa.concat_tables([p.cast(CAMPAIGN_HOURLY) for p in parts])
+    if rows.num_rows == 0:
+        return CAMPAIGN_HOURLY.empty_table()
+    order = ", ".join(f"{k} NULLS LAST" for k, _ in _ORDER)
+    return _summed(rows, ", ".join(KEYS), order).cast(CAMPAIGN_HOURLY)
+
+
+def _summed(rows: pa.Table, group: str, order: str) -> pa.Table:
+    """Hourly-shaped ``rows`` summed per the keys ``group`` selects (SQL, in output column
+    order), ordered by ``order`` (every key, so that ranks number the groups), with the
+    groups' user sketches merged and their distinct users estimated."""
+    keyed = rows.drop_columns(["users", "unique_users"]).append_column(
+        "row", pa.array(np.arange(rows.num_rows), pa.int64())
     )
-    order = "ORDER BY campaign_id NULLS LAST, day"
     groups = engine.run(
-        f"""SELECT row, dense_rank() OVER ({order}) - 1 AS g
-            FROM (SELECT row, campaign_id, CAST(hour AS DATE) AS day FROM keyed) ORDER BY row""",
+        f"""SELECT row, dense_rank() OVER (ORDER BY {order}) - 1 AS g
+            FROM (SELECT row, {group} FROM keyed) ORDER BY row""",
         keyed=keyed,
     )
     sums = ", ".join(f"CAST(sum({m}) AS BIGINT) AS {m}" for m in MEASURES)
-    daily = engine.run(
-        f"""SELECT campaign_id, CAST(hour AS DATE) AS day, {sums}
-            FROM keyed GROUP BY ALL {order}""",
-        keyed=keyed,
+    summed = engine.run(
+        f"SELECT {group}, {sums} FROM keyed GROUP BY ALL ORDER BY {order}", keyed=keyed
     )
     group_of_row = np.asarray(groups.column("g"), dtype=np.int64)
-    users = sketch.merge(group_of_row, hourly.column("users"), daily.num_rows)
-    daily = daily.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
-    return daily.append_column("users", users).cast(CAMPAIGN_DAILY)
+    users = sketch.merge(group_of_row, rows.column("users"), summed.num_rows)
+    summed = summed.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
+    return summed.append_column("users", users)

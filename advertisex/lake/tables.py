@@ -330,16 +330,37 @@ class Lake:
             if fields != ("*",):
                 schema = pa.schema([schema.field(f) for f in fields])
             return schema.empty_table()
-        try:
+        with _files_still_there(name):
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields)
             return scan.to_arrow()
-        except FileNotFoundError as error:
-            # Maintenance (another process) expired the snapshot this metadata names and
-            # deleted its files: fresh metadata reads the same rows from the files now live.
-            raise CommitConflictError(
-                f"{name} changed while it was read (a file of an expired snapshot is gone)",
-                hint="read it again: fresh metadata names the files now live",
-            ) from error
+
+    def read_batches(
+        self, name: str, row_filter: Any, fields: tuple[str, ...]
+    ) -> tuple[int, Callable[[], Iterator[pa.RecordBatch]]]:
+        """What :meth:`read` reads, a record batch at a time (Arrow's scanner's, ≈ 128 k rows;
+        a data file after another): at most how many rows (the planned files' record
+        counts) and a function that streams them."""
+        from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files
+
+        table = self.table(name)
+        if table.current_snapshot() is None:
+            return 0, lambda: iter(())
+        scan = table.scan(row_filter=row_filter, selected_fields=fields)
+        tasks = list(scan.plan_files())
+        reader = ArrowScan(
+            scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
+        )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # pyiceberg's public ``to_record_batches`` reads all its tasks at once and each
+            # file whole (a compacted file holds millions of rows); its per-task generator
+            # streams a file's batches (pyiceberg is pinned below 0.13).
+            with _files_still_there(name):
+                for task in tasks:
+                    deletes = _read_all_delete_files(scan.io, [task])
+                    yield from reader._record_batches_from_scan_tasks_and_deletes([task], deletes)
+
+        return sum(task.file.record_count for task in tasks), batches
 
     def done_segments(
         self,
@@ -473,4 +494,18 @@ def storage_errors(
         raise StorageError(
             f"cannot write {what} under {where}: {os_reason(error)}; {outcome}",
             hint=f"free space or fix the storage, then run the same command again: {then}",
+        ) from error
+
+
+@contextlib.contextmanager
+def _files_still_there(name: str) -> Iterator[None]:
+    """Reading ``name``: a data file gone means maintenance (another process) expired the
+    snapshot this metadata names and deleted its files — a conflict, which fresh metadata
+    resolves by reading the same rows from the files now live."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        raise CommitConflictError(
+            f"{name} changed while it was read (a file of an expired snapshot is gone)",
+            hint="read it again: fresh metadata names the files now live",
         ) from error

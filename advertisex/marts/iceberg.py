@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from advertisex.lake.datafiles import add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.lake.tables import storage_errors
 from advertisex.marts import maintain
-from advertisex.marts.store import Slice
+from advertisex.marts.store import Chunks, Slice
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
@@ -130,9 +131,16 @@ class WithoutRows:
         return self.inner.added(table, since, until, columns)  # planning only: rows may stay
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+        return self._without(table, self.inner.read(table, where, columns))
+
+    def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        return self.inner.chunks(table, where, columns).filtered(
+            functools.partial(self._without, table)
+        )
+
+    def _without(self, table: str, rows: pa.Table) -> pa.Table:
         from advertisex.kernels.dedupe import key_column
 
-        rows = self.inner.read(table, where, columns)
         keys = self.keys.get(table)
         if keys is None or rows.num_rows == 0:
             return rows
@@ -226,9 +234,27 @@ class IcebergCurated:
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
         rows = self.lake.read(table, expression(where, with_users=False), columns)
-        schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
-        rows = rows.select(list(columns)).cast(schema)
-        return rows.filter(where.mask(rows)) if where.users is not None else rows
+        return _shaped(rows, table, where, columns)
+
+    def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        if where.is_empty:
+            return Chunks(0, lambda: iter(()))
+        rows, batches = self.lake.read_batches(table, expression(where, with_users=False), columns)
+        return Chunks(
+            rows,
+            lambda: (
+                _shaped(pa.Table.from_batches([batch]), table, where, columns)
+                for batch in batches()
+            ),
+        )
+
+
+def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+    """Rows read through a scan of ``where`` as :meth:`Curated.read` gives them: the columns
+    asked for, in the table's types, of ``where``'s users only (a scan filters on time)."""
+    schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
+    rows = rows.select(list(columns)).cast(schema)
+    return rows.filter(where.mask(rows)) if where.users is not None else rows
 
 
 class IcebergMarts:

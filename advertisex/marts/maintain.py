@@ -29,11 +29,18 @@ from advertisex.kernels.correlate import (
     match_bids,
     match_clicks,
 )
-from advertisex.kernels.rollup import campaign_daily, campaign_hourly, with_impression_part
+from advertisex.kernels.rollup import (
+    BID_MEASURES,
+    bid_measures,
+    campaign_daily,
+    campaign_hourly,
+    with_impression_part,
+)
 from advertisex.kernels.windows import Windows, campaign_table, fingerprint, widest
 from advertisex.marts import plan
 from advertisex.marts.store import Curated, Marts, Range, Slice
 from advertisex.model.columns import TS
+from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
 from advertisex.model.marts import (
     ATTRIBUTED_CLICKS_TABLE as CLICKS_MART,
 )
@@ -52,7 +59,7 @@ from advertisex.model.marts import (
 ORDER = {
     "matched": ("campaign_id", "event_time", "event_id"),
     "attributed": ("campaign_id", "event_time", "event_id"),
-    "bids": ("event_time", "auction_id", "exchange"),
+    "bids": ("campaign_id", "hour", "ad_creative_id", "country", "device_type"),
     "hourly": ("campaign_id", "hour", "ad_creative_id", "country", "device_type"),
 }
 
@@ -121,7 +128,7 @@ class Kernels(Protocol):
     * ``hourly`` by ``campaign_id``: the rollup rows (view touches and matched
       clicks are always of the conversion's own campaign).
 
-    :class:`LocalKernels` runs them in this process; ``advertisex.marts.spark`` on Spark.
+    ``advertisex.marts.local`` runs them in this process, ``advertisex.marts.spark`` on Spark.
     """
 
     def correlate(
@@ -135,7 +142,10 @@ class Kernels(Protocol):
         """(attributed clicks of the clicks inside ``recheck``, attributed conversions)."""
         ...
 
-    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table: ...
+    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
+        """The matched bids' :func:`~advertisex.kernels.rollup.bid_measures` (rows of one key
+        from several parts are not summed: the rollup sums them)."""
+        ...
 
     def hourly(
         self,
@@ -168,19 +178,21 @@ def correlate_part(
 def bids_part(tables: dict[str, pa.Table], windows: Windows) -> dict[str, pa.Table]:
     """``Kernels.bids`` on one part (every row of its auctions): bids, impressions."""
     auctions = tables["impressions"].filter(pc.is_valid(tables["impressions"].column("auction_id")))
-    return {"bids": match_bids(tables["bids"], auctions, windows)}
+    return {"bids": bid_measures(match_bids(tables["bids"], auctions, windows))}
 
 
 def responses(clicks: pa.Table, conversions: pa.Table, bids: pa.Table) -> dict[str, pa.Table]:
-    """The rollup's inputs besides impressions — attributed clicks and conversions,
-    matched bids — named as :func:`hourly_part` reads them."""
+    """The rollup's inputs besides impressions — attributed clicks and conversions, the
+    matched bids' measures — named as :func:`hourly_part` reads them."""
     return {"clicks": clicks, "conversions": conversions, "bids": bids}
 
 
 def hourly_part(
     tables: dict[str, pa.Table], counted: Slice, hours: list[datetime] | None
 ) -> dict[str, pa.Table]:
-    """``Kernels.hourly`` on one part (every row of its campaigns): impressions and the :func:`responses`."""
+    """``Kernels.hourly`` on one part (every row of its campaigns): impressions and the
+    :func:`responses`; ``touch_impressions``, when given, are where view-through touches are
+    found instead of the impressions."""
     impressions = tables["impressions"]
     return {
         "hourly": campaign_hourly(
@@ -189,54 +201,28 @@ def hourly_part(
             tables["conversions"],
             tables["bids"],
             None if hours is None else pa.array(hours, TS),
-            touch_impressions=impressions,
+            touch_impressions=tables.get("touch_impressions", impressions),
         )
     }
 
 
-class LocalKernels:
-    """The kernels in this process, on rows read through ``curated`` (each request once)."""
+# What each part's outputs are, by the name the part functions give them.
+OUTPUTS = {
+    "matched": ATTRIBUTED_CLICKS,
+    "attributed": ATTRIBUTED_CONVERSIONS,
+    "bids": BID_MEASURES,
+    "hourly": CAMPAIGN_HOURLY,
+}
 
-    def __init__(self, curated: Curated) -> None:
-        self.curated = curated
-        self._read: dict[Rows, pa.Table] = {}
 
-    def rows(self, request: Rows) -> pa.Table:
-        if request not in self._read:
-            self._read[request] = self.curated.read(request.table, request.where, request.columns)
-        return self._read[request]
-
-    def correlate(
-        self,
-        impressions: Rows,
-        clicks: Rows,
-        conversions: Rows,
-        recheck: Slice,
-        rules: MatchingRules,
-    ) -> tuple[pa.Table, pa.Table]:
-        tables = {
-            "impressions": self.rows(impressions),
-            "clicks": self.rows(clicks),
-            "conversions": self.rows(conversions),
-        }
-        out = correlate_part(tables, recheck, rules.windows, rules.campaigns)
-        return out["matched"], out["attributed"]
-
-    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
-        return bids_part({"bids": self.rows(bids), "impressions": self.rows(auctions)}, windows)[
-            "bids"
-        ]
-
-    def hourly(
-        self,
-        impressions: Rows,
-        counted: Slice,
-        given: dict[str, pa.Table],
-        hours: list[datetime] | None,
-    ) -> pa.Table:
-        return hourly_part({"impressions": self.rows(impressions), **given}, counted, hours)[
-            "hourly"
-        ]
+def ordered(tag: str, parts: list[pa.Table]) -> pa.Table:
+    """The parts' outputs of ``tag`` as one table in the kernel's own order (nulls last,
+    as the engine has it)."""
+    schema = OUTPUTS[tag]
+    if not parts:
+        return schema.empty_table()
+    table = pa.concat_tables([p.cast(schema) for p in parts])
+    return table.sort_by([(c, "ascending") for c in ORDER[tag]])
 
 
 def update(
@@ -254,7 +240,7 @@ def update(
     told of each of the four steps (``marts: new rows`` … ``marts: commit``).
     """
     started = time.perf_counter()
-    kernels = kernels or LocalKernels(curated)
+    kernels = kernels or _local(curated)
     state = marts.state()
     positions = curated.positions()
     if state.get(FINGERPRINT) != rules.fingerprint:
@@ -324,7 +310,7 @@ def rebuild(
 ) -> MartUpdate:
     """Recompute every mart from all curated rows (``progress``: told of each step)."""
     started = time.perf_counter()
-    kernels = kernels or LocalKernels(curated)
+    kernels = kernels or _local(curated)
     step = _steps(progress, ("attribution", "auctions", "rollups", "commit"))
     positions = curated.positions()
     everything = Slice.everything()
@@ -416,6 +402,12 @@ def _rollups(
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), as the runners report
+
+
+def _local(curated: Curated) -> Kernels:
+    from advertisex.marts.local import LocalKernels  # it runs the part functions above
+
+    return LocalKernels(curated)
 
 
 def _steps(progress: Progress | None, names: tuple[str, ...]) -> Callable[[str], None]:

@@ -26,11 +26,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from advertisex.kernels.correlate import MATCHED_BIDS
 from advertisex.marts import maintain
 from advertisex.marts.iceberg import expression
 from advertisex.marts.store import Slice
-from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 from advertisex.util.spark_arrow import (
@@ -53,12 +51,6 @@ if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
 
 FILES = "tag string, path string"
-OUTPUTS = {
-    "matched": ATTRIBUTED_CLICKS,
-    "attributed": ATTRIBUTED_CONVERSIONS,
-    "bids": MATCHED_BIDS,
-    "hourly": CAMPAIGN_HOURLY,
-}
 BUCKETS_PER_TASK = 4  # more buckets than tasks evens out Spark's hash of the bucket number
 OUTPUT_ROWS = 250_000  # rows per output blob (a Spark binary value must stay under 2 GiB)
 
@@ -154,7 +146,7 @@ class SparkKernels:
                 result.column("tag").to_pylist(), result.column("blob").to_pylist(), strict=True
             ):
                 collected[tag].append(from_ipc(blob))
-        return {tag: ordered(tag, collected[tag]) for tag in outputs}
+        return {tag: maintain.ordered(tag, collected[tag]) for tag in outputs}
 
     def _files(self, reads: dict[str, maintain.Rows]) -> list[tuple[str, str]]:
         """(input tag, data file) for every file that may hold rows of each read."""
@@ -179,15 +171,6 @@ class SparkKernels:
 
 def rows_schema(request: maintain.Rows) -> pa.Schema:
     return pa.schema([TABLES[request.table].schema.field(c) for c in request.columns])
-
-
-def ordered(tag: str, parts: list[pa.Table]) -> pa.Table:
-    """The parts' outputs as one table in the kernel's own order (nulls last, as DuckDB)."""
-    schema = OUTPUTS[tag]
-    if not parts:
-        return schema.empty_table()
-    table = pa.concat_tables([p.cast(schema) for p in parts])
-    return table.sort_by([(c, "ascending") for c in maintain.ORDER[tag]])
 
 
 # ------------------------------------------------------------------ executor functions

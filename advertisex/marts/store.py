@@ -1,7 +1,8 @@
 """What mart maintenance reads and writes through: two small interfaces, and in-memory fakes.
 
 * :class:`Curated` — the curated tables: where each stands now, the rows appended
-  since a remembered position, and rows of a time range (optionally of some users).
+  since a remembered position, and rows of a time range (optionally of some users),
+  whole or a part at a time (:class:`Chunks`).
 * :class:`Marts` — the marts: their state, rows of a slice, and an atomic replacement
   of slices in several marts together with the new state.
 
@@ -12,7 +13,7 @@ pyiceberg row filter in ``advertisex.marts.iceberg``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -94,6 +95,19 @@ def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
     return tuple((lo, hi) for lo, hi in merged)
 
 
+@dataclass(frozen=True)
+class Chunks:
+    """The rows of a read a part at a time (each part bounded: a data file, an appended
+    batch), and at most how many there are in all (known before reading, from metadata)."""
+
+    rows: int
+    parts: Callable[[], Iterator[pa.Table]]
+
+    def filtered(self, keep: Callable[[pa.Table], pa.Table]) -> Chunks:
+        """The same parts with ``keep`` applied to each."""
+        return Chunks(self.rows, lambda: (keep(part) for part in self.parts()))
+
+
 class Curated(Protocol):
     def positions(self) -> dict[str, int | None]:
         """Current position of each curated table (None: still empty)."""
@@ -107,6 +121,10 @@ class Curated(Protocol):
 
     def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
         """Rows of ``table`` inside ``where``."""
+        ...
+
+    def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        """The rows :meth:`read` gives, a part at a time."""
         ...
 
 
@@ -147,6 +165,17 @@ class MemoryCurated:
             self._whole[table] = _concat(self.batches.get(table, []), table)
         rows = self._whole[table].select(list(columns))
         return rows.filter(where.mask(rows))
+
+    def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        schema = TABLES[table].schema
+        parts = self.batches.get(table, [])
+
+        def read() -> Iterator[pa.Table]:
+            for part in parts:
+                rows = part.cast(schema).select(list(columns))
+                yield rows.filter(where.mask(rows))
+
+        return Chunks(sum(part.num_rows for part in parts), read)
 
 
 @dataclass

@@ -16,11 +16,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from advertisex.util import engine, storage
+from advertisex.util import storage
+from advertisex.util.buckets import split as buckets_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -82,33 +81,11 @@ def collect_arrow(frame: DataFrame, schema: pa.Schema | None = None) -> pa.Table
 
 
 def bucketed(rows: pa.Table, key: str, buckets: int) -> Iterator[tuple[int, bytes]]:
-    """``rows`` cut by a stable hash of ``key`` into at most ``buckets`` IPC blobs.
-
-    The hash is DuckDB's, computed once per distinct key: the same key lands in the same
-    bucket in every process, which is all partitioning needs.
-    """
-    if rows.num_rows == 0:
-        return
-    keys = rows.column(key)
-    distinct = pc.unique(keys)
-    hashed = engine.run(
-        "SELECT (hash(key) % $n)::INTEGER AS bucket FROM keys ORDER BY position",
-        {"n": buckets},
-        keys=pa.table({"key": distinct, "position": pa.array(np.arange(len(distinct)))}),
-    )
-    of_distinct = hashed.column("bucket").to_numpy()
-    position = pc.index_in(keys, value_set=distinct, skip_nulls=False).to_numpy(
-        zero_copy_only=False
-    )
-    bucket = of_distinct[position.astype(np.int64)]
-    order = np.argsort(bucket, kind="stable")
-    counts = np.bincount(bucket, minlength=buckets)
-    grouped = rows.take(pa.array(order))
-    start = 0
-    for number, count in enumerate(counts):
-        if count:
-            yield number, to_ipc(grouped.slice(start, int(count)))
-        start += int(count)
+    """``rows`` cut by a stable hash of ``key`` into at most ``buckets`` IPC blobs
+    (:func:`advertisex.util.buckets.split`): the same key lands in the same bucket in every
+    process, which is all partitioning needs."""
+    for number, part in buckets_of(rows, key, buckets):
+        yield number, to_ipc(part)
 
 
 def blob_batch(bucket: int, tag: str, blob: bytes) -> pa.RecordBatch:

@@ -14,7 +14,7 @@ from test_correlate_attribution import CNV, conv
 from advertisex.kernels import sketch
 from advertisex.kernels.attribute import attribute_conversions
 from advertisex.kernels.correlate import match_bids, match_clicks
-from advertisex.kernels.rollup import campaign_daily, campaign_hourly
+from advertisex.kernels.rollup import bid_measures, campaign_daily, campaign_hourly, merge_hourly
 from advertisex.kernels.windows import Windows
 
 BID = pa.schema(
@@ -36,7 +36,7 @@ def rollup(imps: list, clicks: list, convs: list, hours: list | None = None) -> 
     i, k, v = rows(IMP, imps), rows(CLK, clicks), rows(CNV, convs)
     matched = match_clicks(i, k, Windows())
     attributed = attribute_conversions(i, k, v, Windows())
-    bids = match_bids(rows(BID, []), i, Windows())
+    bids = bid_measures(match_bids(rows(BID, []), i, Windows()))
     return campaign_hourly(i, matched, attributed, bids, None if hours is None else pa.array(hours))
 
 
@@ -114,3 +114,46 @@ def test_days_split_at_utc_midnight() -> None:
     late, early = imp("late", 23 * 60 + 59), imp("early", 24 * 60 + 1, user="v")
     daily = campaign_daily(rollup([late, early], [], []))
     assert [(d["day"].day, d["unique_users"]) for d in daily.to_pylist()] == [(20, 1), (21, 1)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 600), st.integers(0, 9), st.sampled_from(["a", "b"])),
+        max_size=60,
+    ),
+    st.integers(0, 60),
+)
+def test_rows_of_parts_merge_into_the_rows_of_the_whole(
+    shown: list[tuple[int, int, str]], cut: int
+) -> None:
+    """Impressions counted a part at a time and the responses once, merged; bid measures of
+    two halves of the bids summed by the rollup: the rows (and sketches) of the whole."""
+    imps = [
+        imp(f"i{n}", m, user=f"u{u}", creative=c, country="US", auction_id=f"a{n}", cost=0.001)
+        for n, (m, u, c) in enumerate(shown)
+    ]
+    i = rows(IMP, imps)
+    k = rows(CLK, [click(f"k{n}", m + 1, user=f"u{u}") for n, (m, u, _) in enumerate(shown[:9])])
+    v = rows(CNV, [conv(f"v{n}", m + 30, user=f"u{u}") for n, (m, u, _) in enumerate(shown[:4])])
+    matched, attributed = match_clicks(i, k, Windows()), attribute_conversions(i, k, v, Windows())
+    bid_rows = [
+        {"auction_id": f"a{n}", "exchange": "x", "event_time": r["event_time"], "campaign_id": "c"}
+        | {"bid_price": 0.5 + n % 3, "floor_price": 0.1}
+        for n, r in enumerate(imps)
+    ]
+    b = rows(BID, bid_rows)
+    whole = campaign_hourly(i, matched, attributed, bid_measures(match_bids(b, i, Windows())))
+    halves = pa.concat_tables(
+        [
+            bid_measures(match_bids(b.slice(0, cut), i, Windows())),
+            bid_measures(match_bids(b.slice(cut), i, Windows())),
+        ]
+    )
+    none = i.slice(0, 0)
+    parts = [
+        campaign_hourly(p, matched.slice(0, 0), attributed.slice(0, 0), halves.slice(0, 0))
+        for p in (i.slice(0, cut), i.slice(cut))
+    ]
+    parts.append(campaign_hourly(none, matched, attributed, halves, touch_impressions=i))
+    assert merge_hourly(parts).equals(whole)

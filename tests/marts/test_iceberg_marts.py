@@ -87,23 +87,32 @@ def lake(tmp_path: Path) -> Lake:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("upkeep", [False, True], ids=["plain", "compacted-between"])
-def test_incremental_commits_equal_rebuild(tmp_path: Path, upkeep: bool) -> None:
+@pytest.mark.parametrize("bucket_rows", [None, 2], ids=["whole", "a-bucket-at-a-time"])
+def test_incremental_commits_equal_rebuild(
+    tmp_path: Path, upkeep: bool, bucket_rows: int | None
+) -> None:
+    """``bucket_rows``: the steps run on buckets of two rows, read a record batch at a time
+    from the data files (marts/local.py), with the marts of steps run whole."""
     from advertisex.lake.upkeep import maintain as maintain_lake
-    from advertisex.marts.iceberg import positions
+    from advertisex.marts.iceberg import IcebergCurated, positions
+    from advertisex.marts.local import LocalKernels
 
     upkept = {"min_input_files": 2, "snapshot_max_age_hours": 0, "min_snapshots": 1}
     lake = Lake(load_settings(data_dir=tmp_path / "data", maintenance=upkept))
     settings = lake.settings
-    modes = []
+    modes, cut = [], []
     for rows in BATCHES:
         lake.commit_batch(_batch(rows), [], {})
         if upkeep:  # compaction and expiry between the marts' runs: still incremental
             report = maintain_lake(lake, tables=CURATED, keep=positions(lake))
             assert not [t.error for t in report.tables if t.error]
-        done = update_marts(lake, settings)
+        kernels = None if bucket_rows is None else LocalKernels(IcebergCurated(lake), bucket_rows)
+        done = update_marts(lake, settings, kernels)
         assert done is not None
         modes.append(done.mode)
+        cut.append(kernels is not None and max(kernels.held.buckets) >= 2)
     assert modes == ["rebuild", "incremental", "incremental"]
+    assert any(cut) == (bucket_rows is not None)
 
     everything, expected = MemoryCurated(), MemoryMarts()
     for rows in BATCHES:

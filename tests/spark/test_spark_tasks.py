@@ -137,4 +137,4 @@ def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -
         for batch in mart_spark.reduce_part(iter(half), schemas=schemas, kernel=count_rows)
     ]
     assert sum(t.column("rows")[0].as_py() for t in outputs) == len(users)
-    assert maintain.ORDER.keys() == mart_spark.OUTPUTS.keys()
+    assert maintain.ORDER.keys() == maintain.OUTPUTS.keys()

@@ -1,0 +1,311 @@
+"""Mart maintenance in this process, a key bucket at a time: memory bounded by the bucket.
+
+Every step of :class:`advertisex.marts.maintain.Kernels` is partitionable by a key (the
+rules only compare events that share it). A step whose inputs hold at most
+:data:`BUCKET_ROWS` rows (planned from the data files' record counts) runs on them whole,
+as it always did. A bigger one — the first build over a backlog, say — is cut by a hash of
+its key into buckets of about that many rows: the curated rows are read a record batch at
+a time and each batch's rows appended to their bucket's Arrow IPC file in a temporary
+directory; then each bucket is read back and the step runs on it alone. It is the Spark
+runner's shuffle (``advertisex.marts.spark``), on the local disk, running the same part
+functions:
+
+* ``correlate`` by ``user_id``: its outputs (a row a click, a row a conversion) are kept;
+* ``bids`` by ``auction_id`` (impressions without one never win a bid and are not
+  written): its outputs are the matched bids summed per rollup key, a few rows a bucket;
+* ``hourly`` needs no buckets at all: its rows merge (sums, sketch unions:
+  ``kernels.rollup.merge_hourly``), so the impressions are counted a part of about
+  :data:`BUCKET_ROWS` rows at a time, then everything else once, and the partial rows
+  merged — the view-through touches' impressions picked out of each part on the way.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from advertisex.kernels.correlate import AUCTION_COLUMNS
+from advertisex.kernels.rollup import ROLLUP_COLUMNS, merge_hourly
+from advertisex.marts.maintain import (
+    MatchingRules,
+    Rows,
+    bids_part,
+    correlate_part,
+    hourly_part,
+    ordered,
+)
+from advertisex.marts.store import Chunks, Curated, Slice
+from advertisex.model.schemas import TABLES
+from advertisex.util.buckets import split
+from advertisex.util.isolate import release_memory
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from advertisex.kernels.windows import Windows
+
+# Rows a step holds at once (all its inputs together): about 1 M curated rows keep the
+# processor of a first build under ≈ 1 GiB whatever the backlog (docs/benchmarks.md, issue
+# 14 phase 9).
+BUCKET_ROWS = 1_000_000
+MAX_BUCKETS = 256  # an open file per bucket and input while the rows are written out
+FINER = 4  # buckets written per bucket planned
+
+Part = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
+
+
+@dataclass
+class Held:
+    """What the steps held, for tests and benchmarks: per step run, the buckets planned (1:
+    run whole) and the most rows one bucket, or one part of the impressions, held."""
+
+    buckets: list[int] = field(default_factory=list)
+    largest: list[int] = field(default_factory=list)
+
+    def step(self, buckets: int, rows: int = 0) -> None:
+        self.buckets.append(buckets)
+        self.largest.append(rows)
+
+    def bucket(self, rows: int) -> None:
+        self.largest[-1] = max(self.largest[-1], rows)
+
+
+class LocalKernels:
+    """The kernels in this process, on rows read through ``curated``; a step over more than
+    ``bucket_rows`` rows runs a bucket at a time (the module docstring). Whole reads, each
+    within ``bucket_rows``, are made once and kept for the next step."""
+
+    def __init__(
+        self,
+        curated: Curated,
+        bucket_rows: int = BUCKET_ROWS,
+        spill_dir: Path | None = None,
+    ) -> None:
+        self.curated = curated
+        self.bucket_rows = bucket_rows
+        self.spill_dir = spill_dir
+        self.held = Held()
+        self._read: dict[Rows, pa.Table] = {}
+
+    def rows(self, request: Rows) -> pa.Table:
+        if request not in self._read:
+            self._read[request] = self.curated.read(request.table, request.where, request.columns)
+        return self._read[request]
+
+    def chunks(self, request: Rows) -> Chunks:
+        return self.curated.chunks(request.table, request.where, request.columns)
+
+    def correlate(
+        self,
+        impressions: Rows,
+        clicks: Rows,
+        conversions: Rows,
+        recheck: Slice,
+        rules: MatchingRules,
+    ) -> tuple[pa.Table, pa.Table]:
+        part = functools.partial(
+            correlate_part, recheck=recheck, windows=rules.windows, campaigns=rules.campaigns
+        )
+        reads = {"impressions": impressions, "clicks": clicks, "conversions": conversions}
+        out = self.run(reads, "user_id", part)
+        return out["matched"], out["attributed"]
+
+    def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
+        part = functools.partial(bids_part, windows=windows)
+        reads = {"bids": bids, "impressions": auctions}
+        return self.run(
+            reads,
+            "auction_id",
+            part,
+            keyless=("impressions",),
+            only={"impressions": AUCTION_COLUMNS},
+        )["bids"]
+
+    def hourly(
+        self,
+        impressions: Rows,
+        counted: Slice,
+        given: dict[str, pa.Table],
+        hours: list[datetime] | None,
+    ) -> pa.Table:
+        chunks = (
+            None if impressions in self._read else self.chunks(_only(impressions, ROLLUP_COLUMNS))
+        )
+        if chunks is None or chunks.rows <= self.bucket_rows:
+            self.held.step(1, self.rows(impressions).num_rows)
+            return hourly_part({"impressions": self.rows(impressions), **given}, counted, hours)[
+                "hourly"
+            ]
+        touched = _view_touches(given["conversions"])
+        nothing = {name: table.slice(0, 0) for name, table in given.items()}
+        merged: list[pa.Table] = []
+        touches: list[pa.Table] = []
+        self.held.step(0)
+        for rows in _regrouped(chunks.parts(), self.bucket_rows):
+            self.held.buckets[-1] += 1
+            self.held.bucket(rows.num_rows)
+            counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
+            merged = [merge_hourly([*merged, counts])]
+            ids = rows.column("impression_id")
+            touches.append(rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False)))
+            del rows, ids, counts
+            release_memory()
+        empty = _schema(_only(impressions, ROLLUP_COLUMNS)).empty_table()
+        answered = hourly_part(
+            {"impressions": empty, "touch_impressions": _concat(touches, empty), **given},
+            counted,
+            hours,
+        )["hourly"]
+        return merge_hourly([*merged, answered])
+
+    def run(
+        self,
+        reads: dict[str, Rows],
+        key: str,
+        part: Part,
+        keyless: tuple[str, ...] = (),
+        only: dict[str, tuple[str, ...]] | None = None,
+    ) -> dict[str, pa.Table]:
+        """``part`` over all ``reads``, a bucket of ``key`` at a time when they hold more
+        than ``bucket_rows`` rows. Rows of the inputs named in ``keyless`` without a key
+        are left out (the step's rules never match them); inputs named in ``only`` are
+        written out with those of their columns only (those the part reads)."""
+        narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
+        kept = {tag: self._read[r] for tag, r in reads.items() if r in self._read}
+        chunks = {tag: self.chunks(r) for tag, r in narrowed.items() if tag not in kept}
+        planned = sum(c.rows for c in chunks.values()) + sum(t.num_rows for t in kept.values())
+        if planned <= self.bucket_rows:
+            self.held.step(1, planned)
+            return part({tag: self.rows(request) for tag, request in reads.items()})
+        # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
+        # planned count is an upper bound, and a heavy user makes buckets uneven.
+        fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))
+        schemas = {tag: _schema(request) for tag, request in narrowed.items()}
+        outputs: dict[str, list[pa.Table]] = {}
+        with Spill(fine, self.spill_dir) as spill:
+            for tag, schema in schemas.items():
+                parts = iter([kept[tag]]) if tag in kept else chunks[tag].parts()
+                for rows in parts:
+                    if tag in keyless:
+                        rows = rows.filter(pc.is_valid(rows.column(key)))
+                    spill.add(tag, rows.select(schema.names), key)
+            runs = _runs(spill.rows, self.bucket_rows) or [[]]  # no rows: the part on none
+            self.held.step(len(runs))
+            for run in runs:
+                tables = spill.take(run, schemas)
+                self.held.bucket(sum(t.num_rows for t in tables.values()))
+                for tag, out in part(tables).items():
+                    outputs.setdefault(tag, []).append(out)
+                del tables
+                release_memory()
+        return {tag: ordered(tag, parts) for tag, parts in outputs.items()}
+
+
+class Spill:
+    """Rows of several inputs cut into ``buckets`` by a hash of a key, on disk: one Arrow
+    IPC stream file per (input, bucket) in a temporary directory, removed on exit."""
+
+    def __init__(self, buckets: int, directory: Path | None = None) -> None:
+        self.buckets = buckets
+        self._dir = tempfile.TemporaryDirectory(prefix="advertisex-marts-", dir=directory)
+        self._writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
+        self.rows = np.zeros(buckets, dtype=np.int64)
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+        self._dir.cleanup()
+
+    def _path(self, tag: str, bucket: int) -> Path:
+        return Path(self._dir.name) / f"{tag}-{bucket}.arrow"
+
+    def add(self, tag: str, rows: pa.Table, key: str) -> None:
+        """Append ``rows`` to the files of their buckets."""
+        for bucket, part in split(rows, key, self.buckets):
+            writer = self._writers.get((tag, bucket))
+            if writer is None:
+                writer = pa.ipc.new_stream(str(self._path(tag, bucket)), part.schema)
+                self._writers[(tag, bucket)] = writer
+            writer.write_table(part)
+            self.rows[bucket] += part.num_rows
+
+    def take(self, buckets: list[int], schemas: dict[str, pa.Schema]) -> dict[str, pa.Table]:
+        """Every input's rows of ``buckets`` (read into memory; their files are removed)."""
+        self._close()
+        tables = {}
+        for tag, schema in schemas.items():
+            parts = [schema.empty_table()]
+            for bucket in buckets:
+                path = self._path(tag, bucket)
+                if path.exists():
+                    with pa.OSFile(str(path)) as source:
+                        parts.append(pa.ipc.open_stream(source).read_all().cast(schema))
+                    path.unlink()
+            tables[tag] = pa.concat_tables(parts)
+        return tables
+
+    def _close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+def _runs(rows: np.ndarray, most: int) -> list[list[int]]:
+    """Consecutive buckets grouped into runs of at most ``most`` rows (or one bucket)."""
+    runs: list[list[int]] = []
+    held = 0
+    for bucket, count in enumerate(rows.tolist()):
+        if not count:
+            continue
+        if runs and held + count <= most:
+            runs[-1].append(bucket)
+            held += count
+        else:
+            runs.append([bucket])
+            held = count
+    return runs
+
+
+def _only(request: Rows, columns: tuple[str, ...]) -> Rows:
+    """``request`` for those of its columns in ``columns``."""
+    return Rows(request.table, request.where, tuple(c for c in request.columns if c in columns))
+
+
+def _schema(request: Rows) -> pa.Schema:
+    return pa.schema([TABLES[request.table].schema.field(c) for c in request.columns])
+
+
+def _concat(parts: list[pa.Table], empty: pa.Table) -> pa.Table:
+    return pa.concat_tables([empty, *parts]) if parts else empty
+
+
+def _regrouped(parts: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """``parts`` joined into tables of at most ``rows`` rows, or one part (never cut)."""
+    held: list[pa.Table] = []
+    count = 0
+    for part in parts:
+        if held and count + part.num_rows > rows:
+            yield pa.concat_tables(held)
+            held, count = [], 0
+        held.append(part)
+        count += part.num_rows
+    if held:
+        yield pa.concat_tables(held)
+
+
+def _view_touches(conversions: pa.Table) -> pa.Array:
+    """The impression ids that are touches of view-through conversions."""
+    viewed = conversions.filter(pc.equal(conversions.column("attribution"), "view"))
+    paths = pc.list_flatten(viewed.column("touch_path"))
+    return pc.unique(pc.struct_field(paths, "touch_id"))

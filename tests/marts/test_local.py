@@ -1,0 +1,141 @@
+"""Mart maintenance a key bucket at a time: the same marts, and buckets that do not grow with the input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mart_events import minutes, table
+from test_incremental import RULES, _curated, canonical, datasets
+
+from advertisex.marts import maintain
+from advertisex.marts.local import LocalKernels, Spill
+from advertisex.marts.store import MemoryCurated, MemoryMarts
+
+WHOLE = 10**9  # bucket_rows no test input reaches: every step runs whole
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=datasets(), order=st.randoms(use_true_random=False), cuts=st.integers(1, 2))
+def test_a_bucket_at_a_time_equals_whole(events: Any, order: Any, cuts: int) -> None:
+    """Rebuilds and incremental updates cut into buckets of a few rows give the marts of
+    steps run whole."""
+    shuffled = list(events)
+    order.shuffle(shuffled)
+    bounds = sorted(order.randint(0, len(shuffled)) for _ in range(cuts - 1))
+    batches = [shuffled[a:b] for a, b in zip([0, *bounds], [*bounds, len(shuffled)], strict=True)]
+    results = []
+    for bucket_rows in (WHOLE, 3):
+        curated, marts = MemoryCurated(), MemoryMarts()
+        for batch in batches:
+            curated.append(_curated(batch))
+            maintain.update(curated, marts, RULES, LocalKernels(curated, bucket_rows))
+        rebuilt = MemoryMarts()
+        maintain.rebuild(curated, rebuilt, RULES, LocalKernels(curated, bucket_rows))
+        results.append((canonical(marts), canonical(rebuilt)))
+    assert results[0] == results[1]
+    assert results[0][0] == results[0][1]
+
+
+def traffic(users: int, seed: int) -> dict[str, list[pa.Table]]:
+    """A day of traffic of ``users`` users (a few impressions each, some clicked, some
+    converting, bid requests behind a third), in appended parts of 250 users."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[pa.Table]] = {}
+    for start in range(0, users, 250):
+        rows: dict[str, list[dict[str, Any]]] = {
+            "curated.impressions": [],
+            "curated.clicks": [],
+            "curated.conversions": [],
+            "curated.bid_requests": [],
+        }
+        for u in range(start, min(users, start + 250)):
+            campaign = f"c{u % 7}"
+            for k in range(int(rng.integers(1, 6))):
+                at = int(rng.integers(0, 24 * 60))
+                auction = f"auc-{u}-{k}" if k % 3 == 0 else None
+                rows["curated.impressions"].append(
+                    {
+                        "impression_id": f"imp-{u}-{k}",
+                        "event_time": minutes(at),
+                        "user_id": f"u{u}",
+                        "campaign_id": campaign,
+                        "ad_creative_id": f"{campaign}-a",
+                        "country": ["US", "DE", "FR"][u % 3],
+                        "device_type": "mobile",
+                        "cost": 0.002,
+                        "auction_id": auction,
+                    }
+                )
+                if auction is not None:
+                    bid = {"auction_id": auction, "exchange": "x", "user_id": f"u{u}"}
+                    bid |= {"event_time": minutes(at), "campaign_id": campaign, "bid_price": 1.5}
+                    rows["curated.bid_requests"].append({**bid, "floor_price": 1.0})
+                if rng.random() < 0.1:
+                    click = {"event_id": f"clk-{u}-{k}", "event_time": minutes(at + 1)}
+                    rows["curated.clicks"].append(
+                        {**click, "user_id": f"u{u}", "campaign_id": campaign}
+                    )
+                if rng.random() < 0.05:
+                    rows["curated.conversions"].append(
+                        {
+                            "event_id": f"cnv-{u}-{k}",
+                            "event_time": minutes(at + 30),
+                            "user_id": f"u{u}",
+                            "campaign_id": campaign,
+                            "conversion_value": 2.5,
+                        }
+                    )
+        for name, batch in rows.items():
+            parts.setdefault(name, []).append(table(name, batch))
+    return parts
+
+
+def _built(parts: dict[str, list[pa.Table]], bucket_rows: int) -> tuple[MemoryMarts, LocalKernels]:
+    curated = MemoryCurated()
+    for index in range(len(parts["curated.impressions"])):
+        curated.append({name: tables[index] for name, tables in parts.items()})
+    marts = MemoryMarts()
+    kernels = LocalKernels(curated, bucket_rows)
+    maintain.rebuild(curated, marts, maintain.MatchingRules(), kernels)
+    return marts, kernels
+
+
+@pytest.mark.slow
+def test_a_first_build_holds_buckets_bounded_by_the_bucket_not_the_input() -> None:
+    """Ten times the input is ten times the buckets, none of them bigger: what a step holds
+    at once (its memory) does not grow with the backlog."""
+    bucket_rows = 1_500
+    held = {}
+    for users in (1_000, 10_000):
+        parts = traffic(users, seed=users)
+        marts, kernels = _built(parts, bucket_rows)
+        whole, alone = _built(parts, WHOLE)
+        assert canonical(marts) == canonical(whole)
+        assert alone.held.buckets == [1, 1, 1]  # correlate, bids, hourly
+        assert max(kernels.held.largest) <= 1.5 * bucket_rows, kernels.held
+        held[users] = kernels.held
+    small, big = held[1_000].buckets, held[10_000].buckets
+    assert all(b >= 2 for b in small)
+    assert all(b >= 7 * s for s, b in zip(small, big, strict=True)), (small, big)
+
+
+def test_a_spill_gives_each_key_back_in_one_bucket(tmp_path: Any) -> None:
+    rows = pa.table({"k": [f"u{i % 37}" for i in range(1_000)], "v": list(range(1_000))})
+    schema = {"t": rows.schema}
+    with Spill(8, tmp_path) as spill:
+        for start in range(0, 1_000, 128):
+            spill.add("t", rows.slice(start, 128), "k")
+        buckets = [spill.take([b], schema)["t"] for b in range(8)]
+        assert not list(tmp_path.glob("*/*.arrow"))  # each bucket's file gone once read
+    assert sum(b.num_rows for b in buckets) == 1_000
+    assert sorted(v for b in buckets for v in b.column("v").to_pylist()) == list(range(1_000))
+    keys = [set(b.column("k").to_pylist()) for b in buckets]
+    assert all(not (a & b) for i, a in enumerate(keys) for b in keys[i + 1 :])
+    assert spill.rows.tolist() == [b.num_rows for b in buckets]
+    assert not list(tmp_path.iterdir())  # the directory removed on exit
