@@ -334,33 +334,20 @@ class Lake:
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields)
             return scan.to_arrow()
 
-    def read_batches(
-        self, name: str, row_filter: Any, fields: tuple[str, ...]
-    ) -> tuple[int, Callable[[], Iterator[pa.RecordBatch]]]:
-        """What :meth:`read` reads, a record batch at a time (Arrow's scanner's, ≈ 128 k rows;
-        a data file after another): at most how many rows (the planned files' record
-        counts) and a function that streams them."""
-        from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files
+    def read_planned(self, name: str, row_filter: Any, fields: tuple[str, ...]) -> PlannedRead:
+        """What :meth:`read` reads, planned once: at most how many rows (the planned files'
+        record counts), then read whole or a record batch at a time."""
+        from pyiceberg.io.pyarrow import ArrowScan
 
         table = self.table(name)
         if table.current_snapshot() is None:
-            return 0, lambda: iter(())
+            return PlannedRead(name, 0, None, [])
         scan = table.scan(row_filter=row_filter, selected_fields=fields)
         tasks = list(scan.plan_files())
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            # pyiceberg's public ``to_record_batches`` reads all its tasks at once and each
-            # file whole (a compacted file holds millions of rows); its per-task generator
-            # streams a file's batches (pyiceberg is pinned below 0.13).
-            with _files_still_there(name):
-                for task in tasks:
-                    deletes = _read_all_delete_files(scan.io, [task])
-                    yield from reader._record_batches_from_scan_tasks_and_deletes([task], deletes)
-
-        return sum(task.file.record_count for task in tasks), batches
+        return PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
 
     def done_segments(
         self,
@@ -509,3 +496,27 @@ def _files_still_there(name: str) -> Iterator[None]:
             f"{name} changed while it was read (a file of an expired snapshot is gone)",
             hint="read it again: fresh metadata names the files now live",
         ) from error
+
+
+class PlannedRead:
+    """A read of a table planned once (:meth:`Lake.read_planned`)."""
+
+    def __init__(self, name: str, rows: int, reader: Any, tasks: list[Any]) -> None:
+        self.name, self.rows, self._reader, self._tasks = name, rows, reader, tasks
+
+    def table(self) -> pa.Table:
+        """Every row at once (the files read side by side)."""
+        with _files_still_there(self.name):
+            return self._reader.to_table(self._tasks)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """A record batch at a time (Arrow's scanner's, ≈ 128 k rows), a file after another.
+        pyiceberg's public ``to_record_batches`` reads all its tasks at once and each file
+        whole (a compacted file holds millions of rows); its per-task generator streams a
+        file's batches (pyiceberg is pinned below 0.13)."""
+        from pyiceberg.io.pyarrow import _read_all_delete_files
+
+        with _files_still_there(self.name):
+            for task in self._tasks:
+                deletes = _read_all_delete_files(self._reader._io, [task])
+                yield from self._reader._record_batches_from_scan_tasks_and_deletes([task], deletes)

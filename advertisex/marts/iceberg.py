@@ -130,9 +130,6 @@ class WithoutRows:
     ) -> pa.Table | None:
         return self.inner.added(table, since, until, columns)  # planning only: rows may stay
 
-    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
-        return self._without(table, self.inner.read(table, where, columns))
-
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
         return self.inner.chunks(table, where, columns).filtered(
             functools.partial(self._without, table)
@@ -232,26 +229,27 @@ class IcebergCurated:
             return None
         return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
-    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
-        rows = self.lake.read(table, expression(where, with_users=False), columns)
-        return _shaped(rows, table, where, columns)
-
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        empty = pa.schema([TABLES[table].schema.field(c) for c in columns]).empty_table()
         if where.is_empty:
-            return Chunks(0, lambda: iter(()))
-        rows, batches = self.lake.read_batches(table, expression(where, with_users=False), columns)
+            return Chunks(0, lambda: empty, lambda: iter(()))
+        planned = self.lake.read_planned(table, expression(where, with_users=False), columns)
+        if not planned.rows:
+            return Chunks(0, lambda: empty, lambda: iter(()))
         return Chunks(
-            rows,
+            planned.rows,
+            lambda: _shaped(planned.table(), table, where, columns),
             lambda: (
                 _shaped(pa.Table.from_batches([batch]), table, where, columns)
-                for batch in batches()
+                for batch in planned.batches()
             ),
         )
 
 
 def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
-    """Rows read through a scan of ``where`` as :meth:`Curated.read` gives them: the columns
-    asked for, in the table's types, of ``where``'s users only (a scan filters on time)."""
+    """Rows read through a scan of ``where`` as :meth:`Curated.chunks` gives them: the
+    columns asked for, in the table's types, of ``where``'s users only (a scan filters on
+    time)."""
     schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
     rows = rows.select(list(columns)).cast(schema)
     return rows.filter(where.mask(rows)) if where.users is not None else rows

@@ -96,9 +96,10 @@ class LocalKernels:
         self.held = Held()
         self._read: dict[Rows, pa.Table] = {}
 
-    def rows(self, request: Rows) -> pa.Table:
+    def rows(self, request: Rows, chunks: Chunks | None = None) -> pa.Table:
+        """``request``'s rows whole, read once (``chunks``: the read planned already)."""
         if request not in self._read:
-            self._read[request] = self.curated.read(request.table, request.where, request.columns)
+            self._read[request] = (chunks or self.chunks(request)).whole()
         return self._read[request]
 
     def chunks(self, request: Rows) -> Chunks:
@@ -137,14 +138,12 @@ class LocalKernels:
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
-        chunks = (
-            None if impressions in self._read else self.chunks(_only(impressions, ROLLUP_COLUMNS))
-        )
+        chunks = None if impressions in self._read else self.chunks(impressions)
         if chunks is None or chunks.rows <= self.bucket_rows:
-            self.held.step(1, self.rows(impressions).num_rows)
-            return hourly_part({"impressions": self.rows(impressions), **given}, counted, hours)[
-                "hourly"
-            ]
+            whole = self.rows(impressions, chunks)
+            self.held.step(1, whole.num_rows)
+            return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
+        chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
         touched = _view_touches(given["conversions"])
         nothing = {name: table.slice(0, 0) for name, table in given.items()}
         merged: list[pa.Table] = []
@@ -185,7 +184,12 @@ class LocalKernels:
         planned = sum(c.rows for c in chunks.values()) + sum(t.num_rows for t in kept.values())
         if planned <= self.bucket_rows:
             self.held.step(1, planned)
-            return part({tag: self.rows(request) for tag, request in reads.items()})
+            return part(
+                {
+                    tag: kept[tag] if tag in kept else self.rows(narrowed[tag], chunks[tag])
+                    for tag in reads
+                }
+            )
         # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
         # planned count is an upper bound, and a heavy user makes buckets uneven.
         fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))

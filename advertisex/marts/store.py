@@ -97,15 +97,19 @@ def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
 
 @dataclass(frozen=True)
 class Chunks:
-    """The rows of a read a part at a time (each part bounded: a data file, an appended
-    batch), and at most how many there are in all (known before reading, from metadata)."""
+    """A read planned: at most how many rows it holds (known before reading, from
+    metadata), then its rows whole or a part at a time (each part bounded: a record batch,
+    an appended batch)."""
 
     rows: int
+    whole: Callable[[], pa.Table]
     parts: Callable[[], Iterator[pa.Table]]
 
     def filtered(self, keep: Callable[[pa.Table], pa.Table]) -> Chunks:
-        """The same parts with ``keep`` applied to each."""
-        return Chunks(self.rows, lambda: (keep(part) for part in self.parts()))
+        """The same read with ``keep`` applied to what it gives."""
+        return Chunks(
+            self.rows, lambda: keep(self.whole()), lambda: (keep(part) for part in self.parts())
+        )
 
 
 class Curated(Protocol):
@@ -119,12 +123,8 @@ class Curated(Protocol):
         """Rows appended after ``since`` up to ``until``; None when rows were rewritten."""
         ...
 
-    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
-        """Rows of ``table`` inside ``where``."""
-        ...
-
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
-        """The rows :meth:`read` gives, a part at a time."""
+        """Rows of ``table`` inside ``where``: the read planned."""
         ...
 
 
@@ -160,7 +160,7 @@ class MemoryCurated:
         parts = self.batches.get(table, [])[since or 0 : until or 0]
         return _concat(parts, table).select(list(columns))
 
-    def read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+    def _read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
         if table not in self._whole:
             self._whole[table] = _concat(self.batches.get(table, []), table)
         rows = self._whole[table].select(list(columns))
@@ -175,7 +175,9 @@ class MemoryCurated:
                 rows = part.cast(schema).select(list(columns))
                 yield rows.filter(where.mask(rows))
 
-        return Chunks(sum(part.num_rows for part in parts), read)
+        return Chunks(
+            sum(part.num_rows for part in parts), lambda: self._read(table, where, columns), read
+        )
 
 
 @dataclass
