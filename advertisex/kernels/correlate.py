@@ -68,8 +68,10 @@ CLICK_COLUMNS = (
     "ad_creative_id",
     "impression_id",
 )
-# The impressions' columns match_bids reads (of IMPRESSION_COLUMNS).
+# The impressions' columns match_bids reads, and those match_clicks and
+# attribute_conversions read (of IMPRESSION_COLUMNS).
 AUCTION_COLUMNS = ("impression_id", "event_time", "cost", "auction_id")
+MATCH_COLUMNS = tuple(c for c in IMPRESSION_COLUMNS if c not in ("cost", "auction_id"))
 BID_COLUMNS = (
     "auction_id",
     "exchange",

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from advertisex.kernels import sketch
-from advertisex.kernels.correlate import sort_keys
+from advertisex.kernels.correlate import IMPRESSION_COLUMNS, sort_keys
 from advertisex.model.columns import TS
 from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, KEYS, MEASURES
 from advertisex.util import engine
@@ -83,16 +83,7 @@ _ORDER = sort_keys("campaign_id", "hour", "ad_creative_id", "country", "device_t
 
 
 # The impressions' columns campaign_hourly reads (as impressions and as touch impressions).
-ROLLUP_COLUMNS = (
-    "impression_id",
-    "event_time",
-    "user_id",
-    "campaign_id",
-    "ad_creative_id",
-    "country",
-    "device_type",
-    "cost",
-)
+ROLLUP_COLUMNS = tuple(c for c in IMPRESSION_COLUMNS if c not in ("website", "auction_id"))
 
 
 def _ordered(rows: pa.Table) -> pa.Table:
@@ -112,19 +103,7 @@ FROM bids GROUP BY ALL
 BID_MEASURES = pa.schema(
     [
         *(CAMPAIGN_HOURLY.field(key) for key in KEYS),
-        *(
-            pa.field(m, pa.int64())
-            for m in (
-                "bid_requests",
-                "bids",
-                "floors",
-                "wins",
-                "bid_micros",
-                "floor_micros",
-                "won_bid_micros",
-                "clearing_micros",
-            )
-        ),
+        *(pa.field(m, pa.int64()) for m in MEASURES[MEASURES.index("bid_requests") :]),
     ]
 )
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels.correlate import AUCTION_COLUMNS
+from advertisex.kernels.correlate import AUCTION_COLUMNS, MATCH_COLUMNS
 from advertisex.kernels.rollup import ROLLUP_COLUMNS, merge_hourly
 from advertisex.marts.maintain import (
     MatchingRules,
@@ -117,7 +117,7 @@ class LocalKernels:
             correlate_part, recheck=recheck, windows=rules.windows, campaigns=rules.campaigns
         )
         reads = {"impressions": impressions, "clicks": clicks, "conversions": conversions}
-        out = self.run(reads, "user_id", part)
+        out = self.run(reads, "user_id", part, only={"impressions": MATCH_COLUMNS})
         return out["matched"], out["attributed"]
 
     def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
@@ -178,18 +178,18 @@ class LocalKernels:
         than ``bucket_rows`` rows. Rows of the inputs named in ``keyless`` without a key
         are left out (the step's rules never match them); inputs named in ``only`` are
         written out with those of their columns only (those the part reads)."""
-        narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
         kept = {tag: self._read[r] for tag, r in reads.items() if r in self._read}
-        chunks = {tag: self.chunks(r) for tag, r in narrowed.items() if tag not in kept}
+        chunks = {tag: self.chunks(r) for tag, r in reads.items() if tag not in kept}
         planned = sum(c.rows for c in chunks.values()) + sum(t.num_rows for t in kept.values())
-        if planned <= self.bucket_rows:
+        if planned <= self.bucket_rows:  # whole, read once for every step that asks
             self.held.step(1, planned)
             return part(
                 {
-                    tag: kept[tag] if tag in kept else self.rows(narrowed[tag], chunks[tag])
-                    for tag in reads
+                    tag: kept[tag] if tag in kept else self.rows(r, chunks[tag])
+                    for tag, r in reads.items()
                 }
             )
+        narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
         # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
         # planned count is an upper bound, and a heavy user makes buckets uneven.
         fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))
@@ -197,7 +197,12 @@ class LocalKernels:
         outputs: dict[str, list[pa.Table]] = {}
         with Spill(fine, self.spill_dir) as spill:
             for tag, schema in schemas.items():
-                parts = iter([kept[tag]]) if tag in kept else chunks[tag].parts()
+                if tag in kept:
+                    parts = iter([kept[tag]])
+                elif narrowed[tag] == reads[tag]:
+                    parts = chunks[tag].parts()
+                else:
+                    parts = self.chunks(narrowed[tag]).parts()
                 for rows in parts:
                     if tag in keyless:
                         rows = rows.filter(pc.is_valid(rows.column(key)))
