@@ -16,6 +16,7 @@ exact comparison (a hash collision only brings a row along that the comparison d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,8 @@ class KeyIndex:
         # One chunk per column: a take from a table of many chunks (the batches merged
         # into a part) costs time in proportion to the chunks, even for no rows — a
         # part of the committed keys grew by a chunk a micro-batch, and so did every
-        # lookup's time (12 ms for a take from 2,000 chunks, 0.01 ms from one).
+        # lookup's time (12 ms for a take from 2,000 chunks, 0.01 ms from one). Rows of
+        # one chunk a column already (a stored part's) are kept as they are, not copied.
         self.rows = rows.combine_chunks()
         self._order = np.argsort(hashes)
         self._sorted = hashes[self._order]
@@ -108,10 +110,11 @@ class KeyIndex:
         return self.rows.take(pa.array(positions))
 
     @classmethod
-    def merged(cls, parts: list[KeyIndex]) -> KeyIndex:
-        """One index over the rows of ``parts`` (all of one schema), in their order."""
+    def merged(cls, parts: list[KeyIndex], store: Store | None = None) -> KeyIndex:
+        """One index over the rows of ``parts`` (all of one schema), in their order; its
+        rows kept where ``store`` puts them (default: in memory)."""
         rows = pa.concat_tables([p.rows for p in parts])
-        return cls(rows, np.concatenate([p.hashes() for p in parts]))
+        return cls((store or _in_memory)(rows), np.concatenate([p.hashes() for p in parts]))
 
     def hashes(self) -> np.ndarray:
         """The rows' key hashes, in row order."""
@@ -127,21 +130,34 @@ class KeyIndex:
 MERGED_ROWS_MAX = 1 << 20
 
 
+# Where an index's rows are kept: a function given the rows (one chunk a column) that
+# returns the same rows, held where it chooses — a runner maps them from a file
+# (``advertisex.runners.committed``), so that only the hashes take memory.
+Store = Callable[[pa.Table], pa.Table]
+
+
+def _in_memory(rows: pa.Table) -> pa.Table:
+    return rows
+
+
 def append_part(
-    parts: list[KeyIndex], part: KeyIndex, merged_max: int = MERGED_ROWS_MAX
+    parts: list[KeyIndex],
+    part: KeyIndex,
+    merged_max: int = MERGED_ROWS_MAX,
+    store: Store | None = None,
 ) -> list[KeyIndex]:
     """``parts`` with ``part`` after them; the last two merged while the newer one is at
     least half the older one's size and together they hold at most ``merged_max`` rows, so
     rows indexed part by part (batch by batch, piece by piece) stay in a few parts (about
     log2 of how many came, plus one per ``merged_max`` rows) and each row is re-indexed only
-    a few times, never all of them at once."""
+    a few times, never all of them at once. Merged rows are kept where ``store`` puts them."""
     parts = [*parts, part]
     while (
         len(parts) > 1
         and 2 * len(parts[-1]) >= len(parts[-2])
         and len(parts[-1]) + len(parts[-2]) <= merged_max
     ):
-        parts[-2:] = [KeyIndex.merged(parts[-2:])]
+        parts[-2:] = [KeyIndex.merged(parts[-2:], store)]
     return parts
 
 

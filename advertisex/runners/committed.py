@@ -17,6 +17,12 @@ once and then follows the tables by their data files:
 So a lookup returns exactly the rows a scan of the current snapshot with the same
 event-time bounds would: the cache changes the cost, never the answer.
 
+What it holds in memory is the keys' 64-bit hashes and their order (16 bytes a row):
+the rows themselves — key and payload-hash text, event time, ≈ 70 bytes a row — of
+every part of :data:`STORED_ROWS_MIN` rows or more are written to an Arrow IPC file and
+mapped back (:class:`MappedRows`), so only the pages of the rows a candidate's hash hits
+are ever read in (a 10 M-event day: 9.8 M keys, 685 MiB in memory before).
+
 :class:`DedupeLookup` is what a batch asks: the committed keys its candidates could
 repeat, within the dedupe horizon of their event times — from the cache for an
 in-process dedupe, or as the data files to read for an engine whose workers read them.
@@ -24,6 +30,9 @@ in-process dedupe, or as the data files to read for an engine whose workers read
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,12 +60,41 @@ class _TableKeys:
     days: dict[date, list[KeyIndex]] = field(default_factory=dict)
 
 
-class CommittedKeys:
-    """Committed (key columns, payload_hash, event_time) rows per table and event day."""
+# Parts smaller than this (a micro-batch's rows) stay in memory until merged into a bigger one.
+STORED_ROWS_MIN = 1 << 16
 
-    def __init__(self, lake: Lake) -> None:
+
+class MappedRows:
+    """Rows written to an Arrow IPC file in a temporary directory and read back memory-
+    mapped (the file unlinked at once: the mapping keeps it until the rows are let go);
+    each column one chunk, so an index keeps them as they are."""
+
+    def __init__(self, smallest: int = STORED_ROWS_MIN, directory: str | None = None) -> None:
+        self.smallest = smallest
+        self._dir = tempfile.TemporaryDirectory(prefix="advertisex-keys-", dir=directory)
+        self._made = itertools.count()
+
+    def __call__(self, rows: pa.Table) -> pa.Table:
+        if rows.num_rows < self.smallest:
+            return rows
+        rows = rows.combine_chunks()
+        path = os.path.join(self._dir.name, f"{next(self._made)}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
+            writer.write_table(rows)
+        try:
+            return pa.ipc.open_file(pa.memory_map(path)).read_all()
+        finally:
+            os.unlink(path)
+
+
+class CommittedKeys:
+    """Committed (key columns, payload_hash, event_time) rows per table and event day;
+    ``stored_rows_min``: parts of that many rows or more are kept in mapped files."""
+
+    def __init__(self, lake: Lake, stored_rows_min: int = STORED_ROWS_MIN) -> None:
         self.lake = lake
         self._tables: dict[str, _TableKeys] = {}
+        self._store = MappedRows(stored_rows_min)
 
     def lookup(self, table_name: str, low: datetime, high: datetime) -> pa.Table | None:
         """Committed rows of ``table_name`` with ``low <= event_time <= high``; None if none."""
@@ -119,7 +157,8 @@ class CommittedKeys:
         else:
             for day, rows in _by_day(added).items():
                 if day in state.days:  # days not held are read whole when first needed
-                    state.days[day] = append_part(state.days[day], _indexed(table_name, rows))
+                    part = self._indexed(table_name, rows)
+                    state.days[day] = append_part(state.days[day], part, store=self._store)
         state.snapshot_id = snapshot_id
         self._tables[table_name] = state
         return state
@@ -138,7 +177,10 @@ class CommittedKeys:
         grouped = _by_day(rows.select(schema.names).cast(schema))
         empty = schema.empty_table()
         for day in days:
-            state.days[day] = [_indexed(table_name, grouped.get(day, empty))]
+            state.days[day] = [self._indexed(table_name, grouped.get(day, empty))]
+
+    def _indexed(self, table_name: str, rows: pa.Table) -> KeyIndex:
+        return KeyIndex(self._store(rows), key_hashes(key_column(table_name, rows)))
 
     def _read_files(self, table_name: str, paths: list[str]) -> pa.Table | None:
         import pyarrow.parquet as pq
@@ -208,10 +250,6 @@ class DedupeLookup:
 
 def _days(low: datetime, high: datetime) -> int:
     return (high.astimezone(UTC).date() - low.astimezone(UTC).date()).days + 1
-
-
-def _indexed(table_name: str, rows: pa.Table) -> KeyIndex:
-    return KeyIndex(rows, key_hashes(key_column(table_name, rows)))
 
 
 def _schema(table_name: str) -> pa.Schema:

@@ -91,7 +91,7 @@ step = st.one_of(
 def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: list) -> None:
     data = tmp_path / f"lake-{len(list(tmp_path.iterdir()))}"
     lake = Lake(load_settings(data_dir=data, maintenance={"min_input_files": 2}))
-    keys = CommittedKeys(lake)
+    keys = CommittedKeys(lake, stored_rows_min=len(steps) % 3)  # mapped parts, or some not
     made = 0
     for kind, arg in steps:
         if kind == "commit":
@@ -116,7 +116,7 @@ def test_a_lookup_equals_a_scan_of_the_current_snapshot(tmp_path: Path, steps: l
 
 def test_each_way_the_cache_follows_the_tables(tmp_path: Path) -> None:
     lake = Lake(load_settings(data_dir=tmp_path / "data", maintenance={"min_input_files": 2}))
-    keys = CommittedKeys(lake)
+    keys = CommittedKeys(lake, stored_rows_min=1)
     day = timedelta(days=1)
     lake.commit_batch({TABLE: _clicks([("a", 5), ("b", 30)])}, [], {})
     first = (T0, T0 + day)
@@ -168,3 +168,23 @@ def test_snapshots_expired_under_the_cache_are_a_conflict_to_retry(tmp_path: Pat
             Path(data_file.file_path.removeprefix("file://")).unlink()
         with pytest.raises(CommitConflictError):
             keys.lookup(TABLE, *window)
+
+
+def test_a_held_day_takes_its_hashes_in_memory_and_its_rows_from_a_mapped_file(
+    tmp_path: Path,
+) -> None:
+    """The key and payload-hash text of the committed keys is not in memory: Arrow's
+    allocations do not grow by the rows held, and the cache's parts are memory-mapped."""
+    lake = Lake(load_settings(data_dir=tmp_path / "data"))
+    rows = [(f"event-{i:012d}", i % 20) for i in range(20_000)]
+    lake.commit_batch({TABLE: _clicks(rows)}, [], {})
+    keys = CommittedKeys(lake, stored_rows_min=1_000)
+    before = pa.total_allocated_bytes()
+    window = (T0, T0 + timedelta(days=1))
+    assert keys.lookup(TABLE, *window) is not None
+    [part] = keys._tables[TABLE].days[T0.date()]
+    assert part.rows.num_rows == 20_000 and part.rows.nbytes > 20_000 * 40
+    assert pa.total_allocated_bytes() - before < part.rows.nbytes // 4
+    wanted = np.unique(key_hashes(pa.array(["event-000000000007", "nope"])))
+    found = keys.matching(TABLE, wanted, *window)
+    assert found is not None and found.column("event_id").to_pylist() == ["event-000000000007"]
