@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +49,18 @@ class Run:
     tree_peak_mb: float
     cpu_s: float
     stdout: str
+    # (seconds since the start, the tree's PSS in MiB) every sample.
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def tree_peak_since(self, seconds_before_end: float) -> float:
+        """The tree's peak over the run's last ``seconds_before_end`` seconds."""
+        start = self.seconds - seconds_before_end
+        return max((mb for at, mb in self.samples if at >= start), default=0.0)
+
+    def tree_peak_before(self, seconds_before_end: float) -> float:
+        """The tree's peak before the run's last ``seconds_before_end`` seconds."""
+        start = self.seconds - seconds_before_end
+        return max((mb for at, mb in self.samples if at < start), default=0.0)
 
 
 def _measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
@@ -63,6 +75,7 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
             root = psutil.Process(child.pid)
             cpu: dict[int, float] = {}
             tree_peak = 0
+            samples = []
             while child.poll() is None:
                 rss = 0
                 try:
@@ -78,6 +91,7 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
                     except psutil.Error:
                         pass
                 tree_peak = max(tree_peak, rss)
+                samples.append((time.perf_counter() - started, rss / (1 << 20)))
                 time.sleep(0.1)
             seconds = time.perf_counter() - started
             out.seek(0)
@@ -86,7 +100,7 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
         if child.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
         peak = float(Path(peak_file.name).read_text() or 0)
-    return Run(seconds, peak, tree_peak / (1 << 20), sum(cpu.values()), stdout)
+    return Run(seconds, peak, tree_peak / (1 << 20), sum(cpu.values()), stdout, samples)
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -166,6 +180,14 @@ def main() -> None:
         f" and thread; on a busy machine the better guide)   peak RSS of process"
         f" {process.peak_mb:,.0f} MiB, with its decoder workers {process.tree_peak_mb:,.0f} MiB"
     )
+    marts_s = report.get("marts_seconds") or 0.0
+    if report.get("marts"):  # the marts are brought up to date last, after the batches
+        last = marts_s + 1.0  # and the process's exit
+        print(
+            f"            the tree's peak in the marts' {report['marts']} ({marts_s:.1f} s at the end)"
+            f" {process.tree_peak_since(last):,.0f} MiB; before it"
+            f" {process.tree_peak_before(last):,.0f} MiB"
+        )
     print(
         f"targets     {rate:,.0f} / {TARGET_RATE:,} events/s → {rate / TARGET_RATE:.2f}× the target;"
         f"  peak {process.tree_peak_mb:,.0f} / {TARGET_PEAK_MIB:,} MiB → "

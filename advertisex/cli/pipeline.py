@@ -160,6 +160,7 @@ def print_accounting(report: Any, fmt: Format) -> None:
                 ],
                 "seconds": round(report.seconds, 3),
                 "marts": report.marts.mode if report.marts is not None else None,
+                "marts_seconds": round(report.phases.get("marts", 0.0), 3),
                 "sources": rows,
                 "tables": tables,
             }
