@@ -153,6 +153,11 @@ def warm() -> None:
     decode_pool().warm()
 
 
+def shed() -> None:
+    """Stop the idle decoder workers (work without decoding comes: the marts' build)."""
+    decode_pool().shed()
+
+
 @dataclass(frozen=True)
 class TextViews:
     """A frame whose ``raw`` texts are slices of the segment's own bytes, handed back by

@@ -32,9 +32,11 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from advertisex.errors import BatchCancelled
 from advertisex.formats.bounded import DecodeLimits, DecodeRefused
+from advertisex.formats.bounded import shed as shed_decoders
 from advertisex.formats.bounded import warm as warm_decoders
 from advertisex.formats.decode import concat_frames, frame_segment
 from advertisex.lake.datafiles import WrittenFile
@@ -49,8 +51,11 @@ from advertisex.runners.batch import (
     standardize_source,
 )
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
-from advertisex.runners.runner import Batch, Framed, Runner, Transformed
+from advertisex.runners.runner import Batch, Framed, Progress, Runner, Transformed
 from advertisex.util.retry import retrying
+
+if TYPE_CHECKING:
+    from advertisex.marts.maintain import MartUpdate
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,16 @@ class Turns:
 
 class EmbeddedRunner(Runner[Framed]):
     """Runs the batch kernels in this process, piece by piece on worker threads."""
+
+    def update_marts(self, progress: Progress | None = None) -> MartUpdate | None:
+        # The marts decode nothing: idle decoder workers would sit beside their build
+        # (two of them 0.2-0.4 GiB of the process tree); the next batch starts them again.
+        if (
+            self.settings.correlation.update_marts
+            and DecodeLimits.of(self.settings.processor).isolated
+        ):
+            shed_decoders()
+        return super().update_marts(progress)
 
     @contextmanager
     def read(self, batch: Batch) -> Iterator[Framed]:

@@ -140,6 +140,15 @@ class WorkerPool:
             self._warming += count
         threading.Thread(target=start, args=(count,), name="worker-pool-warm", daemon=True).start()
 
+    def shed(self) -> None:
+        """Stop the idle workers, the pool staying open: each holds 100-180 MiB (its
+        preloaded modules, what its jobs left) while it waits, and a job after this starts
+        one again (milliseconds, forked from the forkserver)."""
+        with self._changed:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
     def close(self) -> None:
         with self._changed:
             self._closed = True

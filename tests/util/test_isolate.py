@@ -78,3 +78,17 @@ def test_messages_are_received_as_the_connection_sent_them() -> None:
     with pytest.raises(EOFError):
         receive(ours)
     ours.close()
+
+
+def test_a_shed_pool_stops_its_idle_workers_and_starts_one_for_the_next_job() -> None:
+    pool = WorkerPool(size=2)
+    try:
+        budget = Budget(seconds=60, memory_bytes=1 << 30)
+        first = pool.run(budget, os.getpid)
+        [idle] = pool._idle
+        pool.shed()
+        assert pool._idle == [] and not idle.process.is_alive()
+        again = pool.run(budget, os.getpid)  # the pool is still open
+        assert again != first and again != os.getpid()
+    finally:
+        pool.close()
