@@ -65,6 +65,9 @@ def distinct_hashes(hashes: np.ndarray) -> np.ndarray:
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
+FEW_CHUNKS = 64  # a take from this many chunks costs a fraction of a millisecond
+
+
 class KeyIndex:
     """``rows`` findable by key: the keys' hashes sorted once, so the rows whose key is
     among a batch's candidates are found by binary search instead of a join of all rows.
@@ -78,9 +81,10 @@ class KeyIndex:
         # One chunk per column: a take from a table of many chunks (the batches merged
         # into a part) costs time in proportion to the chunks, even for no rows — a
         # part of the committed keys grew by a chunk a micro-batch, and so did every
-        # lookup's time (12 ms for a take from 2,000 chunks, 0.01 ms from one). Rows of
-        # one chunk a column already (a stored part's) are kept as they are, not copied.
-        self.rows = rows.combine_chunks()
+        # lookup's time (12 ms for a take from 2,000 chunks, 0.01 ms from one). Rows of a
+        # few chunks a column (a stored part's) are kept as they are, not copied.
+        few = all(column.num_chunks <= FEW_CHUNKS for column in rows.columns)
+        self.rows = rows if few else rows.combine_chunks()
         self._order = np.argsort(hashes)
         self._sorted = hashes[self._order]
 

@@ -343,7 +343,8 @@ class Lake:
         if table.current_snapshot() is None:
             return PlannedRead(name, 0, None, [])
         scan = table.scan(row_filter=row_filter, selected_fields=fields)
-        tasks = list(scan.plan_files())
+        with _files_still_there(name):  # a manifest list of a snapshot expired meanwhile
+            tasks = list(scan.plan_files())
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )

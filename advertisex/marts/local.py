@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +45,7 @@ from advertisex.marts.maintain import (
 )
 from advertisex.marts.store import Chunks, Curated, Slice
 from advertisex.model.schemas import TABLES
-from advertisex.util.buckets import split
+from advertisex.util.buckets import regrouped, split
 from advertisex.util.isolate import release_memory
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class LocalKernels:
         merged: list[pa.Table] = []
         touches: list[pa.Table] = []
         self.held.step(0)
-        for rows in _regrouped(chunks.parts(), self.bucket_rows):
+        for rows in regrouped(chunks.parts(), self.bucket_rows):
             self.held.buckets[-1] += 1
             self.held.bucket(rows.num_rows)
             counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
@@ -297,20 +297,6 @@ def _schema(request: Rows) -> pa.Schema:
 
 def _concat(parts: list[pa.Table], empty: pa.Table) -> pa.Table:
     return pa.concat_tables([empty, *parts]) if parts else empty
-
-
-def _regrouped(parts: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """``parts`` joined into tables of at most ``rows`` rows, or one part (never cut)."""
-    held: list[pa.Table] = []
-    count = 0
-    for part in parts:
-        if held and count + part.num_rows > rows:
-            yield pa.concat_tables(held)
-            held, count = [], 0
-        held.append(part)
-        count += part.num_rows
-    if held:
-        yield pa.concat_tables(held)
 
 
 def _view_touches(conversions: pa.Table) -> pa.Array:

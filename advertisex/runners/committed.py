@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from advertisex.errors import LakeError
 from advertisex.kernels.dedupe import SEEN_COLUMNS, KeyIndex, append_part, key_column, key_hashes
 from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
+from advertisex.util.buckets import regrouped
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -62,6 +64,7 @@ class _TableKeys:
 
 # Parts smaller than this (a micro-batch's rows) stay in memory until merged into a bigger one.
 STORED_ROWS_MIN = 1 << 16
+WRITTEN_ROWS = 1 << 20  # rows of a record batch of a stored day: a few chunks a column
 
 
 class MappedRows:
@@ -77,10 +80,32 @@ class MappedRows:
     def __call__(self, rows: pa.Table) -> pa.Table:
         if rows.num_rows < self.smallest:
             return rows
-        rows = rows.combine_chunks()
+        return self._mapped(iter([rows]), rows.schema)
+
+    def written(
+        self,
+        parts: Iterator[pa.Table],
+        schema: pa.Schema,
+        hash_of: Callable[[pa.Table], np.ndarray],
+    ) -> tuple[pa.Table, np.ndarray]:
+        """``parts`` (of ``schema``) as one table, stored as they come, and ``hash_of`` each
+        part's rows: what a :class:`KeyIndex` of them needs, never all the rows in memory."""
+        hashes = [np.zeros(0, dtype=np.uint64)]
+
+        def hashed() -> Iterator[pa.Table]:
+            for part in regrouped(parts, WRITTEN_ROWS):
+                hashes.append(hash_of(part))
+                yield part
+
+        rows = self._mapped(hashed(), schema)
+        return rows, np.concatenate(hashes)
+
+    def _mapped(self, parts: Iterator[pa.Table], schema: pa.Schema) -> pa.Table:
+        """``parts`` written to a file a record batch each, and mapped back."""
         path = os.path.join(self._dir.name, f"{next(self._made)}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
-            writer.write_table(rows)
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for part in parts:
+                writer.write_table(part.combine_chunks())
         try:
             return pa.ipc.open_file(pa.memory_map(path)).read_all()
         finally:
@@ -164,20 +189,27 @@ class CommittedKeys:
         return state
 
     def _load(self, table_name: str, state: _TableKeys, days: list[date]) -> None:
+        """Each day's rows read from the current snapshot, a record batch at a time, and
+        written out as they come (a day of a backlog is millions of keys: read whole, then
+        copied into one chunk a column, it took twice their size at a batch's start)."""
         from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
-        start = datetime.combine(days[0], time(), UTC)
-        end = datetime.combine(days[-1], time(), UTC) + DAY
-        row_filter = And(
-            GreaterThanOrEqual("event_time", start.isoformat()),  # type: ignore[call-arg,misc]
-            LessThan("event_time", end.isoformat()),  # type: ignore[call-arg,misc]
-        )
         schema = _schema(table_name)
-        rows = self.lake.read(table_name, row_filter, tuple(schema.names))
-        grouped = _by_day(rows.select(schema.names).cast(schema))
-        empty = schema.empty_table()
         for day in days:
-            state.days[day] = [self._indexed(table_name, grouped.get(day, empty))]
+            start = datetime.combine(day, time(), UTC)
+            row_filter = And(
+                GreaterThanOrEqual("event_time", start.isoformat()),  # type: ignore[call-arg,misc]
+                LessThan("event_time", (start + DAY).isoformat()),  # type: ignore[call-arg,misc]
+            )
+            planned = self.lake.read_planned(table_name, row_filter, tuple(schema.names))
+            parts = (
+                pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+                for batch in planned.batches()
+            )
+            rows, hashes = self._store.written(
+                parts, schema, lambda rows: key_hashes(key_column(table_name, rows))
+            )
+            state.days[day] = [KeyIndex(rows, hashes)]
 
     def _indexed(self, table_name: str, rows: pa.Table) -> KeyIndex:
         return KeyIndex(self._store(rows), key_hashes(key_column(table_name, rows)))

@@ -1,4 +1,5 @@
-"""Rows cut into hash buckets of a key: the same key lands in the same bucket in every process.
+"""Rows cut into hash buckets of a key (the same key lands in the same bucket in every
+process), and parts of rows joined into bigger ones.
 
 What lets a step whose rules only compare rows sharing a key (every event of a user, every
 occurrence of an auction) run one bucket at a time — on Spark executors
@@ -51,3 +52,22 @@ def split(rows: pa.Table, key: str, buckets: int) -> Iterator[tuple[int, pa.Tabl
         if count:
             yield number, grouped.slice(start, int(count))
         start += int(count)
+
+
+def regrouped(parts: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """``parts`` joined into tables of at most ``rows`` rows, or one part (never cut).
+
+    >>> t = pa.table({"x": [1, 2, 3]})
+    >>> [p.num_rows for p in regrouped(iter([t, t, t]), 6)]
+    [6, 3]
+    """
+    held: list[pa.Table] = []
+    count = 0
+    for part in parts:
+        if held and count + part.num_rows > rows:
+            yield pa.concat_tables(held)
+            held, count = [], 0
+        held.append(part)
+        count += part.num_rows
+    if held:
+        yield pa.concat_tables(held)
