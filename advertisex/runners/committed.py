@@ -69,8 +69,9 @@ WRITTEN_ROWS = 1 << 20  # rows of a record batch of a stored day: a few chunks a
 
 class MappedRows:
     """Rows written to an Arrow IPC file in a temporary directory and read back memory-
-    mapped (the file unlinked at once: the mapping keeps it until the rows are let go);
-    each column one chunk, so an index keeps them as they are."""
+    mapped (the file unlinked at once: the mapping keeps it until the rows are let go); a
+    record batch per part of up to :data:`WRITTEN_ROWS` rows, so an index keeps them as
+    they are (a few chunks a column)."""
 
     def __init__(self, smallest: int = STORED_ROWS_MIN, directory: str | None = None) -> None:
         self.smallest = smallest
