@@ -30,7 +30,6 @@ in-process dedupe, or as the data files to read for an engine whose workers read
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -68,15 +67,14 @@ WRITTEN_ROWS = 1 << 20  # rows of a record batch of a stored day: a few chunks a
 
 
 class MappedRows:
-    """Rows written to an Arrow IPC file in a temporary directory and read back memory-
-    mapped (the file unlinked at once: the mapping keeps it until the rows are let go); a
-    record batch per part of up to :data:`WRITTEN_ROWS` rows, so an index keeps them as
-    they are (a few chunks a column)."""
+    """Rows written to a temporary Arrow IPC file and read back memory-mapped (the file
+    unlinked at once: the mapping keeps it until the rows are let go, and a killed process
+    leaves nothing behind); a record batch per part of up to :data:`WRITTEN_ROWS` rows, so
+    an index keeps them as they are (a few chunks a column)."""
 
     def __init__(self, smallest: int = STORED_ROWS_MIN, directory: str | None = None) -> None:
         self.smallest = smallest
-        self._dir = tempfile.TemporaryDirectory(prefix="advertisex-keys-", dir=directory)
-        self._made = itertools.count()
+        self.directory = directory
 
     def __call__(self, rows: pa.Table) -> pa.Table:
         if rows.num_rows < self.smallest:
@@ -103,11 +101,14 @@ class MappedRows:
 
     def _mapped(self, parts: Iterator[pa.Table], schema: pa.Schema) -> pa.Table:
         """``parts`` written to a file a record batch each, and mapped back."""
-        path = os.path.join(self._dir.name, f"{next(self._made)}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for part in parts:
-                writer.write_table(part.combine_chunks())
+        handle, path = tempfile.mkstemp(
+            prefix="advertisex-keys-", suffix=".arrow", dir=self.directory
+        )
+        os.close(handle)
         try:
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                for part in parts:  # a failed read leaves no file either
+                    writer.write_table(part.combine_chunks())
             return pa.ipc.open_file(pa.memory_map(path)).read_all()
         finally:
             os.unlink(path)

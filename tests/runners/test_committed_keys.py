@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -188,3 +189,20 @@ def test_a_held_day_takes_its_hashes_in_memory_and_its_rows_from_a_mapped_file(
     wanted = np.unique(key_hashes(pa.array(["event-000000000007", "nope"])))
     found = keys.matching(TABLE, wanted, *window)
     assert found is not None and found.column("event_id").to_pylist() == ["event-000000000007"]
+
+
+def test_mapped_rows_leave_no_file_behind(tmp_path: Path) -> None:
+    from advertisex.runners.committed import MappedRows
+
+    store = MappedRows(1, str(tmp_path))
+    rows = _clicks([(f"e{i}", i) for i in range(100)])
+    mapped = store(rows)
+    assert mapped.equals(rows) and not list(tmp_path.iterdir())
+
+    def failing() -> Any:
+        yield rows
+        raise OSError("the read broke off")
+
+    with pytest.raises(OSError):
+        store.written(failing(), rows.schema, lambda part: np.zeros(part.num_rows, np.uint64))
+    assert not list(tmp_path.iterdir())
