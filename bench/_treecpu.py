@@ -12,7 +12,6 @@ Python workers, which live as long as the session).
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -30,6 +29,7 @@ class TreeCpu:
         self.seen: dict[int, tuple[str, float]] = {}  # pid → (kind, CPU seconds)
         self.samples: list[tuple[float, dict[str, float]]] = []  # (monotonic time, totals)
         self.marks: list[tuple[str, dict[str, float]]] = [("start", self.sample())]
+        self.times: list[float] = [time.monotonic()]  # when each mark was taken
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -45,16 +45,22 @@ class TreeCpu:
     def mark(self, name: str) -> None:
         """Close the span that ends now, named ``name``."""
         self.marks.append((name, self.sample()))
+        self.times.append(time.monotonic())
 
     def spans(self) -> dict[str, dict[str, float]]:
         """CPU seconds per kind of the spans between marks (and since the last mark: "end"),
-        summed over the spans of one name (one per batch)."""
+        and their wall-clock seconds ("wall"), summed over the spans of one name (one per
+        batch)."""
         marks = [*self.marks, ("end", self.sample())]
+        times = [*self.times, time.monotonic()]
         spans: dict[str, dict[str, float]] = {}
-        for (_, before), (name, now) in itertools.pairwise(marks):
-            span = spans.setdefault(name, dict.fromkeys(KINDS, 0.0))
+        for (_, before), (name, now), began, ended in zip(
+            marks, marks[1:], times, times[1:], strict=False
+        ):
+            span = spans.setdefault(name, dict.fromkeys((*KINDS, "wall"), 0.0))
             for kind in KINDS:
                 span[kind] = round(span[kind] + now[kind] - before[kind], 2)
+            span["wall"] = round(span["wall"] + ended - began, 2)
         return spans
 
     def at(self, moment: float) -> dict[str, float]:

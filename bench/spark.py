@@ -226,9 +226,11 @@ def _reference(source: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _cpu_text(kinds: dict[str, float]) -> str:
+    cpu = kinds["jvm"] + kinds["workers"] + kinds["driver"]
+    wall = f", wall {kinds['wall']:5.1f} s" if "wall" in kinds else ""
     return (
-        f"CPU {sum(kinds.values()):5.1f} s (JVM {kinds['jvm']:.1f}, Python workers "
-        f"{kinds['workers']:.1f}, driver {kinds['driver']:.1f})"
+        f"CPU {cpu:5.1f} s (JVM {kinds['jvm']:.1f}, Python workers "
+        f"{kinds['workers']:.1f}, driver {kinds['driver']:.1f}){wall}"
     )
 
 
@@ -238,7 +240,11 @@ def _summary(results: dict[str, dict[str, Any]]) -> None:
 
     def cpu_per_event(engine: str) -> float:
         spans = results[engine]["cpu"]
-        seconds = sum(sum(kinds.values()) for span, kinds in spans.items() if span in _WORK)
+        seconds = sum(
+            kinds["jvm"] + kinds["workers"] + kinds["driver"]
+            for span, kinds in spans.items()
+            if span in _WORK
+        )
         return seconds / results[engine]["records"]
 
     if "embedded" in results and "local[2]" in results:

@@ -7,31 +7,32 @@ template's (:mod:`advertisex.runners.runner`), as for the embedded runner; this 
 reads and transforms:
 
     read:      task numbers ──mapInArrow: each task's share of the segments: read, frame,
-               standardize, enrich──► each segment's rows to the batch's scratch folder;
-               key blobs by bucket (persisted)
-    transform: key blobs ∪ committed key blobs ──repartition(bucket)──mapInArrow:
-               find_duplicates──► duplicates → driver
+               standardize, enrich──► each segment's rows, and the candidates' keys
+               by key bucket, to the batch's scratch folder; what was written → driver
+    transform: committed data files ──mapInArrow──► their keys by bucket, to scratch
+               task numbers ──mapInArrow: each task's share of the buckets, its key
+               files read back: find_duplicates──► duplicates → driver
                wave by wave, task numbers + broadcast duplicates ──mapInArrow: each task's
                share of the wave's segments, read back from scratch: quarantine, IVT,
                accepted rows──► Parquet files
     template:  driver: add_files for every table + ops.batches + segment marks, one catalog transaction
 
-Wide rows never pass through the JVM: a segment's standardized rows wait for stage 3 as
-an Arrow IPC file in the batch's scratch folder (under the warehouse, which every
-executor reaches: they write the tables' files there too), removed when the batch ends.
-Held in Spark instead (a persisted column of IPC blobs), every blob was copied from Arrow
-into Spark's rows and cache, and back to Arrow for each wave of stage 3 — the clicks'
-wave scanned the impressions' blobs again only to filter them out. Only (key, payload
-hash, position) crosses the shuffle, as in the embedded dedupe, and it travels as a few
-Arrow blobs per task and key bucket (every occurrence of a key lands in one bucket),
-never as one Spark row per event — Spark would convert millions of rows between Arrow
-and its own format on both sides of the shuffle. Each task of stages 1 and 3 gets its
-own share of the segments, of about equal bytes, so both cores stay busy to the end of
-the stage. Executors write the data files into the tables' locations; a crash before
-the driver's transaction leaves only unreferenced files (and a scratch folder, removed
-when the batch is run again), and the batch is redone from the landing zone with the
-same id. After the batches, mart maintenance runs its correlation and rollup kernels
-on the same session (``advertisex.marts.spark``: parts by user, auction and campaign).
+Nothing wide passes through the JVM: what one stage hands the next waits as Arrow IPC
+files in the batch's scratch folder (under the warehouse, which every executor reaches:
+they write the tables' files there too), removed when the batch ends, and the driver
+tells each task which files to read. Held in Spark instead (a persisted column of IPC
+blobs, a shuffle of key blobs by bucket), every blob was copied from Arrow into Spark's
+rows and cache, and back to Arrow for every stage that read it — the clicks' wave of
+stage 3 scanned the impressions' blobs again only to filter them out. Only (key,
+payload hash, position) goes to the dedupe, as in the embedded dedupe, cut by a stable
+hash of the key into buckets: every occurrence of a key, and its committed twin, lands
+in one bucket, so each task judges its buckets alone. Each task gets its own share of
+the segments or buckets, of about equal weight, so both cores stay busy to the end of
+a stage. Executors write the data files into the tables' locations; a crash before the
+driver's transaction leaves only unreferenced files (and a scratch folder, removed when
+the batch is run again), and the batch is redone from the landing zone with the same
+id. After the batches, mart maintenance runs its correlation and rollup kernels on the
+same session (``advertisex.marts.spark``: parts by user, auction and campaign).
 
 Executors need this package and its dependencies installed (the same wheel as the
 driver); see docs/deployment.md.
@@ -63,14 +64,15 @@ from advertisex.model.schemas import SOURCES
 from advertisex.runners import spark_tasks as tasks
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.committed import DedupeLookup
+from advertisex.runners.embedded import weight
 from advertisex.runners.hooks import CommitHook
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
 from advertisex.util import storage
-from advertisex.util.spark_arrow import BLOBS, collect_arrow, remove_scratch
+from advertisex.util.spark_arrow import collect_arrow, remove_scratch
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from advertisex.marts.maintain import Kernels
 
@@ -160,13 +162,13 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 
 @dataclass
 class Prepared(Framed):
-    """Stage 1's output: its rows (persisted: the records framed per segment, key blobs),
-    the event-time bounds of each table's candidates (µs: the dedupe horizon's window),
-    and the scratch folder holding each segment's standardized rows."""
+    """Stage 1's output: the key files it wrote (:data:`tasks.PREPARED` rows of kind
+    keys), the event-time bounds of each table's candidates (µs: the dedupe horizon's
+    window), and the scratch folder holding those and each segment's standardized rows."""
 
-    rows: DataFrame
+    keys: pa.Table
     bounds: dict[str, tuple[int, int]]
-    scratch: str  # where stage 1 left each segment's standardized rows
+    scratch: str
 
 
 class SparkRunner(Runner[Prepared]):
@@ -214,18 +216,17 @@ class SparkRunner(Runner[Prepared]):
     # ------------------------------------------------------------------ the engine's steps
     @contextmanager
     def read(self, batch: Batch) -> Iterator[Prepared]:
-        """Stage 1 on the executors, its rows persisted and its scratch folder kept until
-        the batch is done (stages 2 and 3 read them); the driver learns each segment's
-        record count or why it is unreadable."""
+        """Stage 1 on the executors, its scratch folder kept until the batch is done
+        (stages 2 and 3 read it); the driver learns each segment's record count or why it
+        is unreadable, and which key files stage 1 wrote."""
         scratch = self.scratch(batch.id)
         remove_scratch(scratch, self.settings.scale)  # a crashed run's, for the same batch
-        prepared = self._prepare(batch.segments, batch.rules, scratch)
         try:
-            records, unreadable, bounds = self._listing(prepared)
+            listed = self._prepare(batch.segments, batch.rules, scratch)
+            records, unreadable, keys, bounds = _listing(listed)
             batch.report("read")
-            yield Prepared(records, unreadable, prepared, bounds, scratch)
+            yield Prepared(records, unreadable, keys, bounds, scratch)
         finally:
-            prepared.unpersist()
             remove_scratch(scratch, self.settings.scale)
 
     def transform(self, batch: Batch, framed: Prepared) -> Transformed:
@@ -249,11 +250,10 @@ class SparkRunner(Runner[Prepared]):
         the warehouse, which every executor reaches (they write the tables' files there)."""
         return storage.join(self.settings.warehouse_uri, SCRATCH, batch_id)
 
-    def _prepare(self, segments: list[Segment], rules: BatchRules, scratch: str) -> DataFrame:
-        """Stage 1 over the batch's segments, persisted: the listing and stage 2 both read
-        it. Each task gets its own share of the segments (:func:`slices`); a task's
-        number is its only input row, so Spark cannot put two shares in one task."""
-        shares = slices([s.size for s in segments], 2 * self.parallelism)
+    def _prepare(self, segments: list[Segment], rules: BatchRules, scratch: str) -> pa.Table:
+        """Stage 1 over the batch's segments (:data:`tasks.PREPARED` rows). Each task gets
+        its own share of the segments (:func:`slices`, by :func:`weight`)."""
+        shares = slices([weight(s) for s in segments], 2 * self.parallelism)
         job = tasks.PrepareJob(
             self.settings,
             rules.validation,
@@ -263,63 +263,59 @@ class SparkRunner(Runner[Prepared]):
             self.buckets,
             scratch,
         )
-        numbers = self.spark.range(0, len(shares), 1, numPartitions=len(shares))
-        prepared = numbers.mapInArrow(functools.partial(tasks.prepare, job=job), tasks.PREPARED)
-        return prepared.persist()
+        prepare = functools.partial(tasks.prepare, job=job)
+        return self._run_tasks(len(shares), prepare, tasks.PREPARED, tasks._PREPARED)
 
-    def _listing(
-        self, prepared: DataFrame
-    ) -> tuple[dict[int, int], dict[int, str], dict[str, tuple[int, int]]]:
-        """(segment index → records framed, segment index → why it could not be read,
-        table → event-time bounds of its candidates): stage 1's rows without their blobs."""
-        listed = collect_arrow(prepared.drop("blob"))
-        records: dict[int, int] = {}
-        unreadable: dict[int, str] = {}
-        bounds: dict[str, tuple[int, int]] = {}
-        for row in listed.to_pylist():
-            if row["kind"] == "rows":
-                records[row["segment"]] = row["records"]
-            elif row["kind"] == "unreadable":
-                unreadable[row["segment"]] = row["reason"]
-            else:
-                low, high = bounds.get(row["tbl"], (row["low_us"], row["high_us"]))
-                bounds[row["tbl"]] = (min(low, row["low_us"]), max(high, row["high_us"]))
-        return records, unreadable, bounds
+    def _run_tasks(self, count: int, function: Any, ddl: str, schema: pa.Schema) -> pa.Table:
+        """``function`` over task numbers 0…count-1, one task each (a task's number is its
+        only input row, so Spark cannot put two in one task); its rows (``ddl`` to Spark,
+        ``schema`` in Arrow), collected."""
+        if not count:
+            return schema.empty_table()
+        numbers = self.spark.range(0, count, 1, numPartitions=count)
+        return collect_arrow(numbers.mapInArrow(function, ddl), schema)
 
     def _duplicates(self, prepared: Prepared, lookup: DedupeLookup) -> pa.Table:
         """Stage 2: every repeat in the batch, by (table, segment, row), with conflicts.
-        Keys travel as blobs by bucket (every occurrence of a key, and its committed twin,
-        in one bucket), so the shuffle moves a few rows per task and bucket."""
-        from pyspark.sql import functions as F
-
-        keys = prepared.rows.filter(F.col("kind") == "keys").select(
-            "bucket", F.col("tbl").alias("tag"), "blob"
+        Every occurrence of a key, and its committed twin, is in the key files of one
+        bucket; each task reads the files of its share of the buckets."""
+        files = pa.concat_tables(
+            [prepared.keys, self._committed_keys(prepared.bounds, lookup, prepared.scratch)]
         )
-        committed = self._committed_keys(prepared.bounds, lookup)
-        if committed is not None:
-            keys = keys.unionByName(committed)
-        marked = keys.repartition(self.parallelism, "bucket").mapInArrow(
-            tasks.dedupe, tasks.DUPLICATES
+        by_bucket: dict[int, list[tuple[str, str]]] = {}
+        sizes: dict[int, int] = {}
+        for row in files.select(["bucket", "tbl", "path", "keys"]).to_pylist():
+            by_bucket.setdefault(row["bucket"], []).append((row["tbl"], row["path"]))
+            sizes[row["bucket"]] = sizes.get(row["bucket"], 0) + row["keys"]
+        buckets = sorted(by_bucket)
+        shares = slices([sizes[b] for b in buckets], 2 * self.parallelism)
+        job = tasks.DedupeJob(
+            self.settings,
+            tuple(tuple(f for i in share for f in by_bucket[buckets[i]]) for share in shares),
         )
-        return collect_arrow(marked, tasks._DUPLICATES)
+        dedupe = functools.partial(tasks.dedupe, job=job)
+        return self._run_tasks(len(shares), dedupe, tasks.DUPLICATES, tasks._DUPLICATES)
 
     def _committed_keys(
-        self, bounds: dict[str, tuple[int, int]], lookup: DedupeLookup
-    ) -> DataFrame | None:
+        self, bounds: dict[str, tuple[int, int]], lookup: DedupeLookup, scratch: str
+    ) -> pa.Table:
         """Committed keys within the dedupe horizon of each table's candidates, read by the
-        executors from the data files ``lookup`` names."""
+        executors from the data files ``lookup`` names into key files (their rows)."""
         files = []
         for table_name, (low_us, high_us) in bounds.items():
             low, high = lookup.window(_utc(low_us), _utc(high_us))
             for path in lookup.data_files(table_name, low, high):
                 files.append((table_name, path, _micros(low), _micros(high)))
         if not files:
-            return None
+            return tasks._PREPARED.empty_table()
         listing = self.spark.createDataFrame(files, tasks.COMMITTED)
         reader = functools.partial(
-            tasks.read_committed, settings=self.settings, buckets=self.buckets
+            tasks.read_committed, settings=self.settings, buckets=self.buckets, scratch=scratch
         )
-        return listing.repartition(min(len(files), 2 * self.parallelism)).mapInArrow(reader, BLOBS)
+        tasks_ = min(len(files), 2 * self.parallelism)
+        return collect_arrow(
+            listing.repartition(tasks_).mapInArrow(reader, tasks.PREPARED), tasks._PREPARED
+        )
 
     def _finish(self, prepared: Prepared, duplicates: pa.Table, batch: Batch) -> pa.Table:
         """Stage 3, wave by wave (``SOURCE_WAVES``): users that impressions expose as
@@ -337,7 +333,7 @@ class SparkRunner(Runner[Prepared]):
                 indices = [i for i in sorted(prepared.records) if segments[i].source in wave]
                 if not indices:
                     continue
-                shares = slices([segments[i].size for i in indices], 2 * self.parallelism)
+                shares = slices([weight(segments[i]) for i in indices], 2 * self.parallelism)
                 job = tasks.FinishJob(
                     self.settings,
                     batch.id,
@@ -349,11 +345,8 @@ class SparkRunner(Runner[Prepared]):
                     tuple(tuple(indices[i] for i in share) for share in shares),
                     prepared.scratch,
                 )
-                numbers = self.spark.range(0, len(shares), 1, numPartitions=len(shares))
-                result = collect_arrow(
-                    numbers.mapInArrow(functools.partial(tasks.finish, job=job), tasks.FINISHED),
-                    tasks._FINISHED,
-                )
+                finish = functools.partial(tasks.finish, job=job)
+                result = self._run_tasks(len(shares), finish, tasks.FINISHED, tasks._FINISHED)
                 results.append(result)
                 users = result.filter(pc.equal(result.column("kind"), "ivt_user"))
                 rules = rules.with_ivt_users(users.column("name").to_pylist())
@@ -388,6 +381,26 @@ def slices(sizes: list[int], count: int) -> tuple[tuple[int, ...], ...]:
         shares[lightest].append(index)
         loads[lightest] += sizes[index]
     return tuple(tuple(sorted(share)) for share in shares if share)
+
+
+def _listing(
+    listed: pa.Table,
+) -> tuple[dict[int, int], dict[int, str], pa.Table, dict[str, tuple[int, int]]]:
+    """Stage 1's rows as (segment index → records framed, segment index → why it could not
+    be read, the key files, table → event-time bounds of its candidates)."""
+    records: dict[int, int] = {}
+    unreadable: dict[int, str] = {}
+    bounds: dict[str, tuple[int, int]] = {}
+    for row in listed.filter(pc.not_equal(listed.column("kind"), "keys")).to_pylist():
+        if row["kind"] == "rows":
+            records[row["segment"]] = row["records"]
+        else:
+            unreadable[row["segment"]] = row["reason"]
+    keys = listed.filter(pc.equal(listed.column("kind"), "keys"))
+    for row in keys.select(["tbl", "low_us", "high_us"]).to_pylist():
+        low, high = bounds.get(row["tbl"], (row["low_us"], row["high_us"]))
+        bounds[row["tbl"]] = (min(low, row["low_us"]), max(high, row["high_us"]))
+    return records, unreadable, keys, bounds
 
 
 def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:

@@ -6,10 +6,10 @@ Spark ships (with a small picklable job description) to its executors:
 1. :func:`prepare` — per task, its share of the batch's landing segments: read, frame,
    standardize, validate, enrich (``batch.standardize_source``, as the embedded runner
    does). It writes each segment's standardized rows once, as an Arrow IPC file in the
-   batch's scratch folder (never through the JVM), and yields the records it framed and
-   its candidates' keys (key, payload hash, position) as blobs, one per table and key
-   bucket, with their event-time bounds.
-2. :func:`dedupe` — per partition of key blobs (``repartition(bucket)``): every
+   batch's scratch folder (never through the JVM), and its candidates' keys (key,
+   payload hash, position) as files too, one per table and key bucket; it yields what
+   it wrote: the records framed per segment, each key file with its event-time bounds.
+2. :func:`dedupe` — per task, the key files of its share of the buckets: every
    occurrence of a key, and its committed twin if any, is in one bucket, so
    ``find_duplicates`` on the bucket's rows in (segment, row) order gives exactly
    the embedded runner's verdict. Only the duplicates come back to the driver.
@@ -17,8 +17,8 @@ Spark ships (with a small picklable job description) to its executors:
    scratch folder: drop the duplicates, split off quarantine and invalid traffic,
    shape each table's rows (``batch.finish_source``, told the repeats by stage 2) and
    write them as Parquet data files, one per table and event day, into the table's
-   location. The driver registers those files in one
-   atomic catalog transaction with the batch's checkpoint.
+   location. The driver registers those files in one atomic catalog transaction with
+   the batch's checkpoint.
 
 :func:`read_committed` feeds stage 2 the committed keys of the dedupe horizon, read
 straight from the tables' data files by the executors and bucketed the same way.
@@ -27,7 +27,7 @@ straight from the tables' data files by the executors and bucketed the same way.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,18 +52,13 @@ from advertisex.runners.batch import (
 )
 from advertisex.util import storage
 from advertisex.util.retry import retrying
-from advertisex.util.spark_arrow import (
-    blob_batch,
-    bucketed,
-    from_ipc,
-    read_scratch,
-    write_scratch,
-)
+from advertisex.util.buckets import split as split_by_bucket
+from advertisex.util.spark_arrow import read_scratch, write_scratch
 
 # Spark DDL of stage 1's output and the Arrow schema the workers build it with.
 PREPARED = (
     "kind string, segment int, source string, records long, reason string, tbl string, "
-    "bucket int, low_us long, high_us long, blob binary"
+    "bucket int, keys long, low_us long, high_us long, path string"
 )
 _PREPARED = pa.schema(
     [
@@ -72,14 +67,15 @@ _PREPARED = pa.schema(
         ("source", pa.string()),
         ("records", pa.int64()),  # records framed from the segment (rows)
         ("reason", pa.string()),  # why the segment is unreadable (unreadable)
-        ("tbl", pa.string()),  # the table whose dedupe keys the blob holds (keys)
+        ("tbl", pa.string()),  # the table whose dedupe keys the file holds (keys)
         ("bucket", pa.int32()),  # the keys' bucket (keys)
+        ("keys", pa.int64()),  # how many keys the file holds (keys)
         ("low_us", pa.int64()),  # event-time bounds of the task's keys of tbl, µs (keys)
-        ("high_us", pa.int64()),
-        ("blob", pa.binary()),  # Arrow IPC: the keys (keys)
+        ("high_us", pa.int64()),  # (null for committed keys)
+        ("path", pa.string()),  # the key file, in the batch's scratch folder (keys)
     ]
 )
-# A dedupe key blob's rows: a candidate of the batch (its segment and row number in that
+# A dedupe key file's rows: a candidate of the batch (its segment and row number in that
 # segment's standardized rows), or a committed row (segment -1).
 _KEYS = pa.schema(
     [
@@ -131,6 +127,12 @@ class PrepareJob:
 
 
 @dataclass(frozen=True)
+class DedupeJob:
+    settings: Settings
+    files: tuple[tuple[tuple[str, str], ...], ...]  # each task's key files: (table, path)
+
+
+@dataclass(frozen=True)
 class FinishJob:
     settings: Settings
     batch_id: str
@@ -148,11 +150,18 @@ def scratch_file(scratch: str, index: int) -> str:
     return storage.join(scratch, f"segment-{index}.arrow")
 
 
+def key_file(scratch: str, table_name: str, bucket: int, producer: str) -> str:
+    """Where ``producer`` (a stage-1 task, a reader of committed keys) leaves its keys of
+    ``table_name`` in ``bucket``."""
+    return storage.join(scratch, "keys", f"{table_name}-{bucket}-{producer}.arrow")
+
+
 # ---------------------------------------------------------------- stage 1: prepare
 
 
 def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.RecordBatch]:
-    """Task numbers → their segments' standardized blobs and dedupe key blobs."""
+    """Task numbers → their segments' standardized rows and dedupe key files (in the
+    scratch folder), and what they hold."""
     zone = open_landing(job.settings)
     limits = DecodeLimits.of(job.settings.processor)  # a hostile segment cannot stall the task
     for batch in batches:
@@ -161,7 +170,7 @@ def prepare(batches: Iterator[pa.RecordBatch], job: PrepareJob) -> Iterator[pa.R
             for index in job.slices[task]:
                 yield from _prepare_segment(index, job, zone, limits, keys)
             for table_name, parts in keys.items():
-                yield from _key_blobs(table_name, pa.concat_tables(parts), job.buckets)
+                yield from _key_files(table_name, pa.concat_tables(parts), job, f"t{task}")
 
 
 def _prepare_segment(
@@ -171,7 +180,8 @@ def _prepare_segment(
     limits: DecodeLimits,
     keys: dict[str, list[pa.Table]],
 ) -> Iterator[pa.RecordBatch]:
-    """One segment's standardized rows as a blob; its candidates' keys added to ``keys``."""
+    """One segment's standardized rows to a scratch file; its candidates' keys added to
+    ``keys``."""
     segment = job.segments[index]
     try:
         data = retrying(functools.partial(zone.read, segment), what=f"reading {segment.name}")
@@ -202,14 +212,38 @@ def _prepare_segment(
             )
 
 
-def _key_blobs(table_name: str, keys: pa.Table, buckets: int) -> Iterator[pa.RecordBatch]:
+def _key_files(
+    table_name: str, keys: pa.Table, job: PrepareJob, producer: str
+) -> Iterator[pa.RecordBatch]:
     """A task's candidate keys of ``table_name``, bucketed by key, with their time bounds."""
-    when = keys.column("event_time").cast(pa.int64())
-    bounds = pc.min_max(when)
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    for bucket, blob in bucketed(_as_keys(keys), "event_key", buckets):
+    bounds = pc.min_max(keys.column("event_time").cast(pa.int64()))
+    yield from _bucket_files(
+        table_name,
+        keys,
+        job.settings,
+        job.buckets,
+        job.scratch,
+        producer,
+        low_us=bounds["min"].as_py(),
+        high_us=bounds["max"].as_py(),
+    )
+
+
+def _bucket_files(
+    table_name: str,
+    keys: pa.Table,
+    settings: Settings,
+    buckets: int,
+    scratch: str,
+    producer: str,
+    **bounds: object,
+) -> Iterator[pa.RecordBatch]:
+    """``keys`` cut into key files by bucket; one :data:`PREPARED` row per file."""
+    for bucket, part in split_by_bucket(_as_keys(keys), "event_key", buckets):
+        path = key_file(scratch, table_name, bucket, producer)
+        write_scratch(part, path, settings.scale)
         yield _prepared(
-            kind="keys", tbl=table_name, bucket=bucket, low_us=low, high_us=high, blob=blob
+            kind="keys", tbl=table_name, bucket=bucket, keys=part.num_rows, path=path, **bounds
         )
 
 
@@ -227,48 +261,55 @@ def _prepared(**values: object) -> pa.RecordBatch:
 # ---------------------------------------------------------------- stage 2: dedupe
 
 
-def dedupe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Key blobs of some buckets (:data:`BLOBS`, tagged by table; committed keys have
-    segment -1) → the duplicates among them."""
-    parts: dict[str, list[pa.Table]] = {}
+def dedupe(batches: Iterator[pa.RecordBatch], job: DedupeJob) -> Iterator[pa.RecordBatch]:
+    """Task numbers → the duplicates among their key files (every file of some buckets;
+    committed keys have segment -1)."""
     for batch in batches:
-        for table_name, blob in zip(
-            batch.column("tag").to_pylist(), batch.column("blob").to_pylist(), strict=True
-        ):
-            parts.setdefault(table_name, []).append(from_ipc(blob))
-    for table_name, tables in parts.items():
-        mine = pa.concat_tables(tables)
-        committed = pc.less(mine.column("segment"), 0)
-        batch = mine.filter(pc.invert(committed)).sort_by(
-            [("segment", "ascending"), ("row_number", "ascending")]
-        )
-        seen = mine.filter(committed)
-        found = find_duplicates(
-            batch.column("event_key"),
-            batch.column("payload_hash"),
-            *(
-                (seen.column("event_key"), seen.column("payload_hash"))
-                if seen.num_rows
-                else (None, None)
-            ),
-        )
-        hit = pa.array(found.is_duplicate)
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.array([table_name] * found.count, pa.string()),
-                batch.column("segment").filter(hit).combine_chunks(),
-                batch.column("row_number").filter(hit).combine_chunks(),
-                pa.array(found.is_conflict[found.is_duplicate]),
-            ],
-            schema=_DUPLICATES,
-        )
+        for task in batch.column(0).to_pylist():
+            parts: dict[str, list[pa.Table]] = {}
+            for table_name, path in job.files[task]:
+                parts.setdefault(table_name, []).append(read_scratch(path, job.settings.scale))
+            for table_name, tables in parts.items():
+                yield _duplicates_among(table_name, pa.concat_tables(tables))
+
+
+def _duplicates_among(table_name: str, mine: pa.Table) -> pa.RecordBatch:
+    """The repeats among the keys of ``table_name`` (all of some buckets): the first
+    candidate by (segment, row) is kept, unless a committed key came before it."""
+    committed = pc.less(mine.column("segment"), 0)
+    batch = mine.filter(pc.invert(committed)).sort_by(
+        [("segment", "ascending"), ("row_number", "ascending")]
+    )
+    seen = mine.filter(committed)
+    found = find_duplicates(
+        batch.column("event_key"),
+        batch.column("payload_hash"),
+        *(
+            (seen.column("event_key"), seen.column("payload_hash"))
+            if seen.num_rows
+            else (None, None)
+        ),
+    )
+    hit = pa.array(found.is_duplicate)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([table_name] * found.count, pa.string()),
+            batch.column("segment").filter(hit).combine_chunks(),
+            batch.column("row_number").filter(hit).combine_chunks(),
+            pa.array(found.is_conflict[found.is_duplicate]),
+        ],
+        schema=_DUPLICATES,
+    )
 
 
 def read_committed(
-    batches: Iterator[pa.RecordBatch], settings: Settings, buckets: int
+    batches: Iterator[pa.RecordBatch], settings: Settings, buckets: int, scratch: str
 ) -> Iterator[pa.RecordBatch]:
     """Data files of committed rows (table, path, event-time bounds in µs) → their keys,
-    as key blobs (:data:`BLOBS`) bucketed as :func:`prepare` buckets the candidates."""
+    as key files in the scratch folder, bucketed as :func:`prepare` buckets the
+    candidates (one :data:`PREPARED` row per file)."""
+    import uuid
+
     import pyarrow.parquet as pq
 
     keys: dict[str, list[pa.Table]] = {}
@@ -292,9 +333,10 @@ def read_committed(
                     }
                 )
             )
+    producer = f"c{uuid.uuid4().hex[:12]}"  # tasks of this job do not know each other
     for table_name, parts in keys.items():
-        for bucket, blob in bucketed(_as_keys(pa.concat_tables(parts)), "event_key", buckets):
-            yield blob_batch(bucket, table_name, blob)
+        keys_of_table = pa.concat_tables(parts)
+        yield from _bucket_files(table_name, keys_of_table, settings, buckets, scratch, producer)
 
 
 # ---------------------------------------------------------------- stage 3: finish

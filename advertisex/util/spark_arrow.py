@@ -46,11 +46,20 @@ def from_ipc(blob: bytes) -> pa.Table:
 
 
 def write_scratch(table: pa.Table, url: str, scale: ScaleSettings | None) -> None:
-    """``table`` as an Arrow IPC file at ``url`` (a folder path or an object-store URL)."""
+    """``table`` as an Arrow IPC file at ``url`` (a folder path or an object-store URL).
+
+    LZ4-compressed on an object store (a third of the bytes over the network), plain on a
+    local disk, where compressing and decompressing cost more CPU than the copy they save.
+    """
     filesystem, path = storage.resolve(url, scale)
-    if not storage.is_remote(url):
+    remote = storage.is_remote(url)
+    if not remote:
         filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression="lz4" if remote else None)
+    with (
+        filesystem.open_output_stream(path) as sink,
+        pa.ipc.new_file(sink, table.schema, options=options) as writer,
+    ):
         writer.write_table(table)
 
 

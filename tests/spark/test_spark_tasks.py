@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -10,12 +11,12 @@ from advertisex.config import load_settings
 from advertisex.formats.decode import DECODERS
 from advertisex.kernels.standardize import Rules
 from advertisex.runners import spark_tasks as tasks
-from advertisex.util.spark_arrow import BLOBS_SCHEMA, blob_batch, bucketed, to_ipc
+from advertisex.util.spark_arrow import blob_batch, bucketed, write_scratch
 
 
-def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
-    """Key rows as the key blobs a dedupe task gets: one per table (bucket 0)."""
-    blobs = []
+def _keys(folder: Path, rows: list[tuple[str, str, str, int, int]]) -> list[tuple[str, str]]:
+    """Key rows as the key files a dedupe task reads: one per table, (table, path)."""
+    files = []
     for table in dict.fromkeys(r[0] for r in rows):
         mine = [r[1:] for r in rows if r[0] == table]
         key, payload_hash, segment, row_number = zip(*mine, strict=True)
@@ -23,29 +24,34 @@ def _keys(rows: list[tuple[str, str, str, int, int]]) -> pa.RecordBatch:
             [pa.array(key), pa.array(payload_hash), pa.array(segment), pa.array(row_number)],
             schema=tasks._KEYS,
         )
-        blobs.append(blob_batch(0, table, to_ipc(keys)))
-    return pa.Table.from_batches(blobs, schema=BLOBS_SCHEMA).combine_chunks().to_batches()[0]
+        path = str(folder / f"{table}-{len(list(folder.glob('*')))}.arrow")
+        write_scratch(keys, path, None)
+        files.append((table, path))
+    return files
 
 
-def _duplicates(*batches: pa.RecordBatch) -> set[tuple[str, int, int, bool]]:
-    out = pa.Table.from_batches(list(tasks.dedupe(iter(batches))), schema=tasks._DUPLICATES)
+def _duplicates(*files: list[tuple[str, str]]) -> set[tuple[str, int, int, bool]]:
+    """The duplicates a dedupe task finds among ``files`` (every file of its buckets)."""
+    job = tasks.DedupeJob(load_settings(), (tuple(f for group in files for f in group),))
+    found = list(tasks.dedupe(iter([_task(0)]), job))
+    out = pa.Table.from_batches(found, schema=tasks._DUPLICATES)
     return {(r["tbl"], r["segment"], r["row_number"], r["conflict"]) for r in out.to_pylist()}
 
 
-def test_dedupe_keeps_the_first_by_segment_and_row_whatever_the_arrival_order() -> None:
+def test_dedupe_keeps_the_first_by_segment_and_row_whatever_the_arrival_order(tmp_path) -> None:
     t = "curated.impressions"
-    # Shuffled on purpose: a partition's batches come in no particular order.
+    # Shuffled on purpose: a task's files come in no particular order.
     rows = [(t, "a", "x", 2, 0), (t, "a", "y", 0, 5), (t, "a", "y", 0, 1), (t, "b", "z", 1, 0)]
-    assert _duplicates(_keys(rows[:2]), _keys(rows[2:])) == {
+    assert _duplicates(_keys(tmp_path, rows[:2]), _keys(tmp_path, rows[2:])) == {
         (t, 0, 5, False),  # same payload as the kept (0, 1): a retry
         (t, 2, 0, True),  # different payload: a conflict
     }
 
 
-def test_dedupe_against_committed_keys_and_per_table() -> None:
+def test_dedupe_against_committed_keys_and_per_table(tmp_path) -> None:
     imp, bid = "curated.impressions", "curated.bid_requests"
     rows = [(imp, "a", "x", -1, -1), (imp, "a", "x", 0, 0), (bid, "a", "q", 0, 1)]
-    assert _duplicates(_keys(rows)) == {(imp, 0, 0, False)}
+    assert _duplicates(_keys(tmp_path, rows)) == {(imp, 0, 0, False)}
     assert _duplicates() == set()
 
 
@@ -72,8 +78,8 @@ def _task(number: int) -> pa.RecordBatch:
 
 
 def test_prepared_key_blobs_find_every_repeat_across_tasks_and_buckets(tmp_path) -> None:
-    """Two tasks prepare a segment each; their key blobs, deduplicated bucket by bucket
-    (as Spark's partitions get them), find the repeats of the first segment's clicks in
+    """Two tasks prepare a segment each; their key files, deduplicated bucket by bucket
+    (as the dedupe tasks get them), find the repeats of the first segment's clicks in
     the second: every occurrence of a key is in one bucket, whichever task read it."""
     from advertisex.landing.zone import open_landing
 
@@ -101,8 +107,7 @@ def test_prepared_key_blobs_find_every_repeat_across_tasks_and_buckets(tmp_path)
     assert {(r["low_us"], r["high_us"]) for r in keys} >= {(1767225600000000, 1767225639000000)}
     found: set[tuple[str, int, int, bool]] = set()
     for bucket in {r["bucket"] for r in keys}:
-        mine = [blob_batch(bucket, r["tbl"], r["blob"]) for r in keys if r["bucket"] == bucket]
-        found |= _duplicates(*mine)
+        found |= _duplicates([(r["tbl"], r["path"]) for r in keys if r["bucket"] == bucket])
     assert found == {("curated.clicks", 1, row, row == 10) for row in range(11)}
 
 
