@@ -51,8 +51,8 @@ from advertisex.runners.batch import (
     standardize_source,
 )
 from advertisex.util import storage
-from advertisex.util.retry import retrying
 from advertisex.util.buckets import split as split_by_bucket
+from advertisex.util.retry import retrying
 from advertisex.util.spark_arrow import read_scratch, write_scratch
 
 # Spark DDL of stage 1's output and the Arrow schema the workers build it with.

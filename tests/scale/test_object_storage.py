@@ -166,8 +166,9 @@ def test_spark_submit_on_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> No
     assert {f.removeprefix(f"s3://{BUCKET}/") for f in files} <= set(
         _keys(bucket, "spark-warehouse/")
     )
-    # What the stages handed each other (scratch files in the bucket) went with the batch.
-    assert _keys(bucket, "spark-warehouse/_spark_scratch/") == []
+    # What the stages handed each other (scratch files in the bucket) went with the batch;
+    # only the scratch root's folder marker (which PyArrow keeps for a parent) is left.
+    assert _keys(bucket, "spark-warehouse/_spark_scratch/") == ["spark-warehouse/_spark_scratch/"]
     assert ax.query("select count(*) n from curated.bid_requests").to_pylist() == [{"n": bids}]
 
 
