@@ -83,13 +83,16 @@ class TreeCpu:
                 ancestors = {p.pid for p in proc.parents()}
             except psutil.Error:
                 continue
-            if name == "java":
+            if self.seen.get(proc.pid, ("",))[0] == "workers":
+                kind = "workers"  # still, once its JVM is gone (the session stopped)
+            elif name == "java":  # (the JVM's first sample may still be the forked Python)
                 kind = "jvm"
-                jvms.add(proc.pid)
             elif ancestors & jvms or any(self.seen.get(a, ("",))[0] == "jvm" for a in ancestors):
                 kind = "workers"
             else:
                 kind = "driver"
+            if kind == "jvm":
+                jvms.add(proc.pid)
             self.seen[proc.pid] = (kind, times.user + times.system)
         totals = dict.fromkeys(KINDS, 0.0)
         for kind, seconds in self.seen.values():
