@@ -92,3 +92,15 @@ def test_a_shed_pool_stops_its_idle_workers_and_starts_one_for_the_next_job() ->
         assert again != first and again != os.getpid()
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize(("resident", "handed_back"), [(200 << 20, False), (300 << 20, True)])
+def test_a_worker_keeps_freed_memory_for_its_next_job_below_its_keep(
+    monkeypatch: pytest.MonkeyPatch, resident: int, handed_back: bool
+) -> None:
+    released: list[int] = []
+    monkeypatch.setattr(isolate, "_resident_bytes", lambda pid: resident)
+    monkeypatch.setattr(isolate, "release_memory", lambda: released.append(1))
+    assert isolate.KEEP_BYTES == 256 << 20
+    assert isolate.settle() is handed_back
+    assert len(released) == int(handed_back)
