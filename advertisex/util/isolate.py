@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import signal
 import struct
 import sys
@@ -212,7 +213,7 @@ class WorkerPool:
         cancel: threading.Event | None = None,
     ) -> Any:
         try:
-            worker.conn.send((fn, args))
+            send(worker.conn, (fn, tuple(_out_of_band(arg) for arg in args)))
         except (BrokenPipeError, OSError):
             raise BudgetExceeded("crash", "the decoder's worker process was gone") from None
         deadline = time.monotonic() + budget.seconds
@@ -232,7 +233,7 @@ class WorkerPool:
             if not worker.process.is_alive():
                 break
         try:
-            return receive(worker.conn)
+            return receive_message(worker.conn)
         except (EOFError, OSError):
             worker.process.join(1)
             code = worker.process.exitcode
@@ -258,17 +259,18 @@ def _serve(conn: Any) -> None:
     conn.send("ready")
     while True:
         try:
-            fn, args = receive(conn)
+            fn, args = receive_message(conn)
         except (EOFError, OSError):
             return
+        args = tuple(bytes(arg) if isinstance(arg, memoryview) else arg for arg in args)
         try:
             answer: tuple[str, Any] = ("ok", fn(*args))
         except Exception as error:
             answer = ("error", error)
         try:
-            conn.send(answer)
+            send(conn, answer)
         except Exception as error:  # an exception (or result) that does not pickle
-            conn.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+            send(conn, ("error", RuntimeError(f"{type(error).__name__}: {error}")))
         del answer, fn, args
         settle()
 
@@ -299,27 +301,89 @@ def release_memory() -> None:
             pass
 
 
-def receive(conn: Any) -> Any:
-    """``conn.recv()`` at a third of its CPU for large messages (a segment's bytes, a
-    decoded frame: megabytes). CPython's ``Connection`` reads a message of n bytes by asking
-    the pipe for all that is left each time, so every 64 KiB the pipe gives costs a buffer
-    of what is left allocated and shrunk again; here the message goes into one buffer of its
-    size. The framing is ``Connection.send``'s: a 4-byte big-endian size (-1, then 8 bytes,
-    above 2 GiB), then the pickle."""
+# Buffers (and arguments) of at least this many bytes travel beside a message's pickle.
+_OUT_OF_BAND_BYTES = 1 << 16
+
+
+def _out_of_band(arg: Any) -> Any:
+    """``arg``, a large ``bytes`` marked to travel beside the pickle (the worker gets it back
+    as ``bytes``: :func:`_serve`)."""
+    if isinstance(arg, bytes) and len(arg) >= _OUT_OF_BAND_BYTES:
+        return pickle.PickleBuffer(arg)
+    return arg
+
+
+def send(conn: Any, obj: Any) -> None:
+    """Send ``obj`` with its large buffers beside its pickle (protocol 5, out of band): an
+    Arrow table's buffers and the ``bytes`` a caller wrapped in ``pickle.PickleBuffer``, of
+    at least 64 KiB, go to the pipe from where they are, one ``Connection`` message each
+    after the pickle's.
+    Pickled in band, a decoded frame or a segment's bytes were copied into the pickle and
+    that grown again two or three times, every copy into freshly faulted pages; and the
+    receiver copied each Arrow buffer out of the pickle once more. Read with
+    :func:`receive_message`."""
+    import io
+    from multiprocessing.reduction import ForkingPickler
+
+    views: list[memoryview] = []
+
+    def beside(buffer: pickle.PickleBuffer) -> bool:
+        """Out of band (False) when large; a small one is cheaper inside the pickle than as a
+        message of its own (a system call and a wake-up of the reader each)."""
+        view = _contiguous(buffer)
+        if view.nbytes < _OUT_OF_BAND_BYTES:
+            return True
+        views.append(view)
+        return False
+
+    out = io.BytesIO()
+    # Positional: ForkingPickler's __init__ takes no keywords.
+    ForkingPickler(out, 5, True, beside).dump(obj)  # all of it before anything is written
+    conn.send_bytes(struct.pack("!Q", len(views)) + out.getbuffer())
+    for view in views:
+        conn.send_bytes(view)
+
+
+def _contiguous(buffer: pickle.PickleBuffer) -> memoryview:
+    try:
+        return buffer.raw()
+    except BufferError:  # not contiguous: copied (Arrow's and bytes' buffers never are)
+        return memoryview(memoryview(buffer).tobytes())
+
+
+def receive_message(conn: Any) -> Any:
+    """What :func:`send` sent: the pickle, then its buffers, each read into one buffer of its
+    size (from Arrow's memory pool once Arrow is loaded, which keeps freed memory for the
+    next: no fresh pages to fault in) that the object it rebuilds uses as it is."""
+    from multiprocessing.reduction import ForkingPickler
+
+    head = _message(conn)
+    (count,) = struct.unpack_from("!Q", head)
+    buffers = [_message(conn, pooled=True) for _ in range(count)]
+    return ForkingPickler.loads(memoryview(head)[8:], buffers=buffers)
+
+
+def _message(conn: Any, pooled: bool = False) -> Any:
+    """One ``Connection`` message's bytes (its framing: a 4-byte big-endian size, -1 then 8
+    bytes above 2 GiB), read into one buffer of its size. CPython's ``Connection`` reads a
+    message of n bytes by asking the pipe for all that is left each time, so every 64 KiB
+    the pipe gives cost a buffer of what is left allocated and shrunk again (three times the
+    CPU for a message of megabytes). ``pooled``: the buffer from Arrow's pool, once Arrow is
+    loaded."""
     if not hasattr(os, "readv"):
-        return conn.recv()
+        return conn.recv_bytes()
     fd = conn.fileno()
     (size,) = struct.unpack("!i", _read_exactly(fd, 4))
     if size == -1:
         (size,) = struct.unpack("!Q", _read_exactly(fd, 8))
-    from multiprocessing.reduction import ForkingPickler
+    arrow = sys.modules.get("pyarrow") if pooled else None
+    return _read_exactly(fd, size, arrow.allocate_buffer(size) if arrow else None)
 
-    return ForkingPickler.loads(_read_exactly(fd, size))
 
-
-def _read_exactly(fd: int, size: int) -> bytearray:
-    """``size`` bytes from ``fd`` (EOFError if it ends first, as ``Connection.recv``)."""
-    buffer = bytearray(size)
+def _read_exactly(fd: int, size: int, into: Any = None) -> Any:
+    """``size`` bytes from ``fd`` (EOFError if it ends first, as ``Connection.recv``), in a
+    new ``bytearray`` or in ``into`` (a writable buffer of that size)."""
+    buffer = bytearray(size) if into is None else into
     view = memoryview(buffer)
     done = 0
     while done < size:

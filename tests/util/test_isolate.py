@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from advertisex.util import isolate
-from advertisex.util.isolate import Budget, WorkerPool, receive
+from advertisex.util.isolate import Budget, WorkerPool, receive_message, send
 
 # Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
 # which here takes two seconds, twice the job's whole budget.
@@ -25,7 +25,7 @@ if __name__ == "__mp_main__":
     time.sleep(2)
 if __name__ == "__main__":
     sys.path.insert(0, {root!r})
-    from advertisex.util.isolate import Budget, WorkerPool, receive
+    from advertisex.util.isolate import Budget, WorkerPool
     pool = WorkerPool(size=1)
     print(pool.run(Budget(seconds=1, memory_bytes=1 << 30), len, b"abc"))
     pool.close()
@@ -65,18 +65,18 @@ def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
     assert len(pids) <= 2 and os.getpid() not in pids
 
 
-def test_messages_are_received_as_the_connection_sent_them() -> None:
+def test_messages_are_received_as_they_were_sent() -> None:
     ours, theirs = multiprocessing.Pipe()
     messages = ["ready", b"", (len, (b"y" * 3_000_001,)), {"rows": list(range(50_000))}]
-    sender = threading.Thread(target=lambda: [theirs.send(m) for m in messages])
+    sender = threading.Thread(target=lambda: [send(theirs, m) for m in messages])
     sender.start()  # a message bigger than the pipe's buffer needs a reader meanwhile
     try:
-        assert [receive(ours) for _ in messages] == messages
+        assert [receive_message(ours) for _ in messages] == messages
     finally:
         sender.join()
     theirs.close()
     with pytest.raises(EOFError):
-        receive(ours)
+        receive_message(ours)
     ours.close()
 
 
@@ -104,3 +104,57 @@ def test_a_worker_keeps_freed_memory_for_its_next_job_below_its_keep(
     assert isolate.KEEP_BYTES == 256 << 20
     assert isolate.settle() is handed_back
     assert len(released) == int(handed_back)
+
+
+def test_large_buffers_travel_beside_the_pickle_and_come_back_equal() -> None:
+    import pickle
+
+    import pyarrow as pa
+
+    table = pa.table({"raw": ["x" * 100] * 20_000, "n": list(range(20_000))})
+    segment = bytes(range(256)) * 4096  # 1 MiB
+    ours, theirs = multiprocessing.Pipe()
+    message = ("ok", table, pickle.PickleBuffer(segment), {"small": b"abc"})
+    sender = threading.Thread(target=send, args=(theirs, message))
+    sender.start()
+    try:
+        got = receive_message(ours)
+    finally:
+        sender.join()
+        ours.close()
+        theirs.close()
+    assert got[0] == "ok" and got[3] == {"small": b"abc"}
+    assert got[1].equals(table)
+    assert bytes(got[2]) == segment
+
+
+def test_the_pickle_itself_stays_small_whatever_the_buffers() -> None:
+    import pickle
+
+    import pyarrow as pa
+
+    table = pa.table({"raw": ["x" * 100] * 20_000})
+    ours, theirs = multiprocessing.Pipe()
+    sender = threading.Thread(
+        target=send, args=(theirs, (table, pickle.PickleBuffer(b"y" * (1 << 20))))
+    )
+    sender.start()
+    try:
+        head = ours.recv_bytes()  # the first message: the count of buffers, then the pickle
+        parts = [ours.recv_bytes() for _ in range(int.from_bytes(head[:8], "big"))]
+    finally:
+        sender.join()
+        ours.close()
+        theirs.close()
+    assert len(head) < 4096  # 2 MB of texts and bytes went beside it, not inside
+    assert sum(len(p) for p in parts) >= 3_000_000
+
+
+def test_a_workers_large_bytes_argument_arrives_as_bytes() -> None:
+    pool = WorkerPool(size=1)
+    try:
+        budget = Budget(seconds=60, memory_bytes=1 << 30)
+        assert pool.run(budget, type, b"z" * (1 << 20)) is bytes
+        assert pool.run(budget, len, b"z" * (1 << 20)) == 1 << 20
+    finally:
+        pool.close()
