@@ -213,6 +213,10 @@ def stream(
     sender = (
         FirehoseSender(to, stats, api_key) if via == "firehose" else HttpSender(to, stats, api_key)
     )
+    # The duration is the traffic's, not the sender's set-up: boto3's client alone can take
+    # over a second on a busy machine, which once left a one-second Firehose stream with
+    # nothing to send.
+    stats.started = time.monotonic()
     period = 0.25
     per_impression = 1 + PROGRAMMATIC_SHARE * (1 + LOST_AUCTIONS_PER_WIN) + 0.01
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import orjson
@@ -113,3 +114,24 @@ def test_streaming_to_a_dead_port_fails_at_once_with_the_hint(
     assert stop.value.code == 2 and "Traceback" not in err
     assert f"cannot reach a collector at http://127.0.0.1:{port}" in err
     assert "is `advertisex serve` running there?" in err
+
+
+def test_the_duration_counts_from_a_ready_sender(monkeypatch) -> None:
+    from advertisex.synth import stream as streaming
+
+    class SlowToStart:
+        """A sender whose set-up outlasts the whole stream (boto3's client under load)."""
+
+        def __init__(self, to: str, stats: StreamStats, api_key: str | None) -> None:
+            self.stats = stats
+            time.sleep(0.3)
+
+        def jobs(self, tick: Tick) -> list:
+            return [lambda: self.stats.add(events=tick.events, requests=1)]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(streaming, "HttpSender", SlowToStart)
+    sent = stream("http://collector", rate=2000, duration=0.2, via="http", seed=1)
+    assert sent.events > 0
