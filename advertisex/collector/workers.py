@@ -206,7 +206,10 @@ class _Supervisor:
             readable, _, _ = select.select([self.ready_r], [], [], 0.1)
             if readable:
                 waiting -= os.read(self.ready_r, 4096).count(b"\n")
-            for _, status in self.reap():
+            for pid, status in self.reap():
+                # Reaped here, so forgotten here: stop_all must not wait for it again (a
+                # second waitpid of a reaped child is a ChildProcessError, not a stop).
+                self.clean_up(self.workers.pop(pid))
                 raise WorkersFailed(
                     f"a collector worker exited while starting ({_describe(status)})",
                     hint="see the log lines above; `serve --workers 1` runs a single process",

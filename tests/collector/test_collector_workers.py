@@ -159,3 +159,26 @@ def test_a_dead_worker_is_replaced_and_its_segment_sealed(server_factory: Any) -
 
 def _writes(worker: psutil.Process, boot: str) -> bool:
     return any(boot in f.path for f in worker.open_files())
+
+
+def test_a_worker_dying_while_another_starts_stops_with_the_reason(tmp_path: Path) -> None:
+    """One worker is listening, the other dies before it is: ``serve`` stops with
+    ``workers_failed`` and its hint, the listening one stopped — not a ChildProcessError
+    from waiting twice for the dead one."""
+    import os
+
+    from advertisex.collector.workers import WorkersFailed, supervise
+    from advertisex.config import load_settings
+
+    settings = load_settings(data_dir=tmp_path / "data", collector={"port": 0})
+
+    def run_worker(slot: Any, sock: Any, ready: Any) -> None:
+        if slot.index == 1:
+            os._exit(3)  # dies while starting
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        ready()
+        time.sleep(60)
+
+    with pytest.raises(WorkersFailed, match="exited while starting") as failed:
+        supervise(settings, 2, run_worker)
+    assert failed.value.code == "workers_failed" and "--workers 1" in (failed.value.hint or "")
