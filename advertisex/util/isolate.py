@@ -16,6 +16,7 @@ interpreter start, and every worker dies with the process that started it.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import pickle
 import signal
@@ -60,10 +61,10 @@ class BudgetExceeded(Exception):
 
 
 class _Worker:
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, preload: tuple[str, ...] = ()) -> None:
         parent, child = context.Pipe()
         self.conn = parent
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, preload), daemon=True)
         self.process.start()
         child.close()
         try:
@@ -93,6 +94,7 @@ class WorkerPool:
         )
         if self._context.get_start_method() == "forkserver":
             self._context.set_forkserver_preload([__name__, *preload])
+        self._preload = tuple(preload)
         self._idle: list[_Worker] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
@@ -133,7 +135,7 @@ class WorkerPool:
         def start(count: int) -> None:
             for left in range(count, 0, -1):
                 try:
-                    worker = _Worker(self._context)
+                    worker = _Worker(self._context, self._preload)
                 except Exception:  # a failure here shows again, with its cause, on first use
                     with self._changed:
                         self._warming -= left
@@ -181,7 +183,7 @@ class WorkerPool:
                     break
                 self._changed.wait()  # one being warmed is nearer than a new one
         try:
-            return _Worker(self._context)
+            return _Worker(self._context, self._preload)
         except BaseException:
             with self._changed:
                 self._busy -= 1
@@ -252,10 +254,15 @@ def _resident_bytes(pid: int | None) -> int:
         return 0
 
 
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, preload: tuple[str, ...] = ()) -> None:
     """A worker's life: run jobs until the pipe closes; die with the parent."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # A process has one forkserver, preloaded by the pool that started it: a pool started
+    # after another one with other modules gets workers without its own (the decoders'
+    # refusal of pandas among them). Importing them here costs nothing when they are in.
+    for name in preload:
+        importlib.import_module(name)
     conn.send("ready")
     while True:
         try:

@@ -47,9 +47,9 @@ def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
     started: list[int] = []
     real = isolate._Worker
 
-    def counted(context: Any) -> Any:
+    def counted(context: Any, preload: tuple[str, ...]) -> Any:
         started.append(1)
-        return real(context)
+        return real(context, preload)
 
     monkeypatch.setattr(isolate, "_Worker", counted)
     pool = WorkerPool(size=2)
@@ -158,3 +158,23 @@ def test_a_workers_large_bytes_argument_arrives_as_bytes() -> None:
         assert pool.run(budget, len, b"z" * (1 << 20)) == 1 << 20
     finally:
         pool.close()
+
+
+def loaded(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_a_pool_started_after_another_has_its_own_preload_in_its_workers() -> None:
+    """A process has one forkserver, preloaded by the first pool; a later pool's workers
+    still import what it preloads (the decoders refuse pandas that way) before any job."""
+    first = WorkerPool(size=1)
+    budget = Budget(seconds=60, memory_bytes=1 << 30)
+    try:
+        assert not first.run(budget, loaded, "colorsys")  # the forkserver runs, without it
+    finally:
+        first.close()
+    later = WorkerPool(size=1, preload=("colorsys",))
+    try:
+        assert later.run(budget, loaded, "colorsys")
+    finally:
+        later.close()
