@@ -113,8 +113,3 @@ def run(query: str, params: dict[str, Any] | None = None, **tables: pa.Table) ->
         finally:
             for name in names:
                 con.unregister(name)
-
-
-def quote_list(values: tuple[str, ...] | list[str]) -> str:
-    """A SQL list literal of strings, for the fixed field names kernels use."""
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
