@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _args import positive
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 # ../shared/reference-bench beside the checkout, or above it for a worktree of it.
@@ -140,7 +142,7 @@ def _dataset(events: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--events", type=positive, default=2_000_000)
     parser.add_argument(
         "--reference", action="store_true", help="also run ../shared/reference-bench jobs"
     )

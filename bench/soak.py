@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _args import positive
+
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
@@ -50,17 +52,6 @@ def _timed(action: Any) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
-
-
-def _positive(text: str) -> int:
-    """An argument that must be a whole number ≥ 1 (argparse says so, not a traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
-    return value
 
 
 def _median_of(times: int, action: Any) -> float:
@@ -188,17 +179,17 @@ def soak(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commits", type=_positive, default=20_000)
+    parser.add_argument("--commits", type=positive, default=20_000)
     parser.add_argument("--checkpoints", default="100,1000,10000,20000")
-    parser.add_argument("--events-per-commit", type=_positive, default=500)
-    parser.add_argument("--maintain-every", type=_positive, default=300)
+    parser.add_argument("--events-per-commit", type=positive, default=500)
+    parser.add_argument("--maintain-every", type=positive, default=300)
     parser.add_argument("--mode", choices=("on", "off", "both"), default="both")
     parser.add_argument(
         "--marts-every", type=int, default=60, help="commits between marts updates (0: never)"
     )
     parser.add_argument(
         "--query-repeats",
-        type=_positive,
+        type=positive,
         default=5,
         help="runs of each query at a checkpoint (median)",
     )

@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _args import positive, spark_runs
+
 from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
@@ -122,8 +124,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--runs", default="embedded,local[1],local[2]")
+    parser.add_argument("--events", type=positive, default=2_000_000)
+    parser.add_argument("--runs", type=spark_runs, default="embedded,local[1],local[2]")
     parser.add_argument("--no-marts", action="store_true", help="skip the mart rebuild")
     parser.add_argument(
         "--reference", action="store_true", help="also run the bare Spark job (batch_spark.py)"

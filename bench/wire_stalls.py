@@ -44,6 +44,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from _args import positive, positive_seconds
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 TRACE_ENV = "ADX_WIRE_TRACE"
@@ -459,12 +461,12 @@ def main() -> None:
     from fsync_floor import describe, probe, summary
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--slowest", type=int, default=12)
-    parser.add_argument("--floor-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=positive, default=2000)
+    parser.add_argument("--seconds", type=positive_seconds, default=20.0)
+    parser.add_argument("--workers", type=positive, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--connections", type=positive, default=50)
+    parser.add_argument("--slowest", type=positive, default=12)
+    parser.add_argument("--floor-seconds", type=positive_seconds, default=10.0)
     parser.add_argument("--endpoint", choices=("pixel", "click"), default="pixel")
     parser.add_argument(
         "--after-sequence", action="store_true",
