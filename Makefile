@@ -6,10 +6,12 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck unit bench bench-wire docs clean promtool services apt install-check
 
+# pip at -qq: errors only. At -q setuptools' notes on the editable build (not ours to act on)
+# and the host's pip configuration warnings filled the first screen a new user sees.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
