@@ -5,8 +5,9 @@ figure; this drives the very protocol ``advertisex serve`` runs (uvicorn's httpt
 protocol with the collector's guards, uvicorn's proxy-headers middleware, the console
 wrapper, the app, the segment writers with their group commit) over in-memory transports
 on one uvloop loop, and divides the process's CPU time (``time.process_time``: the event
-loop, the writer threads, the kernel's share of their writes and flushes) by the requests
-answered. The sockets' own kernel work (two loopback TCP endpoints) is left out: the same
+loop, the writer threads, the kernel's share of their writes and flushes) and its context
+switches (``getrusage``: voluntary — a thread waiting for the GIL, a lock or the disk — and
+involuntary, over all threads) by the requests answered. The sockets' own kernel work (two loopback TCP endpoints) is left out: the same
 for every request whatever the collector does, except that a response written in one
 piece is one segment instead of two.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -106,24 +108,32 @@ class Run:
             self.finished.set_result(None)
 
 
-async def measure(
-    config: Any, batch: list[bytes], connections: int
-) -> tuple[float, float, Run, int]:
+def switches() -> tuple[int, int]:
+    """The process's context switches so far (all threads): (voluntary, involuntary)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw, usage.ru_nivcsw
+
+
+Measured = tuple[float, float, Run, int, tuple[int, int]]
+
+
+async def measure(config: Any, batch: list[bytes], connections: int) -> Measured:
     from advertisex.collector.inprocess import server_state
 
     state = server_state(config)
     run = Run(batch)
     clients = [Client(config, state, run) for _ in range(connections)]
-    started, loop_started = time.process_time(), time.thread_time()
+    started, loop_started, switched = time.process_time(), time.thread_time(), switches()
     for client in clients:
         client.send_next()
     await run.finished
     cpu, loop_cpu = time.process_time() - started, time.thread_time() - loop_started
+    voluntary, involuntary = (now - then for now, then in zip(switches(), switched, strict=True))
     writes = sum(c.transport.writes for c in clients)
     for client in clients:
         client.protocol.connection_lost(None)
     assert run.done == len(batch)
-    return cpu, loop_cpu, run, writes
+    return cpu, loop_cpu, run, writes, (voluntary, involuntary)
 
 
 async def main_async(args: argparse.Namespace, data: Path) -> None:
@@ -164,7 +174,7 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
     sys.setswitchinterval(0.001)  # as serve() sets it
     try:
         for endpoint in args.endpoints.split(","):
-            best: dict[str, tuple[float, float, Run, int]] = {}
+            best: dict[str, Measured] = {}
             fewest = dict.fromkeys(ways, float("inf"))  # the event loop thread's least CPU
             for way in ways:
                 await measure(configs[way], requests(endpoint, args.warm_up), args.connections)
@@ -178,7 +188,7 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
                         best[way] = result
                     fewest[way] = min(fewest[way], result[1])
             for way in ways:
-                cpu, _, run, writes = best[way]
+                cpu, _, run, writes, (voluntary, involuntary) = best[way]
                 if args.profile:
                     import cProfile
                     import pstats
@@ -196,7 +206,10 @@ async def main_async(args: argparse.Namespace, data: Path) -> None:
                     f"{fewest[way] / run.done * 1e6:5.1f} µs the event loop's thread (each the "
                     f"best of {args.rounds}; {run.done:,} requests, {args.connections} "
                     f"connections, fsync {'on' if args.fsync else 'off'}; "
-                    f"{writes / run.done:.1f} writes per response; {statuses})",
+                    f"{writes / run.done:.1f} writes per response; {statuses}); "
+                    f"{(voluntary + involuntary) / run.done:.3f} context switches per request "
+                    f"({voluntary / run.done:.3f} voluntary, {involuntary / run.done:.3f} "
+                    "involuntary, the best round's)",
                     flush=True,
                 )
     finally:
