@@ -9,7 +9,7 @@ httptools stack), then loads each endpoint of each server with wrk (Debian packa
 
 * **paced**, at each of ``--rates`` (default 2, 4, 6, 8 and 10 thousand requests/s) — an
   open loop on a fixed schedule (bench/wire_paced.lua): request n goes at t0 + n / rate
-  over ``--connections`` keep-alive connections, one per wrk thread, and its latency runs
+  over ``--connections`` keep-alive connections (default 100), one per wrk thread, and its latency runs
   from its *intended* send time, so a request that waits for a busy connection counts the
   wait (no coordinated omission: wrk's own ``delay()`` pacing timed each request from
   when it was written, and a stall hid the requests behind it). wrk's uncorrected p99 is
@@ -25,7 +25,7 @@ collector is stopped and the landed records are counted against the answered req
 ``--no-fsync`` adds the collector with fsync off, to separate the HTTP path from the disk.
 
     python bench/wire.py [--seconds 5] [--rates 2000,4000,6000,8000,10000]
-                         [--placements split,shared] [--connections 50] [--no-fsync]
+                         [--placements split,shared] [--connections 100] [--no-fsync]
 
 Prints one line per (placement, server, endpoint, rate) with the server's CPU time per
 request (all its processes and threads; on a shared machine req/s and tails mostly measure
@@ -35,6 +35,11 @@ highest rate at which each kept p99 ≤ 5 ms (the issue's target at 10,000/s), t
 load average and the fsync latency of its disk alone — a durable answer waits for one
 ``fdatasync`` (and, at worst, for the one in progress before it), so the disk's own p99
 bounds the p99 a durable collector can reach, whatever its CPU cost.
+
+Each table ends with what limited the run: a rate at which wrk used ≥ 90 % of the CPUs it
+may run on is marked ``wrk-bound`` (the generator, not only the server, may be the limit),
+and when the bare responder itself misses the target at the highest rate the verdict says
+so — then the ratio to it, in p99 and in CPU per request, is the run's figure.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _args import positive  # noqa: E402
 from collector import free_port, wait_ready  # noqa: E402
 from fsync_floor import describe, probe, summary  # noqa: E402
 
@@ -61,6 +67,12 @@ from advertisex.util import jsonutil  # noqa: E402
 SECRET = "bench-secret"
 SERVE = [sys.executable, "-m", "advertisex.cli.app", "serve"]
 TARGET_P99_US = 5000
+# wrk using this share of the CPUs it may run on is itself near its limit: a paced run's
+# tails then say as much about the generator as about the server.
+GENERATOR_BUSY = 0.9
+# Paced connections (one wrk thread each): with 50, a connection had to be answered within
+# 5 ms on average at 10 k/s or its next requests went late — the generator's own bound.
+DEFAULT_CONNECTIONS = 100
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 FLAT_OUT = """
 local counter = 0
@@ -304,12 +316,52 @@ def meets(result: dict[str, Any]) -> bool:
     return result["p99"] <= TARGET_P99_US and result["rate"] >= 0.95 * result["offered"]
 
 
+def generator_busy(result: dict[str, Any], cores: int) -> bool:
+    """wrk used ≥ 90 % of the ``cores`` it may run on during this run."""
+    return result["gen_share"] >= GENERATOR_BUSY * cores
+
+
+def verdict(
+    bare: dict[str, Any], ours: dict[str, Any], busy: list[int], rate: int
+) -> str:  # fmt: skip
+    """What the run at the highest paced ``rate`` shows, given the rates at which the
+    generator was busy: the target met or not, and when the bare responder itself misses
+    it, that the ratio to the bare responder is the figure.
+
+    >>> run = {"p99": 3000, "rate": 9990, "offered": 10000, "cpu_us": 40}
+    >>> verdict(run, {**run, "p99": 4000, "cpu_us": 60}, [], 10000)
+    'at 10,000/s: target MET (p99 4.0 ms; the bare responder 3.0 ms)'
+    >>> print(verdict({**run, "p99": 9000}, {**run, "p99": 12000, "cpu_us": 60}, [10000], 10000))
+    at 10,000/s: the bare responder itself misses the target (p99 9.0 ms): the figure is the ratio to it, p99 1.33×, CPU per request 1.50× (advertisex p99 12.0 ms); wrk-bound at 10,000/s: the generator may be the limit
+    """
+    if meets(bare) or meets(ours):
+        met = "MET" if meets(ours) else "not met"
+        said = (
+            f"at {rate:,}/s: target {met} (p99 {ours['p99'] / 1000:.1f} ms; the bare responder "
+            f"{bare['p99'] / 1000:.1f} ms)"
+        )
+    else:
+        said = (
+            f"at {rate:,}/s: the bare responder itself misses the target (p99 "
+            f"{bare['p99'] / 1000:.1f} ms): the figure is the ratio to it, p99 "
+            f"{ours['p99'] / max(bare['p99'], 1):.2f}×, CPU per request "
+            f"{ours['cpu_us'] / max(bare['cpu_us'], 1e-9):.2f}× (advertisex p99 "
+            f"{ours['p99'] / 1000:.1f} ms)"
+        )
+    if busy:
+        said += (
+            f"; wrk-bound at {', '.join(f'{r:,}/s' for r in busy)}: the generator may be the limit"
+        )
+    return said
+
+
 def table(
     placement: str,
     bare: dict[tuple[str, str], dict[str, Any]],
     ours: dict[tuple[str, str], dict[str, Any]],
     rates: list[int],
     floor: float,
+    gen_cores: int,
 ) -> None:
     """Rate → p99 of each server and their ratio; the highest rate each keeps p99 ≤ 5 ms;
     the disk's own ``fdatasync`` p99 (``floor``, ms) under them."""
@@ -318,14 +370,18 @@ def table(
               "CPU | p99 ratio | answered ratio")  # fmt: skip
         print("|---:|---|---|---:|---:|")
         best = {"bare": 0, "ours": 0}
+        busy = []
         for rate in rates:
             b, o = bare[(endpoint, f"{rate // 1000}k/s")], ours[(endpoint, f"{rate // 1000}k/s")]
             for who, result in (("bare", b), ("ours", o)):
                 if meets(result):
                     best[who] = max(best[who], rate)
             mark = {True: " ✓", False: ""}
+            if generator_busy(b, gen_cores) or generator_busy(o, gen_cores):
+                busy.append(rate)
             print(
-                f"| {rate:,}/s | {b['rate']:,.0f}/s, {b['p99'] / 1000:.1f} ms{mark[meets(b)]} "
+                f"| {rate:,}/s{' wrk-bound' if rate in busy else ''} "
+                f"| {b['rate']:,.0f}/s, {b['p99'] / 1000:.1f} ms{mark[meets(b)]} "
                 f"| {o['rate']:,.0f}/s, {o['p99'] / 1000:.1f} ms{mark[meets(o)]}, "
                 f"{o['cpu_us']:.0f} µs (bare {b['cpu_us']:.0f}) "
                 f"| {o['p99'] / max(b['p99'], 1):.1f}× | {o['rate'] / max(b['rate'], 1):.2f}× |"
@@ -343,6 +399,8 @@ def table(
             f"{'MET' if best['ours'] >= 10_000 else 'not met'}; the disk's own fdatasync p99 in "
             f"this run {floor:.2f} ms (a durable answer's p99 cannot be below it)"
         )
+        top = f"{max(rates) // 1000}k/s"
+        print("  " + verdict(bare[(endpoint, top)], ours[(endpoint, top)], busy, max(rates)))
 
 
 def main() -> None:
@@ -354,7 +412,10 @@ def main() -> None:
         default=[2000, 4000, 6000, 8000, 10_000],
         help="paced offered rates, req/s, comma-separated",
     )
-    parser.add_argument("--connections", type=int, default=50, help="for the paced runs")
+    parser.add_argument(
+        "--connections", type=positive, default=DEFAULT_CONNECTIONS,
+        help="for the paced runs (one wrk thread each); 100-200 keep the generator off the limit",
+    )  # fmt: skip
     parser.add_argument(
         "--placements",
         type=lambda text: text.split(","),
@@ -413,7 +474,8 @@ def main() -> None:
                 )
                 print(f"\n{name} ({placement}) against the bare responder, load "
                       f"{os.getloadavg()[0]:.2f}:")  # fmt: skip
-                table(placement, bare, ours, args.rates, floors[0])
+                gen_cores = 1 if gen_cpus else len(os.sched_getaffinity(0))
+                table(placement, bare, ours, args.rates, floors[0], gen_cores)
         floors.append(disk_floor(root, args.floor_seconds, "after"))
     print(
         f"\ndisk fdatasync floor p99 (one every 2 ms, alone): {floors[0]:.2f} ms before the "
