@@ -88,6 +88,41 @@ def test_sign_url_round_trips_through_the_query_parser() -> None:
         sign_url("https://t.example/v1/c?to=x", {"to": "y"}, "k")
 
 
+def test_a_link_that_verified_passes_again_without_its_hmac(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from advertisex.collector.tracking import signing
+
+    url = sign_url("/v1/c", {"campaign_id": "c1", "to": "https://s.example/"}, "k")
+    query = url.split("?", 1)[1].encode()
+    tampered = query.replace(b"s.example", b"e.example")
+    keys = Keys(SecretStr("k"), {})
+    computed = []
+    real = signing.signature
+    monkeypatch.setattr(signing, "signature", lambda *a: computed.append(a) or real(*a))
+    for _ in range(3):
+        keys.check(parse(query), "c1", query=query)
+    assert len(computed) == 1  # the same raw link: verified once
+    for _ in range(2):  # a refusal is never remembered
+        with pytest.raises(ParamError, match="signature does not match"):
+            keys.check(parse(tampered), "c1", query=tampered)
+    assert len(computed) == 3
+    with pytest.raises(ParamError, match="no signing key"):
+        Keys(None, {}).check(parse(query), "c1", query=query)  # remembered per key set
+    monkeypatch.setattr(signing, "VERIFIED_LINKS", 2)  # bounded: the oldest goes first
+    others = [
+        sign_url("/v1/c", {"campaign_id": "c1", "to": f"https://s.example/{n}"}, "k")
+        .split("?", 1)[1]
+        .encode()
+        for n in range(2)
+    ]
+    del computed[3:]  # signing them counted too
+    for other in others:
+        keys.check(parse(other), "c1", query=other)
+    keys.check(parse(query), "c1", query=query)
+    assert len(computed) == 6
+
+
 def test_click_ids_name_campaign_and_user_and_are_unique() -> None:
     ids = {new_click_id("cmp-1", "user 7 ✓") for _ in range(100)}
     assert len(ids) == 100

@@ -66,7 +66,7 @@ async def answer(tracking: Tracking, hit: Hit) -> Response:
         destination = required(params, "to", "the destination to send the visitor to")
         campaign_id = required(params, "campaign_id", "it picks the key the link is signed with")
         host = check_destination(destination)
-        tracking.click_keys.check(params, campaign_id)
+        tracking.click_keys.check(params, campaign_id, query=hit.query)
         if not host_allowed(host, tracking.config.redirect_allow):
             raise ParamError(
                 403,
