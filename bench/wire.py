@@ -9,10 +9,10 @@ httptools stack), then loads each endpoint of each server with wrk (Debian packa
 
 * **paced**, at each of ``--rates`` (default 2, 4, 6, 8 and 10 thousand requests/s) — an
   open loop on a fixed schedule (bench/wire_paced.lua): request n goes at t0 + n / rate
-  over ``--connections`` keep-alive connections (default 100), one per wrk thread, and its latency runs
-  from its *intended* send time, so a request that waits for a busy connection counts the
-  wait (no coordinated omission: wrk's own ``delay()`` pacing timed each request from
-  when it was written, and a stall hid the requests behind it). wrk's uncorrected p99 is
+  over ``--connections`` keep-alive connections (default 100), one per wrk thread, and its
+  latency runs from its *intended* send time, so a request that waits for a busy
+  connection counts the wait (no coordinated omission: wrk's own ``delay()`` pacing timed
+  each request from when it was written, and a stall hid the requests behind it). wrk's uncorrected p99 is
   printed beside the corrected one;
 * **max** — 16 connections as fast as the server answers (a closed loop): the ceiling.
 

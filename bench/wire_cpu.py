@@ -7,9 +7,9 @@ wrapper, the app, the segment writers with their group commit) over in-memory tr
 on one uvloop loop, and divides the process's CPU time (``time.process_time``: the event
 loop, the writer threads, the kernel's share of their writes and flushes) and its context
 switches (``getrusage``: voluntary — a thread waiting for the GIL, a lock or the disk — and
-involuntary, over all threads) by the requests answered. The sockets' own kernel work (two loopback TCP endpoints) is left out: the same
-for every request whatever the collector does, except that a response written in one
-piece is one segment instead of two.
+involuntary, over all threads) by the requests answered. The sockets' own kernel work (two
+loopback TCP endpoints) is left out: the same for every request whatever the collector
+does, except that a response written in one piece is one segment instead of two.
 
     python bench/wire_cpu.py [--requests 20000] [--connections 50] [--fsync] [--rounds 3]
                              [--ways protocol,asgi,bare]
