@@ -43,16 +43,25 @@ def write_text_source(
 ) -> list[str]:
     """Write ``landed["line"]`` to hourly text files; returns their relative paths.
     ``on_file`` is told of each file once it is written."""
+    import numpy as np
+    import pyarrow as pa
+
     ordered = landed.sort(ORDER)
-    lines = ordered["line"]
+    # Each line with its newline, as one Arrow buffer: an hour's file body is then a slice
+    # of it, written as it is (no joined text, no Python string, no encoding per file).
+    lines = (ordered["line"] + "\n").to_arrow().cast(pa.large_string())
+    lines = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
+    _, offset_buffer, data = lines.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[lines.offset :]
+    text = memoryview(data) if data is not None else memoryview(b"")
+    head = (header + "\n").encode("utf-8") if header is not None else b""
     bounds = _bounds(ordered, window)
     files = []
     for hour in range(window.hours):
-        chunk = lines.slice(int(bounds[hour]), int(bounds[hour + 1] - bounds[hour]))
-        body = chunk.str.join("\n").item() + "\n" if len(chunk) else ""
-        text = (header + "\n" if header is not None else "") + body
         relative = relative_path(source, window, hour)
-        (out_dir / relative).write_bytes(text.encode("utf-8"))
+        with (out_dir / relative).open("wb") as out:
+            out.write(head)
+            out.write(text[offsets[bounds[hour]] : offsets[bounds[hour + 1]]])
         files.append(relative)
         on_file(out_dir / relative)
     return files
