@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from pyiceberg.table.metadata import TableMetadata
 
 # Columns whose values hardly repeat: a dictionary page would only cost time (a third of
-# the Parquet encoding of curated.impressions) and bytes, so they are written plain.
+# the Parquet encoding of curated.impressions) and bytes, so they are written plain. Page
+# URLs and bid prices too: over the 1 M-event benchmark's batches a dictionary made
+# website 0.082 s of CPU and 4.0 MB (plain: 0.057 s, 3.3 MB), bid_price and floor_price
+# 0.031 and 0.030 s (plain: 0.015 and 0.018 s, 1.4 and 1.7 MB against 1.7 and 1.6).
 _NEARLY_UNIQUE = frozenset(
     {
         "impression_id",
@@ -46,6 +49,9 @@ _NEARLY_UNIQUE = frozenset(
         "source_position",
         "raw",
         "extras",
+        "website",
+        "bid_price",
+        "floor_price",
     }
 )
 

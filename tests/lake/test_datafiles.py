@@ -22,6 +22,7 @@ def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
             "impression_id": [f"i-{n}" for n in range(6)],
             "event_time": pa.array(days, pa.timestamp("us", tz="UTC")),
             "campaign_id": ["cmp-1"] * 6,
+            "website": [f"https://news.example/{n}" for n in range(6)],
         }
     )
     written = list(write_data_files("curated.impressions", rows, str(tmp_path), "b", None))
@@ -29,10 +30,25 @@ def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
     for file in written:
         column = {
             c.path_in_schema: c.encodings
-            for c in (pq.ParquetFile(file.url).metadata.row_group(0).column(i) for i in range(3))
+            for c in (pq.ParquetFile(file.url).metadata.row_group(0).column(i) for i in range(4))
         }
         assert "RLE_DICTIONARY" not in column["impression_id"]  # unique: a dictionary is waste
+        assert "RLE_DICTIONARY" not in column["website"]  # a page URL: hardly repeats
         assert "RLE_DICTIONARY" in column["campaign_id"]
+    prices = pa.table(
+        {
+            "auction_id": ["a-1", "a-2"],
+            "event_time": pa.array(days[:2], pa.timestamp("us", tz="UTC")),
+            "exchange": ["x", "x"],
+            "floor_price": [0.41, 0.57],
+            "bid_price": [1.13, 0.98],
+        }
+    )
+    (file,) = write_data_files("curated.bid_requests", prices, str(tmp_path), "b", None)
+    metadata = pq.ParquetFile(file.url).metadata.row_group(0)
+    column = {metadata.column(i).path_in_schema: metadata.column(i).encodings for i in range(5)}
+    assert "RLE_DICTIONARY" in column["exchange"]
+    assert "RLE_DICTIONARY" not in column["floor_price"] + column["bid_price"]  # prices vary
 
 
 def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
