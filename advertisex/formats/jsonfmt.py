@@ -28,6 +28,9 @@ from advertisex.util import engine, jsonutil
 
 _SPACE = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
 _TRAILING = "unexpected content after document"  # orjson: where the next document starts
+# The newline search goes over a segment this many bytes at a time, so what it holds beside
+# the segment does not grow with it (DuckDB's validity check streams the lines already).
+PART_BYTES = 8 << 20
 
 
 def frame_json(data: bytes) -> pa.Table:
@@ -282,9 +285,7 @@ def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
     file starts (line ``n`` at ``starts[n - 1]``)."""
     if not data:
         return _table([], []), np.zeros(1, dtype=np.int64)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    offsets = np.concatenate(([0], newlines + 1))
+    offsets = np.concatenate(([0], _newlines(data) + 1))
     if offsets[-1] != len(data):
         offsets = np.concatenate((offsets, [len(data)]))
     starts = offsets[:-1]
@@ -313,6 +314,17 @@ def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
         {RAW: lines, POSITION: pa.array(positions), FRAME_ERROR: pa.nulls(len(lines), pa.string())}
     )
     return table, starts
+
+
+def _newlines(data: bytes) -> np.ndarray:
+    """Byte offsets of ``data``'s newlines, searched a part at a time: comparing the whole
+    segment at once would hold a byte-sized mask of it (100 MB for a 100 MB segment)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    found = [
+        np.flatnonzero(buf[start : start + PART_BYTES] == 10) + start
+        for start in range(0, len(buf), PART_BYTES)
+    ]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def _frame_lines_slow(data: bytes) -> pa.Table:

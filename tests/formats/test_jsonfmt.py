@@ -120,3 +120,56 @@ def test_bad_lines_are_read_as_the_whole_file_would_be(kinds: list[str]) -> None
                 assert flag
             except orjson.JSONDecodeError:
                 assert not flag
+
+
+_LINES = st.one_of(
+    st.dictionaries(st.text(max_size=4), st.text(max_size=6), max_size=3).map(orjson.dumps),
+    st.dictionaries(
+        st.sampled_from("abc"), st.integers(-(2**31), 2**31), min_size=1, max_size=2
+    ).map(
+        lambda d: orjson.dumps(d, option=orjson.OPT_INDENT_2)  # an object spanning lines
+    ),
+    st.sampled_from([b"", b"  ", b"\r", b"[1,2]", b'{"a":1} {"b":"}{"}', b'{"cut":', b"\xff{}"]),
+    st.text(max_size=8).map(str.encode),
+)
+
+
+@given(
+    lines=st.lists(_LINES, max_size=12),
+    newline=st.sampled_from([b"\n", b"\r\n"]),
+    part_bytes=st.integers(1, 40),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_newline_search_in_parts_frames_what_the_whole_does(lines, newline, part_bytes):
+    """Cut anywhere (inside a line, a pretty-printed object, a multi-byte character), the
+    parts' newlines frame the same records, positions, reasons and validity marks."""
+    from unittest import mock
+
+    from advertisex.formats import jsonfmt
+
+    data = newline.join(lines)
+    whole = frame_json(data)
+    with mock.patch.object(jsonfmt, "PART_BYTES", part_bytes):
+        parts = frame_json(data)
+    assert parts.equals(whole)
+
+
+def test_framing_does_not_hold_a_mask_of_the_whole_segment(monkeypatch):
+    """What the newline search allocates beside the segment is bounded by a part (NumPy
+    reports its buffers to tracemalloc): a whole-segment mask would be the segment's size."""
+    import tracemalloc
+
+    from advertisex.formats import jsonfmt
+
+    monkeypatch.setattr(jsonfmt, "PART_BYTES", 1 << 20, raising=False)
+    line = orjson.dumps({"impression_id": "i" * 150, "user_id": "u1"}) + b"\n"
+    data = line * ((8 << 20) // len(line))
+    frame_json(line * 2)  # first call's imports and engine start-up, not the framing's
+    tracemalloc.start()
+    try:
+        frame = frame_json(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frame.num_rows == len(data) // len(line)
+    assert peak < len(data) // 4
