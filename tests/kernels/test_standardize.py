@@ -98,6 +98,28 @@ def test_unknown_fields_are_found_however_the_json_is_spaced_or_nested() -> None
     assert [r["reasons"] for r in rows] == [[]] * 6
 
 
+def test_only_records_that_may_have_unknown_fields_have_their_keys_listed(monkeypatch) -> None:
+    """The engine lists the keys of the objects whose text may hold more keys than they
+    have known fields, and of no other: with none such, it is not asked at all."""
+    from advertisex.util import engine
+
+    listed: list[int] = []
+    run = engine.run
+
+    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
+        if "json_keys" in query:
+            listed.append(sum(t.num_rows for t in tables.values()))
+        return run(query, params, **tables)
+
+    monkeypatch.setattr(engine, "run", spy)
+    good = GOOD % "2026-01-01T00:00:00Z"
+    rows = _impressions(good, good[:-1] + ',"x":1}', good, "[1]", "not json")
+    assert [r["extras"] for r in rows] == [None, '{"x":1}', None, None, None]
+    assert listed == [1]
+    assert [r["extras"] for r in _impressions(good, good)] == [None, None]
+    assert listed == [1]
+
+
 def test_missing_id_gets_a_fingerprint_that_ignores_timestamp_spelling():
     a = _impressions(
         '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}'
