@@ -103,7 +103,31 @@ def legacy_hash(payload: pa.Array | pa.ChunkedArray) -> pa.Array:
     >>> legacy_hash(pa.array(["abc"])).to_pylist()
     ['900150983cd24fb0']
     """
-    digits = engine.run("SELECT left(md5(p), 16) AS h FROM t", t=pa.table({"p": payload}))
+    return pc.utf8_slice_codeunits(md5_hex(payload), 0, 16)
+
+
+# Up to this many texts, hashlib's MD5 costs less than one engine query's fixed ≈ 1-2 ms
+# (≈ 1 µs a text against the engine's ≈ 0.2): id-less records are a few in a segment.
+_FEW = 2048
+
+
+def md5_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The MD5 of each text's UTF-8 bytes, 32 lowercase hex digits (the engine's ``md5``).
+
+    >>> md5_hex(pa.array(["abc", None])).to_pylist()
+    ['900150983cd24fb0d6963f7d28e17f72', None]
+    """
+    if len(texts) <= _FEW:
+        import hashlib
+
+        return pa.array(
+            [
+                None if t is None else hashlib.md5(t.encode(), usedforsecurity=False).hexdigest()
+                for t in texts.to_pylist()
+            ],
+            pa.string(),
+        )
+    digits = engine.run("SELECT md5(p) AS h FROM t", t=pa.table({"p": texts}))
     return digits.column("h").combine_chunks()
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
 from advertisex.kernels import text
-from advertisex.kernels.fingerprint import payload_hash, payload_sql, payload_text
+from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_text
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -322,10 +322,10 @@ def _with_fingerprints(
         return given_id
     index = pa.array(np.flatnonzero(missing.to_numpy(zero_copy_only=False)))
     without_id = pc.utf8_slice_codeunits(payload.take(index), 2)
-    ids = engine.run("SELECT 'fp-' || md5(p) AS id FROM t", t=pa.table({"p": without_id}))
+    ids = pc.binary_join_element_wise("fp-", md5_hex(without_id), "")
     position = np.full(len(given_id), -1, dtype=np.int64)
     position[index.to_numpy()] = np.arange(len(index))
-    taken = pc.take(ids.column("id"), pa.array(np.maximum(position, 0)))
+    taken = pc.take(ids, pa.array(np.maximum(position, 0)))
     return pc.if_else(missing, taken, given_id)
 
 

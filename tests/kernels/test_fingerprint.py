@@ -1,0 +1,46 @@
+"""kernels.fingerprint: MD5s as the engine computes them, with or without the engine."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advertisex.kernels import fingerprint
+from advertisex.kernels.fingerprint import legacy_hash, md5_hex
+from advertisex.util import engine
+
+
+def _engine_md5(texts: list[str | None]) -> list[str | None]:
+    rows = engine.run("SELECT md5(p) AS h FROM t", t=pa.table({"p": pa.array(texts, pa.string())}))
+    return rows.column("h").to_pylist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=20))
+def test_few_texts_are_hashed_as_the_engine_hashes_them(texts: list[str | None]) -> None:
+    assert md5_hex(pa.array(texts, pa.string())).to_pylist() == _engine_md5(texts)
+
+
+def test_many_texts_go_to_the_engine_few_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    queries: list[int] = []
+    run = engine.run
+
+    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
+        queries.append(sum(t.num_rows for t in tables.values()))
+        return run(query, params, **tables)
+
+    monkeypatch.setattr(engine, "run", spy)
+    few = [f"é{i}\x1f\x00" for i in range(fingerprint._FEW)]
+    assert md5_hex(pa.chunked_array([few[:5], few[5:]])).to_pylist() == _engine_md5(few)
+    assert queries == [fingerprint._FEW]  # the reference above, no other
+    many = [*few, "one more"]
+    assert md5_hex(pa.array(many)).to_pylist() == _engine_md5(many)
+    assert queries[1:] == [len(many), len(many)]
+
+
+def test_version_1_hashes_are_the_first_half_of_the_md5() -> None:
+    assert legacy_hash(pa.array(["abc", "é"])).to_pylist() == [
+        h[:16] for h in _engine_md5(["abc", "é"])
+    ]
