@@ -17,10 +17,15 @@ _EPOCH = """CASE
 
 
 def parse_text_sql(column: str) -> str:
-    """SQL expression: text column → TIMESTAMPTZ, NULL when it is no timestamp."""
+    """SQL expression: text column → TIMESTAMPTZ, NULL when it is no timestamp.
+
+    A text with a colon is no number, so an ISO time (nearly every one) skips the
+    attempt to read it as one: a failed cast to DOUBLE cost more than reading the time.
+    """
     number = f"try_cast({column} AS DOUBLE)"
     return (
-        f"CASE WHEN {number} IS NOT NULL THEN try({_EPOCH.format(n=number)}) "
+        f"CASE WHEN NOT contains({column}, ':') AND {number} IS NOT NULL "
+        f"THEN try({_EPOCH.format(n=number)}) "
         f"ELSE try_cast({column} AS TIMESTAMPTZ) END"
     )
 
