@@ -18,8 +18,9 @@ _UNGUARDED = (
 
 
 def _both(texts: list[str | None]) -> tuple[list, list]:
+    """Both readings as epoch microseconds (a text may read as a year Python has not)."""
     rows = engine.run(
-        f"SELECT {parse_text_sql('x')} AS now, {_UNGUARDED} AS before FROM t",
+        f"SELECT epoch_us({parse_text_sql('x')}) AS now, epoch_us({_UNGUARDED}) AS before FROM t",
         t=pa.table({"x": pa.array(texts, pa.string())}),
     )
     return rows.column("now").to_pylist(), rows.column("before").to_pylist()
