@@ -64,7 +64,9 @@ WITH imp AS (
     sum(CASE WHEN i = 1 THEN value ELSE 0 END) AS value_first,
     sum(value // n + CASE WHEN i <= value % n THEN 1 ELSE 0 END) AS value_linear
   FROM touch t
-  LEFT JOIN clicks k ON t.attribution IN ('click_id', 'click') AND k.event_id = t.touch_id
+  LEFT JOIN (SELECT DISTINCT ON (event_id) event_id, ad_creative_id, country, device_type
+             FROM touch_clicks) k
+    ON t.attribution IN ('click_id', 'click') AND k.event_id = t.touch_id
   LEFT JOIN touch_impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
 ), parts AS (
@@ -122,6 +124,7 @@ def campaign_hourly(
     bids: pa.Table,
     hours: pa.Array | None = None,
     touch_impressions: pa.Table | None = None,
+    touch_clicks: pa.Table | None = None,
 ) -> pa.Table:
     """The ``campaign_hourly`` rows of ``hours`` (all hours present when None).
 
@@ -129,7 +132,8 @@ def campaign_hourly(
     clicks; ``conversions``: attributed conversions (their touch paths may reach into
     other hours: only credit landing in ``hours`` is counted); ``bids``: :func:`bid_measures`
     of the matched bids. ``touch_impressions`` (default: ``impressions``) are where
-    view-through touches find their creative, country and device.
+    view-through touches find their creative, country and device; ``touch_clicks``
+    (default: ``clicks``, a click may be there more than once) where click touches do.
 
     Rows of the same key computed from parts of the inputs merge into the rows of the
     whole with :func:`merge_hourly`.
@@ -142,6 +146,7 @@ def campaign_hourly(
         "impressions": impressions.append_column("user_hash", user_hash),
         "touch_impressions": impressions if touch_impressions is None else touch_impressions,
         "clicks": clicks,
+        "touch_clicks": clicks if touch_clicks is None else touch_clicks,
         "conversions": conversions,
         "bids": bids,
     }
@@ -152,6 +157,30 @@ def campaign_hourly(
     result = result.drop_columns(["user_hashes"])
     result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
     return result.append_column("users", users).cast(CAMPAIGN_HOURLY)
+
+
+_NAMED_CLICKS_SQL = """
+SELECT DISTINCT ON (t.campaign_id, k.event_id) k.* REPLACE (t.campaign_id AS campaign_id)
+FROM (SELECT campaign_id, unnest(touch_path).touch_id AS touch_id
+      FROM conversions WHERE attribution = 'click_id') t
+JOIN clicks k ON k.event_id = t.touch_id AND k.campaign_id <> t.campaign_id
+"""
+
+
+def named_clicks(clicks: pa.Table, conversions: pa.Table) -> pa.Table:
+    """The attributed ``clicks`` that ``conversions`` of *another* campaign named as their
+    touch (``attribution = 'click_id'``: a postback's click id), each under the campaign
+    of a conversion that named it (once per campaign).
+
+    A rollup split by campaign gives each part these besides its own clicks
+    (``campaign_hourly``'s ``touch_clicks``): a conversion's credit lands on its named
+    click's creative, country and device wherever that click's campaign went. Window
+    touches (clicks, views) are always of the conversion's own campaign.
+    """
+    if not conversions.num_rows or not clicks.num_rows:
+        return clicks.slice(0, 0)
+    named = engine.run(_NAMED_CLICKS_SQL, clicks=clicks, conversions=conversions)
+    return named.select(clicks.column_names).cast(clicks.schema)
 
 
 # Columns that only impressions feed; the rest of a row comes from responses and bids.

@@ -125,8 +125,9 @@ class Kernels(Protocol):
 
     * ``correlate`` by ``user_id``: clicks → impressions, conversions → touches;
     * ``bids`` by ``auction_id``: bid requests → the impression that won them;
-    * ``hourly`` by ``campaign_id``: the rollup rows (view touches and matched
-      clicks are always of the conversion's own campaign).
+    * ``hourly`` by ``campaign_id``: the rollup rows (view touches and window-matched
+      clicks are always of the conversion's own campaign; a click a postback named may
+      be another's: a part needs ``kernels.rollup.named_clicks`` of its conversions).
 
     ``advertisex.marts.local`` runs them in this process, ``advertisex.marts.spark`` on Spark.
     """
@@ -192,16 +193,19 @@ def hourly_part(
 ) -> dict[str, pa.Table]:
     """``Kernels.hourly`` on one part (every row of its campaigns): impressions and the
     :func:`responses`; ``touch_impressions``, when given, are where view-through touches are
-    found instead of the impressions."""
-    impressions = tables["impressions"]
+    found instead of the impressions; ``named_clicks``, when given, the clicks of other
+    campaigns the part's conversions named (``kernels.rollup.named_clicks``)."""
+    impressions, clicks = tables["impressions"], tables["clicks"]
+    named = tables.get("named_clicks")
     return {
         "hourly": campaign_hourly(
             counted.rows_of(impressions),
-            tables["clicks"],
+            clicks,
             tables["conversions"],
             tables["bids"],
             None if hours is None else pa.array(hours, TS),
             touch_impressions=tables.get("touch_impressions", impressions),
+            touch_clicks=None if named is None else pa.concat_tables([clicks, named]),
         )
     }
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from advertisex.kernels.rollup import named_clicks
 from advertisex.marts import maintain
 from advertisex.marts.iceberg import expression
 from advertisex.marts.store import Slice
@@ -101,6 +102,9 @@ class SparkKernels:
         hours: list[datetime] | None,
     ) -> pa.Table:
         kernel = functools.partial(maintain.hourly_part, counted=counted, hours=hours)
+        # A click a conversion's postback named goes to the conversion's part too.
+        named = named_clicks(given["clicks"], given["conversions"])
+        given = given | {"named_clicks": named}
         return self.run({"impressions": impressions}, given, "campaign_id", kernel, ("hourly",))[
             "hourly"
         ]

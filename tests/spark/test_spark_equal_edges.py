@@ -1,0 +1,138 @@
+"""Spark equals the embedded runner on the edges the generated data never reaches:
+
+* a conversion whose postback named a click of *another* campaign (``click_ref``): the
+  rollup's credit rows take that click's creative, country and device, although Spark
+  splits the rollup by campaign;
+* a lake written with version-1 payload hashes (MD5): a retry or an id-less repeat
+  against it is a duplicate, not a conflict, on the executors too
+  (``tests/runners/test_fingerprint_versions.py`` is the embedded side).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.table_snapshots import snapshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NOW = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+MARTS = [
+    "marts.attributed_clicks",
+    "marts.attributed_conversions",
+    "marts.campaign_hourly",
+    "marts.campaign_daily",
+]
+CAMPAIGNS = 8  # more than Spark's parts (local[2]): some named clicks are in another part
+
+
+def _open(data: Path, **processor: Any) -> Any:
+    import advertisex
+
+    return advertisex.open(data_dir=data, processor={"ivt_filter": False, **processor})
+
+
+def _crossing_events() -> tuple[bytes, bytes]:
+    """User u-i sees and clicks an ad of campaign i, then converts in campaign i+1 with a
+    postback naming that click."""
+    impressions = []
+    lines = [
+        "event_id,timestamp,user_id,campaign_id,event_type,impression_id,ad_creative_id,"
+        "conversion_type,conversion_value,currency,click_ref"
+    ]
+    for i in range(CAMPAIGNS):
+        other = (i + 1) % CAMPAIGNS
+        impressions.append(
+            f'{{"impression_id": "imp-{i}", "timestamp": "2026-11-20T10:0{i}:00Z", '
+            f'"campaign_id": "cmp-{i}", "ad_creative_id": "cr-{i}", "user_id": "u-{i}", '
+            f'"website": "example.com", "country": "FR", "device_type": "mobile"}}\n'
+        )
+        lines.append(f"clk-{i},2026-11-20T10:1{i}:00Z,u-{i},cmp-{i},click,imp-{i},cr-{i},,,,")
+        lines.append(
+            f"cnv-{i},2026-11-20T11:0{i}:00Z,u-{i},cmp-{other},conversion,,cr-{other},"
+            f"purchase,{i + 1}.5,USD,clk-{i}"
+        )
+    return "".join(impressions).encode(), ("\n".join(lines) + "\n").encode()
+
+
+def test_a_conversion_credited_to_another_campaigns_click_rolls_up_alike(
+    spark: Any, tmp_path: Path
+) -> None:
+    from advertisex.runners.embedded import EmbeddedRunner
+    from advertisex.runners.spark import SparkRunner
+
+    embedded = _open(tmp_path / "embedded")
+    impressions, clicks = _crossing_events()
+    embedded.landing.write_segment("impressions", impressions, fsync=False)
+    embedded.landing.write_segment("clicks", clicks, fsync=False)
+    shutil.copytree(tmp_path / "embedded" / "landing", tmp_path / "spark" / "landing")
+    on_spark = _open(tmp_path / "spark")
+    EmbeddedRunner(embedded.settings, embedded.lake, embedded.landing).process(now=NOW)
+    SparkRunner(on_spark.settings, on_spark.lake, on_spark.landing, session=spark).process(
+        now=NOW
+    )
+
+    credited = embedded.query(
+        "select campaign_id, ad_creative_id, country from marts.campaign_hourly "
+        "where conv_last > 0 order by all"
+    ).to_pylist()
+    # The embedded rollup credits each conversion's campaign on its named click's creative.
+    assert sorted(credited, key=lambda r: r["ad_creative_id"]) == [
+        {"campaign_id": f"cmp-{(i + 1) % CAMPAIGNS}", "ad_creative_id": f"cr-{i}", "country": "FR"}
+        for i in range(CAMPAIGNS)
+    ]
+    want, got = snapshot(embedded, MARTS), snapshot(on_spark, MARTS)
+    for name in MARTS:
+        assert got[name] == want[name], name
+
+
+IMPRESSION = (
+    '{{"impression_id": "{id}", "timestamp": "2026-11-20T10:00:0{s}Z", "ad_creative_id": "cr-1", '
+    '"user_id": "u-{id}", "website": "example.com", "cost": {cost}}}\n'
+)
+CLICKS_HEADER = "timestamp,user_id,campaign_id,event_type\n"
+
+
+def _impressions(*rows: tuple[str, int, float]) -> bytes:
+    return "".join(IMPRESSION.format(id=i, s=s, cost=c) for i, s, c in rows).encode()
+
+
+def _clicks(*users: str) -> bytes:
+    return (
+        CLICKS_HEADER + "".join(f"2026-11-20T10:05:00Z,{u},cmp-1,click\n" for u in users)
+    ).encode()
+
+
+def test_spark_dedupes_against_a_lake_written_with_version_1_hashes(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.kernels import fingerprint, standardize
+    from advertisex.runners.spark import SparkRunner
+
+    ax = _open(tmp_path / "data")
+    with monkeypatch.context() as old:  # the lake as the previous version wrote it
+        old.setattr(standardize, "payload_hash", fingerprint.legacy_hash)
+        ax.landing.write_segment(
+            "impressions", _impressions(("a", 1, 1.0), ("b", 2, 1.0)), fsync=False
+        )
+        ax.landing.write_segment("clicks", _clicks("u-1", "u-2"), fsync=False)
+        ax.process()
+    hashes = ax.query("select payload_hash h from curated.impressions").column("h")
+    assert all(fingerprint.is_legacy(hashes).to_pylist())
+
+    # A retry of a, a changed b, a new c; the same id-less click again, and a new one.
+    ax.landing.write_segment(
+        "impressions", _impressions(("a", 1, 1.0), ("b", 2, 9.0), ("c", 3, 1.0)), fsync=False
+    )
+    ax.landing.write_segment("clicks", _clicks("u-1", "u-3"), fsync=False)
+    report = SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
+    impressions, clicks = report.accounts["impressions"], report.accounts["clicks"]
+    assert (impressions.accepted, impressions.duplicates, impressions.conflicts) == (1, 2, 1)
+    assert (clicks.accepted, clicks.duplicates, clicks.conflicts) == (1, 1, 0)
+    new = ax.query("select payload_hash h from curated.impressions where impression_id = 'c'")
+    assert new.column("h").to_pylist()[0].startswith(fingerprint.VERSION_2)
