@@ -164,11 +164,13 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 class Prepared(Framed):
     """Stage 1's output: the key files it wrote (:data:`tasks.PREPARED` rows of kind
     keys), the event-time bounds of each table's candidates (µs: the dedupe horizon's
-    window), and the scratch folder holding those and each segment's standardized rows."""
+    window), the scratch folder holding those and each segment's standardized rows, and
+    stage 1's job (stage 2 standardizes a segment again from it when it needs payloads)."""
 
     keys: pa.Table
     bounds: dict[str, tuple[int, int]]
     scratch: str
+    job: tasks.PrepareJob
 
 
 class SparkRunner(Runner[Prepared]):
@@ -222,10 +224,10 @@ class SparkRunner(Runner[Prepared]):
         scratch = self.scratch(batch.id)
         remove_scratch(scratch, self.settings.scale)  # a crashed run's, for the same batch
         try:
-            listed = self._prepare(batch.segments, batch.rules, scratch)
+            job, listed = self._prepare(batch.segments, batch.rules, scratch)
             records, unreadable, keys, bounds = _listing(listed)
             batch.report("read")
-            yield Prepared(records, unreadable, keys, bounds, scratch)
+            yield Prepared(records, unreadable, keys, bounds, scratch, job)
         finally:
             remove_scratch(scratch, self.settings.scale)
 
@@ -250,9 +252,11 @@ class SparkRunner(Runner[Prepared]):
         the warehouse, which every executor reaches (they write the tables' files there)."""
         return storage.join(self.settings.warehouse_uri, SCRATCH, batch_id)
 
-    def _prepare(self, segments: list[Segment], rules: BatchRules, scratch: str) -> pa.Table:
-        """Stage 1 over the batch's segments (:data:`tasks.PREPARED` rows). Each task gets
-        its own share of the segments (:func:`slices`, by :func:`weight`)."""
+    def _prepare(
+        self, segments: list[Segment], rules: BatchRules, scratch: str
+    ) -> tuple[tasks.PrepareJob, pa.Table]:
+        """Stage 1 over the batch's segments: its job and its rows (:data:`tasks.PREPARED`).
+        Each task gets its own share of the segments (:func:`slices`, by :func:`weight`)."""
         shares = slices([weight(s) for s in segments], 2 * self.parallelism)
         job = tasks.PrepareJob(
             self.settings,
@@ -264,7 +268,7 @@ class SparkRunner(Runner[Prepared]):
             scratch,
         )
         prepare = functools.partial(tasks.prepare, job=job)
-        return self._run_tasks(len(shares), prepare, tasks.PREPARED, tasks._PREPARED)
+        return job, self._run_tasks(len(shares), prepare, tasks.PREPARED, tasks._PREPARED)
 
     def _run_tasks(self, count: int, function: Any, ddl: str, schema: pa.Schema) -> pa.Table:
         """``function`` over task numbers 0…count-1, one task each (a task's number is its
@@ -292,6 +296,7 @@ class SparkRunner(Runner[Prepared]):
         job = tasks.DedupeJob(
             self.settings,
             tuple(tuple(f for i in share for f in by_bucket[buckets[i]]) for share in shares),
+            prepared.job,
         )
         dedupe = functools.partial(tasks.dedupe, job=job)
         return self._run_tasks(len(shares), dedupe, tasks.DUPLICATES, tasks._DUPLICATES)

@@ -39,6 +39,7 @@ from advertisex.dims.model import Dimensions
 from advertisex.formats.bounded import DecodeLimits
 from advertisex.formats.decode import frame_segment
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
+from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.datafiles import write_data_files
@@ -130,6 +131,7 @@ class PrepareJob:
 class DedupeJob:
     settings: Settings
     files: tuple[tuple[tuple[str, str], ...], ...]  # each task's key files: (table, path)
+    prepared: PrepareJob  # stage 1's job: a segment's payloads are standardized again from it
 
 
 @dataclass(frozen=True)
@@ -184,14 +186,15 @@ def _prepare_segment(
     ``keys``."""
     segment = job.segments[index]
     try:
-        data = retrying(functools.partial(zone.read, segment), what=f"reading {segment.name}")
-        frame = frame_segment(index, segment, data, limits)
+        frame = _frame(index, job, zone, limits)
     except Exception as error:  # unreadable: the driver moves it aside
         reason = f"{type(error).__name__}: {error}"
         yield _prepared(kind="unreadable", segment=index, reason=reason)
         return
     rows = standardize_source(segment.source, frame, job.rules, job.dims)
-    rows = rows.drop_columns(["payload"])  # only the embedded dedupe reads it
+    # Only a key committed with a version-1 hash needs the payload: stage 2 standardizes
+    # the segment again then (_payloads), rather than every batch writing it here.
+    rows = rows.drop_columns(["payload"])
     rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     write_scratch(rows, scratch_file(job.scratch, index), job.settings.scale)
     yield _prepared(kind="rows", segment=index, source=segment.source, records=frame.num_rows)
@@ -210,6 +213,13 @@ def _prepare_segment(
                     }
                 )
             )
+
+
+def _frame(index: int, job: PrepareJob, zone: LandingZone, limits: DecodeLimits) -> pa.Table:
+    """The framed records of the batch's segment ``index``."""
+    segment = job.segments[index]
+    data = retrying(functools.partial(zone.read, segment), what=f"reading {segment.name}")
+    return frame_segment(index, segment, data, limits)
 
 
 def _key_files(
@@ -270,26 +280,30 @@ def dedupe(batches: Iterator[pa.RecordBatch], job: DedupeJob) -> Iterator[pa.Rec
             for table_name, path in job.files[task]:
                 parts.setdefault(table_name, []).append(read_scratch(path, job.settings.scale))
             for table_name, tables in parts.items():
-                yield _duplicates_among(table_name, pa.concat_tables(tables))
+                yield _duplicates_among(table_name, pa.concat_tables(tables), job.prepared)
 
 
-def _duplicates_among(table_name: str, mine: pa.Table) -> pa.RecordBatch:
+def _duplicates_among(table_name: str, mine: pa.Table, job: PrepareJob) -> pa.RecordBatch:
     """The repeats among the keys of ``table_name`` (all of some buckets): the first
-    candidate by (segment, row) is kept, unless a committed key came before it."""
+    candidate by (segment, row) is kept, unless a committed key came before it. A key
+    committed with a version-1 payload hash is compared by that version's hash
+    (``fingerprint.align``, as the embedded dedupe does)."""
     committed = pc.less(mine.column("segment"), 0)
     batch = mine.filter(pc.invert(committed)).sort_by(
         [("segment", "ascending"), ("row_number", "ascending")]
     )
     seen = mine.filter(committed)
-    found = find_duplicates(
+    seen_keys, seen_hashes = (
+        (seen.column("event_key"), seen.column("payload_hash")) if seen.num_rows else (None, None)
+    )
+    hashes = align(
         batch.column("event_key"),
         batch.column("payload_hash"),
-        *(
-            (seen.column("event_key"), seen.column("payload_hash"))
-            if seen.num_rows
-            else (None, None)
-        ),
+        functools.partial(_payloads, batch, job),
+        seen_keys,
+        seen_hashes,
     )
+    found = find_duplicates(batch.column("event_key"), hashes, seen_keys, seen_hashes)
     hit = pa.array(found.is_duplicate)
     return pa.RecordBatch.from_arrays(
         [
@@ -300,6 +314,26 @@ def _duplicates_among(table_name: str, mine: pa.Table) -> pa.RecordBatch:
         ],
         schema=_DUPLICATES,
     )
+
+
+def _payloads(candidates: pa.Table, job: PrepareJob, positions: np.ndarray) -> pa.Array:
+    """The payload texts of the ``candidates`` at ``positions`` (rows of a key file: their
+    segment and row number), standardized again from their segments: stage 1 dropped
+    them, and only a key committed with a version-1 hash asks."""
+    zone = open_landing(job.settings)
+    limits = DecodeLimits.of(job.settings.processor)
+    segments = candidates.column("segment").to_numpy()[positions]
+    rows = candidates.column("row_number").to_numpy()[positions]
+    at, texts = [], []
+    for index in np.unique(segments).tolist():
+        mine = np.flatnonzero(segments == index)
+        source = job.segments[index].source
+        standardized = standardize_source(
+            source, _frame(index, job, zone, limits), job.rules, job.dims
+        )
+        at.append(mine)
+        texts.append(standardized.column("payload").take(pa.array(rows[mine])).combine_chunks())
+    return pa.concat_arrays(texts).take(pa.array(np.argsort(np.concatenate(at))))
 
 
 def read_committed(

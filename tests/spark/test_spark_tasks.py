@@ -32,7 +32,10 @@ def _keys(folder: Path, rows: list[tuple[str, str, str, int, int]]) -> list[tupl
 
 def _duplicates(*files: list[tuple[str, str]]) -> set[tuple[str, int, int, bool]]:
     """The duplicates a dedupe task finds among ``files`` (every file of its buckets)."""
-    job = tasks.DedupeJob(load_settings(), (tuple(f for group in files for f in group),))
+    settings = load_settings()
+    # No segments: no key here is committed with a version-1 hash, none is standardized again.
+    prepared = tasks.PrepareJob(settings, Rules(now=datetime.now(UTC)), None, (), (), 1, "")
+    job = tasks.DedupeJob(settings, (tuple(f for group in files for f in group),), prepared)
     found = list(tasks.dedupe(iter([_task(0)]), job))
     out = pa.Table.from_batches(found, schema=tasks._DUPLICATES)
     return {(r["tbl"], r["segment"], r["row_number"], r["conflict"]) for r in out.to_pylist()}
