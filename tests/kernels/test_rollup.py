@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_correlate import CLK, IMP, click, imp, rows
@@ -14,7 +15,13 @@ from test_correlate_attribution import CNV, conv
 from advertisex.kernels import sketch
 from advertisex.kernels.attribute import attribute_conversions
 from advertisex.kernels.correlate import match_bids, match_clicks
-from advertisex.kernels.rollup import bid_measures, campaign_daily, campaign_hourly, merge_hourly
+from advertisex.kernels.rollup import (
+    bid_measures,
+    campaign_daily,
+    campaign_hourly,
+    merge_hourly,
+    named_clicks,
+)
 from advertisex.kernels.windows import Windows
 
 BID = pa.schema(
@@ -157,3 +164,34 @@ def test_rows_of_parts_merge_into_the_rows_of_the_whole(
     ]
     parts.append(campaign_hourly(none, matched, attributed, halves, touch_impressions=i))
     assert merge_hourly(parts).equals(whole)
+
+
+def test_parts_by_campaign_credit_a_click_of_another_campaign_its_conversion_named() -> None:
+    """Split by campaign, as Spark splits the rollup: a conversion of campaign d whose
+    postback named click k1 of campaign c (and one of c naming k2, also c's) is credited
+    on k1's creative and country only when d's part is given k1 (``named_clicks``)."""
+    i = rows(IMP, [imp("i1", 0, country="FR", creative="cr-c"), imp("i2", 1, campaign="d")])
+    k = rows(CLK, [click("k1", 5, impression_id="i1"), click("k2", 6, impression_id="i1")])
+    v = rows(CNV, [conv("v1", 30, campaign="d", click_ref="k1"), conv("v2", 31, click_ref="k2")])
+    matched, attributed = match_clicks(i, k, Windows()), attribute_conversions(i, k, v, Windows())
+    assert attributed.column("attribution").to_pylist() == ["click_id", "click_id"]
+    bids = bid_measures(match_bids(rows(BID, []), i, Windows()))
+    whole = campaign_hourly(i, matched, attributed, bids)
+    named = named_clicks(matched, attributed)
+    assert named.select(["event_id", "campaign_id"]).to_pylist() == [
+        {"event_id": "k1", "campaign_id": "d"}  # under the conversion's campaign, k2 not
+    ]
+
+    def part(campaign: str, given: pa.Table | None) -> pa.Table:
+        def mine(t: pa.Table) -> pa.Table:
+            return t.filter(pc.equal(t.column("campaign_id"), campaign))
+
+        touch = None if given is None else pa.concat_tables([mine(matched), mine(given)])
+        return campaign_hourly(mine(i), mine(matched), mine(attributed), bids, touch_clicks=touch)
+
+    split = pa.concat_tables([part("c", named), part("d", named)]).sort_by(
+        [("campaign_id", "ascending"), ("hour", "ascending")]
+    )
+    assert split.equals(whole)
+    credited = part("d", None).filter(pc.greater(part("d", None).column("conv_last"), 0))
+    assert credited.column("ad_creative_id").to_pylist() == [None]  # without it: nothing named

@@ -73,9 +73,7 @@ def test_a_conversion_credited_to_another_campaigns_click_rolls_up_alike(
     shutil.copytree(tmp_path / "embedded" / "landing", tmp_path / "spark" / "landing")
     on_spark = _open(tmp_path / "spark")
     EmbeddedRunner(embedded.settings, embedded.lake, embedded.landing).process(now=NOW)
-    SparkRunner(on_spark.settings, on_spark.lake, on_spark.landing, session=spark).process(
-        now=NOW
-    )
+    SparkRunner(on_spark.settings, on_spark.lake, on_spark.landing, session=spark).process(now=NOW)
 
     credited = embedded.query(
         "select campaign_id, ad_creative_id, country from marts.campaign_hourly "
