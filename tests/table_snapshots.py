@@ -15,6 +15,12 @@ CURATED = [
     "curated.quarantine",
     "curated.filtered",
 ]
+MARTS = [
+    "marts.attributed_clicks",
+    "marts.attributed_conversions",
+    "marts.campaign_hourly",
+    "marts.campaign_daily",
+]
 
 
 def snapshot(ax: Any, names: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -12,7 +12,10 @@ Spark ships (with a small picklable job description) to its executors:
 2. :func:`dedupe` — per task, the key files of its share of the buckets: every
    occurrence of a key, and its committed twin if any, is in one bucket, so
    ``find_duplicates`` on the bucket's rows in (segment, row) order gives exactly
-   the embedded runner's verdict. Only the duplicates come back to the driver.
+   the embedded runner's verdict (a key committed with a version-1 payload hash is
+   compared by that version's hash, as there: ``fingerprint.align``, the payloads of
+   those few candidates standardized again from their segments). Only the duplicates
+   come back to the driver.
 3. :func:`finish` — per task, its share of a wave's segments, read back from the
    scratch folder: drop the duplicates, split off quarantine and invalid traffic,
    shape each table's rows (``batch.finish_source``, told the repeats by stage 2) and

@@ -17,17 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.table_snapshots import snapshot
+from tests.table_snapshots import MARTS, snapshot
+from tests.version_1_lake import land_repeats, write_version_1_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOW = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
-MARTS = [
-    "marts.attributed_clicks",
-    "marts.attributed_conversions",
-    "marts.campaign_hourly",
-    "marts.campaign_daily",
-]
 CAMPAIGNS = 8  # more than Spark's parts (local[2]): some named clicks are in another part
 
 
@@ -89,45 +84,17 @@ def test_a_conversion_credited_to_another_campaigns_click_rolls_up_alike(
         assert got[name] == want[name], name
 
 
-IMPRESSION = (
-    '{{"impression_id": "{id}", "timestamp": "2026-11-20T10:00:0{s}Z", "ad_creative_id": "cr-1", '
-    '"user_id": "u-{id}", "website": "example.com", "cost": {cost}}}\n'
-)
-CLICKS_HEADER = "timestamp,user_id,campaign_id,event_type\n"
-
-
-def _impressions(*rows: tuple[str, int, float]) -> bytes:
-    return "".join(IMPRESSION.format(id=i, s=s, cost=c) for i, s, c in rows).encode()
-
-
-def _clicks(*users: str) -> bytes:
-    return (
-        CLICKS_HEADER + "".join(f"2026-11-20T10:05:00Z,{u},cmp-1,click\n" for u in users)
-    ).encode()
-
-
 def test_spark_dedupes_against_a_lake_written_with_version_1_hashes(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from advertisex.kernels import fingerprint, standardize
+    from advertisex.kernels import fingerprint
     from advertisex.runners.spark import SparkRunner
 
     ax = _open(tmp_path / "data")
-    with monkeypatch.context() as old:  # the lake as the previous version wrote it
-        old.setattr(standardize, "payload_hash", fingerprint.legacy_hash)
-        ax.landing.write_segment(
-            "impressions", _impressions(("a", 1, 1.0), ("b", 2, 1.0)), fsync=False
-        )
-        ax.landing.write_segment("clicks", _clicks("u-1", "u-2"), fsync=False)
-        ax.process()
+    write_version_1_lake(ax, monkeypatch)  # processed by the embedded runner
     hashes = ax.query("select payload_hash h from curated.impressions").column("h")
     assert all(fingerprint.is_legacy(hashes).to_pylist())
-
-    # A retry of a, a changed b, a new c; the same id-less click again, and a new one.
-    ax.landing.write_segment(
-        "impressions", _impressions(("a", 1, 1.0), ("b", 2, 9.0), ("c", 3, 1.0)), fsync=False
-    )
-    ax.landing.write_segment("clicks", _clicks("u-1", "u-3"), fsync=False)
+    land_repeats(ax)
     report = SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
     impressions, clicks = report.accounts["impressions"], report.accounts["clicks"]
     assert (impressions.accepted, impressions.duplicates, impressions.conflicts) == (1, 2, 1)

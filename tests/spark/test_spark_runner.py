@@ -19,17 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.table_snapshots import CURATED, snapshot
+from tests.table_snapshots import CURATED, MARTS, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOW = datetime(2026, 11, 12, 0, 0, tzinfo=UTC)
-MARTS = [
-    "marts.attributed_clicks",
-    "marts.attributed_conversions",
-    "marts.campaign_hourly",
-    "marts.campaign_daily",
-]
 TABLES = [*CURATED, "ops.batches", *MARTS]
 
 
