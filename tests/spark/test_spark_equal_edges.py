@@ -26,10 +26,10 @@ NOW = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
 CAMPAIGNS = 8  # more than Spark's parts (local[2]): some named clicks are in another part
 
 
-def _open(data: Path, **processor: Any) -> Any:
+def _open(data: Path) -> Any:
     import advertisex
 
-    return advertisex.open(data_dir=data, processor={"ivt_filter": False, **processor})
+    return advertisex.open(data_dir=data, processor={"ivt_filter": False})
 
 
 def _crossing_events() -> tuple[bytes, bytes]:
