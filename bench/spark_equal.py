@@ -27,16 +27,6 @@ from _args import positive
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests.table_snapshots
 
-TABLES = [
-    "curated.impressions",
-    "curated.clicks",
-    "curated.conversions",
-    "curated.bid_requests",
-    "curated.quarantine",
-    "curated.filtered",
-    "ops.batches",
-]
-
 
 def _differences(name: str, want: list[Any], got: list[Any]) -> bool:
     print(f"{name:<32} {len(want):>8,} {len(got):>8,}  {'equal' if want == got else 'DIFFERENT'}")
@@ -64,7 +54,7 @@ def main() -> None:
     from advertisex.runners.spark import SparkRunner, spark_session
     from advertisex.synth.config import FaultConfig
     from advertisex.synth.generator import generate
-    from tests.table_snapshots import MARTS, snapshot
+    from tests.table_snapshots import CURATED, MARTS, snapshot
 
     root = Path(tempfile.mkdtemp(prefix="adx-spark-equal-"))
     start = date(2026, 11, 10)
@@ -95,7 +85,7 @@ def main() -> None:
             different |= _differences(
                 f"account {source}", [want.accounts[source]], [got.accounts.get(source)]
             )
-        tables = [*TABLES, *MARTS]
+        tables = [*CURATED, "ops.batches", *MARTS]
         expected, actual = snapshot(embedded, tables), snapshot(on_spark, tables)
         for name in tables:
             different |= _differences(name, expected[name], actual[name])
