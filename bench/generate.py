@@ -19,6 +19,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _args import positive
+
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -28,8 +30,8 @@ def main() -> None:
     from advertisex import synth
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs after a first one")
+    parser.add_argument("--events", type=positive, default=1_000_000)
+    parser.add_argument("--repeat", type=positive, default=3, help="timed runs after a first one")
     args = parser.parse_args()
     print(f"load before: {load()}")
     cpu, wall = [], []

@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("spark.py", ["--runs", "embedded,bogus"], "embedded or local[N]"),
         ("wire_stalls.py", ["--seconds", "0"], "above 0"),
         ("wire_stalls.py", ["--rate", "x"], "at least 1"),
+        ("generate.py", ["--repeat", "0"], "at least 1"),
     ],
 )
 def test_a_bad_argument_is_refused_in_one_line(script: str, argument: list[str], says: str) -> None:
