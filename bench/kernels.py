@@ -17,6 +17,7 @@ import argparse
 import collections
 import glob
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -105,6 +106,7 @@ def main() -> None:
         )
         for name, table in appends.items():
             timed("Parquet files", _write)(name, table, out)
+    shutil.rmtree(out, ignore_errors=True)  # the files were written to be timed, not kept
     total = sum(SPENT.values())
     print(
         f"{args.source}: {records:,} records in {len(files) - 1} segments, "
