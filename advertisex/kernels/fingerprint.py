@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.util import engine
+from advertisex.util.arrays import spread
 
 SEPARATOR = "\x1f"
 NULL = "\x00"
@@ -165,7 +166,4 @@ def align(
         return hashes
     index = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
     legacy = legacy_hash(payloads(index))
-    position = np.full(len(hashes), -1, dtype=np.int64)
-    position[index] = np.arange(len(index))
-    taken = pc.take(legacy, pa.array(np.maximum(position, 0)))
-    return pc.if_else(pa.array(position >= 0), taken, hashes)
+    return pc.if_else(mask, spread(legacy, index, len(hashes)), hashes)

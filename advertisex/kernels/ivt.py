@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.util import engine
+from advertisex.util.arrays import spread
 
 CRAWLER = "known_crawler_ua"
 IVT_IP_RANGE = "ivt_ip_range"
@@ -152,10 +153,7 @@ def _from_json(
     found = engine.run(
         f"SELECT {select} FROM rows", rows=pa.table({"extras": extras.take(pa.array(rows))})
     )
-    position = np.full(len(extras), -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
-    index = pa.array(position, mask=position < 0)
-    return pa.table({name: found.column(name).take(index) for name in found.column_names})
+    return pa.table({n: spread(found.column(n), rows, len(extras)) for n in found.column_names})
 
 
 def _no_rules(n: int) -> pa.Array:

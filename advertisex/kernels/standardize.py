@@ -34,6 +34,7 @@ from advertisex.model.contracts import (
     IMPRESSION_REQUIRED,
 )
 from advertisex.util import engine
+from advertisex.util.arrays import spread
 
 
 @dataclass(frozen=True)
@@ -214,9 +215,7 @@ def _extras(raws: pa.ChunkedArray, parsed: pa.Table) -> pa.Array:
         FROM t""",
         t=pa.table({"raw": raws.take(pa.array(index)), "known": known[index]}),
     ).column("extras")
-    position = np.full(parsed.num_rows, -1, dtype=np.int64)
-    position[index] = np.arange(len(index))
-    return pc.take(listed, pa.array(position, mask=position < 0)).combine_chunks()
+    return spread(listed, index, parsed.num_rows)
 
 
 _COLON, _QUOTE = ord(":"), ord('"')
@@ -320,13 +319,10 @@ def _with_fingerprints(
     missing = pc.is_null(given_id)
     if not pc.any(missing).as_py():
         return given_id
-    index = pa.array(np.flatnonzero(missing.to_numpy(zero_copy_only=False)))
-    without_id = pc.utf8_slice_codeunits(payload.take(index), 2)
+    index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    without_id = pc.utf8_slice_codeunits(payload.take(pa.array(index)), 2)
     ids = pc.binary_join_element_wise("fp-", md5_hex(without_id), "")
-    position = np.full(len(given_id), -1, dtype=np.int64)
-    position[index.to_numpy()] = np.arange(len(index))
-    taken = pc.take(ids, pa.array(np.maximum(position, 0)))
-    return pc.if_else(missing, taken, given_id)
+    return pc.if_else(missing, spread(ids, index, len(given_id)), given_id)
 
 
 # ---------------------------------------------------------------- clicks & conversions
