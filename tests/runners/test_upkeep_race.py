@@ -77,22 +77,34 @@ def test_maintenance_racing_the_processor_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(7)
     kills = {"processor": 0, "maintain": 0}
     maintained = 0
-    processor = _start(["process"], raced)
+    took: float | None = None  # the last whole maintain run's seconds
+    processor: subprocess.Popen[str] | None = _start(["process"], raced)
     while True:
         maintain = _start(["maintain"], raced)
-        deadline = time.monotonic() + rng.uniform(1.0, 6.0)
-        while maintain.poll() is None and time.monotonic() < deadline:
+        started = time.monotonic()
+        # Until one maintain has been killed, each is killed inside the time the last whole
+        # run took: a fixed 1-6 s wait let every run finish first on a quiet machine.
+        must_kill = kills["maintain"] == 0 and took is not None
+        wait = rng.uniform(0.3, 0.9) * took if must_kill and took else rng.uniform(1.0, 6.0)
+        while maintain.poll() is None and time.monotonic() < started + wait:
             time.sleep(0.05)
-        if maintain.poll() is None and rng.random() < 0.5:
+        if maintain.poll() is None and (must_kill or rng.random() < 0.5):
             maintain.send_signal(signal.SIGKILL)
             kills["maintain"] += 1
-        maintained += _finish(maintain) == 0
-        if processor.poll() is not None:
-            _finish(processor)
-            pending = advertisex.open(data_dir=raced).runner.pending()
-            if not pending:
+        if _finish(maintain) == 0:
+            maintained += 1
+            took = time.monotonic() - started
+        raced_enough = kills["maintain"] >= 1 and maintained >= 2
+        if processor is None:  # all processed: maintain goes on until it raced enough
+            if raced_enough:
                 break
-            processor = _start(["process"], raced)
+        elif processor.poll() is not None:
+            _finish(processor)
+            processor = None
+            if advertisex.open(data_dir=raced).runner.pending():
+                processor = _start(["process"], raced)
+            elif raced_enough:
+                break
         elif rng.random() < 0.3:
             processor.send_signal(signal.SIGKILL)
             kills["processor"] += 1
