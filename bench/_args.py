@@ -18,12 +18,43 @@ def positive(text: str) -> int:
     return value
 
 
+def whole(text: str) -> int:
+    """A whole number ≥ 0 (where 0 means "none" or "never")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 0")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # refused below: nan is neither > 0 nor ≥ 0
+
+
+def positive_number(text: str) -> float:
+    """A number > 0."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
+
+
+def at_least_zero(text: str) -> float:
+    """A number ≥ 0."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 0")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     """A number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
     return value

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive
+
 TARGET_S = 0.300
 SCRIPT = str(Path(sys.executable).with_name("advertisex"))
 CASES: list[tuple[list[str], float | None]] = [
@@ -111,8 +113,8 @@ def measure(label: str, data_dir: Path, repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="an existing lake (default: make two)")
-    parser.add_argument("--commits", type=int, default=60, help="commits of the second lake")
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--commits", type=positive, default=60, help="commits of the second lake")
+    parser.add_argument("--repeat", type=positive, default=10)
     args = parser.parse_args()
     if args.data_dir is not None:
         measure(f"lake {args.data_dir}", args.data_dir, args.repeat)

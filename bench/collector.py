@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _args import positive, positive_seconds
+
 from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
@@ -314,8 +316,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=positive_seconds, default=10.0)
+    parser.add_argument("--connections", type=positive, default=16)
     parser.add_argument("--wrk", action="store_true", help="also measure both servers with wrk")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--path", default="/v1/impressions", help=argparse.SUPPRESS)

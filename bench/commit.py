@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _args import positive
+
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
@@ -111,8 +113,8 @@ class _PieceProfiles:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commits", type=int, default=200)
-    parser.add_argument("--events-per-commit", type=int, default=500)
+    parser.add_argument("--commits", type=positive, default=200)
+    parser.add_argument("--events-per-commit", type=positive, default=500)
     parser.add_argument("--profile", help="write a CPU-clock cProfile of the counted commits")
     args = parser.parse_args()
     load = os.getloadavg()[0]

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _args import positive
 from report import START, daily_rows, hourly_day
 
 
@@ -88,11 +89,11 @@ def report_reference(data_dir: Path, days: int, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--impressions", type=int, default=100_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--rate", type=int, default=10_000)
-    parser.add_argument("--load-seconds", type=int, default=40)
+    parser.add_argument("--impressions", type=positive, default=100_000_000)
+    parser.add_argument("--days", type=positive, default=30)
+    parser.add_argument("--repeat", type=positive, default=20)
+    parser.add_argument("--rate", type=positive, default=10_000)
+    parser.add_argument("--load-seconds", type=positive, default=40)
     args = parser.parse_args()
 
     import httpx

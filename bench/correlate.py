@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from _args import positive, whole
 
 T0 = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp() * 1_000_000)
 SPAN = 30 * 86_400 * 1_000_000
@@ -152,12 +153,15 @@ def curated(name: str, rows: pa.Table) -> pa.Table:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impressions", type=int, default=10_000_000)
-    parser.add_argument("--clicks", type=int, default=200_000)
-    parser.add_argument("--conversions", type=int, default=20_000)
-    parser.add_argument("--late-clicks", type=int, default=1_000)
+    parser.add_argument("--impressions", type=positive, default=10_000_000)
+    parser.add_argument("--clicks", type=positive, default=200_000)
+    parser.add_argument("--conversions", type=positive, default=20_000)
+    parser.add_argument("--late-clicks", type=whole, default=1_000)
     parser.add_argument(
-        "--repeat", type=int, default=1, help="time the correlation this many times (same data)"
+        "--repeat",
+        type=positive,
+        default=1,
+        help="time the correlation this many times (same data)",
     )
     parser.add_argument(
         "--correlate-only", action="store_true", help="skip part 2 (the marts' recompute)"

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import positive
 from process import _dataset
 
 
@@ -31,8 +32,8 @@ class _Segment:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--events", type=positive, default=1_000_000)
+    parser.add_argument("--rounds", type=positive, default=3)
     args = parser.parse_args()
 
     from advertisex.config import ProcessorSettings

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from _args import positive
+
 
 def child(committed: int, batch: int) -> None:
     import numpy as np
@@ -51,8 +53,8 @@ def child(committed: int, batch: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--committed", type=int, nargs="*", default=[10_000_000, 50_000_000])
-    parser.add_argument("--batch", type=int, default=1_000_000)
+    parser.add_argument("--committed", type=positive, nargs="*", default=[10_000_000, 50_000_000])
+    parser.add_argument("--batch", type=positive, default=1_000_000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive
+
 from advertisex.util import jsonutil
 
 TARGET_S = 8.0
@@ -55,8 +57,8 @@ def run_demo(events: int, folder: Path) -> tuple[float, float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=1, help="runs, each in a new folder")
+    parser.add_argument("--events", type=positive, default=1_000_000)
+    parser.add_argument("--repeat", type=positive, default=1, help="runs, each in a new folder")
     args = parser.parse_args()
     for run in range(1, args.repeat + 1):
         with tempfile.TemporaryDirectory(prefix="advertisex-demo-") as tmp:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from _args import positive
 from process import _dataset  # bench/ is on sys.path when this script runs
 
 BUDGET_EVENTS_PER_S = 300_000  # issue 4's end-to-end target
@@ -74,8 +75,8 @@ def main() -> None:
     from advertisex.kernels import enrich as kernel
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--events", type=positive, default=2_000_000)
+    parser.add_argument("--repeat", type=positive, default=3)
     args = parser.parse_args()
 
     folder = _dataset(args.events)  # the same cached dataset bench/process.py uses

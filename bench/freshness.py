@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive, positive_seconds
+
 from advertisex.util import jsonutil
 
 HERE = Path(__file__).resolve().parent
@@ -73,8 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rate", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=positive, default=10_000)
+    parser.add_argument("--seconds", type=positive_seconds, default=20.0)
     parser.add_argument("--send", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.send:

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _args import at_least_zero, positive, positive_seconds
+
 MIB = 1 << 20
 
 
@@ -150,12 +152,12 @@ class Busy:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--interval", type=float, default=0.002)
-    parser.add_argument("--bytes", type=int, default=300)
+    parser.add_argument("--seconds", type=positive_seconds, default=60.0)
+    parser.add_argument("--interval", type=positive_seconds, default=0.002)
+    parser.add_argument("--bytes", type=positive, default=300)
     parser.add_argument("--mode", choices=("append", "overwrite"), default="append")
     parser.add_argument(
-        "--busy", type=float, default=None, metavar="MIB", help="MiB/s, 0 = flat out"
+        "--busy", type=at_least_zero, default=None, metavar="MIB", help="MiB/s, 0 = flat out"
     )
     parser.add_argument("--dir", type=Path, default=None, help="default: a temporary directory")
     args = parser.parse_args()

@@ -20,13 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests" / "collector")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=200, help="requests per operation")
+    parser.add_argument("--examples", type=positive, default=200, help="requests per operation")
     args = parser.parse_args()
 
     import httpx

@@ -38,6 +38,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from _args import positive
+
 SOURCES = ("impressions", "clicks", "bids")
 
 
@@ -113,9 +115,9 @@ def status_command(data_dir: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--segments", type=int, default=40_000, help="per hour, all sources")
-    parser.add_argument("--new", type=int, default=330, help="landed between two looks")
-    parser.add_argument("--batch-files", type=int, default=600)
+    parser.add_argument("--segments", type=positive, default=40_000, help="per hour, all sources")
+    parser.add_argument("--new", type=positive, default=330, help="landed between two looks")
+    parser.add_argument("--batch-files", type=positive, default=600)
     args = parser.parse_args()
 
     import advertisex

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from _args import positive
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
@@ -260,9 +262,9 @@ def _wait(url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bomb-gib", type=int, default=1, help="inflated size of each bomb")
-    parser.add_argument("--segments", type=int, default=20, help="good segments (poison test)")
-    parser.add_argument("--events", type=int, default=2000, help="records per good segment")
+    parser.add_argument("--bomb-gib", type=positive, default=1, help="inflated size of each bomb")
+    parser.add_argument("--segments", type=positive, default=20, help="good segments (poison test)")
+    parser.add_argument("--events", type=positive, default=2000, help="records per good segment")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="adx-hostile-"))
     try:

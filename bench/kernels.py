@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import positive
 from process import _dataset
 
 from advertisex.formats.decode import decoder_for
@@ -66,8 +67,8 @@ def main() -> None:
     parser.add_argument(
         "--source", default="impressions", choices=["impressions", "bids", "clicks"]
     )
-    parser.add_argument("--segments", type=int, default=12)
-    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--segments", type=positive, default=12)
+    parser.add_argument("--events", type=positive, default=2_000_000)
     args = parser.parse_args()
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     files = sorted(glob.glob(str(_dataset(args.events) / args.source / "*")))[: args.segments + 1]

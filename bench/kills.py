@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _args import positive, positive_seconds
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests" / "collector")]
 
@@ -35,9 +37,11 @@ PER_REQUEST = 100
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long senders send")
-    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs of each process")
-    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument(
+        "--seconds", type=positive_seconds, default=60.0, help="how long senders send"
+    )
+    parser.add_argument("--kills", type=positive, default=3, help="SIGKILLs of each process")
+    parser.add_argument("--senders", type=positive, default=4)
     args = parser.parse_args()
 
     import httpx

@@ -20,15 +20,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _args import positive
+
 SOURCES = ("impressions", "bids", "clicks")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--past-hours", type=int, default=20)
-    parser.add_argument("--per-hour", type=int, default=1000)
-    parser.add_argument("--current", type=int, default=3000)
-    parser.add_argument("--passes", type=int, default=20)
+    parser.add_argument("--past-hours", type=positive, default=20)
+    parser.add_argument("--per-hour", type=positive, default=1000)
+    parser.add_argument("--current", type=positive, default=3000)
+    parser.add_argument("--passes", type=positive, default=20)
     args = parser.parse_args()
 
     from advertisex.landing.zone import LandingZone

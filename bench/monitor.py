@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from _args import positive, positive_number
 
 from advertisex.config import ChannelSettings, MonitorSettings
 from advertisex.monitor.model import HOUR
@@ -308,13 +309,15 @@ def main() -> None:
 
     logging.getLogger("advertisex.monitor").setLevel(logging.ERROR)  # retries are expected here
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--impressions", type=int, default=100_000_000)
-    parser.add_argument("--weeks", type=int, default=3)
-    parser.add_argument("--step-minutes", type=float, default=1.0)
+    parser.add_argument("--impressions", type=positive, default=100_000_000)
+    parser.add_argument("--weeks", type=positive, default=3)
+    parser.add_argument("--step-minutes", type=positive_number, default=1.0)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-drills", action="store_true", help="only the cost at scale")
     parser.add_argument("--keep", type=Path, help="write the scale data here (reused if present)")
-    parser.add_argument("--hours", type=int, default=24, help="write only the day's last hours")
+    parser.add_argument(
+        "--hours", type=positive, default=24, help="write only the day's last hours"
+    )
     args = parser.parse_args()
     if not args.skip_drills:
         detection_delays(timedelta(minutes=args.step_minutes))

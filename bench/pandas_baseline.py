@@ -11,7 +11,7 @@ Usage: python bench/pandas_baseline.py INPUT_DIR OUTPUT_DIR
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -81,6 +81,10 @@ def run(source: Path, out: Path) -> int:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("input", type=Path, help="a folder of impressions/, clicks/, ... files")
+    parser.add_argument("output", type=Path, help="where the Parquet tables go")
+    args = parser.parse_args()
     started = time.perf_counter()
-    n = run(Path(sys.argv[1]), Path(sys.argv[2]))
+    n = run(args.input, args.output)
     print(f"pandas {n} records {time.perf_counter() - started:.2f} s")

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _args import positive
 
 START = date(2026, 10, 1)
 CAMPAIGNS, CREATIVES, COUNTRIES, DEVICES = 20, 5, 8, 3
@@ -186,9 +187,9 @@ def build_marts(ax: object, days: list[date], per_day: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impressions", type=int, default=100_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--impressions", type=positive, default=100_000_000)
+    parser.add_argument("--days", type=positive, default=30)
+    parser.add_argument("--repeat", type=positive, default=5)
     parser.add_argument(
         "--keep", type=Path, help="data folder for the marts: built once, reused when present"
     )

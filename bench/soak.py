@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _args import positive
+from _args import positive, whole
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--maintain-every", type=positive, default=300)
     parser.add_argument("--mode", choices=("on", "off", "both"), default="both")
     parser.add_argument(
-        "--marts-every", type=int, default=60, help="commits between marts updates (0: never)"
+        "--marts-every", type=whole, default=60, help="commits between marts updates (0: never)"
     )
     parser.add_argument(
         "--query-repeats",

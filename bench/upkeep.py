@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -94,8 +96,8 @@ def _forget(data: Path, user: str, who: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--events", type=positive, default=10_000_000)
+    parser.add_argument("--batches", type=positive, default=100)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="upkeep-bench-", dir=OUT))

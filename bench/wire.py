@@ -58,7 +58,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _args import positive  # noqa: E402
+from _args import positive, positive_seconds  # noqa: E402
 from collector import free_port, wait_ready  # noqa: E402
 from fsync_floor import describe, probe, summary  # noqa: E402
 
@@ -405,7 +405,7 @@ def table(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=positive_seconds, default=5.0)
     parser.add_argument(
         "--rates",
         type=lambda text: [int(rate) for rate in text.split(",")],
@@ -424,10 +424,13 @@ def main() -> None:
     )
     parser.add_argument("--no-fsync", action="store_true", help="also the collector, fsync off")
     parser.add_argument(
-        "--floor-seconds", type=float, default=10.0, help="the disk's fsync floor, before and after"
+        "--floor-seconds",
+        type=positive_seconds,
+        default=10.0,
+        help="the disk's fsync floor, before and after",
     )
     parser.add_argument(
-        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="shared placement"
+        "--workers", type=positive, default=len(os.sched_getaffinity(0)), help="shared placement"
     )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):

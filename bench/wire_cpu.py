@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _args import positive, whole
+
 SECRET = "bench-secret"
 AGENT = (
     b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -234,10 +236,10 @@ WAYS = {"protocol": "serve's protocol", "asgi": "the ASGI way", "bare": "bare re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warm-up", type=int, default=2000, help="requests before the rounds")
+    parser.add_argument("--requests", type=positive, default=20_000)
+    parser.add_argument("--connections", type=positive, default=50)
+    parser.add_argument("--rounds", type=positive, default=3)
+    parser.add_argument("--warm-up", type=positive, default=2000, help="requests before the rounds")
     parser.add_argument("--endpoints", default="pixel,click")
     parser.add_argument(
         "--ways", default="protocol",
@@ -253,7 +255,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--fsync", action="store_true", help="fsync each group (serve's default)")
     parser.add_argument(
-        "--profile", type=int, default=0, metavar="N",
+        "--profile", type=whole, default=0, metavar="N",
         help="then one more round under cProfile (the event loop's thread): its N costliest functions",
     )  # fmt: skip
     args = parser.parse_args()

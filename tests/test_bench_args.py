@@ -3,6 +3,7 @@ from deep inside a run (a zero duration once reached wrk, a negative count the g
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,12 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("wire_stalls.py", ["--seconds", "0"], "above 0"),
         ("wire_stalls.py", ["--rate", "x"], "at least 1"),
         ("generate.py", ["--repeat", "0"], "at least 1"),
+        ("cli.py", ["--repeat", "0"], "at least 1"),
+        ("soak.py", ["--marts-every", "-1"], "at least 0"),
+        ("monitor.py", ["--step-minutes", "nan"], "above 0"),
+        ("fsync_floor.py", ["--busy", "-2"], "at least 0"),
+        ("correlate.py", ["--impressions", "ten"], "at least 1"),
+        ("pandas_baseline.py", [], "the following arguments are required"),
     ],
 )
 def test_a_bad_argument_is_refused_in_one_line(script: str, argument: list[str], says: str) -> None:
@@ -32,3 +39,19 @@ def test_a_bad_argument_is_refused_in_one_line(script: str, argument: list[str],
     )
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_no_bench_argument_is_a_bare_int_or_float() -> None:
+    """``type=int`` takes 0 and -5 and ``type=float`` takes nan: each bench number goes
+    through one of bench/_args.py's types, which say what they want."""
+    bare = []
+    for script in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "type"
+                and isinstance(node.value, ast.Name)
+                and node.value.id in {"int", "float"}
+            ):
+                bare.append(f"{script.name}:{node.value.lineno}")
+    assert not bare, f"use bench/_args.py's types: {bare}"
