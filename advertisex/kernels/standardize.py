@@ -34,7 +34,7 @@ from advertisex.model.contracts import (
     IMPRESSION_REQUIRED,
 )
 from advertisex.util import engine
-from advertisex.util.arrays import spread
+from advertisex.util.arrays import Label, labels_where, spread
 
 
 @dataclass(frozen=True)
@@ -262,42 +262,14 @@ def _check_impressions(
     given_id: pa.Array | pa.ChunkedArray,
     rules: Rules,
 ) -> pa.Table:
-    """Event time, cost (and their payload texts) and every reason of each record."""
-    is_obj = "is_obj"
-    typed_strings = ["given_id", "ad_creative_id", "campaign_id", "user_id", "website"]
-    reasons = (
-        "list_concat("
-        "CASE WHEN frame_error IS NOT NULL THEN [split_part(frame_error, ':', 1)] ELSE [] END, "
-        + _reasons(
-            [
-                ("frame_error IS NULL AND NOT is_json", "json_invalid"),
-                ("is_json AND NOT is_obj", "json_not_object"),
-                *_missing(IMPRESSION_REQUIRED, is_obj),
-                *[
-                    (
-                        f"{is_obj} AND (starts_with({f}, '{{') OR starts_with({f}, '['))",
-                        f"type_invalid:{f.replace('given_id', 'impression_id')}",
-                    )
-                    for f in typed_strings
-                ],
-                ("cost_text IS NOT NULL AND cost IS NULL", "number_invalid:cost"),
-                ("cost < 0", "negative_value:cost"),
-                *checks_sql("event_time", "ts_text IS NOT NULL"),
-            ]
-        )
-        + ")"
-    )
-    narrow = pa.table(
-        {
-            "frame_error": frame.column(FRAME_ERROR),
-            "is_json": parsed.column("is_json"),
-            "is_obj": parsed.column("is_obj"),
-            "given_id": given_id,
-            "ts_text": fields["timestamp"],
-            "cost_text": fields["cost"],
-            **{f: fields[f] for f in typed_strings[1:]},
-        }
-    )
+    """Event time, cost (and their payload texts) and every reason of each record.
+
+    The engine reads the time and the cost (and checks the time); the reasons are listed
+    by Arrow from masks (:func:`~advertisex.util.arrays.labels_where`). Listed in SQL, the
+    query took ≈ 8 ms to plan on every call and every text field went into the engine
+    only to be tested for null or a leading ``{``.
+    """
+    timestamp_checks = checks_sql("event_time", "ts_text IS NOT NULL")
     query = f"""
     WITH s AS (
       SELECT *, {_finite_number("cost_text")} AS cost FROM narrow
@@ -305,10 +277,40 @@ def _check_impressions(
       SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
     )
     SELECT event_time, CAST({_TIME_TEXT} AS VARCHAR) AS event_time_text, cost,
-      CAST(cost AS VARCHAR) AS cost_text, {reasons} AS reasons
+      CAST(cost AS VARCHAR) AS cost_text,
+      {", ".join(f'{condition} AS "{code}"' for condition, code in timestamp_checks)}
     FROM t
     """
-    return engine.run(query, rules.params(), narrow=narrow)
+    narrow = pa.table({"ts_text": fields["timestamp"], "cost_text": fields["cost"]})
+    checked = engine.run(query, rules.params(), narrow=narrow)
+    frame_error, is_json = frame.column(FRAME_ERROR), parsed.column("is_json")
+    is_obj, cost = parsed.column("is_obj"), checked.column("cost")
+    texts = {"impression_id": given_id, **fields}
+    conditions: list[tuple[pa.Array | pa.ChunkedArray, Label]] = [
+        (pc.is_valid(frame_error), pc.list_element(pc.split_pattern(frame_error, ":"), 0)),
+        (pc.and_kleene(pc.is_null(frame_error), pc.invert(is_json)), "json_invalid"),
+        (pc.and_kleene(is_json, pc.invert(is_obj)), "json_not_object"),
+        *(
+            (pc.and_kleene(is_obj, pc.is_null(texts[f])), f"required_missing:{f}")
+            for f in (*(f for f in IMPRESSION_REQUIRED if f != "timestamp"), "timestamp")
+        ),
+        *(
+            (pc.and_kleene(is_obj, _opens_a_container(texts[f])), f"type_invalid:{f}")
+            for f in ("impression_id", "ad_creative_id", "campaign_id", "user_id", "website")
+        ),
+        (pc.and_kleene(pc.is_valid(fields["cost"]), pc.is_null(cost)), "number_invalid:cost"),
+        (pc.less(cost, 0), "negative_value:cost"),
+        *((checked.column(code), code) for _, code in timestamp_checks),
+    ]
+    reasons = labels_where(conditions, frame.num_rows)
+    return checked.select(["event_time", "event_time_text", "cost", "cost_text"]).append_column(
+        "reasons", reasons
+    )
+
+
+def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Whether the text begins as a JSON object or array does (a field given as one)."""
+    return pc.or_kleene(pc.starts_with(column, "{"), pc.starts_with(column, "["))
 
 
 def _with_fingerprints(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,3 +22,40 @@ def spread(values: pa.Array | pa.ChunkedArray, index: np.ndarray, length: int) -
     position[index] = np.arange(len(index))
     taken = pc.take(values, pa.array(position, mask=position < 0))
     return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+
+
+# The type of a reasons column (what DuckDB's VARCHAR[] comes back as in Arrow).
+LABEL_LISTS = pa.list_(pa.field("l", pa.string()))
+
+Label: TypeAlias = str | pa.Array | pa.ChunkedArray
+
+
+def labels_where(
+    conditions: Sequence[tuple[pa.Array | pa.ChunkedArray, Label]], length: int
+) -> pa.ListArray:
+    """Per row, the labels of the ``conditions`` that hold for it, in their order; a null
+    condition does not hold (SQL's ``list_filter([CASE WHEN c THEN label END, …], r -> r IS
+    NOT NULL)``, without an engine query to plan). A label is a text, or a column giving
+    each row its own (a row whose own label is null gets none).
+
+    >>> held = [(pa.array([True, None, False]), "a"), (pa.array([True, True, False]), pa.array(["x", "y", "z"]))]
+    >>> labels_where(held, 3).to_pylist()
+    [['a', 'x'], ['y'], []]
+    """
+    held = np.zeros((length, len(conditions)), dtype=bool)
+    for j, (condition, label) in enumerate(conditions):
+        if not isinstance(label, str):  # a null label is no label, as in the SQL
+            condition = pc.and_kleene(condition, pc.is_valid(label))
+        held[:, j] = pc.fill_null(condition, False).to_numpy(zero_copy_only=False)
+    rows, columns = np.nonzero(held)  # row by row, each row's in the conditions' order
+    offsets = np.zeros(length + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=length), out=offsets[1:])
+    labels = np.empty(len(rows), dtype=object)
+    for j, (_, label) in enumerate(conditions):
+        at = np.flatnonzero(columns == j)
+        if not len(at):
+            continue
+        labels[at] = label if isinstance(label, str) else label.take(rows[at]).to_pylist()
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(labels, pa.string()), type=LABEL_LISTS
+    )
