@@ -41,7 +41,10 @@ def text(column: Column) -> Column:
     ['a', None, '\\tb', None]
     """
     trimmed = pc.utf8_trim(column, SPACE_SEPARATORS)
-    return pc.if_else(pc.equal(pc.binary_length(trimmed), 0), None, trimmed)
+    lengths = pc.binary_length(trimmed)
+    if pc.min(lengths).as_py() != 0:  # no empty text (or none at all): nothing to null
+        return trimmed  # (the if_else copied every string of the column once more)
+    return pc.if_else(pc.equal(lengths, 0), None, trimmed)
 
 
 def lower(column: Column) -> Column:

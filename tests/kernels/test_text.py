@@ -46,3 +46,17 @@ def test_text_lower_and_upper_equal_duckdb(values):
     assert text.text(column).to_pylist() == sql.column("t").to_pylist()
     assert text.lower(text.text(column)).to_pylist() == sql.column("l").to_pylist()
     assert text.upper(text.text(column)).to_pylist() == sql.column("u").to_pylist()
+
+
+def test_a_column_without_empty_texts_is_not_copied_again(monkeypatch):
+    """Nulling the empty texts copies the whole column: only a column that has one pays."""
+    import pyarrow.compute as pc
+
+    calls = []
+    if_else = pc.if_else
+    monkeypatch.setattr(pc, "if_else", lambda *a, **k: calls.append(1) or if_else(*a, **k))
+    assert text.text(pa.array([" a ", None, "b"])).to_pylist() == ["a", None, "b"]
+    assert text.text(pa.array([None, None], pa.string())).to_pylist() == [None, None]
+    assert calls == []
+    assert text.text(pa.array([" a ", " ", None])).to_pylist() == ["a", None, None]
+    assert calls == [1]
