@@ -33,10 +33,7 @@ def demo(
     fmt: Format = FormatOption,
 ) -> None:
     """Generate a day of traffic, ingest it, process it, report, and check it against truth."""
-    from advertisex import synth
-    from advertisex.landing.zone import Ingest, expand_paths
-    from advertisex.util import jsonutil
-    from advertisex.util.timeutil import utcnow
+    from advertisex.util.nopandas import refused as refused_pandas
 
     ax = open_platform(create=True)
     data_dir = ax.data_location()
@@ -46,48 +43,13 @@ def demo(
         ax = open_platform(create=True)  # on the emptied folder, nothing cached from before
     human = fmt is Format.table
     clock = _Clock()
-
-    ready = _get_ready(ax)
-    truth_file = source_dir / "truth.json"
-    truth = jsonutil.loads(truth_file.read_bytes()) if truth_file.exists() else None
-    early = None  # files ingested as soon as they are generated
-    if truth is None or truth.get("seed") != seed or truth.get("events") != events:
-        shutil.rmtree(source_dir, ignore_errors=True)
-        early = Ingest(ax.landing)
-        with clock("generate"), progress_bar(human, "generate", unit="steps") as progress:
-            truth = synth.generate(
-                source_dir,
-                events=events,
-                seed=seed,
-                start=(utcnow() - timedelta(days=1)).date(),
-                days=1,
-                faults=synth.FaultConfig.demo(),
-                progress=(lambda done, total: progress("write", done, total)) if progress else None,
-                on_file=early.add,
-                # Stored deflate blocks: the same records, written and inflated ≈ 0.8 s of
-                # CPU sooner per million events than at level 1, in files ≈ 3x larger
-                # (the demo's own input, read once, from a local folder).
-                avro_level=0,
-            )
-
-    with clock("ingest"), progress_bar(human, "ingest") as progress:
-        folders = [str(source_dir / s) for s in ("impressions", "clicks", "bids")]
-        if early is None:
-            ingested = ax.ingest(folders, None, progress)
-        else:  # what is left to land of the files handed over while they were generated
-            files = expand_paths(folders)
-            told = (lambda n: progress("ingest", n, len(files))) if progress else None
-            ingested = early.results(told)
-            handed = {r.path for r in ingested}
-            rest = [str(p) for p in files if str(p) not in handed]  # none, unless a bug
-            ingested += ax.ingest(rest) if rest else []
-    # The demo's own landing files: what it checks, and what --fresh may delete.
-    segments = sorted({r.segment for r in ingested if r.segment})
-    (source_dir / SEGMENTS_FILE).write_bytes(jsonutil.dumps(segments, indent=True))
-    with clock("process"), progress_bar(human, "process") as progress:
-        ready.join()
-        runner = ax.runner
-        report = runner.process(across_batches(progress, len(runner.pending())))
+    # Nothing before the report needs pandas: Arrow imports it on its first array made from
+    # NumPy or a list (the bid files' table, the lake's schemas) only to ask whether it was
+    # handed a pandas object: ≈ 0.4 s of CPU holding the GIL while the generator runs.
+    with refused_pandas():
+        truth, ingested, segments, report = _generate_and_process(
+            ax, source_dir, events, seed, human, clock
+        )
     phases = {f"process: {name}": seconds for name, seconds in report.phases.items()}
     with clock("report"):
         day = date.fromisoformat(truth["start"])
@@ -140,6 +102,60 @@ def demo(
     )
     if not ok:
         raise typer.Exit(1)
+
+
+def _generate_and_process(
+    ax: Any, source_dir: Path, events: int, seed: int, human: bool, clock: _Clock
+) -> tuple[dict, list[Any], list[str], Any]:
+    """Generate (unless the data is there), ingest and process the demo's traffic:
+    (truth, ingest results, the demo's landing files, the processing report)."""
+    from advertisex import synth
+    from advertisex.landing.zone import Ingest, expand_paths
+    from advertisex.util import jsonutil
+    from advertisex.util.timeutil import utcnow
+
+    ready = _get_ready(ax)
+    truth_file = source_dir / "truth.json"
+    truth = jsonutil.loads(truth_file.read_bytes()) if truth_file.exists() else None
+    early = None  # files ingested as soon as they are generated
+    if truth is None or truth.get("seed") != seed or truth.get("events") != events:
+        shutil.rmtree(source_dir, ignore_errors=True)
+        early = Ingest(ax.landing)
+        with clock("generate"), progress_bar(human, "generate", unit="steps") as progress:
+            truth = synth.generate(
+                source_dir,
+                events=events,
+                seed=seed,
+                start=(utcnow() - timedelta(days=1)).date(),
+                days=1,
+                faults=synth.FaultConfig.demo(),
+                progress=(lambda done, total: progress("write", done, total)) if progress else None,
+                on_file=early.add,
+                # Stored deflate blocks: the same records, written and inflated ≈ 0.8 s of
+                # CPU sooner per million events than at level 1, in files ≈ 3x larger
+                # (the demo's own input, read once, from a local folder).
+                avro_level=0,
+            )
+
+    with clock("ingest"), progress_bar(human, "ingest") as progress:
+        folders = [str(source_dir / s) for s in ("impressions", "clicks", "bids")]
+        if early is None:
+            ingested = ax.ingest(folders, None, progress)
+        else:  # what is left to land of the files handed over while they were generated
+            files = expand_paths(folders)
+            told = (lambda n: progress("ingest", n, len(files))) if progress else None
+            ingested = early.results(told)
+            handed = {r.path for r in ingested}
+            rest = [str(p) for p in files if str(p) not in handed]  # none, unless a bug
+            ingested += ax.ingest(rest) if rest else []
+    # The demo's own landing files: what it checks, and what --fresh may delete.
+    segments = sorted({r.segment for r in ingested if r.segment})
+    (source_dir / SEGMENTS_FILE).write_bytes(jsonutil.dumps(segments, indent=True))
+    with clock("process"), progress_bar(human, "process") as progress:
+        ready.join()
+        runner = ax.runner
+        report = runner.process(across_batches(progress, len(runner.pending())))
+    return truth, ingested, segments, report
 
 
 class _Clock:
