@@ -24,7 +24,10 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,26 +66,87 @@ FINER = 4  # buckets written per bucket planned
 Part = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
 
 
+STEPS = ("correlate", "bids", "hourly")  # the order :class:`Held` lists its steps in
+
+
 @dataclass
-class Held:
-    """What the steps held, for tests and benchmarks: per step run, the buckets planned (1:
-    run whole) and the most rows one bucket, or one part of the impressions, held."""
+class HeldStep:
+    """One step run: the buckets planned (1: run whole) and the most rows one bucket, or
+    one part of the impressions, held."""
 
-    buckets: list[int] = field(default_factory=list)
-    largest: list[int] = field(default_factory=list)
-
-    def step(self, buckets: int, rows: int = 0) -> None:
-        self.buckets.append(buckets)
-        self.largest.append(rows)
+    step: str
+    buckets: int
+    largest: int = 0
 
     def bucket(self, rows: int) -> None:
-        self.largest[-1] = max(self.largest[-1], rows)
+        self.largest = max(self.largest, rows)
+
+
+@dataclass
+class Held:
+    """What the steps held, for tests and benchmarks, per step run: in :data:`STEPS` order
+    (two steps may run at once), runs of one step in the order they started."""
+
+    runs: list[HeldStep] = field(default_factory=list)
+
+    def step(self, step: str, buckets: int, rows: int = 0) -> HeldStep:
+        held = HeldStep(step, buckets, rows)
+        self.runs.append(held)  # one list append: atomic under the GIL
+        return held
+
+    @property
+    def buckets(self) -> list[int]:
+        return [run.buckets for run in self._ordered()]
+
+    @property
+    def largest(self) -> list[int]:
+        return [run.largest for run in self._ordered()]
+
+    def _ordered(self) -> list[HeldStep]:
+        return sorted(self.runs, key=lambda run: STEPS.index(run.step))
+
+
+class Room:
+    """Steps run at once while each holds its inputs whole (each within ``bucket_rows``); a
+    step cut into buckets runs alone, so memory stays bounded by one bucket."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._whole = 0  # steps running whole now
+        self._alone = False
+
+    @contextmanager
+    def whole(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone)
+            self._whole += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._whole -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and not self._whole)
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone = False
+                self._changed.notify_all()
 
 
 class LocalKernels:
     """The kernels in this process, on rows read through ``curated``; a step over more than
     ``bucket_rows`` rows runs a bucket at a time (the module docstring). Whole reads, each
-    within ``bucket_rows``, are made once and kept for the next step."""
+    within ``bucket_rows``, are made once and kept for the next step. ``correlate`` and
+    ``bids`` may run at once on two threads (:class:`Room`)."""
+
+    concurrent = True
 
     def __init__(
         self,
@@ -94,13 +158,29 @@ class LocalKernels:
         self.bucket_rows = bucket_rows
         self.spill_dir = spill_dir
         self.held = Held()
-        self._read: dict[Rows, pa.Table] = {}
+        self.room = Room()
+        self._read: dict[Rows, Future[pa.Table]] = {}  # whole reads, made or under way
+        self._reading = threading.Lock()
 
     def rows(self, request: Rows, chunks: Chunks | None = None) -> pa.Table:
-        """``request``'s rows whole, read once (``chunks``: the read planned already)."""
-        if request not in self._read:
-            self._read[request] = (chunks or self.chunks(request)).whole()
-        return self._read[request]
+        """``request``'s rows whole, read once (``chunks``: the read planned already); a
+        step asking for rows another is reading waits for that read."""
+        with self._reading:
+            read = self._read.get(request)
+            mine = read is None
+            if read is None:
+                read = self._read[request] = Future()
+        if mine:
+            try:
+                read.set_result((chunks or self.chunks(request)).whole())
+            except BaseException as error:
+                read.set_exception(error)
+        return read.result()
+
+    def _kept(self, request: Rows) -> bool:
+        """Whether ``request``'s rows are read whole, or being read."""
+        with self._reading:
+            return request in self._read
 
     def chunks(self, request: Rows) -> Chunks:
         return self.curated.chunks(request.table, request.where, request.columns)
@@ -117,13 +197,14 @@ class LocalKernels:
             correlate_part, recheck=recheck, windows=rules.windows, campaigns=rules.campaigns
         )
         reads = {"impressions": impressions, "clicks": clicks, "conversions": conversions}
-        out = self.run(reads, "user_id", part, only={"impressions": MATCH_COLUMNS})
+        out = self.run("correlate", reads, "user_id", part, only={"impressions": MATCH_COLUMNS})
         return out["matched"], out["attributed"]
 
     def bids(self, bids: Rows, auctions: Rows, windows: Windows) -> pa.Table:
         part = functools.partial(bids_part, windows=windows)
         reads = {"bids": bids, "impressions": auctions}
         return self.run(
+            "bids",
             reads,
             "auction_id",
             part,
@@ -138,20 +219,32 @@ class LocalKernels:
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
     ) -> pa.Table:
-        chunks = None if impressions in self._read else self.chunks(impressions)
+        chunks = None if self._kept(impressions) else self.chunks(impressions)
         if chunks is None or chunks.rows <= self.bucket_rows:
-            whole = self.rows(impressions, chunks)
-            self.held.step(1, whole.num_rows)
-            return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
+            with self.room.whole():
+                whole = self.rows(impressions, chunks)
+                self.held.step("hourly", 1, whole.num_rows)
+                return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
+        with self.room.alone():
+            return self._hourly_in_parts(impressions, counted, given, hours)
+
+    def _hourly_in_parts(
+        self,
+        impressions: Rows,
+        counted: Slice,
+        given: dict[str, pa.Table],
+        hours: list[datetime] | None,
+    ) -> pa.Table:
+        """:meth:`hourly` over impressions counted a part of about ``bucket_rows`` at a time."""
         chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
         touched = _view_touches(given["conversions"])
         nothing = {name: table.slice(0, 0) for name, table in given.items()}
         merged: list[pa.Table] = []
         touches: list[pa.Table] = []
-        self.held.step(0)
+        held = self.held.step("hourly", 0)
         for rows in regrouped(chunks.parts(), self.bucket_rows):
-            self.held.buckets[-1] += 1
-            self.held.bucket(rows.num_rows)
+            held.buckets += 1
+            held.bucket(rows.num_rows)
             counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
             merged = [merge_hourly([*merged, counts])]
             ids = rows.column("impression_id")
@@ -168,55 +261,59 @@ class LocalKernels:
 
     def run(
         self,
+        step: str,
         reads: dict[str, Rows],
         key: str,
         part: Part,
         keyless: tuple[str, ...] = (),
         only: dict[str, tuple[str, ...]] | None = None,
     ) -> dict[str, pa.Table]:
-        """``part`` over all ``reads``, a bucket of ``key`` at a time when they hold more
-        than ``bucket_rows`` rows. Rows of the inputs named in ``keyless`` without a key
-        are left out (the step's rules never match them); inputs named in ``only`` are
-        written out with those of their columns only (those the part reads)."""
-        kept = {tag: self._read[r] for tag, r in reads.items() if r in self._read}
+        """``part`` (the step named ``step``) over all ``reads``, a bucket of ``key`` at a
+        time when they hold more than ``bucket_rows`` rows. Rows of the inputs named in
+        ``keyless`` without a key are left out (the step's rules never match them); inputs
+        named in ``only`` are written out with those of their columns only (those the part
+        reads)."""
+        kept = {tag: self.rows(r) for tag, r in reads.items() if self._kept(r)}
         chunks = {tag: self.chunks(r) for tag, r in reads.items() if tag not in kept}
         planned = sum(c.rows for c in chunks.values()) + sum(t.num_rows for t in kept.values())
         if planned <= self.bucket_rows:  # whole, read once for every step that asks
-            self.held.step(1, planned)
-            return part(
-                {
-                    tag: kept[tag] if tag in kept else self.rows(r, chunks[tag])
-                    for tag, r in reads.items()
-                }
-            )
-        narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
-        # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
-        # planned count is an upper bound, and a heavy user makes buckets uneven.
-        fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))
-        schemas = {tag: _schema(request) for tag, request in narrowed.items()}
-        outputs: dict[str, list[pa.Table]] = {}
-        with Spill(fine, self.spill_dir) as spill:
-            for tag, schema in schemas.items():
-                if tag in kept:
-                    parts = iter([kept[tag]])
-                elif narrowed[tag] == reads[tag]:
-                    parts = chunks[tag].parts()
-                else:
-                    parts = self.chunks(narrowed[tag]).parts()
-                for rows in parts:
-                    if tag in keyless:
-                        rows = rows.filter(pc.is_valid(rows.column(key)))
-                    spill.add(tag, rows.select(schema.names), key)
-            runs = _runs(spill.rows, self.bucket_rows) or [[]]  # no rows: the part on none
-            self.held.step(len(runs))
-            for run in runs:
-                tables = spill.take(run, schemas)
-                self.held.bucket(sum(t.num_rows for t in tables.values()))
-                for tag, out in part(tables).items():
-                    outputs.setdefault(tag, []).append(out)
-                del tables
-                release_memory()
-        return {tag: ordered(tag, parts) for tag, parts in outputs.items()}
+            with self.room.whole():
+                self.held.step(step, 1, planned)
+                return part(
+                    {
+                        tag: kept[tag] if tag in kept else self.rows(r, chunks[tag])
+                        for tag, r in reads.items()
+                    }
+                )
+        with self.room.alone():  # a bucket at a time
+            narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
+            # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
+            # planned count is an upper bound, and a heavy user makes buckets uneven.
+            fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))
+            schemas = {tag: _schema(request) for tag, request in narrowed.items()}
+            outputs: dict[str, list[pa.Table]] = {}
+            with Spill(fine, self.spill_dir) as spill:
+                for tag, schema in schemas.items():
+                    if tag in kept:
+                        parts = iter([kept[tag]])
+                    elif narrowed[tag] == reads[tag]:
+                        parts = chunks[tag].parts()
+                    else:
+                        parts = self.chunks(narrowed[tag]).parts()
+                    for rows in parts:
+                        if tag in keyless:
+                            rows = rows.filter(pc.is_valid(rows.column(key)))
+                        spill.add(tag, rows.select(schema.names), key)
+                runs = _runs(spill.rows, self.bucket_rows) or [[]]  # no rows: the part on none
+                held = self.held.step(step, len(runs))
+                for run in runs:
+                    tables = spill.take(run, schemas)
+                    held.bucket(sum(t.num_rows for t in tables.values()))
+                    for tag, out in part(tables).items():
+                        outputs.setdefault(tag, []).append(out)
+                    del tables
+                    release_memory()
+            return {tag: ordered(tag, parts) for tag, parts in outputs.items()}
 
 
 class Spill:

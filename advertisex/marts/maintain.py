@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -131,6 +132,10 @@ class Kernels(Protocol):
 
     ``advertisex.marts.local`` runs them in this process, ``advertisex.marts.spark`` on Spark.
     """
+
+    #: Whether :meth:`correlate` and :meth:`bids` may run at once on two threads: a
+    #: rebuild's auctions need nothing of its attribution.
+    concurrent: bool
 
     def correlate(
         self,
@@ -319,15 +324,25 @@ def rebuild(
     positions = curated.positions()
     everything = Slice.everything()
     impressions = Rows(IMPRESSIONS, everything, IMPRESSION_COLUMNS)
-    matched, attributed = kernels.correlate(
-        impressions,
-        Rows(CLICKS, everything, CLICK_COLUMNS),
-        Rows(CONVERSIONS, everything, CONVERSION_COLUMNS),
-        everything,
-        rules,
-    )
-    step("attribution")
-    bids = kernels.bids(Rows(BIDS, everything, BID_COLUMNS), impressions, rules.windows)
+    auctions = Rows(BIDS, everything, BID_COLUMNS)
+    # The auctions on a second thread while the attribution runs, when the kernels allow it
+    # (in this process the engine and Arrow work outside the GIL: the marts' first build
+    # kept about one core of two busy).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-auctions") as beside:
+        won = (
+            beside.submit(kernels.bids, auctions, impressions, rules.windows)
+            if kernels.concurrent
+            else None
+        )
+        matched, attributed = kernels.correlate(
+            impressions,
+            Rows(CLICKS, everything, CLICK_COLUMNS),
+            Rows(CONVERSIONS, everything, CONVERSION_COLUMNS),
+            everything,
+            rules,
+        )
+        step("attribution")
+        bids = won.result() if won else kernels.bids(auctions, impressions, rules.windows)
     step("auctions")
     hourly = kernels.hourly(impressions, everything, responses(matched, attributed, bids), None)
     daily = campaign_daily(hourly)

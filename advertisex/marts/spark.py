@@ -61,6 +61,8 @@ Kernel = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
 class SparkKernels:
     """``maintain.Kernels`` on a Spark session, reading the lake's curated data files."""
 
+    concurrent = False  # each step is spread over the executors already
+
     def __init__(self, spark: SparkSession, lake: Lake, settings: Settings | None = None) -> None:
         self.spark = spark
         self.lake = lake

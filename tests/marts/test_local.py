@@ -139,3 +139,58 @@ def test_a_spill_gives_each_key_back_in_one_bucket(tmp_path: Any) -> None:
     assert all(not (a & b) for i, a in enumerate(keys) for b in keys[i + 1 :])
     assert spill.rows.tolist() == [b.num_rows for b in buckets]
     assert not list(tmp_path.iterdir())  # the directory removed on exit
+
+
+def _meeting(monkeypatch: pytest.MonkeyPatch, parties: int) -> list[int]:
+    """The correlate and bids parts wait for ``parties`` parts to run at once (a barrier);
+    returns the list of how many ran at once, as each part started."""
+    import threading
+
+    from advertisex.marts import local
+
+    barrier = threading.Barrier(parties, timeout=20)
+    running: list[int] = []
+    now = [0]
+    lock = threading.Lock()
+
+    def met(real: Any) -> Any:
+        def part(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                now[0] += 1
+                running.append(now[0])
+            try:
+                if parties > 1:
+                    barrier.wait()
+                return real(*args, **kwargs)
+            finally:
+                with lock:
+                    now[0] -= 1
+
+        return part
+
+    monkeypatch.setattr(local, "correlate_part", met(local.correlate_part))
+    monkeypatch.setattr(local, "bids_part", met(local.bids_part))
+    return running
+
+
+def test_a_rebuild_runs_attribution_and_auctions_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both steps whole: the auctions run on a second thread beside the attribution (each
+    part waits here until the other has started), and the marts are those of one at a time."""
+    parts = traffic(300, seed=3)
+    serial, _ = _built(parts, WHOLE)
+    running = _meeting(monkeypatch, parties=2)
+    marts, kernels = _built(parts, WHOLE)
+    assert sorted(running) == [1, 2]
+    assert canonical(marts) == canonical(serial)
+    assert kernels.held.buckets == [1, 1, 1]  # correlate, bids, hourly
+
+
+def test_a_step_cut_into_buckets_runs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded by one bucket: no part of another step beside a bucketed one."""
+    parts = traffic(1_000, seed=4)
+    serial, _ = _built(parts, WHOLE)
+    running = _meeting(monkeypatch, parties=1)
+    marts, kernels = _built(parts, 1_500)
+    assert running and max(running) == 1
+    assert min(kernels.held.buckets) >= 2
+    assert canonical(marts) == canonical(serial)
