@@ -10,6 +10,8 @@ time beside the target (≤ 8 s for 1 M events) with the ratio, each phase the d
 time less the demo's own total), the CPU time of the command (user + system of the
 processes it waited for), and the load average before and after: the machine is shared,
 and a figure means little without it. Fails when the demo's rows do not match its truth.
+``--timeline`` adds, per phase, the cores the demo's process tree used and the cores the
+machine left idle (``bench/_timeline.py``): where a core waits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from _args import positive
+from _timeline import Sampler, print_phases
 
 from advertisex.util import jsonutil
 
@@ -34,36 +37,75 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_demo(events: int, folder: Path) -> tuple[float, float, dict]:
-    """(wall seconds, CPU seconds, the demo's JSON) of one demo run in ``folder``."""
+def run_demo(
+    events: int, folder: Path, sampler: Sampler | None = None
+) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds, the demo's JSON) of one demo run in ``folder``;
+    ``sampler`` (not started): samples the demo's process tree while it runs."""
     script = str(Path(sys.executable).with_name("advertisex"))
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(folder / "advertisex-data"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
+    with subprocess.Popen(
         [script, "demo", "--events", str(events), "--format", "json"],
         cwd=folder,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )
+    ) as demo:
+        if sampler is not None:
+            sampler.pid = demo.pid
+            with sampler:
+                out, err = demo.communicate()
+        else:
+            out, err = demo.communicate()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"advertisex demo failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if demo.returncode != 0:
+        sys.exit(f"advertisex demo failed ({demo.returncode}):\n{err[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu, jsonutil.loads(done.stdout)
+    return wall, cpu, jsonutil.loads(out)
+
+
+def phase_spans(wall: float, timings: dict, phases: dict) -> list[tuple[str, float, float]]:
+    """(phase, start, end) in seconds from the command's start: start-up, then the demo's
+    phases in order, ``process`` in its parts (what the runner does around them counted in
+    the part before), then what follows the demo's answer (exit)."""
+    spans = []
+    at = wall - timings["total"]
+    spans.append(("start-up", 0.0, at))
+    for name in ("generate", "ingest", "process", "report", "check"):
+        if name == "process":
+            parts = [(k, v) for k, v in phases.items() if k.startswith("process: ")]
+            end = at + timings[name]
+            for i, (part, seconds) in enumerate(parts):
+                spans.append((part, at, end if i == len(parts) - 1 else at + seconds))
+                at += seconds
+            at = end
+            continue
+        spans.append((name, at, at + timings[name]))
+        at += timings[name]
+    spans.append(("exit", at, wall))
+    return spans
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=positive, default=1_000_000)
     parser.add_argument("--repeat", type=positive, default=1, help="runs, each in a new folder")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="sample the demo's process tree every 50 ms and print, per phase, the cores it "
+        "used, the cores the machine left idle and its busiest threads",
+    )
     args = parser.parse_args()
     for run in range(1, args.repeat + 1):
         with tempfile.TemporaryDirectory(prefix="advertisex-demo-") as tmp:
             print(f"run {run}: load average before {load()}", flush=True)
-            wall, cpu, result = run_demo(args.events, Path(tmp))
+            sampler = Sampler(0) if args.timeline else None
+            wall, cpu, result = run_demo(args.events, Path(tmp), sampler)
             timings, phases = result["timings_s"], result["phases_s"]
             ok = all(row["match"] for row in result["truth_check"])
             target = TARGET_S * args.events / 1_000_000
@@ -78,6 +120,8 @@ def main() -> None:
             for name, seconds in shown.items():
                 spent = f"{cpus[name]:6.2f} s" if name in cpus else ""
                 print(f"    {name:<20} {seconds:6.2f} s {spent}")
+            if sampler is not None:
+                print_phases(sampler.samples, phase_spans(wall, timings, phases))
             print(f"  load average after {load()}", flush=True)
             if not ok:
                 sys.exit("the demo's rows do not match its truth.json")
