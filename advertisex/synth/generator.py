@@ -108,9 +108,10 @@ def generate(
         frame.write_csv(out_dir / "dims" / f"{name}.csv", line_terminator="\n")
     step()
     step()
-    # Bid files (Rust encoding, zlib) and impression files (polars, disk writes) spend
-    # most of their time outside the GIL, so writing them side by side uses both cores.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # Bid files (Rust encoding, zlib), click files and impression files (polars, disk
+    # writes) spend most of their time outside the GIL, so writing them side by side uses
+    # both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         bids = pool.submit(
             _land_bids,
             streams[6],
@@ -123,13 +124,14 @@ def generate(
             wrote,
             avro_level,
         )
+        clicks = pool.submit(
+            _land_responses, streams[5], streams[8], traffic, window, faults, out_dir, wrote
+        )
         landed = {
             "impressions": _land_impressions(
                 streams[4], streams[7], traffic, window, faults, out_dir, wrote
             ),
-            "clicks": _land_responses(
-                streams[5], streams[8], traffic, window, faults, out_dir, wrote
-            ),
+            "clicks": clicks.result(),
             "bids": bids.result(),
         }
     remove_stale_files(out_dir, {name for source in landed.values() for name in source.files})

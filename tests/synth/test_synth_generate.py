@@ -172,6 +172,25 @@ def test_each_traffic_file_is_told_once_it_is_written(tmp_path: Path) -> None:
     assert all(size == path.stat().st_size for path, size in told)  # whole when told
 
 
+def test_each_source_is_written_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    """Impressions, clicks and bids are written side by side (polars, zlib and the disk work
+    outside the GIL), the same bytes as one after the other."""
+    import threading
+
+    by_source: dict[str, set[str]] = defaultdict(set)
+    generate(
+        tmp_path,
+        events=2_000,
+        seed=1,
+        start=START,
+        faults=FaultConfig.demo(),
+        on_file=lambda path: by_source[path.parent.name].add(threading.current_thread().name),
+    )
+    threads = [by_source[s] for s in ("impressions", "clicks", "bids")]
+    assert all(len(t) == 1 for t in threads)
+    assert len(set.union(*threads)) == 3
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"events": -1}, {"events": 10, "seed": -3}, {"events": 10, "days": 0}],
