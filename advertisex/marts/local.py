@@ -225,39 +225,29 @@ class LocalKernels:
                 whole = self.rows(impressions, chunks)
                 self.held.step("hourly", 1, whole.num_rows)
                 return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
-        with self.room.alone():
-            return self._hourly_in_parts(impressions, counted, given, hours)
-
-    def _hourly_in_parts(
-        self,
-        impressions: Rows,
-        counted: Slice,
-        given: dict[str, pa.Table],
-        hours: list[datetime] | None,
-    ) -> pa.Table:
-        """:meth:`hourly` over impressions counted a part of about ``bucket_rows`` at a time."""
-        chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
-        touched = _view_touches(given["conversions"])
-        nothing = {name: table.slice(0, 0) for name, table in given.items()}
-        merged: list[pa.Table] = []
-        touches: list[pa.Table] = []
-        held = self.held.step("hourly", 0)
-        for rows in regrouped(chunks.parts(), self.bucket_rows):
-            held.buckets += 1
-            held.bucket(rows.num_rows)
-            counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
-            merged = [merge_hourly([*merged, counts])]
-            ids = rows.column("impression_id")
-            touches.append(rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False)))
-            del rows, ids, counts
-            release_memory()
-        empty = _schema(_only(impressions, ROLLUP_COLUMNS)).empty_table()
-        answered = hourly_part(
-            {"impressions": empty, "touch_impressions": _concat(touches, empty), **given},
-            counted,
-            hours,
-        )["hourly"]
-        return merge_hourly([*merged, answered])
+        with self.room.alone():  # the impressions a part at a time
+            chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
+            touched = _view_touches(given["conversions"])
+            nothing = {name: table.slice(0, 0) for name, table in given.items()}
+            merged: list[pa.Table] = []
+            touches: list[pa.Table] = []
+            held = self.held.step("hourly", 0)
+            for rows in regrouped(chunks.parts(), self.bucket_rows):
+                held.buckets += 1
+                held.bucket(rows.num_rows)
+                counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
+                merged = [merge_hourly([*merged, counts])]
+                ids = rows.column("impression_id")
+                touches.append(rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False)))
+                del rows, ids, counts
+                release_memory()
+            empty = _schema(_only(impressions, ROLLUP_COLUMNS)).empty_table()
+            answered = hourly_part(
+                {"impressions": empty, "touch_impressions": _concat(touches, empty), **given},
+                counted,
+                hours,
+            )["hourly"]
+            return merge_hourly([*merged, answered])
 
     def run(
         self,
