@@ -44,8 +44,9 @@ def demo(
     human = fmt is Format.table
     clock = _Clock()
     # Nothing before the report needs pandas: Arrow imports it on its first array made from
-    # NumPy or a list (the bid files' table, the lake's schemas) only to ask whether it was
-    # handed a pandas object: ≈ 0.4 s of CPU holding the GIL while the generator runs.
+    # NumPy or a list (the bid files' table, on the generator's second thread) only to ask
+    # whether it was handed a pandas object: ≈ 0.4 s of CPU holding the GIL while the
+    # generator runs. The report and the check run without it too.
     with refused_pandas():
         truth, ingested, segments, report = _generate_and_process(
             ax, source_dir, events, seed, human, clock
