@@ -22,11 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.errors import FramingError
-from advertisex.formats.framing import FRAME_ERROR, IS_JSON, POSITION, RAW, strip_bom
+from advertisex.formats.framing import FRAME_ERROR, IS_JSON, POSITION, RAW, Bytes, strip_bom
 from advertisex.model.contracts import INTAKE_ERROR
 from advertisex.util import engine, jsonutil
 
 _SPACE = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
+_NEWLINE = re.compile(rb"\n")  # a view has no find()
 _TRAILING = "unexpected content after document"  # orjson: where the next document starts
 _ENDS_EARLY = "unexpected end of data"  # orjson: the text ended inside the document
 _SPAN_BYTES = 64 << 10  # how far past its line an object spanning lines is read first
@@ -35,7 +36,7 @@ _SPAN_BYTES = 64 << 10  # how far past its line an object spanning lines is read
 PART_BYTES = 8 << 20
 
 
-def frame_json(data: bytes) -> pa.Table:
+def frame_json(data: Bytes) -> pa.Table:
     """Split JSON bytes into records: ``raw`` text (trailing newline kept), 1-based position.
 
     >>> frame_json(b'{"a":1}\\n\\n{"a":2}\\n').column("source_position").to_pylist()
@@ -44,7 +45,7 @@ def frame_json(data: bytes) -> pa.Table:
     ['{"a":1}', '{"b":2}', '{"c":3}']
     """
     data = strip_bom(data)
-    head = data[:64].lstrip()
+    head = bytes(data[:64]).lstrip()
     if head.startswith(b"["):
         return _frame_array(data)
     return _intake_errors(_split_concatenated(data, *_frame_lines(data)))
@@ -140,7 +141,7 @@ def json_kind(value: object) -> str:
     )
 
 
-def _split_concatenated(data: bytes, lines: pa.Table, line_starts: np.ndarray) -> pa.Table:
+def _split_concatenated(data: Bytes, lines: pa.Table, line_starts: np.ndarray) -> pa.Table:
     """Lines that are not one JSON value may hold objects back to back: split them.
 
     Every line's validity is checked once here and kept (``is_json``) for the kernel.
@@ -181,7 +182,7 @@ _JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"  # SQL: JSON's whitespac
 
 
 def _stream_of_objects(
-    data: bytes, lines: pa.Table, objects: np.ndarray, file_line_starts: np.ndarray
+    data: Bytes, lines: pa.Table, objects: np.ndarray, file_line_starts: np.ndarray
 ) -> pa.Table | None:
     """``data`` read as one stream of JSON objects (:func:`_objects`: each keeps the
     number of the line it starts on), or None when it is not one.
@@ -272,7 +273,7 @@ class _ObjectStream:
     checked every byte of the rest of the segment (≈ 1 ms a bad line in 8 MB).
     """
 
-    def __init__(self, data: bytes, utf8: bool = False) -> None:
+    def __init__(self, data: Bytes, utf8: bool = False) -> None:
         self.data = data
         self.view = memoryview(data)
         self.utf8 = utf8
@@ -284,13 +285,13 @@ class _ObjectStream:
         """(end, compact text) of the object starting at ``start``; FramingError if none."""
         # Most objects end on their own line: try that line alone first, so a long stream
         # costs one pass (parsing to the end of the data for every object is quadratic).
-        stop, span = self.data.find(b"\n", start), _SPAN_BYTES
+        stop, span = _newline_at(self.data, start), _SPAN_BYTES
         found = None
         if stop > 0:
             found = _object_at(self.view, start, stop, final=False, utf8=self.utf8)
         while found is None:
             later = max(start + span, stop + 1)
-            stop = self.data.find(b"\n", later) if self.utf8 and stop > 0 else -1
+            stop = _newline_at(self.data, later) if self.utf8 and stop > 0 else -1
             final = stop < 0
             end = len(self.data) if final else stop
             found = _object_at(self.view, start, end, final=final, utf8=self.utf8)
@@ -303,7 +304,7 @@ class _ObjectStream:
         return end, jsonutil.dumps(value) if b"\n" in piece or b"\r" in piece else piece
 
 
-def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
+def _frame_lines(data: Bytes) -> tuple[pa.Table, np.ndarray]:
     """The file's records, one per line that is not blank, and where each line of the
     file starts (line ``n`` at ``starts[n - 1]``)."""
     if not data:
@@ -321,7 +322,7 @@ def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid:
-        return _frame_lines_slow(data), starts
+        return _frame_lines_slow(bytes(data)), starts
     # Blank lines are not records: drop them but keep every other line's true number.
     lengths = np.diff(offsets)
     blank = lengths <= 16  # candidates only; confirmed by trimming below
@@ -339,7 +340,7 @@ def _frame_lines(data: bytes) -> tuple[pa.Table, np.ndarray]:
     return table, starts
 
 
-def _newlines(data: bytes) -> np.ndarray:
+def _newlines(data: Bytes) -> np.ndarray:
     """Byte offsets of ``data``'s newlines, searched a part at a time: comparing the whole
     segment at once would hold a byte-sized mask of it (100 MB for a 100 MB segment)."""
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -368,14 +369,20 @@ def _frame_lines_slow(data: bytes) -> pa.Table:
     return _table(raws, positions, errors)
 
 
-def _frame_array(data: bytes) -> pa.Table:
+def _newline_at(data: Bytes, start: int) -> int:
+    """``data.find(b"\\n", start)``, for a view too."""
+    found = _NEWLINE.search(data, start)
+    return found.start() if found else -1
+
+
+def _frame_array(data: Bytes) -> pa.Table:
     try:
         items = jsonutil.loads(data)
     except jsonutil.JSONDecodeError:
         # The array itself is broken: keep the whole text as one record to quarantine.
-        return _table([data.decode("utf-8", errors="replace")], [1])
+        return _table([str(data, "utf-8", errors="replace")], [1])
     if not isinstance(items, list):
-        return _table([data.decode("utf-8", errors="replace")], [1])
+        return _table([str(data, "utf-8", errors="replace")], [1])
     return _table([jsonutil.dumps_str(item) for item in items], list(range(1, len(items) + 1)))
 
 
