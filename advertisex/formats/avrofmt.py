@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
+from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes, starts_with
 from advertisex.model.contracts import BID_FIELDS
 
 EXTRAS = "extras"
@@ -41,13 +41,13 @@ MAGIC = b"Obj\x01"
 _TARGETING = pa.map_(pa.string(), pa.string())
 
 
-def frame_avro(data: bytes) -> pa.Table:
+def frame_avro(data: Bytes) -> pa.Table:
     """Decode an Avro container into canonical bid columns plus framing columns.
 
     ``timestamp`` is either a timestamp column (writer used timestamp-millis/micros) or
     text (writer used strings, as the AWS reference does); the kernel handles both.
     """
-    if not data.startswith(MAGIC):
+    if not starts_with(data, MAGIC):
         return _error_table(
             data, 0, "avro_unreadable: not an Avro object container (no 'Obj\\x01' header)"
         )
@@ -59,21 +59,27 @@ def frame_avro(data: bytes) -> pa.Table:
         return _slow(data)
 
 
-def salvage_avro(data: bytes) -> pa.Table:
+def salvage_avro(data: Bytes) -> pa.Table:
     """:func:`frame_avro` without its fast path: record by record, whatever the container."""
-    if not data.startswith(MAGIC):
+    if not starts_with(data, MAGIC):
         return frame_avro(data)
     return _slow(data)
 
 
-def _fast(data: bytes) -> pa.Table:
+def _file(data: Bytes) -> pa.BufferReader:
+    """A file over ``data`` for the Avro readers, without a copy (``io.BytesIO`` copies a
+    view: the segment twice in the decoder worker)."""
+    return pa.BufferReader(data)
+
+
+def _fast(data: Bytes) -> pa.Table:
     import fastavro
     import polars_avro
 
     # polars-avro stops quietly at a truncated block; the container's block headers say how
     # many records it holds (checked for framing and sync markers, nothing inflated), so a
     # short count means "use the slow path".
-    stream = io.BytesIO(data)
+    stream = _file(data)
     header = fastavro.block_reader(stream)  # reads the header only
     if _wide_union(header.writer_schema):
         # polars-avro panics on these, printing the panic and a Python traceback to stderr
@@ -81,7 +87,7 @@ def _fast(data: bytes) -> pa.Table:
         raise ValueError("a union of several non-null types: polars-avro cannot read it")
     offset = stream.tell()
     expected = sum(count for _, count, _ in _blocks(data, offset, data[offset - 16 : offset]))
-    frame = polars_avro.read_avro(io.BytesIO(data))
+    frame = polars_avro.read_avro(_file(data))
     if frame.height != expected:
         raise ValueError(f"polars-avro read {frame.height} of {expected} records")
     table = frame.to_arrow()
@@ -150,11 +156,11 @@ def _extras_from_columns(table: pa.Table) -> pa.Array:
     return pa.array([jsonutil.dumps_str(r) if r else None for r in rows], pa.string())
 
 
-def _slow(data: bytes) -> pa.Table:
+def _slow(data: Bytes) -> pa.Table:
     """Record-by-record decoding that salvages everything before a damaged block."""
     import fastavro
 
-    stream = io.BytesIO(data)
+    stream = _file(data)
     rows: list[Any] = []
     failure: tuple[int, str] | None = None
     try:
@@ -248,7 +254,7 @@ def _json(value: Any) -> str:
         return jsonutil.dumps_str(repr(value))
 
 
-def _error_table(data: bytes, position: int, message: str) -> pa.Table:
+def _error_table(data: Bytes, position: int, message: str) -> pa.Table:
     """One record standing for bytes that could not be decoded; raw keeps them as base64."""
     columns: dict[str, pa.Array] = {name: pa.nulls(1, _default_type(name)) for name in BID_FIELDS}
     columns[EXTRAS] = pa.nulls(1, pa.string())
@@ -314,7 +320,7 @@ def check_avro(data: bytes, max_decoded: int) -> int:
     return records
 
 
-def _blocks(data: bytes, offset: int, sync: bytes) -> Iterator[tuple[int, int, bytes]]:
+def _blocks(data: Bytes, offset: int, sync: Bytes) -> Iterator[tuple[int, int, Bytes]]:
     """(byte offset, declared record count, body) of each block from ``offset`` on;
     :class:`AvroInvalid` for a truncated block, a corrupt header or a missing sync marker."""
     while offset < len(data):
@@ -330,7 +336,7 @@ def _blocks(data: bytes, offset: int, sync: bytes) -> Iterator[tuple[int, int, b
         yield start, count, block
 
 
-def _varint(data: bytes, offset: int) -> tuple[int, int]:
+def _varint(data: Bytes, offset: int) -> tuple[int, int]:
     """A zig-zag varint ``long`` at ``offset`` (Avro's block header fields) and the offset after it."""
     value = shift = 0
     for index in range(offset, min(offset + 10, len(data))):
@@ -342,11 +348,11 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
     raise AvroInvalid(f"byte {offset}: block header is truncated or corrupt")
 
 
-def _inflate_null(block: bytes, budget: int, start: int) -> bytes:
-    return _within(block, budget, start)
+def _inflate_null(block: Bytes, budget: int, start: int) -> bytes:
+    return _within(bytes(block), budget, start)  # bytes of bytes is the same object
 
 
-def _inflate_deflate(block: bytes, budget: int, start: int) -> bytes:
+def _inflate_deflate(block: Bytes, budget: int, start: int) -> bytes:
     inflater = zlib.decompressobj(-15)
     try:
         return _within(inflater.decompress(block, max(budget, 0) + 1), budget, start)
@@ -354,7 +360,7 @@ def _inflate_deflate(block: bytes, budget: int, start: int) -> bytes:
         raise AvroInvalid(f"byte {start}: deflate block is corrupt ({error})") from None
 
 
-def _inflate_bzip2(block: bytes, budget: int, start: int) -> bytes:
+def _inflate_bzip2(block: Bytes, budget: int, start: int) -> bytes:
     try:
         return _within(bz2.BZ2Decompressor().decompress(block, max(budget, 0) + 1), budget, start)
     except (OSError, EOFError) as error:

@@ -20,17 +20,18 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pyarrow as pa
 
 from advertisex.errors import BatchCancelled
-from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool
+from advertisex.formats.framing import Bytes, starts_with
+from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool, takes_views
 
 if TYPE_CHECKING:
     from advertisex.config import ProcessorSettings
 
-Decoder = Callable[[bytes], pa.Table]
+Decoder = Callable[[Bytes], pa.Table]
 
 # What the workers import once, in the forkserver, so that each job starts warm and its
 # budget pays for decoding only (polars-avro and fastavro take a few hundred ms to import,
@@ -58,6 +59,7 @@ _MEMORY_FLOOR = 1 << 30
 # A gzip'd segment may inflate to this many times its size (at least the floor).
 _MAX_INFLATION = 200
 _INFLATE_FLOOR = 64 << 20
+_GZIP = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class TextViews:
     offsets: bytes  # int32 offsets of the texts into the segment's bytes, one more than rows
 
     @staticmethod
-    def of(frame: pa.Table, data: bytes) -> TextViews | pa.Table:
+    def of(frame: pa.Table, data: Bytes) -> TextViews | pa.Table:
         """The views of ``frame`` when its raw texts are slices of ``data`` (the JSON
         framer's lines are, when no line needed re-framing), else ``frame`` as it is."""
         import numpy as np
@@ -202,26 +204,32 @@ class TextViews:
         return self.rest.add_column(self.position, RAW, raw)
 
 
-def decode_for_handoff(decoder: Decoder, data: bytes) -> pa.Table | TextViews:
+@takes_views
+def decode_for_handoff(decoder: Decoder, data: Bytes) -> pa.Table | TextViews:
     """:func:`gunzip_and_decode` in a worker: the frame, or its :class:`TextViews` when its
     texts are slices of ``data`` as it was sent (not un-gzipped)."""
     frame = gunzip_and_decode(decoder, data)
     return TextViews.of(frame, data)
 
 
-def gunzip_and_decode(decoder: Decoder, data: bytes) -> pa.Table:
+@takes_views
+def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
     limit = max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
     return decoder(gunzip_if_needed(data, limit)[0])
 
 
-def gunzip_if_needed(data: bytes, limit: int | None = None) -> tuple[bytes, str | None]:
+@overload
+def gunzip_if_needed(data: bytes, limit: int | None = None) -> tuple[bytes, str | None]: ...
+@overload
+def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, str | None]: ...
+def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, str | None]:
     """Decompressed bytes (or the input), plus an error text for a broken gzip stream;
     more than ``limit`` bytes inflated is refused (``decode_memory``), never allocated."""
-    if not data.startswith(b"\x1f\x8b"):
+    if not starts_with(data, _GZIP):
         return data, None
     out: list[bytes] = []
     size, rest = 0, data
-    while rest.startswith(b"\x1f\x8b"):  # one gzip member after another, as gzip allows
+    while starts_with(rest, _GZIP):  # one gzip member after another, as gzip allows
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         room = limit - size + 1 if limit is not None else 0
         try:

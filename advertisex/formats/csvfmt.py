@@ -12,7 +12,7 @@ import csv
 
 import pyarrow as pa
 
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, strip_bom
+from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes, strip_bom
 from advertisex.model.contracts import CLICK_ALIASES, CLICK_FIELDS, CLICK_REQUIRED
 from advertisex.util import jsonutil
 
@@ -20,7 +20,7 @@ EXTRAS = "extras"
 DELIMITERS = (",", ";", "\t")
 
 
-def frame_csv(data: bytes) -> pa.Table:
+def frame_csv(data: Bytes) -> pa.Table:
     """Frame CSV bytes into one row per record with a text column per known field.
 
     Rows whose field count differs from the header's carry a ``frame_error``; a file
@@ -72,11 +72,11 @@ def frame_csv(data: bytes) -> pa.Table:
     return _table(columns, raws, positions, errors, extras)
 
 
-def _decode(data: bytes) -> tuple[str, bool]:
+def _decode(data: Bytes) -> tuple[str, bool]:
     try:
-        return data.decode("utf-8"), False
+        return str(data, "utf-8"), False  # a view is decoded in place, as bytes are
     except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), True
+        return str(data, "utf-8", errors="replace"), True
 
 
 def _sniff_delimiter(header_line: str) -> str:

@@ -9,14 +9,13 @@ know formats, not where files live.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from advertisex.formats.avrofmt import frame_avro
-from advertisex.formats.bounded import DecodeLimits, decode_bounded
+from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded
 from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.jsonfmt import frame_json
@@ -35,7 +34,7 @@ class Segment(Protocol):
 
 # (source, container format) → decoder. The format comes from the segment's extension;
 # every source may arrive as JSON objects (the Firehose API sends nothing else).
-DECODERS: dict[tuple[str, str], Callable[[bytes], pa.Table]] = {
+DECODERS: dict[tuple[str, str], Decoder] = {
     ("impressions", "json"): frame_json,
     ("clicks", "csv"): frame_csv,
     ("clicks", "json"): frame_json_clicks,
@@ -61,7 +60,7 @@ def container_format(segment: Segment) -> str:
     return _FORMAT_BY_EXTENSION.get(extension, _DEFAULT_FORMAT[segment.source])
 
 
-def decoder_for(segment: Segment) -> Callable[[bytes], pa.Table]:
+def decoder_for(segment: Segment) -> Decoder:
     fmt = container_format(segment)
     return DECODERS.get(
         (segment.source, fmt), DECODERS[(segment.source, _DEFAULT_FORMAT[segment.source])]

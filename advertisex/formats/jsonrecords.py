@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
+from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.model.contracts import BID_FIELDS, CLICK_ALIASES, CLICK_FIELDS
 from advertisex.util import engine
@@ -32,7 +32,7 @@ def _column_sql(field: str, aliases: dict[str, str]) -> str:
 
 
 def _frame_objects(
-    data: bytes, fields: tuple[str, ...], types: dict[str, str], aliases: dict[str, str]
+    data: Bytes, fields: tuple[str, ...], types: dict[str, str], aliases: dict[str, str]
 ) -> pa.Table:
     frame = frame_json(data)
     known = list(fields) + list(aliases)
@@ -54,13 +54,13 @@ def _frame_objects(
     return engine.run(query, frame=frame)
 
 
-def frame_json_clicks(data: bytes) -> pa.Table:
+def frame_json_clicks(data: Bytes) -> pa.Table:
     """JSON click/conversion objects → the columns :func:`frame_csv` produces (all text)."""
     table = _frame_objects(data, CLICK_FIELDS, {}, CLICK_ALIASES)
     return table.select([RAW, POSITION, FRAME_ERROR, "extras", *CLICK_FIELDS])
 
 
-def frame_json_bids(data: bytes) -> pa.Table:
+def frame_json_bids(data: Bytes) -> pa.Table:
     """JSON bid-request objects → the columns :func:`frame_avro` produces (timestamp as text)."""
     # Prices stay text here: the standardize kernel reads the numbers in it and quarantines
     # the rest (number_invalid), where typing them DOUBLE would turn "abc" into a silent null.
