@@ -27,6 +27,7 @@ import pyarrow as pa
 from advertisex.errors import BatchCancelled
 from advertisex.formats.framing import Bytes, starts_with
 from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool, takes_views
+from advertisex.util.mapped import FileChanged, MappedFile, view_of
 
 if TYPE_CHECKING:
     from advertisex.config import ProcessorSettings
@@ -110,31 +111,41 @@ DECODE_REFUSALS = frozenset(_CODES.values())
 
 def decode_bounded(
     decoder: Decoder,
-    data: bytes,
+    data: Bytes | MappedFile,
     limits: DecodeLimits | None,
     cancel: threading.Event | None = None,
 ) -> pa.Table:
     """``decoder`` over ``data`` (un-gzipped first when it is gzip), within ``limits``;
     ``cancel`` being set stops it at once (:class:`~advertisex.errors.BatchCancelled`).
 
-    ``decoder`` must be a module-level function (workers import it by name).
+    ``decoder`` must be a module-level function (workers import it by name). A mapped file
+    goes to the worker by its name (the worker maps the same pages), bytes through the pipe.
     """
     if limits is None or not limits.isolated:
-        return gunzip_and_decode(decoder, data)
+        return gunzip_and_decode(decoder, view_of(data))
     from advertisex.formats.avrofmt import frame_avro, salvage_avro
 
     pool = decode_pool()
     fallback = salvage_avro if decoder is frame_avro else None
     try:
         budget = limits.budget(len(data), _FAST_SHARE if fallback else 1.0)
-        framed = pool.run(budget, decode_for_handoff, decoder, data, cancel=cancel)
-        return framed.over(data) if isinstance(framed, TextViews) else framed
+        try:
+            framed = pool.run(budget, decode_for_handoff, decoder, data, cancel=cancel)
+        except FileChanged:  # renamed over since it was mapped here: send this mapping's bytes
+            data = bytes(view_of(data))
+            framed = pool.run(budget, decode_for_handoff, decoder, data, cancel=cancel)
+        return framed.over(view_of(data)) if isinstance(framed, TextViews) else framed
     except BudgetExceeded as breach:
         if fallback is None or breach.kind in ("memory", "cancelled"):
             raise _refused(breach) from None
     try:
         budget = limits.budget(len(data))
-        return pool.run(budget, gunzip_and_decode, fallback, data, cancel=cancel)
+        try:
+            return pool.run(budget, gunzip_and_decode, fallback, data, cancel=cancel)
+        except FileChanged:
+            return pool.run(
+                budget, gunzip_and_decode, fallback, bytes(view_of(data)), cancel=cancel
+            )
     except BudgetExceeded as breach:
         raise _refused(breach) from None
 
@@ -195,7 +206,7 @@ class TextViews:
         position = frame.schema.get_field_index(RAW)
         return TextViews(frame.remove_column(position), position, offsets.tobytes())
 
-    def over(self, data: bytes) -> pa.Table:
+    def over(self, data: Bytes) -> pa.Table:
         """The frame, its raw texts sliced from ``data`` (the bytes the worker framed)."""
         from advertisex.formats.framing import RAW
 

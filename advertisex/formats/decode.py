@@ -18,8 +18,10 @@ from advertisex.formats.avrofmt import frame_avro
 from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded
 from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
 from advertisex.formats.csvfmt import frame_csv
+from advertisex.formats.framing import Bytes
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
+from advertisex.util.mapped import MappedFile
 
 
 class Segment(Protocol):
@@ -70,7 +72,7 @@ def decoder_for(segment: Segment) -> Decoder:
 def frame_segment(
     index: int,
     segment: Segment,
-    data: bytes,
+    data: Bytes | MappedFile,
     limits: DecodeLimits | None = None,
     cancel: threading.Event | None = None,
 ) -> pa.Table:

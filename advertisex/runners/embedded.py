@@ -219,7 +219,8 @@ class EmbeddedRunner(Runner[Framed]):
         for index, segment in piece.segments:
             self.check_cancel()
             try:
-                read_segment = functools.partial(self.landing.read, segment)
+                # Mapped, not read: the decoder worker maps the same pages (util.mapped).
+                read_segment = functools.partial(self.landing.read_mapped, segment)
                 data = retrying(read_segment, what=f"reading {segment.name}")
                 frame = frame_segment(index, segment, data, run.limits, self.cancel)
             except DecodeRefused as refused:  # over its time or memory budget, or crashed

@@ -270,8 +270,8 @@ def _serve(conn: Any, preload: tuple[str, ...] = ()) -> None:
             fn, args = receive_message(conn)
         except (EOFError, OSError):
             return
-        args = tuple(_argument(arg, fn) for arg in args)
         try:
+            args = tuple(_argument(arg, fn) for arg in args)
             answer: tuple[str, Any] = ("ok", fn(*args))
         except Exception as error:
             answer = ("error", error)
@@ -293,7 +293,12 @@ def takes_views(fn: F) -> F:
 
 
 def _argument(arg: Any, fn: Callable[..., Any]) -> Any:
-    """An argument as ``fn`` takes it (:func:`takes_views`)."""
+    """An argument as ``fn`` takes it (:func:`takes_views`); a mapped file the caller sent by
+    its name (:class:`~advertisex.util.mapped.MappedFile`) is mapped here, the same pages."""
+    from advertisex.util.mapped import FileName
+
+    if isinstance(arg, FileName):
+        arg = arg.map().view
     if not isinstance(arg, memoryview):
         return arg
     if getattr(fn, "takes_views", False):
