@@ -60,6 +60,7 @@ from advertisex.runners.runner import (
     Runner,
     Transformed,
 )
+from advertisex.util.allocator import bound_held_memory
 from advertisex.util.nopandas import refused as refused_pandas
 from advertisex.util.retry import retrying
 
@@ -162,6 +163,7 @@ class EmbeddedRunner(Runner[Framed]):
         now: datetime | None = None,
         report: ProcessReport | None = None,
     ) -> tuple[dict[str, SourceAccount], str]:
+        bound_held_memory()  # before the pieces' threads make their arenas
         # Nothing of a batch needs pandas, which Arrow would import on the batch's first
         # array (the lineage table, on the serial start): 0.3-0.4 s of CPU and 20-50 MiB.
         with refused_pandas():

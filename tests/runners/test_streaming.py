@@ -131,6 +131,30 @@ def test_no_more_pieces_are_in_flight_than_workers(
     assert most == 2  # both workers busy, never more: memory is a piece per worker
 
 
+def test_segments_are_mapped_and_the_allocator_bound_before_the_pieces(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each segment is mapped, not read (its decoder worker maps the same pages), and glibc
+    is told to give large freed blocks back before the pieces' threads start."""
+    from advertisex.landing.zone import LandingZone
+    from advertisex.runners import embedded
+
+    kinds: list[str] = []
+    read_mapped = LandingZone.read_mapped
+
+    def spied(self: LandingZone, segment: Segment) -> Any:
+        data = read_mapped(self, segment)
+        kinds.append(type(data).__name__)
+        return data
+
+    bound: list[bool] = []
+    monkeypatch.setattr(LandingZone, "read_mapped", spied)
+    monkeypatch.setattr(embedded, "bound_held_memory", lambda: bound.append(True))
+    _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+    assert report.records_in > 0
+    assert bound and set(kinds) == {"MappedFile"} and len(kinds) == report.segments
+
+
 def test_a_failing_piece_fails_the_batch_and_commits_nothing(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
