@@ -13,7 +13,7 @@ name still leads to the file the caller mapped (device, inode, size): a segment 
 in between raises :class:`FileChanged` there rather than being framed from the other file
 (the caller then sends its own mapping's bytes).
 
->>> import tempfile, os
+>>> import os, pickle, tempfile
 >>> with tempfile.NamedTemporaryFile(delete=False) as f:
 ...     _ = f.write(b'{"a":1}\\n')
 >>> mapped = map_file(f.name)
@@ -22,7 +22,6 @@ b'{"a":1}\\n'
 >>> sent = pickle.loads(pickle.dumps(mapped))  # what a worker gets: the name
 >>> bytes(view_of(sent.map()))
 b'{"a":1}\\n'
-
 >>> os.unlink(f.name)
 """
 
@@ -30,7 +29,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle  # noqa: F401  (the doctest)
 from dataclasses import dataclass
 
 
@@ -41,7 +39,7 @@ class FileChanged(OSError):
 @dataclass(frozen=True, eq=False)
 class MappedFile:
     """``view``: the file's bytes, read-only, format ``B``. Pickles as its name and
-    identity (:func:`_remap` maps the same file in the process that unpickles it)."""
+    identity: a :class:`FileName`, which maps the same file where it is unpickled."""
 
     path: str
     identity: tuple[int, int, int]  # st_dev, st_ino, st_size when it was mapped
