@@ -26,6 +26,7 @@ from advertisex.dims.model import Dimensions
 from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import (
     KeyIndex,
+    Store,
     append_part,
     distinct_hashes,
     find_duplicates,
@@ -112,10 +113,16 @@ class BatchDedupe:
     remembered (keys and hashes, indexed by key hash) for the pieces after it, so calling
     it piece by piece gives exactly the verdicts of one call over the whole batch — the
     first occurrence wins, a repeat with another payload hash is a conflict.
+
+    ``store`` keeps the remembered rows of merged parts where it chooses (default: in
+    memory); a runner that judges big batches maps them from a file
+    (:class:`~advertisex.runners.committed.MappedRows`), so that only their key hashes
+    take memory: a batch's remembered keys grow with its events, to ≈ 60 bytes an event.
     """
 
-    def __init__(self, lookup: DedupeLookup) -> None:
+    def __init__(self, lookup: DedupeLookup, store: Store | None = None) -> None:
         self.lookup = lookup
+        self._store = store
         self._earlier: dict[str, list[KeyIndex]] = {}
 
     def __call__(self, table_name: str, rows: pa.Table, candidate: np.ndarray) -> Verdict:
@@ -148,7 +155,9 @@ class BatchDedupe:
         first = pa.array(~found.is_duplicate)
         remembered = pa.table({"k": keys, "h": hashes}).filter(first)
         self._earlier[table_name] = append_part(
-            self._earlier.get(table_name, []), KeyIndex(remembered, hashed[~found.is_duplicate])
+            self._earlier.get(table_name, []),
+            KeyIndex(remembered, hashed[~found.is_duplicate]),
+            store=self._store,
         )
         repeated = np.zeros(rows.num_rows, dtype=bool)
         repeated[index[found.is_duplicate]] = True

@@ -46,6 +46,7 @@ from advertisex.kernels.dedupe import SEEN_COLUMNS, KeyIndex, append_part, key_c
 from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
 from advertisex.util.buckets import regrouped
+from advertisex.util.mapped import map_file, view_of
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -109,7 +110,8 @@ class MappedRows:
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
                 for part in parts:  # a failed read leaves no file either
                     writer.write_table(part.combine_chunks())
-            return pa.ipc.open_file(pa.memory_map(path)).read_all()
+            # Mapped by util.mapped, whose release_pages lets go of what lookups touched.
+            return pa.ipc.open_file(pa.py_buffer(view_of(map_file(path)))).read_all()
         finally:
             os.unlink(path)
 

@@ -51,6 +51,7 @@ from advertisex.runners.batch import (
     finish_source,
     standardize_source,
 )
+from advertisex.runners.committed import MappedRows
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import (
     Batch,
@@ -61,6 +62,7 @@ from advertisex.runners.runner import (
     Transformed,
 )
 from advertisex.util.allocator import bound_held_memory
+from advertisex.util.mapped import release_pages
 from advertisex.util.nopandas import refused as refused_pandas
 from advertisex.util.retry import retrying
 
@@ -92,6 +94,13 @@ class Piece:
 # text), so 4 is enough: at 8 the peak was the same (the impressions' pieces set it) and
 # twice the pieces each paid their engine calls and data files again.
 DENSITY = {"impressions": 1, "clicks": 4, "bids": 4}
+
+# Rows of a merged part of a batch's remembered keys (its earlier pieces' first
+# occurrences: key and payload-hash text, ≈ 45 bytes a row) from which the part is kept in
+# a mapped file, not in memory: a batch of 1 GiB remembers ≈ 5-6 M keys, 340-370 MiB held
+# by its last piece — the 10 M backlog's peak. Smaller parts (a few pieces' keys) stay in
+# memory, so a row is written about twice as parts merge, not at every merge.
+EARLIER_STORED_ROWS_MIN = 1 << 19
 
 
 def weight(segment: Segment) -> int:
@@ -192,7 +201,9 @@ class EmbeddedRunner(Runner[Framed]):
         present = {s.source for s in batch.segments}
         for name in _written_tables(present):
             self.lake.table(name)  # opened (created) here, not in the worker threads
-        run = _Run(batch, framed, limits, BatchDedupe(batch.rules.dedupe))
+        # The batch's remembered keys kept in mapped files once merged parts are big.
+        dedupe = BatchDedupe(batch.rules.dedupe, MappedRows(EARLIER_STORED_ROWS_MIN))
+        run = _Run(batch, framed, limits, dedupe)
         accounts: dict[str, SourceAccount] = {}
         rules = batch.rules
         try:
@@ -254,6 +265,10 @@ class EmbeddedRunner(Runner[Framed]):
                 found = run.dedupe.verdicts(piece.source, rows)
                 if start + step >= frame.num_rows:
                     run.turns.done(piece)
+            # The slice's texts, parsed, and the stored keys its lookups read leave this
+            # process's memory (util.mapped): a piece ended holding its whole segment, and
+            # a batch every page of the committed keys (the kernel maps a hit's neighbours).
+            release_pages()
             appends, account = finish_source(
                 piece.source, rows, run.batch.lineage, run.batch.id, _told(found), rules.ivt
             )

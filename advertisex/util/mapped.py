@@ -29,7 +29,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from dataclasses import dataclass
+
+# Every mapping :func:`map_file` made that is still alive (a weak set: a mapping goes when
+# the last view of it does), for :func:`release_pages`.
+_LIVE: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
 
 
 class FileChanged(OSError):
@@ -78,6 +83,7 @@ def map_file(path: str | os.PathLike[str]) -> MappedFile | bytes:
         if stat.st_size == 0:
             return b""
         mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    _LIVE.add(mapping)
     identity = (stat.st_dev, stat.st_ino, stat.st_size)
     return MappedFile(os.fspath(path), identity, memoryview(mapping))
 
@@ -85,3 +91,23 @@ def map_file(path: str | os.PathLike[str]) -> MappedFile | bytes:
 def view_of(data: MappedFile | bytes | memoryview) -> bytes | memoryview:
     """The bytes of ``data`` as a bytes-like object (a mapped file's read-only view)."""
     return data.view if isinstance(data, MappedFile) else data
+
+
+def release_pages() -> int:
+    """Take the pages this process has touched of every live mapping out of its memory
+    (``MADV_DONTNEED``); returns how many mappings there were.
+
+    A mapped file's pages stay counted in the process's memory once touched, until the
+    mapping goes: a 100 MB landing segment whose slices were parsed one by one ends its
+    piece fully resident, and a file of committed keys whose rows are looked up here and
+    there soon is too (the kernel maps the neighbours of each page read). The mappings are
+    read-only views of files, so nothing is lost: a page touched again is mapped again
+    from the page cache (a minor fault), or read from the disk if the kernel let it go.
+    """
+    mappings = list(_LIVE)
+    for mapping in mappings:
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED)
+        except (ValueError, OSError):  # closed meanwhile, or not a system that has it
+            continue
+    return len(mappings)

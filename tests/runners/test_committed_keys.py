@@ -189,6 +189,15 @@ def test_a_held_day_takes_its_hashes_in_memory_and_its_rows_from_a_mapped_file(
     wanted = np.unique(key_hashes(pa.array(["event-000000000007", "nope"])))
     found = keys.matching(TABLE, wanted, *window)
     assert found is not None and found.column("event_id").to_pylist() == ["event-000000000007"]
+    # Its mapping is one util.mapped lets go of the pages of (and forgets with the rows).
+    import gc
+
+    from advertisex.util.mapped import release_pages
+
+    held = release_pages()
+    del keys, part, found
+    gc.collect()
+    assert release_pages() == held - 1
 
 
 def test_mapped_rows_leave_no_file_behind(tmp_path: Path) -> None:

@@ -91,18 +91,48 @@ def test_a_batch_in_small_pieces_on_two_workers_equals_it_in_one(
     assert impressions.duplicates >= 40 and impressions.conflicts >= 10
     assert impressions.filtered > 0 and whole.accounts["clicks"].filtered > 0
     assert sum(a.quarantined for a in whole.accounts.values()) > 0
+    _assert_same_tables(whole_ax, pieces_ax)
+    # Each piece wrote its own files; all of them were committed together.
+    assert len(pieces_ax.lake.data_files("curated.impressions")) > len(
+        whole_ax.lake.data_files("curated.impressions")
+    )
+
+
+def test_the_keys_earlier_pieces_remember_are_kept_in_mapped_files(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Merged parts of the keys a batch remembers of its earlier pieces go to mapped files
+    (only their hashes stay in memory), and the verdicts stay those of one piece."""
+    from advertisex.runners import committed, embedded
+
+    stored: list[int] = []
+    mapped = committed.MappedRows._mapped
+
+    def spied(self: committed.MappedRows, parts: Any, schema: Any) -> Any:
+        rows = mapped(self, parts, schema)
+        stored.append(rows.num_rows)
+        return rows
+
+    whole_ax, whole = _run(landed, tmp_path / "whole", piece_bytes=1 << 30, workers=1)
+    monkeypatch.setattr(committed.MappedRows, "_mapped", spied)
+    monkeypatch.setattr(embedded, "EARLIER_STORED_ROWS_MIN", 64)
+    pieces_ax, pieces = _run(landed, tmp_path / "pieces", piece_bytes=PIECE, workers=2)
+
+    assert stored and min(stored) >= 64  # merged parts went to files, small ones did not
+    assert pieces.accounts == whole.accounts
+    assert whole.accounts["impressions"].duplicates >= 40
+    _assert_same_tables(whole_ax, pieces_ax)
+
+
+def _assert_same_tables(want_ax: Any, got_ax: Any) -> None:
     names = [*CURATED, "ops.batches"]
     skip = {"ops.batches": ["started_at", "committed_at"]}
-    want, got = snapshot(whole_ax, names), snapshot(pieces_ax, names)
+    want, got = snapshot(want_ax, names), snapshot(got_ax, names)
     for name in names:
         for row in want[name] + got[name]:
             for column in skip.get(name, []):
                 row.pop(column, None)
         assert got[name] == want[name], name
-    # Each piece wrote its own files; all of them were committed together.
-    assert len(pieces_ax.lake.data_files("curated.impressions")) > len(
-        whole_ax.lake.data_files("curated.impressions")
-    )
 
 
 def test_no_more_pieces_are_in_flight_than_workers(

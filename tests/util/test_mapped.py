@@ -78,3 +78,34 @@ def test_the_landing_zone_maps_a_segment_and_gives_an_empty_one_as_bytes(tmp_pat
     mapped = zone.read_mapped(Segment("impressions", "a.json", 8))
     assert isinstance(mapped, MappedFile) and bytes(mapped.view) == b'{"a":1}\n'
     assert zone.read_mapped(Segment("impressions", "empty.json", 0)) == b""
+
+
+def resident_kib(path: Path) -> int:
+    """KiB of ``path``'s mappings resident in this process (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc")
+def test_release_pages_takes_touched_pages_out_of_memory_and_loses_nothing(tmp_path) -> None:
+    import pyarrow as pa
+
+    from advertisex.util.mapped import release_pages
+
+    data = os.urandom(8 << 20)
+    path = write(tmp_path / "segment.bin", data)
+    mapped = map_file(path)
+    assert isinstance(mapped, MappedFile)
+    rows = pa.py_buffer(mapped.view)  # as an Arrow column over the mapping holds it
+    del mapped
+    assert rows.to_pybytes() == data  # every page touched
+    assert resident_kib(path) >= 8 << 10
+    assert release_pages() >= 1
+    assert resident_kib(path) == 0
+    assert rows.to_pybytes() == data  # read again from the file
