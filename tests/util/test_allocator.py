@@ -1,5 +1,6 @@
 """The processor tells glibc to give large freed blocks back (a fixed mmap threshold, two
-arenas): a 10 M-event backlog's processor held 160-430 MiB freed but not returned."""
+arenas): a 10 M-event backlog's processor held 160-430 MiB freed but not returned; and
+Arrow's buffers come from jemalloc, which gives freed pages back (mimalloc kept them)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,52 @@ def test_freed_large_blocks_go_back_to_the_system_once_bound() -> None:
 
 
 def test_the_users_own_allocator_settings_are_kept(monkeypatch) -> None:
+    import pyarrow as pa
+
+    before = pa.default_memory_pool().backend_name
     monkeypatch.setattr(allocator, "_done", False)
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before)
     assert allocator.bound_held_memory() is False
+    assert allocator.arrow_from_jemalloc() is False
+    assert pa.default_memory_pool().backend_name == before
+
+
+POOLS = """
+import os, subprocess, sys
+import pyarrow as pa
+from advertisex.util.allocator import bound_held_memory
+before = pa.default_memory_pool().backend_name
+bound_held_memory()
+child = subprocess.run([sys.executable, "-c",
+    "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"],
+    capture_output=True, text=True, check=True).stdout.strip()
+print(before, pa.default_memory_pool().backend_name, child)
+"""
+
+
+def _pools(env: dict[str, str]) -> list[str]:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run(
+        [sys.executable, "-c", POOLS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**clean, **env},
+    )
+    return done.stdout.split()
+
+
+def test_arrow_buffers_come_from_jemalloc_here_and_in_processes_started_after() -> None:
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this Arrow is built without jemalloc")
+    assert _pools({})[1:] == ["jemalloc", "jemalloc"]
+    # A pool the user chose stays, here and in the workers.
+    assert _pools({"ARROW_DEFAULT_MEMORY_POOL": "system"}) == ["system"] * 3
