@@ -124,6 +124,33 @@ def test_the_keys_earlier_pieces_remember_are_kept_in_mapped_files(
     _assert_same_tables(whole_ax, pieces_ax)
 
 
+def test_each_slice_lets_go_of_the_mapped_pages_it_touched(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each slice's dedupe the pages of mapped files the slice touched (its texts,
+    the stored keys it looked up) leave the process (util.mapped.release_pages)."""
+    from advertisex.runners import embedded
+    from advertisex.runners.embedded import EmbeddedRunner
+
+    calls = {"release": 0, "pieces": 0}
+    piece = EmbeddedRunner._piece
+
+    def counted(*args: Any) -> Any:
+        calls["pieces"] += 1
+        return piece(*args)
+
+    def released() -> int:
+        calls["release"] += 1
+        return 0
+
+    monkeypatch.setattr(EmbeddedRunner, "_piece", counted)
+    monkeypatch.setattr(embedded, "release_pages", released)
+    _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+    assert report.records_in > 0
+    # Segments bigger than a piece are sliced: more slices than pieces.
+    assert calls["release"] > calls["pieces"] > 1
+
+
 def _assert_same_tables(want_ax: Any, got_ax: Any) -> None:
     names = [*CURATED, "ops.batches"]
     skip = {"ops.batches": ["started_at", "committed_at"]}
