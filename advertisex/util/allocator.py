@@ -13,9 +13,9 @@ peak 1,402 -> 1,198-1,275 MiB, its tree 1,738 -> 1,570-1,608 MiB, its CPU 65.4 -
 Arrow's own buffers come from its memory pool, mimalloc by default, which kept 300 MiB and
 more of freed buffers resident at the backlog's peaks (its arena 437 MiB resident while
 Arrow had 133 MiB allocated). jemalloc, also built into Arrow's Linux wheels, gives freed
-pages back on a one-second decay: the processor's peak 1,188-1,262 -> 1,093-1,110 MiB at
+pages back on a one-second decay: the processor's peak 1,188-1,262 -> 1,084-1,110 MiB at
 the same speed. Purging at once (mimalloc's purge delay 0, jemalloc's decay 0) gave back
-more and cost 10-17 % of the run.
+more and cost 10-17 % of the run (docs/benchmarks.md, "Arrow on jemalloc").
 """
 
 from __future__ import annotations
