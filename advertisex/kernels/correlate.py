@@ -193,7 +193,16 @@ def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows
 
     Several impressions with one auction id (a replayed render): the earliest wins.
     """
-    query = """
+    result = engine.run(
+        MATCH_BIDS_SQL, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions
+    )
+    return result.sort_by(sort_keys("event_time", "auction_id", "exchange")).cast(MATCHED_BIDS)
+
+
+# match_bids' query over the tables ``bids`` and ``impressions`` (an impression without an
+# auction id joins no bid), its parameter ``$auction_us``: also the source of the
+# rollup's auction measures (kernels.rollup.auction_measures), which sum its rows in place.
+MATCH_BIDS_SQL = """
     WITH won AS (
       SELECT b.auction_id, b.exchange,
         min({'t': i.event_time, 'id': i.impression_id, 'cost': i.cost}) AS m
@@ -206,11 +215,7 @@ def match_bids(bids: pa.Table, impressions: pa.Table, windows: Windows = Windows
       w.m IS NOT NULL AS won, w.m.id AS impression_id, w.m.cost * 1000 AS clearing_cpm
     FROM bids b LEFT JOIN won w
       ON w.auction_id = b.auction_id AND w.exchange IS NOT DISTINCT FROM b.exchange
-    """
-    result = engine.run(
-        query, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions
-    )
-    return result.sort_by(sort_keys("event_time", "auction_id", "exchange")).cast(MATCHED_BIDS)
+"""
 
 
 def sort_keys(*keys: str) -> list[tuple[str, str]]:

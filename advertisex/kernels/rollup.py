@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from advertisex.kernels import sketch
-from advertisex.kernels.correlate import IMPRESSION_COLUMNS, sort_keys
+from advertisex.kernels.correlate import IMPRESSION_COLUMNS, MATCH_BIDS_SQL, sort_keys
+from advertisex.kernels.windows import Windows
 from advertisex.model.columns import TS
 from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, KEYS, MEASURES
 from advertisex.util import engine
@@ -100,7 +101,7 @@ SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, coun
   CAST(sum(CAST(round(floor_price * 1e6) AS BIGINT)) AS BIGINT) AS floor_micros,
   CAST(sum(CAST(round(bid_price * 1e6) AS BIGINT)) FILTER (won) AS BIGINT) AS won_bid_micros,
   CAST(sum(CAST(round(clearing_cpm * 1e6) AS BIGINT)) FILTER (won) AS BIGINT) AS clearing_micros
-FROM bids GROUP BY ALL
+FROM {source} GROUP BY ALL
 """
 BID_MEASURES = pa.schema(
     [
@@ -114,7 +115,19 @@ def bid_measures(matched: pa.Table) -> pa.Table:
     """Matched bids (``kernels.correlate.match_bids``) summed per rollup key and hour: what
     :func:`campaign_hourly` takes as its bids. Rows of one key from several parts of the
     bids add up to the rows of the whole (counts and integer micro-units)."""
-    return _ordered(engine.run(_BID_SQL, bids=matched)).cast(BID_MEASURES)
+    return _ordered(engine.run(_BID_SQL.format(source="bids"), bids=matched)).cast(BID_MEASURES)
+
+
+def auction_measures(
+    bids: pa.Table, impressions: pa.Table, windows: Windows = Windows()
+) -> pa.Table:
+    """:func:`bid_measures` of ``kernels.correlate.match_bids(bids, impressions, windows)``
+    in one engine query: the matched bids are summed where they are made, never handed
+    back as rows, sorted and scanned again (the demo's 441 k matched bids: ≈ 0.2 s of the
+    marts' critical path). Same rows: the sums are integers, whatever the order."""
+    query = f"WITH matched AS ({MATCH_BIDS_SQL}) {_BID_SQL.format(source='matched')}"
+    rows = engine.run(query, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions)
+    return _ordered(rows).cast(BID_MEASURES)
 
 
 def campaign_hourly(

@@ -27,12 +27,11 @@ from advertisex.kernels.correlate import (
     BID_COLUMNS,
     CLICK_COLUMNS,
     IMPRESSION_COLUMNS,
-    match_bids,
     match_clicks,
 )
 from advertisex.kernels.rollup import (
     BID_MEASURES,
-    bid_measures,
+    auction_measures,
     campaign_daily,
     campaign_hourly,
     with_impression_part,
@@ -183,8 +182,7 @@ def correlate_part(
 
 def bids_part(tables: dict[str, pa.Table], windows: Windows) -> dict[str, pa.Table]:
     """``Kernels.bids`` on one part (every row of its auctions): bids, impressions."""
-    auctions = tables["impressions"].filter(pc.is_valid(tables["impressions"].column("auction_id")))
-    return {"bids": bid_measures(match_bids(tables["bids"], auctions, windows))}
+    return {"bids": auction_measures(tables["bids"], tables["impressions"], windows)}
 
 
 def responses(clicks: pa.Table, conversions: pa.Table, bids: pa.Table) -> dict[str, pa.Table]:

@@ -9,13 +9,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_correlate import CLK, IMP, click, imp, rows
+from test_correlate import CLK, IMP, at, click, imp, rows
 from test_correlate_attribution import CNV, conv
 
 from advertisex.kernels import sketch
 from advertisex.kernels.attribute import attribute_conversions
 from advertisex.kernels.correlate import match_bids, match_clicks
 from advertisex.kernels.rollup import (
+    auction_measures,
     bid_measures,
     campaign_daily,
     campaign_hourly,
@@ -195,3 +196,43 @@ def test_parts_by_campaign_credit_a_click_of_another_campaign_its_conversion_nam
     assert split.equals(whole)
     credited = part("d", None).filter(pc.greater(part("d", None).column("conv_last"), 0))
     assert credited.column("ad_creative_id").to_pylist() == [None]  # without it: nothing named
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 8), st.integers(0, 90), st.booleans()), max_size=30),
+    st.lists(
+        st.tuples(
+            st.integers(0, 9),
+            st.sampled_from(["x", "y", None]),
+            st.integers(0, 90),
+            st.one_of(st.none(), st.floats(0.01, 9.0)),
+        ),
+        max_size=40,
+    ),
+)
+def test_auction_measures_are_the_bid_measures_of_the_matched_bids(
+    shown: list[tuple[int, int, bool]], asked: list[tuple[int, str | None, int, float | None]]
+) -> None:
+    """One query from bids and impressions to the measures: the rows of summing
+    match_bids' rows — replayed renders (several impressions of one auction), exchanges
+    missing, bids with no price, impressions outside the auction window or without an
+    auction id (the measures took only those with one)."""
+    imps = rows(
+        IMP,
+        [
+            imp(f"i{n}", m, country="US", auction_id=f"a{a}" if has else None, cost=0.001 * a)
+            for n, (a, m, has) in enumerate(shown)
+        ],
+    )
+    bids = rows(
+        BID,
+        [
+            {"auction_id": f"a{a}", "exchange": x, "event_time": at(m), "campaign_id": "c"}
+            | {"country": "US", "bid_price": price, "floor_price": 0.1}
+            for a, x, m, price in asked
+        ],
+    )
+    with_auction = imps.filter(pc.is_valid(imps.column("auction_id")))
+    want = bid_measures(match_bids(bids, with_auction, Windows()))
+    assert auction_measures(bids, imps, Windows()).equals(want)
