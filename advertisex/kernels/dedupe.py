@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.util.arrays import take_ascending
+
 # Columns a dedupe needs from already-committed rows, per curated table.
 SEEN_COLUMNS = {
     "curated.impressions": ("impression_id", "payload_hash"),
@@ -111,7 +113,7 @@ class KeyIndex:
         positions = self.positions(hashes)
         if len(positions) == 0:  # most parts, for most lookups
             return self.rows.slice(0, 0)
-        return self.rows.take(pa.array(positions))
+        return take_ascending(self.rows, positions)  # not a copy of every chunk first
 
     @classmethod
     def merged(cls, parts: list[KeyIndex], store: Store | None = None) -> KeyIndex:

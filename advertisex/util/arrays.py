@@ -59,3 +59,35 @@ def labels_where(
     return pa.ListArray.from_arrays(
         pa.array(offsets), pa.array(labels, pa.string()), type=LABEL_LISTS
     )
+
+
+def take_ascending(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)`` for ascending row numbers, chunk by chunk.
+
+    Arrow's take from a column of several chunks first joins them into one — a copy of the
+    whole column to pick a few rows: from a day of committed keys kept in a mapped file (5
+    record batches of 1 M keys) a lookup of 2,000 rows cost 31-189 ms, and read every page
+    of the file; chunk by chunk it costs 1 ms and reads the pages of those rows.
+
+    >>> t = pa.Table.from_batches([pa.record_batch({"a": [0, 1, 2]}), pa.record_batch({"a": [3, 4]})])
+    >>> take_ascending(t, np.array([1, 3, 4])).column("a").to_pylist()
+    [1, 3, 4]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    columns = []
+    for column in table.columns:
+        starts = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
+        cuts = np.searchsorted(rows, starts)
+        columns.append(
+            pa.chunked_array(
+                [
+                    chunk.take(pa.array(rows[low:high] - start))
+                    for chunk, start, low, high in zip(
+                        column.chunks, starts[:-1], cuts[:-1], cuts[1:], strict=True
+                    )
+                    if high > low
+                ],
+                column.type,
+            )
+        )
+    return pa.Table.from_arrays(columns, schema=table.schema)
