@@ -15,7 +15,7 @@ from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id, read_click_id
 from advertisex.collector.tracking.links import click_url
-from advertisex.collector.tracking.params import ParamError, parse_query
+from advertisex.collector.tracking.params import ParamError, parse_link, parse_query
 from advertisex.collector.tracking.redirect import check_destination, host_allowed, with_parameter
 from advertisex.collector.tracking.signing import Keys, canonical, sign_url, signature
 from advertisex.collector.tracking.visitor import Hit, Visitor, Visitors, is_prefetch
@@ -352,3 +352,28 @@ def test_commit_groups_reach_their_histograms_by_a_scrape_or_the_bound(monkeypat
     for _ in range(3):  # with nobody flushing, the queue adds itself once over its bound
         metrics.observe_commit("impressions", 0.001, 2)
     assert count(metrics, "group_size") == 3 + 3
+
+
+def test_a_remembered_link_reads_the_same_and_each_click_gets_its_own_parameters() -> None:
+    raw = b"campaign_id=c%201&to=https%3A%2F%2Fshop.example%2F&sig=s"
+    first = parse_link(raw, max_bytes=999, max_parameters=9)
+    assert first == parse_query(raw, max_bytes=999, max_parameters=9)
+    first["to"] = "https://evil.example/"  # a caller's change never reaches the next click
+    again = parse_link(raw, max_bytes=999, max_parameters=9)
+    assert again is not first and again["to"] == "https://shop.example/"
+    # the limits are part of what is remembered: a link read under looser limits is not
+    # let through under stricter ones
+    with pytest.raises(ParamError) as too_many:
+        parse_link(raw, max_bytes=999, max_parameters=2)
+    assert too_many.value.code == "query_too_many_parameters"
+    with pytest.raises(ParamError) as too_long:
+        parse_link(raw, max_bytes=10, max_parameters=9)
+    assert too_long.value.code == "query_too_long"
+
+
+def test_a_refused_link_is_refused_every_time() -> None:
+    raw = b"campaign_id=c&campaign_id=d&to=https%3A%2F%2Fshop.example%2F"
+    for _ in range(3):
+        with pytest.raises(ParamError) as refused:
+            parse_link(raw, max_bytes=999, max_parameters=9)
+        assert refused.value.code == "query_duplicate_parameter"

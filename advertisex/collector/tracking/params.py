@@ -44,6 +44,24 @@ def parse_query(raw: bytes, *, max_bytes: int, max_parameters: int) -> dict[str,
     return parse_pairs(text, max_parameters=max_parameters, where="query string")
 
 
+def parse_link(raw: bytes, *, max_bytes: int, max_parameters: int) -> dict[str, str]:
+    """:func:`parse_query` of a click link's query, remembered: one link is clicked by many
+    visitors, so the same raw bytes come again and again. Only a query that reads is
+    remembered (a refusal is worked out, and raised, each time); each call gets its own
+    dict, so a caller's change never reaches the next click.
+
+    >>> parse_link(b"to=x&campaign_id=c", max_bytes=99, max_parameters=9) is parse_link(
+    ...     b"to=x&campaign_id=c", max_bytes=99, max_parameters=9)
+    False
+    """
+    return dict(_link(raw, max_bytes, max_parameters))
+
+
+@functools.lru_cache(maxsize=1024)
+def _link(raw: bytes, max_bytes: int, max_parameters: int) -> dict[str, str]:
+    return parse_query(raw, max_bytes=max_bytes, max_parameters=max_parameters)
+
+
 def parse_pairs(text: str, *, max_parameters: int, where: str) -> dict[str, str]:
     """``name=value&…`` (a query string or a form body) as a dict, refusing repeats.
 

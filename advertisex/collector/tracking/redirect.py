@@ -38,7 +38,7 @@ from starlette.responses import Response
 from advertisex.collector.responses import ApiError
 from advertisex.collector.tracking import records
 from advertisex.collector.tracking.clickids import new_click_id
-from advertisex.collector.tracking.params import ParamError, parse_query, required
+from advertisex.collector.tracking.params import ParamError, parse_link, required
 from advertisex.collector.tracking.service import Tracking
 from advertisex.collector.tracking.signing import escape_value
 from advertisex.collector.tracking.visitor import Hit, is_prefetch, user_of
@@ -58,7 +58,7 @@ async def answer(tracking: Tracking, hit: Hit) -> Response:
     """The redirect's answer to ``hit``, once its click (if any) is durable."""
     started = time.perf_counter()
     try:
-        params = parse_query(
+        params = parse_link(
             hit.query,
             max_bytes=tracking.config.max_query_bytes,
             max_parameters=tracking.config.max_parameters,
