@@ -29,3 +29,15 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
             raise ValueError(f"invalid response header {name!r}: {value!r}")
         lines += (name.lower(), b": ", value, b"\r\n")
     return b"".join(lines)
+
+
+def header_line(name: bytes, value: bytes) -> bytes:
+    """One header line, ``name`` a lower-case name known to be valid (a constant of the
+    caller's), ``value`` checked as :func:`header_lines` checks it. ValueError otherwise.
+
+    >>> header_line(b"location", b"https://shop.example/")
+    b'location: https://shop.example/\\r\\n'
+    """
+    if _VALUE.search(value):
+        raise ValueError(f"invalid response header {name!r}: {value!r}")
+    return name + b": " + value + b"\r\n"

@@ -377,3 +377,18 @@ def test_a_refused_link_is_refused_every_time() -> None:
         with pytest.raises(ParamError) as refused:
             parse_link(raw, max_bytes=999, max_parameters=9)
         assert refused.value.code == "query_duplicate_parameter"
+
+
+def test_the_redirects_head_is_its_headers_checked_as_uvicorn_checks_them() -> None:
+    from advertisex.collector.tracking.redirect import Redirect
+    from advertisex.collector.whole import header_lines
+
+    for cookie in (None, "adx_uid=u1; Max-Age=9; Path=/; HttpOnly; SameSite=Lax"):
+        answer = Redirect("https://shop.example/a?b=1&adx_click_id=c1.x", cookie)
+        assert answer.head == header_lines(answer.raw_headers)
+    for location, cookie in (
+        ("https://shop.example/\r\nx: y", None),
+        ("https://a/", "u=1\r\nx: y"),
+    ):
+        with pytest.raises(ValueError, match="invalid response header"):
+            Redirect(location, cookie)

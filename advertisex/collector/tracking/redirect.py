@@ -42,7 +42,7 @@ from advertisex.collector.tracking.params import ParamError, parse_link, require
 from advertisex.collector.tracking.service import Tracking
 from advertisex.collector.tracking.signing import escape_value
 from advertisex.collector.tracking.visitor import Hit, is_prefetch, user_of
-from advertisex.collector.whole import header_lines
+from advertisex.collector.whole import header_line, header_lines
 
 ENDPOINT = "click"
 SOURCE = "clicks"
@@ -188,14 +188,19 @@ class Redirect(Response):
         self.status_code = 302
         self.background = None
         self.body = b""
-        located = (b"location", _ascii(location).encode("latin-1"))
+        value = _ascii(location).encode("latin-1")
+        located = (b"location", value)
         if cookie:
             set_cookie = (b"set-cookie", cookie.encode("latin-1"))
             self.raw_headers = [located, *_FIXED, set_cookie]
-            self.head = header_lines([located]) + _FIXED_HEAD + header_lines([set_cookie])
+            self.head = (
+                header_line(b"location", value)
+                + _FIXED_HEAD
+                + header_line(b"set-cookie", set_cookie[1])
+            )
         else:
             self.raw_headers = [located, *_FIXED]
-            self.head = header_lines([located]) + _FIXED_HEAD
+            self.head = header_line(b"location", value) + _FIXED_HEAD
 
 
 def failed() -> Response:
