@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 
 # Every mapping :func:`map_file` made that is still alive (a weak set: a mapping goes when
-# the last view of it does), for :func:`release_pages`.
+# the last view of it does), for :func:`release_pages`. The lock: a piece's thread may map
+# a segment while another one lists them (a set that grows while listed raises).
 _LIVE: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
 
 
 class FileChanged(OSError):
@@ -83,7 +86,8 @@ def map_file(path: str | os.PathLike[str]) -> MappedFile | bytes:
         if stat.st_size == 0:
             return b""
         mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    _LIVE.add(mapping)
+    with _LIVE_LOCK:
+        _LIVE.add(mapping)
     identity = (stat.st_dev, stat.st_ino, stat.st_size)
     return MappedFile(os.fspath(path), identity, memoryview(mapping))
 
@@ -104,10 +108,13 @@ def release_pages() -> int:
     read-only views of files, so nothing is lost: a page touched again is mapped again
     from the page cache (a minor fault), or read from the disk if the kernel let it go.
     """
-    mappings = list(_LIVE)
+    with _LIVE_LOCK:
+        mappings = list(_LIVE)
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)
     for mapping in mappings:
         try:
-            mapping.madvise(mmap.MADV_DONTNEED)
-        except (ValueError, OSError):  # closed meanwhile, or not a system that has it
+            if dontneed is not None:  # not on every system (Windows has no madvise)
+                mapping.madvise(dontneed)
+        except (ValueError, OSError):  # closed meanwhile
             continue
     return len(mappings)

@@ -109,3 +109,39 @@ def test_release_pages_takes_touched_pages_out_of_memory_and_loses_nothing(tmp_p
     assert release_pages() >= 1
     assert resident_kib(path) == 0
     assert rows.to_pybytes() == data  # read again from the file
+
+
+def test_release_pages_while_other_threads_map_files(tmp_path) -> None:
+    """Two pieces' threads: one maps segments while the other lets pages go (the set of
+    live mappings grows while it is listed)."""
+    import threading
+
+    from advertisex.util.mapped import release_pages
+
+    paths = [write(tmp_path / f"s{k}.bin", b"x" * 4096) for k in range(8)]
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def mapping() -> None:
+        try:
+            while not stop.is_set():
+                held = [map_file(p) for p in paths]  # added, then let go
+                del held
+        except BaseException as error:  # pragma: no cover - what the test looks for
+            failures.append(error)
+
+    threads = [threading.Thread(target=mapping) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(
+            5_000
+        ):  # without the lock: a RuntimeError in about one run of three at 2,000
+            release_pages()
+    except BaseException as error:  # pragma: no cover - what the test looks for
+        failures.append(error)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures
