@@ -266,8 +266,7 @@ class EmbeddedRunner(Runner[Framed]):
                 if start + step >= frame.num_rows:
                     run.turns.done(piece)
             # The slice's texts, parsed, and the stored keys its lookups read leave this
-            # process's memory (util.mapped): a piece ended holding its whole segment, and
-            # a batch every page of the committed keys (the kernel maps a hit's neighbours).
+            # process's memory (util.mapped): a piece ended holding its whole segment.
             release_pages()
             appends, account = finish_source(
                 piece.source, rows, run.batch.lineage, run.batch.id, _told(found), rules.ivt

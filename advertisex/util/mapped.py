@@ -27,6 +27,7 @@ b'{"a":1}\\n'
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import threading
@@ -103,18 +104,16 @@ def release_pages() -> int:
 
     A mapped file's pages stay counted in the process's memory once touched, until the
     mapping goes: a 100 MB landing segment whose slices were parsed one by one ends its
-    piece fully resident, and a file of committed keys whose rows are looked up here and
-    there soon is too (the kernel maps the neighbours of each page read). The mappings are
-    read-only views of files, so nothing is lost: a page touched again is mapped again
-    from the page cache (a minor fault), or read from the disk if the kernel let it go.
+    piece fully resident, and so do the pages of stored keys that lookups read (with the
+    neighbours the kernel maps around each). The mappings are read-only views of files,
+    so nothing is lost: a page touched again is mapped again from the page cache (a minor
+    fault), or read from the disk if the kernel let it go.
     """
     with _LIVE_LOCK:
         mappings = list(_LIVE)
-    dontneed = getattr(mmap, "MADV_DONTNEED", None)
+    if not hasattr(mmap, "MADV_DONTNEED"):  # not on every system (Windows has no madvise)
+        return len(mappings)
     for mapping in mappings:
-        try:
-            if dontneed is not None:  # not on every system (Windows has no madvise)
-                mapping.madvise(dontneed)
-        except (ValueError, OSError):  # closed meanwhile
-            continue
+        with contextlib.suppress(ValueError, OSError):  # closed meanwhile
+            mapping.madvise(mmap.MADV_DONTNEED)
     return len(mappings)
