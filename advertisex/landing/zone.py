@@ -64,10 +64,12 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class ReadFile:
-    """A file read for ingest: its bytes, source and content hash."""
+    """A file read for ingest: its bytes, source and content hash. ``data`` may be a view of
+    a buffer that the reading thread reuses (:class:`ReadBuffer`): land it before that
+    thread reads the next file."""
 
     path: Path
-    data: bytes
+    data: bytes | memoryview
     source: str
     digest: str  # SHA-256, hex
 
@@ -199,16 +201,19 @@ class LandingZone:
             return read
         return self.already(read) or self.land(read, at)
 
-    def read_for_ingest(self, path: Path, source: str | None = None) -> ReadFile | IngestResult:
+    def read_for_ingest(
+        self, path: Path, source: str | None = None, buffer: ReadBuffer | None = None
+    ) -> ReadFile | IngestResult:
         """``path``'s bytes, source (detected unless given) and content hash; or why it
-        is skipped."""
+        is skipped. ``buffer``: read into it (the result is a view of it) instead of into
+        new memory."""
         try:
-            data = path.read_bytes()
+            data = buffer.read(path) if buffer is not None else path.read_bytes()
         except OSError as e:
             return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
-        if not data.strip():
+        if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
-        detected = source or detect_source(path, data[:65536])
+        detected = source or detect_source(path, bytes(data[:65536]))
         if detected is None:
             return IngestResult(
                 str(path),
@@ -506,6 +511,39 @@ class LandingZone:
 
 
 _INGEST_THREADS = 4
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps
+
+
+class ReadBuffer:
+    """One thread's memory for the files it ingests, reused from file to file.
+
+    Reading each file into new memory cost a page fault for every 4 KiB of it (the C
+    library maps a block this large afresh and gives it back on free): for the demo's 72
+    files, 308 MB, ≈ 137 k faults and 0.3-0.5 s of system time beside the generator. A
+    file larger than ``KEPT_BYTES`` is read into new memory, so a thread never holds more.
+    """
+
+    KEPT_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        self._memory = bytearray()
+
+    def read(self, path: Path) -> bytes | memoryview:
+        """``path``'s bytes: a view of this buffer, valid until the next :meth:`read`."""
+        with open(path, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > self.KEPT_BYTES:
+                return handle.readall()
+            if len(self._memory) < size + 1:
+                self._memory = bytearray(size + 1)  # one byte more: a file grown since is seen
+            view = memoryview(self._memory)
+            filled = 0
+            while (got := handle.readinto(view[filled:])) and filled + got <= size:
+                filled += got
+            if got:  # grew while being read: read what it holds now, in new memory
+                handle.seek(0)
+                return handle.readall()
+            return view[:filled]
 
 
 class _Stamps:
@@ -548,6 +586,7 @@ class Ingest:
         self._decided = threading.Event()  # the last added file's verdict is in
         self._decided.set()
         self._claimed: dict[str, str] = {}  # content hash → segment landing it in this run
+        self._buffers = threading.local()  # each ingest thread's ReadBuffer, gone with it
 
     def add(self, path: Path) -> None:
         with self._lock:
@@ -560,7 +599,10 @@ class Ingest:
         self, path: Path, at: datetime, before: threading.Event, decided: threading.Event
     ) -> IngestResult:
         try:
-            read = self.zone.read_for_ingest(path, self.source)
+            buffer = getattr(self._buffers, "buffer", None)
+            if buffer is None:
+                buffer = self._buffers.buffer = ReadBuffer()
+            read = self.zone.read_for_ingest(path, self.source, buffer)
             before.wait()  # the files added before this one are decided (tasks start in order)
             if isinstance(read, IngestResult):
                 return read

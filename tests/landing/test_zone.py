@@ -1,3 +1,4 @@
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from advertisex.errors import UserInputError
 from advertisex.landing.zone import (
     LandingZone,
+    ReadBuffer,
     expand_paths,
     segment_name,
     segment_time,
@@ -51,23 +53,76 @@ def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_onc
     assert [s.name for s in zone.segments()] == [r.segment for r in landed]
 
 
+def test_files_of_any_size_land_their_own_bytes_through_reused_read_buffers(tmp_path: Path):
+    # The ingest threads read into memory they reuse: a small file after a big one, a
+    # file only of spaces between, a file above what a buffer keeps.
+    zone = LandingZone(tmp_path / "landing")
+    sizes = [300_000, 70, 5_000_000, 0, 1, 70_000, 2_000_000, 40]  # bytes, about
+    paths, contents = [], []
+    for i, size in enumerate(sizes):
+        line = b'{"ad_creative_id":"c","user_id":"u%d","timestamp":"2026-01-01"}\n' % i
+        content = line * -(-size // len(line)) if size != 1 else b" "  # whole lines
+        f = tmp_path / f"part-{i}.ndjson"
+        f.write_bytes(content)
+        paths.append(f)
+        contents.append(content)
+    ReadBuffer.KEPT_BYTES, kept = 3_000_000, ReadBuffer.KEPT_BYTES
+    try:
+        results = zone.ingest_files(paths)
+    finally:
+        ReadBuffer.KEPT_BYTES = kept
+    landed = {r.path: r for r in results if r.status == "landed"}
+    assert [r.status for r in results] == [
+        "skipped" if content.strip() == b"" else "landed" for content in contents
+    ]
+    segments = {s.name: s for s in zone.segments()}
+    for path, content in zip(paths, contents, strict=True):
+        if str(path) in landed:
+            segment = segments[landed[str(path)].segment]
+            assert zone.read(segment) == content
+            assert landed[str(path)].bytes == len(content)
+
+
+def test_a_read_buffer_rereads_a_file_that_grew_while_it_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    f = tmp_path / "growing.ndjson"
+    f.write_bytes(b"x" * 1000)
+    buffer = ReadBuffer()
+    assert bytes(buffer.read(f)) == b"x" * 1000
+    real_fstat = os.fstat
+
+    class Smaller:  # the size the file had when it was opened
+        def __init__(self, fd: int) -> None:
+            self.st_size = real_fstat(fd).st_size - 10
+
+    monkeypatch.setattr(os, "fstat", Smaller)
+    assert bytes(buffer.read(f)) == b"x" * 1000  # all of it, not the first 990 bytes
+    f.write_bytes(b"y" * 5)  # and a file that shrank reads as it is now
+    monkeypatch.setattr(os, "fstat", real_fstat)
+    assert bytes(buffer.read(f)) == b"y" * 5
+
+
 @pytest.mark.parametrize(
     ("content", "status", "source"),
     [
         (b"", "skipped", None),
         (b"   \n", "skipped", None),
+        (b" \t\r\n\x0b\x0c", "skipped", None),
         (b'{"seed": 1, "events": 2}', "skipped", None),
         (b"campaign_id,advertiser\nc,a\n", "skipped", None),
         (b"timestamp,user_id,campaign_id,event_type\n", "landed", "clicks"),
         (b"Obj\x01rest", "landed", "bids"),
     ],
 )
+@pytest.mark.parametrize("many", [False, True], ids=["one file", "ingest threads"])
 def test_source_detection_and_skips(
-    tmp_path: Path, content: bytes, status: str, source: str | None
+    tmp_path: Path, content: bytes, status: str, source: str | None, many: bool
 ):
     f = tmp_path / "file.dat"
     f.write_bytes(content)
-    result = LandingZone(tmp_path / "landing").ingest_file(f)
+    zone = LandingZone(tmp_path / "landing")
+    result = zone.ingest_files([f])[0] if many else zone.ingest_file(f)
     assert (result.status, result.source) == (status, source)
     if status == "skipped":
         assert result.detail
