@@ -88,11 +88,22 @@ def merge(
 def _union(
     groups: np.ndarray, values: np.ndarray, n_groups: int, registers: dict[int, np.ndarray]
 ) -> pa.Array:
-    order = np.lexsort((values, groups))
-    groups, values = groups[order], values[order]
+    if not _ascending(groups, values):
+        order = np.lexsort((values, groups))
+        groups, values = groups[order], values[order]
     keep = np.ones(len(values), dtype=bool)
     keep[1:] = (groups[1:] != groups[:-1]) | (values[1:] != values[:-1])
     return _encode(groups[keep], values[keep], n_groups, registers)
+
+
+def _ascending(groups: np.ndarray, values: np.ndarray) -> bool:
+    """Whether the (group, value) pairs are in ascending order already, as the engine's
+    ordered lists give them (``list(… ORDER BY …)``): a check of ≈ 1 ms for 0.5 M pairs
+    instead of a sort of ≈ 50."""
+    if len(groups) < 2:
+        return True
+    same = groups[1:] == groups[:-1]
+    return bool(np.all((groups[1:] > groups[:-1]) | (same & (values[1:] >= values[:-1]))))
 
 
 def union(sketches: pa.Array | pa.ChunkedArray) -> bytes:

@@ -92,6 +92,11 @@ def test_sketch_merge_is_exact_below_the_limit_and_order_free(groups: list[list[
         [sorted({sketch.hash_user(f"u{n}") for n in g}) for g in groups], pa.list_(pa.uint64())
     )
     parts = sketch.from_lists(lists)
+    # Lists as they come (any order, repeats) give the same sketches as sorted ones.
+    unsorted = pa.array(
+        [[sketch.hash_user(f"u{n}") for n in g] for g in groups], pa.list_(pa.uint64())
+    )
+    assert sketch.from_lists(unsorted).to_pylist() == parts.to_pylist()
     everyone = {n for g in groups for n in g}
     merged = sketch.union(parts)
     reordered = sketch.union(parts.take(pa.array(list(range(len(groups)))[::-1])))
