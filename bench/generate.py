@@ -4,15 +4,18 @@
     .venv/bin/python bench/generate.py --events 200000 --repeat 5
 
 Prints each run's CPU seconds (this process, every thread: polars' pool and the bid
-files' writer thread) and wall seconds, their medians, and the load average before and
-after: on a shared machine CPU is the figure to compare, wall says more about the load.
-The first run pays the imports and is left out of the medians.
+files' writer thread; the system's share apart) and wall seconds, its minor page faults,
+their medians, the process's peak RSS, and the load average before and after: on a
+shared machine CPU is the figure to compare, wall says more about the load. The first
+run pays the imports and is left out of the medians; it is also the one that meets fresh
+memory only, as the demo's generator does (later runs reuse what the first one freed).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -38,6 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as folder:
         for run in range(args.repeat + 1):
             started, used = time.perf_counter(), time.process_time()
+            before = resource.getrusage(resource.RUSAGE_SELF)
             synth.generate(
                 Path(folder),
                 events=args.events,
@@ -48,11 +52,18 @@ def main() -> None:
             )
             cpu.append(time.process_time() - used)
             wall.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            system = after.ru_stime - before.ru_stime
+            faults = after.ru_minflt - before.ru_minflt
             note = " (imports included, not in the medians)" if run == 0 else ""
-            print(f"run {run}: {cpu[-1]:.2f} s CPU, {wall[-1]:.2f} s wall{note}")
+            print(
+                f"run {run}: {cpu[-1]:.2f} s CPU ({system:.2f} s of it system), "
+                f"{wall[-1]:.2f} s wall, {faults:,} minor page faults{note}"
+            )
     print(
         f"{args.events:,} events: median {statistics.median(cpu[1:]):.2f} s CPU, "
-        f"{statistics.median(wall[1:]):.2f} s wall; load after: {load()}"
+        f"{statistics.median(wall[1:]):.2f} s wall; peak RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; load after: {load()}"
     )
 
 
