@@ -39,7 +39,8 @@ WITH imp AS (
     device_type, count(*) AS impressions,
     sum(CAST(round(coalesce(cost, 0) * 1e6) AS BIGINT)) AS spend_micros,
     -- sorted here, on the engine's threads: sketch.from_lists then only drops repeats
-    list(user_hash ORDER BY user_hash) AS user_hashes
+    -- (list_sort of the list, not list(… ORDER BY …), which buffers every row again)
+    list_sort(list(user_hash)) AS user_hashes
   FROM impressions GROUP BY ALL
 ), clk AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
