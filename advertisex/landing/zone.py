@@ -150,7 +150,7 @@ class LandingZone:
     def write_segment(
         self,
         source: str,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         fmt: str | None = None,
         label: str = "",
@@ -676,7 +676,7 @@ class ObjectStoreLandingZone(LandingZone):
     def write_segment(
         self,
         source: str,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         fmt: str | None = None,
         label: str = "",
