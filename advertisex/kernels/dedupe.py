@@ -79,7 +79,8 @@ class KeyIndex:
     ['c']
     """
 
-    def __init__(self, rows: pa.Table, hashes: np.ndarray) -> None:
+    def __init__(self, rows: pa.Table, hashes: np.ndarray, order: np.ndarray | None = None) -> None:
+        """``order``: the row numbers that sort ``hashes``, when known (a merge)."""
         # One chunk per column: a take from a table of many chunks (the batches merged
         # into a part) costs time in proportion to the chunks, even for no rows — a
         # part of the committed keys grew by a chunk a micro-batch, and so did every
@@ -87,7 +88,7 @@ class KeyIndex:
         # few chunks a column (a stored part's) are kept as they are, not copied.
         few = all(column.num_chunks <= FEW_CHUNKS for column in rows.columns)
         self.rows = rows if few else rows.combine_chunks()
-        self._order = np.argsort(hashes)
+        self._order = np.argsort(hashes) if order is None else order
         self._sorted = hashes[self._order]
 
     def __len__(self) -> int:
@@ -120,7 +121,17 @@ class KeyIndex:
         """One index over the rows of ``parts`` (all of one schema), in their order; its
         rows kept where ``store`` puts them (default: in memory)."""
         rows = pa.concat_tables([p.rows for p in parts])
-        return cls((store or _in_memory)(rows), np.concatenate([p.hashes() for p in parts]))
+        # Each part's hashes are sorted already: a stable sort of the parts' sorted runs
+        # one after the other is a merge (numpy's timsort finds the runs), not a sort of
+        # every hash again — in a piece's dedupe turn, which the other pieces wait for.
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        runs = np.concatenate([p._sorted for p in parts])
+        merge = np.argsort(runs, kind="stable")
+        order = np.concatenate([p._order + start for p, start in zip(parts, starts, strict=True)])
+        order = order[merge]
+        hashes = np.empty_like(runs)
+        hashes[order] = runs[merge]
+        return cls((store or _in_memory)(rows), hashes, order)
 
     def hashes(self) -> np.ndarray:
         """The rows' key hashes, in row order."""

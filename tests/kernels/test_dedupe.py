@@ -104,6 +104,8 @@ def test_key_index_parts_find_exactly_the_rows_with_wanted_keys(
         for k, n in zip(*part.matching(looked_for).to_pydict().values(), strict=True)
     ]
     assert found == [(k, n) for k, n in everything if k in wanted]
+    # A merged part's hashes are its rows' own, in row order (its sort merged, not redone).
+    assert all((p.hashes() == key_hashes(p.rows.column("k"))).all() for p in indexed)
     # A few chunks a column however many parts were merged in: a lookup's take costs time
     # in proportion to the chunks, and the committed keys gain one a micro-batch.
     assert all(column.num_chunks <= FEW_CHUNKS for part in indexed for column in part.rows.columns)
