@@ -542,9 +542,8 @@ class ReadBuffer:
             filled = 0
             while (got := handle.readinto(view[filled:])) and filled + got <= size:
                 filled += got
-            if got:  # grew while being read: read what it holds now, in new memory
-                handle.seek(0)
-                return handle.readall()
+            if got:  # grew while being read: the rest too, in new memory
+                return bytes(view[: filled + got]) + handle.readall()
             return view[:filled]
 
 

@@ -103,6 +103,18 @@ def test_a_read_buffer_rereads_a_file_that_grew_while_it_was_read(
     assert bytes(buffer.read(f)) == b"y" * 5
 
 
+def test_a_read_buffer_reads_a_pipe_whose_size_says_nothing(tmp_path: Path):
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    body = b'{"user_id":"u"}\n' * 10_000
+    writer = threading.Thread(target=fifo.write_bytes, args=(body,))
+    writer.start()
+    assert bytes(ReadBuffer().read(fifo)) == body  # fstat says 0 bytes; no seek back either
+    writer.join()
+
+
 @pytest.mark.parametrize(
     ("content", "status", "source"),
     [
