@@ -91,3 +91,36 @@ def take_ascending(table: pa.Table, rows: np.ndarray) -> pa.Table:
             )
         )
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def holds_byte_at_most(values: pa.Array | pa.ChunkedArray, ceiling: int, also: int) -> np.ndarray:
+    """Per row of a string column: whether its UTF-8 holds a byte ``<= ceiling`` or equal to
+    ``also``; False for a null. For ASCII bytes this is what a regex character class of
+    them answers (every byte of a multi-byte character is 0x80 or more), found by one scan
+    of the column's bytes instead of a regex run per value (≈ 10x less).
+
+    >>> holds_byte_at_most(pa.array(["ab", "a b", None, "é\\x7f"]), 0x20, 0x7F).tolist()
+    [False, True, False, True]
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    parts = [_bytes_at_most(chunk, ceiling, also) for chunk in chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _bytes_at_most(chunk: pa.Array, ceiling: int, also: int) -> np.ndarray:
+    n = len(chunk)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        chunk = chunk.cast(pa.large_string())
+    _, offset_buffer, data_buffer = chunk.buffers()
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offset_buffer, dtype=width)[chunk.offset : chunk.offset + n + 1]
+    found = np.zeros(n, dtype=bool)
+    if data_buffer is not None and offsets[-1] > offsets[0]:
+        data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+        at = np.flatnonzero((data <= ceiling) | (data == also)) + offsets[0]
+        found[np.searchsorted(offsets, at, side="right") - 1] = True
+    if chunk.null_count:  # a null slot's bytes, if it has any, are not a value's
+        found &= chunk.is_valid().to_numpy(zero_copy_only=False)
+    return found

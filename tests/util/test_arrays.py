@@ -81,3 +81,34 @@ def test_take_ascending_copies_only_the_rows_it_takes() -> None:
         pa.set_memory_pool(default)
     assert counted.max_memory() < 100_000  # Table.take: 8 MB, the four chunks joined
     assert taken == table.column("s").take(pa.array(rows)).to_pylist()
+
+
+_ID_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("ab-_.:9 \t\n\r\x0b\x0c\x00\x1f\x7f\x80\x85\xa0\u2003\u3000é✓"),
+        st.characters(exclude_categories=("Cs",)),  # no lone surrogates: not UTF-8
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.one_of(st.none(), _ID_TEXT), max_size=8), min_size=1, max_size=4),
+    large=st.booleans(),
+    start=st.integers(0, 3),
+)
+def test_a_byte_scan_finds_what_the_id_regex_finds(
+    chunks: list[list[str | None]], large: bool, start: int
+) -> None:
+    import pyarrow.compute as pc
+
+    from advertisex.kernels.validate import _BAD_ID, _BAD_ID_BYTE_ALSO, _BAD_ID_BYTES_MAX
+    from advertisex.util.arrays import holds_byte_at_most
+
+    kind = pa.large_string() if large else pa.string()
+    column = pa.chunked_array([pa.array(c, kind) for c in chunks], kind)
+    column = column.slice(min(start, len(column)))  # offsets that do not start at 0
+    by_regex = pc.fill_null(pc.match_substring_regex(column, _BAD_ID), False)
+    found = holds_byte_at_most(column, _BAD_ID_BYTES_MAX, _BAD_ID_BYTE_ALSO)
+    assert found.tolist() == by_regex.to_pylist()
