@@ -34,7 +34,7 @@ from advertisex.model.contracts import (
     IMPRESSION_REQUIRED,
 )
 from advertisex.util import engine
-from advertisex.util.arrays import Label, labels_where, spread
+from advertisex.util.arrays import Label, labels_where, spread, text_bytes
 
 
 @dataclass(frozen=True)
@@ -236,14 +236,10 @@ def _keys_at_most(raws: pa.ChunkedArray) -> pa.ChunkedArray:
     """
     counts = []
     for chunk in raws.chunks:
-        offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)
-        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype(np.int64)
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8) if len(chunk) else None
-        if data is None or offsets[-1] == offsets[0]:
+        offsets, text = text_bytes(chunk)
+        if len(text) == 0:
             counts.append(pa.array(np.zeros(len(chunk), dtype=np.int32)))
             continue
-        text = data[offsets[0] : offsets[-1]]
         colons = np.flatnonzero(text == _COLON)
         colons = colons[colons > 0]
         keyish = colons[_BEFORE_COLON[text[colons - 1]]] + offsets[0]

@@ -108,19 +108,34 @@ def holds_byte_at_most(values: pa.Array | pa.ChunkedArray, ceiling: int, also: i
 
 
 def _bytes_at_most(chunk: pa.Array, ceiling: int, also: int) -> np.ndarray:
-    n = len(chunk)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
-        chunk = chunk.cast(pa.large_string())
-    _, offset_buffer, data_buffer = chunk.buffers()
-    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offset_buffer, dtype=width)[chunk.offset : chunk.offset + n + 1]
-    found = np.zeros(n, dtype=bool)
-    if data_buffer is not None and offsets[-1] > offsets[0]:
-        data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    offsets, data = text_bytes(chunk)
+    found = np.zeros(len(chunk), dtype=bool)
+    if len(data):
         at = np.flatnonzero((data <= ceiling) | (data == also)) + offsets[0]
         found[np.searchsorted(offsets, at, side="right") - 1] = True
     if chunk.null_count:  # a null slot's bytes, if it has any, are not a value's
         found &= chunk.is_valid().to_numpy(zero_copy_only=False)
     return found
+
+
+def text_bytes(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string chunk's value offsets (``len(chunk) + 1`` of them, int64) and the bytes they
+    span (``data[k]`` is byte ``offsets[0] + k`` of the chunk's buffer), as numpy views of
+    its buffers: no copy. A chunk of another type is cast to ``large_string`` first.
+
+    >>> offsets, data = text_bytes(pa.array(["ab", "", "c"]).slice(1))
+    >>> offsets.tolist(), bytes(data)
+    ([2, 2, 3], b'c')
+    """
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        chunk = chunk.cast(pa.large_string())
+    n = len(chunk)
+    _, offset_buffer, data_buffer = chunk.buffers()
+    if offset_buffer is None:  # an empty chunk may have no buffers at all
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offset_buffer, dtype=width)[chunk.offset : chunk.offset + n + 1]
+    offsets = offsets.astype(np.int64)
+    if data_buffer is None or offsets[-1] == offsets[0]:
+        return offsets, np.zeros(0, dtype=np.uint8)
+    return offsets, np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
