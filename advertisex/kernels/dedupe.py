@@ -79,8 +79,12 @@ class KeyIndex:
     ['c']
     """
 
-    def __init__(self, rows: pa.Table, hashes: np.ndarray, order: np.ndarray | None = None) -> None:
-        """``order``: the row numbers that sort ``hashes``, when known (a merge)."""
+    def __init__(self, rows: pa.Table, hashes: np.ndarray) -> None:
+        order = np.argsort(hashes)
+        self._index(rows, order, hashes[order])
+
+    def _index(self, rows: pa.Table, order: np.ndarray, sorted_hashes: np.ndarray) -> None:
+        """``order``: the row numbers that sort the rows' key hashes into ``sorted_hashes``."""
         # One chunk per column: a take from a table of many chunks (the batches merged
         # into a part) costs time in proportion to the chunks, even for no rows — a
         # part of the committed keys grew by a chunk a micro-batch, and so did every
@@ -88,8 +92,7 @@ class KeyIndex:
         # few chunks a column (a stored part's) are kept as they are, not copied.
         few = all(column.num_chunks <= FEW_CHUNKS for column in rows.columns)
         self.rows = rows if few else rows.combine_chunks()
-        self._order = np.argsort(hashes) if order is None else order
-        self._sorted = hashes[self._order]
+        self._order, self._sorted = order, sorted_hashes
 
     def __len__(self) -> int:
         return self.rows.num_rows
@@ -128,10 +131,9 @@ class KeyIndex:
         runs = np.concatenate([p._sorted for p in parts])
         merge = np.argsort(runs, kind="stable")
         order = np.concatenate([p._order + start for p, start in zip(parts, starts, strict=True)])
-        order = order[merge]
-        hashes = np.empty_like(runs)
-        hashes[order] = runs[merge]
-        return cls((store or _in_memory)(rows), hashes, order)
+        index = cls.__new__(cls)
+        index._index((store or _in_memory)(rows), order[merge], runs[merge])
+        return index
 
     def hashes(self) -> np.ndarray:
         """The rows' key hashes, in row order."""
