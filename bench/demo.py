@@ -23,12 +23,12 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from _args import positive
 from _timeline import Sampler, print_phases
+from _treecpu import TreeCpu
 
 from advertisex.util import jsonutil
 
@@ -62,58 +62,22 @@ def run_demo(
         stderr=subprocess.PIPE,
         text=True,
     ) as demo:
-        descendants = _Descendants(demo)
-        with descendants:
-            if sampler is not None:
-                sampler.pid = demo.pid
-                with sampler:
-                    out, err = demo.communicate()
-            else:
+        tree = TreeCpu(demo.pid, interval=0.1).start()
+        if sampler is not None:
+            sampler.pid = demo.pid
+            with sampler:
                 out, err = demo.communicate()
+        else:
+            out, err = demo.communicate()
+        tree.stop()
     wall = time.perf_counter() - started
+    # The command's own CPU is its rusage (exact); of the sampled tree, its descendants.
+    descendants = sum(cpu for pid, (_, cpu) in tree.seen.items() if pid != demo.pid)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if demo.returncode != 0:
         sys.exit(f"advertisex demo failed ({demo.returncode}):\n{err[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu, descendants.cpu(), jsonutil.loads(out)
-
-
-class _Descendants:
-    """The CPU seconds (user + system) of a process's descendants, sampled on a thread."""
-
-    def __init__(self, process: subprocess.Popen[str], interval: float = 0.1) -> None:
-        import psutil
-
-        self._root = psutil.Process(process.pid)
-        self._process, self._interval = process, interval
-        self._seen: dict[int, float] = {}
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Descendants:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join()
-
-    def cpu(self) -> float:
-        return sum(self._seen.values())
-
-    def _run(self) -> None:
-        import psutil
-
-        while self._process.poll() is None:
-            try:
-                tree = self._root.children(recursive=True)
-            except psutil.Error:
-                tree = []
-            for proc in tree:
-                try:
-                    times = proc.cpu_times()
-                    self._seen[proc.pid] = times.user + times.system
-                except psutil.Error:
-                    pass
-            time.sleep(self._interval)
+    return wall, cpu, descendants, jsonutil.loads(out)
 
 
 def phase_spans(wall: float, timings: dict, phases: dict) -> list[tuple[str, float, float]]:
