@@ -522,7 +522,9 @@ class ReadBuffer:
     kernel hands over and zeroes every page again. For the demo's 72 files (308 MB): 137 k
     faults, now 48-53 k, and 0.2 s less of system time beside the generator. A file larger
     than ``KEPT_BYTES`` is read into new memory, so a thread never holds more; the buffer
-    goes with its thread.
+    goes with its thread. Not mapped (``util.mapped``), as the processor reads segments: a
+    producer may still change a file being ingested, and the bytes hashed must be the
+    bytes landed — a copy is a snapshot, a mapping is not.
     """
 
     KEPT_BYTES = 64 << 20

@@ -119,9 +119,10 @@ def _bytes_at_most(chunk: pa.Array, ceiling: int, also: int) -> np.ndarray:
 
 
 def text_bytes(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string chunk's value offsets (``len(chunk) + 1`` of them, int64) and the bytes they
-    span (``data[k]`` is byte ``offsets[0] + k`` of the chunk's buffer), as numpy views of
-    its buffers: no copy. A chunk of another type is cast to ``large_string`` first.
+    """A string chunk's value offsets (``len(chunk) + 1`` of them, widened to int64) and the
+    bytes they span (``data[k]`` is byte ``offsets[0] + k`` of the chunk's buffer), the
+    bytes a numpy view of the buffer (no copy). A chunk of another type is cast to
+    ``large_string`` first.
 
     >>> offsets, data = text_bytes(pa.array(["ab", "", "c"]).slice(1))
     >>> offsets.tolist(), bytes(data)
