@@ -183,12 +183,19 @@ def _request_fields(rows: pa.Table) -> pa.Table:
 
 
 def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
-    """The first listed range each address falls in (IPv4 vectorized, IPv6 per distinct address)."""
+    """The first listed range each address falls in (IPv4 vectorized, IPv6 in Python).
+
+    Worked out once per distinct address and handed to its rows: a user comes back within
+    a piece, so a piece of impressions has about one distinct address in five rows, and
+    the engine's parse of every row's text was ≈ 0.3 µs of an impression's CPU.
+    """
     v4, v6 = _networks(ranges)
+    encoded = pc.dictionary_encode(_array(ips))  # a null address: a null index, no verdict
+    distinct = encoded.dictionary
     numbers = engine.run(
-        f"SELECT {_ipv4_number('ip')} AS n FROM ips", ips=pa.table({"ip": ips})
+        f"SELECT {_ipv4_number('ip')} AS n FROM ips", ips=pa.table({"ip": distinct})
     ).column("n")
-    labels: pa.ChunkedArray | pa.Array = pa.nulls(len(ips), pa.string())
+    labels: pa.ChunkedArray | pa.Array = pa.nulls(len(distinct), pa.string())
     for net, text in reversed(v4):  # reversed: the first listed range wins
         inside = pc.fill_null(
             pc.and_(
@@ -199,13 +206,8 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
         )
         labels = pc.if_else(inside, f"ip_range:{text}", labels)
     if v6:
-        matches = _v6_matches(ips, v6)
-        if matches.num_rows:
-            found = pc.take(
-                matches.column("rule"), pc.index_in(ips, value_set=matches.column("ip"))
-            )
-            labels = pc.coalesce(labels, found)
-    return labels
+        labels = pc.coalesce(labels, _v6_rules(distinct, v6))
+    return _array(labels).take(encoded.indices)
 
 
 Network = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]
@@ -225,23 +227,17 @@ def _ipv4_number(column: str) -> str:
     return f"({octet[0]} * 16777216 + {octet[1]} * 65536 + {octet[2]} * 256 + {octet[3]})"
 
 
-def _v6_matches(ips: pa.ChunkedArray, networks: list) -> pa.Table:
-    """Distinct IPv6 addresses that fall in a listed IPv6 range (rare: done in Python)."""
-    hits: list[tuple[str, str]] = []
-    if networks:
-        for text in pc.unique(ips.combine_chunks()).drop_null().to_pylist():
-            if ":" not in text:
-                continue
+def _v6_rules(distinct: pa.Array, networks: list[Network]) -> pa.Array:
+    """Per distinct address, the first listed IPv6 range it falls in (rare: in Python)."""
+    rules: list[str | None] = []
+    for text in distinct.to_pylist():
+        rule = None
+        if text is not None and ":" in text:
             try:
                 address = ipaddress.ip_address(text)
             except ValueError:
-                continue
-            rule = next((f"ip_range:{label}" for net, label in networks if address in net), None)
-            if rule:
-                hits.append((text, rule))
-    return pa.table(
-        {
-            "ip": pa.array([h[0] for h in hits], pa.string()),
-            "rule": pa.array([h[1] for h in hits], pa.string()),
-        }
-    )
+                address = None
+            if address is not None:
+                rule = next((f"ip_range:{label}" for net, label in networks if address in net), None)
+        rules.append(rule)
+    return pa.array(rules, pa.string())

@@ -98,3 +98,26 @@ def test_flags_and_request_fields_are_found_however_their_keys_are_spelled() -> 
     ]
     nothing = pa.table({"extras": pa.nulls(3, pa.string()), "user_id": ["u1", "u2", "u3"]})
     assert classify(nothing, IvtRules()).to_pylist() == [[], [], []]
+
+
+def test_an_address_that_repeats_gets_its_verdict_on_every_row_and_the_first_range_wins():
+    """Verdicts are worked out once per distinct address: every row of an address gets
+    it, over several chunks, with nulls and texts that are not addresses among them; of
+    two listed ranges that hold an address, the first listed names it."""
+    import ipaddress
+
+    ranges = ("198.51.100.0/25", "198.51.100.0/24", "2001:db8::/32")
+    addresses = ["198.51.100.7", "198.51.100.200", "10.1.2.3", None, "2001:db8::9", "x.y", "1.2.3"]
+    chunks = [[addresses[(i * 7 + j) % len(addresses)] for i in range(40)] for j in range(3)]
+    rows = pa.table({"ip": pa.chunked_array(chunks, pa.string())})
+
+    def expected(text):
+        try:
+            address = ipaddress.ip_address(text)
+        except (TypeError, ValueError):
+            return []
+        return [f"ip_range:{r}" for r in ranges if address in ipaddress.ip_network(r)][:1]
+
+    assert classify(rows, IvtRules(ip_ranges=ranges)).to_pylist() == [
+        expected(text) for chunk in chunks for text in chunk
+    ]
