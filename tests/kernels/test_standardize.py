@@ -390,3 +390,31 @@ def test_bid_texts_and_hashes_stay_those_of_the_sql_normalization() -> None:
         '"site_domain":null,"device_type":null,"country":"FR","floor_price":null,'
         '"ad_targeting":null,"bid_price":null,"campaign_id":null,"ad_creative_id":null}'
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(st.none(), st.text(alphabet='ab": \t{}\n', max_size=40)), min_size=1, max_size=30
+    ),
+    block=st.sampled_from([1, 2, 3, 7, 64]),
+)
+def test_the_key_bound_counts_colons_after_a_quote_or_space_across_scan_blocks(texts, block):
+    """``_keys_at_most`` scans a chunk's bytes in blocks: whatever the block size, each text
+    gets its colons that follow a quote or JSON whitespace (not one at a text's very start,
+    which has no byte before it in the text), counted as one pass over the text would."""
+    from unittest import mock
+
+    from advertisex.kernels import standardize
+
+    def by_hand(text):
+        if text is None:
+            return 0
+        data = text.encode()
+        return sum(1 for i in range(1, len(data)) if data[i] == ord(":") and chr(data[i - 1]) in '" \t\n\r')
+
+    half = len(texts) // 2
+    raws = pa.chunked_array([texts[:half], texts[half:]], pa.string()).slice(min(1, half))
+    with mock.patch.object(standardize, "_SCAN_BLOCK", block):
+        counted = standardize._keys_at_most(raws).to_pylist()
+    assert counted == [by_hand(t) for t in texts[min(1, half):]]
