@@ -238,6 +238,8 @@ def _v6_rules(distinct: pa.Array, networks: list[Network]) -> pa.Array:
             except ValueError:
                 address = None
             if address is not None:
-                rule = next((f"ip_range:{label}" for net, label in networks if address in net), None)
+                rule = next(
+                    (f"ip_range:{label}" for net, label in networks if address in net), None
+                )
         rules.append(rule)
     return pa.array(rules, pa.string())

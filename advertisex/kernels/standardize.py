@@ -34,7 +34,14 @@ from advertisex.model.contracts import (
     IMPRESSION_REQUIRED,
 )
 from advertisex.util import engine
-from advertisex.util.arrays import Label, labels_where, spread, text_bytes
+from advertisex.util.arrays import (
+    Label,
+    column_ascending,
+    labels_where,
+    spread,
+    spread_ascending,
+    text_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -160,11 +167,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
         "payload": payload,
         "segment": frame.column("segment"),
         "source_position": frame.column("source_position"),
-        "raw": pc.if_else(
-            pc.greater(pc.list_value_length(reasons), 0),
-            frame.column(RAW),
-            pa.scalar(None, pa.string()),
-        ),
+        "raw": spread_ascending(frame.column(RAW), _rejected(reasons)),
         "frame_error": frame.column(FRAME_ERROR),
         "reasons": reasons,
     }
@@ -213,7 +216,7 @@ def _extras(raws: pa.ChunkedArray, parsed: pa.Table) -> pa.Array:
         f"""SELECT CASE WHEN len(json_keys(raw)) > known
              THEN nullif(json_merge_patch(raw, '{_IMP_NULL_PATCH}'), '{{}}') END AS extras
         FROM t""",
-        t=pa.table({"raw": raws.take(pa.array(index)), "known": known[index]}),
+        t=pa.table({"raw": column_ascending(raws, index), "known": known[index]}),
     ).column("extras")
     return spread(listed, index, parsed.num_rows)
 
@@ -239,7 +242,9 @@ def _keys_at_most(raws: pa.ChunkedArray) -> pa.ChunkedArray:
         offsets, text = text_bytes(chunk)
         found = [
             colons[_BEFORE_COLON[text[colons - 1]]]
-            for start in range(1, len(text), _SCAN_BLOCK)  # a text's first byte has no key before it
+            for start in range(
+                1, len(text), _SCAN_BLOCK
+            )  # a text's first byte has no key before it
             if len(colons := np.flatnonzero(text[start : start + _SCAN_BLOCK] == _COLON) + start)
         ]
         keyish = np.concatenate(found) + offsets[0] if found else np.zeros(0, dtype=np.int64)
@@ -310,6 +315,12 @@ def _check_impressions(
     )
 
 
+def _rejected(reasons: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The rows with a reason, ascending: the few whose raw text is kept."""
+    has_reasons = pc.fill_null(pc.greater(pc.list_value_length(reasons), 0), False)
+    return np.flatnonzero(has_reasons.to_numpy(zero_copy_only=False))
+
+
 def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Whether the text begins as a JSON object or array does (a field given as one)."""
     return pc.or_kleene(pc.starts_with(column, "{"), pc.starts_with(column, "["))
@@ -324,7 +335,7 @@ def _with_fingerprints(
     if not pc.any(missing).as_py():
         return given_id
     index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
-    without_id = pc.utf8_slice_codeunits(payload.take(pa.array(index)), 2)
+    without_id = pc.utf8_slice_codeunits(column_ascending(payload, index), 2)
     ids = pc.binary_join_element_wise("fp-", md5_hex(without_id), "")
     return pc.if_else(missing, spread(ids, index, len(given_id)), given_id)
 

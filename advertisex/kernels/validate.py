@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from advertisex.model.contracts import CONVERSION_TYPES, DEVICE_TYPES, MAX_ID_LENGTH
 from advertisex.util import engine
-from advertisex.util.arrays import holds_byte_at_most
+from advertisex.util.arrays import column_ascending, holds_byte_at_most, spread, take_ascending
 
 ID_FIELDS = ("impression_id", "event_id", "auction_id", "user_id", "campaign_id", "ad_creative_id")
 # Ids are opaque, but never contain whitespace or control characters, nor run past 128 chars.
@@ -119,10 +119,14 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
         segment = table.column("segment").to_numpy().astype(np.int64)
         return (segment << 40) | table.column("source_position").to_numpy().astype(np.int64)
 
+    # Row numbers ascending, taken chunk by chunk, and no if_else over the whole column:
+    # each would copy every text of the piece (≈ 50 MB) to fill a few rows.
     index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
-    wanted = pa.array(keys(rows.take(pa.array(index))))
-    found = pc.index_in(wanted, value_set=pa.array(keys(frame)))
-    raw = pc.take(frame.column("raw"), found)
+    wanted = pa.array(keys(take_ascending(rows, index)))
+    at = pc.fill_null(pc.index_in(wanted, value_set=pa.array(keys(frame))), -1).to_numpy()
+    hit = np.flatnonzero(at >= 0)
+    order = hit[np.argsort(at[hit], kind="stable")]
+    raw = spread(column_ascending(frame.column("raw"), at[order]), order, len(index))
     if pc.any(pc.is_null(raw)).as_py():
         fields = [
             c
@@ -132,12 +136,12 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
         packed = ", ".join(f'"{c}"' for c in fields)
         rendered = engine.run(
             f"SELECT CAST(to_json(struct_pack({packed})) AS VARCHAR) AS j FROM r",
-            r=rows.select(fields).take(pa.array(index)),
+            r=take_ascending(rows.select(fields), index),
         ).column("j")
         raw = pc.coalesce(raw, rendered)
     existing = rows.column("raw")
-    positions = np.full(rows.num_rows, -1, dtype=np.int64)
-    positions[index] = np.arange(len(index))
-    taken = pc.take(raw, pa.array(np.where(positions >= 0, positions, 0)))
-    merged = pc.if_else(pa.array(positions >= 0), taken, existing)
+    kept = np.flatnonzero(pc.is_valid(existing).to_numpy(zero_copy_only=False))
+    found = raw.chunks if isinstance(raw, pa.ChunkedArray) else [raw]
+    values = pa.chunked_array([*column_ascending(existing, kept).chunks, *found], existing.type)
+    merged = spread(values, np.concatenate((kept, index)), rows.num_rows)
     return rows.set_column(rows.schema.get_field_index("raw"), "raw", merged)

@@ -77,3 +77,56 @@ def test_binary_records_are_rendered_as_json_when_rejected_late():
     assert fill_missing_raw(rows, frame).column("raw").to_pylist() == [
         '{"auction_id":"a1","source_position":1}'
     ]
+
+
+def test_late_rejections_keep_earlier_raw_texts_over_chunks_and_out_of_frame_order():
+    """Rows rejected by standardize keep their raw text; rows rejected later get theirs from
+    the frame's chunks by (segment, position) whatever order the rows are in; a row the frame
+    has no text for is rendered from its fields; accepted rows stay without raw text."""
+    frame = pa.Table.from_batches(
+        [
+            pa.record_batch(
+                {
+                    "raw": ["r0-1", "r0-2", "r0-3"],
+                    "segment": pa.array([0, 0, 0], pa.int32()),
+                    "source_position": [1, 2, 3],
+                }
+            ),
+            pa.record_batch(
+                {
+                    "raw": ["r1-1", None],
+                    "segment": pa.array([1, 1], pa.int32()),
+                    "source_position": [1, 2],
+                }
+            ),
+        ]
+    )
+    rows = pa.Table.from_batches(
+        [
+            pa.record_batch(
+                {
+                    "a": [11, 3, 2],
+                    "raw": pa.array([None, "kept", None], pa.string()),
+                    "reasons": [["late"], ["early"], []],
+                    "segment": pa.array([1, 0, 0], pa.int32()),
+                    "source_position": [1, 3, 2],
+                }
+            ),
+            pa.record_batch(
+                {
+                    "a": [1, 12],
+                    "raw": pa.array([None, None], pa.string()),
+                    "reasons": [["late"], ["late"]],
+                    "segment": pa.array([0, 1], pa.int32()),
+                    "source_position": [1, 2],
+                }
+            ),
+        ]
+    )
+    assert fill_missing_raw(rows, frame).column("raw").to_pylist() == [
+        "r1-1",
+        "kept",
+        None,
+        "r0-1",
+        '{"a":12,"source_position":2}',
+    ]
