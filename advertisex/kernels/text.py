@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.util import engine
+from advertisex.util.arrays import text_bytes
 
 # Unicode category Zs, what DuckDB's trim() removes (utf8proc's UTF8PROC_CATEGORY_ZS).
 SPACE_SEPARATORS = (
@@ -33,6 +35,15 @@ SPACE_SEPARATORS = (
 
 Column: TypeAlias = pa.Array | pa.ChunkedArray
 
+# The bytes a space separator's UTF-8 can begin with (U+0020 itself; C2 for U+00A0, E1 for
+# U+1680, E2 for U+2000-U+205F, E3 for U+3000) and end with (U+0020; every other one ends in
+# a continuation byte, 0x80-0xBF): a text whose first and last bytes are none of these has
+# nothing to trim.
+_MAY_BEGIN_A_SPACE = np.zeros(256, dtype=bool)
+_MAY_BEGIN_A_SPACE[[0x20, 0xC2, 0xE1, 0xE2, 0xE3]] = True
+_MAY_END_A_SPACE = np.zeros(256, dtype=bool)
+_MAY_END_A_SPACE[[0x20, *range(0x80, 0xC0)]] = True
+
 
 def text(column: Column) -> Column:
     """``nullif(trim(column), '')``: space separators trimmed, empty text null.
@@ -40,11 +51,32 @@ def text(column: Column) -> Column:
     >>> text(pa.array([" a ", "\\u00a0", "\\tb", None])).to_pylist()
     ['a', None, '\\tb', None]
     """
-    trimmed = pc.utf8_trim(column, SPACE_SEPARATORS)
+    # Most columns have nothing to trim (ids, enumerations, times): those are told from two
+    # bytes a row and kept as they are, where the trim copied every text (13 fields of an
+    # impression, ≈ 0.3 µs).
+    trimmed = column if _nothing_to_trim(column) else pc.utf8_trim(column, SPACE_SEPARATORS)
     lengths = pc.binary_length(trimmed)
     if pc.min(lengths).as_py() != 0:  # no empty text (or none at all): nothing to null
         return trimmed  # (the if_else copied every string of the column once more)
     return pc.if_else(pc.equal(lengths, 0), None, trimmed)
+
+
+def _nothing_to_trim(column: Column) -> bool:
+    """Whether no text of ``column`` may begin or end with a space separator. The bytes
+    looked at for an empty text or a null's slot are its neighbours' (or the column's ends):
+    at worst the column is trimmed for nothing."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False  # another layout would be copied to be looked at: trimmed instead
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        offsets, data = text_bytes(chunk)
+        if not len(data):
+            continue
+        offsets -= offsets[0]
+        if _MAY_BEGIN_A_SPACE[data.take(offsets[:-1], mode="clip")].any():
+            return False
+        if _MAY_END_A_SPACE[data.take(offsets[1:] - 1, mode="clip")].any():
+            return False
+    return True
 
 
 def lower(column: Column) -> Column:

@@ -60,3 +60,32 @@ def test_a_column_without_empty_texts_is_not_copied_again(monkeypatch):
     assert calls == []
     assert text.text(pa.array([" a ", " ", None])).to_pylist() == ["a", None, None]
     assert calls == [1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    chunks=st.lists(_TEXTS, min_size=1, max_size=3),
+    cut=st.integers(min_value=0, max_value=3),
+    large=st.booleans(),
+)
+def test_a_column_is_left_untrimmed_only_when_trimming_changes_nothing(chunks, cut, large):
+    """``text`` skips the trim when no value's first or last byte may be a space separator's:
+    over chunks, slices, both string layouts and every space separator at either end, the
+    result is the trim's."""
+    import pyarrow.compute as pc
+
+    kind = pa.large_string() if large else pa.string()
+    column = pa.chunked_array([pa.array(c, kind) for c in chunks], kind)
+    column = column.slice(min(cut, len(column)))
+    expected = pc.utf8_trim(column, text.SPACE_SEPARATORS)
+    expected = pc.if_else(pc.equal(pc.binary_length(expected), 0), None, expected)
+    assert text.text(column).to_pylist() == expected.to_pylist()
+
+
+def test_each_space_separator_at_either_end_is_found_without_trimming_everything():
+    for space in text.SPACE_SEPARATORS:
+        for value in (f"{space}a", f"a{space}", f"{space}"):
+            column = pa.chunked_array([["x", "y"], [value]])
+            assert not text._nothing_to_trim(column), repr(value)
+            assert text.text(column).to_pylist()[-1] == (value.strip(space) or None)
+    assert text._nothing_to_trim(pa.chunked_array([["ab", "é x", "\\tb"], [None, ""]]))
