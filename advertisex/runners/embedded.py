@@ -18,7 +18,8 @@ The threads run side by side because DuckDB, Arrow and Parquet work outside the 
 and memory is bounded by the pieces in flight (about one per worker), not by the batch:
 a 10 M-event backlog needs what one piece per worker needs. Sources go in
 ``SOURCE_WAVES`` order: a batch's clicks after all its impressions, whose invalid
-traffic they inherit. Planning, the commit and everything around it are the template's
+traffic they inherit — a click piece is read, standardized and deduplicated beside the
+impressions' last pieces, and finishes (step 3) once they are done (:class:`Gate`). Planning, the commit and everything around it are the template's
 (:mod:`advertisex.runners.runner`), which reads the records framed per segment after
 :meth:`EmbeddedRunner.transform`.
 """
@@ -162,6 +163,29 @@ class Turns:
             self._changed.notify_all()
 
 
+class Gate:
+    """The rules a later wave's pieces finish by: opened with them once the earlier waves'
+    pieces are done (their invalid-traffic users in them); a failure anywhere releases
+    every waiter (they raise instead of waiting)."""
+
+    def __init__(self) -> None:
+        self._rules: BatchRules | None = None
+        self._done = threading.Event()
+
+    def open(self, rules: BatchRules) -> None:
+        self._rules = rules
+        self._done.set()
+
+    def fail(self) -> None:
+        self._done.set()
+
+    def wait(self) -> BatchRules:
+        self._done.wait()
+        if self._rules is None:
+            raise RuntimeError("an earlier piece of the batch failed")
+        return self._rules
+
+
 class EmbeddedRunner(Runner[Framed]):
     """Runs the batch kernels in this process, piece by piece on worker threads."""
 
@@ -206,28 +230,50 @@ class EmbeddedRunner(Runner[Framed]):
         run = _Run(batch, framed, limits, dedupe)
         accounts: dict[str, SourceAccount] = {}
         rules = batch.rules
+        # Every wave's pieces are queued at once, in wave order: a later wave's piece is
+        # read, standardized and deduplicated beside the earlier waves' last pieces, and
+        # waits for the invalid-traffic users they caught only to finish (its gate). The
+        # pool takes pieces in order, so a piece waits only for pieces already running.
+        gates = [Gate() for _ in SOURCE_WAVES[1:]]
+        waves: list[list[Future[SourceAccount]]] = []
         try:
             with ThreadPoolExecutor(max_workers=processor.workers) as pool:
-                for wave in SOURCE_WAVES:
-                    self.check_cancel()
-                    indexed = [(i, s) for i, s in enumerate(batch.segments) if s.source in wave]
-                    pieces = plan_pieces(indexed, processor.piece_bytes)
-                    futures = [pool.submit(self._piece, run, p, rules) for p in pieces]
-                    users: set[str] = set()
-                    for account in _in_order(futures, run.turns):
-                        accounts.setdefault(account.source, SourceAccount(account.source)).add(
-                            account
+                try:
+                    for k, wave in enumerate(SOURCE_WAVES):
+                        indexed = [(i, s) for i, s in enumerate(batch.segments) if s.source in wave]
+                        pieces = plan_pieces(indexed, processor.piece_bytes)
+                        gate = gates[k - 1] if k else None
+                        waves.append(
+                            [pool.submit(self._piece, run, p, rules, gate) for p in pieces]
                         )
-                        users |= account.ivt_users
-                    rules = rules.with_ivt_users(users)
+                    for k, futures in enumerate(waves):
+                        self.check_cancel()
+                        users: set[str] = set()
+                        for account in _in_order(futures, run.turns):
+                            accounts.setdefault(account.source, SourceAccount(account.source)).add(
+                                account
+                            )
+                            users |= account.ivt_users
+                        rules = rules.with_ivt_users(users)
+                        if k < len(gates):
+                            gates[k].open(rules)
+                except BaseException:
+                    for waiting in gates:  # pieces waiting for a wave that will not end
+                        waiting.fail()
+                    for future in (f for futures in waves for f in futures):
+                        future.cancel()
+                    raise
         except BaseException:
             # Every piece has stopped (the pool waited): what they wrote is nobody's.
             self.lake.remove_files({n: [f.url for f in w] for n, w in run.files.items()})
             raise
         return Transformed(run.files, accounts)
 
-    def _piece(self, run: _Run, piece: Piece, rules: BatchRules) -> SourceAccount:
-        """One piece through the three steps (see the module docstring)."""
+    def _piece(
+        self, run: _Run, piece: Piece, rules: BatchRules, gate: Gate | None = None
+    ) -> SourceAccount:
+        """One piece through the three steps (see the module docstring); ``gate``: the rules
+        of the earlier waves, which its invalid traffic is judged by, once they are done."""
         frames = []
         for index, segment in piece.segments:
             self.check_cancel()
@@ -268,6 +314,8 @@ class EmbeddedRunner(Runner[Framed]):
             # The slice's texts, parsed, and the stored keys its lookups read leave this
             # process's memory (util.mapped): a piece ended holding its whole segment.
             release_pages()
+            if gate is not None:
+                rules, gate = gate.wait(), None
             appends, account = finish_source(
                 piece.source, rows, run.batch.lineage, run.batch.id, _told(found), rules.ivt
             )

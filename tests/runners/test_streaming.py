@@ -237,6 +237,58 @@ def test_a_failing_piece_fails_the_batch_and_commits_nothing(
     assert not list((tmp_path / "run" / "warehouse").rglob("*.parquet"))
 
 
+def test_clicks_are_read_beside_the_impressions_and_finish_with_their_invalid_traffic(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A click piece does not wait for the impressions to be done to be read, standardized
+    and deduplicated — only to finish: the impressions' piece here finishes only once a
+    click piece has been standardized, and the clicks of the user the impressions caught
+    are still invalid traffic."""
+    from advertisex.runners import embedded
+
+    clicks_read = threading.Event()
+    standardize, finish = embedded.standardize_source, embedded.finish_source
+
+    def noted(source: str, *args: Any) -> Any:
+        if source == "clicks":
+            clicks_read.set()
+        return standardize(source, *args)
+
+    def after_clicks(source: str, *args: Any) -> Any:
+        if source == "impressions":
+            assert clicks_read.wait(60), "the click piece waited for the impressions"
+        return finish(source, *args)
+
+    monkeypatch.setattr(embedded, "standardize_source", noted)
+    monkeypatch.setattr(embedded, "finish_source", after_clicks)
+    _, report = _run(landed, tmp_path / "run", piece_bytes=1 << 30, workers=2)
+    assert report.accounts["clicks"].filtered > 0
+
+
+def test_a_failed_impression_piece_releases_the_clicks_waiting_for_it(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.runners import embedded
+
+    clicks_waiting = threading.Event()
+    standardize, wait = embedded.standardize_source, embedded.Gate.wait
+
+    def waits(gate: embedded.Gate) -> Any:
+        clicks_waiting.set()
+        return wait(gate)
+
+    def fails(source: str, *args: Any) -> Any:
+        if source == "impressions":
+            assert clicks_waiting.wait(60)
+            raise RuntimeError("an impression kernel broke")
+        return standardize(source, *args)
+
+    monkeypatch.setattr(embedded.Gate, "wait", waits)
+    monkeypatch.setattr(embedded, "standardize_source", fails)
+    with pytest.raises(RuntimeError, match="an impression kernel broke"):
+        _run(landed, tmp_path / "run", piece_bytes=1 << 30, workers=2)
+
+
 def test_pieces_keep_arrival_order_within_a_source() -> None:
     segments = [
         (0, Segment("impressions", "impressions/a", 30)),
