@@ -240,13 +240,10 @@ def _keys_at_most(raws: pa.ChunkedArray) -> pa.ChunkedArray:
     counts = []
     for chunk in raws.chunks:
         offsets, text = text_bytes(chunk)
-        found = [
-            colons[_BEFORE_COLON[text[colons - 1]]]
-            for start in range(
-                1, len(text), _SCAN_BLOCK
-            )  # a text's first byte has no key before it
-            if len(colons := np.flatnonzero(text[start : start + _SCAN_BLOCK] == _COLON) + start)
-        ]
+        found = []
+        for start in range(1, len(text), _SCAN_BLOCK):  # a text's first byte has no key before it
+            colons = np.flatnonzero(text[start : start + _SCAN_BLOCK] == _COLON) + start
+            found.append(colons[_BEFORE_COLON[text[colons - 1]]])
         keyish = np.concatenate(found) + offsets[0] if found else np.zeros(0, dtype=np.int64)
         counts.append(pa.array(np.diff(np.searchsorted(keyish, offsets)).astype(np.int32)))
     return pa.chunked_array(counts, pa.int32())

@@ -51,9 +51,9 @@ def text(column: Column) -> Column:
     >>> text(pa.array([" a ", "\\u00a0", "\\tb", None])).to_pylist()
     ['a', None, '\\tb', None]
     """
-    # Most columns have nothing to trim (ids, enumerations, times): those are told from two
-    # bytes a row and kept as they are, where the trim copied every text (13 fields of an
-    # impression, ≈ 0.3 µs).
+    # Most columns have nothing to trim (ids, enumerations, times, user agents): those are
+    # told from two bytes a row and kept as they are, where the trim wrote every text into
+    # new memory (13 fields of an impression; 2 M events' process: ≈ 0.2 s of CPU).
     trimmed = column if _nothing_to_trim(column) else pc.utf8_trim(column, SPACE_SEPARATORS)
     lengths = pc.binary_length(trimmed)
     if pc.min(lengths).as_py() != 0:  # no empty text (or none at all): nothing to null

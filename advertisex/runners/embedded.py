@@ -19,7 +19,8 @@ and memory is bounded by the pieces in flight (about one per worker), not by the
 a 10 M-event backlog needs what one piece per worker needs. Sources go in
 ``SOURCE_WAVES`` order: a batch's clicks after all its impressions, whose invalid
 traffic they inherit — a click piece is read, standardized and deduplicated beside the
-impressions' last pieces, and finishes (step 3) once they are done (:class:`Gate`). Planning, the commit and everything around it are the template's
+impressions' last pieces, and finishes (step 3) once they are done (:class:`Gate`).
+Planning, the commit and everything around it are the template's
 (:mod:`advertisex.runners.runner`), which reads the records framed per segment after
 :meth:`EmbeddedRunner.transform`.
 """
