@@ -42,6 +42,7 @@ Decoder = Callable[[Bytes], pa.Table]
 # (forking a process with a running DuckDB would not be safe). pandas, which Arrow would
 # import on its first conversion of a Python list, is refused first (``without_pandas``).
 _PRELOAD = (
+    "advertisex.formats.worker_memory",  # before pyarrow and polars: their allocators
     "advertisex.formats.without_pandas",
     "pyarrow",
     "fastavro",
