@@ -305,6 +305,26 @@ def test_pieces_keep_arrival_order_within_a_source() -> None:
     ]
 
 
+def test_pieces_come_turn_by_turn_across_sources() -> None:
+    """Two workers take the first two pieces: one of each source, not a source's first two
+    (the second of which would wait for the first's dedupe)."""
+    segments = [
+        (0, Segment("bids", "bids/a", 16)),  # 64 each: a piece of its own
+        (1, Segment("bids", "bids/b", 16)),
+        (2, Segment("bids", "bids/c", 16)),
+        (3, Segment("impressions", "impressions/d", 64)),
+        (4, Segment("impressions", "impressions/e", 64)),
+    ]
+    pieces = plan_pieces(segments, 64)
+    assert [(p.source[0], p.turn) for p in pieces] == [
+        ("b", 0),
+        ("i", 0),
+        ("b", 1),
+        ("i", 1),
+        ("b", 2),
+    ]
+
+
 def test_a_piece_is_weighed_by_its_records_and_a_backlog_only_adds_pieces() -> None:
     """What a batch holds at a time is a piece per worker, and a piece's memory follows
     its records: Avro bids (≈ 50 landing bytes a record) and CSV clicks (≈ 100) weigh more
