@@ -8,7 +8,8 @@ at its peak was 320-470 MiB. With freed pages returned at once the 10 M backlog'
 peaked at 1,130-1,197 MiB instead of 1,376-1,411, at the same speed (docs/benchmarks.md).
 Arrow's buffers come from jemalloc here as in the processor (``util.allocator``): the
 processor sets that for the processes it starts, but ``advertisex process`` starts the
-forkserver before its batch does. A setting the user made is kept. Only the forkserver
+forkserver before its batch does. A setting the user made is kept (polars' own defaults,
+which a processor that imported polars first hands down, are not one). Only the forkserver
 and its workers import this module; the processor's allocators are ``util.allocator``'s.
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import os
 
-from advertisex.util.allocator import ARROW_POOL_VARIABLE
+from advertisex.util.allocator import (
+    ARROW_POOL_VARIABLE,
+    POLARS_ALLOCATOR_VARIABLE,
+    polars_returning_memory,
+)
 
-# jemalloc's decay times for polars' allocator (tikv-jemallocator reads _RJEM_MALLOC_CONF;
-# polars puts its own defaults, 500 and 1,000 ms, before what it finds there, and jemalloc
-# takes the last value given).
-POLARS_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
-POLARS_ALLOCATOR_SETTING = "dirty_decay_ms:0,muzzy_decay_ms:0"
-
-os.environ.setdefault(POLARS_ALLOCATOR_VARIABLE, POLARS_ALLOCATOR_SETTING)
+# polars' defaults, inherited from a processor that imported polars before it started the
+# forkserver, are not a user's setting: freed memory goes back at once after them.
+if (setting := polars_returning_memory(os.environ.get(POLARS_ALLOCATOR_VARIABLE))) is not None:
+    os.environ[POLARS_ALLOCATOR_VARIABLE] = setting
 os.environ.setdefault(ARROW_POOL_VARIABLE, "jemalloc")

@@ -71,3 +71,31 @@ def arrow_from_jemalloc() -> bool:
     pa.set_memory_pool(pool)
     os.environ[ARROW_POOL_VARIABLE] = "jemalloc"
     return True
+
+
+# Polars' own jemalloc (tikv-jemallocator) reads _RJEM_MALLOC_CONF; polars, when imported, sets
+# it to its defaults followed by what was there, so a process that imported polars hands those
+# defaults to the processes it starts. jemalloc takes the last value given for an option.
+POLARS_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
+POLARS_RETURNS_MEMORY = "dirty_decay_ms:0,muzzy_decay_ms:0"
+_POLARS_OWN_OPTIONS = frozenset(
+    {"dirty_decay_ms:500", "muzzy_decay_ms:1000", "thp:always", "metadata_thp:always"}
+)
+
+
+def polars_returning_memory(inherited: str | None) -> str | None:
+    """The ``_RJEM_MALLOC_CONF`` for a process whose polars gives freed pages back at once:
+    ``inherited`` with :data:`POLARS_RETURNS_MEMORY` last, unless it holds a setting of the
+    user's (anything but polars' own defaults): then None, and it is kept as it is.
+
+    >>> polars_returning_memory(None)
+    'dirty_decay_ms:0,muzzy_decay_ms:0'
+    >>> polars_returning_memory("dirty_decay_ms:500,muzzy_decay_ms:1000")
+    'dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:0,muzzy_decay_ms:0'
+    >>> polars_returning_memory("dirty_decay_ms:500,muzzy_decay_ms:1000,narenas:1") is None
+    True
+    """
+    options = [o for o in (inherited or "").split(",") if o]
+    if any(o not in _POLARS_OWN_OPTIONS for o in options):
+        return None
+    return ",".join([*options, POLARS_RETURNS_MEMORY])

@@ -149,20 +149,20 @@ def allocator_settings(data: bytes) -> pa.Table:
     )
 
 
-def test_decoder_workers_give_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoder_workers_give_freed_memory_back() -> None:
     """The forkserver configures polars' jemalloc (decay 0: freed pages go back at once) and
     Arrow's pool (jemalloc) before either library is imported — a worker kept ≈ 150 MiB
-    after a bid segment — whatever the processor's own environment says."""
-    from advertisex.formats import bounded, worker_memory
+    after a bid segment — also when the processor imported polars first (whose defaults it
+    then inherits); a user's own setting is kept."""
+    from advertisex.formats import bounded
+    from advertisex.util.allocator import POLARS_RETURNS_MEMORY, polars_returning_memory
 
     preload = list(bounded._PRELOAD)
     first_library = min(preload.index(m) for m in ("pyarrow", "polars_avro", "duckdb"))
     assert preload.index("advertisex.formats.worker_memory") < first_library
     settings = decode_bounded(allocator_settings, b"", DecodeLimits()).to_pylist()[0]
-    expected_polars = os.environ.get(
-        worker_memory.POLARS_ALLOCATOR_VARIABLE, worker_memory.POLARS_ALLOCATOR_SETTING
-    )
     # polars puts its own defaults before it when it loads; jemalloc takes the last said
-    assert settings["polars"].endswith(expected_polars)
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    if polars_returning_memory(os.environ.get("_RJEM_MALLOC_CONF")) is not None:
+        assert settings["polars"].endswith(POLARS_RETURNS_MEMORY)
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "jemalloc") == "jemalloc":
         assert settings["arrow"] == "jemalloc"
