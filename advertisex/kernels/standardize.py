@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
 from advertisex.kernels import text
 from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_text
+from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
@@ -167,7 +168,7 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
         "payload": payload,
         "segment": frame.column("segment"),
         "source_position": frame.column("source_position"),
-        "raw": spread_ascending(frame.column(RAW), _rejected(reasons)),
+        "raw": spread_ascending(frame.column(RAW), np.flatnonzero(rejected_mask(reasons))),
         "frame_error": frame.column(FRAME_ERROR),
         "reasons": reasons,
     }
@@ -310,12 +311,6 @@ def _check_impressions(
     return checked.select(["event_time", "event_time_text", "cost", "cost_text"]).append_column(
         "reasons", reasons
     )
-
-
-def _rejected(reasons: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The rows with a reason, ascending: the few whose raw text is kept."""
-    has_reasons = pc.fill_null(pc.greater(pc.list_value_length(reasons), 0), False)
-    return np.flatnonzero(has_reasons.to_numpy(zero_copy_only=False))
 
 
 def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.util import engine
-from advertisex.util.arrays import text_bytes
+from advertisex.util.arrays import chunks_of, text_bytes
 
 # Unicode category Zs, what DuckDB's trim() removes (utf8proc's UTF8PROC_CATEGORY_ZS).
 SPACE_SEPARATORS = (
@@ -67,7 +67,7 @@ def _nothing_to_trim(column: Column) -> bool:
     at worst the column is trimmed for nothing."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return False  # another layout would be copied to be looked at: trimmed instead
-    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+    for chunk in chunks_of(column):
         offsets, data = text_bytes(chunk)
         if not len(data):
             continue

@@ -17,9 +17,16 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.kernels.split import rejected_mask
 from advertisex.model.contracts import CONVERSION_TYPES, DEVICE_TYPES, MAX_ID_LENGTH
 from advertisex.util import engine
-from advertisex.util.arrays import column_ascending, holds_byte_at_most, spread, take_ascending
+from advertisex.util.arrays import (
+    chunks_of,
+    column_ascending,
+    holds_byte_at_most,
+    spread,
+    take_ascending,
+)
 
 ID_FIELDS = ("impression_id", "event_id", "auction_id", "user_id", "campaign_id", "ad_creative_id")
 # Ids are opaque, but never contain whitespace or control characters, nor run past 128 chars.
@@ -109,11 +116,13 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
     it from the framed records by (segment, position), or — for decoded binary records
     (Avro) that have no text — as the JSON rendering of their fields.
     """
-    rejected = pc.greater(pc.list_value_length(rows.column("reasons")), 0)
-    missing = pc.and_(rejected, pc.is_null(rows.column("raw")))
-    if not pc.any(missing).as_py():
-        return rows
     import numpy as np
+
+    existing = rows.column("raw")
+    has_raw = pc.is_valid(existing).to_numpy(zero_copy_only=False)
+    missing = rejected_mask(rows.column("reasons")) & ~has_raw
+    if not missing.any():
+        return rows
 
     def keys(table: pa.Table) -> np.ndarray:
         segment = table.column("segment").to_numpy().astype(np.int64)
@@ -121,7 +130,7 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
 
     # Row numbers ascending, taken chunk by chunk, and no if_else over the whole column:
     # each would copy every text of the piece (≈ 50 MB) to fill a few rows.
-    index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    index = np.flatnonzero(missing)
     wanted = pa.array(keys(take_ascending(rows, index)))
     at = pc.fill_null(pc.index_in(wanted, value_set=pa.array(keys(frame))), -1).to_numpy()
     hit = np.flatnonzero(at >= 0)
@@ -139,9 +148,9 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
             r=take_ascending(rows.select(fields), index),
         ).column("j")
         raw = pc.coalesce(raw, rendered)
-    existing = rows.column("raw")
-    kept = np.flatnonzero(pc.is_valid(existing).to_numpy(zero_copy_only=False))
-    found = raw.chunks if isinstance(raw, pa.ChunkedArray) else [raw]
-    values = pa.chunked_array([*column_ascending(existing, kept).chunks, *found], existing.type)
+    kept = np.flatnonzero(has_raw)
+    values = pa.chunked_array(
+        [*column_ascending(existing, kept).chunks, *chunks_of(raw)], existing.type
+    )
     merged = spread(values, np.concatenate((kept, index)), rows.num_rows)
     return rows.set_column(rows.schema.get_field_index("raw"), "raw", merged)

@@ -36,9 +36,11 @@ from advertisex.kernels.dedupe import (
 from advertisex.kernels.enrich import enrich
 from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules, classify
+from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
+from advertisex.util.arrays import chunks_of
 
 if TYPE_CHECKING:
     from advertisex.runners.committed import DedupeLookup
@@ -165,7 +167,7 @@ class BatchDedupe:
 
     def verdicts(self, source: str, rows: pa.Table) -> dict[str, Verdict]:
         """The verdict on each table of ``source`` for its standardized ``rows``."""
-        rejected = rejected_mask(rows)
+        rejected = rejected_mask(rows.column("reasons"))
         return {
             table_name: self(table_name, rows, candidates_mask(table_name, rows, rejected))
             for table_name in SOURCES[source]
@@ -213,7 +215,7 @@ def finish_source(
     """Standardized rows → quarantine, repeats dropped (as ``repeats`` says), invalid
     traffic split off, each table's rows in its schema; and the accounting."""
     account = SourceAccount(source, records_in=standardized.num_rows)
-    rejected = rejected_mask(standardized)
+    rejected = rejected_mask(standardized.column("reasons"))
     appends = {
         "curated.quarantine": quarantine_rows(
             standardized.filter(pa.array(rejected)), source, lineage, batch_id
@@ -240,13 +242,6 @@ def finish_source(
         account.conflicts += conflicts
         account.by_table[table_name] = rows.num_rows
     return appends, account
-
-
-def rejected_mask(rows: pa.Table) -> np.ndarray:
-    """Rows with at least one reason: they go to quarantine."""
-    return pc.greater(pc.list_value_length(rows.column("reasons")), 0).to_numpy(
-        zero_copy_only=False
-    )
 
 
 def candidates_mask(table_name: str, rows: pa.Table, rejected: np.ndarray) -> np.ndarray:
@@ -332,7 +327,7 @@ IVT_TABLES = tuple(_ID)
 
 def _chunked(arrays: list[pa.Array | pa.ChunkedArray]) -> pa.ChunkedArray:
     """Text arrays as one chunked array (no copy)."""
-    chunks = [c for a in arrays for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+    chunks = [c for a in arrays for c in chunks_of(a)]
     return pa.chunked_array([c.cast(pa.string()) for c in chunks], pa.string())
 
 

@@ -44,6 +44,7 @@ from advertisex.formats.decode import frame_segment
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules
+from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.standardize import Rules
 from advertisex.lake.datafiles import write_data_files
 from advertisex.landing.zone import LandingZone, Segment, open_landing
@@ -51,7 +52,6 @@ from advertisex.model.schemas import SOURCES
 from advertisex.runners.batch import (
     candidates_mask,
     finish_source,
-    rejected_mask,
     standardize_source,
 )
 from advertisex.util import storage
@@ -201,7 +201,7 @@ def _prepare_segment(
     rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     write_scratch(rows, scratch_file(job.scratch, index), job.settings.scale)
     yield _prepared(kind="rows", segment=index, source=segment.source, records=frame.num_rows)
-    rejected = rejected_mask(rows)
+    rejected = rejected_mask(rows.column("reasons"))
     for table_name in SOURCES[segment.source]:
         chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))
         if chosen.num_rows:

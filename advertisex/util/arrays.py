@@ -10,6 +10,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def chunks_of(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """A column's chunks: a chunked array's, or an array as its one chunk.
+
+    >>> [len(c) for c in chunks_of(pa.chunked_array([[1], [2, 3]]))], len(chunks_of(pa.array([1]))[0])
+    ([1, 2], 1)
+    """
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
 def spread(values: pa.Array | pa.ChunkedArray, index: np.ndarray, length: int) -> pa.Array:
     """``values``, computed for the rows ``index`` of a column of ``length`` rows, put back
     at those rows; null at every other row. Kernels work on the few rows that need a costly
@@ -87,7 +96,7 @@ def column_ascending(column: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa
     ['a', 'c']
     """
     rows = np.asarray(rows, dtype=np.int64)
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    chunks = chunks_of(column)
     starts = np.cumsum([0, *(len(chunk) for chunk in chunks)])
     cuts = np.searchsorted(rows, starts)
     return pa.chunked_array(
@@ -123,8 +132,7 @@ def holds_byte_at_most(values: pa.Array | pa.ChunkedArray, ceiling: int, also: i
     >>> holds_byte_at_most(pa.array(["ab", "a b", None, "é\\x7f"]), 0x20, 0x7F).tolist()
     [False, True, False, True]
     """
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    parts = [_bytes_at_most(chunk, ceiling, also) for chunk in chunks]
+    parts = [_bytes_at_most(chunk, ceiling, also) for chunk in chunks_of(values)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
