@@ -47,6 +47,7 @@ from advertisex.collector.service import WorkerSlot, collector_id, hold_lock
 from advertisex.config import Settings
 from advertisex.errors import AdvertiseXError
 from advertisex.landing.zone import LandingZone
+from advertisex.util.cores import usable_cores
 from advertisex.util.isolate import die_with_parent
 
 log = logging.getLogger("advertisex.collector")
@@ -64,10 +65,7 @@ def default_workers(settings: Settings) -> int:
     configured = settings.collector.workers
     if configured:
         return configured
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 @dataclass

@@ -63,7 +63,9 @@ from advertisex.runners.runner import (
     Runner,
     Transformed,
 )
+from advertisex.util import engine
 from advertisex.util.allocator import bound_held_memory
+from advertisex.util.cores import usable_cores
 from advertisex.util.mapped import release_pages
 from advertisex.util.nopandas import refused as refused_pandas
 from advertisex.util.retry import retrying
@@ -243,7 +245,11 @@ class EmbeddedRunner(Runner[Framed]):
         gates = [Gate() for _ in SOURCE_WAVES[1:]]
         waves: list[list[Future[SourceAccount]]] = []
         try:
-            with ThreadPoolExecutor(max_workers=processor.workers) as pool:
+            # The workers share the cores: each kernel statement runs on its share of them.
+            share = max(1, usable_cores() // processor.workers)
+            with ThreadPoolExecutor(
+                max_workers=processor.workers, initializer=engine.share_cores, initargs=(share,)
+            ) as pool:
                 try:
                     for k, wave in enumerate(SOURCE_WAVES):
                         indexed = [(i, s) for i, s in enumerate(batch.segments) if s.source in wave]

@@ -188,6 +188,29 @@ def test_no_more_pieces_are_in_flight_than_workers(
     assert most == 2  # both workers busy, never more: memory is a piece per worker
 
 
+def test_the_pieces_kernels_share_the_cores_between_the_workers(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers whose kernel statements each ran on every core made twice as many
+    engine threads as cores: each worker's statements run on its share."""
+    from advertisex.runners import embedded
+    from advertisex.util import engine
+
+    standardize = embedded.standardize_source
+    threads: set[int] = set()
+
+    def noted(*args: Any) -> Any:
+        setting = engine.run("select current_setting('threads') as n").column("n")[0]
+        threads.add(int(setting.as_py()))
+        return standardize(*args)
+
+    monkeypatch.setattr(embedded, "standardize_source", noted)
+    monkeypatch.setattr(embedded, "usable_cores", lambda: 6)  # not this machine's default
+    _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+    assert report.records_in > 0
+    assert threads == {3}
+
+
 def test_segments_are_mapped_and_the_allocator_bound_before_the_pieces(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,3 +53,35 @@ def test_no_progress_bar_on_standard_output() -> None:
         assert setting == [(False,)]
     shown = engine.run("select current_setting('enable_progress_bar') as on")
     assert shown.column("on").to_pylist() == [False]
+
+
+def _threads() -> int:
+    return int(engine.run("select current_setting('threads') as n").column("n")[0].as_py())
+
+
+def test_a_thread_runs_its_statements_on_its_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kernels of two workers at once each on every core made twice as many threads as
+    cores; a thread's share holds for its statements only, on whichever pooled
+    connection they get, and a connection handed back goes on with the next borrower's."""
+    monkeypatch.setattr(engine, "_idle", [])
+    default = _threads()
+    seen: list[int] = []
+
+    def shared() -> None:
+        engine.share_cores(1)
+        seen.append(_threads())
+
+    worker = threading.Thread(target=shared)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert len(engine._idle) == 1  # the same connection, set to one thread, comes back here
+    assert _threads() == default  # this thread never chose: DuckDB's default again
+    engine.share_cores(1)
+    try:
+        assert _threads() == 1
+    finally:
+        engine.share_cores(None)
+    assert _threads() == default
