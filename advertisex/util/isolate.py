@@ -62,10 +62,12 @@ class BudgetExceeded(Exception):
 
 
 class _Worker:
-    def __init__(self, context: Any, preload: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, context: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None
+    ) -> None:
         parent, child = context.Pipe()
         self.conn = parent
-        self.process = context.Process(target=_serve, args=(child, preload), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, preload, warm), daemon=True)
         self.process.start()
         child.close()
         try:
@@ -86,7 +88,12 @@ class _Worker:
 class WorkerPool:
     """Up to ``size`` worker processes, each running one job at a time (thread-safe)."""
 
-    def __init__(self, size: int = 2, preload: Iterable[str] = ()) -> None:
+    def __init__(
+        self, size: int = 2, preload: Iterable[str] = (), warm: Callable[[], Any] | None = None
+    ) -> None:
+        """``preload``: modules the workers import before they say they are ready; ``warm``:
+        a module-level function each worker runs once it has said so, before its first job
+        (what a first job would otherwise start: thread pools, connections)."""
         import multiprocessing
 
         self.size = size
@@ -96,6 +103,7 @@ class WorkerPool:
         if self._context.get_start_method() == "forkserver":
             self._context.set_forkserver_preload([__name__, *preload])
         self._preload = tuple(preload)
+        self._warm = warm
         self._idle: list[_Worker] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
@@ -136,7 +144,7 @@ class WorkerPool:
         def start(count: int) -> None:
             for left in range(count, 0, -1):
                 try:
-                    worker = _Worker(self._context, self._preload)
+                    worker = _Worker(self._context, self._preload, self._warm)
                 except Exception:  # a failure here shows again, with its cause, on first use
                     with self._changed:
                         self._warming -= left
@@ -184,7 +192,7 @@ class WorkerPool:
                     break
                 self._changed.wait()  # one being warmed is nearer than a new one
         try:
-            return _Worker(self._context, self._preload)
+            return _Worker(self._context, self._preload, self._warm)
         except BaseException:
             with self._changed:
                 self._busy -= 1
@@ -255,7 +263,9 @@ def _resident_bytes(pid: int | None) -> int:
         return 0
 
 
-def _serve(conn: Any, preload: tuple[str, ...] = ()) -> None:
+def _serve(
+    conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None
+) -> None:
     """A worker's life: run jobs until the pipe closes; die with the parent."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -265,6 +275,12 @@ def _serve(conn: Any, preload: tuple[str, ...] = ()) -> None:
     for name in preload:
         importlib.import_module(name)
     conn.send("ready")
+    if warm is not None:  # a job sent meanwhile waits in the pipe, as it would have for this
+        try:
+            warm()
+        except Exception:  # a warm-up is no job: what failed shows again on the first one
+            pass
+        settle()
     while True:
         try:
             fn, args = receive_message(conn)
@@ -445,12 +461,14 @@ _SHARED: dict[tuple[str, ...], WorkerPool] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_pool(size: int, preload: tuple[str, ...]) -> WorkerPool:
-    """One pool per (size, preload) for the whole process, closed when it exits."""
-    key = (str(size), *preload)
+def shared_pool(
+    size: int, preload: tuple[str, ...], warm: Callable[[], Any] | None = None
+) -> WorkerPool:
+    """One pool per (size, preload, warm) for the whole process, closed when it exits."""
+    key = (str(size), *preload, getattr(warm, "__qualname__", ""))
     with _SHARED_LOCK:
         pool = _SHARED.get(key)
         if pool is None:
-            pool = _SHARED[key] = WorkerPool(size, preload)
+            pool = _SHARED[key] = WorkerPool(size, preload, warm)
             atexit.register(pool.close)
         return pool

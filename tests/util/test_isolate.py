@@ -47,9 +47,9 @@ def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
     started: list[int] = []
     real = isolate._Worker
 
-    def counted(context: Any, preload: tuple[str, ...]) -> Any:
+    def counted(context: Any, preload: tuple[str, ...], warm: Any = None) -> Any:
         started.append(1)
-        return real(context, preload)
+        return real(context, preload, warm)
 
     monkeypatch.setattr(isolate, "_Worker", counted)
     pool = WorkerPool(size=2)
@@ -178,3 +178,37 @@ def test_a_pool_started_after_another_has_its_own_preload_in_its_workers() -> No
         assert later.run(budget, loaded, "colorsys")
     finally:
         later.close()
+
+
+_warmed_here = False
+
+
+def _warm() -> None:
+    global _warmed_here
+    _warmed_here = True
+
+
+def _was_warmed() -> bool:
+    return _warmed_here
+
+
+def _warm_fails() -> None:
+    raise RuntimeError("no engine here")
+
+
+def test_a_worker_runs_its_warm_up_before_its_first_job() -> None:
+    """Decoder workers start their engines before the batch's first segment comes."""
+    budget = Budget(seconds=60, memory_bytes=1 << 30)
+    for warm, warmed in ((_warm, True), (None, False), (_warm_fails, False)):
+        pool = WorkerPool(size=1, warm=warm)
+        try:
+            assert pool.run(budget, _was_warmed) is warmed  # a failed warm-up is no failure
+        finally:
+            pool.close()
+
+
+def test_the_decoder_workers_warm_up_decodes_each_format() -> None:
+    from advertisex.formats import bounded
+
+    bounded.warm_worker()  # raises if a format's decoder cannot read its record
+    assert bounded.decode_pool()._warm is bounded.warm_worker
