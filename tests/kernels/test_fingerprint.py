@@ -44,3 +44,16 @@ def test_version_1_hashes_are_the_first_half_of_the_md5() -> None:
     assert legacy_hash(pa.array(["abc", "é"])).to_pylist() == [
         h[:16] for h in _engine_md5(["abc", "é"])
     ]
+
+
+def test_version_2_digits_are_the_engines_printf_of_the_hash() -> None:
+    """The hex digits are rendered without the engine; they must be its ``printf('%016x')``
+    for every value (the null-payload path renders them there)."""
+    import numpy as np
+
+    values = np.random.default_rng(7).integers(0, 2**64, size=5000, dtype=np.uint64)
+    values[:4] = [0, 1, 2**63, 2**64 - 1]
+    printed = engine.run(
+        "SELECT 'x' || printf('%016x', v) AS h FROM t", t=pa.table({"v": values})
+    ).column("h")
+    assert fingerprint._hex(values).to_pylist() == printed.to_pylist()
