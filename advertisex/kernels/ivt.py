@@ -193,7 +193,8 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
     encoded = pc.dictionary_encode(_array(ips))  # a null address: a null index, no verdict
     distinct = encoded.dictionary
     numbers = engine.run(
-        f"SELECT {_ipv4_number('ip')} AS n FROM ips", ips=pa.table({"ip": distinct})
+        f"SELECT {_ipv4_number('p')} AS n FROM (SELECT string_split(ip, '.') AS p FROM ips)",
+        ips=pa.table({"ip": distinct}),
     ).column("n")
     labels: pa.ChunkedArray | pa.Array = pa.nulls(len(distinct), pa.string())
     for net, text in reversed(v4):  # reversed: the first listed range wins
@@ -222,8 +223,11 @@ def _networks(ranges: tuple[str, ...]) -> tuple[list[Network], list[Network]]:
     return v4, v6
 
 
-def _ipv4_number(column: str) -> str:
-    octet = [f"try_cast(split_part({column}, '.', {i}) AS BIGINT)" for i in range(1, 5)]
+def _ipv4_number(parts: str) -> str:
+    """SQL: an IPv4 address as a number from its text's ``parts`` (split at dots once:
+    ``split_part`` four times scanned each text four times, twice the time); a part that
+    is missing or not an integer makes it NULL."""
+    octet = [f"try_cast({parts}[{i}] AS BIGINT)" for i in range(1, 5)]
     return f"({octet[0]} * 16777216 + {octet[1]} * 65536 + {octet[2]} * 256 + {octet[3]})"
 
 
