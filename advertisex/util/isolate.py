@@ -263,9 +263,7 @@ def _resident_bytes(pid: int | None) -> int:
         return 0
 
 
-def _serve(
-    conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None
-) -> None:
+def _serve(conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None) -> None:
     """A worker's life: run jobs until the pipe closes; die with the parent."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
