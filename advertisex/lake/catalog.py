@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog, SqlCatalogBaseTable
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.
 _meta = MetaData()
+
 SEGMENTS = SqlTable(
     "advertisex_segments",
     _meta,
@@ -251,6 +252,20 @@ class _Staged:
     new: str
 
 
+def _create_all(metadata: MetaData, engine: Engine) -> None:
+    """``metadata.create_all``, safe against another process creating the same tables at
+    once: its check-then-create let two first runs on a new lake (``process`` and
+    ``maintain`` started together) both find a table missing, and the second's CREATE
+    failed with "table ... already exists". Checked again, the tables are there."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as error:
+            if "already exists" not in str(error) or attempt == 2:
+                raise
+
+
 class AtomicSqlCatalog(SqlCatalog):
     """A SqlCatalog whose commits can be grouped into one catalog transaction, and which
     reads each table's metadata file once.
@@ -266,10 +281,14 @@ class AtomicSqlCatalog(SqlCatalog):
     def __init__(self, name: str, **properties: Any) -> None:
         super().__init__(name, **properties)  # a failure here: see tables._catalog_unavailable
         translate_driver_errors(self.engine)
-        _meta.create_all(self.engine)
+        _create_all(_meta, self.engine)
         self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
         self._known: dict[tuple[str, str], tuple[str, TableMetadata]] = {}  # newest per table
+
+    def create_tables(self) -> None:
+        """pyiceberg's, safe against another process creating the catalog's tables at once."""
+        _create_all(SqlCatalogBaseTable.metadata, self.engine)
 
     def create_namespace(
         self, namespace: str | tuple[str, ...], properties: Properties = EMPTY_DICT

@@ -200,3 +200,27 @@ def test_two_first_runs_creating_one_namespace_at_once_both_open_the_table(tmp_p
     monkeypatch.setattr(second.catalog, "namespace_exists", first_check_finds_no_namespace)
     assert second.table("curated.clicks").name() == ("curated", "clicks")
     assert looked == {"table": True, "namespace": True}
+
+
+def test_two_first_runs_creating_the_catalogs_tables_at_once_both_open_it(tmp_path, monkeypatch):
+    """Both found the catalog's tables missing; the other created them before this one's
+    CREATE, which failed with "already exists": the catalog opens all the same (seen in
+    ``process`` and ``maintain`` started together on a new lake)."""
+    from sqlalchemy import MetaData
+    from sqlalchemy.exc import OperationalError
+
+    create_all = MetaData.create_all
+    lost: list[str] = []
+
+    def created_meanwhile(self, bind, *args, **kwargs):
+        if len(lost) < 2:  # pyiceberg's tables, then the segment ledger's
+            create_all(self, bind, *args, **kwargs)  # the other process's CREATE
+            lost.append(next(iter(self.tables)))
+            raise OperationalError("CREATE TABLE", {}, Exception("table already exists"))
+        return create_all(self, bind, *args, **kwargs)
+
+    monkeypatch.setattr(MetaData, "create_all", created_meanwhile)
+    lake = Lake(load_settings(data_dir=tmp_path))
+    assert lake.table("curated.clicks").name() == ("curated", "clicks")
+    assert len(lost) == 2
+    assert lake.done_segments() == set()
