@@ -18,3 +18,24 @@ def test_the_heap_is_frozen_before_the_interpreter_shuts_down() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("frozen True")
+
+
+def test_the_commands_processes_start_no_linear_algebra_threads() -> None:
+    """NumPy's OpenBLAS spun a thread per core for ≈ 0.1 s of CPU in every process of a
+    command (the processor, the forkserver, each decoder worker); a user's setting is kept."""
+    import os
+
+    code = (
+        "import os\n"
+        "from advertisex.cli import app\n"
+        "import numpy\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    setting, threads = done.stdout.split()
+    assert setting == "1" and int(threads) == 1  # numpy loaded, no thread beside the main one
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split()[0] == "3"
