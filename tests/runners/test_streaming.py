@@ -211,6 +211,49 @@ def test_the_pieces_kernels_share_the_cores_between_the_workers(
     assert threads == {3}
 
 
+FROZEN_PER_BATCH = """
+import gc, sys
+import advertisex
+from advertisex.runners import embedded
+
+freezes, batches = [], []
+freeze, transform = gc.freeze, embedded.EmbeddedRunner.transform
+
+def counted():
+    freeze()
+    freezes.append(gc.get_freeze_count())
+
+def noted(self, *args):
+    batches.append(len(freezes))
+    return transform(self, *args)
+
+gc.freeze, embedded.EmbeddedRunner.transform = counted, noted
+ax = advertisex.open(data_dir=sys.argv[1], processor={"batch_max_bytes": 200_000},
+                     correlation={"update_marts": False})
+ax.runner.process()
+print(len(batches), *freezes)
+"""
+
+
+def test_the_heap_the_process_started_with_is_frozen_once(landed: Path, tmp_path: Path) -> None:
+    """The cycle collector's passes skip what the process made before its first batch (its
+    modules: they held the GIL both workers need), frozen once: what later batches make
+    stays collectable in a processor that runs for months."""
+    import subprocess
+    import sys
+
+    shutil.copytree(landed / "landing", tmp_path / "run" / "landing")
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN_PER_BATCH, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    batches, *frozen = (int(c) for c in done.stdout.split())
+    assert batches >= 3
+    assert len(frozen) == 1 and frozen[0] > 100_000  # the modules, frozen at the first batch
+
+
 def test_segments_are_mapped_and_the_allocator_bound_before_the_pieces(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
