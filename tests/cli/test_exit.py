@@ -39,3 +39,30 @@ def test_the_commands_processes_start_no_linear_algebra_threads() -> None:
     env["OPENBLAS_NUM_THREADS"] = "3"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.stdout.split()[0] == "3"
+
+
+def test_the_runners_modules_load_with_the_collector_off_and_are_frozen_after() -> None:
+    """The cycle collector walked the runner's modules again and again as they loaded, on
+    the command's start: off while they load, then what they made frozen (``process``)."""
+    code = (
+        "import gc, sys\n"
+        "from advertisex.cli import common\n"
+        "import advertisex\n"
+        "seen = []\n"
+        "class Platform:\n"
+        "    settings = advertisex.open(data_dir=sys.argv[1]).settings\n"
+        "    @property\n"
+        "    def runner(self):\n"
+        "        seen.append(gc.isenabled())\n"
+        "        import advertisex.runners.embedded\n"
+        "        return 'runner'\n"
+        "before = gc.get_freeze_count()\n"
+        "assert common.open_runner(Platform(), None, None) == 'runner'\n"
+        "print(seen, gc.isenabled(), gc.get_freeze_count() > before + 100_000)\n"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as data:
+        done = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[False]", "True", "True"]
