@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.
 _meta = MetaData()
-
 SEGMENTS = SqlTable(
     "advertisex_segments",
     _meta,

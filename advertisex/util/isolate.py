@@ -463,7 +463,7 @@ def shared_pool(
     size: int, preload: tuple[str, ...], warm: Callable[[], Any] | None = None
 ) -> WorkerPool:
     """One pool per (size, preload, warm) for the whole process, closed when it exits."""
-    key = (str(size), *preload, getattr(warm, "__qualname__", ""))
+    key = (str(size), *preload, f"{warm.__module__}.{warm.__qualname__}" if warm else "")
     with _SHARED_LOCK:
         pool = _SHARED.get(key)
         if pool is None:
