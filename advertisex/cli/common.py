@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -73,22 +72,6 @@ def announce_new_lake(ax: Any) -> None:
         print_message(f"created a new lake at [bold]{ax.settings.data_dir.absolute()}[/]")
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cycle collector off while a command's heavy modules load, and what they made
-    frozen after (never collected: it lives as long as the command). Loading the runner's
-    modules, ≈ 300 k objects, set off collections that walked them again and again on the
-    command's start, where nothing else runs: 0.55 s of CPU with them, 0.49 s without."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def open_runner(
     ax: Any, engine: str | None, master: str | None, verbose: bool = False, decodes: bool = False
 ) -> Any:
@@ -103,7 +86,9 @@ def open_runner(
             from advertisex.formats.bounded import warm
 
             warm()  # the decoder workers' forkserver imports while the runner's modules load
-        with collector_paused():
+        from advertisex.util.heap import loading_modules
+
+        with loading_modules():
             return ax.runner
     from advertisex.runners.spark import SparkRunner, check_master
 

@@ -28,7 +28,6 @@ Planning, the commit and everything around it are the template's
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import threading
 from collections.abc import Iterator
@@ -67,6 +66,7 @@ from advertisex.runners.runner import (
 from advertisex.util import engine
 from advertisex.util.allocator import bound_held_memory
 from advertisex.util.cores import usable_cores
+from advertisex.util.heap import freeze_startup_heap
 from advertisex.util.mapped import release_pages
 from advertisex.util.nopandas import refused as refused_pandas
 from advertisex.util.retry import retrying
@@ -234,7 +234,7 @@ class EmbeddedRunner(Runner[Framed]):
         present = {s.source for s in batch.segments}
         for name in _written_tables(present):
             self.lake.table(name)  # opened (created) here, not in the worker threads
-        _freeze_startup_heap()
+        freeze_startup_heap()  # at the first batch: the runner's modules and the lake's
         # The batch's remembered keys kept in mapped files once merged parts are big.
         dedupe = BatchDedupe(batch.rules.dedupe, MappedRows(EARLIER_STORED_ROWS_MIN))
         run = _Run(batch, framed, limits, dedupe)
@@ -337,21 +337,6 @@ class EmbeddedRunner(Runner[Framed]):
             total.add(account)
             run.wrote(self.lake.write_files(appends, run.batch.id))
         return total
-
-
-_HEAP_FROZEN = threading.Event()
-
-
-def _freeze_startup_heap() -> None:
-    """Once per process, at its first batch: what the process made until now (its modules,
-    ≈ half a million objects) is left out of the cycle collector's passes. Each full pass
-    walked all of it, holding the GIL that both piece workers need: ≈ 1 % of a 2 M-event
-    ``process``'s CPU (perf: ``gc_collect_main``, ``visit_decref``), 6.71-6.93 -> 6.60-6.76 s
-    over four alternated pairs. Once only: a long-running processor's later garbage stays
-    collectable (what is frozen is never collected)."""
-    if not _HEAP_FROZEN.is_set():
-        _HEAP_FROZEN.set()
-        gc.freeze()
 
 
 def _told(found: dict[str, Verdict]) -> Repeats:
