@@ -264,7 +264,9 @@ def _resident_bytes(pid: int | None) -> int:
 
 
 def _serve(conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None) -> None:
-    """A worker's life: run jobs until the pipe closes; die with the parent."""
+    """A worker's life: run jobs until the pipe closes; die with the parent. A caller gone
+    (the pipe broken as the worker says ready or answers: a command that stopped at once,
+    say another processor holding the lake) ends it quietly, as a closed pipe does."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # A process has one forkserver, preloaded by the pool that started it: a pool started
@@ -272,7 +274,10 @@ def _serve(conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | N
     # refusal of pandas among them). Importing them here costs nothing when they are in.
     for name in preload:
         importlib.import_module(name)
-    conn.send("ready")
+    try:
+        conn.send("ready")
+    except OSError:  # BrokenPipeError: nobody is waiting for this worker any more
+        return
     if warm is not None:  # a job sent meanwhile waits in the pipe, as it would have for this
         try:
             warm()
@@ -291,6 +296,8 @@ def _serve(conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | N
             answer = ("error", error)
         try:
             send(conn, answer)
+        except OSError:  # the caller is gone: nobody to answer
+            return
         except Exception as error:  # an exception (or result) that does not pickle
             send(conn, ("error", RuntimeError(f"{type(error).__name__}: {error}")))
         del answer, fn, args

@@ -212,3 +212,34 @@ def test_the_decoder_workers_warm_up_decodes_each_format() -> None:
 
     bounded.warm_worker()  # raises if a format's decoder cannot read its record
     assert bounded.decode_pool()._warm is bounded.warm_worker
+
+
+GONE_CALLER = """
+import sys, threading, time
+from multiprocessing import Pipe
+from advertisex.util import isolate
+
+parent, child = Pipe()
+if sys.argv[1] == "before-ready":
+    parent.close()
+else:  # a job sent, then the caller gone before its answer
+    def leave():
+        assert parent.recv() == "ready"
+        isolate.send(parent, (time.sleep, (0.3,)))
+        parent.close()
+    threading.Thread(target=leave).start()
+isolate._serve(child)
+print("ended")
+"""
+
+
+@pytest.mark.parametrize("when", ["before-ready", "before-the-answer"])
+def test_a_worker_whose_caller_is_gone_ends_without_a_traceback(when: str) -> None:
+    """A command that stopped at once (another processor holding the lake) left its decoder
+    workers a broken pipe to say ready or answer into: they printed a traceback on the
+    command's standard error."""
+    done = subprocess.run(
+        [sys.executable, "-c", GONE_CALLER, when], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "ended"
