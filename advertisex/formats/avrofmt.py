@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import bz2
+import functools
 import io
 import zlib
 from collections.abc import Iterator
@@ -74,7 +75,6 @@ def _file(data: Bytes) -> pa.BufferReader:
 
 def _fast(data: Bytes) -> pa.Table:
     import fastavro
-    import polars_avro
 
     # polars-avro stops quietly at a truncated block; the container's block headers say how
     # many records it holds (checked for framing and sync markers, nothing inflated), so a
@@ -87,10 +87,9 @@ def _fast(data: Bytes) -> pa.Table:
         raise ValueError("a union of several non-null types: polars-avro cannot read it")
     offset = stream.tell()
     expected = sum(count for _, count, _ in _blocks(data, offset, data[offset - 16 : offset]))
-    frame = polars_avro.read_avro(_file(data))
-    if frame.height != expected:
-        raise ValueError(f"polars-avro read {frame.height} of {expected} records")
-    table = frame.to_arrow()
+    table = _read_arrow(data)
+    if table.num_rows != expected:
+        raise ValueError(f"polars-avro read {table.num_rows} of {expected} records")
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in BID_FIELDS:
         if name in table.column_names:
@@ -108,6 +107,41 @@ def _fast(data: Bytes) -> pa.Table:
     columns[POSITION] = pa.array(np.arange(1, n + 1, dtype=np.int64))
     columns[FRAME_ERROR] = pa.nulls(n, pa.string())
     return pa.table(columns)
+
+
+def _read_arrow(data: Bytes) -> pa.Table:
+    """The container's records as Arrow, straight from polars-avro's reader (arrow-rs).
+
+    ``polars_avro.read_avro`` builds a polars frame of each batch (its strings converted to
+    string views) and ``to_arrow`` converts them back: a quarter of the decode's CPU (the
+    2 M benchmark's 889 k bids: 0.85 s against 0.63 read here). Strings are read as
+    ``read_avro`` reads them (``utf8_view=False``: a null stays null, a UUID stays bytes).
+    """
+    from polars_avro._avro_rs import AvroSource  # what read_avro reads with (version pinned)
+
+    source = AvroSource([functools.partial(_Rewound, _file(data))], False, False)
+    batches = [pa.record_batch(batch) for batch in source.batch_iter(_AVRO_BATCH_ROWS, None)]
+    if batches:
+        return pa.Table.from_batches(batches)
+    return pa.record_batch(source.schema()).schema.empty_table()
+
+
+_AVRO_BATCH_ROWS = 32768  # read_avro's own batch size
+
+
+class _Rewound:
+    """How polars-avro's reader opens a source: a context manager giving a seekable file
+    at its start (it may open a source more than once)."""
+
+    def __init__(self, file: pa.BufferReader) -> None:
+        self.file = file
+
+    def __enter__(self) -> pa.BufferReader:
+        self.file.seek(0)
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _wide_union(schema: Any) -> bool:

@@ -110,3 +110,109 @@ def test_not_avro_at_all():
     frame = frame_avro(b"hello")
     assert frame.num_rows == 1
     assert frame.column("frame_error")[0].as_py().startswith("avro_unreadable")
+
+
+def test_the_fast_path_reads_what_polars_avro_read_avro_read(monkeypatch):
+    """The fast path reads polars-avro's Arrow batches directly; every column, and the
+    unknown fields' JSON (part of the payload hash), must be what ``read_avro().to_arrow()``
+    gave — known fields of every layout, unknown fields of every Avro type."""
+    import datetime as dt
+    import decimal
+
+    import polars_avro
+    import pyarrow as pa
+
+    from advertisex.formats import avrofmt
+
+    schema = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [
+            {"name": "auction_id", "type": "string"},
+            {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "user_id", "type": ["null", "string"]},
+            {"name": "exchange", "type": {"type": "enum", "name": "Ex", "symbols": ["a", "b"]}},
+            {"name": "floor_price", "type": ["null", "int"]},
+            {"name": "bid_price", "type": "float"},
+            {"name": "ad_targeting", "type": {"type": "map", "values": ["null", "string"]}},
+            {"name": "x_uuid", "type": {"type": "string", "logicalType": "uuid"}},
+            {"name": "x_enum", "type": {"type": "enum", "name": "E", "symbols": ["p", "q"]}},
+            {"name": "x_fixed", "type": {"type": "fixed", "name": "F", "size": 4}},
+            {"name": "x_bytes", "type": "bytes"},
+            {"name": "x_date", "type": {"type": "int", "logicalType": "date"}},
+            {
+                "name": "x_record",
+                "type": {
+                    "type": "record",
+                    "name": "R",
+                    "fields": [
+                        {"name": "a", "type": "int"},
+                        {"name": "b", "type": ["null", "string"]},
+                    ],
+                },
+            },
+            {"name": "x_array", "type": {"type": "array", "items": "string"}},
+            {"name": "x_map", "type": {"type": "map", "values": "long"}},
+            {
+                "name": "x_decimal",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2},
+            },
+            {"name": "x_millis", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "x_bool", "type": ["null", "boolean"]},
+            {"name": "x_double", "type": "double"},
+            {"name": "x_time", "type": {"type": "int", "logicalType": "time-millis"}},
+            {"name": "x_local", "type": {"type": "long", "logicalType": "local-timestamp-micros"}},
+            {"name": "x_records", "type": {"type": "array", "items": "R"}},
+            {"name": "x_maybe", "type": ["null", "R"]},
+        ],
+    }
+    at = dt.datetime(2026, 1, 1, 12, 30, tzinfo=dt.UTC)
+    records = [
+        {
+            "auction_id": f"a{i}",
+            "timestamp": at,
+            "user_id": None if i % 2 else f"u{i}",
+            "exchange": "b",
+            "floor_price": i if i % 3 else None,
+            "bid_price": 1.5,
+            "ad_targeting": {"k": "v", "n": None} if i % 2 else {},
+            "x_uuid": f"12345678-1234-5678-1234-56781234567{i}",
+            "x_enum": "q",
+            "x_fixed": b"abcd",
+            "x_bytes": b"\x00\x7f",
+            "x_date": dt.date(2026, 1, 2),
+            "x_record": {"a": i, "b": None},
+            "x_array": ["a", "b"],
+            "x_map": {"z": i},
+            "x_decimal": decimal.Decimal("12.34"),
+            "x_millis": at,
+            "x_bool": None if i else True,
+            "x_double": 2.0,
+            "x_time": dt.time(1, 2, 3),
+            "x_local": dt.datetime(2026, 1, 1, 1, 0, 0, 5),
+            "x_records": [{"a": 2, "b": "c"}],
+            "x_maybe": None if i else {"a": 3, "b": None},
+        }
+        for i in range(5)
+    ]
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema), records, codec="deflate")
+    data = buffer.getvalue()
+
+    def plain_strings(table):
+        return table.cast(
+            pa.schema(
+                pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
+                for f in table.schema
+            )
+        )
+
+    direct = avrofmt._fast(data)  # the fast path itself: no fallback in between
+    monkeypatch.setattr(
+        avrofmt, "_read_arrow", lambda d: polars_avro.read_avro(pa.BufferReader(d)).to_arrow()
+    )
+    through_polars = avrofmt._fast(data)
+    assert plain_strings(direct).equals(plain_strings(through_polars))
+    extras = json.loads(direct.column("extras")[0].as_py())
+    assert extras["x_record"] == {"a": 0, "b": None} and extras["x_enum"] == "q"
+    assert direct.column("exchange").to_pylist() == ["b"] * 5
