@@ -98,6 +98,10 @@ def write_data_files(
                     compression="zstd",
                     use_dictionary=[c for c in part.column_names if c not in _NEARLY_UNIQUE],
                     metadata_collector=footer,
+                    # Columns handed over dictionary-encoded (TableSpec.few_values) are plain
+                    # text in the file: its Arrow schema is left out, so that every reader
+                    # (pyarrow, pyiceberg) takes their type from Parquet's, as for any other file.
+                    store_schema=not _any_dictionary(part.schema),
                 )
                 try:
                     writer.write_table(part)
@@ -122,6 +126,10 @@ def write_data_files(
             else None
         )
         yield WrittenFile(url, part.num_rows, newest, Footer(footer[0], size))
+
+
+def _any_dictionary(schema: pa.Schema) -> bool:
+    return any(pa.types.is_dictionary(f.type) for f in schema)
 
 
 def _by_day(data: pa.Table, column: str | None) -> Iterator[tuple[object, pa.Table]]:

@@ -432,9 +432,22 @@ def _identity() -> Any:
 
 
 def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select and order columns as the table schema has them (types cast where they differ)."""
+    """Select and order columns as the table schema has them (types cast where they differ;
+    a column dictionary-encoded over the table's own type stays so: ``TableSpec.few_values``)."""
+    import pyarrow as pa
+
     data = data.select(schema.names)
-    return data.cast(schema) if data.schema != schema else data
+    target = pa.schema(
+        data.schema.field(f.name) if _encoded(data.schema.field(f.name).type, f.type) else f
+        for f in schema
+    )
+    return data.cast(target) if data.schema != target else data
+
+
+def _encoded(given: pa.DataType, wanted: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_dictionary(given) and given.value_type == wanted
 
 
 def _local(path: str) -> str:

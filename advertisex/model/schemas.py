@@ -214,11 +214,25 @@ class TableSpec:
     id_column: str | None = None
     partition_by_day: str | None = "event_time"
     sort_by: tuple[str, ...] = ()
+    # Text columns of few distinct values (campaigns, devices, browsers, the segment a row
+    # came from): the runners hand them to the Parquet writer dictionary-encoded
+    # (:meth:`written_schema`), which writes them as it would have encoded them anyway.
+    few_values: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
         return f"{self.namespace}.{self.name}"
 
+    def written_schema(self) -> pa.Schema:
+        """The schema rows are written in: ``few_values`` as dictionaries of their text."""
+        return pa.schema(
+            f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in self.few_values else f
+            for f in self.schema
+        )
+
+
+# Few-valued text columns every curated event table has (TableSpec.few_values).
+_FEW_VALUES = ("campaign_id", "ad_creative_id", "source_file", "batch_id")
 
 TABLES: dict[str, TableSpec] = {
     spec.qualified: spec
@@ -229,10 +243,33 @@ TABLES: dict[str, TableSpec] = {
             IMPRESSIONS,
             "impression_id",
             sort_by=("campaign_id", "event_time"),
+            few_values=(
+                *_FEW_VALUES,
+                "advertiser",
+                "placement",
+                "device_type",
+                "country",
+                "user_agent",
+                "site_host",
+                "os",
+                "browser",
+            ),
         ),
-        TableSpec("curated", "clicks", CLICKS, "event_id", sort_by=("campaign_id", "event_time")),
         TableSpec(
-            "curated", "conversions", CONVERSIONS, "event_id", sort_by=("campaign_id", "event_time")
+            "curated",
+            "clicks",
+            CLICKS,
+            "event_id",
+            sort_by=("campaign_id", "event_time"),
+            few_values=(*_FEW_VALUES, "advertiser"),
+        ),
+        TableSpec(
+            "curated",
+            "conversions",
+            CONVERSIONS,
+            "event_id",
+            sort_by=("campaign_id", "event_time"),
+            few_values=(*_FEW_VALUES, "advertiser", "conversion_type", "currency"),
         ),
         TableSpec(
             "curated",
@@ -240,6 +277,7 @@ TABLES: dict[str, TableSpec] = {
             BID_REQUESTS,
             "auction_id",
             sort_by=("campaign_id", "event_time"),
+            few_values=(*_FEW_VALUES, "exchange", "site_domain", "device_type", "country"),
         ),
         TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
         TableSpec("curated", "filtered", FILTERED, None, sort_by=("event_table", "event_time")),

@@ -359,19 +359,28 @@ def accepted_rows(
     keys = standardized.select(sorted({*spec.sort_by, *day})).take(pa.array(kept))
     rows = pa.array(kept[sort_order(keys, day, spec.sort_by)])
     # Where each row's segment sits in the lineage table (segment is a key, not a position).
-    origin = pc.index_in(standardized.column("segment").take(rows), lineage.column("segment"))
+    origin = pc.index_in(gather(standardized.column("segment"), rows), lineage.column("segment"))
+    few = set(spec.few_values)  # gathered as dictionary codes, not texts (TableSpec)
     columns = []
     for target in spec.schema:
         if target.name in ("source_file", "ingest_time"):
-            column = lineage.column(target.name).take(origin)
+            values = lineage.column(target.name).combine_chunks()
+            encode = target.name in few
+            column = (
+                pa.DictionaryArray.from_arrays(origin, values) if encode else values.take(origin)
+            )
+        elif target.name == "batch_id" and target.name in few:
+            column = pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(rows), dtype=np.int32)), pa.array([batch_id], target.type)
+            )
         elif target.name == "batch_id":
             column = pa.repeat(pa.scalar(batch_id, target.type), len(rows))
         elif target.name in standardized.column_names:
-            column = gather(standardized.column(target.name), rows)
+            column = gather(standardized.column(target.name), rows, target.name in few)
         else:  # a column this source never produces (optional fields of later schema versions)
             column = pa.nulls(len(rows), target.type)
         columns.append(column)
-    return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.schema)
+    return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.written_schema())
 
 
 def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.ndarray:
@@ -432,10 +441,14 @@ def _nulls_last(column: pa.ChunkedArray) -> list[np.ndarray]:
     ]
 
 
-def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:
-    """``column.take(rows)``: over one chunk (a take across chunks costs several times more)."""
+def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array, encode: bool = False) -> pa.Array:
+    """``column.take(rows)``: over one chunk (a take across chunks costs several times more).
+    ``encode``: a text column is dictionary-encoded first, so its codes move, not its texts
+    (a column of few values: the Parquet writer would have hashed every text again)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if encode and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.dictionary_encode(column)
     return column.take(rows)
 
 

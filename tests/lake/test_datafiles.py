@@ -175,3 +175,78 @@ def test_a_write_that_fails_leaves_no_open_writer_to_fail_again_later(
         list(write_data_files("curated.impressions", rows, str(tmp_path), "b", None))
     gc.collect()
     assert not unraisable, [u.exc_value for u in unraisable]
+
+
+def test_few_valued_columns_reach_the_writer_as_dictionaries_and_read_back_as_text(
+    tmp_path: Path,
+) -> None:
+    """A curated table's few-valued text columns (``TableSpec.few_values``) are gathered as
+    dictionary codes and handed to the Parquet writer so (its own dictionary encoding, done
+    once): the file holds them dictionary-encoded with their statistics, every reader gets
+    the table's own types back, and the commit's metrics are those pyiceberg reads back."""
+    import numpy as np
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    from advertisex.config import load_settings
+    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.tables import Lake, _conform
+    from advertisex.model.schemas import TABLES
+    from advertisex.runners.batch import accepted_rows
+
+    spec = TABLES["curated.clicks"]
+    at = pa.array(
+        [datetime(2026, 11, 10, h, tzinfo=UTC) for h in (3, 1, 2)],
+        spec.schema.field("event_time").type,
+    )
+    standardized = pa.table(
+        {
+            "event_id": ["e-1", "e-2", "e-3"],
+            "event_time": at,
+            "user_id": ["u-1", "u-2", "u-1"],
+            "campaign_id": ["cmp-2", "cmp-1", "cmp-2"],
+            "ad_creative_id": ["cr-1", None, "cr-1"],
+            "advertiser": ["adv-1", "adv-1", None],
+            "payload_hash": ["x1", "x2", "x3"],
+            "segment": pa.array([7, 7, 9], pa.int32()),
+            "source_position": [1, 2, 1],
+        }
+    )
+    lineage = pa.table(
+        {
+            "segment": pa.array([9, 7], pa.int32()),
+            "source_file": ["clicks/b.csv", "clicks/a.csv"],
+            "ingest_time": pa.array([at[0], at[1]], at.type),
+        }
+    )
+    rows = accepted_rows("curated.clicks", standardized, np.ones(3, dtype=bool), lineage, "b-1")
+    assert spec.few_values and all(
+        pa.types.is_dictionary(rows.schema.field(c).type) for c in spec.few_values
+    )
+    # Sorted by campaign and time: e-2 (segment 7), e-3 (segment 9), e-1 (segment 7).
+    assert rows.column("event_id").to_pylist() == ["e-2", "e-3", "e-1"]
+    assert rows.column("source_file").to_pylist() == [
+        "clicks/a.csv",
+        "clicks/b.csv",
+        "clicks/a.csv",
+    ]
+    assert rows.column("batch_id").to_pylist() == ["b-1"] * 3
+    assert rows.column("campaign_id").to_pylist() == ["cmp-1", "cmp-2", "cmp-2"]  # sorted
+    conformed = _conform(rows, spec.schema)
+    assert conformed.schema.equals(rows.schema)  # kept encoded on the way to the writer
+
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    table = lake.table("curated.clicks")
+    (file,) = write_data_files("curated.clicks", conformed, table.location(), "b", None)
+    back = pq.read_table(file.url)
+    assert [f.type for f in back.schema] == [f.type for f in spec.schema]
+    assert back.equals(conformed.cast(spec.schema))
+    metadata = pq.ParquetFile(file.url).metadata.row_group(0)
+    for i in range(metadata.num_columns):
+        column = metadata.column(i)
+        assert column.is_stats_set, column.path_in_schema
+        if column.path_in_schema in spec.few_values:
+            assert "RLE_DICTIONARY" in column.encodings
+    assert metadata.column(spec.schema.get_field_index("campaign_id")).statistics.min == "cmp-1"
+    assert _data_file(table, table.metadata, file.url, file.footer) == parquet_file_to_data_file(
+        table.io, table.metadata, file.url
+    )
