@@ -360,23 +360,22 @@ def accepted_rows(
     rows = pa.array(kept[sort_order(keys, day, spec.sort_by)])
     # Where each row's segment sits in the lineage table (segment is a key, not a position).
     origin = pc.index_in(gather(standardized.column("segment"), rows), lineage.column("segment"))
-    few = set(spec.few_values)  # gathered as dictionary codes, not texts (TableSpec)
+    # Lineage and batch columns are codes into their few values from the start; the cast to
+    # the written schema keeps as codes the few-valued columns (TableSpec) and decodes the rest.
+    batch_ids = pa.array([batch_id], pa.string())
     columns = []
     for target in spec.schema:
         if target.name in ("source_file", "ingest_time"):
-            values = lineage.column(target.name).combine_chunks()
-            encode = target.name in few
-            column = (
-                pa.DictionaryArray.from_arrays(origin, values) if encode else values.take(origin)
-            )
-        elif target.name == "batch_id" and target.name in few:
             column = pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(rows), dtype=np.int32)), pa.array([batch_id], target.type)
+                origin, lineage.column(target.name).combine_chunks()
             )
         elif target.name == "batch_id":
-            column = pa.repeat(pa.scalar(batch_id, target.type), len(rows))
+            column = pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(rows), np.int32)), batch_ids
+            )
         elif target.name in standardized.column_names:
-            column = gather(standardized.column(target.name), rows, target.name in few)
+            few = target.name in spec.few_values
+            column = gather(standardized.column(target.name), rows, encode=few)
         else:  # a column this source never produces (optional fields of later schema versions)
             column = pa.nulls(len(rows), target.type)
         columns.append(column)
