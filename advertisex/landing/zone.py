@@ -3,8 +3,8 @@
 Layout: ``<landing>/<source>/<YYYY-MM-DD>/<HH>/<segment>``. A segment name starts with
 its UTC landing time, so name order is arrival order. Segments are written to a
 temporary name, fsync'd, then renamed into place: a visible segment is complete
-(sealed). Batch-ingested files are also indexed by content hash, so ingesting the
-same bytes twice lands them once.
+(sealed). Batch-ingested files are also indexed by content hash (``_index/``), so
+ingesting the same bytes twice lands them once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from blake3 import blake3
 
 from advertisex.errors import StorageError, UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
@@ -71,7 +73,10 @@ class ReadFile:
     path: Path
     data: bytes | memoryview
     source: str
-    digest: str  # SHA-256, hex
+    digest: str  # content hash (:func:`content_hash`), hex
+    # The SHA-256 of the bytes, hex, when the lake holds markers of that earlier index
+    # (:func:`legacy_marker`); None when it holds none.
+    legacy_digest: str | None = None
 
     @property
     def label(self) -> str:
@@ -118,6 +123,7 @@ class LandingZone:
         # day or two of names, not the landing zone's.
         self._listings: dict[str, _Listing] = {}
         self._left: dict[str, _Left] = {}  # by folder: see _unskipped
+        self._legacy_index: bool | None = None  # see _has_legacy_index
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(
@@ -222,11 +228,14 @@ class LandingZone:
                 detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
                 "pass --source if it is one",
             )
-        return ReadFile(path, data, detected, hashlib.sha256(data).hexdigest())
+        legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
+        return ReadFile(path, data, detected, content_hash(data), legacy)
 
     def already(self, read: ReadFile) -> IngestResult | None:
         """The result of a file whose bytes landed before; None when they did not."""
-        landed = self._indexed(read.digest)
+        landed = self._marked(marker(read.digest))
+        if landed is None and read.legacy_digest is not None:
+            landed = self._marked(legacy_marker(read.legacy_digest))
         if landed is None:
             return None
         return IngestResult(str(read.path), "already", read.source, landed, bytes=len(read.data))
@@ -239,15 +248,26 @@ class LandingZone:
             str(read.path), "landed", read.source, segment.name, bytes=len(read.data)
         )
 
-    def _indexed(self, digest: str) -> str | None:
-        """The segment that the file with this content hash landed as, if it did."""
-        marker = self.root / "_index" / digest[:2] / digest
-        return marker.read_text().strip() if marker.exists() else None
+    def _marked(self, relative: str) -> str | None:
+        """The segment an index marker (its path from the root) names, if it is there."""
+        path = self.root / relative
+        return path.read_text().strip() if path.exists() else None
 
     def _index(self, digest: str, name: str) -> None:
-        marker = self.root / "_index" / digest[:2] / digest
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(name + "\n")
+        path = self.root / marker(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name + "\n")
+
+    def _has_legacy_index(self) -> bool:
+        """Whether ``_index/`` holds markers of the SHA-256 index (a lake ingested into by an
+        earlier version): looked at once; markers are never written there again."""
+        if self._legacy_index is None:
+            try:
+                names = os.listdir(self.root / _INDEX)
+            except (FileNotFoundError, NotADirectoryError):
+                names = []
+            self._legacy_index = any(name != _CURRENT for name in names)
+        return self._legacy_index
 
     # ------------------------------------------------------------------ reading
     def segments(
@@ -491,7 +511,7 @@ class LandingZone:
 
     def _indexed_as(self, segment: Segment, data: bytes) -> None:
         if not segment.name.startswith(UNREADABLE):
-            self._index(hashlib.sha256(data).hexdigest(), segment.name)
+            self._index(content_hash(data), segment.name)
 
     def unreadable(self) -> list[Segment]:
         """Files moved aside as unreadable, and their reason notes, named from the root
@@ -511,6 +531,31 @@ class LandingZone:
 
 
 _INGEST_THREADS = 4
+
+# Ingested files are indexed by the BLAKE3 hash of their bytes: as hard to forge as SHA-256
+# (a crafted file cannot pass for one that landed, and be skipped), four times as fast on
+# one core — the 2 M-event benchmark's 538 MB hashed in 0.10 s of CPU against 0.41 s, a
+# third of ingest's CPU. Markers of the earlier SHA-256 index stay where they were written
+# (``_index/<2 hex>/<hash>``) and are still looked up while a lake holds any.
+_INDEX = "_index"
+_CURRENT = "b3"  # the current index's folder under _INDEX
+
+
+def content_hash(data: bytes | memoryview) -> str:
+    """The content hash that indexes an ingested file, hex (BLAKE3, 256 bits)."""
+    return blake3(data).hexdigest()
+
+
+def marker(digest: str) -> str:
+    """Where the index marker of a :func:`content_hash` lies, from the landing root."""
+    return f"{_INDEX}/{_CURRENT}/{digest[:2]}/{digest}"
+
+
+def legacy_marker(sha256: str) -> str:
+    """Where an earlier version marked the file with this SHA-256 (hex)."""
+    return f"{_INDEX}/{sha256[:2]}/{sha256}"
+
+
 _NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps
 
 
@@ -689,16 +734,26 @@ class ObjectStoreLandingZone(LandingZone):
             out.write(data)
         return Segment(source, relative, len(data))
 
-    def _indexed(self, digest: str) -> str | None:
+    def _marked(self, relative: str) -> str | None:
         try:
-            with self.fs.open_input_stream(f"{self.base}/_index/{digest[:2]}/{digest}") as f:
+            with self.fs.open_input_stream(f"{self.base}/{relative}") as f:
                 return bytes(f.readall()).decode().strip()
         except FileNotFoundError:
             return None
 
     def _index(self, digest: str, name: str) -> None:
-        with self.fs.open_output_stream(f"{self.base}/_index/{digest[:2]}/{digest}") as out:
+        with self.fs.open_output_stream(f"{self.base}/{marker(digest)}") as out:
             out.write((name + "\n").encode())
+
+    def _has_legacy_index(self) -> bool:
+        if self._legacy_index is None:
+            import pyarrow.fs as pafs
+
+            selector = pafs.FileSelector(f"{self.base}/{_INDEX}", allow_not_found=True)
+            self._legacy_index = any(
+                info.base_name != _CURRENT for info in self.fs.get_file_info(selector)
+            )
+        return self._legacy_index
 
     def segments(
         self,

@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 from advertisex.errors import UserInputError
 from advertisex.landing.zone import (
     LandingZone,
+    ObjectStoreLandingZone,
     ReadBuffer,
+    content_hash,
     expand_paths,
+    legacy_marker,
+    marker,
     segment_name,
     segment_time,
     segment_times,
@@ -28,6 +32,77 @@ def test_ingesting_the_same_bytes_twice_lands_them_once(tmp_path: Path):
     assert (first.status, first.source) == ("landed", "impressions")
     assert again.status == "already" and again.segment == first.segment
     assert [s.name for s in zone.segments()] == [first.segment]
+
+
+class _Local:
+    """A local landing zone, its files written and removed as any file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def zone(self) -> LandingZone:
+        return LandingZone(self.root)
+
+    def write(self, relative: str, text: str) -> None:
+        (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / relative).write_text(text)
+
+    def read(self, relative: str) -> str:
+        return (self.root / relative).read_text()
+
+    def remove(self, relative: str) -> None:
+        (self.root / relative).unlink()
+
+
+class _Store(_Local):
+    """A landing zone on an object store (fsspec's in-memory one, through Arrow)."""
+
+    def __init__(self, root: Path) -> None:
+        import fsspec
+        import pyarrow.fs as pafs
+
+        self.base = str(root)  # the memory store is one per process: a base of this test's own
+        self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory")))
+
+    def zone(self) -> LandingZone:
+        return ObjectStoreLandingZone(f"memory://{self.base}", self.fs, self.base)
+
+    def write(self, relative: str, text: str) -> None:
+        with self.fs.open_output_stream(f"{self.base}/{relative}") as out:
+            out.write(text.encode())
+
+    def read(self, relative: str) -> str:
+        with self.fs.open_input_stream(f"{self.base}/{relative}") as f:
+            return bytes(f.readall()).decode()
+
+    def remove(self, relative: str) -> None:
+        self.fs.delete_file(f"{self.base}/{relative}")
+
+
+@pytest.mark.parametrize("kind", [_Local, _Store], ids=["local", "store"])
+def test_files_marked_by_the_earlier_sha256_index_are_not_landed_again(tmp_path: Path, kind):
+    """A lake ingested into by a version that indexed files by SHA-256 keeps its markers:
+    those files are found there; a new file is marked in the BLAKE3 index, and once no
+    SHA-256 marker is left that is the only index looked at."""
+    import hashlib
+
+    lake = kind(tmp_path / "landing")
+    old, new = tmp_path / "old.ndjson", tmp_path / "new.ndjson"
+    old.write_bytes(b'{"ad_creative_id":"c","user_id":"u1","timestamp":"2026-01-01"}\n')
+    new.write_bytes(b'{"ad_creative_id":"c","user_id":"u2","timestamp":"2026-01-01"}\n')
+    # what an earlier version left: the segment, and its marker under the SHA-256 of the bytes
+    landed_before = "impressions/2026-01-01/00/20260101T000000000000Z-file-0123.ndjson"
+    legacy = legacy_marker(hashlib.sha256(old.read_bytes()).hexdigest())
+    lake.write(legacy, landed_before + "\n")
+
+    again = lake.zone().ingest_files([old, new])
+    assert [r.status for r in again] == ["already", "landed"]
+    assert again[0].segment == landed_before
+    assert lake.read(marker(content_hash(new.read_bytes()))).strip() == again[1].segment
+    assert lake.zone().ingest_file(new).status == "already"
+
+    lake.remove(legacy)  # no SHA-256 marker left: the old file's bytes are new to the lake
+    assert lake.zone().ingest_file(old).status == "landed"
 
 
 def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_once(
