@@ -89,6 +89,28 @@ class Layout:
         return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
 
 
+def raw_setting(section: str, name: str) -> Any:
+    """``section.name`` as its ``ADVERTISEX_`` variable or the configuration file gives it,
+    unvalidated (text from a variable, any TOML value from the file); None when neither sets
+    it or the file does not parse. For a guess made before the settings load, never for a
+    decision: what the validated settings say is what happens."""
+    variable = f"ADVERTISEX_{section}__{name}".upper()
+    for key, value in os.environ.items():
+        if key.upper() == variable:
+            return value
+    path = config_file()
+    if path is None or not path.is_file():
+        return None
+    import tomllib
+
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle).get(section)
+    except (OSError, ValueError):
+        return None
+    return table.get(name) if isinstance(table, dict) else None
+
+
 def deferred(load: Callable[[], SettingsT]) -> SettingsT | None:
     """Settings whose data_dir and lake section are read here, and whose anything else
     comes from ``load()`` (the validated settings) on first use; None when the

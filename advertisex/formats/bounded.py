@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from advertisex.errors import BatchCancelled
 from advertisex.formats.framing import Bytes, starts_with
+from advertisex.formats.preload import DECODER_PRELOAD
 from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool, takes_views
 from advertisex.util.mapped import FileChanged, MappedFile, view_of
 
@@ -34,25 +35,6 @@ if TYPE_CHECKING:
 
 Decoder = Callable[[Bytes], pa.Table]
 
-# What the workers import once, in the forkserver, so that each job starts warm and its
-# budget pays for decoding only (polars-avro and fastavro take a few hundred ms to import,
-# more than the fast path's share of a small budget on a loaded machine). DuckDB (the JSON
-# framer's validity check) loads on a worker's first job otherwise: 0.3-0.9 s of each
-# worker's first JSON segment, on the batch's critical path. It starts no thread on import
-# (forking a process with a running DuckDB would not be safe). pandas, which Arrow would
-# import on its first conversion of a Python list, is refused first (``without_pandas``).
-_PRELOAD = (
-    "advertisex.formats.worker_memory",  # before pyarrow and polars: their allocators
-    "advertisex.formats.without_pandas",
-    "pyarrow",
-    "fastavro",
-    "polars_avro",
-    "duckdb",
-    "advertisex.formats.avrofmt",
-    "advertisex.formats.csvfmt",
-    "advertisex.formats.jsonfmt",
-    "advertisex.formats.jsonrecords",
-)
 _FAST_SHARE = 0.2  # of the time budget, for the Avro fast path before the salvage path
 # Decoding may take this many times a segment's size in memory (at least the floor): far
 # above real data (Arrow holds JSON in about 2-3× its text, gzip shrinks it 5-15×).
@@ -159,7 +141,7 @@ def _refused(breach: BudgetExceeded) -> Exception:
 
 def decode_pool() -> WorkerPool:
     """The process's pool of decoder workers (two: this machine's cores), started on first use."""
-    return shared_pool(2, _PRELOAD, warm_worker)
+    return shared_pool(2, DECODER_PRELOAD, warm_worker)
 
 
 def warm_worker() -> None:

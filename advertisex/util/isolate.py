@@ -101,7 +101,7 @@ class WorkerPool:
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
         if self._context.get_start_method() == "forkserver":
-            self._context.set_forkserver_preload([__name__, *preload])
+            self._context.set_forkserver_preload(_forkserver_preload(preload))
         self._preload = tuple(preload)
         self._warm = warm
         self._idle: list[_Worker] = []
@@ -250,6 +250,27 @@ class WorkerPool:
             code = worker.process.exitcode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             raise BudgetExceeded("crash", f"the decoder's worker process died ({how})") from None
+
+
+def start_forkserver(preload: Iterable[str]) -> bool:
+    """Start this process's forkserver now, importing ``preload`` as a :class:`WorkerPool`
+    with the same ``preload`` has it do, and return at once: the imports run in that process
+    while this one goes on, and the pool's workers are then forked from it in milliseconds.
+    False where processes are not forked from a server (spawned: macOS, Windows)."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_forkserver_preload(preload))
+    forkserver.ensure_running()
+    return True
+
+
+def _forkserver_preload(preload: Iterable[str]) -> list[str]:
+    """What the forkserver imports: this module (its workers' loop), then ``preload``."""
+    return [__name__, *preload]
 
 
 def _resident_bytes(pid: int | None) -> int:

@@ -154,10 +154,10 @@ def test_decoder_workers_give_freed_memory_back() -> None:
     Arrow's pool (jemalloc) before either library is imported — a worker kept ≈ 150 MiB
     after a bid segment — also when the processor imported polars first (whose defaults it
     then inherits); a user's own setting is kept."""
-    from advertisex.formats import bounded
+    from advertisex.formats.preload import DECODER_PRELOAD
     from advertisex.util.allocator import POLARS_RETURNS_MEMORY, polars_returning_memory
 
-    preload = list(bounded._PRELOAD)
+    preload = list(DECODER_PRELOAD)
     first_library = min(preload.index(m) for m in ("pyarrow", "polars_avro", "duckdb"))
     assert preload.index("advertisex.formats.worker_memory") < first_library
     settings = decode_bounded(allocator_settings, b"", DecodeLimits()).to_pylist()[0]
