@@ -130,3 +130,14 @@ def test_late_rejections_keep_earlier_raw_texts_over_chunks_and_out_of_frame_ord
         "r0-1",
         '{"a":12,"source_position":2}',
     ]
+
+
+def test_an_id_is_too_long_by_its_characters_not_its_bytes():
+    """128 characters are allowed however many bytes they take; the bytes only tell which
+    ids need their characters counted."""
+    ids = ["é" * 128, "é" * 129, "x" * 128, "x" * 129, None]
+    rows = pa.table({"user_id": ids, "reasons": pa.array([[]] * 5, pa.list_(pa.string()))})
+    reasons = check_domains(rows).column("reasons").to_pylist()
+    assert reasons == [[], ["id_invalid:user_id"], [], ["id_invalid:user_id"], []]
+    short = rows.slice(2, 1)  # no id longer in bytes: the characters are not counted
+    assert check_domains(short).column("reasons").to_pylist() == [[]]
