@@ -40,6 +40,16 @@ def ax(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def no_stray_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test starts in an empty folder with no ADVERTISEX_* variable set (settings tests:
+    ``pytestmark = pytest.mark.usefixtures("no_stray_config")``)."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.upper().startswith("ADVERTISEX_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def seed_samples() -> Path:
     if not SEED_SAMPLES.is_dir():
         pytest.skip(f"seed samples not found at {SEED_SAMPLES}")

@@ -22,13 +22,7 @@ from tests.cli_fixtures import cli
 __all__ = ["cli"]
 
 
-@pytest.fixture(autouse=True)
-def no_stray_config(monkeypatch, tmp_path):
-    """Each test starts in an empty folder with no ADVERTISEX_* variable set."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(__import__("os").environ):
-        if name.startswith("ADVERTISEX_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_stray_config")  # tests/conftest.py
 
 
 def test_an_out_of_range_value_names_the_setting_its_variable_and_the_range(monkeypatch):

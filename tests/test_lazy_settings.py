@@ -16,14 +16,7 @@ from advertisex.config import _Section as Section
 from advertisex.errors import ConfigError
 from advertisex.lazy_settings import SECTIONS, deferred
 
-
-@pytest.fixture(autouse=True)
-def no_stray_config(monkeypatch, tmp_path):
-    """Each test starts in an empty folder with no ADVERTISEX_* variable set."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("ADVERTISEX_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_stray_config")  # tests/conftest.py
 
 
 class Loads:

@@ -4,7 +4,6 @@ the embedded runner's isolated workers, start none."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +13,7 @@ import pytest
 from advertisex.cli import app
 from advertisex.lazy_settings import raw_setting
 
-
-@pytest.fixture(autouse=True)
-def no_stray_config(monkeypatch, tmp_path):
-    """Each test starts in an empty folder with no ADVERTISEX_* variable set."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("ADVERTISEX_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_stray_config")  # tests/conftest.py
 
 
 @pytest.fixture
