@@ -538,7 +538,9 @@ _INGEST_THREADS = 4
 # third of ingest's CPU. Markers of the earlier SHA-256 index stay where they were written
 # (``_index/<2 hex>/<hash>``) and are still looked up while a lake holds any.
 _INDEX = "_index"
-_CURRENT = "b3"  # the current index's folder under _INDEX
+# The current index's folder under _INDEX: a name that is no two hex digits, so no folder
+# of the SHA-256 index can be taken for it.
+_CURRENT = "blake3"
 
 
 def content_hash(data: bytes | memoryview) -> str:
