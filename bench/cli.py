@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from _args import positive
+from _checkout import use_this_checkout
 
 TARGET_S = 0.300
 SCRIPT = str(Path(sys.executable).with_name("advertisex"))
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--commits", type=positive, default=60, help="commits of the second lake")
     parser.add_argument("--repeat", type=positive, default=10)
     args = parser.parse_args()
+    use_this_checkout()  # not the checkout the virtualenv installed (bench/_checkout.py)
     if args.data_dir is not None:
         measure(f"lake {args.data_dir}", args.data_dir, args.repeat)
         return

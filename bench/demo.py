@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from _args import positive
+from _checkout import use_this_checkout
 from _timeline import Sampler, print_phases
 from _treecpu import TreeCpu
 
@@ -113,6 +114,7 @@ def main() -> None:
         "used, the cores the machine left idle and its busiest threads",
     )
     args = parser.parse_args()
+    use_this_checkout()  # not the checkout the virtualenv installed (bench/_checkout.py)
     for run in range(1, args.repeat + 1):
         with tempfile.TemporaryDirectory(prefix="advertisex-demo-") as tmp:
             print(f"run {run}: load average before {load()}", flush=True)

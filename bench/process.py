@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _args import positive
+from _checkout import use_this_checkout
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -191,6 +192,7 @@ def main() -> None:
         "--no-ivt", action="store_true", help="turn the invalid-traffic filter off (its cost)"
     )
     args = parser.parse_args()
+    use_this_checkout()  # not the checkout the virtualenv installed (bench/_checkout.py)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     source = _dataset(args.events)
     work = Path(tempfile.mkdtemp(prefix="adx-bench-"))

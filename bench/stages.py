@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _args import positive
+from _checkout import use_this_checkout
 from process import _dataset
 
 SOURCES = ("impressions", "bids", "clicks")
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=positive, default=2_000_000)
     args = parser.parse_args()
+    use_this_checkout()  # not the checkout the virtualenv installed (bench/_checkout.py)
     source = _dataset(args.events)
     work = tempfile.mkdtemp(prefix="adx-stages-")
     os.environ["ADVERTISEX_DATA_DIR"] = str(Path(work) / "data")
