@@ -99,16 +99,21 @@ def raw_setting(section: str, name: str) -> Any:
         if key.upper() == variable:
             return value
     path = config_file()
-    if path is None or not path.is_file():
-        return None
+    file = _file_values(path) if path is not None and path.is_file() else None
+    table = (file or {}).get(section)
+    return table.get(name) if isinstance(table, dict) else None
+
+
+def _file_values(path: Path) -> dict[str, Any] | None:
+    """The configuration file's values as TOML gives them; None when it cannot be read or
+    parsed (``load_settings`` says why)."""
     import tomllib
 
     try:
         with path.open("rb") as handle:
-            table = tomllib.load(handle).get(section)
+            return tomllib.load(handle)
     except (OSError, ValueError):
         return None
-    return table.get(name) if isinstance(table, dict) else None
 
 
 def deferred(load: Callable[[], SettingsT]) -> SettingsT | None:
@@ -131,12 +136,8 @@ def _plain_values() -> tuple[Path, dict[str, str | None]] | None:
     lake: dict[str, str | None] = dict(LAKE_DEFAULTS)
     path = config_file()
     if path is not None and path.is_file():
-        import tomllib
-
-        try:
-            with path.open("rb") as handle:
-                file = tomllib.load(handle)
-        except (OSError, ValueError):
+        file = _file_values(path)
+        if file is None:
             return None  # load_settings says what is wrong with it
         data_dir = file.pop("data_dir", None)
         section = file.pop("lake", {})
