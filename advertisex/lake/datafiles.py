@@ -96,7 +96,7 @@ def write_data_files(
                     sink,
                     part.schema,
                     compression="zstd",
-                    use_dictionary=[c for c in part.column_names if c not in _NEARLY_UNIQUE],
+                    use_dictionary=_dictionary_paths(part.schema),
                     metadata_collector=footer,
                     # Columns handed over dictionary-encoded (TableSpec.few_values) are plain
                     # text in the file: its Arrow schema is left out, so that every reader
@@ -126,6 +126,39 @@ def write_data_files(
             else None
         )
         yield WrittenFile(url, part.num_rows, newest, Footer(footer[0], size))
+
+
+def _dictionary_paths(schema: pa.Schema) -> list[str]:
+    """The Parquet columns to dictionary-encode: every column but the nearly unique ones,
+    named as Parquet names them — a nested column by each of its leaves (a map's keys and
+    values, a list's elements), which the writer does not find under the column's name.
+
+    >>> _dictionary_paths(pa.schema([("ad_targeting", pa.map_(pa.string(), pa.string())),
+    ...     ("reasons", pa.list_(pa.string())), ("auction_id", pa.string())]))
+    ['ad_targeting.key_value.key', 'ad_targeting.key_value.value', 'reasons.list.element']
+    """
+    return [
+        path
+        for field in schema
+        if field.name not in _NEARLY_UNIQUE
+        for path in _leaf_paths(field.name, field.type)
+    ]
+
+
+def _leaf_paths(path: str, kind: pa.DataType) -> list[str]:
+    """Parquet's names for the leaf columns of a column at ``path`` of type ``kind``
+    (Arrow's writer: ``key_value.key`` / ``key_value.value`` in a map, ``list.element``
+    in a list, a struct's fields by name)."""
+    if pa.types.is_map(kind):
+        return [
+            *_leaf_paths(f"{path}.key_value.key", kind.key_type),
+            *_leaf_paths(f"{path}.key_value.value", kind.item_type),
+        ]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _leaf_paths(f"{path}.list.element", kind.value_type)
+    if pa.types.is_struct(kind):
+        return [p for f in kind for p in _leaf_paths(f"{path}.{f.name}", f.type)]
+    return [path]
 
 
 def _any_dictionary(schema: pa.Schema) -> bool:

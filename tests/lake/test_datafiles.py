@@ -42,13 +42,33 @@ def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
             "exchange": ["x", "x"],
             "floor_price": [0.41, 0.57],
             "bid_price": [1.13, 0.98],
+            "ad_targeting": pa.array(
+                [[("interest", "sports"), ("segment", "s1")], [("interest", "sports")]],
+                pa.map_(pa.string(), pa.string()),
+            ),
         }
     )
     (file,) = write_data_files("curated.bid_requests", prices, str(tmp_path), "b", None)
     metadata = pq.ParquetFile(file.url).metadata.row_group(0)
-    column = {metadata.column(i).path_in_schema: metadata.column(i).encodings for i in range(5)}
+    column = {
+        metadata.column(i).path_in_schema: metadata.column(i).encodings
+        for i in range(metadata.num_columns)
+    }
     assert "RLE_DICTIONARY" in column["exchange"]
     assert "RLE_DICTIONARY" not in column["floor_price"] + column["bid_price"]  # prices vary
+    # A map's keys and values repeat (a few targeting keys, their few values): its leaves
+    # are dictionary-encoded too, though the writer does not find them by the column's name.
+    assert "RLE_DICTIONARY" in column["ad_targeting.key_value.key"]
+    assert "RLE_DICTIONARY" in column["ad_targeting.key_value.value"]
+    reasons = pa.table(
+        {
+            "reasons": pa.array([["a:b"], ["a:b", "c"]], pa.list_(pa.string())),
+            "ingest_time": pa.array(days[:2], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    (file,) = write_data_files("curated.quarantine", reasons, str(tmp_path), "q", None)
+    metadata = pq.ParquetFile(file.url).metadata.row_group(0)
+    assert "RLE_DICTIONARY" in metadata.column(0).encodings  # reasons.list.element
 
 
 def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
