@@ -4,19 +4,21 @@ Every step of :class:`advertisex.marts.maintain.Kernels` is partitionable by a k
 rules only compare events that share it). A step whose inputs hold at most
 :data:`BUCKET_ROWS` rows (planned from the data files' record counts) runs on them whole,
 as it always did. A bigger one — the first build over a backlog, say — is cut by a hash of
-its key into buckets of about that many rows: the curated rows are read a record batch at
-a time and each batch's rows appended to their bucket's Arrow IPC file in a temporary
-directory; then each bucket is read back and the step runs on it alone. It is the Spark
-runner's shuffle (``advertisex.marts.spark``), on the local disk, running the same part
-functions:
+its key into buckets: the curated rows are read a record batch at a time and each batch's
+rows appended to their bucket's Arrow IPC file in a temporary directory; then the buckets
+are read back a *run* of about half that many rows at a time and the step runs on each run
+alone, two runs at once on two threads (:class:`Room`: what is held at once stays within
+one :data:`BUCKET_ROWS`, and both cores work). It is the Spark runner's shuffle
+(``advertisex.marts.spark``), on the local disk, running the same part functions:
 
 * ``correlate`` by ``user_id``: its outputs (a row a click, a row a conversion) are kept;
 * ``bids`` by ``auction_id`` (impressions without one never win a bid and are not
   written): its outputs are the matched bids summed per rollup key, a few rows a bucket;
 * ``hourly`` needs no buckets at all: its rows merge (sums, sketch unions:
-  ``kernels.rollup.merge_hourly``), so the impressions are counted a part of about
-  :data:`BUCKET_ROWS` rows at a time, then everything else once, and the partial rows
-  merged — the view-through touches' impressions picked out of each part on the way.
+  ``kernels.rollup.merge_hourly``), so the impressions are counted a part of about half
+  :data:`BUCKET_ROWS` rows at a time (two parts at once), then everything else once, and
+  the partial rows merged — the view-through touches' impressions picked out of each part
+  on the way.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ import math
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -62,8 +64,13 @@ if TYPE_CHECKING:
 BUCKET_ROWS = 1_000_000
 MAX_BUCKETS = 256  # an open file per bucket and input while the rows are written out
 FINER = 4  # buckets written per bucket planned
+# Counts of the impressions' parts a thread keeps before it merges them (with what it
+# merged before): each part's rows are ≈ 8 MB of a 10 M backlog's rollup.
+MERGE_PARTS = 4
 
 Part = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 STEPS = ("correlate", "bids", "hourly")  # the order :class:`Held` lists its steps in
@@ -77,9 +84,14 @@ class HeldStep:
     step: str
     buckets: int
     largest: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def bucket(self, rows: int) -> None:
-        self.largest = max(self.largest, rows)
+    def bucket(self, rows: int, counted: bool = False) -> None:
+        """A run of ``rows`` rows held (``counted``: one more bucket, as the impressions'
+        parts are counted when they are read); runs of a step may go on two threads."""
+        with self._lock:
+            self.largest = max(self.largest, rows)
+            self.buckets += counted
 
 
 @dataclass
@@ -107,18 +119,26 @@ class Held:
 
 
 class Room:
-    """Steps run at once while each holds its inputs whole (each within ``bucket_rows``); a
-    step cut into buckets runs alone, so memory stays bounded by one bucket."""
+    """Where the steps run. Steps that hold their inputs whole (each within
+    ``bucket_rows``) run at once, as the rebuild's attribution and auctions do. A step cut
+    into buckets runs them in *runs* of at most half of ``bucket_rows`` rows, and no more
+    than :data:`RUNS` runs are held at once — two of one step, or one each of two steps —
+    so memory stays bounded by one ``bucket_rows`` while both cores have a run to work
+    on (one run at a time left the second core idle through a first build over a
+    backlog). Whole steps and bucketed steps do not run beside each other."""
+
+    RUNS = 2
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._whole = 0  # steps running whole now
-        self._alone = False
+        self._bucketed = 0  # steps running in buckets now
+        self._runs = threading.BoundedSemaphore(self.RUNS)
 
     @contextmanager
     def whole(self) -> Iterator[None]:
         with self._changed:
-            self._changed.wait_for(lambda: not self._alone)
+            self._changed.wait_for(lambda: not self._bucketed)
             self._whole += 1
         try:
             yield
@@ -128,23 +148,55 @@ class Room:
                 self._changed.notify_all()
 
     @contextmanager
-    def alone(self) -> Iterator[None]:
+    def bucketed(self) -> Iterator[None]:
         with self._changed:
-            self._changed.wait_for(lambda: not self._alone and not self._whole)
-            self._alone = True
+            self._changed.wait_for(lambda: not self._whole)
+            self._bucketed += 1
         try:
             yield
         finally:
             with self._changed:
-                self._alone = False
+                self._bucketed -= 1
                 self._changed.notify_all()
+
+    def runs(self, items: Iterator[T], work: Callable[[T], R]) -> list[R]:
+        """``work`` on each of ``items`` (runs of a bucketed step), at most :data:`RUNS` at
+        once across the room, on two threads; the results in the items' order. An item
+        is taken from ``items`` only once a run may be held (taking one may read its rows),
+        and its run ends when ``work`` returns (the memory it freed handed back)."""
+
+        def run(item: T) -> R:
+            try:
+                return work(item)
+            finally:
+                release_memory()
+                self._runs.release()
+
+        futures: list[Future[R]] = []
+        with ThreadPoolExecutor(max_workers=self.RUNS, thread_name_prefix="marts-run") as pool:
+            while not any(f.done() and f.exception() is not None for f in futures):
+                self._runs.acquire()
+                try:
+                    item = next(items, _END)
+                except BaseException:  # reading the next run failed: the runs begun end first
+                    self._runs.release()
+                    raise
+                if item is _END:
+                    self._runs.release()
+                    break
+                futures.append(pool.submit(run, item))
+        return [future.result() for future in futures]  # the first failure, if one failed
+
+
+_END: Any = object()  # no more items
 
 
 class LocalKernels:
     """The kernels in this process, on rows read through ``curated``; a step over more than
     ``bucket_rows`` rows runs a bucket at a time (the module docstring). Whole reads, each
     within ``bucket_rows``, are made once and kept for the next step. ``correlate`` and
-    ``bids`` may run at once on two threads (:class:`Room`)."""
+    ``bids`` may run at once on two threads, and a bucketed step's runs two at a time
+    (:class:`Room`)."""
 
     concurrent = True
 
@@ -225,29 +277,37 @@ class LocalKernels:
                 whole = self.rows(impressions, chunks)
                 self.held.step("hourly", 1, whole.num_rows)
                 return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
-        with self.room.alone():  # the impressions a part at a time
+        with self.room.bucketed():  # the impressions a part at a time, two parts at once
             chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
             touched = _view_touches(given["conversions"])
             nothing = {name: table.slice(0, 0) for name, table in given.items()}
-            merged: list[pa.Table] = []
-            touches: list[pa.Table] = []
             held = self.held.step("hourly", 0)
-            for rows in regrouped(chunks.parts(), self.bucket_rows):
-                held.buckets += 1
-                held.bucket(rows.num_rows)
+            # Each run's thread keeps the counts of the parts it counted and merges them a
+            # few at a time (sums of integers, sketch unions: the same rows in whatever
+            # order they merge). Merged at every part, the growing rows were merged again
+            # each time: 5 s of a 10 M backlog's first build.
+            merged: dict[int, list[pa.Table]] = {}  # a thread's id → its counts so far
+
+            def count(rows: pa.Table) -> pa.Table:
+                """A part's impressions counted (kept), and those that are touches."""
+                held.bucket(rows.num_rows, counted=True)
                 counts = hourly_part({"impressions": rows, **nothing}, counted, hours)["hourly"]
-                merged = [merge_hourly([*merged, counts])]
+                mine = merged.setdefault(threading.get_ident(), [])
+                mine.append(counts)
+                if len(mine) > MERGE_PARTS:
+                    mine[:] = [merge_hourly(mine)]
                 ids = rows.column("impression_id")
-                touches.append(rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False)))
-                del rows, ids, counts
-                release_memory()
+                return rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False))
+
+            parts = regrouped(chunks.parts(), _run_rows(self.bucket_rows))
+            touches = self.room.runs(parts, count)
             empty = _schema(_only(impressions, ROLLUP_COLUMNS)).empty_table()
             answered = hourly_part(
                 {"impressions": empty, "touch_impressions": _concat(touches, empty), **given},
                 counted,
                 hours,
             )["hourly"]
-            return merge_hourly([*merged, answered])
+            return merge_hourly([*(c for mine in merged.values() for c in mine), answered])
 
     def run(
         self,
@@ -275,11 +335,11 @@ class LocalKernels:
                         for tag, r in reads.items()
                     }
                 )
-        with self.room.alone():  # a bucket at a time
+        with self.room.bucketed():  # a run of buckets at a time, two runs at once
             narrowed = {tag: _only(r, (only or {}).get(tag, r.columns)) for tag, r in reads.items()}
-            # Finer buckets than needed, taken a few at a time up to ``bucket_rows``: the
+            # Finer buckets than needed, taken a few at a time up to a run's rows: the
             # planned count is an upper bound, and a heavy user makes buckets uneven.
-            fine = min(MAX_BUCKETS, FINER * math.ceil(planned / self.bucket_rows))
+            fine = min(MAX_BUCKETS, FINER * math.ceil(planned / _run_rows(self.bucket_rows)))
             schemas = {tag: _schema(request) for tag, request in narrowed.items()}
             outputs: dict[str, list[pa.Table]] = {}
             with Spill(fine, self.spill_dir) as spill:
@@ -294,15 +354,19 @@ class LocalKernels:
                         if tag in keyless:
                             rows = rows.filter(pc.is_valid(rows.column(key)))
                         spill.add(tag, rows.select(schema.names), key)
-                runs = _runs(spill.rows, self.bucket_rows) or [[]]  # no rows: the part on none
+                spill.close()
+                # No rows: the part on none.
+                runs = _runs(spill.rows, _run_rows(self.bucket_rows)) or [[]]
                 held = self.held.step(step, len(runs))
-                for run in runs:
+
+                def bucket_run(run: list[int]) -> dict[str, pa.Table]:
                     tables = spill.take(run, schemas)
                     held.bucket(sum(t.num_rows for t in tables.values()))
-                    for tag, out in part(tables).items():
+                    return part(tables)
+
+                for result in self.room.runs(iter(runs), bucket_run):
+                    for tag, out in result.items():
                         outputs.setdefault(tag, []).append(out)
-                    del tables
-                    release_memory()
             return {tag: ordered(tag, parts) for tag, parts in outputs.items()}
 
 
@@ -320,7 +384,7 @@ class Spill:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._close()
+        self.close()
         self._dir.cleanup()
 
     def _path(self, tag: str, bucket: int) -> Path:
@@ -337,8 +401,9 @@ class Spill:
             self.rows[bucket] += part.num_rows
 
     def take(self, buckets: list[int], schemas: dict[str, pa.Schema]) -> dict[str, pa.Table]:
-        """Every input's rows of ``buckets`` (read into memory; their files are removed)."""
-        self._close()
+        """Every input's rows of ``buckets`` (read into memory; their files are removed),
+        once every row is added (:meth:`close`); runs of other buckets may be taken at once."""
+        self.close()
         tables = {}
         for tag, schema in schemas.items():
             parts = [schema.empty_table()]
@@ -351,10 +416,17 @@ class Spill:
             tables[tag] = pa.concat_tables(parts)
         return tables
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Every row added: the buckets' files complete."""
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def _run_rows(bucket_rows: int) -> int:
+    """The most rows a run of a bucketed step holds: half of ``bucket_rows``, two runs at
+    once (:class:`Room`)."""
+    return max(1, bucket_rows // Room.RUNS)
 
 
 def _runs(rows: np.ndarray, most: int) -> list[list[int]]:

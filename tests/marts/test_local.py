@@ -185,12 +185,44 @@ def test_a_rebuild_runs_attribution_and_auctions_at_once(monkeypatch: pytest.Mon
     assert kernels.held.buckets == [1, 1, 1]  # correlate, bids, hourly
 
 
-def test_a_step_cut_into_buckets_runs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Memory stays bounded by one bucket: no part of another step beside a bucketed one."""
+def test_bucketed_steps_hold_two_half_runs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded by one bucket while both cores work: runs of at most half a
+    bucket, two at once (the first two wait here for each other: one at a time would
+    never meet), never more, and never beside a whole step."""
+    import threading
+
+    from advertisex.marts import local
+
     parts = traffic(1_000, seed=4)
     serial, _ = _built(parts, WHOLE)
-    running = _meeting(monkeypatch, parties=1)
-    marts, kernels = _built(parts, 1_500)
-    assert running and max(running) == 1
+    bucket_rows = 1_500
+    held: list[int] = []  # rows held by the runs running, as each run started
+    running: list[int] = []
+    lock = threading.Lock()
+    meet = threading.Barrier(2, timeout=20)
+
+    def met(real: Any) -> Any:
+        def part(tables: dict[str, pa.Table], *args: Any, **kwargs: Any) -> Any:
+            rows = sum(t.num_rows for t in tables.values())
+            with lock:
+                running.append(rows)
+                held.append(sum(running))
+                first_two = len(held) <= 2
+            try:
+                if first_two:
+                    meet.wait()
+                return real(tables, *args, **kwargs)
+            finally:
+                with lock:
+                    running.remove(rows)
+
+        return part
+
+    monkeypatch.setattr(local, "correlate_part", met(local.correlate_part))
+    monkeypatch.setattr(local, "bids_part", met(local.bids_part))
+    marts, kernels = _built(parts, bucket_rows)
     assert min(kernels.held.buckets) >= 2
+    # A run is at most half a bucket (planned from upper bounds: up to 1.5 times that).
+    assert max(kernels.held.largest) <= 1.5 * bucket_rows / 2, kernels.held
+    assert max(held) <= 1.5 * bucket_rows, held
     assert canonical(marts) == canonical(serial)
