@@ -188,7 +188,7 @@ def test_a_rebuild_runs_attribution_and_auctions_at_once(monkeypatch: pytest.Mon
 def test_bucketed_steps_hold_two_half_runs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Memory stays bounded by one bucket while both cores work: runs of at most half a
     bucket, two at once (the first two wait here for each other: one at a time would
-    never meet), never more, and never beside a whole step."""
+    never meet), and never more rows held at once than one bucket."""
     import threading
 
     from advertisex.marts import local
