@@ -2,8 +2,8 @@
 
 Every step of :class:`advertisex.marts.maintain.Kernels` is partitionable by a key (the
 rules only compare events that share it). A step whose inputs hold at most
-:data:`BUCKET_ROWS` rows (planned from the data files' record counts) runs on them whole,
-as it always did. A bigger one — the first build over a backlog, say — is cut by a hash of
+:data:`WHOLE_BUCKETS` times :data:`BUCKET_ROWS` rows (planned from the data files' record
+counts) runs on them whole, as it always did. A bigger one — the first build over a backlog, say — is cut by a hash of
 its key into buckets: the curated rows are read a record batch at a time and each batch's
 rows appended to their bucket's Arrow IPC file in a temporary directory; then the buckets
 are read back a *run* of about half that many rows at a time and the step runs on each run
@@ -58,10 +58,15 @@ if TYPE_CHECKING:
 
     from advertisex.kernels.windows import Windows
 
-# Rows a step holds at once (all its inputs together): about 1 M curated rows keep the
-# processor of a first build under ≈ 1 GiB whatever the backlog (docs/benchmarks.md, issue
-# 14 phase 9).
+# Rows a bucketed step's runs hold at once (all its inputs together, two runs of half):
+# about 1 M curated rows keep the processor of a first build under ≈ 1 GiB whatever the
+# backlog (docs/benchmarks.md, issue 14 phase 9).
 BUCKET_ROWS = 1_000_000
+# A step over at most this many times ``bucket_rows`` rows runs whole: it holds more than a
+# bucketed one, but skips writing every row out and reading it back, and runs beside the
+# other whole steps. Two of them at once stay within ≈ 1.3 GiB (the 2 M set's first build,
+# whole: 1.0 GiB), and a backlog past them is bucketed.
+WHOLE_BUCKETS = 2
 MAX_BUCKETS = 256  # an open file per bucket and input while the rows are written out
 FINER = 4  # buckets written per bucket planned
 # Counts of the impressions' parts a thread keeps before it merges them (with what it
@@ -193,8 +198,8 @@ _END: Any = object()  # no more items
 
 class LocalKernels:
     """The kernels in this process, on rows read through ``curated``; a step over more than
-    ``bucket_rows`` rows runs a bucket at a time (the module docstring). Whole reads, each
-    within ``bucket_rows``, are made once and kept for the next step. ``correlate`` and
+    :data:`WHOLE_BUCKETS` times ``bucket_rows`` rows runs a bucket at a time (the module
+    docstring). Whole reads are made once and kept for the next step. ``correlate`` and
     ``bids`` may run at once on two threads, and a bucketed step's runs two at a time
     (:class:`Room`)."""
 
@@ -208,6 +213,7 @@ class LocalKernels:
     ) -> None:
         self.curated = curated
         self.bucket_rows = bucket_rows
+        self.whole_rows = WHOLE_BUCKETS * bucket_rows  # a step over more is bucketed
         self.spill_dir = spill_dir
         self.held = Held()
         self.room = Room()
@@ -272,7 +278,7 @@ class LocalKernels:
         hours: list[datetime] | None,
     ) -> pa.Table:
         chunks = None if self._kept(impressions) else self.chunks(impressions)
-        if chunks is None or chunks.rows <= self.bucket_rows:
+        if chunks is None or chunks.rows <= self.whole_rows:
             with self.room.whole():
                 whole = self.rows(impressions, chunks)
                 self.held.step("hourly", 1, whole.num_rows)
@@ -319,14 +325,14 @@ class LocalKernels:
         only: dict[str, tuple[str, ...]] | None = None,
     ) -> dict[str, pa.Table]:
         """``part`` (the step named ``step``) over all ``reads``, a bucket of ``key`` at a
-        time when they hold more than ``bucket_rows`` rows. Rows of the inputs named in
+        time when they hold more than ``whole_rows`` rows. Rows of the inputs named in
         ``keyless`` without a key are left out (the step's rules never match them); inputs
         named in ``only`` are written out with those of their columns only (those the part
         reads)."""
         kept = {tag: self.rows(r) for tag, r in reads.items() if self._kept(r)}
         chunks = {tag: self.chunks(r) for tag, r in reads.items() if tag not in kept}
         planned = sum(c.rows for c in chunks.values()) + sum(t.num_rows for t in kept.values())
-        if planned <= self.bucket_rows:  # whole, read once for every step that asks
+        if planned <= self.whole_rows:  # whole, read once for every step that asks
             with self.room.whole():
                 self.held.step(step, 1, planned)
                 return part(

@@ -110,7 +110,7 @@ def _built(parts: dict[str, list[pa.Table]], bucket_rows: int) -> tuple[MemoryMa
 def test_a_first_build_holds_buckets_bounded_by_the_bucket_not_the_input() -> None:
     """Ten times the input is ten times the buckets, none of them bigger: what a step holds
     at once (its memory) does not grow with the backlog."""
-    bucket_rows = 1_500
+    bucket_rows = 1_000  # every step of the smaller input over twice that: none whole
     held = {}
     for users in (1_000, 10_000):
         parts = traffic(users, seed=users)
@@ -195,7 +195,7 @@ def test_bucketed_steps_hold_two_half_runs_at_once(monkeypatch: pytest.MonkeyPat
 
     parts = traffic(1_000, seed=4)
     serial, _ = _built(parts, WHOLE)
-    bucket_rows = 1_500
+    bucket_rows = 1_000
     held: list[int] = []  # rows held by the runs running, as each run started
     running: list[int] = []
     lock = threading.Lock()
@@ -222,7 +222,24 @@ def test_bucketed_steps_hold_two_half_runs_at_once(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(local, "bids_part", met(local.bids_part))
     marts, kernels = _built(parts, bucket_rows)
     assert min(kernels.held.buckets) >= 2
-    # A run is at most half a bucket (planned from upper bounds: up to 1.5 times that).
-    assert max(kernels.held.largest) <= 1.5 * bucket_rows / 2, kernels.held
+    # A run of buckets is at most half a bucket (planned from upper bounds: up to 1.5
+    # times that); the rollup's parts are whole record batches of the files.
+    buckets = [run.largest for run in kernels.held.runs if run.step != "hourly"]
+    assert max(buckets) <= 1.5 * bucket_rows / 2, kernels.held
     assert max(held) <= 1.5 * bucket_rows, held
+    assert canonical(marts) == canonical(serial)
+
+
+def test_a_step_within_twice_the_bucket_runs_whole() -> None:
+    """A step over one bucket but within two runs whole (no rows written out and read
+    back); bigger ones are bucketed; the marts are the same either way."""
+    from advertisex.marts.local import WHOLE_BUCKETS
+
+    parts = traffic(1_000, seed=4)
+    serial, _ = _built(parts, WHOLE)
+    marts, kernels = _built(parts, 1_500)
+    runs = {run.step: run for run in kernels.held.runs}
+    assert runs["hourly"].buckets == 1  # its ≈ 3,000 impressions: over 1,500, within 3,000
+    assert 1_500 < runs["hourly"].largest <= WHOLE_BUCKETS * 1_500
+    assert runs["correlate"].buckets >= 2 and runs["bids"].buckets >= 2
     assert canonical(marts) == canonical(serial)
