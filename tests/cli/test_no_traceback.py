@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 import typer
 
 from advertisex.cli.app import app
+from tests.ports import free_port
 
 BUG = "this is a bug in advertisex"
 
@@ -43,9 +43,7 @@ VERBS = leaf_commands()
 
 
 def dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()  # nothing listens on it
 
 
 def arguments(verb: tuple[str, ...], tmp: Path) -> list[str]:

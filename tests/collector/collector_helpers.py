@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from advertisex.collector.app import create_app
 from advertisex.collector.service import Collector
 from advertisex.config import load_settings
 from advertisex.util import jsonutil
+from tests.ports import free_port
 
 # Requests to a test's server wait as long as a loaded machine needs (httpx's default of
 # 5 s was once too short for a collector's first upload at a load of 15).
@@ -39,12 +39,6 @@ def get(url: str, **options: Any) -> httpx.Response:
     return httpx.get(url, timeout=PATIENT_SECONDS, **options)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ServerProcess:
     """One collector (or ``up``) subprocess on 127.0.0.1."""
 
@@ -54,6 +48,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.verb = verb
         self.port = port or free_port()
+        self._picked = port is None  # a port of our choosing: another may be tried
         # An empty config file: nothing from the working directory's advertisex.toml.
         config = data_dir.parent / "empty-advertisex.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
@@ -76,15 +71,31 @@ class ServerProcess:
 
     def start(self, wait: bool = True) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "advertisex.cli.app", self.verb, "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if wait:
-            self.wait_ready()
+        for attempt in range(3):
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "advertisex.cli.app",
+                        self.verb,
+                        "--port",
+                        str(self.port),
+                    ],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                # Another test's server took the port between its pick and the bind.
+                if not self._picked or attempt == 2 or "already in use" not in self.log():
+                    raise
+                self.port = free_port()
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import advertisex
 from advertisex.synth.stream import HttpSender, LiveTraffic, StreamStats, Tick, stream
+from tests.ports import free_port
 
 
 def test_live_traffic_is_stamped_now_and_consistent() -> None:
@@ -90,13 +91,9 @@ def test_streamed_traffic_lands_in_the_tables(server_factory) -> None:
 def test_streaming_to_a_dead_port_fails_at_once_with_the_hint(
     tmp_path, monkeypatch, capsys
 ) -> None:
-    import socket
-
     from advertisex.cli.app import main
 
-    with socket.socket() as probe:  # a port nothing listens on once this socket is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it yet
 
     def never(*args, **kwargs):
         raise AssertionError("streamed to a dead port (each request retried for seconds)")

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from advertisex.util import jsonutil
+from tests.ports import free_port
 
 
 class HttpReceiver:
@@ -71,13 +72,9 @@ class MailBox:
 @contextmanager
 def smtp_server() -> Iterator[tuple[MailBox, int]]:
     """A local SMTP server on a free port: yields (mailbox, port)."""
-    import socket
-
     from aiosmtpd.controller import Controller
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it yet
     box = MailBox()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()

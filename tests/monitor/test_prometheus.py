@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from advertisex.runners.batch import SourceAccount
 from advertisex.synth.monitor_sim import Simulation
 from advertisex.util import jsonutil
 from advertisex.util.timeutil import utcnow
+from tests.ports import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "advertisex-rules.yml"
@@ -61,9 +61,7 @@ def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path:
     obs = sim.observe(datetime(2026, 11, 2, 12, 3, tzinfo=UTC))
     alert = {"state": "firing", "severity": "critical"}
     metrics.record_observations(obs, [alert])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it yet
     server = metrics.serve(port, tmp_path)
     try:
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
@@ -99,9 +97,7 @@ def test_monitor_runs_until_sigterm_and_serves_metrics(tmp_path: Path) -> None:
     import sys
     import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it yet
     env = {**os.environ, "ADVERTISEX_DATA_DIR": str(tmp_path / "data")}
     command = [sys.executable, "-m", "advertisex.cli.app", "monitor", "--interval", "0.2"]
     child = subprocess.Popen(

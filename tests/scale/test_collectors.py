@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,16 +22,11 @@ import httpx
 import pytest
 
 from advertisex.util import jsonutil
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SENDERS, REQUESTS, PER_REQUEST = 4, 25, 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(args: list[str], data: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -89,7 +83,7 @@ def test_two_collectors_one_landing_zone_one_processor(tmp_path: Path) -> None:
     data.mkdir()
     collectors = []
     for name in ("east", "west"):
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"collector-{name}.log"
         process = _start(
             ["serve", "--port", str(port)], data, log, ADVERTISEX_COLLECTOR__COLLECTOR_ID=name

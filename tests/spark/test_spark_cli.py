@@ -3,19 +3,18 @@ log stays off the terminal unless --verbose."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from tests.ports import free_port
+
 pytestmark = pytest.mark.integration
 
 
 def dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()  # nothing listens on it
 
 
 @pytest.mark.parametrize("verb", [["process"], ["process", "--follow"], ["report", "refresh"]])
