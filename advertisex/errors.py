@@ -58,6 +58,14 @@ def _framing_error(code: str, message: str, status: int) -> FramingError:
     return FramingError(code, message, status=status)
 
 
+class LakeMovedError(UserInputError):
+    """The data directory holds a lake moved from elsewhere: Iceberg records where every
+    table's files are, and they are no longer there."""
+
+    code = "lake_moved"
+    http_status = 409
+
+
 class ConfigError(UserInputError):
     code = "bad_config"
 

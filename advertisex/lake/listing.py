@@ -53,6 +53,32 @@ def current_files(
     return listed
 
 
+def foreign_table(
+    catalog_uri: str, catalog_name: str, warehouse_uri: str
+) -> tuple[str, str] | None:
+    """(``namespace.table``, its metadata location) of a table the SQLite catalog at
+    ``catalog_uri`` records outside the local ``warehouse_uri``; None when every table is
+    inside it, or when this cannot be told without the catalog (another database, another
+    storage, no catalog yet)."""
+    if not catalog_uri.startswith("sqlite:///") or not warehouse_uri.startswith("file://"):
+        return None
+    database = catalog_uri.removeprefix("sqlite:///")
+    if not Path(database).exists():
+        return None
+    inside = warehouse_uri.rstrip("/") + "/"
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as con:
+            row = con.execute(
+                "SELECT table_namespace || '.' || table_name, metadata_location "
+                "FROM iceberg_tables WHERE catalog_name = ? AND metadata_location IS NOT NULL "
+                "AND substr(metadata_location, 1, length(?)) != ? LIMIT 1",
+                [catalog_name, inside, inside],
+            ).fetchone()
+    except sqlite3.Error:
+        return None  # not (yet) a pyiceberg catalog: nothing recorded anywhere
+    return (str(row[0]), str(row[1])) if row else None
+
+
 def _metadata_locations(
     database: str, catalog_name: str, names: list[str]
 ) -> dict[str, str] | None:

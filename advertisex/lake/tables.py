@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import CommitConflictError, LakeError
-from advertisex.lake.listing import current_files
+from advertisex.lake.listing import current_files, foreign_table
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
@@ -49,6 +49,26 @@ class Lake:
         # which snapshots readers follow from (the marts' positions: the API sets it).
         self._unthinned: dict[str, int] = {}
         self.followed: Callable[[], Mapping[str, frozenset[int]]] = lambda: {}
+        self._at_home = False  # its tables checked to be under its own warehouse
+
+    def check_home(self) -> None:
+        """Refuse, with what to do, a lake moved from another data directory: its tables
+        are recorded where it was made (Iceberg keeps absolute paths), and every read
+        would fail on a missing file — which said "a bug in advertisex". Only for the
+        default layout (the catalog and the warehouse under the data directory), where
+        every table is created under the warehouse; a configured catalog or warehouse may
+        hold tables anywhere. A copy whose original is still there reads the original's
+        files, as it always did."""
+        if self._at_home:
+            return
+        settings = self.settings
+        if not settings.lake.catalog_uri and not settings.lake.warehouse:
+            found = foreign_table(
+                settings.catalog_uri, settings.lake.catalog_name, settings.warehouse_uri
+            )
+            if found is not None and not Path(found[1].removeprefix("file://")).exists():
+                raise _moved(settings, *found)
+        self._at_home = True
 
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
@@ -56,6 +76,7 @@ class Lake:
         from advertisex.util.storage import iceberg_properties
 
         settings = self.settings
+        self.check_home()
         try:
             if settings.catalog_uri.startswith("sqlite:///"):
                 Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
@@ -295,6 +316,7 @@ class Lake:
     def data_files_of(self, names: list[str]) -> dict[str, list[str]]:
         """:meth:`data_files` of several tables, as of one committed state where the
         catalog allows (``lake.listing``: a SQLite catalog over a local warehouse)."""
+        self.check_home()
         listed = current_files(self.settings.catalog_uri, self.settings.lake.catalog_name, names)
         if listed is not None:
             return listed
@@ -452,6 +474,24 @@ def _encoded(given: pa.DataType, wanted: pa.DataType) -> bool:
 
 def _local(path: str) -> str:
     return path.removeprefix("file://") if path.startswith("file://") else path
+
+
+def _moved(settings: Settings, table: str, metadata_location: str) -> Exception:
+    """The error for a lake whose ``table`` is recorded at ``metadata_location``, outside
+    this data directory's warehouse: where the lake was made, and what to do."""
+    from advertisex.errors import LakeMovedError
+
+    path = metadata_location.removeprefix("file://")
+    namespace, name = table.split(".", 1)
+    cut = path.rfind(f"/{namespace}/{name}/")
+    made_at = Path(path[:cut]).parent if cut > 0 else Path(path).parent
+    here = settings.data_dir.absolute()
+    return LakeMovedError(
+        f"the lake in {here} was made in {made_at} and moved: its tables are recorded "
+        "there (Iceberg keeps where every file is), and their files are not",
+        hint=f"move it back to {made_at}, or start a new lake in another folder "
+        "(advertisex ingest FILES there)",
+    )
 
 
 def _catalog_unavailable(uri: str, error: Exception) -> Exception:

@@ -42,3 +42,28 @@ def test_a_data_dir_that_cannot_be_made_is_one_clear_error(cli, tmp_path, where,
     code, _, err = cli(data, "ingest", str(seed_samples))
     assert code == 2 and "Traceback" not in err
     assert f"cannot create the data directory {data}" in err and "ADVERTISEX_DATA_DIR" in err
+
+
+def test_a_moved_lake_says_where_it_was_made_not_that_it_is_a_bug(cli, tmp_path):
+    """Iceberg records where every table's files are: a lake moved to another folder finds
+    none of them. Every verb says where the lake was made and what to do, not "a bug"."""
+    from datetime import date
+
+    from advertisex.synth import generate
+
+    generate(tmp_path / "in", events=300, seed=3, start=date(2026, 11, 10))
+    made = tmp_path / "made"
+    assert cli(made, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(made, "process")[0] == 0
+    moved = tmp_path / "moved"
+    made.rename(moved)
+    for args in (["query", "select count(*) from curated.impressions"], ["process"], ["status"]):
+        code, _, err = cli(moved, *args)
+        assert code == 2, (args, err)
+        assert f"was made in {made}" in err and f"move it back to {made}" in err, err
+        assert "bug" not in err and "Traceback" not in err
+    moved.rename(made)  # back where it was made: it answers again
+    code, out, _ = cli(
+        made, "query", "select count(*) as n from curated.impressions", "--format", "json"
+    )
+    assert code == 0 and '"n": 0' not in out and '"n": ' in out
