@@ -66,7 +66,7 @@ class Lake:
             found = foreign_table(
                 settings.catalog_uri, settings.lake.catalog_name, settings.warehouse_uri
             )
-            if found is not None and not Path(found[1].removeprefix("file://")).exists():
+            if found is not None and not Path(_local(found[1])).exists():
                 raise _moved(settings, *found)
         self._at_home = True
 
@@ -481,7 +481,7 @@ def _moved(settings: Settings, table: str, metadata_location: str) -> Exception:
     this data directory's warehouse: where the lake was made, and what to do."""
     from advertisex.errors import LakeMovedError
 
-    path = metadata_location.removeprefix("file://")
+    path = _local(metadata_location)
     namespace, name = table.split(".", 1)
     cut = path.rfind(f"/{namespace}/{name}/")
     made_at = Path(path[:cut]).parent if cut > 0 else Path(path).parent
