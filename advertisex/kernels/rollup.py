@@ -167,9 +167,14 @@ def campaign_hourly(
     }
     if hours is not None:
         tables["hours"] = pa.table({"hour": pa.array(hours).cast(TS)})
-    result = _ordered(engine.run(query, **tables))
+    result = engine.run(query, **tables)
+    # Each row's list of user hashes (every impression's) becomes its sketch before the
+    # rows are ordered: ordered with the lists, their values were gathered again (0.13 s
+    # of the 2 M set's 0.7 s rollup).
     users = sketch.from_lists(result.column("user_hashes"))
-    result = result.drop_columns(["user_hashes"])
+    result = _ordered(result.drop_columns(["user_hashes"]).append_column("users", users))
+    users = result.column("users").combine_chunks()
+    result = result.drop_columns(["users"])
     result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
     return result.append_column("users", users).cast(CAMPAIGN_HOURLY)
 
