@@ -173,10 +173,11 @@ def campaign_hourly(
     # of the 2 M set's 0.7 s rollup).
     users = sketch.from_lists(result.column("user_hashes"))
     result = _ordered(result.drop_columns(["user_hashes"]).append_column("users", users))
-    users = result.column("users").combine_chunks()
-    result = result.drop_columns(["users"])
-    result = result.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
-    return result.append_column("users", users).cast(CAMPAIGN_HOURLY)
+    estimated = sketch.estimate(result.column("users").combine_chunks())
+    result = result.add_column(
+        result.num_columns - 1, "unique_users", pa.array(estimated, pa.int64())
+    )
+    return result.cast(CAMPAIGN_HOURLY)
 
 
 _NAMED_CLICKS_SQL = """
