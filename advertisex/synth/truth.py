@@ -66,7 +66,16 @@ def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[di
     import polars as pl
 
     keys = ["campaign_id", "day"]
-    seen = impressions.filter(pl.col("_kind") == KIND_ORIGINAL).with_columns(_day())
+    # The columns counted, before the rows are picked: a filter of every column (the
+    # rendered texts too) took 0.3 s of the demo's 1 M-event generation.
+    counted = ["campaign_id", "event_ms", "is_bot", "user_id", "cost", "_kind"]
+    seen = (
+        impressions.lazy()
+        .select(counted)
+        .filter(pl.col("_kind") == KIND_ORIGINAL)
+        .with_columns(_day())
+        .collect()
+    )
     # Integer micro-units: exact sums whatever order the engine adds them in.
     shown = seen.group_by(keys).agg(
         impressions=pl.len(),
@@ -80,7 +89,13 @@ def campaign_days(impressions: pl.DataFrame, responses: pl.DataFrame) -> list[di
         .filter(~pl.col("is_bot"))
         .sum(),
     )
-    answered = responses.filter(pl.col("_kind") == KIND_ORIGINAL).with_columns(_day())
+    answered = (
+        responses.lazy()
+        .select("campaign_id", "event_ms", "is_bot", "table", "_kind")
+        .filter(pl.col("_kind") == KIND_ORIGINAL)
+        .with_columns(_day())
+        .collect()
+    )
     clicked = (
         answered.filter(pl.col("table") == "clicks")
         .group_by(keys)
