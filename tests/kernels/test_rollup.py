@@ -106,6 +106,33 @@ def test_sketch_merge_is_exact_below_the_limit_and_order_free(groups: list[list[
         assert count == len(everyone)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2**64 - 1)), max_size=60),
+    st.booleans(),
+    st.sampled_from([1, 4096]),
+)
+def test_pairs_are_ordered_as_lexsort_orders_them(
+    pairs: list[tuple[int, int]], grouped: bool, alone: int
+) -> None:
+    # Groups in order (a day's hours) take the per-group sort, others (and many groups:
+    # ``alone`` = 1) lexsort; either way the pairs come out as lexsort orders them.
+    if grouped:
+        pairs = sorted(pairs, key=lambda pair: pair[0])
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    values = np.array([v for _, v in pairs], dtype=np.uint64)
+    expected = np.lexsort((values, groups))
+    kept = sketch._GROUPS_SORTED_ALONE
+    sketch._GROUPS_SORTED_ALONE = alone
+    try:
+        ordered_groups, ordered_values = sketch._ordered(groups, values)
+    finally:
+        sketch._GROUPS_SORTED_ALONE = kept
+    assert ordered_groups.tolist() == groups[expected].tolist()
+    assert ordered_values.tolist() == values[expected].tolist()
+    assert values.tolist() == [v for _, v in pairs]  # the caller's values are left as they were
+
+
 def test_large_sets_switch_to_hyperloglog_within_two_percent() -> None:
     rng = np.random.default_rng(3)
     hashes = np.unique(rng.integers(0, 2**64, 50_000, dtype=np.uint64))
