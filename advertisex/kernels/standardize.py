@@ -461,7 +461,10 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     event_time = (
         "timestamp::TIMESTAMPTZ" if pa.types.is_timestamp(ts_type) else parse_text_sql("timestamp")
     )
-    ts_text = "CAST(timestamp AS VARCHAR)"
+    # The time as it arrived: a typed (Avro) time is null where its text would be, so the
+    # checks read it as it is and only a rejected record's JSON prints it (every bid's time
+    # printed cost ≈ 0.18 µs a bid).
+    ts_text = "timestamp"
     ok = "frame_error IS NULL"
     # A price the producer typed as text (Avro string, JSON "1.5") arrives as text: numbers
     # in it are read, anything else quarantines its record alone (number_invalid).
@@ -490,7 +493,7 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
         + ")"
     )
     record_json = (
-        "CAST(to_json(struct_pack(auction_id, timestamp := ts_text, user_id, exchange, site_domain, "
+        "CAST(to_json(struct_pack(auction_id, timestamp := CAST(ts_text AS VARCHAR), user_id, exchange, site_domain, "
         "device_type, country, floor_price := coalesce(to_json(floor_price), to_json(floor_price_text)), "
         "ad_targeting := targeting_json::JSON, bid_price := coalesce(to_json(bid_price), to_json(bid_price_text)), "
         "campaign_id, ad_creative_id)) AS VARCHAR)"
