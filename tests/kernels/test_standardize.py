@@ -392,6 +392,61 @@ def test_bid_texts_and_hashes_stay_those_of_the_sql_normalization() -> None:
     )
 
 
+def test_a_typed_bid_time_is_checked_as_it_is_and_printed_only_in_a_rejected_record() -> None:
+    """An Avro timestamp-millis time: present or missing as the value is (no text of every
+    bid's time is made for the checks), printed as the engine prints it in a rejected
+    record's JSON — pinned from the kernel that printed every time."""
+    import datetime as dt
+    import io
+
+    import fastavro
+
+    from advertisex.formats.decode import frame_segment
+    from advertisex.kernels.standardize import standardize_bids
+    from advertisex.landing.zone import Segment
+
+    millis = {"type": "long", "logicalType": "timestamp-millis"}
+    schema = {
+        "type": "record",
+        "name": "BidRequest",
+        "fields": [
+            {"name": "auction_id", "type": "string"},
+            {"name": "timestamp", "type": ["null", millis]},
+            {"name": "user_id", "type": ["null", "string"]},
+        ],
+    }
+    at = dt.datetime(2026, 11, 10, 0, 0, 1, 500000, tzinfo=dt.UTC)
+    records = [
+        {"auction_id": "a1", "timestamp": at, "user_id": "u1"},
+        {"auction_id": "a2", "timestamp": at, "user_id": None},
+        {"auction_id": "a3", "timestamp": None, "user_id": "u3"},
+    ]
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records)
+    frame = frame_segment(0, Segment(source="bids", name="bids/x.avro", size=0), out.getvalue())
+    rows = standardize_bids(frame, Rules(NOW)).to_pylist()
+    rest = (
+        '"exchange":null,"site_domain":null,"device_type":null,"country":null,'
+        '"floor_price":null,"ad_targeting":null,"bid_price":null,"campaign_id":null,'
+        '"ad_creative_id":null}'
+    )
+    assert [r["reasons"] for r in rows] == [
+        [],
+        ["required_missing:user_id"],
+        ["required_missing:timestamp"],
+    ]
+    assert rows[0]["raw"] is None and rows[0]["event_time"] == at
+    assert rows[1]["raw"] == (
+        '{"auction_id":"a2","timestamp":"2026-11-10 00:00:01.5+00","user_id":null,' + rest
+    )
+    assert rows[2]["raw"] == '{"auction_id":"a3","timestamp":null,"user_id":"u3",' + rest
+    assert [r["payload_hash"] for r in rows] == [
+        "x09a87a2fc41fe328",
+        "x00bef8f6c9fdd287",
+        "x6928266ab92a5daf",
+    ]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     texts=st.lists(
