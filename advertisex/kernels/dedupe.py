@@ -105,7 +105,7 @@ class KeyIndex:
         # Where each hash would go; only those found there are searched for their end too
         # (a repeat is rare: the second search over every hash was half of the lookups).
         low = np.searchsorted(self._sorted, hashes, "left")
-        found = self._sorted[np.minimum(low, len(self._sorted) - 1)] == hashes
+        found = _found_at(self._sorted, hashes, low)
         if not found.any():
             return np.zeros(0, dtype=np.int64)
         low = low[found]
@@ -285,8 +285,7 @@ def _shared_only(
     shared = _repeated(hashed)
     if seen_keys is not None and len(seen_keys):
         seen = distinct_hashes(key_hashes(seen_keys))
-        at = np.minimum(np.searchsorted(seen, hashed), len(seen) - 1)
-        shared |= seen[at] == hashed
+        shared |= _among(seen, hashed)
     is_dup = np.zeros(n, dtype=bool)
     differs = np.zeros(n, dtype=bool)
     if shared.any():
@@ -311,5 +310,19 @@ def _repeated(hashes: np.ndarray) -> np.ndarray:
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return np.zeros(len(hashes), dtype=bool)
-    repeats = distinct_hashes(ordered[1:][same])
-    return repeats[np.minimum(np.searchsorted(repeats, hashes), len(repeats) - 1)] == hashes
+    return _among(distinct_hashes(ordered[1:][same]), hashes)
+
+
+def _among(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in ``ordered`` (sorted, not empty): a binary search each.
+
+    >>> _among(np.array([2, 5], dtype=np.uint64), np.array([5, 1, 9], dtype=np.uint64)).tolist()
+    [True, False, False]
+    """
+    return _found_at(ordered, values, np.searchsorted(ordered, values))
+
+
+def _found_at(ordered: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is at its position ``at`` in ``ordered`` (where a binary
+    search put it; past the end: not there)."""
+    return ordered[np.minimum(at, len(ordered) - 1)] == values

@@ -126,7 +126,7 @@ class Held:
 
 class Room:
     """Where the steps run. Steps that hold their inputs whole (each within
-    ``bucket_rows``) run at once, as the rebuild's attribution and auctions do. A step cut
+    :data:`WHOLE_BUCKETS` times ``bucket_rows``) run at once, as the rebuild's attribution and auctions do. A step cut
     into buckets runs them in *runs* of at most half of ``bucket_rows`` rows, and no more
     than :data:`RUNS` runs are held at once — two of one step, or one each of two steps —
     so memory stays bounded by one ``bucket_rows`` while both cores have a run to work
