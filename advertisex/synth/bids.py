@@ -47,7 +47,7 @@ def _user_fields(world: World, user: np.ndarray) -> dict[str, pl.Series]:
         return pl.Series(vocab, dtype=pl.String).gather(index)
 
     return {
-        "user_id": world.user_ids(user),
+        "user_id": world.user_id_texts.gather(user),
         "device_type": gather(cat.DEVICE_TYPES, world.user_device[user]),
         "country": gather(cat.COUNTRIES, world.user_country[user]),
         "age": gather(cat.AGE_BANDS, world.user_age[user]),

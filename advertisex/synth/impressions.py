@@ -29,10 +29,10 @@ def pick_creatives(rng: np.random.Generator, world: World, campaign: np.ndarray)
 
     cumulative = np.cumsum(world.creative_weight)
     chosen = np.searchsorted(cumulative, campaign + rng.random(len(campaign)), side="right")
-    # Guard against float round-off at block edges.
-    first = np.searchsorted(world.creative_campaign, campaign, side="left")
-    last = np.searchsorted(world.creative_campaign, campaign, side="right") - 1
-    return np.clip(chosen, first, last)
+    # Guard against float round-off at block edges: each campaign's block of creatives,
+    # found once per campaign and looked up per event.
+    starts = np.searchsorted(world.creative_campaign, np.arange(len(world.campaign_weight) + 1))
+    return np.clip(chosen, starts[campaign], starts[campaign + 1] - 1)
 
 
 def pick_placements(rng: np.random.Generator, world: World, creative: np.ndarray) -> np.ndarray:
@@ -46,13 +46,6 @@ def pick_placements(rng: np.random.Generator, world: World, creative: np.ndarray
         mask = fmt == f
         placement[mask] = allowed[rng.integers(0, len(allowed), int(mask.sum()))]
     return placement
-
-
-def ip_strings(octets: np.ndarray) -> pl.Series:
-    import polars as pl
-
-    frame = pl.DataFrame({str(i): octets[:, i] for i in range(4)})
-    return frame.select(ip=pl.concat_str([pl.col(str(i)) for i in range(4)], separator="."))["ip"]
 
 
 def make_impressions(
@@ -79,7 +72,6 @@ def make_impressions(
     agent = np.concatenate([world.user_agent[human_user], len(human_agents) + world.bot_agent[bot]])
     us = cat.COUNTRIES.index("US")
     country = np.concatenate([world.user_country[human_user], np.full(n_bot, us)])
-    octets = np.concatenate([world.user_octets[human_user], world.bot_octets[bot]])
 
     campaign = rng.choice(N_CAMPAIGNS, n, p=world.campaign_weight)
     creative = pick_creatives(rng, world, campaign)
@@ -90,6 +82,7 @@ def make_impressions(
     placement = pick_placements(rng, world, creative)
 
     order = np.argsort(event_ms, kind="stable")
+    user = user[order]
 
     def strings(vocab: list[str], index: np.ndarray) -> pl.Series:
         return pl.Series(vocab, dtype=pl.String).gather(index[order])
@@ -101,18 +94,18 @@ def make_impressions(
             "ts_kind": ts_kind[order].astype(np.int8),
             "ad_creative_id": strings(world.creative_ids, creative),
             "campaign_id": strings(world.campaign_ids, campaign),
-            "user_id": world.user_ids(user[order]),
+            "user_id": world.user_id_texts.gather(user),
             "_host": strings(world.site_hosts, site),
             "_path": strings(world.site_paths, site),
             "_article": article[order],
             "placement": strings(cat.PLACEMENTS, placement),
             "device_type": strings(cat.DEVICE_TYPES, device),
             "user_agent": strings(human_agents + cat.BOT_USER_AGENTS, agent),
-            "ip": ip_strings(octets[order]),
+            "ip": world.ip_texts.gather(user),
             "country": strings(cat.COUNTRIES, country),
             "cost": np.round(cpm[order] / 1000.0, 6),
             "is_bot": is_bot[order],
-            "_user": user[order],
+            "_user": user,
             "_campaign": campaign[order],
             "_creative": creative[order],
         }

@@ -142,6 +142,32 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert all(first[name] != other[name] for name in first if name.endswith((".avro", ".json")))
 
 
+def test_every_event_carries_its_own_users_id_and_address() -> None:
+    """Impressions and bid requests take their user's id and IPv4 address from the world's
+    per-user texts (humans, then the bots after them): each row's are its user's."""
+    import numpy as np
+
+    from advertisex.synth.bids import make_bids
+    from advertisex.synth.clock import Window
+    from advertisex.synth.impressions import make_impressions
+    from advertisex.synth.world import build_world
+
+    rng = np.random.default_rng(3)
+    window = Window(START, 1)
+    world = build_world(rng, window, 1_000)
+    impressions = make_impressions(rng, world, window, 20_000, bot_rate=0.05)
+    users = impressions["_user"].to_numpy()
+    assert (users >= world.n_users).any() and (users < world.n_users).any()  # bots and people
+    octets = np.concatenate([world.user_octets, world.bot_octets])
+    assert impressions["ip"].to_list() == [".".join(map(str, octets[u])) for u in users]
+    assert impressions["user_id"].to_list() == [f"u-{u:07d}" for u in users]
+    impressions, bids = make_bids(rng, world, window, impressions, 5_000)
+    won = impressions.filter(impressions["auction_id"].is_not_null())
+    by_auction = dict(zip(bids["auction_id"].to_list(), bids["user_id"].to_list(), strict=True))
+    assert [by_auction[a] for a in won["auction_id"].to_list()] == won["user_id"].to_list()
+    assert all(u.startswith("u-") and len(u) == 9 for u in bids["user_id"].to_list())
+
+
 def test_rerun_into_same_folder_removes_stale_hours(tmp_path: Path) -> None:
     generate(tmp_path, events=2_000, seed=1, start=START, days=2)
     truth = generate(tmp_path, events=2_000, seed=1, start=START, days=1)
