@@ -1,4 +1,5 @@
-"""Bench: the demo's generator alone, in this process, as ``advertisex demo`` calls it.
+"""Bench: the demo's generator alone, in this process, as ``advertisex demo`` calls it
+(pandas refused, as there).
 
     .venv/bin/python bench/generate.py                     # 1 M events, 3 runs
     .venv/bin/python bench/generate.py --events 200000 --repeat 5
@@ -31,6 +32,9 @@ def load() -> str:
 
 def main() -> None:
     from advertisex import synth
+    from advertisex.util.nopandas import refuse
+
+    refuse()  # as `advertisex demo` and `advertisex generate` run it: pandas is never needed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=positive, default=1_000_000)
