@@ -80,8 +80,9 @@ def fresh_run(folder: Path, events: int) -> dict[str, float]:
         [sys.executable, __file__, "--child", str(folder), "--events", str(events)],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode != 0:  # the run's own message, not this script's traceback
+        raise SystemExit(f"a fresh run failed:\n{done.stderr.strip()}")
     from advertisex.util import jsonutil
 
     return jsonutil.loads(done.stdout.splitlines()[-1])

@@ -44,6 +44,6 @@ def hex_ids(rng: np.random.Generator, n: int, prefix: str) -> pl.Series:
     text = np.empty((n, width), dtype=np.uint8)
     text[:, : len(head)] = head
     text[:, len(head) :] = digits.reshape(n, 16)
-    # Not through an Arrow array: Arrow's first array of a process imports pandas (≈ 0.25 s
-    # on the generator's one-threaded start, where `advertisex generate` does not refuse it).
+    # Not through an Arrow array: in a process that has not refused pandas, Arrow's first
+    # array imports it (≈ 0.25 s), and this runs on the generator's one-threaded start.
     return pl.Series(text.reshape(-1).view(f"S{width}")).cast(pl.String)
