@@ -102,3 +102,25 @@ def lock_holder() -> Any:
     for process in started:
         process.kill()
         process.wait()
+
+
+def in_fresh_interpreter(argv: list[str], env: dict[str, str] | None = None) -> Any:
+    """``advertisex argv…`` run in a fresh interpreter (pytest's own has pandas loaded):
+    the finished process, whose stderr's last line says whether pandas was loaded when the
+    command ended (``True`` / ``False``); a failing command exits with its own code."""
+    script = (
+        "import sys\n"
+        "from advertisex.cli.app import main\n"
+        f"sys.argv = {['advertisex', *argv]!r}\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as stop:\n"
+        "    assert not stop.code, stop.code\n"
+        "print('pandas' in sys.modules, file=sys.stderr)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )

@@ -126,12 +126,13 @@ class Held:
 
 class Room:
     """Where the steps run. Steps that hold their inputs whole (each within
-    :data:`WHOLE_BUCKETS` times ``bucket_rows``) run at once, as the rebuild's attribution and auctions do. A step cut
-    into buckets runs them in *runs* of at most half of ``bucket_rows`` rows, and no more
-    than :data:`RUNS` runs are held at once — two of one step, or one each of two steps —
-    so memory stays bounded by one ``bucket_rows`` while both cores have a run to work
-    on (one run at a time left the second core idle through a first build over a
-    backlog). Whole steps and bucketed steps do not run beside each other."""
+    :data:`WHOLE_BUCKETS` times ``bucket_rows``) run at once, as the rebuild's attribution
+    and auctions do. A step cut into buckets runs them in *runs* of at most half of
+    ``bucket_rows`` rows, and no more than :data:`RUNS` runs are held at once — two of one
+    step, or one each of two steps — so memory stays bounded by one ``bucket_rows`` while
+    both cores have a run to work on (one run at a time left the second core idle through
+    a first build over a backlog). Whole steps and bucketed steps do not run beside each
+    other."""
 
     RUNS = 2
 

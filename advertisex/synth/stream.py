@@ -68,8 +68,8 @@ class LiveTraffic:
         self.world = w = build_world(self.rng, Window(now.date(), 1), n_users)
         self.run = secrets.token_hex(3)  # ids stay unique across runs with the same seed
         self.sequence = 0
-        self.users = w.user_ids(np.arange(w.n_users)).to_list()
-        self.ips = [".".join(map(str, row)) for row in w.user_octets.tolist()]
+        self.users = w.user_id_texts[: w.n_users].to_list()
+        self.ips = w.ip_texts[: w.n_users].to_list()
         self.agents, self.interests = agents(), interest_combos()
         self.sites = [f"{h}{p}" for h, p in zip(w.site_hosts, w.site_paths, strict=True)]
 

@@ -88,9 +88,7 @@ class World:
         return ip_strings(np.concatenate([self.user_octets, self.bot_octets]))
 
     def bot_user_ids(self) -> list[str]:
-        import numpy as np
-
-        return self.user_ids(np.arange(self.n_users, self.n_users + N_BOT_USERS)).to_list()
+        return self.user_id_texts[self.n_users :].to_list()
 
 
 def ip_strings(octets: np.ndarray) -> pl.Series:

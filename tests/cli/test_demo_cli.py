@@ -3,9 +3,9 @@ says how to reach ``advertisex`` when the virtualenv is not activated."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from tests.cli_fixtures import in_fresh_interpreter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,33 +69,14 @@ def test_the_demo_times_each_phase_and_lands_what_it_generates_while_generating(
     assert sum(result["phases_s"].values()) <= result["timings_s"]["process"] + 0.05
 
 
-# A demo in a fresh interpreter (pytest's own has pandas loaded); prints whether pandas was
-# loaded when it ended and whether its rows matched the truth.
-_DEMO_WITHOUT_PANDAS = """
-import sys
-from advertisex.cli.app import main
-sys.argv = ["advertisex", "demo", "--events", "2000", "--format", "json"]
-try:
-    main()
-except SystemExit as stop:
-    assert not stop.code, stop.code
-"""
-
-
 def test_the_demo_never_loads_pandas(tmp_path):
     """Arrow would import it on the bid files' first array (0.4 s of CPU holding the GIL
     while the generator runs) only to ask whether it was handed a pandas object."""
-    import subprocess
-    import sys
-
     from advertisex.util import jsonutil
 
-    script = _DEMO_WITHOUT_PANDAS + "print('pandas' in sys.modules, file=sys.stderr)\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ADVERTISEX_DATA_DIR": str(tmp_path / "data")},
+    done = in_fresh_interpreter(
+        ["demo", "--events", "2000", "--format", "json"],
+        {"ADVERTISEX_DATA_DIR": str(tmp_path / "data")},
     )
     assert done.returncode == 0, done.stderr
     assert all(row["match"] for row in jsonutil.loads(done.stdout)["truth_check"])

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from advertisex.cli.generate import register
 from advertisex.errors import UserInputError
+from tests.cli_fixtures import in_fresh_interpreter
 
 
 @pytest.fixture
@@ -116,18 +117,9 @@ def test_generate_never_loads_pandas(tmp_path: Path) -> None:
     """Arrow would import it on the bid files' first array (≈ 0.25 s of CPU) only to ask
     whether it was handed a pandas object; the files are the same without it. Run in a
     fresh interpreter: pytest's own has pandas loaded."""
-    script = (
-        "import sys\n"
-        "from advertisex.cli.app import main\n"
-        f"sys.argv = ['advertisex', 'generate', '--out', {str(tmp_path / 'out')!r},"
-        " '--events', '3000', '--seed', '7', '--demo-faults', '--format', 'json']\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as stop:\n"
-        "    assert not stop.code, stop.code\n"
-        "print('pandas' in sys.modules, file=sys.stderr)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    out = str(tmp_path / "out")
+    argv = ["generate", "--out", out, "--events", "3000", "--seed", "7", "--demo-faults"]
+    done = in_fresh_interpreter([*argv, "--format", "json"])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["events"] == 3000
     assert done.stderr.splitlines()[-1] == "False"
