@@ -96,3 +96,21 @@ def test_arrow_buffers_come_from_jemalloc_here_and_in_processes_started_after() 
     assert _pools({})[1:] == ["jemalloc", "jemalloc"]
     # A pool the user chose stays, here and in the workers.
     assert _pools({"ARROW_DEFAULT_MEMORY_POOL": "system"}) == ["system"] * 3
+
+
+def test_the_demo_leaves_glibcs_bounds_to_the_processor(monkeypatch) -> None:
+    """The demo gets ready beside its generator: Arrow's pool is chosen there (the decoder
+    workers it starts inherit it), glibc's bounds are not — under them the generator's
+    arrays of 4-8 MB were each a fresh mapping. The processor sets them (tests/runners)."""
+    from types import SimpleNamespace
+
+    from advertisex.cli import demo
+    from advertisex.formats import bounded
+
+    called: list[str] = []
+    monkeypatch.setattr(allocator, "bound_held_memory", lambda: called.append("glibc"))
+    monkeypatch.setattr(allocator, "arrow_from_jemalloc", lambda: called.append("arrow"))
+    monkeypatch.setattr(bounded, "warm", lambda: called.append("workers"))
+    lake = SimpleNamespace(ensure_all=lambda: called.append("tables"))
+    demo._get_ready(SimpleNamespace(lake=lake)).join(timeout=60)
+    assert called == ["arrow", "workers", "tables"]
