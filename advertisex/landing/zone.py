@@ -3,14 +3,17 @@
 Layout: ``<landing>/<source>/<YYYY-MM-DD>/<HH>/<segment>``. A segment name starts with
 its UTC landing time, so name order is arrival order. Segments are written to a
 temporary name, fsync'd, then renamed into place: a visible segment is complete
-(sealed). Batch-ingested files are also indexed by content hash (``_index/``), so
-ingesting the same bytes twice lands them once.
+(sealed). Batch ingest copies a file in by the kernel, into an unnamed file that is
+fsync'd and then named (:mod:`advertisex.landing.staged`), where the platform allows.
+Batch-ingested files are also indexed by content hash (``_index/``), so ingesting the
+same bytes twice lands them once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import re
 import secrets
@@ -29,6 +32,7 @@ from blake3 import blake3
 
 from advertisex.errors import StorageError, UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
+from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
@@ -66,21 +70,28 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class ReadFile:
-    """A file read for ingest: its bytes, source and content hash. ``data`` may be a view of
-    a buffer that the reading thread reuses (:class:`ReadBuffer`): land it before that
-    thread reads the next file."""
+    """A file read for ingest: its bytes, source and content hash. ``data`` is either the
+    bytes of its copy staged in the landing zone (``staged``: landing names that copy) or a
+    view of a buffer that the reading thread reuses (:class:`ReadBuffer`): land it before
+    that thread reads the next file. :meth:`release` once it is landed or judged."""
 
     path: Path
-    data: bytes | memoryview
+    data: bytes | memoryview | mmap.mmap
     source: str
     digest: str  # content hash (:func:`content_hash`), hex
     # The SHA-256 of the bytes, hex, when the lake holds markers of that earlier index
     # (:func:`legacy_marker`); None when it holds none.
     legacy_digest: str | None = None
+    staged: StagedCopy | None = None  # the bytes, copied into the landing zone unnamed
 
     @property
     def label(self) -> str:
         return f"file-{self.digest[:16]}"
+
+    def release(self) -> None:
+        """Let the staged copy go (unless landed, it disappears)."""
+        if self.staged is not None:
+            self.staged.close()
 
 
 # A folder not modified for this long is "settled": its listing is kept and reused while its
@@ -124,6 +135,7 @@ class LandingZone:
         self._listings: dict[str, _Listing] = {}
         self._left: dict[str, _Left] = {}  # by folder: see _unskipped
         self._legacy_index: bool | None = None  # see _has_legacy_index
+        self._staging = True  # ingest copies files in by the kernel (landing.staged) while it can
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(
@@ -176,13 +188,16 @@ class LandingZone:
             self.seal(temporary, final, fsync=fsync)
         except OSError as error:
             temporary.unlink(missing_ok=True)
-            raise StorageError(
-                f"cannot write a landing segment under {self.root}: {os_reason(error)}; "
-                "nothing of this file landed",
-                hint="free space or fix the storage, then run the same command again: "
-                "what landed already is skipped",
-            ) from error
+            raise self._not_written(error) from error
         return Segment(source, relative, len(data))
+
+    def _not_written(self, error: OSError) -> StorageError:
+        return StorageError(
+            f"cannot write a landing segment under {self.root}: {os_reason(error)}; "
+            "nothing of this file landed",
+            hint="free space or fix the storage, then run the same command again: "
+            "what landed already is skipped",
+        )
 
     def ingest_files(
         self,
@@ -205,18 +220,41 @@ class LandingZone:
         read = self.read_for_ingest(path, source)
         if isinstance(read, IngestResult):
             return read
-        return self.already(read) or self.land(read, at)
+        try:
+            return self.already(read) or self.land(read, at)
+        finally:
+            read.release()
 
     def read_for_ingest(
         self, path: Path, source: str | None = None, buffer: ReadBuffer | None = None
     ) -> ReadFile | IngestResult:
         """``path``'s bytes, source (detected unless given) and content hash; or why it
-        is skipped. ``buffer``: read into it (the result is a view of it) instead of into
-        new memory."""
-        try:
-            data = buffer.read(path) if buffer is not None else path.read_bytes()
-        except OSError as e:
-            return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        is skipped. The bytes are those of its copy staged in the landing zone where the
+        kernel can make one (:mod:`advertisex.landing.staged`); else they are read, into
+        ``buffer`` (the result is a view of it) instead of new memory when given."""
+        staged = self._stage(path)
+        if isinstance(staged, IngestResult):
+            return staged
+        data: bytes | memoryview | mmap.mmap
+        if staged is not None:
+            data = staged.view
+        else:
+            try:
+                data = buffer.read(path) if buffer is not None else path.read_bytes()
+            except OSError as e:
+                return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        read = self._judged(path, data, source, staged)
+        if isinstance(read, IngestResult) and staged is not None:
+            staged.close()
+        return read
+
+    def _judged(
+        self,
+        path: Path,
+        data: bytes | memoryview | mmap.mmap,
+        source: str | None,
+        staged: StagedCopy | None,
+    ) -> ReadFile | IngestResult:
         if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
         detected = source or detect_source(path, bytes(data[:65536]))
@@ -229,7 +267,30 @@ class LandingZone:
                 "pass --source if it is one",
             )
         legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
-        return ReadFile(path, data, detected, content_hash(data), legacy)
+        return ReadFile(path, data, detected, content_hash(data), legacy, staged)
+
+    def _stage(self, path: Path) -> StagedCopy | IngestResult | None:
+        """``path`` copied into the landing zone unnamed (:func:`~.staged.stage`), why it
+        is skipped when it cannot be opened, or None: read it (this zone cannot stage, or
+        the copy failed — the read and the write then say why, as they always have)."""
+        if not self._staging:
+            return None
+        try:
+            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        try:
+            if not stat.S_ISREG(os.fstat(source).st_mode):
+                return None  # a pipe or a device: read as it comes
+            self.root.mkdir(parents=True, exist_ok=True)
+            return stage(source, self.root)
+        except Unsupported:
+            self._staging = False
+            return None
+        except OSError:
+            return None
+        finally:
+            os.close(source)
 
     def already(self, read: ReadFile) -> IngestResult | None:
         """The result of a file whose bytes landed before; None when they did not."""
@@ -241,12 +302,27 @@ class LandingZone:
         return IngestResult(str(read.path), "already", read.source, landed, bytes=len(read.data))
 
     def land(self, read: ReadFile, at: datetime | None = None) -> IngestResult:
-        """Write a read file as a new segment landed at ``at`` and index its content hash."""
-        segment = self.write_segment(read.source, read.data, label=read.label, at=at)
-        self._index(read.digest, segment.name)
-        return IngestResult(
-            str(read.path), "landed", read.source, segment.name, bytes=len(read.data)
-        )
+        """Land a read file as a new segment landed at ``at`` (its staged copy named, else
+        its bytes written) and index its content hash."""
+        name = self._link_staged(read, at) if read.staged is not None else None
+        if name is None:
+            name = self.write_segment(read.source, read.data, label=read.label, at=at).name
+        self._index(read.digest, name)
+        return IngestResult(str(read.path), "landed", read.source, name, bytes=len(read.data))
+
+    def _link_staged(self, read: ReadFile, at: datetime | None) -> str | None:
+        """The segment's name once ``read``'s staged copy is linked under it; None where
+        this zone cannot link it (its bytes are then written as a segment)."""
+        assert read.staged is not None
+        relative, final, _ = self.new_segment_path(read.source, label=read.label, at=at)
+        try:
+            read.staged.link(final)
+        except Unsupported:
+            self._staging = False
+            return None
+        except OSError as error:
+            raise self._not_written(error) from error
+        return relative
 
     def _marked(self, relative: str) -> str | None:
         """The segment an index marker (its path from the root) names, if it is there."""
@@ -543,7 +619,7 @@ _INDEX = "_index"
 _CURRENT = "blake3"
 
 
-def content_hash(data: bytes | memoryview) -> str:
+def content_hash(data: bytes | memoryview | mmap.mmap) -> str:
     """The content hash that indexes an ingested file, hex (BLAKE3, 256 bits)."""
     return blake3(data).hexdigest()
 
@@ -571,7 +647,8 @@ class ReadBuffer:
     than ``KEPT_BYTES`` is read into new memory, so a thread never holds more; the buffer
     goes with its thread. Not mapped (``util.mapped``), as the processor reads segments: a
     producer may still change a file being ingested, and the bytes hashed must be the
-    bytes landed — a copy is a snapshot, a mapping is not.
+    bytes landed — a copy is a snapshot, a mapping is not. Used where the kernel cannot
+    copy files in (:mod:`advertisex.landing.staged`: there the copy is mapped, not the file).
     """
 
     KEPT_BYTES = 64 << 20
@@ -648,26 +725,31 @@ class Ingest:
     def _ingest(
         self, path: Path, at: datetime, before: threading.Event, decided: threading.Event
     ) -> IngestResult:
+        read: ReadFile | IngestResult | None = None
         try:
-            buffer = getattr(self._buffers, "buffer", None)
-            if buffer is None:
-                buffer = self._buffers.buffer = ReadBuffer()
-            read = self.zone.read_for_ingest(path, self.source, buffer)
-            before.wait()  # the files added before this one are decided (tasks start in order)
-            if isinstance(read, IngestResult):
-                return read
-            claimed = self._claimed.get(read.digest)
-            if claimed is not None:
-                return IngestResult(
-                    str(path), "already", read.source, claimed, bytes=len(read.data)
-                )
-            found = self.zone.already(read)
-            if found is not None:
-                return found
-            self._claimed[read.digest] = segment_name(read.source, label=read.label, at=at)
+            try:
+                buffer = getattr(self._buffers, "buffer", None)
+                if buffer is None:
+                    buffer = self._buffers.buffer = ReadBuffer()
+                read = self.zone.read_for_ingest(path, self.source, buffer)
+                before.wait()  # the files added before this one are decided (tasks start in order)
+                if isinstance(read, IngestResult):
+                    return read
+                claimed = self._claimed.get(read.digest)
+                if claimed is not None:
+                    return IngestResult(
+                        str(path), "already", read.source, claimed, bytes=len(read.data)
+                    )
+                found = self.zone.already(read)
+                if found is not None:
+                    return found
+                self._claimed[read.digest] = segment_name(read.source, label=read.label, at=at)
+            finally:
+                decided.set()
+            return self.zone.land(read, at)
         finally:
-            decided.set()
-        return self.zone.land(read, at)
+            if isinstance(read, ReadFile):
+                read.release()
 
     def results(self, done: Callable[[int], None] | None = None) -> list[IngestResult]:
         """Every added file's result, in the order added (waiting for the last to land);
@@ -710,6 +792,7 @@ class ObjectStoreLandingZone(LandingZone):
     def __init__(self, url: str, filesystem: Any, base: str) -> None:
         super().__init__(Path(base))
         self.url, self.fs, self.base = url, filesystem, base.rstrip("/")
+        self._staging = False  # no file system of this machine's to copy into: read and upload
 
     def new_segment_path(
         self, source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None

@@ -128,10 +128,15 @@ def test_ingesting_many_files_at_once_keeps_their_order_and_lands_same_bytes_onc
     assert [s.name for s in zone.segments()] == [r.segment for r in landed]
 
 
-def test_files_of_any_size_land_their_own_bytes_through_reused_read_buffers(tmp_path: Path):
-    # The ingest threads read into memory they reuse: a small file after a big one, a
-    # file only of spaces between, a file above what a buffer keeps.
+@pytest.mark.parametrize("staging", [True, False], ids=["copied by the kernel", "read buffers"])
+def test_files_of_any_size_land_their_own_bytes_through_reused_read_buffers(
+    tmp_path: Path, staging: bool
+):
+    # Copied in by the kernel, or (where it cannot) read by the ingest threads into memory
+    # they reuse: a small file after a big one, a file only of spaces between, a file above
+    # what a buffer keeps.
     zone = LandingZone(tmp_path / "landing")
+    zone._staging = staging
     sizes = [300_000, 70, 5_000_000, 0, 1, 70_000, 2_000_000, 40]  # bytes, about
     paths, contents = [], []
     for i, size in enumerate(sizes):

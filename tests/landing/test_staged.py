@@ -1,0 +1,152 @@
+"""Ingest copies a file into the landing zone by the kernel, into an unnamed file that is
+named once it is complete: the bytes hashed are the bytes landed, whatever the producer
+does to its file meanwhile, and nothing is left behind by a file that does not land."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from advertisex.errors import StorageError
+from advertisex.landing import staged
+from advertisex.landing.zone import LandingZone, ReadBuffer, ReadFile, content_hash
+
+LINE = b'{"ad_creative_id":"c","user_id":"u","timestamp":"2026-01-01","website":"w"}\n'
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="Linux's O_TMPFILE")
+
+
+def _files(root: Path) -> set[str]:
+    """Every file under ``root``, named from it (dot-names included)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def _never_read(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+    """Fail if ingest reads ``source`` into this process (the landing zone's files may be)."""
+    read_bytes = Path.read_bytes
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the file was read into this process")
+
+    def guarded(path: Path) -> bytes:
+        if path == source:
+            refuse()
+        return read_bytes(path)
+
+    monkeypatch.setattr(ReadBuffer, "read", refuse)
+    monkeypatch.setattr(Path, "read_bytes", guarded)
+
+
+def test_a_file_is_copied_in_by_the_kernel_and_named_once_complete(tmp_path, monkeypatch):
+    body = LINE * 50_000  # 3.8 MB
+    f = tmp_path / "imps.ndjson"
+    _never_read(monkeypatch, f)
+    f.write_bytes(body)
+    zone = LandingZone(tmp_path / "landing")
+    [result] = zone.ingest_files([f])
+    assert result.status == "landed" and result.bytes == len(body)
+    assert zone.read(next(s for s in zone.segments())) == body
+    # the segment and its index marker, nothing else (no temporary name)
+    files = _files(zone.root)
+    assert files == {result.segment, f"_index/blake3/{content_hash(body)[:2]}/{content_hash(body)}"}
+
+
+def test_the_bytes_landed_are_the_bytes_hashed_when_the_file_changes_meanwhile(tmp_path):
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(LINE * 1000)
+    zone = LandingZone(tmp_path / "landing")
+    read = zone.read_for_ingest(f)
+    assert isinstance(read, ReadFile) and read.staged is not None
+    with open(f, "r+b") as handle:  # the producer rewrites its file in place
+        handle.write(b"X" * 500)
+    f.write_bytes(LINE * 10)
+    try:
+        result = zone.land(read)
+    finally:
+        read.release()
+    landed = zone.read(next(s for s in zone.segments()))
+    assert landed == LINE * 1000 and content_hash(landed) == read.digest
+    assert result.bytes == len(landed)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"  \n", b"no source here"], ids=["empty", "spaces", "unknown"]
+)
+def test_a_file_that_does_not_land_leaves_nothing_behind(tmp_path, content):
+    f = tmp_path / "file.dat"
+    f.write_bytes(content)
+    zone = LandingZone(tmp_path / "landing")
+    assert zone.ingest_files([f])[0].status == "skipped"
+    assert _files(zone.root) == set()
+    g = tmp_path / "imps.ndjson"
+    g.write_bytes(LINE)
+    first = zone.ingest_file(g)
+    before = _files(zone.root)
+    assert zone.ingest_file(g).status == "already"  # its copy was made, then let go
+    assert zone.ingest_files([g])[0].segment == first.segment
+    assert _files(zone.root) == before
+
+
+def test_across_file_systems_the_copy_is_sendfiles(tmp_path, monkeypatch):
+    f = tmp_path / "imps.ndjson"
+    _never_read(monkeypatch, f)
+
+    def refused(*_: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    body = LINE * 20_000
+    f.write_bytes(body)
+    zone = LandingZone(tmp_path / "landing")
+    result = zone.ingest_file(f)
+    assert result.status == "landed" and zone.read(next(s for s in zone.segments())) == body
+
+
+def test_where_the_kernel_cannot_copy_or_name_the_file_is_read_and_written(tmp_path, monkeypatch):
+    body = LINE * 100
+    zone = LandingZone(tmp_path / "landing")
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(body)
+
+    def cannot_name(self: staged.StagedCopy, final: Path) -> None:
+        raise staged.Unsupported(errno.ENOENT, "no /proc")
+
+    monkeypatch.setattr(staged.StagedCopy, "link", cannot_name)
+    assert zone.ingest_file(f).status == "landed"
+    assert zone._staging is False  # not tried again
+    g = tmp_path / "b.ndjson"
+    g.write_bytes(body + LINE)
+    reads: list[Path] = []
+    read = ReadBuffer.read
+    monkeypatch.setattr(ReadBuffer, "read", lambda self, p: reads.append(p) or read(self, p))
+    assert zone.ingest_files([g])[0].status == "landed"
+    assert reads == [g]
+    assert sorted(zone.read(s) for s in zone.segments()) == sorted([body, body + LINE])
+    assert not [name for name in _files(zone.root) if name.rsplit("/", 1)[-1].startswith(".")]
+
+
+def test_a_landing_zone_that_cannot_make_unnamed_files_reads_and_writes(tmp_path, monkeypatch):
+    def unsupported(source: int, folder: Path) -> staged.StagedCopy:
+        raise staged.Unsupported(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr("advertisex.landing.zone.stage", unsupported)
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(LINE)
+    zone = LandingZone(tmp_path / "landing")
+    assert zone.ingest_file(f).status == "landed" and zone._staging is False
+
+
+def test_a_full_disk_when_naming_the_copy_lands_nothing_and_says_so(tmp_path, monkeypatch):
+    def full(self: staged.StagedCopy, final: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(staged.StagedCopy, "link", full)
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(LINE)
+    zone = LandingZone(tmp_path / "landing")
+    with pytest.raises(StorageError, match="nothing of this file landed"):
+        zone.ingest_file(f)
+    assert list(zone.segments()) == []
