@@ -276,12 +276,16 @@ class LandingZone:
         if not self._staging:
             return None
         try:
-            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # A pipe or a device is read as it comes, and never opened here: opening a pipe
+            # waits for its writer, and closing it again would break that writer's pipe.
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as e:
             return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
         try:
-            if not stat.S_ISREG(os.fstat(source).st_mode):
-                return None  # a pipe or a device: read as it comes
+            if not stat.S_ISREG(os.fstat(source).st_mode):  # replaced since: read it instead
+                return None
             self.root.mkdir(parents=True, exist_ok=True)
             return stage(source, self.root)
         except Unsupported:

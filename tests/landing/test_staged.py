@@ -150,3 +150,19 @@ def test_a_full_disk_when_naming_the_copy_lands_nothing_and_says_so(tmp_path, mo
     with pytest.raises(StorageError, match="nothing of this file landed"):
         zone.ingest_file(f)
     assert list(zone.segments()) == []
+
+
+def test_a_pipe_is_read_as_it_comes_not_staged(tmp_path):
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    body = LINE * 5_000
+    writer = threading.Thread(target=fifo.write_bytes, args=(body,))
+    writer.start()
+    zone = LandingZone(tmp_path / "landing")
+    result = zone.ingest_file(fifo, source="impressions")
+    writer.join(timeout=10)
+    assert not writer.is_alive() and result.status == "landed"
+    assert zone.read(next(s for s in zone.segments())) == body
+    assert zone._staging  # a pipe says nothing of what the file system can do
