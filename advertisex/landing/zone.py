@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
     from advertisex.config import Settings
 
+# A file's bytes as ingest holds them: read into memory, or its staged copy mapped.
+FileBytes = bytes | memoryview | mmap.mmap
+
 # Where earlier versions moved segments they could not read (now a segment set aside stays
 # in place as a quarantine entry); still listed, so forget and retention see those files.
 UNREADABLE = "_unreadable"
@@ -76,7 +79,7 @@ class ReadFile:
     that thread reads the next file. :meth:`release` once it is landed or judged."""
 
     path: Path
-    data: bytes | memoryview | mmap.mmap
+    data: FileBytes
     source: str
     digest: str  # content hash (:func:`content_hash`), hex
     # The SHA-256 of the bytes, hex, when the lake holds markers of that earlier index
@@ -168,7 +171,7 @@ class LandingZone:
     def write_segment(
         self,
         source: str,
-        data: bytes | memoryview,
+        data: FileBytes,
         *,
         fmt: str | None = None,
         label: str = "",
@@ -235,7 +238,7 @@ class LandingZone:
         staged = self._stage(path)
         if isinstance(staged, IngestResult):
             return staged
-        data: bytes | memoryview | mmap.mmap
+        data: FileBytes
         if staged is not None:
             data = staged.view
         else:
@@ -251,7 +254,7 @@ class LandingZone:
     def _judged(
         self,
         path: Path,
-        data: bytes | memoryview | mmap.mmap,
+        data: FileBytes,
         source: str | None,
         staged: StagedCopy | None,
     ) -> ReadFile | IngestResult:
@@ -623,7 +626,7 @@ _INDEX = "_index"
 _CURRENT = "blake3"
 
 
-def content_hash(data: bytes | memoryview | mmap.mmap) -> str:
+def content_hash(data: FileBytes) -> str:
     """The content hash that indexes an ingested file, hex (BLAKE3, 256 bits)."""
     return blake3(data).hexdigest()
 
@@ -811,7 +814,7 @@ class ObjectStoreLandingZone(LandingZone):
     def write_segment(
         self,
         source: str,
-        data: bytes | memoryview,
+        data: FileBytes,
         *,
         fmt: str | None = None,
         label: str = "",
