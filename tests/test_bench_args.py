@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("wire_stalls.py", ["--seconds", "0"], "above 0"),
         ("wire_stalls.py", ["--rate", "x"], "at least 1"),
         ("generate.py", ["--repeat", "0"], "at least 1"),
+        ("ingest.py", ["--repeat", "0"], "at least 1"),
         ("cli.py", ["--repeat", "0"], "at least 1"),
         ("soak.py", ["--marts-every", "-1"], "at least 0"),
         ("monitor.py", ["--step-minutes", "nan"], "above 0"),
