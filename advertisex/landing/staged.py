@@ -89,7 +89,7 @@ def stage(source: int, folder: Path) -> StagedCopy:
     if flags is None:
         raise Unsupported(errno.ENOSYS, "no O_TMPFILE on this platform")
     try:
-        fd = os.open(folder, flags | os.O_RDWR, 0o644)
+        fd = os.open(folder, flags | os.O_RDWR, 0o666)  # as open() makes files: the umask decides
     except OSError as error:
         if error.errno in _UNSUPPORTED:
             raise Unsupported(error.errno, error.strerror) from error

@@ -166,3 +166,20 @@ def test_a_pipe_is_read_as_it_comes_not_staged(tmp_path):
     assert not writer.is_alive() and result.status == "landed"
     assert zone.read(next(s for s in zone.segments())) == body
     assert zone._staging  # a pipe says nothing of what the file system can do
+
+
+def test_a_landed_copy_has_the_mode_any_written_segment_has(tmp_path):
+    old = os.umask(0o002)
+    try:
+        f = tmp_path / "a.ndjson"
+        f.write_bytes(LINE)
+        staged_zone = LandingZone(tmp_path / "staged")
+        written_zone = LandingZone(tmp_path / "written")
+        written_zone._staging = False
+        modes = {
+            (zone.root / zone.ingest_file(f).segment).stat().st_mode & 0o777
+            for zone in (staged_zone, written_zone)
+        }
+    finally:
+        os.umask(old)
+    assert modes == {0o664}
