@@ -183,3 +183,48 @@ def test_a_landed_copy_has_the_mode_any_written_segment_has(tmp_path):
     finally:
         os.umask(old)
     assert modes == {0o664}
+
+
+KILLED_INGEST = """
+import sys
+from pathlib import Path
+from advertisex.landing.zone import LandingZone
+zone = LandingZone(Path(sys.argv[1]))
+for name in sys.argv[2:]:
+    result = zone.ingest_file(Path(name))
+    print(result.status, flush=True)
+"""
+
+
+def test_ingest_killed_while_copying_leaves_only_whole_segments_and_lands_the_rest_once(
+    tmp_path,
+):
+    import signal
+    import subprocess
+    import sys
+
+    files = []
+    for i in range(8):
+        f = tmp_path / f"part-{i}.ndjson"
+        f.write_bytes(LINE.replace(b'"u"', b'"u%d"' % i) * 200_000)  # 15 MB each
+        files.append(f)
+    root = tmp_path / "landing"
+    ingest = subprocess.Popen(
+        [sys.executable, "-c", KILLED_INGEST, str(root), *map(str, files)],
+        stdout=subprocess.PIPE,
+    )
+    assert ingest.stdout is not None
+    for _ in range(3):  # three files landed; the fourth is being copied
+        assert ingest.stdout.readline().strip() == b"landed"
+    ingest.send_signal(signal.SIGKILL)
+    ingest.wait()
+    zone = LandingZone(root)
+    bodies = {f.read_bytes(): f for f in files}
+    landed = [zone.read(s) for s in zone.segments()]
+    assert 3 <= len(landed) <= 4 and all(body in bodies for body in landed)  # whole, or absent
+    assert not [p for p in root.rglob("*") if p.name.startswith(".")]  # no temporary left
+    results = zone.ingest_files(files)
+    assert sorted(r.status for r in results) == sorted(
+        ["already"] * len(landed) + ["landed"] * (len(files) - len(landed))
+    )
+    assert sorted(zone.read(s) for s in zone.segments()) == sorted(bodies)
