@@ -14,8 +14,9 @@ a snapshot, as the bytes read were — and a crash before it is landed leaves no
 is fsync'd: a visible segment is complete, as with the temporary-name-and-rename of
 :meth:`~advertisex.landing.zone.LandingZone.write_segment`.
 
-Linux only (``O_TMPFILE``, ``/proc/self/fd``); :func:`stage` returns None where the
-platform or the file system cannot, and ingest reads and writes the file as before.
+Linux only (``O_TMPFILE``, ``/proc/self/fd``): where the platform or the file system
+cannot, :func:`stage` or :meth:`StagedCopy.link` raises :class:`Unsupported`, and the
+landing zone reads and writes files as before from then on.
 """
 
 from __future__ import annotations
