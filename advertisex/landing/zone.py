@@ -138,7 +138,8 @@ class LandingZone:
         self._listings: dict[str, _Listing] = {}
         self._left: dict[str, _Left] = {}  # by folder: see _unskipped
         self._legacy_index: bool | None = None  # see _has_legacy_index
-        self._staging = True  # ingest copies files in by the kernel (landing.staged) while it can
+        # Ingest copies files in by the kernel (landing.staged) while it can: Linux's O_TMPFILE.
+        self._staging = hasattr(os, "O_TMPFILE")
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(

@@ -228,3 +228,11 @@ def test_ingest_killed_while_copying_leaves_only_whole_segments_and_lands_the_re
         ["already"] * len(landed) + ["landed"] * (len(files) - len(landed))
     )
     assert sorted(zone.read(s) for s in zone.segments()) == sorted(bodies)
+
+
+def test_without_o_tmpfile_a_landing_zone_reads_and_writes(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "O_TMPFILE")
+    zone = LandingZone(tmp_path / "landing")
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(LINE)
+    assert zone._staging is False and zone.ingest_file(f).status == "landed"
