@@ -236,3 +236,23 @@ def test_without_o_tmpfile_a_landing_zone_reads_and_writes(tmp_path, monkeypatch
     f = tmp_path / "a.ndjson"
     f.write_bytes(LINE)
     assert zone._staging is False and zone.ingest_file(f).status == "landed"
+
+
+def test_a_copy_that_fails_falls_back_to_reading_and_staging_stays_on(tmp_path, monkeypatch):
+    copy_file_range = os.copy_file_range
+    failures = [OSError(errno.ENOSPC, "No space left on device")]
+
+    def fails_once(*args: object) -> int:
+        if failures:
+            raise failures.pop()
+        return copy_file_range(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "copy_file_range", fails_once)
+    zone = LandingZone(tmp_path / "landing")
+    for i in range(2):
+        f = tmp_path / f"{i}.ndjson"
+        f.write_bytes(LINE * (i + 1))
+        assert zone.ingest_file(f).status == "landed"
+    assert zone._staging  # a full disk says nothing of what the file system can do
+    assert sorted(zone.read(s) for s in zone.segments()) == [LINE, LINE * 2]
+    assert not [p for p in zone.root.rglob("*") if p.name.startswith(".")]
