@@ -45,7 +45,7 @@ class StagedCopy:
     """
 
     def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size = fd, size
+        self.fd = fd
         self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else None
 
     @property
