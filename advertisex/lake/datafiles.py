@@ -18,7 +18,7 @@ every manifest of the table, is skipped.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
@@ -73,9 +73,15 @@ class WrittenFile(NamedTuple):
 
 
 def write_data_files(
-    table_name: str, data: pa.Table, location: str, prefix: str, scale: ScaleSettings | None
+    table_name: str,
+    data: pa.Table,
+    location: str,
+    prefix: str,
+    scale: ScaleSettings | None,
+    written: Callable[[str, pa.Table], None] | None = None,
 ) -> Iterator[WrittenFile]:
-    """Write ``data`` under ``location``/data, one file per partition day."""
+    """Write ``data`` under ``location``/data, one file per partition day; ``written`` is
+    told of each file once it is whole (its URL and its rows)."""
     import pyarrow.parquet as pq
 
     if data.num_rows == 0:
@@ -125,6 +131,8 @@ def write_data_files(
             if "event_time" in part.column_names
             else None
         )
+        if written is not None:
+            written(url, part)
         yield WrittenFile(url, part.num_rows, newest, Footer(footer[0], size))
 
 

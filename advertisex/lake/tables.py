@@ -8,6 +8,7 @@ query engine needs to read a table's current snapshot.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     from advertisex.config import Settings
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
     from advertisex.lake.datafiles import Footer, WrittenFile
+    from advertisex.lake.kept import KeptRows
     from advertisex.model.schemas import TableSpec
 
 
@@ -50,6 +52,8 @@ class Lake:
         self._unthinned: dict[str, int] = {}
         self.followed: Callable[[], Mapping[str, frozenset[int]]] = lambda: {}
         self._at_home = False  # its tables checked to be under its own warehouse
+        # Rows written here kept for a reader right after their commit (keep_written).
+        self._kept: KeptRows | None = None
 
     def check_home(self) -> None:
         """Refuse, with what to do, a lake moved from another data directory: its tables
@@ -222,12 +226,15 @@ class Lake:
                 name: self.table(name).location() for name, data in appends.items() if data.num_rows
             }
 
+        kept = self._kept
+
         def write(name: str) -> list[WrittenFile]:
             data = _conform(appends[name], TABLES[name].schema)
+            keep = functools.partial(kept.add, name) if kept and kept.wanted(name) else None
             written: list[WrittenFile] = []
             try:
                 for file in write_data_files(
-                    name, data, locations[name], prefix, self.settings.scale
+                    name, data, locations[name], prefix, self.settings.scale, keep
                 ):
                     written.append(file)
             except BaseException:
@@ -254,7 +261,30 @@ class Lake:
 
         urls = [url for paths in files.values() for url in paths]
         self.take_footers(urls)
+        if self._kept is not None:
+            self._kept.drop(urls)
         remove_files(urls, self.settings.scale)
+
+    def keep_written(self, columns: Mapping[str, Sequence[str]], budget_bytes: int) -> None:
+        """From now on keep, in memory, ``columns`` of the rows written into data files of
+        those tables (by :meth:`write_files`), so that reading exactly those files whole
+        (:meth:`read_planned`, :meth:`written`) takes them from memory — the marts' update
+        right after a batch, which read back what the batch had just written. At most
+        ``budget_bytes`` are kept (past it, none: ``lake.kept``); :meth:`forget_written`
+        lets them go."""
+        from advertisex.lake.kept import KeptRows
+
+        self._kept = KeptRows(columns, budget_bytes)
+
+    def forget_written(self) -> None:
+        """Let go of the rows :meth:`keep_written` kept, and keep no more."""
+        self._kept = None
+
+    def written(self, name: str, urls: Sequence[str], fields: Sequence[str]) -> pa.Table | None:
+        """``fields`` of the rows of ``name``'s data files ``urls``, in that order and in the
+        table's types, when this lake kept them all (:meth:`keep_written`); else None."""
+        kept = self._kept
+        return kept.rows(name, urls, fields) if kept is not None else None
 
     def take_footers(self, urls: Collection[str]) -> dict[str, Footer]:
         """The writer's footers of ``urls`` (those :meth:`write_files` wrote), handed over
@@ -370,7 +400,11 @@ class Lake:
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
-        return PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
+        planned = PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
+        if self._kept is not None and _every_row(row_filter, tasks):
+            paths = [task.file.file_path for task in tasks]
+            planned.kept = functools.partial(self._kept.rows, name, paths, fields)
+        return planned
 
     def done_segments(
         self,
@@ -552,14 +586,28 @@ def _files_still_there(name: str) -> Iterator[None]:
         ) from error
 
 
+def _every_row(row_filter: Any, tasks: list[Any]) -> bool:
+    """Whether a scan reads every row of its files: no row filter, no delete files."""
+    from pyiceberg.expressions import AlwaysTrue
+
+    unfiltered = row_filter is None or isinstance(row_filter, AlwaysTrue)
+    return unfiltered and not any(task.delete_files for task in tasks)
+
+
 class PlannedRead:
     """A read of a table planned once (:meth:`Lake.read_planned`)."""
 
     def __init__(self, name: str, rows: int, reader: Any, tasks: list[Any]) -> None:
         self.name, self.rows, self._reader, self._tasks = name, rows, reader, tasks
+        # The files' rows as the lake kept them when it wrote them (None: not all kept).
+        self.kept: Callable[[], pa.Table | None] = lambda: None
 
     def table(self) -> pa.Table:
-        """Every row at once (the files read side by side)."""
+        """Every row at once (the files read side by side, or their rows as this process
+        wrote them: :meth:`Lake.keep_written`)."""
+        kept = self.kept()
+        if kept is not None:
+            return kept
         with _files_still_there(self.name):
             return self._reader.to_table(self._tasks)
 

@@ -218,6 +218,9 @@ class IcebergCurated:
             paths = None if appended is None else {f.file_path for f in appended}
         if paths is None:
             return None
+        kept = self.lake.written(table, sorted(paths), columns)
+        if kept is not None:  # written by this process's batch: not decoded again
+            return kept
         import pyarrow.parquet as pq
 
         from advertisex.util.storage import resolve  # local folder or object store

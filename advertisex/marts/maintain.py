@@ -72,6 +72,15 @@ NEW_COLUMNS = {
     CONVERSIONS: ("user_id", "event_time"),
     BIDS: ("event_time",),
 }
+# Every column the marts read of each curated table (the whole rows a first build reads;
+# NEW_COLUMNS are among them): what a batch keeps of its rows for the update after it
+# (``runners.runner``).
+CURATED_READS = {
+    IMPRESSIONS: IMPRESSION_COLUMNS,
+    CLICKS: CLICK_COLUMNS,
+    CONVERSIONS: CONVERSION_COLUMNS,
+    BIDS: BID_COLUMNS,
+}
 FINGERPRINT = "fingerprint"
 
 

@@ -1,0 +1,139 @@
+"""Rows a lake wrote, kept in memory for the read right after their commit (lake/kept.py):
+read as the files read, never instead of files it did not keep, bounded in memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+
+from advertisex.config import load_settings
+from advertisex.lake.kept import KeptRows
+from advertisex.lake.tables import Lake
+from advertisex.model.schemas import TABLES
+
+pytestmark = pytest.mark.integration
+
+CLICKS = "curated.clicks"
+FIELDS = ("event_id", "event_time", "user_id", "campaign_id", "ad_creative_id")
+
+
+def _clicks(n: int, day: int = 10, first: int = 0) -> pa.Table:
+    rows = [
+        {
+            "event_id": f"clk-{first + k}",
+            "event_time": datetime(2026, 11, day, k % 24, tzinfo=UTC),
+            "user_id": f"u{k % 7}",
+            "campaign_id": f"cmp-{k % 3}",
+            "ad_creative_id": None if k % 5 == 0 else f"ad-{k % 4}",
+        }
+        for k in range(n)
+    ]
+    schema = TABLES[CLICKS].schema
+    table = pa.Table.from_pylist(rows, schema=pa.schema([schema.field(f) for f in FIELDS]))
+    filled = {  # the other columns the table requires
+        "payload_hash": pa.array([f"h{k}" for k in range(n)]),
+        "ingest_time": pa.array(
+            [datetime(2026, 11, 12, tzinfo=UTC)] * n, schema.field("ingest_time").type
+        ),
+        "source_file": pa.array(["clicks/file.csv"] * n),
+        "source_position": pa.array(range(1, n + 1), pa.int64()),
+        "batch_id": pa.array(["batch"] * n),
+    }
+    full = {
+        f.name: table.column(f.name)
+        if f.name in FIELDS
+        else filled.get(f.name, pa.nulls(n, f.type))
+        for f in schema
+    }
+    # Few-valued columns handed to the writer dictionary-encoded, as the runners do.
+    return pa.table(full).cast(TABLES[CLICKS].written_schema())
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(load_settings(data_dir=tmp_path / "data"))
+
+
+def _committed(lake: Lake, rows: pa.Table) -> list[str]:
+    written = lake.write_files({CLICKS: rows}, "batch")
+    urls = [f.url for f in written[CLICKS]]
+    lake.commit_files({CLICKS: urls}, [], {})
+    return urls
+
+
+def _from_files(lake: Lake, fields: tuple[str, ...] = FIELDS) -> pa.Table:
+    planned = lake.read_planned(CLICKS, AlwaysTrue(), fields)
+    planned.kept = lambda: None  # read through pyiceberg's scan, whatever was kept
+    return planned.table()
+
+
+def test_a_whole_read_of_the_files_written_takes_their_rows_from_memory(
+    lake: Lake, monkeypatch: Any
+) -> None:
+    lake.keep_written({CLICKS: FIELDS}, budget_bytes=1 << 20)
+    urls = _committed(lake, pa.concat_tables([_clicks(30, day=10), _clicks(20, day=11, first=30)]))
+    assert len(urls) == 2  # a file a day
+    from_files = _from_files(lake)
+    from_memory = lake.read_planned(CLICKS, AlwaysTrue(), FIELDS)
+
+    def no_scan(*args: Any) -> Any:
+        raise AssertionError("the files were decoded again")
+
+    monkeypatch.setattr(from_memory._reader, "to_table", no_scan)
+    rows = from_memory.table()
+    assert rows.schema == from_files.schema  # the table's own types, the text decoded
+    assert rows.to_pylist() == from_files.to_pylist()  # the same rows in the same order
+    assert lake.written(CLICKS, list(reversed(urls)), ["event_id"]) is not None
+
+
+def test_reads_it_cannot_answer_go_to_the_files(lake: Lake) -> None:
+    lake.keep_written({CLICKS: FIELDS[:3]}, budget_bytes=1 << 20)
+    kept = _committed(lake, _clicks(10))
+    filtered = lake.read_planned(
+        CLICKS, GreaterThanOrEqual("event_time", "2026-11-10T05:00:00+00:00"), FIELDS[:3]
+    )
+    assert filtered.kept() is None  # a row filter: pyiceberg's scan applies it
+    assert lake.written(CLICKS, kept, FIELDS) is None  # a field that was not kept
+    lake.forget_written()
+    _committed(lake, _clicks(5, first=10))  # written while nothing is kept
+    assert lake.read_planned(CLICKS, AlwaysTrue(), FIELDS[:3]).kept() is None
+    assert lake.written(CLICKS, kept, FIELDS[:3]) is None  # let go
+    assert _from_files(lake, FIELDS[:1]).num_rows == 15
+
+
+def test_files_removed_before_their_commit_are_let_go(lake: Lake) -> None:
+    lake.keep_written({CLICKS: FIELDS}, budget_bytes=1 << 20)
+    written = lake.write_files({CLICKS: _clicks(10)}, "batch")
+    urls = [f.url for f in written[CLICKS]]
+    assert lake.written(CLICKS, urls, FIELDS) is not None
+    lake.remove_files({CLICKS: urls})
+    assert lake.written(CLICKS, urls, FIELDS) is None
+
+
+def test_past_its_budget_nothing_is_kept_any_more() -> None:
+    one = _clicks(100).select(list(FIELDS))
+    kept = KeptRows({CLICKS: FIELDS}, budget_bytes=int(one.nbytes * 2.5))
+    kept.add(CLICKS, "a", one)
+    kept.add(CLICKS, "b", one)
+    assert kept.rows(CLICKS, ["a", "b"], FIELDS) is not None
+    kept.add(CLICKS, "c", one)  # past the budget: everything goes
+    assert kept.rows(CLICKS, ["a"], FIELDS) is None
+    kept.drop(["a"])
+    kept.add(CLICKS, "d", one.slice(0, 1))  # and nothing is kept again
+    assert kept.rows(CLICKS, ["d"], FIELDS) is None
+    assert not kept.wanted(CLICKS)
+
+
+def test_only_the_tables_and_columns_asked_for_are_kept() -> None:
+    kept = KeptRows({CLICKS: ("event_id",)}, budget_bytes=1 << 20)
+    kept.add("curated.conversions", "x", pa.table({"event_id": ["e"]}))
+    kept.add(CLICKS, "y", _clicks(3))
+    assert kept.rows("curated.conversions", ["x"], ["event_id"]) is None
+    held = kept.rows(CLICKS, ["y"], ["event_id"])
+    assert held is not None and held.column_names == ["event_id"]
+    assert kept.rows(CLICKS, [], ["event_id"]) is None

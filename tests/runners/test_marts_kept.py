@@ -1,0 +1,98 @@
+"""A run of one batch hands its rows to the marts' update in memory (lake.kept): the marts
+read nothing of what the batch wrote back from its files, and are the same as when they do."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advertisex.runners import runner
+from tests.table_snapshots import MARTS, snapshot
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import advertisex
+    from advertisex.synth.config import FaultConfig
+    from advertisex.synth.generator import generate
+
+    root = tmp_path_factory.mktemp("kept")
+    generate(
+        root / "input", events=3000, seed=5, start=date(2026, 11, 10), faults=FaultConfig.demo()
+    )
+    ax = advertisex.open(data_dir=root / "data")
+    ax.ingest([str(root / "input" / s) for s in ("impressions", "clicks", "bids")])
+    return root / "data"
+
+
+def _process(landed: Path, target: Path, **processor: Any) -> tuple[Any, Any]:
+    import advertisex
+
+    shutil.copytree(landed / "landing", target / "landing")
+    ax = advertisex.open(data_dir=target, processor=processor)
+    return ax, ax.runner.process(now=NOW)
+
+
+def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The curated tables whose whole rows the marts' update got from memory, and those it
+    read from their files."""
+    from advertisex.lake import tables
+
+    reads: dict[str, list[str]] = {"memory": [], "files": []}
+    planned_table = tables.PlannedRead.table
+
+    def table(self: tables.PlannedRead) -> Any:
+        reads["memory" if self.kept() is not None else "files"].append(self.name)
+        return planned_table(self)
+
+    monkeypatch.setattr(tables.PlannedRead, "table", table)
+    return reads
+
+
+def test_the_marts_first_build_reads_the_batch_from_memory_with_the_same_result(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _spy_reads(monkeypatch)
+    ax, report = _process(landed, tmp_path / "kept")
+    assert len(report.batches) == 1 and report.marts is not None
+    assert report.marts.mode == "rebuild"
+    curated = [
+        "curated.impressions",
+        "curated.bid_requests",
+        "curated.clicks",
+        "curated.conversions",
+    ]
+    written = {  # the conversions: none, in this small day
+        name for name in curated if ax.query(f"select count(*) as n from {name}")["n"][0].as_py()
+    }
+    assert written >= {"curated.impressions", "curated.bid_requests", "curated.clicks"}
+    assert set(reads["memory"]) == written
+    assert not [name for name in reads["files"] if name.startswith("curated.")]
+    assert ax.lake._kept is None  # let go when the run ended
+
+    reads["memory"].clear()
+    monkeypatch.setattr(runner, "_KEPT_FOR_MARTS_BYTES", 0)  # nothing kept: read back
+    read_back_ax, _ = _process(landed, tmp_path / "read-back")
+    assert not reads["memory"]
+    assert snapshot(ax, MARTS) == snapshot(read_back_ax, MARTS)
+    assert snapshot(ax, MARTS)["marts.campaign_hourly"]  # the marts are not empty
+
+
+def test_a_run_of_several_batches_keeps_nothing(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept: list[Any] = []
+    monkeypatch.setattr(
+        "advertisex.lake.tables.Lake.keep_written", lambda self, *args: kept.append(args)
+    )
+    _, report = _process(landed, tmp_path / "batches", batch_max_bytes=200_000)
+    assert len(report.batches) > 1
+    assert kept == []
