@@ -238,11 +238,14 @@ class Runner(ABC, Generic[ReadT]):
     def _keeping_for_marts(self) -> Iterator[list[list[Segment]]]:
         """The run's batches. A run of one batch whose marts are kept current keeps what the
         marts read of its rows while it writes them (``lake.kept``), until the run ends: the
-        marts' update reads exactly the files the batch wrote (their first build ≈ 0.35 s
+        marts' update reads exactly the files the batch wrote (their first build ≈ 0.3 s
         sooner at 2 M events). A run of several batches keeps nothing — what one batch kept
-        would stay in memory through the next, above the batches' own bound."""
+        would stay in memory through the next, above the batches' own bound — nor does a
+        batch of more landing bytes than :data:`_KEPT_BATCH_BYTES`, which would pass the
+        budget and hold it for nothing."""
         batches = self.plan(self.pending())
-        if len(batches) != 1 or not self.settings.correlation.update_marts:
+        small = len(batches) == 1 and sum(s.size for s in batches[0]) <= _KEPT_BATCH_BYTES
+        if not small or not self.settings.correlation.update_marts:
             yield batches
             return
         from advertisex.marts.maintain import CURATED_READS
@@ -360,10 +363,13 @@ class Runner(ABC, Generic[ReadT]):
         """Release what the runner holds (an engine's session, say)."""
 
 
-# At most this much of a batch's rows kept for the marts: the 2 M-event benchmark's one
-# batch keeps ≈ 190 MB; a batch of processor.batch_max_bytes (1 GiB of landing files) stays
-# within it, its peak within issue 14's 1.5 GiB.
-_KEPT_FOR_MARTS_BYTES = 512 << 20
+# At most this much of a batch's rows kept for the marts (past it, none), and only for a
+# batch of at most twice as many landing bytes: the columns the marts read are ≈ 0.4 of the
+# bytes of JSON impressions and Avro bids (the 2 M-event benchmark's one batch, 491 MiB of
+# files, keeps ≈ 190 MB). Its peak, 0.9-1.0 GiB, stays within issue 14's 1.5 GiB; a bigger
+# batch (3.8 M events, 980 MB: peak 945 MiB) keeps nothing.
+_KEPT_FOR_MARTS_BYTES = 320 << 20
+_KEPT_BATCH_BYTES = 2 * _KEPT_FOR_MARTS_BYTES
 
 
 def _checked_accounts(

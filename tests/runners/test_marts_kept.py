@@ -86,13 +86,19 @@ def test_the_marts_first_build_reads_the_batch_from_memory_with_the_same_result(
     assert snapshot(ax, MARTS)["marts.campaign_hourly"]  # the marts are not empty
 
 
-def test_a_run_of_several_batches_keeps_nothing(
-    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("run", ["several batches", "one batch too big"])
+def test_a_run_of_several_batches_or_a_big_one_keeps_nothing(
+    run: str, landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept: list[Any] = []
     monkeypatch.setattr(
         "advertisex.lake.tables.Lake.keep_written", lambda self, *args: kept.append(args)
     )
-    _, report = _process(landed, tmp_path / "batches", batch_max_bytes=200_000)
-    assert len(report.batches) > 1
+    processor: dict[str, Any] = {}
+    if run == "several batches":
+        processor["batch_max_bytes"] = 200_000
+    else:  # what it kept would pass the budget: it keeps nothing from the start
+        monkeypatch.setattr(runner, "_KEPT_BATCH_BYTES", 200_000)
+    _, report = _process(landed, tmp_path / "run", **processor)
+    assert (len(report.batches) > 1) == (run == "several batches")
     assert kept == []
