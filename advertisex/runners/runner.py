@@ -365,9 +365,9 @@ class Runner(ABC, Generic[ReadT]):
 
 # At most this much of a batch's rows kept for the marts (past it, none), and only for a
 # batch of at most twice as many landing bytes: the columns the marts read are ≈ 0.4 of the
-# bytes of JSON impressions and Avro bids (the 2 M-event benchmark's one batch, 491 MiB of
+# bytes of JSON impressions and Avro bids (the 2 M-event benchmark's one batch, 513 MiB of
 # files, keeps ≈ 190 MB). Its peak, 0.9-1.0 GiB, stays within issue 14's 1.5 GiB; a bigger
-# batch (3.8 M events, 980 MB: peak 945 MiB) keeps nothing.
+# batch (3.8 M events, 992 MiB: peak 945 MiB) keeps nothing.
 _KEPT_FOR_MARTS_BYTES = 320 << 20
 _KEPT_BATCH_BYTES = 2 * _KEPT_FOR_MARTS_BYTES
 
