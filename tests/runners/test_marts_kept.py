@@ -86,6 +86,41 @@ def test_the_marts_first_build_reads_the_batch_from_memory_with_the_same_result(
     assert snapshot(ax, MARTS)["marts.campaign_hourly"]  # the marts are not empty
 
 
+def test_the_next_runs_update_takes_the_new_rows_from_memory(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental update reads the rows its batch appended (``IcebergCurated.added``):
+    from memory too."""
+    import advertisex
+    from advertisex.lake.tables import Lake
+
+    target = tmp_path / "twice"
+    segments = sorted(p for p in (landed / "landing").rglob("*") if p.is_file())
+    shutil.copytree(landed / "landing", target / "landing")
+    first = advertisex.open(data_dir=target).runner.process(now=NOW)
+    assert first.marts is not None and first.marts.mode == "rebuild"
+
+    answered: list[str] = []
+    written = Lake.written
+
+    def spied(self: Lake, name: str, urls: Any, fields: Any) -> Any:
+        rows = written(self, name, urls, fields)
+        if rows is not None:
+            answered.append(name)
+        return rows
+
+    monkeypatch.setattr(Lake, "written", spied)
+    again = advertisex.open(data_dir=target)
+    late = tmp_path / "late.ndjson"  # one more impression file, landed after the first run
+    impressions = [p for p in segments if "impressions" in str(p)]
+    late.write_bytes(impressions[0].read_bytes().replace(b'"imp-', b'"late-imp-'))
+    again.ingest([str(late)], source="impressions")
+    report = again.runner.process(now=NOW)
+    assert len(report.batches) == 1 and report.marts is not None
+    assert report.marts.mode == "incremental"
+    assert "curated.impressions" in answered
+
+
 @pytest.mark.parametrize("run", ["several batches", "one batch too big"])
 def test_a_run_of_several_batches_or_a_big_one_keeps_nothing(
     run: str, landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
