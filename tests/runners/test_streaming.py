@@ -124,6 +124,28 @@ def test_the_keys_earlier_pieces_remember_are_kept_in_mapped_files(
     _assert_same_tables(whole_ax, pieces_ax)
 
 
+def test_what_the_pieces_set_aside_is_written_once_a_batch(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarantine and the invalid traffic each piece sets aside are gathered across the
+    batch: a file a day for the batch, not a file a piece — and written as soon as they
+    hold ``GATHERED_BYTES`` (a bound on what is held)."""
+    from advertisex.runners import embedded
+
+    gathered_ax, _ = _run(landed, tmp_path / "gathered", piece_bytes=PIECE, workers=2)
+    monkeypatch.setattr(embedded, "GATHERED_BYTES", 1)  # written at once: a file a piece
+    each_ax, _ = _run(landed, tmp_path / "each", piece_bytes=PIECE, workers=2)
+
+    for name in embedded.GATHERED:
+        days = gathered_ax.query(
+            f"select count(distinct cast({'ingest_time' if 'quarantine' in name else 'event_time'}"
+            f" as date)) as n from {name}"
+        )["n"][0].as_py()
+        assert len(gathered_ax.lake.data_files(name)) == days, name
+        assert len(each_ax.lake.data_files(name)) > days, name
+    _assert_same_tables(each_ax, gathered_ax)
+
+
 def test_each_slice_lets_go_of_the_mapped_pages_it_touched(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
