@@ -79,13 +79,14 @@ class KeptRows:
 
         from advertisex.model.schemas import TABLES
 
-        if not set(fields) <= set(self.columns.get(table, ())):
+        if not urls or not set(fields) <= set(self.columns.get(table, ())):
             return None
+        schema = TABLES[table].projected(fields)
+        parts = []
         with self._lock:
-            parts = [self._rows.get(url) for url in urls]
-        if not urls or any(part is None for part in parts):
-            return None
-        schema = pa.schema([TABLES[table].schema.field(name) for name in fields])
-        return pa.concat_tables(
-            [part.select(list(fields)).cast(schema) for part in parts if part is not None]
-        )
+            for url in urls:
+                part = self._rows.get(url)
+                if part is None:
+                    return None
+                parts.append(part)
+        return pa.concat_tables([part.select(list(fields)).cast(schema) for part in parts])

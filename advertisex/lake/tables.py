@@ -371,16 +371,14 @@ class Lake:
 
     def read(self, name: str, row_filter: Any = None, fields: tuple[str, ...] = ("*",)) -> pa.Table:
         """Read (part of) a table into Arrow through pyiceberg's scan."""
-        import pyarrow as pa
         from pyiceberg.expressions import AlwaysTrue
 
         from advertisex.model.schemas import TABLES
 
         table = self.table(name)
         if table.current_snapshot() is None:
-            schema = TABLES[name].schema
-            if fields != ("*",):
-                schema = pa.schema([schema.field(f) for f in fields])
+            spec = TABLES[name]
+            schema = spec.schema if fields == ("*",) else spec.projected(fields)
             return schema.empty_table()
         with _files_still_there(name):
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields)

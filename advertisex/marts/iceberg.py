@@ -207,7 +207,7 @@ class IcebergCurated:
     def added(
         self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
     ) -> pa.Table | None:
-        schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
+        schema = TABLES[table].projected(columns)
         if until is None or since == until:
             return schema.empty_table()
         iceberg = self.lake.table(table)
@@ -233,7 +233,7 @@ class IcebergCurated:
         return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
-        empty = pa.schema([TABLES[table].schema.field(c) for c in columns]).empty_table()
+        empty = TABLES[table].projected(columns).empty_table()
         if where.is_empty:
             return Chunks(0, lambda: empty, lambda: iter(()))
         planned = self.lake.read_planned(table, expression(where, with_users=False), columns)
@@ -253,7 +253,7 @@ def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) 
     """Rows read through a scan of ``where`` as :meth:`Curated.chunks` gives them: the
     columns asked for, in the table's types, of ``where``'s users only (a scan filters on
     time)."""
-    schema = pa.schema([TABLES[table].schema.field(c) for c in columns])
+    schema = TABLES[table].projected(columns)
     rows = rows.select(list(columns)).cast(schema)
     return rows.filter(where.mask(rows)) if where.users is not None else rows
 

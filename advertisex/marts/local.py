@@ -50,7 +50,6 @@ from advertisex.marts.maintain import (
     ordered,
 )
 from advertisex.marts.store import Chunks, Curated, Slice
-from advertisex.model.schemas import TABLES
 from advertisex.util.buckets import regrouped, split
 from advertisex.util.isolate import release_memory
 
@@ -309,7 +308,7 @@ class LocalKernels:
 
             parts = regrouped(chunks.parts(), _run_rows(self.bucket_rows))
             touches = self.room.runs(parts, count)
-            empty = _schema(_only(impressions, ROLLUP_COLUMNS)).empty_table()
+            empty = _only(impressions, ROLLUP_COLUMNS).schema.empty_table()
             answered = hourly_part(
                 {"impressions": empty, "touch_impressions": _concat(touches, empty), **given},
                 counted,
@@ -348,7 +347,7 @@ class LocalKernels:
             # Finer buckets than needed, taken a few at a time up to a run's rows: the
             # planned count is an upper bound, and a heavy user makes buckets uneven.
             fine = min(MAX_BUCKETS, FINER * math.ceil(planned / _run_rows(self.bucket_rows)))
-            schemas = {tag: _schema(request) for tag, request in narrowed.items()}
+            schemas = {tag: request.schema for tag, request in narrowed.items()}
             outputs: dict[str, list[pa.Table]] = {}
             with Spill(fine, self.spill_dir) as spill:
                 for tag, schema in schemas.items():
@@ -456,10 +455,6 @@ def _runs(rows: np.ndarray, most: int) -> list[list[int]]:
 def _only(request: Rows, columns: tuple[str, ...]) -> Rows:
     """``request`` for those of its columns in ``columns``."""
     return Rows(request.table, request.where, tuple(c for c in request.columns if c in columns))
-
-
-def _schema(request: Rows) -> pa.Schema:
-    return pa.schema([TABLES[request.table].schema.field(c) for c in request.columns])
 
 
 def _concat(parts: list[pa.Table], empty: pa.Table) -> pa.Table:

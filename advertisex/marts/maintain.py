@@ -53,6 +53,7 @@ from advertisex.model.marts import (
 from advertisex.model.marts import (
     CAMPAIGN_HOURLY_TABLE as HOURLY_MART,
 )
+from advertisex.model.schemas import TABLES
 
 # How a partition's output is ordered: each kernel's own ORDER BY (nulls last), so that
 # outputs computed per partition and concatenated read the same as one computed whole.
@@ -125,6 +126,11 @@ class Rows:
     table: str
     where: Slice
     columns: tuple[str, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        """What the rows are read as: the table's types of ``columns``."""
+        return TABLES[self.table].projected(self.columns)
 
 
 class Kernels(Protocol):

@@ -30,7 +30,6 @@ from advertisex.kernels.rollup import named_clicks
 from advertisex.marts import maintain
 from advertisex.marts.iceberg import expression
 from advertisex.marts.store import Slice
-from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 from advertisex.util.spark_arrow import (
     BLOBS,
@@ -123,7 +122,7 @@ class SparkKernels:
         from pyspark.sql import DataFrame
 
         buckets = BUCKETS_PER_TASK * self.tasks
-        schemas = {tag: rows_schema(r) for tag, r in reads.items()}
+        schemas = {tag: r.schema for tag, r in reads.items()}
         schemas |= {tag: table.schema for tag, table in given.items()}
         inputs = []
         files = self._files(reads)
@@ -175,10 +174,6 @@ class SparkKernels:
         return files
 
 
-def rows_schema(request: maintain.Rows) -> pa.Schema:
-    return pa.schema([TABLES[request.table].schema.field(c) for c in request.columns])
-
-
 # ------------------------------------------------------------------ executor functions
 
 
@@ -197,7 +192,7 @@ def read_bucketed(
         for item in batch.to_pylist():
             request = reads[item["tag"]]
             filesystem, path = storage.resolve(item["path"], settings.scale)
-            schema = rows_schema(request)
+            schema = request.schema
             present = set(pq.read_schema(path, filesystem=filesystem).names)
             data = pq.read_table(
                 path, columns=[c for c in request.columns if c in present], filesystem=filesystem

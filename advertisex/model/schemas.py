@@ -6,6 +6,7 @@ creates Iceberg tables from them) and the docs. Times are UTC microseconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -222,6 +223,10 @@ class TableSpec:
     @property
     def qualified(self) -> str:
         return f"{self.namespace}.{self.name}"
+
+    def projected(self, columns: Sequence[str]) -> pa.Schema:
+        """The table's schema of ``columns`` only, in that order (a read of some columns)."""
+        return pa.schema([self.schema.field(name) for name in columns])
 
     def written_schema(self) -> pa.Schema:
         """The schema rows are written in: ``few_values`` as dictionaries of their text."""

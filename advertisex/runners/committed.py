@@ -290,8 +290,7 @@ def _days(low: datetime, high: datetime) -> int:
 
 def _schema(table_name: str) -> pa.Schema:
     """What the cache holds of a table: its dedupe key columns and the event time."""
-    spec = TABLES[table_name].schema
-    return pa.schema([spec.field(c) for c in (*SEEN_COLUMNS[table_name], "event_time")])
+    return TABLES[table_name].projected((*SEEN_COLUMNS[table_name], "event_time"))
 
 
 def _by_day(rows: pa.Table | None) -> dict[date, pa.Table]:
