@@ -21,7 +21,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -182,7 +182,10 @@ class LandingZone:
         """Write ``data`` as a new sealed segment of ``source`` and return it; a write that
         fails (a full disk) is a :class:`~advertisex.errors.StorageError` and leaves nothing,
         not even the temporary file."""
-        relative, final, temporary = self.new_segment_path(source, fmt=fmt, label=label, at=at)
+        try:
+            relative, final, temporary = self.new_segment_path(source, fmt=fmt, label=label, at=at)
+        except OSError as error:
+            raise self._not_written(error) from error
         try:
             with open(temporary, "wb") as handle:
                 handle.write(data)
@@ -311,19 +314,53 @@ class LandingZone:
 
     def land(self, read: ReadFile, at: datetime | None = None) -> IngestResult:
         """Land a read file as a new segment landed at ``at`` (its staged copy named, else
-        its bytes written) and index its content hash."""
-        name = self._link_staged(read, at) if read.staged is not None else None
-        if name is None:
-            name = self.write_segment(read.source, read.data, label=read.label, at=at).name
-        self._index(read.digest, name)
+        its bytes written) and index its content hash: both, or (a full disk) neither."""
+        at = at or utcnow()
+        with self._indexing(read.digest, segment_name(read.source, label=read.label, at=at)):
+            name = self._link_staged(read, at) if read.staged is not None else None
+            if name is None:
+                name = self.write_segment(read.source, read.data, label=read.label, at=at).name
         return IngestResult(str(read.path), "landed", read.source, name, bytes=len(read.data))
+
+    @contextlib.contextmanager
+    def _indexing(self, digest: str, name: str) -> Iterator[None]:
+        """Index ``digest`` as the segment ``name`` that the body lands. The marker is
+        written under a temporary name before the segment appears and renamed into place
+        after it: a full disk stops the ingest before anything is visible, and a file whose
+        segment landed always has its marker (else an ingest run again would land it twice).
+        A marker that cannot be renamed into place takes its segment away with it."""
+        path = self.root / marker(digest)
+        temporary = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(name + "\n")
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise self._not_written(error) from error
+        try:
+            yield
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            (self.root / name).unlink(missing_ok=True)
+            raise self._not_written(error) from error
+
+    def _index(self, digest: str, name: str) -> None:
+        """Index ``digest`` as the existing segment ``name``."""
+        path = self.root / marker(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name + "\n")
 
     def _link_staged(self, read: ReadFile, at: datetime | None) -> str | None:
         """The segment's name once ``read``'s staged copy is linked under it; None where
         this zone cannot link it (its bytes are then written as a segment)."""
         assert read.staged is not None
-        relative, final, _ = self.new_segment_path(read.source, label=read.label, at=at)
         try:
+            relative, final, _ = self.new_segment_path(read.source, label=read.label, at=at)
             read.staged.link(final)
         except Unsupported:
             self._staging = False
@@ -336,11 +373,6 @@ class LandingZone:
         """The segment an index marker (its path from the root) names, if it is there."""
         path = self.root / relative
         return path.read_text().strip() if path.exists() else None
-
-    def _index(self, digest: str, name: str) -> None:
-        path = self.root / marker(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name + "\n")
 
     def _has_legacy_index(self) -> bool:
         """Whether ``_index/`` holds markers of the SHA-256 index (a lake ingested into by an
@@ -833,6 +865,12 @@ class ObjectStoreLandingZone(LandingZone):
                 return bytes(f.readall()).decode().strip()
         except FileNotFoundError:
             return None
+
+    @contextlib.contextmanager
+    def _indexing(self, digest: str, name: str) -> Iterator[None]:
+        # An object appears whole once uploaded: the marker follows the segment's upload.
+        yield
+        self._index(digest, name)
 
     def _index(self, digest: str, name: str) -> None:
         with self.fs.open_output_stream(f"{self.base}/{marker(digest)}") as out:

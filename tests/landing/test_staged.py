@@ -256,3 +256,41 @@ def test_a_copy_that_fails_falls_back_to_reading_and_staging_stays_on(tmp_path, 
     assert zone._staging  # a full disk says nothing of what the file system can do
     assert sorted(zone.read(s) for s in zone.segments()) == [LINE, LINE * 2]
     assert not [p for p in zone.root.rglob("*") if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("staging", [True, False], ids=["staged", "written"])
+@pytest.mark.parametrize("failing", ["marker write", "marker rename"])
+def test_a_full_disk_when_indexing_lands_nothing_and_a_rerun_lands_once(
+    tmp_path, monkeypatch, staging, failing
+):
+    """The content-hash marker is part of landing: a segment without its marker would land
+    again on the rerun the error message asks for (CI once saw this on a full tmpfs)."""
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(LINE * 1_000)
+    zone = LandingZone(tmp_path / "landing")
+    zone._staging = staging
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if failing == "marker write":
+        write_text = Path.write_text
+
+        def no_room(self: Path, *args: object, **kwargs: object) -> int:
+            if "_index" in self.parts:
+                raise full
+            return write_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "write_text", no_room)
+    else:
+        replace = os.replace
+
+        def no_room_to_rename(source: object, target: object) -> None:
+            if "_index" in Path(str(target)).parts:
+                raise full
+            replace(source, target)
+
+        monkeypatch.setattr(os, "replace", no_room_to_rename)
+    with pytest.raises(StorageError, match=r"No space left on device.*nothing of this file"):
+        zone.ingest_file(f)
+    assert list(zone.segments()) == [] and _files(zone.root) == set()
+    monkeypatch.undo()
+    assert zone.ingest_file(f).status == "landed"
+    assert zone.ingest_file(f).status == "already" and len(zone.segments()) == 1
