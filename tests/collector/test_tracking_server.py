@@ -80,7 +80,9 @@ def firehose_delivery(
 ) -> httpx.Response:
     return http.post(
         "/v1/firehose",
-        content=gzip.compress(orjson.dumps(body)),
+        # mtime=0: a retry sends the very bytes (gzip's header would carry the second it was
+        # compressed in, and the idempotency fingerprint is of the body as sent)
+        content=gzip.compress(orjson.dumps(body), mtime=0),
         headers={
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
