@@ -25,6 +25,7 @@ from pathlib import Path
 
 from _args import positive
 from _checkout import use_this_checkout
+from _timeline import machine_idle
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -56,6 +57,16 @@ class Run:
     stdout: str
     # (seconds since the start, the tree's PSS in MiB — read, or scaled from its RSS) every sample.
     samples: list[tuple[float, float]] = field(default_factory=list)
+    # Core-seconds the whole machine left idle while the job ran (/proc/stat, iowait included):
+    # beside ``seconds`` × the cores, the share of the machine the job did not use.
+    idle_s: float = 0.0
+
+    def idle_line(self) -> str:
+        cores = os.cpu_count() or 1
+        return (
+            f"idle cores {self.idle_s:.2f} core-s of {cores} × {self.seconds:.2f} s "
+            f"({self.idle_s / (cores * self.seconds):.0%} of the machine; a floor, the sampling here uses some)"
+        )
 
     def tree_peak_since(self, seconds_before_end: float) -> float:
         """The tree's peak over the run's last ``seconds_before_end`` seconds."""
@@ -85,13 +96,19 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None, exact_memory: b
     with tempfile.NamedTemporaryFile(suffix=".peak") as peak_file:
         wrapped = [cmd[0], str(HERE / "_peak.py"), peak_file.name, *cmd[1:]]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            started = time.perf_counter()
+            idle_before, started = machine_idle(), time.perf_counter()
             child = subprocess.Popen(wrapped, env=env, stdout=out, stderr=err, text=True)
             # The end is taken when the command exits, not at the next sample: polled every
             # 0.1 s, a run's time came out 0.05 s long on average (0.1 s at worst).
             ended: list[float] = []
+            idle_after: list[float] = []
             waiter = threading.Thread(
-                target=lambda: (child.wait(), ended.append(time.perf_counter())), daemon=True
+                target=lambda: (
+                    child.wait(),
+                    ended.append(time.perf_counter()),
+                    idle_after.append(machine_idle()),
+                ),
+                daemon=True,
             )
             root = psutil.Process(child.pid)  # before the waiter can reap it
             waiter.start()
@@ -131,7 +148,8 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None, exact_memory: b
         if child.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
         peak = float(Path(peak_file.name).read_text() or 0)
-    return Run(seconds, peak, tree_peak / (1 << 20), sum(cpu.values()), stdout, samples)
+    idle = idle_after[0] - idle_before
+    return Run(seconds, peak, tree_peak / (1 << 20), sum(cpu.values()), stdout, samples, idle)
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -223,6 +241,9 @@ def main() -> None:
         f" and thread; on a busy machine the better guide)   peak RSS of process"
         f" {process.peak_mb:,.0f} MiB, with its decoder workers {process.tree_peak_mb:,.0f} MiB"
     )
+    # 300 k/s needs less work and no idle core (docs/benchmarks.md): the machine's idle time
+    # while process ran says how far the second is.
+    print(f"            process: {process.idle_line()}")
     marts_s = report.get("marts_seconds") or 0.0
     if report.get("marts"):  # the marts are brought up to date last, after the batches
         last = marts_s + 1.0  # and the process's exit
