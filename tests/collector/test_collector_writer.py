@@ -7,6 +7,7 @@ import errno
 import os
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -287,6 +288,11 @@ def test_sealing_happens_beside_the_requests_and_the_next_segment_is_ready_made(
 
     monkeypatch.setattr(LandingZone, "seal", held_seal)
     monkeypatch.setattr(SegmentWriter, "_create", traced_create)
+    # The writer's clock stopped mid-hour (and after the first segment's name): the spare is
+    # fresh however late the loop sends 2 (within 2 × max_age = 0.1 s of its making, it was
+    # stale after an 80 ms lag, and the writer opened its own) and whatever the hour.
+    pinned = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=30)
+    monkeypatch.setattr(writer_module, "utcnow", lambda: pinned)
     writer = make_writer(tmp_path, max_age=0.05)
 
     async def scenario() -> None:
