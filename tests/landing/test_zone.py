@@ -1,5 +1,5 @@
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -235,10 +235,18 @@ def test_segments_named_in_skip_are_left_out_before_their_size_is_read(
     """A follower passes its committed segments: a day of micro-batches lands tens of
     thousands, and each pass used to ``stat`` every one of them again."""
     zone = LandingZone(tmp_path)
+    # Landed at set times in one hour: written at the clock's, the hour ended between
+    # them at 59:59.99 and the listing of new's hour missed done.
+    at = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)
     done = [
-        zone.write_segment("impressions", b"{}\n", label=f"d{k}", fsync=False) for k in range(3)
+        zone.write_segment(
+            "impressions", b"{}\n", label=f"d{k}", fsync=False, at=at + timedelta(seconds=k)
+        )
+        for k in range(3)
     ]
-    new = zone.write_segment("impressions", b"{}\n{}\n", label="new", fsync=False)
+    new = zone.write_segment(
+        "impressions", b"{}\n{}\n", label="new", fsync=False, at=at + timedelta(seconds=3)
+    )
     sized: list[Path] = []
     stat = Path.stat
 
