@@ -4,6 +4,7 @@ clients into the curated tables, and every refusal the collector promises."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import signal
 import socket
@@ -19,7 +20,7 @@ import httpx
 import orjson
 import pytest
 from botocore.exceptions import ClientError
-from collector_helpers import ServerProcess, get, impressions, ndjson, post
+from collector_helpers import PATIENT_SECONDS, ServerProcess, get, impressions, ndjson, post
 
 import advertisex
 from advertisex.collector.access import hash_key
@@ -423,13 +424,21 @@ def test_sigterm_finishes_in_flight_requests_and_seals(server_factory) -> None:
     assert zone.segments() == []  # open, not sealed: the age bound is an hour
 
     in_flight = ndjson(impressions(3, "in-flight"))
-    sock = socket.create_connection(("127.0.0.1", server.port))
+    # A connection the server has accepted and answered on, kept alive: the request below
+    # is in its buffer when SIGTERM comes, and read before the shutdown. (A fixed 0.2 s
+    # sleep, the server starved of CPU meanwhile, left the connection unaccepted at SIGTERM:
+    # it was reset.)
+    kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=PATIENT_SECONDS)
+    kept.request("GET", "/readyz")
+    ready = kept.getresponse()
+    assert ready.status == 200 and not ready.will_close
+    ready.read()
+    sock = kept.sock
     head = (
         f"POST /v1/impressions HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
         f"Content-Length: {len(in_flight)}\r\n\r\n"
     ).encode()
     sock.sendall(head + in_flight[:10])
-    time.sleep(0.2)  # let the server start reading this request
     server.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     wait_until(lambda: not _accepts_connections(server.port))
     sock.sendall(in_flight[10:])
