@@ -62,7 +62,13 @@ def test_a_retry_racing_the_first_attempt_waits_for_its_answer(tmp_path: Path) -
 
     async def scenario() -> tuple[tuple[Stored, bool], tuple[Stored, bool]]:
         one = asyncio.ensure_future(first.run(("k",), b"body", slow))
-        await asyncio.sleep(0.2)  # the first attempt holds the claim
+        # Until the first attempt holds the claim: its claim runs on a thread, and on a
+        # loaded machine it took longer than the fixed 0.2 s slept here (the second won it).
+        for _ in range(6000):
+            if produced:
+                break
+            await asyncio.sleep(0.01)
+        assert produced == ["w0"], "the first attempt did not claim the key within 60 s"
         two = asyncio.ensure_future(second.run(("k",), b"body", fast))
         await asyncio.sleep(0.2)
         assert not two.done()  # waiting for the first attempt's answer
