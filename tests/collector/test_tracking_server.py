@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import orjson
 import pytest
-from collector_helpers import ServerProcess, impressions
+from collector_helpers import PATIENT_SECONDS, ServerProcess, impressions
 
 import advertisex
 from advertisex.collector.access import hash_key
@@ -113,9 +113,13 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ).start()
     got: dict[str, Any] = {"server": server}
     try:
-        with httpx.Client(base_url=server.url, headers={"User-Agent": CHROME}) as browser:
+        # Patient clients (httpx's default of 5 s was once too short for a collector's
+        # first upload on a loaded machine, see collector_helpers)
+        with httpx.Client(
+            base_url=server.url, timeout=PATIENT_SECONDS, headers={"User-Agent": CHROME}
+        ) as browser:
             _browse(browser, server.url, got)
-        with httpx.Client(base_url=server.url) as http:
+        with httpx.Client(base_url=server.url, timeout=PATIENT_SECONDS) as http:
             _partners(http, got)
             _hostile(http, server.url, got)
             got["metrics"] = http.get("/metrics").text
