@@ -159,7 +159,10 @@ async def _serve(data_dir: Path, answering: bool) -> list[tuple[bytes, bool, byt
                 await _settle(state)
                 paused = bytes(transport.data)
                 protocol.resume_writing()
-            for _ in range(500):
+            # Up to 60 s: an answer waits for its landing's fsync, which took over 5 s (the
+            # 500 turns here before) on a loaded machine; the case's bytes were then compared
+            # unanswered, different from the other run's.
+            for _ in range(6000):
                 if _answers(bytes(transport.data)) >= answers and not state.tasks:
                     break
                 await asyncio.sleep(0.01)
