@@ -133,5 +133,5 @@ def _run_with_progress(
     with refused_pandas(), progress_bar(True, "generate", unit="steps") as bar:
         return generate(
             out, events=events, seed=seed, start=start, days=days, faults=faults,
-            progress=lambda done, total: bar("write", done, total),
+            progress=(lambda done, total: bar("write", done, total)) if bar else None,
         )  # fmt: skip

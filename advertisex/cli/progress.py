@@ -17,8 +17,13 @@ Update = Callable[[str, int, int], None]  # (stage, done, total)
 @contextlib.contextmanager
 def progress_bar(enabled: bool, description: str, unit: str = "files") -> Iterator[Any]:
     """A progress bar on stderr; yields a ``(stage, done, total)`` callback (None when not
-    ``enabled``). Stages named ``marts: …`` get a bar of their own, counted in steps."""
-    if not enabled:
+    ``enabled``, or when stderr is not a terminal: a bar redrawn in place means nothing in
+    a log, and each one left a blank line there). Stages named ``marts: …`` get a bar of
+    their own, counted in steps."""
+    from advertisex.cli.output import console
+
+    screen = console(stderr=True) if enabled else None
+    if screen is None or not screen.is_terminal:
         yield None
         return
     from rich.progress import (
@@ -31,8 +36,6 @@ def progress_bar(enabled: bool, description: str, unit: str = "files") -> Iterat
         TimeRemainingColumn,
     )
     from rich.text import Text
-
-    from advertisex.cli.output import console
 
     class RateColumn(ProgressColumn):
         """Items per second in the task's unit, e.g. ``12.5 files/s``."""
@@ -52,7 +55,7 @@ def progress_bar(enabled: bool, description: str, unit: str = "files") -> Iterat
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=console(stderr=True),
+        console=screen,
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}

@@ -45,6 +45,15 @@ def test_the_bar_shows_a_rate_and_an_eta(monkeypatch):
     assert "marts: attribution" in shown
 
 
+def test_no_bar_and_no_blank_lines_where_stderr_is_not_a_terminal(monkeypatch):
+    log = io.StringIO()
+    piped = Console(file=log, force_terminal=False, width=120)
+    monkeypatch.setattr("advertisex.cli.output.console", lambda stderr=False: piped)
+    with progress_bar(True, "process") as update:
+        assert update is None  # the command runs without a callback
+    assert log.getvalue() == ""
+
+
 @pytest.mark.slow
 def test_processing_reports_each_step_of_marts_maintenance(ax, seed_samples):
     ax.ingest([str(seed_samples)])
