@@ -255,12 +255,15 @@ def _create_all(metadata: MetaData, engine: Engine) -> None:
     """``metadata.create_all``, safe against another process creating the same tables at
     once: its check-then-create let two first runs on a new lake (``process`` and
     ``maintain`` started together) both find a table missing, and the second's CREATE
-    failed with "table ... already exists". Checked again, the tables are there."""
+    failed with "table ... already exists". Checked again, the tables are there. The error
+    comes as the driver's, or as :func:`translate_driver_errors` made it once the engine
+    has that listener (two ``process`` commands started together on a lake ``ingest``
+    made lost the race for the segment ledger's tables that way)."""
     for attempt in range(3):
         try:
             metadata.create_all(engine)
             return
-        except OperationalError as error:
+        except (OperationalError, CatalogUnavailableError) as error:
             if "already exists" not in str(error) or attempt == 2:
                 raise
 
