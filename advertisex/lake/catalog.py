@@ -48,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
@@ -263,9 +263,23 @@ def _create_all(metadata: MetaData, engine: Engine) -> None:
         try:
             metadata.create_all(engine)
             return
-        except (OperationalError, CatalogUnavailableError) as error:
-            if "already exists" not in str(error) or attempt == 2:
+        except (
+            OperationalError,
+            ProgrammingError,
+            IntegrityError,
+            CatalogUnavailableError,
+        ) as error:
+            if not _lost_a_create_race(error) or attempt == 2:
                 raise
+
+
+def _lost_a_create_race(error: Exception) -> bool:
+    """Whether ``error`` is a CREATE TABLE losing to another's: SQLite says the table
+    "already exists"; PostgreSQL says the relation "already exists" (a programming error)
+    or, when both CREATEs ran at the same instant, violates the unique index of its type
+    names (``pg_type_typname_nsp_index``)."""
+    text = str(error)
+    return "already exists" in text or "pg_type_typname_nsp_index" in text
 
 
 class AtomicSqlCatalog(SqlCatalog):
