@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from advertisex.collector.idempotency import release_claims
 from advertisex.collector.segments import new_boot, recover
@@ -174,7 +175,7 @@ class _Supervisor:
             except BaseException:
                 log.exception("collector worker %d failed", index)
             finally:
-                os._exit(code)
+                _end_worker(code)
         self.workers[pid] = _Worker(slot, sock, pid, time.monotonic())
 
     def _become_worker(self, slot: WorkerSlot, sock: socket.socket) -> None:
@@ -283,3 +284,18 @@ def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"status {os.waitstatus_to_exitcode(status)}"
+
+
+def _end_worker(code: int) -> NoReturn:
+    """End a forked worker the way multiprocessing ends a process it started: its
+    multiprocessing finalizers first, then ``os._exit`` (never the supervisor's atexit
+    handlers, which the fork copied). A worker starts a forkserver for its decoders, whose
+    socket lives in a ``pymp-*`` folder under the temporary directory: ``os._exit`` alone
+    left one folder behind at every worker's start, a collector restarted for months
+    thousands of them. The finalizers remove it (they run only those this process made)."""
+    try:
+        from multiprocessing import util
+
+        util._exit_function()  # type: ignore[attr-defined]  # as multiprocessing's own children do
+    finally:
+        os._exit(code)
