@@ -8,6 +8,7 @@ from advertisex.errors import CommitConflictError, StorageError
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.model.schemas import BATCHES, CLICKS
+from tests.catalog_race import lose_every_create_race
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -206,22 +207,7 @@ def test_two_first_runs_creating_the_catalogs_tables_at_once_both_open_it(tmp_pa
     """Both found the catalog's tables missing; the other created them before this one's
     CREATE, which failed with "already exists": the catalog opens all the same (seen in
     ``process`` and ``maintain`` started together on a new lake)."""
-    from sqlalchemy import MetaData
-
-    create_all = MetaData.create_all
-    lost: list[str] = []
-
-    def created_meanwhile(self, bind, *args, **kwargs):
-        first = next(iter(self.tables))
-        if first not in lost:  # pyiceberg's tables, then the segment ledger's
-            create_all(self, bind, *args, **kwargs)  # the other process's CREATE
-            lost.append(first)
-            # This one's CREATE, its check made before the other's: it fails in the driver,
-            # through the engine's error listeners (the ledger's engine translates it).
-            return create_all(self, bind, checkfirst=False)
-        return create_all(self, bind, *args, **kwargs)
-
-    monkeypatch.setattr(MetaData, "create_all", created_meanwhile)
+    lost = lose_every_create_race(monkeypatch)
     lake = Lake(load_settings(data_dir=tmp_path))
     assert lake.table("curated.clicks").name() == ("curated", "clicks")
     assert len(lost) == 2

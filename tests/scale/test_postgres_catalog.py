@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect
 from advertisex.errors import CommitConflictError
 from advertisex.lake.catalog import SegmentDone
 from advertisex.model.schemas import TABLES
+from tests.catalog_race import lose_every_create_race
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,23 +47,12 @@ def test_two_first_runs_creating_the_catalogs_tables_on_postgres_both_open_it(
     """As on SQLite (tests/lake/test_catalog.py): the other first run created the catalog's
     tables between this one's check and its CREATE. PostgreSQL's "relation already exists"
     is a programming error, not an operational one: the catalog opens all the same."""
-    from sqlalchemy import MetaData, text
+    from sqlalchemy import text
 
     fresh = f"race_{tmp_path.name.lower()}"[:60]  # a database of its own: no tables yet
     with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as server:
         server.execute(text(f'CREATE DATABASE "{fresh}"'))
-    create_all = MetaData.create_all
-    lost: list[str] = []
-
-    def created_meanwhile(self, bind, *args, **kwargs):  # type: ignore[no-untyped-def]
-        first = next(iter(self.tables))
-        if first not in lost:  # pyiceberg's tables, then the segment ledger's
-            create_all(self, bind, *args, **kwargs)  # the other process's CREATE
-            lost.append(first)
-            return create_all(self, bind, checkfirst=False)  # this one's, checked before
-        return create_all(self, bind, *args, **kwargs)
-
-    monkeypatch.setattr(MetaData, "create_all", created_meanwhile)
+    lost = lose_every_create_race(monkeypatch)
     ax = _open(tmp_path, postgres_url.rsplit("/", 1)[0] + f"/{fresh}")
     assert ax.lake.table("curated.clicks").name() == ("curated", "clicks")
     assert len(lost) == 2
