@@ -7,7 +7,8 @@ stages each table's new metadata file exactly as pyiceberg does, but defers the
 pointer swap; at the end of the group every swap and the segment checkpoint rows are
 written in one SQL transaction (SQLite here, PostgreSQL at scale). A crash before
 that transaction leaves only unreferenced metadata files behind; a crash after it
-leaves a complete batch.
+leaves a complete batch. Every commit, grouped or not, first fsyncs the local files its
+new metadata names (:mod:`advertisex.lake.durability`), so a power cut does not undo that.
 """
 
 from __future__ import annotations
@@ -52,11 +53,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
+from advertisex.lake import durability
+from advertisex.lake.listing import local_path
 from advertisex.lake.transaction import updated_metadata
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyiceberg.io import FileIO
     from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.snapshots import Snapshot
 
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.
@@ -301,6 +306,11 @@ class AtomicSqlCatalog(SqlCatalog):
         self.ledger = SegmentLedger(self.engine)
         self._group: list[_Staged] | None = None
         self._known: dict[tuple[str, str], tuple[str, TableMetadata]] = {}  # newest per table
+        # metadata location staged → the snapshots its commit adds, until it is written
+        self._adding: dict[str, list[Snapshot]] = {}
+        self._unsynced: list[str] = []  # files of the atomic group's commits, not fsync'd yet
+        warehouse = local_path(str(properties.get("warehouse", "")))
+        self._warehouse = warehouse.rstrip("/") if warehouse else None
 
     def create_tables(self) -> None:
         """pyiceberg's, safe against another process creating the catalog's tables at once."""
@@ -373,9 +383,11 @@ class AtomicSqlCatalog(SqlCatalog):
         updates: Any,
     ) -> StagedTable:
         if current_table is None:  # a table created: pyiceberg's, which validates it whole
-            return super()._update_and_stage_table(
+            staged = super()._update_and_stage_table(
                 current_table, table_identifier, requirements, updates
             )
+            self._adding[staged.metadata_location] = list(staged.metadata.snapshots)
+            return staged
         for requirement in requirements:
             requirement.validate(current_table.metadata)
         location = current_table.metadata_location
@@ -388,6 +400,8 @@ class AtomicSqlCatalog(SqlCatalog):
             new_location,
             metadata,
         )
+        before = {s.snapshot_id for s in current_table.metadata.snapshots}
+        self._adding[new_location] = [s for s in metadata.snapshots if s.snapshot_id not in before]
         return StagedTable(
             identifier=table_identifier,
             metadata=metadata,
@@ -410,9 +424,11 @@ class AtomicSqlCatalog(SqlCatalog):
         if self._group is not None:
             raise LakeError("atomic groups do not nest")
         self._group = []
+        self._unsynced = []
         try:
             yield
             staged, self._group = self._group, None
+            durability.sync(self._unsynced, self._warehouse)
             self._publish(staged, segments, forget or [])
         except (FileNotFoundError, ValidationException, CommitFailedException) as error:
             # Lost races that outlived pyiceberg's own retries, e.g. the commit started from
@@ -424,6 +440,7 @@ class AtomicSqlCatalog(SqlCatalog):
             ) from error
         finally:
             self._group = None
+            self._unsynced = []
 
     @contextlib.contextmanager
     def joined(self) -> Iterator[None]:
@@ -471,6 +488,22 @@ class AtomicSqlCatalog(SqlCatalog):
                         "nothing of this batch was published",
                         hint="run one processor per lake; run process again to pick up the rest",
                     ) from error
+
+    def _write_metadata(  # type: ignore[override]  # pyiceberg's is static; this needs self
+        self, metadata: TableMetadata, io: FileIO, metadata_path: str
+    ) -> None:
+        """pyiceberg's, then the files this commit publishes made durable (see
+        :mod:`advertisex.lake.durability`) — in an atomic group, all of them at once just
+        before the group is published."""
+        super()._write_metadata(metadata, io, metadata_path)
+        adding = self._adding.pop(metadata_path, None)
+        if adding is None:  # not staged here (a table created): at most its current snapshot
+            adding = [s for s in [metadata.current_snapshot()] if s is not None]
+        files = durability.files_added(metadata_path, adding)
+        if self._group is not None:
+            self._unsynced.extend(files)
+        else:
+            durability.sync(files, self._warehouse)
 
     def commit_table(self, table: Table, requirements: Any, updates: Any) -> CommitTableResponse:
         if self._group is None:

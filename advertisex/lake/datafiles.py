@@ -6,7 +6,8 @@ the batch's atomic transaction (the Spark runner's executors write, its driver c
 The rows arrive already sorted as the table is, so splitting them by day is one pass per
 day — cheaper than pyiceberg's general partition split of an ``append`` — and the files
 of several tables are encoded in parallel (Parquet encoding releases the GIL). A crash
-before the transaction leaves only files no snapshot references.
+before the transaction leaves only files no snapshot references; the transaction fsyncs
+them first (:mod:`advertisex.lake.durability`), and the writer starts their writeback.
 
 Files carry no Iceberg field ids: ``add_files`` maps columns by name (it records the
 table's name mapping) and takes each file's partition and statistics from its footer —
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 
 from advertisex.config import ScaleSettings
 from advertisex.errors import StorageError
+from advertisex.lake import durability
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 
@@ -126,6 +128,7 @@ def write_data_files(
                 hint="free space or fix the storage, then run the same command again: "
                 "it resumes with what is pending",
             ) from error
+        durability.start_writeback(url)  # the commit's fsync then finds it (mostly) written
         newest = (
             pc.max(part.column("event_time").cast(pa.int64())).as_py()
             if "event_time" in part.column_names

@@ -101,7 +101,7 @@ def _metadata_locations(
 
 def _snapshot_files(metadata_location: str) -> list[str] | None:
     """Live data files of the current snapshot named by a metadata file, or ``None``."""
-    metadata_path = _local(metadata_location)
+    metadata_path = local_path(metadata_location)
     if metadata_path is None:
         return None
     metadata = _read_metadata(metadata_path)
@@ -109,23 +109,23 @@ def _snapshot_files(metadata_location: str) -> list[str] | None:
     if current is None or current == -1:
         return []
     snapshot = next(s for s in metadata["snapshots"] if s["snapshot-id"] == current)
-    manifest_list = _local(snapshot.get("manifest-list", ""))
+    manifest_list = local_path(snapshot.get("manifest-list", ""))
     if manifest_list is None:
         return None  # format v1 inline manifests or a remote list: pyiceberg knows
     files: list[str] = []
-    for manifest in _avro_records(manifest_list):
+    for manifest in avro_records(manifest_list):
         if manifest.get("content", _DATA) != _DATA:
             return None  # delete files: merge-on-read is pyiceberg's job
-        manifest_path = _local(manifest["manifest_path"])
+        manifest_path = local_path(manifest["manifest_path"])
         if manifest_path is None:
             return None
-        for entry in _avro_records(manifest_path):
+        for entry in avro_records(manifest_path):
             data_file = entry["data_file"]
             if entry["status"] == _DELETED:
                 continue
             if data_file.get("content", _DATA) != _DATA:
                 return None
-            path = _local(data_file["file_path"])
+            path = local_path(data_file["file_path"])
             if path is None:
                 return None
             files.append(path)
@@ -142,14 +142,14 @@ def _read_metadata(path: str) -> dict[str, Any]:
         return jsonutil.loads(handle.read())  # type: ignore[no-any-return]
 
 
-def _avro_records(path: str) -> list[dict[str, Any]]:
+def avro_records(path: str) -> list[dict[str, Any]]:
     import fastavro
 
     with open(path, "rb") as handle:
         return [record for record in fastavro.reader(handle) if isinstance(record, dict)]
 
 
-def _local(location: str) -> str | None:
+def local_path(location: str) -> str | None:
     """A local path for a ``file://`` URL or absolute path; ``None`` for any other scheme."""
     if location.startswith("file://"):
         return location.removeprefix("file://")
