@@ -66,6 +66,15 @@ class LakeMovedError(UserInputError):
     http_status = 409
 
 
+class LakeCopiedError(UserInputError):
+    """The data directory holds a copy of a lake that is still where it was made: its
+    tables are recorded there, so writing through the copy would change the original's
+    folders. The copy is read-only."""
+
+    code = "lake_copied"
+    http_status = 409
+
+
 class ConfigError(UserInputError):
     code = "bad_config"
 

@@ -309,6 +309,7 @@ class AtomicSqlCatalog(SqlCatalog):
         # metadata location staged → the snapshots its commit adds, until it is written
         self._adding: dict[str, list[Snapshot]] = {}
         self._unsynced: list[str] = []  # files of the atomic group's commits, not fsync'd yet
+        self.refuse_commits: Exception | None = None  # raised by any commit when set
         warehouse = local_path(str(properties.get("warehouse", "")))
         self._warehouse = warehouse.rstrip("/") if warehouse else None
 
@@ -382,6 +383,8 @@ class AtomicSqlCatalog(SqlCatalog):
         requirements: Any,
         updates: Any,
     ) -> StagedTable:
+        if self.refuse_commits is not None:  # a copy of a lake: read-only (Lake.check_home)
+            raise self.refuse_commits
         if current_table is None:  # a table created: pyiceberg's, which validates it whole
             staged = super()._update_and_stage_table(
                 current_table, table_identifier, requirements, updates

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
@@ -52,6 +53,8 @@ class Lake:
         self._unthinned: dict[str, int] = {}
         self.followed: Callable[[], Mapping[str, frozenset[int]]] = lambda: {}
         self._at_home = False  # its tables checked to be under its own warehouse
+        # Set when this data directory is a copy of a lake still where it was made.
+        self._copy_of: Exception | None = None
         # Rows written here kept for a reader right after their commit (keep_written).
         self._kept: KeptRows | None = None
 
@@ -61,8 +64,10 @@ class Lake:
         would fail on a missing file — which said "a bug in advertisex". Only for the
         default layout (the catalog and the warehouse under the data directory), where
         every table is created under the warehouse; a configured catalog or warehouse may
-        hold tables anywhere. A copy whose original is still there reads the original's
-        files, as it always did."""
+        hold tables anywhere.
+
+        A copy whose original is still there reads the original's files, and is read-only
+        (:meth:`check_writable`): what it wrote would land in the original's folders."""
         if self._at_home:
             return
         settings = self.settings
@@ -70,9 +75,19 @@ class Lake:
             found = foreign_table(
                 settings.catalog_uri, settings.lake.catalog_name, settings.warehouse_uri
             )
-            if found is not None and not Path(_local(found[1])).exists():
-                raise _moved(settings, *found)
+            if found is not None:
+                made_at = _made_at(*found)
+                if not Path(_local(found[1])).exists():
+                    raise _moved(settings, made_at)
+                if not _same_folder(made_at, settings.data_dir):  # not a symlink's other name
+                    self._copy_of = _copied(settings, made_at)
         self._at_home = True
+
+    def check_writable(self) -> None:
+        """Refuse, with what to do, to change a copy of a lake (see :meth:`check_home`)."""
+        self.check_home()
+        if self._copy_of is not None:
+            raise self._copy_of
 
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
@@ -89,12 +104,14 @@ class Lake:
             if settings.warehouse_uri.startswith("file://"):
                 warehouse = Path(settings.warehouse_uri.removeprefix("file://"))
                 warehouse.mkdir(parents=True, exist_ok=True)
-            return AtomicSqlCatalog(
+            catalog = AtomicSqlCatalog(
                 settings.lake.catalog_name,
                 uri=settings.catalog_uri,
                 warehouse=settings.warehouse_uri,
                 **iceberg_properties(settings.scale),  # object-store endpoint and credentials
             )
+            catalog.refuse_commits = self._copy_of  # whatever the caller forgot to check
+            return catalog
         except Exception as error:
             translated = _catalog_unavailable(settings.catalog_uri, error)
             if translated is error:
@@ -220,6 +237,7 @@ class Lake:
         from advertisex.lake.datafiles import remove_files, write_data_files
         from advertisex.model.schemas import TABLES
 
+        self.check_writable()
         with storage_errors(self.settings.warehouse_uri):
             # Tables are opened (and created) here, one by one: not in the writer threads.
             locations = {
@@ -304,6 +322,7 @@ class Lake:
         from advertisex.lake.datafiles import add_files
         from advertisex.lake.history import remember_appended
 
+        self.check_writable()
         footers = self.take_footers([url for paths in files.values() for url in paths])
         with storage_errors(self.settings.warehouse_uri):
             tables = {name: self.table(name) for name, paths in files.items() if paths}
@@ -508,21 +527,46 @@ def _local(path: str) -> str:
     return path.removeprefix("file://") if path.startswith("file://") else path
 
 
-def _moved(settings: Settings, table: str, metadata_location: str) -> Exception:
-    """The error for a lake whose ``table`` is recorded at ``metadata_location``, outside
-    this data directory's warehouse: where the lake was made, and what to do."""
-    from advertisex.errors import LakeMovedError
-
+def _made_at(table: str, metadata_location: str) -> Path:
+    """The data directory a lake was made in, from where it records ``table``'s metadata
+    (``<data dir>/warehouse/<namespace>/<table>/metadata/…``)."""
     path = _local(metadata_location)
     namespace, name = table.split(".", 1)
     cut = path.rfind(f"/{namespace}/{name}/")
-    made_at = Path(path[:cut]).parent if cut > 0 else Path(path).parent
+    return Path(path[:cut]).parent if cut > 0 else Path(path).parent
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _moved(settings: Settings, made_at: Path) -> Exception:
+    """The error for a lake made in ``made_at`` whose files are no longer there."""
+    from advertisex.errors import LakeMovedError
+
     here = settings.data_dir.absolute()
     return LakeMovedError(
         f"the lake in {here} was made in {made_at} and moved: its tables are recorded "
         "there (Iceberg keeps where every file is), and their files are not",
         hint=f"move it back to {made_at}, or start a new lake in another folder "
         "(advertisex ingest FILES there)",
+    )
+
+
+def _copied(settings: Settings, made_at: Path) -> Exception:
+    """The error for changing a copy of the lake made in ``made_at``, which is still there."""
+    from advertisex.errors import LakeCopiedError
+
+    here = settings.data_dir.absolute()
+    return LakeCopiedError(
+        f"the lake in {here} is a copy of the one in {made_at}, and its tables are recorded "
+        f"there (Iceberg keeps where every file is): writing through the copy would change "
+        f"{made_at}'s folders, so the copy is read-only",
+        hint=f"query and report the copy as it is; to change the lake, work in {made_at}, "
+        "or start a new lake in another folder (advertisex ingest FILES there)",
     )
 
 

@@ -98,6 +98,8 @@ def maintain(
     """
     from advertisex.errors import NotFoundError
 
+    if not dry_run:
+        lake.check_writable()  # a copy's orphan removal would delete the original's files
     now = now or utcnow()
     for name in tables or ():
         if name not in TABLES:

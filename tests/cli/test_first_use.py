@@ -67,3 +67,38 @@ def test_a_moved_lake_says_where_it_was_made_not_that_it_is_a_bug(cli, tmp_path)
         made, "query", "select count(*) as n from curated.impressions", "--format", "json"
     )
     assert code == 0 and '"n": 0' not in out and '"n": ' in out
+
+
+def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tmp_path):
+    """A copy (``cp -r data copy``) still names the original's files: written through,
+    its batches landed in the original's folders (deleted there as orphans) and its
+    maintenance could delete files the original reads. Every verb that writes refuses,
+    saying what to do; reads answer; the original is untouched; the same lake reached
+    through another name (a symlink) is not a copy."""
+    import shutil
+    from datetime import date
+
+    from advertisex.synth import generate
+
+    generate(tmp_path / "in", events=300, seed=3, start=date(2026, 11, 10))
+    generate(tmp_path / "more", events=300, seed=4, start=date(2026, 11, 11))
+    made = tmp_path / "made"
+    assert cli(made, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(made, "process")[0] == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(made, copy)
+    before = sorted(p for p in (made / "warehouse").rglob("*"))
+    assert cli(copy, "ingest", str(tmp_path / "more"))[0] == 0  # its own landing zone
+    marts = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}
+    for args in (["process"], ["maintain"], ["report", "refresh"]):
+        code, _, err = cli(copy, *args, **marts)
+        err = " ".join(err.split())
+        assert code == 2, (args, err)
+        assert f"is a copy of the one in {made}" in err and "read-only" in err, (args, err)
+        assert f"work in {made}" in err and "Traceback" not in err, (args, err)
+    assert sorted(p for p in (made / "warehouse").rglob("*")) == before
+    code, out, _ = cli(copy, "query", "select count(*) as n from curated.impressions")
+    assert code == 0 and "Traceback" not in out
+    (tmp_path / "link").symlink_to(made)
+    assert cli(tmp_path / "link", "ingest", str(tmp_path / "more"))[0] == 0
+    assert cli(tmp_path / "link", "process")[0] == 0
