@@ -235,6 +235,28 @@ class AdvertiseX:
 
         return forget(self.lake, self.landing, user_ids, progress)
 
+    def relocate(self) -> Any:
+        """Make a moved or copied lake this data directory's own: every table recorded in
+        another folder made to name its files here (``lake.relocate``), while no processor
+        runs. A :class:`~advertisex.lake.relocate.Relocation` says what moved."""
+        from advertisex.errors import UserInputError
+        from advertisex.lake.relocate import relocate
+        from advertisex.runners.lock import processor_lock
+
+        settings = self.settings
+        if settings.lake.catalog_uri or settings.lake.warehouse:
+            raise UserInputError(
+                "relocation is for the default layout (the catalog and the warehouse in the "
+                "data directory); a configured catalog or warehouse keeps its own paths",
+                hint="unset lake.catalog_uri and lake.warehouse to relocate this data directory",
+            )
+        with processor_lock(settings.data_dir):
+            moved = relocate(
+                settings.catalog_uri, settings.lake.catalog_name, settings.warehouse_uri
+            )
+        self.__dict__.pop("lake", None)  # opened before: it knew the lake as a copy or moved
+        return moved
+
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()
 

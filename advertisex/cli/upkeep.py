@@ -1,5 +1,6 @@
 """Verbs that keep the lake in shape: ``maintain`` (compaction, snapshot expiry,
-unreferenced files, retention) and ``forget`` (erasure of users)."""
+unreferenced files, retention), ``forget`` (erasure of users) and ``relocate`` (a moved or
+copied lake made this folder's own)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ COLUMNS = [
 def register(app: typer.Typer) -> None:
     app.command()(maintain)
     app.command()(forget)
+    app.command()(relocate)
 
 
 def maintain(
@@ -148,3 +150,21 @@ def _ids_in(path: Path) -> list[str]:
 
 def _users(n: int) -> str:
     return f"{n:,} user" + ("" if n == 1 else "s")
+
+
+def relocate(fmt: Format = FormatOption) -> None:
+    """Make a moved or copied lake this folder's own (its tables then name the files here)."""
+    ax = open_platform()
+    moved = ax.relocate()
+    here = ax.settings.data_dir.absolute()
+    if fmt is Format.json:
+        print_json({"from": moved.was, "tables": moved.tables, "manifests": moved.manifests})
+        return
+    if not moved.tables:
+        print_message(f"every table is recorded in {here} already: nothing to relocate.")
+        return
+    print_message(
+        f"relocated {len(moved.tables)} tables from {moved.was} to {here / 'warehouse'} "
+        f"({moved.manifests:,} manifest files rewritten, data files untouched); the lake in "
+        f"{here} is its own now."
+    )

@@ -551,8 +551,8 @@ def _moved(settings: Settings, made_at: Path) -> Exception:
     return LakeMovedError(
         f"the lake in {here} was made in {made_at} and moved: its tables are recorded "
         "there (Iceberg keeps where every file is), and their files are not",
-        hint=f"move it back to {made_at}, or start a new lake in another folder "
-        "(advertisex ingest FILES there)",
+        hint=f"move it back to {made_at}, or run advertisex relocate here to make this "
+        "folder its home",
     )
 
 
@@ -565,8 +565,8 @@ def _copied(settings: Settings, made_at: Path) -> Exception:
         f"the lake in {here} is a copy of the one in {made_at}, and its tables are recorded "
         f"there (Iceberg keeps where every file is): writing through the copy would change "
         f"{made_at}'s folders, so the copy is read-only",
-        hint=f"query and report the copy as it is; to change the lake, work in {made_at}, "
-        "or start a new lake in another folder (advertisex ingest FILES there)",
+        hint=f"query and report the copy as it is, work in {made_at}, or run advertisex "
+        f"relocate here to make the copy a lake of its own ({made_at} stays as it is)",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 READ_VERBS = [
@@ -102,3 +104,72 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
     (tmp_path / "link").symlink_to(made)
     assert cli(tmp_path / "link", "ingest", str(tmp_path / "more"))[0] == 0
     assert cli(tmp_path / "link", "process")[0] == 0
+
+
+def _count(cli, data, table="curated.impressions"):
+    code, out, err = cli(data, "query", f"select count(*) as n from {table}", "--format", "json")
+    assert code == 0, err
+    return json.loads(out)[0]["n"]
+
+
+def test_relocate_makes_a_moved_lake_this_folders_own(cli, tmp_path):
+    """Moved, then relocated where it is now: it answers, takes new batches and upkeep,
+    and a second relocation has nothing to do."""
+    from datetime import date
+
+    from advertisex.synth import generate
+
+    generate(tmp_path / "in", events=300, seed=3, start=date(2026, 11, 10))
+    generate(tmp_path / "more", events=300, seed=4, start=date(2026, 11, 11))
+    made = tmp_path / "made"
+    assert cli(made, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(made, "process")[0] == 0
+    before = _count(cli, made)
+    moved = tmp_path / "moved"
+    made.rename(moved)
+    code, out, err = cli(moved, "relocate")
+    assert code == 0 and "relocated" in err + out and f"from {made}/warehouse" in err + out
+    assert _count(cli, moved) == before
+    assert cli(moved, "ingest", str(tmp_path / "more"))[0] == 0
+    assert cli(moved, "process", ADVERTISEX_CORRELATION__UPDATE_MARTS="true")[0] == 0
+    assert _count(cli, moved) > before
+    assert _count(cli, moved, "marts.campaign_hourly") > 0
+    assert cli(moved, "maintain")[0] == 0
+    code, out, err = cli(moved, "relocate", "--format", "json")
+    assert code == 0 and json.loads(out)["tables"] == []
+    assert not made.exists()
+
+
+def test_relocate_makes_a_copy_a_lake_of_its_own_and_leaves_the_original_as_it_was(cli, tmp_path):
+    """A copy relocated takes batches of its own; the original's folders are byte for byte
+    the same names, its answers the same; with the original deleted, the copy still reads
+    every table, goes on incrementally with the marts and runs its upkeep."""
+    import shutil
+    from datetime import date
+
+    from advertisex.synth import generate
+
+    generate(tmp_path / "in", events=300, seed=3, start=date(2026, 11, 10))
+    generate(tmp_path / "more", events=300, seed=4, start=date(2026, 11, 11))
+    marts = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}
+    made = tmp_path / "made"
+    assert cli(made, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(made, "process", **marts)[0] == 0
+    before = {t: _count(cli, made, t) for t in ("curated.impressions", "marts.campaign_hourly")}
+    listing = sorted((made / "warehouse").rglob("*"))
+    copy = tmp_path / "copy"
+    shutil.copytree(made, copy)
+    code, out, err = cli(copy, "relocate")
+    assert code == 0 and f"from {made}/warehouse" in " ".join((err + out).split())
+    assert cli(copy, "ingest", str(tmp_path / "more"))[0] == 0
+    assert cli(copy, "process", **marts)[0] == 0
+    after = _count(cli, copy)
+    assert after > before["curated.impressions"]
+    assert sorted((made / "warehouse").rglob("*")) == listing
+    assert {t: _count(cli, made, t) for t in before} == before
+    shutil.rmtree(made)
+    assert _count(cli, copy) == after
+    code, out, err = cli(copy, "report", "refresh", "--rebuild", **marts)
+    assert code == 0, err
+    assert cli(copy, "maintain")[0] == 0
+    assert _count(cli, copy) == after

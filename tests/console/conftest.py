@@ -78,11 +78,14 @@ def lake_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def lake_copy(lake_template: Path, tmp_path: Path) -> Callable[[], Path]:
-    """A private copy of the lake, for tests that change it (replay)."""
+    """A private copy of the lake, for tests that change it (replay): copied, then
+    relocated, so that what they write lands in the copy, not in the template's folders."""
+    import advertisex
 
     def copy() -> Path:
         target = tmp_path / "data"
         shutil.copytree(lake_template, target)
+        advertisex.open(data_dir=target).relocate()
         return target
 
     return copy
