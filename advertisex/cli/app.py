@@ -52,6 +52,7 @@ VERBS = {
     "status": "advertisex.cli.monitor",
     "maintain": "advertisex.cli.upkeep",
     "forget": "advertisex.cli.upkeep",
+    "relocate": "advertisex.cli.upkeep",
     "demo": "advertisex.cli.demo",
     "config": "advertisex.cli.config",
     "quarantine": "advertisex.cli.quarantine",
