@@ -389,7 +389,7 @@ class AtomicSqlCatalog(SqlCatalog):
             staged = super()._update_and_stage_table(
                 current_table, table_identifier, requirements, updates
             )
-            self._adding[staged.metadata_location] = list(staged.metadata.snapshots)
+            self._staged_adding(staged.metadata_location, list(staged.metadata.snapshots))
             return staged
         for requirement in requirements:
             requirement.validate(current_table.metadata)
@@ -404,7 +404,9 @@ class AtomicSqlCatalog(SqlCatalog):
             metadata,
         )
         before = {s.snapshot_id for s in current_table.metadata.snapshots}
-        self._adding[new_location] = [s for s in metadata.snapshots if s.snapshot_id not in before]
+        self._staged_adding(
+            new_location, [s for s in metadata.snapshots if s.snapshot_id not in before]
+        )
         return StagedTable(
             identifier=table_identifier,
             metadata=metadata,
@@ -491,6 +493,13 @@ class AtomicSqlCatalog(SqlCatalog):
                         "nothing of this batch was published",
                         hint="run one processor per lake; run process again to pick up the rest",
                     ) from error
+
+    def _staged_adding(self, location: str, snapshots: list[Snapshot]) -> None:
+        """Remember the snapshots the metadata staged at ``location`` adds, until it is
+        written. A commit that failed in between leaves its entry: a long run forgets them."""
+        if len(self._adding) >= 64:
+            self._adding.clear()
+        self._adding[location] = snapshots
 
     def _write_metadata(  # type: ignore[override]  # pyiceberg's is static; this needs self
         self, metadata: TableMetadata, io: FileIO, metadata_path: str
