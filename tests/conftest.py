@@ -31,6 +31,28 @@ def _seed_samples() -> Path:
 SEED_SAMPLES = _seed_samples()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def children_keep_their_temporary_files_here(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """The processes tests start get a temporary folder under pytest's own, which pytest
+    prunes (it keeps the last three runs'). A child the test SIGKILLs skips its cleanup:
+    multiprocessing's ``/tmp/pymp-*`` folder (its decoders' forkserver socket) stayed in
+    /tmp for good, forty to sixty a suite run. This process's own temporary files stay
+    where they were (``tempfile`` chose its folder when pytest made its own)."""
+    folder = tmp_path_factory.getbasetemp() / "children-tmp"
+    folder.mkdir(exist_ok=True)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+
+
 @pytest.fixture
 def ax(tmp_path: Path):  # type: ignore[no-untyped-def]
     """An AdvertiseX platform whose data lives in a fresh temporary folder."""
