@@ -104,9 +104,9 @@ def sync(paths: Iterable[str], root: str | None) -> None:
             if top is None or folder == top or not folder.startswith(top + "/"):
                 break
             folder = os.path.dirname(folder)
-    # Files before folders: a folder's entry for a file is only worth keeping once the file is.
-    _fsync_all(files)
-    _fsync_all(sorted(folders))
+    # All at once: each waits on the disk's journal, and fsyncs in flight together share
+    # its commits. Only that all are done before the caller publishes matters.
+    _fsync_all([*files, *sorted(folders)])
 
 
 def _fsync_all(paths: list[str]) -> None:
