@@ -114,7 +114,7 @@ def not_committed(runner: Any) -> str:
     from advertisex.runners.runner import batch_id_for
 
     try:
-        done = runner.lake.done_segments()
+        done = runner.lake.done_in(runner.landing)
         left = runner.plan([s for s in runner.landing.segments() if s.name not in done])
     except Exception:  # the catalog is what was interrupted: say less, but say it
         return (

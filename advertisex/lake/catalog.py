@@ -176,6 +176,11 @@ class SegmentLedger:
             }
         )
 
+    def any(self) -> bool:
+        """Whether any segment was ever committed."""
+        with Session(self.engine) as session:
+            return session.execute(select(SEGMENTS.c.segment).limit(1)).first() is not None
+
     def count(self, between: tuple[str, str]) -> int:
         """How many segments in the half-open name range ``between`` are committed."""
         query = select(func.count()).where(

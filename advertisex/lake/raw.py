@@ -45,7 +45,7 @@ def register_raw_views(con: Any, lake: Lake) -> list[str]:
     landing = open_landing(lake.settings)
     limits = DecodeLimits.of(lake.settings.processor)
     where = _locator(con, landing, lake)
-    done = lake.done_segments()
+    done = lake.done_in(landing, RAW_VIEWS)
     pending = [s for s in landing.segments(RAW_VIEWS) if s.name not in done]
     con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
     read: list[str] = []

@@ -197,7 +197,7 @@ def _maintain_landing(
     try:
         expired = retention.expire_landing(
             landing,
-            lake.done_segments() - retention.set_aside_files(lake),  # those wait for replay
+            lake.done_in(landing) - retention.set_aside_files(lake),  # those wait for replay
             lake.settings,
             now,
             dry_run=dry_run,

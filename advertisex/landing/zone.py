@@ -424,6 +424,16 @@ class LandingZone:
                     found.append(self._segment(source, Path(entry.path)))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
+    def lowest_name(self, source: str) -> str | None:
+        """Where ``source``'s segment names start now: ``<source>/<oldest landing day>/``
+        (retention deleted the older days' segments), ``<source>/`` when its folder holds
+        anything but day folders, None when it holds nothing. One directory read."""
+        try:
+            entries = [(e.name, e.is_dir()) for e in os.scandir(self.root / source)]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return _lowest_name(source, entries)
+
     def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
         """The sealed segments that landed in ``hour``: name → size where the listing
         carries it (object storage), None where each would cost a ``stat`` (a folder:
@@ -912,6 +922,16 @@ class ObjectStoreLandingZone(LandingZone):
                     found.append(Segment(source, relative, info.size))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
+    def lowest_name(self, source: str) -> str | None:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(f"{self.base}/{source}", allow_not_found=True)
+        entries = [
+            (info.base_name, info.type == pafs.FileType.Directory)
+            for info in self.fs.get_file_info(selector)
+        ]
+        return _lowest_name(source, entries)
+
     def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
         return {s.name: s.size for s in self.segments(source, hour=hour)}  # sizes come free
 
@@ -1015,6 +1035,15 @@ def hour_prefix(source: str, hour: datetime) -> str:
 
 def _sources(sources: str | Iterable[str]) -> Iterable[str]:
     return (sources,) if isinstance(sources, str) else sources
+
+
+def _lowest_name(source: str, entries: list[tuple[str, bool]]) -> str | None:
+    """:meth:`LandingZone.lowest_name` from the (name, is a folder) entries of ``source``'s
+    folder; names starting with a dot are files still being written."""
+    days = [day for name, folder in entries if folder and (day := _day(name)) is not None]
+    if any(not name.startswith(".") and not (folder and _day(name)) for name, folder in entries):
+        return f"{source}/"
+    return f"{source}/{min(days).isoformat()}/" if days else None
 
 
 def _day(folder: str) -> date | None:

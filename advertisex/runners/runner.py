@@ -154,6 +154,7 @@ class Runner(ABC, Generic[ReadT]):
         self.cancel: threading.Event | None = None
         self._done: set[str] | None = None  # committed segment names, once read
         self._scan_from: date | None = None  # landing days before this are all done
+        self._any_done = False  # whether the lake had committed anything when first read
         self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
 
     # ------------------------------------------------------------------ the engine's steps
@@ -173,15 +174,21 @@ class Runner(ABC, Generic[ReadT]):
     def pending(self) -> list[Segment]:
         """Sealed segments not yet committed, in arrival order.
 
-        The first call reads the whole landing zone and every done mark; later calls (a
-        follower's passes) keep the done marks in memory and list only landing days from
-        the earliest one still pending (at least yesterday — new segments land today).
+        The first call reads the whole landing zone and the done marks of what it holds;
+        later calls (a follower's passes) keep the done marks in memory and list only
+        landing days from the earliest one still pending (at least yesterday — new segments
+        land today). Marks of days no longer listed are let go: a follower's memory stays
+        bounded by the days it lists, not by how long it has run.
         """
         if self._done is None:
-            self._done = self.lake.done_segments()
+            self._done = self.lake.done_in(self.landing)
+            self._any_done = bool(self._done) or self.lake.ledger.any()
         pending = self.landing.segments(since=self._scan_from, skip=self._done)
         floor = utcnow().date() - timedelta(days=1)
-        self._scan_from = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])
+        since = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])
+        if self._scan_from is not None and since > self._scan_from:
+            _let_go_before(self._done, since)  # the same set: it only loses unlisted days
+        self._scan_from = since
         return pending
 
     def plan(self, pending: list[Segment]) -> list[list[Segment]]:
@@ -224,7 +231,7 @@ class Runner(ABC, Generic[ReadT]):
                 report.segments += len(batch)
                 for account in accounts.values():
                     report.add(account)
-            if report.batches or self._done:
+            if report.batches or self._any_done:
                 # Every run, not only one that committed: a run killed between its last
                 # commit and this line left the marts behind, and "nothing pending" must
                 # not leave them there (the marts know the snapshots they reflect).
@@ -338,6 +345,7 @@ class Runner(ABC, Generic[ReadT]):
         """After a batch's commit: remember its segments as done, tell the hooks."""
         if self._done is not None:
             self._done.update(m.segment for m in marks)
+            self._any_done = True
         seconds = (utcnow() - started_at).total_seconds()
         newest = _newest_events(files)
         for hook in self.hooks:
@@ -507,3 +515,10 @@ def _newest_events(files: dict[str, list[WrittenFile]]) -> dict[str, pa.Table]:
 
 def _utc(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _let_go_before(done: set[str], since: date) -> None:
+    """Drop from ``done`` the names of segments that landed on days before ``since``."""
+    done.difference_update(
+        [name for name in done if (day := landing_day(name)) is not None and day < since]
+    )

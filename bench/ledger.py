@@ -1,0 +1,67 @@
+"""A run's start on an old lake: the done marks it reads, with a long ledger behind it.
+
+Makes a lake whose ledger holds ``--marks`` done marks of segments retention has already
+deleted (ten months of them) and one landing segment of today, then times what a run
+reads at its start: the marks of the segments the landing zone still holds
+(``Lake.done_in``), beside reading every mark as runs did before (``done_segments()``).
+
+    python bench/ledger.py [--marks 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from _args import positive
+from _checkout import use_this_checkout
+
+LINE = b'{"timestamp":"2026-12-05T10:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--marks", type=positive, default=1_000_000)
+    args = parser.parse_args()
+    use_this_checkout()
+    import advertisex
+
+    work = Path(tempfile.mkdtemp(prefix="adx-ledger-"))
+    try:
+        ax = advertisex.open(data_dir=work / "data")
+        ax.landing.write_segment("impressions", LINE, fsync=False)
+        ax.process()
+        n = args.marks
+        rows = (
+            (
+                f"impressions/2026-{1 + i * 10 // n:02d}-01/{i % 24:02d}/seg-{i:09d}.ndjson",
+                "impressions",
+                "b",
+                10,
+                100,
+                "2026-01-01T00:00:00+00:00",
+            )
+            for i in range(n)
+        )
+        with sqlite3.connect(work / "data" / "catalog.db") as con:
+            con.executemany("INSERT INTO advertisex_segments VALUES (?, ?, ?, ?, ?, ?)", rows)
+        for label, read in (
+            ("every mark (runs before 2026-12-05)", ax.lake.done_segments),
+            ("the marks the landing zone holds", lambda: ax.lake.done_in(ax.landing)),
+        ):
+            wall, cpu = time.perf_counter(), time.process_time()
+            names = read()
+            print(
+                f"{label}: {len(names):,} names, {time.perf_counter() - wall:.3f} s "
+                f"(CPU {time.process_time() - cpu:.3f} s)"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""A processor's memory of committed segments is bounded by the landing zone, not by the
+lake's age.
+
+The ledger keeps a done mark for every segment ever committed. A run used to load every
+one of them at its start, and a follower kept every name it committed for as long as it
+ran: with one-second collector segments that is millions within weeks (a million marks:
+1.7 s of CPU and 200 MB at each start). Now a run reads the marks of the days the landing
+zone still holds, and a follower lets go of the days it no longer lists.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import advertisex
+from advertisex.landing.zone import landing_day
+from advertisex.runners import runner as runner_module
+
+pytestmark = [pytest.mark.integration]
+
+DAYS = [date(2026, 11, 20) + timedelta(days=i) for i in range(4)]
+LINE = '{"timestamp":"%sT10:00:00Z","ad_creative_id":"c","user_id":"u%d","website":"w","impression_id":"i%d"}'
+
+
+def _land_days(ax: Any) -> None:
+    """Two segments on each of :data:`DAYS`, processed."""
+    for d, day in enumerate(DAYS):
+        for k in range(2):
+            n = d * 2 + k
+            at = datetime(day.year, day.month, day.day, 10, k, tzinfo=UTC)
+            data = (LINE % (day.isoformat(), n, n) + "\n").encode()
+            ax.landing.write_segment("impressions", data, at=at, fsync=False)
+    ax.process()
+
+
+def _days(names: set[str]) -> set[date | None]:
+    return {landing_day(name) for name in names}
+
+
+def test_a_run_reads_only_the_marks_of_the_days_the_landing_zone_still_holds(
+    tmp_path: Path,
+) -> None:
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    _land_days(ax)
+    assert _days(ax.lake.done_in(ax.landing)) == set(DAYS)
+    for day in DAYS[:2]:  # as the landing retention does
+        shutil.rmtree(tmp_path / "data" / "landing" / "impressions" / day.isoformat())
+    assert _days(ax.lake.done_in(ax.landing)) == set(DAYS[2:])
+    assert len(ax.lake.done_segments()) == 2 * len(DAYS)  # the ledger keeps them all
+    runner = ax.runner
+    assert runner.pending() == []
+    assert _days(runner._done or set()) == set(DAYS[2:])
+    # Nothing of the landing zone left: still a lake that committed (the marts follow).
+    shutil.rmtree(tmp_path / "data" / "landing" / "impressions")
+    fresh = ax.runner
+    assert fresh.pending() == [] and fresh._done == set() and fresh._any_done
+
+
+def test_a_follower_lets_go_of_the_days_it_no_longer_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    _land_days(ax)
+    runner = ax.runner
+
+    def today_is(day: date) -> None:
+        now = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        monkeypatch.setattr(runner_module, "utcnow", lambda: now)
+
+    today_is(DAYS[1])
+    assert runner.pending() == []  # the first pass lists every day
+    assert _days(runner._done or set()) == set(DAYS)
+    today_is(DAYS[3])
+    assert runner.pending() == []  # lists from yesterday on, and forgets what is before it
+    assert runner.pending() == []
+    assert _days(runner._done or set()) == set(DAYS[2:])
+    at = datetime(DAYS[3].year, DAYS[3].month, DAYS[3].day, 11, tzinfo=UTC)
+    ax.landing.write_segment("impressions", (LINE % (DAYS[3], 99, 99) + "\n").encode(), at=at)
+    [segment] = runner.pending()  # what lands next is still found, and only that
+    assert landing_day(segment) == DAYS[3]
+
+
+def test_the_lowest_name_of_a_source_follows_its_folders(tmp_path: Path) -> None:
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    landing = ax.landing
+    assert landing.lowest_name("impressions") is None
+    folder = tmp_path / "data" / "landing" / "clicks"
+    (folder / "2026-11-21").mkdir(parents=True)
+    (folder / "2026-11-20").mkdir()
+    (folder / ".partial.csv.tmp").write_bytes(b"")
+    assert landing.lowest_name("clicks") == "clicks/2026-11-20/"
+    (folder / "loose.csv").write_bytes(b"")  # a layout with segments beside the days
+    assert landing.lowest_name("clicks") == "clicks/"
