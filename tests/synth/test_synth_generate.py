@@ -214,7 +214,11 @@ def test_each_source_is_written_on_a_thread_of_its_own(tmp_path: Path) -> None:
     )
     threads = [by_source[s] for s in ("impressions", "clicks", "bids")]
     assert all(len(t) == 1 for t in threads)
-    assert len(set.union(*threads)) == 3
+    # Impressions on the calling thread, clicks and bids on the pool's. Not necessarily two
+    # pool threads: a source this small can be done before the next is handed over, and
+    # the pool then reuses its idle thread (it failed a run that way).
+    assert by_source["impressions"] == {threading.current_thread().name}
+    assert threading.current_thread().name not in by_source["clicks"] | by_source["bids"]
 
 
 @pytest.mark.parametrize(
