@@ -92,6 +92,7 @@ def up(
 
     settings = _settings(host, port)
     check_binding(settings)  # fail here, in one place, before anything starts
+    _check_writable(settings)
     c = settings.collector
     base = [sys.executable, "-m", "advertisex.cli.app"]
     # Own sessions: a terminal Ctrl-C reaches only this process, which stops the children in
@@ -135,6 +136,14 @@ def up(
     if failed:
         print_message(f"[bold red]stopped:[/] the {' and '.join(failed)} exited unexpectedly")
         raise typer.Exit(1)
+
+
+def _check_writable(settings: Any) -> None:
+    """A copy of a lake (still in place elsewhere) cannot be processed: say so before the
+    collector, the processor and the monitors start, not when the processor dies."""
+    from advertisex.lake.tables import Lake
+
+    Lake(settings).check_writable()
 
 
 def _child_setup(nice: int) -> Any:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -98,6 +101,14 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
         assert code == 2, (args, err)
         assert f"is a copy of the one in {made}" in err and "read-only" in err, (args, err)
         assert f"work in {made}" in err and "Traceback" not in err, (args, err)
+    up = subprocess.run(  # refused before the collector, processor and monitors start
+        [sys.executable, "-m", "advertisex.cli.app", "up", "--port", "0"],
+        env={**os.environ, "ADVERTISEX_DATA_DIR": str(copy), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert up.returncode == 2 and f"is a copy of the one in {made}" in up.stderr, up.stderr
     assert sorted(p for p in (made / "warehouse").rglob("*")) == before
     code, out, _ = cli(copy, "query", "select count(*) as n from curated.impressions")
     assert code == 0 and "Traceback" not in out
