@@ -89,6 +89,7 @@ def forget(
     wanted = sorted({i.strip() for i in ids if i and i.strip()})
     if not wanted:
         raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
+    lake.check_writable()  # a copy's tables cannot be erased: leave its landing zone whole too
     with manifests_read_once():
         return _forget(lake, landing, wanted, progress, now)
 

@@ -95,7 +95,12 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
     before = sorted(p for p in (made / "warehouse").rglob("*"))
     assert cli(copy, "ingest", str(tmp_path / "more"))[0] == 0  # its own landing zone
     marts = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}
-    for args in (["process"], ["maintain"], ["report", "refresh"]):
+    landing = {p: p.read_bytes() for p in (copy / "landing").rglob("*") if p.is_file()}
+    code, out, _ = cli(
+        made, "query", "select min(user_id) u from curated.impressions", "--format", "json"
+    )
+    user = json.loads(out)[0]["u"]
+    for args in (["process"], ["maintain"], ["report", "refresh"], ["forget", "-u", user]):
         code, _, err = cli(copy, *args, **marts)
         err = " ".join(err.split())
         assert code == 2, (args, err)
@@ -110,6 +115,7 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
     )
     assert up.returncode == 2 and f"is a copy of the one in {made}" in up.stderr, up.stderr
     assert sorted(p for p in (made / "warehouse").rglob("*")) == before
+    assert {p: p.read_bytes() for p in (copy / "landing").rglob("*") if p.is_file()} == landing
     code, out, _ = cli(copy, "query", "select count(*) as n from curated.impressions")
     assert code == 0 and "Traceback" not in out
     (tmp_path / "link").symlink_to(made)
