@@ -28,6 +28,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     ValidationException,
 )
+from pyiceberg.io import FileIO, InputFile, OutputFile
 from pyiceberg.table import CommitTableResponse, StagedTable, Table
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.typedef import EMPTY_DICT, Properties
@@ -59,7 +60,6 @@ from advertisex.lake.transaction import updated_metadata
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyiceberg.io import FileIO
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.snapshots import Snapshot
 
@@ -499,6 +499,16 @@ class AtomicSqlCatalog(SqlCatalog):
                         hint="run one processor per lake; run process again to pick up the rest",
                     ) from error
 
+    def _load_file_io(
+        self, properties: Properties = EMPTY_DICT, location: str | None = None
+    ) -> FileIO:
+        """pyiceberg's; for a copy of a lake (``refuse_commits`` set), one that reads but
+        refuses to write or delete: pyiceberg writes a table's new data files (an append,
+        an overwrite, an erasure) before its commit is refused, into the original's
+        folders."""
+        io = super()._load_file_io(properties, location)
+        return io if self.refuse_commits is None else _ReadOnlyIO(io, self.refuse_commits)
+
     def _staged_adding(self, location: str, snapshots: list[Snapshot]) -> None:
         """Remember the snapshots the metadata staged at ``location`` adds, until it is
         written. A commit that failed in between leaves its entry: a long run forgets them."""
@@ -544,3 +554,20 @@ class AtomicSqlCatalog(SqlCatalog):
         return CommitTableResponse(  # type: ignore[call-arg]
             metadata=staged.metadata, metadata_location=staged.metadata_location
         )
+
+
+class _ReadOnlyIO(FileIO):
+    """A FileIO that reads through ``io`` and raises ``refusal`` on any write or delete."""
+
+    def __init__(self, io: FileIO, refusal: Exception) -> None:
+        super().__init__(io.properties)
+        self._io, self._refusal = io, refusal
+
+    def new_input(self, location: str) -> InputFile:
+        return self._io.new_input(location)
+
+    def new_output(self, location: str) -> OutputFile:
+        raise self._refusal
+
+    def delete(self, location: str | InputFile | OutputFile) -> None:
+        raise self._refusal

@@ -90,6 +90,7 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
     made = tmp_path / "made"
     assert cli(made, "ingest", str(tmp_path / "in"))[0] == 0
     assert cli(made, "process")[0] == 0
+    assert cli(made, "dims", "load", str(tmp_path / "in" / "dims" / "campaigns.csv"))[0] == 0
     copy = tmp_path / "copy"
     shutil.copytree(made, copy)
     before = sorted(p for p in (made / "warehouse").rglob("*"))
@@ -100,7 +101,12 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
         made, "query", "select min(user_id) u from curated.impressions", "--format", "json"
     )
     user = json.loads(out)[0]["u"]
-    for args in (["process"], ["maintain"], ["report", "refresh"], ["forget", "-u", user]):
+    # dims load writes through pyiceberg itself: a changed campaign in a table the original has
+    changed = (tmp_path / "in" / "dims" / "campaigns.csv").read_text().replace(",USD,", ",EUR,")
+    (tmp_path / "changed.csv").write_text(changed)
+    campaigns = str(tmp_path / "changed.csv")
+    verbs = [["process"], ["maintain"], ["report", "refresh"], ["forget", "-u", user]]
+    for args in [*verbs, ["dims", "load", campaigns]]:
         code, _, err = cli(copy, *args, **marts)
         err = " ".join(err.split())
         assert code == 2, (args, err)
