@@ -55,7 +55,6 @@ from sqlalchemy.orm import Session
 
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
 from advertisex.lake import durability
-from advertisex.lake.listing import local_path
 from advertisex.lake.transaction import updated_metadata
 
 if TYPE_CHECKING:
@@ -315,7 +314,7 @@ class AtomicSqlCatalog(SqlCatalog):
         self._adding: dict[str, list[Snapshot]] = {}
         self._unsynced: list[str] = []  # files of the atomic group's commits, not fsync'd yet
         self.refuse_commits: Exception | None = None  # raised by any commit when set
-        warehouse = local_path(str(properties.get("warehouse", "")))
+        warehouse = durability.on_disk(str(properties.get("warehouse", "")))
         self._warehouse = warehouse.rstrip("/") if warehouse else None
 
     def create_tables(self) -> None:
