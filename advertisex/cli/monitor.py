@@ -165,11 +165,20 @@ def status(fmt: Format = FormatOption) -> None:
     sources = source_rows(obs)
     current = alert_rows(list(store.load("alerts").values()), firing_only=True)
     lake = health(ax.lake)
+    read_only = ax.lake.read_only()
     if fmt is Format.json:
         for row in lake:
             at = row["last_maintenance"]
             row["last_maintenance"] = at.isoformat() if at else None
-        print_json({"at": obs.now.isoformat(), "sources": sources, "firing": current, "lake": lake})
+        print_json(
+            {
+                "at": obs.now.isoformat(),
+                "sources": sources,
+                "firing": current,
+                "lake": lake,
+                "read_only": read_only.message if read_only else None,
+            }
+        )
         return
     if fmt is Format.table:
         for row in sources:
@@ -182,6 +191,8 @@ def status(fmt: Format = FormatOption) -> None:
             current, fmt, title="firing alerts", columns=ALERT_COLUMNS, empty=NO_ALERT_FIRING
         )
         print_rows(_lake_rows(lake, obs.now), fmt, title="lake health")
+        if read_only is not None:
+            print_message(f"read-only: {read_only}")  # its hint on the next line
 
 
 def _lake_rows(lake: list[dict[str, Any]], now: Any) -> list[dict[str, Any]]:

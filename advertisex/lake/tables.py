@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     from pyiceberg.table import Table
 
     from advertisex.config import Settings
+    from advertisex.errors import AdvertiseXError
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
     from advertisex.lake.datafiles import Footer, WrittenFile
     from advertisex.lake.kept import KeptRows
@@ -55,7 +56,7 @@ class Lake:
         self.followed: Callable[[], Mapping[str, frozenset[int]]] = lambda: {}
         self._at_home = False  # its tables checked to be under its own warehouse
         # Set when this data directory is a copy of a lake still where it was made.
-        self._copy_of: Exception | None = None
+        self._copy_of: AdvertiseXError | None = None
         # Rows written here kept for a reader right after their commit (keep_written).
         self._kept: KeptRows | None = None
 
@@ -83,6 +84,11 @@ class Lake:
                 if not _same_folder(made_at, settings.data_dir):  # not a symlink's other name
                     self._copy_of = _copied(settings, made_at)
         self._at_home = True
+
+    def read_only(self) -> AdvertiseXError | None:
+        """Why this lake cannot be changed here (a copy of one still in place), or None."""
+        self.check_home()
+        return self._copy_of
 
     def check_writable(self) -> None:
         """Refuse, with what to do, to change a copy of a lake (see :meth:`check_home`)."""
@@ -573,7 +579,7 @@ def _moved(settings: Settings, made_at: Path) -> Exception:
     )
 
 
-def _copied(settings: Settings, made_at: Path) -> Exception:
+def _copied(settings: Settings, made_at: Path) -> AdvertiseXError:
     """The error for changing a copy of the lake made in ``made_at``, which is still there."""
     from advertisex.errors import LakeCopiedError
 

@@ -124,6 +124,10 @@ def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tm
     assert {p: p.read_bytes() for p in (copy / "landing").rglob("*") if p.is_file()} == landing
     code, out, _ = cli(copy, "query", "select count(*) as n from curated.impressions")
     assert code == 0 and "Traceback" not in out
+    code, out, err = cli(copy, "status")  # says so where a user looks first
+    assert code == 0 and "read-only: " in " ".join((out + err).split())
+    code, out, _ = cli(made, "status", "--format", "json")
+    assert code == 0 and json.loads(out)["read_only"] is None
     (tmp_path / "link").symlink_to(made)
     assert cli(tmp_path / "link", "ingest", str(tmp_path / "more"))[0] == 0
     assert cli(tmp_path / "link", "process")[0] == 0
