@@ -101,8 +101,8 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
 
 
 def sync(paths: Iterable[str], root: str | None) -> None:
-    """fsync each local file in ``paths``, then every folder from each one's up to
-    ``root`` (a local folder; None: each file's own folder only).
+    """fsync each local file in ``paths`` and every folder from each one's up to ``root``
+    (a local folder; None: each file's own folder only).
 
     Raises :class:`StorageError` if the disk cannot take them: the caller has published
     nothing yet."""
