@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
 from advertisex.lake import durability
 from advertisex.lake.transaction import updated_metadata
+from advertisex.util.storage import local_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -313,8 +314,10 @@ class AtomicSqlCatalog(SqlCatalog):
         # metadata location staged → the snapshots its commit adds, until it is written
         self._adding: dict[str, list[Snapshot]] = {}
         self._unsynced: list[str] = []  # files of the atomic group's commits, not fsync'd yet
-        self.refuse_commits: Exception | None = None  # raised by any commit when set
-        warehouse = durability.on_disk(str(properties.get("warehouse", "")))
+        # Set for a copy of a lake (Lake.check_home): its tables' FileIO raises it on any
+        # write, a commit's metadata file included.
+        self.refuse_commits: Exception | None = None
+        warehouse = local_path(str(properties.get("warehouse", "")))
         self._warehouse = warehouse.rstrip("/") if warehouse else None
 
     def create_tables(self) -> None:
@@ -387,8 +390,6 @@ class AtomicSqlCatalog(SqlCatalog):
         requirements: Any,
         updates: Any,
     ) -> StagedTable:
-        if self.refuse_commits is not None:  # a copy of a lake: read-only (Lake.check_home)
-            raise self.refuse_commits
         if current_table is None:  # a table created: pyiceberg's, which validates it whole
             staged = super()._update_and_stage_table(
                 current_table, table_identifier, requirements, updates
@@ -433,7 +434,6 @@ class AtomicSqlCatalog(SqlCatalog):
         if self._group is not None:
             raise LakeError("atomic groups do not nest")
         self._group = []
-        self._unsynced = []
         try:
             yield
             staged, self._group = self._group, None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from advertisex.errors import StorageError
 from advertisex.lake.listing import avro_records
-from advertisex.util.storage import scheme
+from advertisex.util.storage import local_path
 
 if TYPE_CHECKING:
     from pyiceberg.table.snapshots import Snapshot
@@ -41,23 +41,10 @@ _ADDED = 1
 _AT_ONCE = 8
 
 
-def on_disk(location: str) -> str | None:
-    """The path of a file or folder on this machine's disks (a ``file://`` URL or a path,
-    relative ones included); None for an object store's.
-
-    >>> on_disk("file:///data/wh"), on_disk("wh/t"), on_disk("s3://bucket/wh")
-    ('/data/wh', 'wh/t', None)
-    """
-    kind = scheme(location)
-    if kind == "file":
-        return location.removeprefix("file://")
-    return location if kind == "" and location else None
-
-
 def start_writeback(location: str) -> None:
     """Ask the kernel to start writing a just-closed local file to the disk now, without
     waiting for it (best effort: the commit's fsync is what makes it durable)."""
-    path = on_disk(location)
+    path = local_path(location)
     if path is None or not hasattr(os, "posix_fadvise"):
         return
     try:
@@ -81,7 +68,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
     are left out (nothing to fsync)."""
     found = [metadata_location]
     for snapshot in snapshots:
-        manifest_list = on_disk(snapshot.manifest_list or "")
+        manifest_list = local_path(snapshot.manifest_list or "")
         if manifest_list is None:
             continue
         found.append(manifest_list)
@@ -89,7 +76,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
             if manifest.get("added_snapshot_id") != snapshot.snapshot_id:
                 continue  # carried over from an earlier snapshot: made durable by its commit
             found.append(manifest["manifest_path"])
-            manifest_path = on_disk(manifest["manifest_path"])
+            manifest_path = local_path(manifest["manifest_path"])
             if manifest_path is None:
                 continue
             found.extend(
@@ -97,7 +84,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
                 for entry in avro_records(manifest_path)
                 if entry["status"] == _ADDED
             )
-    return [path for location in found if (path := on_disk(location)) is not None]
+    return [path for location in found if (path := local_path(location)) is not None]
 
 
 def sync(paths: Iterable[str], root: str | None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from advertisex.util import jsonutil
+from advertisex.util.storage import local_path
 
 # Iceberg manifest entry status and manifest content values (table spec, "Manifests").
 _DELETED = 2
@@ -77,6 +78,20 @@ def foreign_table(
     except sqlite3.Error:
         return None  # not (yet) a pyiceberg catalog: nothing recorded anywhere
     return (str(row[0]), str(row[1])) if row else None
+
+
+def recorded_warehouse(table: str, metadata_location: str) -> str | None:
+    """The warehouse a catalog places ``table`` (``namespace.name``) in, from its metadata
+    location: the local path before ``/<namespace>/<name>/``; None when it is not so laid
+    out or not on this machine.
+
+    >>> recorded_warehouse("curated.clicks", "file:///d/warehouse/curated/clicks/metadata/1.json")
+    '/d/warehouse'
+    """
+    path = local_path(metadata_location)
+    namespace, name = table.split(".", 1)
+    cut = path.rfind(f"/{namespace}/{name}/") if path else -1
+    return path[:cut] if path and cut > 0 else None
 
 
 def _metadata_locations(
@@ -147,12 +162,3 @@ def avro_records(path: str) -> list[dict[str, Any]]:
 
     with open(path, "rb") as handle:
         return [record for record in fastavro.reader(handle) if isinstance(record, dict)]
-
-
-def local_path(location: str) -> str | None:
-    """A local path for a ``file://`` URL or absolute path; ``None`` for any other scheme."""
-    if location.startswith("file://"):
-        return location.removeprefix("file://")
-    if location.startswith("/"):
-        return location
-    return None

@@ -29,8 +29,9 @@ from typing import Any
 
 from advertisex.errors import CommitConflictError, LakeError, UserInputError
 from advertisex.lake import durability
-from advertisex.lake.listing import local_path
+from advertisex.lake.listing import recorded_warehouse
 from advertisex.util import jsonutil
+from advertisex.util.storage import local_path
 
 
 @dataclass
@@ -54,7 +55,7 @@ def relocate(catalog_uri: str, catalog_name: str, warehouse_uri: str) -> Relocat
     warehouse ``warehouse_uri`` name the files under it; :class:`Relocation` says what moved.
     Nothing to do (every table already here) is not an error."""
     database = catalog_uri.removeprefix("sqlite:///")
-    here = local_path(warehouse_uri) if warehouse_uri.startswith("file://") else None
+    here = local_path(warehouse_uri)
     if database == catalog_uri or here is None:
         raise UserInputError(
             "relocation is for the default layout (a SQLite catalog and the warehouse in "
@@ -96,13 +97,11 @@ def _under(location: str, folder: str) -> bool:
 
 
 def _warehouse_of(table: _Table) -> str:
-    """The warehouse a table is recorded in: the path before ``/<namespace>/<table>/``."""
-    path = local_path(table.location)
-    marker = f"/{table.namespace}/{table.name}/"
-    cut = path.rfind(marker) if path else -1
-    if path is None or cut <= 0:
+    """The warehouse a table is recorded in."""
+    found = recorded_warehouse(f"{table.namespace}.{table.name}", table.location)
+    if found is None:
         raise LakeError(f"{table.namespace}.{table.name} is recorded at {table.location}")
-    return path[:cut]
+    return found
 
 
 class _Mover:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import CommitConflictError, LakeError
-from advertisex.lake.listing import current_files, foreign_table
+from advertisex.lake.listing import current_files, foreign_table, recorded_warehouse
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
@@ -553,10 +553,8 @@ def _local(path: str) -> str:
 def _made_at(table: str, metadata_location: str) -> Path:
     """The data directory a lake was made in, from where it records ``table``'s metadata
     (``<data dir>/warehouse/<namespace>/<table>/metadata/…``)."""
-    path = _local(metadata_location)
-    namespace, name = table.split(".", 1)
-    cut = path.rfind(f"/{namespace}/{name}/")
-    return Path(path[:cut]).parent if cut > 0 else Path(path).parent
+    warehouse = recorded_warehouse(table, metadata_location)
+    return Path(warehouse or _local(metadata_location)).parent
 
 
 def _same_folder(a: Path, b: Path) -> bool:

@@ -42,6 +42,19 @@ def is_remote(location: str) -> bool:
     return scheme(location) in REMOTE_SCHEMES
 
 
+def local_path(location: str) -> str | None:
+    """The path of ``location`` on this machine's disks (a ``file://`` URL or a path,
+    relative ones included); None for an object store's, or for no location.
+
+    >>> local_path("file:///data/wh"), local_path("wh/t"), local_path("s3://bucket/wh")
+    ('/data/wh', 'wh/t', None)
+    """
+    kind = scheme(location)
+    if kind == "file":
+        return location.removeprefix("file://")
+    return location if kind == "" and location else None
+
+
 def join(location: str, *parts: str) -> str:
     """``location`` with ``parts`` appended by ``/`` (URLs and POSIX paths alike)."""
     return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])
