@@ -24,7 +24,8 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,8 +33,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _POLL_SECONDS = 0.02  # how often the caller looks at the worker's clock and memory
-# How long a new worker may take to say it is ready (it imports the parent's main module,
-# as every forkserver child does); a job's budget starts only then.
+# How long a new worker may take to say it is ready; a job's budget starts only then.
 _START_SECONDS = 60.0
 # A worker keeps the memory its jobs freed, for the next job, while its anonymous resident
 # memory stays under this; above it, what a job freed goes back to the system. Handing it
@@ -68,7 +68,8 @@ class _Worker:
         parent, child = context.Pipe()
         self.conn = parent
         self.process = context.Process(target=_serve, args=(child, preload, warm), daemon=True)
-        self.process.start()
+        with _without_main():
+            self.process.start()
         child.close()
         try:
             ready = parent.poll(_START_SECONDS) and parent.recv() == "ready"
@@ -266,6 +267,53 @@ def start_forkserver(preload: Iterable[str]) -> bool:
     multiprocessing.get_context("forkserver").set_forkserver_preload(_forkserver_preload(preload))
     forkserver.ensure_running()
     return True
+
+
+# Set on a thread while it starts one of this module's workers (:func:`_without_main`).
+_starting = threading.local()
+
+
+@contextmanager
+def _without_main() -> Iterator[None]:
+    """Start a worker (on this thread) without the parent's main module.
+
+    multiprocessing has every child it starts by forkserver or spawn run the parent's
+    ``__main__`` again (as ``__mp_main__``), so that functions defined there can be sent to
+    it. A worker here runs this package's functions only, and that run cost every embedding
+    user: a script that called the Python API without an ``if __name__ == "__main__":``
+    guard had its whole body (ingest, process …) run again in each decoder worker; a script
+    read from standard input (``python - <<EOF``) had each worker print a traceback for the
+    file ``<stdin>`` it could not find; and the command line had each worker import the
+    CLI's modules (≈ 0.1 s of CPU a worker). The preparation data a child is started with
+    drops the main module here, for this thread's starts only: other users of
+    multiprocessing in the same process keep theirs.
+    """
+    _install_preparation_filter()
+    _starting.without_main = True
+    try:
+        yield
+    finally:
+        _starting.without_main = False
+
+
+def _install_preparation_filter() -> None:
+    """Wrap ``multiprocessing.spawn.get_preparation_data`` (which the forkserver and spawn
+    starters look up when they start a child) once, to honour :func:`_without_main`."""
+    from multiprocessing import spawn
+
+    prepare = spawn.get_preparation_data
+    if getattr(prepare, "_advertisex", False):
+        return
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = prepare(name)
+        if getattr(_starting, "without_main", False):
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+        return data
+
+    preparation_data._advertisex = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = preparation_data
 
 
 def _forkserver_preload(preload: Iterable[str]) -> list[str]:

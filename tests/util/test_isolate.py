@@ -17,17 +17,15 @@ import pytest
 from advertisex.util import isolate
 from advertisex.util.isolate import Budget, WorkerPool, receive_message, send
 
-# Run as a program: each forkserver worker re-imports it as ``__mp_main__`` before serving,
-# which here takes three seconds, more than the job's whole budget. (Two seconds and a
-# budget of one left a loaded machine one second for the job's round trip to the worker.)
+# Run as a program whose workers' preloaded module takes three seconds to import, more than
+# the job's whole budget. (Two seconds and a budget of one left a loaded machine one second
+# for the job's round trip to the worker.)
 PROGRAM = """
-import sys, time
-if __name__ == "__mp_main__":
-    time.sleep(3)
+import sys
 if __name__ == "__main__":
-    sys.path.insert(0, {root!r})
+    sys.path[:0] = [{root!r}, {modules!r}]
     from advertisex.util.isolate import Budget, WorkerPool
-    pool = WorkerPool(size=1)
+    pool = WorkerPool(size=1, preload=["slow_start"])
     print(pool.run(Budget(seconds=2, memory_bytes=1 << 30), len, b"abc"))
     pool.close()
 """
@@ -35,11 +33,45 @@ if __name__ == "__main__":
 
 @pytest.mark.slow  # a program of its own whose workers take three seconds to start
 def test_a_slow_worker_start_is_not_charged_to_the_job(tmp_path: Path) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "slow_start.py").write_text("import time\ntime.sleep(3)\n")
     program = tmp_path / "main.py"
-    program.write_text(PROGRAM.format(root=str(Path(__file__).resolve().parents[2])))
+    root = str(Path(__file__).resolve().parents[2])
+    program.write_text(PROGRAM.format(root=root, modules=str(modules)))
     done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "3"
+
+
+# A user's script calling into the package without an ``if __name__ == "__main__":`` guard:
+# multiprocessing would run its body again in every worker it starts by forkserver.
+UNGUARDED = """
+import sys
+sys.path.insert(0, {root!r})
+print("the script's body ran", flush=True)
+from advertisex.util.isolate import Budget, WorkerPool
+pool = WorkerPool(size=2)
+budget = Budget(seconds=60, memory_bytes=1 << 30)
+print(pool.run(budget, len, b"abc"), pool.run(budget, len, b"ab"), flush=True)
+pool.close()
+"""
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_a_users_script_runs_once_whatever_workers_it_starts(tmp_path: Path, how: str) -> None:
+    script = UNGUARDED.format(root=str(Path(__file__).resolve().parents[2]))
+    if how == "file":
+        program = tmp_path / "report.py"
+        program.write_text(script)
+        done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True)
+    else:  # python - <<EOF: the workers once looked for a file named "<stdin>"
+        done = subprocess.run(
+            [sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["the script's body ran", "3 2"]
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 def test_jobs_that_arrive_while_the_pool_warms_wait_for_its_workers(
