@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from advertisex.errors import StorageError
 from advertisex.lake.listing import avro_records
+from advertisex.util import storage
 from advertisex.util.storage import local_path
 
 if TYPE_CHECKING:
@@ -42,23 +43,11 @@ _AT_ONCE = 8
 
 
 def start_writeback(location: str) -> None:
-    """Ask the kernel to start writing a just-closed local file to the disk now, without
-    waiting for it (best effort: the commit's fsync is what makes it durable)."""
+    """Start writing a just-closed data file to the disk now (:func:`storage.start_writeback`;
+    the commit's fsync is what makes it durable). Nothing for a remote one."""
     path = local_path(location)
-    if path is None or not hasattr(os, "posix_fadvise"):
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        # On Linux this starts writeback of the dirty pages and drops only clean ones that
-        # are not being written: nothing waits, nothing needed is evicted.
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    if path is not None:
+        storage.start_writeback(path)
 
 
 def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[str]:

@@ -34,7 +34,7 @@ from advertisex.errors import StorageError, UserInputError
 from advertisex.landing.detect import SOURCES, detect_source
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
-from advertisex.util.storage import os_reason
+from advertisex.util.storage import os_reason, start_writeback
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -138,6 +138,8 @@ class LandingZone:
         self._listings: dict[str, _Listing] = {}
         self._left: dict[str, _Left] = {}  # by folder: see _unskipped
         self._legacy_index: bool | None = None  # see _has_legacy_index
+        self._unsynced: set[Path] = set()  # index markers placed, not yet fsync'd
+        self._unsynced_lock = threading.Lock()
         # Ingest copies files in by the kernel (landing.staged) while it can: Linux's O_TMPFILE.
         self._staging = hasattr(os, "O_TMPFILE")
 
@@ -167,7 +169,7 @@ class LandingZone:
         """Publish a fully written (and fsync'd) temporary segment under its final name."""
         os.replace(temporary, final)
         if fsync:
-            _fsync_dir(final.parent)
+            _fsync(final.parent)
 
     def write_segment(
         self,
@@ -231,6 +233,7 @@ class LandingZone:
             return self.already(read) or self.land(read, at)
         finally:
             read.release()
+            self.sync_markers()
 
     def read_for_ingest(
         self, path: Path, source: str | None = None, buffer: ReadBuffer | None = None
@@ -325,35 +328,61 @@ class LandingZone:
     @contextlib.contextmanager
     def _indexing(self, digest: str, name: str) -> Iterator[None]:
         """Index ``digest`` as the segment ``name`` that the body lands. The marker is
-        written under a temporary name before the segment appears and renamed into place
+        written under a pending name before the segment appears and renamed into place
         after it: a full disk stops the ingest before anything is visible, and a file whose
         segment landed always has its marker (else an ingest run again would land it twice).
-        A marker that cannot be renamed into place takes its segment away with it."""
+        A marker that cannot be renamed into place takes its segment away with it.
+
+        The marker is fsync'd with the others of the run (:meth:`sync_markers`), once its
+        ingest is done: a power cut before leaves the segment on disk (fsync'd) and its
+        marker perhaps still under its pending name, which the next look-up of those bytes
+        puts in place (:meth:`_marked`) instead of landing them again. Made durable here, as
+        each file landed (three more fsyncs a file), they took an ingest of 2,000 small
+        files from 1.8-2.7 s to 3.2-3.3 s; at the end, ≈ 0.1 s more."""
         path = self.root / marker(digest)
-        temporary = path.with_name(f".{path.name}.tmp")
+        pending = _pending(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(name + "\n")
+            pending.write_text(name + "\n")
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            pending.unlink(missing_ok=True)
             raise self._not_written(error) from error
         try:
             yield
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            pending.unlink(missing_ok=True)
             raise
         try:
-            os.replace(temporary, path)
+            os.replace(pending, path)
+        except FileNotFoundError:  # another ingest's look-up put it in place (:meth:`_marked`)
+            if self._marked(marker(digest)) != name:
+                (self.root / name).unlink(missing_ok=True)
+                raise self._not_written(FileNotFoundError(2, "index marker gone")) from None
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            pending.unlink(missing_ok=True)
             (self.root / name).unlink(missing_ok=True)
             raise self._not_written(error) from error
+        start_writeback(str(path))  # on its way to the disk by the fsync at the end
+        with self._unsynced_lock:
+            self._unsynced.add(path)
+
+    def sync_markers(self) -> None:
+        """fsync the index markers placed since the last call, and their folders: an ingest
+        calls this before it says what landed (their writeback started as each was placed)."""
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
+        for path in sorted(paths):
+            _fsync(path)
+        for folder in sorted({path.parent for path in paths}):
+            _fsync(folder)
 
     def _index(self, digest: str, name: str) -> None:
         """Index ``digest`` as the existing segment ``name``."""
         path = self.root / marker(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name + "\n")
+        pending = _pending(path)
+        _write_durably(pending, name + "\n")
+        _publish(pending, path)
 
     def _link_staged(self, read: ReadFile, at: datetime | None) -> str | None:
         """The segment's name once ``read``'s staged copy is linked under it; None where
@@ -370,9 +399,25 @@ class LandingZone:
         return relative
 
     def _marked(self, relative: str) -> str | None:
-        """The segment an index marker (its path from the root) names, if it is there."""
+        """The segment an index marker (its path from the root) names, if it is there. A
+        marker still pending (a power cut after its segment appeared, before the marker's
+        rename was on disk: :meth:`_indexing`) is put in place when its segment is there."""
         path = self.root / relative
-        return path.read_text().strip() if path.exists() else None
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        try:
+            name = _pending(path).read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not name or not (self.root / name).is_file():
+            return None  # its segment never appeared: those bytes are still to land
+        try:
+            _publish(_pending(path), path)
+        except FileNotFoundError:  # its own ingest, or another look-up, put it in place
+            pass
+        return name
 
     def _has_legacy_index(self) -> bool:
         """Whether ``_index/`` holds markers of the SHA-256 index (a lake ingested into by an
@@ -814,6 +859,7 @@ class Ingest:
                     done(len(results))
         finally:
             self._pool.shutdown(cancel_futures=True)
+            self.zone.sync_markers()  # what landed is marked on disk before it is told
         return results
 
 
@@ -881,6 +927,9 @@ class ObjectStoreLandingZone(LandingZone):
         # An object appears whole once uploaded: the marker follows the segment's upload.
         yield
         self._index(digest, name)
+
+    def sync_markers(self) -> None:
+        pass  # an object is durable once uploaded
 
     def _index(self, digest: str, name: str) -> None:
         with self.fs.open_output_stream(f"{self.base}/{marker(digest)}") as out:
@@ -1151,8 +1200,28 @@ def lineage_table(segments: list[Segment]) -> pa.Table:
     )
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _pending(marker_path: Path) -> Path:
+    """Where an index marker is written before its segment lands (same folder, hidden)."""
+    return marker_path.with_name(f".{marker_path.name}.tmp")
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` and fsync the file and its folder."""
+    path.write_text(text)
+    _fsync(path)
+    _fsync(path.parent)
+
+
+def _publish(pending: Path, path: Path) -> None:
+    """Rename a written marker into place, durably."""
+    os.replace(pending, path)
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    """fsync a folder or a file (opened read-only: a file's bytes are flushed through any
+    descriptor of it)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

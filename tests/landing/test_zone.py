@@ -485,3 +485,77 @@ def test_a_follower_keeps_listings_only_of_the_days_it_still_lists(tmp_path: Pat
     assert {f.split("/")[1] for f in zone._listings} == {"2026-01-01", "2026-01-02"}
     zone.segments(since=DAY.replace(day=2))
     assert {f.split("/")[1] for f in zone._listings} == {"2026-01-02"}
+
+
+IMPRESSION = b'{"ad_creative_id":"c","user_id":"u","timestamp":"2026-01-01","website":"w"}\n'
+
+
+def test_a_power_cut_before_the_markers_rename_was_on_disk_does_not_land_the_file_twice(
+    tmp_path: Path,
+):
+    """The segment is on disk, its index marker still under its pending name (the rename
+    was lost with the page cache): the next ingest of those bytes finds the pending marker,
+    sees its segment, and puts the marker in place instead of landing the bytes again."""
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(IMPRESSION)
+    zone = LandingZone(tmp_path / "landing")
+    first = zone.ingest_file(f)
+    placed = zone.root / marker(content_hash(IMPRESSION))
+    pending = placed.with_name(f".{placed.name}.tmp")
+    placed.rename(pending)  # as a power cut leaves it
+    again = LandingZone(tmp_path / "landing").ingest_file(f)
+    assert again.status == "already" and again.segment == first.segment
+    assert [s.name for s in zone.segments()] == [first.segment]
+    assert placed.read_text().strip() == first.segment and not pending.exists()
+
+
+def test_a_pending_marker_whose_segment_never_appeared_lands_the_bytes(tmp_path: Path):
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(IMPRESSION)
+    zone = LandingZone(tmp_path / "landing")
+    first = zone.ingest_file(f)
+    placed = zone.root / marker(content_hash(IMPRESSION))
+    placed.rename(placed.with_name(f".{placed.name}.tmp"))
+    (zone.root / first.segment).unlink()  # the cut came before the segment was named
+    again = zone.ingest_file(f)
+    assert again.status == "landed"
+    assert [s.name for s in zone.segments()] == [again.segment]
+    assert zone.ingest_file(f).status == "already"
+
+
+@pytest.mark.parametrize("how", ["one file", "files"])
+def test_a_landed_files_marker_is_on_disk_before_ingest_says_so(
+    tmp_path: Path, monkeypatch, how: str
+):
+    """A power cut after ``ingest`` answered cannot land its files again: each landed
+    file's index marker, and its folder, is fsync'd after it was renamed into place and
+    before the answer."""
+    events: list[tuple[str, str]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def watched_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def watched_replace(source: object, target: object) -> None:
+        replace(source, target)
+        events.append(("named", str(target)))
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    monkeypatch.setattr(os, "replace", watched_replace)
+    files = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
+    for i, f in enumerate(files):
+        f.write_bytes(IMPRESSION.replace(b'"u"', f'"u{i}"'.encode()))
+    zone = LandingZone(tmp_path / "landing")
+    if how == "one file":
+        files = files[:1]
+        results = [zone.ingest_file(files[0])]
+    else:
+        results = zone.ingest_files(files)
+    monkeypatch.undo()
+    assert [r.status for r in results] == ["landed"] * len(files)
+    for f in files:
+        placed = zone.root / marker(content_hash(f.read_bytes()))
+        named = events.index(("named", str(placed)))
+        assert ("fsync", str(placed)) in events[named:]
+        assert ("fsync", str(placed.parent)) in events[named:]
