@@ -149,18 +149,44 @@ def allocator_settings(data: bytes) -> pa.Table:
     )
 
 
+# What the decoders' worker says of its allocators, asked from a fresh interpreter: a process
+# has one forkserver, preloaded by the pool that started it, and in this test's process
+# another test's pool (tests/util/test_isolate.py) may have started it without the decoders'
+# modules (it failed so, by the order pytest-xdist handed the tests out).
+_ASK_A_DECODER = """
+import json, sys
+sys.path.insert(0, {root!r})
+import polars  # as the processor may have: its allocator's defaults go into the environment
+from advertisex.formats.bounded import DecodeLimits, decode_bounded
+from tests.formats.test_bounded import allocator_settings
+print(json.dumps(decode_bounded(allocator_settings, b"", DecodeLimits()).to_pylist()[0]))
+"""
+
+
 def test_decoder_workers_give_freed_memory_back() -> None:
     """The forkserver configures polars' jemalloc (decay 0: freed pages go back at once) and
     Arrow's pool (jemalloc) before either library is imported — a worker kept ≈ 150 MiB
     after a bid segment — also when the processor imported polars first (whose defaults it
     then inherits); a user's own setting is kept."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from advertisex.formats.preload import DECODER_PRELOAD
     from advertisex.util.allocator import POLARS_RETURNS_MEMORY, polars_returning_memory
 
     preload = list(DECODER_PRELOAD)
     first_library = min(preload.index(m) for m in ("pyarrow", "polars_avro", "duckdb"))
     assert preload.index("advertisex.formats.worker_memory") < first_library
-    settings = decode_bounded(allocator_settings, b"", DecodeLimits()).to_pylist()[0]
+    root = str(Path(__file__).resolve().parents[2])
+    asked = subprocess.run(
+        [sys.executable, "-c", _ASK_A_DECODER.format(root=root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    settings = json.loads(asked.stdout)
     # polars puts its own defaults before it when it loads; jemalloc takes the last said
     if polars_returning_memory(os.environ.get("_RJEM_MALLOC_CONF")) is not None:
         assert settings["polars"].endswith(POLARS_RETURNS_MEMORY)
