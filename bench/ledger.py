@@ -1,9 +1,12 @@
-"""A run's start on an old lake: the done marks it reads, with a long ledger behind it.
+"""A run's start and a replay's selection on an old lake, with a long ledger behind them.
 
 Makes a lake whose ledger holds ``--marks`` done marks of segments retention has already
-deleted (ten months of them) and one landing segment of today, then times what a run
-reads at its start: the marks of the segments the landing zone still holds
-(``Lake.done_in``), beside reading every mark as runs did before (``done_segments()``).
+deleted (ten months of them, five segments a batch) and one landing segment of today,
+then times what a run reads at its start: the marks of the segments the landing zone
+still holds (``Lake.done_in``), beside reading every mark as runs did before
+(``done_segments()``); and what ``replay --from D --to D`` reads to choose its batches
+(one day's marks, then its batches' by their index, the first time made then), beside
+reading every mark as replays did before.
 
     python bench/ledger.py [--marks 1000000]
 """
@@ -40,7 +43,7 @@ def main() -> None:
             (
                 f"impressions/2026-{1 + i * 10 // n:02d}-01/{i % 24:02d}/seg-{i:09d}.ndjson",
                 "impressions",
-                "b",
+                f"b{i // 5:09d}",
                 10,
                 100,
                 "2026-01-01T00:00:00+00:00",
@@ -57,6 +60,34 @@ def main() -> None:
             names = read()
             print(
                 f"{label}: {len(names):,} names, {time.perf_counter() - wall:.3f} s "
+                f"(CPU {time.process_time() - cpu:.3f} s)"
+            )
+        from datetime import date
+
+        from advertisex.runners.replay import select_batches
+
+        day = date(2026, 5, 1)
+
+        def every_mark() -> dict[str, list[str]]:
+            by_batch: dict[str, list[str]] = {}
+            for segment, mark in ax.lake.segment_marks().items():
+                by_batch.setdefault(mark.batch_id, []).append(segment)
+            return {
+                b: s for b, s in by_batch.items() if any(n.split("/")[1] == f"{day}" for n in s)
+            }
+
+        for label, choose in (
+            ("replay of a day, every mark read (replays before 2026-12-05)", every_mark),
+            (
+                "replay of a day, by ranges (first: the index made)",
+                lambda: select_batches(ax.lake, day, day),
+            ),
+            ("replay of a day, by ranges (again)", lambda: select_batches(ax.lake, day, day)),
+        ):
+            wall, cpu = time.perf_counter(), time.process_time()
+            chosen = choose()
+            print(
+                f"{label}: {len(chosen):,} batches, {time.perf_counter() - wall:.3f} s "
                 f"(CPU {time.process_time() - cpu:.3f} s)"
             )
     finally:

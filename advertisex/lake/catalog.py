@@ -46,6 +46,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy import Table as SqlTable
@@ -99,6 +100,8 @@ class SegmentDone:
 
 # Names per ``IN (…)`` query: well under every database's bound parameter limit.
 _CHUNK = 500
+# Made by the first replay (:meth:`SegmentLedger.marks_of_batches`), not with the table.
+_BATCH_INDEX = f"CREATE INDEX IF NOT EXISTS {SEGMENTS.name}_batch_id ON {SEGMENTS.name} (batch_id)"
 
 
 class SegmentLedger:
@@ -149,6 +152,27 @@ class SegmentLedger:
         """segment name → its checkpoint row."""
         rows = self._rows(list(SEGMENTS.c), source, between, among)
         return {row.segment: SegmentDone(**row._asdict()) for row in rows}
+
+    def marks_of_batches(self, batch_ids: Collection[str]) -> dict[str, SegmentDone]:
+        """segment name → its checkpoint row, for every segment the batches ``batch_ids``
+        committed (a replay's whole batches).
+
+        Looked up by an index on the batch ids, made here the first time it is needed: the
+        ledger holds a mark for every segment ever committed — tens of millions after
+        months of one-second collector segments — and without the index each look-up read
+        them all. Made only for a lake that replays (it takes ≈ a third more room again)."""
+        ids = sorted(batch_ids)
+        if not ids:
+            return {}
+        with self.engine.begin() as connection:
+            connection.execute(text(_BATCH_INDEX))
+        found: dict[str, SegmentDone] = {}
+        with Session(self.engine) as session:
+            for i in range(0, len(ids), _CHUNK):
+                query = select(*SEGMENTS.c).where(SEGMENTS.c.batch_id.in_(ids[i : i + _CHUNK]))
+                for row in session.execute(query).all():
+                    found[row.segment] = SegmentDone(**row._asdict())
+        return found
 
     def table(
         self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None

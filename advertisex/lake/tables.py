@@ -463,6 +463,11 @@ class Lake:
         """Committed segment → its checkpoint row (batch, records, bytes, commit time)."""
         return self.catalog.ledger.marks(between=between, among=among)
 
+    def marks_of_batches(self, batch_ids: Collection[str]) -> dict[str, SegmentDone]:
+        """Committed segment → its checkpoint row, for every segment of the batches
+        ``batch_ids``."""
+        return self.catalog.ledger.marks_of_batches(batch_ids)
+
     @property
     def ledger(self) -> SegmentLedger:
         """The committed-segment marks, for readers that need more than names or a few

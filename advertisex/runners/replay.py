@@ -12,10 +12,11 @@ yields the same tables again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
+from advertisex.landing.detect import SOURCES
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
 from advertisex.runners.lock import processor_lock
@@ -36,16 +37,23 @@ class LandingReplayReport:
 
 
 def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str, list[str]]:
-    """batch id → its segments, for batches that consumed a segment landed in [start, end]."""
+    """batch id → its segments, for batches that consumed a segment landed in [start, end].
+
+    The ledger is read by ranges — the marks of the segments landed in [start, end] (a
+    source's names sort by landing day), then every mark of the batches they name — not
+    whole: it keeps a mark for every segment ever committed, tens of millions after months
+    of one-second collector segments, and a replay of one day read them all (about 200
+    bytes of memory each)."""
+    low = "" if start is None else f"{start:%Y-%m-%d}/"
+    landed: set[str] = set()
+    for source in SOURCES:
+        high = f"{source}0" if end is None else f"{source}/{end + timedelta(days=1):%Y-%m-%d}/"
+        marks = lake.segment_marks(between=(f"{source}/{low}", high))
+        landed |= {m.batch_id for name, m in marks.items() if landing_day(name) is not None}
     by_batch: dict[str, list[str]] = {}
-    for segment, mark in lake.segment_marks().items():
+    for segment, mark in lake.marks_of_batches(landed).items():
         by_batch.setdefault(mark.batch_id, []).append(segment)
-    chosen = {}
-    for batch_id, segments in by_batch.items():
-        days = {landing_day(s) for s in segments}
-        if any((start is None or d >= start) and (end is None or d <= end) for d in days if d):
-            chosen[batch_id] = segments
-    return chosen
+    return by_batch
 
 
 def replay(

@@ -61,3 +61,41 @@ def test_replay_refuses_batches_whose_segments_retention_deleted(ax):
     with pytest.raises(UserInputError, match="landing retention deleted them"):
         ax.replay()
     assert ax.query("select count(*) n from curated.impressions").to_pylist() == [{"n": 1}]
+
+
+def test_replay_of_a_day_reads_the_ledger_by_ranges_and_replays_whole_batches(ax, monkeypatch):
+    """A replay of one day reads the marks of that day's segments and of the batches they
+    name, never the whole ledger (a mark for every segment ever committed); a batch that
+    also consumed another day's segment is replayed whole."""
+    from datetime import UTC, datetime
+
+    from advertisex.lake.catalog import SegmentLedger
+
+    def line(user: str, day: int) -> bytes:
+        return (
+            f'{{"timestamp":"2026-11-0{day}T00:00:00Z","ad_creative_id":"c",'
+            f'"user_id":"{user}","website":"w"}}\n'
+        ).encode()
+
+    def landed(day: int, user: str) -> None:
+        at = datetime(2026, 11, day, 12, tzinfo=UTC)
+        ax.landing.write_segment("impressions", line(user, day), label=user, at=at)
+
+    landed(1, "a")
+    landed(2, "b")
+    spanning = ax.process().batches  # one batch: the days 1 and 2
+    landed(3, "c")
+    later = ax.process().batches
+    before = _snapshot(ax)
+    reads: list[tuple[object, object]] = []
+    rows = SegmentLedger._rows
+
+    def watched(self, columns, source, between, among):
+        reads.append((between, among))
+        return rows(self, columns, source, between, among)
+
+    monkeypatch.setattr(SegmentLedger, "_rows", watched)
+    report = ax.replay(parse_date("2026-11-02"), parse_date("2026-11-02"))
+    assert report.batches == spanning and report.segments == 2 and later != spanning
+    assert reads and all(between is not None or among is not None for between, among in reads)
+    assert _snapshot(ax) == before
