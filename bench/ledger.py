@@ -6,7 +6,9 @@ then times what a run reads at its start: the marks of the segments the landing 
 still holds (``Lake.done_in``), beside reading every mark as runs did before
 (``done_segments()``); and what ``replay --from D --to D`` reads to choose its batches
 (one day's marks, then its batches' by their index, the first time made then), beside
-reading every mark as replays did before.
+reading every mark as replays did before. Then ``maintain``'s folding of those marks (a row a
+landing day: ``Lake.fold_retired_marks``): its time, the room the ledger takes before and
+after (pages in use), and the same reads again.
 
     python bench/ledger.py [--marks 1000000]
 """
@@ -76,6 +78,18 @@ def main() -> None:
                 b: s for b, s in by_batch.items() if any(n.split("/")[1] == f"{day}" for n in s)
             }
 
+        def read_all(folded: str) -> None:
+            for label, choose in (
+                (f"replay of a day, by ranges{folded}", lambda: select_batches(ax.lake, day, day)),
+                (f"the marks the landing zone holds{folded}", lambda: ax.lake.done_in(ax.landing)),
+            ):
+                wall, cpu = time.perf_counter(), time.process_time()
+                found = choose()
+                print(
+                    f"{label}: {len(found):,} found, {time.perf_counter() - wall:.3f} s "
+                    f"(CPU {time.process_time() - cpu:.3f} s)"
+                )
+
         for label, choose in (
             ("replay of a day, every mark read (replays before 2026-12-05)", every_mark),
             (
@@ -90,6 +104,24 @@ def main() -> None:
                 f"{label}: {len(chosen):,} batches, {time.perf_counter() - wall:.3f} s "
                 f"(CPU {time.process_time() - cpu:.3f} s)"
             )
+
+        def in_use() -> int:
+            with sqlite3.connect(work / "data" / "catalog.db") as con:
+                pages, free, size = (
+                    con.execute(f"PRAGMA {p}").fetchone()[0]
+                    for p in ("page_count", "freelist_count", "page_size")
+                )
+            return int((pages - free) * size)
+
+        before = in_use()
+        wall, cpu = time.perf_counter(), time.process_time()
+        folded = ax.lake.fold_retired_marks(ax.landing, date.today())
+        print(
+            f"maintain's fold: {folded:,} marks, {time.perf_counter() - wall:.3f} s "
+            f"(CPU {time.process_time() - cpu:.3f} s); the catalog database's pages in use "
+            f"{before / 1e6:.1f} MB → {in_use() / 1e6:.1f} MB (freed pages take the next marks)"
+        )
+        read_all(", the days folded")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,10 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     from advertisex.lake.kept import KeptRows
     from advertisex.landing.zone import LandingZone
     from advertisex.model.schemas import TableSpec
+
+# Done marks of a landing day are folded (Lake.fold_retired_marks) no sooner than this after
+# it: the monitors read the last hours' marks by name, which a folded day would unpack.
+FOLD_AFTER = timedelta(days=2)
 
 
 class Lake:
@@ -456,6 +461,27 @@ class Lake:
                 # Every name of ``source`` sorts before ``<source>0`` ("0" follows "/").
                 done |= self.done_segments(between=(low, f"{source}0"))
         return done
+
+    def fold_retired_marks(self, landing: LandingZone, today: date) -> int:
+        """Fold the done marks of each source's landing days before both its oldest landing
+        day and :data:`FOLD_AFTER` ago into a row a day (``SegmentLedger.fold``): the ledger
+        kept a row for every segment ever committed, ≈ 160 bytes each, for good. Readers see
+        the same marks; a day whose segments are copied back from the archive (for a
+        replay) reads as done, as before. How many marks were folded."""
+        from advertisex.landing.detect import SOURCES
+
+        folded = 0
+        for source in SOURCES:
+            bound = today - FOLD_AFTER
+            low = landing.lowest_name(source)  # None: it holds nothing
+            if low is not None:
+                day = low.split("/")[1]
+                if not day:
+                    continue  # it holds names that are not of a landing day: left as they are
+                bound = min(bound, date.fromisoformat(day))
+            for day in self.ledger.unfolded_days_before(source, bound.isoformat()):
+                folded += self.ledger.fold(source, day)
+        return folded
 
     def segment_marks(
         self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None

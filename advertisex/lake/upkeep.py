@@ -205,6 +205,8 @@ def _maintain_landing(
         result.partitions_expired = len(expired.partitions)
         result.files_deleted, result.archived = len(expired.files), expired.archived
         result.bytes_before = expired.bytes  # bytes of the segments expired
+        if not dry_run:
+            lake.fold_retired_marks(landing, now.date())
     except OSError as error:
         result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.perf_counter() - started
