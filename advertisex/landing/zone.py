@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import mmap
 import os
 import re
@@ -473,11 +474,22 @@ class LandingZone:
         """Where ``source``'s segment names start now: ``<source>/<oldest landing day>/``
         (retention deleted the older days' segments), ``<source>/`` when its folder holds
         anything but day folders, None when it holds nothing. One directory read."""
+        return _lowest_name(source, self._source_entries(source))
+
+    def held_ranges(self, source: str) -> list[tuple[str, str]]:
+        """Half-open ranges of segment names covering every segment of ``source`` this zone
+        can hold now: a range a run of consecutive landing days (the last one open-ended),
+        or the whole source when its folder holds anything but day folders. A day copied
+        back from the archive months before the others is its own range: what lies between
+        is nobody's (the ledger's folded days there are not read). One directory read."""
+        return _held_ranges(source, self._source_entries(source))
+
+    def _source_entries(self, source: str) -> list[tuple[str, bool]]:
+        """(name, is a folder) of each entry of ``source``'s folder."""
         try:
-            entries = [(e.name, e.is_dir()) for e in os.scandir(self.root / source)]
+            return [(e.name, e.is_dir()) for e in os.scandir(self.root / source)]
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        return _lowest_name(source, entries)
+            return []
 
     def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
         """The sealed segments that landed in ``hour``: name → size where the listing
@@ -971,15 +983,14 @@ class ObjectStoreLandingZone(LandingZone):
                     found.append(Segment(source, relative, info.size))
         return sorted(found, key=lambda s: (s.name.rsplit("/", 1)[-1], s.name))
 
-    def lowest_name(self, source: str) -> str | None:
+    def _source_entries(self, source: str) -> list[tuple[str, bool]]:
         import pyarrow.fs as pafs
 
         selector = pafs.FileSelector(f"{self.base}/{source}", allow_not_found=True)
-        entries = [
+        return [
             (info.base_name, info.type == pafs.FileType.Directory)
             for info in self.fs.get_file_info(selector)
         ]
-        return _lowest_name(source, entries)
 
     def listing(self, source: str, hour: datetime) -> dict[str, int | None]:
         return {s.name: s.size for s in self.segments(source, hour=hour)}  # sizes come free
@@ -1093,6 +1104,23 @@ def _lowest_name(source: str, entries: list[tuple[str, bool]]) -> str | None:
     if any(not name.startswith(".") and not (folder and _day(name)) for name, folder in entries):
         return f"{source}/"
     return f"{source}/{min(days).isoformat()}/" if days else None
+
+
+def _held_ranges(source: str, entries: list[tuple[str, bool]]) -> list[tuple[str, str]]:
+    """:meth:`LandingZone.held_ranges` from the entries of ``source``'s folder."""
+    low = _lowest_name(source, entries)
+    if low is None:
+        return []
+    if low == f"{source}/":
+        return [(low, f"{source}0")]  # "0" sorts right after "/"
+    days = sorted(day for name, folder in entries if folder and (day := _day(name)) is not None)
+    ranges: list[tuple[str, str]] = []
+    first = days[0]
+    for before, day in itertools.pairwise(days):
+        if day - before > timedelta(days=1):
+            ranges.append((f"{source}/{first.isoformat()}/", f"{source}/{before.isoformat()}0"))
+            first = day
+    return [*ranges, (f"{source}/{first.isoformat()}/", f"{source}0")]
 
 
 def _day(folder: str) -> date | None:

@@ -133,3 +133,31 @@ def test_maintain_folds_the_marks_of_deleted_days_and_a_restored_day_is_done_and
     assert replayed.batches == first.batches and replayed.segments == 2
     assert snapshot(ax, tables) == before
     assert ax.lake.fold_retired_marks(ax.landing, date(2026, 12, 1)) == 0  # landing holds them
+
+
+def test_a_day_copied_back_months_before_the_others_unpacks_no_folded_day_between(
+    ax, monkeypatch
+) -> None:
+    """The processor reads the marks of the runs of days the landing zone holds: a day
+    copied back from the archive (for a replay) does not have every folded day between it
+    and today unpacked at each pending list."""
+    catalog = ax.lake.catalog
+    with catalog.atomic(MARKS):
+        pass
+    ledger = catalog.ledger
+    ledger.fold("impressions", "2026-01-01")
+    ledger.fold("impressions", "2026-01-02")
+    for name in (NAMES[0], "impressions/2026-03-01/00/20260301T000000000000Z-z.ndjson"):  # held
+        path = ax.landing.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"{}\n")
+    unpacked: list[tuple[str, str]] = []
+    unfolded = SegmentLedger._unfolded
+
+    def watched(self, days):
+        unpacked.extend(days)
+        return unfolded(self, days)
+
+    monkeypatch.setattr(SegmentLedger, "_unfolded", watched)
+    assert NAMES[0] in ax.lake.done_in(ax.landing, ["impressions"])
+    assert unpacked == [("impressions", "2026-01-01")]

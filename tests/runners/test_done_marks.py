@@ -94,5 +94,14 @@ def test_the_lowest_name_of_a_source_follows_its_folders(tmp_path: Path) -> None
     (folder / "2026-11-20").mkdir()
     (folder / ".partial.csv.tmp").write_bytes(b"")
     assert landing.lowest_name("clicks") == "clicks/2026-11-20/"
+    assert landing.held_ranges("clicks") == [("clicks/2026-11-20/", "clicks0")]
+    (folder / "2026-06-02").mkdir()  # a day copied back from the archive, and the next
+    (folder / "2026-06-01").mkdir()
+    assert landing.held_ranges("clicks") == [
+        ("clicks/2026-06-01/", "clicks/2026-06-020"),
+        ("clicks/2026-11-20/", "clicks0"),
+    ]
+    assert landing.held_ranges("impressions") == []
     (folder / "loose.csv").write_bytes(b"")  # a layout with segments beside the days
     assert landing.lowest_name("clicks") == "clicks/"
+    assert landing.held_ranges("clicks") == [("clicks/", "clicks0")]
