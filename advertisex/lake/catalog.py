@@ -86,7 +86,8 @@ SEGMENTS = SqlTable(
 # A landing day's marks folded into one row (:meth:`SegmentLedger.fold`) once retention has
 # deleted the day's segments: the same marks, read the same way, in a fraction of the room
 # (a mark a row took ≈ 160 bytes with its key; folded, ≈ 10-20). ``marks``: zlib of the
-# marks as JSON lines; ``batches``: zlib of their distinct batch ids, one a line.
+# marks as one JSON array (:data:`_PACKED`); ``batches``: zlib of their distinct batch
+# ids, one a line.
 FOLDED = SqlTable(
     "advertisex_segment_days",
     _meta,
@@ -273,13 +274,13 @@ class SegmentLedger:
         in_day = (SEGMENTS.c.segment >= low, SEGMENTS.c.segment < high)
         the_day = (FOLDED.c.source == source, FOLDED.c.day == day)
         with Session(self.engine) as session, session.begin():
-            rows = session.execute(select(*SEGMENTS.c).where(*in_day)).all()
+            rows = session.execute(select(*_PACKED).where(*in_day)).all()
             if not rows:
                 return 0
-            marks = [SegmentDone(**row._asdict()) for row in rows]
+            marks = [tuple(row) for row in rows]
             before = session.execute(select(FOLDED.c.marks).where(*the_day)).scalar_one_or_none()
             if before is not None:
-                marks += _unpacked(source, before)
+                marks += jsonutil.loads(zlib.decompress(before))
                 session.execute(delete(FOLDED).where(*the_day))
             session.execute(insert(FOLDED).values(_folded_row(source, day, marks)))
             session.execute(delete(SEGMENTS).where(*in_day))
@@ -415,18 +416,25 @@ def _row_type(fields: tuple[str, ...]) -> Any:
     return collections.namedtuple("FoldedMark", fields)  # type: ignore[misc]
 
 
-def _folded_row(source: str, day: str, marks: list[SegmentDone]) -> dict[str, Any]:
-    """The ``FOLDED`` row of ``source``'s ``day`` holding ``marks``."""
-    marks = sorted(marks, key=lambda m: m.segment)
-    lines = b"\n".join(
-        jsonutil.dumps([m.segment, m.batch_id, m.records, m.bytes, m.committed_at]) for m in marks
-    )
-    batches = "\n".join(sorted({m.batch_id for m in marks})).encode()
+# A folded mark: these columns, in this order (``FOLDED.marks`` holds a JSON array of them).
+_PACKED = (
+    SEGMENTS.c.segment,
+    SEGMENTS.c.batch_id,
+    SEGMENTS.c.records,
+    SEGMENTS.c.bytes,
+    SEGMENTS.c.committed_at,
+)
+
+
+def _folded_row(source: str, day: str, marks: list[Any]) -> dict[str, Any]:
+    """The ``FOLDED`` row of ``source``'s ``day`` holding ``marks`` (:data:`_PACKED` each)."""
+    marks = sorted(marks, key=lambda mark: mark[0])
+    batches = "\n".join(sorted({mark[1] for mark in marks})).encode()
     return {
         "source": source,
         "day": day,
         "segments": len(marks),
-        "marks": zlib.compress(lines, 6),
+        "marks": zlib.compress(jsonutil.dumps(marks), 6),
         "batches": zlib.compress(batches, 6),
     }
 
@@ -435,8 +443,8 @@ def _unpacked(source: str, packed: bytes) -> list[SegmentDone]:
     """The marks a ``FOLDED`` row's ``marks`` holds."""
     return [
         SegmentDone(segment, source, batch_id, records, size, committed_at)
-        for segment, batch_id, records, size, committed_at in (
-            jsonutil.loads(line) for line in zlib.decompress(packed).split(b"\n")
+        for segment, batch_id, records, size, committed_at in jsonutil.loads(
+            zlib.decompress(packed)
         )
     ]
 
