@@ -161,3 +161,29 @@ def test_a_day_copied_back_months_before_the_others_unpacks_no_folded_day_betwee
     monkeypatch.setattr(SegmentLedger, "_unfolded", watched)
     assert NAMES[0] in ax.lake.done_in(ax.landing, ["impressions"])
     assert unpacked == [("impressions", "2026-01-01")]
+
+
+def test_maintain_folds_only_days_before_the_landing_zones_and_two_days_old(ax) -> None:
+    """A source's days are folded before its oldest landing day and at least two days
+    before today; a source whose folder holds names that are not of a landing day keeps
+    its marks as they are."""
+    days = ["2026-01-01", "2026-01-02", "2026-01-08", "2026-01-09"]
+    marks = [
+        _mark(f"{source}/{day}/00/20260101T000000000000Z-{source}.x", f"b-{day}")
+        for source in ("impressions", "clicks", "bids")
+        for day in days
+    ]
+    catalog = ax.lake.catalog
+    with catalog.atomic(marks):
+        pass
+    root = ax.landing.root
+    (root / "bids" / "2026-01-02").mkdir(parents=True)  # bids: the landing zone from 01-02
+    (root / "clicks").mkdir()
+    (root / "clicks" / "loose.csv").write_bytes(b"")  # clicks: not a landing day's name
+    folded = ax.lake.fold_retired_marks(ax.landing, date(2026, 1, 10))  # today - 2: 01-08
+    ledger = catalog.ledger
+    assert folded == 2 + 1  # impressions: 01-01 and 01-02; bids: 01-01
+    assert ledger.unfolded_days_before("impressions", "2026-12-31") == days[2:]
+    assert ledger.unfolded_days_before("bids", "2026-12-31") == days[1:]
+    assert ledger.unfolded_days_before("clicks", "2026-12-31") == days
+    assert ledger.names() == {m.segment for m in marks}
