@@ -207,6 +207,7 @@ def _maintain_landing(
         result.bytes_before = expired.bytes  # bytes of the segments expired
         if not dry_run:
             lake.fold_retired_marks(landing, now.date())
+            landing.pack_markers(now)
     except OSError as error:
         result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.perf_counter() - started

@@ -18,6 +18,7 @@ import mmap
 import os
 import re
 import secrets
+import sqlite3
 import stat
 import threading
 import time
@@ -411,7 +412,7 @@ class LandingZone:
         try:
             name = _pending(path).read_text().strip()
         except FileNotFoundError:
-            return None
+            return self._packed_marker(path)
         if not name or not (self.root / name).is_file():
             return None  # its segment never appeared: those bytes are still to land
         try:
@@ -419,6 +420,45 @@ class LandingZone:
         except FileNotFoundError:  # its own ingest, or another look-up, put it in place
             pass
         return name
+
+    def pack_markers(self, now: datetime) -> int:
+        """Move the index markers placed before ``now`` - :data:`PACK_MARKERS_AFTER` into
+        the index's SQLite file (``_index/blake3/packed.db``, a row each) and delete their
+        files: how many. A marker file takes a block and an inode of the disk for good (a
+        million ingested files: ≈ 4 GB), a row ≈ 100 bytes; a look-up that finds no file
+        finds the row (:meth:`_marked`). The rows are committed before a file goes."""
+        folder = self.root / _INDEX / _CURRENT
+        cutoff = (now - PACK_MARKERS_AFTER).timestamp()
+        found: list[tuple[Path, bytes, str]] = []
+        for path in _marker_files(folder):
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                found.append((path, bytes.fromhex(path.name), path.read_text().strip()))
+            except (OSError, ValueError):  # gone meanwhile, or not a marker: left as it is
+                continue
+        if not found:
+            return 0
+        with contextlib.closing(_packed_index(folder, create=True)) as db, db:
+            db.executemany(
+                "INSERT OR REPLACE INTO markers VALUES (?, ?)", [(d, n) for _, d, n in found]
+            )
+        for path, _, _ in found:
+            path.unlink(missing_ok=True)
+        return len(found)
+
+    def _packed_marker(self, path: Path) -> str | None:
+        """The segment the marker at ``path`` names, if :meth:`pack_markers` packed it."""
+        folder = self.root / _INDEX / _CURRENT
+        if path.parent.parent != folder or not (folder / _PACKED_INDEX).is_file():
+            return None
+        try:
+            digest = bytes.fromhex(path.name)
+        except ValueError:
+            return None
+        with contextlib.closing(_packed_index(folder)) as db:
+            row = db.execute("SELECT segment FROM markers WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else str(row[0])
 
     def _has_legacy_index(self) -> bool:
         """Whether ``_index/`` holds markers of the SHA-256 index (a lake ingested into by an
@@ -943,6 +983,9 @@ class ObjectStoreLandingZone(LandingZone):
     def sync_markers(self) -> None:
         pass  # an object is durable once uploaded
 
+    def pack_markers(self, now: datetime) -> int:
+        return 0  # an object takes no block or inode of this machine's disk
+
     def _index(self, digest: str, name: str) -> None:
         with self.fs.open_output_stream(f"{self.base}/{marker(digest)}") as out:
             out.write((name + "\n").encode())
@@ -1226,6 +1269,35 @@ def lineage_table(segments: list[Segment]) -> pa.Table:
             "ingest_time": segment_times(s.name for s in segments),
         }
     )
+
+
+# Index markers older than this are packed into the index's SQLite file by ``maintain``.
+PACK_MARKERS_AFTER = timedelta(days=1)
+_PACKED_INDEX = "packed.db"  # in _index/blake3/
+
+
+def _marker_files(folder: Path) -> Iterator[Path]:
+    """The index markers' files under ``folder`` (``<2 hex>/<hash>``; pending ones left out)."""
+    try:
+        prefixes = [e.path for e in os.scandir(folder) if e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for prefix in prefixes:
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(prefix):
+                if not entry.name.startswith(".") and entry.is_file():
+                    yield Path(entry.path)
+
+
+def _packed_index(folder: Path, create: bool = False) -> sqlite3.Connection:
+    """The packed markers' database in ``folder`` (made when ``create``)."""
+    db = sqlite3.connect(folder / _PACKED_INDEX)
+    if create:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS markers "
+            "(digest BLOB PRIMARY KEY, segment TEXT NOT NULL) WITHOUT ROWID"
+        )
+    return db
 
 
 def _pending(marker_path: Path) -> Path:

@@ -448,3 +448,20 @@ def test_a_read_of_a_snapshot_expired_meanwhile_is_a_conflict_to_retry(tmp_path:
     with pytest.raises(CommitConflictError, match="changed while it was read") as raised:
         lake.read("curated.clicks")
     assert isinstance(raised.value, TransientError)  # the runner's batch retry takes it
+
+
+def test_maintain_packs_the_old_index_markers_of_ingested_files(ax, tmp_path: Path) -> None:
+    from advertisex.landing.zone import PACK_MARKERS_AFTER, content_hash, marker
+
+    f = tmp_path / "imps.ndjson"
+    f.write_bytes(
+        b'{"timestamp":"2026-11-02T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    )
+    [first] = ax.ingest([str(f)])
+    placed = ax.landing.root / marker(content_hash(f.read_bytes()))
+    old = (datetime.now(UTC) - PACK_MARKERS_AFTER - timedelta(hours=1)).timestamp()
+    os.utime(placed, (old, old))
+    ax.maintain()
+    assert not placed.exists()
+    [again] = ax.ingest([str(f)])
+    assert again.status == "already" and again.segment == first.segment

@@ -559,3 +559,32 @@ def test_a_landed_files_marker_is_on_disk_before_ingest_says_so(
         named = events.index(("named", str(placed)))
         assert ("fsync", str(placed)) in events[named:]
         assert ("fsync", str(placed.parent)) in events[named:]
+
+
+def test_old_index_markers_are_packed_and_still_found(tmp_path: Path):
+    """maintain packs the index markers older than a day into one SQLite file and deletes
+    their files (a block and an inode each, for good): the same bytes ingested again are
+    still found, the recent markers stay files."""
+    from datetime import datetime
+
+    from advertisex.landing.zone import PACK_MARKERS_AFTER
+
+    zone = LandingZone(tmp_path / "landing")
+    files = []
+    for i in range(4):
+        f = tmp_path / f"imps-{i}.ndjson"
+        f.write_bytes(IMPRESSION.replace(b'"u"', f'"u{i}"'.encode()))
+        files.append(f)
+    landed = [zone.ingest_file(f) for f in files]
+    now = datetime.now(UTC)
+    old = (now - PACK_MARKERS_AFTER - timedelta(minutes=1)).timestamp()
+    markers = [zone.root / marker(content_hash(f.read_bytes())) for f in files]
+    for path in markers[:3]:
+        os.utime(path, (old, old))
+    assert zone.pack_markers(now) == 3
+    assert [path.exists() for path in markers] == [False, False, False, True]
+    assert zone.pack_markers(now) == 0
+    again = LandingZone(tmp_path / "landing").ingest_files(files)
+    assert [r.status for r in again] == ["already"] * 4
+    assert [r.segment for r in again] == [r.segment for r in landed]
+    assert len(zone.segments()) == 4
