@@ -340,7 +340,7 @@ class LandingZone:
         marker perhaps still under its pending name, which the next look-up of those bytes
         puts in place (:meth:`_marked`) instead of landing them again. Made durable here, as
         each file landed (three more fsyncs a file), they took an ingest of 2,000 small
-        files from 1.8-2.7 s to 3.2-3.3 s; at the end, ≈ 0.1 s more."""
+        files from 1.8-2.7 s to 3.2-3.3 s; at the end, ≈ 0.1-0.2 s more."""
         path = self.root / marker(digest)
         pending = _pending(path)
         try:
