@@ -142,6 +142,7 @@ class LandingZone:
         self._legacy_index: bool | None = None  # see _has_legacy_index
         self._unsynced: set[Path] = set()  # index markers placed, not yet fsync'd
         self._unsynced_lock = threading.Lock()
+        self._packed = threading.local()  # each thread's connection to the packed markers
         # Ingest copies files in by the kernel (landing.staged) while it can: Linux's O_TMPFILE.
         self._staging = hasattr(os, "O_TMPFILE")
 
@@ -456,8 +457,10 @@ class LandingZone:
             digest = bytes.fromhex(path.name)
         except ValueError:
             return None
-        with contextlib.closing(_packed_index(folder)) as db:
-            row = db.execute("SELECT segment FROM markers WHERE digest = ?", (digest,)).fetchone()
+        db = getattr(self._packed, "db", None)
+        if db is None:  # one connection a thread: opened for each look-up, 0.2 ms a file
+            db = self._packed.db = _packed_index(folder)
+        row = db.execute("SELECT segment FROM markers WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else str(row[0])
 
     def _has_legacy_index(self) -> bool:
