@@ -269,7 +269,7 @@ class SegmentLedger:
         """Fold the marks of ``source``'s segments landed on ``day`` into the day's one row
         (with those folded before): how many marks it folded. Call it for days whose
         segments the landing zone no longer holds: what a processor reads at its start
-        (:meth:`names` from the oldest landing day on) then never unpacks a folded day."""
+        (the marks of the runs of days the landing zone holds) then never unpacks one."""
         low, high = _day_range(source, day)
         in_day = (SEGMENTS.c.segment >= low, SEGMENTS.c.segment < high)
         the_day = (FOLDED.c.source == source, FOLDED.c.day == day)
