@@ -81,6 +81,14 @@ def print_upkeep(report: Any, fmt: Format) -> None:
         return
     title = "would do (dry run)" if report.dry_run else f"maintained in {report.seconds:.1f} s"
     print_rows(rows, fmt, title=title, columns=COLUMNS)
+    for t in report.tables:
+        if t.marks_folded or t.markers_packed:
+            marks, markers = t.marks_folded, t.markers_packed
+            print_message(
+                f"{t.table}: {marks:,} done mark{'s' * (marks != 1)} of retired days folded, "
+                f"{markers:,} ingest index marker{'s' * (markers != 1)} packed "
+                "(docs/running-for-months.md)"
+            )
     failed = [t.table for t in report.tables if t.error]
     if failed:
         print_message(

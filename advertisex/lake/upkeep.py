@@ -55,6 +55,10 @@ class TableUpkeep:
     partitions_expired: int = 0
     rows_expired: int = 0
     archived: int = 0
+    # The landing zone's: done marks of retired days folded (Lake.fold_retired_marks) and
+    # ingest index markers packed (LandingZone.pack_markers). Not kept in ops.maintenance.
+    marks_folded: int = 0
+    markers_packed: int = 0
     seconds: float = 0.0
     error: str | None = None
 
@@ -206,8 +210,8 @@ def _maintain_landing(
         result.files_deleted, result.archived = len(expired.files), expired.archived
         result.bytes_before = expired.bytes  # bytes of the segments expired
         if not dry_run:
-            lake.fold_retired_marks(landing, now.date())
-            landing.pack_markers(now)
+            result.marks_folded = lake.fold_retired_marks(landing, now.date())
+            result.markers_packed = landing.pack_markers(now)
     except OSError as error:
         result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.perf_counter() - started

@@ -119,7 +119,8 @@ def test_maintain_folds_the_marks_of_deleted_days_and_a_restored_day_is_done_and
     for segment in landed.values():
         ax.landing.remove(segment)  # as landing retention does
     ledger = ax.lake.ledger
-    ax.maintain(tables=None)
+    report = ax.maintain(tables=None)
+    assert [t.marks_folded for t in report.tables if t.table == "landing"] == [2]
     assert _rows(ledger) == 1 and ledger.names() == {*(s.name for s in landed.values()), today.name}
     for user, day in (("a", 1), ("b", 2)):  # copied back from the archive
         at = datetime(2026, 11, day, 12, tzinfo=UTC)

@@ -461,7 +461,8 @@ def test_maintain_packs_the_old_index_markers_of_ingested_files(ax, tmp_path: Pa
     placed = ax.landing.root / marker(content_hash(f.read_bytes()))
     old = (datetime.now(UTC) - PACK_MARKERS_AFTER - timedelta(hours=1)).timestamp()
     os.utime(placed, (old, old))
-    ax.maintain()
+    report = ax.maintain()
+    assert [t.markers_packed for t in report.tables if t.table == "landing"] == [1]
     assert not placed.exists()
     [again] = ax.ingest([str(f)])
     assert again.status == "already" and again.segment == first.segment
