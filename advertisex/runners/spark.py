@@ -137,12 +137,27 @@ def check_master(master: str | None, timeout: float = 5.0) -> None:
     )
 
 
+# Spark's log is appended to by every run: past this size it becomes ``spark.log.1`` (the
+# one before that goes), so months of daily runs keep two logs, not a file that only grows.
+SPARK_LOG_KEEP = 8 << 20
+
+
+def _rotated(path: Path) -> None:
+    """Move ``path`` aside to ``<name>.1`` once it holds more than :data:`SPARK_LOG_KEEP`."""
+    try:
+        if path.stat().st_size > SPARK_LOG_KEEP:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
 @contextlib.contextmanager
 def _jvm_output_to(path: Path) -> Iterator[None]:
     """Whatever the JVM started inside the block prints (log4j warnings, Java stack
     traces) goes to ``path``: it inherits this process's stdout and stderr, which point
     there while it starts."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _rotated(path)
     sys.stdout.flush()
     sys.stderr.flush()
     log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

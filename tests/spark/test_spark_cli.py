@@ -3,6 +3,7 @@ log stays off the terminal unless --verbose."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,17 @@ def test_what_the_jvm_prints_goes_to_the_log_not_the_terminal(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert out == "after the block\n" and err == ""
     assert log.read_text() == "WARN NativeCodeLoader: …\nstarted\n"
+
+
+def test_the_spark_log_is_moved_aside_once_it_is_large(tmp_path, monkeypatch):
+    """Every run appends to the log: past its size it becomes spark.log.1 (the one before
+    that goes), so months of runs keep two logs, not one that only grows."""
+    from advertisex.runners import spark
+
+    monkeypatch.setattr(spark, "SPARK_LOG_KEEP", 10)
+    log = tmp_path / "logs" / "spark.log"
+    for run in ("first run, long enough\n", "second\n", "third\n"):
+        with spark._jvm_output_to(log):
+            os.write(2, run.encode())
+    assert log.read_text() == "second\nthird\n"
+    assert (tmp_path / "logs" / "spark.log.1").read_text() == "first run, long enough\n"
