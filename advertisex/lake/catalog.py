@@ -18,7 +18,7 @@ import contextlib
 import functools
 import os
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -305,11 +305,8 @@ class SegmentLedger:
         """The marks folded into ``days`` (source, day)."""
         if not days:
             return []
-        query = select(FOLDED.c.source, FOLDED.c.marks).where(
-            tuple_(FOLDED.c.source, FOLDED.c.day).in_(list(days))
-        )
         with Session(self.engine) as session:
-            return [m for row in session.execute(query).all() for m in _unpacked(*row)]
+            return _folded_marks(session, days)
 
     def _folded_with_batches(self, batch_ids: set[str]) -> list[tuple[str, str]]:
         """The folded days that hold a mark of one of ``batch_ids``."""
@@ -375,7 +372,7 @@ class SegmentLedger:
         for can be in are unpacked (none, for the ranges of the days the landing holds)."""
         wanted = None if among is None else set(among)
         if wanted is not None:
-            asked = {_source_day(name) for name in wanted}
+            asked = _days_of(wanted)
             keys = [(s, d) for s, d, _ in days if (s, d) in asked]
         elif between is not None:
             keys = [(s, d) for s, d, _ in days if _overlaps(_day_range(s, d), between)]
@@ -449,31 +446,36 @@ def _unpacked(source: str, packed: bytes) -> list[SegmentDone]:
     ]
 
 
+def _folded_marks(session: Session, days: Collection[tuple[str, str]]) -> list[SegmentDone]:
+    """The marks folded into ``days`` (source, day), read in ``session``."""
+    where = tuple_(FOLDED.c.source, FOLDED.c.day).in_(sorted(days))
+    folded = session.execute(select(FOLDED.c.source, FOLDED.c.marks).where(where)).all()
+    return [mark for source, packed in folded for mark in _unpacked(source, packed)]
+
+
+def _days_of(names: Iterable[str]) -> set[tuple[str, str]]:
+    """The (source, landing day) of each of ``names`` that is a landing day's name."""
+    return {key for name in names if (key := _source_day(name)) is not None}
+
+
 def _unfold(session: Session, names: Collection[str]) -> None:
     """Put the marks of the folded days ``names`` fall in back a row each (a replay's
     forget withdraws some of them next, in the same transaction)."""
-    keys = {key for name in names if (key := _source_day(name)) is not None}
-    if not keys:
-        return
-    where = tuple_(FOLDED.c.source, FOLDED.c.day).in_(sorted(keys))
-    folded = session.execute(select(FOLDED.c.source, FOLDED.c.marks).where(where)).all()
-    if not folded:
-        return
-    session.execute(delete(FOLDED).where(where))
-    marks = [m for source, packed in folded for m in _unpacked(source, packed)]
-    session.execute(insert(SEGMENTS), [m.__dict__ for m in marks])
+    days = _days_of(names)
+    marks = _folded_marks(session, days) if days else []
+    if marks:
+        session.execute(
+            delete(FOLDED).where(tuple_(FOLDED.c.source, FOLDED.c.day).in_(sorted(days)))
+        )
+        session.execute(insert(SEGMENTS), [m.__dict__ for m in marks])
 
 
 def _folded_already(session: Session, segments: list[SegmentDone]) -> bool:
     """Whether a mark of ``segments`` is folded already (committed before: a conflict the
     table's key no longer catches for a folded day)."""
-    keys = {key for s in segments if (key := _source_day(s.segment)) is not None}
-    if not keys:
-        return False
-    where = tuple_(FOLDED.c.source, FOLDED.c.day).in_(sorted(keys))
-    folded = session.execute(select(FOLDED.c.source, FOLDED.c.marks).where(where)).all()
-    names = {m.segment for source, packed in folded for m in _unpacked(source, packed)}
-    return any(s.segment in names for s in segments)
+    days = _days_of(s.segment for s in segments)
+    folded = {m.segment for m in _folded_marks(session, days)} if days else set()
+    return any(s.segment in folded for s in segments)
 
 
 def _raise_epoch(session: Session) -> None:

@@ -468,16 +468,17 @@ class Lake:
         the same marks; a day whose segments are copied back from the archive (for a
         replay) reads as done, as before. How many marks were folded."""
         from advertisex.landing.detect import SOURCES
+        from advertisex.landing.zone import landing_day
 
         folded = 0
         for source in SOURCES:
             bound = today - FOLD_AFTER
             low = landing.lowest_name(source)  # None: it holds nothing
             if low is not None:
-                day = low.split("/")[1]
-                if not day:
+                oldest = landing_day(low)
+                if oldest is None:
                     continue  # it holds names that are not of a landing day: left as they are
-                bound = min(bound, date.fromisoformat(day))
+                bound = min(bound, oldest)
             for day in self.ledger.unfolded_days_before(source, bound.isoformat()):
                 folded += self.ledger.fold(source, day)
         return folded
