@@ -357,9 +357,14 @@ class LocalKernels:
                         parts = chunks[tag].parts()
                     else:
                         parts = self.chunks(narrowed[tag]).parts()
-                    for rows in parts:
-                        if tag in keyless:
-                            rows = rows.filter(pc.is_valid(rows.column(key)))
+                    if tag in keyless:
+                        parts = (rows.filter(pc.is_valid(rows.column(key))) for rows in parts)
+                    # Spilled up to a run's rows at a time, not a record batch (≈ 0.1 M rows)
+                    # at a time: cut into ``fine`` buckets, each batch made parts of ≈ 2 k
+                    # rows, an IPC message each, written and read back one by one (a 10 M
+                    # backlog's auctions step 8.3 s, now 7.3). Two steps spilling at once
+                    # hold no more than two runs do.
+                    for rows in regrouped(parts, _run_rows(self.bucket_rows)):
                         spill.add(tag, rows.select(schema.names), key)
                 spill.close()
                 # No rows: the part on none.

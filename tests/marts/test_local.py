@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -243,3 +244,25 @@ def test_a_step_within_twice_the_bucket_runs_whole() -> None:
     assert 1_500 < runs["hourly"].largest <= WHOLE_BUCKETS * 1_500
     assert runs["correlate"].buckets >= 2 and runs["bids"].buckets >= 2
     assert canonical(marts) == canonical(serial)
+
+
+def test_a_spill_is_written_a_run_of_rows_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inputs are spilled in parts of up to a run's rows, not a record batch at a time:
+    cut into every bucket, a batch of a few rows made an IPC message per bucket of next to
+    nothing. Consecutive parts that fit in a run together went to the spill together."""
+    parts = traffic(1_000, seed=4)  # clicks in parts of ≈ 70 rows, bids ≈ 350
+    bucket_rows = 1_000
+    added: dict[str, list[int]] = {}
+    real_add = Spill.add
+
+    def add(self: Spill, tag: str, rows: pa.Table, key: str) -> None:
+        added.setdefault(tag, []).append(rows.num_rows)
+        real_add(self, tag, rows, key)
+
+    monkeypatch.setattr(Spill, "add", add)
+    marts, _ = _built(parts, bucket_rows)
+    run_rows = bucket_rows // 2
+    assert added["clicks"] == [sum(t.num_rows for t in parts["curated.clicks"])]
+    for tag, sizes in added.items():
+        assert all(a + b > run_rows for a, b in itertools.pairwise(sizes)), (tag, sizes)
+    assert canonical(marts) == canonical(_built(parts, WHOLE)[0])
