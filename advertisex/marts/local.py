@@ -4,9 +4,9 @@ Every step of :class:`advertisex.marts.maintain.Kernels` is partitionable by a k
 rules only compare events that share it). A step whose inputs hold at most
 :data:`WHOLE_BUCKETS` times :data:`BUCKET_ROWS` rows (planned from the data files' record
 counts) runs on them whole, as it always did. A bigger one — the first build over a
-backlog, say — is cut by a hash of its key into buckets: the curated rows are read a
-record batch at a time and each batch's rows appended to their bucket's Arrow IPC file in
-a temporary directory; then the buckets are read back a *run* of about half a bucket's
+backlog, say — is cut by a hash of its key into buckets: the curated rows are read up
+to a run's rows (below) at a time and their rows appended to their bucket's Arrow IPC file
+in a temporary directory; then the buckets are read back a *run* of about half a bucket's
 rows at a time and the step runs on each run alone, two runs at once on two threads
 (:class:`Room`: what is held at once stays within one :data:`BUCKET_ROWS`, and both cores
 work). It is the Spark runner's shuffle (``advertisex.marts.spark``), on the local disk,
