@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     import pyarrow as pa
     from pyiceberg.table import Table
 
-    from advertisex.config import Settings
+    from advertisex.config import ScaleSettings, Settings
     from advertisex.errors import AdvertiseXError
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
     from advertisex.lake.datafiles import Footer, WrittenFile
@@ -430,9 +430,11 @@ class Lake:
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
         planned = PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
-        if self._kept is not None and _every_row(row_filter, tasks):
-            paths = [task.file.file_path for task in tasks]
-            planned.kept = functools.partial(self._kept.rows, name, paths, fields)
+        if _every_row(row_filter, tasks):
+            planned.direct = (fields, self.settings.scale)
+            if self._kept is not None:
+                paths = [task.file.file_path for task in tasks]
+                planned.kept = functools.partial(self._kept.rows, name, paths, fields)
         return planned
 
     def done_segments(
@@ -680,6 +682,18 @@ def _files_still_there(name: str) -> Iterator[None]:
         ) from error
 
 
+# Rows of a record batch read as Parquet: what Arrow's scanner gives pyiceberg's reads.
+_BATCH_ROWS = 128 << 10
+
+
+def _closing(parquet: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``, the file of ``parquet`` closed once they are read (or let go)."""
+    try:
+        yield from batches
+    finally:
+        parquet.close()
+
+
 def _every_row(row_filter: Any, tasks: list[Any]) -> bool:
     """Whether a scan reads every row of its files: no row filter, no delete files."""
     from pyiceberg.expressions import AlwaysTrue
@@ -695,6 +709,9 @@ class PlannedRead:
         self.name, self.rows, self._reader, self._tasks = name, rows, reader, tasks
         # The files' rows as the lake kept them when it wrote them (None: not all kept).
         self.kept: Callable[[], pa.Table | None] = lambda: None
+        # (fields, storage settings) when the scan reads every row of its files (no row
+        # filter, no deletes): :meth:`batches` then reads them as Parquet.
+        self.direct: tuple[tuple[str, ...], ScaleSettings | None] | None = None
 
     def table(self) -> pa.Table:
         """Every row at once (the files read side by side, or their rows as this process
@@ -706,13 +723,42 @@ class PlannedRead:
             return self._reader.to_table(self._tasks)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """A record batch at a time (Arrow's scanner's, ≈ 128 k rows), a file after another.
+        """A record batch at a time (≈ 128 k rows), a file after another: read as Parquet
+        where every row is read (:meth:`_read_as_parquet`), else by pyiceberg's scan.
         pyiceberg's public ``to_record_batches`` reads all its tasks at once and each file
         whole (a compacted file holds millions of rows); its per-task generator streams a
         file's batches (pyiceberg is pinned below 0.13)."""
-        from pyiceberg.io.pyarrow import _read_all_delete_files
-
         with _files_still_there(self.name):
             for task in self._tasks:
-                deletes = _read_all_delete_files(self._reader._io, [task])
-                yield from self._reader._record_batches_from_scan_tasks_and_deletes([task], deletes)
+                yield from self._read_as_parquet(task) or self._scanned(task)
+
+    def _scanned(self, task: Any) -> Iterator[pa.RecordBatch]:
+        from pyiceberg.io.pyarrow import _read_all_delete_files
+
+        deletes = _read_all_delete_files(self._reader._io, [task])
+        yield from self._reader._record_batches_from_scan_tasks_and_deletes([task], deletes)
+
+    def _read_as_parquet(self, task: Any) -> Iterator[pa.RecordBatch] | None:
+        """A file's batches read as Parquet, by column name (as the marts' update and the
+        dedupe read added files), when every row is read (:attr:`direct`) and the file holds
+        every field asked for as a plain column; None otherwise (a file written before a
+        field was added, a nested field: pyiceberg's scan fills and names them). Read by
+        pyiceberg's scan, 5.4 M impressions' eight columns took 1.25-1.71 s of CPU against
+        0.83-1.01 s as Parquet (its projection of each batch); a backlog's marts build
+        reads the impressions three times."""
+        if self.direct is None:
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from advertisex.util import storage
+
+        fields, scale = self.direct
+        filesystem, path = storage.resolve(task.file.file_path, scale)
+        parquet = pq.ParquetFile(path, filesystem=filesystem)
+        schema = parquet.schema_arrow
+        names = set(schema.names)
+        if any(f not in names or pa.types.is_nested(schema.field(f).type) for f in fields):
+            parquet.close()
+            return None
+        return _closing(parquet, parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(fields)))
