@@ -44,7 +44,10 @@ def _processed_lake(events: int) -> tuple[Path, Path]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    shutil.copytree(lake, template)
+    partial = template.with_name("template.partial")  # a copy cut short is never taken
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(lake, partial)
+    partial.rename(template)
     return lake, template
 
 
