@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 from advertisex.errors import StorageError
 from advertisex.lake.listing import avro_records
 from advertisex.util import storage
-from advertisex.util.storage import local_path
 
 if TYPE_CHECKING:
     from pyiceberg.table.snapshots import Snapshot
@@ -45,7 +44,7 @@ _AT_ONCE = 8
 def start_writeback(location: str) -> None:
     """Start writing a just-closed data file to the disk now (:func:`storage.start_writeback`;
     the commit's fsync is what makes it durable). Nothing for a remote one."""
-    path = local_path(location)
+    path = storage.local_path(location)
     if path is not None:
         storage.start_writeback(path)
 
@@ -57,7 +56,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
     are left out (nothing to fsync)."""
     found = [metadata_location]
     for snapshot in snapshots:
-        manifest_list = local_path(snapshot.manifest_list or "")
+        manifest_list = storage.local_path(snapshot.manifest_list or "")
         if manifest_list is None:
             continue
         found.append(manifest_list)
@@ -65,7 +64,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
             if manifest.get("added_snapshot_id") != snapshot.snapshot_id:
                 continue  # carried over from an earlier snapshot: made durable by its commit
             found.append(manifest["manifest_path"])
-            manifest_path = local_path(manifest["manifest_path"])
+            manifest_path = storage.local_path(manifest["manifest_path"])
             if manifest_path is None:
                 continue
             found.extend(
@@ -73,7 +72,7 @@ def files_added(metadata_location: str, snapshots: Iterable[Snapshot]) -> list[s
                 for entry in avro_records(manifest_path)
                 if entry["status"] == _ADDED
             )
-    return [path for location in found if (path := local_path(location)) is not None]
+    return [path for location in found if (path := storage.local_path(location)) is not None]
 
 
 def sync(paths: Iterable[str], root: str | None) -> None:

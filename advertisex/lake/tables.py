@@ -473,8 +473,9 @@ class Lake:
         from advertisex.landing.zone import landing_day
 
         folded = 0
+        settled = today - FOLD_AFTER
         for source in SOURCES:
-            bound = today - FOLD_AFTER
+            bound = settled
             low = landing.lowest_name(source)  # None: it holds nothing
             if low is not None:
                 oldest = landing_day(low)
