@@ -102,6 +102,8 @@ def lock_holder() -> Any:
     for process in started:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def in_fresh_interpreter(argv: list[str], env: dict[str, str] | None = None) -> Any:

@@ -116,3 +116,5 @@ def test_console_on_port_0_says_the_port_it_took_and_ctrl_c_stops_it(lake_templa
     finally:
         if console.poll() is None:
             console.kill()
+            console.wait()
+        console.stderr.close()

@@ -218,6 +218,7 @@ def test_ingest_killed_while_copying_leaves_only_whole_segments_and_lands_the_re
         assert ingest.stdout.readline().strip() == b"landed"
     ingest.send_signal(signal.SIGKILL)
     ingest.wait()
+    ingest.stdout.close()
     zone = LandingZone(root)
     bodies = {f.read_bytes(): f for f in files}
     landed = [zone.read(s) for s in zone.segments()]

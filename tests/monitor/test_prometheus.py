@@ -67,6 +67,7 @@ def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path:
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     finally:
         server.shutdown()
+        server.server_close()
     assert 'advertisex_alerts{severity="critical",state="firing"} 1.0' in body
     assert 'advertisex_source_freshness_seconds{source="bids"} 120.0' in body
     assert "advertisex_processor_batches_total" in body  # from the processor's textfile
