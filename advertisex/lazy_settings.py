@@ -79,6 +79,12 @@ class Layout:
         return self.data_dir / "landing"
 
     @property
+    def spill_dir(self) -> Path:
+        """Where a marts build too big for memory writes its buckets (``marts.local``):
+        on the lake's own disk, not in a temporary folder that may live in memory."""
+        return self.data_dir / "spill"
+
+    @property
     def warehouse_uri(self) -> str:
         return self.lake.warehouse or (self.data_dir / "warehouse").resolve().as_uri()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -135,6 +136,9 @@ class WithoutRows:
             functools.partial(self._without, table)
         )
 
+    def spill_dir(self) -> Path | None:
+        return self.inner.spill_dir()
+
     def _without(self, table: str, rows: pa.Table) -> pa.Table:
         from advertisex.kernels.dedupe import key_column
 
@@ -247,6 +251,9 @@ class IcebergCurated:
                 for batch in planned.batches()
             ),
         )
+
+    def spill_dir(self) -> Path | None:
+        return self.lake.settings.spill_dir
 
 
 def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:

@@ -6,8 +6,10 @@ rules only compare events that share it). A step whose inputs hold at most
 counts) runs on them whole, as it always did. A bigger one — the first build over a
 backlog, say — is cut by a hash of its key into buckets: the curated rows are read up
 to a run's rows (below) at a time and their rows appended to their bucket's Arrow IPC file
-in a temporary directory; then the buckets are read back a *run* of about half a bucket's
-rows at a time and the step runs on each run alone, two runs at once on two threads
+in a folder of the lake's spill directory (``<data_dir>/spill``: the lake's disk, not a
+temporary folder that may live in memory; a killed build's folder is removed by the next);
+then the buckets are read back a *run* of about half a bucket's rows at a time and the
+step runs on each run alone, two runs at once on two threads
 (:class:`Room`: what is held at once stays within one :data:`BUCKET_ROWS`, and both cores
 work). It is the Spark runner's shuffle (``advertisex.marts.spark``), on the local disk,
 running the same part functions:
@@ -24,10 +26,14 @@ running the same part functions:
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import math
+import os
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -72,6 +78,14 @@ FINER = 4  # buckets written per bucket planned
 # Counts of the impressions' parts a thread keeps before it merges them (with what it
 # merged before): each part's rows are ≈ 8 MB of a 10 M backlog's rollup.
 MERGE_PARTS = 4
+SPILL_PREFIX = "advertisex-marts-"  # a spill's folder (in Settings.spill_dir, for a lake)
+# In each spill's folder: a file its build holds an exclusive lock on while the folder is in
+# use. The kernel drops the lock of a process however it ends, so a folder whose lock is free
+# is a killed build's (:func:`sweep_spills`).
+_OWNER = ".owner"
+# A folder without its owner file is a build's for the instant between making the folder and
+# claiming it — or one killed in that instant: removed once this old.
+_OWNERLESS_STALE_SECONDS = 3600
 
 Part = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
 T = TypeVar("T")
@@ -218,6 +232,8 @@ class LocalKernels:
         self.spill_dir = spill_dir
         self.held = Held()
         self.room = Room()
+        if spill_dir is not None:  # what builds killed before this one left behind
+            sweep_spills(spill_dir)
         self._read: dict[Rows, Future[pa.Table]] = {}  # whole reads, made or under way
         self._reading = threading.Lock()
 
@@ -384,11 +400,21 @@ class LocalKernels:
 
 class Spill:
     """Rows of several inputs cut into ``buckets`` by a hash of a key, on disk: one Arrow
-    IPC stream file per (input, bucket) in a temporary directory, removed on exit."""
+    IPC stream file per (input, bucket) in a folder of its own in ``directory`` (default:
+    the system's temporary folder), removed on exit. The folder is claimed (its owner file
+    locked) while it is in use: a build killed before its exit leaves it unclaimed, and the
+    next build's :func:`sweep_spills` removes it."""
 
     def __init__(self, buckets: int, directory: Path | None = None) -> None:
         self.buckets = buckets
-        self._dir = tempfile.TemporaryDirectory(prefix="advertisex-marts-", dir=directory)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=SPILL_PREFIX, dir=directory)
+        try:
+            self._owner = _claim(Path(self._dir.name))
+        except BaseException:
+            self._dir.cleanup()
+            raise
         self._writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(buckets, dtype=np.int64)
 
@@ -397,7 +423,10 @@ class Spill:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        self._dir.cleanup()
+        try:
+            self._dir.cleanup()
+        finally:
+            os.close(self._owner)  # released once the folder is gone: never swept while in use
 
     def _path(self, tag: str, bucket: int) -> Path:
         return Path(self._dir.name) / f"{tag}-{bucket}.arrow"
@@ -433,6 +462,58 @@ class Spill:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def _claim(folder: Path) -> int:
+    """Lock ``folder``'s owner file for as long as the returned descriptor is open. The file
+    is locked under another name and then named: a sweep never finds it unlocked while its
+    build runs."""
+    claiming = folder / f"{_OWNER}.new"
+    fd = os.open(claiming, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(claiming, folder / _OWNER)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def sweep_spills(directory: Path) -> int:
+    """Remove the spill folders in ``directory`` that no build uses any more: how many. A
+    build killed mid-way (SIGKILL, the out-of-memory killer, a power cut) never removes its
+    own, and a backlog's spill holds gigabytes; its folder is the one whose owner file
+    nobody holds locked. Folders of builds running now, in this process or another, stay."""
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(SPILL_PREFIX)]
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    removed = 0
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and _abandoned(Path(entry.path)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether no build holds ``folder`` (see :data:`_OWNER`)."""
+    try:
+        fd = os.open(folder / _OWNER, os.O_RDONLY)
+    except FileNotFoundError:  # not claimed (yet): only a long-unclaimed folder is left over
+        try:
+            return time.time() - folder.stat().st_mtime > _OWNERLESS_STALE_SECONDS
+        except OSError:
+            return False
+    except OSError:  # not ours to judge (another user's, say)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: its build runs
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _run_rows(bucket_rows: int) -> int:

@@ -439,7 +439,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total), as the runne
 def _local(curated: Curated) -> Kernels:
     from advertisex.marts.local import LocalKernels  # it runs the part functions above
 
-    return LocalKernels(curated)
+    return LocalKernels(curated, spill_dir=curated.spill_dir())
 
 
 def _steps(progress: Progress | None, names: tuple[str, ...]) -> Callable[[str], None]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
@@ -127,6 +128,11 @@ class Curated(Protocol):
         """Rows of ``table`` inside ``where``: the read planned."""
         ...
 
+    def spill_dir(self) -> Path | None:
+        """Where a step too big for memory spills its buckets (None: the system's
+        temporary folder)."""
+        ...
+
 
 class Marts(Protocol):
     def state(self) -> dict[str, str]: ...
@@ -178,6 +184,9 @@ class MemoryCurated:
         return Chunks(
             sum(part.num_rows for part in parts), lambda: self._read(table, where, columns), read
         )
+
+    def spill_dir(self) -> Path | None:
+        return None
 
 
 @dataclass

@@ -12,7 +12,14 @@ from mart_events import minutes, table
 from advertisex.config import load_settings
 from advertisex.lake.tables import Lake
 from advertisex.marts import maintain
-from advertisex.marts.iceberg import IcebergMarts, rebuild_marts, rules_for, update_marts
+from advertisex.marts.iceberg import (
+    IcebergCurated,
+    IcebergMarts,
+    WithoutRows,
+    rebuild_marts,
+    rules_for,
+    update_marts,
+)
 from advertisex.marts.store import MemoryCurated, MemoryMarts
 
 pytestmark = pytest.mark.integration
@@ -161,3 +168,12 @@ def test_rebuild_marts_replaces_everything(lake: Lake) -> None:
     again = rebuild_marts(lake, lake.settings)
     assert first.clicks == again.clicks == 1
     assert lake.read("marts.attributed_conversions").num_rows == 2
+
+
+def test_a_lake_spills_on_its_own_disk(lake: Lake) -> None:
+    """A lake's marts spill under its data directory (a temporary folder may live in
+    memory, which a spill is there to spare); tables in memory, in the temporary folder."""
+    spill_dir = lake.settings.data_dir / "spill"
+    assert maintain._local(IcebergCurated(lake)).spill_dir == spill_dir
+    assert maintain._local(WithoutRows(IcebergCurated(lake), {})).spill_dir == spill_dir
+    assert maintain._local(MemoryCurated()).spill_dir is None

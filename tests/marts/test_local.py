@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +20,7 @@ from mart_events import minutes, table
 from test_incremental import RULES, _curated, canonical, datasets
 
 from advertisex.marts import maintain
-from advertisex.marts.local import LocalKernels, Spill
+from advertisex.marts.local import SPILL_PREFIX, LocalKernels, Spill, sweep_spills
 from advertisex.marts.store import MemoryCurated, MemoryMarts
 
 WHOLE = 10**9  # bucket_rows no test input reaches: every step runs whole
@@ -140,6 +146,77 @@ def test_a_spill_gives_each_key_back_in_one_bucket(tmp_path: Any) -> None:
     assert all(not (a & b) for i, a in enumerate(keys) for b in keys[i + 1 :])
     assert spill.rows.tolist() == [b.num_rows for b in buckets]
     assert not list(tmp_path.iterdir())  # the directory removed on exit
+
+
+def _left_by_a_killed_build(directory: Path, name: str) -> Path:
+    """What a build killed mid-spill leaves: its folder, its owner file (whose lock the
+    kernel dropped with the process) and bucket files."""
+    folder = directory / f"{SPILL_PREFIX}{name}"
+    folder.mkdir()
+    (folder / ".owner").touch()
+    (folder / "impressions-3.arrow").write_bytes(b"x" * 1000)
+    return folder
+
+
+def test_spills_of_killed_builds_are_swept_and_those_in_use_are_not(tmp_path: Path) -> None:
+    rows = pa.table({"k": ["a", "b", "c"], "v": [1, 2, 3]})
+    dead = _left_by_a_killed_build(tmp_path, "dead")
+    unclaimed_new = tmp_path / f"{SPILL_PREFIX}unclaimed-new"  # made, not claimed yet
+    unclaimed_new.mkdir()
+    unclaimed_old = tmp_path / f"{SPILL_PREFIX}unclaimed-old"  # killed before its claim
+    unclaimed_old.mkdir()
+    os.utime(unclaimed_old, (time.time() - 7200, time.time() - 7200))
+    other = tmp_path / "not-a-spill"
+    other.mkdir()
+    with Spill(4, tmp_path) as running:  # a build of this process, in use
+        running.add("t", rows, "k")
+        assert sweep_spills(tmp_path) == 2
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert dead.name not in left and unclaimed_old.name not in left
+        assert unclaimed_new.name in left and other.name in left and len(left) == 3
+        taken = [running.take([b], {"t": rows.schema})["t"] for b in range(4)]  # still whole
+        assert sorted(v for t in taken for v in t.column("v").to_pylist()) == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([unclaimed_new.name, other.name])
+
+
+def test_a_build_sweeps_its_spill_directory_when_it_starts(tmp_path: Path) -> None:
+    dead = _left_by_a_killed_build(tmp_path, "dead")
+    LocalKernels(MemoryCurated(), spill_dir=tmp_path)
+    assert not dead.exists()
+    assert sweep_spills(tmp_path / "never-made") == 0
+
+
+@pytest.mark.slow
+def test_a_spill_killed_with_its_process_is_removed_by_the_next_sweep(tmp_path: Path) -> None:
+    """SIGKILL mid-spill leaves the folder with its rows; its lock goes with the process."""
+    script = (
+        "import sys, time, pyarrow as pa\n"
+        "from pathlib import Path\n"
+        "from advertisex.marts.local import Spill\n"
+        "spill = Spill(4, Path(sys.argv[1])).__enter__()\n"
+        "spill.add('t', pa.table({'k': ['a', 'b'], 'v': [1, 2]}), 'k')\n"
+        "spill.close()\n"
+        "print('spilled', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "spilled"
+        assert sweep_spills(tmp_path) == 0  # its build runs
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        (folder,) = tmp_path.iterdir()
+        assert list(folder.glob("*.arrow"))  # what the killed build left
+        assert sweep_spills(tmp_path) == 1
+        assert not list(tmp_path.iterdir())
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def _meeting(monkeypatch: pytest.MonkeyPatch, parties: int) -> list[int]:
