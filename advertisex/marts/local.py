@@ -26,14 +26,9 @@ running the same part functions:
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import math
-import os
-import shutil
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,6 +53,7 @@ from advertisex.marts.maintain import (
 from advertisex.marts.store import Chunks, Curated, Slice
 from advertisex.util.buckets import regrouped, split
 from advertisex.util.isolate import release_memory
+from advertisex.util.spill import PREFIX, ClaimedFolder, sweep
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -78,14 +74,7 @@ FINER = 4  # buckets written per bucket planned
 # Counts of the impressions' parts a thread keeps before it merges them (with what it
 # merged before): each part's rows are ≈ 8 MB of a 10 M backlog's rollup.
 MERGE_PARTS = 4
-SPILL_PREFIX = "advertisex-marts-"  # a spill's folder (in Settings.spill_dir, for a lake)
-# In each spill's folder: a file its build holds an exclusive lock on while the folder is in
-# use. The kernel drops the lock of a process however it ends, so a folder whose lock is free
-# is a killed build's (:func:`sweep_spills`).
-_OWNER = ".owner"
-# A folder without its owner file is a build's for the instant between making the folder and
-# claiming it — or one killed in that instant: removed once this old.
-_OWNERLESS_STALE_SECONDS = 3600
+SPILL_PREFIX = PREFIX + "marts-"  # a spill's folder
 
 Part = Callable[[dict[str, pa.Table]], dict[str, pa.Table]]
 T = TypeVar("T")
@@ -233,7 +222,7 @@ class LocalKernels:
         self.held = Held()
         self.room = Room()
         if spill_dir is not None:  # what builds killed before this one left behind
-            sweep_spills(spill_dir)
+            sweep(spill_dir)
         self._read: dict[Rows, Future[pa.Table]] = {}  # whole reads, made or under way
         self._reading = threading.Lock()
 
@@ -401,20 +390,12 @@ class LocalKernels:
 class Spill:
     """Rows of several inputs cut into ``buckets`` by a hash of a key, on disk: one Arrow
     IPC stream file per (input, bucket) in a folder of its own in ``directory`` (default:
-    the system's temporary folder), removed on exit. The folder is claimed (its owner file
-    locked) while it is in use: a build killed before its exit leaves it unclaimed, and the
-    next build's :func:`sweep_spills` removes it."""
+    the system's temporary folder), removed on exit — claimed while in use, so that a build
+    killed before its exit leaves it to the next build's sweep (``util.spill``)."""
 
     def __init__(self, buckets: int, directory: Path | None = None) -> None:
         self.buckets = buckets
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-        self._dir = tempfile.TemporaryDirectory(prefix=SPILL_PREFIX, dir=directory)
-        try:
-            self._owner = _claim(Path(self._dir.name))
-        except BaseException:
-            self._dir.cleanup()
-            raise
+        self._dir = ClaimedFolder(SPILL_PREFIX, directory)
         self._writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(buckets, dtype=np.int64)
 
@@ -423,13 +404,10 @@ class Spill:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        try:
-            self._dir.cleanup()
-        finally:
-            os.close(self._owner)  # released once the folder is gone: never swept while in use
+        self._dir.cleanup()
 
     def _path(self, tag: str, bucket: int) -> Path:
-        return Path(self._dir.name) / f"{tag}-{bucket}.arrow"
+        return self._dir.path / f"{tag}-{bucket}.arrow"
 
     def add(self, tag: str, rows: pa.Table, key: str) -> None:
         """Append ``rows`` to the files of their buckets."""
@@ -462,58 +440,6 @@ class Spill:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
-
-
-def _claim(folder: Path) -> int:
-    """Lock ``folder``'s owner file for as long as the returned descriptor is open. The file
-    is locked under another name and then named: a sweep never finds it unlocked while its
-    build runs."""
-    claiming = folder / f"{_OWNER}.new"
-    fd = os.open(claiming, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(claiming, folder / _OWNER)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def sweep_spills(directory: Path) -> int:
-    """Remove the spill folders in ``directory`` that no build uses any more: how many. A
-    build killed mid-way (SIGKILL, the out-of-memory killer, a power cut) never removes its
-    own, and a backlog's spill holds gigabytes; its folder is the one whose owner file
-    nobody holds locked. Folders of builds running now, in this process or another, stay."""
-    try:
-        entries = [e for e in os.scandir(directory) if e.name.startswith(SPILL_PREFIX)]
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
-    removed = 0
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and _abandoned(Path(entry.path)):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _abandoned(folder: Path) -> bool:
-    """Whether no build holds ``folder`` (see :data:`_OWNER`)."""
-    try:
-        fd = os.open(folder / _OWNER, os.O_RDONLY)
-    except FileNotFoundError:  # not claimed (yet): only a long-unclaimed folder is left over
-        try:
-            return time.time() - folder.stat().st_mtime > _OWNERLESS_STALE_SECONDS
-        except OSError:
-            return False
-    except OSError:  # not ours to judge (another user's, say)
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # held: its build runs
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def _run_rows(bucket_rows: int) -> int:

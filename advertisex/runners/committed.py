@@ -31,10 +31,10 @@ in-process dedupe, or as the data files to read for an engine whose workers read
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.model.schemas import TABLES
 from advertisex.util.buckets import regrouped
 from advertisex.util.mapped import map_file, view_of
+from advertisex.util.spill import PREFIX, claimed_file, sweep
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -65,17 +66,24 @@ class _TableKeys:
 # Parts smaller than this (a micro-batch's rows) stay in memory until merged into a bigger one.
 STORED_ROWS_MIN = 1 << 16
 WRITTEN_ROWS = 1 << 20  # rows of a record batch of a stored day: a few chunks a column
+KEYS_PREFIX = PREFIX + "keys-"  # a stored part's file
 
 
 class MappedRows:
-    """Rows written to a temporary Arrow IPC file and read back memory-mapped (the file
-    unlinked at once: the mapping keeps it until the rows are let go, and a killed process
-    leaves nothing behind); a record batch per part of up to :data:`WRITTEN_ROWS` rows, so
-    an index keeps them as they are (a few chunks a column)."""
+    """Rows written to an Arrow IPC file in ``directory`` (the lake's spill directory; default:
+    the system's temporary folder) and read back memory-mapped, the file unlinked at once:
+    the mapping keeps it until the rows are let go. While it is written the file is claimed
+    (``util.spill``), so one a killed process left half-written is swept by the next
+    ``MappedRows`` of that directory. A record batch per part of up to :data:`WRITTEN_ROWS`
+    rows, so an index keeps them as they are (a few chunks a column). On the lake's disk,
+    not in a temporary folder that may live in memory: mapped from tmpfs, every row would
+    take memory, which mapping is there to spare."""
 
-    def __init__(self, smallest: int = STORED_ROWS_MIN, directory: str | None = None) -> None:
+    def __init__(self, smallest: int = STORED_ROWS_MIN, directory: Path | None = None) -> None:
         self.smallest = smallest
         self.directory = directory
+        if directory is not None:  # what processes killed mid-write left there
+            sweep(directory)
 
     def __call__(self, rows: pa.Table) -> pa.Table:
         if rows.num_rows < self.smallest:
@@ -102,18 +110,16 @@ class MappedRows:
 
     def _mapped(self, parts: Iterator[pa.Table], schema: pa.Schema) -> pa.Table:
         """``parts`` written to a file a record batch each, and mapped back."""
-        handle, path = tempfile.mkstemp(
-            prefix="advertisex-keys-", suffix=".arrow", dir=self.directory
-        )
-        os.close(handle)
+        claim, path = claimed_file(KEYS_PREFIX, ".arrow", self.directory)
         try:
-            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
                 for part in parts:  # a failed read leaves no file either
                     writer.write_table(part.combine_chunks())
             # Mapped by util.mapped, whose release_pages lets go of what lookups touched.
-            return pa.ipc.open_file(pa.py_buffer(view_of(map_file(path)))).read_all()
+            return pa.ipc.open_file(pa.py_buffer(view_of(map_file(str(path))))).read_all()
         finally:
-            os.unlink(path)
+            path.unlink()
+            os.close(claim)
 
 
 class CommittedKeys:
@@ -123,7 +129,7 @@ class CommittedKeys:
     def __init__(self, lake: Lake, stored_rows_min: int = STORED_ROWS_MIN) -> None:
         self.lake = lake
         self._tables: dict[str, _TableKeys] = {}
-        self._store = MappedRows(stored_rows_min)
+        self._store = MappedRows(stored_rows_min, lake.settings.spill_dir)
 
     def lookup(self, table_name: str, low: datetime, high: datetime) -> pa.Table | None:
         """Committed rows of ``table_name`` with ``low <= event_time <= high``; None if none."""

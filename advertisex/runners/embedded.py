@@ -247,7 +247,9 @@ class EmbeddedRunner(Runner[Framed]):
             self.lake.table(name)  # opened (created) here, not in the worker threads
         freeze_startup_heap()  # at the first batch: the runner's modules and the lake's
         # The batch's remembered keys kept in mapped files once merged parts are big.
-        dedupe = BatchDedupe(batch.rules.dedupe, MappedRows(EARLIER_STORED_ROWS_MIN))
+        dedupe = BatchDedupe(
+            batch.rules.dedupe, MappedRows(EARLIER_STORED_ROWS_MIN, self.settings.spill_dir)
+        )
         run = _Run(batch, framed, limits, dedupe)
         accounts: dict[str, SourceAccount] = {}
         rules = batch.rules

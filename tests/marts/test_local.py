@@ -20,8 +20,9 @@ from mart_events import minutes, table
 from test_incremental import RULES, _curated, canonical, datasets
 
 from advertisex.marts import maintain
-from advertisex.marts.local import SPILL_PREFIX, LocalKernels, Spill, sweep_spills
+from advertisex.marts.local import SPILL_PREFIX, LocalKernels, Spill
 from advertisex.marts.store import MemoryCurated, MemoryMarts
+from advertisex.util.spill import sweep
 
 WHOLE = 10**9  # bucket_rows no test input reaches: every step runs whole
 
@@ -170,7 +171,7 @@ def test_spills_of_killed_builds_are_swept_and_those_in_use_are_not(tmp_path: Pa
     other.mkdir()
     with Spill(4, tmp_path) as running:  # a build of this process, in use
         running.add("t", rows, "k")
-        assert sweep_spills(tmp_path) == 2
+        assert sweep(tmp_path) == 2
         left = sorted(p.name for p in tmp_path.iterdir())
         assert dead.name not in left and unclaimed_old.name not in left
         assert unclaimed_new.name in left and other.name in left and len(left) == 3
@@ -183,7 +184,7 @@ def test_a_build_sweeps_its_spill_directory_when_it_starts(tmp_path: Path) -> No
     dead = _left_by_a_killed_build(tmp_path, "dead")
     LocalKernels(MemoryCurated(), spill_dir=tmp_path)
     assert not dead.exists()
-    assert sweep_spills(tmp_path / "never-made") == 0
+    assert sweep(tmp_path / "never-made") == 0
 
 
 @pytest.mark.slow
@@ -204,12 +205,12 @@ def test_a_spill_killed_with_its_process_is_removed_by_the_next_sweep(tmp_path: 
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "spilled"
-        assert sweep_spills(tmp_path) == 0  # its build runs
+        assert sweep(tmp_path) == 0  # its build runs
         child.send_signal(signal.SIGKILL)
         child.wait(30)
         (folder,) = tmp_path.iterdir()
         assert list(folder.glob("*.arrow"))  # what the killed build left
-        assert sweep_spills(tmp_path) == 1
+        assert sweep(tmp_path) == 1
         assert not list(tmp_path.iterdir())
     finally:
         if child.poll() is None:

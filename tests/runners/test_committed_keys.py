@@ -203,7 +203,7 @@ def test_a_held_day_takes_its_hashes_in_memory_and_its_rows_from_a_mapped_file(
 def test_mapped_rows_leave_no_file_behind(tmp_path: Path) -> None:
     from advertisex.runners.committed import MappedRows
 
-    store = MappedRows(1, str(tmp_path))
+    store = MappedRows(1, tmp_path)
     rows = _clicks([(f"e{i}", i) for i in range(100)])
     mapped = store(rows)
     assert mapped.equals(rows) and not list(tmp_path.iterdir())
@@ -215,3 +215,26 @@ def test_mapped_rows_leave_no_file_behind(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         store.written(failing(), rows.schema, lambda part: np.zeros(part.num_rows, np.uint64))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_keys_file_a_killed_writer_left_is_swept_and_one_being_written_is_not(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from advertisex.config import load_settings
+    from advertisex.lake.tables import Lake
+    from advertisex.runners.committed import KEYS_PREFIX, CommittedKeys, MappedRows
+    from advertisex.util.spill import claimed_file
+
+    left = tmp_path / f"{KEYS_PREFIX}killed.arrow"  # its writer's lock went with it
+    left.write_bytes(b"half a part")
+    claim, in_use = claimed_file(KEYS_PREFIX, ".arrow", tmp_path)  # another writer's
+    try:
+        MappedRows(1, tmp_path)
+        assert not left.exists() and in_use.exists()
+    finally:
+        in_use.unlink()
+        os.close(claim)
+    lake = Lake(load_settings(data_dir=tmp_path / "data"))
+    assert CommittedKeys(lake)._store.directory == lake.settings.spill_dir

@@ -102,15 +102,18 @@ def test_the_keys_earlier_pieces_remember_are_kept_in_mapped_files(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Merged parts of the keys a batch remembers of its earlier pieces go to mapped files
-    (only their hashes stay in memory), and the verdicts stay those of one piece."""
+    (only their hashes stay in memory) in the lake's spill directory, and the verdicts stay
+    those of one piece."""
     from advertisex.runners import committed, embedded
 
     stored: list[int] = []
+    places: set[Any] = set()
     mapped = committed.MappedRows._mapped
 
     def spied(self: committed.MappedRows, parts: Any, schema: Any) -> Any:
         rows = mapped(self, parts, schema)
         stored.append(rows.num_rows)
+        places.add(self.directory)
         return rows
 
     whole_ax, whole = _run(landed, tmp_path / "whole", piece_bytes=1 << 30, workers=1)
@@ -119,6 +122,8 @@ def test_the_keys_earlier_pieces_remember_are_kept_in_mapped_files(
     pieces_ax, pieces = _run(landed, tmp_path / "pieces", piece_bytes=PIECE, workers=2)
 
     assert stored and min(stored) >= 64  # merged parts went to files, small ones did not
+    assert places == {pieces_ax.settings.spill_dir}  # the lake's disk, not a tmpfs maybe
+    assert not list(pieces_ax.settings.spill_dir.iterdir())  # each unlinked once mapped
     assert pieces.accounts == whole.accounts
     assert whole.accounts["impressions"].duplicates >= 40
     _assert_same_tables(whole_ax, pieces_ax)
