@@ -22,9 +22,8 @@ import pyarrow.compute as pc
 
 from advertisex.lake.datafiles import add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
-from advertisex.lake.tables import storage_errors
 from advertisex.marts import maintain
-from advertisex.marts.store import Chunks, Slice
+from advertisex.marts.store import Chunks, Slice, storage_errors
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
@@ -289,12 +288,7 @@ class IcebergMarts:
         )
         tables = {name: self.lake.table(name) for name in [*changes, STATE_TABLE]}
         joining = self.lake.catalog.in_group  # an erasure's transaction: commit in it
-        full = storage_errors(
-            self.lake.settings.warehouse_uri,
-            what="the marts",
-            outcome="they were left as they were (the committed batches are kept)",
-            then="it brings the marts level with the committed batches",
-        )
+        full = storage_errors(self.lake.settings.warehouse_uri)
         replaced = {**changes, STATE_TABLE: (Slice.everything(), state_rows)}
         # A mart never written to (a new lake's first build) has nothing to replace: its
         # rows are written as a batch's are and appended, with no delete to plan.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,7 +51,7 @@ from advertisex.marts.maintain import (
     hourly_part,
     ordered,
 )
-from advertisex.marts.store import Chunks, Curated, Slice
+from advertisex.marts.store import Chunks, Curated, Slice, storage_errors
 from advertisex.util.buckets import regrouped, split
 from advertisex.util.isolate import release_memory
 from advertisex.util.spill import PREFIX, ClaimedFolder, sweep
@@ -395,7 +396,12 @@ class Spill:
 
     def __init__(self, buckets: int, directory: Path | None = None) -> None:
         self.buckets = buckets
-        self._dir = ClaimedFolder(SPILL_PREFIX, directory)
+        # A full disk (say) while spilling: the one-line error of a marts update.
+        self._errors = functools.partial(
+            storage_errors, str(directory or tempfile.gettempdir()), "the marts' spill"
+        )
+        with self._errors():
+            self._dir = ClaimedFolder(SPILL_PREFIX, directory)
         self._writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(buckets, dtype=np.int64)
 
@@ -403,43 +409,48 @@ class Spill:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-        self._dir.cleanup()
+        try:
+            self.close()
+        finally:
+            self._dir.cleanup()
 
     def _path(self, tag: str, bucket: int) -> Path:
         return self._dir.path / f"{tag}-{bucket}.arrow"
 
     def add(self, tag: str, rows: pa.Table, key: str) -> None:
         """Append ``rows`` to the files of their buckets."""
-        for bucket, part in split(rows, key, self.buckets):
-            writer = self._writers.get((tag, bucket))
-            if writer is None:
-                writer = pa.ipc.new_stream(str(self._path(tag, bucket)), part.schema)
-                self._writers[(tag, bucket)] = writer
-            writer.write_table(part)
-            self.rows[bucket] += part.num_rows
+        with self._errors():
+            for bucket, part in split(rows, key, self.buckets):
+                writer = self._writers.get((tag, bucket))
+                if writer is None:
+                    writer = pa.ipc.new_stream(str(self._path(tag, bucket)), part.schema)
+                    self._writers[(tag, bucket)] = writer
+                writer.write_table(part)
+                self.rows[bucket] += part.num_rows
 
     def take(self, buckets: list[int], schemas: dict[str, pa.Schema]) -> dict[str, pa.Table]:
         """Every input's rows of ``buckets`` (read into memory; their files are removed),
         once every row is added (:meth:`close`); runs of other buckets may be taken at once."""
         self.close()
         tables = {}
-        for tag, schema in schemas.items():
-            parts = [schema.empty_table()]
-            for bucket in buckets:
-                path = self._path(tag, bucket)
-                if path.exists():
-                    with pa.OSFile(str(path)) as source:
-                        parts.append(pa.ipc.open_stream(source).read_all().cast(schema))
-                    path.unlink()
-            tables[tag] = pa.concat_tables(parts)
+        with self._errors():
+            for tag, schema in schemas.items():
+                parts = [schema.empty_table()]
+                for bucket in buckets:
+                    path = self._path(tag, bucket)
+                    if path.exists():
+                        with pa.OSFile(str(path)) as source:
+                            parts.append(pa.ipc.open_stream(source).read_all().cast(schema))
+                        path.unlink()
+                tables[tag] = pa.concat_tables(parts)
         return tables
 
     def close(self) -> None:
         """Every row added: the buckets' files complete."""
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        with self._errors():
+            while self._writers:
+                _, writer = self._writers.popitem()
+                writer.close()
 
 
 def _run_rows(bucket_rows: int) -> int:

@@ -13,6 +13,7 @@ pyiceberg row filter in ``advertisex.marts.iceberg``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -132,6 +133,20 @@ class Curated(Protocol):
         """Where a step too big for memory spills its buckets (None: the system's
         temporary folder)."""
         ...
+
+
+def storage_errors(where: str, what: str = "the marts") -> contextlib.AbstractContextManager[None]:
+    """OS errors writing ``what`` under ``where`` (a full disk, say) as the one-line
+    ``StorageError`` of a marts update: the committed batches are kept, and a rerun brings
+    the marts level with them."""
+    from advertisex.lake.tables import storage_errors as lake_storage_errors
+
+    return lake_storage_errors(
+        where,
+        what=what,
+        outcome="they were left as they were (the committed batches are kept)",
+        then="it brings the marts level with the committed batches",
+    )
 
 
 class Marts(Protocol):

@@ -31,6 +31,7 @@ in-process dedupe, or as the data files to read for an engine whose workers read
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +45,7 @@ import pyarrow.compute as pc
 from advertisex.errors import LakeError
 from advertisex.kernels.dedupe import SEEN_COLUMNS, KeyIndex, append_part, key_column, key_hashes
 from advertisex.lake.history import COMPACTION, appended_since
+from advertisex.lake.tables import storage_errors
 from advertisex.model.schemas import TABLES
 from advertisex.util.buckets import regrouped
 from advertisex.util.mapped import map_file, view_of
@@ -110,16 +112,38 @@ class MappedRows:
 
     def _mapped(self, parts: Iterator[pa.Table], schema: pa.Schema) -> pa.Table:
         """``parts`` written to a file a record batch each, and mapped back."""
-        claim, path = claimed_file(KEYS_PREFIX, ".arrow", self.directory)
         try:
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                for part in parts:  # a failed read leaves no file either
-                    writer.write_table(part.combine_chunks())
-            # Mapped by util.mapped, whose release_pages lets go of what lookups touched.
-            return pa.ipc.open_file(pa.py_buffer(view_of(map_file(str(path))))).read_all()
-        finally:
-            path.unlink()
-            os.close(claim)
+            # A full disk (say): the one-line error of a batch, which commits nothing. What
+            # reading ``parts`` raises is raised as it is (:class:`_ReadFailed`).
+            with storage_errors(str(self.directory or tempfile.gettempdir()), "the dedupe keys"):
+                claim, path = claimed_file(KEYS_PREFIX, ".arrow", self.directory)
+                try:
+                    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
+                        for part in _read_apart(parts):  # a failed read leaves no file either
+                            out.write_table(part.combine_chunks())
+                    # Mapped by util.mapped, whose release_pages lets go of what lookups touched.
+                    return pa.ipc.open_file(pa.py_buffer(view_of(map_file(str(path))))).read_all()
+                finally:
+                    path.unlink()
+                    os.close(claim)
+        except _ReadFailed as failed:
+            raise failed.error from failed.error.__cause__
+
+
+class _ReadFailed(Exception):
+    """An error reading the rows to store, carried past the storage's error handling."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _read_apart(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """``parts``, what reading them raises carried as :class:`_ReadFailed`."""
+    try:
+        yield from parts
+    except Exception as error:
+        raise _ReadFailed(error) from error
 
 
 class CommittedKeys:

@@ -187,6 +187,28 @@ def test_a_build_sweeps_its_spill_directory_when_it_starts(tmp_path: Path) -> No
     assert sweep(tmp_path / "never-made") == 0
 
 
+def test_a_full_disk_while_spilling_is_the_marts_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from advertisex.errors import StorageError
+
+    def no_space(*_: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pa.ipc, "new_stream", no_space)
+    rows = pa.table({"k": ["a", "b"], "v": [1, 2]})
+    with pytest.raises(StorageError) as raised, Spill(4, tmp_path) as spill:
+        spill.add("t", rows, "k")
+    assert raised.value.message == (
+        f"cannot write the marts' spill under {tmp_path}: No space left on device; they were "
+        "left as they were (the committed batches are kept)"
+    )
+    assert "run the same command again" in (raised.value.hint or "")
+    assert not list(tmp_path.iterdir())  # the spill's folder removed all the same
+
+
 @pytest.mark.slow
 def test_a_spill_killed_with_its_process_is_removed_by_the_next_sweep(tmp_path: Path) -> None:
     """SIGKILL mid-spill leaves the folder with its rows; its lock goes with the process."""

@@ -238,3 +238,20 @@ def test_a_keys_file_a_killed_writer_left_is_swept_and_one_being_written_is_not(
         os.close(claim)
     lake = Lake(load_settings(data_dir=tmp_path / "data"))
     assert CommittedKeys(lake)._store.directory == lake.settings.spill_dir
+
+
+def test_a_full_disk_while_storing_keys_is_the_batchs_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from advertisex.errors import StorageError
+    from advertisex.runners.committed import MappedRows
+
+    def no_space(*_: Any, **__: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pa.ipc, "new_file", no_space)
+    with pytest.raises(StorageError, match=r"cannot write the dedupe keys under .*: No space"):
+        MappedRows(1, tmp_path)(_clicks([(f"e{i}", i) for i in range(10)]))
+    assert not list(tmp_path.iterdir())  # the file claimed for them removed
