@@ -126,7 +126,7 @@ class MappedRows:
                 finally:
                     path.unlink()
                     os.close(claim)
-        except _ReadFailed as failed:
+        except _ReadFailed as failed:  # the read's own error, as its reader raised it
             raise failed.error from failed.error.__cause__
 
 
