@@ -30,8 +30,9 @@ in one bucket, so each task judges its buckets alone. Each task gets its own sha
 the segments or buckets, of about equal weight, so both cores stay busy to the end of
 a stage. Executors write the data files into the tables' locations; a crash before the
 driver's transaction leaves only unreferenced files (and a scratch folder, removed when
-the batch is run again), and the batch is redone from the landing zone with the same
-id. After the batches, mart maintenance runs its correlation and rollup kernels on the
+the batch is run again — or, when it runs again under another id because more segments
+were pending by then, by the next runner once it is older than the orphan margin), and
+the batch is redone from the landing zone. After the batches, mart maintenance runs its correlation and rollup kernels on the
 same session (``advertisex.marts.spark``: parts by user, auction and campaign).
 
 Executors need this package and its dependencies installed (the same wheel as the
@@ -69,7 +70,8 @@ from advertisex.runners.hooks import CommitHook
 from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
 from advertisex.util import storage
-from advertisex.util.spark_arrow import collect_arrow, remove_scratch
+from advertisex.util.spark_arrow import collect_arrow, remove_scratch, remove_stale_scratch
+from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -206,6 +208,7 @@ class SparkRunner(Runner[Prepared]):
         self.verbose = verbose  # Spark's own output on the terminal (else in spark_log)
         self._session = session
         self._owns_session = session is None
+        self._scratch_swept = False
 
     @property
     def spark(self) -> SparkSession:
@@ -238,6 +241,11 @@ class SparkRunner(Runner[Prepared]):
         is unreadable, and which key files stage 1 wrote."""
         scratch = self.scratch(batch.id)
         remove_scratch(scratch, self.settings.scale)  # a crashed run's, for the same batch
+        if not self._scratch_swept:  # and those of crashed batches run again under other ids
+            minutes = self.settings.maintenance.orphan_min_age_minutes
+            root = storage.join(self.settings.warehouse_uri, SCRATCH)
+            remove_stale_scratch(root, self.settings.scale, timedelta(minutes=minutes), utcnow())
+            self._scratch_swept = True
         try:
             job, listed = self._prepare(batch.segments, batch.rules, scratch)
             records, unreadable, keys, bounds = _listing(listed)

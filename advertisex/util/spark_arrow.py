@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -61,6 +62,32 @@ def write_scratch(table: pa.Table, url: str, scale: ScaleSettings | None) -> Non
         pa.ipc.new_file(sink, table.schema, options=options) as writer,
     ):
         writer.write_table(table)
+
+
+def remove_stale_scratch(
+    root: str, scale: ScaleSettings | None, older_than: timedelta, now: datetime
+) -> list[str]:
+    """Delete the batches' scratch folders under ``root`` in which nothing is newer than
+    ``older_than``: a crashed batch's, when the batch was run again under another id (more
+    segments were pending by then) and so never removed it. The folders deleted.
+
+    The margin is the orphan files' (``maintenance.orphan_min_age_minutes``): a processor on
+    another machine that shares the warehouse keeps its batch's scratch fresh meanwhile."""
+    import pyarrow.fs as pafs
+
+    filesystem, base = storage.resolve(root, scale)
+    selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    newest: dict[str, datetime] = {}
+    prefix = base.rstrip("/") + "/"
+    for info in filesystem.get_file_info(selector):
+        folder = info.path.removeprefix(prefix).split("/", 1)[0]
+        modified = datetime.fromtimestamp((info.mtime_ns or 0) / 1e9, UTC)
+        newest[folder] = max(newest.get(folder, modified), modified)
+    stale = [folder for folder, at in sorted(newest.items()) if now - at > older_than]
+    for folder in stale:
+        with contextlib.suppress(FileNotFoundError):
+            filesystem.delete_dir(prefix + folder)
+    return stale
 
 
 def read_scratch(url: str, scale: ScaleSettings | None) -> pa.Table:

@@ -101,3 +101,30 @@ def test_spark_dedupes_against_a_lake_written_with_version_1_hashes(
     assert (clicks.accepted, clicks.duplicates, clicks.conflicts) == (1, 1, 0)
     new = ax.query("select payload_hash h from curated.impressions where impression_id = 'c'")
     assert new.column("h").to_pylist()[0].startswith(fingerprint.VERSION_2)
+
+
+def test_a_crashed_batchs_scratch_is_removed_once_past_the_orphan_margin(
+    spark: Any, tmp_path: Path
+) -> None:
+    """A batch that crashed and ran again under another id (more segments pending by then)
+    never removed its scratch folder: the runner does, once nothing in it is newer than the
+    orphan margin; a fresh one (a batch running on another machine) stays."""
+    import os
+    import time
+
+    from advertisex.runners.spark import SCRATCH, SparkRunner
+    from advertisex.util.storage import local_path
+
+    ax = _open(tmp_path / "data")
+    impressions, _ = _crossing_events()
+    ax.landing.write_segment("impressions", impressions, fsync=False)
+    root = Path(local_path(ax.settings.warehouse_uri) or "") / SCRATCH
+    stale, fresh = root / "20261101T000000Z-crashed", root / "20261121T000000Z-elsewhere"
+    for folder in (stale, fresh):
+        (folder / "impressions").mkdir(parents=True)
+        (folder / "impressions" / "rows-0.arrow").write_bytes(b"rows")
+    two_days_ago = time.time() - 2 * 86400  # the margin: 1,440 minutes
+    for path in (stale / "impressions" / "rows-0.arrow", stale / "impressions", stale):
+        os.utime(path, (two_days_ago, two_days_ago))
+    SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
+    assert not stale.exists() and fresh.exists()

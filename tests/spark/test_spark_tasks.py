@@ -11,7 +11,12 @@ from advertisex.config import load_settings
 from advertisex.formats.decode import DECODERS
 from advertisex.kernels.standardize import Rules
 from advertisex.runners import spark_tasks as tasks
-from advertisex.util.spark_arrow import blob_batch, bucketed, write_scratch
+from advertisex.util.spark_arrow import (
+    blob_batch,
+    bucketed,
+    remove_stale_scratch,
+    write_scratch,
+)
 
 
 def _keys(folder: Path, rows: list[tuple[str, str, str, int, int]]) -> list[tuple[str, str]]:
@@ -146,3 +151,22 @@ def test_mart_buckets_keep_every_key_whole_and_the_parts_add_up_to_the_whole() -
     ]
     assert sum(t.column("rows")[0].as_py() for t in outputs) == len(users)
     assert maintain.ORDER.keys() == maintain.OUTPUTS.keys()
+
+
+def test_stale_scratch_folders_go_and_any_with_a_fresh_file_stays(tmp_path: Path) -> None:
+    import os
+    from datetime import timedelta
+
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    old = (now - timedelta(days=2)).timestamp()
+    for batch, ages in {"a": (old, old), "b": (old, now.timestamp()), "c": ()}.items():
+        folder = tmp_path / batch
+        folder.mkdir()
+        for k, at in enumerate(ages):
+            (folder / f"{k}.arrow").write_bytes(b"rows")
+            os.utime(folder / f"{k}.arrow", (at, at))
+        os.utime(folder, (old, old))
+    removed = remove_stale_scratch(str(tmp_path), None, timedelta(days=1), now)
+    assert removed == ["a", "c"]  # b holds a file of now: its batch may still run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    assert remove_stale_scratch(str(tmp_path / "none"), None, timedelta(days=1), now) == []
