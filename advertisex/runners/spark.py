@@ -32,8 +32,9 @@ a stage. Executors write the data files into the tables' locations; a crash befo
 driver's transaction leaves only unreferenced files (and a scratch folder, removed when
 the batch is run again — or, when it runs again under another id because more segments
 were pending by then, by the next runner once it is older than the orphan margin), and
-the batch is redone from the landing zone. After the batches, mart maintenance runs its correlation and rollup kernels on the
-same session (``advertisex.marts.spark``: parts by user, auction and campaign).
+the batch is redone from the landing zone. After the batches, mart maintenance runs its
+correlation and rollup kernels on the same session (``advertisex.marts.spark``: parts by
+user, auction and campaign).
 
 Executors need this package and its dependencies installed (the same wheel as the
 driver); see docs/deployment.md.
