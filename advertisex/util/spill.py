@@ -82,7 +82,7 @@ def sweep(directory: Path) -> int:
     is claimed by no process any more: how many files and folders."""
     try:
         entries = [e for e in os.scandir(directory) if e.name.startswith(PREFIX)]
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # not made yet, or not readable: the write that follows says what is wrong
         return 0
     removed = 0
     for entry in entries:

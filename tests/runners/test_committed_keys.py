@@ -255,3 +255,8 @@ def test_a_full_disk_while_storing_keys_is_the_batchs_one_line_error(
     with pytest.raises(StorageError, match=r"cannot write the dedupe keys under .*: No space"):
         MappedRows(1, tmp_path)(_clicks([(f"e{i}", i) for i in range(10)]))
     assert not list(tmp_path.iterdir())  # the file claimed for them removed
+    monkeypatch.undo()
+    taken = tmp_path / "spill"
+    taken.write_text("not a folder")  # nor one it can make: the same one line, no crash
+    with pytest.raises(StorageError, match=r"cannot write the dedupe keys under .*spill: File"):
+        MappedRows(1, taken)(_clicks([("e1", 1)]))
