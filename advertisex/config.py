@@ -239,7 +239,8 @@ class CollectorSettings(_Section):
         ge=1,
         le=64,
         description="Worker processes serving the port (SO_REUSEPORT), each with its own "
-        "segments; default: one per CPU core. `serve --workers N` overrides it.",
+        "segments; default: one per CPU core the process may use (its affinity, within its "
+        "container's CPU limit). `serve --workers N` overrides it.",
     )
     collector_id: str | None = Field(
         None,
