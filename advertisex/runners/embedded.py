@@ -67,7 +67,7 @@ from advertisex.runners.runner import (
 )
 from advertisex.util import engine
 from advertisex.util.allocator import bound_held_memory
-from advertisex.util.cores import usable_cores
+from advertisex.util.cores import fit_arrow_threads, usable_cores
 from advertisex.util.heap import freeze_startup_heap
 from advertisex.util.mapped import release_pages
 from advertisex.util.nopandas import refused as refused_pandas
@@ -217,6 +217,7 @@ class EmbeddedRunner(Runner[Framed]):
         report: ProcessReport | None = None,
     ) -> tuple[dict[str, SourceAccount], str]:
         bound_held_memory()  # before the pieces' threads make their arenas
+        fit_arrow_threads()  # a container's CPU limit, not its host's cores
         # Nothing of a batch needs pandas, which Arrow would import on the batch's first
         # array (the lineage table, on the serial start): 0.3-0.4 s of CPU and 20-50 MiB.
         with refused_pandas():

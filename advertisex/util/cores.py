@@ -29,6 +29,18 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
+def fit_arrow_threads() -> int:
+    """Arrow's pool of compute threads (Parquet reads, multi-threaded kernels) made no bigger
+    than :func:`usable_cores`: Arrow sizes it by the host's cores, which in a container
+    under a CPU limit are many more than it may use. Its size now."""
+    import pyarrow as pa
+
+    cores = usable_cores()
+    if pa.cpu_count() > cores:
+        pa.set_cpu_count(cores)
+    return int(pa.cpu_count())
+
+
 @functools.cache
 def _quota() -> float | None:
     """This process's :func:`cgroup_cpu_quota`, read once (quotas are set when a container or

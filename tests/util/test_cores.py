@@ -77,3 +77,19 @@ def test_usable_cores_are_the_affinity_bounded_by_the_quota_rounded_up(
     for quota, expected in ((None, 32), (2.0, 2), (1.5, 2), (0.5, 1), (64.0, 32)):
         monkeypatch.setattr(cores, "_quota", lambda q=quota: q)
         assert usable_cores() == expected, quota
+
+
+def test_arrows_threads_are_fitted_to_the_quota_and_never_grown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyarrow as pa
+
+    before = pa.cpu_count()
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda _: set(range(before + 4)))
+    try:
+        monkeypatch.setattr(cores, "_quota", lambda: 1.0)
+        assert cores.fit_arrow_threads() == 1 == pa.cpu_count()
+        monkeypatch.setattr(cores, "_quota", lambda: None)
+        assert cores.fit_arrow_threads() == 1  # more cores than its pool: left as set
+    finally:
+        pa.set_cpu_count(before)
