@@ -4,7 +4,7 @@ Two things bound it: the cores it may be scheduled on (its affinity: ``taskset -
 one) and the CPU time its control groups allow (a container's ``docker run --cpus 2``,
 Kubernetes' ``limits.cpu: 2``, systemd's ``CPUQuota=200%``). A container sees every core
 of its host in its affinity, so counting those alone, a collector on a 32-core node under a
-two-CPU limit started 32 workers: sixteen times the memory, all throttled to two cores.
+two-CPU limit would start 32 workers: sixteen times the memory, all throttled to two cores.
 """
 
 from __future__ import annotations
