@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,7 +53,7 @@ from advertisex.marts.maintain import (
 from advertisex.marts.store import Chunks, Curated, Slice, storage_errors
 from advertisex.util.buckets import regrouped, split
 from advertisex.util.isolate import release_memory
-from advertisex.util.spill import PREFIX, ClaimedFolder, sweep
+from advertisex.util.spill import PREFIX, ClaimedFolder, place, sweep
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -397,9 +396,7 @@ class Spill:
     def __init__(self, buckets: int, directory: Path | None = None) -> None:
         self.buckets = buckets
         # A full disk (say) while spilling: the one-line error of a marts update.
-        self._errors = functools.partial(
-            storage_errors, str(directory or tempfile.gettempdir()), "the marts' spill"
-        )
+        self._errors = functools.partial(storage_errors, place(directory), "the marts' spill")
         with self._errors():
             self._dir = ClaimedFolder(SPILL_PREFIX, directory)
         self._writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}

@@ -31,7 +31,6 @@ in-process dedupe, or as the data files to read for an engine whose workers read
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,7 +48,7 @@ from advertisex.lake.tables import storage_errors
 from advertisex.model.schemas import TABLES
 from advertisex.util.buckets import regrouped
 from advertisex.util.mapped import map_file, view_of
-from advertisex.util.spill import PREFIX, claimed_file, sweep
+from advertisex.util.spill import PREFIX, claimed_file, place, sweep
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -115,7 +114,7 @@ class MappedRows:
         try:
             # A full disk (say): the one-line error of a batch, which commits nothing. What
             # reading ``parts`` raises is raised as it is (:class:`_ReadFailed`).
-            with storage_errors(str(self.directory or tempfile.gettempdir()), "the dedupe keys"):
+            with storage_errors(place(self.directory), "the dedupe keys"):
                 claim, path = claimed_file(KEYS_PREFIX, ".arrow", self.directory)
                 try:
                     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as out:

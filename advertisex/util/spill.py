@@ -30,6 +30,12 @@ UNCLAIMED_STALE_SECONDS = 3600
 _CLAIMING = ".claiming-"  # a file's name until it is claimed
 
 
+def place(directory: Path | None) -> str:
+    """Where ``directory`` (None: the system's temporary folder) puts what is written aside,
+    for messages."""
+    return str(directory or tempfile.gettempdir())
+
+
 class ClaimedFolder:
     """A new folder in ``directory`` (default: the system's temporary folder), named
     ``prefix`` + a unique tail and claimed until :meth:`cleanup`, which removes it."""

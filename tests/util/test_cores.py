@@ -17,37 +17,38 @@ def _tree(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
-def test_a_containers_v2_quota_is_read_where_it_sees_its_own_group(tmp_path: Path) -> None:
-    """docker run --cpus 1.5 on cgroup v2: its group is the root of what it sees."""
-    _tree(tmp_path, {"proc": "0::/\n", "fs/cpu.max": "150000 100000\n"})
-    assert cgroup_cpu_quota(tmp_path / "proc", tmp_path / "fs") == 1.5
-
-
-def test_the_smallest_quota_along_a_v2_groups_parents_counts(tmp_path: Path) -> None:
-    """A systemd service with CPUQuota=100% in a slice of three cores' time."""
-    _tree(
-        tmp_path,
-        {
-            "proc": "0::/system.slice/adx.service\n",
-            "fs/cpu.max": "max 100000\n",
-            "fs/system.slice/cpu.max": "300000 100000\n",
-            "fs/system.slice/adx.service/cpu.max": "100000 100000\n",
-        },
-    )
-    assert cgroup_cpu_quota(tmp_path / "proc", tmp_path / "fs") == 1.0
-
-
-def test_a_v1_quota_is_read_from_the_cpu_controllers_hierarchy(tmp_path: Path) -> None:
-    """Kubernetes' limits.cpu: 2 on cgroup v1, its group's path not visible inside."""
-    _tree(
-        tmp_path,
-        {
-            "proc": "4:memory:/kubepods/pod1/c1\n2:cpu,cpuacct:/kubepods/pod1/c1\n",
-            "fs/cpu,cpuacct/cpu.cfs_quota_us": "200000\n",
-            "fs/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
-        },
-    )
-    assert cgroup_cpu_quota(tmp_path / "proc", tmp_path / "fs") == 2.0
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        # docker run --cpus 1.5 on cgroup v2: its group is the root of what it sees.
+        ({"proc": "0::/\n", "fs/cpu.max": "150000 100000\n"}, 1.5),
+        # A systemd service with CPUQuota=100% in a slice of three cores' time: the smallest
+        # quota along the group's parents counts.
+        (
+            {
+                "proc": "0::/system.slice/adx.service\n",
+                "fs/cpu.max": "max 100000\n",
+                "fs/system.slice/cpu.max": "300000 100000\n",
+                "fs/system.slice/adx.service/cpu.max": "100000 100000\n",
+            },
+            1.0,
+        ),
+        # Kubernetes' limits.cpu: 2 on cgroup v1, read from the cpu controller's hierarchy,
+        # its group's path not visible inside.
+        (
+            {
+                "proc": "4:memory:/kubepods/pod1/c1\n2:cpu,cpuacct:/kubepods/pod1/c1\n",
+                "fs/cpu,cpuacct/cpu.cfs_quota_us": "200000\n",
+                "fs/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            },
+            2.0,
+        ),
+    ],
+    ids=["v2-container", "v2-systemd-parents", "v1-kubernetes"],
+)
+def test_a_quota_is_read(tmp_path: Path, files: dict[str, str], quota: float) -> None:
+    _tree(tmp_path, files)
+    assert cgroup_cpu_quota(tmp_path / "proc", tmp_path / "fs") == quota
 
 
 @pytest.mark.parametrize(
