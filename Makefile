@@ -12,12 +12,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(NATIVE)
+
+# The native JSON scanner (advertisex/kernels/jsonscan.c) is compiled by the install above;
+# a change to its source compiles it again (the editable install builds it in place).
+NATIVE = $(VENV)/.native
+$(NATIVE): advertisex/kernels/jsonscan.c $(STAMP)
+	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
+	touch $(NATIVE)
 
 # Bytecode for the package's own modules, as `pip install` of a wheel leaves it: where
 # PYTHONDONTWRITEBYTECODE is set (this project's CI machines) every command, its forkserver
 # and its workers compiled them from source again (≈ 0.1 s of CPU each, every start).
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
 	$(BIN)/python -m compileall -q advertisex
 
 demo: install

@@ -1,0 +1,261 @@
+/* One pass over JSON texts that finds, in each object, where its known fields' values are.
+
+   Loaded by advertisex/kernels/jsonscan.py (ctypes, which releases the GIL for the call).
+   Plain C with no Python API: the caller hands over an Arrow string array's buffers and
+   arrays it allocated, and reads back what this wrote.
+
+   The scanner decides only what it is sure DuckDB (yyjson) decides the same way. A text is
+   SCANNED when it is one JSON object — whitespace around it allowed — whose every string
+   is ASCII without escapes or control characters, every number plain (no exponent, at most
+   18 digits before the point), nested at most MAX_DEPTH deep, and whose known keys appear
+   at most once, each with a string, null, or (where the caller allows it) a number with no
+   sign. Every such text is valid JSON to yyjson too, and a known field's value is exactly
+   what DuckDB's json_transform(raw, ... "VARCHAR" ...) gives: a string's bytes, or NULL.
+   A number's text is given as written (json_transform gives yyjson's rendering, "1.50" →
+   "1.5"): only for fields whose text is read as a DOUBLE, where both spellings are the
+   same number. Every other text is UNDECIDED, and the caller asks DuckDB: the scanner
+   never says a text is invalid. */
+
+#include <stdint.h>
+#include <string.h>
+
+enum { SCANNED = 0, UNDECIDED = 1 };
+enum { MAX_DEPTH = 32, MAX_INTEGER_DIGITS = 18 };
+
+typedef struct {
+    const uint8_t *end;
+    int depth;
+} cursor;
+
+static inline int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static inline const uint8_t *skip_space(const uint8_t *p, const uint8_t *end) {
+    while (p < end && is_space(*p)) p++;
+    return p;
+}
+
+/* The bytes that end a run of plain string text: the quote, the backslash, control
+   characters and every byte of a multi-byte character (not decided here). */
+static const uint8_t STOPS_A_STRING[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+
+/* p is past the opening quote: the closing quote, or NULL for what is not decided here. */
+static inline const uint8_t *string_end(const uint8_t *p, const uint8_t *end) {
+    while (p < end && !STOPS_A_STRING[*p]) p++;
+    return p < end && *p == '"' ? p : NULL;
+}
+
+/* A number as RFC 8259 spells it, without an exponent and with at most MAX_INTEGER_DIGITS
+   before the point (yyjson reads huge or exponent-heavy numbers its own way). Past the
+   number, or NULL. *kind: INTEGER is one yyjson renders as written (an int64's digits and
+   sign); DECIMAL has a fraction (rendered shortest: "1.50" → "1.5", the same double);
+   MINUS_ZERO is "-0", which yyjson reads as the integer 0. */
+enum { INTEGER, DECIMAL, MINUS_ZERO };
+static const uint8_t *number_end(const uint8_t *p, const uint8_t *end, int *kind) {
+    int negative = 0;
+    *kind = INTEGER;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end) return NULL;
+    int leading_zero = *p == '0';
+    if (leading_zero) {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        const uint8_t *first = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p - first > MAX_INTEGER_DIGITS) return NULL;
+    } else {
+        return NULL;
+    }
+    int fraction = p < end && *p == '.';
+    if (fraction) {
+        p++;
+        const uint8_t *first = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == first) return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) return NULL;
+    *kind = fraction ? DECIMAL : (negative && leading_zero) ? MINUS_ZERO : INTEGER;
+    return p;
+}
+
+static const uint8_t *value_end(const uint8_t *p, cursor *c);
+
+static const uint8_t *literal_end(const uint8_t *p, const uint8_t *end, const char *word, size_t n) {
+    if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) return NULL;
+    return p + n;
+}
+
+/* Past a whole container (p at its bracket), every value in it checked; NULL: undecided. */
+static const uint8_t *container_end(const uint8_t *p, cursor *c) {
+    const uint8_t *end = c->end;
+    uint8_t close = *p == '{' ? '}' : ']';
+    int object = *p == '{';
+    if (++c->depth > MAX_DEPTH) return NULL;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == close) {
+        c->depth--;
+        return p + 1;
+    }
+    for (;;) {
+        if (object) {
+            if (p >= end || *p != '"') return NULL;
+            p = string_end(p + 1, end);
+            if (!p) return NULL;
+            p = skip_space(p + 1, end);
+            if (p >= end || *p != ':') return NULL;
+            p = skip_space(p + 1, end);
+        }
+        p = value_end(p, c);
+        if (!p) return NULL;
+        p = skip_space(p, end);
+        if (p >= end) return NULL;
+        if (*p == close) {
+            c->depth--;
+            return p + 1;
+        }
+        if (*p != ',') return NULL;
+        p = skip_space(p + 1, end);
+    }
+}
+
+static const uint8_t *value_end(const uint8_t *p, cursor *c) {
+    const uint8_t *end = c->end;
+    int kind;
+    if (p >= end) return NULL;
+    switch (*p) {
+    case '"': {
+        const uint8_t *q = string_end(p + 1, end);
+        return q ? q + 1 : NULL;
+    }
+    case '{':
+    case '[': return container_end(p, c);
+    case 't': return literal_end(p, end, "true", 4);
+    case 'f': return literal_end(p, end, "false", 5);
+    case 'n': return literal_end(p, end, "null", 4);
+    default: return number_end(p, end, &kind);
+    }
+}
+
+/* The index of the known key spelled by [key, key + n), or -1. Records mostly list their
+   fields in one order: the key after the last one found is tried first. */
+static inline int known_key(const uint8_t *key, int32_t n, const char *const *keys,
+                            const int32_t *key_lengths, int32_t count, int32_t hint) {
+    if (hint < count && key_lengths[hint] == n && memcmp(key, keys[hint], (size_t)n) == 0)
+        return hint;
+    for (int32_t k = 0; k < count; k++) {
+        if (key_lengths[k] == n && memcmp(key, keys[k], (size_t)n) == 0) return k;
+    }
+    return -1;
+}
+
+/* One text: SCANNED with its known fields' spans and its key count, or UNDECIDED. A span
+   is (start, length) in the data buffer, length -1 for a field absent or null. */
+static int scan_one(const uint8_t *data, int64_t start, int64_t stop, const char *const *keys,
+                    const int32_t *key_lengths, const uint8_t *number_ok, int32_t count,
+                    int64_t *spans, int32_t *key_count) {
+    const uint8_t *p = data + start, *end = data + stop;
+    cursor c = {end, 1};
+    int32_t keys_seen = 0, hint = 0;
+    for (int32_t k = 0; k < count; k++) spans[2 * k + 1] = -1;
+    uint64_t seen = 0;  /* known keys met so far (count <= 64) */
+    p = skip_space(p, end);
+    if (p >= end || *p != '{') return UNDECIDED;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '"') return UNDECIDED;
+            const uint8_t *key = p + 1;
+            p = string_end(key, end);
+            if (!p) return UNDECIDED;
+            int k = known_key(key, (int32_t)(p - key), keys, key_lengths, count, hint);
+            hint = k + 1;
+            p = skip_space(p + 1, end);
+            if (p >= end || *p != ':') return UNDECIDED;
+            p = skip_space(p + 1, end);
+            if (p >= end) return UNDECIDED;
+            keys_seen++;
+            if (k < 0) {
+                p = value_end(p, &c);
+                if (!p) return UNDECIDED;
+            } else {
+                if (seen & ((uint64_t)1 << k)) return UNDECIDED;  /* a known key twice */
+                seen |= (uint64_t)1 << k;
+                if (*p == '"') {
+                    const uint8_t *q = string_end(p + 1, end);
+                    if (!q) return UNDECIDED;
+                    spans[2 * k] = (int64_t)(p + 1 - data);
+                    spans[2 * k + 1] = (int64_t)(q - p - 1);
+                    p = q + 1;
+                } else if (*p == 'n') {
+                    p = literal_end(p, end, "null", 4);
+                    if (!p) return UNDECIDED;
+                } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                    int kind;
+                    const uint8_t *q = number_end(p, end, &kind);
+                    if (!q || !(kind == INTEGER || (kind == DECIMAL && number_ok[k])))
+                        return UNDECIDED;
+                    spans[2 * k] = (int64_t)(p - data);
+                    spans[2 * k + 1] = (int64_t)(q - p);
+                    p = q;
+                } else {
+                    return UNDECIDED;  /* another type: its text is yyjson's to render */
+                }
+            }
+            p = skip_space(p, end);
+            if (p >= end) return UNDECIDED;
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            if (*p != ',') return UNDECIDED;
+            p = skip_space(p + 1, end);
+        }
+    }
+    if (skip_space(p, end) != end) return UNDECIDED;
+    *key_count = keys_seen;
+    return SCANNED;
+}
+
+/* Scan texts [0, rows): text i is data[offsets[i], offsets[i + 1]). Each known field k is
+   written as an Arrow string array's buffers: out_data[k] (room for all of data's bytes),
+   out_offsets[k] (rows + 1) and out_valid[k] (a validity bitmap of rows bits). A
+   text UNDECIDED — or skipped, skip[i] set — has every field null there. key_counts[i] is
+   the text's number of keys (SCANNED only). Returns how many texts were SCANNED. */
+int64_t adx_scan_objects(const uint8_t *data, const int64_t *offsets, int64_t rows,
+                         const uint8_t *skip, const char *const *keys, const int32_t *key_lengths,
+                         const uint8_t *number_ok, int32_t count, uint8_t *status,
+                         int32_t *key_counts, uint8_t **out_data, int32_t **out_offsets,
+                         uint8_t **out_valid) {
+    int64_t spans[2 * 64];
+    int64_t scanned = 0;
+    if (count > 64) return -1;
+    for (int32_t k = 0; k < count; k++) {
+        out_offsets[k][0] = 0;
+        memset(out_valid[k], 0, (size_t)((rows + 7) / 8));
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        int found = UNDECIDED;
+        key_counts[i] = 0;
+        if (!(skip && skip[i]))
+            found = scan_one(data, offsets[i], offsets[i + 1], keys, key_lengths, number_ok,
+                             count, spans, &key_counts[i]);
+        status[i] = (uint8_t)found;
+        scanned += found == SCANNED;
+        for (int32_t k = 0; k < count; k++) {
+            int32_t at = out_offsets[k][i];
+            if (found == SCANNED && spans[2 * k + 1] >= 0) {
+                memcpy(out_data[k] + at, data + spans[2 * k], (size_t)spans[2 * k + 1]);
+                at += (int32_t)spans[2 * k + 1];
+                out_valid[k][i >> 3] |= (uint8_t)(1u << (i & 7));
+            }
+            out_offsets[k][i + 1] = at;
+        }
+    }
+    return scanned;
+}
