@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
 	touch $(STAMP) $(NATIVE)
 
-# The native JSON scanner (advertisex/kernels/jsonscan.c) is compiled by the install above;
-# a change to its source compiles it again (the editable install builds it in place).
+# The kernels' compiled helpers (advertisex/kernels/native/*.c) are built by the install above;
+# a change to their sources compiles them again (the editable install builds it in place).
 NATIVE = $(VENV)/.native
-$(NATIVE): advertisex/kernels/jsonscan.c $(STAMP)
+$(NATIVE): $(wildcard advertisex/kernels/native/*.[ch]) $(STAMP)
 	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
 	touch $(NATIVE)
 

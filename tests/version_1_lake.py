@@ -31,8 +31,13 @@ def write_version_1_lake(ax: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     payload hash the MD5 one."""
     from advertisex.kernels import fingerprint, standardize
 
+    def legacy_payload(columns: Any) -> tuple[Any, Any]:
+        payload = fingerprint.payload_text(list(columns))
+        return payload, fingerprint.legacy_hash(payload)
+
     with monkeypatch.context() as old:
         old.setattr(standardize, "payload_hash", fingerprint.legacy_hash)
+        old.setattr(standardize, "payload_with_hash", legacy_payload)
         ax.landing.write_segment(
             "impressions", _impressions(("a", 1, 1.0), ("b", 2, 1.0)), fsync=False
         )

@@ -19,19 +19,24 @@ payload without id (computed only for the records that need one), so a retry of 
 is found whichever version committed it.
 
 XXH3 comes from polars-hash (stable, vectorized hashes for Polars; the engine's own
-``hash()`` may change between DuckDB versions, which a stored hash must not).
+``hash()`` may change between DuckDB versions, which a stored hash must not), or — joined
+and hashed in one pass, :func:`payload_with_hash` — from xxHash's own C code in the
+kernels' compiled helpers (:mod:`.native`): the same XXH3-64, seed 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ctypes
+import itertools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.kernels import native
 from advertisex.util import engine
-from advertisex.util.arrays import spread
+from advertisex.util.arrays import chunks_of, spread
 
 SEPARATOR = "\x1f"
 NULL = "\x00"
@@ -61,6 +66,93 @@ def payload_text(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array | pa.Chu
     return pc.binary_join_element_wise(
         *columns, SEPARATOR, null_handling="replace", null_replacement=NULL
     )
+
+
+_P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
+_OFFSETS = ("adx_payload_offsets", _I64, (_I32, _P, _P, _P, _I64, _I32, _I32, _P))
+_HASHES = ("adx_payload_hashes", None, (_I32, _P, _P, _P, _P, _I64, _P, _I32, _P, _I32, _P, _P, _P))
+
+
+def payload_with_hash(
+    columns: Sequence[pa.Array | pa.ChunkedArray],
+) -> tuple[pa.Array | pa.ChunkedArray, pa.Array]:
+    r"""``payload_text(columns)`` and its :func:`payload_hash`: each row joined and hashed
+    in one pass by the compiled helper (the joined bytes hashed while in the cache, no
+    trip through Polars), else by those two functions.
+
+    >>> payload, hashes = payload_with_hash([pa.array(["a", None]), pa.array(["b", "c"])])
+    >>> payload.to_pylist(), hashes.to_pylist() == payload_hash(payload).to_pylist()
+    (['a\x1fb', '\x00\x1fc'], True)
+    """
+    joined = _joined_natively(columns)
+    if joined is not None:
+        return joined
+    payload = payload_text(list(columns))
+    return payload, payload_hash(payload)
+
+
+def _joined_natively(
+    columns: Sequence[pa.Array | pa.ChunkedArray],
+) -> tuple[pa.ChunkedArray, pa.Array] | None:
+    offsets_of, hashes_of = native.function(*_OFFSETS), native.function(*_HASHES)
+    rows = len(columns[0]) if columns else 0
+    if offsets_of is None or hashes_of is None or rows == 0:
+        return None
+    if not all(pa.types.is_string(c.type) for c in columns):
+        return None  # (large_string, dictionaries: Arrow's join takes them)
+    # Rows where every column is one chunk: the helper reads each column's buffers.
+    cuts = {0, rows}
+    for column in columns:
+        cuts.update(np.cumsum([len(chunk) for chunk in chunks_of(column)]).tolist())
+    bounds = sorted(cuts)
+    separator, null = SEPARATOR.encode(), NULL.encode()
+    texts, hashes = [], []
+    for low, high in itertools.pairwise(bounds):
+        parts = [_one_chunk(column.slice(low, high - low)) for column in columns]
+        offsets, data, valid, bits = zip(
+            *(native.string_buffers(part) for part in parts), strict=True
+        )
+        count, length = len(parts), high - low
+        ends = np.empty(length + 1, dtype=np.int32)
+        size = offsets_of(
+            count,
+            native.addresses(offsets),
+            native.addresses(valid),
+            native.int64s(bits),
+            length,
+            len(separator),
+            len(null),
+            ends.ctypes.data,
+        )
+        if size < 0:  # past an int32 offset: Arrow's join makes a large string
+            return None
+        text = pa.allocate_buffer(max(size, 1))
+        values = np.empty(length, dtype=np.uint64)
+        hashes_of(
+            count,
+            native.addresses(offsets),
+            native.addresses(data),
+            native.addresses(valid),
+            native.int64s(bits),
+            length,
+            separator,
+            len(separator),
+            null,
+            len(null),
+            ends.ctypes.data,
+            text.address,
+            values.ctypes.data,
+        )
+        texts.append(pa.StringArray.from_buffers(length, pa.py_buffer(ends), text))
+        hashes.append(values)
+    return pa.chunked_array(texts, pa.string()), _hex(np.concatenate(hashes))
+
+
+def _one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.Array):
+        return column
+    chunks = [chunk for chunk in column.chunks if len(chunk)]
+    return chunks[0] if len(chunks) == 1 else column.combine_chunks()
 
 
 def payload_hash(payload: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -1,4 +1,4 @@
-"""The known fields of JSON objects in one native pass: ``jsonscan.c``, loaded with ctypes.
+"""The known fields of JSON objects in one native pass (``native/jsonscan.c``).
 
 The impressions' standardize parsed every record with DuckDB's ``json_transform`` and then
 scanned every record's bytes again for a bound on its keys (to find unknown fields): ≈ 1.2
@@ -10,29 +10,28 @@ It only decides what it is sure DuckDB decides the same way (``jsonscan.c`` says
 a record it leaves *undecided* — escapes, non-ASCII text, a field given as another type,
 anything unusual — goes to DuckDB as before, so the rows are the same either way
 (``tests/kernels/test_jsonscan.py`` compares both on hostile and random records). Where the
-library was not built (no C compiler at install: ``pyproject.toml`` marks it optional)
-:func:`scan_objects` returns None and the kernel parses with DuckDB alone.
-
-ctypes releases the GIL for the call: the runner's piece threads scan at once.
+library was not built (:mod:`.native`) :func:`scan_objects` returns None and the kernel
+parses with DuckDB alone.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.util
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
+from advertisex.kernels import native
 from advertisex.util.arrays import chunks_of, text_bytes
 
-_LIBRARY = "advertisex.kernels._jsonscan"
 _SCANNED = 0
 _MAX_FIELDS = 64  # the scanner marks the known keys it met in a 64-bit word
 _MAX_BYTES = (1 << 31) - 1  # a chunk's fields are written with int32 offsets
+_P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
+_SCAN = ("adx_scan_objects", _I64, (_P, _P, _I64, _P, _P, _P, _P, _I32, _P, _P, _P, _P, _P))
 
 
 @dataclass(frozen=True)
@@ -42,28 +41,6 @@ class Scanned:
     undecided: np.ndarray  # bool a row: left to DuckDB (its fields are null here)
     key_counts: np.ndarray  # int32 a row: the object's number of keys (0 where undecided)
     fields: dict[str, pa.ChunkedArray]  # each known field's text as given (null: absent)
-
-
-@functools.cache
-def _scanner() -> Callable[..., int] | None:
-    """The library's scan function, or None where it was not built."""
-    spec = importlib.util.find_spec(_LIBRARY)
-    if spec is None or spec.origin is None:
-        return None
-    try:
-        scan = ctypes.CDLL(spec.origin).adx_scan_objects
-    except (OSError, AttributeError):  # built for another platform, or half written
-        return None
-    pointer = ctypes.c_void_p
-    scan.restype = ctypes.c_int64
-    scan.argtypes = [pointer, pointer, ctypes.c_int64, pointer, pointer, pointer, pointer]
-    scan.argtypes += [ctypes.c_int32, pointer, pointer, pointer, pointer, pointer]
-    return scan
-
-
-def available() -> bool:
-    """Whether the native scanner was built with this install."""
-    return _scanner() is not None
 
 
 @functools.cache
@@ -97,7 +74,7 @@ def scan_objects(
     ...     [False, True], [3, 0], ["x", None], ["2.50", None])
     True
     """
-    scan = _scanner()
+    scan = native.function(*_SCAN)
     fields = tuple(fields)
     if scan is None or len(fields) > _MAX_FIELDS:
         return None
@@ -134,9 +111,9 @@ def scan_objects(
             count,
             status.ctypes.data,
             keys.ctypes.data,
-            _addresses(out_data),
-            _addresses(out_offsets),
-            _addresses(out_valid),
+            native.addresses([b.address for b in out_data]),
+            native.addresses([b.address for b in out_offsets]),
+            native.addresses([b.address for b in out_valid]),
         )
         for k in range(count):
             used = int(np.frombuffer(out_offsets[k], dtype=np.int32)[rows])
@@ -155,7 +132,3 @@ def scan_objects(
             for name, parts in zip(fields, columns, strict=True)
         },
     )
-
-
-def _addresses(buffers: list[pa.Buffer]) -> ctypes.Array[ctypes.c_void_p]:
-    return (ctypes.c_void_p * len(buffers))(*(buffer.address for buffer in buffers))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advertisex.kernels import fingerprint
+from advertisex.kernels import fingerprint, native
 from advertisex.kernels.fingerprint import legacy_hash, md5_hex
 from advertisex.util import engine
 
@@ -57,3 +59,50 @@ def test_version_2_digits_are_the_engines_printf_of_the_hash() -> None:
         "SELECT 'x' || printf('%016x', v) AS h FROM t", t=pa.table({"v": values})
     ).column("h")
     assert fingerprint._hex(values).to_pylist() == printed.to_pylist()
+
+
+_texts = st.lists(st.one_of(st.none(), st.text(max_size=30)), min_size=1, max_size=30)
+
+
+def _chunked(values: list[str | None], cuts: list[int]) -> pa.ChunkedArray:
+    """``values`` cut at ``cuts`` into chunks (one of them a slice of a longer array)."""
+    bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
+    chunks = [
+        pa.array(["pad", *values[a:b]], pa.string()).slice(1) for a, b in itertools.pairwise(bounds)
+    ]
+    return pa.chunked_array(chunks, pa.string())
+
+
+@pytest.mark.skipif(not native.available(), reason="the compiled helpers were not built")
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_joined_and_hashed_in_one_pass_as_arrow_and_polars_do(data: st.DataObject) -> None:
+    first = data.draw(_texts)
+    columns = [
+        _chunked(
+            data.draw(
+                st.lists(
+                    st.one_of(st.none(), st.text(max_size=30)),
+                    min_size=len(first),
+                    max_size=len(first),
+                )
+            ),
+            data.draw(st.lists(st.integers(0, 40), max_size=3)),
+        )
+        for _ in range(data.draw(st.integers(1, 5)))
+    ]
+    columns[0] = _chunked(first, data.draw(st.lists(st.integers(0, 40), max_size=3)))
+    joined = fingerprint._joined_natively(columns)
+    assert joined is not None
+    payload, hashes = joined
+    expected = fingerprint.payload_text(columns)
+    assert payload.to_pylist() == expected.to_pylist()
+    assert hashes.to_pylist() == fingerprint.payload_hash(expected).to_pylist()
+
+
+def test_without_the_helpers_the_same_payload_and_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    columns = [pa.array(["a", None, "é"]), pa.chunked_array([["b"], ["", "c"]])]
+    monkeypatch.setattr(fingerprint, "_joined_natively", lambda columns: None)
+    payload, hashes = fingerprint.payload_with_hash(columns)
+    assert payload.to_pylist() == ["a\x1fb", "\x00\x1f", "é\x1fc"]
+    assert hashes.to_pylist() == fingerprint.payload_hash(payload).to_pylist()

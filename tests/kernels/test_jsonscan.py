@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advertisex.formats.jsonfmt import frame_json
-from advertisex.kernels import jsonscan
+from advertisex.kernels import jsonscan, native
 from advertisex.kernels.standardize import Rules, standardize_impressions
 from advertisex.model.contracts import IMPRESSION_FIELDS
 from advertisex.util import engine
@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NUMBERS = ("cost",)
 
 pytestmark = pytest.mark.skipif(
-    not jsonscan.available(), reason="the native scanner was not built (no C compiler)"
+    not native.available(), reason="the native scanner was not built (no C compiler)"
 )
 
 GOOD = (
@@ -179,7 +179,7 @@ def _agrees_with_duckdb(texts: list[str]) -> int:
 
 def test_the_scanner_is_built_with_the_install():
     # pyproject marks the extension optional: a failed compile would only show as speed lost
-    assert jsonscan.available()
+    assert native.available()
 
 
 def test_it_decides_the_plain_records_and_leaves_the_rest():

@@ -1,0 +1,70 @@
+"""The kernels' compiled helpers (``advertisex/kernels/native/*.c``), loaded with ctypes.
+
+Plain C with no Python API, built by the install as one optional extension
+(``pyproject.toml``): where no C compiler was found it is missing, :func:`function` returns
+None and each caller computes the same thing with Arrow and DuckDB, more slowly. ctypes
+releases the GIL for every call, so the runner's piece threads run them at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+LIBRARY = "advertisex.kernels._native"
+POINTER = ctypes.c_void_p
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    spec = importlib.util.find_spec(LIBRARY)
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        return ctypes.CDLL(spec.origin)
+    except OSError:  # built for another platform, or half written
+        return None
+
+
+def available() -> bool:
+    """Whether the compiled helpers were built with this install."""
+    return _library() is not None
+
+
+@functools.cache
+def function(name: str, result: Any, arguments: tuple[Any, ...]) -> Callable[..., Any] | None:
+    """The library's function ``name`` with its C signature, or None without the library."""
+    library = _library()
+    found = getattr(library, name, None) if library is not None else None
+    if found is None:
+        return None
+    found.restype = result
+    found.argtypes = list(arguments)
+    return found
+
+
+def addresses(items: Sequence[int]) -> ctypes.Array[ctypes.c_void_p]:
+    """A C array of pointers (``T **``) to the given addresses."""
+    return (POINTER * len(items))(*items)
+
+
+def int64s(items: Sequence[int]) -> ctypes.Array[ctypes.c_int64]:
+    return (ctypes.c_int64 * len(items))(*items)
+
+
+def string_buffers(chunk: pa.Array) -> tuple[int, int, int, int]:
+    """A string array's buffers as the C code reads them: the address of its first row's
+    value offset (int32), of its data, of its validity bitmap (0: no nulls) and the bit
+    of its first row in that bitmap."""
+    validity, offsets, data = chunk.buffers()
+    return (
+        offsets.address + 4 * chunk.offset,
+        data.address if data is not None else 0,
+        validity.address if validity is not None and chunk.null_count else 0,
+        chunk.offset,
+    )
