@@ -24,8 +24,7 @@ from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
 from advertisex.kernels import jsonscan, text
 from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_with_hash
 from advertisex.kernels.split import rejected_mask
-from advertisex.kernels.timestamps import CHECKS as TIME_CHECKS
-from advertisex.kernels.timestamps import checks_sql, parse_text_sql, read_times
+from advertisex.kernels.timestamps import checks_sql, parse_text_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
     BID_REQUIRED,
@@ -310,25 +309,25 @@ def _check_impressions(
 ) -> pa.Table:
     """Event time, cost (and their payload texts) and every reason of each record.
 
-    :func:`~advertisex.kernels.timestamps.read_times` reads and checks the time (plain ISO
-    times natively), the engine reads the cost; the reasons are listed
+    The engine reads the time and the cost (and checks the time); the reasons are listed
     by Arrow from masks (:func:`~advertisex.util.arrays.labels_where`). Listed in SQL, the
     query took ≈ 8 ms to plan on every call and every text field went into the engine
     only to be tested for null or a leading ``{``.
     """
-    times = read_times(fields["timestamp"], rules.params())
-    costs = engine.run(
-        f"""WITH s AS (SELECT {_finite_number("cost_text")} AS cost FROM narrow)
-        SELECT cost, CAST(cost AS VARCHAR) AS cost_text FROM s""",
-        narrow=pa.table({"cost_text": fields["cost"]}),
+    timestamp_checks = checks_sql("event_time", "ts_text IS NOT NULL")
+    query = f"""
+    WITH s AS (
+      SELECT *, {_finite_number("cost_text")} AS cost FROM narrow
+    ), t AS (
+      SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
     )
-    checked = pa.table(
-        {
-            **{name: times.column(name) for name in times.column_names},
-            "cost": costs.column("cost"),
-            "cost_text": costs.column("cost_text"),
-        }
-    )
+    SELECT event_time, CAST({_TIME_TEXT} AS VARCHAR) AS event_time_text, cost,
+      CAST(cost AS VARCHAR) AS cost_text,
+      {", ".join(f'{condition} AS "{code}"' for condition, code in timestamp_checks)}
+    FROM t
+    """
+    narrow = pa.table({"ts_text": fields["timestamp"], "cost_text": fields["cost"]})
+    checked = engine.run(query, rules.params(), narrow=narrow)
     frame_error, is_json = frame.column(FRAME_ERROR), parsed.column("is_json")
     is_obj, cost = parsed.column("is_obj"), checked.column("cost")
     texts = {"impression_id": given_id, **fields}
@@ -346,7 +345,7 @@ def _check_impressions(
         ),
         (pc.and_kleene(pc.is_valid(fields["cost"]), pc.is_null(cost)), "number_invalid:cost"),
         (pc.less(cost, 0), "negative_value:cost"),
-        *((checked.column(code), code) for _, code in TIME_CHECKS),
+        *((checked.column(code), code) for _, code in timestamp_checks),
     ]
     reasons = labels_where(conditions, frame.num_rows)
     return checked.select(["event_time", "event_time_text", "cost", "cost_text"]).append_column(
