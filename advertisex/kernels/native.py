@@ -18,6 +18,8 @@ import pyarrow as pa
 
 LIBRARY = "advertisex.kernels._native"
 POINTER = ctypes.c_void_p
+# What the library holds (a library built from older sources lacks some: not used at all).
+FUNCTIONS = ("adx_scan_objects", "adx_payload_offsets", "adx_payload_hashes")
 
 
 @functools.cache
@@ -26,9 +28,10 @@ def _library() -> ctypes.CDLL | None:
     if spec is None or spec.origin is None:
         return None
     try:
-        return ctypes.CDLL(spec.origin)
+        library = ctypes.CDLL(spec.origin)
     except OSError:  # built for another platform, or half written
         return None
+    return library if all(hasattr(library, name) for name in FUNCTIONS) else None
 
 
 def available() -> bool:
