@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from collections.abc import Collection, Sequence
+import itertools
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,8 @@ from advertisex.util.arrays import chunks_of, text_bytes
 
 _SCANNED = 0
 _MAX_FIELDS = 64  # the scanner marks the known keys it met in a 64-bit word
-_MAX_BYTES = (1 << 31) - 1  # a chunk's fields are written with int32 offsets
+_MAX_BYTES = (1 << 31) - 1  # a part's fields are written with int32 offsets
+_PART_BYTES = 64 << 20  # texts scanned at a time (a piece is 32 MiB: one part)
 _P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
 _SCAN = ("adx_scan_objects", _I64, (_P, _P, _I64, _P, _P, _P, _P, _I32, _P, _P, _P, _P, _P))
 
@@ -78,8 +80,7 @@ def scan_objects(
     fields = tuple(fields)
     if scan is None or len(fields) > _MAX_FIELDS:
         return None
-    names, lengths, number_ok = _keys(fields, frozenset(numbers))
-    count = len(fields)
+    keys = _keys(fields, frozenset(numbers))
     undecided, key_counts = [], []
     columns: list[list[pa.Array]] = [[] for _ in fields]
     start = 0
@@ -87,42 +88,24 @@ def scan_objects(
         rows = len(chunk)
         offsets, data = text_bytes(chunk)
         offsets -= offsets[0]
-        if len(data) > _MAX_BYTES:
-            return None
         skipped = np.zeros(rows, dtype=np.uint8)
         if skip is not None:
             skipped |= skip[start : start + rows]
         if chunk.null_count:
             skipped |= chunk.is_null().to_numpy(zero_copy_only=False)
-        status = np.empty(rows, dtype=np.uint8)
-        keys = np.empty(rows, dtype=np.int32)
-        # Arrow's pool, not NumPy's: its freed pages come back already touched.
-        out_data = [pa.allocate_buffer(max(len(data), 1), resizable=True) for _ in fields]
-        out_offsets = [pa.allocate_buffer(4 * (rows + 1)) for _ in fields]
-        out_valid = [pa.allocate_buffer((rows + 7) // 8) for _ in fields]
-        scan(
-            data.ctypes.data,
-            offsets.ctypes.data,
-            rows,
-            skipped.ctypes.data,
-            names,
-            lengths.ctypes.data,
-            number_ok.ctypes.data,
-            count,
-            status.ctypes.data,
-            keys.ctypes.data,
-            native.addresses([b.address for b in out_data]),
-            native.addresses([b.address for b in out_offsets]),
-            native.addresses([b.address for b in out_valid]),
-        )
-        for k in range(count):
-            used = int(np.frombuffer(out_offsets[k], dtype=np.int32)[rows])
-            out_data[k].resize(used)
-            columns[k].append(
-                pa.StringArray.from_buffers(rows, out_offsets[k], out_data[k], out_valid[k])
-            )
-        undecided.append(status != _SCANNED)
-        key_counts.append(keys)
+        # A part of the chunk's rows at a time: each field's output is given room for all
+        # of the part's bytes (no text's field is longer than the text).
+        cuts = np.searchsorted(offsets, np.arange(_PART_BYTES, offsets[-1], _PART_BYTES))
+        bounds = sorted({0, rows, *cuts.tolist()})
+        for low, high in itertools.pairwise(bounds):
+            part = _scan_part(scan, keys, data, offsets[low : high + 1], skipped[low:high])
+            if part is None:
+                return None
+            status, counts, arrays = part
+            undecided.append(status != _SCANNED)
+            key_counts.append(counts)
+            for k, array in enumerate(arrays):
+                columns[k].append(array)
         start += rows
     return Scanned(
         np.concatenate(undecided) if undecided else np.zeros(0, dtype=bool),
@@ -132,3 +115,48 @@ def scan_objects(
             for name, parts in zip(fields, columns, strict=True)
         },
     )
+
+
+def _scan_part(
+    scan: Callable[..., int],
+    keys: tuple[object, np.ndarray, np.ndarray],
+    data: np.ndarray,
+    offsets: np.ndarray,
+    skipped: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
+    """The scanner over the texts ``data[offsets[i]:offsets[i + 1]]``: their status, key
+    counts and each field's column; None past an int32 offset."""
+    names, lengths, number_ok = keys
+    rows, count = len(offsets) - 1, len(lengths)
+    first, size = int(offsets[0]), int(offsets[-1] - offsets[0])
+    if size > _MAX_BYTES:
+        return None
+    status = np.empty(rows, dtype=np.uint8)
+    counts = np.empty(rows, dtype=np.int32)
+    # Arrow's pool, not NumPy's: its freed pages come back already touched.
+    out_data = [pa.allocate_buffer(max(size, 1), resizable=True) for _ in range(count)]
+    out_offsets = [pa.allocate_buffer(4 * (rows + 1)) for _ in range(count)]
+    out_valid = [pa.allocate_buffer((rows + 7) // 8) for _ in range(count)]
+    if first:
+        offsets = offsets - first
+    scan(
+        data[first:].ctypes.data,
+        np.ascontiguousarray(offsets).ctypes.data,
+        rows,
+        np.ascontiguousarray(skipped).ctypes.data,
+        names,
+        lengths.ctypes.data,
+        number_ok.ctypes.data,
+        count,
+        status.ctypes.data,
+        counts.ctypes.data,
+        native.addresses([b.address for b in out_data]),
+        native.addresses([b.address for b in out_offsets]),
+        native.addresses([b.address for b in out_valid]),
+    )
+    arrays = []
+    for k in range(count):
+        used = int(np.frombuffer(out_offsets[k], dtype=np.int32)[rows])
+        out_data[k].resize(used)
+        arrays.append(pa.StringArray.from_buffers(rows, out_offsets[k], out_data[k], out_valid[k]))
+    return status, counts, arrays

@@ -217,6 +217,19 @@ def test_same_rows_over_chunks_slices_and_without_the_framers_word(monkeypatch):
     _same_rows(monkeypatch, frame.drop_columns(["is_json"]))
 
 
+def test_texts_scanned_a_part_at_a_time_as_all_at_once(monkeypatch):
+    whole = jsonscan.scan_objects(pa.array(EDGES), IMPRESSION_FIELDS, NUMBERS)
+    monkeypatch.setattr(jsonscan, "_PART_BYTES", 700)  # GOOD is ≈ 330 bytes: parts of 1-5 texts
+    parts = jsonscan.scan_objects(pa.array(EDGES), IMPRESSION_FIELDS, NUMBERS)
+    assert whole is not None and parts is not None
+    assert parts.fields["user_agent"].num_chunks > 10
+    assert (parts.undecided == whole.undecided).all()
+    assert (parts.key_counts == whole.key_counts).all()
+    for name in IMPRESSION_FIELDS:
+        assert parts.fields[name].to_pylist() == whole.fields[name].to_pylist(), name
+    _same_rows(monkeypatch, _frame(EDGES))
+
+
 _ascii = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
 _values = st.recursive(
     st.none()
