@@ -1,0 +1,113 @@
+"""`advertisex process` of this checkout against another commit's, alternated in one window.
+
+This host's speed drifts by up to 20 % within the hour, so a figure measured at another
+time says little about a change. This script ingests ``bench/process.py``'s data set into
+a new lake (not timed) and runs ``process`` on it, with the other commit's code and with
+this checkout's, one after the other, ``--pairs`` times; each run's wall time and CPU
+(the command and every process it waited for: its decoder workers) are printed, then the
+pairwise differences. The other commit is checked out in a temporary worktree; its
+compiled kernel helpers, if it has any, are compiled there with ``cc``.
+
+    python bench/ab.py --base 109cbfa [--pairs 3] [--events 2000000] [--no-marts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from _args import positive
+from _checkout import ROOT
+from process import _dataset
+
+PY = sys.executable
+
+
+def _checkout(commit: str, into: Path) -> Path:
+    """A worktree of ``commit``, its compiled helpers built (when it has them)."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(into), commit],
+        check=True,
+    )
+    native = into / "advertisex" / "kernels" / "native"
+    sources = sorted(str(p) for p in native.glob("*.c")) if native.is_dir() else []
+    if sources:
+        library = (
+            into / "advertisex" / "kernels" / f"_native{sysconfig.get_config_var('EXT_SUFFIX')}"
+        )
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources], check=True)
+    return into
+
+
+def _run(code: Path, source: Path, marts: bool) -> tuple[float, float]:
+    """(wall s, CPU s) of ``process`` with ``code``'s package, on a new lake holding
+    ``source`` (ingested by this checkout, not timed)."""
+    work = Path(tempfile.mkdtemp(prefix="adx-ab-"))
+    try:
+        env = dict(
+            os.environ,
+            ADVERTISEX_DATA_DIR=str(work / "data"),
+            ADVERTISEX_CORRELATION__UPDATE_MARTS="true" if marts else "false",
+        )
+        ingest = [PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"]
+        here = dict(env, PYTHONPATH=str(ROOT))
+        subprocess.run(ingest, env=here, cwd=work, check=True, stdout=subprocess.DEVNULL)
+        command = [PY, "-m", "advertisex.cli.app", "process", "--format", "json"]
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, env=dict(env, PYTHONPATH=str(code)), cwd=work, stdout=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        if status != 0:
+            raise SystemExit(f"process failed with {code}'s code (status {status})")
+        return wall, usage.ru_utime + usage.ru_stime
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the commit to compare this checkout with")
+    parser.add_argument("--pairs", type=positive, default=3)
+    parser.add_argument("--events", type=positive, default=2_000_000)
+    parser.add_argument("--no-marts", action="store_true", help="leave the marts' update out")
+    args = parser.parse_args()
+    source = _dataset(args.events)
+    scratch = Path(tempfile.mkdtemp(prefix="adx-ab-"))
+    try:
+        base = _checkout(args.base, scratch / "base")
+        runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+        for pair in range(args.pairs):
+            for name, code in (("base", base), ("this", ROOT)):
+                wall, cpu = _run(code, source, not args.no_marts)
+                runs[name].append((wall, cpu))
+                print(
+                    f"pair {pair + 1}  {name:4}  wall {wall:6.2f} s  CPU {cpu:6.2f} s", flush=True
+                )
+        walls = [t[0] - b[0] for b, t in zip(runs["base"], runs["this"], strict=True)]
+        cpus = [t[1] - b[1] for b, t in zip(runs["base"], runs["this"], strict=True)]
+        print(
+            f"this − {args.base}, pair by pair: wall {min(walls):+.2f} … {max(walls):+.2f} s "
+            f"(median {statistics.median(walls):+.2f}), CPU {min(cpus):+.2f} … {max(cpus):+.2f} s "
+            f"(median {statistics.median(cpus):+.2f})"
+        )
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch / "base")],
+            check=False,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
