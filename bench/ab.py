@@ -9,6 +9,10 @@ pairwise differences. The other commit is checked out in a temporary worktree; i
 compiled kernel helpers, if it has any, are compiled there with ``cc``.
 
     python bench/ab.py --base 109cbfa [--pairs 3] [--events 2000000] [--no-marts]
+    python bench/ab.py --one-core [--pairs 3]   # this checkout on one core (taskset -c 0) and on all
+
+With ``--one-core`` the runs alternate this checkout pinned to one core and unpinned, and
+the figure is how many times longer the pinned run takes (the issue's "cores used").
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def _checkout(commit: str, into: Path) -> Path:
     return into
 
 
-def _run(code: Path, source: Path, marts: bool) -> tuple[float, float]:
+def _run(code: Path, source: Path, marts: bool, pin: bool = False) -> tuple[float, float]:
     """(wall s, CPU s) of ``process`` with ``code``'s package, on a new lake holding
     ``source`` (ingested by this checkout, not timed)."""
     work = Path(tempfile.mkdtemp(prefix="adx-ab-"))
@@ -61,6 +65,8 @@ def _run(code: Path, source: Path, marts: bool) -> tuple[float, float]:
         here = dict(env, PYTHONPATH=str(ROOT))
         subprocess.run(ingest, env=here, cwd=work, check=True, stdout=subprocess.DEVNULL)
         command = [PY, "-m", "advertisex.cli.app", "process", "--format", "json"]
+        if pin:
+            command = ["taskset", "-c", "0", *command]
         started = time.perf_counter()
         child = subprocess.Popen(
             command, env=dict(env, PYTHONPATH=str(code)), cwd=work, stdout=subprocess.DEVNULL
@@ -76,12 +82,17 @@ def _run(code: Path, source: Path, marts: bool) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the commit to compare this checkout with")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--base", help="the commit to compare this checkout with")
+    which.add_argument("--one-core", action="store_true", help="this checkout on one core and all")
     parser.add_argument("--pairs", type=positive, default=3)
     parser.add_argument("--events", type=positive, default=2_000_000)
     parser.add_argument("--no-marts", action="store_true", help="leave the marts' update out")
     args = parser.parse_args()
     source = _dataset(args.events)
+    if args.one_core:
+        _one_core(source, args.pairs, not args.no_marts)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="adx-ab-"))
     try:
         base = _checkout(args.base, scratch / "base")
@@ -107,6 +118,19 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _one_core(source: Path, pairs: int, marts: bool) -> None:
+    ratios = []
+    for pair in range(pairs):
+        one, _ = _run(ROOT, source, marts, pin=True)
+        both, _ = _run(ROOT, source, marts)
+        ratios.append(one / both)
+        print(
+            f"pair {pair + 1}  one core {one:6.2f} s  both {both:6.2f} s  → {one / both:.2f}×",
+            flush=True,
+        )
+    print(f"one core against both: {min(ratios):.2f} … {max(ratios):.2f}× (target ≥ 1.6×)")
 
 
 if __name__ == "__main__":
