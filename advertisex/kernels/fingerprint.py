@@ -109,6 +109,8 @@ def _joined_natively(
     texts, hashes = [], []
     for low, high in itertools.pairwise(bounds):
         parts = [_one_chunk(column.slice(low, high - low)) for column in columns]
+        if any(part.buffers()[1] is None for part in parts):  # no offsets: Arrow's join
+            return None
         offsets, data, valid, bits = zip(
             *(native.string_buffers(part) for part in parts), strict=True
         )
