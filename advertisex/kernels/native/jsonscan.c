@@ -8,13 +8,14 @@
    SCANNED when it is one JSON object — whitespace around it allowed — whose every string
    is ASCII without escapes or control characters, every number plain (no exponent, at most
    18 digits before the point), nested at most MAX_DEPTH deep, and whose known keys appear
-   at most once, each with a string, null, or (where the caller allows it) a number with no
-   sign. Every such text is valid JSON to yyjson too, and a known field's value is exactly
-   what DuckDB's json_transform(raw, ... "VARCHAR" ...) gives: a string's bytes, or NULL.
-   A number's text is given as written (json_transform gives yyjson's rendering, "1.50" →
-   "1.5"): only for fields whose text is read as a DOUBLE, where both spellings are the
-   same number. Every other text is UNDECIDED, and the caller asks DuckDB: the scanner
-   never says a text is invalid. */
+   at most once, each with a string, null, an integer (not "-0"), or — where the caller
+   allows it — a number with a fraction. Every such text is valid JSON to yyjson too, and a
+   known field's value is what DuckDB's json_transform(raw, ... "VARCHAR" ...) gives: a
+   string's bytes, an integer's digits (yyjson renders an int64 as written), or NULL. A
+   fraction's text is given as written where json_transform gives yyjson's rendering
+   ("1.50" → "1.5"): only for fields whose text is read as a DOUBLE, where both spellings
+   are the same number. Every other text is UNDECIDED, and the caller asks DuckDB: the
+   scanner never says a text is invalid. */
 
 #include <stdint.h>
 #include <string.h>
