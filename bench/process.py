@@ -5,7 +5,7 @@ implementation of the same steps (bench/pandas_baseline.py) and, when asked, the
 reference ceilings of ../shared/reference-bench (bare DuckDB / Polars jobs on
 impressions alone), all run in this session on this machine.
 
-    python bench/process.py [--events 2000000] [--reference]
+    python bench/process.py [--events 2000000] [--reference] [--repeat 3]
 
 Each measured job runs in its own process so peak memory (max RSS) is its own.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,10 +210,36 @@ def main() -> None:
     parser.add_argument(
         "--no-ivt", action="store_true", help="turn the invalid-traffic filter off (its cost)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=positive,
+        default=1,
+        help="rounds, each a new lake (and the reference jobs right after it): this host's "
+        "speed drifts within the hour, so a ratio is taken within a round",
+    )
     args = parser.parse_args()
     use_this_checkout()  # not the checkout the virtualenv installed (bench/_checkout.py)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     source = _dataset(args.events)
+    ratios: dict[str, list[float]] = {}
+    for round_ in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n— round {round_ + 1} of {args.repeat}")
+        for script, ratio in _round(args, source).items():
+            ratios.setdefault(script, []).append(ratio)
+    if args.repeat > 1:
+        for script, values in ratios.items():
+            print(
+                f"AdvertiseX / {script}, round by round: "
+                + ", ".join(f"{v:.2f}×" for v in values)
+                + f"  (median {statistics.median(values):.2f}×)"
+            )
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def _round(args: argparse.Namespace, source: Path) -> dict[str, float]:
+    """One ingest + process on a new lake (and the reference jobs right after it, when
+    asked), printed; AdvertiseX's events/s over each reference job's."""
     work = Path(tempfile.mkdtemp(prefix="adx-bench-"))
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(work / "data"))
     env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "true" if args.with_marts else "false"
@@ -228,6 +255,7 @@ def main() -> None:
     from advertisex.util import jsonutil
 
     report = jsonutil.loads(process.stdout)
+    ratios: dict[str, float] = {}
     n = sum(s["records_in"] for s in report["sources"])
     ingest_s, process_s = ingest.seconds, process.seconds
     total = ingest_s + process_s
@@ -273,14 +301,15 @@ def main() -> None:
             _timed([PY, str(REFERENCE / "make_impressions.py"), "2000000", str(ref_input)])
         for script in ("batch_duckdb.py", "batch_polars.py"):
             ref = _measured([PY, str(REFERENCE / script), str(ref_input), str(work / script)])
+            ratios[script] = rate / (2e6 / ref.seconds)
             print(
                 f"reference   {script:<16} 2,000,000 impressions  {ref.seconds:.2f} s  → {2e6 / ref.seconds:,.0f} events/s"
                 f"   CPU {ref.cpu_s:.1f} s   peak RSS {ref.peak_mb:,.0f} MiB"
                 f"   AdvertiseX / reference = {rate / (2e6 / ref.seconds):.2f}×"
                 + ("  (target ≥ 0.5×)" if script == "batch_duckdb.py" else "")
             )
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     shutil.rmtree(work, ignore_errors=True)
+    return ratios
 
 
 if __name__ == "__main__":
