@@ -26,11 +26,10 @@ import numpy as np
 import pyarrow as pa
 
 from advertisex.kernels import native
-from advertisex.util.arrays import chunks_of, text_bytes
+from advertisex.util.arrays import chunks_of
 
 _SCANNED = 0
 _MAX_FIELDS = 64  # the scanner marks the known keys it met in a 64-bit word
-_MAX_BYTES = (1 << 31) - 1  # a part's fields are written with int32 offsets
 _PART_BYTES = 64 << 20  # texts scanned at a time (a piece is 32 MiB: one part)
 _P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
 _SCAN = ("adx_scan_objects", _I64, (_P, _P, _I64, _P, _P, _P, _P, _I32, _P, _P, _P, _P, _P))
@@ -86,8 +85,14 @@ def scan_objects(
     start = 0
     for chunk in chunks_of(texts):
         rows = len(chunk)
-        offsets, data = text_bytes(chunk)
-        offsets -= offsets[0]
+        if not pa.types.is_string(chunk.type):
+            return None  # (large_string: int64 offsets, which the scanner does not read)
+        if rows == 0:
+            continue
+        # The chunk's value offsets, read in place (into its data buffer, from its first row).
+        offsets = np.frombuffer(chunk.buffers()[1], np.int32)[
+            chunk.offset : chunk.offset + rows + 1
+        ]
         skipped = np.zeros(rows, dtype=np.uint8)
         if skip is not None:
             skipped |= skip[start : start + rows]
@@ -95,12 +100,11 @@ def scan_objects(
             skipped |= chunk.is_null().to_numpy(zero_copy_only=False)
         # A part of the chunk's rows at a time: each field's output is given room for all
         # of the part's bytes (no text's field is longer than the text).
-        cuts = np.searchsorted(offsets, np.arange(_PART_BYTES, offsets[-1], _PART_BYTES))
-        bounds = sorted({0, rows, *cuts.tolist()})
+        marks = np.arange(offsets[0] + _PART_BYTES, offsets[-1], _PART_BYTES)
+        bounds = sorted({0, rows, *np.searchsorted(offsets, marks).tolist()})
         for low, high in itertools.pairwise(bounds):
-            part = _scan_part(scan, keys, data, offsets[low : high + 1], skipped[low:high])
-            if part is None:
-                return None
+            size = int(offsets[high]) - int(offsets[low])
+            part = _scan_part(scan, keys, chunk.slice(low, high - low), size, skipped[low:high])
             status, counts, arrays = part
             undecided.append(status != _SCANNED)
             key_counts.append(counts)
@@ -120,30 +124,26 @@ def scan_objects(
 def _scan_part(
     scan: Callable[..., int],
     keys: tuple[object, np.ndarray, np.ndarray],
-    data: np.ndarray,
-    offsets: np.ndarray,
+    texts: pa.Array,
+    size: int,
     skipped: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
-    """The scanner over the texts ``data[offsets[i]:offsets[i + 1]]``: their status, key
-    counts and each field's column; None past an int32 offset."""
+) -> tuple[np.ndarray, np.ndarray, list[pa.Array]]:
+    """The scanner over ``texts`` (``size`` bytes of text): their status, key counts and
+    each field's column."""
     names, lengths, number_ok = keys
-    rows, count = len(offsets) - 1, len(lengths)
-    first, size = int(offsets[0]), int(offsets[-1] - offsets[0])
-    if size > _MAX_BYTES:
-        return None
+    rows, count = len(texts), len(lengths)
     status = np.empty(rows, dtype=np.uint8)
     counts = np.empty(rows, dtype=np.int32)
     # Arrow's pool, not NumPy's: its freed pages come back already touched.
     out_data = [pa.allocate_buffer(max(size, 1), resizable=True) for _ in range(count)]
     out_offsets = [pa.allocate_buffer(4 * (rows + 1)) for _ in range(count)]
     out_valid = [pa.allocate_buffer((rows + 7) // 8) for _ in range(count)]
-    if first:
-        offsets = offsets - first
+    offsets, data, _, _ = native.string_buffers(texts)
     scan(
-        data[first:].ctypes.data,
-        np.ascontiguousarray(offsets).ctypes.data,
+        data,
+        offsets,
         rows,
-        np.ascontiguousarray(skipped).ctypes.data,
+        skipped.ctypes.data,
         names,
         lengths.ctypes.data,
         number_ok.ctypes.data,

@@ -223,12 +223,13 @@ static int scan_one(const uint8_t *data, int64_t start, int64_t stop, const char
     return SCANNED;
 }
 
-/* Scan texts [0, rows): text i is data[offsets[i], offsets[i + 1]). Each known field k is
-   written as an Arrow string array's buffers: out_data[k] (room for all of data's bytes),
+/* Scan texts [0, rows): text i is data[offsets[i], offsets[i + 1]), the buffers of an Arrow
+   string array from its first row. Each known field k is written as an Arrow string
+   array's buffers: out_data[k] (room for all the texts' bytes),
    out_offsets[k] (rows + 1) and out_valid[k] (a validity bitmap of rows bits). A
    text UNDECIDED — or skipped, skip[i] set — has every field null there. key_counts[i] is
    the text's number of keys (SCANNED only). Returns how many texts were SCANNED. */
-int64_t adx_scan_objects(const uint8_t *data, const int64_t *offsets, int64_t rows,
+int64_t adx_scan_objects(const uint8_t *data, const int32_t *offsets, int64_t rows,
                          const uint8_t *skip, const char *const *keys, const int32_t *key_lengths,
                          const uint8_t *number_ok, int32_t count, uint8_t *status,
                          int32_t *key_counts, uint8_t **out_data, int32_t **out_offsets,
