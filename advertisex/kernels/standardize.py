@@ -24,7 +24,7 @@ from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
 from advertisex.kernels import jsonscan, text
 from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_with_hash
 from advertisex.kernels.split import rejected_mask
-from advertisex.kernels.timestamps import checks_sql, parse_text_sql
+from advertisex.kernels.timestamps import checks_sql, parse_text_sql, within_years_sql
 from advertisex.kernels.validate import Domains
 from advertisex.model.contracts import (
     BID_REQUIRED,
@@ -499,7 +499,9 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     """
     ts_type = frame.schema.field("timestamp").type
     event_time = (
-        "timestamp::TIMESTAMPTZ" if pa.types.is_timestamp(ts_type) else parse_text_sql("timestamp")
+        within_years_sql("timestamp::TIMESTAMPTZ")
+        if pa.types.is_timestamp(ts_type)
+        else parse_text_sql("timestamp")
     )
     # The time as it arrived: a typed (Avro) time is null where its text would be, so the
     # checks read it as it is and only a rejected record's JSON prints it (every bid's time

@@ -16,8 +16,24 @@ _EPOCH = """CASE
       ELSE to_timestamp({n} / 1e9) END"""
 
 
+# The instants a lake keeps: years 1 to 9999, what Python's datetime holds — and so every
+# reader built on it (pyarrow's to_pylist, the day a data file is partitioned by, the
+# console, the CLI). DuckDB reads years BC and past 9999 too ("0000-06-01", an epoch of 20
+# digits): accepted, such a record stopped the batch when its day's file was written.
+_FIRST_INSTANT = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
+_LAST_INSTANT = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+
+
+def within_years_sql(instant: str) -> str:
+    """SQL: the TIMESTAMPTZ ``instant``, NULL outside years 1-9999 (no timestamp, then)."""
+    return (
+        f"CASE WHEN ({instant}) BETWEEN {_FIRST_INSTANT} AND {_LAST_INSTANT} THEN ({instant}) END"
+    )
+
+
 def parse_text_sql(column: str) -> str:
-    """SQL expression: text column → TIMESTAMPTZ, NULL when it is no timestamp.
+    """SQL expression: text column → TIMESTAMPTZ, NULL when it is no timestamp (nor one
+    in years 1-9999: :func:`within_years_sql`).
 
     A text with a colon is no number, so an ISO time (nearly every one) skips the
     attempt to read it as one: a failed cast to DOUBLE cost more than reading the time.
@@ -26,7 +42,7 @@ def parse_text_sql(column: str) -> str:
     a 36 k-impression piece, 5.1 ms now).
     """
     number = f"try_cast({column} AS DOUBLE)"
-    return (
+    return within_years_sql(
         f"CASE WHEN contains({column}, ':') THEN try_cast({column} AS TIMESTAMPTZ) "
         f"WHEN {number} IS NOT NULL THEN try({_EPOCH.format(n=number)}) "
         f"ELSE try_cast({column} AS TIMESTAMPTZ) END"

@@ -86,3 +86,27 @@ def test_added_and_reordered_fields_are_kept_and_reported(ax, tmp_path):
         {"source": "bids", "new_fields": ["deal_id"]},
         {"source": "impressions", "new_fields": ["viewability"]},
     ]
+
+
+def test_times_before_year_1_or_past_9999_are_quarantined_not_a_stopped_batch(ax, tmp_path):
+    # DuckDB reads both; accepted, the first stopped the batch when its day's file was written.
+    record = (
+        '{"impression_id":"%s","timestamp":%s,"ad_creative_id":"c","user_id":"u",'
+        '"website":"w","cost":0.1}'
+    )
+    lines = [
+        record % ("bc", "-62135596800000004097"),
+        record % ("far", '"12026-01-01T00:00:00Z"'),
+        record % ("ok", '"2026-01-01T00:00:00Z"'),
+    ]
+    (tmp_path / "impressions.ndjson").write_text("\n".join(lines) + "\n")
+    ax.ingest([str(tmp_path / "impressions.ndjson")])
+    report = ax.process()
+    assert report.accounts["impressions"].accepted == 1
+    rows = ax.query(
+        "select reasons, event_time from curated.quarantine order by source_position"
+    ).to_pylist()
+    assert rows == [
+        {"reasons": ["timestamp_invalid"], "event_time": None},
+        {"reasons": ["timestamp_invalid"], "event_time": None},
+    ]
