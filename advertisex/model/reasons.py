@@ -118,7 +118,8 @@ CATALOGUE: dict[str, Reason] = {
         Reason(
             "timestamp_invalid",
             _ALL,
-            "The timestamp is neither ISO-8601 nor epoch seconds/milliseconds/microseconds.",
+            "The timestamp is neither ISO-8601 nor epoch seconds/milliseconds/microseconds, "
+            "or it falls outside the years 1-9999.",
             "Send ISO-8601 (e.g. 2026-11-20T13:04:05.123Z) or epoch milliseconds.",
         ),
         Reason(
