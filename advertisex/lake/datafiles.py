@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from advertisex.config import ScaleSettings
 from advertisex.errors import StorageError
 from advertisex.lake import durability
-from advertisex.model.schemas import TABLES
+from advertisex.model.schemas import TABLES, TableSpec
 from advertisex.util import storage
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def write_data_files(
                     part.schema,
                     compression="zstd",
                     use_dictionary=_dictionary_paths(part.schema),
+                    write_statistics=_statistics_paths(spec, part.schema),
                     metadata_collector=footer,
                     # Columns handed over dictionary-encoded (TableSpec.few_values) are plain
                     # text in the file: its Arrow schema is left out, so that every reader
@@ -152,6 +153,25 @@ def _dictionary_paths(schema: pa.Schema) -> list[str]:
         path
         for field in schema
         if field.name not in _NEARLY_UNIQUE
+        for path in _leaf_paths(field.name, field.type)
+    ]
+
+
+def _statistics_paths(spec: TableSpec, schema: pa.Schema) -> bool | list[str]:
+    """The Parquet columns whose statistics are written: those the table keeps
+    (``TableSpec.statistics``; its properties tell pyiceberg not to look for the others').
+
+    >>> _statistics_paths(TABLES["curated.clicks"], pa.schema([("event_id", pa.string()),
+    ...     ("campaign_id", pa.string()), ("user_id", pa.string())]))
+    ['campaign_id', 'user_id']
+    """
+    without = set(spec.without_statistics())
+    if not without:
+        return True
+    return [
+        path
+        for field in schema
+        if field.name not in without
         for path in _leaf_paths(field.name, field.type)
     ]
 

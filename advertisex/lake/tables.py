@@ -149,7 +149,7 @@ class Lake:
             table = self._create(spec)
         table = _evolve(table, spec)
         if not self.catalog.in_group:  # a property change must not join a batch's group
-            table = _with_properties(table, upkeep_properties(self.settings))
+            table = _with_properties(table, table_properties(self.settings, spec))
         self._tables[name] = table
         return table
 
@@ -201,7 +201,7 @@ class Lake:
                 properties={
                     "write.parquet.compression-codec": "zstd",
                     "format-version": "2",
-                    **upkeep_properties(self.settings),
+                    **table_properties(self.settings, spec),
                 },
             )
         except TableAlreadyExistsError:  # another process created it first
@@ -538,6 +538,16 @@ def upkeep_properties(settings: Settings) -> dict[str, str]:
         # Maintenance and the processor commit side by side: a lost race is retried on
         # fresh metadata (pyiceberg rebuilds the snapshot) rather than failed.
         "commit.retry.num-retries": "10",
+    }
+
+
+def table_properties(settings: Settings, spec: TableSpec) -> dict[str, str]:
+    """The Iceberg properties every AdvertiseX table keeps: :func:`upkeep_properties`, and
+    no metrics for the columns whose data files carry no statistics (``TableSpec.statistics``):
+    pyiceberg would otherwise warn of each missing one and drop its null counts."""
+    return {
+        **upkeep_properties(settings),
+        **{f"write.metadata.metrics.column.{name}": "none" for name in spec.without_statistics()},
     }
 
 

@@ -219,6 +219,11 @@ class TableSpec:
     # came from): the runners hand them to the Parquet writer dictionary-encoded
     # (:meth:`written_schema`), which writes them as it would have encoded them anyway.
     few_values: tuple[str, ...] = ()
+    # Columns whose statistics (bounds, null counts) the data files and the manifests keep,
+    # besides the partition and sort columns (None: every column's). The others' cost the
+    # Parquet writer 10-18 % of its CPU and prune nothing: ids, hashes and texts are spread
+    # over every file of a table sorted by campaign and time.
+    statistics: tuple[str, ...] | None = None
 
     @property
     def qualified(self) -> str:
@@ -235,9 +240,36 @@ class TableSpec:
             for f in self.schema
         )
 
+    def without_statistics(self) -> list[str]:
+        """The columns whose statistics are not kept (:attr:`statistics`), in schema order.
+        Nested columns (a bid's targeting map) keep theirs: metrics are set per leaf, under
+        names of pyiceberg's own making."""
+        if self.statistics is None:
+            return []
+        kept = {*self.statistics, *self.sort_by, *filter(None, [self.partition_by_day])}
+        return [
+            f.name for f in self.schema if f.name not in kept and not pa.types.is_nested(f.type)
+        ]
+
 
 # Few-valued text columns every curated event table has (TableSpec.few_values).
 _FEW_VALUES = ("campaign_id", "ad_creative_id", "source_file", "batch_id")
+
+# The statistics a curated event table keeps (TableSpec.statistics), besides its event time
+# and campaign (partition and sort): columns a query's filter skips row groups by, those
+# the files' order keeps together (a day, an hour, a campaign's creatives and advertiser);
+# ``ingest_time``, whose bounds tell the monitors which files are new; ``user_id``'s bounds
+# and ``extras``' null counts, which let an erasure pass over the files that cannot hold a
+# user without opening them (``lake.erasure``).
+_PRUNED_BY = (
+    "event_date",
+    "event_hour",
+    "ad_creative_id",
+    "advertiser",
+    "ingest_time",
+    "user_id",
+    "extras",
+)
 
 TABLES: dict[str, TableSpec] = {
     spec.qualified: spec
@@ -248,6 +280,7 @@ TABLES: dict[str, TableSpec] = {
             IMPRESSIONS,
             "impression_id",
             sort_by=("campaign_id", "event_time"),
+            statistics=_PRUNED_BY,
             few_values=(
                 *_FEW_VALUES,
                 "advertiser",
@@ -266,6 +299,7 @@ TABLES: dict[str, TableSpec] = {
             CLICKS,
             "event_id",
             sort_by=("campaign_id", "event_time"),
+            statistics=_PRUNED_BY,
             few_values=(*_FEW_VALUES, "advertiser"),
         ),
         TableSpec(
@@ -274,6 +308,7 @@ TABLES: dict[str, TableSpec] = {
             CONVERSIONS,
             "event_id",
             sort_by=("campaign_id", "event_time"),
+            statistics=_PRUNED_BY,
             few_values=(*_FEW_VALUES, "advertiser", "conversion_type", "currency"),
         ),
         TableSpec(
@@ -282,6 +317,7 @@ TABLES: dict[str, TableSpec] = {
             BID_REQUESTS,
             "auction_id",
             sort_by=("campaign_id", "event_time"),
+            statistics=_PRUNED_BY,
             few_values=(*_FEW_VALUES, "exchange", "site_domain", "device_type", "country"),
         ),
         TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),

@@ -98,6 +98,50 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
         )
 
 
+def test_columns_without_statistics_have_no_metrics_and_an_older_table_is_told_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A column the table keeps no statistics for (TableSpec.statistics) has neither
+    Parquet statistics nor manifest metrics, and pyiceberg is told so by the table's
+    properties: no warning, and the kept columns' bounds and null counts are all there.
+    A table created before (without those properties) gets them when it is opened."""
+    import logging
+
+    from advertisex.config import load_settings
+    from advertisex.lake.datafiles import add_files
+    from advertisex.lake.tables import Lake
+    from advertisex.model.schemas import TABLES
+    from tests.lake.test_erasure import _clicks
+
+    settings = load_settings(data_dir=tmp_path, correlation={"update_marts": False})
+    table = Lake(settings).table("curated.clicks")
+    without = TABLES["curated.clicks"].without_statistics()
+    assert {f"write.metadata.metrics.column.{c}" for c in without} <= set(table.properties)
+    with table.transaction() as tx:  # as an older AdvertiseX created it
+        tx.remove_properties(*(f"write.metadata.metrics.column.{c}" for c in without))
+    table = Lake(settings).table("curated.clicks")
+    assert all(
+        table.properties.get(f"write.metadata.metrics.column.{c}") == "none" for c in without
+    )
+
+    written = list(
+        write_data_files("curated.clicks", _clicks(["a1", "b2"]), table.location(), "b", None)
+    )
+    with caplog.at_level(logging.WARNING, logger="pyiceberg"):
+        (data_file,) = add_files(
+            table, [f.url for f in written], {}, {f.url: f.footer for f in written if f.footer}
+        )
+    assert not [r for r in caplog.records if "statistics" in r.getMessage()]
+    ids = {f.name: f.field_id for f in table.schema().fields}
+    for name in without:
+        assert (
+            ids[name] not in data_file.lower_bounds and ids[name] not in data_file.null_value_counts
+        )
+    for name in ("event_time", "campaign_id", "user_id", "ingest_time"):
+        assert ids[name] in data_file.lower_bounds and ids[name] in data_file.upper_bounds
+    assert ids["extras"] in data_file.null_value_counts  # what an erasure skips files by
+
+
 def test_the_files_columns_are_checked_against_the_table_once_per_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,9 +305,13 @@ def test_few_valued_columns_reach_the_writer_as_dictionaries_and_read_back_as_te
     assert [f.type for f in back.schema] == [f.type for f in spec.schema]
     assert back.equals(conformed.cast(spec.schema))
     metadata = pq.ParquetFile(file.url).metadata.row_group(0)
+    without = set(spec.without_statistics())
+    assert {"event_id", "payload_hash", "source_position"} <= without
+    assert not without & {"event_time", "campaign_id", "user_id", "ingest_time", "extras"}
     for i in range(metadata.num_columns):
         column = metadata.column(i)
-        assert column.is_stats_set, column.path_in_schema
+        # Statistics only where the table keeps them (TableSpec.statistics).
+        assert column.is_stats_set == (column.path_in_schema not in without), column.path_in_schema
         if column.path_in_schema in spec.few_values:
             assert "RLE_DICTIONARY" in column.encodings
     assert metadata.column(spec.schema.get_field_index("campaign_id")).statistics.min == "cmp-1"
