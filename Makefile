@@ -14,17 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
 	touch $(STAMP) $(NATIVE)
 
-# The kernels' compiled helpers (advertisex/kernels/native/*.c) are built by the install above;
+# The compiled helpers (advertisex/native/*.c) are built by the install above;
 # a change to their sources compiles them again (the editable install builds them in place).
 # The extension is optional, so pip only warns when it fails to compile and keeps the last
 # library built: where there is a C compiler, a library older than its sources stops here.
 NATIVE = $(VENV)/.native
-NATIVE_SOURCES = $(wildcard advertisex/kernels/native/*.[ch])
+NATIVE_SOURCES = $(wildcard advertisex/native/*.[ch])
 $(NATIVE): $(NATIVE_SOURCES) $(STAMP)
 	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
 	@if command -v cc >/dev/null 2>&1; then for source in $(NATIVE_SOURCES); do \
-	  [ "$$(ls -t advertisex/kernels/_native*.so $$source 2>/dev/null | head -1)" != "$$source" ] || \
-	  { echo "the kernels' compiled helpers did not build from $$source: run" \
+	  [ "$$(ls -t advertisex/native/_native*.so $$source 2>/dev/null | head -1)" != "$$source" ] || \
+	  { echo "the compiled helpers did not build from $$source: run" \
 	    "'$(BIN)/python -m pip install --no-deps -e . -v' to see the compiler's error"; exit 1; }; \
 	done; fi
 	touch $(NATIVE)

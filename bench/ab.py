@@ -41,13 +41,15 @@ def _checkout(commit: str, into: Path) -> Path:
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(into), commit],
         check=True,
     )
-    native = into / "advertisex" / "kernels" / "native"
-    sources = sorted(str(p) for p in native.glob("*.c")) if native.is_dir() else []
-    if sources:
-        library = (
-            into / "advertisex" / "kernels" / f"_native{sysconfig.get_config_var('EXT_SUFFIX')}"
-        )
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources], check=True)
+    # advertisex/native/*.c, or advertisex/kernels/native/*.c in commits before the move
+    for package in (into / "advertisex" / "native", into / "advertisex" / "kernels"):
+        folder = package if package.name == "native" else package / "native"
+        sources = sorted(str(p) for p in folder.glob("*.c")) if folder.is_dir() else []
+        if sources:
+            library = package / f"_native{sysconfig.get_config_var('EXT_SUFFIX')}"
+            command = ["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources]
+            subprocess.run(command, check=True)
+            break
     return into
 
 

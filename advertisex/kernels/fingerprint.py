@@ -21,7 +21,7 @@ is found whichever version committed it.
 XXH3 comes from polars-hash (stable, vectorized hashes for Polars; the engine's own
 ``hash()`` may change between DuckDB versions, which a stored hash must not), or — joined
 and hashed in one pass, :func:`payload_with_hash` — from xxHash's own C code in the
-kernels' compiled helpers (:mod:`.native`): the same XXH3-64, seed 0.
+kernels' compiled helpers (:mod:`advertisex.native`): the same XXH3-64, seed 0.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import native
+from advertisex import native
 from advertisex.util import engine
 from advertisex.util.arrays import chunks_of, spread
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
-from advertisex.kernels import jsonscan, text
+from advertisex.kernels import text
 from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_with_hash
 from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql, within_years_sql
@@ -34,6 +34,7 @@ from advertisex.model.contracts import (
     IMPRESSION_FIELDS,
     IMPRESSION_REQUIRED,
 )
+from advertisex.native import jsonscan
 from advertisex.util import engine
 from advertisex.util.arrays import (
     Label,
@@ -179,7 +180,7 @@ def _parse_impressions(frame: pa.Table) -> pa.Table:
     """Each record's contract fields as the JSON gave them (text, untrimmed), whether it is
     JSON and an object, and its unknown fields as a JSON object (``extras``).
 
-    The native scanner (:mod:`.jsonscan`) reads the records it can decide — nearly all —
+    The native scanner (:mod:`advertisex.native.jsonscan`) reads the records it can decide — nearly all —
     and DuckDB the rest (:func:`_parsed_by_engine`), to the same values."""
     raws = frame.column(RAW)
     known_invalid = _known_invalid(frame)

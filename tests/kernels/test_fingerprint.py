@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advertisex.kernels import fingerprint, native
+from advertisex import native
+from advertisex.kernels import fingerprint
 from advertisex.kernels.fingerprint import legacy_hash, md5_hex
 from advertisex.util import engine
 

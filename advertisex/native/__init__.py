@@ -1,4 +1,4 @@
-"""The kernels' compiled helpers (``advertisex/kernels/native/*.c``), loaded with ctypes.
+"""Compiled helpers (``advertisex/native/*.c``), loaded with ctypes: the kernels' and the framers'.
 
 Plain C with no Python API, built by the install as one optional extension
 (``pyproject.toml``): where no C compiler was found it is missing, :func:`function` returns
@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-LIBRARY = "advertisex.kernels._native"
+LIBRARY = "advertisex.native._native"
 POINTER = ctypes.c_void_p
 # What the library holds (a library built from older sources lacks some: not used at all).
 FUNCTIONS = ("adx_scan_objects", "adx_payload_offsets", "adx_payload_hashes")

@@ -1,6 +1,6 @@
 /* One pass over JSON texts that finds, in each object, where its known fields' values are.
 
-   Loaded by advertisex/kernels/jsonscan.py (ctypes, which releases the GIL for the call).
+   Loaded by advertisex/native/jsonscan.py (ctypes, which releases the GIL for the call).
    Plain C with no Python API: the caller hands over an Arrow string array's buffers and
    arrays it allocated, and reads back what this wrote.
 

@@ -10,7 +10,7 @@ It only decides what it is sure DuckDB decides the same way (``jsonscan.c`` says
 a record it leaves *undecided* — escapes, non-ASCII text, a field given as another type,
 anything unusual — goes to DuckDB as before, so the rows are the same either way
 (``tests/kernels/test_jsonscan.py`` compares both on hostile and random records). Where the
-library was not built (:mod:`.native`) :func:`scan_objects` returns None and the kernel
+library was not built (:mod:`advertisex.native`) :func:`scan_objects` returns None and the kernel
 parses with DuckDB alone.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from advertisex.kernels import native
+from advertisex import native
 from advertisex.util.arrays import chunks_of
 
 _SCANNED = 0

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from advertisex.kernels import native
+from advertisex import native
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the kernels run without")

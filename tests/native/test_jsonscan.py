@@ -17,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from advertisex import native
 from advertisex.formats.jsonfmt import frame_json
-from advertisex.kernels import jsonscan, native
 from advertisex.kernels.standardize import Rules, standardize_impressions
 from advertisex.model.contracts import IMPRESSION_FIELDS
+from advertisex.native import jsonscan
 from advertisex.util import engine
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
