@@ -24,7 +24,9 @@ import pyarrow.compute as pc
 from advertisex.errors import FramingError
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, POSITION, RAW, Bytes, strip_bom
 from advertisex.model.contracts import INTAKE_ERROR
+from advertisex.native import jsonscan
 from advertisex.util import engine, jsonutil
+from advertisex.util.arrays import column_ascending
 
 _SPACE = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
 _NEWLINE = re.compile(rb"\n")  # a view has no find()
@@ -153,17 +155,9 @@ def _split_concatenated(data: Bytes, lines: pa.Table, line_starts: np.ndarray) -
     lines = lines.select([RAW, POSITION, FRAME_ERROR])
     if lines.num_rows == 0:
         return lines.append_column(IS_JSON, pa.array([], pa.bool_()))
-    checked = engine.run(
-        f"""SELECT coalesce(json_valid(raw), false) AS ok,
-          ok AND CASE WHEN starts_with(raw, '{{') THEN true
-                      ELSE starts_with(ltrim(raw, {_JSON_SPACE}), '{{') END AS object
-        FROM lines""",
-        lines=lines.select([RAW]),
-    )
-    valid = checked.column("ok").to_numpy(zero_copy_only=False)
+    valid, objects = _validity(lines.column(RAW))
     if valid.all():
         return lines.append_column(IS_JSON, pa.array(valid))
-    objects = checked.column("object").to_numpy(zero_copy_only=False)
     streamed = _stream_of_objects(data, lines, objects, line_starts)
     if streamed is not None:
         return streamed
@@ -179,6 +173,40 @@ def _split_concatenated(data: Bytes, lines: pa.Table, line_starts: np.ndarray) -
 
 
 _JSON_SPACE = "chr(32) || chr(9) || chr(10) || chr(13)"  # SQL: JSON's whitespace
+
+
+def _validity(raws: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each text is valid JSON, and whether it is a JSON object, as DuckDB says.
+
+    The native scanner (:mod:`advertisex.native.jsonscan`, no fields asked for) decides
+    nearly every line, each a valid object, at ≈ 0.25 µs of CPU a line against DuckDB's
+    ≈ 0.44; the lines it leaves undecided (escapes, non-ASCII text, anything unusual, and
+    whatever is not one object) are asked of DuckDB, and all of them without the scanner.
+    """
+    scanned = jsonscan.scan_objects(raws, ())
+    undecided = None if scanned is None else scanned.undecided
+    if undecided is not None and not undecided.any():
+        valid = np.ones(len(raws), dtype=bool)
+        return valid, valid.copy()
+    # A few texts are taken out for the engine; when most are left (a file of non-ASCII
+    # text, say), the engine reads the column in place rather than a copy of most of it.
+    rest = None
+    if undecided is not None and 2 * int(undecided.sum()) < len(raws):
+        rest = np.flatnonzero(undecided)
+    checked = engine.run(
+        f"""SELECT coalesce(json_valid(raw), false) AS ok,
+          ok AND CASE WHEN starts_with(raw, '{{') THEN true
+                      ELSE starts_with(ltrim(raw, {_JSON_SPACE}), '{{') END AS object
+        FROM lines""",
+        lines=pa.table({RAW: raws if rest is None else column_ascending(raws, rest)}),
+    )
+    ok = checked.column("ok").to_numpy(zero_copy_only=False)
+    is_object = checked.column("object").to_numpy(zero_copy_only=False)
+    if rest is None:
+        return ok, is_object
+    valid, objects = np.ones(len(raws), dtype=bool), np.ones(len(raws), dtype=bool)
+    valid[rest], objects[rest] = ok, is_object
+    return valid, objects
 
 
 def _stream_of_objects(

@@ -112,13 +112,20 @@ def scan_objects(
                 columns[k].append(array)
         start += rows
     return Scanned(
-        np.concatenate(undecided) if undecided else np.zeros(0, dtype=bool),
-        np.concatenate(key_counts) if key_counts else np.zeros(0, dtype=np.int32),
+        _joined(undecided, bool),
+        _joined(key_counts, np.int32),
         {
             name: pa.chunked_array(parts, pa.string())
             for name, parts in zip(fields, columns, strict=True)
         },
     )
+
+
+def _joined(parts: list[np.ndarray], kind: type) -> np.ndarray:
+    """The parts' values one after the other (one part: itself, not a copy of it)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=kind)
 
 
 def _scan_part(

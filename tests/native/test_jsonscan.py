@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advertisex import native
+from advertisex.formats import jsonfmt
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.kernels.standardize import Rules, standardize_impressions
 from advertisex.model.contracts import IMPRESSION_FIELDS
@@ -238,6 +239,45 @@ def test_texts_scanned_a_part_at_a_time_as_all_at_once(monkeypatch):
     _same_rows(monkeypatch, _frame(EDGES))
 
 
+def _validity_agrees(texts: list[str]) -> None:
+    """The framer's validity check (scanner first) says of each text what DuckDB alone says."""
+    column = pa.array(texts, pa.string())
+    valid, objects = jsonfmt._validity(column)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(jsonscan, "scan_objects", lambda *args, **kwargs: None)
+        by_duckdb = jsonfmt._validity(column)
+    assert valid.tolist() == by_duckdb[0].tolist()
+    assert objects.tolist() == by_duckdb[1].tolist()
+
+
+FRAMED = [
+    *EDGES,
+    " " + GOOD + "\r\n",
+    "\t{}\n",
+    '{"a":1}{"b":2}',
+    '{"a":1} {"b":2}',
+    "[1]",
+    "3",
+    '"x"',
+    "{",
+]
+
+
+def test_the_framers_validity_check_says_what_duckdb_says():
+    _validity_agrees(FRAMED)
+    found = jsonscan.scan_objects(pa.array(FRAMED), ())
+    assert found is not None and (~found.undecided).sum() > 20  # most without the engine
+
+
+def test_a_file_frames_the_same_with_and_without_the_scanner(monkeypatch: pytest.MonkeyPatch):
+    # Objects back to back on a line, a bad line: the framer's other paths run too.
+    data = "\n".join(t.replace("\n", " ") for t in FRAMED).encode()
+    framed = frame_json(data)
+    monkeypatch.setattr(jsonscan, "scan_objects", lambda *args, **kwargs: None)
+    assert framed.equals(frame_json(data))
+    assert framed.num_rows > len(FRAMED)  # the objects written back to back were split
+
+
 _ascii = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
 _values = st.recursive(
     st.none()
@@ -271,5 +311,6 @@ def _texts(draw: st.DrawFn) -> str:
 def test_random_and_broken_records_read_the_same(texts):
     texts = [t.replace("\n", " ") for t in texts]
     _agrees_with_duckdb(texts)
+    _validity_agrees(texts)
     with pytest.MonkeyPatch.context() as monkeypatch:
         _same_rows(monkeypatch, _frame(texts))
