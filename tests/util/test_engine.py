@@ -85,3 +85,62 @@ def test_a_thread_runs_its_statements_on_its_share_of_the_cores(
     finally:
         engine.share_cores(None)
     assert _threads() == default
+
+
+def _public(query: str, params: dict[str, object] | None = None, **tables: pa.Table) -> pa.Table:
+    """``engine.run`` through DuckDB's public relational API only."""
+    with engine.borrowed() as con:
+        for name, table in tables.items():
+            con.register(name, table)
+        try:
+            return con.sql(query, params=params).to_arrow_table()
+        finally:
+            for name in tables:
+                con.unregister(name)
+
+
+def test_statements_run_directly_give_the_public_apis_rows() -> None:
+    """Where DuckDB offers it, ``run`` skips the relational layer's second bind; the rows,
+    types and names are those the public ``con.sql(…).to_arrow_table()`` gives."""
+    import duckdb
+
+    rows = pa.table(
+        {
+            "t": pa.array([0, 1_700_000_000_000_000, None], pa.timestamp("us", "UTC")),
+            "s": pa.array(["a", None, "é"]),
+            "d": pa.array(["x", "y", "x"]).dictionary_encode(),
+            "m": pa.array([[("k", "v")], None, []], pa.map_(pa.string(), pa.string())),
+        }
+    )
+    query = """SELECT t, s, d, m, [s, $word] AS l, {'a': t, 'b': $n} AS st,
+                 to_json(m) AS j, t + INTERVAL 1 HOUR AS later FROM rows WHERE $n > 0"""
+    params = {"word": "w", "n": 2}
+    ran = engine.run(query, params, rows=rows)
+    assert ran.equals(_public(query, params, rows=rows))
+    assert ran.num_rows == 3
+    if duckdb.__version__.startswith("2."):
+        assert engine._direct[0] is True  # the path this test is about was taken
+
+
+def test_without_the_direct_call_statements_take_the_public_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Changed:
+        """A connection whose ``_submit`` has another signature (a later DuckDB)."""
+
+        def __init__(self, con: object) -> None:
+            self._con = con
+
+        def _submit(self, query: str) -> None:
+            raise AssertionError("not to be called with the engine's arguments")
+
+        def sql(self, query: str, params: object = None) -> object:
+            return self._con.sql(query, params=params)  # type: ignore[attr-defined]
+
+    with engine.borrowed() as con:
+        monkeypatch.setattr(engine, "_direct", [])
+        assert engine._submits_directly(Changed(con)) is False
+        monkeypatch.setattr(engine, "_direct", [])
+        assert engine._submits_directly(object()) is False  # no _submit at all (DuckDB 1)
+    monkeypatch.setattr(engine, "_direct", [False])
+    assert engine.run("SELECT 1 AS one").to_pylist() == [{"one": 1}]
