@@ -32,8 +32,9 @@ def show(
     size: Literal["s", "m"] = typer.Option("s"),
     loud: bool = typer.Option(False, "--loud", envvar="SHOW_LOUD"),
     count: int = typer.Option(1),
+    ratio: float = typer.Option(0.5),
 ) -> None:
-    print(repr((text, colour, shade, size, loud, count)))
+    print(repr((text, colour, shade, size, loud, count, ratio)))
 
 
 ARGS = [
@@ -43,6 +44,12 @@ ARGS = [
     ["hello", "--colour", "GREEN"],
     ["hello", "--size", "xl"],
     ["hello", "--count", "x"],
+    ["hello", "--count", "007", "--ratio", "2.5"],
+    ["hello", "--count", "1.0"],
+    ["hello", "--count", "True"],
+    ["hello", "--ratio", "1e3"],
+    ["hello", "--ratio", "x"],
+    ["hello", "--ratio", "3"],
     ["--colour", "red"],
     ["hello", "--colour"],
 ]
@@ -68,13 +75,15 @@ def test_a_flag_from_the_environment_goes_through_typer(monkeypatch):
     assert [answers(["x"], {"SHOW_LOUD": v}) for v in ("1", "no", "maybe")] == ours
 
 
-def test_text_and_choices_need_no_pydantic():
+def test_text_choices_and_numbers_defaults_need_no_pydantic():
     coercion.install()
     command = typer.main.get_command(app)
     kinds = {p.name: type(p.get_runtime_param()).__name__ for p in command.params}
-    assert kinds["count"] != "_PlainRuntimeParam"  # numbers keep Typer's coercion
-    del kinds["count"]
     assert set(kinds.values()) == {"_PlainRuntimeParam"}
+    # A number's default is taken as it is; a number given as text goes to Typer's adapter.
+    ratio = next(p for p in command.params if p.name == "ratio").get_runtime_param()
+    assert ratio._coerce_value(0.5, param=None, ctx=None) == 0.5
+    assert ratio._coerce_value("2.5", param=None, ctx=None) == 2.5
 
 
 def TYPER_BUILDS(param):

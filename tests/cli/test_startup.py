@@ -83,6 +83,18 @@ def test_help_loads_no_heavy_library(tmp_path):
     assert "query" in out
 
 
+def test_process_with_its_defaults_builds_no_pydantic_coercion(tmp_path):
+    # The settings are pydantic models, but Typer's parameter adapter (≈ 0.1 s of every run's
+    # start) is not built for defaults it would hand back unchanged (cli/coercion.py).
+    code = "import sys; sys.argv = ['advertisex', 'process', '--format', 'json']\n"
+    code += "from advertisex.cli.app import main\ntry:\n    main()\nfinally:\n"
+    code += "    print('ADAPTERS', 'typer._adapters' in sys.modules, file=sys.stderr)"
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert json.loads(result.stdout)["segments"] == 0
+    assert "ADAPTERS False" in result.stderr, result.stderr
+
+
 def test_select_1_loads_duckdbs_engine_alone(tmp_path):
     loaded, out = loaded_by(["query", "select 41 + 1 as answer", "--format", "json"], tmp_path)
     assert json.loads(out) == [{"answer": 42}]
