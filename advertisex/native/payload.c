@@ -66,3 +66,16 @@ void adx_payload_hashes(int32_t columns, const int32_t *const *offsets,
         hashes[i] = XXH3_64bits(start, (size_t)(p - start));
     }
 }
+
+/* Each text's XXH3-64 (seed 0); a null's is the hash of no bytes with seed 1, apart from
+   every text's but by chance. */
+void adx_text_hashes(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                     int64_t valid_bit, int64_t rows, uint64_t *hashes) {
+    const uint64_t null_hash = XXH3_64bits_withSeed("", 0, 1);
+    for (int64_t i = 0; i < rows; i++) {
+        if (is_valid(valid, valid_bit + i))
+            hashes[i] = XXH3_64bits(data + offsets[i], (size_t)(offsets[i + 1] - offsets[i]));
+        else
+            hashes[i] = null_hash;
+    }
+}

@@ -196,3 +196,52 @@ def test_verdicts_are_those_of_the_engine_query_even_with_nulls(items, committed
     found = find_duplicates(chunked, hashes, seen_keys, seen_hashes)
     assert found.is_duplicate.tolist() == expected_dup.tolist()
     assert found.is_conflict.tolist() == expected_differs.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=30), st.integers(0, 5))
+def test_a_key_hashes_the_same_in_every_layout_and_by_either_hash(values, cut):
+    """A key's hash depends on its text alone — chunks, slices, large strings, dictionaries
+    hash alike, as the committed keys (read back from files) and a batch's must — and
+    equal keys hash equal by the compiled helpers' XXH3 and by Polars' hash alike, so
+    either finds the same repeats."""
+    from advertisex import native
+
+    column = pa.array(values, pa.string())
+    hashes = key_hashes(column)
+    cut = min(cut, len(values))
+    layouts = [
+        pa.chunked_array([column.slice(0, cut), column.slice(cut)], pa.string()),
+        column.cast(pa.large_string()),
+        column.dictionary_encode(),
+        pa.concat_arrays([pa.array(["pad"]), column]).slice(1),
+    ]
+    for layout in layouts:
+        assert key_hashes(layout).tolist() == hashes.tolist()
+    with mock.patch.object(native, "_library", lambda: None):
+        native.function.cache_clear()
+        try:
+            by_polars = key_hashes(column)
+        finally:
+            native.function.cache_clear()
+    for hashed in (hashes, by_polars):
+        same = {
+            (a, b): hashed[i] == hashed[j]
+            for i, a in enumerate(values)
+            for j, b in enumerate(values)
+        }
+        assert all(equal == (a == b) for (a, b), equal in same.items())
+
+
+def test_the_compiled_key_hash_is_xxh3_of_the_text():
+    import polars as pl
+    import polars_hash as plh
+
+    from advertisex import native
+
+    if not native.available():
+        return
+    texts = ["", "a", "imp-3c76f634b6d9f8c1", "x" * 300, "é|ü"]
+    expected = pl.Series(texts).to_frame("t").select(plh.col("t").nchash.xxh3_64())["t"]
+    assert key_hashes(pa.array(texts)).tolist() == expected.to_list()
+    assert key_hashes(pa.array([None])).tolist() != key_hashes(pa.array([""])).tolist()
