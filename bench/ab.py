@@ -3,10 +3,12 @@
 This host's speed drifts by up to 20 % within the hour, so a figure measured at another
 time says little about a change. This script ingests ``bench/process.py``'s data set into
 a new lake (not timed) and runs ``process`` on it, with the other commit's code and with
-this checkout's, one after the other, ``--pairs`` times; each run's wall time and CPU
-(the command and every process it waited for: its decoder workers) are printed, then the
-pairwise differences. The other commit is checked out in a temporary worktree; its
-compiled kernel helpers, if it has any, are compiled there with ``cc``.
+this checkout's, one after the other (each first in every other pair), ``--pairs`` times;
+each run's wall time and CPU (the command and every process it waited for: its decoder
+workers) are printed, then the pairwise differences. The other commit is checked out in a
+temporary worktree, its compiled helpers built there with ``cc`` and its modules' bytecode
+compiled, as this checkout's are. Single pairs differ by up to ±1 s on this host (two
+runs of the same code, 2026-12-06): take enough pairs for the difference sought.
 
     python bench/ab.py --base 109cbfa [--pairs 3] [--events 2000000] [--no-marts]
     python bench/ab.py --one-core [--pairs 3]   # this checkout on one core (taskset -c 0) and on all
@@ -50,6 +52,10 @@ def _checkout(commit: str, into: Path) -> Path:
             command = ["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources]
             subprocess.run(command, check=True)
             break
+    # Its bytecode, as `make install` leaves this checkout's: where PYTHONDONTWRITEBYTECODE
+    # is set every run of the other code compiled its modules again (in the command, its
+    # forkserver and its workers), ≈ 0.4 s of wall a run against it.
+    subprocess.run([PY, "-m", "compileall", "-q", str(into / "advertisex")], check=True)
     return into
 
 
@@ -100,7 +106,8 @@ def main() -> None:
         base = _checkout(args.base, scratch / "base")
         runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
         for pair in range(args.pairs):
-            for name, code in (("base", base), ("this", ROOT)):
+            order = [("base", base), ("this", ROOT)]
+            for name, code in order if pair % 2 == 0 else order[::-1]:  # neither always first
                 wall, cpu = _run(code, source, not args.no_marts)
                 runs[name].append((wall, cpu))
                 print(
