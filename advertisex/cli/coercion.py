@@ -10,7 +10,8 @@ from an environment variable, bytes …) goes to Typer's own pydantic coercion, 
 their wording and exit codes are Typer's. An ``int`` or ``float`` parameter takes only a
 value of its own type as it is — its default: ``process --interval 0.5`` built Typer's
 adapter (≈ 0.1 s of every run's start) for a default it returns unchanged — and any text
-given for it goes to Typer's coercion. Other types (paths, lists, dates) keep Typer's. The hook is the method that builds a parameter's coercion on first use
+given for it goes to Typer's coercion. Other types (paths, lists, dates) keep Typer's.
+The hook is the method that builds a parameter's coercion on first use
 (``_TyperParameter.get_runtime_param``, Typer 0.29); on a Typer without it every parameter
 keeps Typer's own coercion (slower, never different), and ``tests/cli/test_startup.py``
 fails on the pydantic it then loads.

@@ -180,8 +180,9 @@ def _parse_impressions(frame: pa.Table) -> pa.Table:
     """Each record's contract fields as the JSON gave them (text, untrimmed), whether it is
     JSON and an object, and its unknown fields as a JSON object (``extras``).
 
-    The native scanner (:mod:`advertisex.native.jsonscan`) reads the records it can decide — nearly all —
-    and DuckDB the rest (:func:`_parsed_by_engine`), to the same values."""
+    The native scanner (:mod:`advertisex.native.jsonscan`) reads the records it can
+    decide — nearly all — and DuckDB the rest (:func:`_parsed_by_engine`), to the same
+    values."""
     raws = frame.column(RAW)
     known_invalid = _known_invalid(frame)
     scanned = jsonscan.scan_objects(raws, IMPRESSION_FIELDS, ("cost",), known_invalid)

@@ -9,9 +9,10 @@ Arrow string column.
 It only decides what it is sure DuckDB decides the same way (``jsonscan.c`` says what):
 a record it leaves *undecided* — escapes, non-ASCII text, a field given as another type,
 anything unusual — goes to DuckDB as before, so the rows are the same either way
-(``tests/kernels/test_jsonscan.py`` compares both on hostile and random records). Where the
-library was not built (:mod:`advertisex.native`) :func:`scan_objects` returns None and the kernel
-parses with DuckDB alone.
+(``tests/native/test_jsonscan.py`` compares both on hostile and random records). Where
+the library was not built (:mod:`advertisex.native`) :func:`scan_objects` returns None and
+the kernel parses with DuckDB alone. The JSON framer asks it for no fields: which lines are
+one valid object (``formats.jsonfmt``).
 """
 
 from __future__ import annotations
