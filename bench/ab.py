@@ -43,10 +43,14 @@ def _checkout(commit: str, into: Path) -> Path:
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(into), commit],
         check=True,
     )
-    # advertisex/native/*.c, or advertisex/kernels/native/*.c in commits before the move
-    for package in (into / "advertisex" / "native", into / "advertisex" / "kernels"):
-        folder = package if package.name == "native" else package / "native"
-        sources = sorted(str(p) for p in folder.glob("*.c")) if folder.is_dir() else []
+    # (sources, the package the library goes in): advertisex/native, or before the move
+    # advertisex/kernels/native for advertisex/kernels
+    code = into / "advertisex"
+    for folder, package in (
+        (code / "native", code / "native"),
+        (code / "kernels" / "native", code / "kernels"),
+    ):
+        sources = sorted(str(p) for p in folder.glob("*.c"))
         if sources:
             library = package / f"_native{sysconfig.get_config_var('EXT_SUFFIX')}"
             command = ["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources]

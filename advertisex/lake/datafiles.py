@@ -19,7 +19,7 @@ every manifest of the table, is skipped.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
@@ -149,12 +149,7 @@ def _dictionary_paths(schema: pa.Schema) -> list[str]:
     ...     ("reasons", pa.list_(pa.string())), ("auction_id", pa.string())]))
     ['ad_targeting.key_value.key', 'ad_targeting.key_value.value', 'reasons.list.element']
     """
-    return [
-        path
-        for field in schema
-        if field.name not in _NEARLY_UNIQUE
-        for path in _leaf_paths(field.name, field.type)
-    ]
+    return _paths_but(schema, _NEARLY_UNIQUE)
 
 
 def _statistics_paths(spec: TableSpec, schema: pa.Schema) -> bool | list[str]:
@@ -166,12 +161,15 @@ def _statistics_paths(spec: TableSpec, schema: pa.Schema) -> bool | list[str]:
     ['campaign_id', 'user_id']
     """
     without = set(spec.without_statistics())
-    if not without:
-        return True
+    return _paths_but(schema, without) if without else True
+
+
+def _paths_but(schema: pa.Schema, left_out: Collection[str]) -> list[str]:
+    """The Parquet paths of every leaf of ``schema``'s columns but those named in ``left_out``."""
     return [
         path
         for field in schema
-        if field.name not in without
+        if field.name not in left_out
         for path in _leaf_paths(field.name, field.type)
     ]
 

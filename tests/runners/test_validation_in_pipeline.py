@@ -14,6 +14,14 @@ CLICKS = (
 )
 
 
+def _processed(ax, path, columns):
+    """(the processing report, ``columns`` of the quarantined rows) once ``path`` is ingested."""
+    ax.ingest([str(path)])
+    report = ax.process()
+    query = f"select {columns} from curated.quarantine order by source_position"
+    return report, ax.query(query).to_pylist()
+
+
 def test_unknown_campaign_and_bad_codes_are_quarantined_with_raw_text(ax, tmp_path):
     (tmp_path / "campaigns.csv").write_text(
         "campaign_id,advertiser,campaign_name,budget,currency,start_date,end_date\n"
@@ -21,12 +29,8 @@ def test_unknown_campaign_and_bad_codes_are_quarantined_with_raw_text(ax, tmp_pa
     )
     dims.load_file(ax.lake, tmp_path / "campaigns.csv")
     (tmp_path / "clicks.csv").write_bytes(CLICKS)
-    ax.ingest([str(tmp_path / "clicks.csv")])
-    report = ax.process()
+    report, rows = _processed(ax, tmp_path / "clicks.csv", "reasons, raw")
     assert report.accounts["clicks"].accepted == 1
-    rows = ax.query(
-        "select reasons, raw from curated.quarantine order by source_position"
-    ).to_pylist()
     assert rows == [
         {"reasons": ["unknown_campaign"], "raw": "e2,2026-01-01T00:00:00Z,u1,cmp-other,click,,,"},
         {
@@ -100,12 +104,8 @@ def test_times_before_year_1_or_past_9999_are_quarantined_not_a_stopped_batch(ax
         record % ("ok", '"2026-01-01T00:00:00Z"'),
     ]
     (tmp_path / "impressions.ndjson").write_text("\n".join(lines) + "\n")
-    ax.ingest([str(tmp_path / "impressions.ndjson")])
-    report = ax.process()
+    report, rows = _processed(ax, tmp_path / "impressions.ndjson", "reasons, event_time")
     assert report.accounts["impressions"].accepted == 1
-    rows = ax.query(
-        "select reasons, event_time from curated.quarantine order by source_position"
-    ).to_pylist()
     assert rows == [
         {"reasons": ["timestamp_invalid"], "event_time": None},
         {"reasons": ["timestamp_invalid"], "event_time": None},
