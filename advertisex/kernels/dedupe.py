@@ -16,7 +16,6 @@ exact comparison (a hash collision only brings a row along that the comparison d
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex import native
-from advertisex.util.arrays import chunks_of, take_ascending
+from advertisex.util.arrays import take_ascending
 
 # Columns a dedupe needs from already-committed rows, per curated table.
 SEEN_COLUMNS = {
@@ -45,56 +44,20 @@ def key_column(table_name: str, rows: pa.Table) -> pa.ChunkedArray | pa.Array:
 
 
 def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A 64-bit hash of each key: XXH3 by the compiled helpers, else Polars' own hash. Kept
-    in memory only, never stored, and one process always hashes with the same one."""
-    import polars as pl
-
+    """A 64-bit hash of each key: XXH3 by the compiled helpers (``native.text_hashes``), else
+    Polars' own hash. Kept in memory only, never stored, and one process always hashes with
+    the same one. (Polars is imported only for that fallback: its import, 0.2 s mostly under
+    the GIL, fell in the first piece's dedupe turn, which every later piece waits for.)"""
     if len(keys) == 0:
         return np.zeros(0, dtype=np.uint64)
-    hashed = _hashed_natively(keys)
+    hashed = native.text_hashes(keys)
     if hashed is not None:
         return hashed
+    import polars as pl
+
     series = pl.from_arrow(keys)
     assert isinstance(series, pl.Series)
     return series.hash(seed=0).to_numpy()
-
-
-_TEXT_HASHES = (
-    "adx_text_hashes",
-    None,
-    (
-        native.POINTER,
-        native.POINTER,
-        native.POINTER,
-        ctypes.c_int64,
-        ctypes.c_int64,
-        native.POINTER,
-    ),
-)
-_CAST_ROWS = 1 << 20  # a column not in plain strings is read as them this many rows at a time
-
-
-def _hashed_natively(keys: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
-    """Each key's XXH3-64 in one pass over its bytes, where the compiled helpers are (the
-    Polars hash held the GIL converting every key column to a Series first)."""
-    hash_texts = native.function(*_TEXT_HASHES)
-    if hash_texts is None:
-        return None
-    hashes = np.empty(len(keys), dtype=np.uint64)
-    at = 0
-    for chunk in chunks_of(keys):
-        parts = [chunk]
-        if not pa.types.is_string(chunk.type):  # large strings, a dictionary: the same texts
-            parts = [
-                chunk.slice(start, _CAST_ROWS).cast(pa.string())
-                for start in range(0, len(chunk), _CAST_ROWS)
-            ]
-        for part in parts:
-            offsets, data, valid, bit = native.string_buffers(part)
-            out = hashes[at : at + len(part)]
-            hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
-            at += len(part)
-    return hashes
 
 
 def distinct_hashes(hashes: np.ndarray) -> np.ndarray:

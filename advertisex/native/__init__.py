@@ -14,7 +14,10 @@ import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+
+from advertisex.util.arrays import chunks_of
 
 LIBRARY = "advertisex.native._native"
 POINTER = ctypes.c_void_p
@@ -71,3 +74,35 @@ def string_buffers(chunk: pa.Array) -> tuple[int, int, int, int]:
         validity.address if validity is not None and chunk.null_count else 0,
         chunk.offset,
     )
+
+
+_TEXT_HASHES = (
+    "adx_text_hashes",
+    None,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER),
+)
+_CAST_ROWS = 1 << 20  # a column not in plain strings is read as them this many rows at a time
+
+
+def text_hashes(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Each text's XXH3-64 in one pass over its bytes (a null's: XXH3 of "" seeded 1), or
+    None without the library. Large strings and dictionaries are read as plain text first,
+    so a text's hash depends on its bytes alone, whatever its array's layout."""
+    hash_texts = function(*_TEXT_HASHES)
+    if hash_texts is None:
+        return None
+    hashes = np.empty(len(texts), dtype=np.uint64)
+    at = 0
+    for chunk in chunks_of(texts):
+        parts = [chunk]
+        if not pa.types.is_string(chunk.type):
+            parts = [
+                chunk.slice(start, _CAST_ROWS).cast(pa.string())
+                for start in range(0, len(chunk), _CAST_ROWS)
+            ]
+        for part in parts:
+            offsets, data, valid, bit = string_buffers(part)
+            out = hashes[at : at + len(part)]
+            hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
+            at += len(part)
+    return hashes

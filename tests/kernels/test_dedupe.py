@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from advertisex.kernels import dedupe
 from advertisex.kernels.dedupe import FEW_CHUNKS, find_duplicates, key_column, key_hashes
+from tests.native_helpers import helpers_missing
 
 
 def _find(pairs, seen=None):
@@ -205,8 +206,6 @@ def test_a_key_hashes_the_same_in_every_layout_and_by_either_hash(values, cut):
     hash alike, as the committed keys (read back from files) and a batch's must — and
     equal keys hash equal by the compiled helpers' XXH3 and by Polars' hash alike, so
     either finds the same repeats."""
-    from advertisex import native
-
     column = pa.array(values, pa.string())
     hashes = key_hashes(column)
     cut = min(cut, len(values))
@@ -218,12 +217,8 @@ def test_a_key_hashes_the_same_in_every_layout_and_by_either_hash(values, cut):
     ]
     for layout in layouts:
         assert key_hashes(layout).tolist() == hashes.tolist()
-    with mock.patch.object(native, "_library", lambda: None):
-        native.function.cache_clear()
-        try:
-            by_polars = key_hashes(column)
-        finally:
-            native.function.cache_clear()
+    with helpers_missing():
+        by_polars = key_hashes(column)
     for hashed in (hashes, by_polars):
         same = {
             (a, b): hashed[i] == hashed[j]

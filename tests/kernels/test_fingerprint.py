@@ -13,6 +13,7 @@ from advertisex import native
 from advertisex.kernels import fingerprint
 from advertisex.kernels.fingerprint import legacy_hash, md5_hex
 from advertisex.util import engine
+from tests.native_helpers import helpers_missing
 
 
 def _engine_md5(texts: list[str | None]) -> list[str | None]:
@@ -107,3 +108,25 @@ def test_without_the_helpers_the_same_payload_and_hash(monkeypatch: pytest.Monke
     payload, hashes = fingerprint.payload_with_hash(columns)
     assert payload.to_pylist() == ["a\x1fb", "\x00\x1f", "é\x1fc"]
     assert hashes.to_pylist() == fingerprint.payload_hash(payload).to_pylist()
+
+
+def test_the_payload_hash_is_xxh3_with_or_without_the_helpers() -> None:
+    """A stored hash must not depend on the install: the compiled XXH3 and polars-hash's
+    give the same version-2 hash of each text, in every layout; a null payload none."""
+    import polars as pl
+    import polars_hash as plh
+
+    texts = ["", "abc", "a\x1f\x00\x1fb", "é" * 200]
+    xxh3 = pl.Series("p", texts).to_frame().select(plh.col("p").nchash.xxh3_64())["p"]
+    expected = [f"x{h:016x}" for h in xxh3.to_list()]
+    layouts = [
+        pa.array(texts),
+        pa.chunked_array([texts[:1], [], texts[1:]]),
+        pa.array(texts, pa.large_string()),
+        pa.array(["pad", *texts]).slice(1),
+    ]
+    for layout in layouts:
+        assert fingerprint.payload_hash(layout).to_pylist() == expected
+        with helpers_missing():
+            assert fingerprint.payload_hash(layout).to_pylist() == expected
+    assert fingerprint.payload_hash(pa.array(["abc", None])).to_pylist() == [expected[1], None]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 
+import pyarrow as pa
 import pytest
 
 from advertisex import native
+from tests.native_helpers import helpers_missing
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the kernels run without")
@@ -15,10 +17,7 @@ def test_the_compiled_helpers_are_built_with_the_install():
     assert native.available(), "the helpers did not compile: run make install"
 
 
-def test_without_the_library_no_function_is_offered(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(native, "_library", lambda: None)
-    native.function.cache_clear()
-    try:
+def test_without_the_library_no_function_is_offered():
+    with helpers_missing():
         assert native.function("adx_scan_objects", None, ()) is None
-    finally:
-        native.function.cache_clear()
+        assert native.text_hashes(pa.array(["a"])) is None
