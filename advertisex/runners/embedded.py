@@ -231,7 +231,10 @@ class EmbeddedRunner(Runner[Framed]):
             and DecodeLimits.of(self.settings.processor).isolated
         ):
             shed_decoders()
-        return super().update_marts(progress)
+        # Nor do the marts: their first Iceberg scan imports pyarrow.dataset, whose import
+        # imports pandas (0.25 s of CPU on the command's serial tail) to leave it unused.
+        with refused_pandas():
+            return super().update_marts(progress)
 
     @contextmanager
     def read(self, batch: Batch) -> Iterator[Framed]:
