@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.util.arrays import coded
+
 if TYPE_CHECKING:
     from advertisex.dims.model import Dimensions
 
@@ -70,7 +72,9 @@ def enrich(source: str, rows: pa.Table, dims: Dimensions | None = None) -> pa.Ta
     added: dict[str, pa.Array | pa.ChunkedArray] = {}
     added.update(day_and_hour(rows.column("event_time")))
     if source == "impressions":
-        device, os_family, browser = parse_user_agents(rows.column("user_agent"))
+        device, os_family, browser, agents = parse_user_agents(rows.column("user_agent"))
+        # The same texts, as codes (parse_user_agents)
+        rows = rows.set_column(rows.column_names.index("user_agent"), "user_agent", agents)
         added["device_type"] = pc.coalesce(rows.column("device_type"), device)
         added["os"] = os_family
         added["browser"] = browser
@@ -138,9 +142,12 @@ def site_host(website: pa.ChunkedArray | pa.Array) -> pa.Array:
     )
     authority = pc.take(values, np.minimum(np.where(has_scheme, start + 2, start), last))
     encoded = pc.dictionary_encode(authority)
-    hosts = pa.array([normalize_host(a) for a in encoded.dictionary.to_pylist()], pa.string())
-    host = pc.take(hosts, encoded.indices)
-    return pc.if_else(pc.is_null(array), pa.scalar(None, pa.string()), host)
+    hosts = [normalize_host(a) for a in encoded.dictionary.to_pylist()]
+    # Codes, as the table writes this few-valued column (util.arrays.coded)
+    indices = encoded.indices
+    if array.null_count:
+        indices = pc.if_else(pc.is_null(array), pa.scalar(None, indices.type), indices)
+    return coded(indices, hosts)
 
 
 def normalize_host(authority: str) -> str | None:
@@ -159,17 +166,24 @@ def normalize_host(authority: str) -> str | None:
 
 
 def parse_user_agents(
-    user_agent: pa.ChunkedArray,
-) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(device class, OS family, browser family) per row; each distinct agent parsed once."""
-    encoded = pc.dictionary_encode(user_agent.combine_chunks())
+    user_agent: pa.ChunkedArray | pa.Array,
+) -> tuple[pa.Array, pa.DictionaryArray, pa.DictionaryArray, pa.DictionaryArray]:
+    """(device class, OS family, browser family, the agents) per row; each distinct agent
+    parsed once. OS, browser and the agents themselves come dictionary-encoded: few
+    values, moved and written as codes (``TableSpec.few_values``); the agents' texts
+    (≈ 110 bytes each) are hashed here once, not again by the invalid-traffic check and
+    the writer's encoding."""
+    agents = user_agent.combine_chunks() if isinstance(user_agent, pa.ChunkedArray) else user_agent
+    encoded = agents if pa.types.is_dictionary(agents.type) else pc.dictionary_encode(agents)
     distinct = encoded.dictionary.to_pylist()
-    parsed = [describe_user_agent(agent) for agent in distinct]
-    columns = []
-    for position in range(3):
-        dictionary = pa.array([p[position] for p in parsed], pa.string())
-        columns.append(pc.take(dictionary, encoded.indices))
-    return columns[0], columns[1], columns[2]
+    parsed = [describe_user_agent(agent) if agent is not None else _NOTHING for agent in distinct]
+    device = pc.take(pa.array([p[0] for p in parsed], pa.string()), encoded.indices)
+    os_family = coded(encoded.indices, [p[1] for p in parsed])
+    browser = coded(encoded.indices, [p[2] for p in parsed])
+    return device, os_family, browser, coded(encoded.indices, distinct)
+
+
+_NOTHING: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
 @functools.lru_cache(maxsize=_UA_CACHE_LIMIT)

@@ -169,3 +169,30 @@ def text_bytes(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if data_buffer is None or offsets[-1] == offsets[0]:
         return offsets, np.zeros(0, dtype=np.uint8)
     return offsets, np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+
+
+def coded(indices: pa.Array, values: Sequence[str | None]) -> pa.DictionaryArray:
+    """``values[i]`` for each index ``i`` of ``indices`` (null stays null), as a dictionary
+    array: each distinct value once in its dictionary, a null value a null row — as
+    ``pc.dictionary_encode`` of the texts would give, without the texts made first. For a
+    few-valued column derived from another's distinct values (a user agent's browser):
+    the rows move and are written as codes (``TableSpec.few_values``), never as texts.
+
+    >>> coded(pa.array([2, 0, None, 1, 2]), ["b", None, "b"]).to_pylist()
+    ['b', 'b', None, None, 'b']
+    >>> coded(pa.array([2, 0, None, 1, 2]), ["b", None, "b"]).dictionary.to_pylist()
+    ['b']
+    """
+    distinct: dict[str, int] = {}
+    remap = np.array(
+        [-1 if v is None else distinct.setdefault(v, len(distinct)) for v in values] or [-1],
+        dtype=np.int32,
+    )
+    positions = pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)
+    codes = remap[positions] if len(values) else np.full(len(indices), -1, dtype=np.int32)
+    missing = codes < 0
+    if indices.null_count:
+        missing |= pc.is_null(indices).to_numpy(zero_copy_only=False)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32(), mask=missing), pa.array(list(distinct), pa.string())
+    )

@@ -211,6 +211,35 @@ def test_row_count_and_order_are_kept_and_enrich_is_idempotent():
     assert set(COLUMNS["impressions"]) <= set(once.column_names)
 
 
+def test_few_valued_columns_come_as_codes_of_their_texts():
+    # The agents, their OS and browser, the hosts: moved and written as codes, each text
+    # hashed once (enrich.parse_user_agents) — the same texts as before, as dictionaries
+    # holding each distinct value once (what the Parquet writer takes as they are).
+    agents = [a for pool in catalog.USER_AGENTS for a in pool][:5]
+    n = 40
+    texts = [agents[i % 5] if i % 7 else None for i in range(n)]
+    rows = _impressions(
+        n,
+        user_agent=pa.chunked_array([texts[:15], texts[15:]]),
+        website=pa.array(
+            [None if i % 9 == 0 else f"https://www.s{i % 3}.com/{i}" for i in range(n)]
+        ),
+    )
+    out = enrich("impressions", rows, DIMS)
+    for name in ("user_agent", "os", "browser", "site_host"):
+        column = out.column(name).combine_chunks()
+        assert pa.types.is_dictionary(column.type), name
+        values = column.dictionary.to_pylist()
+        assert None not in values and len(values) == len(set(values)), name
+    assert out.column("user_agent").to_pylist() == texts
+    assert out.column("os").to_pylist() == [
+        None if t is None else describe_user_agent(t)[1] for t in texts
+    ]
+    assert out.column("site_host").to_pylist() == [
+        None if i % 9 == 0 else f"s{i % 3}.com" for i in range(n)
+    ]
+
+
 def test_empty_input():
     out = enrich("impressions", _impressions(0), DIMS)
     assert out.num_rows == 0

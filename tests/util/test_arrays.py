@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advertisex.util import engine
-from advertisex.util.arrays import LABEL_LISTS, labels_where
+from advertisex.util.arrays import LABEL_LISTS, coded, labels_where
 
 _CONDITION = st.lists(st.sampled_from([True, False, None]), min_size=5, max_size=5)
 
@@ -112,3 +112,19 @@ def test_a_byte_scan_finds_what_the_id_regex_finds(
     by_regex = pc.fill_null(pc.match_substring_regex(column, _BAD_ID), False)
     found = holds_byte_at_most(column, _BAD_ID_BYTES_MAX, _BAD_ID_BYTE_ALSO)
     assert found.tolist() == by_regex.to_pylist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é", ""])), max_size=6),
+    picks=st.lists(st.one_of(st.none(), st.integers(0, 5)), max_size=20),
+)
+def test_coded_values_are_those_the_texts_would_encode_to(values: list, picks: list) -> None:
+    indices = [p if p is None or p < len(values) else None for p in picks]
+    got = coded(pa.array(indices, pa.int32()), values)
+    texts = [None if i is None else values[i] for i in indices]
+    assert got.to_pylist() == texts
+    # each distinct text once in the dictionary, a null text a null row: as the writer wants
+    assert sorted(got.dictionary.to_pylist()) == sorted(set(got.dictionary.to_pylist()))
+    assert None not in got.dictionary.to_pylist()
+    assert got.null_count == texts.count(None)
