@@ -14,6 +14,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from tests.lake.test_listing import batch_rows
 
 HEAVY = (
@@ -83,6 +85,7 @@ def test_help_loads_no_heavy_library(tmp_path):
     assert "query" in out
 
 
+@pytest.mark.slow  # a generated day processed in a fresh interpreter
 def test_process_with_its_defaults_loads_no_pydantic_coercion_nor_polars(tmp_path, open_lake):
     # The settings are pydantic models, but Typer's parameter adapter (≈ 0.1 s of every run's
     # start) is not built for defaults it would hand back unchanged (cli/coercion.py). Nor

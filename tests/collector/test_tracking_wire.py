@@ -208,6 +208,7 @@ def _run(
     return seen, _landed(data_dir)
 
 
+@pytest.mark.slow  # two real servers, every case through each
 def test_the_protocol_answers_and_lands_what_the_asgi_path_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # fresh interpreters over generated days
 
 # Runs in a fresh interpreter (pytest's own has pandas loaded): processes the landing zone
 # at argv[1], pandas imported first when argv[2] says so, then prints what it saw.
