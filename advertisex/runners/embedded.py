@@ -231,8 +231,9 @@ class EmbeddedRunner(Runner[Framed]):
             and DecodeLimits.of(self.settings.processor).isolated
         ):
             shed_decoders()
-        # Nor do the marts: their first Iceberg scan imports pyarrow.dataset, whose import
-        # imports pandas (0.25 s of CPU on the command's serial tail) to leave it unused.
+        # Nor do the marts. A run with nothing new opens its first Iceberg table here, and
+        # pyiceberg's FileIO imports pyarrow.dataset, which imports pandas (0.25 s of CPU
+        # on the command's serial tail) to leave it unused.
         with refused_pandas():
             return super().update_marts(progress)
 

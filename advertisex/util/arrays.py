@@ -184,12 +184,12 @@ def coded(indices: pa.Array, values: Sequence[str | None]) -> pa.DictionaryArray
     ['b']
     """
     distinct: dict[str, int] = {}
+    # (a code for no value at all: an index array of nulls alone)
     remap = np.array(
         [-1 if v is None else distinct.setdefault(v, len(distinct)) for v in values] or [-1],
         dtype=np.int32,
     )
-    positions = pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)
-    codes = remap[positions] if len(values) else np.full(len(indices), -1, dtype=np.int32)
+    codes = remap[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)]
     missing = codes < 0
     if indices.null_count:
         missing |= pc.is_null(indices).to_numpy(zero_copy_only=False)
