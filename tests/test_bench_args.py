@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("monitor.py", ["--step-minutes", "nan"], "above 0"),
         ("fsync_floor.py", ["--busy", "-2"], "at least 0"),
         ("correlate.py", ["--impressions", "ten"], "at least 1"),
+        ("threads.py", ["--top", "0"], "at least 1"),
         ("pandas_baseline.py", [], "the following arguments are required"),
     ],
 )
