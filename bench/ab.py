@@ -7,7 +7,8 @@ this checkout's, one after the other (each first in every other pair), ``--pairs
 each run's wall time and CPU (the command and every process it waited for: its decoder
 workers) are printed, then the pairwise differences. The other commit is checked out in a
 temporary worktree, its compiled helpers built there with ``cc`` and its modules' bytecode
-compiled, as this checkout's are. Single pairs differ by up to ±1 s on this host (two
+compiled, as this checkout's are; the marts' own seconds (the command's report) are
+printed beside, a change to them being easier to see there. Single pairs differ by up to ±1 s on this host (two
 runs of the same code, 2026-12-06): take enough pairs for the difference sought.
 
     python bench/ab.py --base 109cbfa [--pairs 3] [--events 2000000] [--no-marts]
@@ -33,6 +34,8 @@ from pathlib import Path
 from _args import positive
 from _checkout import ROOT
 from process import _dataset
+
+from advertisex.util import jsonutil
 
 PY = sys.executable
 
@@ -63,9 +66,10 @@ def _checkout(commit: str, into: Path) -> Path:
     return into
 
 
-def _run(code: Path, source: Path, marts: bool, pin: bool = False) -> tuple[float, float]:
-    """(wall s, CPU s) of ``process`` with ``code``'s package, on a new lake holding
-    ``source`` (ingested by this checkout, not timed)."""
+def _run(code: Path, source: Path, marts: bool, pin: bool = False) -> tuple[float, float, float]:
+    """(wall s, CPU s, the marts' update s as the command reports it) of ``process`` with
+    ``code``'s package, on a new lake holding ``source`` (ingested by this checkout, not
+    timed)."""
     work = Path(tempfile.mkdtemp(prefix="adx-ab-"))
     try:
         env = dict(
@@ -80,14 +84,17 @@ def _run(code: Path, source: Path, marts: bool, pin: bool = False) -> tuple[floa
         if pin:
             command = ["taskset", "-c", "0", *command]
         started = time.perf_counter()
-        child = subprocess.Popen(
-            command, env=dict(env, PYTHONPATH=str(code)), cwd=work, stdout=subprocess.DEVNULL
-        )
-        _, status, usage = os.wait4(child.pid, 0)
+        report = work / "report.json"
+        with report.open("wb") as out:
+            child = subprocess.Popen(
+                command, env=dict(env, PYTHONPATH=str(code)), cwd=work, stdout=out
+            )
+            _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         if status != 0:
             raise SystemExit(f"process failed with {code}'s code (status {status})")
-        return wall, usage.ru_utime + usage.ru_stime
+        marts_s = jsonutil.loads(report.read_bytes()).get("marts_seconds") or 0.0
+        return wall, usage.ru_utime + usage.ru_stime, marts_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -108,21 +115,30 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="adx-ab-"))
     try:
         base = _checkout(args.base, scratch / "base")
-        runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"base": [], "this": []}
         for pair in range(args.pairs):
             order = [("base", base), ("this", ROOT)]
             for name, code in order if pair % 2 == 0 else order[::-1]:  # neither always first
-                wall, cpu = _run(code, source, not args.no_marts)
-                runs[name].append((wall, cpu))
+                wall, cpu, marts_s = _run(code, source, not args.no_marts)
+                runs[name].append((wall, cpu, marts_s))
                 print(
-                    f"pair {pair + 1}  {name:4}  wall {wall:6.2f} s  CPU {cpu:6.2f} s", flush=True
+                    f"pair {pair + 1}  {name:4}  wall {wall:6.2f} s  CPU {cpu:6.2f} s"
+                    f"  marts {marts_s:5.2f} s",
+                    flush=True,
                 )
         walls = [t[0] - b[0] for b, t in zip(runs["base"], runs["this"], strict=True)]
         cpus = [t[1] - b[1] for b, t in zip(runs["base"], runs["this"], strict=True)]
+        marts = [t[2] - b[2] for b, t in zip(runs["base"], runs["this"], strict=True)]
         print(
             f"this − {args.base}, pair by pair: wall {min(walls):+.2f} … {max(walls):+.2f} s "
             f"(median {statistics.median(walls):+.2f}), CPU {min(cpus):+.2f} … {max(cpus):+.2f} s "
             f"(median {statistics.median(cpus):+.2f})"
+            + (
+                ""
+                if args.no_marts
+                else f", marts {min(marts):+.2f} … {max(marts):+.2f} s"
+                f" (median {statistics.median(marts):+.2f})"
+            )
         )
     finally:
         subprocess.run(
@@ -136,8 +152,8 @@ def main() -> None:
 def _one_core(source: Path, pairs: int, marts: bool) -> None:
     ratios = []
     for pair in range(pairs):
-        one, _ = _run(ROOT, source, marts, pin=True)
-        both, _ = _run(ROOT, source, marts)
+        one, _, _ = _run(ROOT, source, marts, pin=True)
+        both, _, _ = _run(ROOT, source, marts)
         ratios.append(one / both)
         print(
             f"pair {pair + 1}  one core {one:6.2f} s  both {both:6.2f} s  → {one / both:.2f}×",
