@@ -94,7 +94,8 @@ def main() -> None:
         )
         records += frame.num_rows
         rows = batch.standardize_source(args.source, frame, rules, None)
-        found = timed("dedupe", dedupe.verdicts)(args.source, rows)
+        payloads = batch.payloads_of(args.source, frame, rules, None)
+        found = timed("dedupe", dedupe.verdicts)(args.source, rows, payloads)
         lineage = pa.table(
             {
                 "segment": pa.array([index], pa.int32()),

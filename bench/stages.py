@@ -94,7 +94,7 @@ def _wrap() -> None:
         source: _timed(f"standardize_source > {function.__name__}", function)
         for source, function in batch.STANDARDIZERS.items()
     }
-    for name in ("_parse_impressions", "_check_impressions", "payload_with_hash"):
+    for name in ("_parse_impressions", "_check_impressions", "payload_hashes"):
         label = f"standardize_source > standardize_* > {name}"
         setattr(standardize, name, _timed(label, getattr(standardize, name)))
     datafiles.write_data_files = _timed_generator(

@@ -31,13 +31,12 @@ def write_version_1_lake(ax: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     payload hash the MD5 one."""
     from advertisex.kernels import fingerprint, standardize
 
-    def legacy_payload(columns: Any) -> tuple[Any, Any]:
-        payload = fingerprint.payload_text(list(columns))
-        return payload, fingerprint.legacy_hash(payload)
+    def legacy_hashes(columns: Any) -> Any:
+        return fingerprint.legacy_hash(fingerprint.payload_text(list(columns)))
 
     with monkeypatch.context() as old:
         old.setattr(standardize, "payload_hash", fingerprint.legacy_hash)
-        old.setattr(standardize, "payload_with_hash", legacy_payload)
+        old.setattr(standardize, "payload_hashes", legacy_hashes)
         ax.landing.write_segment(
             "impressions", _impressions(("a", 1, 1.0), ("b", 2, 1.0)), fsync=False
         )

@@ -19,8 +19,9 @@ payload without id (computed only for the records that need one), so a retry of 
 is found whichever version committed it.
 
 XXH3 comes from xxHash's own C code in the compiled helpers (:mod:`advertisex.native`;
-joined and hashed in one pass, :func:`payload_with_hash`), or where they are missing
-from polars-hash (stable, vectorized hashes for Polars): the same XXH3-64, seed 0. Not
+each row joined and hashed in a buffer, the texts not kept: :func:`payload_hashes`), or
+where they are missing from polars-hash (stable, vectorized hashes for Polars): the same
+XXH3-64, seed 0. Not
 the engine's own ``hash()``: it may change between DuckDB versions, which a stored hash
 must not.
 """
@@ -70,85 +71,60 @@ def payload_text(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array | pa.Chu
 
 
 _P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
-_OFFSETS = ("adx_payload_offsets", _I64, (_I32, _P, _P, _P, _I64, _I32, _I32, _P))
-_HASHES = ("adx_payload_hashes", None, (_I32, _P, _P, _P, _P, _I64, _P, _I32, _P, _I32, _P, _P, _P))
+_ROW_HASHES = ("adx_payload_row_hashes", _I32, (_I32, _P, _P, _P, _P, _I64, _P, _I32, _P, _I32, _P))
 
 
-def payload_with_hash(
-    columns: Sequence[pa.Array | pa.ChunkedArray],
-) -> tuple[pa.Array | pa.ChunkedArray, pa.Array]:
-    r"""``payload_text(columns)`` and its :func:`payload_hash`: each row joined and hashed
-    in one pass by the compiled helper (the joined bytes hashed while in the cache, no
-    trip through Polars), else by those two functions.
+def payload_hashes(columns: Sequence[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    r"""The :func:`payload_hash` of each row's ``payload_text(columns)``, without the texts:
+    the compiled helper joins a row in a buffer of its own and hashes it there, so a batch's
+    payloads (≈ 300 bytes an impression) are never written out — their fresh memory was
+    most of what the texts cost (a page fault every 4 KiB). Rows whose text is wanted
+    (an id-less record's fingerprint, a key committed under version 1) are joined by
+    :func:`payload_text` when asked.
 
-    >>> payload, hashes = payload_with_hash([pa.array(["a", None]), pa.array(["b", "c"])])
-    >>> payload.to_pylist(), hashes.to_pylist() == payload_hash(payload).to_pylist()
-    (['a\x1fb', '\x00\x1fc'], True)
+    >>> columns = [pa.array(["a", None]), pa.array(["b", "c"])]
+    >>> payload_hashes(columns).to_pylist() == payload_hash(payload_text(columns)).to_pylist()
+    True
     """
-    joined = _joined_natively(columns)
-    if joined is not None:
-        return joined
-    payload = payload_text(list(columns))
-    return payload, payload_hash(payload)
-
-
-def _joined_natively(
-    columns: Sequence[pa.Array | pa.ChunkedArray],
-) -> tuple[pa.ChunkedArray, pa.Array] | None:
-    offsets_of, hashes_of = native.function(*_OFFSETS), native.function(*_HASHES)
+    hashes_of = native.function(*_ROW_HASHES)
     rows = len(columns[0]) if columns else 0
-    if offsets_of is None or hashes_of is None or rows == 0:
-        return None
-    if not all(pa.types.is_string(c.type) for c in columns):
-        return None  # (large_string, dictionaries: Arrow's join takes them)
-    # Rows where every column is one chunk: the helper reads each column's buffers.
-    cuts = {0, rows}
-    for column in columns:
-        cuts.update(np.cumsum([len(chunk) for chunk in chunks_of(column)]).tolist())
-    bounds = sorted(cuts)
+    if hashes_of is None or rows == 0 or not all(pa.types.is_string(c.type) for c in columns):
+        return payload_hash(payload_text(list(columns)))
     separator, null = SEPARATOR.encode(), NULL.encode()
-    texts, hashes = [], []
-    for low, high in itertools.pairwise(bounds):
+    values = np.empty(rows, dtype=np.uint64)
+    for low, high in itertools.pairwise(_common_bounds(columns)):
         parts = [_one_chunk(column.slice(low, high - low)) for column in columns]
         if any(part.buffers()[1] is None for part in parts):  # no offsets: Arrow's join
-            return None
+            return payload_hash(payload_text(list(columns)))
         offsets, data, valid, bits = zip(
             *(native.string_buffers(part) for part in parts), strict=True
         )
-        count, length = len(parts), high - low
-        ends = np.empty(length + 1, dtype=np.int32)
-        size = offsets_of(
-            count,
-            native.addresses(offsets),
-            native.addresses(valid),
-            native.int64s(bits),
-            length,
-            len(separator),
-            len(null),
-            ends.ctypes.data,
-        )
-        if size < 0:  # past an int32 offset: Arrow's join makes a large string
-            return None
-        text = pa.allocate_buffer(max(size, 1))
-        values = np.empty(length, dtype=np.uint64)
-        hashes_of(
-            count,
+        failed = hashes_of(
+            len(parts),
             native.addresses(offsets),
             native.addresses(data),
             native.addresses(valid),
             native.int64s(bits),
-            length,
+            high - low,
             separator,
             len(separator),
             null,
             len(null),
-            ends.ctypes.data,
-            text.address,
-            values.ctypes.data,
+            values[low:high].ctypes.data,
         )
-        texts.append(pa.StringArray.from_buffers(length, pa.py_buffer(ends), text))
-        hashes.append(values)
-    return pa.chunked_array(texts, pa.string()), _hex(np.concatenate(hashes))
+        if failed:
+            raise MemoryError("no memory to join a payload for its hash")
+    return _hex(values)
+
+
+def _common_bounds(columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[int]:
+    """Row numbers where any of ``columns`` starts a chunk (and 0 and the end): between two,
+    every column is one chunk."""
+    rows = len(columns[0])
+    cuts = {0, rows}
+    for column in columns:
+        cuts.update(np.cumsum([len(chunk) for chunk in chunks_of(column)]).tolist())
+    return sorted(cuts)
 
 
 def _one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:

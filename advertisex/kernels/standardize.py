@@ -22,7 +22,13 @@ import pyarrow.compute as pc
 
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, RAW
 from advertisex.kernels import text
-from advertisex.kernels.fingerprint import md5_hex, payload_hash, payload_sql, payload_with_hash
+from advertisex.kernels.fingerprint import (
+    md5_hex,
+    payload_hash,
+    payload_hashes,
+    payload_sql,
+    payload_text,
+)
 from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.timestamps import checks_sql, parse_text_sql, within_years_sql
 from advertisex.kernels.validate import Domains
@@ -85,13 +91,14 @@ def _missing(fields: tuple[str, ...], guard: str) -> list[tuple[str, str]]:
     ] + [(f"{guard} AND ts_text IS NULL", "required_missing:timestamp")]
 
 
-def _hashed(query: str, params: dict[str, object], frame: pa.Table) -> pa.Table:
+def _hashed(query: str, params: dict[str, object], frame: pa.Table, payload: bool) -> pa.Table:
     """Run a standardize query whose ``payload`` column is the normalized payload text;
-    ``payload_hash`` (kernels.fingerprint, version 2) is added from it. The text stays on
-    the rows until dedupe, which needs it for rows committed under version 1."""
+    ``payload_hash`` (kernels.fingerprint, version 2) is added from it, and the text kept
+    where ``payload`` asks for it (see :func:`standardize_impressions`)."""
     rows = engine.run(query, params, frame=frame)
     position = rows.schema.get_field_index("payload")
-    return rows.add_column(position, "payload_hash", payload_hash(rows.column("payload")))
+    rows = rows.add_column(position, "payload_hash", payload_hash(rows.column("payload")))
+    return rows if payload else rows.drop_columns(["payload"])
 
 
 def _validated(frame: pa.Table) -> str:
@@ -127,14 +134,19 @@ def _finite_number(value: str) -> str:
     return f"CASE WHEN isfinite(try_cast({value} AS DOUBLE)) THEN try_cast({value} AS DOUBLE) END"
 
 
-def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
+def standardize_impressions(frame: pa.Table, rules: Rules, payload: bool = False) -> pa.Table:
     """Framed JSON records (raw, segment, source_position, frame_error) → canonical rows.
 
     Three steps, each where it is cheapest: the engine parses each record's text once
     (validated, transformed into the contract's fields, its keys listed to find unknown
     fields); Arrow's string kernels trim and case-fold the fields (:mod:`.text`) and
-    join the payload; the engine again, over the few narrow columns that need it, reads
+    the payload is hashed; the engine again, over the few narrow columns that need it, reads
     timestamps and prices and lists the reasons.
+
+    ``payload``: the rows keep their payload text too (``payload``, after the hash), for
+    the few that dedupe compares by a version-1 hash; each standardizer of a source is
+    row-local, so those rows are standardized again for it (not every row's text written
+    for the few: kernels.fingerprint.payload_hashes).
 
     >>> import pyarrow as pa
     >>> from datetime import datetime, UTC
@@ -151,22 +163,21 @@ def standardize_impressions(frame: pa.Table, rules: Rules) -> pa.Table:
     given_id, extras = fields.pop("impression_id"), parsed.column("extras")
     checked = _check_impressions(frame, parsed, fields, given_id, rules)
     event_time_text = checked.column("event_time_text")
-    payload, hashes = payload_with_hash(
-        [
-            given_id,
-            event_time_text,
-            *(checked.column("cost_text") if f == "cost" else fields[f] for f in _IMP_PAYLOAD),
-            extras,
-        ]
-    )
+    parts = [
+        given_id,
+        event_time_text,
+        *(checked.column("cost_text") if f == "cost" else fields[f] for f in _IMP_PAYLOAD),
+        extras,
+    ]
+    hashes = payload_hashes(parts)
     reasons = checked.column("reasons")
     columns = {
-        "impression_id": _with_fingerprints(given_id, payload),
+        "impression_id": _with_fingerprints(given_id, parts),
         "event_time": checked.column("event_time"),
         **{f: checked.column("cost") if f == "cost" else fields[f] for f in _IMP_PAYLOAD},
         "extras": extras,
         "payload_hash": hashes,
-        "payload": payload,
+        **({"payload": payload_text(parts)} if payload else {}),
         "segment": frame.column("segment"),
         "source_position": frame.column("source_position"),
         "raw": spread_ascending(frame.column(RAW), np.flatnonzero(rejected_mask(reasons))),
@@ -361,15 +372,17 @@ def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chun
 
 
 def _with_fingerprints(
-    given_id: pa.Array | pa.ChunkedArray, payload: pa.Array | pa.ChunkedArray
+    given_id: pa.Array | pa.ChunkedArray, parts: list[pa.Array | pa.ChunkedArray]
 ) -> pa.Array | pa.ChunkedArray:
-    """The given ids, and for records without one ``fp-`` + MD5 of the payload without
-    its id (the payload of such a record starts with the null mark of the missing id)."""
+    """The given ids, and for records without one ``fp-`` + MD5 of the payload (joined from
+    its ``parts`` for those records only) without its id (the payload of such a record
+    starts with the null mark of the missing id)."""
     missing = pc.is_null(given_id)
     if not pc.any(missing).as_py():
         return given_id
     index = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
-    without_id = pc.utf8_slice_codeunits(column_ascending(payload, index), 2)
+    payload = payload_text([column_ascending(part, index) for part in parts])
+    without_id = pc.utf8_slice_codeunits(payload, 2)
     ids = pc.binary_join_element_wise("fp-", md5_hex(without_id), "")
     return pc.if_else(missing, spread(ids, index, len(given_id)), given_id)
 
@@ -389,7 +402,7 @@ def _click_payload(columns: list[str]) -> str:
     return f"concat_ws('\x1f', {payload_sql(columns)}, click_ref)"
 
 
-def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
+def standardize_clicks(frame: pa.Table, rules: Rules, payload: bool = False) -> pa.Table:
     """Framed CSV rows (text columns per field) → canonical click/conversion rows with reasons."""
     ok = "frame_error IS NULL"
     reasons = (
@@ -436,7 +449,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules) -> pa.Table:
       segment, source_position, CASE WHEN len(reasons) > 0 THEN raw END AS raw, frame_error, reasons
     FROM r
     """
-    return _hashed(query, rules.params(), frame)
+    return _hashed(query, rules.params(), frame, payload)
 
 
 # ---------------------------------------------------------------- bid requests
@@ -493,7 +506,7 @@ def _price_sql(column_type: pa.DataType, name: str) -> tuple[str, str]:
     return f"TRY_CAST(trim({name}) AS DOUBLE)", _text(f"CAST({name} AS VARCHAR)")
 
 
-def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
+def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa.Table:
     """Decoded Avro columns → canonical bid-request rows with reasons.
 
     Bids always carry ``auction_id`` (required), so no fingerprint ids here; the raw
@@ -586,19 +599,19 @@ def standardize_bids(frame: pa.Table, rules: Rules) -> pa.Table:
     # The payload (kernels.fingerprint's payload_sql of these columns) is joined by Arrow:
     # in the engine, concatenating every row's texts cost ≈ 0.9 µs a bid. The engine only
     # prints the numbers and the time, as the payload always had them.
-    payload, hashes = payload_with_hash(
-        [
-            rows.column(f"{c}:text")
-            if c in _BID_ENGINE_TEXTS
-            else text
-            if c == "targeting_text"
-            else rows.column(c)
-            for c in ["auction_id", *_BID_PAYLOAD]
-        ]
-    )
+    parts = [
+        rows.column(f"{c}:text")
+        if c in _BID_ENGINE_TEXTS
+        else text
+        if c == "targeting_text"
+        else rows.column(c)
+        for c in ["auction_id", *_BID_PAYLOAD]
+    ]
+    hashes = payload_hashes(parts)
     rows = rows.drop_columns([f"{c}:text" for c in _BID_ENGINE_TEXTS])
     at = rows.schema.get_field_index("extras") + 1
-    rows = rows.add_column(at, "payload", payload)
+    if payload:  # see standardize_impressions
+        rows = rows.add_column(at, "payload", payload_text(parts))
     rows = rows.add_column(at, "payload_hash", hashes)
     return rows.add_column(rows.schema.get_field_index("bid_price"), "ad_targeting", targeting)
 

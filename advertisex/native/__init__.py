@@ -22,7 +22,7 @@ from advertisex.util.arrays import chunks_of
 LIBRARY = "advertisex.native._native"
 POINTER = ctypes.c_void_p
 # What the library holds (a library built from older sources lacks some: not used at all).
-FUNCTIONS = ("adx_scan_objects", "adx_payload_offsets", "adx_payload_hashes", "adx_text_hashes")
+FUNCTIONS = ("adx_scan_objects", "adx_payload_row_hashes", "adx_text_hashes")
 
 
 @functools.cache

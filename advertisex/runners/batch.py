@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from advertisex.runners.committed import DedupeLookup
     from advertisex.runners.rules import BatchRules
 
-STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules], pa.Table]] = {
+# (framed records, rules, payload: keep each row's payload text) → standardized rows
+STANDARDIZERS: dict[str, Callable[[pa.Table, std.Rules, bool], pa.Table]] = {
     "impressions": std.standardize_impressions,
     "clicks": std.standardize_clicks,
     "bids": std.standardize_bids,
@@ -127,8 +128,15 @@ class BatchDedupe:
         self._store = store
         self._earlier: dict[str, list[KeyIndex]] = {}
 
-    def __call__(self, table_name: str, rows: pa.Table, candidate: np.ndarray) -> Verdict:
-        """The verdict on ``rows`` (standardized) where ``candidate`` holds, for ``table_name``."""
+    def __call__(
+        self,
+        table_name: str,
+        rows: pa.Table,
+        candidate: np.ndarray,
+        payloads: Payloads,
+    ) -> Verdict:
+        """The verdict on ``rows`` (standardized) where ``candidate`` holds, for
+        ``table_name``; ``payloads``: their payload texts (:func:`payloads_of`)."""
         index = np.flatnonzero(candidate)
         candidates = rows.select(_key_columns(table_name)).take(pa.array(index))
         keys = key_column(table_name, candidates)
@@ -149,7 +157,7 @@ class BatchDedupe:
         hashes = align(
             keys,
             candidates.column("payload_hash"),
-            lambda positions: rows.column("payload").take(pa.array(index[positions])),
+            lambda positions: payloads(index[positions]),
             seen_keys,
             seen_hashes,
         )
@@ -165,11 +173,14 @@ class BatchDedupe:
         repeated[index[found.is_duplicate]] = True
         return repeated, found.count, found.conflicts
 
-    def verdicts(self, source: str, rows: pa.Table) -> dict[str, Verdict]:
-        """The verdict on each table of ``source`` for its standardized ``rows``."""
+    def verdicts(self, source: str, rows: pa.Table, payloads: Payloads) -> dict[str, Verdict]:
+        """The verdict on each table of ``source`` for its standardized ``rows`` (``payloads``:
+        see :meth:`__call__`)."""
         rejected = rejected_mask(rows.column("reasons"))
         return {
-            table_name: self(table_name, rows, candidates_mask(table_name, rows, rejected))
+            table_name: self(
+                table_name, rows, candidates_mask(table_name, rows, rejected), payloads
+            )
             for table_name in SOURCES[source]
         }
 
@@ -185,23 +196,48 @@ def process_source(
     rows they catch go to ``curated.filtered`` instead of their table).
     """
     standardized = standardize_source(source, frame, rules.validation, rules.dims)
-    found = BatchDedupe(rules.dedupe).verdicts(source, standardized)
+    payloads = payloads_of(source, frame, rules.validation, rules.dims)
+    found = BatchDedupe(rules.dedupe).verdicts(source, standardized, payloads)
     return finish_source(
         source, standardized, lineage, batch_id, lambda name, _: found[name], rules.ivt
     )
 
 
 def standardize_source(
-    source: str, frame: pa.Table, rules: std.Rules, dims: Dimensions | None
+    source: str,
+    frame: pa.Table,
+    rules: std.Rules,
+    dims: Dimensions | None,
+    payload: bool = False,
 ) -> pa.Table:
     """The row-local half of processing (any slice of the records gives the same rows):
     standardize, domain rules (ISO codes, enumerations, id formats, known dimensions —
     rows they reject get their raw text back from the frame), enrichment (user agent,
-    host, day/hour, dimensions as of event time)."""
+    host, day/hour, dimensions as of event time). ``payload``: the rows keep their payload
+    text (``payload``), which dedupe needs of the few rows it compares by a version-1 hash
+    (:func:`payloads_of`)."""
     standardized = fill_missing_raw(
-        check_domains(STANDARDIZERS[source](frame, rules), rules.domains), frame
+        check_domains(STANDARDIZERS[source](frame, rules, payload), rules.domains), frame
     )
     return enrich(source, standardized, dims)
+
+
+# Rows' positions (in the standardized rows a dedupe judges) → their payload texts.
+Payloads = Callable[[np.ndarray], pa.Array | pa.ChunkedArray]
+
+
+def payloads_of(
+    source: str, frame: pa.Table, rules: std.Rules, dims: Dimensions | None
+) -> Payloads:
+    """The payload texts of rows of ``standardize_source(source, frame, …)``, standardized
+    again — those rows alone — when asked: a version-1 key's few repeats ask, where every
+    row's text kept for them cost more than the rest of its hash."""
+
+    def payloads(positions: np.ndarray) -> pa.Array | pa.ChunkedArray:
+        taken = frame.take(pa.array(positions, pa.int64()))
+        return standardize_source(source, taken, rules, dims, payload=True).column("payload")
+
+    return payloads
 
 
 def finish_source(

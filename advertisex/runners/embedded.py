@@ -53,6 +53,7 @@ from advertisex.runners.batch import (
     SourceAccount,
     Verdict,
     finish_source,
+    payloads_of,
     standardize_source,
 )
 from advertisex.runners.committed import MappedRows
@@ -338,11 +339,11 @@ class EmbeddedRunner(Runner[Framed]):
         step = math.ceil(frame.num_rows / count) or 1
         for start in range(0, frame.num_rows, step):
             self.check_cancel()
-            rows = standardize_source(
-                piece.source, frame.slice(start, step), rules.validation, rules.dims
-            )
+            sliced = frame.slice(start, step)
+            rows = standardize_source(piece.source, sliced, rules.validation, rules.dims)
+            payloads = payloads_of(piece.source, sliced, rules.validation, rules.dims)
             with run.turns.of(piece):
-                found = run.dedupe.verdicts(piece.source, rows)
+                found = run.dedupe.verdicts(piece.source, rows, payloads)
                 if start + step >= frame.num_rows:
                     run.turns.done(piece)
             # The slice's texts, parsed, and the stored keys its lookups read leave this

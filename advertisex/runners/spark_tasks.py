@@ -194,10 +194,9 @@ def _prepare_segment(
         reason = f"{type(error).__name__}: {error}"
         yield _prepared(kind="unreadable", segment=index, reason=reason)
         return
-    rows = standardize_source(segment.source, frame, job.rules, job.dims)
     # Only a key committed with a version-1 hash needs the payload: stage 2 standardizes
     # the segment again then (_payloads), rather than every batch writing it here.
-    rows = rows.drop_columns(["payload"])
+    rows = standardize_source(segment.source, frame, job.rules, job.dims)
     rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     write_scratch(rows, scratch_file(job.scratch, index), job.settings.scale)
     yield _prepared(kind="rows", segment=index, source=segment.source, records=frame.num_rows)
@@ -332,7 +331,7 @@ def _payloads(candidates: pa.Table, job: PrepareJob, positions: np.ndarray) -> p
         mine = np.flatnonzero(segments == index)
         source = job.segments[index].source
         standardized = standardize_source(
-            source, _frame(index, job, zone, limits), job.rules, job.dims
+            source, _frame(index, job, zone, limits), job.rules, job.dims, payload=True
         )
         at.append(mine)
         texts.append(standardized.column("payload").take(pa.array(rows[mine])).combine_chunks())

@@ -78,7 +78,9 @@ def _chunked(values: list[str | None], cuts: list[int]) -> pa.ChunkedArray:
 @pytest.mark.skipif(not native.available(), reason="the compiled helpers were not built")
 @settings(max_examples=60, deadline=None)
 @given(st.data())
-def test_joined_and_hashed_in_one_pass_as_arrow_and_polars_do(data: st.DataObject) -> None:
+def test_payload_hashes_are_the_hashes_of_the_joined_texts(data: st.DataObject) -> None:
+    """Rows joined and hashed by the compiled helper, never kept, hash as the texts Arrow
+    joins: in any chunking, with nulls, sliced."""
     first = data.draw(_texts)
     columns = [
         _chunked(
@@ -94,20 +96,26 @@ def test_joined_and_hashed_in_one_pass_as_arrow_and_polars_do(data: st.DataObjec
         for _ in range(data.draw(st.integers(1, 5)))
     ]
     columns[0] = _chunked(first, data.draw(st.lists(st.integers(0, 40), max_size=3)))
-    joined = fingerprint._joined_natively(columns)
-    assert joined is not None
-    payload, hashes = joined
-    expected = fingerprint.payload_text(columns)
-    assert payload.to_pylist() == expected.to_pylist()
-    assert hashes.to_pylist() == fingerprint.payload_hash(expected).to_pylist()
+    expected = fingerprint.payload_hash(fingerprint.payload_text(columns)).to_pylist()
+    assert fingerprint.payload_hashes(columns).to_pylist() == expected
 
 
-def test_without_the_helpers_the_same_payload_and_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_payload_hashes_of_rows_longer_than_the_helpers_first_buffer() -> None:
+    """A row past the helper's buffer on the stack (16 KiB) is joined in a bigger one."""
+    long = "é" * 20_000
+    columns = [pa.array(["a", long, None, "b" * 70_000]), pa.array([long, "c", "d", None])]
+    expected = fingerprint.payload_hash(fingerprint.payload_text(columns)).to_pylist()
+    assert fingerprint.payload_hashes(columns).to_pylist() == expected
+    with helpers_missing():
+        assert fingerprint.payload_hashes(columns).to_pylist() == expected
+
+
+def test_without_the_helpers_the_same_payload_hashes() -> None:
     columns = [pa.array(["a", None, "é"]), pa.chunked_array([["b"], ["", "c"]])]
-    monkeypatch.setattr(fingerprint, "_joined_natively", lambda columns: None)
-    payload, hashes = fingerprint.payload_with_hash(columns)
-    assert payload.to_pylist() == ["a\x1fb", "\x00\x1f", "é\x1fc"]
-    assert hashes.to_pylist() == fingerprint.payload_hash(payload).to_pylist()
+    expected = fingerprint.payload_hash(pa.array(["a\x1fb", "\x00\x1f", "é\x1fc"])).to_pylist()
+    assert fingerprint.payload_hashes(columns).to_pylist() == expected
+    with helpers_missing():
+        assert fingerprint.payload_hashes(columns).to_pylist() == expected
 
 
 def test_the_payload_hash_is_xxh3_with_or_without_the_helpers() -> None:

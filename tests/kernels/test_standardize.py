@@ -167,6 +167,7 @@ def test_click_ref_is_kept_and_rows_without_it_keep_their_ids_and_hashes():
             frame_csv(header.replace(b",note", b",note,click_ref") + row + b",\n" + row + b",k-1\n")
         ),
         Rules(NOW),
+        payload=True,
     ).to_pylist()
     # Pinned from the code before click_ref existed (payload hashes were version 1, MD5,
     # then: the payload text is unchanged, so its version-1 hash still matches).
@@ -328,7 +329,7 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
     text, json = _targeting_texts(targeting)
     assert text.to_pylist() == expected.column("t").to_pylist()
     assert json.to_pylist() == expected.column("j").to_pylist()
-    rows = standardize_bids(frame, Rules(NOW)).to_pylist()
+    rows = standardize_bids(frame, Rules(NOW), payload=True).to_pylist()
     assert [r["ad_targeting"] for r in rows] == frame.column("ad_targeting").to_pylist()
     whole = engine.run(
         "SELECT coalesce(CAST(ad_targeting AS VARCHAR), chr(0)) AS t FROM frame", frame=frame
