@@ -206,7 +206,10 @@ MATCH_BIDS_SQL = """
     WITH won AS (
       SELECT b.auction_id, b.exchange,
         min({'t': i.event_time, 'id': i.impression_id, 'cost': i.cost}) AS m
-      FROM bids b JOIN impressions i ON i.auction_id = b.auction_id
+      -- Impressions without an auction id never win one: left out of the join's table
+      -- (two thirds of them in the synthetic traffic; ≈ 20 % of the 2 M set's auctions step).
+      FROM bids b JOIN (SELECT * FROM impressions WHERE auction_id IS NOT NULL) i
+        ON i.auction_id = b.auction_id
       WHERE abs(epoch_us(i.event_time) - epoch_us(b.event_time)) <= $auction_us
       GROUP BY b.auction_id, b.exchange
     )

@@ -70,7 +70,10 @@ WITH imp AS (
   LEFT JOIN (SELECT DISTINCT ON (event_id) event_id, ad_creative_id, country, device_type
              FROM touch_clicks) k
     ON t.attribution IN ('click_id', 'click') AND k.event_id = t.touch_id
-  LEFT JOIN touch_impressions v ON t.attribution = 'view' AND v.impression_id = t.touch_id
+  -- Only the view touches' impressions go into the join's table (a few among millions).
+  LEFT JOIN (SELECT * FROM touch_impressions
+             WHERE impression_id IN (SELECT touch_id FROM touch WHERE attribution = 'view')) v
+    ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
 ), parts AS (
   SELECT * FROM imp UNION ALL BY NAME SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv
