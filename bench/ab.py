@@ -12,7 +12,13 @@ printed beside, a change to them being easier to see there. Single pairs differ 
 runs of the same code, 2026-12-06): take enough pairs for the difference sought.
 
     python bench/ab.py --base 109cbfa [--pairs 3] [--events 2000000] [--no-marts]
+    python bench/ab.py --base 109cbfa --stages [--pairs 4]   # bench/stages.py's steps, alternated
     python bench/ab.py --one-core [--pairs 3]   # this checkout on one core (taskset -c 0) and on all
+
+With ``--stages`` each run is the checkout's own ``bench/stages.py`` (the CPU of each step of
+``process``, without the marts), and the steps' medians are compared: a step's CPU moves
+far less with the host than the whole run's (the payload hashes of 2026-12-06: −0.15 s on
+their step in four pairs of four, while the runs differed by −1.35 … +0.76 s).
 
 With ``--one-core`` the runs alternate this checkout pinned to one core and unpinned, and
 the figure is how many times longer the pinned run takes (the issue's "cores used").
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -59,11 +66,57 @@ def _checkout(commit: str, into: Path) -> Path:
             command = ["cc", "-O2", "-shared", "-fPIC", "-o", str(library), *sources]
             subprocess.run(command, check=True)
             break
-    # Its bytecode, as `make install` leaves this checkout's: where PYTHONDONTWRITEBYTECODE
-    # is set every run of the other code compiled its modules again (in the command, its
-    # forkserver and its workers), ≈ 0.4 s of wall a run against it.
-    subprocess.run([PY, "-m", "compileall", "-q", str(into / "advertisex")], check=True)
+    _compile(into)
     return into
+
+
+def _compile(code: Path) -> None:
+    """``code``'s bytecode, as `make install` leaves a checkout's: where
+    PYTHONDONTWRITEBYTECODE is set, every run of code without it (a commit checked out
+    here, or a module edited since the install) compiled its modules again — in the
+    command, its forkserver and its workers: ≈ 0.4 s of wall a run."""
+    subprocess.run([PY, "-m", "compileall", "-q", str(code / "advertisex")], check=True)
+
+
+# A line of bench/stages.py's table: the step, its CPU seconds, µs an event.
+_STEP = re.compile(r"^(?P<step>\S.*?)\s{2,}(?P<cpu>\d+\.\d+)\s+\d+\.\d+$")
+
+
+def _stages(base: Path, args: argparse.Namespace) -> None:
+    """Each checkout's bench/stages.py, alternated ``args.pairs`` times; each step's CPU
+    compared (medians, and in how many pairs this checkout's was lower)."""
+    steps: dict[str, dict[str, list[float]]] = {"base": {}, "this": {}}
+    for pair in range(args.pairs):
+        order = [("base", base), ("this", ROOT)]
+        for name, code in order if pair % 2 == 0 else order[::-1]:
+            command = [PY, str(code / "bench" / "stages.py"), "--events", str(args.events)]
+            out = subprocess.run(
+                command,
+                env=dict(os.environ, PYTHONPATH=str(code)),
+                cwd=code,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            for line in out.splitlines():
+                if found := _STEP.match(line):
+                    steps[name].setdefault(found["step"], []).append(float(found["cpu"]))
+            total = next(
+                (line for line in out.splitlines() if " s CPU in this process" in line), ""
+            )
+            print(f"pair {pair + 1}  {name:4}  {total.strip()}", flush=True)
+    print(f"{'step (CPU s, medians)':58s} {'base':>7s} {'this':>7s} {'this−base':>10s}  lower")
+    for step in sorted(steps["this"]):
+        mine, theirs = steps["this"][step], steps["base"].get(step, [])
+        if len(mine) != len(theirs):  # a step only one side has (renamed, new)
+            print(f"{step:58s} {'—':>7s} {statistics.median(mine):7.3f}")
+            continue
+        lower = sum(m < t for m, t in zip(mine, theirs, strict=True))
+        diff = statistics.median(m - t for m, t in zip(mine, theirs, strict=True))
+        print(
+            f"{step:58s} {statistics.median(theirs):7.3f} {statistics.median(mine):7.3f}"
+            f" {diff:+10.3f}  {lower}/{len(mine)}"
+        )
 
 
 def _run(code: Path, source: Path, marts: bool, pin: bool = False) -> tuple[float, float, float]:
@@ -107,14 +160,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=positive, default=3)
     parser.add_argument("--events", type=positive, default=2_000_000)
     parser.add_argument("--no-marts", action="store_true", help="leave the marts' update out")
+    parser.add_argument(
+        "--stages", action="store_true", help="compare bench/stages.py's steps, not whole runs"
+    )
     args = parser.parse_args()
     source = _dataset(args.events)
+    _compile(ROOT)  # edited modules' bytecode too, as the other commit's is
     if args.one_core:
         _one_core(source, args.pairs, not args.no_marts)
         return
     scratch = Path(tempfile.mkdtemp(prefix="adx-ab-"))
     try:
         base = _checkout(args.base, scratch / "base")
+        if args.stages:
+            _stages(base, args)
+            return
         runs: dict[str, list[tuple[float, float, float]]] = {"base": [], "this": []}
         for pair in range(args.pairs):
             order = [("base", base), ("this", ROOT)]
