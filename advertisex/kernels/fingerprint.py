@@ -1,9 +1,10 @@
 """Payload hashes: what tells a retry (same payload) from a conflicting repeat of an id.
 
-Every standardized record carries its *payload*: the normalized text of its fields
+Every standardized record has its *payload*: the normalized text of its fields
 (:func:`payload_sql`, the time as epoch microseconds, nulls as ``\\x00``, fields joined
-by ``\\x1f``), and ``payload_hash``, a hash of it. Dedupe compares the hashes of rows
-with the same key: equal is a retry, different is a conflict.
+by ``\\x1f``), and carries ``payload_hash``, a hash of it (the text itself only where a
+standardizer is asked for it). Dedupe compares the hashes of rows with the same key:
+equal is a retry, different is a conflict.
 
 The hash is *versioned*, and the version is visible in the value itself:
 
@@ -21,9 +22,8 @@ is found whichever version committed it.
 XXH3 comes from xxHash's own C code in the compiled helpers (:mod:`advertisex.native`;
 each row joined and hashed in a buffer, the texts not kept: :func:`payload_hashes`), or
 where they are missing from polars-hash (stable, vectorized hashes for Polars): the same
-XXH3-64, seed 0. Not
-the engine's own ``hash()``: it may change between DuckDB versions, which a stored hash
-must not.
+XXH3-64, seed 0. Not the engine's own ``hash()``: it may change between DuckDB versions,
+which a stored hash must not.
 """
 
 from __future__ import annotations

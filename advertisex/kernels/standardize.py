@@ -6,8 +6,8 @@ can split accepted from quarantined without losing any. Ids: a record without it
 source's event id gets ``fp-`` + MD5 of its normalized payload, so the same event
 sent twice — even with a different timestamp spelling — gets the same id.
 ``payload_hash`` distinguishes a retry (same hash) from a conflicting repeat; it and
-the ``payload`` text it hashes are kernels.fingerprint's (versioned: lakes written with
-the earlier MD5 hashes keep deduping).
+the ``payload`` text it hashes (kept on the rows only when asked) are
+kernels.fingerprint's (versioned: lakes written with the earlier MD5 hashes keep deduping).
 """
 
 from __future__ import annotations
