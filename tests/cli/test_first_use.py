@@ -74,6 +74,7 @@ def test_a_moved_lake_says_where_it_was_made_not_that_it_is_a_bug(cli, tmp_path)
     assert code == 0 and '"n": 0' not in out and '"n": ' in out
 
 
+@pytest.mark.slow
 def test_a_copied_lake_reads_but_never_writes_into_the_originals_folders(cli, tmp_path):
     """A copy (``cp -r data copy``) still names the original's files: written through,
     its batches landed in the original's folders (deleted there as orphans) and its
@@ -167,6 +168,7 @@ def test_relocate_makes_a_moved_lake_this_folders_own(cli, tmp_path):
     assert not made.exists()
 
 
+@pytest.mark.slow
 def test_relocate_makes_a_copy_a_lake_of_its_own_and_leaves_the_original_as_it_was(cli, tmp_path):
     """A copy relocated takes batches of its own; the original's folders are byte for byte
     the same names, its answers the same; with the original deleted, the copy still reads

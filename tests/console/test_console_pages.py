@@ -105,6 +105,7 @@ def test_overview_and_status_agree_with_the_cli(client: Any, lake_template: Path
     assert '<meta http-equiv="refresh" content="30">' in html
 
 
+@pytest.mark.slow
 def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:

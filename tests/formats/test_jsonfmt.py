@@ -1,5 +1,6 @@
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,6 +146,7 @@ _LINES = st.one_of(
     part_bytes=st.integers(1, 40),
 )
 @settings(max_examples=300, deadline=None)
+@pytest.mark.slow
 def test_the_newline_search_in_parts_frames_what_the_whole_does(lines, newline, part_bytes):
     """Cut anywhere (inside a line, a pretty-printed object, a multi-byte character), the
     parts' newlines frame the same records, positions, reasons and validity marks."""

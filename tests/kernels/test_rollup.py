@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_correlate import CLK, IMP, at, click, imp, rows
@@ -164,6 +165,7 @@ def test_days_split_at_utc_midnight() -> None:
     ),
     st.integers(0, 60),
 )
+@pytest.mark.slow
 def test_rows_of_parts_merge_into_the_rows_of_the_whole(
     shown: list[tuple[int, int, str]], cut: int
 ) -> None:

@@ -131,6 +131,7 @@ def test_every_file_a_table_is_pointed_at_was_fsynced_before(
         assert not missing, f"{location} published before these were fsync'd: {sorted(missing)}"
 
 
+@pytest.mark.slow
 def test_a_disk_that_cannot_take_a_commit_publishes_nothing_and_the_rerun_does(
     raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

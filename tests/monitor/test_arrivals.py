@@ -171,6 +171,7 @@ def ordered(arrivals: pa.Table) -> list[dict[str, Any]]:
     ]
 )
 @example(ops=[("land", "impressions", 0, 2), ("observe",), ("rewrite", 0)])
+@pytest.mark.slow
 def test_incremental_arrivals_equal_a_full_read(ops: list[tuple[Any, ...]]) -> None:
     import advertisex
 

@@ -308,6 +308,7 @@ def _texts(draw: st.DrawFn) -> str:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(_texts(), min_size=1, max_size=40))
+@pytest.mark.slow
 def test_random_and_broken_records_read_the_same(texts):
     texts = [t.replace("\n", " ") for t in texts]
     _agrees_with_duckdb(texts)

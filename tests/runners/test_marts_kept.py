@@ -57,6 +57,7 @@ def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     return reads
 
 
+@pytest.mark.slow
 def test_the_marts_first_build_reads_the_batch_from_memory_with_the_same_result(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -262,6 +262,7 @@ print(len(batches), *freezes)
 """
 
 
+@pytest.mark.slow
 def test_the_heap_the_process_started_with_is_frozen_once(landed: Path, tmp_path: Path) -> None:
     """The cycle collector's passes skip what the process made before its first batch (its
     modules: they held the GIL both workers need), frozen once: what later batches make
