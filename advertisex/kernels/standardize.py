@@ -596,9 +596,9 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
             ]
         }
     )
-    # The payload (kernels.fingerprint's payload_sql of these columns) is joined by Arrow:
-    # in the engine, concatenating every row's texts cost ≈ 0.9 µs a bid. The engine only
-    # prints the numbers and the time, as the payload always had them.
+    # The payload (kernels.fingerprint's payload_sql of these columns) is hashed by the
+    # helpers, not joined in the engine (concatenating every row's texts there cost ≈ 0.9 µs
+    # a bid). The engine only prints the numbers and the time, as the payload always had them.
     parts = [
         rows.column(f"{c}:text")
         if c in _BID_ENGINE_TEXTS

@@ -223,7 +223,7 @@ def standardize_source(
 
 
 # Rows' positions (in the standardized rows a dedupe judges) → their payload texts.
-Payloads = Callable[[np.ndarray], pa.Array | pa.ChunkedArray]
+Payloads = Callable[[np.ndarray], pa.ChunkedArray]
 
 
 def payloads_of(
@@ -233,7 +233,7 @@ def payloads_of(
     again — those rows alone — when asked: a version-1 key's few repeats ask, where every
     row's text kept for them cost more than the rest of its hash."""
 
-    def payloads(positions: np.ndarray) -> pa.Array | pa.ChunkedArray:
+    def payloads(positions: np.ndarray) -> pa.ChunkedArray:
         taken = frame.take(pa.array(positions, pa.int64()))
         return standardize_source(source, taken, rules, dims, payload=True).column("payload")
 

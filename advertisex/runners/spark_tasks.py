@@ -52,6 +52,7 @@ from advertisex.model.schemas import SOURCES
 from advertisex.runners.batch import (
     candidates_mask,
     finish_source,
+    payloads_of,
     standardize_source,
 )
 from advertisex.util import storage
@@ -320,8 +321,9 @@ def _duplicates_among(table_name: str, mine: pa.Table, job: PrepareJob) -> pa.Re
 
 def _payloads(candidates: pa.Table, job: PrepareJob, positions: np.ndarray) -> pa.Array:
     """The payload texts of the ``candidates`` at ``positions`` (rows of a key file: their
-    segment and row number), standardized again from their segments: stage 1 dropped
-    them, and only a key committed with a version-1 hash asks."""
+    segment and row number), those rows of their segments standardized again
+    (``batch.payloads_of``): stage 1 kept none, and only a key committed with a version-1
+    hash asks."""
     zone = open_landing(job.settings)
     limits = DecodeLimits.of(job.settings.processor)
     segments = candidates.column("segment").to_numpy()[positions]
@@ -330,11 +332,9 @@ def _payloads(candidates: pa.Table, job: PrepareJob, positions: np.ndarray) -> p
     for index in np.unique(segments).tolist():
         mine = np.flatnonzero(segments == index)
         source = job.segments[index].source
-        standardized = standardize_source(
-            source, _frame(index, job, zone, limits), job.rules, job.dims, payload=True
-        )
+        payloads = payloads_of(source, _frame(index, job, zone, limits), job.rules, job.dims)
         at.append(mine)
-        texts.append(standardized.column("payload").take(pa.array(rows[mine])).combine_chunks())
+        texts.append(payloads(rows[mine]).combine_chunks())
     return pa.concat_arrays(texts).take(pa.array(np.argsort(np.concatenate(at))))
 
 
