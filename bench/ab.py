@@ -82,13 +82,18 @@ def _compile(code: Path) -> None:
 _STEP = re.compile(r"^(?P<step>\S.*?)\s{2,}(?P<cpu>\d+\.\d+)\s+\d+\.\d+$")
 
 
+def _in_turn(pair: int, base: Path) -> list[tuple[str, Path]]:
+    """The two checkouts, named, in pair ``pair``'s order: neither always runs first."""
+    order = [("base", base), ("this", ROOT)]
+    return order if pair % 2 == 0 else order[::-1]
+
+
 def _stages(base: Path, args: argparse.Namespace) -> None:
     """Each checkout's bench/stages.py, alternated ``args.pairs`` times; each step's CPU
     compared (medians, and in how many pairs this checkout's was lower)."""
     steps: dict[str, dict[str, list[float]]] = {"base": {}, "this": {}}
     for pair in range(args.pairs):
-        order = [("base", base), ("this", ROOT)]
-        for name, code in order if pair % 2 == 0 else order[::-1]:
+        for name, code in _in_turn(pair, base):
             command = [PY, str(code / "bench" / "stages.py"), "--events", str(args.events)]
             out = subprocess.run(
                 command,
@@ -177,8 +182,7 @@ def main() -> None:
             return
         runs: dict[str, list[tuple[float, float, float]]] = {"base": [], "this": []}
         for pair in range(args.pairs):
-            order = [("base", base), ("this", ROOT)]
-            for name, code in order if pair % 2 == 0 else order[::-1]:  # neither always first
+            for name, code in _in_turn(pair, base):
                 wall, cpu, marts_s = _run(code, source, not args.no_marts)
                 runs[name].append((wall, cpu, marts_s))
                 print(
