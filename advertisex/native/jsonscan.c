@@ -19,6 +19,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { SCANNED = 0, UNDECIDED = 1 };
 enum { MAX_DEPTH = 32, MAX_INTEGER_DIGITS = 18 };
@@ -43,6 +46,26 @@ static const uint8_t STOPS_A_STRING[256] = {
 
 /* p is past the opening quote: the closing quote, or NULL for what is not decided here. */
 static inline const uint8_t *string_end(const uint8_t *p, const uint8_t *end) {
+#if defined(__SSE2__)
+    /* Sixteen bytes a step while sixteen are left of the text: a byte stops the run if it
+       is the quote or the backslash, or below 0x20 as a signed byte — a control character,
+       or any byte from 0x80 up (negative). Strings here are mostly ids, URLs and user
+       agents (30-150 bytes); a byte at a time, this loop was two thirds of the scan. */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)p);
+        __m128i stops = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(bytes, quote), _mm_cmpeq_epi8(bytes, backslash)),
+            _mm_cmplt_epi8(bytes, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stops);
+        if (mask) {
+            p += __builtin_ctz(mask);
+            return *p == '"' ? p : NULL;
+        }
+        p += 16;
+    }
+#endif
     while (p < end && !STOPS_A_STRING[*p]) p++;
     return p < end && *p == '"' ? p : NULL;
 }

@@ -210,6 +210,45 @@ def test_it_decides_the_plain_records_and_leaves_the_rest():
     assert found.key_counts[EDGES.index(GOOD[:-1] + ',"x":1,"x":2}')] == 15
 
 
+# What may follow plain text inside a JSON string, written raw into it, and whether the
+# scanner decides the string: the closing quote (the string ends there), an escape, a raw
+# control character (not JSON), a multi-byte character — and DEL, plain ASCII to JSON.
+AFTER_PLAIN_TEXT = {
+    '"': True,
+    "\\n": False,
+    "\n": False,
+    "\x1f": False,
+    "\u00e9": False,
+    "\x7f": True,
+}
+
+
+def test_a_string_ends_where_its_stop_is_wherever_it_falls_in_a_step():
+    """Each of those bytes at every place of a string 0-40 bytes long — the string a known
+    field's value or an unknown one's, the record ending right after it or further on:
+    the scanner (sixteen bytes a step where it can, a byte at a time at a text's end)
+    decides what it should, and what it decides DuckDB reads the same."""
+    texts, expected, user_ids = [], [], []
+    for length in range(41):
+        for at in range(length + 1):
+            for stop, plain in AFTER_PLAIN_TEXT.items():
+                content = "a" * at + (stop + "b" * (length - at) if stop != '"' else "")
+                value = '"' + content + '"'
+                for text, user_id in (
+                    (_with("user_id", value), content),
+                    ('{"padding":' + value + "}", None),
+                    ('{"user_id":' + value + ',"tail":"' + "t" * 20 + '"}', content),
+                ):
+                    texts.append(text)
+                    expected.append(plain)
+                    user_ids.append(user_id if plain else None)
+    found = jsonscan.scan_objects(pa.array(texts), IMPRESSION_FIELDS, NUMBERS)
+    assert found is not None
+    assert (~found.undecided).tolist() == expected
+    assert found.fields["user_id"].to_pylist() == user_ids
+    assert _agrees_with_duckdb(texts[::13]) == sum(expected[::13])  # DuckDB's word on a part
+
+
 def test_what_it_decides_duckdb_reads_the_same():
     assert _agrees_with_duckdb(EDGES) > 20
 
