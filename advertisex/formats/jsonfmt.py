@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex import native
 from advertisex.errors import FramingError
 from advertisex.formats.framing import FRAME_ERROR, IS_JSON, POSITION, RAW, Bytes, strip_bom
 from advertisex.model.contracts import INTAKE_ERROR
@@ -369,9 +370,12 @@ def _frame_lines(data: Bytes) -> tuple[pa.Table, np.ndarray]:
 
 
 def _newlines(data: Bytes) -> np.ndarray:
-    """Byte offsets of ``data``'s newlines, searched a part at a time: comparing the whole
-    segment at once would hold a byte-sized mask of it (100 MB for a 100 MB segment)."""
+    """Byte offsets of ``data``'s newlines: by the compiled helpers, else a part at a time
+    (comparing the whole segment at once would hold a byte-sized mask of it)."""
     buf = np.frombuffer(data, dtype=np.uint8)
+    searched = native.newlines(buf)
+    if searched is not None:
+        return searched
     found = [
         np.flatnonzero(buf[start : start + PART_BYTES] == 10) + start
         for start in range(0, len(buf), PART_BYTES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -21,3 +22,22 @@ def test_without_the_library_no_function_is_offered():
     with helpers_missing():
         assert native.function("adx_scan_objects", None, ()) is None
         assert native.text_hashes(pa.array(["a"])) is None
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@pytest.mark.parametrize("every", [1, 2, 7, 300, 0])
+def test_newlines_found_as_numpy_finds_them(every: int):
+    """Dense (a newline every byte: more than the first guess of room), sparse, none."""
+    from advertisex.formats import jsonfmt
+
+    rng = np.random.default_rng(every)
+    data = rng.integers(32, 127, 50_000, dtype=np.uint8)
+    if every:
+        data[rng.integers(0, len(data), len(data) // every)] = 10
+    expected = np.flatnonzero(data == 10)
+    assert np.array_equal(native.newlines(data), expected)
+    assert np.array_equal(jsonfmt._newlines(data.tobytes()), expected)
+    with helpers_missing():
+        assert native.newlines(data) is None
+        assert np.array_equal(jsonfmt._newlines(data.tobytes()), expected)
+    assert len(native.newlines(np.zeros(0, dtype=np.uint8))) == 0
