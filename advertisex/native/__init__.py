@@ -22,7 +22,14 @@ from advertisex.util.arrays import chunks_of
 LIBRARY = "advertisex.native._native"
 POINTER = ctypes.c_void_p
 # What the library holds (a library built from older sources lacks some: not used at all).
-FUNCTIONS = ("adx_scan_objects", "adx_payload_row_hashes", "adx_text_hashes", "adx_newlines")
+FUNCTIONS = (
+    "adx_scan_objects",
+    "adx_payload_row_hashes",
+    "adx_text_hashes",
+    "adx_newlines",
+    "adx_plain_instants",
+    "adx_plain_numbers",
+)
 
 
 @functools.cache
@@ -125,3 +132,70 @@ def newlines(data: np.ndarray) -> np.ndarray | None:
         found = np.empty(count, dtype=np.int64)
         find(data.ctypes.data, len(data), found.ctypes.data, count)
     return found[:count]
+
+
+_PLAIN_INSTANTS = (
+    "adx_plain_instants",
+    None,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER, POINTER),
+)
+_PLAIN_NUMBERS = (
+    "adx_plain_numbers",
+    None,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER, POINTER, POINTER, POINTER),
+)
+
+
+def plain_instants(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(microseconds since 1970, decided) of each text in the plain ISO spelling
+    ``YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]`` (``plaintext.c``); a text in another
+    spelling, or a null, is not decided — the caller asks the engine. None without the
+    library."""
+    read = function(*_PLAIN_INSTANTS)
+    if read is None:
+        return None
+    micros = np.empty(len(texts), dtype=np.int64)
+    decided = np.empty(len(texts), dtype=np.uint8)
+    at = 0
+    for chunk in _plain_strings(texts):
+        offsets, data, valid, bit = string_buffers(chunk)
+        end = at + len(chunk)
+        read(
+            offsets, data, valid, bit, len(chunk), micros[at:].ctypes.data, decided[at:].ctypes.data
+        )
+        at = end
+    return micros, decided.view(bool)
+
+
+def plain_numbers(
+    texts: pa.Array | pa.ChunkedArray,
+) -> tuple[np.ndarray, np.ndarray, pa.Array] | None:
+    """(value, decided, the engine's text of the value) of each text in a plain decimal
+    spelling of at most 15 significant digits (``plaintext.c``): the text a DOUBLE cast to
+    VARCHAR gives, empty where not decided. None without the library."""
+    read = function(*_PLAIN_NUMBERS)
+    if read is None:
+        return None
+    values = np.empty(len(texts), dtype=np.float64)
+    decided = np.empty(len(texts), dtype=np.uint8)
+    rendered = []
+    at = 0
+    for chunk in _plain_strings(texts):
+        offsets, data, valid, bit = string_buffers(chunk)
+        size = chunk.buffers()[2].size if chunk.buffers()[2] is not None else 0
+        out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
+        out_data = pa.allocate_buffer(size + 3 * len(chunk) + 1, resizable=True)
+        read(
+            offsets, data, valid, bit, len(chunk), values[at:].ctypes.data,
+            decided[at:].ctypes.data, out_offsets.address, out_data.address,
+        )  # fmt: skip
+        out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
+        rendered.append(pa.StringArray.from_buffers(len(chunk), out_offsets, out_data))
+        at += len(chunk)
+    texts_out = pa.concat_arrays(rendered) if rendered else pa.array([], pa.string())
+    return values, decided.view(bool), texts_out
+
+
+def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The chunks of ``texts`` as plain (32-bit offset) strings."""
+    return [c if pa.types.is_string(c.type) else c.cast(pa.string()) for c in chunks_of(texts)]

@@ -1,0 +1,227 @@
+/* Timestamps and numbers in their plain spellings, read as the engine reads them.
+
+   The impressions' check read every record's time and cost through DuckDB (a cast of
+   each text to TIMESTAMPTZ and to DOUBLE, and the DOUBLE printed again for the payload):
+   ≈ 0.33 µs a record, the largest part of the check. Nearly every text is in one plain
+   spelling, which these read in a few nanoseconds to the same values; any other text is
+   left UNDECIDED for the engine, as the JSON scanner does (jsonscan.c): these never say a
+   text is invalid.
+
+   Called through ctypes (no Python API), over an Arrow string array's buffers. */
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { UNDECIDED = 0, DECIDED = 1 };
+
+static inline int is_valid(const uint8_t *bits, int64_t bit) {
+    return !bits || (bits[bit >> 3] >> (bit & 7)) & 1;
+}
+
+static inline int digits(const uint8_t *p, int n, int *value) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    *value = v;
+    return 1;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (H. Hinnant's
+   days_from_civil), as DuckDB counts them. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const int64_t yoe = y - era * 400;
+    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return days[m - 1] + (m == 2 && leap);
+}
+
+/* 9999-12-31T23:59:59.999999Z, the last instant a lake keeps. */
+static const int64_t LAST_MICROS = 253402300799999999LL;
+
+/* YYYY-MM-DDTHH:MM:SS, then optionally "." and 1-6 digits, then "Z", an offset ±HH:MM
+   (hours 00-23) or nothing (UTC, the engine's time zone): the instant in microseconds since 1970, or UNDECIDED —
+   any other spelling, a year before 1000, a field out of its range (a 24th hour, a 60th
+   second, a 30th of February: the engine decides what those are). */
+static int plain_instant(const uint8_t *p, int64_t n, int64_t *micros) {
+    int year, month, day, hour, minute, second, fraction = 0;
+    if (n < 19 || p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':')
+        return UNDECIDED;
+    if (!digits(p, 4, &year) || !digits(p + 5, 2, &month) || !digits(p + 8, 2, &day) ||
+        !digits(p + 11, 2, &hour) || !digits(p + 14, 2, &minute) || !digits(p + 17, 2, &second))
+        return UNDECIDED;
+    if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
+        hour > 23 || minute > 59 || second > 59)
+        return UNDECIDED;
+    int64_t at = 19;
+    if (at < n && p[at] == '.') {
+        int64_t first = ++at;
+        while (at < n && p[at] >= '0' && p[at] <= '9') at++;
+        int64_t count = at - first;
+        if (count < 1 || count > 6) return UNDECIDED;
+        digits(p + first, (int)count, &fraction);
+        for (int64_t i = count; i < 6; i++) fraction *= 10;
+    }
+    int64_t rest = n - at, offset = 0; /* seconds east of UTC */
+    if (rest == 6 && (p[at] == '+' || p[at] == '-') && p[at + 3] == ':') {
+        int hours, minutes;
+        if (!digits(p + at + 1, 2, &hours) || !digits(p + at + 4, 2, &minutes) || hours > 23 ||
+            minutes > 59)
+            return UNDECIDED;
+        offset = (p[at] == '-' ? -1 : 1) * (int64_t)(hours * 3600 + minutes * 60);
+    } else if (!(rest == 0 || (rest == 1 && p[at] == 'Z'))) {
+        return UNDECIDED;
+    }
+    int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+                      second - offset;
+    *micros = seconds * 1000000 + fraction;
+    /* past 9999-12-31 once in UTC: the lake keeps no such instant (timestamps.py), the
+       engine says so */
+    return *micros <= LAST_MICROS ? DECIDED : UNDECIDED;
+}
+
+/* 0001-01-01T00:00:00Z, the first instant a lake keeps. */
+static const int64_t FIRST_MICROS = -62135596800000000LL;
+
+/* An epoch count -?[0-9]{1,17} read as timestamps.py's _EPOCH reads it: seconds below
+   1e11, milliseconds below 1e14, microseconds below 1e17 (by its magnitude as a DOUBLE),
+   converted with the engine's own arithmetic — the count as a DOUBLE, divided by 1e3 or
+   1e6, times 1e6, rounded to the nearest microsecond (to_timestamp(DOUBLE)): the same
+   microsecond off that the engine is for large counts. A nanosecond count, or an instant
+   outside the years a lake keeps: UNDECIDED. */
+static int epoch_count(const uint8_t *p, int64_t n, int64_t *micros) {
+    int64_t at = p[0] == '-';
+    if (n - at < 1 || n - at > 17) return UNDECIDED;
+    int64_t count = 0;
+    for (int64_t i = at; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return UNDECIDED;
+        count = count * 10 + (p[i] - '0');
+    }
+    double value = (double)(at ? -count : count), seconds;
+    double size = value < 0 ? -value : value;
+    if (size < 1e11)
+        seconds = value;
+    else if (size < 1e14)
+        seconds = value / 1e3;
+    else if (size < 1e17)
+        seconds = value / 1e6;
+    else
+        return UNDECIDED;
+    double us = nearbyint(seconds * 1e6);
+    if (!(us >= (double)FIRST_MICROS && us <= (double)LAST_MICROS)) return UNDECIDED;
+    *micros = (int64_t)us;
+    return *micros >= FIRST_MICROS && *micros <= LAST_MICROS ? DECIDED : UNDECIDED;
+}
+
+/* Each text read as an instant (plain_instant) or an epoch count (epoch_count); decided[i]
+   is UNDECIDED for a null. */
+void adx_plain_instants(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                        int64_t valid_bit, int64_t rows, int64_t *micros, uint8_t *decided) {
+    for (int64_t i = 0; i < rows; i++) {
+        micros[i] = 0;
+        const uint8_t *text = data + offsets[i];
+        int64_t length = offsets[i + 1] - offsets[i];
+        int found = UNDECIDED;
+        if (is_valid(valid, valid_bit + i) && length > 0)
+            found = length >= 19 && text[4] == '-' ? plain_instant(text, length, &micros[i])
+                                                   : epoch_count(text, length, &micros[i]);
+        decided[i] = (uint8_t)found;
+    }
+}
+
+static const double POWERS_OF_TEN[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 15 significant digits and, unless it is zero,
+   of a magnitude from 1e-4 up to below 1e16: its double, and the engine's text of that
+   double (Python's repr: its shortest digits, which for at most 15 significant digits are
+   the text's own; in plain notation in that range; ".0" for a whole number) into out,
+   returning its length; or -1, UNDECIDED.
+
+   The double is exact: the digits as an integer below 2^53 (at most 15 of them) divided
+   by an exact power of ten (at most 10^18) — one correctly rounded division, as strtod
+   gives, without its locale. A whole number of 16 digits (a 15-digit one times ten) is an
+   integer below 10^16, converted correctly rounded. */
+static int64_t plain_number(const uint8_t *p, int64_t n, double *value, uint8_t *out) {
+    int64_t at = 0;
+    int negative = n > 0 && p[0] == '-';
+    at += negative;
+    int64_t int_start = at;
+    while (at < n && p[at] >= '0' && p[at] <= '9') at++;
+    int64_t int_digits = at - int_start;
+    if (int_digits == 0 || (int_digits > 1 && p[int_start] == '0') || int_digits > 16)
+        return -1;
+    int64_t frac_start = at, frac_digits = 0;
+    if (at < n && p[at] == '.') {
+        frac_start = ++at;
+        while (at < n && p[at] >= '0' && p[at] <= '9') at++;
+        frac_digits = at - frac_start;
+        if (frac_digits == 0) return -1;
+    }
+    if (at != n) return -1;
+    while (frac_digits > 0 && p[frac_start + frac_digits - 1] == '0') frac_digits--;
+    int whole_zero = int_digits == 1 && p[int_start] == '0';
+    int64_t leading = 0; /* zeros after the point before the first significant digit */
+    if (whole_zero)
+        while (leading < frac_digits && p[frac_start + leading] == '0') leading++;
+    int64_t significant = whole_zero ? frac_digits - leading : int_digits + frac_digits;
+    uint64_t mantissa = 0;
+    if (!whole_zero) {
+        /* a whole part's trailing zeros are not significant when there is no fraction */
+        int64_t trailing = 0;
+        if (frac_digits == 0)
+            while (trailing < int_digits - 1 && p[int_start + int_digits - 1 - trailing] == '0')
+                trailing++;
+        if (int_digits + frac_digits - trailing > 15) return -1;
+        for (int64_t i = 0; i < int_digits; i++) mantissa = mantissa * 10 + (p[int_start + i] - '0');
+    } else {
+        if (significant > 15) return -1;
+        if (significant > 0 && leading > 3) return -1; /* below 1e-4: repr's exponent form */
+    }
+    for (int64_t i = 0; i < frac_digits; i++) mantissa = mantissa * 10 + (p[frac_start + i] - '0');
+    double magnitude = frac_digits ? (double)mantissa / POWERS_OF_TEN[frac_digits] : (double)mantissa;
+    *value = negative ? -magnitude : magnitude;
+    int64_t length = 0;
+    if (negative) out[length++] = '-';
+    memcpy(out + length, p + int_start, (size_t)int_digits);
+    length += int_digits;
+    out[length++] = '.';
+    if (frac_digits) {
+        memcpy(out + length, p + frac_start, (size_t)frac_digits);
+        length += frac_digits;
+    } else {
+        out[length++] = '0';
+    }
+    return length;
+}
+
+/* Each text read as a number (plain_number): values[i], decided[i], and its engine text
+   as an Arrow string array's offsets and data (out_data: room for the texts' bytes plus
+   three a row; an undecided or null row's text is empty). */
+void adx_plain_numbers(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                       int64_t valid_bit, int64_t rows, double *values, uint8_t *decided,
+                       int32_t *out_offsets, uint8_t *out_data) {
+    int32_t written = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t length = -1;
+        values[i] = 0;
+        if (is_valid(valid, valid_bit + i))
+            length = plain_number(data + offsets[i], offsets[i + 1] - offsets[i], &values[i],
+                                  out_data + written);
+        decided[i] = length >= 0 ? DECIDED : UNDECIDED;
+        written += length > 0 ? (int32_t)length : 0;
+        out_offsets[i + 1] = written;
+    }
+}

@@ -1,0 +1,278 @@
+"""The plain-spelling readers decide only what DuckDB reads the same way.
+
+Each text they decide must give the instant the impressions' check reads in the engine
+(``kernels.timestamps.parse_text_sql``: an ISO time in UTC, the engine's zone, or an epoch
+count), or the DOUBLE ``TRY_CAST(… AS DOUBLE)`` gives and the text
+that DOUBLE is cast back to; on texts built to sit on every edge the readers draw, and on
+random ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advertisex import native
+from advertisex.kernels.timestamps import parse_text_sql
+from advertisex.util import engine
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+
+INSTANTS = [
+    "2026-11-20T10:00:00.277Z",
+    "2026-11-20T10:00:00.277+00:00",
+    "2026-11-20T10:00:00.277",  # no zone: UTC
+    "2026-11-20T10:00:00Z",
+    "2026-11-20T10:00:00.1Z",
+    "2026-11-20T10:00:00.123456Z",
+    "2026-11-20T10:00:00.1234567Z",  # past microseconds: the engine's
+    "2026-11-20 10:00:00Z",  # a space: the engine's
+    "2026-11-20T10:00:00+02:00",
+    "2026-11-20T10:00:00.5-05:30",
+    "2026-11-20T10:00:00+23:59",
+    "2026-11-20T10:00:00+24:00",  # the engine's
+    "2026-11-20T10:00:00+05:60",
+    "2026-11-20T10:00:00+0530",  # the engine's
+    "9999-12-31T23:00:00-05:00",  # past 9999 in UTC: the engine's (no such instant)
+    "9999-12-31T23:00:00+05:00",
+    "2026-11-20T10:00:00.Z",
+    "2024-02-29T23:59:59.999999Z",  # leap day
+    "2023-02-29T00:00:00Z",  # no such day
+    "2100-02-29T00:00:00Z",
+    "2000-02-29T00:00:00Z",
+    "1000-01-01T00:00:00Z",
+    "0999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59.999999Z",
+    "1969-12-31T23:59:59.5Z",  # before 1970
+    "1970-01-01T00:00:00Z",
+    "2026-11-20T24:00:00Z",
+    "2026-11-20T23:60:00Z",
+    "2026-11-20T23:59:60Z",
+    "2026-13-01T00:00:00Z",
+    "2026-00-01T00:00:00Z",
+    "2026-11-00T00:00:00Z",
+    "2026-11-31T00:00:00Z",
+    "2026-1-20T10:00:00Z",
+    "+2026-11-20T10:00:00Z",
+    "2026-11-20T10:00:00Zjunk",
+    "2026-11-20T10:00:00.277z",
+    "1732097000",  # epoch seconds
+    "1732097000123",  # milliseconds
+    "1732097000123456",  # microseconds
+    "-1732097000",
+    "94551006595851",  # milliseconds the engine's arithmetic reads a microsecond off
+    "99999999999999999",  # a DOUBLE of 1e17: nanoseconds, the engine's
+    "1732097000123456789",
+    "253402300800",  # past 9999: the engine's (none)
+    "01732097000",
+    "1.5e9",
+    "not-a-time",
+    "",
+]
+
+NUMBERS = [
+    "0", "-0", "0.0", "-0.000", "3", "3.0", "30", "0.0025", "2.50", "1.5", "-2.5",
+    "0.0001", "0.00012", "0.00001", "0.000999", "123456789012345", "123456789012345.5",
+    "12345678901234.5", "1000000000000000", "9999999999999990", "9999999999999999",
+    "10000000000000000", "0.30000000000000004", "0.1", "0.2", "0.3", "100", "1e3", "1E-5",
+    "01", "00.5", ".5", "5.", "+5", "-", "--1", "1.2.3", " 1", "1 ", "inf", "NaN", "0x10",
+    "999999999999999", "0.999999999999999", "0.0999999999999999", "4.35", "2.675", "1.005",
+    "0.000123456789012345",
+]  # fmt: skip
+
+
+def _engine_instants(texts: list[str]) -> list[int | None]:
+    rows = engine.run(
+        f"SELECT epoch_us({parse_text_sql('t')}) AS us FROM texts",
+        texts=pa.table({"t": pa.array(texts, pa.string())}),
+    )
+    return rows.column("us").to_pylist()
+
+
+def _engine_numbers(texts: list[str]) -> tuple[list[float | None], list[str | None]]:
+    rows = engine.run(
+        "SELECT try_cast(t AS DOUBLE) AS v, CAST(try_cast(t AS DOUBLE) AS VARCHAR) AS s FROM texts",
+        texts=pa.table({"t": pa.array(texts, pa.string())}),
+    )
+    return rows.column("v").to_pylist(), rows.column("s").to_pylist()
+
+
+def _same_instants(texts: list[str]) -> int:
+    found = native.plain_instants(pa.array(texts, pa.string()))
+    assert found is not None
+    micros, decided = found
+    expected = _engine_instants(texts)
+    for text, us, sure, want in zip(
+        texts, micros.tolist(), decided.tolist(), expected, strict=True
+    ):
+        if sure:
+            assert us == want, text
+    return int(decided.sum())
+
+
+def _same_numbers(texts: list[str]) -> int:
+    found = native.plain_numbers(pa.array(texts, pa.string()))
+    assert found is not None
+    values, decided, rendered = found
+    want_values, want_texts = _engine_numbers(texts)
+    for i, text in enumerate(texts):
+        if decided[i]:
+            assert want_values[i] is not None and math.isfinite(want_values[i]), text
+            assert values[i] == want_values[i], text
+            assert math.copysign(1, values[i]) == math.copysign(1, want_values[i]), text
+            assert rendered[i].as_py() == want_texts[i], text
+        else:
+            assert rendered[i].as_py() == "", text
+    return int(decided.sum())
+
+
+def test_instants_on_the_edges():
+    decided = _same_instants(INSTANTS)
+    found = native.plain_instants(pa.array(INSTANTS))
+    assert found is not None
+    sure = dict(zip(INSTANTS, found[1].tolist(), strict=True))
+    assert sure["2026-11-20T10:00:00.277Z"] and sure["2026-11-20T10:00:00.277+00:00"]
+    assert sure["2024-02-29T23:59:59.999999Z"] and sure["1969-12-31T23:59:59.5Z"]
+    assert sure["2026-11-20T10:00:00.5-05:30"] and not sure["9999-12-31T23:00:00-05:00"]
+    assert sure["1732097000123"] and sure["94551006595851"] and not sure["99999999999999999"]
+    for other in ("2026-11-20 10:00:00Z", "2023-02-29T00:00:00Z", "2026-11-20T24:00:00Z", ""):
+        assert not sure[other], other
+    assert decided >= 12
+
+
+def test_numbers_on_the_edges():
+    decided = _same_numbers(NUMBERS)
+    found = native.plain_numbers(pa.array(NUMBERS))
+    assert found is not None
+    sure = dict(zip(NUMBERS, found[1].tolist(), strict=True))
+    for plain in ("0", "-0", "3", "0.0025", "2.50", "0.0001", "1000000000000000"):
+        assert sure[plain], plain
+    for other in ("0.00001", "9999999999999999", "123456789012345.5", "1e3", "01", " 1"):
+        assert not sure[other], other
+    assert decided >= 25
+
+
+def test_nulls_chunks_and_slices_are_read_in_place():
+    texts = pa.chunked_array(
+        [pa.array(["1.5", None, "x"]), pa.array(["2026-11-20T10:00:00Z", "2.0"]).slice(1)]
+    )
+    values, decided, rendered = native.plain_numbers(texts)  # type: ignore[misc]
+    assert decided.tolist() == [True, False, False, True]
+    assert values[[0, 3]].tolist() == [1.5, 2.0]
+    assert rendered.to_pylist() == ["1.5", "", "", "2.0"]
+    micros, sure = native.plain_instants(
+        pa.chunked_array([pa.array([None, "1970-01-01T00:00:01Z"])])
+    )  # type: ignore[misc]
+    assert sure.tolist() == [False, True] and micros[1] == 1_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda y, mo, d, h, mi, s, frac, zone: (
+                f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{zone}"
+            ),
+            st.integers(990, 9999),
+            st.integers(0, 13),
+            st.integers(0, 32),
+            st.integers(0, 24),
+            st.integers(0, 60),
+            st.integers(0, 60),
+            st.sampled_from(["", ".", ".5", ".05", ".123", ".123456", ".1234567"]),
+            st.sampled_from(["", "Z", "+00:00", "+01:00", "-09:30", "+23:59", "+24:00", "z", " "]),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_random_instants_read_as_the_engine_reads_them(texts):
+    _same_instants(texts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-(10**18), 10**18).map(str), min_size=1, max_size=50))
+def test_random_epoch_counts_read_as_the_engine_reads_them(texts):
+    _same_instants(texts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False).map(repr),
+            st.integers(0, 20)
+            .flatmap(
+                lambda places: st.decimals(allow_nan=False, allow_infinity=False, places=places)
+            )
+            .map(str),
+            st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{1,20})?", fullmatch=True),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_random_numbers_read_and_printed_as_the_engine_does(texts):
+    _same_numbers(texts)
+
+
+def test_without_the_library_nothing_is_read():
+    from tests.native_helpers import helpers_missing
+
+    with helpers_missing():
+        assert native.plain_instants(pa.array(["2026-11-20T10:00:00Z"])) is None
+        assert native.plain_numbers(pa.array(["1.5"])) is None
+    assert np.all(native.plain_numbers(pa.array(["1.5"]))[1])  # type: ignore[index]
+
+
+def test_the_impressions_read_the_same_with_and_without_the_helpers():
+    """Records with every edge time and cost (as text, as a JSON number, missing, null), a
+    batch starting between them and allowing them a year: the same rows, reasons (too
+    old, in the future, invalid) and payload hashes either way."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from advertisex.formats.jsonfmt import frame_json
+    from advertisex.kernels.standardize import Rules, standardize_impressions
+    from tests.native_helpers import helpers_missing
+
+    base = {
+        "impression_id": "imp-1", "ad_creative_id": "cr-1", "campaign_id": "cmp-1",
+        "user_id": "u-1", "website": "https://a.example/x", "user_agent": "curl/8",
+    }  # fmt: skip
+    lines = []
+    for i, when in enumerate([*INSTANTS, "2026-12-25T00:00:00Z", "2025-01-01T00:00:00Z"]):
+        cost = NUMBERS[i % len(NUMBERS)]
+        for cost_value in (cost, "@number", None, "@missing"):
+            record = {**base, "impression_id": f"imp-{len(lines)}", "timestamp": when}
+            if cost_value == "@number":
+                record["cost"] = float(cost) if _is_float(cost) else cost
+            elif cost_value != "@missing":
+                record["cost"] = cost_value
+            lines.append(json.dumps(record))
+    lines.append(json.dumps({**base, "timestamp": 1732097000, "cost": 0.5}))
+    lines.append(json.dumps({**base, "cost": 0.5}))
+    frame = frame_json("\n".join(lines).encode())
+    frame = frame.append_column("segment", pa.array([0] * frame.num_rows, pa.int32()))
+    rules = Rules(datetime(2026, 11, 21, tzinfo=UTC), max_age=timedelta(days=365))
+    helped = standardize_impressions(frame, rules)
+    with helpers_missing():
+        alone = standardize_impressions(frame, rules)
+    assert helped.schema == alone.schema
+    for name in alone.column_names:
+        assert helped.column(name).to_pylist() == alone.column(name).to_pylist(), name
+    reasons = {r for rs in helped.column("reasons").to_pylist() for r in rs}
+    assert {"timestamp_invalid", "timestamp_in_future", "timestamp_too_old"} <= reasons
+    assert "number_invalid:cost" in reasons
+
+
+def _is_float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
