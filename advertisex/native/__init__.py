@@ -29,6 +29,7 @@ FUNCTIONS = (
     "adx_newlines",
     "adx_plain_instants",
     "adx_plain_numbers",
+    "adx_double_texts",
 )
 
 
@@ -199,3 +200,39 @@ def plain_numbers(
 def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     """The chunks of ``texts`` as plain (32-bit offset) strings."""
     return [c if pa.types.is_string(c.type) else c.cast(pa.string()) for c in chunks_of(texts)]
+
+
+_DOUBLE_TEXTS = (
+    "adx_double_texts",
+    None,
+    (POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER, POINTER, POINTER),
+)
+_DOUBLE_TEXT_BYTES = 24  # the longest text decided: "-0.000" and 15 digits, or 15 and ".0"
+
+
+def double_texts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
+    """(the engine's text of each double — a DOUBLE cast to VARCHAR —, decided) for the
+    doubles whose shortest digits are at most 15, from 1e-4 up to below 1e15 (and zero);
+    the text is empty where not decided or null (``plaintext.c``). None without the
+    library."""
+    write = function(*_DOUBLE_TEXTS)
+    if write is None:
+        return None
+    decided = np.empty(len(values), dtype=np.uint8)
+    texts = []
+    at = 0
+    for chunk in chunks_of(values):
+        chunk = chunk.cast(pa.float64())
+        validity, data = chunk.buffers()
+        out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
+        out_data = pa.allocate_buffer(_DOUBLE_TEXT_BYTES * len(chunk) + 1, resizable=True)
+        write(
+            data.address + 8 * chunk.offset if data is not None else 0,
+            validity.address if validity is not None and chunk.null_count else 0,
+            chunk.offset, len(chunk), decided[at:].ctypes.data, out_offsets.address,
+            out_data.address,
+        )  # fmt: skip
+        out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
+        texts.append(pa.StringArray.from_buffers(len(chunk), out_offsets, out_data))
+        at += len(chunk)
+    return (pa.concat_arrays(texts) if texts else pa.array([], pa.string())), decided.view(bool)

@@ -225,3 +225,72 @@ void adx_plain_numbers(const int32_t *offsets, const uint8_t *data, const uint8_
         out_offsets[i + 1] = written;
     }
 }
+
+/* The engine's text of a double (a DOUBLE cast to VARCHAR: its shortest digits that read
+   back as it, as Python's repr), for a finite double of magnitude from 1e-4 up to below
+   1e15 whose shortest digits are at most 15 — prices and costs of a few decimals, the
+   bids' — into out; its length, or -1 (UNDECIDED: the engine prints it).
+
+   The fewest decimal places k whose decimal m / 10^k reads back as v exactly: m, an
+   integer below 2^53, divided by an exact power of ten is one correctly rounded division,
+   what reading the text does. v * 10^k is inexact, so the integers beside its rounding
+   are tried too; at most 15 digits, two decimals of one length never read as one double. */
+static int64_t shortest_text(double v, uint8_t *out) {
+    if (v != v || v == 0) {
+        if (v != v) return -1;
+        int64_t length = 0;
+        if (signbit(v)) out[length++] = '-';
+        memcpy(out + length, "0.0", 3);
+        return length + 3;
+    }
+    double size = fabs(v);
+    if (!(size >= 1e-4 && size < 1e15)) return -1;
+    int whole_digits = 1;
+    for (double bound = 10; bound <= size; bound *= 10) whole_digits++;
+    if (size < 1) whole_digits = 0;
+    for (int k = 0; k <= 18 && whole_digits + k <= 15 + (size < 1 ? 4 : 0); k++) {
+        double scaled = nearbyint(size * POWERS_OF_TEN[k]);
+        for (int step = -1; step <= 1; step++) {
+            double m = scaled + step;
+            if (m <= 0 || m >= 9007199254740992.0) continue;
+            double back = k ? m / POWERS_OF_TEN[k] : m;
+            if (back != size) continue;
+            uint64_t mantissa = (uint64_t)m;
+            uint8_t digits_[24];
+            int count = 0;
+            for (uint64_t rest = mantissa; rest; rest /= 10) digits_[count++] = (uint8_t)('0' + rest % 10);
+            int significant = count;
+            while (significant > 0 && digits_[count - significant] == '0') significant--;
+            if (significant > 15) return -1;
+            int64_t length = 0;
+            if (v < 0) out[length++] = '-';
+            if (count <= k) { /* 0.000ddd */
+                out[length++] = '0';
+                out[length++] = '.';
+                for (int z = 0; z < k - count; z++) out[length++] = '0';
+                for (int i = count - 1; i >= 0; i--) out[length++] = digits_[i];
+            } else {
+                for (int i = count - 1; i >= k; i--) out[length++] = digits_[i];
+                out[length++] = '.';
+                if (k == 0) out[length++] = '0';
+                for (int i = k - 1; i >= 0; i--) out[length++] = digits_[i];
+            }
+            return length;
+        }
+    }
+    return -1;
+}
+
+/* Each double's engine text (shortest_text) as an Arrow string array's offsets and data
+   (out_data: 24 bytes a row), decided[i]; a null row or an undecided one is empty. */
+void adx_double_texts(const double *values, const uint8_t *valid, int64_t valid_bit,
+                      int64_t rows, uint8_t *decided, int32_t *out_offsets, uint8_t *out_data) {
+    int32_t written = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t length = is_valid(valid, valid_bit + i) ? shortest_text(values[i], out_data + written) : -1;
+        decided[i] = length >= 0 ? DECIDED : UNDECIDED;
+        written += length > 0 ? (int32_t)length : 0;
+        out_offsets[i + 1] = written;
+    }
+}

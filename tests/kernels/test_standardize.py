@@ -481,3 +481,37 @@ def test_the_key_bound_counts_colons_after_a_quote_or_space_across_scan_blocks(t
     with mock.patch.object(standardize, "_SCAN_BLOCK", block):
         counted = standardize._keys_at_most(raws).to_pylist()
     assert counted == by_hand(texts[:half]) + by_hand(texts[half:])
+
+
+def test_bid_prices_print_the_same_with_and_without_the_compiled_helpers() -> None:
+    """The prices' payload texts (the engine's text of each DOUBLE) come from the compiled
+    helpers where they can print them, the engine's for the rest: prices of a few decimals,
+    of seventeen digits, tiny, huge, zero, negative, infinite, not a number, null, and as
+    texts — the same rows and payload hashes either way."""
+    from advertisex.kernels.standardize import standardize_bids
+    from tests.native_helpers import helpers_missing
+
+    prices = [0.8933, 2.5, 3.0, 0.1 + 0.2, 1e-7, 1e-4, 1e15, 123456789.125, 0.0, -0.0, -1.25]
+    prices += [float("inf"), float("nan"), None, 4.35, 1 / 3]
+    fields = [
+        {"name": "floor_price", "type": ["null", "double"]},
+        {"name": "bid_price", "type": ["null", "string"]},
+    ]
+    records = [
+        {
+            "auction_id": f"a{i}",
+            "timestamp": "2026-11-10T00:00:00Z",
+            "user_id": "u",
+            "floor_price": price,
+            "bid_price": None if price is None else repr(price),
+        }
+        for i, price in enumerate(prices)
+    ]
+    frame = _bid_frame(0, fields, records)
+    helped = standardize_bids(frame, Rules(NOW), payload=True)
+    with helpers_missing():
+        alone = standardize_bids(frame, Rules(NOW), payload=True)
+    assert helped.schema == alone.schema
+    for name in alone.column_names:  # by repr: a NaN price equals itself
+        assert repr(helped.column(name).to_pylist()) == repr(alone.column(name).to_pylist()), name
+    assert "\x1f0.8933\x1f" in helped.column("payload")[0].as_py()  # the separator

@@ -276,3 +276,54 @@ def _is_float(text: str) -> bool:
         return math.isfinite(float(text))
     except ValueError:
         return False
+
+
+def _same_double_texts(values: list[float | None]) -> int:
+    found = native.double_texts(pa.array(values, pa.float64()))
+    assert found is not None
+    texts, decided = found
+    want = engine.run(
+        "SELECT CAST(v AS VARCHAR) AS t FROM doubles",
+        doubles=pa.table({"v": pa.array(values, pa.float64())}),
+    ).column("t")
+    for i, value in enumerate(values):
+        if decided[i]:
+            assert texts[i].as_py() == want[i].as_py(), repr(value)
+        else:
+            assert texts[i].as_py() == "", repr(value)
+    return int(decided.sum())
+
+
+def test_doubles_printed_as_the_engine_prints_them_on_the_edges():
+    edges = [
+        0.0, -0.0, 1.0, -1.5, 0.8933, 2.675, 4.35, 1e-4, 9.99e-5, 0.00012, 1e14, 1e15,
+        999999999999999.0, 123456789012345.0, 12345678901234.5, 0.1 + 0.2, 1 / 3,
+        math.inf, -math.inf, math.nan, None, 5e-324, 1.7976931348623157e308,
+    ]  # fmt: skip
+    found = native.double_texts(pa.array(edges, pa.float64()))
+    assert found is not None
+    sure = dict(zip(map(repr, edges), found[1].tolist(), strict=True))
+    for printed in ("0.0", "-0.0", "0.8933", "2.675", "0.0001", "0.00012", "999999999999999.0"):
+        assert sure[printed], printed
+    for engine_s in ("9.99e-05", "1000000000000000.0", "0.30000000000000004", "inf", "nan"):
+        assert not sure[engine_s], engine_s
+    assert _same_double_texts(edges) == 13
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.tuples(st.floats(-1e6, 1e6), st.integers(0, 10)).map(lambda p: round(*p)),
+            st.tuples(st.integers(-(10**15), 10**15), st.integers(0, 19)).map(
+                lambda p: p[0] / 10 ** p[1]
+            ),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_random_doubles_printed_as_the_engine_prints_them(values):
+    _same_double_texts(values)
