@@ -169,6 +169,10 @@ def test_nulls_chunks_and_slices_are_read_in_place():
         pa.chunked_array([pa.array([None, "1970-01-01T00:00:01Z"])])
     )  # type: ignore[misc]
     assert sure.tolist() == [False, True] and micros[1] == 1_000_000
+    doubles = pa.chunked_array([pa.array([9.5, None, 0.25]).slice(1), pa.array([1.5, 2.0])])
+    printed, sure = native.double_texts(doubles)  # type: ignore[misc]
+    assert printed.to_pylist() == ["", "0.25", "1.5", "2.0"]
+    assert sure.tolist() == [False, True, True, True]
 
 
 @settings(max_examples=60, deadline=None)
