@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex import native
 from advertisex.util.arrays import coded
 
 if TYPE_CHECKING:
@@ -127,6 +128,20 @@ def site_host(website: pa.ChunkedArray | pa.Array) -> pa.Array:
     array = website.combine_chunks() if isinstance(website, pa.ChunkedArray) else website
     if len(array) == 0 or array.null_count == len(array):
         return pa.nulls(len(array), pa.string())
+    authority = native.url_authorities(array)
+    if authority is None:
+        authority = _authorities(array)
+    encoded = pc.dictionary_encode(authority)
+    hosts = [normalize_host(a) for a in encoded.dictionary.to_pylist()]
+    # Codes, as the table writes this few-valued column (util.arrays.coded)
+    indices = encoded.indices
+    if array.null_count:
+        indices = pc.if_else(pc.is_null(array), pa.scalar(None, indices.type), indices)
+    return coded(indices, hosts)
+
+
+def _authorities(array: pa.Array) -> pa.Array:
+    """The authority part of each website (``native.url_authorities``, by Arrow)."""
     # "scheme:", "", "authority", "rest" — or "authority", "rest" without a scheme.
     parts = pc.split_pattern(array, "/", max_splits=3)
     offsets = parts.offsets.to_numpy()
@@ -140,14 +155,7 @@ def site_host(website: pa.ChunkedArray | pa.Array) -> pa.Array:
         & pc.equal(second, "").to_numpy(zero_copy_only=False)
         & pc.or_(pc.ends_with(first, ":"), pc.equal(first, "")).to_numpy(zero_copy_only=False)
     )
-    authority = pc.take(values, np.minimum(np.where(has_scheme, start + 2, start), last))
-    encoded = pc.dictionary_encode(authority)
-    hosts = [normalize_host(a) for a in encoded.dictionary.to_pylist()]
-    # Codes, as the table writes this few-valued column (util.arrays.coded)
-    indices = encoded.indices
-    if array.null_count:
-        indices = pc.if_else(pc.is_null(array), pa.scalar(None, indices.type), indices)
-    return coded(indices, hosts)
+    return pc.take(values, np.minimum(np.where(has_scheme, start + 2, start), last))
 
 
 def normalize_host(authority: str) -> str | None:

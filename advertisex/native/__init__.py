@@ -30,6 +30,7 @@ FUNCTIONS = (
     "adx_plain_instants",
     "adx_plain_numbers",
     "adx_double_texts",
+    "adx_url_authorities",
 )
 
 
@@ -236,3 +237,27 @@ def double_texts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarr
         texts.append(pa.StringArray.from_buffers(len(chunk), out_offsets, out_data))
         at += len(chunk)
     return (pa.concat_arrays(texts) if texts else pa.array([], pa.string())), decided.view(bool)
+
+
+_URL_AUTHORITIES = (
+    "adx_url_authorities",
+    None,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER, POINTER),
+)
+
+
+def url_authorities(urls: pa.Array) -> pa.Array | None:
+    """The authority part of each URL (``user@Host:8080`` of ``https://user@Host:8080/x``;
+    a text without a scheme up to its first slash), "" for a null, by the compiled helpers
+    (``plaintext.c``); None without the library."""
+    find = function(*_URL_AUTHORITIES)
+    if find is None:
+        return None
+    chunk = urls if pa.types.is_string(urls.type) else urls.cast(pa.string())
+    offsets, data, valid, bit = string_buffers(chunk)
+    size = chunk.buffers()[2].size if chunk.buffers()[2] is not None else 0
+    out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
+    out_data = pa.allocate_buffer(size + 1, resizable=True)
+    find(offsets, data, valid, bit, len(chunk), out_offsets.address, out_data.address)
+    out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
+    return pa.StringArray.from_buffers(len(chunk), out_offsets, out_data)

@@ -294,3 +294,33 @@ void adx_double_texts(const double *values, const uint8_t *valid, int64_t valid_
         out_offsets[i + 1] = written;
     }
 }
+
+/* The authority part of each URL, as enrich.site_host's split at the first three slashes
+   finds it: with a scheme ("x:" or nothing before "//") the text between the second and
+   the third slash, else the text up to the first. Written as an Arrow string array's
+   offsets and data (out_data: room for the texts' bytes); a null row's is empty (the
+   caller keeps the nulls). */
+void adx_url_authorities(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                         int64_t valid_bit, int64_t rows, int32_t *out_offsets,
+                         uint8_t *out_data) {
+    int32_t written = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        if (is_valid(valid, valid_bit + i)) {
+            const uint8_t *text = data + offsets[i];
+            int64_t n = offsets[i + 1] - offsets[i];
+            const uint8_t *slash = memchr(text, '/', (size_t)n);
+            const uint8_t *from = text, *to = slash ? slash : text + n;
+            int64_t first = slash ? slash - text : n;
+            if (slash && first + 1 < n && text[first + 1] == '/' &&
+                (first == 0 || text[first - 1] == ':')) {
+                from = text + first + 2;
+                const uint8_t *third = memchr(from, '/', (size_t)(text + n - from));
+                to = third ? third : text + n;
+            }
+            memcpy(out_data + written, from, (size_t)(to - from));
+            written += (int32_t)(to - from);
+        }
+        out_offsets[i + 1] = written;
+    }
+}

@@ -331,3 +331,39 @@ def test_doubles_printed_as_the_engine_prints_them_on_the_edges():
 )
 def test_random_doubles_printed_as_the_engine_prints_them(values):
     _same_double_texts(values)
+
+
+URLS = [
+    "https://www.a.com:8080/x/y", "http://user@Host:1/", "//cdn.example/x", "https://a.com",
+    "website_6", "a.com/path", "/rooted", "", "/", "//", "///x", "x://", "x:/y", "mailto:a@b",
+    "https:/one-slash", "ftp://h/a/b/c/d", ":/", "a:b//c", "https://[::1]:80/x",
+]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="ab:/@.", max_size=12),
+            st.sampled_from(URLS),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_url_authorities_as_arrows_split_finds_them(urls):
+    from advertisex.kernels.enrich import _authorities, site_host
+
+    array = pa.array(urls + URLS, pa.string())
+    found = native.url_authorities(array)
+    assert found is not None
+    expected = _authorities(array).to_pylist()
+    for url, got, want in zip(array.to_pylist(), found.to_pylist(), expected, strict=True):
+        if url is not None:
+            assert got == want, url
+    helped = site_host(array).to_pylist()
+    from tests.native_helpers import helpers_missing
+
+    with helpers_missing():
+        assert site_host(array).to_pylist() == helped
