@@ -360,73 +360,72 @@ _TIME_CHECKS = tuple(code for _, code in checks_sql("event_time", "ts_text IS NO
 def _times_and_costs(
     ts_text: pa.Array | pa.ChunkedArray, cost_text: pa.Array | pa.ChunkedArray, rules: Rules
 ) -> pa.Table:
-    """Each record's event time and cost, their payload texts, and the time's checks
-    (:data:`_TIME_CHECKS`): the engine's reading of the texts (:func:`_engine_times_and_costs`).
+    """Each record's event time and cost as the engine reads their texts, their payload
+    texts, and the time's checks (:data:`_TIME_CHECKS`, as ``checks_sql`` words them).
 
     The compiled helpers read the texts in their plain spellings (``native/plaintext.c``:
-    an ISO time in UTC, a decimal of at most 15 significant digits) — nearly all of them,
-    to the same values and texts — and the engine only the rest: through the engine every
-    record's two casts and the cost's text again cost ≈ 0.33 µs a record."""
+    an ISO time, an epoch count, a decimal of at most 15 significant digits) — nearly all
+    of them, to the same values and texts — and the engine only the rest
+    (:func:`_engine_times_and_costs`): through the engine every record's two casts and
+    the cost's text again cost ≈ 0.33 µs a record."""
+    n = len(ts_text)
     instants, numbers = native.plain_instants(ts_text), native.plain_numbers(cost_text)
-    if instants is None or numbers is None:
-        return _engine_times_and_costs(ts_text, cost_text, rules)
-    (micros, time_read), (values, cost_read, cost_texts) = instants, numbers
+    if instants is None or numbers is None:  # no helpers: the engine reads every text
+        instants = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+        numbers = np.zeros(n), np.zeros(n, dtype=bool), pa.nulls(n, pa.string())
+    (micros, time_valid), (values, cost_valid, cost_texts) = instants, numbers
     has_time = pc.is_valid(ts_text).to_numpy(zero_copy_only=False)
     has_cost = pc.is_valid(cost_text).to_numpy(zero_copy_only=False)
-    asked = np.flatnonzero((has_time & ~time_read) | (has_cost & ~cost_read))
-    time_valid, cost_valid = time_read.copy(), cost_read.copy()
+    asked = np.flatnonzero((has_time & ~time_valid) | (has_cost & ~cost_valid))
     if len(asked):
-        narrow = pa.table({"ts_text": ts_text, "cost_text": cost_text}).take(pa.array(asked))
-        engine_read = _engine_times_and_costs(narrow.column(0), narrow.column(1), rules)
-        times = engine_read.column("event_time").cast(pa.int64())
-        costs = engine_read.column("cost")
+        read = _engine_times_and_costs(
+            column_ascending(ts_text, asked), column_ascending(cost_text, asked)
+        )
+        times, costs = read.column("event_time").cast(pa.int64()), read.column("cost")
         micros[asked] = pc.fill_null(times, 0).to_numpy()
         time_valid[asked] = pc.is_valid(times).to_numpy(zero_copy_only=False)
         values[asked] = pc.fill_null(costs, 0.0).to_numpy()
         cost_valid[asked] = pc.is_valid(costs).to_numpy(zero_copy_only=False)
-        from_engine = spread(engine_read.column("cost_text"), asked, len(values))
-        in_asked = np.zeros(len(values), dtype=bool)
+        in_asked = np.zeros(n, dtype=bool)
         in_asked[asked] = True
-        cost_texts = pc.if_else(pa.array(in_asked), from_engine, cost_texts)
+        cost_texts = pc.if_else(
+            pa.array(in_asked), spread(read.column("cost_text"), asked, n), cost_texts
+        )
     microseconds = pa.array(micros, pa.int64(), mask=~time_valid)
     event_time = microseconds.cast(pa.timestamp("us", "UTC"))
     params = rules.params()
     future_limit, oldest = params["future_limit"], params["oldest"]
+    checks = {  # checks_sql's conditions, in its order
+        "timestamp_invalid": pa.array(has_time & ~time_valid),
+        "timestamp_in_future": pc.greater(event_time, pa.scalar(future_limit, event_time.type)),
+        "timestamp_too_old": (
+            pc.less(event_time, pa.scalar(oldest, event_time.type))
+            if oldest is not None
+            else pa.array(np.zeros(n, dtype=bool))
+        ),
+    }
+    assert tuple(checks) == _TIME_CHECKS
     return pa.table(
         {
             "event_time": event_time,
-            "event_time_text": microseconds.cast(pa.string()),
+            "event_time_text": microseconds.cast(pa.string()),  # the engine's epoch_us text
             "cost": pa.array(values, pa.float64(), mask=~cost_valid),
             "cost_text": pc.if_else(pa.array(cost_valid), cost_texts, pa.scalar(None, pa.string())),
-            "timestamp_invalid": pa.array(has_time & ~time_valid),
-            "timestamp_in_future": pc.greater(event_time, pa.scalar(future_limit, event_time.type)),
-            "timestamp_too_old": (
-                pc.less(event_time, pa.scalar(oldest, event_time.type))
-                if oldest is not None
-                else pa.array(np.zeros(len(values), dtype=bool))
-            ),
+            **checks,
         }
     )
 
 
 def _engine_times_and_costs(
-    ts_text: pa.Array | pa.ChunkedArray, cost_text: pa.Array | pa.ChunkedArray, rules: Rules
+    ts_text: pa.Array | pa.ChunkedArray, cost_text: pa.Array | pa.ChunkedArray
 ) -> pa.Table:
-    """What the engine reads of the time and cost texts: :func:`_times_and_costs`' columns."""
-    timestamp_checks = checks_sql("event_time", "ts_text IS NOT NULL")
+    """The engine's reading of time and cost texts: ``event_time`` (null where no instant
+    of the years a lake keeps), ``cost`` (null unless a finite number) and ``cost_text``."""
     query = f"""
-    WITH s AS (
-      SELECT *, {_finite_number("cost_text")} AS cost FROM narrow
-    ), t AS (
-      SELECT *, {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time FROM s
-    )
-    SELECT event_time, CAST({_TIME_TEXT} AS VARCHAR) AS event_time_text, cost,
-      CAST(cost AS VARCHAR) AS cost_text,
-      {", ".join(f'{condition} AS "{code}"' for condition, code in timestamp_checks)}
-    FROM t
+    SELECT {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time, cost, CAST(cost AS VARCHAR) AS cost_text
+    FROM (SELECT *, {_finite_number("cost_text")} AS cost FROM narrow)
     """
-    narrow = pa.table({"ts_text": ts_text, "cost_text": cost_text})
-    return engine.run(query, rules.params(), narrow=narrow)
+    return engine.run(query, narrow=pa.table({"ts_text": ts_text, "cost_text": cost_text}))
 
 
 def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -631,7 +630,7 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
         {texts["campaign_id"]} AS campaign_id, {texts["ad_creative_id"]} AS ad_creative_id
       FROM frame
     ), r AS (
-      SELECT *, {reasons} AS reasons, {_TIME_TEXT} AS event_time_text FROM s
+      SELECT *, {reasons} AS reasons FROM s
     )
     SELECT {", ".join(f'"{c}"' for c in _BID_COLUMNS if c not in passed)},
       CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw, reasons

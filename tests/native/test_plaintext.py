@@ -270,9 +270,15 @@ def test_the_impressions_read_the_same_with_and_without_the_helpers():
     assert helped.schema == alone.schema
     for name in alone.column_names:
         assert helped.column(name).to_pylist() == alone.column(name).to_pylist(), name
-    reasons = {r for rs in helped.column("reasons").to_pylist() for r in rs}
-    assert {"timestamp_invalid", "timestamp_in_future", "timestamp_too_old"} <= reasons
-    assert "number_invalid:cost" in reasons
+    reasons = dict(zip(frame.column("raw").to_pylist(), helped.column("reasons").to_pylist()))
+    said = {
+        when: next(r for raw, r in reasons.items() if f'"timestamp": "{when}"' in raw)
+        for when in ("not-a-time", "2026-12-25T00:00:00Z", "2025-01-01T00:00:00Z")
+    }
+    assert said["not-a-time"][-1:] == ["timestamp_invalid"]
+    assert said["2026-12-25T00:00:00Z"][-1:] == ["timestamp_in_future"]
+    assert said["2025-01-01T00:00:00Z"][-1:] == ["timestamp_too_old"]
+    assert any("number_invalid:cost" in r for r in reasons.values())
 
 
 def _is_float(text: str) -> bool:
