@@ -270,7 +270,8 @@ def test_the_impressions_read_the_same_with_and_without_the_helpers():
     assert helped.schema == alone.schema
     for name in alone.column_names:
         assert helped.column(name).to_pylist() == alone.column(name).to_pylist(), name
-    reasons = dict(zip(frame.column("raw").to_pylist(), helped.column("reasons").to_pylist()))
+    raws, lists = frame.column("raw").to_pylist(), helped.column("reasons").to_pylist()
+    reasons = dict(zip(raws, lists, strict=True))
     said = {
         when: next(r for raw, r in reasons.items() if f'"timestamp": "{when}"' in raw)
         for when in ("not-a-time", "2026-12-25T00:00:00Z", "2025-01-01T00:00:00Z")
