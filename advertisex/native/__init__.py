@@ -161,11 +161,10 @@ def plain_instants(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     at = 0
     for chunk in _plain_strings(texts):
         offsets, data, valid, bit = string_buffers(chunk)
-        end = at + len(chunk)
         read(
             offsets, data, valid, bit, len(chunk), micros[at:].ctypes.data, decided[at:].ctypes.data
         )
-        at = end
+        at += len(chunk)
     return micros, decided.view(bool)
 
 
@@ -183,19 +182,29 @@ def plain_numbers(
     rendered = []
     at = 0
     for chunk in _plain_strings(texts):
-        offsets, data, valid, bit = string_buffers(chunk)
-        size = chunk.buffers()[2].size if chunk.buffers()[2] is not None else 0
-        out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
-        out_data = pa.allocate_buffer(size + 3 * len(chunk) + 1, resizable=True)
-        read(
-            offsets, data, valid, bit, len(chunk), values[at:].ctypes.data,
-            decided[at:].ctypes.data, out_offsets.address, out_data.address,
-        )  # fmt: skip
-        out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
-        rendered.append(pa.StringArray.from_buffers(len(chunk), out_offsets, out_data))
+        inputs = (*string_buffers(chunk), len(chunk), values[at:].ctypes.data)
+        write = functools.partial(read, *inputs, decided[at:].ctypes.data)
+        # "5" is printed "5.0": two bytes more at most
+        rendered.append(_written_strings(len(chunk), _data_bytes(chunk) + 3 * len(chunk), write))
         at += len(chunk)
     texts_out = pa.concat_arrays(rendered) if rendered else pa.array([], pa.string())
     return values, decided.view(bool), texts_out
+
+
+def _written_strings(rows: int, capacity: int, write: Callable[[int, int], object]) -> pa.Array:
+    """The string array of ``rows`` that ``write(offsets, data)`` (the addresses of its int32
+    offsets, from 0, and of room for ``capacity`` bytes) fills in C."""
+    offsets = pa.allocate_buffer(4 * (rows + 1))
+    data = pa.allocate_buffer(capacity + 1, resizable=True)
+    write(offsets.address, data.address)
+    data.resize(int(np.frombuffer(offsets, dtype=np.int32)[rows]))
+    return pa.StringArray.from_buffers(rows, offsets, data)
+
+
+def _data_bytes(chunk: pa.Array) -> int:
+    """The size of a string array's data buffer (at least its texts' bytes)."""
+    data = chunk.buffers()[2]
+    return data.size if data is not None else 0
 
 
 def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
@@ -225,16 +234,15 @@ def double_texts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarr
     for chunk in chunks_of(values):
         chunk = chunk.cast(pa.float64())
         validity, data = chunk.buffers()
-        out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
-        out_data = pa.allocate_buffer(_DOUBLE_TEXT_BYTES * len(chunk) + 1, resizable=True)
-        write(
+        inputs = (
             data.address + 8 * chunk.offset if data is not None else 0,
             validity.address if validity is not None and chunk.null_count else 0,
-            chunk.offset, len(chunk), decided[at:].ctypes.data, out_offsets.address,
-            out_data.address,
-        )  # fmt: skip
-        out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
-        texts.append(pa.StringArray.from_buffers(len(chunk), out_offsets, out_data))
+            chunk.offset,
+            len(chunk),
+            decided[at:].ctypes.data,
+        )
+        room = _DOUBLE_TEXT_BYTES * len(chunk)
+        texts.append(_written_strings(len(chunk), room, functools.partial(write, *inputs)))
         at += len(chunk)
     return (pa.concat_arrays(texts) if texts else pa.array([], pa.string())), decided.view(bool)
 
@@ -254,10 +262,5 @@ def url_authorities(urls: pa.Array) -> pa.Array | None:
     if find is None:
         return None
     chunk = urls if pa.types.is_string(urls.type) else urls.cast(pa.string())
-    offsets, data, valid, bit = string_buffers(chunk)
-    size = chunk.buffers()[2].size if chunk.buffers()[2] is not None else 0
-    out_offsets = pa.allocate_buffer(4 * (len(chunk) + 1))
-    out_data = pa.allocate_buffer(size + 1, resizable=True)
-    find(offsets, data, valid, bit, len(chunk), out_offsets.address, out_data.address)
-    out_data.resize(int(np.frombuffer(out_offsets, dtype=np.int32)[len(chunk)]))
-    return pa.StringArray.from_buffers(len(chunk), out_offsets, out_data)
+    inputs = (*string_buffers(chunk), len(chunk))
+    return _written_strings(len(chunk), _data_bytes(chunk), functools.partial(find, *inputs))
