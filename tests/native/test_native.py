@@ -41,3 +41,28 @@ def test_newlines_found_as_numpy_finds_them(every: int):
         assert native.newlines(data) is None
         assert np.array_equal(jsonfmt._newlines(data.tobytes()), expected)
     assert len(native.newlines(np.zeros(0, dtype=np.uint8))) == 0
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@pytest.mark.parametrize(("separator", "null"), [(b"\x1f", b"\x00"), (b"||", b"NULL"), (b"", b"")])
+def test_row_hashes_join_with_any_marks(separator: bytes, null: bytes):
+    """The row hashes are the text hashes of the rows joined by Python, whatever the marks
+    (the one-byte marks the payloads use are written without a copy)."""
+    from advertisex.kernels.fingerprint import _ROW_HASHES
+
+    columns = [pa.array(["a", None, "ccc", ""]), pa.array([None, "bb", "", "d" * 300])]
+    hashes_of = native.function(*_ROW_HASHES)
+    buffers = [native.string_buffers(c) for c in columns]
+    offsets, data, valid, bits = zip(*buffers, strict=True)
+    out = np.empty(4, dtype=np.uint64)
+    failed = hashes_of(
+        2, native.addresses(offsets), native.addresses(data), native.addresses(valid),
+        native.int64s(bits), 4, separator, len(separator), null, len(null), out.ctypes.data,
+    )  # fmt: skip
+    assert failed == 0
+    joined = [
+        separator.join(null if v is None else v.encode() for v in row)
+        for row in zip(*(c.to_pylist() for c in columns), strict=True)
+    ]
+    expected = native.text_hashes(pa.array(joined, pa.binary()).cast(pa.string()))
+    assert out.tolist() == expected.tolist()
