@@ -171,13 +171,13 @@ static int64_t plain_number(const uint8_t *p, int64_t n, double *value, uint8_t 
     }
     if (at != n) return -1;
     while (frac_digits > 0 && p[frac_start + frac_digits - 1] == '0') frac_digits--;
-    int whole_zero = int_digits == 1 && p[int_start] == '0';
-    int64_t leading = 0; /* zeros after the point before the first significant digit */
-    if (whole_zero)
-        while (leading < frac_digits && p[frac_start + leading] == '0') leading++;
-    int64_t significant = whole_zero ? frac_digits - leading : int_digits + frac_digits;
     uint64_t mantissa = 0;
-    if (!whole_zero) {
+    if (int_digits == 1 && p[int_start] == '0') { /* 0.ddd: its digits after the zeros */
+        int64_t leading = 0;
+        while (leading < frac_digits && p[frac_start + leading] == '0') leading++;
+        if (frac_digits - leading > 15) return -1;
+        if (leading < frac_digits && leading > 3) return -1; /* below 1e-4: repr's 1e-05 */
+    } else {
         /* a whole part's trailing zeros are not significant when there is no fraction */
         int64_t trailing = 0;
         if (frac_digits == 0)
@@ -185,9 +185,6 @@ static int64_t plain_number(const uint8_t *p, int64_t n, double *value, uint8_t 
                 trailing++;
         if (int_digits + frac_digits - trailing > 15) return -1;
         for (int64_t i = 0; i < int_digits; i++) mantissa = mantissa * 10 + (p[int_start + i] - '0');
-    } else {
-        if (significant > 15) return -1;
-        if (significant > 0 && leading > 3) return -1; /* below 1e-4: repr's exponent form */
     }
     for (int64_t i = 0; i < frac_digits; i++) mantissa = mantissa * 10 + (p[frac_start + i] - '0');
     double magnitude = frac_digits ? (double)mantissa / POWERS_OF_TEN[frac_digits] : (double)mantissa;
@@ -236,8 +233,8 @@ void adx_plain_numbers(const int32_t *offsets, const uint8_t *data, const uint8_
    what reading the text does. v * 10^k is inexact, so the integers beside its rounding
    are tried too; at most 15 digits, two decimals of one length never read as one double. */
 static int64_t shortest_text(double v, uint8_t *out) {
-    if (v != v || v == 0) {
-        if (v != v) return -1;
+    if (v != v) return -1;
+    if (v == 0) {
         int64_t length = 0;
         if (signbit(v)) out[length++] = '-';
         memcpy(out + length, "0.0", 3);
