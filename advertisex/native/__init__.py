@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,19 +102,23 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         return None
     hashes = np.empty(len(texts), dtype=np.uint64)
     at = 0
-    for chunk in chunks_of(texts):
-        parts = [chunk]
-        if not pa.types.is_string(chunk.type):
-            parts = [
-                chunk.slice(start, _CAST_ROWS).cast(pa.string())
-                for start in range(0, len(chunk), _CAST_ROWS)
-            ]
-        for part in parts:
-            offsets, data, valid, bit = string_buffers(part)
-            out = hashes[at : at + len(part)]
-            hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
-            at += len(part)
+    for part in _plain_strings(texts):
+        offsets, data, valid, bit = string_buffers(part)
+        out = hashes[at : at + len(part)]
+        hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
+        at += len(part)
     return hashes
+
+
+def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> Iterator[pa.Array]:
+    """``texts`` a chunk at a time as plain (32-bit offset) strings, what the helpers read:
+    a chunk of large strings or a dictionary cast :data:`_CAST_ROWS` rows at a time."""
+    for chunk in chunks_of(texts):
+        if pa.types.is_string(chunk.type):
+            yield chunk
+        else:
+            for start in range(0, len(chunk), _CAST_ROWS):
+                yield chunk.slice(start, _CAST_ROWS).cast(pa.string())
 
 
 _NEWLINES = ("adx_newlines", ctypes.c_int64, (POINTER, ctypes.c_int64, POINTER, ctypes.c_int64))
@@ -205,11 +209,6 @@ def _data_bytes(chunk: pa.Array) -> int:
     """The size of a string array's data buffer (at least its texts' bytes)."""
     data = chunk.buffers()[2]
     return data.size if data is not None else 0
-
-
-def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
-    """The chunks of ``texts`` as plain (32-bit offset) strings."""
-    return [c if pa.types.is_string(c.type) else c.cast(pa.string()) for c in chunks_of(texts)]
 
 
 _DOUBLE_TEXTS = (
