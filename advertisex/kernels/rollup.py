@@ -34,15 +34,7 @@ from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, KEYS, MEASUR
 from advertisex.util import engine
 
 _SQL = """
-WITH imp AS (
-  SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
-    device_type, count(*) AS impressions,
-    sum(CAST(round(coalesce(cost, 0) * 1e6) AS BIGINT)) AS spend_micros,
-    -- sorted here, on the engine's threads: sketch.from_lists then only drops repeats
-    -- (list_sort of the list, not list(… ORDER BY …), which buffers every row again)
-    list_sort(list(user_hash)) AS user_hashes
-  FROM impressions GROUP BY ALL
-), clk AS (
+WITH clk AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
     device_type, count(*) AS clicks, count(*) FILTER (match = 'orphan') AS orphan_clicks
   FROM clicks GROUP BY ALL
@@ -76,15 +68,27 @@ WITH imp AS (
     ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
 ), parts AS (
-  SELECT * FROM imp UNION ALL BY NAME SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv
+  SELECT * FROM shown UNION ALL BY NAME SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv
   UNION ALL BY NAME SELECT * FROM cred UNION ALL BY NAME SELECT * FROM bids
 )
+-- A key's impressions are one row of ``shown`` at most: its sketch is that row's.
 SELECT campaign_id, ad_creative_id, hour, country, device_type, SUMS,
-  any_value(user_hashes) AS user_hashes
+  coalesce(any_value(users), $empty) AS users
 FROM parts
 WHERE HOUR_FILTER
 GROUP BY ALL
 """
+# The impressions' part of a rollup row (:func:`shown_hourly`): users' hashes sorted here,
+# on the engine's threads, so that sketch.from_lists only drops repeats (list_sort of the
+# list, not list(… ORDER BY …), which buffers every row again).
+_SHOWN_SQL = """
+SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
+  device_type, count(*) AS impressions,
+  sum(CAST(round(coalesce(cost, 0) * 1e6) AS BIGINT)) AS spend_micros,
+  list_sort(list(user_hash)) AS user_hashes
+FROM impressions GROUP BY ALL
+"""
+_EMPTY_SKETCH = sketch.EXACT.to_bytes(8, "little")  # no user at all
 # The rows' order (the engine's ORDER BY of these, nulls last, by Arrow's sort: see
 # kernels.correlate.sort_keys).
 _ORDER = sort_keys("campaign_id", "hour", "ad_creative_id", "country", "device_type")
@@ -135,6 +139,22 @@ def auction_measures(
     return _ordered(rows).cast(BID_MEASURES)
 
 
+def shown_hourly(impressions: pa.Table) -> pa.Table:
+    """What :func:`campaign_hourly` counts of ``impressions``: per rollup key, the
+    impressions, their spend and their users' sketch (``users``), in no order.
+
+    It needs no click, conversion or bid: a rollup may count its impressions while those
+    are still being matched, and hand the rows to :func:`campaign_hourly` as ``shown``.
+    """
+    user_hash = sketch.user_hashes(impressions.column("user_id"))
+    counted = engine.run(_SHOWN_SQL, impressions=impressions.append_column("user_hash", user_hash))
+    # Each row's list of user hashes (every impression's) becomes its sketch here, before
+    # any ordering: ordered with the lists, their values were gathered again (0.13 s of
+    # the 2 M set's 0.7 s rollup).
+    users = sketch.from_lists(counted.column("user_hashes"))
+    return counted.drop_columns(["user_hashes"]).append_column("users", users)
+
+
 def campaign_hourly(
     impressions: pa.Table,
     clicks: pa.Table,
@@ -143,6 +163,7 @@ def campaign_hourly(
     hours: pa.Array | None = None,
     touch_impressions: pa.Table | None = None,
     touch_clicks: pa.Table | None = None,
+    shown: pa.Table | None = None,
 ) -> pa.Table:
     """The ``campaign_hourly`` rows of ``hours`` (all hours present when None).
 
@@ -152,6 +173,7 @@ def campaign_hourly(
     of the matched bids. ``touch_impressions`` (default: ``impressions``) are where
     view-through touches find their creative, country and device; ``touch_clicks``
     (default: ``clicks``, a click may be there more than once) where click touches do.
+    ``shown``: :func:`shown_hourly` of ``impressions``, when counted already.
 
     Rows of the same key computed from parts of the inputs merge into the rows of the
     whole with :func:`merge_hourly`.
@@ -159,9 +181,8 @@ def campaign_hourly(
     sums = ", ".join(f"CAST(coalesce(sum({m}), 0) AS BIGINT) AS {m}" for m in MEASURES)
     hour_filter = "hour IN (SELECT hour FROM hours)" if hours is not None else "true"
     query = _SQL.replace("SUMS", sums).replace("HOUR_FILTER", hour_filter)
-    user_hash = sketch.user_hashes(impressions.column("user_id"))
     tables = {
-        "impressions": impressions.append_column("user_hash", user_hash),
+        "shown": shown_hourly(impressions) if shown is None else shown,
         "touch_impressions": impressions if touch_impressions is None else touch_impressions,
         "clicks": clicks,
         "touch_clicks": clicks if touch_clicks is None else touch_clicks,
@@ -170,12 +191,7 @@ def campaign_hourly(
     }
     if hours is not None:
         tables["hours"] = pa.table({"hour": pa.array(hours).cast(TS)})
-    result = engine.run(query, **tables)
-    # Each row's list of user hashes (every impression's) becomes its sketch before the
-    # rows are ordered: ordered with the lists, their values were gathered again (0.13 s
-    # of the 2 M set's 0.7 s rollup).
-    users = sketch.from_lists(result.column("user_hashes"))
-    result = _ordered(result.drop_columns(["user_hashes"]).append_column("users", users))
+    result = _ordered(engine.run(query, {"empty": _EMPTY_SKETCH}, **tables))
     estimated = sketch.estimate(result.column("users").combine_chunks())
     result = result.add_column(
         result.num_columns - 1, "unique_users", pa.array(estimated, pa.int64())
@@ -230,8 +246,7 @@ def with_impression_part(responses: pa.Table, shown: pa.Table) -> pa.Table:
     ORDER BY campaign_id NULLS LAST, hour, ad_creative_id NULLS LAST, country NULLS LAST,
       device_type NULLS LAST
     """
-    empty = sketch.EXACT.to_bytes(8, "little")
-    merged = engine.run(query, {"empty": empty}, responses=responses, shown=shown)
+    merged = engine.run(query, {"empty": _EMPTY_SKETCH}, responses=responses, shown=shown)
     return merged.cast(CAMPAIGN_HOURLY)
 
 

@@ -21,7 +21,8 @@ running the same part functions:
   ``kernels.rollup.merge_hourly``), so the impressions are counted a part of about half
   :data:`BUCKET_ROWS` rows at a time (two parts at once), then everything else once, and
   the partial rows merged — the view-through touches' impressions picked out of each part
-  on the way.
+  on the way. Whole, a rebuild counts them (:meth:`LocalKernels.shown`) while the auctions
+  are matched, and the rollup takes those counts.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.kernels.correlate import AUCTION_COLUMNS, MATCH_COLUMNS
-from advertisex.kernels.rollup import ROLLUP_COLUMNS, merge_hourly
+from advertisex.kernels.rollup import ROLLUP_COLUMNS, merge_hourly, shown_hourly
 from advertisex.marts.maintain import (
     MatchingRules,
     Rows,
@@ -276,21 +277,34 @@ class LocalKernels:
             only={"impressions": AUCTION_COLUMNS},
         )["bids"]
 
+    def shown(self, impressions: Rows, counted: Slice) -> pa.Table | None:
+        """``shown_hourly`` of the impressions inside ``counted`` where they are read whole;
+        None where :meth:`hourly` counts them a part at a time."""
+        chunks = self._whole_chunks(impressions)
+        if chunks is False:
+            return None
+        with self.room.whole():
+            return shown_hourly(counted.rows_of(self.rows(impressions, chunks)))
+
     def hourly(
         self,
         impressions: Rows,
         counted: Slice,
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
+        shown: pa.Table | None = None,
     ) -> pa.Table:
-        chunks = None if self._kept(impressions) else self.chunks(impressions)
-        if chunks is None or chunks.rows <= self.whole_rows:
+        chunks = self._whole_chunks(impressions)
+        if chunks is not False:
             with self.room.whole():
                 whole = self.rows(impressions, chunks)
                 self.held.step("hourly", 1, whole.num_rows)
-                return hourly_part({"impressions": whole, **given}, counted, hours)["hourly"]
+                tables = {"impressions": whole, **given}
+                if shown is not None:
+                    tables["shown"] = shown
+                return hourly_part(tables, counted, hours)["hourly"]
         with self.room.bucketed():  # the impressions a part at a time, two parts at once
-            chunks = self.chunks(_only(impressions, ROLLUP_COLUMNS))
+            parted = self.chunks(_only(impressions, ROLLUP_COLUMNS))
             touched = _view_touches(given["conversions"])
             nothing = {name: table.slice(0, 0) for name, table in given.items()}
             held = self.held.step("hourly", 0)
@@ -311,7 +325,7 @@ class LocalKernels:
                 ids = rows.column("impression_id")
                 return rows.filter(pc.fill_null(pc.is_in(ids, value_set=touched), False))
 
-            parts = regrouped(chunks.parts(), _run_rows(self.bucket_rows))
+            parts = regrouped(parted.parts(), _run_rows(self.bucket_rows))
             touches = self.room.runs(parts, count)
             empty = _only(impressions, ROLLUP_COLUMNS).schema.empty_table()
             answered = hourly_part(
@@ -320,6 +334,14 @@ class LocalKernels:
                 hours,
             )["hourly"]
             return merge_hourly([*(c for mine in merged.values() for c in mine), answered])
+
+    def _whole_chunks(self, impressions: Rows) -> Chunks | Literal[False] | None:
+        """How ``impressions`` are read whole: kept already (None), or by these chunks;
+        False where they hold too many rows and are counted a part at a time."""
+        if self._kept(impressions):
+            return None
+        chunks = self.chunks(impressions)
+        return chunks if chunks.rows <= self.whole_rows else False
 
     def run(
         self,

@@ -167,16 +167,25 @@ class Kernels(Protocol):
         from several parts are not summed: the rollup sums them)."""
         ...
 
+    def shown(self, impressions: Rows, counted: Slice) -> pa.Table | None:
+        """:func:`~advertisex.kernels.rollup.shown_hourly` of the impressions inside
+        ``counted``, where these kernels count them apart from the rollup's other inputs
+        (a rebuild then counts them while the auctions are matched, and hands them to
+        :meth:`hourly`); None where :meth:`hourly` counts them itself."""
+        ...
+
     def hourly(
         self,
         impressions: Rows,
         counted: Slice,
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
+        shown: pa.Table | None = None,
     ) -> pa.Table:
         """``campaign_hourly`` of ``hours`` (None: all) counting the impressions inside
-        ``counted``; all of ``impressions`` are where view-through touches are found;
-        ``given`` holds the other inputs (:func:`responses`)."""
+        ``counted`` (``shown``: as :meth:`shown` counted them); all of ``impressions`` are
+        where view-through touches are found; ``given`` holds the other inputs
+        (:func:`responses`)."""
         ...
 
 
@@ -212,7 +221,8 @@ def hourly_part(
     """``Kernels.hourly`` on one part (every row of its campaigns): impressions and the
     :func:`responses`; ``touch_impressions``, when given, are where view-through touches are
     found instead of the impressions; ``named_clicks``, when given, the clicks of other
-    campaigns the part's conversions named (``kernels.rollup.named_clicks``)."""
+    campaigns the part's conversions named (``kernels.rollup.named_clicks``); ``shown``,
+    when given, the counted impressions' ``kernels.rollup.shown_hourly``."""
     impressions, clicks = tables["impressions"], tables["clicks"]
     named = tables.get("named_clicks")
     return {
@@ -224,6 +234,7 @@ def hourly_part(
             None if hours is None else pa.array(hours, TS),
             touch_impressions=tables.get("touch_impressions", impressions),
             touch_clicks=None if named is None else pa.concat_tables([clicks, named]),
+            shown=tables.get("shown"),
         )
     }
 
@@ -355,9 +366,14 @@ def rebuild(
             rules,
         )
         step("attribution")
+        # The impressions counted while the auctions are still matched (the attribution
+        # is the shorter of the two), where the kernels count them apart: the rollup then
+        # only adds the responses to them.
+        shown = kernels.shown(impressions, everything) if won else None
         bids = won.result() if won else kernels.bids(auctions, impressions, rules.windows)
     step("auctions")
-    hourly = kernels.hourly(impressions, everything, responses(matched, attributed, bids), None)
+    given = responses(matched, attributed, bids)
+    hourly = kernels.hourly(impressions, everything, given, None, shown)
     daily = campaign_daily(hourly)
     step("rollups")
     marts.replace(

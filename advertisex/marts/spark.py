@@ -95,12 +95,16 @@ class SparkKernels:
             {"bids": bids, "impressions": auctions}, {}, "auction_id", kernel, ("bids",)
         )["bids"]
 
+    def shown(self, impressions: maintain.Rows, counted: Slice) -> pa.Table | None:
+        return None  # each part of the rollup counts its own impressions
+
     def hourly(
         self,
         impressions: maintain.Rows,
         counted: Slice,
         given: dict[str, pa.Table],
         hours: list[datetime] | None,
+        shown: pa.Table | None = None,
     ) -> pa.Table:
         kernel = functools.partial(maintain.hourly_part, counted=counted, hours=hours)
         # A click a conversion's postback named goes to the conversion's part too.

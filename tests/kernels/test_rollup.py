@@ -23,6 +23,7 @@ from advertisex.kernels.rollup import (
     campaign_hourly,
     merge_hourly,
     named_clicks,
+    shown_hourly,
 )
 from advertisex.kernels.windows import Windows
 
@@ -199,6 +200,38 @@ def test_rows_of_parts_merge_into_the_rows_of_the_whole(
     ]
     parts.append(campaign_hourly(none, matched, attributed, halves, touch_impressions=i))
     assert merge_hourly(parts).equals(whole)
+    # Counted apart and handed over: the rows of the whole, without a merge.
+    apart = campaign_hourly(
+        none, matched, attributed, halves, touch_impressions=i, shown=shown_hourly(i)
+    )
+    assert apart.equals(whole)
+
+
+def test_impressions_counted_apart_give_the_rows_of_the_whole() -> None:
+    """``shown_hourly`` of the impressions (counted before any click, conversion or bid is
+    matched) handed to the rollup as ``shown``: its rows are those of the rollup counting
+    them itself — impressions, spend and the users' sketches from ``shown``, the rest from
+    the responses, the view touches found among the touch impressions."""
+    i = rows(
+        IMP,
+        [
+            imp("i1", 0, user="u1", country="FR", cost=0.002),
+            imp("i2", 1, user="u2", cost=0.004),
+            imp("i3", 70, user="u1", creative="cr-b"),
+        ],
+    )
+    k = rows(CLK, [click("k1", 5, user="u1")])
+    v = rows(CNV, [conv("v1", 30, user="u1"), conv("v2", 90, user="u2")])
+    matched, attributed = match_clicks(i, k, Windows()), attribute_conversions(i, k, v, Windows())
+    bids = bid_measures(match_bids(rows(BID, []), i, Windows()))
+    whole = campaign_hourly(i, matched, attributed, bids)
+    shown = shown_hourly(i)
+    assert sorted(shown.column("impressions").to_pylist()) == [1, 1, 1]
+    apart = campaign_hourly(
+        i.slice(0, 0), matched, attributed, bids, touch_impressions=i, shown=shown
+    )
+    assert apart.equals(whole)
+    assert sum(apart.column("impressions").to_pylist()) == 3
 
 
 def test_parts_by_campaign_credit_a_click_of_another_campaign_its_conversion_named() -> None:

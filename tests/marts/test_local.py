@@ -21,7 +21,7 @@ from test_incremental import RULES, _curated, canonical, datasets
 
 from advertisex.marts import maintain
 from advertisex.marts.local import SPILL_PREFIX, LocalKernels, Spill
-from advertisex.marts.store import MemoryCurated, MemoryMarts
+from advertisex.marts.store import MemoryCurated, MemoryMarts, Slice
 from advertisex.util.spill import sweep
 
 WHOLE = 10**9  # bucket_rows no test input reaches: every step runs whole
@@ -284,6 +284,52 @@ def test_a_rebuild_runs_attribution_and_auctions_at_once(monkeypatch: pytest.Mon
     assert sorted(running) == [1, 2]
     assert canonical(marts) == canonical(serial)
     assert kernels.held.buckets == [1, 1, 1]  # correlate, bids, hourly
+
+
+def test_a_rebuild_counts_the_impressions_while_the_auctions_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the attribution is done, the impressions are counted (``shown_hourly``) while
+    the auctions are still matched — the auctions' part waits here until the count has
+    started — and the rollup takes those counts instead of counting again; the marts are
+    those of one step at a time. Bucketed, the rollup counts its impressions itself."""
+    import threading
+
+    from advertisex.marts import local
+
+    parts = traffic(300, seed=5)
+    serial, _ = _built(parts, WHOLE)
+    meet = threading.Barrier(2, timeout=20)
+    counted: list[int] = []
+
+    def auctions(real: Any) -> Any:
+        def part(*args: Any, **kwargs: Any) -> Any:
+            meet.wait()  # the count of the impressions has begun
+            return real(*args, **kwargs)
+
+        return part
+
+    def count(real: Any) -> Any:
+        def shown(impressions: pa.Table) -> pa.Table:
+            counted.append(impressions.num_rows)
+            meet.wait()
+            return real(impressions)
+
+        return shown
+
+    monkeypatch.setattr(local, "bids_part", auctions(local.bids_part))
+    monkeypatch.setattr(local, "shown_hourly", count(local.shown_hourly))
+    marts, _ = _built(parts, WHOLE)
+    impressions = sum(t.num_rows for t in parts["curated.impressions"])
+    assert counted == [impressions]  # counted once, whole, before the rollup
+    assert canonical(marts) == canonical(serial)
+
+    curated = MemoryCurated()
+    for index in range(len(parts["curated.impressions"])):
+        curated.append({name: tables[index] for name, tables in parts.items()})
+    bucketed = LocalKernels(curated, 100)
+    request = maintain.Rows("curated.impressions", Slice.everything(), maintain.IMPRESSION_COLUMNS)
+    assert bucketed.shown(request, Slice.everything()) is None
 
 
 def test_bucketed_steps_hold_two_half_runs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
