@@ -67,13 +67,21 @@ def start_writeback(path: str) -> None:
     except OSError:
         return
     try:
+        start_file_writeback(fd)
+    finally:
+        os.close(fd)
+
+
+def start_file_writeback(fd: int) -> None:
+    """:func:`start_writeback` of an open file."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
         # On Linux this starts writeback of the dirty pages and drops only clean ones that
         # are not being written: nothing waits, nothing needed is evicted.
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
-    finally:
-        os.close(fd)
 
 
 def join(location: str, *parts: str) -> str:
