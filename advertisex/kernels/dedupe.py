@@ -68,10 +68,29 @@ def distinct_hashes(hashes: np.ndarray) -> np.ndarray:
     >>> distinct_hashes(np.array([3, 1, 3, 2], dtype=np.uint64)).tolist()
     [1, 2, 3]
     """
-    ordered = np.sort(hashes)
+    return distinct_sorted(np.sort(hashes))
+
+
+def distinct_sorted(ordered: np.ndarray) -> np.ndarray:
+    """The distinct values of ``ordered`` (sorted already), sorted."""
     if len(ordered) < 2:
         return ordered
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
+def kept_order(
+    order: np.ndarray, ordered: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """From the argsort ``order`` of a batch's key hashes (``ordered``: them sorted), that
+    of the rows ``keep`` holds, numbered among themselves, and their hashes sorted: what
+    :meth:`KeyIndex.sorted_by` takes for those rows, without sorting them again.
+
+    >>> kept_order(np.array([2, 0, 1]), np.array([1, 5, 9], dtype=np.uint64), np.array([True, False, True]))
+    (array([1, 0]), array([1, 5], dtype=uint64))
+    """
+    in_order = keep[order]
+    number = np.cumsum(keep) - 1  # each row's number among the kept ones
+    return number[order[in_order]], ordered[in_order]
 
 
 FEW_CHUNKS = 64  # a take from this many chunks costs a fraction of a millisecond
@@ -89,6 +108,14 @@ class KeyIndex:
     def __init__(self, rows: pa.Table, hashes: np.ndarray) -> None:
         order = np.argsort(hashes)
         self._index(rows, order, hashes[order])
+
+    @classmethod
+    def sorted_by(cls, rows: pa.Table, order: np.ndarray, sorted_hashes: np.ndarray) -> KeyIndex:
+        """``KeyIndex(rows, hashes)`` where ``order`` sorts the rows' key hashes into
+        ``sorted_hashes`` already (:func:`kept_order`)."""
+        index = cls.__new__(cls)
+        index._index(rows, order, sorted_hashes)
+        return index
 
     def _index(self, rows: pa.Table, order: np.ndarray, sorted_hashes: np.ndarray) -> None:
         """``order``: the row numbers that sort the rows' key hashes into ``sorted_hashes``."""
@@ -141,9 +168,7 @@ class KeyIndex:
         runs = np.concatenate([p._sorted for p in parts])
         merge = np.argsort(runs, kind="stable")
         order = np.concatenate([p._order + start for p, start in zip(parts, starts, strict=True)])
-        index = cls.__new__(cls)
-        index._index((store or _in_memory)(rows), order[merge], runs[merge])
-        return index
+        return cls.sorted_by((store or _in_memory)(rows), order[merge], runs[merge])
 
     def hashes(self) -> np.ndarray:
         """The rows' key hashes, in row order."""
@@ -212,6 +237,7 @@ def find_duplicates(
     seen_keys: pa.Array | pa.ChunkedArray | None = None,
     seen_hashes: pa.Array | pa.ChunkedArray | None = None,
     hashed: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> Duplicates:
     """Mark repeats among ``keys`` (in arrival order) and of keys already committed.
 
@@ -221,7 +247,7 @@ def find_duplicates(
     call, more than the work on the few rows that usually get here). With
     ``hashed`` (the keys' :func:`key_hashes`), only the rows whose key hash another row
     or a committed key shares go through the engine: a key whose hash is nobody else's
-    repeats nothing (almost every row of a batch).
+    repeats nothing (almost every row of a batch); ``order``, their argsort when known.
 
     >>> d = find_duplicates(pa.array(["a", "a", "b"]), pa.array(["x", "y", "z"]))
     >>> d.is_duplicate.tolist(), d.count, d.conflicts
@@ -231,7 +257,7 @@ def find_duplicates(
     if n == 0:
         return Duplicates(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     if hashed is not None:
-        return _shared_only(keys, hashes, seen_keys, seen_hashes, hashed)
+        return _shared_only(keys, hashes, seen_keys, seen_hashes, hashed, order)
     # Each key's first row, and its first row with a payload hash (what the first
     # occurrence is compared with, unless the key was committed: then the committed hash).
     encoded = pc.dictionary_encode(_array(keys))
@@ -284,12 +310,13 @@ def _shared_only(
     seen_keys: pa.Array | pa.ChunkedArray | None,
     seen_hashes: pa.Array | pa.ChunkedArray | None,
     hashed: np.ndarray,
+    order: np.ndarray | None = None,
 ) -> Duplicates:
     """:func:`find_duplicates` asked of the rows whose key hash is shared alone (every row
     with a given key has its hash, so each key's first occurrence is among them, in
     the same order); the other rows are first occurrences of keys never seen."""
     n = len(keys)
-    shared = _repeated(hashed)
+    shared = _repeated(hashed) if order is None else _repeated_in_order(hashed, order)
     if seen_keys is not None and len(seen_keys):
         seen = distinct_hashes(key_hashes(seen_keys))
         shared |= _among(seen, hashed)
@@ -318,6 +345,22 @@ def _repeated(hashes: np.ndarray) -> np.ndarray:
     if not same.any():
         return np.zeros(len(hashes), dtype=bool)
     return _among(distinct_hashes(ordered[1:][same]), hashes)
+
+
+def _repeated_in_order(hashes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:func:`_repeated` where ``order`` sorts ``hashes``: the rows of each run of equal
+    values in sorted order, marked where they are (no sort, no search).
+
+    >>> _repeated_in_order(np.array([5, 1, 5, 2], dtype=np.uint64), np.array([1, 3, 0, 2])).tolist()
+    [True, False, True, False]
+    """
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(hashes), dtype=bool)
+    if same.any():
+        repeated[order[1:][same]] = True
+        repeated[order[:-1][same]] = True
+    return repeated
 
 
 def _among(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -28,8 +28,9 @@ from advertisex.kernels.dedupe import (
     KeyIndex,
     Store,
     append_part,
-    distinct_hashes,
+    distinct_sorted,
     find_duplicates,
+    kept_order,
     key_column,
     key_hashes,
 )
@@ -141,7 +142,12 @@ class BatchDedupe:
         candidates = rows.select(_key_columns(table_name)).take(pa.array(index))
         keys = key_column(table_name, candidates)
         hashed = key_hashes(keys)
-        looked_for = distinct_hashes(hashed)
+        # Sorted once, for the lookups (the distinct hashes), the repeats among the
+        # candidates and the index of those remembered: a sort of 100 k hashes is ≈ 4 ms
+        # here, and each of the three sorted them again.
+        order = np.argsort(hashed)
+        ordered = hashed[order]
+        looked_for = distinct_sorted(ordered)
         seen = [
             (key_column(table_name, committed), committed.column("payload_hash"))
             for committed in [self.lookup(table_name, candidates, looked_for)]
@@ -161,12 +167,12 @@ class BatchDedupe:
             seen_keys,
             seen_hashes,
         )
-        found = find_duplicates(keys, hashes, seen_keys, seen_hashes, hashed)
-        first = pa.array(~found.is_duplicate)
-        remembered = pa.table({"k": keys, "h": hashes}).filter(first)
+        found = find_duplicates(keys, hashes, seen_keys, seen_hashes, hashed, order)
+        first = ~found.is_duplicate
+        remembered = pa.table({"k": keys, "h": hashes}).filter(pa.array(first))
         self._earlier[table_name] = append_part(
             self._earlier.get(table_name, []),
-            KeyIndex(remembered, hashed[~found.is_duplicate]),
+            KeyIndex.sorted_by(remembered, *kept_order(order, ordered, first)),
             store=self._store,
         )
         repeated = np.zeros(rows.num_rows, dtype=bool)

@@ -123,6 +123,41 @@ def test_distinct_hashes_are_numpys_unique(values: list[int]) -> None:
     assert distinct_hashes(hashes).tolist() == np.unique(hashes).tolist()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=7), max_size=40),
+    st.lists(st.booleans(), min_size=40, max_size=40),
+)
+def test_one_sort_of_the_hashes_serves_the_lookups_the_repeats_and_the_index(
+    values: list[int], kept: list[bool]
+) -> None:
+    """A batch's key hashes are sorted once (``BatchDedupe``): the distinct hashes, the rows
+    whose hash repeats and the index of the rows it keeps, taken from that one argsort,
+    are those each step found sorting them itself."""
+    import numpy as np
+
+    from advertisex.kernels.dedupe import (
+        KeyIndex,
+        _repeated,
+        _repeated_in_order,
+        distinct_hashes,
+        distinct_sorted,
+        kept_order,
+    )
+
+    hashes = np.array([v * 0x9E3779B97F4A7C15 % 2**64 for v in values], dtype=np.uint64)
+    keep = np.array(kept[: len(values)], dtype=bool)
+    order = np.argsort(hashes)
+    assert distinct_sorted(hashes[order]).tolist() == distinct_hashes(hashes).tolist()
+    assert _repeated_in_order(hashes, order).tolist() == _repeated(hashes).tolist()
+    rows = pa.table({"row": pa.array(np.flatnonzero(keep), pa.int64())})
+    index = KeyIndex.sorted_by(rows, *kept_order(order, hashes[order], keep))
+    alone = KeyIndex(rows, hashes[keep])
+    assert index.hashes().tolist() == hashes[keep].tolist()  # each row's own hash
+    for wanted in (distinct_hashes(hashes), distinct_hashes(hashes[::2])):
+        assert index.positions(wanted).tolist() == alone.positions(wanted).tolist()
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=40),
