@@ -75,6 +75,11 @@ class Rules:
 _TIME_TEXT = "epoch_us(event_time)"
 
 
+def _epoch_us_text(times: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """:data:`_TIME_TEXT` by Arrow: each instant's microseconds since 1970, as text."""
+    return pc.cast(pc.cast(times, pa.int64()), pa.string())
+
+
 def _reasons(conditions: list[tuple[str, str]]) -> str:
     """SQL building the list of reasons whose condition holds. The list is built only for
     the rows some condition holds for (most rows have none, and a list per row costs
@@ -325,9 +330,9 @@ def _check_impressions(
     """Event time, cost (and their payload texts) and every reason of each record.
 
     The time and the cost are read as the engine reads them (:func:`_times_and_costs`);
-    the reasons are listed by Arrow from masks (:func:`~advertisex.util.arrays.labels_where`). Listed in SQL, the
-    query took ≈ 8 ms to plan on every call and every text field went into the engine
-    only to be tested for null or a leading ``{``.
+    the reasons are listed by Arrow from masks (:func:`~advertisex.util.arrays.labels_where`).
+    Listed in SQL, the query took ≈ 8 ms to plan on every call and every text field went
+    into the engine only to be tested for null or a leading ``{``.
     """
     checked = _times_and_costs(fields["timestamp"], fields["cost"], rules)
     frame_error, is_json = frame.column(FRAME_ERROR), parsed.column("is_json")
@@ -405,7 +410,7 @@ def _times_and_costs(
     return pa.table(
         {
             "event_time": event_time,
-            "event_time_text": microseconds.cast(pa.string()),  # the engine's epoch_us text
+            "event_time_text": _epoch_us_text(event_time),
             "cost": pa.array(values, pa.float64(), mask=~cost_valid),
             "cost_text": pc.if_else(pa.array(cost_valid), cost_texts, pa.scalar(None, pa.string())),
             **checks,
@@ -419,7 +424,8 @@ def _engine_times_and_costs(
     """The engine's reading of time and cost texts: ``event_time`` (null where no instant
     of the years a lake keeps), ``cost`` (null unless a finite number) and ``cost_text``."""
     query = f"""
-    SELECT {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time, cost, CAST(cost AS VARCHAR) AS cost_text
+    SELECT {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time, cost,
+      CAST(cost AS VARCHAR) AS cost_text
     FROM (SELECT *, {_finite_number("cost_text")} AS cost FROM narrow)
     """
     return engine.run(query, narrow=pa.table({"ts_text": ts_text, "cost_text": cost_text}))
@@ -652,9 +658,7 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
     # The time and the prices as the engine prints them, printed outside it (its printing
     # of the two prices was 40 % of the query: ≈ 0.18 µs a bid).
     event_time = rows.column("event_time")
-    rows = rows.append_column(
-        "event_time_text:text", pc.cast(pc.cast(event_time, pa.int64()), pa.string())
-    )
+    rows = rows.append_column("event_time_text:text", _epoch_us_text(event_time))
     for price in _PRICES:
         rows = rows.append_column(f"{price}:text", _engine_texts(rows.column(price)))
     # The payload (kernels.fingerprint's payload_sql of these columns) is hashed by the
