@@ -48,6 +48,10 @@ class Lake:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._tables: dict[str, Table] = {}
+        # One opening of a table at a time (the marts' tables open on a thread of their own
+        # while the marts are computed: marts.iceberg.update_marts), not one of every table.
+        self._opening: dict[str, threading.RLock] = {}
+        self._opening_lock = threading.Lock()
         # Planned listings by table version (metadata file): a refresh that finds a table
         # unchanged does not read its manifests again.
         self._files: dict[str, tuple[str, list[str]]] = {}
@@ -136,6 +140,13 @@ class Lake:
         cached = self._tables.get(name)
         if cached is not None:
             return cached
+        with self._opening_lock:
+            opening = self._opening.setdefault(name, threading.RLock())
+        with opening:
+            cached = self._tables.get(name)  # opened by another thread while this one waited
+            return cached if cached is not None else self._open(name)
+
+    def _open(self, name: str) -> Table:
         from advertisex.model.schemas import TABLES
 
         spec = TABLES[name]

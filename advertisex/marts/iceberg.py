@@ -11,16 +11,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.lake.datafiles import add_files
+from advertisex.lake.datafiles import WrittenFile, add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.marts import maintain
 from advertisex.marts.store import Chunks, Slice, storage_errors
@@ -48,7 +50,15 @@ def update_marts(
         return None
     curated = IcebergCurated(lake)
     rules = rules_for(lake, settings)
-    return maintain.update(curated, IcebergMarts(lake), rules, kernels, progress=progress)
+    # The marts' tables are opened (a new lake's created), and a rebuilt mart's files
+    # written, on a thread of their own while the rest is computed (IcebergMarts): in the
+    # marts' commit, on the update's serial tail, they kept one core busy and the other idle.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-beside") as beside:
+        marts = IcebergMarts(lake, beside)
+        try:
+            return maintain.update(curated, marts, rules, kernels, progress=progress)
+        finally:
+            marts.discard_offered()
 
 
 def rebuild_marts(
@@ -265,8 +275,41 @@ def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) 
 
 
 class IcebergMarts:
-    def __init__(self, lake: Lake) -> None:
+    """The marts as Iceberg tables of ``lake``.
+
+    ``beside``: a thread to work on while the marts are computed (:func:`update_marts`).
+    The marts' tables are opened there at once — a new lake's created — and the rows a
+    rebuild offers (:meth:`offer`) written there as soon as they are known. What failed
+    there fails again, or is raised, in :meth:`replace`."""
+
+    def __init__(self, lake: Lake, beside: Executor | None = None) -> None:
         self.lake = lake
+        self._beside = beside
+        self._opened = beside.submit(_open, lake, maintain.MART_TABLES) if beside else None
+        # table → (the rows offered, their data files being written: None for a table
+        # that has rows already, which replace overwrites)
+        self._offered: dict[str, tuple[pa.Table, Future[list[WrittenFile] | None]]] = {}
+
+    def offer(self, table: str, rows: pa.Table) -> None:
+        """``rows`` are to be all of ``table`` (a rebuild's): written beside, when there is
+        a thread for it and the table has no rows yet, for :meth:`replace` to commit."""
+        if self._beside is not None:
+            self._offered[table] = (rows, self._beside.submit(self._written, table, rows))
+
+    def _written(self, table: str, rows: pa.Table) -> list[WrittenFile] | None:
+        if self.lake.table(table).current_snapshot() is not None or not rows.num_rows:
+            return None
+        written = self.lake.write_files({table: rows}, f"marts-{utcnow():%Y%m%dT%H%M%S}")
+        return written.get(table, [])
+
+    def discard_offered(self) -> None:
+        """Remove the files written for offered rows that no commit took (the update failed
+        before its commit): nobody's."""
+        offered, self._offered = self._offered, {}
+        for name, (_, files) in offered.items():
+            with contextlib.suppress(Exception):  # nothing written: nothing to remove
+                if written := files.result():
+                    self.lake.remove_files({name: [f.url for f in written]})
 
     def state(self) -> dict[str, str]:
         rows = self.lake.read(STATE_TABLE)
@@ -286,6 +329,8 @@ class IcebergMarts:
             {"key": list(state), "value": list(state.values()), "updated_at": [now] * len(state)},
             schema=STATE,
         )
+        if self._opened is not None:
+            wait([self._opened])
         tables = {name: self.lake.table(name) for name in [*changes, STATE_TABLE]}
         joining = self.lake.catalog.in_group  # an erasure's transaction: commit in it
         full = storage_errors(self.lake.settings.warehouse_uri)
@@ -297,7 +342,7 @@ class IcebergMarts:
             for name, (_, rows) in replaced.items()
             if tables[name].current_snapshot() is None and rows.num_rows
         }
-        written = self.lake.write_files(new, f"marts-{now:%Y%m%dT%H%M%S}")
+        written = self._write(new, f"marts-{now:%Y%m%dT%H%M%S}")
         try:
             with full, self.lake.catalog.joined(), warnings.catch_warnings():
                 # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
@@ -316,6 +361,29 @@ class IcebergMarts:
             raise
         if not joining:
             self.lake.refresh()
+
+    def _write(self, new: dict[str, pa.Table], prefix: str) -> dict[str, list[WrittenFile]]:
+        """The data files of the ``new`` marts' rows: those written for the same rows
+        offered (:meth:`offer`), the others' written now."""
+        written: dict[str, list[WrittenFile]] = {}
+        try:
+            for name, rows in list(new.items()):
+                offered, files = self._offered.pop(name, (None, None))
+                if files is not None and (early := files.result()) is not None:
+                    if offered is rows:
+                        written[name], new = early, {n: r for n, r in new.items() if n != name}
+                    else:  # rows other than those offered: not these files
+                        self.lake.remove_files({name: [f.url for f in early]})
+            written.update(self.lake.write_files(new, prefix))
+        except BaseException:
+            self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
+            raise
+        return written
+
+
+def _open(lake: Lake, names: Sequence[str]) -> None:
+    for name in names:
+        lake.table(name)
 
 
 def expression(where: Slice, with_users: bool = True) -> Any:

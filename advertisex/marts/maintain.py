@@ -83,6 +83,8 @@ CURATED_READS = {
     BIDS: BID_COLUMNS,
 }
 FINGERPRINT = "fingerprint"
+# The marts an update replaces (besides their state).
+MART_TABLES = (CLICKS_MART, CONVERSIONS_MART, HOURLY_MART, DAILY_MART)
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,8 @@ def rebuild(
             rules,
         )
         step("attribution")
+        marts.offer(CLICKS_MART, matched)  # stored while the rest is computed, where it can
+        marts.offer(CONVERSIONS_MART, attributed)
         # The impressions counted while the auctions are still matched (the attribution
         # is the shorter of the two), where the kernels count them apart: the rollup then
         # only adds the responses to them.
@@ -374,6 +378,7 @@ def rebuild(
     step("auctions")
     given = responses(matched, attributed, bids)
     hourly = kernels.hourly(impressions, everything, given, None, shown)
+    marts.offer(HOURLY_MART, hourly)
     daily = campaign_daily(hourly)
     step("rollups")
     marts.replace(

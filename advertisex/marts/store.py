@@ -154,6 +154,11 @@ class Marts(Protocol):
 
     def read(self, table: str, where: Slice) -> pa.Table: ...
 
+    def offer(self, table: str, rows: pa.Table) -> None:
+        """``rows`` are to be all of ``table`` (a rebuild's, before its :meth:`replace`):
+        a store may start keeping them while the other marts are computed."""
+        ...
+
     def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
         """In every named mart swap the rows of the slice for the new rows; save ``state``.
         All of it or nothing."""
@@ -217,6 +222,9 @@ class MemoryMarts:
     def read(self, table: str, where: Slice) -> pa.Table:
         rows = self.tables.get(table, TABLES[table].schema.empty_table())
         return rows.filter(where.mask(rows))
+
+    def offer(self, table: str, rows: pa.Table) -> None:
+        """Nothing to start: a replace is a dict's update."""
 
     def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
         for name, (where, rows) in changes.items():

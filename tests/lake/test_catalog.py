@@ -212,3 +212,34 @@ def test_two_first_runs_creating_the_catalogs_tables_at_once_both_open_it(tmp_pa
     assert lake.table("curated.clicks").name() == ("curated", "clicks")
     assert len(lost) == 2
     assert lake.done_segments() == set()
+
+
+def test_two_threads_opening_one_table_open_it_once(lake, monkeypatch):
+    """The marts' tables open on a thread of their own while the update reads some of them
+    (marts.iceberg.update_marts): a table asked for twice at once is opened once, and both
+    get that table."""
+    import threading
+    import time
+
+    lake.table("curated.clicks")  # the catalog and its namespace exist
+    lake.refresh()
+    loads = []
+    load_table = lake.catalog.load_table
+
+    def slow_load(name):
+        loads.append(name)
+        time.sleep(0.2)  # the other thread asks meanwhile
+        return load_table(name)
+
+    monkeypatch.setattr(lake.catalog, "load_table", slow_load)
+    opened = []
+    threads = [
+        threading.Thread(target=lambda: opened.append(lake.table("curated.clicks")))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loads == ["curated.clicks"]
+    assert len(opened) == 2 and opened[0] is opened[1]

@@ -177,3 +177,97 @@ def test_a_lake_spills_on_its_own_disk(lake: Lake) -> None:
     assert maintain._local(IcebergCurated(lake)).spill_dir == spill_dir
     assert maintain._local(WithoutRows(IcebergCurated(lake), {})).spill_dir == spill_dir
     assert maintain._local(MemoryCurated()).spill_dir is None
+
+
+def test_the_marts_tables_are_opened_while_the_marts_are_computed(lake: Lake) -> None:
+    """A new lake's mart tables are created beside the first build, not on its commit: the
+    attribution here waits until the catalog has all four (it would wait in vain if they
+    were opened only to replace their rows), and the marts come out whole."""
+    import time
+
+    from advertisex.marts.local import LocalKernels
+
+    class Watching(LocalKernels):
+        seen: list[str] = []
+
+        def correlate(self, *args: Any, **kwargs: Any) -> tuple[pa.Table, pa.Table]:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                self.seen = [name for name in MARTS if lake.catalog.table_exists(name)]
+                if len(self.seen) == len(MARTS):
+                    break
+                time.sleep(0.01)
+            return super().correlate(*args, **kwargs)
+
+    lake.commit_batch(_batch(BATCHES[0]), [], {})
+    assert not [name for name in MARTS if lake.catalog.table_exists(name)]
+    kernels = Watching(IcebergCurated(lake))
+    done = update_marts(lake, lake.settings, kernels)
+    assert done is not None and done.mode == "rebuild"
+    assert kernels.seen == MARTS
+    assert lake.read("marts.attributed_clicks").column("event_id").to_pylist() == ["clk-1"]
+    assert lake.read("marts.campaign_daily").num_rows == 1
+    committed = lake.data_files_of(MARTS)  # written beside or not, each file committed once
+    for name in MARTS:
+        assert _parquet_files(lake, name) == {str(Path(p)) for p in committed[name]}, name
+
+
+def _parquet_files(lake: Lake, name: str) -> set[str]:
+    namespace, table_name = name.split(".")
+    folder = Path(lake.settings.warehouse_uri.removeprefix("file://")) / namespace / table_name
+    return {str(p) for p in folder.rglob("*.parquet")}
+
+
+def _hourly_rows(lake: Lake) -> pa.Table:
+    """A first build's hourly rows, computed apart (the marts as rows in memory)."""
+    everything, built = MemoryCurated(), MemoryMarts()
+    everything.append(_batch(BATCHES[0]))
+    maintain.rebuild(everything, built, rules_for(lake, lake.settings))
+    return built.tables["marts.campaign_hourly"]
+
+
+def test_a_rebuilt_marts_rows_are_written_when_offered_and_committed_as_written(lake: Lake) -> None:
+    """Offered rows of a new mart are in data files before the commit, which commits those
+    files: none written twice, none left over."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advertisex.marts.store import Slice
+
+    hourly = _hourly_rows(lake)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        marts = IcebergMarts(lake, beside)
+        marts.offer("marts.campaign_hourly", hourly)
+        beside.submit(lambda: None).result()  # what was queued before it is done
+        early = _parquet_files(lake, "marts.campaign_hourly")
+        assert early and lake.table("marts.campaign_hourly").current_snapshot() is None
+        marts.replace({"marts.campaign_hourly": (Slice.everything(), hourly)}, {"k": "v"})
+        marts.discard_offered()
+    assert _parquet_files(lake, "marts.campaign_hourly") == early
+    committed = lake.data_files_of(["marts.campaign_hourly"])["marts.campaign_hourly"]
+    assert {str(Path(p)) for p in committed} == early
+    assert lake.read("marts.campaign_hourly").num_rows == hourly.num_rows
+
+
+def test_offered_rows_no_commit_takes_leave_no_file(lake: Lake) -> None:
+    """Rows offered, then a failure before the commit (or other rows committed instead):
+    the files written for them are removed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advertisex.marts.store import Slice
+
+    hourly = _hourly_rows(lake)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        marts = IcebergMarts(lake, beside)
+        marts.offer("marts.campaign_hourly", hourly)
+        marts.discard_offered()
+    assert not _parquet_files(lake, "marts.campaign_hourly")
+    assert lake.table("marts.campaign_hourly").current_snapshot() is None
+
+    other = hourly.slice(0, 1)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        marts = IcebergMarts(lake, beside)
+        marts.offer("marts.campaign_hourly", hourly)
+        marts.replace({"marts.campaign_hourly": (Slice.everything(), other)}, {"k": "v"})
+    committed = lake.data_files_of(["marts.campaign_hourly"])["marts.campaign_hourly"]
+    assert _parquet_files(lake, "marts.campaign_hourly") == {str(Path(p)) for p in committed}
+    assert lake.read("marts.campaign_hourly").num_rows == 1
