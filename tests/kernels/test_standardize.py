@@ -68,6 +68,35 @@ def test_malformed_lines_get_reasons_and_keep_their_raw_text():
     assert rows[0]["raw"].startswith("{not json")
 
 
+def test_records_the_framer_found_to_hold_no_object_need_no_engine_parse(monkeypatch) -> None:
+    """Lines that are not JSON, or JSON but no object (arrays, numbers, texts), are known
+    from the framer's check alone: the engine parses only objects the scanner left."""
+    from advertisex.kernels import standardize
+
+    parsed: list[int] = []
+    by_engine = standardize._parsed_by_engine
+
+    def spy(frame: pa.Table) -> pa.Table:
+        parsed.append(frame.num_rows)
+        return by_engine(frame)
+
+    monkeypatch.setattr(standardize, "_parsed_by_engine", spy)
+    good = GOOD % "2026-01-01T00:00:00Z"
+    lines = (good, "[1,2]", "{not json", "5", ' "text"', "\t[{}]")
+    rows = _impressions(*lines)
+    assert parsed == []
+    assert [r["reasons"] for r in rows] == [
+        [],
+        ["json_not_object"],
+        ["json_invalid"],
+        *[["json_not_object"]] * 3,
+    ]
+    assert [r["raw"].rstrip("\n") for r in rows[1:]] == list(lines[1:])  # kept as they came
+    rows = _impressions(good, '{"impression_id":"\\u00e9","timestamp":0}', "[1]")
+    assert parsed == [1]  # the escape is the engine's to read, the array is not
+    assert rows[1]["impression_id"] == "é" and rows[2]["reasons"] == ["json_not_object"]
+
+
 def test_unknown_fields_are_kept_as_extras():
     [row] = _impressions(
         '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w","x":[1]}'
