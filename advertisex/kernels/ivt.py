@@ -192,10 +192,7 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
     v4, v6 = _networks(ranges)
     encoded = pc.dictionary_encode(_array(ips))  # a null address: a null index, no verdict
     distinct = encoded.dictionary
-    numbers = engine.run(
-        f"SELECT {_ipv4_number('p')} AS n FROM (SELECT string_split(ip, '.') AS p FROM ips)",
-        ips=pa.table({"ip": distinct}),
-    ).column("n")
+    numbers = _ipv4_numbers(distinct)
     labels: pa.ChunkedArray | pa.Array = pa.nulls(len(distinct), pa.string())
     for net, text in reversed(v4):  # reversed: the first listed range wins
         inside = pc.fill_null(
@@ -209,6 +206,40 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
     if v6:
         labels = pc.coalesce(labels, _v6_rules(distinct, v6))
     return _array(labels).take(encoded.indices)
+
+
+# A dotted quad of decimal octets, as nearly every address is written: read by Arrow.
+_PLAIN_IPV4 = r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"
+_OCTETS = np.array([16777216, 65536, 256, 1], dtype=np.int64)
+
+
+def _ipv4_numbers(addresses: pa.Array) -> pa.Array:
+    """Each address as a number, as :func:`_ipv4_number` reads its text (null: not one).
+
+    Plain dotted quads are read by Arrow and texts of fewer than four parts are none; the
+    engine reads only what is left, which is rare: its query over a piece's ≈ 7 k distinct
+    addresses cost ≈ 6 ms, most of it planning.
+
+    >>> _ipv4_numbers(pa.array(["10.0.0.1", "::1", None, "1.2.3.4.5", "01.2.3.4"])).to_pylist()
+    [167772161, None, None, 16909060, 16909060]
+    """
+    plain = pc.fill_null(pc.match_substring_regex(addresses, _PLAIN_IPV4), False)
+    is_plain = plain.to_numpy(zero_copy_only=False)
+    numbers = np.zeros(len(addresses), dtype=np.int64)
+    if is_plain.any():
+        octets = pc.list_flatten(pc.split_pattern(addresses.filter(plain), "."))
+        numbers[is_plain] = octets.cast(pa.int64()).to_numpy().reshape(-1, 4) @ _OCTETS
+    valid = is_plain.copy()
+    dots = pc.fill_null(pc.count_substring(addresses, "."), 0).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~is_plain & (dots >= 3))  # fewer parts: no number, as the SQL says
+    if len(rest):
+        read = engine.run(
+            f"SELECT {_ipv4_number('p')} AS n FROM (SELECT string_split(ip, '.') AS p FROM ips)",
+            ips=pa.table({"ip": addresses.take(pa.array(rest))}),
+        ).column("n")
+        numbers[rest] = pc.fill_null(read, 0).to_numpy()
+        valid[rest] = pc.is_valid(read).to_numpy(zero_copy_only=False)
+    return pa.array(numbers, mask=~valid)
 
 
 Network = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -407,7 +408,7 @@ def _times_and_costs(
     The compiled helpers read the texts in their plain spellings (``native/plaintext.c``:
     an ISO time, an epoch count, a decimal of at most 15 significant digits) — nearly all
     of them, to the same values and texts — and the engine only the rest
-    (:func:`_engine_times_and_costs`): through the engine every record's two casts and
+    (:func:`_engine_times`, :func:`_engine_costs`): through the engine every record's two casts and
     the cost's text again cost ≈ 0.33 µs a record."""
     n = len(ts_text)
     instants, numbers = native.plain_instants(ts_text), native.plain_numbers(cost_text)
@@ -417,17 +418,17 @@ def _times_and_costs(
     (micros, time_valid), (values, cost_valid, cost_texts) = instants, numbers
     has_time = pc.is_valid(ts_text).to_numpy(zero_copy_only=False)
     has_cost = pc.is_valid(cost_text).to_numpy(zero_copy_only=False)
-    asked = np.flatnonzero((has_time & ~time_valid) | (has_cost & ~cost_valid))
+    asked = np.flatnonzero(has_time & ~time_valid)
     if len(asked):
-        read = _engine_times_and_costs(
-            column_ascending(ts_text, asked), column_ascending(cost_text, asked)
-        )
-        times, costs = read.column("event_time").cast(pa.int64()), read.column("cost")
+        times = _engine_times(column_ascending(ts_text, asked))
         micros[asked] = pc.fill_null(times, 0).to_numpy()
         time_valid[asked] = pc.is_valid(times).to_numpy(zero_copy_only=False)
+    asked = np.flatnonzero(has_cost & ~cost_valid)
+    if len(asked):
+        costs, printed = _engine_costs(column_ascending(cost_text, asked))
         values[asked] = pc.fill_null(costs, 0.0).to_numpy()
         cost_valid[asked] = pc.is_valid(costs).to_numpy(zero_copy_only=False)
-        cost_texts = replaced(cost_texts, asked, read.column("cost_text"))
+        cost_texts = replaced(cost_texts, asked, printed)
     microseconds = pa.array(micros, pa.int64(), mask=~time_valid)
     event_time = microseconds.cast(pa.timestamp("us", "UTC"))
     params = rules.params()
@@ -453,17 +454,64 @@ def _times_and_costs(
     )
 
 
-def _engine_times_and_costs(
-    ts_text: pa.Array | pa.ChunkedArray, cost_text: pa.Array | pa.ChunkedArray
-) -> pa.Table:
-    """The engine's reading of time and cost texts: ``event_time`` (null where no instant
-    of the years a lake keeps), ``cost`` (null unless a finite number) and ``cost_text``."""
-    query = f"""
-    SELECT {parse_text_sql("ts_text")}::TIMESTAMPTZ AS event_time, cost,
-      CAST(cost AS VARCHAR) AS cost_text
-    FROM (SELECT *, {_finite_number("cost_text")} AS cost FROM narrow)
-    """
-    return engine.run(query, narrow=pa.table({"ts_text": ts_text, "cost_text": cost_text}))
+def _engine_times(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The engine's reading of time texts: µs since the epoch (null where no instant of
+    the years a lake keeps).
+
+    Each distinct text is read by the engine once in a process (:func:`_engine_read`): the
+    texts the helpers leave are a producer's odd spellings, the same few in piece after
+    piece ("not-a-time" in every piece of the demo's faults), and a query reading three of
+    them cost ≈ 4-9 ms, most of it planning the time's parse."""
+    asked = texts.to_pylist()
+    read = _engine_read(_ENGINE_TIMES, asked, _TIME_SQL)
+    return pa.array([None if t is None else read[t][0] for t in asked], pa.int64())
+
+
+def _engine_costs(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """The engine's reading of cost texts: the cost (null unless a finite number) and its
+    text as the engine prints it; each distinct text read once (:func:`_engine_times`)."""
+    asked = texts.to_pylist()
+    read = _engine_read(_ENGINE_COSTS, asked, _COST_SQL)
+    pairs = [(None, None) if c is None else read[c] for c in asked]
+    return (
+        pa.array([value for value, _ in pairs], pa.float64()),
+        pa.array([printed for _, printed in pairs], pa.string()),
+    )
+
+
+# The engine's reading of texts ``t`` the helpers leave, as pairs (a, b): a time's µs (and
+# nothing), or a cost and its text as the engine prints it (null: not read as one).
+_TIME_SQL = f"SELECT epoch_us({parse_text_sql('t')}::TIMESTAMPTZ) AS a, NULL AS b FROM texts"
+_COST_SQL = (
+    "SELECT cost AS a, CAST(cost AS VARCHAR) AS b "
+    f"FROM (SELECT {_finite_number('t')} AS cost FROM texts)"
+)
+# What the engine read of each text (:func:`_engine_times`, :func:`_engine_costs`). At most
+# _ENGINE_READ texts each: emptied when it would hold more (a producer whose every time is
+# odd is read piece by piece, as it was before any was kept).
+_ENGINE_READ = 4096
+_ENGINE_TIMES: dict[str, tuple[Any, Any]] = {}
+_ENGINE_COSTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _engine_read(
+    memo: dict[str, tuple[Any, Any]], texts: list[str | None], query: str
+) -> dict[str, tuple[Any, Any]]:
+    """Each distinct text of ``texts`` as ``query`` reads it: from ``memo`` where it is
+    there, the others by one engine query, then kept in ``memo``."""
+    distinct = {t for t in texts if t is not None}
+    found = {t: known for t in distinct if (known := memo.get(t)) is not None}
+    new = sorted(distinct - found.keys())
+    if new:
+        read = engine.run(query, texts=pa.table({"t": pa.array(new, pa.string())}))
+        pairs = zip(read.column("a").to_pylist(), read.column("b").to_pylist(), strict=True)
+        fresh = dict(zip(new, pairs, strict=True))
+        found.update(fresh)
+        if len(memo) + len(fresh) > _ENGINE_READ:
+            memo.clear()
+        if len(fresh) <= _ENGINE_READ:
+            memo.update(fresh)
+    return found
 
 
 def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

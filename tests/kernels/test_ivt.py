@@ -1,5 +1,7 @@
 import orjson
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advertisex.kernels.ivt import IvtRules, classify
 
@@ -121,3 +123,38 @@ def test_an_address_that_repeats_gets_its_verdict_on_every_row_and_the_first_ran
     assert classify(rows, IvtRules(ip_ranges=ranges)).to_pylist() == [
         expected(text) for chunk in chunks for text in chunk
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,4}){2,4}\Z"),
+            st.from_regex(r"\A[ +\-0-9a-f:.x_]{0,16}\Z"),
+            st.text(max_size=12),
+        ),
+        max_size=40,
+    )
+)
+def test_addresses_are_read_as_numbers_as_the_engine_reads_them(texts: list[str | None]) -> None:
+    """Arrow reads the plain dotted quads and knows texts of too few parts are none: each
+    address's number is the engine's (its query alone reads the rest)."""
+    from advertisex.kernels import ivt
+    from advertisex.util import engine
+
+    addresses = pa.array(texts, pa.string())
+    by_engine = engine.run(
+        f"SELECT {ivt._ipv4_number('p')} AS n FROM (SELECT string_split(ip, '.') AS p FROM ips)",
+        ips=pa.table({"ip": addresses}),
+    ).column("n")
+    assert ivt._ipv4_numbers(addresses).to_pylist() == by_engine.to_pylist()
+
+
+def test_plain_addresses_need_no_engine(monkeypatch) -> None:
+    from advertisex.kernels import ivt
+    from advertisex.util import engine
+
+    monkeypatch.setattr(engine, "run", None)  # any engine query fails
+    numbers = ivt._ipv4_numbers(pa.array(["192.0.2.1", "2001:db8::1", "x", None]))
+    assert numbers.to_pylist() == [3221225985, None, None, None]

@@ -97,6 +97,36 @@ def test_records_the_framer_found_to_hold_no_object_need_no_engine_parse(monkeyp
     assert rows[1]["impression_id"] == "é" and rows[2]["reasons"] == ["json_not_object"]
 
 
+def test_odd_time_and_cost_texts_are_read_by_the_engine_once_a_process(monkeypatch) -> None:
+    """Texts the compiled helpers leave go to the engine once: the same ones in a later
+    piece are read from what it said (the same rows), and what is kept stays bounded."""
+    from advertisex.kernels import standardize
+    from advertisex.util import engine
+
+    monkeypatch.setattr(standardize, "_ENGINE_TIMES", {})
+    monkeypatch.setattr(standardize, "_ENGINE_COSTS", {})
+    asked: list[int] = []
+    run = engine.run
+
+    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
+        if "texts" in tables:
+            asked.append(tables["texts"].num_rows)
+        return run(query, params, **tables)
+
+    monkeypatch.setattr(engine, "run", spy)
+    odd = '{"impression_id":"i%d","timestamp":"%s","ad_creative_id":"c","user_id":"u","website":"w","cost":"%s"}'
+    lines = [odd % (1, "not-a-time", "1e-3"), odd % (2, "2026-01-01T00:00:00Z", "2.5E-3")]
+    first = _impressions(*lines)
+    assert asked == [1, 2]  # the odd time, then the two odd costs
+    assert [r["reasons"] for r in first] == [["timestamp_invalid"], []]
+    assert [r["cost"] for r in first] == [0.001, 0.0025]
+    again = _impressions(*lines)
+    assert asked == [1, 2] and again == first
+    monkeypatch.setattr(standardize, "_ENGINE_READ", 2)
+    _impressions(odd % (3, "2026-01-01", "3e-3"), odd % (4, "x", "4e-3"))
+    assert len(standardize._ENGINE_COSTS) <= 2 and len(standardize._ENGINE_TIMES) <= 2
+
+
 def test_unknown_fields_are_kept_as_extras():
     [row] = _impressions(
         '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w","x":[1]}'
