@@ -271,3 +271,34 @@ def test_offered_rows_no_commit_takes_leave_no_file(lake: Lake) -> None:
     committed = lake.data_files_of(["marts.campaign_hourly"])["marts.campaign_hourly"]
     assert _parquet_files(lake, "marts.campaign_hourly") == {str(Path(p)) for p in committed}
     assert lake.read("marts.campaign_hourly").num_rows == 1
+
+
+def test_a_mart_that_cannot_be_written_beside_fails_the_update_and_leaves_no_file(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hourly mart's files, written beside, meet a full disk: the update fails with the
+    storage error, nothing is committed, and no mart keeps a file."""
+    import threading
+
+    from advertisex.errors import StorageError
+
+    lake.commit_batch(_batch(BATCHES[0]), [], {})
+    write_files = lake.write_files
+
+    def full_disk(appends: Any, prefix: str) -> Any:
+        if "marts.campaign_hourly" in appends and threading.current_thread().name.startswith(
+            "marts-beside"
+        ):
+            raise StorageError("cannot write marts.campaign_hourly data: no space left on device")
+        return write_files(appends, prefix)
+
+    monkeypatch.setattr(lake, "write_files", full_disk)
+    with pytest.raises(StorageError, match="no space left"):
+        update_marts(lake, lake.settings)
+    for name in MARTS:
+        assert not _parquet_files(lake, name), name
+        assert lake.table(name).current_snapshot() is None, name
+    monkeypatch.undo()
+    done = update_marts(lake, lake.settings)  # room again: the next update builds them
+    assert done is not None and done.mode == "rebuild"
+    assert lake.read("marts.campaign_hourly").num_rows > 0
