@@ -317,6 +317,13 @@ class Lake:
 
         self._kept = KeptRows(columns, budget_bytes)
 
+    def settle_written(self) -> None:
+        """Start turning the rows :meth:`keep_written` kept into their tables' types on a
+        thread of its own (``lake.kept.KeptRows.settle``): beside a batch's commit."""
+        kept = self._kept
+        if kept is not None:
+            kept.settle_beside()
+
     def forget_written(self) -> None:
         """Let go of the rows :meth:`keep_written` kept, and keep no more."""
         self._kept = None

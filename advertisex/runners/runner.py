@@ -288,6 +288,8 @@ class Runner(ABC, Generic[ReadT]):
             transformed = self.transform(batch, framed)
         report.timed("transform", phase_started)
         phase_started = time.perf_counter()
+        # What the marts will read of the batch's rows is decoded beside the commit.
+        self.lake.settle_written()
         # What each segment gave is known once the engine is done (one may stream them).
         kept = [s for i, s in enumerate(segments) if i in framed.records]
         unreadable = [Unreadable(segments[i], why) for i, why in sorted(framed.unreadable.items())]

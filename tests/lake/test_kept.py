@@ -136,3 +136,41 @@ def test_only_the_tables_and_columns_asked_for_are_kept() -> None:
     held = kept.rows(CLICKS, ["y"], ["event_id"])
     assert held is not None and held.column_names == ["event_id"]
     assert kept.rows(CLICKS, [], ["event_id"]) is None
+
+
+def test_rows_settled_beside_are_read_as_they_would_be_without_decoding_them_again(
+    monkeypatch: Any,
+) -> None:
+    """The kept rows decoded into the table's types on a thread (beside a batch's commit):
+    a read waits for it, then takes them as they are — the same rows, in the same types —
+    and what would pass the budget stays as kept, decoded by the read."""
+    import time
+
+    rows = _clicks(40)
+    read_types = TABLES[CLICKS].projected(FIELDS)
+    kept = KeptRows({CLICKS: FIELDS}, budget_bytes=1 << 20)
+    kept.add(CLICKS, "a", rows.slice(0, 20))
+    kept.add(CLICKS, "b", rows.slice(20))
+    before = kept.rows(CLICKS, ["a", "b"], FIELDS)
+    assert before is not None and before.schema == read_types
+    assert kept._rows["a"].schema != read_types  # kept dictionary-coded, as written
+
+    settle = KeptRows.settle
+
+    def slow_settle(self: KeptRows) -> None:
+        time.sleep(0.3)  # the read below comes while this runs
+        settle(self)
+
+    monkeypatch.setattr(KeptRows, "settle", slow_settle)
+    started = time.perf_counter()
+    kept.settle_beside()
+    after = kept.rows(CLICKS, ["a", "b"], FIELDS)
+    assert time.perf_counter() - started >= 0.25  # it waited for the settling
+    assert after is not None and after.equals(before)
+    assert kept._rows["a"].schema == kept._rows["b"].schema == read_types  # nothing to decode
+
+    small = KeptRows({CLICKS: FIELDS}, budget_bytes=rows.select(list(FIELDS)).nbytes + 8)
+    small.add(CLICKS, "a", rows)
+    settle(small)  # decoded, it would pass the budget: left as kept
+    assert small._rows["a"].schema != read_types
+    assert small.rows(CLICKS, ["a"], FIELDS).equals(before)  # type: ignore[union-attr]

@@ -61,8 +61,20 @@ def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 def test_the_marts_first_build_reads_the_batch_from_memory_with_the_same_result(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from advertisex.lake.tables import Lake
+
     reads = _spy_reads(monkeypatch)
+    settling: list[bool] = []  # at the batch's commit: the kept rows are being decoded
+    commit_files = Lake.commit_files
+
+    def commit(self: Lake, *args: Any, **kwargs: Any) -> Any:
+        if self._kept is not None:
+            settling.append(self._kept._settling is not None)
+        return commit_files(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "commit_files", commit)
     ax, report = _process(landed, tmp_path / "kept")
+    assert settling == [True]
     assert len(report.batches) == 1 and report.marts is not None
     assert report.marts.mode == "rebuild"
     curated = [
