@@ -201,6 +201,10 @@ def test_the_marts_tables_are_opened_while_the_marts_are_computed(lake: Lake) ->
 
     lake.commit_batch(_batch(BATCHES[0]), [], {})
     assert not [name for name in MARTS if lake.catalog.table_exists(name)]
+    # Reading a new lake's marts state and campaign windows makes no table.
+    assert IcebergMarts(lake).state() == {} and rules_for(lake, lake.settings).campaigns is None
+    assert not lake.catalog.table_exists("marts.state")
+    assert not lake.catalog.table_exists("dims.campaigns")
     kernels = Watching(IcebergCurated(lake))
     done = update_marts(lake, lake.settings, kernels)
     assert done is not None and done.mode == "rebuild"
