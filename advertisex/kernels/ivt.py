@@ -230,8 +230,10 @@ def _ipv4_numbers(addresses: pa.Array) -> pa.Array:
         octets = pc.list_flatten(pc.split_pattern(addresses.filter(plain), "."))
         numbers[is_plain] = octets.cast(pa.int64()).to_numpy().reshape(-1, 4) @ _OCTETS
     valid = is_plain.copy()
-    dots = pc.fill_null(pc.count_substring(addresses, "."), 0).to_numpy(zero_copy_only=False)
-    rest = np.flatnonzero(~is_plain & (dots >= 3))  # fewer parts: no number, as the SQL says
+    rest = np.flatnonzero(~is_plain)
+    if len(rest):  # fewer than four parts: no number, as the SQL says
+        dots = pc.count_substring(addresses.take(pa.array(rest)), ".")
+        rest = rest[pc.fill_null(dots, 0).to_numpy(zero_copy_only=False) >= 3]
     if len(rest):
         read = engine.run(
             f"SELECT {_ipv4_number('p')} AS n FROM (SELECT string_split(ip, '.') AS p FROM ips)",

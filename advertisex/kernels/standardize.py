@@ -408,8 +408,8 @@ def _times_and_costs(
     The compiled helpers read the texts in their plain spellings (``native/plaintext.c``:
     an ISO time, an epoch count, a decimal of at most 15 significant digits) — nearly all
     of them, to the same values and texts — and the engine only the rest
-    (:func:`_engine_times`, :func:`_engine_costs`): through the engine every record's two casts and
-    the cost's text again cost ≈ 0.33 µs a record."""
+    (:func:`_engine_times`, :func:`_engine_costs`): through the engine every record's two
+    casts and the cost's text again cost ≈ 0.33 µs a record."""
     n = len(ts_text)
     instants, numbers = native.plain_instants(ts_text), native.plain_numbers(cost_text)
     if instants is None or numbers is None:  # no helpers: the engine reads every text

@@ -64,6 +64,7 @@ class KeptRows:
             if self._bytes > self.budget_bytes:
                 self._over = True
                 self._rows.clear()
+                self._table_of.clear()
                 return
             self._rows[url] = selected
             self._table_of[url] = table
@@ -72,6 +73,7 @@ class KeptRows:
         """Let go of the rows of ``urls`` (files removed: never to be committed)."""
         with self._lock:
             for url in urls:
+                self._table_of.pop(url, None)
                 if (rows := self._rows.pop(url, None)) is not None:
                     self._bytes -= rows.nbytes
 

@@ -296,9 +296,9 @@ class IcebergMarts:
         """``rows`` are to be all of ``table`` (a rebuild's): written beside, when there is
         a thread for it and the table has no rows yet, for :meth:`replace` to commit."""
         if self._beside is not None:
-            self._offered[table] = (rows, self._beside.submit(self._written, table, rows))
+            self._offered[table] = (rows, self._beside.submit(self._write_offered, table, rows))
 
-    def _written(self, table: str, rows: pa.Table) -> list[WrittenFile] | None:
+    def _write_offered(self, table: str, rows: pa.Table) -> list[WrittenFile] | None:
         if self.lake.table(table).current_snapshot() is not None or not rows.num_rows:
             return None
         written = self.lake.write_files({table: rows}, f"marts-{utcnow():%Y%m%dT%H%M%S}")
@@ -370,15 +370,17 @@ class IcebergMarts:
         """The data files of the ``new`` marts' rows: those written for the same rows
         offered (:meth:`offer`), the others' written now."""
         written: dict[str, list[WrittenFile]] = {}
+        unwritten = dict(new)
         try:
-            for name, rows in list(new.items()):
+            for name, rows in new.items():
                 offered, files = self._offered.pop(name, (None, None))
-                if files is not None and (early := files.result()) is not None:
-                    if offered is rows:
-                        written[name], new = early, {n: r for n, r in new.items() if n != name}
-                    else:  # rows other than those offered: not these files
-                        self.lake.remove_files({name: [f.url for f in early]})
-            written.update(self.lake.write_files(new, prefix))
+                early = files.result() if files is not None else None
+                if early is not None and offered is rows:
+                    written[name] = early
+                    del unwritten[name]
+                elif early is not None:  # rows other than those offered: not these files
+                    self.lake.remove_files({name: [f.url for f in early]})
+            written.update(self.lake.write_files(unwritten, prefix))
         except BaseException:
             self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
             raise
