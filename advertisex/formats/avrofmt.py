@@ -27,7 +27,6 @@ import base64
 import bz2
 import functools
 import io
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,10 +85,12 @@ def _fast(data: Bytes) -> pa.Table:
         # (seconds of symbolizing with RUST_BACKTRACE set): ask it nothing it cannot read.
         raise ValueError("a union of several non-null types: polars-avro cannot read it")
     offset = stream.tell()
-    expected = sum(count for _, count, _ in _blocks(data, offset, data[offset - 16 : offset]))
-    table = _read_arrow(data)
-    if table.num_rows != expected:
-        raise ValueError(f"polars-avro read {table.num_rows} of {expected} records")
+    table = _read_native(data, offset, header.writer_schema, header.codec)
+    if table is None:
+        expected = sum(count for _, count, _ in _blocks(data, offset, data[offset - 16 : offset]))
+        table = _read_arrow(data)
+        if table.num_rows != expected:
+            raise ValueError(f"polars-avro read {table.num_rows} of {expected} records")
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in BID_FIELDS:
         if name in table.column_names:
@@ -107,6 +108,97 @@ def _fast(data: Bytes) -> pa.Table:
     columns[POSITION] = pa.array(np.arange(1, n + 1, dtype=np.int64))
     columns[FRAME_ERROR] = pa.nulls(n, pa.string())
     return pa.table(columns)
+
+
+def _read_native(data: Bytes, offset: int, schema: Any, codec: str) -> pa.Table | None:
+    """The container's records by the compiled helpers (``native/avro.c``), block by block,
+    where its writer schema is a flat record they read (:func:`_native_fields`); None where
+    it is not, a block does not inflate or is not exactly its records, or the helpers were
+    not built: polars-avro reads it then. The columns are typed as polars-avro types them,
+    so the rest of the fast path is the same. The 2 M benchmark's 889 k bids: polars-avro's
+    reader 0.72 s of CPU (zlib's inflate in it ≈ 0.36 s); ISA-L's inflate 0.18 s and the
+    helpers' two passes over the records ≈ 0.1 s each."""
+    from advertisex import native
+
+    fields = _native_fields(schema)
+    if fields is None or codec not in ("null", "deflate"):
+        return None
+    # Nullable where the writer said so (a union with null), as polars-avro says.
+    schema_out = pa.schema([pa.field(n, f.type, f.null_branch >= 0) for n, f in fields])
+    layout = [field for _, field in fields]
+    batches = []
+    try:
+        for _, count, body in _blocks(data, offset, data[offset - 16 : offset]):
+            raw = _isal().decompress(body, -15) if codec == "deflate" else body
+            columns = native.avro_block(raw, count, layout)
+            if columns is None:
+                return None
+            batches.append(pa.record_batch(columns, schema=schema_out))
+    except (AvroInvalid, _inflate_error()):
+        return None
+    return pa.Table.from_batches(batches, schema_out)
+
+
+# Avro's types as polars-avro gives them (the fast path's reader), by ``native.AVRO_KINDS``.
+_NATIVE_TYPES: dict[str, pa.DataType] = {
+    "null": pa.null(),
+    "boolean": pa.bool_(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "string": pa.string(),
+    "map": pa.map_(
+        pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)
+    ),
+}
+_NATIVE_TIMES = {
+    "timestamp-millis": pa.timestamp("ms", tz="+00:00"),
+    "timestamp-micros": pa.timestamp("us", tz="+00:00"),
+}
+
+
+def _native_fields(schema: Any) -> list[tuple[str, Any]] | None:
+    """(name, ``native.AvroField``) of each field of a writer schema that ``avro.c`` reads —
+    a record of booleans, numbers, strings and maps of strings, each maybe in a union with
+    null, a ``long`` maybe a timestamp —, or None. A logical type on an unknown field,
+    or any other, is left to polars-avro, as are named types and nested records."""
+    from advertisex.native import AVRO_KINDS, AvroField
+
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        return None
+    out: list[tuple[str, Any]] = []
+    for field in schema.get("fields", ()):
+        name, kind = field.get("name"), field.get("type")
+        null_branch = -1
+        if isinstance(kind, list):
+            if len(kind) != 2 or "null" not in kind or kind[0] == kind[1]:
+                return None
+            null_branch = kind.index("null")
+            kind = kind[1 - null_branch]
+        logical = None
+        if isinstance(kind, dict):
+            logical = kind.get("logicalType")
+            if kind.get("type") == "map":
+                values = kind.get("values")
+                values = values.get("type") if isinstance(values, dict) else values
+                if values != "string":
+                    return None
+            elif set(kind) - {"type", "logicalType"}:
+                return None
+            kind = kind.get("type")
+        # A field of type null alone: polars-avro's (a column Arrow cannot declare as it does).
+        if not isinstance(name, str) or kind not in _NATIVE_TYPES or kind == "null":
+            return None
+        if any(n == name for n, _ in out):
+            return None
+        arrow = _NATIVE_TYPES[kind]
+        if logical is not None:
+            if kind != "long" or logical not in _NATIVE_TIMES or name != "timestamp":
+                return None
+            arrow = _NATIVE_TIMES[logical]
+        out.append((name, AvroField(AVRO_KINDS.index(kind), null_branch, arrow)))
+    return out
 
 
 def _read_arrow(data: Bytes) -> pa.Table:
@@ -315,6 +407,8 @@ def check_avro(data: bytes, max_decoded: int) -> int:
     """
     import fastavro
 
+    from advertisex import native
+
     if not data.startswith(MAGIC):
         raise AvroInvalid("byte 0: not an Avro object container (no 'Obj\\x01' header)")
     stream = io.BytesIO(data)
@@ -331,6 +425,9 @@ def check_avro(data: bytes, max_decoded: int) -> int:
         accepted = ", ".join(_INFLATE)
         raise AvroInvalid(f"codec {reader.codec!r} is not accepted; write with {accepted}")
     parsed = fastavro.parse_schema(schema)
+    # Blocks of a schema the compiled reader takes are checked by it (≈ 1 µs a record
+    # against fastavro's ≈ 12); one it refuses is read by fastavro, which says why.
+    native_fields = _native_fields(schema)
     offset = stream.tell()
     sync = data[offset - 16 : offset]
     records = decoded = 0
@@ -339,6 +436,11 @@ def check_avro(data: bytes, max_decoded: int) -> int:
         decoded += len(raw)
         if count > len(raw):  # every bid-request record takes at least one byte
             raise AvroInvalid(f"byte {start}: {count} records declared in {len(raw)} bytes")
+        if native_fields is not None and native.avro_fits(
+            raw, count, [f for _, f in native_fields]
+        ):
+            records += count
+            continue
         body = io.BytesIO(raw)
         try:
             for _ in range(count):
@@ -382,15 +484,28 @@ def _varint(data: Bytes, offset: int) -> tuple[int, int]:
     raise AvroInvalid(f"byte {offset}: block header is truncated or corrupt")
 
 
+def _isal() -> Any:
+    """ISA-L's zlib module (the ``isal`` package): zlib's interface at twice its speed here
+    (the 2 M benchmark's bid blocks: 0.36 → 0.18 s of CPU)."""
+    from isal import isal_zlib
+
+    return isal_zlib
+
+
+def _inflate_error() -> type[Exception]:
+    error: type[Exception] = _isal().error  # its stub declares an instance, not the class
+    return error
+
+
 def _inflate_null(block: Bytes, budget: int, start: int) -> bytes:
     return _within(bytes(block), budget, start)  # bytes of bytes is the same object
 
 
 def _inflate_deflate(block: Bytes, budget: int, start: int) -> bytes:
-    inflater = zlib.decompressobj(-15)
+    inflater = _isal().decompressobj(-15)
     try:
         return _within(inflater.decompress(block, max(budget, 0) + 1), budget, start)
-    except zlib.error as error:
+    except _inflate_error() as error:
         raise AvroInvalid(f"byte {start}: deflate block is corrupt ({error})") from None
 
 

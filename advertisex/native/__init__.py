@@ -12,7 +12,7 @@ import ctypes
 import functools
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,7 @@ FUNCTIONS = (
     "adx_plain_numbers",
     "adx_double_texts",
     "adx_url_authorities",
+    "adx_avro_block",
 )
 
 
@@ -263,3 +264,154 @@ def url_authorities(urls: pa.Array) -> pa.Array | None:
     chunk = urls if pa.types.is_string(urls.type) else urls.cast(pa.string())
     inputs = (*string_buffers(chunk), len(chunk))
     return _written_strings(len(chunk), _data_bytes(chunk), functools.partial(find, *inputs))
+
+
+_AVRO_BLOCK = (
+    "adx_avro_block",
+    ctypes.c_int64,
+    (
+        POINTER,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int32,
+        POINTER,
+        POINTER,
+        POINTER,
+        POINTER,
+        ctypes.c_int32,
+    ),
+)
+# ``avro.c``'s kinds, the codes of its ``enum`` (a field of type null alone it refuses).
+AVRO_KINDS = ("null", "boolean", "int", "long", "float", "double", "string", "map")
+_AVRO_POINTERS = 7  # per field (avro.c's OUT)
+_INT32_MAX = 2**31 - 1
+
+
+class AvroField(NamedTuple):
+    """One field of a flat Avro record as ``avro.c`` reads it: its kind (an index into
+    :data:`AVRO_KINDS`), which branch of a union with null is the null (-1: not a union)
+    and the Arrow type of its column (a ``long`` may be a timestamp's)."""
+
+    kind: int
+    null_branch: int
+    type: pa.DataType
+
+
+def avro_block(
+    block: bytes | memoryview, count: int, fields: Sequence[AvroField]
+) -> list[pa.Array] | None:
+    """The columns of ``count`` records of ``fields`` in one inflated Avro block
+    (``avro.c``); None where the block is not exactly such records (the caller reads it
+    another way) or without the library."""
+    reader = _AvroReader.of(block, count, fields)
+    if reader is None or not reader.read(fill=False):  # checked and sized
+        return None
+    sizes, out = reader.sizes, reader.out
+    buffers = [_avro_buffers(f, count, sizes[3 * i : 3 * i + 3]) for i, f in enumerate(fields)]
+    for i, held in enumerate(buffers):
+        for j, array in enumerate(held):
+            out[_AVRO_POINTERS * i + j] = array.ctypes.data if array is not None else None
+    if not reader.read(fill=True):  # filled
+        return None
+    return [_avro_array(f, count, held) for f, held in zip(fields, buffers, strict=True)]
+
+
+def avro_fits(block: bytes | memoryview, count: int, fields: Sequence[AvroField]) -> bool:
+    """Whether one inflated Avro block is exactly ``count`` records of ``fields``, as
+    :func:`avro_block` would read them (its first pass alone); False without the library."""
+    reader = _AvroReader.of(block, count, fields)
+    return reader is not None and reader.read(fill=False)
+
+
+class _AvroReader:
+    """One call of ``adx_avro_block`` over a block: its inputs, the sizes its first pass
+    counts and the column addresses its second fills (``out``, set by the caller)."""
+
+    def __init__(
+        self,
+        read: Callable[..., int],
+        block: bytes | memoryview,
+        count: int,
+        fields: Sequence[AvroField],
+    ) -> None:
+        self.source = np.frombuffer(block, dtype=np.uint8)  # kept: its address is passed
+        n = len(fields)
+        self.sizes = np.zeros(3 * n, dtype=np.int64)
+        self.out = (POINTER * (_AVRO_POINTERS * n))()
+        self._call = functools.partial(
+            read,
+            self.source.ctypes.data,
+            len(self.source),
+            count,
+            n,
+            (ctypes.c_int32 * n)(*(f.kind for f in fields)),
+            (ctypes.c_int32 * n)(*(f.null_branch for f in fields)),
+            self.sizes.ctypes.data,
+            self.out,
+        )
+
+    @classmethod
+    def of(
+        cls, block: bytes | memoryview, count: int, fields: Sequence[AvroField]
+    ) -> _AvroReader | None:
+        """A reader of ``block``, or None without the library (or past int32 offsets)."""
+        read = function(*_AVRO_BLOCK)
+        if read is None or len(block) > _INT32_MAX:
+            return None
+        return cls(read, block, count, fields)
+
+    def read(self, fill: bool) -> bool:
+        """The first pass (check and size) or the second (fill): whether it read the block."""
+        return self._call(1 if fill else 0) == 0
+
+
+def _avro_buffers(field: AvroField, count: int, sizes: np.ndarray) -> list[np.ndarray | None]:
+    """The arrays ``avro.c`` fills for a field, in its ``out`` order; bitmaps zeroed and
+    offsets starting at 0."""
+    bitmap = (count + 7) // 8
+    held: list[np.ndarray | None] = [None] * _AVRO_POINTERS
+    if field.null_branch >= 0:
+        held[0] = np.zeros(bitmap, dtype=np.uint8)
+    kind = AVRO_KINDS[field.kind]
+    if kind == "boolean":
+        held[1] = np.zeros(bitmap, dtype=np.uint8)
+    elif kind in ("int", "float"):
+        held[1] = np.empty(count, dtype=np.int32)
+    elif kind in ("long", "double"):
+        held[1] = np.empty(count, dtype=np.int64)
+    elif kind == "string":
+        held[1], held[2] = _offsets(count), np.empty(int(sizes[0]), dtype=np.uint8)
+    elif kind == "map":
+        entries = int(sizes[2])
+        held[1] = _offsets(count)
+        held[3], held[4] = _offsets(entries), np.empty(int(sizes[0]), dtype=np.uint8)
+        held[5], held[6] = _offsets(entries), np.empty(int(sizes[1]), dtype=np.uint8)
+    return held
+
+
+def _offsets(rows: int) -> np.ndarray:
+    offsets = np.empty(rows + 1, dtype=np.int32)
+    offsets[0] = 0
+    return offsets
+
+
+def _avro_array(field: AvroField, count: int, held: list[np.ndarray | None]) -> pa.Array:
+    def buffer(i: int) -> pa.Buffer | None:
+        array = held[i]
+        return pa.py_buffer(array) if array is not None else None
+
+    kind = AVRO_KINDS[field.kind]
+    if kind == "map":
+        entries = len(held[3]) - 1  # type: ignore[arg-type]
+        keys = pa.StringArray.from_buffers(entries, buffer(3), buffer(4))
+        values = pa.StringArray.from_buffers(entries, buffer(5), buffer(6))
+        kind_of = field.type  # a pa.MapType
+        items = pa.StructArray.from_arrays(
+            [keys, values],
+            fields=[kind_of.key_field, kind_of.item_field],  # type: ignore[attr-defined]
+        )
+        return pa.Array.from_buffers(
+            field.type, count, [buffer(0), buffer(1)], null_count=-1, children=[items]
+        )
+    buffers = [buffer(0), buffer(1)] + ([buffer(2)] if kind == "string" else [])
+    return pa.Array.from_buffers(field.type, count, buffers, null_count=-1)
