@@ -196,3 +196,20 @@ def test_a_refused_file_is_read_as_it_was_before(monkeypatch) -> None:
     assert framed.equals(avrofmt.frame_avro(data))
     assert framed.column("auction_id").to_pylist()[:2] == ["a1", "a2"]
     assert framed.column("frame_error").to_pylist()[-1].startswith("avro_unreadable")
+
+
+def test_the_collectors_strict_check_reads_blocks_by_the_compiled_reader(monkeypatch) -> None:
+    """A well-formed body is checked without fastavro's record-by-record reading; a block
+    the compiled reader refuses is read by fastavro, which says why it is not well-formed."""
+    fields = [{"name": "auction_id", "type": "string"}, {"name": "n", "type": ["null", "long"]}]
+    good = _container(fields, [(2, b"\x04a1\x00\x04a2\x02\x06"), (1, b"\x04a3\x00")])
+    bad = _container(fields, [(2, b"\x04a1\x00\x04\xff\xfe\x00")])
+
+    def no_fastavro(*args: object) -> None:
+        raise AssertionError("read by fastavro")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fastavro, "schemaless_reader", no_fastavro)
+        assert avrofmt.check_avro(good, 1 << 20) == 3
+    with pytest.raises(avrofmt.AvroInvalid, match="a record does not decode"):
+        avrofmt.check_avro(bad, 1 << 20)
