@@ -105,6 +105,7 @@ def write_data_files(
                     part.schema,
                     compression="zstd",
                     use_dictionary=_dictionary_paths(part.schema),
+                    column_encoding=_encodings(part.schema),
                     write_statistics=_statistics_paths(spec, part.schema),
                     metadata_collector=footer,
                     # Columns handed over dictionary-encoded (TableSpec.few_values) are plain
@@ -150,6 +151,42 @@ def _dictionary_paths(schema: pa.Schema) -> list[str]:
     ['ad_targeting.key_value.key', 'ad_targeting.key_value.value', 'reasons.list.element']
     """
     return _paths_but(schema, _NEARLY_UNIQUE)
+
+
+# Nearly unique columns written in Parquet's delta encodings instead of plain: positions and
+# times climb by small steps (a few bits a row where plain holds 64), ids and hashes share
+# their prefixes. Less for zstd to do after: the 2 M benchmark's impressions and bids, these
+# columns 0.46 → 0.32 s of the writer's CPU (best of five, column by column), the files 3 %
+# smaller; read as fast by pyarrow and DuckDB (as every Parquet reader of late: Spark 3.5,
+# pyiceberg through pyarrow). URLs stay plain: the delta encoding cost them more.
+_DELTA_ENCODINGS = {
+    "source_position": "DELTA_BINARY_PACKED",
+    "event_time": "DELTA_BINARY_PACKED",
+    "impression_id": "DELTA_BYTE_ARRAY",
+    "event_id": "DELTA_BYTE_ARRAY",
+    "auction_id": "DELTA_BYTE_ARRAY",
+    "payload_hash": "DELTA_BYTE_ARRAY",
+}
+
+
+def _encodings(schema: pa.Schema) -> dict[str, str] | None:
+    """The delta encoding of each of ``schema``'s columns named in :data:`_DELTA_ENCODINGS`
+    whose type it fits (not dictionary-encoded: those are in :data:`_NEARLY_UNIQUE`).
+
+    >>> _encodings(pa.schema([("event_time", pa.timestamp("us")), ("auction_id", pa.string()),
+    ...     ("event_id", pa.int32())]))
+    {'event_time': 'DELTA_BINARY_PACKED', 'auction_id': 'DELTA_BYTE_ARRAY'}
+    """
+    fits = {
+        "DELTA_BINARY_PACKED": lambda t: pa.types.is_int64(t) or pa.types.is_timestamp(t),
+        "DELTA_BYTE_ARRAY": pa.types.is_string,
+    }
+    chosen = {
+        field.name: _DELTA_ENCODINGS[field.name]
+        for field in schema
+        if field.name in _DELTA_ENCODINGS and fits[_DELTA_ENCODINGS[field.name]](field.type)
+    }
+    return chosen or None
 
 
 def _statistics_paths(spec: TableSpec, schema: pa.Schema) -> bool | list[str]:

@@ -35,6 +35,14 @@ def test_a_file_per_day_with_ids_plain_and_repeating_values_in_a_dictionary(
         assert "RLE_DICTIONARY" not in column["impression_id"]  # unique: a dictionary is waste
         assert "RLE_DICTIONARY" not in column["website"]  # a page URL: hardly repeats
         assert "RLE_DICTIONARY" in column["campaign_id"]
+        # Ids share their prefixes, times climb by small steps: delta-encoded, not plain.
+        assert "DELTA_BYTE_ARRAY" in column["impression_id"]
+        assert "DELTA_BINARY_PACKED" in column["event_time"]
+        assert "PLAIN" in column["website"]
+    back = pa.concat_tables(pq.read_table(file.url) for file in written)
+    assert back.select(["impression_id", "event_time"]).equals(
+        rows.select(["impression_id", "event_time"])
+    )
     prices = pa.table(
         {
             "auction_id": ["a-1", "a-2"],
