@@ -146,10 +146,11 @@ def decode_pool() -> WorkerPool:
 
 def warm_worker() -> None:
     """A decoder worker's first decodes started what the modules it imported start lazily —
-    polars' thread pool, polars-avro's runtime, a DuckDB database, modules imported on first
-    use: the first bid segment of a batch took 0.20 s against 0.03-0.04 for the next, on
-    the batch's critical path while the worker had waited idle for it. A record of each
-    format, decoded as soon as the worker is up, starts them before a segment comes."""
+    a DuckDB database, the compiled helpers' library, modules imported on first use (with
+    polars-avro, its runtime: the first bid segment of a batch took 0.20 s against
+    0.03-0.04 for the next, on the batch's critical path while the worker had waited idle
+    for it). A record of each format, decoded as soon as the worker is up, starts them
+    before a segment comes."""
     import io
 
     import fastavro
