@@ -32,6 +32,7 @@ FUNCTIONS = (
     "adx_double_texts",
     "adx_url_authorities",
     "adx_avro_block",
+    "adx_json_kinds",
 )
 
 

@@ -15,7 +15,8 @@
    fraction's text is given as written where json_transform gives yyjson's rendering
    ("1.50" → "1.5"): only for fields whose text is read as a DOUBLE, where both spellings
    are the same number. Every other text is UNDECIDED, and the caller asks DuckDB: the
-   scanner never says a text is invalid. */
+   scanner never says a text is invalid. (adx_json_kinds, for the framer, says a text cut
+   short is: see there.) */
 
 #include <stdint.h>
 #include <string.h>
@@ -283,6 +284,66 @@ int64_t adx_scan_objects(const uint8_t *data, const int32_t *offsets, int64_t ro
         }
     }
     return scanned;
+}
+
+/* What one text is, for the framer (which asks no field): a valid OBJECT, ANOTHER_VALUE
+   that is valid JSON (an array, a number, a string, a literal) by the same strict rules
+   as an object's values — which yyjson reads the same way —, or CUT: a text that ends
+   inside a string or with a bracket still open, which no JSON parser accepts. Brackets
+   and quotes are counted outside strings, escapes skipped; a '/' outside strings (a
+   comment, to a parser that allows them) leaves the text UNDECIDED, as does anything
+   else (trailing content, non-ASCII text, an exponent...): DuckDB decides those. */
+enum { OBJECT = 0, ANOTHER_VALUE = 2, CUT = 3 };
+
+static int cut_short(const uint8_t *p, const uint8_t *end) {
+    int64_t depth = 0;
+    while (p < end) {
+        uint8_t b = *p++;
+        if (b == '"') {
+            for (;;) {
+                if (p >= end) return 1; /* the string never ends */
+                uint8_t s = *p++;
+                if (s == '"') break;
+                if (s == '\\') {
+                    if (p >= end) return 1;
+                    p++;
+                }
+            }
+        } else if (b == '{' || b == '[') {
+            depth++;
+        } else if (b == '}' || b == ']') {
+            if (--depth < 0) return 0; /* closes what never opened: not a cut */
+        } else if (b == '/') {
+            return 0;
+        }
+    }
+    return depth > 0;
+}
+
+static int kind_one(const uint8_t *p, const uint8_t *end) {
+    cursor c = {end, 0};
+    p = skip_space(p, end);
+    if (p >= end) return UNDECIDED;
+    const uint8_t *q = value_end(p, &c);
+    if (q) {
+        if (skip_space(q, end) != end) return UNDECIDED;
+        return *p == '{' ? OBJECT : ANOTHER_VALUE;
+    }
+    return cut_short(p, end) ? CUT : UNDECIDED;
+}
+
+/* kinds[i] of texts [0, rows) (offsets as adx_scan_objects reads them); skip[i] set: left
+   UNDECIDED. Returns how many were UNDECIDED. */
+int64_t adx_json_kinds(const uint8_t *data, const int32_t *offsets, int64_t rows,
+                       const uint8_t *skip, uint8_t *kinds) {
+    int64_t undecided = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        int kind = UNDECIDED;
+        if (!(skip && skip[i])) kind = kind_one(data + offsets[i], data + offsets[i + 1]);
+        kinds[i] = (uint8_t)kind;
+        undecided += kind == UNDECIDED;
+    }
+    return undecided;
 }
 
 /* Where each newline of data[0, size) is, in order, into out (room for cap); how many were

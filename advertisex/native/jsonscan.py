@@ -34,6 +34,9 @@ _MAX_FIELDS = 64  # the scanner marks the known keys it met in a 64-bit word
 _PART_BYTES = 64 << 20  # texts scanned at a time (a piece is 32 MiB: one part)
 _P, _I32, _I64 = native.POINTER, ctypes.c_int32, ctypes.c_int64
 _SCAN = ("adx_scan_objects", _I64, (_P, _P, _I64, _P, _P, _P, _P, _I32, _P, _P, _P, _P, _P))
+_KINDS = ("adx_json_kinds", _I64, (_P, _P, _I64, _P, _P))
+# What adx_json_kinds says of a text (jsonscan.c).
+OBJECT, UNDECIDED, ANOTHER_VALUE, CUT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -168,3 +171,29 @@ def _scan_part(
         out_data[k].resize(used)
         arrays.append(pa.StringArray.from_buffers(rows, out_offsets[k], out_data[k], out_valid[k]))
     return status, counts, arrays
+
+
+def json_kinds(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """What each text is, as the JSON framer asks (``adx_json_kinds``): :data:`OBJECT`,
+    :data:`ANOTHER_VALUE` (valid JSON, not an object), :data:`CUT` (ends inside a string
+    or a bracket: no parser reads it) or :data:`UNDECIDED` (DuckDB's to say); a null is
+    UNDECIDED. None without the helpers (or for texts of 64-bit offsets).
+
+    >>> kinds = json_kinds(pa.array(['{"a": 1}', '["x", 2]', '{"a": "x', '{"é": 1}']))
+    >>> kinds is None or kinds.tolist() == [OBJECT, ANOTHER_VALUE, CUT, UNDECIDED]
+    True
+    """
+    find = native.function(*_KINDS)
+    if find is None:
+        return None
+    parts = []
+    for chunk in chunks_of(texts):
+        if not pa.types.is_string(chunk.type):
+            return None
+        kinds = np.empty(len(chunk), dtype=np.uint8)
+        if len(chunk):
+            skipped = chunk.is_null().to_numpy(zero_copy_only=False).astype(np.uint8)
+            offsets, data, _, _ = native.string_buffers(chunk)
+            find(data, offsets, len(chunk), skipped.ctypes.data, kinds.ctypes.data)
+        parts.append(kinds)
+    return _joined(parts, np.uint8)

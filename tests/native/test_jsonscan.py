@@ -283,7 +283,7 @@ def _validity_agrees(texts: list[str]) -> None:
     column = pa.array(texts, pa.string())
     valid, objects = jsonfmt._validity(column)
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(jsonscan, "scan_objects", lambda *args, **kwargs: None)
+        patched.setattr(jsonscan, "json_kinds", lambda *args, **kwargs: None)
         by_duckdb = jsonfmt._validity(column)
     assert valid.tolist() == by_duckdb[0].tolist()
     assert objects.tolist() == by_duckdb[1].tolist()
@@ -299,13 +299,46 @@ FRAMED = [
     "3",
     '"x"',
     "{",
+    # Values alone, and texts cut short: decided without the engine where sure.
+    '[{"a": [1, 2.5, "x"]}, null, true, false, -0, []]',
+    "  [] ",
+    '""',
+    "-12.75",
+    "1795133363929007",
+    '{"impression_id":"imp-1","timestamp":"2026-11-20T03:04:16.089Z","user_id":"u-00',
+    '{"a": {"b": [1, 2',
+    '{"a": "x\\',
+    '["a"',
+    "[",
+    '"abc',
+    "tru [",
+    '{"a": "}"',
+    '{"a": "\\"}',
+    # What stays the engine's: escapes, exponents, comments, trailing commas, extras.
+    '{"a":1}}',
+    "[1, 2,]",
+    '{"a": 1,}',
+    "[NaN]",
+    "NaN",
+    "1e5",
+    "[1e5",
+    '{"a": 1} // {',
+    '/* { */ {"a": 1}',
+    '{"a": "\\u00e9"',
+    '["é"',
+    "0123",
+    "12345678901234567890",
+    '{"a": 1} {',
 ]
 
 
 def test_the_framers_validity_check_says_what_duckdb_says():
     _validity_agrees(FRAMED)
-    found = jsonscan.scan_objects(pa.array(FRAMED), ())
-    assert found is not None and (~found.undecided).sum() > 20  # most without the engine
+    kinds = jsonscan.json_kinds(pa.array(FRAMED))
+    assert kinds is not None and (kinds != jsonscan.UNDECIDED).sum() > 30  # most without the engine
+    # The usual faults of a file — a value alone, a line cut short — all decided.
+    faults = ["[1]", "3", '"x"', "{", '["a"', '{"a": {"b": [1, 2', '"abc']
+    assert (jsonscan.json_kinds(pa.array(faults)) != jsonscan.UNDECIDED).all()
 
 
 def test_a_file_frames_the_same_with_and_without_the_scanner(monkeypatch: pytest.MonkeyPatch):
@@ -313,6 +346,7 @@ def test_a_file_frames_the_same_with_and_without_the_scanner(monkeypatch: pytest
     data = "\n".join(t.replace("\n", " ") for t in FRAMED).encode()
     framed = frame_json(data)
     monkeypatch.setattr(jsonscan, "scan_objects", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jsonscan, "json_kinds", lambda *args, **kwargs: None)
     assert framed.equals(frame_json(data))
     assert framed.num_rows > len(FRAMED)  # the objects written back to back were split
 
@@ -354,3 +388,15 @@ def test_random_and_broken_records_read_the_same(texts):
     _validity_agrees(texts)
     with pytest.MonkeyPatch.context() as monkeypatch:
         _same_rows(monkeypatch, _frame(texts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(lambda v, at: json.dumps(v)[:at], _values, st.integers(0, 60)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_values_cut_anywhere_are_judged_as_duckdb_judges_them(texts):
+    _validity_agrees(texts)
