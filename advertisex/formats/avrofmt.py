@@ -139,9 +139,10 @@ def _read_native(data: Bytes, offset: int, schema: Any, codec: str) -> pa.Table 
     return pa.Table.from_batches(batches, schema_out)
 
 
-# Avro's types as polars-avro gives them (the fast path's reader), by ``native.AVRO_KINDS``.
+# Avro's types as polars-avro gives them (the fast path's reader), by ``native.AVRO_KINDS``:
+# those the compiled reader reads (a field of type null alone is polars-avro's: a column
+# Arrow cannot declare as polars-avro does).
 _NATIVE_TYPES: dict[str, pa.DataType] = {
-    "null": pa.null(),
     "boolean": pa.bool_(),
     "int": pa.int32(),
     "long": pa.int64(),
@@ -187,8 +188,7 @@ def _native_fields(schema: Any) -> list[tuple[str, Any]] | None:
             elif set(kind) - {"type", "logicalType"}:
                 return None
             kind = kind.get("type")
-        # A field of type null alone: polars-avro's (a column Arrow cannot declare as it does).
-        if not isinstance(name, str) or kind not in _NATIVE_TYPES or kind == "null":
+        if not isinstance(name, str) or kind not in _NATIVE_TYPES:
             return None
         if any(n == name for n, _ in out):
             return None

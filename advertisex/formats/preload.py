@@ -4,12 +4,12 @@ decodes can start it before its own imports (``advertisex.cli.app``).
 
 The workers import these so that each job starts warm and its budget pays for decoding
 only (fastavro takes a few hundred ms to import, more than the fast path's share of a
-small budget on a loaded machine). polars-avro is not among them: the compiled Avro reader
-(``native/avro.c``) reads the bids' schemas, and polars-avro (0.5 s to import, polars with
-it) loads in a worker only for a file of another schema — the forkserver was busy with it
-for half a second of every command's start, beside the command's own imports. DuckDB (the JSON framer's validity check)
-would load on a worker's first job otherwise: 0.3-0.9 s of each worker's first JSON
-segment, on the batch's critical path. It starts no thread on import (forking a process
+small budget on a loaded machine). polars-avro is not among them: the compiled Avro
+reader (``native/avro.c``) reads the bids' schemas, and polars-avro (0.5 s to import,
+polars with it) loads in a worker only for a file of another schema — the forkserver was
+busy with it for half a second of every command's start, beside the command's own
+imports. DuckDB (the JSON framer's validity check) would load on a worker's first job
+otherwise: 0.3-0.9 s of each worker's first JSON segment, on the batch's critical path. It starts no thread on import (forking a process
 with a running DuckDB would not be safe). pandas, which Arrow would import on its first
 conversion of a Python list, is refused first (``without_pandas``).
 """

@@ -213,3 +213,26 @@ def test_the_collectors_strict_check_reads_blocks_by_the_compiled_reader(monkeyp
         assert avrofmt.check_avro(good, 1 << 20) == 3
     with pytest.raises(avrofmt.AvroInvalid, match="a record does not decode"):
         avrofmt.check_avro(bad, 1 << 20)
+
+
+def test_schemas_it_does_not_read_are_polars_avros() -> None:
+    """A field of type null alone, an enum, a nested record, a logical type on an unknown
+    field: left to polars-avro, which frames them as before."""
+    others = [
+        {"name": "x", "type": "null"},
+        {"name": "x", "type": {"type": "enum", "name": "E", "symbols": ["a"]}},
+        {"name": "x", "type": {"type": "record", "name": "N", "fields": []}},
+        {"name": "x", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ]
+    values = [None, "a", {}, 5]
+    for field, value in zip(others, values, strict=True):
+        schema = {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": "auction_id", "type": "string"}, field],
+        }
+        buffer = io.BytesIO()
+        fastavro.writer(buffer, schema, [{"auction_id": "a1", "x": value}])
+        data = buffer.getvalue()
+        assert _native(data) is None, field
+        assert avrofmt.frame_avro(data).column("auction_id").to_pylist() == ["a1"]
