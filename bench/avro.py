@@ -14,11 +14,13 @@ and without the compiled reader.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,29 +42,22 @@ def main() -> None:
         sys.exit("the compiled helpers were not built: run `make install`")
     files = sorted((_dataset(args.events) / "bids").glob("*.avro"))
     data = [f.read_bytes() for f in files]
-    compiled = avrofmt._read_native
 
-    def turned_off(*_: object) -> None:
-        return None
-
-    def frame_all(reader: object) -> tuple[float, int, list]:
-        avrofmt._read_native = reader  # type: ignore[assignment]
-        try:
+    def frame_all(compiled: bool) -> tuple[float, int, list]:
+        with _compiled_reader(compiled):
             started = time.process_time()
             tables = [avrofmt.frame_avro(d) for d in data]
             return time.process_time() - started, sum(t.num_rows for t in tables), tables
-        finally:
-            avrofmt._read_native = compiled
 
     seconds: dict[str, list[float]] = {"compiled": [], "polars-avro": []}
     records = 0
     for round_ in range(args.rounds):
-        order = [("compiled", compiled), ("polars-avro", turned_off)]
+        order = [("compiled", True), ("polars-avro", False)]
         if round_ % 2:
             order.reverse()
         results = {}
-        for name, reader in order:
-            cpu, records, tables = frame_all(reader)
+        for name, compiled in order:
+            cpu, records, tables = frame_all(compiled)
             seconds[name].append(cpu)
             results[name] = tables
         if round_ == 0:
@@ -81,6 +76,21 @@ def main() -> None:
     _collector_request(data[0], args.rounds)
 
 
+@contextlib.contextmanager
+def _compiled_reader(on: bool) -> Iterator[None]:
+    """The compiled reader as installed (``on``), or every schema left to polars-avro and
+    fastavro's check, as before it (no schema is the compiled reader's)."""
+    from advertisex.formats import avrofmt
+
+    fields = avrofmt._native_fields
+    if not on:
+        avrofmt._native_fields = lambda _: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        avrofmt._native_fields = fields
+
+
 def _collector_request(container: bytes, rounds: int) -> None:
     """The collector's framing of one request of 500 bids (its strict check, then the
     processor's decoder), with the compiled reader and without it (every schema left to
@@ -88,25 +98,19 @@ def _collector_request(container: bytes, rounds: int) -> None:
     import fastavro
 
     from advertisex.collector.framing import frame_avro
-    from advertisex.formats import avrofmt
 
     header = fastavro.block_reader(io.BytesIO(container))
     records = list(itertools.islice(fastavro.reader(io.BytesIO(container)), 500))
     body = io.BytesIO()
     fastavro.writer(body, fastavro.parse_schema(header.writer_schema), records, "deflate")
     request = body.getvalue()
-    compiled = avrofmt._native_fields
     spent: dict[str, list[float]] = {"compiled": [], "without": []}
     for round_ in range(rounds * 10):
-        avrofmt._native_fields = compiled if round_ % 2 == 0 else (lambda _: None)  # type: ignore[assignment]
-        try:
+        compiled = round_ % 2 == 0
+        with _compiled_reader(compiled):
             started = time.process_time()
             frame_avro(request)
-            spent["compiled" if round_ % 2 == 0 else "without"].append(
-                time.process_time() - started
-            )
-        finally:
-            avrofmt._native_fields = compiled
+            spent["compiled" if compiled else "without"].append(time.process_time() - started)
     print(
         f"the collector's framing of a request of 500 bids ({len(request):,} bytes): "
         + ", ".join(f"{k} {statistics.median(v) * 1e3:.2f} ms" for k, v in spent.items())

@@ -11,8 +11,9 @@ a record it leaves *undecided* — escapes, non-ASCII text, a field given as ano
 anything unusual — goes to DuckDB as before, so the rows are the same either way
 (``tests/native/test_jsonscan.py`` compares both on hostile and random records). Where
 the library was not built (:mod:`advertisex.native`) :func:`scan_objects` returns None and
-the kernel parses with DuckDB alone. The JSON framer asks it for no fields: which lines are
-one valid object (``formats.jsonfmt``).
+the kernel parses with DuckDB alone. The JSON framer asks the same rules what each line is
+(:func:`json_kinds`: one valid object, another valid value, a line cut short; the rest
+DuckDB's), ``formats.jsonfmt``.
 """
 
 from __future__ import annotations
@@ -192,8 +193,12 @@ def json_kinds(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
             return None
         kinds = np.empty(len(chunk), dtype=np.uint8)
         if len(chunk):
-            skipped = chunk.is_null().to_numpy(zero_copy_only=False).astype(np.uint8)
+            # Nulls are skipped (left UNDECIDED); a chunk without any passes no mask.
+            skipped = None
+            if chunk.null_count:
+                skipped = chunk.is_null().to_numpy(zero_copy_only=False).astype(np.uint8)
             offsets, data, _, _ = native.string_buffers(chunk)
-            find(data, offsets, len(chunk), skipped.ctypes.data, kinds.ctypes.data)
+            skip = skipped.ctypes.data if skipped is not None else None
+            find(data, offsets, len(chunk), skip, kinds.ctypes.data)
         parts.append(kinds)
     return _joined(parts, np.uint8)
