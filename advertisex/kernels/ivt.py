@@ -259,9 +259,13 @@ def _networks(ranges: tuple[str, ...]) -> tuple[list[Network], list[Network]]:
 def _ipv4_number(parts: str) -> str:
     """SQL: an IPv4 address as a number from its text's ``parts`` (split at dots once:
     ``split_part`` four times scanned each text four times, twice the time); a part that
-    is missing or not an integer makes it NULL."""
+    is missing or not an integer makes it NULL, and so does one past 32 bits — no address,
+    and its product would overflow BIGINT: "600000000000.1.2.3" stopped the whole batch
+    with DuckDB's overflow error."""
     octet = [f"try_cast({parts}[{i}] AS BIGINT)" for i in range(1, 5)]
-    return f"({octet[0]} * 16777216 + {octet[1]} * 65536 + {octet[2]} * 256 + {octet[3]})"
+    within = " AND ".join(f"{o} BETWEEN -2147483648 AND 2147483647" for o in octet)
+    number = f"{octet[0]} * 16777216 + {octet[1]} * 65536 + {octet[2]} * 256 + {octet[3]}"
+    return f"(CASE WHEN {within} THEN {number} END)"
 
 
 def _v6_rules(distinct: pa.Array, networks: list[Network]) -> pa.Array:

@@ -151,6 +151,22 @@ def test_addresses_are_read_as_numbers_as_the_engine_reads_them(texts: list[str 
     assert ivt._ipv4_numbers(addresses).to_pylist() == by_engine.to_pylist()
 
 
+def test_an_address_whose_parts_overflow_is_none_not_an_error() -> None:
+    """A hostile address (its number past 64 bits) stopped the whole batch with the
+    engine's overflow error: it is no address, and the rows around it are judged."""
+    from advertisex.kernels import ivt
+
+    numbers = ivt._ipv4_numbers(
+        pa.array(["600000000000.1.2.3", "1.2.3.-9223372036854775808", "192.0.2.1"])
+    )
+    assert numbers.to_pylist() == [None, None, 3221225985]
+    rows = pa.table({"ip": ["600000000000.1.2.3", "192.0.2.7"]})
+    assert classify(rows, IvtRules(ip_ranges=("192.0.2.0/24",))).to_pylist() == [
+        [],
+        ["ip_range:192.0.2.0/24"],
+    ]
+
+
 def test_plain_addresses_need_no_engine(monkeypatch) -> None:
     from advertisex.kernels import ivt
     from advertisex.util import engine
