@@ -247,6 +247,27 @@ def test_the_decoder_workers_warm_up_decodes_each_format() -> None:
     assert bounded.decode_pool()._warm is bounded.warm_worker
 
 
+def test_the_decoder_workers_warm_up_loads_no_polars() -> None:
+    """The warm-up's Avro record is one the compiled reader reads: a record it refused sent
+    every worker to polars-avro, which imported polars (0.2 s of CPU and 32 MiB a worker at
+    every command's start)."""
+    from pathlib import Path
+
+    from advertisex import native
+
+    if not native.available():
+        pytest.skip("the helpers were not built: polars-avro reads every container")
+    warm_and_tell = (
+        "import sys; from advertisex.formats.bounded import warm_worker; warm_worker(); "
+        "print(sorted(m for m in ('polars', 'polars_avro') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    loaded = subprocess.run(
+        [sys.executable, "-c", warm_and_tell], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
 GONE_CALLER = """
 import sys, threading, time
 from multiprocessing import Pipe
