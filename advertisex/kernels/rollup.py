@@ -23,8 +23,11 @@ first touches) so that sums are exact in any order.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.kernels import sketch
 from advertisex.kernels.correlate import IMPRESSION_COLUMNS, MATCH_BIDS_SQL, sort_keys
@@ -33,7 +36,9 @@ from advertisex.model.columns import TS
 from advertisex.model.marts import CAMPAIGN_DAILY, CAMPAIGN_HOURLY, KEYS, MEASURES
 from advertisex.util import engine
 
-_SQL = """
+# The clicks', conversions' and credit's parts of a rollup (each summed per key and hour);
+# :func:`campaign_hourly` adds them to the impressions' part and the bids' per key.
+_RESPONSES_SQL = """
 WITH clk AS (
   SELECT campaign_id, ad_creative_id, date_trunc('hour', event_time) AS hour, country,
     device_type, count(*) AS clicks, count(*) FILTER (match = 'orphan') AS orphan_clicks
@@ -67,16 +72,8 @@ WITH clk AS (
              WHERE impression_id IN (SELECT touch_id FROM touch WHERE attribution = 'view')) v
     ON t.attribution = 'view' AND v.impression_id = t.touch_id
   GROUP BY ALL
-), parts AS (
-  SELECT * FROM shown UNION ALL BY NAME SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv
-  UNION ALL BY NAME SELECT * FROM cred UNION ALL BY NAME SELECT * FROM bids
 )
--- A key's impressions are one row of ``shown`` at most: its sketch is that row's.
-SELECT campaign_id, ad_creative_id, hour, country, device_type, SUMS,
-  coalesce(any_value(users), $empty) AS users
-FROM parts
-WHERE HOUR_FILTER
-GROUP BY ALL
+SELECT * FROM clk UNION ALL BY NAME SELECT * FROM cnv UNION ALL BY NAME SELECT * FROM cred
 """
 # The impressions' part of a rollup row (:func:`shown_hourly`): users' hashes sorted here,
 # on the engine's threads, so that sketch.from_lists only drops repeats (list_sort of the
@@ -178,25 +175,124 @@ def campaign_hourly(
     Rows of the same key computed from parts of the inputs merge into the rows of the
     whole with :func:`merge_hourly`.
     """
-    sums = ", ".join(f"CAST(coalesce(sum({m}), 0) AS BIGINT) AS {m}" for m in MEASURES)
-    hour_filter = "hour IN (SELECT hour FROM hours)" if hours is not None else "true"
-    query = _SQL.replace("SUMS", sums).replace("HOUR_FILTER", hour_filter)
-    tables = {
-        "shown": shown_hourly(impressions) if shown is None else shown,
-        "touch_impressions": impressions if touch_impressions is None else touch_impressions,
-        "clicks": clicks,
-        "touch_clicks": clicks if touch_clicks is None else touch_clicks,
-        "conversions": conversions,
-        "bids": bids,
-    }
-    if hours is not None:
-        tables["hours"] = pa.table({"hour": pa.array(hours).cast(TS)})
-    result = _ordered(engine.run(query, {"empty": _EMPTY_SKETCH}, **tables))
-    estimated = sketch.estimate(result.column("users").combine_chunks())
-    result = result.add_column(
-        result.num_columns - 1, "unique_users", pa.array(estimated, pa.int64())
+    answered = engine.run(
+        _RESPONSES_SQL,
+        touch_impressions=impressions if touch_impressions is None else touch_impressions,
+        clicks=clicks,
+        touch_clicks=clicks if touch_clicks is None else touch_clicks,
+        conversions=conversions,
     )
-    return result.cast(CAMPAIGN_HOURLY)
+    parts = [shown_hourly(impressions) if shown is None else shown, answered, bids]
+    keys = pa.concat_tables([p.select(KEYS).cast(_KEY_SCHEMA) for p in parts])
+    measures = np.concatenate([_measures_of(p) for p in parts])
+    # A key's impressions are one row of ``shown`` at most: its sketch is that row's.
+    users = pa.chunked_array(
+        [parts[0].column("users").cast(pa.large_binary()).combine_chunks()]
+        + [pa.nulls(p.num_rows, pa.large_binary()) for p in parts[1:]]
+    )
+    if hours is not None:
+        wanted = pc.is_in(keys.column("hour"), value_set=pa.array(hours).cast(TS))
+        keys, users = keys.filter(wanted), users.filter(wanted)
+        measures = measures[np.asarray(wanted, dtype=bool)]
+    order, starts = key_groups(keys, [k for k, _ in _ORDER])
+    if not len(starts):
+        return CAMPAIGN_HOURLY.empty_table()
+    firsts = pa.array(order[starts])
+    columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in KEYS}
+    sums = _summed_exactly(measures[order], starts)
+    columns.update({m: pa.array(sums[:, j]) for j, m in enumerate(MEASURES)})
+    group_users = _first_valid(users, order, starts)
+    columns["unique_users"] = pa.array(sketch.estimate(group_users), pa.int64())
+    columns["users"] = group_users
+    return pa.table(columns).cast(CAMPAIGN_HOURLY)
+
+
+# The rollup keys' types (those of every part: the engine's and the marts' schema agree).
+_KEY_SCHEMA = pa.schema([CAMPAIGN_HOURLY.field(k) for k in KEYS])
+
+
+def _measures_of(part: pa.Table) -> np.ndarray:
+    """A rollup part's measures as one int64 matrix (a row a key, a column a measure in
+    :data:`MEASURES` order): a measure the part does not have, or a null, is 0 (the engine's
+    ``coalesce(sum(m), 0)``). The engine's sums (HUGEINT, decimals to Arrow) are cast
+    checked: one past 64 bits raises, as its ``CAST(… AS BIGINT)`` did."""
+    matrix = np.zeros((part.num_rows, len(MEASURES)), dtype=np.int64)
+    for j, measure in enumerate(MEASURES):
+        if measure in part.column_names:
+            values = pc.fill_null(part.column(measure).cast(pa.int64()), 0)
+            matrix[:, j] = values.to_numpy()
+    return matrix
+
+
+def _summed_exactly(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each group's column sums of ``ordered`` (rows in group order, groups beginning at
+    ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's raised, so
+    where the column's magnitudes together could pass 63 bits the sums are Python's
+    integers, and a group's sum past 64 bits raises OverflowError (the engine's
+    ``CAST(sum(m) AS BIGINT)`` failed there too)."""
+    magnitude = np.abs(ordered.astype(np.float64)).sum(axis=0)
+    if not len(ordered) or float(magnitude.max()) < 2.0**62:
+        return np.add.reduceat(ordered, starts, axis=0)
+    sums = np.add.reduceat(ordered.astype(object), starts, axis=0)
+    if any(not -(2**63) <= int(v) < 2**63 for v in sums.flat):
+        raise OverflowError("a rollup measure's sum passes 64 bits")
+    return sums.astype(np.int64)
+
+
+def _first_valid(values: pa.ChunkedArray, order: np.ndarray, starts: np.ndarray) -> pa.Array:
+    """Each group's first non-null value of ``values`` (rows in ``order``, groups beginning
+    at ``starts``), the empty sketch where a group has none."""
+    valid = np.asarray(pc.is_valid(values), dtype=bool)[order]
+    positions = np.where(valid, np.arange(len(order)), len(order))
+    first = np.minimum.reduceat(positions, starts)
+    rows = order[np.minimum(first, len(order) - 1)]
+    picked = values.take(pa.array(rows, mask=first >= len(order)))
+    return pc.fill_null(picked, pa.scalar(_EMPTY_SKETCH, pa.large_binary())).combine_chunks()
+
+
+def key_groups(rows: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``rows``' row numbers ordered by ``keys`` (ascending, nulls last: the engine's ORDER
+    BY of them, ties in row order), and where each distinct combination of keys begins in
+    that order — the engine's GROUP BY (nulls a group), in a sort of one integer a row.
+
+    Each key becomes its rank among its distinct values; the ranks are combined into one
+    integer where they fit in 63 bits (a rollup's keys do), else sorted key by key. The
+    2 M set's rollup (170 k rows of parts into 90 k keys) took 0.35 s of CPU grouped by the
+    engine (twenty sums to HUGEINT a row), 0.16-0.22 s grouped here.
+
+    >>> t = pa.table({"c": ["b", None, "a", "b"], "n": [2, 1, None, 2]})
+    >>> order, starts = key_groups(t, ["c", "n"])
+    >>> order.tolist(), starts.tolist()
+    ([2, 0, 3, 1], [0, 1, 3])
+    """
+    if not rows.num_rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ranks = [_ranks(rows.column(k)) for k in keys]
+    if math.prod(count for _, count in ranks) <= 1 << 63:
+        combined = np.zeros(rows.num_rows, dtype=np.int64)
+        for rank, count in ranks:
+            combined = combined * count + rank
+        ranks = [(combined, 0)]
+        order = np.argsort(combined, kind="stable")
+    else:
+        order = np.lexsort([rank for rank, _ in reversed(ranks)])
+    change = np.zeros(len(order), dtype=bool)
+    change[0] = True
+    for rank, _ in ranks:
+        ordered = rank[order]
+        change[1:] |= ordered[1:] != ordered[:-1]
+    return order, np.flatnonzero(change)
+
+
+def _ranks(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Each value's rank among the column's distinct values (ascending; a null ranks last),
+    and how many ranks there are."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    distinct = len(encoded.dictionary)
+    rank = np.empty(distinct + 1, dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(encoded.dictionary), dtype=np.int64)] = np.arange(distinct)
+    rank[distinct] = distinct
+    return rank[np.asarray(pc.fill_null(encoded.indices, distinct), dtype=np.int64)], distinct + 1
 
 
 _NAMED_CLICKS_SQL = """
@@ -255,8 +351,14 @@ def campaign_daily(hourly: pa.Table) -> pa.Table:
     day's hourly user sketches (distinct users do not add up; sketches merge)."""
     if hourly.num_rows == 0:
         return CAMPAIGN_DAILY.empty_table()
-    daily = _summed(hourly, "campaign_id, CAST(hour AS DATE) AS day", "campaign_id NULLS LAST, day")
-    return daily.cast(CAMPAIGN_DAILY)
+    micros = np.asarray(pc.fill_null(hourly.column("hour").cast(pa.int64()), 0), dtype=np.int64)
+    valid = np.asarray(pc.is_valid(hourly.column("hour")), dtype=bool)
+    day = pa.array((micros // _DAY_MICROS).astype(np.int32), pa.date32(), mask=~valid)
+    keys = pa.table({"campaign_id": hourly.column("campaign_id"), "day": day})
+    return _summed(hourly, keys).cast(CAMPAIGN_DAILY)
+
+
+_DAY_MICROS = 86_400_000_000  # a UTC day (``CAST(hour AS DATE)`` in UTC)
 
 
 def merge_hourly(parts: list[pa.Table]) -> pa.Table:
@@ -266,27 +368,28 @@ def merge_hourly(parts: list[pa.Table]) -> pa.Table:
     rows = pa.concat_tables([p.cast(CAMPAIGN_HOURLY) for p in parts])
     if rows.num_rows == 0:
         return CAMPAIGN_HOURLY.empty_table()
-    order = ", ".join(f"{k} NULLS LAST" for k, _ in _ORDER)
-    return _summed(rows, ", ".join(KEYS), order).cast(CAMPAIGN_HOURLY)
+    return (
+        _summed(rows, rows.select([k for k, _ in _ORDER]))
+        .select(CAMPAIGN_HOURLY.names)
+        .cast(CAMPAIGN_HOURLY)
+    )
 
 
-def _summed(rows: pa.Table, group: str, order: str) -> pa.Table:
-    """Hourly-shaped ``rows`` summed per the keys ``group`` selects (SQL, in output column
-    order), ordered by ``order`` (every key, so that ranks number the groups), with the
-    groups' user sketches merged and their distinct users estimated."""
-    keyed = rows.drop_columns(["users", "unique_users"]).append_column(
-        "row", pa.array(np.arange(rows.num_rows), pa.int64())
-    )
-    groups = engine.run(
-        f"""SELECT row, dense_rank() OVER (ORDER BY {order}) - 1 AS g
-            FROM (SELECT row, {group} FROM keyed) ORDER BY row""",
-        keyed=keyed,
-    )
-    sums = ", ".join(f"CAST(sum({m}) AS BIGINT) AS {m}" for m in MEASURES)
-    summed = engine.run(
-        f"SELECT {group}, {sums} FROM keyed GROUP BY ALL ORDER BY {order}", keyed=keyed
-    )
-    group_of_row = np.asarray(groups.column("g"), dtype=np.int64)
-    users = sketch.merge(group_of_row, rows.column("users"), summed.num_rows)
-    summed = summed.append_column("unique_users", pa.array(sketch.estimate(users), pa.int64()))
-    return summed.append_column("users", users)
+def _summed(rows: pa.Table, keys: pa.Table) -> pa.Table:
+    """Hourly-shaped ``rows`` summed per distinct row of ``keys`` (a row a row of ``rows``,
+    the groups' columns), in the keys' order (ascending, nulls last: :func:`key_groups`):
+    the keys' columns, then the measures summed, the groups' distinct users estimated and
+    their user sketches merged."""
+    order, starts = key_groups(keys, keys.column_names)
+    firsts = pa.array(order[starts])
+    columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
+    sums = _summed_exactly(_measures_of(rows)[order], starts)
+    columns.update({m: pa.array(sums[:, j]) for j, m in enumerate(MEASURES)})
+    begins = np.zeros(rows.num_rows, dtype=np.int64)
+    begins[starts] = 1
+    group_of_row = np.empty(rows.num_rows, dtype=np.int64)
+    group_of_row[order] = np.cumsum(begins) - 1
+    users = sketch.merge(group_of_row, rows.column("users"), len(starts))
+    columns["unique_users"] = pa.array(sketch.estimate(users), pa.int64())
+    columns["users"] = users
+    return pa.table(columns)

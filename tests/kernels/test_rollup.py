@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -21,11 +22,13 @@ from advertisex.kernels.rollup import (
     bid_measures,
     campaign_daily,
     campaign_hourly,
+    key_groups,
     merge_hourly,
     named_clicks,
     shown_hourly,
 )
 from advertisex.kernels.windows import Windows
+from advertisex.util import engine
 
 BID = pa.schema(
     [
@@ -303,3 +306,86 @@ def test_auction_measures_are_the_bid_measures_of_the_matched_bids(
     with_auction = imps.filter(pc.is_valid(imps.column("auction_id")))
     want = bid_measures(match_bids(bids, with_auction, Windows()))
     assert auction_measures(bids, imps, Windows()).equals(want)
+
+
+_KEY_VALUES = st.one_of(st.none(), st.sampled_from(["", "a", "b", "B", "é", "a\x00", "zz"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_KEY_VALUES, st.one_of(st.none(), st.integers(-3, 3)), _KEY_VALUES),
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_key_groups_are_the_engines_groups_in_its_order(
+    keys: list[tuple[str | None, int | None, str | None]], wide: bool
+) -> None:
+    """The rows ordered as the engine's ``ORDER BY … NULLS LAST`` orders them (ties in row
+    order), and a group for each distinct key the engine's GROUP BY finds (a null its own
+    value) — keys combined into one integer, or (``wide``: too many distinct values for
+    one) sorted one by one."""
+    table = pa.table(
+        {
+            "s": pa.array([k[0] for k in keys], pa.string()),
+            "t": pa.array(
+                [
+                    None if k[1] is None else datetime(2026, 11, 20, 10 + k[1], tzinfo=UTC)
+                    for k in keys
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "u": pa.array([k[2] for k in keys], pa.string()),
+        }
+    )
+    names = ["s", "t", "u"]
+    if wide:  # 2^40 distinct values in two columns: their ranks no longer fit one integer
+        spread = pa.array(range(len(keys)), pa.int64())
+        table = table.append_column("w1", pc.multiply(spread, 1 << 40))
+        table = table.append_column("w2", pc.multiply(spread, -(1 << 40)))
+        names = ["s", "w1", "t", "w2", "u"]
+    order, starts = key_groups(table, names)
+    by = ", ".join(f"{n} NULLS LAST" for n in names)
+    expected = engine.run(
+        f"SELECT row FROM (SELECT *, row_number() OVER () - 1 AS row FROM keyed) ORDER BY {by}, row",
+        keyed=table,
+    )
+    assert order.tolist() == expected.column("row").to_pylist()
+    groups = engine.run(f"SELECT count(*) AS n FROM keyed GROUP BY {', '.join(names)}", keyed=table)
+    assert len(starts) == groups.num_rows
+    ordered = table.take(pa.array(order)).to_pylist()
+    assert all(ordered[a] != ordered[a - 1] for a in starts[1:])
+    bounds = [*starts.tolist(), len(order)]
+    assert all(
+        ordered[r] == ordered[lo] for lo, hi in itertools.pairwise(bounds) for r in range(lo, hi)
+    )
+
+
+def test_rollup_sums_are_exact_past_the_floating_point_and_refused_past_64_bits() -> None:
+    """Spend summed per key as integers, exactly, also where the hour's values together
+    pass what a double holds exactly; a key whose sum passes 64 bits is an error, as the
+    engine's sum was (never a wrapped-around figure)."""
+    big = 2**62 + 1
+    shown = pa.table(
+        {
+            "campaign_id": ["c", "c", "d", "d"],
+            "ad_creative_id": ["k", "k", "k", "k"],
+            "hour": pa.array([datetime(2026, 11, 20, 10, tzinfo=UTC)] * 4),
+            "country": ["US"] * 4,
+            "device_type": ["mobile"] * 4,
+            "impressions": [1, 1, 1, 1],
+            "spend_micros": [big, 1, big, -big],
+            "users": pa.array([None] * 4, pa.large_binary()),
+        }
+    )
+    empty = rows(IMP, [])
+    none = match_clicks(empty, rows(CLK, []), Windows())
+    attributed = attribute_conversions(empty, rows(CLK, []), rows(CNV, []), Windows())
+    bids = bid_measures(match_bids(rows(BID, []), empty, Windows()))
+    hourly = campaign_hourly(empty, none, attributed, bids, shown=shown)
+    assert hourly.column("spend_micros").to_pylist() == [big + 1, 0]
+    assert hourly.column("impressions").to_pylist() == [2, 2]
+    over = shown.set_column(6, "spend_micros", pa.array([big, big, big, 0], pa.int64()))
+    with pytest.raises(OverflowError):
+        campaign_hourly(empty, none, attributed, bids, shown=over)
