@@ -184,7 +184,7 @@ def campaign_hourly(
     )
     parts = [shown_hourly(impressions) if shown is None else shown, answered, bids]
     keys = pa.concat_tables([p.select(KEYS).cast(_KEY_SCHEMA) for p in parts])
-    measures = np.concatenate([_measures_of(p) for p in parts])
+    measures = np.concatenate([_measures_of(p) for p in parts], axis=1)
     # A key's impressions are one row of ``shown`` at most: its sketch is that row's.
     users = pa.chunked_array(
         [parts[0].column("users").cast(pa.large_binary()).combine_chunks()]
@@ -193,14 +193,14 @@ def campaign_hourly(
     if hours is not None:
         wanted = pc.is_in(keys.column("hour"), value_set=pa.array(hours).cast(TS))
         keys, users = keys.filter(wanted), users.filter(wanted)
-        measures = measures[np.asarray(wanted, dtype=bool)]
+        measures = measures[:, np.asarray(wanted, dtype=bool)]
     order, starts = key_groups(keys, [k for k, _ in _ORDER])
     if not len(starts):
         return CAMPAIGN_HOURLY.empty_table()
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in KEYS}
-    sums = _summed_exactly(measures[order], starts)
-    columns.update({m: pa.array(sums[:, j]) for j, m in enumerate(MEASURES)})
+    sums = _summed_exactly(measures[:, order], starts)
+    columns.update({m: pa.array(sums[j]) for j, m in enumerate(MEASURES)})
     group_users = _first_valid(users, order, starts)
     columns["unique_users"] = pa.array(sketch.estimate(group_users), pa.int64())
     columns["users"] = group_users
@@ -212,28 +212,36 @@ _KEY_SCHEMA = pa.schema([CAMPAIGN_HOURLY.field(k) for k in KEYS])
 
 
 def _measures_of(part: pa.Table) -> np.ndarray:
-    """A rollup part's measures as one int64 matrix (a row a key, a column a measure in
-    :data:`MEASURES` order): a measure the part does not have, or a null, is 0 (the engine's
-    ``coalesce(sum(m), 0)``). The engine's sums (HUGEINT, decimals to Arrow) are cast
-    checked: one past 64 bits raises, as its ``CAST(… AS BIGINT)`` did."""
-    matrix = np.zeros((part.num_rows, len(MEASURES)), dtype=np.int64)
+    """A rollup part's measures as one int64 matrix, a row a measure in :data:`MEASURES`
+    order (each contiguous: summed along it), a column a key: a measure the part does not
+    have, or a null, is 0 (the engine's ``coalesce(sum(m), 0)``). The engine's sums
+    (HUGEINT, decimals to Arrow) are cast checked: one past 64 bits raises, as its
+    ``CAST(… AS BIGINT)`` did."""
+    matrix = np.zeros((len(MEASURES), part.num_rows), dtype=np.int64)
     for j, measure in enumerate(MEASURES):
         if measure in part.column_names:
             values = pc.fill_null(part.column(measure).cast(pa.int64()), 0)
-            matrix[:, j] = values.to_numpy()
+            matrix[j] = values.to_numpy()
     return matrix
 
 
 def _summed_exactly(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Each group's column sums of ``ordered`` (rows in group order, groups beginning at
-    ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's raised, so
-    where the column's magnitudes together could pass 63 bits the sums are Python's
+    """Each group's sums of the rows of ``ordered`` (its columns in group order, groups
+    beginning at ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's
+    raised, so where a row's values could together pass 63 bits its sums are Python's
     integers, and a group's sum past 64 bits raises OverflowError (the engine's
     ``CAST(sum(m) AS BIGINT)`` failed there too)."""
-    magnitude = np.abs(ordered.astype(np.float64)).sum(axis=0)
-    if not len(ordered) or float(magnitude.max()) < 2.0**62:
-        return np.add.reduceat(ordered, starts, axis=0)
-    sums = np.add.reduceat(ordered.astype(object), starts, axis=0)
+    if not ordered.size:
+        return np.zeros((ordered.shape[0], len(starts)), dtype=np.int64)
+    largest = max(abs(int(ordered.max())), abs(int(ordered.min())))
+    if largest * ordered.shape[1] < 2**62:
+        # Running totals, differenced at the groups' ends: one pass along each row (a
+        # reduceat per group took twice as long for the rollup's 90 k groups).
+        totals = np.cumsum(ordered, axis=1)
+        sums = totals[:, np.r_[starts[1:], ordered.shape[1]] - 1]
+        sums[:, 1:] -= totals[:, starts[1:] - 1]
+        return sums
+    sums = np.add.reduceat(ordered.astype(object), starts, axis=1)
     if any(not -(2**63) <= int(v) < 2**63 for v in sums.flat):
         raise OverflowError("a rollup measure's sum passes 64 bits")
     return sums.astype(np.int64)
@@ -383,8 +391,8 @@ def _summed(rows: pa.Table, keys: pa.Table) -> pa.Table:
     order, starts = key_groups(keys, keys.column_names)
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
-    sums = _summed_exactly(_measures_of(rows)[order], starts)
-    columns.update({m: pa.array(sums[:, j]) for j, m in enumerate(MEASURES)})
+    sums = _summed_exactly(_measures_of(rows)[:, order], starts)
+    columns.update({m: pa.array(sums[j]) for j, m in enumerate(MEASURES)})
     begins = np.zeros(rows.num_rows, dtype=np.int64)
     begins[starts] = 1
     group_of_row = np.empty(rows.num_rows, dtype=np.int64)
