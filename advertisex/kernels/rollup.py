@@ -184,7 +184,7 @@ def campaign_hourly(
     )
     parts = [shown_hourly(impressions) if shown is None else shown, answered, bids]
     keys = pa.concat_tables([p.select(KEYS).cast(_KEY_SCHEMA) for p in parts])
-    measures = np.concatenate([_measures_of(p) for p in parts], axis=1)
+    measures = {m: np.concatenate([_measure(p, m) for p in parts]) for m in MEASURES}
     # A key's impressions are one row of ``shown`` at most: its sketch is that row's.
     users = pa.chunked_array(
         [parts[0].column("users").cast(pa.large_binary()).combine_chunks()]
@@ -193,14 +193,14 @@ def campaign_hourly(
     if hours is not None:
         wanted = pc.is_in(keys.column("hour"), value_set=pa.array(hours).cast(TS))
         keys, users = keys.filter(wanted), users.filter(wanted)
-        measures = measures[:, np.asarray(wanted, dtype=bool)]
+        kept = np.asarray(wanted, dtype=bool)
+        measures = {m: values[kept] for m, values in measures.items()}
     order, starts = key_groups(keys, [k for k, _ in _ORDER])
     if not len(starts):
         return CAMPAIGN_HOURLY.empty_table()
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in KEYS}
-    sums = _summed_exactly(measures[:, order], starts)
-    columns.update({m: pa.array(sums[j]) for j, m in enumerate(MEASURES)})
+    columns.update({m: pa.array(_summed(v[order], starts)) for m, v in measures.items()})
     group_users = _first_valid(users, order, starts)
     columns["unique_users"] = pa.array(sketch.estimate(group_users), pa.int64())
     columns["users"] = group_users
@@ -211,40 +211,39 @@ def campaign_hourly(
 _KEY_SCHEMA = pa.schema([CAMPAIGN_HOURLY.field(k) for k in KEYS])
 
 
-def _measures_of(part: pa.Table) -> np.ndarray:
-    """A rollup part's measures as one int64 matrix, a row a measure in :data:`MEASURES`
-    order (each contiguous: summed along it), a column a key: a measure the part does not
-    have, or a null, is 0 (the engine's ``coalesce(sum(m), 0)``). The engine's sums
-    (HUGEINT, decimals to Arrow) are cast checked: one past 64 bits raises, as its
-    ``CAST(… AS BIGINT)`` did."""
-    matrix = np.zeros((len(MEASURES), part.num_rows), dtype=np.int64)
-    for j, measure in enumerate(MEASURES):
-        if measure in part.column_names:
-            values = pc.fill_null(part.column(measure).cast(pa.int64()), 0)
-            matrix[j] = values.to_numpy()
-    return matrix
+def _measure(part: pa.Table, measure: str) -> np.ndarray:
+    """A rollup part's ``measure`` as int64 values: 0 where the part does not have it, or
+    for a null (the engine's ``coalesce(sum(m), 0)``). The engine's sums (HUGEINT, decimals
+    to Arrow) are cast checked: one past 64 bits raises, as its ``CAST(… AS BIGINT)`` did.
+    A measure at a time, never a matrix of them all: a matrix of the 2 M set's rollup is
+    28 MB a copy, and the processor's allocator maps a block that size afresh each time
+    (``util.allocator``: 4 MiB), its pages faulted in — the step took longer in the run
+    than the engine's sums it replaced."""
+    if measure not in part.column_names:
+        return np.zeros(part.num_rows, dtype=np.int64)
+    return np.asarray(pc.fill_null(part.column(measure).cast(pa.int64()), 0), dtype=np.int64)
 
 
-def _summed_exactly(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Each group's sums of the rows of ``ordered`` (its columns in group order, groups
-    beginning at ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's
-    raised, so where a row's values could together pass 63 bits its sums are Python's
-    integers, and a group's sum past 64 bits raises OverflowError (the engine's
-    ``CAST(sum(m) AS BIGINT)`` failed there too)."""
-    if not ordered.size:
-        return np.zeros((ordered.shape[0], len(starts)), dtype=np.int64)
+def _summed(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each group's sum of ``ordered`` (values in group order, groups beginning at
+    ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's raised, so
+    where the values could together pass 63 bits the sums are Python's integers, and a
+    group's sum past 64 bits raises OverflowError (the engine's ``CAST(sum(m) AS BIGINT)``
+    failed there too)."""
+    if not len(ordered):
+        return np.zeros(len(starts), dtype=np.int64)
     largest = max(abs(int(ordered.max())), abs(int(ordered.min())))
-    if largest * ordered.shape[1] < 2**62:
-        # Running totals, differenced at the groups' ends: one pass along each row (a
-        # reduceat per group took twice as long for the rollup's 90 k groups).
-        totals = np.cumsum(ordered, axis=1)
-        sums = totals[:, np.r_[starts[1:], ordered.shape[1]] - 1]
-        sums[:, 1:] -= totals[:, starts[1:] - 1]
+    if largest * len(ordered) < 2**62:
+        # Running totals, differenced at the groups' ends: one pass (a reduceat per group
+        # took twice as long for the rollup's 90 k groups).
+        totals = np.cumsum(ordered)
+        sums = totals[np.r_[starts[1:], len(ordered)] - 1]
+        sums[1:] -= totals[starts[1:] - 1]
         return sums
-    sums = np.add.reduceat(ordered.astype(object), starts, axis=1)
-    if any(not -(2**63) <= int(v) < 2**63 for v in sums.flat):
+    exact = np.add.reduceat(ordered.astype(object), starts)
+    if any(not -(2**63) <= int(v) < 2**63 for v in exact):
         raise OverflowError("a rollup measure's sum passes 64 bits")
-    return sums.astype(np.int64)
+    return exact.astype(np.int64)
 
 
 def _first_valid(values: pa.ChunkedArray, order: np.ndarray, starts: np.ndarray) -> pa.Array:
@@ -363,7 +362,7 @@ def campaign_daily(hourly: pa.Table) -> pa.Table:
     valid = np.asarray(pc.is_valid(hourly.column("hour")), dtype=bool)
     day = pa.array((micros // _DAY_MICROS).astype(np.int32), pa.date32(), mask=~valid)
     keys = pa.table({"campaign_id": hourly.column("campaign_id"), "day": day})
-    return _summed(hourly, keys).cast(CAMPAIGN_DAILY)
+    return _grouped(hourly, keys).cast(CAMPAIGN_DAILY)
 
 
 _DAY_MICROS = 86_400_000_000  # a UTC day (``CAST(hour AS DATE)`` in UTC)
@@ -377,13 +376,13 @@ def merge_hourly(parts: list[pa.Table]) -> pa.Table:
     if rows.num_rows == 0:
         return CAMPAIGN_HOURLY.empty_table()
     return (
-        _summed(rows, rows.select([k for k, _ in _ORDER]))
+        _grouped(rows, rows.select([k for k, _ in _ORDER]))
         .select(CAMPAIGN_HOURLY.names)
         .cast(CAMPAIGN_HOURLY)
     )
 
 
-def _summed(rows: pa.Table, keys: pa.Table) -> pa.Table:
+def _grouped(rows: pa.Table, keys: pa.Table) -> pa.Table:
     """Hourly-shaped ``rows`` summed per distinct row of ``keys`` (a row a row of ``rows``,
     the groups' columns), in the keys' order (ascending, nulls last: :func:`key_groups`):
     the keys' columns, then the measures summed, the groups' distinct users estimated and
@@ -391,8 +390,7 @@ def _summed(rows: pa.Table, keys: pa.Table) -> pa.Table:
     order, starts = key_groups(keys, keys.column_names)
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
-    sums = _summed_exactly(_measures_of(rows)[:, order], starts)
-    columns.update({m: pa.array(sums[j]) for j, m in enumerate(MEASURES)})
+    columns.update({m: pa.array(_summed(_measure(rows, m)[order], starts)) for m in MEASURES})
     begins = np.zeros(rows.num_rows, dtype=np.int64)
     begins[starts] = 1
     group_of_row = np.empty(rows.num_rows, dtype=np.int64)
