@@ -133,6 +133,13 @@ class LakeError(AdvertiseXError):
     code = "lake_error"
 
 
+class MartOverflowError(AdvertiseXError):
+    """A mart's sum passed what its 64-bit column holds: the batches before it are
+    committed; the marts stay where they were until the amounts behind it are fixed."""
+
+    code = "mart_overflow"
+
+
 class AccountingError(AdvertiseXError):
     """A batch's accounting does not add up (a bug in an engine): nothing was committed."""
 

@@ -200,7 +200,7 @@ def campaign_hourly(
         return CAMPAIGN_HOURLY.empty_table()
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in KEYS}
-    columns.update({m: pa.array(_summed(v[order], starts)) for m, v in measures.items()})
+    columns.update({m: pa.array(_summed(v[order], starts, m)) for m, v in measures.items()})
     group_users = _first_valid(users, order, starts)
     columns["unique_users"] = pa.array(sketch.estimate(group_users), pa.int64())
     columns["users"] = group_users
@@ -221,10 +221,14 @@ def _measure(part: pa.Table, measure: str) -> np.ndarray:
     than the engine's sums it replaced."""
     if measure not in part.column_names:
         return np.zeros(part.num_rows, dtype=np.int64)
-    return np.asarray(pc.fill_null(part.column(measure).cast(pa.int64()), 0), dtype=np.int64)
+    try:
+        values = part.column(measure).cast(pa.int64())
+    except pa.ArrowInvalid as error:  # a sum of the engine's past 64 bits
+        raise OverflowError(f"a rollup key's {measure} passes 64 bits") from error
+    return np.asarray(pc.fill_null(values, 0), dtype=np.int64)
 
 
-def _summed(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _summed(ordered: np.ndarray, starts: np.ndarray, measure: str) -> np.ndarray:
     """Each group's sum of ``ordered`` (values in group order, groups beginning at
     ``starts``), exactly: NumPy's 64-bit sums wrap around where the engine's raised, so
     where the values could together pass 63 bits the sums are Python's integers, and a
@@ -242,7 +246,7 @@ def _summed(ordered: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return sums
     exact = np.add.reduceat(ordered.astype(object), starts)
     if any(not -(2**63) <= int(v) < 2**63 for v in exact):
-        raise OverflowError("a rollup measure's sum passes 64 bits")
+        raise OverflowError(f"a rollup key's {measure} passes 64 bits")
     return exact.astype(np.int64)
 
 
@@ -390,7 +394,7 @@ def _grouped(rows: pa.Table, keys: pa.Table) -> pa.Table:
     order, starts = key_groups(keys, keys.column_names)
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
-    columns.update({m: pa.array(_summed(_measure(rows, m)[order], starts)) for m in MEASURES})
+    columns.update({m: pa.array(_summed(_measure(rows, m)[order], starts, m)) for m in MEASURES})
     begins = np.zeros(rows.num_rows, dtype=np.int64)
     begins[starts] = 1
     group_of_row = np.empty(rows.num_rows, dtype=np.int64)

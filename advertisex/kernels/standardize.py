@@ -41,6 +41,8 @@ from advertisex.model.contracts import (
     EVENT_TYPES,
     IMPRESSION_FIELDS,
     IMPRESSION_REQUIRED,
+    MAX_CONVERSION_VALUE,
+    MAX_PRICE,
 )
 from advertisex.native import jsonscan
 from advertisex.util import engine
@@ -388,6 +390,7 @@ def _check_impressions(
         ),
         (pc.and_kleene(pc.is_valid(fields["cost"]), pc.is_null(cost)), "number_invalid:cost"),
         (pc.less(cost, 0), "negative_value:cost"),
+        (pc.greater(cost, MAX_PRICE), "amount_too_large:cost"),
         *((checked.column(code), code) for code in _TIME_CHECKS),
     ]
     reasons = labels_where(conditions, frame.num_rows)
@@ -568,6 +571,10 @@ def standardize_clicks(frame: pa.Table, rules: Rules, payload: bool = False) -> 
                     "number_invalid:conversion_value",
                 ),
                 ("conversion_value < 0", "negative_value:conversion_value"),
+                (
+                    f"conversion_value > {MAX_CONVERSION_VALUE}",
+                    "amount_too_large:conversion_value",
+                ),
                 *checks_sql("event_time", "ts_text IS NOT NULL"),
             ]
         )
@@ -693,6 +700,10 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
                 ("NOT isfinite(bid_price)", "number_invalid:bid_price"),
                 ("floor_price < 0", "negative_value:floor_price"),
                 ("bid_price < 0", "negative_value:bid_price"),
+                *(
+                    (f"isfinite({p}) AND {p} > {MAX_PRICE}", f"amount_too_large:{p}")
+                    for p in _PRICES
+                ),
                 *checks_sql("event_time", "ts_text IS NOT NULL"),
             ]
         )

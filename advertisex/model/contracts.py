@@ -46,6 +46,14 @@ EVENT_TYPES = ("click", "conversion")
 CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "other")
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "other")
 MAX_ID_LENGTH = 128  # ids are opaque tokens: no whitespace or control characters either
+# The largest amounts a record may carry (in its currency): a price or cost, and a conversion
+# value. The marts sum money as 64-bit integers of micro-units (exact in any order), and an
+# amount past these is no real one — most often a price sent in micro-units or cents. A
+# record with one is quarantined (``amount_too_large``): accepted, a single impression of
+# cost 9.3e12 made every later marts update fail, the lake's marts stuck behind it. Within
+# them a rollup key's sums pass 64 bits only after thousands of records at the bound.
+MAX_PRICE = 1_000_000
+MAX_CONVERSION_VALUE = 1_000_000_000
 
 BID_FIELDS = (
     "auction_id",

@@ -116,6 +116,15 @@ CATALOGUE: dict[str, Reason] = {
             "Prices, costs and conversion values are never negative.",
         ),
         Reason(
+            "amount_too_large",
+            _ALL,
+            "A price or cost is above 1,000,000, or a conversion value above 1,000,000,000 "
+            "(in its currency): no real amount is, and the marts sum money exactly in "
+            "64-bit micro-units.",
+            "Check the field's unit: a price in micro-units or cents sent as a price is "
+            "10^6 or 100 times too large.",
+        ),
+        Reason(
             "timestamp_invalid",
             _ALL,
             "The timestamp is neither ISO-8601 nor epoch seconds/milliseconds/microseconds, "

@@ -347,6 +347,47 @@ def test_a_bid_price_that_is_not_finite_is_invalid() -> None:
     assert rows[1]["reasons"] == []
 
 
+def test_amounts_past_any_real_one_are_quarantined_at_their_bound() -> None:
+    """A cost or price above MAX_PRICE, a conversion value above MAX_CONVERSION_VALUE (a
+    price sent in micro-units, or a hostile one) is ``amount_too_large``: accepted, one
+    impression of cost 9.3e12 stopped every later marts update (their sums are 64-bit
+    micro-units). The bound itself is an amount; not-a-number stays ``number_invalid``
+    alone."""
+    from advertisex.kernels.standardize import standardize_bids
+    from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
+
+    costs = [MAX_PRICE, MAX_PRICE * 1.000001, 9.3e12, 1e300]
+    lines = [GOOD.replace("0.002", repr(c)) % "2026-11-20T13:04:05Z" for c in costs]
+    reasons = [r["reasons"] for r in _impressions(*lines)]
+    assert reasons == [[], *[["amount_too_large:cost"]] * 3]
+
+    values = [MAX_CONVERSION_VALUE, MAX_CONVERSION_VALUE + 1, 1e300]
+    header = b"timestamp,user_id,campaign_id,event_type,conversion_type,conversion_value\n"
+    body = b"".join(
+        b"2026-11-20T10:00:00Z,u,c,conversion,purchase,%s\n" % repr(v).encode() for v in values
+    )
+    rows = standardize_clicks(_frame(frame_csv(header + body)), Rules(NOW)).to_pylist()
+    assert [r["reasons"] for r in rows] == [[], *[["amount_too_large:conversion_value"]] * 2]
+
+    fields = [
+        {"name": "floor_price", "type": ["null", "double"]},
+        {"name": "bid_price", "type": ["null", "double"]},
+    ]
+    prices = [(MAX_PRICE, 1.0), (1.0, 2.5e6), (9.3e12, None), (None, float("inf"))]
+    records = [
+        {"auction_id": f"a{n}", "timestamp": "2026-11-10T00:00:00Z", "user_id": "u"}
+        | {"floor_price": floor, "bid_price": bid}
+        for n, (floor, bid) in enumerate(prices)
+    ]
+    rows = standardize_bids(_bid_frame(0, fields, records), Rules(NOW)).to_pylist()
+    assert [r["reasons"] for r in rows] == [
+        [],
+        ["amount_too_large:bid_price"],
+        ["amount_too_large:floor_price"],
+        ["number_invalid:bid_price"],
+    ]
+
+
 def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() -> None:
     """The targeting texts are rendered per distinct map and taken for every row: each row
     gets the engine's own text and JSON of its map (payload, rejected record's raw text),

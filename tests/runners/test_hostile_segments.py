@@ -119,3 +119,56 @@ def _alerts(ax: Any) -> set[str]:
     observations = Gatherer(ax.settings, ax.lake, utcnow).observe(hourly=False)
     findings, _ = evaluate(observations, ax.settings.monitor, only=frozenset({"set_aside"}))
     return {f.alertname for f in findings}
+
+
+def test_an_amount_past_any_real_one_cannot_stop_the_marts(tmp_path: Path) -> None:
+    """An impression whose cost is 9.3e12 (valid JSON, not negative) beside good ones: it
+    is quarantined as ``amount_too_large`` and the marts are brought up to date with the
+    others. Accepted, its spend in micro-units passed 64 bits and the marts' update failed
+    — in this run and in every run after it."""
+    import advertisex
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": True})
+    good = (
+        b'{"impression_id":"i%d","timestamp":"2026-11-20T10:00:0%dZ","ad_creative_id":"c",'
+        b'"campaign_id":"k","user_id":"u","website":"w","cost":%s}\n'
+    )
+    costs = [b"0.002", b"9.3e12", b"0.003"]
+    ax.landing.write_segment("impressions", b"".join(good % (n, n, c) for n, c in enumerate(costs)))
+
+    report = ax.process()
+
+    account = report.accounts["impressions"]
+    assert (account.accepted, account.quarantined) == (2, 1)
+    assert report.marts is not None
+    [row] = ax.query("select reasons, raw from curated.quarantine").to_pylist()
+    assert row["reasons"] == ["amount_too_large:cost"] and "9.3e12" in row["raw"]
+    [spend] = ax.query(
+        "select sum(impressions) as n, sum(spend_micros) as spend from marts.campaign_hourly"
+    ).to_pylist()
+    assert spend == {"n": 2, "spend": 5000}
+
+
+def test_a_rollup_sum_past_64_bits_is_a_clear_error_after_the_commit(tmp_path: Path) -> None:
+    """9,300 conversions of one campaign's hour, each at the largest conversion value: each
+    is accepted, their sum in micro-units (9.3e18) passes 64 bits. The batch is committed,
+    and the marts' update stops with an error that says what happened and what to do —
+    not a bug report."""
+    import advertisex
+    from advertisex.errors import MartOverflowError
+    from advertisex.model.contracts import MAX_CONVERSION_VALUE
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": True})
+    header = b"event_id,timestamp,user_id,campaign_id,event_type,conversion_value\n"
+    line = b"v%d,2026-11-20T10:00:00Z,u%d,k,conversion,%d\n"
+    count = 9_300
+    body = b"".join(line % (n, n, MAX_CONVERSION_VALUE) for n in range(count))
+    ax.landing.write_segment("clicks", header + body)
+
+    with pytest.raises(MartOverflowError) as stopped:
+        ax.process()
+
+    assert "conversion_value_micros passes 64 bits" in str(stopped.value)
+    assert "advertisex forget" in str(stopped.value)
+    [row] = ax.query("select count(*) as n from curated.conversions").to_pylist()
+    assert row["n"] == count
