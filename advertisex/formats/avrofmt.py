@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes, starts_with
 from advertisex.model.contracts import BID_FIELDS
@@ -92,11 +93,14 @@ def _fast(data: Bytes) -> pa.Table:
         if table.num_rows != expected:
             raise ValueError(f"polars-avro read {table.num_rows} of {expected} records")
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    frame_error: pa.Array = pa.nulls(table.num_rows, pa.string())
     for name in BID_FIELDS:
-        if name in table.column_names:
-            columns[name] = _normalize(name, table.column(name))
-        else:
+        if name not in table.column_names:
             columns[name] = pa.nulls(table.num_rows, _default_type(name))
+        elif name == "timestamp" and pa.types.is_timestamp(table.column(name).type):
+            columns[name], frame_error = _micros(table.column(name))
+        else:
+            columns[name] = _normalize(name, table.column(name))
     unknown = [n for n in table.column_names if n not in BID_FIELDS]
     columns[EXTRAS] = (
         _extras_from_columns(table.select(unknown))
@@ -106,8 +110,41 @@ def _fast(data: Bytes) -> pa.Table:
     n = table.num_rows
     columns[RAW] = pa.nulls(n, pa.string())
     columns[POSITION] = pa.array(np.arange(1, n + 1, dtype=np.int64))
-    columns[FRAME_ERROR] = pa.nulls(n, pa.string())
+    columns[FRAME_ERROR] = frame_error
     return pa.table(columns)
+
+
+def _micros(times: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:
+    """A typed time column in microseconds (UTC), and each record's framing error: a time
+    no microsecond timestamp holds (4611686018427387904 as timestamp-millis) is null, its
+    record ``timestamp_invalid`` with the value in its error's text. The whole column's
+    cast failed on such a value, and the file went to the slow path, which stopped at the
+    record: every record after it was set aside with the file's unreadable rest. (A schema
+    only the slow path reads — the canonical one's three-way union — still stops there:
+    fastavro's own conversion of the time raises.)"""
+    target = pa.timestamp("us", tz="UTC")
+    none = pa.nulls(len(times), pa.string())
+    try:
+        return times.cast(target), none
+    except pa.ArrowInvalid:
+        per_micro = _MICROS_PER_UNIT.get(times.type.unit)
+        if per_micro is None:  # nanoseconds: the cast lost precision, not range
+            raise
+    values = np.asarray(pc.fill_null(times.cast(pa.int64()), 0), dtype=np.int64)
+    limit = np.iinfo(np.int64).max // per_micro
+    beyond = (values > limit) | (values < -limit)
+    kept = pc.if_else(pa.array(beyond), pa.scalar(None, times.type), times)
+    unit = {"s": "seconds", "ms": "milliseconds"}[times.type.unit]
+    errors = [
+        f"timestamp_invalid: {value} {unit} from 1970 is past any time in the years 1-9999"
+        if out
+        else None
+        for value, out in zip(values.tolist(), beyond.tolist(), strict=True)
+    ]
+    return kept.cast(target), pa.array(errors, pa.string())
+
+
+_MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000}
 
 
 def _read_native(data: Bytes, offset: int, schema: Any, codec: str) -> pa.Table | None:
@@ -252,9 +289,7 @@ def _wide_union(schema: Any) -> bool:
 
 def _normalize(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     t = column.type
-    if name == "timestamp":
-        if pa.types.is_timestamp(t):
-            return column.cast(pa.timestamp("us", tz="UTC"))
+    if name == "timestamp":  # a typed time is :func:`_micros`'
         return column if pa.types.is_string(t) else column.cast(pa.string())
     if name == "ad_targeting":
         return column.cast(_TARGETING)

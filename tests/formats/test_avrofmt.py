@@ -216,3 +216,28 @@ def test_the_fast_path_reads_what_polars_avro_read_avro_read(monkeypatch):
     extras = json.loads(direct.column("extras")[0].as_py())
     assert extras["x_record"] == {"a": 0, "b": None} and extras["x_enum"] == "q"
     assert direct.column("exchange").to_pylist() == ["b"] * 5
+
+
+def test_a_typed_time_past_the_microsecond_range_is_its_record_alone() -> None:
+    """A timestamp-millis of 2**62 (or -2**62) among good records: every record is framed,
+    that one with no time and a ``timestamp_invalid`` framing error naming the value. The
+    column's cast to microseconds failed on it, and the slow path stopped at the record:
+    every record after it went to the quarantine with the file's unreadable rest."""
+    # As the generator and most producers write it: a time or null (the canonical
+    # schema's third branch, a string, sends the file to the record-by-record path).
+    schema = json.loads(CANONICAL.read_text())
+    for field in schema["fields"]:
+        if field["name"] == "timestamp":
+            field["type"] = ["null", {"type": "long", "logicalType": "timestamp-millis"}]
+    good = {"auction_id": "a", "timestamp": 1_795_179_845_123, "user_id": "u"}
+    stamps = [1_795_179_845_123, 2**62, 1_795_179_845_124, -(2**62), 1_795_179_845_125]
+    records = [good | {"auction_id": f"a{n}", "timestamp": t} for n, t in enumerate(stamps)]
+    frame = frame_avro(_fastavro_bytes(records, schema))
+    assert frame.column("auction_id").to_pylist() == [f"a{n}" for n in range(5)]
+    times = frame.column("timestamp").to_pylist()
+    assert [t is None for t in times] == [False, True, False, True, False]
+    assert times[2].timestamp() == 1_795_179_845.124
+    errors = frame.column("frame_error").to_pylist()
+    assert errors[0] is None and errors[2] is None and errors[4] is None
+    assert errors[1].startswith("timestamp_invalid: 4611686018427387904 milliseconds")
+    assert errors[3].startswith("timestamp_invalid: -4611686018427387904 milliseconds")
