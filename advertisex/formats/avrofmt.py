@@ -324,23 +324,32 @@ def _slow(data: Bytes) -> pa.Table:
     stream = _file(data)
     rows: list[Any] = []
     failure: tuple[int, str] | None = None
+    unit = None
     try:
         reader = fastavro.reader(stream)
-        iterator = iter(reader)
-        while True:
+        schema, unit = _times_as_numbers(reader.writer_schema)
+        if unit is not None and reader.codec in _INFLATE:
             offset = stream.tell()
-            try:
-                record = next(iterator)
-            except StopIteration:
-                break
-            except Exception as error:  # corrupt block, truncated file, bad schema
-                failure = (offset, f"avro_unreadable: {type(error).__name__}: {error}")
-                break
-            rows.append(record)
+            failure = _records_by_block(
+                data, offset, fastavro.parse_schema(schema), reader.codec, rows
+            )
+        else:
+            unit = None
+            iterator = iter(reader)
+            while True:
+                offset = stream.tell()
+                try:
+                    record = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as error:  # corrupt block, truncated file, bad schema
+                    failure = (offset, f"avro_unreadable: {type(error).__name__}: {error}")
+                    break
+                rows.append(record)
     except Exception as error:  # the header itself is unreadable
         return _error_table(data, 0, f"avro_unreadable: {type(error).__name__}: {error}")
 
-    laid_out = [_layout(record) for record in rows]
+    laid_out = [_layout(record, unit) for record in rows]
     out: dict[str, list[Any]] = {name: [] for name in BID_FIELDS}
     extras: list[str | None] = []
     raws: list[str | None] = []
@@ -369,8 +378,80 @@ def _slow(data: Bytes) -> pa.Table:
     return table
 
 
-def _layout(record: Any) -> tuple[dict[str, Any], str | None]:
-    """One decoded record's canonical values, or (nothing, why it is not a bid request)."""
+def _records_by_block(
+    data: Bytes, offset: int, parsed: Any, codec: str, rows: list[Any]
+) -> tuple[int, str] | None:
+    """The container's records from ``offset`` on, block by block, into ``rows`` (decoded
+    with ``parsed``: the writer schema, its typed time read as a number), and where and why
+    the first block that does not read stops them (None: none)."""
+    import fastavro
+
+    blocks = _blocks(data, offset, data[offset - 16 : offset])
+    start = offset
+    try:
+        for start, count, block in blocks:
+            body = io.BytesIO(_INFLATE[codec](block, _SALVAGE_BLOCK_BYTES, start))
+            for _ in range(count):
+                rows.append(fastavro.schemaless_reader(body, parsed))
+    except Exception as error:  # a corrupt or truncated block, a record that does not decode
+        return start, f"avro_unreadable: {type(error).__name__}: {error}"
+    return None
+
+
+# An inflated block's most bytes on the record-by-record path (the decoder worker's memory
+# budget bounds it before this does).
+_SALVAGE_BLOCK_BYTES = 1 << 40
+
+
+def _times_as_numbers(schema: Any) -> tuple[Any, str | None]:
+    """``schema`` with its ``timestamp`` field's typed times read as their numbers, and
+    their logical type (None: the field has no typed time, and ``schema`` is as it was).
+    fastavro's own conversion raises on a time past the years 1-9999, and the salvage
+    stopped at that record: every record after it set aside with the file's unreadable
+    rest. Read as a number, :func:`_layout` makes the time, or quarantines the record."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        return schema, None
+    units: list[str] = []
+
+    def plain(kind: Any) -> Any:
+        if isinstance(kind, list):
+            return [plain(branch) for branch in kind]
+        if isinstance(kind, dict) and kind.get("logicalType") in _TIME_UNITS:
+            units.append(kind["logicalType"])
+            return {k: v for k, v in kind.items() if k != "logicalType"}
+        return kind
+
+    fields = [
+        field | {"type": plain(field["type"])}
+        if isinstance(field, dict) and field.get("name") == "timestamp" and "type" in field
+        else field
+        for field in schema["fields"]
+    ]
+    if len(set(units)) != 1:  # none, or two units in one union: fastavro reads it as it was
+        return schema, None
+    return schema | {"fields": fields}, units[0]
+
+
+# A typed time's microseconds a unit, and the times a bid may hold (the years 1-9999, as
+# fastavro's datetimes and the kernel read them), in microseconds from 1970.
+_TIME_UNITS = {"timestamp-millis": 1_000, "timestamp-micros": 1}
+_FIRST_MICROS, _LAST_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _time_text(value: int, unit: str) -> str | None:
+    """A typed time (``value`` in ``unit`` from 1970) as ISO text, as fastavro's datetime
+    prints it; None past the years 1-9999."""
+    from datetime import UTC, datetime, timedelta
+
+    micros = value * _TIME_UNITS[unit]
+    if not _FIRST_MICROS <= micros <= _LAST_MICROS:
+        return None
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()
+
+
+def _layout(record: Any, unit: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """One decoded record's canonical values, or (nothing, why it is not a bid request);
+    ``unit``: its typed time's, read as a number (:func:`_times_as_numbers`)."""
     if not isinstance(record, dict):
         kind = type(record).__name__
         return {}, f"type_invalid: an Avro {kind} value, not a bid-request record"
@@ -379,6 +460,10 @@ def _layout(record: Any) -> tuple[dict[str, Any], str | None]:
         value = record.get(name)
         if value is None:
             values[name] = None
+        elif name == "timestamp" and unit and type(value) is int:
+            values[name] = _time_text(value, unit)
+            if values[name] is None:
+                return {}, f"timestamp_invalid: {value} ({unit}) is past the years 1-9999"
         elif name == "timestamp" and not isinstance(value, str):
             values[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
         elif name == "ad_targeting":
@@ -459,7 +544,9 @@ def check_avro(data: bytes, max_decoded: int) -> int:
     if inflate is None:
         accepted = ", ".join(_INFLATE)
         raise AvroInvalid(f"codec {reader.codec!r} is not accepted; write with {accepted}")
-    parsed = fastavro.parse_schema(schema)
+    # A time past the years 1-9999 is the processor's to quarantine (timestamp_invalid),
+    # as any other field's value: read as its number, it frames.
+    parsed = fastavro.parse_schema(_times_as_numbers(schema)[0])
     # Blocks of a schema the compiled reader takes are checked by it (≈ 1 µs a record
     # against fastavro's ≈ 12); one it refuses is read by fastavro, which says why.
     native_fields = _native_fields(schema)

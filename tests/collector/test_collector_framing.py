@@ -156,3 +156,24 @@ def test_firehose_records_split_into_objects() -> None:
     assert code_of(split_objects, b'{"a":1} 7')[0] == "json_not_object"
     assert code_of(split_objects, b'{"a":1} {"b"')[0] == "json_invalid"
     assert code_of(split_objects, b"  ")[0] == "empty_body"
+
+
+def test_an_avro_body_with_a_time_past_the_years_1_to_9999_frames() -> None:
+    """A bid whose timestamp-millis is 2**62, in the canonical schema (time, text or null):
+    the body frames — the processor quarantines that record (``timestamp_invalid``), as any
+    other field's bad value — where the strict check's fastavro raised on the time and the
+    whole request was refused as ``avro_invalid``."""
+    import json
+    from pathlib import Path
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "advertisex/model/bid_request.avsc").read_text()
+    )
+    records = [
+        {"auction_id": f"a{n}", "timestamp": t, "user_id": "u"}
+        for n, t in enumerate([1_795_179_845_123, 2**62, 1_795_179_845_124])
+    ]
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema), records, codec="deflate")
+    framed = frame_avro(buffer.getvalue())
+    assert framed.records == 3
