@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -231,6 +232,13 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+# The longest attribution window a campaign may set (100 years, in seconds). The marts add
+# windows to event times in microseconds: 1e20 seconds loaded (a window in microseconds
+# given as seconds, say) passed 64 bits — the load itself failed as a bug, with the
+# file's row hash — and infinity was no whole number at all.
+MAX_WINDOW_SECONDS = 36_525 * 86_400  # 100 years of 365.25 days
+
+
 def convert(value: Any, arrow_type: pa.DataType) -> Any:
     """One raw cell → the Python value of ``arrow_type``; ValueError says what is wrong."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -244,16 +252,18 @@ def convert(value: Any, arrow_type: pa.DataType) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{value!r} is not a number") from None
-        if number != number or number < 0:
-            raise ValueError(f"{value!r} must be a non-negative number")
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{value!r} must be a finite non-negative number")
         return number
     if pa.types.is_integer(arrow_type):
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{value!r} is not a whole number of seconds") from None
-        if number != int(number) or number < 0:
+        if not math.isfinite(number) or number != int(number) or number < 0:
             raise ValueError(f"{value!r} must be a non-negative whole number of seconds")
+        if number > MAX_WINDOW_SECONDS:
+            raise ValueError(f"{value!r} is longer than a window can be (100 years)")
         return int(number)
     if pa.types.is_date(arrow_type):
         if isinstance(value, datetime):

@@ -103,7 +103,22 @@ def test_parquet_with_typed_dates_and_numbers(tmp_path):
             "line 2: start_date '14/11/2026' is not a date",
         ),
         ("x.csv", CAMPAIGNS_CSV.replace("99500.0", "lots"), None, "budget 'lots' is not a number"),
-        ("x.csv", CAMPAIGNS_CSV.replace("99500.0", "-5"), None, "must be a non-negative number"),
+        ("x.csv", CAMPAIGNS_CSV.replace("99500.0", "-5"), None, "must be a finite non-negative"),
+        # Infinity, and windows past 100 years (seconds given in microseconds, say): the
+        # load failed as a bug (no whole number; an integer past 64 bits in the row hash).
+        ("x.csv", CAMPAIGNS_CSV.replace("99500.0", "inf"), None, "must be a finite non-negative"),
+        (
+            "x.csv",
+            "campaign_id,click_window_seconds\ncmp-1,100000000000000000000\n",
+            None,
+            "line 2: click_window_seconds '100000000000000000000' is longer than a window can be",
+        ),
+        (
+            "x.csv",
+            "campaign_id,view_through_window_seconds\ncmp-1,inf\n",
+            None,
+            "must be a non-negative whole number of seconds",
+        ),
         ("x.csv", CAMPAIGNS_CSV.replace("cmp-002", "cmp-001"), None, "cmp-001 repeats line 2"),
         ("x.csv", CAMPAIGNS_CSV.replace("cmp-002", ""), None, "line 3: campaign_id is empty"),
         (
