@@ -35,6 +35,10 @@ MODELS = {
 }
 
 
+# The exclusive end of a range without an end: a few days before the last a date holds.
+_OPEN_HIGH = datetime(9999, 12, 30, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ReportOptions:
     """Days ``start``..``end`` (inclusive, UTC), one campaign or all, an attribution model."""
@@ -63,9 +67,10 @@ class ReportOptions:
 
     @property
     def high(self) -> datetime:
-        """Exclusive end: midnight after ``end``."""
-        if self.end is None:
-            return datetime(9999, 12, 30, tzinfo=UTC)
+        """Exclusive end: midnight after ``end`` (no end, or one in the last days a date
+        holds — ``--to 9999-12-31``, whose next midnight is past them —: open)."""
+        if self.end is None or self.end >= _OPEN_HIGH.date():
+            return _OPEN_HIGH
         return day_start(self.end) + timedelta(days=1)
 
     @property

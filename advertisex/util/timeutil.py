@@ -62,6 +62,19 @@ def parse_date(text: str, today: date | None = None) -> date:
         ) from e
 
 
+def days_from(day: date, days: int) -> date:
+    """``day`` moved by ``days``, held within the dates there are (year 1 to 9999): a
+    range around a user's date near either end stops there instead of failing.
+
+    >>> days_from(date(9999, 12, 20), 29), days_from(date(1, 1, 5), -29)
+    (datetime.date(9999, 12, 31), datetime.date(1, 1, 1))
+    """
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
+
+
 def parse_instant(text: str) -> datetime:
     """Parse an ISO-8601 instant; without an offset it is UTC.
 

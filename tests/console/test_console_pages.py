@@ -262,6 +262,16 @@ def test_bad_parameters_are_clear_json_errors(client: Any) -> None:
     assert page.status_code == 400 and 'id="error"' in page.text
 
 
+def test_ranges_at_the_ends_of_the_calendar_are_ranges(client: Any) -> None:
+    """A range from a date near year 9999 (or to one near year 1) is 30 days cut at the
+    calendar's end, and ``to=9999-12-31`` is open: each was a 500 (a date past 9999)."""
+    for path in ("/campaigns?from=9999-12-20", "/campaigns?to=0001-01-05"):
+        page = client.get(path, headers={"accept": "text/html"})
+        assert page.status_code == 200, path
+    answer = client.get("/api/v1/reports/campaigns?from=0001-01-01&to=9999-12-31")
+    assert answer.status_code == 200 and answer.json()
+
+
 def test_no_cross_origin_access_is_granted(client: Any) -> None:
     preflight = client.options(
         "/api/v1/query",
