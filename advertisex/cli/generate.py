@@ -89,6 +89,11 @@ def generate_command(
         raise UserInputError(
             str(error), hint="pass --start like 2026-11-20 or yesterday"
         ) from error
+    if first_day > date.max - timedelta(days=days):
+        raise UserInputError(
+            f"{days} days from {first_day} run past the calendar's last day (9999-12-31)",
+            hint="pass an earlier --start or fewer --days",
+        )
     faults = (
         FaultConfig.demo(new_campaign=True)
         if demo_faults

@@ -310,19 +310,32 @@ def _stepper(progress: Progress | None, total: int) -> Callable[[], None]:
     return step
 
 
+# The most a run may ask for: a billion events (≈ 450 GB of files: more is several runs,
+# each its own --out and --seed), a seed that truth.json's 64-bit integers hold, and ten
+# years of days. Past them the run failed as a bug: NumPy's arrays too big, JSON's
+# integers past 64 bits, dates past the calendar.
+MAX_EVENTS = 1_000_000_000
+MAX_SEED = 2**63 - 1
+MAX_DAYS = 3_660
+
+
 def check_arguments(events: int, seed: int, days: int) -> None:
     """Raise UserInputError, saying what to pass instead, for unusable arguments."""
-    if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+    if isinstance(events, bool) or not isinstance(events, int) or not 0 <= events <= MAX_EVENTS:
         raise UserInputError(
-            f"events must be a whole number of records, 0 or more; got {events!r}",
-            hint="pass e.g. --events 100000",
+            f"events must be a whole number of records from 0 to {MAX_EVENTS:,}; got {events!r}",
+            hint="pass e.g. --events 100000 (more than a billion: several runs, each its own "
+            "--out and --seed)",
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise UserInputError(
-            f"seed must be a non-negative whole number; got {seed!r}", hint="pass e.g. --seed 42"
+            f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}",
+            hint="pass e.g. --seed 42",
         )
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise UserInputError(f"days must be at least 1; got {days!r}", hint="pass e.g. --days 1")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise UserInputError(
+            f"days must be from 1 to {MAX_DAYS:,}; got {days!r}", hint="pass e.g. --days 1"
+        )
 
 
 def _prepare(out_dir: Path) -> Path:

@@ -82,6 +82,12 @@ def test_table_output_lists_sources(app: typer.Typer, tmp_path: Path) -> None:
         ["--events", "-1"],
         ["--events", "10", "--bot-rate", "1.5"],
         ["--events", "10", "--start", "nope"],
+        # Past what a run can ask for: each failed as a bug (NumPy's arrays too big,
+        # truth.json's integers past 64 bits, a date past the calendar).
+        ["--events", "99999999999999999999"],
+        ["--events", "10", "--seed", "99999999999999999999999"],
+        ["--events", "10", "--days", "999999999"],
+        ["--events", "10", "--days", "3", "--start", "9999-12-30"],
     ],
 )
 def test_bad_arguments_raise_user_errors(
