@@ -22,12 +22,16 @@ def console(
     port: int | None = typer.Option(None, "--port", "-p", help="TCP port (default 8081)."),
 ) -> None:
     """Serve the web console at / and the JSON read API at /api/v1 over this lake."""
-    from advertisex.cli.common import open_platform
+    from advertisex.api import AdvertiseX
+    from advertisex.cli.common import require_lake
+    from advertisex.config import load_settings
     from advertisex.console.server import serve
 
-    settings = open_platform().settings  # stops with a message where there is no lake
-    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = settings.model_copy(update={"console": settings.console.model_copy(update=update)})
+    # --host / --port checked as the configured ones are (a port past 65535 is a setting
+    # to fix, where a copy of the settings took it unchecked and the bind failed as a bug).
+    given = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = load_settings(**({"console": given} if given else {}))
+    require_lake(AdvertiseX(settings))  # stops with a message where there is no lake
 
     def ready(url: str) -> None:
         print_message(

@@ -152,6 +152,25 @@ def test_missing_input_paths(cli, tmp_path):
     check(code, err, failed_with="cannot write generated files")
 
 
+def test_values_past_what_an_option_holds(cli, tmp_path):
+    """Numbers and dates past their range, each a bug report before: the console's port
+    (a settings copy took it unchecked, the bind failed), the generator's events, seed
+    and days (NumPy's arrays, JSON's 64-bit integers, the calendar)."""
+    data = tmp_path / "data"
+    for port in ("-1", "70000"):
+        code, _, err = cli(data, "console", "--port", port)
+        check(code, err, failed_with=f"console.port = {port} is out of range")
+    generate = ["generate", "--out", str(tmp_path / "gen"), "--seed", "1"]
+    for extra, message in (
+        (["--events", "99999999999999999999"], "events must be a whole number"),
+        (["--events", "5", "--seed", "99999999999999999999999"], "seed must be"),
+        (["--events", "5", "--days", "999999999"], "days must be from 1"),
+        (["--events", "5", "--start", "9999-12-30", "--days", "3"], "past the calendar"),
+    ):
+        code, _, err = cli(data, *generate, *extra)
+        check(code, err, failed_with=message)
+
+
 UNREACHABLE_CATALOG = {
     "ADVERTISEX_LAKE__CATALOG_URI": "postgresql+psycopg2://ana:pw@127.0.0.1:{port}/lake"
 }
