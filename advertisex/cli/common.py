@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -116,6 +117,16 @@ def engine_failures(ax: Any) -> Iterator[None]:
             f"Spark failed: {lines[0][:300] if lines else type(error).__name__}",
             hint=f"Spark's own log: {spark_log(ax.settings)} (or run again with --verbose)",
         ) from None
+
+
+def positive_seconds(value: float, flag: str) -> float:
+    """``value`` of ``flag`` if it is a finite number of seconds above 0; else a user error
+    (``--interval -1`` looked again without pause, ``nan`` printed "every nan s")."""
+    if not math.isfinite(value) or value <= 0:
+        raise UserInputError(
+            f"{flag} {value:g} is not a number of seconds above 0", hint=f"e.g. {flag} 0.5"
+        )
+    return value
 
 
 def parse_day(value: str | None, flag: str) -> date | None:

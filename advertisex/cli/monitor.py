@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.common import FormatOption, open_platform
+from advertisex.cli.common import FormatOption, open_platform, positive_seconds
 from advertisex.cli.output import (
     Format,
     print_json,
@@ -39,7 +39,11 @@ def monitor(
         None, "--interval", help="Seconds between evaluations [default: monitor.interval_seconds]."
     ),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Serve Prometheus /metrics on this port (127.0.0.1)."
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus /metrics on this port (127.0.0.1).",
     ),
     fmt: Format = FormatOption,
 ) -> None:
@@ -83,6 +87,7 @@ def monitor(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     every = interval or ax.settings.monitor.interval_seconds
+    positive_seconds(every, "--interval")
     print_message(f"monitoring {ax.settings.data_dir} every {every:g} s; Ctrl-C to stop")
     mon.run(stop, every, lambda result: _print_evaluation(result, fmt))
 

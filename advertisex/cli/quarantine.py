@@ -80,7 +80,9 @@ def show(
     reason: str | None = ReasonOption,
     since: str | None = SinceOption,
     until: str | None = UntilOption,
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many records."),
+    limit: int = typer.Option(
+        20, "--limit", "-n", min=1, max=10**9, help="Show at most this many records."
+    ),
     fmt: Format = FormatOption,
 ) -> None:
     """Quarantined records: their reasons, landing file and position, and raw text."""

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -88,8 +89,10 @@ def up(
     The processor is ``process --follow`` (``--engine``/``--master`` passed on): with either
     engine it runs the scheduled maintenance (``maintenance.schedule``) between batches.
     """
+    from advertisex.cli.common import positive_seconds
     from advertisex.collector.server import check_binding
 
+    positive_seconds(interval, "--interval")  # the processor's: checked before it starts
     settings = _settings(host, port)
     check_binding(settings)  # fail here, in one place, before anything starts
     _check_writable(settings)
@@ -228,9 +231,10 @@ def follow_landing(
     verbose: bool = False,
 ) -> None:
     """Body of ``advertisex process --follow``: one line per committed batch until a signal."""
-    from advertisex.cli.common import open_platform, open_runner
+    from advertisex.cli.common import open_platform, open_runner, positive_seconds
     from advertisex.runners.follow import Follower
 
+    positive_seconds(interval, "--interval")
     ax = open_platform(create=True)
     runner = open_runner(ax, engine, master, verbose, decodes=True)
     stop = threading.Event()
@@ -358,9 +362,10 @@ def stream_to(
 
     if via not in ("http", "firehose"):
         raise UserInputError(f"unknown --via {via!r}", hint="use --via http or --via firehose")
-    if rate <= 0 or duration <= 0:
+    if not (math.isfinite(rate) and math.isfinite(duration)) or rate <= 0 or duration <= 0:
         raise UserInputError(
-            "--rate and --duration must be positive", hint="e.g. --rate 10000 --duration 60"
+            "--rate and --duration must be finite and positive",
+            hint="e.g. --rate 10000 --duration 60",
         )
     if not url.startswith(("http://", "https://")):
         raise UserInputError(

@@ -169,6 +169,19 @@ def test_values_past_what_an_option_holds(cli, tmp_path):
     ):
         code, _, err = cli(data, *generate, *extra)
         check(code, err, failed_with=message)
+    # Seconds that are no pause (a loop looking again at once, or "every nan s"), a rate
+    # past a double, a port or a limit past what the system call takes.
+    for verb in (["process", "--follow"], ["up"], ["monitor"]):
+        for seconds in ("-1", "nan"):
+            code, _, err = cli(data, *verb, "--interval", seconds)
+            check(code, err, failed_with="is not a number of seconds above 0")
+    streaming = ["generate", "--to", "http://127.0.0.1:9", "--duration", "1", "--rate"]
+    code, _, err = cli(data, *streaming, "nan")
+    check(code, err, failed_with="must be finite and positive")
+    code, _, err = cli(data, "monitor", "--metrics-port", "99999")
+    check(code, err, failed_with="Invalid value for '--metrics-port'")
+    code, _, err = cli(data, "quarantine", "show", "--limit", "99999999999999999999")
+    check(code, err, failed_with="Invalid value for '--limit'")
 
 
 UNREACHABLE_CATALOG = {
