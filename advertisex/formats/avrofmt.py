@@ -119,32 +119,29 @@ def _micros(times: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:
     no microsecond timestamp holds (4611686018427387904 as timestamp-millis) is null, its
     record ``timestamp_invalid`` with the value in its error's text. The whole column's
     cast failed on such a value, and the file went to the slow path, which stopped at the
-    record: every record after it was set aside with the file's unreadable rest. (A schema
-    only the slow path reads — the canonical one's three-way union — still stops there:
-    fastavro's own conversion of the time raises.)"""
+    record: every record after it was set aside with the file's unreadable rest."""
     target = pa.timestamp("us", tz="UTC")
     none = pa.nulls(len(times), pa.string())
     try:
         return times.cast(target), none
     except pa.ArrowInvalid:
-        per_micro = _MICROS_PER_UNIT.get(times.type.unit)
-        if per_micro is None:  # nanoseconds: the cast lost precision, not range
+        if times.type.unit != "ms":  # Avro's other unit is microseconds: never out of range
             raise
     values = np.asarray(pc.fill_null(times.cast(pa.int64()), 0), dtype=np.int64)
-    limit = np.iinfo(np.int64).max // per_micro
+    limit = np.iinfo(np.int64).max // _TIME_UNITS["timestamp-millis"]
     beyond = (values > limit) | (values < -limit)
     kept = pc.if_else(pa.array(beyond), pa.scalar(None, times.type), times)
-    unit = {"s": "seconds", "ms": "milliseconds"}[times.type.unit]
     errors = [
-        f"timestamp_invalid: {value} {unit} from 1970 is past any time in the years 1-9999"
-        if out
-        else None
+        _beyond_the_calendar(value, "timestamp-millis") if out else None
         for value, out in zip(values.tolist(), beyond.tolist(), strict=True)
     ]
     return kept.cast(target), pa.array(errors, pa.string())
 
 
-_MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000}
+def _beyond_the_calendar(value: int, logical_type: str) -> str:
+    """The framing error of a record whose typed time ``value`` no time of the years
+    1-9999 is."""
+    return f"timestamp_invalid: {value} ({logical_type}) is past the years 1-9999"
 
 
 def _read_native(data: Bytes, offset: int, schema: Any, codec: str) -> pa.Table | None:
@@ -387,15 +384,23 @@ def _records_by_block(
     import fastavro
 
     blocks = _blocks(data, offset, data[offset - 16 : offset])
-    start = offset
+    resume = offset  # where the blocks not read whole begin: the unreadable rest's bytes
     try:
         for start, count, block in blocks:
             body = io.BytesIO(_INFLATE[codec](block, _SALVAGE_BLOCK_BYTES, start))
             for _ in range(count):
                 rows.append(fastavro.schemaless_reader(body, parsed))
+            resume = _block_end(data, start)
     except Exception as error:  # a corrupt or truncated block, a record that does not decode
-        return start, f"avro_unreadable: {type(error).__name__}: {error}"
+        return resume, f"avro_unreadable: {type(error).__name__}: {error}"
     return None
+
+
+def _block_end(data: Bytes, start: int) -> int:
+    """Where the block that begins at ``start`` ends (after its sync marker)."""
+    _, at = _varint(data, start)
+    size, at = _varint(data, at)
+    return at + size + 16
 
 
 # An inflated block's most bytes on the record-by-record path (the decoder worker's memory
@@ -463,7 +468,7 @@ def _layout(record: Any, unit: str | None = None) -> tuple[dict[str, Any], str |
         elif name == "timestamp" and unit and type(value) is int:
             values[name] = _time_text(value, unit)
             if values[name] is None:
-                return {}, f"timestamp_invalid: {value} ({unit}) is past the years 1-9999"
+                return {}, _beyond_the_calendar(value, unit)
         elif name == "timestamp" and not isinstance(value, str):
             values[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
         elif name == "ad_targeting":

@@ -249,3 +249,30 @@ def test_a_typed_time_past_the_microsecond_range_is_its_record_alone(canonical: 
         1_795_179_845.124,
         1_795_179_845.125,
     ]
+
+
+def test_a_truncated_file_of_typed_times_keeps_earlier_blocks_record_by_record() -> None:
+    """The canonical schema with typed times, read block by block (times as numbers): a
+    file cut short keeps every record of its whole blocks, in order, and the rest is one
+    ``avro_unreadable`` record holding the bytes from the first block not read whole."""
+    import base64
+
+    schema = json.loads(CANONICAL.read_text())
+    records = [
+        {"auction_id": f"a{i}", "timestamp": 1_795_179_845_000 + i, "user_id": "u"}
+        for i in range(100)
+    ]
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema), records, sync_interval=200)
+    data = buffer.getvalue()
+    frame = frame_avro(data[: len(data) - 30])
+    errors = frame.column("frame_error").to_pylist()
+    assert errors[-1].startswith("avro_unreadable") and all(e is None for e in errors[:-1])
+    good = frame.column("auction_id").to_pylist()[:-1]
+    assert 0 < len(good) < 100 and good == [f"a{i}" for i in range(len(good))]
+    times = frame.column("timestamp").cast(pa.timestamp("us", tz="UTC")).to_pylist()[:-1]
+    assert [t.timestamp() * 1000 for t in times] == [
+        1_795_179_845_000 + i for i in range(len(good))
+    ]
+    rest = base64.b64decode(frame.column("raw").to_pylist()[-1].removeprefix("base64:"))
+    assert data[: len(data) - 30].endswith(rest) and len(rest) < len(data) // 2
