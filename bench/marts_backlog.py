@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from _args import positive
 from _checkout import use_this_checkout
-from process import OUT, PY, _dataset, _measured
+from process import OUT, PY, _measured, process_without_marts
 
 
 def _processed_lake(events: int) -> tuple[Path, Path]:
@@ -33,17 +32,8 @@ def _processed_lake(events: int) -> tuple[Path, Path]:
     if (template / "catalog.db").exists():
         return lake, template
     shutil.rmtree(lake.parent, ignore_errors=True)
-    source = _dataset(events)
-    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(lake))
-    env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "false"
     print(f"processing {events:,} events into {lake} without the marts (once) …", flush=True)
-    for verb in (["ingest", str(source)], ["process"]):
-        subprocess.run(
-            [PY, "-m", "advertisex.cli.app", *verb, "--format", "json"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    process_without_marts(events, lake)
     partial = template.with_name("template.partial")  # a copy cut short is never taken
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(lake, partial)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _args import positive
 from _checkout import use_this_checkout
-from process import PY, _dataset
+from process import process_without_marts
 
 TABLES = {
     "curated.impressions": "impressions",
@@ -46,16 +44,7 @@ def main() -> None:
     if lake is None:
         work = Path(tempfile.mkdtemp(prefix="adx-parquet-"))
         lake = work / "data"
-        env = dict(os.environ, ADVERTISEX_DATA_DIR=str(lake))
-        env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "false"
-        source = _dataset(args.events)
-        for command in (["ingest", str(source)], ["process"]):
-            subprocess.run(
-                [PY, "-m", "advertisex.cli.app", *command, "--format", "json"],
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+        process_without_marts(args.events, lake)
     try:
         _compare(lake, args.rounds)
     finally:

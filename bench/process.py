@@ -188,6 +188,21 @@ def _dataset(events: int) -> Path:
     return target
 
 
+def process_without_marts(events: int, lake: Path) -> None:
+    """The ``events``-event set (:func:`_dataset`) ingested and processed into the data
+    directory ``lake``, the marts left out: a lake for a benchmark of one step after it."""
+    env = dict(os.environ, ADVERTISEX_DATA_DIR=str(lake))
+    env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "false"
+    source = _dataset(events)
+    for verb in (["ingest", str(source)], ["process"]):
+        subprocess.run(
+            [PY, "-m", "advertisex.cli.app", *verb, "--format", "json"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=positive, default=2_000_000)

@@ -23,7 +23,9 @@ first touches) so that sums are exact in any order.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -198,9 +200,7 @@ def campaign_hourly(
     order, starts = key_groups(keys, [k for k, _ in _ORDER])
     if not len(starts):
         return CAMPAIGN_HOURLY.empty_table()
-    firsts = pa.array(order[starts])
-    columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in KEYS}
-    columns.update({m: pa.array(_summed(v[order], starts, m)) for m, v in measures.items()})
+    columns = _keys_and_sums(keys, measures.__getitem__, order, starts)
     group_users = _first_valid(users, order, starts)
     columns["unique_users"] = pa.array(sketch.estimate(group_users), pa.int64())
     columns["users"] = group_users
@@ -209,6 +209,21 @@ def campaign_hourly(
 
 # The rollup keys' types (those of every part: the engine's and the marts' schema agree).
 _KEY_SCHEMA = pa.schema([CAMPAIGN_HOURLY.field(k) for k in KEYS])
+
+
+def _keys_and_sums(
+    keys: pa.Table,
+    measure: Callable[[str], np.ndarray],
+    order: np.ndarray,
+    starts: np.ndarray,
+) -> dict[str, pa.Array]:
+    """Each group's keys (those of its first row) and :data:`MEASURES` summed
+    (:func:`_summed`; ``measure(m)``: a measure's values, asked for one at a time), the
+    groups as :func:`key_groups` gives them."""
+    firsts = pa.array(order[starts])
+    columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
+    columns.update({m: pa.array(_summed(measure(m)[order], starts, m)) for m in MEASURES})
+    return columns
 
 
 def _measure(part: pa.Table, measure: str) -> np.ndarray:
@@ -392,9 +407,7 @@ def _grouped(rows: pa.Table, keys: pa.Table) -> pa.Table:
     the keys' columns, then the measures summed, the groups' distinct users estimated and
     their user sketches merged."""
     order, starts = key_groups(keys, keys.column_names)
-    firsts = pa.array(order[starts])
-    columns: dict[str, pa.Array] = {k: keys.column(k).take(firsts) for k in keys.column_names}
-    columns.update({m: pa.array(_summed(_measure(rows, m)[order], starts, m)) for m in MEASURES})
+    columns = _keys_and_sums(keys, functools.partial(_measure, rows), order, starts)
     begins = np.zeros(rows.num_rows, dtype=np.int64)
     begins[starts] = 1
     group_of_row = np.empty(rows.num_rows, dtype=np.int64)
