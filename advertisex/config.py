@@ -56,6 +56,16 @@ _PLUGINS_SETTING = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
 os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
 
 
+# The longest span a setting of seconds, minutes, hours or days holds: a thousand years
+# (added to or taken from today, still a date). Past it a window, horizon, age or pause
+# overflowed the clocks it is added to (a date's 999,999,999 days, the system's time_t)
+# as a bug report where it now is this setting's own message.
+MAX_SPAN_DAYS = 365_250
+MAX_SPAN_HOURS = MAX_SPAN_DAYS * 24
+MAX_SPAN_MINUTES = MAX_SPAN_HOURS * 60
+MAX_SPAN_SECONDS = MAX_SPAN_MINUTES * 60
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -113,11 +123,15 @@ class ProcessorSettings(_Section):
         description="How far back (by event day) a repeat of an event id is recognised.",
     )
     future_skew_seconds: int = Field(
-        300, ge=0, description="Event times further than this in the future are quarantined."
+        300,
+        ge=0,
+        le=MAX_SPAN_SECONDS,
+        description="Event times further than this in the future are quarantined.",
     )
     max_event_age_days: int | None = Field(
         None,
         ge=1,
+        le=MAX_SPAN_DAYS,
         description="Quarantine events older than this many days; off by default (backfills are normal).",
     )
     ivt_filter: bool = Field(
@@ -142,6 +156,7 @@ class ProcessorSettings(_Section):
     decode_seconds: float = Field(
         30.0,
         gt=0,
+        le=MAX_SPAN_SECONDS,
         description="Time one segment's decoding may take (plus decode_seconds_per_mib); past "
         "it the segment is set aside with a reason and the rest of the batch commits.",
     )
@@ -199,7 +214,9 @@ class TrackingSettings(_Section):
     set_cookie: bool = Field(
         True, description="Give a browser without that cookie a new random user id cookie."
     )
-    cookie_max_age_days: int = Field(395, ge=0, description="Lifetime of that cookie.")
+    cookie_max_age_days: int = Field(
+        395, ge=0, le=MAX_SPAN_DAYS, description="Lifetime of that cookie."
+    )
     click_secret: SecretStr | None = Field(
         None,
         description="Global HMAC-SHA256 key that signs click links (/v1/c); without it and "
@@ -261,6 +278,7 @@ class CollectorSettings(_Section):
     avro_check_seconds: float = Field(
         5.0,
         gt=0,
+        le=MAX_SPAN_SECONDS,
         description="Time reading one Avro body in full before acknowledging it may take (in a "
         "decoder worker, off the event loop); past it the body is refused with 400.",
     )
@@ -275,7 +293,10 @@ class CollectorSettings(_Section):
     )
     segment_max_bytes: int = Field(64 << 20, ge=1, description="Seal an open segment at this size.")
     segment_max_age_seconds: float = Field(
-        1.0, gt=0, description="Seal an open segment this long after its first byte (freshness)."
+        1.0,
+        gt=0,
+        le=MAX_SPAN_SECONDS,
+        description="Seal an open segment this long after its first byte (freshness).",
     )
     fsync: bool = Field(
         True, description="fsync before acknowledging; off only for throwaway benchmarks."
@@ -298,9 +319,14 @@ class CollectorSettings(_Section):
         ge=0,
         description="Free disk space under the landing zone below which to answer 503.",
     )
-    retry_after_seconds: int = Field(2, ge=0, description="Retry-After sent with every 503.")
+    retry_after_seconds: int = Field(
+        2, ge=0, le=MAX_SPAN_SECONDS, description="Retry-After sent with every 503."
+    )
     idempotency_ttl_seconds: float = Field(
-        3600.0, ge=0, description="How long a response is remembered for its Idempotency-Key."
+        3600.0,
+        ge=0,
+        le=MAX_SPAN_SECONDS,
+        description="How long a response is remembered for its Idempotency-Key.",
     )
     idempotency_max_keys: int = Field(
         100_000,
@@ -322,16 +348,21 @@ class CollectorSettings(_Section):
         description="Firehose delivery stream name → source it lands in.",
     )
     shutdown_grace_seconds: float = Field(
-        10.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+        10.0,
+        ge=0,
+        le=MAX_SPAN_SECONDS,
+        description="On SIGTERM, how long in-flight requests may take to finish.",
     )
     header_timeout_seconds: float = Field(
         10.0,
         gt=0,
+        le=MAX_SPAN_SECONDS,
         description="A request's headers must arrive within this time of its first byte (408).",
     )
     body_timeout_seconds: float = Field(
         60.0,
         gt=0,
+        le=MAX_SPAN_SECONDS,
         description="A request's body must arrive within this time of its headers (408).",
     )
     max_unfinished_requests: int = Field(
@@ -380,12 +411,17 @@ class ConsoleSettings(_Section):
         5_000, ge=1, description="Most rows a console or API query returns (the rest is cut)."
     )
     query_timeout_seconds: float = Field(
-        30.0, gt=0, description="A console or API query running longer is stopped."
+        30.0,
+        gt=0,
+        le=MAX_SPAN_SECONDS,
+        description="A console or API query running longer is stopped.",
     )
     refresh_seconds: int = Field(
-        30, ge=1, description="How often the overview page reloads itself."
+        30, ge=1, le=MAX_SPAN_SECONDS, description="How often the overview page reloads itself."
     )
-    session_hours: float = Field(12.0, gt=0, description="A console sign-in lasts this long.")
+    session_hours: float = Field(
+        12.0, gt=0, le=MAX_SPAN_HOURS, description="A console sign-in lasts this long."
+    )
 
 
 class CorrelationSettings(_Section):
@@ -394,27 +430,32 @@ class CorrelationSettings(_Section):
     click_window_seconds: int = Field(
         3600,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="A click without a usable impression_id matches the latest impression "
         "of the same user and campaign at most this long before it.",
     )
     impression_id_horizon_seconds: int = Field(
         86400,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="How far before a click the impression it names may lie to match exactly.",
     )
     click_through_window_seconds: int = Field(
         7 * 86400,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="A conversion is credited to clicks at most this long before it.",
     )
     view_through_window_seconds: int = Field(
         86400,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="Without clicks, to impressions at most this long before it (view-through).",
     )
     auction_window_seconds: int = Field(
         3600,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="An impression wins the bid request with its auction_id within this time.",
     )
     campaigns_file: Path | None = Field(
@@ -428,6 +469,7 @@ class CorrelationSettings(_Section):
     follow_marts_every_seconds: float = Field(
         60.0,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="process --follow: bring the marts up to date at most this often "
         "(0: after every pass that committed batches).",
     )
@@ -544,6 +586,7 @@ class RetentionSettings(_Section):
     landing_days: int | None = Field(
         None,
         ge=1,
+        le=MAX_SPAN_DAYS,
         description="Processed landing segments older than this many landing days are deleted "
         "(after archiving, when `archive` is set); pending ones are never touched.",
     )
@@ -572,36 +615,45 @@ class ChannelSettings(_Section):
     topic_arn: str | None = Field(None, description="sns: topic to publish to (extra `aws`).")
     region: str | None = Field(None, description="sns: AWS region; default from the environment.")
     timeout_seconds: float = Field(
-        10.0, gt=0, description="Give up one delivery attempt after this."
+        10.0, gt=0, le=MAX_SPAN_SECONDS, description="Give up one delivery attempt after this."
     )
 
 
 class MonitorSettings(_Section):
     """Monitors, alert lifecycle and notification channels (``advertisex monitor``)."""
 
-    interval_seconds: float = Field(60.0, gt=0, description="Seconds between evaluations.")
+    interval_seconds: float = Field(
+        60.0, gt=0, le=MAX_SPAN_SECONDS, description="Seconds between evaluations."
+    )
     disabled: tuple[str, ...] = Field(
         (),
         description="Monitors to skip: freshness, delay, volume, rates, set_aside, business, "
         "discrepancy, schema.",
     )
-    lookback_days: int = Field(8, ge=1, description="History read for baselines (days).")
+    lookback_days: int = Field(
+        8, ge=1, le=MAX_SPAN_DAYS, description="History read for baselines (days)."
+    )
     settle_seconds: int = Field(
         900,
         ge=0,
+        le=MAX_SPAN_SECONDS,
         description="Event-level checks judge an hour this long after it ended (late data).",
     )
-    freshness_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
+    freshness_seconds: dict[str, Annotated[int, Field(ge=1, le=MAX_SPAN_SECONDS)]] = Field(
         {"impressions": 900, "clicks": 1800, "bids": 900},
         description="Expected longest gap between two landings, per source.",
     )
     delay_max_seconds: int = Field(
         900,
         ge=1,
+        le=MAX_SPAN_SECONDS,
         description="Bound on ingest-to-queryable time (landing to committed), per source.",
     )
     event_lag_max_seconds: int = Field(
-        4 * 3600, ge=1, description="Bound on the hourly p95 of ingest time minus event time."
+        4 * 3600,
+        ge=1,
+        le=MAX_SPAN_SECONDS,
+        description="Bound on the hourly p95 of ingest time minus event time.",
     )
     volume_sensitivity: float = Field(
         5.0,
@@ -612,14 +664,17 @@ class MonitorSettings(_Section):
         0.3, ge=0, description="…and the relative change from the seasonal median must exceed this."
     )
     volume_min_history_days: int = Field(
-        3, ge=1, description="Previous days with the same hour needed before volume is judged."
+        3,
+        ge=1,
+        le=MAX_SPAN_DAYS,
+        description="Previous days with the same hour needed before volume is judged.",
     )
     volume_min_expected: int = Field(
         200, ge=0, description="Judge volume only where the seasonal median has this many records."
     )
     volume_top_campaigns: int = Field(10, ge=0, description="Largest campaigns watched one by one.")
     rate_window_seconds: int = Field(
-        900, ge=1, description="Window of batches the rate checks sum."
+        900, ge=1, le=MAX_SPAN_SECONDS, description="Window of batches the rate checks sum."
     )
     rate_min_records: int = Field(500, ge=0, description="Judge rates only over this many records.")
     rate_max: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
@@ -633,7 +688,7 @@ class MonitorSettings(_Section):
         0.01, ge=0, le=1, description="…when it also rose by this much (absolute)."
     )
     business_window_hours: int = Field(
-        6, ge=1, description="Hours of CTR / conversion rate compared."
+        6, ge=1, le=MAX_SPAN_HOURS, description="Hours of CTR / conversion rate compared."
     )
     business_min_change: float = Field(
         0.4, ge=0, description="Relative change in CTR or conversion rate that is a shift."
@@ -662,7 +717,7 @@ class MonitorSettings(_Section):
     schema_min_rows: int = Field(
         500, ge=0, description="Rows of an hour needed to call a field missing."
     )
-    for_seconds: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    for_seconds: dict[str, Annotated[int, Field(ge=0, le=MAX_SPAN_SECONDS)]] = Field(
         {}, description="Override how long an alert stays pending before firing, by alertname."
     )
     severity: dict[str, Literal["critical", "warning", "info"]] = Field(
@@ -672,7 +727,10 @@ class MonitorSettings(_Section):
         ("source",), description="Alerts sharing these labels are one incident, one message."
     )
     repeat_interval_seconds: int = Field(
-        4 * 3600, ge=1, description="Re-send a still-firing incident this often."
+        4 * 3600,
+        ge=1,
+        le=MAX_SPAN_SECONDS,
+        description="Re-send a still-firing incident this often.",
     )
     send_resolved: bool = Field(True, description="Tell channels when an incident is resolved.")
     routes: dict[str, tuple[str, ...]] = Field(
@@ -683,11 +741,16 @@ class MonitorSettings(_Section):
         {"log": ChannelSettings()}, description="Channel name → where and how to send."
     )
     retry_base_seconds: float = Field(
-        2.0, gt=0, description="First retry delay of a failed delivery."
+        2.0, gt=0, le=MAX_SPAN_SECONDS, description="First retry delay of a failed delivery."
     )
-    retry_max_seconds: float = Field(300.0, gt=0, description="Longest delay between retries.")
+    retry_max_seconds: float = Field(
+        300.0, gt=0, le=MAX_SPAN_SECONDS, description="Longest delay between retries."
+    )
     retry_max_age_seconds: float = Field(
-        86400.0, gt=0, description="Give up on a message this old (it is kept, marked failed)."
+        86400.0,
+        gt=0,
+        le=MAX_SPAN_SECONDS,
+        description="Give up on a message this old (it is kept, marked failed).",
     )
     metrics_port: int | None = Field(
         None,

@@ -35,6 +35,52 @@ def test_an_out_of_range_value_names_the_setting_its_variable_and_the_range(monk
     assert "allowed: 0 to 3650" in message
 
 
+def _durations(model: type, prefix: str = "") -> list[tuple[str, object]]:
+    """(path, field info) of every setting of seconds, minutes, hours or days, nested
+    sections walked; a mapping's values by their annotation's own Field."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    found = []
+    for name, info in model.model_fields.items():
+        nested = [a for a in (get_args(info.annotation) or (info.annotation,)) if a is not None]
+        section = [a for a in nested if isinstance(a, type) and issubclass(a, BaseModel)]
+        if section:
+            found += _durations(section[0], f"{prefix}{name}.")
+        elif name.endswith(("_seconds", "_minutes", "_hours", "_days")):
+            metadata = list(info.metadata) + [
+                m for a in nested for arg in getattr(a, "__metadata__", ()) for m in arg.metadata
+            ]
+            found.append((prefix + name, metadata))
+    return found
+
+
+def test_every_span_of_time_has_an_upper_bound():
+    """A window, horizon, age or pause past what the clocks hold (1e20 seconds) was added to
+    a date or a timer and failed as a bug report (the monitor's lookback, settle and repeat,
+    the processor's future skew): every such setting now has its ``le``."""
+    from advertisex.config import Settings
+
+    spans = _durations(Settings)
+    assert len(spans) > 30  # the walk found them
+    unbounded = [path for path, metadata in spans if not any(
+        getattr(m, "le", None) is not None or getattr(m, "lt", None) is not None for m in metadata
+    )]  # fmt: skip
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["ADVERTISEX_MONITOR__LOOKBACK_DAYS", "ADVERTISEX_PROCESSOR__FUTURE_SKEW_SECONDS",
+     "ADVERTISEX_MONITOR__SETTLE_SECONDS", "ADVERTISEX_MONITOR__REPEAT_INTERVAL_SECONDS"],
+)  # fmt: skip
+def test_a_span_past_the_clocks_is_out_of_range(monkeypatch, variable):
+    monkeypatch.setenv(variable, "99999999999999999999")
+    with pytest.raises(ConfigError, match="is out of range; allowed: "):
+        load_settings()
+
+
 def test_values_inside_mappings_and_pairs_are_checked_too(monkeypatch):
     monkeypatch.setenv("ADVERTISEX_MONITOR__RATE_MAX__QUARANTINE", "3")
     with pytest.raises(

@@ -80,8 +80,7 @@ def open_runner(
     runner, or a Spark runner (whose master must answer now: see ``check_master``). Call
     ``stop()`` on it when done (it ends a Spark session the runner started). A caller that
     ``decodes`` landing segments has the embedded runner's decoder workers started now."""
-    if engine not in (None, "embedded", "spark"):
-        raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
+    check_engine(engine)
     if (engine or ax.settings.scale.engine) != "spark":
         if decodes and ax.settings.processor.decode_isolated:
             from advertisex.formats.bounded import warm
@@ -98,6 +97,12 @@ def open_runner(
     return SparkRunner(
         ax.settings, ax.lake, ax.landing, master=chosen, hooks=ax.commit_hooks, verbose=verbose
     )
+
+
+def check_engine(engine: str | None) -> None:
+    """``--engine``'s value, if one was given, names an engine; else a user error."""
+    if engine not in (None, "embedded", "spark"):
+        raise UserInputError(f"unknown engine {engine!r}", hint="use --engine embedded or spark")
 
 
 @contextlib.contextmanager
@@ -119,12 +124,21 @@ def engine_failures(ax: Any) -> Iterator[None]:
         ) from None
 
 
+# The longest pause between looks a loop takes (``--interval``): a day. Past what the
+# system's clocks hold (1e308 s) the first pause failed as a bug; a loop that looks once a
+# day is a cron job's.
+MAX_INTERVAL_SECONDS = 86_400
+
+
 def positive_seconds(value: float, flag: str) -> float:
-    """``value`` of ``flag`` if it is a finite number of seconds above 0; else a user error
-    (``--interval -1`` looked again without pause, ``nan`` printed "every nan s")."""
-    if not math.isfinite(value) or value <= 0:
+    """``value`` of ``flag`` if it is a number of seconds above 0 and at most a day; else a
+    user error (``--interval -1`` looked again without pause, ``nan`` printed "every nan s",
+    ``1e308`` overflowed the clock)."""
+    if not math.isfinite(value) or value <= 0 or value > MAX_INTERVAL_SECONDS:
         raise UserInputError(
-            f"{flag} {value:g} is not a number of seconds above 0", hint=f"e.g. {flag} 0.5"
+            f"{flag} {value:g} is not a number of seconds above 0 and at most "
+            f"{MAX_INTERVAL_SECONDS:,} (a day)",
+            hint=f"e.g. {flag} 0.5",
         )
     return value
 

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def generate_command(
-    out: Path | None = typer.Option(
+    out: str | None = typer.Option(
         None, "--out", help="Directory to write into (created if missing). Not with --to."
     ),
     events: int | None = typer.Option(
@@ -77,6 +77,10 @@ def generate_command(
             hint="e.g. advertisex generate --out data/raw --events 100000 --seed 7, "
             "or stream with --to http://127.0.0.1:8080",
         )
+    if not out.strip():  # Path("") is the current folder: an unset shell variable's "$DIR"
+        raise UserInputError(
+            "--out is empty", hint="name the folder to write into, e.g. --out data/raw"
+        )
     from advertisex.synth import FaultConfig
     from advertisex.synth.generator import check_arguments
     from advertisex.util.timeutil import parse_date, utcnow
@@ -105,7 +109,8 @@ def generate_command(
             conflict_rate=conflict_rate,
         )
     )
-    truth = _run_with_progress(out, events, seed, first_day, days, faults)
+    folder = Path(out)
+    truth = _run_with_progress(folder, events, seed, first_day, days, faults)
     if fmt is Format.json:
         print_json(truth)
         return
@@ -120,8 +125,8 @@ def generate_command(
         }
         for name, summary in truth["sources"].items()
     ]
-    print_rows(rows, fmt, title=f"Generated into {out}")
-    print_message(f"Ground truth: {out / 'truth.json'}")
+    print_rows(rows, fmt, title=f"Generated into {folder}")
+    print_message(f"Ground truth: {folder / 'truth.json'}")
 
 
 def _run_with_progress(

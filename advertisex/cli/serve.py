@@ -89,10 +89,11 @@ def up(
     The processor is ``process --follow`` (``--engine``/``--master`` passed on): with either
     engine it runs the scheduled maintenance (``maintenance.schedule``) between batches.
     """
-    from advertisex.cli.common import positive_seconds
+    from advertisex.cli.common import check_engine, positive_seconds
     from advertisex.collector.server import check_binding
 
     positive_seconds(interval, "--interval")  # the processor's: checked before it starts
+    check_engine(engine)
     settings = _settings(host, port)
     check_binding(settings)  # fail here, in one place, before anything starts
     _check_writable(settings)

@@ -76,12 +76,13 @@ def attribute_conversions(
       WHERE k.event_time <= w.event_time
         AND epoch_us(k.event_time) >= epoch_us(w.event_time) - w.ct_us
     ), unclicked AS (
-      SELECT v.*, epoch_us(v.event_time) // v.vt_us - b.k AS bucket
+      -- buckets at least 1 µs wide: a window of 0 matches the same instant only
+      SELECT v.*, epoch_us(v.event_time) // greatest(v.vt_us, 1) - b.k AS bucket
       FROM v ANTI JOIN (SELECT event_id FROM by_click UNION SELECT event_id FROM by_ref) c
         ON c.event_id = v.event_id, (VALUES (0), (1)) b(k)
     ), imp AS (
       SELECT i.impression_id, i.event_time, i.user_id, i.campaign_id,
-             epoch_us(i.event_time) // {imp_vt} AS bucket
+             epoch_us(i.event_time) // greatest({imp_vt}, 1) AS bucket
       FROM impressions i {imp_join}
       -- only users with a conversion no click earned (a few): one key to look up, before
       -- the bucket and the three-key join are worked out for every impression

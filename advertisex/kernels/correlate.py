@@ -143,10 +143,11 @@ def match_clicks(
         AND epoch_us(i.event_time) >= epoch_us(c.event_time) - c.idh_us
       GROUP BY c.event_id
     ), wanted AS (
-      SELECT c.*, epoch_us(c.event_time) // c.win_us - b.k AS bucket
+      -- buckets at least 1 µs wide: a window of 0 matches the same instant only
+      SELECT c.*, epoch_us(c.event_time) // greatest(c.win_us, 1) - b.k AS bucket
       FROM c ANTI JOIN exact e ON e.event_id = c.event_id, (VALUES (0), (1)) b(k)
     ), imp AS (
-      SELECT i.*, epoch_us(i.event_time) // {imp_win} AS bucket
+      SELECT i.*, epoch_us(i.event_time) // greatest({imp_win}, 1) AS bucket
       FROM impressions i {imp_join}
     ), fuzzy AS (
       SELECT f.event_id, max({_PICK}) AS m

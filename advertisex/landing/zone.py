@@ -1106,13 +1106,28 @@ def open_landing(settings: Settings) -> LandingZone:
     return ObjectStoreLandingZone(location, filesystem, base)
 
 
-def expand_paths(paths: Iterable[str]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files named directly, every file under a folder (recursively), or a glob's matches."""
+    files: list[Path] = []
+    for raw in paths:
+        # Path("") is the current folder: an unset shell variable's "$DIR" ingested it.
+        if isinstance(raw, str) and not raw.strip():
+            raise UserInputError(
+                "an empty path was given",
+                hint="name the files or folders to ingest (an empty variable in a script?)",
+            )
+        files.extend(_expanded(str(raw)))
+    return files
+
+
+def _expanded(raw: str) -> list[Path]:
+    """:func:`expand_paths` of one path; a name the system refuses to look up (too long, a
+    loop of links, a folder it may not enter) is the user's to fix, as a missing one is."""
     import glob
 
     files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
+    path = Path(raw)
+    try:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             if not found:
@@ -1131,6 +1146,12 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
                     hint="check the path; quote globs so the shell passes them through",
                 )
             files.extend(matches)
+    except OSError as error:
+        shown = raw if len(raw) <= 200 else f"{raw[:200]}… ({len(raw):,} characters)"
+        raise UserInputError(
+            f"cannot look up {shown}: {error.strerror or error}",
+            hint="check the path",
+        ) from None
     return files
 
 

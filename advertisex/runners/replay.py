@@ -47,7 +47,12 @@ def select_batches(lake: Lake, start: date | None, end: date | None) -> dict[str
     low = "" if start is None else f"{start:%Y-%m-%d}/"
     landed: set[str] = set()
     for source in SOURCES:
-        high = f"{source}0" if end is None else f"{source}/{end + timedelta(days=1):%Y-%m-%d}/"
+        # The day after ``end`` bounds it, where there is one (``--to 9999-12-31``: none).
+        high = (
+            f"{source}0"  # every name of the source ("0" sorts after its "/")
+            if end is None or end == date.max
+            else f"{source}/{end + timedelta(days=1):%Y-%m-%d}/"
+        )
         marks = lake.segment_marks(between=(f"{source}/{low}", high))
         landed |= {m.batch_id for name, m in marks.items() if landing_day(name) is not None}
     by_batch: dict[str, list[str]] = {}

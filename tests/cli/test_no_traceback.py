@@ -172,9 +172,9 @@ def test_values_past_what_an_option_holds(cli, tmp_path):
     # Seconds that are no pause (a loop looking again at once, or "every nan s"), a rate
     # past a double, a port or a limit past what the system call takes.
     for verb in (["process", "--follow"], ["up"], ["monitor"]):
-        for seconds in ("-1", "nan"):
+        for seconds in ("-1", "nan", "1e308", "86401"):  # 1e308: past the system's clock
             code, _, err = cli(data, *verb, "--interval", seconds)
-            check(code, err, failed_with="is not a number of seconds above 0")
+            check(code, err, failed_with="is not a number of seconds above 0 and at most 86,400")
     streaming = ["generate", "--to", "http://127.0.0.1:9", "--duration", "1", "--rate"]
     code, _, err = cli(data, *streaming, "nan")
     check(code, err, failed_with="must be finite and positive")
@@ -182,6 +182,33 @@ def test_values_past_what_an_option_holds(cli, tmp_path):
     check(code, err, failed_with="Invalid value for '--metrics-port'")
     code, _, err = cli(data, "quarantine", "show", "--limit", "99999999999999999999")
     check(code, err, failed_with="Invalid value for '--limit'")
+
+
+def test_paths_and_names_the_system_refuses(cli, tmp_path, seed_samples, monkeypatch):
+    """Found by sweeping every option with hostile values: a path longer than the system
+    looks up, an empty path (Path("") is the current folder: ``ingest "$UNSET"`` ingested
+    it, ``generate --out ""`` wrote into it), a replay to the last day there is, an engine
+    ``up`` passed to its processor."""
+    data = tmp_path / "data"
+    code, _, err = cli(data, "ingest", "x" * 5000)
+    check(code, err, failed_with="File name too long")
+    assert code == 2 and "(5,000 characters)" in err
+    for empty in ("", "  "):
+        code, _, err = cli(data, "ingest", str(seed_samples), empty)
+        check(code, err, failed_with="an empty path was given")
+    assert not data.exists()  # nothing of the named files was ingested either
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    code, _, err = cli(data, "generate", "--out", "", "--events", "5", "--seed", "1")
+    check(code, err, failed_with="--out is empty")
+    assert list(folder.iterdir()) == []  # Path("") was the current folder: written into
+    assert cli(data, "ingest", str(seed_samples))[0] == 0
+    code, _, err = cli(data, "replay", "--to", "9999-12-31")
+    check(code, err)
+    assert code == 0, err
+    code, _, err = cli(data, "up", "--port", str(dead_port()), "--engine", "0")
+    check(code, err, failed_with="unknown engine '0'")
 
 
 UNREACHABLE_CATALOG = {

@@ -97,6 +97,14 @@ def test_window_edges_are_inclusive_and_look_backwards_only() -> None:
     }
 
 
+def test_a_window_of_zero_matches_the_same_instant_only() -> None:
+    """0 is a window the settings allow: the time buckets, one window wide, were divided by
+    it (the engine's division by zero, a bug report from every marts update)."""
+    zero = Windows.from_seconds(click=0, impression_id=7200)
+    got = matches([imp("i1", 10), imp("i0", 9)], [click("k", 10), click("j", 11)], windows=zero)
+    assert got == {"k": ("window", "i1"), "j": ("orphan", None)}
+
+
 def test_named_creative_restricts_the_window_match() -> None:
     imps = [imp("ia", 0, creative="a"), imp("ib", 5, creative="b")]
     got = matches(imps, [click("k1", 10, ad_creative_id="a"), click("k2", 10)])

@@ -47,6 +47,21 @@ def attribute(
     return {r["event_id"]: r for r in out.to_pylist()}
 
 
+def test_a_view_through_window_of_zero_credits_the_same_instant_only() -> None:
+    """A window of 0 (the settings' lower bound) divided the time buckets by zero."""
+    zero = Windows.from_seconds(click_through=3600, view_through=0)
+    got = {
+        r["event_id"]: r["attribution"]
+        for r in attribute_conversions(
+            rows(IMP, [imp("i", 60)]),
+            rows(CLK, []),
+            rows(CNV, [conv("v", 60), conv("w", 61)]),
+            zero,
+        ).to_pylist()
+    }
+    assert got == {"v": "view", "w": "none"}
+
+
 def test_last_first_and_linear_credit_over_the_clicks_in_the_window() -> None:
     clicks = [click("k0", 0), click("k1", 10), click("k2", 20), click("k3", 50)]
     got = attribute([imp("i", 49)], clicks, [conv("v", 65)])["v"]
