@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("correlate.py", ["--impressions", "ten"], "at least 1"),
         ("threads.py", ["--top", "0"], "at least 1"),
         ("pandas_baseline.py", [], "the following arguments are required"),
+        ("sweep.py", ["--hang-seconds", "nan"], "above 0"),
     ],
 )
 def test_a_bad_argument_is_refused_in_one_line(script: str, argument: list[str], says: str) -> None:

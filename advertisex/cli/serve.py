@@ -90,7 +90,7 @@ def up(
     engine it runs the scheduled maintenance (``maintenance.schedule``) between batches.
     """
     from advertisex.cli.common import check_engine, positive_seconds
-    from advertisex.collector.server import check_binding
+    from advertisex.collector.server import check_binding, listen
 
     positive_seconds(interval, "--interval")  # the processor's: checked before it starts
     check_engine(engine)
@@ -98,6 +98,8 @@ def up(
     check_binding(settings)  # fail here, in one place, before anything starts
     _check_writable(settings)
     c = settings.collector
+    if c.port:  # a port taken already: said here, not by a collector started beside the rest
+        listen(c.host, c.port).close()
     base = [sys.executable, "-m", "advertisex.cli.app"]
     # Own sessions: a terminal Ctrl-C reaches only this process, which stops the children in
     # order — the collector first (it seals its segments), then the processor.
@@ -138,7 +140,11 @@ def up(
                 child.kill()
                 child.wait()
     if failed:
-        print_message(f"[bold red]stopped:[/] the {' and '.join(failed)} exited unexpectedly")
+        print_message(
+            f"[bold red]error:[/] the {' and '.join(failed)} exited unexpectedly, and "
+            "everything up started was stopped\n  → what it said is above; fix that, then "
+            "run advertisex up again"
+        )
         raise typer.Exit(1)
 
 

@@ -211,6 +211,18 @@ def test_paths_and_names_the_system_refuses(cli, tmp_path, seed_samples, monkeyp
     check(code, err, failed_with="unknown engine '0'")
 
 
+def test_up_on_a_taken_port_says_so_before_starting_anything(cli, tmp_path):
+    """It started the monitor and the processor, then its collector failed to bind and the
+    last line said only that the collector "exited unexpectedly"."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        code, _, err = cli(tmp_path / "data", "up", "--port", port)
+    check(code, err, failed_with=f"cannot listen on 127.0.0.1:{port}")
+    assert code == 2 and "monitoring" not in err, err
+
+
 UNREACHABLE_CATALOG = {
     "ADVERTISEX_LAKE__CATALOG_URI": "postgresql+psycopg2://ana:pw@127.0.0.1:{port}/lake"
 }

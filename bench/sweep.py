@@ -1,0 +1,312 @@
+"""Every CLI option and every numeric setting fed values past what it holds: what comes back.
+
+Walks the app's leaf commands (as ``tests/cli/test_no_traceback.py`` does, so a new verb or
+option is swept too) and the settings' numbers (``advertisex.config.Settings``), and runs
+each command with each option, or a verb that reads each setting with it, set to each of a
+list of hostile values: negative, zero, NaN, infinities, 1e308, integers past 64 bits,
+the calendar's ends, impossible dates, empty, blank and 5,000-character texts, path
+climbs, SQL and format strings. A small lake (2,000 generated events, ingested and
+processed) is there to reach past "there is no lake". Prints every invocation that ended in a
+traceback or the catch-all's "this is a bug" line, exited with a code other than 0, 1, 2
+or 130, or failed without an ``error:`` or usage line (BAD, with its stderr's end), and
+every one that ran longer than ``--hang-seconds`` without finishing (HUNG: a server or
+loop the values let start — not a fault in itself, listed to be looked at).
+
+Each invocation runs in this process's own interpreter, one after the other in a driver
+process (``--driver``) that is started again after a hang; generated files go to a
+temporary folder, the working directory included.
+
+    python bench/sweep.py [--only "report campaigns" --only ingest] [--no-settings]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import positive_seconds
+
+from advertisex.util.jsonutil import dumps_str, loads
+
+HERE = Path(__file__).resolve().parent
+BUG = "this is a bug in advertisex"
+
+VALUES = [
+    "-1", "0", "nan", "inf", "-inf", "1e308", "99999999999999999999",
+    "-99999999999999999999", "0.0000001", "0000-01-01", "9999-12-31", "10000-01-01",
+    "2026-02-30", "2026-11-20T25:00", "", " ", "x" * 5000, "../../../../etc/passwd",
+    "'; drop table x; --", "%s%n{0}", "\u202e?", "-", "--", "1,2", "@", "*",
+]  # fmt: skip
+SETTING_VALUES = ["-1", "0", "nan", "inf", "1e308", "99999999999999999999"]
+# A verb that reads each settings section, run with its setting set to each value.
+SECTION_VERBS = {
+    "PROCESSOR": ["replay", "--from", "2020-01-01"],
+    "CORRELATION": ["replay", "--from", "2020-01-01"],
+    "MONITOR": ["monitor", "--once"],
+    "MAINTENANCE": ["maintain"],
+    "CONSOLE": ["query", "select 1"],
+}
+
+
+def leaf_options() -> list[tuple[tuple[str, ...], str]]:
+    """(verb, option) of every leaf command's options and arguments but flags and
+    ``--format`` (a choice: parsing refuses what is not one)."""
+    import typer
+
+    from advertisex.cli.app import app
+
+    def walk(command: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+        if not hasattr(command, "list_commands"):
+            return [(path, command)]
+        context = typer.Context(command)
+        return [
+            leaf
+            for name in command.list_commands(context)
+            for leaf in walk(command.get_command(context, name), (*path, name))
+        ]
+
+    found = []
+    for verb, command in walk(typer.main.get_command(app), ()):
+        for param in command.params:
+            if param.param_type_name == "option" and (param.is_flag or "--format" in param.opts):
+                continue
+            name = param.opts[0] if param.param_type_name == "option" else f"ARG:{param.name}"
+            found.append((verb, name))
+    return found
+
+
+def numeric_settings() -> list[str]:
+    """The environment variable of every int or float setting, nested sections walked."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from advertisex.config import Settings
+
+    found = []
+
+    def walk(model: type[BaseModel], prefix: list[str]) -> None:
+        for name, info in model.model_fields.items():
+            kinds = [a for a in typing.get_args(info.annotation) or (info.annotation,) if a]
+            kind = next((a for a in kinds if a is not type(None)), info.annotation)
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, [*prefix, name])
+            elif kind in (int, float):
+                found.append("ADVERTISEX_" + "__".join(p.upper() for p in [*prefix, name]))
+
+    walk(Settings, [])
+    return found
+
+
+def with_value(base: list[str], option: str, value: str) -> list[str]:
+    """``base`` arguments with ``option`` (or the first positional argument) set to ``value``."""
+    args = list(base)
+    if option.startswith("ARG:"):
+        positional = [
+            i
+            for i, a in enumerate(args)
+            if not a.startswith("-") and (i == 0 or not args[i - 1].startswith("-"))
+        ]
+        if positional:
+            args[positional[0]] = value
+        else:
+            args.append(value)
+    elif option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+    return args
+
+
+def invocations(work: Path, only: set[str], settings: bool) -> list[dict[str, Any]]:
+    busy = socket.socket()  # servers given this port fail at once instead of serving on
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    invocations.busy = busy  # type: ignore[attr-defined]  # kept open for the sweep
+    base = {
+        ("generate",): ["--out", str(work / "gen"), "--events", "50", "--seed", "1"],
+        ("ingest",): [str(work / "drop.ndjson")],
+        ("keygen",): ["--name", "ana"],
+        ("sign-url",): ["--to", "https://shop.example/", "--campaign-id", "cmp-1"],
+        ("query",): ["select 1"],
+        ("monitor",): ["--once"],
+        ("forget",): ["--user-id", "u-1"],
+        ("demo",): ["--events", "50"],
+        ("dims", "load"): [str(work / "campaigns.csv")],
+        ("serve",): ["--port", port],
+        ("up",): ["--port", port],
+        ("console",): ["--port", port],
+    }
+    todo: list[dict[str, Any]] = []
+    for verb, option in leaf_options():
+        if only and " ".join(verb) not in only:
+            continue
+        for value in VALUES:
+            argv = [*verb, *with_value(base.get(verb, []), option, value)]
+            todo.append({"argv": argv, "env": {}})
+    if settings and not only:
+        for variable in numeric_settings():
+            verb = SECTION_VERBS.get(variable.split("__")[0].removeprefix("ADVERTISEX_"))
+            if verb is not None:
+                todo += [{"argv": verb, "env": {variable: v}} for v in SETTING_VALUES]
+    return todo
+
+
+def drive() -> None:
+    """The driver: runs the invocations on stdin from ``SWEEP_FROM`` to ``SWEEP_TO``, saying
+    START and END of each (and BAD with what it printed)."""
+    from advertisex.cli.app import main
+
+    todo = loads(sys.stdin.read())
+    ours = {k for k in os.environ if k.startswith("ADVERTISEX_")}
+    first, last = int(os.environ["SWEEP_FROM"]), int(os.environ["SWEEP_TO"])
+    for i, item in enumerate(todo[first:last], first):
+        print(f"START {i}", flush=True)
+        for name in [k for k in os.environ if k.startswith("ADVERTISEX_") and k not in ours]:
+            del os.environ[name]
+        os.environ.update(item["env"])
+        sys.argv = ["advertisex", *item["argv"]]
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException as escaped:  # what the CLI let through is the finding
+            code = -1
+            err.write(f"escaped the CLI: {type(escaped).__name__}: {escaped}")
+        said = err.getvalue()
+        bad = (
+            "Traceback" in said
+            or BUG in said
+            or code not in (0, 1, 2, 130)
+            or (code != 0 and not any(w in said for w in ("error:", "Usage:", "interrupted")))
+        )
+        print(f"END {i} {code}", flush=True)
+        if bad:
+            print("BAD " + dumps_str({"i": i, "code": code, "stderr": said[-1500:]}), flush=True)
+
+
+def sweep(todo: list[dict[str, Any]], env: dict[str, str], cwd: Path, hang: float) -> None:
+    bad: list[dict[str, Any]] = []
+    hung: list[int] = []
+    started = time.perf_counter()
+    at = 0
+    while at < len(todo):
+        # A verb's invocations in one driver; a server's each in its own (one that served
+        # on, or left its handlers behind, must not be blamed on the next).
+        end = at + 1
+        while end < len(todo) and _group(todo[end]) == _group(todo[at]) is not None:
+            end += 1
+        driver = subprocess.Popen(
+            [sys.executable, __file__, "--driver"],
+            cwd=cwd,
+            env={**env, "SWEEP_FROM": str(at), "SWEEP_TO": str(end)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert driver.stdin is not None and driver.stdout is not None
+        driver.stdin.write(dumps_str(todo))
+        driver.stdin.close()
+        waiting = selectors.DefaultSelector()
+        waiting.register(driver.stdout, selectors.EVENT_READ)
+        current, last = at, time.monotonic()
+        while True:
+            if not waiting.select(timeout=1):
+                if time.monotonic() - last > hang:  # this one runs on: the next driver goes on
+                    hung.append(current)
+                    print(f"HUNG {' '.join(todo[current]['argv'])[:160]}", flush=True)
+                    driver.kill()
+                    driver.wait()
+                    at = current + 1
+                    break
+                continue
+            line = driver.stdout.readline()
+            if not line:  # the driver ended: its items done, or it died (counted as BAD)
+                driver.wait()
+                if driver.returncode:
+                    bad.append({"i": current, "code": driver.returncode, "stderr": "driver died"})
+                    print(f"BAD  the driver died in {' '.join(todo[current]['argv'])[:160]}")
+                at = max(end, current + 1)
+                break
+            last = time.monotonic()
+            if line.startswith("START"):
+                current = int(line.split()[1])
+            elif line.startswith("BAD"):
+                found = loads(line[4:])
+                bad.append(found)
+                item = todo[found["i"]]
+                shown = " ".join(a if len(a) < 60 else f"{a[:20]}…({len(a)})" for a in item["argv"])
+                print(f"BAD  {shown} {item['env'] or ''} → exit {found['code']}", flush=True)
+                print("     " + found["stderr"].strip()[-600:].replace("\n", "\n     "), flush=True)
+    seconds = time.perf_counter() - started
+    print(
+        f"\n{len(todo):,} invocations in {seconds:.0f} s: {len(bad)} BAD, {len(hung)} HUNG "
+        "(a server or loop the values let start)"
+    )
+
+
+SERVERS = {"serve", "up", "console"}
+
+
+def _group(item: dict[str, Any]) -> str | None:
+    """Invocations of one group run in one driver: a verb's (settings by their variable's
+    section), a server's each alone (None)."""
+    verb = item["argv"][0]
+    if verb in SERVERS:
+        return None
+    return verb if not item["env"] else next(iter(item["env"])).split("__")[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", action="append", default=[], help='a verb, e.g. "report bids"')
+    parser.add_argument("--no-settings", action="store_true", help="options only")
+    parser.add_argument("--hang-seconds", type=positive_seconds, default=8.0)
+    args = parser.parse_args()
+    if args.driver:
+        drive()
+        return
+    work = Path(tempfile.mkdtemp(prefix="adx-sweep-"))
+    try:
+        env = {
+            **os.environ,
+            "ADVERTISEX_DATA_DIR": str(work / "data"),
+            "COLUMNS": "200",
+            "PYTHONPATH": str(HERE.parent),
+        }
+        cli = [sys.executable, "-m", "advertisex.cli.app"]
+        events = ["generate", "--out", str(work / "events"), "--events", "2000", "--seed", "1"]
+        for verb in (events, ["ingest", str(work / "events")], ["process"]):
+            subprocess.run([*cli, *verb], env=env, capture_output=True, check=True)
+        (work / "campaigns.csv").write_text("campaign_id,budget\ncmp-1,100\n")
+        (work / "drop.ndjson").write_text(
+            '{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"cr-1","user_id":"u-1"}\n'
+        )
+        todo = invocations(work, set(args.only), not args.no_settings)
+        print(f"{len(todo):,} invocations", flush=True)
+        cwd = work / "cwd"  # what a relative or empty path writes lands here
+        cwd.mkdir()
+        sweep(todo, env, cwd, args.hang_seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
