@@ -38,6 +38,7 @@ from advertisex.model.contracts import (
     BID_REQUIRED,
     CLICK_FIELDS,
     CLICK_REQUIRED,
+    EARLIEST_EVENT_TIME,
     EVENT_TYPES,
     IMPRESSION_FIELDS,
     IMPRESSION_REQUIRED,
@@ -68,10 +69,11 @@ class Rules:
     domains: Domains | None = None
 
     def params(self) -> dict[str, object]:
-        return {
-            "future_limit": self.now + self.future_skew,
-            "oldest": (self.now - self.max_age) if self.max_age else None,
-        }
+        # The configured maximum age, if any, and never before EARLIEST_EVENT_TIME.
+        oldest = EARLIEST_EVENT_TIME
+        if self.max_age and self.max_age < self.now - oldest:
+            oldest = self.now - self.max_age
+        return {"future_limit": self.now + self.future_skew, "oldest": oldest}
 
 
 # Normalized text of the event time, part of every payload hash.
@@ -439,11 +441,7 @@ def _times_and_costs(
     checks = {  # checks_sql's conditions, in its order
         "timestamp_invalid": pa.array(has_time & ~time_valid),
         "timestamp_in_future": pc.greater(event_time, pa.scalar(future_limit, event_time.type)),
-        "timestamp_too_old": (
-            pc.less(event_time, pa.scalar(oldest, event_time.type))
-            if oldest is not None
-            else pa.array(np.zeros(n, dtype=bool))
-        ),
+        "timestamp_too_old": pc.less(event_time, pa.scalar(oldest, event_time.type)),
     }
     assert tuple(checks) == _TIME_CHECKS
     return pa.table(

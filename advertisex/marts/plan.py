@@ -20,7 +20,8 @@ conversion; bids within the auction window of a new programmatic impression too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +31,7 @@ from advertisex.marts.store import Range, Slice, merge_ranges
 from advertisex.util import engine
 
 HOUR = timedelta(hours=1)
+When = TypeVar("When", bound=date)  # a date, or a datetime (one is the other's subclass)
 TICK = timedelta(microseconds=1)  # turns an inclusive end into a half-open one
 
 
@@ -76,11 +78,32 @@ def attribution_plan(
     return AttributionPlan(
         clicks=Slice("event_time", _range(start, click_end), who),
         conversions=Slice("event_time", _range(start, conversion_end), who),
-        impression_context=Slice("event_time", ((start - look_back, end + TICK),), who),
+        impression_context=Slice(
+            "event_time", ((moved(start, -look_back), moved(end, TICK)),), who
+        ),
         click_context=Slice(
-            "event_time", ((start - us * widest.click_through_us, end + TICK),), who
+            "event_time",
+            ((moved(start, -us * widest.click_through_us), moved(end, TICK)),),
+            who,
         ),
     )
+
+
+def moved(t: When, by: timedelta) -> When:
+    """``t + by``, held within the calendar (years 1-9999): an event at either end — which
+    a lake written before ``model.contracts.EARLIEST_EVENT_TIME`` may hold — bounds its
+    ranges there instead of failing every update after it.
+
+    >>> moved(datetime(1, 1, 1, 0, 30), -HOUR), moved(datetime(9999, 12, 31, 23, 30), HOUR)
+    (datetime.datetime(1, 1, 1, 0, 0), datetime.datetime(9999, 12, 31, 23, 59, 59, 999999))
+    """
+    try:
+        return t + by
+    except OverflowError:
+        if isinstance(t, datetime):
+            edge = datetime.min if by < timedelta(0) else datetime.max
+            return edge.replace(tzinfo=t.tzinfo)  # type: ignore[return-value]
+        return date.min if by < timedelta(0) else date.max  # type: ignore[return-value]
 
 
 def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:
@@ -94,26 +117,27 @@ def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:
 def hours_around(times: pa.Array | pa.ChunkedArray, reach: timedelta) -> set[datetime]:
     """Every hour within ``reach`` of any of ``times``."""
     steps = -(-reach // HOUR)
-    return {h + k * HOUR for h in hours_of(times) for k in range(-steps, steps + 1)}
+    hours = {moved(h, k * HOUR) for h in hours_of(times) for k in range(-steps, steps + 1)}
+    return {h for h in hours if h.minute == 0}  # not the calendar's last instant
 
 
 def hour_ranges(hours: set[datetime]) -> tuple[Range, ...]:
-    return merge_ranges((h, h + HOUR) for h in hours)
+    return merge_ranges((h, moved(h, HOUR)) for h in hours)
 
 
 def day_ranges(hours: set[datetime]) -> tuple[Range, ...]:
     """The UTC days of ``hours`` as [midnight, next midnight) ranges."""
     days = {h.replace(hour=0, minute=0, second=0, microsecond=0) for h in hours}
-    return merge_ranges((d, d + timedelta(days=1)) for d in days)
+    return merge_ranges((d, moved(d, timedelta(days=1))) for d in days)
 
 
 def reaching_forward(ranges: tuple[Range, ...], reach: timedelta) -> tuple[Range, ...]:
     """``ranges`` with each end pushed ``reach`` later (events that may look back into them)."""
-    return merge_ranges((lo, hi + reach) for lo, hi in ranges)
+    return merge_ranges((lo, moved(hi, reach)) for lo, hi in ranges)
 
 
 def widened(ranges: tuple[Range, ...], reach: timedelta) -> tuple[Range, ...]:
-    return merge_ranges((lo - reach, hi + reach) for lo, hi in ranges)
+    return merge_ranges((moved(lo, -reach), moved(hi, reach)) for lo, hi in ranges)
 
 
 def changed_hours(old: pa.Table, new: pa.Table, with_touches: bool = False) -> set[datetime]:
@@ -141,7 +165,7 @@ def _span(rows: pa.Table) -> tuple[datetime | None, datetime | None]:
 
 
 def _shift(t: datetime | None, by: timedelta) -> datetime | None:
-    return None if t is None else t + by
+    return None if t is None else moved(t, by)
 
 
 def _latest(*times: datetime | None) -> datetime | None:
@@ -150,4 +174,4 @@ def _latest(*times: datetime | None) -> datetime | None:
 
 
 def _range(start: datetime, end: datetime | None) -> tuple[Range, ...]:
-    return () if end is None or end < start else ((start, end + TICK),)
+    return () if end is None or end < start else ((start, moved(end, TICK)),)

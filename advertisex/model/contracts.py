@@ -5,6 +5,8 @@ The decoders and the standardize kernels read these; nothing else hard-codes fie
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 IMPRESSION_FIELDS = (
     "impression_id",
     "timestamp",
@@ -54,6 +56,12 @@ MAX_ID_LENGTH = 128  # ids are opaque tokens: no whitespace or control character
 # them a rollup key's sums pass 64 bits only after thousands of records at the bound.
 MAX_PRICE = 1_000_000
 MAX_CONVERSION_VALUE = 1_000_000_000
+# The earliest event time a record may carry: no ad was served before 1970 (epoch 0 is
+# accepted, a producer's "no time" more often than not). Earlier ones are quarantined
+# (``timestamp_too_old``) whatever ``processor.max_event_age_days`` says: accepted, an
+# impression of 0001-01-01 made every later incremental marts update fail, the hour
+# before its own being before the calendar's first.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 BID_FIELDS = (
     "auction_id",

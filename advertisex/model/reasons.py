@@ -140,8 +140,10 @@ CATALOGUE: dict[str, Reason] = {
         Reason(
             "timestamp_too_old",
             _ALL,
-            "The event time is older than the configured maximum age.",
-            "Raise processor.max_event_age_days if this backfill is intended.",
+            "The event time is before 1970-01-01 (no ad event is), or older than the "
+            "configured maximum age (processor.max_event_age_days, off by default).",
+            "Check the producer's timestamps; raise processor.max_event_age_days if a backfill "
+            "older than it is intended.",
         ),
         Reason(
             "event_type_invalid",

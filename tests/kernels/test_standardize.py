@@ -199,6 +199,24 @@ def test_max_age_rule_is_off_by_default_and_on_when_configured():
     assert rows[0]["reasons"] == ["timestamp_too_old"]
 
 
+def test_no_event_time_before_1970_is_accepted_whatever_the_maximum_age():
+    """Accepted, an impression of 0001-01-01 made every later incremental marts update fail
+    (the hour before its own is before the calendar's first). Epoch 0, a producer's "no
+    time" as often as not, is still accepted; so is a backfill of 1970 with the age check off."""
+    got = {
+        when: _impressions(GOOD % when)[0]["reasons"]
+        for when in ("0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z")
+    }
+    assert got == {
+        "0001-01-01T00:00:00Z": ["timestamp_too_old"],
+        "1969-12-31T23:59:59.999Z": ["timestamp_too_old"],
+        "1970-01-01T00:00:00Z": [],
+    }
+    frame = _frame(frame_json((GOOD % "1960-01-01T00:00:00Z").encode()))
+    rows = standardize_impressions(frame, Rules(NOW, max_age=timedelta(days=10**6))).to_pylist()
+    assert rows[0]["reasons"] == ["timestamp_too_old"]  # a maximum age past 1970 bounds nothing
+
+
 def test_clicks_event_type_and_values():
     data = (
         b"timestamp,user_id,campaign_id,event_type,conversion_value\n"

@@ -190,3 +190,34 @@ def test_a_click_arriving_after_the_conversion_that_names_it() -> None:
         for r in full.tables["marts.attributed_conversions"].to_pylist()
     }
     assert kinds == {"in": "click_id", "past": "none"}
+
+
+def test_an_event_at_the_calendars_start_does_not_stop_an_update() -> None:
+    """A lake written before events earlier than 1970 were quarantined may hold one of
+    0001-01-01: the hour before it and its auction window reached past the calendar, and
+    every incremental update after it failed. Its slices stop at the calendar's start."""
+    from datetime import UTC, datetime
+
+    first, last = datetime(1, 1, 1, 0, 10, tzinfo=UTC), minutes(30)
+    events = [
+        ("curated.impressions", {"impression_id": f"i{k}", "event_time": t, "user_id": "u0",
+                                 "campaign_id": "c0", "ad_creative_id": "a", "auction_id": f"a{k}"})
+        for k, t in enumerate((first, last))
+    ] + [
+        ("curated.bid_requests", {"auction_id": f"a{k}", "exchange": "x", "event_time": t,
+                                  "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a"})
+        for k, t in enumerate((first, last))
+    ] + [
+        ("curated.clicks", {"event_id": "k", "event_time": first, "user_id": "u0",
+                            "campaign_id": "c0"}),
+        ("curated.conversions", {"event_id": "v", "event_time": last, "user_id": "u0",
+                                 "campaign_id": "c0"}),
+    ]  # fmt: skip
+    curated, incremental = MemoryCurated(), MemoryMarts()
+    for batch in ([("curated.impressions", events[0][1])], events[1:]):
+        curated.append(_curated(batch))
+        maintain.update(curated, incremental, RULES)
+    everything, full = MemoryCurated(), MemoryMarts()
+    everything.append(_curated(events))
+    maintain.rebuild(everything, full, RULES)
+    assert canonical(incremental) == canonical(full)
