@@ -43,6 +43,25 @@ def detect_source(path: Path, head: bytes) -> str | None:
     return None
 
 
+def landing_format(source: str, head: bytes) -> str | None:
+    """How a file of ``source`` whose first bytes are ``head`` lands (``ndjson`` or ``avro``),
+    where that is not the source's usual format; None where it is. Bids are Avro unless
+    they are not an Avro container (then JSON: the only other form bids arrive in), clicks
+    CSV unless they are JSON objects. Named by the source alone, bids sent as JSON lines
+    were decoded as Avro and set aside whole (``avro_unreadable``)."""
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            head = gzip.decompress(head)
+        except (OSError, EOFError):
+            head = _partial_gunzip(head)
+    head = strip_bom(head)
+    if source == "bids":
+        return None if head.startswith(b"Obj\x01") else "ndjson"
+    if source == "clicks" and head.lstrip().startswith((b"{", b"[")):
+        return "ndjson"
+    return None
+
+
 def _partial_gunzip(data: bytes) -> bytes:
     import zlib
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from blake3 import blake3
 
 from advertisex.errors import StorageError, UserInputError
-from advertisex.landing.detect import SOURCES, detect_source
+from advertisex.landing.detect import SOURCES, detect_source, landing_format
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import os_reason, start_writeback
@@ -88,10 +88,17 @@ class ReadFile:
     # (:func:`legacy_marker`); None when it holds none.
     legacy_digest: str | None = None
     staged: StagedCopy | None = None  # the bytes, copied into the landing zone unnamed
+    # How its records are written (a landing format: ``FORMATS``), where it is not its
+    # source's usual one: bids sent as JSON are landed as JSON, not named Avro.
+    fmt: str | None = None
 
     @property
     def label(self) -> str:
         return f"file-{self.digest[:16]}"
+
+    def name_at(self, at: datetime) -> str:
+        """The segment name this file lands as at ``at``."""
+        return segment_name(self.source, fmt=self.fmt, label=self.label, at=at)
 
     def release(self) -> None:
         """Let the staged copy go (unless landed, it disappears)."""
@@ -280,7 +287,8 @@ class LandingZone:
                 "pass --source if it is one",
             )
         legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
-        return ReadFile(path, data, detected, content_hash(data), legacy, staged)
+        fmt = landing_format(detected, bytes(data[:65536]))
+        return ReadFile(path, data, detected, content_hash(data), legacy, staged, fmt)
 
     def _stage(self, path: Path) -> StagedCopy | IngestResult | None:
         """``path`` copied into the landing zone unnamed (:func:`~.staged.stage`), why it
@@ -322,10 +330,12 @@ class LandingZone:
         """Land a read file as a new segment landed at ``at`` (its staged copy named, else
         its bytes written) and index its content hash: both, or (a full disk) neither."""
         at = at or utcnow()
-        with self._indexing(read.digest, segment_name(read.source, label=read.label, at=at)):
+        with self._indexing(read.digest, read.name_at(at)):
             name = self._link_staged(read, at) if read.staged is not None else None
             if name is None:
-                name = self.write_segment(read.source, read.data, label=read.label, at=at).name
+                name = self.write_segment(
+                    read.source, read.data, fmt=read.fmt, label=read.label, at=at
+                ).name
         return IngestResult(str(read.path), "landed", read.source, name, bytes=len(read.data))
 
     @contextlib.contextmanager
@@ -392,7 +402,9 @@ class LandingZone:
         this zone cannot link it (its bytes are then written as a segment)."""
         assert read.staged is not None
         try:
-            relative, final, _ = self.new_segment_path(read.source, label=read.label, at=at)
+            relative, final, _ = self.new_segment_path(
+                read.source, fmt=read.fmt, label=read.label, at=at
+            )
             read.staged.link(final)
         except Unsupported:
             self._staging = False
@@ -893,7 +905,7 @@ class Ingest:
                 found = self.zone.already(read)
                 if found is not None:
                     return found
-                self._claimed[read.digest] = segment_name(read.source, label=read.label, at=at)
+                self._claimed[read.digest] = read.name_at(at)
             finally:
                 decided.set()
             return self.zone.land(read, at)

@@ -41,3 +41,34 @@ def test_ingest_of_an_empty_folder_or_a_mistyped_path_fails_and_makes_no_lake(cl
     code, _, err = cli(data, "ingest", str(tmp_path / "nope" / "*.csv"))
     assert code == 2 and "no such file, folder or matching glob" in err
     assert not data.exists() and "created a new lake" not in err
+
+
+def test_bids_and_clicks_as_json_files_land_as_json(cli, tmp_path):
+    """Segments were named by their source alone: bids sent as JSON lines landed named
+    Avro and were set aside whole as ``avro_unreadable``, clicks as JSON parsed as CSV.
+    The collector takes both as JSON; so does ingest now."""
+    bid = {
+        "auction_id": "a-1",
+        "exchange": "x",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "campaign_id": "cmp-1",
+        "ad_creative_id": "cr-1",
+        "user_id": "u-1",
+        "bid_price": 1.2,
+    }
+    click = {"event_id": "e-1", "timestamp": "2026-11-20T10:00:05Z", "user_id": "u-1",
+             "campaign_id": "cmp-1", "ad_creative_id": "cr-1", "event_type": "click"}  # fmt: skip
+    (tmp_path / "bids.json").write_text(
+        "\n".join(json.dumps({**bid, "auction_id": f"a-{k}"}) for k in range(3)) + "\n"
+    )
+    (tmp_path / "clicks.json").write_text(json.dumps([click, {**click, "event_id": "e-2"}]))
+    data = tmp_path / "data"
+    for name, source in (("bids.json", "bids"), ("clicks.json", "clicks")):
+        code, out, _ = cli(
+            data, "ingest", str(tmp_path / name), "--source", source, "--format", "json"
+        )
+        assert code == 0 and json.loads(out)[0]["segment"].endswith(".ndjson")
+    code, out, err = cli(data, "process", "--format", "json")
+    assert code == 0, err
+    accepted = {s["source"]: (s["accepted"], s["quarantined"]) for s in json.loads(out)["sources"]}
+    assert accepted == {"bids": (3, 0), "clicks": (2, 0)}
