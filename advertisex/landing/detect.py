@@ -21,12 +21,7 @@ _JSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 
 def detect_source(path: Path, head: bytes) -> str | None:
     """The source of a file whose first bytes are ``head``; None if it is not an event file."""
-    if head.startswith(b"\x1f\x8b"):
-        try:
-            head = gzip.decompress(head)
-        except (OSError, EOFError):
-            head = _partial_gunzip(head)
-    head = strip_bom(head)
+    head = _unwrapped(head)
     if head.startswith(b"Obj\x01"):
         return "bids"
     stripped = head.lstrip()
@@ -49,17 +44,22 @@ def landing_format(source: str, head: bytes) -> str | None:
     they are not an Avro container (then JSON: the only other form bids arrive in), clicks
     CSV unless they are JSON objects. Named by the source alone, bids sent as JSON lines
     were decoded as Avro and set aside whole (``avro_unreadable``)."""
-    if head.startswith(b"\x1f\x8b"):
-        try:
-            head = gzip.decompress(head)
-        except (OSError, EOFError):
-            head = _partial_gunzip(head)
-    head = strip_bom(head)
+    head = _unwrapped(head)
     if source == "bids":
         return None if head.startswith(b"Obj\x01") else "ndjson"
     if source == "clicks" and head.lstrip().startswith((b"{", b"[")):
         return "ndjson"
     return None
+
+
+def _unwrapped(head: bytes) -> bytes:
+    """A file's first bytes as its records start: un-gzipped (as far as they go), no BOM."""
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            head = gzip.decompress(head)
+        except (OSError, EOFError):
+            head = _partial_gunzip(head)
+    return strip_bom(head)
 
 
 def _partial_gunzip(data: bytes) -> bytes:

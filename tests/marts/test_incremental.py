@@ -177,14 +177,7 @@ def test_a_click_arriving_after_the_conversion_that_names_it() -> None:
     events = [("curated.clicks", click)] + [
         ("curated.conversions", {"user_id": "u0", "campaign_id": "c0", **c}) for c in conversions
     ]
-    curated, incremental = MemoryCurated(), MemoryMarts()
-    for batch in (events[1:], events[:1]):
-        curated.append(_curated(batch))
-        maintain.update(curated, incremental, RULES)
-    everything, full = MemoryCurated(), MemoryMarts()
-    everything.append(_curated(events))
-    maintain.rebuild(everything, full, RULES)
-    assert canonical(incremental) == canonical(full)
+    full = _updated_as_rebuilt((events[1:], events[:1]), events)
     kinds = {
         r["event_id"]: r["attribution"]
         for r in full.tables["marts.attributed_conversions"].to_pylist()
@@ -213,11 +206,17 @@ def test_an_event_at_the_calendars_start_does_not_stop_an_update() -> None:
         ("curated.conversions", {"event_id": "v", "event_time": last, "user_id": "u0",
                                  "campaign_id": "c0"}),
     ]  # fmt: skip
+    _updated_as_rebuilt(([("curated.impressions", events[0][1])], events[1:]), events)
+
+
+def _updated_as_rebuilt(batches: Any, events: list[tuple[str, dict[str, Any]]]) -> MemoryMarts:
+    """The marts updated batch by batch equal those rebuilt from ``events``; the rebuilt."""
     curated, incremental = MemoryCurated(), MemoryMarts()
-    for batch in ([("curated.impressions", events[0][1])], events[1:]):
+    for batch in batches:
         curated.append(_curated(batch))
         maintain.update(curated, incremental, RULES)
     everything, full = MemoryCurated(), MemoryMarts()
     everything.append(_curated(events))
     maintain.rebuild(everything, full, RULES)
     assert canonical(incremental) == canonical(full)
+    return full
