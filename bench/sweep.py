@@ -16,7 +16,16 @@ Each invocation runs in this process's own interpreter, one after the other in a
 process (``--driver``) that is started again after a hang; generated files go to a
 temporary folder, the working directory included.
 
+With ``--records`` the values go into the records instead: every field of each source's
+contract (``advertisex.model.contracts``: impressions as NDJSON, bids as JSON lines,
+clicks and conversions as CSV) set to each value — as JSON of every type and as raw
+number tokens past what a double holds — one record per field and value beside a
+generated day of traffic; then ``ingest``, ``process`` (every source's accounting must
+balance), every report, ``monitor --once``, ``maintain``, ``report refresh`` and
+``forget`` of a user, each checked as above.
+
     python bench/sweep.py [--only "report campaigns" --only ingest] [--no-settings]
+    python bench/sweep.py --records
 """
 
 from __future__ import annotations
@@ -261,6 +270,130 @@ def sweep(todo: list[dict[str, Any]], env: dict[str, str], cwd: Path, hang: floa
     )
 
 
+# What a JSON field is set to in --records (besides VALUES' texts): every JSON type, and
+# numbers at and past the ends of a double and of 64 bits.
+JSON_VALUES: list[Any] = [
+    1e308, -1e308, -0.0, 0, -1, 2**63, 1.5, 5e-324, True, False, None, [], {},
+    {"a": {"b": [1, 2]}}, 253402300800, -62135596801, "\u0000", "NaN", "Infinity",
+    "2026-12-05T00:14:18.188+99:00",
+]  # fmt: skip
+RAW_NUMBERS = [
+    "1e400",
+    "-1e400",
+    "NaN",
+    "Infinity",
+    "1" * 400,
+    str(10**25),
+    str(2**64),
+    str(-(2**64)),
+    "[" * 5000 + "]" * 5000,
+    "01",
+]  # fmt: skip  (as written, not through the encoder: past 64 bits or not JSON at all)
+
+
+def hostile_records(gen: Path, out: Path) -> tuple[list[tuple[str, Path]], str]:
+    """(source, file) of records with each contract field set to each hostile value, one
+    record per field and value, built from the generated set's first record of each kind;
+    and the user of those records (one to forget)."""
+    import csv
+    import io
+
+    from advertisex.model.contracts import BID_FIELDS, CLICK_FIELDS, IMPRESSION_FIELDS
+
+    impression = loads(next(f for f in sorted((gen / "impressions").iterdir())).read_bytes()
+                       .split(b"\n", 1)[0])  # fmt: skip
+    rows = [r for f in sorted((gen / "clicks").iterdir()) for r in csv.DictReader(f.open())]
+    click = next(r for r in rows if r["event_type"] == "click")
+    conversion = next(
+        (r for r in rows if r["event_type"] == "conversion"),
+        {**click, "event_type": "conversion", "conversion_type": "purchase",
+         "conversion_value": "10.0", "currency": "USD"},
+    )  # fmt: skip
+    bid = {
+        "auction_id": "a-0", "timestamp": impression["timestamp"],
+        "user_id": impression["user_id"], "exchange": "x", "site_domain": "news.example",
+        "device_type": "mobile", "country": "US", "floor_price": 0.5, "ad_targeting": {},
+        "bid_price": 1.2, "campaign_id": impression["campaign_id"],
+        "ad_creative_id": impression["ad_creative_id"],
+    }  # fmt: skip
+    texts = [v for v in VALUES if len(v) < 1000] + ["x" * 100_000]
+
+    def json_lines(base: dict[str, Any], fields: tuple[str, ...], key: str) -> str:
+        lines = []
+        for field in fields:
+            for k, value in enumerate([*JSON_VALUES, *texts, *RAW_NUMBERS]):
+                record = {**base, key: f"{key}-{field}-{k}"}
+                raw = k >= len(JSON_VALUES) + len(texts)
+                record[field] = "@RAW@" if raw else value
+                line = dumps_str(record)
+                lines.append(line.replace('"@RAW@"', value) if raw else line)
+        return "\n".join(lines) + "\n"
+
+    files = []
+    for source, base, fields, key, name in (
+        ("impressions", impression, IMPRESSION_FIELDS, "impression_id", "impressions.ndjson"),
+        ("bids", bid, BID_FIELDS, "auction_id", "bids.json"),
+    ):
+        (out / name).write_text(json_lines(base, fields, key))
+        files.append((source, out / name))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(click))
+    writer.writeheader()
+    for base in (click, conversion):
+        for field in [f for f in CLICK_FIELDS if f in base]:
+            for k, value in enumerate(texts):
+                writer.writerow(
+                    {**base, field: value, "event_id": f"e-{base['event_type']}-{field}-{k}"}
+                )
+    (out / "clicks.csv").write_text(table.getvalue())
+    files.append(("clicks", out / "clicks.csv"))
+    return files, impression["user_id"]
+
+
+def sweep_records(work: Path, env: dict[str, str]) -> None:
+    """--records: hostile records through ingest, process and every verb after them."""
+    cli = [sys.executable, "-m", "advertisex.cli.app"]
+    out = work / "records"
+    out.mkdir()
+    bad = 0
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        nonlocal bad
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, cwd=work)
+        wrong = (
+            "Traceback" in done.stderr
+            or BUG in done.stderr
+            or done.returncode not in (0, 2)
+            or (done.returncode and "error:" not in done.stderr)
+        )
+        bad += wrong
+        print(f"{'BAD ' if wrong else 'ok  '} {' '.join(args)[:90]} → exit {done.returncode}")
+        if wrong:
+            print("     " + done.stderr.strip()[-800:].replace("\n", "\n     "))
+        return done
+
+    gen = work / "events"
+    files, user = hostile_records(gen, out)
+    for source, path in files:
+        run("ingest", str(path), "--source", source)
+    done = run("process", "--format", "json")
+    if done.returncode == 0:
+        for account in loads(done.stdout)["sources"]:
+            balanced = account["balanced"]
+            bad += not balanced
+            print(f"     {account['source']:<12} {account['records_in']:>6,} in: "
+                  f"{account['accepted']:,} accepted, {account['quarantined']:,} quarantined, "
+                  f"{account['duplicates']:,} duplicates — {'balanced' if balanced else 'NOT BALANCED'}")  # fmt: skip
+    for verb in (
+        ["report", "campaigns"], ["report", "hourly"], ["report", "bids"], ["report", "funnel"],
+        ["report", "users"], ["monitor", "--once"], ["quarantine", "list"],
+        ["quarantine", "show", "--limit", "5"], ["status"], ["maintain"], ["report", "refresh"],
+        ["forget", "--user-id", user], ["process"],
+    ):  # fmt: skip
+        run(*verb)
+    print(f"\n{len(files)} files of hostile records: {bad} BAD")
+
+
 SERVERS = {"serve", "up", "console"}
 
 
@@ -279,6 +412,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help='a verb, e.g. "report bids"')
     parser.add_argument("--no-settings", action="store_true", help="options only")
     parser.add_argument("--hang-seconds", type=positive_seconds, default=8.0)
+    parser.add_argument("--records", action="store_true", help="hostile values in the records")
     args = parser.parse_args()
     if args.driver:
         drive()
@@ -299,6 +433,9 @@ def main() -> None:
         (work / "drop.ndjson").write_text(
             '{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"cr-1","user_id":"u-1"}\n'
         )
+        if args.records:
+            sweep_records(work, env)
+            return
         todo = invocations(work, set(args.only), not args.no_settings)
         print(f"{len(todo):,} invocations", flush=True)
         cwd = work / "cwd"  # what a relative or empty path writes lands here
