@@ -139,12 +139,8 @@ def with_value(base: list[str], option: str, value: str) -> list[str]:
     return args
 
 
-def invocations(work: Path, only: set[str], settings: bool) -> list[dict[str, Any]]:
-    busy = socket.socket()  # servers given this port fail at once instead of serving on
-    busy.bind(("127.0.0.1", 0))
-    busy.listen()
-    port = str(busy.getsockname()[1])
-    invocations.busy = busy  # type: ignore[attr-defined]  # kept open for the sweep
+def invocations(work: Path, only: set[str], settings: bool, port: str) -> list[dict[str, Any]]:
+    """Every (argv, environment) to run; ``port``: one taken, for the servers' base arguments."""
     base = {
         ("generate",): ["--out", str(work / "gen"), "--events", "50", "--seed", "1"],
         ("ingest",): [str(work / "drop.ndjson")],
@@ -436,11 +432,14 @@ def main() -> None:
         if args.records:
             sweep_records(work, env)
             return
-        todo = invocations(work, set(args.only), not args.no_settings)
-        print(f"{len(todo):,} invocations", flush=True)
-        cwd = work / "cwd"  # what a relative or empty path writes lands here
-        cwd.mkdir()
-        sweep(todo, env, cwd, args.hang_seconds)
+        # Servers given a port taken here fail at once instead of serving on.
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = str(taken.getsockname()[1])
+            todo = invocations(work, set(args.only), not args.no_settings, port)
+            print(f"{len(todo):,} invocations", flush=True)
+            cwd = work / "cwd"  # what a relative or empty path writes lands here
+            cwd.mkdir()
+            sweep(todo, env, cwd, args.hang_seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -21,7 +21,7 @@ _JSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 
 def detect_source(path: Path, head: bytes) -> str | None:
     """The source of a file whose first bytes are ``head``; None if it is not an event file."""
-    head = _unwrapped(head)
+    head = unwrapped(head)
     if head.startswith(b"Obj\x01"):
         return "bids"
     stripped = head.lstrip()
@@ -44,7 +44,7 @@ def landing_format(source: str, head: bytes) -> str | None:
     they are not an Avro container (then JSON: the only other form bids arrive in), clicks
     CSV unless they are JSON objects. Named by the source alone, bids sent as JSON lines
     were decoded as Avro and set aside whole (``avro_unreadable``)."""
-    head = _unwrapped(head)
+    head = unwrapped(head)
     if source == "bids":
         return None if head.startswith(b"Obj\x01") else "ndjson"
     if source == "clicks" and head.lstrip().startswith((b"{", b"[")):
@@ -52,8 +52,9 @@ def landing_format(source: str, head: bytes) -> str | None:
     return None
 
 
-def _unwrapped(head: bytes) -> bytes:
-    """A file's first bytes as its records start: un-gzipped (as far as they go), no BOM."""
+def unwrapped(head: bytes) -> bytes:
+    """A file's first bytes as its records start: un-gzipped (as far as they go), no BOM
+    (the same bytes again when they are so already: the functions here take either)."""
     if head.startswith(b"\x1f\x8b"):
         try:
             head = gzip.decompress(head)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from blake3 import blake3
 
 from advertisex.errors import StorageError, UserInputError
-from advertisex.landing.detect import SOURCES, detect_source, landing_format
+from advertisex.landing.detect import SOURCES, detect_source, landing_format, unwrapped
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import os_reason, start_writeback
@@ -277,7 +277,8 @@ class LandingZone:
     ) -> ReadFile | IngestResult:
         if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
-        detected = source or detect_source(path, bytes(data[:65536]))
+        head = unwrapped(bytes(data[:65536]))  # un-gzipped once, for the source and the format
+        detected = source or detect_source(path, head)
         if detected is None:
             return IngestResult(
                 str(path),
@@ -287,7 +288,7 @@ class LandingZone:
                 "pass --source if it is one",
             )
         legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
-        fmt = landing_format(detected, bytes(data[:65536]))
+        fmt = landing_format(detected, head)
         return ReadFile(path, data, detected, content_hash(data), legacy, staged, fmt)
 
     def _stage(self, path: Path) -> StagedCopy | IngestResult | None:
