@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -25,7 +25,7 @@ from advertisex.console import params
 from advertisex.console.access import Access, safe_next
 from advertisex.console.data import Reader
 from advertisex.errors import AdvertiseXError
-from advertisex.util.timeutil import days_from
+from advertisex.util.timeutil import moved
 
 log = logging.getLogger("advertisex.console")
 Page = Callable[[Request], Awaitable[Response]]
@@ -195,8 +195,8 @@ async def _range(request: Request) -> tuple[date, date, str]:
     if start is None or end is None:
         _, last = await run_in_threadpool(reader(request).default_range)
         if end is None:
-            end = days_from(start, 29) if start else last
-        start = start or days_from(end, -29)
+            end = moved(start, timedelta(days=29)) if start else last
+        start = start or moved(end, timedelta(days=-29))
     return start, end, model
 
 

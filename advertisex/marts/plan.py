@@ -20,8 +20,7 @@ conversion; bids within the auction window of a new programmatic impression too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,9 +28,9 @@ import pyarrow.compute as pc
 from advertisex.kernels.windows import Windows
 from advertisex.marts.store import Range, Slice, merge_ranges
 from advertisex.util import engine
+from advertisex.util.timeutil import moved
 
 HOUR = timedelta(hours=1)
-When = TypeVar("When", bound=date)  # a date, or a datetime (one is the other's subclass)
 TICK = timedelta(microseconds=1)  # turns an inclusive end into a half-open one
 
 
@@ -87,23 +86,6 @@ def attribution_plan(
             who,
         ),
     )
-
-
-def moved(t: When, by: timedelta) -> When:
-    """``t + by``, held within the calendar (years 1-9999): an event at either end — which
-    a lake written before ``model.contracts.EARLIEST_EVENT_TIME`` may hold — bounds its
-    ranges there instead of failing every update after it.
-
-    >>> moved(datetime(1, 1, 1, 0, 30), -HOUR), moved(datetime(9999, 12, 31, 23, 30), HOUR)
-    (datetime.datetime(1, 1, 1, 0, 0), datetime.datetime(9999, 12, 31, 23, 59, 59, 999999))
-    """
-    try:
-        return t + by
-    except OverflowError:
-        if isinstance(t, datetime):
-            edge = datetime.min if by < timedelta(0) else datetime.max
-            return edge.replace(tzinfo=t.tzinfo)  # type: ignore[return-value]
-        return date.min if by < timedelta(0) else date.max  # type: ignore[return-value]
 
 
 def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:

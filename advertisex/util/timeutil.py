@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 Clock = Callable[[], datetime]
 
@@ -62,17 +63,28 @@ def parse_date(text: str, today: date | None = None) -> date:
         ) from e
 
 
-def days_from(day: date, days: int) -> date:
-    """``day`` moved by ``days``, held within the dates there are (year 1 to 9999): a
-    range around a user's date near either end stops there instead of failing.
+When = TypeVar("When", bound=date)  # a date, or a datetime (one is the other's subclass)
 
-    >>> days_from(date(9999, 12, 20), 29), days_from(date(1, 1, 5), -29)
+
+def moved(t: When, by: timedelta) -> When:
+    """``t + by`` (a date or a datetime), held within the calendar (years 1 to 9999): a
+    range around a user's date near either end, or around an event at either end that a
+    lake holds, stops there instead of failing.
+
+    >>> moved(date(9999, 12, 20), timedelta(days=29)), moved(date(1, 1, 5), timedelta(days=-29))
     (datetime.date(9999, 12, 31), datetime.date(1, 1, 1))
+    >>> moved(datetime(1, 1, 1, 0, 30), -timedelta(hours=1))
+    datetime.datetime(1, 1, 1, 0, 0)
+    >>> moved(datetime(9999, 12, 31, 23, 30), timedelta(hours=1))
+    datetime.datetime(9999, 12, 31, 23, 59, 59, 999999)
     """
     try:
-        return day + timedelta(days=days)
+        return t + by
     except OverflowError:
-        return date.max if days > 0 else date.min
+        if isinstance(t, datetime):
+            edge = datetime.min if by < timedelta(0) else datetime.max
+            return edge.replace(tzinfo=t.tzinfo)  # type: ignore[return-value]
+        return date.min if by < timedelta(0) else date.max  # type: ignore[return-value]
 
 
 def parse_instant(text: str) -> datetime:
