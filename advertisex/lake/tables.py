@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
 # Done marks of a landing day are folded (Lake.fold_retired_marks) no sooner than this after
 # it: the monitors read the last hours' marks by name, which a folded day would unpack.
 FOLD_AFTER = timedelta(days=2)
+DAY = timedelta(days=1)
+EPOCH_DAY = date(1970, 1, 1)  # day 0 of an Iceberg day partition
 
 
 class Lake:
@@ -447,8 +449,75 @@ class Lake:
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
+        return self._planned_read(name, reader, tasks, fields, _every_row(row_filter, tasks))
+
+    def read_days(
+        self, name: str, first: date, last: date, fields: tuple[str, ...]
+    ) -> dict[date, PlannedRead]:
+        """The rows of each day from ``first`` to ``last`` (UTC, by the table's day
+        partition column), planned once for them all: a day's read holds its partition's
+        files only, read whole (as Parquet where they have no deletes). Days without a
+        file are left out. Planned a day at a time, a read of thousands of days (the
+        dedupe horizons of a batch whose events span decades) took a plan of the
+        manifests each, ≈ 2.5 ms a day; here a day of no files costs nothing."""
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+        from pyiceberg.io.pyarrow import ArrowScan
+        from pyiceberg.transforms import DayTransform
+
+        from advertisex.model.schemas import TABLES
+
+        column = TABLES[name].partition_by_day
+        if column is None:
+            raise LakeError(f"{name} is not partitioned by day")
+        table = self.table(name)
+        if table.current_snapshot() is None:
+            return {}
+        start = datetime.combine(first, time(), UTC)
+        end = datetime.combine(last, time(), UTC) + DAY
+
+        def between(start: datetime, end: datetime) -> Any:
+            return And(
+                GreaterThanOrEqual(column, start.isoformat()),  # type: ignore[call-arg,misc]
+                LessThan(column, end.isoformat()),  # type: ignore[call-arg,misc]
+            )
+
+        scan = table.scan(row_filter=between(start, end), selected_fields=fields)
+        with _files_still_there(name):
+            tasks = list(scan.plan_files())
+        source_id = table.schema().find_field(column).field_id
+        specs = table.specs()
+        by_day: dict[date, list[Any]] = {}
+        for task in tasks:
+            position = next(
+                (
+                    i
+                    for i, field in enumerate(specs[task.file.spec_id].fields)
+                    if field.source_id == source_id and isinstance(field.transform, DayTransform)
+                ),
+                None,
+            )
+            if position is None:  # a file written before the day partition: days by filter
+                planned = (
+                    (day, self.read_planned(name, between(day, day + DAY), fields))
+                    for day in (start + k * DAY for k in range((end - start).days))
+                )
+                return {day.date(): read for day, read in planned if read.rows}
+            day = EPOCH_DAY + timedelta(days=task.file.partition[position])
+            by_day.setdefault(day, []).append(task)
+        reader = ArrowScan(
+            scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
+        )
+        return {
+            day: self._planned_read(name, reader, day_tasks, fields, True)
+            for day, day_tasks in sorted(by_day.items())
+        }
+
+    def _planned_read(
+        self, name: str, reader: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
+    ) -> PlannedRead:
+        """A read of ``tasks``; ``whole``: the scan's filter keeps every row of their files."""
         planned = PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
-        if _every_row(row_filter, tasks):
+        if whole and not any(task.delete_files for task in tasks):
             planned.direct = (fields, self.settings.scale)
             if self._kept is not None:
                 paths = [task.file.file_path for task in tasks]

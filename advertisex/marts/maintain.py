@@ -85,6 +85,11 @@ CURATED_READS = {
 FINGERPRINT = "fingerprint"
 # The marts an update replaces (besides their state).
 MART_TABLES = (CLICKS_MART, CONVERSIONS_MART, HOURLY_MART, DAILY_MART)
+# More runs of changed hours than this and an update rebuilds the marts (_scattered). A
+# day of late clicks re-rolled 7 runs (216 hours) of 10 M impressions' marts and 32 (146
+# hours) of 1 M's (bench/correlate.py); 250 runs, one impression a week, took 3 minutes
+# on a lake whose tables held ≈ 9,000 day partitions each, where a rebuild took 66 s.
+MAX_HOUR_RUNS = 64
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,8 @@ def update(
     hours |= plan.hours_of(new[BIDS].column("event_time"))
     programmatic = new[IMPRESSIONS].filter(pc.is_valid(new[IMPRESSIONS].column("auction_id")))
     hours |= plan.hours_around(programmatic.column("event_time"), _us(rules.windows.auction_us))
+    if _scattered(hours):
+        return rebuild(curated, marts, rules, kernels, progress)
     todo = plan.attribution_plan(new[IMPRESSIONS], new[CLICKS], new[CONVERSIONS], rules.widest)
     if todo is not None:
         matched, attributed = kernels.correlate(
@@ -322,6 +329,8 @@ def update(
         report.users = len(todo.clicks.users or ())
         report.clicks, report.conversions = matched.num_rows, attributed.num_rows
     step("attribution")
+    if _scattered(hours):
+        return rebuild(curated, marts, rules, kernels, progress)
     if hours:
         # Only hours with new impressions need their impression measures recounted.
         shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
@@ -483,6 +492,15 @@ def _after(
     replaced, fresh = changes[table]
     kept = rows.filter(pc.invert(replaced.mask(rows)))
     return pa.concat_tables([kept.cast(fresh.schema), fresh.filter(where.mask(fresh))])
+
+
+def _scattered(hours: set[datetime]) -> bool:
+    """Whether ``hours`` are too scattered for an update: each run of them is a clause of
+    the filters its reads and its replace give the tables, which pyiceberg weighs against
+    every data file in Python. Rows timed across decades (hostile or broken producers: an
+    impression a week since 1970) made thousands of runs, and an update of 3,000 of them
+    ran for more than 13 minutes; a rebuild reads each table once."""
+    return len(plan.hour_ranges(hours)) > MAX_HOUR_RUNS
 
 
 def _state(positions: dict[str, int | None], rules: MatchingRules) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from advertisex.lake.history import appended_since
 from advertisex.lake.tables import Lake
+from advertisex.util.timeutil import from_micros
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,7 @@ def _stats(table: Any, data_file: Any) -> DataFile:
         raw = (bounds or {}).get(field.field_id)
         if raw is None:
             return None
-        micros = from_bytes(field.field_type, raw)
-        from datetime import UTC, timedelta
-
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))  # type: ignore[arg-type]
+        return from_micros(from_bytes(field.field_type, raw))  # type: ignore[arg-type]
 
     path = data_file.file_path
     return DataFile(

@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pyarrow as pa
@@ -54,7 +54,7 @@ from advertisex.runners.hooks import CommitHook
 from advertisex.runners.lock import processor_lock
 from advertisex.runners.rules import SOURCE_ORDER, BatchRules
 from advertisex.util.retry import retrying
-from advertisex.util.timeutil import utcnow
+from advertisex.util.timeutil import from_micros, utcnow
 
 if TYPE_CHECKING:
     from advertisex.marts.maintain import Kernels, MartUpdate
@@ -521,13 +521,9 @@ def _newest_events(files: dict[str, list[WrittenFile]]) -> dict[str, pa.Table]:
         if (stamps := [f.newest for f in written if f.newest is not None])
     }
     return {
-        name: pa.table({"event_time": pa.array([_utc(us)], pa.timestamp("us", "UTC"))})
+        name: pa.table({"event_time": pa.array([from_micros(us)], pa.timestamp("us", "UTC"))})
         for name, us in newest.items()
     }
-
-
-def _utc(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 def _let_go_before(done: set[str], since: date) -> None:

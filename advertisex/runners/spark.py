@@ -50,10 +50,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -72,7 +73,7 @@ from advertisex.runners.rules import SOURCE_WAVES, BatchRules
 from advertisex.runners.runner import Batch, Framed, ProcessReport, Progress, Runner, Transformed
 from advertisex.util import storage
 from advertisex.util.spark_arrow import collect_arrow, remove_scratch, remove_stale_scratch
-from advertisex.util.timeutil import utcnow
+from advertisex.util.timeutil import to_micros, utcnow
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -181,12 +182,12 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 @dataclass
 class Prepared(Framed):
     """Stage 1's output: the key files it wrote (:data:`tasks.PREPARED` rows of kind
-    keys), the event-time bounds of each table's candidates (µs: the dedupe horizon's
-    window), the scratch folder holding those and each segment's standardized rows, and
+    keys), the event-time bounds of each table's candidates' key files (µs: the dedupe
+    horizon's spans are around them), the scratch folder holding those and each segment's standardized rows, and
     stage 1's job (stage 2 standardizes a segment again from it when it needs payloads)."""
 
     keys: pa.Table
-    bounds: dict[str, tuple[int, int]]
+    bounds: dict[str, list[tuple[int, int]]]
     scratch: str
     job: tasks.PrepareJob
 
@@ -326,15 +327,18 @@ class SparkRunner(Runner[Prepared]):
         return self._run_tasks(len(shares), dedupe, tasks.DUPLICATES, tasks._DUPLICATES)
 
     def _committed_keys(
-        self, bounds: dict[str, tuple[int, int]], lookup: DedupeLookup, scratch: str
+        self, bounds: dict[str, list[tuple[int, int]]], lookup: DedupeLookup, scratch: str
     ) -> pa.Table:
         """Committed keys within the dedupe horizon of each table's candidates, read by the
-        executors from the data files ``lookup`` names into key files (their rows)."""
+        executors from the data files ``lookup`` names into key files (their rows): for
+        each span of :meth:`DedupeLookup.around` the key files' bounds, the files that may
+        hold its rows (a file in two spans read for each, its rows of each)."""
         files = []
-        for table_name, (low_us, high_us) in bounds.items():
-            low, high = lookup.window(_utc(low_us), _utc(high_us))
-            for path in lookup.data_files(table_name, low, high):
-                files.append((table_name, path, _micros(low), _micros(high)))
+        for table_name, intervals in bounds.items():
+            lows, highs = (np.array(side, dtype=np.int64) for side in zip(*intervals, strict=True))
+            for low, high in lookup.around(lows, highs):
+                for path in lookup.data_files(table_name, low, high):
+                    files.append((table_name, path, to_micros(low), to_micros(high)))
         if not files:
             return tasks._PREPARED.empty_table()
         listing = self.spark.createDataFrame(files, tasks.COMMITTED)
@@ -414,12 +418,12 @@ def slices(sizes: list[int], count: int) -> tuple[tuple[int, ...], ...]:
 
 def _listing(
     listed: pa.Table,
-) -> tuple[dict[int, int], dict[int, str], pa.Table, dict[str, tuple[int, int]]]:
+) -> tuple[dict[int, int], dict[int, str], pa.Table, dict[str, list[tuple[int, int]]]]:
     """Stage 1's rows as (segment index → records framed, segment index → why it could not
-    be read, the key files, table → event-time bounds of its candidates)."""
+    be read, the key files, table → event-time bounds of its candidates' key files)."""
     records: dict[int, int] = {}
     unreadable: dict[int, str] = {}
-    bounds: dict[str, tuple[int, int]] = {}
+    bounds: dict[str, list[tuple[int, int]]] = {}
     for row in listed.filter(pc.not_equal(listed.column("kind"), "keys")).to_pylist():
         if row["kind"] == "rows":
             records[row["segment"]] = row["records"]
@@ -427,8 +431,7 @@ def _listing(
             unreadable[row["segment"]] = row["reason"]
     keys = listed.filter(pc.equal(listed.column("kind"), "keys"))
     for row in keys.select(["tbl", "low_us", "high_us"]).to_pylist():
-        low, high = bounds.get(row["tbl"], (row["low_us"], row["high_us"]))
-        bounds[row["tbl"]] = (min(low, row["low_us"]), max(high, row["high_us"]))
+        bounds.setdefault(row["tbl"], []).append((row["low_us"], row["high_us"]))
     return records, unreadable, keys, bounds
 
 
@@ -490,11 +493,3 @@ def _files(finished: pa.Table) -> dict[str, list[WrittenFile]]:
             WrittenFile(row["name"], row["count"], row["newest_us"])
         )
     return files
-
-
-def _utc(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +56,7 @@ from advertisex.runners.batch import (
     payloads_of,
     standardize_source,
 )
+from advertisex.runners.committed import horizon_spans, span_index
 from advertisex.util import storage
 from advertisex.util.buckets import split as split_by_bucket
 from advertisex.util.retry import retrying
@@ -228,18 +230,30 @@ def _frame(index: int, job: PrepareJob, zone: LandingZone, limits: DecodeLimits)
 def _key_files(
     table_name: str, keys: pa.Table, job: PrepareJob, producer: str
 ) -> Iterator[pa.RecordBatch]:
-    """A task's candidate keys of ``table_name``, bucketed by key, with their time bounds."""
-    bounds = pc.min_max(keys.column("event_time").cast(pa.int64()))
-    yield from _bucket_files(
-        table_name,
-        keys,
-        job.settings,
-        job.buckets,
-        job.scratch,
-        producer,
-        low_us=bounds["min"].as_py(),
-        high_us=bounds["max"].as_py(),
-    )
+    """A task's candidate keys of ``table_name``, bucketed by key, with their time bounds:
+    apart for each cluster of event times whose dedupe horizons meet
+    (:func:`~advertisex.runners.committed.horizon_spans`), so that an event of 1970 among
+    today's does not make the driver read the committed keys of every day between."""
+    times = keys.column("event_time")
+    spans = horizon_spans(times, timedelta(days=job.settings.processor.dedupe_horizon_days))
+    clusters = [keys] if len(spans) < 2 else _split(keys, span_index(times, spans), len(spans))
+    for number, cluster in enumerate(clusters):
+        bounds = pc.min_max(cluster.column("event_time").cast(pa.int64()))
+        yield from _bucket_files(
+            table_name,
+            cluster,
+            job.settings,
+            job.buckets,
+            job.scratch,
+            producer if number == 0 else f"{producer}s{number}",
+            low_us=bounds["min"].as_py(),
+            high_us=bounds["max"].as_py(),
+        )
+
+
+def _split(rows: pa.Table, labels: np.ndarray, count: int) -> list[pa.Table]:
+    """``rows`` by their label, 0 to ``count`` - 1."""
+    return [rows.filter(pa.array(labels == label)) for label in range(count)]
 
 
 def _bucket_files(

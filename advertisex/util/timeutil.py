@@ -66,6 +66,24 @@ def parse_date(text: str, today: date | None = None) -> date:
 When = TypeVar("When", bound=date)  # a date, or a datetime (one is the other's subclass)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC instant ``micros`` µs after the epoch (as Arrow and Iceberg keep them)."""
+    return EPOCH + int(micros) * MICROSECOND
+
+
+def to_micros(at: datetime) -> int:
+    """``at`` (aware) as µs since the epoch.
+
+    >>> to_micros(from_micros(1_764_979_200_000_001))
+    1764979200000001
+    """
+    return (at - EPOCH) // MICROSECOND
+
+
 def moved(t: When, by: timedelta) -> When:
     """``t + by`` (a date or a datetime), held within the calendar (years 1 to 9999): a
     range around a user's date near either end, or around an event at either end that a

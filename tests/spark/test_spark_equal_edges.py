@@ -128,3 +128,54 @@ def test_a_crashed_batchs_scratch_is_removed_once_past_the_orphan_margin(
         os.utime(path, (two_days_ago, two_days_ago))
     SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
     assert not stale.exists() and fresh.exists()
+
+
+def _impressions(*events: tuple[str, str]) -> bytes:
+    return "".join(
+        f'{{"impression_id": "{impression_id}", "timestamp": "{at}", "campaign_id": "cmp-1", '
+        f'"ad_creative_id": "cr-1", "user_id": "u-1", "website": "example.com"}}\n'
+        for impression_id, at in events
+    ).encode()
+
+
+def test_events_decades_apart_dedupe_alike_within_each_horizon(spark: Any, tmp_path: Path) -> None:
+    """A batch holding an event of 1970-01-01 (a producer's "no time") among this month's
+    is compared with the keys committed within the dedupe horizon of each
+    (``runners.committed.horizon_spans``), on the executors as in process: a repeat of an
+    event committed near either is a duplicate; an id committed in 1990, between both
+    horizons, is new when it comes again timed this month."""
+    from advertisex.runners.embedded import EmbeddedRunner
+    from advertisex.runners.spark import SparkRunner
+
+    committed = _impressions(
+        ("near-epoch", "1970-01-02T00:00:00Z"),
+        ("in-1990", "1990-06-01T00:00:00Z"),
+        ("near-now", "2026-11-20T10:00:00Z"),
+    )
+    again = _impressions(
+        ("near-epoch", "1970-01-02T00:00:00Z"),
+        ("at-epoch", "1970-01-01T00:00:00Z"),
+        ("near-now", "2026-11-20T10:00:00Z"),
+        ("in-1990", "2026-11-20T11:00:00Z"),
+    )
+    reports = {}
+    for engine in ("embedded", "spark"):
+        ax = _open(tmp_path / engine)
+
+        def run(ax: Any = ax, engine: str = engine) -> Any:
+            if engine == "spark":
+                return SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
+            return EmbeddedRunner(ax.settings, ax.lake, ax.landing).process(now=NOW)
+
+        ax.landing.write_segment("impressions", committed, fsync=False)
+        run()
+        ax.landing.write_segment("impressions", again, fsync=False)
+        account = run().accounts["impressions"]
+        reports[engine] = (account.accepted, account.duplicates, account.conflicts)
+        rows = ax.query(
+            "select impression_id, event_time from curated.impressions order by all"
+        ).to_pylist()
+        assert [r["impression_id"] for r in rows] == [
+            "at-epoch", "in-1990", "in-1990", "near-epoch", "near-now"
+        ], engine  # fmt: skip
+    assert reports["embedded"] == reports["spark"] == (2, 2, 0)
