@@ -45,9 +45,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.cli_verbs
 from _args import positive_seconds
 
 from advertisex.util.jsonutil import dumps_str, loads
+from tests.cli_verbs import arguments, leaf_commands
 
 HERE = Path(__file__).resolve().parent
 BUG = "this is a bug in advertisex"
@@ -72,22 +74,8 @@ SECTION_VERBS = {
 def leaf_options() -> list[tuple[tuple[str, ...], str]]:
     """(verb, option) of every leaf command's options and arguments but flags and
     ``--format`` (a choice: parsing refuses what is not one)."""
-    import typer
-
-    from advertisex.cli.app import app
-
-    def walk(command: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
-        if not hasattr(command, "list_commands"):
-            return [(path, command)]
-        context = typer.Context(command)
-        return [
-            leaf
-            for name in command.list_commands(context)
-            for leaf in walk(command.get_command(context, name), (*path, name))
-        ]
-
     found = []
-    for verb, command in walk(typer.main.get_command(app), ()):
+    for verb, command in leaf_commands():
         for param in command.params:
             if param.param_type_name == "option" and (param.is_flag or "--format" in param.opts):
                 continue
@@ -141,26 +129,12 @@ def with_value(base: list[str], option: str, value: str) -> list[str]:
 
 def invocations(work: Path, only: set[str], settings: bool, port: str) -> list[dict[str, Any]]:
     """Every (argv, environment) to run; ``port``: one taken, for the servers' base arguments."""
-    base = {
-        ("generate",): ["--out", str(work / "gen"), "--events", "50", "--seed", "1"],
-        ("ingest",): [str(work / "drop.ndjson")],
-        ("keygen",): ["--name", "ana"],
-        ("sign-url",): ["--to", "https://shop.example/", "--campaign-id", "cmp-1"],
-        ("query",): ["select 1"],
-        ("monitor",): ["--once"],
-        ("forget",): ["--user-id", "u-1"],
-        ("demo",): ["--events", "50"],
-        ("dims", "load"): [str(work / "campaigns.csv")],
-        ("serve",): ["--port", port],
-        ("up",): ["--port", port],
-        ("console",): ["--port", port],
-    }
     todo: list[dict[str, Any]] = []
     for verb, option in leaf_options():
         if only and " ".join(verb) not in only:
             continue
         for value in VALUES:
-            argv = [*verb, *with_value(base.get(verb, []), option, value)]
+            argv = [*verb, *with_value(arguments(verb, work, int(port)), option, value)]
             todo.append({"argv": argv, "env": {}})
     if settings and not only:
         for variable in numeric_settings():

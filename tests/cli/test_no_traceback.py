@@ -14,32 +14,17 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer
 
-from advertisex.cli.app import app
+from tests.cli_verbs import arguments as verb_arguments
+from tests.cli_verbs import leaf_commands
 from tests.ports import free_port
 
 BUG = "this is a bug in advertisex"
 
 
-def leaf_commands() -> list[tuple[str, ...]]:
-    def walk(command: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
-        if not hasattr(command, "list_commands"):
-            return [path]
-        context = typer.Context(command)  # the verbs load as they are asked for
-        return [
-            leaf
-            for name in command.list_commands(context)
-            for leaf in walk(command.get_command(context, name), (*path, name))
-        ]
-
-    return walk(typer.main.get_command(app), ())
-
-
-VERBS = leaf_commands()
+VERBS = [verb for verb, _ in leaf_commands()]
 
 
 def dead_port() -> int:
@@ -48,21 +33,7 @@ def dead_port() -> int:
 
 def arguments(verb: tuple[str, ...], tmp: Path) -> list[str]:
     """Arguments a user could well pass to ``verb``: enough to get past parsing."""
-    port = str(dead_port())
-    return {
-        ("generate",): ["--out", str(tmp / "gen"), "--events", "50", "--seed", "1"],
-        ("ingest",): [str(tmp / "drop.ndjson")],
-        ("serve",): ["--port", port],
-        ("up",): ["--port", port],
-        ("console",): ["--port", port],
-        ("keygen",): ["--name", "ana"],
-        ("sign-url",): ["--to", "https://shop.example/", "--campaign-id", "cmp-1"],
-        ("query",): ["select count(*) from curated.impressions"],
-        ("monitor",): ["--once"],
-        ("forget",): ["--user-id", "u-1"],
-        ("demo",): ["--events", "50"],
-        ("dims", "load"): [str(tmp / "campaigns.csv")],
-    }.get(verb, [])
+    return verb_arguments(verb, tmp, dead_port())
 
 
 # Verbs that read no configuration and no lake: they may well succeed in every case.
