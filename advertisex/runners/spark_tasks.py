@@ -236,7 +236,9 @@ def _key_files(
     today's does not make the driver read the committed keys of every day between."""
     times = keys.column("event_time")
     spans = horizon_spans(times, timedelta(days=job.settings.processor.dedupe_horizon_days))
-    clusters = [keys] if len(spans) < 2 else _split(keys, span_index(times, spans), len(spans))
+    clusters = [keys]
+    if len(spans) > 1:  # a key of no time (validation rejects it first) in the first
+        clusters = _split(keys, np.maximum(span_index(times, spans), 0), len(spans))
     for number, cluster in enumerate(clusters):
         bounds = pc.min_max(cluster.column("event_time").cast(pa.int64()))
         yield from _bucket_files(
