@@ -30,6 +30,7 @@ from advertisex.errors import StorageError
 from advertisex.lake import durability
 from advertisex.model.schemas import TABLES, TableSpec
 from advertisex.util import storage
+from advertisex.util.arrays import used_dictionaries
 
 if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
@@ -91,6 +92,7 @@ def write_data_files(
     spec = TABLES[table_name]
     column = spec.partition_by_day
     for day, part in _by_day(data, column):
+        part = used_dictionaries(part)  # a day's rows of a batch: not the batch's dictionary
         folder = f"{column}_day={day}" if column else ""
         name = f"{prefix}-{uuid.uuid4().hex[:16]}.parquet"
         url = storage.join(location, "data", folder, name)

@@ -210,3 +210,42 @@ def coded(indices: pa.Array, values: Sequence[str | None]) -> pa.DictionaryArray
     return pa.DictionaryArray.from_arrays(
         pa.array(codes, pa.int32(), mask=missing), pa.array(list(distinct), pa.string())
     )
+
+
+def used_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column's dictionaries cut to the values its rows use.
+
+    A slice of rows keeps its whole array's dictionary, and the Parquet writer writes a
+    dictionary column's dictionary as it is: each day's file of a batch spanning 730 days
+    carried the names of all the batch's 38,025 segments (``source_file``), 480 KB of a
+    515 KB file. A dictionary every value of which is used is left as it is.
+
+    >>> codes = pa.DictionaryArray.from_arrays(pa.array([2, None, 2]), pa.array(["a", "b", "c"]))
+    >>> cut = used_dictionaries(pa.table({"x": codes})).column("x").chunk(0)
+    >>> cut.dictionary.to_pylist(), cut.to_pylist()
+    (['c'], ['c', None, 'c'])
+    """
+    for position, field in enumerate(table.schema):
+        if not pa.types.is_dictionary(field.type):
+            continue
+        column = table.column(position)
+        chunks = [_used(chunk) for chunk in column.chunks]
+        if any(new is not old for new, old in zip(chunks, column.chunks, strict=True)):
+            table = table.set_column(position, field, pa.chunked_array(chunks, field.type))
+    return table
+
+
+def _used(chunk: pa.DictionaryArray) -> pa.DictionaryArray:
+    size = len(chunk.dictionary)
+    if size == 0:
+        return chunk
+    indices = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+    missing = pc.is_null(chunk).to_numpy(zero_copy_only=False) if chunk.null_count else None
+    used = np.bincount(indices if missing is None else indices[~missing], minlength=size) > 0
+    if used.all():
+        return chunk
+    remap = (np.cumsum(used) - 1).astype(indices.dtype)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(remap[indices], chunk.indices.type, mask=missing),
+        chunk.dictionary.filter(pa.array(used)),
+    )

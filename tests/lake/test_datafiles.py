@@ -326,3 +326,30 @@ def test_few_valued_columns_reach_the_writer_as_dictionaries_and_read_back_as_te
     assert _data_file(table, table.metadata, file.url, file.footer) == parquet_file_to_data_file(
         table.io, table.metadata, file.url
     )
+
+
+def test_each_days_file_holds_the_dictionary_of_its_own_rows(tmp_path: Path) -> None:
+    """A batch's rows of one day keep the batch's whole dictionary (a backfill of 730
+    days: the names of all its 38,025 segments in every day's file, 480 KB of 515 KB);
+    each file's dictionary holds the values of its rows only."""
+    segments = [f"impressions/2026-11-10/00/segment-{n:05d}.ndjson" for n in range(3_000)]
+    days = [datetime(2026, 11, d, h, tzinfo=UTC) for d in (10, 11) for h in range(3)]
+    source = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 2_999, None, 2_999]), segments)
+    rows = pa.table(
+        {
+            "impression_id": [f"i-{n}" for n in range(6)],
+            "event_time": pa.array(days, pa.timestamp("us", tz="UTC")),
+            "source_file": source,
+        }
+    )
+    written = list(write_data_files("curated.impressions", rows, str(tmp_path), "b", None))
+    read = [pq.read_table(f.url, read_dictionary=["source_file"]) for f in written]
+    assert [r.column("source_file").chunk(0).dictionary.to_pylist() for r in read] == [
+        segments[:2],
+        segments[2_999:],
+    ]
+    assert [r.column("source_file").to_pylist() for r in read] == [
+        [segments[0], segments[1], segments[0]],
+        [segments[2_999], None, segments[2_999]],
+    ]
+    assert all(f.footer is not None and f.footer.size < 20_000 for f in written)
