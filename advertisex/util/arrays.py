@@ -241,11 +241,17 @@ def _used(chunk: pa.DictionaryArray) -> pa.DictionaryArray:
         return chunk
     indices = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
     missing = pc.is_null(chunk).to_numpy(zero_copy_only=False) if chunk.null_count else None
-    used = np.bincount(indices if missing is None else indices[~missing], minlength=size) > 0
-    if used.all():
-        return chunk
-    remap = (np.cumsum(used) - 1).astype(indices.dtype)
+    valid = indices if missing is None else indices[~missing]
+    if size > 4 * len(valid):  # a day's few rows of a big dictionary: the codes they use
+        codes = np.unique(valid)
+        kept, remapped = pa.array(codes), np.searchsorted(codes, indices)
+        remapped = np.minimum(remapped, max(len(codes) - 1, 0))  # (a null row's stray code)
+    else:
+        used = np.bincount(valid, minlength=size) > 0
+        if used.all():
+            return chunk
+        kept, remapped = pa.array(np.flatnonzero(used)), (np.cumsum(used) - 1)[indices]
     return pa.DictionaryArray.from_arrays(
-        pa.array(remap[indices], chunk.indices.type, mask=missing),
-        chunk.dictionary.filter(pa.array(used)),
+        pa.array(remapped.astype(indices.dtype), chunk.indices.type, mask=missing),
+        chunk.dictionary.take(kept),
     )
