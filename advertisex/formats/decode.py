@@ -118,7 +118,16 @@ def concat_frames(frames: list[pa.Table]) -> pa.Table:
                 frame = frame.set_column(frame.schema.get_field_index(name), name, text)
             aligned.append(frame)
         frames = aligned
-    return pa.concat_tables(frames, promote_options="permissive")
+    table = pa.concat_tables(frames, promote_options="permissive")
+    if table.num_rows < len(frames) * SMALL_FRAME_ROWS:
+        # Many small segments (a collector's at low traffic, a backlog of them): a chunk
+        # each made every kernel's loop over chunks run once a segment.
+        table = table.combine_chunks()
+    return table
+
+
+# Frames of fewer rows than this on average are joined into one chunk a column.
+SMALL_FRAME_ROWS = 4096
 
 
 def _all_text(types: set[pa.DataType]) -> bool:
