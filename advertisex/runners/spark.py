@@ -183,8 +183,9 @@ def _jvm_output_to(path: Path) -> Iterator[None]:
 class Prepared(Framed):
     """Stage 1's output: the key files it wrote (:data:`tasks.PREPARED` rows of kind
     keys), the event-time bounds of each table's candidates' key files (µs: the dedupe
-    horizon's spans are around them), the scratch folder holding those and each segment's standardized rows, and
-    stage 1's job (stage 2 standardizes a segment again from it when it needs payloads)."""
+    horizon's spans are around them), the scratch folder holding those and each segment's
+    standardized rows, and stage 1's job (stage 2 standardizes a segment again from it
+    when it needs payloads)."""
 
     keys: pa.Table
     bounds: dict[str, list[tuple[int, int]]]

@@ -236,6 +236,7 @@ def used_dictionaries(table: pa.Table) -> pa.Table:
 
 
 def _used(chunk: pa.DictionaryArray) -> pa.DictionaryArray:
+    """``chunk`` over a dictionary of the values its rows use (itself if all are)."""
     size = len(chunk.dictionary)
     if size == 0:
         return chunk
