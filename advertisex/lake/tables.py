@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import CommitConflictError, LakeError
 from advertisex.lake.listing import current_files, foreign_table, recorded_warehouse
+from advertisex.util.timeutil import EPOCH
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
 # it: the monitors read the last hours' marks by name, which a folded day would unpack.
 FOLD_AFTER = timedelta(days=2)
 DAY = timedelta(days=1)
-EPOCH_DAY = date(1970, 1, 1)  # day 0 of an Iceberg day partition
+EPOCH_DAY = EPOCH.date()  # day 0 of an Iceberg day partition
 
 
 class Lake:
@@ -449,7 +450,7 @@ class Lake:
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
-        return self._planned_read(name, reader, tasks, fields, _every_row(row_filter, tasks))
+        return self._planned_read(name, reader, tasks, fields, _unfiltered(row_filter))
 
     def read_days(
         self, name: str, first: date, last: date, fields: tuple[str, ...]
@@ -515,7 +516,8 @@ class Lake:
     def _planned_read(
         self, name: str, reader: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
     ) -> PlannedRead:
-        """A read of ``tasks``; ``whole``: the scan's filter keeps every row of their files."""
+        """A read of ``tasks``; ``whole``: the scan's filter keeps every row of their files
+        (then, without delete files, they are read as Parquet: :attr:`PlannedRead.direct`)."""
         planned = PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
         if whole and not any(task.delete_files for task in tasks):
             planned.direct = (fields, self.settings.scale)
@@ -792,12 +794,11 @@ def _closing(parquet: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
         parquet.close()
 
 
-def _every_row(row_filter: Any, tasks: list[Any]) -> bool:
-    """Whether a scan reads every row of its files: no row filter, no delete files."""
+def _unfiltered(row_filter: Any) -> bool:
+    """Whether a scan's ``row_filter`` keeps every row of the files it plans."""
     from pyiceberg.expressions import AlwaysTrue
 
-    unfiltered = row_filter is None or isinstance(row_filter, AlwaysTrue)
-    return unfiltered and not any(task.delete_files for task in tasks)
+    return row_filter is None or isinstance(row_filter, AlwaysTrue)
 
 
 class PlannedRead:

@@ -231,11 +231,11 @@ class CommittedKeys:
             for k in range((last - first).days + 1):
                 day = first + k * DAY
                 state.days[day] = (
-                    [] if day not in planned else [self._read(table_name, planned[day])]
+                    [] if day not in planned else [self._read(table_name, schema, planned[day])]
                 )
 
-    def _read(self, table_name: str, planned: PlannedRead) -> KeyIndex:
-        schema = _schema(table_name)
+    def _read(self, table_name: str, schema: pa.Schema, planned: PlannedRead) -> KeyIndex:
+        """A day's planned rows, written out as they come, indexed by key hash."""
         parts = (
             pa.Table.from_batches([batch]).select(schema.names).cast(schema)
             for batch in planned.batches()
