@@ -9,19 +9,21 @@ know formats, not where files live.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+from advertisex.errors import BatchCancelled
 from advertisex.formats.avrofmt import frame_avro
-from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded
+from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded, decode_bounded_each
 from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.framing import Bytes
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
-from advertisex.util.mapped import MappedFile
+from advertisex.util.mapped import MappedFile, view_of
 
 
 class Segment(Protocol):
@@ -32,6 +34,14 @@ class Segment(Protocol):
 
     @property
     def name(self) -> str: ...
+
+
+class _Weighed(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+S = TypeVar("S", bound=_Weighed)
 
 
 # (source, container format) → decoder. The format comes from the segment's extension;
@@ -83,8 +93,74 @@ def frame_segment(
     Rows carry the small integer, not the file name: lineage columns are joined on
     once, at the end, for the rows that are kept.
     """
-    frame = decode_bounded(decoder_for(segment), data, limits, cancel)
+    return _tagged(decode_bounded(decoder_for(segment), data, limits, cancel), index)
+
+
+def _tagged(frame: pa.Table, index: int) -> pa.Table:
     return frame.append_column("segment", pa.array(np.full(frame.num_rows, index, dtype=np.int32)))
+
+
+def frame_segments(
+    segments: Sequence[tuple[int, Segment, Bytes | MappedFile]],
+    limits: DecodeLimits | None = None,
+    cancel: threading.Event | None = None,
+) -> list[pa.Table | Exception]:
+    """Frame each ``(index, segment, bytes)`` as :func:`frame_segment` does, in order: a
+    segment that could not be framed gives the exception in its place
+    (:class:`~advertisex.errors.BatchCancelled` is raised). Several go to one decoder
+    worker together (:func:`~advertisex.formats.bounded.decode_bounded_each`): plan them
+    with :func:`framing_groups`, small segments read as ``bytes``."""
+    if len(segments) == 1:
+        index, segment, data = segments[0]
+        try:
+            return [frame_segment(index, segment, data, limits, cancel)]
+        except BatchCancelled:
+            raise
+        except Exception as error:
+            return [error]
+    jobs = [(decoder_for(segment), bytes(view_of(data))) for _, segment, data in segments]
+    framed = decode_bounded_each(jobs, limits, cancel)
+    return [
+        _tagged(frame, index) if isinstance(frame, pa.Table) else frame
+        for (index, _, _), frame in zip(segments, framed, strict=True)
+    ]
+
+
+# A segment of at most this many bytes is framed together with its small neighbours, in
+# groups of at most GROUP_BYTES and GROUP_SEGMENTS; a bigger one alone, mapped.
+SMALL_SEGMENT_BYTES = 64 << 10
+GROUP_BYTES = 1 << 20
+GROUP_SEGMENTS = 256
+
+
+def framing_groups(segments: Sequence[tuple[int, S]]) -> list[list[tuple[int, S]]]:
+    """``segments`` (indexed, each with a ``size``) cut into the groups
+    :func:`frame_segments` frames at once: runs of consecutive small segments, a big one alone.
+
+    >>> from types import SimpleNamespace as S
+    >>> sizes = [10, 20, 100_000, 30, 40]
+    >>> [[i for i, _ in g] for g in framing_groups([(i, S(size=n)) for i, n in enumerate(sizes)])]
+    [[0, 1], [2], [3, 4]]
+    """
+    groups: list[list[tuple[int, S]]] = []
+    weight = 0
+    for indexed in segments:
+        size = indexed[1].size
+        small = size <= SMALL_SEGMENT_BYTES
+        last = groups[-1] if groups else None
+        if (
+            small
+            and last is not None
+            and last[-1][1].size <= SMALL_SEGMENT_BYTES
+            and len(last) < GROUP_SEGMENTS
+            and weight + size <= GROUP_BYTES
+        ):
+            last.append(indexed)
+            weight += size
+        else:
+            groups.append([indexed])
+            weight = size
+    return groups
 
 
 def concat_frames(frames: list[pa.Table]) -> pa.Table:

@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from advertisex.errors import BatchCancelled
-from advertisex.formats.bounded import DecodeLimits, DecodeRefused
+from advertisex.formats.bounded import DECODE_WORKERS, DecodeLimits, DecodeRefused
 from advertisex.formats.bounded import shed as shed_decoders
 from advertisex.formats.bounded import warm as warm_decoders
-from advertisex.formats.decode import concat_frames, frame_segment
+from advertisex.formats.decode import concat_frames, frame_segments, framing_groups
 from advertisex.lake.datafiles import WrittenFile
 from advertisex.landing.zone import Segment
 from advertisex.model.schemas import SOURCES
@@ -302,6 +301,8 @@ class EmbeddedRunner(Runner[Framed]):
             # Every piece has stopped (the pool waited): what they wrote is nobody's.
             self.lake.remove_files({n: [f.url for f in w] for n, w in run.files.items()})
             raise
+        finally:
+            run.framers.shutdown(cancel_futures=True)
         return Transformed(run.files, accounts)
 
     def _piece(
@@ -310,23 +311,22 @@ class EmbeddedRunner(Runner[Framed]):
         """One piece through the three steps (see the module docstring); ``gate``: the rules
         of the earlier waves, which its invalid traffic is judged by, once they are done."""
         frames = []
-        for index, segment in piece.segments:
-            self.check_cancel()
-            try:
-                # Mapped, not read: the decoder worker maps the same pages (util.mapped).
-                read_segment = functools.partial(self.landing.read_mapped, segment)
-                data = retrying(read_segment, what=f"reading {segment.name}")
-                frame = frame_segment(index, segment, data, run.limits, self.cancel)
-            except DecodeRefused as refused:  # over its time or memory budget, or crashed
-                run.framed.unreadable[index] = str(refused)
-                continue
-            except BatchCancelled:
-                raise
-            except Exception as error:  # a file that cannot be read at all must not block the rest
-                run.framed.unreadable[index] = f"{type(error).__name__}: {error}"
-                continue
-            run.framed.records[index] = frame.num_rows
-            frames.append(frame)
+        groups = framing_groups(piece.segments)
+        frame_group = functools.partial(self._frame_group, run)
+        # Groups of small segments go to both decoder workers at once: a piece of thousands
+        # of them otherwise kept one worker busy while its thread waited for each answer.
+        framed = (
+            run.framers.map(frame_group, groups)
+            if any(len(group) > 1 for group in groups)
+            else map(frame_group, groups)
+        )
+        for group in framed:
+            for index, frame in group:
+                if isinstance(frame, Exception):
+                    run.framed.unreadable[index] = _unreadable(frame)
+                    continue
+                run.framed.records[index] = frame.num_rows
+                frames.append(frame)
         run.read(len(piece.segments))
         total = SourceAccount(piece.source)
         if not frames:
@@ -359,6 +359,35 @@ class EmbeddedRunner(Runner[Framed]):
             run.wrote(self.lake.write_files(run.gather(appends), run.batch.id))
         return total
 
+    def _frame_group(
+        self, run: _Run, group: list[tuple[int, Segment]]
+    ) -> list[tuple[int, pa.Table | Exception]]:
+        """One group of :func:`framing_groups` read and framed: each segment's frame, or
+        why it could not be read or framed."""
+        self.check_cancel()
+        # A segment alone is mapped, not read: the decoder worker maps the same pages
+        # (util.mapped). Small ones are read, and sent to it together.
+        reader = self.landing.read_mapped if len(group) == 1 else self.landing.read
+        failed: list[tuple[int, pa.Table | Exception]] = []
+        read = []
+        for index, segment in group:
+            try:
+                data = retrying(functools.partial(reader, segment), what=f"reading {segment.name}")
+            except Exception as error:  # a file that cannot be read must not block the rest
+                failed.append((index, error))
+                continue
+            read.append((index, segment, data))
+        framed = frame_segments(read, run.limits, self.cancel)
+        return failed + [(index, frame) for (index, _, _), frame in zip(read, framed, strict=True)]
+
+
+def _unreadable(error: Exception) -> str:
+    """Why a segment was set aside: a refused decode says its code (over its time or memory
+    budget, or crashed), anything else its type."""
+    if isinstance(error, DecodeRefused):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
 
 def _told(found: dict[str, Verdict]) -> Repeats:
     """The dedupe step of ``finish_source``: verdicts already found."""
@@ -387,6 +416,8 @@ class _Run:
     ) -> None:
         self.batch, self.framed, self.limits, self.dedupe = batch, framed, limits, dedupe
         self.turns = Turns()
+        # Threads that frame groups of small segments for the pieces, one a decoder worker.
+        self.framers = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="framer")
         self.files: dict[str, list[WrittenFile]] = {}
         self._segments_read = 0
         self._lock = threading.Lock()

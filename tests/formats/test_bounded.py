@@ -5,12 +5,18 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from advertisex.formats.avrofmt import frame_avro
-from advertisex.formats.bounded import DecodeLimits, DecodeRefused, decode_bounded
+from advertisex.formats.bounded import (
+    DecodeLimits,
+    DecodeRefused,
+    decode_bounded,
+    decode_bounded_each,
+)
 from advertisex.formats.jsonfmt import frame_json
 from tests.hostile import gzip_bomb, poison_avro
 
@@ -192,3 +198,111 @@ def test_decoder_workers_give_freed_memory_back() -> None:
         assert settings["polars"].endswith(POLARS_RETURNS_MEMORY)
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "jemalloc") == "jemalloc":
         assert settings["arrow"] == "jemalloc"
+
+
+SMALL_JSON = [b'{"a": %d}\n{"b": "x"}\nnot json\n' % i for i in range(3)]
+
+
+def _framed_alone(decoder: Any, data: bytes) -> pa.Table | Exception:
+    try:
+        return decoder(data)
+    except Exception as error:
+        return error
+
+
+def test_small_segments_framed_together_equal_each_framed_alone() -> None:
+    """One job frames them all: JSON frames handed back as views, Avro frames of one schema
+    as one table (``Packed``), a failing decoder's exception in its place."""
+    from tests.hostile import avro_file, bad_typed_avro, bid
+
+    jobs = [
+        (frame_json, SMALL_JSON[0]),
+        (frame_avro, avro_file([bid(1), bid(2)])),
+        (frame_json, SMALL_JSON[1]),
+        (failing_decoder, b"x"),
+        (frame_avro, bad_typed_avro(n=4, bad=2)),
+    ]
+    framed = decode_bounded_each(jobs, DecodeLimits())
+    for (decoder, data), frame in zip(jobs, framed, strict=True):
+        alone = _framed_alone(decoder, data)
+        if isinstance(alone, Exception):
+            assert type(frame) is type(alone) and str(frame) == str(alone)
+        else:
+            assert isinstance(frame, pa.Table) and frame.equals(alone)
+    avros = [(frame_avro, avro_file([bid(i)])) for i in range(4)]
+    assert [f.to_pylist() for f in decode_bounded_each(avros, DecodeLimits())] == [
+        frame_avro(data).to_pylist() for _, data in avros
+    ]
+
+
+def test_small_segments_go_to_a_worker_in_one_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    from advertisex.util.isolate import WorkerPool
+
+    jobs: list[str] = []
+    run = WorkerPool.run
+
+    def counted(self: WorkerPool, budget: Any, fn: Any, *args: Any, **kw: Any) -> Any:
+        jobs.append(fn.__name__)
+        return run(self, budget, fn, *args, **kw)
+
+    monkeypatch.setattr(WorkerPool, "run", counted)
+    framed = decode_bounded_each([(frame_json, data) for data in SMALL_JSON], DecodeLimits())
+    assert [frame.num_rows for frame in framed] == [3, 3, 3]
+    assert jobs == ["decode_each_for_handoff"]
+
+
+@pytest.mark.parametrize(
+    ("culprit", "code"),
+    [(spinning_decoder, "decode_timeout"), (crashing_decoder, "decoder_crashed")],
+    ids=["spinning", "crashing"],
+)
+def test_a_decoder_that_stops_its_groups_job_is_named_and_the_others_kept(
+    culprit: Any, code: str
+) -> None:
+    """The group's job overran (or its worker died): each is framed again alone, so the
+    culprit is refused with its own code and its neighbours' records are all there."""
+    limits = DecodeLimits(seconds=1.0, seconds_per_mib=0.0, memory_bytes=2 << 30)
+    jobs = [(frame_json, SMALL_JSON[0]), (culprit, b"x"), (frame_json, SMALL_JSON[1])]
+    first, refused, last = decode_bounded_each(jobs, limits)
+    assert isinstance(refused, DecodeRefused) and refused.code == code
+    assert isinstance(first, pa.Table) and first.equals(frame_json(SMALL_JSON[0]))
+    assert isinstance(last, pa.Table) and last.equals(frame_json(SMALL_JSON[1]))
+
+
+def test_a_cancelled_group_stops_the_batch() -> None:
+    import threading
+
+    from advertisex.errors import BatchCancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(BatchCancelled):
+        decode_bounded_each([(spinning_decoder, b"x"), (spinning_decoder, b"y")], TIGHT, cancel)
+
+
+def test_framing_groups_are_runs_of_small_segments_within_their_bounds() -> None:
+    from types import SimpleNamespace
+
+    from advertisex.formats.decode import (
+        GROUP_BYTES,
+        GROUP_SEGMENTS,
+        SMALL_SEGMENT_BYTES,
+        framing_groups,
+    )
+
+    def sizes_of(sizes: list[int]) -> list[list[int]]:
+        indexed = [(i, SimpleNamespace(size=n)) for i, n in enumerate(sizes)]
+        return [[s.size for _, s in group] for group in framing_groups(indexed)]
+
+    many = [10] * (GROUP_SEGMENTS + 1)
+    assert sizes_of(many) == [[10] * GROUP_SEGMENTS, [10]]
+    heavy = SMALL_SEGMENT_BYTES
+    per_group = GROUP_BYTES // heavy
+    assert sizes_of([heavy] * (per_group + 1)) == [[heavy] * per_group, [heavy]]
+    assert sizes_of([heavy + 1, 5, heavy + 1, heavy + 1]) == [
+        [heavy + 1],
+        [5],
+        [heavy + 1],
+        [heavy + 1],
+    ]
+    assert sizes_of([]) == []

@@ -285,25 +285,34 @@ def test_the_heap_the_process_started_with_is_frozen_once(landed: Path, tmp_path
 def test_segments_are_mapped_and_the_allocator_bound_before_the_pieces(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each segment is mapped, not read (its decoder worker maps the same pages), and glibc
-    is told to give large freed blocks back before the pieces' threads start."""
+    """Each segment is read once: one framed alone is mapped, not read (its decoder worker
+    maps the same pages), small ones framed together are read; and glibc is told to give
+    large freed blocks back before the pieces' threads start."""
+    from advertisex.formats.decode import SMALL_SEGMENT_BYTES
     from advertisex.landing.zone import LandingZone
     from advertisex.runners import embedded
 
-    kinds: list[str] = []
-    read_mapped = LandingZone.read_mapped
+    kinds: dict[str, list[str]] = {}
 
-    def spied(self: LandingZone, segment: Segment) -> Any:
-        data = read_mapped(self, segment)
-        kinds.append(type(data).__name__)
-        return data
+    def spied(read: Any) -> Any:
+        def reading(self: LandingZone, segment: Segment) -> Any:
+            data = read(self, segment)
+            kinds.setdefault(segment.name, []).append(type(data).__name__)
+            return data
+
+        return reading
 
     bound: list[bool] = []
-    monkeypatch.setattr(LandingZone, "read_mapped", spied)
+    monkeypatch.setattr(LandingZone, "read_mapped", spied(LandingZone.read_mapped))
+    monkeypatch.setattr(LandingZone, "read", spied(LandingZone.read))
     monkeypatch.setattr(embedded, "bound_held_memory", lambda: bound.append(True))
     _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
-    assert report.records_in > 0
-    assert bound and set(kinds) == {"MappedFile"} and len(kinds) == report.segments
+    assert report.records_in > 0 and bound
+    sizes = {s.name: s.size for s in _open(tmp_path / "run").landing.segments()}
+    assert sorted(kinds) == sorted(sizes) and all(len(k) == 1 for k in kinds.values())
+    big = [name for name, size in sizes.items() if size > SMALL_SEGMENT_BYTES]
+    assert big and all(kinds[name] == ["MappedFile"] for name in big)
+    assert any(kind == ["bytes"] for kind in kinds.values())  # the small bid files, together
 
 
 def test_a_failing_piece_fails_the_batch_and_commits_nothing(
