@@ -276,15 +276,15 @@ def add_files(
             tx.set_properties(properties={TableProperties.DEFAULT_NAME_MAPPING: mapping})
         with tx._append_snapshot_producer(properties) as append:
             added = [
-                _data_file(table, tx.table_metadata, path, footers.get(path))
+                data_file(table, tx.table_metadata, path, footers.get(path))
                 for path in sorted(paths)
             ]
-            for data_file in added:
-                append.append_data_file(data_file)
+            for added_file in added:
+                append.append_data_file(added_file)
     return added
 
 
-def _data_file(table: Table, metadata: TableMetadata, path: str, footer: Footer | None) -> DataFile:
+def data_file(table: Table, metadata: TableMetadata, path: str, footer: Footer | None) -> DataFile:
     """The ``DataFile`` pyiceberg's ``parquet_file_to_data_file`` makes of ``path``, from
     ``footer`` when given (the same metadata it would read back from the file)."""
     from pyiceberg.io.pyarrow import (

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -31,25 +31,33 @@ from advertisex.util import storage
 
 if TYPE_CHECKING:
     from advertisex.config import ScaleSettings
+    from advertisex.lake.datafiles import Footer
 
 
 def commit_swap(
     table: Any,
     removed: list[Any],
     added: list[str],
-    what: str,
+    what: str | None,
     properties: dict[str, str] | None = None,
+    footers: Mapping[str, Footer] | None = None,
 ) -> None:
     """Replace data files ``removed`` (manifest ``DataFile``s) by the Parquet files at
-    ``added`` in one snapshot marked as upkeep ``what``."""
+    ``added`` in one snapshot marked as upkeep ``what`` (None: an overwrite of rows, no
+    upkeep: the marts' slices). ``footers``: the writer's footers of files in ``added``,
+    not read back from them (``lake.datafiles.add_files``)."""
     from pyiceberg.table import TableProperties
     from pyiceberg.table import _parquet_files_to_data_files as data_files_of
     from pyiceberg.table.snapshots import Operation
 
+    from advertisex.lake.datafiles import data_file
     from advertisex.lake.transaction import transaction
 
-    operation = Operation.REPLACE if what == COMPACTION else Operation.DELETE
-    summary = {UPKEEP: what, **(properties or {})}
+    if what is None:
+        operation = Operation.OVERWRITE
+    else:
+        operation = Operation.REPLACE if what == COMPACTION else Operation.DELETE
+    summary = {UPKEEP: what, **(properties or {})} if what else dict(properties or {})
     with transaction(table) as tx:  # one metadata copy, not one per file swapped
         if tx.table_metadata.name_mapping() is None:  # our files carry no field ids
             mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
@@ -57,10 +65,17 @@ def commit_swap(
         producer = _swap_producer()(
             operation, tx, table.io, snapshot_properties=summary, clean=what == ERASURE
         )
-        for data_file in removed:
-            producer.delete_data_file(data_file)
-        for data_file in data_files_of(tx.table_metadata, sorted(added), table.io):
-            producer.append_data_file(data_file)
+        for removed_file in removed:
+            producer.delete_data_file(removed_file)
+        if footers is None:
+            new_files = data_files_of(tx.table_metadata, sorted(added), table.io)
+        else:
+            new_files = (
+                data_file(table, tx.table_metadata, path, footers.get(path))
+                for path in sorted(added)
+            )
+        for new_file in new_files:
+            producer.append_data_file(new_file)
         producer.commit()
 
 

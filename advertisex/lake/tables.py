@@ -461,7 +461,48 @@ class Lake:
         file are left out. Planned a day at a time, a read of thousands of days (the
         dedupe horizons of a batch whose events span decades) took a plan of the
         manifests each, ≈ 2.5 ms a day; here a day of no files costs nothing."""
-        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+        planned = self._plan_days(name, first, last, fields)
+        if planned is None:
+            return {}
+        reader, by_day = planned
+        if by_day is None:  # a file written before the day partition: days by filter
+            days = (first + timedelta(days=k) for k in range((last - first).days + 1))
+            reads = (
+                (day, self.read_planned(name, _between(name, day, day), fields)) for day in days
+            )
+            return {day: read for day, read in reads if read.rows}
+        return {
+            day: self._planned_read(name, reader, day_tasks, fields, True)
+            for day, day_tasks in sorted(by_day.items())
+        }
+
+    def read_on_days(
+        self, name: str, days: Collection[date], fields: tuple[str, ...]
+    ) -> PlannedRead:
+        """The files of ``days``' partitions (UTC, the table's day partition column) read
+        whole, planned once over the days' span: their rows of other times are the
+        caller's to leave out. A filter of many time ranges given to pyiceberg is weighed,
+        every clause of it, against every data file — in the plan and again as each file
+        is read (a late batch's 60 hours apart over 200 days: 22 s of its marts' 28 s)."""
+        if not days:
+            return PlannedRead(name, 0, None, [])
+        first, last = min(days), max(days)
+        planned = self._plan_days(name, first, last, fields)
+        if planned is None:
+            return PlannedRead(name, 0, None, [])
+        reader, by_day = planned
+        if by_day is None:  # a file written before the day partition: the span, filtered
+            return self.read_planned(name, _between(name, first, last), fields)
+        tasks = [task for day in sorted(set(days)) for task in by_day.get(day, [])]
+        return self._planned_read(name, reader, tasks, fields, True)
+
+    def _plan_days(
+        self, name: str, first: date, last: date, fields: tuple[str, ...]
+    ) -> tuple[Any, dict[date, list[Any]] | None] | None:
+        """The scan tasks of the days from ``first`` to ``last``, planned once, by the day
+        their file's partition holds, with the reader of that scan; tasks None when a file
+        has no day partition (written before the spec had one); None for a table with no
+        rows yet."""
         from pyiceberg.io.pyarrow import ArrowScan
         from pyiceberg.transforms import DayTransform
 
@@ -472,19 +513,13 @@ class Lake:
             raise LakeError(f"{name} is not partitioned by day")
         table = self.table(name)
         if table.current_snapshot() is None:
-            return {}
-        start = datetime.combine(first, time(), UTC)
-        end = datetime.combine(last, time(), UTC) + DAY
-
-        def between(start: datetime, end: datetime) -> Any:
-            return And(
-                GreaterThanOrEqual(column, start.isoformat()),  # type: ignore[call-arg,misc]
-                LessThan(column, end.isoformat()),  # type: ignore[call-arg,misc]
-            )
-
-        scan = table.scan(row_filter=between(start, end), selected_fields=fields)
+            return None
+        scan = table.scan(row_filter=_between(name, first, last), selected_fields=fields)
         with _files_still_there(name):
             tasks = list(scan.plan_files())
+        reader = ArrowScan(
+            scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
+        )
         source_id = table.schema().find_field(column).field_id
         specs = table.specs()
         by_day: dict[date, list[Any]] = {}
@@ -497,21 +532,11 @@ class Lake:
                 ),
                 None,
             )
-            if position is None:  # a file written before the day partition: days by filter
-                planned = (
-                    (day, self.read_planned(name, between(day, day + DAY), fields))
-                    for day in (start + k * DAY for k in range((end - start).days))
-                )
-                return {day.date(): read for day, read in planned if read.rows}
+            if position is None:
+                return reader, None
             day = EPOCH_DAY + timedelta(days=task.file.partition[position])
             by_day.setdefault(day, []).append(task)
-        reader = ArrowScan(
-            scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
-        )
-        return {
-            day: self._planned_read(name, reader, day_tasks, fields, True)
-            for day, day_tasks in sorted(by_day.items())
-        }
+        return reader, by_day
 
     def _planned_read(
         self, name: str, reader: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
@@ -794,6 +819,22 @@ def _closing(parquet: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
         parquet.close()
 
 
+def _between(name: str, first: date, last: date) -> Any:
+    """The row filter of the days from ``first`` to ``last`` (UTC) of ``name``'s day
+    partition column."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+    from advertisex.model.schemas import TABLES
+
+    column = TABLES[name].partition_by_day
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last, time(), UTC) + DAY
+    return And(
+        GreaterThanOrEqual(column, start.isoformat()),  # type: ignore[call-arg,misc]
+        LessThan(column, end.isoformat()),  # type: ignore[call-arg,misc]
+    )
+
+
 def _unfiltered(row_filter: Any) -> bool:
     """Whether a scan's ``row_filter`` keeps every row of the files it plans."""
     from pyiceberg.expressions import AlwaysTrue
@@ -811,6 +852,16 @@ class PlannedRead:
         # (fields, storage settings) when the scan reads every row of its files (no row
         # filter, no deletes): :meth:`batches` then reads them as Parquet.
         self.direct: tuple[tuple[str, ...], ScaleSettings | None] | None = None
+
+    @property
+    def files(self) -> list[Any]:
+        """The data files read (manifest ``DataFile``s)."""
+        return [task.file for task in self._tasks]
+
+    @property
+    def whole(self) -> bool:
+        """Whether the read holds every row of its data files (no row filter, no deletes)."""
+        return self.direct is not None
 
     def table(self) -> pa.Table:
         """Every row at once (the files read side by side, or their rows as this process

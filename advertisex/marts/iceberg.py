@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from advertisex.lake.datafiles import WrittenFile, add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
+from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
 from advertisex.marts.store import Chunks, Slice, storage_errors
 from advertisex.model.marts import STATE, STATE_TABLE
@@ -32,7 +33,7 @@ from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
-    from advertisex.lake.tables import Lake
+    from advertisex.lake.tables import Lake, PlannedRead
 
 # Snapshots the marts need nothing from (see the module docstring).
 _STEP_OVER = (COMPACTION, RETENTION, ERASURE)
@@ -250,14 +251,14 @@ class IcebergCurated:
         empty = TABLES[table].projected(columns).empty_table()
         if where.is_empty:
             return Chunks(0, lambda: empty, lambda: iter(()))
-        planned = self.lake.read_planned(table, expression(where, with_users=False), columns)
+        planned, coarse = _planned(self.lake, table, where, columns)
         if not planned.rows:
             return Chunks(0, lambda: empty, lambda: iter(()))
         return Chunks(
             planned.rows,
-            lambda: _shaped(planned.table(), table, where, columns),
+            lambda: _shaped(planned.table(), table, where, columns, coarse),
             lambda: (
-                _shaped(pa.Table.from_batches([batch]), table, where, columns)
+                _shaped(pa.Table.from_batches([batch]), table, where, columns, coarse)
                 for batch in planned.batches()
             ),
         )
@@ -266,13 +267,44 @@ class IcebergCurated:
         return self.lake.settings.spill_dir
 
 
-def _shaped(rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
+# A slice of more time ranges than this is read by the partitions of its days, planned
+# once over their span, and its rows picked in Arrow (Lake.read_on_days): pyiceberg weighs
+# every clause of a filter against every data file, in the plan and again as it reads each.
+FEW_RANGES = 4
+
+
+def _by_days(table: str, where: Slice) -> bool:
+    """Whether ``where``'s rows of ``table`` are read by the partitions of its days."""
+    return len(where.ranges) > FEW_RANGES and where.column == TABLES[table].partition_by_day
+
+
+def _of_users(table: str, where: Slice) -> bool:
+    """Whether ``where`` is of some users in ``table``'s partitions of days: replaced by
+    its days (:meth:`IcebergMarts._swap_days`), the users picked in Arrow — an ``In``
+    filter of hundreds of users cost pyiceberg's overwrite a conversion of each, in every
+    file it read."""
+    return where.users is not None and where.column == TABLES[table].partition_by_day
+
+
+def _planned(
+    lake: Lake, table: str, where: Slice, columns: tuple[str, ...]
+) -> tuple[PlannedRead, bool]:
+    """The read of ``where``'s rows of ``table``, and whether it holds rows outside it (read
+    by its days' partitions: ``where``'s mask picks its rows)."""
+    if _by_days(table, where):
+        return lake.read_on_days(table, where.days(), columns), True
+    return lake.read_planned(table, expression(where, with_users=False), columns), False
+
+
+def _shaped(
+    rows: pa.Table, table: str, where: Slice, columns: tuple[str, ...], coarse: bool = False
+) -> pa.Table:
     """Rows read through a scan of ``where`` as :meth:`Curated.chunks` gives them: the
     columns asked for, in the table's types, of ``where``'s users only (a scan filters on
-    time)."""
+    time), and of its times only when the read was ``coarse`` (:func:`_planned`)."""
     schema = TABLES[table].projected(columns)
     rows = rows.select(list(columns)).cast(schema)
-    return rows.filter(where.mask(rows)) if where.users is not None else rows
+    return rows.filter(where.mask(rows)) if coarse or where.users is not None else rows
 
 
 class IcebergMarts:
@@ -322,10 +354,11 @@ class IcebergMarts:
         )
 
     def read(self, table: str, where: Slice) -> pa.Table:
-        schema = TABLES[table].schema
-        rows = self.lake.read(table, expression(where, with_users=False))
-        rows = rows.select(schema.names).cast(schema)
-        return rows.filter(where.mask(rows)) if where.users is not None else rows
+        fields = tuple(TABLES[table].schema.names)
+        planned, coarse = _planned(self.lake, table, where, fields)
+        if not planned.rows:
+            return TABLES[table].schema.empty_table()
+        return _shaped(planned.table(), table, where, fields, coarse)
 
     def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
         now = utcnow()
@@ -346,7 +379,8 @@ class IcebergMarts:
             for name, (_, rows) in replaced.items()
             if tables[name].current_snapshot() is None and rows.num_rows
         }
-        written = self._write(new, f"marts-{now:%Y%m%dT%H%M%S}")
+        prefix = f"marts-{now:%Y%m%dT%H%M%S}"
+        written = self._write(new, prefix)
         try:
             with full, self.lake.catalog.joined(), warnings.catch_warnings():
                 # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
@@ -358,6 +392,8 @@ class IcebergMarts:
                         add_files(tables[name], urls, {}, self.lake.take_footers(urls))
                     elif where.is_everything:
                         _overwrite(tables[name], data)
+                    elif _by_days(name, where) or _of_users(name, where):
+                        self._swap_days(tables[name], name, where, data, prefix, written)
                     elif not where.is_empty or data.num_rows:
                         _overwrite(tables[name], data, expression(where))
         except BaseException:
@@ -365,6 +401,33 @@ class IcebergMarts:
             raise
         if not joining:
             self.lake.refresh()
+
+    def _swap_days(
+        self,
+        table: Any,
+        name: str,
+        where: Slice,
+        data: pa.Table,
+        prefix: str,
+        written: dict[str, list[WrittenFile]],
+    ) -> None:
+        """Replace ``where``'s rows of ``name`` by ``data`` as pyiceberg's overwrite would
+        (copy-on-write), without its filter: the files of the days ``where`` reaches are
+        read (:func:`_planned`), their rows outside it kept, and rewritten with ``data`` in
+        one snapshot. The files written are added to ``written`` (removed if it fails)."""
+        fields = tuple(TABLES[name].schema.names)
+        planned = self.lake.read_on_days(name, where.days(), fields)
+        if not planned.whole:  # files read in part, or rows deleted by position in them
+            _overwrite(table, data, expression(where))
+            return
+        schema = TABLES[name].schema
+        rows = planned.table().select(list(fields)).cast(schema) if planned.rows else data[:0]
+        kept = rows.filter(pc.invert(where.mask(rows)))
+        files = self.lake.write_files({name: pa.concat_tables([kept, data])}, prefix)
+        urls = [f.url for f in files.get(name, [])]
+        written.setdefault(name, []).extend(files.get(name, []))
+        if urls or planned.files:
+            commit_swap(table, planned.files, urls, None, footers=self.lake.take_footers(urls))
 
     def _write(self, new: dict[str, pa.Table], prefix: str) -> dict[str, list[WrittenFile]]:
         """The data files of the ``new`` marts' rows: those written for the same rows

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -80,10 +80,32 @@ class Slice:
         mask built and no copy made of a whole table)."""
         return table if self.is_everything else table.filter(self.mask(table))
 
+    def days(self) -> set[date]:
+        """The days (UTC) its ranges reach into.
+
+        >>> from datetime import UTC
+        >>> at = lambda d, h=0: datetime(2026, 1, d, h, tzinfo=UTC)
+        >>> sorted(d.day for d in Slice("t", ((at(1, 23), at(3)), (at(9, 5), at(9, 6)))).days())
+        [1, 2, 9]
+        """
+        days: set[date] = set()
+        for lo, hi in self.ranges:
+            first, last = _day_of(lo), _day_of(hi, before=True)
+            days.update(first + timedelta(days=k) for k in range((last - first).days + 1))
+        return days
+
     def bounds(self) -> Range | None:
         if not self.ranges:
             return None
         return min(lo for lo, _ in self.ranges), max(hi for _, hi in self.ranges)
+
+
+def _day_of(bound: Bound, before: bool = False) -> date:
+    """The day (UTC) of ``bound``, or (``before``) of the instant just before it."""
+    if isinstance(bound, datetime):
+        at = bound.astimezone(UTC) if bound.tzinfo else bound
+        return (at - timedelta(microseconds=1) if before else at).date()
+    return bound - timedelta(days=1) if before else bound
 
 
 def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:

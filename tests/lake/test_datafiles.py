@@ -87,7 +87,7 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
     from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
     from advertisex.config import load_settings
-    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.datafiles import data_file
     from advertisex.lake.tables import Lake
     from tests.lake.test_erasure import _clicks
 
@@ -99,7 +99,7 @@ def test_a_file_is_committed_from_its_writer_footer_as_pyiceberg_reads_it_back(
     assert written and all(f.footer is not None for f in written)
     for file in written:
         read_back = parquet_file_to_data_file(table.io, table.metadata, file.url)
-        assert _data_file(table, table.metadata, file.url, file.footer) == read_back
+        assert data_file(table, table.metadata, file.url, file.footer) == read_back
         assert (
             file.footer
             and file.footer.size == Path(file.url.removeprefix("file://")).stat().st_size
@@ -160,7 +160,7 @@ def test_the_files_columns_are_checked_against_the_table_once_per_schema(
     from pyiceberg.types import StringType
 
     from advertisex.config import load_settings
-    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.datafiles import data_file
     from advertisex.lake.tables import Lake
     from tests.lake.test_erasure import _clicks
 
@@ -177,7 +177,7 @@ def test_the_files_columns_are_checked_against_the_table_once_per_schema(
 
     def commit_files(ids: list[str]) -> None:
         for file in write_data_files("curated.clicks", _clicks(ids), table.location(), "b", None):
-            _data_file(table, table.metadata, file.url, file.footer)
+            data_file(table, table.metadata, file.url, file.footer)
 
     commit_files(["a1", "b2"])
     commit_files(["c3"])
@@ -193,7 +193,7 @@ def test_the_files_columns_are_checked_against_the_table_once_per_schema(
     footer = Footer(pq.ParquetFile(alien).metadata, alien.stat().st_size)
     for _ in range(2):
         with pytest.raises(ValueError):
-            _data_file(table, table.metadata, str(alien), footer)
+            data_file(table, table.metadata, str(alien), footer)
 
 
 def test_a_write_that_fails_leaves_no_open_writer_to_fail_again_later(
@@ -260,7 +260,7 @@ def test_few_valued_columns_reach_the_writer_as_dictionaries_and_read_back_as_te
     from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
     from advertisex.config import load_settings
-    from advertisex.lake.datafiles import _data_file
+    from advertisex.lake.datafiles import data_file
     from advertisex.lake.tables import Lake, _conform
     from advertisex.model.schemas import TABLES
     from advertisex.runners.batch import accepted_rows
@@ -323,7 +323,7 @@ def test_few_valued_columns_reach_the_writer_as_dictionaries_and_read_back_as_te
         if column.path_in_schema in spec.few_values:
             assert "RLE_DICTIONARY" in column.encodings
     assert metadata.column(spec.schema.get_field_index("campaign_id")).statistics.min == "cmp-1"
-    assert _data_file(table, table.metadata, file.url, file.footer) == parquet_file_to_data_file(
+    assert data_file(table, table.metadata, file.url, file.footer) == parquet_file_to_data_file(
         table.io, table.metadata, file.url
     )
 

@@ -306,3 +306,58 @@ def test_a_mart_that_cannot_be_written_beside_fails_the_update_and_leaves_no_fil
     done = update_marts(lake, lake.settings)  # room again: the next update builds them
     assert done is not None and done.mode == "rebuild"
     assert lake.read("marts.campaign_hourly").num_rows > 0
+
+
+def test_a_late_batch_over_many_days_replaces_the_marts_by_their_days(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Late clicks on eight days apart make a slice of eight runs of hours: more than
+    ``FEW_RANGES``, so the marts' rows are read by the partitions of those days and replaced
+    by rewriting those days' files, with no filter of eight clauses (or of the clicks'
+    users) given to pyiceberg — which weighed each clause against every data file (60 late
+    clicks over 200 days: 28 s). The days the batch does not reach keep their files, and
+    the marts are those a rebuild makes."""
+    from advertisex.marts import iceberg
+
+    day = 24 * 60
+    shown = [_imp(k, f"u{k}", 2 * k * day + 60) for k in range(12)]
+    first = {"curated.impressions": shown}
+    late = {
+        "curated.clicks": [
+            {"event_id": f"clk-{k}", "event_time": minutes(2 * k * day + 90), "user_id": f"u{k}",
+             "campaign_id": "c0"}
+            for k in range(0, 12, 3)
+        ] + [
+            {"event_id": f"clk-x{k}", "event_time": minutes(2 * k * day + 95), "user_id": "nobody",
+             "campaign_id": "c0"}
+            for k in range(1, 12, 3)
+        ],
+    }  # fmt: skip
+    lake.commit_batch(_batch(first), [], {})
+    assert update_marts(lake, lake.settings).mode == "rebuild"  # type: ignore[union-attr]
+    hourly = "marts.campaign_hourly"
+    before = {f.file.file_path for f in lake.table(hourly).scan().plan_files()}
+
+    overwritten: list[str] = []
+    overwrite = iceberg._overwrite
+    monkeypatch.setattr(
+        iceberg,
+        "_overwrite",
+        lambda table, *a: (overwritten.append(table.name()[-1]), overwrite(table, *a))[1],
+    )
+    lake.commit_batch(_batch(late), [], {})
+    done = update_marts(lake, lake.settings)
+    assert done is not None and done.mode == "incremental"
+    assert "campaign_hourly" not in overwritten and "attributed_clicks" not in overwritten
+
+    everything, expected = MemoryCurated(), MemoryMarts()
+    for rows in (first, late):
+        everything.append(_batch(rows))
+    maintain.rebuild(everything, expected, rules_for(lake, lake.settings))
+    for name in MARTS:
+        got = lake.read(name).cast(expected.tables[name].schema)
+        assert sorted(map(repr, got.to_pylist())) == sorted(
+            map(repr, expected.tables[name].to_pylist())
+        ), name
+    after = {f.file.file_path for f in lake.table(hourly).scan().plan_files()}
+    assert len(before & after) == 12 - 8  # four days with an impression and no click kept
