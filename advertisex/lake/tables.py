@@ -23,6 +23,7 @@ from advertisex.util.timeutil import EPOCH
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from pyiceberg.table import Table
 
     from advertisex.config import ScaleSettings, Settings
@@ -477,11 +478,17 @@ class Lake:
         }
 
     def read_on_days(
-        self, name: str, days: Collection[date], fields: tuple[str, ...]
+        self,
+        name: str,
+        days: Collection[date],
+        fields: tuple[str, ...],
+        within: Sequence[tuple[int, int]] = (),
     ) -> PlannedRead:
         """The files of ``days``' partitions (UTC, the table's day partition column) read
         whole, planned once over the days' span: their rows of other times are the
-        caller's to leave out. A filter of many time ranges given to pyiceberg is weighed,
+        caller's to leave out. ``within``: sorted time ranges (µs since the epoch, half
+        open) the rows wanted are in; a file whose column bounds meet none is left out, as
+        pyiceberg's plan would. A filter of many time ranges given to pyiceberg is weighed,
         every clause of it, against every data file — in the plan and again as each file
         is read (a late batch's 60 hours apart over 200 days: 22 s of its marts' 28 s)."""
         if not days:
@@ -494,6 +501,8 @@ class Lake:
         if by_day is None:  # a file written before the day partition: the span, filtered
             return self.read_planned(name, _between(name, first, last), fields)
         tasks = [task for day in sorted(set(days)) for task in by_day.get(day, [])]
+        if within:
+            tasks = _meeting(self.table(name), name, tasks, within)
         return self._planned_read(name, reader, tasks, fields, True)
 
     def _plan_days(
@@ -819,6 +828,36 @@ def _closing(parquet: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
         parquet.close()
 
 
+def _meeting(
+    table: Any, name: str, tasks: list[Any], within: Sequence[tuple[int, int]]
+) -> list[Any]:
+    """The ``tasks`` whose file's bounds of ``name``'s day partition column meet a range of
+    ``within`` (sorted, half-open, µs since the epoch), or that have no bounds of it."""
+    import bisect
+
+    from pyiceberg.conversions import from_bytes
+
+    from advertisex.model.schemas import TABLES
+
+    field = table.schema().find_field(TABLES[name].partition_by_day)
+    ends = [hi for _, hi in within]
+    kept = []
+    for task in tasks:
+        lower = (task.file.lower_bounds or {}).get(field.field_id)
+        upper = (task.file.upper_bounds or {}).get(field.field_id)
+        if lower is None or upper is None:
+            kept.append(task)
+            continue
+        low, high = from_bytes(field.field_type, lower), from_bytes(field.field_type, upper)
+        if not isinstance(low, int) or not isinstance(high, int):  # not µs: not weighed
+            kept.append(task)
+            continue
+        k = bisect.bisect_right(ends, low)  # the first range that ends after the file's lowest
+        if k < len(within) and within[k][0] <= high:
+            kept.append(task)
+    return kept
+
+
 def _between(name: str, first: date, last: date) -> Any:
     """The row filter of the days from ``first`` to ``last`` (UTC) of ``name``'s day
     partition column."""
@@ -870,7 +909,28 @@ class PlannedRead:
         if kept is not None:
             return kept
         with _files_still_there(self.name):
-            return self._reader.to_table(self._tasks)
+            whole = self._whole_as_parquet()
+            return whole if whole is not None else self._reader.to_table(self._tasks)
+
+    def _whole_as_parquet(self) -> pa.Table | None:
+        """Every file read as Parquet (:meth:`_read_as_parquet`), or None if one cannot be:
+        pyiceberg's scan works out each file's projection first, ≈ 9 ms a file (the marts'
+        update of a late batch over 200 days read 200 small files so, for each table)."""
+        if self.direct is None or not self._tasks:
+            return None
+        import pyarrow as pa
+
+        parts = []
+        for task in self._tasks:
+            parquet = self._parquet_of(task)
+            if parquet is None:
+                return None
+            with contextlib.closing(parquet):
+                parts.append(parquet.read(columns=list(self.direct[0])))
+        try:
+            return pa.concat_tables(parts, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of types apart: pyiceberg's scan
+            return None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """A record batch at a time (≈ 128 k rows), a file after another: read as Parquet
@@ -896,6 +956,16 @@ class PlannedRead:
         pyiceberg's scan, 5.4 M impressions' eight columns took 1.25-1.71 s of CPU against
         0.83-1.01 s as Parquet (its projection of each batch); a backlog's marts build
         reads the impressions three times."""
+        parquet = self._parquet_of(task)
+        if parquet is None:
+            return None
+        assert self.direct is not None
+        fields = list(self.direct[0])
+        return _closing(parquet, parquet.iter_batches(batch_size=_BATCH_ROWS, columns=fields))
+
+    def _parquet_of(self, task: Any) -> pq.ParquetFile | None:
+        """``task``'s file open as Parquet when it can be read so (see
+        :meth:`_read_as_parquet`), else None."""
         if self.direct is None:
             return None
         import pyarrow as pa
@@ -911,4 +981,4 @@ class PlannedRead:
         if any(f not in names or pa.types.is_nested(schema.field(f).type) for f in fields):
             parquet.close()
             return None
-        return _closing(parquet, parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(fields)))
+        return parquet

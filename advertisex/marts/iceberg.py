@@ -16,6 +16,7 @@ import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from advertisex.lake.datafiles import WrittenFile, add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
-from advertisex.marts.store import Chunks, Slice, storage_errors
+from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_errors
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
@@ -278,6 +279,19 @@ def _by_days(table: str, where: Slice) -> bool:
     return len(where.ranges) > FEW_RANGES and where.column == TABLES[table].partition_by_day
 
 
+def _micros(where: Slice) -> list[tuple[int, int]]:
+    """``where``'s time ranges in µs since the epoch (a day from its midnight, UTC)."""
+    from advertisex.util.timeutil import to_micros
+
+    def at(bound: Bound) -> datetime:
+        if isinstance(bound, datetime):
+            return bound if bound.tzinfo else bound.replace(tzinfo=UTC)
+        return datetime.combine(bound, time(), UTC)
+
+    merged = merge_ranges((at(lo), at(hi)) for lo, hi in where.ranges)  # ends sorted too
+    return [(to_micros(at(lo)), to_micros(at(hi))) for lo, hi in merged]
+
+
 def _of_users(table: str, where: Slice) -> bool:
     """Whether ``where`` is of some users in ``table``'s partitions of days: replaced by
     its days (:meth:`IcebergMarts._swap_days`), the users picked in Arrow — an ``In``
@@ -291,8 +305,8 @@ def _planned(
 ) -> tuple[PlannedRead, bool]:
     """The read of ``where``'s rows of ``table``, and whether it holds rows outside it (read
     by its days' partitions: ``where``'s mask picks its rows)."""
-    if _by_days(table, where):
-        return lake.read_on_days(table, where.days(), columns), True
+    if _by_days(table, where) or _of_users(table, where):
+        return lake.read_on_days(table, where.days(), columns, _micros(where)), True
     return lake.read_planned(table, expression(where, with_users=False), columns), False
 
 
@@ -416,7 +430,7 @@ class IcebergMarts:
         read (:func:`_planned`), their rows outside it kept, and rewritten with ``data`` in
         one snapshot. The files written are added to ``written`` (removed if it fails)."""
         fields = tuple(TABLES[name].schema.names)
-        planned = self.lake.read_on_days(name, where.days(), fields)
+        planned = self.lake.read_on_days(name, where.days(), fields, _micros(where))
         if not planned.whole:  # files read in part, or rows deleted by position in them
             _overwrite(table, data, expression(where))
             return

@@ -361,3 +361,26 @@ def test_a_late_batch_over_many_days_replaces_the_marts_by_their_days(
         ), name
     after = {f.file.file_path for f in lake.table(hourly).scan().plan_files()}
     assert len(before & after) == 12 - 8  # four days with an impression and no click kept
+
+
+def test_a_read_by_days_leaves_out_the_files_whose_times_meet_no_range(lake: Lake) -> None:
+    """``Lake.read_on_days`` reads whole day partitions, but of those only the files whose
+    event-time bounds meet one of the ranges asked for, as pyiceberg's plan would."""
+    from advertisex.util.timeutil import to_micros
+
+    for at in (60, 20 * 60, 25 * 60):  # two files on the first day, one on the next
+        lake.commit_batch(_batch({"curated.impressions": [_imp(at, "u1", at)]}), [], {})
+    first, second = minutes(0).date(), minutes(25 * 60).date()
+    fields = ("impression_id", "event_time")
+
+    def read(*within: tuple[int, int]) -> list[str]:
+        planned = lake.read_on_days("curated.impressions", {first, second}, fields, within)
+        return sorted(planned.table().column("impression_id").to_pylist())
+
+    def hours(lo: int, hi: int) -> tuple[int, int]:
+        return to_micros(minutes(lo * 60)), to_micros(minutes(hi * 60))
+
+    assert read() == ["imp-1200", "imp-1500", "imp-60"]
+    assert read(hours(0, 2)) == ["imp-60"]  # the day's other file is left out
+    assert read(hours(0, 2), hours(24, 26)) == ["imp-1500", "imp-60"]
+    assert read(hours(2, 19), hours(21, 24)) == []
