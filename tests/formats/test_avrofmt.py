@@ -276,3 +276,29 @@ def test_a_truncated_file_of_typed_times_keeps_earlier_blocks_record_by_record()
     ]
     rest = base64.b64decode(frame.column("raw").to_pylist()[-1].removeprefix("base64:"))
     assert data[: len(data) - 30].endswith(rest) and len(rest) < len(data) // 2
+
+
+def test_the_header_is_read_as_fastavro_reads_it_and_its_plan_kept_per_schema() -> None:
+    """A collector lands each request of bids as a container of its own: the header is
+    read here and the schema's plan kept (fastavro parsed it again for every container);
+    a header this reading cannot make out goes to fastavro, which says what is wrong."""
+    import fastavro
+    import pyarrow as pa
+
+    from advertisex.formats import avrofmt
+    from tests.hostile import avro_file, bid
+
+    for codec in ("null", "deflate"):
+        data = avro_file([bid(1), bid(2)], codec=codec)
+        stream = pa.BufferReader(data)
+        read = fastavro.block_reader(stream)
+        schema, got_codec, offset = avrofmt._header(data)  # type: ignore[misc]
+        assert (got_codec, offset) == (read.codec, stream.tell())
+        assert read.metadata["avro.schema"].encode() == schema
+        avrofmt._PLANS.clear()
+        fresh = avrofmt.frame_avro(data)
+        assert schema in avrofmt._PLANS
+        assert avrofmt.frame_avro(data).equals(fresh)  # from the kept plan
+    assert avrofmt._header(b"Obj\x01") is None
+    assert avrofmt._header(b"Obj\x01\xfe\xff\xff\xff\x0f" + b"\x00" * 64) is None  # 2^31 entries
+    assert avrofmt._header(b"Obj\x01\x02\x7f") is None  # a key longer than the data

@@ -70,7 +70,8 @@ def containers(draw: st.DrawFn) -> tuple[bytes, list[dict]]:
 def _native(data: bytes) -> pa.Table | None:
     stream = io.BytesIO(data)
     header = fastavro.block_reader(stream)
-    return avrofmt._read_native(data, stream.tell(), header.writer_schema, header.codec)
+    plan = avrofmt._Plan.of(header.writer_schema)
+    return avrofmt._read_native(data, stream.tell(), plan, header.codec)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
