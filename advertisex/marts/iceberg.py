@@ -5,8 +5,10 @@
   rows, retention drops days older than any window reaches, and an erasure updates the
   marts in its own transaction. Any other rewrite (a replay) rebuilds the marts.
 * A slice replacement is pyiceberg's ``overwrite`` with the slice as row filter (a
-  delete and an append in one transaction, copy-on-write); the replacements of all
-  marts and the new ``marts.state`` rows commit in one catalog transaction.
+  delete and an append in one transaction, copy-on-write), or, for a slice of many time
+  ranges or of some users, the same copy-on-write by the files of its days
+  (:meth:`IcebergMarts._swap_days`); the replacements of all marts and the new
+  ``marts.state`` rows commit in one catalog transaction.
 """
 
 from __future__ import annotations
