@@ -75,7 +75,6 @@ def _file(data: Bytes) -> pa.BufferReader:
 
 
 def _fast(data: Bytes) -> pa.Table:
-
     # polars-avro stops quietly at a truncated block; the container's block headers say how
     # many records it holds (checked for framing and sync markers, nothing inflated), so a
     # short count means "use the slow path".

@@ -428,9 +428,10 @@ class IcebergMarts:
         written: dict[str, list[WrittenFile]],
     ) -> None:
         """Replace ``where``'s rows of ``name`` by ``data`` as pyiceberg's overwrite would
-        (copy-on-write), without its filter: the files of the days ``where`` reaches are
-        read (:func:`_planned`), their rows outside it kept, and rewritten with ``data`` in
-        one snapshot. The files written are added to ``written`` (removed if it fails)."""
+        (copy-on-write), without its filter: the files of the days ``where`` reaches that
+        its times meet are read (``Lake.read_on_days``), their rows outside it kept, and
+        rewritten with ``data`` in one snapshot; the other files stay. The files written
+        are added to ``written`` (removed if the update fails)."""
         fields = tuple(TABLES[name].schema.names)
         planned = self.lake.read_on_days(name, where.days(), fields, _micros(where))
         if not planned.whole:  # files read in part, or rows deleted by position in them
