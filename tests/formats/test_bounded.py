@@ -306,3 +306,14 @@ def test_framing_groups_are_runs_of_small_segments_within_their_bounds() -> None
         [heavy + 1],
     ]
     assert sizes_of([]) == []
+
+
+def test_a_groups_time_budget_is_bounded_whatever_a_segments_is() -> None:
+    """A group that overruns is framed again segment by segment: its own budget is short,
+    so a spinning decoder among small segments does not cost two whole budgets."""
+    limits = DecodeLimits(seconds=30.0, seconds_per_mib=2.0)
+    assert limits.budget(1 << 20).seconds == 32.0
+    assert limits.group_budget(1 << 20).seconds == 7.0
+    assert limits.group_budget(1 << 20, 0.2).seconds == pytest.approx(1.4)
+    assert DecodeLimits(seconds=1.0).group_budget(0).seconds == 1.0
+    assert limits.group_budget(1 << 20).memory_bytes == limits.budget(1 << 20).memory_bytes
