@@ -226,13 +226,35 @@ def decode_each_for_handoff(
     """:func:`decode_for_handoff` over each of ``datas`` in a worker (for
     :func:`decode_bounded_each`): an exception in the place of a frame that failed, and
     frames that are all tables of one schema handed back as one (:class:`Packed`)."""
-    answers: list[pa.Table | TextViews | Exception] = []
-    for decoder, data in zip(decoders, datas, strict=True):
-        try:
-            answers.append(decode_for_handoff(decoder, data))
-        except Exception as error:
-            answers.append(error)
+    answers: list[pa.Table | TextViews | Exception] | None = _avro_together(decoders, datas)
+    if answers is None:
+        answers = []
+        for decoder, data in zip(decoders, datas, strict=True):
+            try:
+                answers.append(decode_for_handoff(decoder, data))
+            except Exception as error:
+                answers.append(error)
     return Packed.of(answers) or answers
+
+
+def _avro_together(
+    decoders: list[Decoder], datas: list[bytes]
+) -> list[pa.Table | TextViews | Exception] | None:
+    """Avro containers framed together (``avrofmt.frame_avro_each``: containers of one
+    schema read in one call, the same frames), each un-gzipped first; None unless every
+    one of two or more is Avro."""
+    from advertisex.formats.avrofmt import frame_avro, frame_avro_each
+
+    if len(datas) < 2 or any(decoder is not frame_avro for decoder in decoders):
+        return None
+    unzipped: list[Bytes | Exception] = []
+    for data in datas:
+        try:
+            unzipped.append(gunzip_if_needed(data, _inflate_limit(data))[0])
+        except Exception as error:  # a bomb (decode_memory): this one alone is refused
+            unzipped.append(error)
+    framed = iter(frame_avro_each([u for u in unzipped if not isinstance(u, Exception)]))
+    return [u if isinstance(u, Exception) else next(framed) for u in unzipped]
 
 
 @dataclass(frozen=True)
@@ -380,8 +402,12 @@ def decode_for_handoff(decoder: Decoder, data: Bytes) -> pa.Table | TextViews:
 
 @takes_views
 def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
-    limit = max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
-    return decoder(gunzip_if_needed(data, limit)[0])
+    return decoder(gunzip_if_needed(data, _inflate_limit(data))[0])
+
+
+def _inflate_limit(data: Bytes) -> int:
+    """The most bytes ``data`` may inflate to (:data:`_MAX_INFLATION` times, at least the floor)."""
+    return max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
 
 
 @overload

@@ -302,3 +302,83 @@ def test_the_header_is_read_as_fastavro_reads_it_and_its_plan_kept_per_schema() 
     assert avrofmt._header(b"Obj\x01") is None
     assert avrofmt._header(b"Obj\x01\xfe\xff\xff\xff\x0f" + b"\x00" * 64) is None  # 2^31 entries
     assert avrofmt._header(b"Obj\x01\x02\x7f") is None  # a key longer than the data
+
+
+def _flat(extra: str | None = None, logical: str | None = None) -> dict:
+    """A flat bid schema the compiled reader reads (maybe a typed time, an unknown field)."""
+    time: object = {"type": "long", "logicalType": logical} if logical else "string"
+    fields = [
+        {"name": "auction_id", "type": ["null", "string"]},
+        {"name": "timestamp", "type": ["null", time]},
+        {"name": "user_id", "type": ["null", "string"]},
+        {"name": "floor_price", "type": ["null", "double"]},
+        {"name": "ad_targeting", "type": ["null", {"type": "map", "values": "string"}]},
+    ]
+    if extra:
+        fields.append({"name": extra, "type": ["null", "long"]})
+    return {"type": "record", "name": "Bid", "fields": fields}
+
+
+def test_containers_framed_together_are_framed_as_each_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``frame_avro_each``: containers of one schema read in one call of the compiled reader
+    and cut apart give each container's own frame (positions from 1 in each, a time past
+    the calendar a framing error of its record, unknown fields as extras); the others —
+    another codec's blocks, a schema it does not read, not Avro at all, a truncated one —
+    are framed alone, in their places."""
+    import gzip
+
+    from advertisex import native
+    from advertisex.formats import avrofmt
+    from tests.hostile import avro_file, bad_typed_avro, not_a_record_avro
+
+    at = 1_763_632_800_000  # 2025-11-20T10:00:00Z in ms
+    typed = _flat(logical="timestamp-millis")
+    with_extra = _flat(extra="score")
+
+    def typed_bids(k: int, n: int, codec: str = "null") -> bytes:
+        rows = [
+            {"auction_id": f"t{k}-{i}", "timestamp": at + i, "user_id": f"u{i}",
+             "floor_price": 0.5 * i, "ad_targeting": {"seg": str(i)} if i % 2 else None}
+            for i in range(n)
+        ]  # fmt: skip
+        return avro_file(rows, schema=typed, codec=codec)
+
+    past = avro_file(
+        [{"auction_id": "x", "timestamp": 4611686018427387904, "user_id": "u"}], schema=typed
+    )
+    extra = avro_file(
+        [
+            {"auction_id": f"e{i}", "timestamp": "2026-11-20T10:00:00Z", "score": i}
+            for i in range(3)
+        ],
+        schema=with_extra,
+        codec="deflate",
+    )
+    datas = [
+        typed_bids(0, 5),
+        typed_bids(1, 3, "deflate"),
+        extra,
+        past,
+        bad_typed_avro(),  # a union the compiled reader does not read
+        typed_bids(2, 1),
+        not_a_record_avro(),
+        b"not avro at all",
+        typed_bids(3, 4)[:-20],  # truncated
+        extra,
+        typed_bids(4, 2, "deflate"),
+        gzip.compress(typed_bids(5, 2)),  # framed alone: not un-gzipped here
+    ]
+    avrofmt._PLANS.clear()
+    calls: list[int] = []
+    read = native.avro_block
+    monkeypatch.setattr(native, "avro_block", lambda raw, n, f: calls.append(n) or read(raw, n, f))
+    together = avrofmt.frame_avro_each(datas)
+    # The first typed container alone (its plan kept), then the other four in one call.
+    assert calls.count(3 + 1 + 1 + 2) == 1
+    monkeypatch.setattr(native, "avro_block", read)
+    assert len(together) == len(datas)
+    for data, frame in zip(datas, together, strict=True):
+        assert isinstance(frame, pa.Table)
+        assert frame.to_pylist() == avrofmt.frame_avro(data).to_pylist()

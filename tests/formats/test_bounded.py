@@ -317,3 +317,28 @@ def test_a_groups_time_budget_is_bounded_whatever_a_segments_is() -> None:
     assert limits.group_budget(1 << 20, 0.2).seconds == pytest.approx(1.4)
     assert DecodeLimits(seconds=1.0).group_budget(0).seconds == 1.0
     assert limits.group_budget(1 << 20).memory_bytes == limits.budget(1 << 20).memory_bytes
+
+
+def test_avro_containers_in_a_job_are_unzipped_and_framed_together() -> None:
+    """A job of Avro containers only: each un-gzipped (a bomb refused in its place), then
+    framed together (``avrofmt.frame_avro_each``), as each would be alone."""
+    import gzip as gz
+
+    from advertisex.formats.bounded import Packed, decode_each_for_handoff
+    from tests.hostile import avro_file, bid
+
+    plain = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [{"name": n, "type": ["null", "string"]} for n in ("auction_id", "user_id")],
+    }
+    first, second = (avro_file([bid(i), bid(i + 1)], schema=plain) for i in (0, 2))
+    datas = [first, gz.compress(second), gzip_bomb(1 << 30), first]
+    answers = decode_each_for_handoff([frame_avro] * len(datas), datas)
+    assert not isinstance(answers, Packed)  # the bomb's refusal is among them
+    refused = answers[2]
+    assert isinstance(refused, DecodeRefused) and refused.code == "decode_memory"
+    for data, answer in zip([first, second, None, first], answers, strict=True):
+        if data is not None:
+            assert isinstance(answer, pa.Table)
+            assert answer.to_pylist() == frame_avro(data).to_pylist()
