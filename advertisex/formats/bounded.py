@@ -165,6 +165,9 @@ def decode_bounded_each(
     again in a job of its own, so the one that did it is named and the others are kept.
     """
     if limits is None or not limits.isolated:
+        together = _avro_together([decoder for decoder, _ in jobs], [data for _, data in jobs])
+        if together is not None:
+            return together
         return [_decoded_or_error(decoder, data) for decoder, data in jobs]
     if len(jobs) == 1:
         decoder, data = jobs[0]
@@ -226,9 +229,9 @@ def decode_each_for_handoff(
     """:func:`decode_for_handoff` over each of ``datas`` in a worker (for
     :func:`decode_bounded_each`): an exception in the place of a frame that failed, and
     frames that are all tables of one schema handed back as one (:class:`Packed`)."""
-    answers: list[pa.Table | TextViews | Exception] | None = _avro_together(decoders, datas)
-    if answers is None:
-        answers = []
+    together = _avro_together(decoders, datas)
+    answers: list[pa.Table | TextViews | Exception] = [] if together is None else [*together]
+    if together is None:
         for decoder, data in zip(decoders, datas, strict=True):
             try:
                 answers.append(decode_for_handoff(decoder, data))
@@ -239,7 +242,7 @@ def decode_each_for_handoff(
 
 def _avro_together(
     decoders: list[Decoder], datas: list[bytes]
-) -> list[pa.Table | TextViews | Exception] | None:
+) -> list[pa.Table | Exception] | None:
     """Avro containers framed together (``avrofmt.frame_avro_each``: containers of one
     schema read in one call, the same frames), each un-gzipped first; None unless every
     one of two or more is Avro."""

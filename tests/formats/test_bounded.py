@@ -334,11 +334,13 @@ def test_avro_containers_in_a_job_are_unzipped_and_framed_together() -> None:
     }
     first, second = (avro_file([bid(i), bid(i + 1)], schema=plain) for i in (0, 2))
     datas = [first, gz.compress(second), gzip_bomb(1 << 30), first]
-    answers = decode_each_for_handoff([frame_avro] * len(datas), datas)
-    assert not isinstance(answers, Packed)  # the bomb's refusal is among them
-    refused = answers[2]
-    assert isinstance(refused, DecodeRefused) and refused.code == "decode_memory"
-    for data, answer in zip([first, second, None, first], answers, strict=True):
-        if data is not None:
-            assert isinstance(answer, pa.Table)
-            assert answer.to_pylist() == frame_avro(data).to_pylist()
+    in_a_worker = decode_each_for_handoff([frame_avro] * len(datas), datas)
+    assert not isinstance(in_a_worker, Packed)  # the bomb's refusal is among them
+    here = decode_bounded_each([(frame_avro, d) for d in datas], DecodeLimits(isolated=False))
+    for answers in (in_a_worker, here):
+        refused = answers[2]
+        assert isinstance(refused, DecodeRefused) and refused.code == "decode_memory"
+        for data, answer in zip([first, second, None, first], answers, strict=True):
+            if data is not None:
+                assert isinstance(answer, pa.Table)
+                assert answer.to_pylist() == frame_avro(data).to_pylist()
