@@ -149,7 +149,7 @@ def decode_bounded(
 
 
 def decode_bounded_each(
-    jobs: Sequence[tuple[Decoder, bytes]],
+    jobs: Sequence[tuple[Decoder, Bytes | MappedFile]],
     limits: DecodeLimits | None,
     cancel: threading.Event | None = None,
 ) -> list[pa.Table | Exception]:
@@ -163,18 +163,25 @@ def decode_bounded_each(
     a segment of a few dozen records cost (≈ 1 ms). When that job fails as a whole (a
     decoder overran the budget, outgrew the memory or crashed the worker), each is framed
     again in a job of its own, so the one that did it is named and the others are kept.
+    A job alone is :func:`decode_bounded`'s (a mapped file goes to the worker by name);
+    several travel as bytes.
     """
-    if limits is None or not limits.isolated:
-        together = _avro_together([decoder for decoder, _ in jobs], [data for _, data in jobs])
+    from advertisex.formats.avrofmt import frame_avro
+
+    decoders = [decoder for decoder, _ in jobs]
+    if limits is None or not limits.isolated:  # in this process: a mapped file is not copied
+        views = [view_of(data) for _, data in jobs]
+        together = _avro_together(decoders, views)
         if together is not None:
             return together
-        return [_decoded_or_error(decoder, data) for decoder, data in jobs]
+        return [
+            _decoded_or_error(decoder, data) for decoder, data in zip(decoders, views, strict=True)
+        ]
     if len(jobs) == 1:
-        decoder, data = jobs[0]
-        return [_bounded_or_error(decoder, data, limits, cancel)]
-    size = sum(len(data) for _, data in jobs)
-    share = _FAST_SHARE if any(decoder is _frame_avro() for decoder, _ in jobs) else 1.0
-    decoders, datas = [decoder for decoder, _ in jobs], [data for _, data in jobs]
+        return [_bounded_or_error(decoders[0], jobs[0][1], limits, cancel)]
+    datas = [bytes(view_of(data)) for _, data in jobs]
+    size = sum(len(data) for data in datas)
+    share = _FAST_SHARE if any(decoder is frame_avro for decoder in decoders) else 1.0
     try:
         answers = decode_pool().run(
             limits.group_budget(size, share),
@@ -190,7 +197,10 @@ def decode_bounded_each(
     except Exception:  # the answer did not come back whole (an exception that did not pickle)
         answers = None
     if answers is None:
-        return [_bounded_or_error(decoder, data, limits, cancel) for decoder, data in jobs]
+        return [
+            _bounded_or_error(decoder, data, limits, cancel)
+            for decoder, data in zip(decoders, datas, strict=True)
+        ]
     if isinstance(answers, Packed):
         return answers.frames()
     return [
@@ -200,7 +210,10 @@ def decode_bounded_each(
 
 
 def _bounded_or_error(
-    decoder: Decoder, data: bytes, limits: DecodeLimits, cancel: threading.Event | None
+    decoder: Decoder,
+    data: Bytes | MappedFile,
+    limits: DecodeLimits,
+    cancel: threading.Event | None,
 ) -> pa.Table | Exception:
     try:
         return decode_bounded(decoder, data, limits, cancel)
@@ -217,12 +230,6 @@ def _decoded_or_error(decoder: Decoder, data: Bytes) -> pa.Table | Exception:
         return error
 
 
-def _frame_avro() -> Decoder:
-    from advertisex.formats.avrofmt import frame_avro
-
-    return frame_avro
-
-
 def decode_each_for_handoff(
     decoders: list[Decoder], datas: list[bytes]
 ) -> list[pa.Table | TextViews | Exception] | Packed:
@@ -230,18 +237,25 @@ def decode_each_for_handoff(
     :func:`decode_bounded_each`): an exception in the place of a frame that failed, and
     frames that are all tables of one schema handed back as one (:class:`Packed`)."""
     together = _avro_together(decoders, datas)
-    answers: list[pa.Table | TextViews | Exception] = [] if together is None else [*together]
-    if together is None:
-        for decoder, data in zip(decoders, datas, strict=True):
-            try:
-                answers.append(decode_for_handoff(decoder, data))
-            except Exception as error:
-                answers.append(error)
+    answers: list[pa.Table | TextViews | Exception] = (
+        [*together]
+        if together is not None
+        else [
+            _handed_or_error(decoder, data) for decoder, data in zip(decoders, datas, strict=True)
+        ]
+    )
     return Packed.of(answers) or answers
 
 
+def _handed_or_error(decoder: Decoder, data: bytes) -> pa.Table | TextViews | Exception:
+    try:
+        return decode_for_handoff(decoder, data)
+    except Exception as error:
+        return error
+
+
 def _avro_together(
-    decoders: list[Decoder], datas: list[bytes]
+    decoders: list[Decoder], datas: Sequence[Bytes]
 ) -> list[pa.Table | Exception] | None:
     """Avro containers framed together (``avrofmt.frame_avro_each``: containers of one
     schema read in one call, the same frames), each un-gzipped first; None unless every

@@ -15,7 +15,6 @@ from typing import Protocol, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from advertisex.errors import BatchCancelled
 from advertisex.formats.avrofmt import frame_avro
 from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded, decode_bounded_each
 from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
@@ -23,7 +22,7 @@ from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.framing import Bytes
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
-from advertisex.util.mapped import MappedFile, view_of
+from advertisex.util.mapped import MappedFile
 
 
 class Segment(Protocol):
@@ -110,15 +109,7 @@ def frame_segments(
     (:class:`~advertisex.errors.BatchCancelled` is raised). Several go to one decoder
     worker together (:func:`~advertisex.formats.bounded.decode_bounded_each`): plan them
     with :func:`framing_groups`, small segments read as ``bytes``."""
-    if len(segments) == 1:
-        index, segment, data = segments[0]
-        try:
-            return [frame_segment(index, segment, data, limits, cancel)]
-        except BatchCancelled:
-            raise
-        except Exception as error:
-            return [error]
-    jobs = [(decoder_for(segment), bytes(view_of(data))) for _, segment, data in segments]
+    jobs = [(decoder_for(segment), data) for _, segment, data in segments]
     framed = decode_bounded_each(jobs, limits, cancel)
     return [
         _tagged(frame, index) if isinstance(frame, pa.Table) else frame

@@ -277,8 +277,12 @@ FEW_RANGES = 4
 
 
 def _by_days(table: str, where: Slice) -> bool:
-    """Whether ``where``'s rows of ``table`` are read by the partitions of its days."""
-    return len(where.ranges) > FEW_RANGES and where.column == TABLES[table].partition_by_day
+    """Whether ``where``'s rows of ``table`` are read (and replaced) by the files of its
+    days' partitions: a slice of many time ranges, or of some users (an ``In`` filter of
+    hundreds of users cost pyiceberg's overwrite a conversion of each, in every file it
+    read), on the column the table is partitioned by day on."""
+    many = len(where.ranges) > FEW_RANGES or where.users is not None
+    return many and where.column == TABLES[table].partition_by_day
 
 
 def _micros(where: Slice) -> list[tuple[int, int]]:
@@ -294,20 +298,12 @@ def _micros(where: Slice) -> list[tuple[int, int]]:
     return [(to_micros(at(lo)), to_micros(at(hi))) for lo, hi in merged]
 
 
-def _of_users(table: str, where: Slice) -> bool:
-    """Whether ``where`` is of some users in ``table``'s partitions of days: replaced by
-    its days (:meth:`IcebergMarts._swap_days`), the users picked in Arrow — an ``In``
-    filter of hundreds of users cost pyiceberg's overwrite a conversion of each, in every
-    file it read."""
-    return where.users is not None and where.column == TABLES[table].partition_by_day
-
-
 def _planned(
     lake: Lake, table: str, where: Slice, columns: tuple[str, ...]
 ) -> tuple[PlannedRead, bool]:
     """The read of ``where``'s rows of ``table``, and whether it holds rows outside it (read
     by its days' partitions: ``where``'s mask picks its rows)."""
-    if _by_days(table, where) or _of_users(table, where):
+    if _by_days(table, where):
         return lake.read_on_days(table, where.days(), columns, _micros(where)), True
     return lake.read_planned(table, expression(where, with_users=False), columns), False
 
@@ -408,7 +404,7 @@ class IcebergMarts:
                         add_files(tables[name], urls, {}, self.lake.take_footers(urls))
                     elif where.is_everything:
                         _overwrite(tables[name], data)
-                    elif _by_days(name, where) or _of_users(name, where):
+                    elif _by_days(name, where):
                         self._swap_days(tables[name], name, where, data, prefix, written)
                     elif not where.is_empty or data.num_rows:
                         _overwrite(tables[name], data, expression(where))
