@@ -20,7 +20,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pyarrow as pa
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from advertisex.config import ProcessorSettings
 
 Decoder = Callable[[Bytes], pa.Table]
+R = TypeVar("R")
 
 _FAST_SHARE = 0.2  # of the time budget, for the Avro fast path before the salvage path
 # Decoding may take this many times a segment's size in memory (at least the floor): far
@@ -175,7 +176,8 @@ def decode_bounded_each(
         if together is not None:
             return together
         return [
-            _decoded_or_error(decoder, data) for decoder, data in zip(decoders, views, strict=True)
+            _or_error(gunzip_and_decode, decoder, data)
+            for decoder, data in zip(decoders, views, strict=True)
         ]
     if len(jobs) == 1:
         return [_bounded_or_error(decoders[0], jobs[0][1], limits, cancel)]
@@ -223,9 +225,10 @@ def _bounded_or_error(
         return error
 
 
-def _decoded_or_error(decoder: Decoder, data: Bytes) -> pa.Table | Exception:
+def _or_error(fn: Callable[..., R], *args: Any) -> R | Exception:
+    """``fn(*args)``, or the exception it raised (a frame, or why there is none)."""
     try:
-        return gunzip_and_decode(decoder, data)
+        return fn(*args)
     except Exception as error:
         return error
 
@@ -241,17 +244,11 @@ def decode_each_for_handoff(
         [*together]
         if together is not None
         else [
-            _handed_or_error(decoder, data) for decoder, data in zip(decoders, datas, strict=True)
+            _or_error(decode_for_handoff, decoder, data)
+            for decoder, data in zip(decoders, datas, strict=True)
         ]
     )
     return Packed.of(answers) or answers
-
-
-def _handed_or_error(decoder: Decoder, data: bytes) -> pa.Table | TextViews | Exception:
-    try:
-        return decode_for_handoff(decoder, data)
-    except Exception as error:
-        return error
 
 
 def _avro_together(
