@@ -261,14 +261,21 @@ def _avro_together(
 
     if len(datas) < 2 or any(decoder is not frame_avro for decoder in decoders):
         return None
-    unzipped: list[Bytes | Exception] = []
+    # Each one's frame when it is framed alone (a bomb's refusal, a damaged stream's frame),
+    # or its inflated bytes to frame with the others.
+    unzipped: list[Bytes | pa.Table | Exception] = []
     for data in datas:
         try:
-            unzipped.append(gunzip_if_needed(data, _inflate_limit(data))[0])
+            inflated, damage = gunzip_if_needed(data, _inflate_limit(data))
         except Exception as error:  # a bomb (decode_memory): this one alone is refused
             unzipped.append(error)
-    framed = iter(frame_avro_each([u for u in unzipped if not isinstance(u, Exception)]))
-    return [u if isinstance(u, Exception) else next(framed) for u in unzipped]
+            continue
+        if damage is None:
+            unzipped.append(inflated)
+        else:
+            unzipped.append(_or_error(gunzip_and_decode, frame_avro, data))
+    framed = iter(frame_avro_each([u for u in unzipped if isinstance(u, Bytes)]))
+    return [next(framed) if isinstance(u, Bytes) else u for u in unzipped]
 
 
 @dataclass(frozen=True)
@@ -416,7 +423,11 @@ def decode_for_handoff(decoder: Decoder, data: Bytes) -> pa.Table | TextViews:
 
 @takes_views
 def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
-    return decoder(gunzip_if_needed(data, _inflate_limit(data))[0])
+    """``decoder`` over ``data`` un-gzipped; a damaged gzip stream's readable part is framed
+    and the rest stands as one more record (:func:`with_gzip_damage`)."""
+    inflated, damage = gunzip_if_needed(data, _inflate_limit(data))
+    frame = decoder(inflated)
+    return frame if damage is None else with_gzip_damage(frame, data, damage)
 
 
 def _inflate_limit(data: Bytes) -> int:
@@ -424,24 +435,43 @@ def _inflate_limit(data: Bytes) -> int:
     return max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
 
 
+@dataclass(frozen=True)
+class GzipDamage:
+    """Where a gzip stream stopped being readable: ``at`` is the first compressed byte whose
+    output is not in the inflated bytes."""
+
+    at: int
+    message: str
+
+
 @overload
-def gunzip_if_needed(data: bytes, limit: int | None = None) -> tuple[bytes, str | None]: ...
+def gunzip_if_needed(data: bytes, limit: int | None = None) -> tuple[bytes, GzipDamage | None]: ...
 @overload
-def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, str | None]: ...
-def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, str | None]:
-    """Decompressed bytes (or the input), plus an error text for a broken gzip stream;
-    more than ``limit`` bytes inflated is refused (``decode_memory``), never allocated."""
+def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, GzipDamage | None]: ...
+def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, GzipDamage | None]:
+    """Decompressed bytes (or the input), and where a damaged stream stopped being readable
+    (:class:`GzipDamage`); more than ``limit`` bytes inflated is refused (``decode_memory``),
+    never allocated.
+
+    A member that fails its checks (a corrupt deflate stream, a wrong CRC) gives nothing:
+    a flipped bit inflates to plausible text for hundreds of records before zlib notices,
+    and none of it can be told from the real records. A member cut short gives what it
+    inflated (nothing in it is known to be wrong; a record cut in half fails on its own).
+    Bytes after the last member that are not zeros (which gzip pads with) are damage too.
+    """
     if not starts_with(data, _GZIP):
         return data, None
     out: list[bytes] = []
     size, rest = 0, data
     while starts_with(rest, _GZIP):  # one gzip member after another, as gzip allows
+        at = len(data) - len(rest)
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         room = limit - size + 1 if limit is not None else 0
         try:
             part = inflater.decompress(rest, room)
         except zlib.error as error:
-            return b"".join(out), f"gzip stream damaged ({error}); decoded the readable part"
+            damage = f"the gzip member at byte {at:,} is corrupt ({error}): nothing in it is kept"
+            return b"".join(out), GzipDamage(at, damage)
         size += len(part)
         out.append(part)
         if limit is not None and (size > limit or inflater.unconsumed_tail):
@@ -451,6 +481,44 @@ def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, str 
                 f"{len(data):,}: a decompression bomb, or a file to split",
             )
         if not inflater.eof:
-            return b"".join(out), "gzip stream damaged (truncated); decoded the readable part"
+            damage = (
+                f"the gzip stream is cut short after {len(data):,} bytes: the records it held "
+                "up to there were read"
+            )
+            return b"".join(out), GzipDamage(len(data), damage)
         rest = inflater.unused_data
+    if bytes(rest).strip(b"\0"):
+        at = len(data) - len(rest)
+        damage = (
+            f"{len(rest):,} bytes after the end of the gzip stream (at byte {at:,}) are not gzip"
+        )
+        return b"".join(out), GzipDamage(at, damage)
     return b"".join(out), None
+
+
+def with_gzip_damage(frame: pa.Table, data: Bytes, damage: GzipDamage) -> pa.Table:
+    """``frame`` with one more record standing for the bytes of ``data`` from ``damage.at``
+    on (``gzip_damaged``; its raw text is those bytes in base64, as ``avro_unreadable``'s),
+    after the frame's last position: every other column null."""
+    import base64
+
+    import pyarrow.compute as pc
+
+    from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
+
+    last = pc.max(frame.column(POSITION)).as_py() if frame.num_rows else None
+    values = {
+        RAW: "base64:" + base64.b64encode(view_of(data)[damage.at :]).decode(),
+        POSITION: (last or 0) + 1,
+        FRAME_ERROR: f"gzip_damaged: {damage.message}",
+    }
+    row = pa.table(
+        {
+            field.name: pa.array([values[field.name]], field.type)
+            if field.name in values
+            else pa.nulls(1, field.type)
+            for field in frame.schema
+        },
+        schema=frame.schema,
+    )
+    return pa.concat_tables([frame, row])

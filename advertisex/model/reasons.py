@@ -54,6 +54,16 @@ CATALOGUE: dict[str, Reason] = {
             "Re-send the file; the records before the damage were kept.",
         ),
         Reason(
+            "gzip_damaged",
+            _ALL,
+            "A gzip'd landing file's stream is damaged or cut short: its records up to the "
+            "damage were read (a record cut in half there has its own reason), and this one "
+            "stands for the rest. Its raw text is the unreadable bytes, from about where the "
+            "damage is to the end of the file, in base64; its detail says where.",
+            "Send the file again whole (a resend's records already kept count as duplicates). "
+            "To see what is left: base64-decode the raw text (after 'base64:').",
+        ),
+        Reason(
             "segment_unreadable",
             _ALL,
             "A whole landing file was set aside: its decoder overran its time budget "

@@ -15,7 +15,7 @@ still failing for other reasons than before, and adds one ``ops.batches`` row pe
 source (``source = replay:<source>``, balanced like any batch). A record that passes
 leaves the quarantine exactly once; a replay that changes nothing commits nothing.
 
-Records whose raw text cannot stand for the record (``avro_unreadable``: the text is
+Records whose raw text cannot stand for the record (``avro_unreadable``, ``gzip_damaged``: the text is
 the undecodable bytes; ``encoding_invalid``: the text had bytes replaced) are never
 replayed: they stay for a person to look at.
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
 
-NOT_REPLAYABLE = frozenset({"avro_unreadable", "encoding_invalid"})
+NOT_REPLAYABLE = frozenset({"avro_unreadable", "encoding_invalid", "gzip_damaged"})
 _KEY = ("source_file", "source_position", "raw")
 
 

@@ -344,3 +344,48 @@ def test_avro_containers_in_a_job_are_unzipped_and_framed_together() -> None:
             if data is not None:
                 assert isinstance(answer, pa.Table)
                 assert answer.to_pylist() == frame_avro(data).to_pylist()
+
+
+def test_a_damaged_gzip_stream_keeps_its_sound_members_and_says_where_the_rest_begins() -> None:
+    from advertisex.formats.bounded import gunzip_if_needed
+
+    twos = b"".join(b"two %d\n" % n for n in range(1000))
+    first, second = gzip.compress(b"one\n" * 1000), gzip.compress(twos)
+    assert gunzip_if_needed(first + second) == (b"one\n" * 1000 + twos, None)
+    assert gunzip_if_needed(first + b"\0" * 512) == (b"one\n" * 1000, None)  # gzip's padding
+
+    corrupt = bytearray(second)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    inflated, damage = gunzip_if_needed(first + bytes(corrupt) + first)
+    # Nothing of the corrupt member: what it inflated before zlib noticed cannot be trusted.
+    assert inflated == b"one\n" * 1000
+    assert damage is not None and damage.at == len(first)
+    assert "corrupt" in damage.message
+
+    cut = first + second[:-20]  # the second member's end (and its checksum) missing
+    inflated, damage = gunzip_if_needed(cut)
+    assert inflated.startswith(b"one\n" * 1000 + b"two 0\n") and len(inflated) < 4000 + len(twos)
+    assert damage is not None and damage.at == len(cut) and "cut short" in damage.message
+
+    inflated, damage = gunzip_if_needed(first + b"PK\x03\x04 not gzip")
+    assert inflated == b"one\n" * 1000
+    assert damage is not None and damage.at == len(first) and "not gzip" in damage.message
+
+
+@pytest.mark.parametrize("limits", [TIGHT, DecodeLimits(isolated=False)], ids=["worker", "here"])
+def test_a_damaged_gzip_segment_frames_its_readable_part_and_one_record_for_the_rest(
+    limits: DecodeLimits,
+) -> None:
+    import base64
+
+    lines = b"".join(b'{"n":%d}\n' % n for n in range(300))
+    first, second = gzip.compress(lines), bytearray(gzip.compress(lines))
+    second[len(second) // 2] ^= 0xFF
+    data = first + bytes(second)
+    frame = decode_bounded(frame_json, data, limits)
+    assert frame.num_rows == 301
+    assert frame.slice(0, 300).equals(frame_json(lines))
+    last = frame.slice(300).to_pylist()[0]
+    assert last["source_position"] == 301
+    assert last["frame_error"].startswith("gzip_damaged: the gzip member at byte")
+    assert base64.b64decode(last["raw"].removeprefix("base64:")) == bytes(second)

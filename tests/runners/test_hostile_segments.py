@@ -172,3 +172,69 @@ def test_a_rollup_sum_past_64_bits_is_a_clear_error_after_the_commit(tmp_path: P
     assert "advertisex forget" in str(stopped.value)
     [row] = ax.query("select count(*) as n from curated.conversions").to_pylist()
     assert row["n"] == count
+
+
+def _damaged_gzip(sound: bytes, lost: bytes) -> tuple[bytes, bytes]:
+    """A file of two gzip members, ``sound`` and ``lost`` with a byte flipped in its middle:
+    the file, and the damaged member."""
+    import gzip
+
+    member = bytearray(gzip.compress(lost))
+    member[len(member) // 2] ^= 0xFF
+    return gzip.compress(sound) + bytes(member), bytes(member)
+
+
+def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: Any) -> None:
+    """A gzip'd landing file of any format whose stream is damaged: the records of its sound
+    members are kept, the damaged member is one quarantine entry holding its bytes (nothing
+    it inflated: a flipped bit inflates to plausible records), and every batch balances.
+    Before, the damaged part was dropped without a word, and a single-member file vanished."""
+    import base64
+    import gzip
+
+    from tests.hostile import avro_file, bid
+
+    line = (
+        b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u%d","website":"w"}\n'
+    )
+    impressions, lost_impressions = _damaged_gzip(
+        b"".join(line % n for n in range(3)), b"".join(line % n for n in range(100, 400))
+    )
+    header = b"timestamp,user_id,campaign_id,event_type\n"
+    row = b"2026-11-20T10:00:%02dZ,u%d,c1,click\n"
+    clicks, lost_clicks = _damaged_gzip(
+        header + b"".join(row % (n, n) for n in range(2)),
+        header + b"".join(row % (n % 60, n) for n in range(100, 400)),
+    )
+    bids, lost_bids = _damaged_gzip(
+        avro_file([bid(n) for n in range(4)]), avro_file([bid(n) for n in range(100, 400)])
+    )
+    names = {
+        "impressions": ax.landing.write_segment("impressions", impressions, label="i").name,
+        "clicks": ax.landing.write_segment("clicks", clicks, label="c").name,
+        "bids": ax.landing.write_segment("bids", bids, label="b").name,
+    }
+    # Sound bid files beside it, in the same group: Avro containers framed together.
+    for n in (10, 20):
+        sound = gzip.compress(avro_file([bid(n), bid(n + 1)]))
+        ax.landing.write_segment("bids", sound, label=f"sound{n}")
+
+    report = ax.process()
+
+    accepted = {"impressions": 3, "clicks": 2, "bids": 4 + 4}
+    for source, kept in accepted.items():
+        account = report.accounts[source]
+        assert (account.records_in, account.accepted, account.quarantined) == (kept + 1, kept, 1)
+    lost = {"impressions": lost_impressions, "clicks": lost_clicks, "bids": lost_bids}
+    entries = ax.query(
+        "select source, source_file, reasons, raw, detail from curated.quarantine"
+    ).to_pylist()
+    assert sorted(e["source"] for e in entries) == sorted(lost)
+    for entry in entries:
+        assert entry["reasons"] == ["gzip_damaged"]
+        assert entry["source_file"] == names[entry["source"]]
+        assert entry["detail"].startswith("gzip_damaged: the gzip member at byte")
+        assert base64.b64decode(entry["raw"].removeprefix("base64:")) == lost[entry["source"]]
+    replayed = ax.replay_quarantine(reason="gzip_damaged")  # bytes, not a record to replay
+    assert replayed.batch_id is None
+    assert {s: r.not_replayable for s, r in replayed.sources.items()} == dict.fromkeys(lost, 1)
