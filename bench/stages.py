@@ -83,7 +83,7 @@ def _wrap() -> None:
     from advertisex.lake import datafiles, tables
     from advertisex.runners import batch, embedded
 
-    for name in ("frame_segment", "standardize_source", "finish_source"):
+    for name in ("frame_segments", "standardize_source", "finish_source"):
         setattr(embedded, name, _timed(f"{name}", getattr(embedded, name)))
     batch.BatchDedupe.verdicts = _timed("dedupe", batch.BatchDedupe.verdicts)  # type: ignore[method-assign]
     for name in ("check_domains", "enrich"):

@@ -71,10 +71,18 @@ def ingest(
             + (" Next: [bold]advertisex process[/]" if counts["landed"] else "")
         )
     if results and counts["skipped"] == len(results):
+        from advertisex.landing.zone import NOT_RECOGNISED
+
+        unrecognised = any(r.detail == NOT_RECOGNISED for r in results)
         raise UserInputError(
             f"nothing landed: {'the file was' if len(results) == 1 else f'all {len(results)} files were'} skipped",
-            hint="see each file's detail above; --source impressions|clicks|bids names the "
-            "source of a file that is not recognised",
+            hint="see each file's detail above"
+            + (
+                "; --source impressions|clicks|bids names the source of a file that is not "
+                "recognised"
+                if unrecognised
+                else ""
+            ),
         )
 
 

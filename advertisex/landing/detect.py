@@ -38,6 +38,47 @@ def detect_source(path: Path, head: bytes) -> str | None:
     return None
 
 
+# Files whose first bytes say they are something ingest cannot read — another compression,
+# an archive, another text encoding or a columnar file — and what to do about each. Landed
+# (with --source), every record would be quarantined as unreadable bytes.
+_FOREIGN = (
+    (b"BZh91AY&SY", "compressed with bzip2"),  # any block size: see below
+    (b"\xfd7zXZ\x00", "compressed with xz"),
+    (b"\x28\xb5\x2f\xfd", "compressed with zstd"),
+    (b"\x04\x22\x4d\x18", "compressed with LZ4"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"PAR1", "a Parquet file"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+
+
+def foreign_format(head: bytes) -> str | None:
+    """Why a file whose first bytes are ``head`` cannot be ingested as it is, and what to do;
+    None when it may be (gzip'd or plain text, an Avro container).
+
+    >>> print(foreign_format(b"PK\\x03\\x04..."))
+    a zip archive: ingest reads JSON, CSV and Avro files, each maybe gzip'd; unpack it and ingest its files
+    >>> foreign_format(b'{"a": 1}') is None
+    True
+    """
+    if head[:3] == b"BZh" and head[3:4].isdigit():  # bzip2 of any block size
+        head = b"BZh9" + head[4:]
+    what = next((what for magic, what in _FOREIGN if head.startswith(magic)), None)
+    if what is None:
+        return None
+    if what == "UTF-16 text":
+        return f"{what}: ingest reads UTF-8; save the file as UTF-8 and ingest it again"
+    if what.startswith("compressed"):
+        todo = "decompress it (or gzip it) and ingest it again"
+    elif what.endswith("archive"):
+        todo = "unpack it and ingest its files"
+    else:
+        todo = "export its rows as JSON lines or CSV and ingest those"
+    return f"{what}: ingest reads JSON, CSV and Avro files, each maybe gzip'd; {todo}"
+
+
 def landing_format(source: str, head: bytes) -> str | None:
     """How a file of ``source`` whose first bytes are ``head`` lands (``ndjson`` or ``avro``),
     where that is not the source's usual format; None where it is. Bids are Avro unless

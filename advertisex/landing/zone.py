@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 from blake3 import blake3
 
 from advertisex.errors import StorageError, UserInputError
-from advertisex.landing.detect import SOURCES, detect_source, landing_format, unwrapped
+from advertisex.landing.detect import (
+    SOURCES,
+    detect_source,
+    foreign_format,
+    landing_format,
+    unwrapped,
+)
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import os_reason, start_writeback
@@ -61,6 +67,12 @@ class Segment:
     source: str
     name: str  # path relative to the landing root, with forward slashes
     size: int
+
+
+# Why ingest skips a file whose source it cannot tell (``--source`` names it).
+NOT_RECOGNISED = (
+    "not recognised as impressions (JSON), clicks (CSV) or bids (Avro); pass --source if it is one"
+)
 
 
 @dataclass(frozen=True)
@@ -277,6 +289,9 @@ class LandingZone:
     ) -> ReadFile | IngestResult:
         if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
+        foreign = foreign_format(bytes(data[:16]))  # even with --source: nothing would read
+        if foreign is not None:
+            return IngestResult(str(path), "skipped", bytes=len(data), detail=foreign)
         head = unwrapped(bytes(data[:65536]))  # un-gzipped once, for the source and the format
         detected = source or detect_source(path, head)
         if detected is None:
@@ -284,8 +299,7 @@ class LandingZone:
                 str(path),
                 "skipped",
                 bytes=len(data),
-                detail="not recognised as impressions (JSON), clicks (CSV) or bids (Avro); "
-                "pass --source if it is one",
+                detail=NOT_RECOGNISED,
             )
         legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
         fmt = landing_format(detected, head)

@@ -15,6 +15,38 @@ def test_ingest_of_only_unrecognised_files_fails_and_shows_their_sizes(cli, tmp_
     assert all(r["status"] == "skipped" for r in rows)
 
 
+def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_source(
+    cli, tmp_path, seed_samples
+):
+    """A bzip2'd, xz'd, zip'd or UTF-16 file of impressions is skipped with what it is and
+    what to do, --source or not: landed, every record would be quarantined as bytes."""
+    import bz2
+    import lzma
+    import zipfile
+
+    text = (seed_samples / "ad_impressions.json").read_bytes()
+    files = {
+        "a.json.bz2": bz2.compress(text),
+        "b.json.xz": lzma.compress(text),
+        "c.json": b"\xff\xfe" + text.decode().encode("utf-16-le"),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.writestr("ad_impressions.json", text)
+    paths = [str(tmp_path / name) for name in [*files, "d.zip"]]
+    for source in ([], ["--source", "impressions"]):
+        code, out, err = cli(tmp_path / "data", "ingest", *paths, *source, "--format", "json")
+        assert code == 2 and "nothing landed" in err and "--source" not in err
+        details = [r["detail"].split(":")[0] for r in json.loads(out)]
+        assert details == [
+            "compressed with bzip2",
+            "compressed with xz",
+            "UTF-16 text",
+            "a zip archive",
+        ]
+
+
 def test_ingest_of_files_already_landed_is_a_successful_no_op(cli, tmp_path, seed_samples):
     data, file = tmp_path / "data", str(seed_samples / "clicks_conversions.csv")
     assert cli(data, "ingest", file)[0] == 0
