@@ -86,6 +86,8 @@ def show(
     fmt: Format = FormatOption,
 ) -> None:
     """Quarantined records: their reasons, landing file and position, and raw text."""
+    from advertisex.model.reasons import shown_raw
+
     selection = _selection(source, reason, since, until)
     table = open_platform().quarantine_records(limit=limit, **selection)
     rows = table_rows(table)
@@ -103,7 +105,8 @@ def show(
         out.print("  reasons: " + ", ".join(row["reasons"]), markup=False, highlight=False)
         if row["detail"]:
             out.print(f"  detail:  {row['detail']}", markup=False, highlight=False)
-        out.print(f"  raw:     {row['raw']}", markup=False, highlight=False, soft_wrap=True)
+        raw = shown_raw(row["raw"], "--format json shows the raw text whole")
+        out.print(f"  raw:     {raw}", markup=False, highlight=False, soft_wrap=True)
     if not rows:
         print_message("no quarantined records match.")
     elif len(rows) == limit:

@@ -216,11 +216,15 @@ def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool) -> list[di
 
 # ---------------------------------------------------------------------- quarantine
 async def quarantine(request: Request) -> Response:
+    from advertisex.model.reasons import shown_raw
+
     query = request.query_params
     selection = params.selection(query)
     limit = params.integer(query, "limit", 20, 1, 200)
     data = await run_in_threadpool(reader(request).quarantine, selection)
     samples = await run_in_threadpool(reader(request).quarantine_records, selection, limit)
+    whole = "GET /api/v1/quarantine/records gives it whole"
+    samples = [{**r, "raw": shown_raw(r["raw"], whole)} for r in samples]
     hours = sorted({row["hour"] for row in data["timeline"]})
     by_reason: dict[str, list[float]] = {}
     index = {h: i for i, h in enumerate(hours)}

@@ -226,5 +226,26 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+# The most of a record's raw text shown to people (``quarantine show``, the console's page):
+# a damaged file's bytes (``gzip_damaged``, ``avro_unreadable``) or a runaway line can be
+# megabytes, which neither a terminal nor a page shows. The data (JSON, the API) is whole.
+SHOWN_RAW_CHARS = 2000
+
+
+def shown_raw(raw: str | None, whole: str) -> str | None:
+    """``raw`` cut to :data:`SHOWN_RAW_CHARS`, saying how much more there is and ``whole``:
+    where it is shown whole.
+
+    >>> shown_raw("x" * 2001, "see the file")[-36:]
+    'x … (1 more character: see the file)'
+    >>> shown_raw("short", "see the file")
+    'short'
+    """
+    if raw is None or len(raw) <= SHOWN_RAW_CHARS:
+        return raw
+    more = len(raw) - SHOWN_RAW_CHARS
+    return f"{raw[:SHOWN_RAW_CHARS]} … ({more:,} more character{'s' if more > 1 else ''}: {whole})"
+
+
 if __name__ == "__main__":
     print(markdown(), end="")

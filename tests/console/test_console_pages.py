@@ -56,6 +56,26 @@ def test_quarantined_attacker_text_renders_as_text(client: Any) -> None:
     assert SCRIPT in raws and any(BREAKOUT in r for r in raws) and any(BIDI in r for r in raws)
 
 
+def test_a_long_raw_text_is_cut_on_the_page_and_whole_in_the_api(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    import advertisex
+    from advertisex.model.reasons import SHOWN_RAW_CHARS
+
+    data = lake_copy()
+    runaway = "RUNAWAY" + "r" * 5000  # not JSON
+    ax = advertisex.open(data_dir=data)
+    ax.landing.write_segment("impressions", runaway.encode() + b"\n", label="runaway")
+    ax.process()
+    client = make_client(data)
+    html = client.get("/quarantine?reason=json_invalid&limit=200").text
+    more = len(runaway) - SHOWN_RAW_CHARS
+    assert "RUNAWAY" in html and "r" * SHOWN_RAW_CHARS not in html
+    assert f"… ({more:,} more characters: GET /api/v1/quarantine/records gives it whole)" in html
+    records = client.get("/api/v1/quarantine/records?reason=json_invalid&limit=1000").json()
+    assert runaway in [r["raw"] for r in records]
+
+
 def test_report_numbers_equal_the_cli_json(client: Any, lake_template: Path, cli: Any) -> None:
     for name, extra in (("campaigns", "model=first"), ("funnel", "model=linear"), ("bids", "")):
         api = client.get(f"/api/v1/reports/{name}?{RANGE}&{extra}").json()

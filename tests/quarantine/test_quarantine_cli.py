@@ -57,3 +57,24 @@ def test_list_show_replay_with_a_changed_setting(tmp_path, cli, run_subprocess, 
     assert code == 2 and "unknown source 'clickz'" in err and "Traceback" not in err
     code, _, err = cli(data, "quarantine", "show", "--since", "yesterday")
     assert code == 2 and "--since 'yesterday'" in err
+
+
+def test_show_cuts_a_long_raw_text_and_json_gives_it_whole(tmp_path, cli, open_lake):
+    """A damaged file's bytes or a runaway line can be megabytes: ``show`` prints the first
+    SHOWN_RAW_CHARS of it and says how much more there is; ``--format json`` all of it."""
+    from advertisex.model.reasons import SHOWN_RAW_CHARS
+
+    data = tmp_path / "data"
+    runaway = '{"impression_id":"long","website":"' + "w" * 5000 + "\n"  # not JSON: no close
+    events = tmp_path / "imps.ndjson"
+    events.write_text('{"impression_id":"i","ad_creative_id":"c","user_id":"u"}\n' + runaway)
+    ax = open_lake(data)
+    ax.ingest([str(events)])
+    ax.runner.process()
+
+    _, out, _ = cli(data, "quarantine", "show", "--reason", "json_invalid")
+    more = len(runaway.rstrip("\n")) - SHOWN_RAW_CHARS
+    assert f"… ({more:,} more characters: --format json shows the raw text whole)" in out
+    assert "w" * SHOWN_RAW_CHARS not in out
+    _, out, _ = cli(data, "quarantine", "show", "--reason", "json_invalid", "--format", "json")
+    assert [r["raw"] for r in json.loads(out)] == [runaway.rstrip("\n")]
