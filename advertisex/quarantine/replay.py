@@ -38,7 +38,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.errors import CommitConflictError
-from advertisex.formats.framing import strip_bom
 from advertisex.landing.zone import Segment, segment_time
 from advertisex.model.reasons import SEGMENT_UNREADABLE
 from advertisex.model.schemas import BATCHES, QUARANTINE, TABLES
@@ -336,19 +335,28 @@ def _frame_records(decoder: Any, prefix: bytes, raws: list[str]) -> pa.Table | N
 
 
 def _csv_header(landing: LandingZone, name: str) -> bytes | None:
-    """The header line of the landing CSV file ``name`` (None if it is gone or empty)."""
-    from advertisex.formats.decode import gunzip_if_needed
+    """The header line of the landing CSV file ``name`` (None if it is gone or empty, or its
+    first line is longer than :data:`_HEADER_BYTES`). Read from the file's head, un-gzipped
+    as far as it goes: a gzip'd file was inflated whole for its first line, with no bound."""
+    from advertisex.landing.detect import unwrapped
 
     path = landing.root / name
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            head = handle.read(_HEADER_BYTES)
     except OSError:
         return None
-    data, _ = gunzip_if_needed(data)
-    for line in strip_bom(data).split(b"\n"):
+    lines = unwrapped(head).split(b"\n")
+    entire = len(head) < _HEADER_BYTES  # the file was read to its end
+    for k, line in enumerate(lines):
         if line.strip():
-            return line.rstrip(b"\r")
+            ended = k < len(lines) - 1  # a newline follows it: not cut by the head's end
+            return line.rstrip(b"\r") if ended or entire else None
     return None
+
+
+# How much of a landing CSV file is read for its header line.
+_HEADER_BYTES = 1 << 16
 
 
 def _empty_frame(source: str) -> pa.Table:

@@ -221,3 +221,39 @@ def test_replay_judges_as_a_landing_batch_domains_and_invalid_traffic_users(tmp_
     assert left == [{"reasons": ["unknown_campaign"]}]
     accepted = ax.query("select event_id from curated.clicks").to_pylist()
     assert accepted == [{"event_id": "k-good"}]
+
+
+def test_a_csv_files_header_is_read_from_its_head_gzipd_or_not(tmp_path):
+    """Replay re-frames a quarantined CSV line under its file's header: read from the file's
+    first 64 KiB, un-gzipped as far as they go. A gzip'd file was inflated whole for it,
+    with no bound (a 200 MB body here)."""
+    import gzip
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from advertisex.quarantine.replay import _csv_header
+
+    header = b"timestamp,user_id,campaign_id,event_type"
+    files = {
+        "plain.csv": b"\xef\xbb\xbf\r\n" + header + b"\r\n2026-11-27T11:00:00Z,u,c,click\r\n",
+        "only-header.csv": header,
+        "zipped.csv": gzip.compress(header + b"\n" + b"0" * (200 << 20), compresslevel=1),
+        "long.csv": b"x" * (1 << 17) + b"\n",
+        "empty.csv": b"",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    landing = SimpleNamespace(root=tmp_path)
+    tracemalloc.start()
+    found = {name: _csv_header(landing, name) for name in [*files, "gone.csv"]}
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found == {
+        "plain.csv": header,
+        "only-header.csv": header,
+        "zipped.csv": header,
+        "long.csv": None,  # no end of its first line in the head: not a header to trust
+        "empty.csv": None,
+        "gone.csv": None,
+    }
+    assert peak < 100 << 20
