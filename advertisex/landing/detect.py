@@ -17,6 +17,7 @@ SOURCES = ("impressions", "clicks", "bids")
 _IMPRESSION_HINTS = (b'"ad_creative_id"', b'"impression_id"', b'"website"')
 _CLICK_HINTS = ("event_type",)
 _JSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def detect_source(path: Path, head: bytes) -> str | None:
@@ -54,29 +55,40 @@ _FOREIGN = (
 )
 
 
-def foreign_format(head: bytes) -> str | None:
+def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
     """Why a file whose first bytes are ``head`` cannot be ingested as it is, and what to do;
-    None when it may be (gzip'd or plain text, an Avro container).
+    None when it may be (gzip'd or plain text, an Avro container). ``inflated``: a gzip'd
+    file's first bytes un-gzipped (:func:`unwrapped`), for what the gzip holds.
 
     >>> print(foreign_format(b"PK\\x03\\x04..."))
     a zip archive: ingest reads JSON, CSV and Avro files, each maybe gzip'd; unpack it and ingest its files
+    >>> print(foreign_format(b"\\x1f\\x8b...", b"\\xff\\xfe{"))
+    UTF-16 text, gzip'd: ingest reads UTF-8; save the file as UTF-8 and ingest it again
     >>> foreign_format(b'{"a": 1}') is None
     True
     """
-    if head[:3] == b"BZh" and head[3:4].isdigit():  # bzip2 of any block size
-        head = b"BZh9" + head[4:]
-    what = next((what for magic, what in _FOREIGN if head.startswith(magic)), None)
+    what = _foreign(head)
+    if what is None and head.startswith(_GZIP_MAGIC):
+        what = _foreign(inflated)
+        what = what and f"{what}, gzip'd"
     if what is None:
         return None
-    if what == "UTF-16 text":
+    if what.startswith("UTF-16 text"):
         return f"{what}: ingest reads UTF-8; save the file as UTF-8 and ingest it again"
     if what.startswith("compressed"):
         todo = "decompress it (or gzip it) and ingest it again"
-    elif what.endswith("archive"):
+    elif "archive" in what:
         todo = "unpack it and ingest its files"
     else:
         todo = "export its rows as JSON lines or CSV and ingest those"
     return f"{what}: ingest reads JSON, CSV and Avro files, each maybe gzip'd; {todo}"
+
+
+def _foreign(head: bytes) -> str | None:
+    """What :data:`_FOREIGN` says a file starting with ``head`` is (None: none of them)."""
+    if head[:3] == b"BZh" and head[3:4].isdigit():  # bzip2 of any block size
+        head = b"BZh9" + head[4:]
+    return next((what for magic, what in _FOREIGN if head.startswith(magic)), None)
 
 
 def landing_format(source: str, head: bytes) -> str | None:
@@ -96,7 +108,7 @@ def landing_format(source: str, head: bytes) -> str | None:
 def unwrapped(head: bytes) -> bytes:
     """A file's first bytes as its records start: un-gzipped (as far as they go), no BOM
     (the same bytes again when they are so already: the functions here take either)."""
-    if head.startswith(b"\x1f\x8b"):
+    if head.startswith(_GZIP_MAGIC):
         try:
             head = gzip.decompress(head)
         except (OSError, EOFError):

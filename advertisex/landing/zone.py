@@ -289,10 +289,10 @@ class LandingZone:
     ) -> ReadFile | IngestResult:
         if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
-        foreign = foreign_format(bytes(data[:16]))  # even with --source: nothing would read
+        head = unwrapped(bytes(data[:65536]))  # un-gzipped once, for the source and the format
+        foreign = foreign_format(bytes(data[:16]), head[:16])  # even with --source: no reader
         if foreign is not None:
             return IngestResult(str(path), "skipped", bytes=len(data), detail=foreign)
-        head = unwrapped(bytes(data[:65536]))  # un-gzipped once, for the source and the format
         detected = source or detect_source(path, head)
         if detected is None:
             return IngestResult(

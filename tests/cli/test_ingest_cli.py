@@ -18,9 +18,11 @@ def test_ingest_of_only_unrecognised_files_fails_and_shows_their_sizes(cli, tmp_
 def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_source(
     cli, tmp_path, seed_samples
 ):
-    """A bzip2'd, xz'd, zip'd or UTF-16 file of impressions is skipped with what it is and
-    what to do, --source or not: landed, every record would be quarantined as bytes."""
+    """A bzip2'd, xz'd, zip'd or UTF-16 file of impressions (gzip'd again or not) is skipped
+    with what it is and what to do, --source or not: landed, every record would be
+    quarantined as bytes."""
     import bz2
+    import gzip
     import lzma
     import zipfile
 
@@ -34,7 +36,10 @@ def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_sourc
         (tmp_path / name).write_bytes(data)
     with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
         archive.writestr("ad_impressions.json", text)
-    paths = [str(tmp_path / name) for name in [*files, "d.zip"]]
+    gzip_d = gzip.compress((tmp_path / "d.zip").read_bytes())
+    (tmp_path / "e.zip.gz").write_bytes(gzip_d)
+    (tmp_path / "f.json.gz").write_bytes(gzip.compress(files["c.json"]))
+    paths = [str(tmp_path / name) for name in [*files, "d.zip", "e.zip.gz", "f.json.gz"]]
     for source in ([], ["--source", "impressions"]):
         code, out, err = cli(tmp_path / "data", "ingest", *paths, *source, "--format", "json")
         assert code == 2 and "nothing landed" in err and "--source" not in err
@@ -44,6 +49,8 @@ def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_sourc
             "compressed with xz",
             "UTF-16 text",
             "a zip archive",
+            "a zip archive, gzip'd",
+            "UTF-16 text, gzip'd",
         ]
 
 
