@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes, starts_with
+from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, UNDECODED, Bytes, starts_with
 from advertisex.model.contracts import BID_FIELDS
 
 EXTRAS = "extras"
@@ -667,7 +667,7 @@ def _error_table(data: Bytes, position: int, message: str) -> pa.Table:
     """One record standing for bytes that could not be decoded; raw keeps them as base64."""
     columns: dict[str, pa.Array] = {name: pa.nulls(1, _default_type(name)) for name in BID_FIELDS}
     columns[EXTRAS] = pa.nulls(1, pa.string())
-    columns[RAW] = pa.array(["base64:" + base64.b64encode(data).decode()], pa.string())
+    columns[RAW] = pa.array([UNDECODED + base64.b64encode(data).decode()], pa.string())
     columns[POSITION] = pa.array([max(position, 1)], pa.int64())
     columns[FRAME_ERROR] = pa.array([message], pa.string())
     return pa.table(columns)

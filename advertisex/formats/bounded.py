@@ -266,7 +266,7 @@ def _avro_together(
     unzipped: list[Bytes | pa.Table | Exception] = []
     for data in datas:
         try:
-            inflated, damage = gunzip_if_needed(data, _inflate_limit(data))
+            inflated, damage = gunzip_if_needed(data, inflate_limit(len(data)))
         except Exception as error:  # a bomb (decode_memory): this one alone is refused
             unzipped.append(error)
             continue
@@ -425,14 +425,15 @@ def decode_for_handoff(decoder: Decoder, data: Bytes) -> pa.Table | TextViews:
 def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
     """``decoder`` over ``data`` un-gzipped; a damaged gzip stream's readable part is framed
     and the rest stands as one more record (:func:`with_gzip_damage`)."""
-    inflated, damage = gunzip_if_needed(data, _inflate_limit(data))
+    inflated, damage = gunzip_if_needed(data, inflate_limit(len(data)))
     frame = decoder(inflated)
     return frame if damage is None else with_gzip_damage(frame, data, damage)
 
 
-def _inflate_limit(data: Bytes) -> int:
-    """The most bytes ``data`` may inflate to (:data:`_MAX_INFLATION` times, at least the floor)."""
-    return max(_INFLATE_FLOOR, _MAX_INFLATION * len(data))
+def inflate_limit(size: int) -> int:
+    """The most bytes ``size`` compressed bytes may inflate to: :data:`_MAX_INFLATION` times
+    as many, at least :data:`_INFLATE_FLOOR` (more is a decompression bomb)."""
+    return max(_INFLATE_FLOOR, _MAX_INFLATION * size)
 
 
 @dataclass(frozen=True)
@@ -504,11 +505,11 @@ def with_gzip_damage(frame: pa.Table, data: Bytes, damage: GzipDamage) -> pa.Tab
 
     import pyarrow.compute as pc
 
-    from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW
+    from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, UNDECODED
 
     last = pc.max(frame.column(POSITION)).as_py() if frame.num_rows else None
     values = {
-        RAW: "base64:" + base64.b64encode(view_of(data)[damage.at :]).decode(),
+        RAW: UNDECODED + base64.b64encode(view_of(data)[damage.at :]).decode(),
         POSITION: (last or 0) + 1,
         FRAME_ERROR: f"gzip_damaged: {damage.message}",
     }

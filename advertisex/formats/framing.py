@@ -20,6 +20,9 @@ FRAME_ERROR = "frame_error"
 # Set by the JSON framer, which checks every line anyway: whether the record's text is
 # valid JSON (null: not checked, the kernel checks), so the text is not validated twice.
 IS_JSON = "is_json"
+# The raw text of a record kept as bytes it could not be decoded from (``avro_unreadable``,
+# ``gzip_damaged``): this prefix, then the bytes in base64.
+UNDECODED = "base64:"
 
 BOM = b"\xef\xbb\xbf"
 

@@ -13,19 +13,23 @@ raw text in the tables too (quarantine records, invalid-traffic records).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.formats.bounded import gunzip_if_needed, inflate_limit
 from advertisex.formats.csvfmt import frame_csv
-from advertisex.formats.framing import BOM, RAW
+from advertisex.formats.framing import BOM, RAW, UNDECODED
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.util import jsonutil
 
@@ -46,14 +50,127 @@ def mention_pattern(ids: Iterable[str]) -> str:
 
 
 def mentioned(text: str, ids: Iterable[str]) -> list[str]:
-    """The ids ``text`` mentions."""
+    """The ids ``text`` mentions (in the bytes it stands for, when it is :data:`UNDECODED`)."""
+    if text.startswith(UNDECODED):
+        return named_in_bytes(base64.b64decode(text[len(UNDECODED) :]), ids)
     return [i for i in ids if re.search(mention_pattern([i]), text)]
 
 
+def named_in_bytes(data: bytes, ids: Iterable[str]) -> list[str]:
+    """The ids bytes that could not be decoded name (:func:`searchable_parts`)."""
+    parts = searchable_parts(data)
+    return [i for i in ids if any(re.search(mention_pattern([i]).encode(), p) for p in parts)]
+
+
 def mentions(column: pa.ChunkedArray | pa.Array, ids: Iterable[str]) -> pa.ChunkedArray:
-    """Per row of a text column: whether it mentions any of ``ids`` (null text: no)."""
-    found = pc.match_substring_regex(column, mention_pattern(ids))
-    return pc.fill_null(found, False)
+    """Per row of a text column: whether it mentions any of ``ids`` (null text: no). A raw
+    text that stands for undecoded bytes (:data:`UNDECODED`) is looked into: its bytes, and
+    what they inflate to (:func:`undecoded_parts`)."""
+    ids = list(ids)
+    found = pc.fill_null(pc.match_substring_regex(column, mention_pattern(ids)), False)
+    undecoded = pc.and_(pc.fill_null(pc.starts_with(column, UNDECODED), False), pc.invert(found))
+    rows = np.flatnonzero(undecoded.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return found
+    pattern = re.compile(mention_pattern(ids).encode())
+    texts = column.take(pa.array(rows)).to_pylist()
+    named = [r for r, text in zip(rows, texts, strict=True) if _names(pattern, text)]
+    if not named:
+        return found
+    mask = np.zeros(len(column), dtype=bool)
+    mask[named] = True
+    return pc.or_(found, pa.array(mask))
+
+
+def _names(pattern: re.Pattern[bytes], text: str) -> bool:
+    data = base64.b64decode(text[len(UNDECODED) :])
+    return any(pattern.search(part) for part in searchable_parts(data))
+
+
+def searchable_parts(data: bytes) -> list[bytes]:
+    """Where bytes that could not be decoded (an ``avro_unreadable`` or ``gzip_damaged``
+    record's, a damaged gzip file's rest) may name an id: the bytes themselves (an Avro
+    string is its UTF-8 bytes), a gzip stream's output as far as it inflates (a damaged
+    member's up to where zlib stops), and the blocks of an Avro container, or of its tail,
+    inflated as far as they do (deflate). What is inflated is bounded as decoding bounds it."""
+    limit = inflate_limit(len(data))
+    parts = [data]
+    if data.startswith(b"\x1f\x8b"):
+        parts.append(_inflated_partly(data, 16 + zlib.MAX_WBITS, limit))
+    parts.extend(_avro_blocks_inflated(data, limit))
+    return [part for part in parts if part]
+
+
+# Compressed bytes fed to zlib at a time; a step that fails is fed again in halves (from the
+# inflater's state before it), so a damaged stream gives its output up to the byte at fault.
+_STEP = 512
+
+
+def _inflated_partly(data: bytes, wbits: int, limit: int) -> bytes:
+    """What ``data`` inflates to (``wbits``: zlib's, gzip members one after another) up to
+    where it stops inflating — its end, damage, or ``limit`` bytes."""
+    out: list[bytes] = []
+    size, at = 0, 0
+    inflater = zlib.decompressobj(wbits)
+    while at < len(data) and size <= limit:
+        step = data[at : at + _STEP]
+        inflater, part, whole = _fed(inflater, step, limit - size + 1)
+        out.append(part)
+        size += len(part)
+        if not whole or inflater.unconsumed_tail:  # damage, or past the limit
+            break
+        at += len(step) - len(inflater.unused_data)
+        if inflater.eof:
+            if wbits < 0 or data[at : at + 2] != b"\x1f\x8b":
+                break
+            inflater = zlib.decompressobj(wbits)  # the next gzip member
+    return b"".join(out)
+
+
+def _fed(inflater: Any, chunk: bytes, room: int) -> tuple[Any, bytes, bool]:
+    """(the inflater after, what it gave, whether it took ``chunk`` whole): ``chunk`` fed to
+    a copy of ``inflater``, and where zlib fails, its halves, down to the byte at fault."""
+    trial = inflater.copy()
+    try:
+        return trial, trial.decompress(chunk, room), True
+    except zlib.error:
+        if len(chunk) == 1:
+            return inflater, b"", False
+    half = len(chunk) // 2
+    first, given, whole = _fed(inflater, chunk[:half], room)
+    if not whole or first.eof:
+        return first, given, False
+    second, more, whole = _fed(first, chunk[half:], room - len(given))
+    return second, given + more, False
+
+
+def _avro_blocks_inflated(data: bytes, limit: int) -> list[bytes]:
+    """Each block of the Avro container ``data`` (from its first block, or from its start
+    when it is a container's tail) inflated as far as it does as a deflate block; none when
+    its blocks do not read as blocks, or are not deflated."""
+    from advertisex.formats.avrofmt import MAGIC, AvroInvalid, _header, _varint
+
+    at = 0
+    if data.startswith(MAGIC):
+        header = _header(data)
+        if header is None:
+            return []
+        at = header[2]
+    parts: list[bytes] = []
+    total = 0
+    while at < len(data) and total < limit:
+        try:
+            count, at = _varint(data, at)
+            size, at = _varint(data, at)
+        except AvroInvalid:
+            break
+        if count < 0 or size <= 0:
+            break
+        inflated = _inflated_partly(data[at : at + size], -zlib.MAX_WBITS, limit - total)
+        parts.append(inflated)
+        total += len(inflated)
+        at += size + 16  # the block's bytes, then its sync marker
+    return parts
 
 
 @dataclass
@@ -69,20 +186,34 @@ def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
     """``data`` (a ``json``, ``csv`` or ``avro`` container, gzip'd or not) without the
     records that mention any of ``ids``; the same bytes back when none does."""
     packed = data.startswith(b"\x1f\x8b")
-    plain = gzip.decompress(data) if packed else data
-    if container != "avro" and not any(i.encode() in plain for i in ids):
+    plain, damage = gunzip_if_needed(data, inflate_limit(len(data))) if packed else (data, None)
+    # A damaged gzip's rest (its gzip_damaged record's bytes), kept as it is unless it
+    # names one of them: then it goes whole, nothing in it being readable record by record.
+    rest = data[damage.at :] if damage is not None else b""
+    named = named_in_bytes(rest, ids) if rest else []
+    if container != "avro" and not named and not any(i.encode() in plain for i in ids):
         return Scrubbed(data)  # the cheap test first: most files never name them
-    if container == "avro":
-        result = _scrub_avro(plain, ids)
-    elif container == "csv":
-        result = _scrub_text(plain, ids, header=True)
-    else:
-        result = _scrub_text(plain, ids, header=False)
+    try:
+        result = _scrub_container(plain, container, ids)
+    except Exception:
+        if damage is None:
+            raise  # the caller reads it line by line
+        result = scrub_lines(plain, ids)  # a damaged gzip's readable part, cut anywhere
+    if named:
+        result.removed += 1
+        result.by_id.update(named)
+        rest = b""
     if not result.removed:
         return Scrubbed(data)
     if packed:
-        result.data = gzip.compress(result.data, mtime=0)
+        result.data = gzip.compress(result.data, mtime=0) + rest
     return result
+
+
+def _scrub_container(data: bytes, container: str, ids: list[str]) -> Scrubbed:
+    if container == "avro":
+        return _scrub_avro(data, ids)
+    return _scrub_text(data, ids, header=container == "csv")
 
 
 def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:

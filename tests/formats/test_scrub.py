@@ -6,6 +6,7 @@ import gzip
 import io
 
 import fastavro
+import pytest
 
 from advertisex.formats.decode import DECODERS
 from advertisex.formats.scrub import mention_pattern, mentions, scrub, scrub_lines
@@ -101,3 +102,78 @@ def test_avro_ids_that_repr_would_escape_are_still_found() -> None:
         done = scrub(out.getvalue(), "avro", [one])
         left = [r["user_id"] for r in fastavro.reader(io.BytesIO(done.data))]
         assert done.removed == 1 and one not in left and "keep" in left, one
+
+
+def _corrupt_gzip(text: bytes) -> bytes:
+    """``text`` gzip'd, a byte flipped three quarters of the way in: zlib fails there."""
+    member = bytearray(gzip.compress(text, mtime=0))
+    member[len(member) * 3 // 4] ^= 0xFF
+    return bytes(member)
+
+
+def test_bytes_kept_undecoded_are_looked_into_for_the_ids() -> None:
+    """A ``gzip_damaged`` record's raw text is its damaged member in base64, an
+    ``avro_unreadable`` one's the container's undecoded bytes: a forgotten id in them is
+    found in the bytes, in what a damaged gzip inflates to before the damage, and in an
+    Avro tail's deflated blocks — not in the base64 text itself."""
+    import base64
+
+    import pyarrow as pa
+
+    from advertisex.formats.scrub import mentioned
+
+    lines = b"".join(b'{"user_id":"u%d","n":%d}\n' % (n % 7, n) for n in range(2000))
+    damaged = _corrupt_gzip(lines)
+    with pytest.raises(OSError):  # BadGzipFile: its CRC fails
+        gzip.decompress(damaged)
+    records = [{"user_id": "u1", "timestamp": 1, "auction_id": f"a{n}"} for n in range(50)]
+    deflated = io.BytesIO()
+    schema = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [
+            {"name": "user_id", "type": "string"},
+            {"name": "timestamp", "type": "long"},
+            {"name": "auction_id", "type": "string"},
+        ],
+    }
+    fastavro.writer(deflated, fastavro.parse_schema(schema), records, codec="deflate")
+    container = deflated.getvalue()
+    assert b"u1" not in container[container.index(b"avro.codec") + 40 :]  # only deflated
+    first_block = container.index(b"\x00", container.index(b"avro.codec")) + 17  # map end, sync
+    tail = container[first_block:]  # what an avro_unreadable record keeps of a broken block on
+    texts = [
+        "base64:" + base64.b64encode(damaged).decode(),  # u1 before the damage
+        "base64:" + base64.b64encode(_corrupt_gzip(b'{"user_id":"u9"}\n' * 50)).decode(),
+        "base64:" + base64.b64encode(container).decode(),  # header and deflated blocks
+        "base64:" + base64.b64encode(tail).decode(),  # deflated blocks without a header
+        "base64:" + base64.b64encode(b"Obj\x01 garbage u1 here").decode(),
+        '{"user_id":"u1"}',
+        None,
+    ]
+    found = mentions(pa.array(texts), ["u1"]).to_pylist()
+    assert found == [True, False, True, True, True, True, False]
+    assert [mentioned(t, ["u1", "u9"]) for t in texts[:5]] == [
+        ["u1"],
+        ["u9"],
+        ["u1"],
+        ["u1"],
+        ["u1"],
+    ]
+
+
+def test_a_damaged_gzip_file_loses_the_ids_records_and_a_rest_that_names_them() -> None:
+    sound = b'{"user_id":"u1"}\n{"user_id":"u2"}\n'
+    naming = _corrupt_gzip(b"".join(b'{"user_id":"u1","n":%d}\n' % n for n in range(2000)))
+    other = _corrupt_gzip(b"".join(b'{"user_id":"u3","n":%d}\n' % n for n in range(2000)))
+
+    done = scrub(gzip.compress(sound) + naming, "json", ["u1"])
+    assert done.removed == 2 and done.by_id == {"u1": 2}
+    assert gzip.decompress(done.data) == b'{"user_id":"u2"}\n'  # the rest named u1: gone
+
+    done = scrub(gzip.compress(sound) + other, "json", ["u1"])
+    assert done.removed == 1 and done.data.endswith(other)  # the rest kept as it was
+    assert gzip.decompress(done.data[: -len(other)]) == b'{"user_id":"u2"}\n'
+
+    untouched = gzip.compress(b'{"user_id":"u2"}\n') + other
+    assert scrub(untouched, "json", ["u1"]).data is untouched

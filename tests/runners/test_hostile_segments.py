@@ -238,3 +238,33 @@ def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: A
     replayed = ax.replay_quarantine(reason="gzip_damaged")  # bytes, not a record to replay
     assert replayed.batch_id is None
     assert {s: r.not_replayable for s, r in replayed.sources.items()} == dict.fromkeys(lost, 1)
+
+
+def test_forget_finds_a_user_in_a_damaged_gzip_file_and_its_quarantined_bytes(ax: Any) -> None:
+    """A user named in a damaged gzip member (its bytes quarantined as ``gzip_damaged``, in
+    base64 of compressed bytes: no byte of the id in plain) is erased there too — the
+    quarantine entry and the landing file's rest — and another user's damaged part stays."""
+    import gzip
+
+    line = (
+        b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"%s","website":"w"}\n'
+    )
+    sound = line % b"u-keep" + line % b"u-gone"
+    gone, _ = _damaged_gzip(sound, b"".join(line % b"u-gone" for _ in range(300)))
+    other = b"".join(line % b"u-other" for _ in range(300))
+    kept, kept_member = _damaged_gzip(line % b"u-other", other)
+    segment = ax.landing.write_segment("impressions", gone, label="gone")
+    ax.landing.write_segment("impressions", kept, label="kept")
+    report = ax.process()
+    assert report.accounts["impressions"].quarantined == 2
+
+    ax.forget(["u-gone"])
+
+    users = ax.query("select user_id from curated.impressions order by 1").to_pylist()
+    assert [u["user_id"] for u in users] == ["u-keep", "u-other"]
+    [left] = ax.query("select reasons, source_file from curated.quarantine").to_pylist()
+    assert left["reasons"] == ["gzip_damaged"] and "kept" in left["source_file"]
+    assert gzip.decompress(ax.landing.head(segment, 1 << 20)) == line % b"u-keep"
+    assert (
+        kept_member in (ax.settings.data_dir / "landing").joinpath(left["source_file"]).read_bytes()
+    )
