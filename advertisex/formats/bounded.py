@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from advertisex.errors import BatchCancelled
 from advertisex.formats.framing import Bytes, starts_with
+from advertisex.formats.inflate import GZIP_MAGIC, MAX_INFLATION, inflate_limit
 from advertisex.formats.preload import DECODER_PRELOAD
 from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool, takes_views
 from advertisex.util.mapped import FileChanged, MappedFile, view_of
@@ -41,10 +42,6 @@ _FAST_SHARE = 0.2  # of the time budget, for the Avro fast path before the salva
 # above real data (Arrow holds JSON in about 2-3× its text, gzip shrinks it 5-15×).
 _MEMORY_PER_BYTE = 64
 _MEMORY_FLOOR = 1 << 30
-# A gzip'd segment may inflate to this many times its size (at least the floor).
-_MAX_INFLATION = 200
-_INFLATE_FLOOR = 64 << 20
-_GZIP = b"\x1f\x8b"
 DECODE_WORKERS = 2  # this machine's cores
 # A group of small segments' fixed time budget at most (DecodeLimits.group_budget): a few
 # hundred of them frame in well under a second.
@@ -430,12 +427,6 @@ def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
     return frame if damage is None else with_gzip_damage(frame, data, damage)
 
 
-def inflate_limit(size: int) -> int:
-    """The most bytes ``size`` compressed bytes may inflate to: :data:`_MAX_INFLATION` times
-    as many, at least :data:`_INFLATE_FLOOR` (more is a decompression bomb)."""
-    return max(_INFLATE_FLOOR, _MAX_INFLATION * size)
-
-
 @dataclass(frozen=True)
 class GzipDamage:
     """Where a gzip stream stopped being readable: ``at`` is the first compressed byte whose
@@ -460,11 +451,11 @@ def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, Gzip
     inflated (nothing in it is known to be wrong; a record cut in half fails on its own).
     Bytes after the last member that are not zeros (which gzip pads with) are damage too.
     """
-    if not starts_with(data, _GZIP):
+    if not starts_with(data, GZIP_MAGIC):
         return data, None
     out: list[bytes] = []
     size, rest = 0, data
-    while starts_with(rest, _GZIP):  # one gzip member after another, as gzip allows
+    while starts_with(rest, GZIP_MAGIC):  # one gzip member after another, as gzip allows
         at = len(data) - len(rest)
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         room = limit - size + 1 if limit is not None else 0
@@ -478,7 +469,7 @@ def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, Gzip
         if limit is not None and (size > limit or inflater.unconsumed_tail):
             raise DecodeRefused(
                 "decode_memory",
-                f"the gzip stream inflates past {limit:,} bytes, {_MAX_INFLATION} times its "
+                f"the gzip stream inflates past {limit:,} bytes, {MAX_INFLATION} times its "
                 f"{len(data):,}: a decompression bomb, or a file to split",
             )
         if not inflater.eof:

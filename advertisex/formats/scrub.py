@@ -17,7 +17,6 @@ import base64
 import gzip
 import io
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,9 +26,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.formats.bounded import gunzip_if_needed, inflate_limit
+from advertisex.formats.bounded import gunzip_if_needed
 from advertisex.formats.csvfmt import frame_csv
 from advertisex.formats.framing import BOM, RAW, UNDECODED
+from advertisex.formats.inflate import (
+    DEFLATE_WBITS,
+    GZIP_MAGIC,
+    GZIP_WBITS,
+    inflate_limit,
+    inflated_until_damage,
+)
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.util import jsonutil
 
@@ -95,53 +101,10 @@ def searchable_parts(data: bytes) -> list[bytes]:
     inflated as far as they do (deflate). What is inflated is bounded as decoding bounds it."""
     limit = inflate_limit(len(data))
     parts = [data]
-    if data.startswith(b"\x1f\x8b"):
-        parts.append(_inflated_partly(data, 16 + zlib.MAX_WBITS, limit))
+    if data.startswith(GZIP_MAGIC):
+        parts.append(inflated_until_damage(data, GZIP_WBITS, limit))
     parts.extend(_avro_blocks_inflated(data, limit))
     return [part for part in parts if part]
-
-
-# Compressed bytes fed to zlib at a time; a step that fails is fed again in halves (from the
-# inflater's state before it), so a damaged stream gives its output up to the byte at fault.
-_STEP = 512
-
-
-def _inflated_partly(data: bytes, wbits: int, limit: int) -> bytes:
-    """What ``data`` inflates to (``wbits``: zlib's, gzip members one after another) up to
-    where it stops inflating — its end, damage, or ``limit`` bytes."""
-    out: list[bytes] = []
-    size, at = 0, 0
-    inflater = zlib.decompressobj(wbits)
-    while at < len(data) and size <= limit:
-        step = data[at : at + _STEP]
-        inflater, part, whole = _fed(inflater, step, limit - size + 1)
-        out.append(part)
-        size += len(part)
-        if not whole or inflater.unconsumed_tail:  # damage, or past the limit
-            break
-        at += len(step) - len(inflater.unused_data)
-        if inflater.eof:
-            if wbits < 0 or data[at : at + 2] != b"\x1f\x8b":
-                break
-            inflater = zlib.decompressobj(wbits)  # the next gzip member
-    return b"".join(out)
-
-
-def _fed(inflater: Any, chunk: bytes, room: int) -> tuple[Any, bytes, bool]:
-    """(the inflater after, what it gave, whether it took ``chunk`` whole): ``chunk`` fed to
-    a copy of ``inflater``, and where zlib fails, its halves, down to the byte at fault."""
-    trial = inflater.copy()
-    try:
-        return trial, trial.decompress(chunk, room), True
-    except zlib.error:
-        if len(chunk) == 1:
-            return inflater, b"", False
-    half = len(chunk) // 2
-    first, given, whole = _fed(inflater, chunk[:half], room)
-    if not whole or first.eof:
-        return first, given, False
-    second, more, whole = _fed(first, chunk[half:], room - len(given))
-    return second, given + more, False
 
 
 def _avro_blocks_inflated(data: bytes, limit: int) -> list[bytes]:
@@ -166,7 +129,7 @@ def _avro_blocks_inflated(data: bytes, limit: int) -> list[bytes]:
             break
         if count < 0 or size <= 0:
             break
-        inflated = _inflated_partly(data[at : at + size], -zlib.MAX_WBITS, limit - total)
+        inflated = inflated_until_damage(data[at : at + size], DEFLATE_WBITS, limit - total)
         parts.append(inflated)
         total += len(inflated)
         at += size + 16  # the block's bytes, then its sync marker

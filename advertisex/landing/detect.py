@@ -9,15 +9,16 @@ a dimension CSV) are not events and are reported as skipped, never guessed.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from advertisex.formats.framing import strip_bom
+from advertisex.formats.inflate import GZIP_MAGIC, inflated_until_damage
 
 SOURCES = ("impressions", "clicks", "bids")
 _IMPRESSION_HINTS = (b'"ad_creative_id"', b'"impression_id"', b'"website"')
 _CLICK_HINTS = ("event_type",)
 _JSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def detect_source(path: Path, head: bytes) -> str | None:
@@ -68,7 +69,7 @@ def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
     True
     """
     what = _foreign(head)
-    if what is None and head.startswith(_GZIP_MAGIC):
+    if what is None and head.startswith(GZIP_MAGIC):
         what = _foreign(inflated)
         what = what and f"{what}, gzip'd"
     if what is None:
@@ -106,20 +107,12 @@ def landing_format(source: str, head: bytes) -> str | None:
 
 
 def unwrapped(head: bytes) -> bytes:
-    """A file's first bytes as its records start: un-gzipped (as far as they go), no BOM
-    (the same bytes again when they are so already: the functions here take either)."""
-    if head.startswith(_GZIP_MAGIC):
+    """A file's first bytes as its records start: un-gzipped (as far as they go: up to the
+    head's end, or to where the stream is damaged), no BOM (the same bytes again when they
+    are so already: the functions here take either)."""
+    if head.startswith(GZIP_MAGIC):
         try:
             head = gzip.decompress(head)
-        except (OSError, EOFError):
-            head = _partial_gunzip(head)
+        except (OSError, EOFError, zlib.error):
+            head = inflated_until_damage(head)
     return strip_bom(head)
-
-
-def _partial_gunzip(data: bytes) -> bytes:
-    import zlib
-
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
-    except zlib.error:
-        return b""

@@ -588,3 +588,19 @@ def test_old_index_markers_are_packed_and_still_found(tmp_path: Path):
     assert [r.status for r in again] == ["already"] * 4
     assert [r.segment for r in again] == [r.segment for r in landed]
     assert len(zone.segments()) == 4
+
+
+def test_a_damaged_gzip_file_is_recognised_by_what_it_holds_before_the_damage(tmp_path: Path):
+    """Its head un-gzipped as far as it goes: before, a zlib error there gave nothing, and
+    the file was "not recognised" (its CRC failing at the end of a small file was enough)."""
+    import gzip
+
+    line = (
+        b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u%d","website":"w"}\n'
+    )
+    member = bytearray(gzip.compress(b"".join(line % n for n in range(300)), mtime=0))
+    member[len(member) * 3 // 4] ^= 0xFF
+    f = tmp_path / "imps.ndjson.gz"
+    f.write_bytes(bytes(member))
+    result = LandingZone(tmp_path / "landing").ingest_file(f)
+    assert (result.status, result.source) == ("landed", "impressions")
