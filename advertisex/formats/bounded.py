@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from advertisex.errors import BatchCancelled
 from advertisex.formats.framing import Bytes, starts_with
-from advertisex.formats.inflate import GZIP_MAGIC, MAX_INFLATION, inflate_limit
+from advertisex.formats.inflate import GZIP_MAGIC, GZIP_WBITS, MAX_INFLATION, inflate_limit
 from advertisex.formats.preload import DECODER_PRELOAD
 from advertisex.util.isolate import Budget, BudgetExceeded, WorkerPool, shared_pool, takes_views
 from advertisex.util.mapped import FileChanged, MappedFile, view_of
@@ -457,7 +457,7 @@ def gunzip_if_needed(data: Bytes, limit: int | None = None) -> tuple[Bytes, Gzip
     size, rest = 0, data
     while starts_with(rest, GZIP_MAGIC):  # one gzip member after another, as gzip allows
         at = len(data) - len(rest)
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflater = zlib.decompressobj(GZIP_WBITS)
         room = limit - size + 1 if limit is not None else 0
         try:
             part = inflater.decompress(rest, room)

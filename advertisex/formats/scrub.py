@@ -71,26 +71,20 @@ def named_in_bytes(data: bytes, ids: Iterable[str]) -> list[str]:
 def mentions(column: pa.ChunkedArray | pa.Array, ids: Iterable[str]) -> pa.ChunkedArray:
     """Per row of a text column: whether it mentions any of ``ids`` (null text: no). A raw
     text that stands for undecoded bytes (:data:`UNDECODED`) is looked into: its bytes, and
-    what they inflate to (:func:`undecoded_parts`)."""
+    what they inflate to (:func:`searchable_parts`)."""
     ids = list(ids)
     found = pc.fill_null(pc.match_substring_regex(column, mention_pattern(ids)), False)
     undecoded = pc.and_(pc.fill_null(pc.starts_with(column, UNDECODED), False), pc.invert(found))
     rows = np.flatnonzero(undecoded.to_numpy(zero_copy_only=False))
     if not len(rows):
         return found
-    pattern = re.compile(mention_pattern(ids).encode())
     texts = column.take(pa.array(rows)).to_pylist()
-    named = [r for r, text in zip(rows, texts, strict=True) if _names(pattern, text)]
+    named = [r for r, text in zip(rows, texts, strict=True) if mentioned(text, ids)]
     if not named:
         return found
     mask = np.zeros(len(column), dtype=bool)
     mask[named] = True
     return pc.or_(found, pa.array(mask))
-
-
-def _names(pattern: re.Pattern[bytes], text: str) -> bool:
-    data = base64.b64decode(text[len(UNDECODED) :])
-    return any(pattern.search(part) for part in searchable_parts(data))
 
 
 def searchable_parts(data: bytes) -> list[bytes]:
@@ -148,7 +142,7 @@ class Scrubbed:
 def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
     """``data`` (a ``json``, ``csv`` or ``avro`` container, gzip'd or not) without the
     records that mention any of ``ids``; the same bytes back when none does."""
-    packed = data.startswith(b"\x1f\x8b")
+    packed = data.startswith(GZIP_MAGIC)
     plain, damage = gunzip_if_needed(data, inflate_limit(len(data))) if packed else (data, None)
     # A damaged gzip's rest (its gzip_damaged record's bytes), kept as it is unless it
     # names one of them: then it goes whole, nothing in it being readable record by record.

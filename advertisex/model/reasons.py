@@ -56,10 +56,11 @@ CATALOGUE: dict[str, Reason] = {
         Reason(
             "gzip_damaged",
             _ALL,
-            "A gzip'd landing file's stream is damaged or cut short: its records up to the "
-            "damage were read (a record cut in half there has its own reason), and this one "
-            "stands for the rest. Its raw text is the unreadable bytes, from about where the "
-            "damage is to the end of the file, in base64; its detail says where.",
+            "A gzip'd landing file's stream is damaged or cut short. The records of its sound "
+            "gzip members were read; a member that fails its checks gives none (a damaged "
+            "stream inflates to plausible, wrong records), one cut short those before the cut "
+            "(a record cut in half there has its own reason). This record stands for the rest: "
+            "its raw text is those bytes in base64, its detail says where and why.",
             "Send the file again whole (a resend's records already kept count as duplicates). "
             "To see what is left: base64-decode the raw text (after 'base64:').",
         ),

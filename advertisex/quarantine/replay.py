@@ -15,9 +15,9 @@ still failing for other reasons than before, and adds one ``ops.batches`` row pe
 source (``source = replay:<source>``, balanced like any batch). A record that passes
 leaves the quarantine exactly once; a replay that changes nothing commits nothing.
 
-Records whose raw text cannot stand for the record (``avro_unreadable``, ``gzip_damaged``: the text is
-the undecodable bytes; ``encoding_invalid``: the text had bytes replaced) are never
-replayed: they stay for a person to look at.
+Records whose raw text cannot stand for the record (``avro_unreadable`` and
+``gzip_damaged``: the text is the undecodable bytes; ``encoding_invalid``: the text had
+bytes replaced) are never replayed: they stay for a person to look at.
 
 An entry that stands for a whole landing file set aside by the processor
 (``segment_unreadable``) is replayed by decoding that file again, under the processor's
