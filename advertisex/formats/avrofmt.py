@@ -98,14 +98,19 @@ def _framed(table: pa.Table, positions: np.ndarray | None = None) -> pa.Table:
     its container (default 1, 2, …)."""
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     frame_error: pa.Array = pa.nulls(table.num_rows, pa.string())
+    # By position: ``table.column_names`` builds its list at every call, and a lookup by
+    # name looks it up again (≈ 9 µs each: 0.17 ms of a small container's 0.24 here).
+    at = {name: i for i, name in enumerate(table.column_names)}
     for name in BID_FIELDS:
-        if name not in table.column_names:
+        if name not in at:
             columns[name] = pa.nulls(table.num_rows, _default_type(name))
-        elif name == "timestamp" and pa.types.is_timestamp(table.column(name).type):
-            columns[name], frame_error = _micros(table.column(name))
+            continue
+        column = table.column(at[name])
+        if name == "timestamp" and pa.types.is_timestamp(column.type):
+            columns[name], frame_error = _micros(column)
         else:
-            columns[name] = _normalize(name, table.column(name))
-    unknown = [n for n in table.column_names if n not in BID_FIELDS]
+            columns[name] = _normalize(name, column)
+    unknown = [n for n in at if n not in BID_FIELDS]
     columns[EXTRAS] = (
         _extras_from_columns(table.select(unknown))
         if unknown

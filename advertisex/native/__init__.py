@@ -308,10 +308,18 @@ def avro_block(
     if reader is None or not reader.read(fill=False):  # checked and sized
         return None
     sizes, out = reader.sizes, reader.out
-    buffers = [_avro_buffers(f, count, sizes[3 * i : 3 * i + 3]) for i, f in enumerate(fields)]
+    # Each array the pass fills, as the Arrow buffer the column will hold (no copy): its
+    # address is the buffer's (an array's ``ctypes.data`` costs ≈ 2 µs, a small container's
+    # three dozen of them ≈ 0.07 ms).
+    buffers = [
+        [pa.py_buffer(array) if array is not None else None for array in held]
+        for held in (
+            _avro_buffers(f, count, sizes[3 * i : 3 * i + 3]) for i, f in enumerate(fields)
+        )
+    ]
     for i, held in enumerate(buffers):
-        for j, array in enumerate(held):
-            out[_AVRO_POINTERS * i + j] = array.ctypes.data if array is not None else None
+        for j, buffer in enumerate(held):
+            out[_AVRO_POINTERS * i + j] = buffer.address if buffer is not None else None
     if not reader.read(fill=True):  # filled
         return None
     return [_avro_array(f, count, held) for f, held in zip(fields, buffers, strict=True)]
@@ -396,23 +404,19 @@ def _offsets(rows: int) -> np.ndarray:
     return offsets
 
 
-def _avro_array(field: AvroField, count: int, held: list[np.ndarray | None]) -> pa.Array:
-    def buffer(i: int) -> pa.Buffer | None:
-        array = held[i]
-        return pa.py_buffer(array) if array is not None else None
-
+def _avro_array(field: AvroField, count: int, held: list[pa.Buffer | None]) -> pa.Array:
     kind = AVRO_KINDS[field.kind]
     if kind == "map":
-        entries = len(held[3]) - 1  # type: ignore[arg-type]
-        keys = pa.StringArray.from_buffers(entries, buffer(3), buffer(4))
-        values = pa.StringArray.from_buffers(entries, buffer(5), buffer(6))
+        entries = held[3].size // 4 - 1  # type: ignore[union-attr]  # int32 offsets
+        keys = pa.StringArray.from_buffers(entries, held[3], held[4])
+        values = pa.StringArray.from_buffers(entries, held[5], held[6])
         kind_of = field.type  # a pa.MapType
         items = pa.StructArray.from_arrays(
             [keys, values],
             fields=[kind_of.key_field, kind_of.item_field],  # type: ignore[attr-defined]
         )
         return pa.Array.from_buffers(
-            field.type, count, [buffer(0), buffer(1)], null_count=-1, children=[items]
+            field.type, count, [held[0], held[1]], null_count=-1, children=[items]
         )
-    buffers = [buffer(0), buffer(1)] + ([buffer(2)] if kind == "string" else [])
+    buffers = [held[0], held[1]] + ([held[2]] if kind == "string" else [])
     return pa.Array.from_buffers(field.type, count, buffers, null_count=-1)
