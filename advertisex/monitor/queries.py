@@ -17,6 +17,7 @@ from advertisex.monitor.model import (
     ARRIVALS,
     BATCHES,
     CAMPAIGN_HOURS,
+    DAMAGE_REASONS,
     FIELDS,
     LINKS,
     SET_ASIDE,
@@ -107,9 +108,14 @@ def batch_totals(sums: pa.Table, since: datetime) -> pa.Table:
     return _run(sql, {"since": since}, sums=sums).cast(BATCHES)
 
 
+_DAMAGED = ", ".join(f"'{reason}'" for reason in DAMAGE_REASONS)  # as SQL's IN list
+
+
 def set_aside(paths: list[str], since: datetime) -> pa.Table:
     """``curated.quarantine`` data files → SET_ASIDE: per source and reason, the landing
-    files set aside whole (``segment_unreadable``) that are still in quarantine."""
+    files set aside whole (``segment_unreadable``) that are still in quarantine, and those
+    whose rest past a damage is (``gzip_damaged``, ``avro_unreadable``), landed since
+    ``since``."""
     if not paths:
         return SET_ASIDE.empty_table()
     listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
@@ -117,7 +123,7 @@ def set_aside(paths: list[str], since: datetime) -> pa.Table:
     SELECT source, reason, count(DISTINCT source_file) AS files, min(ingest_time) AS oldest
     FROM (SELECT source, unnest(reasons) AS reason, source_file, ingest_time
           FROM read_parquet([{listing}], union_by_name = true) WHERE ingest_time >= $since)
-    WHERE starts_with(reason, 'segment_unreadable')
+    WHERE starts_with(reason, 'segment_unreadable') OR reason IN ({_DAMAGED})
     GROUP BY ALL ORDER BY source, reason
     """
     return _run(sql, {"since": since}).cast(SET_ASIDE)

@@ -120,6 +120,31 @@ def test_a_landing_file_set_aside_whole_is_critical_until_replayed() -> None:
     assert MONITORS["set_aside"](Observations(now), MonitorSettings()) == []
 
 
+def test_a_damaged_landing_file_is_a_warning_beside_the_files_set_aside_whole() -> None:
+    from advertisex.monitor.model import SET_ASIDE
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    entries = pa.Table.from_pylist(
+        [
+            {"source": "bids", "reason": "avro_unreadable", "files": 2, "oldest": now},
+            {"source": "bids", "reason": "gzip_damaged", "files": 1, "oldest": now},
+            {
+                "source": "clicks",
+                "reason": "segment_unreadable:decoder_crashed",
+                "files": 1,
+                "oldest": now,
+            },
+        ],
+        schema=SET_ASIDE,
+    )
+    found = MONITORS["set_aside"](Observations(now, set_aside=entries), MonitorSettings())
+    assert [(f.alertname, f.labels["source"], f.severity, f.value) for f in found] == [
+        ("LandingFilesSetAside", "clicks", "critical", 1.0),
+        ("LandingFilesDamaged", "bids", "warning", 3.0),
+    ]
+    assert "avro_unreadable ×2, gzip_damaged ×1" in found[1].summary
+
+
 def test_volume_compares_with_the_same_hour_on_previous_days() -> None:
     sim = Simulation(START, days=10, seed=2)
     after = T + timedelta(hours=1, minutes=20)

@@ -235,6 +235,7 @@ def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: A
         assert entry["source_file"] == names[entry["source"]]
         assert entry["detail"].startswith("gzip_damaged: the gzip member at byte")
         assert base64.b64decode(entry["raw"].removeprefix("base64:")) == lost[entry["source"]]
+    assert "LandingFilesDamaged" in _alerts(ax)  # the operations team hears of it
     replayed = ax.replay_quarantine(reason="gzip_damaged")  # bytes, not a record to replay
     assert replayed.batch_id is None
     assert {s: r.not_replayable for s, r in replayed.sources.items()} == dict.fromkeys(lost, 1)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import statistics
 from datetime import timedelta
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import MonitorSettings
 from advertisex.monitor.checks.stats import sums_by
-from advertisex.monitor.model import BUCKET, Finding, Observations, floor_bucket
+from advertisex.monitor.model import (
+    BUCKET,
+    DAMAGE_REASONS,
+    Finding,
+    Observations,
+    floor_bucket,
+)
 
 # Rate name → (alertname, counted column).
 RATES = {
@@ -158,24 +165,50 @@ def _duration(seconds: float) -> str:
 
 def set_aside(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
     """Landing files the processor set aside whole: their records are in no table until
-    the cause is fixed and they are replayed (the entry leaves the quarantine then)."""
+    the cause is fixed and they are replayed (the entry leaves the quarantine then). And
+    landing files damaged past some point (a gzip stream, an Avro block): their records
+    before it were kept, those after it are in no table until the producer sends the file
+    again — a warning while the damage is within the lookback."""
     findings = []
     for source in obs.sources:
         rows = obs.set_aside.filter(pc.equal(obs.set_aside.column("source"), source))
-        files = int(pc.sum(rows.column("files")).as_py() or 0)
-        if not files:
-            continue
-        causes = ", ".join(f"{r['reason']} ×{r['files']}" for r in rows.to_pylist())
-        findings.append(
-            Finding(
-                "LandingFilesSetAside",
-                {"source": source},
-                "critical",
-                f"{files} {source} landing file(s) set aside whole ({causes}): their records "
-                "are in no table; fix the cause, then advertisex quarantine replay --reason "
-                "segment_unreadable",
-                float(files),
-                0.0,
+        damaged = pc.is_in(rows.column("reason"), value_set=pa.array(DAMAGE_REASONS))
+        whole, partly = rows.filter(pc.invert(damaged)), rows.filter(damaged)
+        files = _files(whole)
+        if files:
+            findings.append(
+                Finding(
+                    "LandingFilesSetAside",
+                    {"source": source},
+                    "critical",
+                    f"{files} {source} landing file(s) set aside whole ({_causes(whole)}): "
+                    "their records are in no table; fix the cause, then advertisex quarantine "
+                    "replay --reason segment_unreadable",
+                    float(files),
+                    0.0,
+                )
             )
-        )
+        files = _files(partly)
+        if files:
+            findings.append(
+                Finding(
+                    "LandingFilesDamaged",
+                    {"source": source},
+                    "warning",
+                    f"{files} {source} landing file(s) damaged ({_causes(partly)}): their "
+                    "records past the damage are in no table; have the producer send them "
+                    "again (advertisex quarantine show --reason gzip_damaged or "
+                    "avro_unreadable says which and where)",
+                    float(files),
+                    0.0,
+                )
+            )
     return findings
+
+
+def _files(rows: pa.Table) -> int:
+    return int(pc.sum(rows.column("files")).as_py() or 0)
+
+
+def _causes(rows: pa.Table) -> str:
+    return ", ".join(f"{r['reason']} ×{r['files']}" for r in rows.to_pylist())
