@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 from advertisex.formats.framing import strip_bom
 from advertisex.formats.inflate import GZIP_MAGIC, inflated_until_damage
@@ -41,7 +42,7 @@ def detect_source(path: Path, head: bytes) -> str | None:
 
 
 # Files whose first bytes say they are something ingest cannot read — another compression,
-# an archive, another text encoding or a columnar file — and what to do about each. Landed
+# an archive or a columnar file — and what to do about each. Landed
 # (with --source), every record would be quarantined as unreadable bytes.
 _FOREIGN = (
     (b"BZh91AY&SY", "compressed with bzip2"),  # any block size: see below
@@ -51,9 +52,10 @@ _FOREIGN = (
     (b"PK\x03\x04", "a zip archive"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"PAR1", "a Parquet file"),
-    (b"\xff\xfe", "UTF-16 text"),
-    (b"\xfe\xff", "UTF-16 text"),
 )
+# A UTF-16 file's byte order marks: a plain one is converted (:func:`from_utf16`), one
+# gzip'd is refused (:func:`foreign_format`).
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
@@ -64,18 +66,18 @@ def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
     >>> print(foreign_format(b"PK\\x03\\x04..."))
     a zip archive: ingest reads JSON, CSV and Avro files, each maybe gzip'd; unpack it and ingest its files
     >>> print(foreign_format(b"\\x1f\\x8b...", b"\\xff\\xfe{"))
-    UTF-16 text, gzip'd: ingest reads UTF-8; save the file as UTF-8 and ingest it again
+    UTF-16 text, gzip'd: ingest converts UTF-16 files that are not gzip'd; un-gzip it
     >>> foreign_format(b'{"a": 1}') is None
     True
     """
     what = _foreign(head)
     if what is None and head.startswith(GZIP_MAGIC):
-        what = _foreign(inflated)
-        what = what and f"{what}, gzip'd"
+        inside = "UTF-16 text" if inflated[:2] in _UTF16_BOMS else _foreign(inflated)
+        what = inside and f"{inside}, gzip'd"
     if what is None:
         return None
-    if what.startswith("UTF-16 text"):
-        return f"{what}: ingest reads UTF-8; save the file as UTF-8 and ingest it again"
+    if what.startswith("UTF-16 text"):  # gzip'd: a plain one is converted (from_utf16)
+        return f"{what}: ingest converts UTF-16 files that are not gzip'd; un-gzip it"
     if what.startswith("compressed"):
         todo = "decompress it (or gzip it) and ingest it again"
     elif "archive" in what:
@@ -83,6 +85,26 @@ def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
     else:
         todo = "export its rows as JSON lines or CSV and ingest those"
     return f"{what}: ingest reads JSON, CSV and Avro files, each maybe gzip'd; {todo}"
+
+
+def from_utf16(data: bytes | memoryview | Any) -> bytes | str | None:
+    """A UTF-16 file (with its byte order mark: Excel's "Unicode text", Windows tools) as
+    UTF-8; why not, when it does not decode as UTF-16; None when it is not one.
+
+    >>> from_utf16("\\ufeffa,b".encode("utf-16-le"))
+    b'a,b'
+    >>> from_utf16(b'{"a": 1}') is None
+    True
+    """
+    if bytes(data[:2]) not in _UTF16_BOMS:
+        return None
+    try:
+        return bytes(data).decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError as error:
+        return (
+            f"UTF-16 text that does not decode ({error.reason} at byte {error.start:,}); "
+            "save the file as UTF-8 and ingest it again"
+        )
 
 
 def _foreign(head: bytes) -> str | None:

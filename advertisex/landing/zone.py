@@ -37,6 +37,7 @@ from advertisex.landing.detect import (
     SOURCES,
     detect_source,
     foreign_format,
+    from_utf16,
     landing_format,
     unwrapped,
 )
@@ -275,6 +276,14 @@ class LandingZone:
                 data = buffer.read(path) if buffer is not None else path.read_bytes()
             except OSError as e:
                 return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        utf8 = from_utf16(data)
+        if utf8 is not None:  # landed as UTF-8, indexed by its own bytes' hash
+            size, digest = len(data), content_hash(data)
+            if staged is not None:  # the UTF-16 bytes: not what lands
+                staged.close()
+            if isinstance(utf8, str):
+                return IngestResult(str(path), "skipped", bytes=size, detail=utf8)
+            return self._judged(path, utf8, source, None, digest=digest)
         read = self._judged(path, data, source, staged)
         if isinstance(read, IngestResult) and staged is not None:
             staged.close()
@@ -286,7 +295,10 @@ class LandingZone:
         data: FileBytes,
         source: str | None,
         staged: StagedCopy | None,
+        digest: str | None = None,
     ) -> ReadFile | IngestResult:
+        """A read file's source and landing format, or why it is skipped; ``digest``: its
+        content hash when ``data`` is not its bytes as they are (transcoded)."""
         if _NOT_SPACE.search(data) is None:  # not data.strip(): that copies the whole file
             return IngestResult(str(path), "skipped", detail="empty file: nothing to ingest")
         head = unwrapped(bytes(data[:65536]))  # un-gzipped once, for the source and the format
@@ -303,7 +315,7 @@ class LandingZone:
             )
         legacy = hashlib.sha256(data).hexdigest() if self._has_legacy_index() else None
         fmt = landing_format(detected, head)
-        return ReadFile(path, data, detected, content_hash(data), legacy, staged, fmt)
+        return ReadFile(path, data, detected, digest or content_hash(data), legacy, staged, fmt)
 
     def _stage(self, path: Path) -> StagedCopy | IngestResult | None:
         """``path`` copied into the landing zone unnamed (:func:`~.staged.stage`), why it

@@ -18,9 +18,9 @@ def test_ingest_of_only_unrecognised_files_fails_and_shows_their_sizes(cli, tmp_
 def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_source(
     cli, tmp_path, seed_samples
 ):
-    """A bzip2'd, xz'd, zip'd or UTF-16 file of impressions (gzip'd again or not) is skipped
-    with what it is and what to do, --source or not: landed, every record would be
-    quarantined as bytes."""
+    """A bzip2'd, xz'd or zip'd file of impressions (gzip'd again or not), or a gzip'd
+    UTF-16 one, is skipped with what it is and what to do, --source or not: landed, every
+    record would be quarantined as bytes."""
     import bz2
     import gzip
     import lzma
@@ -30,16 +30,14 @@ def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_sourc
     files = {
         "a.json.bz2": bz2.compress(text),
         "b.json.xz": lzma.compress(text),
-        "c.json": b"\xff\xfe" + text.decode().encode("utf-16-le"),
+        "c.json.gz": gzip.compress(b"\xff\xfe" + text.decode().encode("utf-16-le")),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
         archive.writestr("ad_impressions.json", text)
-    gzip_d = gzip.compress((tmp_path / "d.zip").read_bytes())
-    (tmp_path / "e.zip.gz").write_bytes(gzip_d)
-    (tmp_path / "f.json.gz").write_bytes(gzip.compress(files["c.json"]))
-    paths = [str(tmp_path / name) for name in [*files, "d.zip", "e.zip.gz", "f.json.gz"]]
+    (tmp_path / "e.zip.gz").write_bytes(gzip.compress((tmp_path / "d.zip").read_bytes()))
+    paths = [str(tmp_path / name) for name in [*files, "d.zip", "e.zip.gz"]]
     for source in ([], ["--source", "impressions"]):
         code, out, err = cli(tmp_path / "data", "ingest", *paths, *source, "--format", "json")
         assert code == 2 and "nothing landed" in err and "--source" not in err
@@ -47,11 +45,47 @@ def test_ingest_names_a_compression_or_encoding_it_does_not_read_even_with_sourc
         assert details == [
             "compressed with bzip2",
             "compressed with xz",
-            "UTF-16 text",
+            "UTF-16 text, gzip'd",
             "a zip archive",
             "a zip archive, gzip'd",
-            "UTF-16 text, gzip'd",
         ]
+
+
+def test_a_utf16_file_lands_as_utf8_and_reads_as_the_same_records(cli, tmp_path, seed_samples):
+    """Excel's "Unicode text" and other Windows tools write UTF-16 with a byte order mark:
+    such a file is landed as UTF-8 (each encoding, each byte order), indexed by its own
+    bytes (ingested again: a no-op); one that does not decode is skipped, saying why."""
+    impressions = (seed_samples / "ad_impressions.json").read_bytes()
+    clicks = (seed_samples / "clicks_conversions.csv").read_bytes()
+    utf16 = tmp_path / "utf16"
+    utf16.mkdir()
+    (utf16 / "imps.json").write_bytes(b"\xfe\xff" + impressions.decode().encode("utf-16-be"))
+    tabbed = clicks.decode().replace(",", "\t").encode("utf-16")  # with its BOM, as Excel
+    (utf16 / "clicks.txt").write_bytes(tabbed)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "imps.json").write_bytes(impressions)
+    (plain / "clicks.csv").write_bytes(clicks.decode().replace(",", "\t").encode())
+
+    counts = {}
+    for folder in (utf16, plain):
+        data = tmp_path / f"data-{folder.name}"
+        code, out, err = cli(data, "ingest", str(folder), "--format", "json")
+        assert code == 0, err
+        assert {r["status"] for r in json.loads(out)} == {"landed"}
+        code, out, err = cli(data, "process", "--format", "json")
+        assert code == 0, err
+        counts[folder.name] = {
+            s["source"]: (s["records_in"], s["accepted"]) for s in json.loads(out)["sources"]
+        }
+    assert counts["utf16"] == counts["plain"] and counts["utf16"]["impressions"][1] > 0
+    code, out, _ = cli(tmp_path / "data-utf16", "ingest", str(utf16), "--format", "json")
+    assert code == 0 and {r["status"] for r in json.loads(out)} == {"already"}
+
+    (tmp_path / "odd.json").write_bytes(b"\xff\xfe{\x00a")  # a lone byte at the end
+    code, out, _ = cli(tmp_path / "data-utf16", "ingest", str(tmp_path / "odd.json"), "-f", "json")
+    assert code == 2
+    assert json.loads(out)[0]["detail"].startswith("UTF-16 text that does not decode")
 
 
 def test_ingest_of_files_already_landed_is_a_successful_no_op(cli, tmp_path, seed_samples):
