@@ -166,6 +166,9 @@ def print_accounting(report: Any, fmt: Format) -> None:
                 "unreadable": [
                     {"segment": u.segment.name, "reason": u.reason} for u in report.unreadable
                 ],
+                "damaged": [
+                    {"segment": d.segment.name, "reason": d.reason} for d in report.damaged
+                ],
                 "seconds": round(report.seconds, 3),
                 "marts": report.marts.mode if report.marts is not None else None,
                 "marts_seconds": round(report.phases.get("marts", 0.0), 3),
@@ -203,6 +206,12 @@ def print_accounting(report: Any, fmt: Format) -> None:
             f"[yellow]set aside[/] {escape(item.segment.name)}: {escape(item.reason)} — "
             "quarantined whole (the file stays where it landed); once fixed: "
             "[bold]advertisex quarantine replay --reason segment_unreadable[/]"
+        )
+    for item in report.damaged:
+        print_message(
+            f"[yellow]damaged[/] {escape(item.segment.name)}: {escape(item.reason)} — its "
+            "records before the damage were kept, the rest is one quarantine entry; have the "
+            "producer send the file again"
         )
     print_rows(rows, fmt, title=f"processed {report.segments} files in {report.seconds:.1f} s")
     if fmt is Format.table:

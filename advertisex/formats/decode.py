@@ -8,6 +8,7 @@ know formats, not where files live.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -19,7 +20,7 @@ from advertisex.formats.avrofmt import frame_avro
 from advertisex.formats.bounded import DecodeLimits, Decoder, decode_bounded, decode_bounded_each
 from advertisex.formats.bounded import gunzip_if_needed as gunzip_if_needed  # re-exported
 from advertisex.formats.csvfmt import frame_csv
-from advertisex.formats.framing import Bytes
+from advertisex.formats.framing import FRAME_ERROR, Bytes
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
 from advertisex.util.mapped import MappedFile
@@ -202,3 +203,18 @@ def _all_text(types: set[pa.DataType]) -> bool:
         pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
         for t in types
     )
+
+
+def damage_of(frame: pa.Table) -> str | None:
+    """Why a segment's frame ends in bytes it could not decode past some damage (its
+    ``gzip_damaged`` or ``avro_unreadable`` record's framing error); None when it does not."""
+    import pyarrow.compute as pc
+
+    from advertisex.model.reasons import DAMAGE_REASONS
+
+    errors = frame.column(FRAME_ERROR)
+    if errors.null_count == len(errors):
+        return None
+    prefixes = [pc.starts_with(errors, f"{reason}:") for reason in DAMAGE_REASONS]
+    damaged = errors.filter(pc.fill_null(functools.reduce(pc.or_, prefixes), False))
+    return damaged[0].as_py() if len(damaged) else None

@@ -227,6 +227,11 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+# Reasons of a landing file's undecodable rest: its records before the damage were kept,
+# those after it are in no table until the producer sends the file again.
+DAMAGE_REASONS = ("gzip_damaged", "avro_unreadable")
+
+
 # The most of a record's raw text shown to people (``quarantine show``, the console's page):
 # a damaged file's bytes (``gzip_damaged``, ``avro_unreadable``) or a runaway line can be
 # megabytes, which neither a terminal nor a page shows. The data (JSON, the API) is whole.

@@ -50,9 +50,6 @@ BATCHES = pa.schema(
 )
 # Curated rows per table and hour of ingest time, with event-time lag.
 # Landing files set aside whole and still in quarantine (segment_unreadable entries).
-# Reasons of a landing file's undecodable rest (SET_ASIDE's other rows): its records past
-# the damage are in no table until the producer sends the file again.
-DAMAGE_REASONS = ("gzip_damaged", "avro_unreadable")
 SET_ASIDE = pa.schema(
     [
         pa.field("source", pa.string()),

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from advertisex.model.reasons import DAMAGE_REASONS
 from advertisex.monitor.model import (
     ARRIVALS,
     BATCHES,
     CAMPAIGN_HOURS,
-    DAMAGE_REASONS,
     FIELDS,
     LINKS,
     SET_ASIDE,

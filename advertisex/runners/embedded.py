@@ -42,7 +42,7 @@ import pyarrow as pa
 from advertisex.formats.bounded import DECODE_WORKERS, DecodeLimits, DecodeRefused
 from advertisex.formats.bounded import shed as shed_decoders
 from advertisex.formats.bounded import warm as warm_decoders
-from advertisex.formats.decode import concat_frames, frame_segments, framing_groups
+from advertisex.formats.decode import concat_frames, damage_of, frame_segments, framing_groups
 from advertisex.lake.datafiles import WrittenFile
 from advertisex.landing.zone import Segment
 from advertisex.model.schemas import SOURCES
@@ -326,6 +326,9 @@ class EmbeddedRunner(Runner[Framed]):
                     run.framed.unreadable[index] = _unreadable(frame)
                     continue
                 run.framed.records[index] = frame.num_rows
+                damage = damage_of(frame)
+                if damage is not None:
+                    run.framed.damaged[index] = damage
                 frames.append(frame)
         run.read(len(piece.segments))
         total = SourceAccount(piece.source)

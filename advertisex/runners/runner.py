@@ -78,6 +78,11 @@ class ProcessReport:
     # Segments set aside whole: each a curated.quarantine entry (segment_unreadable), the
     # file left where it landed for `quarantine replay`.
     unreadable: list[Unreadable] = field(default_factory=list)
+    # Segments damaged past some point (a gzip stream, an Avro block), and where: their
+    # records before it were kept, the rest is one quarantine entry (gzip_damaged,
+    # avro_unreadable) until the producer sends the file again. Told by the engines that
+    # frame in this process (the embedded runner's).
+    damaged: list[Unreadable] = field(default_factory=list)
     accounts: dict[str, SourceAccount] = field(default_factory=dict)
     segments: int = 0
     seconds: float = 0.0
@@ -121,6 +126,7 @@ class Framed:
 
     records: dict[int, int]  # segment index → records framed
     unreadable: dict[int, str]  # segment index → why not
+    damaged: dict[int, str] = field(default_factory=dict, kw_only=True)  # index → where, why
 
 
 @dataclass
@@ -321,6 +327,9 @@ class Runner(ABC, Generic[ReadT]):
         self.lake.commit_files(files, marks, {"advertisex.batch-id": batch.id})
         report.timed("commit", phase_started)
         self._told_set_aside(unreadable, report)
+        report.damaged.extend(
+            Unreadable(segments[i], why) for i, why in sorted(framed.damaged.items())
+        )
         self._committed_batch(marks, accounts, started_at, kept, transformed.files)
         return accounts, batch.id
 

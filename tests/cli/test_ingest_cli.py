@@ -88,6 +88,22 @@ def test_a_utf16_file_lands_as_utf8_and_reads_as_the_same_records(cli, tmp_path,
     assert json.loads(out)[0]["detail"].startswith("UTF-16 text that does not decode")
 
 
+def test_process_names_a_damaged_file_and_what_to_do(cli, tmp_path, seed_samples):
+    import gzip
+
+    text = (seed_samples / "ad_impressions.json").read_bytes()
+    member = bytearray(gzip.compress(text))
+    member[len(member) // 2] ^= 0xFF
+    damaged = tmp_path / "imps.json.gz"
+    damaged.write_bytes(gzip.compress(text[: text.index(b"\n") + 1]) + bytes(member))
+    assert cli(tmp_path / "data", "ingest", str(damaged))[0] == 0
+    code, out, err = cli(tmp_path / "data", "process")
+    assert code == 0, err
+    said = " ".join((out + err).split())
+    assert "damaged impressions/" in said and "have the producer send the file again" in said
+    assert "gzip_damaged: the gzip member at byte" in said
+
+
 def test_ingest_of_files_already_landed_is_a_successful_no_op(cli, tmp_path, seed_samples):
     data, file = tmp_path / "data", str(seed_samples / "clicks_conversions.csv")
     assert cli(data, "ingest", file)[0] == 0

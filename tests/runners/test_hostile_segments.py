@@ -221,6 +221,10 @@ def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: A
 
     report = ax.process()
 
+    # The report names each damaged file and where (the CLI prints it).
+    assert sorted((d.segment.name, d.reason.split(":")[0]) for d in report.damaged) == sorted(
+        (name, "gzip_damaged") for name in names.values()
+    )
     accepted = {"impressions": 3, "clicks": 2, "bids": 4 + 4}
     for source, kept in accepted.items():
         account = report.accounts[source]

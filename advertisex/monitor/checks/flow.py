@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.config import MonitorSettings
+from advertisex.model.reasons import DAMAGE_REASONS
 from advertisex.monitor.checks.stats import sums_by
 from advertisex.monitor.model import (
     BUCKET,
-    DAMAGE_REASONS,
     Finding,
     Observations,
     floor_bucket,
