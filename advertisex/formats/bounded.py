@@ -270,7 +270,7 @@ def _avro_together(
         if damage is None:
             unzipped.append(inflated)
         else:
-            unzipped.append(_or_error(gunzip_and_decode, frame_avro, data))
+            unzipped.append(_or_error(_decoded, frame_avro, inflated, data, damage))
     framed = iter(frame_avro_each([u for u in unzipped if isinstance(u, Bytes)]))
     return [next(framed) if isinstance(u, Bytes) else u for u in unzipped]
 
@@ -423,6 +423,11 @@ def gunzip_and_decode(decoder: Decoder, data: Bytes) -> pa.Table:
     """``decoder`` over ``data`` un-gzipped; a damaged gzip stream's readable part is framed
     and the rest stands as one more record (:func:`with_gzip_damage`)."""
     inflated, damage = gunzip_if_needed(data, inflate_limit(len(data)))
+    return _decoded(decoder, inflated, data, damage)
+
+
+def _decoded(decoder: Decoder, inflated: Bytes, data: Bytes, damage: GzipDamage | None) -> pa.Table:
+    """``decoder`` over the ``inflated`` bytes of ``data``, and the record of its damage."""
     frame = decoder(inflated)
     return frame if damage is None else with_gzip_damage(frame, data, damage)
 

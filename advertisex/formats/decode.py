@@ -8,7 +8,6 @@ know formats, not where files live.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -215,6 +214,6 @@ def damage_of(frame: pa.Table) -> str | None:
     errors = frame.column(FRAME_ERROR)
     if errors.null_count == len(errors):
         return None
-    prefixes = [pc.starts_with(errors, f"{reason}:") for reason in DAMAGE_REASONS]
-    damaged = errors.filter(pc.fill_null(functools.reduce(pc.or_, prefixes), False))
+    damage = pc.match_substring_regex(errors, f"^(?:{'|'.join(DAMAGE_REASONS)}):")
+    damaged = errors.filter(pc.fill_null(damage, False))
     return damaged[0].as_py() if len(damaged) else None

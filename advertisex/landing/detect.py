@@ -11,10 +11,13 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from advertisex.formats.framing import strip_bom
 from advertisex.formats.inflate import GZIP_MAGIC, inflated_until_damage
+
+if TYPE_CHECKING:
+    import mmap
 
 SOURCES = ("impressions", "clicks", "bids")
 _IMPRESSION_HINTS = (b'"ad_creative_id"', b'"impression_id"', b'"website"')
@@ -87,7 +90,7 @@ def foreign_format(head: bytes, inflated: bytes = b"") -> str | None:
     return f"{what}: ingest reads JSON, CSV and Avro files, each maybe gzip'd; {todo}"
 
 
-def from_utf16(data: bytes | memoryview | Any) -> bytes | str | None:
+def from_utf16(data: bytes | memoryview | mmap.mmap) -> bytes | str | None:
     """A UTF-16 file (with its byte order mark: Excel's "Unicode text", Windows tools) as
     UTF-8; why not, when it does not decode as UTF-16; None when it is not one.
 

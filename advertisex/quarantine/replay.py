@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from advertisex.errors import CommitConflictError
 from advertisex.landing.zone import Segment, segment_time
-from advertisex.model.reasons import SEGMENT_UNREADABLE
+from advertisex.model.reasons import DAMAGE_REASONS, SEGMENT_UNREADABLE
 from advertisex.model.schemas import BATCHES, QUARANTINE, TABLES
 from advertisex.quarantine.selection import TABLE, Selection, read
 from advertisex.util.timeutil import utcnow
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
 
-NOT_REPLAYABLE = frozenset({"avro_unreadable", "encoding_invalid", "gzip_damaged"})
+NOT_REPLAYABLE = frozenset({*DAMAGE_REASONS, "encoding_invalid"})
 _KEY = ("source_file", "source_position", "raw")
 
 
