@@ -132,7 +132,7 @@ def changed_hours(old: pa.Table, new: pa.Table, with_touches: bool = False) -> s
       (SELECT * FROM new EXCEPT ALL SELECT * FROM old)
       UNION ALL (SELECT * FROM old EXCEPT ALL SELECT * FROM new)
     )
-    SELECT DISTINCT date_trunc('hour', t) AS hour
+    SELECT DISTINCT {engine.utc_hour("t")} AS hour
     FROM (SELECT event_time AS t FROM diff {touches})
     """
     hours = engine.run(query, old=old.cast(new.schema), new=new)

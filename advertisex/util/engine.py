@@ -134,6 +134,29 @@ def run(query: str, params: dict[str, Any] | None = None, **tables: pa.Table) ->
                 con.unregister(name)
 
 
+_HOUR_US = 3_600_000_000
+
+
+def utc_hour(column: str) -> str:
+    """SQL for the UTC hour the instant ``column`` (a TIMESTAMPTZ) falls in: what
+    ``date_trunc('hour', column)`` gives, by integer arithmetic on its microseconds.
+    The engine truncates a TIMESTAMPTZ through its calendar library, ≈ 70 ms a million
+    rows (a third of counting the 2 M set's impressions for the hourly rollup); this,
+    ≈ 3 ms. Floored, not truncated toward zero (``%`` keeps the dividend's sign), so a
+    time before 1970 lands in its own hour as with ``date_trunc``.
+
+    >>> import pyarrow as pa
+    >>> from datetime import datetime, UTC
+    >>> t = pa.table({"t": pa.array([datetime(2026, 12, 7, 1, 59, 59, 999999, UTC),
+    ...     datetime(1969, 12, 31, 23, 30, tzinfo=UTC), datetime(1, 1, 1, 0, 30, tzinfo=UTC)])})
+    >>> hours = run(f"SELECT {utc_hour('t')} AS h FROM t", t=t).column("h").to_pylist()
+    >>> [str(h) for h in hours]
+    ['2026-12-07 01:00:00+00:00', '1969-12-31 23:00:00+00:00', '0001-01-01 00:00:00+00:00']
+    """
+    us = f"epoch_us({column})"
+    return f"make_timestamptz({us} - (({us} % {_HOUR_US}) + {_HOUR_US}) % {_HOUR_US})"
+
+
 # Rows per Arrow batch of a result (DuckDB's own default).
 _BATCH_ROWS = 131072
 
