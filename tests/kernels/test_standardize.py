@@ -649,3 +649,85 @@ def test_bid_prices_print_the_same_with_and_without_the_compiled_helpers() -> No
     for name in alone.column_names:  # by repr: a NaN price equals itself
         assert repr(helped.column(name).to_pylist()) == repr(alone.column(name).to_pylist()), name
     assert "\x1f0.8933\x1f" in helped.column("payload")[0].as_py()  # the separator
+
+
+def test_typed_bids_get_by_arrow_the_rows_the_engine_gives() -> None:
+    """A frame of typed bids (times in microseconds, prices as doubles: the compiled Avro
+    reader's) is checked by Arrow and only its rejected records go through the engine
+    (``_typed_bids``): the same rows as the engine's query gives for every record — prices
+    not a number, infinite, negative, past the bound, null; times before year 1, past 9999,
+    in the future, before 1970, missing; ids missing, blank; a framing error."""
+    import io
+    from unittest import mock
+
+    import fastavro
+
+    from advertisex.formats.decode import frame_segment
+    from advertisex.kernels import standardize
+    from advertisex.landing.zone import Segment
+    from advertisex.model.contracts import MAX_PRICE
+
+    micros = {"type": "long", "logicalType": "timestamp-micros"}
+    schema = {
+        "type": "record",
+        "name": "BidRequest",
+        "fields": [
+            {"name": "auction_id", "type": ["null", "string"]},
+            {"name": "timestamp", "type": ["null", micros]},
+            {"name": "user_id", "type": ["null", "string"]},
+            {"name": "floor_price", "type": ["null", "double"]},
+            {"name": "bid_price", "type": ["null", "double"]},
+            {"name": "exchange", "type": ["null", "string"]},
+            {"name": "ad_targeting", "type": ["null", {"type": "map", "values": "string"}]},
+        ],
+    }
+    day = 1_762_732_800_000_000  # 2025-11-10, µs
+    times = [day, None, -62_135_596_800_000_001, -62_135_596_800_000_000, 253_402_300_800_000_000]
+    times += [253_402_300_799_999_999, -1, 2**62, int(NOW.timestamp() * 1e6) + 3_600_000_000]
+    prices = [0.5, None, float("nan"), float("inf"), -float("inf"), -0.0, -0.25, MAX_PRICE]
+    prices += [MAX_PRICE * 1.5, 1e300, 2.25]
+    ids = ["a", None, "", "  ", " b "]
+    records = [
+        {
+            "auction_id": ids[i % len(ids)],
+            "timestamp": times[i % len(times)],
+            "user_id": ids[(i // 2) % len(ids)],
+            "floor_price": prices[i % len(prices)],
+            "bid_price": prices[(i * 7) % len(prices)],
+            "exchange": "X" if i % 3 else None,
+            "ad_targeting": {"k": str(i % 4)} if i % 5 else None,
+        }
+        for i in range(len(times) * len(prices))
+    ]
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records)
+    segment = Segment(source="bids", name="bids/x.avro", size=0)
+    frame = frame_segment(0, segment, out.getvalue())
+    # and a record the framer could not read (no id, no time), as the salvage path frames one
+    broken = frame.slice(1, 1).set_column(
+        frame.schema.get_field_index("frame_error"), "frame_error", pa.array(["avro_invalid: x"])
+    )
+    frame = pa.concat_tables([frame, broken])
+    assert frame.schema.field("timestamp").type == pa.timestamp("us", "UTC")
+
+    by_arrow = standardize.standardize_bids(frame, Rules(NOW), payload=True)
+    with mock.patch.object(standardize, "_typed_bids", lambda *args: None):
+        by_engine = standardize.standardize_bids(frame, Rules(NOW), payload=True)
+    assert by_arrow.schema == by_engine.schema
+    for name in by_engine.column_names:  # by repr: a NaN price equals itself
+        assert repr(by_arrow.column(name).to_pylist()) == repr(
+            by_engine.column(name).to_pylist()
+        ), name
+    reasons = {r for rs in by_arrow.column("reasons").to_pylist() for r in rs}
+    assert {
+        "avro_invalid",
+        "required_missing:auction_id",
+        "required_missing:timestamp",
+        "number_invalid:floor_price",
+        "negative_value:bid_price",
+        "amount_too_large:floor_price",
+        "timestamp_invalid",
+        "timestamp_in_future",
+        "timestamp_too_old",
+    } <= reasons
+    assert sum(not r for r in by_arrow.column("reasons").to_pylist()) > 0
