@@ -436,34 +436,23 @@ def _times_and_costs(
         cost_texts = replaced(cost_texts, asked, printed)
     microseconds = pa.array(micros, pa.int64(), mask=~time_valid)
     event_time = microseconds.cast(pa.timestamp("us", "UTC"))
+    params = rules.params()
+    future_limit, oldest = params["future_limit"], params["oldest"]
+    checks = {  # checks_sql's conditions, in its order
+        "timestamp_invalid": pa.array(has_time & ~time_valid),
+        "timestamp_in_future": pc.greater(event_time, pa.scalar(future_limit, event_time.type)),
+        "timestamp_too_old": pc.less(event_time, pa.scalar(oldest, event_time.type)),
+    }
+    assert tuple(checks) == _TIME_CHECKS
     return pa.table(
         {
             "event_time": event_time,
             "event_time_text": _epoch_us_text(event_time),
             "cost": pa.array(values, pa.float64(), mask=~cost_valid),
             "cost_text": pc.if_else(pa.array(cost_valid), cost_texts, pa.scalar(None, pa.string())),
-            **_time_checks(has_time, event_time, rules),
+            **checks,
         }
     )
-
-
-def _time_checks(
-    has_time: np.ndarray, event_time: pa.Array | pa.ChunkedArray, rules: Rules
-) -> dict[str, pa.Array | pa.ChunkedArray]:
-    """:data:`_TIME_CHECKS` of each record by Arrow (``checks_sql``'s conditions, in its
-    order): ``has_time``, whether it gave a time; ``event_time``, the instant read from it
-    (null where none was)."""
-    params = rules.params()
-    future_limit, oldest = params["future_limit"], params["oldest"]
-    checks = {
-        "timestamp_invalid": pa.array(
-            has_time & ~pc.is_valid(event_time).to_numpy(zero_copy_only=False)
-        ),
-        "timestamp_in_future": pc.greater(event_time, pa.scalar(future_limit, event_time.type)),
-        "timestamp_too_old": pc.less(event_time, pa.scalar(oldest, event_time.type)),
-    }
-    assert tuple(checks) == _TIME_CHECKS
-    return checks
 
 
 def _engine_times(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -745,14 +734,13 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
     # The maps never enter the engine: it reads their texts, the rows take them as they are.
     targeting = frame.column("ad_targeting")
     text, json = _targeting_texts(targeting)
-    frame = (
-        frame.drop_columns(["ad_targeting"])
+    computed = engine.run(
+        query,
+        rules.params(),
+        frame=frame.drop_columns(["ad_targeting"])
         .append_column("targeting_text", text)
-        .append_column("targeting_json", json)
+        .append_column("targeting_json", json),
     )
-    computed = _typed_bids(frame, passed, query, rules)
-    if computed is None:
-        computed = engine.run(query, rules.params(), frame=frame)
     rows = pa.table(
         {
             c: _as_string(frame.column(c)) if c in passed else computed.column(c)
@@ -783,69 +771,6 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
         rows = rows.add_column(at, "payload", payload_text(parts))
     rows = rows.add_column(at, "payload_hash", hashes)
     return rows.add_column(rows.schema.get_field_index("bid_price"), "ad_targeting", targeting)
-
-
-# The years a lake keeps (``within_years_sql``), in µs since the epoch.
-_FIRST_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
-_LAST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
-
-
-def _typed_bids(frame: pa.Table, passed: set[str], query: str, rules: Rules) -> pa.Table | None:
-    """What ``query`` gives for a frame of typed bids — times in microseconds, prices as
-    doubles, every text field text: the compiled Avro reader's frames, nearly every bid —
-    by Arrow: each record's reasons listed from masks in the query's order
-    (:func:`~advertisex.util.arrays.labels_where`, as impressions have them), and only the
-    rejected records (a handful) through the engine, for their raw JSON. Through the engine
-    every bid's checks and columns cost ≈ 0.25 µs. None for any other frame (texts to read,
-    another time unit): the query reads it."""
-    stamp = frame.schema.field("timestamp").type
-    if (
-        not (pa.types.is_timestamp(stamp) and stamp.unit == "us")
-        or not set(_BID_TEXTS) <= passed
-        or any(frame.schema.field(p).type != pa.float64() for p in _PRICES)
-    ):
-        return None
-    instants = frame.column("timestamp").cast(pa.int64())
-    in_years = pc.and_(pc.greater_equal(instants, _FIRST_US), pc.less_equal(instants, _LAST_US))
-    event_time = pc.if_else(in_years, instants, None).cast(pa.timestamp("us", "UTC"))
-    checks = _time_checks(pc.is_valid(instants).to_numpy(zero_copy_only=False), event_time, rules)
-    frame_error = frame.column(FRAME_ERROR)
-    sound = pc.is_null(frame_error)
-    prices = {p: frame.column(p) for p in _PRICES}
-    given = {"timestamp": instants, **{f: frame.column(f) for f in BID_REQUIRED}}
-    conditions: list[tuple[pa.Array | pa.ChunkedArray, Label]] = [
-        (pc.is_valid(frame_error), pc.list_element(pc.split_pattern(frame_error, ":"), 0)),
-        *(  # _missing's order: the time last
-            (pc.and_kleene(sound, pc.is_null(given[f])), f"required_missing:{f}")
-            for f in (*(f for f in BID_REQUIRED if f != "timestamp"), "timestamp")
-        ),
-        *((pc.invert(pc.is_finite(prices[p])), f"number_invalid:{p}") for p in _PRICES),
-        *((pc.less(prices[p], 0.0), f"negative_value:{p}") for p in _PRICES),
-        *(
-            (
-                pc.and_kleene(pc.is_finite(prices[p]), pc.greater(prices[p], MAX_PRICE)),
-                f"amount_too_large:{p}",
-            )
-            for p in _PRICES
-        ),
-        *((checks[code], code) for code in _TIME_CHECKS),
-    ]
-    reasons = labels_where(conditions, frame.num_rows)
-    rejected = np.flatnonzero(rejected_mask(reasons))
-    raw = pa.nulls(frame.num_rows, pa.string())
-    if len(rejected):
-        by_engine = engine.run(query, rules.params(), frame=frame.take(pa.array(rejected)))
-        raw = spread(by_engine.column("raw"), rejected, frame.num_rows)
-    return pa.table(
-        {
-            "event_time": event_time,
-            **prices,
-            "segment": frame.column("segment"),
-            "source_position": frame.column("source_position"),
-            "raw": raw,
-            "reasons": reasons,
-        }
-    )
 
 
 def _engine_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array:
