@@ -30,7 +30,7 @@ from advertisex.errors import StorageError
 from advertisex.lake import durability
 from advertisex.model.schemas import TABLES, TableSpec
 from advertisex.util import storage
-from advertisex.util.arrays import used_dictionaries
+from advertisex.util.arrays import used_dictionaries, utc_days
 
 if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
@@ -242,7 +242,7 @@ def _by_day(data: pa.Table, column: str | None) -> Iterator[tuple[object, pa.Tab
     if column is None:
         yield None, data
         return
-    days = pc.cast(data.column(column), pa.date32())
+    days = utc_days(data.column(column))
     numbers = pc.fill_null(days.cast(pa.int32()), np.iinfo(np.int32).min).to_numpy()
     if np.any(numbers[1:] < numbers[:-1]):
         order = np.argsort(numbers, kind="stable")

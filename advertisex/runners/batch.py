@@ -41,7 +41,7 @@ from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
-from advertisex.util.arrays import chunks_of
+from advertisex.util.arrays import chunks_of, utc_days
 
 if TYPE_CHECKING:
     from advertisex.runners.committed import DedupeLookup
@@ -440,7 +440,7 @@ def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.n
         return _engine_order(keys, day, sort_by)
     ranks: list[np.ndarray] = []  # most significant first
     for name in day:
-        ranks.extend(_nulls_last(pc.cast(keys.column(name), pa.date32()).cast(pa.int32())))
+        ranks.extend(_nulls_last(utc_days(keys.column(name)).cast(pa.int32())))
     for name in sort_by:
         column = keys.column(name)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

@@ -46,6 +46,7 @@ from advertisex.kernels.dedupe import SEEN_COLUMNS, KeyIndex, append_part, key_c
 from advertisex.lake.history import COMPACTION, appended_since
 from advertisex.lake.tables import storage_errors
 from advertisex.model.schemas import TABLES
+from advertisex.util.arrays import utc_days
 from advertisex.util.buckets import regrouped
 from advertisex.util.mapped import map_file, view_of
 from advertisex.util.spill import PREFIX, claimed_file, place, sweep
@@ -416,7 +417,7 @@ def _by_day(rows: pa.Table | None) -> dict[date, pa.Table]:
     """Rows split by UTC event day."""
     if rows is None or rows.num_rows == 0:
         return {}
-    days = pc.cast(rows.column("event_time"), pa.date32())
+    days = utc_days(rows.column("event_time"))
     bounds = pc.min_max(days).as_py()
     if bounds["min"] is not None and bounds["min"] == bounds["max"] and not days.null_count:
         return {bounds["min"]: rows}  # one day (a batch's usual): no filtered copy of it

@@ -10,6 +10,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def utc_days(times: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The UTC day (``date32``) of each instant of a timestamp column: ``pc.cast(times,
+    pa.date32())``. Cast from a zoned type Arrow looks each value up in the zone's rules
+    (≈ 18 ms a million values, UTC too); a UTC column's values are its wall time already, so
+    it is read as a naive one (≈ 1.2 ms). Another zone's column is cast as it is (its local
+    days).
+
+    >>> from datetime import datetime, UTC
+    >>> utc_days(pa.array([datetime(2026, 12, 7, 23, 59, tzinfo=UTC), None])).to_pylist()
+    [datetime.date(2026, 12, 7), None]
+    """
+    kind = times.type
+    if pa.types.is_timestamp(kind) and kind.tz in _UTC_NAMES:
+        times = times.cast(pa.timestamp(kind.unit))
+    return pc.cast(times, pa.date32())
+
+
+_UTC_NAMES = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "Z"})
+
+
 def chunks_of(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     """A column's chunks: a chunked array's, or an array as its one chunk.
 
