@@ -227,6 +227,16 @@ def avro_deflate_bomb(inflated: int) -> bytes:
     return template[:start] + _zigzag(1) + _zigzag(len(block)) + block + sync
 
 
+def damaged_gzip(sound: bytes, lost: bytes) -> tuple[bytes, bytes]:
+    """A file of two gzip members, ``sound`` and ``lost`` with a byte flipped in its middle:
+    the file, and the damaged member."""
+    import gzip
+
+    member = bytearray(gzip.compress(lost))
+    member[len(member) // 2] ^= 0xFF
+    return gzip.compress(sound) + bytes(member), bytes(member)
+
+
 def gzip_bomb(inflated: int) -> bytes:
     """One gzip member of about ``inflated`` zero bytes."""
     import struct

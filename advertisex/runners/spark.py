@@ -251,9 +251,9 @@ class SparkRunner(Runner[Prepared]):
             self._scratch_swept = True
         try:
             job, listed = self._prepare(batch.segments, batch.rules, scratch)
-            records, unreadable, keys, bounds = _listing(listed)
+            records, unreadable, damaged, keys, bounds = _listing(listed)
             batch.report("read")
-            yield Prepared(records, unreadable, keys, bounds, scratch, job)
+            yield Prepared(records, unreadable, keys, bounds, scratch, job, damaged=damaged)
         finally:
             remove_scratch(scratch, self.settings.scale)
 
@@ -419,21 +419,27 @@ def slices(sizes: list[int], count: int) -> tuple[tuple[int, ...], ...]:
 
 def _listing(
     listed: pa.Table,
-) -> tuple[dict[int, int], dict[int, str], pa.Table, dict[str, list[tuple[int, int]]]]:
+) -> tuple[
+    dict[int, int], dict[int, str], dict[int, str], pa.Table, dict[str, list[tuple[int, int]]]
+]:
     """Stage 1's rows as (segment index → records framed, segment index → why it could not
-    be read, the key files, table → event-time bounds of its candidates' key files)."""
+    be read, segment index → the damage its frame ends in, the key files, table →
+    event-time bounds of its candidates' key files)."""
     records: dict[int, int] = {}
     unreadable: dict[int, str] = {}
+    damaged: dict[int, str] = {}
     bounds: dict[str, list[tuple[int, int]]] = {}
     for row in listed.filter(pc.not_equal(listed.column("kind"), "keys")).to_pylist():
         if row["kind"] == "rows":
             records[row["segment"]] = row["records"]
+            if row["reason"] is not None:
+                damaged[row["segment"]] = row["reason"]
         else:
             unreadable[row["segment"]] = row["reason"]
     keys = listed.filter(pc.equal(listed.column("kind"), "keys"))
     for row in keys.select(["tbl", "low_us", "high_us"]).to_pylist():
         bounds.setdefault(row["tbl"], []).append((row["low_us"], row["high_us"]))
-    return records, unreadable, keys, bounds
+    return records, unreadable, damaged, keys, bounds
 
 
 def _group_rows(duplicates: pa.Table) -> dict[tuple[str, int], Any]:

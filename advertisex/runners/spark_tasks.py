@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from advertisex.config import Settings
 from advertisex.dims.model import Dimensions
 from advertisex.formats.bounded import DecodeLimits
-from advertisex.formats.decode import frame_segment
+from advertisex.formats.decode import damage_of, frame_segment
 from advertisex.kernels.dedupe import SEEN_COLUMNS, find_duplicates, key_column
 from advertisex.kernels.fingerprint import align
 from advertisex.kernels.ivt import IvtRules
@@ -202,7 +202,14 @@ def _prepare_segment(
     rows = standardize_source(segment.source, frame, job.rules, job.dims)
     rows = rows.append_column("row_number", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     write_scratch(rows, scratch_file(job.scratch, index), job.settings.scale)
-    yield _prepared(kind="rows", segment=index, source=segment.source, records=frame.num_rows)
+    # A frame that ends in a damage record names it (the driver's report lists the file).
+    yield _prepared(
+        kind="rows",
+        segment=index,
+        source=segment.source,
+        records=frame.num_rows,
+        reason=damage_of(frame),
+    )
     rejected = rejected_mask(rows.column("reasons"))
     for table_name in SOURCES[segment.source]:
         chosen = rows.filter(pa.array(candidates_mask(table_name, rows, rejected)))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile import bad_typed_avro, gzip_bomb, not_a_record_avro, poison_avro
+from tests.hostile import bad_typed_avro, damaged_gzip, gzip_bomb, not_a_record_avro, poison_avro
 
 pytestmark = pytest.mark.integration
 
@@ -174,16 +174,6 @@ def test_a_rollup_sum_past_64_bits_is_a_clear_error_after_the_commit(tmp_path: P
     assert row["n"] == count
 
 
-def _damaged_gzip(sound: bytes, lost: bytes) -> tuple[bytes, bytes]:
-    """A file of two gzip members, ``sound`` and ``lost`` with a byte flipped in its middle:
-    the file, and the damaged member."""
-    import gzip
-
-    member = bytearray(gzip.compress(lost))
-    member[len(member) // 2] ^= 0xFF
-    return gzip.compress(sound) + bytes(member), bytes(member)
-
-
 def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: Any) -> None:
     """A gzip'd landing file of any format whose stream is damaged: the records of its sound
     members are kept, the damaged member is one quarantine entry holding its bytes (nothing
@@ -197,16 +187,16 @@ def test_a_damaged_gzip_file_keeps_its_sound_part_and_quarantines_the_rest(ax: A
     line = (
         b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u%d","website":"w"}\n'
     )
-    impressions, lost_impressions = _damaged_gzip(
+    impressions, lost_impressions = damaged_gzip(
         b"".join(line % n for n in range(3)), b"".join(line % n for n in range(100, 400))
     )
     header = b"timestamp,user_id,campaign_id,event_type\n"
     row = b"2026-11-20T10:00:%02dZ,u%d,c1,click\n"
-    clicks, lost_clicks = _damaged_gzip(
+    clicks, lost_clicks = damaged_gzip(
         header + b"".join(row % (n, n) for n in range(2)),
         header + b"".join(row % (n % 60, n) for n in range(100, 400)),
     )
-    bids, lost_bids = _damaged_gzip(
+    bids, lost_bids = damaged_gzip(
         avro_file([bid(n) for n in range(4)]), avro_file([bid(n) for n in range(100, 400)])
     )
     names = {
@@ -255,9 +245,9 @@ def test_forget_finds_a_user_in_a_damaged_gzip_file_and_its_quarantined_bytes(ax
         b'{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"%s","website":"w"}\n'
     )
     sound = line % b"u-keep" + line % b"u-gone"
-    gone, _ = _damaged_gzip(sound, b"".join(line % b"u-gone" for _ in range(300)))
+    gone, _ = damaged_gzip(sound, b"".join(line % b"u-gone" for _ in range(300)))
     other = b"".join(line % b"u-other" for _ in range(300))
-    kept, kept_member = _damaged_gzip(line % b"u-other", other)
+    kept, kept_member = damaged_gzip(line % b"u-other", other)
     segment = ax.landing.write_segment("impressions", gone, label="gone")
     ax.landing.write_segment("impressions", kept, label="kept")
     report = ax.process()

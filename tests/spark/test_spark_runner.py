@@ -216,3 +216,32 @@ def test_stage_one_rows_wait_in_a_scratch_folder_that_goes_with_the_batch(
     report = SparkRunner(ax.settings, ax.lake, ax.landing, session=spark).process(now=NOW)
     assert report.accounts["impressions"].accepted == 2
     assert list(scratch.parent.iterdir()) == []
+
+
+def test_the_spark_runners_report_names_a_damaged_file_as_the_embedded_one_does(
+    spark: Any, tmp_path: Path
+) -> None:
+    """A gzip'd landing file damaged past its first member: both runners keep its sound
+    records, quarantine the rest as one entry, and their reports name the file and where
+    (the CLI's "damaged …" line). The executors frame it, so they tell the driver."""
+    from advertisex.runners.embedded import EmbeddedRunner
+    from advertisex.runners.spark import SparkRunner
+    from tests.hostile import damaged_gzip
+
+    line = (
+        b'{"timestamp":"2026-11-11T10:00:00Z","ad_creative_id":"c","user_id":"u%d","website":"w"}\n'
+    )
+    data, _ = damaged_gzip(
+        b"".join(line % n for n in range(3)), b"".join(line % n for n in range(100, 400))
+    )
+    reports, landed = {}, {}
+    for name, make in (("embedded", EmbeddedRunner), ("spark", SparkRunner)):
+        ax = _open(tmp_path / name, update_marts=False)
+        landed[name] = ax.landing.write_segment("impressions", data, label="damaged").name
+        extra = {"session": spark} if name == "spark" else {}
+        reports[name] = make(ax.settings, ax.lake, ax.landing, **extra).process(now=NOW)
+    damaged = {name: [(d.segment.name, d.reason) for d in r.damaged] for name, r in reports.items()}
+    assert damaged["spark"] == [(landed["spark"], damaged["embedded"][0][1])]
+    assert damaged["embedded"] == [(landed["embedded"], damaged["embedded"][0][1])]
+    assert damaged["spark"][0][1].startswith("gzip_damaged: the gzip member at byte")
+    assert reports["spark"].accounts == reports["embedded"].accounts
