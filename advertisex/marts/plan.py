@@ -29,7 +29,7 @@ from advertisex.kernels.windows import Windows
 from advertisex.marts.store import Range, Slice, merge_ranges
 from advertisex.model.columns import TS
 from advertisex.util import engine
-from advertisex.util.timeutil import from_micros, moved
+from advertisex.util.timeutil import HOUR_US, from_micros, moved
 
 HOUR = timedelta(hours=1)
 TICK = timedelta(microseconds=1)  # turns an inclusive end into a half-open one
@@ -109,11 +109,8 @@ def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:
         floored = pc.floor_temporal(times, unit="hour")
         return {t for t in pc.unique(floored).to_pylist() if t is not None}
     micros = pc.drop_null(times).cast(pa.int64()).to_numpy()
-    hours = pc.unique(pa.array(micros // _HOUR_US)).to_numpy()
-    return {from_micros(int(h) * _HOUR_US) for h in hours}
-
-
-_HOUR_US = 3_600_000_000
+    hours = pc.unique(pa.array(micros // HOUR_US)).to_numpy()
+    return {from_micros(int(h) * HOUR_US) for h in hours}
 
 
 def hours_around(times: pa.Array | pa.ChunkedArray, reach: timedelta) -> set[datetime]:

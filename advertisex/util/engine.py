@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from advertisex.util.timeutil import HOUR_US
+
 if TYPE_CHECKING:  # callers hand Arrow in; a report's rows for the CLI need none
     import pyarrow as pa
 
@@ -134,9 +136,6 @@ def run(query: str, params: dict[str, Any] | None = None, **tables: pa.Table) ->
                 con.unregister(name)
 
 
-_HOUR_US = 3_600_000_000
-
-
 def utc_hour(column: str) -> str:
     """SQL for the UTC hour the instant ``column`` (a TIMESTAMPTZ) falls in: what
     ``date_trunc('hour', column)`` gives, by integer arithmetic on its microseconds.
@@ -154,7 +153,7 @@ def utc_hour(column: str) -> str:
     ['2026-12-07 01:00:00+00:00', '1969-12-31 23:00:00+00:00', '0001-01-01 00:00:00+00:00']
     """
     us = f"epoch_us({column})"
-    return f"make_timestamptz({us} - (({us} % {_HOUR_US}) + {_HOUR_US}) % {_HOUR_US})"
+    return f"make_timestamptz({us} - (({us} % {HOUR_US}) + {HOUR_US}) % {HOUR_US})"
 
 
 # Rows per Arrow batch of a result (DuckDB's own default).

@@ -68,6 +68,7 @@ When = TypeVar("When", bound=date)  # a date, or a datetime (one is the other's 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+HOUR_US = 3_600_000_000  # an hour in µs, as Arrow and the engine count instants
 
 
 def from_micros(micros: int) -> datetime:
