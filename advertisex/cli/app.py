@@ -161,13 +161,12 @@ def main() -> None:
     except AdvertiseXError as error:
         if INTERRUPTED.is_set():
             sys.exit(130)
-        from rich.markup import escape
+        from advertisex.cli.output import console, literal
 
-        from advertisex.cli.output import console
-
-        # Whole lines (the terminal wraps them), and the text as it is: never markup.
+        # Whole lines (the terminal wraps them), and the text as it is: never markup, no
+        # control character from what the user or a record gave (a path, a query, a field).
         console(stderr=True).print(
-            f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {literal(error)}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
     except (KeyboardInterrupt, Interrupted):  # no verb said what was left undone
@@ -192,9 +191,7 @@ def _report_unexpected(error: Exception) -> None:
     import tempfile
     import traceback
 
-    from rich.markup import escape
-
-    from advertisex.cli.output import console
+    from advertisex.cli.output import console, literal
 
     with tempfile.NamedTemporaryFile(
         "w", prefix="advertisex-error-", suffix=".txt", delete=False
@@ -203,7 +200,7 @@ def _report_unexpected(error: Exception) -> None:
         traceback.print_exception(error, file=details)
     text = str(error).strip().splitlines()
     console(stderr=True).print(
-        f"[bold red]error:[/] {escape(type(error).__name__)}: {escape(text[0] if text else '')}"
+        f"[bold red]error:[/] {literal(type(error).__name__)}: {literal(text[0] if text else '')}"
         f"\n  → this is a bug in advertisex, not in what you did: please report it with "
         f"{details.name}",
         highlight=False,
@@ -216,12 +213,10 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
     if not category.__module__.startswith("advertisex"):
         _python_show_warning(message, category, *args, **kw)
         return
-    from rich.markup import escape
-
-    from advertisex.cli.output import console
+    from advertisex.cli.output import console, literal
 
     console(stderr=True).print(
-        f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+        f"[yellow]warning:[/] {literal(message)}", highlight=False, soft_wrap=True
     )
 
 

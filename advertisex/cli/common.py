@@ -67,10 +67,10 @@ def require_lake(ax: Any) -> None:
 
 def announce_new_lake(ax: Any) -> None:
     """Make ``ax``'s data directory when it is missing, and tell the user where it went."""
-    from advertisex.cli.output import print_message
+    from advertisex.cli.output import literal, print_message
 
     if ax.create_data_dir():
-        print_message(f"created a new lake at [bold]{ax.settings.data_dir.absolute()}[/]")
+        print_message(f"created a new lake at [bold]{literal(ax.settings.data_dir.absolute())}[/]")
 
 
 def open_runner(

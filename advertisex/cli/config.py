@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import FormatOption
-from advertisex.cli.output import Format, print_json, print_message, print_rows
+from advertisex.cli.output import Format, literal, print_json, print_message, print_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +37,7 @@ def show_config(fmt: Format = FormatOption) -> None:
             print_message("no configuration file (ADVERTISEX_CONFIG is empty)")
         else:
             found = "read" if path.is_file() else "not found, defaults and environment only"
-            print_message(f"configuration file {path.resolve()}: {found}")
+            print_message(f"configuration file {literal(path.resolve())}: {found}")
 
 
 def _text(value: Any, jsonutil: Any) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from advertisex.cli.output import print_message
+from advertisex.cli.output import literal, print_message
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +35,7 @@ def console(
 
     def ready(url: str) -> None:
         print_message(
-            f"console on [bold]{url}/[/] over {settings.data_dir} "
+            f"console on [bold]{url}/[/] over {literal(settings.data_dir)} "
             f"(API {url}/api/v1, docs {url}/docs; Ctrl-C to stop)"
         )
 

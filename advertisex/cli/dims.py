@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_json, print_message, print_rows, table_rows
+from advertisex.cli.output import (
+    Format,
+    literal,
+    print_json,
+    print_message,
+    print_rows,
+    table_rows,
+)
 from advertisex.errors import UserInputError
 
 dims_app = typer.Typer(
@@ -62,7 +69,7 @@ def load(
     columns = ["file", "kind", "format", "rows", "added", "changed", "unchanged", "versions"]
     print_rows([{**row, "file": path.name}], fmt, title=f"dims.{report.kind}", columns=columns)
     if report.is_noop:
-        print_message(f"no change: every row of {path.name} is already current (no-op).")
+        print_message(f"no change: every row of {literal(path.name)} is already current (no-op).")
     elif report.changed:
         print_message(f"changed rows hold from {report.effective_from.isoformat()}.")
     if report.ignored_columns:

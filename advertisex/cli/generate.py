@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from advertisex.cli.output import Format, print_json, print_message, print_rows
+from advertisex.cli.output import Format, literal, print_json, print_message, print_rows
 from advertisex.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def generate_command(
         for name, summary in truth["sources"].items()
     ]
     print_rows(rows, fmt, title=f"Generated into {folder}")
-    print_message(f"Ground truth: {folder / 'truth.json'}")
+    print_message(f"Ground truth: {literal(folder / 'truth.json')}")
 
 
 def _run_with_progress(

@@ -14,6 +14,7 @@ import typer
 from advertisex.cli.common import FormatOption, open_platform, positive_seconds
 from advertisex.cli.output import (
     Format,
+    literal,
     print_json,
     print_message,
     print_rows,
@@ -88,7 +89,7 @@ def monitor(
     signal.signal(signal.SIGTERM, on_signal)
     every = interval or ax.settings.monitor.interval_seconds
     positive_seconds(every, "--interval")
-    print_message(f"monitoring {ax.settings.data_dir} every {every:g} s; Ctrl-C to stop")
+    print_message(f"monitoring {literal(ax.settings.data_dir)} every {every:g} s; Ctrl-C to stop")
     mon.run(stop, every, lambda result: _print_evaluation(result, fmt))
 
 
@@ -197,7 +198,7 @@ def status(fmt: Format = FormatOption) -> None:
         )
         print_rows(_lake_rows(lake, obs.now), fmt, title="lake health")
         if read_only is not None:
-            print_message(f"read-only: {read_only}")  # its hint on the next line
+            print_message(f"read-only: {literal(read_only)}")  # its hint on the next line
 
 
 def _lake_rows(lake: list[dict[str, Any]], now: Any) -> list[dict[str, Any]]:

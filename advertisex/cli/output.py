@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -25,13 +26,48 @@ class Format(StrEnum):
     csv = "csv"
 
 
+# What a terminal may act on instead of showing: C0 controls but the tab and the line break
+# (an escape starts a sequence that sets a window title, the clipboard, moves the cursor or
+# clears the screen; a carriage return prints over the line), DEL and the C1 controls (U+009B
+# is a CSI on some terminals), and the bidirectional overrides, which reorder what follows.
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    r"""``text`` as a terminal should show it when it comes from outside (a record, a user
+    agent, a file name): each control character written as its escape, ``\x1b`` for an
+    escape, so that it is seen instead of acted on.
+
+    >>> shown("a\x1b]0;title\x07b\u202ec\td")
+    'a\\x1b]0;title\\x07b\\u202ec\td'
+    """
+    return _UNSHOWN.sub(_escaped, text)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def literal(value: object) -> str:
+    """``value`` for a message that Rich renders (:func:`print_message`): its markup
+    escaped and its control characters shown (:func:`shown`), so that a path or a record
+    holding ``[/]`` or ``[bold]`` prints as it is instead of failing or styling the rest."""
+    from rich.markup import escape
+
+    return escape(shown(str(value)))
+
+
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # No emoji codes: ":thumbs_up:" in a record or a path is text, never a picture.
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False, emoji=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # Piped or captured output: don't squeeze tables into 80 columns.
-        out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=max(out.width, 160))
+        out = Console(
+            stderr=stderr, highlight=False, soft_wrap=False, emoji=False, width=max(out.width, 160)
+        )
     return out
 
 
@@ -80,24 +116,26 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     if not rows:  # a frame of headers (or a title over no blocks) reads as a broken answer
         said = (f"{title}: " if title else "") + "no rows"
         console().print(
-            said + (f" (columns: {', '.join(columns)})" if columns else ""), soft_wrap=True
+            said + (f" (columns: {literal(', '.join(columns))})" if columns else ""),
+            soft_wrap=True,
         )
         return
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    names = [shown(c) for c in columns]  # a query's column names are its user's text
     by_column = [[row[i] for row in cells] for i in range(len(columns))]
     widths = [_width(values) for values in by_column]
     prose = [_is_prose(values) for values in by_column]
     borders = 3 * len(columns) + 1
-    full = [max(w, _cell_len(c)) for w, c in zip(widths, columns, strict=True)]
+    full = [max(w, _cell_len(c)) for w, c in zip(widths, names, strict=True)]
     if sum(full) + borders <= screen.width:
         right = [any(_is_number(r.get(c)) for r in rows[:50]) for c in columns]
-        drawn = plain.grid(screen, cells, columns, full, right, title)
+        drawn = plain.grid(screen, cells, names, full, right, title)
         if drawn is None:
-            _grid(console(), rows, columns, cells, title, full, list(columns), prose)
+            _grid(console(), rows, columns, cells, title, full, names, prose)
         else:
             sys.stdout.write(drawn)
         return
-    headers = [_wrap_header(c, w) for c, w in zip(columns, widths, strict=True)]
+    headers = [_wrap_header(c, w) for c, w in zip(names, widths, strict=True)]
     narrow = [
         max(PROSE_MIN_WIDTH if p else w, *(_cell_len(line) for line in h.splitlines()))
         if p
@@ -107,9 +145,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     if sum(narrow) + borders <= screen.width:
         _grid(console(), rows, columns, cells, title, narrow, headers, prose)
         return
-    drawn = plain.blocks(screen, columns, cells, title)
+    drawn = plain.blocks(screen, names, cells, title)
     if drawn is None:
-        _blocks(console(), columns, cells, title)
+        _blocks(console(), names, cells, title)
     else:
         sys.stdout.write(drawn)
 
@@ -206,12 +244,13 @@ def _grid(
     prose: list[bool],
 ) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False)
     for i, c in enumerate(columns):
         numeric = any(_is_number(r.get(c)) for r in rows[:50])
         table.add_column(
-            headers[i],
+            Text(headers[i]),  # as Text: neither a header nor a cell is read as markup
             justify="right" if numeric else "left",
             no_wrap=not prose[i],
             overflow="fold",  # never "…": a value too long for its column continues below
@@ -219,7 +258,7 @@ def _grid(
             max_width=None if prose[i] else widths[i],
         )
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     out.print(table)
 
 
@@ -272,7 +311,7 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, datetime):  # all times are UTC: the offset is noise, the digits are not
         return value.isoformat(sep=" ").removesuffix("+00:00")
-    return str(value)
+    return shown(str(value))
 
 
 def short_time(value: datetime | str | None, now: datetime) -> str | None:

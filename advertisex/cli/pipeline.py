@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from advertisex.cli.common import (
     EngineOption,
@@ -19,7 +18,7 @@ from advertisex.cli.common import (
     parse_day,
     progress_bar,
 )
-from advertisex.cli.output import Format, print_json, print_message, print_rows
+from advertisex.cli.output import Format, literal, print_json, print_message, print_rows
 from advertisex.cli.progress import across_batches
 from advertisex.errors import UserInputError
 
@@ -192,7 +191,7 @@ def print_accounting(report: Any, fmt: Format) -> None:
         if account.new_fields and fmt is Format.table:
             print_message(
                 f"[yellow]schema change[/] {account.source} records carry fields the contract does not "
-                f"know: {', '.join(sorted(account.new_fields))} (kept in the extras column)"
+                f"know: {literal(', '.join(sorted(account.new_fields)))} (kept in the extras column)"
             )
     for account in report.accounts.values():
         if account.records_in and account.quarantined == account.records_in and fmt is Format.table:
@@ -203,13 +202,13 @@ def print_accounting(report: Any, fmt: Format) -> None:
             )
     for item in report.unreadable:
         print_message(
-            f"[yellow]set aside[/] {escape(item.segment.name)}: {escape(item.reason)} — "
+            f"[yellow]set aside[/] {literal(item.segment.name)}: {literal(item.reason)} — "
             "quarantined whole (the file stays where it landed); once fixed: "
             "[bold]advertisex quarantine replay --reason segment_unreadable[/]"
         )
     for item in report.damaged:
         print_message(
-            f"[yellow]damaged[/] {escape(item.segment.name)}: {escape(item.reason)} — its "
+            f"[yellow]damaged[/] {literal(item.segment.name)}: {literal(item.reason)} — its "
             "records before the damage were kept, the rest is one quarantine entry; have the "
             "producer send the file again"
         )

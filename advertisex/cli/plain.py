@@ -42,9 +42,15 @@ def is_plain(text: str) -> bool:
 
 
 def _as_is(text: str) -> bool:
-    """Nothing Rich reads as markup or an emoji code in a table cell, and no space at
-    either end (Rich's justification moves those)."""
-    if "[" in text or text != text.strip(" "):
+    """No space at either end (Rich's justification moves those). Cells and headers are
+    handed to Rich as ``Text``, which reads no markup or emoji code in them."""
+    return text == text.strip(" ")
+
+
+def _title_as_is(text: str) -> bool:
+    """:func:`_as_is`, and nothing Rich reads as markup or an emoji code: a title is
+    handed to Rich as a string (ours, which may style itself)."""
+    if "[" in text or not _as_is(text):
         return False
     return ":" not in text or all(
         name.isdigit() and name not in _DIGIT_EMOJI for _, name, _ in _EMOJI.findall(text)
@@ -61,8 +67,10 @@ def grid(
 ) -> str | None:
     """Rich's default table (heavy head, title centred in italics, bold headers) with each
     column exactly ``widths`` cells wide, as text; None when Rich could draw it otherwise."""
-    texts = [*headers, *(c for row in cells for c in row), *([title] if title else [])]
+    texts = [*headers, *(c for row in cells for c in row)]
     if not all(is_plain(t) and _as_is(t) for t in texts):
+        return None
+    if title and not (is_plain(title) and _title_as_is(title)):
         return None
     if any(len(c) > w for row in (headers, *cells) for c, w in zip(row, widths, strict=True)):
         return None

@@ -11,10 +11,12 @@ from advertisex.cli.common import FormatOption, open_platform
 from advertisex.cli.output import (
     Format,
     console,
+    literal,
     print_json,
     print_message,
     print_rows,
     short_time,
+    shown,
     table_rows,
 )
 from advertisex.errors import UserInputError
@@ -96,16 +98,21 @@ def show(
         return
     out = console()
     for row in rows:
+        # A record's text, its file's name and its framing error are a producer's: printed
+        # as they are, never as markup, their control characters shown (output.shown).
         out.print(
-            f"[bold]{row['source']}[/] {row['source_file']}:{row['source_position']}  "
-            f"landed {row['ingest_time']:%Y-%m-%d %H:%M:%S}  batch {row['batch_id']}",
+            f"[bold]{literal(row['source'])}[/] {literal(row['source_file'])}:"
+            f"{row['source_position']}  landed {row['ingest_time']:%Y-%m-%d %H:%M:%S}  "
+            f"batch {literal(row['batch_id'])}",
             markup=True,
             highlight=False,
         )
-        out.print("  reasons: " + ", ".join(row["reasons"]), markup=False, highlight=False)
+        reasons = shown(", ".join(row["reasons"]))
+        out.print(f"  reasons: {reasons}", markup=False, highlight=False)
         if row["detail"]:
-            out.print(f"  detail:  {row['detail']}", markup=False, highlight=False)
+            out.print(f"  detail:  {shown(row['detail'])}", markup=False, highlight=False)
         raw = shown_raw(row["raw"], "--format json shows the raw text whole")
+        raw = raw if raw is None else shown(raw)
         out.print(f"  raw:     {raw}", markup=False, highlight=False, soft_wrap=True)
     if not rows:
         print_message("no quarantined records match.")

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import EngineOption, MasterOption
-from advertisex.cli.output import Format, print_message
+from advertisex.cli.output import Format, literal, print_message
 
 HOST_HELP = "Interface to listen on; anything but loopback requires API keys."
 PORT_HELP = "TCP port to listen on."
@@ -66,7 +66,7 @@ def serve(
     def ready(url: str) -> None:
         processes = f", {count} workers" if count > 1 else ""
         print_message(
-            f"collector listening on [bold]{url}[/] → {settings.landing_dir}{processes} "
+            f"collector listening on [bold]{url}[/] → {literal(settings.landing_dir)}{processes} "
             f"(docs {url}/docs, metrics {url}/metrics; Ctrl-C or SIGTERM to stop)"
         )
         if wrap is not None:
@@ -254,7 +254,9 @@ def follow_landing(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     if fmt is Format.table:
-        print_message(f"following {ax.settings.landing_dir} every {interval:g} s; Ctrl-C to stop")
+        print_message(
+            f"following {literal(ax.settings.landing_dir)} every {interval:g} s; Ctrl-C to stop"
+        )
     marts, upkeep = ax.settings.correlation, ax.settings.maintenance
     follower = Follower(
         runner,
@@ -269,7 +271,8 @@ def follow_landing(
             _print_retry,
             lambda done: _print_marts(done, fmt),
             lambda holder: print_message(
-                f"[yellow]another processor is running[/] ({holder}); waiting for it to stop …"
+                f"[yellow]another processor is running[/] ({literal(holder)}); waiting for it "
+                "to stop …"
             ),
             on_maintain=lambda report: _print_maintenance(report, fmt),
         )
@@ -350,7 +353,7 @@ def print_json_line(data: dict[str, Any]) -> None:
 
 
 def _print_retry(error: Exception, backoff: float) -> None:
-    print_message(f"[yellow]retrying in {backoff:.0f} s:[/] {error}")
+    print_message(f"[yellow]retrying in {backoff:.0f} s:[/] {literal(error)}")
 
 
 # ---------------------------------------------------------------------- generate --to

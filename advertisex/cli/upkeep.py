@@ -10,7 +10,14 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform, progress_bar
-from advertisex.cli.output import Format, human_bytes, print_json, print_message, print_rows
+from advertisex.cli.output import (
+    Format,
+    human_bytes,
+    literal,
+    print_json,
+    print_message,
+    print_rows,
+)
 
 COLUMNS = [
     "table",
@@ -169,7 +176,7 @@ def relocate(fmt: Format = FormatOption) -> None:
         print_json({"from": moved.was, "tables": moved.tables, "manifests": moved.manifests})
         return
     if not moved.tables:
-        print_message(f"every table is recorded in {here} already: nothing to relocate.")
+        print_message(f"every table is recorded in {literal(here)} already: nothing to relocate.")
         return
     print_message(
         f"relocated {len(moved.tables)} tables from {moved.was} to {here / 'warehouse'} "

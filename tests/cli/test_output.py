@@ -85,3 +85,73 @@ def test_an_interval_is_an_iso_8601_duration_in_json(cli, open_lake, tmp_path):
     code, out, err = cli(data, "query", sql, "--format", "json")
     assert (code, err) == (0, "")
     assert jsonutil.loads(out) == [{"d": "P1D", "m": "PT1H30M", "s": "-PT1.5S"}]
+
+
+# What a producer may put in a record, a field name or a file name: markup Rich would read
+# (one that fails, one that styles), an emoji code, terminal control sequences (a window
+# title, a screen clear, a colour), a C1 CSI, a carriage return and a bidirectional override.
+HOSTILE = [
+    "[/]",
+    "[bold]y[/bold]",
+    ":thumbs_up:",
+    "\x1b]0;pwned\x07",
+    "\x1b[2Jclear",
+    "\x1b[31mred\x1b[0m",
+    "a\x9b31mb",
+    "over\rwrite",
+    "abc\u202edcba",
+    "é[/]",
+]
+ACTED_ON = ("\x1b", "\x07", "\x9b", "\r", "\u202e")
+
+
+@pytest.mark.parametrize("width", [400, 60, 30])
+def test_a_producers_text_is_printed_as_it_is_never_acted_on(monkeypatch, capsys, width):
+    """Cells and column names from outside are shown, not interpreted: Rich read them as
+    markup (``[/]`` failed the command with a bug report, ``[bold]`` styled the cell away)
+    and emoji codes, and control characters reached the terminal, which acts on them (a
+    quarantined record could set the window title or clear the screen of whoever looked at
+    it). Every layout: a grid drawn as text, one by Rich, one record per block."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    rows = [{"n": i, "value": text, "\x1b[2J[/]name": text} for i, text in enumerate(HOSTILE)]
+    capsys.readouterr()
+    print_rows(rows, Format.table, title="hostile")
+    out = capsys.readouterr().out
+    assert not any(c in out for c in ACTED_ON), repr(out)
+    flat = out.replace("\n", "").replace("│", "").replace(" ", "")
+    for text in ("[/]", "[bold]y[/bold]", ":thumbs_up:", "\\x1b]0;pwned\\x07", "\\x1b[2Jclear"):
+        assert text in flat, (width, text)
+    assert "\\x9b" in flat and "over\\x0dwrite" in flat and "abc\\u202edcba" in flat
+    assert "\\x1b[2J[/]name" in flat  # the column's name too
+
+
+def test_hostile_records_leave_every_verb_that_prints_them_whole(cli, tmp_path):
+    """End to end: a record whose field names are markup and escapes (the schema-change
+    line of ``process`` failed with a bug report on ``[/]``), a quarantined record of
+    control sequences (``quarantine show`` wrote them to the terminal), a query of such
+    values, and a folder named ``[/]`` to ingest."""
+    data = tmp_path / "data"
+    folder = tmp_path / "[" / "]in"  # a path holding "[/]"
+    folder.mkdir(parents=True)
+    good = '{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"'
+    (folder / "x.ndjson").write_text(
+        good + ', "[/]": 1, "\\u001b[2Jx": 2, ":thumbs_up:": 3}\n'
+        '{"timestamp": "\x1b]0;pwned\x07", "user_id": "\x1b[31mred"}\n'
+    )
+    code, out, err = cli(data, "ingest", str(folder), "--source", "impressions")
+    assert code == 0 and BUG not in err, err
+    code, out, err = cli(data, "process")
+    assert code == 0 and BUG not in err, err
+    assert "[/]" in err and ":thumbs_up:" in err and "\\x1b[2Jx" in err
+    assert not any(c in err + out for c in ACTED_ON)
+    code, out, err = cli(data, "quarantine", "show")
+    assert code == 0 and BUG not in err, err
+    assert '"\\x1b]0;pwned\\x07"' in out and not any(c in out for c in ACTED_ON), repr(out)
+    code, out, err = cli(data, "query", "select '[/]' as \"[/]\", chr(27) || '[2J' as x")
+    assert code == 0 and BUG not in err, err
+    assert "[/]" in out and "\\x1b[2J" in out and "\x1b" not in out
+    code, out, err = cli(data, "query", 'select 1 as "[/]" where false')
+    assert code == 0 and "(columns: [/])" in out, out + err
+
+
+BUG = "this is a bug in advertisex"

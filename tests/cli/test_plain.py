@@ -102,11 +102,16 @@ def test_grids_and_blocks_drawn_plainly_are_richs(styled, width):
     assert drawn_plainly >= 10, drawn_plainly  # the cases Rich is needed for are not all
 
 
-def test_markup_wide_characters_and_tabs_go_to_rich():
+def test_wide_characters_and_tabs_go_to_rich_and_markup_is_text():
+    """A cell is Rich's ``Text``, which reads no markup or emoji code: drawn plainly as it
+    is (as Rich draws it). A title is ours and may style itself: such a one goes to Rich."""
     screen = plain.Screen(80, styled=False)
-    for value in ("[bold]x[/]", "a:smile:b", "日本語", "tab\there"):
+    for value in ("日本語", "tab\there"):
         assert plain.grid(screen, [[value]], ["v"], [10], [False], None) is None
-    assert plain.grid(screen, [["12:05:00"]], ["v"], [8], [False], None) is not None
+    for value in ("[bold]x[/]", "a:smile:b", "12:05:00"):
+        drawn = plain.grid(screen, [[value]], ["v"], [10], [False], None)
+        assert drawn is not None and f"│ {value:<10} │" in drawn
+    assert plain.grid(screen, [["x"]], ["v"], [10], [False], "[bold]t[/]") is None
     assert plain.blocks(screen, ["v"], [["tab\there"]], None) is None
 
 
