@@ -246,11 +246,13 @@ def _grid(
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    # Rich styles a title given as text itself (italic), not one given as Text.
+    shown_title = None if title is None else Text(title, style="table.title")
+    table = Table(title=shown_title, show_lines=False)
     for i, c in enumerate(columns):
         numeric = any(_is_number(r.get(c)) for r in rows[:50])
         table.add_column(
-            Text(headers[i]),  # as Text: neither a header nor a cell is read as markup
+            Text(headers[i]),  # as Text: no title, header or cell is read as markup
             justify="right" if numeric else "left",
             no_wrap=not prose[i],
             overflow="fold",  # never "…": a value too long for its column continues below

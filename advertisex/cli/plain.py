@@ -4,23 +4,18 @@ Drawing the 600 records of ``report campaigns`` (18 fields each, one block per r
 through Rich's ``Text`` took 4.2 G instructions, over a second of CPU; the same
 characters joined as strings take a few million, and a small table drawn here spares
 importing Rich at all. The look is Rich's, byte for byte, styles included: ``output``
-draws here whatever Rich would draw without wrapping a line, reading markup or
-measuring a wide character, and hands everything else to Rich (each function returns
+draws here whatever Rich would draw without wrapping a line or measuring a wide
+character (Rich is handed text, never markup), and hands everything else to Rich (each function returns
 None then). ``tests/cli/test_plain.py`` holds the two to the same bytes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 BOLD, DIM, ITALIC = "1", "2", "3"  # the SGR codes of Rich's styles used here
 NONE_CELL = "∅"  # one cell wide, like every ASCII character
-# Rich's emoji codes (``:smile:``) in table cells; of the names without a letter, these two
-# are emoji (``+1``, ``-1`` and ``__1`` hold one): a time's ``:05:`` is not.
-_EMOJI = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")
-_DIGIT_EMOJI = {"100", "1234"}
 
 
 @dataclass(frozen=True)
@@ -42,19 +37,9 @@ def is_plain(text: str) -> bool:
 
 
 def _as_is(text: str) -> bool:
-    """No space at either end (Rich's justification moves those). Cells and headers are
-    handed to Rich as ``Text``, which reads no markup or emoji code in them."""
+    """No space at either end (Rich's justification moves those). Cells, headers and
+    titles go to Rich as ``Text``, which reads no markup or emoji code in them."""
     return text == text.strip(" ")
-
-
-def _title_as_is(text: str) -> bool:
-    """:func:`_as_is`, and nothing Rich reads as markup or an emoji code: a title is
-    handed to Rich as a string (ours, which may style itself)."""
-    if "[" in text or not _as_is(text):
-        return False
-    return ":" not in text or all(
-        name.isdigit() and name not in _DIGIT_EMOJI for _, name, _ in _EMOJI.findall(text)
-    )
 
 
 def grid(
@@ -67,10 +52,8 @@ def grid(
 ) -> str | None:
     """Rich's default table (heavy head, title centred in italics, bold headers) with each
     column exactly ``widths`` cells wide, as text; None when Rich could draw it otherwise."""
-    texts = [*headers, *(c for row in cells for c in row)]
+    texts = [*headers, *(c for row in cells for c in row), *([title] if title else [])]
     if not all(is_plain(t) and _as_is(t) for t in texts):
-        return None
-    if title and not (is_plain(title) and _title_as_is(title)):
         return None
     if any(len(c) > w for row in (headers, *cells) for c, w in zip(row, widths, strict=True)):
         return None

@@ -103,15 +103,16 @@ def test_grids_and_blocks_drawn_plainly_are_richs(styled, width):
 
 
 def test_wide_characters_and_tabs_go_to_rich_and_markup_is_text():
-    """A cell is Rich's ``Text``, which reads no markup or emoji code: drawn plainly as it
-    is (as Rich draws it). A title is ours and may style itself: such a one goes to Rich."""
+    """A cell, a header and a title are Rich's ``Text``, which reads no markup or emoji
+    code: drawn plainly as they are (as Rich draws them)."""
     screen = plain.Screen(80, styled=False)
     for value in ("日本語", "tab\there"):
         assert plain.grid(screen, [[value]], ["v"], [10], [False], None) is None
     for value in ("[bold]x[/]", "a:smile:b", "12:05:00"):
         drawn = plain.grid(screen, [[value]], ["v"], [10], [False], None)
         assert drawn is not None and f"│ {value:<10} │" in drawn
-    assert plain.grid(screen, [["x"]], ["v"], [10], [False], "[bold]t[/]") is None
+    drawn = plain.grid(screen, [["x"]], ["v"], [10], [False], "[bold]t[/]")
+    assert drawn is not None and "[bold]t[/]" in drawn  # a title too (a path in it, say)
     assert plain.blocks(screen, ["v"], [["tab\there"]], None) is None
 
 
