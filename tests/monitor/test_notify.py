@@ -45,6 +45,22 @@ def test_webhook_body_is_alertmanagers_and_slack_is_text() -> None:
     assert title(message()) in text(message())
 
 
+def test_slack_shows_a_producers_text_instead_of_mentioning_or_linking() -> None:
+    """A summary may hold what a producer sent — schema drift names each new field — and
+    Slack reads ``<!channel>`` in a message as a mention of everyone, ``<url|label>`` as a
+    link: escaped, as Slack asks, the text is shown as it is."""
+    cfg = MonitorSettings(routes={"info": ("chat",)})
+    field = "<!channel> & <https://evil.example|click>"
+    finding = Finding("SchemaDrift", {"source": "impressions"}, "info", f"new field {field!r}", 1.0)
+    sent = AlertEngine(cfg, StateStore(None)).update([finding], T0)[1][0]
+    settings = ChannelSettings(kind="slack", url=SecretStr("http://127.0.0.1:9/x"))
+    body = make_notifier("chat", settings).render(sent)
+    shown = body["attachments"][0]["text"]
+    assert "<" not in shown and ">" not in shown and "&lt;!channel&gt; &amp; &lt;https" in shown
+    webhook = make_notifier("ops", settings.model_copy(update={"kind": "webhook"})).render(sent)
+    assert webhook["alerts"][0]["annotations"]["summary"] == f"new field {field!r}"  # JSON: whole
+
+
 def test_email_and_sns_render_subject_and_text() -> None:
     mail = make_notifier(
         "mail", ChannelSettings(kind="email", mail_to=("a@example.com", "b@example.com"))

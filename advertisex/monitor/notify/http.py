@@ -64,13 +64,25 @@ class SlackNotifier(WebhookNotifier):
         severity = message["receiver"]
         resolved = message["status"] == "resolved"
         return {
-            "text": title(message),
+            "text": slack_text(title(message)),
             "attachments": [
                 {
                     "color": "#2eb886" if resolved else _COLOURS.get(severity, "#888888"),
-                    "title": title(message),
-                    "text": text(message).split("\n", 1)[-1],
+                    "title": slack_text(title(message)),
+                    "text": slack_text(text(message).split("\n", 1)[-1]),
                     "footer": "AdvertiseX monitor",
                 }
             ],
         }
+
+
+def slack_text(plain: str) -> str:
+    """``plain`` as Slack shows it as it is: its ``&``, ``<`` and ``>`` escaped, as Slack
+    asks of message text. A summary may name what a producer sent (a new field's name,
+    say), and Slack reads ``<!channel>`` as a mention of everyone in the channel and
+    ``<https://…|text>`` as a link labelled as anything.
+
+    >>> slack_text("new field '<!channel>' & <https://x.example|docs>")
+    "new field '&lt;!channel&gt;' &amp; &lt;https://x.example|docs&gt;"
+    """
+    return plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
