@@ -80,8 +80,8 @@ class ProcessReport:
     unreadable: list[Unreadable] = field(default_factory=list)
     # Segments damaged past some point (a gzip stream, an Avro block), and where: their
     # records before it were kept, the rest is one quarantine entry (gzip_damaged,
-    # avro_unreadable) until the producer sends the file again. Told by the engines that
-    # frame in this process (the embedded runner's).
+    # avro_unreadable) until the producer sends the file again. Told by every engine (the
+    # Spark runner's executors hand it to its driver with their frames' counts).
     damaged: list[Unreadable] = field(default_factory=list)
     accounts: dict[str, SourceAccount] = field(default_factory=dict)
     segments: int = 0

@@ -16,12 +16,7 @@ import pyarrow.compute as pc
 from advertisex.config import MonitorSettings
 from advertisex.model.reasons import DAMAGE_REASONS
 from advertisex.monitor.checks.stats import sums_by
-from advertisex.monitor.model import (
-    BUCKET,
-    Finding,
-    Observations,
-    floor_bucket,
-)
+from advertisex.monitor.model import BUCKET, Finding, Observations, floor_bucket
 
 # Rate name → (alertname, counted column).
 RATES = {
@@ -173,42 +168,30 @@ def set_aside(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
     for source in obs.sources:
         rows = obs.set_aside.filter(pc.equal(obs.set_aside.column("source"), source))
         damaged = pc.is_in(rows.column("reason"), value_set=pa.array(DAMAGE_REASONS))
-        whole, partly = rows.filter(pc.invert(damaged)), rows.filter(damaged)
-        files = _files(whole)
-        if files:
-            findings.append(
-                Finding(
-                    "LandingFilesSetAside",
-                    {"source": source},
-                    "critical",
-                    f"{files} {source} landing file(s) set aside whole ({_causes(whole)}): "
-                    "their records are in no table; fix the cause, then advertisex quarantine "
-                    "replay --reason segment_unreadable",
-                    float(files),
-                    0.0,
+        for name, severity, part, what, todo in (
+            (
+                "LandingFilesSetAside",
+                "critical",
+                rows.filter(pc.invert(damaged)),
+                "set aside whole",
+                "their records are in no table; fix the cause, then advertisex quarantine "
+                "replay --reason segment_unreadable",
+            ),
+            (
+                "LandingFilesDamaged",
+                "warning",
+                rows.filter(damaged),
+                "damaged",
+                "their records past the damage are in no table; have the producer send them "
+                "again (advertisex quarantine show --reason gzip_damaged or avro_unreadable "
+                "says which and where)",
+            ),
+        ):
+            files = int(pc.sum(part.column("files")).as_py() or 0)
+            if files:
+                causes = ", ".join(f"{r['reason']} ×{r['files']}" for r in part.to_pylist())
+                summary = f"{files} {source} landing file(s) {what} ({causes}): {todo}"
+                findings.append(
+                    Finding(name, {"source": source}, severity, summary, float(files), 0.0)
                 )
-            )
-        files = _files(partly)
-        if files:
-            findings.append(
-                Finding(
-                    "LandingFilesDamaged",
-                    {"source": source},
-                    "warning",
-                    f"{files} {source} landing file(s) damaged ({_causes(partly)}): their "
-                    "records past the damage are in no table; have the producer send them "
-                    "again (advertisex quarantine show --reason gzip_damaged or "
-                    "avro_unreadable says which and where)",
-                    float(files),
-                    0.0,
-                )
-            )
     return findings
-
-
-def _files(rows: pa.Table) -> int:
-    return int(pc.sum(rows.column("files")).as_py() or 0)
-
-
-def _causes(rows: pa.Table) -> str:
-    return ", ".join(f"{r['reason']} ×{r['files']}" for r in rows.to_pylist())
