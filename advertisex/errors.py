@@ -120,6 +120,17 @@ class StorageError(TransientError):
     code = "storage_error"
 
 
+class LakeDamagedError(AdvertiseXError):
+    """Data files the tables reference are missing or damaged (``lake.damage``): reads of
+    them fail until their rows are rebuilt or restored, as the hint says. Not retried by a
+    command (the same read fails again at once), but retryable: a long-running processor
+    keeps trying, and intake goes on, while someone does what the hint says."""
+
+    code = "lake_damaged"
+    retryable = True
+    http_status = 503
+
+
 class BatchCancelled(AdvertiseXError):
     """A batch given up before its commit because the processor was told to stop: nothing
     of it was committed, and the next run makes the same batch again."""

@@ -161,13 +161,7 @@ def main() -> None:
     except AdvertiseXError as error:
         if INTERRUPTED.is_set():
             sys.exit(130)
-        from advertisex.cli.output import console, literal
-
-        # Whole lines (the terminal wraps them), and the text as it is: never markup, no
-        # control character from what the user or a record gave (a path, a query, a field).
-        console(stderr=True).print(
-            f"[bold red]error:[/] {literal(error)}", highlight=False, soft_wrap=True
-        )
+        _print_error(_lake_damage(error) or error)
         sys.exit(2)
     except (KeyboardInterrupt, Interrupted):  # no verb said what was left undone
         sys.stderr.write("interrupted\n")
@@ -180,10 +174,40 @@ def main() -> None:
     except Exception as error:  # a bug, or a failure no layer put into words
         if INTERRUPTED.is_set():
             sys.exit(130)
+        damage = _lake_damage(error)
+        if damage is not None:
+            _print_error(damage)
+            sys.exit(2)
         _report_unexpected(error)
         sys.exit(1)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _print_error(error: AdvertiseXError) -> None:
+    from advertisex.cli.output import console, literal
+
+    # Whole lines (the terminal wraps them), and the text as it is: never markup, no
+    # control character from what the user or a record gave (a path, a query, a field).
+    console(stderr=True).print(
+        f"[bold red]error:[/] {literal(error)}", highlight=False, soft_wrap=True
+    )
+
+
+def _lake_damage(error: BaseException) -> AdvertiseXError | None:
+    """``error`` told as the lake's lost or damaged files behind it, if they are
+    (``lake.damage``): a read of one failed in the reader's words, or as a lost race."""
+    from advertisex.lake.damage import explained, may_be_damage
+
+    if not may_be_damage(error):  # most errors: said already, without opening the lake
+        return None
+    try:
+        import advertisex
+
+        ax = advertisex.open()
+        return explained(ax.lake, error) if ax.lake_exists() else None
+    except Exception:  # while reporting another error: that one is said as it was
+        return None
 
 
 def _report_unexpected(error: Exception) -> None:

@@ -50,9 +50,10 @@ def api(endpoint: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except AdvertiseXError as error:
-            return error_response(error, retry_after=2)
-        except Exception:
+        except Exception as error:  # a file the storage lost: said so (lake.damage)
+            told = await run_in_threadpool(reader(request).damage, error) or error
+            if isinstance(told, AdvertiseXError):
+                return error_response(told, retry_after=2)
             log.exception("console API failed on %s %s", request.method, request.url.path)
             return ApiError(
                 500, "internal", "the console failed unexpectedly; see the server log"

@@ -19,6 +19,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
 from advertisex.console.query import QueryResult, run_query
+from advertisex.errors import AdvertiseXError
 from advertisex.util.timeutil import utcnow
 
 BUCKET = timedelta(minutes=5)
@@ -47,6 +48,17 @@ class Reader:
             if self._platform is None:
                 self._platform = self._open()
             return self._platform
+
+    def damage(self, error: BaseException) -> AdvertiseXError | None:
+        """``error`` told as the lake's lost or damaged files behind it (``lake.damage``)."""
+        from advertisex.lake.damage import explained, may_be_damage
+
+        if not may_be_damage(error):
+            return None
+        try:
+            return explained(self.platform.lake, error)
+        except Exception:  # while another error is answered: that one is said
+            return None
 
     def fresh(self) -> Platform:
         """The platform, its tables reloaded: other processes commit all the time."""

@@ -85,12 +85,13 @@ def page(endpoint: Page) -> Page:
             return render(
                 request, "error.html", error.status, code=error.code, message=error.message
             )
-        except AdvertiseXError as error:
-            message = f"{error.message} — {error.hint}" if error.hint else error.message
-            return render(
-                request, "error.html", error.http_status, code=error.code, message=message
-            )
-        except Exception:
+        except Exception as error:  # a file the storage lost: said so (lake.damage)
+            told = await run_in_threadpool(reader(request).damage, error) or error
+            if isinstance(told, AdvertiseXError):
+                message = f"{told.message} — {told.hint}" if told.hint else told.message
+                return render(
+                    request, "error.html", told.http_status, code=told.code, message=message
+                )
             log.exception("console page failed on %s %s", request.method, request.url.path)
             return render(
                 request,

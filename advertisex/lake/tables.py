@@ -433,7 +433,7 @@ class Lake:
             spec = TABLES[name]
             schema = spec.schema if fields == ("*",) else spec.projected(fields)
             return schema.empty_table()
-        with _files_still_there(name):
+        with _files_still_there(name, self):
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), selected_fields=fields)
             return scan.to_arrow()
 
@@ -553,6 +553,7 @@ class Lake:
         """A read of ``tasks``; ``whole``: the scan's filter keeps every row of their files
         (then, without delete files, they are read as Parquet: :attr:`PlannedRead.direct`)."""
         planned = PlannedRead(name, sum(task.file.record_count for task in tasks), reader, tasks)
+        planned.lake = self
         if whole and not any(task.delete_files for task in tasks):
             planned.direct = (fields, self.settings.scale)
             if self._kept is not None:
@@ -803,13 +804,20 @@ def storage_errors(
 
 
 @contextlib.contextmanager
-def _files_still_there(name: str) -> Iterator[None]:
+def _files_still_there(name: str, lake: Lake | None = None) -> Iterator[None]:
     """Reading ``name``: a data file gone means maintenance (another process) expired the
     snapshot this metadata names and deleted its files — a conflict, which fresh metadata
-    resolves by reading the same rows from the files now live."""
+    resolves by reading the same rows from the files now live — unless ``lake``'s fresh
+    metadata still names a file its storage lost (``lake.damage``), which no retry finds."""
     try:
         yield
     except FileNotFoundError as error:
+        if lake is not None:
+            from advertisex.lake.damage import explained
+
+            damage = explained(lake, error, [name])
+            if damage is not None:
+                raise damage from error
         raise CommitConflictError(
             f"{name} changed while it was read (a file of an expired snapshot is gone)",
             hint="read it again: fresh metadata names the files now live",
@@ -891,6 +899,7 @@ class PlannedRead:
         # (fields, storage settings) when the scan reads every row of its files (no row
         # filter, no deletes): :meth:`batches` then reads them as Parquet.
         self.direct: tuple[tuple[str, ...], ScaleSettings | None] | None = None
+        self.lake: Lake | None = None  # its storage may lose a file: _files_still_there
 
     @property
     def files(self) -> list[Any]:
@@ -908,7 +917,7 @@ class PlannedRead:
         kept = self.kept()
         if kept is not None:
             return kept
-        with _files_still_there(self.name):
+        with _files_still_there(self.name, self.lake):
             whole = self._whole_as_parquet()
             return whole if whole is not None else self._reader.to_table(self._tasks)
 
@@ -938,7 +947,7 @@ class PlannedRead:
         pyiceberg's public ``to_record_batches`` reads all its tasks at once and each file
         whole (a compacted file holds millions of rows); its per-task generator streams a
         file's batches (pyiceberg is pinned below 0.13)."""
-        with _files_still_there(self.name):
+        with _files_still_there(self.name, self.lake):
             for task in self._tasks:
                 yield from self._read_as_parquet(task) or self._scanned(task)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advertisex.errors import AdvertiseXError, BatchCancelled
+from advertisex.lake.damage import explained
 from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.lock import processor_lock
@@ -121,8 +122,10 @@ class Follower:
                 continue
             except Exception as error:  # a daemon outlives one bad pass
                 # A batch is committed atomically or not at all, so trying it again is safe;
-                # e.g. two processes creating the same table at once lose a race here.
-                failures = self._back_off(error, failures, on_retry)
+                # e.g. two processes creating the same table at once lose a race here. A
+                # file the storage lost fails every pass until it is dealt with: said so.
+                told = explained(self.runner.lake, error) or error
+                failures = self._back_off(told, failures, on_retry)
                 continue
             failures = 0
             if not done:

@@ -2,8 +2,10 @@
 
 The landing zone is the source of truth (immutable segments), so any stretch of the
 tables can be recomputed: the batches that consumed the selected segments are
-removed from every table they wrote (by ``batch_id``) and their segments are marked
-pending again — in one catalog transaction — and then processed as usual. Whole
+removed from every table they wrote (their own data files dropped unread, their rows
+taken out of compacted files) and their segments are marked pending again — in one
+catalog transaction — and then processed as usual. It is also how the rows of a data
+file the storage lost come back (``lake.damage``). Whole
 batches are replayed (a batch's segments stand or fall together), so accounting in
 ``ops.batches`` stays exact. Processing is deterministic in segment order, so a replay
 yields the same tables again.
@@ -15,7 +17,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from advertisex.errors import UserInputError
+from advertisex.lake.damage import batch_of
+from advertisex.lake.datafiles import remove_files
+from advertisex.lake.rewrite import commit_swap, rewrite_without
 from advertisex.landing.detect import SOURCES
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
@@ -75,8 +82,6 @@ def replay(
 def _replay(
     runner: Runner[Any], start: date | None, end: date | None, progress: Progress | None
 ) -> LandingReplayReport:
-    from pyiceberg.expressions import In
-
     lake = runner.lake
     chosen = select_batches(lake, start, end)
     if not chosen:
@@ -92,12 +97,59 @@ def _replay(
             hint="copy them back from retention.archive into the landing zone, or replay "
             "a later --from",
         )
-    tables = {
-        name: lake.table(name) for name in _BATCH_TABLES if lake.table(name).current_snapshot()
-    }
-    properties = {"advertisex.replay": "true"}
-    with lake.catalog.atomic([], forget=segments):
-        for table in tables.values():
-            table.delete(In("batch_id", batch_ids), snapshot_properties=properties)  # type: ignore[call-arg,misc]
+    swaps = {name: _without_batches(lake, name, set(batch_ids)) for name in _BATCH_TABLES}
+    try:
+        with lake.catalog.atomic([], forget=segments):
+            for name, (removed, added) in swaps.items():
+                if removed:
+                    commit_swap(lake.table(name), removed, added, None, _REPLAYED)
+    except BaseException:
+        remove_files([url for _, added in swaps.values() for url in added], lake.settings.scale)
+        raise
     lake.refresh()
     return LandingReplayReport(batch_ids, len(segments), runner.process(progress))
+
+
+_REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
+
+
+def _without_batches(lake: Lake, name: str, batch_ids: set[str]) -> tuple[list[Any], list[str]]:
+    """(the data files of ``name`` to take out, the files written to take their place) for
+    a table without the rows of ``batch_ids``, nothing committed yet.
+
+    A file a batch wrote holds that batch's rows only, as its name says (``lake.damage``):
+    one of the replayed batches' is taken out unread — so a replay rebuilds a file the
+    storage lost or damaged — and another batch's is left unread. Only the files of no
+    single batch (compaction's, erasure's) are read, their ``batch_id`` column alone, and
+    rewritten without the replayed rows where they hold some. (pyiceberg's delete by
+    ``batch_id`` read every file of the table, whose ``batch_id`` has no statistics.)"""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from advertisex.lake.history import live_files
+    from advertisex.util import storage
+
+    table = lake.table(name)
+    schema = TABLES[name].schema
+    scale = lake.settings.scale
+    removed: list[Any] = []
+    added: list[str] = []
+    try:
+        for data_file in live_files(table):
+            owner = batch_of(data_file.file_path)
+            if owner is not None:
+                if owner in batch_ids:
+                    removed.append(data_file)
+                continue
+            filesystem, path = storage.resolve(data_file.file_path, scale)
+            ids = pq.read_table(path, columns=["batch_id"], filesystem=filesystem)
+            replayed = pc.is_in(ids.column("batch_id"), pa.array(sorted(batch_ids)))
+            if not pc.any(replayed).as_py():
+                continue
+            _, written = rewrite_without(data_file.file_path, replayed, schema, "replayed", scale)
+            removed.append(data_file)
+            added.extend([written] if written is not None else [])
+    except BaseException:
+        remove_files(added, scale)  # never to be committed: nobody's files
+        raise
+    return removed, added

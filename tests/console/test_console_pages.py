@@ -308,3 +308,22 @@ def test_no_cross_origin_access_is_granted(client: Any) -> None:
 def test_dns_rebinding_is_refused_on_loopback(client: Any) -> None:
     response = client.get("/", headers={"host": "evil.example:8080"})
     assert response.status_code == 421
+
+
+def test_a_file_the_storage_lost_is_named_by_the_api_and_the_pages(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any]
+) -> None:
+    """A data file gone from under the lake: the query API answers 503 ``lake_damaged``
+    with the file and the way back (not a 500 "failed unexpectedly"), as does the SQL page."""
+    data = lake_copy()
+    lost = sorted((data / "warehouse" / "curated" / "impressions").rglob("*.parquet"))[0]
+    lost.unlink()
+    client = make_client(data)
+    answer = client.post("/api/v1/query", json={"sql": "select count(*) from curated.impressions"})
+    body = answer.json()
+    assert answer.status_code == 503 and body["code"] == "lake_damaged", body
+    assert lost.name in body["message"] and "advertisex replay --from" in body["message"]
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/sql").text).group(1)  # type: ignore[union-attr]
+    sql = "select count(*) from curated.impressions"
+    page = client.post("/sql", data={"csrf": token, "sql": sql})
+    assert lost.name in page.text and "advertisex replay --from" in page.text, page.text[-3000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from advertisex import synth
@@ -98,4 +100,80 @@ def test_replay_of_a_day_reads_the_ledger_by_ranges_and_replays_whole_batches(ax
     report = ax.replay(parse_date("2026-11-02"), parse_date("2026-11-02"))
     assert report.batches == spanning and report.segments == 2 and later != spanning
     assert reads and all(between is not None or among is not None for between, among in reads)
+    assert _snapshot(ax) == before
+
+
+def _landed(ax, day: int, user: str, event_day: int) -> None:
+    """An impression of 2026-11-``event_day`` landed on 2026-11-``day``."""
+    from datetime import UTC, datetime
+
+    line = (
+        f'{{"timestamp":"2026-11-0{event_day}T00:00:00Z","ad_creative_id":"c",'
+        f'"user_id":"{user}","website":"w"}}\n'
+    )
+    at = datetime(2026, 11, day, 12, tzinfo=UTC)
+    ax.landing.write_segment("impressions", line.encode(), label=user, at=at)
+
+
+def _impression_files(ax) -> list[str]:
+    from advertisex.lake.history import live_files
+
+    ax.lake.refresh()
+    return [f.file_path for f in live_files(ax.lake.table("curated.impressions"))]
+
+
+def test_a_replay_leaves_other_batches_files_unread_and_drops_its_own_unread(tmp_path):
+    """A batch's files hold its rows only (their names say whose): a replay of another
+    batch does not read them, and drops its own batch's files without reading them — so
+    it rebuilds one the storage lost."""
+    import advertisex
+    from advertisex.lake.damage import batch_of
+    from advertisex.runners.replay import _without_batches
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    _landed(ax, 1, "a", event_day=1)
+    (first,) = ax.process().batches
+    _landed(ax, 3, "b", event_day=3)
+    (second,) = ax.process().batches
+    files = {batch_of(url): url for url in _impression_files(ax)}
+    assert set(files) == {first, second}
+    lost = {batch: Path(url.removeprefix("file://")) for batch, url in files.items()}
+    kept = lost[first].read_bytes()
+    for path in lost.values():  # neither could be read now
+        path.unlink()
+    removed, added = _without_batches(ax.lake, "curated.impressions", {second})
+    assert [f.file_path for f in removed] == [files[second]] and added == []
+
+    lost[first].write_bytes(kept)  # the other batch's file back: the next batch reads it
+    report = ax.replay(parse_date("2026-11-03"), parse_date("2026-11-03"))
+    assert report.batches == [second]
+    assert {batch_of(url) for url in _impression_files(ax)} == {first, second}
+    assert files[second] not in _impression_files(ax)
+    assert ax.query("select user_id from curated.impressions order by user_id")[
+        "user_id"
+    ].to_pylist() == ["a", "b"]
+
+
+def test_a_replay_rewrites_a_compacted_file_without_the_replayed_batch(tmp_path):
+    """A compacted file holds several batches' rows: it is read (its batch ids alone) and
+    written again without the replayed batch's, which processing then brings back."""
+    import advertisex
+
+    eager = {"min_input_files": 2, "snapshot_max_age_hours": 0, "min_snapshots": 1}
+    ax = advertisex.open(
+        data_dir=tmp_path / "data", correlation={"update_marts": False}, maintenance=eager
+    )
+    _landed(ax, 1, "a", event_day=1)
+    ax.process()
+    _landed(ax, 3, "b", event_day=1)  # the same day's partition: compacted with the first
+    (second,) = ax.process().batches
+    before = _snapshot(ax)
+    ax.maintain()
+    (compacted,) = _impression_files(ax)
+    assert "compacted-" in compacted
+
+    report = ax.replay(parse_date("2026-11-03"), parse_date("2026-11-03"))
+    assert report.batches == [second]
+    after = _impression_files(ax)
+    assert compacted not in after and any("replayed-" in url for url in after)
     assert _snapshot(ax) == before

@@ -1,0 +1,197 @@
+"""Data files a table references that its storage lost or damaged, and how to get their
+rows back.
+
+A table's metadata names each of its data files, but the storage underneath can still
+lose one: an operator's ``rm``, a restore or copy that left files out or cut them short,
+a failing disk. Every read of the table then fails on that file — a query, the dedupe
+lookups of the next batch, the marts — in the reader's own words (DuckDB's "No files
+found", Arrow's "Parquet magic bytes not found"), which said nothing of what happened or
+what to do. :func:`explained` turns such a failure into :class:`LakeDamagedError`, which
+names the files and the way back:
+
+* a file a batch wrote (its name begins with the batch's id) holds that batch's rows
+  only, and the landing zone keeps the batch's segments: ``advertisex replay`` of their
+  landing days drops the file without reading it and processes the segments again;
+* the marts are computed from the curated tables: ``advertisex report refresh --rebuild``;
+* anything else (a compacted file, the ops tables) comes back from a backup of the lake.
+
+A file is damaged when it is missing or its size is not the one its table recorded
+(cut short, or written over): a look at each file's size, no data read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from advertisex.errors import AdvertiseXError, CommitConflictError, LakeDamagedError
+from advertisex.model.schemas import TABLES
+
+if TYPE_CHECKING:
+    from advertisex.lake.tables import Lake
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A data file of ``table``'s current snapshot that cannot be read whole."""
+
+    table: str
+    url: str
+    problem: str  # "missing", or its size against the recorded one
+
+
+# A batch's data files are named ``<batch id>-<16 hex digits>.parquet``, and a batch id
+# ends in 12 hex digits of a digest (``runners.runner.batch_id_for``, a quarantine
+# replay's ``replay-<time>-<digest>``); compaction's, erasure's and the marts' files begin
+# with a word and a time instead.
+_BATCH_FILE = re.compile(r"(?P<batch>.+-[0-9a-f]{12})-[0-9a-f]{16}\.parquet")
+
+
+def batch_of(url: str) -> str | None:
+    """The batch whose rows, and only whose rows, the data file at ``url`` holds: the id
+    its name begins with (None for a file of compaction, erasure or the marts).
+
+    >>> batch_of("/w/curated/impressions/data/d=1/20261207T030935569857Z-33d078383d6c-d644c072c1e842c3.parquet")
+    '20261207T030935569857Z-33d078383d6c'
+    >>> batch_of("/w/curated/impressions/data/d=1/compacted-d644c072c1e842c3.parquet") is None
+    True
+    >>> batch_of("/w/marts/campaign_hourly/data/d=1/marts-20261207T030407-78aed778c87f4a70.parquet") is None
+    True
+    """
+    found = _BATCH_FILE.fullmatch(url.rsplit("/", 1)[-1])
+    return found.group("batch") if found else None
+
+
+def damaged_files(lake: Lake, names: Iterable[str] | None = None) -> list[DamagedFile]:
+    """The damaged data files of the current snapshots of ``names`` (default: every table
+    of the lake), as the catalog has them now. Tables not created yet have none."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from advertisex.lake.history import live_files
+    from advertisex.util import storage
+
+    found = []
+    for name in names if names is not None else TABLES:
+        try:
+            table = lake.catalog.load_table(name)  # fresh metadata, and never created here
+        except NoSuchTableError:
+            continue
+        files = live_files(table)
+        # One call of each kind of storage for all its files (an object store's in parallel).
+        by_kind: dict[str, tuple[Any, list[tuple[str, Any]]]] = {}
+        for data_file in files:
+            filesystem, path = storage.resolve(data_file.file_path, lake.settings.scale)
+            by_kind.setdefault(filesystem.type_name, (filesystem, []))[1].append((path, data_file))
+        for filesystem, listed in by_kind.values():
+            infos = filesystem.get_file_info([path for path, _ in listed])
+            for info, (_, data_file) in zip(infos, listed, strict=True):
+                problem = _problem(info, data_file.file_size_in_bytes)
+                if problem is not None:
+                    found.append(DamagedFile(name, data_file.file_path, problem))
+    return found
+
+
+def _problem(info: Any, recorded: int) -> str | None:
+    import pyarrow.fs as pafs
+
+    if info.type == pafs.FileType.NotFound:
+        return "missing"
+    if info.type != pafs.FileType.File:
+        return "not a file"
+    if info.size != recorded:
+        return f"{info.size:,} bytes where the table recorded {recorded:,}"
+    return None
+
+
+def damage_error(lake: Lake, damaged: list[DamagedFile]) -> LakeDamagedError:
+    """What the user is told of ``damaged`` (not empty): which files, and the way back."""
+    shown = "; ".join(
+        f"{d.table}: {d.url.removeprefix('file://')} ({d.problem})" for d in damaged[:3]
+    )
+    more = f"; and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    count = f"{len(damaged)} data files" if len(damaged) > 1 else "a data file"
+    return LakeDamagedError(
+        f"{count} the lake's tables reference cannot be read (lost or damaged outside "
+        f"advertisex): {shown}{more}",
+        hint=_way_back(lake, damaged),
+    )
+
+
+def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
+    from advertisex.landing.zone import landing_day
+
+    ways = []
+    batches = {b for b in (batch_of(d.url) for d in damaged) if b is not None}
+    if batches:
+        days = sorted(
+            day
+            for day in (landing_day(name) for name in lake.marks_of_batches(batches))
+            if day is not None
+        )
+        if days:
+            which = (
+                "the batch that wrote it" if len(damaged) == 1 else "the batches that wrote them"
+            )
+            ways.append(
+                f"rebuild the rows of {which} from the landing zone: "
+                f"advertisex replay --from {days[0]:%Y-%m-%d} --to {days[-1]:%Y-%m-%d}"
+            )
+        else:
+            batches = set()  # their segments are gone from the ledger: only a backup helps
+    if any(d.table.startswith("marts.") for d in damaged):
+        ways.append("recompute the marts: advertisex report refresh --rebuild")
+    if any(batch_of(d.url) not in batches and not d.table.startswith("marts.") for d in damaged):
+        which = "the others" if ways else "it" if len(damaged) == 1 else "them"
+        ways.append(f"restore {which} from a backup of the lake")
+    return "; ".join(ways)
+
+
+# Errors a read of a lost or damaged file ends in: the OS's, Arrow's, DuckDB's.
+def _is_read_failure(error: BaseException) -> bool:
+    import pyarrow as pa
+
+    if isinstance(error, OSError | pa.ArrowInvalid):  # FileNotFoundError is an OSError
+        return True
+    module = type(error).__module__ or ""
+    return module.startswith(("duckdb", "_duckdb")) and type(error).__name__ in (
+        "IOException",
+        "InvalidInputException",
+    )
+
+
+def _causes(error: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def may_be_damage(error: BaseException) -> bool:
+    """Whether a lost or damaged file may be behind ``error`` (without looking at the lake):
+    a read failed, and no layer said what went wrong in its own words — but for a lost race,
+    which is how a lost file looks to a reader (``lake.tables._files_still_there``)."""
+    if isinstance(error, AdvertiseXError) and not isinstance(error, CommitConflictError):
+        return False
+    return any(_is_read_failure(cause) for cause in _causes(error))
+
+
+def explained(
+    lake: Lake, error: BaseException, names: Iterable[str] | None = None
+) -> LakeDamagedError | None:
+    """``error`` told as :class:`LakeDamagedError` when a read failure is behind it and a
+    table of ``lake`` (of ``names``) has damaged files now; else None (the error is
+    something else: a file of a snapshot expired meanwhile, say). Never raises: it runs
+    while another error is being reported."""
+    if isinstance(error, LakeDamagedError):
+        return error
+    if not may_be_damage(error):
+        return None
+    try:
+        damaged = damaged_files(lake, names)
+        return damage_error(lake, damaged) if damaged else None
+    except Exception:  # the metadata itself may be what is gone: say what was said before
+        return None
