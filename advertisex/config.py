@@ -627,8 +627,8 @@ class MonitorSettings(_Section):
     )
     disabled: tuple[str, ...] = Field(
         (),
-        description="Monitors to skip: freshness, delay, volume, rates, set_aside, business, "
-        "discrepancy, schema.",
+        description="Monitors to skip: freshness, delay, volume, rates, set_aside, lake_files, "
+        "business, discrepancy, schema.",
     )
     lookback_days: int = Field(
         8, ge=1, le=MAX_SPAN_DAYS, description="History read for baselines (days)."

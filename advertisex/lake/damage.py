@@ -30,6 +30,7 @@ from advertisex.errors import AdvertiseXError, CommitConflictError, LakeDamagedE
 from advertisex.model.schemas import TABLES
 
 if TYPE_CHECKING:
+    from advertisex.config import ScaleSettings
     from advertisex.lake.tables import Lake
 
 
@@ -70,26 +71,38 @@ def damaged_files(lake: Lake, names: Iterable[str] | None = None) -> list[Damage
     from pyiceberg.exceptions import NoSuchTableError
 
     from advertisex.lake.history import live_files
-    from advertisex.util import storage
 
-    found = []
+    files: list[tuple[str, str, int]] = []
     for name in names if names is not None else TABLES:
         try:
             table = lake.catalog.load_table(name)  # fresh metadata, and never created here
         except NoSuchTableError:
             continue
-        files = live_files(table)
-        # One call of each kind of storage for all its files (an object store's in parallel).
-        by_kind: dict[str, tuple[Any, list[tuple[str, Any]]]] = {}
-        for data_file in files:
-            filesystem, path = storage.resolve(data_file.file_path, lake.settings.scale)
-            by_kind.setdefault(filesystem.type_name, (filesystem, []))[1].append((path, data_file))
-        for filesystem, listed in by_kind.values():
-            infos = filesystem.get_file_info([path for path, _ in listed])
-            for info, (_, data_file) in zip(infos, listed, strict=True):
-                problem = _problem(info, data_file.file_size_in_bytes)
-                if problem is not None:
-                    found.append(DamagedFile(name, data_file.file_path, problem))
+        files.extend((name, f.file_path, f.file_size_in_bytes) for f in live_files(table))
+    return damaged_among(files, lake.settings.scale)
+
+
+def damaged_among(
+    files: Iterable[tuple[str, str, int]], scale: ScaleSettings | None
+) -> list[DamagedFile]:
+    """Of ``files`` — (table, URL or path, the size its table recorded) — those missing
+    or of another size: one look-up call for each kind of storage (an object store's run
+    in parallel), no data read."""
+    from advertisex.util import storage
+
+    by_kind: dict[str, tuple[Any, list[tuple[str, str, int, str]]]] = {}
+    for name, url, size in files:
+        filesystem, path = storage.resolve(url, scale)
+        by_kind.setdefault(filesystem.type_name, (filesystem, []))[1].append(
+            (name, url, size, path)
+        )
+    found = []
+    for filesystem, listed in by_kind.values():
+        infos = filesystem.get_file_info([path for *_, path in listed])
+        for info, (name, url, size, _) in zip(infos, listed, strict=True):
+            problem = _problem(info, size)
+            if problem is not None:
+                found.append(DamagedFile(name, url, problem))
     return found
 
 

@@ -26,6 +26,7 @@ class DataFile:
     ingest_max: datetime | None
     event_min: datetime | None
     event_max: datetime | None
+    size: int = 0  # bytes, as the table recorded it (lake.damage compares it)
 
 
 class FileIndex:
@@ -80,4 +81,5 @@ def _stats(table: Any, data_file: Any) -> DataFile:
         bound(data_file.upper_bounds, "ingest_time"),
         bound(data_file.lower_bounds, "event_time"),
         bound(data_file.upper_bounds, "event_time"),
+        data_file.file_size_in_bytes,
     )

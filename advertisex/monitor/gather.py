@@ -31,7 +31,7 @@ from advertisex.monitor import queries
 from advertisex.monitor.arrivals import Key, LandingView
 from advertisex.monitor.batches import BatchTotals
 from advertisex.monitor.files import FileIndex
-from advertisex.monitor.model import CAMPAIGNS, HOUR, Observations, floor_hour
+from advertisex.monitor.model import CAMPAIGNS, DAMAGED, HOUR, Observations, floor_hour
 from advertisex.monitor.state import StateStore
 from advertisex.util.timeutil import Clock, utcnow
 
@@ -85,9 +85,32 @@ class Gatherer:
             set_aside=queries.set_aside(
                 [f.path for f in self.files.files("curated.quarantine")], since
             ),
+            damaged=self._damaged() if hourly else DAMAGED.empty_table(),
             sources=SOURCES,
             settled_until=pending,
         )
+
+    def _damaged(self) -> pa.Table:
+        """Each table's data files its storage lost or damaged (``lake.damage``): a look at
+        every current file's size, from the file index's manifests (read once each)."""
+        from advertisex.lake.damage import damage_error, damaged_among
+        from advertisex.model.schemas import TABLES
+
+        files = [(n, f.path, f.size) for n in TABLES for f in self.files.files(n)]
+        damaged = damaged_among(files, self.settings.scale)
+        rows = []
+        for name in sorted({d.table for d in damaged}):
+            mine = [d for d in damaged if d.table == name]
+            first = f"{mine[0].url.removeprefix('file://')} ({mine[0].problem})"
+            rows.append(
+                {
+                    "table": name,
+                    "files": len(mine),
+                    "first": first,
+                    "way_back": damage_error(self.lake, mine).hint or "",
+                }
+            )
+        return pa.Table.from_pylist(rows, schema=DAMAGED)
 
     # ------------------------------------------------------------ landing + catalog
     def _arrivals_since(self, since: datetime, now: datetime) -> pa.Table:

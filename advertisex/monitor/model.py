@@ -59,6 +59,17 @@ SET_ASIDE = pa.schema(
     ]
 )
 
+# Data files a table references that its storage lost or damaged (lake.damage), per table:
+# how many, the first of them, and the way back.
+DAMAGED = pa.schema(
+    [
+        pa.field("table", pa.string()),
+        pa.field("files", pa.int64()),
+        pa.field("first", pa.string()),
+        pa.field("way_back", pa.string()),
+    ]
+)
+
 TABLE_HOURS = pa.schema(
     [
         pa.field("table", pa.string()),
@@ -128,6 +139,7 @@ class Observations:
     fields: pa.Table = field(default_factory=FIELDS.empty_table)
     dims: pa.Table | None = None  # None: no dims.campaigns table, pacing is skipped
     set_aside: pa.Table = field(default_factory=SET_ASIDE.empty_table)
+    damaged: pa.Table = field(default_factory=DAMAGED.empty_table)
     sources: tuple[str, ...] = ("impressions", "clicks", "bids")
     settled_until: datetime | None = None  # hours ending before this are complete
 

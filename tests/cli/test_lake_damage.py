@@ -49,6 +49,7 @@ def test_a_file_the_storage_lost_is_named_with_the_way_back_and_replay_rebuilds_
 
     code, _, err = cli(data, "query", "select count(*) from curated.impressions")
     assert code == 2 and BUG not in err, err
+    assert "LakeFilesDamaged" in _alerts(data)  # and the operations team hears of it
     assert "cannot be read (lost or damaged outside advertisex)" in err
     assert files[0].name in err and "curated.impressions" in err
     replay = re.search(r"advertisex (replay --from \S+ --to \S+)", err)
@@ -65,8 +66,21 @@ def test_a_file_the_storage_lost_is_named_with_the_way_back_and_replay_rebuilds_
 
     code, _, err = cli(data, *replay.group(1).split())
     assert code == 0 and BUG not in err, err
+    assert "LakeFilesDamaged" not in _alerts(data)
     code, after, err = cli(data, "query", COUNTS, "--format", "csv")
     # Every row back, and the late impression too: the replayed batch took the pending
     # segment with it (one batch, a row of ops.batches a source, as before).
     i, b, o = before.splitlines()[1].split(",")
     assert after.splitlines()[1] == f"{int(i) + 1},{b},{o}", (before, after)
+
+
+def _alerts(data: Path) -> set[str]:
+    """The alert names the lake's monitors would raise now (no notification sent)."""
+    import advertisex
+    from advertisex.monitor.checks import evaluate
+    from advertisex.monitor.gather import Gatherer
+
+    ax = advertisex.open(data_dir=data)
+    observations = Gatherer(ax.settings, ax.lake).observe()
+    findings, _ = evaluate(observations, ax.settings.monitor, only=frozenset({"lake_files"}))
+    return {f.alertname for f in findings}

@@ -145,6 +145,32 @@ def test_a_damaged_landing_file_is_a_warning_beside_the_files_set_aside_whole() 
     assert "avro_unreadable ×2, gzip_damaged ×1" in found[1].summary
 
 
+def test_a_table_whose_storage_lost_files_is_a_critical_alert_with_the_way_back() -> None:
+    from advertisex.monitor.model import DAMAGED
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    assert MONITORS["lake_files"](Observations(now), MonitorSettings()) == []
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "table": "curated.impressions",
+                "files": 2,
+                "first": "/lake/x.parquet (missing)",
+                "way_back": "… advertisex replay --from 2026-11-20 --to 2026-11-20",
+            }
+        ],
+        schema=DAMAGED,
+    )
+    (found,) = MONITORS["lake_files"](Observations(now, damaged=rows), MonitorSettings())
+    assert (found.alertname, found.labels, found.severity, found.value) == (
+        "LakeFilesDamaged",
+        {"table": "curated.impressions"},
+        "critical",
+        2.0,
+    )
+    assert "/lake/x.parquet (missing)" in found.summary and "replay --from" in found.summary
+
+
 def test_volume_compares_with_the_same_hour_on_previous_days() -> None:
     sim = Simulation(START, days=10, seed=2)
     after = T + timedelta(hours=1, minutes=20)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from advertisex.config import MonitorSettings
 from advertisex.monitor.checks.business import business
 from advertisex.monitor.checks.discrepancy import discrepancy
-from advertisex.monitor.checks.flow import delay, freshness, rates, set_aside
+from advertisex.monitor.checks.flow import delay, freshness, lake_files, rates, set_aside
 from advertisex.monitor.checks.schema import schema
 from advertisex.monitor.checks.volume import volume
 from advertisex.monitor.model import Finding, Observations
@@ -25,6 +25,7 @@ MONITORS: dict[str, Monitor] = {
     "volume": volume,
     "rates": rates,
     "set_aside": set_aside,
+    "lake_files": lake_files,
     "business": business,
     "discrepancy": discrepancy,
     "schema": schema,

@@ -195,3 +195,21 @@ def set_aside(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                     Finding(name, {"source": source}, severity, summary, float(files), 0.0)
                 )
     return findings
+
+
+def lake_files(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
+    """Data files a table references that its storage lost or damaged (deleted, cut
+    short, written over: ``lake.damage``): every read of the table fails on them until
+    their rows are rebuilt or restored, which the summary says how to do."""
+    return [
+        Finding(
+            "LakeFilesDamaged",
+            {"table": row["table"]},
+            "critical",
+            f"{row['files']} data file(s) of {row['table']} cannot be read, e.g. "
+            f"{row['first']}: {row['way_back']}",
+            float(row["files"]),
+            0.0,
+        )
+        for row in obs.damaged.to_pylist()
+    ]
