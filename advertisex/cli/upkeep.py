@@ -18,6 +18,7 @@ from advertisex.cli.output import (
     print_message,
     print_rows,
 )
+from advertisex.errors import LakeDamagedError
 
 COLUMNS = [
     "table",
@@ -96,12 +97,23 @@ def print_upkeep(report: Any, fmt: Format) -> None:
                 f"{markers:,} ingest index marker{'s' * (markers != 1)} packed "
                 "(docs/running-for-months.md)"
             )
-    failed = [t.table for t in report.tables if t.error]
+    damaged = [t.error.split(": ", 1)[1] for t in report.tables if t.error and _damaged(t.error)]
+    failed = [t.table for t in report.tables if t.error and not _damaged(t.error)]
     if failed:
         print_message(
             f"[yellow]skipped[/] {', '.join(failed)}: changed by another writer meanwhile; "
             "the next run tries again"
         )
+    if damaged:  # the others were maintained; these need someone (lake.damage)
+        told = [text.partition("\n  → ") for text in damaged]
+        hints = dict.fromkeys(hint for _, _, hint in told if hint)
+        raise LakeDamagedError(
+            "; ".join(message for message, _, _ in told), hint="; ".join(hints) or None
+        )
+
+
+def _damaged(error: str) -> bool:
+    return error.startswith(f"{LakeDamagedError.__name__}: ")
 
 
 def forget(

@@ -66,28 +66,59 @@ def batch_of(url: str) -> str | None:
 
 
 def damaged_files(lake: Lake, names: Iterable[str] | None = None) -> list[DamagedFile]:
-    """The damaged data files of the current snapshots of ``names`` (default: every table
-    of the lake), as the catalog has them now. Tables not created yet have none."""
+    """The damaged files of the current state of ``names`` (default: every table of the
+    lake), as the catalog has them now: a metadata file that is gone (the table's, its
+    current snapshot's manifest list or a manifest listed there), else its data files.
+    Tables not created yet have none."""
     from pyiceberg.exceptions import NoSuchTableError
 
     from advertisex.lake.history import live_files
 
     files: list[tuple[str, str, int]] = []
+    lost: list[DamagedFile] = []
     for name in names if names is not None else TABLES:
         try:
             table = lake.catalog.load_table(name)  # fresh metadata, and never created here
         except NoSuchTableError:
             continue
+        except FileNotFoundError as error:  # the file the catalog points to
+            lost.append(DamagedFile(name, _missing_path(error), "missing"))
+            continue
+        missing = _missing_metadata(table, lake.settings.scale)
+        if missing is not None:
+            lost.append(DamagedFile(name, missing, "missing"))
+            continue
         files.extend((name, f.file_path, f.file_size_in_bytes) for f in live_files(table))
-    return damaged_among(files, lake.settings.scale)
+    return lost + damaged_among(files, lake.settings.scale)
+
+
+def _missing_metadata(table: Any, scale: ScaleSettings | None) -> str | None:
+    """The first file of ``table``'s current snapshot's metadata (its manifest list, the
+    manifests listed) that is gone, or None."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return None
+    listed = [snapshot.manifest_list]
+    if not damaged_among([("", snapshot.manifest_list, -1)], scale, sizes=False):
+        listed = [m.manifest_path for m in snapshot.manifests(table.io)]
+    gone = damaged_among([("", path, -1) for path in listed], scale, sizes=False)
+    return gone[0].url if gone else None
+
+
+def _missing_path(error: FileNotFoundError) -> str:
+    """The path a ``FileNotFoundError`` names: Python's own keep it, pyarrow's quote it."""
+    if error.filename:
+        return str(error.filename)
+    quoted = re.search(r"'([^']+)'", str(error))
+    return quoted.group(1) if quoted else "its metadata file"
 
 
 def damaged_among(
-    files: Iterable[tuple[str, str, int]], scale: ScaleSettings | None
+    files: Iterable[tuple[str, str, int]], scale: ScaleSettings | None, sizes: bool = True
 ) -> list[DamagedFile]:
     """Of ``files`` — (table, URL or path, the size its table recorded) — those missing
-    or of another size: one look-up call for each kind of storage (an object store's run
-    in parallel), no data read."""
+    or of another size (``sizes``; else missing only): one look-up call for each kind of
+    storage (an object store's run in parallel), no data read."""
     from advertisex.util import storage
 
     by_kind: dict[str, tuple[Any, list[tuple[str, str, int, str]]]] = {}
@@ -100,10 +131,14 @@ def damaged_among(
     for filesystem, listed in by_kind.values():
         infos = filesystem.get_file_info([path for *_, path in listed])
         for info, (name, url, size, _) in zip(infos, listed, strict=True):
-            problem = _problem(info, size)
+            problem = _problem(info, size if sizes else info.size)
             if problem is not None:
                 found.append(DamagedFile(name, url, problem))
     return found
+
+
+def _metadata(damaged: DamagedFile) -> bool:
+    return "/metadata/" in damaged.url or not damaged.url.endswith(".parquet")
 
 
 def _problem(info: Any, recorded: int) -> str | None:
@@ -124,7 +159,9 @@ def damage_error(lake: Lake, damaged: list[DamagedFile]) -> LakeDamagedError:
         f"{d.table}: {d.url.removeprefix('file://')} ({d.problem})" for d in damaged[:3]
     )
     more = f"; and {len(damaged) - 3} more" if len(damaged) > 3 else ""
-    count = f"{len(damaged)} data files" if len(damaged) > 1 else "a data file"
+    kinds = {"metadata" if _metadata(d) else "data" for d in damaged}
+    word = f"{kinds.pop()} file" if len(kinds) == 1 else "file"
+    count = f"{len(damaged)} {word}s" if len(damaged) > 1 else f"a {word}"
     return LakeDamagedError(
         f"{count} the lake's tables reference cannot be read (lost or damaged outside "
         f"advertisex): {shown}{more}",
@@ -155,6 +192,14 @@ def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
             batches = set()  # their segments are gone from the ledger: only a backup helps
     if any(d.table.startswith("marts.") for d in damaged):
         ways.append("recompute the marts: advertisex report refresh --rebuild")
+    if any(_metadata(d) for d in damaged):
+        # A table's metadata says which files hold its rows: without it no replay knows
+        # what to take out, and rows since the last readable version would be lost.
+        ways.append(
+            "restore the tables' metadata folders from a backup of the lake (Iceberg cannot "
+            "read a table whose metadata is gone)"
+        )
+        damaged = [d for d in damaged if not _metadata(d)]
     if any(batch_of(d.url) not in batches and not d.table.startswith("marts.") for d in damaged):
         which = "the others" if ways else "it" if len(damaged) == 1 else "them"
         ways.append(f"restore {which} from a backup of the lake")

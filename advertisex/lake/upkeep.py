@@ -150,6 +150,7 @@ def _maintain_table(
     from sqlalchemy.exc import OperationalError
 
     from advertisex.errors import TransientError
+    from advertisex.lake.damage import explained
     from advertisex.util.retry import retrying
 
     started = time.perf_counter()
@@ -188,7 +189,9 @@ def _maintain_table(
         result.orphans_deleted = len(expiry.orphans(fresh(), settings, now, dry_run=dry_run).files)
         result.data_files_after, result.bytes_after = _size(fresh())
     except (CommitFailedException, ValidationException, OperationalError, OSError) as error:
-        result.error = f"{type(error).__name__}: {error}"
+        # A file the storage lost looks like a lost race here: said as what it is.
+        told = explained(lake, error, [name]) if isinstance(error, OSError) else None
+        result.error = f"{type(told or error).__name__}: {told or error}"
     result.seconds = time.perf_counter() - started
     return result
 

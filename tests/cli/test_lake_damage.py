@@ -84,3 +84,26 @@ def _alerts(data: Path) -> set[str]:
     observations = Gatherer(ax.settings, ax.lake).observe()
     findings, _ = evaluate(observations, ax.settings.monitor, only=frozenset({"lake_files"}))
     return {f.alertname for f in findings}
+
+
+@pytest.mark.parametrize("lost", ["metadata.json", "manifest list", "manifest"])
+def test_a_table_whose_metadata_the_storage_lost_is_named_by_every_verb(cli, tmp_path, lost):
+    """Iceberg reads nothing of a table whose metadata file, manifest list or a manifest
+    is gone: each verb says which file, and that a backup is the way back (it was a bug
+    report; maintain said another writer had changed the table meanwhile)."""
+    data = tmp_path / "data"
+    synth.generate(tmp_path / "in", events=500, seed=5, start=parse_date("2026-11-02"))
+    assert cli(data, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(data, "process")[0] == 0
+    folder = data / "warehouse" / "curated" / "impressions" / "metadata"
+    newest = {
+        "metadata.json": sorted(folder.glob("*.metadata.json"))[-1],
+        "manifest list": max(folder.glob("snap-*.avro"), key=lambda p: p.stat().st_mtime_ns),
+        "manifest": sorted(p for p in folder.glob("*.avro") if not p.name.startswith("snap-"))[-1],
+    }[lost]
+    newest.unlink()
+    for verb in (["query", "select count(*) from curated.impressions"], ["status"], ["maintain"]):
+        code, _, err = cli(data, *verb)
+        assert code == 2 and BUG not in err, (verb, err)
+        assert "cannot be read (lost or damaged outside advertisex)" in err, (verb, err)
+        assert newest.name in err and "from a backup of the lake" in err, (verb, err)

@@ -444,10 +444,13 @@ def test_a_read_of_a_snapshot_expired_meanwhile_is_a_conflict_to_retry(tmp_path:
     lake = _lake(tmp_path / "data")
     lake.commit_batch(_batch(0, [1, 2]), [], {})
     stale = lake.table("curated.clicks").current_snapshot()
+    _lake(tmp_path / "data").commit_batch(_batch(10, [3]), [], {})  # another process
     Path(_key(stale.manifest_list)).unlink()  # as expiry does once the snapshot is gone
     with pytest.raises(CommitConflictError, match="changed while it was read") as raised:
         lake.read("curated.clicks")
     assert isinstance(raised.value, TransientError)  # the runner's batch retry takes it
+    lake.refresh()
+    assert lake.read("curated.clicks").num_rows == 3  # the files now live
 
 
 def test_maintain_packs_the_old_index_markers_of_ingested_files(ax, tmp_path: Path) -> None:
