@@ -66,6 +66,14 @@ class LakeMovedError(UserInputError):
     http_status = 409
 
 
+class CatalogMissingError(UserInputError):
+    """The data directory's warehouse holds tables but its catalog database is gone: the
+    tables, and which landing files were processed, are recorded there."""
+
+    code = "catalog_missing"
+    http_status = 409
+
+
 class LakeCopiedError(UserInputError):
     """The data directory holds a copy of a lake that is still where it was made: its
     tables are recorded there, so writing through the copy would change the original's

@@ -87,6 +87,7 @@ class Lake:
             return
         settings = self.settings
         if not settings.lake.catalog_uri and not settings.lake.warehouse:
+            _check_catalog_kept(settings)
             found = foreign_table(
                 settings.catalog_uri, settings.lake.catalog_name, settings.warehouse_uri
             )
@@ -742,6 +743,33 @@ def _moved(settings: Settings, made_at: Path) -> Exception:
         "there (Iceberg keeps where every file is), and their files are not",
         hint=f"move it back to {made_at}, or run advertisex relocate here to make this "
         "folder its home",
+    )
+
+
+def _check_catalog_kept(settings: Settings) -> None:
+    """Refuse a data directory whose warehouse holds tables but whose catalog database is
+    gone (deleted, left out of a copy or a restore). The catalog names each table's current
+    metadata and every landing file processed: opened anew it was made empty, and the
+    next ``process`` took every landed file again into new tables beside the old ones
+    (whose files ``maintain`` then deleted as orphans) — rows lost for good where landing
+    retention had deleted their files."""
+    from advertisex.errors import CatalogMissingError
+
+    catalog = Path(settings.catalog_uri.removeprefix("sqlite:///"))
+    if catalog.exists():
+        return
+    warehouse = Path(settings.warehouse_uri.removeprefix("file://"))
+    held = next(warehouse.glob("*/*/metadata/*.metadata.json"), None)
+    if held is None:
+        return
+    here = settings.data_dir.absolute()
+    raise CatalogMissingError(
+        f"the lake in {here} has tables ({'.'.join(held.parent.parent.relative_to(warehouse).parts)}, …) "
+        f"but no catalog: {catalog} is gone, and it records each table's current state "
+        "and which landing files were processed",
+        hint=f"restore {catalog.name} from a backup of the lake; or, to rebuild every table "
+        f"from the landing zone (only what landing retention kept), move {warehouse} "
+        "aside and run advertisex process",
     )
 
 

@@ -107,3 +107,39 @@ def test_a_table_whose_metadata_the_storage_lost_is_named_by_every_verb(cli, tmp
         assert code == 2 and BUG not in err, (verb, err)
         assert "cannot be read (lost or damaged outside advertisex)" in err, (verb, err)
         assert newest.name in err and "from a backup of the lake" in err, (verb, err)
+
+
+def test_a_lake_whose_catalog_is_gone_says_so_and_is_never_made_anew_beside_its_tables(
+    cli, tmp_path
+):
+    """catalog.db deleted (or left out of a copy): every verb that reads or writes tables
+    refuses, naming it — opened anew, it was made empty, queries answered nothing and the
+    next process took every landed file again into new tables beside the old ones. Intake
+    goes on. The two ways back the hint gives both work."""
+    data = tmp_path / "data"
+    synth.generate(tmp_path / "in", events=500, seed=5, start=parse_date("2026-11-02"))
+    assert cli(data, "ingest", str(tmp_path / "in"))[0] == 0
+    assert cli(data, "process")[0] == 0
+    code, before, err = cli(data, "query", COUNTS, "--format", "csv")
+    kept = (data / "catalog.db").read_bytes()
+    (data / "catalog.db").unlink()
+    for verb in (["query", COUNTS], ["process"], ["maintain"], ["status"]):
+        code, _, err = cli(data, *verb)
+        assert code == 2 and BUG not in err, (verb, err)
+        assert "but no catalog" in err and "restore catalog.db from a backup" in err, err
+    assert not (data / "catalog.db").exists()
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "late.ndjson").write_text(ONE_MORE)
+    assert cli(data, "ingest", str(tmp_path / "more"), "--source", "impressions")[0] == 0
+
+    (data / "catalog.db").write_bytes(kept)  # restored from a backup
+    assert cli(data, "process")[0] == 0
+    code, restored, err = cli(data, "query", COUNTS, "--format", "csv")
+    i, b, o = before.splitlines()[1].split(",")
+    assert restored.splitlines()[1] == f"{int(i) + 1},{b},{int(o) + 1}", (before, restored)
+
+    (data / "catalog.db").unlink()  # the other way: the tables made again from landing
+    (data / "warehouse").rename(tmp_path / "warehouse-aside")
+    assert cli(data, "process")[0] == 0
+    code, rebuilt, err = cli(data, "query", COUNTS, "--format", "csv")
+    assert code == 0 and rebuilt.splitlines()[1].split(",")[:2] == [str(int(i) + 1), b], err
