@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from advertisex.errors import ProcessorBusyError
+from advertisex.errors import ProcessorBusyError, StorageError
+from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
 
 LOCK_FILE = "processor.lock"
@@ -77,7 +78,14 @@ def _acquire(
     poll_seconds: float,
 ) -> int | None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:  # a folder of that name, a file it may not write
+        raise StorageError(
+            f"cannot take the processor lock {path}: {os_reason(error)}",
+            hint=f"remove {path} (or let this user write it): the lock is made anew, and "
+            "held only while a processor runs",
+        ) from None
     told = False
     while True:
         try:

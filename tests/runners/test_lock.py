@@ -67,3 +67,13 @@ def test_the_lock_is_reentrant_within_one_process(tmp_path):
         assert again
     with processor_lock(tmp_path) as after:
         assert after
+
+
+def test_a_folder_where_the_lock_goes_is_one_line_saying_what_to_remove(tmp_path):
+    from advertisex.errors import StorageError
+
+    (tmp_path / "processor.lock").mkdir()  # it was a bug report (IsADirectoryError)
+    lock = processor_lock(tmp_path)
+    with pytest.raises(StorageError, match="cannot take the processor lock") as raised:
+        lock.__enter__()
+    assert "remove" in str(raised.value) and "processor.lock" in str(raised.value)
