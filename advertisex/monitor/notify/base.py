@@ -71,11 +71,20 @@ def make_notifier(name: str, settings: ChannelSettings) -> Notifier:
 
 
 def title(message: dict[str, Any]) -> str:
-    """``[FIRING:2] critical source=impressions`` — one line naming the incident."""
+    """``[FIRING:2] critical source=impressions`` — one line naming the incident; by its
+    alerts' names when they have none of the grouping labels (a table's alert).
+
+    >>> alert = {"status": "firing", "labels": {"alertname": "LakeFilesDamaged"}}
+    >>> title({"alerts": [alert], "status": "firing", "receiver": "critical",
+    ...        "groupLabels": {"source": ""}, "groupKey": "source="})
+    '[FIRING:1] critical LakeFilesDamaged'
+    """
     alerts = message["alerts"]
     firing = sum(a["status"] == "firing" for a in alerts)
     status = f"FIRING:{firing}" if message["status"] == "firing" else "RESOLVED"
     labels = " ".join(f"{k}={v}" for k, v in message["groupLabels"].items() if v)
+    if not labels:
+        labels = ", ".join(sorted({str(a["labels"].get("alertname")) for a in alerts}))
     return f"[{status}] {message['receiver']} {labels or message['groupKey']}".strip()
 
 
