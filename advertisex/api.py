@@ -257,6 +257,13 @@ class AdvertiseX:
         self.__dict__.pop("lake", None)  # opened before: it knew the lake as a copy or moved
         return moved
 
+    def backup(self, to: Path) -> Any:
+        """Copy the whole lake, as of one moment, to the new folder ``to`` while it runs
+        (``lake.backup``); a :class:`~advertisex.lake.backup.BackupReport` says what."""
+        from advertisex.lake.backup import backup
+
+        return backup(self.settings, to)
+
     def data_location(self) -> Path:
         return self.settings.data_dir.resolve()
 

@@ -53,6 +53,7 @@ VERBS = {
     "maintain": "advertisex.cli.upkeep",
     "forget": "advertisex.cli.upkeep",
     "relocate": "advertisex.cli.upkeep",
+    "backup": "advertisex.cli.upkeep",
     "demo": "advertisex.cli.demo",
     "config": "advertisex.cli.config",
     "quarantine": "advertisex.cli.quarantine",

@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
     app.command()(maintain)
     app.command()(forget)
     app.command()(relocate)
+    app.command()(backup)
 
 
 def maintain(
@@ -194,4 +195,23 @@ def relocate(fmt: Format = FormatOption) -> None:
         f"relocated {len(moved.tables)} tables from {moved.was} to {here / 'warehouse'} "
         f"({moved.manifests:,} manifest files rewritten, data files untouched); the lake in "
         f"{here} is its own now."
+    )
+
+
+def backup(
+    to: Path = typer.Argument(..., help="A new folder for the backup (another disk is best)."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Copy the whole lake, as of one moment, to a new folder; it may run while the lake does."""
+    ax = open_platform()
+    done = ax.backup(to)
+    if fmt is Format.json:
+        print_json(done.__dict__)
+        return
+    here = ax.settings.data_dir.absolute()
+    print_message(
+        f"backed up the lake in {literal(here)} to {literal(done.to)} in {done.seconds:.1f} s: "
+        f"{done.tables} tables ({done.table_files:,} files), {done.segments:,} landing files, "
+        f"{human_bytes(done.bytes)}. To restore, stop the lake's processes and put the "
+        f"backup in its place; used where it is, it is a copy until advertisex relocate."
     )

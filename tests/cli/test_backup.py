@@ -1,0 +1,113 @@
+"""``advertisex backup``: the lake as of one moment, taken while it runs, restored whole."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from advertisex import synth
+from advertisex.util.timeutil import parse_date
+
+pytestmark = pytest.mark.integration
+
+BUG = "this is a bug in advertisex"
+COUNTS = (
+    "select (select count(*) from curated.impressions) i, (select count(*) from curated.clicks) c, "
+    "(select count(*) from curated.bid_requests) b, (select count(*) from ops.batches) o"
+)
+
+
+def _counts(cli, data: Path) -> str:
+    code, out, err = cli(data, "query", COUNTS, "--format", "csv")
+    assert code == 0, err
+    return out.splitlines()[1]
+
+
+def _generated(tmp_path: Path, name: str, seed: int) -> Path:
+    folder = tmp_path / name
+    synth.generate(folder, events=600, seed=seed, start=parse_date("2026-11-02"))
+    return folder
+
+
+def test_a_backup_taken_while_the_lake_commits_restores_the_lake_of_its_moment(
+    cli, tmp_path, monkeypatch
+):
+    """A batch committed and the lake maintained while the backup copies its files (after
+    its databases): restored in the lake's place, the backup holds the lake as it was when
+    it began — its rows, its done files, its ingest index — and takes the later input as
+    new, once."""
+    import advertisex
+    from advertisex.lake import backup as backup_module
+
+    data, copy = tmp_path / "data", tmp_path / "backups" / "monday"
+    first, later = _generated(tmp_path, "first", 5), _generated(tmp_path, "later", 6)
+    assert cli(data, "ingest", str(first))[0] == 0
+    assert cli(data, "process")[0] == 0
+    at_backup = _counts(cli, data)
+
+    copy_tables = backup_module._copy_tables
+
+    def meanwhile(*args):  # the lake goes on between the databases' copy and the files'
+        ax = advertisex.open(data_dir=data, correlation={"update_marts": False})
+        ax.ingest([str(later)])
+        ax.process()
+        ax.maintain()
+        copy_tables(*args)
+
+    monkeypatch.setattr(backup_module, "_copy_tables", meanwhile)
+    code, out, err = cli(data, "backup", str(copy))
+    assert code == 0 and BUG not in err, err
+    assert "backed up the lake" in out + err and "landing files" in out + err
+    monkeypatch.setattr(backup_module, "_copy_tables", copy_tables)
+    after = _counts(cli, data)
+    assert after != at_backup
+
+    shutil.rmtree(data)  # the lake lost; the backup put in its place
+    copy.rename(data)
+    assert _counts(cli, data) == at_backup
+    code, out, err = cli(data, "status")
+    assert code == 0 and BUG not in err, err
+    assert "LakeFilesDamaged" not in cli(data, "monitor", "--once")[1]
+    code, out, err = cli(data, "ingest", str(first))
+    assert code == 0 and "0 landed" in out + err, out + err  # its index came along
+    code, out, err = cli(data, "ingest", str(later))
+    assert code == 0
+    assert cli(data, "process")[0] == 0
+    assert _counts(cli, data) == after  # the later input taken once, as the lake did
+
+
+def test_a_backup_used_elsewhere_is_a_copy_until_relocated(cli, tmp_path):
+    data, copy = tmp_path / "data", tmp_path / "copy"
+    assert cli(data, "ingest", str(_generated(tmp_path, "first", 5)))[0] == 0
+    assert cli(data, "process")[0] == 0
+    assert cli(data, "backup", str(copy))[0] == 0
+    assert _counts(cli, copy) == _counts(cli, data)  # it reads
+    assert cli(copy, "ingest", str(_generated(tmp_path, "later", 6)))[0] == 0
+    code, _, err = cli(copy, "process")
+    assert code == 2 and "is a copy of the one in" in err, err
+    assert cli(copy, "relocate")[0] == 0
+    assert cli(copy, "process")[0] == 0
+    assert _counts(cli, copy) != _counts(cli, data)  # its own lake now
+
+
+def test_a_backup_refuses_what_it_cannot_copy_whole_and_leaves_nothing(cli, tmp_path):
+    data = tmp_path / "data"
+    code, _, err = cli(data, "backup", str(tmp_path / "b"))
+    assert code == 2 and "there is no lake" in err, err
+    assert cli(data, "ingest", str(_generated(tmp_path, "first", 5)))[0] == 0
+    assert cli(data, "process")[0] == 0
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    for target, says in (
+        (tmp_path / "full", "is not an empty folder"),
+        (data / "inside", "inside the lake's data directory"),
+    ):
+        code, _, err = cli(data, "backup", str(target))
+        assert code == 2 and says in err and BUG not in err, err
+    lost = sorted((data / "warehouse" / "curated" / "impressions").rglob("*.parquet"))[0]
+    lost.unlink()
+    code, _, err = cli(data, "backup", str(tmp_path / "b"))
+    assert code == 2 and lost.name in err and BUG not in err, err
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.partial-*"))
