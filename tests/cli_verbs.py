@@ -41,6 +41,7 @@ def arguments(verb: tuple[str, ...], folder: Path, port: int) -> list[str]:
         ("query",): ["select count(*) from curated.impressions"],
         ("monitor",): ["--once"],
         ("forget",): ["--user-id", "u-1"],
+        ("backup",): [str(folder / "backup")],
         ("demo",): ["--events", "50"],
         ("dims", "load"): [str(folder / "campaigns.csv")],
     }.get(verb, [])
