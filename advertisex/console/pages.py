@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from advertisex import __version__
-from advertisex.collector.responses import ApiError
+from advertisex.collector.responses import ApiError, media_type, read_body
 from advertisex.console import params
 from advertisex.console.access import Access, safe_next
 from advertisex.console.data import Reader
@@ -28,6 +28,10 @@ from advertisex.errors import AdvertiseXError
 from advertisex.util.timeutil import moved
 
 log = logging.getLogger("advertisex.console")
+# A form's body at most: the SQL box's 100,000 bytes percent-encoded (three bytes for one), and
+# the few short fields of the other forms.
+MAX_FORM_BYTES = 512 << 10
+MAX_FORM_FIELDS = 20
 Page = Callable[[Request], Awaitable[Response]]
 NAV = (
     ("/", "Overview"),
@@ -267,10 +271,32 @@ def _form_values(query: Any) -> dict[str, str]:
     return {k: query.get(k, "") for k in ("source", "reason", "since", "until")}
 
 
-async def _checked_form(request: Request) -> Any:
-    """The POSTed form, once its CSRF token and origin pass (403 otherwise)."""
-    form = await request.form()
-    request.app.state.access.check_form(request, _field(form, "csrf"))
+async def _checked_form(request: Request) -> dict[str, str]:
+    """The POSTed form, once its CSRF token and origin pass (403 otherwise).
+
+    Read here, within bounds, and only as the pages send it (URL-encoded): Starlette's
+    parser took multipart too, and spooled a file part of any size to the system's
+    temporary folder before the token was checked, on ``/login`` without a key; a field
+    past its 1 MiB was a 500."""
+    from urllib.parse import parse_qsl
+
+    if media_type(request) != "application/x-www-form-urlencoded":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the form as application/x-www-form-urlencoded, as the console's pages do",
+        )
+    raw = await read_body(request, MAX_FORM_BYTES)
+    try:
+        pairs = parse_qsl(
+            raw.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except ValueError:
+        raise ApiError(
+            400, "bad_input", f"the form has more than {MAX_FORM_FIELDS} fields"
+        ) from None
+    form = dict(pairs)
+    request.app.state.access.check_form(request, form.get("csrf"))
     return form
 
 

@@ -79,3 +79,16 @@ def test_sign_in_sets_a_secure_session_cookie(remote: Any) -> None:
 def test_sign_in_without_the_csrf_token_is_refused(remote: Any) -> None:
     response = remote.post("/login", data={"key": READ})
     assert response.status_code == 403
+
+
+def test_a_form_is_read_within_bounds_before_anything_else(remote: Any) -> None:
+    """/login is open without a key: its form must not let a stranger write or hold much."""
+    # Multipart was parsed too, a file part of any size spooled to the temporary folder
+    # before the token was checked (then answered 403).
+    upload = remote.post("/login", files={"f": ("f.bin", b"\0" * (2 << 20))}, data={"key": "x"})
+    assert upload.status_code == 415 and 'data-code="unsupported_media_type"' in upload.text
+    # A field past 1 MiB was Starlette's HTTPException: a 500 "failed unexpectedly".
+    huge = remote.post("/login", data={"key": "x" * (2 << 20)})
+    assert huge.status_code == 413 and 'data-code="body_too_large"' in huge.text
+    many = remote.post("/login", data={f"f{i}": "x" for i in range(100)})
+    assert many.status_code == 400 and "more than 20 fields" in many.text
