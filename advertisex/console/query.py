@@ -43,10 +43,11 @@ class QueryResult:
 
     def csv(self) -> str:
         """The rows as CSV with a header; nested values as JSON, and text that a
-        spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) quoted."""
+        spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) quoted, in the
+        header too (a column is named by the query: ``select 1 as "=HYPERLINK(…)"``)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.columns)
+        writer.writerow([_csv_cell(c) for c in self.columns])
         for row in self.rows():
             writer.writerow([_csv_cell(row[c]) for c in self.columns])
         return buffer.getvalue()

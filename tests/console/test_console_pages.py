@@ -147,6 +147,8 @@ def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
     csv = client.post("/api/v1/query?format=csv", json={"sql": "select 1 as a, '=cmd' as b"})
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text == "a,b\n1,'=cmd\n"
+    named = client.post("/api/v1/query?format=csv", json={"sql": 'select 1 as "=cmd()", 2 as "@x"'})
+    assert named.text == "'=cmd(),'@x\n1,2\n"  # a column's name is the query's, a formula too
     refused = client.post("/api/v1/query", json={"sql": "create table curated.x (a int)"})
     assert (refused.status_code, refused.json()["code"]) == (400, "read_only")
     slow = client.post("/api/v1/query", json={"sql": "select count(*) from range(100000000000)"})
