@@ -93,9 +93,10 @@ class AdvertiseX:
         """Copy files (folders, globs) into the landing zone; already-landed bytes are no-ops."""
         from advertisex.landing.zone import expand_paths
 
-        files = expand_paths(paths)
+        passed_over: list[IngestResult] = []
+        files = expand_paths(paths, passed_over)
         done = (lambda n: progress("ingest", n, len(files))) if progress else None
-        return self.landing.ingest_files(list(files), source, done)
+        return self.landing.ingest_files(list(files), source, done) + passed_over
 
     def process(self, progress: Progress | None = None) -> ProcessReport:
         """Process every pending landing segment into the curated tables."""

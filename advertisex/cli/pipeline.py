@@ -43,10 +43,12 @@ def ingest(
         )
     from advertisex.landing.zone import expand_paths
 
-    files = [str(f) for f in expand_paths(paths)]  # a mistyped path makes no lake
+    expand_paths(paths)  # a mistyped path makes no lake
     ax = open_platform(create=True)
     with progress_bar(fmt is Format.table, "ingest") as progress:
-        results = ax.ingest(files, source, progress)
+        # The paths as given: a walk's links out of its folder are refused, which the files
+        # it found, named one by one, would not be.
+        results = ax.ingest(paths, source, progress)
     rows = [
         {
             "path": r.path,

@@ -1145,8 +1145,13 @@ def open_landing(settings: Settings) -> LandingZone:
     return ObjectStoreLandingZone(location, filesystem, base)
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, every file under a folder (recursively), or a glob's matches."""
+def expand_paths(
+    paths: Iterable[str | Path], passed_over: list[IngestResult] | None = None
+) -> list[Path]:
+    """Files named directly, every file under a folder (recursively), or a glob's matches.
+
+    What a folder's walk or a glob finds but will not read is added to ``passed_over`` as a
+    skipped result (:func:`_passed_over`); a file named directly is read whatever it is."""
     files: list[Path] = []
     for raw in paths:
         # Path("") is the current folder: an unset shell variable's "$DIR" ingested it.
@@ -1155,36 +1160,37 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
                 "an empty path was given",
                 hint="name the files or folders to ingest (an empty variable in a script?)",
             )
-        files.extend(_expanded(str(raw)))
+        files.extend(_expanded(str(raw), passed_over if passed_over is not None else []))
     return files
 
 
-def _expanded(raw: str) -> list[Path]:
+def _expanded(raw: str, passed_over: list[IngestResult]) -> list[Path]:
     """:func:`expand_paths` of one path; a name the system refuses to look up (too long, a
     loop of links, a folder it may not enter) is the user's to fix, as a missing one is."""
     import glob
 
     files: list[Path] = []
     path = Path(raw)
+    before = len(passed_over)
     try:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            if not found:
+            found = [p for p in sorted(path.rglob("*")) if not p.name.startswith(".")]
+            files.extend(_readable(found, path, raw, passed_over))
+            if not files and len(passed_over) == before:
                 raise UserInputError(
                     f"the folder {raw} holds no file to ingest",
                     hint="check the path (hidden files, named .*, are not ingested)",
                 )
-            files.extend(found)
-        elif path.is_file():
+        elif path.is_file() or _is_pipe(path):  # named: a pipe is read as it comes (/dev/stdin)
             files.append(path)
         else:
-            matches = sorted(Path(m) for m in glob.glob(raw, recursive=True) if Path(m).is_file())
-            if not matches:
+            matches = [Path(m) for m in sorted(glob.glob(raw, recursive=True))]
+            files.extend(_readable(matches, _glob_base(raw), raw, passed_over))
+            if not files and len(passed_over) == before:
                 raise UserInputError(
                     f"no such file, folder or matching glob: {raw}",
                     hint="check the path; quote globs so the shell passes them through",
                 )
-            files.extend(matches)
     except OSError as error:
         shown = raw if len(raw) <= 200 else f"{raw[:200]}… ({len(raw):,} characters)"
         raise UserInputError(
@@ -1192,6 +1198,67 @@ def _expanded(raw: str) -> list[Path]:
             hint="check the path",
         ) from None
     return files
+
+
+def _readable(
+    found: list[Path], base: Path, raw: str, passed_over: list[IngestResult]
+) -> list[Path]:
+    """The regular files among ``found`` (a walk of, or a glob under, ``base``); the rest but
+    folders go to ``passed_over`` with why."""
+    root = base.resolve()
+    files = []
+    for path in found:
+        why = _passed_over(path, root, raw)
+        if why is not None:
+            passed_over.append(IngestResult(str(path), "skipped", detail=why))
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
+def _passed_over(path: Path, root: Path, raw: str) -> str | None:
+    """Why a file that a walk of (or a glob under) ``root`` found is not read, or None.
+
+    A symbolic link out of the folder is not followed: a partner's drop folder (SFTP lets
+    one make links) holding ``x.csv -> /etc/passwd`` landed that file, its lines then shown
+    as quarantined records to every reader of the lake. Nor is what is no regular file read:
+    a pipe would wait for a writer that may never come."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # a missing target, or a loop of links
+            return "a symbolic link to nothing readable: not followed"
+        if not target.is_relative_to(root):
+            return (
+                f"a symbolic link out of {raw}: not followed (a file outside the folder); "
+                "name the file itself to ingest it"
+            )
+    if path.is_dir() or path.is_file():
+        return None
+    if _is_pipe(path):
+        return (
+            "a pipe: not read in a folder (it waits for a writer); name it to read it as it comes"
+        )
+    return "not a regular file (a socket or a device): not read"
+
+
+def _is_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob searches: its leading parts without a wildcard."""
+    import glob
+
+    parts = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path()
 
 
 def hour_prefix(source: str, hour: datetime) -> str:

@@ -4,6 +4,7 @@ quarantined is a warning, not only "every record accounted for"."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def test_ingest_of_only_unrecognised_files_fails_and_shows_their_sizes(cli, tmp_path, seed_samples):
@@ -161,3 +162,52 @@ def test_bids_and_clicks_as_json_files_land_as_json(cli, tmp_path):
     assert code == 0, err
     accepted = {s["source"]: (s["accepted"], s["quarantined"]) for s in json.loads(out)["sources"]}
     assert accepted == {"bids": (3, 0), "clicks": (2, 0)}
+
+
+def test_a_folders_links_out_of_it_and_its_pipes_are_named_and_not_read(
+    cli, tmp_path, seed_samples
+):
+    """A drop folder's ``partner.csv -> /etc/passwd`` (SFTP lets a partner make links) landed
+    that file with --source clicks, its lines then shown as quarantined records to every
+    reader of the lake; a pipe in a folder was passed over without a word. A link within
+    the folder is read, and a pipe or a link named on the command line is read as asked."""
+    import os
+    import threading
+
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_bytes((seed_samples / "clicks_conversions.csv").read_bytes())
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    (inbox / "sub" / "clicks.csv").write_bytes(
+        b"timestamp,user_id,campaign_id,event_type\n2026-12-06T10:00:00Z,u1,cmp-001,click\n"
+    )
+    (inbox / "partner.csv").symlink_to("/etc/passwd")
+    (inbox / "sub" / "secret.csv").symlink_to(secret)
+    (inbox / "within.csv").symlink_to(inbox / "sub" / "clicks.csv")
+    (inbox / "gone.csv").symlink_to(tmp_path / "nothing")
+    os.mkfifo(inbox / "pipe.csv")
+    data = tmp_path / "data"
+    code, out, err = cli(data, "ingest", "--source", "clicks", str(inbox), "--format", "json")
+    rows = {Path(r["path"]).name: r for r in json.loads(out)}
+    assert code == 0, err
+    assert {name: r["status"] for name, r in rows.items()} == {
+        "clicks.csv": "landed",
+        "within.csv": "already",  # read: the same bytes as clicks.csv
+        "partner.csv": "skipped",
+        "secret.csv": "skipped",
+        "gone.csv": "skipped",
+        "pipe.csv": "skipped",
+    }
+    for name in ("partner.csv", "secret.csv"):
+        assert rows[name]["detail"].startswith("a symbolic link out of"), rows[name]
+        assert rows[name]["bytes"] == 0  # not even opened
+    assert rows["gone.csv"]["detail"].startswith("a symbolic link to nothing")
+    assert rows["pipe.csv"]["detail"].startswith("a pipe: not read in a folder")
+    assert len(list((data / "landing" / "clicks").rglob("*.csv"))) == 1
+    # Named, each is read: the link to the outside file, the pipe as its writer writes.
+    writer = threading.Thread(target=(inbox / "pipe.csv").write_bytes, args=(secret.read_bytes(),))
+    writer.start()
+    code, out, err = cli(data, "ingest", str(inbox / "sub" / "secret.csv"), str(inbox / "pipe.csv"))
+    writer.join()
+    assert code == 0 and "1 landed, 1 already ingested" in err, (out, err)
