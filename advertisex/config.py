@@ -416,6 +416,12 @@ class ConsoleSettings(_Section):
         le=MAX_SPAN_SECONDS,
         description="A console or API query running longer is stopped.",
     )
+    query_memory_bytes: int = Field(
+        2 << 30,
+        ge=64 << 20,
+        description="Memory a console or API query may use, and as much again spilled to disk "
+        "under <data_dir>/spill; one that needs more is stopped.",
+    )
     refresh_seconds: int = Field(
         30, ge=1, le=MAX_SPAN_SECONDS, description="How often the overview page reloads itself."
     )

@@ -97,6 +97,12 @@ class QueryTimeoutError(UserInputError):
     code = "query_timeout"
 
 
+class QueryTooLargeError(UserInputError):
+    """A query needed more memory (and spill to disk) than it may use, and was stopped."""
+
+    code = "query_too_large"
+
+
 class NotFoundError(UserInputError):
     code = "not_found"
     http_status = 404

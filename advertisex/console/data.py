@@ -174,7 +174,13 @@ class Reader:
     def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
         config = self.settings.console
         cap = min(max_rows or config.query_max_rows, config.query_max_rows)
-        return run_query(self.fresh().lake, sql, max_rows=cap, timeout=config.query_timeout_seconds)
+        return run_query(
+            self.fresh().lake,
+            sql,
+            max_rows=cap,
+            timeout=config.query_timeout_seconds,
+            memory_bytes=config.query_memory_bytes,
+        )
 
     # ------------------------------------------------------------------ lake
     def lake(self) -> dict[str, Any]:

@@ -53,8 +53,11 @@ class QueryResult:
         return buffer.getvalue()
 
 
-def run_query(lake: Lake, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
-    """Run read-only ``sql``; at most ``max_rows`` rows, at most ``timeout`` seconds."""
+def run_query(
+    lake: Lake, sql: str, *, max_rows: int, timeout: float, memory_bytes: int | None = None
+) -> QueryResult:
+    """Run read-only ``sql``; at most ``max_rows`` rows, at most ``timeout`` seconds, and
+    ``memory_bytes`` of memory (and as much spilled to disk)."""
     from advertisex.lake.query import QueryEngine
 
     if len(sql.encode()) > MAX_SQL_BYTES:
@@ -62,7 +65,7 @@ def run_query(lake: Lake, sql: str, *, max_rows: int, timeout: float) -> QueryRe
             f"the SQL text is longer than {MAX_SQL_BYTES:,} bytes", hint="shorten the query"
         )
     started = time.perf_counter()
-    engine = QueryEngine(lake)
+    engine = QueryEngine(lake, memory_bytes=memory_bytes)
     expired = threading.Event()
 
     def stop() -> None:

@@ -33,11 +33,13 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from advertisex.errors import ReadOnlyQueryError, UserInputError
+from advertisex.errors import QueryTooLargeError, ReadOnlyQueryError, UserInputError
 from advertisex.util.engine import engine_module
 from advertisex.util.storage import duckdb_location
 
 if TYPE_CHECKING:  # Arrow and the schemas load only when a statement needs them
+    from pathlib import Path
+
     import pyarrow as pa
 
     from advertisex.config import ScaleSettings
@@ -61,11 +63,16 @@ _EXPLAIN_OPTIONS = {"ANALYZE", "ANALYSE", "VERBOSE"}
 
 class QueryEngine:
     """Read-only SQL over ``lake``: views of the tables each statement names (or of
-    ``tables`` only, when given) on a sandboxed in-memory DuckDB connection."""
+    ``tables`` only, when given) on a sandboxed in-memory DuckDB connection; at most
+    ``memory_bytes`` of memory and as much spilled to disk, when given (DuckDB's default:
+    80% of the machine's memory, then the spill folder's disk)."""
 
-    def __init__(self, lake: Lake, tables: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, lake: Lake, tables: tuple[str, ...] | None = None, memory_bytes: int | None = None
+    ) -> None:
         self.lake = lake
         self.tables = tables
+        self.memory_bytes = memory_bytes
         self._con: Any = None
         self._opened: frozenset[str] = frozenset()
         self._interrupted = False
@@ -89,6 +96,7 @@ class QueryEngine:
                 from advertisex.lake.raw import register_raw_views
 
                 readable += register_raw_views(con, self.lake)
+            _bound_spill(con, self.lake.settings.spill_dir, self.memory_bytes)
             sandbox(con, readable)
             self._con, self._opened = con, wanted
         return self._con
@@ -231,6 +239,13 @@ def _answered(action: Any, sql: str | None = None) -> Any:
             f"refused: {_first_line(error)}",
             hint="queries read the lake's tables only: " + ", ".join(_table_names()),
         ) from error
+    except duckdb.OutOfMemoryException as error:
+        # DuckDB's own advice (SET memory_limit …) is refused by the locked sandbox.
+        raise QueryTooLargeError(
+            f"the query needed more memory than it may use ({_first_line(error)})",
+            hint="narrow it (a WHERE on event_time, fewer columns, a mart instead of a curated "
+            "table) or raise console.query_memory_bytes",
+        ) from error
     except duckdb.Error as error:
         raise _failed(error, sql) from error
 
@@ -320,6 +335,18 @@ def _first_rows(result: Any, limit: int) -> pa.Table:
     finally:
         reader.close()
     return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _bound_spill(con: Any, spill_dir: Path, memory_bytes: int | None) -> None:
+    """What outgrows memory goes to the lake's spill folder — DuckDB's default is ``.tmp`` in
+    the working directory, outside the data dir, up to 90% of that disk — and, with
+    ``memory_bytes``, memory and spill are that much each. DuckDB makes the folder when it
+    first spills, names its files by process, and removes those of processes gone."""
+    location = str(spill_dir.absolute()).replace("'", "''")
+    con.execute(f"SET temp_directory = '{location}'")
+    if memory_bytes is not None:
+        con.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
+        con.execute(f"SET max_temp_directory_size = '{int(memory_bytes)}B'")
 
 
 def sandbox(con: Any, readable: list[str]) -> None:

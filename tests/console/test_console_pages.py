@@ -157,6 +157,18 @@ def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
     assert (plain.status_code, plain.json()["code"]) == (415, "unsupported_media_type")
 
 
+def test_a_query_past_its_memory_is_stopped_with_a_json_error(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """A sort of this size took 80% of the machine's memory, then spilled to the server's
+    working directory, on the collector's process too (``serve``, ``up``)."""
+    client = make_client(lake_template, console={"query_memory_bytes": 64 << 20})
+    sql = "select count(*) from (select range, random() r from range(20000000) order by r)"
+    stopped = client.post("/api/v1/query", json={"sql": sql})
+    assert (stopped.status_code, stopped.json()["code"]) == (400, "query_too_large"), stopped.text
+    assert "console.query_memory_bytes" in stopped.json()["message"]
+
+
 def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) -> None:
     form = client.get("/sql").text
     token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]

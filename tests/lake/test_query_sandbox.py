@@ -138,3 +138,28 @@ def test_a_mistaken_name_is_answered_with_the_one_meant(
         ax.query(sql)
     assert said in failed.value.message and meant in (failed.value.hint or "")
     assert "LINE 1" not in str(failed.value)  # the statement is not echoed back
+
+
+def test_a_query_spills_into_the_lake_and_stops_at_its_memory(
+    lake: tuple[Any, EscapePlaces], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB spilled what outgrew memory to ``.tmp`` in the working directory (outside the
+    data dir, up to 90% of that disk), after taking 80% of the machine's memory: a sort from
+    the console could exhaust both. Its spill is the lake's now, and with a memory budget
+    the query stops at it, saying so."""
+    from advertisex.errors import QueryTooLargeError
+    from advertisex.lake.query import QueryEngine
+
+    ax, _ = lake
+    monkeypatch.chdir(tmp_path)
+    engine = QueryEngine(ax.lake)
+    spill = engine.query("select current_setting('temp_directory') t").to_pylist()[0]["t"]
+    assert Path(spill) == (ax.settings.data_dir / "spill").absolute()
+    bounded = QueryEngine(ax.lake, memory_bytes=64 << 20)
+    with pytest.raises(QueryTooLargeError) as stopped:
+        bounded.query(
+            "select count(*) from (select range, random() r from range(20000000) order by r)"
+        )
+    assert "more memory than it may use" in stopped.value.message
+    assert "console.query_memory_bytes" in str(stopped.value.hint)
+    assert list(tmp_path.iterdir()) == []  # nothing in the working directory
