@@ -160,6 +160,13 @@ def frame_csv_clicks(body: bytes) -> Framed:
                 f"line {start + 1}: no header row; the first line must name the columns "
                 f"(e.g. {','.join(CLICK_REQUIRED)})",
             )
+        repeated = sorted({name for name in header if name and header.count(name) > 1})
+        if repeated:
+            raise FramingError(
+                "csv_header_duplicate",
+                f"line {start + 1}: the header names {', '.join(repeated)} twice; which value "
+                "is a row's cannot be told: name each column once",
+            )
         out: list[bytes] = []
         for fields in reader:
             if not any(f.strip() for f in fields):

@@ -24,7 +24,8 @@ def frame_csv(data: Bytes) -> pa.Table:
     """Frame CSV bytes into one row per record with a text column per known field.
 
     Rows whose field count differs from the header's carry a ``frame_error``; a file
-    without a usable header yields every line with ``csv_header_missing``.
+    without a usable header yields every line with ``csv_header_missing``, one whose header
+    names a field twice with ``csv_header_duplicate``.
     """
     text, encoding_error = _decode(strip_bom(data))
     lines = text.split("\n")
@@ -42,6 +43,9 @@ def frame_csv(data: Bytes) -> pa.Table:
         _canonical(name) for name in next(csv.reader([lines[header_index]], delimiter=delimiter))
     ]
     has_header = sum(name in CLICK_REQUIRED for name in header) >= 2
+    # A column named twice (or a field by two of its names): which value is the record's
+    # cannot be told, so none is taken; the last one was, silently.
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
 
     reader = csv.reader(
         (line + "\n" for line in lines[header_index + 1 :]), delimiter=delimiter, strict=False
@@ -60,6 +64,8 @@ def frame_csv(data: Bytes) -> pa.Table:
             error = "encoding_invalid"
         elif not has_header:
             error = "csv_header_missing"
+        elif repeated:
+            error = f"csv_header_duplicate: the header names {', '.join(repeated)} twice"
         elif len(fields) != len(header):
             error = f"csv_column_count: header has {len(header)} fields, this row {len(fields)}"
         errors.append(error)

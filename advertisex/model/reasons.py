@@ -48,6 +48,13 @@ CATALOGUE: dict[str, Reason] = {
             "Start the file with a header naming the columns (timestamp,user_id,campaign_id,event_type,…).",
         ),
         Reason(
+            "csv_header_duplicate",
+            ("clicks",),
+            "The CSV header names a column twice, or a field by two of its names (timestamp and "
+            "event_timestamp), so which value is a row's cannot be told.",
+            "Name each column once in the header.",
+        ),
+        Reason(
             "avro_unreadable",
             ("bids",),
             "Bytes could not be decoded as Avro (truncated or corrupt block).",

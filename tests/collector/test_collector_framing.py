@@ -129,6 +129,10 @@ def test_csv_errors() -> None:
     )
     assert code == "csv_column_count" and message.startswith("line 3:")
     code, message = code_of(
+        frame_csv_clicks, b"\ntimestamp,user_id,campaign_id,event_type,USER_ID\nx,u,c,click,v\n"
+    )
+    assert code == "csv_header_duplicate" and message.startswith("line 2: the header names user_id")
+    code, message = code_of(
         frame_csv_clicks, b"timestamp,user_id,campaign_id,event_type\nx,u,c,cl\xffck\n"
     )
     assert code == "encoding_invalid" and message.startswith("line 2:")

@@ -36,6 +36,20 @@ def test_file_without_header_flags_every_row():
     assert frame.column("frame_error").to_pylist() == ["csv_header_missing"]
 
 
+def test_a_header_naming_a_field_twice_flags_every_row():
+    """``user_id`` twice, or ``timestamp`` beside its alias: the last value was taken, silently."""
+    for header in (
+        b"timestamp,user_id,campaign_id,event_type,user_id",
+        b"timestamp,user_id,campaign_id,event_type,event_timestamp",
+    ):
+        frame = frame_csv(header + b"\n2026-01-01,u1,c1,click,u2\n2026-01-02,u3,c3,click,u4\n")
+        errors = frame.column("frame_error").to_pylist()
+        assert len(errors) == 2 and all(
+            e.startswith("csv_header_duplicate: the header names ") for e in errors
+        )
+    assert "timestamp twice" in errors[0]
+
+
 def test_pandas_written_csv_with_quoted_fields():
     df = pd.DataFrame(
         {
