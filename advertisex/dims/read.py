@@ -109,6 +109,12 @@ def _csv_records(path: Path, data: bytes) -> list[Record]:
     delimiter = max((",", ";", "\t"), key=header_line.count)
     reader = csv.reader(io.StringIO("\n".join(lines[header_at:])), delimiter=delimiter)
     header = [_column_name(h) for h in next(reader)]
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:  # a row's mapping would keep the last of them, silently
+        raise UserInputError(
+            f"{path}: the header names {', '.join(repeated)} twice",
+            hint="name each column once (nothing was loaded)",
+        )
     records: list[Record] = []
     for fields in reader:
         line = header_at + reader.line_num
@@ -199,6 +205,10 @@ def _typed_rows(
     first_line: dict[str, int] = {}
     for line, raw in records:
         record = {spec.aliases.get(k, k): v for k, v in raw.items()}
+        if len(record) < len(raw):  # a column and its alias (name, campaign_name): which holds?
+            named = sorted({spec.aliases[k] for k in raw if k in spec.aliases} & set(raw))
+            problems.append(f"line {line}: {', '.join(named)} given under two names")
+            continue
         key = _text(record.get(spec.key))
         if key is None:
             problems.append(f"line {line}: {spec.key} is empty")

@@ -151,3 +151,18 @@ def test_many_problems_are_listed_together(tmp_path):
 def test_a_missing_file(tmp_path):
     with pytest.raises(UserInputError, match="cannot read"):
         read_dim_file(tmp_path / "nope.csv")
+
+
+def test_a_column_named_twice_is_refused_not_taken_last(tmp_path):
+    """``campaign_id,campaign_id`` loaded the second id, and ``name`` beside
+    ``campaign_name`` one of the two, without a word."""
+    twice = _write(tmp_path, "twice.csv", "campaign_id,campaign_id\ncmp-1,cmp-2\n")
+    with pytest.raises(UserInputError, match="the header names campaign_id twice"):
+        read_dim_file(twice)
+    for name, content in (
+        ("alias.csv", "campaign_id,name,campaign_name\ncmp-1,a,b\n"),
+        ("alias.json", '[{"campaign_id": "cmp-1", "name": "a", "Campaign Name": "b"}]'),
+    ):
+        with pytest.raises(UserInputError, match=r"line [12]: ") as error:
+            read_dim_file(_write(tmp_path, name, content))
+        assert "campaign_name given under two names" in error.value.message
