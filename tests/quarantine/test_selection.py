@@ -20,3 +20,37 @@ def test_a_misspelt_reason_is_an_error_naming_the_closest_code(typed, meant):
 def test_catalogued_codes_with_or_without_a_field_are_accepted():
     for reason in ("unknown_campaign", "required_missing:user_id", "segment_unreadable:crash"):
         assert Selection(reason=reason).reason == reason
+
+
+def test_a_few_records_read_the_raw_text_of_their_files_only(tmp_path, monkeypatch):
+    """The console's page of samples read every quarantined record's raw text, then kept
+    twenty: a lake's whole quarantine, on every view. Now the places are read for all, the
+    raw text only from the chosen records' files — and the answer is the same."""
+    import advertisex
+    from advertisex.quarantine.selection import records
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    for batch in range(4):  # four landing files of five junk lines, one good impression each
+        lines = [f'{{"user_id": "u{batch}-{i}", "junk": ' for i in range(5)]
+        good = '{"timestamp": "2026-11-20T10:00:00Z", "ad_creative_id": "c", "user_id": "u", "website": "w"}'
+        ax.landing.write_segment("impressions", "\n".join([good, *lines]).encode(), fsync=False)
+        ax.process()
+    whole = records(ax.lake, Selection(reason="json_invalid"))
+    assert whole.num_rows == 20
+    reads: list[tuple[tuple[str, ...], str]] = []
+    real = type(ax.lake).read
+
+    def spy(lake, name, row_filter=None, fields=("*",)):  # type: ignore[no-untyped-def]
+        reads.append((fields, str(row_filter)))
+        return real(lake, name, row_filter, fields)
+
+    monkeypatch.setattr(type(ax.lake), "read", spy)
+    for limit in (1, 7, 20, 50):
+        assert records(ax.lake, Selection(reason="json_invalid"), limit) == whole.slice(0, limit)
+    first_file = whole.column("source_file")[0].as_py()
+    assert records(ax.lake, Selection(), 3).column("source_file").to_pylist() == [first_file] * 3
+    raw_reads = [row_filter for fields, row_filter in reads if fields == ("*",)]
+    assert raw_reads and all("source_file" in row_filter for row_filter in raw_reads)
+    assert (
+        first_file in raw_reads[-1] and whole.column("source_file")[-1].as_py() not in raw_reads[-1]
+    )
