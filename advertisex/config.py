@@ -416,6 +416,12 @@ class ConsoleSettings(_Section):
         le=MAX_SPAN_SECONDS,
         description="A console or API query running longer is stopped.",
     )
+    query_max_bytes: int = Field(
+        32 << 20,
+        ge=1 << 20,
+        description="Most bytes of rows a console or API query returns (the rest is cut; a "
+        "first row larger than this is refused).",
+    )
     query_memory_bytes: int = Field(
         2 << 30,
         ge=64 << 20,

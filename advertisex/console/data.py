@@ -180,6 +180,7 @@ class Reader:
             max_rows=cap,
             timeout=config.query_timeout_seconds,
             memory_bytes=config.query_memory_bytes,
+            max_bytes=config.query_max_bytes,
         )
 
     # ------------------------------------------------------------------ lake

@@ -31,7 +31,7 @@ MAX_SQL_BYTES = 100_000
 @dataclass(frozen=True)
 class QueryResult:
     table: pa.Table
-    truncated: bool  # more rows existed than the cap allowed
+    truncated: bool  # more rows existed than the caps (rows, bytes) allowed
     seconds: float
 
     @property
@@ -54,10 +54,16 @@ class QueryResult:
 
 
 def run_query(
-    lake: Lake, sql: str, *, max_rows: int, timeout: float, memory_bytes: int | None = None
+    lake: Lake,
+    sql: str,
+    *,
+    max_rows: int,
+    timeout: float,
+    memory_bytes: int | None = None,
+    max_bytes: int | None = None,
 ) -> QueryResult:
-    """Run read-only ``sql``; at most ``max_rows`` rows, at most ``timeout`` seconds, and
-    ``memory_bytes`` of memory (and as much spilled to disk)."""
+    """Run read-only ``sql``; at most ``max_rows`` rows and ``max_bytes`` of them, at most
+    ``timeout`` seconds, and ``memory_bytes`` of memory (and as much spilled to disk)."""
     from advertisex.lake.query import QueryEngine
 
     if len(sql.encode()) > MAX_SQL_BYTES:
@@ -76,7 +82,7 @@ def run_query(
     timer.daemon = True
     timer.start()
     try:
-        table = engine.query(sql, limit=max_rows + 1)
+        table = engine.query(sql, limit=max_rows + 1, max_bytes=max_bytes)
     except UserInputError as error:
         if expired.is_set():
             raise QueryTimeoutError(
@@ -87,7 +93,7 @@ def run_query(
         raise
     finally:
         timer.cancel()
-    truncated = table.num_rows > max_rows
+    truncated = table.num_rows > max_rows or engine.cut_at_bytes
     return QueryResult(table.slice(0, max_rows), truncated, time.perf_counter() - started)
 
 

@@ -76,6 +76,7 @@ class QueryEngine:
         self._con: Any = None
         self._opened: frozenset[str] = frozenset()
         self._interrupted = False
+        self.cut_at_bytes = False
 
     def connection(self, names: list[str], fresh: Any = None) -> Any:
         """A sandboxed connection with views of at least ``names`` (``raw`` for the raw.*
@@ -136,10 +137,16 @@ class QueryEngine:
             self._con.interrupt()
 
     def query(
-        self, sql: str, params: list[Any] | None = None, *, limit: int | None = None
+        self,
+        sql: str,
+        params: list[Any] | None = None,
+        *,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> pa.Table:
         """Run read-only SQL; the last statement's rows are the answer (at most ``limit``
-        of them: the rest is never read).
+        of them, and with ``limit`` as many as fit in ``max_bytes``: the rest is never read;
+        :attr:`cut_at_bytes` says whether the bytes cut it).
 
         >>> engine.query("select 1 as a; select 2 as b").to_pylist()  # doctest: +SKIP
         [{'b': 2}]
@@ -150,7 +157,8 @@ class QueryEngine:
         result = _answered(lambda: con.sql(last, params=params), sql)
         if limit is None:
             return _answered(result.to_arrow_table)
-        return _answered(lambda: _first_rows(result, limit))
+        table, self.cut_at_bytes = _answered(lambda: _first_rows(result, limit, max_bytes))
+        return table
 
     def rows(self, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
         """:meth:`query` as (column names, row dicts) straight from DuckDB: the CLI's path,
@@ -320,21 +328,48 @@ def _table_names() -> list[str]:
     return list(TABLES)
 
 
-def _first_rows(result: Any, limit: int) -> pa.Table:
-    """At most ``limit`` rows of a DuckDB relation, fetched batch by batch."""
+def _first_rows(result: Any, limit: int, max_bytes: int | None = None) -> tuple[pa.Table, bool]:
+    """At most ``limit`` rows of a DuckDB relation, fetched batch by batch, and as many of
+    them as fit in ``max_bytes`` (whether that cut them); refused when not even one does.
+    Rows were capped, their size was not: ``select repeat('x', 1000000000)`` answered a
+    gigabyte, made into Python values and JSON on top."""
     import pyarrow as pa
 
-    reader = result.to_arrow_reader(min(max(limit, 1), 100_000))
-    batches, rows = [], 0
+    # Small batches, so that a few huge rows are seen before many more are fetched.
+    reader = result.to_arrow_reader(min(max(limit, 1), 100_000 if max_bytes is None else 256))
+    batches, rows, size, cut = [], 0, 0, False
     try:
         for batch in reader:
-            batches.append(batch.slice(0, limit - rows))
-            rows += batches[-1].num_rows
-            if rows >= limit:
+            batch = batch.slice(0, limit - rows)
+            if max_bytes is not None and size + batch.nbytes > max_bytes:
+                batch = batch.slice(0, _rows_within(batch, max_bytes - size))
+                cut = True
+                if rows + batch.num_rows == 0:
+                    raise QueryTooLargeError(
+                        f"the answer's first row alone holds more than {max_bytes:,} bytes",
+                        hint="select less of it (left(text, 1000), fewer columns) or raise "
+                        "console.query_max_bytes",
+                    )
+            batches.append(batch)
+            rows += batch.num_rows
+            size += batch.nbytes
+            if rows >= limit or cut:
                 break
     finally:
         reader.close()
-    return pa.Table.from_batches(batches, schema=reader.schema)
+    return pa.Table.from_batches(batches, schema=reader.schema), cut
+
+
+def _rows_within(batch: pa.RecordBatch, max_bytes: int) -> int:
+    """How many of ``batch``'s first rows fit in ``max_bytes``."""
+    low, high = 0, batch.num_rows  # the first ``low`` rows fit; more than ``high`` do not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if batch.slice(0, middle).nbytes <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _bound_spill(con: Any, spill_dir: Path, memory_bytes: int | None) -> None:

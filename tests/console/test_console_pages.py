@@ -169,6 +169,23 @@ def test_a_query_past_its_memory_is_stopped_with_a_json_error(
     assert "console.query_memory_bytes" in stopped.json()["message"]
 
 
+def test_an_answer_is_cut_at_its_bytes_and_a_row_past_them_refused(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """Rows were capped, their size was not: ``select repeat('x', 1000000000)`` answered a
+    gigabyte of JSON (17 s), and a few such rows would take the server's memory."""
+    client = make_client(lake_template, console={"query_max_bytes": 1 << 20})
+    cut = client.post("/api/v1/query", json={"sql": "select repeat('x', 100000) from range(50)"})
+    body = cut.json()
+    assert cut.status_code == 200 and body["truncated"] is True and 1 <= body["row_count"] < 11
+    assert cut.headers["x-truncated"] == "true"
+    whole = client.post("/api/v1/query", json={"sql": "select repeat('x', 1000) from range(50)"})
+    assert whole.json()["row_count"] == 50 and whole.json()["truncated"] is False
+    huge = client.post("/api/v1/query", json={"sql": "select repeat('x', 2000000) a"})
+    assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
+    assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
+
+
 def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) -> None:
     form = client.get("/sql").text
     token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
