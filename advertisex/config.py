@@ -422,6 +422,13 @@ class ConsoleSettings(_Section):
         description="Most bytes of rows a console or API query returns (the rest is cut; a "
         "first row larger than this is refused).",
     )
+    query_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Console or API queries running at once; one more waits up to a second, "
+        "then is refused (503 queries_busy).",
+    )
     query_memory_bytes: int = Field(
         2 << 30,
         ge=64 << 20,

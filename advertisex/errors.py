@@ -116,6 +116,12 @@ class TransientError(AdvertiseXError):
     http_status = 503
 
 
+class QueriesBusyError(TransientError):
+    """As many console or API queries as may run at once are running."""
+
+    code = "queries_busy"
+
+
 class CommitConflictError(TransientError):
     code = "commit_conflict"
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
 from advertisex.console.query import QueryResult, run_query
-from advertisex.errors import AdvertiseXError
+from advertisex.errors import AdvertiseXError, QueriesBusyError
 from advertisex.util.timeutil import utcnow
 
 BUCKET = timedelta(minutes=5)
@@ -41,6 +41,9 @@ class Reader:
         self._gatherer: Any = None
         self._store: Any = None
         self._gather_lock = threading.Lock()
+        # A query's memory budget is per query: forty at once (the web layer's threads) were
+        # forty budgets, and as many times every core.
+        self._queries = threading.BoundedSemaphore(settings.console.query_concurrency)
 
     @property
     def platform(self) -> Platform:
@@ -174,14 +177,22 @@ class Reader:
     def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
         config = self.settings.console
         cap = min(max_rows or config.query_max_rows, config.query_max_rows)
-        return run_query(
-            self.fresh().lake,
-            sql,
-            max_rows=cap,
-            timeout=config.query_timeout_seconds,
-            memory_bytes=config.query_memory_bytes,
-            max_bytes=config.query_max_bytes,
-        )
+        if not self._queries.acquire(timeout=1.0):
+            raise QueriesBusyError(
+                f"{config.query_concurrency} queries are running already",
+                hint="try again in a moment, or raise console.query_concurrency",
+            )
+        try:
+            return run_query(
+                self.fresh().lake,
+                sql,
+                max_rows=cap,
+                timeout=config.query_timeout_seconds,
+                memory_bytes=config.query_memory_bytes,
+                max_bytes=config.query_max_bytes,
+            )
+        finally:
+            self._queries.release()
 
     # ------------------------------------------------------------------ lake
     def lake(self) -> dict[str, Any]:

@@ -186,6 +186,23 @@ def test_an_answer_is_cut_at_its_bytes_and_a_row_past_them_refused(
     assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
 
 
+def test_queries_past_the_concurrency_wait_then_are_refused(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """Each query's memory budget was its own: forty at once (the web layer's threads) were
+    forty budgets, and forty times every core."""
+    client = make_client(lake_template, console={"query_concurrency": 1})
+    running = client.app.state.reader._queries
+    assert running.acquire(timeout=1)  # the one query that may run, running
+    try:
+        busy = client.post("/api/v1/query", json={"sql": "select 1"})
+        assert (busy.status_code, busy.json()["code"]) == (503, "queries_busy"), busy.text
+        assert busy.headers["retry-after"] and "console.query_concurrency" in busy.text
+    finally:
+        running.release()
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+
+
 def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) -> None:
     form = client.get("/sql").text
     token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
