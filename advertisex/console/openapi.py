@@ -20,13 +20,15 @@ _INSTANT = {"type": "string", "format": "date-time"}
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
-        400: "Bad parameter or SQL (code says which: bad_input, read_only, query_timeout …)",
+        400: "Bad parameter or SQL (code says which: bad_input, read_only, query_timeout, "
+        "query_too_large …)",
         401: "A console key is required (bound beyond loopback)",
         403: "The key's scope does not allow this",
         404: "No such report",
         413: "Body too large",
         415: "Body is not application/json",
-        503: "The lake is busy (a commit race); retry after Retry-After",
+        503: "The lake is busy (a commit race), or as many queries as may run at once are "
+        "running (queries_busy); retry after Retry-After",
     }
     return {
         str(s): {"description": text[s], "content": {"application/json": {"schema": _ERROR}}}
@@ -201,7 +203,7 @@ PATHS: dict[str, Any] = {
                         "text/csv": {"schema": {"type": "string"}},
                     },
                 },
-                **_errors(400, 401, 403, 413, 415),
+                **_errors(400, 401, 403, 413, 415, 503),
             },
         }
     },
