@@ -251,6 +251,7 @@ class EmbeddedRunner(Runner[Framed]):
         for name in _written_tables(present):
             self.lake.table(name)  # opened (created) here, not in the worker threads
         freeze_startup_heap()  # at the first batch: the runner's modules and the lake's
+        engine.spill_to(self.settings.spill_dir)  # not the folder the command ran in
         # The batch's remembered keys kept in mapped files once merged parts are big.
         dedupe = BatchDedupe(
             batch.rules.dedupe, MappedRows(EARLIER_STORED_ROWS_MIN, self.settings.spill_dir)

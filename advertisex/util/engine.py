@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from advertisex.util.timeutil import HOUR_US
 
 if TYPE_CHECKING:  # callers hand Arrow in; a report's rows for the CLI need none
+    from pathlib import Path
+
     import pyarrow as pa
 
 _local = threading.local()
@@ -57,12 +59,35 @@ def engine_module() -> Any:
     return _duckdb
 
 
+# Where the kernels' statements spill what outgrows memory (spill_to); None: DuckDB's
+# default, ``.tmp`` in the working directory.
+_spill: str | None = None
+
+
+def spill_to(folder: Path | None) -> None:
+    """Kernel statements of this process spill under ``folder`` from now on (a runner's
+    ``<data_dir>/spill``): DuckDB's default, ``.tmp`` in whatever folder the command was
+    run from, wrote outside the data directory, up to 90 % of that disk. The connections
+    pooled already are moved too."""
+    global _spill
+    _spill = str(folder.absolute()) if folder is not None else None
+    with _pool_lock:
+        for con, _ in _idle:
+            _spill_on(con)
+
+
+def _spill_on(con: Any) -> None:
+    if _spill is not None:
+        con.execute(f"SET temp_directory = '{_spill.replace(chr(39), chr(39) * 2)}'")
+
+
 def _connect() -> Any:
     con = engine_module().connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on standard output for a statement that runs past 2 s
     # (a kernel over a big batch on a busy machine): that broke `--format json` answers.
     con.execute("SET enable_progress_bar = false")
+    _spill_on(con)
     return con
 
 

@@ -144,3 +144,22 @@ def test_without_the_direct_call_statements_take_the_public_path(
         assert engine._submits_directly(object()) is False  # no _submit at all (DuckDB 1)
     monkeypatch.setattr(engine, "_direct", [False])
     assert engine.run("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+
+
+def test_kernel_statements_spill_into_the_folder_the_runner_names(tmp_path) -> None:
+    """DuckDB spilled into ``.tmp`` of whatever folder the command ran in (outside the data
+    directory); after spill_to, pooled and new connections spill into the given folder."""
+    from advertisex.util import engine
+
+    with engine.borrowed():
+        pass  # one pooled before
+    try:
+        engine.spill_to(tmp_path / "spill")
+        with engine.borrowed() as con:
+            ((where,),) = con.execute("select current_setting('temp_directory')").fetchall()
+        assert where == str(tmp_path / "spill")
+        assert engine.run("select current_setting('temp_directory') t").column("t")[0].as_py() == (
+            str(tmp_path / "spill")
+        )
+    finally:
+        engine.spill_to(None)
