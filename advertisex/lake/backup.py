@@ -67,7 +67,7 @@ def backup(settings: Settings, to: Path) -> BackupReport:
     try:
         partial.mkdir(parents=True)
         copier = _Copier(data, partial, report)
-        copier.tree(INDEX, skip={"packed.db"})
+        copier.tree(INDEX, skip="packed.db")  # and its journal: copied whole just below
         copier.database(INDEX / "blake3" / "packed.db")
         copier.database(Path("catalog.db"))
         copier.database(Path("monitor") / "state.db")
@@ -175,12 +175,13 @@ class _Copier:
         self.report.table_files += 1
         self.report.bytes += target.stat().st_size
 
-    def tree(self, folder: Path, skip: set[str]) -> None:
-        """Every file under ``folder`` but those named in ``skip`` and temporary ones."""
+    def tree(self, folder: Path, skip: str) -> None:
+        """Every file under ``folder`` but those whose names begin with ``skip`` (a database
+        and its journal or write-ahead log) and temporary ones."""
         root = self.source / folder
         for directory, _, names in os.walk(root):
             for name in names:
-                if name in skip or name.startswith("."):
+                if name.startswith((skip, ".")):
                     continue
                 path = Path(directory) / name
                 target = self.target / path.relative_to(self.source)
