@@ -88,7 +88,7 @@ async def endpoint(request: Request) -> Response:
             collector.authorize(request.headers, source)
             collector.check_capacity()
             records = _records(collector, operation, payload)
-            lines, failures = _frame(records)
+            lines, failures = _frame(records, collector.config.max_records)
             failed = [f for f in failures if f is not None]
             if operation == "PutRecord" and failed:
                 raise AwsError(400, "InvalidArgumentException", failed[0]["ErrorMessage"])
@@ -163,8 +163,12 @@ def _records(collector: Collector, operation: str, payload: dict[str, Any]) -> l
     return records
 
 
-def _frame(records: list[Any]) -> tuple[list[bytes], list[dict[str, str] | None]]:
-    """NDJSON lines of every good record, and per record its failure (None when it framed)."""
+def _frame(records: list[Any], max_objects: int) -> tuple[list[bytes], list[dict[str, str] | None]]:
+    """NDJSON lines of every good record, and per record its failure (None when it framed).
+
+    More than ``max_objects`` objects in all refuse the request (413), found as soon as
+    they are: framing runs on the event loop, and 4 MiB of ``{}`` is 1.4 million of them.
+    """
     lines: list[bytes] = []
     failures: list[dict[str, str] | None] = []
     for index, record in enumerate(records):
@@ -180,8 +184,15 @@ def _frame(records: list[Any]) -> tuple[list[bytes], list[dict[str, str] | None]
                 400, "SerializationException", f"record {index}: Data is not base64 ({error})"
             ) from None
         try:
-            objects = split_objects(raw)
+            objects = split_objects(raw, max_objects - len(lines))
         except FramingError as error:
+            if error.code == "too_many_records":
+                raise AwsError(
+                    413,
+                    "ValidationException",
+                    f"the records hold more than {max_objects} JSON objects in all, more "
+                    "than one request may carry (collector.max_records); split the batch",
+                ) from None
             failures.append(
                 {
                     "ErrorCode": "InvalidArgumentException",

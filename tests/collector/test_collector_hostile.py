@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,28 @@ def test_concatenated_firehose_objects_with_non_ascii_text_are_split(app: InProc
         },
     )
     assert response.status_code == 200 and response.json()["FailedPutCount"] == 0
+
+
+def test_a_firehose_request_of_too_many_objects_is_refused_at_once(app: InProcess) -> None:
+    # 4 MiB of base64 holds 1.4 million ``{}``: framed on the event loop, they held every
+    # request for hours (the split was quadratic); now the count stops at max_records.
+    objects = base64.b64encode(b"{}" * 1_400_000).decode()
+    body = orjson.dumps(
+        {"DeliveryStreamName": "AdvertiseX-dev-impressions", "Records": [{"Data": objects}]}
+    )
+    started = time.perf_counter()
+    response = app.post(
+        "/",
+        body,
+        {
+            "x-amz-target": "Firehose_20150804.PutRecordBatch",
+            "content-type": "application/x-amz-json-1.1",
+        },
+    )
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 413, response.text
+    assert response.json()["__type"] == "ValidationException"
+    assert "more than 10000 JSON objects" in response.json()["message"]
 
 
 @pytest.mark.integration

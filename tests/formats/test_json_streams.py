@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,25 @@ def test_objects_with_text_beyond_ascii_split_where_they_end() -> None:
         '{"b":"😀"}'.encode(),
         b'{"c":1}',
     ]
+
+
+@pytest.mark.parametrize("end", [b"", b"\n"], ids=["no-line-break", "one-line"])
+def test_many_objects_back_to_back_split_in_one_pass(end: bytes) -> None:
+    from advertisex.formats.jsonfmt import split_objects
+
+    # Each object was parsed against all the rest of its line (or of the data, with no
+    # line break): 200,000 of them took hours (1.4 million fit in a Firehose request).
+    data = b'{"a":1}' * 200_000 + end
+    started = time.perf_counter()
+    assert len(split_objects(data)) == 200_000
+    assert time.perf_counter() - started < 30  # ≈ 2 s; quadratic, it was hours
+
+
+def test_a_split_stops_past_its_limit() -> None:
+    from advertisex.errors import FramingError
+    from advertisex.formats.jsonfmt import split_objects
+
+    assert len(split_objects(b"{}" * 10, limit=10)) == 10
+    with pytest.raises(FramingError) as refused:
+        split_objects(b"{}" * 11, limit=10)
+    assert (refused.value.code, refused.value.status) == ("too_many_records", 413)
