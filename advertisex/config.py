@@ -365,6 +365,12 @@ class CollectorSettings(_Section):
         le=MAX_SPAN_SECONDS,
         description="A request's body must arrive within this time of its headers (408).",
     )
+    max_header_bytes: int = Field(
+        64 << 10,
+        ge=1024,
+        description="Largest request line and headers of a request; more is answered 431 and "
+        "the connection closed (the parser keeps them whole, and copies a long one per read).",
+    )
     max_unfinished_requests: int = Field(
         256,
         ge=1,

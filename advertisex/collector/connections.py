@@ -10,7 +10,15 @@ protocol with three guards added where the protocol sees bytes arrive:
 - the body must be complete ``body_timeout`` seconds after the headers, else
   ``408 body_timeout`` (the endpoint waiting for it sees the client gone and stores nothing);
 - at most ``max_unfinished`` connections may be mid-request at once; one more is answered
-  ``503 too_many_connections`` with ``Retry-After`` and closed at once.
+  ``503 too_many_connections`` with ``Retry-After`` and closed at once;
+- the request line and headers may take at most ``max_head_bytes``, else
+  ``431 headers_too_large`` and the connection is closed: httptools keeps them whole
+  (400 MB of headers held 400 MB) and grows a long URL or header value by a copy per
+  read, so a client sending one for the ten seconds it is allowed kept the event loop
+  busy copying (a 300 MB URL stalled every request for seconds).
+
+A request httptools cannot parse is answered ``400 http_invalid`` in the same JSON (uvicorn
+answered it in plain text).
 
 The deadlines are checked by one timer (:class:`Deadlines`), a tenth of the shorter
 timeout apart: a late client is cut off up to that much after its deadline.
@@ -25,10 +33,14 @@ pixel and the redirect itself, where the request is parsed.
 from __future__ import annotations
 
 import asyncio
+import sys
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from advertisex.util import jsonutil
+
+LINGER_SECONDS = 1.0  # how long a refused connection still reads (and drops) before closing
 
 
 def guarded_protocol(
@@ -36,6 +48,7 @@ def guarded_protocol(
     body_timeout: float,
     max_unfinished: int,
     base: type[GuardedProtocol] | None = None,
+    max_head_bytes: int = 64 << 10,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with these limits, for ``uvicorn.Config(http=…)``;
     ``base`` is a subclass of :class:`GuardedProtocol` to give them to."""
@@ -46,6 +59,7 @@ def guarded_protocol(
     Guarded.header_timeout = header_timeout
     Guarded.body_timeout = body_timeout
     Guarded.max_unfinished = max_unfinished
+    Guarded.max_head_bytes = max_head_bytes
     Guarded.unfinished = Deadlines(min(1.0, max(0.01, min(header_timeout, body_timeout) / 10)))
     return Guarded
 
@@ -94,7 +108,47 @@ class GuardedProtocol(HttpToolsProtocol):
     header_timeout: float
     body_timeout: float
     max_unfinished: int
+    max_head_bytes: int = 64 << 10
     unfinished: Deadlines  # connections mid-request, shared by the server's
+    heads = 0  # requests begun on this connection
+    head_bytes = 0  # bytes of the current request's head, from the read after its first
+    refused = False  # answered and ended: what still arrives is dropped
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # what a refused client still sends while the connection lingers
+        heads = self.heads
+        super().data_received(data)
+        # A read in which a request began is not counted (part of it may be the request
+        # before): the head is bounded to the limit and one read more.
+        if heads == self.heads and self._reading_head():
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_head_bytes:
+                self._refuse(
+                    431,
+                    "headers_too_large",
+                    f"the request line and headers take more than {self.max_head_bytes} "
+                    "bytes; send a shorter URL and fewer or shorter headers",
+                    linger=True,
+                )
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes httptools cannot parse, in plain text; httptools'
+        # reason (being handled) is one of its own fixed phrases, never the client's bytes
+        reason = sys.exc_info()[1]
+        why = (
+            f" ({reason})" if isinstance(reason, httptools.HttpParserError) and reason.args else ""
+        )
+        self._refuse(
+            400,
+            "http_invalid",
+            f"the request is not valid HTTP/1.1{why}; nothing stored",
+            linger=True,
+        )
+
+    def _reading_head(self) -> bool:
+        due = self.unfinished.due.get(self)
+        return due is not None and due[1] == "header_timeout" and not self.transport.is_closing()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -113,6 +167,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._begun()
 
     def _begun(self) -> None:
+        self.heads += 1
+        self.head_bytes = 0
         if self not in self.unfinished:  # the next request on a kept-alive connection
             self._expect("header_timeout", self.header_timeout)
 
@@ -141,15 +197,23 @@ class GuardedProtocol(HttpToolsProtocol):
             408, code, f"the request's {part} did not arrive within {seconds:g} s; nothing stored"
         )
 
-    def _refuse(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
-        """Answer ``status`` (unless an answer has begun) and close the connection."""
+    def _refuse(
+        self, status: int, code: str, message: str, retry_after: int = 0, linger: bool = False
+    ) -> None:
+        """Answer ``status`` (unless an answer has begun) and close the connection
+        (``linger``: once the client has had a moment to stop sending)."""
         self.unfinished.done(self)
         if self.transport.is_closing():
             return
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
             body = jsonutil.dumps({"code": code, "message": message})
-            reason = {408: b"Request Timeout", 503: b"Service Unavailable"}[status]
+            reason = {
+                400: b"Bad Request",
+                408: b"Request Timeout",
+                431: b"Request Header Fields Too Large",
+                503: b"Service Unavailable",
+            }[status]
             head = [
                 b"HTTP/1.1 %d %s\r\n" % (status, reason),
                 b"content-type: application/json\r\n",
@@ -162,4 +226,12 @@ class GuardedProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the endpoint reading the body sees the client gone
             cycle.message_event.set()
+        if linger and self.transport.can_write_eof():
+            # The client may still be sending what is refused: a socket closed with bytes
+            # unread is reset, and a reset loses the answer on the client's side too. So
+            # end our side, drop what still comes for a moment, then close.
+            self.refused = True
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            return
         self.transport.close()

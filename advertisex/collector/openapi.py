@@ -40,7 +40,8 @@ _SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"apiKey": []}]
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Body cannot be read (invalid JSON line, CSV without header, Avro that does not "
-        "decode to exactly its records, truncated gzip); nothing stored",
+        "decode to exactly its records, truncated gzip), or the request is not valid HTTP/1.1 "
+        "(http_invalid); nothing stored",
         401: "API key missing or invalid",
         403: "API key may not send this source",
         408: "Headers or body did not arrive in time (header_timeout, body_timeout)",
@@ -48,6 +49,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         "or too many records",
         415: "Content-Type or Content-Encoding not accepted",
         422: "Idempotency-Key reused with a different body",
+        431: "Request line and headers over collector.max_header_bytes (headers_too_large)",
         503: "Disk nearly full, landing backlog over its bound, too many unfinished requests, "
         "or shutting down; see Retry-After",
     }
@@ -112,7 +114,7 @@ def _intake(source: str, summary: str, content: dict[str, Any]) -> dict[str, Any
                     "description": "Stored and fsync'd",
                     "content": {"application/json": {"schema": _ACCEPTED}},
                 },
-                **_errors(400, 401, 403, 408, 413, 415, 422, 503),
+                **_errors(400, 401, 403, 408, 413, 415, 422, 431, 503),
             },
         }
     }

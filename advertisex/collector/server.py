@@ -131,12 +131,14 @@ def uvicorn_config(settings: Settings, app: Any, tracking: Tracking | None = Non
         host=config.host,
         port=config.port,
         loop="uvloop",
-        # httptools, with header and body read deadlines and a cap on unfinished requests
+        # httptools, with header and body read deadlines, a cap on unfinished requests and
+        # on a request's headers
         http=guarded_protocol(
             config.header_timeout_seconds,
             config.body_timeout_seconds,
             config.max_unfinished_requests,
             base,
+            config.max_header_bytes,
         ),
         lifespan="on",
         access_log=False,

@@ -70,3 +70,35 @@ def test_slow_headers_slow_bodies_and_too_many_of_them_are_cut_off(server_factor
     server.stop()
     landed = [p.read_bytes() for p in server.data_dir.glob("landing/impressions/**/*.ndjson")]
     assert landed == [b'{"user_id":"u"}\n']
+
+
+@pytest.mark.parametrize(
+    "start",
+    [b"GET /healthz?q=", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: "],
+    ids=["url", "header"],
+)
+def test_an_endless_request_head_is_cut_off_at_its_limit(server_factory: Any, start: bytes) -> None:
+    # httptools kept a head whole however long (400 MB of headers held 400 MB) and grew a
+    # long URL or header value by a copy per read: a 300 MB URL stalled every request for
+    # seconds. The client gets the answer, not a reset, though it is still sending.
+    server = server_factory()
+    sock = _connect(server, start)
+    for _ in range(128):  # 8 MiB, far past the 64 KiB limit
+        sock.sendall(b"a" * 65536)
+    status, body = _answer(sock)
+    assert (status, body["code"]) == (431, "headers_too_large"), body
+    assert "65536 bytes" in body["message"]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/healthz", headers={"x-fine": "a" * 8000}).status_code == 200
+
+
+def test_a_request_httptools_cannot_parse_is_a_json_error(server_factory: Any) -> None:
+    server = server_factory()
+    for request in [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: \x01\r\n\r\n",  # a control character
+        b"POST /v1/impressions HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+        b"BREW /v1/impressions HTTP/1.1\r\n\r\n",
+    ]:
+        status, body = _answer(_connect(server, request))  # was text: "Invalid HTTP request …"
+        assert (status, body["code"]) == (400, "http_invalid"), body
+        assert body["message"].startswith("the request is not valid HTTP/1.1 (")
