@@ -209,6 +209,21 @@ def not_a_record_avro() -> bytes:
     return avro_file(["not", "a", "record"], schema="string")
 
 
+def deep_avro(depth: int = 2000) -> bytes:
+    """A bid request whose extra field holds a record of its own type, ``depth`` levels deep:
+    valid Avro, and more levels than Python renders (the processor's decoder raised
+    RecursionError on it)."""
+    schema = {
+        **BID_SCHEMA,
+        "name": "Nested",
+        "fields": [*BID_SCHEMA["fields"], {"name": "inner", "type": ["null", "Nested"]}],
+    }
+    inner = None
+    for i in range(depth):
+        inner = {**bid(i), "inner": inner}
+    return avro_file([inner], schema=schema)
+
+
 def avro_deflate_bomb(inflated: int) -> bytes:
     """A small deflate-coded container whose one block inflates to about ``inflated`` bytes.
 

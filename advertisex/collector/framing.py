@@ -214,7 +214,14 @@ def frame_avro(body: bytes, max_decoded: int = 32 << 20) -> Framed:
         ) from None
     if not records:
         raise FramingError("empty_body", "the Avro container holds no records")
-    decode_avro(body)
+    try:
+        decode_avro(body)
+    except Exception as error:  # a record nested past what Python renders (RecursionError) …
+        raise FramingError(
+            "avro_invalid",
+            f"the processor's decoder cannot read it ({type(error).__name__}: {error}); "
+            "nothing was stored",
+        ) from None
     return Framed(body, records)
 
 

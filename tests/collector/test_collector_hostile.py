@@ -18,6 +18,7 @@ from collector_helpers import InProcess
 from tests.hostile import (
     avro_deflate_bomb,
     bad_typed_avro,
+    deep_avro,
     gzip_bomb,
     not_a_record_avro,
     poison_avro,
@@ -44,8 +45,9 @@ def _landed(app: InProcess) -> list[Path]:
         (not_a_record_avro(), 400, "avro_invalid", "not a record"),
         (avro_deflate_bomb(64 << 20), 413, "body_too_large", "inflate to more than"),
         (b"Obj\x01" + b"\x00" * 64, 400, "avro_invalid", "byte 0"),
+        (deep_avro(), 400, "avro_invalid", "RecursionError"),  # was a 500
     ],
-    ids=["poison", "not-a-record", "deflate-bomb", "garbage"],
+    ids=["poison", "not-a-record", "deflate-bomb", "garbage", "nested-too-deep"],
 )
 def test_hostile_avro_is_refused_before_it_is_acknowledged(
     app: InProcess, body: bytes, status: int, code: str, words: str
