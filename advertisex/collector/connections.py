@@ -129,7 +129,6 @@ class GuardedProtocol(HttpToolsProtocol):
                     "headers_too_large",
                     f"the request line and headers take more than {self.max_head_bytes} "
                     "bytes; send a shorter URL and fewer or shorter headers",
-                    linger=True,
                 )
 
     def send_400_response(self, msg: str) -> None:
@@ -143,7 +142,6 @@ class GuardedProtocol(HttpToolsProtocol):
             400,
             "http_invalid",
             f"the request is not valid HTTP/1.1{why}; nothing stored",
-            linger=True,
         )
 
     def _reading_head(self) -> bool:
@@ -197,11 +195,9 @@ class GuardedProtocol(HttpToolsProtocol):
             408, code, f"the request's {part} did not arrive within {seconds:g} s; nothing stored"
         )
 
-    def _refuse(
-        self, status: int, code: str, message: str, retry_after: int = 0, linger: bool = False
-    ) -> None:
-        """Answer ``status`` (unless an answer has begun) and close the connection
-        (``linger``: once the client has had a moment to stop sending)."""
+    def _refuse(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
+        """Answer ``status`` (unless an answer has begun) and close the connection, once
+        the client has had a moment to stop sending."""
         self.unfinished.done(self)
         if self.transport.is_closing():
             return
@@ -226,7 +222,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the endpoint reading the body sees the client gone
             cycle.message_event.set()
-        if linger and self.transport.can_write_eof():
+        if self.transport.can_write_eof():
             # The client may still be sending what is refused: a socket closed with bytes
             # unread is reset, and a reset loses the answer on the client's side too. So
             # end our side, drop what still comes for a moment, then close.
