@@ -193,7 +193,7 @@ def print_accounting(report: Any, fmt: Format) -> None:
         if account.new_fields and fmt is Format.table:
             print_message(
                 f"[yellow]schema change[/] {account.source} records carry fields the contract does not "
-                f"know: {literal(', '.join(sorted(account.new_fields)))} (kept in the extras column)"
+                f"know: {literal(_some_names(account.new_fields))} (kept in the extras column)"
             )
     for account in report.accounts.values():
         if account.records_in and account.quarantined == account.records_in and fmt is Format.table:
@@ -251,3 +251,15 @@ def replay(
             f"replaying {len(result.batches)} batches ({result.segments} landing files) …"
         )
     print_accounting(result.process, fmt)
+
+
+def _some_names(names: set[str], most: int = 10, width: int = 60) -> str:
+    """The first ``most`` names, each cut at ``width`` characters, and how many more: a
+    producer names the fields (one CSV header of 100,000 columns printed 800 KB on the
+    operator's terminal); ``ops.batches.new_fields`` keeps them all."""
+    ordered = sorted(names)
+    shown = [name if len(name) <= width else name[: width - 1] + "…" for name in ordered[:most]]
+    more = len(ordered) - len(shown)
+    return ", ".join(shown) + (
+        f" and {more:,} more (all in ops.batches.new_fields)" if more else ""
+    )

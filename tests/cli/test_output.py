@@ -155,4 +155,22 @@ def test_hostile_records_leave_every_verb_that_prints_them_whole(cli, tmp_path):
     assert code == 0 and "(columns: [/])" in out, out + err
 
 
+def test_a_flood_of_field_names_is_summed_up_not_printed(cli, tmp_path):
+    # A producer names the fields: a CSV header of 100,000 columns had `process` print
+    # all of them, 800 KB on one line of the operator's terminal.
+    drop = tmp_path / "drop.ndjson"
+    fields = ", ".join(f'"f{i:05}": 1' for i in range(5000))
+    drop.write_text(
+        '{"timestamp":"2026-11-20T10:00:00Z","ad_creative_id":"c","user_id":"u","website":"w",'
+        f'"{"x" * 500}": 1, {fields}}}\n'
+    )
+    data = tmp_path / "data"
+    code, _, err = cli(data, "ingest", str(drop), "--source", "impressions")
+    assert code == 0, err
+    code, _, err = cli(data, "process")
+    assert code == 0 and BUG not in err, err
+    assert "f00000, f00001" in err and "and 4,991 more (all in ops.batches.new_fields)" in err
+    assert len(err) < 5000 and "x" * 60 not in err
+
+
 BUG = "this is a bug in advertisex"
