@@ -713,6 +713,13 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
         "ad_targeting := targeting_json::JSON, bid_price := coalesce(to_json(bid_price), to_json(bid_price_text)), "
         "campaign_id, ad_creative_id)) AS VARCHAR)"
     )
+    # ... and the fields outside the contract, as the extras hold them (an object's text):
+    # without them a container that names its fields otherwise (``auctionId``) was
+    # quarantined as a record of nulls, its values nowhere.
+    record_json_whole = (
+        f"CASE WHEN extras IS NULL OR extras = '{{}}' THEN {record_json} ELSE "
+        f"rtrim({record_json}, '}}') || ',' || ltrim(extras, '{{') END"
+    )
     query = f"""
     WITH s AS (
       SELECT segment, source_position, raw, frame_error, extras,
@@ -728,7 +735,7 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
       SELECT *, {reasons} AS reasons FROM s
     )
     SELECT {", ".join(f'"{c}"' for c in _BID_COLUMNS if c not in passed)},
-      CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json}) END AS raw, reasons
+      CASE WHEN len(reasons) > 0 THEN coalesce(raw, {record_json_whole}) END AS raw, reasons
     FROM r
     """
     # The maps never enter the engine: it reads their texts, the rows take them as they are.

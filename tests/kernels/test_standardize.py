@@ -649,3 +649,23 @@ def test_bid_prices_print_the_same_with_and_without_the_compiled_helpers() -> No
     for name in alone.column_names:  # by repr: a NaN price equals itself
         assert repr(helped.column(name).to_pylist()) == repr(alone.column(name).to_pylist()), name
     assert "\x1f0.8933\x1f" in helped.column("payload")[0].as_py()  # the separator
+
+
+def test_a_quarantined_bid_keeps_the_fields_outside_the_contract_in_its_raw_text() -> None:
+    """An Avro bid is quarantined with its record as JSON: it held only the contract's
+    fields, so a container naming its fields otherwise (``auctionId``) left a record of
+    nulls in the quarantine and the values nowhere."""
+    from advertisex.kernels.standardize import standardize_bids
+
+    fields = [
+        {"name": "auctionId", "type": "string"},
+        {"name": "note", "type": ["null", "string"]},
+    ]
+    records = [
+        {"auction_id": "", "timestamp": "nope", "user_id": "u", "auctionId": "a}1", "note": None},
+        {"auction_id": "a2", "timestamp": "2026-11-10T00:00:00Z", "user_id": "u", "auctionId": "x"},
+    ]
+    rows = standardize_bids(_bid_frame(0, fields, records), Rules(NOW)).to_pylist()
+    raw = orjson.loads(rows[0]["raw"])
+    assert raw["auctionId"] == "a}1" and "note" in raw and raw["timestamp"] == "nope"
+    assert rows[1]["reasons"] == [] and rows[1]["raw"] is None
