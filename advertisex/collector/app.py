@@ -68,14 +68,16 @@ ACCEPTED_TYPES = {
 }
 
 
-def pick_framer(source: str, mtype: str) -> tuple[Framer, str]:
-    """(framer, segment format) for a body of ``mtype`` sent to ``source``; 415 otherwise."""
+def pick_framer(source: str, mtype: str, max_records: int | None = None) -> tuple[Framer, str]:
+    """(framer, segment format) for a body of ``mtype`` sent to ``source``; 415 otherwise.
+    The text framers stop at ``max_records`` records (413)."""
     if mtype in NDJSON_TYPES:
-        return frame_ndjson, "ndjson"
+        return partial(frame_ndjson, max_records=max_records), "ndjson"
     if mtype == "application/json":
-        return partial(frame_ndjson, lenient_json=True), "ndjson"
+        return partial(frame_ndjson, lenient_json=True, max_records=max_records), "ndjson"
     if source == "clicks" and mtype in CSV_TYPES:
-        return frame_csv_clicks, "ndjson"  # rows become JSON objects: one segment, many requests
+        # rows become JSON objects: one segment, many requests
+        return partial(frame_csv_clicks, max_records=max_records), "ndjson"
     if source == "bids" and mtype in AVRO_TYPES:
         return frame_avro, "avro"
     raise ApiError(
@@ -93,7 +95,7 @@ def intake(source: str) -> Callable[[Request], Awaitable[Response]]:
         received = 0
         try:
             principal = collector.authorize(request.headers, source)
-            framer, fmt = pick_framer(source, media_type(request))
+            framer, fmt = pick_framer(source, media_type(request), collector.config.max_records)
             collector.check_capacity()
             body = await read_body(request, collector.config.max_body_bytes)
             received = len(body)
