@@ -12,6 +12,7 @@ promises across them in a SQLite table.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import threading
 import time
@@ -63,6 +64,7 @@ class IdempotencyCache:
         self, key: tuple[str, ...], fingerprint: bytes, produce: Callable[[], Awaitable[Stored]]
     ) -> tuple[Stored, bool]:
         """The answer for ``key`` and whether it was replayed from memory."""
+        key = held(key)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry.expires < now and entry.answer.done():
@@ -161,7 +163,7 @@ class SharedIdempotency:
         self, key: tuple[str, ...], fingerprint: bytes, produce: Callable[[], Awaitable[Stored]]
     ) -> tuple[Stored, bool]:
         """The answer for ``key`` and whether it was replayed (by this or another worker)."""
-        name = "\x1f".join(key)
+        name = "\x1f".join(held(key))
         while True:
             found = await asyncio.to_thread(self._claim, name, fingerprint)
             if found is None:
@@ -227,6 +229,23 @@ class SharedIdempotency:
                 "DELETE FROM answers WHERE key = ? AND owner = ? AND status IS NULL",
                 (name, self.owner),
             )
+
+
+_KEPT_CHARACTERS = 128  # a longer part of a key is remembered as its digest
+
+
+def held(key: tuple[str, ...]) -> tuple[str, ...]:
+    """``key`` as it is remembered: a part longer than 128 characters as its SHA-256.
+
+    The producer chooses the key, as long as its headers may be (64 KiB): kept whole, the
+    100,000 keys remembered could hold 6 GiB.
+    """
+    return tuple(
+        part
+        if len(part) <= _KEPT_CHARACTERS
+        else "sha256:" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()
+        for part in key
+    )
 
 
 def open_store(path: Path) -> sqlite3.Connection:

@@ -95,3 +95,29 @@ def test_errors_and_a_dead_workers_claims_are_not_remembered(tmp_path: Path) -> 
         assert await second.run(("d",), b"b", lambda: answer(OK)) == (OK, False)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one-worker", "workers"])
+def test_a_long_key_is_remembered_as_its_digest(tmp_path: Path, shared: bool) -> None:
+    # The producer picks the key, up to the 64 KiB of its headers: 100,000 of them kept
+    # whole could hold 6 GiB of the collector's memory.
+    from advertisex.collector.idempotency import IdempotencyCache
+
+    memory = workers(tmp_path)[0] if shared else IdempotencyCache(60, 100)
+    long_key, other = "k" * 60_000, "k" * 59_999 + "j"
+
+    async def produce() -> Stored:
+        return OK
+
+    async def scenario() -> list[bool]:
+        return [
+            (await memory.run(("k", "impressions", key), body, produce))[1]
+            for key, body in [(long_key, b"a"), (long_key, b"a"), (other, b"b")]
+        ]
+
+    assert asyncio.run(scenario()) == [False, True, False]
+    if shared:
+        db = memory._db()
+        assert max(len(k) for (k,) in db.execute("SELECT key FROM answers")) < 100
+    else:
+        assert max(len(k[-1]) for k in memory._entries) < 100
