@@ -60,6 +60,10 @@ def backup(settings: Settings, to: Path) -> BackupReport:
     """Copy the lake of ``settings`` to the new folder ``to`` (see the module docstring)."""
     started = time.perf_counter()
     data = settings.data_dir.absolute()
+    if not str(to).strip() or str(to) == ".":
+        raise UserInputError(
+            "name a new folder for the backup", hint="e.g. advertisex backup backups/monday"
+        )
     to = to.absolute()
     _check(settings, data, to)
     partial = to.parent / f".{to.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -75,6 +79,15 @@ def backup(settings: Settings, to: Path) -> BackupReport:
         copier.landing()
         os.sync()  # on the disk before it is named a backup
         partial.rename(to)
+    except OSError as error:  # the backup's disk: full, read-only, not a folder …
+        shutil.rmtree(partial, ignore_errors=True)
+        from advertisex.errors import StorageError
+        from advertisex.util.storage import os_reason
+
+        raise StorageError(
+            f"cannot write the backup to {to}: {os_reason(error)}; nothing of it was kept",
+            hint="name a new folder where this user may write, with room for the lake",
+        ) from error
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

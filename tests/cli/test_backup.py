@@ -103,6 +103,8 @@ def test_a_backup_refuses_what_it_cannot_copy_whole_and_leaves_nothing(cli, tmp_
     for target, says in (
         (tmp_path / "full", "is not an empty folder"),
         (data / "inside", "inside the lake's data directory"),
+        (tmp_path / "full" / "x" / "b", "cannot write the backup to"),  # under a file
+        ("", "name a new folder for the backup"),
     ):
         code, _, err = cli(data, "backup", str(target))
         assert code == 2 and says in err and BUG not in err, err
