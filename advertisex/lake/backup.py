@@ -65,10 +65,10 @@ def backup(settings: Settings, to: Path) -> BackupReport:
             "name a new folder for the backup", hint="e.g. advertisex backup backups/monday"
         )
     to = to.absolute()
-    _check(settings, data, to)
     partial = to.parent / f".{to.name}.partial-{uuid.uuid4().hex[:8]}"
     report = BackupReport(str(to))
     try:
+        _check(settings, data, to)  # (a name too long for the file system fails here)
         partial.mkdir(parents=True)
         copier = _Copier(data, partial, report)
         copier.tree(INDEX, skip="packed.db")  # and its journal: copied whole just below
