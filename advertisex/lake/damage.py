@@ -65,6 +65,43 @@ def batch_of(url: str) -> str | None:
     return found.group("batch") if found else None
 
 
+def batch_bounds(table: Any, data_file: Any) -> tuple[str, str] | None:
+    """The least and greatest ``batch_id`` a data file holds, from its manifest entry (no
+    file opened); None where the entry has no whole bounds (a file written before they
+    were kept, or a table without the column)."""
+    from pyiceberg.conversions import from_bytes
+
+    try:
+        field = table.schema().find_field("batch_id")
+    except ValueError:
+        return None
+    lower = (data_file.lower_bounds or {}).get(field.field_id)
+    upper = (data_file.upper_bounds or {}).get(field.field_id)
+    if lower is None or upper is None:
+        return None
+    return str(from_bytes(field.field_type, lower)), str(from_bytes(field.field_type, upper))
+
+
+def known_batches(lake: Lake) -> set[str]:
+    """Every batch that wrote rows (``ops.batches``: landing batches and quarantine replays)."""
+    from advertisex.model.schemas import TABLES
+
+    if "ops.batches" not in TABLES:  # pragma: no cover - the ops tables are always there
+        return set()
+    rows = lake.read("ops.batches", fields=("batch_id",))
+    return {b for b in rows.column("batch_id").to_pylist() if b is not None}
+
+
+def within(bounds: tuple[str, str], known: set[str]) -> set[str]:
+    """The known batches a file of ``bounds`` may hold rows of.
+
+    >>> sorted(within(("b", "d"), {"a", "b", "c", "d", "e"}))
+    ['b', 'c', 'd']
+    """
+    low, high = bounds
+    return {b for b in known if low <= b <= high}
+
+
 def damaged_files(lake: Lake, names: Iterable[str] | None = None) -> list[DamagedFile]:
     """The damaged files of the current state of ``names`` (default: every table of the
     lake), as the catalog has them now: a metadata file that is gone (the table's, its
@@ -137,6 +174,31 @@ def damaged_among(
     return found
 
 
+def _owners(lake: Lake, damaged: DamagedFile) -> set[str] | None:
+    """The batches whose rows a damaged data file holds, where replaying them rebuilds it:
+    the one its name says, or — a compacted file — every batch its ``batch_id`` bounds
+    reach, when each of them came from the landing zone (a quarantine replay's rows did
+    not). None: only a backup brings it back."""
+    owner = batch_of(damaged.url)
+    if owner is not None:
+        return {owner}
+    if _metadata(damaged) or damaged.table.startswith("marts."):
+        return None
+    try:
+        from advertisex.lake.history import live_files
+
+        table = lake.catalog.load_table(damaged.table)
+        data_file = next(f for f in live_files(table) if f.file_path == damaged.url)
+        bounds = batch_bounds(table, data_file)
+        if bounds is None:
+            return None
+        found = within(bounds, known_batches(lake))
+        landed = {mark.batch_id for mark in lake.marks_of_batches(found).values()}
+        return found if found and found <= landed else None
+    except Exception:  # the metadata or ops.batches unreadable too: a backup it is
+        return None
+
+
 def _metadata(damaged: DamagedFile) -> bool:
     return "/metadata/" in damaged.url or not damaged.url.endswith(".parquet")
 
@@ -173,7 +235,8 @@ def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
     from advertisex.landing.zone import landing_day
 
     ways = []
-    batches = {b for b in (batch_of(d.url) for d in damaged) if b is not None}
+    owners = {d.url: _owners(lake, d) for d in damaged}
+    batches = {b for found in owners.values() if found for b in found}
     if batches:
         days = sorted(
             day
@@ -181,15 +244,13 @@ def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
             if day is not None
         )
         if days:
-            which = (
-                "the batch that wrote it" if len(damaged) == 1 else "the batches that wrote them"
-            )
+            whose = "its" if len(damaged) == 1 else "their"
             ways.append(
-                f"rebuild the rows of {which} from the landing zone: "
+                f"rebuild {whose} rows from the landing zone: "
                 f"advertisex replay --from {days[0]:%Y-%m-%d} --to {days[-1]:%Y-%m-%d}"
             )
-        else:
-            batches = set()  # their segments are gone from the ledger: only a backup helps
+        else:  # their segments are gone from the ledger: only a backup helps
+            owners = dict.fromkeys(owners, None)
     if any(d.table.startswith("marts.") for d in damaged):
         ways.append("recompute the marts: advertisex report refresh --rebuild")
     if any(_metadata(d) for d in damaged):
@@ -200,7 +261,7 @@ def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
             "read a table whose metadata is gone)"
         )
         damaged = [d for d in damaged if not _metadata(d)]
-    if any(batch_of(d.url) not in batches and not d.table.startswith("marts.") for d in damaged):
+    if any(not owners[d.url] and not d.table.startswith("marts.") for d in damaged):
         which = "the others" if ways else "it" if len(damaged) == 1 else "them"
         ways.append(f"restore {which} from a backup of the lake")
     return "; ".join(ways)

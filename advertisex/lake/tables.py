@@ -673,6 +673,14 @@ def table_properties(settings: Settings, spec: TableSpec) -> dict[str, str]:
     return {
         **upkeep_properties(settings),
         **{f"write.metadata.metrics.column.{name}": "none" for name in spec.without_statistics()},
+        # Whole batch ids, not Iceberg's default 16 characters: a file's bounds then say
+        # which batches it can hold (lake.damage.batch_bounds). Set on older tables too,
+        # which kept none.
+        **(
+            {"write.metadata.metrics.column.batch_id": "full"}
+            if "batch_id" in spec.schema.names
+            else {}
+        ),
     }
 
 

@@ -260,7 +260,8 @@ _FEW_VALUES = ("campaign_id", "ad_creative_id", "source_file", "batch_id")
 # the files' order keeps together (a day, an hour, a campaign's creatives and advertiser);
 # ``ingest_time``, whose bounds tell the monitors which files are new; ``user_id``'s bounds
 # and ``extras``' null counts, which let an erasure pass over the files that cannot hold a
-# user without opening them (``lake.erasure``).
+# user without opening them (``lake.erasure``); ``batch_id``'s, which tell a replay (and the
+# way back from a lost file) whose rows a compacted file holds without opening it.
 _PRUNED_BY = (
     "event_date",
     "event_hour",
@@ -269,6 +270,7 @@ _PRUNED_BY = (
     "ingest_time",
     "user_id",
     "extras",
+    "batch_id",
 )
 
 TABLES: dict[str, TableSpec] = {

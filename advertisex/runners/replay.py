@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from advertisex.errors import UserInputError
-from advertisex.lake.damage import batch_of
+from advertisex.lake.damage import batch_bounds, batch_of, known_batches, within
 from advertisex.lake.datafiles import remove_files
 from advertisex.lake.rewrite import commit_swap, rewrite_without
 from advertisex.landing.detect import SOURCES
@@ -97,7 +97,8 @@ def _replay(
             hint="copy them back from retention.archive into the landing zone, or replay "
             "a later --from",
         )
-    swaps = {name: _without_batches(lake, name, set(batch_ids)) for name in _BATCH_TABLES}
+    known = known_batches(lake) | set(batch_ids)
+    swaps = {name: _without_batches(lake, name, set(batch_ids), known) for name in _BATCH_TABLES}
     try:
         with lake.catalog.atomic([], forget=segments):
             for name, (removed, added) in swaps.items():
@@ -113,16 +114,20 @@ def _replay(
 _REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
 
 
-def _without_batches(lake: Lake, name: str, batch_ids: set[str]) -> tuple[list[Any], list[str]]:
+def _without_batches(
+    lake: Lake, name: str, batch_ids: set[str], known: set[str] | None = None
+) -> tuple[list[Any], list[str]]:
     """(the data files of ``name`` to take out, the files written to take their place) for
     a table without the rows of ``batch_ids``, nothing committed yet.
 
     A file a batch wrote holds that batch's rows only, as its name says (``lake.damage``):
     one of the replayed batches' is taken out unread — so a replay rebuilds a file the
-    storage lost or damaged — and another batch's is left unread. Only the files of no
-    single batch (compaction's, erasure's) are read, their ``batch_id`` column alone, and
-    rewritten without the replayed rows where they hold some. (pyiceberg's delete by
-    ``batch_id`` read every file of the table, whose ``batch_id`` has no statistics.)"""
+    storage lost or damaged — and another batch's is left unread. A file of several
+    batches (compaction's, erasure's) is judged by its ``batch_id`` bounds where its entry
+    keeps them, against the ``known`` batches (``ops.batches``): holding only replayed
+    ones, taken out unread; none, left; else — or without bounds — read, its ``batch_id``
+    column alone, and rewritten without the replayed rows. (pyiceberg's delete by
+    ``batch_id`` read every file of the table, whose ``batch_id`` had no statistics.)"""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -141,6 +146,14 @@ def _without_batches(lake: Lake, name: str, batch_ids: set[str]) -> tuple[list[A
                 if owner in batch_ids:
                     removed.append(data_file)
                 continue
+            bounds = batch_bounds(table, data_file) if known is not None else None
+            if bounds is not None and known is not None:
+                held = within(bounds, known)
+                if held and held <= batch_ids:
+                    removed.append(data_file)
+                    continue
+                if not held & batch_ids and bounds[0] in known and bounds[1] in known:
+                    continue  # none of the replayed batches' rows
             filesystem, path = storage.resolve(data_file.file_path, scale)
             ids = pq.read_table(path, columns=["batch_id"], filesystem=filesystem)
             replayed = pc.is_in(ids.column("batch_id"), pa.array(sorted(batch_ids)))
