@@ -124,6 +124,35 @@ def check_domains(rows: pa.Table, domains: Domains | None = None) -> pa.Table:
     return rows.set_column(rows.schema.get_field_index("reasons"), "reasons", extended)
 
 
+# Columns a standardized row has that its record did not (replay frames the raw text again).
+_NOT_THE_RECORDS = frozenset(
+    {"raw", "reasons", "frame_error", "segment", "payload", "payload_hash"}
+    | {"source_position", "extras"}
+)
+
+
+def _rendered_records(rows: pa.Table) -> pa.ChunkedArray:
+    """Rows as the records they were, in JSON: the contract's names (``timestamp``, not
+    ``event_time``) and the fields outside it (``extras``) at the top, as standardize renders
+    a bid it rejects. A bid rejected later (``unknown_campaign``) was rendered as its
+    standardized row — ``event_time``, ``payload_hash``, ``extras`` as a text — which the
+    JSON bid decoder read as a record without a time: its replay after the fix only gave it
+    ``required_missing:timestamp`` more, so it never left the quarantine."""
+    fields = [c for c in rows.column_names if c not in _NOT_THE_RECORDS]
+    packed = ", ".join(
+        'timestamp := CAST("event_time" AS VARCHAR)' if c == "event_time" else f'"{c}"'
+        for c in fields
+    )
+    record = f"CAST(to_json(struct_pack({packed})) AS VARCHAR)"
+    if "extras" not in rows.column_names:
+        return engine.run(f"SELECT {record} AS j FROM r", r=rows.select(fields)).column("j")
+    whole = (
+        f"CASE WHEN extras IS NULL OR extras = '{{}}' THEN {record} "
+        f"ELSE rtrim({record}, '}}') || ',' || ltrim(extras, '{{') END"
+    )
+    return engine.run(f"SELECT {whole} AS j FROM r", r=rows.select([*fields, "extras"])).column("j")
+
+
 def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
     """Give rejected rows without raw text (rejected after standardize) their raw text back.
 
@@ -152,17 +181,7 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
     order = hit[np.argsort(at[hit], kind="stable")]
     raw = spread(column_ascending(frame.column("raw"), at[order]), order, len(index))
     if pc.any(pc.is_null(raw)).as_py():
-        fields = [
-            c
-            for c in rows.column_names
-            if c not in ("raw", "reasons", "frame_error", "segment", "payload")
-        ]
-        packed = ", ".join(f'"{c}"' for c in fields)
-        rendered = engine.run(
-            f"SELECT CAST(to_json(struct_pack({packed})) AS VARCHAR) AS j FROM r",
-            r=take_ascending(rows.select(fields), index),
-        ).column("j")
-        raw = pc.coalesce(raw, rendered)
+        raw = pc.coalesce(raw, _rendered_records(take_ascending(rows, index)))
     kept = np.flatnonzero(has_raw)
     values = pa.chunked_array(
         [*column_ascending(existing, kept).chunks, *chunks_of(raw)], existing.type

@@ -1,6 +1,10 @@
+from datetime import datetime
+
 import pyarrow as pa
 
 from advertisex.kernels.validate import Domains, check_domains, fill_missing_raw
+
+TIME = pa.timestamp("us", tz="UTC")
 
 
 def test_domain_rules_add_their_reasons_to_existing_ones():
@@ -68,14 +72,19 @@ def test_binary_records_are_rendered_as_json_when_rejected_late():
     rows = pa.table(
         {
             "auction_id": ["a1"],
+            "event_time": pa.array([datetime(2026, 12, 6, 0, 37, 49, 934000)], TIME),
+            "extras": ['{"auctionRef":"r-9"}'],
+            "payload_hash": ["x00"],
             "raw": pa.array([None], pa.string()),
-            "reasons": [["country_invalid"]],
+            "reasons": [["unknown_campaign"]],
             "segment": pa.array([0], pa.int32()),
             "source_position": [1],
         }
     )
+    # The record as the JSON bid decoder reads it again (quarantine replay): its time under
+    # the contract's name, its fields outside the contract, nothing the pipeline added.
     assert fill_missing_raw(rows, frame).column("raw").to_pylist() == [
-        '{"auction_id":"a1","source_position":1}'
+        '{"auction_id":"a1","timestamp":"2026-12-06 00:37:49.934+00","auctionRef":"r-9"}'
     ]
 
 
@@ -128,7 +137,7 @@ def test_late_rejections_keep_earlier_raw_texts_over_chunks_and_out_of_frame_ord
         "kept",
         None,
         "r0-1",
-        '{"a":12,"source_position":2}',
+        '{"a":12}',
     ]
 
 

@@ -223,6 +223,40 @@ def test_replay_judges_as_a_landing_batch_domains_and_invalid_traffic_users(tmp_
     assert accepted == [{"event_id": "k-good"}]
 
 
+def test_an_avro_bid_of_an_unknown_campaign_is_accepted_once_the_campaign_is_loaded(
+    tmp_path, open_lake
+):
+    """A bid rejected after standardize (``unknown_campaign``) is quarantined as its record in
+    JSON, which replay reads again: it was its standardized row (``event_time``, no
+    ``timestamp``), so after ``dims load`` its replay only added ``required_missing:timestamp``
+    and committed a batch that accepted nothing, every time."""
+    ax = open_lake(tmp_path / "data")
+    (tmp_path / "campaigns.csv").write_text("campaign_id,advertiser\ncmp-1,Acme\n")
+    dims.load_file(ax.lake, tmp_path / "campaigns.csv")
+    bid = {"auction_id": "a-new", "timestamp": 1795777200000, "user_id": "u1", "exchange": "x"}
+    bid |= {"campaign_id": "cmp-2", "bid_price": 1.25, "ad_targeting": {"age": "18-24"}}
+    ax.landing.write_segment("bids", _avro_bids([bid]), label="bids")
+    assert ax.runner.process(now=NOW).accounts["bids"].quarantined == 1
+
+    (tmp_path / "more.csv").write_text("campaign_id,advertiser\ncmp-2,Bolt\n")
+    dims.load_file(ax.lake, tmp_path / "more.csv")
+    report = replay(ax.settings, ax.lake, ax.landing, Selection(reason="unknown_campaign"), now=NOW)
+    assert report.by_table == {"curated.bid_requests": 1}
+    assert report.sources["bids"].still_quarantined == 0
+    accepted = ax.query(
+        "select auction_id, event_time, bid_price, ad_targeting from curated.bid_requests"
+    ).to_pylist()
+    assert accepted == [
+        {
+            "auction_id": "a-new",
+            "event_time": datetime(2026, 11, 27, 11, 0, tzinfo=UTC),
+            "bid_price": 1.25,
+            "ad_targeting": [("age", "18-24")],
+        }
+    ]
+    assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
+
+
 def test_a_csv_files_header_is_read_from_its_head_gzipd_or_not(tmp_path):
     """Replay re-frames a quarantined CSV line under its file's header: read from the file's
     first 64 KiB, un-gzipped as far as they go. A gzip'd file was inflated whole for it,
