@@ -257,13 +257,31 @@ async def replay(request: Request) -> Response:
         raise ApiError(403, "forbidden", "replay needs a console key with the admin scope")
     values = {k: _field(form, k) or "" for k in ("source", "reason", "since", "until")}
     selection = params.selection(values)
-    if _field(form, "confirm") != "yes":
+    expected = _field(form, "expected")
+    if _field(form, "confirm") != "yes" or expected is not None:
         preview = await run_in_threadpool(reader(request).replay_preview, selection)
-        return render(request, "replay.html", selection=values, preview=preview, result=None)
+        # The button promised the preview's count: records quarantined (or replayed) since
+        # then would be replayed unseen, so a changed count is shown again, not replayed.
+        changed = expected is not None and expected != str(preview["selected"])
+        if _field(form, "confirm") != "yes" or changed:
+            return render(
+                request,
+                "replay.html",
+                selection=values,
+                preview=preview,
+                result=None,
+                changed=expected if changed else None,
+            )
     result = await run_in_threadpool(reader(request).replay, selection)
     columns = list(result["sources"][0]) if result["sources"] else []
     return render(
-        request, "replay.html", selection=values, preview=None, result=result, columns=columns
+        request,
+        "replay.html",
+        selection=values,
+        preview=None,
+        result=result,
+        columns=columns,
+        changed=None,
     )
 
 

@@ -239,6 +239,27 @@ def test_replay_asks_for_confirmation_then_moves_the_records(
     assert client.post("/api/v1/query", json={"sql": sql}).json()["rows"] == [{"n": 1}]
 
 
+def test_replay_does_not_take_more_than_its_preview_promised(
+    lake_copy: Callable[[], Path], make_client: Callable[..., Any]
+) -> None:
+    """The confirm button says how many records it replays; records quarantined between the
+    preview and the click (a processor running) were replayed unseen, more than promised."""
+    client = make_client(lake_copy(), processor={"future_skew_seconds": 10**10})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/quarantine").text).group(1)  # type: ignore[union-attr]
+    form = {"csrf": token, "reason": "timestamp_in_future", "source": "", "since": "", "until": ""}
+    preview = client.post("/quarantine/replay", data=form)
+    selected = re.search(r'data-selected="(\d+)"', preview.text).group(1)  # type: ignore[union-attr]
+    assert f'name="expected" value="{selected}"' in preview.text
+    stale = str(int(selected) - 1)  # as if one more record was quarantined since the preview
+    again = client.post("/quarantine/replay", data={**form, "confirm": "yes", "expected": stale})
+    assert again.status_code == 200 and 'id="changed"' in again.text, again.text
+    assert f'data-selected="{selected}"' in again.text and "Done: batch" not in again.text
+    summary = client.get("/api/v1/quarantine?reason=timestamp_in_future").json()["summary"]
+    assert sum(r["records"] for r in summary) == int(selected)  # nothing replayed
+    done = client.post("/quarantine/replay", data={**form, "confirm": "yes", "expected": selected})
+    assert "Done: batch" in done.text, done.text
+
+
 def test_lake_page_lists_tables_and_their_last_maintenance(
     lake_copy: Callable[[], Path], make_client: Callable[..., Any]
 ) -> None:
