@@ -42,6 +42,7 @@ from advertisex.landing.zone import Segment, segment_time
 from advertisex.model.reasons import DAMAGE_REASONS, SEGMENT_UNREADABLE
 from advertisex.model.schemas import BATCHES, QUARANTINE, TABLES
 from advertisex.quarantine.selection import TABLE, Selection, read
+from advertisex.runners.replay import QUARANTINE_REPLAY
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -541,4 +542,4 @@ def _batch_id(selected: pa.Table, started_at: datetime) -> str:
     digest = hashlib.sha256()
     for key in _keys(selected):
         digest.update(repr(key[:2]).encode())
-    return f"replay-{started_at:%Y%m%dT%H%M%S}-{digest.hexdigest()[:12]}"
+    return f"{QUARANTINE_REPLAY}{started_at:%Y%m%dT%H%M%S}-{digest.hexdigest()[:12]}"

@@ -4,7 +4,9 @@ The landing zone is the source of truth (immutable segments), so any stretch of 
 tables can be recomputed: the batches that consumed the selected segments are
 removed from every table they wrote (their own data files dropped unread, their rows
 taken out of compacted files) and their segments are marked pending again — in one
-catalog transaction — and then processed as usual. It is also how the rows of a data
+catalog transaction — and then processed as usual. So are the rows a quarantine replay
+wrote for records of those segments, its ``ops.batches`` account reduced by them: the
+records are judged again with their segments, once. It is also how the rows of a data
 file the storage lost come back (``lake.damage``). Whole
 batches are replayed (a batch's segments stand or fall together), so accounting in
 ``ops.batches`` stays exact. Processing is deterministic in segment order, so a replay
@@ -13,11 +15,13 @@ yields the same tables again.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.errors import UserInputError
 from advertisex.lake.damage import batch_bounds, batch_of, known_batches, within
@@ -97,8 +101,19 @@ def _replay(
             hint="copy them back from retention.archive into the landing zone, or replay "
             "a later --from",
         )
+    # Rows a quarantine replay took from these segments go too, and its batch's account
+    # shrinks by them: processed again, those records were filtered or quarantined a second
+    # time (the filter and the quarantine dedupe against nothing).
+    taken: Counter[tuple[str, str, str]] = Counter()
     known = known_batches(lake) | set(batch_ids)
-    swaps = {name: _without_batches(lake, name, set(batch_ids), known) for name in _BATCH_TABLES}
+    swaps = {
+        name: _without_batches(lake, name, set(batch_ids), set(segments), taken, known)
+        for name in _BATCH_TABLES
+        if name != "ops.batches"
+    }
+    swaps["ops.batches"] = _without_batches(
+        lake, "ops.batches", set(batch_ids), set(), taken, known
+    )
     try:
         with lake.catalog.atomic([], forget=segments):
             for name, (removed, added) in swaps.items():
@@ -114,11 +129,35 @@ def _replay(
 _REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
 
 
+# A quarantine replay's batch id begins so (``advertisex.quarantine.replay``).
+QUARANTINE_REPLAY = "replay-"
+# Which account a curated row of a quarantine replay counts under: (source, outcome); None:
+# the source is the row's own (``event_table``'s, ``source``).
+_OUTCOMES: dict[str, tuple[str | None, str]] = {
+    "curated.impressions": ("impressions", "accepted"),
+    "curated.clicks": ("clicks", "accepted"),
+    "curated.conversions": ("clicks", "accepted"),
+    "curated.bid_requests": ("bids", "accepted"),
+    "curated.filtered": (None, "filtered"),
+    "curated.quarantine": (None, "quarantined"),
+}
+_EVENT_SOURCES = {table: source for table, (source, _) in _OUTCOMES.items() if source}
+
+
 def _without_batches(
-    lake: Lake, name: str, batch_ids: set[str], known: set[str] | None = None
+    lake: Lake,
+    name: str,
+    batch_ids: set[str],
+    segments: set[str] | None = None,
+    taken: Counter[tuple[str, str, str]] | None = None,
+    known: set[str] | None = None,
 ) -> tuple[list[Any], list[str]]:
     """(the data files of ``name`` to take out, the files written to take their place) for
     a table without the rows of ``batch_ids``, nothing committed yet.
+
+    Rows of quarantine replays from ``segments`` go as well, counted in ``taken`` by
+    (replay batch, source, outcome); ``ops.batches`` (done last) takes those counts off the
+    replays' rows (``records_in`` and the outcome), which stay balanced.
 
     A file a batch wrote holds that batch's rows only, as its name says (``lake.damage``):
     one of the replayed batches' is taken out unread — so a replay rebuilds a file the
@@ -128,7 +167,6 @@ def _without_batches(
     ones, taken out unread; none, left; else — or without bounds — read, its ``batch_id``
     column alone, and rewritten without the replayed rows. (pyiceberg's delete by
     ``batch_id`` read every file of the table, whose ``batch_id`` had no statistics.)"""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from advertisex.lake.history import live_files
@@ -139,6 +177,10 @@ def _without_batches(
     scale = lake.settings.scale
     removed: list[Any] = []
     added: list[str] = []
+    segments = segments or set()
+    taken = Counter() if taken is None else taken
+    by_file = "source_file" in schema.names and bool(segments)
+    accounts = _taken_accounts(taken) if name == "ops.batches" else {}
     try:
         for data_file in live_files(table):
             owner = batch_of(data_file.file_path)
@@ -152,17 +194,89 @@ def _without_batches(
                 if held and held <= batch_ids:
                     removed.append(data_file)
                     continue
-                if not held & batch_ids and bounds[0] in known and bounds[1] in known:
-                    continue  # none of the replayed batches' rows
+                quiet = not (by_file and any(b.startswith(QUARANTINE_REPLAY) for b in held))
+                if quiet and not held & batch_ids and bounds[0] in known and bounds[1] in known:
+                    continue  # none of the replayed batches' rows, nor a quarantine replay's
             filesystem, path = storage.resolve(data_file.file_path, scale)
-            ids = pq.read_table(path, columns=["batch_id"], filesystem=filesystem)
+            columns = ["batch_id", *(["source"] if accounts else [])]
+            ids = pq.read_table(path, columns=columns, filesystem=filesystem)
             replayed = pc.is_in(ids.column("batch_id"), pa.array(sorted(batch_ids)))
+            of_replays = pc.starts_with(ids.column("batch_id"), QUARANTINE_REPLAY)
+            if by_file and pc.any(of_replays).as_py():  # their landing files, only then
+                files = pq.read_table(path, columns=["source_file"], filesystem=filesystem)
+                of_segments = pc.is_in(files.column("source_file"), pa.array(sorted(segments)))
+                replayed = pc.or_(replayed, pc.and_(of_replays, of_segments))
+            if accounts:
+                replayed = pc.or_(replayed, pc.is_in(_account_keys(ids), pa.array(list(accounts))))
             if not pc.any(replayed).as_py():
                 continue
-            _, written = rewrite_without(data_file.file_path, replayed, schema, "replayed", scale)
+            gone, written = rewrite_without(
+                data_file.file_path, replayed, schema, "replayed", scale
+            )
             removed.append(data_file)
             added.extend([written] if written is not None else [])
+            if by_file:
+                _count_taken(name, gone, batch_ids, taken)
+            if accounts:
+                added.extend(_write_reduced(data_file.file_path, gone, accounts, schema, scale))
     except BaseException:
         remove_files(added, scale)  # never to be committed: nobody's files
         raise
     return removed, added
+
+
+def _count_taken(
+    name: str, gone: pa.Table, batch_ids: set[str], taken: Counter[tuple[str, str, str]]
+) -> None:
+    source, outcome = _OUTCOMES[name]
+    for row in gone.select(
+        [c for c in ("batch_id", "source", "event_table") if c in gone.schema.names]
+    ).to_pylist():
+        batch = row["batch_id"]
+        if batch in batch_ids or not batch.startswith(QUARANTINE_REPLAY):
+            continue
+        of = source or row.get("source") or _EVENT_SOURCES[row["event_table"]]
+        taken[(batch, of, outcome)] += 1
+
+
+def _taken_accounts(taken: Counter[tuple[str, str, str]]) -> dict[str, dict[str, int]]:
+    """``batch_id\\nreplay:<source>`` → outcome → records taken from that account."""
+    accounts: dict[str, dict[str, int]] = {}
+    for (batch, source, outcome), count in taken.items():
+        accounts.setdefault(f"{batch}\nreplay:{source}", {}).setdefault(outcome, 0)
+        accounts[f"{batch}\nreplay:{source}"][outcome] += count
+    return accounts
+
+
+def _account_keys(ids: pa.Table) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(ids.column("batch_id"), ids.column("source"), "\n")
+
+
+def _write_reduced(
+    url: str, gone: pa.Table, accounts: dict[str, dict[str, int]], schema: pa.Schema, scale: Any
+) -> list[str]:
+    """The ``ops.batches`` rows of quarantine replays in ``gone`` written again beside ``url``
+    without the records taken from them (none of the replayed batches' own rows)."""
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    from advertisex.util import storage
+
+    rows = []
+    for row in gone.to_pylist():
+        taken = accounts.get(f"{row['batch_id']}\n{row['source']}")
+        if taken is None:
+            continue
+        for outcome, count in taken.items():
+            row[outcome] -= count
+            row["records_in"] -= count
+        rows.append(row)
+    if not rows:
+        return []
+    target = storage.join(url.rsplit("/", 1)[0], f"replayed-{uuid.uuid4().hex[:16]}.parquet")
+    filesystem, path = storage.resolve(target, scale)
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=schema), path, filesystem=filesystem, compression="zstd"
+    )
+    return [target]

@@ -207,3 +207,52 @@ def test_a_lost_compacted_file_is_rebuilt_by_replaying_the_batches_its_bounds_na
     assert len(report.batches) == 2  # (processed again as one: their segments are pending)
     assert compacted not in _impression_files(ax)
     assert ax.query(rows).to_pylist() == before and not damaged_files(ax.lake)
+
+
+def test_a_landing_replay_after_a_quarantine_replay_counts_each_record_once(ax, tmp_path):
+    """A quarantine replay's rows of a landing file are its own batch's, which a landing
+    replay of that file did not take out: processed again, the bot impression it had
+    filtered was filtered a second time (two rows in curated.filtered, two accounts
+    counting it). Now they go with the batches replayed, and the replay's account shrinks
+    by them; what it accepted is accepted once, by whichever batch holds it."""
+    from advertisex import dims
+
+    (tmp_path / "campaigns.csv").write_text("campaign_id,advertiser\ncmp-1,Acme\n")
+    dims.load_file(ax.lake, tmp_path / "campaigns.csv")
+    line = (
+        '{"impression_id":"%s","timestamp":"2026-11-02T10:00:00Z","ad_creative_id":"c",'
+        '"user_id":"%s","website":"w","campaign_id":"%s","user_agent":"%s"}\n'
+    )
+    bot = "Googlebot/2.1 (+http://www.google.com/bot.html)"
+    body = (
+        line % ("i-ok", "u1", "cmp-1", "Mozilla/5.0")
+        + line % ("i-new", "u2", "cmp-2", "Mozilla/5.0")
+        + line % ("i-bot", "u3", "cmp-2", bot)
+    )
+    ax.landing.write_segment("impressions", body.encode(), label="imps")
+    assert ax.process().accounts["impressions"].quarantined == 2
+
+    (tmp_path / "more.csv").write_text("campaign_id,advertiser\ncmp-2,Bolt\n")
+    dims.load_file(ax.lake, tmp_path / "more.csv")
+    moved = ax.replay_quarantine(reason="unknown_campaign").sources["impressions"]
+    assert (moved.accepted, moved.filtered) == (1, 1)
+
+    ax.replay()
+    counts = ax.query(
+        "select (select count(*) from curated.impressions) as accepted, "
+        "(select count(*) from curated.filtered) as filtered, "
+        "(select count(*) from curated.quarantine) as quarantined"
+    ).to_pylist()
+    assert counts == [{"accepted": 2, "filtered": 1, "quarantined": 0}]
+    accounts = ax.query(
+        "select sum(records_in) as records_in, sum(accepted) as accepted, "
+        "sum(filtered) as filtered, sum(quarantined) as quarantined, "
+        "bool_and(records_in = accepted + quarantined + filtered + duplicates) as balanced "
+        "from ops.batches"
+    ).to_pylist()
+    assert accounts == [
+        {"records_in": 3, "accepted": 2, "filtered": 1, "quarantined": 0, "balanced": True}
+    ]
+    after = _snapshot(ax)
+    ax.replay()  # and again: the same tables
+    assert _snapshot(ax) == after
