@@ -102,6 +102,8 @@ def _these(lake: Lake, selection: Selection, chosen: pa.Table) -> pa.Table:
     files = set(chosen.column("source_file").drop_null().to_pylist())
     row_filter = And(selection.row_filter(), In("source_file", files))  # type: ignore[call-arg,misc]
     rows = lake.read(TABLE, row_filter)
+    if not rows.num_rows:  # none chosen: its empty file names are typed otherwise (_place)
+        return rows
     rows = rows.filter(pc.is_in(_place(rows), value_set=_place(chosen)))
     return rows.sort_by([(column, "ascending") for column in _ORDER])
 

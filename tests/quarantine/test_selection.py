@@ -54,3 +54,21 @@ def test_a_few_records_read_the_raw_text_of_their_files_only(tmp_path, monkeypat
     assert (
         first_file in raw_reads[-1] and whole.column("source_file")[-1].as_py() not in raw_reads[-1]
     )
+
+
+def test_a_few_records_of_a_selection_that_matches_none_are_none(tmp_path):
+    """``quarantine show`` (and the console's samples) of a source or time with nothing in
+    quarantine was a bug report: the empty table read for no landing file had its file
+    names typed otherwise than the chosen ones, and matching them by place failed."""
+    from datetime import UTC, datetime
+
+    import advertisex
+    from advertisex.quarantine.selection import records
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    ax.landing.write_segment("impressions", b'{"user_id": "u", "junk": \n', fsync=False)
+    ax.process()
+    assert records(ax.lake, Selection(), 5).num_rows == 1
+    assert records(ax.lake, Selection(source="clicks"), 5).num_rows == 0
+    later = Selection(since=datetime(2099, 1, 1, tzinfo=UTC))
+    assert records(ax.lake, later, 5).column_names == records(ax.lake, Selection(), 5).column_names
