@@ -113,6 +113,12 @@ class ReplayReport:
         return self.batch_id is not None
 
 
+# Tries of a replay whose commit lost a race (each from fresh tables), and the pause before
+# the next, times the try: a processor following the landing zone commits every second.
+ATTEMPTS = 5
+_PAUSE_SECONDS = 0.2
+
+
 def replay(
     settings: Settings,
     lake: Lake,
@@ -120,7 +126,36 @@ def replay(
     selection: Selection | None = None,
     now: datetime | None = None,
 ) -> ReplayReport:
-    """Re-run the selected quarantined records; commit what now passes in one transaction."""
+    """Re-run the selected quarantined records; commit what now passes in one transaction.
+
+    A commit that lost a race published nothing, so the replay runs again on the tables as
+    they are then: a ``process --follow`` committing a batch between this replay's read
+    and its commit failed it (its records read again, judged again), with pyiceberg's
+    words and a hint that said it had been retried."""
+    import time
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _replay(settings, lake, landing, selection, now)
+        except CommitConflictError as error:
+            if attempt == ATTEMPTS:
+                raise CommitConflictError(
+                    f"quarantine replay lost {ATTEMPTS} races in a row: other commits changed "
+                    f"the tables while it ran ({error.message}); nothing was replayed",
+                    hint="run it again when fewer batches land, or stop process --follow "
+                    "for the replay and start it again after",
+                ) from error
+            time.sleep(_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")
+
+
+def _replay(
+    settings: Settings,
+    lake: Lake,
+    landing: LandingZone,
+    selection: Selection | None,
+    now: datetime | None,
+) -> ReplayReport:
     from advertisex.runners.batch import process_source
     from advertisex.runners.rules import BatchRules
 

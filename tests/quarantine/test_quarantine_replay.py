@@ -257,6 +257,36 @@ def test_an_avro_bid_of_an_unknown_campaign_is_accepted_once_the_campaign_is_loa
     assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
 
 
+def test_a_replay_that_loses_a_race_to_a_processor_runs_again_on_fresh_tables(
+    tmp_path, open_lake, monkeypatch
+):
+    """A batch committed between the replay's read and its commit (``process --follow``
+    running) failed the replay with ``commit_conflict`` and a hint that it had been retried:
+    it had not, and under a follower it kept failing. It now runs again on the tables as
+    they are, and each record is accepted once."""
+    import advertisex.quarantine.replay as module
+
+    ax = open_lake(tmp_path / "data")
+    ax.landing.write_segment("impressions", (_impression("late") + "\n").encode(), label="a")
+    assert ax.runner.process(now=NOW).accounts["impressions"].quarantined == 1
+    real, calls = module._commit, []
+    follower = open_lake(tmp_path / "data")  # another process: its own view of the tables
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:  # a follower's batch lands first: one more record quarantined
+            follower.landing.write_segment("impressions", (_impression("next") + "\n").encode())
+            follower.runner.process(now=NOW)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_commit", racing)
+    report = replay(ax.settings, ax.lake, ax.landing, Selection(source="impressions"), now=LATER)
+    assert len(calls) == 2 and report.sources["impressions"].accepted == 2
+    ids = ax.query("select impression_id from curated.impressions order by 1").to_pylist()
+    assert ids == [{"impression_id": "late"}, {"impression_id": "next"}]
+    assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
+
+
 def test_a_csv_files_header_is_read_from_its_head_gzipd_or_not(tmp_path):
     """Replay re-frames a quarantined CSV line under its file's header: read from the file's
     first 64 KiB, un-gzipped as far as they go. A gzip'd file was inflated whole for it,
