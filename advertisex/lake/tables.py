@@ -681,6 +681,7 @@ def table_properties(settings: Settings, spec: TableSpec) -> dict[str, str]:
             if "batch_id" in spec.schema.names
             else {}
         ),
+        **{f"write.metadata.metrics.column.{name}": "full" for name in spec.whole_bounds},
     }
 
 

@@ -224,6 +224,9 @@ class TableSpec:
     # Parquet writer 10-18 % of its CPU and prune nothing: ids, hashes and texts are spread
     # over every file of a table sorted by campaign and time.
     statistics: tuple[str, ...] | None = None
+    # Text columns whose bounds the manifests keep whole, not cut at 16 characters: rows
+    # deleted by them can be told from another writer's new files.
+    whole_bounds: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -322,7 +325,17 @@ TABLES: dict[str, TableSpec] = {
             statistics=_PRUNED_BY,
             few_values=(*_FEW_VALUES, "exchange", "site_domain", "device_type", "country"),
         ),
-        TableSpec("curated", "quarantine", QUARANTINE, None, partition_by_day="ingest_time"),
+        TableSpec(
+            "curated",
+            "quarantine",
+            QUARANTINE,
+            None,
+            partition_by_day="ingest_time",
+            # A replay deletes its records by landing file: cut at "impressions/2026",
+            # every file a processor added meanwhile might have held them, and the replay
+            # lost the race to each batch of a ``process --follow``.
+            whole_bounds=("source_file",),
+        ),
         TableSpec("curated", "filtered", FILTERED, None, sort_by=("event_table", "event_time")),
         TableSpec("ops", "batches", BATCHES, None, partition_by_day=None),
         TableSpec("ops", "maintenance", MAINTENANCE, None, partition_by_day="started_at"),

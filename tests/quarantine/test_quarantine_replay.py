@@ -257,34 +257,66 @@ def test_an_avro_bid_of_an_unknown_campaign_is_accepted_once_the_campaign_is_loa
     assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
 
 
-def test_a_replay_that_loses_a_race_to_a_processor_runs_again_on_fresh_tables(
-    tmp_path, open_lake, monkeypatch
-):
-    """A batch committed between the replay's read and its commit (``process --follow``
-    running) failed the replay with ``commit_conflict`` and a hint that it had been retried:
-    it had not, and under a follower it kept failing. It now runs again on the tables as
-    they are, and each record is accepted once."""
+def _racing(monkeypatch, first):  # type: ignore[no-untyped-def]
+    """``_commit`` calls, the first of them after ``first()`` committed in between."""
     import advertisex.quarantine.replay as module
 
-    ax = open_lake(tmp_path / "data")
-    ax.landing.write_segment("impressions", (_impression("late") + "\n").encode(), label="a")
-    assert ax.runner.process(now=NOW).accounts["impressions"].quarantined == 1
     real, calls = module._commit, []
-    follower = open_lake(tmp_path / "data")  # another process: its own view of the tables
 
     def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
-        if len(calls) == 1:  # a follower's batch lands first: one more record quarantined
-            follower.landing.write_segment("impressions", (_impression("next") + "\n").encode())
-            follower.runner.process(now=NOW)
+        if len(calls) == 1:
+            first()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "_commit", racing)
+    return calls
+
+
+def test_a_processors_batch_between_read_and_commit_does_not_fail_the_replay(
+    tmp_path, open_lake, monkeypatch
+):
+    """The replay deletes its records by landing file, and the quarantine's bounds of
+    ``source_file`` were cut at 16 characters (``impressions/2026``): any file a processor
+    added meanwhile might have held them, so a batch of ``process --follow`` committed
+    between the replay's read and its commit failed it with ``commit_conflict`` (and a hint
+    that it had been retried), every time under a follower committing every second."""
+    ax = open_lake(tmp_path / "data")
+    ax.landing.write_segment("impressions", (_impression("late") + "\n").encode(), label="a")
+    assert ax.runner.process(now=NOW).accounts["impressions"].quarantined == 1
+    follower = open_lake(tmp_path / "data")  # another process: its own view of the tables
+
+    def batch() -> None:  # one more record quarantined, from another landing file
+        follower.landing.write_segment("impressions", (_impression("next") + "\n").encode())
+        follower.runner.process(now=NOW)
+
+    calls = _racing(monkeypatch, batch)
     report = replay(ax.settings, ax.lake, ax.landing, Selection(source="impressions"), now=LATER)
-    assert len(calls) == 2 and report.sources["impressions"].accepted == 2
-    ids = ax.query("select impression_id from curated.impressions order by 1").to_pylist()
-    assert ids == [{"impression_id": "late"}, {"impression_id": "next"}]
-    assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
+    assert len(calls) == 1 and report.sources["impressions"].accepted == 1
+    ids = ax.query("select impression_id from curated.impressions").to_pylist()
+    assert ids == [{"impression_id": "late"}]
+    left = ax.query("select raw from curated.quarantine").column("raw").to_pylist()
+    assert len(left) == 1 and '"next"' in left[0]  # landed after the replay read: not taken
+
+
+def test_a_replay_that_loses_a_race_runs_again_on_fresh_tables(tmp_path, open_lake, monkeypatch):
+    """A replay whose commit lost a race (here to another replay of the same records)
+    failed with a hint that said it had been retried; it now is, on the tables as they are
+    then — where the records already left — and each is accepted once."""
+    ax = open_lake(tmp_path / "data")
+    ax.landing.write_segment("impressions", (_impression("late") + "\n").encode(), label="a")
+    assert ax.runner.process(now=NOW).accounts["impressions"].quarantined == 1
+    other = open_lake(tmp_path / "data")
+    calls = _racing(
+        monkeypatch, lambda: replay(other.settings, other.lake, other.landing, now=LATER)
+    )
+    report = replay(ax.settings, ax.lake, ax.landing, now=LATER)
+    assert len(calls) == 2  # this one's (lost to the other's, made inside it)
+    assert not report.changed and report.sources == {}  # tried again: nothing left to take
+    ids = ax.query("select impression_id from curated.impressions").to_pylist()
+    assert ids == [{"impression_id": "late"}]
+    batches = ax.query("select count(*) as n from ops.batches where source like 'replay:%'")
+    assert batches.to_pylist() == [{"n": 1}]
 
 
 def test_a_csv_files_header_is_read_from_its_head_gzipd_or_not(tmp_path):
