@@ -79,6 +79,12 @@ def replay(
     progress: Progress | None = None,
 ) -> LandingReplayReport:
     """Remove the selected batches' rows, mark their segments pending, process again."""
+    if start is not None and end is not None and end < start:
+        # Swapped by a hurried hand: "nothing to replay" read as done, the day never rebuilt.
+        raise UserInputError(
+            f"--to {end} is before --from {start}: the range holds no day",
+            hint=f"swap them: --from {end} --to {start}",
+        )
     with processor_lock(runner.settings.data_dir):  # a processor must not run in between
         return _replay(runner, start, end, progress)
 

@@ -256,3 +256,13 @@ def test_a_landing_replay_after_a_quarantine_replay_counts_each_record_once(ax, 
     after = _snapshot(ax)
     ax.replay()  # and again: the same tables
     assert _snapshot(ax) == after
+
+
+def test_a_range_whose_end_is_before_its_start_is_an_error_not_nothing_to_do(ax):
+    """``--from 2026-12-08 --to 2026-12-01`` said "nothing to replay" and exited 0: the
+    operator who swapped the days took the day as rebuilt."""
+    from advertisex.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--to 2026-12-01 is before --from 2026-12-08"):
+        ax.replay(parse_date("2026-12-08"), parse_date("2026-12-01"))
+    assert ax.replay(parse_date("2026-12-01"), parse_date("2026-12-01")).process is None
