@@ -69,10 +69,16 @@ def _check_reason(reason: str) -> None:
 
     from advertisex.model.reasons import CATALOGUE
 
-    code = reason.split(":", 1)[0]
-    if code in CATALOGUE:
+    code, colon, field = reason.partition(":")
+    if code in CATALOGUE and (field or not colon):
         return
-    near = difflib.get_close_matches(code.replace("-", "_"), list(CATALOGUE), n=1, cutoff=0.6)
+    if code in CATALOGUE:  # "unknown_campaign:" matched no record and said only that
+        raise UserInputError(
+            f"reason {reason!r} names no field after its colon",
+            hint=f"write {code} for every field, or {code}:FIELD for one",
+        )
+    typed = code.replace("-", "_").lower()
+    near = difflib.get_close_matches(typed, list(CATALOGUE), n=1, cutoff=0.6)
     raise UserInputError(
         f"unknown reason {reason!r}" + (f"; did you mean {near[0]}?" if near else ""),
         hint="a reason is a code or code:field of docs/reasons.md; "

@@ -10,11 +10,21 @@ from advertisex.quarantine.selection import Selection
 
 @pytest.mark.parametrize(
     ("typed", "meant"),
-    [("unknown-campaign", "unknown_campaign"), ("requird_missing:user_id", "required_missing")],
+    [
+        ("unknown-campaign", "unknown_campaign"),
+        ("requird_missing:user_id", "required_missing"),
+        ("UNKNOWN_CAMPAIGN", "unknown_campaign"),  # had no suggestion
+    ],
 )
 def test_a_misspelt_reason_is_an_error_naming_the_closest_code(typed, meant):
     with pytest.raises(UserInputError, match=f"unknown reason '{typed}'; did you mean {meant}?"):
         Selection(reason=typed)
+
+
+def test_a_code_with_a_colon_and_no_field_is_an_error_not_an_empty_answer():
+    """``--reason unknown_campaign:`` matched no record: "nothing to replay", as if fixed."""
+    with pytest.raises(UserInputError, match="names no field after its colon"):
+        Selection(reason="unknown_campaign:")
 
 
 def test_catalogued_codes_with_or_without_a_field_are_accepted():
