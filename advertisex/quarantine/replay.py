@@ -261,10 +261,18 @@ def build_frame(
                 unframed.append(part)
                 continue
             prefix = header + b"\n"
-        frame = _frame_records(decoder, prefix, part.column("raw").to_pylist())
+        raws = part.column("raw").to_pylist()
+        framed = [_as_record(raw) for raw in raws] if source == "bids" else raws
+        frame = _frame_records(decoder, prefix, framed)
         if frame is None:
             unframed.append(part)
             continue
+        if framed != raws:  # a record failing again keeps the text it is quarantined with
+            frame = frame.set_column(
+                frame.column_names.index("raw"),
+                "raw",
+                pa.array(raws, frame.schema.field("raw").type),
+            )
         frame = frame.set_column(
             frame.column_names.index("source_position"),
             "source_position",
@@ -368,6 +376,35 @@ def _frame_records(decoder: Any, prefix: bytes, raws: list[str]) -> pa.Table | N
     if any(p.num_rows != 1 for p in parts):
         return None
     return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _as_record(raw: str) -> str:
+    """A bid's raw text as its record: earlier versions quarantined a bid a later rule
+    rejected (``unknown_campaign``) as its standardized row — ``event_time`` for
+    ``timestamp``, ``payload_hash``, ``source_position``, the extras as one text — which the
+    JSON bid decoder reads as a bid without a time (``kernels.validate._rendered_records``
+    renders the record now)."""
+    if '"payload_hash"' not in raw or '"event_time"' not in raw:
+        return raw
+    from advertisex.util import jsonutil
+
+    try:
+        row = jsonutil.loads(raw)
+    except jsonutil.JSONDecodeError:
+        return raw
+    if not isinstance(row, dict) or "timestamp" in row or "payload_hash" not in row:
+        return raw
+    extras = row.pop("extras", None)
+    for added in ("payload_hash", "source_position", "payload"):
+        row.pop(added, None)
+    record = {"timestamp": row.pop("event_time"), **row}
+    try:
+        outside = jsonutil.loads(extras) if isinstance(extras, str) else None
+    except jsonutil.JSONDecodeError:
+        outside = None
+    if isinstance(outside, dict):
+        record = {**record, **{k: v for k, v in outside.items() if k not in record}}
+    return jsonutil.dumps_str(record)
 
 
 def _csv_header(landing: LandingZone, name: str) -> bytes | None:

@@ -257,6 +257,48 @@ def test_an_avro_bid_of_an_unknown_campaign_is_accepted_once_the_campaign_is_loa
     assert ax.query("select count(*) as n from curated.quarantine").to_pylist() == [{"n": 0}]
 
 
+def test_a_bid_quarantined_as_its_standardized_row_by_an_earlier_version_replays(
+    tmp_path, open_lake, monkeypatch
+):
+    """Lakes already hold bids quarantined as their standardized row (``event_time``,
+    ``payload_hash``, the extras as a text): replay reads them as the record they were, and
+    a bid failing again keeps the text it has."""
+    import advertisex.kernels.validate as validate
+    from advertisex.util import engine
+
+    def earlier(rows):  # type: ignore[no-untyped-def]  # the rendering before the fix
+        fields = [
+            c for c in rows.column_names if c not in ("raw", "reasons", "frame_error", "segment")
+        ]
+        packed = ", ".join(f'"{c}"' for c in fields)
+        sql = f"SELECT CAST(to_json(struct_pack({packed})) AS VARCHAR) AS j FROM r"
+        return engine.run(sql, r=rows.select(fields)).column("j")
+
+    ax = open_lake(tmp_path / "data")
+    (tmp_path / "campaigns.csv").write_text("campaign_id,advertiser\ncmp-1,Acme\n")
+    dims.load_file(ax.lake, tmp_path / "campaigns.csv")
+    bid = {"auction_id": "a-old", "timestamp": 1795777200000, "user_id": "u1", "exchange": "x"}
+    other = {**bid, "auction_id": "a-other", "campaign_id": "cmp-3"}
+    ax.landing.write_segment("bids", _avro_bids([{**bid, "campaign_id": "cmp-2"}, other]))
+    with monkeypatch.context() as patched:
+        patched.setattr(validate, "_rendered_records", earlier)
+        assert ax.runner.process(now=NOW).accounts["bids"].quarantined == 2
+    before = ax.query("select raw from curated.quarantine order by raw").column("raw").to_pylist()
+    assert all('"event_time"' in raw and '"timestamp"' not in raw for raw in before)
+
+    (tmp_path / "more.csv").write_text("campaign_id,advertiser\ncmp-2,Bolt\n")
+    dims.load_file(ax.lake, tmp_path / "more.csv")
+    report = replay(ax.settings, ax.lake, ax.landing, now=NOW)
+    bids = report.sources["bids"]
+    assert (bids.accepted, bids.still_quarantined, bids.reasons_updated) == (1, 1, 0)
+    accepted = ax.query("select auction_id, event_time from curated.bid_requests").to_pylist()
+    assert accepted == [
+        {"auction_id": "a-old", "event_time": datetime(2026, 11, 27, 11, tzinfo=UTC)}
+    ]
+    left = ax.query("select raw, reasons from curated.quarantine").to_pylist()
+    assert left == [{"raw": before[1], "reasons": ["unknown_campaign"]}]  # untouched
+
+
 def _racing(monkeypatch, first):  # type: ignore[no-untyped-def]
     """``_commit`` calls, the first of them after ``first()`` committed in between."""
     import advertisex.quarantine.replay as module
