@@ -200,7 +200,10 @@ def _without_batches(
                 if held and held <= batch_ids:
                     removed.append(data_file)
                     continue
-                quiet = not (by_file and any(b.startswith(QUARANTINE_REPLAY) for b in held))
+                # (a quarantine replay's rows of these segments go too, and its accounts
+                # shrink by them: such a file is read)
+                of_replays = any(b.startswith(QUARANTINE_REPLAY) for b in held)
+                quiet = not (of_replays and (by_file or accounts))
                 if quiet and not held & batch_ids and bounds[0] in known and bounds[1] in known:
                     continue  # none of the replayed batches' rows, nor a quarantine replay's
             filesystem, path = storage.resolve(data_file.file_path, scale)
