@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,9 +155,9 @@ def test_a_replay_leaves_other_batches_files_unread_and_drops_its_own_unread(tmp
     ].to_pylist() == ["a", "b"]
 
 
-def test_a_replay_rewrites_a_compacted_file_without_the_replayed_batch(tmp_path):
-    """A compacted file holds several batches' rows: it is read (its batch ids alone) and
-    written again without the replayed batch's, which processing then brings back."""
+def _two_batches_of_one_day(tmp_path: Path) -> tuple[Any, str]:
+    """A lake (compacting eagerly) of two batches landed on 2026-11-01 and 11-03, whose
+    impressions share a day's partition; and the second batch's id."""
     import advertisex
 
     eager = {"min_input_files": 2, "snapshot_max_age_hours": 0, "min_snapshots": 1}
@@ -167,6 +168,13 @@ def test_a_replay_rewrites_a_compacted_file_without_the_replayed_batch(tmp_path)
     ax.process()
     _landed(ax, 3, "b", event_day=1)  # the same day's partition: compacted with the first
     (second,) = ax.process().batches
+    return ax, second
+
+
+def test_a_replay_rewrites_a_compacted_file_without_the_replayed_batch(tmp_path):
+    """A compacted file holds several batches' rows: it is read (its batch ids alone) and
+    written again without the replayed batch's, which processing then brings back."""
+    ax, second = _two_batches_of_one_day(tmp_path)
     before = _snapshot(ax)
     ax.maintain()
     (compacted,) = _impression_files(ax)
@@ -183,17 +191,9 @@ def test_a_lost_compacted_file_is_rebuilt_by_replaying_the_batches_its_bounds_na
     """Under ``up`` nearly every row lives in compacted files within the hour: a lost one
     holds many batches' rows. Its ``batch_id`` bounds name them; the way back replays
     their landing days, and the replay takes the lost file out unread."""
-    import advertisex
     from advertisex.lake.damage import damage_error, damaged_files
 
-    eager = {"min_input_files": 2, "snapshot_max_age_hours": 0, "min_snapshots": 1}
-    ax = advertisex.open(
-        data_dir=tmp_path / "data", correlation={"update_marts": False}, maintenance=eager
-    )
-    _landed(ax, 1, "a", event_day=1)
-    ax.process()
-    _landed(ax, 3, "b", event_day=1)  # the same day's partition: compacted with the first
-    ax.process()
+    ax, _ = _two_batches_of_one_day(tmp_path)
     rows = "select user_id, impression_id, event_time from curated.impressions order by 1"
     before = ax.query(rows).to_pylist()
     ax.maintain()
