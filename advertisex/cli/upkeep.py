@@ -4,6 +4,7 @@ copied lake made this folder's own)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,9 @@ def forget(
         None, "--user-id", "-u", help="A user to forget (repeatable)."
     ),
     from_file: Path | None = typer.Option(
-        None, "--from-file", help="A file of user ids, one per line (# starts a comment)."
+        None,
+        "--from-file",
+        help="A UTF-8 file of user ids, one per line (a # after a blank starts a comment).",
     ),
     fmt: Format = FormatOption,
 ) -> None:
@@ -161,6 +164,9 @@ def forget(
     )
 
 
+_COMMENT = re.compile(r"(?:^|\s)#.*")
+
+
 def _ids_in(path: Path) -> list[str]:
     from advertisex.errors import UserInputError
 
@@ -171,9 +177,15 @@ def _ids_in(path: Path) -> list[str]:
             f"cannot read {path}: {error.strerror or error}",
             hint="--from-file takes a text file of user ids, one per line",
         ) from error
-    return [
-        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
-    ]
+    except UnicodeDecodeError as error:
+        raise UserInputError(
+            f"{path} is not UTF-8 text (byte {error.start + 1} is not)",
+            hint="save the ids as UTF-8, one per line, and run forget again",
+        ) from error
+    # A comment starts a line or follows a blank: "u#1" is an id, and must not be
+    # read as "u" (that would erase another user).
+    ids = (_COMMENT.sub("", line).strip() for line in text.splitlines())
+    return [user for user in ids if user]
 
 
 def _users(n: int) -> str:

@@ -92,3 +92,20 @@ def test_forget_from_the_command_line(cli, lake_dir: Path, tmp_path: Path) -> No
         lake_dir, "query", "select count(*) n from curated.impressions", "-f", "json"
     )
     assert json.loads(out) == [{"n": 18}]
+
+
+def test_forget_from_a_file_reads_a_hash_inside_an_id_as_part_of_it(
+    cli, lake_dir: Path, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("u1-0#x  # not u1-0, who is another user\n")
+    code, out, err = cli(lake_dir, "forget", "--from-file", str(ids), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["found"] == 0  # u1-0 untouched
+    code, out, _ = cli(
+        lake_dir, "query", "select count(*) n from curated.impressions", "-f", "json"
+    )
+    assert json.loads(out) == [{"n": 20}]
+    ids.write_bytes(b"u1-0\n\xffu2\n")
+    code, _, err = cli(lake_dir, "forget", "--from-file", str(ids))
+    assert code == 2 and "is not UTF-8 text" in err and "Traceback" not in err
