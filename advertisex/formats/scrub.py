@@ -43,6 +43,31 @@ from advertisex.util import jsonutil
 _WORD = r"A-Za-z0-9_.@\-"
 
 
+def spellings(user: str) -> list[str]:
+    """How the id ``user`` may be written in a record's text: as it is, as a JSON string
+    escapes it (a quote, a backslash, a control character; and every non-ASCII character
+    as a ``\\u`` escape, in lower or upper case hex, as many JSON writers do), and as CSV
+    quotes it (a quote doubled). A text that spells the id any of these ways names it:
+    ``jos\\u00e9`` in a JSON line is the user ``josé``.
+    """
+    escaped = jsonutil.dumps_str(user)[1:-1]
+    forms = {user, escaped, user.replace('"', '""')}
+    if not escaped.isascii():
+        for case in (str.lower, str.upper):
+            forms.add("".join(c if c.isascii() else _escape_u(c, case) for c in escaped))
+    return sorted(forms)
+
+
+def _escape_u(char: str, case: Callable[[str], str]) -> str:
+    units = char.encode("utf-16-be")  # past U+FFFF: a surrogate pair, as JSON writes it
+    return "".join("\\u" + case(units[at : at + 2].hex()) for at in range(0, len(units), 2))
+
+
+def needles_of(ids: Iterable[str]) -> list[bytes]:
+    """The bytes a file that names one of ``ids`` holds (every :func:`spelling <spellings>`)."""
+    return sorted({form.encode() for user in ids for form in spellings(user)})
+
+
 def mention_pattern(ids: Iterable[str]) -> str:
     """A regular expression (RE2 and Python alike) matching text that mentions an id.
 
@@ -51,7 +76,8 @@ def mention_pattern(ids: Iterable[str]) -> str:
     >>> [bool(re.search(p, t)) for t in ('{"user_id":"u1"}', "x,u1,y", "u12", "au1")]
     [True, True, False, False]
     """
-    alternatives = "|".join(re.escape(i) for i in sorted(set(ids), key=len, reverse=True))
+    forms = {form for user in ids for form in spellings(user)}
+    alternatives = "|".join(re.escape(i) for i in sorted(forms, key=len, reverse=True))
     return f"(?:^|[^{_WORD}])(?:{alternatives})(?:$|[^{_WORD}])"
 
 
@@ -148,7 +174,7 @@ def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
     # names one of them: then it goes whole, nothing in it being readable record by record.
     rest = data[damage.at :] if damage is not None else b""
     named = named_in_bytes(rest, ids) if rest else []
-    if container != "avro" and not named and not any(i.encode() in plain for i in ids):
+    if container != "avro" and not named and not any(n in plain for n in needles_of(ids)):
         return Scrubbed(data)  # the cheap test first: most files never name them
     try:
         result = _scrub_container(plain, container, ids)
@@ -195,7 +221,7 @@ def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
     # objects back to back); every other byte is kept as it is, cheaply.
     pattern = re.compile(mention_pattern(ids).encode())
     kept, result, last = [], Scrubbed(data), 0
-    for start, end in _lines_holding(data, [i.encode() for i in ids]):
+    for start, end in _lines_holding(data, needles_of(ids)):
         line = data[start:end]
         if not pattern.search(line):
             continue
@@ -267,9 +293,9 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
     import fastavro
     from fastavro.write import Writer
 
-    needles = [i.encode() for i in ids]
+    exact = [i.encode() for i in ids]  # an Avro string is its UTF-8 bytes, unescaped
     blocks: list[Any] = list(fastavro.block_reader(io.BytesIO(data)))
-    touched = [any(n in b.bytes_.getvalue() for n in needles) for b in blocks]
+    touched = [any(n in b.bytes_.getvalue() for n in exact) for b in blocks]
     result = Scrubbed(data)
     if not any(touched):
         return result

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from advertisex.errors import CommitConflictError, UserInputError
 from advertisex.formats.decode import container_format
-from advertisex.formats.scrub import Scrubbed, scrub, scrub_lines
+from advertisex.formats.scrub import Scrubbed, needles_of, scrub, scrub_lines
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
@@ -180,7 +180,7 @@ def scrub_landing(
     """Rewrite every landing file that mentions the users; records removed per user."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
-    needles = [i.encode() for i in ids]
+    needles = needles_of(ids)
     for done, segment in enumerate(files, start=1):
         if progress and (done % 50 == 0 or done == len(files)):
             progress("landing", done, len(files))
@@ -209,7 +209,7 @@ def scrub_archived_segments(
     filesystem, base = storage.resolve(
         storage.join(settings.retention.archive, LANDING), settings.scale
     )
-    needles = [i.encode() for i in ids]
+    needles = needles_of(ids)
     for info in listing(filesystem, base):
         name = info.path[len(base) :].strip("/")
         with filesystem.open_input_stream(info.path) as stream:

@@ -20,6 +20,20 @@ def test_a_mention_is_a_whole_value_not_part_of_a_longer_one() -> None:
     assert "u\\.1" in mention_pattern(["u.1"])  # ids are literal text, not patterns
 
 
+def test_an_id_is_found_however_json_or_csv_escapes_it() -> None:
+    # json.dumps writes "jos\u00e9", other writers upper-case hex; CSV doubles a quote.
+    lines = (
+        b'{"user_id":"jos\\u00e9","n":1}\n{"user_id":"jose"}\n{"user_id":"jos\\u00E9"}\n'
+        b'{"note":"friend of \\ud83d\\ude00 and q\\"uote"}\n{"user_id": "a\\\\b"}\n'
+    )
+    done = scrub(lines, "json", ["jos\u00e9", "\U0001f600", 'q"uote', "a\\b"])
+    assert done.data == b'{"user_id":"jose"}\n'
+    assert done.by_id == {"jos\u00e9": 2, "\U0001f600": 1, 'q"uote': 1, "a\\b": 1}
+    rows = b'user_id,n\n"q""uote",1\nq,2\n'
+    assert scrub(rows, "csv", ['q"uote']).data == b"user_id,n\nq,2\n"
+    assert scrub_lines(b'{"user_id": "jos\\u00e9", broken\nx\n', ["jos\u00e9"]).data == b"x\n"
+
+
 def test_json_lines_arrays_and_concatenated_objects() -> None:
     data = b'{"user_id":"u1","n":1}\n{"user_id":"u12"}\r\n\n{"user_id":"u2"}{"user_id":"u1"}\n'
     done = scrub(data, "json", ["u1"])

@@ -102,3 +102,11 @@ def test_the_rows_left_are_the_others_in_order_streamed_whatever_the_files_size(
         assert left.column("n").to_pylist() == [n for n in range(200) if n not in gone]
         assert set(left.column("added_later").to_pylist()) == {None}
     assert len(list(tmp_path.glob("erased-*.parquet"))) == 4
+
+
+def test_a_mention_is_found_in_the_texts_however_json_escaped_it(tmp_path: Path) -> None:
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    lake.commit_batch({"curated.clicks": _clicks(["b1"], extras='{"ref":"jos\\u00e9"}')}, [], {})
+    lake.commit_batch({"curated.clicks": _clicks(["b2"], extras='{"ref":"jose"}')}, [], {})
+    found = erasure.plan(lake, "curated.clicks", ["jos\u00e9"])
+    assert found.rows == 1 and found.by_user == {"jos\u00e9": 1}
