@@ -42,6 +42,7 @@ from advertisex.formats.scrub import Scrubbed, needles_of, scrub, scrub_lines
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
+from advertisex.model.contracts import MAX_ID_LENGTH
 from advertisex.model.schemas import ERASURES, TABLES
 from advertisex.util import storage
 from advertisex.util.retry import retrying
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 ERASURES_TABLE = "ops.erasures"
 LANDING, ARCHIVE = "landing", "archive"
 Progress = Callable[[str, int, int], None]
+LONGEST_ID = 100_000  # characters; RE2 refuses a pattern of a few MB
 
 
 @dataclass
@@ -89,6 +91,13 @@ def forget(
     wanted = sorted({i.strip() for i in ids if i and i.strip()})
     if not wanted:
         raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
+    longest = max(wanted, key=len)
+    if len(longest) > LONGEST_ID:  # past this, the search's regex cannot be compiled
+        raise UserInputError(
+            f"a user id of {len(longest):,} characters is longer than forget searches for "
+            f"(at most {LONGEST_ID:,}; ids in the tables are at most {MAX_ID_LENGTH})",
+            hint="check that id (or that --from-file has one id per line); nothing was erased",
+        )
     lake.check_writable()  # a copy's tables cannot be erased: leave its landing zone whole too
     with manifests_read_once():
         return _forget(lake, landing, wanted, progress, now)

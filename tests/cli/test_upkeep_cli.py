@@ -109,3 +109,14 @@ def test_forget_from_a_file_reads_a_hash_inside_an_id_as_part_of_it(
     ids.write_bytes(b"u1-0\n\xffu2\n")
     code, _, err = cli(lake_dir, "forget", "--from-file", str(ids))
     assert code == 2 and "is not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_forget_refuses_an_id_too_long_to_search_for(cli, lake_dir: Path, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("u1-0\n" + "x" * 3_000_000 + "\n")  # a file with its line ends lost
+    code, _, err = cli(lake_dir, "forget", "--from-file", str(ids))
+    assert code == 2 and "a user id of 3,000,000 characters" in err and "Traceback" not in err
+    code, out, _ = cli(
+        lake_dir, "query", "select count(*) n from curated.impressions", "-f", "json"
+    )
+    assert json.loads(out) == [{"n": 20}]  # nothing erased
