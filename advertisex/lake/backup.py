@@ -76,7 +76,8 @@ def backup(settings: Settings, to: Path) -> BackupReport:
         copier.database(Path("catalog.db"))
         copier.database(Path("monitor") / "state.db")
         _copy_tables(settings, partial / "catalog.db", copier)
-        copier.landing()
+        # The landing files (sealed ones: a segment being written is hidden until then).
+        report.segments = copier.tree(Path("landing"), leave=INDEX.name)
         os.sync()  # on the disk before it is named a backup
         partial.rename(to)
     except OSError as error:  # the backup's disk: full, read-only, not a folder …
@@ -188,19 +189,29 @@ class _Copier:
         self.report.table_files += 1
         self.report.bytes += target.stat().st_size
 
-    def tree(self, folder: Path, skip: str) -> None:
-        """Every file under ``folder`` but those whose names begin with ``skip`` (a database
-        and its journal or write-ahead log) and temporary ones."""
+    def tree(self, folder: Path, skip: str = "", leave: str = "") -> int:
+        """Every file under ``folder`` but temporary ones, those whose names begin with
+        ``skip`` (a database and its journal, copied apart) and the subfolder ``leave``
+        (copied apart); files gone since they were listed (retention) are passed over.
+        How many were copied."""
         root = self.source / folder
-        for directory, _, names in os.walk(root):
+        copied = 0
+        for directory, folders, names in os.walk(root):
+            if leave and Path(directory) == root:
+                folders[:] = [f for f in folders if f != leave]
             for name in names:
-                if name.startswith((skip, ".")):
+                if name.startswith(".") or (skip and name.startswith(skip)):
                     continue
                 path = Path(directory) / name
                 target = self.target / path.relative_to(self.source)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with contextlib.suppress(FileNotFoundError):  # gone since it was listed
+                try:
                     shutil.copy2(path, target)
+                except FileNotFoundError:
+                    continue
+                copied += 1
+                self.report.bytes += target.stat().st_size
+        return copied
 
     def database(self, relative: Path) -> None:
         """A SQLite database as of now, by SQLite's online backup (its writers go on)."""
@@ -215,25 +226,6 @@ class _Copier:
         ):
             source.backup(copy)
         self.report.bytes += target.stat().st_size
-
-    def landing(self) -> None:
-        """The landing files (sealed ones: a segment being written is hidden until then)."""
-        root = self.source / "landing"
-        for directory, folders, names in os.walk(root):
-            if Path(directory) == root:
-                folders[:] = [f for f in folders if f != INDEX.name]  # copied first
-            for name in names:
-                if name.startswith("."):
-                    continue
-                path = Path(directory) / name
-                target = self.target / path.relative_to(self.source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    shutil.copy2(path, target)
-                except FileNotFoundError:  # deleted by retention since it was listed
-                    continue
-                self.report.segments += 1
-                self.report.bytes += target.stat().st_size
 
 
 def _table_of(relative: Path) -> str:

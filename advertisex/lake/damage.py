@@ -21,8 +21,9 @@ A file is damaged when it is missing or its size is not the one its table record
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,10 +85,6 @@ def batch_bounds(table: Any, data_file: Any) -> tuple[str, str] | None:
 
 def known_batches(lake: Lake) -> set[str]:
     """Every batch that wrote rows (``ops.batches``: landing batches and quarantine replays)."""
-    from advertisex.model.schemas import TABLES
-
-    if "ops.batches" not in TABLES:  # pragma: no cover - the ops tables are always there
-        return set()
     rows = lake.read("ops.batches", fields=("batch_id",))
     return {b for b in rows.column("batch_id").to_pylist() if b is not None}
 
@@ -174,11 +171,11 @@ def damaged_among(
     return found
 
 
-def _owners(lake: Lake, damaged: DamagedFile) -> set[str] | None:
+def _owners(lake: Lake, damaged: DamagedFile, known: Callable[[], set[str]]) -> set[str] | None:
     """The batches whose rows a damaged data file holds, where replaying them rebuilds it:
     the one its name says, or — a compacted file — every batch its ``batch_id`` bounds
-    reach, when each of them came from the landing zone (a quarantine replay's rows did
-    not). None: only a backup brings it back."""
+    reach (of ``known()``, read once for all the files), when each of them came from the
+    landing zone (a quarantine replay's rows did not). None: only a backup brings it back."""
     owner = batch_of(damaged.url)
     if owner is not None:
         return {owner}
@@ -192,7 +189,7 @@ def _owners(lake: Lake, damaged: DamagedFile) -> set[str] | None:
         bounds = batch_bounds(table, data_file)
         if bounds is None:
             return None
-        found = within(bounds, known_batches(lake))
+        found = within(bounds, known())
         landed = {mark.batch_id for mark in lake.marks_of_batches(found).values()}
         return found if found and found <= landed else None
     except Exception:  # the metadata or ops.batches unreadable too: a backup it is
@@ -235,7 +232,8 @@ def _way_back(lake: Lake, damaged: list[DamagedFile]) -> str:
     from advertisex.landing.zone import landing_day
 
     ways = []
-    owners = {d.url: _owners(lake, d) for d in damaged}
+    known = functools.cache(lambda: known_batches(lake))
+    owners = {d.url: _owners(lake, d, known) for d in damaged}
     batches = {b for found in owners.values() if found for b in found}
     if batches:
         days = sorted(

@@ -195,7 +195,7 @@ def _without_batches(
                     removed.append(data_file)
                 continue
             bounds = batch_bounds(table, data_file) if known is not None else None
-            if bounds is not None and known is not None:
+            if known is not None and bounds is not None:
                 held = within(bounds, known)
                 if held and held <= batch_ids:
                     removed.append(data_file)
@@ -248,12 +248,11 @@ def _count_taken(
         taken[(batch, of, outcome)] += 1
 
 
-def _taken_accounts(taken: Counter[tuple[str, str, str]]) -> dict[str, dict[str, int]]:
+def _taken_accounts(taken: Counter[tuple[str, str, str]]) -> dict[str, Counter[str]]:
     """``batch_id\\nreplay:<source>`` → outcome → records taken from that account."""
-    accounts: dict[str, dict[str, int]] = {}
+    accounts: dict[str, Counter[str]] = {}
     for (batch, source, outcome), count in taken.items():
-        accounts.setdefault(f"{batch}\nreplay:{source}", {}).setdefault(outcome, 0)
-        accounts[f"{batch}\nreplay:{source}"][outcome] += count
+        accounts.setdefault(f"{batch}\nreplay:{source}", Counter())[outcome] += count
     return accounts
 
 
@@ -262,7 +261,7 @@ def _account_keys(ids: pa.Table) -> pa.ChunkedArray:
 
 
 def _write_reduced(
-    url: str, gone: pa.Table, accounts: dict[str, dict[str, int]], schema: pa.Schema, scale: Any
+    url: str, gone: pa.Table, accounts: dict[str, Counter[str]], schema: pa.Schema, scale: Any
 ) -> list[str]:
     """The ``ops.batches`` rows of quarantine replays in ``gone`` written again beside ``url``
     without the records taken from them (none of the replayed batches' own rows)."""

@@ -70,7 +70,10 @@ def spill_to(folder: Path | None) -> None:
     run from, wrote outside the data directory, up to 90 % of that disk. The connections
     pooled already are moved too."""
     global _spill
-    _spill = str(folder.absolute()) if folder is not None else None
+    wanted = str(folder.absolute()) if folder is not None else None
+    if wanted == _spill:
+        return  # every batch of a runner names the same folder
+    _spill = wanted
     with _pool_lock:
         for con, _ in _idle:
             _spill_on(con)
