@@ -5,10 +5,20 @@ same decoders the processor uses (JSON objects, CSV rows), the records naming a
 forgotten id are dropped, and the rest is written back in the same container — NDJSON,
 CSV with its header, Avro with its writer schema and codec, gzip again if it was gzip.
 
-A record *mentions* an id when the id appears in its text as a whole value: bounded
-by quotes, delimiters or the ends of the text, not inside a longer word — so erasing
-``u1`` leaves ``u12`` alone. :func:`mention_pattern` is the one definition, used for
-raw text in the tables too (quarantine records, invalid-traffic records).
+Which records *name* an id is one rule, for landing files and the tables' texts alike
+(:func:`mentioned`):
+
+* a record read as one (a JSON object, a CSV row under its header, an Avro record) is
+  the user's when its ``user_id`` holds the id (as a string or a number, as the processor
+  reads it), and names them when a field the contracts do not know (what the tables keep
+  in ``extras``) holds it as a whole word of a string, at any depth. The fields the
+  contracts type — times, amounts, enumerations, other entities' ids, addresses — are
+  never searched: erasing ``42`` or ``mobile`` must not take every record whose time has
+  minute 42 or whose device is a phone;
+* text that is not a record (a broken line, a CSV row without its header, bytes kept
+  undecoded) mentions the id when it holds it as a whole word: bounded by quotes,
+  delimiters or the ends of the text, not inside a longer word — so erasing ``u1``
+  leaves ``u12`` alone (:func:`mention_pattern`).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import gzip
 import io
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.formats.bounded import gunzip_if_needed
-from advertisex.formats.csvfmt import frame_csv
-from advertisex.formats.framing import BOM, RAW, UNDECODED
+from advertisex.formats.csvfmt import EXTRAS, frame_csv
+from advertisex.formats.framing import BOM, FRAME_ERROR, RAW, UNDECODED
 from advertisex.formats.inflate import (
     DEFLATE_WBITS,
     GZIP_MAGIC,
@@ -37,6 +47,7 @@ from advertisex.formats.inflate import (
     inflated_until_damage,
 )
 from advertisex.formats.jsonfmt import frame_json
+from advertisex.model.contracts import BID_FIELDS, CLICK_ALIASES, CLICK_FIELDS, IMPRESSION_FIELDS
 from advertisex.util import jsonutil
 
 # Characters that continue a word around an id (so "u1" is not found inside "u12").
@@ -82,9 +93,74 @@ def mention_pattern(ids: Iterable[str]) -> str:
 
 
 def mentioned(text: str, ids: Iterable[str]) -> list[str]:
-    """The ids ``text`` mentions (in the bytes it stands for, when it is :data:`UNDECODED`)."""
+    """The ids ``text`` names: by the record rule when it is a JSON object, else as whole
+    words of it (of the bytes it stands for, when it is :data:`UNDECODED`)."""
     if text.startswith(UNDECODED):
         return named_in_bytes(base64.b64decode(text[len(UNDECODED) :]), ids)
+    pairs = _json_object(text)
+    if pairs is not None:
+        return sorted(named_in_fields(pairs, ids))
+    return _words_naming(text, ids)
+
+
+# The field that names a record's user, in every source; and the fields the contracts type
+# (their values are times, amounts, enumerations, other entities' ids, addresses): a value
+# of theirs that equals an id is not that user ("42" a minute or a price, "mobile" a device).
+USER_FIELD = "user_id"
+_TYPED = frozenset({*IMPRESSION_FIELDS, *CLICK_FIELDS, *CLICK_ALIASES, *BID_FIELDS}) - {USER_FIELD}
+
+
+def _json_object(text: str) -> jsonutil.Pairs | None:
+    """``text`` read as written when it is one JSON object (whitespace around it allowed):
+    a user field may hold an id as a number (the processor reads ``"user_id": 42`` as the
+    user ``42``, while a number anywhere else names no one), and a key may be written twice."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = jsonutil.loads_as_written(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, jsonutil.Pairs) else None
+
+
+def named_in_fields(fields: Iterable[tuple[str, Any]], ids: Iterable[str]) -> set[str]:
+    """The ids a record of ``fields`` names: its user field's value, whole; whole words of
+    strings in the fields the contracts do not know, at any depth. ``fields``: (name,
+    value) pairs, values decoded (nested objects as ``jsonutil.Pairs`` or dicts)."""
+    wanted = ids if isinstance(ids, set | frozenset) else set(ids)
+    named: set[str] = set()
+    free: list[str] = []
+    for key, value in fields:
+        name = key.strip().lower() if isinstance(key, str) else key
+        if name == USER_FIELD and isinstance(value, str):
+            if value.strip() in wanted:
+                named.add(value.strip())
+        elif name == USER_FIELD or name not in _TYPED:  # an object as user: its strings
+            free.extend(_strings(value))
+    for text in free:
+        named.update(_words_naming(text, wanted))
+    return named
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside ``value`` (not numbers), nested objects, maps and lists too."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, jsonutil.Number):
+            continue
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, jsonutil.Pairs):
+            stack.extend(v for _, v in item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
+def _words_naming(text: str, ids: Iterable[str]) -> list[str]:
+    """The ids ``text`` holds as whole words (:func:`mention_pattern`)."""
     return [i for i in ids if re.search(mention_pattern([i]), text)]
 
 
@@ -95,22 +171,20 @@ def named_in_bytes(data: bytes, ids: Iterable[str]) -> list[str]:
 
 
 def mentions(column: pa.ChunkedArray | pa.Array, ids: Iterable[str]) -> pa.ChunkedArray:
-    """Per row of a text column: whether it mentions any of ``ids`` (null text: no). A raw
-    text that stands for undecoded bytes (:data:`UNDECODED`) is looked into: its bytes, and
-    what they inflate to (:func:`searchable_parts`)."""
+    """Per row of a text column: whether it names any of ``ids`` (:func:`mentioned`; null
+    text: no). Only the texts that hold an id as a whole word (found by the engine's
+    regular expression, over the whole column at once) or stand for undecoded bytes
+    (:data:`UNDECODED`, looked into: :func:`searchable_parts`) are read one by one."""
     ids = list(ids)
-    found = pc.fill_null(pc.match_substring_regex(column, mention_pattern(ids)), False)
-    undecoded = pc.and_(pc.fill_null(pc.starts_with(column, UNDECODED), False), pc.invert(found))
-    rows = np.flatnonzero(undecoded.to_numpy(zero_copy_only=False))
-    if not len(rows):
-        return found
-    texts = column.take(pa.array(rows)).to_pylist()
-    named = [r for r, text in zip(rows, texts, strict=True) if mentioned(text, ids)]
-    if not named:
-        return found
+    words = pc.fill_null(pc.match_substring_regex(column, mention_pattern(ids)), False)
+    undecoded = pc.fill_null(pc.starts_with(column, UNDECODED), False)
+    rows = np.flatnonzero(pc.or_(words, undecoded).to_numpy(zero_copy_only=False))
     mask = np.zeros(len(column), dtype=bool)
-    mask[named] = True
-    return pc.or_(found, pa.array(mask))
+    if len(rows):
+        texts = column.take(pa.array(rows)).to_pylist()
+        named = [r for r, text in zip(rows, texts, strict=True) if mentioned(text, ids)]
+        mask[np.asarray(named, dtype=np.int64)] = True
+    return pa.chunked_array([pa.array(mask)])
 
 
 def searchable_parts(data: bytes) -> list[bytes]:
@@ -205,9 +279,10 @@ def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
     kept, result = [], Scrubbed(b"")
     pattern = re.compile(mention_pattern(ids).encode())
     for line in data.splitlines(keepends=True):
-        if pattern.search(line):
+        named = mentioned(line.decode("utf-8", "replace"), ids) if pattern.search(line) else []
+        if named:
             result.removed += 1
-            result.by_id.update(mentioned(line.decode("utf-8", "replace"), ids))
+            result.by_id.update(named)
         else:
             kept.append(line)
     result.data = b"".join(kept) if result.removed else data
@@ -225,16 +300,24 @@ def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
         line = data[start:end]
         if not pattern.search(line):
             continue
-        kept.append(data[last:start])
-        last = end
-        if _one_object(line):  # the usual line: one record, theirs
+        pairs = _json_object(line.decode("utf-8", "replace"))
+        if pairs is not None:  # the usual line: one record
+            named = named_in_fields(pairs, ids)
+            if not named:
+                continue  # it holds the id, but not as the user's or in a free field
+            kept.append(data[last:start])
+            last = end
             result.removed += 1
-            result.by_id.update(mentioned(line.decode("utf-8", "replace"), ids))
+            result.by_id.update(named)
             continue
         part = _scrub_framed(line, ids, header=False)  # objects back to back, or junk
+        if not part.removed:
+            continue
+        kept.append(data[last:start])
+        last = end
         result.removed += part.removed
         result.by_id.update(part.by_id)
-        kept.append(part.data if part.removed else line)
+        kept.append(part.data)
     if result.removed:
         kept.append(data[last:])
         result.data = b"".join(kept)
@@ -256,30 +339,49 @@ def _lines_holding(data: bytes, needles: list[bytes]) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def _one_object(line: bytes) -> bool:
-    try:
-        return type(jsonutil.loads(line)) is dict
-    except jsonutil.JSONDecodeError:
-        return False
-
-
 def _scrub_framed(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
-    """Frame ``data`` as the processor does and keep the records that mention no id."""
+    """Frame ``data`` as the processor does and keep the records that name no id."""
     frame = frame_csv(data) if header else frame_json(data)
     raw = frame.column(RAW)
-    hit = mentions(raw, ids)
+    if header:
+        named = _csv_rows_naming(frame, ids)
+        hit = pa.array([bool(n) for n in named])
+    else:
+        hit = mentions(raw, ids)
+        named = [mentioned(text, ids) for text in raw.filter(hit).to_pylist()]
     removed = int(pc.sum(hit).as_py() or 0)
     result = Scrubbed(data, removed)
     if not removed:
         return result
-    for text in raw.filter(hit).to_pylist():
-        result.by_id.update(mentioned(text, ids))
+    for names in named:
+        result.by_id.update(names)
     kept = [r.rstrip("\n").rstrip("\r") for r in raw.filter(pc.invert(hit)).to_pylist()]
     lines = ([_header_line(data)] if header else []) + kept
     result.data = (BOM if data.startswith(BOM) else b"") + "".join(
         line + "\n" for line in lines
     ).encode()
     return result
+
+
+def _csv_rows_naming(frame: pa.Table, ids: list[str]) -> list[list[str]]:
+    """Per CSV row framed under its header: the ids it names — its ``user_id`` whole, whole
+    words of its unknown columns (``extras``); a row the header does not fit (its columns
+    cannot be told) as whole words of its text."""
+    candidates = mentions(frame.column(RAW), ids).to_numpy(zero_copy_only=False)
+    named: list[list[str]] = [[] for _ in range(frame.num_rows)]
+    rows = np.flatnonzero(candidates)
+    if not len(rows):
+        return named
+    picked = frame.take(pa.array(rows)).select([RAW, FRAME_ERROR, USER_FIELD, EXTRAS])
+    for row, (raw, error, user, extras) in zip(
+        rows, zip(*(c.to_pylist() for c in picked.columns), strict=True), strict=True
+    ):
+        if error is not None:
+            named[row] = _words_naming(raw, ids)
+            continue
+        fields = [(USER_FIELD, user)] + (list(jsonutil.loads(extras).items()) if extras else [])
+        named[row] = sorted(named_in_fields(fields, ids))
+    return named
 
 
 def _header_line(data: bytes) -> str:
@@ -309,7 +411,7 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
             writer.write_block(block)
             continue
         for record in block:
-            named = _named(record, wanted) if may_name(record) else set()
+            named = named_in_fields(record.items(), wanted) if may_name(record) else set()
             if named:
                 result.removed += 1
                 result.by_id.update(named)
@@ -335,19 +437,3 @@ def _screen(ids: list[str]) -> Callable[[Any], bool]:
         return any(i in text for i in ids)
 
     return may_name
-
-
-def _named(record: Any, wanted: set[str]) -> set[str]:
-    """The ``wanted`` strings inside an Avro record (nested records, maps, arrays too)."""
-    found: set[str] = set()
-    stack = [record]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if value in wanted:
-                found.add(value)
-        elif isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-    return found

@@ -2,7 +2,9 @@
 
 A row belongs to a forgotten user when its ``user_id`` is one of theirs, or when its raw
 text (a quarantined record, an invalid-traffic record, the unknown fields kept in
-``extras``) mentions their id (``formats.scrub.mention_pattern``). :func:`plan` reads
+``extras``) names their id — by the rule landing records are judged by
+(``formats.scrub.mentioned``: a record's user field, or whole words of its unknown fields;
+never a typed value such as a time, a price or a device type). :func:`plan` reads
 only those columns of each live data file, and rewrites the files that hold such rows —
 the same rows minus theirs, in the same order and folder. The caller swaps them in with
 one ``erasure`` snapshot per table (``lake.rewrite``, which writes clean manifests), in

@@ -18,6 +18,27 @@ JSONDecodeError = orjson.JSONDecodeError
 loads = orjson.loads
 
 
+class Number(str):
+    """A JSON number as its text (:func:`loads_as_written`)."""
+
+
+class Pairs(list[tuple[str, Any]]):
+    """A JSON object as its (key, value) pairs in order, every one (:func:`loads_as_written`)."""
+
+
+def loads_as_written(text: str) -> Any:
+    """``text`` parsed keeping what orjson's values lose: every pair of an object, a key
+    written twice too (objects are :class:`Pairs`), and each number's text (:class:`Number`,
+    ``42`` and ``42.0`` apart). The stdlib's parser, whose hooks allow both — for the rare
+    record that must be read as it was written (an erasure's), never the bulk path.
+    Raises ``ValueError`` (or ``RecursionError``) on text that is not JSON."""
+    import json
+
+    return json.loads(
+        text, object_pairs_hook=Pairs, parse_int=Number, parse_float=Number, parse_constant=Number
+    )
+
+
 def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> bytes:
     option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
     if indent:

@@ -182,3 +182,58 @@ def test_a_damaged_gzip_file_loses_the_ids_records_and_a_rest_that_names_them() 
 
     untouched = gzip.compress(b'{"user_id":"u2"}\n') + other
     assert scrub(untouched, "json", ["u1"]).data is untouched
+
+
+def test_typed_fields_never_name_a_user_and_the_user_field_always_does() -> None:
+    import pyarrow as pa
+
+    at = '"timestamp":"2026-11-05T10:42:00Z"'
+    lines = (
+        b"{" + at.encode() + b',"user_id":42,"cost":42}\n'  # the user 42, as a number
+        b"{" + at.encode() + b',"user_id":"u2","cost":42,"device_type":"mobile"}\n'
+        b'{"user_id":"u3","note":{"seen with":["mobile", "42"]}}\n'  # a free field names both
+        b'{"user_id":"u4","user_id":"42"}\n'  # a key written twice: either value counts
+        b'{"user_id":"u5","votes":42}\n'  # a number in a free field names no one
+    )
+    done = scrub(lines, "json", ["42", "mobile"])
+    assert done.by_id == {"42": 3, "mobile": 1} and done.removed == 3
+    assert done.data == lines.splitlines(keepends=True)[1] + lines.splitlines(keepends=True)[4]
+
+    rows = (
+        b"timestamp,user_id,campaign_id,event_type,conversion_value,ref\n"
+        b"2026-11-05T10:42:00Z,u1,42,click,42,\n"  # typed columns only: stays
+        b"2026-11-05T10:43:00Z,42,c,click,,\n"  # the user
+        b"2026-11-05T10:44:00Z,u2,c,click,,friend 42\n"  # an unknown column names them
+        b"2026-11-05T10:45:00Z,u3,c,42\n"  # columns cannot be told: its text's words
+    )
+    csv_done = scrub(rows, "csv", ["42"])
+    assert csv_done.removed == 3 and csv_done.by_id == {"42": 3}
+    assert csv_done.data.splitlines()[1:] == [rows.splitlines()[1]]
+
+    texts = pa.array([f'{{{at},"user_id":"u9"}}', "2026,42,c", '{"user_id":" 42 "}'])
+    assert mentions(texts, ["42"]).to_pylist() == [False, True, True]
+
+
+def test_avro_typed_fields_never_name_a_user() -> None:
+    schema = fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": "Bid",
+            "fields": [
+                {"name": "auction_id", "type": "string"},
+                {"name": "user_id", "type": "string"},
+                {"name": "device_type", "type": "string"},
+                {"name": "segment", "type": "string"},
+            ],
+        }
+    )
+    records = [
+        {"auction_id": "a1", "user_id": "u1", "device_type": "mobile", "segment": "x"},
+        {"auction_id": "a2", "user_id": "mobile", "device_type": "ctv", "segment": "x"},
+        {"auction_id": "a3", "user_id": "u3", "device_type": "ctv", "segment": "mobile fans"},
+    ]
+    out = io.BytesIO()
+    fastavro.writer(out, schema, records)
+    done = scrub(out.getvalue(), "avro", ["mobile"])
+    assert done.removed == 2
+    assert [r["auction_id"] for r in fastavro.reader(io.BytesIO(done.data))] == ["a1"]

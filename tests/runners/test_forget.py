@@ -159,3 +159,79 @@ def test_forget_reaches_archived_copies_and_time_travel(tmp_path: Path) -> None:
     assert _files_holding(tmp_path / "data", b"gone-user") == []
     (kept,) = archive.rglob("*.parquet")
     assert pq.read_table(kept).column("user_id").to_pylist() == ["stay-user"]
+
+
+def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_the_id(
+    tmp_path: Path,
+) -> None:
+    """An id that is also a minute, a price, a device type or a country takes nothing but
+    its user's records: erasing ``42`` took every record whose time had minute 42."""
+    import hashlib
+
+    import advertisex
+
+    source = tmp_path / "input"
+    synth.generate(source, events=1500, seed=5, start=parse_date("2026-11-05"))
+    ax = advertisex.open(data_dir=tmp_path / "lake")
+    ax.ingest([str(source / s) for s in ("impressions", "clicks", "bids")])
+    at = "2026-11-05T10:42:42.042Z"
+    records = [
+        # The user 42, written as a number (the processor reads it as "42"), and in a
+        # record it rejects (its raw text kept in the quarantine).
+        {
+            "impression_id": "i-42",
+            "timestamp": at,
+            "ad_creative_id": "cr-1",
+            "user_id": 42,
+            "website": "w",
+            "device_type": "mobile",
+            "country": "US",
+            "cost": 0.5,
+        },
+        {"timestamp": "not a time", "user_id": "42", "website": "w"},
+        # Another user's record naming them in a field no contract knows: it goes too.
+        {
+            "impression_id": "i-43",
+            "timestamp": at,
+            "ad_creative_id": "cr-1",
+            "user_id": "u-x",
+            "website": "w",
+            "referred_by": "user 42",
+        },
+        # Another user's, holding 42 only in typed fields and as a number: it stays.
+        {
+            "impression_id": "i-44",
+            "timestamp": at,
+            "ad_creative_id": "cr-1",
+            "user_id": "u-y",
+            "website": "https://w.example/42",
+            "cost": 42,
+            "campaign_id": "42",
+            "votes": 42,
+        },
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    ax.landing.write_segment("impressions", text.encode(), label="typed")
+    ax.process()
+    count = "select count(*) n from curated.{}"
+
+    def landing_digest() -> dict[str, str]:
+        root = ax.settings.data_dir / "landing"
+        return {
+            str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    before = landing_digest()
+    imps = ax.query(count.format("impressions")).column("n")[0].as_py()
+    assert ax.forget(["00", "mobile", "US", "cr-1"]).nothing  # "cr-1" is a creative id
+    assert landing_digest() == before
+    assert ax.query(count.format("impressions")).column("n")[0].as_py() == imps
+
+    report = ax.forget(["42"])
+    assert report.rows["landing"] == 3
+    assert report.rows["curated.impressions"] == 2 and report.rows["curated.quarantine"] == 1
+    kept = ax.query("select impression_id from curated.impressions where impression_id like 'i-4%'")
+    assert kept.column("impression_id").to_pylist() == ["i-44"]
+    assert ax.query(count.format("impressions")).column("n")[0].as_py() == imps - 2
