@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from advertisex.formats.framing import FRAME_ERROR, POSITION, RAW, Bytes
+from advertisex.formats.framing import (
+    FRAME_ERROR,
+    POSITION,
+    RAW,
+    Bytes,
+    known_keys_sql,
+    repeated_fields_sql,
+)
 from advertisex.formats.jsonfmt import frame_json
 from advertisex.model.contracts import BID_FIELDS, CLICK_ALIASES, CLICK_FIELDS
 from advertisex.util import engine
@@ -38,18 +45,22 @@ def _frame_objects(
     known = list(fields) + list(aliases)
     struct = _struct(tuple(known), types)
     columns = ", ".join(_column_sql(f, aliases) for f in fields)
+    names = {name: name for name in fields} | aliases
     query = f"""
     WITH f AS (
       SELECT * REPLACE (coalesce(is_json, json_valid(raw)) AS is_json) FROM frame
     ), o AS (
       SELECT *, coalesce(CASE WHEN is_json THEN json_type(raw) = 'OBJECT' END, false) AS is_obj FROM f
+    ), k AS (
+      SELECT *, CASE WHEN is_obj THEN {known_keys_sql("raw", names)} END AS known_keys FROM o
     )
     SELECT raw, source_position,
       coalesce(frame_error, CASE WHEN NOT is_json THEN 'json_invalid: not valid JSON'
-                                 WHEN NOT is_obj THEN 'json_not_object: not a JSON object' END) AS frame_error,
+                                 WHEN NOT is_obj THEN 'json_not_object: not a JSON object' END,
+               {repeated_fields_sql("known_keys")}) AS frame_error,
       CASE WHEN is_obj THEN nullif(json_merge_patch(raw, '{_null_patch(known)}'), '{{}}') END AS extras,
       {columns}
-    FROM (SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{struct}') END AS j FROM o)
+    FROM (SELECT *, CASE WHEN is_obj THEN json_transform(raw, '{struct}') END AS j FROM k)
     """
     return engine.run(query, frame=frame)
 

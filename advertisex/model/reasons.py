@@ -36,6 +36,14 @@ CATALOGUE: dict[str, Reason] = {
             "Send one JSON object per impression.",
         ),
         Reason(
+            "json_duplicate_key",
+            _ALL,
+            "The JSON object names a field more than once (user_id twice, or a click's id as "
+            "both event_id and click_id), so which value is the record's cannot be told: "
+            "readers disagree (DuckDB takes the first, most JSON libraries the last).",
+            "Write each field once per object; the detail names the fields.",
+        ),
+        Reason(
             "csv_column_count",
             ("clicks",),
             "The CSV row has more or fewer fields than the header.",

@@ -127,6 +127,43 @@ def test_odd_time_and_cost_texts_are_read_by_the_engine_once_a_process(monkeypat
     assert len(standardize._ENGINE_COSTS) <= 2 and len(standardize._ENGINE_TIMES) <= 2
 
 
+def test_a_field_named_twice_is_quarantined_whichever_reader_reads_it(monkeypatch):
+    from advertisex.native import jsonscan
+
+    good = GOOD % "2026-11-20T13:04:05Z"
+    twice = good.replace('"user_id":"u"', '"user_id":"u","user_id":"v"')
+    escaped = good.replace('"user_id":"u"', '"user_id":"u","user\\u005fid":"v"')
+    nested = good.replace('"website":"w"', '"website":"w","more":{"user_id":1,"user_id":2}')
+    lines = [good, twice, escaped, nested, good.replace("}", ',"x":1,"x":2}')]
+    for scanner in (True, False):
+        with monkeypatch.context() as patched:
+            if not scanner:
+                patched.setattr(jsonscan, "scan_objects", lambda *args, **kwargs: None)
+            rows = _impressions(*lines)
+        # A known field twice, however it is spelled; unknown ones, or nested, are extras.
+        twice_reason = ["json_duplicate_key"]
+        assert [r["reasons"] for r in rows] == [[], twice_reason, twice_reason, [], []], scanner
+        assert rows[1]["frame_error"] == (
+            "json_duplicate_key: the record names user_id more than once"
+        )
+        assert rows[1]["raw"].rstrip("\n") == twice
+
+
+def test_json_clicks_and_bids_name_each_field_once():
+    from advertisex.formats.jsonrecords import frame_json_bids, frame_json_clicks
+
+    click = '{"timestamp":"t","user_id":"u","campaign_id":"c","event_type":"click"'
+    clicks = frame_json_clicks(
+        (click + ',"click_id":"k1","event_id":"k2"}\n' + click + ',"click_id":"k1"}\n').encode()
+    )
+    assert clicks.column("frame_error").to_pylist() == [
+        "json_duplicate_key: the record names event_id more than once",
+        None,
+    ]
+    bids = frame_json_bids(b'{"auction_id":"a","auction_id":"b","user_id":"u"}\n')
+    assert bids.column("frame_error").to_pylist()[0].startswith("json_duplicate_key:")
+
+
 def test_unknown_fields_are_kept_as_extras():
     [row] = _impressions(
         '{"timestamp":"2026-01-01T00:00:00Z","ad_creative_id":"c","user_id":"u","website":"w","x":[1]}'
