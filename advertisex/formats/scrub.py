@@ -92,15 +92,100 @@ def mention_pattern(ids: Iterable[str]) -> str:
     return f"(?:^|[^{_WORD}])(?:{alternatives})(?:$|[^{_WORD}])"
 
 
-def mentioned(text: str, ids: Iterable[str]) -> list[str]:
+_WORD_RUN = re.compile(f"[{_WORD}]+")
+_WORD_RUN_BYTES = re.compile(f"[{_WORD}]+".encode())
+
+
+class Forgotten:
+    """The ids an erasure looks for, and how to find them, worked out once for it: an
+    erasure of a thousand ids (or a million: a month of requests) looks at every landing
+    file and table text, and a search per id made a 1,000-id erasure of a 2 M-event lake
+    run for minutes.
+
+    * Whether bytes may name an id: one Aho-Corasick pass over them for every spelling of
+      every id (:func:`needles_of`), at memory speed however many ids there are.
+    * Whether a text holds an id as a whole word: an id made of word characters only (most
+      are) is exactly one of the text's maximal runs of word characters — one set look-up
+      a run; the others (spaces, quotes, non-ASCII) by their own regular expression."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        import ahocorasick_rs
+
+        self.ids = sorted(set(ids))
+        self.wanted = frozenset(self.ids)
+        self.array = pa.array(self.ids, pa.string())
+        self.plain = frozenset(i for i in self.ids if _WORD_RUN.fullmatch(i))
+        self.plain_array = pa.array(sorted(self.plain), pa.string())
+        odd = [i for i in self.ids if i not in self.plain]
+        self._odd = {i: re.compile(mention_pattern([i])) for i in odd}
+        self._odd_bytes = {i: re.compile(mention_pattern([i]).encode()) for i in odd}
+        self.odd_pattern = mention_pattern(odd) if odd else None
+        self.needles = needles_of(self.ids)
+        self._spelled = ahocorasick_rs.BytesAhoCorasick(self.needles) if self.needles else None
+        # An Avro string is its UTF-8 bytes, unescaped; a record's repr holds it as it is.
+        exact = [i.encode() for i in self.ids]
+        self._exact = ahocorasick_rs.BytesAhoCorasick(exact) if exact else None
+        self._as_is = ahocorasick_rs.AhoCorasick(self.ids) if self.ids else None
+        # Whether a Python repr holds every id as it is (it escapes quotes, backslashes and
+        # what is not printable).
+        self.as_is_in_repr = all(i.isprintable() and not set(i) & set("\\'\"") for i in self.ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def may_be_in(self, data: bytes | memoryview) -> bool:
+        """Whether ``data`` holds some spelling of an id (the cheap test before parsing)."""
+        return self._spelled is not None and bool(self._spelled.find_matches_as_indexes(data))
+
+    def spelled_at(self, data: bytes) -> list[tuple[int, int]]:
+        """(start, end) of every spelling of an id in ``data``, overlapping ones too."""
+        if self._spelled is None:
+            return []
+        found = self._spelled.find_matches_as_indexes(data, overlapping=True)
+        return [(start, end) for _, start, end in found]
+
+    def exactly_in(self, data: bytes) -> bool:
+        """Whether ``data`` holds an id's UTF-8 bytes as they are."""
+        return self._exact is not None and bool(self._exact.find_matches_as_indexes(data))
+
+    def as_is_in(self, text: str) -> bool:
+        """Whether ``text`` holds an id as it is (as a substring)."""
+        return self._as_is is not None and bool(self._as_is.find_matches_as_indexes(text))
+
+    def words(self, text: str) -> list[str]:
+        """The ids ``text`` holds as whole words (:func:`mention_pattern`), sorted."""
+        found = set(self.plain.intersection(_WORD_RUN.findall(text))) if self.plain else set()
+        found.update(i for i, pattern in self._odd.items() if pattern.search(text))
+        return sorted(found)
+
+    def words_in_bytes(self, data: bytes) -> list[str]:
+        """:meth:`words` of bytes (a plain id is ASCII: its runs are the bytes' runs)."""
+        found: set[str] = set()
+        if self.plain:
+            runs = {run.decode("ascii") for run in _WORD_RUN_BYTES.findall(data)}
+            found.update(self.plain.intersection(runs))
+        found.update(i for i, pattern in self._odd_bytes.items() if pattern.search(data))
+        return sorted(found)
+
+
+def forgotten(ids: Forgotten | Iterable[str]) -> Forgotten:
+    """``ids`` as a :class:`Forgotten` (an erasure builds one and hands it around)."""
+    return ids if isinstance(ids, Forgotten) else Forgotten(ids)
+
+
+def mentioned(text: str, ids: Forgotten | Iterable[str]) -> list[str]:
     """The ids ``text`` names: by the record rule when it is a JSON object, else as whole
     words of it (of the bytes it stands for, when it is :data:`UNDECODED`)."""
+    ids = forgotten(ids)
     if text.startswith(UNDECODED):
         return named_in_bytes(base64.b64decode(text[len(UNDECODED) :]), ids)
     pairs = _json_object(text)
     if pairs is not None:
         return sorted(named_in_fields(pairs, ids))
-    return _words_naming(text, ids)
+    return ids.words(text)
 
 
 # The field that names a record's user, in every source; and the fields the contracts type
@@ -123,22 +208,22 @@ def _json_object(text: str) -> jsonutil.Pairs | None:
     return value if isinstance(value, jsonutil.Pairs) else None
 
 
-def named_in_fields(fields: Iterable[tuple[str, Any]], ids: Iterable[str]) -> set[str]:
+def named_in_fields(fields: Iterable[tuple[str, Any]], ids: Forgotten | Iterable[str]) -> set[str]:
     """The ids a record of ``fields`` names: its user field's value, whole; whole words of
     strings in the fields the contracts do not know, at any depth. ``fields``: (name,
     value) pairs, values decoded (nested objects as ``jsonutil.Pairs`` or dicts)."""
-    wanted = ids if isinstance(ids, set | frozenset) else set(ids)
+    ids = forgotten(ids)
     named: set[str] = set()
     free: list[str] = []
     for key, value in fields:
         name = key.strip().lower() if isinstance(key, str) else key
         if name == USER_FIELD and isinstance(value, str):
-            if value.strip() in wanted:
+            if value.strip() in ids.wanted:
                 named.add(value.strip())
         elif name == USER_FIELD or name not in _TYPED:  # an object as user: its strings
             free.extend(_strings(value))
     for text in free:
-        named.update(_words_naming(text, wanted))
+        named.update(ids.words(text))
     return named
 
 
@@ -159,32 +244,42 @@ def _strings(value: Any) -> Iterator[str]:
             stack.extend(item)
 
 
-def _words_naming(text: str, ids: Iterable[str]) -> list[str]:
-    """The ids ``text`` holds as whole words (:func:`mention_pattern`)."""
-    return [i for i in ids if re.search(mention_pattern([i]), text)]
-
-
-def named_in_bytes(data: bytes, ids: Iterable[str]) -> list[str]:
+def named_in_bytes(data: bytes, ids: Forgotten | Iterable[str]) -> list[str]:
     """The ids bytes that could not be decoded name (:func:`searchable_parts`)."""
-    parts = searchable_parts(data)
-    return [i for i in ids if any(re.search(mention_pattern([i]).encode(), p) for p in parts)]
+    ids = forgotten(ids)
+    return sorted({i for part in searchable_parts(data) for i in ids.words_in_bytes(part)})
 
 
-def mentions(column: pa.ChunkedArray | pa.Array, ids: Iterable[str]) -> pa.ChunkedArray:
+def mentions(column: pa.ChunkedArray | pa.Array, ids: Forgotten | Iterable[str]) -> pa.ChunkedArray:
     """Per row of a text column: whether it names any of ``ids`` (:func:`mentioned`; null
     text: no). Only the texts that hold an id as a whole word (found by the engine's
     regular expression, over the whole column at once) or stand for undecoded bytes
     (:data:`UNDECODED`, looked into: :func:`searchable_parts`) are read one by one."""
-    ids = list(ids)
-    words = pc.fill_null(pc.match_substring_regex(column, mention_pattern(ids)), False)
-    undecoded = pc.fill_null(pc.starts_with(column, UNDECODED), False)
-    rows = np.flatnonzero(pc.or_(words, undecoded).to_numpy(zero_copy_only=False))
+    ids = forgotten(ids)
+    text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    candidates = pc.fill_null(pc.starts_with(text, UNDECODED), False).to_numpy(zero_copy_only=False)
+    if ids.odd_pattern is not None:
+        odd = pc.fill_null(pc.match_substring_regex(text, ids.odd_pattern), False)
+        candidates = candidates | odd.to_numpy(zero_copy_only=False)
+    if ids.plain:
+        candidates = candidates | _runs_in(text, ids.plain_array)
+    rows = np.flatnonzero(candidates)
     mask = np.zeros(len(column), dtype=bool)
     if len(rows):
         texts = column.take(pa.array(rows)).to_pylist()
         named = [r for r, text in zip(rows, texts, strict=True) if mentioned(text, ids)]
         mask[np.asarray(named, dtype=np.int64)] = True
     return pa.chunked_array([pa.array(mask)])
+
+
+def _runs_in(text: pa.Array, plain: pa.Array) -> np.ndarray:
+    """Per row: whether one of the maximal runs of word characters of its text is one of
+    ``plain`` (the whole-word test of :meth:`Forgotten.words`, over a column at once)."""
+    runs = pc.split_pattern_regex(pc.fill_null(text, ""), f"[^{_WORD}]+")
+    hit = np.zeros(len(text), dtype=bool)
+    named = pc.is_in(pc.list_flatten(runs), value_set=plain).to_numpy(zero_copy_only=False)
+    hit[pc.list_parent_indices(runs).to_numpy()[named]] = True
+    return hit
 
 
 def searchable_parts(data: bytes) -> list[bytes]:
@@ -239,16 +334,17 @@ class Scrubbed:
     by_id: Counter[str] = field(default_factory=Counter)
 
 
-def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
+def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubbed:
     """``data`` (a ``json``, ``csv`` or ``avro`` container, gzip'd or not) without the
     records that mention any of ``ids``; the same bytes back when none does."""
+    ids = forgotten(ids)
     packed = data.startswith(GZIP_MAGIC)
     plain, damage = gunzip_if_needed(data, inflate_limit(len(data))) if packed else (data, None)
     # A damaged gzip's rest (its gzip_damaged record's bytes), kept as it is unless it
     # names one of them: then it goes whole, nothing in it being readable record by record.
     rest = data[damage.at :] if damage is not None else b""
     named = named_in_bytes(rest, ids) if rest else []
-    if container != "avro" and not named and not any(n in plain for n in needles_of(ids)):
+    if container != "avro" and not named and not ids.may_be_in(plain):
         return Scrubbed(data)  # the cheap test first: most files never name them
     try:
         result = _scrub_container(plain, container, ids)
@@ -267,19 +363,20 @@ def scrub(data: bytes, container: str, ids: list[str]) -> Scrubbed:
     return result
 
 
-def _scrub_container(data: bytes, container: str, ids: list[str]) -> Scrubbed:
+def _scrub_container(data: bytes, container: str, ids: Forgotten) -> Scrubbed:
     if container == "avro":
         return _scrub_avro(data, ids)
     return _scrub_text(data, ids, header=container == "csv")
 
 
-def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
+def scrub_lines(data: bytes, ids: Forgotten | Iterable[str]) -> Scrubbed:
     """Any bytes, line by line: the lines mentioning an id dropped (files that could not
     be framed at all, such as segments moved aside as unreadable)."""
+    ids = forgotten(ids)
     kept, result = [], Scrubbed(b"")
-    pattern = re.compile(mention_pattern(ids).encode())
     for line in data.splitlines(keepends=True):
-        named = mentioned(line.decode("utf-8", "replace"), ids) if pattern.search(line) else []
+        worded = ids.words_in_bytes(line) if ids.may_be_in(line) else []
+        named = mentioned(line.decode("utf-8", "replace"), ids) if worded else []
         if named:
             result.removed += 1
             result.by_id.update(named)
@@ -289,16 +386,15 @@ def scrub_lines(data: bytes, ids: list[str]) -> Scrubbed:
     return result
 
 
-def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
+def _scrub_text(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
     if header or data.lstrip(BOM).lstrip()[:1] == b"[":  # CSV, or a JSON array: whole
         return _scrub_framed(data, ids, header=header)
     # JSON lines: only the lines holding an id are looked at (one may hold several
     # objects back to back); every other byte is kept as it is, cheaply.
-    pattern = re.compile(mention_pattern(ids).encode())
     kept, result, last = [], Scrubbed(data), 0
-    for start, end in _lines_holding(data, needles_of(ids)):
+    for start, end in _lines_holding(data, ids):
         line = data[start:end]
-        if not pattern.search(line):
+        if not ids.words_in_bytes(line):
             continue
         pairs = _json_object(line.decode("utf-8", "replace"))
         if pairs is not None:  # the usual line: one record
@@ -324,22 +420,19 @@ def _scrub_text(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
     return result
 
 
-def _lines_holding(data: bytes, needles: list[bytes]) -> list[tuple[int, int]]:
-    """(start, end) of every line of ``data`` that holds a needle, in order, each once
-    (found by ``bytes.find``: a scan of the whole file at memory speed, not line by line)."""
+def _lines_holding(data: bytes, ids: Forgotten) -> list[tuple[int, int]]:
+    """(start, end) of every line of ``data`` that holds a spelling of an id, in order, each
+    once (found by one pass of :meth:`Forgotten.spelled_at` over the whole file at memory
+    speed, not line by line)."""
     spans: set[tuple[int, int]] = set()
-    for needle in needles:
-        at = data.find(needle)
-        while at >= 0:
-            start = data.rfind(b"\n", 0, at) + 1
-            end = data.find(b"\n", at + len(needle))
-            end = len(data) if end < 0 else end + 1
-            spans.add((start, end))
-            at = data.find(needle, end)
+    for at, stop in ids.spelled_at(data):
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", stop)
+        spans.add((start, len(data) if end < 0 else end + 1))
     return sorted(spans)
 
 
-def _scrub_framed(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
+def _scrub_framed(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
     """Frame ``data`` as the processor does and keep the records that name no id."""
     frame = frame_csv(data) if header else frame_json(data)
     raw = frame.column(RAW)
@@ -363,7 +456,7 @@ def _scrub_framed(data: bytes, ids: list[str], *, header: bool) -> Scrubbed:
     return result
 
 
-def _csv_rows_naming(frame: pa.Table, ids: list[str]) -> list[list[str]]:
+def _csv_rows_naming(frame: pa.Table, ids: Forgotten) -> list[list[str]]:
     """Per CSV row framed under its header: the ids it names — its ``user_id`` whole, whole
     words of its unknown columns (``extras``); a row the header does not fit (its columns
     cannot be told) as whole words of its text."""
@@ -377,7 +470,7 @@ def _csv_rows_naming(frame: pa.Table, ids: list[str]) -> list[list[str]]:
         rows, zip(*(c.to_pylist() for c in picked.columns), strict=True), strict=True
     ):
         if error is not None:
-            named[row] = _words_naming(raw, ids)
+            named[row] = ids.words(raw)
             continue
         fields = [(USER_FIELD, user)] + (list(jsonutil.loads(extras).items()) if extras else [])
         named[row] = sorted(named_in_fields(fields, ids))
@@ -389,19 +482,17 @@ def _header_line(data: bytes) -> str:
     return next((line.rstrip("\r") for line in text.split("\n") if line.strip()), "")
 
 
-def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
+def _scrub_avro(data: bytes, ids: Forgotten) -> Scrubbed:
     """Blocks whose (decompressed) bytes hold no id are copied as they are; the others
     are decoded and written again without the records naming one."""
     import fastavro
     from fastavro.write import Writer
 
-    exact = [i.encode() for i in ids]  # an Avro string is its UTF-8 bytes, unescaped
     blocks: list[Any] = list(fastavro.block_reader(io.BytesIO(data)))
-    touched = [any(n in b.bytes_.getvalue() for n in exact) for b in blocks]
+    touched = [ids.exactly_in(b.bytes_.getvalue()) for b in blocks]
     result = Scrubbed(data)
     if not any(touched):
         return result
-    wanted = set(ids)
     may_name = _screen(ids)
     out = io.BytesIO()
     schema = fastavro.parse_schema(blocks[0].writer_schema)
@@ -411,7 +502,7 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
             writer.write_block(block)
             continue
         for record in block:
-            named = named_in_fields(record.items(), wanted) if may_name(record) else set()
+            named = named_in_fields(record.items(), ids) if may_name(record) else set()
             if named:
                 result.removed += 1
                 result.by_id.update(named)
@@ -423,17 +514,16 @@ def _scrub_avro(data: bytes, ids: list[str]) -> Scrubbed:
     return result
 
 
-def _screen(ids: list[str]) -> Callable[[Any], bool]:
+def _screen(ids: Forgotten) -> Callable[[Any], bool]:
     """A cheap first look at a decoded record: False when it cannot name any of ``ids``.
 
     A block that holds an id is decoded whole, and walking each of its thousands of
     records in Python costs ten times the decoding; the record's ``repr`` (built in C)
     holds every string value as it is, unless the id is one ``repr`` escapes."""
-    if not all(i.isprintable() and not set(i) & set("\\'\"") for i in ids):
+    if not ids.as_is_in_repr:
         return lambda record: True
 
     def may_name(record: Any) -> bool:
-        text = repr(record)
-        return any(i in text for i in ids)
+        return ids.as_is_in(repr(record))
 
     return may_name

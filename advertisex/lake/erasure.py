@@ -15,7 +15,7 @@ that still reaches the old files (:func:`erase_history`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.formats.scrub import mentioned, mentions
+from advertisex.formats.scrub import Forgotten, forgotten, mentioned, mentions
 from advertisex.lake import expiry
 from advertisex.lake.history import ERASURE, live_files, past_files
 from advertisex.lake.rewrite import commit_swap, rewrite_without
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 USER = "user_id"
 TEXTS = ("raw", "record", "extras", "detail")  # free text that may mention a user id
 ERASURE_ID = "advertisex.erasure-id"  # snapshot property: which erasure wrote it
+_IN_VALUES = 200  # pyiceberg's IN_PREDICATE_LIMIT: past it, its evaluator prunes nothing
 
 
 def erasable(name: str) -> bool:
@@ -65,8 +66,9 @@ class TableErasure:
         return pa.concat_tables(self.removed) if self.removed else schema.empty_table()
 
 
-def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
+def plan(lake: Lake, name: str, ids: Forgotten | Iterable[str]) -> TableErasure:
     """Rewrite (as new files, not yet committed) every file of ``name`` holding ``ids``."""
+    ids = forgotten(ids)
     table = lake.table(name)
     schema = TABLES[name].schema
     scale = lake.settings.scale
@@ -84,17 +86,25 @@ def plan(lake: Lake, name: str, ids: list[str]) -> TableErasure:
     return result
 
 
-def _by_statistics(table: Any, name: str, ids: list[str]) -> Callable[[Any], bool]:
+def _by_statistics(table: Any, name: str, ids: Forgotten) -> Callable[[Any], bool]:
     """Whether a data file may hold the users, told by its manifest entry alone (no file
     opened): its ``user_id`` bounds reach one of the ids, or a free-text column has a
     value. pyiceberg's own scan-planning evaluator, with the user ids and the texts'
     null counts; a file without statistics may hold anyone."""
-    from pyiceberg.expressions import In, NotNull, Or
+    from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual, NotNull, Or
     from pyiceberg.expressions.visitors import _InclusiveMetricsEvaluator
 
     names = TABLES[name].schema.names
+    # Past pyiceberg's own limit on an In's values (200) its evaluator prunes nothing by
+    # them (and builds every literal first): the range the ids span prunes what it can.
+    users: Any
+    if len(ids) <= _IN_VALUES:
+        users = In(USER, ids.ids)  # type: ignore[call-arg,misc]
+    else:
+        lowest = GreaterThanOrEqual(USER, ids.ids[0])  # type: ignore[call-arg,misc]
+        users = And(lowest, LessThanOrEqual(USER, ids.ids[-1]))  # type: ignore[call-arg,misc]
     terms = [
-        *([In(USER, ids)] if USER in names else []),  # type: ignore[call-arg,misc]
+        *([users] if USER in names else []),
         *(NotNull(t) for t in TEXTS if t in names),  # type: ignore[call-arg,misc]
     ]
     if not terms:
@@ -103,9 +113,10 @@ def _by_statistics(table: Any, name: str, ids: list[str]) -> Callable[[Any], boo
     return _InclusiveMetricsEvaluator(table.schema(), either, include_empty_files=True).eval
 
 
-def in_history(lake: Lake, name: str, ids: list[str]) -> Counter[str]:
+def in_history(lake: Lake, name: str, ids: Forgotten | Iterable[str]) -> Counter[str]:
     """Rows per user in files only older snapshots still reference (time travel): their
     history must be expired even when the current rows hold none of them."""
+    ids = forgotten(ids)
     table = lake.table(name)
     may_hold = _by_statistics(table, name, ids)
     old = [f.file_path for f in past_files(table) if may_hold(f)]
@@ -135,10 +146,13 @@ def erase_history(lake: Lake, name: str, now: datetime, since: int | None = None
     return expiry.expire(table, lake.settings, now, history_from=first)
 
 
-def stray_files(lake: Lake, name: str, ids: list[str], settings: Settings) -> list[str]:
+def stray_files(
+    lake: Lake, name: str, ids: Forgotten | Iterable[str], settings: Settings
+) -> list[str]:
     """Unreferenced data files under ``name`` that hold the users (left by a crash or a
     lost race): deleted now, whatever their age — half-written ones too (they cannot be
     read, but may hold them)."""
+    ids = forgotten(ids)
     table = lake.table(name)
     strays = expiry.orphans(table, settings, utcnow(), min_age=timedelta(0), dry_run=True)
     parquet = [path for path in strays.files if path.endswith(".parquet")]
@@ -148,24 +162,24 @@ def stray_files(lake: Lake, name: str, ids: list[str], settings: Settings) -> li
     return [*doomed, *broken]
 
 
-def scrub_archive(settings: Settings, ids: list[str]) -> Counter[tuple[str, str]]:
+def scrub_archive(settings: Settings, ids: Forgotten | Iterable[str]) -> Counter[tuple[str, str]]:
     """Rows removed per (archived table, user) from ``retention.archive``: every archived
     Parquet file holding the users is rewritten in place without them, or deleted if
     nothing is left. Archived landing segments are the caller's (they need decoders)."""
+    ids = forgotten(ids)
     import pyarrow.parquet as pq
 
     removed: Counter[tuple[str, str]] = Counter()
     archive = settings.retention.archive
     if not archive:
         return removed
-    wanted = pa.array(sorted(set(ids)), pa.string())
     filesystem, base = storage.resolve(archive, settings.scale)
     for info in expiry.listing(filesystem, base):
         if not info.path.endswith(".parquet"):
             continue
         parts = info.path[len(base) :].strip("/").split("/")
         rows = pq.read_table(info.path, filesystem=filesystem)
-        hit = _hits(rows.select([c for c in (USER, *TEXTS) if c in rows.column_names]), ids, wanted)
+        hit = _hits(rows.select([c for c in (USER, *TEXTS) if c in rows.column_names]), ids)
         if hit is None:
             continue
         for user, count in _owners(rows.filter(hit), ids).items():
@@ -179,7 +193,7 @@ def scrub_archive(settings: Settings, ids: list[str]) -> Counter[tuple[str, str]
 
 
 def _holding(
-    paths: list[str], name: str, ids: list[str], scale: Any, broken: list[str] | None = None
+    paths: list[str], name: str, ids: Forgotten, scale: Any, broken: list[str] | None = None
 ) -> Iterator[tuple[str, pa.ChunkedArray, pa.Table]]:
     """(path, which rows are the users', the user and free-text columns it was told by)
     for each data file of ``name`` that holds them, reading only those columns. A file
@@ -188,7 +202,6 @@ def _holding(
 
     schema = TABLES[name].schema
     checked = [c for c in (USER, *TEXTS) if c in schema.names]
-    wanted = pa.array(sorted(set(ids)), pa.string())
     for path in paths:
         filesystem, located = storage.resolve(path, scale)
         try:
@@ -201,12 +214,12 @@ def _holding(
                 raise
             broken.append(path)
             continue
-        hit = _hits(columns, ids, wanted)
+        hit = _hits(columns, ids)
         if hit is not None:
             yield path, hit, columns
 
 
-def _hits(columns: pa.Table, ids: list[str], wanted: pa.Array) -> pa.ChunkedArray | None:
+def _hits(columns: pa.Table, ids: Forgotten) -> pa.ChunkedArray | None:
     """Rows that belong to or mention the users; None when there are none."""
     if columns.num_rows == 0 or not columns.column_names:
         return None
@@ -214,17 +227,17 @@ def _hits(columns: pa.Table, ids: list[str], wanted: pa.Array) -> pa.ChunkedArra
     for name in columns.column_names:
         values = columns.column(name)
         if name == USER:
-            found = pc.fill_null(pc.is_in(values, value_set=wanted), False)
+            found = pc.fill_null(pc.is_in(values, value_set=ids.array), False)
         else:
             found = mentions(values, ids)
         hit = pc.or_(hit, found)
     return hit if pc.any(hit).as_py() else None
 
 
-def _owners(rows: pa.Table, ids: list[str]) -> Counter[str]:
+def _owners(rows: pa.Table, ids: Forgotten) -> Counter[str]:
     """Rows removed per user id (a row naming two forgotten users counts for each)."""
     owners: Counter[str] = Counter()
-    wanted = set(ids)
+    wanted = ids.wanted
     users = rows.column(USER).to_pylist() if USER in rows.column_names else [None] * rows.num_rows
     texts = [rows.column(t).to_pylist() for t in TEXTS if t in rows.column_names]
     for index, user in enumerate(users):

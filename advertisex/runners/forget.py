@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from advertisex.errors import CommitConflictError, UserInputError
 from advertisex.formats.decode import container_format
-from advertisex.formats.scrub import Scrubbed, needles_of, scrub, scrub_lines
+from advertisex.formats.scrub import Forgotten, Scrubbed, scrub, scrub_lines
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
@@ -112,12 +112,13 @@ def _forget(
 ) -> ForgetReport:
     started = time.perf_counter()
     report = ForgetReport(uuid.uuid4().hex[:12], len(wanted))
+    ids = Forgotten(wanted)  # how to find them, worked out once
     audit: Counter[tuple[str, str]] = Counter()
-    for user, removed in scrub_landing(landing, wanted, report, progress).items():
+    for user, removed in scrub_landing(landing, ids, report, progress).items():
         audit[(user, LANDING)] += removed
-    for user, removed in scrub_archived_segments(lake.settings, wanted, report).items():
+    for user, removed in scrub_archived_segments(lake.settings, ids, report).items():
         audit[(user, f"{ARCHIVE}/{LANDING}")] += removed
-    for (table, user), removed in erasure.scrub_archive(lake.settings, wanted).items():
+    for (table, user), removed in erasure.scrub_archive(lake.settings, ids).items():
         report.rows[f"{ARCHIVE}/{table}"] += removed
         report.found.add(user)
         audit[(user, f"{ARCHIVE}/{table}")] += removed
@@ -126,7 +127,7 @@ def _forget(
         if progress:
             progress("tables", 0, 1)
         found = retrying(
-            lambda: _erase_tables(lake, wanted, report.erasure_id, audit, now),
+            lambda: _erase_tables(lake, ids, report.erasure_id, audit, now),
             retry_on=(CommitConflictError,),
             what="erasure",
         )
@@ -138,16 +139,16 @@ def _forget(
         if not found:
             break
     touched = {table for _, table in audited}
-    touched |= _time_travel(lake, wanted, report, audited, now)
+    touched |= _time_travel(lake, ids, report, audited, now)
     if touched:
-        _erase_history(lake, touched, wanted, report, now or utcnow(), progress)
+        _erase_history(lake, touched, ids, report, now or utcnow(), progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _time_travel(
     lake: Lake,
-    ids: list[str],
+    ids: Forgotten,
     report: ForgetReport,
     audited: set[tuple[str, str]],
     now: datetime | None,
@@ -184,17 +185,16 @@ def _audit_rows(erasure_id: str, audit: Counter[tuple[str, str]], now: datetime 
 
 
 def scrub_landing(
-    landing: LandingZone, ids: list[str], report: ForgetReport, progress: Progress | None
+    landing: LandingZone, ids: Forgotten, report: ForgetReport, progress: Progress | None
 ) -> Counter[str]:
     """Rewrite every landing file that mentions the users; records removed per user."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
-    needles = needles_of(ids)
     for done, segment in enumerate(files, start=1):
         if progress and (done % 50 == 0 or done == len(files)):
             progress("landing", done, len(files))
         data = landing.read(segment)
-        result = _scrub_segment(segment, data, ids, needles)
+        result = _scrub_segment(segment, data, ids)
         if result is None or not result.removed:
             continue
         landing.rewrite(segment, result.data)
@@ -206,7 +206,7 @@ def scrub_landing(
 
 
 def scrub_archived_segments(
-    settings: Settings, ids: list[str], report: ForgetReport
+    settings: Settings, ids: Forgotten, report: ForgetReport
 ) -> Counter[str]:
     """The same for landing segments copied to ``retention.archive`` before retention."""
     from advertisex.lake.expiry import listing
@@ -218,12 +218,11 @@ def scrub_archived_segments(
     filesystem, base = storage.resolve(
         storage.join(settings.retention.archive, LANDING), settings.scale
     )
-    needles = needles_of(ids)
     for info in listing(filesystem, base):
         name = info.path[len(base) :].strip("/")
         with filesystem.open_input_stream(info.path) as stream:
             data = bytes(stream.readall())
-        result = _scrub_segment(Segment(landing_source(name), name, len(data)), data, ids, needles)
+        result = _scrub_segment(Segment(landing_source(name), name, len(data)), data, ids)
         if result is None or not result.removed:
             continue
         with filesystem.open_output_stream(info.path) as out:
@@ -234,14 +233,12 @@ def scrub_archived_segments(
     return removed
 
 
-def _scrub_segment(
-    segment: Segment, data: bytes, ids: list[str], needles: list[bytes]
-) -> Scrubbed | None:
+def _scrub_segment(segment: Segment, data: bytes, ids: Forgotten) -> Scrubbed | None:
     """The segment without the users' records; None when it cannot mention them."""
     from advertisex.landing.zone import UNREADABLE
 
     if segment.name.startswith(UNREADABLE):
-        return scrub_lines(data, ids) if any(n in data for n in needles) else None
+        return scrub_lines(data, ids) if ids.may_be_in(data) else None
     try:
         return scrub(data, container_format(segment), ids)  # the cheap test first
     except Exception:  # a file its own decoder cannot read: line by line
@@ -250,7 +247,7 @@ def _scrub_segment(
 
 def _erase_tables(
     lake: Lake,
-    ids: list[str],
+    ids: Forgotten,
     erasure_id: str,
     landing: Counter[tuple[str, str]],
     now: datetime | None,
@@ -288,7 +285,7 @@ def _erase_tables(
 def _erase_history(
     lake: Lake,
     touched: set[str],
-    ids: list[str],
+    ids: Forgotten,
     report: ForgetReport,
     now: datetime,
     progress: Progress | None,

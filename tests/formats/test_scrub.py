@@ -237,3 +237,30 @@ def test_avro_typed_fields_never_name_a_user() -> None:
     done = scrub(out.getvalue(), "avro", ["mobile"])
     assert done.removed == 2
     assert [r["auction_id"] for r in fastavro.reader(io.BytesIO(done.data))] == ["a1"]
+
+
+def test_many_ids_are_found_as_few_are_whatever_their_characters() -> None:
+    """An erasure of thousands of ids finds them by one pass over each file and a look-up
+    per word (formats.scrub.Forgotten): the same records as an erasure of one."""
+    from advertisex.formats.scrub import Forgotten
+
+    odd = ["jos\u00e9", "a b", 'q"uote', "x.y@z"]
+    many = Forgotten([*(f"u{k}" for k in range(5000)), *odd])
+    lines = b"".join(
+        [
+            b'{"user_id":"u17"}\n',  # plain, the user field
+            b'{"user_id":"u5000"}\n',  # not one of them (u500 and u5000 differ)
+            b'{"user_id":"jos\\u00e9"}\n',  # non-ASCII, as JSON escapes it
+            b'{"user_id":"nobody","note":"met a b"}\n',  # a free field, an id with a space
+            b'{"user_id":"q\\"uote"}\n',
+            b'{"user_id":"x.y@z","cost":17}\n',
+            b'{"user_id":"w","campaign_id":"u17"}\n',  # a typed field: stays
+        ]
+    )
+    done = scrub(lines, "json", many)
+    assert done.by_id == {"u17": 1, "jos\u00e9": 1, "a b": 1, 'q"uote': 1, "x.y@z": 1}
+    assert done.data == b'{"user_id":"u5000"}\n{"user_id":"w","campaign_id":"u17"}\n'
+    texts = ["2026,u42,c", "u42x", "jos\u00e9 was here", None, '{"user_id":"u4999"}']
+    import pyarrow as pa
+
+    assert mentions(pa.array(texts), many).to_pylist() == [True, False, True, False, True]

@@ -62,6 +62,14 @@ def test_only_files_whose_statistics_reach_the_user_are_opened(
     opened.clear()
     assert erasure.plan(lake, "curated.clicks", ["a2"]).rows == 1
     assert len(opened) == 2  # the a-file, and the b-file for its text
+    # Many ids (a month of requests): past the 200 values pyiceberg's In prunes by, the
+    # files are told by the range the ids span — n00..n99 reaches the m..z file only.
+    opened.clear()
+    many = [f"n{k:03d}" for k in range(300)]
+    assert erasure.plan(lake, "curated.clicks", many).rows == 0
+    assert len(opened) == 2  # the m..z file, and the b-file for its text
+    opened.clear()
+    assert erasure.plan(lake, "curated.clicks", [*many, "z9"]).rows == 1
 
 
 def test_the_rows_left_are_the_others_in_order_streamed_whatever_the_files_size(
