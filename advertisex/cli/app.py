@@ -9,6 +9,7 @@ completion list every verb. Heavy libraries are imported inside commands.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import importlib
 import itertools
@@ -16,15 +17,18 @@ import os
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import typer
+from typer._click.core import Context
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 from typer.main import get_group
 
 from advertisex.cli import coercion
 from advertisex.cli.common import INTERRUPTED, Interrupted, on_interrupt
-from advertisex.errors import AdvertiseXError
+from advertisex.errors import AdvertiseXError, UserInputError
 
 # NumPy's OpenBLAS starts a thread per core when NumPy loads, which spins ≈ 0.1 s of CPU
 # waiting for linear algebra no command asks for: in the processor, its decoder workers'
@@ -79,6 +83,78 @@ class Verbs(TyperGroup):
         verbs = typer.Typer()
         importlib.import_module(module).register(verbs)
         self.commands.update(get_group(verbs).commands)
+
+    # Click's usage errors (an unknown option or verb, a missing or bad value) as the
+    # project's own one line and hint, raised out of the app for main() to print, instead
+    # of Typer's boxed "Usage: … Error: …" panel. The top-level parse and the verb's (which
+    # runs inside the group's invoke) are both inside one of these.
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        given = list(args)
+        with self._usage_errors(None, given):
+            context = super().make_context(info_name, args, parent, **extra)
+        context.meta[_GIVEN] = given
+        return context
+
+    def invoke(self, ctx: Any) -> Any:
+        with self._usage_errors(ctx, ctx.meta.get(_GIVEN, [])):
+            return super().invoke(ctx)
+
+    @contextlib.contextmanager
+    def _usage_errors(self, ctx: Any, given: list[str]) -> Iterator[None]:
+        try:
+            yield
+        except ClickException as error:
+            if isinstance(error, NoArgsIsHelpError):
+                raise  # a group named alone: its help, as --help prints it
+            where = getattr(error, "ctx", None)
+            command, path = (
+                (where.command, where.command_path) if where else self._named(ctx, given)
+            )
+            what = "commands" if isinstance(command, TyperGroup) else "options"
+            raise UserInputError(
+                _in_words(error.format_message()),
+                hint=f"run {path} --help to see its {what}",
+            ) from None
+
+    def _named(self, ctx: Any, given: list[str]) -> tuple[Any, str]:
+        """The deepest command ``given`` names (``report campaigns``), and its path: where a
+        parse error that Click raised without its context happened."""
+        command: Any = self
+        names = [ctx.info_name if ctx else "advertisex"]
+        context = ctx or Context(self, info_name=names[0])
+        for arg in given:
+            if not isinstance(command, TyperGroup):
+                break
+            if arg.startswith("-"):
+                continue  # a group's own option (--help, --version)
+            found = command.get_command(context, arg)
+            if found is None:
+                break
+            command, names = found, [*names, arg]
+        return command, " ".join(names)
+
+
+_GIVEN = "advertisex.given"  # a context's arguments as given, for _named
+
+
+# Pydantic's words for a value Typer's coercion refused (Typer coerces through pydantic).
+_PYDANTIC_WORDS = {
+    "Value error, ": "",
+    "Input should be a valid integer, unable to parse string as an integer": "not a whole number",
+    "Input should be a valid number, unable to parse string as a number": "not a number",
+    "Input should be ": "should be ",
+}
+
+
+def _in_words(message: str) -> str:
+    """Click's message in the project's form: lower case, no full stop, pydantic's phrases
+    said plainly (``invalid value for '--limit': not a whole number``)."""
+    message = message.strip().rstrip(".")
+    for said, meant in _PYDANTIC_WORDS.items():
+        message = message.replace(said, meant)
+    return message[:1].lower() + message[1:]
 
 
 app = typer.Typer(

@@ -1,8 +1,10 @@
-"""The console script itself: its version and shell completion."""
+"""The console script itself: its version, shell completion and usage errors."""
 
 from __future__ import annotations
 
 import importlib
+
+import pytest
 
 import advertisex
 
@@ -52,3 +54,42 @@ def test_every_verb_is_listed_with_the_module_that_registers_it():
         registered = set(get_group(verbs).commands)
         assert registered == {v for v, m in VERBS.items() if m == module}, module
     assert set(VERBS.values()) <= modules
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "help_of"),
+    [
+        (["procss"], "no such command 'procss'. Did you mean 'process'?", "advertisex"),
+        (["--bogus"], "no such option: --bogus", "advertisex"),
+        (["report", "bogus"], "no such command 'bogus'", "advertisex report"),
+        (["process", "--bogus"], "no such option: --bogus (Possible options: --verbose)",
+         "advertisex process"),
+        (["process", "--interval"], "option '--interval' requires an argument",
+         "advertisex process"),
+        (["process", "stray"], "got unexpected extra argument(s) (stray)", "advertisex process"),
+        (["query"], "missing argument 'sql'", "advertisex query"),
+        (["report", "campaigns", "--format", "xml"],
+         "invalid value for '--format' / '-f': 'xml' is not one of 'table', 'json', 'csv'",
+         "advertisex report campaigns"),
+        (["quarantine", "show", "--limit", "ten"],
+         "invalid value for '--limit' / '-n': not a whole number", "advertisex quarantine show"),
+        (["dims", "load", "--kind"], "option '--kind' requires an argument",
+         "advertisex dims load"),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_error_line_and_where_to_look(cli, tmp_path, args, said, help_of):
+    """Click's boxed "Usage: … Try … ╭─ Error ─╮" panel was all a mistyped command got; now
+    it is the line every other error is, with the command's --help as what to do."""
+    code, out, err = cli(tmp_path / "data", *args)
+    assert code == 2 and out == "", err
+    lists = "commands" if help_of in ("advertisex", "advertisex report") else "options"
+    assert err == f"error: {said}\n  → run {help_of} --help to see its {lists}\n"
+    assert not (tmp_path / "data").exists()
+
+
+def test_help_is_still_help(cli, tmp_path):
+    code, out, err = cli(tmp_path / "data", "process", "--help")
+    assert code == 0 and "Usage: advertisex process [OPTIONS]" in out and err == ""
+    code, out, err = cli(tmp_path / "data", "report")  # a group named alone: its help
+    assert code == 2 and "Usage: advertisex report [OPTIONS] COMMAND" in out + err
+    assert "error:" not in out + err
