@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging
 import os
 import zlib
 from collections.abc import Collection, Iterable, Iterator
@@ -69,6 +70,19 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.snapshots import Snapshot
+
+
+def _not_a_retried_commit(record: logging.LogRecord) -> bool:
+    """pyiceberg logs each commit it retries after losing a race to another writer
+    (``Commit failed due to a concurrent update, retrying (1/10) in 103 ms``) as a warning:
+    with no logging set up, Python prints it on the terminal of whoever runs ``process``
+    while ``up`` or maintenance commits. The retry is ours — the tables ask for it
+    (``lake.tables.upkeep_properties``) — and a commit that still fails raises, said in
+    our words; the notice alone is noise, and is dropped."""
+    return not str(record.msg).startswith("Commit failed due to a concurrent update, retrying")
+
+
+logging.getLogger("pyiceberg.table").addFilter(_not_a_retried_commit)
 
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.

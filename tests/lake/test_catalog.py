@@ -243,3 +243,16 @@ def test_two_threads_opening_one_table_open_it_once(lake, monkeypatch):
         thread.join()
     assert loads == ["curated.clicks"]
     assert len(opened) == 2 and opened[0] is opened[1]
+
+
+def test_a_commit_retried_after_a_lost_race_is_not_announced(lake, tmp_path, caplog):
+    """pyiceberg logged "Commit failed due to a concurrent update, retrying (1/10) in 103
+    ms" for each retry the tables ask for: with no logging set up, Python printed it on the
+    terminal of whoever ran ``process`` while another writer committed."""
+    other = Lake(load_settings(data_dir=tmp_path))
+    stale = lake.table("curated.clicks")
+    other.commit_batch({"curated.clicks": _click("e1")}, [_mark("s1")], {})
+    with caplog.at_level("DEBUG"):
+        stale.append(_click("e2"))  # loses to the commit above, is retried, lands
+    assert sorted(stale.scan().to_arrow().column("event_id").to_pylist()) == ["e1", "e2"]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyiceberg")] == []
