@@ -194,13 +194,22 @@ def keygen(
     from advertisex.collector.access import SCOPES, new_key
     from advertisex.errors import UserInputError
 
+    if not name.strip() or not name.isprintable():
+        # Logs and metrics name the holder by it, and the entry below goes into a TOML file:
+        # a line break or a control character in it is a mistake, or an attempt.
+        raise UserInputError(
+            f"--name {name!r} holds a line break or a control character"
+            if name.strip()
+            else "--name is empty",
+            hint="name who will hold the key, e.g. --name ad-server-eu",
+        )
     if scope is not None:
         if scope not in ("read", "admin"):
             raise UserInputError(f"unknown scope {scope!r}", hint="use --scope read or admin")
         key, digest = new_key()
         _print_key(
             key,
-            f'[[console.keys]]\nname = "{name}"\nsha256 = "{digest}"\nscope = "{scope}"',
+            f'[[console.keys]]\nname = {_toml_text(name)}\nsha256 = "{digest}"\nscope = "{scope}"',
             "Give the key above to its holder",
         )
         return
@@ -215,12 +224,18 @@ def keygen(
     entry = "\n".join(
         [
             "[[collector.api_keys]]",
-            f'name = "{name}"',
+            f"name = {_toml_text(name)}",
             f'sha256 = "{digest}"',
             "sources = [" + ", ".join(f'"{s}"' for s in allowed) + "]",
         ]
     )
     _print_key(key, entry, "Give the key above to the sender")
+
+
+def _toml_text(text: str) -> str:
+    """``text`` (printable) as a TOML basic string: the entry is pasted into
+    advertisex.toml, where a name holding a quote broke the file."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _print_key(key: str, entry: str, who: str) -> None:
