@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 @dims_app.command("load")
 def load(
-    path: Path = typer.Argument(..., help="CSV, JSON (array or NDJSON) or Parquet file."),
+    path: str = typer.Argument(..., help="CSV, JSON (array or NDJSON) or Parquet file."),
     kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
     effective_from: str | None = typer.Option(
         None,
@@ -43,9 +43,14 @@ def load(
     """Load campaigns or creatives; a changed row closes its old version and opens a new one."""
     from advertisex import dims
 
+    if not path.strip():  # Path("") is the current folder: "cannot read .: Is a directory"
+        raise UserInputError(
+            "an empty path was given", hint="name the file to load (an empty variable in a script?)"
+        )
+    file = Path(path)
     effective = _instant(effective_from, "--effective-from")
     report = dims.load_file(
-        open_platform(create=True).lake, path, kind=kind, effective_from=effective
+        open_platform(create=True).lake, file, kind=kind, effective_from=effective
     )
     row = {
         "file": report.path,
@@ -67,9 +72,9 @@ def load(
         print_rows([row], fmt)
         return
     columns = ["file", "kind", "format", "rows", "added", "changed", "unchanged", "versions"]
-    print_rows([{**row, "file": path.name}], fmt, title=f"dims.{report.kind}", columns=columns)
+    print_rows([{**row, "file": file.name}], fmt, title=f"dims.{report.kind}", columns=columns)
     if report.is_noop:
-        print_message(f"no change: every row of {literal(path.name)} is already current (no-op).")
+        print_message(f"no change: every row of {literal(file.name)} is already current (no-op).")
     elif report.changed:
         print_message(f"changed rows hold from {report.effective_from.isoformat()}.")
     if report.ignored_columns:

@@ -122,7 +122,7 @@ def forget(
     user_id: list[str] | None = typer.Option(
         None, "--user-id", "-u", help="A user to forget (repeatable)."
     ),
-    from_file: Path | None = typer.Option(
+    from_file: str | None = typer.Option(
         None,
         "--from-file",
         help="A UTF-8 file of user ids, one per line (a # after a blank starts a comment).",
@@ -132,7 +132,11 @@ def forget(
     """Erase users everywhere: landing files, tables, marts and their history (GDPR art. 17)."""
     from advertisex.errors import UserInputError
 
-    ids = list(user_id or []) + (_ids_in(from_file) if from_file else [])
+    if from_file is not None and not from_file.strip():  # Path("") is the current folder
+        raise UserInputError(
+            "--from-file is empty", hint="name the text file of user ids, one per line"
+        )
+    ids = list(user_id or []) + (_ids_in(Path(from_file)) if from_file else [])
     if not ids:
         raise UserInputError("no user id to forget", hint="pass --user-id ID or --from-file FILE")
     ax = open_platform()

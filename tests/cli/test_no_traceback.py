@@ -183,6 +183,21 @@ def test_paths_and_names_the_system_refuses(cli, tmp_path, seed_samples, monkeyp
     check(code, err, failed_with="unknown engine '0'")
 
 
+def test_an_empty_path_is_said_to_be_one(cli, tmp_path, monkeypatch):
+    """``dims load "$UNSET"`` and ``forget --from-file ""`` read Path(""), the current
+    folder, and said "cannot read .: Is a directory"."""
+    monkeypatch.chdir(tmp_path)
+    for args, said in (
+        (["dims", "load", ""], "an empty path was given"),
+        (["dims", "load", " "], "an empty path was given"),
+        (["forget", "--from-file", ""], "--from-file is empty"),
+        (["forget", "--user-id", "u-1", "--from-file", " "], "--from-file is empty"),
+    ):
+        code, _, err = cli(tmp_path / "data", *args)
+        check(code, err, failed_with=said)
+        assert code == 2 and "cannot read ." not in err, err
+
+
 def test_up_on_a_taken_port_says_so_before_starting_anything(cli, tmp_path):
     """It started the monitor and the processor, then its collector failed to bind and the
     last line said only that the collector "exited unexpectedly"."""
