@@ -851,6 +851,17 @@ class Settings(Layout, BaseModel):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     retention: RetentionSettings = RetentionSettings()
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_is_named(cls, value: Any) -> Any:
+        # Path("") is the current folder: ADVERTISEX_DATA_DIR="$UNSET" made every verb, even
+        # `status`, write a catalog, a warehouse and a monitor folder wherever it was run.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "an empty path is the current folder; name the folder the data lives in"
+            )
+        return value
+
     @model_validator(mode="after")
     def _retention_keeps_what_dedupe_and_attribution_need(self) -> Settings:
         _check_retention(self)
@@ -1225,10 +1236,13 @@ def _problem(error: Any) -> str:
     allowed = _allowed(loc)
     got = error.get("input")
     shown = f" = {got}" if isinstance(got, str | int | float) and not isinstance(got, bool) else ""
+    if isinstance(got, str) and not got.strip():
+        shown = f" = {got!r}"  # an empty value, seen as one
     if allowed and error["type"] in RANGE_ERRORS:
         what = f"{'.'.join(loc)}{shown} is out of range; allowed: {allowed}"
     else:
-        what = f"{'.'.join(loc) or 'settings'}{shown}: {error['msg']}"
+        said = str(error["msg"]).removeprefix("Value error, ")  # pydantic's prefix
+        what = f"{'.'.join(loc) or 'settings'}{shown}: {said}"
     return f"{what} (environment variable {env_name(names)})" if names else what
 
 

@@ -173,6 +173,8 @@ def _plain_values() -> tuple[Path, dict[str, str | None]] | None:
             return None  # unknown (load_settings warns), or a whole section as JSON
     if any(v is not None and not isinstance(v, str) for v in lake.values()):
         return None
+    if data_dir is not None and not data_dir.strip():
+        return None  # Path("") is the current folder, not a data dir: load_settings' error
     return (DEFAULT_DATA_DIR if data_dir is None else Path(data_dir)), lake
 
 

@@ -186,6 +186,21 @@ def test_a_bad_setting_ends_the_command_with_one_message(cli, tmp_path):
     assert "ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS" in err and "0 to 3650" in err
 
 
+def test_an_empty_data_dir_is_refused_before_anything_is_written(cli, tmp_path, monkeypatch):
+    """Path("") is the current folder: ``ADVERTISEX_DATA_DIR="$UNSET" advertisex status``
+    wrote a catalog database, a warehouse and a monitor folder wherever it was run."""
+    monkeypatch.chdir(tmp_path)
+    for verb in (["status"], ["query", "select 1"], ["process"]):
+        code, _, err = cli(tmp_path, *verb, ADVERTISEX_DATA_DIR="")
+        assert code == 2 and "data_dir = '': an empty path is the current folder" in err, err
+        assert "ADVERTISEX_DATA_DIR" in err and "Value error" not in err
+    monkeypatch.delenv("ADVERTISEX_DATA_DIR", raising=False)
+    (tmp_path / "advertisex.toml").write_text('data_dir = " "\n')
+    with pytest.raises(ConfigError, match="data_dir = ' ': an empty path"):
+        load_settings()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["advertisex.toml"]
+
+
 def test_an_empty_config_variable_reads_no_file(monkeypatch, tmp_path):
     (tmp_path / "advertisex.toml").write_text("[processor]\ndedupe_horizon_days = 3\n")
     monkeypatch.setenv("ADVERTISEX_CONFIG", "")

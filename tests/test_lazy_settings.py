@@ -56,7 +56,6 @@ def same_place(settings: Any) -> None:
         (None, {}),
         (None, {"ADVERTISEX_DATA_DIR": "lake-here"}),
         (None, {"advertisex_data_dir": "~/lower"}),
-        (None, {"ADVERTISEX_DATA_DIR": ""}),
         (None, {"ADVERTISEX_LAKE__CATALOG_URI": "sqlite:////tmp/x.db", "ADVERTISEX_API_KEY": "k"}),
         ('data_dir = "from-file"\n[lake]\nwarehouse = "/w"\ncatalog_name = "c"\n', {}),
         ('data_dir = "from-file"\n', {"ADVERTISEX_DATA_DIR": "from-env"}),
@@ -86,6 +85,8 @@ def test_where_the_data_lives_is_read_as_load_settings_reads_it(monkeypatch, tex
         (None, {"ADVERTISEX_DATA_DIRR": "x"}),  # unknown: load_settings warns
         (None, {"ADVERTISEX_DATA_DIR": "a", "advertisex_data_dir": "b"}),  # twice
         ("data_dir = 3\n", {}),  # not text: load_settings refuses it
+        (None, {"ADVERTISEX_DATA_DIR": ""}),  # the current folder, unnamed: refused too
+        ('data_dir = " "\n', {}),
         ("[lake]\ncatalog_name = 3\n", {}),
         ("[lake]\nwarehous = '/w'\n", {}),
         ("data_dir = \n", {}),  # not TOML
@@ -130,6 +131,7 @@ def test_a_section_is_validated_when_first_read_and_can_fail():
 FILE_ENTRIES = [
     ("", "data_dir", '"from-file"'),
     ("", "data_dir", "3"),
+    ("", "data_dir", '""'),
     ("lake", "warehouse", '"/w"'),
     ("lake", "catalog_name", "7"),
     ("lake", "warehous", '"/w"'),
@@ -146,6 +148,7 @@ FILE_ENTRIES = [
 ]
 VARIABLES = [
     ("ADVERTISEX_DATA_DIR", "from-env"),
+    ("ADVERTISEX_DATA_DIR", ""),
     ("ADVERTISEX_LAKE__CATALOG_URI", "sqlite:////tmp/x.db"),
     ("ADVERTISEX_PROCESSOR__WORKERS", "2"),
     ("ADVERTISEX_PROCESSOR__WORKERS", "65"),
