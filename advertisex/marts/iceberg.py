@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -52,17 +52,22 @@ def update_marts(
     run); ``kernels`` says where the kernels run (default: in this process)."""
     if not settings.correlation.update_marts:
         return None
-    curated = IcebergCurated(lake)
-    rules = rules_for(lake, settings)
-    # The marts' tables are opened (a new lake's created), and a rebuilt mart's files
-    # written, on a thread of their own while the rest is computed (IcebergMarts): in the
-    # marts' commit, on the update's serial tail, they kept one core busy and the other idle.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-beside") as beside:
-        marts = IcebergMarts(lake, beside)
-        try:
-            return maintain.update(curated, marts, rules, kernels, progress=progress)
-        finally:
-            marts.discard_offered()
+
+    def update() -> maintain.MartUpdate:
+        curated = IcebergCurated(lake)
+        rules = rules_for(lake, settings)
+        # The marts' tables are opened (a new lake's created), and a rebuilt mart's files
+        # written, on a thread of their own while the rest is computed (IcebergMarts): in the
+        # marts' commit, on the update's serial tail, they kept one core busy and the other
+        # idle.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-beside") as beside:
+            marts = IcebergMarts(lake, beside)
+            try:
+                return maintain.update(curated, marts, rules, kernels, progress=progress)
+            finally:
+                marts.discard_offered()
+
+    return _on_fresh_tables(lake, update)
 
 
 def rebuild_marts(
@@ -72,9 +77,36 @@ def rebuild_marts(
     progress: maintain.Progress | None = None,
 ) -> maintain.MartUpdate:
     """Recompute every mart from the curated tables."""
-    curated = IcebergCurated(lake)
-    rules = rules_for(lake, settings)
-    return maintain.rebuild(curated, IcebergMarts(lake), rules, kernels, progress)
+
+    def rebuild() -> maintain.MartUpdate:
+        curated = IcebergCurated(lake)
+        rules = rules_for(lake, settings)
+        return maintain.rebuild(curated, IcebergMarts(lake), rules, kernels, progress)
+
+    return _on_fresh_tables(lake, rebuild)
+
+
+def _on_fresh_tables(lake: Lake, action: Callable[[], maintain.MartUpdate]) -> maintain.MartUpdate:
+    """``action()``, done again on freshly loaded tables when its commit lost a race to
+    another writer of the marts (``process`` and ``report refresh`` each bring them up to
+    date, ``up``'s processor too): the update starts over from the snapshots the marts
+    record, so the second finds the first's work done. Inside an erasure's transaction the
+    erasure retries itself."""
+    from advertisex.errors import CommitConflictError
+    from advertisex.util.retry import retrying
+
+    if lake.catalog.in_group:
+        return action()
+    tries = 0
+
+    def attempt() -> maintain.MartUpdate:
+        nonlocal tries
+        if tries:
+            lake.refresh()
+        tries += 1
+        return action()
+
+    return retrying(attempt, retry_on=(CommitConflictError,), what="marts update")
 
 
 def marts_built(lake: Lake) -> bool:

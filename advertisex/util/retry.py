@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import tenacity
 
-from advertisex.errors import TransientError
+from advertisex.errors import CommitConflictError, TransientError
 
 T = TypeVar("T")
 log = logging.getLogger("advertisex.retry")
@@ -71,7 +71,13 @@ def retrying(
 
     def warn(state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None and state.next_action is not None
-        log.warning(
+        # A commit that lost a race to another writer (maintenance beside the processor,
+        # `report refresh` beside `process`) is the normal course of sharing a lake, not a
+        # fault: a log's detail. Printed as a warning, with no logging set up, it reached the
+        # terminal in the library's words, though the retry then succeeded.
+        lost_race = isinstance(state.outcome.exception(), CommitConflictError)
+        log.log(
+            logging.INFO if lost_race else logging.WARNING,
             "%s failed (%s); retry %d/%d in %.1f s",
             what,
             state.outcome.exception(),
