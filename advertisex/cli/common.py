@@ -58,6 +58,11 @@ def open_platform(create: bool = False, deferred: bool = False) -> Any:
 def require_lake(ax: Any) -> None:
     """Stop with a message (instead of making an empty lake) when ``ax`` has none."""
     if not ax.lake_exists():
+        if ax.settings.data_dir.exists():  # a file, where the verbs that write say so too
+            raise NotFoundError(
+                f"the data directory {ax.settings.data_dir.absolute()} is a file, not a folder",
+                hint="set data_dir (ADVERTISEX_DATA_DIR) to the folder your data lives in",
+            )
         raise NotFoundError(
             f"there is no lake at {ax.settings.data_dir.absolute()}",
             hint="run this where your data is, set data_dir (ADVERTISEX_DATA_DIR), or make "

@@ -28,6 +28,17 @@ def test_a_read_on_a_missing_lake_says_so_and_makes_nothing(cli, tmp_path, args)
     assert not data.exists()
 
 
+@pytest.mark.parametrize("args", READ_VERBS, ids=lambda a: " ".join(a))
+def test_a_read_where_the_data_dir_is_a_file_says_so(cli, tmp_path, args):
+    """It said "there is no lake at …", which sent the user to make one where a file is
+    in the way (the verbs that write said "a file of that name is in the way")."""
+    data = tmp_path / "data"
+    data.write_text("not a lake")
+    code, _, err = cli(data, *args)
+    assert code == 2 and f"the data directory {data} is a file, not a folder" in err, err
+    assert "→ set data_dir (ADVERTISEX_DATA_DIR)" in err and data.read_text() == "not a lake"
+
+
 def test_the_first_write_makes_the_lake_and_says_where_once(cli, tmp_path, seed_samples):
     data = tmp_path / "data"
     code, _, err = cli(data, "ingest", str(seed_samples / "ad_impressions.json"))
