@@ -246,10 +246,19 @@ class TrackingSettings(_Section):
     )
 
 
+def _named_host(host: str) -> str:
+    """An interface to bind is named: an empty one is every interface (``--host "$UNSET"``
+    listened on the network, or was refused as "listen on  without API keys")."""
+    if not host.strip():
+        raise ValueError("an empty host is every interface; name one, e.g. 127.0.0.1 or 0.0.0.0")
+    return host
+
+
 class CollectorSettings(_Section):
     """The HTTP collector (``advertisex serve``): limits, durability, access."""
 
     host: str = Field("127.0.0.1", description="Interface to bind; non-loopback requires API keys.")
+    _host_is_named = field_validator("host")(_named_host)
     port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
     workers: int | None = Field(
         None,
@@ -405,6 +414,7 @@ class ConsoleSettings(_Section):
         "127.0.0.1",
         description="`advertisex console`: interface to bind; non-loopback requires console keys.",
     )
+    _host_is_named = field_validator("host")(_named_host)
     port: int = Field(
         8081, ge=0, le=65535, description="`advertisex console`: TCP port to listen on."
     )

@@ -235,3 +235,15 @@ def test_variables_reach_into_sections_and_mappings_and_take_json_whole(monkeypa
         ConfigError, match=r"scale.spark_conf = not json.*ADVERTISEX_SCALE__SPARK_CONF"
     ):
         load_settings()
+
+
+@pytest.mark.parametrize("section", ["collector", "console"])
+def test_an_empty_host_is_refused(cli, tmp_path, section):
+    """An empty host binds every interface: ``serve --host "$UNSET"`` was refused as "refusing
+    to listen on  without API keys", and with keys configured listened on the network."""
+    code, _, err = cli(tmp_path / "data", "serve" if section == "collector" else "console",
+                       "--host", "")  # fmt: skip
+    assert code == 2 and f"{section}.host = '': an empty host is every interface" in err, err
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(ConfigError, match=f"{section}.host = ' '"):
+        load_settings(**{section: {"host": " "}})
