@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
@@ -968,11 +969,18 @@ def load_settings(**overrides: Any) -> Settings:
         env = _split_known(environment_values(), Settings, [])[0]
         settings = Settings.model_validate(_merged(_merged(file, env), overrides))
     except ValidationError as error:
-        problems = "; ".join(_problem(e) for e in error.errors())
+        where = functools.partial(_source_of, file=file, env=env, path=path)
+        problems = "; ".join(_problem(e, where) for e in error.errors())
         raise ConfigError(
             f"invalid configuration: {problems}",
             hint=f"fix {path or 'the setting'} or the environment variable "
             "(`advertisex config` shows every setting in force and where it comes from)",
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:  # the file itself cannot be read
+        what = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise ConfigError(
+            f"cannot read configuration {path or ''}: {what}",
+            hint="save it as UTF-8 text this user can read, or unset ADVERTISEX_CONFIG",
         ) from error
     except Exception as error:  # e.g. a TOML syntax error
         raise ConfigError(
@@ -1237,8 +1245,21 @@ def _holds(data: Mapping[str, Any], parts: list[str]) -> bool:
 
 
 # ---------------------------------------------------------------------- error messages
-def _problem(error: Any) -> str:
-    """One validation error as the setting, its variable, the value and what is allowed."""
+def _source_of(
+    names: list[str], file: dict[str, Any], env: dict[str, Any], path: Path | None
+) -> str | None:
+    """Where the setting ``names`` was given: its environment variable when that is set,
+    else the file when it holds it; None when neither does (a default, or an argument)."""
+    if _holds(env, names):
+        return f"environment variable {env_name(names)}"
+    if path is not None and _holds(file, names):
+        return f"in {path}"
+    return None
+
+
+def _problem(error: Any, where: Callable[[list[str]], str | None] | None = None) -> str:
+    """One validation error as the setting, the value, what is allowed and where it was
+    given (``where``: its environment variable or the file; else the variable to set)."""
     loc = [str(p) for p in error["loc"]]
     if not loc:  # a check across sections (a model validator) says it all itself
         return str(error["msg"]).removeprefix("Value error, ")
@@ -1253,7 +1274,10 @@ def _problem(error: Any) -> str:
     else:
         said = str(error["msg"]).removeprefix("Value error, ")  # pydantic's prefix
         what = f"{'.'.join(loc) or 'settings'}{shown}: {said}"
-    return f"{what} (environment variable {env_name(names)})" if names else what
+    if not names:
+        return what
+    given = where(names) if where is not None else f"environment variable {env_name(names)}"
+    return f"{what} ({given})" if given else what
 
 
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}

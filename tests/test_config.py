@@ -35,6 +35,26 @@ def test_an_out_of_range_value_names_the_setting_its_variable_and_the_range(monk
     assert "allowed: 0 to 3650" in message
 
 
+def test_a_bad_value_is_said_to_come_from_where_it_was_given(monkeypatch, tmp_path):
+    """The file's value is the file's: naming a variable nobody set sent people looking in
+    their environment for it."""
+    config = tmp_path / "advertisex.toml"
+    config.write_text("[processor]\ndedupe_horizon_days = -5\n")
+    monkeypatch.setenv("ADVERTISEX_CONFIG", str(config))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert f"= -5 is out of range; allowed: 0 to 3650 (in {config})" in str(caught.value)
+    assert "ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS" not in str(caught.value)
+    monkeypatch.setenv("ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS", "-6")  # it wins
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "= -6 is out of range; allowed: 0 to 3650 (environment variable" in str(caught.value)
+    config.write_bytes(b"\xff\xfe[processor]")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "advertisex.toml: it is not UTF-8 text\n  → save it as UTF-8" in str(caught.value)
+
+
 def _durations(model: type, prefix: str = "") -> list[tuple[str, object]]:
     """(path, field info) of every setting of seconds, minutes, hours or days, nested
     sections walked; a mapping's values by their annotation's own Field."""
