@@ -60,26 +60,30 @@ def test_csv_keeps_its_header_bom_and_quoted_newlines() -> None:
     assert frame.column("user_id").to_pylist() == ["u2\nstill u2"]
 
 
+def _bids_avro(fields: dict[str, object], records: list[dict], codec: str = "null") -> bytes:
+    """An Avro container of ``records`` whose schema has ``fields`` (name → type)."""
+    schema = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [{"name": name, "type": kind} for name, kind in fields.items()],
+    }
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records, codec=codec)
+    return out.getvalue()
+
+
 def test_avro_keeps_its_schema_and_codec_and_gzip_stays_gzip() -> None:
-    schema = fastavro.parse_schema(
-        {
-            "type": "record",
-            "name": "Bid",
-            "fields": [
-                {"name": "auction_id", "type": "string"},
-                {"name": "user_id", "type": "string"},
-                {"name": "targeting", "type": {"type": "map", "values": "string"}},
-            ],
-        }
-    )
+    fields = {
+        "auction_id": "string",
+        "user_id": "string",
+        "targeting": {"type": "map", "values": "string"},
+    }
     records = [
         {"auction_id": "a1", "user_id": "u1", "targeting": {}},
         {"auction_id": "a2", "user_id": "u2", "targeting": {"ref": "u1"}},
         {"auction_id": "a3", "user_id": "u3", "targeting": {}},
     ]
-    out = io.BytesIO()
-    fastavro.writer(out, schema, records, codec="deflate")
-    done = scrub(gzip.compress(out.getvalue()), "avro", ["u1"])
+    done = scrub(gzip.compress(_bids_avro(fields, records, "deflate")), "avro", ["u1"])
     assert done.removed == 2
     reader = fastavro.reader(io.BytesIO(gzip.decompress(done.data)))
     assert reader.codec == "deflate" and [r["auction_id"] for r in reader] == ["a3"]
@@ -215,26 +219,13 @@ def test_typed_fields_never_name_a_user_and_the_user_field_always_does() -> None
 
 
 def test_avro_typed_fields_never_name_a_user() -> None:
-    schema = fastavro.parse_schema(
-        {
-            "type": "record",
-            "name": "Bid",
-            "fields": [
-                {"name": "auction_id", "type": "string"},
-                {"name": "user_id", "type": "string"},
-                {"name": "device_type", "type": "string"},
-                {"name": "segment", "type": "string"},
-            ],
-        }
-    )
+    fields = dict.fromkeys(("auction_id", "user_id", "device_type", "segment"), "string")
     records = [
         {"auction_id": "a1", "user_id": "u1", "device_type": "mobile", "segment": "x"},
         {"auction_id": "a2", "user_id": "mobile", "device_type": "ctv", "segment": "x"},
         {"auction_id": "a3", "user_id": "u3", "device_type": "ctv", "segment": "mobile fans"},
     ]
-    out = io.BytesIO()
-    fastavro.writer(out, schema, records)
-    done = scrub(out.getvalue(), "avro", ["mobile"])
+    done = scrub(_bids_avro(fields, records), "avro", ["mobile"])
     assert done.removed == 2
     assert [r["auction_id"] for r in fastavro.reader(io.BytesIO(done.data))] == ["a1"]
 
