@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -173,8 +174,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.unfinished.done(self)
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
             self._expect("body_timeout", self.body_timeout)
+            # An answer given before the body is in (413, 401, 415 …) on a connection that
+            # ends with it must not reset the connection (see _linger)
+            cycle.transport = _LingeringClose(self, cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self.unfinished.done(self)
@@ -222,12 +227,37 @@ class GuardedProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the endpoint reading the body sees the client gone
             cycle.message_event.set()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close once the client has had a moment to stop sending.
+
+        The client may still be sending what is refused: a socket closed with bytes unread
+        is reset, and a reset loses the answer on the client's side too. So end our side,
+        drop what still comes for a moment, then close."""
         if self.transport.can_write_eof():
-            # The client may still be sending what is refused: a socket closed with bytes
-            # unread is reset, and a reset loses the answer on the client's side too. So
-            # end our side, drop what still comes for a moment, then close.
             self.refused = True
             self.transport.write_eof()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
             return
         self.transport.close()
+
+
+class _LingeringClose:
+    """A request's transport as its response cycle sees it: uvicorn closes the connection
+    as soon as the answer is written when the client asked for ``Connection: close``,
+    even if the body is still arriving, and the client got a reset instead of its 413.
+    Closed before the body is in, it lingers (:meth:`GuardedProtocol._linger`)."""
+
+    def __init__(self, protocol: GuardedProtocol, cycle: Any) -> None:
+        self._protocol, self._cycle = protocol, cycle
+        self._transport = protocol.transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if self._cycle.more_body and not self._transport.is_closing():
+            self._protocol._linger()
+        else:
+            self._transport.close()

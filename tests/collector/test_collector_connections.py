@@ -105,3 +105,27 @@ def test_a_request_httptools_cannot_parse_is_a_json_error(server_factory: Any) -
         status, body = _answer(_connect(server, request))  # was text: "Invalid HTTP request …"
         assert (status, body["code"]) == (400, "http_invalid"), body
         assert body["message"].startswith("the request is not valid HTTP/1.1 (")
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_over_limit_body_on_a_closing_connection_gets_its_413(
+    server_factory: Any, chunked: bool
+) -> None:
+    # The endpoint answers 413 as soon as the body is known to be too large; with
+    # ``Connection: close`` uvicorn closed the socket at once, the body's rest unread, and
+    # the client still sending got a reset instead of the answer.
+    server = server_factory(ADVERTISEX_COLLECTOR__MAX_BODY_BYTES=str(1 << 20))
+    framing = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % (6 << 20)
+    sock = _connect(
+        server,
+        b"POST /v1/impressions HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-ndjson\r\n"
+        b"connection: close\r\n" + framing + b"\r\n\r\n",
+    )
+    lines = b'{"user_id":"u"}\n' * 4096
+    for _ in range((6 << 20) // len(lines)):
+        sock.sendall(b"%x\r\n%b\r\n" % (len(lines), lines) if chunked else lines)
+    if chunked:
+        sock.sendall(b"0\r\n\r\n")
+    status, body = _answer(sock)
+    assert (status, body["code"]) == (413, "body_too_large"), body
+    assert "more than the limit of 1048576" in body["message"]
