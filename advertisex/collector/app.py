@@ -6,8 +6,8 @@ Starlette routes requests (the pixel and the redirect go straight to their endpo
 :class:`~advertisex.collector.tracking.TrackingApp`); the batch hot path per request is:
 authorize → check the content type → check capacity → read the body (bounded) → un-gzip
 → frame (all or nothing) → hand the bytes to the source's writer and await their fsync →
-answer. Plain NDJSON and CSV are framed on the event loop (orjson, ~1 µs a line);
-inflating gzip runs on a thread, and an Avro body is read in full by a decoder worker
+answer. Plain NDJSON and CSV up to 256 KiB are framed on the event loop (orjson, ~1 µs
+a line); a larger one is framed on a thread, and so is gzip inflated; an Avro body is read in full by a decoder worker
 process under a time and memory budget (see ``Collector.frame``), so no body can stall
 the loop.
 """

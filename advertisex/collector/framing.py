@@ -153,13 +153,18 @@ def frame_csv_clicks(body: bytes, *, max_records: int | None = None) -> Framed:
     except UnicodeDecodeError as error:
         line = body.count(b"\n", 0, error.start) + 1
         raise FramingError("encoding_invalid", f"line {line}: not UTF-8 ({error.reason})") from None
-    lines = text.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if start is None:
+    # The header is the first line that is not blank; found without a list of every line
+    # (4 MiB of blank lines are 4 million of them).
+    blank = len(text) - len(text.lstrip())
+    if blank == len(text):
         raise FramingError("empty_body", "the body holds no CSV header and no rows")
-    counts = {d: lines[start].count(d) for d in DELIMITERS}
+    begin = text.rfind("\n", 0, blank) + 1
+    start = text.count("\n", 0, begin)
+    end = text.find("\n", begin)
+    header_line = text[begin:] if end < 0 else text[begin:end]
+    counts = {d: header_line.count(d) for d in DELIMITERS}
     delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(io.StringIO("\n".join(lines[start:])), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(text[begin:]), delimiter=delimiter, strict=True)
     try:
         header = [_column_name(name) for name in next(reader)]
         if sum(name in CLICK_REQUIRED for name in header) < 2:
@@ -177,8 +182,8 @@ def frame_csv_clicks(body: bytes, *, max_records: int | None = None) -> Framed:
             )
         out: list[bytes] = []
         for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
+            if not fields or not "".join(fields).strip():
+                continue  # a blank row (a generator per row made 4 MiB of them cost 1 s)
             if len(fields) != len(header):
                 raise FramingError(
                     "csv_column_count",

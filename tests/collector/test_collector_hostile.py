@@ -155,6 +155,30 @@ def test_a_small_gzip_delivery_of_a_million_records_is_framed_off_the_event_loop
     assert framed_in and framed_in[0] != threading.get_ident()  # the loop runs on this thread
 
 
+@pytest.mark.parametrize("blank", [b"\n", b",,,\r\n"], ids=["empty", "delimiters"])
+def test_a_csv_of_megabytes_of_blank_rows_is_framed_off_the_event_loop(
+    app: InProcess, monkeypatch: pytest.MonkeyPatch, blank: bytes
+) -> None:
+    # Blank rows are not records, so max_records does not stop them: 4 MiB of them framed
+    # on the event loop held every other request, /healthz too, for 1.25 s.
+    from advertisex.collector import app as app_module
+
+    framed_in: list[int] = []
+    frame = app_module.frame_csv_clicks
+
+    def watched(*args: Any, **options: Any) -> Any:
+        framed_in.append(threading.get_ident())
+        return frame(*args, **options)
+
+    monkeypatch.setattr(app_module, "frame_csv_clicks", watched)
+    header = b"timestamp,user_id,campaign_id,event_type\n"
+    rows = blank * (((4 << 20) - 4096) // len(blank))  # just under max_body_bytes
+    body = header + rows + b"2026-01-01T00:00:00Z,u,c,click\n"
+    response = app.post("/v1/clicks", body, {"content-type": "text/csv"})
+    assert (response.status_code, response.json()["accepted"]) == (200, 1), response.text
+    assert framed_in and framed_in[0] != threading.get_ident()  # the loop runs on this thread
+
+
 def test_a_firehose_request_of_too_many_objects_is_refused_at_once(app: InProcess) -> None:
     # 4 MiB of base64 holds 1.4 million ``{}``: framed on the event loop, they held every
     # request for hours (the split was quadratic); now the count stops at max_records.
