@@ -26,6 +26,8 @@ from advertisex.formats.jsonfmt import json_kind
 from advertisex.model.contracts import CLICK_ALIASES, CLICK_REQUIRED
 from advertisex.util import jsonutil
 
+_GZIP_PIECE = 16 << 10  # bytes of a gzip body fed to the inflater at a time
+
 
 @dataclass(frozen=True)
 class Framed:
@@ -34,7 +36,12 @@ class Framed:
 
 
 def decode_body(body: bytes, encoding: str | None, max_decoded: int) -> bytes:
-    """Undo ``Content-Encoding`` (identity or gzip); a truncated or oversize stream is refused."""
+    """Undo ``Content-Encoding`` (identity or gzip); a truncated or oversize stream is refused.
+
+    A gzip body may be several gzip members one after another (``cat a.gz b.gz``, as some
+    clients and Firehose-like senders write it): all of them are read, as from a file, and
+    ``max_decoded`` bounds what they inflate to together. Zero bytes after the last member
+    are padding."""
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("identity", ""):
         return body
@@ -44,25 +51,44 @@ def decode_body(body: bytes, encoding: str | None, max_decoded: int) -> bytes:
             f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
             status=415,
         )
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        # max_length bounds memory: a zip bomb stops at the limit instead of exhausting RAM.
-        out = inflater.decompress(body, max_decoded + 1)
-    except zlib.error as error:
-        raise FramingError("gzip_invalid", f"gzip body is corrupt: {error}") from error
-    if len(out) > max_decoded:
-        raise FramingError(
-            "body_too_large",
-            f"body inflates to more than {max_decoded} bytes; send smaller requests",
-            status=413,
-        )
-    if not inflater.eof:
-        raise FramingError(
-            "gzip_invalid", f"gzip body is truncated after {len(body)} bytes (no end of stream)"
-        )
-    if inflater.unused_data.strip(b"\x00"):
-        raise FramingError("gzip_invalid", "bytes follow the end of the gzip stream")
-    return out
+    view = memoryview(body)
+    parts: list[bytes] = []
+    size = position = members = 0
+    while True:
+        members += 1
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not inflater.eof and position < len(view):
+            # Fed a piece at a time: the bytes after a member's end are copied into
+            # ``unused_data``, and 4 MiB of 20-byte empty members copied the rest of the
+            # body for each (100 s); a piece bounds the copy.
+            piece = view[position : position + _GZIP_PIECE]
+            try:
+                # max_length bounds memory: a zip bomb stops at the limit, not at RAM's.
+                out = inflater.decompress(piece, max_decoded + 1 - size)
+            except zlib.error as error:
+                which = "gzip body" if members == 1 else f"gzip member {members}"
+                raise FramingError("gzip_invalid", f"{which} is corrupt: {error}") from error
+            size += len(out)
+            if size > max_decoded:
+                raise FramingError(
+                    "body_too_large",
+                    f"body inflates to more than {max_decoded} bytes; send smaller requests",
+                    status=413,
+                )
+            parts.append(out)
+            # below max_length, the piece was taken whole: what is left is the next member's
+            position += len(piece) - len(inflater.unused_data)
+        if not inflater.eof:
+            raise FramingError(
+                "gzip_invalid", f"gzip body is truncated after {len(body)} bytes (no end of stream)"
+            )
+        if view[position : position + 2] != b"\x1f\x8b":  # no gzip member follows
+            if bytes(view[position:]).strip(b"\x00"):  # zero bytes are padding
+                raise FramingError(
+                    "gzip_invalid",
+                    f"byte {position}: bytes that are not gzip follow gzip member {members}",
+                )
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def frame_ndjson(

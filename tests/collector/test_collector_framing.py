@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 from functools import partial
 
 import fastavro
@@ -75,6 +76,35 @@ def test_ndjson_array_hint_and_lenient_json() -> None:
     pretty = frame_ndjson(b'{\n  "a": 1\n}\n', lenient_json=True)
     assert (pretty.records, pretty.data) == (1, b'{"a":1}\n')
     assert code_of(frame_ndjson, b'{"a":1}\n{"a"', lenient_json=True)[1].startswith("line 2:")
+
+
+def test_gzip_members_one_after_another_are_all_inflated_within_one_limit() -> None:
+    # ``cat a.gz b.gz``, as some clients and Firehose-like senders send it, and as ingest
+    # and process read it from a file: was refused ("bytes follow the end of the stream").
+    first, second = b'{"a":1}\n' * 600, b'{"b":2}\n' * 600
+    members = gzip.compress(first) + gzip.compress(second)
+    assert decode_body(members, "gzip", 1 << 20) == first + second
+    assert decode_body(members + b"\x00" * 8, "gzip", 1 << 20) == first + second  # padding
+    empty = gzip.compress(b"")
+    assert decode_body(empty * 3 + gzip.compress(first) + empty, "gzip", 1 << 20) == first
+    # each member is under the limit, together they are not
+    code, _ = code_of(decode_body, members, "gzip", len(first) + len(second) - 1)
+    assert code == "body_too_large"
+    code, message = code_of(decode_body, members + b"junk", "gzip", 1 << 20)
+    assert (code, message) == (
+        "gzip_invalid",
+        f"byte {len(members)}: bytes that are not gzip follow gzip member 2",
+    )
+    code, message = code_of(decode_body, members + gzip.compress(first)[:30], "gzip", 1 << 20)
+    assert code == "gzip_invalid" and "truncated" in message
+
+
+def test_a_body_of_many_empty_gzip_members_is_inflated_in_linear_time() -> None:
+    # Each member's trailing bytes were copied whole: 4 MiB of them took 100 s.
+    empty = gzip.compress(b"")
+    started = time.perf_counter()
+    assert decode_body(empty * ((4 << 20) // len(empty)), "gzip", 1 << 20) == b""
+    assert time.perf_counter() - started < 10
 
 
 def test_json_array_errors_name_offset_or_item() -> None:

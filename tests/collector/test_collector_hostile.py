@@ -70,6 +70,31 @@ def test_a_gzip_bomb_is_refused_at_the_decoded_size_limit(app: InProcess) -> Non
         assert (response.status_code, response.json()["code"]) == (413, "body_too_large")
 
 
+def test_gzip_members_one_after_another_are_all_landed(app: InProcess) -> None:
+    # ``cat a.gz b.gz`` was refused (gzip_invalid) though ingest and process read all its
+    # members from a file; each format now lands every member's records.
+    def members(data: bytes) -> bytes:
+        half = len(data) // 2
+        return gzip.compress(data[:half]) + gzip.compress(data[half:])
+
+    clicks = b"timestamp,user_id,campaign_id,event_type\n" + b"2026-01-01T00:00:00Z,u,c,click\n" * 4
+    for path, body, media, accepted in [
+        ("/v1/impressions", b'{"user_id":"multi-member"}\n' * 6, "application/x-ndjson", 6),
+        ("/v1/clicks", clicks, "text/csv", 4),
+        ("/v1/bids", bad_typed_avro(), "application/avro", 10),
+    ]:
+        headers = {"content-type": media, "content-encoding": "gzip"}
+        response = app.post(path, members(body), headers)
+        assert (response.status_code, response.json().get("accepted")) == (200, accepted), path
+    over = members(b'{"user_id":"x"}\n' * ((app.settings.collector.max_decoded_bytes // 16) + 1))
+    response = app.post(
+        "/v1/impressions",
+        over,
+        {"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+    )
+    assert (response.status_code, response.json()["code"]) == (413, "body_too_large")
+
+
 def test_a_bad_typed_record_is_valid_avro_and_is_acknowledged(app: InProcess) -> None:
     response = app.post("/v1/bids", bad_typed_avro(), AVRO)
     assert response.status_code == 200 and response.json()["accepted"] == 10
