@@ -205,6 +205,9 @@ class SegmentWriter:
                     if not self._dir_synced:  # the new file's name must survive a power cut too
                         _fsync_dir(directory)
                         self._dir_synced = True
+                if os.fstat(self._fd).st_nlink == 0:  # deleted under us: durable in no file
+                    self._fd, self._paths = self._rescued(self._fd, self._paths, start + len(data))
+                    self._dir_synced = True
                 self._size += len(data)
             except OSError as e:
                 error = StorageError(f"cannot write segment: {e.strerror or e}")
@@ -229,7 +232,8 @@ class SegmentWriter:
     def _create(self, at: datetime | None = None) -> tuple[int, _Paths]:
         paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label(), at=at)
         # O_APPEND: after a failed group is truncated away, the next write lands at the new end.
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        # Readable: a segment deleted under the writer is read back from it (_rescued).
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         return os.open(paths[2], flags, 0o644), paths
 
     def _take_spare(self) -> _Spare | None:
@@ -307,19 +311,55 @@ class SegmentWriter:
         self._seal_segment(fd, paths, size)
 
     def _seal_segment(self, fd: int, paths: _Paths, size: int) -> None:
-        """Close, rename into view and fsync the folder; an empty segment is removed."""
-        name, final, temporary = paths
+        """Rename into view, fsync the folder and close; an empty segment is removed."""
         try:
-            os.close(fd)
             if size:
-                self.zone.seal(temporary, final, fsync=self._fsync)
+                try:
+                    self.zone.seal(paths[2], paths[1], fsync=self._fsync)
+                except FileNotFoundError:
+                    if os.fstat(fd).st_nlink:
+                        raise
+                    fd, paths = self._rescued(fd, paths, size)  # its folder was deleted
+                    self.zone.seal(paths[2], paths[1], fsync=self._fsync)
             else:
-                temporary.unlink(missing_ok=True)
+                paths[2].unlink(missing_ok=True)
         except OSError:
-            log.exception("cannot seal %s; it is recovered at the next start", temporary)
+            log.exception("cannot seal %s; it is recovered at the next start", paths[2])
             return
+        finally:
+            os.close(fd)
         if size and self._on_sealed:
-            self._on_sealed(name, size)
+            self._on_sealed(paths[0], size)
+
+    def _rescued(self, fd: int, paths: _Paths, size: int) -> tuple[int, _Paths]:
+        """The first ``size`` bytes of a segment deleted under the writer (an operator
+        removed its folder), which ``fd`` still holds, written and flushed to a new segment
+        (its folder made again); ``fd`` is closed. Acknowledged bytes in a file without a
+        name were lost at its seal, or at a crash."""
+        made, new = self._create()
+        try:
+            offset = 0
+            while offset < size:
+                piece = os.pread(fd, min(size - offset, 1 << 20), offset)
+                if not piece:
+                    raise OSError(f"{paths[2]} ends at byte {offset} of {size}")
+                _write_all(made, piece)
+                offset += len(piece)
+            if self._fsync:
+                os.fdatasync(made)
+                _fsync_dir(new[2].parent)
+        except OSError:
+            os.close(made)
+            new[2].unlink(missing_ok=True)
+            raise
+        log.warning(
+            "%s was deleted while open (its folder removed?); its %d bytes are in %s",
+            paths[2],
+            size,
+            new[2],
+        )
+        os.close(fd)
+        return made, new
 
 
 class FilePerRequestWriter(SegmentWriter):

@@ -348,3 +348,28 @@ def test_a_ready_segment_whose_name_cannot_be_made_durable_is_dropped(
     assert writer._spare is None
     assert sealed_bytes(tmp_path) == [b"1\n", b"2\n"]
     assert LandingZone(tmp_path / "landing").unsealed() == []
+
+
+@pytest.mark.parametrize("when", ["before the next request", "before the seal"])
+def test_an_open_segment_whose_folder_is_deleted_loses_nothing_acknowledged(
+    tmp_path: Path, when: str
+) -> None:
+    # An operator removing the hour's folder unlinked the open segment under the writer:
+    # appends to it were still fsync'd and acknowledged, then its seal failed and every
+    # acknowledged byte in it was gone with the file.
+    import shutil
+
+    writer = make_writer(tmp_path)
+    landing = tmp_path / "landing"
+
+    async def scenario() -> None:
+        await writer.append(b'{"a":1}\n')
+        shutil.rmtree(landing / "impressions")
+        if when == "before the next request":
+            await writer.append(b'{"b":2}\n')
+
+    asyncio.run(scenario())
+    writer.close()
+    expected = b'{"a":1}\n{"b":2}\n' if when == "before the next request" else b'{"a":1}\n'
+    assert b"".join(sealed_bytes(tmp_path)) == expected
+    assert LandingZone(landing).unsealed() == []
