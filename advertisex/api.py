@@ -94,9 +94,10 @@ class AdvertiseX:
         from advertisex.landing.zone import expand_paths
 
         passed_over: list[IngestResult] = []
-        files = expand_paths(paths, passed_over)
+        walked: dict[Path, Path] = {}  # a folder's files are checked again as they are read
+        files = expand_paths(paths, passed_over, walked)
         done = (lambda n: progress("ingest", n, len(files))) if progress else None
-        return self.landing.ingest_files(list(files), source, done) + passed_over
+        return self.landing.ingest_files(list(files), source, done, walked) + passed_over
 
     def process(self, progress: Progress | None = None) -> ProcessReport:
         """Process every pending landing segment into the curated tables."""

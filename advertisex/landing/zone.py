@@ -236,10 +236,12 @@ class LandingZone:
         paths: list[Path],
         source: str | None = None,
         done: Callable[[int], None] | None = None,
+        walked: dict[Path, Path] | None = None,
     ) -> list[IngestResult]:
         """:meth:`ingest_file` of each path, several at once (:class:`Ingest`), results in
-        the order given; ``done(n)`` is told after each of the first ``n`` results."""
-        ingest = Ingest(self, source)
+        the order given; ``done(n)`` is told after each of the first ``n`` results.
+        ``walked``: the folder each path was found in by :func:`expand_paths`."""
+        ingest = Ingest(self, source, walked)
         for path in paths:
             ingest.add(path)
         return ingest.results(done)
@@ -259,21 +261,43 @@ class LandingZone:
             self.sync_markers()
 
     def read_for_ingest(
-        self, path: Path, source: str | None = None, buffer: ReadBuffer | None = None
+        self,
+        path: Path,
+        source: str | None = None,
+        buffer: ReadBuffer | None = None,
+        within: Path | None = None,
     ) -> ReadFile | IngestResult:
         """``path``'s bytes, source (detected unless given) and content hash; or why it
         is skipped. The bytes are those of its copy staged in the landing zone where the
         kernel can make one (:mod:`advertisex.landing.staged`); else they are read, into
-        ``buffer`` (the result is a view of it) instead of new memory when given."""
-        staged = self._stage(path)
+        ``buffer`` (the result is a view of it) instead of new memory when given.
+        ``within``: the folder a walk found ``path`` in; what is read must be a regular
+        file inside it when opened (:func:`open_within`), whatever the walk saw."""
+        opened: int | None = None
+        if within is not None:
+            found = open_within(path, within)
+            if isinstance(found, str):
+                return IngestResult(str(path), "skipped", detail=found)
+            opened = found
+        try:
+            return self._read_for_ingest(path, source, buffer, opened)
+        finally:
+            if opened is not None:
+                os.close(opened)
+
+    def _read_for_ingest(
+        self, path: Path, source: str | None, buffer: ReadBuffer | None, opened: int | None
+    ) -> ReadFile | IngestResult:
+        staged = self._stage(path, opened)
         if isinstance(staged, IngestResult):
             return staged
         data: FileBytes
         if staged is not None:
             data = staged.view
         else:
+            what = path if opened is None else opened
             try:
-                data = buffer.read(path) if buffer is not None else path.read_bytes()
+                data = buffer.read(what) if buffer is not None else _read_all(what)
             except OSError as e:
                 return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
         utf8 = from_utf16(data)
@@ -317,20 +341,23 @@ class LandingZone:
         fmt = landing_format(detected, head)
         return ReadFile(path, data, detected, digest or content_hash(data), legacy, staged, fmt)
 
-    def _stage(self, path: Path) -> StagedCopy | IngestResult | None:
-        """``path`` copied into the landing zone unnamed (:func:`~.staged.stage`), why it
-        is skipped when it cannot be opened, or None: read it (this zone cannot stage, or
-        the copy failed — the read and the write then say why, as they always have)."""
+    def _stage(self, path: Path, opened: int | None = None) -> StagedCopy | IngestResult | None:
+        """``path`` (``opened`` when given, its open descriptor) copied into the landing
+        zone unnamed (:func:`~.staged.stage`), why it is skipped when it cannot be opened,
+        or None: read it (this zone cannot stage, or the copy failed — the read and the
+        write then say why, as they always have)."""
         if not self._staging:
             return None
-        try:
-            # A pipe or a device is read as it comes, and never opened here: opening a pipe
-            # waits for its writer, and closing it again would break that writer's pipe.
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as e:
-            return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
+        source = opened
+        if source is None:
+            try:
+                # A pipe or a device is read as it comes, and never opened here: opening a
+                # pipe waits for its writer, and closing it again would break its pipe.
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    return None
+                source = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError as e:
+                return IngestResult(str(path), "skipped", detail=f"cannot read: {e.strerror}")
         try:
             if not stat.S_ISREG(os.fstat(source).st_mode):  # replaced since: read it instead
                 return None
@@ -342,7 +369,8 @@ class LandingZone:
         except OSError:
             return None
         finally:
-            os.close(source)
+            if opened is None:
+                os.close(source)
 
     def already(self, read: ReadFile) -> IngestResult | None:
         """The result of a file whose bytes landed before; None when they did not."""
@@ -845,9 +873,10 @@ class ReadBuffer:
     def __init__(self) -> None:
         self._memory = bytearray()
 
-    def read(self, path: Path) -> bytes | memoryview:
-        """``path``'s bytes: a view of this buffer, valid until the next :meth:`read`."""
-        with open(path, "rb", buffering=0) as handle:
+    def read(self, path: Path | int) -> bytes | memoryview:
+        """``path``'s bytes (or an open descriptor's, from its start): a view of this
+        buffer, valid until the next :meth:`read`."""
+        with open(path, "rb", buffering=0, closefd=not isinstance(path, int)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > self.KEPT_BYTES:
                 return handle.readall()
@@ -892,10 +921,13 @@ class Ingest:
     lookup; the writes still overlap), so of the same bytes added twice the first lands.
     """
 
-    def __init__(self, zone: LandingZone, source: str | None = None) -> None:
+    def __init__(
+        self, zone: LandingZone, source: str | None = None, walked: dict[Path, Path] | None = None
+    ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.zone, self.source = zone, source
+        self.walked = walked or {}  # a file found by a folder's walk → that folder
         self._pool = ThreadPoolExecutor(max_workers=_INGEST_THREADS, thread_name_prefix="ingest")
         self._landing: list[Future[IngestResult]] = []
         self._lock = threading.Lock()
@@ -920,7 +952,7 @@ class Ingest:
                 buffer = getattr(self._buffers, "buffer", None)
                 if buffer is None:
                     buffer = self._buffers.buffer = ReadBuffer()
-                read = self.zone.read_for_ingest(path, self.source, buffer)
+                read = self.zone.read_for_ingest(path, self.source, buffer, self.walked.get(path))
                 before.wait()  # the files added before this one are decided (tasks start in order)
                 if isinstance(read, IngestResult):
                     return read
@@ -1146,12 +1178,17 @@ def open_landing(settings: Settings) -> LandingZone:
 
 
 def expand_paths(
-    paths: Iterable[str | Path], passed_over: list[IngestResult] | None = None
+    paths: Iterable[str | Path],
+    passed_over: list[IngestResult] | None = None,
+    walked: dict[Path, Path] | None = None,
 ) -> list[Path]:
     """Files named directly, every file under a folder (recursively), or a glob's matches.
 
     What a folder's walk or a glob finds but will not read is added to ``passed_over`` as a
-    skipped result (:func:`_passed_over`); a file named directly is read whatever it is."""
+    skipped result (:func:`_passed_over`); a file named directly is read whatever it is.
+    ``walked`` is told the folder (resolved) each file a walk or a glob found is under:
+    the file may be replaced before it is read, so the reader checks it again on what it
+    opened (:func:`open_within`)."""
     files: list[Path] = []
     for raw in paths:
         # Path("") is the current folder: an unset shell variable's "$DIR" ingested it.
@@ -1160,11 +1197,17 @@ def expand_paths(
                 "an empty path was given",
                 hint="name the files or folders to ingest (an empty variable in a script?)",
             )
-        files.extend(_expanded(str(raw), passed_over if passed_over is not None else []))
+        files.extend(
+            _expanded(
+                str(raw),
+                passed_over if passed_over is not None else [],
+                walked if walked is not None else {},
+            )
+        )
     return files
 
 
-def _expanded(raw: str, passed_over: list[IngestResult]) -> list[Path]:
+def _expanded(raw: str, passed_over: list[IngestResult], walked: dict[Path, Path]) -> list[Path]:
     """:func:`expand_paths` of one path; a name the system refuses to look up (too long, a
     loop of links, a folder it may not enter) is the user's to fix, as a missing one is."""
     import glob
@@ -1175,7 +1218,7 @@ def _expanded(raw: str, passed_over: list[IngestResult]) -> list[Path]:
     try:
         if path.is_dir():
             found = [p for p in sorted(path.rglob("*")) if not p.name.startswith(".")]
-            files.extend(_readable(found, path, raw, passed_over))
+            files.extend(_readable(found, path, raw, passed_over, walked))
             if not files and len(passed_over) == before:
                 raise UserInputError(
                     f"the folder {raw} holds no file to ingest",
@@ -1185,7 +1228,7 @@ def _expanded(raw: str, passed_over: list[IngestResult]) -> list[Path]:
             files.append(path)
         else:
             matches = [Path(m) for m in sorted(glob.glob(raw, recursive=True))]
-            files.extend(_readable(matches, _glob_base(raw), raw, passed_over))
+            files.extend(_readable(matches, _glob_base(raw), raw, passed_over, walked))
             if not files and len(passed_over) == before:
                 raise UserInputError(
                     f"no such file, folder or matching glob: {raw}",
@@ -1201,7 +1244,11 @@ def _expanded(raw: str, passed_over: list[IngestResult]) -> list[Path]:
 
 
 def _readable(
-    found: list[Path], base: Path, raw: str, passed_over: list[IngestResult]
+    found: list[Path],
+    base: Path,
+    raw: str,
+    passed_over: list[IngestResult],
+    walked: dict[Path, Path],
 ) -> list[Path]:
     """The regular files among ``found`` (a walk of, or a glob under, ``base``); the rest but
     folders go to ``passed_over`` with why."""
@@ -1213,7 +1260,55 @@ def _readable(
             passed_over.append(IngestResult(str(path), "skipped", detail=why))
         elif path.is_file():
             files.append(path)
+            walked[path] = root
     return files
+
+
+def open_within(path: Path, root: Path) -> int | str:
+    """``path`` opened for reading if what it names now is a regular file inside ``root``
+    (a resolved folder), else why it is not read.
+
+    A walk's checks (:func:`_passed_over`) look at a name, and reading it opens the name
+    again: a partner who swaps the file (or a folder above it) for a link to
+    ``/etc/passwd`` in between had that read. So the check is made again on what is
+    opened: the name is opened as a path only (``O_PATH``: no device is opened, no pipe
+    waited for), its real place and kind read from that descriptor, and only then is it
+    opened for reading, through the descriptor itself. Without ``O_PATH`` and
+    ``/proc/self/fd`` (not Linux), the file is opened ``O_NOFOLLOW`` and must be regular.
+    """
+    moved = "replaced since its folder was read"
+    if hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd"):
+        try:
+            handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            return f"cannot read: {e.strerror}"
+        try:
+            real = Path(os.readlink(f"/proc/self/fd/{handle}"))
+            if not real.is_relative_to(root):
+                return f"{moved} by a link out of the folder: not read"
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                return f"{moved}, and not a regular file now: not read"
+            return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            return f"cannot read: {e.strerror}"
+        finally:
+            os.close(handle)
+    try:
+        opened = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as e:
+        return f"cannot read: {e.strerror}"
+    if not stat.S_ISREG(os.fstat(opened).st_mode):
+        os.close(opened)
+        return f"{moved}, and not a regular file now: not read"
+    return opened
+
+
+def _read_all(path: Path | int) -> bytes:
+    """A file's bytes, by name or from an open descriptor's start (which stays open)."""
+    if isinstance(path, Path):
+        return path.read_bytes()
+    with open(path, "rb", buffering=0, closefd=False) as handle:
+        return handle.readall()
 
 
 def _passed_over(path: Path, root: Path, raw: str) -> str | None:

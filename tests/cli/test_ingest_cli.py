@@ -211,3 +211,55 @@ def test_a_folders_links_out_of_it_and_its_pipes_are_named_and_not_read(
     code, out, err = cli(data, "ingest", str(inbox / "sub" / "secret.csv"), str(inbox / "pipe.csv"))
     writer.join()
     assert code == 0 and "1 landed, 1 already ingested" in err, (out, err)
+
+
+def test_a_folders_file_swapped_for_a_link_after_the_walk_is_not_read(cli, tmp_path, monkeypatch):
+    """The walk checked each name, and reading opened the name again: a partner swapping a
+    file (or a folder above it) for a link out of the drop folder, or for a pipe, in
+    between had the link's target read. What is read is checked on what was opened."""
+    import os
+    import shutil
+
+    from advertisex.landing import zone
+
+    header = b"timestamp,user_id,campaign_id,event_type\n"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_bytes(header + b"2026-12-06T10:00:00Z,SECRET1,c,click\n")
+    (outside / "clicks.csv").write_bytes(header + b"2026-12-06T10:00:00Z,SECRET2,c,click\n")
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    for name, user in [("stays.csv", "u1"), ("partner.csv", "u2"), ("late.csv", "u3")]:
+        (inbox / name).write_bytes(header + b"2026-12-06T10:00:00Z,%s,c,click\n" % user.encode())
+    (inbox / "sub" / "clicks.csv").write_bytes(header + b"2026-12-06T10:00:00Z,u4,c,click\n")
+    expand = zone.expand_paths
+
+    def swapping(paths, passed_over=None, *more):  # type: ignore[no-untyped-def]
+        files = expand(paths, passed_over, *more)
+        if passed_over is not None:  # ingest's own walk is done, the reading is to come
+            (inbox / "partner.csv").unlink()
+            (inbox / "partner.csv").symlink_to(outside / "secret.csv")
+            shutil.rmtree(inbox / "sub")
+            (inbox / "sub").symlink_to(outside)
+            (inbox / "late.csv").unlink()
+            os.mkfifo(inbox / "late.csv")
+        return files
+
+    monkeypatch.setattr(zone, "expand_paths", swapping)
+    data = tmp_path / "data"
+    code, out, err = cli(data, "ingest", "--source", "clicks", str(inbox), "--format", "json")
+    assert code == 0, err
+    rows = {Path(r["path"]).name: r for r in json.loads(out)}
+    assert {name: r["status"] for name, r in rows.items()} == {
+        "stays.csv": "landed",
+        "partner.csv": "skipped",
+        "clicks.csv": "skipped",
+        "late.csv": "skipped",
+    }
+    for name in ("partner.csv", "clicks.csv"):
+        assert rows[name]["detail"] == (
+            "replaced since its folder was read by a link out of the folder: not read"
+        )
+    assert rows["late.csv"]["detail"].endswith("not a regular file now: not read")
+    landed = b"".join(p.read_bytes() for p in (data / "landing").rglob("*.csv"))
+    assert b"u1" in landed and b"SECRET" not in landed
