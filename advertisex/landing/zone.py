@@ -12,6 +12,7 @@ same bytes twice lands them once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import mmap
@@ -1296,6 +1297,11 @@ def open_within(path: Path, root: Path) -> int | str:
     try:
         opened = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            return (
+                "a symbolic link: not followed here (where it leads cannot be checked as it "
+                "is opened on this system); name its target to ingest it"
+            )
         return f"cannot read: {e.strerror}"
     if not stat.S_ISREG(os.fstat(opened).st_mode):
         os.close(opened)

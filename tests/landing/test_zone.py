@@ -604,3 +604,34 @@ def test_a_damaged_gzip_file_is_recognised_by_what_it_holds_before_the_damage(tm
     f.write_bytes(bytes(member))
     result = LandingZone(tmp_path / "landing").ingest_file(f)
     assert (result.status, result.source) == ("landed", "impressions")
+
+
+@pytest.mark.parametrize("o_path", [True, False], ids=["o-path", "no-o-path"])
+def test_a_walked_file_is_read_only_if_what_is_opened_is_a_regular_file_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, o_path: bool
+) -> None:
+    from advertisex.landing.zone import open_within
+
+    if not o_path:  # as where there is no O_PATH (not Linux): O_NOFOLLOW
+        monkeypatch.delattr(os, "O_PATH", raising=False)
+    root = (tmp_path / "inbox").resolve()
+    root.mkdir()
+    (root / "plain.csv").write_bytes(b"a,b\n")
+    (tmp_path / "outside.csv").write_bytes(b"secret\n")
+    (root / "out.csv").symlink_to(tmp_path / "outside.csv")
+    os.mkfifo(root / "pipe.csv")
+    opened = open_within(root / "plain.csv", root)
+    assert isinstance(opened, int)
+    try:
+        assert os.read(opened, 100) == b"a,b\n"
+    finally:
+        os.close(opened)
+    assert open_within(root / "out.csv", root) == (
+        "replaced since its folder was read by a link out of the folder: not read"
+        if o_path
+        else "a symbolic link: not followed here (where it leads cannot be checked as it is "
+        "opened on this system); name its target to ingest it"
+    )
+    assert open_within(root / "pipe.csv", root) == (
+        "replaced since its folder was read, and not a regular file now: not read"
+    )
