@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -133,6 +133,14 @@ class AdvertiseX:
         from advertisex.lake.query import QueryEngine
 
         return QueryEngine(self.lake).rows(sql)
+
+    def query_row_parts(
+        self, sql: str, rows_a_part: int = 10_000
+    ) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
+        """:meth:`query_rows` a part of ``rows_a_part`` rows at a time, as they are read."""
+        from advertisex.lake.query import QueryEngine
+
+        return QueryEngine(self.lake).row_parts(sql, rows_a_part)
 
     def report_campaigns(
         self, start: date | None = None, end: date | None = None, **options: Any

@@ -80,6 +80,34 @@ def print_json(data: Any) -> None:
     sys.stdout.write(jsonutil.dumps_str(data, indent=True) + "\n")
 
 
+def stream_rows(
+    columns: Sequence[str], parts: Iterable[Sequence[dict[str, Any]]], fmt: Format
+) -> None:
+    """Rows arriving a part at a time printed as they come, as JSON or CSV — the same text
+    :func:`print_rows` prints for them all at once, without holding them all."""
+    out = sys.stdout
+    if fmt is Format.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for part in parts:
+            for r in part:
+                writer.writerow([_csv_cell(r.get(c)) for c in columns])
+            out.write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+        out.write(buffer.getvalue())
+        return
+    first = True
+    for part in parts:
+        for r in part:
+            # A row as an item of the array print_json writes: its lines indented once more.
+            item = jsonutil.dumps_str({c: r.get(c) for c in columns}, indent=True)
+            out.write(("[\n  " if first else ",\n  ") + item.replace("\n", "\n  "))
+            first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
 def print_rows(
     rows: Sequence[dict[str, Any]],
     fmt: Format,
@@ -304,9 +332,18 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+# The most characters of one value a table shows (a query's text or blob may be megabytes:
+# `select repeat('x', 1e9)` was drawn for 141 s in 11 GiB); JSON and CSV print it whole.
+CELL_CHARS = 10_000
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "∅"
+    if isinstance(value, str | bytes) and len(value) > CELL_CHARS:
+        rest = len(value) - CELL_CHARS
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return shown(str(value[:CELL_CHARS])) + f"… ({rest:,} more {unit}: --format json shows all)"
     if isinstance(value, float):
         return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:,.2f}"
     if isinstance(value, int) and not isinstance(value, bool):

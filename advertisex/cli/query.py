@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_rows
+from advertisex.cli.output import Format, print_message, print_rows, stream_rows
 
 
 def register(app: typer.Typer) -> None:
     app.command()(query)
+
+
+# Rows a table shows unless asked for more: a terminal of a million rows is read by no one,
+# and drawing them took 12 s and 2 GiB; JSON and CSV (for files and pipes) print them all.
+TABLE_ROWS = 1_000
 
 
 def query(
@@ -17,7 +24,29 @@ def query(
         ..., help='SQL (DuckDB dialect), e.g. "select count(*) from curated.impressions".'
     ),
     fmt: Format = FormatOption,
+    max_rows: int = typer.Option(
+        TABLE_ROWS,
+        "--max-rows",
+        min=1,
+        help="Most rows the table shows (json and csv print every row).",
+    ),
 ) -> None:
     """Run read-only SQL over curated.*, marts.*, dims.*, ops.* tables and raw.* landing views; writes are refused."""
-    columns, rows = open_platform(deferred=True).query_rows(sql)
-    print_rows(rows, fmt, columns=columns)
+    # Rows are fetched a part at a time: JSON and CSV are printed as they arrive, a table
+    # reads no more than it shows (and one more, to know there are more).
+    rows_a_part = min(max_rows + 1, 10_000) if fmt is Format.table else 10_000
+    columns, parts = open_platform(deferred=True).query_row_parts(sql, rows_a_part)
+    if fmt is not Format.table:
+        stream_rows(columns, parts, fmt)
+        return
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        rows.extend(part)
+        if len(rows) > max_rows:
+            break
+    print_rows(rows[:max_rows], fmt, columns=columns)
+    if len(rows) > max_rows:
+        print_message(
+            f"the first {max_rows:,} rows are shown, and there are more: add a LIMIT, "
+            "--max-rows N, or --format csv > FILE for every row"
+        )

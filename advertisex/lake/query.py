@@ -164,10 +164,26 @@ class QueryEngine:
         """:meth:`query` as (column names, row dicts) straight from DuckDB: the CLI's path,
         where one question should not pay for loading more than it uses (no Arrow, no
         DuckDB relational API: the statement is executed and its rows fetched)."""
+        columns, parts = self.row_parts(sql)
+        return columns, [row for part in parts for row in part]
+
+    def row_parts(
+        self, sql: str, rows_a_part: int = 10_000
+    ) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
+        """:meth:`rows`, fetched ``rows_a_part`` rows at a time as they are read: what a
+        question of millions of rows holds at once is a part, not its answer."""
         con, last = self._run(sql, None)
-        fetched = _answered(lambda: con.execute(last).fetchall(), sql)
+        _answered(lambda: con.execute(last), sql)
         columns = [column[0] for column in con.description]
-        return columns, [dict(zip(columns, row, strict=True)) for row in fetched]
+
+        def parts() -> Iterator[list[dict[str, Any]]]:
+            while True:
+                fetched = _answered(lambda: con.fetchmany(rows_a_part), sql)
+                if not fetched:
+                    return
+                yield [dict(zip(columns, row, strict=True)) for row in fetched]
+
+        return columns, parts()
 
     def _run(self, sql: str, params: list[Any] | None) -> tuple[Any, str]:
         """(the connection, the last statement) of read-only ``sql``, every statement before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -174,3 +175,43 @@ def test_a_flood_of_field_names_is_summed_up_not_printed(cli, tmp_path):
 
 
 BUG = "this is a bug in advertisex"
+
+
+@pytest.mark.parametrize("fmt", [Format.json, Format.csv])
+def test_rows_printed_as_they_arrive_read_as_rows_printed_at_once(capsys, fmt):
+    """``query`` prints JSON and CSV a part at a time (a million rows are never held): the
+    text is the one printed for all the rows at once, whatever the parts."""
+    from decimal import Decimal
+
+    from advertisex.cli.output import stream_rows
+
+    rows = [
+        {"id": "a\u00e9", "n": 1, "x": 0.5, "t": datetime(2026, 11, 20, tzinfo=UTC)},
+        {"id": None, "n": None, "x": Decimal("1.25"), "t": None},
+        {"id": 'q"uote,', "n": 3, "x": [1, {"k": "v"}], "t": None},
+    ]
+    columns = ["id", "n", "x", "t"]
+    print_rows(rows, fmt, columns=columns)
+    at_once = capsys.readouterr().out
+    for parts in ([rows], [rows[:1], [], rows[1:]], [[r] for r in rows]):
+        stream_rows(columns, iter(parts), fmt)
+        assert capsys.readouterr().out == at_once
+    print_rows([], fmt, columns=columns)
+    none_at_once = capsys.readouterr().out
+    stream_rows(columns, iter([]), fmt)
+    assert capsys.readouterr().out == none_at_once
+
+
+def test_a_query_table_shows_its_first_rows_and_says_there_are_more(cli, open_lake, tmp_path):
+    data = tmp_path / "data"
+    open_lake(data).create_data_dir()
+    sql = "select range as n, repeat('x', 25000) as long from range(1500)"
+    code, out, err = cli(data, "query", sql, "--max-rows", "3")
+    assert code == 0 and "the first 3 rows are shown, and there are more" in err
+    cells = re.sub(r"[│┃\s]+", "", out)  # a long cell folds over lines, inside borders
+    assert cells.count("x" * 10_000 + "…(15,000morecharacters:--formatjsonshowsall)") == 3
+    assert "x" * 10_001 not in cells
+    code, out, err = cli(data, "query", sql, "--format", "csv")
+    assert (code, err) == (0, "") and len(out.splitlines()) == 1501
+    code, out, err = cli(data, "query", "select 1 as one", "--max-rows", "1")
+    assert (code, err) == (0, "")
