@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from advertisex.formats.bounded import gunzip_if_needed
 from advertisex.formats.csvfmt import EXTRAS, frame_csv
-from advertisex.formats.framing import BOM, FRAME_ERROR, RAW, UNDECODED
+from advertisex.formats.framing import BOM, FRAME_ERROR, POSITION, RAW, UNDECODED
 from advertisex.formats.inflate import (
     DEFLATE_WBITS,
     GZIP_MAGIC,
@@ -360,11 +360,16 @@ def _avro_blocks_inflated(data: bytes, limit: int) -> list[bytes]:
 
 @dataclass
 class Scrubbed:
-    """A file's bytes without the records that mention the ids."""
+    """A file's bytes without the records that mention the ids. ``by_columns``: its records
+    were told by their columns (a CSV file framed under its header), and ``positions`` are
+    those of the ones removed — what a quarantined row of it, its text without the header,
+    is judged by (``lake.erasure``)."""
 
     data: bytes
     removed: int = 0
     by_id: Counter[str] = field(default_factory=Counter)
+    by_columns: bool = False
+    positions: set[int] = field(default_factory=set)
 
 
 def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubbed:
@@ -390,7 +395,7 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
         result.by_id.update(named)
         rest = b""
     if not result.removed:
-        return Scrubbed(data)
+        return Scrubbed(data, by_columns=result.by_columns and not named)
     if packed:
         result.data = gzip.compress(result.data, mtime=0) + rest
     return result
@@ -476,7 +481,9 @@ def _scrub_framed(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
         hit = mentions(raw, ids)
         named = [mentioned(text, ids) for text in raw.filter(hit).to_pylist()]
     removed = int(pc.sum(hit).as_py() or 0)
-    result = Scrubbed(data, removed)
+    result = Scrubbed(data, removed, by_columns=header)
+    if header:
+        result.positions = set(frame.column(POSITION).filter(hit).to_pylist())
     if not removed:
         return result
     for names in named:

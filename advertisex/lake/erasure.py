@@ -15,11 +15,12 @@ that still reaches the old files (:func:`erase_history`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 USER = "user_id"
 TEXTS = ("raw", "record", "extras", "detail")  # free text that may mention a user id
+QUARANTINED = ("raw", "detail")  # a quarantined record's text, and what was wrong with it
+LINEAGE_AT = ("source_file", "source_position")  # its landing record
 ERASURE_ID = "advertisex.erasure-id"  # snapshot property: which erasure wrote it
 _IN_VALUES = 200  # pyiceberg's IN_PREDICATE_LIMIT: past it, its evaluator prunes nothing
 
@@ -66,8 +69,18 @@ class TableErasure:
         return pa.concat_tables(self.removed) if self.removed else schema.empty_table()
 
 
-def plan(lake: Lake, name: str, ids: Forgotten | Iterable[str]) -> TableErasure:
-    """Rewrite (as new files, not yet committed) every file of ``name`` holding ``ids``."""
+def plan(
+    lake: Lake,
+    name: str,
+    ids: Forgotten | Iterable[str],
+    judged: Mapping[str, set[int]] | None = None,
+) -> TableErasure:
+    """Rewrite (as new files, not yet committed) every file of ``name`` holding ``ids``.
+
+    ``judged``: landing segments whose records the erasure told by their columns (CSV),
+    each with the positions of the ones it removed. A quarantined row of one is removed
+    with its landing record, not by its text: a CSV row without its header is only words
+    (``formats.scrub``), and ``42`` a minute of its time would have taken it."""
     ids = forgotten(ids)
     table = lake.table(name)
     schema = TABLES[name].schema
@@ -75,7 +88,7 @@ def plan(lake: Lake, name: str, ids: Forgotten | Iterable[str]) -> TableErasure:
     may_hold = _by_statistics(table, name, ids)
     files = {f.file_path: f for f in live_files(table) if may_hold(f)}
     result = TableErasure(name)
-    for path, hit, _ in _holding(list(files), name, ids, scale):
+    for path, hit, _ in _holding(list(files), name, ids, scale, judged=judged):
         # Streamed: a compacted file is up to 128 MiB of Parquet, several GiB in memory.
         gone, written = rewrite_without(path, hit, schema, "erased", scale)
         result.files.append(files[path])
@@ -193,15 +206,23 @@ def scrub_archive(settings: Settings, ids: Forgotten | Iterable[str]) -> Counter
 
 
 def _holding(
-    paths: list[str], name: str, ids: Forgotten, scale: Any, broken: list[str] | None = None
+    paths: list[str],
+    name: str,
+    ids: Forgotten,
+    scale: Any,
+    broken: list[str] | None = None,
+    judged: Mapping[str, set[int]] | None = None,
 ) -> Iterator[tuple[str, pa.ChunkedArray, pa.Table]]:
     """(path, which rows are the users', the user and free-text columns it was told by)
-    for each data file of ``name`` that holds them, reading only those columns. A file
-    that cannot be read raises, or is put in ``broken`` when given."""
+    for each data file of ``name`` that holds them, reading only those columns (and a
+    quarantined row's lineage, with ``judged``: :func:`plan`). A file that cannot be read
+    raises, or is put in ``broken`` when given."""
     import pyarrow.parquet as pq
 
     schema = TABLES[name].schema
     checked = [c for c in (USER, *TEXTS) if c in schema.names]
+    if judged and QUARANTINED[0] in schema.names:
+        checked += [c for c in LINEAGE_AT if c in schema.names]
     for path in paths:
         filesystem, located = storage.resolve(path, scale)
         try:
@@ -214,24 +235,48 @@ def _holding(
                 raise
             broken.append(path)
             continue
-        hit = _hits(columns, ids)
+        hit = _hits(columns, ids, judged)
         if hit is not None:
             yield path, hit, columns
 
 
-def _hits(columns: pa.Table, ids: Forgotten) -> pa.ChunkedArray | None:
-    """Rows that belong to or mention the users; None when there are none."""
+def _hits(
+    columns: pa.Table, ids: Forgotten, judged: Mapping[str, set[int]] | None = None
+) -> pa.ChunkedArray | None:
+    """Rows that belong to or mention the users; None when there are none. A quarantined
+    row whose landing segment was ``judged`` goes with its landing record (:func:`plan`)."""
     if columns.num_rows == 0 or not columns.column_names:
         return None
     hit = pa.chunked_array([pa.array([False] * columns.num_rows, pa.bool_())])
     for name in columns.column_names:
+        if name in LINEAGE_AT:
+            continue
         values = columns.column(name)
         if name == USER:
             found = pc.fill_null(pc.is_in(values, value_set=ids.array), False)
         else:
             found = mentions(values, ids)
+            if name in QUARANTINED and judged and LINEAGE_AT[0] in columns.column_names:
+                found = _as_judged(found, columns, judged)
         hit = pc.or_(hit, found)
     return hit if pc.any(hit).as_py() else None
+
+
+def _as_judged(
+    found: pa.ChunkedArray, columns: pa.Table, judged: Mapping[str, set[int]]
+) -> pa.ChunkedArray:
+    """``found`` (quarantined texts, or their details, that name an id) where the landing
+    record of each was judged by its columns instead: named exactly when it was removed."""
+    rows = np.flatnonzero(found.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return found
+    files = columns.column(LINEAGE_AT[0]).take(pa.array(rows)).to_pylist()
+    at = columns.column(LINEAGE_AT[1]).take(pa.array(rows)).to_pylist()
+    mask = found.to_numpy(zero_copy_only=False).copy()
+    for row, file, position in zip(rows, files, at, strict=True):
+        if file in judged:
+            mask[row] = position in judged[file]
+    return pa.chunked_array([pa.array(mask)])
 
 
 def _owners(rows: pa.Table, ids: Forgotten) -> Counter[str]:

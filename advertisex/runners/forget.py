@@ -114,7 +114,8 @@ def _forget(
     report = ForgetReport(uuid.uuid4().hex[:12], len(wanted))
     ids = Forgotten(wanted)  # how to find them, worked out once
     audit: Counter[tuple[str, str]] = Counter()
-    for user, removed in scrub_landing(landing, ids, report, progress).items():
+    judged: dict[str, set[int]] = {}  # a CSV segment → its records removed, by position
+    for user, removed in scrub_landing(landing, ids, report, progress, judged).items():
         audit[(user, LANDING)] += removed
     for user, removed in scrub_archived_segments(lake.settings, ids, report).items():
         audit[(user, f"{ARCHIVE}/{LANDING}")] += removed
@@ -127,7 +128,7 @@ def _forget(
         if progress:
             progress("tables", 0, 1)
         found = retrying(
-            lambda: _erase_tables(lake, ids, report.erasure_id, audit, now),
+            lambda: _erase_tables(lake, ids, report.erasure_id, audit, now, judged),
             retry_on=(CommitConflictError,),
             what="erasure",
         )
@@ -185,9 +186,15 @@ def _audit_rows(erasure_id: str, audit: Counter[tuple[str, str]], now: datetime 
 
 
 def scrub_landing(
-    landing: LandingZone, ids: Forgotten, report: ForgetReport, progress: Progress | None
+    landing: LandingZone,
+    ids: Forgotten,
+    report: ForgetReport,
+    progress: Progress | None,
+    judged: dict[str, set[int]] | None = None,
 ) -> Counter[str]:
-    """Rewrite every landing file that mentions the users; records removed per user."""
+    """Rewrite every landing file that mentions the users; records removed per user.
+    ``judged`` is told, for each file whose records were told by their columns (CSV), the
+    positions of those removed (``erasure.plan``: its quarantined rows follow them)."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
     for done, segment in enumerate(files, start=1):
@@ -195,6 +202,8 @@ def scrub_landing(
             progress("landing", done, len(files))
         data = landing.read(segment)
         result = _scrub_segment(segment, data, ids)
+        if result is not None and result.by_columns and judged is not None:
+            judged[segment.name] = result.positions
         if result is None or not result.removed:
             continue
         landing.rewrite(segment, result.data)
@@ -251,6 +260,7 @@ def _erase_tables(
     erasure_id: str,
     landing: Counter[tuple[str, str]],
     now: datetime | None,
+    judged: dict[str, set[int]] | None = None,
 ) -> list[erasure.TableErasure]:
     """One transaction: the users' rows out of every table, the marts recomputed where
     those rows counted, the audit rows in. Returns what was erased (empty: nothing)."""
@@ -258,7 +268,7 @@ def _erase_tables(
 
     lake.refresh()
     names = [n for n in existing_tables(lake) if erasure.erasable(n)]
-    plans = [p for p in (erasure.plan(lake, n, ids) for n in names) if p.files]
+    plans = [p for p in (erasure.plan(lake, n, ids, judged) for n in names) if p.files]
     audit = Counter(landing)
     for plan in plans:
         for user, rows in plan.by_user.items():

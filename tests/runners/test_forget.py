@@ -212,6 +212,13 @@ def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_t
     ]
     text = "".join(json.dumps(r) + "\n" for r in records)
     ax.landing.write_segment("impressions", text.encode(), label="typed")
+    # Two clicks the processor rejects (no such event type), kept as their rows' text
+    # without the header: the user 42's, and another user's whose time has minute 42.
+    clicks = (
+        "timestamp,user_id,campaign_id,event_type\n"
+        "2026-11-05T10:42:00Z,u-z,c1,wink\n2026-11-05T10:43:00Z,42,c1,wink\n"
+    )
+    ax.landing.write_segment("clicks", clicks.encode(), fmt="csv", label="typed")
     ax.process()
     count = "select count(*) n from curated.{}"
 
@@ -230,8 +237,10 @@ def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_t
     assert ax.query(count.format("impressions")).column("n")[0].as_py() == imps
 
     report = ax.forget(["42"])
-    assert report.rows["landing"] == 3
-    assert report.rows["curated.impressions"] == 2 and report.rows["curated.quarantine"] == 1
+    assert report.rows["landing"] == 4
+    assert report.rows["curated.impressions"] == 2 and report.rows["curated.quarantine"] == 2
+    left = ax.query("select raw from curated.quarantine where raw like '%wink%'")
+    assert left.column("raw").to_pylist() == ["2026-11-05T10:42:00Z,u-z,c1,wink"]
     kept = ax.query("select impression_id from curated.impressions where impression_id like 'i-4%'")
     assert kept.column("impression_id").to_pylist() == ["i-44"]
     assert ax.query(count.format("impressions")).column("n")[0].as_py() == imps - 2
