@@ -550,6 +550,15 @@ class MaintenanceSettings(_Section):
         le=4 << 30,
         description="Compaction rewrites a partition's small data files into files near this size.",
     )
+    compaction_group_bytes: int = Field(
+        256 << 20,
+        ge=1 << 20,
+        le=1 << 40,
+        description="Most bytes of rows, decoded, one compaction group holds: a partition's "
+        "small files are packed into groups within this and target_file_bytes (a heavy day "
+        "then compacts into more, smaller files). `maintain` holds about three times this "
+        "while it sorts and writes a group.",
+    )
     min_input_files: int = Field(
         5,
         ge=2,

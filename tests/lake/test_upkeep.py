@@ -219,6 +219,27 @@ def test_a_compacted_partition_is_one_sorted_file_and_old_files_go_with_their_sn
     assert lake.read("curated.clicks").num_rows == 24
 
 
+def test_a_compaction_group_holds_no_more_decoded_rows_than_its_budget(tmp_path: Path) -> None:
+    """A group is read whole to be sorted: it is cut where its rows, decoded, would pass
+    ``maintenance.compaction_group_bytes`` (a heavy day compacts into more files, each sorted),
+    whatever its Parquet bytes."""
+    from advertisex.lake import compaction
+
+    budget = {**EAGER, "compaction_group_bytes": 1 << 20}
+    lake = _lake(tmp_path / "data", maintenance=budget)
+    for b in range(8):  # ≈ 5,000 clicks a batch in one day: ≈ 1 MiB decoded each
+        lake.commit_batch(_batch(b * 10_000, [h % 20 for h in range(5_000)]), [], {})
+    clicks = lake.table("curated.clicks")
+    work = compaction.plan(clicks, lake.settings)
+    row = compaction._row_bytes(work.groups[0], lake.settings)
+    decoded = [sum(f.record_count for f in group) * row for group in work.groups]
+    assert len(work.groups) >= 2 and all(len(g) > 1 for g in work.groups)
+    assert max(decoded) <= 1 << 20 < sum(decoded)
+    report = maintain(lake, tables=["curated.clicks"], now=datetime.now(UTC) + timedelta(days=2))
+    assert report.tables[0].files_written == len(work.groups)
+    assert lake.read("curated.clicks").num_rows == 40_000
+
+
 def test_time_travel_is_kept_for_the_configured_age_and_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
