@@ -13,7 +13,7 @@ memory is theirs):
 Each line gives the wall time, the CPU seconds of the command's process tree (which the
 machine's load does not inflate), its peak memory and the load average around it.
 
-    python bench/upkeep.py [--events 10000000] [--batches 100]
+    python bench/upkeep.py [--events 10000000] [--batches 100] [--maintain-only]
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=positive, default=10_000_000)
     parser.add_argument("--batches", type=positive, default=100)
+    parser.add_argument(
+        "--maintain-only", action="store_true", help="time maintain, not the erasures after it"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="upkeep-bench-", dir=OUT))
@@ -119,6 +122,8 @@ def main() -> None:
             f"(load {load:.2f} before, {os.getloadavg()[0]:.2f} after)",
             flush=True,
         )
+        if args.maintain_only:
+            return
         counts = "select user_id, count(*) n from curated.impressions group by 1"
         (typical,) = _query(
             data,
