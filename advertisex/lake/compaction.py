@@ -47,7 +47,8 @@ class CompactionPlan:
 
 
 def plan(table: Any, settings: Settings) -> CompactionPlan:
-    """Which small files of ``table`` to rewrite, grouped by partition and packed by size."""
+    """Which small files of ``table`` to rewrite, grouped by partition and packed by size:
+    their Parquet bytes within the target, their rows decoded within the group budget."""
     upkeep = settings.maintenance
     target = upkeep.target_file_bytes
     by_partition: dict[tuple[int, str], list[Any]] = defaultdict(list)
