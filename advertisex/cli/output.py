@@ -125,12 +125,7 @@ def print_rows(
     if fmt is Format.json:
         print_json([{c: r.get(c) for c in columns} for r in rows])
     elif fmt is Format.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([_csv_cell(r.get(c)) for c in columns])
-        sys.stdout.write(buffer.getvalue())
+        stream_rows(columns, [rows], fmt)
     else:
         print_table(rows, columns, title)
 

@@ -125,8 +125,8 @@ class Forgotten:
         self._odd_bytes = (
             ahocorasick_rs.BytesAhoCorasick([form.encode() for form, _ in odd]) if odd else None
         )
-        self.needles = needles_of(self.ids)
-        self._spelled = ahocorasick_rs.BytesAhoCorasick(self.needles) if self.needles else None
+        needles = needles_of(self.ids)
+        self._spelled = ahocorasick_rs.BytesAhoCorasick(needles) if needles else None
         # An Avro string is its UTF-8 bytes, unescaped; a record's repr holds it as it is.
         exact = [i.encode() for i in self.ids]
         self._exact = ahocorasick_rs.BytesAhoCorasick(exact) if exact else None
@@ -187,9 +187,8 @@ class Forgotten:
         return self._odd is not None
 
     def odd_spelled_in(self, texts: list[str]) -> list[bool]:
-        """Per text: whether it holds a spelling of an id that is not plain."""
-        if self._odd is None:
-            return [False] * len(texts)
+        """Per text: whether it holds a spelling of an id that is not plain (:attr:`has_odd`)."""
+        assert self._odd is not None
         return [bool(self._odd.find_matches_as_indexes(text)) for text in texts]
 
 
@@ -284,10 +283,27 @@ def named_in_bytes(data: bytes, ids: Forgotten | Iterable[str]) -> list[str]:
 
 def mentions(column: pa.ChunkedArray | pa.Array, ids: Forgotten | Iterable[str]) -> pa.ChunkedArray:
     """Per row of a text column: whether it names any of ``ids`` (:func:`mentioned`; null
-    text: no). Only the texts that hold an id as a whole word (found by the engine's
-    regular expression, over the whole column at once) or stand for undecoded bytes
-    (:data:`UNDECODED`, looked into: :func:`searchable_parts`) are read one by one."""
-    ids = forgotten(ids)
+    text: no)."""
+    mask = np.zeros(len(column), dtype=bool)
+    mask[np.fromiter(_named_rows(column, forgotten(ids)), dtype=np.int64)] = True
+    return pa.chunked_array([pa.array(mask)])
+
+
+def _named_rows(column: pa.ChunkedArray | pa.Array, ids: Forgotten) -> dict[int, list[str]]:
+    """The rows of a text column that name some of ``ids``, with those ids. Only the texts
+    that may (:func:`_candidates`) are read one by one."""
+    rows = np.flatnonzero(_candidates(column, ids))
+    if not len(rows):
+        return {}
+    texts = column.take(pa.array(rows)).to_pylist()
+    found = ((int(r), mentioned(text, ids)) for r, text in zip(rows, texts, strict=True))
+    return {row: named for row, named in found if named}
+
+
+def _candidates(column: pa.ChunkedArray | pa.Array, ids: Forgotten) -> np.ndarray:
+    """Per row: whether its text may name an id — it holds one as a whole word (plain ids,
+    over the column at once), a spelling of another, or stands for undecoded bytes
+    (:data:`UNDECODED`, looked into: :func:`searchable_parts`)."""
     text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     candidates = pc.fill_null(pc.starts_with(text, UNDECODED), False).to_numpy(zero_copy_only=False)
     if ids.has_odd:  # read a text at a time (only an erasure naming such ids pays it)
@@ -296,13 +312,7 @@ def mentions(column: pa.ChunkedArray | pa.Array, ids: Forgotten | Iterable[str])
         candidates[given[np.asarray(odd, dtype=bool)]] = True
     if ids.plain:
         candidates = candidates | _runs_in(text, ids.plain_array)
-    rows = np.flatnonzero(candidates)
-    mask = np.zeros(len(column), dtype=bool)
-    if len(rows):
-        texts = column.take(pa.array(rows)).to_pylist()
-        named = [r for r, text in zip(rows, texts, strict=True) if mentioned(text, ids)]
-        mask[np.asarray(named, dtype=np.int64)] = True
-    return pa.chunked_array([pa.array(mask)])
+    return candidates
 
 
 def _runs_in(text: pa.Array, plain: pa.Array) -> np.ndarray:
@@ -395,7 +405,7 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
         result.by_id.update(named)
         rest = b""
     if not result.removed:
-        return Scrubbed(data, by_columns=result.by_columns and not named)
+        return Scrubbed(data, by_columns=result.by_columns)
     if packed:
         result.data = gzip.compress(result.data, mtime=0) + rest
     return result
@@ -474,19 +484,17 @@ def _scrub_framed(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
     """Frame ``data`` as the processor does and keep the records that name no id."""
     frame = frame_csv(data) if header else frame_json(data)
     raw = frame.column(RAW)
-    if header:
-        named = _csv_rows_naming(frame, ids)
-        hit = pa.array([bool(n) for n in named])
-    else:
-        hit = mentions(raw, ids)
-        named = [mentioned(text, ids) for text in raw.filter(hit).to_pylist()]
-    removed = int(pc.sum(hit).as_py() or 0)
+    named = _csv_rows_naming(frame, ids) if header else _named_rows(raw, ids)
+    mask = np.zeros(frame.num_rows, dtype=bool)
+    mask[np.fromiter(named, dtype=np.int64)] = True
+    hit = pa.array(mask)
+    removed = len(named)
     result = Scrubbed(data, removed, by_columns=header)
     if header:
         result.positions = set(frame.column(POSITION).filter(hit).to_pylist())
     if not removed:
         return result
-    for names in named:
+    for names in named.values():
         result.by_id.update(names)
     kept = [r.rstrip("\n").rstrip("\r") for r in raw.filter(pc.invert(hit)).to_pylist()]
     lines = ([_header_line(data)] if header else []) + kept
@@ -496,13 +504,12 @@ def _scrub_framed(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
     return result
 
 
-def _csv_rows_naming(frame: pa.Table, ids: Forgotten) -> list[list[str]]:
-    """Per CSV row framed under its header: the ids it names — its ``user_id`` whole, whole
-    words of its unknown columns (``extras``); a row the header does not fit (its columns
-    cannot be told) as whole words of its text."""
-    candidates = mentions(frame.column(RAW), ids).to_numpy(zero_copy_only=False)
-    named: list[list[str]] = [[] for _ in range(frame.num_rows)]
-    rows = np.flatnonzero(candidates)
+def _csv_rows_naming(frame: pa.Table, ids: Forgotten) -> dict[int, list[str]]:
+    """The CSV rows framed under their header that name some of ``ids``, with those ids:
+    a row's ``user_id`` whole, whole words of its unknown columns (``extras``); a row the
+    header does not fit (its columns cannot be told) as whole words of its text."""
+    named: dict[int, list[str]] = {}
+    rows = np.flatnonzero(_candidates(frame.column(RAW), ids))
     if not len(rows):
         return named
     picked = frame.take(pa.array(rows)).select([RAW, FRAME_ERROR, USER_FIELD, EXTRAS])
@@ -510,10 +517,12 @@ def _csv_rows_naming(frame: pa.Table, ids: Forgotten) -> list[list[str]]:
         rows, zip(*(c.to_pylist() for c in picked.columns), strict=True), strict=True
     ):
         if error is not None:
-            named[row] = ids.words(raw)
-            continue
-        fields = [(USER_FIELD, user)] + (list(jsonutil.loads(extras).items()) if extras else [])
-        named[row] = sorted(named_in_fields(fields, ids))
+            names = ids.words(raw)
+        else:
+            fields = [(USER_FIELD, user)] + (list(jsonutil.loads(extras).items()) if extras else [])
+            names = sorted(named_in_fields(fields, ids))
+        if names:
+            named[int(row)] = names
     return named
 
 
