@@ -92,7 +92,9 @@ def compact(table: Any, name: str, work: CompactionPlan, settings: Settings) -> 
     for group in work.groups:
         rows = read_files([f.file_path for f in group], settings.scale, schema)
         folder = group[0].file_path.rsplit("/", 1)[0]
-        written.extend(write_sorted(rows, folder, "compacted", keys, rows.num_rows, settings.scale))
+        written.extend(
+            write_sorted(rows, folder, "compacted", keys, rows.num_rows, settings.scale, name)
+        )
     removed = [f for g in work.groups for f in g]
     commit_swap(table, removed, written, COMPACTION)
     return len(written)

@@ -105,10 +105,7 @@ def write_data_files(
                 writer = pq.ParquetWriter(
                     sink,
                     part.schema,
-                    compression="zstd",
-                    use_dictionary=_dictionary_paths(part.schema),
-                    column_encoding=_encodings(part.schema),
-                    write_statistics=_statistics_paths(spec, part.schema),
+                    **parquet_options(table_name, part.schema),
                     metadata_collector=footer,
                     # Columns handed over dictionary-encoded (TableSpec.few_values) are plain
                     # text in the file: its Arrow schema is left out, so that every reader
@@ -141,6 +138,19 @@ def write_data_files(
         if written is not None:
             written(url, part)
         yield WrittenFile(url, part.num_rows, newest, Footer(footer[0], size))
+
+
+def parquet_options(table_name: str, schema: pa.Schema) -> dict[str, Any]:
+    """How a data file of ``table_name`` with columns ``schema`` is written, by whichever
+    writer writes it (a batch, a compaction, an erasure): zstd, a dictionary only where
+    values repeat, delta encodings where they climb or share prefixes, and the statistics
+    the table keeps — each chosen for the reason given where it is defined."""
+    return {
+        "compression": "zstd",
+        "use_dictionary": _dictionary_paths(schema),
+        "column_encoding": _encodings(schema),
+        "write_statistics": _statistics_paths(TABLES[table_name], schema),
+    }
 
 
 def _dictionary_paths(schema: pa.Schema) -> list[str]:

@@ -30,6 +30,7 @@ from advertisex.lake.history import ERASURE, live_files, past_files
 from advertisex.lake.rewrite import commit_swap, rewrite_without
 from advertisex.model.schemas import TABLES
 from advertisex.util import storage
+from advertisex.util.parallel import in_order
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -87,10 +88,23 @@ def plan(
     scale = lake.settings.scale
     may_hold = _by_statistics(table, name, ids)
     files = {f.file_path: f for f in live_files(table) if may_hold(f)}
-    result = TableErasure(name)
-    for path, hit, _ in _holding(list(files), name, ids, scale, judged=judged):
+    checked = _checked_columns(name, judged)
+
+    def erased(path: str) -> tuple[str, pa.Table, str | None] | None:
+        hit = _hit_in(path, checked, ids, scale, judged)
+        if hit is None:
+            return None
         # Streamed: a compacted file is up to 128 MiB of Parquet, several GiB in memory.
-        gone, written = rewrite_without(path, hit, schema, "erased", scale)
+        gone, written = rewrite_without(path, hit[0], schema, "erased", scale, name)
+        return path, gone, written
+
+    result = TableErasure(name)
+    # A file on each core: a compacted day is read and written again in seconds, and Parquet
+    # leaves the GIL (a typical user of a 10 M-event lake: 9.0 → s of `plan`).
+    for done in in_order(erased, list(files)):
+        if done is None:
+            continue
+        path, gone, written = done
         result.files.append(files[path])
         result.removed.append(gone)
         result.by_user.update(_owners(gone, ids))
@@ -211,33 +225,53 @@ def _holding(
     ids: Forgotten,
     scale: Any,
     broken: list[str] | None = None,
-    judged: Mapping[str, set[int]] | None = None,
 ) -> Iterator[tuple[str, pa.ChunkedArray, pa.Table]]:
     """(path, which rows are the users', the user and free-text columns it was told by)
-    for each data file of ``name`` that holds them, reading only those columns (and a
-    quarantined row's lineage, with ``judged``: :func:`plan`). A file that cannot be read
-    raises, or is put in ``broken`` when given."""
-    import pyarrow.parquet as pq
+    for each data file of ``name`` that holds them, reading only those columns, a file on
+    each core. A file that cannot be read raises, or is put in ``broken`` when given."""
+    checked = _checked_columns(name, None)
 
-    schema = TABLES[name].schema
-    checked = [c for c in (USER, *TEXTS) if c in schema.names]
-    if judged and QUARANTINED[0] in schema.names:
-        checked += [c for c in LINEAGE_AT if c in schema.names]
-    for path in paths:
-        filesystem, located = storage.resolve(path, scale)
+    def holding(path: str) -> tuple[str, pa.ChunkedArray, pa.Table] | None:
         try:
-            present = set(pq.read_schema(located, filesystem=filesystem).names)
-            columns = pq.read_table(
-                located, columns=[c for c in checked if c in present], filesystem=filesystem
-            )
+            hit = _hit_in(path, checked, ids, scale, None)
         except (OSError, pa.ArrowInvalid):
             if broken is None:
                 raise
             broken.append(path)
-            continue
-        hit = _hits(columns, ids, judged)
-        if hit is not None:
-            yield path, hit, columns
+            return None
+        return None if hit is None else (path, *hit)
+
+    yield from (found for found in in_order(holding, paths) if found is not None)
+
+
+def _checked_columns(name: str, judged: Mapping[str, set[int]] | None) -> list[str]:
+    """The columns of ``name`` that tell a user's rows (and a quarantined row's lineage,
+    with ``judged``: :func:`plan`)."""
+    schema = TABLES[name].schema
+    checked = [c for c in (USER, *TEXTS) if c in schema.names]
+    if judged and QUARANTINED[0] in schema.names:
+        checked += [c for c in LINEAGE_AT if c in schema.names]
+    return checked
+
+
+def _hit_in(
+    path: str,
+    checked: list[str],
+    ids: Forgotten,
+    scale: Any,
+    judged: Mapping[str, set[int]] | None,
+) -> tuple[pa.ChunkedArray, pa.Table] | None:
+    """(which rows of the data file ``path`` are the users', the ``checked`` columns read to
+    tell), or None when it holds none of them."""
+    import pyarrow.parquet as pq
+
+    filesystem, located = storage.resolve(path, scale)
+    present = set(pq.read_schema(located, filesystem=filesystem).names)
+    columns = pq.read_table(
+        located, columns=[c for c in checked if c in present], filesystem=filesystem
+    )
+    hit = _hits(columns, ids, judged)
+    return None if hit is None else (hit, columns)
 
 
 def _hits(

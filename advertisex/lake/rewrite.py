@@ -86,11 +86,15 @@ def write_sorted(
     sort: list[tuple[str, str]],
     rows_per_file: int,
     scale: ScaleSettings | None,
+    table: str,
 ) -> Iterator[str]:
     """Write ``data`` sorted by ``sort`` ((column, ascending|descending), nulls last, as
     AdvertiseX tables are ordered) as Parquet files of at most ``rows_per_file`` rows
-    under ``location`` (a partition folder); yields the file URLs."""
+    under ``location`` (a partition folder), as data files of ``table`` are written
+    (``datafiles.parquet_options``); yields the file URLs."""
     import pyarrow.parquet as pq
+
+    from advertisex.lake.datafiles import parquet_options
 
     if sort:
         data = data.take(pc.sort_indices(data, sort_keys=sort))
@@ -100,7 +104,7 @@ def write_sorted(
         filesystem, path = storage.resolve(url, scale)
         if not storage.is_remote(url):
             filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+        pq.write_table(part, path, filesystem=filesystem, **parquet_options(table, part.schema))
         yield url
 
 
@@ -156,12 +160,16 @@ def rewrite_without(
     schema: pa.Schema,
     prefix: str,
     scale: ScaleSettings | None,
+    table: str | None = None,
 ) -> tuple[pa.Table, str | None]:
     """The file at ``url`` written again beside it without the rows where ``dropped`` (one
     flag a row, in file order) holds, in the same order, :data:`STREAM_ROWS` at a time:
     (the dropped rows conformed to ``schema``, the new file's URL — None when no row is
-    left). A failed write leaves no new file behind."""
+    left), written as data files of ``table`` are (``datafiles.parquet_options``; else
+    Parquet's defaults, zstd). A failed write leaves no new file behind."""
     import pyarrow.parquet as pq
+
+    from advertisex.lake.datafiles import parquet_options
 
     filesystem, path = storage.resolve(url, scale)
     target = storage.join(url.rsplit("/", 1)[0], f"{prefix}-{uuid.uuid4().hex[:16]}.parquet")
@@ -181,8 +189,9 @@ def rewrite_without(
             if rows.num_rows == 0:
                 continue
             if writer is None:
+                options = parquet_options(table, schema) if table else {"compression": "zstd"}
                 writer = pq.ParquetWriter(
-                    target_path, schema, filesystem=target_filesystem, compression="zstd"
+                    target_path, schema, filesystem=target_filesystem, **options
                 )
             writer.write_table(rows)
         if writer is not None:

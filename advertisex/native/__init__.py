@@ -32,6 +32,7 @@ FUNCTIONS = (
     "adx_double_texts",
     "adx_url_authorities",
     "adx_avro_block",
+    "adx_avro_starts",
     "adx_json_kinds",
 )
 
@@ -282,6 +283,8 @@ _AVRO_BLOCK = (
         ctypes.c_int32,
     ),
 )
+# The same first pass, with where each record starts written to one more argument.
+_AVRO_STARTS = ("adx_avro_starts", ctypes.c_int64, (*_AVRO_BLOCK[2][:-1], POINTER))
 # ``avro.c``'s kinds, the codes of its ``enum`` (a field of type null alone it refuses).
 AVRO_KINDS = ("null", "boolean", "int", "long", "float", "double", "string", "map")
 _AVRO_POINTERS = 7  # per field (avro.c's OUT)
@@ -332,6 +335,19 @@ def avro_fits(block: bytes | memoryview, count: int, fields: Sequence[AvroField]
     return reader is not None and reader.read(fill=False)
 
 
+def avro_record_starts(
+    block: bytes | memoryview, count: int, fields: Sequence[AvroField]
+) -> np.ndarray | None:
+    """Where each of the ``count`` records of ``fields`` in one inflated Avro block starts
+    (``count`` + 1 byte offsets, the last the block's length), read as :func:`avro_fits`
+    reads them; None where the block is not exactly such records, or without the library."""
+    reader = _AvroReader.of(block, count, fields, _AVRO_STARTS)
+    if reader is None:
+        return None
+    starts = np.empty(count + 1, dtype=np.int64)
+    return starts if reader.call(starts.ctypes.data) == 0 else None
+
+
 class _AvroReader:
     """One call of ``adx_avro_block`` over a block: its inputs, the sizes its first pass
     counts and the column addresses its second fills (``out``, set by the caller)."""
@@ -361,17 +377,27 @@ class _AvroReader:
 
     @classmethod
     def of(
-        cls, block: bytes | memoryview, count: int, fields: Sequence[AvroField]
+        cls,
+        block: bytes | memoryview,
+        count: int,
+        fields: Sequence[AvroField],
+        signature: tuple[Any, ...] = _AVRO_BLOCK,
     ) -> _AvroReader | None:
-        """A reader of ``block``, or None without the library (or past int32 offsets)."""
-        read = function(*_AVRO_BLOCK)
+        """A reader of ``block`` by ``signature``'s function (``adx_avro_block``'s
+        arguments, and one more of its own), or None without the library (or past int32
+        offsets)."""
+        read = function(*signature)
         if read is None or len(block) > _INT32_MAX:
             return None
         return cls(read, block, count, fields)
 
+    def call(self, last: Any) -> int:
+        """The function called with its last argument, ``last``: what it returns."""
+        return int(self._call(last))
+
     def read(self, fill: bool) -> bool:
         """The first pass (check and size) or the second (fill): whether it read the block."""
-        return self._call(1 if fill else 0) == 0
+        return self.call(1 if fill else 0) == 0
 
 
 def _avro_buffers(field: AvroField, count: int, sizes: np.ndarray) -> list[np.ndarray | None]:

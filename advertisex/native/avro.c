@@ -144,16 +144,19 @@ static inline int read_string(Cursor *c, int fill, int64_t *bytes, int32_t *offs
 
 static inline void set_bit(uint8_t *bits, int64_t i) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); }
 
-/* Returns 0, or -(1 + the byte offset in the block where reading failed). */
-int64_t adx_avro_block(const uint8_t *block, int64_t length, int64_t count, int32_t fields,
-                       const int32_t *kinds, const int32_t *null_branch, int64_t *sizes,
-                       void *const *out, int32_t fill) {
+/* Both passes, and where each record starts (`starts`, count + 1 offsets, the last the
+   block's length; NULL: not asked). Returns 0, or -(1 + the byte offset in the block where
+   reading failed). */
+static int64_t walk(const uint8_t *block, int64_t length, int64_t count, int32_t fields,
+                    const int32_t *kinds, const int32_t *null_branch, int64_t *sizes,
+                    void *const *out, int32_t fill, int64_t *starts) {
     Cursor c = {block, block + length};
     for (int32_t f = 0; f < SIZES * fields; f++) sizes[f] = 0; /* counted again when filling */
     /* Every field read here takes a byte at least, so a record does: a count past the
        block's bytes (a header's claim) is refused before a loop runs that long. */
     if (fields < 1 || count < 0 || count > length) goto refused;
     for (int64_t r = 0; r < count; r++) {
+        if (starts) starts[r] = c.p - block;
         for (int32_t f = 0; f < fields; f++) {
             void *const *o = out + (int64_t)OUT * f;
             int64_t *size = sizes + (int64_t)SIZES * f;
@@ -235,7 +238,22 @@ int64_t adx_avro_block(const uint8_t *block, int64_t length, int64_t count, int3
         }
     }
     if (c.p != c.end) goto refused; /* bytes left after the block's records */
+    if (starts) starts[count] = length;
     return 0;
 refused:
     return -1 - (int64_t)(c.p - block);
+}
+
+int64_t adx_avro_block(const uint8_t *block, int64_t length, int64_t count, int32_t fields,
+                       const int32_t *kinds, const int32_t *null_branch, int64_t *sizes,
+                       void *const *out, int32_t fill) {
+    return walk(block, length, count, fields, kinds, null_branch, sizes, out, fill, 0);
+}
+
+/* The first pass alone, telling where each record starts: an erasure copies the bytes of
+   the records it keeps as they are (formats/scrub.py) instead of decoding them all. */
+int64_t adx_avro_starts(const uint8_t *block, int64_t length, int64_t count, int32_t fields,
+                        const int32_t *kinds, const int32_t *null_branch, int64_t *sizes,
+                        void *const *out, int64_t *starts) {
+    return walk(block, length, count, fields, kinds, null_branch, sizes, out, 0, starts);
 }

@@ -45,6 +45,7 @@ from advertisex.lake.upkeep import existing_tables
 from advertisex.model.contracts import MAX_ID_LENGTH
 from advertisex.model.schemas import ERASURES, TABLES
 from advertisex.util import storage
+from advertisex.util.parallel import in_order
 from advertisex.util.retry import retrying
 from advertisex.util.timeutil import utcnow
 
@@ -197,11 +198,15 @@ def scrub_landing(
     positions of those removed (``erasure.plan``: its quarantined rows follow them)."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
-    for done, segment in enumerate(files, start=1):
+
+    def scrubbed(segment: Segment) -> tuple[Segment, Scrubbed | None]:
+        return segment, _scrub_segment(segment, landing.read(segment), ids)
+
+    # A file on each core (inflating, searching and deflating leave the GIL); rewritten
+    # here, one at a time, in their order.
+    for done, (segment, result) in enumerate(in_order(scrubbed, files), start=1):
         if progress and (done % 50 == 0 or done == len(files)):
             progress("landing", done, len(files))
-        data = landing.read(segment)
-        result = _scrub_segment(segment, data, ids)
         if result is not None and result.by_columns and judged is not None:
             judged[segment.name] = result.positions
         if result is None or not result.removed:

@@ -220,7 +220,7 @@ def _without_batches(
             if not pc.any(replayed).as_py():
                 continue
             gone, written = rewrite_without(
-                data_file.file_path, replayed, schema, "replayed", scale
+                data_file.file_path, replayed, schema, "replayed", scale, name
             )
             removed.append(data_file)
             added.extend([written] if written is not None else [])

@@ -6,10 +6,11 @@ import gzip
 import io
 
 import fastavro
+import pyarrow as pa
 import pytest
 
 from advertisex.formats.decode import DECODERS
-from advertisex.formats.scrub import mention_pattern, mentions, scrub, scrub_lines
+from advertisex.formats.scrub import mention_pattern, mentioned, mentions, scrub, scrub_lines
 
 
 def test_a_mention_is_a_whole_value_not_part_of_a_longer_one() -> None:
@@ -218,6 +219,120 @@ def test_typed_fields_never_name_a_user_and_the_user_field_always_does() -> None
     assert mentions(texts, ["42"]).to_pylist() == [False, True, True]
 
 
+def test_avro_records_kept_are_copied_as_their_bytes_not_encoded_again(monkeypatch) -> None:
+    """A block holding an id: only the records whose bytes hold it are decoded, the others
+    copied as they were (``avro.c`` tells where each starts) — the same container as
+    rewriting every record, with a writer that could not have written one."""
+    import fastavro.write
+
+    from advertisex import native
+    from advertisex.formats import scrub as scrubbing
+
+    fields = {
+        "auction_id": "string",
+        "user_id": ["null", "string"],
+        "bid_price": ["double", "null"],
+        "ts": "long",
+        "segment": "string",
+        "targeting": {"type": "map", "values": "string"},
+    }
+    records = [
+        {
+            "auction_id": f"a{n}",
+            "user_id": None if n % 7 == 0 else ("u1" if n in (0, 1, 250, 499) else f"v{n}"),
+            "bid_price": None if n % 5 == 0 else n / 3,
+            "ts": n * 1_000_003,
+            "segment": "fans of u1" if n == 333 else "x",
+            "targeting": {"k": "v"} if n % 2 else {},
+        }
+        for n in range(1000)
+    ]
+    out = io.BytesIO()
+    schema = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [{"name": n, "type": t} for n, t in fields.items()],
+    }
+    fastavro.writer(
+        out, fastavro.parse_schema(schema), records, codec="deflate", sync_interval=4000
+    )
+    data = out.getvalue()
+    blocks = [b.num_records for b in fastavro.block_reader(io.BytesIO(data))]
+    assert len(blocks) > 4
+    monkeypatch.setattr(native, "avro_record_starts", lambda *a: None)  # record by record
+    slow = scrub(data, "avro", ["u1"])
+    monkeypatch.undo()
+    if not native.available():
+        pytest.skip("the compiled helpers are not built here")
+
+    class Refusing(fastavro.write.Writer):  # type: ignore[misc,name-defined]
+        def write(self, record: object) -> None:
+            raise AssertionError("a kept record was encoded again")
+
+    monkeypatch.setattr(fastavro.write, "Writer", Refusing)
+    monkeypatch.setattr(scrubbing, "named_in_fields", _counted(scrubbing.named_in_fields))
+    fast = scrub(data, "avro", ["u1"])
+    assert fast.removed == slow.removed == 4 and fast.by_id == slow.by_id == {"u1": 4}
+    assert _judged.count <= 6  # the records u1's bytes are in, not 1,000
+    kept = list(fastavro.reader(io.BytesIO(fast.data)))
+    assert kept == list(fastavro.reader(io.BytesIO(slow.data)))
+    assert [r["auction_id"] for r in kept] == [
+        f"a{n}" for n in range(1000) if n not in (1, 250, 333, 499)
+    ]  # a0's user is null (n % 7 == 0): only its bytes are not u1's
+    # The header, its sync marker and every block without u1 are the bytes they were.
+    header = fastavro.block_reader(io.BytesIO(data))
+    first = len(data) - sum(len(b) for b in _block_bytes(data))
+    assert fast.data[:first] == data[:first] and header.codec == "deflate"
+    kept_whole = [b for b in _block_bytes(data) if b in _block_bytes(fast.data)]
+    assert len(_block_bytes(fast.data)) == len(blocks) and len(kept_whole) == len(blocks) - 4
+
+
+def test_an_avro_block_of_only_the_users_records_goes_whole() -> None:
+    fields = {"auction_id": "string", "user_id": "string"}
+    records = [{"auction_id": f"a{n}", "user_id": "u1" if n < 3 else "u2"} for n in range(6)]
+    for codec in ("null", "deflate"):
+        out = io.BytesIO()
+        schema = fastavro.parse_schema(
+            {
+                "type": "record",
+                "name": "Bid",
+                "fields": [{"name": n, "type": t} for n, t in fields.items()],
+            }
+        )
+        fastavro.writer(out, schema, records[:3], codec=codec)
+        fastavro.writer(out, schema, records[3:], codec=codec)  # appended: a second block
+        done = scrub(out.getvalue(), "avro", ["u1"])
+        assert done.removed == 3 and len(_block_bytes(done.data)) == 1
+        reader = fastavro.reader(io.BytesIO(done.data))
+        assert reader.codec == codec and [r["auction_id"] for r in reader] == ["a3", "a4", "a5"]
+
+
+def _block_bytes(container: bytes) -> list[bytes]:
+    """Each block of an Avro container as its bytes (count, size, body, sync marker)."""
+    from advertisex.formats.avrofmt import _blocks, _header
+
+    header = _header(container)
+    assert header is not None
+    first = header[2]
+    read = list(_blocks(container, first, container[first - 16 : first]))
+    ends = [start for start, _, _ in read[1:]] + [len(container)]
+    return [container[start:end] for (start, _, _), end in zip(read, ends, strict=True)]
+
+
+class _judged:
+    count = 0
+
+
+def _counted(function):  # type: ignore[no-untyped-def]
+    _judged.count = 0
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        _judged.count += 1
+        return function(*args, **kwargs)
+
+    return counted
+
+
 def test_avro_typed_fields_never_name_a_user() -> None:
     fields = dict.fromkeys(("auction_id", "user_id", "device_type", "segment"), "string")
     records = [
@@ -255,3 +370,17 @@ def test_many_ids_are_found_as_few_are_whatever_their_characters() -> None:
     import pyarrow as pa
 
     assert mentions(pa.array(texts), many).to_pylist() == [True, False, True, False, True]
+
+
+def test_a_text_columns_rows_are_judged_the_same_however_its_buffers_lie() -> None:
+    """The column's bytes are searched at once (formats.scrub._candidates): a slice, nulls,
+    large strings, an id across two rows' bytes and one that repr would escape find the
+    rows a text-by-text look does."""
+    texts = ["x u1", None, "u", "1 y", "u1u1", "say 'hé u1'", "u10", "", '{"ref":"u1"}', "a b"]
+    column = pa.array(["pad u1", *texts], pa.string()).slice(1)
+    expected = [bool(t) and bool(mentioned(t, ["u1", "hé u1"])) for t in texts]
+    for kind in (pa.string(), pa.large_string()):
+        chunked = pa.chunked_array([column.cast(kind).slice(0, 4), column.cast(kind).slice(4)])
+        assert mentions(chunked, ["u1", "hé u1"]).to_pylist() == expected
+        assert mentions(column.cast(kind), ["u1", "hé u1"]).to_pylist() == expected  # sliced
+    assert expected == [True, False, False, False, False, True, False, False, True, False]

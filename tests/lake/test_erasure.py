@@ -47,13 +47,13 @@ def test_only_files_whose_statistics_reach_the_user_are_opened(
     lake.commit_batch({"curated.clicks": _clicks(["m1", "z9"])}, [], {})  # m1..z9: reaches x
     lake.commit_batch({"curated.clicks": _clicks(["b1"], extras='{"ref":"x"}')}, [], {})
     opened: list[str] = []
-    holding = erasure._holding
+    hit_in = erasure._hit_in
 
-    def spy(paths: list[str], *args: Any, **kwargs: Any) -> Any:
-        opened.extend(paths)
-        return holding(paths, *args, **kwargs)
+    def spy(path: str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(path)
+        return hit_in(path, *args, **kwargs)
 
-    monkeypatch.setattr(erasure, "_holding", spy)
+    monkeypatch.setattr(erasure, "_hit_in", spy)
     found = erasure.plan(lake, "curated.clicks", ["x"])
     # The a-file is skipped unread; the m..z file may hold "x" (it does not); the b-file's
     # extras are text that may mention it (it does: that row goes).
