@@ -180,6 +180,7 @@ class GuardedProtocol(HttpToolsProtocol):
             # An answer given before the body is in (413, 401, 415 …) on a connection that
             # ends with it must not reset the connection (see _linger)
             cycle.transport = _LingeringClose(self, cycle)  # type: ignore[assignment]
+            cycle.send = _closing_early(cycle)  # type: ignore[method-assign]
 
     def on_message_complete(self) -> None:
         self.unfinished.done(self)
@@ -235,12 +236,28 @@ class GuardedProtocol(HttpToolsProtocol):
         The client may still be sending what is refused: a socket closed with bytes unread
         is reset, and a reset loses the answer on the client's side too. So end our side,
         drop what still comes for a moment, then close."""
+        self.unfinished.done(self)
         if self.transport.can_write_eof():
             self.refused = True
             self.transport.write_eof()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
             return
         self.transport.close()
+
+
+def _closing_early(cycle: Any) -> Any:
+    """``cycle.send`` that ends a kept-alive connection when its answer begins before the
+    request's body is in: to reach the next request uvicorn would read the rest of the
+    body — a refused gigabyte — until the body timeout, the connection held all along. The
+    answer says ``connection: close``; once written, the connection lingers and closes."""
+    send = cycle.send
+
+    async def send_closing(message: Any) -> None:
+        if not cycle.response_started and cycle.more_body:
+            cycle.keep_alive = False
+        await send(message)
+
+    return send_closing
 
 
 class _LingeringClose:

@@ -129,3 +129,36 @@ def test_an_over_limit_body_on_a_closing_connection_gets_its_413(
     status, body = _answer(sock)
     assert (status, body["code"]) == (413, "body_too_large"), body
     assert "more than the limit of 1048576" in body["message"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_over_limit_body_on_a_kept_alive_connection_is_answered_and_closed(
+    server_factory: Any, chunked: bool
+) -> None:
+    # Answered 413 on a kept-alive connection, the server went on reading the rest of the
+    # body (a gigabyte, if the client sent one) to reach the next request, holding the
+    # connection until the body timeout. The 413 says ``connection: close`` and the server
+    # ends the connection without waiting for the rest.
+    server = server_factory(
+        ADVERTISEX_COLLECTOR__MAX_BODY_BYTES=str(1 << 20),
+        ADVERTISEX_COLLECTOR__BODY_TIMEOUT_SECONDS="60",
+    )
+    framing = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % (1 << 30)
+    sock = _connect(
+        server,
+        b"POST /v1/impressions HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-ndjson\r\n"
+        + framing
+        + b"\r\n\r\n",
+    )
+    sock.settimeout(10)
+    lines = b'{"user_id":"u"}\n' * 4096
+    for _ in range((2 << 20) // len(lines)):  # 2 MiB of the gigabyte announced, then no more
+        sock.sendall(b"%x\r\n%b\r\n" % (len(lines), lines) if chunked else lines)
+    data = b""
+    while chunk := sock.recv(65536):  # a timeout here: the server waits for the rest
+        data += chunk
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"413", data[:300]
+    assert b"\r\nconnection: close" in head.lower(), head
+    assert json.loads(body)["code"] == "body_too_large"
