@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
-from advertisex.console.query import QueryResult, run_query
+from advertisex.console.query import QueryResult, run_isolated
 from advertisex.errors import AdvertiseXError, QueriesBusyError
 from advertisex.util.timeutil import utcnow
 
@@ -183,13 +183,14 @@ class Reader:
                 hint="try again in a moment, or raise console.query_concurrency",
             )
         try:
-            return run_query(
-                self.fresh().lake,
+            return run_isolated(
+                self.platform.lake.settings,
                 sql,
                 max_rows=cap,
                 timeout=config.query_timeout_seconds,
                 memory_bytes=config.query_memory_bytes,
                 max_bytes=config.query_max_bytes,
+                workers=config.query_concurrency,
             )
         finally:
             self._queries.release()

@@ -1,11 +1,17 @@
 """SQL from the console and the API: the CLI's read-only query engine, plus a row cap and
-a time limit.
+a time limit, in a worker process under a memory budget.
 
 The statement goes through :class:`advertisex.lake.query.QueryEngine` exactly as
 ``advertisex query`` sends it — the same parser-based refusal of anything but reads, the
 same confinement to the lake's files. On top: at most ``max_rows`` rows are fetched (the
 rest is never read into memory), and a timer interrupts the statement after
 ``timeout`` seconds.
+
+:func:`run_isolated` runs it in a worker process (``util.isolate``), killed when its
+resident memory passes the query's budget: DuckDB makes a statement's values outside its
+own ``memory_limit`` — ``select repeat('x', 1000000000)`` took the server to 4 GB for
+seconds before its answer was refused — and nothing in the process running DuckDB can stop
+that. The server keeps its own memory; the worker's is bounded, and replaced when killed.
 """
 
 from __future__ import annotations
@@ -19,13 +25,27 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from advertisex.errors import QueryTimeoutError, UserInputError
+from advertisex.errors import QueryTimeoutError, QueryTooLargeError, UserInputError
 from advertisex.util import jsonutil
 
 if TYPE_CHECKING:
+    from advertisex.config import Settings
     from advertisex.lake.tables import Lake
 
 MAX_SQL_BYTES = 100_000
+# A query worker's resident memory beyond DuckDB's budget and the answer it hands back: the
+# interpreter and the modules it preloaded (~150 MiB), Arrow's and the pipe's copies.
+WORKER_OVERHEAD_BYTES = 384 << 20
+# How long past its time limit a worker may take to stop its statement (DuckDB looks at an
+# interrupt between chunks, not inside a function making one huge value) before it is killed.
+STOP_GRACE_SECONDS = 5.0
+_PRELOAD = ("duckdb", "pyarrow", "advertisex.lake.query", "advertisex.lake.tables")
+# Idle query workers are stopped this long after the last query: each holds 120 MiB or more,
+# in every collector worker process under ``serve --workers N``; the next query forks one
+# from the forkserver again (milliseconds).
+IDLE_WORKER_SECONDS = 60.0
+_idle = threading.Lock()
+_shedding: threading.Timer | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,91 @@ def run_query(
         timer.cancel()
     truncated = table.num_rows > max_rows or engine.cut_at_bytes
     return QueryResult(table.slice(0, max_rows), truncated, time.perf_counter() - started)
+
+
+def run_isolated(
+    settings: Settings,
+    sql: str,
+    *,
+    max_rows: int,
+    timeout: float,
+    memory_bytes: int,
+    max_bytes: int,
+    workers: int,
+) -> QueryResult:
+    """:func:`run_query` over the lake of ``settings`` in one of ``workers`` worker
+    processes, killed once its resident memory passes ``memory_bytes`` + ``max_bytes`` +
+    :data:`WORKER_OVERHEAD_BYTES` (``query_too_large``) or its statement outlives
+    ``timeout`` by :data:`STOP_GRACE_SECONDS` (``query_timeout``)."""
+    from advertisex.util.isolate import Budget, BudgetExceeded, shared_pool
+
+    budget = Budget(
+        seconds=timeout + STOP_GRACE_SECONDS,
+        memory_bytes=memory_bytes + max_bytes + WORKER_OVERHEAD_BYTES,
+    )
+    pool = shared_pool(workers, _PRELOAD)
+    try:
+        return pool.run(
+            budget, _query_in_worker, settings, sql, max_rows, timeout, memory_bytes, max_bytes
+        )
+    except BudgetExceeded as breach:
+        if breach.kind == "time":
+            raise QueryTimeoutError(
+                f"the query ran longer than {timeout:g} s and was stopped",
+                hint="narrow it (a WHERE on event_time, a LIMIT, a mart instead of a curated "
+                "table) or raise console.query_timeout_seconds",
+            ) from None
+        if breach.kind == "memory":
+            raise QueryTooLargeError(
+                f"the query needed more memory than it may use ({breach.message})",
+                hint="select less (left(text, 1000), fewer columns or rows, a WHERE on "
+                "event_time) or raise console.query_memory_bytes",
+            ) from None
+        raise QueryTooLargeError(
+            f"the query's worker process failed ({breach.message})",
+            hint="select less, or see the server's log",
+        ) from None
+    finally:
+        _shed_when_idle(pool)
+
+
+def _shed_when_idle(pool: Any) -> None:
+    """Stop ``pool``'s idle workers :data:`IDLE_WORKER_SECONDS` after its last query."""
+    global _shedding
+    with _idle:
+        if _shedding is not None:
+            _shedding.cancel()
+        _shedding = threading.Timer(IDLE_WORKER_SECONDS, pool.shed)
+        _shedding.daemon = True
+        _shedding.start()
+
+
+def _query_in_worker(
+    settings: Settings, sql: str, max_rows: int, timeout: float, memory_bytes: int, max_bytes: int
+) -> QueryResult:
+    """In a query worker: the lake opened afresh (other processes commit all the time), a
+    read failure told as the lost or damaged files behind it (``lake.damage``: its cause
+    does not cross the pipe). Pending Avro behind ``raw.*`` is decoded here, not in a
+    decoder worker of its own (a worker has none): this worker's budget bounds it."""
+    from advertisex.lake.damage import explained
+    from advertisex.lake.tables import Lake
+
+    processor = settings.processor.model_copy(update={"decode_isolated": False})
+    lake = Lake(settings.model_copy(update={"processor": processor}))
+    try:
+        return run_query(
+            lake,
+            sql,
+            max_rows=max_rows,
+            timeout=timeout,
+            memory_bytes=memory_bytes,
+            max_bytes=max_bytes,
+        )
+    except Exception as error:
+        told = explained(lake, error)
+        if told is not None:
+            raise told from None
+        raise
 
 
 def _csv_cell(value: Any) -> Any:

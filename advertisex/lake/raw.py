@@ -123,14 +123,17 @@ def _avro(
 ) -> pa.Table:
     """Pending Avro segments decoded (under the processor's decode budget: a file that
     cannot be read within it is left out here and set aside by processing)."""
-    from advertisex.formats.avrofmt import frame_avro
+    from advertisex.formats.avrofmt import frame_avro, salvage_avro
     from advertisex.formats.bounded import DecodeRefused, decode_bounded
     from advertisex.formats.decode import concat_frames
 
+    # In this process (a console query's worker, or decode_isolated off) nothing could stop
+    # the fast path spinning on a poison file: the record-by-record path reads every file.
+    decoder = frame_avro if limits.isolated else salvage_avro
     frames = []
     for segment, path in zip(segments, paths, strict=True):
         try:
-            frame = decode_bounded(frame_avro, landing.read(segment), limits)
+            frame = decode_bounded(decoder, landing.read(segment), limits)
         except DecodeRefused:
             continue
         frames.append(frame.append_column("filename", pa.array([path] * frame.num_rows)))

@@ -186,6 +186,71 @@ def test_an_answer_is_cut_at_its_bytes_and_a_row_past_them_refused(
     assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
 
 
+def test_a_query_making_huge_values_costs_its_worker_not_the_server(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """DuckDB makes a statement's values outside its memory_limit: ``select repeat('x',
+    1000000000)`` took the server to 4 GB before its answer was refused. The query runs in
+    a worker process, killed at its budget (here 64 MiB + 1 MiB + the worker's overhead)."""
+    client = make_client(
+        lake_template, console={"query_memory_bytes": 64 << 20, "query_max_bytes": 1 << 20}
+    )
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+    before = _peak_resident_bytes()
+    huge = client.post("/api/v1/query", json={"sql": "select length(repeat('x', 800000000)) n"})
+    assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
+    assert "console.query_memory_bytes" in huge.json()["message"]
+    assert _peak_resident_bytes() - before < 200 << 20  # was 1.6 GB more
+    # the worker was replaced: the next query is answered
+    assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
+
+
+def test_a_poison_avro_pending_in_landing_is_read_by_a_console_query(
+    tmp_path: Path, make_client: Callable[..., Any]
+) -> None:
+    """A query's worker decodes pending Avro itself, where polars-avro's spin on the poison
+    could not be stopped short of the query's time limit: it reads record by record."""
+    import advertisex
+    from tests.hostile import avro_file, bid, poison_avro
+
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    ax.landing.write_segment("bids", poison_avro(), fsync=False)
+    ax.landing.write_segment("bids", avro_file([bid(1)]), fsync=False)
+    client = make_client(tmp_path / "data", console={"query_timeout_seconds": 20})
+    sql = "select auction_id from raw.bid_requests order by 1"
+    answer = client.post("/api/v1/query", json={"sql": sql})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == [{"auction_id": "a1"}, {"auction_id": "a1000"}]
+
+
+def test_idle_query_workers_are_stopped(
+    lake_template: Path, make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each idle query worker holds 120 MiB or more, in every collector process of
+    ``serve --workers N``: they are stopped a while after the last query."""
+    import time
+
+    from advertisex.console import query
+    from advertisex.util.isolate import shared_pool
+
+    monkeypatch.setattr(query, "IDLE_WORKER_SECONDS", 2.0)
+    client = make_client(lake_template, console={"query_concurrency": 3})
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+    pool = shared_pool(3, query._PRELOAD)
+    assert pool._idle  # kept for the next query meanwhile
+    deadline = time.monotonic() + 20
+    while pool._idle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pool._idle
+    assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
+
+
+def _peak_resident_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+
+
 def test_queries_past_the_concurrency_wait_then_are_refused(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
