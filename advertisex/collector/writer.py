@@ -230,7 +230,9 @@ class SegmentWriter:
         self._jobs.put(None)  # the keeper makes the next one ready
 
     def _create(self, at: datetime | None = None) -> tuple[int, _Paths]:
-        paths = self.zone.new_segment_path(self.source, fmt=self.fmt, label=self._label(), at=at)
+        paths = self.zone.new_segment_path(
+            self.source, fmt=self.fmt, label=self._label(), at=at, fsync=self._fsync
+        )
         # O_APPEND: after a failed group is truncated away, the next write lands at the new end.
         # Readable: a segment deleted under the writer is read back from it (_rescued).
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -376,7 +378,7 @@ class FilePerRequestWriter(SegmentWriter):
         try:
             for body, _, _ in batch:
                 name, final, temporary = self.zone.new_segment_path(
-                    self.source, fmt=self.fmt, label=self._label()
+                    self.source, fmt=self.fmt, label=self._label(), fsync=self._fsync
                 )
                 # Listed before the first byte: a write that fails (disk full) is cleaned up too.
                 made.append((name, final, temporary, len(body)))

@@ -169,17 +169,25 @@ class LandingZone:
 
     # ------------------------------------------------------------------ writing
     def new_segment_path(
-        self, source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
+        self,
+        source: str,
+        *,
+        fmt: str | None = None,
+        label: str = "",
+        at: datetime | None = None,
+        fsync: bool = True,
     ) -> tuple[str, Path, Path]:
         """(relative name, final path, temporary path) for a new segment of ``source``.
 
         Writers fill the temporary path (invisible to the processor: it starts with a
         dot), fsync it, then call :meth:`seal`. ``label`` must make names unique among
-        concurrent writers (collector id + sequence number, or a content hash).
+        concurrent writers (collector id + sequence number, or a content hash). Each
+        folder made for it is flushed in its parent (``fsync``): the segment's name
+        flushed in a folder that a power cut loses with its own name is lost with it.
         """
         relative = segment_name(source, fmt=fmt, label=label, at=at)
         final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(final.parent, fsync)
         return relative, final, final.with_name("." + final.name + ".tmp")
 
     def unsealed(self) -> list[Path]:
@@ -209,7 +217,9 @@ class LandingZone:
         fails (a full disk) is a :class:`~advertisex.errors.StorageError` and leaves nothing,
         not even the temporary file."""
         try:
-            relative, final, temporary = self.new_segment_path(source, fmt=fmt, label=label, at=at)
+            relative, final, temporary = self.new_segment_path(
+                source, fmt=fmt, label=label, at=at, fsync=fsync
+            )
         except OSError as error:
             raise self._not_written(error) from error
         try:
@@ -1018,7 +1028,13 @@ class ObjectStoreLandingZone(LandingZone):
         self._staging = False  # no file system of this machine's to copy into: read and upload
 
     def new_segment_path(
-        self, source: str, *, fmt: str | None = None, label: str = "", at: datetime | None = None
+        self,
+        source: str,
+        *,
+        fmt: str | None = None,
+        label: str = "",
+        at: datetime | None = None,
+        fsync: bool = True,
     ) -> tuple[str, Path, Path]:
         raise UserInputError(
             f"collectors write to a local landing folder, not to {self.url}",
@@ -1547,6 +1563,20 @@ def _publish(pending: Path, path: Path) -> None:
     """Rename a written marker into place, durably."""
     os.replace(pending, path)
     _fsync(path.parent)
+
+
+def _make_folder(folder: Path, fsync: bool) -> None:
+    """``folder`` and its missing parents made, each one made flushed in its parent when
+    ``fsync`` (one made meanwhile by another writer too: its maker may not have yet)."""
+    if folder.is_dir():
+        return
+    missing = [folder]
+    while not missing[-1].parent.is_dir() and missing[-1].parent != missing[-1]:
+        missing.append(missing[-1].parent)
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+        if fsync:
+            _fsync(made.parent)
 
 
 def _fsync(path: Path) -> None:

@@ -373,3 +373,46 @@ def test_an_open_segment_whose_folder_is_deleted_loses_nothing_acknowledged(
     expected = b'{"a":1}\n{"b":2}\n' if when == "before the next request" else b'{"a":1}\n'
     assert b"".join(sealed_bytes(tmp_path)) == expected
     assert LandingZone(landing).unsealed() == []
+
+
+@pytest.mark.parametrize("kind", [SegmentWriter, FilePerRequestWriter], ids=["segment", "avro"])
+def test_every_folder_a_segment_needs_is_made_durably(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: type[SegmentWriter]
+) -> None:
+    # A segment's name was flushed in its hour's folder, but a folder made for it (a new
+    # source, day or hour, or one an operator deleted, made again to rescue an open
+    # segment) was not flushed in its parent: a power cut could lose the folder, and the
+    # acknowledged segment with it.
+    import shutil
+
+    from advertisex.landing import zone as zone_module
+
+    flushed: list[Path] = []
+    fsync = zone_module._fsync
+
+    def recorded(path: Path) -> None:
+        flushed.append(path)
+        fsync(path)
+
+    monkeypatch.setattr(zone_module, "_fsync", recorded)
+    writer = make_writer(tmp_path, kind)
+    source = tmp_path / "landing" / writer.source
+
+    def folders_flushed_in_their_parents() -> None:
+        hours = {p.parent for p in source.rglob("*") if p.is_file()}  # a ready one beside
+        assert hours
+        for hour in hours:
+            for folder in (hour, hour.parent, source):
+                assert folder.parent in flushed, f"{folder.name} not flushed in its parent"
+
+    async def scenario() -> None:
+        await writer.append(b'{"a":1}\n')
+        folders_flushed_in_their_parents()
+        shutil.rmtree(source)
+        flushed.clear()
+        await writer.append(b'{"b":2}\n')
+
+    asyncio.run(scenario())
+    writer.close()
+    if kind is SegmentWriter:  # the open segment rescued into folders made again
+        folders_flushed_in_their_parents()
