@@ -55,6 +55,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["num"] = number
+    env.filters["cell"] = cell
     env.filters["pct"] = percent
     env.filters["when"] = when
     return env
@@ -432,6 +433,14 @@ def number(value: Any) -> str:
             return f"{value:.4f}".rstrip("0").rstrip(".")
         return f"{value:,.2f}"
     return str(value)
+
+
+def cell(value: Any) -> str:
+    """A query's value in the SQL page's table: :func:`number`, cut to 2,000 characters
+    saying how many more there are (a 32 MiB answer of ``&`` was a 160 MB page escaped)."""
+    from advertisex.model.reasons import shown_raw
+
+    return shown_raw(number(value), "Download CSV gives it whole") or ""
 
 
 def percent(value: Any) -> str:

@@ -114,7 +114,31 @@ def run_query(
     finally:
         timer.cancel()
     truncated = table.num_rows > max_rows or engine.cut_at_bytes
-    return QueryResult(table.slice(0, max_rows), truncated, time.perf_counter() - started)
+    table = table.slice(0, max_rows)
+    if max_bytes is not None:
+        fit = _rows_within_as_json(table, max_bytes)
+        truncated = truncated or fit < table.num_rows
+        table = table.slice(0, fit)
+    return QueryResult(table, truncated, time.perf_counter() - started)
+
+
+def _rows_within_as_json(table: pa.Table, max_bytes: int) -> int:
+    """How many of ``table``'s first rows fit in ``max_bytes`` as the API's JSON; refused
+    when not even one does. The engine counts Arrow's bytes, and a value can take six
+    times as many in JSON (a control character is ``\\u0001``): a 32 MiB answer went out as
+    180 MB of JSON."""
+    size = 0
+    for position, row in enumerate(table.to_pylist(maps_as_pydicts="lossy")):
+        size += len(jsonutil.dumps(row)) + 1
+        if size > max_bytes:
+            if position == 0:
+                raise QueryTooLargeError(
+                    f"the answer's first row alone holds more than {max_bytes:,} bytes as JSON",
+                    hint="select less of it (left(text, 1000), fewer columns) or raise "
+                    "console.query_max_bytes",
+                )
+            return position
+    return table.num_rows
 
 
 def run_isolated(

@@ -251,6 +251,22 @@ def _peak_resident_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 
 
+def test_an_answer_is_cut_at_its_bytes_as_json(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """The cap counted Arrow's bytes: a control character is six in JSON (``\\u0001``), so
+    a 32 MiB answer went out as 180 MB of JSON (the server's peak 360 MB)."""
+    client = make_client(lake_template, console={"query_max_bytes": 1 << 20})
+    sql = "select repeat(chr(1), 100000) a from range(50)"
+    cut = client.post("/api/v1/query", json={"sql": sql})
+    body = cut.json()
+    assert cut.status_code == 200 and body["truncated"] is True and 1 <= body["row_count"] < 2
+    assert len(cut.content) < (1 << 20) + 1000, len(cut.content)
+    huge = client.post("/api/v1/query", json={"sql": "select repeat(chr(1), 300000) a"})
+    assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
+    assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
+
+
 def test_queries_past_the_concurrency_wait_then_are_refused(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
@@ -282,6 +298,20 @@ def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) 
         "/sql", data={"csrf": token, "sql": sql}, headers={"origin": "https://evil.example"}
     )
     assert foreign.status_code == 403
+
+
+def test_the_sql_page_cuts_a_long_value_and_the_csv_keeps_it_whole(client: Any) -> None:
+    # A value was put in the page whole, five times its size once escaped (``&amp;``): a
+    # 32 MiB answer of ampersands was a 160 MB page.
+    form = client.get("/sql").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    sql = "select repeat('&', 100000) as a"
+    page = client.post("/sql", data={"csrf": token, "sql": sql})
+    assert page.status_code == 200 and 'id="result"' in page.text
+    assert "(98,000 more characters: Download CSV gives it whole)" in page.text
+    assert len(page.text) < 50_000, len(page.text)
+    download = client.post("/sql", data={"csrf": token, "sql": sql, "download": "csv"})
+    assert download.text == "a\n" + "&" * 100000 + "\n"
 
 
 def test_replay_asks_for_confirmation_then_moves_the_records(
