@@ -1,8 +1,12 @@
 """``advertisex console``: the console and read API on their own port, no collector.
 
 For a lake whose collector runs elsewhere (another machine writing the same landing
-zone and catalog, or ``serve`` without the console). uvicorn serves it; SIGTERM or
-Ctrl-C stops it after in-flight requests.
+zone and catalog, or ``serve`` without the console). uvicorn serves it with the
+collector's connection guards and their settings (``collector.header_timeout_seconds``,
+``body_timeout_seconds``, ``max_unfinished_requests``, ``max_header_bytes``:
+:mod:`advertisex.collector.connections`), as under ``serve``: plain uvicorn held a client
+sending its headers a byte at a time forever, and read a refused body for as long as it
+came. SIGTERM or Ctrl-C stops it after in-flight requests.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ def serve(
     """Block serving the console on ``console.host:console.port`` until a signal."""
     import uvicorn
 
+    from advertisex.collector.connections import guarded_protocol
     from advertisex.console.app import create_app
 
     config = settings.console
+    guards = settings.collector
     check_binding(settings, config.host)
     sock = listen(config.host, config.port)
     logging.basicConfig(
@@ -47,6 +53,12 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=guarded_protocol(
+                guards.header_timeout_seconds,
+                guards.body_timeout_seconds,
+                guards.max_unfinished_requests,
+                max_head_bytes=guards.max_header_bytes,
+            ),
             lifespan="off",
             access_log=False,
             log_level="warning",

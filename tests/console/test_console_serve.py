@@ -118,3 +118,60 @@ def test_console_on_port_0_says_the_port_it_took_and_ctrl_c_stops_it(lake_templa
             console.kill()
             console.wait()
         console.stderr.close()
+
+
+@pytest.mark.slow
+def test_console_alone_bounds_its_connections(lake_copy: Callable[[], Path]) -> None:
+    """``advertisex console`` ran plain uvicorn: a client sending its headers a byte at a
+    time held a connection forever, and one refused 413 at 256 KiB of a query's body was
+    read for as long as it kept sending. It has the collector's connection guards."""
+    import json
+    import socket
+    import time
+
+    server = ServerProcess(
+        lake_copy(),
+        verb="console",
+        ADVERTISEX_COLLECTOR__HEADER_TIMEOUT_SECONDS="2",
+        ADVERTISEX_COLLECTOR__BODY_TIMEOUT_SECONDS="60",
+    ).start(wait=False)
+
+    def answer(sock: socket.socket) -> tuple[bytes, dict[str, str]]:
+        data = b""
+        while chunk := sock.recv(65536):  # a timeout here: the server still holds it
+            data += chunk
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head, json.loads(body)
+
+    try:
+        deadline = time.monotonic() + 60  # the console has no /readyz
+        while "console on http" not in server.log():
+            assert time.monotonic() < deadline and server.process.poll() is None, server.log()  # type: ignore[union-attr]
+            time.sleep(0.1)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        host = b"Host: 127.0.0.1:%d\r\n" % server.port  # another is refused (421)
+        slow.sendall(b"GET /api/v1/status HTTP/1.1\r\n" + host)
+        started = time.monotonic()
+        head, body = answer(slow)
+        assert body["code"] == "header_timeout" and time.monotonic() - started < 15, head
+
+        big = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        big.sendall(
+            b"POST /api/v1/query HTTP/1.1\r\n"
+            + host
+            + b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % (1 << 30)
+        )
+        for _ in range(32):  # 2 MiB of the gigabyte announced, then no more
+            big.sendall(b" " * 65536)
+        head, body = answer(big)
+        assert head.split()[1] == b"413" and body["code"] == "body_too_large", head
+        assert b"\r\nconnection: close" in head.lower(), head
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert http.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [
+                {"a": 1}
+            ]
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(10)
