@@ -152,17 +152,17 @@ class Forgotten:
         found = self._spelled.find_matches_as_indexes(data, overlapping=True)
         return [(start, end) for _, start, end in found]
 
-    def exactly_in(self, data: bytes) -> bool:
-        """Whether ``data`` holds an id's UTF-8 bytes as they are."""
-        return self._exact is not None and bool(self._exact.find_matches_as_indexes(data))
-
-    def exact_starts(self, data: Any) -> list[int]:
-        """Where an id's UTF-8 bytes begin in ``data`` (bytes-like), overlapping ones too."""
+    def exactly_at(self, data: Any) -> list[tuple[int, int]]:
+        """(start, end) of every id's UTF-8 bytes as they are in ``data`` (bytes-like),
+        overlapping ones too."""
         if self._exact is None:
             return []
-        return [
-            start for _, start, _ in self._exact.find_matches_as_indexes(data, overlapping=True)
-        ]
+        found = self._exact.find_matches_as_indexes(data, overlapping=True)
+        return [(start, end) for _, start, end in found]
+
+    def exact_starts(self, data: Any) -> list[int]:
+        """Where an id's UTF-8 bytes begin in ``data`` (:meth:`exactly_at`)."""
+        return [start for start, _ in self.exactly_at(data)]
 
     def odd_starts(self, data: Any) -> list[int]:
         """Where a spelling of an id that is not plain (:attr:`has_odd`) begins in ``data``."""
@@ -170,13 +170,6 @@ class Forgotten:
             return []
         found = self._odd_bytes.find_matches_as_indexes(data, overlapping=True)
         return [start for _, start, _ in found]
-
-    def exactly_at(self, data: bytes) -> list[tuple[int, int]]:
-        """(start, end) of every id's UTF-8 bytes as they are in ``data``, overlapping ones too."""
-        if self._exact is None:
-            return []
-        found = self._exact.find_matches_as_indexes(data, overlapping=True)
-        return [(start, end) for _, start, end in found]
 
     def as_is_in(self, text: str) -> bool:
         """Whether ``text`` holds an id as it is (as a substring)."""
@@ -602,7 +595,7 @@ def _scrub_avro(data: bytes, ids: Forgotten) -> Scrubbed:
         if not gone:
             out.append(data[span[0] : span[1]])
         elif len(gone) < count:
-            body = _DEFLATE[codec](_without_spans(raw, starts, gone))
+            body = _COMPRESS[codec](_without_spans(raw, starts, gone))
             sync = data[span[1] - 16 : span[1]]
             out.extend((_avro_long(count - len(gone)), _avro_long(len(body)), body, sync))
     if result.removed:
@@ -633,7 +626,7 @@ def _avro_blocks(
     if header is None:
         raise AvroInvalid("byte 0: not an Avro object container with a readable header")
     _, codec, first = header
-    if codec not in _INFLATE or codec not in _DEFLATE:
+    if codec not in _INFLATE or codec not in _COMPRESS:
         raise AvroInvalid(f"codec {codec!r} is not one processing accepts")
     try:
         writer_schema = fastavro.block_reader(io.BytesIO(data)).writer_schema  # the header
@@ -702,7 +695,7 @@ def _bzip2(raw: bytes) -> bytes:
 
 
 # A block's bytes as each codec that processing accepts stores them.
-_DEFLATE: dict[str, Callable[[bytes], bytes]] = {
+_COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "null": bytes,
     "deflate": _isal_deflate,
     "bzip2": _bzip2,
