@@ -67,11 +67,15 @@ class AdvertiseX:
 
     def create_data_dir(self) -> bool:
         """Make the data directory if it is missing; True when this call made it."""
+        from advertisex.util.storage import fsync_path, make_folders
+
         path = self.settings.data_dir
         if path.is_dir():
             return False
         try:
-            path.mkdir(parents=True)
+            make_folders(path.parent)
+            path.mkdir()
+            fsync_path(path.parent)  # else a power cut may take the lake with its name
         except FileExistsError:
             if path.is_dir():  # another process made it in between
                 return False

@@ -44,7 +44,7 @@ from advertisex.landing.detect import (
 )
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
-from advertisex.util.storage import os_reason, start_writeback
+from advertisex.util.storage import fsync_path, make_folders, os_reason, start_writeback
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class LandingZone:
         """
         relative = segment_name(source, fmt=fmt, label=label, at=at)
         final = self.root / relative
-        _make_folder(final.parent, fsync)
+        make_folders(final.parent, fsync)
         return relative, final, final.with_name("." + final.name + ".tmp")
 
     def unsealed(self) -> list[Path]:
@@ -201,7 +201,7 @@ class LandingZone:
         """Publish a fully written (and fsync'd) temporary segment under its final name."""
         os.replace(temporary, final)
         if fsync:
-            _fsync(final.parent)
+            fsync_path(final.parent)
 
     def write_segment(
         self,
@@ -372,7 +372,7 @@ class LandingZone:
         try:
             if not stat.S_ISREG(os.fstat(source).st_mode):  # replaced since: read it instead
                 return None
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_folders(self.root)
             return stage(source, self.root)
         except Unsupported:
             self._staging = False
@@ -421,7 +421,7 @@ class LandingZone:
         path = self.root / marker(digest)
         pending = _pending(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folders(path.parent)
             pending.write_text(name + "\n")
         except OSError as error:
             pending.unlink(missing_ok=True)
@@ -451,14 +451,14 @@ class LandingZone:
         with self._unsynced_lock:
             paths, self._unsynced = self._unsynced, set()
         for path in sorted(paths):
-            _fsync(path)
+            fsync_path(path)
         for folder in sorted({path.parent for path in paths}):
-            _fsync(folder)
+            fsync_path(folder)
 
     def _index(self, digest: str, name: str) -> None:
         """Index ``digest`` as the existing segment ``name``."""
         path = self.root / marker(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
         pending = _pending(path)
         _write_durably(pending, name + "\n")
         _publish(pending, path)
@@ -1555,35 +1555,11 @@ def _pending(marker_path: Path) -> Path:
 def _write_durably(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` and fsync the file and its folder."""
     path.write_text(text)
-    _fsync(path)
-    _fsync(path.parent)
+    fsync_path(path)
+    fsync_path(path.parent)
 
 
 def _publish(pending: Path, path: Path) -> None:
     """Rename a written marker into place, durably."""
     os.replace(pending, path)
-    _fsync(path.parent)
-
-
-def _make_folder(folder: Path, fsync: bool) -> None:
-    """``folder`` and its missing parents made, each one made flushed in its parent when
-    ``fsync`` (one made meanwhile by another writer too: its maker may not have yet)."""
-    if folder.is_dir():
-        return
-    missing = [folder]
-    while not missing[-1].parent.is_dir() and missing[-1].parent != missing[-1]:
-        missing.append(missing[-1].parent)
-    for made in reversed(missing):
-        made.mkdir(exist_ok=True)
-        if fsync:
-            _fsync(made.parent)
-
-
-def _fsync(path: Path) -> None:
-    """fsync a folder or a file (opened read-only: a file's bytes are flushed through any
-    descriptor of it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)

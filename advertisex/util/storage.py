@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -82,6 +83,32 @@ def start_file_writeback(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
+
+
+def make_folders(folder: Path, fsync: bool = True) -> None:
+    """``folder`` and its missing parents made, each one made flushed in its parent when
+    ``fsync`` (one made meanwhile by another writer too: its maker may not have yet): a
+    file's name flushed in a folder that a power cut loses with its own name is lost
+    with it, on a file system that does not order directory operations."""
+    if folder.is_dir():
+        return
+    missing = [folder]
+    while not missing[-1].parent.is_dir() and missing[-1].parent != missing[-1]:
+        missing.append(missing[-1].parent)
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+        if fsync:
+            fsync_path(made.parent)
+
+
+def fsync_path(path: Path | str) -> None:
+    """fsync a folder or a file (opened read-only: a file's bytes are flushed through any
+    descriptor of it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def join(location: str, *parts: str) -> str:

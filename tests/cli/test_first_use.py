@@ -213,3 +213,21 @@ def test_relocate_makes_a_copy_a_lake_of_its_own_and_leaves_the_original_as_it_w
     assert code == 0, err
     assert cli(copy, "maintain")[0] == 0
     assert _count(cli, copy) == after
+
+
+def test_a_new_data_directory_is_flushed_in_its_parent(open_lake, tmp_path, monkeypatch):
+    """The data directory (and any folder made above it) was made with ``mkdir`` alone: a
+    power cut after ``ingest`` answered into a new lake could take the whole folder, and
+    everything it had landed, with it."""
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def watched_fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    data = tmp_path / "new" / "data"
+    assert open_lake(data).create_data_dir()
+    assert not open_lake(data).create_data_dir()  # there already: said so, not made again
+    assert str(tmp_path) in flushed and str(tmp_path / "new") in flushed

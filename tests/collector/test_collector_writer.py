@@ -385,16 +385,14 @@ def test_every_folder_a_segment_needs_is_made_durably(
     # acknowledged segment with it.
     import shutil
 
-    from advertisex.landing import zone as zone_module
-
     flushed: list[Path] = []
-    fsync = zone_module._fsync
+    fsync = os.fsync
 
-    def recorded(path: Path) -> None:
-        flushed.append(path)
-        fsync(path)
+    def recorded(fd: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
 
-    monkeypatch.setattr(zone_module, "_fsync", recorded)
+    monkeypatch.setattr(os, "fsync", recorded)
     writer = make_writer(tmp_path, kind)
     source = tmp_path / "landing" / writer.source
 

@@ -561,6 +561,61 @@ def test_a_landed_files_marker_is_on_disk_before_ingest_says_so(
         assert ("fsync", str(placed.parent)) in events[named:]
 
 
+@pytest.mark.parametrize("staging", [True, False], ids=["linked", "written"])
+def test_every_folder_a_landed_file_needs_is_flushed_in_its_parent_before_ingest_says_so(
+    tmp_path: Path, monkeypatch, staging: bool
+):
+    """The index marker's folders (``_index``, ``blake3``, its two-hex prefix) and the
+    landing zone's own were made with ``mkdir`` and never flushed in their parents: a
+    power cut after ``ingest`` answered could lose a folder, and the markers in it — the
+    same bytes then landed again — or, for the landing folder, every segment."""
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def watched_fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(IMPRESSION)
+    zone = LandingZone(tmp_path / "data" / "landing")
+    zone._staging = staging and zone._staging
+    results = zone.ingest_files([f])
+    monkeypatch.undo()
+    assert [r.status for r in results] == ["landed"]
+    placed = zone.root / marker(content_hash(IMPRESSION))
+    segment = zone.root / str(results[0].segment)
+    made = {*placed.parents, *segment.parents} - {*(tmp_path / "data").parents}
+    missing = [folder for folder in sorted(made) if str(folder.parent) not in flushed]
+    assert made and not missing, f"not flushed in their parents: {missing}"
+
+
+def test_a_rewritten_segments_new_marker_is_in_folders_flushed_in_their_parents(
+    tmp_path: Path, monkeypatch
+):
+    """An erasure's rewrite indexes the new bytes (else they could be ingested again): the
+    index's folders it makes - a collector's landing zone has none yet - are flushed in
+    their parents, as the marker is in its folder."""
+    zone = LandingZone(tmp_path / "landing")
+    segment = zone.write_segment("impressions", IMPRESSION * 2)
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def watched_fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    zone.rewrite(segment, IMPRESSION)
+    monkeypatch.undo()
+    placed = zone.root / marker(content_hash(IMPRESSION))
+    assert placed.read_text().strip() == segment.name
+    made = [placed.parent, placed.parent.parent, placed.parent.parent.parent]
+    missing = [folder for folder in made if str(folder.parent) not in flushed]
+    assert not missing, f"not flushed in their parents: {missing}"
+
+
 def test_old_index_markers_are_packed_and_still_found(tmp_path: Path):
     """maintain packs the index markers older than a day into one SQLite file and deletes
     their files (a block and an inode each, for good): the same bytes ingested again are
