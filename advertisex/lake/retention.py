@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.config import retention_days
+from advertisex.lake import durability
 from advertisex.lake.history import RETENTION, live_files
 from advertisex.lake.rewrite import commit_swap
 from advertisex.landing.zone import landing_day
@@ -76,11 +78,13 @@ def expire_partitions(
     archive = settings.retention.archive
     if archive:
         namespace, table_name = name.split(".", 1)
+        copies = []
         for data_file in doomed:
             folder, file_name = data_file.file_path.rsplit("/", 2)[-2:]
-            target = storage.join(archive, namespace, table_name, folder, file_name)
-            copy(data_file.file_path, target, settings)
+            copies.append(storage.join(archive, namespace, table_name, folder, file_name))
+            copy(data_file.file_path, copies[-1], settings)
             result.archived += 1
+        on_disk(copies)  # the next expiry may delete the originals, in this very run
     commit_swap(table, doomed, [], RETENTION)
     return result
 
@@ -133,10 +137,13 @@ def expire_landing(
     if dry_run:
         return result
     archive = settings.retention.archive
-    for segment in doomed:
-        if archive:
-            write(storage.join(archive, "landing", segment.name), landing.read(segment), settings)
+    if archive:
+        copies = [storage.join(archive, "landing", segment.name) for segment in doomed]
+        for target, segment in zip(copies, doomed, strict=True):
+            write(target, landing.read(segment), settings)
             result.archived += 1
+        on_disk(copies)  # before any original goes
+    for segment in doomed:
         landing.remove(segment)
     return result
 
@@ -149,8 +156,17 @@ def copy(source: str, target: str, settings: Settings) -> None:
 
 
 def write(target: str, data: bytes, settings: Settings) -> None:
+    """Write one file (folder or object store); each local folder made for it is flushed
+    in its parent, the file itself by :func:`on_disk`."""
     filesystem, path = storage.resolve(target, settings.scale)
     if not storage.is_remote(target):
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        storage.make_folders(Path(path).parent)
     with filesystem.open_output_stream(path) as out:
         out.write(data)
+
+
+def on_disk(targets: list[str]) -> None:
+    """fsync the local files ``targets`` and their folders (all at once): archive copies
+    are on the disk before their originals can go, or a power cut could leave neither.
+    An object store's are durable when written."""
+    durability.sync([p for t in targets if (p := storage.local_path(t)) is not None], None)

@@ -490,3 +490,84 @@ def test_maintain_packs_the_old_index_markers_of_ingested_files(ax, tmp_path: Pa
     assert not placed.exists()
     [again] = ax.ingest([str(f)])
     assert again.status == "already" and again.segment == first.segment
+
+
+def _watched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """("fsync" | "unlink", path) of every fsync and file deletion from now on, in order."""
+    events: list[tuple[str, str]] = []
+    fsync, unlink = os.fsync, Path.unlink
+
+    def watched_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def watched_unlink(path: Path, missing_ok: bool = False) -> None:
+        events.append(("unlink", str(path)))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    monkeypatch.setattr(Path, "unlink", watched_unlink)
+    return events
+
+
+def _durable_before(events: list[tuple[str, str]], copy: Path, top: Path, moment: int) -> None:
+    """``copy``, and every folder from its own up to ``top``'s parent, fsync'd before
+    ``events[moment]``."""
+    synced = {path for what, path in events[:moment] if what == "fsync"}
+    needed = [copy, *[f for f in copy.parents if f == top or top in f.parents], top.parent]
+    missing = [str(p) for p in needed if str(p) not in synced]
+    assert not missing, f"not on the disk before {events[moment]}: {missing}"
+
+
+def test_a_landing_segments_archive_copy_is_on_the_disk_before_it_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy was written and the original deleted at once: a power cut after could
+    # leave neither (the copy's bytes, or its folders' names, never on the disk).
+    from advertisex.lake.catalog import SegmentDone
+    from advertisex.landing.zone import LandingZone
+
+    archive = tmp_path / "archive"
+    lake = _lake(tmp_path / "data", retention={"landing_days": 10, "archive": str(archive)})
+    landing = LandingZone(tmp_path / "data" / "landing")
+    old = [landing.write_segment("clicks", b"a\n", at=NOW - timedelta(days=20)) for _ in "ab"]
+    lake.commit_batch({}, [SegmentDone(s.name, "clicks", "b", 1, 2, "t") for s in old], {})
+    events = _watched(monkeypatch)
+    report = maintain(lake, landing, now=NOW)
+    monkeypatch.undo()
+    (row,) = [t for t in report.tables if t.table == "landing"]
+    assert (row.files_deleted, row.archived) == (2, 2)
+    for segment in old:
+        deleted = events.index(("unlink", str(landing.root / segment.name)))
+        _durable_before(events, archive / "landing" / segment.name, archive, deleted)
+
+
+def test_a_partitions_archive_copy_is_on_the_disk_before_retention_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Retention's commit lets the next expiry delete the files, in the same maintain run
+    # when the snapshot before it is old enough: the copies must be on the disk first.
+    from advertisex.lake import retention as retention_module
+
+    archive = tmp_path / "archive"
+    lake = _lake(
+        tmp_path / "data",
+        retention={"days": {"curated.clicks": 8}, "archive": str(archive)},
+    )
+    lake.commit_batch(_batch(0, [24 * day + 3 for day in range(12)]), [], {})
+    events = _watched(monkeypatch)
+    swap = retention_module.commit_swap
+
+    def watched_swap(*args: Any, **kwargs: Any) -> None:
+        events.append(("commit", ""))
+        swap(*args, **kwargs)
+
+    monkeypatch.setattr(retention_module, "commit_swap", watched_swap)
+    report = maintain(lake, tables=["curated.clicks"], now=NOW)
+    monkeypatch.undo()
+    assert report.tables[0].archived == 4
+    committed = events.index(("commit", ""))
+    copies = sorted(archive.rglob("*.parquet"))
+    assert len(copies) == 4
+    for copy in copies:
+        _durable_before(events, copy, archive, committed)
