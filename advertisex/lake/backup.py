@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
 from advertisex.model.schemas import TABLES
+from advertisex.util.storage import fsync_path
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
@@ -80,6 +81,11 @@ def backup(settings: Settings, to: Path) -> BackupReport:
         report.segments = copier.tree(Path("landing"), leave=INDEX.name)
         os.sync()  # on the disk before it is named a backup
         partial.rename(to)
+        try:
+            fsync_path(to.parent)  # and that name too, before it is reported done
+        except OSError:
+            shutil.rmtree(to, ignore_errors=True)  # said below: nothing of it was kept
+            raise
     except OSError as error:  # the backup's disk: full, read-only, not a folder …
         shutil.rmtree(partial, ignore_errors=True)
         from advertisex.errors import StorageError

@@ -113,3 +113,32 @@ def test_a_backup_refuses_what_it_cannot_copy_whole_and_leaves_nothing(cli, tmp_
     code, _, err = cli(data, "backup", str(tmp_path / "b"))
     assert code == 2 and lost.name in err and BUG not in err, err
     assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.partial-*"))
+
+
+def test_a_backup_is_under_its_name_on_the_disk_before_it_is_reported(cli, tmp_path, monkeypatch):
+    """The copy was synced to the disk, then renamed from its hidden partial name to the
+    one asked for, and that rename was not flushed: after a power cut the "done" backup
+    could be a ``.monday.partial-…`` folder that looks like an interrupted one."""
+    import os
+
+    data, copy = tmp_path / "data", tmp_path / "backups" / "monday"
+    assert cli(data, "ingest", str(_generated(tmp_path, "first", 5)))[0] == 0
+    assert cli(data, "process")[0] == 0
+    events: list[tuple[str, str]] = []
+    fsync, rename = os.fsync, os.rename
+
+    def watched_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def watched_rename(source: str, target: str) -> None:
+        rename(source, target)
+        events.append(("named", str(target)))
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    monkeypatch.setattr(os, "rename", watched_rename)
+    code, _, err = cli(data, "backup", str(copy))
+    monkeypatch.undo()
+    assert code == 0, err
+    named = events.index(("named", str(copy)))
+    assert ("fsync", str(copy.parent)) in events[named:]
