@@ -10,7 +10,8 @@ cache outlives it); a machine dying needs it.
 
 So before a pointer moves, every file the new metadata adds on a local disk is fsync'd,
 and so are the folders up to the warehouse (a new file's name is data of its folder,
-a new partition folder's name of its parent). Files are found from the metadata itself:
+a new partition folder's name of its parent); the warehouse's own name is flushed when
+``Lake.catalog`` makes it. Files are found from the metadata itself:
 the snapshots the commit adds, their manifest list, the manifests they wrote and the
 files those add — whoever wrote them (the runners' writer, pyiceberg's own appends and
 overwrites, Spark's executors). Object stores need none of it: a PUT is durable when it

@@ -113,18 +113,17 @@ class Lake:
     @cached_property
     def catalog(self) -> AtomicSqlCatalog:
         from advertisex.lake.catalog import AtomicSqlCatalog
-        from advertisex.util.storage import iceberg_properties
+        from advertisex.util.storage import iceberg_properties, make_folders
 
         settings = self.settings
         self.check_home()
         try:
+            # Each folder made flushed in its parent: a commit flushes the folders up to the
+            # warehouse, not the warehouse's own name.
             if settings.catalog_uri.startswith("sqlite:///"):
-                Path(settings.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
-                    parents=True, exist_ok=True
-                )
+                make_folders(Path(settings.catalog_uri.removeprefix("sqlite:///")).parent)
             if settings.warehouse_uri.startswith("file://"):
-                warehouse = Path(settings.warehouse_uri.removeprefix("file://"))
-                warehouse.mkdir(parents=True, exist_ok=True)
+                make_folders(Path(settings.warehouse_uri.removeprefix("file://")))
             catalog = AtomicSqlCatalog(
                 settings.lake.catalog_name,
                 uri=settings.catalog_uri,
