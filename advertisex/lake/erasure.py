@@ -213,8 +213,10 @@ def scrub_archive(settings: Settings, ids: Forgotten | Iterable[str]) -> Counter
         for user, count in _owners(rows.filter(hit), ids).items():
             removed[(".".join(parts[:2]), user)] += count
         kept = rows.filter(pc.invert(hit))
-        if kept.num_rows:
-            pq.write_table(kept, info.path, filesystem=filesystem, compression="zstd")
+        if kept.num_rows:  # replaced whole: the archive holds the only copy of the rest
+            written = pa.BufferOutputStream()
+            pq.write_table(kept, written, compression="zstd")
+            storage.replace_file(filesystem, info.path, memoryview(written.getvalue()))
         else:
             filesystem.delete_file(info.path)
     return removed

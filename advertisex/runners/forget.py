@@ -239,8 +239,7 @@ def scrub_archived_segments(
         result = _scrub_segment(Segment(landing_source(name), name, len(data)), data, ids)
         if result is None or not result.removed:
             continue
-        with filesystem.open_output_stream(info.path) as out:
-            out.write(result.data)
+        storage.replace_file(filesystem, info.path, result.data)  # the archive's only copy
         report.rows[f"{ARCHIVE}/{LANDING}"] += result.removed
         report.found.update(result.by_id)
         removed.update(result.by_id)

@@ -111,6 +111,28 @@ def fsync_path(path: Path | str) -> None:
         os.close(fd)
 
 
+def replace_file(filesystem: pafs.FileSystem, path: str, data: bytes | memoryview) -> None:
+    """``data`` in place of the file at ``path`` of ``filesystem``, whole: on a local disk
+    written beside it, fsync'd, renamed over it and its folder fsync'd — a crash leaves the
+    old bytes or the new, never a cut file; an object store's PUT replaces it at once."""
+    if filesystem.type_name != "local":
+        with filesystem.open_output_stream(path) as out:
+            out.write(data)
+        return
+    local = Path(path)
+    temporary = local.with_name(f".{local.name}.rewrite")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, local)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_path(local.parent)
+
+
 def join(location: str, *parts: str) -> str:
     """``location`` with ``parts`` appended by ``/`` (URLs and POSIX paths alike)."""
     return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])

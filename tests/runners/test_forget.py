@@ -161,6 +161,58 @@ def test_forget_reaches_archived_copies_and_time_travel(tmp_path: Path) -> None:
     assert pq.read_table(kept).column("user_id").to_pylist() == ["stay-user"]
 
 
+def test_an_archived_copy_is_replaced_whole_and_on_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archived segment or Parquet file that holds the user was truncated and written
+    again in place, never fsync'd: a crash in between lost the other users' records of
+    it, which the archive alone still had. Now the new bytes are written beside it,
+    fsync'd and renamed over it, and its folder fsync'd, as the landing zone's rewrite
+    does."""
+    import os
+    from datetime import UTC, datetime
+
+    import advertisex
+    from advertisex.lake.upkeep import maintain
+
+    archive = tmp_path / "archive"
+    retention = {"days": {"curated.clicks": 8}, "landing_days": 8, "archive": str(archive)}
+    ax = advertisex.open(
+        data_dir=tmp_path / "data", retention=retention, correlation={"update_marts": False}
+    )
+    clicks = "timestamp,user_id,campaign_id,event_type\n"
+    clicks += "2026-10-01T00:00:00Z,gone-user,c,click\n2026-10-01T00:00:01Z,stay-user,c,click\n"
+    ax.landing.write_segment("clicks", clicks.encode(), at=datetime(2026, 10, 1, tzinfo=UTC))
+    ax.process()
+    maintain(ax.lake, ax.landing, now=datetime(2026, 11, 1, tzinfo=UTC))
+    copies = [Path(p) for p in _files_holding(archive, b"gone-user")]
+    assert len(copies) == 2  # the segment, the Parquet file
+    events: list[tuple[str, ...]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def watched_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def watched_replace(source: str, target: str) -> None:
+        replace(source, target)
+        events.append(("replace", str(source), str(target)))
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    monkeypatch.setattr(os, "replace", watched_replace)
+    ax.forget(["gone-user"])
+    monkeypatch.undo()
+    assert _files_holding(archive, b"gone-user") == []
+    for copy in copies:
+        replaced = [e for e in events if e[0] == "replace" and e[2] == str(copy)]
+        assert len(replaced) == 1, f"{copy} was written again in place"
+        at = events.index(replaced[0])
+        assert ("fsync", replaced[0][1]) in events[:at] and ("fsync", str(copy.parent)) in events[
+            at:
+        ]
+    assert not [p for p in archive.rglob(".*") if p.is_file()]  # nothing left beside them
+
+
 def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_the_id(
     tmp_path: Path,
 ) -> None:
