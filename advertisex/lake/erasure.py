@@ -203,6 +203,9 @@ def scrub_archive(settings: Settings, ids: Forgotten | Iterable[str]) -> Counter
         return removed
     filesystem, base = storage.resolve(archive, settings.scale)
     for info in expiry.listing(filesystem, base):
+        if storage.rewrite_leftover(info.path):  # a killed rewrite's copy: never read, gone
+            filesystem.delete_file(info.path)
+            continue
         if not info.path.endswith(".parquet"):
             continue
         parts = info.path[len(base) :].strip("/").split("/")

@@ -233,6 +233,9 @@ def scrub_archived_segments(
         storage.join(settings.retention.archive, LANDING), settings.scale
     )
     for info in listing(filesystem, base):
+        if storage.rewrite_leftover(info.path):  # a killed rewrite's copy: never read, gone
+            filesystem.delete_file(info.path)
+            continue
         name = info.path[len(base) :].strip("/")
         with filesystem.open_input_stream(info.path) as stream:
             data = bytes(stream.readall())

@@ -120,7 +120,7 @@ def replace_file(filesystem: pafs.FileSystem, path: str, data: bytes | memoryvie
             out.write(data)
         return
     local = Path(path)
-    temporary = local.with_name(f".{local.name}.rewrite")
+    temporary = local.with_name(f".{local.name}{_REWRITE}")
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)
@@ -131,6 +131,17 @@ def replace_file(filesystem: pafs.FileSystem, path: str, data: bytes | memoryvie
         temporary.unlink(missing_ok=True)
         raise
     fsync_path(local.parent)
+
+
+_REWRITE = ".rewrite"  # the suffix of replace_file's hidden copy
+
+
+def rewrite_leftover(path: str) -> bool:
+    """Whether ``path`` is the hidden copy :func:`replace_file` writes, left by a process
+    killed while writing it: a file nobody reads, to delete (a copy of another file's
+    records, which an erasure must not leave behind)."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name.startswith(".") and name.endswith(_REWRITE)
 
 
 def join(location: str, *parts: str) -> str:

@@ -213,6 +213,37 @@ def test_an_archived_copy_is_replaced_whole_and_on_the_disk(
     assert not [p for p in archive.rglob(".*") if p.is_file()]  # nothing left beside them
 
 
+def test_a_killed_rewrites_copy_in_the_archive_goes_with_the_next_erasure(
+    tmp_path: Path,
+) -> None:
+    """A process killed while replacing an archived file leaves its hidden copy beside it
+    (``.NAME.rewrite``): other users' records that no later erasure looked at — a
+    Parquet copy was not even listed. The next erasure deletes such copies, whoever it
+    forgets."""
+    from datetime import UTC, datetime
+
+    import advertisex
+    from advertisex.lake.upkeep import maintain
+
+    archive = tmp_path / "archive"
+    retention = {"days": {"curated.clicks": 8}, "landing_days": 8, "archive": str(archive)}
+    ax = advertisex.open(
+        data_dir=tmp_path / "data", retention=retention, correlation={"update_marts": False}
+    )
+    clicks = "timestamp,user_id,campaign_id,event_type\n2026-10-01T00:00:00Z,u-1,c,click\n"
+    ax.landing.write_segment("clicks", clicks.encode(), at=datetime(2026, 10, 1, tzinfo=UTC))
+    ax.process()
+    maintain(ax.lake, ax.landing, now=datetime(2026, 11, 1, tzinfo=UTC))
+    copies = [Path(p) for p in _files_holding(archive, b"u-1")]
+    assert len(copies) == 2  # the segment, the Parquet file
+    leftovers = [c.with_name(f".{c.name}.rewrite") for c in copies]
+    for copy, leftover in zip(copies, leftovers, strict=True):
+        leftover.write_bytes(copy.read_bytes()[: len(copy.read_bytes()) // 2])  # cut short
+    ax.forget(["nobody-at-all"])
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert all(copy.exists() for copy in copies)  # the copies themselves untouched
+
+
 def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_the_id(
     tmp_path: Path,
 ) -> None:
