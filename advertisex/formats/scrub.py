@@ -641,6 +641,8 @@ def _avro_blocks(
     for (start, count, body), end in zip(read, ends, strict=True):
         raw = _INFLATE[codec](body, budget, start)
         budget -= len(raw)
+        if count > len(raw):  # a record takes a byte at least: a hostile count, not records
+            raise AvroInvalid(f"byte {start}: {count} records declared in {len(raw)} bytes")
         blocks.append(((start, end), count, raw))
     layout = None if fields is None else [field for _, field in fields]
     return first, codec, schema, layout, blocks

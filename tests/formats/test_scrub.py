@@ -406,3 +406,17 @@ def _forgotten(*ids: str):  # type: ignore[no-untyped-def]
     from advertisex.formats.scrub import Forgotten
 
     return Forgotten(ids)
+
+
+def test_an_avro_block_claiming_more_records_than_bytes_is_refused_not_allocated() -> None:
+    """A block header of 2**60 records over a few bytes: refused before anything is sized
+    by the count (the caller then searches the file as bytes)."""
+    from advertisex.formats.avrofmt import AvroInvalid
+    from tests.hostile import _first_block, _varint, _zigzag, avro_file, bid
+
+    container = avro_file([bid(1, user_id="u1")])
+    first = _first_block(container)
+    _, after_count = _varint(container, first)
+    forged = container[:first] + _zigzag(1 << 60) + container[after_count:]
+    with pytest.raises(AvroInvalid, match="records declared"):
+        scrub(forged, "avro", ["u1"])
