@@ -53,9 +53,38 @@ def frame_json(data: Bytes) -> pa.Table:
     """
     data = strip_bom(data)
     head = bytes(data[:64]).lstrip()
-    if head.startswith(b"["):
+    if head.startswith(b"[") and not _lines_of_values(data):
         return _frame_array(data)
     return _intake_errors(_split_concatenated(data, *_frame_lines(data)))
+
+
+def _lines_of_values(data: Bytes) -> bool:
+    """Whether text that begins with ``[`` is lines of values (NDJSON whose first record is
+    an array: a producer's fault, quarantined as ``json_not_object``) rather than one array:
+    its first line is a whole JSON value and the text is not. Framed as one array, such a
+    file was one ``json_invalid`` record — its other lines never reached the tables nor
+    the accounting (689 impressions of one hour's file of a generated month)."""
+    first = _first_line(data)
+    if first is None:
+        return False  # one line: an array, whole or broken
+    try:
+        jsonutil.loads(first)
+    except jsonutil.JSONDecodeError:
+        return False  # "[" alone on its line, or a broken first record: one array
+    try:
+        jsonutil.loads(data)  # (fails at the second line's value when they are lines)
+    except jsonutil.JSONDecodeError:
+        return True
+    return False
+
+
+def _first_line(data: Bytes, step: int = 1 << 16) -> bytes | None:
+    """The text before the first newline (None: there is none), without copying the rest."""
+    for at in range(0, len(data), step):
+        end = bytes(data[at : at + step]).find(b"\n")
+        if end >= 0:
+            return bytes(data[: at + end])
+    return None
 
 
 _INTAKE_MARK = '{"' + INTAKE_ERROR + '":'

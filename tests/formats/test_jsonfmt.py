@@ -203,3 +203,16 @@ def test_framing_does_not_hold_a_mask_of_the_whole_segment(monkeypatch):
         tracemalloc.stop()
     assert frame.num_rows == len(data) // len(line)
     assert peak < len(data) // 4
+
+
+def test_ndjson_whose_first_line_is_an_array_is_framed_line_by_line():
+    # Framed as one broken array, the 2 objects after it were neither kept nor counted.
+    frame = frame_json(b'["imp-1"]\n{"a": 1}\n{"a": 2}\n')
+    assert frame.column("raw").to_pylist() == ['["imp-1"]\n', '{"a": 1}\n', '{"a": 2}\n']
+    assert frame.column("source_position").to_pylist() == [1, 2, 3]
+
+
+def test_pretty_printed_array_is_one_array_whole_or_broken():
+    assert frame_json(b'[\n  {"a": 1},\n  {"a": 2}\n]\n').num_rows == 2
+    assert frame_json(b'[\n  {"a": 1},\n  {"a": ').num_rows == 1
+    assert frame_json(b'[{"a": 1},\n {"a": 2}]').num_rows == 2
