@@ -134,7 +134,7 @@ def _copy_tables(settings: Settings, catalog: Path, copier: _Copier) -> None:
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.exceptions import NoSuchTableError
 
-    from advertisex.lake.history import referenced
+    from advertisex.lake.history import manifests_read_once, referenced
 
     copied = SqlCatalog(settings.lake.catalog_name, uri=f"sqlite:///{catalog}")
     for name in TABLES:
@@ -143,20 +143,26 @@ def _copy_tables(settings: Settings, catalog: Path, copier: _Copier) -> None:
         except NoSuchTableError:
             continue
         copier.report.tables += 1
-        current = table.current_snapshot()
-        now = referenced(table, [current.snapshot_id] if current else [])
-        needed = {table.metadata_location} | set(now.data) | now.manifests | now.manifest_lists
-        for url in sorted(now.all()):  # and the metadata's log of its older versions
-            copier.file(_local(url), needed=url in needed)
-        for snapshot in table.metadata.snapshots:
-            if current is not None and snapshot.snapshot_id == current.snapshot_id:
-                continue
-            try:
-                past = referenced(table, [snapshot.snapshot_id]).all() - now.all()
-            except FileNotFoundError:  # the snapshot expired since: its files go with it
-                continue
-            for url in sorted(past):
-                copier.file(_local(url), needed=False)
+        # Each snapshot is asked for its files on its own (one expired meanwhile is passed
+        # over), and the snapshots of a table share most of their manifests: each manifest
+        # is read once, not once a snapshot (a lake of 51 snapshots a table: 15,426 reads).
+        with manifests_read_once():
+            current = table.current_snapshot()
+            now = referenced(table, [current.snapshot_id] if current else [])
+            needed = {table.metadata_location} | set(now.data) | now.manifests
+            needed |= now.manifest_lists
+            for url in sorted(now.all()):  # and the metadata's log of its older versions
+                copier.file(_local(url), needed=url in needed)
+            copied_now = now.all()
+            for snapshot in table.metadata.snapshots:
+                if current is not None and snapshot.snapshot_id == current.snapshot_id:
+                    continue
+                try:
+                    past = referenced(table, [snapshot.snapshot_id]).all() - copied_now
+                except FileNotFoundError:  # the snapshot expired since: its files go with it
+                    continue
+                for url in sorted(past):
+                    copier.file(_local(url), needed=False)
 
 
 def _local(url: str) -> Path:
