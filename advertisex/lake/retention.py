@@ -18,6 +18,7 @@ so a replay knows the segments are gone.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -81,10 +82,9 @@ def expire_partitions(
         copies = []
         for data_file in doomed:
             folder, file_name = data_file.file_path.rsplit("/", 2)[-2:]
-            copies.append(storage.join(archive, namespace, table_name, folder, file_name))
-            copy(data_file.file_path, copies[-1], settings)
-            result.archived += 1
-        on_disk(copies)  # the next expiry may delete the originals, in this very run
+            target = storage.join(archive, namespace, table_name, folder, file_name)
+            copies.append((data_file.file_path, target))
+        result.archived = archive_all(copies, settings)
     commit_swap(table, doomed, [], RETENTION)
     return result
 
@@ -138,35 +138,44 @@ def expire_landing(
         return result
     archive = settings.retention.archive
     if archive:
-        copies = [storage.join(archive, "landing", segment.name) for segment in doomed]
-        for target, segment in zip(copies, doomed, strict=True):
-            write(target, landing.read(segment), settings)
-            result.archived += 1
-        on_disk(copies)  # before any original goes
+        copies = [(landing.location(s), storage.join(archive, "landing", s.name)) for s in doomed]
+        result.archived = archive_all(copies, settings)
     for segment in doomed:
         landing.remove(segment)
     return result
 
 
+# A copy holds this much of a file at a time: a landed partner file can be gigabytes, and a
+# compacted data file is up to maintenance.target_file_bytes (128 MiB), each held whole
+# (twice: read, then copied into bytes) before.
+COPY_BYTES = 8 << 20
+
+
+def archive_all(copies: list[tuple[str, str]], settings: Settings) -> int:
+    """Copy each (source, target) pair (:func:`copy`), several at once (the copies wait on
+    disks and networks, and pyarrow's streams leave the GIL), then make the local targets
+    durable: the caller deletes the sources next, and a machine dying after that must not
+    take the only copy with it. How many were copied."""
+    from advertisex.util.parallel import in_order
+
+    for _ in in_order(lambda pair: copy(*pair, settings), copies):
+        pass
+    local = [path for _, target in copies if (path := storage.local_path(target)) is not None]
+    archive = storage.local_path(settings.retention.archive or "")
+    durability.sync(local, archive if archive and os.path.isdir(archive) else None)
+    return len(copies)
+
+
 def copy(source: str, target: str, settings: Settings) -> None:
-    """Copy one file between any two locations (folder or object store)."""
+    """Copy one file between any two locations (folder or object store), a stream of
+    :data:`COPY_BYTES` at a time."""
     filesystem, path = storage.resolve(source, settings.scale)
-    with filesystem.open_input_stream(path) as stream:
-        write(target, bytes(stream.readall()), settings)
-
-
-def write(target: str, data: bytes, settings: Settings) -> None:
-    """Write one file (folder or object store); each local folder made for it is flushed
-    in its parent, the file itself by :func:`on_disk`."""
-    filesystem, path = storage.resolve(target, settings.scale)
-    if not storage.is_remote(target):
-        storage.make_folders(Path(path).parent)
-    with filesystem.open_output_stream(path) as out:
-        out.write(data)
-
-
-def on_disk(targets: list[str]) -> None:
-    """fsync the local files ``targets`` and their folders (all at once): archive copies
-    are on the disk before their originals can go, or a power cut could leave neither.
-    An object store's are durable when written."""
-    durability.sync([p for t in targets if (p := storage.local_path(t)) is not None], None)
+    target_filesystem, target_path = storage.resolve(target, settings.scale)
+    if not storage.is_remote(target):  # each folder made for it flushed in its parent
+        storage.make_folders(Path(target_path).parent)
+    with (
+        filesystem.open_input_stream(path) as stream,
+        target_filesystem.open_output_stream(target_path) as out,
+    ):
+        while chunk := stream.read(COPY_BYTES):
+            out.write(chunk)

@@ -778,6 +778,10 @@ class LandingZone:
     def read(self, segment: Segment) -> bytes:
         return (self.root / segment.name).read_bytes()
 
+    def location(self, segment: Segment) -> str:
+        """Where a segment is, as ``util.storage`` resolves it (to copy it as a stream)."""
+        return str(self.root / segment.name)
+
     def read_mapped(self, segment: Segment) -> MappedFile | bytes:
         """A segment's bytes mapped read-only (:mod:`advertisex.util.mapped`): not copied
         into this process, and a decoder worker maps the same pages instead of receiving
@@ -1143,6 +1147,9 @@ class ObjectStoreLandingZone(LandingZone):
     def read(self, segment: Segment) -> bytes:
         with self.fs.open_input_stream(f"{self.base}/{segment.name}") as f:
             return bytes(f.readall())
+
+    def location(self, segment: Segment) -> str:
+        return f"{self.url.rstrip('/')}/{segment.name}"
 
     def read_mapped(self, segment: Segment) -> MappedFile | bytes:
         return self.read(segment)  # an object in a store is not a file to map

@@ -329,6 +329,33 @@ def test_landing_retention_keeps_pending_segments(tmp_path: Path) -> None:
     assert (archive / "landing" / old_done.name).read_bytes() == b"a\n"
 
 
+def test_archived_copies_are_on_the_disk_before_their_originals_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A machine dying after the deletion must not take the archive's only copy with it.
+    from advertisex.lake import durability
+    from advertisex.lake.catalog import SegmentDone
+    from advertisex.landing.zone import LandingZone
+
+    archive = tmp_path / "archive"
+    retention = {"days": {"curated.clicks": 8}, "landing_days": 10, "archive": str(archive)}
+    lake = _lake(tmp_path / "data", retention=retention)
+    landing = LandingZone(tmp_path / "data" / "landing")
+    old = landing.write_segment("clicks", b"a\n", at=NOW - timedelta(days=20))
+    lake.commit_batch(
+        _batch(0, [3, 24 * 11 + 3]), [SegmentDone(old.name, "clicks", "b", 1, 2, "t")], {}
+    )
+    synced: list[str] = []
+    real = durability._fsync
+    monkeypatch.setattr(durability, "_fsync", lambda path: (synced.append(path), real(path)))
+
+    maintain(lake, landing, now=NOW)
+    copies = sorted(str(p) for p in archive.rglob("*") if p.is_file())
+    assert len(copies) == 2  # the expired day's data file and the landing segment
+    assert set(copies) <= set(synced)
+    assert str(archive / "landing" / "clicks") in synced  # a new name is its folder's data
+
+
 def test_landing_retention_keeps_a_file_set_aside_until_it_is_replayed(tmp_path: Path) -> None:
     from advertisex.lake.catalog import SegmentDone
     from advertisex.landing.zone import LandingZone
