@@ -164,13 +164,17 @@ def status(fmt: Format = FormatOption) -> None:
     from advertisex.monitor.gather import Gatherer
     from advertisex.monitor.state import StateStore
     from advertisex.monitor.status import alert_rows, source_rows
+    from advertisex.util.nopandas import refused as refused_pandas
 
     ax = open_platform()
     store = StateStore(ax.settings.data_dir / "monitor" / "state.db")  # final hours kept there
-    obs = Gatherer(ax.settings, ax.lake, store=store).observe(hourly=False)
-    sources = source_rows(obs)
-    current = alert_rows(list(store.load("alerts").values()), firing_only=True)
-    lake = health(ax.lake)
+    # Nothing here needs pandas, which Arrow imports on its first array only to ask whether
+    # it was handed a pandas object: a quarter of a second of a look meant to be instant.
+    with refused_pandas():
+        obs = Gatherer(ax.settings, ax.lake, store=store).observe(hourly=False)
+        sources = source_rows(obs)
+        current = alert_rows(list(store.load("alerts").values()), firing_only=True)
+        lake = health(ax.lake)
     read_only = ax.lake.read_only()
     if fmt is Format.json:
         for row in lake:

@@ -174,3 +174,12 @@ def test_a_question_validates_the_sections_it_uses_only(ax, tmp_path):
         )
         assert result.returncode == 2, result.stderr
         assert "processor.workers = 0" in result.stderr
+
+
+def test_status_on_a_lake_loads_no_pandas(ax, tmp_path):
+    # Arrow imports pandas on its first array only to ask whether it was handed one: a
+    # quarter of a second of every status, which nothing in it needs.
+    ax.lake.table("ops.batches").append(batch_rows(["b1"]))
+    loaded, out = loaded_by(["status", "--format", "json"], ax.settings.data_dir)
+    assert "ops.batches" in {row["table"] for row in json.loads(out)["lake"]}
+    assert "pandas" not in loaded
