@@ -47,6 +47,7 @@ from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
+    from advertisex.lake.datafiles import Footer
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
 
@@ -533,52 +534,96 @@ def _commit(
     """Appends, the quarantine rewrite and the ops rows: one catalog transaction."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
+    from advertisex.lake.datafiles import remove_files
+    from advertisex.lake.rewrite import commit_swap
+
     properties = {"advertisex.batch-id": batch_id, "advertisex.replay": "true"}
     tables = {name: lake.table(name) for name in [*appends, TABLE, "ops.batches"]}
+    swapped, written, footers = _rewritten(lake, tables[TABLE], removed, updated)
     try:
         with lake.catalog.atomic([]):
             for name, data in appends.items():
                 tables[name].append(_conform(data, name), snapshot_properties=properties)
-            with tables[TABLE].transaction() as tx:
-                tx.delete(_delete_filter(pa.concat_tables([removed, updated])), properties)
-                if updated.num_rows:
-                    tx.append(updated, snapshot_properties=properties)
+            if swapped or written:
+                commit_swap(tables[TABLE], swapped, written, None, properties, footers)
             tables["ops.batches"].append(batch_rows, snapshot_properties=properties)
-    except (CommitFailedException, ValidationException) as error:
-        raise CommitConflictError(
-            f"quarantine replay lost a race: {error}",
-            hint="another process changed the tables meanwhile; run the replay again",
-        ) from error
+    except BaseException as error:
+        remove_files(written, lake.settings.scale)  # never committed: nobody's files
+        if isinstance(error, CommitFailedException | ValidationException):
+            raise CommitConflictError(
+                f"quarantine replay lost a race: {error}",
+                hint="another process changed the tables meanwhile; run the replay again",
+            ) from error
+        raise
     finally:
         lake.refresh()
 
 
-def _delete_filter(rows: pa.Table) -> Any:
-    """Rows of these (landing file, position) pairs: one ``In`` per landing file."""
-    from pyiceberg.expressions import And, EqualTo, In, Or
+def _rewritten(
+    lake: Lake, table: Any, removed: pa.Table, updated: pa.Table
+) -> tuple[list[Any], list[str], dict[str, Footer]]:
+    """(the quarantine's data files holding the records that leave it or whose reasons
+    changed, the files written in their place — without those records, and ``updated``
+    as they are now — and those files' footers), nothing committed yet.
 
-    by_file: dict[str, set[int]] = {}
-    for name, position in zip(
-        rows.column("source_file").to_pylist(),
-        rows.column("source_position").to_pylist(),
-        strict=True,
-    ):
-        by_file.setdefault(name, set()).add(position)
-    terms = [
-        And(
-            EqualTo("source_file", name),  # type: ignore[call-arg,misc]
-            In("source_position", sorted(positions)),  # type: ignore[call-arg,misc]
-        )
-        for name, positions in by_file.items()
-    ]
-    # Combine pairwise: a balanced tree stays shallow for thousands of landing files.
-    level: list[Any] = terms
-    while len(level) > 1:
-        level = [
-            Or(*level[i : i + 2]) if i + 1 < len(level) else level[i]
-            for i in range(0, len(level), 2)
-        ]
-    return level[0]
+    A record is told by its landing file, position and raw text (:data:`_KEY`): objects
+    back to back on one line share the file and position, and one of them leaving must not
+    take another that still fails (pyiceberg's delete by file and position did, and that
+    record was lost). Only a file whose pairs of file and position hit is read whole,
+    streamed (``rewrite_without``), and written as the table's files are; the look is two
+    columns of each file, two files at once — the delete weighed an expression of one term
+    a landing file against every data file and its rows, and rewrote with pyiceberg's
+    writer (a month of 2 M events, 192 records: 8.4 s)."""
+    import pyarrow.parquet as pq
+
+    from advertisex.lake.datafiles import remove_files, write_data_files
+    from advertisex.lake.history import live_files
+    from advertisex.lake.rewrite import rewrite_without
+    from advertisex.util import storage
+    from advertisex.util.parallel import in_order
+
+    leaving = pa.concat_tables([removed, updated])
+    scale = lake.settings.scale
+    places, records = _record_keys(leaving, with_raw=False), _record_keys(leaving)
+
+    def hit(data_file: Any) -> tuple[Any, pa.ChunkedArray] | None:
+        filesystem, path = storage.resolve(data_file.file_path, scale)
+        place = ["source_file", "source_position"]
+        rows = pq.read_table(path, columns=place, filesystem=filesystem)
+        if not pc.any(pc.is_in(_record_keys(rows, with_raw=False), value_set=places)).as_py():
+            return None
+        rows = pq.read_table(path, columns=list(_KEY), filesystem=filesystem)
+        return data_file, pc.is_in(_record_keys(rows), value_set=records)
+
+    swapped: list[Any] = []
+    written: list[str] = []
+    footers: dict[str, Footer] = {}
+    try:
+        for found in in_order(hit, live_files(table)):
+            if found is None or not pc.any(found[1]).as_py():
+                continue
+            data_file, flags = found
+            _, rest = rewrite_without(
+                data_file.file_path, flags, QUARANTINE, "replayed", scale, TABLE
+            )
+            swapped.append(data_file)
+            written.extend([rest] if rest is not None else [])
+        # The records as they are now, in their landing days' partitions.
+        for new in write_data_files(TABLE, updated, table.location(), "replayed", scale):
+            written.append(new.url)
+            if new.footer is not None:
+                footers[new.url] = new.footer
+    except BaseException:
+        remove_files(written, scale)
+        raise
+    return swapped, written, footers
+
+
+def _record_keys(rows: pa.Table, with_raw: bool = True) -> pa.ChunkedArray:
+    """A quarantined record's landing file, position (and raw text) as one value to match by."""
+    columns = [rows.column("source_file"), pc.cast(rows.column("source_position"), pa.string())]
+    columns += [rows.column("raw")] if with_raw else []
+    return pc.binary_join_element_wise(*columns, "\n", null_handling="replace")
 
 
 def _conform(data: pa.Table, name: str) -> pa.Table:

@@ -395,3 +395,28 @@ def test_a_csv_files_header_is_read_from_its_head_gzipd_or_not(tmp_path):
         "gone.csv": None,
     }
     assert peak < 100 << 20
+
+
+def test_a_record_still_failing_stays_when_another_of_its_line_leaves(tmp_path, open_lake):
+    # Two objects back to back on one line share their landing file and position: the one
+    # that passes leaves, the one still failing for the same reason stays (it was deleted
+    # with it: records matched by file and position alone).
+    ax = open_lake(tmp_path / "data")
+    later = _impression("later", FUTURE)
+    never = _impression("never", "2030-01-01T00:00:00Z")
+    ax.landing.write_segment("impressions", f"{later} {never}\n".encode(), label="imps")
+    first = ax.runner.process(now=NOW)
+    assert first.accounts["impressions"].quarantined == 2
+
+    report = replay(ax.settings, ax.lake, ax.landing, Selection(source="impressions"), now=LATER)
+    assert (
+        report.sources["impressions"].accepted,
+        report.sources["impressions"].left_quarantine,
+    ) == (1, 1)
+    assert [
+        r["impression_id"]
+        for r in ax.query("select impression_id from curated.impressions").to_pylist()
+    ] == ["later"]
+    left = ax.query("select raw, reasons from curated.quarantine").to_pylist()
+    assert [json.loads(r["raw"])["impression_id"] for r in left] == ["never"]
+    assert left[0]["reasons"] == ["timestamp_in_future"]
