@@ -202,13 +202,7 @@ def _maintain_landing(
     started = time.perf_counter()
     result = TableUpkeep(LANDING)
     try:
-        expired = retention.expire_landing(
-            landing,
-            lake.done_in(landing) - retention.set_aside_files(lake),  # those wait for replay
-            lake.settings,
-            now,
-            dry_run=dry_run,
-        )
+        expired = retention.expire_landing(landing, lake, lake.settings, now, dry_run=dry_run)
         result.partitions_expired = len(expired.partitions)
         result.files_deleted, result.archived = len(expired.files), expired.archived
         result.bytes_before = expired.bytes  # bytes of the segments expired

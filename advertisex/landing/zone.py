@@ -559,11 +559,14 @@ class LandingZone:
         since: date | None = None,
         hour: datetime | None = None,
         skip: Container[str] = frozenset(),
+        before: date | None = None,
     ) -> list[Segment]:
         """Every sealed segment of the given source(s), in arrival order.
 
         ``since`` skips landing-day folders before that day: new segments always land
         in the current day's folder, so a follower need not list all of history.
+        ``before`` lists only the landing-day folders before that day (retention's: what
+        it may delete, not the months it keeps).
         ``hour`` lists only the segments that landed in that UTC hour (one folder).
         ``skip``: names left out before their size is asked (a follower's committed
         segments: a day of micro-batches lands tens of thousands, which each pass would
@@ -584,6 +587,8 @@ class LandingZone:
             for entry in os.scandir(base):
                 day = _day(entry.name)
                 if since is not None and day is not None and day < since:
+                    continue
+                if before is not None and (day is None or day >= before):
                     continue
                 if entry.is_dir():
                     found.extend(self._walk(source, Path(entry.path), skip, keep=since is not None))
@@ -1101,6 +1106,7 @@ class ObjectStoreLandingZone(LandingZone):
         since: date | None = None,
         hour: datetime | None = None,
         skip: Container[str] = frozenset(),
+        before: date | None = None,
     ) -> list[Segment]:
         import pyarrow.fs as pafs
 
@@ -1116,6 +1122,8 @@ class ObjectStoreLandingZone(LandingZone):
                     continue
                 day = landing_day(relative)
                 if since is not None and day is not None and day < since:
+                    continue
+                if before is not None and (day is None or day >= before):
                     continue
                 if relative not in skip:  # the listing carries sizes: nothing to save
                     found.append(Segment(source, relative, info.size))

@@ -690,3 +690,16 @@ def test_a_walked_file_is_read_only_if_what_is_opened_is_a_regular_file_inside(
     assert open_within(root / "pipe.csv", root) == (
         "replaced since its folder was read, and not a regular file now: not read"
     )
+
+
+def test_segments_before_a_day_lists_only_the_days_before_it(tmp_path: Path) -> None:
+    # Retention's listing: what it may delete, not the months of segments it keeps.
+    zone = LandingZone(tmp_path)
+    start = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    old, kept = (
+        zone.write_segment("clicks", b"a\n", at=start + timedelta(days=d), fsync=False)
+        for d in (0, 1)
+    )
+    (tmp_path / "clicks" / "loose.csv").write_bytes(b"b\n")  # no landing day: never retention's
+    assert zone.segments(before=(start + timedelta(days=1)).date()) == [old]
+    assert {s.name for s in zone.segments()} == {old.name, kept.name, "clicks/loose.csv"}
