@@ -67,6 +67,9 @@ def _lines_of_values(data: Bytes) -> bool:
     first = _first_line(data)
     if first is None:
         return False  # one line: an array, whole or broken
+    after = bytes(data[len(first) : len(first) + _FIRST_BYTES + 1])
+    if not after.strip() and len(after) <= _FIRST_BYTES:
+        return False  # one line and blanks: not parsed three times (a big Firehose array)
     try:
         jsonutil.loads(first)
     except jsonutil.JSONDecodeError:
