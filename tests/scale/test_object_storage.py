@@ -224,3 +224,35 @@ def test_the_monitor_sees_pending_segments_on_object_storage(
     assert pending("impressions") == 0  # committed: the lake's checkpoint rows say so
     ax.landing.write_segment("impressions", line, label="s4")
     assert pending("impressions") == 1
+
+
+def test_landing_retention_archives_segments_from_the_bucket(
+    tmp_path: Path, s3_endpoint: str, bucket: Any
+) -> None:
+    # A segment is copied from its object as a stream (LandingZone.location), then deleted.
+    from datetime import UTC, datetime, timedelta
+
+    import advertisex
+    from advertisex.lake.catalog import SegmentDone
+    from advertisex.lake.upkeep import maintain
+
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        retention={"landing_days": 10, "archive": str(tmp_path / "archive")},
+        scale={
+            "landing": f"s3://{BUCKET}/retired",
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            **KEYS,
+        },
+    )
+    now = datetime(2026, 11, 12, 12, tzinfo=UTC)
+    old = ax.landing.write_segment("clicks", b"a\n" * 100_000, at=now - timedelta(days=20))
+    kept = ax.landing.write_segment("clicks", b"b\n", at=now - timedelta(days=2))
+    marks = [SegmentDone(s.name, "clicks", "b", 1, 2, "t") for s in (old, kept)]
+    ax.lake.commit_batch({}, marks, {})
+
+    maintain(ax.lake, ax.landing, now=now)
+    assert (tmp_path / "archive" / "landing" / old.name).read_bytes() == b"a\n" * 100_000
+    objects = [k for k in _keys(bucket, "retired/clicks/") if not k.endswith("/")]  # folders
+    assert objects == [f"retired/{kept.name}"]  # (pyarrow keeps an emptied one as a marker)
