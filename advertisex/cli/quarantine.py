@@ -147,9 +147,10 @@ def replay(
     if fmt is Format.table and rows:
         if report.changed:
             moved = sum(r["left_quarantine"] for r in rows)
+            marts = f"; the marts took them ({report.marts})" if report.marts else ""
             print_message(
                 f"{moved:,} records left the quarantine (batch {report.batch_id}, "
-                f"recorded in ops.batches as replay:<source>)."
+                f"recorded in ops.batches as replay:<source>){marts}."
             )
         else:
             print_message("no change: every selected record still fails for the same reasons.")

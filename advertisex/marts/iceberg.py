@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.errors import MartOverflowError
 from advertisex.lake.datafiles import WrittenFile, add_files
 from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
 from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
 from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_errors
+from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
@@ -49,7 +51,8 @@ def update_marts(
     progress: maintain.Progress | None = None,
 ) -> maintain.MartUpdate | None:
     """Bring the marts up to date with the curated tables (the runner calls this after a
-    run); ``kernels`` says where the kernels run (default: in this process)."""
+    run, a quarantine replay after its commit); ``kernels`` says where the kernels run
+    (default: in this process). A sum past 64 bits is :class:`MartOverflowError`."""
     if not settings.correlation.update_marts:
         return None
 
@@ -67,7 +70,17 @@ def update_marts(
             finally:
                 marts.discard_offered()
 
-    return _on_fresh_tables(lake, update)
+    try:
+        return _on_fresh_tables(lake, update)
+    except OverflowError as error:
+        raise MartOverflowError(
+            f"the marts were not brought up to date: {error}",
+            hint=f"every record's amount is at most {MAX_PRICE:,} (a price or cost) or "
+            f"{MAX_CONVERSION_VALUE:,} (a conversion value), so one campaign's hour or day "
+            "holds thousands at that bound: find their users with advertisex query (the "
+            "largest costs, prices and conversion values by campaign and hour), erase them "
+            "with advertisex forget, then run advertisex process again",
+        ) from None
 
 
 def rebuild_marts(

@@ -100,6 +100,7 @@ class ReplayReport:
     batch_id: str | None  # None when nothing changed (nothing was committed)
     sources: dict[str, SourceReplay] = field(default_factory=dict)
     by_table: dict[str, int] = field(default_factory=dict)
+    marts: str | None = None  # how the marts took what it committed (rebuild | incremental …)
 
     def summary(self) -> dict[str, Any]:
         """What the replay did, as ``quarantine replay --format json`` prints it."""
@@ -107,6 +108,7 @@ class ReplayReport:
             "batch_id": self.batch_id,
             "sources": [s.row() for s in self.sources.values()],
             "tables": self.by_table,
+            "marts": self.marts,
         }
 
     @property
@@ -127,7 +129,10 @@ def replay(
     selection: Selection | None = None,
     now: datetime | None = None,
 ) -> ReplayReport:
-    """Re-run the selected quarantined records; commit what now passes in one transaction.
+    """Re-run the selected quarantined records; commit what now passes in one transaction,
+    then bring the marts up to date with it (``correlation.update_marts``), as ``process``
+    does after its batches: the records a replay accepts counted in no report until the
+    next ``process`` or ``report refresh``.
 
     A commit that lost a race published nothing, so the replay runs again on the tables as
     they are then: a ``process --follow`` committing a batch between this replay's read
@@ -135,9 +140,11 @@ def replay(
     words and a hint that said it had been retried."""
     import time
 
+    from advertisex.marts.iceberg import update_marts
+
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _replay(settings, lake, landing, selection, now)
+            report = _replay(settings, lake, landing, selection, now)
         except CommitConflictError as error:
             if attempt == ATTEMPTS:
                 raise CommitConflictError(
@@ -147,6 +154,10 @@ def replay(
                     "for the replay and start it again after",
                 ) from error
             time.sleep(_PAUSE_SECONDS * attempt)
+            continue
+        if report.changed and (marts := update_marts(lake, settings)) is not None:
+            report.marts = marts.mode
+        return report
     raise AssertionError("unreachable")
 
 

@@ -39,13 +39,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import pyarrow as pa
 
 from advertisex.config import Settings
-from advertisex.errors import AccountingError, BatchCancelled, MartOverflowError, TransientError
+from advertisex.errors import AccountingError, BatchCancelled, TransientError
 from advertisex.formats.bounded import DECODE_REFUSALS
 from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import WrittenFile
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table, segment_time
-from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
 from advertisex.model.reasons import SEGMENT_UNREADABLE
 from advertisex.model.schemas import BATCHES, QUARANTINE, SOURCES
 from advertisex.runners.batch import SourceAccount
@@ -377,17 +376,7 @@ class Runner(ABC, Generic[ReadT]):
         """Fold what the batches committed into the marts (when ``correlation.update_marts``)."""
         from advertisex.marts.iceberg import update_marts  # kernels load on first use
 
-        try:
-            return update_marts(self.lake, self.settings, self.mart_kernels(), progress)
-        except OverflowError as error:
-            raise MartOverflowError(
-                f"the marts were not brought up to date: {error}",
-                hint=f"every record's amount is at most {MAX_PRICE:,} (a price or cost) or "
-                f"{MAX_CONVERSION_VALUE:,} (a conversion value), so one campaign's hour or day "
-                "holds thousands at that bound: find their users with advertisex query (the "
-                "largest costs, prices and conversion values by campaign and hour), erase them "
-                "with advertisex forget, then run advertisex process again",
-            ) from None
+        return update_marts(self.lake, self.settings, self.mart_kernels(), progress)
 
     def mart_kernels(self) -> Kernels | None:
         """Where mart maintenance runs its kernels after a run (None: in this process)."""
