@@ -46,3 +46,25 @@ def test_an_error_is_raised_at_its_item_and_nothing_more_starts() -> None:
 
 def test_one_worker_is_a_plain_map() -> None:
     assert list(in_order(lambda n: n + 1, [1, 2, 3], workers=1)) == [2, 3, 4]
+
+
+def test_many_cores_take_a_few_files_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each item holds a file's worth: 32 cores do not mean 32 files held at once."""
+    from advertisex.util import parallel
+
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 32)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def held(n: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return n
+
+    assert list(in_order(held, range(40))) == list(range(40))
+    assert 1 < most <= parallel.MOST_AT_ONCE
