@@ -44,7 +44,13 @@ from advertisex.landing.detect import (
 )
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.util.mapped import MappedFile, map_file
-from advertisex.util.storage import fsync_path, make_folders, os_reason, start_writeback
+from advertisex.util.storage import (
+    fsync_path,
+    make_folders,
+    os_reason,
+    replace_local,
+    start_writeback,
+)
 from advertisex.util.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -812,13 +818,7 @@ class LandingZone:
         """Replace a segment's bytes in place (erasure of a user): written aside, fsync'd,
         renamed over the old file. The new content is indexed by its hash too, so neither
         the original file nor the rewritten one is ingested again."""
-        final = self.root / segment.name
-        temporary = final.with_name("." + final.name + ".rewrite")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.seal(temporary, final)
+        replace_local(self.root / segment.name, data)  # a failed write leaves no copy
         self._indexed_as(segment, data)
         return Segment(segment.source, segment.name, len(data))
 

@@ -119,7 +119,12 @@ def replace_file(filesystem: pafs.FileSystem, path: str, data: bytes | memoryvie
         with filesystem.open_output_stream(path) as out:
             out.write(data)
         return
-    local = Path(path)
+    replace_local(Path(path), data)
+
+
+def replace_local(local: Path, data: bytes | memoryview) -> None:
+    """:func:`replace_file` of a file on this machine's disks (the landing zone's rewrite of
+    a segment too): a failed write leaves no hidden copy behind."""
     temporary = local.with_name(f".{local.name}{_REWRITE}")
     try:
         with open(temporary, "wb") as handle:

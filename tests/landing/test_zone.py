@@ -616,6 +616,25 @@ def test_a_rewritten_segments_new_marker_is_in_folders_flushed_in_their_parents(
     assert not missing, f"not flushed in their parents: {missing}"
 
 
+def test_a_rewrite_that_fails_leaves_the_segment_whole_and_no_hidden_copy(
+    tmp_path: Path, monkeypatch
+):
+    """An erasure's rewrite on a full disk: the segment keeps its bytes, and the hidden
+    copy it was writing is not left beside it (it held other users' records)."""
+    zone = LandingZone(tmp_path / "landing")
+    segment = zone.write_segment("impressions", IMPRESSION * 2)
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        zone.rewrite(segment, IMPRESSION)
+    monkeypatch.undo()
+    assert zone.read(segment) == IMPRESSION * 2
+    assert not [p for p in zone.root.rglob(".*") if p.is_file()]
+
+
 def test_old_index_markers_are_packed_and_still_found(tmp_path: Path):
     """maintain packs the index markers older than a day into one SQLite file and deletes
     their files (a block and an inode each, for good): the same bytes ingested again are
