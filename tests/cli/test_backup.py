@@ -9,6 +9,7 @@ import pytest
 
 from advertisex import synth
 from advertisex.util.timeutil import parse_date
+from tests.disk_events import disk_events
 
 pytestmark = pytest.mark.integration
 
@@ -124,19 +125,7 @@ def test_a_backup_is_under_its_name_on_the_disk_before_it_is_reported(cli, tmp_p
     data, copy = tmp_path / "data", tmp_path / "backups" / "monday"
     assert cli(data, "ingest", str(_generated(tmp_path, "first", 5)))[0] == 0
     assert cli(data, "process")[0] == 0
-    events: list[tuple[str, str]] = []
-    fsync, rename = os.fsync, os.rename
-
-    def watched_fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        fsync(fd)
-
-    def watched_rename(source: str, target: str) -> None:
-        rename(source, target)
-        events.append(("named", str(target)))
-
-    monkeypatch.setattr(os, "fsync", watched_fsync)
-    monkeypatch.setattr(os, "rename", watched_rename)
+    events = disk_events(monkeypatch, (os, "rename"))
     code, _, err = cli(data, "backup", str(copy))
     monkeypatch.undo()
     assert code == 0, err

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.disk_events import fsyncs
+
 READ_VERBS = [
     ["query", "select 1"],
     ["status"],
@@ -219,14 +221,7 @@ def test_a_new_data_directory_is_flushed_in_its_parent(open_lake, tmp_path, monk
     """The data directory (and any folder made above it) was made with ``mkdir`` alone: a
     power cut after ``ingest`` answered into a new lake could take the whole folder, and
     everything it had landed, with it."""
-    flushed: list[str] = []
-    fsync = os.fsync
-
-    def watched_fsync(fd: int) -> None:
-        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", watched_fsync)
+    flushed = fsyncs(monkeypatch)
     data = tmp_path / "new" / "data"
     assert open_lake(data).create_data_dir()
     assert not open_lake(data).create_data_dir()  # there already: said so, not made again

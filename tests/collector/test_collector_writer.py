@@ -16,6 +16,7 @@ from advertisex.collector import writer as writer_module
 from advertisex.collector.segments import Labels, recover
 from advertisex.collector.writer import FilePerRequestWriter, SegmentWriter, StorageError
 from advertisex.landing.zone import LandingZone
+from tests.disk_events import fsyncs
 
 
 def make_writer(
@@ -385,14 +386,7 @@ def test_every_folder_a_segment_needs_is_made_durably(
     # acknowledged segment with it.
     import shutil
 
-    flushed: list[Path] = []
-    fsync = os.fsync
-
-    def recorded(fd: int) -> None:
-        flushed.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recorded)
+    flushed = fsyncs(monkeypatch)
     writer = make_writer(tmp_path, kind)
     source = tmp_path / "landing" / writer.source
 
@@ -401,7 +395,7 @@ def test_every_folder_a_segment_needs_is_made_durably(
         assert hours
         for hour in hours:
             for folder in (hour, hour.parent, source):
-                assert folder.parent in flushed, f"{folder.name} not flushed in its parent"
+                assert str(folder.parent) in flushed, f"{folder.name} not flushed in its parent"
 
     async def scenario() -> None:
         await writer.append(b'{"a":1}\n')

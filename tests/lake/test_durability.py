@@ -26,21 +26,9 @@ from advertisex.errors import StorageError
 from advertisex.lake.listing import avro_records
 from advertisex.synth.generator import generate
 from advertisex.util import jsonutil
+from tests.disk_events import fsyncs
 
 pytestmark = [pytest.mark.integration]
-
-
-def _fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Paths fsync'd from now on, in order (any thread)."""
-    synced: list[str] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        real(fd)
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-
-    monkeypatch.setattr(os, "fsync", recording)
-    return synced
 
 
 @contextlib.contextmanager
@@ -119,7 +107,7 @@ def test_every_file_a_table_is_pointed_at_was_fsynced_before(
     the warehouse folder was made with ``mkdir`` alone, its name never flushed in the data
     directory."""
     ax = _landed(raw, tmp_path / "data")
-    synced = _fsyncs(monkeypatch)
+    synced = fsyncs(monkeypatch)
     with _pointers(synced) as told:
         ax.process()
     warehouse = (tmp_path / "data" / "warehouse").resolve()

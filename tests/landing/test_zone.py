@@ -19,6 +19,7 @@ from advertisex.landing.zone import (
     segment_time,
     segment_times,
 )
+from tests.disk_events import disk_events, fsyncs
 
 DAY = datetime(2026, 1, 1, tzinfo=UTC).date()  # a follower lists from the first day on
 
@@ -530,19 +531,7 @@ def test_a_landed_files_marker_is_on_disk_before_ingest_says_so(
     """A power cut after ``ingest`` answered cannot land its files again: each landed
     file's index marker, and its folder, is fsync'd after it was renamed into place and
     before the answer."""
-    events: list[tuple[str, str]] = []
-    fsync, replace = os.fsync, os.replace
-
-    def watched_fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        fsync(fd)
-
-    def watched_replace(source: object, target: object) -> None:
-        replace(source, target)
-        events.append(("named", str(target)))
-
-    monkeypatch.setattr(os, "fsync", watched_fsync)
-    monkeypatch.setattr(os, "replace", watched_replace)
+    events = disk_events(monkeypatch, (os, "replace"))
     files = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
     for i, f in enumerate(files):
         f.write_bytes(IMPRESSION.replace(b'"u"', f'"u{i}"'.encode()))
@@ -569,14 +558,7 @@ def test_every_folder_a_landed_file_needs_is_flushed_in_its_parent_before_ingest
     landing zone's own were made with ``mkdir`` and never flushed in their parents: a
     power cut after ``ingest`` answered could lose a folder, and the markers in it — the
     same bytes then landed again — or, for the landing folder, every segment."""
-    flushed: list[str] = []
-    fsync = os.fsync
-
-    def watched_fsync(fd: int) -> None:
-        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", watched_fsync)
+    flushed = fsyncs(monkeypatch)
     f = tmp_path / "a.ndjson"
     f.write_bytes(IMPRESSION)
     zone = LandingZone(tmp_path / "data" / "landing")
@@ -599,14 +581,7 @@ def test_a_rewritten_segments_new_marker_is_in_folders_flushed_in_their_parents(
     their parents, as the marker is in its folder."""
     zone = LandingZone(tmp_path / "landing")
     segment = zone.write_segment("impressions", IMPRESSION * 2)
-    flushed: list[str] = []
-    fsync = os.fsync
-
-    def watched_fsync(fd: int) -> None:
-        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", watched_fsync)
+    flushed = fsyncs(monkeypatch)
     zone.rewrite(segment, IMPRESSION)
     monkeypatch.undo()
     placed = zone.root / marker(content_hash(IMPRESSION))

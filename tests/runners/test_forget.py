@@ -161,15 +161,9 @@ def test_forget_reaches_archived_copies_and_time_travel(tmp_path: Path) -> None:
     assert pq.read_table(kept).column("user_id").to_pylist() == ["stay-user"]
 
 
-def test_an_archived_copy_is_replaced_whole_and_on_the_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An archived segment or Parquet file that holds the user was truncated and written
-    again in place, never fsync'd: a crash in between lost the other users' records of
-    it, which the archive alone still had. Now the new bytes are written beside it,
-    fsync'd and renamed over it, and its folder fsync'd, as the landing zone's rewrite
-    does."""
-    import os
+def _archived(tmp_path: Path, users: list[str]) -> tuple[Any, Path]:
+    """A lake whose retention archived a landed segment of one click per user, and the
+    curated file of them (``retention.archive``), and that archive's folder."""
     from datetime import UTC, datetime
 
     import advertisex
@@ -180,11 +174,26 @@ def test_an_archived_copy_is_replaced_whole_and_on_the_disk(
     ax = advertisex.open(
         data_dir=tmp_path / "data", retention=retention, correlation={"update_marts": False}
     )
-    clicks = "timestamp,user_id,campaign_id,event_type\n"
-    clicks += "2026-10-01T00:00:00Z,gone-user,c,click\n2026-10-01T00:00:01Z,stay-user,c,click\n"
+    clicks = "timestamp,user_id,campaign_id,event_type\n" + "".join(
+        f"2026-10-01T00:00:{n:02d}Z,{user},c,click\n" for n, user in enumerate(users)
+    )
     ax.landing.write_segment("clicks", clicks.encode(), at=datetime(2026, 10, 1, tzinfo=UTC))
     ax.process()
     maintain(ax.lake, ax.landing, now=datetime(2026, 11, 1, tzinfo=UTC))
+    return ax, archive
+
+
+def test_an_archived_copy_is_replaced_whole_and_on_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archived segment or Parquet file that holds the user was truncated and written
+    again in place, never fsync'd: a crash in between lost the other users' records of
+    it, which the archive alone still had. Now the new bytes are written beside it,
+    fsync'd and renamed over it, and its folder fsync'd, as the landing zone's rewrite
+    does."""
+    import os
+
+    ax, archive = _archived(tmp_path, ["gone-user", "stay-user"])
     copies = [Path(p) for p in _files_holding(archive, b"gone-user")]
     assert len(copies) == 2  # the segment, the Parquet file
     events: list[tuple[str, ...]] = []
@@ -220,20 +229,7 @@ def test_a_killed_rewrites_copy_in_the_archive_goes_with_the_next_erasure(
     (``.NAME.rewrite``): other users' records that no later erasure looked at — a
     Parquet copy was not even listed. The next erasure deletes such copies, whoever it
     forgets."""
-    from datetime import UTC, datetime
-
-    import advertisex
-    from advertisex.lake.upkeep import maintain
-
-    archive = tmp_path / "archive"
-    retention = {"days": {"curated.clicks": 8}, "landing_days": 8, "archive": str(archive)}
-    ax = advertisex.open(
-        data_dir=tmp_path / "data", retention=retention, correlation={"update_marts": False}
-    )
-    clicks = "timestamp,user_id,campaign_id,event_type\n2026-10-01T00:00:00Z,u-1,c,click\n"
-    ax.landing.write_segment("clicks", clicks.encode(), at=datetime(2026, 10, 1, tzinfo=UTC))
-    ax.process()
-    maintain(ax.lake, ax.landing, now=datetime(2026, 11, 1, tzinfo=UTC))
+    ax, archive = _archived(tmp_path, ["u-1"])
     copies = [Path(p) for p in _files_holding(archive, b"u-1")]
     assert len(copies) == 2  # the segment, the Parquet file
     leftovers = [c.with_name(f".{c.name}.rewrite") for c in copies]
