@@ -50,6 +50,7 @@ from pathlib import Path
 
 from advertisex.errors import StorageError
 from advertisex.landing.zone import LandingZone
+from advertisex.util.storage import fsync_path as _fsync_dir  # the name tests patch
 from advertisex.util.timeutil import utcnow
 
 log = logging.getLogger("advertisex.collector")
@@ -434,11 +435,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -575,7 +575,7 @@ def _scrub_avro(data: bytes, ids: Forgotten) -> Scrubbed:
     The header and the blocks left whole are the same bytes after. Blocks are inflated
     within the bounds decoding keeps, by the codecs processing accepts: a file past them,
     cut short or damaged raises ``AvroInvalid`` (the caller then searches it as bytes)."""
-    from advertisex.formats.avrofmt import AvroInvalid
+    from advertisex.formats.avrofmt import COMPRESS, AvroInvalid, long_bytes
 
     first, codec, schema, layout, blocks = _avro_blocks(data)
     found = [ids.exactly_at(raw) for _, _, raw in blocks]
@@ -595,9 +595,9 @@ def _scrub_avro(data: bytes, ids: Forgotten) -> Scrubbed:
         if not gone:
             out.append(data[span[0] : span[1]])
         elif len(gone) < count:
-            body = _COMPRESS[codec](_without_spans(raw, starts, gone))
+            body = COMPRESS[codec](_without_spans(raw, starts, gone))
             sync = data[span[1] - 16 : span[1]]
-            out.extend((_avro_long(count - len(gone)), _avro_long(len(body)), body, sync))
+            out.extend((long_bytes(count - len(gone)), long_bytes(len(body)), body, sync))
     if result.removed:
         result.data = b"".join(out)
     return result
@@ -626,7 +626,7 @@ def _avro_blocks(
     if header is None:
         raise AvroInvalid("byte 0: not an Avro object container with a readable header")
     _, codec, first = header
-    if codec not in _INFLATE or codec not in _COMPRESS:
+    if codec not in _INFLATE:
         raise AvroInvalid(f"codec {codec!r} is not one processing accepts")
     try:
         writer_schema = fastavro.block_reader(io.BytesIO(data)).writer_schema  # the header
@@ -670,38 +670,6 @@ def _record_starts(
         return None
     starts[count] = body.tell()
     return starts if starts[count] == len(raw) else None
-
-
-def _avro_long(value: int) -> bytes:
-    """``value`` as Avro writes a long (zig-zag, then 7 bits a byte)."""
-    n = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _isal_deflate(raw: bytes) -> bytes:
-    """``raw`` as an Avro ``deflate`` block holds it (a raw deflate stream), by ISA-L."""
-    from isal import isal_zlib
-
-    return bytes(isal_zlib.compress(raw, wbits=-15))
-
-
-def _bzip2(raw: bytes) -> bytes:
-    import bz2
-
-    return bz2.compress(raw)
-
-
-# A block's bytes as each codec that processing accepts stores them.
-_COMPRESS: dict[str, Callable[[bytes], bytes]] = {
-    "null": bytes,
-    "deflate": _isal_deflate,
-    "bzip2": _bzip2,
-}
 
 
 def _named_records(

@@ -1036,15 +1036,7 @@ class ObjectStoreLandingZone(LandingZone):
         self.url, self.fs, self.base = url, filesystem, base.rstrip("/")
         self._staging = False  # no file system of this machine's to copy into: read and upload
 
-    def new_segment_path(
-        self,
-        source: str,
-        *,
-        fmt: str | None = None,
-        label: str = "",
-        at: datetime | None = None,
-        fsync: bool = True,
-    ) -> tuple[str, Path, Path]:
+    def new_segment_path(self, source: str, **_: Any) -> tuple[str, Path, Path]:
         raise UserInputError(
             f"collectors write to a local landing folder, not to {self.url}",
             hint="run collectors on a local or shared folder (scale.landing unset) and copy "

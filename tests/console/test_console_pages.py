@@ -285,8 +285,7 @@ def test_queries_past_the_concurrency_wait_then_are_refused(
 
 
 def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) -> None:
-    form = client.get("/sql").text
-    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    token = _csrf(client, "/sql")
     sql = "select campaign_id, count(*) as n from curated.impressions group by all order by n desc"
     page = client.post("/sql", data={"csrf": token, "sql": sql})
     assert page.status_code == 200 and 'id="result"' in page.text
@@ -303,8 +302,7 @@ def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) 
 def test_the_sql_page_cuts_a_long_value_and_the_csv_keeps_it_whole(client: Any) -> None:
     # A value was put in the page whole, five times its size once escaped (``&amp;``): a
     # 32 MiB answer of ampersands was a 160 MB page.
-    form = client.get("/sql").text
-    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    token = _csrf(client, "/sql")
     sql = "select repeat('&', 100000) as a"
     page = client.post("/sql", data={"csrf": token, "sql": sql})
     assert page.status_code == 200 and 'id="result"' in page.text
@@ -322,7 +320,7 @@ def test_replay_asks_for_confirmation_then_moves_the_records(
     before = client.get("/api/v1/quarantine?reason=timestamp_in_future").json()["summary"]
     selected = sum(r["records"] for r in before)
     assert selected > 0
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/quarantine").text).group(1)  # type: ignore[union-attr]
+    token = _csrf(client, "/quarantine")
     form = {"csrf": token, "reason": "timestamp_in_future", "source": "", "since": "", "until": ""}
     preview = client.post("/quarantine/replay", data=form)
     assert f'data-selected="{selected}"' in preview.text and 'id="confirm"' in preview.text
@@ -340,7 +338,7 @@ def test_replay_does_not_take_more_than_its_preview_promised(
     """The confirm button says how many records it replays; records quarantined between the
     preview and the click (a processor running) were replayed unseen, more than promised."""
     client = make_client(lake_copy(), processor={"future_skew_seconds": 10**10})
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/quarantine").text).group(1)  # type: ignore[union-attr]
+    token = _csrf(client, "/quarantine")
     form = {"csrf": token, "reason": "timestamp_in_future", "source": "", "since": "", "until": ""}
     preview = client.post("/quarantine/replay", data=form)
     selected = re.search(r'data-selected="(\d+)"', preview.text).group(1)  # type: ignore[union-attr]
@@ -487,7 +485,14 @@ def test_a_file_the_storage_lost_is_named_by_the_api_and_the_pages(
     body = answer.json()
     assert answer.status_code == 503 and body["code"] == "lake_damaged", body
     assert lost.name in body["message"] and "advertisex replay --from" in body["message"]
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/sql").text).group(1)  # type: ignore[union-attr]
+    token = _csrf(client, "/sql")
     sql = "select count(*) from curated.impressions"
     page = client.post("/sql", data={"csrf": token, "sql": sql})
     assert lost.name in page.text and "advertisex replay --from" in page.text, page.text[-3000:]
+
+
+def _csrf(client: Any, page: str) -> str:
+    """The CSRF token a form of ``page`` carries."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(page).text)
+    assert found, f"{page} has no form token"
+    return found.group(1)
