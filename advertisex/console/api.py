@@ -130,7 +130,7 @@ async def query(request: Request) -> Response:
         jsonutil.dumps(
             {
                 "columns": result.columns,
-                "rows": result.rows(),
+                "rows": jsonutil.Fragment(result.rows_as_json()),
                 "row_count": result.table.num_rows,
                 "truncated": result.truncated,
                 "max_rows": cap,
