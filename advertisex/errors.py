@@ -103,6 +103,13 @@ class QueryTooLargeError(UserInputError):
     code = "query_too_large"
 
 
+class QueryFailedError(AdvertiseXError):
+    """A console or API query's worker failed with an error no other class tells (a bug, not
+    the query's fault): its type and message; the server's log holds its traceback."""
+
+    code = "query_failed"
+
+
 class NotFoundError(UserInputError):
     code = "not_found"
     http_status = 404

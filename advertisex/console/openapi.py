@@ -27,6 +27,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such report",
         413: "Body too large",
         415: "Body is not application/json",
+        500: "The query's worker failed with a fault of AdvertiseX, not of the query "
+        "(query_failed); the message says what, the server's log has its traceback",
         503: "The lake is busy (a commit race), or as many queries as may run at once are "
         "running (queries_busy); retry after Retry-After",
     }
@@ -203,7 +205,7 @@ PATHS: dict[str, Any] = {
                         "text/csv": {"schema": {"type": "string"}},
                     },
                 },
-                **_errors(400, 401, 403, 413, 415, 503),
+                **_errors(400, 401, 403, 413, 415, 500, 503),
             },
         }
     },

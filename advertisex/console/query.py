@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -25,13 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from advertisex.errors import QueryTimeoutError, QueryTooLargeError, UserInputError
+from advertisex.errors import (
+    AdvertiseXError,
+    QueryFailedError,
+    QueryTimeoutError,
+    QueryTooLargeError,
+    UserInputError,
+)
 from advertisex.util import jsonutil
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
 
+log = logging.getLogger("advertisex.console")
 MAX_SQL_BYTES = 100_000
 # A query worker's resident memory beyond DuckDB's budget and the answer it hands back: the
 # interpreter and the modules it preloaded (~150 MiB), Arrow's and the pipe's copies.
@@ -184,6 +192,8 @@ def run_isolated(
         return pool.run(
             budget, _query_in_worker, settings, sql, max_rows, timeout, memory_bytes, max_bytes
         )
+    except AdvertiseXError:
+        raise
     except BudgetExceeded as breach:
         if breach.kind == "time":
             raise QueryTimeoutError(
@@ -201,8 +211,31 @@ def run_isolated(
             f"the query's worker process failed ({breach.message})",
             hint="select less, or see the server's log",
         ) from None
+    except Exception as error:
+        raise _told(error) from None
     finally:
         _shed_when_idle(pool)
+
+
+def _told(error: Exception) -> AdvertiseXError:
+    """What a query's worker raised, as an error of the family: one that did not cross the
+    pipe as itself (``WorkerError``) keeps its ``code``, status and hint when it had them;
+    anything else is a ``query_failed``, its traceback logged. Raised as it was, it was the
+    API's anonymous 500 ``internal``, and an unhandled error on the SQL page."""
+    from advertisex.util.isolate import WorkerError
+
+    worker = error if isinstance(error, WorkerError) else WorkerError.of(error)
+    kept = worker.attributes
+    if isinstance(kept.get("code"), str) and isinstance(kept.get("http_status"), int):
+        told = QueryFailedError(worker.message, hint=kept.get("hint") or None)
+        told.code, told.http_status = kept["code"], kept["http_status"]
+        told.retryable = bool(kept.get("retryable", False))
+        return told
+    log.error("a console query failed in its worker process:\n%s", worker.trace.rstrip())
+    return QueryFailedError(
+        f"the query failed: {worker}"[:1000],
+        hint="this is a fault of AdvertiseX, not of the query; the server's log has its traceback",
+    )
 
 
 def _shed_when_idle(pool: Any) -> None:
@@ -225,6 +258,7 @@ def _query_in_worker(
     decoder worker of its own (a worker has none): this worker's budget bounds it."""
     from advertisex.lake.damage import explained
     from advertisex.lake.tables import Lake
+    from advertisex.util.isolate import WorkerError
 
     processor = settings.processor.model_copy(update={"decode_isolated": False})
     lake = Lake(settings.model_copy(update={"processor": processor}))
@@ -241,7 +275,9 @@ def _query_in_worker(
         told = explained(lake, error)
         if told is not None:
             raise told from None
-        raise
+        if isinstance(error, AdvertiseXError):
+            raise
+        raise WorkerError.of(error) from None  # its traceback from here, for the server's log
 
 
 def _csv_cell(value: Any) -> Any:

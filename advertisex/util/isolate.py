@@ -61,6 +61,60 @@ class BudgetExceeded(Exception):
         self.kind, self.message = kind, message
 
 
+class WorkerError(Exception):
+    """An exception a job raised that could not cross the pipe as itself (its class does not
+    pickle, or does not unpickle: an ``__init__`` of other arguments than its ``args``), or
+    an answer that could not: told by its type's name, its message, the attributes callers
+    map errors by (``code``, ``http_status``, ``hint``, ``retryable``, when it has them) and
+    its traceback as text, for the log."""
+
+    def __init__(
+        self, kind: str, message: str, trace: str = "", attributes: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(kind, message, trace, attributes)
+        self.kind, self.message, self.trace = kind, message, trace
+        self.attributes = attributes or {}
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}" if self.message else self.kind
+
+    @classmethod
+    def of(cls, error: BaseException, message: str | None = None) -> WorkerError:
+        import traceback
+
+        attributes = {
+            name: value
+            for name in ("code", "http_status", "hint", "retryable")
+            if isinstance(value := getattr(error, name, None), str | int | bool)
+        }
+        text = getattr(error, "message", None)
+        return cls(
+            type(error).__name__,
+            message or (text if isinstance(text, str) else _message_of(error)),
+            "".join(traceback.format_exception(error)),
+            attributes,
+        )
+
+
+def _message_of(error: BaseException) -> str:
+    """``str(error)``, or what there is when that fails too (a broken ``__str__``)."""
+    try:
+        return str(error)
+    except Exception:
+        return repr(error.args)[:1000] if isinstance(error.args, tuple) else ""
+
+
+def crossing(error: Exception) -> Exception:
+    """``error`` if it comes out of the pipe as itself, else a :class:`WorkerError` saying it."""
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        pickle.loads(ForkingPickler.dumps(error))
+    except Exception:
+        return WorkerError.of(error)
+    return error
+
+
 class _Worker:
     def __init__(
         self, context: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None
@@ -251,6 +305,8 @@ class WorkerPool:
             code = worker.process.exitcode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             raise BudgetExceeded("crash", f"the decoder's worker process died ({how})") from None
+        except Exception as error:  # an answer that pickled there and does not unpickle here
+            raise WorkerError.of(error, f"the worker's answer could not be read: {error}") from None
 
 
 def start_forkserver(preload: Iterable[str]) -> bool:
@@ -362,13 +418,14 @@ def _serve(conn: Any, preload: tuple[str, ...] = (), warm: Callable[[], Any] | N
             args = tuple(_argument(arg, fn) for arg in args)
             answer: tuple[str, Any] = ("ok", fn(*args))
         except Exception as error:
-            answer = ("error", error)
+            answer = ("error", crossing(error))
         try:
             send(conn, answer)
         except OSError:  # the caller is gone: nobody to answer
             return
-        except Exception as error:  # an exception (or result) that does not pickle
-            send(conn, ("error", RuntimeError(f"{type(error).__name__}: {error}")))
+        except Exception as error:  # an answer that does not pickle
+            failed = WorkerError.of(error, f"the worker's answer could not be sent: {error}")
+            send(conn, ("error", failed))
         del answer, fn, args
         settle()
 

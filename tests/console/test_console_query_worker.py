@@ -41,3 +41,94 @@ def test_an_answers_rows_are_encoded_once_in_the_worker_the_cap_exact(
     assert len(jsonutil.dumps(rows)) - 1 <= 1 << 20 < len(jsonutil.dumps([*rows, following])) - 1
     whole = client.post("/api/v1/query", json={"sql": "select 1 as a, [2, 3] as b"})
     assert whole.content.startswith(b'{"columns":["a","b"],"rows":[{"a":1,"b":[2,3]}],')
+
+
+class Unreadable(Exception):
+    """Pickles, and does not unpickle: its ``__init__`` takes other arguments than its args."""
+
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(f"{table}: {reason}")
+
+
+class Unsendable(Exception):
+    """Does not pickle at all: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        import threading
+
+        self.lock = threading.Lock()
+
+
+class StorageHiccup(Exception):
+    """One of the family's codes on an error that does not unpickle."""
+
+    code, http_status, retryable = "storage_error", 503, True
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} could not be read")
+        self.message = f"{path} could not be read"
+        self.hint = "try again in a moment"
+
+
+def unreadable_error(*args: Any) -> Any:  # stands for console.query._query_in_worker
+    raise Unreadable("curated.clicks", "the reader broke")
+
+
+def unsendable_error(*args: Any) -> Any:
+    raise Unsendable("the reader broke <here>")
+
+
+def storage_hiccup(*args: Any) -> Any:
+    raise StorageHiccup("warehouse/curated/clicks/data/x.parquet")
+
+
+def plain_bug(*args: Any) -> Any:
+    return {}["missing"]
+
+
+@pytest.mark.parametrize(
+    "fails, status, code, said",
+    [
+        (unreadable_error, 500, "query_failed", "Unreadable: curated.clicks: the reader broke"),
+        (unsendable_error, 500, "query_failed", "Unsendable: the reader broke <here>"),
+        (plain_bug, 500, "query_failed", "KeyError: 'missing'"),
+        (storage_hiccup, 503, "storage_error", "warehouse/curated/clicks/data/x.parquet could"),
+    ],
+)
+def test_every_error_of_a_query_worker_has_a_code_and_a_message(
+    lake_template: Path,
+    make_client: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fails: Callable[..., Any],
+    status: int,
+    code: str,
+    said: str,
+) -> None:
+    """An exception that did not cross the worker's pipe came back a RuntimeError naming the
+    pickling failure (or, one that did not unpickle, a TypeError), and the API answered its
+    anonymous ``500 internal``; an error outside the family the same. Each now keeps what it
+    said, under a stable code: its own when it had one of the family's."""
+    from advertisex.console import query
+
+    monkeypatch.setattr(query, "_query_in_worker", fails)  # sent to the worker by its name
+    client = make_client(lake_template)
+    answer = client.post("/api/v1/query", json={"sql": "select 1"})
+    assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    assert said in answer.json()["message"], answer.text
+    if code == "query_failed":
+        assert "server's log" in answer.json()["message"]
+        assert any("Traceback" in record.getMessage() for record in caplog.records)
+    page = client.post("/sql", data={"csrf": _csrf(client), "sql": "select 1"})
+    assert page.status_code == 400 and said.split(":")[0] in page.text  # was an error page
+    monkeypatch.undo()
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+
+
+def _csrf(client: Any) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/sql").text)
+    assert found
+    return found.group(1)

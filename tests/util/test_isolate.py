@@ -127,6 +127,49 @@ def test_a_shed_pool_stops_its_idle_workers_and_starts_one_for_the_next_job() ->
         pool.close()
 
 
+class _Unreadable(Exception):
+    """Pickles, and does not unpickle: its ``__init__`` takes other arguments than its args."""
+
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(f"{table}: {reason}")
+        self.code, self.http_status = "storage_error", 503
+
+
+def _raise_unreadable() -> None:
+    raise _Unreadable("curated.clicks", "the reader broke")
+
+
+def _raise_unsendable() -> None:
+    error = ValueError("holds a lock")
+    error.lock = threading.Lock()  # type: ignore[attr-defined]
+    raise error
+
+
+def _answer_unsendable() -> Any:
+    return threading.Lock()
+
+
+def test_an_error_that_cannot_cross_the_pipe_is_told_as_it_was_said() -> None:
+    """It came back as a RuntimeError naming the pickling failure, what it said lost, or
+    (one that did not unpickle) as the caller's TypeError."""
+    pool = WorkerPool(size=1)
+    try:
+        budget = Budget(seconds=60, memory_bytes=1 << 30)
+        with pytest.raises(isolate.WorkerError) as unreadable:
+            pool.run(budget, _raise_unreadable)
+        told = unreadable.value
+        assert str(told) == "_Unreadable: curated.clicks: the reader broke"
+        assert told.attributes == {"code": "storage_error", "http_status": 503}
+        assert "_raise_unreadable" in told.trace  # the worker's traceback, for a log
+        with pytest.raises(isolate.WorkerError, match="ValueError: holds a lock"):
+            pool.run(budget, _raise_unsendable)
+        with pytest.raises(isolate.WorkerError, match="answer could not be sent"):
+            pool.run(budget, _answer_unsendable)
+        assert pool.run(budget, len, b"abc") == 3
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize(("resident", "handed_back"), [(200 << 20, False), (300 << 20, True)])
 def test_a_worker_keeps_freed_memory_for_its_next_job_below_its_keep(
     monkeypatch: pytest.MonkeyPatch, resident: int, handed_back: bool
