@@ -65,6 +65,12 @@ MAX_SPAN_DAYS = 365_250
 MAX_SPAN_HOURS = MAX_SPAN_DAYS * 24
 MAX_SPAN_MINUTES = MAX_SPAN_HOURS * 60
 MAX_SPAN_SECONDS = MAX_SPAN_MINUTES * 60
+# A console query worker's resident memory beyond DuckDB's budget and the answer it hands
+# back: the interpreter and the modules it preloaded (~150 MiB), Arrow's and the pipe's
+# copies. Part of each query's share of console.query_memory_bytes.
+QUERY_WORKER_OVERHEAD_BYTES = 384 << 20
+# The least DuckDB may have of a query's share (what console.query_memory_bytes must allow).
+QUERY_ENGINE_MIN_BYTES = 64 << 20
 
 
 class _Section(BaseModel):
@@ -443,14 +449,20 @@ class ConsoleSettings(_Section):
         2,
         ge=1,
         le=64,
-        description="Console or API queries running at once; one more waits up to a second, "
-        "then is refused (503 queries_busy).",
+        description="Console or API queries running at once over this data directory, in all "
+        "the processes serving its console; one more waits up to a second, then is refused "
+        "(503 queries_busy).",
     )
     query_memory_bytes: int = Field(
         2 << 30,
-        ge=64 << 20,
-        description="Memory a console or API query may use, and as much again spilled to disk "
-        "under <data_dir>/spill; one that needs more is stopped.",
+        ge=QUERY_WORKER_OVERHEAD_BYTES + QUERY_ENGINE_MIN_BYTES + (1 << 20),
+        description="Memory all console and API queries running at once may use together, in "
+        "all the processes serving this data directory's console: each of the "
+        "query_concurrency queries gets an equal share (1 GiB by default) for its worker "
+        "process (384 MiB), its answer (query_max_bytes) and DuckDB, which spills as much "
+        "again as it has to disk under <data_dir>/spill; one that needs more is stopped "
+        "(400 query_too_large). At least query_concurrency × (384 MiB + query_max_bytes + "
+        "64 MiB): 960 MiB by default.",
     )
     refresh_seconds: int = Field(
         30, ge=1, le=MAX_SPAN_SECONDS, description="How often the overview page reloads itself."
@@ -458,6 +470,11 @@ class ConsoleSettings(_Section):
     session_hours: float = Field(
         12.0, gt=0, le=MAX_SPAN_HOURS, description="A console sign-in lasts this long."
     )
+
+    @property
+    def query_share_bytes(self) -> int:
+        """What one query's worker process may hold: its share of ``query_memory_bytes``."""
+        return self.query_memory_bytes // self.query_concurrency
 
 
 class CorrelationSettings(_Section):
@@ -887,6 +904,11 @@ class Settings(Layout, BaseModel):
         _check_retention(self)
         return self
 
+    @model_validator(mode="after")
+    def _each_console_query_has_room(self) -> Settings:
+        _check_query_memory(self.console)
+        return self
+
 
 if _PLUGINS_SETTING is None:
     del os.environ["PYDANTIC_DISABLE_PLUGINS"]
@@ -923,6 +945,22 @@ def retention_floor_days(settings: Settings) -> tuple[int, str]:
     }
     what = max(windows, key=lambda k: windows[k])
     return windows[what], what
+
+
+def _check_query_memory(console: ConsoleSettings) -> None:
+    """Each console query's share of ``query_memory_bytes`` holds its worker process, its
+    answer and DuckDB's budget: a share too small for them would stop every query."""
+    needed = QUERY_WORKER_OVERHEAD_BYTES + console.query_max_bytes + QUERY_ENGINE_MIN_BYTES
+    if console.query_share_bytes < needed:
+        raise ValueError(
+            f"console.query_memory_bytes ({console.query_memory_bytes:,}) is shared by "
+            f"console.query_concurrency ({console.query_concurrency}) queries, and each needs "
+            f"at least {needed:,} bytes (its worker process's "
+            f"{QUERY_WORKER_OVERHEAD_BYTES >> 20} MiB, console.query_max_bytes, "
+            f"{QUERY_ENGINE_MIN_BYTES >> 20} MiB for the engine): raise "
+            f"console.query_memory_bytes to {needed * console.query_concurrency:,} or more, "
+            "or lower console.query_concurrency or console.query_max_bytes"
+        )
 
 
 def _check_retention(settings: Settings) -> None:

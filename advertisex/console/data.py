@@ -19,7 +19,8 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
 from advertisex.console.query import QueryResult, run_isolated
-from advertisex.errors import AdvertiseXError, QueriesBusyError
+from advertisex.console.slots import QuerySlots
+from advertisex.errors import AdvertiseXError
 from advertisex.util.timeutil import utcnow
 
 BUCKET = timedelta(minutes=5)
@@ -41,9 +42,12 @@ class Reader:
         self._gatherer: Any = None
         self._store: Any = None
         self._gather_lock = threading.Lock()
-        # A query's memory budget is per query: forty at once (the web layer's threads) were
-        # forty budgets, and as many times every core.
-        self._queries = threading.BoundedSemaphore(settings.console.query_concurrency)
+        # Queries share one memory budget: forty at once (the web layer's threads) were forty
+        # budgets, and as many times every core; each process of ``serve --workers N`` had
+        # its own query_concurrency of them.
+        self._queries = QuerySlots(
+            settings.data_dir / "console", settings.console.query_concurrency
+        )
 
     @property
     def platform(self) -> Platform:
@@ -177,23 +181,16 @@ class Reader:
     def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
         config = self.settings.console
         cap = min(max_rows or config.query_max_rows, config.query_max_rows)
-        if not self._queries.acquire(timeout=1.0):
-            raise QueriesBusyError(
-                f"{config.query_concurrency} queries are running already",
-                hint="try again in a moment, or raise console.query_concurrency",
-            )
-        try:
+        with self._queries.held(wait=1.0):
             return run_isolated(
                 self.platform.lake.settings,
                 sql,
                 max_rows=cap,
                 timeout=config.query_timeout_seconds,
-                memory_bytes=config.query_memory_bytes,
+                memory_bytes=config.query_share_bytes,
                 max_bytes=config.query_max_bytes,
                 workers=config.query_concurrency,
             )
-        finally:
-            self._queries.release()
 
     # ------------------------------------------------------------------ lake
     def lake(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from advertisex.config import QUERY_ENGINE_MIN_BYTES, QUERY_WORKER_OVERHEAD_BYTES
 from advertisex.errors import (
     AdvertiseXError,
     QueryFailedError,
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("advertisex.console")
 MAX_SQL_BYTES = 100_000
-# A query worker's resident memory beyond DuckDB's budget and the answer it hands back: the
-# interpreter and the modules it preloaded (~150 MiB), Arrow's and the pipe's copies.
-WORKER_OVERHEAD_BYTES = 384 << 20
 # How long past its time limit a worker may take to stop its statement (DuckDB looks at an
 # interrupt between chunks, not inside a function making one huge value) before it is killed.
 STOP_GRACE_SECONDS = 5.0
@@ -178,19 +176,20 @@ def run_isolated(
     workers: int,
 ) -> QueryResult:
     """:func:`run_query` over the lake of ``settings`` in one of ``workers`` worker
-    processes, killed once its resident memory passes ``memory_bytes`` + ``max_bytes`` +
-    :data:`WORKER_OVERHEAD_BYTES` (``query_too_large``) or its statement outlives
-    ``timeout`` by :data:`STOP_GRACE_SECONDS` (``query_timeout``)."""
+    processes, killed once its resident memory passes ``memory_bytes`` (its share of
+    ``console.query_memory_bytes``: DuckDB gets what is left of it after ``max_bytes`` and
+    :data:`~advertisex.config.QUERY_WORKER_OVERHEAD_BYTES`; ``query_too_large``) or its
+    statement outlives ``timeout`` by :data:`STOP_GRACE_SECONDS` (``query_timeout``)."""
     from advertisex.util.isolate import Budget, BudgetExceeded, shared_pool
 
-    budget = Budget(
-        seconds=timeout + STOP_GRACE_SECONDS,
-        memory_bytes=memory_bytes + max_bytes + WORKER_OVERHEAD_BYTES,
+    budget = Budget(seconds=timeout + STOP_GRACE_SECONDS, memory_bytes=memory_bytes)
+    engine_bytes = max(
+        memory_bytes - max_bytes - QUERY_WORKER_OVERHEAD_BYTES, QUERY_ENGINE_MIN_BYTES
     )
     pool = shared_pool(workers, _PRELOAD)
     try:
         return pool.run(
-            budget, _query_in_worker, settings, sql, max_rows, timeout, memory_bytes, max_bytes
+            budget, _query_in_worker, settings, sql, max_rows, timeout, engine_bytes, max_bytes
         )
     except AdvertiseXError:
         raise
@@ -202,10 +201,15 @@ def run_isolated(
                 "table) or raise console.query_timeout_seconds",
             ) from None
         if breach.kind == "memory":
+            config = settings.console
             raise QueryTooLargeError(
-                f"the query needed more memory than it may use ({breach.message})",
+                f"the query needed more memory than its share of console.query_memory_bytes: "
+                f"{memory_bytes >> 20} MiB of {config.query_memory_bytes >> 20} MiB, shared by "
+                f"console.query_concurrency ({config.query_concurrency}) queries at once "
+                f"({breach.message})",
                 hint="select less (left(text, 1000), fewer columns or rows, a WHERE on "
-                "event_time) or raise console.query_memory_bytes",
+                "event_time), or raise console.query_memory_bytes (or lower "
+                "console.query_concurrency: fewer queries at once, a larger share each)",
             ) from None
         raise QueryTooLargeError(
             f"the query's worker process failed ({breach.message})",

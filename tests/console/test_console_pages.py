@@ -162,11 +162,20 @@ def test_a_query_past_its_memory_is_stopped_with_a_json_error(
 ) -> None:
     """A sort of this size took 80% of the machine's memory, then spilled to the server's
     working directory, on the collector's process too (``serve``, ``up``)."""
-    client = make_client(lake_template, console={"query_memory_bytes": 64 << 20})
+    client = make_client(lake_template, console=_engine_memory(64 << 20))
     sql = "select count(*) from (select range, random() r from range(20000000) order by r)"
     stopped = client.post("/api/v1/query", json={"sql": sql})
     assert (stopped.status_code, stopped.json()["code"]) == (400, "query_too_large"), stopped.text
     assert "console.query_memory_bytes" in stopped.json()["message"]
+
+
+def _engine_memory(engine_bytes: int) -> dict[str, int]:
+    """Console settings giving one query at a time ``engine_bytes`` for DuckDB, 1 MiB of
+    answer and the worker's overhead."""
+    from advertisex.config import QUERY_WORKER_OVERHEAD_BYTES
+
+    share = engine_bytes + (1 << 20) + QUERY_WORKER_OVERHEAD_BYTES
+    return {"query_memory_bytes": share, "query_concurrency": 1, "query_max_bytes": 1 << 20}
 
 
 def test_an_answer_is_cut_at_its_bytes_and_a_row_past_them_refused(
@@ -192,9 +201,7 @@ def test_a_query_making_huge_values_costs_its_worker_not_the_server(
     """DuckDB makes a statement's values outside its memory_limit: ``select repeat('x',
     1000000000)`` took the server to 4 GB before its answer was refused. The query runs in
     a worker process, killed at its budget (here 64 MiB + 1 MiB + the worker's overhead)."""
-    client = make_client(
-        lake_template, console={"query_memory_bytes": 64 << 20, "query_max_bytes": 1 << 20}
-    )
+    client = make_client(lake_template, console=_engine_memory(64 << 20))
     assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
     before = _peak_resident_bytes()
     huge = client.post("/api/v1/query", json={"sql": "select length(repeat('x', 800000000)) n"})
@@ -273,14 +280,10 @@ def test_queries_past_the_concurrency_wait_then_are_refused(
     """Each query's memory budget was its own: forty at once (the web layer's threads) were
     forty budgets, and forty times every core."""
     client = make_client(lake_template, console={"query_concurrency": 1})
-    running = client.app.state.reader._queries
-    assert running.acquire(timeout=1)  # the one query that may run, running
-    try:
+    with client.app.state.reader._queries.held(wait=1):  # the one query that may run, running
         busy = client.post("/api/v1/query", json={"sql": "select 1"})
         assert (busy.status_code, busy.json()["code"]) == (503, "queries_busy"), busy.text
         assert busy.headers["retry-after"] and "console.query_concurrency" in busy.text
-    finally:
-        running.release()
     assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
 
 

@@ -132,3 +132,84 @@ def _csrf(client: Any) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', client.get("/sql").text)
     assert found
     return found.group(1)
+
+
+# Holds a console query slot of a data directory, as another process serving its console.
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def _share(engine_bytes: int, queries: int) -> dict[str, int]:
+    """Console settings giving each of ``queries`` queries at once ``engine_bytes`` for
+    DuckDB, 1 MiB of answer and its worker's overhead."""
+    from advertisex.config import QUERY_WORKER_OVERHEAD_BYTES
+
+    share = engine_bytes + (1 << 20) + QUERY_WORKER_OVERHEAD_BYTES
+    return {
+        "query_memory_bytes": share * queries,
+        "query_concurrency": queries,
+        "query_max_bytes": 1 << 20,
+    }
+
+
+def test_the_memory_budget_is_shared_by_the_queries_running_at_once(
+    lake_template: Path, make_client: Callable[..., Any]
+) -> None:
+    """Each query had all of query_memory_bytes for DuckDB, and its worker that plus the
+    answer and 384 MiB: 2.4 GiB a query by default, two at once, in each process of
+    ``serve --workers N``. Each now gets its share, its worker's whole memory within it."""
+    client = make_client(lake_template, console=_share(64 << 20, queries=2))
+    sql = "select current_setting('memory_limit') m, current_setting('max_temp_directory_size') t"
+    answer = client.post("/api/v1/query", json={"sql": sql})
+    assert answer.json()["rows"] == [{"m": "64.0 MiB", "t": "64.0 MiB"}], answer.text
+    huge = client.post("/api/v1/query", json={"sql": "select length(repeat('x', 800000000)) n"})
+    assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
+    message = huge.json()["message"]
+    assert "its share of console.query_memory_bytes: 449 MiB of 898 MiB" in message, message
+    assert "console.query_concurrency (2)" in message
+    assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
+
+
+def test_queries_of_every_process_serving_the_console_count_together(
+    tmp_path: Path, make_client: Callable[..., Any]
+) -> None:
+    """Under ``serve --workers N`` every process ran query_concurrency queries of its own, each
+    with its own budget. A running query holds a slot of the data directory's now, whichever
+    process runs it; a process that dies frees its slot."""
+    import subprocess
+    import sys
+
+    import advertisex
+
+    advertisex.open(data_dir=tmp_path / "data")
+    client = make_client(tmp_path / "data", console={"query_concurrency": 1})
+    slot = tmp_path / "data" / "console" / "query-slot-0"
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(slot)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        busy = client.post("/api/v1/query", json={"sql": "select 1"})
+        assert (busy.status_code, busy.json()["code"]) == (503, "queries_busy"), busy.text
+        assert "in all the processes serving this lake's console" in busy.json()["message"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+
+
+def test_a_total_too_small_for_its_queries_is_refused_saying_what_to_set() -> None:
+    from pydantic import ValidationError
+
+    from advertisex.config import Settings
+
+    assert Settings().console.query_share_bytes == 1 << 30  # 2 GiB for 2 queries
+    with pytest.raises(ValidationError) as refused:
+        Settings(console={"query_concurrency": 8})
+    assert "raise console.query_memory_bytes to 4,026,531,840 or more" in str(refused.value)
