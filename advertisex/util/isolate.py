@@ -131,7 +131,7 @@ class _Worker:
             ready = False
         if not ready:
             self.kill()
-            raise BudgetExceeded("crash", "a decoder worker process did not start")
+            raise BudgetExceeded("crash", "a worker process did not start")
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -281,7 +281,7 @@ class WorkerPool:
         try:
             send(worker.conn, (fn, tuple(_out_of_band(arg) for arg in args)))
         except (BrokenPipeError, OSError):
-            raise BudgetExceeded("crash", "the decoder's worker process was gone") from None
+            raise BudgetExceeded("crash", "the worker process was gone") from None
         deadline = time.monotonic() + budget.seconds
         peak = 0
         while not worker.conn.poll(_POLL_SECONDS):
@@ -304,7 +304,7 @@ class WorkerPool:
             worker.process.join(1)
             code = worker.process.exitcode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise BudgetExceeded("crash", f"the decoder's worker process died ({how})") from None
+            raise BudgetExceeded("crash", f"the worker process died ({how})") from None
         except Exception as error:  # an answer that pickled there and does not unpickle here
             raise WorkerError.of(error, f"the worker's answer could not be read: {error}") from None
 

@@ -126,6 +126,26 @@ def test_every_error_of_a_query_worker_has_a_code_and_a_message(
     assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
 
 
+def crash(*args: Any) -> Any:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_a_query_worker_that_dies_is_told_as_the_querys(
+    lake_template: Path, make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "the decoder's worker process died": the pool's words, from its first user."""
+    from advertisex.console import query
+
+    monkeypatch.setattr(query, "_query_in_worker", crash)
+    answer = make_client(lake_template).post("/api/v1/query", json={"sql": "select 1"})
+    assert answer.json()["code"] == "query_too_large", answer.text
+    message = answer.json()["message"]
+    assert "the query's worker process failed (the worker process died (signal 11))" in message
+
+
 def _csrf(client: Any) -> str:
     import re
 
