@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,16 @@ from sqlalchemy.orm import Session
 
 from advertisex.errors import CatalogUnavailableError, CommitConflictError, LakeError
 from advertisex.lake import durability
+from advertisex.lake.marks import (
+    EPOCH_TABLE,
+    FOLDED_TABLE,
+    SEGMENTS_TABLE,
+    SegmentDone,
+    day_range,
+    days_of,
+    overlaps,
+    unpacked,
+)
 from advertisex.lake.transaction import updated_metadata
 from advertisex.util import jsonutil
 from advertisex.util.storage import local_path
@@ -88,7 +98,7 @@ logging.getLogger("pyiceberg.table").addFilter(_not_a_retried_commit)
 # catalog database so that marking a segment done shares the batch's transaction.
 _meta = MetaData()
 SEGMENTS = SqlTable(
-    "advertisex_segments",
+    SEGMENTS_TABLE,
     _meta,
     Column("segment", String(1024), primary_key=True),
     Column("source", String(64), nullable=False),
@@ -103,7 +113,7 @@ SEGMENTS = SqlTable(
 # marks as one JSON array (:data:`_PACKED`); ``batches``: zlib of their distinct batch
 # ids, one a line.
 FOLDED = SqlTable(
-    "advertisex_segment_days",
+    FOLDED_TABLE,
     _meta,
     Column("source", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),
@@ -115,21 +125,11 @@ FOLDED = SqlTable(
 # marks segments pending again), so a reader that remembers marks knows to read afresh.
 # Marks are otherwise only ever added.
 EPOCH = SqlTable(
-    "advertisex_segment_epoch",
+    EPOCH_TABLE,
     _meta,
     Column("name", String(64), primary_key=True),
     Column("epoch", Integer, nullable=False),
 )
-
-
-@dataclass(frozen=True)
-class SegmentDone:
-    segment: str
-    source: str
-    batch_id: str
-    records: int
-    bytes: int
-    committed_at: str
 
 
 # Names per ``IN (…)`` query: well under every database's bound parameter limit.
@@ -257,7 +257,7 @@ class SegmentLedger:
         with Session(self.engine) as session:
             counted = int(session.execute(query).scalar_one())
         for source, day, segments in self._folded_days():
-            low, high = _day_range(source, day)
+            low, high = day_range(source, day)
             if between[0] <= low and high <= between[1]:
                 counted += segments
             elif low < between[1] and between[0] < high:
@@ -284,7 +284,7 @@ class SegmentLedger:
         (with those folded before): how many marks it folded. Call it for days whose
         segments the landing zone no longer holds: what a processor reads at its start
         (the marks of the runs of days the landing zone holds) then never unpacks one."""
-        low, high = _day_range(source, day)
+        low, high = day_range(source, day)
         in_day = (SEGMENTS.c.segment >= low, SEGMENTS.c.segment < high)
         the_day = (FOLDED.c.source == source, FOLDED.c.day == day)
         with Session(self.engine) as session, session.begin():
@@ -386,10 +386,10 @@ class SegmentLedger:
         for can be in are unpacked (none, for the ranges of the days the landing holds)."""
         wanted = None if among is None else set(among)
         if wanted is not None:
-            asked = _days_of(wanted)
+            asked = days_of(wanted)
             keys = [(s, d) for s, d, _ in days if (s, d) in asked]
         elif between is not None:
-            keys = [(s, d) for s, d, _ in days if _overlaps(_day_range(s, d), between)]
+            keys = [(s, d) for s, d, _ in days if overlaps(day_range(s, d), between)]
         else:
             keys = [(s, d) for s, d, _ in days]
         fields = tuple(column.name for column in columns)
@@ -400,21 +400,6 @@ class SegmentLedger:
             if (between is None or between[0] <= mark.segment < between[1])
             and (wanted is None or mark.segment in wanted)
         ]
-
-
-def _day_range(source: str, day: str) -> tuple[str, str]:
-    """The half-open range of the names of ``source``'s segments landed on ``day``
-    ("0" sorts right after "/")."""
-    return f"{source}/{day}/", f"{source}/{day}0"
-
-
-def _overlaps(a: tuple[str, str], b: tuple[str, str]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def _source_day(name: str) -> tuple[str, str] | None:
-    parts = name.split("/", 2)
-    return (parts[0], parts[1]) if len(parts) == 3 else None
 
 
 def _is_day(text: str) -> bool:
@@ -450,32 +435,17 @@ def _folded_row(source: str, day: str, marks: list[Any]) -> dict[str, Any]:
     }
 
 
-def _unpacked(source: str, packed: bytes) -> list[SegmentDone]:
-    """The marks a ``FOLDED`` row's ``marks`` holds."""
-    return [
-        SegmentDone(segment, source, batch_id, records, size, committed_at)
-        for segment, batch_id, records, size, committed_at in jsonutil.loads(
-            zlib.decompress(packed)
-        )
-    ]
-
-
 def _folded_marks(session: Session, days: Collection[tuple[str, str]]) -> list[SegmentDone]:
     """The marks folded into ``days`` (source, day), read in ``session``."""
     where = tuple_(FOLDED.c.source, FOLDED.c.day).in_(sorted(days))
     folded = session.execute(select(FOLDED.c.source, FOLDED.c.marks).where(where)).all()
-    return [mark for source, packed in folded for mark in _unpacked(source, packed)]
-
-
-def _days_of(names: Iterable[str]) -> set[tuple[str, str]]:
-    """The (source, landing day) of each of ``names`` that is a landing day's name."""
-    return {key for name in names if (key := _source_day(name)) is not None}
+    return [mark for source, packed in folded for mark in unpacked(source, packed)]
 
 
 def _unfold(session: Session, names: Collection[str]) -> None:
     """Put the marks of the folded days ``names`` fall in back a row each (a replay's
     forget withdraws some of them next, in the same transaction)."""
-    days = _days_of(names)
+    days = days_of(names)
     marks = _folded_marks(session, days) if days else []
     if marks:
         session.execute(
@@ -487,7 +457,7 @@ def _unfold(session: Session, names: Collection[str]) -> None:
 def _folded_already(session: Session, segments: list[SegmentDone]) -> bool:
     """Whether a mark of ``segments`` is folded already (committed before: a conflict the
     table's key no longer catches for a folded day)."""
-    days = _days_of(s.segment for s in segments)
+    days = days_of(s.segment for s in segments)
     folded = {m.segment for m in _folded_marks(session, days)} if days else set()
     return any(s.segment in folded for s in segments)
 

@@ -18,6 +18,7 @@ the files belong to one committed state of the lake even while a batch commits.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,39 @@ def current_files(
             return None
         listed[name] = files
     return listed
+
+
+@dataclass(frozen=True)
+class TableLook:
+    """What ``advertisex status`` shows of a table: its current snapshot's data files
+    (local path, bytes), the snapshots its metadata keeps, the manifests of the current one."""
+
+    files: list[tuple[str, int]]
+    snapshots: int
+    manifests: int
+
+
+def table_looks(
+    catalog_uri: str, catalog_name: str, names: list[str]
+) -> dict[str, TableLook] | None:
+    """:class:`TableLook` of each table in ``names`` the catalog holds (one not created is
+    left out), as of one committed state; ``None`` where :func:`current_files` cannot
+    answer either (the caller asks pyiceberg)."""
+    if not catalog_uri.startswith("sqlite:///"):
+        return None
+    locations = _metadata_locations(catalog_uri.removeprefix("sqlite:///"), catalog_name, names)
+    if locations is None:
+        return None
+    looks: dict[str, TableLook] = {}
+    for name in names:
+        location = locations.get(name)
+        if location is None:
+            continue
+        look = _look(location)
+        if look is None:
+            return None
+        looks[name] = look
+    return looks
 
 
 def foreign_table(
@@ -116,19 +150,27 @@ def _metadata_locations(
 
 def _snapshot_files(metadata_location: str) -> list[str] | None:
     """Live data files of the current snapshot named by a metadata file, or ``None``."""
+    look = _look(metadata_location)
+    return None if look is None else [path for path, _ in look.files]
+
+
+def _look(metadata_location: str) -> TableLook | None:
+    """The table state a metadata file names, or ``None`` when pyiceberg must read it."""
     metadata_path = local_path(metadata_location)
     if metadata_path is None:
         return None
     metadata = _read_metadata(metadata_path)
+    snapshots = metadata.get("snapshots") or []
     current = metadata.get("current-snapshot-id")
     if current is None or current == -1:
-        return []
-    snapshot = next(s for s in metadata["snapshots"] if s["snapshot-id"] == current)
+        return TableLook([], len(snapshots), 0)
+    snapshot = next(s for s in snapshots if s["snapshot-id"] == current)
     manifest_list = local_path(snapshot.get("manifest-list", ""))
     if manifest_list is None:
         return None  # format v1 inline manifests or a remote list: pyiceberg knows
-    files: list[str] = []
-    for manifest in avro_records(manifest_list):
+    manifests = avro_records(manifest_list)
+    files: list[tuple[str, int]] = []
+    for manifest in manifests:
         if manifest.get("content", _DATA) != _DATA:
             return None  # delete files: merge-on-read is pyiceberg's job
         manifest_path = local_path(manifest["manifest_path"])
@@ -143,8 +185,8 @@ def _snapshot_files(metadata_location: str) -> list[str] | None:
             path = local_path(data_file["file_path"])
             if path is None:
                 return None
-            files.append(path)
-    return files
+            files.append((path, int(data_file["file_size_in_bytes"])))
+    return TableLook(files, len(snapshots), len(manifests))
 
 
 def _read_metadata(path: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
     from advertisex.lake.catalog import AtomicSqlCatalog, SegmentDone, SegmentLedger
     from advertisex.lake.datafiles import Footer, WrittenFile
     from advertisex.lake.kept import KeptRows
+    from advertisex.lake.marks import SqliteMarks
     from advertisex.landing.zone import LandingZone
     from advertisex.model.schemas import TableSpec
 
@@ -399,11 +400,16 @@ class Lake:
     def data_files_of(self, names: list[str]) -> dict[str, list[str]]:
         """:meth:`data_files` of several tables, as of one committed state where the
         catalog allows (``lake.listing``: a SQLite catalog over a local warehouse)."""
-        self.check_home()
-        listed = current_files(self.settings.catalog_uri, self.settings.lake.catalog_name, names)
+        listed = self.listed_files(names)
         if listed is not None:
             return listed
         return {name: self._planned_files(name) for name in names}
+
+    def listed_files(self, names: list[str]) -> dict[str, list[str]] | None:
+        """:meth:`data_files_of` where the catalog allows it without pyiceberg (a SQLite
+        catalog over a local warehouse: ``lake.listing``), else None."""
+        self.check_home()
+        return current_files(self.settings.catalog_uri, self.settings.lake.catalog_name, names)
 
     def _planned_files(self, name: str) -> list[str]:
         """The current snapshot's files as pyiceberg plans them, on any catalog and storage
@@ -626,6 +632,19 @@ class Lake:
         """The committed-segment marks, for readers that need more than names or a few
         marks: Arrow columns, counts per range, the epoch that says marks were withdrawn."""
         return self.catalog.ledger
+
+    @property
+    def ledger_reads(self) -> SqliteMarks | SegmentLedger:
+        """:attr:`ledger` for a look at the landing zone (the epoch, Arrow columns, counts
+        per range): on a SQLite catalog, read with sqlite3 alone (``lake.marks``), so that
+        ``advertisex status`` loads neither pyiceberg nor SQLAlchemy; else the ledger."""
+        self.check_home()
+        uri = self.settings.catalog_uri
+        if uri.startswith("sqlite:///"):
+            from advertisex.lake.marks import SqliteMarks
+
+            return SqliteMarks(uri.removeprefix("sqlite:///"))
+        return self.ledger
 
     def snapshots(self, name: str) -> Iterator[Any]:
         yield from self.table(name).snapshots()

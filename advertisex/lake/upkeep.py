@@ -261,28 +261,85 @@ def last_runs(lake: Lake) -> pa.Table:
 
 def health(lake: Lake) -> list[dict[str, Any]]:
     """Per table: data files, their average size, bytes, small files awaiting compaction,
-    snapshots and manifests kept, and when maintenance last ran on it."""
+    snapshots and manifests kept, and when maintenance last ran on it.
+
+    Read from the tables' metadata files where the lake allows it (``lake.listing``: a
+    SQLite catalog over a local warehouse), so that ``advertisex status`` loads neither
+    pyiceberg nor SQLAlchemy (≈ 0.45 s of its 0.8 s); through pyiceberg elsewhere."""
     from advertisex.lake.compaction import SMALL
+    from advertisex.lake.listing import TableLook, table_looks
 
     small_below = SMALL * lake.settings.maintenance.target_file_bytes
+    lake.check_home()
+    settings = lake.settings
+    looks = table_looks(settings.catalog_uri, settings.lake.catalog_name, list(TABLES))
+    if looks is None:
+        return _planned_health(lake, small_below)
+    # Read through pyiceberg, ops.maintenance is made on its first read (Lake.table), so
+    # health has always shown it, empty before the first run: shown so, not made.
+    looks.setdefault(MAINTENANCE_TABLE, TableLook([], 0, 0))
+    last = _last_finished([path for path, _ in looks[MAINTENANCE_TABLE].files])
+    return [
+        _health_row(name, [size for _, size in look.files], look.snapshots, look.manifests)
+        | {"small_files": sum(size < small_below for _, size in look.files)}
+        | {"last_maintenance": last.get(name)}
+        for name, look in ((n, looks[n]) for n in TABLES if n in looks)
+    ]
+
+
+def _planned_health(lake: Lake, small_below: float) -> list[dict[str, Any]]:
+    """:func:`health` through pyiceberg, on any catalog and storage."""
     last = {r["table"]: r for r in last_runs(lake).to_pylist()}
     rows = []
     for name in existing_tables(lake):
         table = lake.table(name)
-        files = live_files(table)
-        size = sum(f.file_size_in_bytes for f in files)
+        sizes = [f.file_size_in_bytes for f in live_files(table)]
         current = table.current_snapshot()
         run = last.get(name)
+        manifests = len(current.manifests(table.io)) if current else 0
         rows.append(
-            {
-                "table": name,
-                "data_files": len(files),
-                "avg_file_bytes": size // len(files) if files else 0,
-                "bytes": size,
-                "small_files": sum(f.file_size_in_bytes < small_below for f in files),
-                "snapshots": len(table.metadata.snapshots),
-                "manifests": len(current.manifests(table.io)) if current else 0,
-                "last_maintenance": run["finished_at"] if run else None,
-            }
+            _health_row(name, sizes, len(table.metadata.snapshots), manifests)
+            | {"small_files": sum(size < small_below for size in sizes)}
+            | {"last_maintenance": run["finished_at"] if run else None}
         )
     return rows
+
+
+def _health_row(name: str, sizes: list[int], snapshots: int, manifests: int) -> dict[str, Any]:
+    size = sum(sizes)
+    return {
+        "table": name,
+        "data_files": len(sizes),
+        "avg_file_bytes": size // len(sizes) if sizes else 0,
+        "bytes": size,
+        "small_files": 0,
+        "snapshots": snapshots,
+        "manifests": manifests,
+        "last_maintenance": None,
+    }
+
+
+def _last_finished(paths: list[str]) -> dict[str, datetime]:
+    """Table → when maintenance last finished on it, from ``ops.maintenance``'s data files
+    (what :func:`last_runs` reads through pyiceberg)."""
+    if not paths:
+        return {}
+    import pyarrow.parquet as pq
+
+    at = MAINTENANCE.field("finished_at").type
+    rows = pa.concat_tables(
+        pq.read_table(path, columns=["table", "finished_at"]).cast(
+            pa.schema([pa.field("table", pa.string()), pa.field("finished_at", at)])
+        )
+        for path in paths
+    )
+    newest = rows.group_by("table").aggregate([("finished_at", "max")])
+    return {
+        table: finished
+        for table, finished in zip(
+            newest.column("table").to_pylist(),
+            newest.column("finished_at_max").to_pylist(),
+            strict=True,
+        )
+        if table is not None and finished is not None
+    }

@@ -99,7 +99,7 @@ class LandingView:
                 runs.append((source, [hour]))
         for source, hours in runs:
             first, last = hour_prefix(source, hours[0]), hour_prefix(source, hours[-1])
-            marks = self.lake.ledger.table(between=(first, last + "\uffff"))
+            marks = self.lake.ledger_reads.table(between=(first, last + "\uffff"))
             for hour in hours:
                 prefix = hour_prefix(source, hour)
                 mine = marks.filter(pc.starts_with(marks.column("segment"), prefix))
@@ -116,12 +116,14 @@ class LandingView:
         prefix = hour_prefix(source, hour)
         # Count before listing: a segment committed before the count was sealed before
         # it, so the listing holds it — unless it was moved away (then: read afresh).
-        added = self.lake.ledger.count((prefix, prefix + "\uffff")) - len(state.names)
+        added = self.lake.ledger_reads.count((prefix, prefix + "\uffff")) - len(state.names)
         listed = self.landing.listing(source, hour)
         new = [n for n in listed if n not in state.names and n not in state.pending]
         candidates = new + list(state.pending)
         if added:
-            marks = self.lake.ledger.table(among=candidates) if candidates and added > 0 else None
+            marks = (
+                self.lake.ledger_reads.table(among=candidates) if candidates and added > 0 else None
+            )
             if marks is None or marks.num_rows < added:  # unlisted marks, or withdrawn ones
                 del self._hours[key]
                 return

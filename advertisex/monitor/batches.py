@@ -28,7 +28,7 @@ class BatchTotals:
 
     def since(self, since: datetime) -> pa.Table:
         """Sums per source and bucket of the batches committed from ``since`` on."""
-        paths = [f.path for f in self.files.files("ops.batches")]
+        paths = self.files.paths("ops.batches")
         new = [p for p in paths if p not in self._sums]
         if new:
             read = queries.batch_sums(new)

@@ -58,6 +58,12 @@ class FileIndex:
         self._snapshot[name] = current
         return self._files[name]
 
+    def paths(self, name: str) -> list[str]:
+        """Paths of ``name``'s current data files: listed from the table's metadata where
+        the lake can without pyiceberg (``Lake.listed_files``), else :meth:`files`'."""
+        listed = self.lake.listed_files([name])
+        return listed[name] if listed is not None else [f.path for f in self.files(name)]
+
 
 def _stats(table: Any, data_file: Any) -> DataFile:
     from pyiceberg.conversions import from_bytes

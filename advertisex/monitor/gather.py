@@ -82,9 +82,7 @@ class Gatherer:
             links=aggregates["links"],
             fields=aggregates["fields"],
             dims=self._dims() if hourly else None,
-            set_aside=queries.set_aside(
-                [f.path for f in self.files.files("curated.quarantine")], since
-            ),
+            set_aside=queries.set_aside(self.files.paths("curated.quarantine"), since),
             damaged=self._damaged() if hourly else DAMAGED.empty_table(),
             sources=SOURCES,
             settled_until=pending,
@@ -114,7 +112,7 @@ class Gatherer:
 
     # ------------------------------------------------------------ landing + catalog
     def _arrivals_since(self, since: datetime, now: datetime) -> pa.Table:
-        epoch = self.lake.ledger.epoch()
+        epoch = self.lake.ledger_reads.epoch()
         if epoch != self._epoch:  # marks were withdrawn (a replay): read everything again
             self._arrivals.clear()
             self.view.clear()

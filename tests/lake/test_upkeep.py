@@ -395,6 +395,29 @@ def test_every_run_is_recorded(tmp_path: Path) -> None:
     assert maintain(lake, stop=stopping).tables == []
 
 
+def test_health_read_from_the_metadata_is_what_pyiceberg_reads(tmp_path: Path) -> None:
+    """``status`` reads lake health from the metadata files (no pyiceberg, no SQLAlchemy):
+    the same rows as through pyiceberg, after commits, compactions and two runs."""
+    from advertisex.lake.compaction import SMALL
+    from advertisex.lake.listing import table_looks
+    from advertisex.lake.upkeep import _planned_health, health
+
+    lake = _lake(tmp_path / "data", maintenance=EAGER)
+    lake.commit_batch(_batch(0, [1, 2]), [], {})
+    lake.commit_batch(_batch(2, [1, 30]), [], {})
+    maintain(lake)
+    lake.commit_batch(_batch(4, [5]), [], {})
+    maintain(lake)
+    lake.commit_batch(_batch(5, [6]), [], {})
+    settings = lake.settings
+    assert table_looks(settings.catalog_uri, settings.lake.catalog_name, ["ops.batches"]) == {}
+    small = SMALL * settings.maintenance.target_file_bytes
+    read = health(lake)
+    assert read == _planned_health(lake, small)
+    clicks = next(row for row in read if row["table"] == "curated.clicks")
+    assert clicks["data_files"] == 3 and clicks["last_maintenance"] is not None
+
+
 class _Snapshots:
     """A table's snapshot list, for the expiry rules alone (one ``every``, by default a
     minute, parent-linked)."""
