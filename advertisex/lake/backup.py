@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import UserInputError
+from advertisex.lake import durability
 from advertisex.model.schemas import TABLES
 from advertisex.util.storage import fsync_path
 
@@ -70,6 +71,7 @@ def backup(settings: Settings, to: Path) -> BackupReport:
     report = BackupReport(str(to))
     try:
         _check(settings, data, to)  # (a name too long for the file system fails here)
+        made = _first_existing(partial.parent)  # the folders made for it flushed below
         partial.mkdir(parents=True)
         copier = _Copier(data, partial, report)
         copier.tree(INDEX, skip="packed.db")  # and its journal: copied whole just below
@@ -79,10 +81,16 @@ def backup(settings: Settings, to: Path) -> BackupReport:
         _copy_tables(settings, partial / "catalog.db", copier)
         # The landing files (sealed ones: a segment being written is hidden until then).
         report.segments = copier.tree(Path("landing"), leave=INDEX.name)
-        os.sync()  # on the disk before it is named a backup
+        # On the disk before it is named a backup: what it wrote, files and folders (an
+        # os.sync() flushed every disk of the machine, minutes on a busy shared host).
+        durability.flush(copier.written, str(partial))
         partial.rename(to)
         try:
-            fsync_path(to.parent)  # and that name too, before it is reported done
+            folder = to.parent  # and that name too, before it is reported done
+            fsync_path(folder)
+            while folder != made:  # the folders made for it too, each named in its parent
+                folder = folder.parent
+                fsync_path(folder)
         except OSError:
             shutil.rmtree(to, ignore_errors=True)  # said below: nothing of it was kept
             raise
@@ -165,6 +173,14 @@ def _copy_tables(settings: Settings, catalog: Path, copier: _Copier) -> None:
                     copier.file(_local(url), needed=False)
 
 
+def _first_existing(folder: Path) -> Path:
+    """``folder`` or its nearest ancestor that exists (what ``mkdir(parents=True)`` of a
+    folder under it makes starts below it)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def _local(url: str) -> Path:
     return Path(url.removeprefix("file://"))
 
@@ -174,6 +190,7 @@ class _Copier:
 
     def __init__(self, source: Path, target: Path, report: BackupReport) -> None:
         self.source, self.target, self.report = source, target, report
+        self.written: list[str] = []  # every file copied, to flush before the rename
 
     def file(self, path: Path, needed: bool) -> None:
         """Copy ``path`` (absolute, inside the source); a ``needed`` one that is gone means
@@ -198,6 +215,7 @@ class _Copier:
                 raise _damaged(DamagedFile(_table_of(relative), str(path), "missing")) from None
             self.report.past_files_gone += 1
             return
+        self.written.append(str(target))
         self.report.table_files += 1
         self.report.bytes += target.stat().st_size
 
@@ -222,6 +240,7 @@ class _Copier:
                 except FileNotFoundError:
                     continue
                 copied += 1
+                self.written.append(str(target))
                 self.report.bytes += target.stat().st_size
         return copied
 
@@ -237,6 +256,7 @@ class _Copier:
             contextlib.closing(sqlite3.connect(target)) as copy,
         ):
             source.backup(copy)
+        self.written.append(str(target))
         self.report.bytes += target.stat().st_size
 
 

@@ -82,6 +82,21 @@ def sync(paths: Iterable[str], root: str | None) -> None:
 
     Raises :class:`StorageError` if the disk cannot take them: the caller has published
     nothing yet."""
+    try:
+        flush(paths, root)
+    except FileNotFoundError:
+        raise  # gone meanwhile: a race the committer reports as one, nothing published
+    except OSError as error:
+        raise StorageError(
+            f"cannot make {error.filename} durable: {os.strerror(error.errno or 0) or error}; "
+            "nothing of this commit was published",
+            hint="fix the disk (space, errors in the system log), then run the same command "
+            "again: it resumes with what is pending",
+        ) from error
+
+
+def flush(paths: Iterable[str], root: str | None) -> None:
+    """:func:`sync`, the disk's own error raised as it is (``OSError``, naming the path)."""
     files = sorted(set(paths))
     if not files:
         return
@@ -116,12 +131,6 @@ def _fsync(path: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    except FileNotFoundError:
-        raise  # gone meanwhile: a race the committer reports as one, nothing published
     except OSError as error:
-        raise StorageError(
-            f"cannot make {path} durable: {os.strerror(error.errno or 0) or error}; "
-            "nothing of this commit was published",
-            hint="fix the disk (space, errors in the system log), then run the same command "
-            "again: it resumes with what is pending",
-        ) from error
+        error.filename = error.filename or path  # fsync's own error names no file
+        raise

@@ -131,3 +131,31 @@ def test_a_backup_is_under_its_name_on_the_disk_before_it_is_reported(cli, tmp_p
     assert code == 0, err
     named = events.index(("named", str(copy)))
     assert ("fsync", str(copy.parent)) in events[named:]
+
+
+def test_a_backup_flushes_what_it_wrote_and_not_every_disk(cli, tmp_path, monkeypatch):
+    """It ended with os.sync(), which flushes every disk of the machine (minutes on a busy
+    shared host) for a backup that needs its own files on the disk: every file and folder
+    it wrote is fsync'd before it is named, the folders made for it after, and no more."""
+    import os
+
+    data, copy = tmp_path / "data", tmp_path / "backups" / "2026" / "monday"
+    assert cli(data, "ingest", str(_generated(tmp_path, "first", 5)))[0] == 0
+    assert cli(data, "process")[0] == 0
+    whole_machine: list[bool] = []
+    monkeypatch.setattr(os, "sync", lambda: whole_machine.append(True))
+    events = disk_events(monkeypatch, (os, "rename"))
+    code, _, err = cli(data, "backup", str(copy))
+    monkeypatch.undo()
+    assert code == 0, err
+    assert not whole_machine
+    named = events.index(("named", str(copy)))
+    partial = next(Path(p) for _, p in events if ".monday.partial-" in p)
+    while not partial.name.startswith(".monday.partial-"):
+        partial = partial.parent
+    before = {Path(p) for kind, p in events[:named] if kind == "fsync"}
+    written = {partial / p.relative_to(copy) for p in copy.rglob("*")} | {partial}
+    assert written <= before, sorted(written - before)[:5]
+    assert all(p.is_relative_to(partial) for p in before)  # nothing of the lake's own
+    after = [p for kind, p in events[named:] if kind == "fsync"]
+    assert after == [str(copy.parent), str(copy.parent.parent), str(tmp_path)]
