@@ -148,8 +148,7 @@ def expire_landing(
     if archive:
         copies = [(landing.location(s), storage.join(archive, "landing", s.name)) for s in doomed]
         result.archived = archive_all(copies, settings)
-    for segment in doomed:
-        landing.remove(segment)
+    landing.remove_all(doomed)
     return result
 
 

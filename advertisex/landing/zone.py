@@ -804,6 +804,11 @@ class LandingZone:
         with open(self.root / segment.name, "rb") as handle:
             return handle.read(size)
 
+    def remove_all(self, segments: Iterable[Segment]) -> None:
+        """Delete processed segments (retention): :meth:`remove` each."""
+        for segment in segments:
+            self.remove(segment)
+
     def remove(self, segment: Segment) -> None:
         """Delete a processed segment (retention); emptied hour and day folders go too."""
         path = self.root / segment.name
@@ -1159,10 +1164,35 @@ class ObjectStoreLandingZone(LandingZone):
             return bytes(f.read(size))
 
     def remove(self, segment: Segment) -> None:
-        try:
-            self.fs.delete_file(f"{self.base}/{segment.name}")
-        except FileNotFoundError:
-            pass
+        self.remove_all([segment])
+
+    def remove_all(self, segments: Iterable[Segment]) -> None:
+        """Delete processed segments, then the hour and day folders they emptied, as a
+        folder's :meth:`LandingZone.remove` does. PyArrow's S3 filesystem puts the parent
+        "folder" back as an empty marker object (``…/07/``) after every delete, so an
+        emptied landing day stayed listed for ever: :meth:`lowest_name` and
+        :meth:`held_ranges` counted it held, the ledger never folded the days after it and
+        a processor's start read their marks. Each folder is looked at once, after all of
+        its segments went."""
+        hours: set[str] = set()
+        for segment in segments:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.delete_file(f"{self.base}/{segment.name}")
+            hours.add(segment.name.rsplit("/", 1)[0])
+        days = {hour.rsplit("/", 1)[0] for hour in hours}
+        for folder in [*sorted(hours), *sorted(days)]:
+            self._drop_if_empty(folder)
+
+    def _drop_if_empty(self, folder: str) -> None:
+        """Delete ``folder`` (its marker object) when nothing is left under it. Retention's
+        expired hours and days are all that come here: nothing lands in them any more."""
+        import pyarrow.fs as pafs
+
+        path = f"{self.base}/{folder}"
+        if self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(path)  # (its parent's marker put back: a day is looked at next)
 
     def rewrite(self, segment: Segment, data: bytes) -> Segment:
         with self.fs.open_output_stream(f"{self.base}/{segment.name}") as out:
