@@ -280,9 +280,14 @@ def health(lake: Lake) -> list[dict[str, Any]]:
     looks.setdefault(MAINTENANCE_TABLE, TableLook([], 0, 0))
     last = _last_finished([path for path, _ in looks[MAINTENANCE_TABLE].files])
     return [
-        _health_row(name, [size for _, size in look.files], look.snapshots, look.manifests)
-        | {"small_files": sum(size < small_below for _, size in look.files)}
-        | {"last_maintenance": last.get(name)}
+        _health_row(
+            name,
+            [size for _, size in look.files],
+            look.snapshots,
+            look.manifests,
+            small_below,
+            last.get(name),
+        )
         for name, look in ((n, looks[n]) for n in TABLES if n in looks)
     ]
 
@@ -298,24 +303,37 @@ def _planned_health(lake: Lake, small_below: float) -> list[dict[str, Any]]:
         run = last.get(name)
         manifests = len(current.manifests(table.io)) if current else 0
         rows.append(
-            _health_row(name, sizes, len(table.metadata.snapshots), manifests)
-            | {"small_files": sum(size < small_below for size in sizes)}
-            | {"last_maintenance": run["finished_at"] if run else None}
+            _health_row(
+                name,
+                sizes,
+                len(table.metadata.snapshots),
+                manifests,
+                small_below,
+                run["finished_at"] if run else None,
+            )
         )
     return rows
 
 
-def _health_row(name: str, sizes: list[int], snapshots: int, manifests: int) -> dict[str, Any]:
+def _health_row(
+    name: str,
+    sizes: list[int],
+    snapshots: int,
+    manifests: int,
+    small_below: float,
+    last_maintenance: datetime | None,
+) -> dict[str, Any]:
+    """One table's row of :func:`health`, from its data files' sizes however they were read."""
     size = sum(sizes)
     return {
         "table": name,
         "data_files": len(sizes),
         "avg_file_bytes": size // len(sizes) if sizes else 0,
         "bytes": size,
-        "small_files": 0,
+        "small_files": sum(s < small_below for s in sizes),
         "snapshots": snapshots,
         "manifests": manifests,
-        "last_maintenance": None,
+        "last_maintenance": last_maintenance,
     }
 
 
