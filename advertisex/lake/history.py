@@ -13,7 +13,7 @@ reference (:func:`referenced`)?
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,12 +36,17 @@ def kind(snapshot: Any) -> str:
 
 
 def appended_since(
-    table: Any, since: int, until: int | None = None, step_over: Iterable[str] = ()
+    table: Any,
+    since: int,
+    until: int | None = None,
+    step_over: Iterable[str] = (),
+    stepped: Collection[int] = (),
 ) -> list[Any] | None:
     """Data files appended after snapshot ``since`` up to ``until`` (default: current).
 
-    Snapshots of a kind in ``step_over`` are stepped over (a reader that knows their rows
-    need nothing from it); any other non-append snapshot, or ``since`` no longer being an
+    Snapshots of a kind in ``step_over``, or whose id is in ``stepped``, are stepped over
+    (a reader that knows their rows need nothing from it, or knows the rows they took out:
+    a replay's removal); any other non-append snapshot, or ``since`` no longer being an
     ancestor (expired, rolled back), returns None: the caller must start over. Files an
     append added and a later compaction replaced are still returned (they exist until
     the snapshots that referenced them expire; reading one that is gone raises
@@ -49,7 +54,7 @@ def appended_since(
     """
     from pyiceberg.manifest import ManifestContent, ManifestEntryStatus
 
-    stepped = set(step_over)
+    kinds = set(step_over)
     metadata = table.metadata
     head = metadata.snapshot_by_id(until) if until is not None else table.current_snapshot()
     appends: list[int] = []
@@ -59,7 +64,7 @@ def appended_since(
         what = kind(snapshot)
         if what == "append":
             appends.append(snapshot.snapshot_id)
-        elif what in stepped:
+        elif what in kinds or snapshot.snapshot_id in stepped:
             crossed = True
         else:
             return None

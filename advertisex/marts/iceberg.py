@@ -3,7 +3,10 @@
 * Positions are snapshot ids. The rows appended since one are read from the data files
   the appends after it added. Upkeep snapshots are stepped over: a compaction keeps the
   rows, retention drops days older than any window reaches, and an erasure updates the
-  marts in its own transaction. Any other rewrite (a replay) rebuilds the marts.
+  marts in its own transaction. A replay's removal is stepped over by the update after it
+  when the replay hands over the rows it took out (:class:`Replayed`): the update folds in
+  what differs between those and the rows appended again. Any other rewrite rebuilds the
+  marts.
 * A slice replacement is pyiceberg's ``overwrite`` with the slice as row filter (a
   delete and an append in one transaction, copy-on-write), or, for a slice of many time
   ranges or of some users, the same copy-on-write by the files of its days
@@ -16,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,20 +48,34 @@ if TYPE_CHECKING:
 _STEP_OVER = (COMPACTION, RETENTION, ERASURE)
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """What a landing replay took out of the curated tables the marts read
+    (``runners.replay``): per table, the rows (their ``maintain.CURATED_READS`` columns)
+    and the snapshot that took them out; and the marts' state when it did. The update after
+    the replay steps over those snapshots while the marts still have that state (after
+    another update in between, which rebuilt them, the rows are no longer news)."""
+
+    rows: dict[str, pa.Table]
+    snapshots: dict[str, int]
+    marts_state: dict[str, str]
+
+
 def update_marts(
     lake: Lake,
     settings: Settings,
     kernels: maintain.Kernels | None = None,
     progress: maintain.Progress | None = None,
+    replayed: Replayed | None = None,
 ) -> maintain.MartUpdate | None:
     """Bring the marts up to date with the curated tables (the runner calls this after a
     run, a quarantine replay after its commit); ``kernels`` says where the kernels run
-    (default: in this process). A sum past 64 bits is :class:`MartOverflowError`."""
+    (default: in this process); ``replayed``: what a landing replay before the run took
+    out. A sum past 64 bits is :class:`MartOverflowError`."""
     if not settings.correlation.update_marts:
         return None
 
     def update() -> maintain.MartUpdate:
-        curated = IcebergCurated(lake)
         rules = rules_for(lake, settings)
         # The marts' tables are opened (a new lake's created), and a rebuilt mart's files
         # written, on a thread of their own while the rest is computed (IcebergMarts): in the
@@ -65,8 +83,17 @@ def update_marts(
         # idle.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-beside") as beside:
             marts = IcebergMarts(lake, beside)
+            known = replayed is not None and replayed.marts_state == marts.state()
+            stepped = replayed.snapshots.values() if replayed is not None and known else ()
             try:
-                return maintain.update(curated, marts, rules, kernels, progress=progress)
+                return maintain.update(
+                    IcebergCurated(lake, stepped),
+                    marts,
+                    rules,
+                    kernels,
+                    progress=progress,
+                    replaced=replayed.rows if replayed is not None and known else None,
+                )
             finally:
                 marts.discard_offered()
 
@@ -257,8 +284,12 @@ def rules_for(lake: Lake, settings: Settings) -> maintain.MatchingRules:
 
 
 class IcebergCurated:
-    def __init__(self, lake: Lake) -> None:
+    """The curated tables of ``lake``; ``stepped``: snapshots whose removals the reader
+    knows (a replay's, :class:`Replayed`), stepped over as upkeep is."""
+
+    def __init__(self, lake: Lake, stepped: Iterable[int] = ()) -> None:
         self.lake = lake
+        self.stepped = frozenset(stepped)
 
     def positions(self) -> dict[str, int | None]:
         positions = {}
@@ -277,7 +308,7 @@ class IcebergCurated:
         if since is None:
             paths = _files(iceberg, until)
         else:
-            appended = appended_since(iceberg, since, until, _STEP_OVER)
+            appended = appended_since(iceberg, since, until, _STEP_OVER, self.stepped)
             paths = None if appended is None else {f.file_path for f in appended}
         if paths is None:
             return None

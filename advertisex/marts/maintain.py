@@ -272,12 +272,16 @@ def update(
     kernels: Kernels | None = None,
     removed: dict[str, pa.Table] | None = None,
     progress: Progress | None = None,
+    replaced: dict[str, pa.Table] | None = None,
 ) -> MartUpdate:
     """Fold the curated rows appended since the last run into the marts.
 
     ``removed``: rows taken out of the curated tables (an erasure; ``curated`` reads as if
-    they were gone). Their slices are recomputed like those of new rows. ``progress`` is
-    told of each of the four steps (``marts: new rows`` … ``marts: commit``).
+    they were gone). Their slices are recomputed like those of new rows. ``replaced``: rows
+    a replay took out (their :data:`CURATED_READS` columns) before it appended its rows
+    again; only the rows that differ (:func:`plan.net_change`) are folded in, none when the
+    replay gave back what it took. ``progress`` is told of each of the four steps
+    (``marts: new rows`` … ``marts: commit``).
     """
     started = time.perf_counter()
     kernels = kernels or _local(curated)
@@ -289,9 +293,12 @@ def update(
     new: dict[str, pa.Table] = {}
     for table, columns in NEW_COLUMNS.items():
         since = _position(state.get(f"position:{table}"))
-        rows = curated.added(table, since, positions.get(table), columns)
+        read = columns if replaced is None else CURATED_READS[table]
+        rows = curated.added(table, since, positions.get(table), read)
         if rows is None:
             return rebuild(curated, marts, rules, kernels, progress)
+        if replaced is not None:
+            rows = plan.net_change(rows, replaced.get(table)).select(list(columns))
         gone = (removed or {}).get(table)
         if gone is not None and gone.num_rows:
             rows = pa.concat_tables([rows, gone.select(list(columns)).cast(rows.schema)])

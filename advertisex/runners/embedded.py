@@ -74,6 +74,7 @@ from advertisex.util.nopandas import refused as refused_pandas
 from advertisex.util.retry import retrying
 
 if TYPE_CHECKING:
+    from advertisex.marts.iceberg import Replayed
     from advertisex.marts.maintain import MartUpdate
 
 
@@ -223,7 +224,9 @@ class EmbeddedRunner(Runner[Framed]):
         with refused_pandas():
             return super().run_batch(segments, progress, now, report)
 
-    def update_marts(self, progress: Progress | None = None) -> MartUpdate | None:
+    def update_marts(
+        self, progress: Progress | None = None, replayed: Replayed | None = None
+    ) -> MartUpdate | None:
         # The marts decode nothing: idle decoder workers would sit beside their build
         # (two of them 0.2-0.4 GiB of the process tree); the next batch starts them again.
         if (
@@ -235,7 +238,7 @@ class EmbeddedRunner(Runner[Framed]):
         # pyiceberg's FileIO imports pyarrow.dataset, which imports pandas (0.25 s of CPU
         # on the command's serial tail) to leave it unused.
         with refused_pandas():
-            return super().update_marts(progress)
+            return super().update_marts(progress, replayed)
 
     @contextmanager
     def read(self, batch: Batch) -> Iterator[Framed]:

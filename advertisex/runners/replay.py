@@ -10,13 +10,16 @@ records are judged again with their segments, once. It is also how the rows of a
 file the storage lost come back (``lake.damage``). Whole
 batches are replayed (a batch's segments stand or fall together), so accounting in
 ``ops.batches`` stays exact. Processing is deterministic in segment order, so a replay
-yields the same tables again.
+yields the same tables again — and the marts' update after it, handed the rows taken out
+of the tables it reads (``marts.iceberg.Replayed``), folds in only those that differ from
+the rows written again: as a rule none (it rebuilt every mart of every day kept, 6.4 of a
+day's 9.1 s on a month's lake).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ from advertisex.runners.lock import processor_lock
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
+    from advertisex.marts.iceberg import Replayed
     from advertisex.runners.runner import ProcessReport, Progress, Runner
 
 # Tables whose rows carry the batch that wrote them.
@@ -112,8 +116,9 @@ def _replay(
     # time (the filter and the quarantine dedupe against nothing).
     taken: Counter[tuple[str, str, str]] = Counter()
     known = known_batches(lake) | set(batch_ids)
+    rewritten = _Rewritten()
     swaps = {
-        name: _without_batches(lake, name, set(batch_ids), set(segments), taken, known)
+        name: _without_batches(lake, name, set(batch_ids), set(segments), taken, known, rewritten)
         for name in _BATCH_TABLES
         if name != "ops.batches"
     }
@@ -121,6 +126,7 @@ def _replay(
         lake, "ops.batches", set(batch_ids), set(), taken, known
     )
     try:
+        for_marts = _taken_for_marts(runner, swaps, rewritten)
         with lake.catalog.atomic([], forget=segments):
             for name, (removed, added) in swaps.items():
                 if removed:
@@ -129,10 +135,100 @@ def _replay(
         remove_files([url for _, added in swaps.values() for url in added], lake.settings.scale)
         raise
     lake.refresh()
-    return LandingReplayReport(batch_ids, len(segments), runner.process(progress))
+    swapped = {name for name, (removed, _) in swaps.items() if removed}
+    replayed = _replayed(lake, swapped, *for_marts) if for_marts is not None else None
+    return LandingReplayReport(batch_ids, len(segments), runner.process(progress, None, replayed))
 
 
 _REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
+
+# Past this many rows taken out of the tables the marts read, the marts are rebuilt after
+# the replay instead (as they always were): the rows and those processed again would be
+# held at once, and a rebuild reads each table once.
+MARTS_ROWS = 1_000_000
+
+
+@dataclass
+class _Rewritten:
+    """What the files a replay rewrites (not taken out whole) lose, of the tables the marts
+    read: the columns they read, by table and file; dropped past :data:`MARTS_ROWS` rows."""
+
+    rows: dict[str, dict[str, pa.Table]] = field(default_factory=dict)
+    count: int = 0
+
+    def keep(self, name: str, path: str, gone: pa.Table) -> None:
+        from advertisex.marts.maintain import CURATED_READS
+
+        if name not in CURATED_READS:
+            return
+        self.count += gone.num_rows
+        kept = self.rows.setdefault(name, {})
+        if self.count <= MARTS_ROWS:
+            kept[path] = gone.select(list(CURATED_READS[name]))
+        else:
+            self.rows = {}
+
+    def of(self, name: str) -> dict[str, pa.Table]:
+        return self.rows.get(name, {})
+
+
+def _taken_for_marts(
+    runner: Runner[Any], swaps: dict[str, tuple[list[Any], list[str]]], rewritten: _Rewritten
+) -> tuple[dict[str, pa.Table], dict[str, str]] | None:
+    """(the rows the swaps take out of the tables the marts read — the columns they read —,
+    the marts' state) for the marts' update after the replay (``marts.iceberg.Replayed``);
+    None where it would rebuild them anyway: marts off or never built, more than
+    :data:`MARTS_ROWS` rows, a file that cannot be read (lost or damaged: its rows are
+    what the replay brings back)."""
+    import pyarrow.parquet as pq
+
+    from advertisex.marts.iceberg import IcebergMarts, marts_built
+    from advertisex.marts.maintain import CURATED_READS
+    from advertisex.util import storage
+
+    lake = runner.lake
+    if not runner.settings.correlation.update_marts or not marts_built(lake):
+        return None
+    whole = {
+        name: [f for f in swaps[name][0] if f.file_path not in rewritten.of(name)]
+        for name in CURATED_READS
+    }
+    count = sum(f.record_count for files in whole.values() for f in files) + rewritten.count
+    if count > MARTS_ROWS:
+        return None
+    taken: dict[str, pa.Table] = {}
+    for name in CURATED_READS:
+        schema = TABLES[name].projected(CURATED_READS[name])
+        parts = [rows.cast(schema) for rows in rewritten.of(name).values()]
+        try:
+            for data_file in whole[name]:
+                filesystem, path = storage.resolve(data_file.file_path, lake.settings.scale)
+                rows = pq.read_table(path, columns=schema.names, filesystem=filesystem)
+                parts.append(rows.cast(schema))
+        except (OSError, ValueError, pa.ArrowException):  # lost, cut short, another shape
+            return None
+        taken[name] = pa.concat_tables(parts) if parts else schema.empty_table()
+    return taken, IcebergMarts(lake).state()
+
+
+def _replayed(
+    lake: Lake, swapped: set[str], rows: dict[str, pa.Table], marts_state: dict[str, str]
+) -> Replayed | None:
+    """``marts.iceberg.Replayed`` of the swap just committed to the tables ``swapped``: the
+    current snapshot of each the marts read is its swap (the processor lock is held); None
+    when one is not."""
+    from advertisex.lake.history import kind
+    from advertisex.marts.iceberg import Replayed
+
+    snapshots: dict[str, int] = {}
+    for name in swapped & set(rows):
+        snapshot = lake.table(name).current_snapshot()
+        if snapshot is None or kind(snapshot) != "overwrite":
+            return None
+        if snapshot.summary is None or snapshot.summary["advertisex.replay"] != "true":
+            return None
+        snapshots[name] = snapshot.snapshot_id
+    return Replayed(rows, snapshots, marts_state)
 
 
 # A quarantine replay's batch id begins so (``advertisex.quarantine.replay``).
@@ -157,9 +253,11 @@ def _without_batches(
     segments: set[str] | None = None,
     taken: Counter[tuple[str, str, str]] | None = None,
     known: set[str] | None = None,
+    rewritten: _Rewritten | None = None,
 ) -> tuple[list[Any], list[str]]:
     """(the data files of ``name`` to take out, the files written to take their place) for
-    a table without the rows of ``batch_ids``, nothing committed yet.
+    a table without the rows of ``batch_ids``, nothing committed yet. ``rewritten`` keeps
+    what each file rewritten (not taken out whole) loses, for the marts.
 
     Rows of quarantine replays from ``segments`` go as well, counted in ``taken`` by
     (replay batch, source, outcome); ``ops.batches`` (done last) takes those counts off the
@@ -224,6 +322,8 @@ def _without_batches(
             )
             removed.append(data_file)
             added.extend([written] if written is not None else [])
+            if rewritten is not None:
+                rewritten.keep(name, data_file.file_path, gone)
             if by_file:
                 _count_taken(name, gone, batch_ids, taken)
             if accounts:

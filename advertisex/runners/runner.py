@@ -56,6 +56,7 @@ from advertisex.util.retry import retrying
 from advertisex.util.timeutil import from_micros, utcnow
 
 if TYPE_CHECKING:
+    from advertisex.marts.iceberg import Replayed
     from advertisex.marts.maintain import Kernels, MartUpdate
 
 T = TypeVar("T")
@@ -220,10 +221,14 @@ class Runner(ABC, Generic[ReadT]):
 
     # ------------------------------------------------------------------ running
     def process(
-        self, progress: Progress | None = None, now: datetime | None = None
+        self,
+        progress: Progress | None = None,
+        now: datetime | None = None,
+        replayed: Replayed | None = None,
     ) -> ProcessReport:
         """Process everything pending now; returns the accounting of what happened.
-        Refuses (:class:`ProcessorBusyError`) while another processor runs on this lake."""
+        Refuses (:class:`ProcessorBusyError`) while another processor runs on this lake.
+        ``replayed``: what a landing replay took out before (the marts' update needs it)."""
         started = time.perf_counter()
         report = ProcessReport()
         with processor_lock(self.settings.data_dir), self._keeping_for_marts() as batches:
@@ -242,7 +247,7 @@ class Runner(ABC, Generic[ReadT]):
                 # commit and this line left the marts behind, and "nothing pending" must
                 # not leave them there (the marts know the snapshots they reflect).
                 marts_started = time.perf_counter()
-                report.marts = self.update_marts(progress)
+                report.marts = self.update_marts(progress, replayed)
                 report.timed("marts", marts_started)
         report.seconds = time.perf_counter() - started
         return report
@@ -372,11 +377,13 @@ class Runner(ABC, Generic[ReadT]):
         return action(*args)
 
     # ------------------------------------------------------------------ after the batches
-    def update_marts(self, progress: Progress | None = None) -> MartUpdate | None:
+    def update_marts(
+        self, progress: Progress | None = None, replayed: Replayed | None = None
+    ) -> MartUpdate | None:
         """Fold what the batches committed into the marts (when ``correlation.update_marts``)."""
         from advertisex.marts.iceberg import update_marts  # kernels load on first use
 
-        return update_marts(self.lake, self.settings, self.mart_kernels(), progress)
+        return update_marts(self.lake, self.settings, self.mart_kernels(), progress, replayed)
 
     def mart_kernels(self) -> Kernels | None:
         """Where mart maintenance runs its kernels after a run (None: in this process)."""

@@ -153,9 +153,9 @@ def test_a_full_disk_during_the_marts_update_is_one_line_and_the_rerun_levels_th
         update = Runner.update_marts
         fillers: list[Path] = []
 
-        def full_disk_first(self: Any, progress: Any = None) -> Any:
+        def full_disk_first(self: Any, progress: Any = None, replayed: Any = None) -> Any:
             fillers.append(fill(disk, leave=16 << 10))
-            return update(self, progress)
+            return update(self, progress, replayed)
 
         monkeypatch.setattr(Runner, "update_marts", full_disk_first)
         code, out, err = cli(data, "process", **env)

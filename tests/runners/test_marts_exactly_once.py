@@ -24,7 +24,7 @@ MARTS = sorted(name for name in TABLES if name.startswith("marts.") and name != 
 KILLED_BEFORE_MARTS = """
 import os, signal, sys
 from advertisex.runners import runner
-runner.Runner.update_marts = lambda self, progress=None: os.kill(os.getpid(), signal.SIGKILL)
+runner.Runner.update_marts = lambda self, progress=None, replayed=None: os.kill(os.getpid(), signal.SIGKILL)
 from advertisex.cli.app import main
 sys.argv = ["advertisex", "process"]
 main()
