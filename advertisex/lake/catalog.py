@@ -69,7 +69,9 @@ from advertisex.lake.marks import (
     SegmentDone,
     day_range,
     days_of,
-    overlaps,
+    folded_asked,
+    folded_count,
+    marks_table,
     unpacked,
 )
 from advertisex.lake.transaction import updated_metadata
@@ -219,28 +221,14 @@ class SegmentLedger:
     def table(
         self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None
     ) -> pa.Table:
-        """The checkpoint rows as Arrow columns (segment, records, bytes, committed_at):
-        thousands at once, without an object per row."""
-        import pyarrow as pa
-
+        """The checkpoint rows as Arrow columns (segment, records, bytes, committed_at)."""
         columns = [
             SEGMENTS.c.segment,
             SEGMENTS.c.records,
             SEGMENTS.c.bytes,
             SEGMENTS.c.committed_at,
         ]
-        rows = self._rows(columns, None, between, among)
-        segment, records, size, committed = zip(*rows, strict=True) if rows else ((), (), (), ())
-        return pa.table(
-            {
-                "segment": pa.array(segment, pa.string()),
-                "records": pa.array(records, pa.int64()),
-                "bytes": pa.array(size, pa.int64()),
-                "committed_at": pa.array(committed, pa.string()).cast(
-                    pa.timestamp("us", tz="UTC")  # ISO-8601 with its offset
-                ),
-            }
-        )
+        return marks_table(self._rows(columns, None, between, among))
 
     def any(self) -> bool:
         """Whether any segment was ever committed."""
@@ -256,14 +244,7 @@ class SegmentLedger:
         )
         with Session(self.engine) as session:
             counted = int(session.execute(query).scalar_one())
-        for source, day, segments in self._folded_days():
-            low, high = day_range(source, day)
-            if between[0] <= low and high <= between[1]:
-                counted += segments
-            elif low < between[1] and between[0] < high:
-                marks = self._unfolded([(source, day)])
-                counted += sum(between[0] <= m.segment < between[1] for m in marks)
-        return counted
+        return counted + folded_count(between, self._folded_days(), self._unfolded)
 
     # ------------------------------------------------------------------ folded days
     def unfolded_days_before(self, source: str, day: str) -> list[str]:
@@ -382,23 +363,12 @@ class SegmentLedger:
         between: tuple[str, str] | None,
         among: Collection[str] | None,
     ) -> list[Any]:
-        """What :meth:`_rows` reads of the folded ``days``: only the days the names asked
-        for can be in are unpacked (none, for the ranges of the days the landing holds)."""
-        wanted = None if among is None else set(among)
-        if wanted is not None:
-            asked = days_of(wanted)
-            keys = [(s, d) for s, d, _ in days if (s, d) in asked]
-        elif between is not None:
-            keys = [(s, d) for s, d, _ in days if overlaps(day_range(s, d), between)]
-        else:
-            keys = [(s, d) for s, d, _ in days]
+        """What :meth:`_rows` reads of the folded ``days`` (:func:`marks.folded_asked`)."""
         fields = tuple(column.name for column in columns)
         row = _row_type(fields)
         return [
             row(*(getattr(mark, name) for name in fields))
-            for mark in self._unfolded(keys)
-            if (between is None or between[0] <= mark.segment < between[1])
-            and (wanted is None or mark.segment in wanted)
+            for mark in folded_asked(days, between, among, self._unfolded)
         ]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,66 @@ def unpacked(source: str, packed: bytes) -> list[SegmentDone]:
     ]
 
 
+def marks_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Marks' (segment, records, bytes, committed_at) rows as Arrow columns: thousands at
+    once, without an object per row."""
+    import pyarrow as pa
+
+    segment, records, size, committed = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return pa.table(
+        {
+            "segment": pa.array(segment, pa.string()),
+            "records": pa.array(records, pa.int64()),
+            "bytes": pa.array(size, pa.int64()),
+            "committed_at": pa.array(committed, pa.string()).cast(
+                pa.timestamp("us", tz="UTC")  # ISO-8601 with its offset
+            ),
+        }
+    )
+
+
+def folded_asked(
+    days: list[tuple[str, str, int]],
+    between: tuple[str, str] | None,
+    among: Collection[str] | None,
+    unfolded: Callable[[list[tuple[str, str]]], list[SegmentDone]],
+) -> list[SegmentDone]:
+    """The marks of the folded ``days`` (source, day, count) in ``between`` or ``among``,
+    ``unfolded`` reading a list of days' marks: only the days the names asked for can be in
+    are unpacked (none, for the ranges of the days the landing zone holds)."""
+    wanted = None if among is None else set(among)
+    if wanted is not None:
+        asked = days_of(wanted)
+        keys = [(s, d) for s, d, _ in days if (s, d) in asked]
+    elif between is not None:
+        keys = [(s, d) for s, d, _ in days if overlaps(day_range(s, d), between)]
+    else:
+        keys = [(s, d) for s, d, _ in days]
+    return [
+        mark
+        for mark in (unfolded(keys) if keys else [])
+        if (between is None or between[0] <= mark.segment < between[1])
+        and (wanted is None or mark.segment in wanted)
+    ]
+
+
+def folded_count(
+    between: tuple[str, str],
+    days: list[tuple[str, str, int]],
+    unfolded: Callable[[list[tuple[str, str]]], list[SegmentDone]],
+) -> int:
+    """How many marks of the folded ``days`` are in the half-open name range ``between``: a
+    day wholly inside counts whole, a day it cuts is unpacked."""
+    counted = 0
+    for source, day, segments in days:
+        low, high = day_range(source, day)
+        if between[0] <= low and high <= between[1]:
+            counted += segments
+        elif low < between[1] and between[0] < high:
+            counted += sum(between[0] <= m.segment < between[1] for m in unfolded([(source, day)]))
+    return counted
+
+
 class SqliteMarks:
     """What the monitor reads of the ledger (:meth:`epoch`, :meth:`table`, :meth:`count`),
     answered as ``SegmentLedger`` answers it, from the SQLite file ``database``."""
@@ -94,8 +154,6 @@ class SqliteMarks:
         self, *, between: tuple[str, str] | None = None, among: Collection[str] | None = None
     ) -> pa.Table:
         """The marks as Arrow columns (segment, records, bytes, committed_at)."""
-        import pyarrow as pa
-
         query = f"SELECT segment, records, bytes, committed_at FROM {SEGMENTS_TABLE} WHERE 1"
         params: list[Any] = []
         if between is not None:
@@ -112,61 +170,21 @@ class SqliteMarks:
                 rows += self._read(query + where, params + chunk, SEGMENTS_TABLE)
         rows += [
             (m.segment, m.records, m.bytes, m.committed_at)
-            for m in self._folded_marks(between, among)
+            for m in folded_asked(self._folded_days(), between, among, self._unfolded)
         ]
-        segment, records, size, committed = zip(*rows, strict=True) if rows else ((), (), (), ())
-        return pa.table(
-            {
-                "segment": pa.array(segment, pa.string()),
-                "records": pa.array(records, pa.int64()),
-                "bytes": pa.array(size, pa.int64()),
-                "committed_at": pa.array(committed, pa.string()).cast(
-                    pa.timestamp("us", tz="UTC")  # ISO-8601 with its offset
-                ),
-            }
-        )
+        return marks_table(rows)
 
     def count(self, between: tuple[str, str]) -> int:
         """How many segments in the half-open name range ``between`` are committed."""
         query = f"SELECT count(*) FROM {SEGMENTS_TABLE} WHERE segment >= ? AND segment < ?"
         rows = self._read(query, list(between), SEGMENTS_TABLE)
         counted = int(rows[0][0]) if rows else 0
-        for source, day, segments in self._folded_days():
-            low, high = day_range(source, day)
-            if between[0] <= low and high <= between[1]:
-                counted += segments
-            elif low < between[1] and between[0] < high:
-                marks = self._unfolded([(source, day)])
-                counted += sum(between[0] <= m.segment < between[1] for m in marks)
-        return counted
+        return counted + folded_count(between, self._folded_days(), self._unfolded)
 
     # ------------------------------------------------------------------ folded days
     def _folded_days(self) -> list[tuple[str, str, int]]:
         query = f"SELECT source, day, segments FROM {FOLDED_TABLE}"
         return [(str(s), str(d), int(n)) for s, d, n in self._read(query, [], FOLDED_TABLE)]
-
-    def _folded_marks(
-        self, between: tuple[str, str] | None, among: Collection[str] | None
-    ) -> list[SegmentDone]:
-        """The folded marks in ``between`` or ``among``: only the days they can be in are
-        unpacked (none, for the ranges of the days the landing zone holds)."""
-        days = self._folded_days()
-        if not days:
-            return []
-        wanted = None if among is None else set(among)
-        if wanted is not None:
-            asked = days_of(wanted)
-            keys = [(s, d) for s, d, _ in days if (s, d) in asked]
-        elif between is not None:
-            keys = [(s, d) for s, d, _ in days if overlaps(day_range(s, d), between)]
-        else:
-            keys = [(s, d) for s, d, _ in days]
-        return [
-            mark
-            for mark in self._unfolded(keys)
-            if (between is None or between[0] <= mark.segment < between[1])
-            and (wanted is None or mark.segment in wanted)
-        ]
 
     def _unfolded(self, days: Collection[tuple[str, str]]) -> list[SegmentDone]:
         marks: list[SegmentDone] = []
