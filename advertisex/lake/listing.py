@@ -17,6 +17,7 @@ the files belong to one committed state of the lake even while a batch commits.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ class TableLook:
     """What ``advertisex status`` shows of a table: its current snapshot's data files
     (local path, bytes), the snapshots its metadata keeps, the manifests of the current one."""
 
-    files: list[tuple[str, int]]
+    files: tuple[tuple[str, int], ...]
     snapshots: int
     manifests: int
 
@@ -154,6 +155,10 @@ def _snapshot_files(metadata_location: str) -> list[str] | None:
     return None if look is None else [path for path, _ in look.files]
 
 
+# Metadata files, manifest lists and manifests are written once and never changed (a commit
+# and ``relocate`` write new ones): what one names is read once per process. The console's
+# and the monitor's looks, every 30 s for months, read only the tables that moved.
+@functools.lru_cache(maxsize=64)
 def _look(metadata_location: str) -> TableLook | None:
     """The table state a metadata file names, or ``None`` when pyiceberg must read it."""
     metadata_path = local_path(metadata_location)
@@ -163,7 +168,7 @@ def _look(metadata_location: str) -> TableLook | None:
     snapshots = metadata.get("snapshots") or []
     current = metadata.get("current-snapshot-id")
     if current is None or current == -1:
-        return TableLook([], len(snapshots), 0)
+        return TableLook((), len(snapshots), 0)
     snapshot = next(s for s in snapshots if s["snapshot-id"] == current)
     manifest_list = local_path(snapshot.get("manifest-list", ""))
     if manifest_list is None:
@@ -186,7 +191,7 @@ def _look(metadata_location: str) -> TableLook | None:
             if path is None:
                 return None
             files.append((path, int(data_file["file_size_in_bytes"])))
-    return TableLook(files, len(snapshots), len(manifests))
+    return TableLook(tuple(files), len(snapshots), len(manifests))
 
 
 def _read_metadata(path: str) -> dict[str, Any]:

@@ -277,7 +277,7 @@ def health(lake: Lake) -> list[dict[str, Any]]:
         return _planned_health(lake, small_below)
     # Read through pyiceberg, ops.maintenance is made on its first read (Lake.table), so
     # health has always shown it, empty before the first run: shown so, not made.
-    looks.setdefault(MAINTENANCE_TABLE, TableLook([], 0, 0))
+    looks.setdefault(MAINTENANCE_TABLE, TableLook((), 0, 0))
     last = _last_finished([path for path, _ in looks[MAINTENANCE_TABLE].files])
     return [
         _health_row(

@@ -68,3 +68,19 @@ def test_listing_reads_all_tables_from_one_catalog_state(ax):
 
 def test_other_catalogs_are_left_to_pyiceberg():
     assert current_files("postgresql://db/catalog", "advertisex", ["ops.batches"]) is None
+
+
+def test_a_table_that_did_not_move_is_listed_without_reading_its_manifests(ax, monkeypatch):
+    """The console and the monitor look every 30 s for months: a metadata file names the
+    same files for ever, so its manifests are read once; a commit names new ones."""
+    from advertisex.lake import listing
+
+    table = ax.lake.table("ops.batches")
+    table.append(batch_rows(["a"]))
+    first = _listed(ax, "ops.batches")
+    read: list[str] = []
+    original = listing.avro_records
+    monkeypatch.setattr(listing, "avro_records", lambda path: read.append(path) or original(path))
+    assert _listed(ax, "ops.batches") == first and read == []
+    ax.lake.catalog.load_table("ops.batches").append(batch_rows(["b"]))
+    assert len(_listed(ax, "ops.batches")) == 2 and read  # the new snapshot's are read
