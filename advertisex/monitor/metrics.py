@@ -5,7 +5,7 @@ runners call their post-commit hooks, and :class:`ProcessorMetrics` is the one
 ``advertisex.api`` hands them. The processor has no HTTP server of its own (it is a loop
 over the landing zone), so after each batch its registry is also written, in the text
 exposition format, to ``<data_dir>/monitor/processor.prom`` — the node_exporter
-textfile convention. ``advertisex monitor --metrics-port`` serves the monitor's gauges
+textfile convention — at most once a second (:data:`EXPORT_EVERY`). ``advertisex monitor --metrics-port`` serves the monitor's gauges
 together with that file, so one scrape target covers processing and data quality.
 
 Names follow Prometheus conventions: base units, ``_total`` counters, ``source`` and
@@ -14,7 +14,11 @@ Names follow Prometheus conventions: base units, ``_total`` counters, ``source``
 
 from __future__ import annotations
 
+import atexit
 import logging
+import math
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -171,12 +175,75 @@ def record_unreadable(source: str, data_dir: Path | None = None) -> None:
         log.exception("could not record processor metrics")
 
 
+# A textfile is written at most this often (seconds). Rendering the registry costs a few
+# ms of CPU, and ``process --follow`` commits a batch every second or faster, for months;
+# a scrape (every 15 s or more) sees a file at most this much behind.
+EXPORT_EVERY = 1.0
+
+
+class _Textfile:
+    """The processor's textfile at one path: written at once when the last write is
+    ``EXPORT_EVERY`` old, else once when that time is up (a timer), and at exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.written = -math.inf  # monotonic time of the last write
+        self.timer: threading.Timer | None = None  # the write waiting for its turn
+
+    def export(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                return  # the write already waiting will see this batch's counts
+            wait = self.written + EXPORT_EVERY - time.monotonic()
+            if wait > 0:
+                self.timer = threading.Timer(wait, self.flush)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self._write()
+
+    def flush(self) -> None:
+        """Write now if a write is waiting."""
+        with self.lock:
+            if self.timer is None:
+                return
+            self.timer.cancel()
+            try:
+                self._write()
+            except Exception:
+                log.exception("could not write the processor's metrics")
+
+    def _write(self) -> None:
+        self.timer = None
+        self.written = time.monotonic()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(self.path), PROCESSOR)
+
+
+_textfiles: dict[Path, _Textfile] = {}
+_textfiles_lock = threading.Lock()
+
+
+def flush_textfiles() -> None:
+    """Write every processor textfile whose write is waiting (at exit, at a stop)."""
+    with _textfiles_lock:
+        waiting = list(_textfiles.values())
+    for textfile in waiting:
+        textfile.flush()
+
+
+atexit.register(flush_textfiles)
+
+
 def _export(data_dir: Path | None) -> None:
-    """Write the processor's metrics where the collector's /metrics picks them up."""
+    """Write the processor's metrics where the collector's /metrics picks them up (at
+    most every ``EXPORT_EVERY`` seconds, see :class:`_Textfile`)."""
     if data_dir is not None:
         path = Path(data_dir) / "monitor" / "processor.prom"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(path), PROCESSOR)
+        with _textfiles_lock:
+            textfile = _textfiles.get(path) or _textfiles.setdefault(path, _Textfile(path))
+        textfile.export()
 
 
 def _record_batch(

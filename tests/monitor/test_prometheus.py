@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +54,34 @@ def test_record_batch_counts_rows_and_writes_the_textfile(tmp_path: Path) -> Non
     assert 'advertisex_processor_rows_total{outcome="accepted",source="bids"}' in text
     assert "advertisex_processor_ingest_delay_seconds_bucket" in text
     metrics.record_batch({"bids": object()}, 1.0)  # broken input: logged, never raised
+
+
+def test_the_textfile_is_written_at_most_once_a_second_and_never_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches a second apart or closer (``process --follow``) write the textfile once a
+    second: the first at once, the others' counts by the write waiting for its turn, or at
+    exit (``flush_textfiles``)."""
+    path = tmp_path / "monitor" / "processor.prom"
+    counted = "advertisex_processor_batches_total {:.1f}"
+
+    def batches() -> float:
+        return metrics.PROCESSOR.get_sample_value("advertisex_processor_batches_total") or 0.0
+
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    assert counted.format(batches()) in path.read_text()  # the first: at once
+    written = path.stat().st_mtime_ns
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    assert path.stat().st_mtime_ns == written  # waiting for its turn
+    metrics.flush_textfiles()  # at exit
+    assert counted.format(batches()) in path.read_text()
+    monkeypatch.setattr(metrics, "EXPORT_EVERY", 0.2)
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    deadline = time.monotonic() + 10
+    while counted.format(batches()) not in path.read_text():  # the timer's write
+        assert time.monotonic() < deadline, "the waiting write never came"
+        time.sleep(0.05)
 
 
 def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path: Path) -> None:
