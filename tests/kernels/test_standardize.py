@@ -706,3 +706,33 @@ def test_a_quarantined_bid_keeps_the_fields_outside_the_contract_in_its_raw_text
     raw = orjson.loads(rows[0]["raw"])
     assert raw["auctionId"] == "a}1" and "note" in raw and raw["timestamp"] == "nope"
     assert rows[1]["reasons"] == [] and rows[1]["raw"] is None
+
+
+_MAP_TEXTS = st.one_of(
+    st.text(alphabet="aZ09_.|/@+- ,:=()[]{}'\"\\\té", max_size=6),
+    st.sampled_from(["null", "NULL", "Null", "", " ", " a", "a ", "a b", "nullx"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(), st.dictionaries(_MAP_TEXTS, st.one_of(st.none(), _MAP_TEXTS), max_size=4)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_targeting_maps_rendered_outside_the_engine_are_the_engines_texts(maps) -> None:
+    """The maps whose keys and values are plain are rendered without the engine: each to
+    the very text and JSON the engine gives (bare, or quoted where the engine quotes)."""
+    from advertisex.kernels.standardize import _engine_rendered, _rendered
+
+    column = pa.array(
+        [None if m is None else list(m.items()) for m in maps], pa.map_(pa.string(), pa.string())
+    )
+    text, json = _rendered(column)
+    expected = _engine_rendered(column)
+    assert text.to_pylist() == expected[0].to_pylist()
+    assert json.to_pylist() == expected[1].to_pylist()
