@@ -708,6 +708,96 @@ def test_a_quarantined_bid_keeps_the_fields_outside_the_contract_in_its_raw_text
     assert rows[1]["reasons"] == [] and rows[1]["raw"] is None
 
 
+def _engine_calls(monkeypatch) -> list[str]:
+    """The statements kernels send to the engine from now on (they still run)."""
+    from advertisex.util import engine
+
+    sent: list[str] = []
+    run = engine.run
+
+    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
+        sent.append(query)
+        return run(query, params, **tables)
+
+    monkeypatch.setattr(engine, "run", spy)
+    return sent
+
+
+_TYPED_BID_FIELDS = [
+    {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    *({"name": p, "type": ["null", "double"]} for p in ("floor_price", "bid_price")),
+    {"name": "exchange", "type": ["null", "string"]},
+    {"name": "ad_targeting", "type": ["null", {"type": "map", "values": ["null", "string"]}]},
+]
+
+
+def _typed_bids(records: list[dict]) -> pa.Table:
+    """Bids as the Avro schema types them (time and prices typed), framed."""
+    import io
+
+    import fastavro
+
+    from advertisex.formats.decode import frame_segment
+    from advertisex.landing.zone import Segment
+
+    fields = [
+        {"name": "auction_id", "type": ["null", "string"]},
+        {"name": "user_id", "type": ["null", "string"]},
+        *_TYPED_BID_FIELDS,
+    ]
+    schema = {"type": "record", "name": "BidRequest", "fields": fields}
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records)
+    return frame_segment(0, Segment(source="bids", name="bids/x.avro", size=0), out.getvalue())
+
+
+def test_typed_bids_without_a_reason_need_no_engine_and_give_the_engines_rows(monkeypatch):
+    """A micro-batch of good bids typed as Avro types them (and plain targeting maps) is
+    standardized by Arrow alone — the engine's query cost ≈ 6 ms to plan, and the maps'
+    ≈ 2-5 ms — to exactly the rows the engine's query gives; any bid with a reason sends
+    its frame to the engine, as before."""
+    from advertisex.kernels import standardize as std
+
+    at = datetime(2026, 11, 27, 11, 59, 30, 123456, tzinfo=UTC)
+    good = [
+        {
+            "auction_id": f" a{i} ",
+            "user_id": "u" if i % 3 else "\u00a0u2",
+            "timestamp": at - timedelta(seconds=i),
+            "floor_price": None if i % 4 == 0 else 0.25 * i,
+            "bid_price": [None, 1.5, 0.0, 1e6][i % 4],
+            "exchange": ["X", None, " ", "Adx"][i % 4],
+            "ad_targeting": [None, {}, {"age": "18-24", "interests": "a,b"}, {"k": "null"}][i % 4],
+        }
+        for i in range(9)
+    ]
+    bad = {  # each a reason of the query's own
+        "auction_id": {"auction_id": "  "},
+        "user_id": {"user_id": None},
+        "future": {"timestamp": NOW + timedelta(minutes=6)},
+        "old": {"timestamp": datetime(1969, 12, 31, tzinfo=UTC)},
+        "year 31690": {"timestamp": 2**61},  # µs: no datetime, the engine's timestamp_invalid
+        "nan": {"bid_price": float("nan")},
+        "infinite": {"floor_price": float("inf")},
+        "negative": {"floor_price": -0.01},
+        "too large": {"bid_price": 1e6 + 0.5},
+    }
+    sent = _engine_calls(monkeypatch)
+    for payload in (False, True):
+        frames = {"good": _typed_bids(good)}
+        frames.update({name: _typed_bids([*good, {**good[1], **b}]) for name, b in bad.items()})
+        for name, frame in frames.items():
+            sent.clear()
+            rows = std.standardize_bids(frame, Rules(NOW), payload)
+            assert bool(sent) == (name != "good"), name
+            with monkeypatch.context() as engine_only:
+                engine_only.setattr(std, "_bids_all_good", lambda *args: None)
+                spec = std.standardize_bids(frame, Rules(NOW), payload)
+            assert rows.schema == spec.schema, name
+            assert repr(rows.to_pylist()) == repr(spec.to_pylist()), name  # (NaN is not NaN)
+            assert bool(rows.column("reasons").to_pylist()[-1]) == (name != "good"), name
+
+
 _MAP_TEXTS = st.one_of(
     st.text(alphabet="aZ09_.|/@+- ,:=()[]{}'\"\\\té", max_size=6),
     st.sampled_from(["null", "NULL", "Null", "", " ", " a", "a ", "a b", "nullx"]),
