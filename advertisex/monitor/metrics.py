@@ -201,6 +201,7 @@ class _Textfile:
                 self.timer.daemon = True
                 self.timer.start()
                 return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._write()
 
     def flush(self) -> None:
@@ -209,6 +210,9 @@ class _Textfile:
             if self.timer is None:
                 return
             self.timer.cancel()
+            if not self.path.parent.is_dir():  # the data dir was removed meanwhile (a
+                self.timer = None  # test's, a bench's): not made again at exit
+                return
             try:
                 self._write()
             except Exception:
@@ -217,7 +221,6 @@ class _Textfile:
     def _write(self) -> None:
         self.timer = None
         self.written = time.monotonic()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(self.path), PROCESSOR)
 
 

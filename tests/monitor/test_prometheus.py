@@ -82,6 +82,11 @@ def test_the_textfile_is_written_at_most_once_a_second_and_never_left_behind(
     while counted.format(batches()) not in path.read_text():  # the timer's write
         assert time.monotonic() < deadline, "the waiting write never came"
         time.sleep(0.05)
+    # A data dir removed before its waiting write (a test's, a bench's) is not made again.
+    metrics.record_batch({}, 0.1, data_dir=tmp_path)
+    shutil.rmtree(tmp_path / "monitor")
+    metrics.flush_textfiles()
+    assert not (tmp_path / "monitor").exists()
 
 
 def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path: Path) -> None:
