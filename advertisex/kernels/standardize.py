@@ -1086,7 +1086,7 @@ def _engine_rendered(maps: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 # Texts the engine writes in a map's text as they are, and in its JSON between quotes: ASCII
 # letters, digits and a few marks (no quote, backslash or control character to escape).
-_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.|/@+\-]+(?: [A-Za-z0-9_.|/@+\-]+)*")
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.|/@+\-]+(?: +[A-Za-z0-9_.|/@+\-]+)*")
 # ... and those it writes in a map's text between single quotes (a comma or a colon, say,
 # would read as the map's own; leading or trailing spaces would be lost).
 _QUOTED_TEXT = re.compile(r"[A-Za-z0-9_.|/@+\- ,:=()\[\]{}]*")

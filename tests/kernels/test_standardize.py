@@ -800,7 +800,7 @@ def test_typed_bids_without_a_reason_need_no_engine_and_give_the_engines_rows(mo
 
 _MAP_TEXTS = st.one_of(
     st.text(alphabet="aZ09_.|/@+- ,:=()[]{}'\"\\\té", max_size=6),
-    st.sampled_from(["null", "NULL", "Null", "", " ", " a", "a ", "a b", "nullx"]),
+    st.sampled_from(["null", "NULL", "Null", "", " ", " a", "a ", "a b", "a  b", "nullx"]),
 )
 
 
