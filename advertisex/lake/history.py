@@ -13,7 +13,7 @@ reference (:func:`referenced`)?
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,8 +182,9 @@ def _data_files(table: Any, snapshot_ids: Iterable[int] | None, found: Reference
                     yield entry.data_file
 
 
-def live_files(table: Any) -> list[Any]:
-    """The data files of the current snapshot (manifest entries' ``DataFile``s)."""
+def live_files(table: Any, unread: Callable[[Any], bool] | None = None) -> list[Any]:
+    """The data files of the current snapshot (manifest entries' ``DataFile``s), but those
+    of the manifests ``unread`` (given a ``ManifestFile``) says need not be read."""
     snapshot = table.current_snapshot()
     if snapshot is None:
         return []
@@ -191,7 +192,7 @@ def live_files(table: Any) -> list[Any]:
 
     files: list[Any] = []
     for manifest in manifests_of(snapshot, table.io):
-        if manifest.content == ManifestContent.DATA:
+        if manifest.content == ManifestContent.DATA and not (unread and unread(manifest)):
             entries = manifest_entries(manifest, table.io)
             files.extend(e.data_file for e in entries if e.status != ManifestEntryStatus.DELETED)
     return files

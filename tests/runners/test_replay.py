@@ -187,6 +187,34 @@ def test_a_replay_rewrites_a_compacted_file_without_the_replayed_batch(tmp_path)
     assert _snapshot(ax) == before
 
 
+def test_a_replay_skips_the_manifests_of_other_batches_commits_and_still_knows_them(tmp_path):
+    """A manifest that only another landing batch's commit added lists that batch's files,
+    which a replay never touches: it is not read. Its batch is still one the replay knows,
+    so a compacted file holding its rows with the replayed batch's is rewritten, not
+    taken out unread (which would lose them)."""
+    from advertisex.lake.history import manifests_of
+    from advertisex.runners.replay import _of_other_batches
+
+    ax, second = _two_batches_of_one_day(tmp_path)
+    before = _snapshot(ax)
+    ax.maintain(["curated.impressions"])  # ops.batches keeps each batch's own manifest
+    (compacted,) = _impression_files(ax)
+    assert "compacted-" in compacted
+
+    ops = ax.lake.table("ops.batches")
+    unlisted: set[str] = set()
+    unread = _of_other_batches(ops, {second}, unlisted)
+    manifests = manifests_of(ops.current_snapshot(), ops.io)
+    assert sorted(unread(m) for m in manifests) == [False, True]
+    (first,) = unlisted
+    assert first != second
+
+    report = ax.replay(parse_date("2026-11-03"), parse_date("2026-11-03"))
+    assert report.batches == [second]
+    assert compacted not in _impression_files(ax)
+    assert _snapshot(ax) == before
+
+
 def test_a_lost_compacted_file_is_rebuilt_by_replaying_the_batches_its_bounds_name(tmp_path):
     """Under ``up`` nearly every row lives in compacted files within the hour: a lost one
     holds many batches' rows. Its ``batch_id`` bounds name them; the way back replays
