@@ -67,10 +67,26 @@ class World:
         return self.creatives["ad_creative_id"].to_list()
 
     def user_ids(self, index: np.ndarray) -> pl.Series:
-        """``u-0000123`` for user indices; bot users come right after the human ones."""
+        """``u-0000123`` for user indices below :attr:`n_users` (the humans); the bot users
+        after them are ``u-b000000`` on: an id space of their own, so a world of another
+        size (the README's 200,000-event tour beside the demo's million, in one lake) never
+        names one of its humans as another's bot — their crawling then made the demo's
+        human ``u-0010003`` a crawler, and its truth check fail on a second run."""
         import polars as pl
 
-        return "u-" + pl.Series(index, dtype=pl.Int64).cast(pl.String).str.zfill(7)
+        i = pl.col("i")
+        return (
+            pl.DataFrame({"i": pl.Series(index, dtype=pl.Int64)})
+            .select(
+                pl.when(i < self.n_users)
+                .then(pl.concat_str([pl.lit("u-"), i.cast(pl.String).str.zfill(7)]))
+                .otherwise(
+                    pl.concat_str([pl.lit("u-b"), (i - self.n_users).cast(pl.String).str.zfill(6)])
+                )
+                .alias("user_id")
+            )
+            .to_series()
+        )
 
     # Each user's id and address as text, humans then bots (a user's index is its row):
     # an event gathers its user's, instead of formatting one per event (the demo's 550 k

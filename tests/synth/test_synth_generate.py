@@ -160,7 +160,9 @@ def test_every_event_carries_its_own_users_id_and_address() -> None:
     assert (users >= world.n_users).any() and (users < world.n_users).any()  # bots and people
     octets = np.concatenate([world.user_octets, world.bot_octets])
     assert impressions["ip"].to_list() == [".".join(map(str, octets[u])) for u in users]
-    assert impressions["user_id"].to_list() == [f"u-{u:07d}" for u in users]
+    n = world.n_users  # bots have an id space of their own, whatever the world's size
+    ids = [f"u-{u:07d}" if u < n else f"u-b{u - n:06d}" for u in users]
+    assert impressions["user_id"].to_list() == ids
     impressions, bids = make_bids(rng, world, window, impressions, 5_000)
     won = impressions.filter(impressions["auction_id"].is_not_null())
     by_auction = dict(zip(bids["auction_id"].to_list(), bids["user_id"].to_list(), strict=True))
