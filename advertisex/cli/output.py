@@ -335,6 +335,8 @@ CELL_CHARS = 10_000
 def _cell(value: Any) -> str:
     if value is None:
         return "∅"
+    if isinstance(value, dict | list):  # a list, struct or map: as JSON, as the other formats
+        value = _json_cell(value)  # print it, not Python's repr ([Decimal('1.5')], datetime(…))
     if isinstance(value, str | bytes) and len(value) > CELL_CHARS:
         rest = len(value) - CELL_CHARS
         unit = "characters" if isinstance(value, str) else "bytes"
@@ -346,6 +348,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):  # all times are UTC: the offset is noise, the digits are not
         return value.isoformat(sep=" ").removesuffix("+00:00")
     return shown(str(value))
+
+
+def _json_cell(value: dict[Any, Any] | list[Any]) -> str:
+    try:
+        return jsonutil.dumps_str(value)
+    except TypeError:  # a value JSON has no form for: Python's text for it beats no answer
+        return str(value)
 
 
 def short_time(value: datetime | str | None, now: datetime) -> str | None:

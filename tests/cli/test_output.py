@@ -215,3 +215,27 @@ def test_a_query_table_shows_its_first_rows_and_says_there_are_more(cli, open_la
     assert (code, err) == (0, "") and len(out.splitlines()) == 1501
     code, out, err = cli(data, "query", "select 1 as one", "--max-rows", "1")
     assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize("width", [400, 30])
+def test_lists_structs_and_maps_are_shown_as_json_not_as_python(monkeypatch, capsys, width):
+    """A quarantined record's ``reasons``, a batch's ``segments`` or a query's struct were
+    drawn as Python's repr (``['unknown_campaign']``, ``[Decimal('1.5')]``,
+    ``datetime.datetime(2026, …)``): a table cell reads as the JSON and CSV formats print it."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    rows = [
+        {
+            "reasons": ["unknown_campaign"],
+            "numbers": [Decimal("1.5"), 2],
+            "struct": {"at": datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC), "k": None},
+        }
+    ]
+    capsys.readouterr()
+    print_rows(rows, Format.table)
+    flat = re.sub(r"[│┃\s]+", "", capsys.readouterr().out)
+    assert '["unknown_campaign"]' in flat
+    assert "[1.5,2]" in flat
+    assert '{"at":"2026-11-20T01:02:03+00:00","k":null}' in flat
+    assert not any(python in flat for python in ("['", "Decimal(", "datetime.", "None"))
