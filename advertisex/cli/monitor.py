@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
 def monitor(
     once: bool = typer.Option(False, "--once", help="Evaluate once, print, deliver, exit."),
     interval: float | None = typer.Option(
-        None, "--interval", help="Seconds between evaluations [default: monitor.interval_seconds]."
+        None, "--interval", help="Seconds between evaluations; default: monitor.interval_seconds."
     ),
     metrics_port: int | None = typer.Option(
         None,

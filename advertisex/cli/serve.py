@@ -86,8 +86,7 @@ def up(
 ) -> None:
     """Run the collector, continuous processing, the monitors and the web console at /.
 
-    The processor is ``process --follow`` (``--engine``/``--master`` passed on): with either
-    engine it runs the scheduled maintenance (``maintenance.schedule``) between batches.
+    Its processing is 'process --follow' (--engine, --master passed on), maintenance included.
     """
     from advertisex.cli.common import check_engine, positive_seconds
     from advertisex.collector.server import check_binding, listen
