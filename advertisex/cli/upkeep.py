@@ -71,11 +71,17 @@ def print_upkeep(report: Any, fmt: Format) -> None:
             }
         )
         return
+    # A dry run changes nothing: "29 → 29" beside "28 compacted" read as a compaction that
+    # left the files as they were. It shows the files as they are.
     rows = [
         {
             "table": t.table,
-            "files": f"{t.data_files_before:,} → {t.data_files_after:,}",
-            "size": f"{human_bytes(t.bytes_before)} → {human_bytes(t.bytes_after)}",
+            "files": t.data_files_before
+            if report.dry_run
+            else f"{t.data_files_before:,} → {t.data_files_after:,}",
+            "size": human_bytes(t.bytes_before)
+            if report.dry_run
+            else f"{human_bytes(t.bytes_before)} → {human_bytes(t.bytes_after)}",
             "compacted": t.files_compacted,
             "snapshots_expired": t.snapshots_expired,
             "files_deleted": t.files_deleted,

@@ -36,6 +36,9 @@ def test_maintain_dry_run_then_for_real(cli, lake_dir: Path) -> None:
     planned = {t["table"]: t for t in json.loads(out)["tables"]}
     assert planned["curated.impressions"]["files_compacted"] == 4
     assert planned["curated.impressions"]["data_files_after"] == 4  # nothing changed
+    code, out, err = cli(lake_dir, "maintain", "--dry-run", "-t", "curated.impressions", **EAGER)
+    assert code == 0 and "would do (dry run" in out
+    assert "4 → 4" not in out and "→" not in out  # what is, not an "after" that would not be
 
     code, out, err = cli(lake_dir, "maintain", "--table", "curated.impressions", **EAGER)
     assert code == 0, err
