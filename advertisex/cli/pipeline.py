@@ -247,8 +247,10 @@ def replay(
             )
         return
     if fmt is Format.table:
+        batches, files = len(result.batches), result.segments
         print_message(
-            f"replaying {len(result.batches)} batches ({result.segments} landing files) …"
+            f"replaying {batches} batch{'es' * (batches != 1)} "
+            f"({files} landing file{'s' * (files != 1)}) …"
         )
     print_accounting(result.process, fmt)
 

@@ -308,8 +308,9 @@ def _print_batch(batch: Any, fmt: Format) -> None:
             "seconds": round(batch.seconds, 3),
             "lag_seconds": round(batch.lag_seconds, 3),
         },
-        f"batch {batch.batch_id}: {batch.segments} segments, "
-        f"{batch.records_in:,} records → {batch.total('accepted'):,} accepted, "
+        f"batch {batch.batch_id}: {batch.segments} segment{'s' * (batch.segments != 1)}, "
+        f"{batch.records_in:,} record{'s' * (batch.records_in != 1)} → "
+        f"{batch.total('accepted'):,} accepted, "
         f"{batch.total('quarantined'):,} quarantined, {batch.total('filtered'):,} filtered, "
         f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s "
         f"(lag {batch.lag_seconds:.1f} s)",

@@ -168,7 +168,8 @@ def forget(
         return
     print_rows(rows, fmt, title=f"forgot {_users(len(report.found))} in {report.seconds:.1f} s")
     print_message(
-        f"{report.segments:,} landing files rewritten, {report.snapshots_expired:,} snapshots "
+        f"{report.segments:,} landing file{'s' * (report.segments != 1)} rewritten, "
+        f"{report.snapshots_expired:,} snapshots "
         f"and {report.files_deleted:,} old files deleted; audit: ops.erasures "
         f"(erasure {report.erasure_id}, users named by SHA-256 only)"
     )

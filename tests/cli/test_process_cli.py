@@ -104,3 +104,29 @@ def test_ctrl_c_names_the_batch_left_uncommitted_and_exits_130(
     monkeypatch.setattr(EmbeddedRunner, "run_batch", original)
     code, _, _ = cli(landed, "process")
     assert code == 0 and counts(landed, open_lake)["r"] == 3000
+
+
+def test_one_batch_and_one_file_are_said_in_the_singular(cli, tmp_path, open_lake, capsys):
+    """``replaying 1 batches (1 landing files)`` and the follow loop's ``1 segments``: the
+    lines a new lake and live traffic print most."""
+    from types import SimpleNamespace
+
+    from advertisex.cli.output import Format
+    from advertisex.cli.serve import _print_batch
+
+    data = tmp_path / "data"
+    ax = open_lake(data)
+    line = '{"timestamp":"2026-11-20T01:00:00Z","ad_creative_id":"c","user_id":"u","website":"w"}\n'
+    ax.landing.write_segment("impressions", line.encode(), label="one")
+    assert len(ax.process().batches) == 1
+    code, _, err = cli(data, "replay", "--from", "today")
+    assert code == 0 and "replaying 1 batch (1 landing file) …" in err, err
+
+    counts = {"accepted": 1}
+    batch = SimpleNamespace(
+        batch_id="b-1", segments=1, records_in=1, total=lambda k: counts.get(k, 0),
+        seconds=0.1, lag_seconds=0.2,
+    )  # fmt: skip
+    capsys.readouterr()
+    _print_batch(batch, Format.table)
+    assert "batch b-1: 1 segment, 1 record → 1 accepted" in capsys.readouterr().out
