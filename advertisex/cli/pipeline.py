@@ -11,12 +11,14 @@ from advertisex.cli.common import (
     FormatOption,
     MasterOption,
     VerboseOption,
+    announce_new_lake,
     engine_failures,
     interruptible,
     open_platform,
     open_runner,
     parse_day,
     progress_bar,
+    require_lake,
 )
 from advertisex.cli.output import Format, literal, print_json, print_message, print_rows
 from advertisex.cli.progress import across_batches
@@ -103,7 +105,13 @@ def process(
 
         follow_landing(interval, fmt, engine, master, verbose)
         return
-    ax = open_platform(create=True)
+    import advertisex
+
+    ax = advertisex.open()
+    if ax.settings.scale.landing:  # a landing zone elsewhere may hold a new lake's work
+        announce_new_lake(ax)
+    else:  # nothing is pending in no lake: run in the wrong folder, say so, make nothing
+        require_lake(ax)
     runner = open_runner(ax, engine, master, verbose, decodes=True)
     try:
         with (

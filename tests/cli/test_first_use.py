@@ -22,8 +22,10 @@ READ_VERBS = [
 ]
 
 
-@pytest.mark.parametrize("args", READ_VERBS, ids=lambda a: " ".join(a))
+@pytest.mark.parametrize("args", [*READ_VERBS, ["process"]], ids=lambda a: " ".join(a))
 def test_a_read_on_a_missing_lake_says_so_and_makes_nothing(cli, tmp_path, args):
+    """``process`` too: nothing can be pending where no lake is. In the wrong folder it made
+    an empty lake there and said "every landed file is already processed"."""
     data = tmp_path / "data"
     code, _, err = cli(data, *args)
     assert code == 2 and f"there is no lake at {data}" in err and "advertisex ingest" in err

@@ -235,6 +235,7 @@ def test_unreachable_collector_and_spark_master(cli, tmp_path):
     )
     check(code, err, failed_with="cannot reach a collector")
     master = f"spark://127.0.0.1:{dead_port()}"
+    data.mkdir()  # a lake (process says there is none before it looks for a master)
     for verb in (["process"], ["report", "refresh"]):
         code, _, err = cli(data, *verb, "--engine", "spark", "--master", master)
         check(code, err, failed_with=f"cannot reach the Spark master {master}")
