@@ -38,6 +38,29 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 coercion.install()  # text, flag and choice parameters parsed without pydantic
 
+
+def _help_types_as_typed() -> None:
+    """Typer 0.29's help puts a flag's type beside it, ``--dry-run <bool>``, which reads as
+    a value to give (``--dry-run true`` is then an unexpected extra argument): a flag takes
+    none, so its help shows none, as Click's own help does. A repeatable option or an
+    argument of many takes one value at a time: ``<str>``, not Python's ``<list[str]>``."""
+    parameter, option = typer.core._TyperParameter, typer.core.TyperOption
+    typed, flagged = parameter.display_type, option.display_type_rich
+
+    def display_type(self: Any, ctx: Any) -> str:
+        shown = typed(self, ctx)
+        listed = shown.startswith("<list[") and shown.endswith("]>")
+        return f"<{shown[6:-2]}>" if listed else shown
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else flagged(self, ctx)
+
+    parameter.display_type = display_type  # type: ignore[method-assign]
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_help_types_as_typed()
+
 # Each verb → the module whose register(app) adds it, in the order --help lists them
 # (plain commands first, then the groups of subcommands).
 VERBS = {

@@ -124,7 +124,8 @@ def test_every_help_says_all_its_text_as_written(cli, tmp_path):
     from ``monitor --help`` (a tag Rich did not know, dropped), a docstring's reST
     (````process --follow````) was printed with its backquotes and its second paragraph
     with the source's line breaks, mid-sentence. Each option's help appears whole, each
-    paragraph of a command's on one line of a wide terminal, and no help shows reST."""
+    paragraph of a command's on one line of a wide terminal, and no help shows reST, nor
+    Typer's Python types (``--dry-run <bool>``, ``--table <list[str]>``)."""
     from typer.main import get_command
 
     from advertisex.cli.app import app
@@ -134,6 +135,8 @@ def test_every_help_says_all_its_text_as_written(cli, tmp_path):
         code, out, err = cli(tmp_path / "data", *path, "--help", COLUMNS="400")
         assert code == 0 and err == "", path
         assert "``" not in out, path
+        # a flag shows no type (``--dry-run <bool>`` read as a value to give), a list its items'
+        assert "<bool>" not in out and "<list[" not in out, path
         shown = re.sub(r"[│\s]+", " ", out)
         command = top
         for name in path:
