@@ -296,9 +296,7 @@ def _blocks(out: Any, columns: Sequence[str], cells: list[list[str]], title: str
     # of 18 fields took a second of printing).
     parts: list[Text] = []
     if title:
-        parts.append(
-            Text(f"{title} (one record per block: too wide for {out.width} columns)", style="bold")
-        )
+        parts.append(Text(plain.blocks_heading(title, out.width), style="bold"))
     label = max(len(c) for c in columns)
     for n, row in enumerate(cells, start=1):
         parts.append(

@@ -93,6 +93,16 @@ def grid(
     return "\n".join(lines) + "\n"
 
 
+def blocks_heading(title: str, width: int) -> str:
+    """``title`` and why its records come as blocks, in one pair of brackets.
+
+    >>> blocks_heading("campaigns by day (first 15 rows)", 80)
+    'campaigns by day (first 15 rows; one record per block: too wide for 80 columns)'
+    """
+    why = f"one record per block: too wide for {width} columns"
+    return f"{title[:-1]}; {why})" if title.endswith(")") else f"{title} ({why})"
+
+
 def blocks(
     screen: Screen, columns: Sequence[str], cells: Iterable[Sequence[str]], title: str | None
 ) -> str | None:
@@ -107,7 +117,7 @@ def blocks(
     end = "\x1b[0m" if screen.styled else ""
     lines = []
     if title:
-        head = f"{title} (one record per block: too wide for {width} columns)"
+        head = blocks_heading(title, width)
         if not is_plain(head) or len(head) > width:
             return None
         lines.append(screen.style(head, BOLD))

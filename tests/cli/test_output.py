@@ -239,3 +239,14 @@ def test_lists_structs_and_maps_are_shown_as_json_not_as_python(monkeypatch, cap
     assert "[1.5,2]" in flat
     assert '{"at":"2026-11-20T01:02:03+00:00","k":null}' in flat
     assert not any(python in flat for python in ("['", "Decimal(", "datetime.", "None"))
+
+
+@pytest.mark.parametrize("width", [80, 30])
+def test_a_title_in_brackets_and_why_it_is_in_blocks_read_as_one(monkeypatch, capsys, width):
+    """The demo's report said ``campaigns by day (first 15 rows) (one record per block: …)``."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    print_rows(ROWS, Format.table, title="campaigns (first 3 rows)")
+    flat = " ".join(capsys.readouterr().out.split())
+    said = f"campaigns (first 3 rows; one record per block: too wide for {width} columns)"
+    assert said in flat and ") (" not in flat
