@@ -186,7 +186,7 @@ def test_a_replay_folds_in_what_it_changed_as_a_recompute_would(
     else:  # some rows lost, others new (ids of their own: another payload of an id is a
         # row lost and a row new)
         back = [e for e in taken if order.random() < 0.7]
-        back += [(t, {**row, **_renamed(row)}) for t, row in extra if order.random() < 0.5]
+        back += [(t, {**row, **_renamed(t, row)}) for t, row in extra if order.random() < 0.5]
     curated, marts = MemoryCurated(), MemoryMarts()
     curated.append(_curated(events))
     maintain.update(curated, marts, RULES)
@@ -211,9 +211,12 @@ def test_a_replay_folds_in_what_it_changed_as_a_recompute_would(
     assert canonical(marts) == canonical(full)
 
 
-def _renamed(row: dict[str, Any]) -> dict[str, Any]:
-    """``row``'s own ids made new (``extra`` events beside ``events``)."""
-    return {k: f"new-{v}" for k, v in row.items() if k in ("impression_id", "event_id")}
+def _renamed(table_name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """``row``'s own ids made new (``extra`` events beside ``events``): its dedupe key, which
+    two rows of a table never share — a bid's is its exchange and auction id (an
+    impression's ``auction_id`` names the auction it won, and stays)."""
+    own = ("auction_id",) if table_name == "curated.bid_requests" else ("impression_id", "event_id")
+    return {k: f"new-{v}" for k, v in row.items() if k in own}
 
 
 def test_a_click_arriving_after_the_conversion_that_names_it() -> None:

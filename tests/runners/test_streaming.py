@@ -66,7 +66,10 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ax.ingest([str(root / "resent.ndjson")], source="impressions")
     # Clicks of a user the impressions expose as invalid traffic (the crawler users of the
     # demo faults): invalid traffic too, whichever piece caught the user.
-    clicks = "".join(f"2026-11-10T0{h}:30:00Z,u-0001000,cmp-001,click\n" for h in range(3))
+    crawler = orjson.loads((root / "input" / "truth.json").read_bytes())["ground_truth"][
+        "bot_user_ids"
+    ][0]
+    clicks = "".join(f"2026-11-10T0{h}:30:00Z,{crawler},cmp-001,click\n" for h in range(3))
     (root / "ivt.csv").write_text("timestamp,user_id,campaign_id,event_type\n" + clicks)
     ax.ingest([str(root / "ivt.csv")], source="clicks")
     return root / "data"
