@@ -278,6 +278,9 @@ def main() -> None:
         if damage is not None:
             _print_error(damage)
             sys.exit(2)
+        if _unreachable_storage(error):
+            _print_error(_storage_failed(error))
+            sys.exit(2)
         _report_unexpected(error)
         sys.exit(1)
     finally:
@@ -308,6 +311,36 @@ def _lake_damage(error: BaseException) -> AdvertiseXError | None:
         return explained(ax.lake, error) if ax.lake_exists() else None
     except Exception:  # while reporting another error: that one is said as it was
         return None
+
+
+def _unreachable_storage(error: BaseException) -> bool:
+    """Whether ``error`` is the storage's or the network's, not ours: an object store that
+    cannot be reached or refuses (PyArrow's S3 file system raises a bare ``OSError`` with
+    its AWS error's text), a disk that is full, read-only or failing. A path that is not
+    there is left out: that is ours to explain, or a bug."""
+    if not isinstance(error, OSError) or isinstance(
+        error, FileNotFoundError | NotADirectoryError | IsADirectoryError
+    ):
+        return False
+    import errno
+
+    storage = {
+        errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT, errno.ECONNREFUSED,
+        errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
+    }  # fmt: skip
+    return error.errno in storage or (error.errno is None and "AWS Error" in str(error))
+
+
+def _storage_failed(error: OSError) -> AdvertiseXError:
+    from advertisex.errors import StorageError
+
+    text = str(error).strip().splitlines()
+    return StorageError(
+        text[0] if text else type(error).__name__,
+        hint="the storage could not be reached, read or written: check that it is up and "
+        "reachable (scale.landing, scale.warehouse, scale.s3_endpoint), that it has room and "
+        "lets this user write, then run the same command again — nothing half-done was kept",
+    )
 
 
 def _report_unexpected(error: Exception) -> None:

@@ -241,6 +241,18 @@ def test_unreachable_collector_and_spark_master(cli, tmp_path):
         check(code, err, failed_with=f"cannot reach the Spark master {master}")
 
 
+def test_an_unreachable_object_store_is_one_line_not_a_bug(cli, tmp_path):
+    """PyArrow's S3 file system raises a bare OSError with the AWS error's text: the
+    storage's failure, said with what to check, exit 2 — it was the catch-all's bug report."""
+    store = {
+        "ADVERTISEX_SCALE__LANDING": "s3://bucket/landing",
+        "ADVERTISEX_SCALE__S3_ENDPOINT": f"http://127.0.0.1:{dead_port()}",
+    }
+    code, _, err = cli(tmp_path / "data", "process", **store)
+    check(code, err, failed_with="Could not connect")
+    assert code == 2 and "scale.s3_endpoint" in err, err
+
+
 def test_an_unreachable_alert_webhook_does_not_stop_the_monitor(cli, tmp_path, seed_samples):
     data = tmp_path / "data"
     assert cli(data, "ingest", str(seed_samples))[0] == 0
