@@ -18,7 +18,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import typer
 from typer._click.core import Context
@@ -313,7 +313,7 @@ def _lake_damage(error: BaseException) -> AdvertiseXError | None:
         return None
 
 
-def _unreachable_storage(error: BaseException) -> bool:
+def _unreachable_storage(error: BaseException) -> TypeGuard[OSError]:
     """Whether ``error`` is the storage's or the network's, not ours: an object store that
     cannot be reached or refuses (PyArrow's S3 file system raises a bare ``OSError`` with
     its AWS error's text), a disk that is full, read-only or failing. A path that is not
