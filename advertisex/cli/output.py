@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import sys
@@ -340,12 +341,28 @@ def _cell(value: Any) -> str:
         unit = "characters" if isinstance(value, str) else "bytes"
         return shown(str(value[:CELL_CHARS])) + f"… ({rest:,} more {unit}: --format json shows all)"
     if isinstance(value, float):
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:,.2f}"
+        return _number_cell(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, datetime):  # all times are UTC: the offset is noise, the digits are not
         return value.isoformat(sep=" ").removesuffix("+00:00")
     return shown(str(value))
+
+
+def _number_cell(value: float) -> str:
+    """A float for a glance: two decimals from 1 on, up to four below (trailing zeros cut),
+    and below 0.0001 its first two significant digits — a rate of 0.00001 is not 0.
+
+    >>> [_number_cell(v) for v in (1234.5678, 0.25, 0.00001234, -0.00005, 0.0, 1e-30)]
+    ['1,234.57', '0.25', '0.000012', '-0.00005', '0', '1.0e-30']
+    """
+    size = abs(value)
+    if size >= 1 or not math.isfinite(value):
+        return f"{value:,.2f}"
+    if size == 0 or size >= 0.0001:
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    digits = 1 - math.floor(math.log10(size))  # the first two significant digits
+    return f"{value:.{digits}f}".rstrip("0") if digits <= 12 else f"{value:.1e}"
 
 
 def _json_cell(value: dict[Any, Any] | list[Any]) -> str:
