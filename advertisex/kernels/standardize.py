@@ -403,20 +403,15 @@ def _check_impressions(
     is_obj, cost = parsed.column("is_obj"), checked.column("cost")
     texts = {"impression_id": given_id, **fields}
     conditions: list[tuple[pa.Array | pa.ChunkedArray, Label]] = [
-        (pc.is_valid(frame_error), pc.list_element(pc.split_pattern(frame_error, ":"), 0)),
+        _framing_reason(frame_error),
         (pc.and_kleene(pc.is_null(frame_error), pc.invert(is_json)), "json_invalid"),
         (pc.and_kleene(is_json, pc.invert(is_obj)), "json_not_object"),
-        *(
-            (pc.and_kleene(is_obj, pc.is_null(texts[f])), f"required_missing:{f}")
-            for f in (*(f for f in IMPRESSION_REQUIRED if f != "timestamp"), "timestamp")
-        ),
+        *_required_missing(is_obj, texts, IMPRESSION_REQUIRED),
         *(
             (pc.and_kleene(is_obj, _opens_a_container(texts[f])), f"type_invalid:{f}")
             for f in ("impression_id", "ad_creative_id", "campaign_id", "user_id", "website")
         ),
-        (pc.and_kleene(pc.is_valid(fields["cost"]), pc.is_null(cost)), "number_invalid:cost"),
-        (pc.less(cost, 0), "negative_value:cost"),
-        (pc.greater(cost, MAX_PRICE), "amount_too_large:cost"),
+        *_amount_reasons("cost", fields["cost"], cost, MAX_PRICE),
         *((checked.column(code), code) for code in _TIME_CHECKS),
     ]
     reasons = labels_where(conditions, frame.num_rows)
@@ -426,6 +421,38 @@ def _check_impressions(
 
 
 _TIME_CHECKS = tuple(code for _, code in checks_sql("event_time", "ts_text IS NOT NULL"))
+
+Condition = tuple[pa.Array | pa.ChunkedArray, Label]
+
+
+def _framing_reason(frame_error: pa.Array | pa.ChunkedArray) -> Condition:
+    """A record the framer could not read: its error's code (the text before ``:``)."""
+    return pc.is_valid(frame_error), pc.list_element(pc.split_pattern(frame_error, ":"), 0)
+
+
+def _required_missing(
+    judged: pa.Array | pa.ChunkedArray,
+    texts: dict[str, pa.Array | pa.ChunkedArray],
+    required: tuple[str, ...],
+) -> list[Condition]:
+    """``required_missing:<field>`` of each required field a ``judged`` record lacks, the
+    time last (the engine's order)."""
+    ordered = (*(f for f in required if f != "timestamp"), "timestamp")
+    return [(pc.and_kleene(judged, pc.is_null(texts[f])), f"required_missing:{f}") for f in ordered]
+
+
+def _amount_reasons(
+    name: str,
+    given: pa.Array | pa.ChunkedArray,
+    value: pa.Array | pa.ChunkedArray,
+    ceiling: float,
+) -> list[Condition]:
+    """An amount given as text that is no number, below zero, or past ``ceiling``."""
+    return [
+        (pc.and_kleene(pc.is_valid(given), pc.is_null(value)), f"number_invalid:{name}"),
+        (pc.less(value, 0), f"negative_value:{name}"),
+        (pc.greater(value, ceiling), f"amount_too_large:{name}"),
+    ]
 
 
 def _times_and_costs(
@@ -601,11 +628,8 @@ def standardize_clicks(frame: pa.Table, rules: Rules, payload: bool = False) -> 
     frame_error, event_type = frame.column(FRAME_ERROR), fields["event_type"]
     ok = pc.is_null(frame_error)
     conditions: list[tuple[pa.Array | pa.ChunkedArray, Label]] = [
-        (pc.is_valid(frame_error), pc.list_element(pc.split_pattern(frame_error, ":"), 0)),
-        *(
-            (pc.and_(ok, pc.is_null(fields[f])), f"required_missing:{f}")
-            for f in (*(f for f in CLICK_REQUIRED if f != "timestamp"), "timestamp")
-        ),
+        _framing_reason(frame_error),
+        *_required_missing(ok, fields, CLICK_REQUIRED),
         (
             pc.and_(
                 pc.and_(ok, pc.is_valid(event_type)),
@@ -613,9 +637,7 @@ def standardize_clicks(frame: pa.Table, rules: Rules, payload: bool = False) -> 
             ),
             "event_type_invalid",
         ),
-        (pc.and_(pc.is_valid(value_text), pc.is_null(value)), "number_invalid:conversion_value"),
-        (pc.less(value, 0), "negative_value:conversion_value"),
-        (pc.greater(value, MAX_CONVERSION_VALUE), "amount_too_large:conversion_value"),
+        *_amount_reasons("conversion_value", value_text, value, MAX_CONVERSION_VALUE),
         *((checked.column(code), code) for code in _TIME_CHECKS),
     ]
     reasons = labels_where(conditions, frame.num_rows)
