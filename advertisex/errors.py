@@ -110,6 +110,14 @@ class QueryFailedError(AdvertiseXError):
     code = "query_failed"
 
 
+class QueryWorkerFailedError(AdvertiseXError):
+    """A console or API query's worker process died before it answered (a signal other than
+    its memory or time limit's, an exit): not the query's size; the same query may be
+    answered by the next worker. The server's log says how the worker ended."""
+
+    code = "query_worker_failed"
+
+
 class NotFoundError(UserInputError):
     code = "not_found"
     http_status = 404

@@ -28,7 +28,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "Body too large",
         415: "Body is not application/json",
         500: "The query's worker failed with a fault of AdvertiseX, not of the query "
-        "(query_failed); the message says what, the server's log has its traceback",
+        "(query_failed; the message says what, the server's log has its traceback), or died "
+        "before it answered, not for its memory or time (query_worker_failed; run it again)",
         503: "The lake is busy (a commit race), or as many queries as may run at once are "
         "running (queries_busy); retry after Retry-After",
     }

@@ -32,6 +32,7 @@ from advertisex.errors import (
     QueryFailedError,
     QueryTimeoutError,
     QueryTooLargeError,
+    QueryWorkerFailedError,
     UserInputError,
 )
 from advertisex.util import jsonutil
@@ -179,7 +180,8 @@ def run_isolated(
     processes, killed once its resident memory passes ``memory_bytes`` (its share of
     ``console.query_memory_bytes``: DuckDB gets what is left of it after ``max_bytes`` and
     :data:`~advertisex.config.QUERY_WORKER_OVERHEAD_BYTES`; ``query_too_large``) or its
-    statement outlives ``timeout`` by :data:`STOP_GRACE_SECONDS` (``query_timeout``)."""
+    statement outlives ``timeout`` by :data:`STOP_GRACE_SECONDS` (``query_timeout``); a
+    worker that dies otherwise is ``query_worker_failed``."""
     from advertisex.util.isolate import Budget, BudgetExceeded, shared_pool
 
     budget = Budget(seconds=timeout + STOP_GRACE_SECONDS, memory_bytes=memory_bytes)
@@ -211,9 +213,18 @@ def run_isolated(
                 "event_time), or raise console.query_memory_bytes (or lower "
                 "console.query_concurrency: fewer queries at once, a larger share each)",
             ) from None
-        raise QueryTooLargeError(
-            f"the query's worker process failed ({breach.message})",
-            hint="select less, or see the server's log",
+        # It died of something else (a signal, an exit): nothing says the query was too
+        # large, and the same query may well be answered by the next worker.
+        log.error(
+            "a console query's worker process failed (%s); the statement: %r",
+            breach.message,
+            sql[:1000],
+        )
+        raise QueryWorkerFailedError(
+            f"the query's worker process failed before it answered ({breach.message}); the "
+            "query may be fine: it was not stopped for its memory or its time",
+            hint="run it again (a new worker process takes it); if it fails again, the "
+            "server's log has the statement and how its worker ended",
         ) from None
     except Exception as error:
         raise _told(error) from None

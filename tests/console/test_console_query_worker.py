@@ -126,24 +126,64 @@ def test_every_error_of_a_query_worker_has_a_code_and_a_message(
     assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
 
 
-def crash(*args: Any) -> Any:
+def segfault(*args: Any) -> Any:
     import os
     import signal
 
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
-def test_a_query_worker_that_dies_is_told_as_the_querys(
-    lake_template: Path, make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+def killed(*args: Any) -> Any:  # as the system's OOM killer or an operator's kill -9 does
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def exits(*args: Any) -> Any:
+    import os
+
+    os._exit(3)
+
+
+@pytest.mark.parametrize(
+    "dies, how",
+    [(segfault, "signal 11"), (killed, "signal 9"), (exits, "exit code 3")],
+)
+def test_a_query_worker_that_dies_is_told_apart_from_one_over_its_memory(
+    tmp_path: Path,
+    make_client: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    dies: Callable[..., Any],
+    how: str,
 ) -> None:
-    """It said "the decoder's worker process died": the pool's words, from its first user."""
+    """A worker that died of anything was ``400 query_too_large``, "select less": the user
+    narrowed a query that may be fine. Only one stopped over its memory share is that now;
+    one that died otherwise is ``500 query_worker_failed``, saying to run it again and where
+    the server's log says more; and the next query gets a new worker."""
+    import advertisex
     from advertisex.console import query
 
-    monkeypatch.setattr(query, "_query_in_worker", crash)
-    answer = make_client(lake_template).post("/api/v1/query", json={"sql": "select 1"})
-    assert answer.json()["code"] == "query_too_large", answer.text
+    advertisex.open(data_dir=tmp_path / "data")
+    client = make_client(tmp_path / "data", console=_share(64 << 20, queries=1))
+    monkeypatch.setattr(query, "_query_in_worker", dies)  # sent to the worker by its name
+    answer = client.post("/api/v1/query", json={"sql": "select 42 as the_statement"})
+    assert (answer.status_code, answer.json()["code"]) == (500, "query_worker_failed"), answer.text
     message = answer.json()["message"]
-    assert "the query's worker process failed (the worker process died (signal 11))" in message
+    assert f"the worker process died ({how})" in message, message
+    assert "the query may be fine" in message and "run it again" in message, message
+    assert "server's log" in message and "query_memory_bytes" not in message
+    logged = [r.getMessage() for r in caplog.records if r.name == "advertisex.console"]
+    assert any(how in line and "'select 42 as the_statement'" in line for line in logged)
+    page = client.post("/sql", data={"csrf": _csrf(client), "sql": "select 1"})
+    assert "run it again" in page.text
+    monkeypatch.undo()
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+    huge = client.post("/api/v1/query", json={"sql": "select length(repeat('x', 800000000)) n"})
+    assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
+    assert "its share of console.query_memory_bytes" in huge.json()["message"]
+    assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
 
 
 def _csrf(client: Any) -> str:
