@@ -461,8 +461,10 @@ class ConsoleSettings(_Section):
         "query_concurrency queries gets an equal share (1 GiB by default) for its worker "
         "process (384 MiB), its answer (query_max_bytes) and DuckDB, which spills as much "
         "again as it has to disk under <data_dir>/spill; one that needs more is stopped "
-        "(400 query_too_large). At least query_concurrency × (384 MiB + query_max_bytes + "
-        "64 MiB): 960 MiB by default.",
+        "(400 query_too_large). An idle query worker keeps its query's share, for the next "
+        "query of its process, until a query of another process needs it (or for a minute "
+        "at most): no more workers live at once than query_concurrency. At least "
+        "query_concurrency × (384 MiB + query_max_bytes + 64 MiB): 960 MiB by default.",
     )
     refresh_seconds: int = Field(
         30, ge=1, le=MAX_SPAN_SECONDS, description="How often the overview page reloads itself."

@@ -18,7 +18,12 @@ import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.console.platform import Platform
-from advertisex.console.query import QueryResult, run_isolated
+from advertisex.console.query import (
+    IDLE_WORKER_SECONDS,
+    QueryResult,
+    QueryWorkers,
+    run_isolated,
+)
 from advertisex.console.slots import QuerySlots
 from advertisex.errors import AdvertiseXError
 from advertisex.util.timeutil import utcnow
@@ -44,9 +49,14 @@ class Reader:
         self._gather_lock = threading.Lock()
         # Queries share one memory budget: forty at once (the web layer's threads) were forty
         # budgets, and as many times every core; each process of ``serve --workers N`` had
-        # its own query_concurrency of them.
-        self._queries = QuerySlots(
-            settings.data_dir / "console", settings.console.query_concurrency
+        # its own query_concurrency of them. Their idle workers keep their slots, so the
+        # budget bounds them too: each process kept query_concurrency of them outside it.
+        self.query_workers = QueryWorkers()
+        self.query_slots = QuerySlots(
+            settings.data_dir / "console",
+            settings.console.query_concurrency,
+            keep_seconds=IDLE_WORKER_SECONDS,
+            on_release=self.query_workers.stop,
         )
 
     @property
@@ -181,7 +191,7 @@ class Reader:
     def query(self, sql: str, max_rows: int | None = None) -> QueryResult:
         config = self.settings.console
         cap = min(max_rows or config.query_max_rows, config.query_max_rows)
-        with self._queries.held(wait=1.0):
+        with self.query_slots.held(wait=1.0) as slot:
             return run_isolated(
                 self.platform.lake.settings,
                 sql,
@@ -189,7 +199,7 @@ class Reader:
                 timeout=config.query_timeout_seconds,
                 memory_bytes=config.query_share_bytes,
                 max_bytes=config.query_max_bytes,
-                workers=config.query_concurrency,
+                pool=self.query_workers.pool(slot),
             )
 
     # ------------------------------------------------------------------ lake

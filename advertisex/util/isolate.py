@@ -223,6 +223,11 @@ class WorkerPool:
         for worker in idle:
             worker.kill()
 
+    def alive(self) -> int:
+        """How many of the pool's workers are alive now: idle, or running a job."""
+        with self._changed:
+            return sum(worker.process.is_alive() for worker in self._idle) + self._busy
+
     def close(self) -> None:
         with self._changed:
             self._closed = True

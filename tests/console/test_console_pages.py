@@ -231,24 +231,26 @@ def test_a_poison_avro_pending_in_landing_is_read_by_a_console_query(
 
 
 def test_idle_query_workers_are_stopped(
-    lake_template: Path, make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
     """Each idle query worker holds 120 MiB or more, in every collector process of
-    ``serve --workers N``: they are stopped a while after the last query."""
+    ``serve --workers N``: they are stopped a while after the last query, and their slots
+    given up."""
     import time
 
-    from advertisex.console import query
-    from advertisex.util.isolate import shared_pool
-
-    monkeypatch.setattr(query, "IDLE_WORKER_SECONDS", 2.0)
     client = make_client(lake_template, console={"query_concurrency": 3})
+    reader = client.app.state.reader
+    reader.query_slots.keep_seconds = 2.0
     assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
-    pool = shared_pool(3, query._PRELOAD)
-    assert pool._idle  # kept for the next query meanwhile
+    assert reader.query_workers.alive() == 1  # kept for the next query meanwhile
+    assert len(reader.query_slots.kept()) == 1
     deadline = time.monotonic() + 20
-    while pool._idle and time.monotonic() < deadline:
+    while reader.query_workers.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not pool._idle
+    assert reader.query_workers.alive() == 0
+    while reader.query_slots.kept() and time.monotonic() < deadline:  # the slot goes after it
+        time.sleep(0.05)
+    assert reader.query_slots.kept() == []
     assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
 
 
@@ -280,7 +282,7 @@ def test_queries_past_the_concurrency_wait_then_are_refused(
     """Each query's memory budget was its own: forty at once (the web layer's threads) were
     forty budgets, and forty times every core."""
     client = make_client(lake_template, console={"query_concurrency": 1})
-    with client.app.state.reader._queries.held(wait=1):  # the one query that may run, running
+    with client.app.state.reader.query_slots.held(wait=1):  # the one query that may run, running
         busy = client.post("/api/v1/query", json={"sql": "select 1"})
         assert (busy.status_code, busy.json()["code"]) == (503, "queries_busy"), busy.text
         assert busy.headers["retry-after"] and "console.query_concurrency" in busy.text

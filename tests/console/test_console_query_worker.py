@@ -186,6 +186,58 @@ def test_a_query_worker_that_dies_is_told_apart_from_one_over_its_memory(
     assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
 
 
+# Takes the one console query slot of a data directory as another process serving its
+# console does, and says so.
+TAKER = """
+import sys, time
+from pathlib import Path
+from advertisex.console.slots import QuerySlots
+with QuerySlots(Path(sys.argv[1]), 1).held(wait=60):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_an_idle_query_worker_holds_its_slot_until_another_process_needs_it(
+    tmp_path: Path, make_client: Callable[..., Any]
+) -> None:
+    """Idle query workers (120-250 MiB each) were kept a minute after their query, up to
+    query_concurrency in each process serving the console, outside console.query_memory_bytes.
+    An idle worker keeps its query's slot now: the next query of its process takes it warm;
+    a query of another process waits for the slot, and the worker is stopped before it gets
+    it, so no more workers live than the budget's shares."""
+    import subprocess
+    import sys
+
+    import advertisex
+
+    advertisex.open(data_dir=tmp_path / "data")
+    client = make_client(tmp_path / "data", console={"query_concurrency": 1})
+    reader = client.app.state.reader
+    assert client.post("/api/v1/query", json={"sql": "select 1 as a"}).json()["rows"] == [{"a": 1}]
+    assert reader.query_workers.alive() == 1 and reader.query_slots.kept() == [0]
+    (worker,) = reader.query_workers.pool(0)._idle
+    assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
+    assert reader.query_workers.pool(0)._idle == [worker]  # the same worker, warm
+    taker = subprocess.Popen(
+        [sys.executable, "-c", TAKER, str(tmp_path / "data" / "console")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert taker.stdout is not None and taker.stdout.readline() == "held\n"
+        # The other process holds the only slot: this one's idle worker was stopped first.
+        assert not worker.process.is_alive()
+        assert reader.query_workers.alive() == 0 and reader.query_slots.kept() == []
+        busy = client.post("/api/v1/query", json={"sql": "select 3 as a"})
+        assert (busy.status_code, busy.json()["code"]) == (503, "queries_busy"), busy.text
+    finally:
+        taker.kill()
+        taker.wait()
+    assert client.post("/api/v1/query", json={"sql": "select 4 as a"}).json()["rows"] == [{"a": 4}]
+    assert reader.query_workers.alive() == 1
+
+
 def _csrf(client: Any) -> str:
     import re
 
