@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -190,6 +191,7 @@ def run_isolated(
     engine_bytes = max(
         memory_bytes - max_bytes - QUERY_WORKER_OVERHEAD_BYTES, QUERY_ENGINE_MIN_BYTES
     )
+    oom_kills = _oom_kills()
     try:
         return pool.run(
             budget, _query_in_worker, settings, sql, max_rows, timeout, engine_bytes, max_bytes
@@ -214,6 +216,20 @@ def run_isolated(
                 "event_time), or raise console.query_memory_bytes (or lower "
                 "console.query_concurrency: fewer queries at once, a larger share each)",
             ) from None
+        # A SIGKILL while the kernel's out-of-memory killer (or a container's memory limit's)
+        # stopped a process: for memory too, though not over the share.
+        killed = breach.exitcode == -signal.SIGKILL and oom_kills is not None
+        if killed and (_oom_kills() or 0) > (oom_kills or 0):
+            config = settings.console
+            raise QueryTooLargeError(
+                "the system ran out of memory, and its out-of-memory killer stopped the query's "
+                f"worker ({breach.message}) before it reached its share of "
+                f"console.query_memory_bytes ({memory_bytes >> 20} MiB of "
+                f"{config.query_memory_bytes >> 20} MiB): the machine has less memory for the "
+                "console's queries than that",
+                hint="lower console.query_memory_bytes to what this machine (or its container's "
+                "memory limit) can give the console's queries, or select less",
+            ) from None
         # It died of something else (a signal, an exit): nothing says the query was too
         # large, and the same query may well be answered by the next worker.
         log.error(
@@ -229,6 +245,19 @@ def run_isolated(
         ) from None
     except Exception as error:
         raise _told(error) from None
+
+
+def _oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has stopped since boot, a
+    container's memory limit's included (Linux's ``/proc/vmstat``; None where unknown)."""
+    try:
+        with open("/proc/vmstat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _told(error: Exception) -> AdvertiseXError:

@@ -53,12 +53,13 @@ class Budget:
 
 
 class BudgetExceeded(Exception):
-    """The job was stopped: ``kind`` is ``time``, ``memory``, ``crash`` (the worker died) or
+    """The job was stopped: ``kind`` is ``time``, ``memory``, ``crash`` (the worker died:
+    ``exitcode`` as :attr:`multiprocessing.Process.exitcode` says, when known) or
     ``cancelled`` (its caller was told to stop)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, exitcode: int | None = None) -> None:
         super().__init__(message)
-        self.kind, self.message = kind, message
+        self.kind, self.message, self.exitcode = kind, message, exitcode
 
 
 class WorkerError(Exception):
@@ -309,7 +310,7 @@ class WorkerPool:
             worker.process.join(1)
             code = worker.process.exitcode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise BudgetExceeded("crash", f"the worker process died ({how})") from None
+            raise BudgetExceeded("crash", f"the worker process died ({how})", code) from None
         except Exception as error:  # an answer that pickled there and does not unpickle here
             raise WorkerError.of(error, f"the worker's answer could not be read: {error}") from None
 

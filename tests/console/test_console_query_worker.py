@@ -168,6 +168,7 @@ def test_a_query_worker_that_dies_is_told_apart_from_one_over_its_memory(
     advertisex.open(data_dir=tmp_path / "data")
     client = make_client(tmp_path / "data", console=_share(64 << 20, queries=1))
     monkeypatch.setattr(query, "_query_in_worker", dies)  # sent to the worker by its name
+    monkeypatch.setattr(query, "_oom_kills", lambda: 7)  # no out-of-memory kill meanwhile
     answer = client.post("/api/v1/query", json={"sql": "select 42 as the_statement"})
     assert (answer.status_code, answer.json()["code"]) == (500, "query_worker_failed"), answer.text
     message = answer.json()["message"]
@@ -184,6 +185,32 @@ def test_a_query_worker_that_dies_is_told_apart_from_one_over_its_memory(
     assert (huge.status_code, huge.json()["code"]) == (400, "query_too_large"), huge.text
     assert "its share of console.query_memory_bytes" in huge.json()["message"]
     assert client.post("/api/v1/query", json={"sql": "select 2 as a"}).json()["rows"] == [{"a": 2}]
+
+
+def test_a_query_worker_stopped_by_the_out_of_memory_killer_is_told_as_memory(
+    tmp_path: Path, make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed by the kernel's out-of-memory killer (or a container's memory limit)
+    dies of SIGKILL as one killed by hand: told ``query_worker_failed``, "run it again", it
+    would be killed again. A SIGKILL while the system's count of such kills went up is
+    ``query_too_large``, saying the machine has less memory than the budget gives."""
+    import itertools
+
+    import advertisex
+    from advertisex.console import query
+
+    advertisex.open(data_dir=tmp_path / "data")
+    client = make_client(tmp_path / "data", console=_share(64 << 20, queries=1))
+    monkeypatch.setattr(query, "_query_in_worker", killed)
+    monkeypatch.setattr(query, "_oom_kills", itertools.count(3).__next__)  # one per look
+    answer = client.post("/api/v1/query", json={"sql": "select 1"})
+    assert (answer.status_code, answer.json()["code"]) == (400, "query_too_large"), answer.text
+    message = answer.json()["message"]
+    assert "out-of-memory killer stopped the query's worker" in message, message
+    assert "(449 MiB of 449 MiB)" in message and "lower console.query_memory_bytes" in message
+    monkeypatch.setattr(query, "_oom_kills", lambda: None)  # unknown: not told as memory
+    unknown = client.post("/api/v1/query", json={"sql": "select 1"})
+    assert unknown.json()["code"] == "query_worker_failed", unknown.text
 
 
 # Takes the one console query slot of a data directory as another process serving its
