@@ -35,6 +35,7 @@ from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_sin
 from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
 from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_errors
+from advertisex.marts.taken import Taken
 from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
@@ -51,12 +52,14 @@ _STEP_OVER = (COMPACTION, RETENTION, ERASURE)
 @dataclass(frozen=True)
 class Replayed:
     """What a landing replay took out of the curated tables the marts read
-    (``runners.replay``): per table, the rows (their ``maintain.CURATED_READS`` columns)
-    and the snapshot that took them out; and the marts' state when it did. The update after
+    (``runners.replay``): per table, the rows (the hashes of their
+    ``maintain.CURATED_READS`` columns and the files to read them back from,
+    :class:`~advertisex.marts.taken.Taken`) and the snapshot that took them out; and the
+    marts' state when it did. The update after
     the replay steps over those snapshots while the marts still have that state (after
     another update in between, which rebuilt them, the rows are no longer news)."""
 
-    rows: dict[str, pa.Table]
+    rows: dict[str, Taken]
     snapshots: dict[str, int]
     marts_state: dict[str, str]
 
@@ -216,6 +219,11 @@ class WithoutRows:
     ) -> pa.Table | None:
         return self.inner.added(table, since, until, columns)  # planning only: rows may stay
 
+    def added_parts(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> list[Callable[[], pa.Table | None]] | None:
+        return self.inner.added_parts(table, since, until, columns)
+
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
         return self.inner.chunks(table, where, columns).filtered(
             functools.partial(self._without, table)
@@ -301,9 +309,26 @@ class IcebergCurated:
     def added(
         self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
     ) -> pa.Table | None:
-        schema = TABLES[table].projected(columns)
+        parts = self.added_parts(table, since, until, columns)
+        if parts is None:
+            return None
+        tables = []
+        for part in parts:
+            rows = part()
+            if rows is None:
+                return None
+            tables.append(rows)
+        if len(tables) == 1:
+            return tables[0]
+        return (
+            pa.concat_tables(tables) if tables else TABLES[table].projected(columns).empty_table()
+        )
+
+    def added_parts(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> list[Callable[[], pa.Table | None]] | None:
         if until is None or since == until:
-            return schema.empty_table()
+            return []
         iceberg = self.lake.table(table)
         if since is None:
             paths = _files(iceberg, until)
@@ -314,17 +339,21 @@ class IcebergCurated:
             return None
         kept = self.lake.written(table, sorted(paths), columns)
         if kept is not None:  # written by this process's batch: not decoded again
-            return kept
+            return [lambda: kept]
+        schema = TABLES[table].projected(columns)
+        return [functools.partial(self._file_rows, path, schema) for path in sorted(paths)]
+
+    def _file_rows(self, path: str, schema: pa.Schema) -> pa.Table | None:
         import pyarrow.parquet as pq
 
         from advertisex.util.storage import resolve  # local folder or object store
 
-        located = (resolve(path, self.lake.settings.scale) for path in sorted(paths))
+        filesystem, located = resolve(path, self.lake.settings.scale)
         try:
-            parts = [pq.read_table(p, columns=list(columns), filesystem=fs) for fs, p in located]
+            rows = pq.read_table(located, columns=schema.names, filesystem=filesystem)
         except FileNotFoundError:  # appended, compacted, and deleted since: start over
             return None
-        return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+        return rows.cast(schema)
 
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
         empty = TABLES[table].projected(columns).empty_table()

@@ -12,7 +12,7 @@ when curated rows were rewritten rather than appended).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -37,7 +37,7 @@ from advertisex.kernels.rollup import (
     with_impression_part,
 )
 from advertisex.kernels.windows import Windows, campaign_table, fingerprint, widest
-from advertisex.marts import plan
+from advertisex.marts import plan, taken
 from advertisex.marts.store import Curated, Marts, Range, Slice
 from advertisex.model.columns import TS
 from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
@@ -272,16 +272,16 @@ def update(
     kernels: Kernels | None = None,
     removed: dict[str, pa.Table] | None = None,
     progress: Progress | None = None,
-    replaced: dict[str, pa.Table] | None = None,
+    replaced: Mapping[str, taken.Taken] | None = None,
 ) -> MartUpdate:
     """Fold the curated rows appended since the last run into the marts.
 
     ``removed``: rows taken out of the curated tables (an erasure; ``curated`` reads as if
     they were gone). Their slices are recomputed like those of new rows. ``replaced``: rows
-    a replay took out (their :data:`CURATED_READS` columns) before it appended its rows
-    again; only the rows that differ (:func:`plan.net_change`) are folded in, none when the
-    replay gave back what it took. ``progress`` is told of each of the four steps
-    (``marts: new rows`` … ``marts: commit``).
+    a replay took out (the hashes of their :data:`CURATED_READS` columns) before it
+    appended its rows again; only the rows that differ (:func:`taken.change`) are folded
+    in, none when the replay gave back what it took. ``progress`` is told of each of the
+    four steps (``marts: new rows`` … ``marts: commit``).
     """
     started = time.perf_counter()
     kernels = kernels or _local(curated)
@@ -293,12 +293,14 @@ def update(
     new: dict[str, pa.Table] = {}
     for table, columns in NEW_COLUMNS.items():
         since = _position(state.get(f"position:{table}"))
-        read = columns if replaced is None else CURATED_READS[table]
-        rows = curated.added(table, since, positions.get(table), read)
+        out = (replaced or {}).get(table)
+        if out is None or out.hashes.size == 0:
+            rows = curated.added(table, since, positions.get(table), columns)
+        else:
+            rows = _replay_change(curated, table, since, positions.get(table), out)
         if rows is None:
             return rebuild(curated, marts, rules, kernels, progress)
-        if replaced is not None:
-            rows = plan.net_change(rows, replaced.get(table)).select(list(columns))
+        rows = rows.select(list(columns))
         gone = (removed or {}).get(table)
         if gone is not None and gone.num_rows:
             rows = pa.concat_tables([rows, gone.select(list(columns)).cast(rows.schema)])
@@ -516,6 +518,19 @@ def _state(positions: dict[str, int | None], rules: MatchingRules) -> dict[str, 
         if positions.get(table) is not None:
             state[f"position:{table}"] = str(positions[table])
     return state
+
+
+def _replay_change(
+    curated: Curated, table: str, since: int | None, until: int | None, out: taken.Taken
+) -> pa.Table | None:
+    """The rows of ``table`` that differ between those appended since ``since`` (a replay's,
+    the rows it processed again) and those it took ``out`` before (:func:`taken.change`);
+    None when they cannot all be read."""
+    columns = CURATED_READS[table]
+    parts = curated.added_parts(table, since, until, columns)
+    if parts is None:
+        return None
+    return taken.change(parts, out, TABLES[table].projected(columns))
 
 
 def _position(text: str | None) -> int | None:

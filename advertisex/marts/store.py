@@ -147,6 +147,14 @@ class Curated(Protocol):
         """Rows appended after ``since`` up to ``until``; None when rows were rewritten."""
         ...
 
+    def added_parts(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> list[Callable[[], pa.Table | None]] | None:
+        """The rows :meth:`added` gives, as parts read one at a time when called (a data
+        file's rows each); None as for :meth:`added`, and a part that can no longer be read
+        gives None."""
+        ...
+
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
         """Rows of ``table`` inside ``where``: the read planned."""
         ...
@@ -207,6 +215,14 @@ class MemoryCurated:
     ) -> pa.Table | None:
         parts = self.batches.get(table, [])[since or 0 : until or 0]
         return _concat(parts, table).select(list(columns))
+
+    def added_parts(
+        self, table: str, since: int | None, until: int | None, columns: tuple[str, ...]
+    ) -> list[Callable[[], pa.Table | None]] | None:
+        def part(rows: pa.Table) -> Callable[[], pa.Table | None]:
+            return lambda: _concat([rows], table).select(list(columns))
+
+        return [part(rows) for rows in self.batches.get(table, [])[since or 0 : until or 0]]
 
     def _read(self, table: str, where: Slice, columns: tuple[str, ...]) -> pa.Table:
         if table not in self._whole:

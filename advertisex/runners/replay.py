@@ -10,20 +10,22 @@ records are judged again with their segments, once. It is also how the rows of a
 file the storage lost come back (``lake.damage``). Whole
 batches are replayed (a batch's segments stand or fall together), so accounting in
 ``ops.batches`` stays exact. Processing is deterministic in segment order, so a replay
-yields the same tables again — and the marts' update after it, handed the rows taken out
-of the tables it reads (``marts.iceberg.Replayed``), folds in only those that differ from
-the rows written again: as a rule none (it rebuilt every mart of every day kept, 6.4 of a
-day's 9.1 s on a month's lake).
+yields the same tables again — and the marts' update after it, handed a hash of each row
+taken out of the tables it reads (``marts.iceberg.Replayed``, ``marts.taken``), folds in
+only those that differ from the rows written again: as a rule none (it rebuilt every mart
+of every day kept, 6.4 of a day's 9.1 s on a month's lake).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,6 +42,7 @@ from advertisex.runners.lock import processor_lock
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
     from advertisex.marts.iceberg import Replayed
+    from advertisex.marts.taken import Taken
     from advertisex.runners.runner import ProcessReport, Progress, Runner
 
 # Tables whose rows carry the batch that wrote them.
@@ -151,48 +154,54 @@ def _replay(
 _REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
 
 # Past this many rows taken out of the tables the marts read, the marts are rebuilt after
-# the replay instead (as they always were): the rows and those processed again would be
-# held at once, and a rebuild reads each table once.
-MARTS_ROWS = 1_000_000
+# the replay instead: a replay holds 8 bytes a row taken out (its hash) and, while the
+# update compares, 16 a row processed again — 1.2 GB at this cap —, where a rebuild reads
+# each table once.
+MARTS_ROWS = 50_000_000
 
 
 @dataclass
 class _Rewritten:
     """What the files a replay rewrites (not taken out whole) lose, of the tables the marts
-    read: the columns they read, by table and file; dropped past :data:`MARTS_ROWS` rows."""
+    read: by table, the hashes of those rows' columns the marts read
+    (``marts.taken.row_hashes``; dropped past :data:`MARTS_ROWS` rows) and the files."""
 
-    rows: dict[str, dict[str, pa.Table]] = field(default_factory=dict)
+    hashes: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    files: dict[str, dict[str, None]] = field(default_factory=dict)
     count: int = 0
 
     def keep(self, name: str, path: str, gone: pa.Table) -> None:
         from advertisex.marts.maintain import CURATED_READS
+        from advertisex.marts.taken import row_hashes
 
         if name not in CURATED_READS:
             return
         self.count += gone.num_rows
-        kept = self.rows.setdefault(name, {})
+        self.files.setdefault(name, {})[path] = None
         if self.count <= MARTS_ROWS:
-            kept[path] = gone.select(list(CURATED_READS[name]))
+            schema = TABLES[name].projected(CURATED_READS[name])
+            rows = gone.select(schema.names).cast(schema)
+            self.hashes.setdefault(name, []).append(row_hashes(rows))
         else:
-            self.rows = {}
+            self.hashes = {}
 
-    def of(self, name: str) -> dict[str, pa.Table]:
-        return self.rows.get(name, {})
+    def of(self, name: str) -> dict[str, None]:
+        """The files of ``name`` rewritten, in the order they were (a dict: looked up)."""
+        return self.files.get(name, {})
 
 
 def _taken_for_marts(
     runner: Runner[Any], swaps: dict[str, tuple[list[Any], list[str]]], rewritten: _Rewritten
-) -> tuple[dict[str, pa.Table], dict[str, str]] | None:
-    """(the rows the swaps take out of the tables the marts read — the columns they read —,
-    the marts' state) for the marts' update after the replay (``marts.iceberg.Replayed``);
-    None where it would rebuild them anyway: marts off or never built, more than
-    :data:`MARTS_ROWS` rows, a file that cannot be read (lost or damaged: its rows are
-    what the replay brings back)."""
-    import pyarrow.parquet as pq
-
+) -> tuple[dict[str, Taken], dict[str, str]] | None:
+    """(the rows the swaps take out of the tables the marts read — the hashes of the
+    columns they read, and the files to read them back from —, the marts' state) for the
+    marts' update after the replay (``marts.iceberg.Replayed``); None where it would
+    rebuild them anyway: marts off or never built, more than :data:`MARTS_ROWS` rows, a
+    file that cannot be read (lost or damaged: its rows are what the replay brings back).
+    The files taken out whole are read one at a time, and only their hashes kept."""
     from advertisex.marts.iceberg import IcebergMarts, marts_built
     from advertisex.marts.maintain import CURATED_READS
-    from advertisex.util import storage
+    from advertisex.marts.taken import Taken, row_hashes
 
     lake = runner.lake
     if not runner.settings.correlation.update_marts or not marts_built(lake):
@@ -204,23 +213,42 @@ def _taken_for_marts(
     count = sum(f.record_count for files in whole.values() for f in files) + rewritten.count
     if count > MARTS_ROWS:
         return None
-    taken: dict[str, pa.Table] = {}
+    taken: dict[str, Taken] = {}
     for name in CURATED_READS:
         schema = TABLES[name].projected(CURATED_READS[name])
-        parts = [rows.cast(schema) for rows in rewritten.of(name).values()]
-        try:
-            for data_file in whole[name]:
-                filesystem, path = storage.resolve(data_file.file_path, lake.settings.scale)
-                rows = pq.read_table(path, columns=schema.names, filesystem=filesystem)
-                parts.append(rows.cast(schema))
-        except (OSError, ValueError, pa.ArrowException):  # lost, cut short, another shape
-            return None
-        taken[name] = pa.concat_tables(parts) if parts else schema.empty_table()
+        hashes = list(rewritten.hashes.get(name, []))
+        urls = [f.file_path for f in whole[name]]
+        for url in urls:
+            rows = _columns_of(url, schema, lake.settings.scale)
+            if rows is None:
+                return None
+            hashes.append(row_hashes(rows))
+        sources = [
+            functools.partial(_columns_of, url, schema, lake.settings.scale)
+            for url in [*urls, *rewritten.of(name)]
+        ]
+        joined = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+        joined.sort()
+        taken[name] = Taken(joined, sources)
     return taken, IcebergMarts(lake).state()
 
 
+def _columns_of(url: str, schema: pa.Schema, scale: Any) -> pa.Table | None:
+    """``schema``'s columns of the data file ``url``; None when it cannot be read (lost,
+    cut short, another shape)."""
+    import pyarrow.parquet as pq
+
+    from advertisex.util import storage
+
+    filesystem, path = storage.resolve(url, scale)
+    try:
+        return pq.read_table(path, columns=schema.names, filesystem=filesystem).cast(schema)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
 def _replayed(
-    lake: Lake, swapped: set[str], rows: dict[str, pa.Table], marts_state: dict[str, str]
+    lake: Lake, swapped: set[str], rows: dict[str, Taken], marts_state: dict[str, str]
 ) -> Replayed | None:
     """``marts.iceberg.Replayed`` of the swap just committed to the tables ``swapped``: the
     current snapshot of each the marts read is its swap (the processor lock is held); None

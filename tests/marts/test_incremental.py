@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,8 @@ from mart_events import minutes, table
 from advertisex.kernels.windows import Windows
 from advertisex.marts import maintain
 from advertisex.marts.store import MemoryCurated, MemoryMarts
+from advertisex.marts.taken import Taken, row_hashes
+from advertisex.model.schemas import TABLES
 
 # Small windows so that a few days of events cross every boundary; campaign c1 overrides.
 RULES = maintain.MatchingRules(
@@ -197,8 +200,7 @@ def test_a_replay_folds_in_what_it_changed_as_a_recompute_would(
     replayed.append(_curated(kept))
     replayed.append(_curated(back))
     took = {
-        name: rows.select(list(maintain.CURATED_READS[name]))
-        for name, rows in _curated(taken).items()
+        name: _taken(name, rows, _curated(kept)[name]) for name, rows in _curated(taken).items()
     }
     done = maintain.update(replayed, marts, RULES, replaced=took)
     assert done.mode != "rebuild"
@@ -209,6 +211,18 @@ def test_a_replay_folds_in_what_it_changed_as_a_recompute_would(
     everything.append(_curated(kept + back))
     maintain.rebuild(everything, full, RULES)
     assert canonical(marts) == canonical(full)
+
+
+def _taken(name: str, rows: pa.Table, kept: pa.Table) -> Taken:
+    """What a replay hands the update of the ``rows`` it took out of table ``name``: their
+    hashes, and a file to read them back from that holds the ``kept`` rows too (one it
+    rewrote), the two interleaved."""
+    schema = TABLES[name].projected(maintain.CURATED_READS[name])
+    rows, kept = rows.select(schema.names).cast(schema), kept.select(schema.names).cast(schema)
+    whole = pa.concat_tables([kept, rows])
+    order = sorted(range(whole.num_rows), key=lambda i: (i % 2, i))
+    rewritten = whole.take(pa.array(order, pa.int64()))
+    return Taken(np.sort(row_hashes(rows)), (lambda: rewritten,))
 
 
 def _renamed(table_name: str, row: dict[str, Any]) -> dict[str, Any]:
