@@ -155,9 +155,9 @@ _REPLAYED = {"advertisex.replay": "true"}  # the swap's snapshot property
 
 # Past this many rows taken out of the tables the marts read, the marts are rebuilt after
 # the replay instead: a replay holds 8 bytes a row taken out (its hash) and, while the
-# update compares, 16 a row processed again — 1.2 GB at this cap —, where a rebuild reads
-# each table once.
-MARTS_ROWS = 50_000_000
+# update compares, 16 a row processed again (160 MB and ≈ 0.5 GB at this cap), where a
+# rebuild reads each table once, a bucket at a time.
+MARTS_ROWS = 20_000_000
 
 
 @dataclass
