@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -109,6 +110,17 @@ def stream_rows(
     out.write("[]\n" if first else "\n]\n")
 
 
+@dataclass(frozen=True)
+class Narrowing:
+    """What a table too wide for the terminal keeps instead of becoming one block per
+    record: its ``keys`` (what names a row), then as many of ``wanted`` as fit beside them,
+    most wanted first, in the table's own order. A block of 18 lines per record is a
+    scroll through pages for one number; a table of the usual ones is read at a glance."""
+
+    keys: tuple[str, ...]
+    wanted: tuple[str, ...]
+
+
 def print_rows(
     rows: Sequence[dict[str, Any]],
     fmt: Format,
@@ -116,9 +128,11 @@ def print_rows(
     title: str | None = None,
     columns: Sequence[str] | None = None,
     empty: str | None = None,
+    narrowing: Narrowing | None = None,
 ) -> None:
     """Print rows as a rich table, a JSON array of row objects, or CSV with a header;
-    ``empty`` is what a person is told instead of a table when there is no row."""
+    ``empty`` is what a person is told instead of a table when there is no row;
+    ``narrowing`` what a table too wide for the terminal keeps (JSON and CSV keep all)."""
     columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     if fmt is Format.table and not rows and empty is not None:
         print_message(empty)
@@ -128,14 +142,20 @@ def print_rows(
     elif fmt is Format.csv:
         stream_rows(columns, [rows], fmt)
     else:
-        print_table(rows, columns, title)
+        print_table(rows, columns, title, narrowing)
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None) -> None:
+def print_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    title: str | None,
+    narrowing: Narrowing | None = None,
+) -> None:
     """A table that never cuts a value: as wide as its cells when that fits the terminal,
-    else with long headers and free text wrapped, else one record per block (as DuckDB's
-    ``.mode line``), so that ids and numbers are always printed whole. Drawn as plain text
-    where Rich would draw the same (``cli.plain``), by Rich otherwise."""
+    else with long headers and free text wrapped, else (given a ``narrowing``) the columns
+    it keeps and a line saying how many were left out, else one record per block (as
+    DuckDB's ``.mode line``), so that ids and numbers are always printed whole. Drawn as
+    plain text where Rich would draw the same (``cli.plain``), by Rich otherwise."""
     screen = output_screen()
     if not rows:  # a frame of headers (or a title over no blocks) reads as a broken answer
         said = (f"{title}: " if title else "") + "no rows"
@@ -169,6 +189,19 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     if sum(narrow) + borders <= screen.width:
         _grid(console(), rows, columns, cells, title, narrow, headers, prose)
         return
+    # Whole headers: a table of the usual columns reads best with one line of them (and
+    # is drawn as plain text, without loading Rich).
+    kept = None if narrowing is None else _kept(narrowing, columns, full, screen.width)
+    if kept is not None:
+        print_table(rows, kept, title)
+        left_out = len(columns) - len(kept)
+        # One line that fits 80 columns: how many, why, and how to see them.
+        _print_dim(
+            f"{left_out} more column{'s' if left_out > 1 else ''}, too wide for "
+            f"{screen.width}: --columns all or --format json|csv shows "
+            f"{'them' if left_out > 1 else 'it'}"
+        )
+        return
     drawn = plain.blocks(screen, names, cells, title)
     if drawn is None:
         _blocks(console(), names, cells, title)
@@ -176,23 +209,53 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
         sys.stdout.write(drawn)
 
 
+def _kept(
+    narrowing: Narrowing, columns: Sequence[str], widths: Sequence[int], room: int
+) -> list[str] | None:
+    """The ``columns`` a table ``room`` cells wide keeps under ``narrowing`` (each column
+    as narrow as ``widths`` says, borders included), in their order; None when that is
+    not every key and at least one more column: then the blocks show the records whole."""
+    width_of = dict(zip(columns, widths, strict=True))
+    kept: set[str] = set()
+    used = 1  # the left border
+    for name in (*narrowing.keys, *narrowing.wanted):
+        if name not in width_of or name in kept:
+            continue
+        if used + width_of[name] + 3 <= room:
+            kept.add(name)
+            used += width_of[name] + 3
+        elif name in narrowing.keys:
+            return None
+    keys = {name for name in narrowing.keys if name in width_of}
+    if len(kept) <= len(keys):
+        return None
+    return [name for name in columns if name in kept]
+
+
 def output_screen() -> plain.Screen:
     """The width and styling :func:`console` would give standard output, decided without
     loading Rich when the output is no terminal and nothing in the environment overrides
     Rich's detection (``FORCE_COLOR`` …); Rich decides otherwise."""
-    columns = os.environ.get("COLUMNS")
-    if (
-        not _isatty(sys.stdout)
-        and not _RICH_DETECTION.intersection(os.environ)
-        and (columns is None or columns.isdigit())
-        and "IPython" not in sys.modules
-        and not getattr(sys.stdin, "__module__", "").startswith("idlelib")
-    ):
+    if _unstyled(sys.stdout):
+        columns = os.environ.get("COLUMNS")
         if columns is not None:
             return plain.Screen(int(columns), styled=False)
         return plain.Screen(max(_terminal_width(), 160), styled=False)
     out = console()
     return plain.Screen(out.width, styled=out.color_system is not None)
+
+
+def _unstyled(stream: Any) -> bool:
+    """Whether Rich would write to ``stream`` text as it is, decided without loading it: no
+    terminal, and nothing in the environment overriding Rich's detection."""
+    columns = os.environ.get("COLUMNS")
+    return (
+        not _isatty(stream)
+        and not _RICH_DETECTION.intersection(os.environ)
+        and (columns is None or columns.isdigit())
+        and "IPython" not in sys.modules
+        and not getattr(sys.stdin, "__module__", "").startswith("idlelib")
+    )
 
 
 # Variables that change what Rich makes of a non-terminal output.
@@ -396,6 +459,16 @@ def human_bytes(size: int) -> str:
             return f"{value:,.1f} {unit}"
         value /= 1024
     return f"{value:,.1f} GiB"
+
+
+def _print_dim(line: str) -> None:
+    """A line of ours (no markup, no record's text) to stderr, dim where Rich would style
+    it: written as it is where Rich would write it so, without loading Rich."""
+    sys.stdout.flush()  # after the table it speaks of, when both go to one file or pipe
+    if _unstyled(sys.stderr):
+        sys.stderr.write(line + "\n")
+    else:
+        print_message(f"[dim]{line}[/]")
 
 
 def print_message(text: str) -> None:

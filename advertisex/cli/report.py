@@ -17,7 +17,8 @@ from advertisex.cli.common import (
     progress_bar,
 )
 from advertisex.cli.common import parse_day as _day
-from advertisex.cli.output import Format, print_json, print_rows, table_rows
+from advertisex.cli.output import Format, Narrowing, print_json, print_rows, table_rows
+from advertisex.errors import UserInputError
 
 report_app = typer.Typer(help="Campaign, funnel, user and auction reports.", no_args_is_help=True)
 
@@ -31,6 +32,45 @@ CampaignOption = typer.Option(None, "--campaign", help="Only this campaign id.")
 ModelOption = typer.Option(
     "last", "--model", help="Attribution model for conversions: last, first or linear."
 )
+ColumnsOption = typer.Option(
+    None,
+    "--columns",
+    help="Only these columns, in this order, comma-separated (all: every one), in every "
+    "format. Without it a table too wide for the terminal keeps the most asked columns; "
+    "JSON and CSV print all.",
+)
+
+# What each report's table keeps on a terminal too narrow for all of it: the columns that
+# name a row, then the most asked ones first (a column a report lacks is passed over).
+NARROWINGS = {
+    "campaigns": Narrowing(
+        ("campaign_id", "day"),
+        (
+            "impressions", "clicks", "ctr", "spend", "conversions",
+            "ivt_impressions", "ivt_clicks", "ivt_conversions",  # there when asked for
+            "roas", "cpa", "attributed_conversions", "ecpm", "unique_users", "conversion_rate",
+            "attributed_value", "conversion_value", "win_rate", "bids", "wins",
+        ),
+    ),
+    "funnel": Narrowing(
+        ("campaign_id",),
+        (
+            "impressions", "clicks", "conversions", "ctr", "conversion_rate", "wins",
+            "win_rate", "bid_requests", "bids", "bid_rate",
+        ),
+    ),
+    "bids": Narrowing(
+        ("campaign_id", "day"),
+        (
+            "bid_requests", "bids", "wins", "win_rate", "avg_bid_cpm", "avg_clearing_cpm",
+            "shading", "avg_floor_cpm", "avg_won_bid_cpm", "no_bids",
+        ),
+    ),
+    "hourly": Narrowing(
+        ("campaign_id", "hour"),
+        ("impressions", "clicks", "ctr", "spend", "conversions", "attributed_conversions"),
+    ),
+}  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -48,10 +88,11 @@ def report_campaigns(
         "--include-ivt",
         help="Also count invalid traffic (curated.filtered), in columns of its own.",
     ),
+    columns: str | None = ColumnsOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Per campaign and day: impressions, unique users, clicks, conversions, CTR, spend, CPA, ROAS, eCPM, win rate."""
-    _show("campaigns", "campaigns by day", start, end, campaign, model, fmt, include_ivt)
+    _show("campaigns", "campaigns by day", start, end, campaign, model, fmt, include_ivt, columns)
 
 
 @report_app.command("funnel")
@@ -60,10 +101,11 @@ def report_funnel(
     end: str | None = ToOption,
     campaign: str | None = CampaignOption,
     model: str = ModelOption,
+    columns: str | None = ColumnsOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Bid request → bid → win → impression → click → conversion, per campaign and in all."""
-    _show("funnel", "funnel", start, end, campaign, model, fmt)
+    _show("funnel", "funnel", start, end, campaign, model, fmt, columns=columns)
 
 
 @report_app.command("users")
@@ -83,10 +125,11 @@ def report_bids(
     start: str | None = FromOption,
     end: str | None = ToOption,
     campaign: str | None = CampaignOption,
+    columns: str | None = ColumnsOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Per campaign and day: requests, bids, wins, win rate, bid / floor / clearing CPM."""
-    _show("bids", "auctions by day", start, end, campaign, "last", fmt)
+    _show("bids", "auctions by day", start, end, campaign, "last", fmt, columns=columns)
 
 
 @report_app.command("hourly")
@@ -95,10 +138,11 @@ def report_hourly(
     end: str | None = ToOption,
     campaign: str | None = CampaignOption,
     model: str = ModelOption,
+    columns: str | None = ColumnsOption,
     fmt: Format = FormatOption,
 ) -> None:
     """Per campaign and hour: impressions, clicks, conversions, CTR, spend, attributed conversions."""
-    _show("hourly", "campaigns by hour", start, end, campaign, model, fmt)
+    _show("hourly", "campaigns by hour", start, end, campaign, model, fmt, columns=columns)
 
 
 @report_app.command("refresh")
@@ -137,21 +181,45 @@ def _show(
     model: str,
     fmt: Format,
     include_ivt: bool = False,
+    columns: str | None = None,
 ) -> None:
     from advertisex.reports.common import ReportOptions
 
     options = ReportOptions(_day(start, "--from"), _day(end, "--to"), campaign, model, include_ivt)
     ax = open_platform(deferred=True)
     answer = ax.report_rows(name, options)  # one question: its rows without Arrow
-    if answer is not None:
-        columns, rows = answer
-        print_rows(rows, fmt, title=title, columns=columns)
-        return
-    result = ax.report(name, options)
-    if isinstance(result, dict):  # several sections
-        _print_sections(result, fmt)
-    else:
-        print_rows(table_rows(result), fmt, title=title, columns=result.column_names)
+    if answer is None:
+        result = ax.report(name, options)
+        if isinstance(result, dict):  # several sections
+            _print_sections(result, fmt)
+            return
+        answer = result.column_names, table_rows(result)
+    names, rows = answer
+    chosen = _chosen(columns, names)
+    narrowing = NARROWINGS.get(name) if columns is None else None  # asked: shown as asked
+    print_rows(rows, fmt, title=title, columns=chosen or names, narrowing=narrowing)
+
+
+def _chosen(asked: str | None, names: list[str]) -> list[str] | None:
+    """The columns ``--columns`` names, in its order, or None for no choice (or ``all``);
+    a name the report has not is the user's error, told with the names it has."""
+    if asked is None or asked.strip().lower() == "all":
+        return None
+    chosen: list[str] = []
+    for name in (part.strip().lower() for part in asked.split(",")):
+        if name and name not in chosen:
+            chosen.append(name)
+    unknown = [name for name in chosen if name not in names]
+    if unknown or not chosen:
+        said = ", ".join(repr(name) for name in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise UserInputError(
+            f"--columns: no column{plural} {said} in this report"
+            if unknown
+            else "--columns names no column",
+            hint=f"name some of: {', '.join(names)} (or all)",
+        )
+    return chosen
 
 
 def _print_sections(sections: dict[str, Any], fmt: Format) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
 import pytest
 
-from advertisex.cli.output import Format, print_rows, short_time
+from advertisex.cli.output import Format, Narrowing, print_rows, short_time
 
 ROWS = [
     {
@@ -250,3 +251,78 @@ def test_a_title_in_brackets_and_why_it_is_in_blocks_read_as_one(monkeypatch, ca
     flat = " ".join(capsys.readouterr().out.split())
     said = f"campaigns (first 3 rows; one record per block: too wide for {width} columns)"
     assert said in flat and ") (" not in flat
+
+
+WIDE = [
+    {
+        "campaign_id": f"cmp-{i:03d}",
+        "day": "2026-12-06",
+        **{f"measure_{n:02d}": 1_000 * i + n for n in range(16)},
+    }
+    for i in range(1, 4)
+]
+NARROWING = Narrowing(("campaign_id", "day"), ("measure_05", "measure_00", "measure_15"))
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_a_report_too_wide_keeps_its_most_asked_columns_and_says_how_many_are_left(
+    monkeypatch, capsys, width
+):
+    """18 columns on a 100-column terminal were one 19-line block per record: a scroll
+    through pages for one number. The keys and the most asked columns that fit make a
+    table, in the table's order, and one line on stderr says what was left out."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    narrowing = Narrowing(("campaign_id", "day"), tuple(f"measure_{n:02d}" for n in range(16)))
+    print_rows(WIDE, Format.table, title="campaigns", narrowing=narrowing)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert "one record per block" not in out and max(len(line) for line in lines) <= width
+    shown = _measures_shown(lines)
+    assert shown[0] == 0 and shown == sorted(shown)  # the most asked first, in table order
+    assert sum("cmp-" in line for line in lines) == len(WIDE)
+    left = 16 - len(shown)
+    assert err == (
+        f"{left} more columns, too wide for {width}: --columns all or --format json|csv "
+        "shows them\n"
+    )
+    assert len(err.rstrip("\n")) <= 80
+
+
+def test_a_narrowed_table_keeps_the_columns_asked_first_in_its_own_order(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "70")
+    capsys.readouterr()
+    print_rows(WIDE, Format.table, narrowing=NARROWING)
+    out, err = capsys.readouterr()
+    assert _measures_shown(out.splitlines()) == [0, 5, 15]
+    assert err.startswith("13 more columns, too wide for 70:")
+
+
+def _measures_shown(lines: list[str]) -> list[int]:
+    """The ``measure_NN`` columns a table of ``WIDE`` shows, as NN, read from its first row
+    (headers may be wrapped): its cells are the campaign, the day, then 1,000 + NN."""
+    first = next(line for line in lines if "cmp-001" in line)
+    cells = [cell.strip() for cell in first.strip("│").split("│")]
+    assert cells[:2] == ["cmp-001", "2026-12-06"]
+    return [int(cell.replace(",", "")) - 1_000 for cell in cells[2:]]
+
+
+def test_a_terminal_too_narrow_for_the_keys_and_one_more_gets_every_record_whole(
+    monkeypatch, capsys
+):
+    monkeypatch.setenv("COLUMNS", "30")
+    capsys.readouterr()
+    print_rows(WIDE, Format.table, title="campaigns", narrowing=NARROWING)
+    out, err = capsys.readouterr()
+    flat = " ".join(out.split())
+    assert "one record per block" in flat and "measure_15 3,015" in flat and err == ""
+
+
+def test_json_and_csv_keep_every_column_whatever_the_narrowing(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    print_rows(WIDE, Format.json, narrowing=NARROWING)
+    assert [set(row) for row in json.loads(capsys.readouterr().out)] == [set(WIDE[0])] * 3
+    print_rows(WIDE, Format.csv, narrowing=NARROWING)
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == ",".join(WIDE[0]) and err == ""

@@ -8,6 +8,7 @@ incrementally; a rebuild must then change nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -180,3 +181,70 @@ def test_report_options_refuse_reversed_ranges() -> None:
 
     with pytest.raises(UserInputError, match="before"):
         ReportOptions(start=START, end=START - timedelta(days=1))
+
+
+WIDE_REPORTS = ("campaigns", "funnel", "bids", "hourly")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_wide_reports_are_tables_of_their_most_asked_columns_on_an_ordinary_terminal(
+    platform: tuple[Any, dict[str, Any]], cli: Any, width: int
+) -> None:
+    """``report campaigns`` (18 columns) was one 19-line block per campaign and day below
+    ≈ 190 columns, ``funnel``, ``bids`` and ``hourly`` blocks too at 80 and 100: each is a
+    table of its keys and most asked columns that fits, and one line says what was left."""
+    ax, _ = platform
+    for name in WIDE_REPORTS:
+        code, out, err = cli(ax.settings.data_dir, "report", name, COLUMNS=str(width))
+        lines = out.splitlines()
+        assert code == 0 and "one record per block" not in out, (name, width)
+        assert max(len(line) for line in lines) <= width, (name, width)
+        assert sum(line.startswith("│ cmp-001 ") for line in lines) >= 1, (name, width)
+        left = re.fullmatch(
+            rf"(\d+) more columns?, too wide for {width}: --columns all or --format json\|csv "
+            r"shows (them|it)\n",
+            err,
+        )
+        assert left is not None, (name, width, err)
+        code, out, _ = cli(ax.settings.data_dir, "report", name, "--format", "json")
+        assert len(json.loads(out)[0]) == int(left[1]) + _columns_shown(lines), (name, width)
+
+
+def _columns_shown(lines: list[str]) -> int:
+    return next(line for line in lines if line.startswith("│ ")).count("│") - 1
+
+
+def test_every_column_of_a_wide_report_has_its_place_when_the_terminal_is_narrow(
+    platform: tuple[Any, dict[str, Any]],
+) -> None:
+    from advertisex.cli.report import NARROWINGS
+
+    ax, _ = platform
+    assert set(NARROWINGS) == set(WIDE_REPORTS)
+    for name, narrowing in NARROWINGS.items():
+        columns = ax.report(name, ReportOptions(include_ivt=True)).column_names
+        assert sorted(columns) == sorted([*narrowing.keys, *narrowing.wanted]), name
+
+
+def test_report_columns_are_chosen_by_name_in_every_format(
+    platform: tuple[Any, dict[str, Any]], cli: Any
+) -> None:
+    ax, _ = platform
+    data = ax.settings.data_dir
+    asked = ("report", "campaigns", "--columns", " spend, Campaign_ID,spend")
+    code, out, err = cli(data, *asked, "--format", "csv")
+    assert (code, err, out.splitlines()[0]) == (0, "", "spend,campaign_id")
+    code, out, err = cli(data, *asked, "--format", "json")
+    assert [list(row) for row in json.loads(out)][:1] == [["spend", "campaign_id"]]
+    code, out, err = cli(
+        data, "report", "funnel", "--columns", "bid_rate,campaign_id", COLUMNS="80"
+    )
+    assert (code, err) == (0, "") and "┃ bid_rate ┃ campaign_id ┃" in out
+    code, out, err = cli(data, "report", "campaigns", "--columns", "all", COLUMNS="80")
+    assert code == 0 and "one record per block" in out and err == ""
+    code, out, err = cli(data, "report", "bids", "--columns", "day,shadng,wins,,x")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("error: --columns: no columns 'shadng', 'x' in this report\n")
+    assert "name some of: campaign_id, day, bid_requests," in err and "shading" in err
+    code, out, err = cli(data, "report", "hourly", "--columns", " ,", "--format", "csv")
+    assert code == 2 and out == "" and err.startswith("error: --columns names no column")
