@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -145,6 +145,15 @@ class AdvertiseX:
         from advertisex.lake.query import QueryEngine
 
         return QueryEngine(self.lake).row_parts(sql, rows_a_part)
+
+    def query_each_row_parts(
+        self, sql: str, rows_a_part: int = 10_000
+    ) -> list[Callable[[], tuple[list[str], Iterator[list[dict[str, Any]]]]]]:
+        """:meth:`query_row_parts` of each statement of ``sql``: one call a statement,
+        which runs it; call them in order."""
+        from advertisex.lake.query import QueryEngine
+
+        return QueryEngine(self.lake).each_row_parts(sql, rows_a_part)
 
     def report_campaigns(
         self, start: date | None = None, end: date | None = None, **options: Any

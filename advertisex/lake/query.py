@@ -29,8 +29,9 @@ hold it inside the lake, each enough on its own for most tricks:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import QueryTooLargeError, ReadOnlyQueryError, UserInputError
@@ -173,21 +174,34 @@ class QueryEngine:
         """:meth:`rows`, fetched ``rows_a_part`` rows at a time as they are read: what a
         question of millions of rows holds at once is a part, not its answer."""
         con, last = self._run(sql, None)
-        _answered(lambda: con.execute(last), sql)
-        columns = [column[0] for column in con.description]
+        return _row_parts(con, last, sql, rows_a_part)
 
-        def parts() -> Iterator[list[dict[str, Any]]]:
-            while True:
-                fetched = _answered(lambda: con.fetchmany(rows_a_part), sql)
-                if not fetched:
-                    return
-                yield [dict(zip(columns, row, strict=True)) for row in fetched]
+    def each_row_parts(
+        self, sql: str, rows_a_part: int = 10_000
+    ) -> list[Callable[[], tuple[list[str], Iterator[list[dict[str, Any]]]]]]:
+        """:meth:`row_parts` of each statement of ``sql``, as psql and DuckDB's shell
+        answer each: one call a statement, which runs it. Nothing runs before the first
+        call (so the count can refuse first); they share one connection, so each is called
+        after the rows of the one before are read, or left.
 
-        return columns, parts()
+        >>> [call()[0] for call in engine.each_row_parts("select 1 a; select 2 b")]  # doctest: +SKIP
+        [['a'], ['b']]
+        """
+        con, statements = self._prepared(sql)
+        return [
+            functools.partial(_row_parts, con, statement.query, sql, rows_a_part)
+            for statement in statements
+        ]
 
     def _run(self, sql: str, params: list[Any] | None) -> tuple[Any, str]:
         """(the connection, the last statement) of read-only ``sql``, every statement before
         the last run for its errors."""
+        con, statements = self._prepared(sql)
+        _answered(lambda: _run_before_last(con, statements), sql)
+        return con, statements[-1].query
+
+    def _prepared(self, sql: str) -> tuple[Any, list[Any]]:
+        """(the connection, the parsed statements) of read-only ``sql``, none of them run."""
         # One connection for all of it on a first statement: parsed on it, then given its
         # views, then sandboxed (parsing runs nothing of the statement).
         fresh = None if self._con is not None else engine_module().connect(":memory:")
@@ -196,8 +210,25 @@ class QueryEngine:
         con = self.connection(self.named_tables(sql, parser), fresh)
         if self._interrupted:
             raise UserInputError("query failed: interrupted", hint="the query was stopped")
-        _answered(lambda: _run_before_last(con, statements), sql)
-        return con, statements[-1].query
+        return con, statements
+
+
+def _row_parts(
+    con: Any, statement: str, sql: str, rows_a_part: int
+) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
+    """``statement`` run on ``con``: its column names and its rows, ``rows_a_part`` at a
+    time as they are fetched (``sql``, the whole text, for the errors' words)."""
+    _answered(lambda: con.execute(statement), sql)
+    columns = [column[0] for column in con.description]
+
+    def parts() -> Iterator[list[dict[str, Any]]]:
+        while True:
+            fetched = _answered(lambda: con.fetchmany(rows_a_part), sql)
+            if not fetched:
+                return
+            yield [dict(zip(columns, row, strict=True)) for row in fetched]
+
+    return columns, parts()
 
 
 def _run_before_last(con: Any, statements: list[Any]) -> None:
