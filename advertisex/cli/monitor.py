@@ -14,6 +14,7 @@ import typer
 from advertisex.cli.common import FormatOption, open_platform, positive_seconds
 from advertisex.cli.output import (
     Format,
+    Narrowing,
     literal,
     print_json,
     print_message,
@@ -26,6 +27,24 @@ FINDING_COLUMNS = ["alertname", "severity", "labels", "summary"]
 ALERT_COLUMNS = ["alertname", "state", "severity", "labels", "since", "summary"]
 HISTORY_COLUMNS = ["at", "alertname", "state", "severity", "source", "summary"]
 NO_ALERT_FIRING = "no alert firing (as of the monitor's last evaluation)."
+# What ``status``'s tables keep on a terminal too narrow for all of them (100 columns was
+# one block of 11 lines per source and of 9 per table): the most looked at first.
+SOURCES_NARROWING = Narrowing(
+    ("source",),
+    (
+        "freshness_s", "records_1h", "backlog_segments", "quarantine_rate", "last_landed",
+        "filtered_rate", "duplicate_rate", "conflict_rate", "backlog_bytes",
+    ),
+    see_all="--format json",
+)  # fmt: skip
+LAKE_NARROWING = Narrowing(
+    ("table",),
+    (
+        "data_files", "size", "small_files", "last_maintenance", "snapshots", "manifests",
+        "avg_file",
+    ),
+    see_all="--format json",
+)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -195,12 +214,13 @@ def status(fmt: Format = FormatOption) -> None:
             row["last_landed"] = short_time(row["last_landed"], obs.now)
         for row in current:
             row["since"] = short_time(row["since"], obs.now)
-    print_rows(sources, fmt, title=f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC")
+    title = f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC"
+    print_rows(sources, fmt, title=title, narrowing=SOURCES_NARROWING)
     if fmt is Format.table:
         print_rows(
             current, fmt, title="firing alerts", columns=ALERT_COLUMNS, empty=NO_ALERT_FIRING
         )
-        print_rows(_lake_rows(lake, obs.now), fmt, title="lake health")
+        print_rows(_lake_rows(lake, obs.now), fmt, title="lake health", narrowing=LAKE_NARROWING)
         if read_only is not None:
             print_message(f"read-only: {literal(read_only)}")  # its hint on the next line
 

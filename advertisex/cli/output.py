@@ -119,6 +119,7 @@ class Narrowing:
 
     keys: tuple[str, ...]
     wanted: tuple[str, ...]
+    see_all: str = "--columns all or --format json|csv"  # what shows the columns left out
 
 
 def print_rows(
@@ -192,14 +193,13 @@ def print_table(
     # Whole headers: a table of the usual columns reads best with one line of them (and
     # is drawn as plain text, without loading Rich).
     kept = None if narrowing is None else _kept(narrowing, columns, full, screen.width)
-    if kept is not None:
+    if narrowing is not None and kept is not None:
         print_table(rows, kept, title)
         left_out = len(columns) - len(kept)
         # One line that fits 80 columns: how many, why, and how to see them.
         _print_dim(
             f"{left_out} more column{'s' if left_out > 1 else ''}, too wide for "
-            f"{screen.width}: --columns all or --format json|csv shows "
-            f"{'them' if left_out > 1 else 'it'}"
+            f"{screen.width}: {narrowing.see_all} shows {'them' if left_out > 1 else 'it'}"
         )
         return
     drawn = plain.blocks(screen, names, cells, title)

@@ -143,6 +143,24 @@ def test_freshness_and_delay_on_a_landing_zone_nobody_processes(ax: Any, faulty:
     assert pc.sum(arrivals.column("pending")).as_py() == len(list((faulty / "bids").iterdir()))
 
 
+@pytest.mark.parametrize("width", [80, 100])
+def test_status_on_an_ordinary_terminal_is_tables_not_blocks(
+    platform: dict[str, Any], width: int
+) -> None:
+    """``status`` at 100 columns was one 11-line block per source and a 9-line block per
+    table: its tables keep the columns looked at most, and say how many were left out."""
+    result = cli({**platform["env"], "COLUMNS": str(width)}, "status")
+    lines = result.stdout.splitlines()
+    assert "one record per block" not in result.stdout
+    assert max(len(line) for line in lines) <= width
+    assert any(line.startswith("│ bids ") for line in lines)
+    assert any(line.startswith("│ curated.impressions ") for line in lines)
+    left = re.findall(
+        rf"\d+ more columns?, too wide for {width}: --format json shows", result.stderr
+    )
+    assert len(left) == 2, result.stderr
+
+
 def test_cli_monitor_once_alerts_and_status(platform: dict[str, Any], faulty: Path) -> None:
     env, data = platform["env"], platform["data"]
     bids = next(s for s in platform["before"]["sources"] if s["source"] == "bids")
