@@ -44,8 +44,15 @@ def test_a_second_demo_checks_only_its_own_rows(cli, tmp_path, seed_samples):
 
 def test_the_demo_says_how_to_run_advertisex_without_an_activated_venv(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    code, _, err = cli(tmp_path / "data", "demo", "--events", "2000")
+    marts = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}  # the report reads them
+    code, out, err = cli(tmp_path / "data", "demo", "--events", "2000", COLUMNS="100", **marts)
     assert code == 0 and "advertisex is not on your PATH" in err and "/activate" in err
+    # Its report and its accounting (as `report campaigns` and `process` show them) on a
+    # 100-column terminal: tables of their most looked-at columns, not blocks.
+    assert "one record per block" not in out and "│ cmp-001 " in out and "│ clicks " in out
+    assert "more columns, too wide for 100: advertisex report campaigns --columns all" in err
+    assert "1 more column, too wide for 100: --format json shows it" in err  # balanced
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_the_demo_times_each_phase_and_lands_what_it_generates_while_generating(cli, tmp_path):
