@@ -10,6 +10,7 @@ import typer
 from advertisex.cli.common import FormatOption, open_platform
 from advertisex.cli.output import (
     Format,
+    Narrowing,
     console,
     literal,
     print_json,
@@ -24,6 +25,10 @@ from advertisex.errors import UserInputError
 quarantine_app = typer.Typer(
     help="Rejected records: counts by reason, the records themselves, replay after a fix.",
     no_args_is_help=True,
+)
+# The summary on a terminal too narrow for it (80 columns was a block of 7 lines a reason).
+SUMMARY_NARROWING = Narrowing(
+    ("source", "reason"), ("records", "files", "last_landed", "first_landed"), "--format json"
 )
 SourceOption = typer.Option(
     None, "--source", "-s", help="Only this source: impressions, clicks or bids."
@@ -68,6 +73,7 @@ def list_reasons(
         title="quarantine by reason",
         columns=table.column_names,
         empty="the quarantine is empty for this selection.",
+        narrowing=SUMMARY_NARROWING,
     )
     if fmt is Format.table and rows:
         print_message(

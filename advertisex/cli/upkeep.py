@@ -13,6 +13,7 @@ import typer
 from advertisex.cli.common import FormatOption, open_platform, progress_bar
 from advertisex.cli.output import (
     Format,
+    Narrowing,
     human_bytes,
     literal,
     print_json,
@@ -33,6 +34,16 @@ COLUMNS = [
     "seconds",
     "error",
 ]
+# The table on a terminal too narrow for it (100 columns was a block of 11 lines a table):
+# an error is never the column left out (too long to fit beside the name: blocks, whole).
+NARROWING = Narrowing(
+    ("table", "error"),
+    (
+        "files", "size", "compacted", "snapshots_expired", "files_deleted", "orphans_deleted",
+        "partitions_expired", "seconds",
+    ),
+    see_all="--format json",
+)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -96,7 +107,7 @@ def print_upkeep(report: Any, fmt: Format) -> None:
         print_rows([asdict(t) for t in report.tables], fmt)
         return
     title = "would do (dry run)" if report.dry_run else f"maintained in {report.seconds:.1f} s"
-    print_rows(rows, fmt, title=title, columns=COLUMNS)
+    print_rows(rows, fmt, title=title, columns=COLUMNS, narrowing=NARROWING)
     for t in report.tables:
         if t.marks_folded or t.markers_packed:
             marks, markers = t.marks_folded, t.markers_packed

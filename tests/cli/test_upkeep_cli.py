@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,11 @@ def test_maintain_dry_run_then_for_real(cli, lake_dir: Path) -> None:
     code, out, err = cli(lake_dir, "maintain", "--dry-run", "-t", "curated.impressions", **EAGER)
     assert code == 0 and "would do (dry run" in out
     assert "4 → 4" not in out and "→" not in out  # what is, not an "after" that would not be
+    # On a 100-column terminal: a table (it was a block of 11 lines a table), the error kept.
+    code, out, err = cli(lake_dir, "maintain", "--dry-run", COLUMNS="100", **EAGER)
+    assert code == 0 and "one record per block" not in out
+    assert re.search(r"┃ table +┃ files ┃ .* ┃ error ┃", out)
+    assert re.search(r"\d+ more columns?, too wide for 100: --format json shows", err)
 
     code, out, err = cli(lake_dir, "maintain", "--table", "curated.impressions", **EAGER)
     assert code == 0, err

@@ -32,6 +32,10 @@ def test_list_show_replay_with_a_changed_setting(tmp_path, cli, run_subprocess, 
     _, out, _ = cli(data, "quarantine", "list")
     assert "timestamp_in_future" in out
     assert not re.search(r"\d\d:\d\d:\d\d[.+]", out)  # landing times short, as in status
+    # On an 80-column terminal: a table of the counts (it was a block of 7 lines a reason).
+    _, out, err = cli(data, "quarantine", "list", COLUMNS="80")
+    assert "one record per block" not in out and "│ impressions │ timestamp_in_future " in out
+    assert "1 more column, too wide for 80: --format json shows it" in err
     code, _, err = cli(data, "quarantine", "show", "--reason", "timestamp-in-future")
     assert code == 2 and "did you mean timestamp_in_future?" in err
     _, out, _ = cli(data, "quarantine", "show", "--reason", "timestamp_in_future")
