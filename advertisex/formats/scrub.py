@@ -222,7 +222,11 @@ def mentioned(text: str, ids: Forgotten | Iterable[str]) -> list[str]:
     words of it (of the bytes it stands for, when it is :data:`UNDECODED`)."""
     ids = forgotten(ids)
     if text.startswith(UNDECODED):
-        return named_in_bytes(base64.b64decode(text[len(UNDECODED) :]), ids)
+        try:
+            data = base64.b64decode(text[len(UNDECODED) :], validate=True)
+        except ValueError:  # not bytes kept undecoded: a producer's text that begins so
+            return ids.words(text)
+        return named_in_bytes(data, ids)
     pairs = _json_object(text)
     if pairs is not None:
         return sorted(named_in_fields(pairs, ids))

@@ -420,3 +420,18 @@ def test_an_avro_block_claiming_more_records_than_bytes_is_refused_not_allocated
     forged = container[:first] + _zigzag(1 << 60) + container[after_count:]
     with pytest.raises(AvroInvalid, match="records declared"):
         scrub(forged, "avro", ["u1"])
+
+
+def test_a_text_that_only_begins_like_undecoded_bytes_is_judged_by_its_words() -> None:
+    """A producer's line ``base64:u1`` is no base64: it made ``forget -u u1`` fail with
+    "Incorrect padding" (a bug report), in the landing zone and in the quarantine alike."""
+    import base64
+
+    assert mentioned("base64:u1", ["u1"]) == ["u1"]
+    assert mentioned("base64:x,u1\n", ["u1"]) == ["u1"]
+    assert mentioned("base64:jos\u00e9 u1", ["u1"]) == ["u1"]  # not even ASCII
+    assert mentioned("base64:" + base64.b64encode(b"\x00u1\x00").decode(), ["u1"]) == ["u1"]
+    assert mentions(pa.array(["base64:u1", "base64:u2"]), ["u1"]).to_pylist() == [True, False]
+    done = scrub(b'{"user_id":"u2"}\nbase64:u1\n', "json", ["u1"])
+    assert done.data == b'{"user_id":"u2"}\n' and done.removed == 1
+    assert scrub_lines(b"base64:u1\nkept\n", ["u1"]).data == b"kept\n"
