@@ -472,8 +472,16 @@ def scrub_lines(data: bytes, ids: Forgotten | Iterable[str]) -> Scrubbed:
     return result
 
 
+def by_lines(data: bytes, container: str) -> bool:
+    """Whether :func:`scrub` reads ``data`` (a file's bytes, un-gzip'd) of ``container``
+    line by line — JSON lines, not an array nor CSV nor Avro: a line loses its records
+    only when it holds a spelling of an id as whole words (:meth:`Forgotten.words_in_bytes`),
+    never when it only holds one inside a longer word."""
+    return container not in ("avro", "csv") and data.lstrip(BOM).lstrip()[:1] != b"["
+
+
 def _scrub_text(data: bytes, ids: Forgotten, *, header: bool) -> Scrubbed:
-    if header or data.lstrip(BOM).lstrip()[:1] == b"[":  # CSV, or a JSON array: whole
+    if header or not by_lines(data, "json"):  # CSV, or a JSON array: whole
         return _scrub_framed(data, ids, header=header)
     # JSON lines: only the lines holding an id are looked at (one may hold several
     # objects back to back); every other byte is kept as it is, cheaply.

@@ -74,7 +74,9 @@ def backup(settings: Settings, to: Path) -> BackupReport:
         made = _first_existing(partial.parent)  # the folders made for it flushed below
         partial.mkdir(parents=True)
         copier = _Copier(data, partial, report)
-        copier.tree(INDEX, skip="packed.db")  # and its journal: copied whole just below
+        # The packed markers and their journal are copied whole just below; the words kept for
+        # erasures not at all (landing.summaries: a restored file is another identity).
+        copier.tree(INDEX, skip=("packed.db", "words.db"))
         copier.database(INDEX / "blake3" / "packed.db")
         copier.database(Path("catalog.db"))
         copier.database(Path("monitor") / "state.db")
@@ -219,7 +221,7 @@ class _Copier:
         self.report.table_files += 1
         self.report.bytes += target.stat().st_size
 
-    def tree(self, folder: Path, skip: str = "", leave: str = "") -> int:
+    def tree(self, folder: Path, skip: str | tuple[str, ...] = "", leave: str = "") -> int:
         """Every file under ``folder`` but temporary ones, those whose names begin with
         ``skip`` (a database and its journal, copied apart) and the subfolder ``leave``
         (copied apart); files gone since they were listed (retention) are passed over.

@@ -43,6 +43,7 @@ from advertisex.landing.detect import (
     unwrapped,
 )
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
+from advertisex.landing.summaries import WORDS_DB, Identity, WordSummaries, identity_of
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import (
     fsync_path,
@@ -831,6 +832,15 @@ class LandingZone:
         if not segment.name.startswith(UNREADABLE):
             self._index(content_hash(data), segment.name)
 
+    def summaries(self, version: int) -> WordSummaries | None:
+        """The words kept of this zone's files for erasures (:mod:`landing.summaries`),
+        as of the words' ``version``; None where a file has no identity to keep them by."""
+        return WordSummaries(self.root / _INDEX / _CURRENT / WORDS_DB, version)
+
+    def identity(self, segment: Segment) -> Identity | None:
+        """The identity of a segment's file now (``landing.summaries``); None: gone."""
+        return identity_of(self.root / segment.name)
+
     def unreadable(self) -> list[Segment]:
         """Files moved aside as unreadable, and their reason notes, named from the root
         (``_unreadable/<source>/…``) so :meth:`read` and :meth:`rewrite` take them."""
@@ -1193,6 +1203,12 @@ class ObjectStoreLandingZone(LandingZone):
             return
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_dir(path)  # (its parent's marker put back: a day is looked at next)
+
+    def summaries(self, version: int) -> WordSummaries | None:
+        return None  # an object has no inode nor change time: every file is read
+
+    def identity(self, segment: Segment) -> Identity | None:
+        return None
 
     def rewrite(self, segment: Segment, data: bytes) -> Segment:
         with self.fs.open_output_stream(f"{self.base}/{segment.name}") as out:

@@ -39,6 +39,7 @@ import pyarrow as pa
 from advertisex.errors import CommitConflictError, UserInputError
 from advertisex.formats.decode import container_format
 from advertisex.formats.scrub import Forgotten, Scrubbed, scrub, scrub_lines
+from advertisex.formats.scrubwords import WORDS_VERSION, word_test, words_of
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
@@ -52,6 +53,7 @@ from advertisex.util.timeutil import utcnow
 if TYPE_CHECKING:
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
+    from advertisex.landing.summaries import Identity, WordSummaries
     from advertisex.landing.zone import LandingZone, Segment
 
 ERASURES_TABLE = "ops.erasures"
@@ -195,28 +197,83 @@ def scrub_landing(
 ) -> Counter[str]:
     """Rewrite every landing file that mentions the users; records removed per user.
     ``judged`` is told, for each file whose records were told by their columns (CSV), the
-    positions of those removed (``erasure.plan``: its quarantined rows follow them)."""
+    positions of those removed (``erasure.plan``: its quarantined rows follow them).
+
+    A file whose kept words (``landing.summaries``) prove that scrub's cheap test fails
+    for every id is not read: nothing in it would be erased. Each file read without a
+    summary leaves one for the next erasure."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
+    summaries = landing.summaries(WORDS_VERSION)
+    known = summaries.known() if summaries is not None else set()
+    may_pass = word_test(ids) if known else None
+    found: list[tuple[str, Identity, bytes]] = []
+    rewritten: list[str] = []
+    held = 0  # bytes of words in found
 
-    def scrubbed(segment: Segment) -> tuple[Segment, Scrubbed | None]:
-        return segment, _scrub_segment(segment, landing.read(segment), ids)
+    def scrubbed(segment: Segment) -> tuple[Segment, Scrubbed | None, _Words | None]:
+        return (segment, *_scrubbed(landing, segment, ids, summaries, known, may_pass))
 
     # A file on each core (inflating, searching and deflating leave the GIL); rewritten
     # here, one at a time, in their order.
-    for done, (segment, result) in enumerate(in_order(scrubbed, files), start=1):
+    for done, (segment, result, words) in enumerate(in_order(scrubbed, files), start=1):
         if progress and (done % 50 == 0 or done == len(files)):
             progress("landing", done, len(files))
+        if words is not None and summaries is not None:
+            found.append((segment.name, *words))
+            held += len(words[1])
+            if held > _KEPT_AT_ONCE:  # a month of landing files: not all held to the end
+                summaries.update(found)
+                found, held = [], 0
         if result is not None and result.by_columns and judged is not None:
             judged[segment.name] = result.positions
         if result is None or not result.removed:
             continue
+        rewritten.append(segment.name)
         landing.rewrite(segment, result.data)
         report.segments += 1
         report.rows[LANDING] += result.removed
         report.found.update(result.by_id)
         removed.update(result.by_id)
+    if summaries is not None:  # (a file rewritten has another identity: twice sure)
+        summaries.update(found, rewritten, {segment.name for segment in files})
+        summaries.close()
     return removed
+
+
+_Words = tuple["Identity", bytes]  # a file's identity as read, and its words
+_KEPT_AT_ONCE = 64 << 20  # bytes of words held before they are written
+
+
+def _scrubbed(
+    landing: LandingZone,
+    segment: Segment,
+    ids: Forgotten,
+    summaries: WordSummaries | None,
+    known: set[str],
+    may_pass: Callable[[bytes], bool] | None,
+) -> tuple[Scrubbed | None, _Words | None]:
+    """The segment without the users' records (None: it cannot mention them), and its
+    words when it was read without a summary (to keep)."""
+    from advertisex.landing.zone import UNREADABLE
+
+    identity = None
+    if summaries is not None and not segment.name.startswith(UNREADABLE):
+        identity = landing.identity(segment)
+        if identity is not None and segment.name in known:
+            words = summaries.words(segment.name, identity)
+            if words is not None:
+                if may_pass is not None and not may_pass(words):
+                    return None, None  # the cheap test cannot pass: not read
+                identity = None  # read, and its summary kept as it is
+    data = landing.read(segment)
+    result = _scrub_segment(segment, data, ids)
+    if identity is None or (result is not None and result.removed):
+        return result, None  # a file rewritten now is summarized by the next erasure
+    if landing.identity(segment) != identity:
+        return result, None  # changed while read: the bytes read may be no version of it
+    words = words_of(data, container_format(segment))
+    return result, None if words is None else (identity, words)
 
 
 def scrub_archived_segments(

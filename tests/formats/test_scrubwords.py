@@ -1,0 +1,335 @@
+"""A landing file's kept words rule it out of an erasure only where the full scan would
+leave it as it is: hostile files, compared with the full scan."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from advertisex.formats.decode import container_format
+from advertisex.formats.scrub import Forgotten
+from advertisex.formats.scrubwords import (
+    WORDS_VERSION,
+    _hashes_of,
+    _word_hashes,
+    word_test,
+    words_of,
+)
+from advertisex.landing.zone import LandingZone, Segment
+from advertisex.runners.forget import ForgetReport, _scrub_segment, scrub_landing
+
+# Ids that are words, that hold a space, a quote, a backslash, a non-ASCII letter, numbers,
+# prefixes and suffixes of one another; and fragments that spell them in part, escaped,
+# split by CSV quoting, next to word characters.
+IDS = ["u1", "u12", "42", "a b", 'q"x', "jos\u00e9", "x-y.z@w", "1.5", "\\n", "\U0001f600"]
+PIECES = [
+    *IDS,
+    "u",
+    "1",
+    "2",
+    "4",
+    "x",
+    "xu1",
+    "u1x",
+    "u1.",
+    "@u1",
+    "\\u0075\\u0031",
+    "\\u00e9",
+    "\\u00E9",
+    "jos",
+    "\\\\",
+    '\\"',
+    '"',
+    '""',
+    "'",
+    ",",
+    ";",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "base64:",
+    "dTE=",
+    "\\ud83d\\ude00",
+    "\u00e9",
+    "-",
+    ".",
+]
+text = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
+value = st.one_of(text, st.integers(-5, 50).map(str), st.sampled_from(IDS))
+
+
+def _json(draw: Any) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["object", "number", "free", "junk", "pair"]))
+        user = draw(value)
+        if kind == "object":
+            lines.append(f'{{"user_id": "{user}", "note": "{draw(text)}"}}')
+        elif kind == "number":
+            lines.append(f'{{"user_id": {draw(st.integers(0, 50))}, "cost": {user}}}')
+        elif kind == "free":
+            lines.append(f'{{"user_id": "v", "extra": {{"deep": ["{draw(text)}"]}}}}')
+        elif kind == "pair":
+            lines.append(f'{{"user_id": "{user}"}}{{"user_id": "{draw(value)}"}}')
+        else:
+            lines.append(draw(text))
+    body = "\n".join(lines)
+    if draw(st.booleans()):
+        body = "[" + ",".join(lines) + "]"
+    return body.encode("utf-8", "surrogatepass")
+
+
+def _csv(draw: Any) -> bytes:
+    header = draw(st.sampled_from(["timestamp,user_id,campaign_id,event_type,note", "a;b"]))
+    rows = [header]
+    for _ in range(draw(st.integers(1, 6))):
+        user = draw(value)
+        quoted = draw(st.sampled_from(["plain", "quoted", "split"]))
+        if quoted == "quoted":
+            user = '"' + user.replace('"', '""') + '"'
+        elif quoted == "split" and len(user) > 1:
+            user = '"' + user[:1] + '"' + user[1:]
+        rows.append(f"2026-12-07T00:42:00Z,{user},c,click,{draw(text)}")
+    return "\r\n".join(rows).encode("utf-8", "surrogatepass")
+
+
+def _avro(draw: Any) -> bytes:
+    schema = {
+        "type": "record",
+        "name": "Bid",
+        "fields": [
+            {"name": "user_id", "type": ["null", "string", "long"]},
+            {"name": "targeting", "type": {"type": "map", "values": "string"}},
+            {"name": "note", "type": "string"},
+        ],
+    }
+    records = []
+    for _ in range(draw(st.integers(1, 6))):
+        user: Any = draw(value)
+        if draw(st.booleans()) and user.isdigit():
+            user = int(user)
+        records.append({"user_id": user, "targeting": {draw(text): draw(text)}, "note": draw(text)})
+    out = io.BytesIO()
+    codec = draw(st.sampled_from(["null", "deflate"]))
+    # A fixed sync marker: the same draws make the same bytes.
+    fastavro.writer(out, fastavro.parse_schema(schema), records, codec=codec, sync_marker=b"s" * 16)
+    return out.getvalue()
+
+
+def _damaged(draw: Any, data: bytes) -> bytes:
+    """``data``, or cut short, or with a byte flipped (a record, a block, a gzip member)."""
+    damage = draw(st.integers(0, 7))
+    if damage == 0:
+        return data[: draw(st.integers(0, len(data)))]
+    if damage == 1 and data:
+        at = draw(st.integers(0, len(data) - 1))
+        return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+    return data
+
+
+@st.composite
+def segments(draw: Any) -> tuple[Segment, bytes]:
+    """A hostile landing file: its segment (its name tells its format) and its bytes."""
+    source, suffix, build = draw(
+        st.sampled_from(
+            [("impressions", "ndjson", _json), ("clicks", "csv", _csv), ("bids", "avro", _avro)]
+        )
+    )
+    data = build(draw)
+    data = _damaged(draw, data)
+    if draw(st.integers(0, 3)) == 0:
+        data = _damaged(draw, gzip.compress(data, mtime=0))
+        suffix += ".gz"
+    name = f"{source}/2026-12-07/00/20261207T000000-{draw(st.integers(0, 10**6))}.{suffix}"
+    return Segment(source, name, len(data)), data
+
+
+# A few ids, or with many more (looked up in one pass rather than one by one).
+PADDING = [f"pad{n}" for n in range(9)]
+ids_asked = st.tuples(
+    st.lists(st.sampled_from(IDS), min_size=1, max_size=3, unique=True), st.booleans()
+).map(lambda asked: asked[0] + (PADDING if asked[1] else []))
+
+
+def _avro_note(note: str) -> bytes:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "note", "type": "string"}]}
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), [{"note": note}], sync_marker=b"s" * 16)
+    return out.getvalue()
+
+
+def _example(name: str, data: bytes) -> tuple[Segment, bytes]:
+    return Segment(name.split("/", 1)[0], name, len(data)), data
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segments(), ids_asked)
+# A JSON array is framed again (escapes decoded): "\u0075\u0031" is u1 once "u1" is
+# anywhere in the file, inside "xu1x" too — its words must be kept, not a filter of them.
+@example(_example("impressions/a.ndjson", b'[{"user_id":"\\u0075\\u0031"},{"n":"xu1x"}]'), ["u1"])
+# An Avro string of 24 bytes follows its length, 0x30 ("0"): the id is inside the word "0u1".
+@example(_example("bids/a.avro", _avro_note("u1 " + "x" * 21)), ["u1"])
+def test_words_rule_a_file_out_only_when_the_full_scan_leaves_it_whole(
+    segment: tuple[Segment, bytes], asked: list[str]
+) -> None:
+    found, data = segment
+    ids = Forgotten(asked)
+    full = _scrub_segment(found, data, ids)
+    words = words_of(data, container_format(found))
+    may_pass = word_test(ids)
+    if words is None or may_pass is None or may_pass(words):
+        return  # the file is read, as the full scan reads it
+    assert full is None or (full.removed == 0 and full.data == data and not full.by_columns)
+
+
+def test_a_spelling_is_looked_for_by_its_words_and_their_ends() -> None:
+    array = words_of(b'[{"user_id":"u12","n":"a b-c"}]\n', "json")  # framed whole
+    assert array is not None and b"\nu12\n" in array and b"\nb-c\n" in array
+    assert word_test(Forgotten(["u1"]))(array)  # type: ignore[misc]  # inside u12: read
+    assert not word_test(Forgotten(["u3"]))(array)  # type: ignore[misc]
+    assert word_test(Forgotten(["a b"]))(array)  # type: ignore[misc]  # "a" ends, "b" starts one
+    assert not word_test(Forgotten(["b a"]))(array)  # type: ignore[misc]
+    assert word_test(Forgotten(["!!"])) is None  # no word to rule a file out by
+    many = [f"v{n}" for n in range(20)]  # past a few ids, one pass for all
+    assert not word_test(Forgotten(many))(array)  # type: ignore[misc]
+    assert word_test(Forgotten([*many, "b-c"]))(array)  # type: ignore[misc]
+    assert word_test(Forgotten([*many, "a b"]))(array)  # type: ignore[misc]
+    # JSON lines lose a record only where a line holds the id as whole words: a filter.
+    lines = words_of(b'{"user_id":"u12","n":"a b-c"}\n', "json")
+    assert lines is not None and lines[:1] == b"F" and len(lines) < 200
+    assert word_test(Forgotten(["u12"]))(lines)  # type: ignore[misc]
+    assert not word_test(Forgotten(["u1", *many]))(lines)  # type: ignore[misc]
+    assert word_test(Forgotten(["b-c a"]))(lines)  # type: ignore[misc]  # (its words, any order)
+
+
+def test_a_filters_hashes_are_the_same_computed_for_many_words_or_one() -> None:
+    """A filter written by one process is read by another: a word's probes computed for
+    a whole file at once must be those computed for the id alone, or a file holding it
+    would be ruled out."""
+    words = [b"u-%07d" % n for n in range(70_000)] + [b"x" * 5000, b"a", b"jos"]
+    array = pa.array(words, pa.large_binary())
+    hashed = [pair for first, step in _hashes_of(array) for pair in zip(first, step, strict=True)]
+    picked = [0, 1, 65_535, 65_536, 69_999, 70_000, 70_001, 70_002]
+    assert [(int(a), int(b)) for a, b in (hashed[i] for i in picked)] == [
+        _word_hashes(words[i]) for i in picked
+    ]
+    assert _word_hashes(b"u1") == (0xD0BC213924A631D5, 0xF0DE0A2E4CC21005)  # pinned for good
+
+
+def _zone(root: Path, files: list[tuple[Segment, bytes]]) -> LandingZone:
+    zone = LandingZone(root)
+    for segment, data in files:
+        path = root / segment.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return zone
+
+
+def _erase(zone: LandingZone, asked: list[str]) -> tuple[Any, ...]:
+    report = ForgetReport("e", len(asked))
+    judged: dict[str, set[int]] = {}
+    removed = scrub_landing(zone, Forgotten(asked), report, None, judged)
+    files = sorted(
+        (str(p.relative_to(zone.root)), p.read_bytes())
+        for p in zone.root.rglob("*")
+        if p.is_file() and "_index" not in p.parts
+    )
+    return removed, report.segments, dict(report.rows), report.found, judged, files
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
+    ids_asked,
+    ids_asked,
+)
+def test_an_erasure_that_skips_by_words_equals_the_full_scan(
+    tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
+) -> None:
+    """Two erasures in a row: the second reads only what the words kept by the first do not
+    rule out, and leaves every file, count and judgement as a full scan does."""
+    base = tmp_path_factory.mktemp("words")
+    kept = _zone(base / "kept", files)
+    full = _zone(base / "full", files)
+    full.summaries = lambda version: None  # type: ignore[method-assign]
+    assert _erase(kept, first) == _erase(full, first)
+    assert _erase(kept, second) == _erase(full, second)
+    shutil.rmtree(base)
+
+
+def test_a_summary_of_other_bytes_is_never_used(tmp_path: Path, monkeypatch: Any) -> None:
+    """Rewritten by an erasure, replaced behind its back, copied back by a restore, its
+    database damaged: the file is read again, never ruled out by what it held before."""
+    monkeypatch.setattr("advertisex.runners.forget._KEPT_AT_ONCE", 0)  # written as found
+    name = "impressions/2026-12-07/00/20261207T000000-a.ndjson"
+    zone = _zone(tmp_path / "landing", [(Segment("impressions", name, 0), b'{"user_id":"u1"}\n')])
+    read: list[str] = []
+    reading = zone.read
+    monkeypatch.setattr(zone, "read", lambda s: read.append(s.name) or reading(s))
+
+    def erase(*asked: str) -> int:
+        read.clear()
+        report = ForgetReport("e", 1)
+        scrub_landing(zone, Forgotten(asked), report, None)
+        return len(read)
+
+    assert erase("nobody") == 1  # read, and its words kept
+    assert erase("nobody-else") == 0  # ruled out by them
+    path = zone.root / name
+    stat = path.stat()
+    path.write_bytes(b'{"user_id":"u2"}\n')  # the same size, its times put back
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert erase("u2") == 1  # its change time moved: read (and the record erased)
+    assert path.read_bytes() == b""
+    assert erase("u3") == 1  # rewritten by the erasure: no summary kept of it yet
+    assert erase("u4") == 0
+    copy = path.with_name("copy")
+    shutil.copy2(path, copy)
+    os.replace(copy, path)  # a restore: the same bytes, another file
+    assert erase("u5") == 1
+    database = zone.root / "_index" / "blake3" / "words.db"
+    database.write_bytes(b"not a database")
+    assert erase("u6") == 1  # damaged: read, never an error
+
+
+def test_the_words_of_a_file_an_erasure_rewrote_are_not_kept(tmp_path: Path) -> None:
+    """A summary holds the words of its file as read: the forgotten id's among them, until
+    the erasure that rewrites the file forgets them (and SQLite overwrites the row)."""
+    header = b"timestamp,user_id,campaign_id,event_type,note\n"
+    files = [
+        (Segment("clicks", f"clicks/2026-12-07/00/{n}.csv", 0), header + row)
+        for n, row in enumerate([b"1,u1,c,click,secret\n", b"1,u2,c,click,\n"])
+    ]
+    zone = _zone(tmp_path / "landing", files)
+    scrub_landing(zone, Forgotten(["nobody"]), ForgetReport("e", 1), None)
+    summaries = zone.summaries(WORDS_VERSION)
+    assert summaries is not None
+
+    def kept() -> dict[str, bytes]:
+        found = {}
+        for name in summaries.known():
+            identity = zone.identity(Segment("clicks", name, 0))
+            assert identity is not None
+            found[name] = summaries.words(name, identity) or b""
+        return found
+
+    assert any(b"\nu1\n" in words for words in kept().values())
+    scrub_landing(zone, Forgotten(["u1"]), ForgetReport("e", 1), None)
+    assert summaries.known() == {files[1][0].name}  # the rewritten file's words dropped
+    assert not any(b"u1" in words for words in kept().values())
+    assert b"secret" not in (zone.root / "_index" / "blake3" / "words.db").read_bytes()
