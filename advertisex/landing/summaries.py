@@ -62,15 +62,14 @@ class WordSummaries:
         if not create and not self.path.is_file():
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        # A deleted row's bytes are overwritten, not left in a free page: the words of a
-        # file an erasure rewrote (or retention deleted) may be the forgotten id.
-        db.execute("PRAGMA secure_delete = ON")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS words (segment TEXT PRIMARY KEY, identity TEXT NOT NULL,"
-            " version INTEGER NOT NULL, size INTEGER NOT NULL, packed BLOB NOT NULL,"
-            " digest BLOB NOT NULL) WITHOUT ROWID"
-        )
+        try:
+            db = _opened(self.path)
+        except sqlite3.DatabaseError:
+            if not create:
+                raise
+            # Damaged (a disk fault, a torn copy): a cache, so started again when written.
+            self.path.unlink(missing_ok=True)
+            db = _opened(self.path)
         self._local.db = db
         return db
 
@@ -144,6 +143,23 @@ class WordSummaries:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _opened(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        # A deleted row's bytes are overwritten, not left in a free page: the words of a
+        # file an erasure rewrote (or retention deleted) may be the forgotten id.
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS words (segment TEXT PRIMARY KEY, identity TEXT NOT NULL,"
+            " version INTEGER NOT NULL, size INTEGER NOT NULL, packed BLOB NOT NULL,"
+            " digest BLOB NOT NULL) WITHOUT ROWID"
+        )
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 @functools.cache

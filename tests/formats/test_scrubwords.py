@@ -304,7 +304,8 @@ def test_a_summary_of_other_bytes_is_never_used(tmp_path: Path, monkeypatch: Any
     assert erase("u5") == 1
     database = zone.root / "_index" / "blake3" / "words.db"
     database.write_bytes(b"not a database")
-    assert erase("u6") == 1  # damaged: read, never an error
+    assert erase("u6") == 1  # damaged: read, never an error, and the database made again
+    assert erase("u7") == 0
 
 
 def test_the_words_of_a_file_an_erasure_rewrote_are_not_kept(tmp_path: Path) -> None:
