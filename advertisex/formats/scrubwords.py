@@ -82,9 +82,13 @@ def words_of(data: bytes, container: str) -> bytes | None:
             return None
         texts.extend(raw for _, _, raw in blocks)
     words = _unique_words(texts)
-    if by_lines(plain, container):
+    if by_lines(plain, container) and _longest(words) <= _FILTERED_WORD:
         return _FILTER + _filter_of(words)
     return _WORDS + _joined(words)
+
+
+def _longest(words: pa.Array) -> int:
+    return int(pc.max(pc.binary_length(words)).as_py() or 0) if len(words) else 0
 
 
 def _unique_words(texts: Iterable[bytes]) -> pa.Array:
@@ -109,7 +113,7 @@ def _pieces_of(text: bytes) -> list[pa.Array]:
     at = 0
     while at < len(text):
         end = _part_end(text, at)
-        found.append(_pieces(text[at:end]))
+        found.append(_pieces(text, at, end))
         at = end
     return found
 
@@ -127,14 +131,15 @@ def _part_end(text: bytes, at: int) -> int:
     return len(text)
 
 
-def _pieces(part: bytes) -> pa.Array:
-    """``part`` cut where a run of word characters starts or ends: an Arrow array over its
-    bytes (no copy), runs of word characters and runs of others in turn."""
-    is_word = np.frombuffer(part.translate(_WORD_BYTES), np.bool_)
+def _pieces(text: bytes, at: int, end: int) -> pa.Array:
+    """``text[at:end]`` cut where a run of word characters starts or ends: an Arrow array
+    over the text's bytes (no copy), runs of word characters and runs of others in turn."""
+    is_word = np.frombuffer(text[at:end].translate(_WORD_BYTES), np.bool_)
     edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
-    bounds = np.concatenate(([0], edges, [len(part)])).astype(np.int64, copy=False)
+    bounds = np.concatenate(([0], edges, [end - at])).astype(np.int64, copy=False)
+    part = pa.py_buffer(memoryview(text)[at:end])
     return pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(bounds) - 1, [None, pa.py_buffer(bounds), pa.py_buffer(part)]
+        pa.large_binary(), len(bounds) - 1, [None, pa.py_buffer(bounds), part]
     )
 
 
@@ -170,7 +175,10 @@ def _filter_of(words: pa.Array) -> bytes:
     return struct.pack("<IB", bits, _PROBES) + np.packbits(present, bitorder="little").tobytes()
 
 
-_BATCH = 1 << 16  # words hashed at a time
+_BATCH_BYTES = 1 << 20  # bytes of words hashed at a time (8 bytes each while hashed)
+# A file with a longer word keeps its words, not a filter (whose hashing holds 24 bytes
+# a byte of the words hashed at once: a hostile file of one long word is no bomb).
+_FILTERED_WORD = 1 << 16
 
 
 def _hashes_of(words: pa.Array) -> Iterable[tuple[np.ndarray, np.ndarray]]:
@@ -182,8 +190,12 @@ def _hashes_of(words: pa.Array) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         words.offset : words.offset + len(words) + 1
     ]
     data_all = words.buffers()[2]
-    for at in range(0, len(words), _BATCH):
-        offsets = offsets_all[at : at + _BATCH + 1]
+    at = 0
+    while at < len(words):
+        end = int(np.searchsorted(offsets_all, offsets_all[at] + _BATCH_BYTES, "right")) - 1
+        end = min(max(end, at + 1), len(words))
+        offsets = offsets_all[at : end + 1]
+        at = end
         body = np.frombuffer(data_all, np.uint8)[offsets[0] : offsets[-1]].astype(np.uint64)
         starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
         with np.errstate(over="ignore"):  # arithmetic modulo 2^64, on purpose

@@ -217,10 +217,11 @@ def test_a_spelling_is_looked_for_by_its_words_and_their_ends() -> None:
     assert word_test(Forgotten(["b-c a"]))(lines)  # type: ignore[misc]  # (its words, any order)
 
 
-def test_a_filters_hashes_are_the_same_computed_for_many_words_or_one() -> None:
+def test_a_filters_hashes_are_the_same_computed_for_many_words_or_one(monkeypatch: Any) -> None:
     """A filter written by one process is read by another: a word's probes computed for
     a whole file at once must be those computed for the id alone, or a file holding it
     would be ruled out."""
+    monkeypatch.setattr("advertisex.formats.scrubwords._BATCH_BYTES", 4096)  # many batches
     words = [b"u-%07d" % n for n in range(70_000)] + [b"x" * 5000, b"a", b"jos"]
     array = pa.array(words, pa.large_binary())
     hashed = [pair for first, step in _hashes_of(array) for pair in zip(first, step, strict=True)]
@@ -229,6 +230,9 @@ def test_a_filters_hashes_are_the_same_computed_for_many_words_or_one() -> None:
         _word_hashes(words[i]) for i in picked
     ]
     assert _word_hashes(b"u1") == (0xD0BC213924A631D5, 0xF0DE0A2E4CC21005)  # pinned for good
+    # A word longer than a filter hashes keeps the file's words instead (no memory bomb).
+    long = words_of(b'{"user_id":"u1","n":"' + b"a" * 70_000 + b'"}\n', "json")
+    assert long is not None and long[:1] == b"W" and word_test(Forgotten(["u1"]))(long)  # type: ignore[misc]
 
 
 def _zone(root: Path, files: list[tuple[Segment, bytes]]) -> LandingZone:
@@ -334,3 +338,13 @@ def test_the_words_of_a_file_an_erasure_rewrote_are_not_kept(tmp_path: Path) -> 
     assert summaries.known() == {files[1][0].name}  # the rewritten file's words dropped
     assert not any(b"u1" in words for words in kept().values())
     assert b"secret" not in (zone.root / "_index" / "blake3" / "words.db").read_bytes()
+
+
+def test_a_file_is_cut_into_parts_between_words(monkeypatch: Any) -> None:
+    """A long file is read a part at a time, each cut after a byte of no word: the words
+    are those of the file read whole (a run longer than a part makes a longer part)."""
+    data = b'{"user_id":"u-0001","n":"' + b"w" * 40 + b' tail"}\n' + b'{"x":"a.b-c@d"}\n' * 5
+    whole = words_of(data, "csv")
+    monkeypatch.setattr("advertisex.formats.scrubwords._PART", 7)
+    assert words_of(data, "csv") == whole
+    assert whole is not None and b"\nu-0001\n" in whole and b"\n" + b"w" * 40 + b"\n" in whole
