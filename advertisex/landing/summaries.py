@@ -2,15 +2,17 @@
 
 An erasure reads every landing file once and keeps its words here
 (:func:`advertisex.formats.scrubwords.words_of`: a filter of them, or them lz4-packed —
-6.5 % of the landing bytes of a generated lake): a later
-one looks at a file's words instead of its bytes, and reads only the files they do not
-rule out. A summary belongs to the file's bytes as they were read, and says nothing of
-other bytes, so it is kept under the file's *identity* — its device, inode, size and
-modification and change times (``ctime``, which no program can set back) — taken before
-and after the read: a file rewritten by an erasure (a new inode), copied back by a
-restore (new inodes and change times) or changed any other way is another identity, and
-its summary is none. A summary missing, of another identity, of another version of the
-words, or that does not read (a damaged database or row) is none: the file is read.
+6.5 % of the landing bytes of a generated lake): a later one looks at a file's words
+instead of its bytes, and reads only the files they do not rule out. A summary belongs to
+the file's bytes as they were read, and says nothing of other bytes, so it is kept under
+the file's *identity* — its device, inode, size and modification and change times
+(``ctime``, which no program can set back) — taken before and after the read: a file
+copied back by a restore (new inodes and change times) or changed any other way is
+another identity, and its summary is none. A file an erasure rewrites is a new file
+(``util.storage.replace_local``): it is summarized from the bytes written, under the
+identity of the file written, held open until it is renamed. A summary missing, of
+another identity, of another version of the words, or that does not read (a damaged
+database or row) is none: the file is read.
 
 One SQLite file, ``_index/blake3/words.db``: a backup leaves it out (a restored file is a
 new identity anyway), and so does ``pack_markers``.
@@ -38,9 +40,13 @@ _CODEC = "lz4"  # unpacked at ≈ 3 GB/s (zstd: 0.6), for ≈ 1.8× the bytes
 def identity_of(path: Path) -> Identity | None:
     """The identity of the file at ``path``; None when it is not there."""
     try:
-        stat = os.stat(path)
+        return identity(os.stat(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def identity(stat: os.stat_result) -> Identity:
+    """The identity a file's status gives it."""
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 

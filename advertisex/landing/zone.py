@@ -44,6 +44,7 @@ from advertisex.landing.detect import (
 )
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
 from advertisex.landing.summaries import WORDS_DB, Identity, WordSummaries, identity_of
+from advertisex.landing.summaries import identity as _identity
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import (
     fsync_path,
@@ -824,9 +825,15 @@ class LandingZone:
         """Replace a segment's bytes in place (erasure of a user): written aside, fsync'd,
         renamed over the old file. The new content is indexed by its hash too, so neither
         the original file nor the rewritten one is ingested again."""
-        replace_local(self.root / segment.name, data)  # a failed write leaves no copy
-        self._indexed_as(segment, data)
+        self.rewrite_identified(segment, data)
         return Segment(segment.source, segment.name, len(data))
+
+    def rewrite_identified(self, segment: Segment, data: bytes) -> Identity | None:
+        """:meth:`rewrite`, and the identity of the file that holds ``data`` (its inode's,
+        as renamed: ``landing.summaries``); None where files have none."""
+        written = replace_local(self.root / segment.name, data)  # a failed write: no copy
+        self._indexed_as(segment, data)
+        return _identity(written)
 
     def _indexed_as(self, segment: Segment, data: bytes) -> None:
         if not segment.name.startswith(UNREADABLE):
@@ -1208,6 +1215,10 @@ class ObjectStoreLandingZone(LandingZone):
         return None  # an object has no inode nor change time: every file is read
 
     def identity(self, segment: Segment) -> Identity | None:
+        return None
+
+    def rewrite_identified(self, segment: Segment, data: bytes) -> Identity | None:
+        self.rewrite(segment, data)
         return None
 
     def rewrite(self, segment: Segment, data: bytes) -> Segment:

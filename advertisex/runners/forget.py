@@ -201,7 +201,7 @@ def scrub_landing(
 
     A file whose kept words (``landing.summaries``) prove that scrub's cheap test fails
     for every id is not read: nothing in it would be erased. Each file read without a
-    summary leaves one for the next erasure."""
+    summary, and each file rewritten, leaves one for the next erasure."""
     files = [*landing.segments(), *landing.unreadable()]
     removed: Counter[str] = Counter()
     summaries = landing.summaries(WORDS_VERSION)
@@ -219,18 +219,21 @@ def scrub_landing(
     for done, (segment, result, words) in enumerate(in_order(scrubbed, files), start=1):
         if progress and (done % 50 == 0 or done == len(files)):
             progress("landing", done, len(files))
-        if words is not None and summaries is not None:
-            found.append((segment.name, *words))
+        if result is not None and result.by_columns and judged is not None:
+            judged[segment.name] = result.positions
+        identity = words[0] if words is not None else None
+        if result is not None and result.removed:
+            identity = landing.rewrite_identified(segment, result.data)
+            if identity is None or words is None:
+                rewritten.append(segment.name)  # its old words may be the forgotten id
+        if words is not None and identity is not None and summaries is not None:
+            found.append((segment.name, identity, words[1]))  # (replacing the old words)
             held += len(words[1])
             if held > _KEPT_AT_ONCE:  # a month of landing files: not all held to the end
                 summaries.update(found)
                 found, held = [], 0
-        if result is not None and result.by_columns and judged is not None:
-            judged[segment.name] = result.positions
         if result is None or not result.removed:
             continue
-        rewritten.append(segment.name)
-        landing.rewrite(segment, result.data)
         report.segments += 1
         report.rows[LANDING] += result.removed
         report.found.update(result.by_id)
@@ -241,7 +244,9 @@ def scrub_landing(
     return removed
 
 
-_Words = tuple["Identity", bytes]  # a file's identity as read, and its words
+# A file's identity as read (None: rewritten now, its identity is the new file's) and the
+# words of its bytes as they are after the erasure.
+_Words = tuple["Identity | None", bytes]
 _KEPT_AT_ONCE = 64 << 20  # bytes of words held before they are written
 
 
@@ -257,21 +262,24 @@ def _scrubbed(
     words when it was read without a summary (to keep)."""
     from advertisex.landing.zone import UNREADABLE
 
-    identity = None
-    if summaries is not None and not segment.name.startswith(UNREADABLE):
-        identity = landing.identity(segment)
-        if identity is not None and segment.name in known:
-            words = summaries.words(segment.name, identity)
-            if words is not None:
-                if may_pass is not None and not may_pass(words):
-                    return None, None  # the cheap test cannot pass: not read
-                identity = None  # read, and its summary kept as it is
+    summarized = summaries is not None and not segment.name.startswith(UNREADABLE)
+    identity = landing.identity(segment) if summarized else None
+    kept = False  # a summary of it as it is now is kept
+    if summaries is not None and identity is not None and segment.name in known:
+        words = summaries.words(segment.name, identity)
+        if words is not None:
+            if may_pass is not None and not may_pass(words):
+                return None, None  # the cheap test cannot pass: not read
+            kept = True
     data = landing.read(segment)
     result = _scrub_segment(segment, data, ids)
-    if identity is None or (result is not None and result.removed):
-        return result, None  # a file rewritten now is summarized by the next erasure
-    if landing.identity(segment) != identity:
-        return result, None  # changed while read: the bytes read may be no version of it
+    if not summarized:
+        return result, None
+    if result is not None and result.removed:  # the new file's words, kept once written
+        words = words_of(result.data, container_format(segment))
+        return result, None if words is None else (None, words)
+    if kept or identity is None or landing.identity(segment) != identity:
+        return result, None  # (changed while read: the bytes read may be no version of it)
     words = words_of(data, container_format(segment))
     return result, None if words is None else (identity, words)
 

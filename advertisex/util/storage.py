@@ -122,20 +122,23 @@ def replace_file(filesystem: pafs.FileSystem, path: str, data: bytes | memoryvie
     replace_local(Path(path), data)
 
 
-def replace_local(local: Path, data: bytes | memoryview) -> None:
+def replace_local(local: Path, data: bytes | memoryview) -> os.stat_result:
     """:func:`replace_file` of a file on this machine's disks (the landing zone's rewrite of
-    a segment too): a failed write leaves no hidden copy behind."""
+    a segment too): a failed write leaves no hidden copy behind. Returns the new file's
+    status as named — of the file written, held open until then, whatever came after."""
     temporary = local.with_name(f".{local.name}{_REWRITE}")
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, local)
+            os.replace(temporary, local)
+            written = os.fstat(handle.fileno())  # after the rename, which may move its ctime
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     fsync_path(local.parent)
+    return written
 
 
 _REWRITE = ".rewrite"  # the suffix of replace_file's hidden copy
