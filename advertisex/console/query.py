@@ -50,11 +50,24 @@ MAX_SQL_BYTES = 100_000
 # How long past its time limit a worker may take to stop its statement (DuckDB looks at an
 # interrupt between chunks, not inside a function making one huge value) before it is killed.
 STOP_GRACE_SECONDS = 5.0
-_PRELOAD = ("duckdb", "pyarrow", "advertisex.lake.query", "advertisex.lake.tables")
+# What a query imports, imported once in the forkserver (a worker is forked with them). A new
+# worker imported the rest on its first query: the settings' pydantic models with the query's
+# own module (≈ 70-80 ms of CPU), the schemas of the lake's errors and fastavro for the
+# tables' manifests; that query cost 110-130 ms of its worker's CPU against 20 for the next.
+_PRELOAD = (
+    "duckdb",
+    "pyarrow",
+    "fastavro",
+    "advertisex.lake.query",
+    "advertisex.lake.tables",
+    "advertisex.lake.damage",
+    "advertisex.util.mapped",  # the worker's reading of its job's arguments
+    __name__,
+)
 # An idle query worker (120-250 MiB, holding its slot) is stopped this long after its last
-# query, or as soon as a query of another process needs its slot: the next query then
-# starts one again, ``select 1`` answered in 0.45-0.5 s where a kept worker answers it in
-# 0.06-0.1 s.
+# query, or as soon as a query of another process needs its slot: the next query then forks
+# one again from the forkserver, which has imported what a query does (_PRELOAD): 30-40 ms
+# of the new worker's CPU for that query, 20-30 for a kept worker's (docs/benchmarks.md).
 IDLE_WORKER_SECONDS = 60.0
 
 
