@@ -10,8 +10,8 @@ then, for each statement, ``--rounds`` times: a new worker answers it (its start
 included: what the console's query waits for), the same worker answers it again (kept),
 and the worker is stopped. ``--forkserver query`` is ``advertisex console`` (the query
 pool starts the process's forkserver with its own preload); ``decoder`` is ``serve`` and
-``up``, where the collector's decoder pool started it first with the decoders' preload,
-so a query worker imports the rest of its own before it says it is ready.
+``up``, where the collector's decoder pool starts it (with the decoders' preload, and the
+query workers' that the console's ``QueryWorkers`` asked for: ``isolate.preload_too``).
 
 Reports the median wall time of the query as the console's ``run_isolated`` waits for it,
 the worker's own CPU time (``/proc``: its start and the query, not the forkserver's work
@@ -85,13 +85,16 @@ def main() -> None:
         # Built by another process: processing here would start this one's forkserver.
         data_dir = Path(folder) / "data"
         subprocess.run([sys.executable, __file__, "--build", folder], check=True)
-        if args.forkserver == "decoder":
-            from advertisex.formats.preload import start_decoder_forkserver
-
-            start_decoder_forkserver()
         settings = advertisex.open(data_dir=data_dir).lake.settings
         config = settings.console
-        workers = QueryWorkers()
+        workers = QueryWorkers()  # as the console's app is made before the collector starts
+        if args.forkserver == "decoder":  # the collector's start: its decoder workers
+            from advertisex.formats.bounded import decode_pool
+
+            decoders = decode_pool()
+            decoders.warm()
+            while decoders.alive() < decoders.size:
+                time.sleep(0.01)
 
         def query(sql: str) -> float:
             started = time.perf_counter()

@@ -300,8 +300,12 @@ class QueryWorkers:
     only while its slot is held, so ``console.query_memory_bytes`` bounds it idle too)."""
 
     def __init__(self) -> None:
+        from advertisex.util.isolate import preload_too
+
         self._pools: dict[int, WorkerPool] = {}
         self._lock = threading.Lock()
+        # Beside the collector (serve, up), its decoder pool starts the process's forkserver.
+        preload_too(_PRELOAD)
 
     def pool(self, slot: int) -> WorkerPool:
         """``slot``'s pool of one worker."""

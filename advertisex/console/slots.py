@@ -11,9 +11,10 @@ open file is a lock of its own, so two threads of one process take two slots; a 
 first waits for a slot of its process's without polling (one process has no more threads
 running queries than there are slots).
 
-A query's worker process outlives its query, for the next one (a new worker costs the
-next query ~0.4 s more), and holds 120-250 MiB meanwhile: so its process keeps the slot with it
-(``keep_seconds`` at most), and the worker is only ever alive in a slot its process holds.
+A query's worker process outlives its query, for the next one (a new worker, forked with
+what a query imports, costs the next query ≈ 10 ms of CPU more), and holds 120-250 MiB
+meanwhile: so its process keeps the slot with it (``keep_seconds`` at most), and the worker
+is only ever alive in a slot its process holds.
 The budget then bounds the idle workers too. A kept slot goes back as soon as a query of
 another process waits for one: a waiter holds a shared ``flock`` on
 ``<data_dir>/console/query-wanted``, and a process keeping slots looks for it every

@@ -378,9 +378,30 @@ def _install_preparation_filter() -> None:
     spawn.get_preparation_data = preparation_data
 
 
+# Modules this process's forkserver imports after those of the pool that starts it
+# (:func:`preload_too`).
+_PRELOAD_TOO: list[str] = []
+
+
+def preload_too(modules: Iterable[str]) -> None:
+    """Have this process's forkserver import ``modules`` too, whichever pool starts it.
+
+    A process has one forkserver, preloaded by the first pool that starts a worker: in
+    ``serve`` (and ``up``'s) the collector's decoder pool, and the console's query workers
+    forked from it imported their own modules each (:func:`_serve`), ≈ 90 ms of CPU on the
+    path of a new worker's first query. Said before the pools are made (the console's app
+    is made before the collector starts), the forkserver imports them once, after the
+    starting pool's own; a forkserver already running is not changed.
+    """
+    with _SHARED_LOCK:
+        _PRELOAD_TOO.extend(name for name in modules if name not in _PRELOAD_TOO)
+
+
 def _forkserver_preload(preload: Iterable[str]) -> list[str]:
-    """What the forkserver imports: this module (its workers' loop), then ``preload``."""
-    return [__name__, *preload]
+    """What the forkserver imports: this module (its workers' loop), then ``preload``, then
+    what :func:`preload_too` added."""
+    first = [__name__, *preload]
+    return first + [name for name in _PRELOAD_TOO if name not in first]
 
 
 def _resident_bytes(pid: int | None) -> int:
