@@ -294,6 +294,14 @@ def _told(error: Exception) -> AdvertiseXError:
     )
 
 
+def start_query_forkserver() -> bool:
+    """Start this process's forkserver now, with what a query imports: the query workers
+    are forked from it (``isolate.start_forkserver``; False where workers are spawned)."""
+    from advertisex.util.isolate import start_forkserver
+
+    return start_forkserver(_PRELOAD)
+
+
 class QueryWorkers:
     """One worker process per query slot of this process's, started by its slot's first
     query and kept for the next: :meth:`stop` is the slots' ``on_release`` (a worker lives

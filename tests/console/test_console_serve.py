@@ -109,6 +109,8 @@ def test_console_on_port_0_says_the_port_it_took_and_ctrl_c_stops_it(lake_templa
         said = console.stderr.readline()
         url = re.search(r"console on (http://127\.0\.0\.1:(\d+))/", said)
         assert url and url.group(2) != "0", said
+        # Its forkserver runs before the first query, which no longer waits for its imports.
+        assert any(b"forkserver" in command for command in _children(console.pid)), said
         assert httpx.get(url.group(1) + "/openapi.json", timeout=60).status_code == 200
         console.send_signal(signal.SIGINT)
         assert console.wait(60) == 0
@@ -118,6 +120,18 @@ def test_console_on_port_0_says_the_port_it_took_and_ctrl_c_stops_it(lake_templa
             console.kill()
             console.wait()
         console.stderr.close()
+
+
+def _children(pid: int) -> list[bytes]:
+    """The command lines of ``pid``'s child processes (Linux's /proc)."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_bytes().rsplit(b")", 1)[1].split()[1]) == pid:
+                commands.append((stat.parent / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):  # a process that ended meanwhile
+            continue
+    return commands
 
 
 @pytest.mark.slow
