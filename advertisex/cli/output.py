@@ -122,6 +122,19 @@ class Narrowing:
     see_all: str = "--columns all or --format json|csv"  # what shows the columns left out
 
 
+@dataclass(frozen=True)
+class Eliding:
+    """A table too wide for the terminal keeps its first and last columns that fit, with a
+    ``…`` column for those between, as DuckDB's shell does for a wide result (``query``:
+    which columns matter is the user's, not ours); a line on stderr says how many were
+    hidden and ``see_all`` what shows them."""
+
+    see_all: str = "--format json|csv shows {them}, or name fewer columns"
+
+
+ELIDED = plain.ELIDED_CELL  # the header and cells of the column standing for the hidden ones
+
+
 def print_rows(
     rows: Sequence[dict[str, Any]],
     fmt: Format,
@@ -129,7 +142,7 @@ def print_rows(
     title: str | None = None,
     columns: Sequence[str] | None = None,
     empty: str | None = None,
-    narrowing: Narrowing | None = None,
+    narrowing: Narrowing | Eliding | None = None,
 ) -> None:
     """Print rows as a rich table, a JSON array of row objects, or CSV with a header;
     ``empty`` is what a person is told instead of a table when there is no row;
@@ -150,7 +163,7 @@ def print_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
     title: str | None,
-    narrowing: Narrowing | None = None,
+    narrowing: Narrowing | Eliding | None = None,
 ) -> None:
     """A table that never cuts a value: as wide as its cells when that fits the terminal,
     else with long headers and free text wrapped, else (given a ``narrowing``) the columns
@@ -172,13 +185,9 @@ def print_table(
     prose = [_is_prose(values) for values in by_column]
     borders = 3 * len(columns) + 1
     full = [max(w, _cell_len(c)) for w, c in zip(widths, names, strict=True)]
+    right = [any(_is_number(r.get(c)) for r in rows[:50]) for c in columns]
     if sum(full) + borders <= screen.width:
-        right = [any(_is_number(r.get(c)) for r in rows[:50]) for c in columns]
-        drawn = plain.grid(screen, cells, names, full, right, title)
-        if drawn is None:
-            _grid(console(), rows, columns, cells, title, full, names, prose)
-        else:
-            sys.stdout.write(drawn)
+        _draw(screen, cells, names, full, right, title, prose)
         return
     headers = [_wrap_header(c, w) for c, w in zip(names, widths, strict=True)]
     narrow = [
@@ -188,12 +197,34 @@ def print_table(
         for w, h, p in zip(widths, headers, prose, strict=True)
     ]
     if sum(narrow) + borders <= screen.width:
-        _grid(console(), rows, columns, cells, title, narrow, headers, prose)
+        _grid(console(), cells, title, narrow, headers, prose, right)
         return
+    if isinstance(narrowing, Eliding):
+        sides = _elided(full, screen.width)
+        if sides is not None:
+            left, last = sides
+            cut = [*range(left), None, *range(len(columns) - last, len(columns))]
+            _draw(
+                screen,
+                [[ELIDED if i is None else row[i] for i in cut] for row in cells],
+                [ELIDED if i is None else names[i] for i in cut],
+                [1 if i is None else full[i] for i in cut],
+                [i is not None and right[i] for i in cut],
+                title,
+                [False] * len(cut),
+            )
+            hidden = len(columns) - left - last
+            _print_dim(  # one line that fits 80 columns, as the narrowing's
+                f"{hidden} column{'s' if hidden > 1 else ''} hidden at {ELIDED}: "
+                f"{narrowing.see_all.format(them='them' if hidden > 1 else 'it')}"
+            )
+            return
     # Whole headers: a table of the usual columns reads best with one line of them (and
     # is drawn as plain text, without loading Rich).
-    kept = None if narrowing is None else _kept(narrowing, columns, full, screen.width)
-    if narrowing is not None and kept is not None:
+    if (
+        isinstance(narrowing, Narrowing)
+        and (kept := _kept(narrowing, columns, full, screen.width)) is not None
+    ):
         print_table(rows, kept, title)
         left_out = len(columns) - len(kept)
         # One line that fits 80 columns: how many, why, and how to see them.
@@ -207,6 +238,47 @@ def print_table(
         _blocks(console(), names, cells, title)
     else:
         sys.stdout.write(drawn)
+
+
+def _draw(
+    screen: plain.Screen,
+    cells: list[list[str]],
+    headers: list[str],
+    widths: list[int],
+    right: list[bool],
+    title: str | None,
+    prose: list[bool],
+) -> None:
+    """A table whose columns are ``widths`` wide, as plain text where Rich would draw the
+    same, by Rich otherwise."""
+    drawn = plain.grid(screen, cells, headers, widths, right, title)
+    if drawn is None:
+        _grid(console(), cells, title, widths, headers, prose, right)
+    else:
+        sys.stdout.write(drawn)
+
+
+def _elided(widths: Sequence[int], room: int) -> tuple[int, int] | None:
+    """How many of the first and of the last columns (as wide as ``widths``, borders
+    included) fit ``room`` cells beside a one-cell :data:`ELIDED` column, taken from each
+    end in turn as DuckDB's shell does; None when the first column alone does not fit."""
+    used = 1 + 4  # the left border, the elided column
+    left, last = 0, 0
+    ends = [True, True]  # the first and the last columns still being taken
+    while any(ends) and left + last < len(widths):
+        for side in (0, 1):
+            if not ends[side] or left + last >= len(widths):
+                continue
+            width = widths[left] if side == 0 else widths[len(widths) - 1 - last]
+            if used + width + 3 > room:
+                ends[side] = False
+                continue
+            used += width + 3
+            if side == 0:
+                left += 1
+            else:
+                last += 1
+    return (left, last) if left else None
 
 
 def _kept(
@@ -322,13 +394,12 @@ def _wrap_header(name: str, width: int) -> str:
 
 def _grid(
     out: Any,
-    rows: Sequence[dict[str, Any]],
-    columns: Sequence[str],
     cells: list[list[str]],
     title: str | None,
     widths: list[int],
     headers: list[str],
     prose: list[bool],
+    right: list[bool],
 ) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -336,11 +407,10 @@ def _grid(
     # Rich styles a title given as text itself (italic), not one given as Text.
     shown_title = None if title is None else Text(title, style="table.title")
     table = Table(title=shown_title, show_lines=False)
-    for i, c in enumerate(columns):
-        numeric = any(_is_number(r.get(c)) for r in rows[:50])
+    for i, header in enumerate(headers):
         table.add_column(
-            Text(headers[i]),  # as Text: no title, header or cell is read as markup
-            justify="right" if numeric else "left",
+            Text(header),  # as Text: no title, header or cell is read as markup
+            justify="right" if right[i] else "left",
             no_wrap=not prose[i],
             overflow="fold",  # never "…": a value too long for its column continues below
             min_width=widths[i] if not prose[i] else PROSE_MIN_WIDTH,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 BOLD, DIM, ITALIC = "1", "2", "3"  # the SGR codes of Rich's styles used here
 NONE_CELL = "∅"  # one cell wide, like every ASCII character
+ELIDED_CELL = "…"  # the same: a query's columns hidden in a table too wide for the terminal
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Screen:
 
 def is_plain(text: str) -> bool:
     """Text Rich prints as it is, one cell per character: printable (no tab, no control
-    character, no line break) and ASCII, or the null cell."""
-    return (text.isascii() and text.isprintable()) or text == NONE_CELL
+    character, no line break) and ASCII, or the null or the elided cell."""
+    return (text.isascii() and text.isprintable()) or text in (NONE_CELL, ELIDED_CELL)
 
 
 def _as_is(text: str) -> bool:

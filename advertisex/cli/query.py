@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import FormatOption, open_platform
-from advertisex.cli.output import Format, print_message, print_rows, stream_rows
+from advertisex.cli.output import Eliding, Format, print_message, print_rows, stream_rows
 from advertisex.errors import UserInputError
 
 
@@ -63,7 +63,8 @@ def _print_table(columns: list[str], parts: Iterator[list[dict[str, Any]]], max_
         rows.extend(part)
         if len(rows) > max_rows:
             break
-    print_rows(rows[:max_rows], Format.table, columns=columns)
+    # Too wide for the terminal: the first and last columns, as DuckDB's shell shows them.
+    print_rows(rows[:max_rows], Format.table, columns=columns, narrowing=Eliding())
     if len(rows) > max_rows:
         print_message(
             f"the first {max_rows:,} rows are shown, and there are more: add a LIMIT, "

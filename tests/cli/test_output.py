@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from advertisex.cli.output import Format, Narrowing, print_rows, short_time
+from advertisex.cli.output import (
+    Eliding,
+    Format,
+    Narrowing,
+    print_rows,
+    short_time,
+)
 
 ROWS = [
     {
@@ -326,3 +332,17 @@ def test_json_and_csv_keep_every_column_whatever_the_narrowing(monkeypatch, caps
     print_rows(WIDE, Format.csv, narrowing=NARROWING)
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == ",".join(WIDE[0]) and err == ""
+
+
+def test_an_elided_table_is_drawn_without_loading_rich(monkeypatch, capsys):
+    """The ``…`` column is one cell wide as ∅ is: the table stays plain text."""
+    from advertisex.cli import output
+
+    monkeypatch.setenv("COLUMNS", "60")
+    loaded = []
+    monkeypatch.setattr(output, "console", lambda stderr=False: loaded.append(1))
+    capsys.readouterr()
+    print_rows(WIDE, Format.table, narrowing=Eliding())
+    out, err = capsys.readouterr()
+    assert not loaded and "│ cmp-001     │ 2026-12-06 │ … │" in out
+    assert err.startswith("14 columns hidden at …:")

@@ -29,6 +29,7 @@ PLAIN = [
     "spend is off pace: 1,234.56 spent today by 15:00 against 4,000.00 expected",
     "12:05:00",
     "line one\nline two",
+    "…",  # the column standing for those a query's table hides
     datetime(2026, 11, 20, 10, 5, tzinfo=UTC),
 ]
 ODD = [
@@ -91,7 +92,7 @@ def test_grids_and_blocks_drawn_plainly_are_richs(styled, width):
         if sum(full) + 3 * len(full) + 1 <= width:
             mine = plain.grid(screen, cells, columns, full, right, title)
             theirs = rich_drawing(
-                styled, width, output._grid, rows, columns, cells, title, full, columns, prose
+                styled, width, output._grid, cells, title, full, columns, prose, right
             )
         else:
             mine = plain.blocks(screen, columns, cells, title)
