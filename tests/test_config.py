@@ -200,6 +200,32 @@ def test_config_verb_prints_every_setting_with_its_origin(cli, tmp_path):
     assert ['"smtp_port": 25,', ""] in [[c.strip() for c in row[2:4]] for row in cells]
 
 
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_config_on_an_ordinary_terminal_is_one_table_with_every_value_whole(cli, tmp_path, width):
+    """Below ≈ 160 columns ``config`` printed one 4-line block per setting (608 lines at 100):
+    its values, then its origins, then its names fold inside their cells instead, so that
+    each value is read beside its origin, every column kept and nothing cut."""
+    long_origin = {"ADVERTISEX_MAINTENANCE__ORPHAN_METADATA_MIN_AGE_MINUTES": "30"}
+    _, out, _ = cli(tmp_path / "data", "config", "--format", "json", **long_origin)
+    settings = json.loads(out)
+    code, out, _ = cli(tmp_path / "data", "config", COLUMNS=str(width), **long_origin)
+    lines = out.splitlines()
+    assert code == 0 and "one record per block" not in out
+    assert max(len(line) for line in lines) <= width
+    assert [c.strip() for c in lines[2].strip("┃").split("┃")] == ["setting", "value", "origin"]
+    body = [line.strip("│").split("│") for line in lines if line.startswith("│")]
+    assert len(body) < 2 * len(settings)  # most settings on one line
+    # Each column read down the table is every value whole, in order (a fold drops only
+    # the space it breaks at).
+    columns = ["".join("".join(row[i].split()) for row in body) for i in range(3)]
+    assert columns[0] == "".join(s["setting"] for s in settings)
+    assert columns[2] == "".join(s["origin"] + s["source"] for s in settings)
+    from advertisex.cli.config import _text
+    from advertisex.util import jsonutil
+
+    assert columns[1] == "".join("".join(_text(s["value"], jsonutil).split()) for s in settings)
+
+
 def test_a_bad_setting_ends_the_command_with_one_message(cli, tmp_path):
     code, _, err = cli(tmp_path / "data", "status", ADVERTISEX_PROCESSOR__DEDUPE_HORIZON_DAYS="-5")
     assert code == 2 and "Traceback" not in err

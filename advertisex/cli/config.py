@@ -7,7 +7,14 @@ from typing import Any
 import typer
 
 from advertisex.cli.common import FormatOption
-from advertisex.cli.output import Format, literal, print_json, print_message, print_rows
+from advertisex.cli.output import (
+    Folding,
+    Format,
+    literal,
+    print_json,
+    print_message,
+    print_rows,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +37,7 @@ def show_config(fmt: Format = FormatOption) -> None:
         for row in rows:
             row["origin"] = f"{row['origin']} {row.pop('source')}".strip()
             row["value"] = _text(row["value"], jsonutil)
-    print_rows(rows, fmt, title="settings in force", columns=list(rows[0]))
+    print_rows(rows, fmt, title="settings in force", columns=list(rows[0]), narrowing=FOLDING)
     if fmt is Format.table:
         path = config_file()
         if path is None:
@@ -38,6 +45,11 @@ def show_config(fmt: Format = FormatOption) -> None:
         else:
             found = "read" if path.is_file() else "not found, defaults and environment only"
             print_message(f"configuration file {literal(path.resolve())}: {found}")
+
+
+# Below ≈ 160 columns the values, then the origins, then the names fold inside their
+# cells: the point of the table is each value beside its origin, so no column is left out.
+FOLDING = Folding(("value", "origin", "setting"))
 
 
 def _text(value: Any, jsonutil: Any) -> str:

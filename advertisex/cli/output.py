@@ -123,6 +123,16 @@ class Narrowing:
 
 
 @dataclass(frozen=True)
+class Folding:
+    """A table too wide for the terminal that must keep every column (``config``: a value
+    is read with its origin) folds ``columns`` instead, the first given up to
+    :data:`FOLD_MIN_WIDTH` cells first: their values continue on the next lines of their
+    cells, broken after a space, else a ``.``, ``/``, ``,`` or ``:``, else a ``_`` or ``-``."""
+
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Eliding:
     """A table too wide for the terminal keeps its first and last columns that fit, with a
     ``…`` column for those between, as DuckDB's shell does for a wide result (``query``:
@@ -132,6 +142,7 @@ class Eliding:
     see_all: str = "--format json|csv shows {them}, or name fewer columns"
 
 
+FOLD_MIN_WIDTH = 20  # a folded column narrower than this reads as a column of fragments
 ELIDED = plain.ELIDED_CELL  # the header and cells of the column standing for the hidden ones
 
 
@@ -142,11 +153,12 @@ def print_rows(
     title: str | None = None,
     columns: Sequence[str] | None = None,
     empty: str | None = None,
-    narrowing: Narrowing | Eliding | None = None,
+    narrowing: Narrowing | Folding | Eliding | None = None,
 ) -> None:
     """Print rows as a rich table, a JSON array of row objects, or CSV with a header;
     ``empty`` is what a person is told instead of a table when there is no row;
-    ``narrowing`` what a table too wide for the terminal keeps (JSON and CSV keep all)."""
+    ``narrowing`` what a table too wide for the terminal keeps or folds (JSON and CSV
+    keep all)."""
     columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     if fmt is Format.table and not rows and empty is not None:
         print_message(empty)
@@ -163,13 +175,14 @@ def print_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
     title: str | None,
-    narrowing: Narrowing | Eliding | None = None,
+    narrowing: Narrowing | Folding | Eliding | None = None,
 ) -> None:
     """A table that never cuts a value: as wide as its cells when that fits the terminal,
     else with long headers and free text wrapped, else (given a ``narrowing``) the columns
-    it keeps and a line saying how many were left out, else one record per block (as
-    DuckDB's ``.mode line``), so that ids and numbers are always printed whole. Drawn as
-    plain text where Rich would draw the same (``cli.plain``), by Rich otherwise."""
+    it keeps and a line saying how many were left out, or its columns folded, else one
+    record per block (as DuckDB's ``.mode line``), so that ids and numbers are always
+    printed whole. Drawn as plain text where Rich would draw the same (``cli.plain``), by
+    Rich otherwise."""
     screen = output_screen()
     if not rows:  # a frame of headers (or a title over no blocks) reads as a broken answer
         said = (f"{title}: " if title else "") + "no rows"
@@ -199,6 +212,15 @@ def print_table(
     if sum(narrow) + borders <= screen.width:
         _grid(console(), cells, title, narrow, headers, prose, right)
         return
+    if isinstance(narrowing, Folding):
+        folded = _folded(narrowing, columns, names, full, screen.width - borders)
+        if folded is not None:
+            at = {columns.index(c): w for c, w in folded.items()}
+            cells = [[_fold(v, at[i]) if i in at else v for i, v in enumerate(r)] for r in cells]
+            names = [_fold(n, at[i]) if i in at else n for i, n in enumerate(names)]
+            full = [at.get(i, w) for i, w in enumerate(full)]
+            _draw(screen, cells, names, full, right, title, [False] * len(columns))
+            return
     if isinstance(narrowing, Eliding):
         sides = _elided(full, screen.width)
         if sides is not None:
@@ -256,6 +278,75 @@ def _draw(
         _grid(console(), cells, title, widths, headers, prose, right)
     else:
         sys.stdout.write(drawn)
+
+
+def _folded(
+    folding: Folding, columns: Sequence[str], names: Sequence[str], widths: Sequence[int], room: int
+) -> dict[str, int] | None:
+    """The width of each column of ``folding`` (by name) for a table whose cells take
+    ``room`` cells: each gives up width in turn, down to :data:`FOLD_MIN_WIDTH` (or the
+    longest piece of its header); None when that is not enough."""
+    width_of = dict(zip(columns, widths, strict=True))
+    excess = sum(widths) - room
+    folded = {}
+    for name in folding.columns:
+        if excess <= 0:
+            break
+        if name not in width_of or name in folded:
+            continue
+        header = names[columns.index(name)]
+        least = min(width_of[name], max(FOLD_MIN_WIDTH, *map(_cell_len, _pieces(header, 0))))
+        given = min(excess, width_of[name] - least)
+        folded[name] = width_of[name] - given
+        excess -= given
+    return folded if excess <= 0 else None
+
+
+# Where a folded value may break, the first tried first: after a space, after a separator
+# of paths, URLs and lists, after one inside a name.
+_BREAKS = (" ", "./,:", "_-")
+
+
+def _pieces(text: str, level: int) -> list[str]:
+    """``text`` cut after each of the ``level``-th breaks (``a.b`` → ``a.``, ``b``)."""
+    return re.findall(f"[^{re.escape(_BREAKS[level])}]*[{re.escape(_BREAKS[level])}]*", text)[
+        :-1
+    ] or [text]
+
+
+def _fold(text: str, width: int, level: int = 0) -> str:
+    """``text`` on lines of at most ``width`` cells, nothing cut: broken where
+    :data:`_BREAKS` allows, the first kind first, else between characters.
+
+    >>> print(_fold("maintenance.orphan_metadata_min_age_minutes", 20))
+    maintenance.
+    orphan_metadata_min_
+    age_minutes
+    """
+    lines: list[str] = []
+    for given in text.split("\n"):
+        indent = len(given) - len(given.lstrip(" "))
+        if 0 < indent <= width // 2 and level == 0:  # indented JSON: each line's folds too
+            folded = _fold(given[indent:], width - indent).split("\n")
+            lines += [" " * indent + line for line in folded]
+            continue
+        line = ""
+        for piece in _pieces(given, level) if level < len(_BREAKS) else list(given):
+            if _cell_len(line + piece.rstrip(" ")) <= width:
+                line += piece
+                continue
+            if line:
+                lines.append(line.rstrip(" "))
+            line = ""
+            body = piece.rstrip(" ")
+            if _cell_len(body) <= width or level >= len(_BREAKS):
+                line = piece
+            else:  # a piece longer than a line: broken where the next kind of break allows
+                *whole, line = _fold(body, width, level + 1).split("\n")
+                lines += whole
+                line += piece[len(body) :]
+        lines.append(line.rstrip(" ") if line.strip(" ") else line)
+    return "\n".join(lines)
 
 
 def _elided(widths: Sequence[int], room: int) -> tuple[int, int] | None:

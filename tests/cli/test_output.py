@@ -10,8 +10,10 @@ import pytest
 
 from advertisex.cli.output import (
     Eliding,
+    Folding,
     Format,
     Narrowing,
+    _fold,
     print_rows,
     short_time,
 )
@@ -332,6 +334,60 @@ def test_json_and_csv_keep_every_column_whatever_the_narrowing(monkeypatch, caps
     print_rows(WIDE, Format.csv, narrowing=NARROWING)
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == ",".join(WIDE[0]) and err == ""
+
+
+SETTINGS = [
+    {
+        "setting": "data_dir",
+        "value": "/srv/advertisex/data",
+        "origin": "environment ADVERTISEX_DATA_DIR",
+    },
+    {
+        "setting": "maintenance.orphan_metadata_min_age_minutes",
+        "value": "10.0",
+        "origin": "default",
+    },
+    {"setting": "collector.api_keys", "value": "k" * 70, "origin": "file /etc/advertisex.toml"},
+    {
+        "setting": "monitor.rate_max",
+        "value": '{\n  "quarantine": 0.02,\n  "a_long_key_of_a_mapping_folded": 0.5\n}',
+        "origin": "default",
+    },
+]
+
+
+@pytest.mark.parametrize("width", [70, 80, 100])
+def test_a_folded_table_keeps_every_column_and_prints_every_value_whole(monkeypatch, capsys, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    print_rows(SETTINGS, Format.table, narrowing=Folding(("value", "origin", "setting")))
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert "one record per block" not in out and err == ""
+    assert max(len(line) for line in lines) <= width
+    body = [line.strip("│").split("│") for line in lines if line.startswith("│")]
+    for i, name in enumerate(SETTINGS[0]):
+        down = "".join("".join(row[i].split()) for row in body)
+        assert down == "".join("".join(r[name].split()) for r in SETTINGS), name
+
+
+def test_a_folded_table_too_narrow_for_its_least_widths_is_one_record_per_block(
+    monkeypatch, capsys
+):
+    """Three columns of at least 20 cells and their borders need 70."""
+    monkeypatch.setenv("COLUMNS", "69")
+    capsys.readouterr()
+    folding = Folding(("value", "origin", "setting"))
+    print_rows(SETTINGS, Format.table, title="settings", narrowing=folding)
+    assert "one record per block" in capsys.readouterr().out
+
+
+def test_a_fold_breaks_where_a_reader_would_and_keeps_a_jsons_indent():
+    assert _fold("environment ADVERTISEX_DATA_DIR", 20) == "environment\nADVERTISEX_DATA_DIR"
+    assert _fold("/srv/advertisex/data", 12) == "/srv/\nadvertisex/\ndata"
+    assert _fold('  "a_long_key": 0.5', 12) == '  "a_long_\n  key": 0.5'
+    assert _fold("abcdefgh ij", 4) == "abcd\nefgh\nij"
+    assert _fold("line one\n\nline two", 20) == "line one\n\nline two"
 
 
 def test_an_elided_table_is_drawn_without_loading_rich(monkeypatch, capsys):
