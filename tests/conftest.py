@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 
+# The CLI's fixtures (cli, open_lake, lock_holder, run_subprocess) for every folder: imported
+# into the conftests of some folders instead, they were not found when pytest was given
+# test files of several folders at once (`fixture 'cli' not found`).
+pytest_plugins = ["tests.cli_fixtures"]
+
 
 def _seed_samples() -> Path:
     """``shared/seed-samples`` beside the checkout (or above a worktree), or $ADVERTISEX_SEED_SAMPLES."""

@@ -1,5 +1,0 @@
-"""CLI fixtures shared with tests/dims (tests/cli_fixtures.py)."""
-
-from tests.cli_fixtures import cli, open_lake, run_subprocess
-
-__all__ = ["cli", "open_lake", "run_subprocess"]
