@@ -12,7 +12,8 @@ again completes:
    recomputed from the curated tables as they will be; ``ops.erasures`` gets one row per
    user and table, naming the user by the SHA-256 of their id only. A batch that raced
    in with more of their rows (it read a segment before step 1) is caught by looking
-   again after the commit.
+   again after the commit; so are the landing files that landed after step 1 (the
+   collector goes on meanwhile), before each look.
 3. **History** — every snapshot before the erasure is expired, whatever its age, and the
    files only those snapshots referenced are deleted: the old data files, and the
    manifests whose column statistics could still hold an id. Unreferenced files that
@@ -118,7 +119,8 @@ def _forget(
     ids = Forgotten(wanted)  # how to find them, worked out once
     audit: Counter[tuple[str, str]] = Counter()
     judged: dict[str, set[int]] = {}  # a CSV segment → its records removed, by position
-    for user, removed in scrub_landing(landing, ids, report, progress, judged).items():
+    listed: set[str] = set()  # landing files already scrubbed
+    for user, removed in scrub_landing(landing, ids, report, progress, judged, listed).items():
         audit[(user, LANDING)] += removed
     for user, removed in scrub_archived_segments(lake.settings, ids, report).items():
         audit[(user, f"{ARCHIVE}/{LANDING}")] += removed
@@ -142,6 +144,13 @@ def _forget(
         audit.clear()
         if not found:
             break
+        # The collector and the processor go on meanwhile: a segment landed after the
+        # landing pass may be one whose rows this commit just erased. Its records go too,
+        # or the id stays on the disk and a replay of its day brings the rows back.
+        for user, removed in scrub_landing(landing, ids, report, None, judged, listed).items():
+            audit[(user, LANDING)] += removed
+    if audit:  # the last look's landing files, after the tables' last round
+        lake.commit_batch({ERASURES_TABLE: _audit_rows(report.erasure_id, audit, now)}, [], {})
     touched = {table for _, table in audited}
     touched |= _time_travel(lake, ids, report, audited, now)
     if touched:
@@ -194,6 +203,7 @@ def scrub_landing(
     report: ForgetReport,
     progress: Progress | None,
     judged: dict[str, set[int]] | None = None,
+    listed: set[str] | None = None,
 ) -> Counter[str]:
     """Rewrite every landing file that mentions the users; records removed per user.
     ``judged`` is told, for each file whose records were told by their columns (CSV), the
@@ -201,8 +211,12 @@ def scrub_landing(
 
     A file whose kept words (``landing.summaries``) prove that scrub's cheap test fails
     for every id is not read: nothing in it would be erased. Each file read without a
-    summary, and each file rewritten, leaves one for the next erasure."""
-    files = [*landing.segments(), *landing.unreadable()]
+    summary, and each file rewritten, leaves one for the next erasure. ``listed`` names the
+    files a pass before read: they are skipped, and those read are added."""
+    every = [*landing.segments(), *landing.unreadable()]
+    files = every if listed is None else [f for f in every if f.name not in listed]
+    if listed is not None:
+        listed.update(f.name for f in files)
     removed: Counter[str] = Counter()
     summaries = landing.summaries(WORDS_VERSION)
     known = summaries.known() if summaries is not None else set()
@@ -239,7 +253,7 @@ def scrub_landing(
         report.found.update(result.by_id)
         removed.update(result.by_id)
     if summaries is not None:  # (a file rewritten has another identity: twice sure)
-        summaries.update(found, rewritten, {segment.name for segment in files})
+        summaries.update(found, rewritten, {segment.name for segment in every})
         summaries.close()
     return removed
 

@@ -323,3 +323,37 @@ def test_forget_takes_the_users_records_and_never_a_value_that_only_looks_like_t
     kept = ax.query("select impression_id from curated.impressions where impression_id like 'i-4%'")
     assert kept.column("impression_id").to_pylist() == ["i-44"]
     assert ax.query(count.format("impressions")).column("n")[0].as_py() == imps - 2
+
+
+def test_a_segment_landed_while_forget_runs_and_erased_from_the_tables_leaves_the_landing_zone_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``up`` the collector lands and the processor commits while ``forget`` runs. A
+    segment landed after the landing pass and processed before the tables' erasure had its
+    rows erased, but kept the user's records in the landing zone: the id still on the disk,
+    and a ``replay`` of the day would bring back rows the erasure removed."""
+    import advertisex
+    from advertisex.runners import forget as forget_module
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
+    seen = "".join(line.format(n=n, u=u) for n, u in enumerate(["gone-user", "stay-user"]))
+    ax.landing.write_segment("impressions", seen.encode())
+    ax.process()
+
+    erase_tables, raced = forget_module._erase_tables, []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if not raced:  # the collector and the processor, between the landing pass and this
+            later = line.format(n=5, u="gone-user") + line.format(n=6, u="stay-user")
+            raced.append(ax.landing.write_segment("impressions", later.encode()))
+            assert ax.process().accounts["impressions"].accepted == 2
+        return erase_tables(*args, **kwargs)
+
+    monkeypatch.setattr(forget_module, "_erase_tables", racing)
+    report = ax.forget(["gone-user"])
+    assert raced and report.rows["curated.impressions"] == 2 and report.rows["landing"] == 2
+    assert _files_holding(tmp_path / "data", b"gone-user") == []
+    assert b"stay-user-6" in ax.landing.read(raced[0])  # the other user's record stays
+    audit = ax.query("""select sum(rows_removed) n from ops.erasures where "table" = 'landing'""")
+    assert audit.column("n")[0].as_py() == 2
