@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog, SqlCatalogBaseTable
@@ -95,6 +96,26 @@ def _not_a_retried_commit(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("pyiceberg.table").addFilter(_not_a_retried_commit)
+
+
+def _not_deleted_by_another(record: logging.LogRecord) -> bool:
+    """pyiceberg warns "Failed to delete metadata file …" when a commit deletes the
+    ``metadata.json`` that falls off the versions kept and finds it gone: maintenance and
+    ``forget`` delete old versions too, so under a live pipeline another writer often got
+    there first, and Python printed the notice on the terminal of ``forget`` and in ``up``'s
+    log. A file that is gone is what the delete wanted; one still there is announced."""
+    message = record.getMessage()
+    if not message.startswith("Failed to delete ") or " file " not in message:
+        return True
+    location = message.split(" file ", 1)[1]  # "Failed to delete {kind} file {location}"
+    if location.startswith("file:"):
+        location = urlparse(location).path
+    if not location.startswith("/"):  # an object store's: not looked at
+        return True
+    return any(os.path.lexists(path) for path in (location, unquote(location)))
+
+
+logging.getLogger("pyiceberg.catalog").addFilter(_not_deleted_by_another)
 
 # Landing segments already committed, with the batch that committed them. Lives in the
 # catalog database so that marking a segment done shares the batch's transaction.

@@ -256,3 +256,32 @@ def test_a_commit_retried_after_a_lost_race_is_not_announced(lake, tmp_path, cap
         stale.append(_click("e2"))  # loses to the commit above, is retried, lands
     assert sorted(stale.scan().to_arrow().column("event_id").to_pylist()) == ["e1", "e2"]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("pyiceberg")] == []
+
+
+def test_an_old_metadata_version_another_writer_deleted_is_not_announced(tmp_path, caplog):
+    """A commit deletes the ``metadata.json`` that falls off the versions kept; maintenance
+    and ``forget`` delete old versions too. When one of them got there first, pyiceberg
+    logged "Failed to delete metadata file …" as a warning, which Python printed on the
+    terminal of ``forget`` (and in ``up``'s log) under a live pipeline. A version still
+    there that cannot be deleted is still announced."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    lake = Lake(load_settings(data_dir=tmp_path, maintenance={"metadata_versions": 1}))
+    table = lake.table("curated.clicks")
+    table.append(_click("e1"))
+    table.append(_click("e2"))  # the version before the last one kept is now the oldest
+    oldest = Path(urlparse(table.metadata.metadata_log[0].metadata_file).path)
+    oldest.unlink()  # deleted by another writer
+    with caplog.at_level("DEBUG"):
+        table.append(_click("e3"))
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyiceberg")] == []
+    stuck = Path(urlparse(table.metadata.metadata_log[0].metadata_file).path)
+    stuck.unlink()
+    stuck.mkdir()
+    (stuck / "x").write_text("a folder in its place: it cannot be deleted")
+    with caplog.at_level("DEBUG"):
+        table.append(_click("e4"))
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyiceberg")] == [
+        f"Failed to delete metadata file {stuck.as_uri()}"
+    ]
