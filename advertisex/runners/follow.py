@@ -202,7 +202,12 @@ class Follower:
     def _back_off(
         self, error: Exception, failures: int, on_retry: Callable[[Exception, float], None] | None
     ) -> int:
-        """Wait as the retry policy says after ``failures + 1`` failed passes in a row."""
+        """Wait as the retry policy says after ``failures + 1`` failed passes in a row.
+        The next pass opens the tables again: a pass that failed before its commit left the
+        metadata it had opened (a successful commit reopens them), and when another writer
+        (``forget``, ``maintain``) had deleted what that metadata names, every pass after it
+        failed the same way, for as long as the process ran."""
+        self.runner.lake.refresh()
         failures += 1
         wait = delay(backoff(2 * self.interval, self.max_backoff), failures)
         if on_retry:

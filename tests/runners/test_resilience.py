@@ -171,3 +171,58 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     assert rows == [{"trigger": "schedule", "run_id": runs[0].run_id}]
     # A follower started now waits what is left of the period since that run.
     assert 3500 < Follower(ax.runner)._first_wait(3600) <= 3600
+
+
+def _impression_of(user: str, n: int) -> bytes:
+    return (
+        f'{{"timestamp":"2026-01-01T00:00:0{n}Z","ad_creative_id":"c","user_id":"{user}",'
+        f'"website":"w","impression_id":"i-{n}"}}\n'
+    ).encode()
+
+
+def test_a_follower_reads_fresh_metadata_after_a_failed_pass(tmp_path):
+    """Under ``up``, ``forget`` in another process rewrote the tables, expired their
+    history and deleted a file the follower's batch had just written (unreferenced, and
+    holding the user): the commit failed, as it should. But the follower kept the tables
+    it had opened before, whose metadata named the files just deleted, and every later
+    pass failed reading them ("curated.impressions changed while it was read"), 30 s
+    apart, until the process was restarted: processing stopped for good."""
+    import advertisex
+    from advertisex.runners.follow import Follower
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    other = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    ax.landing.write_segment("impressions", _impression_of("gone", 1) + _impression_of("u", 2))
+    write_files, forgotten, failures = ax.lake.write_files, [], []
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        written = write_files(*args, **kwargs)
+        committed = ax.query("select count(*) n from curated.impressions").column("n")[0]
+        if committed.as_py() and not forgotten:  # the second batch, written, not committed
+            forgotten.append(other.forget(["gone"]))
+        return written
+
+    ax.lake.write_files = racing
+    follower = Follower(ax.runner, interval=0.01, max_backoff=0.05)
+
+    def on_batch(done):  # type: ignore[no-untyped-def]
+        if not forgotten:
+            ax.landing.write_segment(
+                "impressions", _impression_of("gone", 3) + _impression_of("u", 4)
+            )
+        else:
+            follower.stop.set()
+
+    def on_retry(error, wait):  # type: ignore[no-untyped-def]
+        failures.append(error)
+        if len(failures) > 5:
+            follower.stop.set()
+
+    follower.run(on_batch, on_retry=on_retry)
+    assert forgotten and forgotten[0].rows["curated.impressions"] == 1
+    assert len(failures) == 1, [str(f) for f in failures]  # the commit that lost its file
+    rows = ax.query("select user_id, impression_id from curated.impressions order by 2")
+    assert rows.to_pylist() == [
+        {"user_id": "u", "impression_id": "i-2"},
+        {"user_id": "u", "impression_id": "i-4"},
+    ]
