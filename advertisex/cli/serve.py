@@ -129,7 +129,11 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping.is_set() and collector.poll() is None and processor.poll() is None:
         stopping.wait(0.2)
-    failed = [name for name, p in (("collector", collector), ("processor", processor)) if p.poll()]
+    failed = {
+        name: p.returncode
+        for name, p in (("collector", collector), ("processor", processor))
+        if p.poll()
+    }
     for child in (collector, processor, monitor):  # in this order: no segment is left open
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -139,12 +143,36 @@ def up(
                 child.kill()
                 child.wait()
     if failed:
-        print_message(
-            f"[bold red]error:[/] the {' and '.join(failed)} exited unexpectedly, and "
-            "everything up started was stopped\n  → what it said is above; fix that, then "
-            "run advertisex up again"
-        )
+        print_message(children_failed(failed))
         raise typer.Exit(1)
+
+
+def children_failed(failed: dict[str, int]) -> str:
+    """What ``up`` says when children it started ended by themselves (name → exit status).
+    One killed by a signal said nothing itself: "what it said is above" pointed at nothing.
+    """
+    import signal
+
+    killed = {name: -status for name, status in failed.items() if status < 0}
+    said = [name for name in failed if name not in killed]
+    parts = [f"the {' and '.join(said)} exited unexpectedly"] if said else []
+    for name, number in killed.items():
+        try:
+            how = signal.Signals(number).name
+        except ValueError:
+            how = f"signal {number}"
+        why = " (the kernel's out-of-memory killer, or a kill -9)" if how == "SIGKILL" else ""
+        parts.append(f"the {name} was killed by {how}{why}")
+    then = (
+        "what it said is above; fix that, then run advertisex up again"
+        if said
+        else "nothing acknowledged or committed is lost: run advertisex up again (if it "
+        "happens again, check the memory: dmesg names what the out-of-memory killer stopped)"
+    )
+    return (
+        f"[bold red]error:[/] {' and '.join(parts)}, and everything up started was stopped\n"
+        f"  → {then}"
+    )
 
 
 def _check_writable(settings: Any) -> None:
