@@ -69,6 +69,23 @@ def generate_command(
     if to is not None:
         from advertisex.cli.serve import stream_to
 
+        # Live traffic is stamped now: these shape written files only, and were ignored.
+        for_files = {
+            "--out": out is not None, "--events": events is not None,
+            "--start": start is not None, "--days": days != 1, "--demo-faults": demo_faults,
+            "--duplicate-rate": bool(duplicate_rate), "--malformed-rate": bool(malformed_rate),
+            "--late-rate": bool(late_rate), "--bot-rate": bool(bot_rate),
+            "--conflict-rate": bool(conflict_rate),
+        }  # fmt: skip
+        if given := [name for name, set_ in for_files.items() if set_]:
+            raise UserInputError(
+                f"{', '.join(given)} shape generated files, not --to's live traffic, which "
+                "is stamped now",
+                hint="drop them to stream now; for other days write files (advertisex "
+                "generate --out DIR --events N --seed S --start D --days K) and send them "
+                "with advertisex ingest DIR (or POST them to the collector)",
+            )
+
         stream_to(to, rate=rate, duration=duration, via=via, api_key=api_key, seed=seed, fmt=fmt)
         return
     if out is None or events is None or seed is None:

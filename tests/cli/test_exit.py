@@ -66,16 +66,3 @@ def test_the_runners_modules_load_with_the_collector_off_and_are_frozen_after() 
         done = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[False]", "True", "True"]
-
-
-def test_up_names_the_signal_that_killed_a_child_instead_of_pointing_at_nothing():
-    """A processor SIGKILLed under ``up`` (the out-of-memory killer) printed nothing itself,
-    and ``up`` said "what it said is above; fix that" over an empty screen."""
-    from advertisex.cli.serve import children_failed
-
-    killed = children_failed({"processor": -9})
-    assert "the processor was killed by SIGKILL" in killed
-    assert "what it said is above" not in killed and "run advertisex up again" in killed
-    both = children_failed({"collector": 1, "processor": -15})
-    assert "the collector exited unexpectedly and the processor was killed by SIGTERM" in both
-    assert "what it said is above" in both  # the collector said why

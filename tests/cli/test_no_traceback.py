@@ -266,3 +266,26 @@ def test_an_unreachable_alert_webhook_does_not_stop_the_monitor(cli, tmp_path, s
     code, _, err = cli(data, "monitor", "--once", **webhook)
     check(code, err)
     assert code == 0, err
+
+
+def test_up_names_the_signal_that_killed_a_child_instead_of_pointing_at_nothing():
+    """A processor SIGKILLed under ``up`` (the out-of-memory killer) printed nothing itself,
+    and ``up`` said "what it said is above; fix that" over an empty screen."""
+    from advertisex.cli.serve import children_failed
+
+    killed = children_failed({"processor": -9})
+    assert "the processor was killed by SIGKILL" in killed
+    assert "what it said is above" not in killed and "run advertisex up again" in killed
+    both = children_failed({"collector": 1, "processor": -15})
+    assert "the collector exited unexpectedly and the processor was killed by SIGTERM" in both
+    assert "what it said is above" in both  # the collector said why
+
+
+def test_generate_to_refuses_the_options_of_written_files_instead_of_ignoring_them(cli, tmp_path):  # type: ignore[no-untyped-def]
+    """``generate --to URL --start today-5 --days 5`` streamed traffic stamped now, and
+    said nothing of the days asked for (nor of --events, --out or the fault rates)."""
+    code, _, err = cli(tmp_path, "generate", "--to", "http://127.0.0.1:9", "--start",
+                       "today-5", "--days", "5", "--malformed-rate", "0.1")  # fmt: skip
+    assert code == 2 and "Traceback" not in err
+    assert "error: --start, --days, --malformed-rate shape generated files" in " ".join(err.split())
+    assert "--out DIR" in err
