@@ -170,6 +170,7 @@ def forget(
                 "landing_files_rewritten": report.segments,
                 "snapshots_expired": report.snapshots_expired,
                 "files_deleted": report.files_deleted,
+                "landing_files_unsettled": report.unsettled,
                 "seconds": round(report.seconds, 3),
             }
         )
@@ -184,6 +185,12 @@ def forget(
         f"and {report.files_deleted:,} old files deleted; audit: ops.erasures "
         f"(erasure {report.erasure_id}, users named by SHA-256 only)"
     )
+    if report.unsettled:
+        print_message(
+            f"[bold yellow]warning:[/] {report.unsettled:,} of the landing files rewritten were "
+            "still waiting for the processor running now, which may have read them before: "
+            "once advertisex status shows no backlog, run the same forget again"
+        )
 
 
 _COMMENT = re.compile(r"(?:^|\s)#.*")

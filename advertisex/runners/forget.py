@@ -61,6 +61,7 @@ ERASURES_TABLE = "ops.erasures"
 LANDING, ARCHIVE = "landing", "archive"
 Progress = Callable[[str, int, int], None]
 LONGEST_ID = 100_000  # characters; RE2 refuses a pattern of a few MB
+WAIT_FOR_BATCHES = 120.0  # seconds forget waits for the batches of files it rewrote pending
 
 
 @dataclass
@@ -70,6 +71,8 @@ class ForgetReport:
     rows: Counter[str] = field(default_factory=Counter)  # table (or "landing") → rows removed
     found: set[str] = field(default_factory=set)  # ids that had any trace
     segments: int = 0  # landing files rewritten
+    pending: list[str] = field(default_factory=list)  # rewritten while not yet processed
+    unsettled: int = 0  # of those, still pending when forget stopped waiting for them
     snapshots_expired: int = 0
     files_deleted: int = 0
     seconds: float = 0.0
@@ -120,7 +123,13 @@ def _forget(
     audit: Counter[tuple[str, str]] = Counter()
     judged: dict[str, set[int]] = {}  # a CSV segment → its records removed, by position
     listed: set[str] = set()  # landing files already scrubbed
-    for user, removed in scrub_landing(landing, ids, report, progress, judged, listed).items():
+
+    def done_of(names: list[str]) -> set[str]:
+        return lake.done_segments(among=names)
+
+    for user, removed in scrub_landing(
+        landing, ids, report, progress, judged, listed, done_of
+    ).items():
         audit[(user, LANDING)] += removed
     for user, removed in scrub_archived_segments(lake.settings, ids, report).items():
         audit[(user, f"{ARCHIVE}/{LANDING}")] += removed
@@ -147,16 +156,52 @@ def _forget(
         # The collector and the processor go on meanwhile: a segment landed after the
         # landing pass may be one whose rows this commit just erased. Its records go too,
         # or the id stays on the disk and a replay of its day brings the rows back.
-        for user, removed in scrub_landing(landing, ids, report, None, judged, listed).items():
+        for user, removed in scrub_landing(
+            landing, ids, report, None, judged, listed, done_of
+        ).items():
             audit[(user, LANDING)] += removed
     if audit:  # the last look's landing files, after the tables' last round
         lake.commit_batch({ERASURES_TABLE: _audit_rows(report.erasure_id, audit, now)}, [], {})
+    if _settled(lake, report):  # a batch that read them before their rewrite committed since
+        found = retrying(
+            lambda: _erase_tables(lake, ids, report.erasure_id, Counter(), now, judged),
+            retry_on=(CommitConflictError,),
+            what="erasure",
+        )
+        for plan in found:
+            report.rows[plan.table] += plan.rows
+            report.found.update(plan.by_user)
+            audited |= {(user, plan.table) for user in plan.by_user}
+        late = scrub_landing(landing, ids, report, None, judged, listed) if found else Counter()
+        if late:  # landed meanwhile, as after each round above
+            audit = Counter({(user, LANDING): n for user, n in late.items()})
+            lake.commit_batch({ERASURES_TABLE: _audit_rows(report.erasure_id, audit, now)}, [], {})
     touched = {table for _, table in audited}
     touched |= _time_travel(lake, ids, report, audited, now)
     if touched:
         _erase_history(lake, touched, ids, report, now or utcnow(), progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _settled(lake: Lake, report: ForgetReport, wait_seconds: float = WAIT_FOR_BATCHES) -> bool:
+    """Wait while a processor runs until the landing files rewritten before they were
+    processed are (a batch in flight may have read them before their rewrite, and commit
+    the users' rows after the tables' last look); whether any was. ``report.unsettled``
+    counts those still pending when the wait ends."""
+    from advertisex.runners.lock import processor_running
+
+    if not report.pending:
+        return False
+    deadline = time.monotonic() + wait_seconds
+    waiting = set(report.pending) - lake.done_segments(among=report.pending)
+    while waiting and processor_running(lake.settings.data_dir):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+        waiting -= lake.done_segments(among=sorted(waiting))
+    report.unsettled = len(waiting) if processor_running(lake.settings.data_dir) else 0
+    return len(waiting) < len(report.pending)
 
 
 def _time_travel(
@@ -204,6 +249,7 @@ def scrub_landing(
     progress: Progress | None,
     judged: dict[str, set[int]] | None = None,
     listed: set[str] | None = None,
+    done_of: Callable[[list[str]], set[str]] | None = None,
 ) -> Counter[str]:
     """Rewrite every landing file that mentions the users; records removed per user.
     ``judged`` is told, for each file whose records were told by their columns (CSV), the
@@ -212,17 +258,22 @@ def scrub_landing(
     A file whose kept words (``landing.summaries``) prove that scrub's cheap test fails
     for every id is not read: nothing in it would be erased. Each file read without a
     summary, and each file rewritten, leaves one for the next erasure. ``listed`` names the
-    files a pass before read: they are skipped, and those read are added."""
+    files a pass before read: they are skipped, and those read are added. ``done_of`` tells
+    which of the rewritten segments are processed; the others are added to
+    ``report.pending``."""
+    from advertisex.landing.zone import UNREADABLE
+
     every = [*landing.segments(), *landing.unreadable()]
     files = every if listed is None else [f for f in every if f.name not in listed]
     if listed is not None:
         listed.update(f.name for f in files)
+    changed: list[str] = []  # the segments rewritten
     removed: Counter[str] = Counter()
     summaries = landing.summaries(WORDS_VERSION)
     known = summaries.known() if summaries is not None else set()
     may_pass = word_test(ids) if known else None
     found: list[tuple[str, Identity, bytes]] = []
-    rewritten: list[str] = []
+    rewritten: list[str] = []  # those whose old words go (they may be a forgotten id)
     held = 0  # bytes of words in found
 
     def scrubbed(segment: Segment) -> tuple[Segment, Scrubbed | None, _Words | None]:
@@ -248,6 +299,7 @@ def scrub_landing(
                 found, held = [], 0
         if result is None or not result.removed:
             continue
+        changed.append(segment.name)
         report.segments += 1
         report.rows[LANDING] += result.removed
         report.found.update(result.by_id)
@@ -255,6 +307,11 @@ def scrub_landing(
     if summaries is not None:  # (a file rewritten has another identity: twice sure)
         summaries.update(found, rewritten, {segment.name for segment in every})
         summaries.close()
+    if done_of is not None and changed:  # those done now were committed before the tables'
+        processed = done_of(changed)  # looks, which find their rows; others may be in flight
+        report.pending += [
+            n for n in changed if n not in processed and not n.startswith(UNREADABLE)
+        ]
     return removed
 
 

@@ -123,3 +123,22 @@ def _holder(path: Path) -> str:
     except OSError:
         text = ""
     return text or "pid unknown"
+
+
+def processor_running(data_dir: Path) -> bool:
+    """Whether a processor holds the lake's lock now (this process or another)."""
+    path = (data_dir / LOCK_FILE).absolute()
+    with _guard:
+        if path in _held:
+            return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # never made: no processor ever ran here
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # a shared lock taken for the look is let go with the descriptor
+    return False

@@ -357,3 +357,53 @@ def test_a_segment_landed_while_forget_runs_and_erased_from_the_tables_leaves_th
     assert b"stay-user-6" in ax.landing.read(raced[0])  # the other user's record stays
     audit = ax.query("""select sum(rows_removed) n from ops.erasures where "table" = 'landing'""")
     assert audit.column("n")[0].as_py() == 2
+
+
+def test_a_batch_that_read_the_users_records_before_their_rewrite_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A processor's batch read a pending segment, then ``forget`` rewrote it without the
+    user and looked at the tables, finding nothing (the batch had not committed), and said
+    it was done; the batch then committed the user's rows, read before the rewrite. Now
+    ``forget`` waits, while a processor runs, for the segments it rewrote pending, and
+    looks at the tables again once they are processed."""
+    import threading
+
+    import advertisex
+    from advertisex.runners import forget as forget_module
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
+    ax.landing.write_segment("impressions", line.format(n=1, u="stay-user").encode())
+    ax.process()
+    later = line.format(n=2, u="gone-user") + line.format(n=3, u="stay-user")
+    ax.landing.write_segment("impressions", later.encode())
+
+    read, rewritten = threading.Event(), threading.Event()
+    write_files = ax.lake.write_files
+
+    def after_the_rewrite(*args: Any, **kwargs: Any) -> Any:
+        read.set()  # the batch read the segment before forget rewrote it
+        assert rewritten.wait(60)
+        return write_files(*args, **kwargs)
+
+    monkeypatch.setattr(ax.lake, "write_files", after_the_rewrite)
+    scrub_landing = forget_module.scrub_landing
+
+    def scrubbing(*args: Any, **kwargs: Any) -> Any:
+        removed = scrub_landing(*args, **kwargs)
+        rewritten.set()
+        return removed
+
+    monkeypatch.setattr(forget_module, "scrub_landing", scrubbing)
+    processing = threading.Thread(target=ax.process)  # holds the processor lock meanwhile
+    processing.start()
+    assert read.wait(60)
+    other = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    report = other.forget(["gone-user"])
+    processing.join(60)
+    assert report.rows["landing"] == 1 and report.rows["curated.impressions"] == 1
+    assert report.unsettled == 0
+    users = ax.query("select user_id from curated.impressions").column("user_id").to_pylist()
+    assert sorted(users) == ["stay-user", "stay-user"]
+    assert _files_holding(tmp_path / "data", b"gone-user") == []
