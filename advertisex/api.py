@@ -127,13 +127,15 @@ class AdvertiseX:
         return click_url(self.settings, to, campaign_id, params)
 
     def query(self, sql: str) -> pa.Table:
-        """Read-only SQL over the tables (DuckDB dialect)."""
+        """One read-only SQL statement over the tables (DuckDB dialect); several are refused
+        before any runs (``SeveralStatementsError``, code ``several_statements``):
+        :meth:`query_each_row_parts` answers each."""
         from advertisex.lake.query import QueryEngine
 
         return QueryEngine(self.lake).query(sql)
 
     def query_rows(self, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """:meth:`query` as (column names, row dicts), without loading Arrow."""
+        """:meth:`query` as (column names, row dicts), without loading Arrow (one statement)."""
         from advertisex.lake.query import QueryEngine
 
         return QueryEngine(self.lake).rows(sql)

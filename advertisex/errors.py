@@ -91,6 +91,14 @@ class ReadOnlyQueryError(UserInputError):
     code = "read_only"
 
 
+class SeveralStatementsError(UserInputError):
+    """SQL of several statements where one answer is given (the read API, the console's SQL
+    page, ``ax.query``): refused before any runs, since the answer was the last statement's
+    alone and the caller could not tell."""
+
+    code = "several_statements"
+
+
 class QueryTimeoutError(UserInputError):
     """A query ran past its time limit and was stopped."""
 

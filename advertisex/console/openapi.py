@@ -20,7 +20,8 @@ _INSTANT = {"type": "string", "format": "date-time"}
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
-        400: "Bad parameter or SQL (code says which: bad_input, read_only, query_timeout, "
+        400: "Bad parameter or SQL (code says which: bad_input, read_only, several_statements "
+        "— more than one statement, none run: send one at a time —, query_timeout, "
         "query_too_large …)",
         401: "A console key is required (bound beyond loopback)",
         403: "The key's scope does not allow this",

@@ -34,7 +34,12 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from advertisex.errors import QueryTooLargeError, ReadOnlyQueryError, UserInputError
+from advertisex.errors import (
+    QueryTooLargeError,
+    ReadOnlyQueryError,
+    SeveralStatementsError,
+    UserInputError,
+)
 from advertisex.util.engine import engine_module
 from advertisex.util.storage import duckdb_location
 
@@ -145,17 +150,18 @@ class QueryEngine:
         limit: int | None = None,
         max_bytes: int | None = None,
     ) -> pa.Table:
-        """Run read-only SQL; the last statement's rows are the answer (at most ``limit``
-        of them, and with ``limit`` as many as fit in ``max_bytes``: the rest is never read;
-        :attr:`cut_at_bytes` says whether the bytes cut it).
+        """Run one read-only SQL statement; its rows are the answer (at most ``limit`` of
+        them, and with ``limit`` as many as fit in ``max_bytes``: the rest is never read;
+        :attr:`cut_at_bytes` says whether the bytes cut it). Several statements are refused
+        before any runs (:meth:`each_row_parts` answers each).
 
-        >>> engine.query("select 1 as a; select 2 as b").to_pylist()  # doctest: +SKIP
-        [{'b': 2}]
+        >>> engine.query("select 1 as a; select 2 as b")  # doctest: +SKIP
+        SeveralStatementsError: the SQL holds 2 statements, and a query answers one; none was run
         """
         import duckdb  # noqa: F401  # con.sql: a relation, read as Arrow batch by batch
 
-        con, last = self._run(sql, params)
-        result = _answered(lambda: con.sql(last, params=params), sql)
+        con, statement = self._one(sql)
+        result = _answered(lambda: con.sql(statement, params=params), sql)
         if limit is None:
             return _answered(result.to_arrow_table)
         table, self.cut_at_bytes = _answered(lambda: _first_rows(result, limit, max_bytes))
@@ -173,8 +179,8 @@ class QueryEngine:
     ) -> tuple[list[str], Iterator[list[dict[str, Any]]]]:
         """:meth:`rows`, fetched ``rows_a_part`` rows at a time as they are read: what a
         question of millions of rows holds at once is a part, not its answer."""
-        con, last = self._run(sql, None)
-        return _row_parts(con, last, sql, rows_a_part)
+        con, statement = self._one(sql)
+        return _row_parts(con, statement, sql, rows_a_part)
 
     def each_row_parts(
         self, sql: str, rows_a_part: int = 10_000
@@ -193,20 +199,28 @@ class QueryEngine:
             for statement in statements
         ]
 
-    def _run(self, sql: str, params: list[Any] | None) -> tuple[Any, str]:
-        """(the connection, the last statement) of read-only ``sql``, every statement before
-        the last run for its errors."""
-        con, statements = self._prepared(sql)
-        _answered(lambda: _run_before_last(con, statements), sql)
-        return con, statements[-1].query
+    def _one(self, sql: str) -> tuple[Any, str]:
+        """(the connection, the statement) of read-only ``sql``, refused unless it is one
+        statement: an answer of the last one's rows alone (as it was) let the caller
+        believe every statement had been answered."""
+        con, statements = self._prepared(sql, one=True)
+        return con, statements[0].query
 
-    def _prepared(self, sql: str) -> tuple[Any, list[Any]]:
-        """(the connection, the parsed statements) of read-only ``sql``, none of them run."""
+    def _prepared(self, sql: str, one: bool = False) -> tuple[Any, list[Any]]:
+        """(the connection, the parsed statements) of read-only ``sql``, none of them run;
+        with ``one``, several statements are refused (before any view is made)."""
         # One connection for all of it on a first statement: parsed on it, then given its
         # views, then sandboxed (parsing runs nothing of the statement).
         fresh = None if self._con is not None else engine_module().connect(":memory:")
         parser = self._con or fresh
         statements = read_only_statements(parser, sql)
+        if one and len(statements) > 1:
+            raise SeveralStatementsError(
+                f"the SQL holds {len(statements)} statements, and a query answers one; "
+                "none was run",
+                hint="send one statement at a time, or make them one with UNION ALL BY NAME "
+                "or a join",
+            )
         con = self.connection(self.named_tables(sql, parser), fresh)
         if self._interrupted:
             raise UserInputError("query failed: interrupted", hint="the query was stopped")
@@ -229,12 +243,6 @@ def _row_parts(
             yield [dict(zip(columns, row, strict=True)) for row in fetched]
 
     return columns, parts()
-
-
-def _run_before_last(con: Any, statements: list[Any]) -> None:
-    for statement in statements[:-1]:  # run for their errors; their rows are not kept
-        con.execute(statement.query)
-        con.complete()
 
 
 def _written_names(sql: str, con: Any = None) -> list[str] | None:

@@ -304,6 +304,25 @@ def test_sql_page_runs_a_query_and_downloads_csv_with_a_csrf_token(client: Any) 
     assert foreign.status_code == 403
 
 
+def test_several_statements_are_refused_by_the_api_and_the_sql_page(client: Any) -> None:
+    """Both ran every statement and answered the last one's rows alone (``select 1 as a;
+    select 2 as b`` was ``200 [{"b": 2}]``): a client could not tell. Refused before any
+    runs; a trailing ``;`` or comment is no statement."""
+    for sql in ("select 1 as a; select 2 as b", "select error('the first ran'); select 2"):
+        for path in ("/api/v1/query", "/api/v1/query?format=csv"):
+            refused = client.post(path, json={"sql": sql})
+            assert (refused.status_code, refused.json()["code"]) == (400, "several_statements")
+            message = refused.json()["message"]
+            assert message.startswith("the SQL holds 2 statements") and "first ran" not in message
+            assert "send one statement at a time" in message
+    one = client.post("/api/v1/query", json={"sql": "select 2 as b; -- and a comment"})
+    assert one.json()["rows"] == [{"b": 2}], one.text
+    token = _csrf(client, "/sql")
+    page = client.post("/sql", data={"csrf": token, "sql": "select 1 as a; select 2 as b"})
+    assert page.status_code == 400 and 'id="result"' not in page.text
+    assert "the SQL holds 2 statements" in page.text and "send one statement" in page.text
+
+
 def test_the_sql_page_cuts_a_long_value_and_the_csv_keeps_it_whole(client: Any) -> None:
     # A value was put in the page whole, five times its size once escaped (``&amp;``): a
     # 32 MiB answer of ampersands was a 160 MB page.

@@ -84,7 +84,6 @@ def test_escapes_are_refused_through_the_cli(
 
 def test_reads_inside_the_lake_still_work(lake: tuple[Any, EscapePlaces]) -> None:
     ax, places = lake
-    assert ax.query("select 1 as a; select 2 as b").to_pylist() == [{"b": 2}]
     assert ax.query("select count(*) n from curated.impressions").to_pylist() == [{"n": 3}]
     assert ax.query("select count(*) n from raw.impressions").to_pylist() == [{"n": 1}]
     assert ax.query("explain analyze select count(*) from curated.impressions").num_rows
@@ -94,6 +93,29 @@ def test_reads_inside_the_lake_still_work(lake: tuple[Any, EscapePlaces]) -> Non
     # The lake's own files are readable by name: they are what the views read.
     file = f"select count(*) n from read_parquet('{places.lake_file}')"
     assert ax.query(file).to_pylist()[0]["n"] >= 1
+
+
+def test_several_statements_are_refused_before_any_runs(lake: tuple[Any, EscapePlaces]) -> None:
+    """``ax.query("select 1 as a; select 2 as b")`` ran both and answered ``[{'b': 2}]``
+    alone: the caller could not tell the first had been asked. One answer, one statement
+    (``query_each_row_parts`` answers each); a trailing ``;`` or comment is no statement."""
+    from advertisex.errors import SeveralStatementsError, UserInputError
+
+    ax, _ = lake
+    for ask in (ax.query, ax.query_rows, ax.query_row_parts):
+        for sql in ("select 1 as a; select 2 as b", "select error('the first ran'); select 2"):
+            with pytest.raises(SeveralStatementsError) as refused:
+                ask(sql)
+            assert isinstance(refused.value, UserInputError), sql
+            assert refused.value.code == "several_statements"
+            assert refused.value.message.startswith("the SQL holds 2 statements")
+            assert "send one statement" in (refused.value.hint or "")
+    for sql in ("select 2 as b;", "select 2 as b; -- and a comment", "/* c */ select 2 as b;;"):
+        assert ax.query(sql).to_pylist() == [{"b": 2}], sql
+    assert [call()[0] for call in ax.query_each_row_parts("select 1 a; select 2 b")] == [
+        ["a"],
+        ["b"],
+    ]
 
 
 def test_a_refusal_names_the_statement_the_explain_hid(lake: tuple[Any, EscapePlaces]) -> None:
