@@ -143,7 +143,11 @@ def run_query(
             ) from error
         raise
     finally:
+        # Waited for, so that the timer's thread never drops the last reference to the
+        # engine: a DuckDB connection closed on another thread while the interpreter exits
+        # aborts the process ("terminate called … FATAL: exception not rethrown", 134).
         timer.cancel()
+        timer.join()
     truncated = table.num_rows > max_rows or engine.cut_at_bytes
     table = table.slice(0, max_rows)
     rows_json = None

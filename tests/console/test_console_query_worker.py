@@ -430,3 +430,58 @@ def test_a_total_too_small_for_its_queries_is_refused_saying_what_to_set() -> No
     with pytest.raises(ValidationError) as refused:
         Settings(console={"query_concurrency": 8})
     assert "raise console.query_memory_bytes to 4,026,531,840 or more" in str(refused.value)
+
+
+def test_a_query_leaves_no_thread_holding_its_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time limit's timer thread, cancelled, still held the engine for a moment after
+    the answer: it then dropped the DuckDB connection on its own thread, and a process
+    exiting meanwhile aborted (below). The engine is let go by the caller now."""
+    import weakref
+
+    import advertisex
+    from advertisex.console import query
+    from advertisex.lake.query import QueryEngine
+
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    ax.create_data_dir()
+    engines: list[weakref.ref[QueryEngine]] = []
+
+    class Watched(QueryEngine):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            engines.append(weakref.ref(self))
+
+    monkeypatch.setattr("advertisex.lake.query.QueryEngine", Watched)
+    for _ in range(5):
+        answer = query.run_query(ax.lake, "select 1 as a", max_rows=10, timeout=30.0)
+        assert answer.rows() == [{"a": 1}]
+        assert engines[-1]() is None  # no reference left, on any thread
+
+
+EXIT_SCRIPT = """
+import sys
+import advertisex
+from advertisex.console.query import run_query
+ax = advertisex.open(data_dir=sys.argv[1])
+ax.create_data_dir()
+assert run_query(ax.lake, "select 1 as a", max_rows=10, timeout=30.0).rows() == [{"a": 1}]
+"""
+
+
+def test_a_process_exits_cleanly_right_after_a_query(tmp_path: Path) -> None:
+    """A script running a query and exiting aborted 1 time in 2 ("terminate called after
+    throwing an instance of '' / FATAL: exception not rethrown", exit 134): the query's
+    timer thread closed the DuckDB connection while the interpreter was exiting."""
+    import subprocess
+    import sys
+
+    for _ in range(5):
+        ran = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (ran.returncode, ran.stderr) == (0, ""), ran.stderr
