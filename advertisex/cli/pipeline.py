@@ -166,6 +166,12 @@ def not_committed(runner: Any) -> str:
     )
 
 
+def _recomputed_from(marts: Any) -> str | None:
+    """The day a rebuild recomputed the marts from, where it kept their older rows."""
+    day = marts.recomputed_from if marts is not None else None
+    return day.isoformat() if day is not None else None
+
+
 def print_accounting(report: Any, fmt: Format) -> None:
     rows = [
         {
@@ -197,6 +203,7 @@ def print_accounting(report: Any, fmt: Format) -> None:
                 ],
                 "seconds": round(report.seconds, 3),
                 "marts": report.marts.mode if report.marts is not None else None,
+                "marts_recomputed_from": _recomputed_from(report.marts),
                 "marts_seconds": round(report.phases.get("marts", 0.0), 3),
                 "sources": rows,
                 "tables": tables,
@@ -211,9 +218,13 @@ def print_accounting(report: Any, fmt: Format) -> None:
                     "the marts were behind the committed batches (a run stopped before "
                     f"updating them) and are up to date now ({report.marts.mode})."
                 )
+            if report.marts is not None and report.marts.kept_note:
+                print_message(report.marts.kept_note + ".")
         else:
             print_rows([], fmt, columns=["source"])
         return
+    if report.marts is not None and report.marts.kept_note and fmt is Format.table:
+        print_message(report.marts.kept_note + ".")
     for account in report.accounts.values():
         if account.new_fields and fmt is Format.table:
             print_message(

@@ -17,7 +17,14 @@ from advertisex.cli.common import (
     progress_bar,
 )
 from advertisex.cli.common import parse_day as _day
-from advertisex.cli.output import Format, Narrowing, print_json, print_rows, table_rows
+from advertisex.cli.output import (
+    Format,
+    Narrowing,
+    print_json,
+    print_message,
+    print_rows,
+    table_rows,
+)
 from advertisex.errors import UserInputError
 
 report_app = typer.Typer(help="Campaign, funnel, user and auction reports.", no_args_is_help=True)
@@ -169,6 +176,9 @@ def refresh(
         row = dict(done.__dict__)
         row["new_rows"] = sum(done.new_rows.values())
         row["seconds"] = round(done.seconds, 3)
+        row["recomputed_from"] = done.recomputed_from and done.recomputed_from.isoformat()
+        if done.kept_note and fmt is Format.table:
+            print_message(done.kept_note + ".")
     print_rows([row], fmt, title="marts", columns=list(row))
 
 

@@ -354,9 +354,11 @@ def _print_marts(done: Any, fmt: Format) -> None:
             "conversions": done.conversions,
             "hours": done.hours,
             "seconds": round(done.seconds, 3),
+            **({"recomputed_from": done.recomputed_from.isoformat()} if done.kept_note else {}),
         },
         f"marts {done.mode}: {done.clicks:,} clicks, {done.conversions:,} conversions, "
-        f"{done.hours:,} hours in {done.seconds:.2f} s",
+        f"{done.hours:,} hours in {done.seconds:.2f} s"
+        + (f" ({done.kept_note})" if done.kept_note else ""),
     )
 
 

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from advertisex.errors import MartOverflowError
 from advertisex.lake.datafiles import WrittenFile, add_files
-from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since
+from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since, live_files
 from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
 from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_errors
@@ -40,6 +40,8 @@ from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
 from advertisex.model.marts import STATE, STATE_TABLE
 from advertisex.model.schemas import TABLES
 from advertisex.util.timeutil import utcnow
+
+EPOCH = date(1970, 1, 1)  # day partitions count days since it
 
 if TYPE_CHECKING:
     from advertisex.config import Settings
@@ -232,6 +234,12 @@ class WithoutRows:
     def spill_dir(self) -> Path | None:
         return self.inner.spill_dir()
 
+    def first_day(self, table: str) -> date | None:
+        return self.inner.first_day(table)  # an erased user's days among them: fewer kept
+
+    def kept_from(self, table: str) -> date | None:
+        return self.inner.kept_from(table)
+
     def _without(self, table: str, rows: pa.Table) -> pa.Table:
         from advertisex.kernels.dedupe import key_column
 
@@ -374,6 +382,16 @@ class IcebergCurated:
     def spill_dir(self) -> Path | None:
         return self.lake.settings.spill_dir
 
+    def first_day(self, table: str) -> date | None:
+        return _first_day(self.lake.table(table))
+
+    def kept_from(self, table: str) -> date | None:
+        from advertisex.config import retention_days
+        from advertisex.lake.retention import cutoff
+
+        days = retention_days(self.lake.settings, table)
+        return None if days is None else cutoff(days, utcnow())
+
 
 # A slice of more time ranges than this is read by the partitions of its days, planned
 # once over their span, and its rows picked in Arrow (Lake.read_on_days): pyiceberg weighs
@@ -461,6 +479,16 @@ class IcebergMarts:
             with contextlib.suppress(Exception):  # nothing written: nothing to remove
                 if written := files.result():
                     self.lake.remove_files({name: [f.url for f in written]})
+
+    def first_day(self) -> date | None:
+        days = [
+            day
+            for name in maintain.MART_TABLES
+            if TABLES[name].partition_by_day is not None
+            and self.lake.catalog.table_exists(name)
+            and (day := _first_day(self.lake.table(name))) is not None
+        ]
+        return min(days, default=None)
 
     def state(self) -> dict[str, str]:
         if not self.lake.catalog.table_exists(STATE_TABLE):
@@ -566,6 +594,16 @@ class IcebergMarts:
             self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
             raise
         return written
+
+
+def _first_day(table: Any) -> date | None:
+    """The earliest day partition of ``table`` holding a data file (None: none)."""
+    days = [
+        f.partition[0]
+        for f in live_files(table)
+        if f.partition is not None and f.partition[0] is not None
+    ]
+    return EPOCH + timedelta(days=min(days)) if days else None
 
 
 def _open(lake: Lake, names: Sequence[str]) -> None:

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from functools import cached_property
 from typing import Protocol
 
@@ -54,6 +55,7 @@ from advertisex.model.marts import (
     CAMPAIGN_HOURLY_TABLE as HOURLY_MART,
 )
 from advertisex.model.schemas import TABLES
+from advertisex.util.timeutil import moved
 
 # How a partition's output is ordered: each kernel's own ORDER BY (nulls last), so that
 # outputs computed per partition and concatenated read the same as one computed whole.
@@ -90,6 +92,8 @@ MART_TABLES = (CLICKS_MART, CONVERSIONS_MART, HOURLY_MART, DAILY_MART)
 # hours) of 1 M's (bench/correlate.py); 250 runs, one impression a week, took 3 minutes
 # on a lake whose tables held ≈ 9,000 day partitions each, where a rebuild took 66 s.
 MAX_HOUR_RUNS = 64
+# The open end of a rebuild's slices when it keeps the marts' oldest rows.
+END = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,20 @@ class MartUpdate:
     hours: int = 0
     days: int = 0
     seconds: float = 0.0
+    # A rebuild that kept the marts' rows before this day (the curated tables no longer
+    # hold what they were computed from: retention took it); None: everything recomputed.
+    recomputed_from: date | None = None
+
+    @property
+    def kept_note(self) -> str | None:
+        """What a rebuild that kept the marts' oldest rows says of them (None: it kept none)."""
+        if self.recomputed_from is None:
+            return None
+        return (
+            f"the marts were recomputed from {self.recomputed_from:%Y-%m-%d} on; their rows "
+            "before it were kept as they were (retention took the curated days they were "
+            "computed from)"
+        )
 
 
 @dataclass(frozen=True)
@@ -361,14 +379,24 @@ def rebuild(
     kernels: Kernels | None = None,
     progress: Progress | None = None,
 ) -> MartUpdate:
-    """Recompute every mart from all curated rows (``progress``: told of each step)."""
+    """Recompute the marts from the curated tables (``progress``: told of each step).
+
+    Where retention took curated days that the marts still hold rows of (the marts kept
+    longer), only what the curated tables can still answer is recomputed: the marts'
+    rows from :func:`recompute_from` on; older ones are kept as they are.
+    """
     started = time.perf_counter()
     kernels = kernels or _local(curated)
     step = _steps(progress, ("attribution", "auctions", "rollups", "commit"))
     positions = curated.positions()
-    everything = Slice.everything()
-    impressions = Rows(IMPRESSIONS, everything, IMPRESSION_COLUMNS)
-    auctions = Rows(BIDS, everything, BID_COLUMNS)
+    since = recompute_from(curated, marts, rules)
+    if since is None:
+        fresh = read = Slice.everything()
+    else:
+        fresh = Slice("event_time", ((since, END),))
+        read = Slice("event_time", ((moved(since, -_reach(rules.widest)), END),))
+    impressions = Rows(IMPRESSIONS, read, IMPRESSION_COLUMNS)
+    auctions = Rows(BIDS, fresh, BID_COLUMNS)
     # The auctions on a second thread while the attribution runs, when the kernels allow it
     # (in this process the engine and Arrow work outside the GIL: the marts' first build
     # kept about one core of two busy).
@@ -380,31 +408,39 @@ def rebuild(
         )
         matched, attributed = kernels.correlate(
             impressions,
-            Rows(CLICKS, everything, CLICK_COLUMNS),
-            Rows(CONVERSIONS, everything, CONVERSION_COLUMNS),
-            everything,
+            Rows(CLICKS, read, CLICK_COLUMNS),
+            Rows(CONVERSIONS, fresh, CONVERSION_COLUMNS),
+            fresh,
             rules,
         )
         step("attribution")
-        marts.offer(CLICKS_MART, matched)  # stored while the rest is computed, where it can
-        marts.offer(CONVERSIONS_MART, attributed)
+        if since is None:  # all of each mart: stored while the rest is computed, where it can
+            marts.offer(CLICKS_MART, matched)
+            marts.offer(CONVERSIONS_MART, attributed)
         # The impressions counted while the auctions are still matched (the attribution
         # is the shorter of the two), where the kernels count them apart: the rollup then
         # only adds the responses to them.
-        shown = kernels.shown(impressions, everything) if won else None
+        shown = kernels.shown(impressions, fresh) if won else None
         bids = won.result() if won else kernels.bids(auctions, impressions, rules.windows)
     step("auctions")
     given = responses(matched, attributed, bids)
-    hourly = kernels.hourly(impressions, everything, given, None, shown)
-    marts.offer(HOURLY_MART, hourly)
+    hourly = kernels.hourly(impressions, fresh, given, None, shown)
+    slices = dict.fromkeys(MART_TABLES, fresh)
+    if since is not None:
+        # Conversions from ``since`` on credit touches before it too: those hours are kept.
+        slices[HOURLY_MART] = Slice("hour", ((since, END),))
+        slices[DAILY_MART] = Slice("day", ((since.date(), END.date()),))
+        hourly = hourly.filter(slices[HOURLY_MART].mask(hourly))
+    else:
+        marts.offer(HOURLY_MART, hourly)
     daily = campaign_daily(hourly)
     step("rollups")
     marts.replace(
         {
-            CLICKS_MART: (everything, matched),
-            CONVERSIONS_MART: (everything, attributed),
-            HOURLY_MART: (everything, hourly),
-            DAILY_MART: (everything, daily),
+            CLICKS_MART: (slices[CLICKS_MART], matched),
+            CONVERSIONS_MART: (slices[CONVERSIONS_MART], attributed),
+            HOURLY_MART: (slices[HOURLY_MART], hourly),
+            DAILY_MART: (slices[DAILY_MART], daily),
         },
         _state(positions, rules),
     )
@@ -420,6 +456,47 @@ def rebuild(
         hours=hourly.num_rows,
         days=daily.num_rows,
         seconds=time.perf_counter() - started,
+        recomputed_from=None if since is None else since.date(),
+    )
+
+
+def recompute_from(curated: Curated, marts: Marts, rules: MatchingRules) -> datetime | None:
+    """The midnight (UTC) from which a rebuild recomputes the marts; None: from the start.
+
+    Retention takes whole days, so the curated tables hold every row from the later of
+    their earliest day and each table's retention cutoff on (a table kept shorter than
+    the others, bids say, sets it). Where the marts hold rows of an earlier day (the
+    marts kept longer), a mart row from that day plus the widest window on looks back at
+    nothing retention took: from the next midnight on (a daily rollup's day stays whole)
+    the marts are recomputed; the rows before it were computed while their inputs were
+    there, and are kept. Conservative where it must choose: a cutoff reckoned from today
+    while retention last ran days ago keeps a few more days as they were.
+    """
+    oldest = marts.first_day()
+    if oldest is None:  # a first build
+        return None
+    firsts = [day for table in NEW_COLUMNS if (day := curated.first_day(table)) is not None]
+    cutoffs = [day for table in NEW_COLUMNS if (day := curated.kept_from(table)) is not None]
+    if not (firsts or cutoffs):
+        return None
+    whole = max([min(firsts, default=oldest), *cutoffs])
+    if oldest >= whole:  # the curated tables hold everything the marts were computed from
+        return None
+    since = moved(datetime.combine(whole, dtime(), UTC), _reach(rules.widest))
+    midnight = datetime.combine(since.date(), dtime(), UTC)
+    return midnight if midnight == since else moved(midnight, timedelta(days=1))
+
+
+def _reach(widest: Windows) -> timedelta:
+    """How far back any mart row looks at curated rows: the widest of every window."""
+    return _us(
+        max(
+            widest.click_us,
+            widest.impression_id_us,
+            widest.click_through_us,
+            widest.view_through_us,
+            widest.auction_us,
+        )
     )
 
 

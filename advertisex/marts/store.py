@@ -23,6 +23,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex.model.marts import SLICE_COLUMN
 from advertisex.model.schemas import TABLES
 
 Bound = datetime | date
@@ -164,6 +165,15 @@ class Curated(Protocol):
         temporary folder)."""
         ...
 
+    def first_day(self, table: str) -> date | None:
+        """The earliest day (UTC) ``table`` holds rows of, by its day partition (None:
+        empty)."""
+        ...
+
+    def kept_from(self, table: str) -> date | None:
+        """The first day of ``table`` its retention keeps today (None: it keeps all)."""
+        ...
+
 
 def storage_errors(where: str, what: str = "the marts") -> contextlib.AbstractContextManager[None]:
     """OS errors writing ``what`` under ``where`` (a full disk, say) as the one-line
@@ -189,6 +199,10 @@ class Marts(Protocol):
         a store may start keeping them while the other marts are computed."""
         ...
 
+    def first_day(self) -> date | None:
+        """The earliest day (UTC) any mart holds rows of (None: none yet)."""
+        ...
+
     def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
         """In every named mart swap the rows of the slice for the new rows; save ``state``.
         All of it or nothing."""
@@ -200,6 +214,7 @@ class MemoryCurated:
     """Curated tables as lists of appended Arrow batches; the position is the batch count."""
 
     batches: dict[str, list[pa.Table]] = field(default_factory=dict)
+    retention: dict[str, date] = field(default_factory=dict)  # table → first day kept
     _whole: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     def append(self, appends: Mapping[str, pa.Table]) -> None:
@@ -246,6 +261,14 @@ class MemoryCurated:
     def spill_dir(self) -> Path | None:
         return None
 
+    def first_day(self, table: str) -> date | None:
+        column = TABLES[table].partition_by_day
+        rows = _concat(self.batches.get(table, []), table)
+        return _earliest_day(rows.column(column)) if column else None
+
+    def kept_from(self, table: str) -> date | None:
+        return self.retention.get(table)
+
 
 @dataclass
 class MemoryMarts:
@@ -264,12 +287,25 @@ class MemoryMarts:
     def offer(self, table: str, rows: pa.Table) -> None:
         """Nothing to start: a replace is a dict's update."""
 
+    def first_day(self) -> date | None:
+        days = [
+            day
+            for name, rows in self.tables.items()
+            if name in SLICE_COLUMN and (day := _earliest_day(rows.column(SLICE_COLUMN[name])))
+        ]
+        return min(days, default=None)
+
     def replace(self, changes: Mapping[str, tuple[Slice, pa.Table]], state: dict[str, str]) -> None:
         for name, (where, rows) in changes.items():
             current = self.tables.get(name, TABLES[name].schema.empty_table())
             kept = current.filter(pc.invert(where.mask(current)))
             self.tables[name] = pa.concat_tables([kept, rows.cast(kept.schema)])
         self.saved_state = dict(state)
+
+
+def _earliest_day(times: pa.ChunkedArray) -> date | None:
+    earliest = pc.min(times).as_py()
+    return earliest.date() if isinstance(earliest, datetime) else earliest
 
 
 def _concat(parts: list[pa.Table], table: str) -> pa.Table:
