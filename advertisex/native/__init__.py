@@ -34,6 +34,12 @@ FUNCTIONS = (
     "adx_avro_block",
     "adx_avro_starts",
     "adx_json_kinds",
+    "adx_words_new",
+    "adx_words_add",
+    "adx_words_sizes",
+    "adx_words_joined",
+    "adx_words_filter",
+    "adx_words_free",
 )
 
 
