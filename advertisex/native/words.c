@@ -3,15 +3,16 @@
    A file's words are the maximal runs of word bytes of its texts (its bytes, what its gzip
    stream inflates to, its Avro blocks inflated), kept once each. In NumPy and Arrow they
    cost ≈ 10 ms of CPU a MB: every run cut out as an array element, made unique by a hash
-   table of Arrow's, sorted, hashed again for the filter. Here each run is found by a byte
-   table, deduplicated by its XXH3 in a table of this file's (pointing into the texts, not
-   copying them) and only the distinct words go on: sorted and joined, or hashed into the
-   Bloom filter by scrubwords' own hash (a polynomial modulo 2^64 and splitmix64's
-   finalizer: the filter's bytes are those of the Python code, whichever computes them).
+   table of Arrow's, sorted, hashed again for the filter. Here the runs are found 64 bytes at
+   a time, each deduplicated as it is found — a word of one or two bytes by a bit of its
+   own, a longer one in a hash table of this file's (pointing into the texts, not copying
+   them) — and only the distinct words go on: sorted and joined, or hashed into the Bloom
+   filter by scrubwords' own hash (a polynomial modulo 2^64 and splitmix64's finalizer: the
+   filter's bytes are those of the Python code, whichever computes them).
 
    A set is made with adx_words_new, given texts with adx_words_add (they must outlive the
-   set), read with adx_words_sizes and adx_words_joined or adx_words_filter, and freed with
-   adx_words_free. Called through ctypes (no Python API). */
+   set), read with adx_words_sizes first, then adx_words_joined or adx_words_filter, and
+   freed with adx_words_free. Called through ctypes (no Python API). */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +53,13 @@ typedef struct {
     int64_t count;
     int64_t bytes; /* of the distinct words */
     int64_t longest;
+    /* Words of one or two bytes (most runs of compressed bytes, many of a record's) are a
+       bit each here, numbered by their head (b0 | b1 << 8; a word byte is never 0): no
+       hash, no probe. They join the words when the set is read (finish). */
+    uint64_t pairs[65536 / 64];
+    int64_t pair_count, pair_bytes;
+    uint8_t *pair_text; /* where the finished pairs' bytes are */
+    int finished;
 } Words;
 
 enum { FIRST_SLOTS = 4096, MOST_WORDS = 0x7fffffff };
@@ -70,6 +78,7 @@ void adx_words_free(Words *set) {
     if (set == NULL) return;
     free(set->words);
     free(set->slots);
+    free(set->pair_text);
     free(set);
 }
 
@@ -148,9 +157,24 @@ static inline int add_word(Words *set, const uint8_t *bytes, int64_t length, int
     } else {
         for (int64_t i = 0; i < held; i++) head[i >> 3] |= (uint64_t)bytes[i] << (8 * (i & 7));
     }
-    uint64_t hash = length <= 16
-                        ? mix(head[0] * 0x9E3779B97F4A7C15ULL ^ mix(head[1] + (uint64_t)length))
-                        : XXH3_64bits(bytes, (size_t)length);
+    if (length <= 2) {
+        uint64_t bit = 1ULL << (head[0] & 63), *held = &set->pairs[head[0] >> 6];
+        if (!(*held & bit)) {
+            *held |= bit;
+            set->pair_count++;
+            set->pair_bytes += length;
+        }
+        return 0;
+    }
+    uint64_t hash;
+    if (length <= 16) { /* two products in parallel, and their high bits folded down */
+        hash = head[0] * 0x9E3779B97F4A7C15ULL ^ (head[1] + (uint64_t)length) * 0xC2B2AE3D27D4EB4FULL;
+        hash ^= hash >> 32;
+        hash *= 0x94D049BB133111EBULL;
+        hash ^= hash >> 29;
+    } else {
+        hash = XXH3_64bits(bytes, (size_t)length);
+    }
     int64_t mask = set->capacity - 1, at = (int64_t)(hash & (uint64_t)mask);
     uint32_t high = (uint32_t)(hash >> 32);
     for (;;) {
@@ -206,6 +230,7 @@ static inline uint64_t word_bits(const uint8_t *p) {
    edges, where a run starts or ends), read by counting trailing zeros: a branch a run,
    not two a byte (a byte's branch was mispredicted at each edge, half the time). */
 int32_t adx_words_add(Words *set, const uint8_t *text, int64_t length) {
+    if (set->finished) return -1;
     const uint8_t *is_word = set->is_word;
     int64_t start = -1; /* where the run under way started; -1: none */
     for (int64_t base = 0; base < length; base += 64) {
@@ -240,8 +265,46 @@ int32_t adx_words_add(Words *set, const uint8_t *text, int64_t length) {
     return 0;
 }
 
-/* The number of distinct words, their bytes and the longest one's. */
-void adx_words_sizes(const Words *set, int64_t *count, int64_t *bytes, int64_t *longest) {
+/* The words of one or two bytes among the others, once the texts are all given: an
+   adx_words_add after it is refused. Returns 0, or -1 where memory ran out. */
+static int finish(Words *set) {
+    if (set->finished) return 0;
+    set->finished = 1;
+    if (set->pair_count == 0) return 0;
+    int64_t count = set->count + set->pair_count;
+    Word *words = (Word *)realloc(set->words, (size_t)count * sizeof(Word));
+    if (words == NULL) return -1;
+    set->words = words;
+    set->pair_text = (uint8_t *)malloc((size_t)(2 * set->pair_count));
+    if (set->pair_text == NULL) return -1;
+    uint8_t *text = set->pair_text;
+    for (int64_t i = 0; i < 65536 / 64; i++) {
+        for (uint64_t bits = set->pairs[i]; bits; bits &= bits - 1) {
+            uint64_t pair = (uint64_t)i * 64 + (uint64_t)__builtin_ctzll(bits);
+            Word *word = &set->words[set->count++];
+            text[0] = (uint8_t)pair;
+            text[1] = (uint8_t)(pair >> 8);
+            word->head[0] = pair;
+            word->head[1] = 0;
+            word->hash = 0; /* (no table holds it) */
+            word->bytes = text;
+            word->length = pair >> 8 ? 2 : 1;
+            text += 2;
+        }
+    }
+    set->bytes += set->pair_bytes;
+    int64_t longest = set->pair_bytes > set->pair_count ? 2 : 1;
+    if (longest > set->longest) set->longest = longest;
+    return 0;
+}
+
+/* The number of distinct words, their bytes and the longest one's; -1 each where memory
+   ran out. The set takes no more texts. */
+void adx_words_sizes(Words *set, int64_t *count, int64_t *bytes, int64_t *longest) {
+    if (finish(set) != 0) {
+        *count = *bytes = *longest = -1;
+        return;
+    }
     *count = set->count;
     *bytes = set->bytes;
     *longest = set->longest;

@@ -41,6 +41,9 @@ class DistinctWords:
             ctypes.addressof(sizes) + 8,
             ctypes.addressof(sizes) + 16,
         )
+        if sizes[0] < 0:
+            self.close()
+            raise MemoryError("no memory for a landing file's words")
         self.count, self.bytes, self.longest = sizes[0], sizes[1], sizes[2]
 
     def joined(self) -> bytes:
