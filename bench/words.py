@@ -3,10 +3,12 @@
 Generates a lake's landing zone (``advertisex generate`` then ``ingest``; no processing),
 then, for every landing file, times in CPU of this thread (the median of ``--repeat``):
 the first erasure's search of it for an id it does not hold (``runners.forget``'s
-``_scrub_segment``), and its summary (``formats.scrubwords.words_of``) by the compiled
-helpers (``native/words.c``) and by the Python code they stand in for (NumPy and Arrow,
-where they were not built). Prints ms of CPU per MB of landing bytes, per source and in
-all, and checks that both summaries are the same bytes.
+``_scrub_segment``, *search*); its summary (``formats.scrubwords.words_of``) by the compiled
+helpers (``native/words.c``) from the texts that search inflated, as ``forget`` makes it
+(*words*), and from the file alone, inflated again (*C alone*); and by the Python code the
+helpers stand in for where they were not built (NumPy and Arrow, *Python*). Prints ms of
+CPU per MB of landing bytes, per source and in all, and checks that every summary is the
+same bytes.
 
     python bench/words.py [--events 1000000] [--days 5] [--repeat 3]
 """
@@ -56,9 +58,10 @@ def _python_words(data: bytes, container: str) -> bytes | None:
 
 
 def _measured(zone: LandingZone, repeat: int) -> dict[str, list[float]]:
-    """Per source and in all: [MB, CPU s of the search, of the compiled words, of Python's]."""
+    """Per source and in all: [MB, CPU s of the search, of the compiled words of the texts
+    it searched (as forget keeps them), of the file (inflated again), of Python's]."""
     absent = Forgotten(["u-9999999"])
-    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
     for segment in zone.segments():
         data = zone.read(segment)
         container = container_format(segment)
@@ -66,10 +69,14 @@ def _measured(zone: LandingZone, repeat: int) -> dict[str, list[float]]:
         if compiled != _python_words(data, container):
             sys.exit(f"{segment.name}: the compiled words differ from the Python code's")
         search = _cpu(partial(_scrub_segment, segment, data, absent), repeat)
+        searched = _scrub_segment(segment, data, absent).searched  # (what forget passes on)
+        if scrubwords.words_of(data, container, searched) != compiled:
+            sys.exit(f"{segment.name}: the words of the texts searched differ from the file's")
+        after = _cpu(partial(scrubwords.words_of, data, container, searched), repeat)
         words = _cpu(partial(scrubwords.words_of, data, container), repeat)
         python = _cpu(partial(_python_words, data, container), repeat)
         for totals in (seconds[segment.source], seconds["all"]):
-            for k, value in enumerate((len(data) / 1e6, search, words, python)):
+            for k, value in enumerate((len(data) / 1e6, search, after, words, python)):
                 totals[k] += value
     return seconds
 
@@ -94,10 +101,12 @@ def main() -> None:
         seconds = _measured(LandingZone(landing), args.repeat)
     load = os.getloadavg()[0]
     print(f"{args.events:,} events over {args.days} days, load {load:.1f}; ms of CPU per MB:")
-    print(f"{'source':<12} {'MB':>8} {'search':>8} {'words C':>8} {'words Py':>9}")
-    for source, (megabytes, search, compiled_s, python_s) in sorted(seconds.items()):
-        per_mb = [1000 * s / megabytes for s in (search, compiled_s, python_s)]
-        print(f"{source:<12} {megabytes:8.1f} {per_mb[0]:8.2f} {per_mb[1]:8.2f} {per_mb[2]:9.2f}")
+    print(f"{'source':<12} {'MB':>7} {'search':>7} {'words':>7} {'C alone':>8} {'Python':>7}")
+    for source, (megabytes, *cpu) in sorted(seconds.items()):
+        search, after, alone, python = (1000 * s / megabytes for s in cpu)
+        print(
+            f"{source:<12} {megabytes:7.1f} {search:7.2f} {after:7.2f} {alone:8.2f} {python:7.2f}"
+        )
 
 
 if __name__ == "__main__":

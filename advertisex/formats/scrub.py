@@ -411,13 +411,17 @@ class Scrubbed:
     """A file's bytes without the records that mention the ids. ``by_columns``: its records
     were told by their columns (a CSV file framed under its header), and ``positions`` are
     those of the ones removed — what a quarantined row of it, its text without the header,
-    is judged by (``lake.erasure``)."""
+    is judged by (``lake.erasure``). ``searched``: where none was removed, the bytes the
+    cheap test searched, as ``scrubwords.words_of`` reads them — the file's, what its gzip
+    stream inflated to, its Avro blocks inflated — so that its words are found without
+    inflating them again; None where it read them otherwise (a damaged gzip stream)."""
 
     data: bytes
     removed: int = 0
     by_id: Counter[str] = field(default_factory=Counter)
     by_columns: bool = False
     positions: set[int] = field(default_factory=set)
+    searched: list[bytes] | None = None
 
 
 def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubbed:
@@ -430,8 +434,9 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
     # names one of them: then it goes whole, nothing in it being readable record by record.
     rest = data[damage.at :] if damage is not None else b""
     named = named_in_bytes(rest, ids) if rest else []
+    searched = None if damage is not None else [data, plain] if packed else [data]
     if container != "avro" and not named and not ids.may_be_in(plain):
-        return Scrubbed(data)  # the cheap test first: most files never name them
+        return Scrubbed(data, searched=searched)  # the cheap test first: most never name them
     try:
         result = _scrub_container(plain, container, ids)
     except Exception:
@@ -443,7 +448,10 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
         result.by_id.update(named)
         rest = b""
     if not result.removed:
-        return Scrubbed(data, by_columns=result.by_columns)
+        if searched is not None and container == "avro":
+            searched = None if result.searched is None else searched + result.searched
+        return Scrubbed(data, by_columns=result.by_columns, searched=searched)
+    result.searched = None  # (other bytes now: its words are those of the bytes written)
     if packed:
         result.data = gzip.compress(result.data, mtime=0) + rest
     return result
@@ -591,7 +599,7 @@ def _scrub_avro(data: bytes, ids: Forgotten) -> Scrubbed:
 
     first, codec, schema, layout, blocks = _avro_blocks(data)
     found = [ids.exactly_at(raw) for _, _, raw in blocks]
-    result = Scrubbed(data)
+    result = Scrubbed(data, searched=[raw for _, _, raw in blocks])
     if not any(found):
         return result
     may_name = _screen(ids)

@@ -60,11 +60,14 @@ _MASK = (1 << 64) - 1
 _MULTIPLIER = 0x100000001B3  # odd: a word's hash is sum(byte_j * M^j) mod 2^64
 
 
-def words_of(data: bytes, container: str) -> bytes | None:
+def words_of(data: bytes, container: str, searched: list[bytes] | None = None) -> bytes | None:
     """The words of a landing file of ``container`` (``json``, ``csv``, ``avro``), sorted,
     each once, ``\\n``-separated with a ``\\n`` at each end; None when the erasure reads it
     in a way these do not cover (a damaged gzip stream, whose rest is looked into: a gzip
-    stream past the bounds, an Avro container that does not read as one)."""
+    stream past the bounds, an Avro container that does not read as one). ``searched``: the
+    texts the erasure's search of it read (``Scrubbed.searched``), not inflated again."""
+    if searched is not None:
+        return _summary(searched, searched[1] if data.startswith(GZIP_MAGIC) else data, container)
     texts = [data]
     if data.startswith(GZIP_MAGIC):
         try:
@@ -82,6 +85,12 @@ def words_of(data: bytes, container: str) -> bytes | None:
         except Exception:  # not a container scrub reads block by block
             return None
         texts.extend(raw for _, _, raw in blocks)
+    return _summary(texts, plain, container)
+
+
+def _summary(texts: list[bytes], plain: bytes, container: str) -> bytes:
+    """The summary of a file whose texts as searched are ``texts`` and whose bytes,
+    un-gzip'd, are ``plain``."""
     filtered = by_lines(plain, container)
     found = distinct_words(texts, _WORD_BYTES)
     if found is not None:  # the compiled pass: the same bytes, ≈ 10× quicker

@@ -351,7 +351,10 @@ def _scrubbed(
         return result, None if words is None else (None, words)
     if kept or identity is None or landing.identity(segment) != identity:
         return result, None  # (changed while read: the bytes read may be no version of it)
-    words = words_of(data, container_format(segment))
+    searched = result.searched if result is not None else None
+    if result is not None:
+        result.searched = None  # (not held until the main thread takes the result)
+    words = words_of(data, container_format(segment), searched)
     return result, None if words is None else (identity, words)
 
 

@@ -197,6 +197,21 @@ def test_words_rule_a_file_out_only_when_the_full_scan_leaves_it_whole(
     assert full is None or (full.removed == 0 and full.data == data and not full.by_columns)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segments(), ids_asked)
+def test_the_words_of_what_the_search_inflated_are_those_of_the_file(
+    segment: tuple[Segment, bytes], asked: list[str]
+) -> None:
+    """An erasure that reads a file keeps the words of the texts its search inflated (the
+    gzip stream, the Avro blocks) instead of inflating them again: the same summary."""
+    found, data = segment
+    result = _scrub_segment(found, data, Forgotten(asked))
+    container = container_format(found)
+    if result is not None and result.searched is not None:
+        assert not result.removed
+        assert words_of(data, container, result.searched) == words_of(data, container)
+
+
 def test_a_spelling_is_looked_for_by_its_words_and_their_ends() -> None:
     array = words_of(b'[{"user_id":"u12","n":"a b-c"}]\n', "json")  # framed whole
     assert array is not None and b"\nu12\n" in array and b"\nb-c\n" in array
