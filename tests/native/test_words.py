@@ -79,3 +79,14 @@ def test_many_words_grow_the_table_and_filter_alike() -> None:
     assert compiled is not None and compiled[:1] == b"F"
     assert compiled == _python(lines, "json")
     assert words_of(lines, "csv") == _python(lines, "csv")
+
+
+def test_no_memory_for_the_words_is_no_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A summary only spares a read: where the helpers run out of memory (a file of tens of
+    millions of distinct words), the file is read again next time, the erasure goes on."""
+
+    def out_of_memory(*_: object) -> None:
+        raise MemoryError("no memory for a landing file's words")
+
+    monkeypatch.setattr(scrubwords, "distinct_words", out_of_memory)
+    assert words_of(b'{"user_id":"u1"}\n', "json") is None
