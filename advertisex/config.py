@@ -691,8 +691,8 @@ class MonitorSettings(_Section):
     )
     disabled: tuple[str, ...] = Field(
         (),
-        description="Monitors to skip: freshness, delay, volume, rates, set_aside, lake_files, "
-        "business, discrepancy, schema.",
+        description="Monitors to skip: freshness, delay, processor, volume, rates, set_aside, "
+        "lake_files, business, discrepancy, schema.",
     )
     lookback_days: int = Field(
         8, ge=1, le=MAX_SPAN_DAYS, description="History read for baselines (days)."
@@ -718,6 +718,20 @@ class MonitorSettings(_Section):
         ge=1,
         le=MAX_SPAN_SECONDS,
         description="Bound on the hourly p95 of ingest time minus event time.",
+    )
+    processor_failing_seconds: int = Field(
+        120,
+        ge=0,
+        le=MAX_SPAN_SECONDS,
+        description="A running follower (process --follow, up) whose passes have all failed "
+        "for this long while segments are pending raises ProcessorFailing.",
+    )
+    processor_stuck_seconds: int = Field(
+        900,
+        ge=1,
+        le=MAX_SPAN_SECONDS,
+        description="A running follower that has neither ended a pass nor committed a batch "
+        "for this long (beyond its own longest wait) raises ProcessorStuck: a hung pass.",
     )
     volume_sensitivity: float = Field(
         5.0,

@@ -26,7 +26,14 @@ from advertisex.monitor.state import StateStore
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 # Default time an alert must hold before it fires; most monitors already judge a window.
-DEFAULT_FOR = {"SourceStale": 0, "IngestDelayHigh": 300, "MonitorFailed": 600}
+# ProcessorFailing judges its own span (monitor.processor_failing_seconds): no ``for``.
+DEFAULT_FOR = {
+    "SourceStale": 0,
+    "IngestDelayHigh": 300,
+    "ProcessorFailing": 0,
+    "ProcessorStuck": 0,
+    "MonitorFailed": 600,
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ batch writes its own files, whose ingest times span only that batch.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -31,7 +34,14 @@ from advertisex.monitor import queries
 from advertisex.monitor.arrivals import Key, LandingView
 from advertisex.monitor.batches import BatchTotals
 from advertisex.monitor.files import FileIndex
-from advertisex.monitor.model import CAMPAIGNS, DAMAGED, HOUR, Observations, floor_hour
+from advertisex.monitor.model import (
+    CAMPAIGNS,
+    DAMAGED,
+    HOUR,
+    Observations,
+    ProcessorHealth,
+    floor_hour,
+)
 from advertisex.monitor.state import StateStore
 from advertisex.util.timeutil import Clock, utcnow
 
@@ -84,6 +94,7 @@ class Gatherer:
             dims=self._dims() if hourly else None,
             set_aside=queries.set_aside(self.files.paths("curated.quarantine"), since),
             damaged=self._damaged() if hourly else DAMAGED.empty_table(),
+            processor=follower_health(self.settings, now),
             sources=SOURCES,
             settled_until=pending,
         )
@@ -204,3 +215,50 @@ class Gatherer:
             tuple(CAMPAIGNS.names),
         )
         return rows.cast(CAMPAIGNS)
+
+
+def follower_health(settings: Settings, now: datetime) -> ProcessorHealth | None:
+    """The running follower's health as it wrote it (``util.health``), or None when
+    none runs: none ever wrote one, it stopped, or its process is gone (killed). On
+    another host its pid cannot be looked up: it counts as alive while its file is fresh."""
+    from advertisex.util.health import read_health
+
+    data = read_health(settings.data_dir)
+    if data is None or data.get("state") != "running":
+        return None
+    try:
+        updated = datetime.fromisoformat(data["updated"])
+        max_wait = float(data["max_wait_seconds"])
+        pid, host = int(data["pid"]), str(data["host"])
+        health = ProcessorHealth(
+            pid=pid,
+            host=host,
+            updated=updated,
+            max_wait_seconds=max_wait,
+            failures=int(data["failures"]),
+            failing_since=_instant(data.get("failing_since")),
+            last_success=_instant(data.get("last_success")),
+            error=data.get("error"),
+            hint=data.get("hint"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None  # not a file a follower wrote
+    if host != socket.gethostname():
+        limit = settings.monitor.processor_stuck_seconds + max_wait
+        fresh = (now - updated).total_seconds() <= limit
+        return dataclasses.replace(health, pid_checked=False) if fresh else None
+    return health if _running(pid) else None
+
+
+def _instant(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+    return True

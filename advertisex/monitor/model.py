@@ -127,6 +127,24 @@ CAMPAIGNS = pa.schema(
 
 
 @dataclass(frozen=True)
+class ProcessorHealth:
+    """What a running follower last wrote of itself (``util.health``). The gatherer
+    gives one only for a follower alive: its pid on this host, or, from another host,
+    its file fresh."""
+
+    pid: int
+    host: str
+    updated: datetime  # the file's last write: a pass ended or a batch committed
+    max_wait_seconds: float  # the longest the follower sleeps between two writes
+    failures: int  # passes failed in a row
+    failing_since: datetime | None
+    last_success: datetime | None
+    error: str | None
+    hint: str | None
+    pid_checked: bool = True  # False: on another host, judged alive by the file's age
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything the monitors look at, as of ``now``."""
 
@@ -140,6 +158,7 @@ class Observations:
     dims: pa.Table | None = None  # None: no dims.campaigns table, pacing is skipped
     set_aside: pa.Table = field(default_factory=SET_ASIDE.empty_table)
     damaged: pa.Table = field(default_factory=DAMAGED.empty_table)
+    processor: ProcessorHealth | None = None  # None: no follower running
     sources: tuple[str, ...] = ("impressions", "clicks", "bids")
     settled_until: datetime | None = None  # hours ending before this are complete
 

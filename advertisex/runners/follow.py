@@ -30,6 +30,7 @@ from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.lock import processor_lock
 from advertisex.runners.runner import Runner
+from advertisex.util.health import HealthFile
 from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
 
@@ -104,32 +105,51 @@ class Follower:
     ) -> int:
         committed = 0
         failures = 0  # passes failed in a row
-        while not self.stop.is_set():
-            try:
-                done = self.run_pending(on_batch)
-                committed += done  # counted before a stop can end the loop
-                self._marts_behind |= done > 0
-                if self.stop.is_set():
-                    break  # the marts catch up at the next start; stop means now
-                self._keep_marts(on_marts)
-                self._keep_lake(on_maintain, on_retry)
-            except BatchCancelled:
-                break  # told to stop mid-batch: nothing of it committed, redone next time
-            except AdvertiseXError as error:
-                if not error.retryable:
-                    raise  # bad configuration or input: retrying cannot help
-                failures = self._back_off(error, failures, on_retry)
-                continue
-            except Exception as error:  # a daemon outlives one bad pass
-                # A batch is committed atomically or not at all, so trying it again is safe;
-                # e.g. two processes creating the same table at once lose a race here. A
-                # file the storage lost fails every pass until it is dealt with: said so.
-                told = explained(self.runner.lake, error) or error
-                failures = self._back_off(told, failures, on_retry)
-                continue
-            failures = 0
-            if not done:
-                self.stop.wait(self.interval)
+        # Written where the monitor (another process) reads it: a follower failing every
+        # pass is an alert within minutes, not only once the ingest delay bound is crossed.
+        health = HealthFile(
+            self.runner.settings.data_dir,
+            interval=self.interval,
+            max_wait=max(self.interval, self.max_backoff),
+        )
+
+        def committed_one(batch: BatchDone) -> None:
+            health.beat()  # a long pass over a backlog is not a hung one
+            on_batch(batch)
+
+        try:
+            while not self.stop.is_set():
+                try:
+                    done = self.run_pending(committed_one)
+                    committed += done  # counted before a stop can end the loop
+                    self._marts_behind |= done > 0
+                    if self.stop.is_set():
+                        break  # the marts catch up at the next start; stop means now
+                    self._keep_marts(on_marts)
+                    self._keep_lake(on_maintain, on_retry)
+                except BatchCancelled:
+                    break  # told to stop mid-batch: nothing of it committed, redone next time
+                except AdvertiseXError as error:
+                    health.failed(error)
+                    if not error.retryable:
+                        raise  # bad configuration or input: retrying cannot help
+                    failures = self._back_off(error, failures, on_retry)
+                    continue
+                except Exception as error:  # a daemon outlives one bad pass
+                    # A batch is committed atomically or not at all, so trying it again is
+                    # safe; e.g. two processes creating the same table at once lose a race
+                    # here. A file the storage lost fails every pass until it is dealt
+                    # with: said so.
+                    told = explained(self.runner.lake, error) or error
+                    health.failed(told)
+                    failures = self._back_off(told, failures, on_retry)
+                    continue
+                failures = 0
+                health.passed()
+                if not done:
+                    self.stop.wait(self.interval)
+        finally:
+            health.stopped()  # nothing is judged of a follower that is not running
         if self._upkeep is not None:  # it stops after the table it is on
             self._upkeep.join()
         return committed

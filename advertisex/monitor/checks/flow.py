@@ -43,8 +43,8 @@ def freshness(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                     "SourceStale",
                     {"source": source},
                     "critical",
-                    f"no {source} landed for {_duration(age)} (expected at least every "
-                    f"{_duration(limit)}); last at {last:%Y-%m-%d %H:%M:%S} UTC",
+                    f"no {source} landed for {duration(age)} (expected at least every "
+                    f"{duration(limit)}); last at {last:%Y-%m-%d %H:%M:%S} UTC",
                     age,
                     float(limit),
                 )
@@ -70,8 +70,8 @@ def delay(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                     "IngestDelayHigh",
                     {"source": source},
                     "warning",
-                    f"{source}: landing to queryable took {_duration(worst)} "
-                    f"(bound {_duration(cfg.delay_max_seconds)})"
+                    f"{source}: landing to queryable took {duration(worst)} "
+                    f"(bound {duration(cfg.delay_max_seconds)})"
                     + (" and a segment is still pending" if oldest is not None else ""),
                     worst,
                     float(cfg.delay_max_seconds),
@@ -88,7 +88,7 @@ def delay(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                     {"source": _source_of(row["table"]), "table": row["table"]},
                     "warning",
                     f"{row['table']}: 95 % of the rows that arrived at {row['hour']:%H}:00 were "
-                    f"up to {_duration(lag)} old (bound {_duration(cfg.event_lag_max_seconds)})",
+                    f"up to {duration(lag)} old (bound {duration(cfg.event_lag_max_seconds)})",
                     lag,
                     float(cfg.event_lag_max_seconds),
                 )
@@ -136,7 +136,7 @@ def rates(obs: Observations, cfg: MonitorSettings) -> list[Finding]:
                     {"source": source},
                     "critical" if rate > 2 * bound else "warning",
                     f"{source}: {rate:.2%} of {int(total):,} records {column} in the last "
-                    f"{_duration(window.total_seconds())}, {why}",
+                    f"{duration(window.total_seconds())}, {why}",
                     rate,
                     bound,
                 )
@@ -149,7 +149,8 @@ def _source_of(table: str) -> str:
     return {"bid_requests": "bids", "conversions": "clicks"}.get(name, name)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``seconds`` as people say it: 90 s, 12 min, 2.5 h."""
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds} s"
