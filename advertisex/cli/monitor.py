@@ -182,7 +182,7 @@ def status(fmt: Format = FormatOption) -> None:
     from advertisex.lake.upkeep import health
     from advertisex.monitor.gather import Gatherer
     from advertisex.monitor.state import StateStore
-    from advertisex.monitor.status import alert_rows, source_rows
+    from advertisex.monitor.status import alert_rows, processor_row, source_rows
     from advertisex.util.nopandas import refused as refused_pandas
 
     ax = open_platform()
@@ -192,6 +192,7 @@ def status(fmt: Format = FormatOption) -> None:
     with refused_pandas():
         obs = Gatherer(ax.settings, ax.lake, store=store).observe(hourly=False)
         sources = source_rows(obs)
+        follower = processor_row(obs)
         current = alert_rows(list(store.load("alerts").values()), firing_only=True)
         lake = health(ax.lake)
     read_only = ax.lake.read_only()
@@ -203,6 +204,7 @@ def status(fmt: Format = FormatOption) -> None:
             {
                 "at": obs.now.isoformat(),
                 "sources": sources,
+                "processor": follower,
                 "firing": current,
                 "lake": lake,
                 "read_only": read_only.message if read_only else None,
@@ -217,12 +219,28 @@ def status(fmt: Format = FormatOption) -> None:
     title = f"sources at {obs.now:%Y-%m-%d %H:%M:%S} UTC"
     print_rows(sources, fmt, title=title, narrowing=SOURCES_NARROWING)
     if fmt is Format.table:
+        if follower is not None:
+            print_message(_follower_line(follower, obs.now))
         print_rows(
             current, fmt, title="firing alerts", columns=ALERT_COLUMNS, empty=NO_ALERT_FIRING
         )
         print_rows(_lake_rows(lake, obs.now), fmt, title="lake health", narrowing=LAKE_NARROWING)
         if read_only is not None:
             print_message(f"read-only: {literal(read_only)}")  # its hint on the next line
+
+
+def _follower_line(row: dict[str, Any], now: Any) -> str:
+    """The running follower in one line; failing, its last error and what to do."""
+    who = f"processor: pid {row['pid']} on {literal(row['host'])}"
+    success = short_time(row["last_success"], now) or "none since it started"
+    if row["state"] == "running":
+        return f"{who}, running; last good pass {success}"
+    hint = f"\n  → {literal(row['hint'])}" if row["hint"] else ""
+    return (
+        f"[bold red]{who}, failing[/]: {row['failures']} passes in a row since "
+        f"{short_time(row['failing_since'], now)} (last good pass {success}): "
+        f"{literal(row['error'])}{hint}"
+    )
 
 
 def _lake_rows(lake: list[dict[str, Any]], now: Any) -> list[dict[str, Any]]:

@@ -68,3 +68,24 @@ def alert_rows(alerts: list[dict[str, Any]], *, firing_only: bool = False) -> li
         if not firing_only or a["state"] == "firing"
     ]
     return sorted(rows, key=lambda r: (order.get(r["severity"], 3), r["alertname"], r["labels"]))
+
+
+def processor_row(obs: Observations) -> dict[str, Any] | None:
+    """The running follower's health (``util.health``), or None when none runs."""
+    health = obs.processor
+    if health is None:
+        return None
+    return {
+        "state": "failing" if health.failures else "running",
+        "pid": health.pid,
+        "host": health.host,
+        "last_success": health.last_success.isoformat(timespec="seconds")
+        if health.last_success
+        else None,
+        "failures": health.failures,
+        "failing_since": health.failing_since.isoformat(timespec="seconds")
+        if health.failing_since
+        else None,
+        "error": health.error,
+        "hint": health.hint,
+    }

@@ -25,6 +25,7 @@ from typing import Any
 
 from advertisex.errors import AdvertiseXError
 from advertisex.util import jsonutil
+from advertisex.util.text import shown
 from advertisex.util.timeutil import Clock, utcnow
 
 HEALTH_FILE = Path("processor") / "health.json"
@@ -107,13 +108,18 @@ class HealthFile:
 
 def error_line(error: BaseException) -> dict[str, str | None]:
     """What the CLI's ``error:`` line says of ``error`` (its message, its hint), never a
-    traceback: an unexpected error is its type and first line."""
+    traceback: an unexpected error is its type and first line. Control characters are
+    written as escapes: an error may quote what a producer sent, and the monitor's log
+    channel and ``status`` show it on a terminal."""
     if isinstance(error, AdvertiseXError):
         message, hint = error.message, error.hint
     else:
         lines = str(error).strip().splitlines()
         message, hint = f"{type(error).__name__}: {lines[0] if lines else ''}", None
-    return {"error": message[:_LONGEST], "hint": hint[:_LONGEST] if hint else None}
+    return {
+        "error": shown(message[:_LONGEST]),
+        "hint": shown(hint[:_LONGEST]) if hint else None,
+    }
 
 
 def read_health(data_dir: Path) -> dict[str, Any] | None:

@@ -40,6 +40,8 @@ def test_monitor_once_raises_processor_failing_while_a_follower_fails_every_pass
             *("monitor", "--once", "--format", "json"),
             ADVERTISEX_MONITOR__PROCESSOR_FAILING_SECONDS="0",
         )
+        status = cli(ax.settings.data_dir, "status", "--format", "json")
+        shown = cli(ax.settings.data_dir, "status")
     finally:
         follower.stop.set()
         thread.join()
@@ -48,6 +50,12 @@ def test_monitor_once_raises_processor_failing_while_a_follower_fails_every_pass
     assert finding["severity"] == "critical"
     assert "1 landing segment(s) wait" in finding["summary"]
     assert "cannot write curated.impressions → free some disk space" in finding["summary"]
+    # status shows the follower's health, for machines and for people.
+    assert status[0] == 0, status[2]
+    follower = jsonutil.loads(status[1])["processor"]
+    assert follower["state"] == "failing" and follower["failures"] >= 1
+    assert follower["error"] == "cannot write curated.impressions"
+    assert shown[0] == 0 and "failing" in shown[2] and "→ free some disk space" in shown[2]
     # Stopped cleanly: nothing is judged of it any more, and the alert resolves.
     code, out, err = cli(
         ax.settings.data_dir,
@@ -56,3 +64,5 @@ def test_monitor_once_raises_processor_failing_while_a_follower_fails_every_pass
     )
     assert code == 0, err
     assert "ProcessorFailing" not in {f["alertname"] for f in jsonutil.loads(out)}
+    code, out, err = cli(ax.settings.data_dir, "status", "--format", "json")
+    assert code == 0 and jsonutil.loads(out)["processor"] is None

@@ -22,7 +22,7 @@ def test_a_follower_records_failed_passes_then_a_good_one_then_its_stop(ax: Any)
     seen: list[dict[str, Any] | None] = []
     failures: list[Exception] = [
         TransientError("cannot reach the catalog", hint="check that it is up"),
-        RuntimeError("boom\nTraceback (most recent call last): …"),
+        RuntimeError("boom \x1b]0;pwned\x07\nTraceback (most recent call last): …"),
     ]
 
     def pending() -> list[Any]:
@@ -44,7 +44,8 @@ def test_a_follower_records_failed_passes_then_a_good_one_then_its_stop(ax: Any)
     assert failed_once["error"] == "cannot reach the catalog"
     assert failed_once["hint"] == "check that it is up"
     assert failed_twice is not None and failed_twice["failures"] == 2
-    assert failed_twice["error"] == "RuntimeError: boom"  # the error line, not a traceback
+    # The error line, not a traceback; what a terminal would act on, shown as escapes.
+    assert failed_twice["error"] == "RuntimeError: boom \\x1b]0;pwned\\x07"
     assert failed_twice["failing_since"] == failed_once["failing_since"]
     assert good is not None and good["failures"] == 0 and good["error"] is None
     assert good["last_success"] is not None and good["failing_since"] is None
