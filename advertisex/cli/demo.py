@@ -296,11 +296,12 @@ def _has_rows(ax: Any, table: str) -> bool:
 
 
 # What a lake's data directory holds (config.Settings' layout, the monitor's state, the
-# processor lock, the spill directory a batch's stored keys leave, the console's query
+# processor lock and a follower's health file, the spill directory a batch's stored keys leave, the console's query
 # slots) besides the demo's input.
 LAKE_ENTRIES = {
     "catalog.db", "catalog.db-journal", "catalog.db-wal", "catalog.db-shm", "landing",
-    "warehouse", "monitor", "logs", "processor.lock", "spill", "console", "demo-input",
+    "warehouse", "monitor", "logs", "processor.lock", "processor", "spill", "console",
+    "demo-input",
 }  # fmt: skip
 SEGMENTS_FILE = "segments.json"
 

@@ -70,3 +70,12 @@ def test_a_process_run_writes_no_health(ax: Any) -> None:
     ax.landing.write_segment("impressions", GOOD, label="one")
     ax.process()
     assert read_health(ax.settings.data_dir) is None
+
+
+def test_demo_fresh_knows_the_health_file_as_the_lake_s_own() -> None:
+    """``demo --fresh`` clears a data directory only when it holds nothing it did not make:
+    a follower's health file (after ``up``) made it refuse."""
+    from advertisex.cli.demo import LAKE_ENTRIES
+    from advertisex.util.health import HEALTH_FILE
+
+    assert HEALTH_FILE.parts[0] in LAKE_ENTRIES
