@@ -138,18 +138,24 @@ def _forget(
         report.found.add(user)
         audit[(user, f"{ARCHIVE}/{table}")] += removed
     audited: set[tuple[str, str]] = set()
-    for _ in range(3):  # again while a batch that raced the landing rewrite brought more
-        if progress:
-            progress("tables", 0, 1)
+
+    def tables_round(landed: Counter[tuple[str, str]]) -> list[erasure.TableErasure]:
+        """The users' rows out of the tables, audited with the landing records ``landed``."""
         found = retrying(
-            lambda: _erase_tables(lake, ids, report.erasure_id, audit, now, judged),
+            lambda: _erase_tables(lake, ids, report.erasure_id, landed, now, judged),
             retry_on=(CommitConflictError,),
             what="erasure",
         )
         for plan in found:
             report.rows[plan.table] += plan.rows
             report.found.update(plan.by_user)
-            audited |= {(user, plan.table) for user in plan.by_user}
+            audited.update((user, plan.table) for user in plan.by_user)
+        return found
+
+    for _ in range(3):  # again while a batch that raced the landing rewrite brought more
+        if progress:
+            progress("tables", 0, 1)
+        found = tables_round(audit)
         audit.clear()
         if not found:
             break
@@ -163,15 +169,7 @@ def _forget(
     if audit:  # the last look's landing files, after the tables' last round
         lake.commit_batch({ERASURES_TABLE: _audit_rows(report.erasure_id, audit, now)}, [], {})
     if _settled(lake, report):  # a batch that read them before their rewrite committed since
-        found = retrying(
-            lambda: _erase_tables(lake, ids, report.erasure_id, Counter(), now, judged),
-            retry_on=(CommitConflictError,),
-            what="erasure",
-        )
-        for plan in found:
-            report.rows[plan.table] += plan.rows
-            report.found.update(plan.by_user)
-            audited |= {(user, plan.table) for user in plan.by_user}
+        found = tables_round(Counter())
         late = scrub_landing(landing, ids, report, None, judged, listed) if found else Counter()
         if late:  # landed meanwhile, as after each round above
             audit = Counter({(user, LANDING): n for user, n in late.items()})
