@@ -182,7 +182,7 @@ def _forget(
     return report
 
 
-def _settled(lake: Lake, report: ForgetReport, wait_seconds: float = WAIT_FOR_BATCHES) -> bool:
+def _settled(lake: Lake, report: ForgetReport) -> bool:
     """Wait while a processor runs until the landing files rewritten before they were
     processed are (a batch in flight may have read them before their rewrite, and commit
     the users' rows after the tables' last look); whether any was. ``report.unsettled``
@@ -191,7 +191,7 @@ def _settled(lake: Lake, report: ForgetReport, wait_seconds: float = WAIT_FOR_BA
 
     if not report.pending:
         return False
-    deadline = time.monotonic() + wait_seconds
+    deadline = time.monotonic() + WAIT_FOR_BATCHES  # read now: a test shortens it
     waiting = set(report.pending) - lake.done_segments(among=report.pending)
     while waiting and processor_running(lake.settings.data_dir):
         if time.monotonic() > deadline:

@@ -140,8 +140,8 @@ def _handed_over(monkeypatch: Any, then: Any = None) -> list[Any]:
 def test_a_replay_holds_a_hash_a_row_taken_out_not_the_rows(tmp_path, monkeypatch):
     """What a replay keeps of the rows it takes out, for the update after it, is 8 bytes a
     row (their hash): a day past a million rows — every day of the 2 M-event set — no
-    longer rebuilds every mart of the lake for the rows' memory. The cap on that (50 M
-    rows, 400 MB) still rebuilds past it."""
+    longer rebuilds every mart of the lake for the rows' memory. The cap on that (20 M
+    rows, 160 MB) still rebuilds past it."""
     from advertisex.marts.maintain import CURATED_READS
     from advertisex.runners import replay as replay_module
 

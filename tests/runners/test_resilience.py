@@ -180,7 +180,7 @@ def _impression_of(user: str, n: int) -> bytes:
     ).encode()
 
 
-def test_a_follower_reads_fresh_metadata_after_a_failed_pass(tmp_path):
+def test_a_follower_reads_fresh_metadata_after_a_failed_pass(tmp_path, monkeypatch):
     """Under ``up``, ``forget`` in another process rewrote the tables, expired their
     history and deleted a file the follower's batch had just written (unreferenced, and
     holding the user): the commit failed, as it should. But the follower kept the tables
@@ -188,8 +188,12 @@ def test_a_follower_reads_fresh_metadata_after_a_failed_pass(tmp_path):
     pass failed reading them ("curated.impressions changed while it was read"), 30 s
     apart, until the process was restarted: processing stopped for good."""
     import advertisex
+    from advertisex.runners import forget
     from advertisex.runners.follow import Follower
 
+    # The erasure runs inside the follower's own pass here, so the batches it would wait
+    # for (those of the files it rewrote) cannot come while it waits: not two minutes.
+    monkeypatch.setattr(forget, "WAIT_FOR_BATCHES", 0.2)
     ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
     other = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
     ax.landing.write_segment("impressions", _impression_of("gone", 1) + _impression_of("u", 2))
