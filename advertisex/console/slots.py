@@ -203,11 +203,8 @@ class QuerySlots:
     def _want(self) -> int | None:
         """A shared lock on the wish file while this waits for a slot (None: not said now,
         as the processes keeping slots are looking at it, or the file cannot be made)."""
-        if not self._shared:
-            return None
-        try:
-            fd = os.open(self.directory / _WANTED, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
+        fd = self._wish_file()
+        if fd is None:
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -220,11 +217,8 @@ class QuerySlots:
         """Whether a query (of another process) waits for a slot: the wish file is locked.
         Another process's look at it at the same instant reads as a wish too, and costs a
         kept worker at most."""
-        if not self._shared:
-            return False
-        try:
-            fd = os.open(self.directory / _WANTED, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
+        fd = self._wish_file()
+        if fd is None:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -235,6 +229,16 @@ class QuerySlots:
         finally:
             os.close(fd)  # closing drops the probe's lock
         return False
+
+    def _wish_file(self) -> int | None:
+        """A descriptor of the wish file, opened (made) for a lock or a probe of one; None
+        where the slot files cannot be made (this process's slots only)."""
+        if not self._shared:
+            return None
+        try:
+            return os.open(self.directory / _WANTED, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
 
     def _busy(self) -> QueriesBusyError:
         return QueriesBusyError(
