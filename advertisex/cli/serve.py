@@ -354,7 +354,12 @@ def _print_marts(done: Any, fmt: Format) -> None:
             "conversions": done.conversions,
             "hours": done.hours,
             "seconds": round(done.seconds, 3),
-            **({"recomputed_from": done.recomputed_from.isoformat()} if done.kept_note else {}),
+            **(
+                {"recomputed_from": done.recomputed_from.isoformat()}
+                if done.recomputed_from
+                else {}
+            ),
+            **({"kept_everything": True} if done.kept_everything else {}),
         },
         f"marts {done.mode}: {done.clicks:,} clicks, {done.conversions:,} conversions, "
         f"{done.hours:,} hours in {done.seconds:.2f} s"

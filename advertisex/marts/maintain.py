@@ -131,10 +131,18 @@ class MartUpdate:
     # A rebuild that kept the marts' rows before this day (the curated tables no longer
     # hold what they were computed from: retention took it); None: everything recomputed.
     recomputed_from: date | None = None
+    # A rebuild over curated tables that hold no rows while the marts hold some: every
+    # mart row was kept as it was (there is nothing to recompute them from).
+    kept_everything: bool = False
 
     @property
     def kept_note(self) -> str | None:
         """What a rebuild that kept the marts' oldest rows says of them (None: it kept none)."""
+        if self.kept_everything:
+            return (
+                "the curated tables hold no rows to recompute the marts from (retention took "
+                "every day they were computed from): the marts were kept as they were"
+            )
         if self.recomputed_from is None:
             return None
         return (
@@ -389,6 +397,13 @@ def rebuild(
     kernels = kernels or _local(curated)
     step = _steps(progress, ("attribution", "auctions", "rollups", "commit"))
     positions = curated.positions()
+    if not _first_days(curated) and marts.first_day() is not None:
+        # Retention took every curated day while the marts were kept longer (and no setting
+        # says so any more, or it would be a cutoff): recomputing would replace every mart
+        # row by nothing. The rules and positions are saved, so the next batch updates.
+        marts.replace({}, _state(positions, rules))
+        step("commit")
+        return MartUpdate("rebuild", seconds=time.perf_counter() - started, kept_everything=True)
     since = recompute_from(curated, marts, rules)
     if since is None:
         fresh = read = Slice.everything()
@@ -475,7 +490,7 @@ def recompute_from(curated: Curated, marts: Marts, rules: MatchingRules) -> date
     oldest = marts.first_day()
     if oldest is None:  # a first build
         return None
-    firsts = [day for table in NEW_COLUMNS if (day := curated.first_day(table)) is not None]
+    firsts = _first_days(curated)
     cutoffs = [day for table in NEW_COLUMNS if (day := curated.kept_from(table)) is not None]
     if not (firsts or cutoffs):
         return None
@@ -485,6 +500,11 @@ def recompute_from(curated: Curated, marts: Marts, rules: MatchingRules) -> date
     since = moved(datetime.combine(whole, dtime(), UTC), _reach(rules.widest))
     midnight = datetime.combine(since.date(), dtime(), UTC)
     return midnight if midnight == since else moved(midnight, timedelta(days=1))
+
+
+def _first_days(curated: Curated) -> list[date]:
+    """The earliest day (UTC) of each curated table that holds rows."""
+    return [day for table in NEW_COLUMNS if (day := curated.first_day(table)) is not None]
 
 
 def _reach(widest: Windows) -> timedelta:

@@ -69,3 +69,36 @@ def test_a_rebuild_after_curated_retention_keeps_the_older_marts(cli, tmp_path: 
     assert code == 0, err
     assert f"recomputed from {since} on; their rows before it were kept" in " ".join(err.split())
     assert _campaigns(cli, data) == built
+
+
+def test_a_rebuild_after_retention_took_every_curated_day_keeps_the_marts(
+    cli, tmp_path: Path
+) -> None:
+    """Two days of traffic twelve days ago, the curated tables kept nine: retention takes
+    every curated row. With the retention setting removed since, the curated tables name
+    no cutoff either — a rebuild then has nothing to recompute from and keeps the marts
+    whole (it used to replace every mart row by nothing)."""
+    data, drop = tmp_path / "data", tmp_path / "drop"
+    code, _, err = cli(
+        data, "generate", "--out", str(drop), "--events", "1000", "--seed", "5",
+        "--start", "today-12", "--days", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    for source in ("impressions", "clicks"):
+        code, _, err = cli(data, "ingest", str(drop / source), "--source", source, **ENV)
+        assert code == 0, err
+    assert cli(data, "process", **ENV)[0] == 0
+    built = _campaigns(cli, data)
+    assert built
+    code, _, err = cli(data, "maintain", **ENV)
+    assert code == 0, err
+    code, out, err = cli(
+        data, "query", "select count(*) as n from curated.impressions", "--format", "json"
+    )
+    assert code == 0 and json.loads(out) == [{"n": 0}], (out, err)
+
+    unset = {"ADVERTISEX_CORRELATION__UPDATE_MARTS": "true"}
+    code, out, err = cli(data, "report", "refresh", "--rebuild", "--format", "json", **unset)
+    assert code == 0, err
+    assert json.loads(out)[0]["kept_everything"] is True
+    assert _campaigns(cli, data) == built

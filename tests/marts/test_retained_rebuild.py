@@ -173,3 +173,20 @@ def test_a_rebuild_over_curated_tables_that_hold_everything_recomputes_everythin
     assert {n: _split(both, n) for n in maintain.MART_TABLES} == {
         n: _split(everything, n) for n in maintain.MART_TABLES
     }
+
+
+def test_a_rebuild_over_curated_tables_retention_emptied_keeps_every_mart_row() -> None:
+    """Retention took every curated day and its setting was removed since: the curated
+    tables hold nothing and say no cutoff. A rebuild (after a rules change, say) keeps
+    every mart row as it was — recomputed, they would all be gone — and says so."""
+    events = _events()
+    marts = MemoryMarts()
+    maintain.rebuild(_curated(events), marts, RULES)
+    before = {name: marts.tables[name].to_pylist() for name in maintain.MART_TABLES}
+    assert all(before.values())
+
+    report = maintain.rebuild(MemoryCurated(), marts, CHANGED)
+    assert {name: marts.tables[name].to_pylist() for name in maintain.MART_TABLES} == before
+    assert report.kept_everything and report.recomputed_from is None
+    assert report.kept_note is not None and "kept as they were" in report.kept_note
+    assert marts.state() == maintain._state(MemoryCurated().positions(), CHANGED)
