@@ -66,6 +66,22 @@ def _costs(action: Any) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _memory() -> dict[str, int]:
+    """What this process (the runner's) holds: resident MiB, Arrow's allocations in MiB,
+    and Python's tracked objects — a follower runs for months, so none may grow with the
+    commits beyond what the dedupe horizon's keys need (16 bytes a key)."""
+    import gc
+
+    import pyarrow as pa
+
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return {
+        "rss_mib": pages * os.sysconf("SC_PAGE_SIZE") >> 20,
+        "arrow_mib": pa.total_allocated_bytes() >> 20,
+        "py_objects": len(gc.get_objects()),
+    }
+
+
 def _shape(data: Path) -> dict[str, int]:
     """Data files and manifests of every table's current snapshot, the most snapshots a
     table keeps (what each commit's metadata.json lists), bytes of metadata."""
@@ -139,6 +155,7 @@ def soak(
             if on and n % maintain_every == 0:  # timed apart from the commits
                 upkeep.append(_timed(lambda: ax.maintain(trigger="schedule")))
             if n in checkpoints:
+                held = _memory()  # the runner's own, before the checkpoint opens others
                 fresh = advertisex.open(data_dir=data, **settings)
                 fresh.refresh_marts()
                 # Each query through a freshly opened platform, the median of a few: one
@@ -168,6 +185,7 @@ def soak(
                     # (and a count's latency) grow with the commits since the last run
                     "since_maintain": n % maintain_every if on else n,
                     **_shape(data),
+                    **held,
                 }
                 rows.append(row)
                 print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
