@@ -206,6 +206,13 @@ class ProcessorBusyError(TransientError):
     code = "processor_busy"
 
 
+class MaintenanceBusyError(TransientError):
+    """Another ``maintain`` holds the lake's maintenance lock (``runners.lock``): two at
+    once would each skip what the other changed."""
+
+    code = "maintenance_busy"
+
+
 class SparkUnavailableError(TransientError):
     """The Spark master does not answer, or Spark failed under the processor."""
 

@@ -175,14 +175,21 @@ def erase_history(lake: Lake, name: str, now: datetime, since: int | None = None
 
 
 def stray_files(
-    lake: Lake, name: str, ids: Forgotten | Iterable[str], settings: Settings
+    lake: Lake,
+    name: str,
+    ids: Forgotten | Iterable[str],
+    settings: Settings,
+    *,
+    before: datetime | None = None,
 ) -> list[str]:
     """Unreferenced data files under ``name`` that hold the users (left by a crash or a
-    lost race): deleted now, whatever their age — half-written ones too (they cannot be
-    read, but may hold them)."""
+    lost race): deleted now, whatever their age (``before``: those last written before
+    it only) — half-written ones too (they cannot be read, but may hold them)."""
     ids = forgotten(ids)
     table = lake.table(name)
-    strays = expiry.orphans(table, settings, utcnow(), min_age=timedelta(0), dry_run=True)
+    now = utcnow()
+    age = max(now - before, timedelta(0)) if before is not None else timedelta(0)
+    strays = expiry.orphans(table, settings, now, min_age=age, dry_run=True)
     parquet = [path for path in strays.files if path.endswith(".parquet")]
     broken: list[str] = []
     doomed = [path for path, _, _ in _holding(parquet, name, ids, settings.scale, broken)]

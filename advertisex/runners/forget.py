@@ -117,7 +117,7 @@ def _forget(
     progress: Progress | None,
     now: datetime | None,
 ) -> ForgetReport:
-    started = time.perf_counter()
+    started, began = time.perf_counter(), utcnow()
     report = ForgetReport(uuid.uuid4().hex[:12], len(wanted))
     ids = Forgotten(wanted)  # how to find them, worked out once
     audit: Counter[tuple[str, str]] = Counter()
@@ -178,6 +178,7 @@ def _forget(
     touched |= _time_travel(lake, ids, report, audited, now)
     if touched:
         _erase_history(lake, touched, ids, report, now or utcnow(), progress)
+    report.files_deleted += _strays(lake, ids, report, began)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -462,4 +463,26 @@ def _erase_history(
         gone = erasure.erase_history(lake, name, now, since)
         report.snapshots_expired += len(gone.snapshots)
         report.files_deleted += len(gone.files)
-        report.files_deleted += len(erasure.stray_files(lake, name, ids, settings))
+
+
+def _strays(lake: Lake, ids: Forgotten, report: ForgetReport, began: datetime) -> int:
+    """Delete the unreferenced data files of every table that hold the users (a batch whose
+    commit failed or was killed, a lost race): maintenance leaves them a day, for a commit
+    that may still be in flight, and no snapshot names them — the erasure found nothing in
+    the tables and the ids stayed on the disk. A file no live writer can still commit goes:
+    any while no processor and no maintenance run holds its lock; else those older than
+    the holder's lock, and, once every batch that read the users' landing files before their
+    rewrite has committed (``_settled``), those older than this erasure — a batch in flight
+    that holds the users read one of those files before the rewrite."""
+    from advertisex.runners.lock import LOCK_FILE, MAINTENANCE_LOCK_FILE, held_since
+
+    data_dir = lake.settings.data_dir
+    holders = [held_since(data_dir, name) for name in (LOCK_FILE, MAINTENANCE_LOCK_FILE)]
+    live = [since for since in holders if since is not None]
+    before = min(live) if live else None  # None: every stray file goes
+    if before is not None and not report.unsettled:
+        before = max(before, began)
+    deleted = 0
+    for name in (n for n in existing_tables(lake) if erasure.erasable(n)):
+        deleted += len(erasure.stray_files(lake, name, ids, lake.settings, before=before))
+    return deleted

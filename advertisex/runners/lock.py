@@ -8,6 +8,13 @@ while it runs: an advisory ``flock``, which the operating system releases when t
 exits, however it exits, so a killed processor never leaves a stale lock behind. The file
 says who holds it, for the message the next one prints. Processors on other machines that
 share a catalog are kept apart by the catalog transaction alone (lake.catalog).
+
+Maintenance (``maintain``, and the run ``up`` and ``process --follow`` schedule) holds
+``<data_dir>/maintenance.lock`` the same way, but never waits for it: two runs at once each
+skipped what the other changed (a table the other was compacting left for the next run, its
+error recorded), so the second says who holds it and leaves the lake to the first. It is not
+re-entrant, not even within one process: the follower's scheduled run and one asked for on
+the console are two runs.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
-from advertisex.errors import ProcessorBusyError, StorageError
+from advertisex.errors import MaintenanceBusyError, ProcessorBusyError, StorageError
 from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
 
 LOCK_FILE = "processor.lock"
+MAINTENANCE_LOCK_FILE = "maintenance.lock"
+_SINCE = " since "
 
 _held: dict[Path, tuple[int, int]] = {}  # lock path → (fd, depth) held by this process
 _guard = threading.Lock()
@@ -71,21 +81,78 @@ def processor_lock(
                 os.close(fd)  # closing the descriptor releases the flock
 
 
+@contextlib.contextmanager
+def maintenance_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the lake's maintenance lock inside the block; when another run holds it, raise
+    :class:`MaintenanceBusyError` naming the holder (it does the work: nothing to wait for)."""
+    path = (data_dir / MAINTENANCE_LOCK_FILE).absolute()
+    fd = _open(path, "maintain")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MaintenanceBusyError(
+            f"another maintain is running ({_holder(path)})",
+            hint="it does what this run would: let it finish (a cron job can skip this run)",
+        ) from None
+    try:
+        _say_holder(fd)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def held_since(data_dir: Path, lock_file: str = LOCK_FILE) -> datetime | None:
+    """Since when the lock is held, by this process or another (None: free). A holder whose
+    file does not say is taken as holding it since ever (``datetime.min``)."""
+    path = (data_dir / lock_file).absolute()
+    with _guard:
+        held_here = path in _held
+    if not held_here:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # never made: never held
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            return None  # the shared lock taken for the look goes with the descriptor
+        finally:
+            os.close(fd)
+    since = _holder(path).partition(_SINCE)[2]
+    try:
+        return datetime.strptime(since, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _open(path: Path, what: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:  # a folder of that name, a file it may not write
+        raise StorageError(
+            f"cannot take the {what} lock {path}: {os_reason(error)}",
+            hint=f"remove {path} (or let this user write it): the lock is made anew, and "
+            f"held only while a {what} runs",
+        ) from None
+
+
+def _say_holder(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    now = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC"
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}{_SINCE}{now}\n".encode(), 0)
+
+
 def _acquire(
     path: Path,
     on_wait: Callable[[str], None] | None,
     stop: threading.Event | None,
     poll_seconds: float,
 ) -> int | None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:  # a folder of that name, a file it may not write
-        raise StorageError(
-            f"cannot take the processor lock {path}: {os_reason(error)}",
-            hint=f"remove {path} (or let this user write it): the lock is made anew, and "
-            "held only while a processor runs",
-        ) from None
+    fd = _open(path, "processor")
     told = False
     while True:
         try:
@@ -107,12 +174,7 @@ def _acquire(
                 return None
             if stop is None:
                 threading.Event().wait(poll_seconds)
-    os.ftruncate(fd, 0)
-    os.pwrite(
-        fd,
-        f"pid {os.getpid()} on {socket.gethostname()} since {utcnow():%Y-%m-%d %H:%M:%S} UTC\n".encode(),
-        0,
-    )
+    _say_holder(fd)
     return fd
 
 

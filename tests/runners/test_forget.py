@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +409,55 @@ def test_a_batch_that_read_the_users_records_before_their_rewrite_is_waited_for(
     users = ax.query("select user_id from curated.impressions").column("user_id").to_pylist()
     assert sorted(users) == ["stay-user", "stay-user"]
     assert _files_holding(tmp_path / "data", b"gone-user") == []
+
+
+def test_the_files_of_a_batch_whose_commit_failed_lose_the_user_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that failed at its commit leaves its data files unreferenced until
+    maintenance deletes them, a day later (``maintenance.orphan_min_age_minutes``). When
+    they hold a user forgotten meanwhile, ``forget`` found nothing in the tables, left them,
+    and the id stayed on the disk. No processor can still commit them: they go now."""
+    import advertisex
+    from advertisex.errors import StorageError
+    from advertisex.lake.tables import Lake
+    from advertisex.runners import forget as forget_module
+    from advertisex.runners.lock import processor_lock
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
+    ax.landing.write_segment("impressions", line.format(n=1, u="stay-user").encode())
+    ax.process()
+    later = line.format(n=2, u="gone-user") + line.format(n=3, u="stay-user")
+    ax.landing.write_segment("impressions", later.encode())
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise StorageError("the catalog went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Lake, "commit_files", failing)
+        with pytest.raises(StorageError):
+            ax.process()
+    warehouse = tmp_path / "data" / "warehouse"
+    strays = _files_holding(warehouse, b"gone-user")  # the failed batches' files
+    assert len(strays) > 1
+
+    # Under a processor running now, a file written after it started and after the erasure
+    # began may be a batch in flight's, which its commit will name: kept for the next one.
+    in_flight = strays[0]
+    later = time.time() + 3600
+    os.utime(in_flight, (later, later))
+    monkeypatch.setattr(forget_module, "WAIT_FOR_BATCHES", 0.5)  # for the rewritten segment
+    time.sleep(1.1)  # the lock says since when to the second: the failed batches' before it
+    with processor_lock(tmp_path / "data"):
+        report = advertisex.open(data_dir=tmp_path / "data").forget(["gone-user"])
+    assert report.found == {"gone-user"} and report.files_deleted == len(strays) - 1
+    assert _files_holding(tmp_path / "data", b"gone-user") == [in_flight]
+    os.utime(in_flight)  # its batch failed too
+    again = advertisex.open(data_dir=tmp_path / "data").forget(["gone-user"])
+    assert again.files_deleted == 1  # no processor now: nothing can commit it
+    assert _files_holding(tmp_path / "data", b"gone-user") == []
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    ax.process()  # the rewritten segment: the other user's record, once
+    users = ax.query("select user_id from curated.impressions").column("user_id").to_pylist()
+    assert sorted(users) == ["stay-user", "stay-user"]
