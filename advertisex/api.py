@@ -241,18 +241,23 @@ class AdvertiseX:
     ) -> Any:
         """Compact, expire snapshots, remove unreferenced files and apply retention
         (``tables``: those only; default every table and the landing zone)."""
+        import contextlib
+
         from advertisex.lake.upkeep import maintain
         from advertisex.marts.iceberg import positions
+        from advertisex.runners.lock import maintenance_lock
 
-        return maintain(
-            self.lake,
-            self.landing,
-            tables,
-            dry_run=dry_run,
-            trigger=trigger,
-            progress=progress,
-            keep=positions(self.lake),
-        )
+        # One run at a time (a dry run changes nothing: it needs none).
+        with contextlib.nullcontext() if dry_run else maintenance_lock(self.settings.data_dir):
+            return maintain(
+                self.lake,
+                self.landing,
+                tables,
+                dry_run=dry_run,
+                trigger=trigger,
+                progress=progress,
+                keep=positions(self.lake),
+            )
 
     def forget(self, user_ids: list[str], progress: Progress | None = None) -> Any:
         """Erase every trace of these users: landing files, tables, marts, history."""

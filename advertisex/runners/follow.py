@@ -18,6 +18,7 @@ batches; when told to stop, it waits for that run to finish the table it is on.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from advertisex.runners.runner import Runner
 from advertisex.util.health import HealthFile
 from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -194,15 +197,25 @@ class Follower:
     ) -> None:
         """One maintenance run on a lake of its own (a writer like the processor: each
         table change atomic, a race with a batch retried on fresh metadata)."""
+        from advertisex.errors import MaintenanceBusyError
         from advertisex.lake.tables import Lake
         from advertisex.lake.upkeep import maintain
         from advertisex.marts.iceberg import positions
+        from advertisex.runners.lock import maintenance_lock
 
         try:
             lake = Lake(self.runner.settings)
-            report = maintain(
-                lake, self.runner.landing, trigger="schedule", keep=positions(lake), stop=self.stop
-            )
+            with maintenance_lock(self.runner.settings.data_dir):
+                report = maintain(
+                    lake,
+                    self.runner.landing,
+                    trigger="schedule",
+                    keep=positions(lake),
+                    stop=self.stop,
+                )
+        except MaintenanceBusyError as busy:  # that run does this one's work: no warning
+            log.info("scheduled maintenance skipped: %s", busy)
+            return
         except Exception as error:  # reported, and tried again next period
             if on_retry and self.maintain_every is not None:
                 on_retry(error, self.maintain_every)

@@ -129,3 +129,36 @@ def test_forget_refuses_an_id_too_long_to_search_for(cli, lake_dir: Path, tmp_pa
         lake_dir, "query", "select count(*) n from curated.impressions", "-f", "json"
     )
     assert json.loads(out) == [{"n": 20}]  # nothing erased
+
+
+HOLD_MAINTENANCE = (
+    "import sys, time; from pathlib import Path; from advertisex.runners.lock import maintenance_lock\n"
+    "with maintenance_lock(Path(sys.argv[1])):\n"
+    "    print('held', flush=True); time.sleep(60)\n"
+)
+
+
+def test_a_second_maintain_at_once_is_refused_naming_the_first(cli, lake_dir: Path) -> None:
+    """Two ``maintain`` runs at once (a cron job and someone at the terminal) each skipped
+    what the other was changing, recording a conflict; the second now leaves the lake to
+    the first and says who it is."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_MAINTENANCE, str(lake_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, out, err = cli(lake_dir, "maintain")
+        assert code == 2 and "Traceback" not in err and out == ""
+        assert f"error: another maintain is running (pid {holder.pid} " in err
+        code, _, err = cli(lake_dir, "maintain", "--dry-run")  # a look needs no lock
+        assert code == 0, err
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    code, _, err = cli(lake_dir, "maintain")  # the first one gone: its lock with it
+    assert code == 0, err

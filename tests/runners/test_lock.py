@@ -77,3 +77,21 @@ def test_a_folder_where_the_lock_goes_is_one_line_saying_what_to_remove(tmp_path
     with pytest.raises(StorageError, match="cannot take the processor lock") as raised:
         lock.__enter__()
     assert "remove" in str(raised.value) and "processor.lock" in str(raised.value)
+
+
+def test_maintenance_is_one_run_at_a_time_even_within_a_process(tmp_path):
+    """The follower's scheduled run and one asked for on the console share a process."""
+    from advertisex.errors import MaintenanceBusyError
+    from advertisex.runners.lock import MAINTENANCE_LOCK_FILE, held_since, maintenance_lock
+
+    assert held_since(tmp_path, MAINTENANCE_LOCK_FILE) is None
+    with maintenance_lock(tmp_path):
+        assert held_since(tmp_path, MAINTENANCE_LOCK_FILE) is not None
+        with (
+            pytest.raises(MaintenanceBusyError, match=r"another maintain is running \(pid "),
+            maintenance_lock(tmp_path),
+        ):
+            pass
+    with maintenance_lock(tmp_path):  # let go
+        pass
+    assert held_since(tmp_path, MAINTENANCE_LOCK_FILE) is None
