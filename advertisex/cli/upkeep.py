@@ -117,12 +117,12 @@ def print_upkeep(report: Any, fmt: Format) -> None:
                 "(docs/running-for-months.md)"
             )
     damaged = [t.error.split(": ", 1)[1] for t in report.tables if t.error and _damaged(t.error)]
-    failed = [t.table for t in report.tables if t.error and not _damaged(t.error)]
-    if failed:
-        print_message(
-            f"[yellow]skipped[/] {', '.join(failed)}: changed by another writer meanwhile; "
-            "the next run tries again"
-        )
+    failed: dict[str, list[str]] = {}  # what was said → the tables it was said of
+    for t in report.tables:
+        if t.error and not _damaged(t.error):
+            failed.setdefault(t.error, []).append(t.table)
+    for said, names in failed.items():
+        print_message(f"[yellow]skipped[/] {literal(', '.join(names))}: {literal(said)}")
     if damaged:  # the others were maintained; these need someone (lake.damage)
         told = [text.partition("\n  → ") for text in damaged]
         hints = dict.fromkeys(hint for _, _, hint in told if hint)

@@ -14,6 +14,7 @@ and after): the durable record ``advertisex status`` and the console read.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -32,6 +33,8 @@ from advertisex.util.timeutil import utcnow
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
+
+log = logging.getLogger(__name__)
 
 MAINTENANCE_TABLE = "ops.maintenance"
 LANDING = "landing"
@@ -191,7 +194,10 @@ def _maintain_table(
     except (CommitFailedException, ValidationException, OperationalError, OSError) as error:
         # A file the storage lost looks like a lost race here: said as what it is.
         told = explained(lake, error, [name]) if isinstance(error, OSError) else None
-        result.error = f"{type(told or error).__name__}: {told or error}"
+        if told is not None:
+            result.error = f"{type(told).__name__}: {told}"
+        else:
+            result.error = _failed(name, error, "the warehouse")
     result.seconds = time.perf_counter() - started
     return result
 
@@ -210,9 +216,36 @@ def _maintain_landing(
             result.marks_folded = lake.fold_retired_marks(landing, now.date())
             result.markers_packed = landing.pack_markers(now)
     except OSError as error:
-        result.error = f"{type(error).__name__}: {error}"
+        result.error = _failed(LANDING, error, "the landing zone")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _failed(name: str, error: Exception, where: str) -> str:
+    """What ``ops.maintenance``, ``maintain`` and the console say of a table maintenance
+    left as it was: one line, what happened and what to do. pyiceberg's or the driver's
+    own text (a conflict's requirement, a SQL statement, a stack of paths) goes to the log
+    only: a contended table at INFO (the next run tries again), a storage failure as a
+    warning (someone has to look)."""
+    from advertisex.util.storage import os_reason
+
+    raw = f"{type(error).__name__}: {error}"
+    if isinstance(error, OSError):
+        log.warning("maintaining %s failed: %s", name, raw)
+        return (
+            f"a file of {where} could not be read or written ({os_reason(error)}): left as it "
+            "was; check the disk or storage (the log has the details), the next run tries again"
+        )
+    log.info("maintaining %s failed: %s", name, raw)
+    if type(error).__name__ == "OperationalError":  # SQLAlchemy's: the catalog database
+        return (
+            "the catalog database stayed locked by another writer: left as it was; "
+            "the next run tries again"
+        )
+    return (
+        "changed by another writer meanwhile (a batch, forget, a rebuild): left as it was; "
+        "the next run tries again"
+    )
 
 
 def _size(table: Any) -> tuple[int, int]:

@@ -621,3 +621,50 @@ def test_a_partitions_archive_copy_is_on_the_disk_before_retention_commits(
     assert len(copies) == 4
     for copy in copies:
         _durable_before(events, copy, archive, committed)
+
+
+def test_a_table_left_as_it_was_is_said_in_one_line_and_the_raw_text_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``ops.maintenance.error`` (and so ``maintain``'s table and the console) held
+    pyiceberg's own text — ``ValidationException: Requirement failed: branch main has
+    changed: expected id 123, found 456`` — or a storage error's stack of paths: what
+    failed and what to do, in one line, is stored; the raw text is in the log."""
+    import errno
+    import logging
+
+    from pyiceberg.exceptions import ValidationException
+
+    from advertisex.lake import compaction
+    from advertisex.lake.upkeep import last_runs
+
+    lake = _lake(tmp_path / "data", maintenance=EAGER)
+    lake.commit_batch(_batch(0, [1, 2]), [], {})
+    lake.commit_batch(_batch(10, [1, 2]), [], {})
+    raw = "Requirement failed: branch main has changed: expected id 123, found 456"
+
+    def lost(*args: Any, **kwargs: Any) -> int:
+        raise ValidationException(raw)
+
+    monkeypatch.setattr(compaction, "compact", lost)
+    with caplog.at_level(logging.INFO, logger="advertisex.lake.upkeep"):
+        report = maintain(lake, tables=["curated.clicks"])
+    said = report.tables[0].error
+    assert said == (
+        "changed by another writer meanwhile (a batch, forget, a rebuild): left as it was; "
+        "the next run tries again"
+    )
+    assert [r["error"] for r in last_runs(lake).to_pylist() if r["table"] == "curated.clicks"] == [
+        said
+    ]
+    assert raw in caplog.text  # for whoever looks into it
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EIO, "/very/long/path/of/a/file.parquet: pyarrow said IOError")
+
+    monkeypatch.setattr(compaction, "compact", broken)
+    caplog.clear()
+    said = maintain(lake, tables=["curated.clicks"]).tables[0].error
+    assert said is not None and "\n" not in said and "pyarrow said" not in said
+    assert said.startswith("a file of the warehouse could not be read or written (Input/output")
+    assert "pyarrow said IOError" in caplog.text
