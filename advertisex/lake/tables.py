@@ -350,10 +350,16 @@ class Lake:
         files: Mapping[str, Sequence[str]],
         segments: list[SegmentDone],
         properties: dict[str, str],
+        *,
+        past_retention: dict[str, int] | None = None,
     ) -> None:
         """Register written data files in their tables and mark ``segments`` done: one
         catalog transaction, all or nothing. Storage that fails before the transaction
-        (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`."""
+        (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`.
+
+        ``past_retention`` (a replay's): files of day partitions older than their table's
+        retention are left out and deleted, as retention would at once; their rows are
+        counted in it by table."""
         from advertisex.lake.datafiles import add_files
         from advertisex.lake.history import remember_appended
 
@@ -361,12 +367,25 @@ class Lake:
         footers = self.take_footers([url for paths in files.values() for url in paths])
         with storage_errors(self.settings.warehouse_uri):
             tables = {name: self.table(name) for name, paths in files.items() if paths}
+            doomed: list[str] = []
+            if past_retention is not None:
+                files = dict(files)
+                for name, table in list(tables.items()):
+                    expired = _past_retention(self.settings, name, table, files[name], footers)
+                    if expired:
+                        past_retention[name] = past_retention.get(name, 0) + sum(expired.values())
+                        files[name] = [url for url in files[name] if url not in expired]
+                        doomed.extend(expired)
+                    if not files[name]:
+                        del tables[name]
             added = {}
             with self.catalog.atomic(segments):
                 for name, table in tables.items():
                     added[name] = add_files(table, list(files[name]), properties, footers)
         for name, table in tables.items():  # published: their snapshots are the tables' now
             remember_appended(table, added[name])
+        if doomed:  # nobody's: the commit went without them
+            self.remove_files({"past retention": doomed})
         self.refresh()
         self._thin(list(tables))
 
@@ -1046,3 +1065,28 @@ class PlannedRead:
             parquet.close()
             return None
         return parquet
+
+
+def _past_retention(
+    settings: Settings, name: str, table: Any, urls: Sequence[str], footers: Mapping[str, Any]
+) -> dict[str, int]:
+    """The files among ``urls`` whose day partition is older than ``name``'s retention,
+    reckoned now (as ``maintain`` would), with their rows."""
+    from advertisex.config import retention_days
+    from advertisex.lake.datafiles import data_file
+    from advertisex.lake.retention import EPOCH as DAY_ZERO
+    from advertisex.lake.retention import cutoff
+    from advertisex.model.schemas import TABLES
+    from advertisex.util.timeutil import utcnow
+
+    days = retention_days(settings, name)
+    if days is None or TABLES[name].partition_by_day is None:
+        return {}
+    oldest = (cutoff(days, utcnow()) - DAY_ZERO).days
+    expired = {}
+    for url in urls:
+        made = data_file(table, table.metadata, url, footers.get(url))
+        day = made.partition[0] if made.partition is not None else None
+        if day is not None and day < oldest:
+            expired[url] = made.record_count
+    return expired

@@ -87,6 +87,9 @@ class ProcessReport:
     segments: int = 0
     seconds: float = 0.0
     marts: MartUpdate | None = None  # what bringing the marts up to date did (None: off)
+    # A replay's rows of days past their table's retention, left out at the commit (by
+    # table): counted in ``ops.batches`` as accepted, as rows retention expires stay.
+    past_retention: dict[str, int] = field(default_factory=dict)
     # Seconds spent per phase, over all batches: ``prepare`` (the batch's rules: committed
     # keys, dimensions), ``transform`` (read, decode, kernels, data files), ``commit``,
     # ``marts`` (bringing the marts up to date).
@@ -163,6 +166,8 @@ class Runner(ABC, Generic[ReadT]):
         self._scan_from: date | None = None  # landing days before this are all done
         self._any_done = False  # whether the lake had committed anything when first read
         self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
+        # Set by a replay: rows of days past retention are not committed (runners.replay).
+        self.leave_out_past_retention = False
 
     # ------------------------------------------------------------------ the engine's steps
     @abstractmethod
@@ -328,7 +333,12 @@ class Runner(ABC, Generic[ReadT]):
         records = {s.name: framed.records.get(indices[s.name], 0) for s in consumed}
         marks = done_marks(consumed, records, batch.id, committed_at)
         batch.report("commit")
-        self.lake.commit_files(files, marks, {"advertisex.batch-id": batch.id})
+        self.lake.commit_files(
+            files,
+            marks,
+            {"advertisex.batch-id": batch.id},
+            past_retention=report.past_retention if self.leave_out_past_retention else None,
+        )
         report.timed("commit", phase_started)
         self._told_set_aside(unreadable, report)
         report.damaged.extend(

@@ -130,3 +130,24 @@ def test_one_batch_and_one_file_are_said_in_the_singular(cli, tmp_path, open_lak
     capsys.readouterr()
     _print_batch(batch, Format.table)
     assert "batch b-1: 1 segment, 1 record → 1 accepted" in capsys.readouterr().out
+
+
+def test_replay_says_how_many_rows_retention_left_out(cli, open_lake, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from advertisex.util.timeutil import utcnow
+
+    data = tmp_path / "data"
+    keep = {"ADVERTISEX_RETENTION__DAYS": '{"curated.impressions": 30}'}
+    ax = open_lake(data, retention={"days": {"curated.impressions": 30}})
+    old = utcnow() - timedelta(days=60)
+    line = f'{{"timestamp":"{old:%Y-%m-%dT%H:%M:%SZ}","ad_creative_id":"c","user_id":"u","website":"w"}}\n'
+    ax.landing.write_segment("impressions", line.encode())
+    assert len(ax.process().batches) == 1
+    code, out, err = cli(data, "replay", **keep)
+    assert code == 0, err
+    assert "1 row of days past their table's retention was left out (1 curated.impressions)" in (
+        out + err
+    )
+    code, out, err = cli(data, "replay", "--format", "json", **keep)
+    assert code == 0 and json.loads(out)["past_retention"] == {"curated.impressions": 1}, err

@@ -294,3 +294,41 @@ def test_a_range_whose_end_is_before_its_start_is_an_error_not_nothing_to_do(ax)
     with pytest.raises(UserInputError, match="--to 2026-12-01 is before --from 2026-12-08"):
         ax.replay(parse_date("2026-12-08"), parse_date("2026-12-01"))
     assert ax.replay(parse_date("2026-12-01"), parse_date("2026-12-01")).process is None
+
+
+def test_a_replay_brings_back_no_row_of_a_day_retention_took(tmp_path):
+    """A replay processes its segments again, and their rows of days past the curated
+    retention came back — in queries, and in the marts' update — until the next
+    ``maintain`` took them again. They are left out at the replay's commit now, and
+    counted: the report says how many, ``ops.batches`` still counts them accepted (as
+    retention leaves the accounts)."""
+    from datetime import timedelta
+
+    import advertisex
+    from advertisex.util.timeutil import utcnow
+
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        correlation={"update_marts": False},
+        retention={"days": {"curated.impressions": 30}},
+    )
+    line = '{{"timestamp":"{at:%Y-%m-%dT%H:%M:%SZ}","ad_creative_id":"c","user_id":"{u}","website":"w"}}\n'
+    now = utcnow()
+    old, recent = now - timedelta(days=60), now - timedelta(days=1)
+    text = line.format(at=old, u="old") + line.format(at=recent, u="recent")
+    ax.landing.write_segment("impressions", text.encode())
+    assert ax.process().accounts["impressions"].accepted == 2
+    maintained = ax.maintain(["curated.impressions"])
+    assert maintained.tables[0].rows_expired == 1
+    users = "select user_id from curated.impressions"
+    assert ax.query(users)["user_id"].to_pylist() == ["recent"]
+
+    report = ax.replay()
+    assert ax.query(users)["user_id"].to_pylist() == ["recent"]  # not back, not even a while
+    assert report.process is not None
+    assert report.process.past_retention == {"curated.impressions": 1}
+    accepted = ax.query("select sum(accepted) n from ops.batches where source = 'impressions'")
+    assert accepted["n"].to_pylist() == [2]
+    again = ax.replay()  # nothing left out twice, nothing lost
+    assert again.process is not None and again.process.past_retention == {"curated.impressions": 1}
+    assert ax.query(users)["user_id"].to_pylist() == ["recent"]
