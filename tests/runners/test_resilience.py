@@ -172,6 +172,14 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     # A follower started now waits what is left of the period since that run.
     assert 3500 < Follower(ax.runner)._first_wait(3600) <= 3600
 
+    # While another maintain runs, the scheduled one leaves the lake to it, quietly.
+    from advertisex.runners.lock import maintenance_lock
+
+    busy = Follower(ax.runner, interval=0.01, maintain_every=0.05)
+    with maintenance_lock(ax.settings.data_dir):
+        busy._maintain(lambda r: pytest.fail("not run"), lambda e, s: pytest.fail(f"told: {e}"))
+    assert ax.query("select count(distinct run_id) n from ops.maintenance")["n"].to_pylist() == [1]
+
 
 def _impression_of(user: str, n: int) -> bytes:
     return (
