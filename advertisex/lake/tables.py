@@ -23,6 +23,7 @@ from advertisex.util.timeutil import EPOCH
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from pyiceberg.table import Table
 
@@ -476,7 +477,10 @@ class Lake:
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
-        return self._planned_read(name, reader, tasks, fields, _unfiltered(row_filter))
+        planned = self._planned_read(name, reader, tasks, fields, _unfiltered(row_filter))
+        if not planned.whole and not any(task.delete_files for task in tasks):
+            planned.sift(reader, fields, self.settings.scale)
+        return planned
 
     def read_days(
         self, name: str, first: date, last: date, fields: tuple[str, ...]
@@ -973,7 +977,26 @@ class PlannedRead:
         # (fields, storage settings) when the scan reads every row of its files (no row
         # filter, no deletes): :meth:`batches` then reads them as Parquet.
         self.direct: tuple[tuple[str, ...], ScaleSettings | None] | None = None
+        # With :attr:`direct`, the scan's row filter as an Arrow expression when it does not
+        # keep every row (no deletes either): its files are read as Parquet through Arrow's
+        # dataset scanner, which skips row groups by their statistics and filters the rows,
+        # as pyiceberg's scan does after working out each file's projection (≈ 3–5 ms a file:
+        # a follower's marts update read the hour's hundreds of micro-batch files so, for
+        # each table, 2.5 s growing to 35 s in 20 minutes at 2,000 events/s).
+        self.sieve: pc.Expression | None = None
+        self._sieve_fields: tuple[str, ...] = ()  # the columns it reads
         self.lake: Lake | None = None  # its storage may lose a file: _files_still_there
+
+    def sift(self, reader: Any, fields: tuple[str, ...], scale: ScaleSettings | None) -> None:
+        """Read the files as Parquet through the scan's row filter (:attr:`sieve`)."""
+        from pyiceberg.expressions.visitors import extract_field_ids
+        from pyiceberg.io.pyarrow import expression_to_pyarrow
+
+        bound = reader._bound_row_filter
+        schema = reader._table_metadata.schema()
+        self.sieve = expression_to_pyarrow(bound)
+        self._sieve_fields = tuple(schema.find_column_name(i) for i in extract_field_ids(bound))
+        self.direct = (fields, scale)
 
     @property
     def files(self) -> list[Any]:
@@ -983,7 +1006,7 @@ class PlannedRead:
     @property
     def whole(self) -> bool:
         """Whether the read holds every row of its data files (no row filter, no deletes)."""
-        return self.direct is not None
+        return self.direct is not None and self.sieve is None
 
     def table(self) -> pa.Table:
         """Every row at once (the files read side by side, or their rows as this process
@@ -1009,7 +1032,10 @@ class PlannedRead:
             if parquet is None:
                 return None
             with contextlib.closing(parquet):
-                parts.append(parquet.read(columns=list(self.direct[0])))
+                if self.sieve is None:
+                    parts.append(parquet.read(columns=list(self.direct[0])))
+                else:
+                    parts.append(self._sifted(parquet, task, whole=True))
         try:
             return pa.concat_tables(parts, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of types apart: pyiceberg's scan
@@ -1044,7 +1070,35 @@ class PlannedRead:
             return None
         assert self.direct is not None
         fields = list(self.direct[0])
+        if self.sieve is not None:
+            return _closing(parquet, self._sifted(parquet, task))
         return _closing(parquet, parquet.iter_batches(batch_size=_BATCH_ROWS, columns=fields))
+
+    def _sifted(
+        self, parquet: pq.ParquetFile, task: Any, whole: bool = False
+    ) -> Iterator[pa.RecordBatch] | pa.Table:
+        """The rows of ``task``'s file (open as ``parquet``) that pass :attr:`sieve`: a record
+        batch at a time, or (``whole``) as one table."""
+        import pyarrow.dataset as ds
+
+        from advertisex.util import storage
+
+        assert self.direct is not None
+        fields, scale = self.direct
+        if parquet.metadata.num_row_groups <= 1:  # a micro-batch's file: nothing to skip
+            # (Arrow's scanner costs ≈ 3 ms a file of its own, as much as pyiceberg's.)
+            columns = list(dict.fromkeys((*fields, *self._sieve_fields)))
+            rows = parquet.read(columns=columns).filter(self.sieve).select(list(fields))
+            batches = rows.to_batches(max_chunksize=_BATCH_ROWS)
+            return rows if whole else (batch for batch in batches if batch.num_rows)
+        filesystem, path = storage.resolve(task.file.file_path, scale)
+        fragment = ds.ParquetFileFormat().make_fragment(path, filesystem=filesystem)
+        scanner = ds.Scanner.from_fragment(
+            fragment, columns=list(fields), filter=self.sieve, batch_size=_BATCH_ROWS
+        )
+        if whole:
+            return scanner.to_table()
+        return (batch for batch in scanner.to_batches() if batch.num_rows)
 
     def _parquet_of(self, task: Any) -> pq.ParquetFile | None:
         """``task``'s file open as Parquet when it can be read so (see
@@ -1061,7 +1115,8 @@ class PlannedRead:
         parquet = pq.ParquetFile(path, filesystem=filesystem)
         schema = parquet.schema_arrow
         names = set(schema.names)
-        if any(f not in names or pa.types.is_nested(schema.field(f).type) for f in fields):
+        wanted = (*fields, *self._sieve_fields)
+        if any(f not in names or pa.types.is_nested(schema.field(f).type) for f in wanted):
             parquet.close()
             return None
         return parquet

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 from test_kept import CLICKS, FIELDS, _clicks, _committed
 
 from advertisex.config import load_settings
@@ -51,12 +51,52 @@ def test_every_row_of_the_files_is_read_as_parquet_and_equals_the_scan(
     assert _rows(direct.batches()) == scanned  # the same rows, in the same order
 
 
-def test_a_filtered_read_goes_through_the_scan(lake: Lake) -> None:
-    _committed(lake, _clicks(24, day=10))
+@pytest.mark.parametrize("row_group_rows", [None, 5], ids=["one-row-group", "row-groups"])
+def test_a_filtered_read_is_read_as_parquet_and_equals_the_scan(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, row_group_rows: int | None
+) -> None:
+    """A read of some of the files' rows (a marts update's hours) sifts them as Parquet by
+    the scan's filter, as an Arrow expression — a file of one row group read and filtered,
+    one of several through Arrow's scanner (which skips row groups by their statistics)."""
+    if row_group_rows is not None:
+        real = pq.ParquetWriter.write_table
+        monkeypatch.setattr(
+            pq.ParquetWriter,
+            "write_table",
+            lambda self, rows, row_group_size=None: real(self, rows, row_group_rows),
+        )
+    _committed(lake, pa.concat_tables([_clicks(24, day=10), _clicks(6, day=11, first=24)]))
+    monkeypatch.undo()
     since = GreaterThanOrEqual("event_time", "2026-11-10T12:00:00+00:00")  # type: ignore[call-arg,misc]
-    planned = lake.read_planned(CLICKS, since, FIELDS)
-    assert planned.direct is None
-    assert len(_rows(planned.batches())) == 12
+    narrow = ("event_id", "user_id")  # the filter's column is not among those read
+    for fields in (FIELDS, narrow):
+        sifted = lake.read_planned(CLICKS, since, fields)
+        assert sifted.sieve is not None and not sifted.whole
+        groups = max(
+            pq.ParquetFile(f.file_path.removeprefix("file://")).num_row_groups for f in sifted.files
+        )
+        assert (groups > 1) is (row_group_rows is not None)
+        scanned = lake.read_planned(CLICKS, since, fields)
+        scanned.sieve = scanned.direct = None  # pyiceberg's scan, as before
+        expected = sorted(scanned.table().to_pylist(), key=repr)
+
+        def no_scan(task: Any) -> Any:
+            raise AssertionError("read through pyiceberg's scan")
+
+        monkeypatch.setattr(sifted, "_scanned", no_scan)
+        monkeypatch.setattr(sifted._reader, "to_table", no_scan)
+        rows = [r for b in sifted.batches() for r in pa.Table.from_batches([b]).to_pylist()]
+        assert len(expected) == 18
+        assert sorted(rows, key=repr) == expected
+        assert sorted(sifted.table().to_pylist(), key=repr) == expected
+    # A file whose bounds meet the filter but none of whose rows pass it: no rows.
+    between = And(
+        GreaterThanOrEqual("event_time", "2026-11-10T12:10:00+00:00"),  # type: ignore[call-arg,misc]
+        LessThan("event_time", "2026-11-10T12:20:00+00:00"),  # type: ignore[call-arg,misc]
+    )
+    nothing = lake.read_planned(CLICKS, between, FIELDS)
+    assert nothing.sieve is not None and nothing.files
+    assert nothing.table().num_rows == 0 and list(nothing.batches()) == []
 
 
 def test_a_file_without_a_field_or_with_it_nested_is_left_to_the_scan(tmp_path: Path) -> None:
