@@ -214,7 +214,9 @@ def _get_ready(ax: Any) -> threading.Thread:
             ax.lake.ensure_all()
         gc.freeze()
 
-    thread = threading.Thread(target=prepare, name="demo-get-ready", daemon=True)
+    # Not a daemon: a demo that ends before it is joined (generation failed, Ctrl-C) waits
+    # for it, rather than finalizing while it is inside pyiceberg, SQLite or an import.
+    thread = threading.Thread(target=prepare, name="demo-get-ready")
     thread.start()
     return thread
 

@@ -88,7 +88,11 @@ class KeptRows:
             finally:
                 done.set()
 
-        threading.Thread(target=settle, name="kept-settle", daemon=True).start()
+        # Not a daemon: a process that ends meanwhile (a commit that failed for good, the
+        # CLI's exit) waits for it — a fraction of a second — instead of finalizing while it
+        # is inside Arrow, which is how a DuckDB connection closed on another thread had
+        # aborted a process at exit (console.query).
+        threading.Thread(target=settle, name="kept-settle").start()
 
     def settle(self) -> None:
         """Turn the kept rows into their tables' own types now (the dictionary-coded columns

@@ -13,7 +13,8 @@ atomic commit), so reports stay minutes fresh without slowing every micro-batch.
 And the lake is kept in shape: every ``maintain_every`` seconds (counted from the last
 maintenance run ``ops.maintenance`` records, so a restart does not reset the clock) the
 follower starts a maintenance run (``advertisex.lake.upkeep``) in a thread beside its
-batches; when told to stop, it waits for that run to finish the table it is on.
+batches; when told to stop, or ended by an error, it waits for that run to finish the
+table it is on.
 """
 
 from __future__ import annotations
@@ -153,8 +154,13 @@ class Follower:
                     self.stop.wait(self.interval)
         finally:
             health.stopped()  # nothing is judged of a follower that is not running
-        if self._upkeep is not None:  # it stops after the table it is on
-            self._upkeep.join()
+            # However the loop ends — told to stop, or an error it cannot retry on its way
+            # to the CLI's exit — the maintenance run ends after the table it is on and is
+            # waited for: a thread left inside pyiceberg / SQLite / Arrow while the
+            # interpreter exits aborted the process (exit 134 or 139, 9 runs in 30).
+            self.stop.set()
+            if self._upkeep is not None:
+                self._upkeep.join()
         return committed
 
     def _keep_marts(self, on_marts: Callable[[Any], None] | None) -> None:
@@ -185,8 +191,10 @@ class Follower:
         # Due again a period from now even if this run fails: a failing maintenance must
         # not stall the batches, nor start again at once.
         self._maintain_due = time.monotonic() + self.maintain_every
+        # Not a daemon: were the follower's own wait for it cut short (a second Ctrl-C), the
+        # interpreter still waits for it before it finalizes, instead of ending it mid-call.
         self._upkeep = threading.Thread(
-            target=self._maintain, args=(on_maintain, on_retry), name="maintenance", daemon=True
+            target=self._maintain, args=(on_maintain, on_retry), name="maintenance"
         )
         self._upkeep.start()
 

@@ -174,3 +174,31 @@ def test_rows_settled_beside_are_read_as_they_would_be_without_decoding_them_aga
     settle(small)  # decoded, it would pass the budget: left as kept
     assert small._rows["a"].schema != read_types
     assert small.rows(CLICKS, ["a"], FIELDS).equals(before)  # type: ignore[union-attr]
+
+
+SETTLED_AT_EXIT = """
+import sys, time
+from pathlib import Path
+from advertisex.lake.kept import KeptRows
+
+def settle(self):
+    time.sleep(0.5)  # still decoding when the script ends
+    Path(sys.argv[1]).write_text("settled")
+
+KeptRows.settle = settle
+KeptRows({}, budget_bytes=1).settle_beside()
+"""
+
+
+def test_a_process_ending_while_rows_settle_waits_for_them(tmp_path: Path) -> None:
+    """The settling thread was a daemon: a process ending meanwhile (a commit that failed
+    for good, then the CLI's exit) finalized while it was inside Arrow. It is waited for."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "settled"
+    done = subprocess.run(
+        [sys.executable, "-c", SETTLED_AT_EXIT, str(marker)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert marker.read_text() == "settled"

@@ -181,6 +181,42 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     assert ax.query("select count(distinct run_id) n from ops.maintenance")["n"].to_pylist() == [1]
 
 
+def test_a_follower_ended_by_an_error_waits_for_its_maintenance_run(ax, monkeypatch):
+    """A follower raising an error it cannot retry (on its way to the CLI's ``error:``
+    line and exit 2) left its maintenance run going on a daemon thread: the interpreter
+    then finalized while that thread was inside pyiceberg / SQLite / Arrow, and the process
+    aborted (exit 134, or 139) in 9 of 30 runs. The run is now told to stop and waited for."""
+    import threading
+
+    from advertisex.errors import UserInputError
+    from advertisex.lake import upkeep
+    from advertisex.runners.follow import Follower
+
+    started, told = threading.Event(), []
+
+    def maintain(lake, landing, *, trigger, keep, stop):  # a table that takes a while
+        started.set()
+        told.append(stop.wait(10))
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(upkeep, "maintain", maintain)
+    runner, passes = ax.runner, []
+
+    def pending():
+        passes.append(1)
+        if len(passes) > 1 and started.wait(10):
+            raise UserInputError("bad setting", hint="fix advertisex.toml")
+        return []
+
+    runner.pending = pending
+    follower = Follower(runner, interval=0.01, maintain_every=0.0)
+    with pytest.raises(UserInputError):
+        follower.run(lambda batch: None)
+    assert follower._upkeep is not None and not follower._upkeep.is_alive()
+    assert told == [True]  # told to stop, not left to run out its table
+    assert not follower._upkeep.daemon  # an exit past the follower's wait still waits
+
+
 def _impression_of(user: str, n: int) -> bytes:
     return (
         f'{{"timestamp":"2026-01-01T00:00:0{n}Z","ad_creative_id":"c","user_id":"{user}",'

@@ -112,5 +112,7 @@ def test_the_demo_leaves_glibcs_bounds_to_the_processor(monkeypatch) -> None:
     monkeypatch.setattr(allocator, "arrow_from_jemalloc", lambda: called.append("arrow"))
     monkeypatch.setattr(bounded, "warm", lambda: called.append("workers"))
     lake = SimpleNamespace(ensure_all=lambda: called.append("tables"))
-    demo._get_ready(SimpleNamespace(lake=lake)).join(timeout=60)
+    thread = demo._get_ready(SimpleNamespace(lake=lake))
+    thread.join(timeout=60)
     assert called == ["arrow", "workers", "tables"]
+    assert not thread.daemon  # a demo ending before it joins still waits for it at exit
