@@ -20,7 +20,6 @@ batch writes its own files, whose ingest times span only that batch.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 from datetime import datetime, timedelta
 
@@ -219,9 +218,11 @@ class Gatherer:
 
 def follower_health(settings: Settings, now: datetime) -> ProcessorHealth | None:
     """The running follower's health as it wrote it (``util.health``), or None when
-    none runs: none ever wrote one, it stopped, or its process is gone (killed). On
-    another host its pid cannot be looked up: it counts as alive while its file is fresh."""
-    from advertisex.util.health import read_health
+    none runs: none ever wrote one, it stopped, or its process is gone (killed). On this
+    host, alive means holding the lake's processor lock: after a SIGKILL its pid may be
+    another process's, the lock is let go. On another host the lock's holder cannot be
+    known: it counts as alive while its file is fresh."""
+    from advertisex.util.health import held_by, lock_holder, read_health
 
     data = read_health(settings.data_dir)
     if data is None or data.get("state") != "running":
@@ -247,18 +248,8 @@ def follower_health(settings: Settings, now: datetime) -> ProcessorHealth | None
         limit = settings.monitor.processor_stuck_seconds + max_wait
         fresh = (now - updated).total_seconds() <= limit
         return dataclasses.replace(health, pid_checked=False) if fresh else None
-    return health if _running(pid) else None
+    return health if held_by(lock_holder(settings.data_dir), pid, host) else None
 
 
 def _instant(text: object) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # no signal sent: only whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, run by another user
-    return True

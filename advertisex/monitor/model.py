@@ -129,8 +129,8 @@ CAMPAIGNS = pa.schema(
 @dataclass(frozen=True)
 class ProcessorHealth:
     """What a running follower last wrote of itself (``util.health``). The gatherer
-    gives one only for a follower alive: its pid on this host, or, from another host,
-    its file fresh."""
+    gives one only for a follower alive: on this host, the holder of the lake's processor
+    lock; from another host, its file fresh."""
 
     pid: int
     host: str

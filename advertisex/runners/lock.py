@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from advertisex.errors import MaintenanceBusyError, ProcessorBusyError, StorageError
+from advertisex.util.health import LOCK_FILE, lock_holder
 from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
 
-LOCK_FILE = "processor.lock"
 MAINTENANCE_LOCK_FILE = "maintenance.lock"
 _SINCE = " since "
 
@@ -105,24 +105,11 @@ def maintenance_lock(data_dir: Path) -> Iterator[None]:
 def held_since(data_dir: Path, lock_file: str = LOCK_FILE) -> datetime | None:
     """Since when the lock is held, by this process or another (None: free). A holder whose
     file does not say is taken as holding it since ever (``datetime.min``)."""
-    path = (data_dir / lock_file).absolute()
-    with _guard:
-        held_here = path in _held
-    if not held_here:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:  # never made: never held
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        else:
-            return None  # the shared lock taken for the look goes with the descriptor
-        finally:
-            os.close(fd)
-    since = _holder(path).partition(_SINCE)[2]
+    holder = lock_holder(data_dir, lock_file)
+    if holder is None:
+        return None
     try:
+        since = holder.partition(_SINCE)[2]
         return datetime.strptime(since, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
@@ -193,14 +180,4 @@ def processor_running(data_dir: Path) -> bool:
     with _guard:
         if path in _held:
             return True
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # never made: no processor ever ran here
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # a shared lock taken for the look is let go with the descriptor
-    return False
+    return lock_holder(data_dir) is not None

@@ -7,7 +7,10 @@ every pass and every committed batch, who it is and how its passes went: the mon
 ``processor`` check (``monitor.checks.processor``) and ``status`` read it. Written
 whole to a temporary file and renamed, so a reader never sees half of one. A follower
 that stops marks the file ``stopped``: nothing is judged of a processor that is not
-running, and a cron-style ``process`` run never writes one.
+running, and a cron-style ``process`` run never writes one. One SIGKILLed cannot mark it:
+whether its writer still runs is asked of the lake's processor lock (:func:`lock_holder`),
+which the operating system lets go with the process — not of its pid, which the system
+may give to another process meanwhile.
 
 Writing it never stops processing: a disk too full for it is the disk's alert. It lives
 in ``util`` because its writer (the runners) and its reader (the monitor) may not import
@@ -16,6 +19,7 @@ each other.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import time
@@ -29,6 +33,9 @@ from advertisex.util.text import shown
 from advertisex.util.timeutil import Clock, utcnow
 
 HEALTH_FILE = Path("processor") / "health.json"
+# The processor lock (``runners.lock``): a processor holds an flock on it while it runs,
+# and writes "pid N on HOST since …" in it.
+LOCK_FILE = "processor.lock"
 _LONGEST = 1000  # characters kept of an error's message or hint
 # An idle follower passes every ``interval`` (0.5 s): its file is rewritten at most this
 # often while nothing changes, far inside what ProcessorStuck allows.
@@ -130,3 +137,31 @@ def read_health(data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and "state" in data else None
+
+
+def lock_holder(data_dir: Path, lock_file: str = LOCK_FILE) -> str | None:
+    """Who holds the lake's processor lock (or ``lock_file``) now, as its file says (``pid
+    123 on host since …``), or None when no process holds it. The lock is an ``flock``,
+    which the system lets go when its holder exits however it exits: a shared lock tried
+    without waiting says whether a live holder exists (in this process too: another
+    descriptor's lock counts)."""
+    path = data_dir / lock_file
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # never made: no processor ever ran here
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return path.read_text().strip() or "pid unknown"
+        except (OSError, UnicodeDecodeError):
+            return "pid unknown"
+    finally:
+        os.close(fd)  # a shared lock taken for the look is let go with the descriptor
+    return None
+
+
+def held_by(holder: str | None, pid: int, host: str) -> bool:
+    """Whether the lock's ``holder`` (:func:`lock_holder`) is process ``pid`` on ``host``."""
+    return holder is not None and holder.startswith(f"pid {pid} on {host} ")

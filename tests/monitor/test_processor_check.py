@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -80,3 +82,29 @@ def test_the_processor_monitor_can_be_disabled() -> None:
     off = CFG.model_copy(update={"disabled": ("processor",)})
     findings, errors = evaluate(obs(failing(600)), off)
     assert "ProcessorFailing" not in {f.alertname for f in findings} and not errors
+
+
+def test_a_stale_file_whose_pid_is_alive_is_not_judged_unless_it_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    """After a SIGKILL the file still says ``running``, and its pid may be given to another
+    process: judged by that pid, a dead follower read as failing (or hung) for ever. Alive
+    is now holding the lake's processor lock, which the system let go with the killed one."""
+    from advertisex.config import load_settings
+    from advertisex.monitor.gather import follower_health
+    from advertisex.runners.lock import processor_lock
+    from advertisex.util.health import HealthFile
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    # A follower's file, its pid now this (live, unrelated) test process: as after a reuse.
+    HealthFile(settings.data_dir, interval=0.5, max_wait=30.0)
+    assert follower_health(settings, NOW) is None  # was judged alive: the pid exists
+    with processor_lock(settings.data_dir):  # the lock's holder is the file's writer
+        health = follower_health(settings, NOW)
+        assert health is not None and health.pid == os.getpid() and health.pid_checked
+    # A processor holds the lock, but not the one that wrote the file (a `process` run
+    # after the follower was killed): the file is still not judged.
+    stale = settings.data_dir / "processor" / "health.json"
+    stale.write_bytes(stale.read_bytes().replace(f'"pid": {os.getpid()}'.encode(), b'"pid": 1'))
+    with processor_lock(settings.data_dir):
+        assert follower_health(settings, NOW) is None
