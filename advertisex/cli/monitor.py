@@ -97,7 +97,7 @@ def monitor(
     if port:
         from advertisex.monitor import metrics
 
-        metrics.serve(port, ax.settings.data_dir)
+        metrics.serve(port, ax.settings.data_dir, settings=ax.settings)
         print_message(f"metrics on [bold]http://127.0.0.1:{port}/metrics[/]")
     stop = threading.Event()
 

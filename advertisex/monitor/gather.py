@@ -241,6 +241,7 @@ def follower_health(settings: Settings, now: datetime) -> ProcessorHealth | None
             last_success=_instant(data.get("last_success")),
             error=data.get("error"),
             hint=data.get("hint"),
+            started=_instant(data.get("started")),
         )
     except (KeyError, TypeError, ValueError):
         return None  # not a file a follower wrote

@@ -22,13 +22,16 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
 from prometheus_client.registry import Collector
 
 from advertisex.util.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from advertisex.config import Settings
 
 log = logging.getLogger("advertisex.monitor")
 
@@ -319,11 +322,55 @@ class _TextfileCollector(Collector):
         yield from text_string_to_metric_families(text)
 
 
-def exposition_registry(data_dir: Path) -> CollectorRegistry:
-    """The monitor's gauges plus the processor's textfile, as one registry to serve."""
+class FollowerPasses(Collector):
+    """How the running follower's passes go, read from its health file (``util.health``)
+    at each scrape: a follower failing every pass commits nothing, so nothing of it reached
+    the processor's textfile, which is written after a commit. Nothing is exposed while no
+    follower runs (none started, stopped, or killed: ``monitor.gather.follower_health``)."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        self.settings = settings
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [
+            GaugeMetricFamily(
+                "advertisex_processor_failed_passes",
+                "Passes the running follower has failed in a row (0 once one succeeds).",
+            ),
+            GaugeMetricFamily(
+                "advertisex_processor_good_pass_age_seconds",
+                "Seconds since the running follower's last pass that succeeded (since it "
+                "started, while none has).",
+            ),
+        ]
+
+    def collect(self) -> Iterator[Any]:
+        from advertisex.monitor.gather import follower_health
+
+        failed, age = self.describe()
+        if self.settings is None:
+            return
+        now = utcnow()
+        health = follower_health(self.settings, now)
+        if health is None:
+            return
+        failed.add_metric([], health.failures)
+        yield failed
+        since = health.last_success or health.started
+        if since is not None:
+            age.add_metric([], max((now - since).total_seconds(), 0.0))
+            yield age
+
+
+def exposition_registry(data_dir: Path, settings: Settings | None = None) -> CollectorRegistry:
+    """The monitor's gauges plus the processor's textfile, as one registry to serve; with
+    ``settings``, also the running follower's passes (:class:`FollowerPasses`)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Union(MONITOR))
     registry.register(_TextfileCollector(Path(data_dir) / "monitor" / "processor.prom"))
+    registry.register(FollowerPasses(settings))
     return registry
 
 
@@ -335,9 +382,12 @@ class _Union(Collector):
         yield from self.inner.collect()
 
 
-def serve(port: int, data_dir: Path, addr: str = "127.0.0.1") -> Any:
+def serve(
+    port: int, data_dir: Path, addr: str = "127.0.0.1", settings: Settings | None = None
+) -> Any:
     """Serve ``/metrics`` on ``addr:port`` in a daemon thread; returns the server."""
     from prometheus_client import start_http_server
 
-    server, _thread = start_http_server(port, addr=addr, registry=exposition_registry(data_dir))
+    registry = exposition_registry(data_dir, settings)
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
     return server

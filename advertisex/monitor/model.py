@@ -142,6 +142,7 @@ class ProcessorHealth:
     error: str | None
     hint: str | None
     pid_checked: bool = True  # False: on another host, judged alive by the file's age
+    started: datetime | None = None  # when the follower started
 
 
 @dataclass(frozen=True)

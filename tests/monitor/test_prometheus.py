@@ -33,6 +33,7 @@ def exported_names() -> set[str]:
     for registry in (CollectorMetrics().registry, metrics.PROCESSOR, metrics.MONITOR):
         for family in registry.collect():
             names.update(family.name + s for s in suffixes.get(family.type, [""]))
+    names.update(family.name for family in metrics.FollowerPasses(None).describe())
     return names
 
 
@@ -105,6 +106,39 @@ def test_metrics_endpoint_serves_monitor_gauges_and_processor_textfile(tmp_path:
     assert 'advertisex_alerts{severity="critical",state="firing"} 1.0' in body
     assert 'advertisex_source_freshness_seconds{source="bids"} 120.0' in body
     assert "advertisex_processor_batches_total" in body  # from the processor's textfile
+
+
+def test_metrics_endpoint_serves_the_running_follower_s_failed_passes(tmp_path: Path) -> None:
+    """A follower failing every pass commits nothing, so the processor's textfile (written
+    after commits) said nothing of it: Prometheus could not alert on it."""
+    from advertisex.config import load_settings
+    from advertisex.errors import TransientError
+    from advertisex.runners.lock import processor_lock
+    from advertisex.util.health import HealthFile
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    port = free_port()
+    server = metrics.serve(port, settings.data_dir, settings=settings)
+
+    def scraped() -> str:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+    try:
+        with processor_lock(settings.data_dir):  # as a follower holds it
+            health = HealthFile(settings.data_dir, interval=0.5, max_wait=30.0)
+            health.passed()
+            assert "advertisex_processor_failed_passes 0.0" in scraped()
+            for _ in range(3):
+                health.failed(TransientError("cannot write curated.impressions"))
+            body = scraped()
+        assert "advertisex_processor_failed_passes 3.0" in body
+        [age] = re.findall(r"^advertisex_processor_good_pass_age_seconds (\S+)$", body, re.M)
+        assert 0 <= float(age) < 60
+        # The follower gone (killed: its file still says running), nothing is said of it.
+        assert "advertisex_processor_failed_passes" not in scraped()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_rules_and_dashboard_only_use_metrics_that_exist() -> None:
