@@ -83,6 +83,41 @@ def test_email_and_sns_render_subject_and_text() -> None:
     assert published["MessageAttributes"]["severity"]["StringValue"] == "critical"
 
 
+def test_every_text_channel_shows_a_producers_control_characters_as_escapes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the processor's error was escaped (where the follower records it): a file name
+    or a field a producer chose reached the log channel's terminal as it was — ``\x1b[31m``
+    turned the log red, ``\r`` wrote over the line, a line break forged an alert line — and
+    a carriage return in a grouping label made the email channel fail for a day."""
+    import logging
+
+    cfg = MonitorSettings(routes={"info": ("log",)}, group_by=("source", "field"))
+    file = "impressions/2026-11-20/12/seg\x1b[31m.json\rall clear\n✔ Fake [info]: fixed"
+    finding = Finding(
+        "SchemaNewField",
+        {"source": "impressions", "field": "f\x1b]0;x\x07\r\nBcc: x@example.com"},
+        "info",
+        f"new field in {file}",
+        1.0,
+    )
+    sent = AlertEngine(cfg, StateStore(None)).update([finding], T0)[1][0]
+    with caplog.at_level(logging.INFO, logger="advertisex.alerts"):
+        make_notifier("log", ChannelSettings(kind="log")).send(sent)
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "advertisex.alerts"]
+    assert "\x1b" not in logged and "\r" not in logged and "\x07" not in logged
+    assert len(logged.splitlines()) == 2  # the title and the one alert: nothing forged
+    assert "seg\\x1b[31m.json\\x0dall clear\\n✔ Fake" in logged
+    assert "field=f\\x1b]0;x\\x07\\x0d\\nBcc" in logged
+    mail = make_notifier("mail", ChannelSettings(kind="email", mail_to=("a@example.com",)))
+    rendered = mail.render(sent)  # was: ValueError, a header holding a line break
+    assert "\\x1b" in rendered["Subject"] and "Bcc" not in rendered
+    assert "\x1b" not in rendered.get_content()
+    webhook = ChannelSettings(kind="webhook", url=SecretStr("http://127.0.0.1:9/x"))
+    body = make_notifier("ops", webhook).render(sent)
+    assert body["alerts"][0]["annotations"]["summary"] == f"new field in {file}"  # JSON: whole
+
+
 def test_misconfigured_channels_say_what_to_set() -> None:
     with pytest.raises(ConfigError, match="unknown kind"):
         make_notifier("x", ChannelSettings(kind="pigeon"))

@@ -5,6 +5,12 @@ A notifier turns one message (the Alertmanager-compatible dict built by
 :class:`DeliveryError` when the channel is unreachable; the outbox
 (:mod:`advertisex.monitor.notify.delivery`) retries it later with backoff. Heavy or
 optional libraries (httpx, smtplib, boto3) are imported by the kinds that need them.
+
+The text every channel shares (:func:`title`, :func:`text`: the log, email, SNS and Slack
+channels) shows what an alert says with its control characters and line breaks escaped
+(:func:`said`): a summary or a label may quote what a producer sent — a field's name, a
+file's, an error's text — and a log channel writes it to a terminal. A webhook's body is
+the message itself, as JSON, which escapes them anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from advertisex.config import ChannelSettings
 from advertisex.errors import TransientError
+from advertisex.util.text import shown
 
 
 class DeliveryError(TransientError):
@@ -82,10 +89,10 @@ def title(message: dict[str, Any]) -> str:
     alerts = message["alerts"]
     firing = sum(a["status"] == "firing" for a in alerts)
     status = f"FIRING:{firing}" if message["status"] == "firing" else "RESOLVED"
-    labels = " ".join(f"{k}={v}" for k, v in message["groupLabels"].items() if v)
+    labels = " ".join(f"{said(k)}={said(v)}" for k, v in message["groupLabels"].items() if v)
     if not labels:
-        labels = ", ".join(sorted({str(a["labels"].get("alertname")) for a in alerts}))
-    return f"[{status}] {message['receiver']} {labels or message['groupKey']}".strip()
+        labels = ", ".join(sorted({said(a["labels"].get("alertname")) for a in alerts}))
+    return f"[{status}] {said(message['receiver'])} {labels or said(message['groupKey'])}".strip()
 
 
 def text(message: dict[str, Any]) -> str:
@@ -94,7 +101,18 @@ def text(message: dict[str, Any]) -> str:
     for a in message["alerts"]:
         mark = "✔" if a["status"] == "resolved" else "●"
         lines.append(
-            f"{mark} {a['labels'].get('alertname')} [{a['labels'].get('severity')}]: "
-            f"{a['annotations'].get('summary', '')}"
+            f"{mark} {said(a['labels'].get('alertname'))} [{said(a['labels'].get('severity'))}]: "
+            f"{said(a['annotations'].get('summary', ''))}"
         )
     return "\n".join(lines)
+
+
+def said(value: object) -> str:
+    r"""One thing an alert says (a label, a summary) as a terminal should show it: control
+    characters as escapes (``util.text.shown``, as the CLI shows them), and its line breaks
+    and tabs too — one alert is one line, which a quoted line break would forge.
+
+    >>> said("seg\x1b[31m.json\rok\n● Fake")
+    'seg\\x1b[31m.json\\x0dok\\n● Fake'
+    """
+    return shown(str(value)).replace("\n", "\\n").replace("\t", "\\t")
