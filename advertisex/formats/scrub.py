@@ -412,9 +412,10 @@ class Scrubbed:
     were told by their columns (a CSV file framed under its header), and ``positions`` are
     those of the ones removed — what a quarantined row of it, its text without the header,
     is judged by (``lake.erasure``). ``searched``: where none was removed, the bytes the
-    cheap test searched, as ``scrubwords.words_of`` reads them — the file's, what its gzip
-    stream inflated to, its Avro blocks inflated — so that its words are found without
-    inflating them again; None where it read them otherwise (a damaged gzip stream)."""
+    cheap test searched, as ``scrubwords.words_of`` reads them — what its gzip stream
+    inflated to (or its bytes, not gzip'd), its Avro blocks inflated — so that its words
+    are found without inflating them again; None where it read them otherwise (a damaged
+    gzip stream)."""
 
     data: bytes
     removed: int = 0
@@ -434,7 +435,7 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
     # names one of them: then it goes whole, nothing in it being readable record by record.
     rest = data[damage.at :] if damage is not None else b""
     named = named_in_bytes(rest, ids) if rest else []
-    searched = None if damage is not None else [data, plain] if packed else [data]
+    searched = None if damage is not None else [plain]  # (scrubwords.words_of: not data)
     if container != "avro" and not named and not ids.may_be_in(plain):
         return Scrubbed(data, searched=searched)  # the cheap test first: most never name them
     try:
@@ -449,7 +450,7 @@ def scrub(data: bytes, container: str, ids: Forgotten | Iterable[str]) -> Scrubb
         rest = b""
     if not result.removed:
         if searched is not None and container == "avro":
-            searched = None if result.searched is None else searched + result.searched
+            searched = result.searched  # its blocks inflated: all its search looked into
         return Scrubbed(data, by_columns=result.by_columns, searched=searched)
     result.searched = None  # (other bytes now: its words are those of the bytes written)
     if packed:

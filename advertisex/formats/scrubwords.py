@@ -68,10 +68,18 @@ def words_of(data: bytes, container: str, searched: list[bytes] | None = None) -
     each once, ``\\n``-separated with a ``\\n`` at each end; None when the erasure reads it
     in a way these do not cover (a damaged gzip stream, whose rest is looked into: a gzip
     stream past the bounds, an Avro container that does not read as one). ``searched``: the
-    texts the erasure's search of it read (``Scrubbed.searched``), not inflated again."""
+    texts the erasure's search of it read (``Scrubbed.searched``), not inflated again.
+
+    The texts are those whose search decides: a gzip stream's output, not its deflated
+    bytes, and an Avro file's blocks inflated, not its header nor its deflated blocks. The
+    bytes as they are are searched only once those texts hold a spelling of an id (a file
+    its format's reader refuses then is searched line by line), and a file whose reader
+    refuses it whatever the ids has no summary: a spelling found there is in the words
+    too."""
     if searched is not None:
-        return _summary(searched, searched[1] if data.startswith(GZIP_MAGIC) else data, container)
-    texts = [data]
+        filtered = container != "avro" and by_lines(searched[0], container)
+        return _summary(searched, filtered)
+    plain = data
     if data.startswith(GZIP_MAGIC):
         try:
             plain, damage = gunzip_if_needed(data, inflate_limit(len(data)))
@@ -79,23 +87,28 @@ def words_of(data: bytes, container: str, searched: list[bytes] | None = None) -
             return None
         if damage is not None:
             return None
-        texts.append(plain)
-    else:
-        plain = data
-    if container == "avro":
-        try:
-            blocks = _avro_blocks(plain)[-1]
-        except Exception:  # not a container scrub reads block by block
-            return None
-        texts.extend(raw for _, _, raw in blocks)
-    return _summary(texts, plain, container)
+    if container != "avro":
+        return _summary([plain], by_lines(plain, container))
+    try:
+        blocks = _avro_blocks(plain)[-1]
+    except Exception:  # not a container scrub reads block by block
+        return None
+    return _summary([raw for _, _, raw in blocks], False)
 
 
-def _summary(texts: list[bytes], plain: bytes, container: str) -> bytes | None:
-    """The summary of a file whose texts as searched are ``texts`` and whose bytes,
-    un-gzip'd, are ``plain``; None where memory for its words ran out (a summary only
-    spares a read: the file is read again next time, not the erasure stopped)."""
-    filtered = by_lines(plain, container)
+def lines_words_of(data: bytes) -> bytes | None:
+    """The words of a file an erasure reads line by line as it is (``scrub.scrub_lines``:
+    one set aside under ``landing/_unreadable``): a line loses itself only where it holds a
+    spelling of an id as whole words, so a filter of the words of its bytes, as a JSON
+    lines file's."""
+    return _summary([data], True)
+
+
+def _summary(texts: list[bytes], filtered: bool) -> bytes | None:
+    """The summary of a file whose texts as searched are ``texts``, a filter of their words
+    where the file is ``filtered`` (read line by line); None where memory for its words ran
+    out (a summary only spares a read: the file is read again next time, not the erasure
+    stopped)."""
     try:
         found = distinct_words(texts, _WORD_BYTES)
     except MemoryError:
