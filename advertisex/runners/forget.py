@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from advertisex.errors import CommitConflictError, UserInputError
+from advertisex.errors import CommitConflictError, TransientError, UserInputError
 from advertisex.formats.decode import container_format
 from advertisex.formats.scrub import Forgotten, Scrubbed, scrub, scrub_lines
 from advertisex.formats.scrubwords import WORDS_VERSION, word_test, words_of
@@ -395,6 +395,14 @@ def _scrub_segment(segment: Segment, data: bytes, ids: Forgotten) -> Scrubbed | 
         return scrub_lines(data, ids) if ids.may_be_in(data) else None
     try:
         return scrub(data, container_format(segment), ids)  # the cheap test first
+    except MemoryError:
+        # Not the file's fault: its lines as they are (deflated blocks) would hide the
+        # records it holds, and the erasure would say it erased them.
+        raise TransientError(
+            f"no memory to read the landing file {segment.name} for the erasure: its records "
+            "were not looked at",
+            hint="run forget again once more memory is free (what it erased stays erased)",
+        ) from None
     except Exception:  # a file its own decoder cannot read: line by line
         return scrub_lines(data, ids)
 

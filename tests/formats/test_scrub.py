@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from typing import Any
 
 import fastavro
 import pyarrow as pa
@@ -400,6 +401,27 @@ def test_an_avro_block_that_inflates_past_the_bound_is_never_inflated_whole() ->
         _scrub_segment(Segment("bids", "bids/x.avro", len(bomb)), bomb, _forgotten("u1"))
         is not None
     )
+
+
+def test_a_file_read_without_memory_is_not_searched_as_lines(monkeypatch: Any) -> None:
+    """Memory running out while an Avro file's blocks inflate is no fault of the file: its
+    lines as they are (deflated bytes) hide the user's record, and forget said it erased
+    them. The erasure stops, to be run again, instead."""
+    from advertisex.errors import TransientError
+    from advertisex.landing.zone import Segment
+    from advertisex.runners.forget import _scrub_segment
+    from tests.hostile import avro_file, bid
+
+    container = avro_file([bid(1, user_id="u1")], codec="deflate")
+    segment = Segment("bids", "bids/x.avro", len(container))
+    assert _scrub_segment(segment, container, _forgotten("u1")).removed == 1  # type: ignore[union-attr]
+
+    def no_memory(data: bytes) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr("advertisex.formats.scrub._avro_blocks", no_memory)
+    with pytest.raises(TransientError, match=r"no memory to read the landing file bids/x\.avro"):
+        _scrub_segment(segment, container, _forgotten("u1"))
 
 
 def _forgotten(*ids: str):  # type: ignore[no-untyped-def]
