@@ -40,7 +40,7 @@ import pyarrow as pa
 from advertisex.errors import CommitConflictError, TransientError, UserInputError
 from advertisex.formats.decode import container_format
 from advertisex.formats.scrub import Forgotten, Scrubbed, scrub, scrub_lines
-from advertisex.formats.scrubwords import WORDS_VERSION, word_test, words_of
+from advertisex.formats.scrubwords import WORDS_VERSION, lines_words_of, word_test, words_of
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
@@ -330,9 +330,7 @@ def _scrubbed(
 ) -> tuple[Scrubbed | None, _Words | None]:
     """The segment without the users' records (None: it cannot mention them), and its
     words when it was read without a summary (to keep)."""
-    from advertisex.landing.zone import UNREADABLE
-
-    summarized = summaries is not None and not segment.name.startswith(UNREADABLE)
+    summarized = summaries is not None
     identity = landing.identity(segment) if summarized else None
     kept = False  # a summary of it as it is now is kept
     if summaries is not None and identity is not None and segment.name in known:
@@ -346,15 +344,24 @@ def _scrubbed(
     if not summarized:
         return result, None
     if result is not None and result.removed:  # the new file's words, kept once written
-        words = words_of(result.data, container_format(segment))
+        words = _words_of(segment, result.data)
         return result, None if words is None else (None, words)
     if kept or identity is None or landing.identity(segment) != identity:
         return result, None  # (changed while read: the bytes read may be no version of it)
     searched = result.searched if result is not None else None
     if result is not None:
         result.searched = None  # (not held until the main thread takes the result)
-    words = words_of(data, container_format(segment), searched)
+    words = _words_of(segment, data, searched)
     return result, None if words is None else (identity, words)
+
+
+def _words_of(segment: Segment, data: bytes, searched: list[bytes] | None = None) -> bytes | None:
+    """The words of a segment's bytes as :func:`_scrub_segment` searches them."""
+    from advertisex.landing.zone import UNREADABLE
+
+    if segment.name.startswith(UNREADABLE):  # set aside: searched as lines, as it is
+        return lines_words_of(data)
+    return words_of(data, container_format(segment), searched)
 
 
 def scrub_archived_segments(

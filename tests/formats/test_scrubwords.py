@@ -24,8 +24,8 @@ from advertisex.formats.scrubwords import (
     word_test,
     words_of,
 )
-from advertisex.landing.zone import LandingZone, Segment
-from advertisex.runners.forget import ForgetReport, _scrub_segment, scrub_landing
+from advertisex.landing.zone import UNREADABLE, LandingZone, Segment
+from advertisex.runners.forget import ForgetReport, _scrub_segment, _words_of, scrub_landing
 
 # Ids that are words, that hold a space, a quote, a backslash, a non-ASCII letter, numbers,
 # prefixes and suffixes of one another; and fragments that spell them in part, escaped,
@@ -156,6 +156,8 @@ def segments(draw: Any) -> tuple[Segment, bytes]:
         data = _damaged(draw, gzip.compress(data, mtime=0))
         suffix += ".gz"
     name = f"{source}/2026-12-07/00/20261207T000000-{draw(st.integers(0, 10**6))}.{suffix}"
+    if draw(st.integers(0, 4)) == 0:  # set aside as unreadable: searched line by line
+        name = f"{UNREADABLE}/{name}"
     return Segment(source, name, len(data)), data
 
 
@@ -190,7 +192,7 @@ def test_words_rule_a_file_out_only_when_the_full_scan_leaves_it_whole(
     found, data = segment
     ids = Forgotten(asked)
     full = _scrub_segment(found, data, ids)
-    words = words_of(data, container_format(found))
+    words = _words_of(found, data)
     may_pass = word_test(ids)
     if words is None or may_pass is None or may_pass(words):
         return  # the file is read, as the full scan reads it
@@ -209,7 +211,7 @@ def test_the_words_of_what_the_search_inflated_are_those_of_the_file(
     container = container_format(found)
     if result is not None and result.searched is not None:
         assert not result.removed
-        assert words_of(data, container, result.searched) == words_of(data, container)
+        assert words_of(data, container, result.searched) == _words_of(found, data)
 
 
 def test_a_spelling_is_looked_for_by_its_words_and_their_ends() -> None:
@@ -342,6 +344,31 @@ def test_a_summary_of_other_bytes_is_never_used(tmp_path: Path, monkeypatch: Any
     database.write_bytes(b"not a database")
     assert erase("u6") == 1  # damaged: read, never an error, and the database made again
     assert erase("u7") == 0
+
+
+def test_a_file_set_aside_as_unreadable_is_skipped_by_its_words(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A file under ``landing/_unreadable`` is searched line by line as it is: its words
+    (a filter: a line goes only where it holds the id as whole words) rule it out too."""
+    name = f"{UNREADABLE}/impressions/2026-12-07/00/20261207T000000-a.ndjson.gz"
+    data = b'\x1f\x8b{"user_id":"u1"}\n{"user_id":"u22", "n": "xu3x"}\n'
+    zone = _zone(tmp_path / "landing", [(Segment("impressions", name, 0), data)])
+    read: list[str] = []
+    reading = zone.read
+    monkeypatch.setattr(zone, "read", lambda s: read.append(s.name) or reading(s))
+
+    def erase(*asked: str) -> int:
+        read.clear()
+        scrub_landing(zone, Forgotten(asked), ForgetReport("e", 1), None)
+        return len(read)
+
+    assert erase("nobody") == 1  # read, and its words kept
+    assert erase("u3") == 0  # inside a word only: no line of it goes
+    assert (zone.root / name).read_bytes() == data
+    assert erase("u22") == 1 and b"u22" not in (zone.root / name).read_bytes()
+    assert erase("u5") == 0  # the words of what that erasure wrote
+    assert erase("u1") == 1 and (zone.root / name).read_bytes() == b""
 
 
 def test_the_words_of_a_file_an_erasure_rewrote_are_not_kept(tmp_path: Path) -> None:
