@@ -79,6 +79,13 @@ class Layout:
         return self.data_dir / "landing"
 
     @property
+    def words_dir(self) -> Path:
+        """Where ``forget`` keeps the words of the files of ``retention.archive`` and of an
+        object-store landing zone (``landing.summaries``): a cache of this machine's, which
+        ``backup`` leaves out."""
+        return self.data_dir / "words"
+
+    @property
     def spill_dir(self) -> Path:
         """Where a marts build too big for memory writes its buckets (``marts.local``):
         on the lake's own disk, not in a temporary folder that may live in memory."""

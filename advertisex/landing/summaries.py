@@ -31,9 +31,12 @@ from typing import Any
 
 from blake3 import blake3
 
+from advertisex.util import jsonutil
+
 WORDS_DB = "words.db"
-# (device, inode, size, modification and change times in ns): a file's bytes as read.
-Identity = tuple[int, int, int, int, int]
+# (device, inode, size, modification and change times in ns): a file's bytes as read; an
+# object's (:func:`object_identity`) is ("object", size, ETag, version id, modified).
+Identity = tuple[int | str, ...]
 _CODEC = "lz4"  # unpacked at ≈ 3 GB/s (zstd: 0.6), for ≈ 1.8× the bytes
 
 
@@ -48,6 +51,34 @@ def identity_of(path: Path) -> Identity | None:
 def identity(stat: os.stat_result) -> Identity:
     """The identity a file's status gives it."""
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def kept_at(words_dir: Path, location: str) -> Path:
+    """The database of the words of the files at ``location`` (the archive's landing
+    segments, an object-store landing zone: ``Settings.words_dir``), one a location."""
+    return words_dir / f"{blake3(location.encode()).hexdigest()[:32]}.db"
+
+
+def object_identity(filesystem: Any, path: str) -> Identity | None:
+    """The identity of the file or object at ``path`` of a PyArrow ``filesystem``: a local
+    file's :func:`identity`; an object's size, ETag, version id and modification time, as
+    its store's HEAD answers them. An object store never writes an object in place: a PUT
+    makes a new one, with a new modification time and (versioned) version id, and an ETag
+    that is the MD5 of its bytes (of its parts' when uploaded in parts; with SSE-KMS or
+    SSE-C another value, fresh for each upload). None when it is not there, or the store
+    answers no ETag (a summary then cannot be told from another's: the file is read)."""
+    if filesystem.type_name == "local":
+        return identity_of(Path(path))
+    try:
+        with filesystem.open_input_file(path) as handle:
+            metadata = handle.metadata()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    fields = {key: value.decode("utf-8", "replace") for key, value in metadata.to_dict().items()}
+    etag, size = fields.get("ETag"), fields.get("Content-Length")
+    if not etag or not size or not size.isdigit():
+        return None
+    return ("object", int(size), etag, fields.get("VersionId", ""), fields.get("Last-Modified", ""))
 
 
 class WordSummaries:
@@ -176,7 +207,11 @@ def _codec() -> Any:
 
 
 def _text(identity: Identity) -> str:
-    return ",".join(map(str, identity))
+    # A number as its digits, a text (an object's ETag, version id) as a JSON string: no two
+    # identities have one text, whatever a store puts in its ETags.
+    return ",".join(
+        str(part) if isinstance(part, int) else jsonutil.dumps_str(part) for part in identity
+    )
 
 
 def _digest(segment: str, identity: str, version: int, packed: bytes) -> bytes:

@@ -33,7 +33,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -44,6 +45,7 @@ from advertisex.formats.scrubwords import WORDS_VERSION, lines_words_of, word_te
 from advertisex.lake import erasure
 from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
+from advertisex.landing.summaries import Identity, WordSummaries, kept_at, object_identity
 from advertisex.model.contracts import MAX_ID_LENGTH
 from advertisex.model.schemas import ERASURES, TABLES
 from advertisex.util import storage
@@ -54,7 +56,6 @@ from advertisex.util.timeutil import utcnow
 if TYPE_CHECKING:
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
-    from advertisex.landing.summaries import Identity, WordSummaries
     from advertisex.landing.zone import LandingZone, Segment
 
 ERASURES_TABLE = "ops.erasures"
@@ -321,7 +322,7 @@ _KEPT_AT_ONCE = 64 << 20  # bytes of words held before they are written
 
 
 def _scrubbed(
-    landing: LandingZone,
+    landing: LandingZone | _Archive,
     segment: Segment,
     ids: Forgotten,
     summaries: WordSummaries | None,
@@ -367,31 +368,69 @@ def _words_of(segment: Segment, data: bytes, searched: list[bytes] | None = None
 def scrub_archived_segments(
     settings: Settings, ids: Forgotten, report: ForgetReport
 ) -> Counter[str]:
-    """The same for landing segments copied to ``retention.archive`` before retention."""
+    """The same for landing segments copied to ``retention.archive`` before retention: a
+    file whose kept words rule out every id is not read (``landing.summaries``, kept under
+    ``Settings.words_dir``: a local file's identity, an object's ETag)."""
     from advertisex.lake.expiry import listing
     from advertisex.landing.zone import Segment, landing_source
 
     removed: Counter[str] = Counter()
     if not settings.retention.archive:
         return removed
-    filesystem, base = storage.resolve(
-        storage.join(settings.retention.archive, LANDING), settings.scale
-    )
+    location = storage.join(settings.retention.archive, LANDING)
+    filesystem, base = storage.resolve(location, settings.scale)
+    archive = _Archive(filesystem, base, kept_at(settings.words_dir, location))
+    summaries = archive.summaries(WORDS_VERSION)
+    known = summaries.known()
+    may_pass = word_test(ids) if known else None
+    found: list[tuple[str, Identity, bytes]] = []
+    rewritten: list[str] = []
+    listed: set[str] = set()
+    held = 0
     for info in listing(filesystem, base):
         if storage.rewrite_leftover(info.path):  # a killed rewrite's copy: never read, gone
             filesystem.delete_file(info.path)
             continue
         name = info.path[len(base) :].strip("/")
-        with filesystem.open_input_stream(info.path) as stream:
-            data = bytes(stream.readall())
-        result = _scrub_segment(Segment(landing_source(name), name, len(data)), data, ids)
+        listed.add(name)
+        segment = Segment(landing_source(name), name, info.size)
+        result, words = _scrubbed(archive, segment, ids, summaries, known, may_pass)
         if result is None or not result.removed:
+            if words is not None and words[0] is not None:
+                found.append((name, words[0], words[1]))
+                held += len(words[1])
+                if held > _KEPT_AT_ONCE:
+                    summaries.update(found)
+                    found, held = [], 0
             continue
         storage.replace_file(filesystem, info.path, result.data)  # the archive's only copy
+        rewritten.append(name)  # read again next time: its old words may be the id
         report.rows[f"{ARCHIVE}/{LANDING}"] += result.removed
         report.found.update(result.by_id)
         removed.update(result.by_id)
+    summaries.update(found, rewritten, listed)
+    summaries.close()
     return removed
+
+
+@dataclass
+class _Archive:
+    """The landing segments of ``retention.archive`` as :func:`_scrubbed` reads them."""
+
+    filesystem: Any
+    base: str
+    words: Path
+
+    def identity(self, segment: Segment) -> Identity | None:
+        return object_identity(self.filesystem, f"{self.base}/{segment.name}")
+
+    def read(self, segment: Segment) -> bytes:
+        path = f"{self.base}/{segment.name}"
+        with self.filesystem.open_input_stream(path, compression=None) as stream:
+            return bytes(stream.readall())  # (as it is, whatever its name's suffix)
+
+    def summaries(self, version: int) -> WordSummaries:
+        return WordSummaries(self.words, version)
 
 
 def _scrub_segment(segment: Segment, data: bytes, ids: Forgotten) -> Scrubbed | None:

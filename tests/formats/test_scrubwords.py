@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fastavro
@@ -25,7 +26,14 @@ from advertisex.formats.scrubwords import (
     words_of,
 )
 from advertisex.landing.zone import UNREADABLE, LandingZone, Segment
-from advertisex.runners.forget import ForgetReport, _scrub_segment, _words_of, scrub_landing
+from advertisex.runners.forget import (
+    ForgetReport,
+    _Archive,
+    _scrub_segment,
+    _words_of,
+    scrub_archived_segments,
+    scrub_landing,
+)
 
 # Ids that are words, that hold a space, a quote, a backslash, a non-ASCII letter, numbers,
 # prefixes and suffixes of one another; and fragments that spell them in part, escaped,
@@ -309,6 +317,69 @@ def test_an_erasure_that_skips_by_words_equals_the_full_scan(
     assert _erase(kept, first) == _erase(full, first)
     assert _erase(kept, second) == _erase(full, second)
     shutil.rmtree(base)
+
+
+def _archived(root: Path, files: list[tuple[Segment, bytes]]) -> Any:
+    """Settings whose ``retention.archive`` holds ``files`` as retention copies them."""
+    _zone(root / "archive" / "landing", files)
+    retention = SimpleNamespace(archive=str(root / "archive"))
+    return SimpleNamespace(retention=retention, scale=None, words_dir=root / "words")
+
+
+def _erase_archive(settings: Any, asked: list[str]) -> tuple[Any, ...]:
+    report = ForgetReport("e", len(asked))
+    removed = scrub_archived_segments(settings, Forgotten(asked), report)
+    root = Path(settings.retention.archive)
+    files = sorted(
+        (str(p.relative_to(root)), p.read_bytes()) for p in root.rglob("*") if p.is_file()
+    )
+    return removed, dict(report.rows), report.found, files
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
+    ids_asked,
+    ids_asked,
+)
+def test_an_erasure_of_the_archive_that_skips_by_words_equals_the_full_scan(
+    tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
+) -> None:
+    """The segments ``retention.archive`` holds are skipped by their words as the landing
+    zone's are, and the second erasure leaves every file and count as a full scan does."""
+    base = tmp_path_factory.mktemp("archive")
+    kept, full = _archived(base / "kept", files), _archived(base / "full", files)
+    for asked in (first, second):
+        shutil.rmtree(full.words_dir, ignore_errors=True)  # no words: every file read
+        assert _erase_archive(kept, asked) == _erase_archive(full, asked)
+    shutil.rmtree(base)
+
+
+def test_an_archived_segment_is_read_again_only_when_its_words_may_hold_an_id(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    name = "clicks/2026-12-07/00/20261207T000000-a.csv"
+    header = b"timestamp,user_id,campaign_id,event_type\n"
+    data = header + b"1,u1,c,click\n1,u2,c,click\n"
+    settings = _archived(tmp_path, [(Segment("clicks", name, 0), data)])
+    read: list[str] = []
+    reading = _Archive.read
+    monkeypatch.setattr(_Archive, "read", lambda self, s: read.append(s.name) or reading(self, s))
+
+    def erase(*asked: str) -> int:
+        read.clear()
+        scrub_archived_segments(settings, Forgotten(asked), ForgetReport("e", 1))
+        return len(read)
+
+    assert erase("nobody") == 1  # read, and its words kept
+    assert erase("nobody-else") == 0  # ruled out by them
+    assert erase("u2") == 1  # its words hold u2: read, and the row erased
+    path = tmp_path / "archive" / "landing" / name
+    assert path.read_bytes() == header + b"1,u1,c,click\n"
+    assert erase("u3") == 1  # rewritten: read again (its old words may be the id)
+    assert erase("u4") == 0
+    path.write_bytes(header + b"1,u5,c,click\n")  # copied back, replaced: another file
+    assert erase("u5") == 1 and path.read_bytes() == header
 
 
 def test_a_summary_of_other_bytes_is_never_used(tmp_path: Path, monkeypatch: Any) -> None:
