@@ -53,6 +53,10 @@ def identity(stat: os.stat_result) -> Identity:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
+def _decoded(text: str | bytes) -> str:
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+
+
 def kept_at(words_dir: Path, location: str) -> Path:
     """The database of the words of the files at ``location`` (the archive's landing
     segments, an object-store landing zone: ``Settings.words_dir``), one a location."""
@@ -74,7 +78,9 @@ def object_identity(filesystem: Any, path: str) -> Identity | None:
             metadata = handle.metadata()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    fields = {key: value.decode("utf-8", "replace") for key, value in metadata.to_dict().items()}
+    # A dict of text to bytes from PyArrow's input files; a KeyValueMetadata, bytes to bytes.
+    pairs = metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
+    fields = {_decoded(key): _decoded(value) for key, value in pairs.items()}
     etag, size = fields.get("ETag"), fields.get("Content-Length")
     if not etag or not size or not size.isdigit():
         return None

@@ -43,7 +43,14 @@ from advertisex.landing.detect import (
     unwrapped,
 )
 from advertisex.landing.staged import StagedCopy, Unsupported, stage
-from advertisex.landing.summaries import WORDS_DB, Identity, WordSummaries, identity_of
+from advertisex.landing.summaries import (
+    WORDS_DB,
+    Identity,
+    WordSummaries,
+    identity_of,
+    kept_at,
+    object_identity,
+)
 from advertisex.landing.summaries import identity as _identity
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import (
@@ -1053,9 +1060,10 @@ class ObjectStoreLandingZone(LandingZone):
     work here directly.
     """
 
-    def __init__(self, url: str, filesystem: Any, base: str) -> None:
+    def __init__(self, url: str, filesystem: Any, base: str, words: Path | None = None) -> None:
         super().__init__(Path(base))
         self.url, self.fs, self.base = url, filesystem, base.rstrip("/")
+        self.words = words  # the database of its files' words (landing.summaries.kept_at)
         self._staging = False  # no file system of this machine's to copy into: read and upload
 
     def new_segment_path(self, source: str, **_: Any) -> tuple[str, Path, Path]:
@@ -1167,7 +1175,8 @@ class ObjectStoreLandingZone(LandingZone):
         }
 
     def read(self, segment: Segment) -> bytes:
-        with self.fs.open_input_stream(f"{self.base}/{segment.name}") as f:
+        # As it is, whatever its name's suffix (PyArrow inflates a ".gz" by default).
+        with self.fs.open_input_stream(f"{self.base}/{segment.name}", compression=None) as f:
             return bytes(f.readall())
 
     def location(self, segment: Segment) -> str:
@@ -1212,17 +1221,21 @@ class ObjectStoreLandingZone(LandingZone):
             self.fs.delete_dir(path)  # (its parent's marker put back: a day is looked at next)
 
     def summaries(self, version: int) -> WordSummaries | None:
-        return None  # an object has no inode nor change time: every file is read
+        # On this machine: SQLite is no object. Every file is read where there is none.
+        return None if self.words is None else WordSummaries(self.words, version)
 
     def identity(self, segment: Segment) -> Identity | None:
-        return None
+        """An object's size, ETag, version id and modification time (its store's HEAD)."""
+        return object_identity(self.fs, f"{self.base}/{segment.name}")
 
     def rewrite_identified(self, segment: Segment, data: bytes) -> Identity | None:
+        # None: the object written is read again next time (the HEAD after a PUT could be
+        # another writer's object, the words ours).
         self.rewrite(segment, data)
         return None
 
     def rewrite(self, segment: Segment, data: bytes) -> Segment:
-        with self.fs.open_output_stream(f"{self.base}/{segment.name}") as out:
+        with self.fs.open_output_stream(f"{self.base}/{segment.name}", compression=None) as out:
             out.write(data)  # an object is replaced whole, at once
         self._indexed_as(segment, data)
         return Segment(segment.source, segment.name, len(data))
@@ -1255,7 +1268,8 @@ def open_landing(settings: Settings) -> LandingZone:
             hint="a local landing zone is <data_dir>/landing: set data_dir instead",
         )
     filesystem, base = resolve(location, settings.scale)
-    return ObjectStoreLandingZone(location, filesystem, base)
+    words = kept_at(settings.words_dir, location)
+    return ObjectStoreLandingZone(location, filesystem, base, words)
 
 
 def expand_paths(

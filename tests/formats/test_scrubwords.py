@@ -3,6 +3,7 @@ leave it as it is: hostile files, compared with the full scan."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -380,6 +381,100 @@ def test_an_archived_segment_is_read_again_only_when_its_words_may_hold_an_id(
     assert erase("u4") == 0
     path.write_bytes(header + b"1,u5,c,click\n")  # copied back, replaced: another file
     assert erase("u5") == 1 and path.read_bytes() == header
+
+
+class _Store:
+    """An object store whose HEAD answers an ETag, the MD5 of the object's bytes (S3's for a
+    PUT in one part), as a PyArrow filesystem: fsspec's in-memory one through Arrow."""
+
+    type_name = "test-store"
+
+    def __init__(self) -> None:
+        import fsspec
+        import pyarrow.fs as pafs
+
+        self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory")))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fs, name)
+
+    def open_input_file(self, path: str) -> Any:
+        import hashlib
+
+        with self.fs.open_input_stream(path, compression=None) as stream:
+            data = bytes(stream.readall())
+        etag = f'"{hashlib.md5(data).hexdigest()}"'.encode()
+        head = pa.KeyValueMetadata({"Content-Length": str(len(data)).encode(), "ETag": etag})
+        return contextlib.nullcontext(SimpleNamespace(metadata=lambda: head))
+
+
+def _in_store(base: str, files: list[tuple[Segment, bytes]], words: Path | None) -> Any:
+    from advertisex.landing.zone import ObjectStoreLandingZone
+
+    store = _Store()
+    for segment, data in files:
+        with store.fs.open_output_stream(f"{base}/{segment.name}", compression=None) as out:
+            out.write(data)
+    return ObjectStoreLandingZone(f"memory://{base}", store, base, words)
+
+
+def _erase_store(zone: Any, asked: list[str]) -> tuple[Any, ...]:
+    import pyarrow.fs as pafs
+
+    report = ForgetReport("e", len(asked))
+    judged: dict[str, set[int]] = {}
+    removed = scrub_landing(zone, Forgotten(asked), report, None, judged)
+    files = []
+    for info in zone.fs.get_file_info(pafs.FileSelector(zone.base, recursive=True)):
+        if info.type == pafs.FileType.File and "/_index/" not in info.path:
+            with zone.fs.open_input_stream(info.path, compression=None) as stream:
+                files.append((info.path[len(zone.base) :], bytes(stream.readall())))
+    return removed, report.segments, dict(report.rows), report.found, judged, sorted(files)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
+    ids_asked,
+    ids_asked,
+)
+def test_an_erasure_of_an_object_store_that_skips_by_words_equals_the_full_scan(
+    tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
+) -> None:
+    """A landing zone on an object store keeps its files' words under their ETags: two
+    erasures in a row leave every object, count and judgement as a full scan does."""
+    base = tmp_path_factory.mktemp("store")
+    kept = _in_store(f"{base}/kept", files, base / "words.db")
+    full = _in_store(f"{base}/full", files, None)
+    for asked in (first, second):
+        assert _erase_store(kept, asked) == _erase_store(full, asked)
+    shutil.rmtree(base)
+
+
+def test_an_object_is_read_again_only_when_its_words_may_hold_an_id(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    name = "impressions/2026-12-07/00/20261207T000000-a.ndjson"
+    base = f"{tmp_path}/bucket"
+    zone = _in_store(
+        base, [(Segment("impressions", name, 0), b'{"user_id":"u1"}\n')], tmp_path / "w"
+    )
+    read: list[str] = []
+    reading = zone.read
+    monkeypatch.setattr(zone, "read", lambda s: read.append(s.name) or reading(s))
+
+    def erase(*asked: str) -> int:
+        read.clear()
+        scrub_landing(zone, Forgotten(asked), ForgetReport("e", 1), None)
+        return len(read)
+
+    assert erase("nobody") == 1  # read, and its words kept under its ETag
+    assert erase("nobody-else") == 0  # ruled out by them
+    with zone.fs.open_output_stream(f"{base}/{name}") as out:
+        out.write(b'{"user_id":"u2"}\n')  # replaced: the same size, another ETag
+    assert erase("u2") == 1 and zone.read(Segment("impressions", name, 0)) == b""
+    assert erase("u3") == 1  # rewritten by the erasure: read again next time
+    assert erase("u4") == 0
 
 
 def test_a_summary_of_other_bytes_is_never_used(tmp_path: Path, monkeypatch: Any) -> None:

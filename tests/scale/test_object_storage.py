@@ -259,3 +259,50 @@ def test_landing_retention_archives_segments_from_the_bucket(
     assert _keys(bucket, "retired/clicks/") == ["retired/clicks/", f"retired/{kept.name}"]
     assert ax.landing.lowest_name("clicks") == kept.name.rsplit("/", 2)[0] + "/"
     assert ax.landing.held_ranges("clicks") == [(kept.name.rsplit("/", 2)[0] + "/", "clicks0")]
+
+
+def test_forget_skips_objects_of_the_bucket_by_their_kept_words(
+    tmp_path: Path, s3_endpoint: str, bucket: Any, monkeypatch: Any
+) -> None:
+    """A landing zone and an archive in a bucket: an erasure keeps the words of each object
+    under its ETag (S3's HEAD), and the next reads only the objects they do not rule out,
+    and an object put again (the same size, other bytes)."""
+    import advertisex
+    from advertisex.formats.scrub import Forgotten
+    from advertisex.landing.zone import ObjectStoreLandingZone
+    from advertisex.runners import forget
+
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        retention={"archive": f"s3://{BUCKET}/words-archive"},
+        scale={
+            "landing": f"s3://{BUCKET}/words-landing",
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            **KEYS,
+        },
+    )
+    name = "impressions/2026-11-10/00/20261110T000000000000Z-a.ndjson"
+    for prefix in ("words-landing", "words-archive/landing"):
+        bucket.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=b'{"user_id":"u1"}\n')
+    read: list[str] = []
+    for kind in (ObjectStoreLandingZone, forget._Archive):
+        reading = kind.read
+        monkeypatch.setattr(
+            kind, "read", lambda self, s, reading=reading: read.append(s.name) or reading(self, s)
+        )
+
+    def erase(user: str) -> int:
+        read.clear()
+        report = forget.ForgetReport("e", 1)
+        forget.scrub_landing(ax.landing, Forgotten([user]), report, None)
+        forget.scrub_archived_segments(ax.lake.settings, Forgotten([user]), report)
+        return len(read)
+
+    assert erase("nobody") == 2  # read, and their words kept
+    assert erase("nobody-else") == 0  # ruled out by them
+    bucket.put_object(Bucket=BUCKET, Key=f"words-landing/{name}", Body=b'{"user_id":"u2"}\n')
+    assert erase("u2") == 1  # put again: read, and the record erased
+    assert bucket.get_object(Bucket=BUCKET, Key=f"words-landing/{name}")["Body"].read() == b""
+    assert erase("u3") == 1  # rewritten by the erasure: read again next time
+    assert erase("u4") == 0
