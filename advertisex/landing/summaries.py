@@ -6,7 +6,8 @@ An erasure reads every landing file once and keeps its words here
 instead of its bytes, and reads only the files they do not rule out. A summary belongs to
 the file's bytes as they were read, and says nothing of other bytes, so it is kept under
 the file's *identity* — its device, inode, size and modification and change times
-(``ctime``, which no program can set back) — taken before and after the read: a file
+(``ctime``, which no program can set back); an object's, its size, ETag, version id and
+modification time (:func:`object_identity`) — taken before and after the read: a file
 copied back by a restore (new inodes and change times) or changed any other way is
 another identity, and its summary is none. A file an erasure rewrites is a new file
 (``util.storage.replace_local``): it is summarized from the bytes written, under the
@@ -14,8 +15,10 @@ identity of the file written, held open until it is renamed. A summary missing, 
 another identity, of another version of the words, or that does not read (a damaged
 database or row) is none: the file is read.
 
-One SQLite file, ``_index/blake3/words.db``: a backup leaves it out (a restored file is a
-new identity anyway), and so does ``pack_markers``.
+One SQLite file, ``_index/blake3/words.db``; for an object-store landing zone and for
+``retention.archive``, one a location under ``<data_dir>/words`` (:func:`kept_at`). A
+backup leaves them out (a restored file is a new identity anyway), and so does
+``pack_markers``.
 """
 
 from __future__ import annotations
