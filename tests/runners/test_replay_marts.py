@@ -4,6 +4,8 @@ always what a rebuild gives."""
 from __future__ import annotations
 
 import re
+import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a lake of many batch
 DAYS = ("2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05")
 
 
-def _lake(tmp_path: Path, **processor: Any) -> Any:
+def _lake(root: Path, **processor: Any) -> Any:
     """Four days of traffic (bots among it), each hourly file landed in its own hour and
     processed in batches of a few hours (``processor``: more settings), the marts kept."""
     import advertisex
 
-    source = tmp_path / "input"
-    data = tmp_path / "data"
+    source = root / "input"
+    data = root / "data"
     if not data.exists():
         synth.generate(
             source,
@@ -46,6 +48,46 @@ def _lake(tmp_path: Path, **processor: Any) -> Any:
     return advertisex.open(data_dir=data, processor={"batch_max_bytes": landed // 16, **processor})
 
 
+@dataclass(frozen=True)
+class Built:
+    """The module's lake, made once (generating, landing and processing it took each test
+    5-8 s of its 9-20): kept landed and kept processed, beside the first run's report."""
+
+    root: Path
+    first: Any  # the report of the lake's first ``process``
+
+    def restored(self, state: str) -> Path:
+        """The lake as it was ``state`` ("landed", "processed"), back in ``root / "data"``,
+        where it was made: Iceberg records files by absolute path, so a copy elsewhere
+        would read the original's."""
+        data = self.root / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(self.root / state, data)
+        return self.root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("replay-marts")
+    ax = _lake(root)
+    shutil.copytree(root / "data", root / "landed")
+    first = ax.process()
+    shutil.copytree(root / "data", root / "processed")
+    return Built(root, first)
+
+
+@pytest.fixture
+def processed(built: Built) -> Path:
+    """The root of the lake processed once with the default settings (``_lake(root)``)."""
+    return built.restored("processed")
+
+
+@pytest.fixture
+def landed(built: Built) -> Path:
+    """The root of the lake landed, nothing processed."""
+    return built.restored("landed")
+
+
 def _marts(ax: Any) -> dict[str, list[dict[str, Any]]]:
     return snapshot(ax, MARTS)
 
@@ -55,12 +97,12 @@ def _rebuilt(ax: Any) -> dict[str, list[dict[str, Any]]]:
     return _marts(ax)
 
 
-def test_a_replay_that_gives_back_its_rows_leaves_the_marts_alone(tmp_path):
+def test_a_replay_that_gives_back_its_rows_leaves_the_marts_alone(built, processed):
     """A day's batches removed and processed again yield the rows removed (processing is
     deterministic): the marts' update after it folds in nothing — it rebuilt every mart of
     every day kept — and they are what a rebuild makes."""
-    ax = _lake(tmp_path)
-    first = ax.process()
+    ax = _lake(processed)
+    first = built.first
     assert len(first.batches) >= 12 and first.marts.mode == "rebuild"
     before = _marts(ax)
 
@@ -73,17 +115,16 @@ def test_a_replay_that_gives_back_its_rows_leaves_the_marts_alone(tmp_path):
     assert _rebuilt(ax) == before
 
 
-def test_a_replay_that_changes_rows_updates_the_hours_they_touch(tmp_path):
+def test_a_replay_that_changes_rows_updates_the_hours_they_touch(built, processed):
     """The bots a day's first processing filtered are accepted by its replay with the IVT
     filter off: the update after it recomputes the slices of those impressions (their
     hours, the attribution windows of their users) and gives what a rebuild does."""
-    ax = _lake(tmp_path)
-    first = ax.process()
-    assert first.marts.mode == "rebuild"
+    ax = _lake(processed)
+    assert built.first.marts.mode == "rebuild"
     filtered = ax.query("select count(*) n from curated.filtered").column("n")[0].as_py()
     assert filtered > 0
 
-    lenient = _lake(tmp_path, ivt_filter=False)
+    lenient = _lake(processed, ivt_filter=False)
     day = parse_date(DAYS[1])
     report = lenient.replay(day, day)
     done = report.process.marts
@@ -95,14 +136,13 @@ def test_a_replay_that_changes_rows_updates_the_hours_they_touch(tmp_path):
     assert _rebuilt(lenient) == after
 
 
-def test_rows_a_replay_took_out_are_no_news_once_another_update_folded_them(tmp_path, monkeypatch):
+def test_rows_a_replay_took_out_are_no_news_once_another_update_folded_them(processed, monkeypatch):
     """Another marts update between the replay's removal and its own (a ``report refresh``
     beside it) rebuilt the marts without the day: the rows taken out are no longer what
     the marts lack, so the replay's update does not fold them in against its rows."""
     from advertisex.runners import replay as replay_module
 
-    ax = _lake(tmp_path)
-    ax.process()
+    ax = _lake(processed)
     removal = replay_module._replayed
 
     def refreshed_between(*args: Any) -> Any:
@@ -137,7 +177,7 @@ def _handed_over(monkeypatch: Any, then: Any = None) -> list[Any]:
     return handed
 
 
-def test_a_replay_holds_a_hash_a_row_taken_out_not_the_rows(tmp_path, monkeypatch):
+def test_a_replay_holds_a_hash_a_row_taken_out_not_the_rows(processed, monkeypatch):
     """What a replay keeps of the rows it takes out, for the update after it, is 8 bytes a
     row (their hash): a day past a million rows — every day of the 2 M-event set — no
     longer rebuilds every mart of the lake for the rows' memory. The cap on that (20 M
@@ -145,8 +185,7 @@ def test_a_replay_holds_a_hash_a_row_taken_out_not_the_rows(tmp_path, monkeypatc
     from advertisex.marts.maintain import CURATED_READS
     from advertisex.runners import replay as replay_module
 
-    ax = _lake(tmp_path)
-    ax.process()
+    ax = _lake(processed)
     before = _marts(ax)
     handed = _handed_over(monkeypatch)
     day = parse_date(DAYS[1])
@@ -164,15 +203,15 @@ def test_a_replay_holds_a_hash_a_row_taken_out_not_the_rows(tmp_path, monkeypatc
     assert _marts(ax) == before
 
 
-def test_rows_a_replay_takes_out_for_good_are_read_back_for_the_marts(tmp_path, monkeypatch):
+def test_rows_a_replay_takes_out_for_good_are_read_back_for_the_marts(landed, monkeypatch):
     """The day's bots accepted at first (the IVT filter off) and filtered by its replay: the
     rows taken out and not given back are read back from the data files the swap left in
     place (compacted ones, holding rows of other days too), and their slices updated as a
     rebuild would. Those files gone before the update: the marts are rebuilt, not wrong."""
-    lenient = _lake(tmp_path, ivt_filter=False)
+    lenient = _lake(landed, ivt_filter=False)
     assert lenient.process().marts.mode == "rebuild"
     lenient.maintain()  # the days' files compacted: the replay rewrites them
-    ax = _lake(tmp_path)
+    ax = _lake(landed)
     day = parse_date(DAYS[1])
     done = ax.replay(day, day).process.marts
     assert done.mode == "incremental" and done.hours > 0
@@ -183,10 +222,10 @@ def test_rows_a_replay_takes_out_for_good_are_read_back_for_the_marts(tmp_path, 
         for source in replayed.rows["curated.impressions"].sources:
             Path(source.args[0].removeprefix("file://")).unlink()
 
-    lenient = _lake(tmp_path, ivt_filter=False)
+    lenient = _lake(landed, ivt_filter=False)
     assert lenient.replay(day, day).process.marts.mode == "incremental"  # the bots back
     _handed_over(monkeypatch, files_lost)
-    ax = _lake(tmp_path)
+    ax = _lake(landed)
     assert ax.replay(day, day).process.marts.mode == "rebuild"
     after = _marts(ax)
     assert _rebuilt(ax) == after
