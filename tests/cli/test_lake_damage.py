@@ -10,6 +10,7 @@ import pytest
 
 from advertisex import synth
 from advertisex.util.timeutil import parse_date
+from tests.kept_lakes import KeptLake
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +35,26 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(b"not parquet " * 10_000)
 
 
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> KeptLake:
+    """3,000 events ingested and processed once, for each way a file is damaged (as
+    ``cli`` does it: the marts left alone)."""
+    import advertisex
+
+    kept = KeptLake(tmp_path_factory.mktemp("damage"))
+    synth.generate(kept.root / "in", events=3000, seed=5, start=parse_date("2026-11-02"))
+    ax = advertisex.open(data_dir=kept.data, correlation={"update_marts": False})
+    ax.ingest([str(kept.root / "in")])
+    ax.process()
+    kept.keep("processed")
+    return kept
+
+
 @pytest.mark.parametrize("how", ["missing", "cut short", "written over"])
 def test_a_file_the_storage_lost_is_named_with_the_way_back_and_replay_rebuilds_it(
-    cli, tmp_path, how
+    cli, processed, tmp_path, how
 ):
-    data = tmp_path / "data"
-    synth.generate(tmp_path / "in", events=3000, seed=5, start=parse_date("2026-11-02"))
-    assert cli(data, "ingest", str(tmp_path / "in"))[0] == 0
-    assert cli(data, "process")[0] == 0
+    data = processed.restored("processed")
     code, before, err = cli(data, "query", COUNTS, "--format", "csv")
     assert code == 0, err
     files = sorted((data / "warehouse" / "curated" / "impressions").rglob("*.parquet"))

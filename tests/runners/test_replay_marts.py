@@ -4,7 +4,6 @@ always what a rebuild gives."""
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from advertisex import synth
 from advertisex.util.timeutil import parse_date
+from tests.kept_lakes import KeptLake
 from tests.table_snapshots import MARTS, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a lake of many batches, marts on
@@ -51,41 +51,34 @@ def _lake(root: Path, **processor: Any) -> Any:
 @dataclass(frozen=True)
 class Built:
     """The module's lake, made once (generating, landing and processing it took each test
-    5-8 s of its 9-20): kept landed and kept processed, beside the first run's report."""
+    5-8 s of its 9-20): kept "landed" and "processed", beside the first run's report."""
 
-    root: Path
+    kept: KeptLake
     first: Any  # the report of the lake's first ``process``
-
-    def restored(self, state: str) -> Path:
-        """The lake as it was ``state`` ("landed", "processed"), back in ``root / "data"``,
-        where it was made: Iceberg records files by absolute path, so a copy elsewhere
-        would read the original's."""
-        data = self.root / "data"
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.copytree(self.root / state, data)
-        return self.root
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    root = tmp_path_factory.mktemp("replay-marts")
-    ax = _lake(root)
-    shutil.copytree(root / "data", root / "landed")
+    kept = KeptLake(tmp_path_factory.mktemp("replay-marts"))
+    ax = _lake(kept.root)
+    kept.keep("landed")
     first = ax.process()
-    shutil.copytree(root / "data", root / "processed")
-    return Built(root, first)
+    kept.keep("processed")
+    return Built(kept, first)
 
 
 @pytest.fixture
 def processed(built: Built) -> Path:
     """The root of the lake processed once with the default settings (``_lake(root)``)."""
-    return built.restored("processed")
+    built.kept.restored("processed")
+    return built.kept.root
 
 
 @pytest.fixture
 def landed(built: Built) -> Path:
     """The root of the lake landed, nothing processed."""
-    return built.restored("landed")
+    built.kept.restored("landed")
+    return built.kept.root
 
 
 def _marts(ax: Any) -> dict[str, list[dict[str, Any]]]:
