@@ -37,16 +37,22 @@ def _damage(path: Path, how: str) -> None:
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory: pytest.TempPathFactory) -> KeptLake:
-    """3,000 events ingested and processed once, for each way a file is damaged (as
-    ``cli`` does it: the marts left alone)."""
+    """Lakes ingested and processed once (as ``cli`` does it: the marts left alone), each
+    test given its own copy: "processed", 3,000 events, for each way a data file is
+    damaged; "small", 500, for each piece of metadata lost and for the catalog."""
+    import shutil
+
     import advertisex
 
     kept = KeptLake(tmp_path_factory.mktemp("damage"))
-    synth.generate(kept.root / "in", events=3000, seed=5, start=parse_date("2026-11-02"))
-    ax = advertisex.open(data_dir=kept.data, correlation={"update_marts": False})
-    ax.ingest([str(kept.root / "in")])
-    ax.process()
-    kept.keep("processed")
+    for state, events in (("processed", 3000), ("small", 500)):
+        shutil.rmtree(kept.data, ignore_errors=True)
+        source = kept.root / f"in-{events}"
+        synth.generate(source, events=events, seed=5, start=parse_date("2026-11-02"))
+        ax = advertisex.open(data_dir=kept.data, correlation={"update_marts": False})
+        ax.ingest([str(source)])
+        ax.process()
+        kept.keep(state)
     return kept
 
 
@@ -100,14 +106,11 @@ def _alerts(data: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("lost", ["metadata.json", "manifest list", "manifest"])
-def test_a_table_whose_metadata_the_storage_lost_is_named_by_every_verb(cli, tmp_path, lost):
+def test_a_table_whose_metadata_the_storage_lost_is_named_by_every_verb(cli, processed, lost):
     """Iceberg reads nothing of a table whose metadata file, manifest list or a manifest
     is gone: each verb says which file, and that a backup is the way back (it was a bug
     report; maintain said another writer had changed the table meanwhile)."""
-    data = tmp_path / "data"
-    synth.generate(tmp_path / "in", events=500, seed=5, start=parse_date("2026-11-02"))
-    assert cli(data, "ingest", str(tmp_path / "in"))[0] == 0
-    assert cli(data, "process")[0] == 0
+    data = processed.restored("small")
     folder = data / "warehouse" / "curated" / "impressions" / "metadata"
     newest = {
         "metadata.json": sorted(folder.glob("*.metadata.json"))[-1],
@@ -123,16 +126,13 @@ def test_a_table_whose_metadata_the_storage_lost_is_named_by_every_verb(cli, tmp
 
 
 def test_a_lake_whose_catalog_is_gone_says_so_and_is_never_made_anew_beside_its_tables(
-    cli, tmp_path
+    cli, processed, tmp_path
 ):
     """catalog.db deleted (or left out of a copy): every verb that reads or writes tables
     refuses, naming it — opened anew, it was made empty, queries answered nothing and the
     next process took every landed file again into new tables beside the old ones. Intake
     goes on. The two ways back the hint gives both work."""
-    data = tmp_path / "data"
-    synth.generate(tmp_path / "in", events=500, seed=5, start=parse_date("2026-11-02"))
-    assert cli(data, "ingest", str(tmp_path / "in"))[0] == 0
-    assert cli(data, "process")[0] == 0
+    data = processed.restored("small")
     code, before, err = cli(data, "query", COUNTS, "--format", "csv")
     kept = (data / "catalog.db").read_bytes()
     (data / "catalog.db").unlink()
