@@ -157,6 +157,7 @@ def test_query_api_caps_rows_refuses_writes_and_stops_slow_queries(
     assert (plain.status_code, plain.json()["code"]) == (415, "unsupported_media_type")
 
 
+@pytest.mark.slow  # real query workers, run out or waited for
 def test_a_query_past_its_memory_is_stopped_with_a_json_error(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
@@ -195,6 +196,7 @@ def test_an_answer_is_cut_at_its_bytes_and_a_row_past_them_refused(
     assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
 
 
+@pytest.mark.slow  # real query workers, run out or waited for
 def test_a_query_making_huge_values_costs_its_worker_not_the_server(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
@@ -230,6 +232,7 @@ def test_a_poison_avro_pending_in_landing_is_read_by_a_console_query(
     assert answer.json()["rows"] == [{"auction_id": "a1"}, {"auction_id": "a1000"}]
 
 
+@pytest.mark.slow  # real query workers, run out or waited for
 def test_idle_query_workers_are_stopped(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:
@@ -276,6 +279,7 @@ def test_an_answer_is_cut_at_its_bytes_as_json(
     assert "first row alone holds more than 1,048,576 bytes" in huge.json()["message"]
 
 
+@pytest.mark.slow  # real query workers, run out or waited for
 def test_queries_past_the_concurrency_wait_then_are_refused(
     lake_template: Path, make_client: Callable[..., Any]
 ) -> None:

@@ -12,7 +12,9 @@ import pytest
 
 from advertisex.util import jsonutil
 
-pytestmark = pytest.mark.integration
+# Each test starts, kills or waits out real query-worker processes (1–2 s apiece): the
+# slow layer's, as a console or collector process is (docs/testing.md).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_an_answers_rows_are_encoded_once_in_the_worker_the_cap_exact(
