@@ -37,21 +37,29 @@ def _campaigns(cli, data: Path) -> list[dict[str, object]]:
     return rows
 
 
+def _processed(
+    cli, tmp_path: Path, events: str, seed: str, days: str, sources: tuple[str, ...]
+) -> Path:
+    """A lake of ``days`` days of generated traffic from twelve days ago, processed."""
+    data, drop = tmp_path / "data", tmp_path / "drop"
+    code, _, err = cli(
+        data, "generate", "--out", str(drop), "--events", events, "--seed", seed,
+        "--start", "today-12", "--days", days,
+    )  # fmt: skip
+    assert code == 0, err
+    for source in sources:
+        code, _, err = cli(data, "ingest", str(drop / source), "--source", source, **ENV)
+        assert code == 0, err
+    assert cli(data, "process", **ENV)[0] == 0
+    return data
+
+
 def test_a_rebuild_after_curated_retention_keeps_the_older_marts(cli, tmp_path: Path) -> None:
     """Twelve days of traffic, the curated tables kept nine: retention leaves the report
     alone, and so does a rebuild — it recomputes only from the first day the curated
     tables answer whole (their cutoff and the seven-day click-through window on), says
     so, and keeps the days before it; it used to drop every day past the cutoff."""
-    data, drop = tmp_path / "data", tmp_path / "drop"
-    code, _, err = cli(
-        data, "generate", "--out", str(drop), "--events", "3000", "--seed", "3",
-        "--start", "today-12", "--days", "12",
-    )  # fmt: skip
-    assert code == 0, err
-    for source in ("impressions", "clicks", "bids"):
-        code, _, err = cli(data, "ingest", str(drop / source), "--source", source, **ENV)
-        assert code == 0, err
-    assert cli(data, "process", **ENV)[0] == 0
+    data = _processed(cli, tmp_path, "3000", "3", "12", ("impressions", "clicks", "bids"))
     built = _campaigns(cli, data)
     assert len({row["day"] for row in built}) == 12
 
@@ -78,16 +86,7 @@ def test_a_rebuild_after_retention_took_every_curated_day_keeps_the_marts(
     every curated row. With the retention setting removed since, the curated tables name
     no cutoff either — a rebuild then has nothing to recompute from and keeps the marts
     whole (it used to replace every mart row by nothing)."""
-    data, drop = tmp_path / "data", tmp_path / "drop"
-    code, _, err = cli(
-        data, "generate", "--out", str(drop), "--events", "1000", "--seed", "5",
-        "--start", "today-12", "--days", "2",
-    )  # fmt: skip
-    assert code == 0, err
-    for source in ("impressions", "clicks"):
-        code, _, err = cli(data, "ingest", str(drop / source), "--source", source, **ENV)
-        assert code == 0, err
-    assert cli(data, "process", **ENV)[0] == 0
+    data = _processed(cli, tmp_path, "1000", "5", "2", ("impressions", "clicks"))
     built = _campaigns(cli, data)
     assert built
     code, _, err = cli(data, "maintain", **ENV)

@@ -361,6 +361,20 @@ def test_a_segment_landed_while_forget_runs_and_erased_from_the_tables_leaves_th
     assert audit.column("n")[0].as_py() == 2
 
 
+def _one_user_pending(tmp_path: Path) -> Any:
+    """A lake with one processed impression of ``stay-user`` and a segment pending that
+    holds one of ``gone-user`` and another of ``stay-user``."""
+    import advertisex
+
+    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
+    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
+    ax.landing.write_segment("impressions", line.format(n=1, u="stay-user").encode())
+    ax.process()
+    later = line.format(n=2, u="gone-user") + line.format(n=3, u="stay-user")
+    ax.landing.write_segment("impressions", later.encode())
+    return ax
+
+
 def test_a_batch_that_read_the_users_records_before_their_rewrite_is_waited_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,12 +388,7 @@ def test_a_batch_that_read_the_users_records_before_their_rewrite_is_waited_for(
     import advertisex
     from advertisex.runners import forget as forget_module
 
-    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
-    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
-    ax.landing.write_segment("impressions", line.format(n=1, u="stay-user").encode())
-    ax.process()
-    later = line.format(n=2, u="gone-user") + line.format(n=3, u="stay-user")
-    ax.landing.write_segment("impressions", later.encode())
+    ax = _one_user_pending(tmp_path)
 
     read, rewritten = threading.Event(), threading.Event()
     write_files = ax.lake.write_files
@@ -424,12 +433,7 @@ def test_the_files_of_a_batch_whose_commit_failed_lose_the_user_too(
     from advertisex.runners import forget as forget_module
     from advertisex.runners.lock import processor_lock
 
-    ax = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
-    line = '{{"timestamp": "2026-11-05T10:00:0{n}Z", "user_id": "{u}", "ad_creative_id": "cr-1", "website": "w", "impression_id": "{u}-{n}"}}\n'
-    ax.landing.write_segment("impressions", line.format(n=1, u="stay-user").encode())
-    ax.process()
-    later = line.format(n=2, u="gone-user") + line.format(n=3, u="stay-user")
-    ax.landing.write_segment("impressions", later.encode())
+    ax = _one_user_pending(tmp_path)
 
     def failing(*args: Any, **kwargs: Any) -> None:
         raise StorageError("the catalog went away")
