@@ -733,6 +733,13 @@ class MonitorSettings(_Section):
         description="A running follower that has neither ended a pass nor committed a batch "
         "for this long (beyond its own longest wait) raises ProcessorStuck: a hung pass.",
     )
+    marts_behind_seconds: int = Field(
+        900,
+        ge=1,
+        le=MAX_SPAN_SECONDS,
+        description="Marts kept current (correlation.update_marts) that have not folded in a "
+        "batch committed this long ago raise MartsBehind: reports answer from older data.",
+    )
     volume_sensitivity: float = Field(
         5.0,
         gt=0,

@@ -95,6 +95,22 @@ def appended_since(
     return list(files.values())
 
 
+def first_append_after(table: Any, since: int | None) -> int | None:
+    """When (ms since the epoch) the oldest append after snapshot ``since`` was committed,
+    following the current snapshot's ancestry; None when none came after it. ``since``
+    None (a reader that started on an empty table) counts every append; ``since`` no
+    longer an ancestor (expired, rolled back) counts every append still in the history."""
+    metadata = table.metadata
+    snapshot = table.current_snapshot()
+    oldest = None
+    while snapshot is not None and snapshot.snapshot_id != since:
+        if kind(snapshot) == "append":
+            oldest = snapshot.timestamp_ms
+        parent = snapshot.parent_snapshot_id
+        snapshot = metadata.snapshot_by_id(parent) if parent is not None else None
+    return oldest
+
+
 # Data files appended by this process's own commits, by (table uuid, snapshot id): a
 # reader that follows a table across the runner's commits (the committed-key cache, the
 # marts) learns what each added without reading the manifest list and manifests back —

@@ -41,7 +41,12 @@ from advertisex.kernels.windows import Windows, campaign_table, fingerprint, wid
 from advertisex.marts import plan, taken
 from advertisex.marts.store import Curated, Marts, Range, Slice
 from advertisex.model.columns import TS
-from advertisex.model.marts import ATTRIBUTED_CLICKS, ATTRIBUTED_CONVERSIONS, CAMPAIGN_HOURLY
+from advertisex.model.marts import (
+    ATTRIBUTED_CLICKS,
+    ATTRIBUTED_CONVERSIONS,
+    CAMPAIGN_HOURLY,
+    INPUTS,
+)
 from advertisex.model.marts import (
     ATTRIBUTED_CLICKS_TABLE as CLICKS_MART,
 )
@@ -66,8 +71,7 @@ ORDER = {
     "hourly": ("campaign_id", "hour", "ad_creative_id", "country", "device_type"),
 }
 
-IMPRESSIONS, CLICKS = "curated.impressions", "curated.clicks"
-CONVERSIONS, BIDS = "curated.conversions", "curated.bid_requests"
+IMPRESSIONS, CLICKS, CONVERSIONS, BIDS = INPUTS
 # What the planner needs of new rows, per curated table.
 NEW_COLUMNS = {
     IMPRESSIONS: ("user_id", "event_time", "auction_id"),

@@ -120,6 +120,9 @@ ATTRIBUTED_CONVERSIONS_TABLE = "marts.attributed_conversions"
 CAMPAIGN_HOURLY_TABLE = "marts.campaign_hourly"
 CAMPAIGN_DAILY_TABLE = "marts.campaign_daily"
 STATE_TABLE = "marts.state"
+# The curated tables the marts are computed from; the state holds, for each, the snapshot
+# they were last brought up to date with (``position:<table>``).
+INPUTS = ("curated.impressions", "curated.clicks", "curated.conversions", "curated.bid_requests")
 
 # The statistics (bounds, null counts) a mart's files keep besides those of its partition
 # and sort columns (TableSpec.statistics): a mart is read by time and campaign, and an

@@ -26,12 +26,14 @@ from advertisex.monitor.state import StateStore
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 # Default time an alert must hold before it fires; most monitors already judge a window.
-# ProcessorFailing judges its own span (monitor.processor_failing_seconds): no ``for``.
+# ProcessorFailing and MartsBehind judge their own spans (monitor.processor_failing_seconds,
+# monitor.marts_behind_seconds): no ``for``.
 DEFAULT_FOR = {
     "SourceStale": 0,
     "IngestDelayHigh": 300,
     "ProcessorFailing": 0,
     "ProcessorStuck": 0,
+    "MartsBehind": 0,
     "MonitorFailed": 600,
 }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +37,7 @@ from advertisex.monitor.model import (
     CAMPAIGNS,
     DAMAGED,
     HOUR,
+    MartsLag,
     Observations,
     ProcessorHealth,
     floor_hour,
@@ -68,8 +69,8 @@ class Gatherer:
 
     def observe(self, hourly: bool = True) -> Observations:
         """What the monitors read, as of now. ``hourly=False`` leaves out the hourly
-        aggregates of the curated tables (empty): landing and batches only, which is all
-        ``status`` and the console's overview show."""
+        aggregates of the curated tables (empty) and the marts' lag: landing and batches
+        only, which is all ``status`` and the console's overview show."""
         now = self.clock()
         since = floor_hour(now) - timedelta(days=self.cfg.lookback_days)
         arrivals = self._arrivals_since(since, now)
@@ -94,9 +95,17 @@ class Gatherer:
             set_aside=queries.set_aside(self.files.paths("curated.quarantine"), since),
             damaged=self._damaged() if hourly else DAMAGED.empty_table(),
             processor=follower_health(self.settings, now),
+            marts=self._marts() if hourly else None,
             sources=SOURCES,
             settled_until=pending,
         )
+
+    def _marts(self) -> MartsLag | None:
+        """How far behind the marts are, where runs keep them current (a lake that leaves
+        them to ``report refresh`` is not judged)."""
+        if not self.settings.correlation.update_marts:
+            return None
+        return marts_lag(self.lake)
 
     def _damaged(self) -> pa.Table:
         """Each table's data files its storage lost or damaged (``lake.damage``): a look at
@@ -214,6 +223,31 @@ class Gatherer:
             tuple(CAMPAIGNS.names),
         )
         return rows.cast(CAMPAIGNS)
+
+
+def marts_lag(lake: Lake) -> MartsLag | None:
+    """How far the marts are behind the curated tables, from the marts' state (the
+    snapshot of each input they last folded in) and the inputs' snapshot history alone —
+    no data file is opened; None while the marts were never built."""
+    from advertisex.lake.history import first_append_after
+    from advertisex.model.marts import INPUTS, STATE_TABLE
+
+    if not lake.catalog.table_exists(STATE_TABLE):
+        return None
+    rows = lake.read(STATE_TABLE)
+    if not rows.num_rows:
+        return None
+    state = dict(zip(rows.column("key").to_pylist(), rows.column("value").to_pylist(), strict=True))
+    committed = []
+    for table in INPUTS:
+        position = state.get(f"position:{table}")
+        at = first_append_after(lake.table(table), int(position) if position else None)
+        if at is not None:
+            committed.append(at)
+    return MartsLag(
+        datetime.fromtimestamp(min(committed) / 1000, UTC) if committed else None,
+        pc.max(rows.column("updated_at")).as_py(),
+    )
 
 
 def follower_health(settings: Settings, now: datetime) -> ProcessorHealth | None:

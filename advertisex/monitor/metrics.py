@@ -131,6 +131,32 @@ LAST_EVALUATION = Gauge(
 )
 
 
+class _MartsBehind(Collector):
+    """``advertisex_marts_behind_seconds`` as the last evaluation saw it; absent while the
+    marts are not judged (not kept current, never built): a 0 would read as current."""
+
+    NAME = "advertisex_marts_behind_seconds"
+    HELP = "Seconds since the oldest committed batch the marts have not folded in (0: current)."
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily(self.NAME, self.HELP)]
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        if self.value is not None:
+            yield GaugeMetricFamily(self.NAME, self.HELP, value=self.value)
+
+
+MARTS_BEHIND = _MartsBehind()
+MONITOR.register(MARTS_BEHIND)
+
+
 def record_batch(
     accounts: dict[str, Any],
     seconds: float,
@@ -300,6 +326,14 @@ def record_observations(obs: Any, alerts: list[dict[str, Any]]) -> None:
             FRESHNESS.labels(source).set((obs.now - last).total_seconds())
         BACKLOG.labels(source).set(pc.sum(rows.column("pending")).as_py() or 0)
         BACKLOG_BYTES.labels(source).set(pc.sum(rows.column("pending_bytes")).as_py() or 0)
+    lag = obs.marts
+    MARTS_BEHIND.value = (
+        None
+        if lag is None
+        else 0.0
+        if lag.unfolded_since is None
+        else (obs.now - lag.unfolded_since).total_seconds()
+    )
     for state in ("pending", "firing"):
         for severity in ("critical", "warning", "info"):
             n = sum(a["state"] == state and a.get("severity") == severity for a in alerts)

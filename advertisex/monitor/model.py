@@ -146,6 +146,14 @@ class ProcessorHealth:
 
 
 @dataclass(frozen=True)
+class MartsLag:
+    """How far the marts are behind the curated tables (``marts.iceberg.unfolded_since``)."""
+
+    unfolded_since: datetime | None  # the oldest batch not folded in was committed; None: current
+    updated: datetime | None  # the marts were last brought up to date
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything the monitors look at, as of ``now``."""
 
@@ -160,6 +168,7 @@ class Observations:
     set_aside: pa.Table = field(default_factory=SET_ASIDE.empty_table)
     damaged: pa.Table = field(default_factory=DAMAGED.empty_table)
     processor: ProcessorHealth | None = None  # None: no follower running
+    marts: MartsLag | None = None  # None: the marts are not kept current, or never built
     sources: tuple[str, ...] = ("impressions", "clicks", "bids")
     settled_until: datetime | None = None  # hours ending before this are complete
 

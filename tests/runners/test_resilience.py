@@ -152,6 +152,45 @@ def test_a_follower_keeps_the_marts_current_at_most_every_marts_every_seconds(ax
     ]
 
 
+def test_a_slow_marts_update_is_followed_by_a_longer_rest(monkeypatch):
+    """An update holds the batches up while it runs: one that took t seconds is followed
+    by at least MARTS_REST × t of batches alone, so updates that grow with the lake take
+    at most a quarter of the follower's time (without the rest, a 40 s update every 60 s
+    left the batches a third of it)."""
+    from types import SimpleNamespace
+
+    from advertisex.runners import follow
+
+    clock = [1000.0]
+    monkeypatch.setattr(follow.time, "monotonic", lambda: clock[0])
+    updates = []
+
+    def update_marts():  # takes 40 s of the (fake) clock
+        clock[0] += 40
+        updates.append(clock[0])
+        return "done"
+
+    runner = SimpleNamespace(update_marts=update_marts, cancel=None)
+    follower = follow.Follower(runner, marts_every=60)  # type: ignore[arg-type]
+    follower._keep_marts(None)
+    assert updates == [1040.0]
+    for waited in (60, 119):  # past marts_every, but not past 3 × 40 s of rest
+        clock[0] = 1040.0 + waited
+        follower._marts_behind = True
+        follower._keep_marts(None)
+        assert updates == [1040.0]
+    clock[0] = 1040.0 + follow.MARTS_REST * 40
+    follower._keep_marts(None)
+    assert updates == [1040.0, 1200.0]
+
+    # A quick update keeps the configured interval.
+    clock[0] += 1000
+    runner.update_marts = lambda: "done"
+    follower._marts_behind = True
+    follower._keep_marts(None)
+    assert follower._marts_due == clock[0] + 60
+
+
 def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     import threading
 

@@ -13,6 +13,7 @@ from advertisex.config import MonitorSettings
 from advertisex.monitor.checks.business import business
 from advertisex.monitor.checks.discrepancy import discrepancy
 from advertisex.monitor.checks.flow import delay, freshness, lake_files, rates, set_aside
+from advertisex.monitor.checks.marts import marts
 from advertisex.monitor.checks.processor import processor
 from advertisex.monitor.checks.schema import schema
 from advertisex.monitor.checks.volume import volume
@@ -24,6 +25,7 @@ MONITORS: dict[str, Monitor] = {
     "freshness": freshness,
     "delay": delay,
     "processor": processor,
+    "marts": marts,
     "volume": volume,
     "rates": rates,
     "set_aside": set_aside,
