@@ -346,8 +346,7 @@ def update(
     changes: dict[str, tuple[Slice, pa.Table]] = {}
     hours = plan.hours_of(new[IMPRESSIONS].column("event_time"))
     hours |= plan.hours_of(new[BIDS].column("event_time"))
-    programmatic = new[IMPRESSIONS].filter(pc.is_valid(new[IMPRESSIONS].column("auction_id")))
-    hours |= plan.hours_around(programmatic.column("event_time"), _us(rules.windows.auction_us))
+    hours |= _auction_hours(curated, new[IMPRESSIONS], _us(rules.windows.auction_us))
     if _scattered(hours):
         return rebuild(curated, marts, rules, kernels, progress)
     todo = plan.attribution_plan(new[IMPRESSIONS], new[CLICKS], new[CONVERSIONS], rules.widest)
@@ -602,6 +601,26 @@ def _after(
     replaced, fresh = changes[table]
     kept = rows.filter(pc.invert(replaced.mask(rows)))
     return pa.concat_tables([kept.cast(fresh.schema), fresh.filter(where.mask(fresh))])
+
+
+def _auction_hours(curated: Curated, impressions: pa.Table, window: timedelta) -> set[datetime]:
+    """The hours of the bid requests new ``impressions`` may win: those of their auctions
+    within the auction window of them (a bid's measures change only when an impression of
+    its auction comes). Every hour within the window of a programmatic impression was
+    recomputed before: under a live load, each update recomputed the previous hour's
+    bids in full — every bid of it and every impression within its window — where the
+    impressions' bids are, but near an hour's turn, in the hour being filled."""
+    programmatic = impressions.filter(pc.is_valid(impressions.column("auction_id")))
+    if not programmatic.num_rows:
+        return set()
+    near = Slice(
+        "event_time",
+        plan.widened(plan.hour_ranges(plan.hours_of(programmatic.column("event_time"))), window),
+    )
+    bids = curated.chunks(BIDS, near, ("auction_id", "event_time")).whole()
+    auctions = pc.unique(programmatic.column("auction_id"))
+    won = bids.filter(pc.fill_null(pc.is_in(bids.column("auction_id"), value_set=auctions), False))
+    return plan.hours_of(won.column("event_time"))
 
 
 def _scattered(hours: set[datetime]) -> bool:

@@ -14,7 +14,8 @@ a user's own events, and every window looks backwards from the later event:
 
 Rollup rows are per hour; an hour changes when it holds a new impression or bid request,
 a click or conversion whose attributed row changed, or a touch (old or new) of such a
-conversion; bids within the auction window of a new programmatic impression too.
+conversion; the hours of the bids of a new programmatic impression's auction within its
+window too (``maintain._auction_hours`` looks them up).
 """
 
 from __future__ import annotations
@@ -111,13 +112,6 @@ def hours_of(times: pa.Array | pa.ChunkedArray) -> set[datetime]:
     micros = pc.drop_null(times).cast(pa.int64()).to_numpy()
     hours = pc.unique(pa.array(micros // HOUR_US)).to_numpy()
     return {from_micros(int(h) * HOUR_US) for h in hours}
-
-
-def hours_around(times: pa.Array | pa.ChunkedArray, reach: timedelta) -> set[datetime]:
-    """Every hour within ``reach`` of any of ``times``."""
-    steps = -(-reach // HOUR)
-    hours = {moved(h, k * HOUR) for h in hours_of(times) for k in range(-steps, steps + 1)}
-    return {h for h in hours if h.minute == 0}  # not the calendar's last instant
 
 
 def hour_ranges(hours: set[datetime]) -> tuple[Range, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -275,6 +275,35 @@ def test_an_event_at_the_calendars_start_does_not_stop_an_update() -> None:
                                  "campaign_id": "c0"}),
     ]  # fmt: skip
     _updated_as_rebuilt(([("curated.impressions", events[0][1])], events[1:]), events)
+
+
+def test_a_won_auction_recomputes_the_hour_of_its_bid_only() -> None:
+    """A programmatic impression changes the measures of its auction's bids alone: the
+    hours recomputed are its own and its bid's, not every hour within the auction window
+    (under a live load each update recomputed the whole previous hour's bids)."""
+    T = minutes(6 * 60)  # an hour's start (T0 is a midnight)
+
+    def bid(auction: str, at: datetime) -> tuple[str, dict[str, Any]]:
+        return ("curated.bid_requests", {"auction_id": auction, "exchange": "x", "event_time": at,
+                "user_id": "u0", "campaign_id": "c0", "bid_price": 1.5, "floor_price": 0.5})  # fmt: skip
+
+    def shown(auction: str, at: datetime) -> tuple[str, dict[str, Any]]:
+        return ("curated.impressions", {"impression_id": f"i-{auction}", "event_time": at,
+                "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
+                "auction_id": auction})  # fmt: skip
+
+    late_bid, early_bid = bid("a1", T + timedelta(minutes=30)), bid("a2", T - timedelta(seconds=10))
+    wins = [shown("a1", T + timedelta(minutes=31)), shown("a2", T + timedelta(seconds=5))]
+    for bids, win, hours in (([late_bid], wins[0], 1), ([early_bid], wins[1], 2)):
+        curated, marts = MemoryCurated(), MemoryMarts()
+        curated.append(_curated(bids))
+        maintain.update(curated, marts, RULES)
+        curated.append(_curated([win]))
+        report = maintain.update(curated, marts, RULES)
+        assert report.mode == "incremental" and report.hours == hours  # 3 before
+        _updated_as_rebuilt((bids, [win]), [*bids, win])
+        hourly = marts.tables["marts.campaign_hourly"].to_pylist()
+        assert sum(row["wins"] for row in hourly) == 1
 
 
 @pytest.mark.parametrize("runs", [maintain.MAX_HOUR_RUNS, maintain.MAX_HOUR_RUNS + 1])
