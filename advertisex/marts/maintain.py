@@ -349,7 +349,9 @@ def update(
     hours |= _auction_hours(curated, new[IMPRESSIONS], _us(rules.windows.auction_us))
     if _scattered(hours):
         return rebuild(curated, marts, rules, kernels, progress)
-    todo = plan.attribution_plan(new[IMPRESSIONS], new[CLICKS], new[CONVERSIONS], rules.widest)
+    todo = plan.attribution_plan(
+        _responded(curated, new[IMPRESSIONS]), new[CLICKS], new[CONVERSIONS], rules.widest
+    )
     if todo is not None:
         matched, attributed = kernels.correlate(
             Rows(IMPRESSIONS, todo.impression_context, IMPRESSION_COLUMNS),
@@ -601,6 +603,32 @@ def _after(
     replaced, fresh = changes[table]
     kept = rows.filter(pc.invert(replaced.mask(rows)))
     return pa.concat_tables([kept.cast(fresh.schema), fresh.filter(where.mask(fresh))])
+
+
+def _responded(curated: Curated, impressions: pa.Table) -> pa.Table:
+    """The new ``impressions`` whose users clicked or converted at or after them: only
+    those can change an attributed row (every rule looks back from the later event).
+    Under a live load almost every new impression is its user's latest, and the
+    attribution's users were every user shown an ad in the batches (≈ 9,600 a minute at
+    2,000 events/s, each with a day of impressions to match), where ≈ 700 clicked."""
+    if not impressions.num_rows:
+        return impressions
+    first = pc.min(impressions.column("event_time")).as_py()
+    later = Slice("event_time", ((first, END),))
+    users = pc.unique(impressions.column("user_id"))
+    responses = []
+    for table in (CLICKS, CONVERSIONS):
+        rows = curated.chunks(table, later, ("user_id", "event_time")).whole()
+        responses.append(rows.filter(pc.is_in(rows.column("user_id"), value_set=users)))
+    responded = pa.concat_tables(responses)
+    if not responded.num_rows:
+        return impressions.slice(0, 0)
+    # Each user's last response; an impression counts when it is not after it.
+    last = responded.group_by("user_id").aggregate([("event_time", "max")])
+    joined = impressions.join(last, "user_id", join_type="inner")
+    return joined.filter(
+        pc.less_equal(joined.column("event_time"), joined.column("event_time_max"))
+    ).select(impressions.column_names)
 
 
 def _auction_hours(curated: Curated, impressions: pa.Table, window: timedelta) -> set[datetime]:
