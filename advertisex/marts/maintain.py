@@ -346,7 +346,7 @@ def update(
     changes: dict[str, tuple[Slice, pa.Table]] = {}
     hours = plan.hours_of(new[IMPRESSIONS].column("event_time"))
     hours |= plan.hours_of(new[BIDS].column("event_time"))
-    hours |= _auction_hours(curated, new[IMPRESSIONS], _us(rules.windows.auction_us))
+    hours |= _auction_hours(curated, new[IMPRESSIONS], _us(rules.windows.auction_us), hours)
     if _scattered(hours):
         return rebuild(curated, marts, rules, kernels, progress)
     todo = plan.attribution_plan(
@@ -631,23 +631,30 @@ def _responded(curated: Curated, impressions: pa.Table) -> pa.Table:
     ).select(impressions.column_names)
 
 
-def _auction_hours(curated: Curated, impressions: pa.Table, window: timedelta) -> set[datetime]:
-    """The hours of the bid requests new ``impressions`` may win: those of their auctions
-    within the auction window of them (a bid's measures change only when an impression of
-    its auction comes). Every hour within the window of a programmatic impression was
-    recomputed before: under a live load, each update recomputed the previous hour's
-    bids in full — every bid of it and every impression within its window — where the
-    impressions' bids are, but near an hour's turn, in the hour being filled."""
+def _auction_hours(
+    curated: Curated, impressions: pa.Table, window: timedelta, hours: set[datetime]
+) -> set[datetime]:
+    """The hours besides ``hours`` of the bid requests new ``impressions`` may win: those
+    of their auctions within the auction window of them (a bid's measures change only when
+    an impression of its auction comes). Every hour within the window of a programmatic
+    impression was recomputed before: under a live load each update recomputed the
+    previous hour's bids in full — every bid of it and every impression within its window
+    — where the impressions' bids are in the hour being filled (which ``hours`` holds
+    already) but near an hour's turn. The bids are looked up by two small columns outside
+    ``hours`` only."""
     programmatic = impressions.filter(pc.is_valid(impressions.column("auction_id")))
     if not programmatic.num_rows:
         return set()
-    near = Slice(
-        "event_time",
-        plan.widened(plan.hour_ranges(plan.hours_of(programmatic.column("event_time"))), window),
-    )
-    bids = curated.chunks(BIDS, near, ("auction_id", "event_time")).whole()
+    span = pc.min_max(programmatic.column("event_time")).as_py()
+    # Inclusive: a bid exactly ``window`` away is matched (kernels.correlate.MATCH_BIDS_SQL).
+    reach = ((moved(span["min"], -window), moved(span["max"], window + plan.TICK)),)
+    elsewhere = plan.without(reach, plan.hour_ranges(hours))
+    if not elsewhere:
+        return set()
+    bids = curated.chunks(BIDS, Slice("event_time", elsewhere), ("auction_id", "event_time"))
+    rows = bids.whole()
     auctions = pc.unique(programmatic.column("auction_id"))
-    won = bids.filter(pc.fill_null(pc.is_in(bids.column("auction_id"), value_set=auctions), False))
+    won = rows.filter(pc.fill_null(pc.is_in(rows.column("auction_id"), value_set=auctions), False))
     return plan.hours_of(won.column("event_time"))
 
 

@@ -118,6 +118,28 @@ def hour_ranges(hours: set[datetime]) -> tuple[Range, ...]:
     return merge_ranges((h, moved(h, HOUR)) for h in hours)
 
 
+def without(ranges: tuple[Range, ...], taken: tuple[Range, ...]) -> tuple[Range, ...]:
+    """The parts of ``ranges`` outside every range of ``taken`` (both half-open).
+
+    >>> at = lambda h: datetime(2026, 12, 7, h)
+    >>> without(((at(1), at(5)),), ((at(2), at(3)), (at(4), at(6))))
+    ((datetime.datetime(2026, 12, 7, 1, 0), datetime.datetime(2026, 12, 7, 2, 0)), (datetime.datetime(2026, 12, 7, 3, 0), datetime.datetime(2026, 12, 7, 4, 0)))
+    """
+    left: list[Range] = []
+    for lo, hi in merge_ranges(ranges):
+        for cut_lo, cut_hi in merge_ranges(taken):
+            if cut_hi <= lo or cut_lo >= hi:
+                continue
+            if cut_lo > lo:
+                left.append((lo, cut_lo))
+            lo = max(lo, cut_hi)
+            if lo >= hi:
+                break
+        if lo < hi:
+            left.append((lo, hi))
+    return tuple(left)
+
+
 def day_ranges(hours: set[datetime]) -> tuple[Range, ...]:
     """The UTC days of ``hours`` as [midnight, next midnight) ranges."""
     days = {h.replace(hour=0, minute=0, second=0, microsecond=0) for h in hours}
