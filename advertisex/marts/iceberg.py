@@ -227,8 +227,12 @@ class WithoutRows:
         return self.inner.added_parts(table, since, until, columns)
 
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
-        return self.inner.chunks(table, where, columns).filtered(
-            functools.partial(self._without, table)
+        if table not in self.keys:
+            return self.inner.chunks(table, where, columns)
+        # The rows are told apart by their dedupe key, read with them where not asked for.
+        keyed = (*columns, *(c for c in _KEY_COLUMNS[table] if c not in columns))
+        return self.inner.chunks(table, where, keyed).filtered(
+            functools.partial(self._without, table, columns)
         )
 
     def spill_dir(self) -> Path | None:
@@ -240,14 +244,23 @@ class WithoutRows:
     def kept_from(self, table: str) -> date | None:
         return self.inner.kept_from(table)
 
-    def _without(self, table: str, rows: pa.Table) -> pa.Table:
+    def _without(self, table: str, columns: tuple[str, ...], rows: pa.Table) -> pa.Table:
         from advertisex.kernels.dedupe import key_column
 
-        keys = self.keys.get(table)
-        if keys is None or rows.num_rows == 0:
-            return rows
-        gone = pc.fill_null(pc.is_in(key_column(table, rows), value_set=keys), False)
-        return rows.filter(pc.invert(gone))
+        keys = self.keys[table]
+        if rows.num_rows:
+            gone = pc.fill_null(pc.is_in(key_column(table, rows), value_set=keys), False)
+            rows = rows.filter(pc.invert(gone))
+        return rows.select(list(columns))
+
+
+# The columns ``kernels.dedupe.key_column`` reads of each curated table.
+_KEY_COLUMNS = {
+    "curated.impressions": ("impression_id",),
+    "curated.clicks": ("event_id",),
+    "curated.conversions": ("event_id",),
+    "curated.bid_requests": ("exchange", "auction_id"),
+}
 
 
 def rules_for(lake: Lake, settings: Settings) -> maintain.MatchingRules:
@@ -367,7 +380,7 @@ class IcebergCurated:
         empty = TABLES[table].projected(columns).empty_table()
         if where.is_empty:
             return Chunks(0, lambda: empty, lambda: iter(()))
-        planned, coarse = _planned(self.lake, table, where, columns)
+        planned, coarse = _planned(self.lake, table, where, columns, timed=True)
         if not planned.rows:
             return Chunks(0, lambda: empty, lambda: iter(()))
         return Chunks(
@@ -422,12 +435,16 @@ def _micros(where: Slice) -> list[tuple[int, int]]:
 
 
 def _planned(
-    lake: Lake, table: str, where: Slice, columns: tuple[str, ...]
+    lake: Lake, table: str, where: Slice, columns: tuple[str, ...], timed: bool = False
 ) -> tuple[PlannedRead, bool]:
     """The read of ``where``'s rows of ``table``, and whether it holds rows outside it (read
-    by its days' partitions: ``where``'s mask picks its rows)."""
+    by its days' partitions: ``where``'s mask picks its rows). ``timed``: the table's day
+    partition column is a timestamp (the curated tables' event time), so a slice of it
+    picks its files by their bounds from the files planned once (``Lake.read_within``)."""
     if _by_days(table, where):
         return lake.read_on_days(table, where.days(), columns, _micros(where)), True
+    if timed and not where.is_everything and where.column == TABLES[table].partition_by_day:
+        return lake.read_within(table, _micros(where), columns), False
     return lake.read_planned(table, expression(where, with_users=False), columns), False
 
 
