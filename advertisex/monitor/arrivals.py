@@ -18,12 +18,16 @@ committed and moved away between two observations — show as a count it cannot 
 for: that hour is read afresh. Pending segments are sized again each time (an erasure
 may rewrite them); committed ones keep their mark's size, as a full read does. The
 result equals a full read of the same moment (``tests/monitor/test_arrivals.py``).
+
+The hours of a source's landing day are looked at together: the ledger first, then
+their listings (``LandingZone.listings``), which object storage answers with one
+paged listing of the day's prefix where that costs fewer requests than one per hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,10 +70,11 @@ class LandingView:
         """ARRIVALS rows of each (source, hour) as of now; hours not asked for are forgotten."""
         wanted = set(keys)
         self._hours = {k: v for k, v in self._hours.items() if k in wanted}
-        for key in keys:
-            if key in self._hours:
-                self._update(key)
-        self._read([k for k in keys if k not in self._hours])
+        days: dict[tuple[str, date], list[datetime]] = {}
+        for source, hour in sorted(wanted):
+            days.setdefault((source, hour.date()), []).append(hour)
+        for (source, _), hours in days.items():
+            self._look(source, hours)
         stale = [k for k in keys if self._hours[k].arrivals is None]
         if stale:
             self._fold(stale)
@@ -87,37 +92,59 @@ class LandingView:
         """Forget everything: the next observation reads every hour in full."""
         self._hours.clear()
 
-    # ------------------------------------------------------------------ full reads
-    def _read(self, keys: list[Key]) -> None:
-        """Read hours in full: one ledger range per run of consecutive hours of a source,
-        one listing per hour."""
-        runs: list[tuple[str, list[datetime]]] = []
-        for source, hour in sorted(keys):
-            if runs and runs[-1][0] == source and runs[-1][1][-1] + HOUR == hour:
-                runs[-1][1].append(hour)
+    # ------------------------------------------------------------------ a look
+    def _look(self, source: str, hours: list[datetime]) -> None:
+        """Bring a source's hours up to date: a remembered hour incrementally, another one
+        in full. Their listings are asked for together (object storage lists a day in one
+        request where that is cheaper); the ledger is read before them (see _update)."""
+        followed = [h for h in hours if (source, h) in self._hours]
+        counts = {
+            hour: self.lake.ledger_reads.count((p := hour_prefix(source, hour), p + "\uffff"))
+            for hour in followed
+        }
+        marks = self._marks(source, [h for h in hours if h not in counts])
+        for hour, listed in self.landing.listings(source, hours):
+            if hour in counts:
+                self._update((source, hour), counts[hour], listed)
             else:
-                runs.append((source, [hour]))
-        for source, hours in runs:
-            first, last = hour_prefix(source, hours[0]), hour_prefix(source, hours[-1])
+                self._read((source, hour), marks[hour], listed)
+        again = [h for h in followed if (source, h) not in self._hours]
+        if again:  # marks it could not account for: read those hours afresh
+            self._look(source, again)
+
+    # ------------------------------------------------------------------ full reads
+    def _marks(self, source: str, hours: list[datetime]) -> dict[datetime, pa.Table]:
+        """The ledger's marks of each hour: one range read per run of consecutive hours."""
+        runs: list[list[datetime]] = []
+        for hour in sorted(hours):
+            if runs and runs[-1][-1] + HOUR == hour:
+                runs[-1].append(hour)
+            else:
+                runs.append([hour])
+        found = {}
+        for run in runs:
+            first, last = hour_prefix(source, run[0]), hour_prefix(source, run[-1])
             marks = self.lake.ledger_reads.table(between=(first, last + "\uffff"))
-            for hour in hours:
-                prefix = hour_prefix(source, hour)
-                mine = marks.filter(pc.starts_with(marks.column("segment"), prefix))
-                names = mine.column("segment").to_pylist()
-                listed = self.landing.listing(source, hour)
-                known = set(names)
-                pending = self._sized({n: s for n, s in listed.items() if n not in known})
-                self._hours[(source, hour)] = _Hour(_committed(source, mine), known, pending)
+            for hour in run:
+                found[hour] = marks.filter(
+                    pc.starts_with(marks.column("segment"), hour_prefix(source, hour))
+                )
+        return found
+
+    def _read(self, key: Key, mine: pa.Table, listed: dict[str, int | None]) -> None:
+        """Read an hour in full from its marks and its listing (made after them)."""
+        names = mine.column("segment").to_pylist()
+        known = set(names)
+        pending = self._sized({n: s for n, s in listed.items() if n not in known})
+        self._hours[key] = _Hour(_committed(key[0], mine), known, pending)
 
     # ------------------------------------------------------------------ increments
-    def _update(self, key: Key) -> None:
-        source, hour = key
+    def _update(self, key: Key, count: int, listed: dict[str, int | None]) -> None:
+        """Follow a remembered hour from the ledger's ``count`` of its marks and its
+        listing. Count before listing: a segment committed before the count was sealed
+        before it, so the listing holds it — unless it was moved away (then: read afresh)."""
         state = self._hours[key]
-        prefix = hour_prefix(source, hour)
-        # Count before listing: a segment committed before the count was sealed before
-        # it, so the listing holds it — unless it was moved away (then: read afresh).
-        added = self.lake.ledger_reads.count((prefix, prefix + "\uffff")) - len(state.names)
-        listed = self.landing.listing(source, hour)
+        added = count - len(state.names)
         new = [n for n in listed if n not in state.names and n not in state.pending]
         candidates = new + list(state.pending)
         if added:
@@ -127,7 +154,7 @@ class LandingView:
             if marks is None or marks.num_rows < added:  # unlisted marks, or withdrawn ones
                 del self._hours[key]
                 return
-            state.committed = pa.concat_tables([state.committed, _committed(source, marks)])
+            state.committed = pa.concat_tables([state.committed, _committed(key[0], marks)])
             if state.committed.column(0).num_chunks > 32:  # one per increment: keep scans quick
                 state.committed = state.committed.combine_chunks()
             state.names.update(marks.column("segment").to_pylist())

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,22 +89,60 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_S3_LOGS: dict[str, Path] = {}  # endpoint → the request log of its server
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server on 127.0.0.1 (a separate process); yields its URL."""
+    """moto's standalone S3 server on 127.0.0.1 (a separate process); yields its URL.
+    Its request log (werkzeug's, one line a request) is kept for :func:`s3_lists`."""
     try:
         import moto.server  # noqa: F401
     except ImportError:
         pytest.skip("moto[server] is not installed (pip install -e '.[dev]')")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    folder = Path(tempfile.mkdtemp(prefix="moto-"))
+    log = folder / "requests.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    _S3_LOGS[url] = log
     try:
         wait_for_port(port, server, "moto_server")
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+        _S3_LOGS.pop(url, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def s3_lists(s3_endpoint: str) -> Callable[[], int]:
+    """A function: how many ``ListObjectsV2`` requests the S3 server has received so far
+    (from its request log; a marker request is sent and waited for first, so every
+    request made before the call is counted)."""
+    import urllib.error
+    import urllib.request
+
+    log = _S3_LOGS[s3_endpoint]
+    sent = [0]
+
+    def lists() -> int:
+        sent[0] += 1
+        marker = f"count-marker-{sent[0]}-{time.monotonic_ns()}"
+        try:
+            urllib.request.urlopen(f"{s3_endpoint}/{marker}", timeout=10).close()
+        except urllib.error.URLError:
+            pass  # answered with an error: only its log line matters
+        deadline = time.monotonic() + 10
+        while marker not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.05)  # a request answered just before the marker may log just after it
+        return log.read_text().count("list-type=2")
+
+    return lists

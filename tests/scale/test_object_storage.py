@@ -187,9 +187,8 @@ def _same(ax: Any) -> dict[str, Any]:
 def _landing_on_s3(tmp_path: Path, s3_endpoint: str, prefix: str) -> Any:
     """A platform whose landing zone is ``s3://<bucket>/<prefix>`` (tables stay local).
 
-    The monitor looks back one day, not eight: a full read lists each hour of the window
-    on its own (one LIST request, ≈ 30 ms from moto), and this test's eight full reads
-    and eight increments made 2,900 of them, 11 of its 15 s. Its segments land in the
+    The monitor looks back one day, not eight: each of this test's eight full reads lists
+    the window again (a LIST request ≈ 30 ms from moto). Its segments land in the
     current hour; a day still holds hours the monitor takes as final and hours it follows."""
     import advertisex
 
@@ -233,6 +232,51 @@ def test_the_monitor_sees_pending_segments_on_object_storage(
     assert pending("impressions") == 0  # committed: the lake's checkpoint rows say so
     ax.landing.write_segment("impressions", line, label="s4")
     assert pending("impressions") == 1
+
+
+def test_the_monitor_lists_each_day_of_a_bucket_once_not_each_hour(
+    tmp_path: Path, s3_endpoint: str, bucket: Any, s3_lists: Any
+) -> None:
+    """A look over two days of hours lists each source's days (a request per day),
+    not each hour (a request per hour: 147 for the first look, 51 for every later one
+    while the processor is behind); and what a day's listing says of each hour is what
+    listing the hour says."""
+    from datetime import UTC, datetime, timedelta
+
+    import advertisex
+    from advertisex.monitor.gather import SOURCES, Gatherer
+    from advertisex.monitor.model import HOUR
+
+    scale = {"landing": f"s3://{BUCKET}/daily", "s3_endpoint": s3_endpoint, **KEYS}
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        scale={**scale, "s3_region": "us-east-1"},
+        monitor={"lookback_days": 2},
+    )
+    now = datetime(2026, 11, 10, 12, 50, tzinfo=UTC)  # days long closed: listed whole
+    since = now.replace(minute=0) - timedelta(days=2)
+    hours = [since + n * HOUR for n in range(49)]
+    line = b'{"timestamp":"2026-11-10T00:00:00Z","ad_creative_id":"c","user_id":"u",'
+    line += b'"website":"w"}\n'
+    for n, hour in enumerate(hours):  # a backlog: the processor is down
+        ax.landing.write_segment("impressions", line, label=f"h{n}", at=hour + timedelta(minutes=7))
+    clock = [now]
+    gatherer = Gatherer(ax.settings, ax.lake, lambda: clock[0])
+
+    before = s3_lists()
+    first = gatherer.observe(hourly=False).arrivals
+    assert s3_lists() - before == 3 * len(SOURCES)  # 3 days (half, whole, half) of 3 sources
+    assert first.column("pending").to_pylist().count(1) == 49  # one pending an hour
+    clock[0] += timedelta(minutes=1)
+    before = s3_lists()
+    second = gatherer.observe(hourly=False).arrivals
+    assert s3_lists() - before == 3 + 2  # impressions' 3 days; the open hour of the others
+    order = [("source", "ascending"), ("bucket", "ascending")]
+    assert second.sort_by(order).equals(first.sort_by(order))
+
+    by_day = dict(ax.landing.listings("impressions", hours))
+    assert by_day == {hour: ax.landing.listing("impressions", hour) for hour in hours}
+    assert all(len(listed) == 1 for listed in by_day.values())
 
 
 def test_landing_retention_archives_segments_from_the_bucket(
