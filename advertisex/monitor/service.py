@@ -150,11 +150,35 @@ class Monitor:
                     result = self.evaluate()
                     if on_evaluation:
                         on_evaluation(result)
-                except Exception:  # a monitor daemon outlives one bad evaluation
-                    log.exception("monitor evaluation failed; trying again next interval")
+                except Exception as error:  # a monitor daemon outlives one bad evaluation
+                    said = _said(error)
+                    if said is None:  # a bug: its traceback is the report
+                        log.exception("monitor evaluation failed; trying again next interval")
+                    else:
+                        log.error("monitor evaluation failed: %s; trying again next interval", said)
                 stop.wait(interval or self.cfg.interval_seconds)
         finally:
             self.delivery.stop()
+
+
+def _said(error: Exception) -> str | None:
+    """One line for an evaluation that failed for a reason not the monitor's: an object
+    store or disk that cannot be reached or read (PyArrow's S3 file system raises a bare
+    ``OSError``), or an error of ours that says what to do. A bucket down for an hour
+    logged a 30-line traceback every minute. None for anything else (a bug)."""
+    from advertisex.errors import AdvertiseXError
+    from advertisex.util.health import error_line
+
+    if isinstance(error, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        return None  # a path that is not there: ours to explain, or a bug
+    if not isinstance(error, AdvertiseXError | OSError):
+        return None
+    said = error_line(error)
+    hint = said["hint"] or (
+        "the storage could not be reached or read: check that it is up and reachable "
+        "(scale.landing, scale.warehouse, scale.s3_endpoint)"
+    )
+    return f"{said['error']} ({hint})"
 
 
 def transitions_table(transitions: list[Transition]) -> pa.Table:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from advertisex.config import MonitorSettings
 from advertisex.monitor.alerts import AlertEngine
@@ -118,3 +122,35 @@ def test_a_lost_race_on_ops_alerts_is_retried_not_dropped() -> None:
     lake = Lake()
     lake_history(lake)([])
     assert (lake.refreshed, lake.committed) == (2, 1)
+
+
+def test_an_unreachable_bucket_is_one_log_line_an_evaluation_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With its landing zone's bucket down, the monitor daemon tries again every interval:
+    each failed evaluation is one line saying what to check, not a traceback (a bug's
+    still is)."""
+    import threading
+
+    from advertisex.monitor.service import Monitor
+
+    stop = threading.Event()
+    failures = [
+        OSError("When listing objects in bucket 'b': AWS Error NETWORK_CONNECTION during"),
+        ValueError("a bug"),
+    ]
+
+    def observe() -> Any:
+        error = failures.pop(0)
+        if not failures:
+            stop.set()
+        raise error
+
+    monitor = Monitor(MonitorSettings(), observe, notifiers={})
+    with caplog.at_level(logging.ERROR, logger="advertisex.monitor"):
+        monitor.run(stop, interval=0.01)
+    unreachable, bug = caplog.records
+    assert unreachable.exc_info is None
+    assert "AWS Error NETWORK_CONNECTION" in unreachable.getMessage()
+    assert "scale.s3_endpoint" in unreachable.getMessage()
+    assert bug.exc_info is not None  # a bug keeps its traceback
