@@ -31,7 +31,7 @@ class BatchTotals:
         paths = self.files.paths("ops.batches")
         new = [p for p in paths if p not in self._sums]
         if new:
-            read = queries.batch_sums(new)
+            read = queries.batch_sums(new, self.files.lake.settings.scale)
             rows: dict[str, list[int]] = {path: [] for path in new}
             for i, path in enumerate(read.column("file").to_pylist()):
                 rows[path].append(i)

@@ -92,7 +92,9 @@ class Gatherer:
             links=aggregates["links"],
             fields=aggregates["fields"],
             dims=self._dims() if hourly else None,
-            set_aside=queries.set_aside(self.files.paths("curated.quarantine"), since),
+            set_aside=queries.set_aside(
+                self.files.paths("curated.quarantine"), since, self.settings.scale
+            ),
             damaged=self._damaged() if hourly else DAMAGED.empty_table(),
             processor=follower_health(self.settings, now),
             marts=self._marts() if hourly else None,

@@ -25,7 +25,7 @@ from advertisex.monitor.model import (
 )
 
 if TYPE_CHECKING:
-    from advertisex.config import Settings
+    from advertisex.config import ScaleSettings, Settings
     from advertisex.lake.tables import Lake
     from advertisex.monitor.files import FileIndex
 
@@ -68,6 +68,34 @@ def _run(sql: str, params: dict[str, object] | None = None, **tables: pa.Table) 
     return engine.run(sql, params, **tables)  # the thread's connection: a new one costs ~40 ms
 
 
+def _run_on_files(
+    sql: str, paths: list[str], scale: ScaleSettings | None, params: dict[str, object] | None = None
+) -> pa.Table:
+    """``sql`` with ``{files}`` standing for the SQL list of ``paths``. Data files in an
+    object store are read through PyArrow's filesystem lent to DuckDB
+    (``storage.duckdb_location``): DuckDB's own httpfs extension is a run-time download,
+    and without it every observation of a lake whose warehouse is in a bucket failed. That
+    takes a connection of its own, its filesystem registered with this lake's credentials
+    (a pooled one would keep the first lake's); local files use the pooled connection."""
+    from advertisex.util.storage import duckdb_location, is_remote
+
+    if not any(is_remote(p) for p in paths):
+        return _run(sql.format(files=_sql_list(paths)), params)
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        located = [duckdb_location(con, p, scale) for p in paths]
+        return con.sql(sql.format(files=_sql_list(located)), params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _sql_list(paths: list[str]) -> str:
+    return ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+
+
 def arrivals(segments: pa.Table) -> pa.Table:
     """Per-segment rows (source, landed_at, bytes, records, committed_at) → ARRIVALS."""
     sql = """
@@ -86,16 +114,28 @@ def arrivals(segments: pa.Table) -> pa.Table:
 _BATCH_SUMS = ", ".join(f"sum({c}) AS {c}" for c in BATCHES.names[2:])
 
 
-def batch_sums(paths: list[str]) -> pa.Table:
-    """``ops.batches`` data files → BATCHES sums per file (column ``file``), source and
-    5-minute bucket of commit time."""
-    listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+def batch_sums(paths: list[str], scale: ScaleSettings | None = None) -> pa.Table:
+    """``ops.batches`` data files → BATCHES sums per file (column ``file``, as named in
+    ``paths``), source and 5-minute bucket of commit time."""
     sql = f"""
     SELECT filename AS file, source, time_bucket(INTERVAL 5 MINUTE, committed_at) AS bucket,
       {_BATCH_SUMS}
-    FROM read_parquet([{listing}], union_by_name = true, filename = true) GROUP BY ALL
+    FROM read_parquet([{{files}}], union_by_name = true, filename = true) GROUP BY ALL
     """
-    return _run(sql).cast(pa.schema([pa.field("file", pa.string()), *BATCHES]))
+    sums = _run_on_files(sql, paths, scale)
+    named = _named_as(sums.column("file"), paths)
+    sums = sums.set_column(0, "file", named)
+    return sums.cast(pa.schema([pa.field("file", pa.string()), *BATCHES]))
+
+
+def _named_as(read: pa.ChunkedArray, paths: list[str]) -> pa.Array:
+    """The ``filename`` DuckDB gives each row, as the file is named in ``paths``: an
+    object's is the location it was read at (``s3://…`` as ``s3://…``, or through the
+    filesystem lent to DuckDB under that filesystem's protocol)."""
+    by_tail = {p.split("://", 1)[-1]: p for p in paths}
+    return pa.array(
+        [by_tail.get(name.split("://", 1)[-1], name) for name in read.to_pylist()], pa.string()
+    )
 
 
 def batch_totals(sums: pa.Table, since: datetime) -> pa.Table:
@@ -111,22 +151,21 @@ def batch_totals(sums: pa.Table, since: datetime) -> pa.Table:
 _DAMAGED = ", ".join(f"'{reason}'" for reason in DAMAGE_REASONS)  # as SQL's IN list
 
 
-def set_aside(paths: list[str], since: datetime) -> pa.Table:
+def set_aside(paths: list[str], since: datetime, scale: ScaleSettings | None = None) -> pa.Table:
     """``curated.quarantine`` data files → SET_ASIDE: per source and reason, the landing
     files set aside whole (``segment_unreadable``) that are still in quarantine, and those
     whose rest past a damage is (``gzip_damaged``, ``avro_unreadable``), landed since
     ``since``."""
     if not paths:
         return SET_ASIDE.empty_table()
-    listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
     sql = f"""
     SELECT source, reason, count(DISTINCT source_file) AS files, min(ingest_time) AS oldest
     FROM (SELECT source, unnest(reasons) AS reason, source_file, ingest_time
-          FROM read_parquet([{listing}], union_by_name = true) WHERE ingest_time >= $since)
+          FROM read_parquet([{{files}}], union_by_name = true) WHERE ingest_time >= $since)
     WHERE starts_with(reason, 'segment_unreadable') OR reason IN ({_DAMAGED})
     GROUP BY ALL ORDER BY source, reason
     """
-    return _run(sql, {"since": since}).cast(SET_ASIDE)
+    return _run_on_files(sql, paths, scale, {"since": since}).cast(SET_ASIDE)
 
 
 def hourly(
@@ -154,7 +193,7 @@ def hourly(
     con.execute("SET TimeZone = 'UTC'")
     for table, table_files in files.items():
         recent = [f.path for f in table_files if _overlaps(f.ingest_min, f.ingest_max, start, end)]
-        _view(con, "recent", table, recent)
+        _view(con, "recent", table, recent, settings.scale)
     params = {"start": start, "until": end}
     out = {
         name: con.sql(sql, params=params).to_arrow_table().cast(HOURLY[name])
@@ -164,7 +203,11 @@ def hourly(
             ("fields", _fields_sql()),
         )
     }
-    out["links"] = links(con, files, start, end, settings.correlation, _view)
+
+    def view(con: Any, schema: str, table: str, paths: list[str]) -> None:
+        _view(con, schema, table, paths, settings.scale)
+
+    out["links"] = links(con, files, start, end, settings.correlation, view)
     return out
 
 
@@ -173,14 +216,16 @@ def _overlaps(low: datetime | None, high: datetime | None, start: datetime, end:
     return (high is None or high >= start) and (low is None or low < end)
 
 
-def _view(con: Any, schema: str, table: str, paths: list[str]) -> None:
-    """``schema.<name>``: a view over ``paths`` (or an empty table of the right shape)."""
+def _view(con: Any, schema: str, table: str, paths: list[str], scale: ScaleSettings | None) -> None:
+    """``schema.<name>``: a view over ``paths`` (or an empty table of the right shape);
+    objects of a bucket read through PyArrow's filesystem (see :func:`_run_on_files`)."""
     from advertisex.model.schemas import TABLES
+    from advertisex.util.storage import duckdb_location
 
     name = table.split(".")[1]
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     if paths:
-        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        listing = _sql_list([duckdb_location(con, p, scale) for p in paths])
         source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
     else:
         empty = f"__empty_{schema}_{name}"

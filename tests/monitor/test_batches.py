@@ -52,7 +52,9 @@ def test_each_batch_file_is_summed_once_and_compaction_changes_nothing(
 ) -> None:
     read: list[str] = []
     real = queries.batch_sums
-    monkeypatch.setattr(queries, "batch_sums", lambda paths: read.extend(paths) or real(paths))
+    monkeypatch.setattr(
+        queries, "batch_sums", lambda paths, scale=None: read.extend(paths) or real(paths, scale)
+    )
     gatherer = Gatherer(ax.settings, ax.lake, SimClock(NOW))
     assert gatherer.observe(hourly=False).batches.num_rows == 0  # no ops.batches yet
     for n in range(3):

@@ -108,6 +108,24 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
         {"n": later.accounts["bids"].accepted}
     ]
 
+    # The monitor reads ops.batches, the quarantine and the curated tables in the bucket
+    # (through PyArrow's client: DuckDB's httpfs is a download this machine cannot make),
+    # two hours on, when this hour is complete and aggregated.
+    from datetime import timedelta
+
+    import pyarrow.compute as pc
+
+    from advertisex.monitor.gather import Gatherer
+    from advertisex.util.timeutil import utcnow
+
+    later_on = utcnow() + timedelta(hours=2)
+    seen = Gatherer(ax.settings, ax.lake, lambda: later_on).observe()
+    batches = seen.batches.filter(pc.equal(seen.batches.column("source"), "impressions"))
+    assert pc.sum(batches.column("accepted")).as_py() == accepted
+    rows = seen.tables.filter(pc.equal(seen.tables.column("table"), "curated.impressions"))
+    assert pc.sum(rows.column("rows")).as_py() == accepted
+    assert seen.set_aside.num_rows == 0
+
 
 def test_spark_submit_on_s3(tmp_path: Path, s3_endpoint: str, bucket: Any) -> None:
     """The processor as a Spark application (spark-submit, configured by environment): its
