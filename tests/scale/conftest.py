@@ -122,17 +122,18 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_lists(s3_endpoint: str) -> Callable[[], int]:
-    """A function: how many ``ListObjectsV2`` requests the S3 server has received so far
-    (from its request log; a marker request is sent and waited for first, so every
-    request made before the call is counted)."""
+def s3_lists(s3_endpoint: str) -> Callable[..., int]:
+    """A function: how many ``ListObjectsV2`` requests the S3 server has received so far,
+    or requests of another kind (``'"HEAD '``): lines of its request log holding that
+    text. A marker request is sent and waited for first, so every request made before the
+    call is counted."""
     import urllib.error
     import urllib.request
 
     log = _S3_LOGS[s3_endpoint]
     sent = [0]
 
-    def lists() -> int:
+    def lists(what: str = "list-type=2") -> int:
         sent[0] += 1
         marker = f"count-marker-{sent[0]}-{time.monotonic_ns()}"
         try:
@@ -143,6 +144,6 @@ def s3_lists(s3_endpoint: str) -> Callable[[], int]:
         while marker not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.05)  # a request answered just before the marker may log just after it
-        return log.read_text().count("list-type=2")
+        return log.read_text().count(what)
 
     return lists

@@ -297,6 +297,38 @@ def test_the_monitor_lists_each_day_of_a_bucket_once_not_each_hour(
     assert all(len(listed) == 1 for listed in by_day.values())
 
 
+def test_the_lake_files_check_lists_a_large_table_not_a_head_per_file(
+    s3_endpoint: str, bucket: Any, s3_lists: Any
+) -> None:
+    """The monitor looks at every current data file's size each minute: a table's files
+    in a bucket are one paged listing, not a HEAD request each (thousands a minute on a
+    lake of a year); a missing or cut file is found as before, a small table's looked up
+    one by one."""
+    from advertisex.config import ScaleSettings
+    from advertisex.lake.damage import LIST_FROM, damaged_among
+
+    scale = ScaleSettings(s3_endpoint=s3_endpoint, s3_region="us-east-1", **KEYS)
+    root = f"s3://{BUCKET}/looked/curated/impressions/data"
+    files = []
+    for n in range(40):
+        key = f"looked/curated/impressions/data/day={n % 3}/f{n:03d}.parquet"
+        bucket.put_object(Bucket=BUCKET, Key=key, Body=b"x" * (n + 1))
+        files.append(("curated.impressions", f"s3://{BUCKET}/{key}", n + 1))
+    files[5] = (files[5][0], files[5][1], 999)  # cut short, or written over
+    files.append(("curated.impressions", f"{root}/day=0/gone.parquet", 10))
+    small = [("ops.batches", f"s3://{BUCKET}/{files[0][1].split('/', 3)[3]}", 1)]
+    assert len(small) < LIST_FROM
+
+    heads, lists = s3_lists('"HEAD '), s3_lists()
+    damaged = damaged_among(files + small, scale)
+    assert {(d.url.rsplit("/", 1)[-1], d.problem) for d in damaged} == {
+        ("f005.parquet", "6 bytes where the table recorded 999"),
+        ("gone.parquet", "missing"),
+    }
+    assert s3_lists('"HEAD ') - heads == len(small)  # was a HEAD per file
+    assert s3_lists() - lists == 1
+
+
 def test_landing_retention_archives_segments_from_the_bucket(
     tmp_path: Path, s3_endpoint: str, bucket: Any
 ) -> None:
