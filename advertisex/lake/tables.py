@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from advertisex.errors import CommitConflictError, LakeError
 from advertisex.lake.listing import current_files, foreign_table, recorded_warehouse
-from advertisex.util.timeutil import EPOCH
+from advertisex.util.timeutil import EPOCH, from_micros
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
     import pyarrow as pa
@@ -61,11 +61,11 @@ class Lake:
         # Planned listings by table version (metadata file): a refresh that finds a table
         # unchanged does not read its manifests again.
         self._files: dict[str, tuple[str, list[str]]] = {}
-        # Every file's scan task by table version, for reads of time ranges (read_within,
-        # read_on_days): each plan weighs every manifest entry (≈ 80 ms a table of a live
-        # lake's 700 micro-batch files), and a marts update read each curated table 2–4
-        # times for one version of it.
-        self._tasks: dict[str, tuple[str, list[Any]]] = {}
+        # Scan tasks of a span of days by table version, for reads of time ranges
+        # (read_within): each plan weighs every manifest entry of those days (≈ 80 ms a
+        # table of a live lake's 700 micro-batch files), and a marts update read each
+        # curated table 2–4 times for one version of it.
+        self._tasks: dict[str, list[tuple[str, date, date, list[Any]]]] = {}
         # The writer's footers of data files written here and not committed yet, by URL:
         # committing them need not read them back (``lake.datafiles.add_files``).
         self._footers: dict[str, Footer] = {}
@@ -558,7 +558,8 @@ class Lake:
         if table.current_snapshot() is None:
             return None
         scan = table.scan(row_filter=_between(name, first, last), selected_fields=fields)
-        tasks = self._all_tasks(name, table)
+        with _files_still_there(name):
+            tasks = list(scan.plan_files())
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
@@ -577,19 +578,22 @@ class Lake:
             if position is None:
                 return reader, None
             day = EPOCH_DAY + timedelta(days=task.file.partition[position])
-            if first <= day <= last:
-                by_day.setdefault(day, []).append(task)
+            by_day.setdefault(day, []).append(task)
         return reader, by_day
 
-    def _all_tasks(self, name: str, table: Any) -> list[Any]:
-        """Every data file's scan task of ``table``'s current version, planned once for it:
-        a read of some of them picks its own by their partitions or column bounds."""
-        known = self._tasks.get(name)
-        if known is not None and known[0] == table.metadata_location:
-            return known[1]
+    def _day_tasks(self, name: str, table: Any, first: date, last: date) -> list[Any]:
+        """The scan tasks of the files of the days from ``first`` to ``last`` (at least) of
+        ``table``'s current version: a plan kept for this version whose days hold these
+        is used again (a read picks its files by their bounds), else the days are planned
+        (pyiceberg skips the manifests of other days) and the plan kept."""
+        version = table.metadata_location
+        kept = [k for k in self._tasks.get(name, []) if k[0] == version]
+        for _, planned_first, planned_last, tasks in kept:
+            if planned_first <= first and last <= planned_last:
+                return tasks
         with _files_still_there(name):  # a manifest list of a snapshot expired meanwhile
-            tasks = list(table.scan().plan_files())
-        self._tasks[name] = (table.metadata_location, tasks)
+            tasks = list(table.scan(row_filter=_between(name, first, last)).plan_files())
+        self._tasks[name] = [*kept[-3:], (version, first, last, tasks)]
         return tasks
 
     def read_within(
@@ -598,14 +602,16 @@ class Lake:
         """The rows of ``name`` whose day partition column (UTC event time) lies in one of
         ``within`` (sorted, half-open ranges of µs since the epoch): what :meth:`read_planned`
         of that filter reads, its files picked by their bounds from the table's files
-        planned once per version (:meth:`_all_tasks`) rather than by a plan of their own."""
+        planned once per version (:meth:`_day_tasks`) rather than by a plan of their own."""
         from pyiceberg.io.pyarrow import ArrowScan
 
         table = self.table(name)
         if table.current_snapshot() is None or not within:
             return PlannedRead(name, 0, None, [])
         scan = table.scan(row_filter=_within(name, within), selected_fields=fields)
-        tasks = _meeting(table, name, self._all_tasks(name, table), within)
+        first = from_micros(within[0][0]).date()
+        last = from_micros(within[-1][1] - 1).date()
+        tasks = _meeting(table, name, self._day_tasks(name, table, first, last), within)
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
@@ -988,7 +994,6 @@ def _within(name: str, within: Sequence[tuple[int, int]]) -> Any:
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan, Or
 
     from advertisex.model.schemas import TABLES
-    from advertisex.util.timeutil import from_micros
 
     column = TABLES[name].partition_by_day
     clauses = [
@@ -1013,11 +1018,11 @@ def _between(name: str, first: date, last: date) -> Any:
 
     column = TABLES[name].partition_by_day
     start = datetime.combine(first, time(), UTC)
+    since = GreaterThanOrEqual(column, start.isoformat())  # type: ignore[call-arg,misc]
+    if last >= date.max:  # the calendar's last day: its end is no datetime
+        return since
     end = datetime.combine(last, time(), UTC) + DAY
-    return And(
-        GreaterThanOrEqual(column, start.isoformat()),  # type: ignore[call-arg,misc]
-        LessThan(column, end.isoformat()),  # type: ignore[call-arg,misc]
-    )
+    return And(since, LessThan(column, end.isoformat()))  # type: ignore[call-arg,misc]
 
 
 def _unfiltered(row_filter: Any) -> bool:
