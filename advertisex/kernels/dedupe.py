@@ -35,12 +35,16 @@ SEEN_COLUMNS = {
 }
 
 
+# The columns :func:`key_column` reads of each table: its key's, without the payload hash.
+KEY_COLUMNS = {table: columns[:-1] for table, columns in SEEN_COLUMNS.items()}
+
+
 def key_column(table_name: str, rows: pa.Table) -> pa.ChunkedArray | pa.Array:
     """The dedupe key per row; bids are unique per exchange + auction id."""
     if table_name == "curated.bid_requests":
         exchange = pc.fill_null(rows.column("exchange"), "")
         return pc.binary_join_element_wise(exchange, rows.column("auction_id"), "|")
-    return rows.column(SEEN_COLUMNS[table_name][0])
+    return rows.column(KEY_COLUMNS[table_name][0])
 
 
 def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -227,10 +227,12 @@ class WithoutRows:
         return self.inner.added_parts(table, since, until, columns)
 
     def chunks(self, table: str, where: Slice, columns: tuple[str, ...]) -> Chunks:
+        from advertisex.kernels.dedupe import KEY_COLUMNS
+
         if table not in self.keys:
             return self.inner.chunks(table, where, columns)
         # The rows are told apart by their dedupe key, read with them where not asked for.
-        keyed = (*columns, *(c for c in _KEY_COLUMNS[table] if c not in columns))
+        keyed = (*columns, *(c for c in KEY_COLUMNS[table] if c not in columns))
         return self.inner.chunks(table, where, keyed).filtered(
             functools.partial(self._without, table, columns)
         )
@@ -252,15 +254,6 @@ class WithoutRows:
             gone = pc.fill_null(pc.is_in(key_column(table, rows), value_set=keys), False)
             rows = rows.filter(pc.invert(gone))
         return rows.select(list(columns))
-
-
-# The columns ``kernels.dedupe.key_column`` reads of each curated table.
-_KEY_COLUMNS = {
-    "curated.impressions": ("impression_id",),
-    "curated.clicks": ("event_id",),
-    "curated.conversions": ("event_id",),
-    "curated.bid_requests": ("exchange", "auction_id"),
-}
 
 
 def rules_for(lake: Lake, settings: Settings) -> maintain.MatchingRules:
