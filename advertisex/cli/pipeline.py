@@ -258,13 +258,13 @@ def print_accounting(report: Any, fmt: Format) -> None:
         print_message(
             f"{report.records_in:,} records, {rate:,.0f} records/s; every record accounted for."
         )
-        if report.past_retention:  # a replay's: accepted, then left out as retention would
+        if report.past_retention:  # accepted, then left out at the commit as retention would
             left = sum(report.past_retention.values())
             where = ", ".join(f"{n:,} {t}" for t, n in sorted(report.past_retention.items()))
             print_message(
                 f"{left:,} row{'s' * (left != 1)} of days past their table's retention "
                 f"{'were' if left != 1 else 'was'} left out ({where}): "
-                "retention had taken those days (retention.days; counted as accepted)."
+                "retention.days keeps those days no more (counted as accepted)."
             )
 
 

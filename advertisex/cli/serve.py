@@ -323,6 +323,11 @@ def follow_landing(
 
 
 def _print_batch(batch: Any, fmt: Format) -> None:
+    past = getattr(batch, "past_retention", None) or {}
+    left = sum(past.values())
+    # Accepted, then left out at the commit as retention would take them: said, or the
+    # accepted rows missing from the tables look lost.
+    expired = f" ({left:,} of days past their table's retention, left out)" if left else ""
     _progress_line(
         fmt,
         {
@@ -335,10 +340,11 @@ def _print_batch(batch: Any, fmt: Format) -> None:
             "duplicates": batch.total("duplicates"),
             "seconds": round(batch.seconds, 3),
             "lag_seconds": round(batch.lag_seconds, 3),
+            **({"past_retention": past} if left else {}),
         },
         f"batch {batch.batch_id}: {batch.segments} segment{'s' * (batch.segments != 1)}, "
         f"{batch.records_in:,} record{'s' * (batch.records_in != 1)} → "
-        f"{batch.total('accepted'):,} accepted, "
+        f"{batch.total('accepted'):,} accepted{expired}, "
         f"{batch.total('quarantined'):,} quarantined, {batch.total('filtered'):,} filtered, "
         f"{batch.total('duplicates'):,} duplicates in {batch.seconds:.2f} s "
         f"(lag {batch.lag_seconds:.1f} s)",

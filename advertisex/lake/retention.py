@@ -33,6 +33,8 @@ from advertisex.model.schemas import TABLES
 from advertisex.util import storage
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from advertisex.config import Settings
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone
@@ -55,10 +57,17 @@ def cutoff(days: int, now: datetime) -> date:
 
 
 def expire_partitions(
-    table: Any, name: str, settings: Settings, now: datetime, *, dry_run: bool = False
+    table: Any,
+    name: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    among: Collection[str] | None = None,
 ) -> Expired:
     """Remove (archive first, if configured) the partitions of ``name`` older than its
-    retention; nothing when the table has none."""
+    retention; nothing when the table has none. ``among``: only those of these data files
+    (a batch's, which the processor expires once the marts counted their rows)."""
     days = retention_days(settings, name)
     if days is None or TABLES[name].partition_by_day is None:
         return Expired([], [], 0, 0)
@@ -66,7 +75,10 @@ def expire_partitions(
     doomed = [
         f
         for f in live_files(table)
-        if f.partition is not None and f.partition[0] is not None and f.partition[0] < oldest
+        if f.partition is not None
+        and f.partition[0] is not None
+        and f.partition[0] < oldest
+        and (among is None or f.file_path in among)
     ]
     result = Expired(
         sorted({EPOCH + timedelta(days=f.partition[0]) for f in doomed}),

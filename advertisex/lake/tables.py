@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI s
 
 # Done marks of a landing day are folded (Lake.fold_retired_marks) no sooner than this after
 # it: the monitors read the last hours' marks by name, which a folded day would unpack.
+log = logging.getLogger(__name__)
+
 FOLD_AFTER = timedelta(days=2)
 DAY = timedelta(days=1)
 EPOCH_DAY = EPOCH.date()  # day 0 of an Iceberg day partition
@@ -358,14 +361,17 @@ class Lake:
         properties: dict[str, str],
         *,
         past_retention: dict[str, int] | None = None,
+        expiring: dict[str, list[str]] | None = None,
     ) -> None:
         """Register written data files in their tables and mark ``segments`` done: one
         catalog transaction, all or nothing. Storage that fails before the transaction
         (making a table, writing metadata) is a :class:`~advertisex.errors.StorageError`.
 
-        ``past_retention`` (a replay's): files of day partitions older than their table's
-        retention are left out and deleted, as retention would at once; their rows are
-        counted in it by table."""
+        ``past_retention``: the rows of files of day partitions older than their table's
+        retention are counted in it by table. Those files are left out and deleted, as
+        retention would at once (a replay's: the marts counted their rows when they were
+        first processed) — or, with ``expiring``, committed and listed there, for
+        :meth:`expire_committed` once the marts counted their rows."""
         from advertisex.lake.datafiles import add_files
         from advertisex.lake.history import remember_appended
 
@@ -380,6 +386,9 @@ class Lake:
                     expired = _past_retention(self.settings, name, table, files[name], footers)
                     if expired:
                         past_retention[name] = past_retention.get(name, 0) + sum(expired.values())
+                    if expired and expiring is not None:
+                        expiring.setdefault(name, []).extend(expired)
+                    elif expired:
                         files[name] = [url for url in files[name] if url not in expired]
                         doomed.extend(expired)
                     if not files[name]:
@@ -394,6 +403,34 @@ class Lake:
             self.remove_files({"past retention": doomed})
         self.refresh()
         self._thin(list(tables))
+
+    def expire_committed(self, expiring: Mapping[str, Sequence[str]]) -> int:
+        """Expire the committed data files ``expiring`` (:meth:`commit_files`) of days past
+        their table's retention as ``maintain`` would (archived first, where configured),
+        retried on fresh metadata after a lost race; rows expired. Those a concurrent
+        ``maintain`` expired or compacted meanwhile are its: left to it."""
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+        from advertisex.lake.retention import expire_partitions
+        from advertisex.util.timeutil import utcnow
+
+        rows = 0
+        for name, urls in expiring.items():
+            for attempt in range(3):
+                try:
+                    with storage_errors(self.settings.warehouse_uri):
+                        table = self.table(name)
+                        now = utcnow()
+                        rows += expire_partitions(
+                            table, name, self.settings, now, among=set(urls)
+                        ).rows
+                    break
+                except (CommitFailedException, ValidationException, CommitConflictError):
+                    self.refresh()  # another writer committed first: again on its metadata
+                    if attempt == 2:
+                        log.warning("rows of days past retention of %s left to maintain", name)
+        self.refresh()
+        return rows
 
     def _thin(self, names: list[str]) -> None:
         """Every ``maintenance.expire_every_commits`` commits of a table, expire (in its

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from advertisex.errors import AdvertiseXError, BatchCancelled
@@ -36,7 +36,7 @@ from advertisex.lake.damage import explained
 from advertisex.landing.zone import segment_time
 from advertisex.runners.batch import SourceAccount
 from advertisex.runners.lock import processor_lock
-from advertisex.runners.runner import Runner
+from advertisex.runners.runner import ProcessReport, Runner
 from advertisex.util.health import HealthFile
 from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
@@ -57,6 +57,9 @@ class BatchDone:
     accounts: dict[str, SourceAccount]
     seconds: float  # processing time of this batch
     lag_seconds: float  # from the oldest segment's landing to this batch's commit
+    # Rows of days past their table's retention (by table): counted as accepted, as the
+    # rows retention expires stay, and expired once the marts counted them.
+    past_retention: dict[str, int] = field(default_factory=dict)
 
     @property
     def records_in(self) -> int:
@@ -92,6 +95,9 @@ class Follower:
         self.maintain_every = maintain_every  # None: no scheduled maintenance
         self._maintain_due: float | None = None  # monotonic time of the next run
         self._upkeep: threading.Thread | None = None  # the maintenance run under way
+        # Data files of days past retention the batches committed, expired once the marts
+        # counted them (``Runner.expire_past_retention``).
+        self._expiring: dict[str, list[str]] = {}
 
     def run(
         self,
@@ -139,6 +145,8 @@ class Follower:
                     if self.stop.is_set():
                         break  # the marts catch up at the next start; stop means now
                     self._keep_marts(on_marts)
+                    if self.marts_every is None or not self._marts_behind:  # counted first
+                        self.runner.expire_past_retention(self._expiring)
                     self._keep_lake(on_maintain, on_retry)
                 except BatchCancelled:
                     break  # told to stop mid-batch: nothing of it committed, redone next time
@@ -275,10 +283,12 @@ class Follower:
             if self.stop.is_set():
                 break
             started = time.perf_counter()
-            accounts, batch_id = self.runner.run_batch(segments)
+            report = ProcessReport(expiring=self._expiring)
+            accounts, batch_id = self.runner.run_batch(segments, report=report)
             seconds = time.perf_counter() - started
             oldest = min(segment_time(s) for s in segments)
             lag = (utcnow() - oldest).total_seconds()
-            on_batch(BatchDone(batch_id, len(segments), accounts, seconds, lag))
+            past = report.past_retention
+            on_batch(BatchDone(batch_id, len(segments), accounts, seconds, lag, past))
             done += 1
         return done

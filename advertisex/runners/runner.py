@@ -87,9 +87,12 @@ class ProcessReport:
     segments: int = 0
     seconds: float = 0.0
     marts: MartUpdate | None = None  # what bringing the marts up to date did (None: off)
-    # A replay's rows of days past their table's retention, left out at the commit (by
-    # table): counted in ``ops.batches`` as accepted, as rows retention expires stay.
+    # Rows of days past their table's retention (by table): counted in ``ops.batches`` as
+    # accepted, as rows retention expires stay. A replay's are left out at the commit; a
+    # first processing's are committed (``expiring``: table → data files), for the marts'
+    # update to count, then expired (:meth:`Runner.expire_past_retention`).
     past_retention: dict[str, int] = field(default_factory=dict)
+    expiring: dict[str, list[str]] = field(default_factory=dict)
     # Seconds spent per phase, over all batches: ``prepare`` (the batch's rules: committed
     # keys, dimensions), ``transform`` (read, decode, kernels, data files), ``commit``,
     # ``marts`` (bringing the marts up to date).
@@ -166,7 +169,8 @@ class Runner(ABC, Generic[ReadT]):
         self._scan_from: date | None = None  # landing days before this are all done
         self._any_done = False  # whether the lake had committed anything when first read
         self._committed = CommittedKeys(lake)  # dedupe keys, read once per event day
-        # Set by a replay: rows of days past retention are not committed (runners.replay).
+        # Set by a replay: rows of days past retention are not committed (runners.replay);
+        # otherwise they are, and expired after the marts' update.
         self.leave_out_past_retention = False
 
     # ------------------------------------------------------------------ the engine's steps
@@ -254,6 +258,7 @@ class Runner(ABC, Generic[ReadT]):
                 marts_started = time.perf_counter()
                 report.marts = self.update_marts(progress, replayed)
                 report.timed("marts", marts_started)
+            self.expire_past_retention(report.expiring)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -337,7 +342,8 @@ class Runner(ABC, Generic[ReadT]):
             files,
             marks,
             {"advertisex.batch-id": batch.id},
-            past_retention=report.past_retention if self.leave_out_past_retention else None,
+            past_retention=report.past_retention,
+            expiring=None if self.leave_out_past_retention else report.expiring,
         )
         report.timed("commit", phase_started)
         self._told_set_aside(unreadable, report)
@@ -387,6 +393,15 @@ class Runner(ABC, Generic[ReadT]):
         return action(*args)
 
     # ------------------------------------------------------------------ after the batches
+    def expire_past_retention(self, expiring: dict[str, list[str]]) -> None:
+        """Expire the data files of days past their table's retention that batches
+        committed (``ProcessReport.expiring``), once the marts' update counted their rows:
+        a backfill's old days stayed in queries until the next ``maintain``. Retention's own
+        step (``lake.retention``): archived first where configured, the marts step over it."""
+        if expiring:
+            self.lake.expire_committed(expiring)
+            expiring.clear()
+
     def update_marts(
         self, progress: Progress | None = None, replayed: Replayed | None = None
     ) -> MartUpdate | None:

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,64 @@ def test_replay_says_how_many_rows_retention_left_out(cli, open_lake, tmp_path: 
     )
     code, out, err = cli(data, "replay", "--format", "json", **keep)
     assert code == 0 and json.loads(out)["past_retention"] == {"curated.impressions": 1}, err
+
+
+def test_process_and_the_follow_loop_say_how_many_rows_retention_left_out(
+    cli, open_lake, tmp_path: Path, capsys
+) -> None:
+    """A backfill's events of days past the curated retention were committed and stayed
+    until the next ``maintain``. They are expired at the end of the run (the follow loop:
+    after its marts' update), and counted as accepted: ``process`` says how many, in its
+    table and its JSON, and so does the follow loop's line of the batch."""
+    import threading
+    from datetime import timedelta
+
+    from advertisex.cli.output import Format
+    from advertisex.cli.serve import _print_batch
+    from advertisex.runners.follow import Follower
+    from advertisex.util.timeutil import utcnow
+
+    def count(ax: Any) -> int:
+        return ax.query("select count(*) n from curated.impressions")["n"][0].as_py()
+
+    data = tmp_path / "data"
+    keep = {"ADVERTISEX_RETENTION__DAYS": '{"curated.impressions": 30}'}
+    ax = open_lake(data, retention={"days": {"curated.impressions": 30}})
+    old = utcnow() - timedelta(days=60)
+    line = '{{"timestamp":"{at:%Y-%m-%dT%H:%M:%SZ}","ad_creative_id":"c","user_id":"u{n}","website":"w"}}\n'
+    line = line.replace("{at:%Y-%m-%dT%H:%M:%SZ}", f"{old:%Y-%m-%dT%H:%M:%SZ}")
+    ax.landing.write_segment("impressions", line.format(n=1).encode())
+    code, out, err = cli(data, "process", **keep)
+    assert code == 0, err
+    assert "1 row of days past their table's retention was left out (1 curated.impressions)" in (
+        out + err
+    )
+    assert count(open_lake(data)) == 0  # not until the next maintain
+    ax.landing.write_segment("impressions", line.format(n=2).encode())
+    code, out, err = cli(data, "process", "--format", "json", **keep)
+    assert code == 0 and json.loads(out)["past_retention"] == {"curated.impressions": 1}, err
+
+    ax.landing.write_segment("impressions", (line.format(n=3) + line.format(n=4)).encode())
+    batches: list = []
+    follower = Follower(
+        open_lake(data, retention={"days": {"curated.impressions": 30}}).runner, interval=0.01
+    )
+    following = threading.Thread(target=follower.run, args=(batches.append,))
+    following.start()
+    try:
+        for _ in range(600):  # until the follower expired them, after its batch
+            if count(open_lake(data)) == 0 and batches:
+                break
+            time.sleep(0.05)
+    finally:
+        follower.stop.set()
+        following.join(60)
+    assert [b.past_retention for b in batches] == [{"curated.impressions": 2}]
+    capsys.readouterr()
+    _print_batch(batches[0], Format.table)
+    assert "2 accepted (2 of days past their table's retention, left out)" in (
+        capsys.readouterr().out
+    )
+    _print_batch(batches[0], Format.json)
+    assert json.loads(capsys.readouterr().out)["past_retention"] == {"curated.impressions": 2}
+    assert count(open_lake(data)) == 0

@@ -296,12 +296,9 @@ def test_a_range_whose_end_is_before_its_start_is_an_error_not_nothing_to_do(ax)
     assert ax.replay(parse_date("2026-12-01"), parse_date("2026-12-01")).process is None
 
 
-def test_a_replay_brings_back_no_row_of_a_day_retention_took(tmp_path):
-    """A replay processes its segments again, and their rows of days past the curated
-    retention came back — in queries, and in the marts' update — until the next
-    ``maintain`` took them again. They are left out at the replay's commit now, and
-    counted: the report says how many, ``ops.batches`` still counts them accepted (as
-    retention leaves the accounts)."""
+def _past_retention_lake(tmp_path):
+    """A lake keeping 30 days of impressions, and a landed file of one impression 60 days
+    old (``old``) and one of yesterday (``recent``)."""
     from datetime import timedelta
 
     import advertisex
@@ -317,18 +314,80 @@ def test_a_replay_brings_back_no_row_of_a_day_retention_took(tmp_path):
     old, recent = now - timedelta(days=60), now - timedelta(days=1)
     text = line.format(at=old, u="old") + line.format(at=recent, u="recent")
     ax.landing.write_segment("impressions", text.encode())
+    return ax
+
+
+USERS = "select user_id from curated.impressions"
+
+
+def test_a_first_process_commits_no_row_of_a_day_retention_keeps_no_more(tmp_path):
+    """A backfill's events of days past the curated retention were committed by their
+    first ``process``, and stayed in queries until the next ``maintain`` took them. The run
+    expires them itself now, once the marts counted them: the report says how many, and
+    ``ops.batches`` counts them accepted (as retention leaves the accounts), so every
+    batch still balances."""
+    ax = _past_retention_lake(tmp_path)
+    report = ax.process()
+    account = report.accounts["impressions"]
+    assert account.accepted == 2 and account.balanced
+    assert report.past_retention == {"curated.impressions": 1}
+    assert ax.query(USERS)["user_id"].to_pylist() == ["recent"]  # not even a while
+    assert ax.maintain(["curated.impressions"]).tables[0].rows_expired == 0  # nothing left
+    accepted = ax.query("select sum(accepted) n from ops.batches where source = 'impressions'")
+    assert accepted["n"].to_pylist() == [2]
+
+
+def test_a_replay_brings_back_no_row_of_a_day_retention_took(tmp_path):
+    """A replay processes its segments again, and their rows of days past the curated
+    retention came back — in queries, and in the marts' update — until the next
+    ``maintain`` took them again. They are left out at the replay's commit now, and
+    counted: the report says how many, ``ops.batches`` still counts them accepted (as
+    retention leaves the accounts)."""
+    ax = _past_retention_lake(tmp_path)
     assert ax.process().accounts["impressions"].accepted == 2
-    maintained = ax.maintain(["curated.impressions"])
-    assert maintained.tables[0].rows_expired == 1
-    users = "select user_id from curated.impressions"
-    assert ax.query(users)["user_id"].to_pylist() == ["recent"]
+    assert ax.query(USERS)["user_id"].to_pylist() == ["recent"]
 
     report = ax.replay()
-    assert ax.query(users)["user_id"].to_pylist() == ["recent"]  # not back, not even a while
+    assert ax.query(USERS)["user_id"].to_pylist() == ["recent"]  # not back, not even a while
     assert report.process is not None
     assert report.process.past_retention == {"curated.impressions": 1}
     accepted = ax.query("select sum(accepted) n from ops.batches where source = 'impressions'")
     assert accepted["n"].to_pylist() == [2]
     again = ax.replay()  # nothing left out twice, nothing lost
     assert again.process is not None and again.process.past_retention == {"curated.impressions": 1}
-    assert ax.query(users)["user_id"].to_pylist() == ["recent"]
+    assert ax.query(USERS)["user_id"].to_pylist() == ["recent"]
+
+
+def test_a_backfills_rows_past_retention_reach_the_marts_and_the_archive_first(tmp_path):
+    """Expired at the end of the run, not left out at the commit: the marts (kept
+    longer: ``marts.campaign_daily`` has no day partition) count a backfill's old days, as
+    they did when ``maintain`` took the rows later, and ``retention.archive`` keeps a copy,
+    as retention's own step does."""
+    from datetime import timedelta
+
+    import pyarrow.parquet as pq
+
+    import advertisex
+    from advertisex.util.timeutil import utcnow
+
+    archive = tmp_path / "archive"
+    ax = advertisex.open(
+        data_dir=tmp_path / "data",
+        retention={"days": {"curated.impressions": 30}, "archive": str(archive)},
+    )
+    line = '{{"timestamp":"{at:%Y-%m-%dT%H:%M:%SZ}","ad_creative_id":"c","user_id":"{u}","website":"w","campaign_id":"k"}}\n'
+    old, recent = utcnow() - timedelta(days=60), utcnow() - timedelta(days=1)
+    ax.landing.write_segment(
+        "impressions", (line.format(at=old, u="old") + line.format(at=recent, u="recent")).encode()
+    )
+    report = ax.process()
+    assert report.past_retention == {"curated.impressions": 1}
+    assert ax.query(USERS)["user_id"].to_pylist() == ["recent"]
+    days = ax.query("select day, impressions from marts.campaign_daily order by day").to_pylist()
+    assert days == [
+        {"day": old.date(), "impressions": 1},
+        {"day": recent.date(), "impressions": 1},
+    ]
+    copies = list((archive / "curated" / "impressions").rglob("*.parquet"))
+    assert len(copies) == 1
+    assert pq.read_table(copies[0], columns=["user_id"])["user_id"].to_pylist() == ["old"]
