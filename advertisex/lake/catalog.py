@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -653,12 +653,32 @@ class AtomicSqlCatalog(SqlCatalog):
         """Whether commits are being gathered into an atomic group right now."""
         return self._group is not None
 
+    def location(self, name: str) -> str | None:
+        """The current metadata location of table ``name`` (None: there is no such table),
+        read from the catalog database itself: what :meth:`atomic`'s ``unchanged`` takes."""
+        namespace, table_name = name.split(".", 1)
+        with Session(self.engine) as session:
+            found = session.execute(
+                select(IcebergTables.metadata_location).where(
+                    IcebergTables.catalog_name == self.name,
+                    IcebergTables.table_namespace == namespace,
+                    IcebergTables.table_name == table_name,
+                )
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     @contextlib.contextmanager
     def atomic(
-        self, segments: list[SegmentDone], forget: list[str] | None = None
+        self,
+        segments: list[SegmentDone],
+        forget: list[str] | None = None,
+        unchanged: Mapping[str, str | None] | None = None,
     ) -> Iterator[None]:
         """Stage every table commit made inside; publish them, ``segments`` done and
-        ``forget`` pending again, together."""
+        ``forget`` pending again, together. ``unchanged``: tables whose metadata location
+        (:meth:`location`) must still be the one given when the group is published — a
+        change committed by another writer since makes it a :class:`CommitConflictError`,
+        nothing published (a marts' update computed before an erasure, say)."""
         if self._group is not None:
             raise LakeError("atomic groups do not nest")
         self._group = []
@@ -666,7 +686,7 @@ class AtomicSqlCatalog(SqlCatalog):
             yield
             staged, self._group = self._group, None
             durability.sync(self._unsynced, self._warehouse)
-            self._publish(staged, segments, forget or [])
+            self._publish(staged, segments, forget or [], unchanged or {})
         except (FileNotFoundError, ValidationException, CommitFailedException) as error:
             # Lost races that outlived pyiceberg's own retries, e.g. the commit started from
             # a snapshot maintenance has since expired (its manifest list deleted). Nothing
@@ -689,7 +709,11 @@ class AtomicSqlCatalog(SqlCatalog):
             yield
 
     def _publish(
-        self, staged: list[_Staged], segments: list[SegmentDone], forget: list[str] | None = None
+        self,
+        staged: list[_Staged],
+        segments: list[SegmentDone],
+        forget: list[str] | None = None,
+        unchanged: Mapping[str, str | None] | None = None,
     ) -> None:
         with Session(self.engine) as session, session.begin():
             for s in staged:
@@ -708,6 +732,8 @@ class AtomicSqlCatalog(SqlCatalog):
                         f"table {s.namespace}.{s.table_name} was changed by another process",
                         hint="another processor is running on the same data; run one at a time",
                     )
+            # Looked at after the updates: the database lets no other writer commit now.
+            _check_unchanged(session, self.name, staged, unchanged or {})
             if forget:
                 _unfold(session, forget)
             for chunk in range(0, len(forget or []), 500):
@@ -786,6 +812,34 @@ class AtomicSqlCatalog(SqlCatalog):
         return CommitTableResponse(  # type: ignore[call-arg]
             metadata=staged.metadata, metadata_location=staged.metadata_location
         )
+
+
+def _check_unchanged(
+    session: Session, catalog: str, staged: list[_Staged], unchanged: Mapping[str, str | None]
+) -> None:
+    """Raise :class:`CommitConflictError` when a table of ``unchanged`` no longer has the
+    metadata location given (one this group updates: had it when staged)."""
+    for name, expected in unchanged.items():
+        namespace, table_name = name.split(".", 1)
+        mine = [s for s in staged if (s.namespace, s.table_name) == (namespace, table_name)]
+        if mine:
+            now: str | None = mine[0].previous
+        else:
+            found = session.execute(
+                select(IcebergTables.metadata_location)
+                .where(
+                    IcebergTables.catalog_name == catalog,
+                    IcebergTables.table_namespace == namespace,
+                    IcebergTables.table_name == table_name,
+                )
+                .with_for_update(read=True)  # (PostgreSQL: held to the commit; SQLite: none)
+            ).scalar_one_or_none()
+            now = None if found is None else str(found)
+        if now != expected:
+            raise CommitConflictError(
+                f"{name} changed while this commit was prepared (another writer committed first)",
+                hint="retried on fresh metadata; nothing was committed",
+            )
 
 
 class _ReadOnlyIO(FileIO):

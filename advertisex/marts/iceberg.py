@@ -38,7 +38,7 @@ from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_e
 from advertisex.marts.taken import Taken
 from advertisex.model.contracts import MAX_CONVERSION_VALUE, MAX_PRICE
 from advertisex.model.marts import STATE, STATE_TABLE
-from advertisex.model.schemas import TABLES
+from advertisex.model.schemas import ERASURES_TABLE, TABLES
 from advertisex.util.timeutil import utcnow
 
 EPOCH = date(1970, 1, 1)  # day partitions count days since it
@@ -80,14 +80,14 @@ def update_marts(
     if not settings.correlation.update_marts:
         return None
 
-    def update() -> maintain.MartUpdate:
+    def update(erasures: str | None) -> maintain.MartUpdate:
         rules = rules_for(lake, settings)
         # The marts' tables are opened (a new lake's created), and a rebuilt mart's files
         # written, on a thread of their own while the rest is computed (IcebergMarts): in the
         # marts' commit, on the update's serial tail, they kept one core busy and the other
         # idle.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marts-beside") as beside:
-            marts = IcebergMarts(lake, beside)
+            marts = IcebergMarts(lake, beside, erasures)
             known = replayed is not None and replayed.marts_state == marts.state()
             stepped = replayed.snapshots.values() if replayed is not None and known else ()
             try:
@@ -123,33 +123,43 @@ def rebuild_marts(
 ) -> maintain.MartUpdate:
     """Recompute every mart from the curated tables."""
 
-    def rebuild() -> maintain.MartUpdate:
+    def rebuild(erasures: str | None) -> maintain.MartUpdate:
         curated = IcebergCurated(lake)
         rules = rules_for(lake, settings)
-        return maintain.rebuild(curated, IcebergMarts(lake), rules, kernels, progress)
+        marts = IcebergMarts(lake, erasures=erasures)
+        return maintain.rebuild(curated, marts, rules, kernels, progress)
 
     return _on_fresh_tables(lake, rebuild)
 
 
-def _on_fresh_tables(lake: Lake, action: Callable[[], maintain.MartUpdate]) -> maintain.MartUpdate:
-    """``action()``, done again on freshly loaded tables when its commit lost a race to
-    another writer of the marts (``process`` and ``report refresh`` each bring them up to
-    date, ``up``'s processor too): the update starts over from the snapshots the marts
+# What an update's commit asks to be as it was when the update began (``_on_fresh_tables``).
+_NOT_GUARDED = "-"
+
+
+def _on_fresh_tables(
+    lake: Lake, action: Callable[[str | None], maintain.MartUpdate]
+) -> maintain.MartUpdate:
+    """``action(erasures)``, done again on freshly loaded tables when its commit lost a race
+    to another writer of the marts (``process`` and ``report refresh`` each bring them up
+    to date, ``up``'s processor too): the update starts over from the snapshots the marts
     record, so the second finds the first's work done. Inside an erasure's transaction the
-    erasure retries itself."""
+    erasure retries itself.
+
+    ``erasures``: ``ops.erasures``' metadata location before the tables were read, which
+    the commit requires unchanged (:meth:`IcebergMarts.replace`). An erasure committed
+    meanwhile took users' rows out of the curated tables this update read them from: a
+    first build, which the erasure could not update, committed them into the marts after
+    it (``forget`` said they were gone). It is done again on the erased tables instead."""
     from advertisex.errors import CommitConflictError
     from advertisex.util.retry import retrying
 
     if lake.catalog.in_group:
-        return action()
-    tries = 0
+        return action(_NOT_GUARDED)
 
     def attempt() -> maintain.MartUpdate:
-        nonlocal tries
-        if tries:
-            lake.refresh()
-        tries += 1
-        return action()
+        erasures = lake.catalog.location(ERASURES_TABLE)
+        lake.refresh()  # read after it: an erasure before is in the tables read
+        return action(erasures)
 
     return retrying(attempt, retry_on=(CommitConflictError,), what="marts update")
 
@@ -460,9 +470,14 @@ class IcebergMarts:
     rebuild offers (:meth:`offer`) written there as soon as they are known. What failed
     there fails again, or is raised, in :meth:`replace`."""
 
-    def __init__(self, lake: Lake, beside: Executor | None = None) -> None:
+    def __init__(
+        self, lake: Lake, beside: Executor | None = None, erasures: str | None = _NOT_GUARDED
+    ) -> None:
         self.lake = lake
         self._beside = beside
+        # ``ops.erasures``' metadata location when the curated rows were first read, which
+        # the commit requires unchanged (:func:`_on_fresh_tables`); _NOT_GUARDED: none.
+        self._erasures = erasures
         tables = [*maintain.MART_TABLES, STATE_TABLE]
         self._opened = beside.submit(_open, lake, tables) if beside else None
         # table → (the rows offered, their data files being written: None for a table
@@ -536,8 +551,11 @@ class IcebergMarts:
         }
         prefix = f"marts-{now:%Y%m%dT%H%M%S}"
         written = self._write(new, prefix)
+        catalog = self.lake.catalog
+        guard = {} if self._erasures == _NOT_GUARDED else {ERASURES_TABLE: self._erasures}
+        group = catalog.joined() if joining else catalog.atomic([], unchanged=guard)
         try:
-            with full, self.lake.catalog.joined(), warnings.catch_warnings():
+            with full, group, warnings.catch_warnings():
                 # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
                 for name, (where, rows) in replaced.items():

@@ -192,6 +192,8 @@ MAINTENANCE = pa.schema(
     ]
 )
 
+ERASURES_TABLE = "ops.erasures"
+
 # One row per forgotten user and table: the audit trail of erasures. The user is named by
 # the SHA-256 of their id only, so the trail itself keeps no trace of them.
 ERASURES = pa.schema(

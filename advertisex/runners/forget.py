@@ -47,7 +47,7 @@ from advertisex.lake.history import manifests_read_once
 from advertisex.lake.upkeep import existing_tables
 from advertisex.landing.summaries import Identity, WordSummaries, kept_at, object_identity
 from advertisex.model.contracts import MAX_ID_LENGTH
-from advertisex.model.schemas import ERASURES, TABLES
+from advertisex.model.schemas import ERASURES, ERASURES_TABLE, TABLES
 from advertisex.util import storage
 from advertisex.util.parallel import in_order
 from advertisex.util.retry import retrying
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
     from advertisex.landing.zone import LandingZone, Segment
 
-ERASURES_TABLE = "ops.erasures"
 LANDING, ARCHIVE = "landing", "archive"
 Progress = Callable[[str, int, int], None]
 LONGEST_ID = 100_000  # characters; RE2 refuses a pattern of a few MB
@@ -464,7 +463,12 @@ def _erase_tables(
     """One transaction: the users' rows out of every table, the marts recomputed where
     those rows counted, the audit rows in. Returns what was erased (empty: nothing)."""
     from advertisex.marts.iceberg import erase_from_marts, marts_built, rules_for
+    from advertisex.model.marts import STATE_TABLE
 
+    # The marts as this plan reads them must be the marts when it commits: a first build
+    # committed in between (from the curated rows before this erasure, which updates no
+    # marts that were not built) would keep the users. Its commit makes this one retry.
+    marts_seen = lake.catalog.location(STATE_TABLE)
     lake.refresh()
     names = [n for n in existing_tables(lake) if erasure.erasable(n)]
     plans = [p for p in (erasure.plan(lake, n, ids, judged) for n in names) if p.files]
@@ -480,7 +484,7 @@ def _erase_tables(
     for name in [ERASURES_TABLE, *(n for n in TABLES if with_marts and n.startswith("marts."))]:
         lake.table(name)  # opened (created if need be) before the transaction
     rows = _audit_rows(erasure_id, audit, now)
-    with lake.catalog.atomic([]):
+    with lake.catalog.atomic([], unchanged={STATE_TABLE: marts_seen}):
         if rules is not None:  # computed first: the curated swaps stay close to the publish
             erase_from_marts(lake, rules, curated)
         for plan in plans:
