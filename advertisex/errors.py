@@ -213,6 +213,13 @@ class MaintenanceBusyError(TransientError):
     code = "maintenance_busy"
 
 
+class ErasureBusyError(TransientError):
+    """``forget`` and a landing ``replay`` hold the lake's erasure lock (``runners.lock``):
+    a replay's batches read the landing records an erasure removes."""
+
+    code = "erasure_busy"
+
+
 class SparkUnavailableError(TransientError):
     """The Spark master does not answer, or Spark failed under the processor."""
 

@@ -105,8 +105,11 @@ def forget(
             f"(at most {LONGEST_ID:,}; ids in the tables are at most {MAX_ID_LENGTH})",
             hint="check that id (or that --from-file has one id per line); nothing was erased",
         )
+    from advertisex.runners.lock import erasure_lock
+
     lake.check_writable()  # a copy's tables cannot be erased: leave its landing zone whole too
-    with manifests_read_once():
+    # Not beside a replay, nor another erasure (runners.lock): refused before any rewrite.
+    with erasure_lock(lake.settings.data_dir, "forget"), manifests_read_once():
         return _forget(lake, landing, wanted, progress, now)
 
 

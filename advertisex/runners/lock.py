@@ -15,6 +15,15 @@ skipped what the other changed (a table the other was compacting left for the ne
 error recorded), so the second says who holds it and leaves the lake to the first. It is not
 re-entrant, not even within one process: the follower's scheduled run and one asked for on
 the console are two runs.
+
+``forget`` and a landing ``replay`` hold ``<data_dir>/erasure.lock`` for their whole run,
+and the second of them refuses, before it changes anything. A replay takes its batches'
+rows out and processes their landing segments again: one that read a user's records
+before ``forget`` rewrote them committed the rows after it, however long ``forget`` waited
+for it (its backlog of days outlasted the wait, and ``forget`` only warned). Two erasures
+at once each rewrote the same landing file from what it read, the second putting back the
+records the first removed. Taken before the processor lock (a replay waiting for it holds
+no processor ``forget`` would wait for).
 """
 
 from __future__ import annotations
@@ -28,12 +37,18 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from advertisex.errors import MaintenanceBusyError, ProcessorBusyError, StorageError
+from advertisex.errors import (
+    ErasureBusyError,
+    MaintenanceBusyError,
+    ProcessorBusyError,
+    StorageError,
+)
 from advertisex.util.health import LOCK_FILE, lock_holder
 from advertisex.util.storage import os_reason
 from advertisex.util.timeutil import utcnow
 
 MAINTENANCE_LOCK_FILE = "maintenance.lock"
+ERASURE_LOCK_FILE = "erasure.lock"
 _SINCE = " since "
 
 _held: dict[Path, tuple[int, int]] = {}  # lock path → (fd, depth) held by this process
@@ -97,6 +112,43 @@ def maintenance_lock(data_dir: Path) -> Iterator[None]:
         ) from None
     try:
         _say_holder(fd)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+# What the holder of the erasure lock is doing, and what the refused one is told.
+_ERASURE_WORDS = {
+    "forget": "its batches would bring back rows the erasure removes",
+    "replay": "replaying now would bring back rows the erasure removes",
+}
+
+
+@contextlib.contextmanager
+def erasure_lock(data_dir: Path, what: str) -> Iterator[None]:
+    """Hold the lake's erasure lock inside the block, for ``what`` (``"forget"`` or
+    ``"replay"``); when another holds it, raise :class:`ErasureBusyError` saying which and
+    what to do (see the module docstring)."""
+    path = (data_dir / ERASURE_LOCK_FILE).absolute()
+    fd = _open(path, what)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = _holder(path)
+        running = holder.partition(":")[0] if ":" in holder else "forget or replay"
+        why = "" if running == what else f": {_ERASURE_WORDS.get(what, '')}"
+        raise ErasureBusyError(
+            f"{'another ' if running == what else 'a '}{running} is running on this lake "
+            f"({holder.partition(': ')[2] or holder}){why}",
+            hint=f"run the {what} again once it is done (nothing was "
+            f"{'erased' if what == 'forget' else 'replayed'})",
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        now = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC"
+        text = f"{what}: pid {os.getpid()} on {socket.gethostname()}{_SINCE}{now}\n"
+        os.pwrite(fd, text.encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock

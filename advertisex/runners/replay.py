@@ -37,7 +37,7 @@ from advertisex.lake.rewrite import commit_swap, rewrite_without
 from advertisex.landing.detect import SOURCES
 from advertisex.landing.zone import landing_day
 from advertisex.model.schemas import TABLES
-from advertisex.runners.lock import processor_lock
+from advertisex.runners.lock import erasure_lock, processor_lock
 
 if TYPE_CHECKING:
     from advertisex.lake.tables import Lake
@@ -94,7 +94,10 @@ def replay(
             f"--to {end} is before --from {start}: the range holds no day",
             hint=f"swap them: --from {end} --to {start}",
         )
-    with processor_lock(runner.settings.data_dir):  # a processor must not run in between
+    data_dir = runner.settings.data_dir
+    # Nor a processor, nor an erasure (a replay read a user's records before forget
+    # rewrote them, and committed their rows after it): ``runners.lock``.
+    with erasure_lock(data_dir, "replay"), processor_lock(data_dir):
         return _replay(runner, start, end, progress)
 
 

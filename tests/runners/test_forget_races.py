@@ -166,3 +166,73 @@ def test_an_erasure_planned_before_the_marts_first_build_erases_them_from_it_too
     assert not errors, errors
     assert reports[0].found == {user}
     _without_the_user(tmp_path / "data", user)
+
+
+def _rows_of(data: Path, user: str) -> int:
+    import advertisex
+
+    ax = advertisex.open(data_dir=data, correlation={"update_marts": False})
+    return sum(
+        ax.query(f"select count(*) n from {name} where user_id = '{user}'")["n"][0].as_py()
+        for name in ("curated.impressions", "curated.clicks", "curated.bid_requests")
+    )
+
+
+def test_forget_beside_a_replay_is_refused_before_it_erases_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay had taken its batches' rows out and was processing their landing files
+    again when ``forget`` rewrote them: the batch that had read the user's records committed
+    their rows after the erasure — ``forget`` waited two minutes for it, then warned, and a
+    replay of days outlasts that. ``forget`` is refused while a replay runs now (and a
+    replay while ``forget`` runs): one line, nothing erased, and run once it is done."""
+    import advertisex
+    from advertisex.errors import ErasureBusyError
+    from advertisex.lake.tables import Lake
+    from advertisex.runners import forget as forget_module
+
+    data = tmp_path / "data"
+    user = _lake(tmp_path, correlation={"update_marts": False})
+    monkeypatch.setattr(forget_module, "WAIT_FOR_BATCHES", 0.5)  # (the wait it had)
+    held, errors = _Held(monkeypatch, Lake, "write_files"), []  # its batch read the files
+    replaying = advertisex.open(data_dir=data, correlation={"update_marts": False})
+    held.start(replaying.replay, errors)
+    landing = sorted(p.read_bytes() for p in (data / "landing").rglob("*") if p.is_file())
+    with pytest.raises(ErasureBusyError, match=r"a replay is running on this lake \(pid "):
+        advertisex.open(data_dir=data).forget([user])
+    assert sorted(p.read_bytes() for p in (data / "landing").rglob("*") if p.is_file()) == landing
+    held.release()
+    assert not errors, errors
+    assert _rows_of(data, user) > 0  # the replay gave back what it took: nothing erased yet
+
+    report = advertisex.open(data_dir=data).forget([user])
+    assert report.found == {user} and report.unsettled == 0
+    assert _rows_of(data, user) == 0
+    assert [p for p in data.rglob("*") if p.is_file() and user.encode() in p.read_bytes()] == []
+
+
+def test_a_replay_beside_forget_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    import advertisex
+    from advertisex.errors import ErasureBusyError
+    from advertisex.lake import erasure
+
+    data = tmp_path / "data"
+    user = _lake(tmp_path, correlation={"update_marts": False})
+    held, errors, reports = _Held(monkeypatch, erasure, "commit"), [], []
+    erasing = advertisex.open(data_dir=data)
+    held.start(lambda: reports.append(erasing.forget([user])), errors)
+    with pytest.raises(ErasureBusyError, match="a forget is running on this lake"):
+        advertisex.open(data_dir=data, correlation={"update_marts": False}).replay()
+    code, _, err = cli(data, "replay", ADVERTISEX_CORRELATION__UPDATE_MARTS="false")
+    assert code == 2 and "Traceback" not in err, err
+    assert "error: a forget is running on this lake (pid " in err
+    assert "replaying now would bring back rows the erasure removes" in " ".join(err.split())
+    code, _, err = cli(data, "forget", "--user-id", "someone-else")
+    assert code == 2 and "error: another forget is running on this lake (pid " in err, err
+    held.release()
+    assert not errors, errors
+    assert reports[0].found == {user}
+    assert advertisex.open(data_dir=data).replay().batches  # once it is done
+    assert _rows_of(data, user) == 0
