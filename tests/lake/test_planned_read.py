@@ -155,6 +155,10 @@ def test_time_range_reads_of_one_version_plan_its_days_once(
         assert got.sort_by(order).to_pylist() == scanned.sort_by(order).to_pylist()
         assert got.num_rows
     assert len(plans) == 1 + 3  # the wide read's days once; each pyiceberg scan its own
+    # A read of whole days' files (a slice of some users) picks them from that plan too.
+    on_day = lake.read_on_days(CLICKS, {datetime(2026, 11, 11).date()}, FIELDS).table()
+    assert sorted(on_day.column("event_id").to_pylist()) == [f"clk-{1100 + k}" for k in range(24)]
+    assert len(plans) == 4
     # A new version of the table is planned again.
     _committed(lake, _clicks(5, day=11, first=5000))  # hours 0-4: two of them in ``narrow``
     assert lake.read_within(CLICKS, narrow, FIELDS).table().num_rows == 3 + 2
