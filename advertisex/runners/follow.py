@@ -38,6 +38,7 @@ from advertisex.runners.batch import SourceAccount
 from advertisex.runners.lock import processor_lock
 from advertisex.runners.runner import ProcessReport, Runner
 from advertisex.util.health import HealthFile
+from advertisex.util.isolate import release_memory
 from advertisex.util.retry import backoff, delay
 from advertisex.util.timeutil import utcnow
 
@@ -186,7 +187,13 @@ class Follower:
         if time.monotonic() < self._marts_due:
             return
         started = time.monotonic()
-        done = self.runner.update_marts()
+        try:
+            done = self.runner.update_marts()
+        finally:
+            # What the update freed goes back to the system: glibc and Arrow's jemalloc keep
+            # it for the next request, and an arena no thread allocates from any more is
+            # never purged (docs/running-for-months.md, "The follower's memory").
+            release_memory()
         ended = time.monotonic()
         self._marts_behind = False
         self._marts_due = ended + max(self.marts_every, MARTS_REST * (ended - started))
@@ -247,6 +254,10 @@ class Follower:
             if on_retry and self.maintain_every is not None:
                 on_retry(error, self.maintain_every)
             return
+        finally:
+            # A run reads groups of up to maintenance.compaction_group_bytes whole on this
+            # thread: what it freed is handed back, as after a marts update (_keep_marts).
+            release_memory()
         if on_maintain:
             on_maintain(report)
 

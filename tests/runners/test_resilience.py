@@ -220,6 +220,47 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     assert ax.query("select count(distinct run_id) n from ops.maintenance")["n"].to_pylist() == [1]
 
 
+def test_a_follower_hands_back_what_a_marts_update_and_a_maintenance_run_freed(ax, monkeypatch):
+    """A follower runs for months: the memory a marts update (every minute) or a maintenance
+    run (every 10 minutes) freed stayed with the process — glibc's free chunks, the pages of
+    Arrow's jemalloc arenas no thread allocates from any more — and its resident memory grew
+    from 316 to 615 MiB in 10 minutes of a 2,000-events/s ``up``. Each is followed by
+    ``release_memory``."""
+    import threading
+
+    from advertisex.lake import upkeep
+    from advertisex.runners import follow
+    from advertisex.runners.follow import Follower
+
+    done: list[str] = []
+    monkeypatch.setattr(follow, "release_memory", lambda: done.append("released"))
+    runner = ax.runner
+    update = runner.update_marts
+
+    def update_marts(*args):
+        done.append("marts")
+        return update(*args)
+
+    monkeypatch.setattr(runner, "update_marts", update_marts)
+    ax.landing.write_segment("impressions", _impression("u1"), label="a")
+    follower = Follower(runner, interval=0.01, marts_every=3600)
+    follower.run(lambda batch: None, on_marts=lambda update: follower.stop.set())
+    assert done == ["marts", "released"]
+
+    done.clear()
+    ran = threading.Event()
+
+    def maintain(lake, landing, *, trigger, keep, stop):
+        done.append("maintenance")
+        ran.set()
+        return object()
+
+    monkeypatch.setattr(upkeep, "maintain", maintain)
+    maintaining = Follower(ax.runner, interval=0.01, maintain_every=0.0)
+    maintaining.run(lambda batch: None, on_maintain=lambda report: maintaining.stop.set())
+    assert ran.is_set() and done == ["maintenance", "released"]
+
+
 def test_a_follower_ended_by_an_error_waits_for_its_maintenance_run(ax, monkeypatch):
     """A follower raising an error it cannot retry (on its way to the CLI's ``error:``
     line and exit 2) left its maintenance run going on a daemon thread: the interpreter
