@@ -16,8 +16,8 @@ exact comparison (a hash collision only brings a row along that the comparison d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -172,7 +172,8 @@ class KeyIndex:
         runs = np.concatenate([p._sorted for p in parts])
         merge = np.argsort(runs, kind="stable")
         order = np.concatenate([p._order + start for p, start in zip(parts, starts, strict=True)])
-        return cls.sorted_by((store or _in_memory)(rows), order[merge], runs[merge])
+        keep = store or IN_MEMORY
+        return cls.sorted_by(keep(rows), *keep.arrays(order[merge], runs[merge]))
 
     def hashes(self) -> np.ndarray:
         """The rows' key hashes, in row order."""
@@ -188,14 +189,26 @@ class KeyIndex:
 MERGED_ROWS_MAX = 1 << 20
 
 
-# Where an index's rows are kept: a function given the rows (one chunk a column) that
-# returns the same rows, held where it chooses — a runner maps them from a file
-# (``advertisex.runners.committed``), so that only the hashes take memory.
-Store = Callable[[pa.Table], pa.Table]
+class Store(Protocol):
+    """Where an index's rows and its arrays (sorted key hashes, their rows' order: 16 bytes
+    a row) are kept: each call returns the same data, held where it chooses — a runner maps
+    them from a file (``advertisex.runners.committed.MappedRows``), so that a day of
+    committed keys takes pages of the page cache, not the process's heap."""
+
+    def __call__(self, rows: pa.Table) -> pa.Table: ...
+
+    def arrays(self, order: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def _in_memory(rows: pa.Table) -> pa.Table:
-    return rows
+class _InMemory:
+    def __call__(self, rows: pa.Table) -> pa.Table:
+        return rows
+
+    def arrays(self, order: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return order, hashes
+
+
+IN_MEMORY: Store = _InMemory()
 
 
 def append_part(
