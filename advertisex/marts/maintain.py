@@ -344,9 +344,14 @@ def update(
         report.seconds = time.perf_counter() - started
         return report
     changes: dict[str, tuple[Slice, pa.Table]] = {}
-    hours = plan.hours_of(new[IMPRESSIONS].column("event_time"))
-    hours |= plan.hours_of(new[BIDS].column("event_time"))
-    hours |= _auction_hours(curated, new[IMPRESSIONS], _us(rules.windows.auction_us), hours)
+    # Hours whose impression measures change (new impressions), and whose bid measures do:
+    # new bids', and those of the bids new programmatic impressions may win.
+    shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
+    programmatic = new[IMPRESSIONS].filter(pc.is_valid(new[IMPRESSIONS].column("auction_id")))
+    bidding = plan.hours_of(new[BIDS].column("event_time"))
+    bidding |= plan.hours_of(programmatic.column("event_time"))
+    bidding |= _auction_hours(curated, programmatic, _us(rules.windows.auction_us), bidding)
+    hours = shown | bidding
     if _scattered(hours):
         return rebuild(curated, marts, rules, kernels, progress)
     todo = plan.attribution_plan(
@@ -372,10 +377,10 @@ def update(
     if _scattered(hours):
         return rebuild(curated, marts, rules, kernels, progress)
     if hours:
-        # Only hours with new impressions need their impression measures recounted.
-        shown = plan.hours_of(new[IMPRESSIONS].column("event_time"))
+        # Only hours with new impressions need their impression measures recounted, and
+        # only those of ``bidding`` their bid measures.
         days = plan.day_ranges(hours)
-        changes |= _rollups(kernels, marts, rules, hours, shown, days, changes)
+        changes |= _rollups(kernels, marts, rules, hours, shown, bidding, days, changes)
         report.hours = len(hours)
         report.days = sum((_date(hi) - _date(lo)).days for lo, hi in days)
     step("rollups")
@@ -531,22 +536,33 @@ def _rollups(
     rules: MatchingRules,
     hours: set[datetime],
     shown: set[datetime],
+    bidding: set[datetime],
     days: tuple[Range, ...],
     changes: dict[str, tuple[Slice, pa.Table]],
 ) -> dict[str, tuple[Slice, pa.Table]]:
     """Recomputed ``campaign_hourly`` rows of ``hours`` and ``campaign_daily`` rows of ``days``.
 
     Hours in ``shown`` (new impressions) are recomputed whole; in the others only clicks,
-    conversions, credit and bids are, the impression measures being kept. Attributed
-    rows are read as they will be after ``changes`` are applied.
+    conversions, credit and bids are, the impression measures being kept. Bid measures are
+    recomputed in the hours of ``bidding`` only (each of ``hours``), kept elsewhere: an
+    hour recomputed for a conversion's credit (a touch in it) matched its bids again, every
+    bid of the hour with every impression within the auction window of it. Attributed rows
+    are read as they will be after ``changes`` are applied.
     """
     in_hours = plan.hour_ranges(hours)
     at = Slice("event_time", in_hours)
     impressions = Rows(IMPRESSIONS, at, IMPRESSION_COLUMNS)
-    near = Slice("event_time", plan.widened(in_hours, _us(rules.windows.auction_us)))
+    in_bidding = plan.hour_ranges(bidding)
+    near = Slice("event_time", plan.widened(in_bidding, _us(rules.windows.auction_us)))
     bids = kernels.bids(
-        Rows(BIDS, at, BID_COLUMNS), Rows(IMPRESSIONS, near, IMPRESSION_COLUMNS), rules.windows
+        Rows(BIDS, Slice("event_time", in_bidding), BID_COLUMNS),
+        Rows(IMPRESSIONS, near, IMPRESSION_COLUMNS),
+        rules.windows,
     )
+    if hours - bidding:
+        kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(hours - bidding)))
+        kept = kept.filter(pc.greater(kept.column("bid_requests"), 0))  # rows with bids
+        bids = pa.concat_tables([bids, kept.select(BID_MEASURES.names).cast(BID_MEASURES)])
     clicks = _after(marts, changes, CLICKS_MART, at)
     # Conversions up to the click-through window after an hour may hold touches in it.
     reach = _us(max(rules.widest.click_through_us, rules.widest.view_through_us))
@@ -632,17 +648,16 @@ def _responded(curated: Curated, impressions: pa.Table) -> pa.Table:
 
 
 def _auction_hours(
-    curated: Curated, impressions: pa.Table, window: timedelta, hours: set[datetime]
+    curated: Curated, programmatic: pa.Table, window: timedelta, hours: set[datetime]
 ) -> set[datetime]:
-    """The hours besides ``hours`` of the bid requests new ``impressions`` may win: those
-    of their auctions within the auction window of them (a bid's measures change only when
-    an impression of its auction comes). Every hour within the window of a programmatic
-    impression was recomputed before: under a live load each update recomputed the
-    previous hour's bids in full — every bid of it and every impression within its window
-    — where the impressions' bids are in the hour being filled (which ``hours`` holds
-    already) but near an hour's turn. The bids are looked up by two small columns outside
-    ``hours`` only."""
-    programmatic = impressions.filter(pc.is_valid(impressions.column("auction_id")))
+    """The hours besides ``hours`` of the bid requests new ``programmatic`` impressions
+    may win: those of their auctions within the auction window of them (a bid's measures
+    change only when an impression of its auction comes). Every hour within the window of
+    a programmatic impression was recomputed before: under a live load each update
+    recomputed the previous hour's bids in full — every bid of it and every impression
+    within its window — where the impressions' bids are in the hour being filled (which
+    ``hours``, the impressions' own, holds already) but near an hour's turn. The bids are
+    looked up by two small columns outside ``hours`` only."""
     if not programmatic.num_rows:
         return set()
     span = pc.min_max(programmatic.column("event_time")).as_py()

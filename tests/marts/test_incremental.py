@@ -306,6 +306,47 @@ def test_a_won_auction_recomputes_the_hour_of_its_bid_only() -> None:
         assert sum(row["wins"] for row in hourly) == 1
 
 
+def test_an_hour_recomputed_for_a_conversions_credit_keeps_its_bid_measures() -> None:
+    """A conversion credits its touches' hours, so an update recomputes them — and matched
+    every bid of such an hour again, with every impression within the auction window of it,
+    though none of them changed. Its bid measures are kept now; the marts are the same."""
+    from advertisex.marts.local import LocalKernels
+
+    start = minutes(9 * 60)
+    first = [
+        ("curated.impressions", {"impression_id": "i0", "event_time": start, "user_id": "u0",
+         "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002, "auction_id": "a0"}),
+        ("curated.bid_requests", {"auction_id": "a0", "exchange": "x", "event_time": start,
+         "user_id": "u0", "campaign_id": "c0", "bid_price": 1.5, "floor_price": 0.5}),
+        ("curated.bid_requests", {"auction_id": "a1", "exchange": "x", "event_time": start,
+         "user_id": "u1", "campaign_id": "c0", "bid_price": 0.7, "floor_price": 0.5}),
+        ("curated.clicks", {"event_id": "k0", "event_time": start + timedelta(minutes=5),
+         "user_id": "u0", "campaign_id": "c0", "impression_id": "i0"}),
+    ]  # fmt: skip
+    later = [
+        ("curated.conversions", {"event_id": "v0", "event_time": start + timedelta(hours=2),
+         "user_id": "u0", "campaign_id": "c0", "conversion_value": 3.0}),
+    ]  # fmt: skip
+    asked = []
+
+    class Watched(LocalKernels):
+        def bids(self, bids: Any, auctions: Any, windows: Any) -> pa.Table:
+            asked.append(bids.where.ranges)
+            return super().bids(bids, auctions, windows)
+
+    curated, marts = MemoryCurated(), MemoryMarts()
+    curated.append(_curated(first))
+    maintain.update(curated, marts, RULES)
+    curated.append(_curated(later))
+    report = maintain.update(curated, marts, RULES, Watched(curated))
+    assert report.mode == "incremental" and report.hours == 2  # the conversion's, the touch's
+    assert asked == [()]  # no bid matched again
+    hourly = marts.tables["marts.campaign_hourly"].to_pylist()
+    assert sum(row["bid_requests"] for row in hourly) == 2
+    assert sum(row["wins"] for row in hourly) == 1
+    _updated_as_rebuilt((first, later), first + later)
+
+
 def test_only_the_users_who_responded_after_their_new_impressions_are_matched_again() -> None:
     """A new impression can change a user's attribution only through a click or conversion
     at or after it. Under a live load almost every new impression is its user's latest:
