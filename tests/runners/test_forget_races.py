@@ -108,7 +108,6 @@ def test_a_marts_refresh_that_read_the_user_before_the_erasure_commits_without_t
     marts from the curated rows before the erasure and commits after it: its commit lost
     the race to the erasure's (both write ``marts.state``) and was done again."""
     import advertisex
-    from advertisex.marts.iceberg import IcebergMarts
 
     user = _lake(tmp_path)
     if not rebuild:  # a later day processed with the marts left behind: the update's work
@@ -117,13 +116,7 @@ def test_a_marts_refresh_that_read_the_user_before_the_erasure_commits_without_t
         behind = advertisex.open(data_dir=tmp_path / "data", correlation={"update_marts": False})
         behind.ingest([str(later / s) for s in ("impressions", "clicks", "bids")])
         behind.process()
-    held, errors = _Held(monkeypatch, IcebergMarts, "replace"), []
-    refreshing = advertisex.open(data_dir=tmp_path / "data")
-    held.start(lambda: refreshing.refresh_marts(rebuild=rebuild), errors)
-    assert advertisex.open(data_dir=tmp_path / "data").forget([user]).found == {user}
-    held.release()
-    assert not errors, errors
-    _without_the_user(tmp_path / "data", user)
+    _forget_while_the_marts_refresh_waits_at_its_commit(tmp_path, monkeypatch, user, rebuild)
 
 
 def test_the_marts_first_build_that_read_the_user_before_the_erasure_commits_without_them(
@@ -134,13 +127,22 @@ def test_the_marts_first_build_that_read_the_user_before_the_erasure_commits_wit
     marts to update yet — and the build committed them into every mart after it: the
     attributed clicks named the user, the rollups counted them. Its commit now requires
     ``ops.erasures`` as it was before it read, and is done again on the erased tables."""
+
+    user = _lake(tmp_path, correlation={"update_marts": False})
+    _forget_while_the_marts_refresh_waits_at_its_commit(tmp_path, monkeypatch, user, True)
+
+
+def _forget_while_the_marts_refresh_waits_at_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str, rebuild: bool
+) -> None:
+    """``report refresh`` (``--rebuild``) held at its commit while ``forget`` erases
+    ``user``; then the refresh goes on: the lake holds nothing of the user."""
     import advertisex
     from advertisex.marts.iceberg import IcebergMarts
 
-    user = _lake(tmp_path, correlation={"update_marts": False})
     held, errors = _Held(monkeypatch, IcebergMarts, "replace"), []
     refreshing = advertisex.open(data_dir=tmp_path / "data")
-    held.start(lambda: refreshing.refresh_marts(rebuild=True), errors)
+    held.start(lambda: refreshing.refresh_marts(rebuild=rebuild), errors)
     assert advertisex.open(data_dir=tmp_path / "data").forget([user]).found == {user}
     held.release()
     assert not errors, errors
