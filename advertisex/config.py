@@ -123,6 +123,14 @@ class ProcessorSettings(_Section):
         description="Pieces the embedded processor transforms at once, on as many threads "
         "(each adds about ten times piece_bytes to the peak memory).",
     )
+    follow_gather_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="process --follow (and up): commit a batch at most this often while "
+        "less than a full batch is pending: fewer, larger batches (data files, commits) for "
+        "at most this much more delay to queryable (0: commit what is there at once).",
+    )
     dedupe_horizon_days: int = Field(
         7,
         ge=0,

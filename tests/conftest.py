@@ -21,6 +21,12 @@ import pytest
 # test files of several folders at once (`fixture 'cli' not found`).
 pytest_plugins = ["tests.cli_fixtures"]
 
+# A follower (`process --follow`, `up`) commits what is pending at once in the suite's runs
+# of it: they wait for batches, and a gathering of pending segments (2 s by default) would
+# only make each wait longer. The gathering has tests of its own
+# (tests/runners/test_resilience.py; tests/runners/test_follow_cli.py runs the default).
+os.environ.setdefault("ADVERTISEX_PROCESSOR__FOLLOW_GATHER_SECONDS", "0")
+
 
 def _seed_samples() -> Path:
     """``shared/seed-samples`` beside the checkout (or above a worktree), or $ADVERTISEX_SEED_SAMPLES."""

@@ -306,6 +306,7 @@ def follow_landing(
         stop=stop,
         marts_every=marts.follow_marts_every_seconds if marts.update_marts else None,
         maintain_every=upkeep.every_seconds if upkeep.schedule else None,
+        gather=ax.settings.processor.follow_gather_seconds,
     )
     try:
         follower.run(

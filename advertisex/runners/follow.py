@@ -82,9 +82,12 @@ class Follower:
         max_backoff: float = 30.0,
         marts_every: float | None = None,
         maintain_every: float | None = None,
+        gather: float = 0.0,
     ) -> None:
         self.runner = runner
         self.interval = interval
+        self.gather = gather  # seconds between batches while less than one is pending
+        self._batched = float("-inf")  # monotonic time the last batch was committed
         self.stop = stop or threading.Event()
         runner.cancel = self.stop  # told to stop, the batch in progress is given up at once
         self.max_backoff = max_backoff
@@ -180,6 +183,18 @@ class Follower:
             if self._upkeep is not None:
                 self._upkeep.join()
         return committed
+
+    def _gathering(self, pending: list[Any]) -> bool:
+        """Whether ``pending`` segments wait for more: while the last batch was committed
+        less than ``gather`` seconds ago and they fill less than a batch. A collector seals a
+        segment a second a source, and a batch of each look's few segments wrote a data file
+        a table and a commit every half second: a marts update read hundreds of files a
+        minute one at a time, maintenance compacted them. The first segments after a quiet
+        spell go at once."""
+        if self.gather <= 0 or not pending:
+            return False
+        waited = time.monotonic() - self._batched
+        return waited < self.gather and len(self.runner.plan(pending)) == 1
 
     def _keep_marts(self, on_marts: Callable[[Any], None] | None) -> None:
         if self.marts_every is None or not self._marts_behind:
@@ -289,6 +304,8 @@ class Follower:
     def run_pending(self, on_batch: Callable[[BatchDone], None]) -> int:
         """Commit every batch pending now (stopping early if asked); returns how many."""
         pending = self.runner.pending()
+        if self._gathering(pending):
+            return 0
         done = 0
         for segments in self.runner.plan(pending):
             if self.stop.is_set():
@@ -302,4 +319,5 @@ class Follower:
             past = report.past_retention
             on_batch(BatchDone(batch_id, len(segments), accounts, seconds, lag, past))
             done += 1
+            self._batched = time.monotonic()
         return done

@@ -36,6 +36,14 @@ def _lines(log: Path) -> list[dict]:
     return out
 
 
+def _all_in_the_marts(lines: list[dict]) -> bool:
+    """Three impressions committed, and the marts brought up to date after the last batch."""
+    batches = [k for k, line in enumerate(lines) if "batch_id" in line]
+    marts = [k for k, line in enumerate(lines) if "marts" in line]
+    accepted = sum(lines[k]["accepted"] for k in batches)
+    return accepted == 3 and bool(marts) and marts[-1] > batches[-1]
+
+
 def _wait_for(log: Path, process: subprocess.Popen, predicate, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -46,7 +54,12 @@ def _wait_for(log: Path, process: subprocess.Popen, predicate, seconds: float = 
     raise AssertionError(f"gave up waiting:\n{log.read_text()}")
 
 
-def test_process_follow_commits_new_segments_and_keeps_the_marts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gather", ["0", "20"], ids=["at-once", "gathered"])
+def test_process_follow_commits_new_segments_and_keeps_the_marts(
+    tmp_path: Path, gather: str
+) -> None:
+    """``gather``: ``processor.follow_gather_seconds`` — with 20 s the two segments landed
+    after the first batch wait for each other: one batch, not one each."""
     import advertisex
 
     data = tmp_path / "data"
@@ -60,6 +73,7 @@ def test_process_follow_commits_new_segments_and_keeps_the_marts(tmp_path: Path)
         "ADVERTISEX_CONFIG": str(tmp_path / "advertisex.toml"),
         "ADVERTISEX_CORRELATION__FOLLOW_MARTS_EVERY_SECONDS": "0",
     }
+    env["ADVERTISEX_PROCESSOR__FOLLOW_GATHER_SECONDS"] = gather
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
@@ -78,20 +92,21 @@ def test_process_follow_commits_new_segments_and_keeps_the_marts(tmp_path: Path)
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(log, process, lambda lines: any("marts" in line for line in lines))
-        ax.landing.write_segment("impressions", IMPRESSION.format(n=2).encode(), label="second")
-        _wait_for(log, process, lambda lines: sum("marts" in line for line in lines) >= 2)
+        _wait_for(log, process, lambda lines: any("batch_id" in line for line in lines))
+        for n, label in ((2, "second"), (3, "third")):
+            ax.landing.write_segment("impressions", IMPRESSION.format(n=n).encode(), label=label)
+        _wait_for(log, process, _all_in_the_marts)
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    batches = [line for line in _lines(log) if "batch_id" in line]
-    assert [b["accepted"] for b in batches] == [1, 1]
-    assert ax.query("select count(*) as n from curated.impressions").to_pylist() == [{"n": 2}]
+    accepted = [line["accepted"] for line in _lines(log) if "batch_id" in line]
+    assert (accepted == [1, 2]) if gather == "20" else (sum(accepted) == 3)
+    assert ax.query("select count(*) as n from curated.impressions").to_pylist() == [{"n": 3}]
     hourly = "select sum(impressions) as n from marts.campaign_hourly"
-    assert ax.query(hourly).to_pylist() == [{"n": 2}]
+    assert ax.query(hourly).to_pylist() == [{"n": 3}]
 
     # And a full recompute of the marts from the CLI gives the same marts.
     before = ax.query("select * exclude (users) from marts.campaign_hourly order by all")

@@ -191,6 +191,36 @@ def test_a_slow_marts_update_is_followed_by_a_longer_rest(monkeypatch):
     assert follower._marts_due == clock[0] + 60
 
 
+def test_a_follower_commits_a_batch_at_most_every_gather_seconds_unless_one_is_full():
+    """A collector seals a segment a second a source; a follower committed each look's few
+    segments as a batch, a data file a table and a commit every half second. Pending
+    segments now wait until ``gather`` seconds after the last batch — unless they fill a
+    batch; the first after a quiet spell go at once."""
+    import time
+    from types import SimpleNamespace
+
+    from advertisex.landing.zone import Segment
+    from advertisex.runners import follow
+
+    pending = [Segment("impressions", "impressions/2026-12-07/20/20261207T205200000000Z-a", 10)]
+    cut = 1
+    runner = SimpleNamespace(cancel=None, pending=lambda: pending, plan=lambda p: [p] * cut)
+    follower = follow.Follower(runner, gather=5)  # type: ignore[arg-type]
+    assert not follower._gathering(pending)  # no batch yet: at once
+    for since, cut, waits in (
+        (1, 1, True),  # the last batch 1 s ago: more may come
+        (6, 1, False),  # 6 s ago: committed now
+        (1, 2, False),  # a batch and more pending: committed now
+    ):
+        follower._batched = time.monotonic() - since
+        assert follower._gathering(pending) is waits, (since, cut)
+    assert not follower._gathering([])
+    follower._batched, cut = time.monotonic(), 1
+    runner.run_batch = lambda *a, **k: pytest.fail("a batch was run")
+    assert follower.run_pending(lambda batch: None) == 0  # gathering: nothing run
+    assert not follow.Follower(runner)._gathering(pending)  # gather 0: what is there goes
+
+
 def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     import threading
 
