@@ -175,6 +175,8 @@ PADDING = [f"pad{n}" for n in range(9)]
 ids_asked = st.tuples(
     st.lists(st.sampled_from(IDS), min_size=1, max_size=3, unique=True), st.booleans()
 ).map(lambda asked: asked[0] + (PADDING if asked[1] else []))
+# The segments of a landing zone (or an archive of one): a few, each name once.
+files_of_a_zone = st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name)
 
 
 def _avro_note(note: str) -> bytes:
@@ -292,20 +294,22 @@ def _erase(zone: LandingZone, asked: list[str]) -> tuple[Any, ...]:
     report = ForgetReport("e", len(asked))
     judged: dict[str, set[int]] = {}
     removed = scrub_landing(zone, Forgotten(asked), report, None, judged)
-    files = sorted(
-        (str(p.relative_to(zone.root)), p.read_bytes())
-        for p in zone.root.rglob("*")
-        if p.is_file() and "_index" not in p.parts
-    )
+    files = _files_under(zone.root, leaving_out="_index")
     return removed, report.segments, dict(report.rows), report.found, judged, files
 
 
+def _files_under(root: Path, leaving_out: str | None = None) -> list[tuple[str, bytes]]:
+    """(name under ``root``, bytes) of every file there, sorted; none of a folder
+    ``leaving_out`` (the landing zone's ingest index)."""
+    return sorted(
+        (str(p.relative_to(root)), p.read_bytes())
+        for p in root.rglob("*")
+        if p.is_file() and leaving_out not in p.parts
+    )
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
-    ids_asked,
-    ids_asked,
-)
+@given(files_of_a_zone, ids_asked, ids_asked)
 def test_an_erasure_that_skips_by_words_equals_the_full_scan(
     tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
 ) -> None:
@@ -330,19 +334,12 @@ def _archived(root: Path, files: list[tuple[Segment, bytes]]) -> Any:
 def _erase_archive(settings: Any, asked: list[str]) -> tuple[Any, ...]:
     report = ForgetReport("e", len(asked))
     removed = scrub_archived_segments(settings, Forgotten(asked), report)
-    root = Path(settings.retention.archive)
-    files = sorted(
-        (str(p.relative_to(root)), p.read_bytes()) for p in root.rglob("*") if p.is_file()
-    )
+    files = _files_under(Path(settings.retention.archive))
     return removed, dict(report.rows), report.found, files
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
-    ids_asked,
-    ids_asked,
-)
+@given(files_of_a_zone, ids_asked, ids_asked)
 def test_an_erasure_of_the_archive_that_skips_by_words_equals_the_full_scan(
     tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
 ) -> None:
@@ -433,11 +430,7 @@ def _erase_store(zone: Any, asked: list[str]) -> tuple[Any, ...]:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(segments(), min_size=1, max_size=6, unique_by=lambda s: s[0].name),
-    ids_asked,
-    ids_asked,
-)
+@given(files_of_a_zone, ids_asked, ids_asked)
 def test_an_erasure_of_an_object_store_that_skips_by_words_equals_the_full_scan(
     tmp_path_factory: Any, files: list[tuple[Segment, bytes]], first: list[str], second: list[str]
 ) -> None:

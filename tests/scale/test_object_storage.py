@@ -42,6 +42,16 @@ def _keys(client: Any, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
+def _s3_scale(s3_endpoint: str, landing: str) -> dict[str, Any]:
+    """The ``scale`` settings of a landing zone at ``s3://<bucket>/<landing>`` on moto."""
+    return {
+        "landing": f"s3://{BUCKET}/{landing}",
+        "s3_endpoint": s3_endpoint,
+        "s3_region": "us-east-1",
+        **KEYS,
+    }
+
+
 def test_ingest_process_query_with_landing_and_warehouse_on_s3(
     tmp_path: Path, s3_endpoint: str, bucket: Any
 ) -> None:
@@ -53,12 +63,7 @@ def test_ingest_process_query_with_landing_and_warehouse_on_s3(
     ax = advertisex.open(
         data_dir=tmp_path / "data",
         lake={"warehouse": f"s3://{BUCKET}/warehouse"},
-        scale={
-            "landing": f"s3://{BUCKET}/landing",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
+        scale=_s3_scale(s3_endpoint, "landing"),
     )
     inputs = [str(tmp_path / "input" / s) for s in ("impressions", "clicks")]
     landed = ax.ingest(inputs)
@@ -210,10 +215,9 @@ def _landing_on_s3(tmp_path: Path, s3_endpoint: str, prefix: str) -> Any:
     current hour; a day still holds hours the monitor takes as final and hours it follows."""
     import advertisex
 
-    scale = {"landing": f"s3://{BUCKET}/{prefix}", "s3_endpoint": s3_endpoint, **KEYS}
     return advertisex.open(
         data_dir=tmp_path / "data",
-        scale={**scale, "s3_region": "us-east-1"},
+        scale=_s3_scale(s3_endpoint, prefix),
         monitor={"lookback_days": 1},
     )
 
@@ -265,10 +269,9 @@ def test_the_monitor_lists_each_day_of_a_bucket_once_not_each_hour(
     from advertisex.monitor.gather import SOURCES, Gatherer
     from advertisex.monitor.model import HOUR
 
-    scale = {"landing": f"s3://{BUCKET}/daily", "s3_endpoint": s3_endpoint, **KEYS}
     ax = advertisex.open(
         data_dir=tmp_path / "data",
-        scale={**scale, "s3_region": "us-east-1"},
+        scale=_s3_scale(s3_endpoint, "daily"),
         monitor={"lookback_days": 2},
     )
     now = datetime(2026, 11, 10, 12, 50, tzinfo=UTC)  # days long closed: listed whole
@@ -342,12 +345,7 @@ def test_landing_retention_archives_segments_from_the_bucket(
     ax = advertisex.open(
         data_dir=tmp_path / "data",
         retention={"landing_days": 10, "archive": str(tmp_path / "archive")},
-        scale={
-            "landing": f"s3://{BUCKET}/retired",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
+        scale=_s3_scale(s3_endpoint, "retired"),
     )
     now = datetime(2026, 11, 12, 12, tzinfo=UTC)
     old = ax.landing.write_segment("clicks", b"a\n" * 100_000, at=now - timedelta(days=20))
@@ -378,12 +376,7 @@ def test_forget_skips_objects_of_the_bucket_by_their_kept_words(
     ax = advertisex.open(
         data_dir=tmp_path / "data",
         retention={"archive": f"s3://{BUCKET}/words-archive"},
-        scale={
-            "landing": f"s3://{BUCKET}/words-landing",
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            **KEYS,
-        },
+        scale=_s3_scale(s3_endpoint, "words-landing"),
     )
     name = "impressions/2026-11-10/00/20261110T000000000000Z-a.ndjson"
     for prefix in ("words-landing", "words-archive/landing"):
