@@ -508,18 +508,25 @@ class Lake:
     def read_planned(self, name: str, row_filter: Any, fields: tuple[str, ...]) -> PlannedRead:
         """What :meth:`read` reads, planned once: at most how many rows (the planned files'
         record counts), then read whole or a record batch at a time."""
-        from pyiceberg.io.pyarrow import ArrowScan
-
         table = self.table(name)
         if table.current_snapshot() is None:
             return PlannedRead(name, 0, None, [])
         scan = table.scan(row_filter=row_filter, selected_fields=fields)
         with _files_still_there(name):  # a manifest list of a snapshot expired meanwhile
             tasks = list(scan.plan_files())
+        return self._scanned_read(name, scan, tasks, fields, _unfiltered(row_filter))
+
+    def _scanned_read(
+        self, name: str, scan: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
+    ) -> PlannedRead:
+        """A read of ``tasks`` by ``scan``'s reader; one through a row filter, of files
+        without deletes, sifted as Parquet by that filter (:meth:`PlannedRead.sift`)."""
+        from pyiceberg.io.pyarrow import ArrowScan
+
         reader = ArrowScan(
             scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
         )
-        planned = self._planned_read(name, reader, tasks, fields, _unfiltered(row_filter))
+        planned = self._planned_read(name, reader, tasks, fields, whole)
         if not planned.whole and not any(task.delete_files for task in tasks):
             planned.sift(reader, fields, self.settings.scale)
         return planned
@@ -644,8 +651,6 @@ class Lake:
         ``within`` (sorted, half-open ranges of µs since the epoch): what :meth:`read_planned`
         of that filter reads, its files picked by their bounds from the table's files
         planned once per version (:meth:`_day_tasks`) rather than by a plan of their own."""
-        from pyiceberg.io.pyarrow import ArrowScan
-
         table = self.table(name)
         if table.current_snapshot() is None or not within:
             return PlannedRead(name, 0, None, [])
@@ -653,13 +658,7 @@ class Lake:
         first = from_micros(within[0][0]).date()
         last = from_micros(within[-1][1] - 1).date()
         tasks = _meeting(table, name, self._day_tasks(name, table, first, last), within)
-        reader = ArrowScan(
-            scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive
-        )
-        planned = self._planned_read(name, reader, tasks, fields, False)
-        if not any(task.delete_files for task in tasks):
-            planned.sift(reader, fields, self.settings.scale)
-        return planned
+        return self._scanned_read(name, scan, tasks, fields, False)
 
     def _planned_read(
         self, name: str, reader: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
