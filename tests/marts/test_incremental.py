@@ -306,6 +306,31 @@ def test_a_won_auction_recomputes_the_hour_of_its_bid_only() -> None:
         assert sum(row["wins"] for row in hourly) == 1
 
 
+def test_many_new_programmatic_impressions_find_their_bids_in_an_earlier_hour() -> None:
+    """A backlog's batch brings more programmatic impressions than there are bids outside
+    their hours: the bids' auctions are looked up among the impressions' (not a set of
+    every new auction made), and the hour of a bid one of them won is recomputed still."""
+    T = minutes(6 * 60)  # an hour's start (T0 is a midnight)
+    bid = ("curated.bid_requests", {"auction_id": "a0", "exchange": "x",
+           "event_time": T - timedelta(seconds=10), "user_id": "u0", "campaign_id": "c0",
+           "bid_price": 1.5, "floor_price": 0.5})  # fmt: skip
+    wins = [
+        ("curated.impressions", {"impression_id": f"i{k}", "event_time": T + timedelta(seconds=k),
+         "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
+         "auction_id": f"a{k}"})
+        for k in range(4)
+    ]  # fmt: skip
+    curated, marts = MemoryCurated(), MemoryMarts()
+    curated.append(_curated([bid]))
+    maintain.update(curated, marts, RULES)
+    curated.append(_curated(wins))
+    report = maintain.update(curated, marts, RULES)
+    assert report.mode == "incremental" and report.hours == 2  # the impressions', the bid's
+    hourly = marts.tables["marts.campaign_hourly"].to_pylist()
+    assert sum(row["wins"] for row in hourly) == 1
+    _updated_as_rebuilt(([bid], wins), [bid, *wins])
+
+
 def test_an_hour_recomputed_for_a_conversions_credit_keeps_its_bid_measures() -> None:
     """A conversion credits its touches' hours, so an update recomputes them — and matched
     every bid of such an hour again, with every impression within the auction window of it,
