@@ -6,6 +6,7 @@ reference ceilings of ../shared/reference-bench (bare DuckDB / Polars jobs on
 impressions alone), all run in this session on this machine.
 
     python bench/process.py [--events 2000000] [--reference] [--repeat 3]
+    python bench/process.py --with-marts --onto-existing 500000   # a day's batch, marts updated
 
 Each measured job runs in its own process so peak memory (max RSS) is its own.
 """
@@ -159,8 +160,8 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, fl
     return run.seconds, run.peak_mb, run.stdout
 
 
-def _dataset(events: int) -> Path:
-    target = OUT / f"input-{events}"
+def _dataset(events: int, start: str = "2026-11-20", seed: int = 1) -> Path:
+    target = OUT / (f"input-{events}" if start == "2026-11-20" else f"input-{events}-{start}")
     if not (target / "truth.json").exists():
         shutil.rmtree(target, ignore_errors=True)
         print(f"generating {events:,} events into {target} (once) …", flush=True)
@@ -175,9 +176,9 @@ def _dataset(events: int) -> Path:
                 "--events",
                 str(events),
                 "--seed",
-                "1",
+                str(seed),
                 "--start",
-                "2026-11-20",
+                start,
                 "--demo-faults",
                 "--format",
                 "json",
@@ -226,6 +227,14 @@ def main() -> None:
         "--no-ivt", action="store_true", help="turn the invalid-traffic filter off (its cost)"
     )
     parser.add_argument(
+        "--onto-existing",
+        type=positive,
+        metavar="EVENTS",
+        help="process the set into a lake that holds the day before already (EVENTS events "
+        "of it, processed first and not timed, the marts too): a daily batch's run, whose "
+        "marts are updated, not built",
+    )
+    parser.add_argument(
         "--repeat",
         type=positive,
         default=1,
@@ -259,6 +268,11 @@ def _round(args: argparse.Namespace, source: Path) -> dict[str, float]:
     env = dict(os.environ, ADVERTISEX_DATA_DIR=str(work / "data"))
     env["ADVERTISEX_CORRELATION__UPDATE_MARTS"] = "true" if args.with_marts else "false"
     env["ADVERTISEX_PROCESSOR__IVT_FILTER"] = "false" if args.no_ivt else "true"
+    if args.onto_existing:
+        earlier = _dataset(args.onto_existing, start="2026-11-19", seed=2)
+        for verb in (["ingest", str(earlier)], ["process"]):
+            cli = [PY, "-m", "advertisex.cli.app", *verb, "--format", "json"]
+            subprocess.run(cli, env=env, check=True, stdout=subprocess.DEVNULL)
     ingest = _measured(
         [PY, "-m", "advertisex.cli.app", "ingest", str(source), "--format", "json"], env=env
     )
