@@ -202,3 +202,39 @@ def test_a_process_ending_while_rows_settle_waits_for_them(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr.decode()
     assert marker.read_text() == "settled"
+
+
+def test_a_read_through_a_time_slice_sifts_the_kept_rows_and_decodes_only_the_others(
+    lake: Lake, monkeypatch: Any
+) -> None:
+    """A marts update after a batch reads the hours it recomputes (``Lake.read_within``):
+    the batch's files come from the rows kept of them, the slice picked in memory; files
+    written before (not kept) are read as before; the rows are those the files give."""
+    from advertisex.lake.tables import PlannedRead
+    from advertisex.util.timeutil import to_micros
+
+    older = _committed(lake, _clicks(12, day=10, first=100))  # nothing kept yet
+    lake.keep_written({CLICKS: FIELDS}, budget_bytes=1 << 20)
+    _committed(lake, pa.concat_tables([_clicks(30, day=10), _clicks(20, day=11, first=30)]))
+    within = [
+        (to_micros(datetime(2026, 11, 10, 5, tzinfo=UTC)), to_micros(datetime(2026, 11, 10, 9, tzinfo=UTC))),
+        (to_micros(datetime(2026, 11, 11, 2, tzinfo=UTC)), to_micros(datetime(2026, 11, 11, 4, tzinfo=UTC))),
+    ]  # fmt: skip
+    decoded: list[str] = []
+    opened = PlannedRead._parquet_of
+
+    def watched(self: PlannedRead, task: Any) -> Any:
+        decoded.append(task.file.file_path)
+        return opened(self, task)
+
+    monkeypatch.setattr(PlannedRead, "_parquet_of", watched)
+    from_memory = lake.read_within(CLICKS, within, FIELDS).table()
+    assert decoded == older  # the one file not kept
+    batches = list(lake.read_within(CLICKS, within, FIELDS).batches())
+    lake.forget_written()
+    from_files = lake.read_within(CLICKS, within, FIELDS).table()
+    expected = sorted(from_files.to_pylist(), key=lambda row: row["event_id"])
+    assert len(expected) == 4 + 5 + 2  # the older file's, the first day's, the second's
+    assert sorted(from_memory.to_pylist(), key=lambda row: row["event_id"]) == expected
+    streamed = pa.Table.from_batches(batches).to_pylist()
+    assert sorted(streamed, key=lambda row: row["event_id"]) == expected
