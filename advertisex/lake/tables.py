@@ -651,6 +651,8 @@ class Lake:
         ``within`` (sorted, half-open ranges of µs since the epoch): what :meth:`read_planned`
         of that filter reads, its files picked by their bounds from the table's files
         planned once per version (:meth:`_day_tasks`) rather than by a plan of their own."""
+        from advertisex.model.schemas import TABLES
+
         table = self.table(name)
         if table.current_snapshot() is None or not within:
             return PlannedRead(name, 0, None, [])
@@ -658,7 +660,9 @@ class Lake:
         first = from_micros(within[0][0]).date()
         last = from_micros(within[-1][1] - 1).date()
         tasks = _meeting(table, name, self._day_tasks(name, table, first, last), within)
-        return self._scanned_read(name, scan, tasks, fields, False)
+        planned = self._scanned_read(name, scan, tasks, fields, False)
+        planned.within = (TABLES[name].partition_by_day or "", within)
+        return planned
 
     def _planned_read(
         self, name: str, reader: Any, tasks: list[Any], fields: tuple[str, ...], whole: bool
@@ -1089,6 +1093,9 @@ class PlannedRead:
         # a follower's marts update read the hour's hundreds of micro-batch files so, for
         # each table, 2.5 s growing to 35 s in 20 minutes at 2,000 events/s).
         self.sieve: pc.Expression | None = None
+        # With a sieve of time ranges alone (Lake.read_within): (the day partition column,
+        # the ranges in µs since the epoch), so that kept rows all inside one are not sifted.
+        self.within: tuple[str, Sequence[tuple[int, int]]] | None = None
         self._sieve_fields: tuple[str, ...] = ()  # the columns it reads
         self.lake: Lake | None = None  # its storage may lose a file: _files_still_there
 
@@ -1200,9 +1207,27 @@ class PlannedRead:
         rows = self.lake.written(self.name, [task.file.file_path], wanted)
         if rows is None:
             return None
-        if self.sieve is not None:
+        if self.sieve is not None and not self._all_within(rows):
             rows = rows.filter(self.sieve)
         return rows.select(list(fields))
+
+    def _all_within(self, rows: pa.Table) -> bool:
+        """Whether every one of ``rows`` lies in one of :attr:`within`'s ranges: a day's
+        file of a batch whose hours are all recomputed is taken as it was kept, not copied
+        through the sieve (the 2 M set's impressions ≈ 0.15 s)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.within is None or not rows.num_rows:
+            return False
+        column, ranges = self.within
+        if column not in rows.column_names:
+            return False
+        bounds = pc.min_max(rows.column(column).cast(pa.timestamp("us", "UTC")).cast(pa.int64()))
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if low is None or rows.column(column).null_count:
+            return False
+        return any(lo <= low and high < hi for lo, hi in ranges)
 
     def _sifted(
         self, parquet: pq.ParquetFile, task: Any, whole: bool = False

@@ -215,26 +215,35 @@ def test_a_read_through_a_time_slice_sifts_the_kept_rows_and_decodes_only_the_ot
 
     older = _committed(lake, _clicks(12, day=10, first=100))  # nothing kept yet
     lake.keep_written({CLICKS: FIELDS}, budget_bytes=1 << 20)
-    _committed(lake, pa.concat_tables([_clicks(30, day=10), _clicks(20, day=11, first=30)]))
+    days = [_clicks(30, day=10), _clicks(20, day=11, first=30), _clicks(6, day=12, first=60)]
+    _committed(lake, pa.concat_tables(days))
     within = [
         (to_micros(datetime(2026, 11, 10, 5, tzinfo=UTC)), to_micros(datetime(2026, 11, 10, 9, tzinfo=UTC))),
         (to_micros(datetime(2026, 11, 11, 2, tzinfo=UTC)), to_micros(datetime(2026, 11, 11, 4, tzinfo=UTC))),
+        (to_micros(datetime(2026, 11, 12, tzinfo=UTC)), to_micros(datetime(2026, 11, 13, tzinfo=UTC))),
     ]  # fmt: skip
     decoded: list[str] = []
-    opened = PlannedRead._parquet_of
+    opened, inside = PlannedRead._parquet_of, PlannedRead._all_within
+    whole: list[bool] = []
 
     def watched(self: PlannedRead, task: Any) -> Any:
         decoded.append(task.file.file_path)
         return opened(self, task)
 
+    def all_within(self: PlannedRead, rows: pa.Table) -> bool:
+        whole.append(inside(self, rows))
+        return whole[-1]
+
     monkeypatch.setattr(PlannedRead, "_parquet_of", watched)
+    monkeypatch.setattr(PlannedRead, "_all_within", all_within)
     from_memory = lake.read_within(CLICKS, within, FIELDS).table()
     assert decoded == older  # the one file not kept
+    assert sorted(whole) == [False, False, True]  # the third day's is taken as it was kept
     batches = list(lake.read_within(CLICKS, within, FIELDS).batches())
     lake.forget_written()
     from_files = lake.read_within(CLICKS, within, FIELDS).table()
     expected = sorted(from_files.to_pylist(), key=lambda row: row["event_id"])
-    assert len(expected) == 4 + 5 + 2  # the older file's, the first day's, the second's
+    assert len(expected) == 4 + 5 + 2 + 6  # the older file's, then each day's of the batch
     assert sorted(from_memory.to_pylist(), key=lambda row: row["event_id"]) == expected
     streamed = pa.Table.from_batches(batches).to_pylist()
     assert sorted(streamed, key=lambda row: row["event_id"]) == expected
