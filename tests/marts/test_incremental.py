@@ -331,6 +331,45 @@ def test_many_new_programmatic_impressions_find_their_bids_in_an_earlier_hour() 
     _updated_as_rebuilt(([bid], wins), [bid, *wins])
 
 
+def test_the_rollups_read_the_impressions_once_for_the_bids_and_the_counts() -> None:
+    """The bids' matching (their auction window) and the rollup (its hours) asked for the
+    impressions through slices of their own: a backlog's million impressions were read
+    and held twice. They share one read now; the marts are the same."""
+    from advertisex.marts.local import LocalKernels
+
+    T = minutes(6 * 60)
+    first = [
+        ("curated.bid_requests", {"auction_id": "a0", "exchange": "x", "event_time": T,
+         "user_id": "u0", "campaign_id": "c0", "bid_price": 1.5, "floor_price": 0.5}),
+    ]  # fmt: skip
+    later = [
+        ("curated.impressions", {"impression_id": f"i{k}", "event_time": T + timedelta(hours=k),
+         "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
+         "auction_id": f"a{k}"})
+        for k in range(3)
+    ]  # fmt: skip
+    asked: dict[str, list[Any]] = {"bids": [], "shown": []}
+
+    class Watched(LocalKernels):
+        def bids(self, bids: Any, auctions: Any, windows: Any) -> pa.Table:
+            asked["bids"].append(auctions)
+            return super().bids(bids, auctions, windows)
+
+        def shown(self, impressions: Any, counted: Any) -> pa.Table | None:
+            asked["shown"].append(impressions)
+            return super().shown(impressions, counted)
+
+    curated, marts = MemoryCurated(), MemoryMarts()
+    curated.append(_curated(first))
+    maintain.update(curated, marts, RULES)
+    curated.append(_curated(later))
+    report = maintain.update(curated, marts, RULES, Watched(curated))
+    assert report.mode == "incremental"
+    assert len(asked["bids"]) == len(asked["shown"]) == 1
+    assert asked["bids"][0] == asked["shown"][0]  # one request: read once, kept for both
+    _updated_as_rebuilt((first, later), first + later)
+
+
 def test_an_hour_recomputed_for_a_conversions_credit_keeps_its_bid_measures() -> None:
     """A conversion credits its touches' hours, so an update recomputes them — and matched
     every bid of such an hour again, with every impression within the auction window of it,
