@@ -358,6 +358,10 @@ def update(
     todo = plan.attribution_plan(
         _responded(curated, new[IMPRESSIONS]), new[CLICKS], new[CONVERSIONS], rules.widest
     )
+    # The new rows have said what they change: let them go before the kernels read the
+    # slices (a 10 M backlog's 5.4 M new impressions were held to the end, ≈ 0.3 GiB
+    # under the rollups' peak).
+    del new, programmatic
     if todo is not None:
         matched, attributed = kernels.correlate(
             Rows(IMPRESSIONS, todo.impression_context, IMPRESSION_COLUMNS),
