@@ -35,6 +35,21 @@ def test_labels_are_those_the_engine_lists(conditions: list[list[bool | None]], 
     listed = labels_where(held, 5)
     assert listed.type == LABEL_LISTS == expected.type
     assert listed.to_pylist() == expected.to_pylist()
+    # Conditions and labels come as columns of any chunking (a kernel's are slices of
+    # its segments' chunks), each its own: the same lists.
+    cut = [
+        (_chunked(c, j), _chunked(label, j + 1) if j == 0 else label)
+        for j, (c, label) in enumerate(held)
+    ]
+    assert labels_where(cut, 5).to_pylist() == expected.to_pylist()
+
+
+def _chunked(column: pa.Array | str, cut: int) -> pa.ChunkedArray | str:
+    """``column`` in two chunks, split after its row ``cut % 5`` (a text as it is)."""
+    if isinstance(column, str):
+        return column
+    at = cut % 5
+    return pa.chunked_array([column.slice(0, at), column.slice(at)], column.type)
 
 
 @settings(max_examples=60, deadline=None)
