@@ -73,14 +73,7 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
     names = set(rows.column_names)
     verdicts: dict[str, pa.Array] = {}
     if rules.crawler_user_agents and "user_agent" in names:
-        agents = rows.column("user_agent")
-        bots = [
-            ua
-            for ua in pc.unique(agents.combine_chunks()).drop_null().to_pylist()
-            if is_crawler(ua)
-        ]
-        hit = pc.fill_null(pc.is_in(agents, value_set=pa.array(bots, pa.string())), False)
-        verdicts["crawler"] = pc.if_else(hit, CRAWLER, None)
+        verdicts["crawler"] = _crawler_verdicts(rows.column("user_agent"))
     if rules.ip_ranges and "ip" in names:
         verdicts["ip_range"] = _ip_verdicts(rows.column("ip"), rules.ip_ranges)
     if rules.ip_ranges and IVT_IP_RANGE in names:
@@ -96,6 +89,34 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
         hit = pc.fill_null(pc.is_in(rows.column("user_id"), value_set=users), False)
         verdicts["user"] = pc.if_else(hit, IVT_USER, None)
     return pa.chunked_array([_rule_lists(list(verdicts.values()), n)])
+
+
+def _crawler_verdicts(agents: pa.ChunkedArray) -> pa.ChunkedArray:
+    """CRAWLER where the row's user agent is a known crawler's, else null; each distinct
+    agent judged once (:func:`is_crawler`).
+
+    Agents given as codes (enrichment hands them over so) are looked up by their codes:
+    each dictionary value judged, the verdict taken by code. Looked up by their texts, a
+    dictionary was decoded and every row's agent (≈ 110 bytes) hashed again.
+
+    >>> codes = pa.DictionaryArray.from_arrays(pa.array([1, None, 0]), ["Googlebot/2.1", "Mozilla/5.0"])
+    >>> _crawler_verdicts(pa.chunked_array([codes])).to_pylist()
+    [None, None, 'known_crawler_ua']
+    """
+    if not pa.types.is_dictionary(agents.type):
+        bots = [
+            ua
+            for ua in pc.unique(agents.combine_chunks()).drop_null().to_pylist()
+            if is_crawler(ua)
+        ]
+        hit = pc.fill_null(pc.is_in(agents, value_set=pa.array(bots, pa.string())), False)
+        return pc.if_else(hit, CRAWLER, None)
+    chunks = []
+    for chunk in agents.chunks:
+        judged = [ua is not None and is_crawler(ua) for ua in chunk.dictionary.to_pylist()]
+        hit = pc.fill_null(pa.array(judged, pa.bool_()).take(chunk.indices), False)
+        chunks.append(pc.if_else(hit, CRAWLER, None))
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _rule_lists(verdicts: list[pa.Array | pa.ChunkedArray], n: int) -> pa.Array:

@@ -37,6 +37,30 @@ def test_human_browsers_are_not_flagged_in_any_order():
     assert all(v == [] for v in verdicts[1:])
 
 
+def test_user_agents_given_as_codes_are_judged_by_their_codes(monkeypatch) -> None:
+    """Enrichment hands the user agents over as a dictionary: the crawler rule judges its
+    values and takes the verdicts by code — the same verdicts as for the texts, in chunks
+    of their own dictionaries — without looking every row's text up again."""
+    import pyarrow.compute as pc
+
+    from advertisex.kernels import ivt
+
+    agents = [CHROME, GOOGLEBOT, None, "python-requests/2.31", CHROME, GOOGLEBOT]
+    plain = classify(pa.table({"user_agent": agents}), IvtRules()).to_pylist()
+    codes = pa.chunked_array(
+        [pc.dictionary_encode(pa.array(agents[:4])), pc.dictionary_encode(pa.array(agents[4:]))]
+    )
+    is_in = pc.is_in
+
+    def no_lookup_of_codes(values, *args, **kwargs):
+        assert not pa.types.is_dictionary(values.type), "the coded agents were decoded"
+        return is_in(values, *args, **kwargs)
+
+    monkeypatch.setattr(ivt.pc, "is_in", no_lookup_of_codes)
+    assert classify(pa.table({"user_agent": codes}), IvtRules()).to_pylist() == plain
+    assert plain[:4] == [[], ["known_crawler_ua"], [], ["known_crawler_ua"]]
+
+
 def test_no_columns_no_verdicts():
     assert classify(pa.table({"other": [1, 2]}), IvtRules()).to_pylist() == [[], []]
 
