@@ -143,3 +143,20 @@ def test_coded_values_are_those_the_texts_would_encode_to(values: list, picks: l
     assert sorted(got.dictionary.to_pylist()) == sorted(set(got.dictionary.to_pylist()))
     assert None not in got.dictionary.to_pylist()
     assert got.null_count == texts.count(None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=40),
+    ceiling=st.integers(0, 0x7F),
+    also=st.sampled_from([0x7F, 0x00, 0x20, 0x41, 0x80, 0xFF]),
+)
+def test_a_byte_is_found_by_reductions_as_by_a_mask_of_every_byte(
+    data: bytes, ceiling: int, also: int
+) -> None:
+    import numpy as np
+
+    from advertisex.util.arrays import _some_byte
+
+    values = np.frombuffer(data, np.uint8)
+    assert _some_byte(values, ceiling, also) == bool(((values <= ceiling) | (values == also)).any())
