@@ -71,6 +71,11 @@ def _nothing_to_trim(column: Column) -> bool:
         offsets, data = text_bytes(chunk)
         if not len(data):
             continue
+        # Bytes all above the space and below 0x80 hold no space separator at all: two
+        # reductions over the bytes (ids, enumerations, times) instead of a gather of
+        # every text's first and last byte, ≈ 10x the cost.
+        if data.min() > 0x20 and data.max() < 0x80:
+            continue
         offsets -= offsets[0]
         if _MAY_BEGIN_A_SPACE[data.take(offsets[:-1], mode="clip")].any():
             return False

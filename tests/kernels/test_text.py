@@ -3,6 +3,7 @@ feed payload hashes and fingerprint ids that lakes have stored."""
 
 import unicodedata
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,3 +90,16 @@ def test_each_space_separator_at_either_end_is_found_without_trimming_everything
             assert not text._nothing_to_trim(column), repr(value)
             assert text.text(column).to_pylist()[-1] == (value.strip(space) or None)
     assert text._nothing_to_trim(pa.chunked_array([["ab", "é x", "\\tb"], [None, ""]]))
+
+
+def test_a_column_of_ascii_bytes_above_the_space_is_cleared_by_its_bytes_alone(monkeypatch):
+    """Ids, enumerations and times are ASCII without a space: such a column has nothing to
+    trim whatever its texts' ends are, and is cleared without reading them (the first and
+    last byte of every text cost ≈ 10x two reductions over its bytes); a column with one
+    space anywhere is read end by end as before."""
+    every_byte = np.ones(256, dtype=bool)  # ends read now would all look like spaces
+    monkeypatch.setattr(text, "_MAY_BEGIN_A_SPACE", every_byte)
+    monkeypatch.setattr(text, "_MAY_END_A_SPACE", every_byte)
+    assert text._nothing_to_trim(pa.chunked_array([["ab", "2026-12-07T22:00:00Z"], [None, "x"]]))
+    assert not text._nothing_to_trim(pa.chunked_array([["ab"], ["a b"]]))
+    assert not text._nothing_to_trim(pa.array(["ab", "é"]))
