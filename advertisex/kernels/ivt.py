@@ -128,17 +128,23 @@ def _rule_lists(verdicts: list[pa.Array | pa.ChunkedArray], n: int) -> pa.Array:
     """
     if n == 0 or not verdicts:
         return _no_rules(n)
-    caught = np.column_stack(
-        [pc.is_valid(v).to_numpy(zero_copy_only=False) for v in verdicts]
-    )  # rows × rules
-    rows = np.flatnonzero(caught.any(axis=1))
+    # The caught rows are found on Arrow's bitmaps, and only theirs made a rows × rules
+    # matrix: one of every row cost more than the rest of the lists.
+    held = [pc.is_valid(v) for v in verdicts]
+    some = held[0]
+    for found in held[1:]:
+        some = pc.or_(some, found)
+    rows = np.flatnonzero(some.to_numpy(zero_copy_only=False))
     if len(rows) == 0:
         return _no_rules(n)
     index = pa.array(rows)
+    caught = np.column_stack(
+        [found.take(index).to_numpy(zero_copy_only=False) for found in held]
+    )  # caught rows × rules
     taken = pa.concat_arrays([_array(v.take(index)).cast(pa.string()) for v in verdicts])
-    row, rule = np.nonzero(caught[rows])  # row by row, each row's rules in order
+    row, rule = np.nonzero(caught)  # row by row, each row's rules in order
     counts = np.zeros(n, dtype=np.int32)
-    counts[rows] = caught[rows].sum(axis=1)
+    counts[rows] = caught.sum(axis=1)
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
     return pa.ListArray.from_arrays(offsets, taken.take(pa.array(rule * len(rows) + row)))
 

@@ -198,3 +198,25 @@ def test_plain_addresses_need_no_engine(monkeypatch) -> None:
     monkeypatch.setattr(engine, "run", None)  # any engine query fails
     numbers = ivt._ipv4_numbers(pa.array(["192.0.2.1", "2001:db8::1", "x", None]))
     assert numbers.to_pylist() == [3221225985, None, None, None]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    verdicts=st.lists(
+        st.lists(st.sampled_from([None, None, None, "a", "b"]), min_size=6, max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    cut=st.integers(0, 6),
+)
+def test_each_row_lists_the_rules_that_caught_it_in_their_order(verdicts, cut) -> None:
+    """Rows caught by no rule (nearly all) get no list built; the others list their rules'
+    verdicts in the rules' order, whatever chunks each verdict column comes in."""
+    from advertisex.kernels.ivt import _rule_lists
+
+    columns = [
+        pa.chunked_array([v[:cut], v[cut:]], pa.string()) if j % 2 else pa.array(v, pa.string())
+        for j, v in enumerate(verdicts)
+    ]
+    expected = [[v[row] for v in verdicts if v[row] is not None] for row in range(6)]
+    assert _rule_lists(columns, 6).to_pylist() == expected
