@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,9 +66,10 @@ def _longer_than(values: pa.Array | pa.ChunkedArray, characters: int) -> pa.Arra
     >>> _longer_than(pa.array(["ab", "ééé", None]), 2).to_pylist()
     [False, True, False]
     """
-    longer = pc.fill_null(pc.greater(pc.binary_length(values), characters), False)
-    if not pc.any(longer).as_py():
-        return longer
+    lengths = pc.binary_length(values)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= characters:  # (a column with nulls: no mask filled)
+        return pa.array(np.zeros(len(values), dtype=bool))
     return pc.fill_null(pc.greater(pc.utf8_length(values), characters), False)
 
 
@@ -160,8 +162,6 @@ def fill_missing_raw(rows: pa.Table, frame: pa.Table) -> pa.Table:
     it from the framed records by (segment, position), or — for decoded binary records
     (Avro) that have no text — as the JSON rendering of their fields.
     """
-    import numpy as np
-
     existing = rows.column("raw")
     has_raw = pc.is_valid(existing).to_numpy(zero_copy_only=False)
     missing = rejected_mask(rows.column("reasons")) & ~has_raw
