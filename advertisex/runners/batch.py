@@ -396,6 +396,12 @@ def accepted_rows(
     lineage columns are looked up by segment index instead of joined.
     """
     spec = TABLES[table_name]
+    # A few-valued sort key (the campaign) is encoded once, for its ranks and its codes:
+    # sort_order and the gather below each hashed every text of it.
+    for name in spec.sort_by:
+        if name in spec.few_values and name in standardized.column_names:
+            at = standardized.schema.get_field_index(name)
+            standardized = standardized.set_column(at, name, _encoded(standardized.column(name)))
     kept = np.flatnonzero(keep)
     day = [spec.partition_by_day] if spec.partition_by_day else []
     keys = standardized.select(sorted({*spec.sort_by, *day})).take(pa.array(kept))
@@ -443,10 +449,10 @@ def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.n
         ranks.extend(_nulls_last(utc_days(keys.column(name)).cast(pa.int32())))
     for name in sort_by:
         column = keys.column(name)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            encoded = pc.dictionary_encode(column.combine_chunks())
-            rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-            rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+        if _is_text(column.type) or pa.types.is_dictionary(column.type):
+            encoded = _codes(column)
+            # (dense: a dictionary given may hold a text twice, under two codes)
+            rank = pc.rank(encoded.dictionary, tiebreaker="dense").to_numpy().astype(np.int64)
             codes = pc.fill_null(encoded.indices, 0).to_numpy()
             ranks.append(pc.is_null(encoded.indices).to_numpy(zero_copy_only=False))
             ranks.append(rank[codes] if len(rank) else codes)
@@ -457,12 +463,34 @@ def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.n
 
 def _rankable(t: pa.DataType) -> bool:
     return (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
+        _is_text(t)
+        or (pa.types.is_dictionary(t) and _is_text(t.value_type))
         or pa.types.is_timestamp(t)
         or pa.types.is_integer(t)
         or pa.types.is_date(t)
     )
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _encoded(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A text column as codes into its distinct texts (:func:`gather`'s ``encode``)."""
+    if not _is_text(column.type):
+        return column
+    return pc.dictionary_encode(
+        column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    )
+
+
+def _codes(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """A text column (or codes of one) as one array of codes into texts without a null
+    (a null text: a null code)."""
+    joined = column.combine_chunks()
+    if pa.types.is_dictionary(joined.type) and joined.dictionary.null_count:
+        joined = joined.cast(joined.type.value_type)
+    return joined if pa.types.is_dictionary(joined.type) else pc.dictionary_encode(joined)
 
 
 def _engine_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.ndarray:

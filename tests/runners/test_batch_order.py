@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,66 @@ def test_rows_are_ordered_as_the_engine_orders_them(rows, cut) -> None:
     )
     table = pa.concat_tables([table.slice(0, cut), table.slice(cut)])
     for day, by in ((["event_time"], ("campaign_id", "event_time")), ([], ("campaign_id",))):
-        assert sort_order(table, day, by).tolist() == _engine_order(table, day, by).tolist()
+        expected = _engine_order(table, day, by).tolist()
+        assert sort_order(table, day, by).tolist() == expected
+        # The campaign given as codes (accepted_rows encodes it once for its order and
+        # its gather): each chunk its own dictionary, one holding a text twice.
+        campaigns = table.column("campaign_id")
+        coded = pa.chunked_array([_codes_of(chunk) for chunk in campaigns.chunks])
+        as_codes = table.set_column(0, "campaign_id", coded)
+        assert sort_order(as_codes, day, by).tolist() == expected
+
+
+def _codes_of(texts: pa.Array) -> pa.DictionaryArray:
+    """``texts`` as codes into a dictionary of its distinct texts, reversed, with the
+    first of them twice (rows of it coded by either)."""
+    distinct = list(reversed(pc.unique(texts.drop_null()).to_pylist()))
+    dictionary = distinct + distinct[:1]
+    codes = [
+        None if t is None else (len(distinct) if i % 2 and t == distinct[0] else distinct.index(t))
+        for i, t in enumerate(texts.to_pylist())
+    ]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32()), pa.array(dictionary, pa.string())
+    )
+
+
+def test_the_campaign_is_encoded_once_for_its_order_and_its_codes(monkeypatch) -> None:
+    """accepted_rows orders the rows by campaign (its texts' ranks) and writes it as codes:
+    both from one encoding of the column — each hashed every campaign text of the piece."""
+    from advertisex.runners.batch import accepted_rows
+
+    times = pa.array([_BASE + timedelta(hours=h) for h in (3, 1, 2)], pa.timestamp("us", "UTC"))
+    standardized = pa.table(
+        {
+            "event_id": ["e-1", "e-2", "e-3"],
+            "event_time": times,
+            "user_id": ["u-1", "u-2", "u-1"],
+            "campaign_id": ["cmp-2", "cmp-1", "cmp-2"],
+            "payload_hash": ["x1", "x2", "x3"],
+            "segment": pa.array([7, 7, 7], pa.int32()),
+            "source_position": [1, 2, 3],
+        }
+    )
+    lineage = pa.table(
+        {
+            "segment": pa.array([7], pa.int32()),
+            "source_file": ["clicks/a.csv"],
+            "ingest_time": pa.array([_BASE], pa.timestamp("us", "UTC")),
+        }
+    )
+    encoded = []
+    dictionary_encode = pc.dictionary_encode
+
+    def counted(values, *args, **kwargs):
+        encoded.append(values.to_pylist())
+        return dictionary_encode(values, *args, **kwargs)
+
+    monkeypatch.setattr(pc, "dictionary_encode", counted)
+    rows = accepted_rows("curated.clicks", standardized, np.ones(3, dtype=bool), lineage, "b-1")
+    assert rows.column("event_id").to_pylist() == ["e-2", "e-3", "e-1"]
+    assert rows.column("campaign_id").to_pylist() == ["cmp-1", "cmp-2", "cmp-2"]
+    assert encoded.count(["cmp-2", "cmp-1", "cmp-2"]) == 1
 
 
 def test_quarantine_rows_come_in_segment_and_position_order_with_their_lineage() -> None:
