@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex import native
-from advertisex.util.arrays import coded
+from advertisex.util.arrays import coded, joined
 
 if TYPE_CHECKING:
     from advertisex.dims.model import Dimensions
@@ -125,7 +125,7 @@ def site_host(website: pa.ChunkedArray | pa.Array) -> pa.Array:
     >>> site_host(pa.chunked_array([["http://www.a.com:8080/x", "website_6", None]])).to_pylist()
     ['a.com', 'website_6', None]
     """
-    array = website.combine_chunks() if isinstance(website, pa.ChunkedArray) else website
+    array = joined(website)
     if len(array) == 0 or array.null_count == len(array):
         return pa.nulls(len(array), pa.string())
     authority = native.url_authorities(array)
@@ -181,8 +181,10 @@ def parse_user_agents(
     values, moved and written as codes (``TableSpec.few_values``); the agents' texts
     (≈ 110 bytes each) are hashed here once, not again by the invalid-traffic check and
     the writer's encoding."""
-    agents = user_agent.combine_chunks() if isinstance(user_agent, pa.ChunkedArray) else user_agent
-    encoded = agents if pa.types.is_dictionary(agents.type) else pc.dictionary_encode(agents)
+    # Texts are encoded chunk by chunk (into one dictionary), not joined into a copy first.
+    encoded = joined(
+        user_agent if pa.types.is_dictionary(user_agent.type) else pc.dictionary_encode(user_agent)
+    )
     distinct = encoded.dictionary.to_pylist()
     parsed = [describe_user_agent(agent) if agent is not None else _NOTHING for agent in distinct]
     device = pc.take(pa.array([p[0] for p in parsed], pa.string()), encoded.indices)
@@ -363,7 +365,7 @@ def version_at(
     for v in range(versions.num_rows):  # few versions: a plain loop over them
         base = key_code[v] * width
         lookup[base + first_slot[v] + 1 : base + end_slot[v] + 1] = v
-    row_array = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    row_array = joined(keys)
     row_code = pc.fill_null(pc.index_in(row_array, distinct_keys), -1).to_numpy(
         zero_copy_only=False
     )

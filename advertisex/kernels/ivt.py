@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.util import engine
-from advertisex.util.arrays import spread
+from advertisex.util.arrays import joined, spread
 
 CRAWLER = "known_crawler_ua"
 IVT_IP_RANGE = "ivt_ip_range"
@@ -189,7 +189,7 @@ def _no_rules(n: int) -> pa.Array:
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return joined(values)
 
 
 def _request_fields(rows: pa.Table) -> pa.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
@@ -256,3 +257,31 @@ def test_site_host_takes_any_text_and_keeps_the_row_count(websites):
             assert host is None
         elif host is not None:
             assert host == host.lower() and not host.startswith("www.")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    agents=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(
+                [group[0] for group in catalog.USER_AGENTS] + catalog.BOT_USER_AGENTS[:2]
+            ),
+        ),
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(0, 12), max_size=3),
+)
+def test_user_agents_in_chunks_are_described_as_in_one_array(agents, cuts) -> None:
+    """A piece's agents come in the chunks of its segments: they are encoded chunk by chunk
+    into one dictionary (not joined into a copy first), to the same device, OS, browser
+    and codes as one array of them gives."""
+    from advertisex.kernels.enrich import parse_user_agents
+
+    whole = pa.array(agents, pa.string())
+    bounds = sorted({0, len(agents), *(min(c, len(agents)) for c in cuts)})
+    chunked = pa.chunked_array(
+        [whole.slice(a, b - a) for a, b in itertools.pairwise(bounds)], pa.string()
+    )
+    expected = [part.to_pylist() for part in parse_user_agents(whole)]
+    assert [part.to_pylist() for part in parse_user_agents(chunked)] == expected
