@@ -730,7 +730,11 @@ class AtomicSqlCatalog(SqlCatalog):
                 if result.rowcount < 1:  # type: ignore[attr-defined]
                     raise CommitConflictError(
                         f"table {s.namespace}.{s.table_name} was changed by another process",
-                        hint="another processor is running on the same data; run one at a time",
+                        # Any writer may have: a second processor, maintain, forget, a
+                        # replay (they retry first: this is what is left after retries).
+                        hint="another command changed this table meanwhile (a second "
+                        "processor, maintain, forget or a replay); run this command again — "
+                        "and run one processor per lake",
                     )
             # Looked at after the updates: the database lets no other writer commit now.
             _check_unchanged(session, self.name, staged, unchanged or {})

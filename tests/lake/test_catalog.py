@@ -103,10 +103,14 @@ def test_a_writer_that_publishes_in_between_makes_the_whole_group_fail(lake, tmp
         original(*args)
 
     monkeypatch.setattr(lake.catalog, "_publish", publish_after_someone_else)
-    with pytest.raises(CommitConflictError):
+    with pytest.raises(CommitConflictError) as lost:
         lake.commit_batch(
             {"curated.clicks": _click("e2"), "ops.batches": _batch_row("b2")}, [_mark("s2")], {}
         )
+    # Any writer may have won (maintain, forget, a replay): the hint names them and says
+    # to run the command again, not only that a second processor runs.
+    assert "maintain, forget or a replay" in lost.value.hint
+    assert "run this command again" in lost.value.hint
     lake.refresh()
     assert lake.read("curated.clicks").column("event_id").to_pylist() == ["e1"]
     assert lake.read("ops.batches").num_rows == 0
