@@ -82,6 +82,7 @@ class Monitor:
             notifiers = {name: make_notifier(name, ch) for name, ch in cfg.channels.items()}
         self.delivery = Delivery(self.store, notifiers, cfg, clock)
         self.history = history or (lambda transitions: None)
+        self.clock = clock
         # Hourly monitors judge complete hours: run them once per newly settled hour.
         self._hourly: tuple[datetime, list[Finding], dict[str, str]] | None = None
 
@@ -132,6 +133,45 @@ class Monitor:
         metrics.record_observations(obs, self.firing())
         return Evaluation(obs, findings, transitions, messages, errors)
 
+    def blind(self, why: str) -> list[Transition]:
+        """An evaluation that could not observe the lake (its storage unreadable: a bucket
+        down, a disk gone): ``MonitorFailed`` {monitor="observe"} says the monitor is blind,
+        through the same alerting as any other alert — a bucket down for an hour alerted
+        nobody, where the monitor is the one meant to tell. Every other alert is held as
+        it was (nothing is known to have cleared); the next evaluation that sees resolves
+        this one. The state changes."""
+        now = self.clock()
+        held = [
+            Finding(
+                alert["alertname"],
+                {k: v for k, v in alert["labels"].items() if k not in ("alertname", "severity")},
+                alert["severity"],
+                alert["summary"],
+                alert.get("value"),
+                alert.get("threshold"),
+            )
+            for alert in self.firing()
+            if alert.get("labels", {}).get("monitor") != BLIND["monitor"]
+        ]
+        summary = f"the monitor cannot observe the lake: {why}"
+        transitions, messages = self.engine.update(
+            [*held, Finding("MonitorFailed", dict(BLIND), "critical", summary)], now
+        )
+        if transitions:
+            try:
+                self.history(transitions)
+            except Exception:  # the lake may be what cannot be read: alerting goes on
+                log.warning("could not write ops.alerts while the monitor is blind")
+        for message in messages:
+            self.delivery.submit(message)
+        return transitions
+
+    def _tell_blind(self, why: str) -> None:
+        try:
+            self.blind(why)
+        except Exception:  # the state store unreachable too: the log line above stays
+            log.exception("could not raise the monitor's own alert")
+
     def firing(self) -> list[dict[str, Any]]:
         """Current alerts (pending and firing) from the state store."""
         return sorted(self.store.load("alerts").values(), key=lambda a: a["fingerprint"])
@@ -156,9 +196,14 @@ class Monitor:
                         log.exception("monitor evaluation failed; trying again next interval")
                     else:
                         log.error("monitor evaluation failed: %s; trying again next interval", said)
+                        self._tell_blind(said)
                 stop.wait(interval or self.cfg.interval_seconds)
         finally:
             self.delivery.stop()
+
+
+# The labels of the alert that says the monitor cannot observe the lake (Monitor.blind).
+BLIND = {"monitor": "observe"}
 
 
 def _said(error: Exception) -> str | None:

@@ -154,3 +154,64 @@ def test_an_unreachable_bucket_is_one_log_line_an_evaluation_not_a_traceback(
     assert "AWS Error NETWORK_CONNECTION" in unreachable.getMessage()
     assert "scale.s3_endpoint" in unreachable.getMessage()
     assert bug.exc_info is not None  # a bug keeps its traceback
+
+
+def test_a_monitor_that_cannot_observe_the_lake_raises_its_own_alert_and_holds_the_others() -> None:
+    """A bucket down for an hour was a log line a minute and no alert: the monitor, the
+    one meant to tell, stayed silent. Now MonitorFailed {monitor="observe"} fires through
+    the routes like any alert; the alerts already firing are held (nothing is known to
+    have cleared) and the next evaluation that sees resolves the blind one."""
+    from advertisex.monitor.model import Observations
+    from advertisex.monitor.service import Monitor
+
+    now = [T0]
+    cfg = MonitorSettings(
+        routes={"critical": ("chat",), "warning": ("chat",)},
+        for_seconds={"MonitorFailed": 0, "SourceStale": 0},
+    )
+    sent: list[dict[str, Any]] = []
+
+    class Chat:
+        def send(self, message: dict[str, Any]) -> None:
+            sent.append(message)
+
+    monitor = Monitor(cfg, lambda: Observations(now=now[0]), notifiers={"chat": Chat()},
+                      clock=lambda: now[0])  # fmt: skip
+    monitor.engine.update([stale()], T0)  # firing already
+    now[0] = T0 + MIN
+    monitor.blind("When listing objects in bucket 'b': AWS Error NETWORK_CONNECTION")
+    firing = {a["alertname"]: a for a in monitor.firing()}
+    assert set(firing) == {"SourceStale", "MonitorFailed"}
+    assert firing["SourceStale"]["state"] == "firing"  # held, not resolved
+    assert firing["MonitorFailed"]["state"] == "firing"
+    assert "cannot observe the lake" in firing["MonitorFailed"]["summary"]
+    assert firing["MonitorFailed"]["labels"]["monitor"] == "observe"
+    monitor.delivery.drain()
+    assert any(a["labels"]["alertname"] == "MonitorFailed" for m in sent for a in m["alerts"])
+    now[0] = T0 + 2 * MIN
+    monitor.blind("still down")  # a second blind evaluation: the same alert, held
+    assert {a["alertname"] for a in monitor.firing()} == {"SourceStale", "MonitorFailed"}
+    now[0] = T0 + 3 * MIN
+    transitions, _ = monitor.engine.update([stale()], now[0])  # a seeing evaluation
+    assert [(t.state, t.alert["alertname"]) for t in transitions] == [("resolved", "MonitorFailed")]
+
+
+def test_a_failed_evaluation_of_unreadable_storage_tells_the_alerting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import threading
+
+    from advertisex.monitor.service import Monitor
+
+    stop = threading.Event()
+
+    def observe() -> Any:
+        stop.set()
+        raise OSError("When listing objects in bucket 'b': AWS Error NETWORK_CONNECTION")
+
+    cfg = MonitorSettings(for_seconds={"MonitorFailed": 0})
+    monitor = Monitor(cfg, observe, notifiers={})
+    with caplog.at_level(logging.ERROR, logger="advertisex.monitor"):
+        monitor.run(stop, interval=0.01)
+    (alert,) = monitor.firing()
+    assert alert["alertname"] == "MonitorFailed" and alert["state"] == "firing"
