@@ -723,6 +723,22 @@ def _engine_calls(monkeypatch) -> list[str]:
     return sent
 
 
+def _engine_frame_sizes(monkeypatch) -> list[int]:
+    """The rows of each ``frame`` table kernels hand the engine from now on (they still run)."""
+    from advertisex.util import engine
+
+    sizes: list[int] = []
+    run = engine.run
+
+    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
+        if "frame" in tables:
+            sizes.append(tables["frame"].num_rows)
+        return run(query, params, **tables)
+
+    monkeypatch.setattr(engine, "run", spy)
+    return sizes
+
+
 _TYPED_BID_FIELDS = [
     {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}},
     *({"name": p, "type": ["null", "double"]} for p in ("floor_price", "bid_price")),
@@ -754,8 +770,8 @@ def _typed_bids(records: list[dict]) -> pa.Table:
 def test_typed_bids_without_a_reason_need_no_engine_and_give_the_engines_rows(monkeypatch):
     """A micro-batch of good bids typed as Avro types them (and plain targeting maps) is
     standardized by Arrow alone — the engine's query cost ≈ 6 ms to plan, and the maps'
-    ≈ 2-5 ms — to exactly the rows the engine's query gives; any bid with a reason sends
-    its frame to the engine, as before."""
+    ≈ 2-5 ms — to exactly the rows the engine's query gives; a bid with a reason goes
+    through the engine's query, alone: the good bids beside it do not."""
     from advertisex.kernels import standardize as std
 
     at = datetime(2026, 11, 27, 11, 59, 30, 123456, tzinfo=UTC)
@@ -783,15 +799,20 @@ def test_typed_bids_without_a_reason_need_no_engine_and_give_the_engines_rows(mo
         "too large": {"bid_price": 1e6 + 0.5},
     }
     sent = _engine_calls(monkeypatch)
+    sizes = _engine_frame_sizes(monkeypatch)
+    every = [r for i, b in enumerate(bad.values()) for r in (good[i], {**good[1], **b})]
     for payload in (False, True):
-        frames = {"good": _typed_bids(good)}
+        frames = {"good": _typed_bids(good), "every": _typed_bids(every)}
         frames.update({name: _typed_bids([*good, {**good[1], **b}]) for name, b in bad.items()})
         for name, frame in frames.items():
             sent.clear()
+            sizes.clear()
             rows = std.standardize_bids(frame, Rules(NOW), payload)
             assert bool(sent) == (name != "good"), name
+            # Only the bids with a reason went through the engine's query, not their frame.
+            assert sizes == ([] if name == "good" else [len(bad) if name == "every" else 1])
             with monkeypatch.context() as engine_only:
-                engine_only.setattr(std, "_bids_all_good", lambda *args: None)
+                engine_only.setattr(std, "_bids_by_arrow", lambda *args: None)
                 spec = std.standardize_bids(frame, Rules(NOW), payload)
             assert rows.schema == spec.schema, name
             assert repr(rows.to_pylist()) == repr(spec.to_pylist()), name  # (NaN is not NaN)
