@@ -882,7 +882,7 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
     """
     # The maps never enter the engine: it reads their texts, the rows take them as they are.
     targeting = frame.column("ad_targeting")
-    text, json = _targeting_texts(targeting)
+    text, json, codes = _targeting_texts(targeting)
     by_arrow = _bids_by_arrow(frame, passed, rules)
     if by_arrow is None:
         computed = engine.run(
@@ -890,7 +890,7 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
             rules.params(),
             frame=frame.drop_columns(["ad_targeting"])
             .append_column("targeting_text", text)
-            .append_column("targeting_json", json),
+            .append_column("targeting_json", json.take(codes)),
         )
     else:
         computed, suspect = by_arrow
@@ -900,13 +900,9 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
                 rules.params(),
                 frame=take_ascending(frame.drop_columns(["ad_targeting"]), suspect)
                 .append_column("targeting_text", column_ascending(text, suspect))
-                .append_column("targeting_json", column_ascending(json, suspect)),
+                .append_column("targeting_json", json.take(codes.take(pa.array(suspect)))),
             )
-            for c in _FROM_ENGINE:
-                at = computed.schema.get_field_index(c)
-                computed = computed.set_column(
-                    at, c, replaced(computed.column(c), suspect, by_engine.column(c))
-                )
+            computed = _put_back(computed, suspect, by_engine)
     rows = pa.table(
         {
             c: _as_string(frame.column(c)) if c in passed else computed.column(c)
@@ -942,6 +938,44 @@ def standardize_bids(frame: pa.Table, rules: Rules, payload: bool = False) -> pa
 # The columns of the engine's bid query that :func:`_bids_by_arrow` computes, and those of
 # them a bid's reasons may change (the others are the frame's).
 _FROM_ENGINE = ("event_time", *_PRICES, "raw", "reasons")
+
+
+def _put_back(computed: pa.Table, rows: np.ndarray, by_engine: pa.Table) -> pa.Table:
+    """:func:`_bids_by_arrow`'s columns with the engine's at ``rows`` (ascending): each by
+    one take from the two arrays end to end, and a reason list, or a raw text, that only
+    those rows have, by offsets (``replaced``'s spread and choice over every row cost
+    ≈ 6 ms a piece, for its ≈ 140 bids).
+
+    >>> t = pa.table({"event_time": [1, 2, 3], "floor_price": [1.0, 2.0, 3.0],
+    ...     "bid_price": [None, 5.0, 6.0], "raw": pa.nulls(3, pa.string()),
+    ...     "reasons": pa.array([[], [], []], LABEL_LISTS)})
+    >>> e = pa.table({"event_time": [9], "floor_price": [None], "bid_price": [9.0],
+    ...     "raw": ["{}"], "reasons": pa.array([["r"]], LABEL_LISTS)})
+    >>> _put_back(t, np.array([1]), e).to_pylist()[1]
+    {'event_time': 9, 'floor_price': None, 'bid_price': 9.0, 'raw': '{}', 'reasons': ['r']}
+    """
+    n = computed.num_rows
+    at = np.arange(n, dtype=np.int64)
+    at[rows] = n + np.arange(len(rows))
+    columns = {}
+    for name in computed.column_names:
+        column, values = computed.column(name), by_engine.column(name).combine_chunks()
+        if name not in _FROM_ENGINE:
+            columns[name] = column
+        elif name == "raw":  # (null for every other bid)
+            columns[name] = spread(values, rows, n)
+        elif name == "reasons" and not values.null_count:  # (none for every other bid)
+            lengths = np.zeros(n, dtype=np.int32)
+            lengths[rows] = pc.list_value_length(values).to_numpy()
+            offsets = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(lengths, out=offsets[1:])
+            columns[name] = pa.ListArray.from_arrays(
+                pa.array(offsets), pc.list_flatten(values), type=values.type
+            )
+        else:
+            both = pa.concat_arrays([*column.chunks, values.cast(column.type)])
+            columns[name] = both.take(pa.array(at))
+    return pa.table(columns)
 
 
 def _bids_by_arrow(
@@ -1059,24 +1093,35 @@ def _normalized_texts(
     return frame, sql
 
 
-def _targeting_texts(targeting: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+def _targeting_texts(targeting: pa.ChunkedArray) -> tuple[pa.Array, pa.Array, pa.Array]:
     """The engine's text of each targeting map (``CAST(ad_targeting AS VARCHAR)``, part of
-    the payload) and its JSON (``to_json``, for a rejected bid's raw record), rendered once
-    per distinct map: a few thousand audiences recur across tens of thousands of bids, and
-    moving a map into the engine and rendering it costs more than a microsecond.
+    the payload); the JSON (``to_json``, for a rejected bid's raw record) of each distinct
+    map, and each map's code into it (null for a null map): rendered once per distinct
+    map — a few thousand audiences recur across tens of thousands of bids, and moving a
+    map into the engine and rendering it costs more than a microsecond — and the JSON
+    taken only for the few bids whose record is rendered.
 
-    Maps are told apart exactly without rendering them: each key and value becomes its code
-    in a dictionary of the column's keys (values), and each map the bytes of its codes in
-    order, so two maps have the same bytes exactly when they hold the same entries in the
-    same order.
+    Maps are told apart exactly without rendering them: by the compiled helpers
+    (``native.map_codes``: maps of one hash compared entry by entry), else each key and
+    value becomes its code in a dictionary of the column's keys (values), and each map the
+    bytes of its codes in order, so two maps have the same bytes exactly when they hold
+    the same entries in the same order.
 
     >>> m = pa.chunked_array([pa.array([[("a", "1")], None, [("a", "1")], []], pa.map_(pa.string(), pa.string()))])
-    >>> [t.to_pylist() for t in _targeting_texts(m)]
-    [['{a=1}', None, '{a=1}', '{}'], ['{"a":"1"}', None, '{"a":"1"}', '{}']]
+    >>> text, json, codes = _targeting_texts(m)
+    >>> text.to_pylist(), json.take(codes).to_pylist()
+    (['{a=1}', None, '{a=1}', '{}'], ['{"a":"1"}', None, '{"a":"1"}', '{}'])
     """
+    found = native.map_codes(targeting)
+    if found is not None:
+        codes, firsts = found
+        text, json = _rendered(column_ascending(targeting, firsts).combine_chunks())
+        indices = pa.array(codes, mask=codes < 0)
+        return text.take(indices), json, indices
     maps = targeting.combine_chunks()
     if not pa.types.is_map(maps.type) or len(maps) == 0:
-        return _rendered(maps)
+        text, json = _rendered(maps)
+        return text, json, pa.array(np.arange(len(maps)))
     if maps.offset:
         maps = pa.concat_arrays([maps])  # offsets from zero, so its buffers read as below
     offsets = np.frombuffer(maps.buffers()[1], dtype=np.int32)[: len(maps) + 1]
@@ -1097,7 +1142,7 @@ def _targeting_texts(targeting: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     first = np.zeros(len(distinct.dictionary), dtype=np.int64)
     first[index[valid][::-1]] = valid[::-1]  # each distinct map's first row
     text, json = _rendered(maps.take(pa.array(first)))
-    return pc.take(text, distinct.indices), pc.take(json, distinct.indices)
+    return pc.take(text, distinct.indices), json, distinct.indices
 
 
 # Maps rendered here at most (a micro-batch's); the engine's query costs ≈ 2-5 ms to plan and

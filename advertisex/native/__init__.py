@@ -26,6 +26,7 @@ FUNCTIONS = (
     "adx_scan_objects",
     "adx_payload_row_hashes",
     "adx_text_hashes",
+    "adx_map_codes",
     "adx_newlines",
     "adx_plain_instants",
     "adx_plain_numbers",
@@ -117,6 +118,71 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
         at += len(part)
     return hashes
+
+
+_MAP_CODES = ("adx_map_codes", ctypes.c_int64, (ctypes.c_int32, *(POINTER,) * 12))
+
+
+def map_codes(maps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(each map's code among the column's distinct maps, -1 for a null; the row where each
+    distinct map first appears, ascending) for a column of maps of strings: two maps have
+    one code exactly when they hold the same entries in the same order (``payload.c``
+    compares the maps of one hash entry by entry). None without the library, or for
+    another layout (large strings, an offset struct of entries).
+
+    >>> m = pa.array([[("a", "1")], None, [("a", "1")], [], [("a", None)]], pa.map_(pa.string(), pa.string()))
+    >>> [a.tolist() for a in map_codes(m)]
+    [[0, -1, 0, 1, 2], [0, 3, 4]]
+    """
+    codes_of = function(*_MAP_CODES)
+    kind = maps.type
+    if codes_of is None or not (
+        pa.types.is_map(kind) and kind.key_type == pa.string() and kind.item_type == pa.string()
+    ):
+        return None
+    chunks = [chunk for chunk in chunks_of(maps) if len(chunk)]
+    columns: list[list[int]] = [[] for _ in range(10)]
+    for chunk in chunks:
+        validity, offsets = chunk.buffers()[:2]
+        if chunk.values.offset or offsets is None:
+            return None
+        keys, values = chunk.keys, chunk.items
+        key_offsets, key_data, _, _ = string_buffers(keys)
+        value_offsets, value_data, value_valid, value_bit = string_buffers(values)
+        row = (
+            len(chunk),
+            offsets.address + 4 * chunk.offset,
+            validity.address if validity is not None and chunk.null_count else 0,
+            chunk.offset,
+            key_offsets,
+            key_data,
+            value_offsets,
+            value_data,
+            value_valid,
+            value_bit,
+        )
+        for column, item in zip(columns, row, strict=True):
+            column.append(item)
+    codes = np.empty(len(maps), dtype=np.int32)
+    firsts = np.empty(len(maps), dtype=np.int64)
+    distinct = codes_of(
+        len(chunks),
+        int64s(columns[0]),
+        addresses(columns[1]),
+        addresses(columns[2]),
+        int64s(columns[3]),
+        addresses(columns[4]),
+        addresses(columns[5]),
+        addresses(columns[6]),
+        addresses(columns[7]),
+        addresses(columns[8]),
+        int64s(columns[9]),
+        codes.ctypes.data,
+        firsts.ctypes.data,
+    )
+    if distinct < 0:
+        raise MemoryError("no memory to find the distinct maps of a column")
+    return codes, firsts[:distinct]
 
 
 def _plain_strings(texts: pa.Array | pa.ChunkedArray) -> Iterator[pa.Array]:

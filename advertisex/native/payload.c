@@ -85,3 +85,146 @@ void adx_text_hashes(const int32_t *offsets, const uint8_t *data, const uint8_t 
             hashes[i] = null_hash;
     }
 }
+
+/* One map of a column of maps of strings (kernels.standardize's targeting maps): its
+   entries' keys and values, each an Arrow string array's buffers (at the arrays' first
+   row: a map's entries are numbered from there), and the map's offsets and validity. */
+typedef struct {
+    const int32_t *offsets; /* the maps', at the chunk's first map */
+    const uint8_t *valid;
+    int64_t bit;
+    const int32_t *key_offsets;
+    const uint8_t *key_data;
+    const int32_t *value_offsets;
+    const uint8_t *value_data;
+    const uint8_t *value_valid;
+    int64_t value_bit;
+} map_chunk;
+
+static inline int same_text(const int32_t *o1, const uint8_t *d1, int64_t i1, const int32_t *o2,
+                            const uint8_t *d2, int64_t i2) {
+    int32_t n = o1[i1 + 1] - o1[i1];
+    return n == o2[i2 + 1] - o2[i2] && memcmp(d1 + o1[i1], d2 + o2[i2], (size_t)n) == 0;
+}
+
+/* Whether two maps hold the same entries in the same order (keys are never null). */
+static int same_map(const map_chunk *a, int64_t i, const map_chunk *b, int64_t j) {
+    int32_t from_a = a->offsets[i], from_b = b->offsets[j], n = a->offsets[i + 1] - from_a;
+    if (n != b->offsets[j + 1] - from_b) return 0;
+    for (int32_t k = 0; k < n; k++) {
+        int64_t x = from_a + k, y = from_b + k;
+        if (!same_text(a->key_offsets, a->key_data, x, b->key_offsets, b->key_data, y)) return 0;
+        int valid = is_valid(a->value_valid, a->value_bit + x);
+        if (valid != is_valid(b->value_valid, b->value_bit + y)) return 0;
+        if (valid &&
+            !same_text(a->value_offsets, a->value_data, x, b->value_offsets, b->value_data, y))
+            return 0;
+    }
+    return 1;
+}
+
+/* A map's hash: of its keys' bytes and of its values' bytes, each a range of its array's
+   data (two hashes a map, not one an entry). Maps whose texts split the bytes otherwise,
+   or whose values are null where the other's are empty, share it: same_map tells them. */
+static inline uint64_t map_hash(const map_chunk *c, int64_t i) {
+    int32_t from = c->offsets[i], to = c->offsets[i + 1];
+    const int32_t *k = c->key_offsets, *v = c->value_offsets;
+    uint64_t h = XXH3_64bits_withSeed(c->key_data + k[from], (size_t)(k[to] - k[from]),
+                                      (uint64_t)(to - from));
+    return XXH3_64bits_withSeed(c->value_data + v[from], (size_t)(v[to] - v[from]), h);
+}
+
+/* Room for a table's distinct maps: each one's hash, chunk and row. */
+typedef struct {
+    uint64_t *hashes;
+    int32_t *chunks;
+    int64_t *rows;
+} distinct_maps;
+
+static int grow_distinct(distinct_maps *d, int64_t capacity) {
+    uint64_t *hashes = (uint64_t *)realloc(d->hashes, (size_t)capacity * sizeof(uint64_t));
+    if (hashes) d->hashes = hashes;
+    int32_t *chunks = (int32_t *)realloc(d->chunks, (size_t)capacity * sizeof(int32_t));
+    if (chunks) d->chunks = chunks;
+    int64_t *rows = (int64_t *)realloc(d->rows, (size_t)capacity * sizeof(int64_t));
+    if (rows) d->rows = rows;
+    return hashes && chunks && rows;
+}
+
+/* Each map's code among the distinct maps of the column (exact: maps of one hash are
+   compared entry by entry), in order of first appearance; -1 for a null map. firsts[d]:
+   the row (across the chunks) where distinct map d first appears. Returns the number of
+   distinct maps, or -1 where memory ran out. The table grows with the distinct maps (a
+   piece's 140 k bids hold ≈ 4,600): sized for every row, its fresh pages cost more than
+   the hashing. */
+int64_t adx_map_codes(int32_t chunks, const int64_t *rows, const int32_t *const *offsets,
+                      const uint8_t *const *valid, const int64_t *bit,
+                      const int32_t *const *key_offsets, const uint8_t *const *key_data,
+                      const int32_t *const *value_offsets, const uint8_t *const *value_data,
+                      const uint8_t *const *value_valid, const int64_t *value_bit,
+                      int32_t *codes, int64_t *firsts) {
+    uint64_t capacity = 1024; /* slots, a power of two, at most half full */
+    int32_t *slots = (int32_t *)malloc(capacity * sizeof(int32_t)); /* a code + 1, 0: free */
+    distinct_maps d = {NULL, NULL, NULL};
+    map_chunk *parts = (map_chunk *)malloc((size_t)(chunks + 1) * sizeof(map_chunk));
+    int64_t distinct = 0, at = 0;
+    if (!slots || !parts || !grow_distinct(&d, (int64_t)capacity / 2)) goto failed;
+    memset(slots, 0, capacity * sizeof(int32_t));
+    for (int32_t c = 0; c < chunks; c++) {
+        parts[c] = (map_chunk){offsets[c],       valid[c],         bit[c],
+                               key_offsets[c],   key_data[c],      value_offsets[c],
+                               value_data[c],    value_valid[c],   value_bit[c]};
+        const map_chunk *part = &parts[c];
+        for (int64_t i = 0; i < rows[c]; i++, at++) {
+            if (!is_valid(part->valid, part->bit + i)) {
+                codes[at] = -1;
+                continue;
+            }
+            uint64_t h = map_hash(part, i), slot = h & (capacity - 1);
+            for (;; slot = (slot + 1) & (capacity - 1)) {
+                int64_t code = (int64_t)slots[slot] - 1;
+                if (code < 0) break;
+                if (d.hashes[code] == h && same_map(part, i, &parts[d.chunks[code]], d.rows[code]))
+                    break;
+            }
+            if (slots[slot]) {
+                codes[at] = slots[slot] - 1;
+                continue;
+            }
+            if ((uint64_t)(distinct + 1) * 2 > capacity) { /* grow, and place it again */
+                uint64_t wider = capacity * 2;
+                int32_t *more = (int32_t *)calloc(wider, sizeof(int32_t));
+                if (!more || !grow_distinct(&d, (int64_t)wider / 2)) {
+                    free(more);
+                    goto failed;
+                }
+                for (int64_t e = 0; e < distinct; e++) {
+                    uint64_t s = d.hashes[e] & (wider - 1);
+                    while (more[s]) s = (s + 1) & (wider - 1);
+                    more[s] = (int32_t)(e + 1);
+                }
+                free(slots);
+                slots = more;
+                capacity = wider;
+                for (slot = h & (capacity - 1); slots[slot]; slot = (slot + 1) & (capacity - 1)) {
+                }
+            }
+            slots[slot] = (int32_t)(distinct + 1);
+            d.hashes[distinct] = h;
+            d.chunks[distinct] = c;
+            d.rows[distinct] = i;
+            firsts[distinct] = at;
+            codes[at] = (int32_t)distinct++;
+        }
+    }
+    goto done;
+failed:
+    distinct = -1;
+done:
+    free(slots);
+    free(d.hashes);
+    free(d.chunks);
+    free(d.rows);
+    free(parts);
+    return distinct;
+}

@@ -443,12 +443,20 @@ def test_amounts_past_any_real_one_are_quarantined_at_their_bound() -> None:
     ]
 
 
-def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() -> None:
+@pytest.mark.parametrize("helpers", [True, False], ids=["native", "arrow"])
+def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them(
+    helpers, monkeypatch
+) -> None:
     """The targeting texts are rendered per distinct map and taken for every row: each row
     gets the engine's own text and JSON of its map (payload, rejected record's raw text),
-    whatever the chunks, slices, nulls, empty maps, null values and entry order."""
+    whatever the chunks, slices, nulls, empty maps, null values and entry order — the maps
+    told apart by the compiled helpers or by Arrow."""
+    from advertisex import native
     from advertisex.kernels.standardize import _targeting_texts, standardize_bids
     from advertisex.util import engine
+
+    if not helpers:
+        monkeypatch.setattr(native, "map_codes", lambda maps: None)
 
     kinds = [
         {"age": "18-24", "interests": "a,b"},
@@ -480,9 +488,10 @@ def test_bid_targeting_maps_are_rendered_once_each_as_the_engine_renders_them() 
         "SELECT CAST(m AS VARCHAR) AS t, CAST(to_json(m) AS VARCHAR) AS j FROM maps",
         maps=pa.table({"m": targeting.combine_chunks()}),
     )
-    text, json = _targeting_texts(targeting)
+    text, json, codes = _targeting_texts(targeting)
     assert text.to_pylist() == expected.column("t").to_pylist()
-    assert json.to_pylist() == expected.column("j").to_pylist()
+    assert json.take(codes).to_pylist() == expected.column("j").to_pylist()
+    assert len(json) == len(kinds) - 1  # each distinct map rendered once (nulls: none)
     rows = standardize_bids(frame, Rules(NOW), payload=True).to_pylist()
     assert [r["ad_targeting"] for r in rows] == frame.column("ad_targeting").to_pylist()
     whole = engine.run(

@@ -7,6 +7,8 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advertisex import native
 from tests.native_helpers import helpers_missing
@@ -66,3 +68,48 @@ def test_row_hashes_join_with_any_marks(separator: bytes, null: bytes):
     ]
     expected = native.text_hashes(pa.array(joined, pa.binary()).cast(pa.string()))
     assert out.tolist() == expected.tolist()
+
+
+_ENTRIES = st.lists(
+    st.tuples(st.sampled_from(["", "a", "ab", "b", "é"]), st.sampled_from([None, "", "c", "bc"])),
+    max_size=3,
+)
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.one_of(st.none(), _ENTRIES), max_size=8), min_size=1, max_size=3),
+    st.integers(0, 2),
+)
+def test_maps_share_a_code_exactly_when_they_hold_the_same_entries(chunks, cut) -> None:
+    """Maps of strings coded by the helpers: one code for equal maps (the same entries in
+    the same order: ``ab``+``c`` is not ``a``+``bc``, a null value not an empty one), in
+    order of first appearance, across chunks and slices; a null map has none (-1)."""
+    kind = pa.map_(pa.string(), pa.string())
+    column = pa.chunked_array([pa.array(c, kind).slice(min(cut, len(c))) for c in chunks], kind)
+    codes, firsts = native.map_codes(column)
+    maps = column.to_pylist()
+    seen: list[list] = []
+    for code, entries in zip(codes.tolist(), maps, strict=True):
+        if entries is None:
+            assert code == -1
+            continue
+        if entries not in seen:
+            seen.append(entries)
+        assert code == seen.index(entries)
+    assert [maps[i] for i in firsts.tolist()] == seen
+    assert sorted(firsts.tolist()) == firsts.tolist()
+    with helpers_missing():
+        assert native.map_codes(column) is None
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+def test_map_codes_of_thousands_of_distinct_maps() -> None:
+    """The helpers' table grows with the distinct maps: thousands, each seen three times."""
+    kind = pa.map_(pa.string(), pa.string())
+    distinct = [[("k", str(i)), ("v", None if i % 7 else "")] for i in range(5000)]
+    column = pa.chunked_array([pa.array(distinct * 2, kind), pa.array(distinct[::-1], kind)])
+    codes, firsts = native.map_codes(column)
+    assert codes.tolist() == [*range(5000), *range(5000), *range(4999, -1, -1)]
+    assert firsts.tolist() == list(range(5000))
