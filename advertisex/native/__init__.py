@@ -26,6 +26,7 @@ FUNCTIONS = (
     "adx_scan_objects",
     "adx_payload_row_hashes",
     "adx_text_hashes",
+    "adx_hex_texts",
     "adx_map_codes",
     "adx_newlines",
     "adx_plain_instants",

@@ -228,3 +228,21 @@ done:
     free(parts);
     return distinct;
 }
+
+/* Each value as `mark` and its 16 lower-case hex digits, most significant first (printf
+   "%016x"): 17 bytes a value, one after the other (kernels.fingerprint's version-2 hash
+   texts). A byte's two digits are looked up at once. */
+void adx_hex_texts(const uint64_t *values, int64_t rows, uint8_t mark, uint8_t *out) {
+    static const char digits[] = "0123456789abcdef";
+    uint16_t pairs[256];
+    for (int b = 0; b < 256; b++)
+        pairs[b] = (uint16_t)((uint8_t)digits[b >> 4] | ((uint16_t)(uint8_t)digits[b & 15] << 8));
+    for (int64_t i = 0; i < rows; i++, out += 17) {
+        uint64_t v = values[i];
+        out[0] = mark;
+        for (int k = 0; k < 8; k++) {
+            uint16_t pair = pairs[(v >> (56 - 8 * k)) & 0xFF];
+            memcpy(out + 1 + 2 * k, &pair, 2); /* first digit first: little-endian */
+        }
+    }
+}

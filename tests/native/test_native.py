@@ -113,3 +113,25 @@ def test_map_codes_of_thousands_of_distinct_maps() -> None:
     codes, firsts = native.map_codes(column)
     assert codes.tolist() == [*range(5000), *range(5000), *range(4999, -1, -1)]
     assert firsts.tolist() == list(range(5000))
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+def test_hash_texts_written_by_the_helpers_are_numpys() -> None:
+    """A version-2 hash's text (``x`` + printf ``%016x``) is the same bytes whether the
+    helpers or NumPy write it: extremes, every byte value, a strided array, none."""
+    from advertisex.kernels.fingerprint import _HEX_TEXTS, _hex
+
+    assert native.function(*_HEX_TEXTS) is not None  # (NumPy's took ≈ 36 ns a value)
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64, endpoint=True)
+    values[:4] = [0, 2**64 - 1, 0x0123456789ABCDEF, 0x8000000000000000]
+    for sample in (values, values[::3], values[:0]):
+        written = _hex(sample)
+        with helpers_missing():
+            expected = _hex(sample)
+        assert written.equals(expected)
+    assert _hex(values[:3]).to_pylist() == [
+        "x0000000000000000",
+        "xffffffffffffffff",
+        "x0123456789abcdef",
+    ]
