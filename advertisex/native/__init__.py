@@ -32,6 +32,7 @@ FUNCTIONS = (
     "adx_plain_instants",
     "adx_plain_numbers",
     "adx_double_texts",
+    "adx_text_traits",
     "adx_url_authorities",
     "adx_avro_block",
     "adx_avro_starts",
@@ -320,6 +321,44 @@ def double_texts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarr
         texts.append(_written_strings(len(chunk), room, functools.partial(write, *inputs)))
         at += len(chunk)
     return (pa.concat_arrays(texts) if texts else pa.array([], pa.string())), decided.view(bool)
+
+
+_TEXT_TRAITS = (
+    "adx_text_traits",
+    ctypes.c_int32,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32),
+)
+# adx_text_traits' flags (plaintext.c): a text may need a trim; an empty text; a byte past
+# ASCII; an ASCII upper-case, lower-case letter.
+TRIM, EMPTY, NON_ASCII, UPPER, LOWER = 1, 2, 4, 8, 16
+
+
+def text_traits(texts: pa.Array | pa.ChunkedArray, letters: bool = False) -> int | None:
+    """What a string column holds, as flags of its valid texts: :data:`TRIM`, :data:`EMPTY`
+    from its offsets and two bytes a text, and with ``letters`` :data:`NON_ASCII`,
+    :data:`UPPER`, :data:`LOWER` from a pass over its bytes. None without the library or
+    for another layout (large strings: the caller asks Arrow).
+
+    >>> text_traits(pa.array(["ab", None, ""]), letters=True) == LOWER | EMPTY
+    True
+    >>> text_traits(pa.array(["A\u00a0"]), letters=True) == UPPER | NON_ASCII | TRIM
+    True
+    >>> text_traits(pa.array(["A\u00a0"])) == TRIM
+    True
+    """
+    traits_of = function(*_TEXT_TRAITS)
+    if traits_of is None or not pa.types.is_string(texts.type):
+        return None
+    traits = 0
+    for chunk in chunks_of(texts):
+        if len(chunk) == chunk.null_count:
+            continue
+        if chunk.buffers()[2] is None:  # (every text empty: no data buffer)
+            traits |= EMPTY
+            continue
+        offsets, data, valid, bit = string_buffers(chunk)
+        traits |= traits_of(offsets, data, valid, bit, len(chunk), int(letters))
+    return traits
 
 
 _URL_AUTHORITIES = (

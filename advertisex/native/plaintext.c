@@ -321,3 +321,64 @@ void adx_url_authorities(const int32_t *offsets, const uint8_t *data, const uint
         out_offsets[i + 1] = written;
     }
 }
+
+/* What kernels.text needs to know of a string array before it trims or case-folds it,
+   as flags: TRIM, a valid text not empty whose first byte may begin a space separator
+   (0x20, or the lead byte of U+00A0, U+1680, U+2000-U+205F, U+3000: C2, E1, E2, E3) or
+   whose last byte may end one (0x20 or a continuation byte); EMPTY, a valid empty text;
+   NON_ASCII, UPPER, LOWER: a valid text holds a byte >= 0x80, an ASCII upper-case,
+   lower-case letter. One pass over the offsets and the bytes, where Arrow's kernels
+   wrote a new column (the trim, the fold) or a flag a row to learn it. */
+enum { TRIM = 1, EMPTY = 2, NON_ASCII = 4, UPPER = 8, LOWER = 16 };
+
+/* NON_ASCII, UPPER, LOWER of n bytes: eight at a time (SWAR: a byte's high bit set when
+   it is >= 0x80, or, of its low seven bits plus an offset, when it is past a bound). */
+static int32_t byte_kinds(const uint8_t *p, int64_t n) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t high = 0, upper = 0, lower = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t low7 = x & ~highs;
+        uint64_t ascii = ~x & highs; /* bytes below 0x80 */
+        high |= x;
+        upper |= (low7 + ones * (0x80 - 'A')) & ~(low7 + ones * (0x7F - 'Z')) & ascii;
+        lower |= (low7 + ones * (0x80 - 'a')) & ~(low7 + ones * (0x7F - 'z')) & ascii;
+    }
+    for (; i < n; i++) {
+        uint8_t b = p[i];
+        high |= b;
+        upper |= (uint8_t)(b - 'A') < 26 ? highs : 0;
+        lower |= (uint8_t)(b - 'a') < 26 ? highs : 0;
+    }
+    return (high & highs ? NON_ASCII : 0) | (upper & highs ? UPPER : 0) |
+           (lower & highs ? LOWER : 0);
+}
+
+/* The flags above of a string array's valid texts: TRIM and EMPTY from the offsets and
+   two bytes a text; NON_ASCII, UPPER, LOWER too where `letters` asks (a pass over every
+   byte). */
+int32_t adx_text_traits(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                        int64_t valid_bit, int64_t rows, int32_t letters) {
+    int32_t traits = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        if (!is_valid(valid, valid_bit + i)) continue;
+        int32_t from = offsets[i], to = offsets[i + 1];
+        if (from == to) {
+            traits |= EMPTY;
+            continue;
+        }
+        uint8_t first = data[from], last = data[to - 1];
+        if (first == 0x20 || first == 0xC2 || (first >= 0xE1 && first <= 0xE3) || last == 0x20 ||
+            (last >= 0x80 && last <= 0xBF))
+            traits |= TRIM;
+    }
+    if (!letters || rows == 0) return traits;
+    if (valid == NULL) /* every byte is a text's: one run */
+        return traits | byte_kinds(data + offsets[0], offsets[rows] - offsets[0]);
+    for (int64_t i = 0; i < rows; i++)
+        if (is_valid(valid, valid_bit + i))
+            traits |= byte_kinds(data + offsets[i], offsets[i + 1] - offsets[i]);
+    return traits;
+}

@@ -103,3 +103,36 @@ def test_a_column_of_ascii_bytes_above_the_space_is_cleared_by_its_bytes_alone(m
     assert text._nothing_to_trim(pa.chunked_array([["ab", "2026-12-07T22:00:00Z"], [None, "x"]]))
     assert not text._nothing_to_trim(pa.chunked_array([["ab"], ["a b"]]))
     assert not text._nothing_to_trim(pa.array(["ab", "é"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(chunks=st.lists(_TEXTS, min_size=1, max_size=3), cut=st.integers(0, 3))
+def test_the_helpers_traits_give_arrows_texts(chunks, cut):
+    """What the compiled helpers tell of a column (a text to trim, an empty one, a byte past
+    ASCII, a letter to fold) only spares Arrow's passes: the values are the same as
+    without them, over chunks and slices."""
+    from tests.native_helpers import helpers_missing
+
+    column = pa.chunked_array([pa.array(c, pa.string()) for c in chunks], pa.string())
+    column = column.slice(min(cut, len(column)))
+    found = [text.text(column), text.lower(column), text.upper(column)]
+    with helpers_missing():
+        expected = [text.text(column), text.lower(column), text.upper(column)]
+    assert [f.to_pylist() for f in found] == [e.to_pylist() for e in expected]
+    assert [f.type for f in found] == [e.type for e in expected]
+
+
+def test_a_column_with_nothing_to_trim_or_fold_is_itself():
+    """An id or an enumeration already trimmed and in its case is not written again: the
+    helpers find nothing to do in one pass over its bytes (the trim's look, the lengths,
+    Arrow's ASCII flag a row and its fold each cost a pass or a copy)."""
+    from advertisex import native
+
+    if not native.available():
+        return
+    ids = pa.chunked_array([["cmp-001", None, "cr-2"], ["desktop"]])
+    assert text.text(ids) is ids
+    assert text.lower(ids) is ids
+    codes = pa.chunked_array([["US", "BR", None]])
+    assert text.upper(codes) is codes
+    assert text.lower(codes).to_pylist() == ["us", "br", None]

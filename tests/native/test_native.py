@@ -135,3 +135,31 @@ def test_hash_texts_written_by_the_helpers_are_numpys() -> None:
         "xffffffffffffffff",
         "x0123456789abcdef",
     ]
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=20)), max_size=12),
+    st.integers(0, 3),
+    st.booleans(),
+)
+def test_text_traits_are_what_python_finds(texts, cut, letters) -> None:
+    """The helpers' traits of a column (eight bytes at a time where they scan its letters)
+    are what Python finds of its valid texts, from a slice too."""
+    from advertisex.kernels.text import SPACE_SEPARATORS
+
+    column = pa.array(texts, pa.string()).slice(min(cut, len(texts)))
+    valid = [t for t in column.to_pylist() if t is not None]
+    found = native.text_traits(column, letters=letters)
+    assert bool(found & native.EMPTY) == ("" in valid)
+    # (TRIM may also be found of a text ending in another character's last byte: a look)
+    if any(t and (t[0] in SPACE_SEPARATORS or t[-1] in SPACE_SEPARATORS) for t in valid):
+        assert found & native.TRIM
+    if letters:
+        joined = "".join(valid)
+        assert bool(found & native.NON_ASCII) == any(ord(c) > 127 for c in joined)
+        assert bool(found & native.UPPER) == any("A" <= c <= "Z" for c in joined)
+        assert bool(found & native.LOWER) == any("a" <= c <= "z" for c in joined)
+    else:
+        assert not found & (native.NON_ASCII | native.UPPER | native.LOWER)
