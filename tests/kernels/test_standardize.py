@@ -101,19 +101,10 @@ def test_odd_time_and_cost_texts_are_read_by_the_engine_once_a_process(monkeypat
     """Texts the compiled helpers leave go to the engine once: the same ones in a later
     piece are read from what it said (the same rows), and what is kept stays bounded."""
     from advertisex.kernels import standardize
-    from advertisex.util import engine
 
     monkeypatch.setattr(standardize, "_ENGINE_TIMES", {})
     monkeypatch.setattr(standardize, "_ENGINE_COSTS", {})
-    asked: list[int] = []
-    run = engine.run
-
-    def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
-        if "texts" in tables:
-            asked.append(tables["texts"].num_rows)
-        return run(query, params, **tables)
-
-    monkeypatch.setattr(engine, "run", spy)
+    asked = _engine_frame_sizes(monkeypatch, "texts")
     odd = '{"impression_id":"i%d","timestamp":"%s","ad_creative_id":"c","user_id":"u","website":"w","cost":"%s"}'
     lines = [odd % (1, "not-a-time", "1e-3"), odd % (2, "2026-01-01T00:00:00Z", "2.5E-3")]
     first = _impressions(*lines)
@@ -732,16 +723,16 @@ def _engine_calls(monkeypatch) -> list[str]:
     return sent
 
 
-def _engine_frame_sizes(monkeypatch) -> list[int]:
-    """The rows of each ``frame`` table kernels hand the engine from now on (they still run)."""
+def _engine_frame_sizes(monkeypatch, name: str = "frame") -> list[int]:
+    """The rows of each table ``name`` kernels hand the engine from now on (they still run)."""
     from advertisex.util import engine
 
     sizes: list[int] = []
     run = engine.run
 
     def spy(query: str, params: dict | None = None, **tables: pa.Table) -> pa.Table:
-        if "frame" in tables:
-            sizes.append(tables["frame"].num_rows)
+        if name in tables:
+            sizes.append(tables[name].num_rows)
         return run(query, params, **tables)
 
     monkeypatch.setattr(engine, "run", spy)

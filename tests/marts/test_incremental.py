@@ -306,6 +306,12 @@ def test_a_won_auction_recomputes_the_hour_of_its_bid_only() -> None:
         assert sum(row["wins"] for row in hourly) == 1
 
 
+def _programmatic(k: int, at: datetime, user: str = "u0") -> tuple[str, dict[str, Any]]:
+    """Impression ``i{k}`` of auction ``a{k}`` at ``at``."""
+    return ("curated.impressions", {"impression_id": f"i{k}", "event_time": at, "user_id": user,
+            "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002, "auction_id": f"a{k}"})  # fmt: skip
+
+
 def test_many_new_programmatic_impressions_find_their_bids_in_an_earlier_hour() -> None:
     """A backlog's batch brings more programmatic impressions than there are bids outside
     their hours: the bids' auctions are looked up among the impressions' (not a set of
@@ -314,12 +320,7 @@ def test_many_new_programmatic_impressions_find_their_bids_in_an_earlier_hour() 
     bid = ("curated.bid_requests", {"auction_id": "a0", "exchange": "x",
            "event_time": T - timedelta(seconds=10), "user_id": "u0", "campaign_id": "c0",
            "bid_price": 1.5, "floor_price": 0.5})  # fmt: skip
-    wins = [
-        ("curated.impressions", {"impression_id": f"i{k}", "event_time": T + timedelta(seconds=k),
-         "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
-         "auction_id": f"a{k}"})
-        for k in range(4)
-    ]  # fmt: skip
+    wins = [_programmatic(k, T + timedelta(seconds=k)) for k in range(4)]
     curated, marts = MemoryCurated(), MemoryMarts()
     curated.append(_curated([bid]))
     maintain.update(curated, marts, RULES)
@@ -342,12 +343,7 @@ def test_the_rollups_read_the_impressions_once_for_the_bids_and_the_counts() -> 
         ("curated.bid_requests", {"auction_id": "a0", "exchange": "x", "event_time": T,
          "user_id": "u0", "campaign_id": "c0", "bid_price": 1.5, "floor_price": 0.5}),
     ]  # fmt: skip
-    later = [
-        ("curated.impressions", {"impression_id": f"i{k}", "event_time": T + timedelta(hours=k),
-         "user_id": "u0", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
-         "auction_id": f"a{k}"})
-        for k in range(3)
-    ]  # fmt: skip
+    later = [_programmatic(k, T + timedelta(hours=k)) for k in range(3)]
     asked: dict[str, list[Any]] = {"bids": [], "shown": []}
 
     class Watched(LocalKernels):
@@ -396,12 +392,7 @@ def test_the_new_rows_are_let_go_before_the_kernels_read_their_slices(monkeypatc
 
     monkeypatch.setattr(maintain, "_responded", watched)
     T = minutes(6 * 60)
-    shown = [
-        ("curated.impressions", {"impression_id": f"i{k}", "event_time": T + timedelta(minutes=k),
-         "user_id": f"u{k}", "campaign_id": "c0", "ad_creative_id": "a", "cost": 0.002,
-         "auction_id": f"a{k}"})
-        for k in range(3)
-    ]  # fmt: skip
+    shown = [_programmatic(k, T + timedelta(minutes=k), user=f"u{k}") for k in range(3)]
     curated, marts = MemoryCurated(), MemoryMarts()
     curated.append(_curated(shown[:1]))
     maintain.update(curated, marts, RULES)
