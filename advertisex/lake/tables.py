@@ -651,8 +651,6 @@ class Lake:
         ``within`` (sorted, half-open ranges of µs since the epoch): what :meth:`read_planned`
         of that filter reads, its files picked by their bounds from the table's files
         planned once per version (:meth:`_day_tasks`) rather than by a plan of their own."""
-        from advertisex.model.schemas import TABLES
-
         table = self.table(name)
         if table.current_snapshot() is None or not within:
             return PlannedRead(name, 0, None, [])
@@ -661,7 +659,7 @@ class Lake:
         last = from_micros(within[-1][1] - 1).date()
         tasks = _meeting(table, name, self._day_tasks(name, table, first, last), within)
         planned = self._scanned_read(name, scan, tasks, fields, False)
-        planned.within = (TABLES[name].partition_by_day or "", within)
+        planned.within = within
         return planned
 
     def _planned_read(
@@ -1093,9 +1091,9 @@ class PlannedRead:
         # a follower's marts update read the hour's hundreds of micro-batch files so, for
         # each table, 2.5 s growing to 35 s in 20 minutes at 2,000 events/s).
         self.sieve: pc.Expression | None = None
-        # With a sieve of time ranges alone (Lake.read_within): (the day partition column,
-        # the ranges in µs since the epoch), so that kept rows all inside one are not sifted.
-        self.within: tuple[str, Sequence[tuple[int, int]]] | None = None
+        # With a sieve of time ranges alone (Lake.read_within): the ranges of the day
+        # partition column, in µs since the epoch, so kept rows all inside one are not sifted.
+        self.within: Sequence[tuple[int, int]] | None = None
         self._sieve_fields: tuple[str, ...] = ()  # the columns it reads
         self.lake: Lake | None = None  # its storage may lose a file: _files_still_there
 
@@ -1218,16 +1216,18 @@ class PlannedRead:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from advertisex.model.schemas import TABLES
+
         if self.within is None or not rows.num_rows:
             return False
-        column, ranges = self.within
-        if column not in rows.column_names:
+        column = TABLES[self.name].partition_by_day
+        if column is None or column not in rows.column_names:
             return False
         bounds = pc.min_max(rows.column(column).cast(pa.timestamp("us", "UTC")).cast(pa.int64()))
         low, high = bounds["min"].as_py(), bounds["max"].as_py()
         if low is None or rows.column(column).null_count:
             return False
-        return any(lo <= low and high < hi for lo, hi in ranges)
+        return any(lo <= low and high < hi for lo, hi in self.within)
 
     def _sifted(
         self, parquet: pq.ParquetFile, task: Any, whole: bool = False
