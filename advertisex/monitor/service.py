@@ -122,14 +122,7 @@ class Monitor:
             )
             for name, error in errors.items()
         ]
-        transitions, messages = self.engine.update(findings, obs.now)
-        if transitions:
-            try:
-                self.history(transitions)
-            except Exception:  # history is for people; alerting goes on without it
-                log.exception("could not write ops.alerts")
-        for message in messages:
-            self.delivery.submit(message)
+        transitions, messages = self._alert(findings, obs.now)
         metrics.record_observations(obs, self.firing())
         return Evaluation(obs, findings, transitions, messages, errors)
 
@@ -154,17 +147,27 @@ class Monitor:
             if alert.get("labels", {}).get("monitor") != BLIND["monitor"]
         ]
         summary = f"the monitor cannot observe the lake: {why}"
-        transitions, messages = self.engine.update(
-            [*held, Finding("MonitorFailed", dict(BLIND), "critical", summary)], now
-        )
+        blind = Finding("MonitorFailed", dict(BLIND), "critical", summary)
+        return self._alert([*held, blind], now)[0]
+
+    def _alert(
+        self, findings: list[Finding], now: datetime
+    ) -> tuple[list[Transition], list[dict[str, Any]]]:
+        """Advance the alerts to ``findings``, record the changes in ``ops.alerts`` and queue
+        the messages; (state changes, messages)."""
+        transitions, messages = self.engine.update(findings, now)
         if transitions:
             try:
                 self.history(transitions)
-            except Exception:  # the lake may be what cannot be read: alerting goes on
-                log.warning("could not write ops.alerts while the monitor is blind")
+            except Exception as error:  # history is for people; alerting goes on without it
+                said = _said(error)  # the lake may be what cannot be read: one line then
+                if said is None:
+                    log.exception("could not write ops.alerts")
+                else:
+                    log.warning("could not write ops.alerts: %s", said)
         for message in messages:
             self.delivery.submit(message)
-        return transitions
+        return transitions, messages
 
     def _tell_blind(self, why: str) -> None:
         try:
