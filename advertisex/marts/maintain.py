@@ -556,6 +556,9 @@ def _rollups(
     """
     in_hours = plan.hour_ranges(hours)
     at = Slice("event_time", in_hours)
+    # The stored rollup rows of the days touched, read once: the bid measures and the
+    # impression parts kept of some hours, and the daily rollup, all come from them.
+    stored = marts.read(HOURLY_MART, Slice("hour", days))
     in_bidding = plan.hour_ranges(bidding)
     near = plan.widened(in_bidding, _us(rules.windows.auction_us))
     # One read of the impressions serves the bids' matching (those within the auction
@@ -587,7 +590,7 @@ def _rollups(
     else:
         bids = match_bids()
     if hours - bidding:
-        kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(hours - bidding)))
+        kept = Slice("hour", plan.hour_ranges(hours - bidding)).rows_of(stored)
         kept = kept.filter(pc.greater(kept.column("bid_requests"), 0))  # rows with bids
         bids = pa.concat_tables([bids, kept.select(BID_MEASURES.names).cast(BID_MEASURES)])
     clicks = _after(marts, changes, CLICKS_MART, at)
@@ -605,11 +608,10 @@ def _rollups(
         rest = sorted(hours - shown)
         nothing = Slice("event_time", ())  # measures of responses only
         answered = kernels.hourly(impressions, nothing, given, rest)
-        kept = marts.read(HOURLY_MART, Slice("hour", plan.hour_ranges(set(rest))))
+        kept = Slice("hour", plan.hour_ranges(set(rest))).rows_of(stored)
         hourly = pa.concat_tables([hourly, with_impression_part(answered, kept)])
     hour_slice = Slice("hour", in_hours)
-    same_days = marts.read(HOURLY_MART, Slice("hour", days))
-    same_days = same_days.filter(pc.invert(hour_slice.mask(same_days)))
+    same_days = stored.filter(pc.invert(hour_slice.mask(stored)))
     daily = campaign_daily(pa.concat_tables([same_days.cast(hourly.schema), hourly]))
     day_slice = Slice("day", tuple((_date(lo), _date(hi)) for lo, hi in days))
     daily = daily.filter(day_slice.mask(daily))  # hours of other days rolled up too

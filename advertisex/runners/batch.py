@@ -475,13 +475,16 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
+def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``column`` as one array (a single chunk as it is, not copied)."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
 def _encoded(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A text column as codes into its distinct texts (:func:`gather`'s ``encode``)."""
-    if not _is_text(column.type):
-        return column
-    return pc.dictionary_encode(
-        column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    )
+    return pc.dictionary_encode(_one_chunk(column)) if _is_text(column.type) else column
 
 
 def _codes(column: pa.ChunkedArray) -> pa.DictionaryArray:
@@ -514,11 +517,8 @@ def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array, encode: bool = Fa
     """``column.take(rows)``: over one chunk (a take across chunks costs several times more).
     ``encode``: a text column is dictionary-encoded first, so its codes move, not its texts
     (a column of few values: the Parquet writer would have hashed every text again)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if encode and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        column = pc.dictionary_encode(column)
-    return column.take(rows)
+    one = _one_chunk(column)
+    return (pc.dictionary_encode(one) if encode and _is_text(one.type) else one).take(rows)
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:
