@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex import native
-from advertisex.util.arrays import take_ascending
+from advertisex.util.arrays import joined, take_ascending
 
 # Columns a dedupe needs from already-committed rows, per curated table.
 SEEN_COLUMNS = {
@@ -277,30 +277,26 @@ def find_duplicates(
         return _shared_only(keys, hashes, seen_keys, seen_hashes, hashed, order)
     # Each key's first row, and its first row with a payload hash (what the first
     # occurrence is compared with, unless the key was committed: then the committed hash).
-    encoded = pc.dictionary_encode(_array(keys))
+    encoded = pc.dictionary_encode(joined(keys))
     codes = pc.fill_null(encoded.indices, -1).to_numpy()
     keyed = codes >= 0  # a null key repeats nothing and conflicts with nothing
     if not keyed.any():
         return Duplicates(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
     first = _first_rows(codes, keyed, len(encoded.dictionary))
-    hashes = _array(hashes)
+    hashes = joined(hashes)
     hashed_rows = keyed & pc.is_valid(hashes).to_numpy(zero_copy_only=False)
     first_hashed = _first_rows(codes, hashed_rows, len(encoded.dictionary))
     reference = hashes.take(_at(first_hashed, codes, keyed))
     is_dup = keyed & (np.arange(n) != first[np.maximum(codes, 0)])
     if seen_keys is not None and seen_hashes is not None and len(seen_keys):
-        at_seen = pc.index_in(encoded.dictionary, value_set=_array(seen_keys).cast(keys.type))
+        at_seen = pc.index_in(encoded.dictionary, value_set=joined(seen_keys).cast(keys.type))
         seen_row = pc.fill_null(at_seen, -1).to_numpy()[np.maximum(codes, 0)]
         seen_index = pa.array(seen_row, mask=~keyed | (seen_row < 0))
-        seen_hash = _array(seen_hashes).cast(hashes.type).take(seen_index)
+        seen_hash = joined(seen_hashes).cast(hashes.type).take(seen_index)
         is_dup |= pc.is_valid(seen_hash).to_numpy(zero_copy_only=False)
         reference = pc.coalesce(seen_hash, reference)
     differs = pc.fill_null(pc.not_equal(hashes, reference), False).to_numpy(zero_copy_only=False)
     return Duplicates(is_dup, differs & keyed)
-
-
-def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _first_rows(codes: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:

@@ -81,7 +81,7 @@ def classify(rows: pa.Table, rules: IvtRules) -> pa.ChunkedArray:
         listed = pc.is_in(mark, value_set=pa.array(rules.ip_ranges, pa.string()))
         marked = pc.if_else(listed, pc.binary_join_element_wise("ip_range:", mark, ""), None)
         found = verdicts.get("ip_range")
-        verdicts["ip_range"] = marked if found is None else pc.coalesce(_array(found), marked)
+        verdicts["ip_range"] = marked if found is None else pc.coalesce(joined(found), marked)
     if rules.test_flags and "extras" in names:
         verdicts["test"] = _test_traffic(rows.column("extras"), rules.test_flags)
     if rules.ivt_users and "user_id" in names:
@@ -141,7 +141,7 @@ def _rule_lists(verdicts: list[pa.Array | pa.ChunkedArray], n: int) -> pa.Array:
     caught = np.column_stack(
         [found.take(index).to_numpy(zero_copy_only=False) for found in held]
     )  # caught rows × rules
-    taken = pa.concat_arrays([_array(v.take(index)).cast(pa.string()) for v in verdicts])
+    taken = pa.concat_arrays([joined(v.take(index)).cast(pa.string()) for v in verdicts])
     row, rule = np.nonzero(caught)  # row by row, each row's rules in order
     counts = np.zeros(n, dtype=np.int32)
     counts[rows] = caught.sum(axis=1)
@@ -188,10 +188,6 @@ def _no_rules(n: int) -> pa.Array:
     return pa.ListArray.from_arrays(np.zeros(n + 1, dtype=np.int32), pa.array([], pa.string()))
 
 
-def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return joined(values)
-
-
 def _request_fields(rows: pa.Table) -> pa.Table:
     """``user_agent`` and ``ip`` from ``extras`` where the table has no such columns (clicks,
     conversions), and the collector's ``ivt_ip_range`` mark; only columns found are added."""
@@ -217,7 +213,7 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
     the engine's parse of every row's text was ≈ 0.3 µs of an impression's CPU.
     """
     v4, v6 = _networks(ranges)
-    encoded = pc.dictionary_encode(_array(ips))  # a null address: a null index, no verdict
+    encoded = pc.dictionary_encode(joined(ips))  # a null address: a null index, no verdict
     distinct = encoded.dictionary
     numbers = _ipv4_numbers(distinct)
     labels: pa.ChunkedArray | pa.Array = pa.nulls(len(distinct), pa.string())
@@ -232,7 +228,7 @@ def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArr
         labels = pc.if_else(inside, f"ip_range:{text}", labels)
     if v6:
         labels = pc.coalesce(labels, _v6_rules(distinct, v6))
-    return _array(labels).take(encoded.indices)
+    return joined(labels).take(encoded.indices)
 
 
 # A dotted quad of decimal octets, as nearly every address is written: read by Arrow.

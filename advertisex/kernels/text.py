@@ -62,11 +62,14 @@ def text(column: Column) -> Column:
     # compiled helpers tell it, and whether a text is empty, in one pass over the offsets
     # (NumPy's look and Arrow's lengths: ≈ 1.2 ms a column of a 140 k-bid piece).
     traits = native.text_traits(column)
-    if traits is not None and not traits & native.TRIM:
-        if not traits & native.EMPTY:
-            return column
+    if traits is None:  # without the helpers: NumPy's look at the texts' ends
+        trimmed = column if _nothing_to_trim(column) else pc.utf8_trim(column, SPACE_SEPARATORS)
+    elif traits & native.TRIM:  # the helpers saw a separator at an end: no second look
+        trimmed = pc.utf8_trim(column, SPACE_SEPARATORS)
+    elif traits & native.EMPTY:
         return pc.if_else(pc.equal(pc.binary_length(column), 0), None, column)
-    trimmed = column if _nothing_to_trim(column) else pc.utf8_trim(column, SPACE_SEPARATORS)
+    else:
+        return column
     lengths = pc.binary_length(trimmed)
     if pc.min(lengths).as_py() != 0:  # no empty text (or none at all): nothing to null
         return trimmed  # (the if_else copied every string of the column once more)
@@ -114,7 +117,7 @@ def _case(column: Column, ascii_kernel: object, function: str, changed: int) -> 
     traits = native.text_traits(column, letters=True)
     if traits is not None and not traits & native.NON_ASCII:
         return ascii_kernel(column) if traits & changed else column  # type: ignore[operator]
-    if pc.all(pc.string_is_ascii(column)).as_py() is not False:
+    if traits is None and pc.all(pc.string_is_ascii(column)).as_py() is not False:
         return ascii_kernel(column)  # type: ignore[operator]
     folded = engine.run(f"SELECT {function}(c) AS c FROM t", t=pa.table({"c": column}))
     return folded.column("c")

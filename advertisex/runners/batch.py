@@ -41,7 +41,7 @@ from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
-from advertisex.util.arrays import chunks_of, utc_days
+from advertisex.util.arrays import chunks_of, joined, utc_days
 
 if TYPE_CHECKING:
     from advertisex.runners.committed import DedupeLookup
@@ -475,16 +475,9 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
-def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """``column`` as one array (a single chunk as it is, not copied)."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
-
-
 def _encoded(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A text column as codes into its distinct texts (:func:`gather`'s ``encode``)."""
-    return pc.dictionary_encode(_one_chunk(column)) if _is_text(column.type) else column
+    return pc.dictionary_encode(joined(column)) if _is_text(column.type) else column
 
 
 def _codes(column: pa.ChunkedArray) -> pa.DictionaryArray:
@@ -517,7 +510,7 @@ def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array, encode: bool = Fa
     """``column.take(rows)``: over one chunk (a take across chunks costs several times more).
     ``encode``: a text column is dictionary-encoded first, so its codes move, not its texts
     (a column of few values: the Parquet writer would have hashed every text again)."""
-    one = _one_chunk(column)
+    one = joined(column)
     return (pc.dictionary_encode(one) if encode and _is_text(one.type) else one).take(rows)
 
 
