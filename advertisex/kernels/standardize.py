@@ -1002,7 +1002,7 @@ def _bids_by_arrow(
         return None
     n = frame.num_rows
     suspect = np.zeros(n, dtype=bool)
-    if frame.column(FRAME_ERROR).null_count:
+    if frame.column(FRAME_ERROR).null_count < n:  # some record's framing failed
         suspect |= pc.is_valid(frame.column(FRAME_ERROR)).to_numpy(zero_copy_only=False)
     for f in BID_REQUIRED:  # required_missing (a normalized text: empty is null)
         if f != "timestamp" and frame.column(f).null_count:

@@ -104,7 +104,7 @@ typedef struct {
 static inline int same_text(const int32_t *o1, const uint8_t *d1, int64_t i1, const int32_t *o2,
                             const uint8_t *d2, int64_t i2) {
     int32_t n = o1[i1 + 1] - o1[i1];
-    return n == o2[i2 + 1] - o2[i2] && memcmp(d1 + o1[i1], d2 + o2[i2], (size_t)n) == 0;
+    return n == o2[i2 + 1] - o2[i2] && (n == 0 || memcmp(d1 + o1[i1], d2 + o2[i2], (size_t)n) == 0);
 }
 
 /* Whether two maps hold the same entries in the same order (keys are never null). */
