@@ -100,21 +100,15 @@ def processor_lock(
 def maintenance_lock(data_dir: Path) -> Iterator[None]:
     """Hold the lake's maintenance lock inside the block; when another run holds it, raise
     :class:`MaintenanceBusyError` naming the holder (it does the work: nothing to wait for)."""
-    path = (data_dir / MAINTENANCE_LOCK_FILE).absolute()
-    fd = _open(path, "maintain")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise MaintenanceBusyError(
-            f"another maintain is running ({_holder(path)})",
+
+    def busy(holder: str) -> Exception:
+        return MaintenanceBusyError(
+            f"another maintain is running ({holder})",
             hint="it does what this run would: let it finish (a cron job can skip this run)",
-        ) from None
-    try:
-        _say_holder(fd)
+        )
+
+    with _held_or_refused(data_dir / MAINTENANCE_LOCK_FILE, "maintain", busy):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 # What the holder of the erasure lock is doing, and what the refused one is told.
@@ -129,26 +123,36 @@ def erasure_lock(data_dir: Path, what: str) -> Iterator[None]:
     """Hold the lake's erasure lock inside the block, for ``what`` (``"forget"`` or
     ``"replay"``); when another holds it, raise :class:`ErasureBusyError` saying which and
     what to do (see the module docstring)."""
-    path = (data_dir / ERASURE_LOCK_FILE).absolute()
-    fd = _open(path, what)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        holder = _holder(path)
+
+    def busy(holder: str) -> Exception:
         running = holder.partition(":")[0] if ":" in holder else "forget or replay"
         why = "" if running == what else f": {_ERASURE_WORDS.get(what, '')}"
-        raise ErasureBusyError(
+        return ErasureBusyError(
             f"{'another ' if running == what else 'a '}{running} is running on this lake "
             f"({holder.partition(': ')[2] or holder}){why}",
             hint=f"run the {what} again once it is done (nothing was "
             f"{'erased' if what == 'forget' else 'replayed'})",
-        ) from None
+        )
+
+    # The holder's file names what it is doing (``forget: pid …``), for the refusal above.
+    with _held_or_refused(data_dir / ERASURE_LOCK_FILE, what, busy, doing=f"{what}: "):
+        yield
+
+
+@contextlib.contextmanager
+def _held_or_refused(
+    path: Path, what: str, busy: Callable[[str], Exception], doing: str = ""
+) -> Iterator[None]:
+    """Hold the lock file ``path`` inside the block, never waiting: when another holds it,
+    raise ``busy(holder)``. The file says who holds it (``doing`` first)."""
+    fd = _open(path.absolute(), what)
     try:
-        os.ftruncate(fd, 0)
-        now = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC"
-        text = f"{what}: pid {os.getpid()} on {socket.gethostname()}{_SINCE}{now}\n"
-        os.pwrite(fd, text.encode(), 0)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise busy(_holder(path.absolute())) from None
+    try:
+        _say_holder(fd, doing)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
@@ -179,10 +183,11 @@ def _open(path: Path, what: str) -> int:
         ) from None
 
 
-def _say_holder(fd: int) -> None:
+def _say_holder(fd: int, doing: str = "") -> None:
     os.ftruncate(fd, 0)
     now = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC"
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}{_SINCE}{now}\n".encode(), 0)
+    text = f"{doing}pid {os.getpid()} on {socket.gethostname()}{_SINCE}{now}\n"
+    os.pwrite(fd, text.encode(), 0)
 
 
 def _acquire(
