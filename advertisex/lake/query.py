@@ -356,11 +356,15 @@ def _closest_table(name: str) -> str | None:
     return by_table[near[0]] if near else None
 
 
-def register_view(con: Any, name: str, files: list[str], scale: ScaleSettings) -> list[str]:
-    """View ``name`` (``namespace.table``) on ``con`` over a table's data ``files`` (local
-    paths or object-store URLs), or an empty view of its schema; returns the files read."""
+def register_view(
+    con: Any, name: str, files: list[str], scale: ScaleSettings | None, schema: str | None = None
+) -> list[str]:
+    """View over a table's data ``files`` (local paths or object-store URLs), or an empty
+    view of the shape of table ``name`` (``namespace.table``); returns the files read. The
+    view is ``name`` itself, or ``schema.<table>`` (a monitor's ``recent.impressions``)."""
     namespace, table = name.split(".")
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
+    schema = schema or namespace
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     # Local paths, or object-store URLs DuckDB reads through PyArrow's filesystem.
     located = [duckdb_location(con, f, scale) for f in files]
     if located:
@@ -371,9 +375,9 @@ def register_view(con: Any, name: str, files: list[str], scale: ScaleSettings) -
 
         from advertisex.model.schemas import TABLES
 
-        source = f'"__empty_{namespace}_{table}"'
+        source = f'"__empty_{schema}_{table}"'
         con.register(source.strip('"'), TABLES[name].schema.empty_table())
-    con.execute(f'CREATE OR REPLACE VIEW "{namespace}"."{table}" AS SELECT * FROM {source}')
+    con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM {source}')
     return located
 
 

@@ -219,19 +219,9 @@ def _overlaps(low: datetime | None, high: datetime | None, start: datetime, end:
 def _view(con: Any, schema: str, table: str, paths: list[str], scale: ScaleSettings | None) -> None:
     """``schema.<name>``: a view over ``paths`` (or an empty table of the right shape);
     objects of a bucket read through PyArrow's filesystem (see :func:`_run_on_files`)."""
-    from advertisex.model.schemas import TABLES
-    from advertisex.util.storage import duckdb_location
+    from advertisex.lake.query import register_view
 
-    name = table.split(".")[1]
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    if paths:
-        listing = _sql_list([duckdb_location(con, p, scale) for p in paths])
-        source = f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
-    else:
-        empty = f"__empty_{schema}_{name}"
-        con.register(empty, TABLES[table].schema.empty_table())
-        source = f'"{empty}"'
-    con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{name}" AS SELECT * FROM {source}')
+    register_view(con, table, paths, scale, schema=schema)
 
 
 def _hour(alias: str = "") -> str:
