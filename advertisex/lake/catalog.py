@@ -657,15 +657,11 @@ class AtomicSqlCatalog(SqlCatalog):
         """The current metadata location of table ``name`` (None: there is no such table),
         read from the catalog database itself: what :meth:`atomic`'s ``unchanged`` takes."""
         namespace, table_name = name.split(".", 1)
-        with Session(self.engine) as session:
-            found = session.execute(
-                select(IcebergTables.metadata_location).where(
-                    IcebergTables.catalog_name == self.name,
-                    IcebergTables.table_namespace == namespace,
-                    IcebergTables.table_name == table_name,
-                )
-            ).scalar_one_or_none()
-        return None if found is None else str(found)
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                self._table_row, {"namespace": namespace, "table_name": table_name}
+            ).first()
+        return None if found is None else str(found.metadata_location)
 
     @contextlib.contextmanager
     def atomic(
@@ -737,7 +733,7 @@ class AtomicSqlCatalog(SqlCatalog):
                         "and run one processor per lake",
                     )
             # Looked at after the updates: the database lets no other writer commit now.
-            _check_unchanged(session, self.name, staged, unchanged or {})
+            _check_unchanged(session, self._table_row, staged, unchanged or {})
             if forget:
                 _unfold(session, forget)
             for chunk in range(0, len(forget or []), 500):
@@ -819,10 +815,14 @@ class AtomicSqlCatalog(SqlCatalog):
 
 
 def _check_unchanged(
-    session: Session, catalog: str, staged: list[_Staged], unchanged: Mapping[str, str | None]
+    session: Session,
+    table_row: Select[str, str, str | None],
+    staged: list[_Staged],
+    unchanged: Mapping[str, str | None],
 ) -> None:
     """Raise :class:`CommitConflictError` when a table of ``unchanged`` no longer has the
-    metadata location given (one this group updates: had it when staged)."""
+    metadata location given (one this group updates: had it when staged). ``table_row``:
+    the catalog's query for one table's row (``AtomicSqlCatalog._table_row``)."""
     for name, expected in unchanged.items():
         namespace, table_name = name.split(".", 1)
         mine = [s for s in staged if (s.namespace, s.table_name) == (namespace, table_name)]
@@ -830,15 +830,11 @@ def _check_unchanged(
             now: str | None = mine[0].previous
         else:
             found = session.execute(
-                select(IcebergTables.metadata_location)
-                .where(
-                    IcebergTables.catalog_name == catalog,
-                    IcebergTables.table_namespace == namespace,
-                    IcebergTables.table_name == table_name,
-                )
-                .with_for_update(read=True)  # (PostgreSQL: held to the commit; SQLite: none)
-            ).scalar_one_or_none()
-            now = None if found is None else str(found)
+                # (PostgreSQL: the row held to the commit; SQLite: no such lock)
+                table_row.with_for_update(read=True),
+                {"namespace": namespace, "table_name": table_name},
+            ).first()
+            now = None if found is None else str(found.metadata_location)
         if now != expected:
             raise CommitConflictError(
                 f"{name} changed while this commit was prepared (another writer committed first)",
