@@ -1033,22 +1033,33 @@ def _meeting(
 def _within(name: str, within: Sequence[tuple[int, int]]) -> Any:
     """The row filter of the half-open µs ranges ``within`` of ``name``'s day partition
     column."""
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan, Or
-
     from advertisex.model.schemas import TABLES
 
     column = TABLES[name].partition_by_day
+    assert column is not None  # (read_within is only asked of day-partitioned tables)
+    return ranges_filter(column, [(from_micros(lo), from_micros(hi)) for lo, hi in within])
+
+
+def ranges_filter(column: str, ranges: Sequence[tuple[date, date]]) -> Any:
+    """The pyiceberg row filter of the rows whose ``column`` lies in one of the half-open
+    ``ranges`` of days or times (none: no row). The ranges are joined as a balanced tree: a long chain of
+    ``Or`` made pyiceberg's visitors recurse once per range."""
+    from pyiceberg.expressions import AlwaysFalse, And, GreaterThanOrEqual, LessThan, Or
+
+    def balanced(parts: list[Any]) -> Any:
+        if len(parts) == 1:
+            return parts[0]
+        middle = len(parts) // 2
+        return Or(balanced(parts[:middle]), balanced(parts[middle:]))
+
     clauses = [
         And(
-            GreaterThanOrEqual(column, from_micros(lo).isoformat()),  # type: ignore[call-arg,misc]
-            LessThan(column, from_micros(hi).isoformat()),  # type: ignore[call-arg,misc]
+            GreaterThanOrEqual(column, lo.isoformat()),  # type: ignore[call-arg,misc]
+            LessThan(column, hi.isoformat()),  # type: ignore[call-arg,misc]
         )
-        for lo, hi in within
+        for lo, hi in ranges
     ]
-    combined: Any = clauses[0]
-    for clause in clauses[1:]:
-        combined = Or(combined, clause)
-    return combined
+    return balanced(clauses) if clauses else AlwaysFalse()
 
 
 def _between(name: str, first: date, last: date) -> Any:

@@ -641,40 +641,19 @@ def _open(lake: Lake, names: Sequence[str]) -> None:
 
 def expression(where: Slice, with_users: bool = True) -> Any:
     """The pyiceberg row filter selecting the rows of ``where``."""
-    from pyiceberg.expressions import (
-        AlwaysFalse,
-        AlwaysTrue,
-        And,
-        GreaterThanOrEqual,
-        In,
-        LessThan,
-        Or,
-    )
+    from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, And, In
+
+    from advertisex.lake.tables import ranges_filter
 
     if where.is_everything:
         return AlwaysTrue()
     if where.is_empty:
         return AlwaysFalse()
-    column = where.column
-    ranges = [
-        And(
-            GreaterThanOrEqual(column, lo.isoformat()),  # type: ignore[call-arg,misc]
-            LessThan(column, hi.isoformat()),  # type: ignore[call-arg,misc]
-        )
-        for lo, hi in where.ranges
-    ]
-    combined = _balanced(ranges, Or) if ranges else AlwaysFalse()
+    assert where.column is not None  # (only a slice of everything has none)
+    combined = ranges_filter(where.column, where.ranges)
     if with_users and where.users is not None:
         combined = And(combined, In("user_id", sorted(where.users)))  # type: ignore[call-arg,misc]
     return combined
-
-
-def _balanced(parts: list[Any], join: Any) -> Any:
-    """``join`` over ``parts`` as a balanced tree (a long chain would recurse deeply)."""
-    if len(parts) == 1:
-        return parts[0]
-    middle = len(parts) // 2
-    return join(_balanced(parts[:middle], join), _balanced(parts[middle:], join))
 
 
 def _files(table: Any, snapshot_id: int) -> set[str] | None:

@@ -247,3 +247,26 @@ def test_a_read_through_a_time_slice_sifts_the_kept_rows_and_decodes_only_the_ot
     assert sorted(from_memory.to_pylist(), key=lambda row: row["event_id"]) == expected
     streamed = pa.Table.from_batches(batches).to_pylist()
     assert sorted(streamed, key=lambda row: row["event_id"]) == expected
+
+
+def test_a_read_through_thousands_of_time_ranges_plans_them_as_a_balanced_filter(
+    lake: Lake,
+) -> None:
+    """A marts update can read thousands of scattered ranges (a late trickle's hours over
+    months): chained one ``Or`` after another, pyiceberg's visitors recursed once per range,
+    past Python's limit at ≈ 1,000; joined as a balanced tree they read the rows inside
+    them. (Arrow's own canonical form of the sieve still chains them: ≈ 10,000 ranges
+    overflowed its stack in C++, far past any lake's hours.)"""
+    from advertisex.util.timeutil import to_micros
+
+    _committed(lake, _clicks(24, day=10))  # one click an hour, on the hour
+    hour = 3_600_000_000
+    start = to_micros(datetime(2026, 11, 10, tzinfo=UTC))
+    # Every even hour's first 0.2 s, each cut into 200 ranges of a millisecond: 2,400.
+    within = [
+        (start + h * hour + k * 1000, start + h * hour + (k + 1) * 1000)
+        for h in range(0, 24, 2)
+        for k in range(200)
+    ]
+    rows = lake.read_within(CLICKS, within, FIELDS).table()
+    assert sorted(t.hour for t in rows.column("event_time").to_pylist()) == list(range(0, 24, 2))
