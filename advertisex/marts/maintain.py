@@ -412,7 +412,9 @@ def rebuild(
     kernels = kernels or _local(curated)
     step = _steps(progress, ("attribution", "auctions", "rollups", "commit"))
     positions = curated.positions()
-    if not _first_days(curated) and marts.first_day() is not None:
+    # The marts' first day first: a first build (none) reads no curated table's manifests
+    # for their first days (on the main thread before any kernel runs: ≈ 5 ms of CPU).
+    if marts.first_day() is not None and not _first_days(curated):
         # Retention took every curated day while the marts were kept longer (and no setting
         # says so any more, or it would be a cutoff): recomputing would replace every mart
         # row by nothing. The rules and positions are saved, so the next batch updates.

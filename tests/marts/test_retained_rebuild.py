@@ -190,3 +190,23 @@ def test_a_rebuild_over_curated_tables_retention_emptied_keeps_every_mart_row() 
     assert report.kept_everything and report.recomputed_from is None
     assert report.kept_note is not None and "kept as they were" in report.kept_note
     assert marts.state() == maintain._state(MemoryCurated().positions(), CHANGED)
+
+
+def test_a_first_build_looks_at_no_curated_table_for_its_first_day() -> None:
+    """Whether retention took curated days only matters to marts that hold rows: a first
+    build does not ask the curated tables (over Iceberg, a read of every manifest)."""
+
+    class Unasked(MemoryCurated):
+        def first_day(self, table: str) -> date | None:
+            raise AssertionError(f"a first build asked for {table}'s first day")
+
+    events = _events()
+    curated = Unasked()
+    curated.append({name: table(name, rows) for name, rows in events.items()})
+    marts = MemoryMarts()
+    maintain.rebuild(curated, marts, RULES)
+    everything = MemoryMarts()
+    maintain.rebuild(_curated(events), everything, RULES)
+    assert marts.tables.keys() == everything.tables.keys()
+    for name, rows in everything.tables.items():
+        assert marts.tables[name].equals(rows)
