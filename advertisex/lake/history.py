@@ -132,6 +132,25 @@ def remember_appended(table: Any, data_files: Iterable[Any]) -> None:
             del _appended[next(iter(_appended))]
 
 
+def all_appended_here(table: Any) -> list[Any] | None:
+    """Every data file of ``table``'s current snapshot, when it and each snapshot before it
+    is an append this process committed (:func:`remember_appended`): a new lake's tables
+    after its first batch, read whole by the marts' first build without a plan (a manifest
+    list and manifests read back). None otherwise, or for a table with no snapshot."""
+    metadata = table.metadata
+    snapshot = table.current_snapshot()
+    appends: list[int] = []
+    while snapshot is not None:
+        if kind(snapshot) != "append":
+            return None
+        appends.append(snapshot.snapshot_id)
+        parent = snapshot.parent_snapshot_id
+        if parent is None:
+            return _appended_here(table, appends)
+        snapshot = metadata.snapshot_by_id(parent)
+    return None  # no snapshot, or an ancestor expired: files it added are not known here
+
+
 def _appended_here(table: Any, appends: list[int]) -> list[Any] | None:
     """The files the ``appends`` snapshots added, when each is one this process
     committed (:func:`remember_appended`); None when any is not."""

@@ -31,7 +31,14 @@ import pyarrow.compute as pc
 
 from advertisex.errors import MartOverflowError
 from advertisex.lake.datafiles import WrittenFile, add_files
-from advertisex.lake.history import COMPACTION, ERASURE, RETENTION, appended_since, live_files
+from advertisex.lake.history import (
+    COMPACTION,
+    ERASURE,
+    RETENTION,
+    all_appended_here,
+    appended_since,
+    live_files,
+)
 from advertisex.lake.rewrite import commit_swap
 from advertisex.marts import maintain
 from advertisex.marts.store import Bound, Chunks, Slice, merge_ranges, storage_errors
@@ -383,6 +390,10 @@ class IcebergCurated:
         empty = TABLES[table].projected(columns).empty_table()
         if where.is_empty:
             return Chunks(0, lambda: empty, lambda: iter(()))
+        kept = self._kept_whole(table, columns) if where.is_everything else None
+        if kept is not None:
+            rows = _shaped(kept, table, where, columns)
+            return Chunks(rows.num_rows, lambda: rows, lambda: iter([rows]))
         planned, coarse = _planned(self.lake, table, where, columns, timed=True)
         if not planned.rows:
             return Chunks(0, lambda: empty, lambda: iter(()))
@@ -394,6 +405,17 @@ class IcebergCurated:
                 for batch in planned.batches()
             ),
         )
+
+    def _kept_whole(self, table: str, columns: tuple[str, ...]) -> pa.Table | None:
+        """Every row of ``table`` as this process kept them when it wrote them
+        (``Lake.keep_written``), when every file the table holds is one its own appends
+        added (a new lake's first batch: its marts' first build); else None. Planned, the
+        read of the kept rows cost a read of each table's manifests on the update's
+        critical path (≈ 10 ms of CPU for the 2 M-event benchmark's four tables)."""
+        files = all_appended_here(self.lake.table(table))
+        if files is None:
+            return None
+        return self.lake.written(table, [f.file_path for f in files], columns)
 
     def spill_dir(self) -> Path | None:
         return self.lake.settings.spill_dir

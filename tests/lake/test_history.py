@@ -55,6 +55,28 @@ def test_files_this_process_appended_are_known_without_reading_manifests(
     assert sorted(known, key=lambda f: f.file_path) == sorted(listed, key=lambda f: f.file_path)
 
 
+def test_every_file_of_a_table_only_this_process_appended_to_is_known_without_a_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``all_appended_here``: the files of a table whose every snapshot is an append of this
+    process — those a scan plans — and None where a snapshot is another's or not an append."""
+    from advertisex.lake import history
+
+    lake = Lake(load_settings(data_dir=tmp_path, correlation={"update_marts": False}))
+    assert history.all_appended_here(lake.table("curated.clicks")) is None  # no snapshot
+    lake.commit_batch({"curated.clicks": _clicks(["a1"])}, [], {})
+    lake.commit_batch({"curated.clicks": _clicks(["b1"])}, [], {})
+    table = lake.table("curated.clicks")
+    planned = [task.file.file_path for task in table.scan().plan_files()]
+    known = history.all_appended_here(table)
+    assert known is not None
+    assert sorted(f.file_path for f in known) == sorted(planned) and len(planned) == 2
+    monkeypatch.setattr(history, "_appended", {})  # as another process sees the table
+    assert history.all_appended_here(table) is None
+    lake.commit_batch({"curated.clicks": _clicks(["c1"])}, [], {})  # this process's again
+    assert history.all_appended_here(lake.table("curated.clicks")) is None  # older: unknown
+
+
 def test_manifest_entries_are_pyicebergs_own(tmp_path: Path) -> None:
     """The manifests' reader built once a schema (``history._entries``) reads what
     pyiceberg's ``fetch_manifest_entry`` does, entry for entry — deleted entries, inherited

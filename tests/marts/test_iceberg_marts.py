@@ -217,6 +217,43 @@ def test_the_marts_tables_are_opened_while_the_marts_are_computed(lake: Lake) ->
         assert _parquet_files(lake, name) == {str(Path(p)) for p in committed[name]}, name
 
 
+def test_a_first_build_after_the_first_batch_reads_its_kept_rows_without_a_plan(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new lake's first batch kept the rows the marts read (``Lake.keep_written``): the
+    marts' first build takes them without planning a read of the curated tables (their
+    manifests), and computes the marts a build over the files does."""
+    from advertisex.lake.tables import Lake as LakeClass
+    from advertisex.marts.store import Slice
+
+    every = {name: [row for rows in BATCHES for row in rows.get(name, [])] for name in CURATED}
+    lake.keep_written(maintain.CURATED_READS, 1 << 30)
+    lake.commit_batch(_batch(every), [], {})
+
+    def no_plan(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a read of the curated tables was planned")
+
+    with monkeypatch.context() as patched:
+        for name in ("read_planned", "read_within", "read_on_days"):
+            patched.setattr(LakeClass, name, no_plan)
+        curated = IcebergCurated(lake)
+        impressions = "curated.impressions"
+        columns = maintain.CURATED_READS[impressions]
+        chunks = curated.chunks(impressions, Slice.everything(), columns)
+        assert chunks.rows == len(every[impressions]) == chunks.whole().num_rows
+        done = update_marts(lake, lake.settings)
+    assert done is not None and done.mode == "rebuild"
+    built = {name: lake.read(name) for name in MARTS}
+    lake.forget_written()
+    rebuild_marts(lake, lake.settings)  # the files read, planned
+    for name in MARTS:
+        assert _canonical(lake.read(name)) == _canonical(built[name]), name
+
+
+def _canonical(rows: pa.Table) -> list[str]:
+    return sorted(repr(row) for row in rows.to_pylist())
+
+
 def _parquet_files(lake: Lake, name: str) -> set[str]:
     namespace, table_name = name.split(".")
     folder = Path(lake.settings.warehouse_uri.removeprefix("file://")) / namespace / table_name
