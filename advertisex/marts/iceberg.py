@@ -513,10 +513,13 @@ class IcebergMarts:
             self._offered[table] = (rows, self._beside.submit(self._write_offered, table, rows))
 
     def _write_offered(self, table: str, rows: pa.Table) -> list[WrittenFile] | None:
-        if self.lake.table(table).current_snapshot() is not None or not rows.num_rows:
+        iceberg = self.lake.table(table)
+        if iceberg.current_snapshot() is not None or not rows.num_rows:
             return None
         written = self.lake.write_files({table: rows}, f"marts-{utcnow():%Y%m%dT%H%M%S}")
-        return written.get(table, [])
+        files = written.get(table, [])
+        _plan_statistics(iceberg, files)
+        return files
 
     def discard_offered(self) -> None:
         """Remove the files written for offered rows that no commit took (the update failed
@@ -572,7 +575,12 @@ class IcebergMarts:
             if tables[name].current_snapshot() is None and rows.num_rows
         }
         prefix = f"marts-{now:%Y%m%dT%H%M%S}"
-        written = self._write(new, prefix)
+        written, beside = self._write(new, prefix)
+        # The marts whose files are still being written beside go last, in the order they
+        # were offered (a first build's hourly rollup, ≈ 90 k rows, the longest): the other
+        # marts are added to the commit meanwhile, not after them on one busy core.
+        offered = list(self._offered)
+        order = sorted(replaced, key=lambda n: offered.index(n) + 1 if n in beside else 0)
         catalog = self.lake.catalog
         guard = {} if self._erasures == _NOT_GUARDED else {ERASURES_TABLE: self._erasures}
         group = catalog.joined() if joining else catalog.atomic([], unchanged=guard)
@@ -580,8 +588,11 @@ class IcebergMarts:
             with full, group, warnings.catch_warnings():
                 # An empty slice is normal (nothing was there yet); pyiceberg warns about it.
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                for name, (where, rows) in replaced.items():
+                for name in order:
+                    where, rows = replaced[name]
                     data = rows.select(TABLES[name].schema.names).cast(TABLES[name].schema)
+                    if name in beside:
+                        written[name] = self._take_offered(name, rows, prefix)
                     if name in new:
                         urls = [f.url for f in written.get(name, [])]
                         add_files(tables[name], urls, {}, self.lake.take_footers(urls))
@@ -593,6 +604,8 @@ class IcebergMarts:
                         _overwrite(tables[name], data, expression(where))
         except BaseException:
             self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
+            if not joining:  # tables opened here hold the commits staged, never published
+                self.lake.refresh()
             raise
         if not joining:
             self.lake.refresh()
@@ -625,25 +638,61 @@ class IcebergMarts:
         if urls or planned.files:
             commit_swap(table, planned.files, urls, None, footers=self.lake.take_footers(urls))
 
-    def _write(self, new: dict[str, pa.Table], prefix: str) -> dict[str, list[WrittenFile]]:
-        """The data files of the ``new`` marts' rows: those written for the same rows
-        offered (:meth:`offer`), the others' written now."""
+    def _write(
+        self, new: dict[str, pa.Table], prefix: str
+    ) -> tuple[dict[str, list[WrittenFile]], set[str]]:
+        """The data files of the ``new`` marts' rows not offered as they are
+        (:meth:`offer`), written now; and the names of those offered, whose files are
+        written beside (:meth:`_take_offered`)."""
         written: dict[str, list[WrittenFile]] = {}
+        beside: set[str] = set()
         unwritten = dict(new)
         try:
             for name, rows in new.items():
-                offered, files = self._offered.pop(name, (None, None))
-                early = files.result() if files is not None else None
-                if early is not None and offered is rows:
-                    written[name] = early
+                offered, files = self._offered.get(name, (None, None))
+                if files is None:
+                    continue
+                if offered is rows:
+                    beside.add(name)  # left offered until taken: discard_offered removes them
                     del unwritten[name]
-                elif early is not None:  # rows other than those offered: not these files
+                    continue
+                del self._offered[name]
+                early = files.result()
+                if early is not None:  # rows other than those offered: not these files
                     self.lake.remove_files({name: [f.url for f in early]})
             written.update(self.lake.write_files(unwritten, prefix))
         except BaseException:
             self.lake.remove_files({n: [f.url for f in w] for n, w in written.items()})
             raise
-        return written
+        return written, beside
+
+    def _take_offered(self, name: str, rows: pa.Table, prefix: str) -> list[WrittenFile]:
+        """The files written beside for ``rows``, offered as ``name``'s, once written (or
+        written now, where the thread beside left them to the commit)."""
+        _, files = self._offered.pop(name)
+        early = files.result()
+        if early is not None:
+            return early
+        return self.lake.write_files({name: rows}, prefix).get(name, [])
+
+
+def _plan_statistics(table: Any, files: Sequence[WrittenFile]) -> None:
+    """Work out, beside, the statistics plan the commit of ``files`` to ``table`` (a new
+    one: ``add_files`` names its columns first) will need (``lake.datafiles``
+    caches it by table, schema and properties): on a new lake each mart's was worked out
+    in the marts' commit, on the update's serial tail."""
+    from pyiceberg.table import TableProperties
+
+    from advertisex.lake.datafiles import data_file
+
+    metadata = table.metadata
+    if metadata.name_mapping() is None:  # as add_files sets it in the commit
+        mapping = metadata.schema().name_mapping.model_dump_json()
+        properties = {**metadata.properties, TableProperties.DEFAULT_NAME_MAPPING: mapping}
+        metadata = metadata.model_copy(update={"properties": properties})
+    for file in files[:1]:  # one plan for every file of the table's schema
+        if file.footer is not None:
+            data_file(table, metadata, file.url, file.footer)
 
 
 def _first_day(table: Any) -> date | None:

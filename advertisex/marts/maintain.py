@@ -466,6 +466,8 @@ def rebuild(
     else:
         marts.offer(HOURLY_MART, hourly)
     daily = campaign_daily(hourly)
+    if since is None:
+        marts.offer(DAILY_MART, daily)
     step("rollups")
     marts.replace(
         {

@@ -254,6 +254,94 @@ def _canonical(rows: pa.Table) -> list[str]:
     return sorted(repr(row) for row in rows.to_pylist())
 
 
+def _first_batch(lake: Lake) -> None:
+    """Every batch's rows as one first batch of a new lake."""
+    every = {name: [row for rows in BATCHES for row in rows.get(name, [])] for name in CURATED}
+    lake.commit_batch(_batch(every), [], {})
+
+
+def test_a_first_build_writes_every_mart_beside_and_plans_its_statistics_there(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new lake's first build writes each mart's files on the thread beside, the daily
+    rollup's too, and works out there the statistics plan their commit takes: the commit
+    on the update's serial tail plans only the state's."""
+    import threading
+
+    import pyiceberg.io.pyarrow as pyarrow_io
+
+    _first_batch(lake)
+    writers: dict[str, str] = {}
+    planners: list[str] = []
+    write_files = lake.write_files
+    plan = pyarrow_io.compute_statistics_plan
+
+    def watched_write(appends: Any, prefix: str) -> Any:
+        writers.update(dict.fromkeys(appends, threading.current_thread().name))
+        return write_files(appends, prefix)
+
+    def watched_plan(*args: Any, **kwargs: Any) -> Any:
+        planners.append(threading.current_thread().name)
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(lake, "write_files", watched_write)
+    monkeypatch.setattr(pyarrow_io, "compute_statistics_plan", watched_plan)
+    done = update_marts(lake, lake.settings)
+    assert done is not None and done.mode == "rebuild"
+    assert all(writers[name].startswith("marts-beside") for name in MARTS), writers
+    assert not writers["marts.state"].startswith("marts-beside")
+    on_the_tail = [name for name in planners if not name.startswith("marts-beside")]
+    assert len(on_the_tail) == 1 and len(planners) == len(MARTS) + 1, planners
+    committed = lake.data_files_of(MARTS)
+    for name in MARTS:
+        assert _parquet_files(lake, name) == {str(Path(p)) for p in committed[name]}, name
+
+
+def test_the_commit_adds_the_other_marts_while_the_hourly_one_is_still_written(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hourly rollup's files, written beside, are taken last: the marts written before
+    it are added to the commit meanwhile (this write waits until they are)."""
+    import threading
+
+    from advertisex.marts import iceberg
+
+    _first_batch(lake)
+    added: list[str] = []
+    others_added = threading.Event()
+    hourly_waited: list[bool] = []
+    write_files = lake.write_files
+    add_files = iceberg.add_files
+
+    def slow_hourly(appends: Any, prefix: str) -> Any:
+        if "marts.campaign_hourly" in appends:
+            hourly_waited.append(others_added.wait(timeout=10))
+        return write_files(appends, prefix)
+
+    def watched_add(table: Any, *args: Any) -> Any:
+        added.append(table.name()[-1])
+        if {"attributed_clicks", "attributed_conversions", "state"} <= set(added):
+            others_added.set()
+        return add_files(table, *args)
+
+    monkeypatch.setattr(lake, "write_files", slow_hourly)
+    monkeypatch.setattr(iceberg, "add_files", watched_add)
+    done = update_marts(lake, lake.settings)
+    assert done is not None and done.mode == "rebuild"
+    assert hourly_waited == [True]
+    assert added[-2:] == ["campaign_hourly", "campaign_daily"]  # in the order offered
+    assert lake.read("marts.campaign_hourly").num_rows == _hourly_rows_of_all(lake).num_rows
+
+
+def _hourly_rows_of_all(lake: Lake) -> pa.Table:
+    everything, built = MemoryCurated(), MemoryMarts()
+    everything.append(
+        _batch({n: [r for rows in BATCHES for r in rows.get(n, [])] for n in CURATED})
+    )
+    maintain.rebuild(everything, built, rules_for(lake, lake.settings))
+    return built.tables["marts.campaign_hourly"]
+
+
 def _parquet_files(lake: Lake, name: str) -> set[str]:
     namespace, table_name = name.split(".")
     folder = Path(lake.settings.warehouse_uri.removeprefix("file://")) / namespace / table_name
