@@ -297,6 +297,31 @@ def test_a_first_build_writes_every_mart_beside_and_plans_its_statistics_there(
         assert _parquet_files(lake, name) == {str(Path(p)) for p in committed[name]}, name
 
 
+def test_statistics_that_cannot_be_planned_beside_are_planned_by_the_commit(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning a mart's statistics beside is a head start only: failing there, it is done
+    in the commit, and the update succeeds."""
+    import threading
+
+    from advertisex.lake import datafiles
+
+    _first_batch(lake)
+    data_file = datafiles.data_file
+    failed: list[str] = []
+
+    def not_beside(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("marts-beside"):
+            failed.append(args[2])
+            raise RuntimeError("no plan beside")
+        return data_file(*args, **kwargs)
+
+    monkeypatch.setattr(datafiles, "data_file", not_beside)
+    done = update_marts(lake, lake.settings)
+    assert done is not None and done.mode == "rebuild" and failed
+    assert lake.read("marts.campaign_hourly").num_rows == _hourly_rows_of_all(lake).num_rows
+
+
 def test_the_commit_adds_the_other_marts_while_the_hourly_one_is_still_written(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
