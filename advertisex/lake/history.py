@@ -136,18 +136,26 @@ def all_appended_here(table: Any) -> list[Any] | None:
     """Every data file of ``table``'s current snapshot, when it and each snapshot before it
     is an append this process committed (:func:`remember_appended`): a new lake's tables
     after its first batch, read whole by the marts' first build without a plan (a manifest
-    list and manifests read back). None otherwise, or for a table with no snapshot."""
+    list and manifests read back). None otherwise, or for a table with no snapshot; the
+    history is followed only while this process remembers it (at most its last
+    :data:`_APPENDED_KEPT` appends), a long one never walked whole."""
     metadata = table.metadata
+    uuid = str(metadata.table_uuid)
     snapshot = table.current_snapshot()
+    by_id: dict[int, Any] | None = None
     appends: list[int] = []
     while snapshot is not None:
-        if kind(snapshot) != "append":
+        with _appended_lock:
+            known = (uuid, snapshot.snapshot_id) in _appended
+        if not known or kind(snapshot) != "append":
             return None
         appends.append(snapshot.snapshot_id)
         parent = snapshot.parent_snapshot_id
         if parent is None:
             return _appended_here(table, appends)
-        snapshot = metadata.snapshot_by_id(parent)
+        if by_id is None:
+            by_id = {s.snapshot_id: s for s in metadata.snapshots}
+        snapshot = by_id.get(parent)
     return None  # no snapshot, or an ancestor expired: files it added are not known here
 
 

@@ -71,8 +71,12 @@ def test_every_file_of_a_table_only_this_process_appended_to_is_known_without_a_
     known = history.all_appended_here(table)
     assert known is not None
     assert sorted(f.file_path for f in known) == sorted(planned) and len(planned) == 2
+    looked_at: list[object] = []
+    kind = history.kind
+    monkeypatch.setattr(history, "kind", lambda s: looked_at.append(s) or kind(s))
     monkeypatch.setattr(history, "_appended", {})  # as another process sees the table
     assert history.all_appended_here(table) is None
+    assert not looked_at  # a history it does not remember is not walked
     lake.commit_batch({"curated.clicks": _clicks(["c1"])}, [], {})  # this process's again
     assert history.all_appended_here(lake.table("curated.clicks")) is None  # older: unknown
 
