@@ -7,6 +7,7 @@ import pytest
 
 from advertisex.errors import CommitConflictError
 from advertisex.formats.decode import DECODERS
+from tests.following import run_follower
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +136,7 @@ def test_a_follower_keeps_the_marts_current_at_most_every_marts_every_seconds(ax
             follower.stop.set()
 
     follower = Follower(ax.runner, interval=0.01, marts_every=3600)
-    follower.run(on_batch, on_marts=updates.append)
+    run_follower(follower, on_batch, on_marts=updates.append)
     # One update after the first pass; the second pass came before marts_every elapsed.
     assert len(batches) == 2 and [u.mode for u in updates] == ["rebuild"]
     assert ax.query("select count(*) as n from curated.impressions").to_pylist() == [{"n": 2}]
@@ -144,7 +145,7 @@ def test_a_follower_keeps_the_marts_current_at_most_every_marts_every_seconds(ax
     ]
 
     eager = Follower(ax.runner, interval=0.01, marts_every=0)
-    eager.run(lambda batch: None, on_marts=lambda done: (updates.append(done), eager.stop.set()))
+    run_follower(eager, on_marts=lambda done: (updates.append(done), eager.stop.set()))
     # Nothing was pending, but a follower starts by folding in what its predecessor left.
     assert [u.mode for u in updates] == ["rebuild", "incremental"]
     assert ax.query("select sum(impressions) as n from marts.campaign_hourly").to_pylist() == [
@@ -221,6 +222,37 @@ def test_a_follower_commits_a_batch_at_most_every_gather_seconds_unless_one_is_f
     assert not follow.Follower(runner)._gathering(pending)  # gather 0: what is there goes
 
 
+def test_a_follower_whose_every_pass_fails_fails_its_test_with_that_error(ax, monkeypatch):
+    """A follower backs off and tries again for as long as it runs: a test stopping it only
+    once a batch is committed waited forever when every batch raised (a typo in the
+    invalid-traffic step held three tests until pytest-timeout, 300 s each)."""
+    import threading
+
+    from advertisex.runners import batch
+    from advertisex.runners.follow import Follower
+
+    def typo(*args, **kwargs):
+        raise AttributeError("'IvtRules' object has no attribute 'crawlers'")
+
+    monkeypatch.setattr(batch, "filter_invalid_traffic", typo)
+    ax.landing.write_segment("impressions", _impression("u1"), label="a")
+    follower, raised = Follower(ax.runner, interval=0.01, max_backoff=0.01), []
+
+    def following():
+        try:
+            run_follower(follower, lambda batch: follower.stop.set())
+        except AttributeError as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=following, daemon=True)
+    thread.start()
+    thread.join(120)  # a bound for a broken helper, not a measure of speed
+    follower.stop.set()
+    assert not thread.is_alive(), "the follower was still retrying"
+    assert [str(e) for e in raised] == ["'IvtRules' object has no attribute 'crawlers'"]
+    assert ax.query("select count(*) n from ops.batches").to_pylist() == [{"n": 0}]
+
+
 def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     import threading
 
@@ -229,11 +261,11 @@ def test_a_follower_maintains_the_lake_on_its_schedule(ax):
     ax.landing.write_segment("impressions", _impression("u1"), label="a")
     quiet = Follower(ax.runner, interval=0.01)  # no schedule: never maintains
     threading.Timer(0.5, quiet.stop.set).start()
-    quiet.run(lambda batch: None, on_maintain=lambda report: pytest.fail("not scheduled"))
+    run_follower(quiet, on_maintain=lambda report: pytest.fail("not scheduled"))
 
     runs = []
     follower = Follower(ax.runner, interval=0.01, maintain_every=0.05)
-    follower.run(lambda batch: None, on_maintain=lambda r: (runs.append(r), follower.stop.set()))
+    run_follower(follower, on_maintain=lambda r: (runs.append(r), follower.stop.set()))
     assert [r.trigger for r in runs] == ["schedule"]
     assert follower._upkeep is not None and follower._upkeep.name == "maintenance"  # beside
     rows = ax.query("select distinct trigger, run_id from ops.maintenance").to_pylist()
@@ -274,7 +306,7 @@ def test_a_follower_hands_back_what_a_marts_update_and_a_maintenance_run_freed(a
     monkeypatch.setattr(runner, "update_marts", update_marts)
     ax.landing.write_segment("impressions", _impression("u1"), label="a")
     follower = Follower(runner, interval=0.01, marts_every=3600)
-    follower.run(lambda batch: None, on_marts=lambda update: follower.stop.set())
+    run_follower(follower, on_marts=lambda update: follower.stop.set())
     assert done == ["marts", "released"]
 
     done.clear()
@@ -287,7 +319,7 @@ def test_a_follower_hands_back_what_a_marts_update_and_a_maintenance_run_freed(a
 
     monkeypatch.setattr(upkeep, "maintain", maintain)
     maintaining = Follower(ax.runner, interval=0.01, maintain_every=0.0)
-    maintaining.run(lambda batch: None, on_maintain=lambda report: maintaining.stop.set())
+    run_follower(maintaining, on_maintain=lambda report: maintaining.stop.set())
     assert ran.is_set() and done == ["maintenance", "released"]
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.following import run_follower
+
 pytestmark = pytest.mark.integration
 
 IMPRESSION = (
@@ -53,7 +55,7 @@ def test_follow_on_spark_commits_segments_landed_while_it_runs(spark: Any, tmp_p
             follower.stop.set()
 
     follower = Follower(runner, interval=0.05)
-    assert follower.run(on_batch) == 2
+    assert run_follower(follower, on_batch) == 2
     assert [(b.segments, b.total("accepted")) for b in batches] == [(1, 1), (1, 1)]
     impressions = ax.query("select impression_id from curated.impressions order by 1")
     assert impressions.to_pylist() == [{"impression_id": "imp-1"}, {"impression_id": "imp-2"}]
