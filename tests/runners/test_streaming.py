@@ -343,6 +343,89 @@ def test_a_failing_piece_fails_the_batch_and_commits_nothing(
     assert not list((tmp_path / "run" / "warehouse").rglob("*.parquet"))
 
 
+_TABLE_SOURCE = {"impressions": "impressions", "clicks": "clicks", "conversions": "clicks"}
+
+
+def _source_of_tables(names: Any) -> str:
+    """The source of the first curated table among ``names`` (``bids`` for the bid requests)."""
+    for name in names:
+        table = name.split(".", 1)[-1]
+        if table in _TABLE_SOURCE:
+            return _TABLE_SOURCE[table]
+        if table == "bid_requests":
+            return "bids"
+    return "gathered"
+
+
+@pytest.mark.parametrize(
+    ("step", "source", "nth"),
+    [
+        ("frame", "clicks", 1),  # a later wave's first piece, framed beside the impressions
+        ("dedupe", "impressions", 3),  # a later piece, while the next ones wait for their turn
+        ("ivt", "impressions", 2),  # the typo of the session that found this
+        ("ivt", "clicks", 1),  # once the impressions' gate opened
+        ("write", "impressions", 1),
+    ],
+)
+def test_a_piece_raising_at_any_step_ends_the_batch_with_its_error(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, source: str, nth: int
+) -> None:
+    """Whatever step of whichever piece raises, the batch ends with that error: no piece
+    left waiting for a dedupe turn or a gate, no thread of the batch left, nothing
+    committed, no data file kept, the lake's lock released."""
+    from advertisex.lake.tables import Lake
+    from advertisex.runners import batch, embedded
+    from advertisex.runners.lock import processor_running
+
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def failing(original: Any, source_of: Any) -> Any:
+        def step_of_a_piece(*args: Any, **kwargs: Any) -> Any:
+            of = source_of(*args)
+            with lock:
+                calls[of] = calls.get(of, 0) + 1
+                hit = of == source and calls[of] == nth
+            if hit:
+                raise AttributeError(f"{step} of {source} broke")
+            return original(*args, **kwargs)
+
+        return step_of_a_piece
+
+    if step == "frame":
+        framing = failing(embedded.frame_segments, lambda read, *_: read[0][1].source)
+        monkeypatch.setattr(embedded, "frame_segments", framing)
+    elif step == "dedupe":
+        verdicts = failing(batch.BatchDedupe.verdicts, lambda dedupe, of, *_: of)
+        monkeypatch.setattr(batch.BatchDedupe, "verdicts", verdicts)
+    elif step == "ivt":
+        ivt = failing(batch.filter_invalid_traffic, lambda name, *_: _source_of_tables([name]))
+        monkeypatch.setattr(batch, "filter_invalid_traffic", ivt)
+    else:
+        writes = failing(Lake.write_files, lambda lake, rows, *_: _source_of_tables(rows))
+        monkeypatch.setattr(Lake, "write_files", writes)
+    before = set(threading.enumerate())
+    raised: list[BaseException] = []
+
+    def processing() -> None:
+        try:
+            _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+        except BaseException as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=processing, daemon=True)
+    thread.start()
+    thread.join(120)  # a bound for a hung batch, not a measure of speed
+    assert not thread.is_alive(), "the batch did not end"
+    assert [str(e) for e in raised] == [f"{step} of {source} broke"]
+    assert set(threading.enumerate()) - before == set()  # pieces and framers all ended
+    data = tmp_path / "run"
+    assert not processor_running(data)
+    ax = _open(data)
+    assert ax.query("select count(*) n from ops.batches").to_pylist() == [{"n": 0}]
+    assert not list((data / "warehouse").rglob("*.parquet"))
+
+
 def test_clicks_are_read_beside_the_impressions_and_finish_with_their_invalid_traffic(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
