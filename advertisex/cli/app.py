@@ -349,21 +349,15 @@ def _storage_failed(error: OSError) -> AdvertiseXError:
 
 def _report_unexpected(error: Exception) -> None:
     """One line on the terminal; the traceback in a file, for the bug report."""
-    import tempfile
-    import traceback
-
+    from advertisex.cli.common import saved_trace
     from advertisex.cli.output import console, literal
 
-    with tempfile.NamedTemporaryFile(
-        "w", prefix="advertisex-error-", suffix=".txt", delete=False
-    ) as details:
-        details.write(f"advertisex {' '.join(sys.argv[1:])}\n\n")
-        traceback.print_exception(error, file=details)
+    details = saved_trace(error)
     text = str(error).strip().splitlines()
     console(stderr=True).print(
         f"[bold red]error:[/] {literal(type(error).__name__)}: {literal(text[0] if text else '')}"
         f"\n  → this is a bug in advertisex, not in what you did: please report it with "
-        f"{details.name}",
+        f"{details}",
         highlight=False,
         soft_wrap=True,
     )

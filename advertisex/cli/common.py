@@ -173,6 +173,21 @@ class Interrupted(BaseException):
     would turn into "Aborted!" and exit code 1."""
 
 
+def saved_trace(error: BaseException) -> str:
+    """Save ``error``'s traceback, with the command that met it, in a file of its own for
+    the bug report; returns the file's path (the terminal gets one line, never the trace)."""
+    import sys
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="advertisex-error-", suffix=".txt", delete=False
+    ) as details:
+        details.write(f"advertisex {' '.join(sys.argv[1:])}\n\n")
+        traceback.print_exception(error, file=details)
+    return details.name
+
+
 def on_interrupt(signum: int, frame: Any) -> None:
     """SIGINT: remember it, then interrupt whatever runs."""
     INTERRUPTED.set()

@@ -18,6 +18,7 @@ import typer
 
 from advertisex.cli.common import EngineOption, MasterOption
 from advertisex.cli.output import Format, literal, print_message
+from advertisex.errors import AdvertiseXError
 
 HOST_HELP = "Interface to listen on; anything but loopback requires API keys."
 PORT_HELP = "TCP port to listen on."
@@ -311,7 +312,7 @@ def follow_landing(
     try:
         follower.run(
             lambda batch: _print_batch(batch, fmt),
-            _print_retry,
+            _RetryLines(),
             lambda done: _print_marts(done, fmt),
             lambda holder: print_message(
                 f"[yellow]another processor is running[/] ({literal(holder)}); waiting for it "
@@ -409,8 +410,31 @@ def print_json_line(data: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _print_retry(error: Exception, backoff: float) -> None:
-    print_message(f"[yellow]retrying in {backoff:.0f} s:[/] {literal(error)}")
+class _RetryLines:
+    """The follow loop's "retrying" lines. An error the layers put into words is its message;
+    any other is its type and first line, and its traceback saved in a file the line names,
+    once per distinct error: a bug every batch met (a typo in a kernel) was retried every
+    30 s as a bare message, with no trace anywhere to report."""
+
+    def __init__(self) -> None:
+        self._saved: dict[tuple[str, str], str] = {}
+
+    def __call__(self, error: Exception, backoff: float) -> None:
+        said = f"[yellow]retrying in {backoff:.0f} s:[/] "
+        if isinstance(error, AdvertiseXError):
+            print_message(said + literal(error))
+            return
+        from advertisex.cli.common import saved_trace
+
+        text = str(error).strip().splitlines()
+        first = text[0] if text else ""
+        key = (type(error).__name__, first)
+        if key not in self._saved:
+            self._saved[key] = saved_trace(error)
+        print_message(
+            f"{said}{literal(type(error).__name__)}: {literal(first)} "
+            f"(its traceback: {literal(self._saved[key])})"
+        )
 
 
 # ---------------------------------------------------------------------- generate --to

@@ -289,3 +289,37 @@ def test_generate_to_refuses_the_options_of_written_files_instead_of_ignoring_th
     assert code == 2 and "Traceback" not in err
     assert "error: --start, --days, --malformed-rate shape generated files" in " ".join(err.split())
     assert "--out DIR" in err
+
+
+def test_a_follower_retrying_a_bug_names_it_and_where_its_traceback_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``process --follow`` (and ``up``) retries a failing pass for as long as it runs: a bug
+    every batch met was a bare message every 30 s (``'IvtRules' object has no attribute
+    …``), its type and traceback nowhere. Now its type, and its traceback saved once."""
+    import tempfile
+
+    from advertisex.cli.serve import _RetryLines
+    from advertisex.errors import TransientError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def typo() -> None:
+        raise AttributeError("'IvtRules' object has no attribute 'crawlers'")
+
+    told = _RetryLines()
+    for wait in (1, 2):
+        try:
+            typo()
+        except AttributeError as error:
+            told(error, wait)
+    told(TransientError("the catalog is busy", hint="it is retried"), 4)
+    lines = capsys.readouterr().err.splitlines()
+    [saved] = list(tmp_path.glob("advertisex-error-*.txt"))  # once, not at every retry
+    assert lines[:2] == [
+        f"retrying in {wait} s: AttributeError: 'IvtRules' object has no attribute 'crawlers' "
+        f"(its traceback: {saved})"
+        for wait in (1, 2)
+    ]
+    assert lines[2].startswith("retrying in 4 s: the catalog is busy")
+    assert "in typo" in saved.read_text()  # where it was raised
