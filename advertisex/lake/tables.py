@@ -23,6 +23,8 @@ from advertisex.lake.listing import current_files, foreign_table, recorded_wareh
 from advertisex.util.timeutil import EPOCH, from_micros
 
 if TYPE_CHECKING:  # the catalog, Arrow and the schemas load on first use (CLI start-up)
+    from concurrent.futures import Future
+
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -159,6 +161,41 @@ class Lake:
         with opening:
             cached = self._tables.get(name)  # opened by another thread while this one waited
             return cached if cached is not None else self._open(name)
+
+    def open_beside(self, names: Sequence[str]) -> Future[None]:
+        """Open (create) the tables ``names`` one after the other on a thread of their own,
+        while the caller goes on; done once all are open (or with what opening one raised).
+        Until a table is open, a thread asking for it waits for this one (it holds each
+        table's opening from the start), so no two threads create tables at once."""
+        from concurrent.futures import Future
+
+        opened: Future[None] = Future()
+        holding = threading.Event()
+
+        def open_all() -> None:
+            held: list[threading.RLock] = []
+            try:
+                for name in names:
+                    with self._opening_lock:
+                        opening = self._opening.setdefault(name, threading.RLock())
+                    opening.acquire()
+                    held.append(opening)
+                holding.set()
+                for name, opening in zip(names, list(held), strict=True):
+                    self.table(name)
+                    opening.release()
+                    held.remove(opening)
+                opened.set_result(None)
+            except BaseException as error:
+                opened.set_exception(error)
+            finally:
+                holding.set()
+                for opening in held:
+                    opening.release()
+
+        threading.Thread(target=open_all, name="tables", daemon=True).start()
+        holding.wait()
+        return opened
 
     def _open(self, name: str) -> Table:
         from advertisex.model.schemas import TABLES

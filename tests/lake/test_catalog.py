@@ -249,6 +249,51 @@ def test_two_threads_opening_one_table_open_it_once(lake, monkeypatch):
     assert len(opened) == 2 and opened[0] is opened[1]
 
 
+def test_tables_opened_beside_are_opened_by_their_thread_alone(lake, monkeypatch):
+    """Lake.open_beside: a thread asking for one of the tables before it is open waits for
+    it (no two threads create tables at once), then gets the same table."""
+    import threading
+    import time
+
+    lake.table("curated.quarantine")  # the catalog and its namespaces exist
+    creators = []
+    go_on = threading.Event()
+    create = Lake._create
+
+    def slow_create(self, spec):
+        creators.append((spec.qualified, threading.current_thread().name))
+        go_on.wait(timeout=20)
+        return create(self, spec)
+
+    monkeypatch.setattr(Lake, "_create", slow_create)
+    opened = lake.open_beside(["curated.clicks", "curated.conversions"])
+    asked = []
+    asking = threading.Thread(target=lambda: asked.append(lake.table("curated.conversions")))
+    asking.start()
+    time.sleep(0.2)  # it asks while the first table is still being created
+    go_on.set()
+    opened.result(timeout=20)
+    asking.join()
+    assert creators == [("curated.clicks", "tables"), ("curated.conversions", "tables")]
+    assert asked == [lake.table("curated.conversions")]
+
+
+def test_a_table_that_fails_to_open_beside_fails_its_future_and_holds_no_other(lake, monkeypatch):
+    lake.table("curated.quarantine")
+    create = Lake._create
+
+    def fails_clicks(self, spec):
+        if spec.qualified == "curated.clicks":
+            raise StorageError("the disk is full")
+        return create(self, spec)
+
+    monkeypatch.setattr(Lake, "_create", fails_clicks)
+    opened = lake.open_beside(["curated.clicks", "curated.conversions"])
+    with pytest.raises(StorageError, match="disk is full"):
+        opened.result(timeout=20)
+    assert lake.table("curated.conversions") is not None  # not held by the failed opening
+
+
 def test_a_commit_retried_after_a_lost_race_is_not_announced(lake, tmp_path, caplog):
     """pyiceberg logged "Commit failed due to a concurrent update, retrying (1/10) in 103
     ms" for each retry the tables ask for: with no logging set up, Python printed it on the

@@ -318,6 +318,44 @@ def test_segments_are_mapped_and_the_allocator_bound_before_the_pieces(
     assert any(kind == ["bytes"] for kind in kinds.values())  # the small bid files, together
 
 
+def test_the_tables_open_beside_the_first_pieces(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new lake's tables are created on a thread of their own while the first pieces
+    frame their segments (which needs none of them), not before the pieces start; no piece
+    creates one itself, and every table the batch may write exists after it."""
+    from advertisex.lake.tables import Lake
+    from advertisex.runners import embedded
+
+    framing = threading.Event()
+    frame_group = embedded.EmbeddedRunner._frame_group
+
+    def noted(self: Any, run: Any, group: Any) -> Any:
+        framing.set()
+        return frame_group(self, run, group)
+
+    creators: dict[str, str] = {}
+    framed_first: list[bool] = []
+    create = Lake._create
+
+    def created(self: Lake, spec: Any) -> Any:
+        creators[spec.qualified] = threading.current_thread().name
+        if spec.qualified == "curated.impressions":  # the pieces frame meanwhile
+            framed_first.append(framing.wait(timeout=20))
+        return create(self, spec)
+
+    monkeypatch.setattr(embedded.EmbeddedRunner, "_frame_group", noted)
+    monkeypatch.setattr(Lake, "_create", created)
+    _, report = _run(landed, tmp_path / "run", piece_bytes=PIECE, workers=2)
+    assert report.records_in > 0
+    assert framed_first == [True]
+    written = embedded._written_tables({"impressions", "clicks", "bids"})
+    assert set(written) <= set(creators)
+    # The invalid-traffic rules opened curated.filtered (clicks are in the batch), the
+    # tables' thread the others.
+    assert {n for n in written if creators[n] != "tables"} == {"curated.filtered"}
+
+
 def test_a_failing_piece_fails_the_batch_and_commits_nothing(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
