@@ -122,7 +122,10 @@ _cache: dict[tuple[str, ...], Dimensions] = {}
 
 def snapshot(lake: Lake) -> Dimensions | None:
     """Every version of both kinds as Arrow, for the enrichment kernel; None when none loaded."""
-    # Never create the tables here: a lake without dimensions stays without them.
+    # Never create the tables here: a lake without dimensions stays without them. Nor the
+    # catalog: a new lake's first batch makes it beside its first pieces (Lake.open_beside).
+    if not lake.catalog_made():
+        return None
     tables = {
         kind: lake.table(spec.table) if lake.catalog.table_exists(spec.table) else None
         for kind, spec in KINDS.items()

@@ -174,6 +174,18 @@ class SqliteMarks:
         ]
         return marks_table(rows)
 
+    def names(self, *, between: tuple[str, str]) -> set[str]:
+        """Names of the committed segments in the half-open name range ``between``."""
+        query = f"SELECT segment FROM {SEGMENTS_TABLE} WHERE segment >= ? AND segment < ?"
+        found = {str(row[0]) for row in self._read(query, list(between), SEGMENTS_TABLE)}
+        folded = folded_asked(self._folded_days(), between, None, self._unfolded)
+        return found | {mark.segment for mark in folded}
+
+    def any(self) -> bool:
+        """Whether any segment was ever committed."""
+        query = f"SELECT 1 FROM {SEGMENTS_TABLE} LIMIT 1"
+        return bool(self._read(query, [], SEGMENTS_TABLE)) or bool(self._folded_days())
+
     def count(self, between: tuple[str, str]) -> int:
         """How many segments in the half-open name range ``between`` are committed."""
         query = f"SELECT count(*) FROM {SEGMENTS_TABLE} WHERE segment >= ? AND segment < ?"

@@ -103,7 +103,11 @@ def ivt_rules(settings: Settings, lake: Lake, sources: set[str]) -> IvtRules | N
     if not processor.ivt_filter:
         return None
     users: frozenset[str] = frozenset()
-    if "clicks" in sources and lake.table("curated.filtered").current_snapshot() is not None:
+    if (
+        "clicks" in sources
+        and lake.catalog_made()  # else no table exists yet: made beside the first pieces
+        and lake.table("curated.filtered").current_snapshot() is not None
+    ):
         from pyiceberg.expressions import In
 
         filtered = lake.read(

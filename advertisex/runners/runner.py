@@ -41,8 +41,8 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import AccountingError, BatchCancelled, TransientError
 from advertisex.formats.bounded import DECODE_REFUSALS
-from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import WrittenFile
+from advertisex.lake.marks import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table, segment_time
 from advertisex.model.reasons import SEGMENT_UNREADABLE
@@ -198,7 +198,7 @@ class Runner(ABC, Generic[ReadT]):
         """
         if self._done is None:
             self._done = self.lake.done_in(self.landing)
-            self._any_done = bool(self._done) or self.lake.ledger.any()
+            self._any_done = bool(self._done) or self.lake.ledger_reads.any()
         pending = self.landing.segments(since=self._scan_from, skip=self._done)
         floor = utcnow().date() - timedelta(days=1)
         since = min([d for s in pending if (d := landing_day(s)) is not None] + [floor])

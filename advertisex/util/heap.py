@@ -5,8 +5,9 @@ Python's cycle collector walked all of them, holding the GIL: while the runner's
 loaded, on the command's start where nothing else runs (0.55 s of CPU with the collector,
 0.49 s without), and during a batch, where both piece workers need the GIL (≈ 1 % of a
 2 M-event ``process``'s CPU; perf: ``gc_collect_main``, ``visit_decref``). Frozen once per
-process: what is frozen is never collected, so a long-running processor's later garbage
-must stay collectable.
+process and stage (the runner's modules; the catalog's, which load on the thread that opens
+a first batch's tables beside its pieces): what is frozen is never collected, so a
+long-running processor's later garbage must stay collectable.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import gc
 import threading
 from collections.abc import Iterator
 
-_FROZEN = threading.Event()
+_FROZEN: set[str] = set()
+_FREEZING = threading.Lock()
 
 
-def freeze_startup_heap() -> None:
+def freeze_startup_heap(stage: str = "modules") -> None:
     """Leave what the process made until now out of the collector's passes; only the first
-    call freezes."""
-    if not _FROZEN.is_set():
-        _FROZEN.set()
-        gc.freeze()
+    call of each ``stage`` freezes."""
+    with _FREEZING:
+        if stage not in _FROZEN:
+            _FROZEN.add(stage)
+            gc.freeze()
 
 
 @contextlib.contextmanager

@@ -294,6 +294,19 @@ def test_a_table_that_fails_to_open_beside_fails_its_future_and_holds_no_other(l
     assert lake.table("curated.conversions") is not None  # not held by the failed opening
 
 
+def test_a_catalog_is_not_made_only_while_its_sqlite_file_is_missing(tmp_path):
+    """What a new lake's first batch skips (no dimensions, no committed rows to ask its
+    tables for) holds only for a SQLite catalog on disk not made yet: an in-memory one, or
+    a catalog server's, may hold tables already."""
+    lake = Lake(load_settings(data_dir=tmp_path))
+    assert not lake.catalog_made()
+    lake.table("curated.clicks")
+    assert lake.catalog_made()
+    for uri in ("sqlite:///:memory:", "postgresql+psycopg://adx@db/lake"):
+        other = Lake(load_settings(data_dir=tmp_path / "other", lake={"catalog_uri": uri}))
+        assert other.catalog_made(), uri
+
+
 def test_a_commit_retried_after_a_lost_race_is_not_announced(lake, tmp_path, caplog):
     """pyiceberg logged "Commit failed due to a concurrent update, retrying (1/10) in 103
     ms" for each retry the tables ask for: with no logging set up, Python printed it on the

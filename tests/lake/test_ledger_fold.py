@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from advertisex.errors import CommitConflictError
 from advertisex.lake.catalog import SEGMENTS, SegmentDone, SegmentLedger
+from advertisex.lake.marks import SqliteMarks
 from advertisex.util.timeutil import parse_date
 from tests.table_snapshots import snapshot
 
@@ -153,13 +154,18 @@ def test_a_day_copied_back_months_before_the_others_unpacks_no_folded_day_betwee
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"{}\n")
     unpacked: list[tuple[str, str]] = []
-    unfolded = SegmentLedger._unfolded
 
-    def watched(self, days):
-        unpacked.extend(days)
-        return unfolded(self, days)
+    def watching(reader: Any) -> None:
+        unfolded = reader._unfolded
 
-    monkeypatch.setattr(SegmentLedger, "_unfolded", watched)
+        def watched(self, days):
+            unpacked.extend(days)
+            return unfolded(self, days)
+
+        monkeypatch.setattr(reader, "_unfolded", watched)
+
+    watching(SegmentLedger)
+    watching(SqliteMarks)  # what done_in reads a SQLite catalog's ledger with
     assert NAMES[0] in ax.lake.done_in(ax.landing, ["impressions"])
     assert unpacked == [("impressions", "2026-01-01")]
 

@@ -22,6 +22,8 @@ def _read(reader: Any) -> dict[str, Any]:
         "among": reader.table(among=among).sort_by("segment"),
         "among in a range": reader.table(between=DAY, among=among).sort_by("segment"),
         "counts": [reader.count(r) for r in (DAY, SPANNING, EVERY)],
+        "names": [reader.names(between=r) for r in (DAY, SPANNING, EVERY)],
+        "any": reader.any(),
     }
 
 
@@ -48,4 +50,5 @@ def test_no_catalog_yet_is_no_marks_and_none_is_made(tmp_path) -> None:
     assert marks.epoch() == 0
     assert marks.table(between=EVERY).num_rows == 0
     assert marks.count(EVERY) == 0
+    assert marks.names(between=EVERY) == set() and not marks.any()
     assert not database.exists()

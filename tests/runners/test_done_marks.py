@@ -105,3 +105,23 @@ def test_the_lowest_name_of_a_source_follows_its_folders(tmp_path: Path) -> None
     (folder / "loose.csv").write_bytes(b"")  # a layout with segments beside the days
     assert landing.lowest_name("clicks") == "clicks/"
     assert landing.held_ranges("clicks") == [("clicks/", "clicks0")]
+
+
+def test_a_new_lakes_pending_list_and_rules_make_no_catalog(tmp_path: Path) -> None:
+    """The first ``process`` of a lake ``ingest`` made lists its pending segments and builds
+    its batch's rules without making the catalog (≈ 0.1 s on the command's serial start):
+    it is made with the tables, beside the batch's first pieces."""
+    from advertisex.runners.rules import BatchRules
+
+    ax = advertisex.open(data_dir=tmp_path / "data")
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    ax.landing.write_segment("impressions", (LINE % ("2026-11-20", 1, 1) + "\n").encode(), at=at)
+    ax.landing.write_segment("clicks", b"timestamp,user_id,campaign_id,event_type\n", at=at)
+    catalog = Path(ax.settings.catalog_uri.removeprefix("sqlite:///"))
+    runner = ax.runner
+    assert sorted(s.source for s in runner.pending()) == ["clicks", "impressions"]
+    rules = BatchRules.build(ax.settings, ax.lake, at, {"impressions", "clicks"})
+    assert rules.dims is None and rules.ivt is not None and not rules.ivt.ivt_users
+    assert not catalog.exists()
+    assert ax.process().records_in == 1
+    assert catalog.exists() and ax.runner.pending() == []
