@@ -1,4 +1,4 @@
-"""Text, flag and choice parameters parsed without pydantic answer what Typer's own
+"""Text, flag, choice and list-of-text parameters parsed without pydantic answer what Typer's own
 coercion answers: the same values, and for a value they do not take the same error and exit
 code (Typer's pydantic coercion says it)."""
 
@@ -33,8 +33,9 @@ def show(
     loud: bool = typer.Option(False, "--loud", envvar="SHOW_LOUD"),
     count: int = typer.Option(1),
     ratio: float = typer.Option(0.5),
+    tags: list[str] = typer.Option([], "--tag"),
 ) -> None:
-    print(repr((text, colour, shade, size, loud, count, ratio)))
+    print(repr((text, colour, shade, size, loud, count, ratio, tags)))
 
 
 ARGS = [
@@ -52,6 +53,8 @@ ARGS = [
     ["hello", "--ratio", "3"],
     ["--colour", "red"],
     ["hello", "--colour"],
+    ["hello", "--tag", "a", "--tag", "", "--tag", "c d"],
+    ["hello", "--tag"],
 ]
 
 
@@ -75,7 +78,7 @@ def test_a_flag_from_the_environment_goes_through_typer(monkeypatch):
     assert [answers(["x"], {"SHOW_LOUD": v}) for v in ("1", "no", "maybe")] == ours
 
 
-def test_text_choices_and_numbers_defaults_need_no_pydantic():
+def test_text_choices_lists_of_texts_and_numbers_defaults_need_no_pydantic():
     coercion.install()
     command = typer.main.get_command(app)
     kinds = {p.name: type(p.get_runtime_param()).__name__ for p in command.params}
@@ -84,6 +87,9 @@ def test_text_choices_and_numbers_defaults_need_no_pydantic():
     ratio = next(p for p in command.params if p.name == "ratio").get_runtime_param()
     assert ratio._coerce_value(0.5, param=None, ctx=None) == 0.5
     assert ratio._coerce_value("2.5", param=None, ctx=None) == 2.5
+    # Texts come as Click's tuple, and leave as a list (ingest's paths).
+    tags = next(p for p in command.params if p.name == "tags").get_runtime_param()
+    assert tags._coerce_value(("a", "b"), param=None, ctx=None) == ["a", "b"]
 
 
 def TYPER_BUILDS(param):
