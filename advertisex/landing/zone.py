@@ -54,6 +54,7 @@ from advertisex.landing.summaries import (
 from advertisex.landing.summaries import identity as _identity
 from advertisex.util.mapped import MappedFile, map_file
 from advertisex.util.storage import (
+    fsync_all,
     fsync_path,
     make_folders,
     os_reason,
@@ -465,10 +466,9 @@ class LandingZone:
         calls this before it says what landed (their writeback started as each was placed)."""
         with self._unsynced_lock:
             paths, self._unsynced = self._unsynced, set()
-        for path in sorted(paths):
-            fsync_path(path)
-        for folder in sorted({path.parent for path in paths}):
-            fsync_path(folder)
+        # Together: one after the other they were ≈ a third of a 2 M-event ingest's time.
+        fsync_all(sorted(paths))
+        fsync_all(sorted({path.parent for path in paths}))
 
     def _index(self, digest: str, name: str) -> None:
         """Index ``digest`` as the existing segment ``name``."""
