@@ -302,10 +302,20 @@ class DedupeLookup:
     a candidate may share, or None. :meth:`data_files` names the files that hold them.
     """
 
-    def __init__(self, lake: Lake, horizon: timedelta, keys: CommittedKeys | None = None) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        horizon: timedelta,
+        keys: CommittedKeys | None = None,
+        *,
+        nothing_committed: bool = False,
+    ) -> None:
         self.lake = lake
         self.horizon = horizon
         self.keys = keys or CommittedKeys(lake)
+        # A batch that started with no catalog (a new lake's first): no committed row, and
+        # no table to wait for while its tables are made beside its pieces.
+        self.nothing_committed = nothing_committed
 
     def spans(self, times: pa.Array | pa.ChunkedArray) -> list[Span]:
         """Event times a repeat of candidates timed at ``times`` may have."""
@@ -322,7 +332,11 @@ class DedupeLookup:
         """Committed rows (key columns, ``payload_hash``, ``event_time``) within the horizon
         of ``candidates``' event times whose key hash is among ``hashes`` (the candidates'
         :func:`~advertisex.kernels.dedupe.key_hashes`, sorted and unique); None if none."""
-        if candidates.num_rows == 0 or self.lake.table(table_name).current_snapshot() is None:
+        if (
+            candidates.num_rows == 0
+            or self.nothing_committed
+            or self.lake.table(table_name).current_snapshot() is None
+        ):
             return None
         return self.keys.matching(table_name, hashes, self.spans(candidates.column("event_time")))
 

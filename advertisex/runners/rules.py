@@ -66,7 +66,7 @@ class BatchRules:
             validation=validation_rules(settings, lake, now),
             ivt=ivt_rules(settings, lake, set(sources)),
             dims=dimension_snapshot(lake),
-            dedupe=DedupeLookup(lake, horizon, keys),
+            dedupe=DedupeLookup(lake, horizon, keys, nothing_committed=not lake.catalog_made()),
         )
 
     def with_ivt_users(self, users: Iterable[str]) -> BatchRules:

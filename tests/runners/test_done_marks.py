@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 import advertisex
@@ -122,6 +124,9 @@ def test_a_new_lakes_pending_list_and_rules_make_no_catalog(tmp_path: Path) -> N
     assert sorted(s.source for s in runner.pending()) == ["clicks", "impressions"]
     rules = BatchRules.build(ax.settings, ax.lake, at, {"impressions", "clicks"})
     assert rules.dims is None and rules.ivt is not None and not rules.ivt.ivt_users
+    # Nor do its pieces' dedupe look-ups wait for a table to find nothing committed.
+    candidates = pa.table({"event_time": pa.array([at], pa.timestamp("us", tz="UTC"))})
+    assert rules.dedupe("curated.impressions", candidates, np.array([1], np.uint64)) is None
     assert not catalog.exists()
     assert ax.process().records_in == 1
     assert catalog.exists() and ax.runner.pending() == []
