@@ -311,6 +311,9 @@ class EmbeddedRunner(Runner[Framed]):
             raise
         finally:
             run.framers.shutdown(cancel_futures=True)
+            # A failed batch also waits for its tables' thread: none is left making a table
+            # once the command has let go of the lake (its processor lock).
+            opened.exception()
         return Transformed(run.files, accounts)
 
     def _piece(
