@@ -353,3 +353,28 @@ def test_each_days_file_holds_the_dictionary_of_its_own_rows(tmp_path: Path) -> 
         [segments[2_999], None, segments[2_999]],
     ]
     assert all(f.footer is not None and f.footer.size < 20_000 for f in written)
+
+
+def test_the_writer_encodes_about_a_page_of_rows_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Narrow rows go to the encoders many thousands at a time (Arrow's 1,024 made the
+    writer check each page ≈ 30 times); wide ones no more than a page's worth at a time."""
+    batches: list[int] = []
+    writer = pq.ParquetWriter
+
+    class Recording(writer):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            batches.append(kwargs["write_batch_size"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetWriter", Recording)
+    at = pa.array([datetime(2026, 11, 10, tzinfo=UTC)] * 5000, pa.timestamp("us", tz="UTC"))
+    narrow = pa.table({"impression_id": [f"i-{n}" for n in range(5000)], "event_time": at})
+    wide = pa.table({"raw": ["x" * 5000] * 5000, "ingest_time": at})
+    (ids,) = write_data_files("curated.impressions", narrow, str(tmp_path / "n"), "n", None)
+    (raw,) = write_data_files("curated.quarantine", wide, str(tmp_path / "w"), "w", None)
+    assert batches[0] >= 16384
+    assert batches[1] == 1024
+    assert pq.read_table(ids.url).equals(narrow)  # the same rows as ever
+    assert pq.read_table(raw.url).column("raw").equals(wide.column("raw"))
