@@ -142,7 +142,9 @@ class KeyIndex:
             return np.zeros(0, dtype=np.int64)
         # Where each hash would go; only those found there are searched for their end too
         # (a repeat is rare: the second search over every hash was half of the lookups).
-        low = np.searchsorted(self._sorted, hashes, "left")
+        low = native.sorted_starts(self._sorted, hashes)
+        if low is None:
+            low = np.searchsorted(self._sorted, hashes, "left")
         found = _found_at(self._sorted, hashes, low)
         if not found.any():
             return np.zeros(0, dtype=np.int64)

@@ -27,6 +27,7 @@ FUNCTIONS = (
     "adx_payload_row_hashes",
     "adx_text_hashes",
     "adx_hex_texts",
+    "adx_sorted_starts",
     "adx_map_codes",
     "adx_newlines",
     "adx_plain_instants",
@@ -120,6 +121,34 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
         at += len(part)
     return hashes
+
+
+_SORTED_STARTS = (
+    "adx_sorted_starts",
+    None,
+    (POINTER, ctypes.c_int64, POINTER, ctypes.c_int64, POINTER),
+)
+
+
+def sorted_starts(ordered: np.ndarray, needles: np.ndarray) -> np.ndarray | None:
+    """``np.searchsorted(ordered, needles, "left")`` for 64-bit hashes ``ordered`` and
+    ``needles`` both ascending, each search started where the previous one ended
+    (``payload.c``); None without the library.
+
+    >>> found = sorted_starts(np.array([2, 5, 9], np.uint64), np.array([1, 5, 6, 10], np.uint64))
+    >>> found is None or found.tolist() == [0, 1, 2, 3]
+    True
+    """
+    starts_of = function(*_SORTED_STARTS)
+    if starts_of is None:
+        return None
+    ordered = np.ascontiguousarray(ordered, dtype=np.uint64)
+    needles = np.ascontiguousarray(needles, dtype=np.uint64)
+    starts = np.empty(len(needles), dtype=np.int64)
+    starts_of(
+        ordered.ctypes.data, len(ordered), needles.ctypes.data, len(needles), starts.ctypes.data
+    )
+    return starts
 
 
 _MAP_CODES = ("adx_map_codes", ctypes.c_int64, (ctypes.c_int32, *(POINTER,) * 12))

@@ -246,3 +246,34 @@ void adx_hex_texts(const uint64_t *values, int64_t rows, uint8_t mark, uint8_t *
         }
     }
 }
+
+/* Where each of `needles` (ascending) would go in `ordered` (ascending): the first
+   position whose value is not below it — NumPy's searchsorted(ordered, needles, "left").
+   The next needle's search gallops from the previous one's position (steps 1, 2, 4 …,
+   then a binary search of the last step): a batch's candidate hashes lie a few values
+   apart among an index's, so a search reads a few neighbouring values where a binary
+   search over the whole index read about twenty (kernels.dedupe.KeyIndex). */
+void adx_sorted_starts(const uint64_t *ordered, int64_t n, const uint64_t *needles, int64_t k,
+                       int64_t *out) {
+    int64_t low = 0; /* every value before it is below the needle */
+    for (int64_t i = 0; i < k; i++) {
+        uint64_t needle = needles[i];
+        int64_t high = low; /* the first position known not below it (n: past the end) */
+        int64_t step = 1;
+        while (high < n && ordered[high] < needle) {
+            low = high + 1;
+            high = low + step - 1;
+            step <<= 1;
+        }
+        if (high > n)
+            high = n;
+        while (low < high) {
+            int64_t middle = low + (high - low) / 2;
+            if (ordered[middle] < needle)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        out[i] = low;
+    }
+}

@@ -163,3 +163,21 @@ def test_text_traits_are_what_python_finds(texts, cut, letters) -> None:
         assert bool(found & native.LOWER) == any("a" <= c <= "z" for c in joined)
     else:
         assert not found & (native.NON_ASCII | native.UPPER | native.LOWER)
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 40), max_size=300),
+    st.sets(st.integers(0, 45), max_size=60),
+    st.booleans(),
+)
+def test_sorted_starts_are_numpys_left_searches(ordered, needles, wide) -> None:
+    """Galloping from the last needle's place finds what a binary search does: repeated
+    values, needles before, among and past them all, no values or no needles."""
+    shift = 58 if wide else 0  # values as big as hashes, the top bit too
+    values = np.sort(np.array(ordered, dtype=np.uint64)) << np.uint64(shift)
+    wanted = np.sort(np.array(sorted(needles), dtype=np.uint64)) << np.uint64(shift)
+    found = native.sorted_starts(values, wanted)
+    assert found is not None
+    assert found.tolist() == np.searchsorted(values, wanted, "left").tolist()
