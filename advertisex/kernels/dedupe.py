@@ -334,7 +334,9 @@ def _shared_only(
     shared = _repeated(hashed) if order is None else _repeated_in_order(hashed, order)
     if seen_keys is not None and len(seen_keys):
         seen = distinct_hashes(key_hashes(seen_keys))
-        shared |= _among(seen, hashed)
+        # The few seen hashes looked up among the sorted candidates' where their order is
+        # known, not every candidate's among them (a binary search each, in no order).
+        shared |= _among(seen, hashed) if order is None else _among_ordered(seen, hashed, order)
     is_dup = np.zeros(n, dtype=bool)
     differs = np.zeros(n, dtype=bool)
     if shared.any():
@@ -385,6 +387,23 @@ def _among(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
     [True, False, False]
     """
     return _found_at(ordered, values, np.searchsorted(ordered, values))
+
+
+def _among_ordered(ordered: np.ndarray, values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:func:`_among` where ``order`` sorts ``values``: each of ``ordered`` (few) is found
+    among ``values`` sorted, and the run of those equal to it marked where they are.
+
+    >>> _among_ordered(np.array([2, 5], dtype=np.uint64), np.array([5, 1, 5, 9], dtype=np.uint64),
+    ...     np.array([1, 0, 2, 3])).tolist()
+    [True, False, True, False]
+    """
+    in_order = values[order]
+    low = np.searchsorted(in_order, ordered, "left")
+    counts = np.searchsorted(in_order, ordered, "right") - low
+    marked = np.zeros(len(values), dtype=bool)
+    steps = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    marked[order[np.repeat(low, counts) + steps]] = True
+    return marked
 
 
 def _found_at(ordered: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:

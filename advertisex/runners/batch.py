@@ -139,7 +139,9 @@ class BatchDedupe:
         """The verdict on ``rows`` (standardized) where ``candidate`` holds, for
         ``table_name``; ``payloads``: their payload texts (:func:`payloads_of`)."""
         index = np.flatnonzero(candidate)
-        candidates = rows.select(_key_columns(table_name)).take(pa.array(index))
+        # Picked by a filter, chunk by chunk: a take first joined each key column's chunks
+        # (a piece's segments), then copied the candidates — nearly all of them — again.
+        candidates = rows.select(_key_columns(table_name)).filter(pa.array(candidate))
         keys = key_column(table_name, candidates)
         hashed = key_hashes(keys)
         # Sorted once, for the lookups (the distinct hashes), the repeats among the

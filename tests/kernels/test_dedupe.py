@@ -188,6 +188,42 @@ def test_only_rows_whose_key_hash_is_shared_go_to_the_engine_with_the_same_verdi
         assert (found.count, found.conflicts) == (every.count, every.conflicts)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=40),
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("xy")), max_size=6),
+    st.integers(1, 4),
+)
+def test_seen_keys_are_found_among_the_sorted_candidates_when_their_order_is_known(
+    items, committed, buckets
+):
+    """Given the candidates' hash order (``BatchDedupe`` sorts them once), the few seen
+    hashes are looked up among them — not every candidate among the seen — with the
+    verdicts of the engine over every row, colliding hashes too."""
+    seen = list({k: h for k, h in committed}.items())
+    keys = pa.array([k for k, _ in items], pa.string())
+    hashes = pa.array([h for _, h in items], pa.string())
+    seen_keys = pa.array([k for k, _ in seen], pa.string())
+    seen_hashes = pa.array([h for _, h in seen], pa.string())
+    every = find_duplicates(keys, hashes, seen_keys, seen_hashes)
+
+    def colliding(values):
+        return np.array([ord(k) % buckets for k in values.to_pylist()], dtype=np.uint64)
+
+    def unsorted_search(*args):
+        raise AssertionError("each candidate searched among the seen hashes")
+
+    with mock.patch.object(dedupe, "_among", unsorted_search):
+        for hashing in (key_hashes, colliding):
+            with mock.patch.object(dedupe, "key_hashes", hashing):
+                hashed = hashing(keys)
+                found = find_duplicates(
+                    keys, hashes, seen_keys, seen_hashes, hashed, np.argsort(hashed)
+                )
+            assert found.is_duplicate.tolist() == every.is_duplicate.tolist()
+            assert (found.count, found.conflicts) == (every.count, every.conflicts)
+
+
 # The engine query the verdicts came from before Arrow's hash kernels found them: the spec.
 _ENGINE_VERDICTS = """
 WITH firsts AS (
