@@ -266,7 +266,21 @@ def _leaf_paths(path: str, kind: pa.DataType) -> list[str]:
 
 
 def _any_dictionary(schema: pa.Schema) -> bool:
-    return any(pa.types.is_dictionary(f.type) for f in schema)
+    """Whether a column of ``schema`` is dictionary-encoded, or holds such values (a map's
+    keys and values handed over as codes)."""
+    return any(_has_dictionary(f.type) for f in schema)
+
+
+def _has_dictionary(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        return True
+    if pa.types.is_map(kind):
+        return _has_dictionary(kind.key_type) or _has_dictionary(kind.item_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_dictionary(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_has_dictionary(f.type) for f in kind)
+    return False
 
 
 def _by_day(data: pa.Table, column: str | None) -> Iterator[tuple[object, pa.Table]]:

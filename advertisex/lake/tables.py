@@ -893,8 +893,15 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _encoded(given: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether ``given`` is ``wanted`` with codes for its texts: a dictionary of it, or a
+    map whose keys or values are (``runners.batch.gather_maps``)."""
     import pyarrow as pa
 
+    if pa.types.is_map(given) and pa.types.is_map(wanted) and given != wanted:
+        return all(
+            g == w or (pa.types.is_dictionary(g) and g.value_type == w)
+            for g, w in ((given.key_type, wanted.key_type), (given.item_type, wanted.item_type))
+        )
     return pa.types.is_dictionary(given) and given.value_type == wanted
 
 

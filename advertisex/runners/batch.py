@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex import native
 from advertisex.dims.model import Dimensions
 from advertisex.kernels import standardize as std
 from advertisex.kernels.dedupe import (
@@ -41,7 +42,7 @@ from advertisex.kernels.split import rejected_mask
 from advertisex.kernels.validate import check_domains, fill_missing_raw
 from advertisex.model.schemas import FILTERED, QUARANTINE, SOURCES, TABLES
 from advertisex.util import engine
-from advertisex.util.arrays import chunks_of, joined, utc_days
+from advertisex.util.arrays import chunks_of, column_ascending, joined, utc_days
 
 if TYPE_CHECKING:
     from advertisex.runners.committed import DedupeLookup
@@ -423,13 +424,19 @@ def accepted_rows(
             column = pa.DictionaryArray.from_arrays(
                 pa.array(np.zeros(len(rows), np.int32)), batch_ids
             )
+        elif pa.types.is_map(target.type) and target.name in standardized.column_names:
+            column = gather_maps(standardized.column(target.name), rows)
         elif target.name in standardized.column_names:
             few = target.name in spec.few_values
             column = gather(standardized.column(target.name), rows, encode=few)
         else:  # a column this source never produces (optional fields of later schema versions)
             column = pa.nulls(len(rows), target.type)
         columns.append(column)
-    return pa.Table.from_arrays(columns, names=spec.schema.names).cast(spec.written_schema())
+    written = pa.schema(  # maps as gathered: their keys and values may be codes
+        field.with_type(column.type) if pa.types.is_map(field.type) else field
+        for field, column in zip(spec.written_schema(), columns, strict=True)
+    )
+    return pa.Table.from_arrays(columns, names=spec.schema.names).cast(written)
 
 
 def sort_order(keys: pa.Table, day: list[str], sort_by: tuple[str, ...]) -> np.ndarray:
@@ -545,6 +552,34 @@ def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array, encode: bool = Fa
     (a column of few values: the Parquet writer would have hashed every text again)."""
     one = joined(column)
     return (pc.dictionary_encode(one) if encode and _is_text(one.type) else one).take(rows)
+
+
+def gather_maps(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:
+    """A column of maps of texts (a bid's targeting) at ``rows``, its keys and values as
+    codes into their texts: the distinct maps (a few thousand a piece) are found by the
+    compiled helpers, their keys and values encoded, and each row takes its map's. The
+    Parquet writer dictionary-encodes a map's keys and values anyway: given codes, it no
+    longer hashes each entry's texts (the 2 M benchmark's targeting maps, 7.9 M entries:
+    gather and write ≈ 0.37 → 0.22 s of CPU, the same file read back). Without the
+    helpers, or for another type, the texts are gathered as they are (:func:`gather`).
+
+    >>> maps = pa.chunked_array([[[("age", "18-24")], None], [[("age", "18-24"), ("g", None)]]],
+    ...     pa.map_(pa.string(), pa.string()))
+    >>> gathered = gather_maps(maps, pa.array([2, 1, 0]))
+    >>> gathered.to_pylist() == maps.take([2, 1, 0]).to_pylist()
+    True
+    """
+    found = native.map_codes(column)
+    if found is None:
+        return gather(column, rows)
+    codes, firsts = found
+    distinct = joined(column_ascending(column, firsts))
+    coded = pa.MapArray.from_arrays(
+        distinct.offsets,
+        pc.dictionary_encode(distinct.keys),
+        pc.dictionary_encode(distinct.items),
+    )
+    return coded.take(pa.array(codes, mask=codes < 0).take(rows))
 
 
 def quarantine_rows(rejected: pa.Table, source: str, lineage: pa.Table, batch_id: str) -> pa.Table:

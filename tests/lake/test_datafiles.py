@@ -378,3 +378,42 @@ def test_the_writer_encodes_about_a_page_of_rows_at_a_time(
     assert batches[1] == 1024
     assert pq.read_table(ids.url).equals(narrow)  # the same rows as ever
     assert pq.read_table(raw.url).column("raw").equals(wide.column("raw"))
+
+
+def test_a_map_handed_over_with_coded_keys_and_values_reads_back_as_texts(
+    tmp_path: Path,
+) -> None:
+    """Targeting maps come with their keys and values as codes (``runners.batch
+    .gather_maps``): the file holds the same map of texts, dictionary-encoded, without an
+    Arrow schema that would hand the codes back to a reader."""
+    import pyarrow.compute as pc
+
+    from advertisex.lake.tables import _conform
+    from advertisex.model.schemas import TABLES
+
+    maps = pa.array(
+        [[("age", "18-24"), ("gender", None)], None, [], [("age", "25-34")]],
+        pa.map_(pa.string(), pa.string()),
+    )
+    coded = pa.MapArray.from_arrays(
+        maps.offsets,
+        pc.dictionary_encode(maps.keys),
+        pc.dictionary_encode(maps.items),
+        mask=maps.is_null(),
+    )
+    at = pa.array([datetime(2026, 11, 10, tzinfo=UTC)] * 4, pa.timestamp("us", tz="UTC"))
+    rows = pa.table({"auction_id": ["a", "b", "c", "d"], "event_time": at, "ad_targeting": coded})
+    schema = TABLES["curated.bid_requests"].schema
+    conformed = _conform(rows, pa.schema([schema.field(n) for n in rows.column_names]))
+    assert conformed.schema.field("ad_targeting").type == coded.type  # not decoded first
+    (file,) = write_data_files("curated.bid_requests", conformed, str(tmp_path), "b", None)
+    back = pq.read_table(file.url)
+    assert back.schema.field("ad_targeting").type == maps.type
+    assert back.column("ad_targeting").to_pylist() == maps.to_pylist()
+    metadata = pq.ParquetFile(file.url).metadata.row_group(0)
+    encodings = {
+        metadata.column(i).path_in_schema: metadata.column(i).encodings
+        for i in range(metadata.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["ad_targeting.key_value.key"]
+    assert "RLE_DICTIONARY" in encodings["ad_targeting.key_value.value"]
