@@ -277,3 +277,90 @@ void adx_sorted_starts(const uint64_t *ordered, int64_t n, const uint64_t *needl
         out[i] = low;
     }
 }
+
+/* A column of texts as codes into its distinct texts, numbered in the order they first
+   appear (Arrow's dictionary_encode), -1 for a null; `firsts` gets the row where each
+   distinct text first appears. Returns how many distinct texts there are, or -1 past
+   `most` of them (a column of many values: the caller encodes it by Arrow instead).
+
+   A text of up to 16 bytes is its own key (its bytes and length, compared whole: a
+   campaign, a device type, a country), a longer one its XXH3 and length, compared byte
+   for byte with the first row that holds it; a table of twice the column's distinct texts
+   at most finds the key. `size` is the data buffer's: a short text is read as 16 bytes
+   where that many follow it there, masked to its length. */
+typedef struct {
+    uint64_t low, high; /* a short text's bytes; a long one's hash, 0 */
+    int32_t length;
+    int32_t code; /* -1: an empty slot */
+} text_slot;
+
+static inline uint64_t masked(uint64_t word, int32_t bytes) {
+    return bytes >= 8 ? word : bytes <= 0 ? 0 : word & ((UINT64_C(1) << (8 * bytes)) - 1);
+}
+
+int64_t adx_text_codes(const int32_t *offsets, const uint8_t *data, int64_t size,
+                       const uint8_t *valid, int64_t valid_bit, int64_t rows, int64_t most,
+                       int32_t *codes, int64_t *firsts) {
+    int64_t wanted = 2 * (rows < most ? rows : most), capacity = 16;
+    int shift = 60; /* 64 - log2(capacity) */
+    while (capacity < wanted) {
+        capacity <<= 1;
+        shift--;
+    }
+    text_slot *slots = malloc((size_t)capacity * sizeof(text_slot));
+    if (slots == NULL)
+        return -1;
+    for (int64_t s = 0; s < capacity; s++)
+        slots[s].code = -1;
+    const uint64_t mask = (uint64_t)(capacity - 1);
+    int64_t count = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        if (!is_valid(valid, valid_bit + i)) {
+            codes[i] = -1;
+            continue;
+        }
+        const uint8_t *text = data + offsets[i];
+        int32_t length = offsets[i + 1] - offsets[i];
+        uint64_t low, high;
+        if (length <= 16) {
+            uint64_t words[2] = {0, 0};
+            if (offsets[i] + 16 <= size)
+                memcpy(words, text, 16);
+            else if (length > 0) /* (no data buffer at all where every text is empty) */
+                memcpy(words, text, (size_t)length);
+            low = masked(words[0], length);
+            high = masked(words[1], length - 8);
+        } else {
+            low = XXH3_64bits(text, (size_t)length);
+            high = 0;
+        }
+        /* Fibonacci hashing: the product's top bits depend on every bit of the key */
+        uint64_t s = ((low ^ (high + (uint64_t)length) * UINT64_C(0xC2B2AE3D27D4EB4F)) *
+                      UINT64_C(0x9E3779B97F4A7C15)) >> shift;
+        for (;; s = (s + 1) & mask) {
+            text_slot *slot = &slots[s];
+            if (slot->code < 0) {
+                if (count == most) {
+                    free(slots);
+                    return -1;
+                }
+                slot->low = low;
+                slot->high = high;
+                slot->length = length;
+                slot->code = (int32_t)count;
+                firsts[count] = i;
+                codes[i] = (int32_t)count++;
+                break;
+            }
+            if (slot->low == low && slot->high == high && slot->length == length) {
+                int64_t first = firsts[slot->code];
+                if (length <= 16 || memcmp(data + offsets[first], text, (size_t)length) == 0) {
+                    codes[i] = slot->code;
+                    break;
+                }
+            }
+        }
+    }
+    free(slots);
+    return count;
+}

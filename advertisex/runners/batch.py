@@ -517,7 +517,15 @@ def _is_text(t: pa.DataType) -> bool:
 
 def _encoded(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A text column as codes into its distinct texts (:func:`gather`'s ``encode``)."""
-    return pc.dictionary_encode(joined(column)) if _is_text(column.type) else column
+    return encoded(joined(column)) if _is_text(column.type) else column
+
+
+def encoded(texts: pa.Array) -> pa.DictionaryArray:
+    """``pc.dictionary_encode(texts)``: the same codes and dictionary, found by the compiled
+    helpers where they can (a column of few values, as the data files' few-valued columns
+    are: a device type, a country, a campaign — about twice as quick as Arrow's)."""
+    codes = native.text_codes(texts)
+    return pc.dictionary_encode(texts) if codes is None else codes
 
 
 def _codes(column: pa.ChunkedArray) -> pa.DictionaryArray:
@@ -551,7 +559,7 @@ def gather(column: pa.ChunkedArray | pa.Array, rows: pa.Array, encode: bool = Fa
     ``encode``: a text column is dictionary-encoded first, so its codes move, not its texts
     (a column of few values: the Parquet writer would have hashed every text again)."""
     one = joined(column)
-    return (pc.dictionary_encode(one) if encode and _is_text(one.type) else one).take(rows)
+    return (encoded(one) if encode and _is_text(one.type) else one).take(rows)
 
 
 def gather_maps(column: pa.ChunkedArray | pa.Array, rows: pa.Array) -> pa.Array:

@@ -181,3 +181,36 @@ def test_sorted_starts_are_numpys_left_searches(ordered, needles, wide) -> None:
     found = native.sorted_starts(values, wanted)
     assert found is not None
     assert found.tolist() == np.searchsorted(values, wanted, "left").tolist()
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", "a", "US", "desktop", "cmp-001", "cmp-002", "0123456789abcdef"]),
+            st.text(max_size=24),
+        ),
+        max_size=80,
+    ),
+    st.integers(0, 5),
+)
+def test_text_codes_are_arrows_dictionary_encoding(texts, cut) -> None:
+    """Short texts compared as 16-byte keys (the last ones in their buffer read byte by
+    byte), long ones by hash and bytes, nulls null, any slice: Arrow's codes and dictionary."""
+    import pyarrow.compute as pc
+
+    array = pa.array(texts, pa.string()).slice(min(cut, len(texts)))
+    found = native.text_codes(array)
+    assert found is not None
+    expected = pc.dictionary_encode(array)
+    assert found.indices.equals(expected.indices)
+    assert found.dictionary.equals(expected.dictionary)
+
+
+@pytest.mark.skipif(not native.available(), reason="the helpers were not built")
+def test_text_codes_leave_a_column_of_many_values_to_arrow() -> None:
+    assert native.text_codes(pa.array([str(n) for n in range(100)]), most=99) is None
+    assert native.text_codes(pa.array([str(n) for n in range(100)]), most=100) is not None
+    assert native.text_codes(pa.array([1, 2])) is None  # not text
