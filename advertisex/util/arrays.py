@@ -293,10 +293,17 @@ def used_dictionaries(table: pa.Table) -> pa.Table:
     (['n2'], ['n2', None, 'n2'])
     """
     for position, field in enumerate(table.schema):
-        if not pa.types.is_dictionary(field.type):
+        if pa.types.is_dictionary(field.type):
+            cut = _used
+        elif pa.types.is_map(field.type) and (
+            pa.types.is_dictionary(field.type.key_type)
+            or pa.types.is_dictionary(field.type.item_type)
+        ):
+            cut = _used_entries  # a map's keys and values handed over as codes
+        else:
             continue
         column = table.column(position)
-        chunks = [_used(chunk) for chunk in column.chunks]
+        chunks = [cut(chunk) for chunk in column.chunks]
         if any(new is not old for new, old in zip(chunks, column.chunks, strict=True)):
             table = table.set_column(position, field, pa.chunked_array(chunks, field.type))
     return table
@@ -305,6 +312,34 @@ def used_dictionaries(table: pa.Table) -> pa.Table:
 # A dictionary of at most this many values is written whole: cutting one cost ≈ 50 µs a
 # column a file (≈ 0.5 ms a file of a backfill's thousands), to spare a few hundred bytes.
 SMALL_DICTIONARY = 256
+
+
+def _used_entries(chunk: pa.MapArray) -> pa.MapArray:
+    """A map array whose keys or values are codes over dictionaries of what its maps use
+    (itself if they use all): a day's slice of a piece's targeting maps held the piece's
+    every targeting value.
+
+    >>> values = pa.DictionaryArray.from_arrays(pa.array(list(range(300))), [f"v{i}" for i in range(300)])
+    >>> keys = pa.array(["k"] * 300)
+    >>> maps = pa.MapArray.from_arrays(pa.array(range(301), pa.int32()), keys, values)
+    >>> cut = _used_entries(maps.slice(7, 2))
+    >>> cut.items.dictionary.to_pylist(), cut.to_pylist()
+    (['v7', 'v8'], [[('k', 'v7')], [('k', 'v8')]])
+    """
+    offsets = chunk.offsets.to_numpy()
+    start, end = int(offsets[0]), int(offsets[-1])
+    entries = chunk.values.slice(start, end - start)  # (the child as a whole: not the slice's)
+    keys, items = entries.field(0), entries.field(1)
+    used_keys = _used(keys) if pa.types.is_dictionary(keys.type) else keys
+    used_items = _used(items) if pa.types.is_dictionary(items.type) else items
+    if used_keys is keys and used_items is items:
+        return chunk
+    return pa.MapArray.from_arrays(
+        pa.array(offsets - start, pa.int32()),
+        used_keys,
+        used_items,
+        mask=chunk.is_null() if chunk.null_count else None,
+    )
 
 
 def _used(chunk: pa.DictionaryArray) -> pa.DictionaryArray:

@@ -417,3 +417,32 @@ def test_a_map_handed_over_with_coded_keys_and_values_reads_back_as_texts(
     }
     assert "RLE_DICTIONARY" in encodings["ad_targeting.key_value.key"]
     assert "RLE_DICTIONARY" in encodings["ad_targeting.key_value.value"]
+
+
+def test_each_days_file_holds_the_targeting_values_of_its_own_rows(tmp_path: Path) -> None:
+    """A piece's targeting maps come with their values coded over the piece's dictionary:
+    each day's file holds the values its own maps use, as for the other coded columns."""
+    import uuid
+
+    import pyarrow.compute as pc
+
+    texts = [uuid.uuid4().hex for _ in range(3_000)]  # values that zstd cannot shrink
+    days = [datetime(2026, 11, d, h, tzinfo=UTC) for d in (10, 11) for h in range(3)]
+    values = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 2_999, 5, 2_999]), texts)
+    maps = pa.MapArray.from_arrays(
+        pa.array(range(7), pa.int32()), pc.dictionary_encode(pa.array(["k"] * 6)), values
+    )
+    rows = pa.table(
+        {
+            "auction_id": [f"a-{n}" for n in range(6)],
+            "event_time": pa.array(days, pa.timestamp("us", tz="UTC")),
+            "ad_targeting": maps,
+        }
+    )
+    written = list(write_data_files("curated.bid_requests", rows, str(tmp_path), "b", None))
+    read = [pq.read_table(f.url).column("ad_targeting").to_pylist() for f in written]
+    assert read == [
+        [[("k", texts[0])], [("k", texts[1])], [("k", texts[2])]],
+        [[("k", texts[2_999])], [("k", texts[5])], [("k", texts[2_999])]],
+    ]
+    assert all(f.footer is not None and f.footer.size < 20_000 for f in written)
