@@ -255,8 +255,8 @@ class EmbeddedRunner(Runner[Framed]):
         # framing, which needs none of them: a piece asking for one waits until it is open.
         opened = self.lake.open_beside(_written_tables(present))
         freeze_startup_heap()  # at the first batch: the runner's modules
-        # and the catalog's (pyiceberg, SQLAlchemy), once they loaded to open the tables
-        opened.add_done_callback(lambda _: freeze_startup_heap("catalog"))
+        # and the tables' metadata, once they are open
+        opened.add_done_callback(lambda _: freeze_startup_heap("tables"))
         engine.spill_to(self.settings.spill_dir)  # not the folder the command ran in
         # The batch's remembered keys kept in mapped files once merged parts are big.
         dedupe = BatchDedupe(

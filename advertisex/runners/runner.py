@@ -41,8 +41,13 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import AccountingError, BatchCancelled, TransientError
 from advertisex.formats.bounded import DECODE_REFUSALS
+
+# (The catalog's libraries, pyiceberg's SQL catalog and SQLAlchemy, load with the runner, on
+# the command's serial start: loaded on the thread that opens a new lake's tables beside the
+# first pieces, their ≈ 0.3 s of imports held the GIL against the pieces' threads, whose
+# every return from a kernel waited for it, and a core stood idle for a second.)
+from advertisex.lake.catalog import SegmentDone
 from advertisex.lake.datafiles import WrittenFile
-from advertisex.lake.marks import SegmentDone
 from advertisex.lake.tables import Lake
 from advertisex.landing.zone import LandingZone, Segment, landing_day, lineage_table, segment_time
 from advertisex.model.reasons import SEGMENT_UNREADABLE

@@ -5,9 +5,9 @@ Python's cycle collector walked all of them, holding the GIL: while the runner's
 loaded, on the command's start where nothing else runs (0.55 s of CPU with the collector,
 0.49 s without), and during a batch, where both piece workers need the GIL (≈ 1 % of a
 2 M-event ``process``'s CPU; perf: ``gc_collect_main``, ``visit_decref``). Frozen once per
-process and stage (the runner's modules; the catalog's, which load on the thread that opens
-a first batch's tables beside its pieces): what is frozen is never collected, so a
-long-running processor's later garbage must stay collectable.
+process and stage (the runner's modules; the tables' metadata, opened on a thread beside a
+first batch's pieces): what is frozen is never collected, so a long-running processor's
+later garbage must stay collectable.
 """
 
 from __future__ import annotations

@@ -112,16 +112,6 @@ def test_process_with_its_defaults_loads_no_pydantic_coercion_nor_polars(tmp_pat
         assert "POLARS False" in result.stderr, result.stderr
 
 
-def test_the_runners_modules_load_without_the_catalogs_libraries():
-    # pyiceberg's SQL catalog and SQLAlchemy (≈ 0.3 s under the GIL) load where the catalog
-    # is first opened: on a new lake's first process, on the thread that makes the tables
-    # beside the first pieces (Lake.open_beside), not on the command's serial start.
-    code = "import sys, advertisex.runners.embedded\n"
-    code += "print(sorted(m for m in ('pyiceberg', 'sqlalchemy') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "[]", result.stderr
-
-
 def test_select_1_loads_duckdbs_engine_alone(tmp_path):
     loaded, out = loaded_by(["query", "select 41 + 1 as answer", "--format", "json"], tmp_path)
     assert json.loads(out) == [{"answer": 42}]
