@@ -54,6 +54,18 @@ def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         return planned_table(self)
 
     monkeypatch.setattr(tables.PlannedRead, "table", table)
+    # A first build takes a table whose every file this process appended whole, unplanned.
+    from advertisex.marts.iceberg import IcebergCurated
+
+    kept_whole = IcebergCurated._kept_whole
+
+    def whole(self: IcebergCurated, name: str, columns: tuple[str, ...]) -> Any:
+        rows = kept_whole(self, name, columns)
+        if rows is not None:
+            reads["memory"].append(name)
+        return rows
+
+    monkeypatch.setattr(IcebergCurated, "_kept_whole", whole)
     return reads
 
 
