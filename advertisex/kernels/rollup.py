@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.kernels import sketch
+from advertisex import native
+from advertisex.kernels import auctions, sketch
 from advertisex.kernels.correlate import IMPRESSION_COLUMNS, MATCH_BIDS_SQL, sort_keys
 from advertisex.kernels.windows import Windows
 from advertisex.model.columns import TS
@@ -136,7 +137,14 @@ def auction_measures(
     """:func:`bid_measures` of ``kernels.correlate.match_bids(bids, impressions, windows)``
     in one engine query: the matched bids are summed where they are made, never handed
     back as rows, sorted and scanned again (the demo's 441 k matched bids: ≈ 0.2 s of the
-    marts' critical path). Same rows: the sums are integers, whatever the order."""
+    marts' critical path). Same rows: the sums are integers, whatever the order.
+
+    Matched and summed in NumPy (``kernels.auctions``: the engine's ``GROUP BY`` with
+    ``min(struct)`` was most of the 2 M set's 0.3 s step); by the engine where a price is
+    beyond the sums (its error, as before)."""
+    rows = auctions.measures(bids, impressions, windows.auction_us)
+    if rows is not None:
+        return rows.cast(BID_MEASURES)
     query = f"WITH matched AS ({MATCH_BIDS_SQL}) {_BID_SQL.format(source='matched')}"
     rows = engine.run(query, {"auction_us": windows.auction_us}, bids=bids, impressions=impressions)
     return _ordered(rows).cast(BID_MEASURES)
@@ -298,12 +306,13 @@ def key_groups(rows: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]
     if not rows.num_rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     ranks = [_ranks(rows.column(k)) for k in keys]
-    if math.prod(count for _, count in ranks) <= 1 << 63:
+    distinct = math.prod(count for _, count in ranks)
+    if distinct <= 1 << 63:
         combined = np.zeros(rows.num_rows, dtype=np.int64)
         for rank, count in ranks:
             combined = combined * count + rank
         ranks = [(combined, 0)]
-        order = np.argsort(combined, kind="stable")
+        order = _stable_order(combined, distinct)
     else:
         order = np.lexsort([rank for rank, _ in reversed(ranks)])
     change = np.zeros(len(order), dtype=bool)
@@ -314,10 +323,30 @@ def key_groups(rows: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]
     return order, np.flatnonzero(change)
 
 
+def _stable_order(keys: np.ndarray, distinct: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for ``keys`` in 0 … ``distinct`` - 1: where a key
+    and its row number fit one 64-bit integer, a sort of those integers (the key's rank
+    high, the row low: ties in row order), ≈ 14× quicker than the stable argsort (the 2 M
+    set's 0.88 M matched bids: 5 ms, not 73).
+
+    >>> keys = np.array([2, 0, 2, 1, 0])
+    >>> _stable_order(keys, 3).tolist(), _stable_order(keys, 1 << 62).tolist()
+    ([1, 4, 3, 0, 2], [1, 4, 3, 0, 2])
+    """
+    rows = len(keys)
+    if distinct * rows >= 1 << 63:
+        return np.argsort(keys, kind="stable")
+    return np.sort(keys * rows + np.arange(rows, dtype=np.int64)) % rows
+
+
 def _ranks(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     """Each value's rank among the column's distinct values (ascending; a null ranks last),
     and how many ranks there are."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
+    combined = column.combine_chunks()
+    # A few-valued text column by the compiled helpers: the same codes as Arrow's hash
+    # kernel, ≈ 2× quicker (the rollup keys' campaigns, creatives, countries, devices).
+    codes = native.text_codes(combined)
+    encoded = codes if codes is not None else pc.dictionary_encode(combined)
     distinct = len(encoded.dictionary)
     rank = np.empty(distinct + 1, dtype=np.int64)
     rank[np.asarray(pc.sort_indices(encoded.dictionary), dtype=np.int64)] = np.arange(distinct)
