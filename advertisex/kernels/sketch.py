@@ -72,6 +72,13 @@ def from_lists(lists: pa.Array | pa.ChunkedArray) -> pa.Array:
     return _union(groups, values, len(lengths), {})
 
 
+def from_pairs(groups: np.ndarray, values: np.ndarray, n_groups: int) -> pa.Array:
+    """One sketch per group (0 … ``n_groups`` - 1) of the uint64 hashes paired with it
+    (``values[i]`` in group ``groups[i]``; pairs in ascending order are not sorted again,
+    repeats dropped)."""
+    return _union(np.asarray(groups, dtype=np.int64), values, n_groups, {})
+
+
 def merge(
     group_of_row: np.ndarray, sketches: pa.Array | pa.ChunkedArray, n_groups: int
 ) -> pa.Array:
