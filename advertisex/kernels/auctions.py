@@ -114,12 +114,15 @@ def winners(bids: pa.Table, impressions: pa.Table, auction_us: int) -> np.ndarra
 
 def measures(bids: pa.Table, impressions: pa.Table, auction_us: int) -> pa.Table | None:
     """The matched bids' measures per rollup key (``kernels.rollup.BID_MEASURES``' columns,
-    groups in the rollup's order, not yet cast); None where a price is out of the sums'
-    reach (the caller's query raises as the engine does)."""
-    from advertisex.kernels.rollup import BID_MEASURES, _summed, key_groups
+    groups in the rollup's order, not yet cast); None where the engine's query is left
+    to answer (it raises): a price out of the sums' reach, a bid without a time — or two
+    auction ids of one hash (:func:`winners`)."""
+    from advertisex.kernels.rollup import BID_MEASURES, _ranks, _summed, hour_ranks, rank_groups
 
     if not bids.num_rows:
         return BID_MEASURES.empty_table()
+    if bids.column("event_time").null_count:  # no hour: the engine's cast refuses the rows
+        return None
     winner = winners(bids, impressions, auction_us)
     if winner is None:
         return None
@@ -136,14 +139,19 @@ def measures(bids: pa.Table, impressions: pa.Table, auction_us: int) -> pa.Table
     }
     if any(m is None for m in micros.values()):
         return None
-    at, at_ok = _micros(bids.column("event_time"))
-    hour = pa.array(np.floor_divide(at, _HOUR_US) * _HOUR_US, mask=~at_ok, type=pa.int64()).cast(
-        bids.column("event_time").type
-    )
-    keys = pa.table({k: hour if k == "hour" else bids.column(k) for k in _ORDER_KEYS})
-    order, starts = key_groups(keys, _ORDER_KEYS)
+    at, _ = _micros(bids.column("event_time"))  # never null (a bid's time is required)
+    hours = np.floor_divide(at, _HOUR_US)
+    ranks = {k: _ranks(bids.column(k)) for k in _ORDER_KEYS if k != "hour"}
+    ranks["hour"] = hour_ranks(hours)
+    order, starts = rank_groups([ranks[k] for k in _ORDER_KEYS])
     firsts = pa.array(order[starts])
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {k: keys.column(k).take(firsts) for k in KEYS}
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for key in KEYS:
+        if key == "hour":
+            hour = pa.array(hours[order[starts]] * _HOUR_US, pa.int64())
+            columns[key] = hour.cast(bids.column("event_time").type)
+        else:
+            columns[key] = bids.column(key).take(firsts)
 
     def counted(flags: np.ndarray) -> np.ndarray:
         return np.add.reduceat(flags[order].astype(np.int64), starts)

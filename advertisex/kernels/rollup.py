@@ -309,10 +309,15 @@ def key_groups(rows: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]
     """
     if not rows.num_rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    ranks = [_ranks(rows.column(k)) for k in keys]
+    return rank_groups([_ranks(rows.column(k)) for k in keys])
+
+
+def rank_groups(ranks: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`key_groups` of keys given as their ranks (each key's rank a row, and how many
+    ranks it has: :func:`_ranks`, :func:`hour_ranks`), rows there are."""
     distinct = math.prod(count for _, count in ranks)
     if distinct <= 1 << 63:
-        combined = np.zeros(rows.num_rows, dtype=np.int64)
+        combined = np.zeros(len(ranks[0][0]), dtype=np.int64)
         for rank, count in ranks:
             combined = combined * count + rank
         ranks = [(combined, 0)]
@@ -341,6 +346,28 @@ def _stable_order(keys: np.ndarray, distinct: int) -> np.ndarray:
     if distinct * rows >= 1 << 63:
         return np.argsort(keys, kind="stable")
     return np.sort(keys * rows + np.arange(rows, dtype=np.int64)) % rows
+
+
+def hour_ranks(hours: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each of ``hours``' (integers, none null) rank among the distinct hours, and how many
+    there are: a batch's hours span a few days, counted in an array over that span (Arrow's
+    hash of 0.9 M timestamps ≈ 20 ms, this ≈ 2).
+
+    >>> rank, count = hour_ranks(np.array([7, 3, 7, 5]))
+    >>> rank.tolist(), count
+    ([2, 0, 2, 1], 3)
+    """
+    if not len(hours):
+        return np.zeros(0, dtype=np.int64), 0
+    low = int(hours.min())
+    span = int(hours.max()) - low + 1
+    if span > 4 * len(hours):
+        distinct, rank = np.unique(hours, return_inverse=True)
+        return rank.astype(np.int64), len(distinct)
+    present = np.zeros(span, dtype=bool)
+    present[hours - low] = True
+    rank_of = np.cumsum(present) - 1
+    return rank_of[hours - low], int(rank_of[-1]) + 1
 
 
 def _ranks(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:

@@ -26,10 +26,10 @@ _TEXT_KEYS = ("campaign_id", "ad_creative_id", "country", "device_type")
 def shown_counts(impressions: pa.Table) -> pa.Table | None:
     """``shown_hourly``'s rows of ``impressions`` (a row a key: its columns, ``impressions``,
     ``spend_micros`` and ``users``); None where the engine's query is left to answer: no
-    rows, a missing time or user, a cost beyond 64 bits of micro-units, or keys too many
-    to sort as one integer."""
+    rows, a missing time or user, a cost beyond 64 bits of micro-units, or too many
+    distinct users and keys to sort as one integer."""
     from advertisex.kernels.auctions import _micros_of
-    from advertisex.kernels.rollup import _ranks, _summed
+    from advertisex.kernels.rollup import _ranks, _summed, hour_ranks, rank_groups
 
     n = impressions.num_rows
     times = impressions.column("event_time")
@@ -38,21 +38,8 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
         return None
     hours = np.floor_divide(np.asarray(times.cast(pa.int64()), dtype=np.int64), _HOUR_US)
     ranks = {k: _ranks(impressions.column(k)) for k in _TEXT_KEYS}
-    ranks["hour"] = _hour_ranks(hours)
-    distinct = 1
-    for key in _ORDER_KEYS:
-        distinct *= ranks[key][1]
-    if distinct * n >= 1 << 63:
-        return None
-    combined = np.zeros(n, dtype=np.int64)
-    for key in _ORDER_KEYS:
-        rank, count = ranks[key]
-        combined = combined * count + rank
-    # The rows by key (ties in row order), in one sort of (key, row).
-    packed = np.sort(combined * n + np.arange(n, dtype=np.int64))
-    order, by_key = packed % n, packed // n
-    change = np.flatnonzero(by_key[1:] != by_key[:-1]) + 1
-    starts = np.r_[0, change]
+    ranks["hour"] = hour_ranks(hours)
+    order, starts = rank_groups([ranks[key] for key in _ORDER_KEYS])
     groups = len(starts)
     cost = impressions.column("cost")
     costs = np.asarray(pc.fill_null(cost.cast(pa.float64()), 0.0), dtype=np.float64)
@@ -68,7 +55,7 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
     if groups * max(1, len(hashes)) >= 1 << 63:
         return None
     group_of = np.zeros(n, dtype=np.int64)
-    group_of[change] = 1
+    group_of[starts[1:]] = 1
     np.cumsum(group_of, out=group_of)  # each ordered row's group
     user_rank = hash_rank[np.asarray(encoded.indices, dtype=np.int64)[order]]
     pairs = np.sort(group_of * len(hashes) + user_rank)
@@ -87,17 +74,3 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
     columns["spend_micros"] = pa.array(_summed(spend[order], starts, "spend_micros"), pa.int64())
     columns["users"] = users_sketch
     return pa.table(columns)
-
-
-def _hour_ranks(hours: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each hour's rank among the distinct hours, and how many there are (a batch's hours
-    span a few days: counted in an array over that span)."""
-    low = int(hours.min())
-    span = int(hours.max()) - low + 1
-    if span > 4 * len(hours):
-        distinct, rank = np.unique(hours, return_inverse=True)
-        return rank.astype(np.int64), len(distinct)
-    present = np.zeros(span, dtype=bool)
-    present[hours - low] = True
-    rank_of = np.cumsum(present) - 1
-    return rank_of[hours - low], int(rank_of[-1]) + 1

@@ -123,14 +123,17 @@ def test_the_earliest_then_least_id_then_least_cost_wins() -> None:
     assert got.equals(engines(bids, imps))
 
 
-@pytest.mark.parametrize("price", [float("nan"), float("inf"), 1e15])
-def test_a_price_beyond_the_sums_is_left_to_the_engine(price: float) -> None:
-    """NaN, infinite or past 64 bits in micro-units: the engine's cast raises, and the
-    kernel hands the query back to it (None) rather than answer otherwise."""
+@pytest.mark.parametrize(
+    ("price", "seconds"), [(float("nan"), 0), (float("inf"), 0), (1e15, 0), (1.0, None)]
+)
+def test_what_the_sums_cannot_hold_is_left_to_the_engine(price: float, seconds: int | None) -> None:
+    """A price NaN, infinite or past 64 bits in micro-units, a bid without a time (no
+    hour): the engine's cast raises, and the kernel hands the query back to it (None)
+    rather than answer otherwise."""
     bids = pa.Table.from_pylist(
-        [{"auction_id": "a", "event_time": _at(0), "bid_price": price}], BID
+        [{"auction_id": "a", "event_time": _at(seconds), "bid_price": price}], BID
     )
     imps = IMP.empty_table()
     assert auctions.measures(bids, imps, WINDOW_US) is None
-    with pytest.raises(duckdb.ConversionException):
+    with pytest.raises((duckdb.ConversionException, pa.ArrowInvalid, ValueError)):
         auction_measures(bids, imps, Windows())
