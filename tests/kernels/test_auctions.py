@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -137,3 +138,26 @@ def test_what_the_sums_cannot_hold_is_left_to_the_engine(price: float, seconds: 
     assert auctions.measures(bids, imps, WINDOW_US) is None
     with pytest.raises((duckdb.ConversionException, pa.ArrowInvalid, ValueError)):
         auction_measures(bids, imps, Windows())
+
+
+def test_auction_ids_sharing_a_hash_are_left_to_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two ids of one hash (every id's hash the same here): the kernel finds the texts of a
+    joined bid and impression differ and leaves the auctions to the engine's query."""
+    imps = pa.Table.from_pylist(
+        [
+            {"impression_id": "i1", "event_time": _at(0), "auction_id": "a1", "cost": 0.001},
+            {"impression_id": "i2", "event_time": _at(1), "auction_id": "a2", "cost": 0.002},
+        ],
+        IMP,
+    )
+    bids = pa.Table.from_pylist(
+        [{"auction_id": a, "exchange": "x", "event_time": _at(0)} for a in ("a2", "a1")], BID
+    )
+    assert auctions.winners(bids, imps, WINDOW_US) is not None  # apart, no doubt
+    monkeypatch.setattr(
+        auctions.native, "text_hashes", lambda texts: np.zeros(len(texts), dtype=np.uint64)
+    )
+    assert auctions.winners(bids, imps, WINDOW_US) is None
+    assert auction_measures(bids, imps, Windows()).equals(engines(bids, imps))
