@@ -30,8 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from advertisex import native
 from advertisex.util import engine
-from advertisex.util.arrays import joined, spread
+from advertisex.util.arrays import column_ascending, joined, spread
 
 CRAWLER = "known_crawler_ua"
 IVT_IP_RANGE = "ivt_ip_range"
@@ -206,7 +207,35 @@ def _request_fields(rows: pa.Table) -> pa.Table:
 
 
 def _ip_verdicts(ips: pa.ChunkedArray, ranges: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
-    """The first listed range each address falls in (IPv4 vectorized, IPv6 in Python).
+    """The first listed range each address falls in (plain IPv4 quads read row by row by the
+    compiled helpers; the other texts by :func:`_distinct_ip_verdicts`)."""
+    found = native.plain_ipv4s(ips)
+    if found is None:
+        return _distinct_ip_verdicts(ips, ranges)
+    # The compiled helpers read each row's plain dotted quad (nearly every address) in
+    # one pass: hashing every row's text to find the distinct ones, then a regex, a split
+    # and a cast over those, cost ≈ 5 ms a piece of impressions. The other texts are
+    # judged as before, by their distinct texts.
+    numbers, plain = found
+    v4, _ = _networks(ranges)
+    rule = np.full(len(ips), -1, dtype=np.int64)
+    for at in reversed(range(len(v4))):  # reversed: the first listed range wins
+        net = v4[at][0]
+        inside = (numbers >= int(net.network_address)) & (numbers <= int(net.broadcast_address))
+        rule[inside & plain] = at
+    labels = pa.array([f"ip_range:{text}" for _, text in v4], pa.string())
+    verdicts = labels.take(pa.array(rule, mask=rule < 0))
+    rest = np.flatnonzero(~plain & pc.is_valid(ips).to_numpy(zero_copy_only=False))
+    if len(rest):
+        found_rest = _distinct_ip_verdicts(column_ascending(ips, rest), ranges)
+        verdicts = pc.coalesce(verdicts, spread(joined(found_rest), rest, len(ips)))
+    return verdicts
+
+
+def _distinct_ip_verdicts(
+    ips: pa.ChunkedArray | pa.Array, ranges: tuple[str, ...]
+) -> pa.ChunkedArray | pa.Array:
+    """:func:`_ip_verdicts` of the texts the compiled helpers leave (every text without them).
 
     Worked out once per distinct address and handed to its rows: a user comes back within
     a piece, so a piece of impressions has about one distinct address in five rows, and

@@ -36,6 +36,7 @@ FUNCTIONS = (
     "adx_double_texts",
     "adx_text_traits",
     "adx_url_authorities",
+    "adx_plain_ipv4s",
     "adx_avro_block",
     "adx_avro_starts",
     "adx_json_kinds",
@@ -441,6 +442,44 @@ def text_traits(texts: pa.Array | pa.ChunkedArray, letters: bool = False) -> int
         offsets, data, valid, bit = string_buffers(chunk)
         traits |= traits_of(offsets, data, valid, bit, len(chunk), int(letters))
     return traits
+
+
+_PLAIN_IPV4S = (
+    "adx_plain_ipv4s",
+    None,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER, POINTER),
+)
+
+
+def plain_ipv4s(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(number, decided) of each text that is a plain dotted quad of decimal octets (one to
+    three digits each: ``kernels.ivt._PLAIN_IPV4``), as ``kernels.ivt._ipv4_numbers`` reads
+    it; any other text, or a null, is not decided (``plaintext.c``). None without the
+    library.
+
+    >>> found = plain_ipv4s(pa.array(["10.0.0.1", "1.2.3.4.5", None, "01.2.3.4"]))
+    >>> found is None or [a.tolist() for a in found]
+    [[167772161, 0, 0, 16909060], [True, False, False, True]]
+    """
+    read = function(*_PLAIN_IPV4S)
+    if read is None:
+        return None
+    numbers = np.empty(len(texts), dtype=np.int64)
+    decided = np.empty(len(texts), dtype=np.uint8)
+    at = 0
+    for chunk in _plain_strings(texts):
+        offsets, data, valid, bit = string_buffers(chunk)
+        read(
+            offsets,
+            data,
+            valid,
+            bit,
+            len(chunk),
+            numbers[at:].ctypes.data,
+            decided[at:].ctypes.data,
+        )
+        at += len(chunk)
+    return numbers, decided.view(bool)
 
 
 _URL_AUTHORITIES = (

@@ -382,3 +382,37 @@ int32_t adx_text_traits(const int32_t *offsets, const uint8_t *data, const uint8
             traits |= byte_kinds(data + offsets[i], offsets[i + 1] - offsets[i]);
     return traits;
 }
+
+/* Each text that is a plain dotted quad — four runs of one to three decimal digits joined
+   by dots, nothing before or after (kernels/ivt.py's _PLAIN_IPV4) — as the number the
+   engine's reading gives it (o1 * 2^24 + o2 * 2^16 + o3 * 2^8 + o4, an octet up to 999
+   as it is); decided[i] is UNDECIDED for any other text and a null (the caller reads
+   those as before). The invalid-traffic check judged a piece's addresses by a regular
+   expression, a split and a cast over their distinct texts, found by hashing every row. */
+void adx_plain_ipv4s(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                     int64_t valid_bit, int64_t rows, int64_t *numbers, uint8_t *decided) {
+    for (int64_t i = 0; i < rows; i++) {
+        numbers[i] = 0;
+        decided[i] = UNDECIDED;
+        if (!is_valid(valid, valid_bit + i)) continue;
+        const uint8_t *p = data + offsets[i];
+        int64_t n = offsets[i + 1] - offsets[i], at = 0, number = 0;
+        int parts = 0;
+        while (parts < 4) {
+            int64_t octet = 0, start = at;
+            while (at < n && at - start < 3 && p[at] >= '0' && p[at] <= '9')
+                octet = octet * 10 + (p[at++] - '0');
+            if (at == start) break;
+            number = number * 256 + octet;
+            parts++;
+            if (parts < 4) {
+                if (at >= n || p[at] != '.') break;
+                at++;
+            }
+        }
+        if (parts == 4 && at == n) {
+            numbers[i] = number;
+            decided[i] = DECIDED;
+        }
+    }
+}

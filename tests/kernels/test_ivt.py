@@ -1,5 +1,6 @@
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,6 +199,61 @@ def test_plain_addresses_need_no_engine(monkeypatch) -> None:
     monkeypatch.setattr(engine, "run", None)  # any engine query fails
     numbers = ivt._ipv4_numbers(pa.array(["192.0.2.1", "2001:db8::1", "x", None]))
     assert numbers.to_pylist() == [3221225985, None, None, None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,4}){2,4}\Z"),
+            st.sampled_from(["198.51.100.7", "198.51.100.200", "2001:db8::9", " 1.2.3.4"]),
+            st.from_regex(r"\A[ +\-0-9a-f:.x_]{0,16}\Z"),
+            st.text(max_size=12),
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 40),
+)
+def test_addresses_read_by_the_helpers_get_the_verdicts_of_their_distinct_texts(
+    texts: list[str | None], cut: int
+) -> None:
+    """Each row's plain dotted quad read by the compiled helpers gets the verdict the
+    distinct texts' reading gives it (the first listed range that holds it), over chunks."""
+    from advertisex.kernels import ivt
+
+    ranges = ("198.51.100.0/25", "0.0.0.0/1", "198.51.100.0/24", "2001:db8::/32")
+    ips = pa.chunked_array([texts[:cut], texts[cut:]], pa.string())
+    got = ivt._ip_verdicts(ips, ranges)
+    assert got.to_pylist() == ivt._distinct_ip_verdicts(ips, ranges).to_pylist()
+
+
+def test_plain_addresses_are_read_row_by_row_not_by_their_distinct_texts(monkeypatch) -> None:
+    """Only the texts that are no plain dotted quad are judged by their distinct texts:
+    hashing every row's address to find them cost more than reading each row's."""
+    from advertisex import native
+    from advertisex.kernels import ivt
+
+    if not native.available():
+        pytest.skip("without the compiled helpers every address is judged by its distinct text")
+    asked: list[list[str | None]] = []
+    judge = ivt._distinct_ip_verdicts
+
+    def distinct(ips, ranges):
+        asked.append(ips.to_pylist())
+        return judge(ips, ranges)
+
+    monkeypatch.setattr(ivt, "_distinct_ip_verdicts", distinct)
+    ips = pa.chunked_array([["192.0.2.1", None, "2001:db8::1"], ["192.0.2.1", "10.0.0.1"]])
+    verdicts = ivt._ip_verdicts(ips, ("192.0.2.0/24", "2001:db8::/32"))
+    assert verdicts.to_pylist() == [
+        "ip_range:192.0.2.0/24",
+        None,
+        "ip_range:2001:db8::/32",
+        "ip_range:192.0.2.0/24",
+        None,
+    ]
+    assert asked == [["2001:db8::1"]]
 
 
 @settings(max_examples=100, deadline=None)
