@@ -58,6 +58,7 @@ from advertisex.util import engine
 from advertisex.util.arrays import (
     LABEL_LISTS,
     Label,
+    chunks_of,
     column_ascending,
     labels_where,
     replaced,
@@ -567,9 +568,35 @@ def _engine_read(
     return found
 
 
-def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Whether the text begins as a JSON object or array does (a field given as one)."""
-    return pc.or_kleene(pc.starts_with(column, "{"), pc.starts_with(column, "["))
+def _opens_a_container(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Whether the text begins as a JSON object or array does (a field given as one); false
+    for a null, which no reason of this kind holds for either way.
+
+    Told from each text's first byte, read by the compiled helpers (else by NumPy) from
+    the column's buffers: Arrow's two ``starts_with`` and their ``or`` over the five id
+    fields cost ≈ 2.4 ms a piece, the helpers ≈ 0.1 ms.
+
+    >>> _opens_a_container(pa.chunked_array([["{a", "x[", None], ["", "[1]"]])).to_pylist()
+    [True, False, False, False, True]
+    """
+    opens_by_helpers = native.opens_containers(column)
+    if opens_by_helpers is not None:
+        return pa.array(opens_by_helpers)
+    found = [np.zeros(0, dtype=bool)]
+    for chunk in chunks_of(column):
+        offsets, data = text_bytes(chunk)
+        opens = np.zeros(len(chunk), dtype=bool)
+        if len(data):
+            first = data.take(offsets[:-1] - offsets[0], mode="clip")
+            opens = _OPENS_A_CONTAINER[first] & (offsets[1:] > offsets[:-1])
+            if chunk.null_count:
+                opens &= pc.is_valid(chunk).to_numpy(zero_copy_only=False)
+        found.append(opens)
+    return pa.array(np.concatenate(found))
+
+
+_OPENS_A_CONTAINER = np.zeros(256, dtype=bool)  # a text's first byte: "{" or "["
+_OPENS_A_CONTAINER[[ord("{"), ord("[")]] = True
 
 
 def _with_fingerprints(

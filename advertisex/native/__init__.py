@@ -37,6 +37,7 @@ FUNCTIONS = (
     "adx_text_traits",
     "adx_url_authorities",
     "adx_plain_ipv4s",
+    "adx_opens_containers",
     "adx_avro_block",
     "adx_avro_starts",
     "adx_json_kinds",
@@ -480,6 +481,33 @@ def plain_ipv4s(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         )
         at += len(chunk)
     return numbers, decided.view(bool)
+
+
+_OPENS_CONTAINERS = (
+    "adx_opens_containers",
+    ctypes.c_int64,
+    (POINTER, POINTER, POINTER, ctypes.c_int64, ctypes.c_int64, POINTER),
+)
+
+
+def opens_containers(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Whether each text begins with "{" or "[" (false for a null), read from the first
+    bytes in one pass (``plaintext.c``); None without the library.
+
+    >>> found = opens_containers(pa.chunked_array([["{a", None, ""], ["x[", "[1]"]]))
+    >>> found is None or found.tolist() == [True, False, False, False, True]
+    True
+    """
+    read = function(*_OPENS_CONTAINERS)
+    if read is None:
+        return None
+    opens = np.empty(len(texts), dtype=np.uint8)
+    at = 0
+    for chunk in _plain_strings(texts):
+        offsets, data, valid, bit = string_buffers(chunk)
+        read(offsets, data, valid, bit, len(chunk), opens[at:].ctypes.data)
+        at += len(chunk)
+    return opens.view(bool)
 
 
 _URL_AUTHORITIES = (

@@ -416,3 +416,22 @@ void adx_plain_ipv4s(const int32_t *offsets, const uint8_t *data, const uint8_t 
         }
     }
 }
+
+/* opens[i]: whether the valid text i begins with "{" or "[" (a field given as a JSON
+   object or array); returns how many do. The impressions' check asked Arrow's starts_with
+   twice for each of five id fields (≈ 2.4 ms a piece), NumPy's gather of first bytes
+   still ≈ 1.8 ms. */
+int64_t adx_opens_containers(const int32_t *offsets, const uint8_t *data, const uint8_t *valid,
+                             int64_t valid_bit, int64_t rows, uint8_t *opens) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        uint8_t found = 0;
+        if (offsets[i + 1] > offsets[i] && is_valid(valid, valid_bit + i)) {
+            uint8_t first = data[offsets[i]];
+            found = first == '{' || first == '[';
+        }
+        opens[i] = found;
+        count += found;
+    }
+    return count;
+}
