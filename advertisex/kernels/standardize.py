@@ -60,6 +60,7 @@ from advertisex.util.arrays import (
     Label,
     chunks_of,
     column_ascending,
+    joined,
     labels_where,
     replaced,
     spread,
@@ -1178,11 +1179,15 @@ _RENDERED_HERE_AT_MOST = 512
 
 
 def _rendered(maps: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The engine's text and JSON of each map: here for the maps whose keys and values are
-    all plain (:func:`_plain_rendering`), by the engine for the others (a query over a
-    second's few hundred maps cost ≈ 2-5 ms of CPU, most of it planning). Past
+    """The engine's text and JSON of each map: by the compiled helpers where they are built
+    (:func:`_rendered_by_helpers`, any number of maps); else here for the maps whose keys
+    and values are all plain (:func:`_plain_rendering`), by the engine for the others (a
+    query over a second's few hundred maps cost ≈ 2-5 ms of CPU, most of it planning). Past
     :data:`_RENDERED_HERE_AT_MOST` maps the engine renders them all: a batch piece's 4,401
     distinct maps took 36-58 ms here against its 25 ms."""
+    found = native.map_renders(maps) if pa.types.is_map(maps.type) else None
+    if found is not None:  # the compiled helpers: any number of maps
+        return _rendered_by_helpers(maps, *found)
     if not pa.types.is_map(maps.type) or len(maps) > _RENDERED_HERE_AT_MOST:
         return _engine_rendered(maps)
     texts: list[str | None] = [None] * len(maps)
@@ -1202,6 +1207,22 @@ def _rendered(maps: pa.Array) -> tuple[pa.Array, pa.Array]:
         by_engine = _engine_rendered(maps.take(pa.array(index)))
         text, json = replaced(text, index, by_engine[0]), replaced(json, index, by_engine[1])
     return text, json
+
+
+def _rendered_by_helpers(
+    maps: pa.Array, text: pa.Array, json: pa.Array, decided: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """:func:`_rendered` of the maps the compiled helpers rendered as
+    :func:`_plain_rendering` does (``native.map_renders``: a batch piece's ≈ 4,400 distinct
+    targeting maps, ≈ 15 ms of an engine query, in ≈ 1 ms), the engine's for the others."""
+    rendered = pa.array(decided)
+    text = pc.if_else(rendered, text, pa.scalar(None, pa.string()))
+    json = pc.if_else(rendered, json, pa.scalar(None, pa.string()))
+    left = np.flatnonzero(pc.is_valid(maps).to_numpy(zero_copy_only=False) & ~decided)
+    if len(left):
+        by_engine = _engine_rendered(maps.take(pa.array(left)))
+        text, json = replaced(text, left, by_engine[0]), replaced(json, left, by_engine[1])
+    return joined(text), joined(json)
 
 
 def _engine_rendered(maps: pa.Array) -> tuple[pa.Array, pa.Array]:

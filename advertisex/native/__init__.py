@@ -38,6 +38,7 @@ FUNCTIONS = (
     "adx_url_authorities",
     "adx_plain_ipv4s",
     "adx_opens_containers",
+    "adx_map_renders",
     "adx_avro_block",
     "adx_avro_starts",
     "adx_json_kinds",
@@ -508,6 +509,86 @@ def opens_containers(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         read(offsets, data, valid, bit, len(chunk), opens[at:].ctypes.data)
         at += len(chunk)
     return opens.view(bool)
+
+
+_MAP_RENDERS = (
+    "adx_map_renders",
+    None,
+    (
+        POINTER,
+        POINTER,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        POINTER,
+        POINTER,
+        POINTER,
+        POINTER,
+        POINTER,
+        ctypes.c_int64,
+        POINTER,
+        POINTER,
+        POINTER,
+        POINTER,
+        POINTER,
+    ),
+)
+
+
+def map_renders(maps: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray] | None:
+    """(text, JSON, decided) of each map of texts as the engine renders it
+    (``CAST(m AS VARCHAR)``, ``to_json(m)``) where ``kernels.standardize._plain_rendering``
+    would render it (``plaintext.c``); "" and not decided for any other map and a null
+    one. None without the library, or for another type.
+
+    >>> m = pa.array([[("age", "18-24"), ("i", "a,b")], None, [], [("k", None)]],
+    ...     pa.map_(pa.string(), pa.string()))
+    >>> found = map_renders(m)
+    >>> found is None or [found[0].to_pylist(), found[1].to_pylist(), found[2].tolist()]
+    [["{age=18-24, i='a,b'}", '', '{}', ''], ['{"age":"18-24","i":"a,b"}', '', '{}', ''], [True, False, True, False]]
+    """
+    render = function(*_MAP_RENDERS)
+    string = pa.string()
+    if render is None or maps.type != pa.map_(string, string):
+        return None
+    n = len(maps)
+    validity, offset_buffer = maps.buffers()[:2]
+    map_offsets = np.frombuffer(offset_buffer, dtype=np.int32)[maps.offset : maps.offset + n + 1]
+    keys, items = maps.keys, maps.items  # (the whole children: map_offsets index them)
+    first, last = int(map_offsets[0]), int(map_offsets[-1])
+    key_offsets, key_data, _, _ = string_buffers(keys)
+    item_offsets, item_data, item_valid, item_bit = string_buffers(items)
+    spanned = 0  # the entries' bytes; an entry adds at most 7 of its own, a map 2
+    for texts in (keys, items):
+        if last > first:
+            ends = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset :]
+            spanned += int(ends[last]) - int(ends[first])
+    capacity = spanned + 7 * (last - first) + 2 * n + 1
+    text_offsets, json_offsets = pa.allocate_buffer(4 * (n + 1)), pa.allocate_buffer(4 * (n + 1))
+    text_data = pa.allocate_buffer(capacity, resizable=True)
+    json_data = pa.allocate_buffer(capacity, resizable=True)
+    decided = np.empty(n, dtype=np.uint8)
+    render(
+        map_offsets.ctypes.data,
+        validity.address if validity is not None and maps.null_count else 0,
+        maps.offset,
+        n,
+        key_offsets,
+        key_data,
+        item_offsets,
+        item_data,
+        item_valid,
+        item_bit,
+        text_offsets.address,
+        text_data.address,
+        json_offsets.address,
+        json_data.address,
+        decided.ctypes.data,
+    )
+    rendered = []
+    for offsets, data in ((text_offsets, text_data), (json_offsets, json_data)):
+        data.resize(int(np.frombuffer(offsets, dtype=np.int32)[n]))
+        rendered.append(pa.StringArray.from_buffers(n, offsets, data))
+    return rendered[0], rendered[1], decided.view(bool)
 
 
 _URL_AUTHORITIES = (

@@ -435,3 +435,105 @@ int64_t adx_opens_containers(const int32_t *offsets, const uint8_t *data, const 
     }
     return count;
 }
+
+/* A map's key or value as kernels/standardize.py's _plain_rendering takes it: QUOTED_TEXT
+   ([A-Za-z0-9_.|/@+\- ,:=()\[\]{}]*) at all, and PLAIN_TEXT (runs of [A-Za-z0-9_.|/@+\-]
+   joined by spaces, none at either end) when shown bare. */
+static int quoted_char(uint8_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '|' || c == '/' || c == '@' || c == '+' || c == '-' ||
+           c == ' ' || c == ',' || c == ':' || c == '=' || c == '(' || c == ')' || c == '[' ||
+           c == ']' || c == '{' || c == '}';
+}
+
+static int plain_char(uint8_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '|' || c == '/' || c == '@' || c == '+' || c == '-';
+}
+
+/* 0: not rendered here; 1: shown bare; 2: shown between single quotes. */
+static int text_kind(const uint8_t *p, int64_t n) {
+    int plain = n > 0 && p[0] != ' ' && p[n - 1] != ' ';
+    for (int64_t i = 0; i < n; i++) {
+        if (!quoted_char(p[i])) return 0;
+        if (!plain_char(p[i]) && p[i] != ' ') plain = 0;
+    }
+    if (plain && n == 4 && (p[0] | 0x20) == 'n' && (p[1] | 0x20) == 'u' && (p[2] | 0x20) == 'l' &&
+        (p[3] | 0x20) == 'l')
+        plain = 0; /* "null" in any case: quoted */
+    return plain ? 1 : 2;
+}
+
+enum { MAP_ENTRIES_MOST = 64 };
+
+static uint8_t *put(uint8_t *out, const uint8_t *p, int64_t n) {
+    if (n) memcpy(out, p, (size_t)n);
+    return out + n;
+}
+
+/* Each map of texts (its entries keys[map_offsets[i]..map_offsets[i+1]), items likewise)
+   rendered as the engine renders it — CAST(m AS VARCHAR), "{k=v, k2='v 2'}", into
+   text_offsets/text_data, and to_json(m), {"k":"v"}, into json_offsets/json_data — where
+   _plain_rendering would: every key and value QUOTED_TEXT, no value null, no key twice.
+   decided[i] is UNDECIDED for any other map (an empty rendering) and a null map. The
+   bids' distinct targeting maps (≈ 4,400 a piece) went through an engine query, ≈ 15 ms. */
+void adx_map_renders(const int32_t *map_offsets, const uint8_t *map_valid, int64_t map_bit,
+                     int64_t rows, const int32_t *key_offsets, const uint8_t *key_data,
+                     const int32_t *item_offsets, const uint8_t *item_data,
+                     const uint8_t *item_valid, int64_t item_bit, int32_t *text_offsets,
+                     uint8_t *text_data, int32_t *json_offsets, uint8_t *json_data,
+                     uint8_t *decided) {
+    uint8_t *text = text_data, *json = json_data;
+    text_offsets[0] = json_offsets[0] = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        uint8_t *text_start = text, *json_start = json;
+        int32_t first = map_offsets[i], last = map_offsets[i + 1];
+        /* (keys compared pairwise: a map of many entries is left to the engine) */
+        int ok = is_valid(map_valid, map_bit + i) && last - first <= MAP_ENTRIES_MOST;
+        for (int32_t e = first; ok && e < last; e++) {
+            if (!is_valid(item_valid, item_bit + e)) {
+                ok = 0;
+                break;
+            }
+            const uint8_t *k = key_data + key_offsets[e], *v = item_data + item_offsets[e];
+            int64_t kn = key_offsets[e + 1] - key_offsets[e];
+            int64_t vn = item_offsets[e + 1] - item_offsets[e];
+            for (int32_t d = first; d < e && ok; d++) /* a key twice: the engine's error */
+                if (key_offsets[d + 1] - key_offsets[d] == kn &&
+                    (kn == 0 || memcmp(key_data + key_offsets[d], k, (size_t)kn) == 0))
+                    ok = 0;
+            int kk = text_kind(k, kn), vk = text_kind(v, vn);
+            if (!ok || !kk || !vk) {
+                ok = 0;
+                break;
+            }
+            *text++ = e == first ? '{' : ',';
+            if (e != first) *text++ = ' ';
+            if (kk == 2) *text++ = '\'';
+            text = put(text, k, kn);
+            if (kk == 2) *text++ = '\'';
+            *text++ = '=';
+            if (vk == 2) *text++ = '\'';
+            text = put(text, v, vn);
+            if (vk == 2) *text++ = '\'';
+            *json++ = e == first ? '{' : ',';
+            *json++ = '"';
+            json = put(json, k, kn);
+            *json++ = '"';
+            *json++ = ':';
+            *json++ = '"';
+            json = put(json, v, vn);
+            *json++ = '"';
+        }
+        if (ok) {
+            if (first == last) *text++ = '{', *json++ = '{';
+            *text++ = '}';
+            *json++ = '}';
+        } else {
+            text = text_start, json = json_start;
+        }
+        decided[i] = ok ? DECIDED : UNDECIDED;
+        text_offsets[i + 1] = (int32_t)(text - text_data);
+        json_offsets[i + 1] = (int32_t)(json - json_data);
+    }
+}
