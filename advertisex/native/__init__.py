@@ -319,19 +319,33 @@ def plain_instants(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     ``YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]`` (``plaintext.c``); a text in another
     spelling, or a null, is not decided — the caller asks the engine. None without the
     library."""
-    read = function(*_PLAIN_INSTANTS)
+    return _numbers_of_texts(_PLAIN_INSTANTS, texts)
+
+
+def _numbers_of_texts(
+    signature: tuple[Any, ...], texts: pa.Array | pa.ChunkedArray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(number, decided) of each text, as the helper of ``signature`` reads a chunk's
+    strings into one 64-bit number and a decided flag a row; None without the library."""
+    read = function(*signature)
     if read is None:
         return None
-    micros = np.empty(len(texts), dtype=np.int64)
+    numbers = np.empty(len(texts), dtype=np.int64)
     decided = np.empty(len(texts), dtype=np.uint8)
     at = 0
     for chunk in _plain_strings(texts):
         offsets, data, valid, bit = string_buffers(chunk)
         read(
-            offsets, data, valid, bit, len(chunk), micros[at:].ctypes.data, decided[at:].ctypes.data
+            offsets,
+            data,
+            valid,
+            bit,
+            len(chunk),
+            numbers[at:].ctypes.data,
+            decided[at:].ctypes.data,
         )
         at += len(chunk)
-    return micros, decided.view(bool)
+    return numbers, decided.view(bool)
 
 
 def plain_numbers(
@@ -463,25 +477,7 @@ def plain_ipv4s(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     >>> found is None or [a.tolist() for a in found]
     [[167772161, 0, 0, 16909060], [True, False, False, True]]
     """
-    read = function(*_PLAIN_IPV4S)
-    if read is None:
-        return None
-    numbers = np.empty(len(texts), dtype=np.int64)
-    decided = np.empty(len(texts), dtype=np.uint8)
-    at = 0
-    for chunk in _plain_strings(texts):
-        offsets, data, valid, bit = string_buffers(chunk)
-        read(
-            offsets,
-            data,
-            valid,
-            bit,
-            len(chunk),
-            numbers[at:].ctypes.data,
-            decided[at:].ctypes.data,
-        )
-        at += len(chunk)
-    return numbers, decided.view(bool)
+    return _numbers_of_texts(_PLAIN_IPV4S, texts)
 
 
 _OPENS_CONTAINERS = (
