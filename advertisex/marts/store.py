@@ -64,13 +64,17 @@ class Slice:
             return pa.repeat(True, table.num_rows)
         assert self.column is not None
         column = table.column(self.column)
-        inside = pa.repeat(False, table.num_rows)
-        for lo, hi in self.ranges:
-            within = pc.and_(
-                pc.greater_equal(column, pa.scalar(lo, column.type)),
-                pc.less(column, pa.scalar(hi, column.type)),
-            )
-            inside = pc.or_(inside, within)
+        inside: pa.Array | pa.ChunkedArray
+        if len(self.ranges) > _FEW_RANGES:
+            inside = _within_ranges(column, self.ranges)
+        else:
+            inside = pa.repeat(False, table.num_rows)
+            for lo, hi in self.ranges:
+                within = pc.and_(
+                    pc.greater_equal(column, pa.scalar(lo, column.type)),
+                    pc.less(column, pa.scalar(hi, column.type)),
+                )
+                inside = pc.or_(inside, within)
         if self.users is not None:
             wanted = pa.array(sorted(self.users), pa.string())
             inside = pc.and_(inside, pc.is_in(table.column("user_id"), value_set=wanted))
@@ -99,6 +103,34 @@ class Slice:
         if not self.ranges:
             return None
         return min(lo for lo, _ in self.ranges), max(hi for _, hi in self.ranges)
+
+
+# Past this many ranges a mask is one sorted search of the rows' values among the ranges,
+# not a comparison of every row with each range (a late trickle's scattered hours over a
+# month: hundreds of ranges, each a pass over a million rows).
+_FEW_RANGES = 8
+
+
+def _within_ranges(column: pa.ChunkedArray, ranges: Iterable[Range]) -> pa.Array:
+    """Whether each value of ``column`` (a timestamp or a date) lies in one of ``ranges``
+    (null: no), by a sorted search among their merged bounds.
+
+    >>> at = lambda d: datetime(2026, 1, d, tzinfo=UTC)
+    >>> col = pa.chunked_array([[at(1), at(2), None, at(5), at(9)]], pa.timestamp("us", "UTC"))
+    >>> _within_ranges(col, [(at(4), at(6)), (at(1), at(2)), (at(5), at(10))]).to_pylist()
+    [True, False, False, True, True]
+    """
+    import numpy as np
+
+    merged = merge_ranges(ranges)
+    bounds = pa.array([b for r in merged for b in r], column.type)
+    as_int = pa.int32() if pa.types.is_date32(column.type) else pa.int64()
+    edges = np.asarray(bounds.cast(as_int), dtype=np.int64)
+    los, his = edges[0::2], edges[1::2]
+    values = np.asarray(pc.fill_null(column.cast(as_int), 0), dtype=np.int64)
+    at = np.searchsorted(los, values, side="right") - 1  # the last range starting at or before
+    inside = (at >= 0) & (values < his[np.maximum(at, 0)])
+    return pa.array(inside & np.asarray(pc.is_valid(column), dtype=bool))
 
 
 def _day_of(bound: Bound, before: bool = False) -> date:
