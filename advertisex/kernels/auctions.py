@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex import native
-from advertisex.model.marts import KEYS
+from advertisex.kernels.groups import hour_ranks, micros_of, rank_groups, ranks, summed
+from advertisex.model.marts import BID_MEASURES, KEYS
 
 _HOUR_US = 3_600_000_000
 # The rollup's keys in their order (``kernels.rollup._ORDER``): the groups come out sorted so.
@@ -100,9 +101,8 @@ def winners(bids: pa.Table, impressions: pa.Table, auction_us: int) -> np.ndarra
         & (np.abs(shown_t[shown_sorted[pos]] - bid_t[bid_row]) <= auction_us)
     )
     # A bid's (auction, exchange) pair: its key's first position and its exchange's code.
-    from advertisex.kernels.rollup import _ranks
 
-    exchange, exchanges = _ranks(bids.column("exchange"))
+    exchange, exchanges = ranks(bids.column("exchange"))
     group = np.where(found, low * exchanges + exchange[bid_order], 0)
     if n * exchanges <= 4 * (n + nb):  # a slot for every pair there could be
         first = np.full(n * exchanges, n, dtype=np.int64)
@@ -121,7 +121,6 @@ def measures(bids: pa.Table, impressions: pa.Table, auction_us: int) -> pa.Table
     groups in the rollup's order, not yet cast); None where the engine's query is left
     to answer (it raises): a price out of the sums' reach, a bid without a time — or two
     auction ids of one hash (:func:`winners`)."""
-    from advertisex.kernels.rollup import BID_MEASURES, _ranks, _summed, hour_ranks, rank_groups
 
     if not bids.num_rows:
         return BID_MEASURES.empty_table()
@@ -137,17 +136,17 @@ def measures(bids: pa.Table, impressions: pa.Table, auction_us: int) -> pa.Table
     floor_v, floor_ok = _floats(bids.column("floor_price"))
     cost_ok &= won
     micros = {
-        "bid": _micros_of(bid_v * 1e6, bid_ok),
-        "floor": _micros_of(floor_v * 1e6, floor_ok),
-        "clearing": _micros_of((cost_v * 1000) * 1e6, cost_ok),
+        "bid": micros_of(bid_v * 1e6, bid_ok),
+        "floor": micros_of(floor_v * 1e6, floor_ok),
+        "clearing": micros_of((cost_v * 1000) * 1e6, cost_ok),
     }
     if any(m is None for m in micros.values()):
         return None
     at, _ = _micros(bids.column("event_time"))  # never null (a bid's time is required)
     hours = np.floor_divide(at, _HOUR_US)
-    ranks = {k: _ranks(bids.column(k)) for k in _ORDER_KEYS if k != "hour"}
-    ranks["hour"] = hour_ranks(hours)
-    order, starts = rank_groups([ranks[k] for k in _ORDER_KEYS])
+    key_ranks = {k: ranks(bids.column(k)) for k in _ORDER_KEYS if k != "hour"}
+    key_ranks["hour"] = hour_ranks(hours)
+    order, starts = rank_groups([key_ranks[k] for k in _ORDER_KEYS])
     firsts = pa.array(order[starts])
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     for key in KEYS:
@@ -160,19 +159,19 @@ def measures(bids: pa.Table, impressions: pa.Table, auction_us: int) -> pa.Table
     def counted(flags: np.ndarray) -> np.ndarray:
         return np.add.reduceat(flags[order].astype(np.int64), starts)
 
-    def summed(values: np.ndarray | None, ok: np.ndarray, name: str) -> pa.Array:
+    def measure_sums(values: np.ndarray | None, ok: np.ndarray, name: str) -> pa.Array:
         assert values is not None
-        sums = _summed(np.where(ok, values, 0)[order], starts, name)
+        sums = summed(np.where(ok, values, 0)[order], starts, name)
         return pa.array(sums, pa.int64(), mask=counted(ok) == 0)  # SUM of none: NULL
 
     columns["bid_requests"] = pa.array(np.diff(np.r_[starts, len(order)]), pa.int64())
     columns["bids"] = pa.array(counted(bid_ok), pa.int64())
     columns["floors"] = pa.array(counted(floor_ok), pa.int64())
     columns["wins"] = pa.array(counted(won), pa.int64())
-    columns["bid_micros"] = summed(micros["bid"], bid_ok, "bid_micros")
-    columns["floor_micros"] = summed(micros["floor"], floor_ok, "floor_micros")
-    columns["won_bid_micros"] = summed(micros["bid"], bid_ok & won, "won_bid_micros")
-    columns["clearing_micros"] = summed(micros["clearing"], cost_ok, "clearing_micros")
+    columns["bid_micros"] = measure_sums(micros["bid"], bid_ok, "bid_micros")
+    columns["floor_micros"] = measure_sums(micros["floor"], floor_ok, "floor_micros")
+    columns["won_bid_micros"] = measure_sums(micros["bid"], bid_ok & won, "won_bid_micros")
+    columns["clearing_micros"] = measure_sums(micros["clearing"], cost_ok, "clearing_micros")
     return pa.table(columns)
 
 
@@ -241,15 +240,3 @@ def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     valid = np.asarray(pc.is_valid(column), dtype=bool)
     values = pc.fill_null(column.cast(pa.float64()), 0.0)
     return np.asarray(values, dtype=np.float64), valid
-
-
-def _micros_of(scaled: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
-    """``CAST(round(scaled) AS BIGINT)`` where ``valid`` (0 elsewhere): C's round, halves
-    away from zero; None where a valid value is not finite or passes 64 bits (the cast
-    raises there)."""
-    used = np.where(valid, scaled, 0.0)
-    if not np.isfinite(used).all() or (np.abs(used) >= 2.0**63).any():
-        return None
-    whole = np.trunc(used)
-    half = np.abs(used - whole) >= 0.5  # the fraction is exact: no double rounding
-    return (whole + np.where(half, np.sign(used), 0.0)).astype(np.int64)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from advertisex.kernels import sketch
+from advertisex.kernels.groups import hour_ranks, micros_of, rank_groups, ranks, summed
 
 _HOUR_US = 3_600_000_000
 # The rollup's keys in its order (``kernels.rollup._ORDER``).
@@ -28,8 +29,6 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
     ``spend_micros`` and ``users``); None where the engine's query is left to answer: no
     rows, a missing time or user, a cost beyond 64 bits of micro-units, or too many
     distinct users and keys to sort as one integer."""
-    from advertisex.kernels.auctions import _micros_of
-    from advertisex.kernels.rollup import _ranks, _summed, hour_ranks, rank_groups
 
     n = impressions.num_rows
     times = impressions.column("event_time")
@@ -37,13 +36,13 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
     if not n or times.null_count or users.null_count:
         return None
     hours = np.floor_divide(np.asarray(times.cast(pa.int64()), dtype=np.int64), _HOUR_US)
-    ranks = {k: _ranks(impressions.column(k)) for k in _TEXT_KEYS}
-    ranks["hour"] = hour_ranks(hours)
-    order, starts = rank_groups([ranks[key] for key in _ORDER_KEYS])
+    key_ranks = {k: ranks(impressions.column(k)) for k in _TEXT_KEYS}
+    key_ranks["hour"] = hour_ranks(hours)
+    order, starts = rank_groups([key_ranks[key] for key in _ORDER_KEYS])
     groups = len(starts)
     cost = impressions.column("cost")
     costs = np.asarray(pc.fill_null(cost.cast(pa.float64()), 0.0), dtype=np.float64)
-    spend = _micros_of(costs * 1e6, np.ones(n, dtype=bool))
+    spend = micros_of(costs * 1e6, np.ones(n, dtype=bool))
     if spend is None:
         return None
     # Each user's hash (MD5, once per distinct user) and its rank among them.
@@ -71,6 +70,6 @@ def shown_counts(impressions: pa.Table) -> pa.Table | None:
         else:
             columns[key] = impressions.column(key).take(firsts)
     columns["impressions"] = pa.array(np.diff(np.r_[starts, n]), pa.int64())
-    columns["spend_micros"] = pa.array(_summed(spend[order], starts, "spend_micros"), pa.int64())
+    columns["spend_micros"] = pa.array(summed(spend[order], starts, "spend_micros"), pa.int64())
     columns["users"] = users_sketch
     return pa.table(columns)

@@ -169,3 +169,11 @@ SLICE_COLUMN = {
     CAMPAIGN_HOURLY_TABLE: "hour",
     CAMPAIGN_DAILY_TABLE: "day",
 }
+
+# A rollup key's bid measures, as the bids step hands them to the hourly rollup.
+BID_MEASURES = pa.schema(
+    [
+        *(CAMPAIGN_HOURLY.field(key) for key in KEYS),
+        *(pa.field(m, pa.int64()) for m in MEASURES[MEASURES.index("bid_requests") :]),
+    ]
+)
