@@ -114,17 +114,8 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """Each text's XXH3-64 in one pass over its bytes (a null's: XXH3 of "" seeded 1), or
     None without the library. Large strings and dictionaries are read as plain text first,
     so a text's hash depends on its bytes alone, whatever its array's layout."""
-    hash_texts = function(*_TEXT_HASHES)
-    if hash_texts is None:
-        return None
-    hashes = np.empty(len(texts), dtype=np.uint64)
-    at = 0
-    for part in _plain_strings(texts):
-        offsets, data, valid, bit = string_buffers(part)
-        out = hashes[at : at + len(part)]
-        hash_texts(offsets, data, valid, bit, len(part), out.ctypes.data)
-        at += len(part)
-    return hashes
+    hashes = _per_text(_TEXT_HASHES, texts, np.uint64)
+    return None if hashes is None else hashes[0]
 
 
 _SORTED_STARTS = (
@@ -327,25 +318,25 @@ def _numbers_of_texts(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(number, decided) of each text, as the helper of ``signature`` reads a chunk's
     strings into one 64-bit number and a decided flag a row; None without the library."""
+    read = _per_text(signature, texts, np.int64, np.uint8)
+    return None if read is None else (read[0], read[1].view(bool))
+
+
+def _per_text(
+    signature: tuple[Any, ...], texts: pa.Array | pa.ChunkedArray, *dtypes: Any
+) -> list[np.ndarray] | None:
+    """An array of each of ``dtypes`` with a value a text, as the helper of ``signature``
+    writes them from a chunk's strings (its buffers, its length, then an output pointer
+    of each type), chunk after chunk; None without the library."""
     read = function(*signature)
     if read is None:
         return None
-    numbers = np.empty(len(texts), dtype=np.int64)
-    decided = np.empty(len(texts), dtype=np.uint8)
+    outputs = [np.empty(len(texts), dtype=dtype) for dtype in dtypes]
     at = 0
     for chunk in _plain_strings(texts):
-        offsets, data, valid, bit = string_buffers(chunk)
-        read(
-            offsets,
-            data,
-            valid,
-            bit,
-            len(chunk),
-            numbers[at:].ctypes.data,
-            decided[at:].ctypes.data,
-        )
+        read(*string_buffers(chunk), len(chunk), *(out[at:].ctypes.data for out in outputs))
         at += len(chunk)
-    return numbers, decided.view(bool)
+    return outputs
 
 
 def plain_numbers(
@@ -495,16 +486,8 @@ def opens_containers(texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     >>> found is None or found.tolist() == [True, False, False, False, True]
     True
     """
-    read = function(*_OPENS_CONTAINERS)
-    if read is None:
-        return None
-    opens = np.empty(len(texts), dtype=np.uint8)
-    at = 0
-    for chunk in _plain_strings(texts):
-        offsets, data, valid, bit = string_buffers(chunk)
-        read(offsets, data, valid, bit, len(chunk), opens[at:].ctypes.data)
-        at += len(chunk)
-    return opens.view(bool)
+    opens = _per_text(_OPENS_CONTAINERS, texts, np.uint8)
+    return None if opens is None else opens[0].view(bool)
 
 
 _MAP_RENDERS = (
