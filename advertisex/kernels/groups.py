@@ -39,21 +39,26 @@ def summed(ordered: np.ndarray, starts: np.ndarray, measure: str) -> np.ndarray:
 def rank_groups(ranks: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`key_groups` of keys given as their ranks (each key's rank a row, and how many
     ranks it has: :func:`ranks`, :func:`hour_ranks`), rows there are."""
-    distinct = math.prod(count for _, count in ranks)
-    if distinct <= 1 << 63:
-        combined = np.zeros(len(ranks[0][0]), dtype=np.int64)
-        for rank, count in ranks:
-            combined = combined * count + rank
-        ranks = [(combined, 0)]
-        order = _stable_order(combined, distinct)
-    else:
-        order = np.lexsort([rank for rank, _ in reversed(ranks)])
+    order = rank_order(ranks)
     change = np.zeros(len(order), dtype=bool)
     change[0] = True
     for rank, _ in ranks:
         ordered = rank[order]
         change[1:] |= ordered[1:] != ordered[:-1]
     return order, np.flatnonzero(change)
+
+
+def rank_order(ranks: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Row numbers ordered by ``ranks`` (each key's rank a row, 0 … its count - 1; the most
+    significant first), ties in row order: the ranks combined into one integer a row where
+    they fit 63 bits, and sorted once (:func:`_stable_order`), else lexsort's pass a key."""
+    distinct = math.prod(count for _, count in ranks)
+    if distinct <= 1 << 63:
+        combined = np.zeros(len(ranks[0][0]), dtype=np.int64)
+        for rank, count in ranks:
+            combined = combined * count + rank
+        return _stable_order(combined, distinct)
+    return np.lexsort([rank for rank, _ in reversed(ranks)])  # (stable: ties in row order)
 
 
 def _stable_order(keys: np.ndarray, distinct: int) -> np.ndarray:
